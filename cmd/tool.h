@@ -1,0 +1,24 @@
+/* tool.h - what every cmd/llm-*.c shares: exit codes, error reporting,
+ * size parsing.  Exit codes: 0 success, 1 runtime failure, 2 usage error. */
+#ifndef LLM_TOOL_H
+#define LLM_TOOL_H
+
+#include <stdint.h>
+
+enum { TOOL_EXIT_OK = 0, TOOL_EXIT_FAIL = 1, TOOL_EXIT_USAGE = 2 };
+
+/* Set the program name for messages and the log prefix. */
+void tool_init(const char *prog);
+/* Print "prog: <detail or strerror>" for a libllm error; returns 1. */
+int tool_fail(int rc);
+/* Print "prog: <message>" and "Try 'prog --help'." ; returns 2. */
+int tool_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print "prog: <message>"; returns 1. */
+int tool_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Parse "123", "4K", "16MiB", "2G", "1.5GB" (K=1024); -1 on error. */
+int tool_parse_size(const char *s, uint64_t *out);
+/* Parse an integer in [lo, hi]; -1 on error. */
+int tool_parse_int(const char *s, long lo, long hi, long *out);
+extern const char *tool_prog;
+
+#endif

@@ -1,0 +1,2 @@
+/* dtype.c - not written yet */
+typedef int llm_placeholder_dtype;

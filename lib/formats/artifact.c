@@ -1,0 +1,2 @@
+/* artifact.c - not written yet */
+typedef int llm_placeholder_artifact;

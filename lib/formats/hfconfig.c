@@ -1,0 +1,2 @@
+/* hfconfig.c - not written yet */
+typedef int llm_placeholder_hfconfig;

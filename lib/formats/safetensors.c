@@ -1,0 +1,2 @@
+/* safetensors.c - not written yet */
+typedef int llm_placeholder_safetensors;

@@ -1,0 +1,2 @@
+/* desc.c - not written yet */
+typedef int llm_placeholder_desc;

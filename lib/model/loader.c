@@ -1,0 +1,2 @@
+/* loader.c - not written yet */
+typedef int llm_placeholder_loader;
