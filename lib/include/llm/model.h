@@ -218,6 +218,10 @@ struct llm_model {
     const json_t *tokenizer_json;  /* meta.tokenizer.files["tokenizer.json"], or NULL */
     const json_t *tokenizer_config;/* meta.tokenizer.files["tokenizer_config.json"], or NULL */
     char *path;
+    /* Tensor source used by llm_model_tensor when ar is NULL: lets tests and
+     * tools build a model in memory.  Returns 0 or LLM_ENOTFOUND. */
+    int (*get_tensor)(void *ctx, const char *name, struct llm_tensor *t);
+    void *get_tensor_ctx;
 };
 /* Open an artifact ("-" = stdin, read fully into memory) as a model. */
 int llm_model_open(struct llm_model **out, const char *path);
