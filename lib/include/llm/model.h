@@ -100,6 +100,7 @@ struct llm_rope {
 };
 
 #define LLM_MAX_EOS 8
+#define LLM_MAX_LAYERS 512
 
 struct llm_model_desc {
     int arch;               /* enum llm_arch */
@@ -133,8 +134,9 @@ struct llm_model_desc {
     int norm_bias;          /* norms have a bias (LayerNorm) */
     int lm_head_bias;
 
-    int sliding_window;     /* 0 = full attention */
-    int sliding_window_layers; /* layers [0, this) use the window; n_layers = all (Qwen2 max_window_layers semantics inverted: see hfconfig.c) */
+    int sliding_window;     /* window in tokens; 0 = full attention everywhere */
+    unsigned char layer_window[LLM_MAX_LAYERS]; /* 1: layer i uses sliding_window
+                               (Mistral: all; Qwen2: i >= max_window_layers) */
     double attn_scale;      /* softmax scale; 0 = 1/sqrt(head_dim) */
     double embed_scale;     /* multiply embeddings by this (Gemma: sqrt(hidden)); 0 = 1 */
     double logit_softcap;   /* 0 = none */
@@ -192,7 +194,33 @@ int llm_name_layer(char *buf, size_t cap, int layer, const char *suffix);
 int llm_desc_tensor_shape(const struct llm_model_desc *d, const char *name, int *ndim,
                           int64_t shape[LLM_MAX_DIMS]);
 
-/* Number of parameters (for reports); bytes of weights at a dtype. */
+/* Every canonical tensor this description has, in canonical order
+ * (embedding, per layer, final norm, lm_head): *names is one malloc'd
+ * array of n fixed-size strings. */
+#define LLM_NAME_MAX 128
+int llm_desc_tensor_names(const struct llm_model_desc *d, char (**names)[LLM_NAME_MAX], size_t *n);
+
+/* ---- HF checkpoint -> canonical tensors (lib/model/hfmap.c) ---------------
+ * A conversion plan: for each canonical tensor, the HF tensors whose rows
+ * are concatenated (dim 0) to make it (q;k;v for attention.qkv, one source
+ * otherwise).  Building the plan checks that every required HF tensor is
+ * present with the expected shape (LLM_ENOTFOUND / LLM_ESHAPE naming the
+ * tensor and its file) and warns about HF tensors it does not use.  Items
+ * come in the order their first source appears in the checkpoint, so a
+ * converter reads the files sequentially. */
+struct llm_st;
+#define LLM_PLAN_MAX_SRC 4
+struct llm_plan_item {
+    char name[LLM_NAME_MAX];              /* canonical name */
+    int ndim;
+    int64_t shape[LLM_MAX_DIMS];          /* canonical shape */
+    int n_src;
+    size_t src[LLM_PLAN_MAX_SRC];         /* indices into the llm_st tensor list */
+};
+int llm_hfmap_plan(const struct llm_model_desc *d, const struct llm_st *st,
+                   struct llm_plan_item **items, size_t *n);
+
+/* Number of parameters (for reports). */
 uint64_t llm_desc_n_params(const struct llm_model_desc *d);
 
 /* ---- HF config reader (lib/formats/hfconfig.c) ----------------------------

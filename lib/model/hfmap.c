@@ -1,0 +1,2 @@
+/* hfmap.c - not written yet */
+typedef int llm_placeholder_hfmap;
