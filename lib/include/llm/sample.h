@@ -44,6 +44,10 @@ struct llm_sampling {
 
 /* Neutral values: greedy, no filters, no penalties, seed 0, no logprobs. */
 void llm_sampling_init(struct llm_sampling *p);
+/* LLM_EINVAL naming the first out-of-range field (temperature >= 0,
+ * top_k >= 0, top_p in (0,1], min_p in [0,1], repetition_penalty > 0,
+ * penalties finite, logprobs -1..LLM_MAX_LOGPROBS). */
+int llm_sampling_check(const struct llm_sampling *p);
 
 /* What the sampler needs to know of one sequence for one token. */
 struct llm_sample_row {
