@@ -1,0 +1,333 @@
+/* attn_prefill.cu - causal attention over the paged KV cache for prompt
+ * tiles, on tensor cores (FlashAttention-2 tiling).
+ *
+ * Design: one block of 4 warps per (tile of up to 64 query rows of one
+ * sequence, query head); each warp owns 16 query rows.  Key/value tiles of
+ * BN tokens are gathered from the paged pool (each token's row found
+ * through the block table, so chunked prefill and shared prefixes read the
+ * same cache the decode kernel does) into padded shared memory with
+ * cp.async, two stages deep.  S = Q K^T and O += P V run on mma.sync
+ * m16n8k16 (f16 or bf16 inputs, fp32 accumulators) with ldmatrix feeding
+ * the fragments; the online softmax stays in registers (exp2 with the
+ * scale folded in), so S and P never touch shared or device memory.  Tiles
+ * entirely inside every row's visible range skip the mask.  GQA query
+ * heads of one group re-read the same K/V tiles, which then come from L2.
+ */
+#include "common.cuh"
+
+#define BM 64
+#define NWARP 4
+
+static __device__ __forceinline__ void cp_async16_zfill(void *smem, const void *gmem, bool valid)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    int n = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
+}
+static __device__ __forceinline__ void cp_commit(void)
+{
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+template <int N> static __device__ __forceinline__ void cp_wait(void)
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+static __device__ __forceinline__ void ldsm_x4(uint32_t *r, const void *p)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+static __device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const void *p)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+
+template <typename T> struct mma_op;
+template <> struct mma_op<__half> {
+    static __device__ __forceinline__ void run(float *c, const uint32_t *a, uint32_t b0,
+                                               uint32_t b1)
+    {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    static __device__ __forceinline__ uint32_t pack(float x, float y)
+    {
+        __half2 h = __floats2half2_rn(x, y);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+};
+template <> struct mma_op<bf16> {
+    static __device__ __forceinline__ void run(float *c, const uint32_t *a, uint32_t b0,
+                                               uint32_t b1)
+    {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    static __device__ __forceinline__ uint32_t pack(float x, float y)
+    {
+        __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+};
+
+template <typename T, int D> struct pf_cfg {
+    static constexpr int BN = D <= 128 ? 64 : 32;  /* keys per tile */
+    static constexpr int DP = D + 8;               /* padded row (16 bytes) */
+    static constexpr bool QREG = D <= 128;         /* Q fragments live in registers */
+    static constexpr size_t smem = sizeof(T) * (size_t)(BM + 4 * BN) * DP;
+};
+
+template <typename T, int D>
+__global__ void __launch_bounds__(NWARP * 32)
+    attn_prefill_kernel(const struct llm_k_attn a, const int32_t *tiles)
+{
+    typedef pf_cfg<T, D> C;
+    constexpr int BN = C::BN, DP = C::DP, KD = D / 16, NB = BN / 8, ND = D / 8;
+    constexpr int VR = D / 8; /* 16-byte vectors per row */
+    const int tile = blockIdx.x, h = blockIdx.y;
+    const int sq = tiles[3 * tile], r0 = tiles[3 * tile + 1], nr = tiles[3 * tile + 2];
+    const int G = a.n_heads / a.n_kv_heads, kvh = h / G;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int g = lane >> 2, t4 = lane & 3;
+
+    extern __shared__ __align__(16) unsigned char smem[];
+    T *qs = (T *)smem;           /* [BM][DP] */
+    T *ks = qs + BM * DP;        /* [2][BN][DP] */
+    T *vs = ks + 2 * BN * DP;    /* [2][BN][DP] */
+
+    const int p_first = a.pos[r0], p_last = a.pos[r0 + nr - 1];
+    const int lo_first = a.window > 0 ? max(0, p_first - a.window + 1) : 0;
+    const int lo_last = a.window > 0 ? max(0, p_last - a.window + 1) : 0;
+
+    /* Q tile (rows past nr are zero). */
+    const T *qg = (const T *)a.q + (int64_t)r0 * a.q_stride + h * D;
+    for (int e = threadIdx.x; e < BM * VR; e += NWARP * 32) {
+        int rr = e / VR, c = e - rr * VR;
+        bool ok = rr < nr;
+        cp_async16_zfill(qs + rr * DP + c * 8, qg + (int64_t)(ok ? rr : 0) * a.q_stride + c * 8,
+                         ok);
+    }
+
+    const int32_t *bt = a.block_table + (int64_t)sq * a.bt_stride;
+    const T *kvbase = (const T *)a.kv;
+    const int64_t head_off = (int64_t)kvh * a.block_size * D;
+    const int64_t v_off = (int64_t)a.n_kv_heads * a.block_size * D;
+    auto load_kv = [&](int buf, int kb) {
+        for (int e = threadIdx.x; e < BN * VR; e += NWARP * 32) {
+            int rr = e / VR, c = e - rr * VR;
+            int j = kb + rr;
+            bool ok = j >= lo_first && j <= p_last;
+            const T *src = kvbase;
+            if (ok)
+                src = kvbase + (int64_t)bt[j / a.block_size] * a.blk_stride + head_off +
+                      (int64_t)(j % a.block_size) * D + c * 8;
+            cp_async16_zfill(ks + (buf * BN + rr) * DP + c * 8, src, ok);
+            cp_async16_zfill(vs + (buf * BN + rr) * DP + c * 8, ok ? src + v_off : src, ok);
+        }
+        cp_commit();
+    };
+
+    const int kt0 = lo_first / BN, kt1 = p_last / BN;
+    load_kv(0, kt0 * BN); /* first group also carries Q */
+
+    /* This thread's two rows. */
+    const int ra = warp * 16 + g, rb = ra + 8;
+    const int pa = a.pos[r0 + min(ra, nr - 1)], pb = a.pos[r0 + min(rb, nr - 1)];
+    const int loa = a.window > 0 ? max(0, pa - a.window + 1) : 0;
+    const int lob = a.window > 0 ? max(0, pb - a.window + 1) : 0;
+    const float LOG2E = 1.4426950408889634f;
+    const float sl = a.alibi ? a.alibi[h] * LOG2E : 0.f;
+    const float qscale = a.softcap > 0.f ? a.scale : a.scale * LOG2E;
+
+    float o[ND][4];
+#pragma unroll
+    for (int i = 0; i < ND; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+    float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f;
+    uint32_t qf[C::QREG ? KD : 1][4];
+
+    for (int kt = kt0; kt <= kt1; kt++) {
+        const int buf = (kt - kt0) & 1, kb = kt * BN;
+        if (kt < kt1) {
+            load_kv(buf ^ 1, kb + BN);
+            cp_wait<1>();
+        } else {
+            cp_wait<0>();
+        }
+        __syncthreads();
+        if (C::QREG && kt == kt0) {
+#pragma unroll
+            for (int kk = 0; kk < (C::QREG ? KD : 0); kk++)
+                ldsm_x4(qf[kk], qs + (warp * 16 + (lane & 15)) * DP + kk * 16 + (lane >> 4) * 8);
+        }
+
+        /* S = Q K^T for this warp's 16 rows x BN keys. */
+        float s[NB][4];
+#pragma unroll
+        for (int i = 0; i < NB; i++) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+        const T *kbuf = ks + buf * BN * DP;
+#pragma unroll
+        for (int kk = 0; kk < KD; kk++) {
+            uint32_t qa[4];
+            if (C::QREG) {
+                qa[0] = qf[C::QREG ? kk : 0][0];
+                qa[1] = qf[C::QREG ? kk : 0][1];
+                qa[2] = qf[C::QREG ? kk : 0][2];
+                qa[3] = qf[C::QREG ? kk : 0][3];
+            } else {
+                ldsm_x4(qa, qs + (warp * 16 + (lane & 15)) * DP + kk * 16 + (lane >> 4) * 8);
+            }
+#pragma unroll
+            for (int jj = 0; jj < NB / 2; jj++) {
+                uint32_t b[4];
+                ldsm_x4(b, kbuf + (jj * 16 + (lane & 7) + ((lane >> 4) << 3)) * DP + kk * 16 +
+                               ((lane >> 3) & 1) * 8);
+                mma_op<T>::run(s[2 * jj], qa, b[0], b[1]);
+                mma_op<T>::run(s[2 * jj + 1], qa, b[2], b[3]);
+            }
+        }
+
+        /* scale (to log2 units), cap, bias, mask */
+        const bool full = kb >= lo_last && kb + BN - 1 <= p_first;
+#pragma unroll
+        for (int nb = 0; nb < NB; nb++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float v = s[nb][e] * qscale;
+                if (a.softcap > 0.f) v = a.softcap * tanhf(v / a.softcap) * LOG2E;
+                int j = kb + nb * 8 + 2 * t4 + (e & 1);
+                int pr = e < 2 ? pa : pb, lr = e < 2 ? loa : lob;
+                if (a.alibi) v += sl * (float)(j - pr);
+                if (!full && (j > pr || j < lr)) v = -INFINITY;
+                s[nb][e] = v;
+            }
+        }
+
+        /* online softmax: rows spread over the 4 threads of a quad */
+        float mxa = -INFINITY, mxb = -INFINITY;
+#pragma unroll
+        for (int nb = 0; nb < NB; nb++) {
+            mxa = fmaxf(mxa, fmaxf(s[nb][0], s[nb][1]));
+            mxb = fmaxf(mxb, fmaxf(s[nb][2], s[nb][3]));
+        }
+        mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 1));
+        mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 2));
+        mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 1));
+        mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 2));
+        const float mna = fmaxf(ma, mxa), mnb = fmaxf(mb, mxb);
+        const float usea = mna == -INFINITY ? 0.f : mna, useb = mnb == -INFINITY ? 0.f : mnb;
+        const float ala = exp2f(ma - usea), alb = exp2f(mb - useb);
+        ma = mna;
+        mb = mnb;
+        float suma = 0.f, sumb = 0.f;
+#pragma unroll
+        for (int nb = 0; nb < NB; nb++) {
+            s[nb][0] = exp2f(s[nb][0] - usea);
+            s[nb][1] = exp2f(s[nb][1] - usea);
+            s[nb][2] = exp2f(s[nb][2] - useb);
+            s[nb][3] = exp2f(s[nb][3] - useb);
+            suma += s[nb][0] + s[nb][1];
+            sumb += s[nb][2] + s[nb][3];
+        }
+        la = la * ala + suma; /* per-thread partial; quad-reduced at the end */
+        lb = lb * alb + sumb;
+#pragma unroll
+        for (int i = 0; i < ND; i++) {
+            o[i][0] *= ala;
+            o[i][1] *= ala;
+            o[i][2] *= alb;
+            o[i][3] *= alb;
+        }
+
+        /* O += P V */
+        const T *vbuf = vs + buf * BN * DP;
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            uint32_t pa4[4];
+            pa4[0] = mma_op<T>::pack(s[2 * kk][0], s[2 * kk][1]);
+            pa4[1] = mma_op<T>::pack(s[2 * kk][2], s[2 * kk][3]);
+            pa4[2] = mma_op<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            pa4[3] = mma_op<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+            for (int dd = 0; dd < ND / 2; dd++) {
+                uint32_t b[4];
+                ldsm_x4_t(b, vbuf + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * DP +
+                                 dd * 16 + (lane >> 4) * 8);
+                mma_op<T>::run(o[2 * dd], pa4, b[0], b[1]);
+                mma_op<T>::run(o[2 * dd + 1], pa4, b[2], b[3]);
+            }
+        }
+        __syncthreads();
+    }
+
+    la += __shfl_xor_sync(0xffffffffu, la, 1);
+    la += __shfl_xor_sync(0xffffffffu, la, 2);
+    lb += __shfl_xor_sync(0xffffffffu, lb, 1);
+    lb += __shfl_xor_sync(0xffffffffu, lb, 2);
+    const float ia = la > 0.f ? 1.f / la : 0.f, ib = lb > 0.f ? 1.f / lb : 0.f;
+    T *og = (T *)a.o + (int64_t)r0 * a.n_heads * D + h * D;
+    const int64_t ostride = (int64_t)a.n_heads * D;
+#pragma unroll
+    for (int i = 0; i < ND; i++) {
+        int d = i * 8 + 2 * t4;
+        if (ra < nr)
+            *reinterpret_cast<uint32_t *>(og + ra * ostride + d) =
+                mma_op<T>::pack(o[i][0] * ia, o[i][1] * ia);
+        if (rb < nr)
+            *reinterpret_cast<uint32_t *>(og + rb * ostride + d) =
+                mma_op<T>::pack(o[i][2] * ib, o[i][3] * ib);
+    }
+}
+
+template <typename T, int D>
+static int launch_pf(const struct llm_k_attn *a, const int32_t *tiles, int n_tiles,
+                     cudaStream_t st)
+{
+    size_t smem = pf_cfg<T, D>::smem;
+    static int set = 0;
+    if (!set) {
+        cudaError_t e = cudaFuncSetAttribute(attn_prefill_kernel<T, D>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             (int)smem);
+        if (e != cudaSuccess) return (int)e;
+        set = 1;
+    }
+    attn_prefill_kernel<T, D><<<dim3(n_tiles, a->n_heads), NWARP * 32, smem, st>>>(*a, tiles);
+    return k_status();
+}
+
+#define PF_DIMS(X, T) X(T, 64) X(T, 80) X(T, 96) X(T, 128) X(T, 256)
+
+extern "C" int llm_k_attn_prefill_supported(int dt, int head_dim)
+{
+    if (dt != K_DT_F16 && dt != K_DT_BF16) return 0;
+    return head_dim == 64 || head_dim == 80 || head_dim == 96 || head_dim == 128 ||
+           head_dim == 256;
+}
+
+extern "C" int llm_k_attn_prefill(const struct llm_k_attn *a, const int32_t *tiles, int n_tiles,
+                                  llm_stream_t stream)
+{
+    if (n_tiles <= 0) return 0;
+    if (!llm_k_attn_prefill_supported(a->dt, a->head_dim) || a->n_kv_heads <= 0 ||
+        a->n_heads % a->n_kv_heads || a->n_heads > 65535)
+        return (int)cudaErrorInvalidValue;
+#define PF_CASE(T, DD)                                                                             \
+    if (a->head_dim == DD) return launch_pf<T, DD>(a, tiles, n_tiles, stream);
+    if (a->dt == K_DT_F16) {
+        PF_DIMS(PF_CASE, __half)
+    } else {
+        PF_DIMS(PF_CASE, bf16)
+    }
+#undef PF_CASE
+    return (int)cudaErrorInvalidValue;
+}

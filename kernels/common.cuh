@@ -1,0 +1,120 @@
+/* common.cuh - device helpers shared by the kernel files (not a public header).
+ *
+ * Element types are handled by templates over float, __half and
+ * __nv_bfloat16 with to_f32 / from_f32 conversions; memory is moved in
+ * 16-byte vectors (struct vec<T>, 4 floats or 8 halves) so every kernel
+ * issues full-width coalesced accesses.  dispatch_dt turns the runtime
+ * llm_dtype value of a launcher into the template instance.
+ */
+#ifndef LLM_KERNELS_COMMON_CUH
+#define LLM_KERNELS_COMMON_CUH
+
+#include <cuda_runtime.h>
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#include "kernels.h"
+
+/* llm_dtype values used by the launchers (see llm/dtype.h). */
+#define K_DT_F32 0
+#define K_DT_F16 1
+#define K_DT_BF16 2
+
+typedef __nv_bfloat16 bf16;
+
+static __device__ __forceinline__ float to_f32(float x)
+{
+    return x;
+}
+static __device__ __forceinline__ float to_f32(__half x)
+{
+    return __half2float(x);
+}
+static __device__ __forceinline__ float to_f32(bf16 x)
+{
+    return __bfloat162float(x);
+}
+
+template <typename T> static __device__ __forceinline__ T from_f32(float x);
+template <> __device__ __forceinline__ float from_f32<float>(float x)
+{
+    return x;
+}
+template <> __device__ __forceinline__ __half from_f32<__half>(float x)
+{
+    return __float2half_rn(x);
+}
+template <> __device__ __forceinline__ bf16 from_f32<bf16>(float x)
+{
+    return __float2bfloat16_rn(x);
+}
+
+/* 16 bytes of T. */
+template <typename T> struct vec {
+    static constexpr int N = 16 / sizeof(T);
+    union {
+        uint4 u;
+        T v[N];
+    };
+};
+
+template <typename T> static __device__ __forceinline__ vec<T> vload(const T *p)
+{
+    vec<T> r;
+    r.u = *reinterpret_cast<const uint4 *>(p);
+    return r;
+}
+template <typename T> static __device__ __forceinline__ void vstore(T *p, const vec<T> &r)
+{
+    *reinterpret_cast<uint4 *>(p) = r.u;
+}
+
+static __device__ __forceinline__ float warp_sum(float v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+static __device__ __forceinline__ float warp_max(float v)
+{
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Sum over the block (blockDim.x a multiple of 32, at most 1024); every
+ * thread gets the total.  sh: 32 floats of shared memory. */
+static __device__ __forceinline__ float block_sum(float v, float *sh)
+{
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : 0.f;
+    return warp_sum(v);
+}
+
+static inline int k_status(void)
+{
+    return (int)cudaGetLastError();
+}
+
+#define DISPATCH_DT(dt, T, ...)                                                                    \
+    do {                                                                                           \
+        if ((dt) == K_DT_F32) {                                                                    \
+            typedef float T;                                                                       \
+            __VA_ARGS__;                                                                           \
+        } else if ((dt) == K_DT_F16) {                                                             \
+            typedef __half T;                                                                      \
+            __VA_ARGS__;                                                                           \
+        } else if ((dt) == K_DT_BF16) {                                                            \
+            typedef bf16 T;                                                                        \
+            __VA_ARGS__;                                                                           \
+        } else {                                                                                   \
+            return (int)cudaErrorInvalidValue;                                                     \
+        }                                                                                          \
+    } while (0)
+
+#endif

@@ -1,0 +1,343 @@
+/* elementwise.cu - the memory-bound kernels: embedding gather, norms with
+ * the residual add fused in, gated activations, row gather, logit soft-cap,
+ * dtype conversion and KV block copies.
+ *
+ * Design: each kernel makes one pass over its data in 16-byte vectors.  The
+ * norm keeps its row in registers (up to 4 vectors per thread, one block
+ * per row) so the residual add, the statistics and the scaled output cost a
+ * single read of each input and a single write of each output.  All
+ * arithmetic is fp32; results are rounded once when stored.
+ */
+#include "common.cuh"
+
+/* ---- embedding ----------------------------------------------------------- */
+
+template <typename T>
+__global__ void embed_kernel(T *out, const T *table, const int32_t *tokens, const T *pos_table,
+                             const int32_t *pos, int hidden, float scale)
+{
+    constexpr int V = vec<T>::N;
+    int r = blockIdx.x;
+    const T *src = table + (int64_t)tokens[r] * hidden;
+    const T *psrc = pos_table ? pos_table + (int64_t)pos[r] * hidden : nullptr;
+    T *dst = out + (int64_t)r * hidden;
+    for (int i = threadIdx.x * V; i < hidden; i += blockDim.x * V) {
+        vec<T> a = vload(src + i), o;
+        if (psrc) {
+            vec<T> p = vload(psrc + i);
+#pragma unroll
+            for (int k = 0; k < V; k++) o.v[k] = from_f32<T>(to_f32(a.v[k]) * scale + to_f32(p.v[k]));
+        } else {
+#pragma unroll
+            for (int k = 0; k < V; k++) o.v[k] = from_f32<T>(to_f32(a.v[k]) * scale);
+        }
+        vstore(dst + i, o);
+    }
+}
+
+extern "C" int llm_k_embed(int dt, void *out, const void *table, const int32_t *tokens,
+                           const void *pos_table, const int32_t *pos, int n, int hidden,
+                           float scale, llm_stream_t stream)
+{
+    if (n <= 0) return 0;
+    if (hidden % 8) return (int)cudaErrorInvalidValue;
+    DISPATCH_DT(dt, T, {
+        int nv = hidden / vec<T>::N;
+        int nt = nv < 256 ? ((nv + 31) / 32) * 32 : 256;
+        embed_kernel<T><<<n, nt, 0, stream>>>((T *)out, (const T *)table, tokens,
+                                              (const T *)pos_table, pos, hidden, scale);
+    });
+    return k_status();
+}
+
+/* ---- norms ---------------------------------------------------------------- */
+
+#define NORM_MAXV 4
+
+template <typename T>
+__global__ void norm_kernel(int kind, T *out, T *res, const T *add, const T *w, const T *b,
+                            float w_offset, int n, float eps)
+{
+    constexpr int V = vec<T>::N;
+    __shared__ float sh[32];
+    int64_t r = blockIdx.x;
+    int nv = n / V;
+    T *xr = res + r * n;
+    const T *ar = add ? add + r * n : nullptr;
+    float x[NORM_MAXV][V];
+    float s = 0.f;
+#pragma unroll
+    for (int c = 0; c < NORM_MAXV; c++) {
+        int i = threadIdx.x + c * blockDim.x;
+        if (i < nv) {
+            vec<T> a = vload(xr + i * V);
+            if (ar) {
+                vec<T> d = vload(ar + i * V);
+#pragma unroll
+                for (int k = 0; k < V; k++) a.v[k] = from_f32<T>(to_f32(a.v[k]) + to_f32(d.v[k]));
+                vstore(xr + i * V, a);
+            }
+#pragma unroll
+            for (int k = 0; k < V; k++) {
+                x[c][k] = to_f32(a.v[k]);
+                s += kind == LLM_K_NORM_RMS ? x[c][k] * x[c][k] : x[c][k];
+            }
+        }
+    }
+    s = block_sum(s, sh);
+    float mean = 0.f, inv;
+    if (kind == LLM_K_NORM_RMS) {
+        inv = rsqrtf(s / n + eps);
+    } else {
+        mean = s / n;
+        float q = 0.f;
+#pragma unroll
+        for (int c = 0; c < NORM_MAXV; c++) {
+            int i = threadIdx.x + c * blockDim.x;
+            if (i < nv) {
+#pragma unroll
+                for (int k = 0; k < V; k++) q += (x[c][k] - mean) * (x[c][k] - mean);
+            }
+        }
+        q = block_sum(q, sh);
+        inv = rsqrtf(q / n + eps);
+    }
+    T *orow = out + r * n;
+#pragma unroll
+    for (int c = 0; c < NORM_MAXV; c++) {
+        int i = threadIdx.x + c * blockDim.x;
+        if (i < nv) {
+            vec<T> wv = vload(w + i * V), o;
+            vec<T> bv;
+            if (b) bv = vload(b + i * V);
+#pragma unroll
+            for (int k = 0; k < V; k++) {
+                float y = (x[c][k] - mean) * inv * (to_f32(wv.v[k]) + w_offset);
+                if (b) y += to_f32(bv.v[k]);
+                o.v[k] = from_f32<T>(y);
+            }
+            vstore(orow + i * V, o);
+        }
+    }
+}
+
+extern "C" int llm_k_norm(int dt, int kind, void *out, void *res, const void *add, const void *w,
+                          const void *b, float w_offset, int rows, int n, float eps,
+                          llm_stream_t stream)
+{
+    if (rows <= 0) return 0;
+    if (n % 8 || (kind != LLM_K_NORM_RMS && kind != LLM_K_NORM_LAYER))
+        return (int)cudaErrorInvalidValue;
+    DISPATCH_DT(dt, T, {
+        int nv = n / vec<T>::N;
+        int nt = (nv + NORM_MAXV - 1) / NORM_MAXV;
+        nt = ((nt + 31) / 32) * 32;
+        if (nt > 1024) return (int)cudaErrorInvalidValue;
+        norm_kernel<T><<<rows, nt, 0, stream>>>(kind, (T *)out, (T *)res, (const T *)add,
+                                                (const T *)w, (const T *)b, w_offset, n, eps);
+    });
+    return k_status();
+}
+
+/* ---- rotary embedding + KV append ----------------------------------------- */
+
+template <typename T>
+__global__ void rope_kv_kernel(T *qkv, const float2 *rope, const int32_t *pos, const int32_t *slot,
+                               T *kv, int64_t blk_stride, int block_size, int n_heads,
+                               int n_kv_heads, int head_dim, int rot_dims, int neox)
+{
+    constexpr int V = vec<T>::N;
+    int64_t r = blockIdx.x;
+    int width = (n_heads + 2 * n_kv_heads) * head_dim;
+    T *row = qkv + r * width;
+    if (rope) {
+        int half = rot_dims / 2;
+        const float2 *tab = rope + (int64_t)pos[r] * half;
+        int items = (n_heads + n_kv_heads) * half;
+        for (int it = threadIdx.x; it < items; it += blockDim.x) {
+            int h = it / half, i = it - h * half;
+            T *x = row + h * head_dim;
+            int i1 = neox ? i : 2 * i, i2 = neox ? i + half : 2 * i + 1;
+            float2 cs = tab[i];
+            float a = to_f32(x[i1]), bb = to_f32(x[i2]);
+            x[i1] = from_f32<T>(a * cs.x - bb * cs.y);
+            x[i2] = from_f32<T>(bb * cs.x + a * cs.y);
+        }
+        __syncthreads();
+    }
+    int s = slot[r];
+    if (s < 0) return;
+    int blk = s / block_size, off = s - blk * block_size;
+    int kvw = n_kv_heads * head_dim;
+    /* K at block base, V one head-set further; within it [head][slot][dim]. */
+    T *kb = kv + (int64_t)blk * blk_stride;
+    T *vb = kb + (int64_t)n_kv_heads * block_size * head_dim;
+    const T *ksrc = row + n_heads * head_dim, *vsrc = ksrc + kvw;
+    for (int i = threadIdx.x * V; i < 2 * kvw; i += blockDim.x * V) {
+        int isv = i >= kvw;
+        int j = isv ? i - kvw : i;
+        int h = j / head_dim, d = j - h * head_dim;
+        T *dst = (isv ? vb : kb) + ((int64_t)h * block_size + off) * head_dim + d;
+        vstore(dst, vload((isv ? vsrc : ksrc) + j));
+    }
+}
+
+extern "C" int llm_k_rope_kv(int dt, void *qkv, const float *rope, const int32_t *pos,
+                             const int32_t *slot, void *kv, int64_t blk_stride, int block_size,
+                             int n, int n_heads, int n_kv_heads, int head_dim, int rot_dims,
+                             int neox, llm_stream_t stream)
+{
+    if (n <= 0) return 0;
+    if (head_dim % 8 || rot_dims % 2 || rot_dims > head_dim) return (int)cudaErrorInvalidValue;
+    DISPATCH_DT(dt, T, {
+        rope_kv_kernel<T><<<n, 128, 0, stream>>>((T *)qkv, (const float2 *)rope, pos, slot,
+                                                 (T *)kv, blk_stride, block_size, n_heads,
+                                                 n_kv_heads, head_dim, rot_dims, neox);
+    });
+    return k_status();
+}
+
+/* ---- activations ------------------------------------------------------------ */
+
+static __device__ __forceinline__ float act_f(int act, float x)
+{
+    switch (act) {
+    case LLM_K_ACT_SILU:
+        return x / (1.f + expf(-x));
+    case LLM_K_ACT_GELU:
+        return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+    case LLM_K_ACT_GELU_TANH:
+        return 0.5f * x * (1.f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+    default:
+        return x > 0.f ? x : 0.f;
+    }
+}
+
+template <typename T>
+__global__ void act_kernel(int act, int gated, T *h, int64_t rows, int inter)
+{
+    constexpr int V = vec<T>::N;
+    int nv = inter / V;
+    int64_t total = rows * nv;
+    int64_t stride = gated ? 2 * (int64_t)inter : inter;
+    for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
+         t += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = t / nv;
+        int j = (int)(t - r * nv) * V;
+        T *p = h + r * stride + j;
+        vec<T> a = vload(p), o;
+        if (gated) {
+            vec<T> g = vload(p + inter);
+#pragma unroll
+            for (int k = 0; k < V; k++) o.v[k] = from_f32<T>(act_f(act, to_f32(a.v[k])) * to_f32(g.v[k]));
+        } else {
+#pragma unroll
+            for (int k = 0; k < V; k++) o.v[k] = from_f32<T>(act_f(act, to_f32(a.v[k])));
+        }
+        vstore(p, o);
+    }
+}
+
+static int grid_for(int64_t work, int nt)
+{
+    int64_t g = (work + nt - 1) / nt;
+    if (g > 132 * 32) g = 132 * 32;
+    return g < 1 ? 1 : (int)g;
+}
+
+extern "C" int llm_k_act(int dt, int act, int gated, void *h, int rows, int inter,
+                         llm_stream_t stream)
+{
+    if (rows <= 0) return 0;
+    if (inter % 8 || act < 0 || act > LLM_K_ACT_RELU) return (int)cudaErrorInvalidValue;
+    DISPATCH_DT(dt, T, {
+        int64_t work = (int64_t)rows * (inter / vec<T>::N);
+        act_kernel<T><<<grid_for(work, 256), 256, 0, stream>>>(act, gated, (T *)h, rows, inter);
+    });
+    return k_status();
+}
+
+/* ---- row gather -------------------------------------------------------------- */
+
+template <typename T>
+__global__ void gather_kernel(T *out, const T *in, const int32_t *rows, int width)
+{
+    constexpr int V = vec<T>::N;
+    int r = blockIdx.x;
+    const T *src = in + (int64_t)rows[r] * width;
+    T *dst = out + (int64_t)r * width;
+    for (int i = threadIdx.x * V; i < width; i += blockDim.x * V) vstore(dst + i, vload(src + i));
+}
+
+extern "C" int llm_k_gather(int dt, void *out, const void *in, const int32_t *rows, int n,
+                            int width, llm_stream_t stream)
+{
+    if (n <= 0) return 0;
+    if (width % 8) return (int)cudaErrorInvalidValue;
+    DISPATCH_DT(dt, T, {
+        gather_kernel<T><<<n, 128, 0, stream>>>((T *)out, (const T *)in, rows, width);
+    });
+    return k_status();
+}
+
+/* ---- soft-cap ------------------------------------------------------------------ */
+
+__global__ void softcap_kernel(float *x, int64_t n, float cap)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        x[i] = cap * tanhf(x[i] / cap);
+}
+
+extern "C" int llm_k_softcap(float *x, int64_t n, float cap, llm_stream_t stream)
+{
+    if (n <= 0) return 0;
+    softcap_kernel<<<grid_for(n, 256), 256, 0, stream>>>(x, n, cap);
+    return k_status();
+}
+
+/* ---- conversion ------------------------------------------------------------------ */
+
+template <typename D, typename S> __global__ void convert_kernel(D *dst, const S *src, int64_t n)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        dst[i] = from_f32<D>(to_f32(src[i]));
+}
+
+extern "C" int llm_k_convert(void *dst, int dst_dt, const void *src, int src_dt, int64_t n,
+                             llm_stream_t stream)
+{
+    if (n <= 0) return 0;
+    int g = grid_for(n, 256);
+    DISPATCH_DT(dst_dt, D, {
+        DISPATCH_DT(src_dt, S, {
+            convert_kernel<D, S><<<g, 256, 0, stream>>>((D *)dst, (const S *)src, n);
+        });
+    });
+    return k_status();
+}
+
+/* ---- KV block copies ------------------------------------------------------------- */
+
+__global__ void copy_blocks_kernel(uint4 *pool, const int32_t *src, const int32_t *dst,
+                                   int64_t nvec)
+{
+    const uint4 *s = pool + (int64_t)src[blockIdx.y] * nvec;
+    uint4 *d = pool + (int64_t)dst[blockIdx.y] * nvec;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < nvec;
+         i += (int64_t)gridDim.x * blockDim.x)
+        d[i] = s[i];
+}
+
+extern "C" int llm_k_copy_blocks(void *pool, const int32_t *src, const int32_t *dst, int n,
+                                 int64_t blk_bytes, llm_stream_t stream)
+{
+    if (n <= 0) return 0;
+    if (blk_bytes % 16 || n > 65535) return (int)cudaErrorInvalidValue;
+    int64_t nvec = blk_bytes / 16;
+    int gx = (int)((nvec + 255) / 256);
+    if (gx > 64) gx = 64;
+    copy_blocks_kernel<<<dim3(gx, n), 256, 0, stream>>>((uint4 *)pool, src, dst, nvec);
+    return k_status();
+}

@@ -1,0 +1,132 @@
+/* kernels.h - the CUDA kernels of the GPU backend, as plain C launchers.
+ *
+ * Every launcher enqueues its work on `stream` and returns the launch
+ * status (cudaGetLastError() right after the launch, as an int so this
+ * header needs no CUDA include), so the caller checks every launch through
+ * its one checking macro.  Element types are the llm_dtype values F32, F16
+ * and BF16; one `dt` argument gives the type of every activation, weight
+ * and KV operand of a call, and all arithmetic is done in fp32.
+ *
+ * Layouts (row-major throughout):
+ *   activations        [rows][width]
+ *   fused qkv          [rows][(n_heads + 2 * n_kv_heads) * head_dim], q then k then v
+ *   fused gate/up out  [rows][2 * inter], fc (activated) then gate
+ *   KV pool            [n_blocks][n_layers][2 (K, V)][n_kv_heads][block_size][head_dim]:
+ *                      one block of all layers is contiguous, so copy-on-write of a
+ *                      shared prefix is one contiguous copy per block.  Kernels take
+ *                      `kv` = the pool plus the layer offset, and `blk_stride` =
+ *                      elements from one block to the next (n_layers * 2 * kvh * bs * hd).
+ *   rope table         [n_pos][rot_dims / 2] of (cos, sin) float2, magnitude scale folded in
+ */
+#ifndef LLM_KERNELS_H
+#define LLM_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct CUstream_st *llm_stream_t;
+
+/* Normalisations (enum llm_norm values). */
+enum llm_k_norm { LLM_K_NORM_RMS = 0, LLM_K_NORM_LAYER = 1 };
+/* Activations (enum llm_act values). */
+enum llm_k_act { LLM_K_ACT_SILU = 0, LLM_K_ACT_GELU, LLM_K_ACT_GELU_TANH, LLM_K_ACT_RELU };
+
+/* out[i] = table[tokens[i]] * scale (+ pos_table[pos[i]] when pos_table != NULL). */
+int llm_k_embed(int dt, void *out, const void *table, const int32_t *tokens,
+                const void *pos_table, const int32_t *pos, int n, int hidden, float scale,
+                llm_stream_t stream);
+
+/* When add != NULL first res[r] += add[r] (in place); then
+ * out[r] = norm(res[r]) * w (+ b), statistics in fp32 over the (rounded)
+ * residual row.  RMS: x / sqrt(mean(x^2) + eps); LAYER: (x - mean) /
+ * sqrt(var + eps).  w_offset is added to each weight (Gemma's 1 + w). */
+int llm_k_norm(int dt, int kind, void *out, void *res, const void *add, const void *w,
+               const void *b, float w_offset, int rows, int n, float eps, llm_stream_t stream);
+
+/* Rotary embedding on the fused qkv rows, in place, then the row's K and V
+ * written to the paged pool at slot[i] (block * block_size + offset; a
+ * negative slot skips the write).  rope == NULL: no rotation (ALiBi,
+ * learned or no position encoding).  neox: rotate halves of the first
+ * rot_dims dims; else interleaved pairs. */
+int llm_k_rope_kv(int dt, void *qkv, const float *rope, const int32_t *pos,
+                  const int32_t *slot, void *kv, int64_t blk_stride, int block_size, int n,
+                  int n_heads, int n_kv_heads, int head_dim, int rot_dims, int neox,
+                  llm_stream_t stream);
+
+/* Gated MLP: h[r][j] = act(h[r][j]) * h[r][inter + j] for j < inter, in place
+ * (row stride 2 * inter; the result is read with that stride).  Not gated
+ * (gated == 0): h[r][j] = act(h[r][j]) over [rows][inter]. */
+int llm_k_act(int dt, int act, int gated, void *h, int rows, int inter, llm_stream_t stream);
+
+/* out[i] = in[rows[i]] for i < n, rows of `width` elements. */
+int llm_k_gather(int dt, void *out, const void *in, const int32_t *rows, int n, int width,
+                 llm_stream_t stream);
+
+/* x = cap * tanh(x / cap) over n fp32 values. */
+int llm_k_softcap(float *x, int64_t n, float cap, llm_stream_t stream);
+
+/* Element type conversion between F32, F16 and BF16 (n elements). */
+int llm_k_convert(void *dst, int dst_dt, const void *src, int src_dt, int64_t n,
+                  llm_stream_t stream);
+
+/* Copy whole KV blocks: pool[dst[i]] = pool[src[i]], blk_bytes each (a multiple of 16). */
+int llm_k_copy_blocks(void *pool, const int32_t *src, const int32_t *dst, int n,
+                      int64_t blk_bytes, llm_stream_t stream);
+
+/* ---- attention --------------------------------------------------------
+ * Queries come from the fused qkv rows (q at column 0, row stride
+ * q_stride elements); output o is [rows][n_heads * head_dim].  A query at
+ * position p sees keys j with lo <= j <= p, lo = max(0, p - window + 1)
+ * when window > 0, else 0; keys are read from the paged pool through the
+ * sequence's block table.  alibi: per-head slopes (n_heads floats), adding
+ * slope * (j - p) to each score, or NULL. */
+struct llm_k_attn {
+    int dt;
+    const void *q;
+    int q_stride;
+    void *o;
+    const void *kv;            /* pool + layer offset (K of block 0) */
+    int64_t blk_stride;        /* elements between consecutive blocks */
+    int block_size;
+    const int32_t *block_table;/* [n_seqs][bt_stride] */
+    int bt_stride;
+    const int32_t *pos;        /* [rows] absolute position of each query row */
+    int n_heads, n_kv_heads, head_dim;
+    float scale;               /* softmax scale */
+    float softcap;             /* tanh cap on scores (0 = none) */
+    int window;                /* 0 = full */
+    const float *alibi;
+};
+
+/* Row kernel (decode): each listed query row (rows[i], of sequence seqs[i])
+ * attends over its visible keys; the key range is split into pieces of
+ * split_len tokens (a multiple of 32) run as separate blocks and combined
+ * by a second pass when max_splits > 1.  Any head_dim that is a multiple
+ * of 8, and any dtype (the fp32 path of the backend uses it for prefill
+ * rows too).  ws: fp32 scratch of n * n_heads * max_splits * (head_dim + 2)
+ * floats (unused when max_splits == 1). */
+int llm_k_attn_rows(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs, int n,
+                    int split_len, int max_splits, float *ws, llm_stream_t stream);
+
+/* Tiled prefill kernel on tensor cores (F16/BF16; head_dim 64, 80, 96, 128
+ * or 256): tiles[i] = {seq, first row, number of rows (<= 64)}; every row
+ * of a tile belongs to that sequence and rows are consecutive positions. */
+int llm_k_attn_prefill(const struct llm_k_attn *a, const int32_t *tiles, int n_tiles,
+                       llm_stream_t stream);
+/* Whether llm_k_attn_prefill handles this dtype and head dimension. */
+int llm_k_attn_prefill_supported(int dt, int head_dim);
+
+/* ---- skinny matrix product for decode -----------------------------------
+ * y[m][n] = sum_k x[m][k] * w[n][k] (+ bias[n]) (+ y[m][n] when accumulate),
+ * for m < M <= 8 rows; w row-major [N][K] in dt, x [M][K] (row stride ldx),
+ * y [M][N] (row stride ldy).  K must be a multiple of 8. */
+int llm_k_gemv(int dt, void *y, int ldy, const void *x, int ldx, const void *w,
+               const void *bias, int M, int N, int K, int accumulate, llm_stream_t stream);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
