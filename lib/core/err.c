@@ -33,7 +33,9 @@ const char *llm_strerror(int err)
 
 int llm_err_setv(int err, const char *fmt, va_list ap)
 {
-    vsnprintf(err_msg, sizeof(err_msg), fmt, ap);
+    char msg[sizeof(err_msg)]; /* the arguments may quote llm_errmsg() itself */
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    memcpy(err_msg, msg, strlen(msg) + 1);
     err_code = err;
     return err;
 }

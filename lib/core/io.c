@@ -32,7 +32,7 @@ int llm_read_file(const char *path, char **buf, size_t *len, size_t max)
     }
     for (;;) {
         if (n + 1 >= cap) {
-            if (max && cap > max + 1) break;
+            if (max && cap - 1 > max) break; /* (not max + 1: SIZE_MAX would wrap) */
             char *nb = realloc(b, cap * 2);
             if (!nb) {
                 free(b);
@@ -181,6 +181,7 @@ int llm_out_open(struct llm_out *o, const char *path)
     if (!o->tmp || !o->path) {
         free(o->tmp);
         free(o->path);
+        o->tmp = o->path = NULL; /* llm_out_abort may follow */
         return llm_err_set(LLM_ENOMEM, "out of memory");
     }
     snprintf(o->tmp, tl, "%.*s.%s.tmp-XXXXXX", (int)dirlen, path, base);
