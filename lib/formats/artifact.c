@@ -991,6 +991,34 @@ int llm_ar_get(struct llm_artifact *a, size_t i, struct llm_tensor *t)
     return fill_tensor(a, i, t, data);
 }
 
+int llm_ar_info(const struct llm_artifact *a, size_t i, struct llm_tensor *t)
+{
+    if (i >= a->n)
+        return llm_err_set(LLM_EINVAL, "'%s': tensor index %zu out of range (%zu tensors)",
+                           a->path, i, a->n);
+    const struct rec *r = &a->recs[i];
+    memset(t, 0, sizeof(*t));
+    t->name = a->names[i];
+    t->dtype = r->dtype;
+    t->ndim = r->ndim;
+    memcpy(t->shape, r->shape, sizeof(t->shape));
+    t->nbytes = r->raw;
+    t->xxh3 = r->xxh3;
+    return 0;
+}
+
+void llm_ar_release(struct llm_artifact *a, size_t i)
+{
+    if (!a || i >= a->n) return;
+    struct rec *r = &a->recs[i];
+    if (r->owned) {
+        free(r->owned);
+        r->owned = NULL;
+    } else if (a->map.data && r->comp == COMP_NONE) {
+        llm_map_release(&a->map, r->data_off, r->stored);
+    }
+}
+
 int llm_ar_find(struct llm_artifact *a, const char *name, struct llm_tensor *t)
 {
     if (!a->random)

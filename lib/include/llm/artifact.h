@@ -88,6 +88,15 @@ size_t llm_ar_count(const struct llm_artifact *a);
 int llm_ar_get(struct llm_artifact *a, size_t i, struct llm_tensor *t);
 int llm_ar_find(struct llm_artifact *a, const char *name, struct llm_tensor *t);
 
+/* Header facts of the i-th tensor without touching its data (t->data is
+ * NULL): for listings that must not decompress or page in a whole model. */
+int llm_ar_info(const struct llm_artifact *a, size_t i, struct llm_tensor *t);
+/* Done with the i-th tensor: free its decompressed copy, or drop its mapped
+ * pages from the resident set (MADV_DONTNEED; mapped data stays readable).
+ * Pointers to a compressed tensor's data from earlier calls become invalid.
+ * Lets a reader stream a whole model through bounded memory. */
+void llm_ar_release(struct llm_artifact *a, size_t i);
+
 /* Recompute a tensor's XXH3-64 and compare with the stored one
  * (LLM_ECHECKSUM naming the tensor on mismatch). */
 int llm_ar_verify_tensor(const struct llm_artifact *a, const struct llm_tensor *t);
