@@ -510,6 +510,10 @@ static int load_added(struct llm_tokenizer *t, const json_t *added, const char *
         if (!nb.p && (rc = tok_buf_put(&nb, "", 0))) return rc;
         x->norm = nb.p;
         x->norm_len = nb.n;
+        /* `tokenizers` names a normalized added token by its normalized
+         * form (id_to_token, and so decode); the old string stays alive in
+         * vocab_extra for the maps that point at it */
+        if (t->norm && (rc = set_piece(t, x->id, x->norm, x->norm_len))) return rc;
     }
     if ((rc = matcher_build(t, &t->m_raw, 0))) return rc;
     return matcher_build(t, &t->m_norm, 1);

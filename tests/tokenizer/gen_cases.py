@@ -16,6 +16,9 @@ line:
   decoded_special  decode(ids_special, skip_special_tokens=False)
   decoded_skip     decode(ids_special, skip_special_tokens=True)
 
+A case with "ids_only" has no text: random ids and their two decodes
+("decoded", "decoded_skip" of "ids"), to exercise the decoders.
+
 A case may carry "hex" instead of being plain text: the raw input bytes,
 which are not valid UTF-8; the expectations are then those of
 bytes.decode("utf-8", "replace"), the documented behaviour of llm_tok_encode
@@ -472,6 +475,33 @@ def case(tok, text, raw=None):
     return c
 
 
+def random_id_cases(tok, count=40, seed=1234):
+    """Decode-only cases: random id sequences (biased to byte tokens, special
+    tokens and short pieces), so decoders and the streaming detokenizer meet
+    invalid UTF-8, split characters and odd token orders."""
+    import random
+    rng = random.Random(seed)
+    vocab = tok.get_vocab(with_added_tokens=True)
+    ids = sorted(vocab.values())
+    byteish = [i for t, i in vocab.items() if t.startswith("<0x") or len(t) == 1]
+    special = [i for i, t in tok.get_added_tokens_decoder().items()]
+    out = []
+    for _ in range(count):
+        n = rng.randint(1, 24)
+        seq = []
+        for _ in range(n):
+            r = rng.random()
+            pool = byteish if r < 0.5 and byteish else special if r < 0.6 and special else ids
+            seq.append(rng.choice(pool))
+        try:
+            c = {"ids_only": True, "ids": seq, "decoded": decode(tok, seq, False),
+                 "decoded_skip": decode(tok, seq, True)}
+        except BaseException:  # decoders that panic on odd input are left out
+            continue
+        out.append(c)
+    return out
+
+
 def write_cases(path, tok, extra_texts):
     texts = list(extra_texts) + CORPUS + [long_text()]
     seen = set()
@@ -484,6 +514,8 @@ def write_cases(path, tok, extra_texts):
         for raw in INVALID_BYTES:
             f.write(json.dumps(case(tok, raw.decode("utf-8", "replace"), raw),
                                ensure_ascii=False) + "\n")
+        for c in random_id_cases(tok):
+            f.write(json.dumps(c, ensure_ascii=False) + "\n")
 
 
 def main():
