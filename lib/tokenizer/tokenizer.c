@@ -722,6 +722,12 @@ int llm_tok_load(struct llm_tokenizer **out, const json_t *tok, const json_t *cf
     if (!rc && (j = json_object_get(tok, "post_processor")) && !json_is_null(j))
         rc = load_post(t, j, src);
     if (!rc) rc = load_cfg(t, cfg, src);
+    for (size_t i = 0; !rc && i < t->post.npre + t->post.npost; i++) {
+        int32_t id = i < t->post.npre ? t->post.pre[i] : t->post.post[i - t->post.npre];
+        if (id >= t->nid || !t->piece[id])
+            rc = llm_err_set(LLM_EFORMAT, "'%s': post_processor adds id %d, which is not in the "
+                             "vocab", src, id);
+    }
     if (rc) {
         llm_tok_free(t);
         return rc;
