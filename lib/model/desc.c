@@ -1,2 +1,862 @@
-/* desc.c - not written yet */
-typedef int llm_placeholder_desc;
+/* desc.c - the model description: defaults, name tables, JSON form,
+ * validation, canonical tensor names and shapes.
+ *
+ * Design: the description is the one place that knows which tensors a model
+ * has.  Both the name list and the shape lookup are driven by the same
+ * two tables of suffixes (global tensors, per-layer tensors) and one shape
+ * function, so they cannot disagree; a tensor exists exactly when the shape
+ * function finds it for this description's switches (biases, tied
+ * embeddings, learned positions, MoE).  Names beyond model.h's table:
+ *   transformer.ln_embed.weight/.bias         [hidden]  BLOOM's embedding LayerNorm
+ *   transformer.layers.{i}.mlp.router.weight  [n_experts, hidden]  MoE gate
+ * and for MoE the expert weights are stacked along a leading expert
+ * dimension: mlp.fc/gate [n_experts, inter, hidden], mlp.proj
+ * [n_experts, hidden, inter].
+ *
+ * JSON form: every field is written and every field is required when read
+ * back, so a round trip is exact (doubles are written with 17 significant
+ * digits); unknown members are ignored so that later minor versions can add
+ * fields.  The sliding-window layers are written as the list of layer
+ * indices that use the window.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llm/err.h"
+#include "llm/model.h"
+
+/* ---- name tables ---------------------------------------------------------- */
+
+static const char *const arch_names[] = {
+    "llama", "mistral", "qwen2", "gpt2", "gptj",  "gptneox",
+    "falcon", "mpt",    "bloom", "gemma", "phi3", "mixtral",
+};
+_Static_assert(sizeof(arch_names) / sizeof(arch_names[0]) == LLM_ARCH_COUNT, "arch_names");
+
+static const char *const norm_names[] = {"rmsnorm", "layernorm"};
+_Static_assert(sizeof(norm_names) / sizeof(norm_names[0]) == LLM_NORM_COUNT, "norm_names");
+
+static const char *const act_names[] = {"silu", "gelu", "gelu_tanh", "relu"};
+_Static_assert(sizeof(act_names) / sizeof(act_names[0]) == LLM_ACT_COUNT, "act_names");
+
+static const char *const pos_names[] = {"rope", "alibi", "learned", "none"};
+_Static_assert(sizeof(pos_names) / sizeof(pos_names[0]) == LLM_POS_COUNT, "pos_names");
+
+static const char *const scaling_names[] = {"none", "linear", "dynamic", "yarn", "llama3",
+                                            "longrope"};
+_Static_assert(sizeof(scaling_names) / sizeof(scaling_names[0]) == LLM_ROPE_SCALING_COUNT,
+               "scaling_names");
+
+static const char *table_name(const char *const *t, int n, int v)
+{
+    return v >= 0 && v < n ? t[v] : "?";
+}
+
+static int table_find(const char *const *t, int n, const char *s)
+{
+    if (!s) return LLM_EINVAL;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(t[i], s)) return i;
+    return LLM_EINVAL;
+}
+
+const char *llm_arch_name(int arch)
+{
+    return table_name(arch_names, LLM_ARCH_COUNT, arch);
+}
+
+int llm_arch_from_name(const char *name)
+{
+    return table_find(arch_names, LLM_ARCH_COUNT, name);
+}
+
+const char *llm_act_name(int act)
+{
+    return table_name(act_names, LLM_ACT_COUNT, act);
+}
+
+const char *llm_norm_name(int norm)
+{
+    return table_name(norm_names, LLM_NORM_COUNT, norm);
+}
+
+const char *llm_pos_name(int pos)
+{
+    return table_name(pos_names, LLM_POS_COUNT, pos);
+}
+
+const char *llm_rope_scaling_name(int s)
+{
+    return table_name(scaling_names, LLM_ROPE_SCALING_COUNT, s);
+}
+
+/* ---- init / free ----------------------------------------------------------- */
+
+void llm_desc_init(struct llm_model_desc *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->arch = LLM_ARCH_LLAMA;
+    d->dtype = LLM_DTYPE_F32;
+    d->norm = LLM_NORM_RMS;
+    d->norm_eps = 1e-5;
+    d->act = LLM_ACT_SILU;
+    d->gated_mlp = 1;
+    d->pos = LLM_POS_ROPE;
+    d->rope.theta = 10000.0;
+    d->rope.neox = 1;
+    d->rope.scaling = LLM_ROPE_SCALING_NONE;
+    d->rope.beta_fast = 32.0;
+    d->rope.beta_slow = 1.0;
+    d->bos_id = -1;
+    d->pad_id = -1;
+}
+
+void llm_desc_free(struct llm_model_desc *d)
+{
+    if (!d) return;
+    free(d->rope.long_factor);
+    free(d->rope.short_factor);
+    d->rope.long_factor = d->rope.short_factor = NULL;
+    d->rope.n_factors = 0;
+}
+
+void llm_gen_defaults_init(struct llm_gen_defaults *g)
+{
+    memset(g, 0, sizeof(*g));
+    g->temperature = 1.0;
+    g->top_k = 0;
+    g->top_p = 1.0;
+    g->min_p = 0.0;
+    g->repetition_penalty = 1.0;
+    g->do_sample = 0;
+    g->max_new_tokens = 0;
+}
+
+/* ---- validation -------------------------------------------------------------- */
+
+#define BAD(field, ...) llm_err_set(LLM_EFORMAT, "model field '" field "': " __VA_ARGS__)
+
+static int is_bool(int v)
+{
+    return v == 0 || v == 1;
+}
+
+static int finite_ge0(double v)
+{
+    return isfinite(v) && v >= 0;
+}
+
+static int validate_rope(const struct llm_model_desc *d)
+{
+    const struct llm_rope *r = &d->rope;
+    if (r->scaling < 0 || r->scaling >= LLM_ROPE_SCALING_COUNT)
+        return BAD("rope.scaling", "unknown value %d", r->scaling);
+    if (!isfinite(r->theta) || r->theta <= 0)
+        return BAD("rope.theta", "must be a positive number, found %g", r->theta);
+    if (!is_bool(r->neox)) return BAD("rope.neox", "must be 0 or 1, found %d", r->neox);
+    if (!isfinite(r->factor) || r->factor < 0)
+        return BAD("rope.factor", "must be a non-negative number, found %g", r->factor);
+    if (r->orig_max_pos < 0)
+        return BAD("rope.orig_max_pos", "must not be negative, found %d", r->orig_max_pos);
+    if (!finite_ge0(r->low_freq_factor) || !finite_ge0(r->high_freq_factor))
+        return BAD("rope.low_freq_factor", "low/high_freq_factor must be non-negative numbers");
+    if (!isfinite(r->beta_fast) || !isfinite(r->beta_slow))
+        return BAD("rope.beta_fast", "beta_fast/beta_slow must be finite");
+    if (!finite_ge0(r->attn_factor))
+        return BAD("rope.attn_factor", "must be a non-negative number, found %g", r->attn_factor);
+    if (!finite_ge0(r->mscale) || !finite_ge0(r->mscale_all_dim))
+        return BAD("rope.mscale", "mscale/mscale_all_dim must be non-negative numbers");
+    if (d->pos != LLM_POS_ROPE) {
+        if (r->rot_dims != 0 || r->scaling != LLM_ROPE_SCALING_NONE || r->n_factors)
+            return BAD("rope", "set although the position encoding is %s", llm_pos_name(d->pos));
+        return 0;
+    }
+    if (r->rot_dims < 2 || r->rot_dims > d->head_dim || r->rot_dims % 2)
+        return BAD("rope.rot_dims", "must be even and within 2..head_dim (%d), found %d",
+                   d->head_dim, r->rot_dims);
+    if (r->scaling != LLM_ROPE_SCALING_NONE && r->factor <= 0)
+        return BAD("rope.factor", "%s scaling needs a positive factor",
+                   llm_rope_scaling_name(r->scaling));
+    if (r->scaling == LLM_ROPE_SCALING_LLAMA3) {
+        if (r->orig_max_pos <= 0)
+            return BAD("rope.orig_max_pos", "llama3 scaling needs the original context length");
+        if (r->low_freq_factor <= 0 || r->high_freq_factor <= r->low_freq_factor)
+            return BAD("rope.high_freq_factor", "llama3 scaling needs 0 < low_freq_factor (%g) < "
+                       "high_freq_factor (%g)", r->low_freq_factor, r->high_freq_factor);
+    }
+    if ((r->scaling == LLM_ROPE_SCALING_YARN || r->scaling == LLM_ROPE_SCALING_LONGROPE ||
+         r->scaling == LLM_ROPE_SCALING_DYNAMIC) && r->orig_max_pos <= 0)
+        return BAD("rope.orig_max_pos", "%s scaling needs the original context length",
+                   llm_rope_scaling_name(r->scaling));
+    if (r->scaling == LLM_ROPE_SCALING_LONGROPE) {
+        if (r->n_factors != r->rot_dims / 2 || !r->long_factor || !r->short_factor)
+            return BAD("rope.long_factor", "longrope needs rot_dims/2 = %d factors each, found %d",
+                       r->rot_dims / 2, r->n_factors);
+        for (int i = 0; i < r->n_factors; i++)
+            if (!isfinite(r->long_factor[i]) || r->long_factor[i] <= 0 ||
+                !isfinite(r->short_factor[i]) || r->short_factor[i] <= 0)
+                return BAD("rope.long_factor", "factor %d is not a positive number", i);
+    } else if (r->n_factors) {
+        return BAD("rope.long_factor", "only longrope scaling has factor lists");
+    }
+    return 0;
+}
+
+int llm_desc_validate(const struct llm_model_desc *d)
+{
+    if (!d) return llm_err_set(LLM_EINVAL, "no model description");
+    if (d->arch < 0 || d->arch >= LLM_ARCH_COUNT) return BAD("arch", "unknown value %d", d->arch);
+    if (!memchr(d->hf_arch, 0, sizeof(d->hf_arch)))
+        return BAD("hf_arch", "not terminated");
+    if (!memchr(d->model_type, 0, sizeof(d->model_type)))
+        return BAD("model_type", "not terminated");
+    if (d->dtype < 0 || d->dtype >= LLM_DTYPE_COUNT) return BAD("dtype", "unknown value %d", d->dtype);
+    if (d->vocab_size < 1 || d->vocab_size > INT32_MAX)
+        return BAD("vocab_size", "must be within 1..%d, found %lld", INT32_MAX,
+                   (long long)d->vocab_size);
+    if (d->hidden < 1 || d->hidden > (1 << 20))
+        return BAD("hidden", "must be within 1..%d, found %lld", 1 << 20, (long long)d->hidden);
+    if (d->n_layers < 1 || d->n_layers > LLM_MAX_LAYERS)
+        return BAD("n_layers", "must be within 1..%d, found %d", LLM_MAX_LAYERS, d->n_layers);
+    if (d->n_heads < 1 || d->n_heads > (1 << 16))
+        return BAD("n_heads", "must be within 1..%d, found %d", 1 << 16, d->n_heads);
+    if (d->n_kv_heads < 1 || d->n_kv_heads > d->n_heads || d->n_heads % d->n_kv_heads)
+        return BAD("n_kv_heads", "must divide n_heads (%d), found %d", d->n_heads, d->n_kv_heads);
+    if (d->head_dim < 1 || d->head_dim > (1 << 16))
+        return BAD("head_dim", "must be within 1..%d, found %d", 1 << 16, d->head_dim);
+    if (d->intermediate < 1 || d->intermediate > (1 << 22))
+        return BAD("intermediate", "must be within 1..%d, found %lld", 1 << 22,
+                   (long long)d->intermediate);
+    if (d->max_pos < 1 || d->max_pos > INT32_MAX)
+        return BAD("max_pos", "must be within 1..%d, found %lld", INT32_MAX, (long long)d->max_pos);
+    if (d->norm < 0 || d->norm >= LLM_NORM_COUNT) return BAD("norm", "unknown value %d", d->norm);
+    if (!isfinite(d->norm_eps) || d->norm_eps <= 0 || d->norm_eps >= 1)
+        return BAD("norm_eps", "must be within (0, 1), found %g", d->norm_eps);
+    if (d->act < 0 || d->act >= LLM_ACT_COUNT) return BAD("act", "unknown value %d", d->act);
+    if (d->pos < 0 || d->pos >= LLM_POS_COUNT) return BAD("pos", "unknown value %d", d->pos);
+    int rc = validate_rope(d);
+    if (rc) return rc;
+
+    const struct {
+        const char *name;
+        int v;
+    } flags[] = {
+        {"gated_mlp", d->gated_mlp},         {"parallel_residual", d->parallel_residual},
+        {"shared_input_norm", d->shared_input_norm}, {"tied_embeddings", d->tied_embeddings},
+        {"qkv_bias", d->qkv_bias},           {"o_bias", d->o_bias},
+        {"mlp_bias", d->mlp_bias},           {"norm_bias", d->norm_bias},
+        {"lm_head_bias", d->lm_head_bias},
+    };
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+        if (!is_bool(flags[i].v))
+            return llm_err_set(LLM_EFORMAT, "model field '%s': must be 0 or 1, found %d",
+                               flags[i].name, flags[i].v);
+    if (d->shared_input_norm && !d->parallel_residual)
+        return BAD("shared_input_norm", "set without parallel_residual");
+    if (d->norm_bias && d->norm != LLM_NORM_LAYER)
+        return BAD("norm_bias", "only LayerNorm has a bias");
+
+    if (d->sliding_window < 0)
+        return BAD("sliding_window", "must not be negative, found %d", d->sliding_window);
+    for (int i = 0; i < LLM_MAX_LAYERS; i++) {
+        if (!is_bool(d->layer_window[i]))
+            return BAD("window_layers", "layer %d flag is %d", i, d->layer_window[i]);
+        if (d->layer_window[i] && (i >= d->n_layers || d->sliding_window == 0))
+            return BAD("window_layers", "layer %d uses a window but %s", i,
+                       i >= d->n_layers ? "there is no such layer" : "sliding_window is 0");
+    }
+    if (!finite_ge0(d->attn_scale))
+        return BAD("attn_scale", "must be a non-negative number, found %g", d->attn_scale);
+    if (!finite_ge0(d->embed_scale))
+        return BAD("embed_scale", "must be a non-negative number, found %g", d->embed_scale);
+    if (!finite_ge0(d->logit_softcap))
+        return BAD("logit_softcap", "must be a non-negative number, found %g", d->logit_softcap);
+    if (d->n_experts < 0 || d->n_experts > 4096)
+        return BAD("n_experts", "must be within 0..4096, found %d", d->n_experts);
+    if (d->n_experts ? (d->n_experts_per_tok < 1 || d->n_experts_per_tok > d->n_experts)
+                     : d->n_experts_per_tok != 0)
+        return BAD("n_experts_per_tok", "must be within 1..n_experts (%d), found %d",
+                   d->n_experts, d->n_experts_per_tok);
+    if (d->bos_id < -1) return BAD("bos_id", "must be -1 or a token id, found %d", d->bos_id);
+    if (d->pad_id < -1) return BAD("pad_id", "must be -1 or a token id, found %d", d->pad_id);
+    if (d->n_eos < 0 || d->n_eos > LLM_MAX_EOS)
+        return BAD("eos_ids", "must have 0..%d entries, found %d", LLM_MAX_EOS, d->n_eos);
+    for (int i = 0; i < d->n_eos; i++)
+        if (d->eos_ids[i] < 0) return BAD("eos_ids", "entry %d is negative", i);
+    return 0;
+}
+
+/* ---- JSON --------------------------------------------------------------------- */
+
+static int set(json_t *o, const char *k, json_t *v)
+{
+    return v ? json_object_set_new(o, k, v) : -1;
+}
+
+json_t *llm_desc_to_json(const struct llm_model_desc *d)
+{
+    if (!d) return NULL;
+    json_t *o = json_object(), *r = json_object(), *lf = json_array(), *sf = json_array(),
+           *wl = json_array(), *eos = json_array();
+    int bad = !o || !r || !lf || !sf || !wl || !eos;
+    const struct llm_rope *p = &d->rope;
+    for (int i = 0; !bad && i < p->n_factors && p->long_factor && p->short_factor; i++) {
+        bad |= json_array_append_new(lf, json_real(p->long_factor[i]));
+        bad |= json_array_append_new(sf, json_real(p->short_factor[i]));
+    }
+    for (int i = 0; !bad && i < LLM_MAX_LAYERS && i < d->n_layers; i++)
+        if (d->layer_window[i]) bad |= json_array_append_new(wl, json_integer(i));
+    for (int i = 0; !bad && i < d->n_eos && i < LLM_MAX_EOS; i++)
+        bad |= json_array_append_new(eos, json_integer(d->eos_ids[i]));
+    if (bad) {
+        json_decref(o);
+        json_decref(r);
+        json_decref(lf);
+        json_decref(sf);
+        json_decref(wl);
+        json_decref(eos);
+        return NULL;
+    }
+    bad |= set(r, "theta", json_real(p->theta));
+    bad |= set(r, "rot_dims", json_integer(p->rot_dims));
+    bad |= set(r, "neox", json_boolean(p->neox));
+    bad |= set(r, "scaling", json_string(llm_rope_scaling_name(p->scaling)));
+    bad |= set(r, "factor", json_real(p->factor));
+    bad |= set(r, "orig_max_pos", json_integer(p->orig_max_pos));
+    bad |= set(r, "low_freq_factor", json_real(p->low_freq_factor));
+    bad |= set(r, "high_freq_factor", json_real(p->high_freq_factor));
+    bad |= set(r, "beta_fast", json_real(p->beta_fast));
+    bad |= set(r, "beta_slow", json_real(p->beta_slow));
+    bad |= set(r, "attn_factor", json_real(p->attn_factor));
+    bad |= set(r, "mscale", json_real(p->mscale));
+    bad |= set(r, "mscale_all_dim", json_real(p->mscale_all_dim));
+    bad |= set(r, "long_factor", lf);
+    bad |= set(r, "short_factor", sf);
+
+    char hf_arch[sizeof(d->hf_arch) + 1], model_type[sizeof(d->model_type) + 1];
+    snprintf(hf_arch, sizeof(hf_arch), "%.*s", (int)sizeof(d->hf_arch), d->hf_arch);
+    snprintf(model_type, sizeof(model_type), "%.*s", (int)sizeof(d->model_type), d->model_type);
+    bad |= set(o, "arch", json_string(llm_arch_name(d->arch)));
+    bad |= set(o, "hf_arch", json_string(hf_arch));
+    bad |= set(o, "model_type", json_string(model_type));
+    bad |= set(o, "dtype", json_string(llm_dtype_name(d->dtype)));
+    bad |= set(o, "vocab_size", json_integer(d->vocab_size));
+    bad |= set(o, "hidden", json_integer(d->hidden));
+    bad |= set(o, "n_layers", json_integer(d->n_layers));
+    bad |= set(o, "n_heads", json_integer(d->n_heads));
+    bad |= set(o, "n_kv_heads", json_integer(d->n_kv_heads));
+    bad |= set(o, "head_dim", json_integer(d->head_dim));
+    bad |= set(o, "intermediate", json_integer(d->intermediate));
+    bad |= set(o, "max_pos", json_integer(d->max_pos));
+    bad |= set(o, "norm", json_string(llm_norm_name(d->norm)));
+    bad |= set(o, "norm_eps", json_real(d->norm_eps));
+    bad |= set(o, "act", json_string(llm_act_name(d->act)));
+    bad |= set(o, "gated_mlp", json_boolean(d->gated_mlp));
+    bad |= set(o, "pos", json_string(llm_pos_name(d->pos)));
+    bad |= set(o, "rope", r);
+    bad |= set(o, "parallel_residual", json_boolean(d->parallel_residual));
+    bad |= set(o, "shared_input_norm", json_boolean(d->shared_input_norm));
+    bad |= set(o, "tied_embeddings", json_boolean(d->tied_embeddings));
+    bad |= set(o, "qkv_bias", json_boolean(d->qkv_bias));
+    bad |= set(o, "o_bias", json_boolean(d->o_bias));
+    bad |= set(o, "mlp_bias", json_boolean(d->mlp_bias));
+    bad |= set(o, "norm_bias", json_boolean(d->norm_bias));
+    bad |= set(o, "lm_head_bias", json_boolean(d->lm_head_bias));
+    bad |= set(o, "sliding_window", json_integer(d->sliding_window));
+    bad |= set(o, "window_layers", wl);
+    bad |= set(o, "attn_scale", json_real(d->attn_scale));
+    bad |= set(o, "embed_scale", json_real(d->embed_scale));
+    bad |= set(o, "logit_softcap", json_real(d->logit_softcap));
+    bad |= set(o, "n_experts", json_integer(d->n_experts));
+    bad |= set(o, "n_experts_per_tok", json_integer(d->n_experts_per_tok));
+    bad |= set(o, "bos_id", json_integer(d->bos_id));
+    bad |= set(o, "eos_ids", eos);
+    bad |= set(o, "pad_id", json_integer(d->pad_id));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Field readers for from_json: name the field (with its "rope." prefix). */
+static const char *jtype(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a real number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+static const json_t *field(const json_t *o, const char *pre, const char *k, int *rc)
+{
+    const json_t *v = json_object_get(o, k);
+    if (!v) *rc = llm_err_set(LLM_EFORMAT, "model field '%s%s' is missing", pre, k);
+    return v;
+}
+
+static int rd_i64(const json_t *o, const char *pre, const char *k, int64_t lo, int64_t hi,
+                  int64_t *out)
+{
+    int rc = 0;
+    const json_t *v = field(o, pre, k, &rc);
+    if (rc) return rc;
+    if (!json_is_integer(v))
+        return llm_err_set(LLM_EFORMAT, "model field '%s%s' must be an integer, found %s", pre, k,
+                           jtype(v));
+    json_int_t x = json_integer_value(v);
+    if (x < lo || x > hi)
+        return llm_err_set(LLM_EFORMAT, "model field '%s%s' is %lld, outside %lld..%lld", pre, k,
+                           (long long)x, (long long)lo, (long long)hi);
+    *out = x;
+    return 0;
+}
+
+static int rd_int(const json_t *o, const char *pre, const char *k, int lo, int hi, int *out)
+{
+    int64_t v;
+    int rc = rd_i64(o, pre, k, lo, hi, &v);
+    if (!rc) *out = (int)v;
+    return rc;
+}
+
+static int rd_num(const json_t *o, const char *pre, const char *k, double *out)
+{
+    int rc = 0;
+    const json_t *v = field(o, pre, k, &rc);
+    if (rc) return rc;
+    if (!json_is_number(v))
+        return llm_err_set(LLM_EFORMAT, "model field '%s%s' must be a number, found %s", pre, k,
+                           jtype(v));
+    *out = json_number_value(v);
+    return 0;
+}
+
+static int rd_bool(const json_t *o, const char *pre, const char *k, int *out)
+{
+    int rc = 0;
+    const json_t *v = field(o, pre, k, &rc);
+    if (rc) return rc;
+    if (!json_is_boolean(v))
+        return llm_err_set(LLM_EFORMAT, "model field '%s%s' must be true or false, found %s", pre,
+                           k, jtype(v));
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int rd_enum(const json_t *o, const char *pre, const char *k, const char *const *t, int n,
+                   int *out)
+{
+    int rc = 0;
+    const json_t *v = field(o, pre, k, &rc);
+    if (rc) return rc;
+    if (!json_is_string(v))
+        return llm_err_set(LLM_EFORMAT, "model field '%s%s' must be a string, found %s", pre, k,
+                           jtype(v));
+    int x = table_find(t, n, json_string_value(v));
+    if (x < 0) {
+        char b[64];
+        snprintf(b, sizeof(b), "%s", json_string_value(v));
+        for (char *c = b; *c; c++)
+            if ((unsigned char)*c < 0x20) *c = '?';
+        return llm_err_set(LLM_EFORMAT, "model field '%s%s' has unknown value '%s'", pre, k, b);
+    }
+    *out = x;
+    return 0;
+}
+
+static int rd_str(const json_t *o, const char *k, char *dst, size_t cap)
+{
+    int rc = 0;
+    const json_t *v = field(o, "", k, &rc);
+    if (rc) return rc;
+    if (!json_is_string(v))
+        return llm_err_set(LLM_EFORMAT, "model field '%s' must be a string, found %s", k,
+                           jtype(v));
+    if (json_string_length(v) >= cap || strlen(json_string_value(v)) != json_string_length(v))
+        return llm_err_set(LLM_EFORMAT, "model field '%s' is longer than %zu bytes", k, cap - 1);
+    memcpy(dst, json_string_value(v), json_string_length(v) + 1);
+    return 0;
+}
+
+static int rd_array(const json_t *o, const char *pre, const char *k, size_t max,
+                    const json_t **out)
+{
+    int rc = 0;
+    const json_t *v = field(o, pre, k, &rc);
+    if (rc) return rc;
+    if (!json_is_array(v))
+        return llm_err_set(LLM_EFORMAT, "model field '%s%s' must be an array, found %s", pre, k,
+                           jtype(v));
+    if (json_array_size(v) > max)
+        return llm_err_set(LLM_EFORMAT, "model field '%s%s' has %zu entries, at most %zu", pre, k,
+                           json_array_size(v), max);
+    *out = v;
+    return 0;
+}
+
+static int rope_from_json(struct llm_rope *p, const json_t *r)
+{
+    const char *pre = "rope.";
+    int rc = 0;
+    const json_t *lf, *sf;
+    rc = rd_num(r, pre, "theta", &p->theta);
+    if (!rc) rc = rd_int(r, pre, "rot_dims", 0, 1 << 16, &p->rot_dims);
+    if (!rc) rc = rd_bool(r, pre, "neox", &p->neox);
+    if (!rc) rc = rd_enum(r, pre, "scaling", scaling_names, LLM_ROPE_SCALING_COUNT, &p->scaling);
+    if (!rc) rc = rd_num(r, pre, "factor", &p->factor);
+    if (!rc) rc = rd_int(r, pre, "orig_max_pos", 0, INT32_MAX, &p->orig_max_pos);
+    if (!rc) rc = rd_num(r, pre, "low_freq_factor", &p->low_freq_factor);
+    if (!rc) rc = rd_num(r, pre, "high_freq_factor", &p->high_freq_factor);
+    if (!rc) rc = rd_num(r, pre, "beta_fast", &p->beta_fast);
+    if (!rc) rc = rd_num(r, pre, "beta_slow", &p->beta_slow);
+    if (!rc) rc = rd_num(r, pre, "attn_factor", &p->attn_factor);
+    if (!rc) rc = rd_num(r, pre, "mscale", &p->mscale);
+    if (!rc) rc = rd_num(r, pre, "mscale_all_dim", &p->mscale_all_dim);
+    if (!rc) rc = rd_array(r, pre, "long_factor", 1 << 15, &lf);
+    if (!rc) rc = rd_array(r, pre, "short_factor", 1 << 15, &sf);
+    if (rc) return rc;
+    size_t n = json_array_size(lf);
+    if (json_array_size(sf) != n)
+        return llm_err_set(LLM_EFORMAT, "model field 'rope.short_factor' has %zu entries, "
+                           "long_factor %zu", json_array_size(sf), n);
+    if (n == 0) return 0;
+    p->long_factor = malloc(n * sizeof(float));
+    p->short_factor = malloc(n * sizeof(float));
+    if (!p->long_factor || !p->short_factor) return llm_err_set(LLM_ENOMEM, "out of memory");
+    p->n_factors = (int)n;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *a = json_array_get(lf, i), *b = json_array_get(sf, i);
+        if (!json_is_number(a) || !json_is_number(b))
+            return llm_err_set(LLM_EFORMAT, "model field 'rope.%s' entry %zu is not a number",
+                               json_is_number(a) ? "short_factor" : "long_factor", i);
+        p->long_factor[i] = (float)json_number_value(a);
+        p->short_factor[i] = (float)json_number_value(b);
+    }
+    return 0;
+}
+
+int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
+{
+    llm_desc_init(d);
+    if (!json_is_object(j))
+        return llm_err_set(LLM_EFORMAT, "model description is not a JSON object");
+    const char *n = "";
+    const json_t *r, *wl, *eos;
+    int rc = 0;
+    rc = rd_enum(j, n, "arch", arch_names, LLM_ARCH_COUNT, &d->arch);
+    if (!rc) rc = rd_str(j, "hf_arch", d->hf_arch, sizeof(d->hf_arch));
+    if (!rc) rc = rd_str(j, "model_type", d->model_type, sizeof(d->model_type));
+    if (!rc) {
+        const json_t *v = field(j, n, "dtype", &rc);
+        if (!rc && (!json_is_string(v) || llm_dtype_from_name(json_string_value(v)) < 0))
+            rc = llm_err_set(LLM_EFORMAT, "model field 'dtype' is not a known dtype name");
+        if (!rc) d->dtype = llm_dtype_from_name(json_string_value(v));
+    }
+    if (!rc) rc = rd_i64(j, n, "vocab_size", 1, INT32_MAX, &d->vocab_size);
+    if (!rc) rc = rd_i64(j, n, "hidden", 1, 1 << 20, &d->hidden);
+    if (!rc) rc = rd_int(j, n, "n_layers", 1, LLM_MAX_LAYERS, &d->n_layers);
+    if (!rc) rc = rd_int(j, n, "n_heads", 1, 1 << 16, &d->n_heads);
+    if (!rc) rc = rd_int(j, n, "n_kv_heads", 1, 1 << 16, &d->n_kv_heads);
+    if (!rc) rc = rd_int(j, n, "head_dim", 1, 1 << 16, &d->head_dim);
+    if (!rc) rc = rd_i64(j, n, "intermediate", 1, 1 << 22, &d->intermediate);
+    if (!rc) rc = rd_i64(j, n, "max_pos", 1, INT32_MAX, &d->max_pos);
+    if (!rc) rc = rd_enum(j, n, "norm", norm_names, LLM_NORM_COUNT, &d->norm);
+    if (!rc) rc = rd_num(j, n, "norm_eps", &d->norm_eps);
+    if (!rc) rc = rd_enum(j, n, "act", act_names, LLM_ACT_COUNT, &d->act);
+    if (!rc) rc = rd_bool(j, n, "gated_mlp", &d->gated_mlp);
+    if (!rc) rc = rd_enum(j, n, "pos", pos_names, LLM_POS_COUNT, &d->pos);
+    if (!rc) {
+        r = field(j, n, "rope", &rc);
+        if (!rc && !json_is_object(r))
+            rc = llm_err_set(LLM_EFORMAT, "model field 'rope' must be an object, found %s",
+                             jtype(r));
+        if (!rc) rc = rope_from_json(&d->rope, r);
+    }
+    if (!rc) rc = rd_bool(j, n, "parallel_residual", &d->parallel_residual);
+    if (!rc) rc = rd_bool(j, n, "shared_input_norm", &d->shared_input_norm);
+    if (!rc) rc = rd_bool(j, n, "tied_embeddings", &d->tied_embeddings);
+    if (!rc) rc = rd_bool(j, n, "qkv_bias", &d->qkv_bias);
+    if (!rc) rc = rd_bool(j, n, "o_bias", &d->o_bias);
+    if (!rc) rc = rd_bool(j, n, "mlp_bias", &d->mlp_bias);
+    if (!rc) rc = rd_bool(j, n, "norm_bias", &d->norm_bias);
+    if (!rc) rc = rd_bool(j, n, "lm_head_bias", &d->lm_head_bias);
+    if (!rc) rc = rd_int(j, n, "sliding_window", 0, INT32_MAX, &d->sliding_window);
+    if (!rc) rc = rd_array(j, n, "window_layers", LLM_MAX_LAYERS, &wl);
+    for (size_t i = 0; !rc && i < json_array_size(wl); i++) {
+        const json_t *v = json_array_get(wl, i);
+        json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
+        if (x < 0 || x >= d->n_layers || d->layer_window[x])
+            rc = llm_err_set(LLM_EFORMAT, "model field 'window_layers' entry %zu is not a "
+                             "distinct layer index below n_layers (%d)", i, d->n_layers);
+        else
+            d->layer_window[x] = 1;
+    }
+    if (!rc) rc = rd_num(j, n, "attn_scale", &d->attn_scale);
+    if (!rc) rc = rd_num(j, n, "embed_scale", &d->embed_scale);
+    if (!rc) rc = rd_num(j, n, "logit_softcap", &d->logit_softcap);
+    if (!rc) rc = rd_int(j, n, "n_experts", 0, 4096, &d->n_experts);
+    if (!rc) rc = rd_int(j, n, "n_experts_per_tok", 0, 4096, &d->n_experts_per_tok);
+    if (!rc) rc = rd_int(j, n, "bos_id", -1, INT32_MAX, &d->bos_id);
+    if (!rc) rc = rd_array(j, n, "eos_ids", LLM_MAX_EOS, &eos);
+    for (size_t i = 0; !rc && i < json_array_size(eos); i++) {
+        const json_t *v = json_array_get(eos, i);
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) > INT32_MAX)
+            rc = llm_err_set(LLM_EFORMAT, "model field 'eos_ids' entry %zu is not a token id", i);
+        else
+            d->eos_ids[d->n_eos++] = (int32_t)json_integer_value(v);
+    }
+    if (!rc) rc = rd_int(j, n, "pad_id", -1, INT32_MAX, &d->pad_id);
+    if (!rc) rc = llm_desc_validate(d);
+    if (rc) llm_desc_free(d);
+    return rc;
+}
+
+json_t *llm_gen_defaults_to_json(const struct llm_gen_defaults *g)
+{
+    if (!g) return NULL;
+    json_t *o = json_object();
+    int bad = !o;
+    if (!bad) {
+        bad |= set(o, "temperature", json_real(g->temperature));
+        bad |= set(o, "top_k", json_integer(g->top_k));
+        bad |= set(o, "top_p", json_real(g->top_p));
+        bad |= set(o, "min_p", json_real(g->min_p));
+        bad |= set(o, "repetition_penalty", json_real(g->repetition_penalty));
+        bad |= set(o, "do_sample", json_boolean(g->do_sample));
+        bad |= set(o, "max_new_tokens", json_integer(g->max_new_tokens));
+    }
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Absent members keep the values already in g (call llm_gen_defaults_init
+ * first); present ones must have the right type and range. */
+int llm_gen_defaults_from_json(struct llm_gen_defaults *g, const json_t *j)
+{
+    if (!json_is_object(j))
+        return llm_err_set(LLM_EFORMAT, "generation defaults are not a JSON object");
+    struct llm_gen_defaults t = *g;
+    int rc = 0;
+    const char *p = "generation.";
+    if (!rc && json_object_get(j, "temperature")) rc = rd_num(j, p, "temperature", &t.temperature);
+    if (!rc && json_object_get(j, "top_k")) rc = rd_int(j, p, "top_k", 0, INT32_MAX, &t.top_k);
+    if (!rc && json_object_get(j, "top_p")) rc = rd_num(j, p, "top_p", &t.top_p);
+    if (!rc && json_object_get(j, "min_p")) rc = rd_num(j, p, "min_p", &t.min_p);
+    if (!rc && json_object_get(j, "repetition_penalty"))
+        rc = rd_num(j, p, "repetition_penalty", &t.repetition_penalty);
+    if (!rc && json_object_get(j, "do_sample")) rc = rd_bool(j, p, "do_sample", &t.do_sample);
+    if (!rc && json_object_get(j, "max_new_tokens"))
+        rc = rd_int(j, p, "max_new_tokens", 0, INT32_MAX, &t.max_new_tokens);
+    if (rc) return rc;
+    if (!(t.temperature >= 0) || !isfinite(t.temperature))
+        return llm_err_set(LLM_EFORMAT, "model field 'generation.temperature' must be >= 0");
+    if (!(t.top_p > 0 && t.top_p <= 1))
+        return llm_err_set(LLM_EFORMAT, "model field 'generation.top_p' must be within (0, 1]");
+    if (!(t.min_p >= 0 && t.min_p <= 1))
+        return llm_err_set(LLM_EFORMAT, "model field 'generation.min_p' must be within [0, 1]");
+    if (!(t.repetition_penalty > 0) || !isfinite(t.repetition_penalty))
+        return llm_err_set(LLM_EFORMAT, "model field 'generation.repetition_penalty' must be > 0");
+    *g = t;
+    return 0;
+}
+
+/* ---- canonical names and shapes ---------------------------------------------- */
+
+int llm_name_layer(char *buf, size_t cap, int layer, const char *suffix)
+{
+    if (!buf || !suffix || layer < 0) return llm_err_set(LLM_EINVAL, "bad layer name request");
+    int n = snprintf(buf, cap, "transformer.layers.%d.%s", layer, suffix);
+    if (n < 0 || (size_t)n >= cap)
+        return llm_err_set(LLM_ERANGE, "layer tensor name '%s' does not fit %zu bytes", suffix, cap);
+    return 0;
+}
+
+static const char *const global_head[] = {
+    "transformer.vocab_embedding.weight",
+    "transformer.position_embedding.weight",
+    "transformer.ln_embed.weight",
+    "transformer.ln_embed.bias",
+};
+static const char *const global_tail[] = {
+    "transformer.ln_f.weight",
+    "transformer.ln_f.bias",
+    "lm_head.weight",
+    "lm_head.bias",
+};
+static const char *const layer_suffixes[] = {
+    "input_layernorm.weight", "input_layernorm.bias", "attention.qkv.weight",
+    "attention.qkv.bias",     "attention.dense.weight", "attention.dense.bias",
+    "post_layernorm.weight",  "post_layernorm.bias",  "mlp.router.weight",
+    "mlp.fc.weight",          "mlp.fc.bias",          "mlp.gate.weight",
+    "mlp.gate.bias",          "mlp.proj.weight",      "mlp.proj.bias",
+};
+
+static int shp(int *ndim, int64_t *s, int n, int64_t a, int64_t b, int64_t c)
+{
+    *ndim = n;
+    s[0] = a;
+    s[1] = b;
+    s[2] = c;
+    return 0;
+}
+
+/* Shape of a per-layer tensor, or LLM_ENOTFOUND (no message) when this
+ * description has no such tensor. */
+static int layer_shape(const struct llm_model_desc *d, const char *suf, int *nd, int64_t *s)
+{
+    const int64_t H = d->hidden, hd = d->head_dim, nh = d->n_heads, nkv = d->n_kv_heads;
+    const int64_t I = d->intermediate, E = d->n_experts;
+    const int64_t qkv = (nh + 2 * nkv) * hd;
+    const int ln2 = !d->shared_input_norm;
+    if (!strcmp(suf, "input_layernorm.weight")) return shp(nd, s, 1, H, 0, 0);
+    if (!strcmp(suf, "input_layernorm.bias") && d->norm_bias) return shp(nd, s, 1, H, 0, 0);
+    if (!strcmp(suf, "attention.qkv.weight")) return shp(nd, s, 2, qkv, H, 0);
+    if (!strcmp(suf, "attention.qkv.bias") && d->qkv_bias) return shp(nd, s, 1, qkv, 0, 0);
+    if (!strcmp(suf, "attention.dense.weight")) return shp(nd, s, 2, H, nh * hd, 0);
+    if (!strcmp(suf, "attention.dense.bias") && d->o_bias) return shp(nd, s, 1, H, 0, 0);
+    if (!strcmp(suf, "post_layernorm.weight") && ln2) return shp(nd, s, 1, H, 0, 0);
+    if (!strcmp(suf, "post_layernorm.bias") && ln2 && d->norm_bias) return shp(nd, s, 1, H, 0, 0);
+    const int gate = d->gated_mlp, b = d->mlp_bias;
+    if (E > 0) {
+        if (!strcmp(suf, "mlp.router.weight")) return shp(nd, s, 2, E, H, 0);
+        if (!strcmp(suf, "mlp.fc.weight")) return shp(nd, s, 3, E, I, H);
+        if (!strcmp(suf, "mlp.fc.bias") && b) return shp(nd, s, 2, E, I, 0);
+        if (!strcmp(suf, "mlp.gate.weight") && gate) return shp(nd, s, 3, E, I, H);
+        if (!strcmp(suf, "mlp.gate.bias") && gate && b) return shp(nd, s, 2, E, I, 0);
+        if (!strcmp(suf, "mlp.proj.weight")) return shp(nd, s, 3, E, H, I);
+        if (!strcmp(suf, "mlp.proj.bias") && b) return shp(nd, s, 2, E, H, 0);
+        return LLM_ENOTFOUND;
+    }
+    if (!strcmp(suf, "mlp.fc.weight")) return shp(nd, s, 2, I, H, 0);
+    if (!strcmp(suf, "mlp.fc.bias") && b) return shp(nd, s, 1, I, 0, 0);
+    if (!strcmp(suf, "mlp.gate.weight") && gate) return shp(nd, s, 2, I, H, 0);
+    if (!strcmp(suf, "mlp.gate.bias") && gate && b) return shp(nd, s, 1, I, 0, 0);
+    if (!strcmp(suf, "mlp.proj.weight")) return shp(nd, s, 2, H, I, 0);
+    if (!strcmp(suf, "mlp.proj.bias") && b) return shp(nd, s, 1, H, 0, 0);
+    return LLM_ENOTFOUND;
+}
+
+static int global_shape(const struct llm_model_desc *d, const char *name, int *nd, int64_t *s)
+{
+    const int64_t H = d->hidden, V = d->vocab_size;
+    if (!strcmp(name, "transformer.vocab_embedding.weight")) return shp(nd, s, 2, V, H, 0);
+    if (!strcmp(name, "transformer.position_embedding.weight") && d->pos == LLM_POS_LEARNED)
+        return shp(nd, s, 2, d->max_pos, H, 0);
+    if (d->arch == LLM_ARCH_BLOOM && (!strcmp(name, "transformer.ln_embed.weight") ||
+                                      !strcmp(name, "transformer.ln_embed.bias")))
+        return shp(nd, s, 1, H, 0, 0);
+    if (!strcmp(name, "transformer.ln_f.weight")) return shp(nd, s, 1, H, 0, 0);
+    if (!strcmp(name, "transformer.ln_f.bias") && d->norm_bias) return shp(nd, s, 1, H, 0, 0);
+    if (!strcmp(name, "lm_head.weight") && !d->tied_embeddings) return shp(nd, s, 2, V, H, 0);
+    if (!strcmp(name, "lm_head.bias") && d->lm_head_bias) return shp(nd, s, 1, V, 0, 0);
+    return LLM_ENOTFOUND;
+}
+
+/* "transformer.layers.{i}.": the layer number (canonical decimal, no sign,
+ * no leading zeros) and the suffix after it, or -1. */
+static int parse_layer(const char *name, const char **suffix)
+{
+    static const char pre[] = "transformer.layers.";
+    if (strncmp(name, pre, sizeof(pre) - 1)) return -1;
+    const char *p = name + sizeof(pre) - 1;
+    if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] != '.')) return -1;
+    long v = 0;
+    while (*p >= '0' && *p <= '9') {
+        v = v * 10 + (*p++ - '0');
+        if (v > LLM_MAX_LAYERS) return -1;
+    }
+    if (*p != '.') return -1;
+    *suffix = p + 1;
+    return (int)v;
+}
+
+int llm_desc_tensor_shape(const struct llm_model_desc *d, const char *name, int *ndim,
+                          int64_t shape[LLM_MAX_DIMS])
+{
+    if (!d || !name || !ndim || !shape) return llm_err_set(LLM_EINVAL, "bad tensor shape query");
+    int64_t s[3] = {0, 0, 0};
+    int nd = 0, rc;
+    const char *suf;
+    int layer = parse_layer(name, &suf);
+    if (layer >= 0)
+        rc = layer < d->n_layers ? layer_shape(d, suf, &nd, s) : LLM_ENOTFOUND;
+    else
+        rc = global_shape(d, name, &nd, s);
+    if (rc) {
+        char b[LLM_NAME_MAX];
+        snprintf(b, sizeof(b), "%s", name);
+        for (char *c = b; *c; c++)
+            if ((unsigned char)*c < 0x20) *c = '?';
+        return llm_err_set(LLM_ENOTFOUND, "'%s': no such tensor in this %s model", b,
+                           llm_arch_name(d->arch));
+    }
+    *ndim = nd;
+    memset(shape, 0, LLM_MAX_DIMS * sizeof(int64_t));
+    memcpy(shape, s, sizeof(s));
+    return 0;
+}
+
+int llm_desc_tensor_names(const struct llm_model_desc *d, char (**names)[LLM_NAME_MAX], size_t *n)
+{
+    *names = NULL;
+    *n = 0;
+    if (!d || d->n_layers < 0 || d->n_layers > LLM_MAX_LAYERS)
+        return llm_err_set(LLM_EINVAL, "bad model description");
+    const size_t ng = sizeof(global_head) / sizeof(global_head[0]);
+    const size_t nt = sizeof(global_tail) / sizeof(global_tail[0]);
+    const size_t nl = sizeof(layer_suffixes) / sizeof(layer_suffixes[0]);
+    size_t cap = ng + nt + nl * (size_t)d->n_layers;
+    char (*out)[LLM_NAME_MAX] = malloc((cap ? cap : 1) * LLM_NAME_MAX);
+    if (!out) return llm_err_set(LLM_ENOMEM, "out of memory");
+    size_t k = 0;
+    int nd;
+    int64_t s[3];
+    for (size_t i = 0; i < ng; i++)
+        if (!global_shape(d, global_head[i], &nd, s)) snprintf(out[k++], LLM_NAME_MAX, "%s", global_head[i]);
+    for (int l = 0; l < d->n_layers; l++)
+        for (size_t i = 0; i < nl; i++)
+            if (!layer_shape(d, layer_suffixes[i], &nd, s))
+                llm_name_layer(out[k++], LLM_NAME_MAX, l, layer_suffixes[i]);
+    for (size_t i = 0; i < nt; i++)
+        if (!global_shape(d, global_tail[i], &nd, s)) snprintf(out[k++], LLM_NAME_MAX, "%s", global_tail[i]);
+    *names = out;
+    *n = k;
+    return 0;
+}
+
+static uint64_t sat_mul(uint64_t a, uint64_t b)
+{
+    if (a && b > UINT64_MAX / a) return UINT64_MAX;
+    return a * b;
+}
+
+uint64_t llm_desc_n_params(const struct llm_model_desc *d)
+{
+    char (*names)[LLM_NAME_MAX];
+    size_t n;
+    if (llm_desc_tensor_names(d, &names, &n)) return 0;
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        int nd;
+        int64_t s[LLM_MAX_DIMS];
+        if (llm_desc_tensor_shape(d, names[i], &nd, s)) continue;
+        uint64_t c = 1;
+        for (int k = 0; k < nd; k++) c = sat_mul(c, s[k] > 0 ? (uint64_t)s[k] : 0);
+        total = c > UINT64_MAX - total ? UINT64_MAX : total + c;
+    }
+    free(names);
+    return total;
+}
