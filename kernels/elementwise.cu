@@ -1,6 +1,6 @@
 /* elementwise.cu - the memory-bound kernels: embedding gather, norms with
- * the residual add fused in, gated activations, row gather, logit soft-cap,
- * dtype conversion and KV block copies.
+ * the residual add fused in, gated activations, row gather, dtype
+ * conversion and KV block copies.
  *
  * Design: each kernel makes one pass over its data in 16-byte vectors.  The
  * norm keeps its row in registers (up to 4 vectors per thread, one block
@@ -160,8 +160,9 @@ __global__ void rope_kv_kernel(T *qkv, const float2 *rope, const int32_t *pos, c
             int i1 = neox ? i : 2 * i, i2 = neox ? i + half : 2 * i + 1;
             float2 cs = tab[i];
             float a = to_f32(x[i1]), bb = to_f32(x[i2]);
-            x[i1] = from_f32<T>(a * cs.x - bb * cs.y);
-            x[i2] = from_f32<T>(bb * cs.x + a * cs.y);
+            /* products rounded separately, as the reference does (no FMA) */
+            x[i1] = from_f32<T>(__fsub_rn(__fmul_rn(a, cs.x), __fmul_rn(bb, cs.y)));
+            x[i2] = from_f32<T>(__fadd_rn(__fmul_rn(bb, cs.x), __fmul_rn(a, cs.y)));
         }
         __syncthreads();
     }
@@ -277,22 +278,6 @@ extern "C" int llm_k_gather(int dt, void *out, const void *in, const int32_t *ro
     DISPATCH_DT(dt, T, {
         gather_kernel<T><<<n, 128, 0, stream>>>((T *)out, (const T *)in, rows, width);
     });
-    return k_status();
-}
-
-/* ---- soft-cap ------------------------------------------------------------------ */
-
-__global__ void softcap_kernel(float *x, int64_t n, float cap)
-{
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-         i += (int64_t)gridDim.x * blockDim.x)
-        x[i] = cap * tanhf(x[i] / cap);
-}
-
-extern "C" int llm_k_softcap(float *x, int64_t n, float cap, llm_stream_t stream)
-{
-    if (n <= 0) return 0;
-    softcap_kernel<<<grid_for(n, 256), 256, 0, stream>>>(x, n, cap);
     return k_status();
 }
 

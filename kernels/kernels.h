@@ -65,9 +65,6 @@ int llm_k_act(int dt, int act, int gated, void *h, int rows, int inter, llm_stre
 int llm_k_gather(int dt, void *out, const void *in, const int32_t *rows, int n, int width,
                  llm_stream_t stream);
 
-/* x = cap * tanh(x / cap) over n fp32 values. */
-int llm_k_softcap(float *x, int64_t n, float cap, llm_stream_t stream);
-
 /* Element type conversion between F32, F16 and BF16 (n elements). */
 int llm_k_convert(void *dst, int dst_dt, const void *src, int src_dt, int64_t n,
                   llm_stream_t stream);

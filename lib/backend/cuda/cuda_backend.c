@@ -1,0 +1,902 @@
+/* cuda_backend.c - the CUDA backend: llm_backend_ops over kernels/ and cuBLASLt.
+ *
+ * Design: everything lives on the device from creation on.  Weights are
+ * uploaded once in the compute dtype (f16, bf16, or f32 for the exactness
+ * tests), converted on the device as they arrive; mlp.fc and mlp.gate are
+ * concatenated into one [2 * inter][hidden] matrix so a single product
+ * computes both, and the fused activation kernel combines them in place.
+ * The activation workspace is allocated for max_batch_tokens at creation,
+ * then the KV pool takes kv_bytes or kv_fraction of the memory left.  KV
+ * pool layout: [n_blocks][n_layers][K, V][n_kv_heads][block_size][head_dim],
+ * so one block of every layer is contiguous (copy_blocks is one copy per
+ * block) and the kernels address a layer by offset plus a block stride.
+ *
+ * A step: the host validates the batch, packs tokens, positions, rope
+ * rows, KV slots, block table, output rows and the attention work lists
+ * into one pinned buffer and sends it with one copy; then per layer
+ * norm -> qkv product -> rope + KV append -> attention (tensor-core tiles
+ * for prompt chunks, split-sequence row kernel for decode rows) -> output
+ * product accumulated into the residual (cuBLASLt beta = 1, or the GEMV
+ * kernel for <= 8 rows) -> norm -> fused gate/up product -> activation ->
+ * down product accumulated into the residual.  Only the rows whose logits
+ * are wanted go through the final norm and the lm_head (fp32 logits).
+ * Semantics follow the CPU reference backend (lib/backend/cpu) op for op;
+ * rotary tables are made on the host by the reference's own functions.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llm/backend.h"
+#include "llm/err.h"
+#include "llm/log.h"
+#include "llm/sample.h"
+#include "../cpu/cpu_ops.h"
+#include "kernels/kernels.h"
+#include "cuda_internal.h"
+
+#define DEFAULT_MAX_BATCH_TOKENS 8192
+#define DEFAULT_MAX_SEQS 256
+#define DEFAULT_KV_FRACTION 0.90
+#define RESERVE_BYTES (512ull << 20) /* left free for cuBLASLt, graphs, the driver */
+#define GEMM_WS_BYTES (32ull << 20)
+#define STAGE_BYTES (64ull << 20)
+#define PF_MIN_ROWS 3 /* sequences with fewer new rows use the row kernel */
+
+struct cu_layer {
+    void *n1w, *n1b, *n2w, *n2b; /* input_layernorm, post_layernorm */
+    void *qkv, *qkv_b;           /* [(nh + 2 nkv) hd][H] */
+    void *o, *o_b;               /* [H][nh hd] */
+    void *fc, *fc_b;             /* [2 I][H] (fc; gate) when gated, else [I][H] */
+    void *proj, *proj_b;         /* [H][I] */
+    int window;
+};
+
+struct cu_be {
+    struct llm_backend pub;
+    const struct llm_model_desc *d;
+    struct llm_rope rope;
+    int dt;                /* compute dtype */
+    size_t es;             /* its size */
+    int n_sm;
+    cudaStream_t st;
+    cudaEvent_t meta_done;
+    struct cu_gemm *gemm;
+    int use_gemv;
+
+    void **allocs;
+    int n_allocs, cap_allocs;
+    uint64_t weight_bytes;
+
+    void *emb, *pos_emb, *nf_w, *nf_b, *lm;
+    float *lm_b;
+    struct cu_layer *L;
+    float *rope_tab;       /* [rope_sets][rope_npos][half] (cos, sin) */
+    int rope_npos, rope_sets;
+    float *alibi;
+
+    void *kv;
+    int64_t blk_elems;     /* one block of every layer */
+    int64_t layer_elems;   /* one layer within a block: K and V */
+
+    int qkv_w, mlp_w;      /* row widths of the qkv and gate/up buffers */
+    void *res, *xn, *xn2, *qkv, *att, *mlp;
+    int cap_out;
+    void *fin, *fin2;
+    float *logits;
+    float *attn_ws;
+    int ws_rows;           /* rows x splits the attention scratch holds */
+
+    int32_t *h_meta, *d_meta;
+    size_t meta_cap;       /* int32s */
+    int n_out;             /* rows of logits of the last forward, -1 none */
+    float *h_logits;       /* pinned, for the host sampler */
+    int h_logits_rows;
+    void *sample_scratch;
+};
+
+static struct cu_be *cu_of(struct llm_backend *be)
+{
+    return (struct cu_be *)be->priv;
+}
+
+/* ---- creation helpers ------------------------------------------------------ */
+
+static int dalloc(struct cu_be *c, void **p, uint64_t bytes, const char *what)
+{
+    *p = NULL;
+    if (c->n_allocs == c->cap_allocs) {
+        int nc = c->cap_allocs ? 2 * c->cap_allocs : 64;
+        void **na = realloc(c->allocs, sizeof(void *) * (size_t)nc);
+        if (!na) return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
+        c->allocs = na;
+        c->cap_allocs = nc;
+    }
+    cudaError_t e = cudaMalloc(p, bytes ? bytes : 16);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return llm_err_set(LLM_ENOMEM, "cuda backend: cannot allocate %.1f MiB for %s (%s)",
+                           (double)bytes / (1 << 20), what, cudaGetErrorName(e));
+    }
+    c->allocs[c->n_allocs++] = *p;
+    return 0;
+}
+
+static int dtype_rank(int dt)
+{
+    return dt == LLM_DTYPE_F32 || dt == LLM_DTYPE_F16 || dt == LLM_DTYPE_BF16;
+}
+
+/* Copy tensor t (any float dtype) into dst (dst_dt), converting on the device. */
+static int upload_data(struct cu_be *c, const struct llm_tensor *t, uint64_t numel, void *dst,
+                       int dst_dt, void *stage, void **host_tmp)
+{
+    size_t des = dst_dt == LLM_DTYPE_F32 ? 4 : 2;
+    if (t->dtype == dst_dt) {
+        CK(cudaMemcpy(dst, t->data, numel * des, cudaMemcpyHostToDevice));
+        return 0;
+    }
+    int sdt = t->dtype;
+    size_t ses = (size_t)llm_dtype_bits(sdt) / 8;
+    if (!dtype_rank(sdt)) {
+        if (!llm_dtype_is_float(sdt) || llm_dtype_bits(sdt) < 8)
+            return llm_err_set(LLM_EUNSUPPORTED, "'%s': dtype %s cannot be uploaded", t->name,
+                               llm_dtype_name(sdt));
+        if (!*host_tmp && !(*host_tmp = malloc(STAGE_BYTES)))
+            return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
+    }
+    uint64_t chunk = STAGE_BYTES / 4;
+    for (uint64_t off = 0; off < numel; off += chunk) {
+        uint64_t n = numel - off < chunk ? numel - off : chunk;
+        const char *src = (const char *)t->data + off * ses;
+        int kdt = sdt;
+        if (!dtype_rank(sdt)) {
+            int rc = llm_to_f32(*host_tmp, src, sdt, (size_t)n);
+            if (rc) return llm_err_wrap(rc, "'%s'", t->name);
+            src = *host_tmp;
+            kdt = LLM_DTYPE_F32;
+        }
+        size_t kes = kdt == LLM_DTYPE_F32 ? 4 : 2;
+        CK(cudaMemcpy(stage, src, n * kes, cudaMemcpyHostToDevice));
+        CK(llm_k_convert((char *)dst + off * des, dst_dt, stage, kdt, (int64_t)n, c->st));
+        CK(cudaStreamSynchronize(c->st));
+    }
+    return 0;
+}
+
+/* Look up `name` with shape [d0] (d1 == 0) or [d0][d1] and upload it to
+ * dst (row offset 0), in dst_dt. */
+static int upload(struct cu_be *c, struct llm_model *m, const char *name, int64_t d0, int64_t d1,
+                  void *dst, int dst_dt, void *stage, void **host_tmp)
+{
+    struct llm_tensor t;
+    int rc = llm_model_tensor(m, name, &t);
+    if (rc) return rc;
+    int ndim = d1 ? 2 : 1;
+    if (t.ndim != ndim || t.shape[0] != d0 || (d1 && t.shape[1] != d1))
+        return llm_err_set(LLM_ESHAPE, "'%s': expected shape [%lld%s%lld], found %d dims [%lld, %lld]",
+                           name, (long long)d0, d1 ? ", " : "", d1 ? (long long)d1 : 0LL, t.ndim,
+                           (long long)t.shape[0], (long long)(t.ndim > 1 ? t.shape[1] : 0));
+    uint64_t numel = (uint64_t)d0 * (uint64_t)(d1 ? d1 : 1), need;
+    if (llm_dtype_nbytes(t.dtype, numel, &need) || !t.data || t.nbytes < need)
+        return llm_err_set(LLM_ESHAPE, "'%s': %llu bytes of data, expected %llu", name,
+                           (unsigned long long)t.nbytes, (unsigned long long)need);
+    return upload_data(c, &t, numel, dst, dst_dt, stage, host_tmp);
+}
+
+/* Allocate and upload one weight in the compute dtype. */
+static int weight(struct cu_be *c, struct llm_model *m, const char *name, int64_t d0, int64_t d1,
+                  void **dst, void *stage, void **host_tmp)
+{
+    uint64_t bytes = (uint64_t)d0 * (uint64_t)(d1 ? d1 : 1) * c->es;
+    int rc = dalloc(c, dst, bytes, name);
+    if (rc) return rc;
+    c->weight_bytes += bytes;
+    return upload(c, m, name, d0, d1, *dst, c->dt, stage, host_tmp);
+}
+
+static int lweight(struct cu_be *c, struct llm_model *m, int l, const char *suffix, int64_t d0,
+                   int64_t d1, void **dst, void *stage, void **host_tmp)
+{
+    char name[LLM_NAME_MAX];
+    snprintf(name, sizeof name, "transformer.layers.%d.%s", l, suffix);
+    return weight(c, m, name, d0, d1, dst, stage, host_tmp);
+}
+
+/* fc and gate rows stacked into one matrix (or one vector for biases). */
+static int lweight_pair(struct cu_be *c, struct llm_model *m, int l, const char *s1,
+                        const char *s2, int64_t d0, int64_t d1, void **dst, void *stage,
+                        void **host_tmp)
+{
+    char n1[LLM_NAME_MAX], n2[LLM_NAME_MAX];
+    snprintf(n1, sizeof n1, "transformer.layers.%d.%s", l, s1);
+    snprintf(n2, sizeof n2, "transformer.layers.%d.%s", l, s2);
+    uint64_t half = (uint64_t)d0 * (uint64_t)(d1 ? d1 : 1) * c->es;
+    int rc = dalloc(c, dst, 2 * half, n1);
+    if (rc) return rc;
+    c->weight_bytes += 2 * half;
+    if ((rc = upload(c, m, n1, d0, d1, *dst, c->dt, stage, host_tmp))) return rc;
+    return upload(c, m, n2, d0, d1, (char *)*dst + half, c->dt, stage, host_tmp);
+}
+
+static int check_desc(const struct llm_model_desc *d, int dt)
+{
+    if (d->n_layers <= 0 || d->n_layers > LLM_MAX_LAYERS || d->hidden <= 0 || d->vocab_size <= 0 ||
+        d->n_heads <= 0 || d->n_kv_heads <= 0 || d->head_dim <= 0 || d->intermediate <= 0)
+        return llm_err_set(LLM_EINVAL, "model: sizes must be positive (layers %d, hidden %lld, "
+                           "vocab %lld, heads %d/%d, head_dim %d, intermediate %lld)",
+                           d->n_layers, (long long)d->hidden, (long long)d->vocab_size, d->n_heads,
+                           d->n_kv_heads, d->head_dim, (long long)d->intermediate);
+    if (d->n_heads % d->n_kv_heads)
+        return llm_err_set(LLM_EINVAL, "model: %d kv heads do not divide %d heads", d->n_kv_heads,
+                           d->n_heads);
+    if (d->hidden % 8 || d->head_dim % 8 || d->intermediate % 8 || d->hidden > 32768 ||
+        d->vocab_size > INT32_MAX || d->intermediate > INT32_MAX / 2)
+        return llm_err_set(LLM_EUNSUPPORTED, "model: hidden %lld, head_dim %d and intermediate "
+                           "%lld must be multiples of 8 for the cuda backend (hidden <= 32768)",
+                           (long long)d->hidden, d->head_dim, (long long)d->intermediate);
+    if (d->norm != LLM_NORM_RMS && d->norm != LLM_NORM_LAYER)
+        return llm_err_set(LLM_EINVAL, "model: unknown norm %d", d->norm);
+    if (d->act < 0 || d->act >= LLM_ACT_COUNT)
+        return llm_err_set(LLM_EINVAL, "model: unknown activation %d", d->act);
+    if (d->pos < 0 || d->pos >= LLM_POS_COUNT)
+        return llm_err_set(LLM_EINVAL, "model: unknown position encoding %d", d->pos);
+    if (d->n_experts > 0)
+        return llm_err_set(LLM_EUNSUPPORTED, "model: mixture of experts is not supported by the "
+                           "cuda backend yet");
+    if (d->sliding_window < 0)
+        return llm_err_set(LLM_EINVAL, "model: sliding_window %d is negative", d->sliding_window);
+    if (dt != LLM_DTYPE_F16 && dt != LLM_DTYPE_BF16 && dt != LLM_DTYPE_F32)
+        return llm_err_set(LLM_EUNSUPPORTED, "cuda backend: compute dtype %s (f16, bf16 or f32)",
+                           llm_dtype_name(dt));
+    return 0;
+}
+
+/* Rotary tables: cos/sin per position from the reference's own formulas.
+ * Longrope keeps a second table (long factors) for sequences past the
+ * original length; dynamic scaling changes nothing up to max_pos, past
+ * which the backend does not go. */
+static int make_rope(struct cu_be *c)
+{
+    const struct llm_model_desc *d = c->d;
+    int half = c->rope.rot_dims / 2, npos = c->pub.max_seq_len;
+    c->rope_npos = npos;
+    c->rope_sets = 1;
+    int64_t L = c->rope.orig_max_pos > 0 ? c->rope.orig_max_pos : d->max_pos;
+    if (c->rope.scaling == LLM_ROPE_SCALING_LONGROPE && npos > L) c->rope_sets = 2;
+    size_t n = (size_t)c->rope_sets * (size_t)npos * (size_t)half;
+    float *h = malloc(n * 2 * sizeof(float));
+    float *inv = malloc(sizeof(float) * (size_t)(half + 1) * 3);
+    if (!h || !inv) {
+        free(h);
+        free(inv);
+        return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory for the rope table");
+    }
+    float *cs = inv + half + 1, *sn = cs + half + 1;
+    int rc = 0;
+    for (int set = 0; set < c->rope_sets && !rc; set++) {
+        float ms;
+        int64_t seq_len = set ? L + 1 : (npos < L ? npos : L);
+        if (c->rope.scaling == LLM_ROPE_SCALING_LONGROPE && c->rope_sets == 1) seq_len = npos;
+        if ((rc = llm_cpu_rope_freqs(&c->rope, d->max_pos, seq_len, inv, &ms))) break;
+        for (int p = 0; p < npos; p++) {
+            llm_cpu_rope_cos_sin(inv, half, ms, p, cs, sn);
+            float *row = h + ((size_t)set * npos + p) * 2 * half;
+            for (int i = 0; i < half; i++) {
+                row[2 * i] = cs[i];
+                row[2 * i + 1] = sn[i];
+            }
+        }
+    }
+    free(inv);
+    if (!rc && !(rc = dalloc(c, (void **)&c->rope_tab, n * 2 * sizeof(float), "rope table"))) {
+        cudaError_t e = cudaMemcpy(c->rope_tab, h, n * 2 * sizeof(float), cudaMemcpyHostToDevice);
+        if (e != cudaSuccess) rc = cu_fail(CU_LIB_RT, e, "cudaMemcpy(rope)", __FILE__, __LINE__);
+    }
+    free(h);
+    return rc;
+}
+
+static int grow_meta(struct cu_be *c, size_t ints)
+{
+    if (ints <= c->meta_cap) return 0;
+    size_t nc = ints + ints / 2 + 1024;
+    if (c->h_meta) {
+        CK(cudaStreamSynchronize(c->st));
+        cudaFreeHost(c->h_meta);
+        cudaFree(c->d_meta);
+        c->h_meta = c->d_meta = NULL;
+        c->meta_cap = 0;
+    }
+    CK(cudaMallocHost((void **)&c->h_meta, nc * sizeof(int32_t)));
+    CK(cudaMalloc((void **)&c->d_meta, nc * sizeof(int32_t)));
+    c->meta_cap = nc;
+    return 0;
+}
+
+static int grow_out(struct cu_be *c, int n_out)
+{
+    if (n_out <= c->cap_out) return 0;
+    CK(cudaStreamSynchronize(c->st));
+    cudaFree(c->fin);
+    cudaFree(c->fin2);
+    cudaFree(c->logits);
+    c->fin = c->fin2 = NULL;
+    c->logits = NULL;
+    c->cap_out = 0;
+    size_t H = (size_t)c->d->hidden, V = (size_t)c->d->vocab_size;
+    CK(cudaMalloc(&c->fin, (size_t)n_out * H * c->es));
+    CK(cudaMalloc(&c->fin2, (size_t)n_out * H * c->es));
+    CK(cudaMalloc((void **)&c->logits, (size_t)n_out * V * sizeof(float)));
+    c->cap_out = n_out;
+    return 0;
+}
+
+static void cu_destroy(struct llm_backend *be);
+static const struct llm_backend_ops cu_ops_table;
+
+static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_backend_opts *o)
+{
+    const struct llm_model_desc *d = c->d;
+    struct llm_backend *be = &c->pub;
+    int rc;
+    CK(cudaSetDevice(o->device));
+    struct cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, o->device));
+    c->n_sm = prop.multiProcessorCount;
+    snprintf(be->device_name, sizeof be->device_name, "%.127s", prop.name);
+    CK(cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking));
+    CK(cudaEventCreateWithFlags(&c->meta_done, cudaEventDisableTiming));
+    if ((rc = cu_gemm_create(&c->gemm, c->dt, GEMM_WS_BYTES))) return rc;
+    const char *gv = getenv("LLM_CUDA_GEMV");
+    c->use_gemv = c->dt != LLM_DTYPE_F32 && !(gv && !strcmp(gv, "0"));
+
+    int64_t H = d->hidden, V = d->vocab_size, I = d->intermediate, hd = d->head_dim;
+    int nh = d->n_heads, nkv = d->n_kv_heads;
+    c->qkv_w = (nh + 2 * nkv) * (int)hd;
+    c->mlp_w = (int)(d->gated_mlp ? 2 * I : I);
+
+    be->block_size = o->block_size > 0 ? o->block_size : 32;
+    be->max_batch_tokens = o->max_batch_tokens > 0 ? o->max_batch_tokens : DEFAULT_MAX_BATCH_TOKENS;
+    be->max_seqs = o->max_seqs > 0 ? o->max_seqs : DEFAULT_MAX_SEQS;
+    be->max_seq_len = o->max_seq_len > 0 ? o->max_seq_len
+                                         : (int)(d->max_pos > 0 ? d->max_pos : 4096);
+    if (d->max_pos > 0 && be->max_seq_len > d->max_pos &&
+        (d->pos == LLM_POS_LEARNED ||
+         (d->pos == LLM_POS_ROPE && d->rope.scaling == LLM_ROPE_SCALING_DYNAMIC)))
+        be->max_seq_len = (int)d->max_pos;
+    be->vocab = V;
+    if (be->max_seqs > be->max_batch_tokens) be->max_seqs = be->max_batch_tokens;
+
+    /* position encodings */
+    c->rope = d->rope;
+    if (d->pos == LLM_POS_ROPE) {
+        if (c->rope.rot_dims == 0) c->rope.rot_dims = (int)hd;
+        if (c->rope.rot_dims > hd || c->rope.rot_dims % 2)
+            return llm_err_set(LLM_EINVAL, "model: rope rot_dims %d (head_dim %lld)",
+                               c->rope.rot_dims, (long long)hd);
+        if ((rc = make_rope(c))) return rc;
+    }
+    if (d->pos == LLM_POS_ALIBI) {
+        float *s = malloc(sizeof(float) * (size_t)nh);
+        if (!s) return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
+        llm_cpu_alibi_slopes(s, nh, 8.0);
+        rc = dalloc(c, (void **)&c->alibi, sizeof(float) * (size_t)nh, "alibi slopes");
+        if (!rc && cudaMemcpy(c->alibi, s, sizeof(float) * (size_t)nh, cudaMemcpyHostToDevice))
+            rc = llm_err_set(LLM_EDEVICE, "cuda backend: cannot upload alibi slopes");
+        free(s);
+        if (rc) return rc;
+    }
+
+    /* weights */
+    void *stage = NULL, *host_tmp = NULL;
+    if ((rc = dalloc(c, &stage, STAGE_BYTES, "upload staging"))) return rc;
+    c->L = calloc((size_t)d->n_layers, sizeof *c->L);
+    if (!c->L) return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
+    rc = weight(c, m, "transformer.vocab_embedding.weight", V, H, &c->emb, stage, &host_tmp);
+    if (!rc && d->pos == LLM_POS_LEARNED)
+        rc = weight(c, m, "transformer.position_embedding.weight", d->max_pos, H, &c->pos_emb,
+                    stage, &host_tmp);
+    for (int l = 0; l < d->n_layers && !rc; l++) {
+        struct cu_layer *L = &c->L[l];
+        int two_norms = !(d->parallel_residual && d->shared_input_norm);
+        int64_t qr = c->qkv_w;
+        L->window = d->sliding_window > 0 && d->layer_window[l] ? d->sliding_window : 0;
+        if ((rc = lweight(c, m, l, "input_layernorm.weight", H, 0, &L->n1w, stage, &host_tmp)))
+            break;
+        if (d->norm_bias &&
+            (rc = lweight(c, m, l, "input_layernorm.bias", H, 0, &L->n1b, stage, &host_tmp)))
+            break;
+        if ((rc = lweight(c, m, l, "attention.qkv.weight", qr, H, &L->qkv, stage, &host_tmp)))
+            break;
+        if (d->qkv_bias &&
+            (rc = lweight(c, m, l, "attention.qkv.bias", qr, 0, &L->qkv_b, stage, &host_tmp)))
+            break;
+        if ((rc = lweight(c, m, l, "attention.dense.weight", H, (int64_t)nh * hd, &L->o, stage,
+                          &host_tmp)))
+            break;
+        if (d->o_bias &&
+            (rc = lweight(c, m, l, "attention.dense.bias", H, 0, &L->o_b, stage, &host_tmp)))
+            break;
+        if (two_norms) {
+            if ((rc = lweight(c, m, l, "post_layernorm.weight", H, 0, &L->n2w, stage, &host_tmp)))
+                break;
+            if (d->norm_bias &&
+                (rc = lweight(c, m, l, "post_layernorm.bias", H, 0, &L->n2b, stage, &host_tmp)))
+                break;
+        }
+        if (d->gated_mlp) {
+            if ((rc = lweight_pair(c, m, l, "mlp.fc.weight", "mlp.gate.weight", I, H, &L->fc,
+                                   stage, &host_tmp)))
+                break;
+            if (d->mlp_bias && (rc = lweight_pair(c, m, l, "mlp.fc.bias", "mlp.gate.bias", I, 0,
+                                                  &L->fc_b, stage, &host_tmp)))
+                break;
+        } else {
+            if ((rc = lweight(c, m, l, "mlp.fc.weight", I, H, &L->fc, stage, &host_tmp))) break;
+            if (d->mlp_bias &&
+                (rc = lweight(c, m, l, "mlp.fc.bias", I, 0, &L->fc_b, stage, &host_tmp)))
+                break;
+        }
+        if ((rc = lweight(c, m, l, "mlp.proj.weight", H, I, &L->proj, stage, &host_tmp))) break;
+        if (d->mlp_bias &&
+            (rc = lweight(c, m, l, "mlp.proj.bias", H, 0, &L->proj_b, stage, &host_tmp)))
+            break;
+    }
+    if (!rc) rc = weight(c, m, "transformer.ln_f.weight", H, 0, &c->nf_w, stage, &host_tmp);
+    if (!rc && d->norm_bias)
+        rc = weight(c, m, "transformer.ln_f.bias", H, 0, &c->nf_b, stage, &host_tmp);
+    if (!rc) {
+        if (d->tied_embeddings)
+            c->lm = c->emb;
+        else
+            rc = weight(c, m, "lm_head.weight", V, H, &c->lm, stage, &host_tmp);
+    }
+    if (!rc && d->lm_head_bias) {
+        rc = dalloc(c, (void **)&c->lm_b, (uint64_t)V * 4, "lm_head.bias");
+        if (!rc)
+            rc = upload(c, m, "lm_head.bias", V, 0, c->lm_b, LLM_DTYPE_F32, stage, &host_tmp);
+    }
+    free(host_tmp);
+    /* the staging buffer stays in the allocation list; it is small */
+    if (rc) return rc;
+
+    /* activation workspace */
+    uint64_t T = (uint64_t)be->max_batch_tokens, es = c->es;
+    if ((rc = dalloc(c, &c->res, T * H * es, "residual")) ||
+        (rc = dalloc(c, &c->xn, T * H * es, "normed activations")) ||
+        (rc = dalloc(c, &c->qkv, T * (uint64_t)c->qkv_w * es, "qkv")) ||
+        (rc = dalloc(c, &c->att, T * (uint64_t)nh * hd * es, "attention output")) ||
+        (rc = dalloc(c, &c->mlp, T * (uint64_t)c->mlp_w * es, "mlp activations")))
+        return rc;
+    if (d->parallel_residual && !d->shared_input_norm &&
+        (rc = dalloc(c, &c->xn2, T * H * es, "second norm")))
+        return rc;
+    c->ws_rows = 8 * c->n_sm;
+    if ((rc = dalloc(c, (void **)&c->attn_ws,
+                     (uint64_t)c->ws_rows * nh * (hd + 1) * sizeof(float), "attention splits")))
+        return rc;
+    if ((rc = grow_out(c, be->max_seqs))) return rc;
+    if ((rc = grow_meta(c, 8 * T + 4096))) return rc;
+
+    /* KV pool */
+    int kv_dt = o->kv_dtype;
+    if (kv_dt != c->dt) {
+        if (kv_dt == LLM_DTYPE_F32 && c->dt != LLM_DTYPE_F32)
+            llm_debug("cuda backend: kv dtype follows the compute dtype (%s)",
+                      llm_dtype_name(c->dt));
+        else
+            return llm_err_set(LLM_EUNSUPPORTED, "cuda backend: kv dtype %s with compute dtype "
+                               "%s (the KV cache is kept in the compute dtype)",
+                               llm_dtype_name(kv_dt), llm_dtype_name(c->dt));
+    }
+    c->layer_elems = 2 * (int64_t)nkv * be->block_size * hd;
+    c->blk_elems = c->layer_elems * d->n_layers;
+    uint64_t per_block = (uint64_t)c->blk_elems * es;
+    uint64_t want = o->kv_bytes;
+    if (!want) {
+        size_t fr = 0, tot = 0;
+        CK(cudaMemGetInfo(&fr, &tot));
+        double f = o->kv_fraction > 0.0 ? o->kv_fraction : DEFAULT_KV_FRACTION;
+        want = fr > RESERVE_BYTES ? (uint64_t)(f * (double)(fr - RESERVE_BYTES)) : 0;
+        uint64_t useful = (uint64_t)be->max_seqs *
+                          (uint64_t)((be->max_seq_len + be->block_size - 1) / be->block_size) *
+                          per_block;
+        if (want > useful) want = useful;
+    }
+    uint64_t nb = want / per_block;
+    if (nb > (uint64_t)(INT32_MAX / be->block_size)) nb = INT32_MAX / be->block_size;
+    if (nb < 1)
+        return llm_err_set(LLM_ECAPACITY, "cuda backend: kv pool of %llu bytes holds no block of "
+                           "%llu bytes", (unsigned long long)want, (unsigned long long)per_block);
+    be->n_blocks = (int)nb;
+    be->kv_bytes = nb * per_block;
+    if ((rc = dalloc(c, &c->kv, be->kv_bytes, "kv pool"))) return rc;
+    CK(cudaMemset(c->kv, 0, be->kv_bytes));
+    llm_info("cuda: %s, %d SMs; weights %.2f GiB in %s; kv pool %d blocks of %d tokens "
+             "(%lld tokens, %.2f GiB); batch <= %d tokens, %d sequences",
+             be->device_name, c->n_sm, (double)c->weight_bytes / (1 << 30),
+             llm_dtype_name(c->dt), be->n_blocks, be->block_size,
+             (long long)be->n_blocks * be->block_size, (double)be->kv_bytes / (1 << 30),
+             be->max_batch_tokens, be->max_seqs);
+    return 0;
+}
+
+int llm_backend_cuda_create(struct llm_backend **out, const struct llm_model *m,
+                            const struct llm_backend_opts *o)
+{
+    *out = NULL;
+    struct llm_backend_opts defaults;
+    if (!o) {
+        llm_backend_opts_init(&defaults);
+        o = &defaults;
+    }
+    int ndev = 0;
+    cudaError_t e = cudaGetDeviceCount(&ndev);
+    if (e != cudaSuccess || ndev <= 0) {
+        cudaGetLastError();
+        return llm_err_set(LLM_EUNSUPPORTED, "no CUDA device (%s)",
+                           e != cudaSuccess ? cudaGetErrorName(e) : "none found");
+    }
+    if (o->device < 0 || o->device >= ndev)
+        return llm_err_set(LLM_EINVAL, "cuda device %d: %d device%s present", o->device, ndev,
+                           ndev == 1 ? "" : "s");
+    int dt = o->compute_dtype;
+    int rc = check_desc(&m->desc, dt);
+    if (rc) return rc;
+    struct cu_be *c = calloc(1, sizeof *c);
+    if (!c) return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
+    c->pub.ops = &cu_ops_table;
+    c->pub.model = m;
+    c->pub.priv = c;
+    c->d = &m->desc;
+    c->dt = dt;
+    c->es = dt == LLM_DTYPE_F32 ? 4 : 2;
+    c->n_out = -1;
+    rc = create_inner(c, (struct llm_model *)m, o);
+    if (rc) {
+        cu_destroy(&c->pub);
+        return rc;
+    }
+    *out = &c->pub;
+    return 0;
+}
+
+static void cu_destroy(struct llm_backend *be)
+{
+    if (!be) return;
+    struct cu_be *c = cu_of(be);
+    if (c->st) cudaStreamSynchronize(c->st);
+    for (int i = 0; i < c->n_allocs; i++) cudaFree(c->allocs[i]);
+    free(c->allocs);
+    cudaFree(c->fin);
+    cudaFree(c->fin2);
+    cudaFree(c->logits);
+    cudaFree(c->d_meta);
+    if (c->h_meta) cudaFreeHost(c->h_meta);
+    if (c->h_logits) cudaFreeHost(c->h_logits);
+    cu_gemm_destroy(c->gemm);
+    if (c->meta_done) cudaEventDestroy(c->meta_done);
+    if (c->st) cudaStreamDestroy(c->st);
+    free(c->L);
+    free(c->sample_scratch);
+    free(c);
+}
+
+/* ---- forward ------------------------------------------------------------------ */
+
+static int check_batch(const struct cu_be *c, const struct llm_batch *b)
+{
+    const struct llm_backend *be = &c->pub;
+    if (b->n_tokens < 1 || b->n_tokens > be->max_batch_tokens)
+        return llm_err_set(LLM_ECAPACITY, "batch: %d tokens (limit 1..%d)", b->n_tokens,
+                           be->max_batch_tokens);
+    if (b->n_seqs < 1 || b->n_seqs > be->max_seqs)
+        return llm_err_set(LLM_ECAPACITY, "batch: %d sequences (limit 1..%d)", b->n_seqs,
+                           be->max_seqs);
+    if (!b->tokens || !b->pos || !b->seq_start || !b->seq_len || !b->block_table ||
+        (b->n_out > 0 && !b->out_rows))
+        return llm_err_set(LLM_EINVAL, "batch: missing array");
+    if (b->seq_start[0] != 0 || b->seq_start[b->n_seqs] != b->n_tokens)
+        return llm_err_set(LLM_EINVAL, "batch: seq_start must run from 0 to n_tokens %d",
+                           b->n_tokens);
+    for (int t = 0; t < b->n_tokens; t++)
+        if (b->tokens[t] < 0 || b->tokens[t] >= c->d->vocab_size)
+            return llm_err_set(LLM_ERANGE, "batch: row %d has token id %d, vocabulary is %lld", t,
+                               b->tokens[t], (long long)c->d->vocab_size);
+    for (int s = 0; s < b->n_seqs; s++) {
+        int t0 = b->seq_start[s], t1 = b->seq_start[s + 1], n_new = t1 - t0;
+        if (n_new < 1 || t1 > b->n_tokens)
+            return llm_err_set(LLM_EINVAL, "batch: sequence %d has rows %d..%d", s, t0, t1 - 1);
+        int len = b->seq_len[s];
+        if (len < n_new || len > be->max_seq_len)
+            return llm_err_set(len > be->max_seq_len ? LLM_ECAPACITY : LLM_EINVAL,
+                               "batch: sequence %d has length %d with %d new tokens (max %d)", s,
+                               len, n_new, be->max_seq_len);
+        for (int t = t0; t < t1; t++)
+            if (b->pos[t] != len - n_new + (t - t0))
+                return llm_err_set(LLM_EINVAL, "batch: sequence %d row %d has position %d, "
+                                   "expected %d", s, t, b->pos[t], len - n_new + (t - t0));
+        int nblk = (len + be->block_size - 1) / be->block_size;
+        if (nblk > b->bt_stride)
+            return llm_err_set(LLM_EINVAL, "batch: sequence %d needs %d blocks, bt_stride is %d", s,
+                               nblk, b->bt_stride);
+        for (int i = 0; i < nblk; i++) {
+            int id = b->block_table[(int64_t)s * b->bt_stride + i];
+            if (id < 0 || id >= be->n_blocks)
+                return llm_err_set(LLM_EINVAL, "batch: sequence %d block %d has id %d, pool has %d",
+                                   s, i, id, be->n_blocks);
+        }
+    }
+    if (b->n_out < 0 || b->n_out > b->n_tokens)
+        return llm_err_set(LLM_EINVAL, "batch: n_out %d with %d tokens", b->n_out, b->n_tokens);
+    for (int i = 0; i < b->n_out; i++)
+        if (b->out_rows[i] < 0 || b->out_rows[i] >= b->n_tokens ||
+            (i > 0 && b->out_rows[i] <= b->out_rows[i - 1]))
+            return llm_err_set(LLM_EINVAL, "batch: out_rows[%d] = %d is not increasing within "
+                               "[0, %d)", i, b->out_rows[i], b->n_tokens);
+    return 0;
+}
+
+/* Device pointers into this step's metadata. */
+struct step {
+    const int32_t *tokens, *pos, *rope_row, *slot, *out_rows, *bt, *rows, *seqs, *tiles;
+    int n_rows, n_tiles, split_len, splits;
+};
+
+static int pack_meta(struct cu_be *c, const struct llm_batch *b, struct step *s)
+{
+    const struct llm_model_desc *d = c->d;
+    int n = b->n_tokens, bs = c->pub.block_size;
+    int pf = llm_k_attn_prefill_supported(c->dt, d->head_dim);
+    size_t max_tiles = (size_t)b->n_seqs + (size_t)n / 64 + 1;
+    size_t need = 6 * (size_t)n + (size_t)b->n_out + (size_t)b->n_seqs * b->bt_stride +
+                  3 * max_tiles + 64;
+    int rc = grow_meta(c, need);
+    if (rc) return rc;
+    CK(cudaEventSynchronize(c->meta_done)); /* the previous step's copy has left h_meta */
+    int32_t *h = c->h_meta;
+    size_t o = 0;
+    size_t o_tok = o; memcpy(h + o, b->tokens, sizeof(int32_t) * n); o += n;
+    size_t o_pos = o; memcpy(h + o, b->pos, sizeof(int32_t) * n); o += n;
+    size_t o_rr = o; o += n;
+    size_t o_slot = o; o += n;
+    size_t o_out = o; if (b->n_out) memcpy(h + o, b->out_rows, sizeof(int32_t) * b->n_out);
+    o += b->n_out;
+    size_t o_bt = o; memcpy(h + o, b->block_table, sizeof(int32_t) * b->n_seqs * b->bt_stride);
+    o += (size_t)b->n_seqs * b->bt_stride;
+    size_t o_rows = o; o += n;
+    size_t o_seqs = o; o += n;
+    size_t o_tiles = o;
+
+    int64_t L = c->rope.orig_max_pos > 0 ? c->rope.orig_max_pos : d->max_pos;
+    int n_rows = 0, n_tiles = 0, maxlen = 0;
+    for (int sq = 0; sq < b->n_seqs; sq++) {
+        int t0 = b->seq_start[sq], t1 = b->seq_start[sq + 1];
+        const int32_t *btr = b->block_table + (int64_t)sq * b->bt_stride;
+        int use_long = c->rope_sets == 2 && b->seq_len[sq] > L;
+        for (int t = t0; t < t1; t++) {
+            int p = b->pos[t];
+            h[o_rr + t] = p + (use_long ? c->rope_npos : 0);
+            h[o_slot + t] = btr[p / bs] * bs + p % bs;
+        }
+        if (pf && t1 - t0 >= PF_MIN_ROWS) {
+            for (int r = t0; r < t1; r += 64) {
+                h[o_tiles + 3 * n_tiles] = sq;
+                h[o_tiles + 3 * n_tiles + 1] = r;
+                h[o_tiles + 3 * n_tiles + 2] = t1 - r < 64 ? t1 - r : 64;
+                n_tiles++;
+            }
+        } else {
+            for (int t = t0; t < t1; t++) {
+                h[o_rows + n_rows] = t;
+                h[o_seqs + n_rows] = sq;
+                n_rows++;
+                int vis = b->pos[t] + 1;
+                if (maxlen < vis) maxlen = vis;
+            }
+        }
+    }
+    o += 3 * (size_t)n_tiles;
+    CK(cudaMemcpyAsync(c->d_meta, h, o * sizeof(int32_t), cudaMemcpyHostToDevice, c->st));
+    CK(cudaEventRecord(c->meta_done, c->st));
+
+    /* splits of the row kernel: enough blocks to fill the device */
+    int win = d->sliding_window;
+    if (win > 0 && maxlen > win) maxlen = win;
+    s->splits = 1;
+    s->split_len = 0;
+    int blocks = n_rows * d->n_kv_heads, target = 4 * c->n_sm;
+    if (n_rows > 0 && blocks < target && maxlen > 256) {
+        int sp = (target + blocks - 1) / blocks, lim = (maxlen + 127) / 128;
+        if (sp > lim) sp = lim;
+        if (sp > c->ws_rows / n_rows) sp = c->ws_rows / n_rows;
+        if (sp > 1) {
+            int sl = (maxlen + sp - 1) / sp;
+            sl = (sl + 31) / 32 * 32;
+            s->split_len = sl;
+            s->splits = (maxlen + sl - 1) / sl;
+        }
+    }
+    const int32_t *dm = c->d_meta;
+    s->tokens = dm + o_tok;
+    s->pos = dm + o_pos;
+    s->rope_row = dm + o_rr;
+    s->slot = dm + o_slot;
+    s->out_rows = dm + o_out;
+    s->bt = dm + o_bt;
+    s->rows = dm + o_rows;
+    s->seqs = dm + o_seqs;
+    s->tiles = dm + o_tiles;
+    s->n_rows = n_rows;
+    s->n_tiles = n_tiles;
+    return 0;
+}
+
+/* y = x W^T (+ bias) (+ y): GEMV kernel for a few rows, cuBLASLt otherwise. */
+static int linear(struct cu_be *c, int m, int n, int k, const void *x, int ldx, const void *w,
+                  const void *bias, void *y, int ldy, int accumulate)
+{
+    if (c->use_gemv && m <= 8) {
+        CK(llm_k_gemv(c->dt, y, ldy, x, ldx, w, bias, m, n, k, accumulate, c->st));
+        return 0;
+    }
+    return cu_gemm_run(c->gemm, c->st, m, n, k, x, ldx, w, bias, y, ldy, c->dt, accumulate);
+}
+
+static int norm(struct cu_be *c, void *out, void *res, const void *w, const void *b, int rows)
+{
+    const struct llm_model_desc *d = c->d;
+    CK(llm_k_norm(c->dt, d->norm == LLM_NORM_RMS ? LLM_K_NORM_RMS : LLM_K_NORM_LAYER, out, res,
+                  NULL, w, b, 0.f, rows, (int)d->hidden, (float)d->norm_eps, c->st));
+    return 0;
+}
+
+static int cu_forward(struct llm_backend *be, const struct llm_batch *b)
+{
+    struct cu_be *c = cu_of(be);
+    const struct llm_model_desc *d = c->d;
+    c->n_out = -1;
+    int rc = check_batch(c, b);
+    if (rc) return rc;
+    if ((rc = grow_out(c, b->n_out))) return rc;
+    struct step s = {0};
+    if ((rc = pack_meta(c, b, &s))) return rc;
+
+    const int n = b->n_tokens, H = (int)d->hidden, I = (int)d->intermediate;
+    const int nh = d->n_heads, nkv = d->n_kv_heads, hd = d->head_dim;
+    const size_t es = c->es;
+    float esc = d->embed_scale > 0.0 ? (float)d->embed_scale : 1.0f;
+    CK(llm_k_embed(c->dt, c->res, c->emb, s.tokens, c->pos_emb, s.pos, n, H, esc, c->st));
+
+    struct llm_k_attn a = {
+        .dt = c->dt,
+        .q = c->qkv,
+        .q_stride = c->qkv_w,
+        .o = c->att,
+        .blk_stride = c->blk_elems,
+        .block_size = be->block_size,
+        .block_table = s.bt,
+        .bt_stride = b->bt_stride,
+        .pos = s.pos,
+        .n_heads = nh,
+        .n_kv_heads = nkv,
+        .head_dim = hd,
+        .scale = (float)(d->attn_scale > 0.0 ? d->attn_scale : 1.0 / sqrt((double)hd)),
+        .softcap = (float)d->logit_softcap,
+        .alibi = c->alibi,
+    };
+    for (int l = 0; l < d->n_layers; l++) {
+        const struct cu_layer *L = &c->L[l];
+        void *kvl = (char *)c->kv + (size_t)l * c->layer_elems * es;
+        if ((rc = norm(c, c->xn, c->res, L->n1w, L->n1b, n))) return rc;
+        void *mlp_in = c->xn;
+        if (d->parallel_residual && !d->shared_input_norm) {
+            if ((rc = norm(c, c->xn2, c->res, L->n2w, L->n2b, n))) return rc;
+            mlp_in = c->xn2;
+        }
+        if ((rc = linear(c, n, c->qkv_w, H, c->xn, H, L->qkv, L->qkv_b, c->qkv, c->qkv_w, 0)))
+            return rc;
+        CK(llm_k_rope_kv(c->dt, c->qkv, d->pos == LLM_POS_ROPE ? c->rope_tab : NULL, s.rope_row,
+                         s.slot, kvl, c->blk_elems, be->block_size, n, nh, nkv, hd,
+                         c->rope.rot_dims, c->rope.neox, c->st));
+        a.kv = kvl;
+        a.window = L->window;
+        if (s.n_tiles) CK(llm_k_attn_prefill(&a, s.tiles, s.n_tiles, c->st));
+        if (s.n_rows)
+            CK(llm_k_attn_rows(&a, s.rows, s.seqs, s.n_rows, s.split_len, s.splits, c->attn_ws,
+                               c->st));
+        if ((rc = linear(c, n, H, nh * hd, c->att, nh * hd, L->o, L->o_b, c->res, H, 1)))
+            return rc;
+        if (!d->parallel_residual) {
+            if ((rc = norm(c, c->xn, c->res, L->n2w, L->n2b, n))) return rc;
+        }
+        if ((rc = linear(c, n, c->mlp_w, H, mlp_in, H, L->fc, L->fc_b, c->mlp, c->mlp_w, 0)))
+            return rc;
+        CK(llm_k_act(c->dt, d->act, d->gated_mlp, c->mlp, n, I, c->st));
+        if ((rc = linear(c, n, H, I, c->mlp, c->mlp_w, L->proj, L->proj_b, c->res, H, 1)))
+            return rc;
+    }
+
+    int no = b->n_out;
+    if (no > 0) {
+        CK(llm_k_gather(c->dt, c->fin, c->res, s.out_rows, no, H, c->st));
+        if ((rc = norm(c, c->fin2, c->fin, c->nf_w, c->nf_b, no))) return rc;
+        if ((rc = cu_gemm_run(c->gemm, c->st, no, (int)d->vocab_size, H, c->fin2, H, c->lm,
+                              c->lm_b, c->logits, (int)d->vocab_size, LLM_DTYPE_F32, 0)))
+            return rc;
+    }
+    c->n_out = no;
+    return 0;
+}
+
+static int cu_get_logits(struct llm_backend *be, float *dst)
+{
+    struct cu_be *c = cu_of(be);
+    if (c->n_out < 0) return llm_err_set(LLM_EINVAL, "get_logits: no successful forward step");
+    size_t bytes = sizeof(float) * (size_t)c->n_out * (size_t)c->d->vocab_size;
+    if (bytes) CK(cudaMemcpyAsync(dst, c->logits, bytes, cudaMemcpyDeviceToHost, c->st));
+    CK(cudaStreamSynchronize(c->st));
+    return 0;
+}
+
+static int cu_sample(struct llm_backend *be, const struct llm_sample_row *rows, int n,
+                     struct llm_sample_result *out)
+{
+    struct cu_be *c = cu_of(be);
+    if (c->n_out < 0) return llm_err_set(LLM_EINVAL, "sample: no successful forward step");
+    if (n != c->n_out)
+        return llm_err_set(LLM_EINVAL, "sample: %d rows given, the last step kept %d", n, c->n_out);
+    if (n == 0) return 0;
+    int64_t V = c->d->vocab_size;
+    if (n > c->h_logits_rows) {
+        if (c->h_logits) cudaFreeHost(c->h_logits);
+        c->h_logits = NULL;
+        c->h_logits_rows = 0;
+        CK(cudaMallocHost((void **)&c->h_logits, sizeof(float) * (size_t)n * (size_t)V));
+        c->h_logits_rows = n;
+    }
+    if (!c->sample_scratch && !(c->sample_scratch = malloc(llm_sample_scratch_size(V))))
+        return llm_err_set(LLM_ENOMEM, "sample: out of memory");
+    int rc = cu_get_logits(be, c->h_logits);
+    if (rc) return rc;
+    for (int i = 0; i < n; i++) {
+        rc = llm_sample_cpu(c->h_logits + (int64_t)i * V, V, &rows[i], &out[i], c->sample_scratch);
+        if (rc) return llm_err_wrap(rc, "sample: row %d", i);
+    }
+    return 0;
+}
+
+static int cu_copy_blocks(struct llm_backend *be, const int32_t *src, const int32_t *dst, int n)
+{
+    struct cu_be *c = cu_of(be);
+    if (n <= 0) return 0;
+    for (int i = 0; i < n; i++)
+        if (src[i] < 0 || src[i] >= be->n_blocks || dst[i] < 0 || dst[i] >= be->n_blocks)
+            return llm_err_set(LLM_EINVAL, "copy_blocks: pair %d (%d -> %d) outside the pool of %d "
+                               "blocks", i, src[i], dst[i], be->n_blocks);
+    int rc = grow_meta(c, 2 * (size_t)n);
+    if (rc) return rc;
+    CK(cudaEventSynchronize(c->meta_done));
+    memcpy(c->h_meta, src, sizeof(int32_t) * (size_t)n);
+    memcpy(c->h_meta + n, dst, sizeof(int32_t) * (size_t)n);
+    CK(cudaMemcpyAsync(c->d_meta, c->h_meta, 2 * sizeof(int32_t) * (size_t)n,
+                       cudaMemcpyHostToDevice, c->st));
+    CK(cudaEventRecord(c->meta_done, c->st));
+    for (int i0 = 0; i0 < n; i0 += 65535) {
+        int k = n - i0 < 65535 ? n - i0 : 65535;
+        CK(llm_k_copy_blocks(c->kv, c->d_meta + i0, c->d_meta + n + i0, k,
+                             c->blk_elems * (int64_t)c->es, c->st));
+    }
+    return 0;
+}
+
+static const struct llm_backend_ops cu_ops_table = {
+    .name = "cuda",
+    .forward = cu_forward,
+    .get_logits = cu_get_logits,
+    .sample = cu_sample,
+    .copy_blocks = cu_copy_blocks,
+    .destroy = cu_destroy,
+};

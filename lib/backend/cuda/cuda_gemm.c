@@ -1,0 +1,166 @@
+/* cuda_gemm.c - matrix products through cuBLASLt, and the error mapping.
+ *
+ * Design: a product is described by its shape and options (m, n, k, leading
+ * dimensions, output type, bias, accumulate).  The first time a shape is
+ * seen, its matmul descriptor, the three layouts and the heuristic's best
+ * algorithm are built and kept in a small table (replaced round-robin when
+ * full), so a steady decode loop repeats cached calls with no setup.  f16
+ * and bf16 run with fp32 accumulation (CUBLAS_COMPUTE_32F); f32 runs in
+ * full fp32 (no TF32), the exact mode the CPU reference is compared with.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "llm/dtype.h"
+#include "cuda_internal.h"
+
+int cu_fail(int lib, int code, const char *call, const char *file, int line)
+{
+    const char *name, *desc;
+    if (lib == CU_LIB_BLAS) {
+        name = cublasLtGetStatusName((cublasStatus_t)code);
+        desc = cublasLtGetStatusString((cublasStatus_t)code);
+    } else {
+        name = cudaGetErrorName((cudaError_t)code);
+        desc = cudaGetErrorString((cudaError_t)code);
+    }
+    const char *f = strrchr(file, '/');
+    return llm_err_set(LLM_EDEVICE, "%s:%d: %s: %s (%s)", f ? f + 1 : file, line, call,
+                       name ? name : "?", desc ? desc : "?");
+}
+
+#define GEMM_CACHE 64
+
+struct gemm_key {
+    int m, n, k, ldx, ldy, yt, bias, acc;
+};
+
+struct gemm_entry {
+    struct gemm_key key;
+    int used;
+    cublasLtMatmulDesc_t op;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t algo;
+};
+
+struct cu_gemm {
+    cublasLtHandle_t lt;
+    int dt;
+    void *ws;
+    size_t ws_bytes;
+    struct gemm_entry e[GEMM_CACHE];
+    int next;
+};
+
+static cudaDataType_t cuda_type(int dt)
+{
+    return dt == LLM_DTYPE_F16 ? CUDA_R_16F : dt == LLM_DTYPE_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+}
+
+static void entry_free(struct gemm_entry *e)
+{
+    if (!e->used) return;
+    cublasLtMatrixLayoutDestroy(e->la);
+    cublasLtMatrixLayoutDestroy(e->lb);
+    cublasLtMatrixLayoutDestroy(e->lc);
+    cublasLtMatmulDescDestroy(e->op);
+    e->used = 0;
+}
+
+int cu_gemm_create(struct cu_gemm **out, int dt, size_t workspace_bytes)
+{
+    *out = NULL;
+    struct cu_gemm *g = calloc(1, sizeof *g);
+    if (!g) return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
+    g->dt = dt;
+    g->ws_bytes = workspace_bytes;
+    cublasStatus_t s = cublasLtCreate(&g->lt);
+    if (s != CUBLAS_STATUS_SUCCESS) {
+        free(g);
+        return cu_fail(CU_LIB_BLAS, (int)s, "cublasLtCreate", __FILE__, __LINE__);
+    }
+    cudaError_t e = cudaMalloc(&g->ws, workspace_bytes);
+    if (e != cudaSuccess) {
+        cublasLtDestroy(g->lt);
+        free(g);
+        return cu_fail(CU_LIB_RT, (int)e, "cudaMalloc(gemm workspace)", __FILE__, __LINE__);
+    }
+    *out = g;
+    return 0;
+}
+
+void cu_gemm_destroy(struct cu_gemm *g)
+{
+    if (!g) return;
+    for (int i = 0; i < GEMM_CACHE; i++) entry_free(&g->e[i]);
+    cudaFree(g->ws);
+    cublasLtDestroy(g->lt);
+    free(g);
+}
+
+static int entry_build(struct cu_gemm *g, struct gemm_entry *e, const struct gemm_key *k)
+{
+    cudaDataType_t in = cuda_type(g->dt), ot = cuda_type(k->yt);
+    cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    CKB(cublasLtMatmulDescCreate(&e->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    e->used = 1;
+    e->la = e->lb = e->lc = NULL;
+    CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    if (k->bias) {
+        cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
+        CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep));
+    }
+    /* column-major views: A = w as k x n (ld k, transposed), B = x as k x m, C = y as n x m */
+    CKB(cublasLtMatrixLayoutCreate(&e->la, in, (uint64_t)k->k, (uint64_t)k->n, k->k));
+    CKB(cublasLtMatrixLayoutCreate(&e->lb, in, (uint64_t)k->k, (uint64_t)k->m, k->ldx));
+    CKB(cublasLtMatrixLayoutCreate(&e->lc, ot, (uint64_t)k->n, (uint64_t)k->m, k->ldy));
+
+    cublasLtMatmulPreference_t pref;
+    CKB(cublasLtMatmulPreferenceCreate(&pref));
+    cublasStatus_t s = cublasLtMatmulPreferenceSetAttribute(
+        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &g->ws_bytes, sizeof g->ws_bytes);
+    cublasLtMatmulHeuristicResult_t res;
+    int found = 0;
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulAlgoGetHeuristic(g->lt, e->op, e->la, e->lb, e->lc, e->lc, pref, 1, &res,
+                                           &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    CKB(s);
+    if (found < 1)
+        return llm_err_set(LLM_EDEVICE, "cublasLt: no algorithm for %s product m %d n %d k %d",
+                           llm_dtype_name(g->dt), k->m, k->n, k->k);
+    e->algo = res.algo;
+    e->key = *k;
+    return 0;
+}
+
+int cu_gemm_run(struct cu_gemm *g, cudaStream_t st, int m, int n, int k, const void *x, int ldx,
+                const void *w, const void *bias, void *y, int ldy, int yt, int accumulate)
+{
+    if (m <= 0) return 0;
+    struct gemm_key key = {m, n, k, ldx, ldy, yt, bias != NULL, accumulate != 0};
+    struct gemm_entry *e = NULL;
+    for (int i = 0; i < GEMM_CACHE; i++)
+        if (g->e[i].used && !memcmp(&g->e[i].key, &key, sizeof key)) {
+            e = &g->e[i];
+            break;
+        }
+    if (!e) {
+        e = &g->e[g->next];
+        g->next = (g->next + 1) % GEMM_CACHE;
+        entry_free(e);
+        int rc = entry_build(g, e, &key);
+        if (rc) {
+            entry_free(e);
+            return rc;
+        }
+    }
+    if (bias)
+        CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                           sizeof bias));
+    float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
+    CKB(cublasLtMatmul(g->lt, e->op, &alpha, w, e->la, x, e->lb, &beta, y, e->lc, y, e->lc,
+                       &e->algo, g->ws, g->ws_bytes, st));
+    return 0;
+}

@@ -1,0 +1,749 @@
+/* test_ops.c - every CUDA kernel against the CPU reference op (cpu_ops.h).
+ *
+ * In the manner of ggml's test-backend-ops: each case draws fresh random
+ * inputs, rounds them to the case's dtype (so both sides see the same
+ * values), poisons the GPU output (0xff bytes: NaN in every float type),
+ * runs the kernel, and compares with the reference by normalised mean
+ * squared error, sum((gpu - ref)^2) / sum(ref^2), against a per-op,
+ * per-dtype bound.  A non-finite GPU value where the reference is finite
+ * (an element never written) fails the case.  Each case prints one line,
+ * OP(params): nmse and bound; a failing case also prints its first
+ * mismatches.  Exits 77 when no CUDA device is present, so CI (nvcc, no
+ * GPU) builds it and skips it.
+ *
+ * Usage: test_ops [filter]   (runs the cases whose name contains filter)
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cuda_runtime_api.h>
+
+#include "llm/dtype.h"
+#include "llm/err.h"
+#include "lib/backend/cpu/cpu_ops.h"
+#include "lib/backend/cuda/cuda_internal.h"
+#include "kernels/kernels.h"
+
+static int n_cases, n_failed;
+static const char *filter;
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+#define CUDA(x)                                                                                    \
+    do {                                                                                           \
+        cudaError_t e_ = (cudaError_t)(x);                                                         \
+        if (e_ != cudaSuccess) {                                                                   \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorName(e_));       \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static uint32_t rnd32(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 16);
+}
+static float frand(void)
+{
+    return (float)rnd32() / 4294967296.0f * 2.f - 1.f;
+}
+static int irand(int n)
+{
+    return (int)(rnd32() % (uint32_t)n);
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static size_t esize(int dt)
+{
+    return dt == LLM_DTYPE_F32 ? 4 : 2;
+}
+
+/* Random values in [-scale, scale), rounded to dt; returns the host copy in dt too. */
+static float *rand_vals(size_t n, float scale, int dt, void **as_dt)
+{
+    float *f = xmalloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) f[i] = frand() * scale;
+    void *h = xmalloc(n * esize(dt));
+    llm_cpu_from_f32(h, dt, 0, f, (int64_t)n);
+    llm_cpu_to_f32(f, h, dt, 0, (int64_t)n);
+    if (as_dt)
+        *as_dt = h;
+    else
+        free(h);
+    return f;
+}
+
+static void *dev_copy(const void *h, size_t bytes)
+{
+    void *d;
+    CUDA(cudaMalloc(&d, bytes ? bytes : 16));
+    if (bytes) CUDA(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
+    return d;
+}
+static void *dev_poison(size_t bytes)
+{
+    void *d;
+    CUDA(cudaMalloc(&d, bytes ? bytes : 16));
+    CUDA(cudaMemset(d, 0xff, bytes ? bytes : 16));
+    return d;
+}
+static float *dev_f32(const void *d, size_t n, int dt)
+{
+    void *h = xmalloc(n * esize(dt));
+    CUDA(cudaDeviceSynchronize());
+    CUDA(cudaMemcpy(h, d, n * esize(dt), cudaMemcpyDeviceToHost));
+    float *f = xmalloc(n * sizeof(float));
+    llm_cpu_to_f32(f, h, dt, 0, (int64_t)n);
+    free(h);
+    return f;
+}
+static void round_to(float *x, size_t n, int dt)
+{
+    void *h = xmalloc(n * esize(dt));
+    llm_cpu_from_f32(h, dt, 0, x, (int64_t)n);
+    llm_cpu_to_f32(x, h, dt, 0, (int64_t)n);
+    free(h);
+}
+
+static int want(const char *name)
+{
+    return !filter || strstr(name, filter);
+}
+
+/* Compare and report one case; returns 1 when it passed. */
+static int check(const char *name, const float *got, const float *ref, size_t n, double bound)
+{
+    double num = 0, den = 0;
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i]) && isfinite(ref[i])) {
+            bad++;
+            continue;
+        }
+        if (!isfinite(ref[i])) continue;
+        double d = (double)got[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    double e = den > 0 ? num / den : num;
+    int ok = !bad && e <= bound;
+    n_cases++;
+    printf("%-72s nmse %.2e  bound %.0e  %s\n", name, e, bound, ok ? "ok" : "FAIL");
+    if (!ok) {
+        n_failed++;
+        double rms = n ? sqrt(den / (double)n) : 0;
+        int shown = 0;
+        for (size_t i = 0; i < n && shown < 8; i++) {
+            double d = fabs((double)got[i] - ref[i]);
+            if (!isfinite(got[i]) || d > 4 * sqrt(bound) * (fabs(ref[i]) + rms) + 1e-30) {
+                printf("    [%zu] gpu %.8g  ref %.8g\n", i, got[i], ref[i]);
+                shown++;
+            }
+        }
+        if (bad) printf("    %zu non-finite outputs (unwritten?)\n", bad);
+    }
+    return ok;
+}
+
+static const int DTS[3] = {LLM_DTYPE_F32, LLM_DTYPE_F16, LLM_DTYPE_BF16};
+
+/* Output rounding bound for elementwise results in dt. */
+static double bound_ew(int dt)
+{
+    return dt == LLM_DTYPE_F32 ? 1e-12 : dt == LLM_DTYPE_F16 ? 1e-7 : 5e-6;
+}
+
+/* ---- embedding --------------------------------------------------------------- */
+
+static void test_embed(void)
+{
+    const int shapes[][3] = {{1000, 64, 1}, {1000, 4096, 7}, {5003, 520, 33}};
+    for (int di = 0; di < 3; di++)
+        for (int si = 0; si < 3; si++)
+            for (int lp = 0; lp < 2; lp++) {
+                int dt = DTS[di], V = shapes[si][0], H = shapes[si][1], n = shapes[si][2];
+                float scale = lp ? 1.f : sqrtf((float)H);
+                char name[160];
+                snprintf(name, sizeof name, "EMBED(dt=%s,vocab=%d,hidden=%d,n=%d,learned_pos=%d)",
+                         llm_dtype_name(dt), V, H, n, lp);
+                if (!want(name)) continue;
+                void *tab_h, *pt_h;
+                float *tab = rand_vals((size_t)V * H, 1.f, dt, &tab_h);
+                float *pt = rand_vals((size_t)256 * H, 0.5f, dt, &pt_h);
+                int32_t tok[64], pos[64];
+                for (int i = 0; i < n; i++) {
+                    tok[i] = irand(V);
+                    pos[i] = irand(256);
+                }
+                float *ref = xmalloc(sizeof(float) * (size_t)n * H);
+                llm_cpu_embed(ref, tok, n, tab_h, dt, V, H, scale);
+                if (lp) llm_cpu_add_rows(ref, pos, n, pt_h, dt, 256, H);
+                round_to(ref, (size_t)n * H, dt);
+                void *dtab = dev_copy(tab_h, (size_t)V * H * esize(dt));
+                void *dpt = dev_copy(pt_h, (size_t)256 * H * esize(dt));
+                void *dtok = dev_copy(tok, sizeof(int32_t) * n), *dpos = dev_copy(pos, 4 * n);
+                void *dout = dev_poison((size_t)n * H * esize(dt));
+                CUDA(llm_k_embed(dt, dout, dtab, dtok, lp ? dpt : NULL, dpos, n, H, scale, 0));
+                float *got = dev_f32(dout, (size_t)n * H, dt);
+                check(name, got, ref, (size_t)n * H, lp ? 4 * bound_ew(dt) : bound_ew(dt));
+                free(got), free(ref), free(tab), free(tab_h), free(pt), free(pt_h);
+                cudaFree(dtab), cudaFree(dpt), cudaFree(dtok), cudaFree(dpos), cudaFree(dout);
+            }
+}
+
+/* ---- norms --------------------------------------------------------------------- */
+
+static void test_norm(void)
+{
+    const int dims[] = {64, 4096, 5120, 8192};
+    const int rows[] = {1, 5};
+    for (int di = 0; di < 3; di++)
+        for (int kind = 0; kind < 2; kind++)
+            for (int add = 0; add < 2; add++)
+                for (int ni = 0; ni < 4; ni++)
+                    for (int ri = 0; ri < 2; ri++) {
+                        int dt = DTS[di], n = dims[ni], r = rows[ri], bias = kind == 1;
+                        char name[160];
+                        snprintf(name, sizeof name, "NORM(dt=%s,kind=%s,add=%d,rows=%d,n=%d)",
+                                 llm_dtype_name(dt), kind ? "layer" : "rms", add, r, n);
+                        if (!want(name)) continue;
+                        size_t N = (size_t)r * n;
+                        void *res_h, *add_h, *w_h, *b_h;
+                        float *res = rand_vals(N, 2.f, dt, &res_h);
+                        float *ad = rand_vals(N, 1.f, dt, &add_h);
+                        float *w = rand_vals((size_t)n, 1.f, dt, &w_h);
+                        float *b = rand_vals((size_t)n, 0.5f, dt, &b_h);
+                        float *ref = xmalloc(N * sizeof(float));
+                        float eps = 1e-5f;
+                        /* GPU: res += add (rounded to dt), stats over the rounded row */
+                        if (add) {
+                            for (size_t i = 0; i < N; i++) res[i] += ad[i];
+                            round_to(res, N, dt);
+                        }
+                        if (kind == 0)
+                            llm_cpu_rmsnorm(ref, res, NULL, w_h, dt, r, n, eps);
+                        else
+                            llm_cpu_layernorm(ref, res, NULL, w_h, dt, b_h, dt, r, n, eps);
+                        round_to(ref, N, dt);
+                        void *dres = dev_copy(res_h, N * esize(dt));
+                        void *dadd = dev_copy(add_h, N * esize(dt));
+                        void *dw = dev_copy(w_h, n * esize(dt)), *db = dev_copy(b_h, n * esize(dt));
+                        void *dout = dev_poison(N * esize(dt));
+                        CUDA(llm_k_norm(dt, kind, dout, dres, add ? dadd : NULL, dw,
+                                        bias ? db : NULL, 0.f, r, n, eps, 0));
+                        float *got = dev_f32(dout, N, dt);
+                        int ok = check(name, got, ref, N, 4 * bound_ew(dt) + 1e-11);
+                        if (ok && add) {
+                            float *gres = dev_f32(dres, N, dt);
+                            char n2[200];
+                            snprintf(n2, sizeof n2, "%s.residual", name);
+                            check(n2, gres, res, N, bound_ew(dt));
+                            free(gres);
+                        }
+                        free(got), free(ref), free(res), free(ad), free(w), free(b);
+                        free(res_h), free(add_h), free(w_h), free(b_h);
+                        cudaFree(dres), cudaFree(dadd), cudaFree(dw), cudaFree(db), cudaFree(dout);
+                    }
+}
+
+/* ---- rotary embedding + KV append ------------------------------------------------ */
+
+static float long_f[64], short_f[64];
+
+static void rope_case(int dt, int scaling, int neox, int hd, int rot, int long_seq)
+{
+    struct llm_rope r;
+    memset(&r, 0, sizeof r);
+    r.theta = 10000.0;
+    r.rot_dims = rot;
+    r.neox = neox;
+    r.scaling = scaling;
+    int64_t max_pos = 4096;
+    const char *sname = "none";
+    switch (scaling) {
+    case LLM_ROPE_SCALING_LINEAR: r.factor = 2.0, sname = "linear"; break;
+    case LLM_ROPE_SCALING_DYNAMIC: r.factor = 2.0, sname = "dynamic"; break;
+    case LLM_ROPE_SCALING_YARN:
+        r.factor = 4.0, r.orig_max_pos = 1024, r.beta_fast = 32, r.beta_slow = 1, sname = "yarn";
+        break;
+    case LLM_ROPE_SCALING_LLAMA3:
+        r.theta = 500000.0, r.factor = 8.0, r.orig_max_pos = 1024, r.low_freq_factor = 1;
+        r.high_freq_factor = 4, sname = "llama3";
+        break;
+    case LLM_ROPE_SCALING_LONGROPE:
+        r.orig_max_pos = 1024, r.n_factors = rot / 2, r.long_factor = long_f;
+        r.short_factor = short_f, sname = "longrope";
+        break;
+    default: break;
+    }
+    const int nh = 4, nkv = 2, n = 6, bs = 16, nblk = 8;
+    char name[200];
+    snprintf(name, sizeof name, "ROPE_KV(dt=%s,scaling=%s,neox=%d,head_dim=%d,rot=%d,long=%d)",
+             llm_dtype_name(dt), sname, neox, hd, rot, long_seq);
+    if (!want(name)) return;
+    int64_t seq_len = long_seq ? 2000 : 900;
+    int half = rot / 2;
+    float inv[128], ms, cs[128], sn[128];
+    if (llm_cpu_rope_freqs(&r, max_pos, seq_len, inv, &ms)) {
+        printf("%s: reference refused: %s\n", name, llm_errmsg());
+        n_cases++, n_failed++;
+        return;
+    }
+    int npos = 2048;
+    float *tab = xmalloc(sizeof(float) * 2 * (size_t)npos * half);
+    for (int p = 0; p < npos; p++) {
+        llm_cpu_rope_cos_sin(inv, half, ms, p, cs, sn);
+        for (int i = 0; i < half; i++) {
+            tab[((size_t)p * half + i) * 2] = cs[i];
+            tab[((size_t)p * half + i) * 2 + 1] = sn[i];
+        }
+    }
+    int W = (nh + 2 * nkv) * hd;
+    void *qkv_h;
+    float *qkv = rand_vals((size_t)n * W, 1.f, dt, &qkv_h);
+    int32_t pos[8], slot[8];
+    for (int i = 0; i < n; i++) {
+        pos[i] = irand(npos);
+        slot[i] = i == 2 ? -1 : (int)(((i * 5 + 3) % nblk) * bs + irand(bs));
+    }
+    /* reference: rotate q and k per token; expected cache content */
+    float *ref = xmalloc(sizeof(float) * (size_t)n * W);
+    memcpy(ref, qkv, sizeof(float) * (size_t)n * W);
+    for (int i = 0; i < n; i++) {
+        llm_cpu_rope_cos_sin(inv, half, ms, pos[i], cs, sn);
+        llm_cpu_rope_apply(ref + (size_t)i * W, nh + nkv, hd, rot, neox, cs, sn);
+    }
+    round_to(ref, (size_t)n * W, dt);
+    size_t pool_n = (size_t)nblk * 2 * nkv * bs * hd;
+    float *pref = xmalloc(sizeof(float) * pool_n);
+    for (size_t i = 0; i < pool_n; i++) pref[i] = NAN; /* untouched slots stay poisoned */
+    for (int i = 0; i < n; i++) {
+        if (slot[i] < 0) continue;
+        int b = slot[i] / bs, o = slot[i] % bs;
+        for (int kv = 0; kv < 2; kv++)
+            for (int h = 0; h < nkv; h++)
+                for (int d = 0; d < hd; d++)
+                    pref[((((size_t)b * 2 + kv) * nkv + h) * bs + o) * hd + d] =
+                        ref[(size_t)i * W + (size_t)(nh + kv * nkv + h) * hd + d];
+    }
+    void *dqkv = dev_copy(qkv_h, (size_t)n * W * esize(dt));
+    void *dtab = dev_copy(tab, sizeof(float) * 2 * (size_t)npos * half);
+    void *dpos = dev_copy(pos, sizeof pos), *dslot = dev_copy(slot, sizeof slot);
+    void *dpool = dev_poison(pool_n * esize(dt));
+    CUDA(llm_k_rope_kv(dt, dqkv, dtab, dpos, dslot, dpool, (int64_t)2 * nkv * bs * hd, bs, n, nh,
+                       nkv, hd, rot, neox, 0));
+    float *got = dev_f32(dqkv, (size_t)n * W, dt);
+    double bound = dt == LLM_DTYPE_F32 ? 1e-12 : 4 * bound_ew(dt);
+    check(name, got, ref, (size_t)n * W, bound);
+    float *gpool = dev_f32(dpool, pool_n, dt);
+    /* compare only the written slots; unwritten ones must still be poison (NaN) */
+    size_t m = 0, stray = 0;
+    float *g2 = xmalloc(sizeof(float) * pool_n), *r2 = xmalloc(sizeof(float) * pool_n);
+    for (size_t i = 0; i < pool_n; i++) {
+        if (isnan(pref[i])) {
+            if (!isnan(gpool[i])) stray++;
+            continue;
+        }
+        g2[m] = gpool[i];
+        r2[m++] = pref[i];
+    }
+    char n2[220];
+    snprintf(n2, sizeof n2, "%s.cache", name);
+    check(n2, g2, r2, m, bound);
+    if (stray) {
+        printf("    %zu pool elements written outside the token slots\n", stray);
+        n_failed++;
+    }
+    free(g2), free(r2), free(got), free(gpool), free(pref), free(ref), free(qkv), free(qkv_h);
+    free(tab);
+    cudaFree(dqkv), cudaFree(dtab), cudaFree(dpos), cudaFree(dslot), cudaFree(dpool);
+}
+
+static void test_rope(void)
+{
+    for (int i = 0; i < 64; i++) {
+        long_f[i] = 1.f + 0.25f * (float)i;
+        short_f[i] = 1.f + 0.01f * (float)i;
+    }
+    for (int di = 0; di < 3; di++)
+        for (int sc = 0; sc < LLM_ROPE_SCALING_COUNT; sc++)
+            for (int neox = 0; neox < 2; neox++) {
+                rope_case(DTS[di], sc, neox, 128, 128, 0);
+                rope_case(DTS[di], sc, neox, 64, 32, 0);
+            }
+    for (int di = 0; di < 3; di++) rope_case(DTS[di], LLM_ROPE_SCALING_LONGROPE, 1, 96, 96, 1);
+}
+
+/* ---- activations ---------------------------------------------------------------- */
+
+static void test_act(void)
+{
+    const char *names[] = {"silu", "gelu", "gelu_tanh", "relu"};
+    const int inter[] = {64, 11008};
+    for (int di = 0; di < 3; di++)
+        for (int act = 0; act < 4; act++)
+            for (int gated = 0; gated < 2; gated++)
+                for (int ii = 0; ii < 2; ii++) {
+                    int dt = DTS[di], I = inter[ii], rows = 3;
+                    char name[160];
+                    snprintf(name, sizeof name, "ACT(dt=%s,act=%s,gated=%d,rows=%d,inter=%d)",
+                             llm_dtype_name(dt), names[act], gated, rows, I);
+                    if (!want(name)) continue;
+                    int w = gated ? 2 * I : I;
+                    size_t N = (size_t)rows * w;
+                    void *h_h;
+                    float *h = rand_vals(N, 4.f, dt, &h_h);
+                    float *ref = xmalloc(sizeof(float) * (size_t)rows * I);
+                    for (int r = 0; r < rows; r++) {
+                        float *dst = ref + (size_t)r * I, *src = h + (size_t)r * w;
+                        if (gated)
+                            llm_cpu_gated(dst, src, src + I, I, act);
+                        else {
+                            memcpy(dst, src, sizeof(float) * (size_t)I);
+                            llm_cpu_act(dst, I, act);
+                        }
+                    }
+                    round_to(ref, (size_t)rows * I, dt);
+                    void *dh = dev_copy(h_h, N * esize(dt));
+                    CUDA(llm_k_act(dt, act, gated, dh, rows, I, 0));
+                    float *g = dev_f32(dh, N, dt);
+                    float *got = xmalloc(sizeof(float) * (size_t)rows * I);
+                    for (int r = 0; r < rows; r++)
+                        memcpy(got + (size_t)r * I, g + (size_t)r * w, sizeof(float) * (size_t)I);
+                    check(name, got, ref, (size_t)rows * I,
+                          dt == LLM_DTYPE_F32 ? 1e-11 : 4 * bound_ew(dt));
+                    free(g), free(got), free(ref), free(h), free(h_h);
+                    cudaFree(dh);
+                }
+}
+
+/* ---- gather, convert, copy_blocks (exact) ------------------------------------------ */
+
+static void test_exact(void)
+{
+    for (int di = 0; di < 3; di++) {
+        int dt = DTS[di], W = 520, R = 40, n = 7;
+        char name[160];
+        snprintf(name, sizeof name, "GATHER(dt=%s,rows=%d,width=%d,n=%d)", llm_dtype_name(dt), R, W,
+                 n);
+        if (want(name)) {
+            void *x_h;
+            float *x = rand_vals((size_t)R * W, 1.f, dt, &x_h);
+            int32_t rows[7] = {3, 0, 39, 5, 5, 17, 22};
+            float *ref = xmalloc(sizeof(float) * (size_t)n * W);
+            for (int i = 0; i < n; i++)
+                memcpy(ref + (size_t)i * W, x + (size_t)rows[i] * W, sizeof(float) * W);
+            void *dx = dev_copy(x_h, (size_t)R * W * esize(dt)), *dr = dev_copy(rows, sizeof rows);
+            void *dout = dev_poison((size_t)n * W * esize(dt));
+            CUDA(llm_k_gather(dt, dout, dx, dr, n, W, 0));
+            float *got = dev_f32(dout, (size_t)n * W, dt);
+            check(name, got, ref, (size_t)n * W, 0);
+            free(got), free(ref), free(x), free(x_h);
+            cudaFree(dx), cudaFree(dr), cudaFree(dout);
+        }
+        for (int si = 0; si < 3; si++) {
+            int sdt = DTS[si];
+            size_t N = 100003;
+            snprintf(name, sizeof name, "CONVERT(%s->%s,n=%zu)", llm_dtype_name(sdt),
+                     llm_dtype_name(dt), N);
+            if (!want(name)) continue;
+            void *x_h;
+            float *x = rand_vals(N, 1000.f, sdt, &x_h);
+            float *ref = xmalloc(sizeof(float) * N);
+            memcpy(ref, x, sizeof(float) * N);
+            round_to(ref, N, dt);
+            void *dx = dev_copy(x_h, N * esize(sdt)), *dout = dev_poison(N * esize(dt));
+            CUDA(llm_k_convert(dout, dt, dx, sdt, (int64_t)N, 0));
+            float *got = dev_f32(dout, N, dt);
+            check(name, got, ref, N, 0);
+            free(got), free(ref), free(x), free(x_h);
+            cudaFree(dx), cudaFree(dout);
+        }
+    }
+    const char *name = "COPY_BLOCKS(blocks=64,block_bytes=8192,n=9)";
+    if (want(name)) {
+        int nb = 64, n = 9;
+        size_t bb = 8192, words = nb * bb / 4;
+        float *pool = xmalloc(nb * bb);
+        for (size_t i = 0; i < words; i++) pool[i] = frand();
+        int32_t src[9] = {0, 5, 5, 63, 7, 12, 30, 31, 2}, dst[9] = {1, 6, 8, 62, 9, 13, 40, 41, 2};
+        float *ref = xmalloc(nb * bb);
+        memcpy(ref, pool, nb * bb);
+        for (int i = 0; i < n; i++)
+            memcpy((char *)ref + dst[i] * bb, (char *)pool + src[i] * bb, bb);
+        void *dp = dev_copy(pool, nb * bb), *ds = dev_copy(src, sizeof src),
+             *dd = dev_copy(dst, sizeof dst);
+        CUDA(llm_k_copy_blocks(dp, ds, dd, n, (int64_t)bb, 0));
+        float *got = dev_f32(dp, words, LLM_DTYPE_F32);
+        check(name, got, ref, words, 0);
+        free(got), free(ref), free(pool);
+        cudaFree(dp), cudaFree(ds), cudaFree(dd);
+    }
+}
+
+/* ---- linear: GEMV kernel and cuBLASLt ---------------------------------------------- */
+
+static void linear_case(int dt, int use_gemv, int M, int N, int K, int bias, int acc, int yt)
+{
+    char name[200];
+    snprintf(name, sizeof name, "%s(dt=%s,m=%d,n=%d,k=%d,bias=%d,acc=%d,out=%s)",
+             use_gemv ? "GEMV" : "GEMM", llm_dtype_name(dt), M, N, K, bias, acc,
+             llm_dtype_name(yt));
+    if (!want(name)) return;
+    void *x_h, *w_h, *b_h, *y_h;
+    float *x = rand_vals((size_t)M * K, 1.f, dt, &x_h);
+    float *w = rand_vals((size_t)N * K, 1.f / sqrtf((float)K), dt, &w_h);
+    float *b = rand_vals((size_t)N, 0.5f, yt, &b_h);
+    float *y0 = rand_vals((size_t)M * N, 1.f, yt, &y_h);
+    float *ref = xmalloc(sizeof(float) * (size_t)M * N);
+    if (llm_cpu_linear(ref, x, M, K, w_h, dt, N, bias ? b_h : NULL, yt)) {
+        printf("%s: reference failed: %s\n", name, llm_errmsg());
+        n_cases++, n_failed++;
+        return;
+    }
+    if (acc)
+        for (size_t i = 0; i < (size_t)M * N; i++) ref[i] += y0[i];
+    round_to(ref, (size_t)M * N, yt);
+    void *dx = dev_copy(x_h, (size_t)M * K * esize(dt)), *dw = dev_copy(w_h, (size_t)N * K * esize(dt));
+    void *db = dev_copy(b_h, (size_t)N * esize(yt));
+    void *dy = acc ? dev_copy(y_h, (size_t)M * N * esize(yt)) : dev_poison((size_t)M * N * esize(yt));
+    if (use_gemv) {
+        CUDA(llm_k_gemv(dt, dy, N, dx, K, dw, bias ? db : NULL, M, N, K, acc, 0));
+    } else {
+        static struct cu_gemm *g[3];
+        int gi = dt == LLM_DTYPE_F32 ? 0 : dt == LLM_DTYPE_F16 ? 1 : 2;
+        if (!g[gi] && cu_gemm_create(&g[gi], dt, 32u << 20)) {
+            printf("%s: %s\n", name, llm_errmsg());
+            exit(1);
+        }
+        if (cu_gemm_run(g[gi], 0, M, N, K, dx, K, dw, bias ? db : NULL, dy, N, yt, acc)) {
+            printf("%s: %s\n", name, llm_errmsg());
+            n_cases++, n_failed++;
+            return;
+        }
+    }
+    float *got = dev_f32(dy, (size_t)M * N, yt);
+    double bound = yt == LLM_DTYPE_F32 ? (dt == LLM_DTYPE_F32 ? 1e-10 : 1e-9) : 4 * bound_ew(yt);
+    check(name, got, ref, (size_t)M * N, bound);
+    free(got), free(ref), free(x), free(w), free(b), free(y0);
+    free(x_h), free(w_h), free(b_h), free(y_h);
+    cudaFree(dx), cudaFree(dw), cudaFree(db), cudaFree(dy);
+}
+
+static void test_linear(void)
+{
+    const int nk[][2] = {{4096, 4096}, {1000, 264}, {3000, 1024}};
+    const int ms[] = {1, 2, 3, 8};
+    for (int di = 0; di < 3; di++)
+        for (int s = 0; s < 3; s++)
+            for (int mi = 0; mi < 4; mi++)
+                for (int v = 0; v < 2; v++)
+                    linear_case(DTS[di], 1, ms[mi], nk[s][0], nk[s][1], v, v, DTS[di]);
+    const int gm[] = {1, 17, 256};
+    for (int di = 0; di < 3; di++)
+        for (int s = 0; s < 2; s++)
+            for (int mi = 0; mi < 3; mi++) {
+                linear_case(DTS[di], 0, gm[mi], nk[s][0], nk[s][1], 0, 0, DTS[di]);
+                linear_case(DTS[di], 0, gm[mi], nk[s][0], nk[s][1], 1, 1, DTS[di]);
+                linear_case(DTS[di], 0, gm[mi], nk[s][0], nk[s][1], 1, 0, LLM_DTYPE_F32);
+            }
+}
+
+/* ---- attention --------------------------------------------------------------------- */
+
+struct attn_case {
+    int dt, hd, nh, nkv, bs, window, alibi, softcap;
+    int n_seqs;
+    int q_len[6], kv_len[6];
+};
+
+/* mode 0: row kernel only; 1: row kernel with forced splits; 2: prefill tiles for every
+ * sequence (q_len >= 1). */
+static void attn_run(const struct attn_case *ac, int mode)
+{
+    int dt = ac->dt, hd = ac->hd, nh = ac->nh, nkv = ac->nkv, bs = ac->bs;
+    char name[240];
+    char seqs[120] = "";
+    size_t sl = 0;
+    for (int s = 0; s < ac->n_seqs; s++)
+        sl += (size_t)snprintf(seqs + sl, sizeof seqs - sl, "%s%d/%d", s ? "," : "", ac->q_len[s],
+                               ac->kv_len[s]);
+    snprintf(name, sizeof name, "ATTN_%s(dt=%s,hd=%d,heads=%d/%d,bs=%d,win=%d%s%s,q/kv=%s)",
+             mode == 2 ? "PREFILL" : mode == 1 ? "ROWS_SPLIT" : "ROWS", llm_dtype_name(dt), hd, nh,
+             nkv, bs, ac->window, ac->alibi ? ",alibi" : "", ac->softcap ? ",softcap" : "", seqs);
+    if (!want(name)) return;
+    if (mode == 2 && !llm_k_attn_prefill_supported(dt, hd)) return;
+
+    int n_tok = 0, max_blk = 0;
+    int32_t seq_start[7], seq_len[6];
+    for (int s = 0; s < ac->n_seqs; s++) {
+        seq_start[s] = n_tok;
+        n_tok += ac->q_len[s];
+        seq_len[s] = ac->kv_len[s];
+        int nb = (ac->kv_len[s] + bs - 1) / bs;
+        if (nb > max_blk) max_blk = nb;
+    }
+    seq_start[ac->n_seqs] = n_tok;
+    int bt_stride = max_blk + 1;
+    int n_blocks = ac->n_seqs * bt_stride + 3;
+    /* a random permutation of blocks */
+    int32_t *perm = xmalloc(sizeof(int32_t) * n_blocks);
+    for (int i = 0; i < n_blocks; i++) perm[i] = i;
+    for (int i = n_blocks - 1; i > 0; i--) {
+        int j = irand(i + 1), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    int32_t *bt = xmalloc(sizeof(int32_t) * ac->n_seqs * bt_stride);
+    for (int i = 0; i < ac->n_seqs * bt_stride; i++) bt[i] = perm[i];
+    int32_t *pos = xmalloc(sizeof(int32_t) * n_tok), *tok = xmalloc(sizeof(int32_t) * n_tok);
+    for (int s = 0; s < ac->n_seqs; s++)
+        for (int i = 0; i < ac->q_len[s]; i++) {
+            pos[seq_start[s] + i] = ac->kv_len[s] - ac->q_len[s] + i;
+            tok[seq_start[s] + i] = 0;
+        }
+    int qs = (nh + 2 * nkv) * hd;
+    void *q_h, *k_h, *v_h;
+    float *q = rand_vals((size_t)n_tok * qs, 1.f, dt, &q_h);
+    size_t kvn = (size_t)n_blocks * nkv * bs * hd;
+    float *k = rand_vals(kvn, 1.f, dt, &k_h);
+    float *v = rand_vals(kvn, 1.f, dt, &v_h);
+    float slopes[64];
+    llm_cpu_alibi_slopes(slopes, nh, 8.0);
+    float scale = 1.f / sqrtf((float)hd) * (ac->softcap ? 4.f : 1.f);
+    struct llm_cpu_kv ckv = {k_h, v_h, dt, n_blocks, bs, nkv, hd};
+    struct llm_batch b = {
+        .n_tokens = n_tok, .tokens = tok, .pos = pos, .n_seqs = ac->n_seqs,
+        .seq_start = seq_start, .seq_len = seq_len, .block_table = bt, .bt_stride = bt_stride,
+    };
+    struct llm_cpu_attn ca = {nh, scale, ac->window, ac->softcap ? 5.f : 0.f,
+                              ac->alibi ? slopes : NULL};
+    float *ref = xmalloc(sizeof(float) * (size_t)n_tok * nh * hd);
+    if (llm_cpu_attention(ref, (int64_t)nh * hd, q, qs, &ckv, &b, &ca)) {
+        printf("%s: reference failed: %s\n", name, llm_errmsg());
+        n_cases++, n_failed++;
+        return;
+    }
+    round_to(ref, (size_t)n_tok * nh * hd, dt);
+
+    /* GPU pool: [block][K, V][kv head][slot][dim] */
+    size_t blk = (size_t)nkv * bs * hd, es = esize(dt);
+    char *pool = xmalloc(kvn * 2 * es);
+    for (int bI = 0; bI < n_blocks; bI++) {
+        memcpy(pool + (2 * bI) * blk * es, (char *)k_h + bI * blk * es, blk * es);
+        memcpy(pool + (2 * bI + 1) * blk * es, (char *)v_h + bI * blk * es, blk * es);
+    }
+    void *dpool = dev_copy(pool, kvn * 2 * es), *dq = dev_copy(q_h, (size_t)n_tok * qs * es);
+    void *dbt = dev_copy(bt, sizeof(int32_t) * ac->n_seqs * bt_stride);
+    void *dpos = dev_copy(pos, sizeof(int32_t) * n_tok), *dsl = dev_copy(slopes, sizeof slopes);
+    void *dout = dev_poison((size_t)n_tok * nh * hd * es);
+    struct llm_k_attn a = {
+        .dt = dt, .q = dq, .q_stride = qs, .o = dout, .kv = dpool,
+        .blk_stride = (int64_t)2 * blk, .block_size = bs, .block_table = dbt,
+        .bt_stride = bt_stride, .pos = dpos, .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd,
+        .scale = scale, .softcap = ca.softcap, .window = ac->window,
+        .alibi = ac->alibi ? dsl : NULL,
+    };
+    if (mode == 2) {
+        int32_t tiles[3 * 64];
+        int nt = 0;
+        for (int s = 0; s < ac->n_seqs; s++)
+            for (int r = seq_start[s]; r < seq_start[s + 1]; r += 64) {
+                tiles[3 * nt] = s;
+                tiles[3 * nt + 1] = r;
+                tiles[3 * nt + 2] = seq_start[s + 1] - r < 64 ? seq_start[s + 1] - r : 64;
+                nt++;
+            }
+        void *dt_ = dev_copy(tiles, sizeof(int32_t) * 3 * nt);
+        CUDA(llm_k_attn_prefill(&a, dt_, nt, 0));
+        CUDA(cudaDeviceSynchronize());
+        cudaFree(dt_);
+    } else {
+        int32_t *rows = xmalloc(sizeof(int32_t) * n_tok), *sq = xmalloc(sizeof(int32_t) * n_tok);
+        int maxlen = 0;
+        for (int s = 0; s < ac->n_seqs; s++)
+            for (int r = seq_start[s]; r < seq_start[s + 1]; r++) {
+                rows[r] = r;
+                sq[r] = s;
+                if (pos[r] + 1 > maxlen) maxlen = pos[r] + 1;
+            }
+        int split_len = 0, splits = 1;
+        if (mode == 1) {
+            split_len = 64;
+            splits = (maxlen + split_len - 1) / split_len;
+        }
+        float *ws = NULL;
+        CUDA(cudaMalloc((void **)&ws, sizeof(float) * (size_t)n_tok * nh * splits * (hd + 1)));
+        void *dr = dev_copy(rows, sizeof(int32_t) * n_tok), *ds = dev_copy(sq, 4 * (size_t)n_tok);
+        CUDA(llm_k_attn_rows(&a, dr, ds, n_tok, split_len, splits, ws, 0));
+        CUDA(cudaDeviceSynchronize());
+        cudaFree(ws), cudaFree(dr), cudaFree(ds);
+        free(rows), free(sq);
+    }
+    float *got = dev_f32(dout, (size_t)n_tok * nh * hd, dt);
+    double bound = dt == LLM_DTYPE_F32 ? 1e-10 : dt == LLM_DTYPE_F16 ? 4e-6 : 2e-4;
+    check(name, got, ref, (size_t)n_tok * nh * hd, bound);
+    free(got), free(ref), free(pool), free(q), free(k), free(v), free(q_h), free(k_h), free(v_h);
+    free(bt), free(perm), free(pos), free(tok);
+    cudaFree(dpool), cudaFree(dq), cudaFree(dbt), cudaFree(dpos), cudaFree(dsl), cudaFree(dout);
+}
+
+static void test_attn(void)
+{
+    /* heads, kv heads, head_dim */
+    const int shapes[][3] = {{4, 4, 64}, {8, 2, 128}, {8, 1, 80}, {4, 2, 96}, {2, 1, 256}};
+    for (int di = 0; di < 3; di++)
+        for (int si = 0; si < 5; si++) {
+            struct attn_case c = {DTS[di], shapes[si][2], shapes[si][0], shapes[si][1], 32, 0, 0, 0,
+                                  5,
+                                  {1, 1, 20, 50, 130},
+                                  {1, 37, 20, 130, 200}};
+            for (int mode = 0; mode < 3; mode++) attn_run(&c, mode);
+            c.bs = 16;
+            c.window = 40;
+            for (int mode = 0; mode < 3; mode++) attn_run(&c, mode);
+        }
+    for (int di = 0; di < 3; di++) {
+        /* long decode (splits), alibi, softcap */
+        struct attn_case c = {DTS[di], 128, 8, 8, 32, 0, 0, 0, 3, {1, 1, 70}, {700, 1500, 70}};
+        for (int mode = 0; mode < 3; mode++) attn_run(&c, mode);
+        c.alibi = 1;
+        for (int mode = 0; mode < 3; mode++) attn_run(&c, mode);
+        c.alibi = 0;
+        c.softcap = 1;
+        for (int mode = 0; mode < 3; mode++) attn_run(&c, mode);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int ndev = 0;
+    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+        printf("no CUDA device: skipped\n");
+        return 77;
+    }
+    struct cudaDeviceProp p;
+    CUDA(cudaGetDeviceProperties(&p, 0));
+    printf("device: %s (sm_%d%d, %d SMs)\n", p.name, p.major, p.minor, p.multiProcessorCount);
+    filter = argc > 1 ? argv[1] : NULL;
+    test_embed();
+    test_norm();
+    test_rope();
+    test_act();
+    test_exact();
+    test_linear();
+    test_attn();
+    printf("%d cases, %d failed\n", n_cases, n_failed);
+    return n_failed ? 1 : 0;
+}
