@@ -9,7 +9,7 @@ B=${LLM_BUILDDIR:?LLM_BUILDDIR not set}
 S=${LLM_SRCDIR:?LLM_SRCDIR not set}
 CONV=$B/cmd/llm-convert
 INFO=$B/cmd/llm-info
-MK=$B/tests/cli/mkckpt
+MK=$B/tests/golden/mkckpt
 T=$(mktemp -d "${TMPDIR:-/tmp}/test-cli-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 fails=0
