@@ -162,7 +162,7 @@ static void cache_store(const struct llm_tokenizer *t, const char *w, size_t n,
         }
         memcpy(cw, w, n);
         cw[n] = 0;
-        memcpy(ci, ids, nids * sizeof(*ci));
+        if (nids) memcpy(ci, ids, nids * sizeof(*ci));
         mt->cache[h] = (struct tok_cache_ent){cw, n, ci, nids};
         mt->cache_n++;
     }
@@ -318,7 +318,8 @@ int tok_bpe_word(const struct llm_tokenizer *t, const char *w, size_t n, int32_t
     size_t start = *nids;
     for (size_t i = 0; i < ns && !rc; i++)
         if (sy[i].alive) rc = push_id(ids, nids, cap, sy[i].id);
-    if (!rc && n <= CACHE_WORD_MAX) cache_store(t, w, n, *ids + start, *nids - start);
+    if (!rc && n <= CACHE_WORD_MAX && *nids > start)
+        cache_store(t, w, n, *ids + start, *nids - start);
     free(sy);
     free(heap);
     return rc;

@@ -144,7 +144,7 @@ static int bl_emit(struct llm_tok_stream *s, size_t k, int final)
     }
     if (!rc) rc = tok_buf_put(&o, b + run, i - run);
     if (!rc) {
-        memmove(d->bytes.p, d->bytes.p + i, n - i);
+        if (n > i) memmove(d->bytes.p, d->bytes.p + i, n - i);
         d->bytes.n = n - i;
         int fl = (d->started ? 0 : F_START) | (final ? F_END : 0);
         d->started = 1;
@@ -310,7 +310,7 @@ static int feed(struct llm_tok_stream *s, size_t k, const char *p, size_t n, int
                     i++;
                 }
             }
-            memmove(d->acc.p, a + i, an - i);
+            if (an > i) memmove(d->acc.p, a + i, an - i);
             d->acc.n = an - i;
         }
         break;

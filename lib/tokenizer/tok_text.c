@@ -328,7 +328,7 @@ static int segs_emit(struct segs *g, enum tok_split_behavior b, int invert, cons
                 v[--w] = v[i];
             prev = m;
         }
-        memmove(v, v + w, (n - w) * sizeof(*v));
+        if (n > w) memmove(v, v + w, (n - w) * sizeof(*v));
         k = n - w;
         break;
     }

@@ -51,7 +51,7 @@ static char *memdup0(const char *s, size_t n)
 {
     char *p = malloc(n + 1);
     if (p) {
-        memcpy(p, s, n);
+        if (n) memcpy(p, s, n);
         p[n] = 0;
     }
     return p;
@@ -522,6 +522,7 @@ static int load_added(struct llm_tokenizer *t, const json_t *added, const char *
 /* one post-processor's ids before and after $A, appended around *post */
 static int ids_append(int32_t **v, size_t *n, const int32_t *add, size_t na, int front)
 {
+    if (na == 0) return 0;
     int32_t *nv = realloc(*v, (*n + na + 1) * sizeof(*nv));
     if (!nv) return llm_err_set(LLM_ENOMEM, "tokenizer: out of memory");
     if (front) {
