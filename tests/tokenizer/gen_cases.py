@@ -30,6 +30,10 @@ trained here with the `tokenizers` library and written to
 tests/tokenizer/data/<name>/tokenizer.json, each covering a different set of
 normalizers, pre-tokenizers, added-token flags, post-processors and decoders.
 
+data/tiny-spm also holds a hand-written tokenizer_config.json (bos/eos names,
+add_bos_token) that agrees with its template, so the HF cases still hold
+when libllm loads the folder; `tokenizers` itself ignores that file.
+
 Usage: python3 tests/tokenizer/gen_cases.py [--shared DIR] [--retrain]
 (without --retrain the committed small tokenizers are reused as they are, so
 regenerating the cases does not churn the vocabularies).

@@ -241,6 +241,18 @@ static void test_config(const char *data)
     free(ids);
     llm_tok_free(t);
     json_decref(cfg);
+    /* a folder with tokenizer_config.json (tiny-spm: the config agrees with
+     * the template, so the HF cases still hold) */
+    snprintf(dir, sizeof(dir), "%s/tiny-spm", data);
+    CHECK(llm_tok_load_dir(&t, dir) == 0, "load_dir: %s", llm_errmsg());
+    if (t) {
+        CHECK(llm_tok_bos(t) == 1 && llm_tok_eos(t) == 2, "tiny-spm bos %d eos %d",
+              llm_tok_bos(t), llm_tok_eos(t));
+        CHECK(llm_tok_encode(t, "a", 1, 1, &ids, &n) == 0 && n >= 2 && ids[0] == 1 &&
+                  ids[n - 1] != 2, "tiny-spm add_bos_token");
+        free(ids);
+        llm_tok_free(t);
+    }
     cfg = json_loads("[1]", 0, &je);
     CHECK(llm_tok_load(&t, tok, cfg, "l3") == LLM_EFORMAT, "config not an object");
     json_decref(cfg);
