@@ -1,0 +1,400 @@
+/* bench_kernels.c - kernel microbenchmarks against the device's measured ceilings.
+ *
+ * First measures the two ceilings on this device in this run: a large
+ * device-to-device copy (bytes read + written per second) and a bf16
+ * 8192^3 product through cuBLASLt (FLOP/s).  Then times each kernel at the
+ * shapes of Llama-2-7B (hidden 4096, 32 heads of 128, inter 11008, vocab
+ * 32000) and reports achieved GB/s or TFLOP/s and the fraction of the
+ * matching ceiling.  Timing: CUDA events around repeated launches after a
+ * warm-up, median of several repetitions; inputs that would fit in L2 are
+ * rotated over enough copies to stream from device memory.  Inputs are
+ * random, never zeros.  Writes one JSON object per line to argv[1] (or
+ * stdout) and a table to stdout.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cuda_runtime_api.h>
+
+#include "llm/dtype.h"
+#include "llm/err.h"
+#include "kernels/kernels.h"
+#include "lib/backend/cuda/cuda_internal.h"
+
+#define CUDA(x)                                                                                    \
+    do {                                                                                           \
+        cudaError_t e_ = (cudaError_t)(x);                                                         \
+        if (e_ != cudaSuccess) {                                                                   \
+            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorName(e_));       \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static FILE *jf;
+static double copy_bw, gemm_rate;
+static cudaEvent_t e0, e1;
+
+/* Random bf16/f16/f32 fill on the device (values in [-1, 1) times scale). */
+static void *drand(size_t n, int dt, float scale)
+{
+    size_t es = dt == LLM_DTYPE_F32 ? 4 : 2;
+    float *h = malloc(n * sizeof(float));
+    uint64_t s = 0x1234567 + n;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        h[i] = ((float)(s >> 40) / 16777216.f * 2.f - 1.f) * scale;
+    }
+    void *tmp = malloc(n * es);
+    llm_convert(tmp, dt, h, LLM_DTYPE_F32, n);
+    void *d;
+    CUDA(cudaMalloc(&d, n * es));
+    CUDA(cudaMemcpy(d, tmp, n * es, cudaMemcpyHostToDevice));
+    free(h);
+    free(tmp);
+    return d;
+}
+
+typedef void (*bench_fn)(void *ctx, int iter);
+
+static int cmp_f(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median over 7 repetitions of (time of `inner` calls) / inner, in seconds. */
+static double timeit(bench_fn f, void *ctx, int inner)
+{
+    for (int i = 0; i < 3; i++) f(ctx, i);
+    CUDA(cudaDeviceSynchronize());
+    float t[7];
+    int it = 0;
+    for (int r = 0; r < 7; r++) {
+        CUDA(cudaEventRecord(e0, 0));
+        for (int i = 0; i < inner; i++) f(ctx, it++);
+        CUDA(cudaEventRecord(e1, 0));
+        CUDA(cudaEventSynchronize(e1));
+        CUDA(cudaEventElapsedTime(&t[r], e0, e1));
+    }
+    qsort(t, 7, sizeof(float), cmp_f);
+    return t[3] / 1e3 / inner;
+}
+
+static void report(const char *name, const char *shape, double sec, double bytes, double flops)
+{
+    double gbs = bytes / sec / 1e9, tfs = flops / sec / 1e12;
+    double frac_bw = copy_bw > 0 ? bytes / sec / copy_bw : 0;
+    double frac_fl = gemm_rate > 0 ? flops / sec / gemm_rate : 0;
+    printf("%-14s %-34s %9.1f us %8.1f GB/s (%5.1f%%) %7.1f TFLOP/s (%5.1f%%)\n", name, shape,
+           sec * 1e6, gbs, 100 * frac_bw, tfs, 100 * frac_fl);
+    fprintf(jf,
+            "{\"bench\":\"%s\",\"shape\":\"%s\",\"us\":%.3f,\"GBps\":%.2f,\"bw_frac\":%.4f,"
+            "\"TFLOPs\":%.2f,\"flop_frac\":%.4f}\n",
+            name, shape, sec * 1e6, gbs, frac_bw, tfs, frac_fl);
+    fflush(jf);
+}
+
+/* ---- ceilings -------------------------------------------------------------------- */
+
+struct copy_ctx {
+    void *a, *b;
+    size_t bytes;
+};
+static void copy_fn(void *c, int i)
+{
+    struct copy_ctx *x = c;
+    CUDA(cudaMemcpyAsync(i & 1 ? x->a : x->b, i & 1 ? x->b : x->a, x->bytes,
+                         cudaMemcpyDeviceToDevice, 0));
+}
+
+struct gemm_ctx {
+    struct cu_gemm *g;
+    int m, n, k, yt, nw, acc;
+    void *x, *y, **w;
+    size_t wbytes;
+};
+static void gemm_fn(void *c, int i)
+{
+    struct gemm_ctx *x = c;
+    if (cu_gemm_run(x->g, 0, x->m, x->n, x->k, x->x, x->k, x->w[i % x->nw], NULL, x->y, x->n,
+                    x->yt, x->acc)) {
+        fprintf(stderr, "gemm: %s\n", llm_errmsg());
+        exit(1);
+    }
+}
+static void gemv_fn(void *c, int i)
+{
+    struct gemm_ctx *x = c;
+    CUDA(llm_k_gemv(LLM_DTYPE_BF16, x->y, x->n, x->x, x->k, x->w[i % x->nw], NULL, x->m, x->n,
+                    x->k, x->acc, 0));
+}
+
+static struct cu_gemm *G;
+
+static void bench_linear(const char *label, int m, int n, int k, int gemv)
+{
+    struct gemm_ctx c = {G, m, n, k, LLM_DTYPE_BF16, 1, 1, NULL, NULL, NULL, 0};
+    c.wbytes = (size_t)n * k * 2;
+    c.nw = (int)((400u << 20) / c.wbytes) + 1;
+    if (c.nw > 16) c.nw = 16;
+    c.w = malloc(sizeof(void *) * (size_t)c.nw);
+    c.w[0] = drand((size_t)n * k, LLM_DTYPE_BF16, 0.02f);
+    for (int i = 1; i < c.nw; i++) {
+        CUDA(cudaMalloc(&c.w[i], c.wbytes));
+        CUDA(cudaMemcpy(c.w[i], c.w[0], c.wbytes, cudaMemcpyDeviceToDevice));
+    }
+    c.x = drand((size_t)m * k, LLM_DTYPE_BF16, 1.f);
+    c.y = drand((size_t)m * n, LLM_DTYPE_BF16, 1.f);
+    double t = timeit(gemv ? gemv_fn : gemm_fn, &c, 20);
+    char shape[96];
+    snprintf(shape, sizeof shape, "%s m%d n%d k%d", label, m, n, k);
+    report(gemv ? "gemv_bf16" : "cublaslt_bf16", shape, t,
+           (double)c.wbytes + (double)m * (k + 2.0 * n) * 2, 2.0 * m * n * k);
+    for (int i = 0; i < c.nw; i++) cudaFree(c.w[i]);
+    free(c.w);
+    cudaFree(c.x);
+    cudaFree(c.y);
+}
+
+/* ---- attention ------------------------------------------------------------------- */
+
+struct attn_ctx {
+    struct llm_k_attn a;
+    int32_t *rows, *seqs, *tiles;
+    int n, split_len, splits, n_tiles;
+    float *ws;
+};
+static void attn_rows_fn(void *c, int i)
+{
+    struct attn_ctx *x = c;
+    (void)i;
+    CUDA(llm_k_attn_rows(&x->a, x->rows, x->seqs, x->n, x->split_len, x->splits, x->ws, 0));
+}
+static void attn_pf_fn(void *c, int i)
+{
+    struct attn_ctx *x = c;
+    (void)i;
+    CUDA(llm_k_attn_prefill(&x->a, x->tiles, x->n_tiles, 0));
+}
+
+static void *dcopy_i32(const int32_t *h, size_t n)
+{
+    void *d;
+    CUDA(cudaMalloc(&d, n * 4 + 4));
+    CUDA(cudaMemcpy(d, h, n * 4, cudaMemcpyHostToDevice));
+    return d;
+}
+
+/* B sequences of ctx tokens (decode: one query row each; prefill: all rows). */
+static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int n_sm)
+{
+    int bs = 32, nblk = (ctx + bs - 1) / bs;
+    size_t blk = (size_t)2 * nkv * bs * hd;
+    size_t pool_n = (size_t)B * nblk * blk;
+    void *pool = drand(pool_n, LLM_DTYPE_BF16, 1.f);
+    int32_t *bt = malloc(sizeof(int32_t) * (size_t)B * nblk);
+    for (int i = 0; i < B * nblk; i++) bt[i] = i;
+    int nq = prefill ? B * ctx : B;
+    int32_t *pos = malloc(sizeof(int32_t) * nq), *rows = malloc(sizeof(int32_t) * nq);
+    int32_t *seqs = malloc(sizeof(int32_t) * nq);
+    int32_t *tiles = malloc(sizeof(int32_t) * 3 * ((size_t)nq / 64 + B + 1));
+    int nt = 0;
+    for (int s = 0; s < B; s++) {
+        if (prefill) {
+            for (int i = 0; i < ctx; i++) pos[s * ctx + i] = i;
+            for (int r = 0; r < ctx; r += 64) {
+                tiles[3 * nt] = s;
+                tiles[3 * nt + 1] = s * ctx + r;
+                tiles[3 * nt + 2] = ctx - r < 64 ? ctx - r : 64;
+                nt++;
+            }
+        } else {
+            pos[s] = ctx - 1;
+            rows[s] = s;
+            seqs[s] = s;
+        }
+    }
+    int qs = (nh + 2 * nkv) * hd;
+    struct attn_ctx c;
+    memset(&c, 0, sizeof c);
+    c.a.dt = LLM_DTYPE_BF16;
+    c.a.q = drand((size_t)nq * qs, LLM_DTYPE_BF16, 1.f);
+    c.a.q_stride = qs;
+    CUDA(cudaMalloc(&c.a.o, (size_t)nq * nh * hd * 2));
+    c.a.kv = pool;
+    c.a.blk_stride = (int64_t)blk;
+    c.a.block_size = bs;
+    c.a.block_table = dcopy_i32(bt, (size_t)B * nblk);
+    c.a.bt_stride = nblk;
+    c.a.pos = dcopy_i32(pos, nq);
+    c.a.n_heads = nh;
+    c.a.n_kv_heads = nkv;
+    c.a.head_dim = hd;
+    c.a.scale = 1.f / sqrtf((float)hd);
+    c.n = nq;
+    c.rows = dcopy_i32(rows, prefill ? 1 : nq);
+    c.seqs = dcopy_i32(seqs, prefill ? 1 : nq);
+    c.tiles = dcopy_i32(tiles, 3 * (size_t)(nt ? nt : 1));
+    c.n_tiles = nt;
+    c.splits = 1;
+    if (!prefill) {
+        int blocks = B * nkv, target = 4 * n_sm;
+        if (blocks < target && ctx > 256) {
+            int sp = (target + blocks - 1) / blocks, lim = (ctx + 127) / 128;
+            if (sp > lim) sp = lim;
+            if (sp > 1) {
+                int sl = ((ctx + sp - 1) / sp + 31) / 32 * 32;
+                c.split_len = sl;
+                c.splits = (ctx + sl - 1) / sl;
+            }
+        }
+        CUDA(cudaMalloc((void **)&c.ws, sizeof(float) * (size_t)B * nh * c.splits * (hd + 1)));
+    }
+    double t = timeit(prefill ? attn_pf_fn : attn_rows_fn, &c, prefill ? 5 : 20);
+    char shape[96];
+    snprintf(shape, sizeof shape, "B%d ctx%d h%d/%d d%d%s", B, ctx, nh, nkv, hd,
+             prefill ? "" : c.splits > 1 ? " split" : "");
+    double kvbytes = (double)B * ctx * 2.0 * nkv * hd * 2;
+    double flops = prefill ? 4.0 * B * (double)ctx * ctx / 2 * hd * nh
+                           : 4.0 * B * (double)ctx * hd * nh;
+    report(prefill ? "attn_prefill" : "attn_decode", shape, t,
+           kvbytes + (double)nq * (qs + nh * hd) * 2, flops);
+    cudaFree(pool), cudaFree((void *)c.a.q), cudaFree(c.a.o), cudaFree((void *)c.a.block_table);
+    cudaFree((void *)c.a.pos), cudaFree(c.rows), cudaFree(c.seqs), cudaFree(c.tiles);
+    cudaFree(c.ws);
+    free(bt), free(pos), free(rows), free(seqs), free(tiles);
+}
+
+/* ---- elementwise ------------------------------------------------------------------ */
+
+struct ew_ctx {
+    int rows, n, inter;
+    void *x, *res, *w, *h, *qkv, *kv, *tab;
+    int32_t *pos, *slot;
+};
+static void norm_fn(void *c, int i)
+{
+    struct ew_ctx *x = c;
+    (void)i;
+    CUDA(llm_k_norm(LLM_DTYPE_BF16, LLM_K_NORM_RMS, x->x, x->res, NULL, x->w, NULL, 0.f, x->rows,
+                    x->n, 1e-5f, 0));
+}
+static void act_fn(void *c, int i)
+{
+    struct ew_ctx *x = c;
+    (void)i;
+    CUDA(llm_k_act(LLM_DTYPE_BF16, LLM_K_ACT_SILU, 1, x->h, x->rows, x->inter, 0));
+}
+static void rope_fn(void *c, int i)
+{
+    struct ew_ctx *x = c;
+    (void)i;
+    CUDA(llm_k_rope_kv(LLM_DTYPE_BF16, x->qkv, x->tab, x->pos, x->slot, x->kv,
+                       (int64_t)2 * 32 * 32 * 128, 32, x->rows, 32, 32, 128, 128, 1, 0));
+}
+
+static void bench_ew(int rows)
+{
+    struct ew_ctx c;
+    memset(&c, 0, sizeof c);
+    c.rows = rows;
+    c.n = 4096;
+    c.inter = 11008;
+    c.x = drand((size_t)rows * 4096, LLM_DTYPE_BF16, 1.f);
+    c.res = drand((size_t)rows * 4096, LLM_DTYPE_BF16, 1.f);
+    c.w = drand(4096, LLM_DTYPE_BF16, 1.f);
+    c.h = drand((size_t)rows * 2 * 11008, LLM_DTYPE_BF16, 2.f);
+    c.qkv = drand((size_t)rows * 3 * 4096, LLM_DTYPE_BF16, 1.f);
+    c.tab = drand((size_t)4096 * 128, LLM_DTYPE_F32, 1.f);
+    int nblk = (rows + 31) / 32;
+    CUDA(cudaMalloc(&c.kv, (size_t)nblk * 2 * 32 * 32 * 128 * 2));
+    int32_t *pos = malloc(sizeof(int32_t) * rows), *slot = malloc(sizeof(int32_t) * rows);
+    for (int i = 0; i < rows; i++) pos[i] = i % 4096, slot[i] = i;
+    c.pos = dcopy_i32(pos, rows);
+    c.slot = dcopy_i32(slot, rows);
+    char shape[64];
+    snprintf(shape, sizeof shape, "rows%d n4096", rows);
+    report("rmsnorm_bf16", shape, timeit(norm_fn, &c, 20), (double)rows * 4096 * 2 * 2, 0);
+    snprintf(shape, sizeof shape, "rows%d inter11008", rows);
+    report("swiglu_bf16", shape, timeit(act_fn, &c, 20), (double)rows * 11008 * 3 * 2, 0);
+    snprintf(shape, sizeof shape, "rows%d h32/32 d128", rows);
+    report("rope_kv_bf16", shape, timeit(rope_fn, &c, 20),
+           (double)rows * (3 * 4096 * 2 * 2 + 4096 * 2 * 2 / 2) + (double)rows * 64 * 8, 0);
+    cudaFree(c.x), cudaFree(c.res), cudaFree(c.w), cudaFree(c.h), cudaFree(c.qkv), cudaFree(c.kv);
+    cudaFree(c.tab), cudaFree(c.pos), cudaFree(c.slot);
+    free(pos), free(slot);
+}
+
+int main(int argc, char **argv)
+{
+    int ndev = 0;
+    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+        printf("no CUDA device: skipped\n");
+        return 77;
+    }
+    jf = argc > 1 ? fopen(argv[1], "w") : stdout;
+    if (!jf) {
+        perror(argv[1]);
+        return 1;
+    }
+    struct cudaDeviceProp p;
+    CUDA(cudaGetDeviceProperties(&p, 0));
+    printf("device: %s, %d SMs, L2 %d MiB\n", p.name, p.multiProcessorCount, p.l2CacheSize >> 20);
+    CUDA(cudaEventCreate(&e0));
+    CUDA(cudaEventCreate(&e1));
+    if (cu_gemm_create(&G, LLM_DTYPE_BF16, 32u << 20)) {
+        fprintf(stderr, "%s\n", llm_errmsg());
+        return 1;
+    }
+
+    /* ceilings */
+    struct copy_ctx cc = {NULL, NULL, 2ull << 30};
+    cc.a = drand(cc.bytes / 2, LLM_DTYPE_BF16, 1.f);
+    CUDA(cudaMalloc(&cc.b, cc.bytes));
+    double t = timeit(copy_fn, &cc, 10);
+    copy_bw = 2.0 * cc.bytes / t;
+    report("copy_ceiling", "d2d 2 GiB", t, 2.0 * cc.bytes, 0);
+    cudaFree(cc.a), cudaFree(cc.b);
+    {
+        struct gemm_ctx g = {G, 8192, 8192, 8192, LLM_DTYPE_BF16, 1, 0, NULL, NULL, NULL, 0};
+        g.w = malloc(sizeof(void *));
+        g.w[0] = drand((size_t)8192 * 8192, LLM_DTYPE_BF16, 0.02f);
+        g.x = drand((size_t)8192 * 8192, LLM_DTYPE_BF16, 1.f);
+        CUDA(cudaMalloc(&g.y, (size_t)8192 * 8192 * 2));
+        t = timeit(gemm_fn, &g, 5);
+        gemm_rate = 2.0 * 8192 * 8192 * 8192 / t;
+        report("gemm_ceiling", "bf16 8192^3 cublaslt", t, 0, 2.0 * 8192 * 8192 * 8192);
+        cudaFree(g.w[0]), cudaFree(g.x), cudaFree(g.y);
+        free(g.w);
+    }
+
+    /* Llama-2-7B linear layers: decode (m 1..8, GEMV kernel vs cuBLASLt), prefill (m 2048) */
+    const struct {
+        const char *l;
+        int n, k;
+    } lin[] = {{"qkv", 12288, 4096}, {"o", 4096, 4096}, {"gate_up", 22016, 4096},
+               {"down", 4096, 11008}};
+    const int ms[] = {1, 4, 8};
+    for (int i = 0; i < 4; i++)
+        for (int mi = 0; mi < 3; mi++) {
+            bench_linear(lin[i].l, ms[mi], lin[i].n, lin[i].k, 1);
+            bench_linear(lin[i].l, ms[mi], lin[i].n, lin[i].k, 0);
+        }
+    for (int i = 0; i < 4; i++) bench_linear(lin[i].l, 256, lin[i].n, lin[i].k, 0);
+    for (int i = 0; i < 4; i++) bench_linear(lin[i].l, 2048, lin[i].n, lin[i].k, 0);
+
+    /* attention: decode at several batch sizes and contexts, prefill of 2048 */
+    const int dec[][2] = {{1, 256}, {1, 4096}, {16, 1024}, {64, 256}, {256, 256}, {64, 2048}};
+    for (int i = 0; i < 6; i++) bench_attn(dec[i][0], dec[i][1], 32, 32, 128, 0, p.multiProcessorCount);
+    bench_attn(8, 1024, 32, 8, 128, 0, p.multiProcessorCount);
+    bench_attn(1, 2048, 32, 32, 128, 1, p.multiProcessorCount);
+    bench_attn(4, 2048, 32, 32, 128, 1, p.multiProcessorCount);
+    bench_attn(1, 2048, 32, 8, 128, 1, p.multiProcessorCount);
+
+    bench_ew(1);
+    bench_ew(2048);
+    cu_gemm_destroy(G);
+    if (jf != stdout) fclose(jf);
+    return 0;
+}

@@ -1,0 +1,117 @@
+#!/bin/bash
+# run.sh - the whole GPU round on a machine with a CUDA device.
+#
+#   tests/gpu/run.sh [stage ...]      stages: env sass ops memcheck forward kernels model
+#                                     (default: all, in that order)
+#
+# Binaries come from, in order: $LLM_GPU_BIN; .dev/cuda-bin (made on a
+# development machine by `tests/gpu/run.sh pack`, which copies the test and
+# benchmark executables of build-cuda there, so a device machine that lacks
+# the -dev packages needs no build); build-cuda; or a fresh meson build into
+# build-cuda-device.  Results: one log and JSON file per stage under $OUT
+# (default ./gpu-out), and a short table printed last.  Exit status: 1 if a
+# test stage failed, else 0.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+OUT=${OUT:-$ROOT/gpu-out}
+mkdir -p "$OUT"
+BINS="test_gpu_ops test_gpu_forward bench_gpu_kernels bench_gpu_model"
+
+if [ "${1:-}" = pack ]; then
+    dst=$ROOT/.dev/cuda-bin
+    mkdir -p "$dst"
+    cp "$ROOT/build-cuda/tests/gpu/test_gpu_ops" "$ROOT/build-cuda/tests/gpu/test_gpu_forward" \
+       "$ROOT/build-cuda/bench/gpu/bench_gpu_kernels" "$ROOT/build-cuda/bench/gpu/bench_gpu_model" \
+       "$dst/" || exit 1
+    git -C "$ROOT" rev-parse --short=12 HEAD > "$dst/COMMIT"
+    git -C "$ROOT" status --short -- kernels lib/backend/cuda tests/gpu bench/gpu >> "$dst/COMMIT"
+    for b in $BINS; do
+        ldd "$dst/$b" | grep -v -E 'linux-vdso|libc\.so|libm\.so|libstdc|libgcc|libgomp|libcuda|libcublas|ld-linux|libdl|libpthread|librt' \
+            && { echo "$b: unexpected shared library dependency"; exit 1; }
+    done
+    du -sh "$dst"
+    exit 0
+fi
+
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export PATH=$PATH:/usr/local/cuda/bin
+
+find_bin() {
+    for d in "${LLM_GPU_BIN:-}" "$ROOT/.dev/cuda-bin" "$ROOT/build-cuda/tests/gpu" \
+             "$ROOT/build-cuda/bench/gpu" "$ROOT/build-cuda-device/tests/gpu" \
+             "$ROOT/build-cuda-device/bench/gpu"; do
+        [ -n "$d" ] && [ -x "$d/$1" ] && { echo "$d/$1"; return; }
+    done
+}
+
+if [ -z "$(find_bin test_gpu_ops)" ]; then
+    echo "== no carried binaries: building build-cuda-device"
+    (cd "$ROOT" && meson setup build-cuda-device -Dprefer_static=true -Ddefault_library=static \
+        && ninja -C build-cuda-device) > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+fi
+
+STAGES=${*:-env sass ops memcheck forward kernels model}
+declare -A RESULT
+fail=0
+
+run_stage() { # name timeout command...
+    local name=$1 to=$2
+    shift 2
+    echo "== $name"
+    local t0=$(date +%s)
+    timeout "$to" "$@" > "$OUT/$name.log" 2>&1
+    local rc=$?
+    local dt=$(( $(date +%s) - t0 ))
+    tail -n 25 "$OUT/$name.log"
+    case $rc in
+        0) RESULT[$name]="ok (${dt}s)" ;;
+        77) RESULT[$name]="skipped" ;;
+        124) RESULT[$name]="TIMEOUT (${dt}s)"; fail=1 ;;
+        *) RESULT[$name]="FAIL rc=$rc (${dt}s)"; fail=1 ;;
+    esac
+}
+
+for st in $STAGES; do
+    case $st in
+    env)
+        { nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv
+          nvcc --version | tail -2; cat "$ROOT/.dev/cuda-bin/COMMIT" 2>/dev/null; } > "$OUT/env.log" 2>&1
+        RESULT[env]="$(head -2 "$OUT/env.log" | tail -1)"
+        ;;
+    sass)
+        # which matrix instructions each kernel uses, and whether loads are 16 bytes wide
+        b=$(find_bin test_gpu_ops)
+        cuobjdump --dump-sass "$b" > "$OUT/sass.txt" 2>&1
+        awk '/Function :/ {f=$3} /HMMA|HGMMA|LDG.E.128|LDGSTS|LDSM/ {
+                 for (i=1;i<=NF;i++) if ($i ~ /^(HMMA|HGMMA|LDG\.E\.128|LDGSTS|LDSM)/) { split($i,a,"."); c[f" "a[1]]++ } }
+             END { for (k in c) print k, c[k] }' "$OUT/sass.txt" | sort > "$OUT/sass_summary.log"
+        cat "$OUT/sass_summary.log" | sed 's/^_Z[0-9]*//' | cut -c1-110
+        rm -f "$OUT/sass.txt"
+        RESULT[sass]="$(grep -c HMMA "$OUT/sass_summary.log") kernels with HMMA"
+        ;;
+    ops) run_stage ops 600 "$(find_bin test_gpu_ops)" ;;
+    memcheck)
+        run_stage memcheck 600 compute-sanitizer --tool memcheck --error-exitcode 3 \
+            "$(find_bin test_gpu_ops)" "${LLM_MEMCHECK_FILTER:-dt=bf16}"
+        ;;
+    forward) run_stage forward 600 "$(find_bin test_gpu_forward)" ;;
+    kernels) run_stage kernels 600 "$(find_bin bench_gpu_kernels)" "$OUT/bench_kernels.json" ;;
+    model) run_stage model 600 "$(find_bin bench_gpu_model)" "$OUT/bench_model.json" bf16 \
+               ${LLM_BENCH_BATCH:-256} ;;
+    *) echo "unknown stage $st"; exit 2 ;;
+    esac
+done
+
+echo
+echo "================ summary ================"
+for st in $STAGES; do printf "%-10s %s\n" "$st" "${RESULT[$st]:-}"; done
+[ -f "$OUT/ops.log" ] && grep -E "cases, " "$OUT/ops.log"
+[ -f "$OUT/forward.log" ] && grep -E "ok$|FAIL" "$OUT/forward.log" | cut -c1-120
+[ -f "$OUT/bench_kernels.json" ] && python3 - "$OUT/bench_kernels.json" <<'EOF' 2>/dev/null
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    print(f"{r['bench']:<14} {r['shape']:<32} {r['us']:9.1f} us {r['GBps']:7.0f} GB/s {100*r['bw_frac']:5.1f}% {r['TFLOPs']:6.1f} TF {100*r['flop_frac']:5.1f}%")
+EOF
+[ -f "$OUT/model.log" ] && grep -E "^(prefill|decode|offline)" "$OUT/model.log"
+exit $fail
