@@ -343,20 +343,29 @@ int llm_engine_create(struct llm_engine **out, struct llm_backend *be,
     return 0;
 }
 
+void llm_engine_clear(struct llm_engine *e)
+{
+    struct req *r;
+    while ((r = e->running.head)) {
+        seq_drop_blocks(e, &r->prefix);
+        for (int c = 0; c < r->n; c++)
+            if (!r->ch[c].finished) seq_drop_blocks(e, &r->ch[c]);
+        list_remove(&e->running, r);
+        req_free(r);
+    }
+    while ((r = e->waiting.head)) {
+        list_remove(&e->waiting, r);
+        req_free(r);
+    }
+    e->run_slots = 0;
+    struct llm_result *res;
+    while ((res = llm_engine_next_result(e))) llm_result_free(res);
+}
+
 void llm_engine_free(struct llm_engine *e)
 {
     if (!e) return;
-    for (struct rlist *l = &e->waiting; l; l = (l == &e->waiting) ? &e->running : NULL) {
-        struct req *r = l->head;
-        while (r) {
-            struct req *nx = r->next;
-            req_free(r);
-            r = nx;
-        }
-    }
-    for (size_t i = 0; i < e->res_n; i++) {
-        llm_result_free(e->res[(e->res_head + i) % e->res_cap]);
-    }
+    llm_engine_clear(e);
     free(e->res);
     llm_kvpool_release(&e->pool);
     free(e->eos);

@@ -216,6 +216,10 @@ int llm_engine_has_work(const struct llm_engine *e);   /* waiting or running */
  * frees it with llm_result_free. */
 struct llm_result *llm_engine_next_result(struct llm_engine *e);
 
+/* Drop every waiting and running request and every result not yet taken
+ * (their KV blocks are freed); the engine stays usable. */
+void llm_engine_clear(struct llm_engine *e);
+
 /* Monotonic clock in seconds, the engine's time base. */
 double llm_engine_now(void);
 
@@ -244,11 +248,15 @@ void llm_jsonl_defaults_init(struct llm_jsonl_defaults *d, const struct llm_gen_
 
 struct llm_jsonl_req {
     int form;                 /* enum llm_jsonl_form; SIMPLE when it could not be told */
+    int form_known;           /* the line was a JSON object, so form is what it said */
     long line;                /* 1-based line number */
     json_t *id;               /* "id" / "custom_id", or the line number */
     char *key;                /* compact JSON text of id: what --resume matches */
     char *model;              /* OpenAI body.model, or NULL */
     int logprobs_requested;   /* the line asked for logprobs */
+    int seed_given;           /* the line named its seed */
+    int duplicate;            /* set by the caller: the id was seen before (error type
+                                 "duplicate_id", which --resume counts apart) */
     struct llm_request req;   /* pointers into the storage below */
     /* owned storage */
     char *text_buf;
@@ -280,8 +288,9 @@ char *llm_jsonl_format_result(const struct llm_jsonl_req *q, const struct llm_re
  * message: the detail.  The line number is included. */
 char *llm_jsonl_format_error(const struct llm_jsonl_req *q, int code, const char *message);
 /* The resume key of an output line (the "id" of a simple line, "custom_id"
- * of an OpenAI one), malloc'd, or NULL when the line is not one of ours. */
-char *llm_jsonl_output_key(const char *line, size_t len);
+ * of an OpenAI one), malloc'd, or NULL when the line is not one of ours.
+ * *duplicate is set when the line answers a repeated id. */
+char *llm_jsonl_output_key(const char *line, size_t len, int *duplicate);
 
 /* ---- streaming batch runner --------------------------------------------
  * Reads requests line by line, keeps only as many in flight as the engine

@@ -1,0 +1,511 @@
+/* runner.c - the streaming JSONL batch loop behind llm-run: read request
+ * lines as the engine has room, step the engine, write one answer line per
+ * request, flushed as soon as it is known.
+ *
+ * Design choices:
+ * - Bounded memory: a line is read only while fewer than `read_ahead`
+ *   requests wait for a slot (and, with --ordered, while the lines not yet
+ *   written fit the reorder window), so memory depends on the batch, not on
+ *   the input.  What grows is a set of 64-bit id hashes (duplicate ids).
+ * - Crash safety instead of all-or-nothing output: answers are appended
+ *   and flushed line by line, so a killed run keeps every finished answer
+ *   and --resume skips those ids (counting them: the k-th occurrence of an
+ *   id is skipped when the output has k lines with it).  A last line cut
+ *   short by the kill is removed before appending.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "llm/engine.h"
+#include "llm/err.h"
+#include "llm/log.h"
+
+#define MAX_LINE (64u << 20)
+#define MAX_WARN 20
+
+/* ---- small hash tables ---------------------------------------------------- */
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    return h ? h : 1; /* 0 marks an empty slot */
+}
+
+struct hset { /* set of nonzero 64-bit hashes */
+    uint64_t *v;
+    size_t cap, n;
+};
+
+static int hset_grow(struct hset *s)
+{
+    size_t nc = s->cap ? s->cap * 2 : 1024;
+    uint64_t *nv = calloc(nc, sizeof(*nv));
+    if (!nv) return llm_err_set(LLM_ENOMEM, "id set: out of memory");
+    for (size_t i = 0; i < s->cap; i++) {
+        if (!s->v[i]) continue;
+        size_t j = s->v[i] & (nc - 1);
+        while (nv[j]) j = (j + 1) & (nc - 1);
+        nv[j] = s->v[i];
+    }
+    free(s->v);
+    s->v = nv;
+    s->cap = nc;
+    return 0;
+}
+
+/* 1 if h was there, 0 if added, <0 on error. */
+static int hset_add(struct hset *s, uint64_t h)
+{
+    if ((s->n + 1) * 2 > s->cap && hset_grow(s)) return LLM_ENOMEM;
+    size_t j = h & (s->cap - 1);
+    while (s->v[j]) {
+        if (s->v[j] == h) return 1;
+        j = (j + 1) & (s->cap - 1);
+    }
+    s->v[j] = h;
+    s->n++;
+    return 0;
+}
+
+struct kcount {
+    char *key;
+    uint64_t h;
+    int count;
+};
+
+struct cmap { /* key -> count of answers already in the output */
+    struct kcount *v;
+    size_t cap, n;
+};
+
+static struct kcount *cmap_find(struct cmap *m, const char *key, uint64_t h, int insert)
+{
+    if (insert && (m->n + 1) * 2 > m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 1024;
+        struct kcount *nv = calloc(nc, sizeof(*nv));
+        if (!nv) return NULL;
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->v[i].key) continue;
+            size_t j = m->v[i].h & (nc - 1);
+            while (nv[j].key) j = (j + 1) & (nc - 1);
+            nv[j] = m->v[i];
+        }
+        free(m->v);
+        m->v = nv;
+        m->cap = nc;
+    }
+    if (!m->cap) return NULL;
+    size_t j = h & (m->cap - 1);
+    while (m->v[j].key) {
+        if (m->v[j].h == h && !strcmp(m->v[j].key, key)) return &m->v[j];
+        j = (j + 1) & (m->cap - 1);
+    }
+    if (!insert) return NULL;
+    m->v[j].key = strdup(key);
+    if (!m->v[j].key) return NULL;
+    m->v[j].h = h;
+    m->n++;
+    return &m->v[j];
+}
+
+static void cmap_free(struct cmap *m)
+{
+    for (size_t i = 0; i < m->cap; i++) free(m->v[i].key);
+    free(m->v);
+}
+
+/* ---- lines ------------------------------------------------------------------ */
+
+/* Read one line (newline stripped, and a CR before it).  Returns 1 with a
+ * line, 0 at end of input, <0 on a read error.  A line longer than
+ * MAX_LINE is consumed and reported with *too_long. */
+static int read_line(FILE *fp, char **buf, size_t *cap, size_t *len, int *too_long)
+{
+    *len = 0;
+    *too_long = 0;
+    int c, any = 0;
+    while ((c = getc_unlocked(fp)) != EOF) {
+        any = 1;
+        if (c == '\n') break;
+        if (*len >= MAX_LINE) {
+            *too_long = 1;
+            continue;
+        }
+        if (*len + 2 > *cap) {
+            size_t nc = *cap ? *cap * 2 : 4096;
+            char *nb = realloc(*buf, nc);
+            if (!nb) return llm_err_set(LLM_ENOMEM, "input line: out of memory");
+            *buf = nb;
+            *cap = nc;
+        }
+        (*buf)[(*len)++] = (char)c;
+    }
+    if (ferror(fp)) return llm_err_set(LLM_EIO, "read error: %s", strerror(errno));
+    if (!any) return 0;
+    if (*len > 0 && (*buf)[*len - 1] == '\r') (*len)--;
+    if (*buf) (*buf)[*len] = 0;
+    return 1;
+}
+
+static int is_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return 0;
+    return 1;
+}
+
+/* Request lines in a regular file, counted without keeping them. */
+static long count_lines(FILE *fp)
+{
+    struct stat st;
+    if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode)) return -1;
+    off_t start = ftello(fp);
+    if (start < 0) return -1;
+    long n = 0;
+    char *buf = NULL;
+    size_t cap = 0, len;
+    int tl;
+    while (read_line(fp, &buf, &cap, &len, &tl) == 1)
+        if (tl || !is_blank(buf ? buf : "", len)) n++;
+    free(buf);
+    clearerr(fp);
+    if (fseeko(fp, start, SEEK_SET)) return -1;
+    return n;
+}
+
+/* Load the keys of the answers already in path; cut a partial last line. */
+static int scan_output(const char *path, struct cmap *m, struct cmap *dups, long *n_lines)
+{
+    *n_lines = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        if (errno == ENOENT) return 0;
+        return llm_err_set(LLM_EIO, "unable to open '%s': %s", path, strerror(errno));
+    }
+    char *buf = NULL;
+    size_t cap = 0, len;
+    int tl, rc = 0;
+    off_t good = 0;
+    for (;;) {
+        off_t at = ftello(fp);
+        int r = read_line(fp, &buf, &cap, &len, &tl);
+        if (r <= 0) {
+            rc = r;
+            break;
+        }
+        off_t end = ftello(fp);
+        int complete = end > at && (fseeko(fp, end - 1, SEEK_SET), getc_unlocked(fp) == '\n');
+        if (!complete) break; /* cut short by a kill: dropped below */
+        good = end;
+        int dup = 0;
+        char *key = tl ? NULL : llm_jsonl_output_key(buf, len, &dup);
+        if (key) {
+            struct kcount *k = cmap_find(dup ? dups : m, key, hash_str(key), 1);
+            free(key);
+            if (!k) {
+                rc = llm_err_set(LLM_ENOMEM, "resume: out of memory");
+                break;
+            }
+            k->count++;
+        }
+        (*n_lines)++;
+    }
+    free(buf);
+    fseeko(fp, 0, SEEK_END);
+    off_t size = ftello(fp);
+    fclose(fp);
+    if (rc == 0 && size > good) {
+        llm_warn("'%s': removing an incomplete last line (%lld bytes)", path,
+                 (long long)(size - good));
+        if (truncate(path, good))
+            return llm_err_set(LLM_EIO, "unable to truncate '%s': %s", path, strerror(errno));
+    }
+    return rc;
+}
+
+/* ---- the run ---------------------------------------------------------------- */
+
+struct pend {
+    long seq; /* position among answer lines */
+    struct llm_jsonl_req q;
+    struct pend *prev, *next; /* requests in the engine */
+};
+
+struct run {
+    const struct llm_run_opts *o;
+    struct llm_engine *e;
+    FILE *out;
+    const char *out_name;
+    /* ordered output: ring of lines indexed by seq */
+    char **ring;
+    long ring_cap, base, next_seq;
+    struct llm_run_progress prog;
+    int n_warn;
+    int last_form;
+    struct pend *live; /* submitted, not answered */
+};
+
+static void live_add(struct run *R, struct pend *p)
+{
+    p->prev = NULL;
+    p->next = R->live;
+    if (R->live) R->live->prev = p;
+    R->live = p;
+}
+
+static void live_remove(struct run *R, struct pend *p)
+{
+    if (p->prev) p->prev->next = p->next;
+    else R->live = p->next;
+    if (p->next) p->next->prev = p->prev;
+}
+
+static int write_line(struct run *R, const char *line)
+{
+    size_t n = strlen(line);
+    if (fwrite(line, 1, n, R->out) != n || fflush(R->out))
+        return llm_err_set(LLM_EIO, "'%s': write failed: %s", R->out_name, strerror(errno));
+    return 0;
+}
+
+/* Hand over one answer line (owned) for answer position seq. */
+static int emit(struct run *R, long seq, char *line)
+{
+    if (!line) return llm_err_set(LLM_ENOMEM, "output line: out of memory");
+    R->prog.done++;
+    if (!R->o->ordered) {
+        int rc = write_line(R, line);
+        free(line);
+        return rc;
+    }
+    R->ring[seq % R->ring_cap] = line;
+    while (R->base < R->next_seq && R->ring[R->base % R->ring_cap]) {
+        char **slot = &R->ring[R->base % R->ring_cap];
+        int rc = write_line(R, *slot);
+        free(*slot);
+        *slot = NULL;
+        if (rc) return rc;
+        R->base++;
+    }
+    return 0;
+}
+
+static int emit_error(struct run *R, struct llm_jsonl_req *q, long seq, int code, const char *msg)
+{
+    R->prog.errors++;
+    if (R->n_warn < MAX_WARN)
+        llm_warn("'%s' line %ld: %s", R->o->in_name ? R->o->in_name : "-", q->line, msg);
+    else if (R->n_warn == MAX_WARN)
+        llm_warn("further request errors are only reported in the output");
+    R->n_warn++;
+    return emit(R, seq, llm_jsonl_format_error(q, code, msg));
+}
+
+static int report(struct run *R, const struct llm_step_stats *st, double t0)
+{
+    R->prog.elapsed = llm_engine_now() - t0;
+    R->prog.step = st;
+    if (R->o->progress && R->o->progress(R->o->ctx, &R->prog)) return 1;
+    return 0;
+}
+
+void llm_run_opts_init(struct llm_run_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    llm_jsonl_defaults_init(&o->defaults, NULL);
+}
+
+int llm_run_jsonl(struct llm_engine *e, const struct llm_run_opts *o,
+                  struct llm_run_progress *final)
+{
+    struct run R;
+    memset(&R, 0, sizeof(R));
+    R.o = o;
+    R.e = e;
+    struct cmap done = {0}, dups = {0};
+    struct hset seen = {0};
+    char *buf = NULL;
+    size_t cap = 0;
+    int rc = 0, eof = 0;
+    double t0 = llm_engine_now();
+    const char *in_name = o->in_name ? o->in_name : "-";
+    int to_stdout = !o->out_path || !strcmp(o->out_path, "-");
+    R.out_name = to_stdout ? "stdout" : o->out_path;
+
+    struct llm_engine_info info;
+    llm_engine_get_info(e, &info);
+    int window = o->read_ahead > 0 ? o->read_ahead : (info.max_seqs > 8 ? info.max_seqs : 8);
+    R.ring_cap = 4L * info.max_seqs + 64 + window;
+
+    if (o->resume) {
+        if (to_stdout) return llm_err_set(LLM_EINVAL, "--resume needs an output file (-o FILE)");
+        long n = 0;
+        rc = scan_output(o->out_path, &done, &dups, &n);
+        if (rc) goto out;
+        if (n > 0) llm_info("resuming: '%s' has %ld answers", o->out_path, n);
+    }
+    if (to_stdout) {
+        R.out = stdout;
+    } else {
+        R.out = fopen(o->out_path, o->resume ? "ab" : "wb");
+        if (!R.out) {
+            rc = llm_err_set(LLM_EIO, "unable to open '%s': %s", o->out_path, strerror(errno));
+            goto out;
+        }
+    }
+    if (o->ordered) {
+        R.ring = calloc((size_t)R.ring_cap, sizeof(*R.ring));
+        if (!R.ring) {
+            rc = llm_err_set(LLM_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    R.prog.total = count_lines(o->in);
+    long lineno = 0;
+
+    for (;;) {
+        /* read while the engine has room and the reorder window allows */
+        while (!eof && llm_engine_n_waiting(e) < window &&
+               (!o->ordered || R.next_seq - R.base < R.ring_cap - 1)) {
+            size_t len;
+            int too_long;
+            int r = read_line(o->in, &buf, &cap, &len, &too_long);
+            if (r < 0) {
+                rc = llm_err_wrap(r, "'%s'", in_name);
+                goto out;
+            }
+            if (r == 0) {
+                eof = 1;
+                break;
+            }
+            lineno++;
+            if (!too_long && is_blank(buf ? buf : "", len)) continue;
+            struct pend *p = calloc(1, sizeof(*p));
+            if (!p) {
+                rc = llm_err_set(LLM_ENOMEM, "out of memory");
+                goto out;
+            }
+            int prc;
+            if (too_long)
+                prc = llm_err_set(LLM_EFORMAT, "line longer than %u bytes", MAX_LINE);
+            else
+                prc = llm_jsonl_parse(&p->q, buf, len, lineno, &o->defaults, info.vocab);
+            if (too_long) {
+                p->q.line = lineno;
+                p->q.id = json_integer(lineno);
+                p->q.key = json_dumps(p->q.id, JSON_ENCODE_ANY);
+            }
+            if (p->q.form_known) R.last_form = p->q.form;
+            else p->q.form = R.last_form;
+            if (!p->q.key) {
+                llm_jsonl_req_free(&p->q);
+                free(p);
+                rc = llm_err_set(LLM_ENOMEM, "out of memory");
+                goto out;
+            }
+            uint64_t h = hash_str(p->q.key);
+            int dup = hset_add(&seen, h);
+            if (dup < 0) {
+                rc = dup;
+                llm_jsonl_req_free(&p->q);
+                free(p);
+                goto out;
+            }
+            /* --resume: the first occurrence of an id is done when the output
+             * answers it; the k-th repeat when it holds k duplicate errors */
+            struct cmap *cm = dup ? &dups : &done;
+            struct kcount *k = cm->n ? cmap_find(cm, p->q.key, h, 0) : NULL;
+            if (k && k->count > 0) {
+                k->count--;
+                R.prog.skipped++;
+                if (R.prog.total > 0) R.prog.total--;
+                llm_jsonl_req_free(&p->q);
+                free(p);
+                continue;
+            }
+            p->seq = R.next_seq++;
+            if (dup) {
+                p->q.duplicate = 1;
+                prc = llm_err_set(LLM_EINVAL, "duplicate id %s (ids must be unique for --resume)",
+                                  p->q.key);
+            }
+            if (prc == 0) {
+                p->q.req.user = p;
+                prc = llm_engine_submit(e, &p->q.req, NULL);
+                if (prc == 0) live_add(&R, p);
+            }
+            if (prc) {
+                rc = emit_error(&R, &p->q, p->seq, prc, llm_errmsg());
+                llm_jsonl_req_free(&p->q);
+                free(p);
+                if (rc) goto out;
+            }
+        }
+        if (!llm_engine_has_work(e)) {
+            if (eof) break;
+            if (report(&R, NULL, t0)) {
+                rc = 1;
+                goto out;
+            }
+            continue;
+        }
+        struct llm_step_stats st;
+        rc = llm_engine_step(e, &st);
+        if (rc) goto out;
+        struct llm_result *res;
+        while ((res = llm_engine_next_result(e))) {
+            struct pend *p = res->user;
+            live_remove(&R, p);
+            R.prog.prompt_tokens += (uint64_t)res->n_prompt;
+            R.prog.completion_tokens += (uint64_t)res->completion_tokens;
+            rc = emit(&R, p->seq, llm_jsonl_format_result(&p->q, res, &o->fmt));
+            llm_result_free(res);
+            llm_jsonl_req_free(&p->q);
+            free(p);
+            if (rc) goto out;
+        }
+        if (report(&R, &st, t0)) {
+            rc = 1;
+            goto out;
+        }
+    }
+    report(&R, NULL, t0);
+out:
+    if (final) {
+        R.prog.elapsed = llm_engine_now() - t0;
+        R.prog.step = NULL;
+        *final = R.prog;
+    }
+    /* a stopped or failed run: drop what is still in flight */
+    if (R.live) {
+        llm_engine_clear(e);
+        while (R.live) {
+            struct pend *p = R.live;
+            live_remove(&R, p);
+            llm_jsonl_req_free(&p->q);
+            free(p);
+        }
+    }
+    if (R.out && !to_stdout) {
+        if (fclose(R.out) && rc == 0)
+            rc = llm_err_set(LLM_EIO, "'%s': %s", o->out_path, strerror(errno));
+    } else if (R.out && fflush(R.out) && rc == 0) {
+        rc = llm_err_set(LLM_EIO, "stdout: %s", strerror(errno));
+    }
+    if (R.ring) {
+        for (long i = 0; i < R.ring_cap; i++) free(R.ring[i]);
+        free(R.ring);
+    }
+    cmap_free(&done);
+    cmap_free(&dups);
+    free(seen.v);
+    free(buf);
+    return rc;
+}
