@@ -301,7 +301,7 @@ int llm_jsonl_parse(struct llm_jsonl_req *q, const char *line, size_t len, long 
     r->ignore_eos = d->ignore_eos;
 
     json_error_t err;
-    json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
+    json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &err);
     if (!root)
         return llm_err_set(LLM_EFORMAT, "invalid JSON at column %d: %s", err.column, err.text);
     if (!json_is_object(root)) {
