@@ -112,14 +112,17 @@ static int is_chinese(uint32_t c)
            (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
-static int filter_marks(const char *s, size_t n, struct tok_buf *out)
+/* StripAccents drops every combining mark (Mn, Mc, Me); BertNormalizer's
+ * strip_accents only nonspacing ones (Mn) */
+static int filter_marks(const char *s, size_t n, int all_marks, struct tok_buf *out)
 {
     int rc = 0;
     for (size_t i = 0; i < n && !rc;) {
         uint32_t cp;
         size_t k = (size_t)tok_utf8_dec(s + i, n - i, &cp);
-        int c = cat_of(cp); /* combining marks: Mn, Mc, Me */
-        if (c != UTF8PROC_CATEGORY_MN && c != UTF8PROC_CATEGORY_MC && c != UTF8PROC_CATEGORY_ME)
+        int c = cat_of(cp);
+        if (c != UTF8PROC_CATEGORY_MN &&
+            (!all_marks || (c != UTF8PROC_CATEGORY_MC && c != UTF8PROC_CATEGORY_ME)))
             rc = tok_buf_put(out, s + i, k);
         i += k;
     }
@@ -138,8 +141,7 @@ static int norm_bert(const struct tok_norm *nm, const char *s, size_t n, struct 
             int c = cat_of(cp);
             int ctrl = cp != '\t' && cp != '\n' && cp != '\r' &&
                        (c == UTF8PROC_CATEGORY_CC || c == UTF8PROC_CATEGORY_CF ||
-                        c == UTF8PROC_CATEGORY_CN || c == UTF8PROC_CATEGORY_CO ||
-                        c == UTF8PROC_CATEGORY_CS);
+                        c == UTF8PROC_CATEGORY_CO);
             if (cp == 0 || cp == 0xFFFD || ctrl) continue;
             if (tok_is_whitespace(cp)) cp = ' ';
         }
@@ -154,7 +156,7 @@ static int norm_bert(const struct tok_norm *nm, const char *s, size_t n, struct 
     if (!rc && nm->strip_accents) {
         rc = norm_unicode(UTF8PROC_DECOMPOSE, a.p, a.n, &b);
         a.n = 0;
-        if (!rc) rc = filter_marks(b.p, b.n, &a);
+        if (!rc) rc = filter_marks(b.p, b.n, 0, &a);
     }
     if (!rc) rc = nm->lowercase ? norm_lowercase(a.p, a.n, out) : tok_buf_put(out, a.p, a.n);
     tok_buf_free(&a);
@@ -195,7 +197,7 @@ int tok_normalize(const struct tok_norm *nm, const char *s, size_t n, struct tok
         }
         return tok_buf_put(out, s + a, b - a);
     }
-    case TOK_NORM_STRIP_ACCENTS: return filter_marks(s, n, out);
+    case TOK_NORM_STRIP_ACCENTS: return filter_marks(s, n, 1, out);
     case TOK_NORM_BERT: return norm_bert(nm, s, n, out);
     case TOK_NORM_SEQUENCE: {
         struct tok_buf tmp = {0};

@@ -377,11 +377,15 @@ def build_subword():
     return json.loads(tok.to_str())
 
 
-def build_all(spm, l3):
+def build_trained():
+    """The tokenizers trained here (retrained only with --retrain)."""
+    return {"tiny-l3": build_l3(), "tiny-qwen2": build_qwen2(), "tiny-spm": build_spm(),
+            "tiny-classic": build_classic(), "tiny-subword": build_subword()}
+
+
+def build_variants(spm, l3, classic):
+    """Tokenizers that reuse a trained model with other components."""
     out = {}
-    out["tiny-l3"] = l3
-    out["tiny-qwen2"] = build_qwen2()
-    out["tiny-spm"] = spm
     out["tiny-spm-always"] = variant(
         spm,
         normalizer=normalizers.Sequence([normalizers.Strip(left=True, right=True),
@@ -450,8 +454,26 @@ def build_all(spm, l3):
         decoder=decoders.Sequence([decoders.ByteLevel(), decoders.Strip(" ", 1, 1)]),
         post=processors.ByteLevel(trim_offsets=True),
         model_edit=lambda m: m.update(ignore_merges=False))
-    out["tiny-classic"] = build_classic()
-    out["tiny-subword"] = build_subword()
+    out["tiny-bert-norm"] = variant(
+        classic,
+        normalizer=normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                              strip_accents=None, lowercase=True),
+        pre=pre_tokenizers.Sequence([pre_tokenizers.CharDelimiterSplit("x"),
+                                     pre_tokenizers.BertPreTokenizer()]),
+        decoder=decoders.BPEDecoder(suffix="</w>"),
+        post=processors.RobertaProcessing(("</s>", 2), ("<s>", 1)))
+    out["tiny-spm-regexdec"] = variant(
+        spm,
+        normalizer=normalizers.Sequence([normalizers.NFD(), normalizers.Strip(left=True,
+                                                                              right=False),
+                                         normalizers.Prepend("▁"),
+                                         normalizers.Replace(" ", "▁")]),
+        decoder=decoders.Sequence([decoders.Replace(Regex("▁+"), " "), decoders.ByteFallback(),
+                                   decoders.Fuse(), decoders.Strip(" ", 2, 0)]),
+        post=processors.Sequence([processors.ByteLevel(trim_offsets=False),
+                                  processors.TemplateProcessing(
+                                      single="<s> $A </s>", pair="<s> $A </s> $B:1 </s>:1",
+                                      special_tokens=[("<s>", 1), ("</s>", 2)])]))
     return out
 
 
@@ -487,8 +509,8 @@ def random_id_cases(tok, count=40, seed=1234):
     rng = random.Random(seed)
     vocab = tok.get_vocab(with_added_tokens=True)
     ids = sorted(vocab.values())
-    byteish = [i for t, i in vocab.items() if t.startswith("<0x") or len(t) == 1]
-    special = [i for i, t in tok.get_added_tokens_decoder().items()]
+    byteish = sorted(i for t, i in vocab.items() if t.startswith("<0x") or len(t) == 1)
+    special = sorted(tok.get_added_tokens_decoder().keys())
     out = []
     for _ in range(count):
         n = rng.randint(1, 24)
@@ -514,7 +536,14 @@ def write_cases(path, tok, extra_texts):
             if t in seen:
                 continue
             seen.add(t)
-            f.write(json.dumps(case(tok, t), ensure_ascii=False) + "\n")
+            try:
+                c = case(tok, t)
+            except BaseException:
+                # `tokenizers` panics (e.g. Strip on a token made only of the
+                # stripped character): there is no answer to compare with
+                print("  left out (tokenizers panics):", repr(t[:40]), file=sys.stderr)
+                continue
+            f.write(json.dumps(c, ensure_ascii=False) + "\n")
         for raw in INVALID_BYTES:
             f.write(json.dumps(case(tok, raw.decode("utf-8", "replace"), raw),
                                ensure_ascii=False) + "\n")
@@ -532,15 +561,25 @@ def main():
     cases = os.path.join(HERE, "cases")
     os.makedirs(cases, exist_ok=True)
 
-    if args.retrain or not os.path.exists(os.path.join(data, "tiny-l3", "tokenizer.json")):
-        spm = build_spm()
-        l3 = build_l3()
-        for name, j in build_all(spm, l3).items():
-            d = os.path.join(data, name)
-            os.makedirs(d, exist_ok=True)
-            with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8") as f:
-                json.dump(j, f, ensure_ascii=False, indent=1)
-                f.write("\n")
+    def save(name, j):
+        d = os.path.join(data, name)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8") as f:
+            json.dump(j, f, ensure_ascii=False, indent=1)
+            f.write("\n")
+
+    def committed(name):
+        with open(os.path.join(data, name, "tokenizer.json"), encoding="utf-8") as f:
+            return json.load(f)
+
+    retrain = args.retrain or not os.path.exists(os.path.join(data, "tiny-l3", "tokenizer.json"))
+    if retrain:
+        for name, j in build_trained().items():
+            save(name, j)
+    for name, j in build_variants(committed("tiny-spm"), committed("tiny-l3"),
+                                  committed("tiny-classic")).items():
+        if retrain or not os.path.exists(os.path.join(data, name, "tokenizer.json")):
+            save(name, j)
     names = sorted(os.listdir(data))
     for name in names:
         tok = Tokenizer.from_file(os.path.join(data, name, "tokenizer.json"))

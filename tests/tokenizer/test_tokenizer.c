@@ -137,10 +137,12 @@ static int check_decode(const struct llm_tokenizer *t, const char *name, size_t 
         memcpy(acc + alen, piece, pl);
         alen += pl;
         free(piece);
-        /* what was emitted is final: a prefix of the decode of the ids so far */
+        /* what was emitted is final: a prefix of the decode of the ids so far
+         * (checked for the first 256 pushes, to keep the test quadratic only
+         * in a bounded way) */
         char *pre;
         size_t prel;
-        if (i < n && llm_tok_decode(t, ids, i + 1, skip, &pre, &prel) == 0) {
+        if (i < n && i < 256 && llm_tok_decode(t, ids, i + 1, skip, &pre, &prel) == 0) {
             if (alen > prel || memcmp(acc, pre, alen) != 0)
                 bad = fail(name, line, "stream emitted text that the full decode of the same "
                            "ids does not start with", text);
