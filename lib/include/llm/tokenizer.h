@@ -29,7 +29,9 @@ int llm_tok_load_dir(struct llm_tokenizer **out, const char *dir);
 void llm_tok_free(struct llm_tokenizer *t);
 
 /* Encode UTF-8 text. add_special: apply the post-processor (BOS/EOS) as
- * HF's encode(text, add_special_tokens=True) does.  *ids is malloc'd. */
+ * HF's encode(text, add_special_tokens=True) does.  *ids is malloc'd.
+ * Invalid UTF-8 is first made valid: each maximal invalid subpart becomes
+ * U+FFFD (as Python's bytes.decode("utf-8", "replace")). */
 int llm_tok_encode(const struct llm_tokenizer *t, const char *text, size_t len, int add_special,
                    int32_t **ids, size_t *n);
 /* Decode ids to UTF-8 (HF decode; skip_special drops special tokens).
