@@ -22,29 +22,27 @@
 
 /* ---- naive reference ------------------------------------------------------ */
 
-static double wd(struct mem_model *mm, const char *name, int64_t i)
+/* A tensor widened to fp32 (malloc'd); layer -1 means a global name. */
+static float *wf(struct mem_model *mm, int l, const char *suffix)
 {
+    char name[LLM_NAME_MAX];
+    if (l >= 0)
+        snprintf(name, sizeof name, "transformer.layers.%d.%s", l, suffix);
+    else
+        snprintf(name, sizeof name, "%s", suffix);
     struct mm_tensor *e = mm_find(mm, name);
-    float f;
-    llm_cpu_to_f32(&f, e->data, e->t.dtype, i, 1);
+    int64_t n = e->t.shape[0] * (e->t.ndim > 1 ? e->t.shape[1] : 1);
+    float *f = malloc(sizeof(float) * (size_t)n);
+    llm_cpu_to_f32(f, e->data, e->t.dtype, 0, n);
     return f;
 }
 
-static double wl(struct mem_model *mm, int l, const char *suffix, int64_t i)
-{
-    char name[LLM_NAME_MAX];
-    snprintf(name, sizeof name, "transformer.layers.%d.%s", l, suffix);
-    return wd(mm, name, i);
-}
-
-static void ref_rms(double *out, const double *x, int64_t H, struct mem_model *mm, int l,
-                    const char *suffix, double eps)
+static void ref_rms(double *out, const double *x, int64_t H, const float *w, double eps)
 {
     double ss = 0.0;
     for (int64_t k = 0; k < H; k++) ss += x[k] * x[k];
     double r = 1.0 / sqrt(ss / H + eps);
-    for (int64_t k = 0; k < H; k++)
-        out[k] = x[k] * r * (l >= 0 ? wl(mm, l, suffix, k) : wd(mm, suffix, k));
+    for (int64_t k = 0; k < H; k++) out[k] = x[k] * r * w[k];
 }
 
 /* Logits of every position of one sequence: rope "none"/linear only, RMSNorm,
@@ -54,18 +52,24 @@ static double *ref_forward(struct mem_model *mm, const int32_t *tok, int N)
     const struct llm_model_desc *d = &mm->m.desc;
     int64_t H = d->hidden, V = d->vocab_size, I = d->intermediate;
     int nh = d->n_heads, nkv = d->n_kv_heads, hd = d->head_dim, g = nh / nkv;
-    int64_t QKV = (int64_t)(nh + 2 * nkv) * hd;
+    int64_t QKV = (int64_t)(nh + 2 * nkv) * hd, A = (int64_t)nh * hd;
     double *h = calloc((size_t)(N * H), sizeof(double)), *xn = malloc(sizeof(double) * (size_t)(N * H));
-    double *qkv = malloc(sizeof(double) * (size_t)(N * QKV)), *att = malloc(sizeof(double) * (size_t)(N * nh * hd));
+    double *qkv = malloc(sizeof(double) * (size_t)(N * QKV)), *att = malloc(sizeof(double) * (size_t)(N * A));
     double *f1 = malloc(sizeof(double) * (size_t)I), *logits = malloc(sizeof(double) * (size_t)(N * V));
+    float *emb = wf(mm, -1, "transformer.vocab_embedding.weight");
     for (int t = 0; t < N; t++)
-        for (int64_t k = 0; k < H; k++) h[t * H + k] = wd(mm, "transformer.vocab_embedding.weight", tok[t] * H + k);
+        for (int64_t k = 0; k < H; k++) h[t * H + k] = emb[tok[t] * H + k];
     for (int l = 0; l < d->n_layers; l++) {
-        for (int t = 0; t < N; t++) ref_rms(xn + t * H, h + t * H, H, mm, l, "input_layernorm.weight", d->norm_eps);
+        float *n1 = wf(mm, l, "input_layernorm.weight"), *n2 = wf(mm, l, "post_layernorm.weight");
+        float *wqkv = wf(mm, l, "attention.qkv.weight"), *wo = wf(mm, l, "attention.dense.weight");
+        float *bqkv = d->qkv_bias ? wf(mm, l, "attention.qkv.bias") : NULL;
+        float *wfc = wf(mm, l, "mlp.fc.weight"), *wg = wf(mm, l, "mlp.gate.weight");
+        float *wp = wf(mm, l, "mlp.proj.weight");
+        for (int t = 0; t < N; t++) ref_rms(xn + t * H, h + t * H, H, n1, d->norm_eps);
         for (int t = 0; t < N; t++)
             for (int64_t o = 0; o < QKV; o++) {
-                double s = d->qkv_bias ? wl(mm, l, "attention.qkv.bias", o) : 0.0;
-                for (int64_t k = 0; k < H; k++) s += xn[t * H + k] * wl(mm, l, "attention.qkv.weight", o * H + k);
+                double s = bqkv ? bqkv[o] : 0.0;
+                for (int64_t k = 0; k < H; k++) s += xn[t * H + k] * wqkv[o * H + k];
                 qkv[t * QKV + o] = s;
             }
         /* rotate halves: angle p / (theta^(2i/d) * factor) */
@@ -98,42 +102,45 @@ static double *ref_forward(struct mem_model *mm, const int32_t *tok, int N)
                     double o = 0.0;
                     for (int j = 0; j <= t; j++)
                         o += exp(sc[j] - mx) / sum * qkv[j * QKV + (int64_t)(nh + nkv + hh / g) * hd + i];
-                    att[(t * nh + hh) * hd + i] = o;
+                    att[t * A + (int64_t)hh * hd + i] = o;
                 }
             }
         for (int t = 0; t < N; t++)
             for (int64_t o = 0; o < H; o++) {
                 double s = 0.0;
-                for (int64_t k = 0; k < (int64_t)nh * hd; k++)
-                    s += att[t * nh * hd + k] * wl(mm, l, "attention.dense.weight", o * nh * hd + k);
+                for (int64_t k = 0; k < A; k++) s += att[t * A + k] * wo[o * A + k];
                 h[t * H + o] += s;
             }
         for (int t = 0; t < N; t++) {
-            ref_rms(xn + t * H, h + t * H, H, mm, l, "post_layernorm.weight", d->norm_eps);
+            ref_rms(xn + t * H, h + t * H, H, n2, d->norm_eps);
             for (int64_t i = 0; i < I; i++) {
                 double a = 0.0, b = 0.0;
                 for (int64_t k = 0; k < H; k++) {
-                    a += xn[t * H + k] * wl(mm, l, "mlp.fc.weight", i * H + k);
-                    b += xn[t * H + k] * wl(mm, l, "mlp.gate.weight", i * H + k);
+                    a += xn[t * H + k] * wfc[i * H + k];
+                    b += xn[t * H + k] * wg[i * H + k];
                 }
                 f1[i] = a / (1.0 + exp(-a)) * b;
             }
             for (int64_t o = 0; o < H; o++) {
                 double s = 0.0;
-                for (int64_t i = 0; i < I; i++) s += f1[i] * wl(mm, l, "mlp.proj.weight", o * I + i);
+                for (int64_t i = 0; i < I; i++) s += f1[i] * wp[o * I + i];
                 h[t * H + o] += s;
             }
         }
+        free(n1), free(n2), free(wqkv), free(wo), free(bqkv), free(wfc), free(wg), free(wp);
     }
-    const char *head = d->tied_embeddings ? "transformer.vocab_embedding.weight" : "lm_head.weight";
+    float *nf = wf(mm, -1, "transformer.ln_f.weight");
+    float *head = d->tied_embeddings ? emb : wf(mm, -1, "lm_head.weight");
     for (int t = 0; t < N; t++) {
-        ref_rms(xn + t * H, h + t * H, H, mm, -1, "transformer.ln_f.weight", d->norm_eps);
+        ref_rms(xn + t * H, h + t * H, H, nf, d->norm_eps);
         for (int64_t v = 0; v < V; v++) {
             double s = 0.0;
-            for (int64_t k = 0; k < H; k++) s += xn[t * H + k] * wd(mm, head, v * H + k);
+            for (int64_t k = 0; k < H; k++) s += xn[t * H + k] * head[v * H + k];
             logits[t * V + v] = s;
         }
     }
+    if (head != emb) free(head);
+    free(emb), free(nf);
     free(h), free(xn), free(qkv), free(att), free(f1);
     return logits;
 }

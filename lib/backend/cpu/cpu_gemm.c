@@ -130,7 +130,7 @@ INLINE int linear_impl(float *y, const float *x, int n, int64_t in, const void *
 {
     int64_t nblk = (out + RB - 1) / RB;
     int fail = 0;
-#pragma omp parallel
+#pragma omp parallel if (nblk > 1 && (int64_t)n * in * out >= (1 << 16))
     {
         float *wb = wdt == LLM_DTYPE_F32 ? NULL : malloc(sizeof(float) * RB * (size_t)in);
         if (wdt != LLM_DTYPE_F32 && !wb) {

@@ -20,6 +20,10 @@
 
 #define MAX_HEAD_DIM 1024
 
+/* Work (elements touched) below which an op runs on the calling thread:
+ * a parallel region costs microseconds, far more on a loaded machine. */
+#define BIG(work) ((work) >= (1 << 15))
+
 /* ---- element access ------------------------------------------------------ */
 
 int llm_cpu_dtype_ok(int dt)
@@ -70,7 +74,7 @@ int llm_cpu_embed(float *out, const int32_t *tokens, int n, const void *table, i
         if (tokens[i] < 0 || tokens[i] >= vocab)
             return llm_err_set(LLM_ERANGE, "token id %d at row %d is outside the vocabulary [0, %lld)",
                                (int)tokens[i], i, (long long)vocab);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BIG((int64_t)n * hidden))
     for (int i = 0; i < n; i++) {
         float *o = out + (int64_t)i * hidden;
         llm_cpu_to_f32(o, table, dt, (int64_t)tokens[i] * hidden, hidden);
@@ -87,7 +91,7 @@ int llm_cpu_add_rows(float *out, const int32_t *pos, int n, const void *table, i
         if (pos[i] < 0 || pos[i] >= max_pos)
             return llm_err_set(LLM_ERANGE, "position %d at row %d is outside [0, %lld)", (int)pos[i],
                                i, (long long)max_pos);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BIG((int64_t)n * hidden))
     for (int i = 0; i < n; i++) {
         float *o = out + (int64_t)i * hidden;
         for (int64_t k = 0; k < hidden; k++) o[k] += wget(table, dt, (int64_t)pos[i] * hidden + k);
@@ -108,7 +112,7 @@ static const float *norm_input(const float *x, float *residual, int64_t dim)
 void llm_cpu_rmsnorm(float *out, const float *x, float *residual, const void *w, int wdt, int n,
                      int64_t dim, float eps)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BIG((int64_t)n * dim))
     for (int i = 0; i < n; i++) {
         const float *r = norm_input(x + (int64_t)i * dim, residual ? residual + (int64_t)i * dim : NULL,
                                     dim);
@@ -128,7 +132,7 @@ void llm_cpu_rmsnorm(float *out, const float *x, float *residual, const void *w,
 void llm_cpu_layernorm(float *out, const float *x, float *residual, const void *w, int wdt,
                        const void *b, int bdt, int n, int64_t dim, float eps)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BIG((int64_t)n * dim))
     for (int i = 0; i < n; i++) {
         const float *r = norm_input(x + (int64_t)i * dim, residual ? residual + (int64_t)i * dim : NULL,
                                     dim);
@@ -169,13 +173,13 @@ float llm_cpu_act1(float x, int act)
 
 void llm_cpu_act(float *x, int64_t n, int act)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BIG(n))
     for (int64_t i = 0; i < n; i++) x[i] = llm_cpu_act1(x[i], act);
 }
 
 void llm_cpu_gated(float *out, const float *fc, const float *gate, int64_t n, int act)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BIG(n))
     for (int64_t i = 0; i < n; i++) out[i] = llm_cpu_act1(fc[i], act) * gate[i];
 }
 
@@ -385,7 +389,7 @@ int llm_cpu_rope_batch(float *qkv, int64_t stride, int n_heads, int n_kv_heads, 
     for (int s = 0; s < b->n_seqs && !rc; s++)
         rc = llm_cpu_rope_freqs(r, max_pos, b->seq_len[s], inv + (int64_t)s * half, &ms[s]);
     if (!rc) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BIG((int64_t)b->n_tokens * (n_heads + n_kv_heads) * head_dim))
         for (int t = 0; t < b->n_tokens; t++) {
             int s = seq_of_row(b, t);
             float c[MAX_HEAD_DIM / 2], sn[MAX_HEAD_DIM / 2];
@@ -423,7 +427,7 @@ static inline int64_t kv_off(const struct llm_cpu_kv *kv, int64_t block, int h, 
 void llm_cpu_kv_append(const struct llm_cpu_kv *kv, const float *k, const float *v,
                        int64_t stride, const struct llm_batch *b)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BIG((int64_t)b->n_tokens * kv->n_kv_heads * kv->head_dim))
     for (int t = 0; t < b->n_tokens; t++) {
         const int32_t *bt = b->block_table + (int64_t)seq_of_row(b, t) * b->bt_stride;
         int p = b->pos[t];
@@ -472,7 +476,7 @@ int llm_cpu_attention(float *out, int64_t out_stride, const float *q, int64_t q_
     for (int t = 0; t < n; t++)
         if (b->pos[t] + 1 > max_ctx) max_ctx = b->pos[t] + 1;
     int fail = 0;
-#pragma omp parallel
+#pragma omp parallel if (BIG((int64_t)n * nh * max_ctx * hd / 4))
     {
         float *sc = malloc(sizeof(float) * (size_t)max_ctx);
         float ktmp[MAX_HEAD_DIM], acc[MAX_HEAD_DIM];
