@@ -1009,11 +1009,12 @@ static int read_id(const struct rd *r, const char *key, int32_t *out)
     const json_t *v = json_object_get(r->o, key);
     if (!v) return 0;
     if (json_is_array(v)) v = json_array_size(v) ? json_array_get(v, 0) : json_null();
-    if (json_is_null(v)) {
+    /* old configs say -1 for none (LLaMA's pad_token_id) */
+    if (json_is_null(v) || (json_is_integer(v) && json_integer_value(v) < 0)) {
         *out = -1;
         return 1;
     }
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX)
+    if (!json_is_integer(v) || json_integer_value(v) > INT32_MAX)
         return llm_err_set(LLM_EFORMAT, "'%s': field '%s' must be a token id, a list of them or "
                            "null", r->src, key);
     *out = (int32_t)json_integer_value(v);
@@ -1029,9 +1030,10 @@ static int read_eos(const struct rd *r, struct llm_model_desc *d)
     size_t n = json_is_array(v) ? json_array_size(v) : 1;
     for (size_t i = 0; i < n; i++) {
         const json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
-        if (!json_is_integer(e) || json_integer_value(e) < 0 || json_integer_value(e) > INT32_MAX)
+        if (!json_is_integer(e) || json_integer_value(e) > INT32_MAX)
             return llm_err_set(LLM_EFORMAT, "'%s': field 'eos_token_id' must be a token id, a "
                                "list of them or null", r->src);
+        if (json_integer_value(e) < 0) continue; /* -1: none */
         int32_t id = (int32_t)json_integer_value(e);
         int dup = 0;
         for (int j = 0; j < d->n_eos; j++) dup |= d->eos_ids[j] == id;
