@@ -35,7 +35,8 @@ int tok_merge_put(struct llm_tokenizer *t, int32_t a, int32_t b, uint32_t rank, 
 {
     uint64_t key = (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1;
     size_t mask = t->merges_cap - 1, h = mix64(key) & mask;
-    while (t->merges[h].key && t->merges[h].key != key) h = (h + 1) & mask;
+    while (t->merges[h].key && t->merges[h].key != key)
+        h = (h + 1) & mask;
     /* a repeated pair takes the later rank, as a hash map collect would */
     t->merges[h] = (struct tok_merge_ent){key, rank, id};
     return 0;
@@ -127,7 +128,8 @@ static int cache_lookup(const struct llm_tokenizer *t, const char *w, size_t n, 
         while (mt->cache[h].word) {
             struct tok_cache_ent *e = &mt->cache[h];
             if (e->len == n && memcmp(e->word, w, n) == 0) {
-                for (size_t i = 0; i < e->nids && !rc; i++) rc = push_id(ids, nids, cap, e->ids[i]);
+                for (size_t i = 0; i < e->nids && !rc; i++)
+                    rc = push_id(ids, nids, cap, e->ids[i]);
                 *hit = 1;
                 break;
             }
@@ -138,8 +140,8 @@ static int cache_lookup(const struct llm_tokenizer *t, const char *w, size_t n, 
     return rc;
 }
 
-static void cache_store(const struct llm_tokenizer *t, const char *w, size_t n,
-                        const int32_t *ids, size_t nids)
+static void cache_store(const struct llm_tokenizer *t, const char *w, size_t n, const int32_t *ids,
+                        size_t nids)
 {
     struct llm_tokenizer *mt = (struct llm_tokenizer *)t;
     pthread_mutex_lock(&mt->cache_lock);
@@ -247,9 +249,8 @@ int tok_bpe_word(const struct llm_tokenizer *t, const char *w, size_t n, int32_t
                 struct sym *nsy = sy;
                 if (bn > k) { /* affixes can make more symbols than bytes */
                     nsy = realloc(sy, (ns + bn + (n - i) + 1) * sizeof(*sy));
-                    struct cand *nh = nsy ? realloc(heap, 2 * (ns + bn + (n - i) + 1) *
-                                                                sizeof(*heap))
-                                          : NULL;
+                    struct cand *nh =
+                        nsy ? realloc(heap, 2 * (ns + bn + (n - i) + 1) * sizeof(*heap)) : NULL;
                     if (!nsy || !nh) {
                         if (nsy) sy = nsy;
                         rc = llm_err_set(LLM_ENOMEM, "tokenizer: out of memory");
@@ -258,7 +259,8 @@ int tok_bpe_word(const struct llm_tokenizer *t, const char *w, size_t n, int32_t
                     sy = nsy;
                     heap = nh;
                 }
-                for (b = 0; b < bn; b++) sy[ns++] = (struct sym){t->byte_id[(uint8_t)bs[b]], 0, 0, 1};
+                for (b = 0; b < bn; b++)
+                    sy[ns++] = (struct sym){t->byte_id[(uint8_t)bs[b]], 0, 0, 1};
                 i += k;
                 continue;
             }

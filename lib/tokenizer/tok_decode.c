@@ -72,7 +72,8 @@ static int collect(struct dstate *d, const char *p, size_t n, int fl, int *done)
 static int put_n(struct tok_buf *b, uint32_t cp, size_t n)
 {
     int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) rc = tok_buf_put_cp(b, cp);
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = tok_buf_put_cp(b, cp);
     return rc;
 }
 
@@ -156,8 +157,8 @@ static int bl_emit(struct llm_tok_stream *s, size_t k, int final)
 
 /* ---- literal / regex replace ----------------------------------------- */
 
-static int regex_replace(const struct tok_re *re, const char *s, size_t n, const char *c,
-                         size_t cn, struct tok_buf *out)
+static int regex_replace(const struct tok_re *re, const char *s, size_t n, const char *c, size_t cn,
+                         struct tok_buf *out)
 {
     struct tok_rematch m;
     int rc = tok_rematch_init(&m, re);
@@ -217,8 +218,7 @@ static int feed(struct llm_tok_stream *s, size_t k, const char *p, size_t n, int
     struct tok_buf o = {0};
     int rc = 0, done = 0;
     switch (dc->kind) {
-    case TOK_DEC_BYTEFALLBACK:
-    {
+    case TOK_DEC_BYTEFALLBACK: {
         if ((rc = collect(d, p, n, fl, &done)) || !done) return rc;
         int b = byte_token(d->acc.p, d->acc.n);
         if (b >= 0) {
@@ -353,9 +353,9 @@ static int feed(struct llm_tok_stream *s, size_t k, const char *p, size_t n, int
         }
         if (!rc && dc->cleanup) {
             static const char *const rep[][2] = {
-                {" .", "."},       {" ?", "?"},   {" !", "!"},   {" ,", ","},
-                {" ' ", "'"},      {" n't", "n't"}, {" 'm", "'m"}, {" do not", " don't"},
-                {" 's", "'s"},     {" 've", "'ve"}, {" 're", "'re"}};
+                {" .", "."},   {" ?", "?"},     {" !", "!"},    {" ,", ","},
+                {" ' ", "'"},  {" n't", "n't"}, {" 'm", "'m"},  {" do not", " don't"},
+                {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
             for (size_t r = 0; r < sizeof(rep) / sizeof(rep[0]) && !rc; r++) {
                 o.n = 0;
                 rc = str_replace_all(w.p ? w.p : "", w.n, rep[r][0], strlen(rep[r][0]), rep[r][1],
@@ -374,7 +374,8 @@ static int feed(struct llm_tok_stream *s, size_t k, const char *p, size_t n, int
         if ((fl & F_START) && d->ntok++ > 0) rc = tok_buf_putc(&o, ' ');
         if (!rc) rc = tok_buf_put(&o, p, n);
         break;
-    default: return llm_err_set(LLM_EINVAL, "tokenizer: bad decoder kind");
+    default:
+        return llm_err_set(LLM_EINVAL, "tokenizer: bad decoder kind");
     }
     if (!rc) rc = feed(s, k + 1, o.p ? o.p : "", o.n, fl);
     tok_buf_free(&o);
@@ -389,8 +390,12 @@ static int flush_from(struct llm_tok_stream *s, size_t k)
     const struct tok_dec *dc = &t->dec[k];
     struct dstate *d = &s->st[k];
     switch (dc->kind) {
-    case TOK_DEC_BYTEFALLBACK: rc = bf_flush_group(s, k); break;
-    case TOK_DEC_BYTELEVEL: rc = bl_emit(s, k, 1); break;
+    case TOK_DEC_BYTEFALLBACK:
+        rc = bf_flush_group(s, k);
+        break;
+    case TOK_DEC_BYTELEVEL:
+        rc = bl_emit(s, k, 1);
+        break;
     case TOK_DEC_FUSE:
         rc = feed(s, k + 1, "", 0, (d->started ? 0 : F_START) | F_END);
         d->started = 1;
@@ -404,15 +409,15 @@ static int flush_from(struct llm_tok_stream *s, size_t k)
             d->have_prev = 0;
         }
         break;
-    default: break;
+    default:
+        break;
     }
     return rc ? rc : flush_from(s, k + 1);
 }
 
 /* ---- public API ------------------------------------------------------ */
 
-int llm_tok_stream_new(struct llm_tok_stream **out, const struct llm_tokenizer *t,
-                       int skip_special)
+int llm_tok_stream_new(struct llm_tok_stream **out, const struct llm_tokenizer *t, int skip_special)
 {
     *out = NULL;
     if (!t) return llm_err_set(LLM_EINVAL, "tokenizer: stream on a NULL tokenizer");
@@ -486,15 +491,16 @@ int llm_tok_stream_flush(struct llm_tok_stream *s, char **out, size_t *len)
     return take_out(s, out, len);
 }
 
-int llm_tok_decode(const struct llm_tokenizer *t, const int32_t *ids, size_t n,
-                   int skip_special, char **text, size_t *len)
+int llm_tok_decode(const struct llm_tokenizer *t, const int32_t *ids, size_t n, int skip_special,
+                   char **text, size_t *len)
 {
     struct llm_tok_stream *s;
     *text = NULL;
     if (len) *len = 0;
     int rc = llm_tok_stream_new(&s, t, skip_special);
     if (rc) return rc;
-    for (size_t i = 0; i < n && !rc; i++) rc = stream_push_id(s, ids[i]);
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = stream_push_id(s, ids[i]);
     if (!rc) {
         s->done = 1;
         rc = flush_from(s, 0);
@@ -544,8 +550,10 @@ static int dec_size(const json_t *j, const char *k, size_t *out, const char *src
         return 0;
     }
     if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1 << 20)
-        return llm_err_set(LLM_EFORMAT, "'%s': Strip decoder \"%s\" must be a small "
-                           "non-negative integer", src, k);
+        return llm_err_set(LLM_EFORMAT,
+                           "'%s': Strip decoder \"%s\" must be a small "
+                           "non-negative integer",
+                           src, k);
     *out = (size_t)json_integer_value(v);
     return 0;
 }
@@ -559,8 +567,10 @@ int tok_dec_parse(struct llm_tokenizer *t, const void *jv, const char *src)
     if (!strcmp(type, "Sequence")) {
         json_t *a = json_object_get(j, "decoders");
         if (!json_is_array(a))
-            return llm_err_set(LLM_EFORMAT, "'%s': Sequence decoder without a \"decoders\" "
-                               "array", src);
+            return llm_err_set(LLM_EFORMAT,
+                               "'%s': Sequence decoder without a \"decoders\" "
+                               "array",
+                               src);
         for (size_t i = 0; i < json_array_size(a); i++) {
             int rc = tok_dec_parse(t, json_array_get(a, i), src);
             if (rc) return rc;
@@ -592,8 +602,10 @@ int tok_dec_parse(struct llm_tokenizer *t, const void *jv, const char *src)
         } else if (json_is_string(pr)) {
             rc = tok_re_compile(&d.re, json_string_value(pr), json_string_length(pr), 0, src);
         } else {
-            return llm_err_set(LLM_EFORMAT, "'%s': Replace decoder pattern must be "
-                               "{\"String\": ...} or {\"Regex\": ...}", src);
+            return llm_err_set(LLM_EFORMAT,
+                               "'%s': Replace decoder pattern must be "
+                               "{\"String\": ...} or {\"Regex\": ...}",
+                               src);
         }
         if (!rc) rc = dup_js(c, &d.content, &d.content_len);
     } else if (!strcmp(type, "Metaspace")) {
@@ -601,10 +613,14 @@ int tok_dec_parse(struct llm_tokenizer *t, const void *jv, const char *src)
         rc = dec_char(json_object_get(j, "replacement"), &d.ch, "Metaspace replacement", src);
         const char *ps = json_string_value(json_object_get(j, "prepend_scheme"));
         if (ps) {
-            if (!strcmp(ps, "always")) d.prepend = TOK_PREPEND_ALWAYS;
-            else if (!strcmp(ps, "first")) d.prepend = TOK_PREPEND_FIRST;
-            else if (!strcmp(ps, "never")) d.prepend = TOK_PREPEND_NEVER;
-            else rc = llm_err_set(LLM_EFORMAT, "'%s': unknown prepend_scheme '%s'", src, ps);
+            if (!strcmp(ps, "always"))
+                d.prepend = TOK_PREPEND_ALWAYS;
+            else if (!strcmp(ps, "first"))
+                d.prepend = TOK_PREPEND_FIRST;
+            else if (!strcmp(ps, "never"))
+                d.prepend = TOK_PREPEND_NEVER;
+            else
+                rc = llm_err_set(LLM_EFORMAT, "'%s': unknown prepend_scheme '%s'", src, ps);
         } else {
             json_t *aps = json_object_get(j, "add_prefix_space");
             d.prepend = !aps || json_is_true(aps) ? TOK_PREPEND_ALWAYS : TOK_PREPEND_NEVER;

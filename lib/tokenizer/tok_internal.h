@@ -71,8 +71,8 @@ void tok_rematch_free(struct tok_rematch *m);
 /* Next match at or after *pos in s[0..n): 1 with [*ms, *me), 0 when none,
  * negative llm_err on a matching failure.  Empty matches are returned; the
  * caller steps over them. */
-int tok_re_next(const struct tok_re *re, struct tok_rematch *m, const char *s, size_t n,
-                size_t pos, size_t *ms, size_t *me);
+int tok_re_next(const struct tok_re *re, struct tok_rematch *m, const char *s, size_t n, size_t pos,
+                size_t *ms, size_t *me);
 
 /* ---- normalizers ----------------------------------------------------- */
 enum tok_norm_kind {
@@ -93,8 +93,8 @@ struct tok_norm {
     enum tok_norm_kind kind;
     char *str; /* Prepend text, Replace content */
     size_t str_len;
-    struct tok_re re; /* Replace pattern */
-    int left, right;  /* Strip */
+    struct tok_re re;                                  /* Replace pattern */
+    int left, right;                                   /* Strip */
     int clean_text, chinese, strip_accents, lowercase; /* Bert */
     struct tok_norm *sub;
     size_t nsub;
@@ -221,8 +221,8 @@ struct llm_tokenizer {
     /* model */
     char **piece; /* by id, NUL-terminated (may contain NULs; see piece_len) */
     size_t *piece_len;
-    uint8_t *special; /* by id */
-    int32_t nid;      /* ids are 0..nid-1 */
+    uint8_t *special;   /* by id */
+    int32_t nid;        /* ids are 0..nid-1 */
     char **vocab_extra; /* vocab strings of ids named twice */
     size_t nextra;
     struct tok_smap vocab;    /* model vocab */

@@ -169,17 +169,23 @@ int tok_normalize(const struct tok_norm *nm, const char *s, size_t n, struct tok
     out->n = 0;
     if (out->p) out->p[0] = 0;
     switch (nm->kind) {
-    case TOK_NORM_NFC: return norm_unicode(UTF8PROC_COMPOSE, s, n, out);
-    case TOK_NORM_NFD: return norm_unicode(UTF8PROC_DECOMPOSE, s, n, out);
-    case TOK_NORM_NFKC: return norm_unicode(UTF8PROC_COMPOSE | UTF8PROC_COMPAT, s, n, out);
-    case TOK_NORM_NFKD: return norm_unicode(UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT, s, n, out);
-    case TOK_NORM_LOWERCASE: return norm_lowercase(s, n, out);
+    case TOK_NORM_NFC:
+        return norm_unicode(UTF8PROC_COMPOSE, s, n, out);
+    case TOK_NORM_NFD:
+        return norm_unicode(UTF8PROC_DECOMPOSE, s, n, out);
+    case TOK_NORM_NFKC:
+        return norm_unicode(UTF8PROC_COMPOSE | UTF8PROC_COMPAT, s, n, out);
+    case TOK_NORM_NFKD:
+        return norm_unicode(UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT, s, n, out);
+    case TOK_NORM_LOWERCASE:
+        return norm_lowercase(s, n, out);
     case TOK_NORM_PREPEND: {
         if (n == 0) return 0;
         int rc = tok_buf_put(out, nm->str, nm->str_len);
         return rc ? rc : tok_buf_put(out, s, n);
     }
-    case TOK_NORM_REPLACE: return norm_replace(nm, s, n, out);
+    case TOK_NORM_REPLACE:
+        return norm_replace(nm, s, n, out);
     case TOK_NORM_STRIP: {
         size_t a = 0, b = n;
         uint32_t cp;
@@ -190,15 +196,18 @@ int tok_normalize(const struct tok_norm *nm, const char *s, size_t n, struct tok
         }
         while (nm->right && b > a) {
             size_t k = b - 1;
-            while (k > a && ((unsigned char)s[k] & 0xC0) == 0x80) k--;
+            while (k > a && ((unsigned char)s[k] & 0xC0) == 0x80)
+                k--;
             tok_utf8_dec(s + k, b - k, &cp);
             if (!tok_is_whitespace(cp)) break;
             b = k;
         }
         return tok_buf_put(out, s + a, b - a);
     }
-    case TOK_NORM_STRIP_ACCENTS: return filter_marks(s, n, 1, out);
-    case TOK_NORM_BERT: return norm_bert(nm, s, n, out);
+    case TOK_NORM_STRIP_ACCENTS:
+        return filter_marks(s, n, 1, out);
+    case TOK_NORM_BERT:
+        return norm_bert(nm, s, n, out);
     case TOK_NORM_SEQUENCE: {
         struct tok_buf tmp = {0};
         int rc = tok_buf_put(out, s, n);
@@ -211,7 +220,8 @@ int tok_normalize(const struct tok_norm *nm, const char *s, size_t n, struct tok
         tok_buf_free(&tmp);
         return rc;
     }
-    default: return llm_err_set(LLM_EINVAL, "tokenizer: bad normalizer kind");
+    default:
+        return llm_err_set(LLM_EINVAL, "tokenizer: bad normalizer kind");
     }
 }
 
@@ -268,10 +278,14 @@ enum cls { CLS_EQ, CLS_NUMERIC, CLS_PUNCT, CLS_SPACE };
 static int cls_match(enum cls c, uint32_t ch, uint32_t cp)
 {
     switch (c) {
-    case CLS_EQ: return cp == ch;
-    case CLS_NUMERIC: return is_numeric(cp);
-    case CLS_PUNCT: return is_punct(cp);
-    default: return tok_is_whitespace(cp);
+    case CLS_EQ:
+        return cp == ch;
+    case CLS_NUMERIC:
+        return is_numeric(cp);
+    case CLS_PUNCT:
+        return is_punct(cp);
+    default:
+        return tok_is_whitespace(cp);
     }
 }
 
@@ -301,14 +315,17 @@ static int segs_emit(struct segs *g, enum tok_split_behavior b, int invert, cons
     struct seg *v = g->v;
     size_t n = g->n, k = 0;
     if (invert)
-        for (size_t i = 0; i < n; i++) v[i].m = !v[i].m;
+        for (size_t i = 0; i < n; i++)
+            v[i].m = !v[i].m;
     int prev = 0;
     switch (b) {
     case TOK_SPLIT_REMOVED:
         for (size_t i = 0; i < n; i++)
             if (!v[i].m) v[k++] = v[i];
         break;
-    case TOK_SPLIT_ISOLATED: k = n; break;
+    case TOK_SPLIT_ISOLATED:
+        k = n;
+        break;
     case TOK_SPLIT_MERGED_PREV:
         for (size_t i = 0; i < n; i++) {
             int m = v[i].m;
@@ -344,7 +361,8 @@ static int segs_emit(struct segs *g, enum tok_split_behavior b, int invert, cons
             prev = m;
         }
         break;
-    default: return llm_err_set(LLM_EINVAL, "tokenizer: bad split behaviour");
+    default:
+        return llm_err_set(LLM_EINVAL, "tokenizer: bad split behaviour");
     }
     for (size_t i = 0; i < k; i++) {
         if (v[i].e <= v[i].s) continue;
@@ -357,8 +375,7 @@ static int segs_emit(struct segs *g, enum tok_split_behavior b, int invert, cons
 
 /* ---- pre-tokenizers -------------------------------------------------- */
 
-static int put_replaced_char(struct tok_buf *b, const char *s, size_t n, uint32_t from,
-                             uint32_t to)
+static int put_replaced_char(struct tok_buf *b, const char *s, size_t n, uint32_t from, uint32_t to)
 {
     int rc = 0;
     for (size_t i = 0; i < n && !rc;) {
@@ -420,8 +437,8 @@ static int pre_one(const struct tok_pre *pre, const struct tok_piece *pc, const 
     case TOK_PRE_METASPACE: {
         tmp->n = 0;
         if ((rc = put_replaced_char(tmp, s, n, ' ', pre->ch))) return rc;
-        int prepend = pre->prepend == TOK_PREPEND_ALWAYS ||
-                      (pre->prepend == TOK_PREPEND_FIRST && pc->first);
+        int prepend =
+            pre->prepend == TOK_PREPEND_ALWAYS || (pre->prepend == TOK_PREPEND_FIRST && pc->first);
         if (prepend && !starts_with_cp(tmp->p, tmp->n, pre->ch)) {
             struct tok_buf t2 = {0};
             rc = tok_buf_put_cp(&t2, pre->ch);
@@ -439,8 +456,8 @@ static int pre_one(const struct tok_pre *pre, const struct tok_piece *pc, const 
     }
     case TOK_PRE_DIGITS:
         if ((rc = segs_class(CLS_NUMERIC, 0, s, n, g))) return rc;
-        return segs_emit(g, pre->individual_digits ? TOK_SPLIT_ISOLATED : TOK_SPLIT_CONTIGUOUS,
-                         0, s, pc->first, out);
+        return segs_emit(g, pre->individual_digits ? TOK_SPLIT_ISOLATED : TOK_SPLIT_CONTIGUOUS, 0,
+                         s, pc->first, out);
     case TOK_PRE_PUNCTUATION:
         if ((rc = segs_class(CLS_PUNCT, 0, s, n, g))) return rc;
         return segs_emit(g, pre->behavior, 0, s, pc->first, out);
@@ -453,7 +470,8 @@ static int pre_one(const struct tok_pre *pre, const struct tok_piece *pc, const 
     case TOK_PRE_CHAR_DELIMITER:
         if ((rc = segs_class(CLS_EQ, pre->ch, s, n, g))) return rc;
         return segs_emit(g, TOK_SPLIT_REMOVED, 0, s, pc->first, out);
-    default: return llm_err_set(LLM_EINVAL, "tokenizer: bad pre-tokenizer kind");
+    default:
+        return llm_err_set(LLM_EINVAL, "tokenizer: bad pre-tokenizer kind");
     }
 }
 
@@ -461,7 +479,8 @@ int tok_pretokenize(const struct tok_pre *pre, struct tok_pieces *io)
 {
     int rc = 0;
     if (pre->kind == TOK_PRE_SEQUENCE || pre->kind == TOK_PRE_BERT) {
-        for (size_t i = 0; i < pre->nsub && !rc; i++) rc = tok_pretokenize(&pre->sub[i], io);
+        for (size_t i = 0; i < pre->nsub && !rc; i++)
+            rc = tok_pretokenize(&pre->sub[i], io);
         return rc;
     }
     struct tok_pieces out = {0};
@@ -520,16 +539,18 @@ static int parse_pattern(const json_t *p, struct tok_re *re, const char *what, c
         return tok_re_compile(re, json_string_value(s), json_string_length(s), 1, src);
     if (json_is_string(r))
         return tok_re_compile(re, json_string_value(r), json_string_length(r), 0, src);
-    return llm_err_set(LLM_EFORMAT, "'%s': %s: pattern must be {\"String\": ...} or "
-                       "{\"Regex\": ...}", src, what);
+    return llm_err_set(LLM_EFORMAT,
+                       "'%s': %s: pattern must be {\"String\": ...} or "
+                       "{\"Regex\": ...}",
+                       src, what);
 }
 
 static int one_char(const json_t *v, uint32_t *cp, const char *what, const char *src)
 {
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
-    if (!s || !n) return llm_err_set(LLM_EFORMAT, "'%s': %s must be a one-character string",
-                                     src, what);
+    if (!s || !n)
+        return llm_err_set(LLM_EFORMAT, "'%s': %s must be a one-character string", src, what);
     int k = tok_utf8_dec(s, n, cp);
     if ((size_t)k != n)
         return llm_err_set(LLM_EFORMAT, "'%s': %s must be a one-character string", src, what);
@@ -583,8 +604,10 @@ int tok_norm_parse(struct tok_norm *nm, const void *jv, const char *src)
         nm->kind = TOK_NORM_SEQUENCE;
         json_t *a = json_object_get(j, "normalizers");
         if (!json_is_array(a))
-            return llm_err_set(LLM_EFORMAT, "'%s': Sequence normalizer without a "
-                               "\"normalizers\" array", src);
+            return llm_err_set(LLM_EFORMAT,
+                               "'%s': Sequence normalizer without a "
+                               "\"normalizers\" array",
+                               src);
         nm->sub = calloc(json_array_size(a) + 1, sizeof(*nm->sub));
         if (!nm->sub) return llm_err_set(LLM_ENOMEM, "tokenizer: out of memory");
         for (size_t i = 0; i < json_array_size(a) && !rc; i++) {
@@ -592,8 +615,7 @@ int tok_norm_parse(struct tok_norm *nm, const void *jv, const char *src)
             nm->nsub = i + 1;
         }
     } else {
-        return llm_err_set(LLM_EUNSUPPORTED, "'%s': normalizer '%s' is not supported", src,
-                           type);
+        return llm_err_set(LLM_EUNSUPPORTED, "'%s': normalizer '%s' is not supported", src, type);
     }
     return rc;
 }
@@ -603,7 +625,8 @@ void tok_norm_free(struct tok_norm *nm)
     if (!nm) return;
     free(nm->str);
     tok_re_free(&nm->re);
-    for (size_t i = 0; i < nm->nsub; i++) tok_norm_free(&nm->sub[i]);
+    for (size_t i = 0; i < nm->nsub; i++)
+        tok_norm_free(&nm->sub[i]);
     free(nm->sub);
 }
 
@@ -620,9 +643,8 @@ static int parse_behavior(const json_t *j, enum tok_split_behavior *b, enum tok_
                           const char *src)
 {
     const char *s = jstr(j, "behavior");
-    static const char *const names[TOK_SPLIT_COUNT] = {"Removed", "Isolated",
-                                                       "MergedWithPrevious", "MergedWithNext",
-                                                       "Contiguous"};
+    static const char *const names[TOK_SPLIT_COUNT] = {"Removed", "Isolated", "MergedWithPrevious",
+                                                       "MergedWithNext", "Contiguous"};
     if (!s) {
         *b = dflt;
         return 0;
@@ -659,13 +681,16 @@ int tok_pre_parse(struct tok_pre *pre, const void *jv, const char *src)
         rc = one_char(json_object_get(j, "replacement"), &pre->ch, "Metaspace replacement", src);
         const char *ps = jstr(j, "prepend_scheme");
         if (ps) {
-            if (!strcmp(ps, "always")) pre->prepend = TOK_PREPEND_ALWAYS;
-            else if (!strcmp(ps, "first")) pre->prepend = TOK_PREPEND_FIRST;
-            else if (!strcmp(ps, "never")) pre->prepend = TOK_PREPEND_NEVER;
-            else return llm_err_set(LLM_EFORMAT, "'%s': unknown prepend_scheme '%s'", src, ps);
+            if (!strcmp(ps, "always"))
+                pre->prepend = TOK_PREPEND_ALWAYS;
+            else if (!strcmp(ps, "first"))
+                pre->prepend = TOK_PREPEND_FIRST;
+            else if (!strcmp(ps, "never"))
+                pre->prepend = TOK_PREPEND_NEVER;
+            else
+                return llm_err_set(LLM_EFORMAT, "'%s': unknown prepend_scheme '%s'", src, ps);
         } else {
-            pre->prepend = jbool(j, "add_prefix_space", 1) ? TOK_PREPEND_ALWAYS
-                                                           : TOK_PREPEND_NEVER;
+            pre->prepend = jbool(j, "add_prefix_space", 1) ? TOK_PREPEND_ALWAYS : TOK_PREPEND_NEVER;
         }
         pre->split = jbool(j, "split", 1);
     } else if (!strcmp(type, "Digits")) {
@@ -695,8 +720,10 @@ int tok_pre_parse(struct tok_pre *pre, const void *jv, const char *src)
         pre->kind = TOK_PRE_SEQUENCE;
         json_t *a = json_object_get(j, "pretokenizers");
         if (!json_is_array(a))
-            return llm_err_set(LLM_EFORMAT, "'%s': Sequence pre_tokenizer without a "
-                               "\"pretokenizers\" array", src);
+            return llm_err_set(LLM_EFORMAT,
+                               "'%s': Sequence pre_tokenizer without a "
+                               "\"pretokenizers\" array",
+                               src);
         pre->sub = calloc(json_array_size(a) + 1, sizeof(*pre->sub));
         if (!pre->sub) return llm_err_set(LLM_ENOMEM, "tokenizer: out of memory");
         for (size_t i = 0; i < json_array_size(a) && !rc; i++) {
@@ -714,6 +741,7 @@ void tok_pre_free(struct tok_pre *pre)
 {
     if (!pre) return;
     tok_re_free(&pre->re);
-    for (size_t i = 0; i < pre->nsub; i++) tok_pre_free(&pre->sub[i]);
+    for (size_t i = 0; i < pre->nsub; i++)
+        tok_pre_free(&pre->sub[i]);
     free(pre->sub);
 }

@@ -144,8 +144,15 @@ int tok_is_whitespace(uint32_t cp)
 {
     if (cp >= 0x09 && cp <= 0x0D) return 1;
     switch (cp) {
-    case 0x20: case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029: case 0x202F:
-    case 0x205F: case 0x3000:
+    case 0x20:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
         return 1;
     default:
         return cp >= 0x2000 && cp <= 0x200A;
@@ -175,7 +182,8 @@ static int smap_grow(struct tok_smap *m)
     if (!ns) return llm_err_set(LLM_ENOMEM, "tokenizer: out of memory (vocab map)");
     for (size_t e = 0; e < m->n; e++) {
         size_t h = tok_hash(m->key[e], m->klen[e]) & (nc - 1);
-        while (ns[h]) h = (h + 1) & (nc - 1);
+        while (ns[h])
+            h = (h + 1) & (nc - 1);
         ns[h] = (uint32_t)(e + 1);
     }
     free(m->slot);
@@ -288,16 +296,16 @@ void tok_rematch_free(struct tok_rematch *m)
     memset(m, 0, sizeof(*m));
 }
 
-int tok_re_next(const struct tok_re *re, struct tok_rematch *m, const char *s, size_t n,
-                size_t pos, size_t *ms, size_t *me)
+int tok_re_next(const struct tok_re *re, struct tok_rematch *m, const char *s, size_t n, size_t pos,
+                size_t *ms, size_t *me)
 {
     int rc = pcre2_match(re->code, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK, m->md, m->mc);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT || rc == PCRE2_ERROR_MATCHLIMIT ||
         rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT) {
         /* retry with the interpreter, whose heap-based backtracking has no
          * small stack limit */
-        rc = pcre2_match(re->code, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT,
-                         m->md, NULL);
+        rc = pcre2_match(re->code, (PCRE2_SPTR)s, n, pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, m->md,
+                         NULL);
     }
     if (rc == PCRE2_ERROR_NOMATCH) return 0;
     if (rc < 0) {
@@ -352,7 +360,8 @@ static pthread_once_t bl_once = PTHREAD_ONCE_INIT;
 static void bl_init(void)
 {
     uint32_t k = 0;
-    for (unsigned i = 0; i < 256 + 68; i++) cp2b[i] = -1;
+    for (unsigned i = 0; i < 256 + 68; i++)
+        cp2b[i] = -1;
     for (unsigned i = 0; i < 256; i++) {
         b2cp[i] = (uint16_t)(byte_printable(i) ? i : 256 + k++);
         cp2b[b2cp[i]] = (int16_t)i;

@@ -63,19 +63,28 @@ static int is_word_cp(uint32_t cp)
     if (cp == 0x200C || cp == 0x200D || cp == '_') return 1;
     if (cp >= 0x24B6 && cp <= 0x24E9) return 1; /* circled letters: So but Alphabetic */
     switch (utf8proc_category((utf8proc_int32_t)cp)) {
-    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
-    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_NL:
-    case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME:
-    case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_PC:
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_MC:
+    case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_PC:
         return 1;
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
 static uint32_t last_cp(const char *s, size_t n)
 {
     size_t k = n - 1;
-    while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80) k--;
+    while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+        k--;
     uint32_t cp;
     tok_utf8_dec(s + k, n - k, &cp);
     return cp;
@@ -116,7 +125,8 @@ static int matcher_build(struct llm_tokenizer *t, struct tok_matcher *m, int nor
         if (n) r[cnt++] = (struct mrec){s, n, i};
     }
     qsort(r, cnt, sizeof(*r), mrec_cmp);
-    for (int c = 0; c <= 256; c++) m->first[c] = cnt;
+    for (int c = 0; c <= 256; c++)
+        m->first[c] = cnt;
     for (size_t i = cnt; i-- > 0;) {
         m->idx[i] = r[i].idx;
         m->first[(unsigned char)r[i].s[0]] = i;
@@ -128,9 +138,8 @@ static int matcher_build(struct llm_tokenizer *t, struct tok_matcher *m, int nor
 }
 
 /* longest added token at s[i..n), or NULL */
-static const struct tok_added *match_at(const struct llm_tokenizer *t,
-                                        const struct tok_matcher *m, const char *s, size_t n,
-                                        size_t i)
+static const struct tok_added *match_at(const struct llm_tokenizer *t, const struct tok_matcher *m,
+                                        const char *s, size_t n, size_t i)
 {
     unsigned c = (unsigned char)s[i];
     for (size_t k = m->first[c]; k < m->first[c + 1]; k++) {
@@ -171,7 +180,8 @@ static int split_added(const struct llm_tokenizer *t, const struct tok_matcher *
             size_t ns = start;
             while (ns > 0) {
                 size_t k = ns - 1;
-                while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80) k--;
+                while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+                    k--;
                 uint32_t cp;
                 tok_utf8_dec(s + k, ns - k, &cp);
                 if (!tok_is_whitespace(cp)) break;
@@ -195,9 +205,8 @@ static int split_added(const struct llm_tokenizer *t, const struct tok_matcher *
         start_offset = stop;
         if (i < stop) i = stop;
     }
-    if (start_offset < n &&
-        (rc = tok_pieces_add(out, s + start_offset, n - start_offset, -1,
-                             first && start_offset == 0)))
+    if (start_offset < n && (rc = tok_pieces_add(out, s + start_offset, n - start_offset, -1,
+                                                 first && start_offset == 0)))
         return rc;
     return 0;
 }
@@ -252,7 +261,8 @@ int llm_tok_encode(const struct llm_tokenizer *t, const char *text, size_t len, 
     if (rc) goto done;
     if (t->pre && (rc = tok_pretokenize(t->pre, &p2))) goto done;
     if (add_special)
-        for (size_t i = 0; i < t->post.npre && !rc; i++) rc = push_id(&out, &nout, &cap, t->post.pre[i]);
+        for (size_t i = 0; i < t->post.npre && !rc; i++)
+            rc = push_id(&out, &nout, &cap, t->post.pre[i]);
     for (size_t i = 0; i < p2.n && !rc; i++) {
         const struct tok_piece *pc = &p2.v[i];
         if (pc->id >= 0)
@@ -261,7 +271,8 @@ int llm_tok_encode(const struct llm_tokenizer *t, const char *text, size_t len, 
             rc = tok_bpe_word(t, p2.text.p + pc->off, pc->len, &out, &nout, &cap);
     }
     if (add_special)
-        for (size_t i = 0; i < t->post.npost && !rc; i++) rc = push_id(&out, &nout, &cap, t->post.post[i]);
+        for (size_t i = 0; i < t->post.npost && !rc; i++)
+            rc = push_id(&out, &nout, &cap, t->post.post[i]);
     if (!rc && !out && !(out = malloc(sizeof(*out))))
         rc = llm_err_set(LLM_ENOMEM, "tokenizer: out of memory");
 done:
@@ -317,14 +328,16 @@ static int load_model(struct llm_tokenizer *t, const json_t *model, const json_t
         return llm_err_set(LLM_EFORMAT, "'%s': \"model\" missing or not an object", src);
     const char *type = json_string_value(json_object_get(model, "type"));
     if (type && strcmp(type, "BPE") != 0)
-        return llm_err_set(LLM_EUNSUPPORTED, "'%s': model '%s' is not supported (only BPE)",
-                           src, type);
+        return llm_err_set(LLM_EUNSUPPORTED, "'%s': model '%s' is not supported (only BPE)", src,
+                           type);
     json_t *vocab = json_object_get(model, "vocab"), *merges = json_object_get(model, "merges");
     if (!json_is_object(vocab))
         return llm_err_set(LLM_EFORMAT, "'%s': model \"vocab\" missing or not an object", src);
     if (!type && !json_is_array(merges))
-        return llm_err_set(LLM_EUNSUPPORTED, "'%s': model without \"type\" and without "
-                           "\"merges\" (only BPE is supported)", src);
+        return llm_err_set(LLM_EUNSUPPORTED,
+                           "'%s': model without \"type\" and without "
+                           "\"merges\" (only BPE is supported)",
+                           src);
     if (merges && !json_is_array(merges))
         return llm_err_set(LLM_EFORMAT, "'%s': model \"merges\" is not an array", src);
 
@@ -395,8 +408,7 @@ static int load_model(struct llm_tokenizer *t, const json_t *model, const json_t
             return llm_err_set(LLM_ENOMEM, "tokenizer: out of memory");
         t->cont_prefix_len = json_string_length(o);
     }
-    if (json_is_string(o = json_object_get(model, "end_of_word_suffix")) &&
-        json_string_length(o)) {
+    if (json_is_string(o = json_object_get(model, "end_of_word_suffix")) && json_string_length(o)) {
         if (!(t->eow_suffix = memdup0(json_string_value(o), json_string_length(o))))
             return llm_err_set(LLM_ENOMEM, "tokenizer: out of memory");
         t->eow_suffix_len = json_string_length(o);
@@ -410,7 +422,8 @@ static int load_model(struct llm_tokenizer *t, const json_t *model, const json_t
     /* merges */
     size_t nm = json_array_size(merges);
     t->merges_cap = 16;
-    while (t->merges_cap < 2 * nm + 2) t->merges_cap *= 2;
+    while (t->merges_cap < 2 * nm + 2)
+        t->merges_cap *= 2;
     t->merges = calloc(t->merges_cap, sizeof(*t->merges));
     if (!t->merges) return llm_err_set(LLM_ENOMEM, "tokenizer: out of memory (%zu merges)", nm);
     struct tok_buf cat = {0};
@@ -423,8 +436,10 @@ static int load_model(struct llm_tokenizer *t, const json_t *model, const json_t
             size_t sn = json_string_length(m);
             if (!sp || memchr(sp + 1, ' ', sn - (size_t)(sp + 1 - s))) {
                 tok_buf_free(&cat);
-                return llm_err_set(LLM_EFORMAT, "'%s': merge %zu ('%.60s') is not two tokens "
-                                   "separated by one space", src, r, s);
+                return llm_err_set(LLM_EFORMAT,
+                                   "'%s': merge %zu ('%.60s') is not two tokens "
+                                   "separated by one space",
+                                   src, r, s);
             }
             a = s;
             an = (size_t)(sp - s);
@@ -445,7 +460,8 @@ static int load_model(struct llm_tokenizer *t, const json_t *model, const json_t
         if (bn < t->cont_prefix_len) ib = -1;
         cat.n = 0;
         if ((rc = tok_buf_put(&cat, a, an)) ||
-            (ib >= 0 && (rc = tok_buf_put(&cat, b + t->cont_prefix_len, bn - t->cont_prefix_len)))) {
+            (ib >= 0 &&
+             (rc = tok_buf_put(&cat, b + t->cont_prefix_len, bn - t->cont_prefix_len)))) {
             tok_buf_free(&cat);
             return rc;
         }
@@ -453,8 +469,8 @@ static int load_model(struct llm_tokenizer *t, const json_t *model, const json_t
         if (ia < 0 || ib < 0 || inew < 0) {
             const char *miss = ia < 0 ? a : ib < 0 ? b : cat.p;
             int mn = (int)(ia < 0 ? an : ib < 0 ? bn : cat.n);
-            rc = llm_err_set(LLM_EFORMAT, "'%s': merge %zu: token '%.*s' is not in the vocab",
-                             src, r, mn > 80 ? 80 : mn, miss);
+            rc = llm_err_set(LLM_EFORMAT, "'%s': merge %zu: token '%.*s' is not in the vocab", src,
+                             r, mn > 80 ? 80 : mn, miss);
             tok_buf_free(&cat);
             return rc;
         }
@@ -494,7 +510,8 @@ static int load_added(struct llm_tokenizer *t, const json_t *added, const char *
         if (n) t->nadded++;
     }
     /* content pointers: set_piece may have replaced a piece named twice */
-    for (size_t i = 0; i < t->nadded; i++) t->added[i].content = t->piece[t->added[i].id];
+    for (size_t i = 0; i < t->nadded; i++)
+        t->added[i].content = t->piece[t->added[i].id];
     for (size_t i = 0; i < t->nadded; i++) {
         struct tok_added *x = &t->added[i];
         if (!x->normalized) continue;
@@ -555,8 +572,10 @@ static int load_post(struct llm_tokenizer *t, const json_t *j, const char *src)
     if (!strcmp(type, "Sequence")) {
         json_t *a = json_object_get(j, "processors");
         if (!json_is_array(a))
-            return llm_err_set(LLM_EFORMAT, "'%s': Sequence post_processor without a "
-                               "\"processors\" array", src);
+            return llm_err_set(LLM_EFORMAT,
+                               "'%s': Sequence post_processor without a "
+                               "\"processors\" array",
+                               src);
         for (size_t i = 0; i < json_array_size(a); i++)
             if ((rc = load_post(t, json_array_get(a, i), src))) return rc;
         return 0;
@@ -572,8 +591,10 @@ static int load_post(struct llm_tokenizer *t, const json_t *j, const char *src)
     if (!strcmp(type, "TemplateProcessing")) {
         json_t *single = json_object_get(j, "single"), *sp = json_object_get(j, "special_tokens");
         if (!json_is_array(single))
-            return llm_err_set(LLM_EFORMAT, "'%s': TemplateProcessing without a \"single\" "
-                               "array", src);
+            return llm_err_set(LLM_EFORMAT,
+                               "'%s': TemplateProcessing without a \"single\" "
+                               "array",
+                               src);
         int32_t *pre = NULL, *post = NULL;
         size_t npre = 0, npost = 0;
         int seen_a = 0;
@@ -584,33 +605,41 @@ static int load_post(struct llm_tokenizer *t, const json_t *j, const char *src)
             if (json_is_object(sq)) {
                 const char *sid = json_string_value(json_object_get(sq, "id"));
                 if (!sid || strcmp(sid, "A") != 0 || seen_a)
-                    rc = llm_err_set(LLM_EFORMAT, "'%s': TemplateProcessing \"single\" must "
-                                     "hold sequence A exactly once", src);
+                    rc = llm_err_set(LLM_EFORMAT,
+                                     "'%s': TemplateProcessing \"single\" must "
+                                     "hold sequence A exactly once",
+                                     src);
                 seen_a = 1;
             } else if (json_is_object(st)) {
                 const char *name = json_string_value(json_object_get(st, "id"));
                 json_t *ent = name ? json_object_get(sp, name) : NULL;
                 json_t *ids = json_object_get(ent, "ids");
                 if (!json_is_array(ids)) {
-                    rc = llm_err_set(LLM_EFORMAT, "'%s': TemplateProcessing special token '%s' "
-                                     "has no entry with \"ids\" in \"special_tokens\"", src,
-                                     name ? name : "?");
+                    rc = llm_err_set(LLM_EFORMAT,
+                                     "'%s': TemplateProcessing special token '%s' "
+                                     "has no entry with \"ids\" in \"special_tokens\"",
+                                     src, name ? name : "?");
                     break;
                 }
                 for (size_t k = 0; k < json_array_size(ids) && !rc; k++) {
                     int32_t id;
                     rc = get_id(json_array_get(ids, k), &id, "template special token", src);
-                    if (!rc) rc = seen_a ? ids_append(&post, &npost, &id, 1, 0)
-                                         : ids_append(&pre, &npre, &id, 1, 0);
+                    if (!rc)
+                        rc = seen_a ? ids_append(&post, &npost, &id, 1, 0)
+                                    : ids_append(&pre, &npre, &id, 1, 0);
                 }
             } else {
-                rc = llm_err_set(LLM_EFORMAT, "'%s': TemplateProcessing item %zu is neither "
-                                 "SpecialToken nor Sequence", src, i);
+                rc = llm_err_set(LLM_EFORMAT,
+                                 "'%s': TemplateProcessing item %zu is neither "
+                                 "SpecialToken nor Sequence",
+                                 src, i);
             }
         }
         if (!rc && !seen_a)
-            rc = llm_err_set(LLM_EFORMAT, "'%s': TemplateProcessing \"single\" has no "
-                             "sequence A", src);
+            rc = llm_err_set(LLM_EFORMAT,
+                             "'%s': TemplateProcessing \"single\" has no "
+                             "sequence A",
+                             src);
         if (!rc) rc = ids_append(&p->pre, &p->npre, pre, npre, 1);
         if (!rc) rc = ids_append(&p->post, &p->npost, post, npost, 0);
         p->active = 1;
@@ -618,8 +647,7 @@ static int load_post(struct llm_tokenizer *t, const json_t *j, const char *src)
         free(post);
         return rc;
     }
-    return llm_err_set(LLM_EUNSUPPORTED, "'%s': post_processor '%s' is not supported", src,
-                       type);
+    return llm_err_set(LLM_EUNSUPPORTED, "'%s': post_processor '%s' is not supported", src, type);
 }
 
 static int32_t piece_id(const struct llm_tokenizer *t, const char *s, size_t n)
@@ -639,11 +667,18 @@ static int32_t cfg_token(const struct llm_tokenizer *t, const json_t *cfg, const
 static int load_cfg(struct llm_tokenizer *t, const json_t *cfg, const char *src)
 {
     static const char *const bos_names[] = {"<s>", "<|begin_of_text|>",
-                                            "<\xEF\xBD\x9C" "begin\xE2\x96\x81of\xE2\x96\x81"
-                                            "sentence\xEF\xBD\x9C>", "<bos>"};
-    static const char *const eos_names[] = {"</s>", "<|end_of_text|>", "<|endoftext|>",
-                                            "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81"
-                                            "sentence\xEF\xBD\x9C>", "<eos>", "<|im_end|>"};
+                                            "<\xEF\xBD\x9C"
+                                            "begin\xE2\x96\x81of\xE2\x96\x81"
+                                            "sentence\xEF\xBD\x9C>",
+                                            "<bos>"};
+    static const char *const eos_names[] = {"</s>",
+                                            "<|end_of_text|>",
+                                            "<|endoftext|>",
+                                            "<\xEF\xBD\x9C"
+                                            "end\xE2\x96\x81of\xE2\x96\x81"
+                                            "sentence\xEF\xBD\x9C>",
+                                            "<eos>",
+                                            "<|im_end|>"};
     t->bos = t->eos = -1;
     if (cfg && !json_is_object(cfg))
         return llm_err_set(LLM_EFORMAT, "'%s': tokenizer_config is not a JSON object", src);
@@ -681,8 +716,7 @@ static int load_cfg(struct llm_tokenizer *t, const json_t *cfg, const char *src)
     return 0;
 }
 
-int llm_tok_load(struct llm_tokenizer **out, const json_t *tok, const json_t *cfg,
-                 const char *src)
+int llm_tok_load(struct llm_tokenizer **out, const json_t *tok, const json_t *cfg, const char *src)
 {
     *out = NULL;
     if (!src) src = "tokenizer.json";
@@ -713,7 +747,8 @@ int llm_tok_load(struct llm_tokenizer **out, const json_t *tok, const json_t *cf
     else if (!rc) {
         struct tok_dec d = {.kind = TOK_DEC_JOIN};
         struct tok_dec *nv = malloc(sizeof(*nv));
-        if (!nv) rc = llm_err_set(LLM_ENOMEM, "tokenizer: out of memory");
+        if (!nv)
+            rc = llm_err_set(LLM_ENOMEM, "tokenizer: out of memory");
         else {
             nv[0] = d;
             t->dec = nv;
@@ -726,8 +761,10 @@ int llm_tok_load(struct llm_tokenizer **out, const json_t *tok, const json_t *cf
     for (size_t i = 0; !rc && i < t->post.npre + t->post.npost; i++) {
         int32_t id = i < t->post.npre ? t->post.pre[i] : t->post.post[i - t->post.npre];
         if (id >= t->nid || !t->piece[id])
-            rc = llm_err_set(LLM_EFORMAT, "'%s': post_processor adds id %d, which is not in the "
-                             "vocab", src, id);
+            rc = llm_err_set(LLM_EFORMAT,
+                             "'%s': post_processor adds id %d, which is not in the "
+                             "vocab",
+                             src, id);
     }
     if (rc) {
         llm_tok_free(t);
@@ -741,11 +778,13 @@ void llm_tok_free(struct llm_tokenizer *t)
 {
     if (!t) return;
     if (t->piece)
-        for (int32_t i = 0; i < t->nid; i++) free(t->piece[i]);
+        for (int32_t i = 0; i < t->nid; i++)
+            free(t->piece[i]);
     free(t->piece);
     free(t->piece_len);
     free(t->special);
-    for (size_t i = 0; i < t->nextra; i++) free(t->vocab_extra[i]);
+    for (size_t i = 0; i < t->nextra; i++)
+        free(t->vocab_extra[i]);
     free(t->vocab_extra);
     tok_smap_free(&t->vocab);
     tok_smap_free(&t->addedmap);
@@ -756,11 +795,13 @@ void llm_tok_free(struct llm_tokenizer *t)
     free(t->norm);
     if (t->pre) tok_pre_free(t->pre);
     free(t->pre);
-    for (size_t i = 0; i < t->ndec; i++) tok_dec_free(&t->dec[i]);
+    for (size_t i = 0; i < t->ndec; i++)
+        tok_dec_free(&t->dec[i]);
     free(t->dec);
     free(t->post.pre);
     free(t->post.post);
-    for (size_t i = 0; i < t->nadded; i++) free(t->added[i].norm);
+    for (size_t i = 0; i < t->nadded; i++)
+        free(t->added[i].norm);
     free(t->added);
     free(t->m_raw.idx);
     free(t->m_norm.idx);

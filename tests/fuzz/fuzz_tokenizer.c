@@ -23,9 +23,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const names[7] = {"tiny-l3",      "tiny-qwen2",  "tiny-spm",
-                                     "tiny-spm-never", "tiny-splits", "tiny-classic",
-                                     "tiny-subword"};
+static const char *const names[7] = {"tiny-l3",     "tiny-qwen2",   "tiny-spm",    "tiny-spm-never",
+                                     "tiny-splits", "tiny-classic", "tiny-subword"};
 static struct llm_tokenizer *toks[7];
 
 static int valid_utf8(const char *s, size_t n)
@@ -77,8 +76,7 @@ static void roundtrip(const struct llm_tokenizer *t, const char *text, size_t n)
             size_t pl;
             int rc = i < nids ? llm_tok_stream_push(s, ids[i], &p, &pl)
                               : llm_tok_stream_flush(s, &p, &pl);
-            if (rc || !valid_utf8(p, pl) || at + pl > dl || memcmp(dec + at, p, pl) != 0)
-                abort();
+            if (rc || !valid_utf8(p, pl) || at + pl > dl || memcmp(dec + at, p, pl) != 0) abort();
             at += pl;
             free(p);
         }

@@ -15,15 +15,15 @@
 
 static int failed, checks;
 
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        checks++;                                                                              \
-        if (!(cond)) {                                                                         \
-            failed++;                                                                          \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                               \
-            fprintf(stderr, __VA_ARGS__);                                                      \
-            fprintf(stderr, "\n");                                                             \
-        }                                                                                      \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        checks++;                                                                                  \
+        if (!(cond)) {                                                                             \
+            failed++;                                                                              \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+        }                                                                                          \
     } while (0)
 
 /* a valid tokenizer.json; cases below replace one member of it */
@@ -102,14 +102,20 @@ static const struct bad_case bad[] = {
      LLM_EFORMAT, "pattern must be"},
     {"pre_tokenizer", "{\"type\": \"UnicodeScripts\"}", LLM_EUNSUPPORTED,
      "pre_tokenizer 'UnicodeScripts'"},
-    {"pre_tokenizer", "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"[a-\"}, \"behavior\": "
-     "\"Isolated\"}", LLM_EFORMAT, "bad regex"},
-    {"pre_tokenizer", "{\"type\": \"Split\", \"pattern\": {\"String\": \" \"}, \"behavior\": "
-     "\"Sideways\"}", LLM_EFORMAT, "behavior 'Sideways'"},
+    {"pre_tokenizer",
+     "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"[a-\"}, \"behavior\": "
+     "\"Isolated\"}",
+     LLM_EFORMAT, "bad regex"},
+    {"pre_tokenizer",
+     "{\"type\": \"Split\", \"pattern\": {\"String\": \" \"}, \"behavior\": "
+     "\"Sideways\"}",
+     LLM_EFORMAT, "behavior 'Sideways'"},
     {"pre_tokenizer", "{\"type\": \"Metaspace\", \"replacement\": \"ab\"}", LLM_EFORMAT,
      "one-character"},
-    {"pre_tokenizer", "{\"type\": \"Metaspace\", \"replacement\": \"_\", \"prepend_scheme\": "
-     "\"sometimes\"}", LLM_EFORMAT, "prepend_scheme 'sometimes'"},
+    {"pre_tokenizer",
+     "{\"type\": \"Metaspace\", \"replacement\": \"_\", \"prepend_scheme\": "
+     "\"sometimes\"}",
+     LLM_EFORMAT, "prepend_scheme 'sometimes'"},
     {"pre_tokenizer", "{\"type\": \"Sequence\", \"pretokenizers\": 3}", LLM_EFORMAT,
      "\"pretokenizers\""},
     {"decoder", "{\"type\": \"CTC\"}", LLM_EUNSUPPORTED, "decoder 'CTC'"},
@@ -117,19 +123,28 @@ static const struct bad_case bad[] = {
      "\"start\""},
     {"decoder", "{\"type\": \"Replace\", \"pattern\": {\"String\": \"x\"}}", LLM_EFORMAT,
      "\"content\""},
-    {"decoder", "{\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Fuse\"}, {}]}",
-     LLM_EFORMAT, "decoder without"},
-    {"post_processor", "{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": "
+    {"decoder", "{\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Fuse\"}, {}]}", LLM_EFORMAT,
+     "decoder without"},
+    {"post_processor",
+     "{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": "
      "{\"id\": \"<x>\"}}, {\"Sequence\": {\"id\": \"A\"}}], \"special_tokens\": {}}",
      LLM_EFORMAT, "'<x>'"},
-    {"post_processor", "{\"type\": \"TemplateProcessing\", \"single\": [], \"special_tokens\": "
-     "{}}", LLM_EFORMAT, "no sequence A"},
-    {"post_processor", "{\"type\": \"TemplateProcessing\", \"single\": [{\"Sequence\": {\"id\": "
-     "\"B\"}}], \"special_tokens\": {}}", LLM_EFORMAT, "sequence A"},
-    {"post_processor", "{\"type\": \"RobertaProcessing\", \"sep\": [\"</s>\"], \"cls\": "
-     "[\"<s>\", 3]}", LLM_EFORMAT, "\"sep\""},
-    {"post_processor", "{\"type\": \"BertProcessing\", \"sep\": [\"</s>\", 500], \"cls\": "
-     "[\"<s>\", 3]}", LLM_EFORMAT, "id 500"},
+    {"post_processor",
+     "{\"type\": \"TemplateProcessing\", \"single\": [], \"special_tokens\": "
+     "{}}",
+     LLM_EFORMAT, "no sequence A"},
+    {"post_processor",
+     "{\"type\": \"TemplateProcessing\", \"single\": [{\"Sequence\": {\"id\": "
+     "\"B\"}}], \"special_tokens\": {}}",
+     LLM_EFORMAT, "sequence A"},
+    {"post_processor",
+     "{\"type\": \"RobertaProcessing\", \"sep\": [\"</s>\"], \"cls\": "
+     "[\"<s>\", 3]}",
+     LLM_EFORMAT, "\"sep\""},
+    {"post_processor",
+     "{\"type\": \"BertProcessing\", \"sep\": [\"</s>\", 500], \"cls\": "
+     "[\"<s>\", 3]}",
+     LLM_EFORMAT, "id 500"},
     {"post_processor", "{\"type\": \"Magic\"}", LLM_EUNSUPPORTED, "post_processor 'Magic'"},
 };
 
@@ -181,7 +196,8 @@ static void test_base(void)
     CHECK(llm_tok_vocab_size(t) == 12, "vocab size %lld", (long long)llm_tok_vocab_size(t));
     CHECK(llm_tok_piece_to_id(t, "He") == 7 && llm_tok_piece_to_id(t, "nope") == -1, "p2id");
     CHECK(!strcmp(llm_tok_id_to_piece(t, 9), "\xE2\x96\x81He") && !llm_tok_id_to_piece(t, 12) &&
-              !llm_tok_id_to_piece(t, -1), "id2p");
+              !llm_tok_id_to_piece(t, -1),
+          "id2p");
     CHECK(llm_tok_is_special(t, 3) && !llm_tok_is_special(t, 2) && !llm_tok_is_special(t, 99),
           "is_special");
     CHECK(llm_tok_bos(t) == 3 && llm_tok_eos(t) == 11, "bos %d eos %d", llm_tok_bos(t),
@@ -230,12 +246,14 @@ static void test_config(const char *data)
     /* config: eos as an object, BOS off, EOS on */
     json_t *cfg = json_loads("{\"bos_token\": \"<|begin_of_text|>\", \"eos_token\": "
                              "{\"content\": \"<|eot_id|>\", \"lstrip\": false}, "
-                             "\"add_bos_token\": false, \"add_eos_token\": true}", 0, &je);
+                             "\"add_bos_token\": false, \"add_eos_token\": true}",
+                             0, &je);
     CHECK(llm_tok_load(&t, tok, cfg, "l3") == 0, "load with cfg: %s", llm_errmsg());
     CHECK(llm_tok_bos(t) == bot && llm_tok_eos(t) == eot, "cfg bos/eos %d %d", llm_tok_bos(t),
           llm_tok_eos(t));
     CHECK(llm_tok_encode(t, "hi", 2, 1, &ids, &n) == 0 && n >= 2 && ids[0] != bot &&
-              ids[n - 1] == eot, "add_bos false / add_eos true");
+              ids[n - 1] == eot,
+          "add_bos false / add_eos true");
     free(ids);
     CHECK(llm_tok_encode(t, "hi", 2, 0, &ids, &n) == 0 && ids[n - 1] != eot, "no specials");
     free(ids);
@@ -246,10 +264,11 @@ static void test_config(const char *data)
     snprintf(dir, sizeof(dir), "%s/tiny-spm", data);
     CHECK(llm_tok_load_dir(&t, dir) == 0, "load_dir: %s", llm_errmsg());
     if (t) {
-        CHECK(llm_tok_bos(t) == 1 && llm_tok_eos(t) == 2, "tiny-spm bos %d eos %d",
-              llm_tok_bos(t), llm_tok_eos(t));
+        CHECK(llm_tok_bos(t) == 1 && llm_tok_eos(t) == 2, "tiny-spm bos %d eos %d", llm_tok_bos(t),
+              llm_tok_eos(t));
         CHECK(llm_tok_encode(t, "a", 1, 1, &ids, &n) == 0 && n >= 2 && ids[0] == 1 &&
-                  ids[n - 1] != 2, "tiny-spm add_bos_token");
+                  ids[n - 1] != 2,
+              "tiny-spm add_bos_token");
         free(ids);
         llm_tok_free(t);
     }

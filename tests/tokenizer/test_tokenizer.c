@@ -40,7 +40,8 @@ static int complete_utf8(const char *s, size_t n)
 static void show_ids(const char *what, const int32_t *v, size_t n)
 {
     fprintf(stderr, "    %s (%zu):", what, n);
-    for (size_t i = 0; i < n && i < 40; i++) fprintf(stderr, " %d", v[i]);
+    for (size_t i = 0; i < n && i < 40; i++)
+        fprintf(stderr, " %d", v[i]);
     fprintf(stderr, n > 40 ? " ...\n" : "\n");
 }
 
@@ -56,7 +57,8 @@ static int32_t *ids_of(const json_t *a, size_t *n)
 {
     *n = json_array_size(a);
     int32_t *v = malloc((*n + 1) * sizeof(*v));
-    for (size_t i = 0; v && i < *n; i++) v[i] = (int32_t)json_integer_value(json_array_get(a, i));
+    for (size_t i = 0; v && i < *n; i++)
+        v[i] = (int32_t)json_integer_value(json_array_get(a, i));
     return v;
 }
 
@@ -144,8 +146,10 @@ static int check_decode(const struct llm_tokenizer *t, const char *name, size_t 
         size_t prel;
         if (i < n && i < 256 && llm_tok_decode(t, ids, i + 1, skip, &pre, &prel) == 0) {
             if (alen > prel || memcmp(acc, pre, alen) != 0)
-                bad = fail(name, line, "stream emitted text that the full decode of the same "
-                           "ids does not start with", text);
+                bad = fail(name, line,
+                           "stream emitted text that the full decode of the same "
+                           "ids does not start with",
+                           text);
             free(pre);
         }
     }
@@ -250,7 +254,8 @@ static int run_one(const char *cases_dir, const char *data_dir, const char *name
         pass += !bad;
     }
     printf("%-18s %3zu/%zu cases pass (text: encode x2, decode+stream x3; random ids: "
-           "decode+stream x2)\n", name, pass, nc);
+           "decode+stream x2)\n",
+           name, pass, nc);
     int rc = pass != nc;
 
     /* the shared folder's own cases: ids, and decode against HF's text */
@@ -262,8 +267,8 @@ static int run_one(const char *cases_dir, const char *data_dir, const char *name
         for (size_t i = 0; i < ns; i++) {
             json_t *c = json_array_get(shared, i), *want = NULL;
             json_t *tx = json_object_get(c, "text");
-            int bad = check_encode(t, name, i + 1, json_string_value(tx), json_string_length(tx),
-                                   0, json_object_get(c, "ids"));
+            int bad = check_encode(t, name, i + 1, json_string_value(tx), json_string_length(tx), 0,
+                                   json_object_get(c, "ids"));
             for (size_t k = 0; k < nc && !want; k++) {
                 json_t *o = json_array_get(cases, k);
                 if (json_equal(json_object_get(o, "text"), tx)) want = o;
@@ -298,7 +303,8 @@ int main(int argc, char **argv)
         return 77;
     }
     int rc = 0;
-    for (int i = 3; i < argc; i++) rc |= run_one(argv[1], argv[2], argv[i]);
+    for (int i = 3; i < argc; i++)
+        rc |= run_one(argv[1], argv[2], argv[i]);
     printf(rc ? "FAILED\n" : "all tokenizers pass\n");
     return rc;
 }
