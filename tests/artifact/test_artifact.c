@@ -66,7 +66,7 @@ static void wr32(uint8_t *p, uint32_t v)
 
 /* ---- the sample artifact ------------------------------------------------- */
 
-#define NT 8
+#define NT 8 /* samples; crafted layouts hold at most this many records */
 struct sample {
     const char *name;
     int dtype, ndim;
@@ -821,8 +821,77 @@ static void cleanup(void)
     rmdir(tmpdir);
 }
 
-int main(void)
+/* Seed corpus of the artifact fuzz target (tests/fuzz/corpus/artifact):
+ * small valid files of each kind and a few broken ones. */
+static int write_blob(const char *dir, const char *name, const uint8_t *b, size_t n)
 {
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *fp = fopen(path, "wb");
+    if (!fp || fwrite(b, 1, n, fp) != n) return 1;
+    return fclose(fp) ? 1 : 0;
+}
+
+static int write_small(const char *path, int level, int ntensors)
+{
+    struct llm_aw *w;
+    json_t *meta = json_pack("{s:n, s:{s:i}}", "model", "mapping", "world_size", 1);
+    struct llm_aw_opts o = {.compress_level = level, .compress_min = 1};
+    int rc = llm_aw_create(&w, path, meta, &o);
+    json_decref(meta);
+    if (rc) return rc;
+    static uint8_t zeros[2048];
+    float f[6] = {1, 2, 3, 4, 5, 6};
+    uint8_t i4[3] = {0x12, 0x34, 0x05};
+    int64_t s23[2] = {2, 3}, s5[1] = {5}, s0[2] = {0, 4}, s1k[1] = {1024};
+    if (ntensors > 0) rc = llm_aw_add(w, "a.weight", LLM_DTYPE_F32, 2, s23, f, sizeof(f));
+    if (!rc && ntensors > 1) rc = llm_aw_add(w, "b.i4", LLM_DTYPE_I4, 1, s5, i4, 3);
+    if (!rc && ntensors > 2) rc = llm_aw_add(w, "c.empty", LLM_DTYPE_U8, 2, s0, zeros, 0);
+    if (!rc && ntensors > 3)
+        rc = llm_aw_add(w, "transformer.ln_f.weight", LLM_DTYPE_BF16, 1, s1k, zeros, 2048);
+    json_t *tr = json_pack("{s:[{s:s}]}", "provenance", "tool", "test");
+    if (!rc) rc = llm_aw_set_trailer(w, tr);
+    json_decref(tr);
+    if (rc) {
+        llm_aw_abort(w);
+        return rc;
+    }
+    return llm_aw_finish(w);
+}
+
+static int write_corpus(const char *dir)
+{
+    char path[1024];
+    const struct {
+        const char *name;
+        int level, n;
+    } kinds[] = {{"raw.llm", 0, 4}, {"zstd.llm", 3, 4}, {"empty.llm", 0, 0}, {"one.llm", 0, 1}};
+    uint8_t *b;
+    size_t len;
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, kinds[k].name);
+        if (write_small(path, kinds[k].level, kinds[k].n)) return 1;
+    }
+    snprintf(path, sizeof(path), "%s/raw.llm", dir);
+    if (read_file(path, &b, &len)) return 1;
+    int rc = write_blob(dir, "truncated.llm", b, len - 10);
+    b[8] = 2; /* major 2 */
+    rc |= write_blob(dir, "major2.llm", b, len);
+    b[8] = 1;
+    b[10] = 3; /* minor 3: the metadata must say so too */
+    char *m = memmem(b + 64, len - 64, "\"minor\":0", 9);
+    if (m) m[8] = '3';
+    struct layout L;
+    get_layout(b, len, &L);
+    refix(b, &L);
+    rc |= write_blob(dir, "minor3.llm", b, len);
+    free(b);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "--corpus")) return write_corpus(argv[2]);
     signal(SIGPIPE, SIG_IGN);
     snprintf(tmpdir, sizeof(tmpdir), "%s/test-artifact-XXXXXX",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
