@@ -123,6 +123,36 @@ int llm_k_attn_prefill_supported(int dt, int head_dim);
 int llm_k_gemv(int dt, void *y, int ldy, const void *x, int ldx, const void *w,
                const void *bias, int M, int N, int K, int accumulate, llm_stream_t stream);
 
+
+/* ---- sampling ----------------------------------------------------------
+ * One row of sampling parameters, as struct llm_sampling plus the row's
+ * token lists (offsets into the shared `tokens` array). */
+struct llm_k_sampler {
+    double temperature, top_p, min_p;
+    double rep, pres, freq;    /* repetition, presence, frequency penalties */
+    uint64_t seed, index;
+    uint32_t stream;
+    int top_k;
+    int n_top;                 /* logprob alternatives, 0..20 */
+    int prompt_off, n_prompt, output_off, n_output, banned_off, n_banned;
+};
+
+struct llm_k_sample_out {
+    int32_t status;            /* 0 sampled; 1 needs the host sampler (full sort); 2 nothing sampleable */
+    int32_t token;
+    float logprob;             /* raw log-softmax of the token */
+    int32_t n_top;
+    int32_t top_ids[20];
+    float top_logprobs[20];
+};
+
+/* Sample n rows of logits [n][vocab] exactly as llm_sample_cpu does, for
+ * greedy rows and rows with 1 <= top_k <= 64; other rows get status 1.
+ * work: [n][vocab] floats; mark: [n][vocab] int32 (used with penalties). */
+int llm_k_sample(const float *logits, int64_t vocab, int n, const struct llm_k_sampler *params,
+                 const int32_t *tokens, float *work, int32_t *mark, struct llm_k_sample_out *out,
+                 llm_stream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

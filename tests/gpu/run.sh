@@ -2,7 +2,8 @@
 # run.sh - the whole GPU round on a machine with a CUDA device.
 #
 #   tests/gpu/run.sh [stage ...]      stages: env sass ops memcheck forward kernels model
-#                                     (default: all, in that order)
+#                                     (default: all, in that order; T_<STAGE>
+#                                     overrides a stage's time limit in seconds)
 #
 # Binaries come from, in order: $LLM_GPU_BIN; .dev/cuda-bin (made on a
 # development machine by `tests/gpu/run.sh pack`, which copies the test and
@@ -89,14 +90,14 @@ for st in $STAGES; do
         rm -f "$OUT/sass.txt"
         RESULT[sass]="$(grep -c HMMA "$OUT/sass_summary.log") kernels with HMMA"
         ;;
-    ops) run_stage ops 600 "$(find_bin test_gpu_ops)" ;;
+    ops) run_stage ops ${T_OPS:-300} "$(find_bin test_gpu_ops)" ;;
     memcheck)
-        run_stage memcheck 600 compute-sanitizer --tool memcheck --error-exitcode 3 \
+        run_stage memcheck ${T_MEMCHECK:-300} compute-sanitizer --tool memcheck --error-exitcode 3 \
             "$(find_bin test_gpu_ops)" "${LLM_MEMCHECK_FILTER:-dt=bf16}"
         ;;
-    forward) run_stage forward 600 "$(find_bin test_gpu_forward)" ;;
-    kernels) run_stage kernels 600 "$(find_bin bench_gpu_kernels)" "$OUT/bench_kernels.json" ;;
-    model) run_stage model 600 "$(find_bin bench_gpu_model)" "$OUT/bench_model.json" bf16 \
+    forward) run_stage forward ${T_FORWARD:-300} "$(find_bin test_gpu_forward)" ;;
+    kernels) run_stage kernels ${T_KERNELS:-300} "$(find_bin bench_gpu_kernels)" "$OUT/bench_kernels.json" ;;
+    model) run_stage model ${T_MODEL:-400} "$(find_bin bench_gpu_model)" "$OUT/bench_model.json" bf16 \
                ${LLM_BENCH_BATCH:-256} ;;
     *) echo "unknown stage $st"; exit 2 ;;
     esac

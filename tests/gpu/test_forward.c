@@ -4,9 +4,11 @@
  * backends over the same steps: several sequences, prompts split into
  * chunks, decodes mixed into prefill steps, a shared prefix forked with
  * copy_blocks, every row's logits requested.  fp32 compute must agree with
- * the reference to 1e-4 of the logits' scale; f16 and bf16 must pick the
- * same top-1 token on at least 99% of rows (and report their normalised
- * error).  Also checks the sampler on the GPU backend's logits against the
+ * the reference to 1e-4 of the logits' scale.  f16 and bf16 must stay
+ * within nmse 1e-3 and pick the same top-1 token on at least 99% of the
+ * rows that decide it: rows whose reference top-1 leads its runner-up by
+ * more than 4x the row's rms difference (a random model has near-ties that
+ * 16-bit rounding legitimately flips; the raw agreement is printed too).  Also checks the sampler on the GPU backend's logits against the
  * reference sampler, and that bad batches are refused.  Exit 77 without a
  * CUDA device.
  */
@@ -35,7 +37,7 @@ struct runner {
     struct llm_backend *be[2]; /* cpu, cuda */
     int64_t V;
     double max_err, max_ref, num, den;
-    long rows, agree;
+    long rows, agree, decided, decided_agree;
 };
 
 /* One step over both backends: rows of sequence s are q[s] new tokens. */
@@ -69,17 +71,27 @@ static int step(struct runner *r, struct seqstate *ss, const int *seq_ids, const
     for (int i = 0; i < n; i++) {
         const float *a = lg[1] + (int64_t)i * r->V, *c = lg[0] + (int64_t)i * r->V;
         int ta = 0, tc = 0;
+        double rowerr = 0;
         for (int64_t v = 0; v < r->V; v++) {
             double d = fabs((double)a[v] - c[v]);
             if (!(d <= r->max_err)) r->max_err = isnan(d) ? INFINITY : d;
             if (fabs(c[v]) > r->max_ref) r->max_ref = fabs(c[v]);
             r->num += d * d;
+            rowerr += d * d;
             r->den += (double)c[v] * c[v];
             if (a[v] > a[ta]) ta = (int)v;
             if (c[v] > c[tc]) tc = (int)v;
         }
+        /* a row decides top-1 when the reference's margin over its runner-up is
+         * well above this row's rms difference (random models have near-ties) */
+        double second = -INFINITY;
+        for (int64_t v = 0; v < r->V; v++)
+            if (v != tc && c[v] > second) second = c[v];
+        int decided = c[tc] - second > 4 * sqrt(rowerr / (double)r->V);
         r->rows++;
         r->agree += ta == tc;
+        r->decided += decided;
+        r->decided_agree += decided && ta == tc;
     }
     free(lg[0]);
     free(lg[1]);
@@ -97,7 +109,7 @@ static void run_model(const char *label, struct llm_model_desc *d, int wdt, int 
     o.max_seq_len = 1024;
     o.kv_dtype = LLM_DTYPE_F32;
     o.compute_dtype = cdt;
-    struct runner r = {{NULL, NULL}, d->vocab_size, 0, 0, 0, 0, 0, 0};
+    struct runner r = {{NULL, NULL}, d->vocab_size, 0, 0, 0, 0, 0, 0, 0, 0};
     if (llm_backend_cpu_create(&r.be[0], &mm->m, &o)) {
         printf("%s: cpu backend: %s\n", label, llm_errmsg());
         failures++;
@@ -168,9 +180,11 @@ static void run_model(const char *label, struct llm_model_desc *d, int wdt, int 
     double nmse = r.den > 0 ? r.num / r.den : 0;
     double rel = r.max_ref > 0 ? r.max_err / r.max_ref : r.max_err;
     double agree = r.rows ? (double)r.agree / (double)r.rows : 0;
-    int ok = !rc && (cdt == LLM_DTYPE_F32 ? rel <= 1e-4 : agree >= 0.99);
-    printf("%-58s rows %4ld  max|d|/max|ref| %.2e  nmse %.2e  top1 %.4f  %s\n", label, r.rows,
-           rel, nmse, agree, ok ? "ok" : "FAIL");
+    double dagree = r.decided ? (double)r.decided_agree / (double)r.decided : 0;
+    int ok = !rc && (cdt == LLM_DTYPE_F32 ? rel <= 1e-4
+                                          : nmse <= 1e-3 && dagree >= 0.99 && r.decided * 2 > r.rows);
+    printf("%-52s rows %3ld  max|d|/max|ref| %.1e  nmse %.1e  top1 %.3f (decided rows %ld: %.3f)"
+           "  %s\n", label, r.rows, rel, nmse, agree, r.decided, dagree, ok ? "ok" : "FAIL");
     if (!ok) failures++;
 
     /* sampling on the GPU backend vs the reference sampler on its logits */

@@ -91,9 +91,14 @@ struct cu_be {
     int32_t *h_meta, *d_meta;
     size_t meta_cap;       /* int32s */
     int n_out;             /* rows of logits of the last forward, -1 none */
-    float *h_logits;       /* pinned, for the host sampler */
-    int h_logits_rows;
+    float *h_logits;       /* pinned, one row for the host sampler */
     void *sample_scratch;
+    /* GPU sampler: parameters + token lists (pinned and device), outputs, scratch */
+    char *h_samp, *d_samp;
+    size_t samp_cap;
+    float *s_work;
+    int32_t *s_mark;
+    int s_rows;
 };
 
 static struct cu_be *cu_of(struct llm_backend *be)
@@ -134,7 +139,8 @@ static int upload_data(struct cu_be *c, const struct llm_tensor *t, uint64_t num
 {
     size_t des = dst_dt == LLM_DTYPE_F32 ? 4 : 2;
     if (t->dtype == dst_dt) {
-        CK(cudaMemcpy(dst, t->data, numel * des, cudaMemcpyHostToDevice));
+        CK(cudaMemcpyAsync(dst, t->data, numel * des, cudaMemcpyHostToDevice, c->st));
+        CK(cudaStreamSynchronize(c->st));
         return 0;
     }
     int sdt = t->dtype;
@@ -158,7 +164,7 @@ static int upload_data(struct cu_be *c, const struct llm_tensor *t, uint64_t num
             kdt = LLM_DTYPE_F32;
         }
         size_t kes = kdt == LLM_DTYPE_F32 ? 4 : 2;
-        CK(cudaMemcpy(stage, src, n * kes, cudaMemcpyHostToDevice));
+        CK(cudaMemcpyAsync(stage, src, n * kes, cudaMemcpyHostToDevice, c->st));
         CK(llm_k_convert((char *)dst + off * des, dst_dt, stage, kdt, (int64_t)n, c->st));
         CK(cudaStreamSynchronize(c->st));
     }
@@ -291,7 +297,9 @@ static int make_rope(struct cu_be *c)
     }
     free(inv);
     if (!rc && !(rc = dalloc(c, (void **)&c->rope_tab, n * 2 * sizeof(float), "rope table"))) {
-        cudaError_t e = cudaMemcpy(c->rope_tab, h, n * 2 * sizeof(float), cudaMemcpyHostToDevice);
+        cudaError_t e = cudaMemcpyAsync(c->rope_tab, h, n * 2 * sizeof(float),
+                                        cudaMemcpyHostToDevice, c->st);
+        if (e == cudaSuccess) e = cudaStreamSynchronize(c->st);
         if (e != cudaSuccess) rc = cu_fail(CU_LIB_RT, e, "cudaMemcpy(rope)", __FILE__, __LINE__);
     }
     free(h);
@@ -383,7 +391,9 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
         if (!s) return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
         llm_cpu_alibi_slopes(s, nh, 8.0);
         rc = dalloc(c, (void **)&c->alibi, sizeof(float) * (size_t)nh, "alibi slopes");
-        if (!rc && cudaMemcpy(c->alibi, s, sizeof(float) * (size_t)nh, cudaMemcpyHostToDevice))
+        if (!rc && (cudaMemcpyAsync(c->alibi, s, sizeof(float) * (size_t)nh,
+                                    cudaMemcpyHostToDevice, c->st) ||
+                    cudaStreamSynchronize(c->st)))
             rc = llm_err_set(LLM_EDEVICE, "cuda backend: cannot upload alibi slopes");
         free(s);
         if (rc) return rc;
@@ -513,7 +523,8 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
     be->n_blocks = (int)nb;
     be->kv_bytes = nb * per_block;
     if ((rc = dalloc(c, &c->kv, be->kv_bytes, "kv pool"))) return rc;
-    CK(cudaMemset(c->kv, 0, be->kv_bytes));
+    CK(cudaMemsetAsync(c->kv, 0, be->kv_bytes, c->st));
+    CK(cudaStreamSynchronize(c->st));
     llm_info("cuda: %s, %d SMs; weights %.2f GiB in %s; kv pool %d blocks of %d tokens "
              "(%lld tokens, %.2f GiB); batch <= %d tokens, %d sequences",
              be->device_name, c->n_sm, (double)c->weight_bytes / (1 << 30),
@@ -576,6 +587,10 @@ static void cu_destroy(struct llm_backend *be)
     cudaFree(c->d_meta);
     if (c->h_meta) cudaFreeHost(c->h_meta);
     if (c->h_logits) cudaFreeHost(c->h_logits);
+    if (c->h_samp) cudaFreeHost(c->h_samp);
+    cudaFree(c->d_samp);
+    cudaFree(c->s_work);
+    cudaFree(c->s_mark);
     cu_gemm_destroy(c->gemm);
     if (c->meta_done) cudaEventDestroy(c->meta_done);
     if (c->st) cudaStreamDestroy(c->st);
@@ -841,6 +856,49 @@ static int cu_get_logits(struct llm_backend *be, float *dst)
     return 0;
 }
 
+_Static_assert(sizeof(((struct llm_k_sample_out *)0)->top_ids) ==
+                   sizeof(int32_t) * LLM_MAX_LOGPROBS,
+               "the sampling kernel's alternatives must match LLM_MAX_LOGPROBS");
+
+/* The reference's parameter rules (llm_sample_cpu refuses the same). */
+static int check_sampling(const struct llm_sampling *p, int row)
+{
+    if (!(p->temperature >= 0) || !isfinite(p->temperature))
+        return llm_err_set(LLM_EINVAL, "sample: row %d: temperature %g must be a finite number >= 0",
+                           row, p->temperature);
+    if (p->top_k < 0) return llm_err_set(LLM_EINVAL, "sample: row %d: top_k %d must be >= 0", row,
+                                         p->top_k);
+    if (!(p->top_p > 0 && p->top_p <= 1))
+        return llm_err_set(LLM_EINVAL, "sample: row %d: top_p %g must be in (0, 1]", row, p->top_p);
+    if (!(p->min_p >= 0 && p->min_p <= 1))
+        return llm_err_set(LLM_EINVAL, "sample: row %d: min_p %g must be in [0, 1]", row, p->min_p);
+    if (!(p->repetition_penalty > 0) || !isfinite(p->repetition_penalty))
+        return llm_err_set(LLM_EINVAL, "sample: row %d: repetition_penalty %g must be a finite "
+                           "number > 0", row, p->repetition_penalty);
+    if (!isfinite(p->presence_penalty) || !isfinite(p->frequency_penalty))
+        return llm_err_set(LLM_EINVAL, "sample: row %d: presence/frequency penalty must be finite",
+                           row);
+    if (p->logprobs < -1 || p->logprobs > LLM_MAX_LOGPROBS)
+        return llm_err_set(LLM_EINVAL, "sample: row %d: logprobs %d must be in 0..%d", row,
+                           p->logprobs, LLM_MAX_LOGPROBS);
+    return 0;
+}
+
+/* One row on the host: the reference sampler over a copy of its logits. */
+static int sample_host(struct cu_be *c, int i, const struct llm_sample_row *row,
+                       struct llm_sample_result *res)
+{
+    int64_t V = c->d->vocab_size;
+    if (!c->h_logits) CK(cudaMallocHost((void **)&c->h_logits, sizeof(float) * (size_t)V));
+    if (!c->sample_scratch && !(c->sample_scratch = malloc(llm_sample_scratch_size(V))))
+        return llm_err_set(LLM_ENOMEM, "sample: out of memory");
+    CK(cudaMemcpyAsync(c->h_logits, c->logits + (int64_t)i * V, sizeof(float) * (size_t)V,
+                       cudaMemcpyDeviceToHost, c->st));
+    CK(cudaStreamSynchronize(c->st));
+    int rc = llm_sample_cpu(c->h_logits, V, row, res, c->sample_scratch);
+    return rc ? llm_err_wrap(rc, "sample: row %d", i) : 0;
+}
+
 static int cu_sample(struct llm_backend *be, const struct llm_sample_row *rows, int n,
                      struct llm_sample_result *out)
 {
@@ -850,20 +908,100 @@ static int cu_sample(struct llm_backend *be, const struct llm_sample_row *rows, 
         return llm_err_set(LLM_EINVAL, "sample: %d rows given, the last step kept %d", n, c->n_out);
     if (n == 0) return 0;
     int64_t V = c->d->vocab_size;
-    if (n > c->h_logits_rows) {
-        if (c->h_logits) cudaFreeHost(c->h_logits);
-        c->h_logits = NULL;
-        c->h_logits_rows = 0;
-        CK(cudaMallocHost((void **)&c->h_logits, sizeof(float) * (size_t)n * (size_t)V));
-        c->h_logits_rows = n;
-    }
-    if (!c->sample_scratch && !(c->sample_scratch = malloc(llm_sample_scratch_size(V))))
-        return llm_err_set(LLM_ENOMEM, "sample: out of memory");
-    int rc = cu_get_logits(be, c->h_logits);
-    if (rc) return rc;
+    size_t ntok = 0;
     for (int i = 0; i < n; i++) {
-        rc = llm_sample_cpu(c->h_logits + (int64_t)i * V, V, &rows[i], &out[i], c->sample_scratch);
-        if (rc) return llm_err_wrap(rc, "sample: row %d", i);
+        if (!rows[i].p) return llm_err_set(LLM_EINVAL, "sample: row %d has no parameters", i);
+        int rc = check_sampling(rows[i].p, i);
+        if (rc) return rc;
+        if (rows[i].n_prompt < 0 || rows[i].n_output < 0 || rows[i].n_banned < 0 ||
+            (rows[i].n_prompt && !rows[i].prompt) || (rows[i].n_output && !rows[i].output) ||
+            (rows[i].n_banned && !rows[i].banned))
+            return llm_err_set(LLM_EINVAL, "sample: row %d: bad token lists", i);
+        ntok += (size_t)rows[i].n_prompt + (size_t)rows[i].n_output + (size_t)rows[i].n_banned;
+    }
+    size_t par_bytes = sizeof(struct llm_k_sampler) * (size_t)n;
+    size_t out_bytes = sizeof(struct llm_k_sample_out) * (size_t)n;
+    size_t need = par_bytes + out_bytes + sizeof(int32_t) * ntok + 64;
+    if (need > c->samp_cap) {
+        if (c->h_samp) cudaFreeHost(c->h_samp);
+        cudaFree(c->d_samp);
+        c->h_samp = c->d_samp = NULL;
+        c->samp_cap = 0;
+        size_t cap = need + need / 2 + 4096;
+        CK(cudaMallocHost((void **)&c->h_samp, cap));
+        CK(cudaMalloc((void **)&c->d_samp, cap));
+        c->samp_cap = cap;
+    }
+    if (n > c->s_rows) {
+        CK(cudaStreamSynchronize(c->st));
+        cudaFree(c->s_work);
+        cudaFree(c->s_mark);
+        c->s_work = NULL;
+        c->s_mark = NULL;
+        c->s_rows = 0;
+        CK(cudaMalloc((void **)&c->s_work, sizeof(float) * (size_t)n * (size_t)V));
+        CK(cudaMalloc((void **)&c->s_mark, sizeof(int32_t) * (size_t)n * (size_t)V));
+        c->s_rows = n;
+    }
+    struct llm_k_sampler *hp = (struct llm_k_sampler *)c->h_samp;
+    struct llm_k_sample_out *ho = (struct llm_k_sample_out *)(c->h_samp + par_bytes);
+    int32_t *ht = (int32_t *)(c->h_samp + par_bytes + out_bytes);
+    size_t o = 0;
+    for (int i = 0; i < n; i++) {
+        const struct llm_sampling *p = rows[i].p;
+        struct llm_k_sampler *k = &hp[i];
+        memset(k, 0, sizeof *k);
+        k->temperature = p->temperature;
+        k->top_p = p->top_p;
+        k->min_p = p->min_p;
+        k->rep = p->repetition_penalty;
+        k->pres = p->presence_penalty;
+        k->freq = p->frequency_penalty;
+        k->seed = p->seed;
+        k->index = rows[i].index;
+        k->stream = rows[i].stream;
+        k->top_k = p->top_k;
+        k->n_top = p->logprobs > 0 ? p->logprobs : 0;
+        k->prompt_off = (int)o;
+        k->n_prompt = rows[i].n_prompt;
+        if (k->n_prompt) memcpy(ht + o, rows[i].prompt, sizeof(int32_t) * (size_t)k->n_prompt);
+        o += (size_t)k->n_prompt;
+        k->output_off = (int)o;
+        k->n_output = rows[i].n_output;
+        if (k->n_output) memcpy(ht + o, rows[i].output, sizeof(int32_t) * (size_t)k->n_output);
+        o += (size_t)k->n_output;
+        k->banned_off = (int)o;
+        k->n_banned = rows[i].n_banned;
+        if (k->n_banned) memcpy(ht + o, rows[i].banned, sizeof(int32_t) * (size_t)k->n_banned);
+        o += (size_t)k->n_banned;
+    }
+    const struct llm_k_sampler *dp = (const struct llm_k_sampler *)c->d_samp;
+    struct llm_k_sample_out *dout = (struct llm_k_sample_out *)(c->d_samp + par_bytes);
+    const int32_t *dt = (const int32_t *)(c->d_samp + par_bytes + out_bytes);
+    CK(cudaMemcpyAsync(c->d_samp, c->h_samp, par_bytes, cudaMemcpyHostToDevice, c->st));
+    if (ntok)
+        CK(cudaMemcpyAsync((void *)dt, ht, sizeof(int32_t) * ntok, cudaMemcpyHostToDevice, c->st));
+    CK(llm_k_sample(c->logits, V, n, dp, dt, c->s_work, c->s_mark, dout, c->st));
+    CK(cudaMemcpyAsync(ho, dout, out_bytes, cudaMemcpyDeviceToHost, c->st));
+    CK(cudaStreamSynchronize(c->st));
+    for (int i = 0; i < n; i++) {
+        struct llm_sample_result *r = &out[i];
+        if (ho[i].status == 1) {
+            int rc = sample_host(c, i, &rows[i], r);
+            if (rc) return rc;
+            continue;
+        }
+        if (ho[i].status != 0)
+            return llm_err_set(LLM_EINVAL, "sample: row %d: no token can be sampled: every id is "
+                               "banned", i);
+        memset(r, 0, sizeof *r);
+        r->token = ho[i].token;
+        r->logprob = ho[i].logprob;
+        r->n_top = ho[i].n_top;
+        for (int j = 0; j < r->n_top && j < LLM_MAX_LOGPROBS; j++) {
+            r->top_ids[j] = ho[i].top_ids[j];
+            r->top_logprobs[j] = ho[i].top_logprobs[j];
+        }
     }
     return 0;
 }
