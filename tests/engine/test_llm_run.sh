@@ -1,0 +1,185 @@
+#!/bin/bash
+# test_llm_run.sh - llm-run from the outside, on tiny real models (the
+# fixtures in tests/fixtures converted with llm-convert):
+#   1. command line: help, version, usage errors (exit 2), fatal errors
+#      (exit 1, one line naming the file), every option of --help in the man page;
+#   2. greedy answers equal Hugging Face's recorded generations (ids, prompt
+#      length, text), with a large batch and with a tiny token budget;
+#   3. the same answers whatever the batch shape, KV pool (preemption) and
+#      --ordered, from a file or a pipe;
+#   4. SIGKILL at random moments, then --resume, until done: exactly one
+#      line per request, identical to an uninterrupted run.
+# Each check prints what it compared; the script exits 1 if any failed.
+set -u
+B=${LLM_BUILDDIR:?LLM_BUILDDIR not set}
+S=${LLM_SRCDIR:?LLM_SRCDIR not set}
+RUN=$B/cmd/llm-run
+CONV=$B/cmd/llm-convert
+GOLD=$B/tests/engine/run-golden
+FIX=$S/tests/fixtures
+T=$(mktemp -d "${TMPDIR:-/tmp}/test-llm-run-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+export SOURCE_DATE_EPOCH=1700000000
+fails=0
+ok() { echo "ok: $*"; }
+fail() {
+    echo "FAIL: $*"
+    fails=$((fails + 1))
+}
+
+if [ ! -f "$FIX/llama2-f32/config.json" ]; then
+    echo "skip: no fixtures in $FIX"
+    exit 77
+fi
+"$CONV" -q "$FIX/llama2-f32" -o "$T/m.llm" || { echo "FAIL: llm-convert of llama2-f32"; exit 1; }
+M=$T/m.llm
+
+# ---- 1. command line ----------------------------------------------------------
+"$RUN" -h >"$T/help" 2>"$T/err"
+[ $? = 0 ] && head -1 "$T/help" | grep -q '^Usage: llm-run \[OPTIONS\] MODEL \[INPUT.jsonl\]' \
+    && [ ! -s "$T/err" ] && ok "-h: usage on stdout, exit 0" || fail "-h"
+"$RUN" --version >"$T/out" && grep -q '^llm-run [0-9]' "$T/out" && ok "--version" || fail "--version"
+usage_case() { # expected-substring args...
+    local want=$1
+    shift
+    "$RUN" "$@" >"$T/out" 2>"$T/err"
+    local rc=$?
+    if [ $rc = 2 ] && grep -q "^llm-run: .*$want" "$T/err" && [ "$(grep -c '' "$T/err")" = 2 ] \
+        && [ ! -s "$T/out" ]; then
+        ok "usage error ($*): $(head -1 "$T/err")"
+    else
+        fail "usage error ($*): exit $rc, stderr: $(cat "$T/err")"
+    fi
+}
+usage_case "missing the model" 
+usage_case "unknown option" --frobnicate "$M"
+usage_case "max-seqs" --max-seqs 0 "$M"
+usage_case "kv-cache" --kv-cache lots "$M"
+usage_case "kv-cache" --kv-cache 1.5 "$M"
+usage_case "device" --device tpu "$M"
+usage_case "temperature" --temperature -1 "$M"
+usage_case "top-p" --top-p 0 "$M"
+usage_case "resume needs an output" --resume "$M"
+usage_case "one model and one input" "$M" a b
+usage_case "needs a value" "$M" --max-tokens
+fatal_case() { # substring args...
+    local want=$1
+    shift
+    echo '{"prompt": "x"}' | "$RUN" "$@" >"$T/out" 2>"$T/err"
+    local rc=$?
+    if [ $rc = 1 ] && [ "$(grep -c '' "$T/err")" = 1 ] && grep -q "^llm-run: .*$want" "$T/err"; then
+        ok "fatal error: $(cat "$T/err")"
+    else
+        fail "fatal error ($*): exit $rc, stderr: $(cat "$T/err")"
+    fi
+}
+fatal_case "nosuch.llm" "$T/nosuch.llm"
+fatal_case "nosuch.jsonl" "$M" "$T/nosuch.jsonl"
+head -c 100 "$M" >"$T/cut.llm"
+fatal_case "cut.llm" "$T/cut.llm"
+MAN=$S/man/llm-run.1.scd
+missing=""
+for opt in $(grep -o -- '--[a-z][a-z-]*' "$T/help" | sort -u); do
+    grep -q -- "\*$opt\*" "$MAN" || missing="$missing $opt"
+done
+[ -z "$missing" ] && ok "every --help option is in the man page" || fail "not in man page:$missing"
+grep -q '^\*llm-run\* \[_OPTIONS_\] _MODEL_ \[_INPUT.jsonl_\]' "$MAN" \
+    && ok "man page synopsis matches --help" || fail "man page synopsis"
+
+# ---- 2. greedy answers against Hugging Face ------------------------------------
+for f in llama2-f32 llama3-f32 qwen2-f32 mistral-f32; do
+    [ -f "$FIX/$f/reference.json" ] || continue
+    "$CONV" -q "$FIX/$f" -o "$T/$f.llm" || { fail "$f: llm-convert"; continue; }
+    "$GOLD" input "$FIX/$f/reference.json" >"$T/gold.jsonl"
+    for shape in "" "--max-batch-tokens 5 --max-seqs 3 --block-size 4"; do
+        # shellcheck disable=SC2086
+        "$RUN" -q --device cpu --threads 2 $shape "$T/$f.llm" "$T/gold.jsonl" -o "$T/gold.out"
+        if "$GOLD" check "$FIX/$f/reference.json" "$T/gold.out" >"$T/gold.log"; then
+            ok "$f ${shape:-(one batch)}: $(tail -1 "$T/gold.log")"
+        else
+            fail "$f ${shape:-(one batch)}: $(grep -m1 FAIL "$T/gold.log")"
+        fi
+    done
+done
+
+# ---- 3. a mixed input, same answers whatever the batch ----------------------------
+words=(the quick brown fox jumps over a lazy dog while seven small birds sing loudly at dawn)
+RANDOM=7
+n_req=0
+{
+    for i in $(seq 1 70); do
+        p=""
+        for _ in $(seq 1 $((1 + RANDOM % 10))); do p="$p ${words[RANDOM % ${#words[@]}]}"; done
+        mt=$((1 + RANDOM % 32))
+        case $((i % 9)) in
+        0) echo "{\"id\": $i, \"prompt\": \"$p\", \"max_tokens\": $mt, \"n\": 2, \"temperature\": 0.9, \"seed\": $i}" ;;
+        1) echo "{\"custom_id\": \"c$i\", \"method\": \"POST\", \"url\": \"/v1/completions\", \"body\": {\"prompt\": \"$p\", \"max_tokens\": $mt, \"logprobs\": 2, \"temperature\": 0.7}}" ;;
+        2) echo "{\"id\": \"s$i\", \"prompt\": \"$p\", \"max_tokens\": $mt, \"stop\": [\"e\", \"th\"], \"top_k\": 20, \"temperature\": 1.0}" ;;
+        3) echo "{\"prompt\": \"$p\", \"max_tokens\": $mt, \"repetition_penalty\": 1.3, \"logprobs\": true}" ;;
+        4) echo "{\"id\": $i, \"input_ids\": [1, $((3 + RANDOM % 500)), $((3 + RANDOM % 500))], \"max_tokens\": $mt, \"min_tokens\": 2, \"top_p\": 0.8, \"temperature\": 1.2}" ;;
+        5) echo "{\"id\": $i, \"prompt\": \"$p\", \"max_tokens\": 0}" ;;
+        6) echo "{\"id\": $i, \"prompt\": \"$p\" " ;;
+        *) echo "{\"id\": $i, \"prompt\": \"$p\", \"max_tokens\": $mt}" ;;
+        esac
+        n_req=$((n_req + 1))
+    done
+    echo ""
+    echo "{\"id\": 3, \"prompt\": \"duplicate\"}"
+    n_req=$((n_req + 1))
+} >"$T/in.jsonl"
+n_req=$(grep -c . "$T/in.jsonl")
+"$RUN" -q --device cpu --threads 2 "$M" "$T/in.jsonl" -o "$T/ref.jsonl" --ordered
+[ "$(grep -c '' "$T/ref.jsonl")" = "$n_req" ] && ok "reference: $n_req answers for $n_req request lines" \
+    || fail "reference: $(grep -c '' "$T/ref.jsonl") answers for $n_req requests"
+sort "$T/ref.jsonl" >"$T/ref.sorted"
+errs=$(grep -c '"error":{\|"status_code":400' "$T/ref.jsonl")
+[ "$errs" -ge 15 ] && grep -q '"duplicate_id"' "$T/ref.jsonl" \
+    && ok "bad lines answered with error lines ($errs), duplicate id flagged" || fail "error lines: $errs"
+same() { # label file ordered
+    if [ "$3" = 1 ]; then cmp -s "$T/ref.jsonl" "$2"; else sort "$2" | cmp -s "$T/ref.sorted" -; fi \
+        && ok "$1: same answers" || fail "$1: answers differ"
+}
+"$RUN" --device cpu --threads 1 --max-batch-tokens 7 --max-seqs 4 --block-size 4 \
+    --kv-cache 160K "$M" "$T/in.jsonl" -o "$T/b.jsonl" --ordered 2>"$T/b.err"
+np=$(grep -o '[0-9]* preemptions' "$T/b.err" | cut -d' ' -f1)
+same "budget 7, 4 seqs, 160 KiB KV pool (${np:-?} preemptions), ordered" "$T/b.jsonl" 1
+[ "${np:-0}" -gt 0 ] || fail "the small pool caused no preemption: $(tail -1 "$T/b.err")"
+"$RUN" -q --device cpu --threads 2 --block-size 16 --max-seqs 64 "$M" <"$T/in.jsonl" >"$T/c.jsonl"
+same "pipe in, stdout out, 64 seqs, unordered" "$T/c.jsonl" 0
+cat "$T/in.jsonl" | "$RUN" -q --device cpu "$M" - -o "$T/d.jsonl" --ordered
+same "'-' from a pipe, ordered" "$T/d.jsonl" 1
+
+# ---- 4. SIGKILL and --resume ------------------------------------------------------
+RANDOM=11
+KFLAGS="-q --device cpu --threads 1 --max-seqs 2"
+t0=$(date +%s%N)
+# shellcheck disable=SC2086
+"$RUN" $KFLAGS "$M" "$T/in.jsonl" >/dev/null
+dur=$((($(date +%s%N) - t0) / 1000000))
+[ "$dur" -ge 20 ] || dur=20
+echo "an uninterrupted run takes $dur ms; kills land anywhere in that time"
+for ordered in "" "--ordered"; do
+    rm -f "$T/k.jsonl"
+    kills=0
+    for round in $(seq 1 200); do
+        # shellcheck disable=SC2086
+        "$RUN" $KFLAGS $ordered --resume -o "$T/k.jsonl" "$M" "$T/in.jsonl" 2>"$T/k.err" &
+        pid=$!
+        ms=$((RANDOM % (dur / 3 + 1)))
+        sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+        kill -9 "$pid" 2>/dev/null
+        wait "$pid"
+        rc=$?
+        [ $rc = 0 ] && break
+        [ $rc = 137 ] || { fail "resume run exited $rc: $(cat "$T/k.err")"; break; }
+        kills=$((kills + 1))
+    done
+    same "killed $kills times (SIGKILL), resumed ${ordered:---unordered}" "$T/k.jsonl" "${ordered:+1}"
+    [ "$kills" -gt 0 ] || fail "no run was killed: the test did not test resume"
+done
+"$RUN" -q --device cpu --resume -o "$T/k.jsonl" "$M" "$T/in.jsonl" \
+    && cmp -s "$T/k.jsonl" "$T/ref.jsonl" && ok "--resume of a finished output changes nothing" \
+    || fail "--resume of a finished output"
+
+echo "$fails failed"
+[ "$fails" = 0 ]
