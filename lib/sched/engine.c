@@ -114,6 +114,7 @@ struct llm_engine {
     int n_ent, cap_ent;
     int budget;
     int preempted;           /* requests preempted in this step */
+    int idle_steps;          /* consecutive steps that ran nothing while work was left */
     struct llm_step_stats st;
     /* batch arrays, grown as needed */
     int32_t *tokens, *pos, *seq_start, *seq_len, *btab, *out_rows;
@@ -1181,6 +1182,15 @@ int llm_engine_step(struct llm_engine *e, struct llm_step_stats *st_out)
             rc = complete(e, r, now);
             if (rc) goto fail;
         }
+    }
+    /* a step may run nothing once (every runnable request preempted); twice
+     * in a row with work left would loop forever: report it instead */
+    e->idle_steps = (n == 0 && llm_engine_has_work(e)) ? e->idle_steps + 1 : 0;
+    if (e->idle_steps > 2) {
+        rc = llm_err_set(LLM_ECAPACITY, "engine: no request can make progress (%d waiting, "
+                         "%d running, %d of %d KV blocks free)", e->waiting.n, e->running.n,
+                         e->pool.n_free, e->pool.n_blocks);
+        goto fail;
     }
     e->st.step = ++e->stats.steps;
     e->st.n_tokens = n_tokens;

@@ -296,7 +296,7 @@ char *llm_jsonl_output_key(const char *line, size_t len, int *duplicate);
  * Reads requests line by line, keeps only as many in flight as the engine
  * can run plus a small read-ahead window, and writes one line per request,
  * flushed per line.  Memory does not grow with the number of requests
- * (beyond 8 bytes per id for duplicate detection). */
+ * (beyond a 64-bit hash per id, kept for duplicate detection). */
 
 struct llm_run_progress {
     long done;              /* lines answered (results and errors) */
