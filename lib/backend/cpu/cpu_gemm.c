@@ -1,11 +1,13 @@
 /* cpu_gemm.c - llm_cpu_linear: y = x W^T for weights stored in f32, f16 or bf16.
  *
- * Design: W is walked once.  Each thread takes blocks of 16 rows of W,
- * widens them to fp32 in a private buffer (f32 weights are used in place)
- * and runs every token of the batch over the block, 4 tokens x 4 rows per
+ * Design: W is walked once.  Each thread takes blocks of 16 rows of W and
+ * runs every token of the batch over the block, 4 tokens x 4 rows per
  * register tile, so during prefill a weight row is read from memory once
- * per step, not once per token.  Decode (one token) is a streaming
- * matrix-vector product, bounded by weight bandwidth.
+ * per step (then from L1/L2), not once per token.  bf16 weights are widened
+ * in registers as they are loaded (a shift); f16 weights too for a few
+ * tokens, but for many tokens a block is widened once into a private fp32
+ * buffer and reused.  Decode (one token) is a streaming matrix-vector
+ * product, bounded by weight bandwidth.
  *
  * Exactness: each output y[t][o] accumulates x[t][k]*W[o][k] into 16
  * interleaved fp32 lanes (k mod 16) in increasing k, adds the lanes
@@ -29,8 +31,11 @@
 #include "cpu_ops.h"
 
 #define RB 16 /* rows of W per block */
+#define DIRECT_MAX_TOKENS 8 /* f16: below this many tokens, widen in registers */
 
 typedef float v16 __attribute__((vector_size(64)));
+typedef uint16_t u16x16 __attribute__((vector_size(32)));
+typedef uint32_t u32x16 __attribute__((vector_size(64)));
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -41,80 +46,151 @@ INLINE v16 vload(const float *p)
     return r;
 }
 
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
+
+/* Lanes added pairwise: l + (l+8), then + (l+4), (l+2), (l+1). */
 INLINE float vsum(v16 a)
 {
-    float t[16];
-    memcpy(t, &a, sizeof t);
-    for (int w = 8; w >= 1; w /= 2)
-        for (int l = 0; l < w; l++) t[l] += t[l + w];
-    return t[0];
+    v8 b = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7) +
+           __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
+    v4 c = __builtin_shufflevector(b, b, 0, 1, 2, 3) + __builtin_shufflevector(b, b, 4, 5, 6, 7);
+    float d0 = c[0] + c[2], d1 = c[1] + c[3];
+    return d0 + d1;
+}
+
+/* 16 weights from element k of a row stored as wdt, widened exactly (the
+ * bit manipulations of cpu_cvt.h on vectors). */
+INLINE v16 wload(const void *row, int64_t k, const int wdt)
+{
+    if (wdt == LLM_DTYPE_F32) return vload((const float *)row + k);
+    u16x16 h;
+    memcpy(&h, (const uint16_t *)row + k, sizeof h);
+    u32x16 hu = __builtin_convertvector(h, u32x16), b;
+    v16 f;
+    if (wdt == LLM_DTYPE_BF16) {
+        b = hu << 16;
+    } else {
+        u32x16 em = hu & 0x7fffu;
+        b = em << 13;
+        memcpy(&f, &b, sizeof f);
+        f *= 0x1p112f;
+        memcpy(&b, &f, sizeof b);
+        u32x16 special = (u32x16)(em >= 0x7c00u); /* Inf/NaN: all-ones exponent */
+        b = (b & ~special) | (((em << 13) | 0x7f800000u) & special);
+        b |= (hu & 0x8000u) << 16;
+    }
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+/* The last in - k (< 16) weights of a row, zero-padded. */
+INLINE v16 wload_tail(const void *row, int64_t k, int64_t in, const int wdt)
+{
+    float buf[16] = {0};
+    for (int64_t j = k; j < in; j++) {
+        if (wdt == LLM_DTYPE_F32)
+            buf[j - k] = ((const float *)row)[j];
+        else if (wdt == LLM_DTYPE_BF16)
+            buf[j - k] = llm_cpu_bf16_f32(((const uint16_t *)row)[j]);
+        else
+            buf[j - k] = llm_cpu_f16_f32(((const uint16_t *)row)[j]);
+    }
+    return vload(buf);
 }
 
 /* acc[i][r] = sum over k of xp[i][k] * wp[r][k], in 16 lanes; tx <= 4, tw <= 4
- * are constants after inlining, so acc lives in registers. */
-INLINE void tile(float y[4][4], const float *const *xp, const float *const *wp, int64_t in,
-                 const int tx, const int tw)
+ * and wdt are constants after inlining, so acc lives in registers. */
+INLINE void tile(float y[4][4], const float *const *xp, const void *const *wp, int64_t in,
+                 const int tx, const int tw, const int wdt)
 {
     v16 acc[4][4];
+#pragma GCC unroll 4
     for (int i = 0; i < tx; i++)
+#pragma GCC unroll 4
         for (int r = 0; r < tw; r++) acc[i][r] = (v16){0};
     int64_t k = 0;
     for (; k + 16 <= in; k += 16) {
         v16 wv[4];
-        for (int r = 0; r < tw; r++) wv[r] = vload(wp[r] + k);
+#pragma GCC unroll 4
+        for (int r = 0; r < tw; r++) wv[r] = wload(wp[r], k, wdt);
+#pragma GCC unroll 4
         for (int i = 0; i < tx; i++) {
             v16 xv = vload(xp[i] + k);
+#pragma GCC unroll 4
             for (int r = 0; r < tw; r++) acc[i][r] += xv * wv[r];
         }
     }
     if (k < in) {
-        size_t rem = (size_t)(in - k) * sizeof(float);
-        float buf[16];
         v16 wv[4];
-        for (int r = 0; r < tw; r++) {
-            memset(buf, 0, sizeof buf);
-            memcpy(buf, wp[r] + k, rem);
-            wv[r] = vload(buf);
-        }
+#pragma GCC unroll 4
+        for (int r = 0; r < tw; r++) wv[r] = wload_tail(wp[r], k, in, wdt);
+#pragma GCC unroll 4
         for (int i = 0; i < tx; i++) {
-            memset(buf, 0, sizeof buf);
-            memcpy(buf, xp[i] + k, rem);
-            v16 xv = vload(buf);
+            v16 xv = wload_tail(xp[i], k, in, LLM_DTYPE_F32);
+#pragma GCC unroll 4
             for (int r = 0; r < tw; r++) acc[i][r] += xv * wv[r];
         }
     }
+#pragma GCC unroll 4
     for (int i = 0; i < tx; i++)
+#pragma GCC unroll 4
         for (int r = 0; r < tw; r++) y[i][r] = vsum(acc[i][r]);
 }
 
+/* f16/bf16 -> f32, 16 at a time with the same bit manipulations as
+ * cpu_cvt.h (exact), so that the loop is vector code on every target. */
 INLINE void widen(float *dst, const void *w, int wdt, int64_t off, int64_t n)
 {
+    const uint16_t *s = (const uint16_t *)w + off;
+    int64_t i = 0;
     if (wdt == LLM_DTYPE_BF16) {
-        const uint16_t *s = (const uint16_t *)w + off;
-        for (int64_t i = 0; i < n; i++) dst[i] = llm_cpu_bf16_f32(s[i]);
+        for (; i + 16 <= n; i += 16) {
+            u16x16 h;
+            memcpy(&h, s + i, sizeof h);
+            u32x16 u = __builtin_convertvector(h, u32x16) << 16;
+            memcpy(dst + i, &u, sizeof u);
+        }
+        for (; i < n; i++) dst[i] = llm_cpu_bf16_f32(s[i]);
     } else {
-        const uint16_t *s = (const uint16_t *)w + off;
-        for (int64_t i = 0; i < n; i++) dst[i] = llm_cpu_f16_f32(s[i]);
+        for (; i + 16 <= n; i += 16) {
+            u16x16 h;
+            memcpy(&h, s + i, sizeof h);
+            u32x16 hu = __builtin_convertvector(h, u32x16);
+            u32x16 em = hu & 0x7fffu, b = em << 13;
+            v16 f;
+            memcpy(&f, &b, sizeof f);
+            f *= 0x1p112f;
+            memcpy(&b, &f, sizeof b);
+            u32x16 special = (u32x16)(em >= 0x7c00u); /* Inf/NaN: all-ones exponent */
+            b = (b & ~special) | (((em << 13) | 0x7f800000u) & special);
+            b |= (hu & 0x8000u) << 16;
+            memcpy(dst + i, &b, sizeof b);
+        }
+        for (; i < n; i++) dst[i] = llm_cpu_f16_f32(s[i]);
     }
 }
 
-/* One block of up to RB rows of W against all n tokens. */
-INLINE void block(float *y, const float *x, int n, int64_t in, const float *wrows, int64_t r0,
-                  int nr, int64_t out, const float *bias, const int TW)
+/* One block of nr <= RB rows of W (row r at wrows + r*in elements of
+ * dtype wdt) against all n tokens. */
+INLINE void block_t(float *y, const float *x, int n, int64_t in, const void *wrows, int64_t r0,
+                    int nr, int64_t out, const float *bias, const int TW, const int wdt)
 {
+    size_t es = wdt == LLM_DTYPE_F32 ? 4 : 2;
     for (int t0 = 0; t0 < n;) {
         int tx = n - t0 >= 4 ? 4 : 1;
         const float *xp[4];
         for (int i = 0; i < tx; i++) xp[i] = x + (int64_t)(t0 + i) * in;
         for (int rr = 0; rr < nr; rr += TW) {
-            const float *wp[4];
+            const void *wp[4];
             int tw = nr - rr < TW ? nr - rr : TW;
-            for (int r = 0; r < TW; r++) wp[r] = wrows + (int64_t)(rr + (r < tw ? r : tw - 1)) * in;
+            for (int r = 0; r < TW; r++)
+                wp[r] = (const char *)wrows + (size_t)(rr + (r < tw ? r : tw - 1)) * (size_t)in * es;
             float acc[4][4];
             if (tx == 4)
-                tile(acc, xp, wp, in, 4, TW);
+                tile(acc, xp, wp, in, 4, TW, wdt);
             else
-                tile(acc, xp, wp, in, 1, TW);
+                tile(acc, xp, wp, in, 1, TW, wdt);
             for (int i = 0; i < tx; i++)
                 for (int r = 0; r < tw; r++) {
                     int64_t o = r0 + rr + r;
@@ -125,56 +201,58 @@ INLINE void block(float *y, const float *x, int n, int64_t in, const float *wrow
     }
 }
 
-INLINE int linear_impl(float *y, const float *x, int n, int64_t in, const void *w, int wdt,
-                       int64_t out, const float *bias, const int TW)
+/* bf16 (a shift) and f16 for few tokens: widen in registers as the weights
+ * stream by.  f16 for many tokens: widen the block once into wb (L2) and
+ * reuse it for every token, as its conversion costs several instructions. */
+INLINE void block(float *y, const float *x, int n, int64_t in, const void *w, int wdt, float *wb,
+                  int64_t r0, int nr, int64_t out, const float *bias, const int TW)
 {
-    int64_t nblk = (out + RB - 1) / RB;
-    int fail = 0;
-#pragma omp parallel if (nblk > 1 && (int64_t)n * in * out >= (1 << 16))
-    {
-        float *wb = wdt == LLM_DTYPE_F32 ? NULL : malloc(sizeof(float) * RB * (size_t)in);
-        if (wdt != LLM_DTYPE_F32 && !wb) {
-#pragma omp atomic write
-            fail = 1;
-        }
-#pragma omp for schedule(static)
-        for (int64_t b = 0; b < nblk; b++) {
-            int64_t r0 = b * RB;
-            int nr = out - r0 < RB ? (int)(out - r0) : RB;
-            const float *wrows;
-            if (wdt == LLM_DTYPE_F32) {
-                wrows = (const float *)w + r0 * in;
-            } else {
-                if (!wb) continue;
-                widen(wb, w, wdt, r0 * in, (int64_t)nr * in);
-                wrows = wb;
-            }
-            block(y, x, n, in, wrows, r0, nr, out, bias, TW);
-        }
-        free(wb);
+    size_t es = wdt == LLM_DTYPE_F32 ? 4 : 2;
+    const void *rows = (const char *)w + (size_t)r0 * (size_t)in * es;
+    if (wdt == LLM_DTYPE_F32) {
+        block_t(y, x, n, in, rows, r0, nr, out, bias, TW, LLM_DTYPE_F32);
+    } else if (wdt == LLM_DTYPE_BF16 || n < DIRECT_MAX_TOKENS) {
+        if (wdt == LLM_DTYPE_BF16)
+            block_t(y, x, n, in, rows, r0, nr, out, bias, TW, LLM_DTYPE_BF16);
+        else
+            block_t(y, x, n, in, rows, r0, nr, out, bias, TW, LLM_DTYPE_F16);
+    } else {
+        widen(wb, w, wdt, r0 * in, (int64_t)nr * in);
+        block_t(y, x, n, in, wb, r0, nr, out, bias, TW, LLM_DTYPE_F32);
     }
-    return fail;
 }
 
-__attribute__((target("avx512f"))) static int linear_avx512(float *y, const float *x, int n,
-                                                             int64_t in, const void *w, int wdt,
-                                                             int64_t out, const float *bias)
-{
-    return linear_impl(y, x, n, in, w, wdt, out, bias, 4);
-}
+/* The threaded driver, one copy per instruction set: the OpenMP region must
+ * sit inside the target-specific function, or its outlined body would be
+ * compiled for the baseline. */
+#define LINEAR_VARIANT(NAME, TARGET, TW)                                                           \
+    TARGET static int NAME(float *y, const float *x, int n, int64_t in, const void *w, int wdt,   \
+                           int64_t out, const float *bias)                                        \
+    {                                                                                              \
+        int64_t nblk = (out + RB - 1) / RB;                                                        \
+        int fail = 0;                                                                              \
+        _Pragma("omp parallel if (nblk > 1 && (int64_t)n * in * out >= (1 << 16))")               \
+        {                                                                                          \
+            int widening = wdt == LLM_DTYPE_F16 && n >= DIRECT_MAX_TOKENS;                         \
+            float *wb = widening ? malloc(sizeof(float) * RB * (size_t)in) : NULL;                 \
+            if (widening && !wb) {                                                                 \
+                _Pragma("omp atomic write") fail = 1;                                              \
+            }                                                                                      \
+            _Pragma("omp for schedule(static)") for (int64_t b = 0; b < nblk; b++)                \
+            {                                                                                      \
+                int64_t r0 = b * RB;                                                               \
+                int nr = out - r0 < RB ? (int)(out - r0) : RB;                                     \
+                if (!wb && wdt == LLM_DTYPE_F16 && n >= DIRECT_MAX_TOKENS) continue;               \
+                block(y, x, n, in, w, wdt, wb, r0, nr, out, bias, TW);                             \
+            }                                                                                      \
+            free(wb);                                                                              \
+        }                                                                                          \
+        return fail;                                                                               \
+    }
 
-__attribute__((target("avx2,fma,f16c"))) static int linear_avx2(float *y, const float *x, int n,
-                                                                 int64_t in, const void *w, int wdt,
-                                                                 int64_t out, const float *bias)
-{
-    return linear_impl(y, x, n, in, w, wdt, out, bias, 2);
-}
-
-static int linear_generic(float *y, const float *x, int n, int64_t in, const void *w, int wdt,
-                          int64_t out, const float *bias)
-{
-    return linear_impl(y, x, n, in, w, wdt, out, bias, 2);
-}
+LINEAR_VARIANT(linear_avx512, __attribute__((target("avx512f"))), 4)
+LINEAR_VARIANT(linear_avx2, __attribute__((target("avx2,fma,f16c"))), 2)
+LINEAR_VARIANT(linear_generic, , 2)
 
 typedef int (*linear_fn)(float *, const float *, int, int64_t, const void *, int, int64_t,
                          const float *);
