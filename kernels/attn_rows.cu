@@ -11,7 +11,10 @@
  * is sized for many independent blocks in flight rather than for
  * arithmetic.  Long contexts are cut into splits of split_len tokens that
  * run as separate blocks; each split stores its normalised partial output
- * and log-sum-exp, and the combine kernel weights them together.
+ * and log-sum-exp, and the combine kernel weights them together.  The
+ * split length is read from device memory and the grid has a fixed
+ * number of splits (empty ones exit at once), so a captured CUDA graph
+ * serves every context length of its batch size.
  */
 #include "common.cuh"
 
@@ -35,7 +38,8 @@ template <int N> static __device__ __forceinline__ void cp_async_wait(void)
 template <typename T>
 __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a,
                                                        const int32_t *rows, const int32_t *seqs,
-                                                       int split_len, int max_splits, float *ws)
+                                                       const int32_t *split_len_p, int max_splits,
+                                                       float *ws)
 {
     constexpr int V = vec<T>::N;
     const int D = a.head_dim, G = a.n_heads / a.n_kv_heads;
@@ -44,6 +48,7 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
     const int r = rows[i], sq = seqs[i];
     const int p = a.pos[r];
     const int lo = a.window > 0 ? max(0, p - a.window + 1) : 0;
+    const int split_len = max_splits > 1 ? *split_len_p : 1 << 30;
     const int begin = lo + split * split_len;
     const int end = min(p + 1, begin + split_len);
 
@@ -210,7 +215,7 @@ __global__ void attn_combine_kernel(T *o, const int32_t *rows, int n_heads, int 
 }
 
 template <typename T> static int launch_rows(const struct llm_k_attn *a, const int32_t *rows,
-                                             const int32_t *seqs, int n, int split_len,
+                                             const int32_t *seqs, int n, const int32_t *split_len,
                                              int max_splits, float *ws, cudaStream_t st)
 {
     constexpr int V = vec<T>::N;
@@ -235,15 +240,13 @@ template <typename T> static int launch_rows(const struct llm_k_attn *a, const i
 }
 
 extern "C" int llm_k_attn_rows(const struct llm_k_attn *a, const int32_t *rows,
-                               const int32_t *seqs, int n, int split_len, int max_splits,
-                               float *ws, llm_stream_t stream)
+                               const int32_t *seqs, int n, const int32_t *split_len,
+                               int max_splits, float *ws, llm_stream_t stream)
 {
     if (n <= 0) return 0;
     if (a->head_dim % 8 || a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads || max_splits < 1 ||
-        (max_splits > 1 && (split_len <= 0 || split_len % CH || !ws)) || n > 0x7fffffff ||
-        max_splits > 65535)
+        (max_splits > 1 && (!split_len || !ws)) || max_splits > 65535)
         return (int)cudaErrorInvalidValue;
-    if (max_splits == 1) split_len = 1 << 30;
     DISPATCH_DT(a->dt, T, return launch_rows<T>(a, rows, seqs, n, split_len, max_splits, ws,
                                                 stream));
     return 0;

@@ -144,19 +144,20 @@ extern "C" int llm_k_norm(int dt, int kind, void *out, void *res, const void *ad
 template <typename T>
 __global__ void rope_kv_kernel(T *qkv, const float2 *rope, const int32_t *pos, const int32_t *slot,
                                T *kv, int64_t blk_stride, int block_size, int n_heads,
-                               int n_kv_heads, int head_dim, int rot_dims, int neox)
+                               int n_kv_heads, int head_dim, int rot_dims, int neox, int hpb)
 {
     constexpr int V = vec<T>::N;
-    int64_t r = blockIdx.x;
-    int width = (n_heads + 2 * n_kv_heads) * head_dim;
-    T *row = qkv + r * width;
-    if (rope) {
+    const int64_t r = blockIdx.x;
+    const int nqk = n_heads + n_kv_heads, nall = nqk + n_kv_heads;
+    const int h0 = blockIdx.y * hpb, h1 = min(h0 + hpb, nall);
+    T *row = qkv + r * (int64_t)nall * head_dim;
+    if (rope && h0 < nqk) {
         int half = rot_dims / 2;
         const float2 *tab = rope + (int64_t)pos[r] * half;
-        int items = (n_heads + n_kv_heads) * half;
+        int items = (min(h1, nqk) - h0) * half;
         for (int it = threadIdx.x; it < items; it += blockDim.x) {
-            int h = it / half, i = it - h * half;
-            T *x = row + h * head_dim;
+            int hh = it / half, i = it - hh * half;
+            T *x = row + (h0 + hh) * head_dim;
             int i1 = neox ? i : 2 * i, i2 = neox ? i + half : 2 * i + 1;
             float2 cs = tab[i];
             float a = to_f32(x[i1]), bb = to_f32(x[i2]);
@@ -166,20 +167,18 @@ __global__ void rope_kv_kernel(T *qkv, const float2 *rope, const int32_t *pos, c
         }
         __syncthreads();
     }
-    int s = slot[r];
-    if (s < 0) return;
-    int blk = s / block_size, off = s - blk * block_size;
-    int kvw = n_kv_heads * head_dim;
+    const int s = slot[r];
+    const int c0 = max(h0, n_heads), c1 = h1; /* k and v heads of this block */
+    if (s < 0 || c0 >= c1) return;
+    const int blk = s / block_size, off = s - blk * block_size;
     /* K at block base, V one head-set further; within it [head][slot][dim]. */
     T *kb = kv + (int64_t)blk * blk_stride;
-    T *vb = kb + (int64_t)n_kv_heads * block_size * head_dim;
-    const T *ksrc = row + n_heads * head_dim, *vsrc = ksrc + kvw;
-    for (int i = threadIdx.x * V; i < 2 * kvw; i += blockDim.x * V) {
-        int isv = i >= kvw;
-        int j = isv ? i - kvw : i;
-        int h = j / head_dim, d = j - h * head_dim;
-        T *dst = (isv ? vb : kb) + ((int64_t)h * block_size + off) * head_dim + d;
-        vstore(dst, vload((isv ? vsrc : ksrc) + j));
+    const int dv = head_dim / V;
+    for (int e = threadIdx.x; e < (c1 - c0) * dv; e += blockDim.x) {
+        int hh = c0 + e / dv, d = (e % dv) * V;
+        int kvh = hh - n_heads; /* 0..2 nkv - 1: K heads then V heads */
+        T *dst = kb + ((int64_t)kvh * block_size + off) * head_dim + d;
+        vstore(dst, vload(row + hh * head_dim + d));
     }
 }
 
@@ -190,10 +189,14 @@ extern "C" int llm_k_rope_kv(int dt, void *qkv, const float *rope, const int32_t
 {
     if (n <= 0) return 0;
     if (head_dim % 8 || rot_dims % 2 || rot_dims > head_dim) return (int)cudaErrorInvalidValue;
+    /* few tokens: spread the heads over blocks; many: one block per token */
+    int nall = n_heads + 2 * n_kv_heads;
+    int hpb = n >= 64 ? nall : 4;
+    dim3 grid(n, (nall + hpb - 1) / hpb);
     DISPATCH_DT(dt, T, {
-        rope_kv_kernel<T><<<n, 128, 0, stream>>>((T *)qkv, (const float2 *)rope, pos, slot,
-                                                 (T *)kv, blk_stride, block_size, n_heads,
-                                                 n_kv_heads, head_dim, rot_dims, neox);
+        rope_kv_kernel<T><<<grid, 128, 0, stream>>>((T *)qkv, (const float2 *)rope, pos, slot,
+                                                    (T *)kv, blk_stride, block_size, n_heads,
+                                                    n_kv_heads, head_dim, rot_dims, neox, hpb);
     });
     return k_status();
 }

@@ -1,84 +1,86 @@
 /* gemv.cu - y = x W^T for a handful of rows (decode steps of up to 8 tokens).
  *
  * Design: at M <= 8 a linear layer is a pass over its weights, so the
- * kernel is written for bandwidth: one warp per pair of output rows, each
- * lane streaming 16-byte weight vectors with four loads in flight per row
- * before any arithmetic, x read through L1 (it is small and shared by every
- * warp), fp32 accumulation and one warp reduction per output.  Bias and the
- * residual add ("accumulate": y += x W^T) are fused into the store, so the
- * decode path needs no separate add kernel.
+ * kernel is written for bandwidth: each warp owns R output rows, each lane
+ * streams 16-byte weight vectors (U per row in flight before any
+ * arithmetic) with loads that skip L1 (ld.global.nc.L1::no_allocate), so
+ * L1 keeps x, which every warp re-reads; fp32 accumulation and one warp
+ * reduction per output.  Bias and the residual add ("accumulate":
+ * y += x W^T) are fused into the store, so the decode path needs no
+ * separate add kernel.  The (R, U, warps, max M) shape is a template; a
+ * few instances are exported by number for the benchmark to compare
+ * (llm_k_gemv_variant), and llm_k_gemv uses the one measured best.
  */
 #include "common.cuh"
 
-#define GV_R 2      /* output rows per warp */
-#define GV_U 4      /* vectors in flight per row per lane */
-#define GV_MAXM 8
-#define GV_WARPS 4
+static __device__ __forceinline__ uint4 ld_stream(const void *p)
+{
+    uint4 r;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+                 : "l"(p));
+    return r;
+}
 
-template <typename T>
-__global__ void __launch_bounds__(GV_WARPS * 32)
+template <typename T, int R, int U, int NW, int MAXM>
+__global__ void __launch_bounds__(NW * 32)
     gemv_kernel(T *y, int ldy, const T *x, int ldx, const T *w, const T *bias, int M, int N, int K,
                 int accumulate)
 {
     constexpr int V = vec<T>::N;
     const int lane = threadIdx.x & 31;
-    const int n0 = (blockIdx.x * GV_WARPS + (threadIdx.x >> 5)) * GV_R;
+    const int n0 = (blockIdx.x * NW + (threadIdx.x >> 5)) * R;
     if (n0 >= N) return;
     const int kv = K / V;
-    const T *wr[GV_R];
+    const T *wr[R];
 #pragma unroll
-    for (int r = 0; r < GV_R; r++) wr[r] = w + (int64_t)min(n0 + r, N - 1) * K;
+    for (int r = 0; r < R; r++) wr[r] = w + (int64_t)min(n0 + r, N - 1) * K;
 
-    float acc[GV_R][GV_MAXM];
+    float acc[R][MAXM];
 #pragma unroll
-    for (int r = 0; r < GV_R; r++)
+    for (int r = 0; r < R; r++)
 #pragma unroll
-        for (int m = 0; m < GV_MAXM; m++) acc[r][m] = 0.f;
+        for (int m = 0; m < MAXM; m++) acc[r][m] = 0.f;
 
-    for (int base = lane; base < kv; base += 32 * GV_U) {
-        vec<T> wv[GV_R][GV_U];
+    for (int base = lane; base < kv; base += 32 * U) {
+        vec<T> wv[R][U];
 #pragma unroll
-        for (int u = 0; u < GV_U; u++) {
+        for (int u = 0; u < U; u++) {
             int i = base + u * 32;
 #pragma unroll
-            for (int r = 0; r < GV_R; r++)
-                if (i < kv) wv[r][u] = vload(wr[r] + i * V);
+            for (int r = 0; r < R; r++) wv[r][u].u = i < kv ? ld_stream(wr[r] + i * V) : make_uint4(0, 0, 0, 0);
         }
 #pragma unroll
-        for (int u = 0; u < GV_U; u++) {
+        for (int u = 0; u < U; u++) {
             int i = base + u * 32;
             if (i >= kv) break;
-            float wf[GV_R][V];
 #pragma unroll
-            for (int r = 0; r < GV_R; r++)
-#pragma unroll
-                for (int k = 0; k < V; k++) wf[r][k] = to_f32(wv[r][u].v[k]);
-#pragma unroll
-            for (int m = 0; m < GV_MAXM; m++) {
+            for (int m = 0; m < MAXM; m++) {
                 if (m < M) {
                     vec<T> xv = vload(x + (int64_t)m * ldx + i * V);
 #pragma unroll
                     for (int k = 0; k < V; k++) {
                         float xf = to_f32(xv.v[k]);
 #pragma unroll
-                        for (int r = 0; r < GV_R; r++) acc[r][m] += wf[r][k] * xf;
+                        for (int r = 0; r < R; r++) acc[r][m] += to_f32(wv[r][u].v[k]) * xf;
                     }
                 }
             }
         }
     }
 #pragma unroll
-    for (int r = 0; r < GV_R; r++)
+    for (int r = 0; r < R; r++)
 #pragma unroll
-        for (int m = 0; m < GV_MAXM; m++) acc[r][m] = warp_sum(acc[r][m]);
+        for (int m = 0; m < MAXM; m++)
+            if (m < M) acc[r][m] = warp_sum(acc[r][m]);
     if (lane < M) {
 #pragma unroll
-        for (int r = 0; r < GV_R; r++) {
+        for (int r = 0; r < R; r++) {
             int n = n0 + r;
             if (n >= N) break;
             float v = 0.f;
 #pragma unroll
-            for (int m = 0; m < GV_MAXM; m++)
+            for (int m = 0; m < MAXM; m++)
                 if (m == lane) v = acc[r][m];
             if (bias) v += to_f32(bias[n]);
             T *dst = y + (int64_t)lane * ldy + n;
@@ -88,18 +90,55 @@ __global__ void __launch_bounds__(GV_WARPS * 32)
     }
 }
 
+template <typename T, int R, int U, int NW, int MAXM>
+static int launch(T *y, int ldy, const T *x, int ldx, const T *w, const T *bias, int M, int N,
+                  int K, int accumulate, cudaStream_t st)
+{
+    if (M > MAXM) return (int)cudaErrorInvalidValue;
+    int grid = (N + NW * R - 1) / (NW * R);
+    gemv_kernel<T, R, U, NW, MAXM><<<grid, NW * 32, 0, st>>>(y, ldy, x, ldx, w, bias, M, N, K,
+                                                              accumulate);
+    return k_status();
+}
+
+static bool gemv_args_ok(int M, int K, int ldx, int ldy)
+{
+    return M >= 1 && M <= 8 && K % 8 == 0 && ldx % 8 == 0 && ldy >= 1;
+}
+
 extern "C" int llm_k_gemv(int dt, void *y, int ldy, const void *x, int ldx, const void *w,
                           const void *bias, int M, int N, int K, int accumulate,
                           llm_stream_t stream)
 {
     if (M <= 0 || N <= 0) return 0;
-    if (M > GV_MAXM || K % 8 || ldx % 8) return (int)cudaErrorInvalidValue;
-    int rows_per_block = GV_WARPS * GV_R;
-    int grid = (N + rows_per_block - 1) / rows_per_block;
+    if (!gemv_args_ok(M, K, ldx, ldy)) return (int)cudaErrorInvalidValue;
     DISPATCH_DT(dt, T, {
-        gemv_kernel<T><<<grid, GV_WARPS * 32, 0, stream>>>((T *)y, ldy, (const T *)x, ldx,
-                                                           (const T *)w, (const T *)bias, M, N, K,
-                                                           accumulate);
+        if (M == 1)
+            return launch<T, 2, 8, 4, 1>((T *)y, ldy, (const T *)x, ldx, (const T *)w,
+                                         (const T *)bias, M, N, K, accumulate, stream);
+        return launch<T, 4, 4, 4, 8>((T *)y, ldy, (const T *)x, ldx, (const T *)w,
+                                     (const T *)bias, M, N, K, accumulate, stream);
     });
-    return k_status();
+    return 0;
+}
+
+extern "C" int llm_k_gemv_variant(int variant, void *y, int ldy, const void *x, int ldx,
+                                  const void *w, const void *bias, int M, int N, int K,
+                                  int accumulate, llm_stream_t stream)
+{
+    if (M <= 0 || N <= 0) return 0;
+    if (!gemv_args_ok(M, K, ldx, ldy)) return (int)cudaErrorInvalidValue;
+    typedef bf16 T;
+    T *yy = (T *)y;
+    const T *xx = (const T *)x, *ww = (const T *)w, *bb = (const T *)bias;
+    switch (variant) {
+    case 0: return launch<T, 2, 4, 4, 8>(yy, ldy, xx, ldx, ww, bb, M, N, K, accumulate, stream);
+    case 1: return launch<T, 1, 8, 4, 1>(yy, ldy, xx, ldx, ww, bb, M, N, K, accumulate, stream);
+    case 2: return launch<T, 2, 8, 4, 1>(yy, ldy, xx, ldx, ww, bb, M, N, K, accumulate, stream);
+    case 3: return launch<T, 4, 4, 8, 1>(yy, ldy, xx, ldx, ww, bb, M, N, K, accumulate, stream);
+    case 4: return launch<T, 1, 16, 8, 1>(yy, ldy, xx, ldx, ww, bb, M, N, K, accumulate, stream);
+    case 5: return launch<T, 4, 4, 4, 8>(yy, ldy, xx, ldx, ww, bb, M, N, K, accumulate, stream);
+    case 6: return launch<T, 8, 2, 4, 8>(yy, ldy, xx, ldx, ww, bb, M, N, K, accumulate, stream);
+    default: return (int)cudaErrorInvalidValue;
+    }
 }

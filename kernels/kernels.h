@@ -99,14 +99,15 @@ struct llm_k_attn {
 };
 
 /* Row kernel (decode): each listed query row (rows[i], of sequence seqs[i])
- * attends over its visible keys; the key range is split into pieces of
- * split_len tokens (a multiple of 32) run as separate blocks and combined
- * by a second pass when max_splits > 1.  Any head_dim that is a multiple
- * of 8, and any dtype (the fp32 path of the backend uses it for prefill
- * rows too).  ws: fp32 scratch of n * n_heads * max_splits * (head_dim + 2)
+ * attends over its visible keys.  With max_splits > 1 the key range is cut
+ * into pieces of *split_len tokens (a device int, a multiple of 32, such
+ * that no row needs more than max_splits pieces) run as separate blocks
+ * and combined by a second pass.  Any head_dim that is a multiple of 8,
+ * and any dtype (the fp32 path of the backend uses it for prefill rows
+ * too).  ws: fp32 scratch of n * n_heads * max_splits * (head_dim + 1)
  * floats (unused when max_splits == 1). */
 int llm_k_attn_rows(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs, int n,
-                    int split_len, int max_splits, float *ws, llm_stream_t stream);
+                    const int32_t *split_len, int max_splits, float *ws, llm_stream_t stream);
 
 /* Tiled prefill kernel on tensor cores (F16/BF16; head_dim 64, 80, 96, 128
  * or 256): tiles[i] = {seq, first row, number of rows (<= 64)}; every row
@@ -122,6 +123,10 @@ int llm_k_attn_prefill_supported(int dt, int head_dim);
  * y [M][N] (row stride ldy).  K must be a multiple of 8. */
 int llm_k_gemv(int dt, void *y, int ldy, const void *x, int ldx, const void *w,
                const void *bias, int M, int N, int K, int accumulate, llm_stream_t stream);
+/* The same in bf16 with a numbered tile shape (0..6), for the benchmark. */
+int llm_k_gemv_variant(int variant, void *y, int ldy, const void *x, int ldx, const void *w,
+                       const void *bias, int M, int N, int K, int accumulate,
+                       llm_stream_t stream);
 
 
 /* ---- sampling ----------------------------------------------------------

@@ -130,6 +130,14 @@ static void gemv_fn(void *c, int i)
                     x->k, x->acc, 0));
 }
 
+static int gemv_variant = -1;
+static void gemv_var_fn(void *c, int i)
+{
+    struct gemm_ctx *x = c;
+    CUDA(llm_k_gemv_variant(gemv_variant, x->y, x->n, x->x, x->k, x->w[i % x->nw], NULL, x->m,
+                            x->n, x->k, x->acc, 0));
+}
+
 static struct cu_gemm *G;
 
 static void bench_linear(const char *label, int m, int n, int k, int gemv)
@@ -149,8 +157,16 @@ static void bench_linear(const char *label, int m, int n, int k, int gemv)
     double t = timeit(gemv ? gemv_fn : gemm_fn, &c, 20);
     char shape[96];
     snprintf(shape, sizeof shape, "%s m%d n%d k%d", label, m, n, k);
-    report(gemv ? "gemv_bf16" : "cublaslt_bf16", shape, t,
-           (double)c.wbytes + (double)m * (k + 2.0 * n) * 2, 2.0 * m * n * k);
+    double bytes = (double)c.wbytes + (double)m * (k + 2.0 * n) * 2;
+    report(gemv ? "gemv_bf16" : "cublaslt_bf16", shape, t, bytes, 2.0 * m * n * k);
+    if (gemv && getenv("LLM_BENCH_GEMV_VARIANTS")) {
+        for (gemv_variant = 0; gemv_variant < 7; gemv_variant++) {
+            if (m > 1 && (gemv_variant >= 1 && gemv_variant <= 4)) continue;
+            char nm[32];
+            snprintf(nm, sizeof nm, "gemv_v%d", gemv_variant);
+            report(nm, shape, timeit(gemv_var_fn, &c, 20), bytes, 2.0 * m * n * k);
+        }
+    }
     for (int i = 0; i < c.nw; i++) cudaFree(c.w[i]);
     free(c.w);
     cudaFree(c.x);
@@ -162,7 +178,8 @@ static void bench_linear(const char *label, int m, int n, int k, int gemv)
 struct attn_ctx {
     struct llm_k_attn a;
     int32_t *rows, *seqs, *tiles;
-    int n, split_len, splits, n_tiles;
+    int n, splits, n_tiles;
+    int32_t *split_len;
     float *ws;
 };
 static void attn_rows_fn(void *c, int i)
@@ -239,16 +256,15 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
     c.n_tiles = nt;
     c.splits = 1;
     if (!prefill) {
-        int blocks = B * nkv, target = 4 * n_sm;
-        if (blocks < target && ctx > 256) {
-            int sp = (target + blocks - 1) / blocks, lim = (ctx + 127) / 128;
-            if (sp > lim) sp = lim;
-            if (sp > 1) {
-                int sl = ((ctx + sp - 1) / sp + 31) / 32 * 32;
-                c.split_len = sl;
-                c.splits = (ctx + sl - 1) / sl;
-            }
+        /* the backend's policy: enough blocks for the device, pieces of >= 64 keys */
+        int blocks = B * nkv, target = 4 * n_sm, sl = 0;
+        if (blocks < target && ctx > 64) {
+            int sp = (target + blocks - 1) / blocks;
+            sl = ((ctx + sp - 1) / sp + 31) / 32 * 32;
+            if (sl < 64) sl = 64;
+            c.splits = (ctx + sl - 1) / sl;
         }
+        c.split_len = dcopy_i32(&sl, 1);
         CUDA(cudaMalloc((void **)&c.ws, sizeof(float) * (size_t)B * nh * c.splits * (hd + 1)));
     }
     double t = timeit(prefill ? attn_pf_fn : attn_rows_fn, &c, prefill ? 5 : 20);
@@ -262,7 +278,7 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
            kvbytes + (double)nq * (qs + nh * hd) * 2, flops);
     cudaFree(pool), cudaFree((void *)c.a.q), cudaFree(c.a.o), cudaFree((void *)c.a.block_table);
     cudaFree((void *)c.a.pos), cudaFree(c.rows), cudaFree(c.seqs), cudaFree(c.tiles);
-    cudaFree(c.ws);
+    cudaFree(c.ws), cudaFree(c.split_len);
     free(bt), free(pos), free(rows), free(seqs), free(tiles);
 }
 

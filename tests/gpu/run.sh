@@ -98,7 +98,7 @@ for st in $STAGES; do
     forward) run_stage forward ${T_FORWARD:-300} "$(find_bin test_gpu_forward)" ;;
     kernels) run_stage kernels ${T_KERNELS:-300} "$(find_bin bench_gpu_kernels)" "$OUT/bench_kernels.json" ;;
     model) run_stage model ${T_MODEL:-400} "$(find_bin bench_gpu_model)" "$OUT/bench_model.json" bf16 \
-               ${LLM_BENCH_BATCH:-256} ;;
+               ${LLM_BENCH_BATCH:-256 448} ;;
     *) echo "unknown stage $st"; exit 2 ;;
     esac
 done

@@ -690,9 +690,14 @@ static void attn_run(const struct attn_case *ac, int mode)
         float *ws = NULL;
         CUDA(cudaMalloc((void **)&ws, sizeof(float) * (size_t)n_tok * nh * splits * (hd + 1)));
         void *dr = dev_copy(rows, sizeof(int32_t) * n_tok), *ds = dev_copy(sq, 4 * (size_t)n_tok);
-        CUDA(llm_k_attn_rows(&a, dr, ds, n_tok, split_len, splits, ws, 0));
+        /* a generous grid: splits past a row's keys must leave the result alone */
+        void *dspl = dev_copy(&split_len, sizeof split_len);
+        if (mode == 1) splits += 3;
+        cudaFree(ws);
+        CUDA(cudaMalloc((void **)&ws, sizeof(float) * (size_t)n_tok * nh * splits * (hd + 1)));
+        CUDA(llm_k_attn_rows(&a, dr, ds, n_tok, dspl, splits, ws, 0));
         CUDA(cudaDeviceSynchronize());
-        cudaFree(ws), cudaFree(dr), cudaFree(ds);
+        cudaFree(ws), cudaFree(dr), cudaFree(ds), cudaFree(dspl);
         free(rows), free(sq);
     }
     float *got = dev_f32(dout, (size_t)n_tok * nh * hd, dt);

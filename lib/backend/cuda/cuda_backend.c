@@ -43,6 +43,7 @@
 #define GEMM_WS_BYTES (32ull << 20)
 #define STAGE_BYTES (64ull << 20)
 #define PF_MIN_ROWS 3 /* sequences with fewer new rows use the row kernel */
+#define DEFAULT_GEMV_MAX_M 1
 
 struct cu_layer {
     void *n1w, *n1b, *n2w, *n2b; /* input_layernorm, post_layernorm */
@@ -63,7 +64,10 @@ struct cu_be {
     cudaStream_t st;
     cudaEvent_t meta_done;
     struct cu_gemm *gemm;
-    int use_gemv;
+    int gemv_max_m;        /* products of up to this many rows use the GEMV kernel */
+    int use_graphs;
+    cudaGraphExec_t graph[32];
+    unsigned char graph_seen[32];
 
     void **allocs;
     int n_allocs, cap_allocs;
@@ -306,9 +310,21 @@ static int make_rope(struct cu_be *c)
     return rc;
 }
 
+/* Captured graphs hold the addresses of the metadata and output buffers:
+ * drop them when those move. */
+static void drop_graphs(struct cu_be *c)
+{
+    for (int i = 0; i < 32; i++) {
+        if (c->graph[i]) cudaGraphExecDestroy(c->graph[i]);
+        c->graph[i] = NULL;
+        c->graph_seen[i] = 0;
+    }
+}
+
 static int grow_meta(struct cu_be *c, size_t ints)
 {
     if (ints <= c->meta_cap) return 0;
+    drop_graphs(c);
     size_t nc = ints + ints / 2 + 1024;
     if (c->h_meta) {
         CK(cudaStreamSynchronize(c->st));
@@ -327,6 +343,7 @@ static int grow_out(struct cu_be *c, int n_out)
 {
     if (n_out <= c->cap_out) return 0;
     CK(cudaStreamSynchronize(c->st));
+    drop_graphs(c);
     cudaFree(c->fin);
     cudaFree(c->fin2);
     cudaFree(c->logits);
@@ -357,8 +374,12 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
     CK(cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking));
     CK(cudaEventCreateWithFlags(&c->meta_done, cudaEventDisableTiming));
     if ((rc = cu_gemm_create(&c->gemm, c->dt, GEMM_WS_BYTES))) return rc;
-    const char *gv = getenv("LLM_CUDA_GEMV");
-    c->use_gemv = c->dt != LLM_DTYPE_F32 && !(gv && !strcmp(gv, "0"));
+    /* LLM_CUDA_GEMV=<m>: rows up to which the GEMV kernel replaces cuBLASLt (0 = never);
+     * LLM_CUDA_GRAPHS=0 turns decode graphs off */
+    const char *gv = getenv("LLM_CUDA_GEMV"), *gg = getenv("LLM_CUDA_GRAPHS");
+    c->gemv_max_m = c->dt == LLM_DTYPE_F32 ? 0 : gv ? atoi(gv) : DEFAULT_GEMV_MAX_M;
+    if (c->gemv_max_m > 8) c->gemv_max_m = 8;
+    c->use_graphs = !(gg && !strcmp(gg, "0"));
 
     int64_t H = d->hidden, V = d->vocab_size, I = d->intermediate, hd = d->head_dim;
     int nh = d->n_heads, nkv = d->n_kv_heads;
@@ -579,6 +600,7 @@ static void cu_destroy(struct llm_backend *be)
     if (!be) return;
     struct cu_be *c = cu_of(be);
     if (c->st) cudaStreamSynchronize(c->st);
+    drop_graphs(c);
     for (int i = 0; i < c->n_allocs; i++) cudaFree(c->allocs[i]);
     free(c->allocs);
     cudaFree(c->fin);
@@ -654,12 +676,34 @@ static int check_batch(const struct cu_be *c, const struct llm_batch *b)
     return 0;
 }
 
-/* Device pointers into this step's metadata. */
+/* Device pointers into this step's metadata, and its shape. */
 struct step {
     const int32_t *tokens, *pos, *rope_row, *slot, *out_rows, *bt, *rows, *seqs, *tiles;
-    int n_rows, n_tiles, split_len, splits;
+    const int32_t *split_len;
+    int n, n_out, bt_stride, n_rows, n_tiles, max_splits;
+    size_t meta_ints; /* ints to copy from h_meta */
 };
 
+/* Split length for decode rows: enough blocks to fill the device, pieces
+ * of at least 64 keys, at most `cap` pieces per row; 0 = no split. */
+static int split_policy(const struct cu_be *c, int n_rows, int maxlen, int cap)
+{
+    int blocks = n_rows * c->d->n_kv_heads, target = 4 * c->n_sm;
+    if (cap <= 1 || blocks >= target || maxlen <= 64) return 0;
+    int sp = (target + blocks - 1) / blocks;
+    int sl = ((maxlen + sp - 1) / sp + 31) / 32 * 32;
+    if (sl < 64) sl = 64;
+    int minsl = ((maxlen + cap - 1) / cap + 31) / 32 * 32;
+    return sl < minsl ? minsl : sl;
+}
+
+static int visible_keys(const struct cu_be *c, int pos)
+{
+    int w = c->d->sliding_window;
+    return w > 0 && pos + 1 > w ? w : pos + 1;
+}
+
+/* Eager layout: sized to the batch. */
 static int pack_meta(struct cu_be *c, const struct llm_batch *b, struct step *s)
 {
     const struct llm_model_desc *d = c->d;
@@ -683,6 +727,7 @@ static int pack_meta(struct cu_be *c, const struct llm_batch *b, struct step *s)
     o += (size_t)b->n_seqs * b->bt_stride;
     size_t o_rows = o; o += n;
     size_t o_seqs = o; o += n;
+    size_t o_sl = o; o += 1;
     size_t o_tiles = o;
 
     int64_t L = c->rope.orig_max_pos > 0 ? c->rope.orig_max_pos : d->max_pos;
@@ -708,32 +753,15 @@ static int pack_meta(struct cu_be *c, const struct llm_batch *b, struct step *s)
                 h[o_rows + n_rows] = t;
                 h[o_seqs + n_rows] = sq;
                 n_rows++;
-                int vis = b->pos[t] + 1;
+                int vis = visible_keys(c, b->pos[t]);
                 if (maxlen < vis) maxlen = vis;
             }
         }
     }
     o += 3 * (size_t)n_tiles;
-    CK(cudaMemcpyAsync(c->d_meta, h, o * sizeof(int32_t), cudaMemcpyHostToDevice, c->st));
-    CK(cudaEventRecord(c->meta_done, c->st));
-
-    /* splits of the row kernel: enough blocks to fill the device */
-    int win = d->sliding_window;
-    if (win > 0 && maxlen > win) maxlen = win;
-    s->splits = 1;
-    s->split_len = 0;
-    int blocks = n_rows * d->n_kv_heads, target = 4 * c->n_sm;
-    if (n_rows > 0 && blocks < target && maxlen > 256) {
-        int sp = (target + blocks - 1) / blocks, lim = (maxlen + 127) / 128;
-        if (sp > lim) sp = lim;
-        if (sp > c->ws_rows / n_rows) sp = c->ws_rows / n_rows;
-        if (sp > 1) {
-            int sl = (maxlen + sp - 1) / sp;
-            sl = (sl + 31) / 32 * 32;
-            s->split_len = sl;
-            s->splits = (maxlen + sl - 1) / sl;
-        }
-    }
+    int sl = n_rows ? split_policy(c, n_rows, maxlen, c->ws_rows / n_rows) : 0;
+    h[o_sl] = sl;
+    s->max_splits = sl ? (maxlen + sl - 1) / sl : 1;
     const int32_t *dm = c->d_meta;
     s->tokens = dm + o_tok;
     s->pos = dm + o_pos;
@@ -743,9 +771,109 @@ static int pack_meta(struct cu_be *c, const struct llm_batch *b, struct step *s)
     s->bt = dm + o_bt;
     s->rows = dm + o_rows;
     s->seqs = dm + o_seqs;
+    s->split_len = dm + o_sl;
     s->tiles = dm + o_tiles;
+    s->n = n;
+    s->n_out = b->n_out;
+    s->bt_stride = b->bt_stride;
     s->n_rows = n_rows;
     s->n_tiles = n_tiles;
+    s->meta_ints = o;
+    return 0;
+}
+
+/* ---- CUDA graphs for decode steps ---------------------------------------------
+ * A pure decode step (one new token per sequence, every row's logits wanted)
+ * is padded to a bucket size and packed into a fixed layout, so the whole
+ * step - metadata copy included - replays one captured graph per bucket.
+ * Padding rows use token 0 at position 0 of block 0, write no KV (slot -1)
+ * and their logits are never reported. */
+static const int graph_buckets[] = {1,   2,   4,   8,   16,  24,  32,  48,  64,  80,  96, 128,
+                                    160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 1024};
+#define N_BUCKETS ((int)(sizeof graph_buckets / sizeof graph_buckets[0]))
+_Static_assert(sizeof graph_buckets / sizeof graph_buckets[0] <= 32, "graph table too small");
+
+static int bucket_for(const struct cu_be *c, int n)
+{
+    for (int i = 0; i < N_BUCKETS; i++)
+        if (graph_buckets[i] >= n)
+            return graph_buckets[i] <= c->pub.max_seqs && graph_buckets[i] <= c->pub.max_batch_tokens
+                       ? i
+                       : -1;
+    return -1;
+}
+
+static int graph_max_splits(const struct cu_be *c, int B)
+{
+    if (B * c->d->n_kv_heads >= 4 * c->n_sm) return 1;
+    int cap = c->ws_rows / B, lim = (c->pub.max_seq_len + 63) / 64;
+    return cap < lim ? cap : lim;
+}
+
+static int graph_eligible(const struct cu_be *c, const struct llm_batch *b)
+{
+    if (!c->use_graphs || b->n_seqs != b->n_tokens || b->n_out != b->n_tokens) return 0;
+    for (int i = 0; i < b->n_out; i++)
+        if (b->out_rows[i] != i) return 0;
+    return bucket_for(c, b->n_tokens) >= 0;
+}
+
+/* Fixed layout for bucket size B (block table stride = blocks of max_seq_len). */
+static int pack_meta_fixed(struct cu_be *c, const struct llm_batch *b, int B, struct step *s)
+{
+    const struct llm_model_desc *d = c->d;
+    int n = b->n_tokens, bs = c->pub.block_size;
+    int S = (c->pub.max_seq_len + bs - 1) / bs;
+    size_t need = 7 * (size_t)B + 1 + (size_t)B * S;
+    int rc = grow_meta(c, need);
+    if (rc) return rc;
+    CK(cudaEventSynchronize(c->meta_done));
+    int32_t *h = c->h_meta;
+    int32_t *tok = h, *pos = h + B, *rr = h + 2 * B, *slot = h + 3 * B, *out = h + 4 * B;
+    int32_t *rows = h + 5 * B, *seqs = h + 6 * B, *sl = h + 7 * B, *bt = h + 7 * B + 1;
+    int64_t L = c->rope.orig_max_pos > 0 ? c->rope.orig_max_pos : d->max_pos;
+    int maxlen = 0;
+    for (int i = 0; i < B; i++) {
+        out[i] = rows[i] = seqs[i] = i;
+        int32_t *btr = bt + (size_t)i * S;
+        if (i < n) {
+            int p = b->pos[i];
+            const int32_t *src = b->block_table + (int64_t)i * b->bt_stride;
+            int nb = p / bs + 1;
+            memcpy(btr, src, sizeof(int32_t) * (size_t)nb);
+            tok[i] = b->tokens[i];
+            pos[i] = p;
+            rr[i] = p + (c->rope_sets == 2 && b->seq_len[i] > L ? c->rope_npos : 0);
+            slot[i] = src[p / bs] * bs + p % bs;
+            int vis = visible_keys(c, p);
+            if (maxlen < vis) maxlen = vis;
+        } else {
+            btr[0] = 0;
+            tok[i] = pos[i] = rr[i] = 0;
+            slot[i] = -1;
+        }
+    }
+    int ms = graph_max_splits(c, B);
+    int v = split_policy(c, B, maxlen, ms);
+    *sl = v ? v : 1 << 30;
+    const int32_t *dm = c->d_meta;
+    s->tokens = dm;
+    s->pos = dm + B;
+    s->rope_row = dm + 2 * B;
+    s->slot = dm + 3 * B;
+    s->out_rows = dm + 4 * B;
+    s->rows = dm + 5 * B;
+    s->seqs = dm + 6 * B;
+    s->split_len = dm + 7 * B;
+    s->bt = dm + 7 * B + 1;
+    s->tiles = dm;
+    s->n = B;
+    s->n_out = B;
+    s->bt_stride = S;
+    s->n_rows = B;
+    s->n_tiles = 0;
+    s->max_splits = ms;
+    s->meta_ints = need;
     return 0;
 }
 
@@ -753,7 +881,7 @@ static int pack_meta(struct cu_be *c, const struct llm_batch *b, struct step *s)
 static int linear(struct cu_be *c, int m, int n, int k, const void *x, int ldx, const void *w,
                   const void *bias, void *y, int ldy, int accumulate)
 {
-    if (c->use_gemv && m <= 8) {
+    if (m <= c->gemv_max_m) {
         CK(llm_k_gemv(c->dt, y, ldy, x, ldx, w, bias, m, n, k, accumulate, c->st));
         return 0;
     }
@@ -768,22 +896,19 @@ static int norm(struct cu_be *c, void *out, void *res, const void *w, const void
     return 0;
 }
 
-static int cu_forward(struct llm_backend *be, const struct llm_batch *b)
+/* Everything a step puts on the stream, from the metadata copy to the logits. */
+static int enqueue(struct cu_be *c, const struct step *s)
 {
-    struct cu_be *c = cu_of(be);
     const struct llm_model_desc *d = c->d;
-    c->n_out = -1;
-    int rc = check_batch(c, b);
-    if (rc) return rc;
-    if ((rc = grow_out(c, b->n_out))) return rc;
-    struct step s = {0};
-    if ((rc = pack_meta(c, b, &s))) return rc;
-
-    const int n = b->n_tokens, H = (int)d->hidden, I = (int)d->intermediate;
+    struct llm_backend *be = &c->pub;
+    int rc;
+    CK(cudaMemcpyAsync(c->d_meta, c->h_meta, s->meta_ints * sizeof(int32_t),
+                       cudaMemcpyHostToDevice, c->st));
+    const int n = s->n, H = (int)d->hidden, I = (int)d->intermediate;
     const int nh = d->n_heads, nkv = d->n_kv_heads, hd = d->head_dim;
     const size_t es = c->es;
     float esc = d->embed_scale > 0.0 ? (float)d->embed_scale : 1.0f;
-    CK(llm_k_embed(c->dt, c->res, c->emb, s.tokens, c->pos_emb, s.pos, n, H, esc, c->st));
+    CK(llm_k_embed(c->dt, c->res, c->emb, s->tokens, c->pos_emb, s->pos, n, H, esc, c->st));
 
     struct llm_k_attn a = {
         .dt = c->dt,
@@ -792,9 +917,9 @@ static int cu_forward(struct llm_backend *be, const struct llm_batch *b)
         .o = c->att,
         .blk_stride = c->blk_elems,
         .block_size = be->block_size,
-        .block_table = s.bt,
-        .bt_stride = b->bt_stride,
-        .pos = s.pos,
+        .block_table = s->bt,
+        .bt_stride = s->bt_stride,
+        .pos = s->pos,
         .n_heads = nh,
         .n_kv_heads = nkv,
         .head_dim = hd,
@@ -813,15 +938,15 @@ static int cu_forward(struct llm_backend *be, const struct llm_batch *b)
         }
         if ((rc = linear(c, n, c->qkv_w, H, c->xn, H, L->qkv, L->qkv_b, c->qkv, c->qkv_w, 0)))
             return rc;
-        CK(llm_k_rope_kv(c->dt, c->qkv, d->pos == LLM_POS_ROPE ? c->rope_tab : NULL, s.rope_row,
-                         s.slot, kvl, c->blk_elems, be->block_size, n, nh, nkv, hd,
+        CK(llm_k_rope_kv(c->dt, c->qkv, d->pos == LLM_POS_ROPE ? c->rope_tab : NULL, s->rope_row,
+                         s->slot, kvl, c->blk_elems, be->block_size, n, nh, nkv, hd,
                          c->rope.rot_dims, c->rope.neox, c->st));
         a.kv = kvl;
         a.window = L->window;
-        if (s.n_tiles) CK(llm_k_attn_prefill(&a, s.tiles, s.n_tiles, c->st));
-        if (s.n_rows)
-            CK(llm_k_attn_rows(&a, s.rows, s.seqs, s.n_rows, s.split_len, s.splits, c->attn_ws,
-                               c->st));
+        if (s->n_tiles) CK(llm_k_attn_prefill(&a, s->tiles, s->n_tiles, c->st));
+        if (s->n_rows)
+            CK(llm_k_attn_rows(&a, s->rows, s->seqs, s->n_rows, s->split_len, s->max_splits,
+                               c->attn_ws, c->st));
         if ((rc = linear(c, n, H, nh * hd, c->att, nh * hd, L->o, L->o_b, c->res, H, 1)))
             return rc;
         if (!d->parallel_residual) {
@@ -833,16 +958,70 @@ static int cu_forward(struct llm_backend *be, const struct llm_batch *b)
         if ((rc = linear(c, n, H, I, c->mlp, c->mlp_w, L->proj, L->proj_b, c->res, H, 1)))
             return rc;
     }
-
-    int no = b->n_out;
+    int no = s->n_out;
     if (no > 0) {
-        CK(llm_k_gather(c->dt, c->fin, c->res, s.out_rows, no, H, c->st));
+        CK(llm_k_gather(c->dt, c->fin, c->res, s->out_rows, no, H, c->st));
         if ((rc = norm(c, c->fin2, c->fin, c->nf_w, c->nf_b, no))) return rc;
         if ((rc = cu_gemm_run(c->gemm, c->st, no, (int)d->vocab_size, H, c->fin2, H, c->lm,
                               c->lm_b, c->logits, (int)d->vocab_size, LLM_DTYPE_F32, 0)))
             return rc;
     }
-    c->n_out = no;
+    return 0;
+}
+
+static int run_graph(struct cu_be *c, const struct llm_batch *b)
+{
+    int bi = bucket_for(c, b->n_tokens), B = graph_buckets[bi];
+    int rc = grow_out(c, B);
+    if (rc) return rc;
+    struct step s = {0};
+    if ((rc = pack_meta_fixed(c, b, B, &s))) return rc;
+    if (!c->graph[bi]) {
+        if (!c->graph_seen[bi]) {
+            /* first use: run eagerly (this also settles the cuBLASLt choices) */
+            c->graph_seen[bi] = 1;
+            if ((rc = enqueue(c, &s))) return rc;
+            CK(cudaEventRecord(c->meta_done, c->st));
+            return 0;
+        }
+        cudaGraph_t g = NULL;
+        CK(cudaStreamBeginCapture(c->st, cudaStreamCaptureModeThreadLocal));
+        rc = enqueue(c, &s);
+        cudaError_t e = cudaStreamEndCapture(c->st, &g);
+        if (rc) {
+            if (g) cudaGraphDestroy(g);
+            return rc;
+        }
+        if (e != cudaSuccess) return cu_fail(CU_LIB_RT, e, "cudaStreamEndCapture", __FILE__,
+                                             __LINE__);
+        e = cudaGraphInstantiate(&c->graph[bi], g, 0);
+        cudaGraphDestroy(g);
+        if (e != cudaSuccess) {
+            c->graph[bi] = NULL;
+            return cu_fail(CU_LIB_RT, e, "cudaGraphInstantiate", __FILE__, __LINE__);
+        }
+    }
+    CK(cudaGraphLaunch(c->graph[bi], c->st));
+    CK(cudaEventRecord(c->meta_done, c->st));
+    return 0;
+}
+
+static int cu_forward(struct llm_backend *be, const struct llm_batch *b)
+{
+    struct cu_be *c = cu_of(be);
+    c->n_out = -1;
+    int rc = check_batch(c, b);
+    if (rc) return rc;
+    if (graph_eligible(c, b)) {
+        if ((rc = run_graph(c, b))) return rc;
+    } else {
+        if ((rc = grow_out(c, b->n_out))) return rc;
+        struct step s = {0};
+        if ((rc = pack_meta(c, b, &s))) return rc;
+        if ((rc = enqueue(c, &s))) return rc;
+        CK(cudaEventRecord(c->meta_done, c->st));
+    }
+    c->n_out = b->n_out;
     return 0;
 }
 

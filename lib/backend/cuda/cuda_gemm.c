@@ -29,7 +29,7 @@ int cu_fail(int lib, int code, const char *call, const char *file, int line)
                        name ? name : "?", desc ? desc : "?");
 }
 
-#define GEMM_CACHE 64
+#define GEMM_CACHE 256
 
 struct gemm_key {
     int m, n, k, ldx, ldy, yt, bias, acc;
