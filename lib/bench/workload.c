@@ -230,7 +230,7 @@ uint64_t llm_bench_workload_hash(const struct llm_bench_workload *w)
 int llm_bench_file_hash(const char *path, uint64_t *h)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) return llm_err_set(LLM_EIO, "'%s': %s", path, strerror(errno));
+    if (!f) return llm_err_set(LLM_EIO, "unable to open '%s': %s", path, strerror(errno));
     XXH3_state_t *st = XXH3_createState();
     char *buf = malloc(1 << 20);
     int rc = 0;
@@ -242,7 +242,7 @@ int llm_bench_file_hash(const char *path, uint64_t *h)
     size_t got;
     while ((got = fread(buf, 1, 1 << 20, f)) > 0) XXH3_64bits_update(st, buf, got);
     if (ferror(f)) {
-        rc = llm_err_set(LLM_EIO, "'%s': read error", path);
+        rc = llm_err_set(LLM_EIO, "unable to read '%s'", path);
         goto out;
     }
     *h = XXH3_64bits_digest(st);
