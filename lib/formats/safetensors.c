@@ -378,7 +378,7 @@ static int parse_file(struct llm_st *st, size_t fi)
         if (rc) break;
     }
     json_decref(root);
-    if (rc) return rc;
+    if (rc || st->n == first) return rc;
 
     struct st_tensor *e = st->ents + first;
     size_t cnt = st->n - first;

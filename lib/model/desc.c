@@ -382,7 +382,7 @@ json_t *llm_desc_to_json(const struct llm_model_desc *d)
 }
 
 /* Field readers for from_json: name the field (with its "rope." prefix). */
-static const char *jtype(const json_t *v)
+static const char *json_kind(const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "an object";
@@ -411,7 +411,7 @@ static int rd_i64(const json_t *o, const char *pre, const char *k, int64_t lo, i
     if (rc) return rc;
     if (!json_is_integer(v))
         return llm_err_set(LLM_EFORMAT, "model field '%s%s' must be an integer, found %s", pre, k,
-                           jtype(v));
+                           json_kind(v));
     json_int_t x = json_integer_value(v);
     if (x < lo || x > hi)
         return llm_err_set(LLM_EFORMAT, "model field '%s%s' is %lld, outside %lld..%lld", pre, k,
@@ -435,7 +435,7 @@ static int rd_num(const json_t *o, const char *pre, const char *k, double *out)
     if (rc) return rc;
     if (!json_is_number(v))
         return llm_err_set(LLM_EFORMAT, "model field '%s%s' must be a number, found %s", pre, k,
-                           jtype(v));
+                           json_kind(v));
     *out = json_number_value(v);
     return 0;
 }
@@ -447,7 +447,7 @@ static int rd_bool(const json_t *o, const char *pre, const char *k, int *out)
     if (rc) return rc;
     if (!json_is_boolean(v))
         return llm_err_set(LLM_EFORMAT, "model field '%s%s' must be true or false, found %s", pre,
-                           k, jtype(v));
+                           k, json_kind(v));
     *out = json_is_true(v);
     return 0;
 }
@@ -460,7 +460,7 @@ static int rd_enum(const json_t *o, const char *pre, const char *k, const char *
     if (rc) return rc;
     if (!json_is_string(v))
         return llm_err_set(LLM_EFORMAT, "model field '%s%s' must be a string, found %s", pre, k,
-                           jtype(v));
+                           json_kind(v));
     int x = table_find(t, n, json_string_value(v));
     if (x < 0) {
         char b[64];
@@ -480,7 +480,7 @@ static int rd_str(const json_t *o, const char *k, char *dst, size_t cap)
     if (rc) return rc;
     if (!json_is_string(v))
         return llm_err_set(LLM_EFORMAT, "model field '%s' must be a string, found %s", k,
-                           jtype(v));
+                           json_kind(v));
     if (json_string_length(v) >= cap || strlen(json_string_value(v)) != json_string_length(v))
         return llm_err_set(LLM_EFORMAT, "model field '%s' is longer than %zu bytes", k, cap - 1);
     memcpy(dst, json_string_value(v), json_string_length(v) + 1);
@@ -495,7 +495,7 @@ static int rd_array(const json_t *o, const char *pre, const char *k, size_t max,
     if (rc) return rc;
     if (!json_is_array(v))
         return llm_err_set(LLM_EFORMAT, "model field '%s%s' must be an array, found %s", pre, k,
-                           jtype(v));
+                           json_kind(v));
     if (json_array_size(v) > max)
         return llm_err_set(LLM_EFORMAT, "model field '%s%s' has %zu entries, at most %zu", pre, k,
                            json_array_size(v), max);
@@ -578,7 +578,7 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
         r = field(j, n, "rope", &rc);
         if (!rc && !json_is_object(r))
             rc = llm_err_set(LLM_EFORMAT, "model field 'rope' must be an object, found %s",
-                             jtype(r));
+                             json_kind(r));
         if (!rc) rc = rope_from_json(&d->rope, r);
     }
     if (!rc) rc = rd_bool(j, n, "parallel_residual", &d->parallel_residual);

@@ -379,7 +379,9 @@ static void test_validate(void)
     d.hf_arch[sizeof(d.hf_arch) - 1] = 'x';
     memset(d.hf_arch, 'x', sizeof(d.hf_arch));
     CHECK_ERR(llm_desc_validate(&d), LLM_EFORMAT, "model field 'hf_arch': not terminated");
-    CHECK(llm_desc_to_json(&d) != NULL, "to_json of an unterminated hf_arch");
+    json_t *j = llm_desc_to_json(&d);
+    CHECK(j != NULL, "to_json of an unterminated hf_arch");
+    json_decref(j);
     llm_desc_free(&d);
     CHECK_ERR(llm_desc_validate(NULL), LLM_EINVAL, "no model description");
 }
