@@ -11,7 +11,8 @@
  * is sized for many independent blocks in flight rather than for
  * arithmetic.  Long contexts are cut into splits of split_len tokens that
  * run as separate blocks; each split stores its normalised partial output
- * and log-sum-exp, and the combine kernel weights them together.  The
+ * and log-sum-exp, and the last split block of a (row, KV head) to finish
+ * weights them together (an arrival counter, so no second launch).  The
  * split length is read from device memory and the grid has a fixed
  * number of splits (empty ones exit at once), so a captured CUDA graph
  * serves every context length of its batch size.
@@ -35,11 +36,47 @@ template <int N> static __device__ __forceinline__ void cp_async_wait(void)
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+/* Split blocks of one (row, KV head) count themselves in; the last one to
+ * arrive weights the partial outputs together (fixed split order, so the
+ * result does not depend on which block is last) and resets the counter. */
+template <typename T>
+static __device__ void combine_if_last(const struct llm_k_attn &a, int r, int i, int kvh, int G,
+                                       int D, int max_splits, const float *wsrow, int *counters)
+{
+    __shared__ int last;
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int *cnt = counters + (int64_t)i * a.n_kv_heads + kvh;
+        last = atomicAdd(cnt, 1) == max_splits - 1;
+        if (last) *cnt = 0;
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    T *o = (T *)a.o + (int64_t)r * a.n_heads * D + (int64_t)kvh * G * D;
+    for (int e = threadIdx.x; e < G * D; e += NT) {
+        int g = e / D, d = e - g * D;
+        const float *w = wsrow + (int64_t)g * max_splits * (D + 1);
+        float m = -INFINITY;
+        for (int s = 0; s < max_splits; s++) m = fmaxf(m, __ldcg(w + s * (D + 1) + D));
+        float tot = 0.f, v = 0.f;
+        for (int s = 0; s < max_splits; s++) {
+            float l = __ldcg(w + s * (D + 1) + D);
+            if (l == -INFINITY) continue;
+            float f = __expf(l - m);
+            tot += f;
+            v += f * __ldcg(w + s * (D + 1) + d);
+        }
+        o[e] = from_f32<T>(v / tot);
+    }
+}
+
 template <typename T>
 __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a,
                                                        const int32_t *rows, const int32_t *seqs,
                                                        const int32_t *split_len_p, int max_splits,
-                                                       float *ws)
+                                                       float *ws, int *counters)
 {
     constexpr int V = vec<T>::N;
     const int D = a.head_dim, G = a.n_heads / a.n_kv_heads;
@@ -48,9 +85,10 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
     const int r = rows[i], sq = seqs[i];
     const int p = a.pos[r];
     const int lo = a.window > 0 ? max(0, p - a.window + 1) : 0;
-    const int split_len = max_splits > 1 ? *split_len_p : 1 << 30;
-    const int begin = lo + split * split_len;
-    const int end = min(p + 1, begin + split_len);
+    const int64_t split_len = max_splits > 1 ? *split_len_p : 1 << 30;
+    const int64_t begin64 = lo + (int64_t)split * split_len;
+    const int begin = (int)min(begin64, (int64_t)p + 1);
+    const int end = (int)min((int64_t)p + 1, begin64 + split_len);
 
     extern __shared__ __align__(16) unsigned char smem[];
     T *ks = (T *)smem;                  /* [2][CH][DP] */
@@ -66,9 +104,9 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
     float *wsrow = ws ? ws + ((int64_t)i * a.n_heads + h0) * max_splits * (D + 1) : nullptr;
     if (begin >= p + 1) {
         /* An unused split of a short row: mark it empty for the combine. */
-        if (max_splits > 1)
-            for (int g = threadIdx.x; g < G; g += NT)
-                wsrow[((int64_t)g * max_splits + split) * (D + 1) + D] = -INFINITY;
+        for (int g = threadIdx.x; g < G; g += NT)
+            wsrow[((int64_t)g * max_splits + split) * (D + 1) + D] = -INFINITY;
+        combine_if_last<T>(a, r, i, kvh, G, D, max_splits, wsrow, counters);
         return;
     }
 
@@ -187,36 +225,14 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
         }
         for (int g = threadIdx.x; g < G; g += NT)
             wsrow[((int64_t)g * max_splits + split) * (D + 1) + D] = mrun[g] + logf(lrun[g]);
-    }
-}
-
-template <typename T>
-__global__ void attn_combine_kernel(T *o, const int32_t *rows, int n_heads, int D, int max_splits,
-                                    const float *ws)
-{
-    const int i = blockIdx.x, h = blockIdx.y;
-    const float *w = ws + ((int64_t)i * n_heads + h) * max_splits * (D + 1);
-    float m = -INFINITY;
-    for (int s = 0; s < max_splits; s++) m = fmaxf(m, w[s * (D + 1) + D]);
-    float tot = 0.f;
-    for (int s = 0; s < max_splits; s++) {
-        float l = w[s * (D + 1) + D];
-        tot += l == -INFINITY ? 0.f : __expf(l - m);
-    }
-    T *dst = o + ((int64_t)rows[i] * n_heads + h) * D;
-    for (int d = threadIdx.x; d < D; d += blockDim.x) {
-        float v = 0.f;
-        for (int s = 0; s < max_splits; s++) {
-            float l = w[s * (D + 1) + D];
-            if (l != -INFINITY) v += __expf(l - m) * w[s * (D + 1) + d];
-        }
-        dst[d] = from_f32<T>(v / tot);
+        combine_if_last<T>(a, r, i, kvh, G, D, max_splits, wsrow, counters);
     }
 }
 
 template <typename T> static int launch_rows(const struct llm_k_attn *a, const int32_t *rows,
                                              const int32_t *seqs, int n, const int32_t *split_len,
-                                             int max_splits, float *ws, cudaStream_t st)
+                                             int max_splits, float *ws, int *counters,
+                                             cudaStream_t st)
 {
     constexpr int V = vec<T>::N;
     const int D = a->head_dim, G = a->n_heads / a->n_kv_heads;
@@ -231,23 +247,19 @@ template <typename T> static int launch_rows(const struct llm_k_attn *a, const i
     }
     dim3 grid(n, a->n_kv_heads, max_splits);
     attn_rows_kernel<T><<<grid, NT, smem, st>>>(*a, rows, seqs, split_len, max_splits,
-                                                max_splits > 1 ? ws : nullptr);
-    int e = k_status();
-    if (e || max_splits == 1) return e;
-    attn_combine_kernel<T><<<dim3(n, a->n_heads), D < 128 ? D : 128, 0, st>>>(
-        (T *)a->o, rows, a->n_heads, D, max_splits, ws);
+                                                max_splits > 1 ? ws : nullptr, counters);
     return k_status();
 }
 
 extern "C" int llm_k_attn_rows(const struct llm_k_attn *a, const int32_t *rows,
                                const int32_t *seqs, int n, const int32_t *split_len,
-                               int max_splits, float *ws, llm_stream_t stream)
+                               int max_splits, float *ws, int *counters, llm_stream_t stream)
 {
     if (n <= 0) return 0;
     if (a->head_dim % 8 || a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads || max_splits < 1 ||
-        (max_splits > 1 && (!split_len || !ws)) || max_splits > 65535)
+        (max_splits > 1 && (!split_len || !ws || !counters)) || max_splits > 65535)
         return (int)cudaErrorInvalidValue;
     DISPATCH_DT(a->dt, T, return launch_rows<T>(a, rows, seqs, n, split_len, max_splits, ws,
-                                                stream));
+                                                counters, stream));
     return 0;
 }

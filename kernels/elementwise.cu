@@ -129,10 +129,10 @@ extern "C" int llm_k_norm(int dt, int kind, void *out, void *res, const void *ad
     if (n % 8 || (kind != LLM_K_NORM_RMS && kind != LLM_K_NORM_LAYER))
         return (int)cudaErrorInvalidValue;
     DISPATCH_DT(dt, T, {
+        /* one vector per thread where the row allows (short latency for a single row) */
         int nv = n / vec<T>::N;
-        int nt = (nv + NORM_MAXV - 1) / NORM_MAXV;
-        nt = ((nt + 31) / 32) * 32;
-        if (nt > 1024) return (int)cudaErrorInvalidValue;
+        if (nv > NORM_MAXV * 1024) return (int)cudaErrorInvalidValue;
+        int nt = nv < 1024 ? ((nv + 31) / 32) * 32 : 1024;
         norm_kernel<T><<<rows, nt, 0, stream>>>(kind, (T *)out, (T *)res, (const T *)add,
                                                 (const T *)w, (const T *)b, w_offset, n, eps);
     });

@@ -90,6 +90,67 @@ __global__ void __launch_bounds__(NW * 32)
     }
 }
 
+static __device__ __forceinline__ float act_fn(int act, float x)
+{
+    switch (act) {
+    case LLM_K_ACT_SILU:
+        return x / (1.f + expf(-x));
+    case LLM_K_ACT_GELU:
+        return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+    case LLM_K_ACT_GELU_TANH:
+        return 0.5f * x * (1.f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+    default:
+        return x > 0.f ? x : 0.f;
+    }
+}
+
+/* Gated MLP input product for one row: each warp computes output j of both
+ * halves of w [2I][K] (fc row j, gate row I + j) and stores act(fc) * gate,
+ * so the activation costs no kernel and no round trip through memory. */
+template <typename T, int U, int NW>
+__global__ void __launch_bounds__(NW * 32)
+    gemv_gated_kernel(int act, T *y, const T *x, const T *w, const T *bias, int I, int K)
+{
+    constexpr int V = vec<T>::N;
+    const int lane = threadIdx.x & 31;
+    const int j = blockIdx.x * NW + (threadIdx.x >> 5);
+    if (j >= I) return;
+    const int kv = K / V;
+    const T *wr[2] = {w + (int64_t)j * K, w + (int64_t)(I + j) * K};
+    float acc[2] = {0.f, 0.f};
+    for (int base = lane; base < kv; base += 32 * U) {
+        vec<T> wv[2][U];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            int i = base + u * 32;
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+                wv[r][u].u = i < kv ? ld_stream(wr[r] + i * V) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            int i = base + u * 32;
+            if (i >= kv) break;
+            vec<T> xv = vload(x + i * V);
+#pragma unroll
+            for (int k = 0; k < V; k++) {
+                float xf = to_f32(xv.v[k]);
+                acc[0] += to_f32(wv[0][u].v[k]) * xf;
+                acc[1] += to_f32(wv[1][u].v[k]) * xf;
+            }
+        }
+    }
+    acc[0] = warp_sum(acc[0]);
+    acc[1] = warp_sum(acc[1]);
+    if (lane == 0) {
+        if (bias) {
+            acc[0] += to_f32(bias[j]);
+            acc[1] += to_f32(bias[I + j]);
+        }
+        y[j] = from_f32<T>(act_fn(act, acc[0]) * acc[1]);
+    }
+}
+
 template <typename T, int R, int U, int NW, int MAXM>
 static int launch(T *y, int ldy, const T *x, int ldx, const T *w, const T *bias, int M, int N,
                   int K, int accumulate, cudaStream_t st)
@@ -114,7 +175,7 @@ extern "C" int llm_k_gemv(int dt, void *y, int ldy, const void *x, int ldx, cons
     if (!gemv_args_ok(M, K, ldx, ldy)) return (int)cudaErrorInvalidValue;
     DISPATCH_DT(dt, T, {
         if (M == 1)
-            return launch<T, 2, 8, 4, 1>((T *)y, ldy, (const T *)x, ldx, (const T *)w,
+            return launch<T, 1, 8, 4, 1>((T *)y, ldy, (const T *)x, ldx, (const T *)w,
                                          (const T *)bias, M, N, K, accumulate, stream);
         return launch<T, 4, 4, 4, 8>((T *)y, ldy, (const T *)x, ldx, (const T *)w,
                                      (const T *)bias, M, N, K, accumulate, stream);
@@ -141,4 +202,16 @@ extern "C" int llm_k_gemv_variant(int variant, void *y, int ldy, const void *x, 
     case 6: return launch<T, 8, 2, 4, 8>(yy, ldy, xx, ldx, ww, bb, M, N, K, accumulate, stream);
     default: return (int)cudaErrorInvalidValue;
     }
+}
+
+extern "C" int llm_k_gemv_gated(int dt, int act, void *y, const void *x, const void *w,
+                                const void *bias, int I, int K, llm_stream_t stream)
+{
+    if (I <= 0) return 0;
+    if (K % 8 || act < 0 || act > LLM_K_ACT_RELU) return (int)cudaErrorInvalidValue;
+    DISPATCH_DT(dt, T, {
+        gemv_gated_kernel<T, 8, 4><<<(I + 3) / 4, 128, 0, stream>>>(
+            act, (T *)y, (const T *)x, (const T *)w, (const T *)bias, I, K);
+    });
+    return k_status();
 }

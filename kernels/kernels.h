@@ -105,9 +105,11 @@ struct llm_k_attn {
  * and combined by a second pass.  Any head_dim that is a multiple of 8,
  * and any dtype (the fp32 path of the backend uses it for prefill rows
  * too).  ws: fp32 scratch of n * n_heads * max_splits * (head_dim + 1)
- * floats (unused when max_splits == 1). */
+ * floats; counters: n * n_kv_heads ints, zero before the first call and
+ * left zero by each call (both unused when max_splits == 1). */
 int llm_k_attn_rows(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs, int n,
-                    const int32_t *split_len, int max_splits, float *ws, llm_stream_t stream);
+                    const int32_t *split_len, int max_splits, float *ws, int *counters,
+                    llm_stream_t stream);
 
 /* Tiled prefill kernel on tensor cores (F16/BF16; head_dim 64, 80, 96, 128
  * or 256): tiles[i] = {seq, first row, number of rows (<= 64)}; every row
@@ -123,6 +125,12 @@ int llm_k_attn_prefill_supported(int dt, int head_dim);
  * y [M][N] (row stride ldy).  K must be a multiple of 8. */
 int llm_k_gemv(int dt, void *y, int ldy, const void *x, int ldx, const void *w,
                const void *bias, int M, int N, int K, int accumulate, llm_stream_t stream);
+/* One row through a gated MLP's fused input matrix w [2 I][K] (fc rows then
+ * gate rows, bias [2 I] or NULL): y[j] = act(fc_j(x) + b_j) * (gate_j(x) +
+ * b_{I+j}) for j < I, in one pass (no separate activation kernel). */
+int llm_k_gemv_gated(int dt, int act, void *y, const void *x, const void *w, const void *bias,
+                     int I, int K, llm_stream_t stream);
+
 /* The same in bf16 with a numbered tile shape (0..6), for the benchmark. */
 int llm_k_gemv_variant(int variant, void *y, int ldy, const void *x, int ldx, const void *w,
                        const void *bias, int M, int N, int K, int accumulate,

@@ -180,13 +180,15 @@ struct attn_ctx {
     int32_t *rows, *seqs, *tiles;
     int n, splits, n_tiles;
     int32_t *split_len;
+    int *cnt;
     float *ws;
 };
 static void attn_rows_fn(void *c, int i)
 {
     struct attn_ctx *x = c;
     (void)i;
-    CUDA(llm_k_attn_rows(&x->a, x->rows, x->seqs, x->n, x->split_len, x->splits, x->ws, 0));
+    CUDA(llm_k_attn_rows(&x->a, x->rows, x->seqs, x->n, x->split_len, x->splits, x->ws, x->cnt,
+                         0));
 }
 static void attn_pf_fn(void *c, int i)
 {
@@ -256,14 +258,15 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
     c.n_tiles = nt;
     c.splits = 1;
     if (!prefill) {
-        /* the backend's policy: enough blocks for the device, pieces of >= 64 keys */
+        /* the backend's policy: enough blocks for the device, whole 32-key chunks */
         int blocks = B * nkv, target = 4 * n_sm, sl = 0;
         if (blocks < target && ctx > 64) {
             int sp = (target + blocks - 1) / blocks;
             sl = ((ctx + sp - 1) / sp + 31) / 32 * 32;
-            if (sl < 64) sl = 64;
             c.splits = (ctx + sl - 1) / sl;
         }
+        CUDA(cudaMalloc((void **)&c.cnt, sizeof(int) * (size_t)B * nkv));
+        CUDA(cudaMemset(c.cnt, 0, sizeof(int) * (size_t)B * nkv));
         c.split_len = dcopy_i32(&sl, 1);
         CUDA(cudaMalloc((void **)&c.ws, sizeof(float) * (size_t)B * nh * c.splits * (hd + 1)));
     }
@@ -278,7 +281,7 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
            kvbytes + (double)nq * (qs + nh * hd) * 2, flops);
     cudaFree(pool), cudaFree((void *)c.a.q), cudaFree(c.a.o), cudaFree((void *)c.a.block_table);
     cudaFree((void *)c.a.pos), cudaFree(c.rows), cudaFree(c.seqs), cudaFree(c.tiles);
-    cudaFree(c.ws), cudaFree(c.split_len);
+    cudaFree(c.ws), cudaFree(c.split_len), cudaFree(c.cnt);
     free(bt), free(pos), free(rows), free(seqs), free(tiles);
 }
 

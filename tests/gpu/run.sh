@@ -93,7 +93,7 @@ for st in $STAGES; do
     ops) run_stage ops ${T_OPS:-300} "$(find_bin test_gpu_ops)" ;;
     memcheck)
         run_stage memcheck ${T_MEMCHECK:-300} compute-sanitizer --tool memcheck --error-exitcode 3 \
-            "$(find_bin test_gpu_ops)" "${LLM_MEMCHECK_FILTER:-dt=bf16}"
+            "$(find_bin test_gpu_ops)" "${LLM_MEMCHECK_FILTER:-dt=bf16|ATTN_ROWS_SPLIT(dt=f32|SAMPLE}"
         ;;
     forward) run_stage forward ${T_FORWARD:-300} "$(find_bin test_gpu_forward)" ;;
     kernels) run_stage kernels ${T_KERNELS:-300} "$(find_bin bench_gpu_kernels)" "$OUT/bench_kernels.json" ;;

@@ -11,7 +11,8 @@
  * mismatches.  Exits 77 when no CUDA device is present, so CI (nvcc, no
  * GPU) builds it and skips it.
  *
- * Usage: test_ops [filter]   (runs the cases whose name contains filter)
+ * Usage: test_ops [filter]   (runs the cases whose name contains one of the
+ *                             '|'-separated parts of filter)
  */
 #include <math.h>
 #include <stdio.h>
@@ -117,9 +118,23 @@ static void round_to(float *x, size_t n, int dt)
     free(h);
 }
 
+/* filter: substrings separated by '|'; a case runs when its name contains one */
 static int want(const char *name)
 {
-    return !filter || strstr(name, filter);
+    if (!filter) return 1;
+    const char *f = filter;
+    while (*f) {
+        const char *e = strchr(f, '|');
+        size_t n = e ? (size_t)(e - f) : strlen(f);
+        char part[128];
+        if (n >= sizeof part) n = sizeof part - 1;
+        memcpy(part, f, n);
+        part[n] = 0;
+        if (n && strstr(name, part)) return 1;
+        if (!e) break;
+        f = e + 1;
+    }
+    return 0;
 }
 
 /* Compare and report one case; returns 1 when it passed. */
@@ -545,8 +560,41 @@ static void linear_case(int dt, int use_gemv, int M, int N, int K, int bias, int
     cudaFree(dx), cudaFree(dw), cudaFree(db), cudaFree(dy);
 }
 
+static void gated_case(int dt, int act, int I, int K, int bias)
+{
+    char name[200];
+    snprintf(name, sizeof name, "GEMV_GATED(dt=%s,act=%d,inter=%d,k=%d,bias=%d)",
+             llm_dtype_name(dt), act, I, K, bias);
+    if (!want(name)) return;
+    void *x_h, *w_h, *b_h;
+    float *x = rand_vals((size_t)K, 1.f, dt, &x_h);
+    float *w = rand_vals((size_t)2 * I * K, 2.f / sqrtf((float)K), dt, &w_h);
+    float *b = rand_vals((size_t)2 * I, 0.5f, dt, &b_h);
+    float *h = xmalloc(sizeof(float) * 2 * (size_t)I), *ref = xmalloc(sizeof(float) * (size_t)I);
+    if (llm_cpu_linear(h, x, 1, K, w_h, dt, 2 * I, bias ? b_h : NULL, dt)) {
+        printf("%s: reference failed: %s\n", name, llm_errmsg());
+        n_cases++, n_failed++;
+        return;
+    }
+    llm_cpu_gated(ref, h, h + I, I, act);
+    round_to(ref, (size_t)I, dt);
+    void *dx = dev_copy(x_h, (size_t)K * esize(dt)), *dw = dev_copy(w_h, (size_t)2 * I * K * esize(dt));
+    void *db = dev_copy(b_h, (size_t)2 * I * esize(dt)), *dy = dev_poison((size_t)I * esize(dt));
+    CUDA(llm_k_gemv_gated(dt, act, dy, dx, dw, bias ? db : NULL, I, K, 0));
+    float *got = dev_f32(dy, (size_t)I, dt);
+    /* the fused kernel skips rounding fc and gate to dt before the activation */
+    check(name, got, ref, (size_t)I, dt == LLM_DTYPE_F32 ? 1e-11 : dt == LLM_DTYPE_F16 ? 1e-7 : 1e-5);
+    free(got), free(ref), free(h), free(x), free(w), free(b), free(x_h), free(w_h), free(b_h);
+    cudaFree(dx), cudaFree(dw), cudaFree(db), cudaFree(dy);
+}
+
 static void test_linear(void)
 {
+    for (int di = 0; di < 3; di++)
+        for (int act = 0; act < 4; act++) {
+            gated_case(DTS[di], act, 1000, 264, act & 1);
+            if (act == 0) gated_case(DTS[di], act, 11008, 4096, 0);
+        }
     const int nk[][2] = {{4096, 4096}, {1000, 264}, {3000, 1024}};
     const int ms[] = {1, 2, 3, 8};
     for (int di = 0; di < 3; di++)
@@ -695,9 +743,20 @@ static void attn_run(const struct attn_case *ac, int mode)
         if (mode == 1) splits += 3;
         cudaFree(ws);
         CUDA(cudaMalloc((void **)&ws, sizeof(float) * (size_t)n_tok * nh * splits * (hd + 1)));
-        CUDA(llm_k_attn_rows(&a, dr, ds, n_tok, dspl, splits, ws, 0));
+        int *cnt;
+        CUDA(cudaMalloc((void **)&cnt, sizeof(int) * (size_t)n_tok * nkv));
+        CUDA(cudaMemset(cnt, 0, sizeof(int) * (size_t)n_tok * nkv));
+        CUDA(llm_k_attn_rows(&a, dr, ds, n_tok, dspl, splits, ws, cnt, 0));
         CUDA(cudaDeviceSynchronize());
-        cudaFree(ws), cudaFree(dr), cudaFree(ds), cudaFree(dspl);
+        if (mode == 1) {
+            /* the counters must be left at zero for the next call */
+            int *hc = xmalloc(sizeof(int) * (size_t)n_tok * nkv), nz = 0;
+            CUDA(cudaMemcpy(hc, cnt, sizeof(int) * (size_t)n_tok * nkv, cudaMemcpyDeviceToHost));
+            for (int i = 0; i < n_tok * nkv; i++) nz += hc[i] != 0;
+            if (nz) printf("    %d split counters left non-zero\n", nz), n_failed++;
+            free(hc);
+        }
+        cudaFree(ws), cudaFree(dr), cudaFree(ds), cudaFree(dspl), cudaFree(cnt);
         free(rows), free(sq);
     }
     float *got = dev_f32(dout, (size_t)n_tok * nh * hd, dt);

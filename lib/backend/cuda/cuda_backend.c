@@ -91,6 +91,7 @@ struct cu_be {
     float *logits;
     float *attn_ws;
     int ws_rows;           /* rows x splits the attention scratch holds */
+    int *attn_cnt;         /* split arrival counters, (rows x kv heads) < 4 x SMs when split */
 
     int32_t *h_meta, *d_meta;
     size_t meta_cap;       /* int32s */
@@ -506,8 +507,11 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
         return rc;
     c->ws_rows = 8 * c->n_sm;
     if ((rc = dalloc(c, (void **)&c->attn_ws,
-                     (uint64_t)c->ws_rows * nh * (hd + 1) * sizeof(float), "attention splits")))
+                     (uint64_t)c->ws_rows * nh * (hd + 1) * sizeof(float), "attention splits")) ||
+        (rc = dalloc(c, (void **)&c->attn_cnt, sizeof(int) * 4 * (uint64_t)c->n_sm,
+                     "attention counters")))
         return rc;
+    CK(cudaMemsetAsync(c->attn_cnt, 0, sizeof(int) * 4 * (size_t)c->n_sm, c->st));
     if ((rc = grow_out(c, be->max_seqs))) return rc;
     if ((rc = grow_meta(c, 8 * T + 4096))) return rc;
 
@@ -685,14 +689,13 @@ struct step {
 };
 
 /* Split length for decode rows: enough blocks to fill the device, pieces
- * of at least 64 keys, at most `cap` pieces per row; 0 = no split. */
+ * of whole 32-key chunks, at most `cap` pieces per row; 0 = no split. */
 static int split_policy(const struct cu_be *c, int n_rows, int maxlen, int cap)
 {
     int blocks = n_rows * c->d->n_kv_heads, target = 4 * c->n_sm;
     if (cap <= 1 || blocks >= target || maxlen <= 64) return 0;
     int sp = (target + blocks - 1) / blocks;
     int sl = ((maxlen + sp - 1) / sp + 31) / 32 * 32;
-    if (sl < 64) sl = 64;
     int minsl = ((maxlen + cap - 1) / cap + 31) / 32 * 32;
     return sl < minsl ? minsl : sl;
 }
@@ -806,7 +809,7 @@ static int bucket_for(const struct cu_be *c, int n)
 static int graph_max_splits(const struct cu_be *c, int B)
 {
     if (B * c->d->n_kv_heads >= 4 * c->n_sm) return 1;
-    int cap = c->ws_rows / B, lim = (c->pub.max_seq_len + 63) / 64;
+    int cap = c->ws_rows / B, lim = (c->pub.max_seq_len + 31) / 32;
     return cap < lim ? cap : lim;
 }
 
@@ -946,15 +949,19 @@ static int enqueue(struct cu_be *c, const struct step *s)
         if (s->n_tiles) CK(llm_k_attn_prefill(&a, s->tiles, s->n_tiles, c->st));
         if (s->n_rows)
             CK(llm_k_attn_rows(&a, s->rows, s->seqs, s->n_rows, s->split_len, s->max_splits,
-                               c->attn_ws, c->st));
+                               c->attn_ws, c->attn_cnt, c->st));
         if ((rc = linear(c, n, H, nh * hd, c->att, nh * hd, L->o, L->o_b, c->res, H, 1)))
             return rc;
         if (!d->parallel_residual) {
             if ((rc = norm(c, c->xn, c->res, L->n2w, L->n2b, n))) return rc;
         }
-        if ((rc = linear(c, n, c->mlp_w, H, mlp_in, H, L->fc, L->fc_b, c->mlp, c->mlp_w, 0)))
-            return rc;
-        CK(llm_k_act(c->dt, d->act, d->gated_mlp, c->mlp, n, I, c->st));
+        if (n == 1 && c->gemv_max_m >= 1 && d->gated_mlp) {
+            CK(llm_k_gemv_gated(c->dt, d->act, c->mlp, mlp_in, L->fc, L->fc_b, I, H, c->st));
+        } else {
+            if ((rc = linear(c, n, c->mlp_w, H, mlp_in, H, L->fc, L->fc_b, c->mlp, c->mlp_w, 0)))
+                return rc;
+            CK(llm_k_act(c->dt, d->act, d->gated_mlp, c->mlp, n, I, c->st));
+        }
         if ((rc = linear(c, n, H, I, c->mlp, c->mlp_w, L->proj, L->proj_b, c->res, H, 1)))
             return rc;
     }
