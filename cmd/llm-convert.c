@@ -107,6 +107,31 @@ static const char *shape_str(char *buf, size_t cap, int ndim, const int64_t *sha
     return buf;
 }
 
+/* Drop the whole pages inside [p, p+len) of a read-only file mapping from
+ * the resident set (the data stays readable: it comes back from the page
+ * cache).  Used on the checkpoint's mappings as conversion passes them. */
+static void drop_pages(const void *p, uint64_t len)
+{
+    static uintptr_t page;
+    if (!page) page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t e = ((uintptr_t)p + len) & ~(page - 1);
+    if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+/* The writer's release callback: only data read straight from a mapping
+ * may be dropped (never a buffer of ours). */
+struct release_ctx {
+    int mapped;
+};
+
+static void release_written(void *ctx, const void *data, uint64_t len)
+{
+    if (((struct release_ctx *)ctx)->mapped) drop_pages(data, len);
+}
+
+#define CHUNK ((uint64_t)32 << 20)
+
 /* {"path", "size", "xxh3"} */
 static json_t *input_entry(const char *path, uint64_t size, uint64_t hash)
 {
@@ -172,9 +197,13 @@ static int out_dtype(const struct opts *o, int src_dt)
 }
 
 /* Create the writer; with no -o, standard output must not be a terminal. */
-static int open_writer(const struct opts *o, json_t *meta, struct llm_aw **w)
+static int open_writer(const struct opts *o, json_t *meta, struct llm_aw **w,
+                       struct release_ctx *rel)
 {
-    struct llm_aw_opts ao = {.compress_level = o->level, .compress_min = 0};
+    struct llm_aw_opts ao = {.compress_level = o->level,
+                             .compress_min = 0,
+                             .release = rel ? release_written : NULL,
+                             .release_ctx = rel};
     return llm_aw_create(w, o->out ? o->out : "-", meta, &ao);
 }
 
@@ -239,6 +268,17 @@ struct shard_hash {
     size_t end;     /* one past the file's last tensor */
 };
 
+/* Hash a shard up to byte e, a chunk at a time, dropping each chunk. */
+static void hash_upto(struct shard_hash *s, const uint8_t *base, uint64_t e)
+{
+    while (s->upto < e) {
+        uint64_t step = e - s->upto < CHUNK ? e - s->upto : CHUNK;
+        XXH3_64bits_update(s->st, base + s->upto, (size_t)step);
+        drop_pages(base + s->upto, step);
+        s->upto += step;
+    }
+}
+
 static void shard_advance(const struct llm_st *st, struct shard_hash *h, size_t f,
                           const unsigned char *done, int final)
 {
@@ -248,18 +288,39 @@ static void shard_advance(const struct llm_st *st, struct shard_hash *h, size_t 
     while (s->next < s->end && done[s->next]) {
         const struct llm_tensor *t = llm_st_get(st, s->next);
         uint64_t e = (uint64_t)((const uint8_t *)t->data - base) + t->nbytes;
-        if (e > s->upto) {
-            XXH3_64bits_update(s->st, base + s->upto, (size_t)(e - s->upto));
-            s->upto = e;
-        }
+        hash_upto(s, base, e);
         llm_st_release(st, s->next);
         s->next++;
     }
-    if (final && s->upto < size) {
-        XXH3_64bits_update(s->st, base + s->upto, (size_t)(size - s->upto));
-        s->upto = size;
+    if (final) {
+        hash_upto(s, base, size);
         llm_st_release_file(st, f);
     }
+}
+
+/* Copy (or convert to dt) one source tensor of n elements into dst, a
+ * chunk at a time, dropping the source's pages as they are read. */
+static int copy_source(uint8_t *dst, int dt, const struct llm_tensor *t, uint64_t n,
+                       uint64_t dst_bytes)
+{
+    const uint8_t *src = t->data;
+    if (t->dtype == dt) {
+        for (uint64_t off = 0; off < dst_bytes; off += CHUNK) {
+            uint64_t m = dst_bytes - off < CHUNK ? dst_bytes - off : CHUNK;
+            memcpy(dst + off, src + off, (size_t)m);
+            drop_pages(src + off, m);
+        }
+        return 0;
+    }
+    uint64_t ssz = (uint64_t)llm_dtype_bits(t->dtype) / 8, dsz = (uint64_t)llm_dtype_bits(dt) / 8;
+    const uint64_t per = CHUNK / 8; /* elements per chunk */
+    for (uint64_t e = 0; e < n; e += per) {
+        uint64_t m = n - e < per ? n - e : per;
+        int rc = llm_convert(dst + e * dsz, dt, src + e * ssz, t->dtype, (size_t)m);
+        if (rc) return llm_err_wrap(rc, "tensor '%s'", t->name);
+        drop_pages(src + e * ssz, m * ssz);
+    }
+    return 0;
 }
 
 /* ---- HF checkpoint ------------------------------------------------------- */
@@ -288,6 +349,7 @@ static int convert_hf(const struct opts *o)
     unsigned char *done = NULL;
     uint8_t *buf = NULL;
     size_t nfiles = 0;
+    struct release_ctx rel = {0};
     int rc;
 
     llm_desc_init(&d);
@@ -365,7 +427,7 @@ static int convert_hf(const struct opts *o)
         rc = llm_err_set(LLM_ENOMEM, "out of memory building the metadata");
         goto out;
     }
-    if ((rc = open_writer(o, meta, &w))) goto out;
+    if ((rc = open_writer(o, meta, &w, &rel))) goto out;
 
     for (size_t k = 0; k < n_items; k++) {
         const struct llm_plan_item *it = &items[k];
@@ -417,17 +479,13 @@ static int convert_hf(const struct opts *o)
                 uint64_t n, nb;
                 llm_shape_numel(t->ndim, t->shape, &n);
                 llm_dtype_nbytes(dt, n, &nb);
-                if (t->dtype == dt) {
-                    memcpy(buf + off, t->data, (size_t)nb);
-                } else if ((rc = llm_convert(buf + off, dt, t->data, t->dtype, (size_t)n))) {
-                    llm_err_wrap(rc, "tensor '%s'", t->name);
-                    goto out;
-                }
+                if ((rc = copy_source(buf + off, dt, t, n, nb))) goto out;
                 off += nb;
                 llm_st_release(st, it->src[s]);
             }
             data = buf;
         }
+        rel.mapped = data != buf;
         if ((rc = llm_aw_add(w, it->name, dt, it->ndim, it->shape, data, nbytes))) goto out;
         free(buf);
         buf = NULL;
@@ -544,7 +602,7 @@ static int convert_random(const struct opts *o)
         rc = llm_err_set(LLM_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = open_writer(o, meta, &w))) goto out;
+    if ((rc = open_writer(o, meta, &w, NULL))) goto out;
     size_t esz = (size_t)llm_dtype_bits(dt) / 8;
     for (size_t k = 0; k < n; k++) {
         int ndim;

@@ -1064,6 +1064,7 @@ struct llm_aw {
     ZSTD_CCtx *cctx;
     void *zbuf;
     size_t zcap;
+    XXH3_state_t *xs;
     int failed;
 };
 
@@ -1130,6 +1131,11 @@ int llm_aw_create(struct llm_aw **out, const char *path, const json_t *meta,
         return rc;
     }
     w->path = w->out.path ? w->out.path : "<stdout>";
+    if (!(w->xs = XXH3_createState())) {
+        free(text);
+        llm_aw_abort(w);
+        return llm_err_set(LLM_ENOMEM, "out of memory");
+    }
     uint8_t h[HEAD_LEN] = {0};
     memcpy(h, HEAD_MAGIC, 8);
     wr16(h + 8, LLM_ARTIFACT_MAJOR);
@@ -1150,22 +1156,65 @@ int llm_aw_create(struct llm_aw **out, const char *path, const json_t *meta,
     return 0;
 }
 
-/* Try to compress; returns the compressed size, or 0 to store raw. */
-static size_t aw_compress(struct llm_aw *w, const void *data, uint64_t n)
+#define AW_CHUNK ((uint64_t)32 << 20)
+
+static void aw_release(struct llm_aw *w, const void *p, uint64_t len)
 {
-    if (w->opts.compress_level <= 0 || n < w->opts.compress_min || n < 2 || n > SIZE_MAX)
-        return 0;
-    if (!w->cctx && !(w->cctx = ZSTD_createCCtx())) return 0;
-    size_t cap = (size_t)n - 1; /* must shrink, or it is stored raw */
-    if (w->zcap < cap) {
-        free(w->zbuf);
-        w->zbuf = malloc(cap);
-        w->zcap = w->zbuf ? cap : 0;
-        if (!w->zbuf) return 0;
+    if (w->opts.release && len) w->opts.release(w->opts.release_ctx, p, len);
+}
+
+/* One pass over the data in chunks: checksum, and zstd when asked for.
+ * Returns the compressed size in w->zbuf, or 0 to store raw (not asked,
+ * too small, or it does not shrink).  Each chunk is released once read. */
+static size_t aw_hash_compress(struct llm_aw *w, const uint8_t *data, uint64_t n, uint64_t *sum)
+{
+    int z = w->opts.compress_level > 0 && n >= w->opts.compress_min && n >= 2 && n <= SIZE_MAX;
+    ZSTD_outBuffer out = {NULL, 0, 0};
+    if (z && !w->cctx) z = (w->cctx = ZSTD_createCCtx()) != NULL;
+    if (z) {
+        size_t cap = (size_t)n - 1; /* must shrink, or it is stored raw */
+        if (w->zcap < cap) {
+            free(w->zbuf);
+            w->zbuf = malloc(cap);
+            w->zcap = w->zbuf ? cap : 0;
+        }
+        z = w->zbuf != NULL;
+        out = (ZSTD_outBuffer){w->zbuf, cap, 0};
     }
-    size_t z = ZSTD_compressCCtx(w->cctx, w->zbuf, cap, data, (size_t)n, w->opts.compress_level);
-    if (ZSTD_isError(z) || z == 0 || n / ZSTD_MAX_RATIO >= z) return 0;
-    return z;
+    if (z) {
+        ZSTD_CCtx_reset(w->cctx, ZSTD_reset_session_and_parameters);
+        z = !ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel,
+                                                 w->opts.compress_level)) &&
+            !ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_contentSizeFlag, 1)) &&
+            !ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(w->cctx, n));
+    }
+    XXH3_64bits_reset(w->xs);
+    for (uint64_t off = 0; off < n;) {
+        uint64_t step = n - off < AW_CHUNK ? n - off : AW_CHUNK;
+        XXH3_64bits_update(w->xs, data + off, (size_t)step);
+        if (z) {
+            ZSTD_inBuffer in = {data + off, (size_t)step, 0};
+            ZSTD_EndDirective mode = off + step == n ? ZSTD_e_end : ZSTD_e_continue;
+            for (;;) {
+                size_t r = ZSTD_compressStream2(w->cctx, &out, &in, mode);
+                if (ZSTD_isError(r)) {
+                    z = 0;
+                    break;
+                }
+                int done = mode == ZSTD_e_end ? r == 0 : in.pos == in.size;
+                if (done) break;
+                if (out.pos == out.size) { /* full: it does not shrink */
+                    z = 0;
+                    break;
+                }
+            }
+        }
+        aw_release(w, data + off, step);
+        off += step;
+    }
+    *sum = XXH3_64bits_digest(w->xs);
+    if (!z || out.pos == 0 || n / ZSTD_MAX_RATIO >= out.pos) return 0;
+    return out.pos;
 }
 
 int llm_aw_add(struct llm_aw *w, const char *name, int dtype, int ndim, const int64_t *shape,
@@ -1210,8 +1259,8 @@ int llm_aw_add(struct llm_aw *w, const char *name, int dtype, int ndim, const in
     }
     w->offs[w->n++] = w->out.written;
 
-    uint64_t sum = XXH3_64bits(data, (size_t)nbytes);
-    size_t z = aw_compress(w, data, nbytes);
+    uint64_t sum;
+    size_t z = aw_hash_compress(w, data, nbytes, &sum);
     uint8_t h[REC_MAX];
     uint32_t hl = rec_header_len((unsigned)ndim, (unsigned)nl);
     memset(h, 0, hl);
@@ -1229,7 +1278,17 @@ int llm_aw_add(struct llm_aw *w, const char *name, int dtype, int ndim, const in
     wr64(h + hl - 8, XXH3_64bits(h, hl - 8));
     int rc = aw_write(w, h, hl);
     if (!rc) rc = aw_pad(w);
-    if (!rc) rc = aw_write(w, z ? w->zbuf : data, z ? z : (size_t)nbytes);
+    if (z) {
+        if (!rc) rc = aw_write(w, w->zbuf, z);
+    } else {
+        const uint8_t *d = data;
+        for (uint64_t off = 0; off < nbytes && !rc;) {
+            uint64_t step = nbytes - off < AW_CHUNK ? nbytes - off : AW_CHUNK;
+            rc = aw_write(w, d + off, (size_t)step);
+            aw_release(w, d + off, step);
+            off += step;
+        }
+    }
     if (!rc) rc = aw_pad(w);
     if (w->zcap > ((size_t)64 << 20)) { /* do not keep a big buffer's pages resident */
         free(w->zbuf);
@@ -1319,6 +1378,7 @@ void llm_aw_abort(struct llm_aw *w)
     nameset_free(&w->set);
     json_decref(w->trailer);
     ZSTD_freeCCtx(w->cctx);
+    XXH3_freeState(w->xs);
     free(w->zbuf);
     free(w);
 }

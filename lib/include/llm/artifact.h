@@ -32,6 +32,12 @@ struct llm_aw;
 struct llm_aw_opts {
     int compress_level;       /* 0: store raw; 1..22: zstd level for each tensor */
     uint64_t compress_min;    /* tensors smaller than this stay raw (default 4096 when 0) */
+    /* Optional: called for each range of a tensor's data the writer has
+     * finished reading (it reads data in chunks of at most 32 MiB), so a
+     * caller streaming from a mapping can drop those pages at once and keep
+     * its resident set near one chunk.  NULL: nothing is called. */
+    void (*release)(void *ctx, const void *data, uint64_t len);
+    void *release_ctx;
 };
 
 /* Create path ("-" = stdout).  A file is written under a temporary name in
