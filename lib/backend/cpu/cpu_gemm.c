@@ -50,8 +50,9 @@ typedef float v8 __attribute__((vector_size(32)));
 typedef float v4 __attribute__((vector_size(16)));
 
 /* Lanes added pairwise: l + (l+8), then + (l+4), (l+2), (l+1). */
-INLINE float vsum(v16 a)
+INLINE float vsum(const v16 *ap)
 {
+    v16 a = *ap;
     v8 b = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7) +
            __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
     v4 c = __builtin_shufflevector(b, b, 0, 1, 2, 3) + __builtin_shufflevector(b, b, 4, 5, 6, 7);
@@ -135,7 +136,7 @@ INLINE void tile(float y[4][4], const float *const *xp, const void *const *wp, i
 #pragma GCC unroll 4
     for (int i = 0; i < tx; i++)
 #pragma GCC unroll 4
-        for (int r = 0; r < tw; r++) y[i][r] = vsum(acc[i][r]);
+        for (int r = 0; r < tw; r++) y[i][r] = vsum(&acc[i][r]);
 }
 
 /* f16/bf16 -> f32, 16 at a time with the same bit manipulations as
