@@ -62,6 +62,7 @@ static const char usage_text[] =
     "      --tokenizer DIR        tokenizer.json for text prompts (default: the model's)\n"
     "      --seed N               seed of the token ids, lengths and sampling (default 0)\n"
     "      --honor-eos            stop at EOS (default: output lengths are forced)\n"
+    "      --save-workload FILE   write the requests as a trtllm-bench dataset (ids)\n"
     "      --temperature T  --top-k K  --top-p P   sampling (default greedy)\n"
     "Sweep:\n"
     "  -p, --n-prompt LIST        prompt-processing tests ppN (default 512)\n"
@@ -126,6 +127,7 @@ enum {
     OPT_REPLAY,
     OPT_BASELINE,
     OPT_MAXREG,
+    OPT_SAVE_WL,
     OPT_VERSION,
 };
 
@@ -168,7 +170,7 @@ struct opts {
     struct runopts r;
     const char *model, *result_in;
     int fmt;
-    const char *out_path, *replay, *baseline;
+    const char *out_path, *replay, *baseline, *save_workload;
     double max_regression;
     double peak_bw, peak_flops;
     int no_probe;
@@ -936,6 +938,13 @@ static int bench(struct opts *o, int *exit_code)
             if ((rc = llm_bench_workload_synth(&c.base, &s))) goto out;
         }
     }
+    if (o->save_workload) {
+        if (r->mode == MODE_SWEEP) {
+            rc = llm_err_set(LLM_EINVAL, "--save-workload: the sweep mode has no single workload");
+            goto out;
+        }
+        if ((rc = llm_bench_workload_save(&c.base, o->save_workload))) goto out;
+    }
     if ((rc = make_tests(r, &tests, &n_tests))) goto out;
     if (n_tests == 0) {
         rc = llm_err_set(LLM_EINVAL, "sweep: no tests (every length is 0)");
@@ -1066,6 +1075,7 @@ int main(int argc, char **argv)
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
+        {"save-workload", required_argument, NULL, OPT_SAVE_WL},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
@@ -1206,6 +1216,7 @@ int main(int argc, char **argv)
             break;
         case 'O': o.out_path = optarg; break;
         case OPT_REPLAY: o.replay = optarg; break;
+        case OPT_SAVE_WL: o.save_workload = optarg; break;
         case OPT_BASELINE: o.baseline = optarg; break;
         case OPT_MAXREG:
             if (parse_double(optarg, 0, 1e9, &o.max_regression))
@@ -1261,8 +1272,9 @@ int main(int argc, char **argv)
         } else if (r->p.n || r->n.n || r->n_pg || r->npp.n || r->ntg.n || r->npl.n) {
             return tool_usage_error("-p, -n, --pg, --npp, --ntg, --npl are for the sweep mode");
         }
-        if (r->dataset && r->mode == MODE_SWEEP)
-            return tool_usage_error("--dataset is for the throughput and latency modes");
+        if ((r->dataset || o.save_workload) && r->mode == MODE_SWEEP)
+            return tool_usage_error("--dataset and --save-workload are for the throughput and "
+                                    "latency modes");
     }
     int rc = bench(&o, &exit_code);
     runopts_free(r);

@@ -336,7 +336,7 @@ static char *render_csv(const json_t *doc)
 
 static char *render_json(const json_t *doc)
 {
-    char *s = json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(12));
+    char *s = json_dumps(doc, JSON_INDENT(2));
     if (!s) {
         llm_err_set(LLM_ENOMEM, "out of memory");
         return NULL;
@@ -366,7 +366,7 @@ static char *render_jsonl(const json_t *doc)
     const json_t *r;
     json_array_foreach(json_object_get(doc, "results"), i, r) {
         json_object_set(ctx, "result", (json_t *)r);
-        char *line = json_dumps(ctx, JSON_COMPACT | JSON_REAL_PRECISION(12));
+        char *line = json_dumps(ctx, JSON_COMPACT);
         if (!line) {
             b.oom = 1;
             break;
@@ -415,6 +415,10 @@ int llm_bench_doc_load(const char *path, json_t **out)
     if (rc) return rc;
     json_error_t je;
     json_t *doc = json_loadb(buf, len, 0, &je);
+    if (doc && !json_object_get(doc, "results") && json_object_get(doc, "result")) {
+        json_decref(doc); /* a single JSON line */
+        doc = NULL;
+    }
     if (!doc) { /* JSON lines: one result per line */
         json_t *results = json_array();
         size_t at = 0;

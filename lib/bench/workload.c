@@ -201,6 +201,37 @@ int llm_bench_workload_fixed(struct llm_bench_workload *w, int n, int n_prompt, 
     return llm_bench_workload_synth(w, &s);
 }
 
+int llm_bench_workload_save(const struct llm_bench_workload *w, const char *path)
+{
+    struct llm_out out;
+    int rc = llm_out_open(&out, path);
+    if (rc) return rc;
+    size_t cap = 0;
+    char *line = NULL;
+    for (int i = 0; i < w->n && !rc; i++) {
+        const struct llm_bench_req *r = &w->reqs[i];
+        size_t need = 64 + (size_t)r->n_prompt * 12;
+        if (need > cap) {
+            char *p = realloc(line, need);
+            if (!p) {
+                rc = llm_err_set(LLM_ENOMEM, "out of memory");
+                break;
+            }
+            line = p;
+            cap = need;
+        }
+        size_t k = (size_t)snprintf(line, cap, "{\"task_id\": %d, \"input_ids\": [", i);
+        for (int j = 0; j < r->n_prompt; j++)
+            k += (size_t)snprintf(line + k, cap - k, j ? ", %d" : "%d", r->prompt[j]);
+        k += (size_t)snprintf(line + k, cap - k, "], \"output_tokens\": %d}\n", r->n_output);
+        rc = llm_out_write(&out, line, k);
+    }
+    free(line);
+    if (!rc) rc = llm_out_commit(&out);
+    else llm_out_abort(&out);
+    return rc;
+}
+
 /* ---- hashing --------------------------------------------------------------- */
 
 static void put32(XXH3_state_t *st, uint32_t v)

@@ -108,6 +108,11 @@ struct llm_bench_load_opts {
 int llm_bench_workload_load(struct llm_bench_workload *w, const char *path,
                             const struct llm_bench_load_opts *o, int *format_found);
 
+/* Write w as a trtllm-bench dataset (one {"task_id", "input_ids",
+ * "output_tokens"} line per request) through llm_out ("-" = stdout); loading
+ * it back gives a workload with the same hash. */
+int llm_bench_workload_save(const struct llm_bench_workload *w, const char *path);
+
 /* XXH3-64 over the request count and, per request, n_prompt, n_output and
  * the ids (little-endian 32-bit). */
 uint64_t llm_bench_workload_hash(const struct llm_bench_workload *w);
