@@ -34,9 +34,9 @@
 
 /* A JSON object being read and how to name its fields in messages. */
 struct rd {
-    const char *src;   /* file */
-    const json_t *o;   /* object */
-    const char *pre;   /* "" or "rope_scaling." ... */
+    const char *src; /* file */
+    const json_t *o; /* object */
+    const char *pre; /* "" or "rope_scaling." ... */
 };
 
 #define KEYS(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -44,14 +44,21 @@ struct rd {
 static const char *jtype(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a real number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
     }
 }
 
@@ -223,13 +230,13 @@ static const struct {
     const char *name;
     int arch;
 } hf_types[] = {
-    {"llama", LLM_ARCH_LLAMA},     {"mistral", LLM_ARCH_MISTRAL},
-    {"qwen2", LLM_ARCH_QWEN2},     {"gpt2", LLM_ARCH_GPT2},
-    {"gptj", LLM_ARCH_GPTJ},       {"gpt_neox", LLM_ARCH_GPTNEOX},
-    {"falcon", LLM_ARCH_FALCON},   {"RefinedWebModel", LLM_ARCH_FALCON},
+    {"llama", LLM_ARCH_LLAMA},       {"mistral", LLM_ARCH_MISTRAL},
+    {"qwen2", LLM_ARCH_QWEN2},       {"gpt2", LLM_ARCH_GPT2},
+    {"gptj", LLM_ARCH_GPTJ},         {"gpt_neox", LLM_ARCH_GPTNEOX},
+    {"falcon", LLM_ARCH_FALCON},     {"RefinedWebModel", LLM_ARCH_FALCON},
     {"RefinedWeb", LLM_ARCH_FALCON}, {"mpt", LLM_ARCH_MPT},
-    {"bloom", LLM_ARCH_BLOOM},     {"gemma", LLM_ARCH_GEMMA},
-    {"phi3", LLM_ARCH_PHI3},       {"mixtral", LLM_ARCH_MIXTRAL},
+    {"bloom", LLM_ARCH_BLOOM},       {"gemma", LLM_ARCH_GEMMA},
+    {"phi3", LLM_ARCH_PHI3},         {"mixtral", LLM_ARCH_MIXTRAL},
 };
 
 static const char *canonical_class(int arch)
@@ -256,13 +263,17 @@ static int read_arch(const struct rd *c, struct llm_model_desc *d)
     const char *cls = NULL;
     if (archs && !json_is_null(archs)) {
         if (!json_is_array(archs))
-            return llm_err_set(LLM_EFORMAT, "'%s': field 'architectures' must be a list of "
-                               "strings, found %s", c->src, jtype(archs));
+            return llm_err_set(LLM_EFORMAT,
+                               "'%s': field 'architectures' must be a list of "
+                               "strings, found %s",
+                               c->src, jtype(archs));
         if (json_array_size(archs) > 0) {
             const json_t *a0 = json_array_get(archs, 0);
             if (!json_is_string(a0))
-                return llm_err_set(LLM_EFORMAT, "'%s': field 'architectures' must be a list of "
-                                   "strings, found %s in it", c->src, jtype(a0));
+                return llm_err_set(LLM_EFORMAT,
+                                   "'%s': field 'architectures' must be a list of "
+                                   "strings, found %s in it",
+                                   c->src, jtype(a0));
             cls = json_string_value(a0);
         }
     }
@@ -280,8 +291,10 @@ static int read_arch(const struct rd *c, struct llm_model_desc *d)
             return llm_err_set(LLM_EUNSUPPORTED, "'%s': unsupported model_type '%s'", c->src,
                                q(mt, b, sizeof(b)));
     } else {
-        return llm_err_set(LLM_EFORMAT, "'%s': missing field 'architectures' (and no "
-                           "'model_type')", c->src);
+        return llm_err_set(LLM_EFORMAT,
+                           "'%s': missing field 'architectures' (and no "
+                           "'model_type')",
+                           c->src);
     }
     snprintf(d->hf_arch, sizeof(d->hf_arch), "%s", cls ? cls : canonical_class(d->arch));
     /* model_type values of the known classes are short; keep ours when it is not */
@@ -298,8 +311,8 @@ static int read_dtype(const struct rd *c, struct llm_model_desc *d)
         const char *name;
         int dt;
     } map[] = {
-        {"float32", LLM_DTYPE_F32}, {"float", LLM_DTYPE_F32},   {"fp32", LLM_DTYPE_F32},
-        {"float16", LLM_DTYPE_F16}, {"half", LLM_DTYPE_F16},    {"fp16", LLM_DTYPE_F16},
+        {"float32", LLM_DTYPE_F32},   {"float", LLM_DTYPE_F32}, {"fp32", LLM_DTYPE_F32},
+        {"float16", LLM_DTYPE_F16},   {"half", LLM_DTYPE_F16},  {"fp16", LLM_DTYPE_F16},
         {"bfloat16", LLM_DTYPE_BF16}, {"bf16", LLM_DTYPE_BF16}, {"float64", LLM_DTYPE_F64},
     };
     const char *s;
@@ -327,14 +340,10 @@ static int read_act(const struct rd *c, const char *const *keys, const char *def
         const char *name;
         int act;
     } map[] = {
-        {"silu", LLM_ACT_SILU},
-        {"swish", LLM_ACT_SILU},
-        {"gelu", LLM_ACT_GELU},
-        {"gelu_python", LLM_ACT_GELU},
-        {"gelu_new", LLM_ACT_GELU_TANH},
-        {"gelu_pytorch_tanh", LLM_ACT_GELU_TANH},
-        {"gelu_fast", LLM_ACT_GELU_TANH},
-        {"gelu_accurate", LLM_ACT_GELU_TANH},
+        {"silu", LLM_ACT_SILU},           {"swish", LLM_ACT_SILU},
+        {"gelu", LLM_ACT_GELU},           {"gelu_python", LLM_ACT_GELU},
+        {"gelu_new", LLM_ACT_GELU_TANH},  {"gelu_pytorch_tanh", LLM_ACT_GELU_TANH},
+        {"gelu_fast", LLM_ACT_GELU_TANH}, {"gelu_accurate", LLM_ACT_GELU_TANH},
         {"relu", LLM_ACT_RELU},
     };
     const char *s;
@@ -405,8 +414,10 @@ static int read_factors(const struct rd *rr, const char *key, int n, float **out
         return llm_err_set(LLM_EFORMAT, "'%s': field '%s%s' must be a list of numbers, found %s",
                            rr->src, rr->pre, key, jtype(v));
     if (json_array_size(v) != (size_t)n)
-        return llm_err_set(LLM_EFORMAT, "'%s': field '%s%s' has %zu entries, expected %d (rotary "
-                           "dims / 2)", rr->src, rr->pre, key, json_array_size(v), n);
+        return llm_err_set(LLM_EFORMAT,
+                           "'%s': field '%s%s' has %zu entries, expected %d (rotary "
+                           "dims / 2)",
+                           rr->src, rr->pre, key, json_array_size(v), n);
     float *f = malloc((size_t)(n ? n : 1) * sizeof(float));
     if (!f) return llm_err_set(LLM_ENOMEM, "out of memory");
     for (int i = 0; i < n; i++) {
@@ -446,8 +457,10 @@ static int read_rope(const struct rd *c, struct llm_model_desc *d, const struct 
     const json_t *v = json_object_get(c->o, "rope_parameters");
     if (v && !json_is_null(v)) {
         if (!json_is_object(v))
-            return llm_err_set(LLM_EFORMAT, "'%s': field 'rope_parameters' must be an object, "
-                               "found %s", c->src, jtype(v));
+            return llm_err_set(LLM_EFORMAT,
+                               "'%s': field 'rope_parameters' must be an object, "
+                               "found %s",
+                               c->src, jtype(v));
         rr.pre = "rope_parameters.";
         /* transformers v5 nests it per layer type for models whose layer
          * types differ; accept that only when all entries agree */
@@ -461,8 +474,10 @@ static int read_rope(const struct rd *c, struct llm_model_desc *d, const struct 
                 if (!first)
                     first = e;
                 else if (!json_equal(first, e))
-                    return llm_err_set(LLM_EUNSUPPORTED, "'%s': rope_parameters differ between "
-                                       "layer types", c->src);
+                    return llm_err_set(LLM_EUNSUPPORTED,
+                                       "'%s': rope_parameters differ between "
+                                       "layer types",
+                                       c->src);
             }
             v = first;
         }
@@ -470,14 +485,17 @@ static int read_rope(const struct rd *c, struct llm_model_desc *d, const struct 
     } else {
         v = json_object_get(c->o, "rope_scaling");
         if (v && !json_is_null(v) && !json_is_object(v))
-            return llm_err_set(LLM_EFORMAT, "'%s': field 'rope_scaling' must be an object or "
-                               "null, found %s", c->src, jtype(v));
+            return llm_err_set(LLM_EFORMAT,
+                               "'%s': field 'rope_scaling' must be an object or "
+                               "null, found %s",
+                               c->src, jtype(v));
         rr.o = json_is_object(v) ? v : NULL;
     }
     /* rr.o may stay NULL: jansson's getters return NULL for it */
 
     int rc;
-    const char *const *tk = rd->theta_alias ? KEYS("rope_theta", rd->theta_alias) : KEYS("rope_theta");
+    const char *const *tk =
+        rd->theta_alias ? KEYS("rope_theta", rd->theta_alias) : KEYS("rope_theta");
     const char *const *pk = rd->partial_alias ? KEYS("partial_rotary_factor", rd->partial_alias)
                                               : KEYS("partial_rotary_factor");
     if (has(&rr, KEYS("rope_theta")))
@@ -496,8 +514,10 @@ static int read_rope(const struct rd *c, struct llm_model_desc *d, const struct 
     int rot = (int)(d->head_dim * partial);
     if (rot % 2) rot++;
     if (rot < 2 || rot > d->head_dim)
-        return llm_err_set(LLM_ERANGE, "'%s': partial rotary factor %g of head_dim %d leaves no "
-                           "even number of rotary dims", c->src, partial, d->head_dim);
+        return llm_err_set(LLM_ERANGE,
+                           "'%s': partial rotary factor %g of head_dim %d leaves no "
+                           "even number of rotary dims",
+                           c->src, partial, d->head_dim);
     p->rot_dims = rot;
     p->neox = 1;
 
@@ -524,9 +544,10 @@ static int read_rope(const struct rd *c, struct llm_model_desc *d, const struct 
         if (!rc) rc = r_num(&rr, KEYS("low_freq_factor"), 1, 0, 0, 1, 1e6, &p->low_freq_factor);
         if (!rc) rc = r_num(&rr, KEYS("high_freq_factor"), 1, 0, 0, 1, 1e6, &p->high_freq_factor);
         if (!rc && p->high_freq_factor <= p->low_freq_factor)
-            rc = llm_err_set(LLM_ERANGE, "'%s': field '%shigh_freq_factor' (%g) must exceed "
-                             "low_freq_factor (%g)", c->src, rr.pre, p->high_freq_factor,
-                             p->low_freq_factor);
+            rc = llm_err_set(LLM_ERANGE,
+                             "'%s': field '%shigh_freq_factor' (%g) must exceed "
+                             "low_freq_factor (%g)",
+                             c->src, rr.pre, p->high_freq_factor, p->low_freq_factor);
         if (!rc) rc = read_orig(c, &rr, d, &p->orig_max_pos);
         return rc;
     }
@@ -561,8 +582,10 @@ static int read_rope(const struct rd *c, struct llm_model_desc *d, const struct 
         int truncate = 1;
         if (!rc) rc = r_bool(&rr, KEYS("truncate"), 1, &truncate);
         if (!rc && !truncate)
-            rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': yarn rope scaling with truncate false is "
-                             "not supported", c->src);
+            rc = llm_err_set(LLM_EUNSUPPORTED,
+                             "'%s': yarn rope scaling with truncate false is "
+                             "not supported",
+                             c->src);
         return rc;
     }
     return llm_err_set(LLM_EUNSUPPORTED, "'%s': unsupported %stype '%s'", c->src, rr.pre,
@@ -583,23 +606,28 @@ static int read_window(const struct rd *c, struct llm_model_desc *d, int window,
             return llm_err_set(LLM_EFORMAT, "'%s': field 'layer_types' must be a list, found %s",
                                c->src, jtype(lt));
         if (json_array_size(lt) != (size_t)d->n_layers)
-            return llm_err_set(LLM_EFORMAT, "'%s': field 'layer_types' has %zu entries, expected "
-                               "%d (num_hidden_layers)", c->src, json_array_size(lt), d->n_layers);
+            return llm_err_set(LLM_EFORMAT,
+                               "'%s': field 'layer_types' has %zu entries, expected "
+                               "%d (num_hidden_layers)",
+                               c->src, json_array_size(lt), d->n_layers);
         for (int i = 0; i < d->n_layers; i++) {
             const json_t *e = json_array_get(lt, (size_t)i);
             const char *s = json_is_string(e) ? json_string_value(e) : "";
             if (!strcmp(s, "sliding_attention"))
                 d->layer_window[i] = window > 0;
             else if (strcmp(s, "full_attention"))
-                return llm_err_set(LLM_EUNSUPPORTED, "'%s': layer_types[%d] is '%s', not "
-                                   "full_attention or sliding_attention", c->src, i,
-                                   json_is_string(e) ? q(s, b, sizeof(b)) : jtype(e));
+                return llm_err_set(LLM_EUNSUPPORTED,
+                                   "'%s': layer_types[%d] is '%s', not "
+                                   "full_attention or sliding_attention",
+                                   c->src, i, json_is_string(e) ? q(s, b, sizeof(b)) : jtype(e));
         }
     } else if (window > 0) {
-        for (int i = first_layer; i < d->n_layers; i++) d->layer_window[i] = 1;
+        for (int i = first_layer; i < d->n_layers; i++)
+            d->layer_window[i] = 1;
     }
     int any = 0;
-    for (int i = 0; i < d->n_layers; i++) any |= d->layer_window[i];
+    for (int i = 0; i < d->n_layers; i++)
+        any |= d->layer_window[i];
     d->sliding_window = any ? window : 0; /* a window no layer uses is no window */
     return 0;
 }
@@ -615,17 +643,36 @@ static int read_llama_like(const struct rd *c, struct llm_model_desc *d)
     int tied_def = 0;
     const char *act_def = "silu";
     switch (d->arch) {
-    case LLM_ARCH_MISTRAL: kv_def = 8; max_pos_def = 4096 * 32; break;
-    case LLM_ARCH_QWEN2: kv_def = 32; max_pos_def = 32768; break;
-    case LLM_ARCH_MIXTRAL: kv_def = 8; max_pos_def = 4096 * 32; eps_def = 1e-5; rd.theta = 1e6; break;
-    case LLM_ARCH_GEMMA:
-        kv_def = 16; max_pos_def = 8192; tied_def = 1; act_def = "gelu_pytorch_tanh";
+    case LLM_ARCH_MISTRAL:
+        kv_def = 8;
+        max_pos_def = 4096 * 32;
         break;
-    case LLM_ARCH_PHI3: max_pos_def = 4096; eps_def = 1e-5; rd.phi3 = 1; break;
-    default: break;
+    case LLM_ARCH_QWEN2:
+        kv_def = 32;
+        max_pos_def = 32768;
+        break;
+    case LLM_ARCH_MIXTRAL:
+        kv_def = 8;
+        max_pos_def = 4096 * 32;
+        eps_def = 1e-5;
+        rd.theta = 1e6;
+        break;
+    case LLM_ARCH_GEMMA:
+        kv_def = 16;
+        max_pos_def = 8192;
+        tied_def = 1;
+        act_def = "gelu_pytorch_tanh";
+        break;
+    case LLM_ARCH_PHI3:
+        max_pos_def = 4096;
+        eps_def = 1e-5;
+        rd.phi3 = 1;
+        break;
+    default:
+        break;
     }
     const struct sizes k = {KEYS("hidden_size"), KEYS("num_hidden_layers"),
-                                   KEYS("num_attention_heads")};
+                            KEYS("num_attention_heads")};
     int rc = read_core(c, d, &k);
     if (rc) return rc;
     rc = r_int(c, KEYS("intermediate_size"), 1, 0, 1, 1 << 22, &d->intermediate);
@@ -676,8 +723,11 @@ static int read_llama_like(const struct rd *c, struct llm_model_desc *d)
         d->o_bias = d->qkv_bias;
         if (!rc && d->arch == LLM_ARCH_LLAMA) rc = r_bool(c, KEYS("mlp_bias"), 0, &d->mlp_bias);
         break;
-    case LLM_ARCH_QWEN2: d->qkv_bias = 1; break;
-    default: break;
+    case LLM_ARCH_QWEN2:
+        d->qkv_bias = 1;
+        break;
+    default:
+        break;
     }
     if (!rc) rc = read_rope(c, d, &rd);
     if (rc) return rc;
@@ -686,8 +736,10 @@ static int read_llama_like(const struct rd *c, struct llm_model_desc *d)
     switch (d->arch) {
     case LLM_ARCH_MISTRAL:
         /* MistralConfig defaults to 4096; configs say null for none */
-        if (!json_object_get(c->o, "sliding_window")) window = 4096;
-        else rc = r_int(c, KEYS("sliding_window"), 0, 0, 0, INT32_MAX, &window);
+        if (!json_object_get(c->o, "sliding_window"))
+            window = 4096;
+        else
+            rc = r_int(c, KEYS("sliding_window"), 0, 0, 0, INT32_MAX, &window);
         break;
     case LLM_ARCH_MIXTRAL:
     case LLM_ARCH_PHI3:
@@ -697,13 +749,16 @@ static int read_llama_like(const struct rd *c, struct llm_model_desc *d)
         int use = 0;
         rc = r_bool(c, KEYS("use_sliding_window"), 0, &use);
         if (!rc && use) {
-            if (!json_object_get(c->o, "sliding_window")) window = 4096;
-            else rc = r_int(c, KEYS("sliding_window"), 0, 0, 0, INT32_MAX, &window);
+            if (!json_object_get(c->o, "sliding_window"))
+                window = 4096;
+            else
+                rc = r_int(c, KEYS("sliding_window"), 0, 0, 0, INT32_MAX, &window);
         }
         if (!rc) rc = r_int(c, KEYS("max_window_layers"), 0, 28, 0, INT32_MAX, &first);
         break;
     }
-    default: break;
+    default:
+        break;
     }
     if (!rc && (d->arch == LLM_ARCH_MISTRAL || d->arch == LLM_ARCH_MIXTRAL ||
                 d->arch == LLM_ARCH_PHI3 || d->arch == LLM_ARCH_QWEN2))
@@ -713,8 +768,8 @@ static int read_llama_like(const struct rd *c, struct llm_model_desc *d)
     if (d->arch == LLM_ARCH_MIXTRAL) {
         rc = r_i32(c, KEYS("num_local_experts", "num_experts"), 0, 8, 1, 4096, &d->n_experts);
         if (!rc)
-            rc = r_i32(c, KEYS("num_experts_per_tok"), 0, 2, 1, d->n_experts,
-                       &d->n_experts_per_tok);
+            rc =
+                r_i32(c, KEYS("num_experts_per_tok"), 0, 2, 1, d->n_experts, &d->n_experts_per_tok);
     }
     return rc;
 }
@@ -722,7 +777,7 @@ static int read_llama_like(const struct rd *c, struct llm_model_desc *d)
 static int read_gpt2(const struct rd *c, struct llm_model_desc *d)
 {
     const struct sizes k = {KEYS("n_embd", "hidden_size"), KEYS("n_layer", "num_hidden_layers"),
-                                   KEYS("n_head", "num_attention_heads")};
+                            KEYS("n_head", "num_attention_heads")};
     int rc = read_core(c, d, &k);
     if (!rc) rc = derive_head_dim(c, d, "n_embd", "n_head");
     if (!rc) rc = r_int(c, KEYS("n_inner"), 0, 4 * d->hidden, 1, 1 << 22, &d->intermediate);
@@ -736,8 +791,10 @@ static int read_gpt2(const struct rd *c, struct llm_model_desc *d)
     if (!rc) rc = r_bool(c, KEYS("scale_attn_weights"), 1, &scale);
     if (!rc) rc = r_bool(c, KEYS("scale_attn_by_inverse_layer_idx"), 0, &inv_layer);
     if (!rc && inv_layer)
-        rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': scale_attn_by_inverse_layer_idx is not "
-                         "supported", c->src);
+        rc = llm_err_set(LLM_EUNSUPPORTED,
+                         "'%s': scale_attn_by_inverse_layer_idx is not "
+                         "supported",
+                         c->src);
     if (rc) return rc;
     d->n_kv_heads = d->n_heads;
     d->attn_scale = scale ? 0.0 : 1.0;
@@ -752,7 +809,7 @@ static int read_gpt2(const struct rd *c, struct llm_model_desc *d)
 static int read_gptj(const struct rd *c, struct llm_model_desc *d)
 {
     const struct sizes k = {KEYS("n_embd", "hidden_size"), KEYS("n_layer", "num_hidden_layers"),
-                                   KEYS("n_head", "num_attention_heads")};
+                            KEYS("n_head", "num_attention_heads")};
     int rc = read_core(c, d, &k);
     if (!rc) rc = derive_head_dim(c, d, "n_embd", "n_head");
     if (!rc) rc = r_int(c, KEYS("n_inner"), 0, 4 * d->hidden, 1, 1 << 22, &d->intermediate);
@@ -791,12 +848,11 @@ static int read_gptj(const struct rd *c, struct llm_model_desc *d)
 static int read_gptneox(const struct rd *c, struct llm_model_desc *d)
 {
     const struct sizes k = {KEYS("hidden_size"), KEYS("num_hidden_layers"),
-                                   KEYS("num_attention_heads")};
+                            KEYS("num_attention_heads")};
     int rc = read_core(c, d, &k);
     if (!rc) rc = derive_head_dim(c, d, "hidden_size", "num_attention_heads");
     if (!rc) rc = r_int(c, KEYS("intermediate_size"), 1, 0, 1, 1 << 22, &d->intermediate);
-    if (!rc)
-        rc = r_int(c, KEYS("max_position_embeddings"), 0, 2048, 1, INT32_MAX, &d->max_pos);
+    if (!rc) rc = r_int(c, KEYS("max_position_embeddings"), 0, 2048, 1, INT32_MAX, &d->max_pos);
     if (!rc) rc = r_num(c, KEYS("layer_norm_eps"), 0, 1e-5, 0, 1, 1, &d->norm_eps);
     if (!rc) rc = read_act(c, KEYS("hidden_act"), "gelu", d);
     if (!rc) rc = r_bool(c, KEYS("tie_word_embeddings"), 0, &d->tied_embeddings);
@@ -817,9 +873,8 @@ static int read_gptneox(const struct rd *c, struct llm_model_desc *d)
 
 static int read_falcon(const struct rd *c, struct llm_model_desc *d)
 {
-    const struct sizes k = {KEYS("hidden_size", "n_embed"),
-                                   KEYS("num_hidden_layers", "n_layer"),
-                                   KEYS("num_attention_heads", "n_head")};
+    const struct sizes k = {KEYS("hidden_size", "n_embed"), KEYS("num_hidden_layers", "n_layer"),
+                            KEYS("num_attention_heads", "n_head")};
     int rc = read_core(c, d, &k);
     if (!rc) rc = derive_head_dim(c, d, "hidden_size", "num_attention_heads");
     if (rc) return rc;
@@ -841,16 +896,17 @@ static int read_falcon(const struct rd *c, struct llm_model_desc *d)
     }
     if (!rc) rc = check_kv(c, d, "num_kv_heads");
     if (!rc) rc = r_int(c, KEYS("ffn_hidden_size"), 0, 4 * d->hidden, 1, 1 << 22, &d->intermediate);
-    if (!rc)
-        rc = r_int(c, KEYS("max_position_embeddings"), 0, 2048, 1, INT32_MAX, &d->max_pos);
+    if (!rc) rc = r_int(c, KEYS("max_position_embeddings"), 0, 2048, 1, INT32_MAX, &d->max_pos);
     if (!rc) rc = r_num(c, KEYS("layer_norm_epsilon"), 0, 1e-5, 0, 1, 1, &d->norm_eps);
     if (!rc) rc = read_act(c, KEYS("activation"), "gelu", d);
     if (!rc) rc = r_bool(c, KEYS("tie_word_embeddings"), 1, &d->tied_embeddings);
     int post_ln = 0;
     if (!rc) rc = r_bool(c, KEYS("apply_residual_connection_post_layernorm"), 0, &post_ln);
     if (!rc && post_ln)
-        rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': apply_residual_connection_post_layernorm is "
-                         "not supported", c->src);
+        rc = llm_err_set(LLM_EUNSUPPORTED,
+                         "'%s': apply_residual_connection_post_layernorm is "
+                         "not supported",
+                         c->src);
     if (rc) return rc;
     d->norm = LLM_NORM_LAYER;
     d->norm_bias = 1;
@@ -874,7 +930,7 @@ static int read_falcon(const struct rd *c, struct llm_model_desc *d)
 static int read_mpt(const struct rd *c, struct llm_model_desc *d)
 {
     const struct sizes k = {KEYS("d_model", "hidden_size"), KEYS("n_layers", "num_hidden_layers"),
-                                   KEYS("n_heads", "num_attention_heads")};
+                            KEYS("n_heads", "num_attention_heads")};
     int rc = read_core(c, d, &k);
     if (!rc) rc = derive_head_dim(c, d, "d_model", "n_heads");
     double ratio = 4;
@@ -896,7 +952,8 @@ static int read_mpt(const struct rd *c, struct llm_model_desc *d)
         rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': MPT without tied embeddings is not supported",
                          c->src);
     const char *ls = NULL;
-    if (!rc && json_object_get(c->o, "logit_scale") && !json_is_null(json_object_get(c->o, "logit_scale")))
+    if (!rc && json_object_get(c->o, "logit_scale") &&
+        !json_is_null(json_object_get(c->o, "logit_scale")))
         rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': logit_scale is not supported", c->src);
     if (!rc) rc = r_str(c, KEYS("norm_type"), &ls);
     if (!rc && ls && strcmp(ls, "low_precision_layernorm") && strcmp(ls, "layernorm")) {
@@ -924,10 +981,14 @@ static int read_mpt(const struct rd *c, struct llm_model_desc *d)
     if (rc) return rc;
     if (qk_ln || prefix_lm || has(&a, KEYS("clip_qkv")))
         return llm_err_set(LLM_EUNSUPPORTED, "'%s': attn_config.%s is not supported", c->src,
-                           qk_ln ? "qk_ln" : prefix_lm ? "prefix_lm" : "clip_qkv");
+                           qk_ln       ? "qk_ln"
+                           : prefix_lm ? "prefix_lm"
+                                       : "clip_qkv");
     if (alibi && bias_max != 8)
-        return llm_err_set(LLM_EUNSUPPORTED, "'%s': attn_config.alibi_bias_max %g is not "
-                           "supported (only 8)", c->src, bias_max);
+        return llm_err_set(LLM_EUNSUPPORTED,
+                           "'%s': attn_config.alibi_bias_max %g is not "
+                           "supported (only 8)",
+                           c->src, bias_max);
     if (!type || !strcmp(type, "multihead_attention")) {
         d->n_kv_heads = d->n_heads;
     } else if (!strcmp(type, "multiquery_attention")) {
@@ -938,8 +999,8 @@ static int read_mpt(const struct rd *c, struct llm_model_desc *d)
         if (rc) return rc;
     } else {
         char b[96];
-        return llm_err_set(LLM_EUNSUPPORTED, "'%s': unsupported attn_config.attn_type '%s'",
-                           c->src, q(type, b, sizeof(b)));
+        return llm_err_set(LLM_EUNSUPPORTED, "'%s': unsupported attn_config.attn_type '%s'", c->src,
+                           q(type, b, sizeof(b)));
     }
     d->attn_scale = softmax_scale;
     d->norm = LLM_NORM_LAYER;
@@ -955,7 +1016,7 @@ static int read_mpt(const struct rd *c, struct llm_model_desc *d)
 static int read_bloom(const struct rd *c, struct llm_model_desc *d)
 {
     const struct sizes k = {KEYS("hidden_size", "n_embed"), KEYS("n_layer", "num_hidden_layers"),
-                                   KEYS("n_head", "num_attention_heads")};
+                            KEYS("n_head", "num_attention_heads")};
     int rc = read_core(c, d, &k);
     if (!rc) rc = derive_head_dim(c, d, "hidden_size", "n_head");
     if (!rc) rc = r_num(c, KEYS("layer_norm_epsilon"), 0, 1e-5, 0, 1, 1, &d->norm_eps);
@@ -967,8 +1028,10 @@ static int read_bloom(const struct rd *c, struct llm_model_desc *d)
     int post_ln = 0;
     if (!rc) rc = r_bool(c, KEYS("apply_residual_connection_post_layernorm"), 0, &post_ln);
     if (!rc && post_ln)
-        rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': apply_residual_connection_post_layernorm is "
-                         "not supported", c->src);
+        rc = llm_err_set(LLM_EUNSUPPORTED,
+                         "'%s': apply_residual_connection_post_layernorm is "
+                         "not supported",
+                         c->src);
     if (rc) return rc;
     d->n_kv_heads = d->n_heads;
     d->intermediate = 4 * d->hidden;
@@ -991,14 +1054,33 @@ static void default_ids(int arch, int64_t *bos, int64_t *eos, int64_t *pad)
     case LLM_ARCH_LLAMA:
     case LLM_ARCH_MISTRAL:
     case LLM_ARCH_MIXTRAL:
-    case LLM_ARCH_BLOOM: *bos = 1; *eos = 2; break;
+    case LLM_ARCH_BLOOM:
+        *bos = 1;
+        *eos = 2;
+        break;
     case LLM_ARCH_GPT2:
-    case LLM_ARCH_GPTJ: *bos = *eos = 50256; break;
-    case LLM_ARCH_GPTNEOX: *bos = 0; *eos = 2; break;
-    case LLM_ARCH_FALCON: *bos = *eos = 11; break;
-    case LLM_ARCH_GEMMA: *bos = 2; *eos = 1; *pad = 0; break;
-    case LLM_ARCH_PHI3: *bos = 1; *eos = 32000; *pad = 32000; break;
-    default: break;
+    case LLM_ARCH_GPTJ:
+        *bos = *eos = 50256;
+        break;
+    case LLM_ARCH_GPTNEOX:
+        *bos = 0;
+        *eos = 2;
+        break;
+    case LLM_ARCH_FALCON:
+        *bos = *eos = 11;
+        break;
+    case LLM_ARCH_GEMMA:
+        *bos = 2;
+        *eos = 1;
+        *pad = 0;
+        break;
+    case LLM_ARCH_PHI3:
+        *bos = 1;
+        *eos = 32000;
+        *pad = 32000;
+        break;
+    default:
+        break;
     }
 }
 
@@ -1015,8 +1097,10 @@ static int read_id(const struct rd *r, const char *key, int32_t *out)
         return 1;
     }
     if (!json_is_integer(v) || json_integer_value(v) > INT32_MAX)
-        return llm_err_set(LLM_EFORMAT, "'%s': field '%s' must be a token id, a list of them or "
-                           "null", r->src, key);
+        return llm_err_set(LLM_EFORMAT,
+                           "'%s': field '%s' must be a token id, a list of them or "
+                           "null",
+                           r->src, key);
     *out = (int32_t)json_integer_value(v);
     return 1;
 }
@@ -1031,12 +1115,15 @@ static int read_eos(const struct rd *r, struct llm_model_desc *d)
     for (size_t i = 0; i < n; i++) {
         const json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
         if (!json_is_integer(e) || json_integer_value(e) > INT32_MAX)
-            return llm_err_set(LLM_EFORMAT, "'%s': field 'eos_token_id' must be a token id, a "
-                               "list of them or null", r->src);
+            return llm_err_set(LLM_EFORMAT,
+                               "'%s': field 'eos_token_id' must be a token id, a "
+                               "list of them or null",
+                               r->src);
         if (json_integer_value(e) < 0) continue; /* -1: none */
         int32_t id = (int32_t)json_integer_value(e);
         int dup = 0;
-        for (int j = 0; j < d->n_eos; j++) dup |= d->eos_ids[j] == id;
+        for (int j = 0; j < d->n_eos; j++)
+            dup |= d->eos_ids[j] == id;
         if (dup) continue;
         if (d->n_eos == LLM_MAX_EOS)
             return llm_err_set(LLM_ERANGE, "'%s': field 'eos_token_id' has more than %d ids",
@@ -1063,8 +1150,7 @@ static int read_ids(const struct rd *c, struct llm_model_desc *d)
 /* generation_config.json: ids present there win; sampling defaults. */
 static int read_gen(const struct rd *g, struct llm_model_desc *d, struct llm_gen_defaults *gd)
 {
-    if (!json_is_object(g->o))
-        return llm_err_set(LLM_EFORMAT, "'%s': not a JSON object", g->src);
+    if (!json_is_object(g->o)) return llm_err_set(LLM_EFORMAT, "'%s': not a JSON object", g->src);
     int32_t id;
     int rc = read_id(g, "bos_token_id", &id);
     if (rc > 0 && id >= 0) d->bos_id = id;
@@ -1107,13 +1193,27 @@ int llm_hfconfig_parse(const json_t *config, const json_t *gen_config, const cha
     if (!rc) rc = read_dtype(&c, d);
     if (!rc) {
         switch (d->arch) {
-        case LLM_ARCH_GPT2: rc = read_gpt2(&c, d); break;
-        case LLM_ARCH_GPTJ: rc = read_gptj(&c, d); break;
-        case LLM_ARCH_GPTNEOX: rc = read_gptneox(&c, d); break;
-        case LLM_ARCH_FALCON: rc = read_falcon(&c, d); break;
-        case LLM_ARCH_MPT: rc = read_mpt(&c, d); break;
-        case LLM_ARCH_BLOOM: rc = read_bloom(&c, d); break;
-        default: rc = read_llama_like(&c, d); break;
+        case LLM_ARCH_GPT2:
+            rc = read_gpt2(&c, d);
+            break;
+        case LLM_ARCH_GPTJ:
+            rc = read_gptj(&c, d);
+            break;
+        case LLM_ARCH_GPTNEOX:
+            rc = read_gptneox(&c, d);
+            break;
+        case LLM_ARCH_FALCON:
+            rc = read_falcon(&c, d);
+            break;
+        case LLM_ARCH_MPT:
+            rc = read_mpt(&c, d);
+            break;
+        case LLM_ARCH_BLOOM:
+            rc = read_bloom(&c, d);
+            break;
+        default:
+            rc = read_llama_like(&c, d);
+            break;
         }
     }
     if (!rc) rc = read_ids(&c, d);

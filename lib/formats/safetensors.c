@@ -103,7 +103,8 @@ static void fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape)
 static uint64_t rd_le64(const uint8_t *p)
 {
     uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
     return v;
 }
 
@@ -186,7 +187,8 @@ void llm_st_close(struct llm_st *st)
         if (st->files[i].map.data || st->files[i].map.fd >= 0) llm_unmap(&st->files[i].map);
         free(st->files[i].path);
     }
-    for (size_t i = 0; i < st->n; i++) free(st->ents[i].name);
+    for (size_t i = 0; i < st->n; i++)
+        free(st->ents[i].name);
     free(st->files);
     free(st->ents);
     free(st->by_name);
@@ -264,33 +266,36 @@ static int parse_entry(struct llm_st *st, size_t fi, const char *name, const jso
 
     if (!jo) return llm_err_set(LLM_EFORMAT, "'%s': tensor '%s' has no data_offsets", path, qn);
     uint64_t begin, end;
-    if (!json_is_array(jo) || json_array_size(jo) != 2 ||
-        !json_is_integer(json_array_get(jo, 0)) || !json_is_integer(json_array_get(jo, 1)))
+    if (!json_is_array(jo) || json_array_size(jo) != 2 || !json_is_integer(json_array_get(jo, 0)) ||
+        !json_is_integer(json_array_get(jo, 1)))
         return llm_err_set(LLM_EFORMAT, "'%s': tensor '%s': data_offsets is not a pair of integers",
                            path, qn);
     if (get_u64(json_array_get(jo, 0), &begin) || get_u64(json_array_get(jo, 1), &end))
         return llm_err_set(LLM_EFORMAT, "'%s': tensor '%s': data_offsets has a negative value",
                            path, qn);
     if (end < begin)
-        return llm_err_set(LLM_EFORMAT, "'%s': tensor '%s': data_offsets [%llu, %llu) end before "
-                           "they begin", path, qn, (unsigned long long)begin,
-                           (unsigned long long)end);
+        return llm_err_set(LLM_EFORMAT,
+                           "'%s': tensor '%s': data_offsets [%llu, %llu) end before "
+                           "they begin",
+                           path, qn, (unsigned long long)begin, (unsigned long long)end);
     if (end > dsize)
         return llm_err_set(LLM_ETRUNC,
                            "'%s': tensor '%s' data [%llu, %llu) exceeds the data section "
-                           "(%llu bytes)", path, qn, (unsigned long long)begin,
-                           (unsigned long long)end, (unsigned long long)dsize);
+                           "(%llu bytes)",
+                           path, qn, (unsigned long long)begin, (unsigned long long)end,
+                           (unsigned long long)dsize);
 
     uint64_t numel, nbytes;
     if (llm_shape_numel((int)ndim, shape, &numel) || llm_dtype_nbytes(dt, numel, &nbytes))
-        return llm_err_set(LLM_ERANGE, "'%s': tensor '%s': size of shape %s of %s overflows",
-                           path, qn, sh, json_string_value(jd));
+        return llm_err_set(LLM_ERANGE, "'%s': tensor '%s': size of shape %s of %s overflows", path,
+                           qn, sh, json_string_value(jd));
     if (nbytes != end - begin)
         return llm_err_set(LLM_ESHAPE,
                            "'%s': tensor '%s': shape %s of %s needs %llu bytes but data_offsets "
-                           "[%llu, %llu) hold %llu", path, qn, sh, json_string_value(jd),
-                           (unsigned long long)nbytes, (unsigned long long)begin,
-                           (unsigned long long)end, (unsigned long long)(end - begin));
+                           "[%llu, %llu) hold %llu",
+                           path, qn, sh, json_string_value(jd), (unsigned long long)nbytes,
+                           (unsigned long long)begin, (unsigned long long)end,
+                           (unsigned long long)(end - begin));
 
     struct st_tensor *e = st_push(st);
     char *nm = strdup(name);
@@ -332,16 +337,19 @@ static int parse_file(struct llm_st *st, size_t fi)
     if (f->size == 0)
         return llm_err_set(LLM_ETRUNC, "'%s': empty file (no 8-byte header length)", path);
     if (f->size < 8)
-        return llm_err_set(LLM_ETRUNC, "'%s': file is %llu bytes, too short for the 8-byte "
-                           "header length", path, (unsigned long long)f->size);
+        return llm_err_set(LLM_ETRUNC,
+                           "'%s': file is %llu bytes, too short for the 8-byte "
+                           "header length",
+                           path, (unsigned long long)f->size);
     uint64_t hlen = rd_le64(f->base);
     if (hlen > ST_MAX_HEADER)
         return llm_err_set(LLM_EFORMAT, "'%s': header length %llu exceeds the limit of %llu bytes",
                            path, (unsigned long long)hlen, ST_MAX_HEADER);
     if (hlen > f->size - 8)
-        return llm_err_set(LLM_ETRUNC, "'%s': header length %llu runs past the end of the file "
-                           "(%llu bytes)", path, (unsigned long long)hlen,
-                           (unsigned long long)f->size);
+        return llm_err_set(LLM_ETRUNC,
+                           "'%s': header length %llu runs past the end of the file "
+                           "(%llu bytes)",
+                           path, (unsigned long long)hlen, (unsigned long long)f->size);
     if (hlen < 2 || f->base[8] != '{')
         return llm_err_set(LLM_EFORMAT, "'%s': header does not start with a JSON object", path);
     f->data_off = 8 + hlen;
@@ -355,8 +363,10 @@ static int parse_file(struct llm_st *st, size_t fi)
             return llm_err_set(LLM_EFORMAT, "'%s': header has the key %s twice", path,
                                dup_key(je.text, b1, sizeof(b1)));
         }
-        return llm_err_set(LLM_EFORMAT, "'%s': header is not valid JSON: %s (byte %d of the "
-                           "header)", path, q(je.text, b1, sizeof(b1)), je.position);
+        return llm_err_set(LLM_EFORMAT,
+                           "'%s': header is not valid JSON: %s (byte %d of the "
+                           "header)",
+                           path, q(je.text, b1, sizeof(b1)), je.position);
     }
     if (!json_is_object(root)) {
         json_decref(root);
@@ -391,10 +401,9 @@ static int parse_file(struct llm_st *st, size_t fi)
             char qa[160], qb[160];
             return llm_err_set(LLM_EFORMAT,
                                "'%s': tensors '%s' [%llu, %llu) and '%s' [%llu, %llu) overlap",
-                               path, q(prev->name, qa, sizeof(qa)),
-                               (unsigned long long)prev->begin, (unsigned long long)prev->end,
-                               q(e[i].name, qb, sizeof(qb)), (unsigned long long)e[i].begin,
-                               (unsigned long long)e[i].end);
+                               path, q(prev->name, qa, sizeof(qa)), (unsigned long long)prev->begin,
+                               (unsigned long long)prev->end, q(e[i].name, qb, sizeof(qb)),
+                               (unsigned long long)e[i].begin, (unsigned long long)e[i].end);
         }
         prev = &e[i];
     }
@@ -443,9 +452,11 @@ static int st_finish(struct llm_st *st)
         free(ix);
         return llm_err_set(LLM_ENOMEM, "out of memory");
     }
-    for (size_t i = 0; i < st->n; i++) ix[i] = (struct name_ix){st->ents[i].name, i};
+    for (size_t i = 0; i < st->n; i++)
+        ix[i] = (struct name_ix){st->ents[i].name, i};
     qsort(ix, st->n, sizeof(*ix), cmp_name_ix);
-    for (size_t i = 0; i < st->n; i++) st->by_name[i] = ix[i].i;
+    for (size_t i = 0; i < st->n; i++)
+        st->by_name[i] = ix[i].i;
     free(ix);
     for (size_t i = 1; i < st->n; i++) {
         const struct st_tensor *a = &st->ents[st->by_name[i - 1]];
@@ -525,9 +536,11 @@ static int open_index(struct llm_st *st, const char *ipath)
             goto out;
         }
         if (!shard_name_ok(json_string_value(val))) {
-            rc = llm_err_set(LLM_EFORMAT, "'%s': shard name '%s' (tensor '%s') is not a file in "
-                             "the index's folder", ipath,
-                             q(json_string_value(val), b1, sizeof(b1)), q(key, b2, sizeof(b2)));
+            rc = llm_err_set(LLM_EFORMAT,
+                             "'%s': shard name '%s' (tensor '%s') is not a file in "
+                             "the index's folder",
+                             ipath, q(json_string_value(val), b1, sizeof(b1)),
+                             q(key, b2, sizeof(b2)));
             goto out;
         }
         names[nnames++] = (char *)json_string_value(val);
@@ -577,9 +590,10 @@ static int open_index(struct llm_st *st, const char *ipath)
         } else {
             const struct st_tensor *e = (const struct st_tensor *)t;
             if (strcmp(st->files[e->file].path, sp))
-                rc = llm_err_set(LLM_EFORMAT, "'%s': tensor '%s' is in '%s', not in '%s' as the "
-                                 "index says", ipath, q(key, b1, sizeof(b1)),
-                                 st->files[e->file].path, sp);
+                rc = llm_err_set(LLM_EFORMAT,
+                                 "'%s': tensor '%s' is in '%s', not in '%s' as the "
+                                 "index says",
+                                 ipath, q(key, b1, sizeof(b1)), st->files[e->file].path, sp);
         }
         free(sp);
         if (rc) goto out;
@@ -642,8 +656,10 @@ static int open_dir(struct llm_st *st, const char *dir)
         return llm_err_set(LLM_ENOTFOUND, "'%s': no .safetensors file in the folder", dir);
     if (count > 1) {
         free(found);
-        return llm_err_set(LLM_ENOTFOUND, "'%s': %zu .safetensors files but no %s to tie them "
-                           "together", dir, count, ST_INDEX_NAME);
+        return llm_err_set(LLM_ENOTFOUND,
+                           "'%s': %zu .safetensors files but no %s to tie them "
+                           "together",
+                           dir, count, ST_INDEX_NAME);
     }
     int rc = map_and_parse(st, found);
     free(found);
@@ -789,32 +805,35 @@ static int write_check(const char *path, const struct llm_tensor *t, size_t n)
 {
     char qn[160], sh[256];
     for (size_t i = 0; i < n; i++) {
-        if (!t[i].name)
-            return llm_err_set(LLM_EINVAL, "'%s': tensor %zu has no name", path, i);
+        if (!t[i].name) return llm_err_set(LLM_EINVAL, "'%s': tensor %zu has no name", path, i);
         q(t[i].name, qn, sizeof(qn));
         if (!strcmp(t[i].name, "__metadata__"))
             return llm_err_set(LLM_EINVAL, "'%s': '__metadata__' is not a tensor name", path);
         if (!llm_dtype_st_name(t[i].dtype))
-            return llm_err_set(LLM_EUNSUPPORTED, "'%s': tensor '%s': dtype %s has no safetensors "
-                               "name", path, qn, llm_dtype_name(t[i].dtype));
+            return llm_err_set(LLM_EUNSUPPORTED,
+                               "'%s': tensor '%s': dtype %s has no safetensors "
+                               "name",
+                               path, qn, llm_dtype_name(t[i].dtype));
         if (t[i].ndim < 0 || t[i].ndim > LLM_MAX_DIMS)
-            return llm_err_set(LLM_EINVAL, "'%s': tensor '%s': %d dimensions", path, qn,
-                               t[i].ndim);
+            return llm_err_set(LLM_EINVAL, "'%s': tensor '%s': %d dimensions", path, qn, t[i].ndim);
         uint64_t numel, nbytes;
         fmt_shape(sh, sizeof(sh), t[i].ndim, t[i].shape);
         if (llm_shape_numel(t[i].ndim, t[i].shape, &numel) ||
             llm_dtype_nbytes(t[i].dtype, numel, &nbytes))
             return llm_err_set(LLM_ERANGE, "'%s': tensor '%s': bad shape %s", path, qn, sh);
         if (nbytes != t[i].nbytes)
-            return llm_err_set(LLM_EINVAL, "'%s': tensor '%s': shape %s of %s needs %llu bytes, "
-                               "given %llu", path, qn, sh, llm_dtype_name(t[i].dtype),
-                               (unsigned long long)nbytes, (unsigned long long)t[i].nbytes);
+            return llm_err_set(LLM_EINVAL,
+                               "'%s': tensor '%s': shape %s of %s needs %llu bytes, "
+                               "given %llu",
+                               path, qn, sh, llm_dtype_name(t[i].dtype), (unsigned long long)nbytes,
+                               (unsigned long long)t[i].nbytes);
         if (nbytes && !t[i].data)
             return llm_err_set(LLM_EINVAL, "'%s': tensor '%s' has no data", path, qn);
     }
     const struct llm_tensor **sorted = malloc((n ? n : 1) * sizeof(*sorted));
     if (!sorted) return llm_err_set(LLM_ENOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) sorted[i] = &t[i];
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = &t[i];
     qsort(sorted, n, sizeof(*sorted), cmp_tensor_name);
     int rc = 0;
     for (size_t i = 1; i < n && !rc; i++)
@@ -867,7 +886,8 @@ int llm_st_write(const char *path, const struct llm_tensor *tensors, size_t n,
             rc = llm_err_set(LLM_ENOMEM, "out of memory");
             break;
         }
-        for (int d = 0; d < t->ndim; d++) json_array_append_new(sh, json_integer(t->shape[d]));
+        for (int d = 0; d < t->ndim; d++)
+            json_array_append_new(sh, json_integer(t->shape[d]));
         json_array_append_new(of, json_integer((json_int_t)off));
         json_array_append_new(of, json_integer((json_int_t)(off + t->nbytes)));
         json_object_set_new(e, "dtype", json_string(llm_dtype_st_name(t->dtype)));
@@ -888,7 +908,8 @@ int llm_st_write(const char *path, const struct llm_tensor *tensors, size_t n,
     size_t pad = (8 - tl % 8) % 8;
     uint64_t hlen = tl + pad;
     uint8_t le[8];
-    for (int i = 0; i < 8; i++) le[i] = (uint8_t)(hlen >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        le[i] = (uint8_t)(hlen >> (8 * i));
     static const char spaces[] = "        ";
 
     struct llm_out o;

@@ -30,8 +30,8 @@
 /* ---- name tables ---------------------------------------------------------- */
 
 static const char *const arch_names[] = {
-    "llama", "mistral", "qwen2", "gpt2", "gptj",  "gptneox",
-    "falcon", "mpt",    "bloom", "gemma", "phi3", "mixtral",
+    "llama",  "mistral", "qwen2", "gpt2",  "gptj", "gptneox",
+    "falcon", "mpt",     "bloom", "gemma", "phi3", "mixtral",
 };
 _Static_assert(sizeof(arch_names) / sizeof(arch_names[0]) == LLM_ARCH_COUNT, "arch_names");
 
@@ -44,8 +44,8 @@ _Static_assert(sizeof(act_names) / sizeof(act_names[0]) == LLM_ACT_COUNT, "act_n
 static const char *const pos_names[] = {"rope", "alibi", "learned", "none"};
 _Static_assert(sizeof(pos_names) / sizeof(pos_names[0]) == LLM_POS_COUNT, "pos_names");
 
-static const char *const scaling_names[] = {"none", "linear", "dynamic", "yarn", "llama3",
-                                            "longrope"};
+static const char *const scaling_names[] = {"none", "linear", "dynamic",
+                                            "yarn", "llama3", "longrope"};
 _Static_assert(sizeof(scaling_names) / sizeof(scaling_names[0]) == LLM_ROPE_SCALING_COUNT,
                "scaling_names");
 
@@ -183,11 +183,14 @@ static int validate_rope(const struct llm_model_desc *d)
         if (r->orig_max_pos <= 0)
             return BAD("rope.orig_max_pos", "llama3 scaling needs the original context length");
         if (r->low_freq_factor <= 0 || r->high_freq_factor <= r->low_freq_factor)
-            return BAD("rope.high_freq_factor", "llama3 scaling needs 0 < low_freq_factor (%g) < "
-                       "high_freq_factor (%g)", r->low_freq_factor, r->high_freq_factor);
+            return BAD("rope.high_freq_factor",
+                       "llama3 scaling needs 0 < low_freq_factor (%g) < "
+                       "high_freq_factor (%g)",
+                       r->low_freq_factor, r->high_freq_factor);
     }
     if ((r->scaling == LLM_ROPE_SCALING_YARN || r->scaling == LLM_ROPE_SCALING_LONGROPE ||
-         r->scaling == LLM_ROPE_SCALING_DYNAMIC) && r->orig_max_pos <= 0)
+         r->scaling == LLM_ROPE_SCALING_DYNAMIC) &&
+        r->orig_max_pos <= 0)
         return BAD("rope.orig_max_pos", "%s scaling needs the original context length",
                    llm_rope_scaling_name(r->scaling));
     if (r->scaling == LLM_ROPE_SCALING_LONGROPE) {
@@ -208,11 +211,11 @@ int llm_desc_validate(const struct llm_model_desc *d)
 {
     if (!d) return llm_err_set(LLM_EINVAL, "no model description");
     if (d->arch < 0 || d->arch >= LLM_ARCH_COUNT) return BAD("arch", "unknown value %d", d->arch);
-    if (!memchr(d->hf_arch, 0, sizeof(d->hf_arch)))
-        return BAD("hf_arch", "not terminated");
+    if (!memchr(d->hf_arch, 0, sizeof(d->hf_arch))) return BAD("hf_arch", "not terminated");
     if (!memchr(d->model_type, 0, sizeof(d->model_type)))
         return BAD("model_type", "not terminated");
-    if (d->dtype < 0 || d->dtype >= LLM_DTYPE_COUNT) return BAD("dtype", "unknown value %d", d->dtype);
+    if (d->dtype < 0 || d->dtype >= LLM_DTYPE_COUNT)
+        return BAD("dtype", "unknown value %d", d->dtype);
     if (d->vocab_size < 1 || d->vocab_size > INT32_MAX)
         return BAD("vocab_size", "must be within 1..%d, found %lld", INT32_MAX,
                    (long long)d->vocab_size);
@@ -243,10 +246,14 @@ int llm_desc_validate(const struct llm_model_desc *d)
         const char *name;
         int v;
     } flags[] = {
-        {"gated_mlp", d->gated_mlp},         {"parallel_residual", d->parallel_residual},
-        {"shared_input_norm", d->shared_input_norm}, {"tied_embeddings", d->tied_embeddings},
-        {"qkv_bias", d->qkv_bias},           {"o_bias", d->o_bias},
-        {"mlp_bias", d->mlp_bias},           {"norm_bias", d->norm_bias},
+        {"gated_mlp", d->gated_mlp},
+        {"parallel_residual", d->parallel_residual},
+        {"shared_input_norm", d->shared_input_norm},
+        {"tied_embeddings", d->tied_embeddings},
+        {"qkv_bias", d->qkv_bias},
+        {"o_bias", d->o_bias},
+        {"mlp_bias", d->mlp_bias},
+        {"norm_bias", d->norm_bias},
         {"lm_head_bias", d->lm_head_bias},
     };
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
@@ -277,8 +284,8 @@ int llm_desc_validate(const struct llm_model_desc *d)
         return BAD("n_experts", "must be within 0..4096, found %d", d->n_experts);
     if (d->n_experts ? (d->n_experts_per_tok < 1 || d->n_experts_per_tok > d->n_experts)
                      : d->n_experts_per_tok != 0)
-        return BAD("n_experts_per_tok", "must be within 1..n_experts (%d), found %d",
-                   d->n_experts, d->n_experts_per_tok);
+        return BAD("n_experts_per_tok", "must be within 1..n_experts (%d), found %d", d->n_experts,
+                   d->n_experts_per_tok);
     if (d->bos_id < -1) return BAD("bos_id", "must be -1 or a token id, found %d", d->bos_id);
     if (d->pad_id < -1) return BAD("pad_id", "must be -1 or a token id, found %d", d->pad_id);
     if (d->n_eos < 0 || d->n_eos > LLM_MAX_EOS)
@@ -385,14 +392,21 @@ json_t *llm_desc_to_json(const struct llm_model_desc *d)
 static const char *json_kind(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a real number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
     }
 }
 
@@ -487,8 +501,7 @@ static int rd_str(const json_t *o, const char *k, char *dst, size_t cap)
     return 0;
 }
 
-static int rd_array(const json_t *o, const char *pre, const char *k, size_t max,
-                    const json_t **out)
+static int rd_array(const json_t *o, const char *pre, const char *k, size_t max, const json_t **out)
 {
     int rc = 0;
     const json_t *v = field(o, pre, k, &rc);
@@ -526,8 +539,10 @@ static int rope_from_json(struct llm_rope *p, const json_t *r)
     if (rc) return rc;
     size_t n = json_array_size(lf);
     if (json_array_size(sf) != n)
-        return llm_err_set(LLM_EFORMAT, "model field 'rope.short_factor' has %zu entries, "
-                           "long_factor %zu", json_array_size(sf), n);
+        return llm_err_set(LLM_EFORMAT,
+                           "model field 'rope.short_factor' has %zu entries, "
+                           "long_factor %zu",
+                           json_array_size(sf), n);
     if (n == 0) return 0;
     p->long_factor = malloc(n * sizeof(float));
     p->short_factor = malloc(n * sizeof(float));
@@ -595,8 +610,10 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
         const json_t *v = json_array_get(wl, i);
         json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
         if (x < 0 || x >= d->n_layers || d->layer_window[x])
-            rc = llm_err_set(LLM_EFORMAT, "model field 'window_layers' entry %zu is not a "
-                             "distinct layer index below n_layers (%d)", i, d->n_layers);
+            rc = llm_err_set(LLM_EFORMAT,
+                             "model field 'window_layers' entry %zu is not a "
+                             "distinct layer index below n_layers (%d)",
+                             i, d->n_layers);
         else
             d->layer_window[x] = 1;
     }
@@ -609,8 +626,7 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
     if (!rc) rc = rd_array(j, n, "eos_ids", LLM_MAX_EOS, &eos);
     for (size_t i = 0; !rc && i < json_array_size(eos); i++) {
         const json_t *v = json_array_get(eos, i);
-        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-            json_integer_value(v) > INT32_MAX)
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX)
             rc = llm_err_set(LLM_EFORMAT, "model field 'eos_ids' entry %zu is not a token id", i);
         else
             d->eos_ids[d->n_eos++] = (int32_t)json_integer_value(v);
@@ -680,7 +696,8 @@ int llm_name_layer(char *buf, size_t cap, int layer, const char *suffix)
     if (!buf || !suffix || layer < 0) return llm_err_set(LLM_EINVAL, "bad layer name request");
     int n = snprintf(buf, cap, "transformer.layers.%d.%s", layer, suffix);
     if (n < 0 || (size_t)n >= cap)
-        return llm_err_set(LLM_ERANGE, "layer tensor name '%s' does not fit %zu bytes", suffix, cap);
+        return llm_err_set(LLM_ERANGE, "layer tensor name '%s' does not fit %zu bytes", suffix,
+                           cap);
     return 0;
 }
 
@@ -697,11 +714,21 @@ static const char *const global_tail[] = {
     "lm_head.bias",
 };
 static const char *const layer_suffixes[] = {
-    "input_layernorm.weight", "input_layernorm.bias", "attention.qkv.weight",
-    "attention.qkv.bias",     "attention.dense.weight", "attention.dense.bias",
-    "post_layernorm.weight",  "post_layernorm.bias",  "mlp.router.weight",
-    "mlp.fc.weight",          "mlp.fc.bias",          "mlp.gate.weight",
-    "mlp.gate.bias",          "mlp.proj.weight",      "mlp.proj.bias",
+    "input_layernorm.weight",
+    "input_layernorm.bias",
+    "attention.qkv.weight",
+    "attention.qkv.bias",
+    "attention.dense.weight",
+    "attention.dense.bias",
+    "post_layernorm.weight",
+    "post_layernorm.bias",
+    "mlp.router.weight",
+    "mlp.fc.weight",
+    "mlp.fc.bias",
+    "mlp.gate.weight",
+    "mlp.gate.bias",
+    "mlp.proj.weight",
+    "mlp.proj.bias",
 };
 
 static int shp(int *ndim, int64_t *s, int n, int64_t a, int64_t b, int64_t c)
@@ -819,19 +846,21 @@ int llm_desc_tensor_names(const struct llm_model_desc *d, char (**names)[LLM_NAM
     const size_t nt = sizeof(global_tail) / sizeof(global_tail[0]);
     const size_t nl = sizeof(layer_suffixes) / sizeof(layer_suffixes[0]);
     size_t cap = ng + nt + nl * (size_t)d->n_layers;
-    char (*out)[LLM_NAME_MAX] = malloc((cap ? cap : 1) * LLM_NAME_MAX);
+    char(*out)[LLM_NAME_MAX] = malloc((cap ? cap : 1) * LLM_NAME_MAX);
     if (!out) return llm_err_set(LLM_ENOMEM, "out of memory");
     size_t k = 0;
     int nd;
     int64_t s[3];
     for (size_t i = 0; i < ng; i++)
-        if (!global_shape(d, global_head[i], &nd, s)) snprintf(out[k++], LLM_NAME_MAX, "%s", global_head[i]);
+        if (!global_shape(d, global_head[i], &nd, s))
+            snprintf(out[k++], LLM_NAME_MAX, "%s", global_head[i]);
     for (int l = 0; l < d->n_layers; l++)
         for (size_t i = 0; i < nl; i++)
             if (!layer_shape(d, layer_suffixes[i], &nd, s))
                 llm_name_layer(out[k++], LLM_NAME_MAX, l, layer_suffixes[i]);
     for (size_t i = 0; i < nt; i++)
-        if (!global_shape(d, global_tail[i], &nd, s)) snprintf(out[k++], LLM_NAME_MAX, "%s", global_tail[i]);
+        if (!global_shape(d, global_tail[i], &nd, s))
+            snprintf(out[k++], LLM_NAME_MAX, "%s", global_tail[i]);
     *names = out;
     *n = k;
     return 0;
@@ -845,7 +874,7 @@ static uint64_t sat_mul(uint64_t a, uint64_t b)
 
 uint64_t llm_desc_n_params(const struct llm_model_desc *d)
 {
-    char (*names)[LLM_NAME_MAX];
+    char(*names)[LLM_NAME_MAX];
     size_t n;
     if (llm_desc_tensor_names(d, &names, &n)) return 0;
     uint64_t total = 0;
@@ -854,7 +883,8 @@ uint64_t llm_desc_n_params(const struct llm_model_desc *d)
         int64_t s[LLM_MAX_DIMS];
         if (llm_desc_tensor_shape(d, names[i], &nd, s)) continue;
         uint64_t c = 1;
-        for (int k = 0; k < nd; k++) c = sat_mul(c, s[k] > 0 ? (uint64_t)s[k] : 0);
+        for (int k = 0; k < nd; k++)
+            c = sat_mul(c, s[k] > 0 ? (uint64_t)s[k] : 0);
         total = c > UINT64_MAX - total ? UINT64_MAX : total + c;
     }
     free(names);

@@ -100,15 +100,16 @@ static int split_layer(const char *name, const char **suffix)
     const char *p = name + sizeof(pre) - 1;
     int v = 0;
     if (*p < '0' || *p > '9') return -1;
-    while (*p >= '0' && *p <= '9' && v <= LLM_MAX_LAYERS) v = v * 10 + (*p++ - '0');
+    while (*p >= '0' && *p <= '9' && v <= LLM_MAX_LAYERS)
+        v = v * 10 + (*p++ - '0');
     if (*p != '.') return -1;
     *suffix = p + 1;
     return v;
 }
 
 /* Expected shape of source k of a rule for canonical shape cs: q/k/v rows. */
-static void source_shape(const struct llm_model_desc *d, const struct rule *r, int k,
-                         int cnd, const int64_t *cs, int *nd, int64_t *s)
+static void source_shape(const struct llm_model_desc *d, const struct rule *r, int k, int cnd,
+                         const int64_t *cs, int *nd, int64_t *s)
 {
     *nd = cnd;
     memcpy(s, cs, sizeof(int64_t) * LLM_MAX_DIMS);
@@ -152,15 +153,17 @@ int llm_hfmap_plan(const struct llm_model_desc *d, const struct llm_st *st,
     *n = 0;
     if (!d || !st) return llm_err_set(LLM_EINVAL, "no description or checkpoint to plan from");
     if (d->arch != LLM_ARCH_LLAMA && d->arch != LLM_ARCH_MISTRAL && d->arch != LLM_ARCH_QWEN2)
-        return llm_err_set(LLM_EUNSUPPORTED, "'%s': converting architecture '%s' is not "
-                           "supported yet", d->hf_arch[0] ? d->hf_arch : llm_arch_name(d->arch),
+        return llm_err_set(LLM_EUNSUPPORTED,
+                           "'%s': converting architecture '%s' is not "
+                           "supported yet",
+                           d->hf_arch[0] ? d->hf_arch : llm_arch_name(d->arch),
                            llm_arch_name(d->arch));
     int rc = llm_desc_validate(d);
     if (rc) return rc;
 
     char ck[512];
     ckpt_name(st, ck, sizeof(ck));
-    char (*names)[LLM_NAME_MAX] = NULL;
+    char(*names)[LLM_NAME_MAX] = NULL;
     size_t nn = 0, nst = llm_st_count(st);
     rc = llm_desc_tensor_names(d, &names, &nn);
     if (rc) return rc;
@@ -172,7 +175,8 @@ int llm_hfmap_plan(const struct llm_model_desc *d, const struct llm_st *st,
         rc = llm_err_set(LLM_ENOMEM, "out of memory");
         goto fail;
     }
-    for (size_t i = 0; i < nst; i++) ix[i] = (struct by_name){llm_st_get(st, i)->name, i};
+    for (size_t i = 0; i < nst; i++)
+        ix[i] = (struct by_name){llm_st_get(st, i)->name, i};
     qsort(ix, nst, sizeof(*ix), cmp_by_name);
 
     for (size_t i = 0; i < nn; i++) {
@@ -202,8 +206,8 @@ int llm_hfmap_plan(const struct llm_model_desc *d, const struct llm_st *st,
             const struct by_name key = {hf, 0};
             const struct by_name *hit = bsearch(&key, ix, nst, sizeof(*ix), cmp_by_name);
             if (!hit) {
-                rc = llm_err_set(LLM_ENOTFOUND, "'%s': tensor '%s' not found (needed for '%s')",
-                                 ck, hf, it->name);
+                rc = llm_err_set(LLM_ENOTFOUND, "'%s': tensor '%s' not found (needed for '%s')", ck,
+                                 hf, it->name);
                 goto fail;
             }
             size_t idx = hit->idx;
@@ -213,24 +217,29 @@ int llm_hfmap_plan(const struct llm_model_desc *d, const struct llm_st *st,
             int64_t es[LLM_MAX_DIMS];
             source_shape(d, r, k, it->ndim, it->shape, &nd, es);
             int same = t->ndim == nd;
-            for (int j = 0; same && j < nd; j++) same = t->shape[j] == es[j];
+            for (int j = 0; same && j < nd; j++)
+                same = t->shape[j] == es[j];
             if (!same) {
                 char a[160], b[160];
                 fmt_shape(a, sizeof(a), nd, es);
                 fmt_shape(b, sizeof(b), t->ndim, t->shape);
-                rc = llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' expected %s, found %s", file, hf,
-                                 a, b);
+                rc = llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' expected %s, found %s", file, hf, a,
+                                 b);
                 goto fail;
             }
             if (!llm_dtype_is_float(t->dtype)) {
-                rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': tensor '%s' has dtype %s, not a float "
-                                 "type", file, hf, llm_dtype_name(t->dtype));
+                rc = llm_err_set(LLM_EUNSUPPORTED,
+                                 "'%s': tensor '%s' has dtype %s, not a float "
+                                 "type",
+                                 file, hf, llm_dtype_name(t->dtype));
                 goto fail;
             }
             if (dtype >= 0 && t->dtype != dtype) {
-                rc = llm_err_set(LLM_EFORMAT, "'%s': tensor '%s' is %s but '%s' is %s; the parts "
-                                 "of '%s' must share a dtype", file, hf, llm_dtype_name(t->dtype),
-                                 dtype_of, llm_dtype_name(dtype), it->name);
+                rc = llm_err_set(LLM_EFORMAT,
+                                 "'%s': tensor '%s' is %s but '%s' is %s; the parts "
+                                 "of '%s' must share a dtype",
+                                 file, hf, llm_dtype_name(t->dtype), dtype_of,
+                                 llm_dtype_name(dtype), it->name);
                 goto fail;
             }
             dtype = t->dtype;
@@ -249,8 +258,8 @@ int llm_hfmap_plan(const struct llm_model_desc *d, const struct llm_st *st,
         const struct llm_tensor *t = llm_st_get(st, i);
         if (used[i] || ignorable(d, t->name)) continue;
         if (unused < 8)
-            llm_warn("'%s': tensor '%s' is not used", llm_st_file_path(st, (size_t)llm_st_shard_of(st, i)),
-                     t->name);
+            llm_warn("'%s': tensor '%s' is not used",
+                     llm_st_file_path(st, (size_t)llm_st_shard_of(st, i)), t->name);
         unused++;
     }
     if (unused > 8) llm_warn("'%s': %zu more tensors are not used", ck, unused - 8);
@@ -261,7 +270,8 @@ int llm_hfmap_plan(const struct llm_model_desc *d, const struct llm_st *st,
         rc = llm_err_set(LLM_ENOMEM, "out of memory");
         goto fail;
     }
-    for (size_t i = 0; i < nn; i++) sorted[i] = out[ord[i].idx];
+    for (size_t i = 0; i < nn; i++)
+        sorted[i] = out[ord[i].idx];
     free(out);
     free(ord);
     free(used);

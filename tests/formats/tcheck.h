@@ -17,44 +17,41 @@
 static int t_failures;
 static int t_checks;
 
-#define CHECK(cond, ...)                                                                  \
-    do {                                                                                  \
-        t_checks++;                                                                       \
-        if (!(cond)) {                                                                    \
-            t_failures++;                                                                 \
-            fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond);             \
-            fprintf(stderr, __VA_ARGS__);                                                 \
-            fprintf(stderr, "\n");                                                        \
-        }                                                                                 \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        t_checks++;                                                                                \
+        if (!(cond)) {                                                                             \
+            t_failures++;                                                                          \
+            fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond);                      \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_INT(a, b)                                                                   \
-    CHECK((long long)(a) == (long long)(b), "%s = %lld, expected %lld", #a, (long long)(a), \
+#define CHECK_INT(a, b)                                                                            \
+    CHECK((long long)(a) == (long long)(b), "%s = %lld, expected %lld", #a, (long long)(a),        \
           (long long)(b))
 
-#define CHECK_DBL(a, b)                                                                   \
-    CHECK((double)(a) == (double)(b), "%s = %.17g, expected %.17g", #a, (double)(a),       \
-          (double)(b))
+#define CHECK_DBL(a, b)                                                                            \
+    CHECK((double)(a) == (double)(b), "%s = %.17g, expected %.17g", #a, (double)(a), (double)(b))
 
-#define CHECK_STR(a, b)                                                                   \
-    CHECK(strcmp((a), (b)) == 0, "%s = '%s', expected '%s'", #a, (a), (b))
+#define CHECK_STR(a, b) CHECK(strcmp((a), (b)) == 0, "%s = '%s', expected '%s'", #a, (a), (b))
 
 /* A call that must succeed. */
-#define CHECK_OK(call)                                                                    \
-    do {                                                                                  \
-        int rc_ = (call);                                                                 \
-        CHECK(rc_ == 0, "%s returned %d (%s): %s", #call, rc_, llm_strerror(rc_),         \
-              llm_errmsg());                                                              \
+#define CHECK_OK(call)                                                                             \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        CHECK(rc_ == 0, "%s returned %d (%s): %s", #call, rc_, llm_strerror(rc_), llm_errmsg());   \
     } while (0)
 
 /* A call that must fail with code and a detail containing sub. */
-#define CHECK_ERR(call, code, sub)                                                        \
-    do {                                                                                  \
-        llm_err_clear();                                                                  \
-        int rc_ = (call);                                                                 \
-        CHECK(rc_ == (code) && strstr(llm_errmsg(), (sub)) != NULL,                       \
-              "%s returned %d (%s) '%s', expected %d (%s) with '%s'", #call, rc_,         \
-              llm_strerror(rc_), llm_errmsg(), (code), llm_strerror(code), (sub));         \
+#define CHECK_ERR(call, code, sub)                                                                 \
+    do {                                                                                           \
+        llm_err_clear();                                                                           \
+        int rc_ = (call);                                                                          \
+        CHECK(rc_ == (code) && strstr(llm_errmsg(), (sub)) != NULL,                                \
+              "%s returned %d (%s) '%s', expected %d (%s) with '%s'", #call, rc_,                  \
+              llm_strerror(rc_), llm_errmsg(), (code), llm_strerror(code), (sub));                 \
     } while (0)
 
 static inline int t_report(const char *name)

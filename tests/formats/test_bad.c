@@ -17,9 +17,9 @@
 #include "tcheck.h"
 
 static const char *const code_names[LLM_ERR_COUNT] = {
-    "LLM_OK",          "LLM_EIO",      "LLM_ENOMEM",      "LLM_EINVAL",   "LLM_EFORMAT",
-    "LLM_ETRUNC",      "LLM_EVERSION", "LLM_EUNSUPPORTED", "LLM_ECHECKSUM", "LLM_ENOTFOUND",
-    "LLM_ESHAPE",      "LLM_EDEVICE",  "LLM_ERANGE",      "LLM_ECAPACITY",
+    "LLM_OK",     "LLM_EIO",      "LLM_ENOMEM",       "LLM_EINVAL",    "LLM_EFORMAT",
+    "LLM_ETRUNC", "LLM_EVERSION", "LLM_EUNSUPPORTED", "LLM_ECHECKSUM", "LLM_ENOTFOUND",
+    "LLM_ESHAPE", "LLM_EDEVICE",  "LLM_ERANGE",       "LLM_ECAPACITY",
 };
 
 static int code_of(const char *name)
@@ -104,7 +104,8 @@ int main(void)
     while (dd && (e = readdir(dd))) {
         if (e->d_name[0] == '.' || !strcmp(e->d_name, "cases.tsv")) continue;
         int found = 0;
-        for (int i = 0; i < nlisted; i++) found |= !strcmp(listed[i], e->d_name);
+        for (int i = 0; i < nlisted; i++)
+            found |= !strcmp(listed[i], e->d_name);
         CHECK(found, "bad/%s is not listed in cases.tsv", e->d_name);
     }
     if (dd) closedir(dd);

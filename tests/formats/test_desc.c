@@ -16,13 +16,32 @@
 #include "tcheck.h"
 
 static const char *samples[] = {
-    "llama1-7b",        "llama2-7b",       "llama3-8b",     "llama3.1-8b-instruct",
-    "llama-linear",     "llama-dynamic",   "llama-yarn",    "llama-v5-params",
-    "llama-v5-yarn",    "mistral-7b-v0.1", "mistral-7b-v0.3", "qwen2.5-0.5b-instruct",
-    "qwen2-sliding-yarn", "mixtral-8x7b",  "gemma-2b",      "phi3-mini-4k",
-    "phi3-mini-128k",   "phi4-mini",       "gpt2",          "gpt-j-6b",
-    "pythia-160m",      "falcon-7b",       "falcon-40b",    "falcon-rw-1b",
-    "mpt-7b",           "bloom-560m",
+    "llama1-7b",
+    "llama2-7b",
+    "llama3-8b",
+    "llama3.1-8b-instruct",
+    "llama-linear",
+    "llama-dynamic",
+    "llama-yarn",
+    "llama-v5-params",
+    "llama-v5-yarn",
+    "mistral-7b-v0.1",
+    "mistral-7b-v0.3",
+    "qwen2.5-0.5b-instruct",
+    "qwen2-sliding-yarn",
+    "mixtral-8x7b",
+    "gemma-2b",
+    "phi3-mini-4k",
+    "phi3-mini-128k",
+    "phi4-mini",
+    "gpt2",
+    "gpt-j-6b",
+    "pythia-160m",
+    "falcon-7b",
+    "falcon-40b",
+    "falcon-rw-1b",
+    "mpt-7b",
+    "bloom-560m",
 };
 #define NSAMPLES (sizeof(samples) / sizeof(samples[0]))
 
@@ -291,16 +310,18 @@ static void test_from_json_fields(void)
         {"window_layers", "[5]", "model field 'window_layers' entry 0 is not a distinct layer"},
         {"window_layers", "[1, 1]", "model field 'window_layers' entry 1 is not a distinct"},
         {"window_layers", "[\"1\"]", "model field 'window_layers' entry 0 is not"},
-        {"sliding_window", "0", "model field 'window_layers': layer 1 uses a window but "
-                                "sliding_window is 0"},
+        {"sliding_window", "0",
+         "model field 'window_layers': layer 1 uses a window but "
+         "sliding_window is 0"},
         {"eos_ids", "[1,2,3,4,5,6,7,8,9]", "model field 'eos_ids' has 9 entries, at most 8"},
         {"eos_ids", "[-3]", "model field 'eos_ids' entry 0 is not a token id"},
         {"bos_id", "-2", "model field 'bos_id' is -2, outside -1.."},
         {"n_experts_per_tok", "5", "model field 'n_experts_per_tok': must be within 1..n_experts"},
         {"n_experts", "0", "model field 'n_experts_per_tok': must be within 1..n_experts (0)"},
         {"attn_scale", "-0.5", "model field 'attn_scale': must be a non-negative number"},
-        {"parallel_residual", "false", "model field 'shared_input_norm': set without "
-                                       "parallel_residual"},
+        {"parallel_residual", "false",
+         "model field 'shared_input_norm': set without "
+         "parallel_residual"},
         {"norm", "\"rmsnorm\"", "model field 'norm_bias': only LayerNorm has a bias"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -351,7 +372,8 @@ static void test_validate(void)
     struct llm_model_desc d;
     make_full(&d);
     d.pos = LLM_POS_ALIBI;
-    CHECK_ERR(llm_desc_validate(&d), LLM_EFORMAT, "model field 'rope': set although the position "
+    CHECK_ERR(llm_desc_validate(&d), LLM_EFORMAT,
+              "model field 'rope': set although the position "
               "encoding is alibi");
     d.pos = LLM_POS_ROPE;
     d.rope.scaling = LLM_ROPE_SCALING_LLAMA3;
@@ -398,10 +420,11 @@ static void expect_shape(const struct llm_model_desc *d, const char *name, int n
     if (rc) return;
     int64_t w[3] = {a, b, c};
     int ok = ndim == nd;
-    for (int i = 0; ok && i < nd; i++) ok = s[i] == w[i];
+    for (int i = 0; ok && i < nd; i++)
+        ok = s[i] == w[i];
     CHECK(ok, "'%s' has %d dims [%lld, %lld, %lld], expected %d [%lld, %lld, %lld]", name, ndim,
-          (long long)s[0], (long long)(ndim > 1 ? s[1] : 0), (long long)(ndim > 2 ? s[2] : 0),
-          nd, (long long)a, (long long)b, (long long)c);
+          (long long)s[0], (long long)(ndim > 1 ? s[1] : 0), (long long)(ndim > 2 ? s[2] : 0), nd,
+          (long long)a, (long long)b, (long long)c);
 }
 
 static void expect_absent(const struct llm_model_desc *d, const char *name)
@@ -414,7 +437,7 @@ static void expect_absent(const struct llm_model_desc *d, const char *name)
 static void test_names(void)
 {
     struct llm_model_desc d;
-    char (*names)[LLM_NAME_MAX];
+    char(*names)[LLM_NAME_MAX];
     size_t n;
 
     if (!load("llama2-7b", &d)) {
@@ -431,7 +454,8 @@ static void test_names(void)
             "transformer.layers.0.mlp.proj.weight",
             "transformer.layers.1.input_layernorm.weight",
         };
-        for (size_t i = 0; i < 9 && i < n; i++) CHECK_STR(names[i], first[i]);
+        for (size_t i = 0; i < 9 && i < n; i++)
+            CHECK_STR(names[i], first[i]);
         if (n == 227) {
             CHECK_STR(names[225], "transformer.ln_f.weight");
             CHECK_STR(names[226], "lm_head.weight");
@@ -527,8 +551,10 @@ static void test_names(void)
         for (size_t k = 0; k < n; k++) {
             int nd;
             int64_t s[LLM_MAX_DIMS];
-            CHECK(llm_desc_tensor_shape(&d, names[k], &nd, s) == 0, "%s: '%s' listed but has no "
-                  "shape", samples[i], names[k]);
+            CHECK(llm_desc_tensor_shape(&d, names[k], &nd, s) == 0,
+                  "%s: '%s' listed but has no "
+                  "shape",
+                  samples[i], names[k]);
             if (k) CHECK(strcmp(names[k], names[k - 1]), "%s: '%s' twice", samples[i], names[k]);
         }
         free(names);

@@ -68,8 +68,8 @@ static const struct expect cases[] = {
     {"llama-dynamic", "llama", "LlamaForCausalLM", "llama", "f32", 32000, 2048, 22, 32, 4, 64, 5632,
      2048, "rmsnorm", 1e-5, "silu", 1, "rope", 10000, 64, 1, "dynamic", 2, 2048,
      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, -1, 1, {2}, 1100048384ull},
-    {"llama-yarn", "llama", "LlamaForCausalLM", "llama", "bf16", 32000, 4096, 32, 32, 32, 128, 11008,
-     65536, "rmsnorm", 1e-5, "silu", 1, "rope", 10000, 128, 1, "yarn", 16, 4096,
+    {"llama-yarn", "llama", "LlamaForCausalLM", "llama", "bf16", 32000, 4096, 32, 32, 32, 128,
+     11008, 65536, "rmsnorm", 1e-5, "silu", 1, "rope", 10000, 128, 1, "yarn", 16, 4096,
      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, -1, 1, {2}, 6738415616ull},
     {"llama-v5-params", "llama", "LlamaForCausalLM", "llama", "bf16", 128256, 2048, 16, 32, 8, 64,
      8192, 131072, "rmsnorm", 1e-5, "silu", 1, "rope", 500000, 64, 1, "llama3", 32, 8192,
@@ -111,14 +111,14 @@ static const struct expect cases[] = {
     {"gpt2", "gpt2", "GPT2LMHeadModel", "gpt2", "f32", 50257, 768, 12, 12, 12, 64, 3072, 1024,
      "layernorm", 1e-5, "gelu_tanh", 0, "learned", 10000, 0, 1, "none", 0, 0,
      0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 50256, -1, 1, {50256}, 124439808ull},
-    {"gpt-j-6b", "gptj", "GPTJForCausalLM", "gptj", "f32", 50400, 4096, 28, 16, 16, 256, 16384, 2048,
-     "layernorm", 1e-5, "gelu_tanh", 0, "rope", 10000, 64, 0, "none", 0, 0,
+    {"gpt-j-6b", "gptj", "GPTJForCausalLM", "gptj", "f32", 50400, 4096, 28, 16, 16, 256, 16384,
+     2048, "layernorm", 1e-5, "gelu_tanh", 0, "rope", 10000, 64, 0, "none", 0, 0,
      1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 50256, -1, 1, {50256}, 6050882784ull},
     {"pythia-160m", "gptneox", "GPTNeoXForCausalLM", "gpt_neox", "f16", 50304, 768, 12, 12, 12, 64,
      3072, 2048, "layernorm", 1e-5, "gelu", 0, "rope", 10000, 16, 1, "none", 0, 0,
      1, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, 1, {0}, 162322944ull},
-    {"falcon-7b", "falcon", "FalconForCausalLM", "falcon", "bf16", 65024, 4544, 32, 71, 1, 64, 18176,
-     2048, "layernorm", 1e-5, "gelu", 0, "rope", 10000, 64, 1, "none", 0, 0,
+    {"falcon-7b", "falcon", "FalconForCausalLM", "falcon", "bf16", 65024, 4544, 32, 71, 1, 64,
+     18176, 2048, "layernorm", 1e-5, "gelu", 0, "rope", 10000, 64, 1, "none", 0, 0,
      1, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 11, -1, 1, {11}, 6921720704ull},
     {"falcon-40b", "falcon", "FalconForCausalLM", "falcon", "bf16", 65024, 8192, 60, 128, 8, 64,
      32768, 2048, "layernorm", 1e-5, "gelu", 0, "rope", 10000, 64, 1, "none", 0, 0,
@@ -153,10 +153,12 @@ static void check_case(const struct expect *e)
     if (rc) return;
     const char *n = e->dir;
 #define F(cond, ...) CHECK(cond, "%s: " __VA_ARGS__)
-#define FI(got, want) F((long long)(got) == (long long)(want), "%s = %lld, expected %lld", n, #got, \
-                        (long long)(got), (long long)(want))
-#define FD(got, want) F((double)(got) == (double)(want), "%s = %.17g, expected %.17g", n, #got, \
-                        (double)(got), (double)(want))
+#define FI(got, want)                                                                              \
+    F((long long)(got) == (long long)(want), "%s = %lld, expected %lld", n, #got,                  \
+      (long long)(got), (long long)(want))
+#define FD(got, want)                                                                              \
+    F((double)(got) == (double)(want), "%s = %.17g, expected %.17g", n, #got, (double)(got),       \
+      (double)(want))
 #define FS(got, want) F(!strcmp((got), (want)), "%s = '%s', expected '%s'", n, #got, (got), (want))
     FS(llm_arch_name(d.arch), e->arch);
     FS(d.hf_arch, e->hf_arch);
@@ -205,7 +207,8 @@ static void check_case(const struct expect *e)
     FI(d.bos_id, e->bos);
     FI(d.pad_id, e->pad);
     FI(d.n_eos, e->neos);
-    for (int i = 0; i < e->neos && i < d.n_eos; i++) FI(d.eos_ids[i], e->eos[i]);
+    for (int i = 0; i < e->neos && i < d.n_eos; i++)
+        FI(d.eos_ids[i], e->eos[i]);
     F(llm_desc_n_params(&d) == e->params, "%llu parameters, expected %llu", n,
       (unsigned long long)llm_desc_n_params(&d), e->params);
     CHECK_OK(llm_desc_validate(&d));
@@ -285,8 +288,8 @@ static void check_gen(void)
 
 /* ---- inline configs -------------------------------------------------------- */
 
-#define LLAMA_CORE                                                                         \
-    "\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 100, \"hidden_size\": 64, " \
+#define LLAMA_CORE                                                                                 \
+    "\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 100, \"hidden_size\": 64, "        \
     "\"intermediate_size\": 128, \"num_hidden_layers\": 4, \"num_attention_heads\": 4"
 
 static int parse2(const char *cfg, const char *gen, struct llm_model_desc *d,
@@ -332,7 +335,8 @@ static void check_inline(void)
     /* model_type alone names the architecture; integral reals are integers */
     CHECK_OK(parse("{\"model_type\": \"mistral\", \"vocab_size\": 100.0, \"hidden_size\": 64, "
                    "\"intermediate_size\": 128, \"num_hidden_layers\": 2, "
-                   "\"num_attention_heads\": 4, \"num_key_value_heads\": 2}", &d));
+                   "\"num_attention_heads\": 4, \"num_key_value_heads\": 2}",
+                   &d));
     CHECK_STR(d.hf_arch, "MistralForCausalLM");
     CHECK_INT(d.vocab_size, 100);
     CHECK_INT(d.sliding_window, 4096); /* MistralConfig's default */
@@ -343,20 +347,22 @@ static void check_inline(void)
     CHECK_OK(parse("{" LLAMA_CORE ", \"head_dim\": 32, \"num_key_value_heads\": 1}", &d));
     CHECK_INT(d.head_dim, 32);
     CHECK_INT(d.rope.rot_dims, 32);
-    CHECK_INT(llm_desc_n_params(&d), 100 * 64 * 2 + 4 * (64 * 2 + (4 + 2) * 32 * 64 +
-                                                         64 * 4 * 32 + 3 * 128 * 64) + 64);
+    CHECK_INT(llm_desc_n_params(&d),
+              100 * 64 * 2 + 4 * (64 * 2 + (4 + 2) * 32 * 64 + 64 * 4 * 32 + 3 * 128 * 64) + 64);
     llm_desc_free(&d);
 
     /* rope_type wins over type; "default" means none */
     CHECK_OK(parse("{" LLAMA_CORE ", \"rope_scaling\": {\"type\": \"linear\", \"rope_type\": "
-                   "\"default\"}}", &d));
+                   "\"default\"}}",
+                   &d));
     CHECK_INT(d.rope.scaling, LLM_ROPE_SCALING_NONE);
     llm_desc_free(&d);
 
     /* rope_parameters: theta and partial factor inside win over the top level */
     CHECK_OK(parse("{" LLAMA_CORE ", \"rope_theta\": 5.0, \"partial_rotary_factor\": 1.0, "
                    "\"rope_parameters\": {\"rope_type\": \"linear\", \"factor\": 2, "
-                   "\"rope_theta\": 1000000.0, \"partial_rotary_factor\": 0.5}}", &d));
+                   "\"rope_theta\": 1000000.0, \"partial_rotary_factor\": 0.5}}",
+                   &d));
     CHECK_DBL(d.rope.theta, 1e6);
     CHECK_INT(d.rope.rot_dims, 8);
     CHECK_DBL(d.rope.factor, 2.0);
@@ -364,11 +370,13 @@ static void check_inline(void)
     /* ... per layer type, when all agree */
     CHECK_OK(parse("{" LLAMA_CORE ", \"rope_parameters\": {\"full_attention\": {\"rope_type\": "
                    "\"default\", \"rope_theta\": 7.0}, \"sliding_attention\": {\"rope_type\": "
-                   "\"default\", \"rope_theta\": 7.0}}}", &d));
+                   "\"default\", \"rope_theta\": 7.0}}}",
+                   &d));
     CHECK_DBL(d.rope.theta, 7.0);
     llm_desc_free(&d);
     CHECK_ERR(parse("{" LLAMA_CORE ", \"rope_parameters\": {\"full_attention\": {\"rope_theta\": "
-                    "7.0}, \"sliding_attention\": {\"rope_theta\": 8.0}}}", &d),
+                    "7.0}, \"sliding_attention\": {\"rope_theta\": 8.0}}}",
+                    &d),
               LLM_EUNSUPPORTED, "rope_parameters differ between layer types");
 
     /* yarn without original_max_position_embeddings uses max_position_embeddings;
@@ -383,13 +391,15 @@ static void check_inline(void)
     CHECK_OK(parse("{" LLAMA_CORE ", \"original_max_position_embeddings\": 1024, "
                    "\"max_position_embeddings\": 8192, \"rope_scaling\": {\"rope_type\": "
                    "\"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1, \"high_freq_factor\": 4, "
-                   "\"original_max_position_embeddings\": 2048}}", &d));
+                   "\"original_max_position_embeddings\": 2048}}",
+                   &d));
     CHECK_INT(d.rope.orig_max_pos, 1024);
     llm_desc_free(&d);
     /* yarn factor null: max_pos / original */
     CHECK_OK(parse("{" LLAMA_CORE ", \"max_position_embeddings\": 8192, \"rope_scaling\": "
                    "{\"type\": \"yarn\", \"factor\": null, \"original_max_position_embeddings\": "
-                   "2048}}", &d));
+                   "2048}}",
+                   &d));
     CHECK_DBL(d.rope.factor, 4.0);
     llm_desc_free(&d);
 
@@ -413,7 +423,8 @@ static void check_inline(void)
     CHECK_OK(parse("{\"architectures\": [\"Qwen2ForCausalLM\"], \"vocab_size\": 100, "
                    "\"hidden_size\": 64, \"intermediate_size\": 128, \"num_hidden_layers\": 3, "
                    "\"num_attention_heads\": 4, \"num_key_value_heads\": 2, "
-                   "\"use_sliding_window\": true, \"sliding_window\": 16}", &d));
+                   "\"use_sliding_window\": true, \"sliding_window\": 16}",
+                   &d));
     CHECK_INT(d.sliding_window, 0);
     CHECK_INT(d.layer_window[2], 0);
     llm_desc_free(&d);
@@ -423,7 +434,8 @@ static void check_inline(void)
                     "\"pad_token_id\": null}",
                     "{\"eos_token_id\": 9, \"pad_token_id\": 7, \"bos_token_id\": null, "
                     "\"temperature\": 0.5, \"top_k\": 0, \"min_p\": 0.05, \"max_new_tokens\": 64, "
-                    "\"do_sample\": false}", &d, &g));
+                    "\"do_sample\": false}",
+                    &d, &g));
     CHECK_INT(d.bos_id, 5);
     CHECK_INT(d.n_eos, 1);
     CHECK_INT(d.eos_ids[0], 9);
@@ -440,7 +452,8 @@ static void check_inline(void)
     CHECK_OK(parse("{\"architectures\": [\"GemmaForCausalLM\"], \"vocab_size\": 100, "
                    "\"hidden_size\": 64, \"intermediate_size\": 128, \"num_hidden_layers\": 2, "
                    "\"num_attention_heads\": 4, \"num_key_value_heads\": 1, \"head_dim\": 32, "
-                   "\"hidden_act\": \"gelu\", \"hidden_activation\": \"gelu\"}", &d));
+                   "\"hidden_act\": \"gelu\", \"hidden_activation\": \"gelu\"}",
+                   &d));
     CHECK_INT(d.act, LLM_ACT_GELU);
     CHECK_DBL(d.embed_scale, 8.0);
     llm_desc_free(&d);
@@ -448,7 +461,8 @@ static void check_inline(void)
     /* Falcon in the original RW form: RefinedWeb = the new layout */
     CHECK_OK(parse("{\"architectures\": [\"RWForCausalLM\"], \"model_type\": \"RefinedWeb\", "
                    "\"vocab_size\": 100, \"hidden_size\": 64, \"n_layer\": 2, \"n_head\": 8, "
-                   "\"n_head_kv\": 2, \"parallel_attn\": true, \"bias\": false}", &d));
+                   "\"n_head_kv\": 2, \"parallel_attn\": true, \"bias\": false}",
+                   &d));
     CHECK_INT(d.n_heads, 8);
     CHECK_INT(d.n_kv_heads, 2);
     CHECK_INT(d.parallel_residual, 1);
@@ -459,7 +473,8 @@ static void check_inline(void)
     CHECK_OK(parse("{\"architectures\": [\"FalconForCausalLM\"], \"vocab_size\": 100, "
                    "\"hidden_size\": 64, \"num_hidden_layers\": 2, \"num_attention_heads\": 8, "
                    "\"num_kv_heads\": 8, \"new_decoder_architecture\": true, "
-                   "\"num_ln_in_parallel_attn\": 1, \"ffn_hidden_size\": 100}", &d));
+                   "\"num_ln_in_parallel_attn\": 1, \"ffn_hidden_size\": 100}",
+                   &d));
     CHECK_INT(d.shared_input_norm, 1);
     CHECK_INT(d.intermediate, 100);
     llm_desc_free(&d);
@@ -481,7 +496,8 @@ static void check_inline(void)
     /* GPT-2 without attention scaling */
     CHECK_OK(parse("{\"architectures\": [\"GPT2LMHeadModel\"], \"vocab_size\": 100, "
                    "\"n_embd\": 64, \"n_layer\": 2, \"n_head\": 4, \"scale_attn_weights\": false, "
-                   "\"activation_function\": \"relu\"}", &d));
+                   "\"activation_function\": \"relu\"}",
+                   &d));
     CHECK_DBL(d.attn_scale, 1.0);
     CHECK_INT(d.act, LLM_ACT_RELU);
     CHECK_INT(d.intermediate, 256);
@@ -491,7 +507,8 @@ static void check_inline(void)
     CHECK_OK(parse("{\"architectures\": [\"GPTNeoXForCausalLM\"], \"vocab_size\": 100, "
                    "\"hidden_size\": 64, \"intermediate_size\": 256, \"num_hidden_layers\": 2, "
                    "\"num_attention_heads\": 4, \"rope_parameters\": {\"rope_type\": \"default\", "
-                   "\"rope_theta\": 10000.0, \"partial_rotary_factor\": 0.5}}", &d));
+                   "\"rope_theta\": 10000.0, \"partial_rotary_factor\": 0.5}}",
+                   &d));
     CHECK_INT(d.rope.rot_dims, 8);
     llm_desc_free(&d);
 }
@@ -512,12 +529,13 @@ static void check_errors(void)
          "field 'architectures' must be a list of strings, found a string"},
         {"{\"architectures\": [1]}", LLM_EFORMAT, "must be a list of strings, found an integer in"},
         {"{\"model_type\": \"t5\"}", LLM_EUNSUPPORTED, "unsupported model_type 't5'"},
-        {"{\"model_type\": 5}", LLM_EFORMAT, "field 'model_type' must be a string, found an integer"},
+        {"{\"model_type\": 5}", LLM_EFORMAT,
+         "field 'model_type' must be a string, found an integer"},
         {"{\"architectures\": [\"LlamaForCausalLM\"]}", LLM_EFORMAT, "missing field 'vocab_size'"},
         {"{" LLAMA_CORE ", \"hidden_size\": null}", LLM_EFORMAT, "missing field 'hidden_size'"},
         {"{\"architectures\": [\"LlamaForCausalLM\"], \"vocab_size\": 100, \"hidden_size\": 64, "
-         "\"num_hidden_layers\": 4, \"num_attention_heads\": 4}", LLM_EFORMAT,
-         "missing field 'intermediate_size'"},
+         "\"num_hidden_layers\": 4, \"num_attention_heads\": 4}",
+         LLM_EFORMAT, "missing field 'intermediate_size'"},
         {"{" LLAMA_CORE ", \"vocab_size\": \"100\"}", LLM_EFORMAT,
          "field 'vocab_size' must be an integer, found a string"},
         {"{" LLAMA_CORE ", \"vocab_size\": 1.5}", LLM_EFORMAT,
@@ -557,18 +575,21 @@ static void check_errors(void)
         {"{" LLAMA_CORE ", \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8}}",
          LLM_EFORMAT, "missing field 'rope_scaling.low_freq_factor'"},
         {"{" LLAMA_CORE ", \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8, "
-         "\"low_freq_factor\": 4, \"high_freq_factor\": 1}}", LLM_ERANGE,
-         "field 'rope_scaling.high_freq_factor' (1) must exceed low_freq_factor (4)"},
+         "\"low_freq_factor\": 4, \"high_freq_factor\": 1}}",
+         LLM_ERANGE, "field 'rope_scaling.high_freq_factor' (1) must exceed low_freq_factor (4)"},
         {"{" LLAMA_CORE ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4, "
-         "\"truncate\": false}}", LLM_EUNSUPPORTED, "truncate false is not supported"},
+         "\"truncate\": false}}",
+         LLM_EUNSUPPORTED, "truncate false is not supported"},
         {"{" LLAMA_CORE ", \"rope_scaling\": {\"rope_type\": \"longrope\", \"short_factor\": [1], "
-         "\"long_factor\": [1]}}", LLM_EFORMAT,
+         "\"long_factor\": [1]}}",
+         LLM_EFORMAT,
          "field 'rope_scaling.long_factor' has 1 entries, expected 8 (rotary dims / 2)"},
         {"{" LLAMA_CORE ", \"rope_scaling\": {\"rope_type\": \"longrope\", \"long_factor\": "
-         "[1,1,1,1,1,1,1,1]}}", LLM_EFORMAT, "missing field 'rope_scaling.short_factor'"},
+         "[1,1,1,1,1,1,1,1]}}",
+         LLM_EFORMAT, "missing field 'rope_scaling.short_factor'"},
         {"{" LLAMA_CORE ", \"rope_scaling\": {\"rope_type\": \"longrope\", \"long_factor\": "
-         "[1,1,1,1,1,1,1,-1], \"short_factor\": [1,1,1,1,1,1,1,1]}}", LLM_EFORMAT,
-         "field 'rope_scaling.long_factor' entry 7 is not a positive number"},
+         "[1,1,1,1,1,1,1,-1], \"short_factor\": [1,1,1,1,1,1,1,1]}}",
+         LLM_EFORMAT, "field 'rope_scaling.long_factor' entry 7 is not a positive number"},
         {"{" LLAMA_CORE ", \"rope_scaling\": {\"rope_type\": \"longrope\", \"long_factor\": 3}}",
          LLM_EFORMAT, "field 'rope_scaling.long_factor' must be a list of numbers"},
         {"{" LLAMA_CORE ", \"partial_rotary_factor\": 0.01}", LLM_ERANGE,
@@ -585,49 +606,52 @@ static void check_errors(void)
          LLM_EFORMAT, "num_key_value_heads 32 does not divide the 4 attention heads"},
         {"{\"architectures\": [\"MistralForCausalLM\"], \"vocab_size\": 100, \"hidden_size\": 64, "
          "\"intermediate_size\": 128, \"num_hidden_layers\": 2, \"num_attention_heads\": 8, "
-         "\"layer_types\": [\"full_attention\"]}", LLM_EFORMAT,
-         "field 'layer_types' has 1 entries, expected 2 (num_hidden_layers)"},
+         "\"layer_types\": [\"full_attention\"]}",
+         LLM_EFORMAT, "field 'layer_types' has 1 entries, expected 2 (num_hidden_layers)"},
         {"{\"architectures\": [\"MistralForCausalLM\"], \"vocab_size\": 100, \"hidden_size\": 64, "
          "\"intermediate_size\": 128, \"num_hidden_layers\": 1, \"num_attention_heads\": 8, "
-         "\"layer_types\": [\"chunked_attention\"]}", LLM_EUNSUPPORTED,
-         "layer_types[0] is 'chunked_attention'"},
+         "\"layer_types\": [\"chunked_attention\"]}",
+         LLM_EUNSUPPORTED, "layer_types[0] is 'chunked_attention'"},
         {"{\"architectures\": [\"MistralForCausalLM\"], \"vocab_size\": 100, \"hidden_size\": 64, "
          "\"intermediate_size\": 128, \"num_hidden_layers\": 1, \"num_attention_heads\": 8, "
-         "\"sliding_window\": -5}", LLM_ERANGE, "field 'sliding_window' is -5"},
+         "\"sliding_window\": -5}",
+         LLM_ERANGE, "field 'sliding_window' is -5"},
         {"{\"architectures\": [\"MixtralForCausalLM\"], \"vocab_size\": 100, \"hidden_size\": 64, "
          "\"intermediate_size\": 128, \"num_hidden_layers\": 1, \"num_attention_heads\": 8, "
-         "\"num_local_experts\": 4, \"num_experts_per_tok\": 5}", LLM_ERANGE,
-         "field 'num_experts_per_tok' is 5, expected 1..4"},
+         "\"num_local_experts\": 4, \"num_experts_per_tok\": 5}",
+         LLM_ERANGE, "field 'num_experts_per_tok' is 5, expected 1..4"},
         {"{\"architectures\": [\"GPT2LMHeadModel\"], \"vocab_size\": 100, \"n_embd\": 64, "
-         "\"n_layer\": 2}", LLM_EFORMAT, "missing field 'n_head'"},
+         "\"n_layer\": 2}",
+         LLM_EFORMAT, "missing field 'n_head'"},
         {"{\"architectures\": [\"GPT2LMHeadModel\"], \"vocab_size\": 100, \"n_embd\": 64, "
          "\"n_layer\": 2, \"n_head\": 4, \"scale_attn_by_inverse_layer_idx\": true}",
          LLM_EUNSUPPORTED, "scale_attn_by_inverse_layer_idx is not supported"},
         {"{\"architectures\": [\"GPTJForCausalLM\"], \"vocab_size\": 100, \"n_embd\": 64, "
-         "\"n_layer\": 2, \"n_head\": 4, \"rotary_dim\": 7}", LLM_ERANGE,
-         "field 'rotary_dim' is 7, must be even"},
+         "\"n_layer\": 2, \"n_head\": 4, \"rotary_dim\": 7}",
+         LLM_ERANGE, "field 'rotary_dim' is 7, must be even"},
         {"{\"architectures\": [\"GPTJForCausalLM\"], \"vocab_size\": 100, \"n_embd\": 64, "
-         "\"n_layer\": 2, \"n_head\": 4, \"rotary_dim\": 32}", LLM_ERANGE,
-         "field 'rotary_dim' is 32, expected 2..16"},
+         "\"n_layer\": 2, \"n_head\": 4, \"rotary_dim\": 32}",
+         LLM_ERANGE, "field 'rotary_dim' is 32, expected 2..16"},
         {"{\"architectures\": [\"FalconForCausalLM\"], \"vocab_size\": 100, \"hidden_size\": 64, "
          "\"num_hidden_layers\": 2, \"num_attention_heads\": 4, "
-         "\"apply_residual_connection_post_layernorm\": true}", LLM_EUNSUPPORTED,
-         "apply_residual_connection_post_layernorm is not supported"},
+         "\"apply_residual_connection_post_layernorm\": true}",
+         LLM_EUNSUPPORTED, "apply_residual_connection_post_layernorm is not supported"},
         {"{\"architectures\": [\"FalconForCausalLM\"], \"vocab_size\": 100, \"hidden_size\": 64, "
          "\"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"new_decoder_architecture\": "
-         "true, \"num_kv_heads\": 3}", LLM_EFORMAT, "num_kv_heads 3 does not divide"},
+         "true, \"num_kv_heads\": 3}",
+         LLM_EFORMAT, "num_kv_heads 3 does not divide"},
         {"{\"architectures\": [\"MPTForCausalLM\"], \"vocab_size\": 100, \"d_model\": 64, "
-         "\"n_layers\": 2, \"n_heads\": 4, \"attn_config\": {\"clip_qkv\": 6}}", LLM_EUNSUPPORTED,
-         "attn_config.clip_qkv is not supported"},
+         "\"n_layers\": 2, \"n_heads\": 4, \"attn_config\": {\"clip_qkv\": 6}}",
+         LLM_EUNSUPPORTED, "attn_config.clip_qkv is not supported"},
         {"{\"architectures\": [\"MPTForCausalLM\"], \"vocab_size\": 100, \"d_model\": 64, "
-         "\"n_layers\": 2, \"n_heads\": 4, \"attn_config\": {\"qk_ln\": true}}", LLM_EUNSUPPORTED,
-         "attn_config.qk_ln is not supported"},
+         "\"n_layers\": 2, \"n_heads\": 4, \"attn_config\": {\"qk_ln\": true}}",
+         LLM_EUNSUPPORTED, "attn_config.qk_ln is not supported"},
         {"{\"architectures\": [\"MPTForCausalLM\"], \"vocab_size\": 100, \"d_model\": 64, "
          "\"n_layers\": 2, \"n_heads\": 4, \"attn_config\": {\"alibi_bias_max\": 16}}",
          LLM_EUNSUPPORTED, "alibi_bias_max 16 is not supported"},
         {"{\"architectures\": [\"MPTForCausalLM\"], \"vocab_size\": 100, \"d_model\": 64, "
-         "\"n_layers\": 2, \"n_heads\": 4, \"attn_config\": 1}", LLM_EFORMAT,
-         "field 'attn_config' must be an object, found an integer"},
+         "\"n_layers\": 2, \"n_heads\": 4, \"attn_config\": 1}",
+         LLM_EFORMAT, "field 'attn_config' must be an object, found an integer"},
         {"{\"architectures\": [\"MPTForCausalLM\"], \"vocab_size\": 100, \"d_model\": 64, "
          "\"n_layers\": 2, \"n_heads\": 4, \"attn_config\": {\"attn_type\": \"x\"}}",
          LLM_EUNSUPPORTED, "unsupported attn_config.attn_type 'x'"},
@@ -635,8 +659,8 @@ static void check_errors(void)
          "\"n_layers\": 2, \"n_heads\": 4, \"logit_scale\": \"inv_sqrt_d_model\"}",
          LLM_EUNSUPPORTED, "logit_scale is not supported"},
         {"{\"architectures\": [\"MPTForCausalLM\"], \"vocab_size\": 100, \"d_model\": 64, "
-         "\"n_layers\": 2, \"n_heads\": 4, \"norm_type\": \"rmsnorm\"}", LLM_EUNSUPPORTED,
-         "unsupported norm_type 'rmsnorm'"},
+         "\"n_layers\": 2, \"n_heads\": 4, \"norm_type\": \"rmsnorm\"}",
+         LLM_EUNSUPPORTED, "unsupported norm_type 'rmsnorm'"},
         {"{\"architectures\": [\"BloomForCausalLM\"], \"vocab_size\": 100, \"n_embed\": 64, "
          "\"n_layer\": 2, \"n_head\": 4, \"apply_residual_connection_post_layernorm\": true}",
          LLM_EUNSUPPORTED, "apply_residual_connection_post_layernorm is not supported"},
@@ -674,7 +698,8 @@ static void check_errors(void)
     char p[4200];
     snprintf(p, sizeof(p), "%s/config.json", tmp);
     t_spit(p, "{\"a\": 1, \"a\": 2}", 16);
-    CHECK_ERR(llm_hfconfig_load(tmp, &d, NULL), LLM_EFORMAT, "config.json': the key \"a\" appears "
+    CHECK_ERR(llm_hfconfig_load(tmp, &d, NULL), LLM_EFORMAT,
+              "config.json': the key \"a\" appears "
               "twice (line 1)");
     t_spit(p, "{\"a\": 1,\n}", 10);
     CHECK_ERR(llm_hfconfig_load(tmp, &d, NULL), LLM_EFORMAT, "config.json': not valid JSON: ");
@@ -712,7 +737,8 @@ static int dump(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "--dump")) return dump(argc - 2, argv + 2);
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) check_case(&cases[i]);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        check_case(&cases[i]);
     check_gen();
     check_inline();
     check_errors();

@@ -43,7 +43,8 @@ static void add(struct ckpt *c, const char *name, int dt, int64_t d0, int64_t d1
     uint64_t n = (uint64_t)d0 * (uint64_t)(d1 ? d1 : 1), nb;
     llm_dtype_nbytes(dt, n, &nb);
     unsigned char *p = malloc(nb ? nb : 1);
-    for (uint64_t i = 0; i < nb; i++) p[i] = (unsigned char)(c->n * 31 + i);
+    for (uint64_t i = 0; i < nb; i++)
+        p[i] = (unsigned char)(c->n * 31 + i);
     t->data = p;
     t->nbytes = nb;
     c->data[c->n++] = p;
@@ -51,7 +52,8 @@ static void add(struct ckpt *c, const char *name, int dt, int64_t d0, int64_t d1
 
 static void ckpt_free(struct ckpt *c)
 {
-    for (size_t i = 0; i < c->n; i++) free(c->data[i]);
+    for (size_t i = 0; i < c->n; i++)
+        free(c->data[i]);
     c->n = 0;
 }
 
@@ -65,16 +67,15 @@ static int find(const struct ckpt *c, const char *name)
 /* A tiny Llama-layout model: hidden 8, 2 heads of 4, 1 KV head, MLP 12,
  * vocabulary 16, 2 layers.  Written lm_head first and layers last to
  * first, so that the file order differs from the canonical order. */
-static void llama_tensors(struct ckpt *c, int tied, int qkv_bias, int o_bias, int mlp_bias,
-                          int dt)
+static void llama_tensors(struct ckpt *c, int tied, int qkv_bias, int o_bias, int mlp_bias, int dt)
 {
     add(c, "lm_head.weight", dt, 16, 8);
     for (int l = 1; l >= 0; l--) {
         char b[96];
-#define L(suffix, d0, d1)                                                                   \
-    do {                                                                                    \
-        snprintf(b, sizeof(b), "model.layers.%d.%s", l, suffix);                            \
-        add(c, b, dt, d0, d1);                                                              \
+#define L(suffix, d0, d1)                                                                          \
+    do {                                                                                           \
+        snprintf(b, sizeof(b), "model.layers.%d.%s", l, suffix);                                   \
+        add(c, b, dt, d0, d1);                                                                     \
     } while (0)
         L("mlp.down_proj.weight", 8, 12);
         L("mlp.up_proj.weight", 12, 8);
@@ -221,7 +222,7 @@ static int expected_sources(const char *canon, char src[3][96])
 static void check_plan(const struct llm_model_desc *d, const struct llm_st *st,
                        const struct llm_plan_item *items, size_t n, const char *what)
 {
-    char (*names)[LLM_NAME_MAX];
+    char(*names)[LLM_NAME_MAX];
     size_t nn;
     CHECK_OK(llm_desc_tensor_names(d, &names, &nn));
     CHECK(n == nn, "%s: %zu items for %zu canonical tensors", what, n, nn);
@@ -247,7 +248,8 @@ static void check_plan(const struct llm_model_desc *d, const struct llm_st *st,
               "%s: '%s' shape differs from the description", what, it->name);
         /* the rows of the sources add up to the canonical rows */
         int64_t rows = 0;
-        for (int k = 0; k < it->n_src; k++) rows += llm_st_get(st, it->src[k])->shape[0];
+        for (int k = 0; k < it->n_src; k++)
+            rows += llm_st_get(st, it->src[k])->shape[0];
         CHECK(rows == it->shape[0], "%s: '%s' sources have %lld rows, canonical %lld", what,
               it->name, (long long)rows, (long long)it->shape[0]);
         CHECK(i == 0 || key > prev_key, "%s: item %zu ('%s') is out of file order", what, i,
@@ -292,7 +294,8 @@ static void test_llama(const char *dir)
         CHECK_OK(plan(dir, &c, &d, &st, &items, &n, &log));
         if (items) {
             check_plan(&d, st, items, n, "llama tied");
-            for (size_t i = 0; i < n; i++) CHECK(strcmp(items[i].name, "lm_head.weight"), "tied");
+            for (size_t i = 0; i < n; i++)
+                CHECK(strcmp(items[i].name, "lm_head.weight"), "tied");
         }
         CHECK(log && !*log, "tied model logged: %s", log);
         free(log);
@@ -322,7 +325,8 @@ static void test_llama(const char *dir)
     if (!desc_of("LlamaForCausalLM", 0, NULL, &d)) {
         CHECK_OK(plan(dir, &c, &d, &st, &items, &n, &log));
         int lines = 0;
-        for (char *p = log; p && *p; p++) lines += *p == '\n';
+        for (char *p = log; p && *p; p++)
+            lines += *p == '\n';
         CHECK(lines == 9 && strstr(log, ": 4 more tensors are not used"),
               "expected 8 warnings and a count, got %d lines: %s", lines, log);
         free(log);
@@ -400,8 +404,9 @@ static void test_sharded(const char *dir)
     CHECK_OK(llm_st_write(p2, c.t, half, NULL));
     json_t *wm = json_object();
     for (size_t i = 0; i < c.n; i++)
-        json_object_set_new(wm, c.names[i], json_string(i < half ? "model-00002-of-00002.safetensors"
-                                                                 : "model-00001-of-00002.safetensors"));
+        json_object_set_new(wm, c.names[i],
+                            json_string(i < half ? "model-00002-of-00002.safetensors"
+                                                 : "model-00001-of-00002.safetensors"));
     json_t *root = json_pack("{s:o}", "weight_map", wm);
     json_dump_file(root, ix, 0);
     json_decref(root);
@@ -454,10 +459,12 @@ static void test_errors(const char *dir)
         {"model.layers.1.self_attn.k_proj.weight", 0, 0, 0, 1, LLM_ENOTFOUND,
          "model.safetensors': tensor 'model.layers.1.self_attn.k_proj.weight' not found (needed "
          "for 'transformer.layers.1.attention.qkv.weight')"},
-        {"lm_head.weight", 0, 0, 0, 1, LLM_ENOTFOUND, "tensor 'lm_head.weight' not found (needed "
-                                                      "for 'lm_head.weight')"},
-        {"model.embed_tokens.weight", 0, 0, 0, 1, LLM_ENOTFOUND, "'model.embed_tokens.weight' "
-                                                                 "not found"},
+        {"lm_head.weight", 0, 0, 0, 1, LLM_ENOTFOUND,
+         "tensor 'lm_head.weight' not found (needed "
+         "for 'lm_head.weight')"},
+        {"model.embed_tokens.weight", 0, 0, 0, 1, LLM_ENOTFOUND,
+         "'model.embed_tokens.weight' "
+         "not found"},
         {"model.layers.0.self_attn.k_proj.weight", LLM_DTYPE_BF16, 8, 8, 0, LLM_ESHAPE,
          "model.safetensors': tensor 'model.layers.0.self_attn.k_proj.weight' expected [4, 8], "
          "found [8, 8]"},
@@ -510,7 +517,8 @@ static void test_errors(const char *dir)
     llama_tensors(&c, 0, 0, 0, 0, LLM_DTYPE_BF16);
     json_error_t je;
     json_t *j = json_loads("{\"architectures\": [\"GPT2LMHeadModel\"], \"vocab_size\": 16, "
-                           "\"n_embd\": 8, \"n_layer\": 2, \"n_head\": 2}", 0, &je);
+                           "\"n_embd\": 8, \"n_layer\": 2, \"n_head\": 2}",
+                           0, &je);
     CHECK_OK(llm_hfconfig_parse(j, NULL, "t/config.json", &d, NULL));
     json_decref(j);
     CHECK_ERR(plan(dir, &c, &d, &st, &items, &n, NULL), LLM_EUNSUPPORTED,

@@ -38,7 +38,8 @@ static void fill(struct llm_tensor *t, const char *name, int dt, int ndim, const
     t->name = name;
     t->dtype = dt;
     t->ndim = ndim;
-    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    for (int i = 0; i < ndim; i++)
+        t->shape[i] = shape[i];
     t->data = data;
     t->nbytes = nbytes;
 }
@@ -72,8 +73,8 @@ static void check_same(const struct llm_st *st, const struct llm_tensor *exp, si
                   t->name, k, (long long)t->shape[k], (long long)exp[i].shape[k]);
         CHECK(t->nbytes == exp[i].nbytes, "%s: '%s' %llu bytes, expected %llu", what, t->name,
               (unsigned long long)t->nbytes, (unsigned long long)exp[i].nbytes);
-        CHECK(t->nbytes == 0 || !memcmp(t->data, exp[i].data, t->nbytes),
-              "%s: '%s' data differs", what, t->name);
+        CHECK(t->nbytes == 0 || !memcmp(t->data, exp[i].data, t->nbytes), "%s: '%s' data differs",
+              what, t->name);
         CHECK(llm_st_find(st, exp[i].name) == t, "%s: find('%s') is not get(%zu)", what,
               exp[i].name, i);
     }
@@ -92,16 +93,19 @@ static void test_single(const char *dir)
     size_t len;
     unsigned char *raw = t_slurp(path, &len);
     uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | raw[i];
+    for (int i = 7; i >= 0; i--)
+        hlen = hlen << 8 | raw[i];
     CHECK((8 + hlen) % 8 == 0, "header length %llu leaves the data unaligned",
           (unsigned long long)hlen);
     CHECK(raw[8] == '{', "header starts with '%c'", raw[8]);
     size_t end = 8 + (size_t)hlen;
-    while (end > 8 && raw[end - 1] == ' ') end--;
+    while (end > 8 && raw[end - 1] == ' ')
+        end--;
     CHECK(raw[end - 1] == '}', "header padding is not spaces after the JSON");
     CHECK(8 + hlen - end < 8, "more than 7 bytes of padding");
     uint64_t total = 0;
-    for (size_t i = 0; i < n; i++) total += ts[i].nbytes;
+    for (size_t i = 0; i < n; i++)
+        total += ts[i].nbytes;
     CHECK(len == 8 + hlen + total, "file is %zu bytes, expected %llu", len,
           (unsigned long long)(8 + hlen + total));
 
@@ -125,7 +129,8 @@ static void test_single(const char *dir)
         /* data is 8-byte aligned in the mapping */
         CHECK(((uintptr_t)llm_st_get(st, 0)->data & 7) == 0, "data not aligned");
         /* releasing pages keeps the data readable */
-        for (size_t i = 0; i < n; i++) llm_st_release(st, i);
+        for (size_t i = 0; i < n; i++)
+            llm_st_release(st, i);
         llm_st_release_file(st, 0);
         llm_st_release(st, 99);
         check_same(st, ts, n, "after release");
@@ -188,7 +193,8 @@ static void test_folder_lookup(const char *base)
     }
     char *p2 = join(d, "other.safetensors");
     CHECK_OK(llm_st_write(p2, ts + 3, 2, NULL));
-    CHECK_ERR(llm_st_open(&st, d), LLM_ENOTFOUND, "2 .safetensors files but no "
+    CHECK_ERR(llm_st_open(&st, d), LLM_ENOTFOUND,
+              "2 .safetensors files but no "
               "model.safetensors.index.json");
     CHECK(st == NULL, "out set on failure");
     char *missing = join(d, "nothing-here");
@@ -216,13 +222,12 @@ static void test_sharded(const char *base)
     CHECK_OK(llm_st_write(s2, ts + 3, 3, "{\"format\": \"pt\"}"));
     /* weight_map in name order, as HF writes it; x.i64 is in the shard but
      * not in the index, which is accepted */
-    const char *index =
-        "{\"metadata\": {\"total_size\": 100}, \"weight_map\": {"
-        "\"b.bf16\": \"model-00001-of-00002.safetensors\","
-        "\"e.f16\": \"model-00002-of-00002.safetensors\","
-        "\"s.i8\": \"model-00001-of-00002.safetensors\","
-        "\"u.u8\": \"model-00002-of-00002.safetensors\","
-        "\"w.f32\": \"model-00001-of-00002.safetensors\"}}";
+    const char *index = "{\"metadata\": {\"total_size\": 100}, \"weight_map\": {"
+                        "\"b.bf16\": \"model-00001-of-00002.safetensors\","
+                        "\"e.f16\": \"model-00002-of-00002.safetensors\","
+                        "\"s.i8\": \"model-00001-of-00002.safetensors\","
+                        "\"u.u8\": \"model-00002-of-00002.safetensors\","
+                        "\"w.f32\": \"model-00001-of-00002.safetensors\"}}";
     t_spit(ix, index, strlen(index));
     const char *paths[2] = {d, ix};
     for (int k = 0; k < 2; k++) {
@@ -260,9 +265,11 @@ static unsigned char *mkfile(const char *hdr, size_t ndata, size_t *len)
     size_t hl = strlen(hdr);
     *len = 8 + hl + ndata;
     unsigned char *b = malloc(*len + 1);
-    for (int i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)((uint64_t)hl >> (8 * i));
     memcpy(b + 8, hdr, hl);
-    for (size_t i = 0; i < ndata; i++) b[8 + hl + i] = (unsigned char)i;
+    for (size_t i = 0; i < ndata; i++)
+        b[8 + hl + i] = (unsigned char)i;
     return b;
 }
 
@@ -307,15 +314,17 @@ static void test_handmade(void)
     free(b);
 
     /* every dtype name the format has */
-    const char *names[] = {"F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8",
-                           "U64", "U32", "U16", "U8",  "BOOL", "F8_E4M3", "F8_E5M2"};
+    const char *names[] = {"F64", "F32", "F16", "BF16", "I64",  "I32",     "I16",    "I8",
+                           "U64", "U32", "U16", "U8",   "BOOL", "F8_E4M3", "F8_E5M2"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         int dt = llm_dtype_from_st_name(names[i]);
         CHECK(dt >= 0, "dtype '%s' not known", names[i]);
         if (dt < 0) continue;
         char hdr[128];
-        snprintf(hdr, sizeof(hdr), "{\"t\":{\"dtype\":\"%s\",\"shape\":[3],\"data_offsets\":"
-                 "[0,%d]}}", names[i], 3 * llm_dtype_bits(dt) / 8);
+        snprintf(hdr, sizeof(hdr),
+                 "{\"t\":{\"dtype\":\"%s\",\"shape\":[3],\"data_offsets\":"
+                 "[0,%d]}}",
+                 names[i], 3 * llm_dtype_bits(dt) / 8);
         b = mkfile(hdr, (size_t)(3 * llm_dtype_bits(dt) / 8), &len);
         CHECK_OK(llm_st_open_mem(&st, b, len, names[i]));
         if (st) {
@@ -347,7 +356,8 @@ static const struct bad bads[] = {
     {"{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4, LLM_EFORMAT, "tensor 'a' has no dtype"},
     {"{\"a\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, LLM_EFORMAT,
      "tensor 'a': dtype is not a string"},
-    {"{\"a\":" T("F4", "[1]", "[0,4]") "}", 4, LLM_EUNSUPPORTED, "tensor 'a' has unknown dtype 'F4'"},
+    {"{\"a\":" T("F4", "[1]", "[0,4]") "}", 4, LLM_EUNSUPPORTED,
+     "tensor 'a' has unknown dtype 'F4'"},
     {"{\"a\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", 4, LLM_EFORMAT,
      "tensor 'a' has no shape"},
     {"{\"a\":" T("F32", "4", "[0,4]") "}", 4, LLM_EFORMAT, "tensor 'a': shape is not an array"},
@@ -381,10 +391,12 @@ static const struct bad bads[] = {
      "'x': tensors 'a' [0, 4) and 'b' [2, 10) overlap"},
     {"{\"a\":" T("F32", "[2]", "[0,8]") ",\"b\":" T("F32", "[1]", "[0,4]") "}", 8, LLM_EFORMAT,
      "tensors 'b' [0, 4) and 'a' [0, 8) overlap"},
-    {"{\"a\":" T("U8", "[1]", "[1,2]") ",\"b\":" T("U8", "[0]", "[0,0]") ",\"c\":"
-     T("F16", "[4]", "[0,8]") "}", 8, LLM_EFORMAT, "tensors 'c' [0, 8) and 'a' [1, 2) overlap"},
+    {"{\"a\":" T("U8", "[1]", "[1,2]") ",\"b\":" T("U8", "[0]", "[0,0]") ",\"c\":" T("F16", "[4]",
+                                                                                     "[0,8]") "}",
+     8, LLM_EFORMAT, "tensors 'c' [0, 8) and 'a' [1, 2) overlap"},
     {"{\"__metadata__\":[\"a\"]}", 0, LLM_EFORMAT, "'x': __metadata__ is not an object of strings"},
-    {"{\"__metadata__\":{\"k\":1}}", 0, LLM_EFORMAT, "'x': __metadata__ value of 'k' is not a string"},
+    {"{\"__metadata__\":{\"k\":1}}", 0, LLM_EFORMAT,
+     "'x': __metadata__ value of 'k' is not a string"},
     {"{\"a\\nb\":" T("F9", "[1]", "[0,4]") "}", 4, LLM_EUNSUPPORTED, "tensor 'a?b' has unknown"},
 };
 
@@ -445,7 +457,8 @@ static void test_index_errors(const char *base)
         const char *sub;
     } cases[] = {
         {"{\"weight_map\": {\"w.f32\": \"a.safetensors\", \"b.bf16\": \"a.safetensors\", "
-         "\"s.i8\": \"b.safetensors\", \"e.f16\": \"b.safetensors\"}}", 0, ""},
+         "\"s.i8\": \"b.safetensors\", \"e.f16\": \"b.safetensors\"}}",
+         0, ""},
         {"{\"weight_map\": {\"w.f32\": \"a.safetensors\", \"z\": \"c.safetensors\"}}",
          LLM_ENOTFOUND, "c.safetensors' named by the index not found"},
         {"{\"weight_map\": {\"w.f32\": \"a.safetensors\", \"zz\": \"b.safetensors\"}}",
@@ -482,7 +495,8 @@ static void test_index_errors(const char *base)
     }
     /* the same tensor in both shards */
     CHECK_OK(llm_st_write(s2, ts + 1, 2, NULL));
-    const char *dup = "{\"weight_map\": {\"w.f32\": \"a.safetensors\", \"s.i8\": \"b.safetensors\"}}";
+    const char *dup =
+        "{\"weight_map\": {\"w.f32\": \"a.safetensors\", \"s.i8\": \"b.safetensors\"}}";
     t_spit(ix, dup, strlen(dup));
     struct llm_st *st = NULL;
     CHECK_ERR(llm_st_open(&st, ix), LLM_EFORMAT, "a.safetensors': tensor 'b.bf16' is also in '");
@@ -521,7 +535,8 @@ static void test_writer_errors(const char *base)
     CHECK_ERR(llm_st_write(p, t2, 2, NULL), LLM_EINVAL, "tensor 'w.f32' given twice");
     t2[1] = ts[1];
     t2[1].nbytes = 9;
-    CHECK_ERR(llm_st_write(p, t2, 2, NULL), LLM_EINVAL, "shape [5] of bf16 needs 10 bytes, given 9");
+    CHECK_ERR(llm_st_write(p, t2, 2, NULL), LLM_EINVAL,
+              "shape [5] of bf16 needs 10 bytes, given 9");
     t2[1] = ts[1];
     t2[1].dtype = LLM_DTYPE_I4;
     CHECK_ERR(llm_st_write(p, t2, 2, NULL), LLM_EUNSUPPORTED, "has no safetensors name");

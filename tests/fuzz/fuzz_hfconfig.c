@@ -44,7 +44,7 @@ static void check_desc(const struct llm_model_desc *d)
     if (!j2 || llm_desc_from_json(&e, j2)) abort();
     json_t *j3 = llm_desc_to_json(&e);
     if (!j3 || !json_equal(j, j3)) abort();
-    char (*names)[LLM_NAME_MAX];
+    char(*names)[LLM_NAME_MAX];
     size_t n;
     if (llm_desc_tensor_names(&e, &names, &n)) abort();
     for (size_t i = 0; i < n; i++) {

@@ -38,7 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < n; i++) {
         const struct llm_tensor *t = llm_st_get(st, i);
         const uint8_t *p = t->data;
-        for (uint64_t k = 0; k < t->nbytes; k++) sink ^= p[k];
+        for (uint64_t k = 0; k < t->nbytes; k++)
+            sink ^= p[k];
         total += t->nbytes;
         if (llm_st_find(st, t->name) != t) abort();
         if (llm_st_shard_of(st, i) != 0) abort();
