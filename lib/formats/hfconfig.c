@@ -311,9 +311,12 @@ static int read_dtype(const struct rd *c, struct llm_model_desc *d)
         const char *name;
         int dt;
     } map[] = {
-        {"float32", LLM_DTYPE_F32},   {"float", LLM_DTYPE_F32}, {"fp32", LLM_DTYPE_F32},
-        {"float16", LLM_DTYPE_F16},   {"half", LLM_DTYPE_F16},  {"fp16", LLM_DTYPE_F16},
-        {"bfloat16", LLM_DTYPE_BF16}, {"bf16", LLM_DTYPE_BF16}, {"float64", LLM_DTYPE_F64},
+        {"float32", LLM_DTYPE_F32},        {"float", LLM_DTYPE_F32},
+        {"fp32", LLM_DTYPE_F32},           {"float16", LLM_DTYPE_F16},
+        {"half", LLM_DTYPE_F16},           {"fp16", LLM_DTYPE_F16},
+        {"bfloat16", LLM_DTYPE_BF16},      {"bf16", LLM_DTYPE_BF16},
+        {"float64", LLM_DTYPE_F64},        {"float8_e4m3fn", LLM_DTYPE_F8E4M3},
+        {"float8_e5m2", LLM_DTYPE_F8E5M2},
     };
     const char *s;
     const char *k;
@@ -331,6 +334,20 @@ static int read_dtype(const struct rd *c, struct llm_model_desc *d)
     char b[96];
     return llm_err_set(LLM_EUNSUPPORTED, "'%s': unsupported %s '%s'", c->src, k,
                        q(s, b, sizeof(b)));
+}
+
+/* Pre-quantized checkpoints (GPTQ, AWQ, FP8, bitsandbytes, ...) store
+ * other tensors than the description names; refuse them up front. */
+static int read_quant(const struct rd *c)
+{
+    const json_t *qc = json_object_get(c->o, "quantization_config");
+    if (!qc || json_is_null(qc)) return 0;
+    const json_t *m = json_object_get(qc, "quant_method");
+    char b[96];
+    return llm_err_set(LLM_EUNSUPPORTED,
+                       "'%s': pre-quantized checkpoints are not supported "
+                       "(quantization_config.quant_method '%s')",
+                       c->src, json_is_string(m) ? q(json_string_value(m), b, sizeof(b)) : "?");
 }
 
 static int read_act(const struct rd *c, const char *const *keys, const char *def,
@@ -1190,6 +1207,7 @@ int llm_hfconfig_parse(const json_t *config, const json_t *gen_config, const cha
     if (!json_is_object(config)) return llm_err_set(LLM_EFORMAT, "'%s': not a JSON object", src);
     struct rd c = {src, config, ""};
     int rc = read_arch(&c, d);
+    if (!rc) rc = read_quant(&c);
     if (!rc) rc = read_dtype(&c, d);
     if (!rc) {
         switch (d->arch) {
@@ -1266,9 +1284,11 @@ int llm_hfconfig_load(const char *dir, struct llm_model_desc *d, struct llm_gen_
     if (g) llm_gen_defaults_init(g);
     if (!dir || !*dir) return llm_err_set(LLM_EINVAL, "no checkpoint folder given");
     struct stat sb;
-    if (stat(dir, &sb) != 0)
-        return llm_err_set(errno == ENOENT ? LLM_ENOTFOUND : LLM_EIO, "'%s': %s", dir,
-                           strerror(errno));
+    if (stat(dir, &sb) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return llm_err_set(LLM_ENOTFOUND, "'%s': no such file or folder", dir);
+        return llm_err_set(LLM_EIO, "unable to open '%s': %s", dir, strerror(errno));
+    }
     /* DIR, or DIR/config.json itself */
     size_t n = strlen(dir);
     char *cpath = malloc(n + 32), *gpath = malloc(n + 40);

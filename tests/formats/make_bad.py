@@ -377,6 +377,13 @@ def _(d):
     with_config(d, config_text(dict(CONFIG, num_key_value_heads=3)))
 
 
+@case("config-prequantized", "LLM_EUNSUPPORTED",
+      "pre-quantized checkpoints are not supported (quantization_config.quant_method 'gptq')")
+def _(d):
+    with_config(d, config_text(dict(CONFIG, quantization_config={"quant_method": "gptq",
+                                                                 "bits": 4})))
+
+
 @case("no-config", "LLM_ENOTFOUND", "config.json': no such file")
 def _(d):
     write(d + "/model.safetensors", good_file())

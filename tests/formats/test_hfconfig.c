@@ -332,6 +332,14 @@ static void check_inline(void)
     CHECK_STR(d.model_type, "llama");
     llm_desc_free(&d);
 
+    /* FP8 weights, v5's "dtype" */
+    CHECK_OK(parse("{" LLAMA_CORE ", \"dtype\": \"float8_e4m3fn\"}", &d));
+    CHECK_INT(d.dtype, LLM_DTYPE_F8E4M3);
+    llm_desc_free(&d);
+    CHECK_OK(parse("{" LLAMA_CORE ", \"torch_dtype\": \"torch.float16\"}", &d));
+    CHECK_INT(d.dtype, LLM_DTYPE_F16);
+    llm_desc_free(&d);
+
     /* model_type alone names the architecture; integral reals are integers */
     CHECK_OK(parse("{\"model_type\": \"mistral\", \"vocab_size\": 100.0, \"hidden_size\": 64, "
                    "\"intermediate_size\": 128, \"num_hidden_layers\": 2, "
@@ -557,6 +565,10 @@ static void check_errors(void)
          "field 'tie_word_embeddings' must be true or false, found a string"},
         {"{" LLAMA_CORE ", \"torch_dtype\": \"int8\"}", LLM_EUNSUPPORTED,
          "unsupported torch_dtype 'int8'"},
+        {"{" LLAMA_CORE ", \"quantization_config\": {\"quant_method\": \"awq\", \"bits\": 4}}",
+         LLM_EUNSUPPORTED,
+         "pre-quantized checkpoints are not supported "
+         "(quantization_config.quant_method 'awq')"},
         {"{" LLAMA_CORE ", \"rope_theta\": -1}", LLM_ERANGE, "field 'rope_theta' is -1"},
         {"{" LLAMA_CORE ", \"rope_scaling\": 2}", LLM_EFORMAT,
          "field 'rope_scaling' must be an object or null, found an integer"},
@@ -690,7 +702,8 @@ static void check_errors(void)
               "'d/generation_config.json': not a JSON object");
 
     /* files */
-    CHECK_ERR(llm_hfconfig_load("/nonexistent/dir", &d, NULL), LLM_ENOTFOUND, "/nonexistent/dir");
+    CHECK_ERR(llm_hfconfig_load("/nonexistent/dir", &d, NULL), LLM_ENOTFOUND,
+              "'/nonexistent/dir': no such file or folder");
     char *dir = cfg_dir("");
     CHECK_ERR(llm_hfconfig_load(dir, &d, NULL), LLM_ENOTFOUND, "config.json': no such file");
     free(dir);
