@@ -94,6 +94,8 @@ __global__ void __launch_bounds__(NWARP * 32)
     typedef pf_cfg<T, D> C;
     constexpr int BN = C::BN, DP = C::DP, KD = D / 16, NB = BN / 8, ND = D / 8;
     constexpr int VR = D / 8; /* 16-byte vectors per row */
+    pdl_wait();
+    pdl_trigger();
     const int tile = blockIdx.x, h = blockIdx.y;
     const int sq = tiles[3 * tile], r0 = tiles[3 * tile + 1], nr = tiles[3 * tile + 2];
     const int G = a.n_heads / a.n_kv_heads, kvh = h / G;
@@ -301,8 +303,8 @@ static int launch_pf(const struct llm_k_attn *a, const int32_t *tiles, int n_til
         if (e != cudaSuccess) return (int)e;
         set = 1;
     }
-    attn_prefill_kernel<T, D><<<dim3(n_tiles, a->n_heads), NWARP * 32, smem, st>>>(*a, tiles);
-    return k_status();
+    return launch_pdl(attn_prefill_kernel<T, D>, dim3(n_tiles, a->n_heads), dim3(NWARP * 32), smem,
+                      st, *a, tiles);
 }
 
 #define PF_DIMS(X, T) X(T, 64) X(T, 80) X(T, 96) X(T, 128) X(T, 256)

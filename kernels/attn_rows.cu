@@ -79,6 +79,8 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
                                                        float *ws, int *counters)
 {
     constexpr int V = vec<T>::N;
+    pdl_wait();
+    pdl_trigger();
     const int D = a.head_dim, G = a.n_heads / a.n_kv_heads;
     const int DP = D + V; /* padded smem row: rows shift by 16 bytes, no bank conflicts */
     const int i = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
@@ -246,9 +248,8 @@ template <typename T> static int launch_rows(const struct llm_k_attn *a, const i
         smem_set = smem;
     }
     dim3 grid(n, a->n_kv_heads, max_splits);
-    attn_rows_kernel<T><<<grid, NT, smem, st>>>(*a, rows, seqs, split_len, max_splits,
-                                                max_splits > 1 ? ws : nullptr, counters);
-    return k_status();
+    return launch_pdl(attn_rows_kernel<T>, grid, dim3(NT), smem, st, *a, rows, seqs, split_len,
+                      max_splits, max_splits > 1 ? ws : nullptr, counters);
 }
 
 extern "C" int llm_k_attn_rows(const struct llm_k_attn *a, const int32_t *rows,

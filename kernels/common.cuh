@@ -101,6 +101,40 @@ static inline int k_status(void)
     return (int)cudaGetLastError();
 }
 
+/* Programmatic dependent launch: a kernel launched with launch_pdl may be
+ * scheduled while its predecessor on the stream is still finishing; it
+ * must call pdl_wait() before touching memory the predecessor writes, and
+ * calls pdl_trigger() to let its own successor be scheduled early.  Both
+ * are no-ops for a kernel launched the ordinary way. */
+extern int llm_k_pdl_on;
+
+static __device__ __forceinline__ void pdl_wait(void)
+{
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+}
+static __device__ __forceinline__ void pdl_trigger(void)
+{
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+}
+
+template <typename... KArgs, typename... Args>
+static int launch_pdl(void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t st,
+                      Args... args)
+{
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = st;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = llm_k_pdl_on;
+    cfg.attrs = at;
+    cfg.numAttrs = 1;
+    cudaError_t e = cudaLaunchKernelEx(&cfg, kern, ((KArgs)args)...);
+    return e != cudaSuccess ? (int)e : k_status();
+}
+
 #define DISPATCH_DT(dt, T, ...)                                                                    \
     do {                                                                                           \
         if ((dt) == K_DT_F32) {                                                                    \

@@ -10,6 +10,13 @@
  */
 #include "common.cuh"
 
+int llm_k_pdl_on = 1;
+
+extern "C" void llm_k_set_pdl(int on)
+{
+    llm_k_pdl_on = on != 0;
+}
+
 /* ---- embedding ----------------------------------------------------------- */
 
 template <typename T>
@@ -17,6 +24,8 @@ __global__ void embed_kernel(T *out, const T *table, const int32_t *tokens, cons
                              const int32_t *pos, int hidden, float scale)
 {
     constexpr int V = vec<T>::N;
+    pdl_wait();
+    pdl_trigger();
     int r = blockIdx.x;
     const T *src = table + (int64_t)tokens[r] * hidden;
     const T *psrc = pos_table ? pos_table + (int64_t)pos[r] * hidden : nullptr;
@@ -44,10 +53,10 @@ extern "C" int llm_k_embed(int dt, void *out, const void *table, const int32_t *
     DISPATCH_DT(dt, T, {
         int nv = hidden / vec<T>::N;
         int nt = nv < 256 ? ((nv + 31) / 32) * 32 : 256;
-        embed_kernel<T><<<n, nt, 0, stream>>>((T *)out, (const T *)table, tokens,
-                                              (const T *)pos_table, pos, hidden, scale);
+        return launch_pdl(embed_kernel<T>, dim3(n), dim3(nt), 0, stream, (T *)out,
+                          (const T *)table, tokens, (const T *)pos_table, pos, hidden, scale);
     });
-    return k_status();
+    return 0;
 }
 
 /* ---- norms ---------------------------------------------------------------- */
@@ -60,6 +69,8 @@ __global__ void norm_kernel(int kind, T *out, T *res, const T *add, const T *w, 
 {
     constexpr int V = vec<T>::N;
     __shared__ float sh[32];
+    pdl_wait();
+    pdl_trigger();
     int64_t r = blockIdx.x;
     int nv = n / V;
     T *xr = res + r * n;
@@ -129,14 +140,15 @@ extern "C" int llm_k_norm(int dt, int kind, void *out, void *res, const void *ad
     if (n % 8 || (kind != LLM_K_NORM_RMS && kind != LLM_K_NORM_LAYER))
         return (int)cudaErrorInvalidValue;
     DISPATCH_DT(dt, T, {
-        /* one vector per thread where the row allows (short latency for a single row) */
+        /* few rows: one vector per thread (short latency); many: four per thread */
         int nv = n / vec<T>::N;
         if (nv > NORM_MAXV * 1024) return (int)cudaErrorInvalidValue;
-        int nt = nv < 1024 ? ((nv + 31) / 32) * 32 : 1024;
-        norm_kernel<T><<<rows, nt, 0, stream>>>(kind, (T *)out, (T *)res, (const T *)add,
-                                                (const T *)w, (const T *)b, w_offset, n, eps);
+        int nt = rows < 64 ? nv : (nv + NORM_MAXV - 1) / NORM_MAXV;
+        nt = nt < 1024 ? ((nt + 31) / 32) * 32 : 1024;
+        return launch_pdl(norm_kernel<T>, dim3(rows), dim3(nt), 0, stream, kind, (T *)out,
+                          (T *)res, (const T *)add, (const T *)w, (const T *)b, w_offset, n, eps);
     });
-    return k_status();
+    return 0;
 }
 
 /* ---- rotary embedding + KV append ----------------------------------------- */
@@ -147,6 +159,8 @@ __global__ void rope_kv_kernel(T *qkv, const float2 *rope, const int32_t *pos, c
                                int n_kv_heads, int head_dim, int rot_dims, int neox, int hpb)
 {
     constexpr int V = vec<T>::N;
+    pdl_wait();
+    pdl_trigger();
     const int64_t r = blockIdx.x;
     const int nqk = n_heads + n_kv_heads, nall = nqk + n_kv_heads;
     const int h0 = blockIdx.y * hpb, h1 = min(h0 + hpb, nall);
@@ -194,11 +208,11 @@ extern "C" int llm_k_rope_kv(int dt, void *qkv, const float *rope, const int32_t
     int hpb = n >= 64 ? nall : 4;
     dim3 grid(n, (nall + hpb - 1) / hpb);
     DISPATCH_DT(dt, T, {
-        rope_kv_kernel<T><<<grid, 128, 0, stream>>>((T *)qkv, (const float2 *)rope, pos, slot,
-                                                    (T *)kv, blk_stride, block_size, n_heads,
-                                                    n_kv_heads, head_dim, rot_dims, neox, hpb);
+        return launch_pdl(rope_kv_kernel<T>, grid, dim3(128), 0, stream, (T *)qkv,
+                          (const float2 *)rope, pos, slot, (T *)kv, blk_stride, block_size,
+                          n_heads, n_kv_heads, head_dim, rot_dims, neox, hpb);
     });
-    return k_status();
+    return 0;
 }
 
 /* ---- activations ------------------------------------------------------------ */
@@ -221,6 +235,8 @@ template <typename T>
 __global__ void act_kernel(int act, int gated, T *h, int64_t rows, int inter)
 {
     constexpr int V = vec<T>::N;
+    pdl_wait();
+    pdl_trigger();
     int nv = inter / V;
     int64_t total = rows * nv;
     int64_t stride = gated ? 2 * (int64_t)inter : inter;
@@ -256,9 +272,10 @@ extern "C" int llm_k_act(int dt, int act, int gated, void *h, int rows, int inte
     if (inter % 8 || act < 0 || act > LLM_K_ACT_RELU) return (int)cudaErrorInvalidValue;
     DISPATCH_DT(dt, T, {
         int64_t work = (int64_t)rows * (inter / vec<T>::N);
-        act_kernel<T><<<grid_for(work, 256), 256, 0, stream>>>(act, gated, (T *)h, rows, inter);
+        return launch_pdl(act_kernel<T>, dim3(grid_for(work, 256)), dim3(256), 0, stream, act,
+                          gated, (T *)h, (int64_t)rows, inter);
     });
-    return k_status();
+    return 0;
 }
 
 /* ---- row gather -------------------------------------------------------------- */
@@ -267,6 +284,8 @@ template <typename T>
 __global__ void gather_kernel(T *out, const T *in, const int32_t *rows, int width)
 {
     constexpr int V = vec<T>::N;
+    pdl_wait();
+    pdl_trigger();
     int r = blockIdx.x;
     const T *src = in + (int64_t)rows[r] * width;
     T *dst = out + (int64_t)r * width;
@@ -279,9 +298,10 @@ extern "C" int llm_k_gather(int dt, void *out, const void *in, const int32_t *ro
     if (n <= 0) return 0;
     if (width % 8) return (int)cudaErrorInvalidValue;
     DISPATCH_DT(dt, T, {
-        gather_kernel<T><<<n, 128, 0, stream>>>((T *)out, (const T *)in, rows, width);
+        return launch_pdl(gather_kernel<T>, dim3(n), dim3(128), 0, stream, (T *)out,
+                          (const T *)in, rows, width);
     });
-    return k_status();
+    return 0;
 }
 
 /* ---- conversion ------------------------------------------------------------------ */

@@ -28,6 +28,8 @@ __global__ void __launch_bounds__(NW * 32)
                 int accumulate)
 {
     constexpr int V = vec<T>::N;
+    pdl_wait();
+    pdl_trigger();
     const int lane = threadIdx.x & 31;
     const int n0 = (blockIdx.x * NW + (threadIdx.x >> 5)) * R;
     if (n0 >= N) return;
@@ -112,6 +114,8 @@ __global__ void __launch_bounds__(NW * 32)
     gemv_gated_kernel(int act, T *y, const T *x, const T *w, const T *bias, int I, int K)
 {
     constexpr int V = vec<T>::N;
+    pdl_wait();
+    pdl_trigger();
     const int lane = threadIdx.x & 31;
     const int j = blockIdx.x * NW + (threadIdx.x >> 5);
     if (j >= I) return;
@@ -157,9 +161,8 @@ static int launch(T *y, int ldy, const T *x, int ldx, const T *w, const T *bias,
 {
     if (M > MAXM) return (int)cudaErrorInvalidValue;
     int grid = (N + NW * R - 1) / (NW * R);
-    gemv_kernel<T, R, U, NW, MAXM><<<grid, NW * 32, 0, st>>>(y, ldy, x, ldx, w, bias, M, N, K,
-                                                              accumulate);
-    return k_status();
+    return launch_pdl(gemv_kernel<T, R, U, NW, MAXM>, dim3(grid), dim3(NW * 32), 0, st, y, ldy, x,
+                      ldx, w, bias, M, N, K, accumulate);
 }
 
 static bool gemv_args_ok(int M, int K, int ldx, int ldy)
@@ -210,8 +213,8 @@ extern "C" int llm_k_gemv_gated(int dt, int act, void *y, const void *x, const v
     if (I <= 0) return 0;
     if (K % 8 || act < 0 || act > LLM_K_ACT_RELU) return (int)cudaErrorInvalidValue;
     DISPATCH_DT(dt, T, {
-        gemv_gated_kernel<T, 8, 4><<<(I + 3) / 4, 128, 0, stream>>>(
-            act, (T *)y, (const T *)x, (const T *)w, (const T *)bias, I, K);
+        return launch_pdl(gemv_gated_kernel<T, 8, 4>, dim3((I + 3) / 4), dim3(128), 0, stream, act,
+                          (T *)y, (const T *)x, (const T *)w, (const T *)bias, I, K);
     });
-    return k_status();
+    return 0;
 }

@@ -29,6 +29,10 @@ extern "C" {
 
 typedef struct CUstream_st *llm_stream_t;
 
+/* Launch the step kernels with programmatic dependent launch (each may be
+ * scheduled while its predecessor drains; default on). */
+void llm_k_set_pdl(int on);
+
 /* Normalisations (enum llm_norm values). */
 enum llm_k_norm { LLM_K_NORM_RMS = 0, LLM_K_NORM_LAYER = 1 };
 /* Activations (enum llm_act values). */

@@ -224,6 +224,38 @@ int main(int argc, char **argv)
             best * 1e3, 2048 / best, fl / best / 1e12, gemm_rate / 1e12, fl / best / gemm_rate,
             llm_dtype_name(dt));
 
+    /* batch-1 decode under each switch of the backend (LLM_CUDA_*), then the default */
+    const char *cfgs[] = {"LLM_CUDA_PDL=0", "LLM_CUDA_GATED=0", "LLM_CUDA_GEMV=0",
+                          "LLM_CUDA_GRAPHS=0"};
+    for (int ci = 0; ci < 4 && getenv("LLM_BENCH_DECODE_SWITCHES"); ci++) {
+        llm_backend_destroy(be);
+        char kv[64];
+        snprintf(kv, sizeof kv, "%s", cfgs[ci]);
+        char *eq = strchr(kv, '=');
+        *eq = 0;
+        setenv(kv, eq + 1, 1);
+        CHECK(llm_backend_cuda_create(&be, &pm.m, &o));
+        S.len[0] = 0;
+        step(be, &S, 0, 1, 128, 1, res, NULL);
+        cudaDeviceSynchronize();
+        t0 = now();
+        int32_t tk1[1] = {res[0].token};
+        for (int i = 0; i < 128; i++) {
+            step(be, &S, 0, 1, 1, 1, res, tk1);
+            tk1[0] = res[0].token;
+        }
+        double t1 = now() - t0;
+        printf("decode batch 1 with %s: %.1f tok/s, %.2f ms/token\n", cfgs[ci], 128 / t1,
+               t1 / 128 * 1e3);
+        fprintf(jf, "{\"bench\":\"decode_b1_switch\",\"switch\":\"%s\",\"tok_s\":%.2f}\n",
+                cfgs[ci], 128 / t1);
+        unsetenv(kv);
+    }
+    if (getenv("LLM_BENCH_DECODE_SWITCHES")) {
+        llm_backend_destroy(be);
+        CHECK(llm_backend_cuda_create(&be, &pm.m, &o));
+    }
+
     /* batch-1 decode */
     S.len[0] = 0;
     step(be, &S, 0, 1, 128, 1, res, NULL);

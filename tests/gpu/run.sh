@@ -1,7 +1,7 @@
 #!/bin/bash
 # run.sh - the whole GPU round on a machine with a CUDA device.
 #
-#   tests/gpu/run.sh [stage ...]      stages: env sass ops memcheck forward kernels model
+#   tests/gpu/run.sh [stage ...]      stages: env sass ops memcheck forward kernels model llmbench
 #                                     (default: all, in that order; T_<STAGE>
 #                                     overrides a stage's time limit in seconds)
 #
@@ -16,14 +16,14 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/gpu-out}
 mkdir -p "$OUT"
-BINS="test_gpu_ops test_gpu_forward bench_gpu_kernels bench_gpu_model"
+BINS="test_gpu_ops test_gpu_forward bench_gpu_kernels bench_gpu_model llm-convert llm-bench"
 
 if [ "${1:-}" = pack ]; then
     dst=$ROOT/.dev/cuda-bin
     mkdir -p "$dst"
     cp "$ROOT/build-cuda/tests/gpu/test_gpu_ops" "$ROOT/build-cuda/tests/gpu/test_gpu_forward" \
        "$ROOT/build-cuda/bench/gpu/bench_gpu_kernels" "$ROOT/build-cuda/bench/gpu/bench_gpu_model" \
-       "$dst/" || exit 1
+       "$ROOT/build-cuda/cmd/llm-convert" "$ROOT/build-cuda/cmd/llm-bench" "$dst/" || exit 1
     git -C "$ROOT" rev-parse --short=12 HEAD > "$dst/COMMIT"
     git -C "$ROOT" status --short -- kernels lib/backend/cuda tests/gpu bench/gpu >> "$dst/COMMIT"
     for b in $BINS; do
@@ -39,8 +39,8 @@ export PATH=$PATH:/usr/local/cuda/bin
 
 find_bin() {
     for d in "${LLM_GPU_BIN:-}" "$ROOT/.dev/cuda-bin" "$ROOT/build-cuda/tests/gpu" \
-             "$ROOT/build-cuda/bench/gpu" "$ROOT/build-cuda-device/tests/gpu" \
-             "$ROOT/build-cuda-device/bench/gpu"; do
+             "$ROOT/build-cuda/bench/gpu" "$ROOT/build-cuda/cmd" "$ROOT/build-cuda-device/tests/gpu" \
+             "$ROOT/build-cuda-device/bench/gpu" "$ROOT/build-cuda-device/cmd"; do
         [ -n "$d" ] && [ -x "$d/$1" ] && { echo "$d/$1"; return; }
     done
 }
@@ -51,7 +51,7 @@ if [ -z "$(find_bin test_gpu_ops)" ]; then
         && ninja -C build-cuda-device) > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 fi
 
-STAGES=${*:-env sass ops memcheck forward kernels model}
+STAGES=${*:-env sass ops memcheck forward kernels model llmbench}
 declare -A RESULT
 fail=0
 
@@ -99,6 +99,29 @@ for st in $STAGES; do
     kernels) run_stage kernels ${T_KERNELS:-300} "$(find_bin bench_gpu_kernels)" "$OUT/bench_kernels.json" ;;
     model) run_stage model ${T_MODEL:-400} "$(find_bin bench_gpu_model)" "$OUT/bench_model.json" bf16 \
                ${LLM_BENCH_BATCH:-256 448} ;;
+    llmbench)
+        # the engine end to end: a random Llama-2-7B artifact (f16) in RAM, llm-bench on it
+        m=${LLM_BENCH_DIR:-/dev/shm}/llama2-7b-random.llm
+        if [ ! -f "$m" ]; then
+            printf '%s\n' '{"architectures": ["LlamaForCausalLM"], "model_type": "llama",' \
+                '"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008,' \
+                '"num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,' \
+                '"max_position_embeddings": 4096, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,' \
+                '"hidden_act": "silu", "torch_dtype": "float16", "tie_word_embeddings": false,' \
+                '"bos_token_id": 1, "eos_token_id": 2}' > "$OUT/llama2-7b-config.json"
+            run_stage convert ${T_CONVERT:-240} "$(find_bin llm-convert)" --random \
+                "$OUT/llama2-7b-config.json" --dtype f16 -o "$m"
+        fi
+        lb=$(find_bin llm-bench)
+        run_stage llmbench ${T_LLMBENCH:-400} bash -c "
+            '$lb' throughput --device cuda --num-requests ${LLM_BENCH_REQ:-448} \
+                --max-seqs ${LLM_BENCH_SEQS:-448} --input-len 128 --output-len 128 -r 2 -w 1 \
+                -o md '$m' &&
+            '$lb' latency --device cuda --num-requests 4 --input-len 128 --output-len 128 \
+                -r 2 -w 1 -o md '$m' &&
+            '$lb' sweep --device cuda -p 2048 -n 128 -r 3 -w 1 \
+                -o md '$m'"
+        ;;
     *) echo "unknown stage $st"; exit 2 ;;
     esac
 done
@@ -115,4 +138,5 @@ for l in open(sys.argv[1]):
     print(f"{r['bench']:<14} {r['shape']:<32} {r['us']:9.1f} us {r['GBps']:7.0f} GB/s {100*r['bw_frac']:5.1f}% {r['TFLOPs']:6.1f} TF {100*r['flop_frac']:5.1f}%")
 EOF
 [ -f "$OUT/model.log" ] && grep -E "^(prefill|decode|offline)" "$OUT/model.log"
+[ -f "$OUT/llmbench.log" ] && grep -E "output_tok|tok_s|pp2048|tg128|ttft_mean|tpot_mean" "$OUT/llmbench.log" | head -24
 exit $fail

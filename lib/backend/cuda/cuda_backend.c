@@ -66,6 +66,7 @@ struct cu_be {
     struct cu_gemm *gemm;
     int gemv_max_m;        /* products of up to this many rows use the GEMV kernel */
     int use_graphs;
+    int fused_gate;        /* single-row gated MLP through llm_k_gemv_gated */
     cudaGraphExec_t graph[32];
     unsigned char graph_seen[32];
 
@@ -375,12 +376,16 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
     CK(cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking));
     CK(cudaEventCreateWithFlags(&c->meta_done, cudaEventDisableTiming));
     if ((rc = cu_gemm_create(&c->gemm, c->dt, GEMM_WS_BYTES))) return rc;
-    /* LLM_CUDA_GEMV=<m>: rows up to which the GEMV kernel replaces cuBLASLt (0 = never);
-     * LLM_CUDA_GRAPHS=0 turns decode graphs off */
+    /* Switches for measurements: LLM_CUDA_GEMV=<m> rows up to which the GEMV kernel
+     * replaces cuBLASLt (0 = never); LLM_CUDA_GRAPHS=0 no decode graphs; LLM_CUDA_GATED=0
+     * no fused gate/up GEMV; LLM_CUDA_PDL=0 no programmatic dependent launch. */
     const char *gv = getenv("LLM_CUDA_GEMV"), *gg = getenv("LLM_CUDA_GRAPHS");
+    const char *ga = getenv("LLM_CUDA_GATED"), *gp = getenv("LLM_CUDA_PDL");
     c->gemv_max_m = c->dt == LLM_DTYPE_F32 ? 0 : gv ? atoi(gv) : DEFAULT_GEMV_MAX_M;
     if (c->gemv_max_m > 8) c->gemv_max_m = 8;
     c->use_graphs = !(gg && !strcmp(gg, "0"));
+    c->fused_gate = !(ga && !strcmp(ga, "0"));
+    llm_k_set_pdl(!(gp && !strcmp(gp, "0")));
 
     int64_t H = d->hidden, V = d->vocab_size, I = d->intermediate, hd = d->head_dim;
     int nh = d->n_heads, nkv = d->n_kv_heads;
@@ -955,7 +960,7 @@ static int enqueue(struct cu_be *c, const struct step *s)
         if (!d->parallel_residual) {
             if ((rc = norm(c, c->xn, c->res, L->n2w, L->n2b, n))) return rc;
         }
-        if (n == 1 && c->gemv_max_m >= 1 && d->gated_mlp) {
+        if (n == 1 && c->gemv_max_m >= 1 && d->gated_mlp && c->fused_gate) {
             CK(llm_k_gemv_gated(c->dt, d->act, c->mlp, mlp_in, L->fc, L->fc_b, I, H, c->st));
         } else {
             if ((rc = linear(c, n, c->mlp_w, H, mlp_in, H, L->fc, L->fc_b, c->mlp, c->mlp_w, 0)))
