@@ -138,5 +138,5 @@ for l in open(sys.argv[1]):
     print(f"{r['bench']:<14} {r['shape']:<32} {r['us']:9.1f} us {r['GBps']:7.0f} GB/s {100*r['bw_frac']:5.1f}% {r['TFLOPs']:6.1f} TF {100*r['flop_frac']:5.1f}%")
 EOF
 [ -f "$OUT/model.log" ] && grep -E "^(prefill|decode|offline)" "$OUT/model.log"
-[ -f "$OUT/llmbench.log" ] && grep -E "output_tok|tok_s|pp2048|tg128|ttft_mean|tpot_mean" "$OUT/llmbench.log" | head -24
+[ -f "$OUT/llmbench.log" ] && grep -E "^llm-bench: |^\| (pp|tg)[0-9]" "$OUT/llmbench.log" | head -24
 exit $fail
