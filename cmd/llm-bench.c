@@ -40,6 +40,7 @@ static const char usage_text[] =
     "Usage: llm-bench [OPTIONS] throughput|latency|sweep MODEL\n"
     "       llm-bench [OPTIONS] --replay RESULT.json [MODEL]\n"
     "       llm-bench compare RESULT.json --baseline OLD.json [--max-regression PCT]\n"
+    "       llm-bench show RESULT.json [-o md|csv|json|jsonl]\n"
     "Benchmark the engine on the model artifact MODEL and write one result\n"
     "(Markdown table by default; -o json keeps everything needed to replay it).\n"
     "\n"
@@ -49,6 +50,7 @@ static const char usage_text[] =
     "  sweep                      pp/tg grid (-p, -n, --pg) and batched table (--npp, --ntg,\n"
     "                             --npl); list options run every combination\n"
     "  compare                    compare RESULT.json with --baseline and exit 0 or 3\n"
+    "  show                       print RESULT.json (json or jsonl) in another format\n"
     "Workload (throughput, latency):\n"
     "      --num-requests N       requests (synthetic: default 128 throughput, 16 latency;\n"
     "                             dataset: the first N)\n"
@@ -131,8 +133,9 @@ enum {
     OPT_VERSION,
 };
 
-enum mode { MODE_THROUGHPUT = 0, MODE_LATENCY, MODE_SWEEP, MODE_COMPARE, MODE_COUNT };
-static const char *const mode_names[MODE_COUNT] = {"throughput", "latency", "sweep", "compare"};
+enum mode { MODE_THROUGHPUT = 0, MODE_LATENCY, MODE_SWEEP, MODE_COMPARE, MODE_SHOW, MODE_COUNT };
+static const char *const mode_names[MODE_COUNT] = {"throughput", "latency", "sweep", "compare",
+                                                   "show"};
 
 #define LIST_MAX 32
 struct ilist {
@@ -384,7 +387,7 @@ static int runopts_from_json(struct runopts *r, const json_t *run, const char *s
     if (!json_is_object(run)) return llm_err_set(LLM_EFORMAT, "'%s': no \"run\" object", src);
     const char *m = json_string_value(json_object_get(run, "mode"));
     r->mode = m ? mode_from_name(m) : -1;
-    if (r->mode < 0 || r->mode == MODE_COMPARE)
+    if (r->mode < 0 || r->mode >= MODE_COMPARE)
         return llm_err_set(LLM_EFORMAT, "'%s': run mode '%s' cannot be replayed", src,
                            m ? m : "?");
     long seed, v;
@@ -1245,14 +1248,27 @@ int main(int argc, char **argv)
         }
         return rc < 0 ? tool_fail(rc) : rc;
     }
+    if (npos >= 1 && !strcmp(pos[0], "show")) {
+        if (npos != 2) return tool_usage_error("show: expected one RESULT.json");
+        json_t *doc = NULL;
+        int rc = llm_bench_doc_load(pos[1], &doc);
+        char *text = NULL;
+        if (!rc) {
+            text = llm_bench_render(doc, o.fmt);
+            rc = text ? write_text(o.out_path, text) : LLM_ENOMEM;
+        }
+        free(text);
+        json_decref(doc);
+        return rc ? tool_fail(rc) : TOOL_EXIT_OK;
+    }
     if (o.replay) {
         if (npos > 1) return tool_usage_error("--replay takes at most one MODEL");
         o.model = npos == 1 ? pos[0] : NULL;
     } else {
         if (npos == 0) return tool_usage_error("missing mode (throughput, latency or sweep)");
         r->mode = mode_from_name(pos[0]);
-        if (r->mode < 0 || r->mode == MODE_COMPARE)
-            return tool_usage_error("unknown mode '%s' (throughput, latency, sweep, compare)",
+        if (r->mode < 0 || r->mode >= MODE_COMPARE)
+            return tool_usage_error("unknown mode '%s' (throughput, latency, sweep, compare, show)",
                                     pos[0]);
         if (npos != 2) return tool_usage_error("%s: expected one MODEL", pos[0]);
         o.model = pos[1];

@@ -130,7 +130,10 @@ static void md_cell(struct sb *b, const json_t *res, const struct col *c)
         sb_printf(b, " - |");
         return;
     }
-    if (fig(res, c->fig, "stddev", &s) && s > 0)
+    int has_s = fig(res, c->fig, "stddev", &s) && s > 0;
+    if (c->dec < 0) /* significant digits, for times that span orders of magnitude */
+        sb_printf(b, has_s ? " %.4g ± %.2g |" : " %.4g |", m * c->scale, s * c->scale);
+    else if (has_s)
         sb_printf(b, " %.*f ± %.*f |", c->dec, m * c->scale, c->dec, s * c->scale);
     else
         sb_printf(b, " %.*f |", c->dec, m * c->scale);
@@ -141,7 +144,7 @@ static const struct col cols_thr[] = {
     {"total tok/s", "total_tokens_per_s", 1, 1}, {"TTFT p50 ms", "ttft_p50", 1e3, 2},
     {"TTFT p99 ms", "ttft_p99", 1e3, 2},         {"TPOT p50 ms", "tpot_p50", 1e3, 2},
     {"TPOT p99 ms", "tpot_p99", 1e3, 2},         {"ITL p99 ms", "itl_p99", 1e3, 2},
-    {"E2E p50 s", "e2e_p50", 1, 3},              {"BW %", "mem_bw_fraction", 100, 1},
+    {"E2E p50 s", "e2e_p50", 1, -1},              {"BW %", "mem_bw_fraction", 100, 1},
     {"FLOP %", "flops_fraction", 100, 1},        {"host %", "host_overhead_share", 100, 1},
     {NULL, NULL, 0, 0}};
 static const struct col cols_grid[] = {
@@ -150,8 +153,8 @@ static const struct col cols_grid[] = {
     {"FLOP %", "flops_fraction", 100, 1}, {"host %", "host_overhead_share", 100, 1},
     {NULL, NULL, 0, 0}};
 static const struct col cols_batched[] = {
-    {"T_PP s", "t_pp", 1, 3},        {"S_PP t/s", "s_pp", 1, 2}, {"T_TG s", "t_tg", 1, 3},
-    {"S_TG t/s", "s_tg", 1, 2},      {"T s", "t", 1, 3},         {"S t/s", "s", 1, 2},
+    {"T_PP s", "t_pp", 1, -1},       {"S_PP t/s", "s_pp", 1, 2}, {"T_TG s", "t_tg", 1, -1},
+    {"S_TG t/s", "s_tg", 1, 2},      {"T s", "t", 1, -1},        {"S t/s", "s", 1, 2},
     {"BW %", "mem_bw_fraction", 100, 1}, {"FLOP %", "flops_fraction", 100, 1},
     {NULL, NULL, 0, 0}};
 

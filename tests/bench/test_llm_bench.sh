@@ -96,6 +96,11 @@ expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -o jsonl -O "$T/a.jsonl
 check "jsonl: one line per test, each complete" "$CHK" jsonl "$T/a.jsonl" 1
 expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -o csv -O "$T/a.csv"
 check "csv: every row has the header's column count" "$CHK" csv "$T/a.csv"
+expect 0 "" "$BENCH" show "$T/a.jsonl" -o json -O "$T/shown.json"
+check "show: jsonl back to a complete json document" "$CHK" json "$T/shown.json"
+expect 0 "" "$BENCH" show "$T/a.json" -o csv -O "$T/shown.csv"
+check "show: json as csv" "$CHK" csv "$T/shown.csv"
+expect 1 "llm-bench: unable to open '$T/none.json'" "$BENCH" show "$T/none.json"
 expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -o md
 check "md: summary table" grep -q '^| test | req/s | out tok/s' "$T/out"
 check "md: figure table" grep -q '^| throughput threads=1 | output_tokens_per_s |' "$T/out"
