@@ -13,8 +13,12 @@
  * interleaved fp32 lanes (k mod 16) in increasing k, adds the lanes
  * pairwise and then the bias.  Tokens and rows only change which tile
  * computes a pair, never its arithmetic, so results are bitwise independent
- * of the batch size, of the tile shape and of the thread count (on one
- * machine: an FMA-capable instruction set rounds the multiply-add once).
+ * of the batch size, of the tile shape and of the thread count.  The
+ * multiply-adds are explicit FMA instructions on AVX2/AVX-512 (one
+ * rounding) and a multiply then an add on the baseline; the compiler is not
+ * allowed to contract on its own, since it may fuse differently in two
+ * inlined copies of the same loop.  (So results can differ in the last bit
+ * between machines with and without FMA, never within one.)
  *
  * The kernel is plain C with GCC vector types, compiled three times
  * (AVX-512F, AVX2+FMA, baseline x86-64) and chosen at run time; the
@@ -22,7 +26,12 @@
  * tests and comparisons).
  */
 #pragma GCC diagnostic ignored "-Wpsabi" /* 64-byte vectors only cross always_inline calls */
+/* No implicit multiply-add contraction: which product the compiler would
+ * fuse can differ between two inlined copies of the same loop, and then so
+ * would the rounding.  Fused multiply-adds are written out (vfma). */
+#pragma GCC optimize("fp-contract=off")
 
+#include <immintrin.h> /* declares the FMA builtins used by the AVX2/AVX-512 variants */
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +57,23 @@ INLINE v16 vload(const float *p)
 
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v4 __attribute__((vector_size(16)));
+
+enum { ISA_GENERIC, ISA_AVX2, ISA_AVX512 };
+
+/* a*b + c: rounded once with an FMA instruction set, else twice.  isa is a
+ * constant after inlining into the variant compiled for that instruction
+ * set, the only place the builtins are expanded. */
+#define VFMA(a, b, c, isa)                                                                         \
+    ((isa) == ISA_AVX512 ? __builtin_ia32_vfmaddps512_mask((a), (b), (c), 0xffff, 4)              \
+     : (isa) == ISA_AVX2 ? fma2x8((a), (b), (c))                                                   \
+                         : (a) * (b) + (c))
+
+#define LO8(v) __builtin_shufflevector((v), (v), 0, 1, 2, 3, 4, 5, 6, 7)
+#define HI8(v) __builtin_shufflevector((v), (v), 8, 9, 10, 11, 12, 13, 14, 15)
+#define fma2x8(a, b, c)                                                                            \
+    __builtin_shufflevector(__builtin_ia32_vfmaddps256(LO8(a), LO8(b), LO8(c)),                    \
+                            __builtin_ia32_vfmaddps256(HI8(a), HI8(b), HI8(c)), 0, 1, 2, 3, 4, 5,  \
+                            6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 
 /* Lanes added pairwise: l + (l+8), then + (l+4), (l+2), (l+1). */
 INLINE float vsum(const v16 *ap)
@@ -100,10 +126,10 @@ INLINE v16 wload_tail(const void *row, int64_t k, int64_t in, const int wdt)
     return vload(buf);
 }
 
-/* acc[i][r] = sum over k of xp[i][k] * wp[r][k], in 16 lanes; tx <= 4, tw <= 4
- * and wdt are constants after inlining, so acc lives in registers. */
+/* y[i][r] = sum over k of xp[i][k] * wp[r][k], in 16 lanes; tx <= 4, tw <= 4,
+ * wdt and isa are constants after inlining, so acc lives in registers. */
 INLINE void tile(float y[4][4], const float *const *xp, const void *const *wp, int64_t in,
-                 const int tx, const int tw, const int wdt)
+                 const int tx, const int tw, const int wdt, const int isa)
 {
     v16 acc[4][4];
 #pragma GCC unroll 4
@@ -119,7 +145,7 @@ INLINE void tile(float y[4][4], const float *const *xp, const void *const *wp, i
         for (int i = 0; i < tx; i++) {
             v16 xv = vload(xp[i] + k);
 #pragma GCC unroll 4
-            for (int r = 0; r < tw; r++) acc[i][r] += xv * wv[r];
+            for (int r = 0; r < tw; r++) acc[i][r] = VFMA(xv, wv[r], acc[i][r], isa);
         }
     }
     if (k < in) {
@@ -130,7 +156,7 @@ INLINE void tile(float y[4][4], const float *const *xp, const void *const *wp, i
         for (int i = 0; i < tx; i++) {
             v16 xv = wload_tail(xp[i], k, in, LLM_DTYPE_F32);
 #pragma GCC unroll 4
-            for (int r = 0; r < tw; r++) acc[i][r] += xv * wv[r];
+            for (int r = 0; r < tw; r++) acc[i][r] = VFMA(xv, wv[r], acc[i][r], isa);
         }
     }
 #pragma GCC unroll 4
@@ -175,7 +201,8 @@ INLINE void widen(float *dst, const void *w, int wdt, int64_t off, int64_t n)
 /* One block of nr <= RB rows of W (row r at wrows + r*in elements of
  * dtype wdt) against all n tokens. */
 INLINE void block_t(float *y, const float *x, int n, int64_t in, const void *wrows, int64_t r0,
-                    int nr, int64_t out, const float *bias, const int TW, const int wdt)
+                    int nr, int64_t out, const float *bias, const int TW, const int wdt,
+                    const int isa)
 {
     size_t es = wdt == LLM_DTYPE_F32 ? 4 : 2;
     for (int t0 = 0; t0 < n;) {
@@ -189,9 +216,9 @@ INLINE void block_t(float *y, const float *x, int n, int64_t in, const void *wro
                 wp[r] = (const char *)wrows + (size_t)(rr + (r < tw ? r : tw - 1)) * (size_t)in * es;
             float acc[4][4];
             if (tx == 4)
-                tile(acc, xp, wp, in, 4, TW, wdt);
+                tile(acc, xp, wp, in, 4, TW, wdt, isa);
             else
-                tile(acc, xp, wp, in, 1, TW, wdt);
+                tile(acc, xp, wp, in, 1, TW, wdt, isa);
             for (int i = 0; i < tx; i++)
                 for (int r = 0; r < tw; r++) {
                     int64_t o = r0 + rr + r;
@@ -206,27 +233,27 @@ INLINE void block_t(float *y, const float *x, int n, int64_t in, const void *wro
  * stream by.  f16 for many tokens: widen the block once into wb (L2) and
  * reuse it for every token, as its conversion costs several instructions. */
 INLINE void block(float *y, const float *x, int n, int64_t in, const void *w, int wdt, float *wb,
-                  int64_t r0, int nr, int64_t out, const float *bias, const int TW)
+                  int64_t r0, int nr, int64_t out, const float *bias, const int TW, const int isa)
 {
     size_t es = wdt == LLM_DTYPE_F32 ? 4 : 2;
     const void *rows = (const char *)w + (size_t)r0 * (size_t)in * es;
     if (wdt == LLM_DTYPE_F32) {
-        block_t(y, x, n, in, rows, r0, nr, out, bias, TW, LLM_DTYPE_F32);
+        block_t(y, x, n, in, rows, r0, nr, out, bias, TW, LLM_DTYPE_F32, isa);
     } else if (wdt == LLM_DTYPE_BF16 || n < DIRECT_MAX_TOKENS) {
         if (wdt == LLM_DTYPE_BF16)
-            block_t(y, x, n, in, rows, r0, nr, out, bias, TW, LLM_DTYPE_BF16);
+            block_t(y, x, n, in, rows, r0, nr, out, bias, TW, LLM_DTYPE_BF16, isa);
         else
-            block_t(y, x, n, in, rows, r0, nr, out, bias, TW, LLM_DTYPE_F16);
+            block_t(y, x, n, in, rows, r0, nr, out, bias, TW, LLM_DTYPE_F16, isa);
     } else {
         widen(wb, w, wdt, r0 * in, (int64_t)nr * in);
-        block_t(y, x, n, in, wb, r0, nr, out, bias, TW, LLM_DTYPE_F32);
+        block_t(y, x, n, in, wb, r0, nr, out, bias, TW, LLM_DTYPE_F32, isa);
     }
 }
 
 /* The threaded driver, one copy per instruction set: the OpenMP region must
  * sit inside the target-specific function, or its outlined body would be
  * compiled for the baseline. */
-#define LINEAR_VARIANT(NAME, TARGET, TW)                                                           \
+#define LINEAR_VARIANT(NAME, TARGET, TW, ISA)                                                       \
     TARGET static int NAME(float *y, const float *x, int n, int64_t in, const void *w, int wdt,   \
                            int64_t out, const float *bias)                                        \
     {                                                                                              \
@@ -244,16 +271,16 @@ INLINE void block(float *y, const float *x, int n, int64_t in, const void *w, in
                 int64_t r0 = b * RB;                                                               \
                 int nr = out - r0 < RB ? (int)(out - r0) : RB;                                     \
                 if (!wb && wdt == LLM_DTYPE_F16 && n >= DIRECT_MAX_TOKENS) continue;               \
-                block(y, x, n, in, w, wdt, wb, r0, nr, out, bias, TW);                             \
+                block(y, x, n, in, w, wdt, wb, r0, nr, out, bias, TW, ISA);                        \
             }                                                                                      \
             free(wb);                                                                              \
         }                                                                                          \
         return fail;                                                                               \
     }
 
-LINEAR_VARIANT(linear_avx512, __attribute__((target("avx512f"))), 4)
-LINEAR_VARIANT(linear_avx2, __attribute__((target("avx2,fma,f16c"))), 2)
-LINEAR_VARIANT(linear_generic, , 2)
+LINEAR_VARIANT(linear_avx512, __attribute__((target("avx512f"))), 4, ISA_AVX512)
+LINEAR_VARIANT(linear_avx2, __attribute__((target("avx2,fma,f16c"))), 2, ISA_AVX2)
+LINEAR_VARIANT(linear_generic, , 2, ISA_GENERIC)
 
 typedef int (*linear_fn)(float *, const float *, int, int64_t, const void *, int, int64_t,
                          const float *);
