@@ -133,8 +133,10 @@ static void fmt_eta(char *buf, size_t cap, double s)
         return;
     }
     long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(buf, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-    else snprintf(buf, cap, "%ld:%02ld", t / 60, t % 60);
+    if (t >= 3600)
+        snprintf(buf, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(buf, cap, "%ld:%02ld", t / 60, t % 60);
 }
 
 static int on_progress(void *ctx, const struct llm_run_progress *p)
@@ -145,17 +147,19 @@ static int on_progress(void *ctx, const struct llm_run_progress *p)
     pg->last = now;
     double tps = p->elapsed > 0 ? (double)p->completion_tokens / p->elapsed : 0;
     char eta[32] = "?";
-    if (p->total > 0 && p->done > 0) fmt_eta(eta, sizeof(eta), p->elapsed / p->done *
-                                                                (p->total - p->done));
+    if (p->total > 0 && p->done > 0)
+        fmt_eta(eta, sizeof(eta), p->elapsed / p->done * (p->total - p->done));
     char total[32];
-    if (p->total >= 0) snprintf(total, sizeof(total), "%ld", p->total);
-    else snprintf(total, sizeof(total), "?");
+    if (p->total >= 0)
+        snprintf(total, sizeof(total), "%ld", p->total);
+    else
+        snprintf(total, sizeof(total), "?");
     char kv[32] = "";
     if (p->step && p->step->kv_blocks_total > 0)
         snprintf(kv, sizeof(kv), ", KV %d%%",
                  (int)(100.0 * p->step->kv_blocks_used / p->step->kv_blocks_total));
-    fprintf(stderr, "\r\033[K%s: %ld/%s done, %.1f tok/s, ETA %s%s", tool_prog, p->done, total,
-            tps, eta, kv);
+    fprintf(stderr, "\r\033[K%s: %ld/%s done, %.1f tok/s, ETA %s%s", tool_prog, p->done, total, tps,
+            eta, kv);
     fflush(stderr);
     pg->shown = 1;
     return 0;
@@ -191,8 +195,7 @@ static int run(const struct opts *o)
             goto out;
         }
     } else {
-        llm_warn("'%s' holds no tokenizer: only 'input_ids' prompts, no text in answers",
-                 o->model);
+        llm_warn("'%s' holds no tokenizer: only 'input_ids' prompts, no text in answers", o->model);
     }
 
     struct llm_backend_opts bo;
@@ -245,8 +248,8 @@ static int run(const struct opts *o)
     llm_info("%ld requests answered (%ld errors, %ld skipped as already answered) in %.1f s; "
              "%llu prompt + %llu generated tokens, %.1f generated tok/s; %llu preemptions, "
              "peak KV %d of %d blocks",
-             fin.done, fin.errors, fin.skipped, fin.elapsed,
-             (unsigned long long)fin.prompt_tokens, (unsigned long long)fin.completion_tokens,
+             fin.done, fin.errors, fin.skipped, fin.elapsed, (unsigned long long)fin.prompt_tokens,
+             (unsigned long long)fin.completion_tokens,
              fin.elapsed > 0 ? (double)fin.completion_tokens / fin.elapsed : 0.0,
              (unsigned long long)st->preemptions, st->peak_blocks_used, be->n_blocks);
 out:
@@ -293,9 +296,15 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":o:qvh", longopts, NULL)) != -1) {
         const char *a = optarg;
         switch (c) {
-        case 'o': o.output = a; break;
-        case OPT_ORDERED: o.ordered = 1; break;
-        case OPT_RESUME: o.resume = 1; break;
+        case 'o':
+            o.output = a;
+            break;
+        case OPT_ORDERED:
+            o.ordered = 1;
+            break;
+        case OPT_RESUME:
+            o.resume = 1;
+            break;
         case OPT_DEVICE:
             if (strcmp(a, "auto") && strcmp(a, "cpu") && strcmp(a, "cuda"))
                 return tool_usage_error("--device '%s': expected auto, cpu or cuda", a);
@@ -308,7 +317,8 @@ int main(int argc, char **argv)
         case OPT_KV:
             if (parse_kv(a, &o))
                 return tool_usage_error("--kv-cache '%s': expected a size (2GiB) or a fraction "
-                                        "in (0, 1]", a);
+                                        "in (0, 1]",
+                                        a);
             break;
         case OPT_BLOCK:
             if (tool_parse_int(a, 1, 4096, &o.block_size))
@@ -363,15 +373,25 @@ int main(int argc, char **argv)
                 return tool_usage_error("--seed '%s': expected a non-negative integer", a);
             break;
         }
-        case OPT_IGNORE_EOS: o.ignore_eos = 1; break;
-        case 'q': o.verbosity = -1; break;
-        case 'v': o.verbosity = o.verbosity < 0 ? 1 : o.verbosity + 1; break;
-        case 'h': fputs(usage_text, stdout); return TOOL_EXIT_OK;
+        case OPT_IGNORE_EOS:
+            o.ignore_eos = 1;
+            break;
+        case 'q':
+            o.verbosity = -1;
+            break;
+        case 'v':
+            o.verbosity = o.verbosity < 0 ? 1 : o.verbosity + 1;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return TOOL_EXIT_OK;
         case OPT_VERSION:
             printf("llm-run %s (commit %s)\n", LLM_VERSION, LLM_GIT_COMMIT);
             return TOOL_EXIT_OK;
-        case ':': return tool_usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: return tool_usage_error("unknown option '%s'", argv[optind - 1]);
+        case ':':
+            return tool_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            return tool_usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
     int nargs = argc - optind;
@@ -383,8 +403,9 @@ int main(int argc, char **argv)
         return tool_usage_error("--resume needs an output file (-o FILE)");
     if (o.output && o.input && strcmp(o.output, "-") && !strcmp(o.output, o.input))
         return tool_usage_error("the output file is the input file");
-    llm_log_set_level(o.verbosity < 0 ? LLM_LOG_ERROR
-                                      : o.verbosity == 0 ? LLM_LOG_INFO : LLM_LOG_DEBUG);
+    llm_log_set_level(o.verbosity < 0    ? LLM_LOG_ERROR
+                      : o.verbosity == 0 ? LLM_LOG_INFO
+                                         : LLM_LOG_DEBUG);
     int rc = run(&o);
     return rc ? tool_fail(rc) : TOOL_EXIT_OK;
 }

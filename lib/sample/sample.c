@@ -42,8 +42,8 @@ void llm_sampling_init(struct llm_sampling *p)
 uint64_t llm_sample_scratch_size(int64_t vocab)
 {
     if (vocab <= 0) return SCRATCH_ALIGN;
-    return (uint64_t)vocab * (sizeof(float) + sizeof(int32_t) + 4 * sizeof(uint32_t) +
-                              sizeof(double)) +
+    return (uint64_t)vocab *
+               (sizeof(float) + sizeof(int32_t) + 4 * sizeof(uint32_t) + sizeof(double)) +
            8 * SCRATCH_ALIGN;
 }
 
@@ -84,14 +84,17 @@ static int topn_insert(uint32_t *keys, int32_t *ids, int count, int n_keep, uint
  * pass.  Sorting ~key ascending keeps equal keys in input (id) order. */
 static void radix_sort_desc(uint32_t *keys, int32_t *ids, uint32_t *tk, int32_t *ti, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) keys[i] = ~keys[i];
+    for (int64_t i = 0; i < n; i++)
+        keys[i] = ~keys[i];
     uint32_t *sk = keys, *dk = tk;
     int32_t *si = ids, *di = ti;
     for (int shift = 0; shift < 32; shift += 8) {
         int64_t count[257] = {0};
-        for (int64_t i = 0; i < n; i++) count[((sk[i] >> shift) & 0xff) + 1]++;
+        for (int64_t i = 0; i < n; i++)
+            count[((sk[i] >> shift) & 0xff) + 1]++;
         if (count[((sk[0] >> shift) & 0xff) + 1] == n) continue; /* one bucket: no-op pass */
-        for (int b = 0; b < 256; b++) count[b + 1] += count[b];
+        for (int b = 0; b < 256; b++)
+            count[b + 1] += count[b];
         for (int64_t i = 0; i < n; i++) {
             int64_t d = count[(sk[i] >> shift) & 0xff]++;
             dk[d] = sk[i];
@@ -108,7 +111,8 @@ static void radix_sort_desc(uint32_t *keys, int32_t *ids, uint32_t *tk, int32_t 
         memcpy(keys, sk, (size_t)n * sizeof(*keys));
         memcpy(ids, si, (size_t)n * sizeof(*ids));
     }
-    for (int64_t i = 0; i < n; i++) keys[i] = ~keys[i];
+    for (int64_t i = 0; i < n; i++)
+        keys[i] = ~keys[i];
 }
 
 int llm_sampling_check(const struct llm_sampling *p)
@@ -145,8 +149,9 @@ int llm_sample_cpu(const float *logits, int64_t vocab, const struct llm_sample_r
     void *owned = NULL;
     if (!scratch) {
         owned = malloc(llm_sample_scratch_size(vocab));
-        if (!owned) return llm_err_set(LLM_ENOMEM, "sampler scratch for vocab %lld: out of memory",
-                                       (long long)vocab);
+        if (!owned)
+            return llm_err_set(LLM_ENOMEM, "sampler scratch for vocab %lld: out of memory",
+                               (long long)vocab);
         scratch = owned;
     }
     /* carve the scratch: doubles first keeps every array aligned */
@@ -173,7 +178,8 @@ int llm_sample_cpu(const float *logits, int64_t vocab, const struct llm_sample_r
         return llm_err_set(LLM_EINVAL, "every logit is -inf or NaN");
     }
     double sum = 0;
-    for (size_t i = 0; i < v; i++) sum += exp((double)w[i] - (double)m);
+    for (size_t i = 0; i < v; i++)
+        sum += exp((double)w[i] - (double)m);
     double lse = (double)m + log(sum);
     int n_top = p->logprobs > 0 ? p->logprobs : 0;
     if (n_top > vocab) n_top = (int)vocab;
@@ -261,10 +267,12 @@ int llm_sample_cpu(const float *logits, int64_t vocab, const struct llm_sample_r
             /* softmax at temperature T, relative to the best candidate */
             double t = p->temperature;
             double z0 = (double)w[ids[0]] / t;
-            for (int64_t j = 0; j < n; j++) prob[j] = exp((double)w[ids[j]] / t - z0);
+            for (int64_t j = 0; j < n; j++)
+                prob[j] = exp((double)w[ids[j]] / t - z0);
             if (p->top_p < 1.0) {
                 double s = 0;
-                for (int64_t j = 0; j < n; j++) s += prob[j];
+                for (int64_t j = 0; j < n; j++)
+                    s += prob[j];
                 double thr = p->top_p * s, cum = 0;
                 for (int64_t j = 0; j < n; j++) {
                     cum += prob[j];
@@ -277,11 +285,13 @@ int llm_sample_cpu(const float *logits, int64_t vocab, const struct llm_sample_r
             if (p->min_p > 0.0) {
                 /* prob[0] is exactly 1, so the bound is min_p itself */
                 int64_t j = 1;
-                while (j < n && prob[j] >= p->min_p) j++;
+                while (j < n && prob[j] >= p->min_p)
+                    j++;
                 n = j;
             }
             double total = 0;
-            for (int64_t j = 0; j < n; j++) total += prob[j];
+            for (int64_t j = 0; j < n; j++)
+                total += prob[j];
             double u = llm_philox_uniform(p->seed, row->stream, row->index);
             double target = u * total, cum = 0;
             chosen = ids[n - 1];
@@ -295,8 +305,7 @@ int llm_sample_cpu(const float *logits, int64_t vocab, const struct llm_sample_r
         }
     }
     free(owned);
-    if (chosen < 0)
-        return llm_err_set(LLM_EINVAL, "no token can be sampled: every id is banned");
+    if (chosen < 0) return llm_err_set(LLM_EINVAL, "no token can be sampled: every id is banned");
     res->token = chosen;
     res->logprob = (float)((double)clean_logit(logits[chosen]) - lse);
     return 0;

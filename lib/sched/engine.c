@@ -32,9 +32,9 @@
 
 struct seq {
     struct req *r;
-    int choice;              /* -1: the shared prefix of an n > 1 request */
-    int kv_len;              /* tokens whose K/V are in the blocks */
-    int32_t *bt;             /* block table */
+    int choice;  /* -1: the shared prefix of an n > 1 request */
+    int kv_len;  /* tokens whose K/V are in the blocks */
+    int32_t *bt; /* block table */
     int n_bt, cap_bt;
     /* choices only */
     int32_t *out;
@@ -50,8 +50,8 @@ struct seq {
     int finish_reason;
     int32_t stop_token;
     int stop_string;
-    int in_step;             /* scheduled in the current step */
-    int hw;                  /* most tokens ever in K/V (recompute accounting) */
+    int in_step; /* scheduled in the current step */
+    int hw;      /* most tokens ever in K/V (recompute accounting) */
 };
 
 struct req {
@@ -69,18 +69,18 @@ struct req {
     size_t max_stop;
     int32_t *banned;
     int n_banned;
-    int max_len;             /* P + max_tokens, capped by the context */
-    int forked;              /* choices own their block tables (always for n == 1) */
+    int max_len; /* P + max_tokens, capped by the context */
+    int forked;  /* choices own their block tables (always for n == 1) */
     struct seq prefix;
-    struct seq *ch;          /* [n] */
-    int n_active;            /* unfinished choices */
+    struct seq *ch; /* [n] */
+    int n_active;   /* unfinished choices */
     double t_arrival, t_sched, t_first;
     int n_preempt;
     struct req *prev, *next;
 };
 
 struct entry {
-    struct seq *s;           /* NULL: removed by a preemption */
+    struct seq *s; /* NULL: removed by a preemption */
     int ntok;
 };
 
@@ -103,7 +103,7 @@ struct llm_engine {
     void *ctx;
 
     struct rlist waiting, running;
-    int run_slots;           /* unfinished choices of running requests */
+    int run_slots; /* unfinished choices of running requests */
     struct llm_result **res;
     size_t res_head, res_n, res_cap;
     uint64_t next_id;
@@ -113,8 +113,8 @@ struct llm_engine {
     struct entry *ent;
     int n_ent, cap_ent;
     int budget;
-    int preempted;           /* requests preempted in this step */
-    int idle_steps;          /* consecutive steps that ran nothing while work was left */
+    int preempted;  /* requests preempted in this step */
+    int idle_steps; /* consecutive steps that ran nothing while work was left */
     struct llm_step_stats st;
     /* batch arrays, grown as needed */
     int32_t *tokens, *pos, *seq_start, *seq_len, *btab, *out_rows;
@@ -161,7 +161,8 @@ static int grow(void *pp, size_t *cap, size_t need, size_t sz)
 {
     if (need <= *cap) return 0;
     size_t nc = *cap ? *cap : 16;
-    while (nc < need) nc *= 2;
+    while (nc < need)
+        nc *= 2;
     void *np = realloc(*(void **)pp, nc * sz);
     if (!np) return llm_err_set(LLM_ENOMEM, "engine: out of memory");
     *(void **)pp = np;
@@ -186,10 +187,14 @@ static inline int blocks_for(int tokens, int bs)
 
 static void list_remove(struct rlist *l, struct req *r)
 {
-    if (r->prev) r->prev->next = r->next;
-    else l->head = r->next;
-    if (r->next) r->next->prev = r->prev;
-    else l->tail = r->prev;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        l->head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        l->tail = r->prev;
     r->prev = r->next = NULL;
     l->n--;
 }
@@ -198,8 +203,10 @@ static void list_push_back(struct rlist *l, struct req *r)
 {
     r->next = NULL;
     r->prev = l->tail;
-    if (l->tail) l->tail->next = r;
-    else l->head = r;
+    if (l->tail)
+        l->tail->next = r;
+    else
+        l->head = r;
     l->tail = r;
     l->n++;
 }
@@ -208,8 +215,10 @@ static void list_push_front(struct rlist *l, struct req *r)
 {
     r->prev = NULL;
     r->next = l->head;
-    if (l->head) l->head->prev = r;
-    else l->tail = r;
+    if (l->head)
+        l->head->prev = r;
+    else
+        l->tail = r;
     l->head = r;
     l->n++;
 }
@@ -229,7 +238,8 @@ static inline int32_t seq_token(const struct seq *s, int i)
 
 static void seq_drop_blocks(struct llm_engine *e, struct seq *s)
 {
-    for (int i = 0; i < s->n_bt; i++) llm_kvpool_unref(&e->pool, s->bt[i]);
+    for (int i = 0; i < s->n_bt; i++)
+        llm_kvpool_unref(&e->pool, s->bt[i]);
     s->n_bt = 0;
     s->kv_len = 0;
 }
@@ -251,13 +261,15 @@ static void req_free(struct req *r)
     if (!r) return;
     free(r->prompt);
     free(r->stop_ids);
-    for (int i = 0; i < r->n_stop; i++) free(r->stop ? r->stop[i] : NULL);
+    for (int i = 0; i < r->n_stop; i++)
+        free(r->stop ? r->stop[i] : NULL);
     free(r->stop);
     free(r->stop_len);
     free(r->banned);
     seq_free(&r->prefix);
     if (r->ch)
-        for (int c = 0; c < r->n; c++) seq_free(&r->ch[c]);
+        for (int c = 0; c < r->n; c++)
+            seq_free(&r->ch[c]);
     free(r->ch);
     free(r);
 }
@@ -295,8 +307,8 @@ int llm_engine_create(struct llm_engine **out, struct llm_backend *be,
     if (o->max_seqs > 0 && o->max_seqs < e->max_seqs) e->max_seqs = o->max_seqs;
     e->max_seq_len = be->max_seq_len;
     if (e->max_seq_len <= 0 && be->model && be->model->desc.max_pos > 0)
-        e->max_seq_len = be->model->desc.max_pos > INT_MAX / 2 ? INT_MAX / 2
-                                                                : (int)be->model->desc.max_pos;
+        e->max_seq_len =
+            be->model->desc.max_pos > INT_MAX / 2 ? INT_MAX / 2 : (int)be->model->desc.max_pos;
     if (e->max_seq_len <= 0) e->max_seq_len = INT_MAX / 2;
     double wm = o->watermark < 0 ? 0.01 : o->watermark;
     if (wm > 0.5) wm = 0.5;
@@ -360,7 +372,8 @@ void llm_engine_clear(struct llm_engine *e)
     }
     e->run_slots = 0;
     struct llm_result *res;
-    while ((res = llm_engine_next_result(e))) llm_result_free(res);
+    while ((res = llm_engine_next_result(e)))
+        llm_result_free(res);
 }
 
 void llm_engine_free(struct llm_engine *e)
@@ -480,8 +493,7 @@ static int copy_string_list(struct req *r, const char *const *stop, int n)
     if (!r->stop || !r->stop_len) return llm_err_set(LLM_ENOMEM, "engine: out of memory");
     r->n_stop = n;
     for (int i = 0; i < n; i++) {
-        if (!stop[i] || !stop[i][0])
-            return llm_err_set(LLM_EINVAL, "stop string %d is empty", i);
+        if (!stop[i] || !stop[i][0]) return llm_err_set(LLM_EINVAL, "stop string %d is empty", i);
         r->stop[i] = strdup(stop[i]);
         if (!r->stop[i]) return llm_err_set(LLM_ENOMEM, "engine: out of memory");
         r->stop_len[i] = strlen(stop[i]);
@@ -498,8 +510,8 @@ static int build_request(struct llm_engine *e, const struct llm_request *q, stru
     if (q->n < 1 || q->n > e->max_seqs)
         return llm_err_set(LLM_EINVAL, "n %d: must be in 1..%d (sequences per step)", q->n,
                            e->max_seqs);
-    if (q->max_tokens < 1) return llm_err_set(LLM_EINVAL, "max_tokens %d: must be >= 1",
-                                              q->max_tokens);
+    if (q->max_tokens < 1)
+        return llm_err_set(LLM_EINVAL, "max_tokens %d: must be >= 1", q->max_tokens);
     if (q->min_tokens < 0 || q->min_tokens > q->max_tokens)
         return llm_err_set(LLM_EINVAL, "min_tokens %d: must be in 0..max_tokens (%d)",
                            q->min_tokens, q->max_tokens);
@@ -529,8 +541,10 @@ static int build_request(struct llm_engine *e, const struct llm_request *q, stru
         r->P = q->n_prompt;
         for (int i = 0; i < r->P; i++)
             if (r->prompt[i] < 0 || r->prompt[i] >= e->vocab)
-                return llm_err_set(LLM_EINVAL, "prompt token %d (id %d) outside the vocabulary "
-                                   "(0..%lld)", i, r->prompt[i], (long long)e->vocab - 1);
+                return llm_err_set(LLM_EINVAL,
+                                   "prompt token %d (id %d) outside the vocabulary "
+                                   "(0..%lld)",
+                                   i, r->prompt[i], (long long)e->vocab - 1);
     }
     if (r->P == 0) return llm_err_set(LLM_EINVAL, "prompt is empty");
     if (r->P >= e->max_seq_len)
@@ -555,8 +569,7 @@ static int build_request(struct llm_engine *e, const struct llm_request *q, stru
     }
     if (q->n_stop < 0 || (q->n_stop > 0 && !q->stop))
         return llm_err_set(LLM_EINVAL, "stop: bad list");
-    if (q->n_stop > 0 && !e->tok)
-        return llm_err_set(LLM_EINVAL, "stop strings need a tokenizer");
+    if (q->n_stop > 0 && !e->tok) return llm_err_set(LLM_EINVAL, "stop strings need a tokenizer");
     rc = copy_string_list(r, q->stop, q->n_stop);
     if (rc) return rc;
 
@@ -810,7 +823,8 @@ static int schedule(struct llm_engine *e)
         struct req *r = e->waiting.head;
         if (e->run_slots + r->n_active > e->max_seqs) break;
         int promised = 0;
-        for (struct req *q = e->running.head; q; q = q->next) promised += promised_blocks(e, q);
+        for (struct req *q = e->running.head; q; q = q->next)
+            promised += promised_blocks(e, q);
         int margin = e->running.n > 0 ? e->watermark : 0;
         if (e->pool.n_free - promised - margin < need_blocks(e, r)) break;
         list_remove(&e->waiting, r);
@@ -847,7 +861,8 @@ static int detok_push(struct llm_engine *e, struct seq *s, int32_t t, int flush)
     }
     char *piece = NULL;
     size_t n = 0;
-    rc = flush ? llm_tok_stream_flush(s->ds, &piece, &n) : llm_tok_stream_push(s->ds, t, &piece, &n);
+    rc =
+        flush ? llm_tok_stream_flush(s->ds, &piece, &n) : llm_tok_stream_push(s->ds, t, &piece, &n);
     if (rc) return rc;
     if (n > 0) rc = text_append(s, piece, n);
     free(piece);
@@ -939,8 +954,8 @@ static int take_token(struct llm_engine *e, struct seq *s, const struct llm_samp
         if (r->n_stop > 0 && s->n_out >= r->min_tokens) {
             size_t from = before > r->max_stop - 1 ? before - (r->max_stop - 1) : 0;
             int which = -1;
-            long at = llm_stop_scan(s->text, s->text_len, from, r->stop, r->stop_len, r->n_stop,
-                                    &which);
+            long at =
+                llm_stop_scan(s->text, s->text_len, from, r->stop, r->stop_len, r->n_stop, &which);
             if (at >= 0) {
                 s->text_len = (size_t)at;
                 s->text[at] = 0;
@@ -955,8 +970,7 @@ static int take_token(struct llm_engine *e, struct seq *s, const struct llm_samp
         if (rc) return rc;
     }
     if (e->on_token) {
-        struct llm_token_event ev = {r->id, r->user, s->choice, idx, t, res->logprob, now,
-                                     finish};
+        struct llm_token_event ev = {r->id, r->user, s->choice, idx, t, res->logprob, now, finish};
         e->on_token(e->ctx, &ev);
     }
     if (finish) seq_finish(e, s, finish);
@@ -969,7 +983,8 @@ static int push_result(struct llm_engine *e, struct llm_result *res)
         size_t nc = e->res_cap ? e->res_cap * 2 : 16;
         struct llm_result **nr = malloc(nc * sizeof(*nr));
         if (!nr) return llm_err_set(LLM_ENOMEM, "engine: out of memory");
-        for (size_t i = 0; i < e->res_n; i++) nr[i] = e->res[(e->res_head + i) % e->res_cap];
+        for (size_t i = 0; i < e->res_n; i++)
+            nr[i] = e->res[(e->res_head + i) % e->res_cap];
         free(e->res);
         e->res = nr;
         e->res_head = 0;
@@ -1045,7 +1060,8 @@ static int ensure_batch_arrays(struct llm_engine *e, int n_tokens, int n_seqs, i
 {
     if ((size_t)n_tokens > e->cap_tokens) {
         size_t c = e->cap_tokens ? e->cap_tokens : 64;
-        while (c < (size_t)n_tokens) c *= 2;
+        while (c < (size_t)n_tokens)
+            c *= 2;
         int32_t *t = realloc(e->tokens, c * sizeof(int32_t));
         if (t) e->tokens = t;
         int32_t *p = realloc(e->pos, c * sizeof(int32_t));
@@ -1055,7 +1071,8 @@ static int ensure_batch_arrays(struct llm_engine *e, int n_tokens, int n_seqs, i
     }
     if ((size_t)n_seqs + 1 > e->cap_seqs) {
         size_t c = e->cap_seqs ? e->cap_seqs : 16;
-        while (c < (size_t)n_seqs + 1) c *= 2;
+        while (c < (size_t)n_seqs + 1)
+            c *= 2;
         int32_t *a = realloc(e->seq_start, c * sizeof(int32_t));
         if (a) e->seq_start = a;
         int32_t *b = realloc(e->seq_len, c * sizeof(int32_t));
@@ -1111,14 +1128,15 @@ int llm_engine_step(struct llm_engine *e, struct llm_step_stats *st_out)
             e->seq_len[i] = s->kv_len + nt;
             int32_t *bt = e->btab + (size_t)i * stride;
             memcpy(bt, s->bt, (size_t)s->n_bt * sizeof(int32_t));
-            for (int j = s->n_bt; j < stride; j++) bt[j] = -1;
+            for (int j = s->n_bt; j < stride; j++)
+                bt[j] = -1;
             if (nt == 1 && s->choice >= 0 && s->kv_len + 1 == seq_target(s))
                 e->st.n_decode_tokens += 1;
             else
                 e->st.n_prefill_tokens += nt;
             if (s->kv_len < s->hw)
-                e->stats.recomputed_tokens += (uint64_t)(s->hw - s->kv_len < nt ? s->hw - s->kv_len
-                                                                                : nt);
+                e->stats.recomputed_tokens +=
+                    (uint64_t)(s->hw - s->kv_len < nt ? s->hw - s->kv_len : nt);
             if (s->choice >= 0 && s->kv_len + nt == seq_target(s)) {
                 struct req *r = s->r;
                 e->out_rows[n_out] = row - 1;
@@ -1187,9 +1205,10 @@ int llm_engine_step(struct llm_engine *e, struct llm_step_stats *st_out)
      * in a row with work left would loop forever: report it instead */
     e->idle_steps = (n == 0 && llm_engine_has_work(e)) ? e->idle_steps + 1 : 0;
     if (e->idle_steps > 2) {
-        rc = llm_err_set(LLM_ECAPACITY, "engine: no request can make progress (%d waiting, "
-                         "%d running, %d of %d KV blocks free)", e->waiting.n, e->running.n,
-                         e->pool.n_free, e->pool.n_blocks);
+        rc = llm_err_set(LLM_ECAPACITY,
+                         "engine: no request can make progress (%d waiting, "
+                         "%d running, %d of %d KV blocks free)",
+                         e->waiting.n, e->running.n, e->pool.n_free, e->pool.n_blocks);
         goto fail;
     }
     e->st.step = ++e->stats.steps;

@@ -48,7 +48,8 @@ void llm_jsonl_req_free(struct llm_jsonl_req *q)
     free(q->ids_buf);
     free(q->stop_ids_buf);
     if (q->stop_buf)
-        for (int i = 0; i < q->req.n_stop; i++) free(q->stop_buf[i]);
+        for (int i = 0; i < q->req.n_stop; i++)
+            free(q->stop_buf[i]);
     free(q->stop_buf);
     memset(q, 0, sizeof(*q));
 }
@@ -56,7 +57,8 @@ void llm_jsonl_req_free(struct llm_jsonl_req *q)
 static uint64_t key_hash(const char *s)
 {
     uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
@@ -77,8 +79,7 @@ static int set_id(struct llm_jsonl_req *q, json_t *id)
 
 static int get_int(const json_t *v, const char *name, long long lo, long long hi, long long *out)
 {
-    if (!json_is_integer(v))
-        return llm_err_set(LLM_EINVAL, "'%s': expected an integer", name);
+    if (!json_is_integer(v)) return llm_err_set(LLM_EINVAL, "'%s': expected an integer", name);
     long long x = json_integer_value(v);
     if (x < lo || x > hi)
         return llm_err_set(LLM_EINVAL, "'%s': %lld is out of range (%lld..%lld)", name, x, lo, hi);
@@ -158,8 +159,10 @@ static int read_field(struct llm_jsonl_req *q, const char *name, const json_t *v
         if ((rc = get_num(v, name, &d))) return rc;
         if (!(d >= -2 && d <= 2))
             return llm_err_set(LLM_EINVAL, "'%s': %g must be in [-2, 2]", name, d);
-        if (name[0] == 'p') p->presence_penalty = d;
-        else p->frequency_penalty = d;
+        if (name[0] == 'p')
+            p->presence_penalty = d;
+        else
+            p->frequency_penalty = d;
     } else if (!strcmp(name, "seed")) {
         if (!json_is_integer(v)) return llm_err_set(LLM_EINVAL, "'seed': expected an integer");
         p->seed = (uint64_t)json_integer_value(v);
@@ -176,7 +179,8 @@ static int read_field(struct llm_jsonl_req *q, const char *name, const json_t *v
         }
         q->logprobs_requested = p->logprobs >= 0;
     } else if (!strcmp(name, "ignore_eos")) {
-        if (!json_is_boolean(v)) return llm_err_set(LLM_EINVAL, "'ignore_eos': expected true or false");
+        if (!json_is_boolean(v))
+            return llm_err_set(LLM_EINVAL, "'ignore_eos': expected true or false");
         r->ignore_eos = json_is_true(v);
     } else if (!strcmp(name, "stop_token_ids")) {
         if ((rc = get_ids(v, name, vocab, &q->stop_ids_buf, &r->n_stop_ids))) return rc;
@@ -191,7 +195,8 @@ static int read_field(struct llm_jsonl_req *q, const char *name, const json_t *v
         if (!q->stop_buf) return llm_err_set(LLM_ENOMEM, "out of memory");
         for (size_t i = 0; i < n; i++) {
             const json_t *s = json_is_string(v) ? v : json_array_get(v, i);
-            if (!json_is_string(s)) return llm_err_set(LLM_EINVAL, "'stop'[%zu]: expected a string", i);
+            if (!json_is_string(s))
+                return llm_err_set(LLM_EINVAL, "'stop'[%zu]: expected a string", i);
             size_t len = json_string_length(s);
             if (len == 0 || memchr(json_string_value(s), 0, len))
                 return llm_err_set(LLM_EINVAL, "'stop'[%zu]: empty or contains NUL", i);
@@ -210,8 +215,7 @@ static int read_field(struct llm_jsonl_req *q, const char *name, const json_t *v
             return llm_err_set(LLM_EINVAL, "give either 'prompt' or 'input_ids', not both");
         const json_t *pv = v;
         /* OpenAI: a string, an array of ids, or a list of those (one allowed here) */
-        if (json_is_array(v) && json_array_size(v) > 0 &&
-            !json_is_integer(json_array_get(v, 0))) {
+        if (json_is_array(v) && json_array_size(v) > 0 && !json_is_integer(json_array_get(v, 0))) {
             if (json_array_size(v) != 1)
                 return llm_err_set(LLM_EINVAL, "'prompt': %zu prompts in one line; give one",
                                    json_array_size(v));
@@ -273,7 +277,8 @@ static int read_object(struct llm_jsonl_req *q, const json_t *obj, int openai, i
         int rc = read_field(q, "n", nv, vocab);
         if (rc) return rc;
     }
-    json_object_foreach((json_t *)obj, name, v) {
+    json_object_foreach((json_t *)obj, name, v)
+    {
         if (skip && !strcmp(name, skip)) continue;
         if (!strcmp(name, "n") || json_is_null(v)) continue;
         int rc = read_field(q, name, v, vocab);
@@ -301,7 +306,8 @@ int llm_jsonl_parse(struct llm_jsonl_req *q, const char *line, size_t len, long 
     r->ignore_eos = d->ignore_eos;
 
     json_error_t err;
-    json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &err);
+    json_t *root =
+        json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &err);
     if (!root)
         return llm_err_set(LLM_EFORMAT, "invalid JSON at column %d: %s", err.column, err.text);
     if (!json_is_object(root)) {
@@ -320,7 +326,8 @@ int llm_jsonl_parse(struct llm_jsonl_req *q, const char *line, size_t len, long 
     if (openai) {
         const char *name;
         json_t *v;
-        json_object_foreach(root, name, v) {
+        json_object_foreach(root, name, v)
+        {
             if (strcmp(name, "custom_id") && strcmp(name, "method") && strcmp(name, "url") &&
                 strcmp(name, "body")) {
                 rc = llm_err_set(LLM_EINVAL, "unknown field '%s' in a batch request", name);
@@ -457,8 +464,8 @@ static json_t *logprobs_openai(const struct llm_choice *c, const struct llm_toke
     json_t *o = json_object(), *toks = json_array(), *lps = json_array();
     json_t *tops = c->n_top > 0 ? json_array() : json_null();
     for (int i = 0; i < c->n_tokens; i++) {
-        json_array_append_new(toks, tok ? token_json(tok, c->tokens[i])
-                                        : json_integer(c->tokens[i]));
+        json_array_append_new(toks,
+                              tok ? token_json(tok, c->tokens[i]) : json_integer(c->tokens[i]));
         json_array_append_new(lps, jreal(c->logprobs[i]));
         if (c->n_top > 0) {
             json_t *d = json_object();
@@ -486,14 +493,14 @@ static json_t *logprobs_openai(const struct llm_choice *c, const struct llm_toke
 static json_t *ids_json(const int32_t *ids, int n)
 {
     json_t *a = json_array();
-    for (int i = 0; i < n; i++) json_array_append_new(a, json_integer(ids[i]));
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_integer(ids[i]));
     return a;
 }
 
 static char *dump_line(json_t *j)
 {
-    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9))
-                : NULL;
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(j);
     if (!s) return NULL;
     size_t n = strlen(s);
@@ -570,9 +577,9 @@ char *llm_jsonl_format_result(const struct llm_jsonl_req *q, const struct llm_re
         json_t *ch = json_object();
         json_object_set_new(ch, "text", c->text ? jstr(c->text, c->text_len) : json_string(""));
         json_object_set_new(ch, "index", json_integer(c->index));
-        json_object_set_new(ch, "logprobs", (q->logprobs_requested && c->logprobs)
-                                                ? logprobs_openai(c, f->tok)
-                                                : json_null());
+        json_object_set_new(ch, "logprobs",
+                            (q->logprobs_requested && c->logprobs) ? logprobs_openai(c, f->tok)
+                                                                   : json_null());
         json_object_set_new(ch, "finish_reason", json_string(llm_finish_name(c->finish_reason)));
         json_array_append_new(choices, ch);
     }
@@ -589,10 +596,14 @@ char *llm_jsonl_format_result(const struct llm_jsonl_req *q, const struct llm_re
 static const char *err_type(int code)
 {
     switch (code) {
-    case LLM_EFORMAT: return "invalid_json";
-    case LLM_ECAPACITY: return "context_length_exceeded";
-    case LLM_EINVAL: return "invalid_request_error";
-    default: return "server_error";
+    case LLM_EFORMAT:
+        return "invalid_json";
+    case LLM_ECAPACITY:
+        return "context_length_exceeded";
+    case LLM_EINVAL:
+        return "invalid_request_error";
+    default:
+        return "server_error";
     }
 }
 
@@ -615,16 +626,18 @@ char *llm_jsonl_format_error(const struct llm_jsonl_req *q, int code, const char
     json_object_set_new(o, "id", json_string(buf));
     json_object_set(o, "custom_id", q->id);
     json_t *resp = json_object(), *body = json_object();
-    json_object_set_new(resp, "status_code", json_integer(code == LLM_EINVAL ||
-                                                          code == LLM_EFORMAT ||
-                                                          code == LLM_ECAPACITY ? 400 : 500));
+    json_object_set_new(
+        resp, "status_code",
+        json_integer(code == LLM_EINVAL || code == LLM_EFORMAT || code == LLM_ECAPACITY ? 400
+                                                                                        : 500));
     snprintf(buf, sizeof(buf), "req_%ld", q->line);
     json_object_set_new(resp, "request_id", json_string(buf));
     json_object_set_new(err, "message", msg);
-    json_object_set_new(err, "type", json_string(code == LLM_EINVAL || code == LLM_ECAPACITY ||
-                                                         code == LLM_EFORMAT
-                                                     ? "invalid_request_error"
-                                                     : "server_error"));
+    json_object_set_new(
+        err, "type",
+        json_string(code == LLM_EINVAL || code == LLM_ECAPACITY || code == LLM_EFORMAT
+                        ? "invalid_request_error"
+                        : "server_error"));
     json_object_set_new(err, "param", json_null());
     json_object_set_new(err, "code", json_string(q->duplicate ? "duplicate_id" : err_type(code)));
     json_object_set_new(err, "line", json_integer(q->line));

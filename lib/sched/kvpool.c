@@ -22,7 +22,8 @@ int llm_kvpool_init(struct llm_kvpool *p, int n_blocks, int block_size)
     p->n_blocks = n_blocks;
     p->block_size = block_size;
     /* stack top is the end: hand out 0, 1, 2, ... first */
-    for (int i = 0; i < n_blocks; i++) p->free_list[i] = n_blocks - 1 - i;
+    for (int i = 0; i < n_blocks; i++)
+        p->free_list[i] = n_blocks - 1 - i;
     p->n_free = n_blocks;
     return 0;
 }
@@ -59,12 +60,13 @@ int llm_kvpool_check(const struct llm_kvpool *p)
     int bad = 0;
     for (int i = 0; i < p->n_free && !bad; i++) {
         int32_t b = p->free_list[i];
-        if (b < 0 || b >= p->n_blocks || seen[b] || p->ref[b] != 0) bad = 1;
-        else seen[b] = 1;
+        if (b < 0 || b >= p->n_blocks || seen[b] || p->ref[b] != 0)
+            bad = 1;
+        else
+            seen[b] = 1;
     }
     for (int b = 0; b < p->n_blocks && !bad; b++)
         if (!seen[b] && p->ref[b] <= 0) bad = 1;
     free(seen);
-    return bad ? llm_err_set(LLM_EFORMAT, "kv pool: free list and reference counts disagree")
-               : 0;
+    return bad ? llm_err_set(LLM_EFORMAT, "kv pool: free list and reference counts disagree") : 0;
 }

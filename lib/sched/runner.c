@@ -31,7 +31,8 @@
 static uint64_t hash_str(const char *s)
 {
     uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
     h ^= h >> 29;
     h *= 0xbf58476d1ce4e5b9ull;
     h ^= h >> 32;
@@ -51,7 +52,8 @@ static int hset_grow(struct hset *s)
     for (size_t i = 0; i < s->cap; i++) {
         if (!s->v[i]) continue;
         size_t j = s->v[i] & (nc - 1);
-        while (nv[j]) j = (j + 1) & (nc - 1);
+        while (nv[j])
+            j = (j + 1) & (nc - 1);
         nv[j] = s->v[i];
     }
     free(s->v);
@@ -94,7 +96,8 @@ static struct kcount *cmap_find(struct cmap *m, const char *key, uint64_t h, int
         for (size_t i = 0; i < m->cap; i++) {
             if (!m->v[i].key) continue;
             size_t j = m->v[i].h & (nc - 1);
-            while (nv[j].key) j = (j + 1) & (nc - 1);
+            while (nv[j].key)
+                j = (j + 1) & (nc - 1);
             nv[j] = m->v[i];
         }
         free(m->v);
@@ -117,7 +120,8 @@ static struct kcount *cmap_find(struct cmap *m, const char *key, uint64_t h, int
 
 static void cmap_free(struct cmap *m)
 {
-    for (size_t i = 0; i < m->cap; i++) free(m->v[i].key);
+    for (size_t i = 0; i < m->cap; i++)
+        free(m->v[i].key);
     free(m->v);
 }
 
@@ -262,8 +266,10 @@ static void live_add(struct run *R, struct pend *p)
 
 static void live_remove(struct run *R, struct pend *p)
 {
-    if (p->prev) p->prev->next = p->next;
-    else R->live = p->next;
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        R->live = p->next;
     if (p->next) p->next->prev = p->prev;
 }
 
@@ -402,8 +408,10 @@ int llm_run_jsonl(struct llm_engine *e, const struct llm_run_opts *o,
                 p->q.id = json_integer(lineno);
                 p->q.key = json_dumps(p->q.id, JSON_ENCODE_ANY);
             }
-            if (p->q.form_known) R.last_form = p->q.form;
-            else p->q.form = R.last_form;
+            if (p->q.form_known)
+                R.last_form = p->q.form;
+            else
+                p->q.form = R.last_form;
             if (!p->q.key) {
                 llm_jsonl_req_free(&p->q);
                 free(p);
@@ -500,7 +508,8 @@ out:
         rc = llm_err_set(LLM_EIO, "stdout: %s", strerror(errno));
     }
     if (R.ring) {
-        for (long i = 0; i < R.ring_cap; i++) free(R.ring[i]);
+        for (long i = 0; i < R.ring_cap; i++)
+            free(R.ring[i]);
         free(R.ring);
     }
     cmap_free(&done);

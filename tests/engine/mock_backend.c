@@ -19,8 +19,8 @@ struct mock {
     struct llm_backend be;
     struct llm_model model;
     struct mock_opts o;
-    struct slot *kv;  /* [n_blocks * block_size] */
-    float *logits;    /* [max_seqs][vocab] */
+    struct slot *kv; /* [n_blocks * block_size] */
+    float *logits;   /* [max_seqs][vocab] */
     int n_logits;
     void *scratch;
     struct mock_counters c;
@@ -49,7 +49,8 @@ void mock_logits_for(const struct llm_backend *be, const int32_t *tokens, int n,
 {
     const struct mock *m = be->priv;
     uint64_t h = H0;
-    for (int i = 0; i < n; i++) h = mix(h, (uint64_t)tokens[i] + 1, (uint64_t)i);
+    for (int i = 0; i < n; i++)
+        h = mix(h, (uint64_t)tokens[i] + 1, (uint64_t)i);
     fill_logits(m, h, logits);
 }
 
@@ -109,14 +110,12 @@ static int mock_forward(struct llm_backend *be, const struct llm_batch *b)
                 struct slot *ps = slot_at(m, bt, b->bt_stride, p - 1);
                 if (!ps || ps->pos != p - 1)
                     return llm_err_set(LLM_EINVAL,
-                                       "mock: sequence %d position %d: previous K/V missing", s,
-                                       p);
+                                       "mock: sequence %d position %d: previous K/V missing", s, p);
                 prev = ps->h;
             }
             struct slot *sl = slot_at(m, bt, b->bt_stride, p);
             if (!sl)
-                return llm_err_set(LLM_EINVAL, "mock: sequence %d position %d has no block", s,
-                                   p);
+                return llm_err_set(LLM_EINVAL, "mock: sequence %d position %d has no block", s, p);
             sl->tok = b->tokens[i];
             sl->pos = p;
             sl->h = mix(prev, (uint64_t)b->tokens[i] + 1, (uint64_t)p);
@@ -131,8 +130,8 @@ static int mock_forward(struct llm_backend *be, const struct llm_batch *b)
                         return llm_err_set(LLM_EINVAL, "mock: sequence %d lost K/V at %d", s, q);
                     h = mix(h, (uint64_t)x->tok + 1, (uint64_t)q);
                     if (h != x->h)
-                        return llm_err_set(LLM_EINVAL, "mock: sequence %d K/V at %d clobbered",
-                                           s, q);
+                        return llm_err_set(LLM_EINVAL, "mock: sequence %d K/V at %d clobbered", s,
+                                           q);
                 }
                 fill_logits(m, h, m->logits + (size_t)oi * m->o.vocab);
                 oi++;
@@ -155,8 +154,8 @@ static int mock_sample(struct llm_backend *be, const struct llm_sample_row *rows
                        struct llm_sample_result *out)
 {
     struct mock *m = be->priv;
-    if (n > m->n_logits) return llm_err_set(LLM_EINVAL, "mock: %d rows to sample, %d logits", n,
-                                            m->n_logits);
+    if (n > m->n_logits)
+        return llm_err_set(LLM_EINVAL, "mock: %d rows to sample, %d logits", n, m->n_logits);
     for (int i = 0; i < n; i++) {
         int rc = llm_sample_cpu(m->logits + (size_t)i * m->o.vocab, m->o.vocab, &rows[i], &out[i],
                                 m->scratch);

@@ -75,8 +75,10 @@ static int check(const json_t *ref, const char *ref_path, const char *answers)
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s", ref_path);
     char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    else snprintf(dir, sizeof(dir), ".");
+    if (slash)
+        *slash = 0;
+    else
+        snprintf(dir, sizeof(dir), ".");
     struct llm_tokenizer *tok = NULL;
     if (llm_tok_load_dir(&tok, dir)) {
         fprintf(stderr, "run-golden: tokenizer of '%s': %s\n", dir, llm_errmsg());
@@ -126,8 +128,8 @@ static int check(const json_t *ref, const char *ref_path, const char *answers)
                 while (k < json_array_size(want) &&
                        json_equal(json_array_get(want, k), json_array_get(got, k)))
                     k++;
-                printf("FAIL %s: generated ids differ from HF at token %zu (%lld vs %lld)\n", id,
-                       k, (long long)json_integer_value(json_array_get(got, k)),
+                printf("FAIL %s: generated ids differ from HF at token %zu (%lld vs %lld)\n", id, k,
+                       (long long)json_integer_value(json_array_get(got, k)),
                        (long long)json_integer_value(json_array_get(want, k)));
                 bad++;
             } else if (wt && !has_special(tok, want) && (!gt || strcmp(wt, gt))) {
@@ -135,8 +137,9 @@ static int check(const json_t *ref, const char *ref_path, const char *answers)
                 bad++;
             } else {
                 printf("ok %s: %zu ids%s match HF\n", id, json_array_size(want),
-                       !wt ? "" : has_special(tok, want) ? " (text holds a special token)"
-                                                         : " and text");
+                       !wt                      ? ""
+                       : has_special(tok, want) ? " (text holds a special token)"
+                                                : " and text");
             }
         }
     }

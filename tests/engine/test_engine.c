@@ -63,7 +63,8 @@ static void make_specs(void)
         struct llm_request *r = &s->r;
         llm_request_init(r);
         int P = (i % 7 == 0) ? 1 : rint_(2, 40);
-        for (int j = 0; j < P; j++) s->prompt[j] = (int32_t)rint_(0, VOCAB - 1);
+        for (int j = 0; j < P; j++)
+            s->prompt[j] = (int32_t)rint_(0, VOCAB - 1);
         r->prompt = s->prompt;
         r->n_prompt = P;
         r->max_tokens = rint_(1, 24);
@@ -95,8 +96,8 @@ struct cfg {
     const char *name;
     int block_size, n_blocks; /* n_blocks 0: the smallest pool every request fits alone */
     int max_batch_tokens, max_seqs;
-    int order;                /* 0 as is, 1 reversed, 2 shuffled */
-    int trickle;              /* submit this many per step (0: all at once) */
+    int order;   /* 0 as is, 1 reversed, 2 shuffled */
+    int trickle; /* submit this many per step (0: all at once) */
     int expect_preempt;
 };
 
@@ -255,7 +256,8 @@ static void test_batching_invariance(void)
                     nb = worst_blocks(&specs[i].r, c.block_size);
             c.n_blocks = nb + 3;
         }
-        for (int i = 0; i < NREQ; i++) idx[i] = c.order == 1 ? NREQ - 1 - i : i;
+        for (int i = 0; i < NREQ; i++)
+            idx[i] = c.order == 1 ? NREQ - 1 - i : i;
         if (c.order == 2)
             for (int i = NREQ - 1; i > 0; i--) {
                 int j = (int)(rnd() % (uint64_t)(i + 1)), t = idx[i];
@@ -281,8 +283,7 @@ static void test_batching_invariance(void)
             llm_result_free(b);
         }
         CHECK(bad == 0, "%s: %d requests differ", c.name, bad);
-        CHECK(ro.end_blocks == 0, "%s: %d KV blocks still used at the end", c.name,
-              ro.end_blocks);
+        CHECK(ro.end_blocks == 0, "%s: %d KV blocks still used at the end", c.name, ro.end_blocks);
         CHECK(ro.events == total_tokens, "%s: %d token events for %d tokens", c.name, ro.events,
               total_tokens);
         CHECK(ro.max_rows <= c.max_batch_tokens, "%s: a step ran %d rows", c.name, ro.max_rows);
@@ -301,7 +302,8 @@ static void test_chunked_prefill(void)
 {
     struct spec s;
     llm_request_init(&s.r);
-    for (int j = 0; j < 40; j++) s.prompt[j] = (int32_t)((j * 7) % VOCAB);
+    for (int j = 0; j < 40; j++)
+        s.prompt[j] = (int32_t)((j * 7) % VOCAB);
     s.r.prompt = s.prompt;
     s.r.n_prompt = 40;
     s.r.max_tokens = 5;
@@ -372,15 +374,15 @@ static void test_stop_conditions(void)
     int rc;
     struct llm_result *res = solo(&r, &mo, &rc);
     CHECK(res && res->choices[0].n_tokens == 1 && res->choices[0].tokens[0] == 1 &&
-              res->choices[0].finish_reason == LLM_FINISH_STOP &&
-              res->choices[0].stop_token == 1,
+              res->choices[0].finish_reason == LLM_FINISH_STOP && res->choices[0].stop_token == 1,
           "EOS first: stop with [eos]");
     llm_result_free(res);
 
     r.min_tokens = 4;
     res = solo(&r, &mo, &rc);
     int ok = res && res->choices[0].n_tokens == 5 && res->choices[0].tokens[4] == 1;
-    for (int i = 0; ok && i < 4; i++) ok = res->choices[0].tokens[i] != 1;
+    for (int i = 0; ok && i < 4; i++)
+        ok = res->choices[0].tokens[i] != 1;
     CHECK(ok, "min_tokens 4: four non-EOS tokens then EOS");
     llm_result_free(res);
 
@@ -405,7 +407,8 @@ static void test_stop_conditions(void)
     struct llm_result *base = solo(&r, &mo, &rc);
     int32_t stop = base->choices[0].tokens[2];
     int first = 0;
-    while (base->choices[0].tokens[first] != stop) first++;
+    while (base->choices[0].tokens[first] != stop)
+        first++;
     r.stop_ids = &stop;
     r.n_stop_ids = 1;
     res = solo(&r, &mo, &rc);
@@ -420,7 +423,8 @@ static void test_stop_conditions(void)
     r.min_tokens = first + 1;
     res = solo(&r, &mo, &rc);
     ok = res != NULL;
-    for (int i = 0; ok && i < first + 1; i++) ok = res->choices[0].tokens[i] != stop;
+    for (int i = 0; ok && i < first + 1; i++)
+        ok = res->choices[0].tokens[i] != stop;
     CHECK(ok, "min_tokens bans stop ids before it");
     llm_result_free(res);
     llm_result_free(base);
@@ -449,7 +453,8 @@ static void test_choices(void)
     mo.vocab = VOCAB;
     mo.eos = -1;
     int32_t prompt[11];
-    for (int i = 0; i < 11; i++) prompt[i] = (int32_t)(i + 3);
+    for (int i = 0; i < 11; i++)
+        prompt[i] = (int32_t)(i + 3);
     struct llm_request r;
     llm_request_init(&r);
     r.prompt = prompt;
@@ -468,11 +473,12 @@ static void test_choices(void)
               "choice 0 of n=4 equals the n=1 request");
         int distinct = 0;
         for (int c = 1; c < 4; c++)
-            distinct += memcmp(four->choices[c].tokens, four->choices[0].tokens,
-                               12 * sizeof(int32_t)) != 0;
+            distinct +=
+                memcmp(four->choices[c].tokens, four->choices[0].tokens, 12 * sizeof(int32_t)) != 0;
         CHECK(distinct == 3, "choices draw from different streams (%d of 3 differ)", distinct);
         CHECK(four->completion_tokens == 48, "usage over choices: %d", four->completion_tokens);
-        for (int c = 0; c < 4; c++) CHECK(four->choices[c].index == c, "choice index");
+        for (int c = 0; c < 4; c++)
+            CHECK(four->choices[c].index == c, "choice index");
     }
     llm_result_free(one);
     llm_result_free(four);
@@ -518,21 +524,46 @@ static void test_rejections(void)
         r.prompt = p;
         r.n_prompt = 4;
         switch (k) {
-        case 0: r.n_prompt = 64; break;
-        case 1: r.max_tokens = 40; break; /* 43 tokens of K/V: 11 blocks > 8 */
-        case 2: p[2] = VOCAB; break;
-        case 3: r.n = 5; break;
-        case 4: r.max_tokens = 0; break;
-        case 5: r.min_tokens = 17; break;
-        case 6: r.text = "hello"; r.text_len = 5; break;
-        case 7: r.stop = stops; r.n_stop = 1; break;
-        case 8: r.n_prompt = 0; break;
-        case 9: r.sampling.top_p = 0; break;
-        case 10: r.stop_ids = &bad_stop; r.n_stop_ids = 1; break;
+        case 0:
+            r.n_prompt = 64;
+            break;
+        case 1:
+            r.max_tokens = 40;
+            break; /* 43 tokens of K/V: 11 blocks > 8 */
+        case 2:
+            p[2] = VOCAB;
+            break;
+        case 3:
+            r.n = 5;
+            break;
+        case 4:
+            r.max_tokens = 0;
+            break;
+        case 5:
+            r.min_tokens = 17;
+            break;
+        case 6:
+            r.text = "hello";
+            r.text_len = 5;
+            break;
+        case 7:
+            r.stop = stops;
+            r.n_stop = 1;
+            break;
+        case 8:
+            r.n_prompt = 0;
+            break;
+        case 9:
+            r.sampling.top_p = 0;
+            break;
+        case 10:
+            r.stop_ids = &bad_stop;
+            r.n_stop_ids = 1;
+            break;
         }
         int rc = llm_engine_submit(e, &r, NULL);
-        CHECK(rc == cases[k].rc && strstr(llm_errmsg(), cases[k].needle),
-              "%s: rc %d, message '%s'", cases[k].what, rc, llm_errmsg());
+        CHECK(rc == cases[k].rc && strstr(llm_errmsg(), cases[k].needle), "%s: rc %d, message '%s'",
+              cases[k].what, rc, llm_errmsg());
         p[2] = 0;
     }
     /* the engine goes on: a good request still runs */
@@ -582,7 +613,8 @@ static void test_timing(void)
     r.prompt = p;
     r.n_prompt = 30;
     r.max_tokens = 6;
-    for (int i = 0; i < 3; i++) llm_engine_submit(e, &r, NULL);
+    for (int i = 0; i < 3; i++)
+        llm_engine_submit(e, &r, NULL);
     struct llm_step_stats st;
     int steps = 0, sum_tokens = 0;
     while (llm_engine_has_work(e)) {
@@ -624,7 +656,8 @@ int main(void)
     test_choices();
     test_rejections();
     test_timing();
-    for (int i = 0; i < NREQ; i++) llm_result_free(ref[i]);
+    for (int i = 0; i < NREQ; i++)
+        llm_result_free(ref[i]);
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

@@ -79,8 +79,10 @@ static void test_simple(void)
     defs.sampling.seed = 0;
 
     /* null means default; top_k -1 means off; logprobs true -> 0 */
-    rc = parse(&q, "{\"id\": 5, \"prompt\": [4, 5], \"max_tokens\": null, \"top_k\": -1, "
-                   "\"logprobs\": true}", 1);
+    rc = parse(&q,
+               "{\"id\": 5, \"prompt\": [4, 5], \"max_tokens\": null, \"top_k\": -1, "
+               "\"logprobs\": true}",
+               1);
     CHECK(rc == 0 && q.req.max_tokens == defs.max_tokens && q.req.sampling.top_k == 0 &&
               q.req.sampling.logprobs == 0 && q.req.n_prompt == 2,
           "null/-1/true: %s", llm_errmsg());
@@ -101,8 +103,7 @@ static void test_openai(void)
     CHECK(q.form == LLM_JSONL_OPENAI && !strcmp(q.key, "\"r-1\"") && !strcmp(q.model, "llama"),
           "custom_id, model");
     CHECK(q.req.text && !strcmp(q.req.text, "Say hi") && q.req.max_tokens == 5 && q.req.n == 2 &&
-              q.req.sampling.seed == 9 && q.req.sampling.logprobs == 3 &&
-              q.req.sampling.top_k == 5,
+              q.req.sampling.seed == 9 && q.req.sampling.logprobs == 3 && q.req.sampling.top_k == 5,
           "body fields");
     llm_jsonl_req_free(&q);
     printf("OpenAI batch form: body fields, accepted no-op fields\n");
@@ -130,7 +131,8 @@ static void test_malformed(void)
         {"{\"id\": \"k\", \"input_ids\": [1, -1]}", LLM_EINVAL, "input_ids", "\"k\""},
         {"{\"id\": \"k\", \"input_ids\": [1, 2.5]}", LLM_EINVAL, "integer id", "\"k\""},
         {"{\"id\": \"k\", \"input_ids\": \"1 2\"}", LLM_EINVAL, "array", "\"k\""},
-        {"{\"id\": \"k\", \"prompt\": \"a\", \"max_tokens\": 0}", LLM_EINVAL, "max_tokens", "\"k\""},
+        {"{\"id\": \"k\", \"prompt\": \"a\", \"max_tokens\": 0}", LLM_EINVAL, "max_tokens",
+         "\"k\""},
         {"{\"id\": \"k\", \"prompt\": \"a\", \"max_tokens\": 2.0}", LLM_EINVAL, "integer", "\"k\""},
         {"{\"id\": \"k\", \"prompt\": \"a\", \"max_tokens\": \"5\"}", LLM_EINVAL, "integer",
          "\"k\""},
@@ -153,29 +155,39 @@ static void test_malformed(void)
         {"{\"id\": \"k\", \"prompt\": \"a\", \"seed\": 1.5}", LLM_EINVAL, "seed", "\"k\""},
         {"{\"id\": \"k\", \"prompt\": \"a\", \"stop\": \"\"}", LLM_EINVAL, "empty", "\"k\""},
         {"{\"id\": \"k\", \"prompt\": \"a\", \"stop\": [1]}", LLM_EINVAL, "string", "\"k\""},
-        {"{\"id\": \"k\", \"prompt\": \"a\", \"stop_token_ids\": [5000]}", LLM_EINVAL,
-         "vocabulary", "\"k\""},
-        {"{\"id\": \"k\", \"prompt\": \"a\", \"ignore_eos\": 1}", LLM_EINVAL, "ignore_eos", "\"k\""},
-        {"{\"id\": \"k\", \"prompt\": \"a\", \"max_token\": 5}", LLM_EINVAL, "unknown field "
-         "'max_token'", "\"k\""},
+        {"{\"id\": \"k\", \"prompt\": \"a\", \"stop_token_ids\": [5000]}", LLM_EINVAL, "vocabulary",
+         "\"k\""},
+        {"{\"id\": \"k\", \"prompt\": \"a\", \"ignore_eos\": 1}", LLM_EINVAL, "ignore_eos",
+         "\"k\""},
+        {"{\"id\": \"k\", \"prompt\": \"a\", \"max_token\": 5}", LLM_EINVAL,
+         "unknown field "
+         "'max_token'",
+         "\"k\""},
         {"{\"id\": [1, {\"b\": 2, \"a\": 1}], \"prompt\": \"a\", \"model\": \"m\"}", LLM_EINVAL,
          "'model'", "[1,{\"a\":1,\"b\":2}]"},
         {"{\"custom_id\": \"c\", \"method\": \"POST\", \"url\": \"/v1/chat/completions\", "
-         "\"body\": {\"prompt\": \"a\"}}", LLM_EINVAL, "/v1/chat/completions", "\"c\""},
+         "\"body\": {\"prompt\": \"a\"}}",
+         LLM_EINVAL, "/v1/chat/completions", "\"c\""},
         {"{\"custom_id\": \"c\", \"method\": \"GET\", \"url\": \"/v1/completions\", "
-         "\"body\": {\"prompt\": \"a\"}}", LLM_EINVAL, "method", "\"c\""},
+         "\"body\": {\"prompt\": \"a\"}}",
+         LLM_EINVAL, "method", "\"c\""},
         {"{\"custom_id\": \"c\", \"url\": \"/v1/completions\", \"body\": 3}", LLM_EINVAL, "body",
          "\"c\""},
         {"{\"custom_id\": \"c\", \"url\": \"/v1/completions\", \"body\": {\"prompt\": \"a\"}, "
-         "\"extra\": 1}", LLM_EINVAL, "'extra'", "\"c\""},
+         "\"extra\": 1}",
+         LLM_EINVAL, "'extra'", "\"c\""},
         {"{\"custom_id\": \"c\", \"url\": \"/v1/completions\", \"body\": {\"prompt\": \"a\", "
-         "\"stream\": true}}", LLM_EINVAL, "stream", "\"c\""},
+         "\"stream\": true}}",
+         LLM_EINVAL, "stream", "\"c\""},
         {"{\"custom_id\": \"c\", \"url\": \"/v1/completions\", \"body\": {\"prompt\": \"a\", "
-         "\"logit_bias\": {\"5\": 10}}}", LLM_EINVAL, "logit_bias", "\"c\""},
+         "\"logit_bias\": {\"5\": 10}}}",
+         LLM_EINVAL, "logit_bias", "\"c\""},
         {"{\"custom_id\": \"c\", \"url\": \"/v1/completions\", \"body\": {\"prompt\": \"a\", "
-         "\"n\": 2, \"best_of\": 3}}", LLM_EINVAL, "best_of", "\"c\""},
+         "\"n\": 2, \"best_of\": 3}}",
+         LLM_EINVAL, "best_of", "\"c\""},
         {"{\"custom_id\": \"c\", \"url\": \"/v1/completions\", \"body\": {\"prompt\": \"a\", "
-         "\"suffix\": \"z\"}}", LLM_EINVAL, "suffix", "\"c\""},
+         "\"suffix\": \"z\"}}",
+         LLM_EINVAL, "suffix", "\"c\""},
     };
     int n = (int)(sizeof(cases) / sizeof(cases[0]));
     for (int i = 0; i < n; i++) {
@@ -211,7 +223,8 @@ static void test_format(void)
     struct llm_choice ch = {0};
     ch.tokens = toks;
     ch.n_tokens = 3;
-    ch.text = "a\xff" "b"; /* invalid UTF-8 is repaired */
+    ch.text = "a\xff"
+              "b"; /* invalid UTF-8 is repaired */
     ch.text_len = 3;
     ch.finish_reason = LLM_FINISH_LENGTH;
     ch.logprobs = lps;
@@ -229,7 +242,8 @@ static void test_format(void)
     CHECK(j && line[strlen(line) - 1] == '\n', "simple answer parses: %s", line ? line : "");
     if (j) {
         CHECK(json_integer_value(json_object_get(json_object_get(j, "id"), "x")) == 1, "id");
-        CHECK(!strcmp(json_string_value(json_object_get(j, "text")), "a\xef\xbf\xbd" "b"),
+        CHECK(!strcmp(json_string_value(json_object_get(j, "text")), "a\xef\xbf\xbd"
+                                                                     "b"),
               "text repaired");
         CHECK(json_array_size(json_object_get(j, "output_ids")) == 3, "output_ids");
         CHECK(!strcmp(json_string_value(json_object_get(j, "finish_reason")), "length"), "finish");
@@ -275,8 +289,10 @@ static void test_format(void)
     llm_jsonl_req_free(&q);
 
     /* OpenAI */
-    parse(&q, "{\"custom_id\": \"r9\", \"method\": \"POST\", \"url\": \"/v1/completions\", "
-              "\"body\": {\"prompt\": [1], \"logprobs\": 2}}", 9);
+    parse(&q,
+          "{\"custom_id\": \"r9\", \"method\": \"POST\", \"url\": \"/v1/completions\", "
+          "\"body\": {\"prompt\": [1], \"logprobs\": 2}}",
+          9);
     line = llm_jsonl_format_result(&q, &res, &f);
     j = line ? json_loads(line, 0, NULL) : NULL;
     json_t *resp = json_object_get(j, "response"), *body = json_object_get(resp, "body");
@@ -291,7 +307,8 @@ static void test_format(void)
     json_t *c1 = json_array_get(json_object_get(body, "choices"), 1);
     CHECK(json_integer_value(json_object_get(c1, "index")) == 1 &&
               json_array_size(json_object_get(json_object_get(c1, "logprobs"), "tokens")) == 3 &&
-              json_array_size(json_object_get(json_object_get(c1, "logprobs"), "top_logprobs")) == 3,
+              json_array_size(json_object_get(json_object_get(c1, "logprobs"), "top_logprobs")) ==
+                  3,
           "choices with OpenAI logprobs");
     CHECK(json_integer_value(json_object_get(json_object_get(body, "usage"), "total_tokens")) == 5,
           "total_tokens");

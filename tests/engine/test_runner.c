@@ -48,8 +48,8 @@ static void write_input(void)
         char ids[512];
         int P = 1 + (int)(rnd() % 30), o = 0;
         for (int j = 0; j < P; j++)
-            o += snprintf(ids + o, sizeof(ids) - (size_t)o, "%s%d", j ? "," : "",
-                          (int)(rnd() % 32));
+            o +=
+                snprintf(ids + o, sizeof(ids) - (size_t)o, "%s%d", j ? "," : "", (int)(rnd() % 32));
         int max_tokens = 1 + (int)(rnd() % 20);
         if (kind == 0) {
             fprintf(fp, "{\"id\": \"bad-%d\", \"input_ids\": [1,2], \"top_p\": 7}\n", i);
@@ -66,8 +66,9 @@ static void write_input(void)
                     i, ids, max_tokens, 1 + (int)(rnd() % 2));
         } else if (kind <= 9) {
             /* no id: the line number is the id */
-            fprintf(fp, "{\"input_ids\": [%s], \"max_tokens\": %d, \"temperature\": 1.0, "
-                        "\"top_k\": 8}\n",
+            fprintf(fp,
+                    "{\"input_ids\": [%s], \"max_tokens\": %d, \"temperature\": 1.0, "
+                    "\"top_k\": 8}\n",
                     ids, max_tokens);
         } else {
             fprintf(fp,
@@ -84,7 +85,8 @@ static void write_input(void)
     fprintf(fp, "{\"id\": \"dup\", \"input_ids\": [3]}\n");
     fprintf(fp, "{\"id\": \"dup\", \"input_ids\": [4]}\n");
     fprintf(fp, "{\"id\": \"long\", \"input_ids\": [");
-    for (int j = 0; j < 300; j++) fprintf(fp, "%s5", j ? "," : "");
+    for (int j = 0; j < 300; j++)
+        fprintf(fp, "%s5", j ? "," : "");
     fprintf(fp, "]}\n");
     lines += 3;
     fclose(fp);
@@ -168,7 +170,8 @@ static int cmp_str(const void *a, const void *b)
 
 static void free_lines(char **v, int n)
 {
-    for (int i = 0; i < n; i++) free(v[i]);
+    for (int i = 0; i < n; i++)
+        free(v[i]);
     free(v);
 }
 
@@ -232,9 +235,9 @@ int main(void)
     for (size_t k = 0; k < sizeof(setups) / sizeof(setups[0]); k++) {
         for (int ordered = 0; ordered < 2; ordered++) {
             char what[96];
-            snprintf(what, sizeof(what), "pool %d x %d, budget %d, %d seqs, %s",
-                     setups[k].n_blocks, setups[k].block_size, setups[k].max_batch_tokens,
-                     setups[k].max_seqs, ordered ? "ordered" : "unordered");
+            snprintf(what, sizeof(what), "pool %d x %d, budget %d, %d seqs, %s", setups[k].n_blocks,
+                     setups[k].block_size, setups[k].max_batch_tokens, setups[k].max_seqs,
+                     ordered ? "ordered" : "unordered");
             CHECK(run(&setups[k], out, ordered, 0, 0) == 0, "%s: run", what);
             CHECK(compare_files(ref, out, ordered, what) == 0, "%s: answers differ", what);
             printf("%-46s same answers\n", what);
@@ -266,7 +269,8 @@ int main(void)
         printf("%-46s %3d interrupted runs, same answers\n", what, rounds - 1);
     }
     /* a finished output resumes to nothing new */
-    CHECK(run(&big, out, 1, 1, 0) == 0 && compare_files(ref, out, 1, "resume of a finished run") == 0,
+    CHECK(run(&big, out, 1, 1, 0) == 0 &&
+              compare_files(ref, out, 1, "resume of a finished run") == 0,
           "resume of a finished run adds nothing");
 
     unlink(in_path);

@@ -103,8 +103,8 @@ static void test_greedy_and_logprobs(void)
     double lse = log(exp(1.0) + 2 * exp(3.0) + exp(2.0) + exp(-1.0));
     CHECK(fabs(res.logprob - (3.0 - lse)) < 1e-6, "logprob %g vs %g", res.logprob, 3.0 - lse);
     CHECK(res.n_top == 3, "n_top %d", res.n_top);
-    CHECK(res.top_ids[0] == 1 && res.top_ids[1] == 2 && res.top_ids[2] == 3,
-          "top ids %d %d %d", res.top_ids[0], res.top_ids[1], res.top_ids[2]);
+    CHECK(res.top_ids[0] == 1 && res.top_ids[1] == 2 && res.top_ids[2] == 3, "top ids %d %d %d",
+          res.top_ids[0], res.top_ids[1], res.top_ids[2]);
     CHECK(fabs(res.top_logprobs[2] - (2.0 - lse)) < 1e-6, "top logprob 2");
     /* top_k 1 is greedy even with temperature */
     p.temperature = 1.5;
@@ -208,7 +208,8 @@ static void test_filters(void)
     /* relative probabilities 1, 0.6, 0.3, 0.1 (sum 2.0) */
     float l[4];
     const double rel[4] = {1.0, 0.6, 0.3, 0.1};
-    for (int i = 0; i < 4; i++) l[i] = (float)log(rel[i]);
+    for (int i = 0; i < 4; i++)
+        l[i] = (float)log(rel[i]);
     struct llm_sampling p;
     llm_sampling_init(&p);
     p.temperature = 1.0;
@@ -264,7 +265,8 @@ static void test_distribution(void)
 {
     const double prob[4] = {0.5, 0.3, 0.15, 0.05};
     float l[4];
-    for (int i = 0; i < 4; i++) l[i] = (float)log(prob[i]) + 3.0f; /* shift: softmax invariant */
+    for (int i = 0; i < 4; i++)
+        l[i] = (float)log(prob[i]) + 3.0f; /* shift: softmax invariant */
     struct llm_sampling p;
     llm_sampling_init(&p);
     p.temperature = 1.0;
@@ -285,7 +287,8 @@ static void test_distribution(void)
     p.temperature = 0.5;
     memset(count, 0, sizeof(count));
     double z = 0;
-    for (int i = 0; i < 4; i++) z += prob[i] * prob[i];
+    for (int i = 0; i < 4; i++)
+        z += prob[i] * prob[i];
     for (int i = 0; i < n; i++) {
         struct llm_sample_row r = row_of(&p, 1, (uint64_t)i);
         int32_t t = sample1(l, 4, &r);
@@ -302,7 +305,8 @@ static void test_determinism(void)
 {
     enum { V = 50, N = 64 };
     float l[V];
-    for (int i = 0; i < V; i++) l[i] = (float)((i * 37) % 11) * 0.3f;
+    for (int i = 0; i < V; i++)
+        l[i] = (float)((i * 37) % 11) * 0.3f;
     struct llm_sampling p;
     llm_sampling_init(&p);
     p.temperature = 1.0;
@@ -328,7 +332,8 @@ static void test_determinism(void)
     CHECK(memcmp(a, c, sizeof(a)) != 0, "another stream draws other tokens");
     CHECK(memcmp(a, d, sizeof(a)) != 0, "another seed draws other tokens");
     int distinct = 0;
-    for (int i = 1; i < N; i++) distinct += a[i] != a[0];
+    for (int i = 1; i < N; i++)
+        distinct += a[i] != a[0];
     CHECK(distinct > 0, "different indices give different draws");
     printf("determinism: seed/stream/index\n");
 }
@@ -359,13 +364,17 @@ static int32_t spec_sample(const float *logits, int v, const struct llm_sample_r
 {
     const struct llm_sampling *p = r->p;
     float *w = malloc(sizeof(float) * (size_t)v);
-    for (int i = 0; i < v; i++) w[i] = isnan(logits[i]) ? -INFINITY : logits[i];
-    for (int i = 0; i < r->n_banned; i++) w[r->banned[i]] = -INFINITY;
+    for (int i = 0; i < v; i++)
+        w[i] = isnan(logits[i]) ? -INFINITY : logits[i];
+    for (int i = 0; i < r->n_banned; i++)
+        w[r->banned[i]] = -INFINITY;
     if (p->repetition_penalty != 1.0) {
         for (int i = 0; i < v; i++) {
             int present = 0;
-            for (int j = 0; j < r->n_prompt; j++) present |= r->prompt[j] == i;
-            for (int j = 0; j < r->n_output; j++) present |= r->output[j] == i;
+            for (int j = 0; j < r->n_prompt; j++)
+                present |= r->prompt[j] == i;
+            for (int j = 0; j < r->n_output; j++)
+                present |= r->output[j] == i;
             if (present && w[i] != -INFINITY)
                 w[i] = (float)(w[i] > 0 ? (double)w[i] / p->repetition_penalty
                                         : (double)w[i] * p->repetition_penalty);
@@ -373,7 +382,8 @@ static int32_t spec_sample(const float *logits, int v, const struct llm_sample_r
     }
     for (int i = 0; i < v; i++) {
         int c = 0;
-        for (int j = 0; j < r->n_output; j++) c += r->output[j] == i;
+        for (int j = 0; j < r->n_output; j++)
+            c += r->output[j] == i;
         if (c && w[i] != -INFINITY && (p->presence_penalty != 0 || p->frequency_penalty != 0))
             w[i] = (float)((double)w[i] - c * p->frequency_penalty - p->presence_penalty);
     }
@@ -394,7 +404,8 @@ static int32_t spec_sample(const float *logits, int v, const struct llm_sample_r
             pr[j] = exp((double)c[j].w / p->temperature - (double)c[0].w / p->temperature);
         if (p->top_p < 1) {
             double s = 0, cum = 0;
-            for (int j = 0; j < n; j++) s += pr[j];
+            for (int j = 0; j < n; j++)
+                s += pr[j];
             for (int j = 0; j < n; j++) {
                 cum += pr[j];
                 if (cum >= p->top_p * s) {
@@ -405,11 +416,13 @@ static int32_t spec_sample(const float *logits, int v, const struct llm_sample_r
         }
         if (p->min_p > 0) {
             int j = 1;
-            while (j < n && pr[j] >= p->min_p * pr[0]) j++;
+            while (j < n && pr[j] >= p->min_p * pr[0])
+                j++;
             n = j;
         }
         double total = 0, cum = 0;
-        for (int j = 0; j < n; j++) total += pr[j];
+        for (int j = 0; j < n; j++)
+            total += pr[j];
         double target = llm_philox_uniform(p->seed, r->stream, r->index) * total;
         tok = c[n - 1].id;
         for (int j = 0; j < n; j++) {
@@ -443,14 +456,18 @@ static void test_against_spec(void)
         float *l = malloc(sizeof(float) * (size_t)v);
         /* coarse values so that ties are common, including at top_k cuts */
         int levels = 2 + (int)(rnd() % 12);
-        for (int i = 0; i < v; i++) l[i] = (float)((int)(rnd() % (uint64_t)levels) - 4) * 0.5f;
+        for (int i = 0; i < v; i++)
+            l[i] = (float)((int)(rnd() % (uint64_t)levels) - 4) * 0.5f;
         if (rnd() % 4 == 0) l[rnd() % (uint64_t)v] = -0.0f;
         struct llm_sampling p;
         llm_sampling_init(&p);
         p.seed = rnd();
         p.temperature = (rnd() % 5 == 0) ? 0.0 : 0.2 + (double)(rnd() % 100) / 50.0;
         uint64_t k = rnd() % 4;
-        p.top_k = k == 0 ? 0 : k == 1 ? 1 + (int)(rnd() % 64) : k == 2 ? 65 + (int)(rnd() % 100) : 0;
+        p.top_k = k == 0   ? 0
+                  : k == 1 ? 1 + (int)(rnd() % 64)
+                  : k == 2 ? 65 + (int)(rnd() % 100)
+                           : 0;
         if (rnd() % 2) p.top_p = 0.05 + (double)(rnd() % 95) / 100.0;
         if (rnd() % 3 == 0) p.min_p = (double)(rnd() % 50) / 100.0;
         if (rnd() % 2) p.repetition_penalty = 0.5 + (double)(rnd() % 20) / 10.0;
@@ -458,9 +475,12 @@ static void test_against_spec(void)
         if (rnd() % 2) p.frequency_penalty = ((double)(rnd() % 40) - 20) / 10.0;
         int32_t prompt[16], out[16], ban[4];
         int np = (int)(rnd() % 16), no = (int)(rnd() % 16), nb = (int)(rnd() % 3);
-        for (int i = 0; i < np; i++) prompt[i] = (int32_t)(rnd() % (uint64_t)v);
-        for (int i = 0; i < no; i++) out[i] = (int32_t)(rnd() % (uint64_t)v);
-        for (int i = 0; i < nb; i++) ban[i] = (int32_t)(rnd() % (uint64_t)v);
+        for (int i = 0; i < np; i++)
+            prompt[i] = (int32_t)(rnd() % (uint64_t)v);
+        for (int i = 0; i < no; i++)
+            out[i] = (int32_t)(rnd() % (uint64_t)v);
+        for (int i = 0; i < nb; i++)
+            ban[i] = (int32_t)(rnd() % (uint64_t)v);
         for (int d = 0; d < 8; d++) {
             struct llm_sample_row r = row_of(&p, (uint32_t)(rnd() % 4), rnd() % 1000);
             r.prompt = prompt;
@@ -477,8 +497,8 @@ static void test_against_spec(void)
                     fprintf(stderr,
                             "  case %d: v %d T %g k %d p %g minp %g rep %g pres %g freq %g: "
                             "lib %d spec %d\n",
-                            t, v, p.temperature, p.top_k, p.top_p, p.min_p,
-                            p.repetition_penalty, p.presence_penalty, p.frequency_penalty, a, b);
+                            t, v, p.temperature, p.top_k, p.top_p, p.min_p, p.repetition_penalty,
+                            p.presence_penalty, p.frequency_penalty, a, b);
                 bad++;
             }
         }
