@@ -112,16 +112,6 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
         return;
     }
 
-    const T *q = (const T *)a.q + (int64_t)r * a.q_stride + h0 * D;
-    for (int e = threadIdx.x; e < G * D; e += NT) {
-        qs[e] = to_f32(q[e]);
-        acc[e] = 0.f;
-    }
-    for (int g = threadIdx.x; g < G; g += NT) {
-        mrun[g] = -INFINITY;
-        lrun[g] = 0.f;
-    }
-
     const int32_t *bt = a.block_table + (int64_t)sq * a.bt_stride;
     const T *kvbase = (const T *)a.kv;
     const int64_t head_off = (int64_t)kvh * a.block_size * D;
@@ -145,7 +135,16 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
 
     const int nchunks = (end - begin + CH - 1) / CH;
     const float slope = a.alibi ? a.alibi[h0] : 0.f;
-    load_chunk(0, begin);
+    load_chunk(0, begin); /* in flight while q is read */
+    const T *q = (const T *)a.q + (int64_t)r * a.q_stride + h0 * D;
+    for (int e = threadIdx.x; e < G * D; e += NT) {
+        qs[e] = to_f32(q[e]);
+        acc[e] = 0.f;
+    }
+    for (int g = threadIdx.x; g < G; g += NT) {
+        mrun[g] = -INFINITY;
+        lrun[g] = 0.f;
+    }
     for (int c = 0; c < nchunks; c++) {
         const int c0 = begin + c * CH, buf = c & 1;
         const int nvalid = min(CH, end - c0);
@@ -157,15 +156,17 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
         }
         __syncthreads();
 
-        /* scores */
-        for (int e = threadIdx.x; e < G * CH; e += NT) {
-            int g = e / CH, t = e - g * CH;
-            float s = -INFINITY;
+        /* scores: four threads per (head, token), each a quarter of the dims
+         * (interleaved 16-byte vectors), joined by two shuffles; G * CH * 4 is
+         * a multiple of the block, so every lane takes part in each shuffle */
+        for (int e = threadIdx.x; e < G * CH * 4; e += NT) {
+            int qt = e & 3, gt = e >> 2;
+            int g = gt / CH, t = gt - g * CH;
+            float d0 = 0.f, d1 = 0.f;
             if (t < nvalid) {
                 const T *kr = ks + (buf * CH + t) * DP;
                 const float *qr = qs + g * D;
-                float d0 = 0.f, d1 = 0.f;
-                for (int dv = 0; dv < dvn; dv++) {
+                for (int dv = qt; dv < dvn; dv += 4) {
                     vec<T> kv = vload(kr + dv * V);
 #pragma unroll
                     for (int k = 0; k < V; k += 2) {
@@ -173,11 +174,19 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
                         d1 += qr[dv * V + k + 1] * to_f32(kv.v[k + 1]);
                     }
                 }
-                s = (d0 + d1) * a.scale;
-                if (a.softcap > 0.f) s = a.softcap * tanhf(s / a.softcap);
-                if (a.alibi) s += (G == 1 ? slope : a.alibi[h0 + g]) * (float)(c0 + t - p);
             }
-            sc[e] = s;
+            float d = d0 + d1;
+            d += __shfl_xor_sync(0xffffffffu, d, 1);
+            d += __shfl_xor_sync(0xffffffffu, d, 2);
+            if (qt == 0) {
+                float s = -INFINITY;
+                if (t < nvalid) {
+                    s = d * a.scale;
+                    if (a.softcap > 0.f) s = a.softcap * tanhf(s / a.softcap);
+                    if (a.alibi) s += (G == 1 ? slope : a.alibi[h0 + g]) * (float)(c0 + t - p);
+                }
+                sc[gt] = s;
+            }
         }
         __syncthreads();
 

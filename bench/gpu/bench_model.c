@@ -226,7 +226,7 @@ int main(int argc, char **argv)
 
     /* batch-1 decode under each switch of the backend (LLM_CUDA_*), then the default */
     const char *cfgs[] = {"LLM_CUDA_PDL=0", "LLM_CUDA_GATED=0", "LLM_CUDA_GEMV=0",
-                          "LLM_CUDA_GRAPHS=0"};
+                          "LLM_CUDA_GRAPHS=1"};
     for (int ci = 0; ci < 4 && getenv("LLM_BENCH_DECODE_SWITCHES"); ci++) {
         llm_backend_destroy(be);
         char kv[64];

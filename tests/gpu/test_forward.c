@@ -296,6 +296,22 @@ int main(void)
                  llm_dtype_name(cdt));
         run_model(label, &d, LLM_DTYPE_F16, cdt);
     }
+    /* decode steps through captured CUDA graphs (off by default) */
+    setenv("LLM_CUDA_GRAPHS", "1", 1);
+    {
+        struct llm_model_desc d;
+        mm_desc_llama(&d, 1000, 512, 2, 8, 2, 1024, 2048);
+        d.gated_mlp = 1;
+        run_model("llama gqa hd64 (bf16, decode graphs)", &d, LLM_DTYPE_BF16, LLM_DTYPE_BF16);
+        mm_desc_llama(&d, 777, 512, 2, 4, 1, 768, 2048);
+        d.arch = LLM_ARCH_MISTRAL;
+        d.gated_mlp = 1;
+        d.sliding_window = 48;
+        for (int l = 0; l < d.n_layers; l++) d.layer_window[l] = 1;
+        run_model("mistral window 48 hd128 (f32, decode graphs)", &d, LLM_DTYPE_F32,
+                  LLM_DTYPE_F32);
+    }
+    unsetenv("LLM_CUDA_GRAPHS");
     printf("%s\n", failures ? "FAILED" : "all ok");
     return failures ? 1 : 0;
 }

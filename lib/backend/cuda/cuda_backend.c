@@ -377,13 +377,13 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
     CK(cudaEventCreateWithFlags(&c->meta_done, cudaEventDisableTiming));
     if ((rc = cu_gemm_create(&c->gemm, c->dt, GEMM_WS_BYTES))) return rc;
     /* Switches for measurements: LLM_CUDA_GEMV=<m> rows up to which the GEMV kernel
-     * replaces cuBLASLt (0 = never); LLM_CUDA_GRAPHS=0 no decode graphs; LLM_CUDA_GATED=0
+     * replaces cuBLASLt (0 = never); LLM_CUDA_GRAPHS=1 decode graphs; LLM_CUDA_GATED=0
      * no fused gate/up GEMV; LLM_CUDA_PDL=0 no programmatic dependent launch. */
     const char *gv = getenv("LLM_CUDA_GEMV"), *gg = getenv("LLM_CUDA_GRAPHS");
     const char *ga = getenv("LLM_CUDA_GATED"), *gp = getenv("LLM_CUDA_PDL");
     c->gemv_max_m = c->dt == LLM_DTYPE_F32 ? 0 : gv ? atoi(gv) : DEFAULT_GEMV_MAX_M;
     if (c->gemv_max_m > 8) c->gemv_max_m = 8;
-    c->use_graphs = !(gg && !strcmp(gg, "0"));
+    c->use_graphs = gg && strcmp(gg, "0"); /* measured slower than eager + PDL (docs/CUDA.md) */
     c->fused_gate = !(ga && !strcmp(ga, "0"));
     llm_k_set_pdl(!(gp && !strcmp(gp, "0")));
 
