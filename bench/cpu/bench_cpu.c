@@ -63,7 +63,8 @@ static int add(struct bmodel *b, const char *name, int64_t d0, int64_t d1, int i
     uint16_t *p = malloc(n * 2);
     if (!p) return -1;
     if (!d1) {
-        for (size_t i = 0; i < n; i++) p[i] = 0x3f80;
+        for (size_t i = 0; i < n; i++)
+            p[i] = 0x3f80;
     } else {
         for (size_t off = 0; off < n;) {
             size_t start = rnd(&b->rng) % (b->pool_n / 2), m = b->pool_n - start;
@@ -175,21 +176,27 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench-cpu: kv pool of %d blocks too small\n", be->n_blocks);
         return 1;
     }
-    printf("model: %s shapes, %.2fB params, bf16 weights %.2f GB (matrices read per step %.2f GB)\n",
-           cfg, (double)params / 1e9, (double)params * 2 / 1e9, (double)b->linear_bytes / 1e9);
+    printf(
+        "model: %s shapes, %.2fB params, bf16 weights %.2f GB (matrices read per step %.2f GB)\n",
+        cfg, (double)params / 1e9, (double)params * 2 / 1e9, (double)b->linear_bytes / 1e9);
     printf("backend: %s, kv pool %d blocks x %d tokens (%.2f GB)\n", be->device_name, be->n_blocks,
            bs, (double)be->kv_bytes / 1e9);
 
     int n_max = P > B ? P : B;
-    int32_t *tok = malloc(sizeof(int32_t) * (size_t)n_max), *pos = malloc(sizeof(int32_t) * (size_t)n_max);
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)n_max),
+            *pos = malloc(sizeof(int32_t) * (size_t)n_max);
     int32_t *bt = malloc(sizeof(int32_t) * (size_t)(nbps * B)), ss[2], sl[1], row[1];
-    int32_t *sst = malloc(sizeof(int32_t) * (size_t)(B + 1)), *sln = malloc(sizeof(int32_t) * (size_t)B);
+    int32_t *sst = malloc(sizeof(int32_t) * (size_t)(B + 1)),
+            *sln = malloc(sizeof(int32_t) * (size_t)B);
     int32_t *rows = malloc(sizeof(int32_t) * (size_t)B);
-    for (int i = 0; i < nbps * B; i++) bt[i] = i;
-    for (int i = 0; i < n_max; i++) tok[i] = (int32_t)(rnd(&b->rng) % (uint64_t)d.vocab_size);
+    for (int i = 0; i < nbps * B; i++)
+        bt[i] = i;
+    for (int i = 0; i < n_max; i++)
+        tok[i] = (int32_t)(rnd(&b->rng) % (uint64_t)d.vocab_size);
 
     /* prefill: one step of P tokens, logits of the last */
-    for (int i = 0; i < P; i++) pos[i] = i;
+    for (int i = 0; i < P; i++)
+        pos[i] = i;
     ss[0] = 0, ss[1] = P, sl[0] = P, row[0] = P - 1;
     struct llm_batch pb = {P, tok, pos, 1, ss, sl, bt, nbps, 1, row};
     double t0 = now();
@@ -199,8 +206,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench-cpu: prefill: %s\n", llm_errmsg());
         return 1;
     }
-    printf("prefill %d tokens: %.3f s, %.1f tok/s, %.1f GFLOP/s, weights %.2f GB/s\n", P, tp, P / tp,
-           2.0 * (double)params * P / tp / 1e9, (double)b->linear_bytes / tp / 1e9);
+    printf("prefill %d tokens: %.3f s, %.1f tok/s, %.1f GFLOP/s, weights %.2f GB/s\n", P, tp,
+           P / tp, 2.0 * (double)params * P / tp / 1e9, (double)b->linear_bytes / tp / 1e9);
 
     /* decode, batch 1, continuing the prompt */
     t0 = now();
@@ -243,7 +250,8 @@ int main(int argc, char **argv)
                1e3 * tb / D, (double)B * D / tb, (double)b->linear_bytes * D / tb / 1e9);
     }
     llm_backend_destroy(be);
-    for (int i = 0; i < b->n; i++) free((void *)b->ts[i].t.data);
+    for (int i = 0; i < b->n; i++)
+        free((void *)b->ts[i].t.data);
     free(b->ts), free(b->pool), free(b);
     free(tok), free(pos), free(bt), free(sst), free(sln), free(rows);
     return 0;

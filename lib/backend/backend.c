@@ -16,10 +16,10 @@
 void llm_backend_opts_init(struct llm_backend_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->n_threads = 0;              /* all cores */
+    o->n_threads = 0; /* all cores */
     o->device = 0;
-    o->kv_bytes = 0;               /* use kv_fraction */
-    o->kv_fraction = 0.0;          /* backend default (CPU: 1/4 of RAM, at most 8 GiB) */
+    o->kv_bytes = 0;      /* use kv_fraction */
+    o->kv_fraction = 0.0; /* backend default (CPU: 1/4 of RAM, at most 8 GiB) */
     o->block_size = 32;
     o->kv_dtype = LLM_DTYPE_F32;
     o->compute_dtype = LLM_DTYPE_BF16;

@@ -132,7 +132,8 @@ static struct mem_model *mm_build(const struct llm_model_desc *d, int dt, uint64
 static void mm_free(struct mem_model *mm)
 {
     if (!mm) return;
-    for (int i = 0; i < mm->n; i++) free(mm->ts[i].data);
+    for (int i = 0; i < mm->n; i++)
+        free(mm->ts[i].data);
     free(mm->ts);
     free(mm);
 }

@@ -51,7 +51,8 @@ static inline int rng_int(int n)
 
 static inline void rng_fill(float *x, size_t n, float scale)
 {
-    for (size_t i = 0; i < n; i++) x[i] = rng_f() * scale;
+    for (size_t i = 0; i < n; i++)
+        x[i] = rng_f() * scale;
 }
 
 /* Distance in units in the last place between two finite floats. */

@@ -102,13 +102,16 @@ int main(int argc, char **argv)
     }
     float *lg = malloc(sizeof(float) * (size_t)V);
     int32_t bt[32];
-    for (int i = 0; i < 32; i++) bt[i] = i;
+    for (int i = 0; i < 32; i++)
+        bt[i] = i;
     double worst_pre = 0.0, worst_step = 0.0;
     int n_greedy = 0, n_ties = 0;
     size_t k;
     json_t *p;
-    json_array_foreach(prompts, k, p) {
-        const json_t *ids = json_object_get(p, "prompt_ids"), *gen = json_object_get(p, "generated_ids");
+    json_array_foreach(prompts, k, p)
+    {
+        const json_t *ids = json_object_get(p, "prompt_ids"),
+                     *gen = json_object_get(p, "generated_ids");
         const json_t *margins = json_object_get(p, "step_margins");
         int np = (int)json_array_size(ids), ng = (int)json_array_size(gen);
         char tn[64];
@@ -117,14 +120,19 @@ int main(int argc, char **argv)
         snprintf(tn, sizeof tn, "step_logits.%zu", k);
         const float *steps = ref_tensor(st, tn, ng, V);
         if (!pre || np < 1 || np + ng > 16 * 32) {
-            fprintf(stderr, "FAIL %s prompt %zu: reference logits missing or prompt too long\n", name, k);
+            fprintf(stderr, "FAIL %s prompt %zu: reference logits missing or prompt too long\n",
+                    name, k);
             fails++;
             continue;
         }
-        int32_t *tok = malloc(sizeof(int32_t) * (size_t)(np + ng)), *pos = malloc(sizeof(int32_t) * (size_t)np);
-        for (int i = 0; i < np; i++) tok[i] = (int32_t)json_integer_value(json_array_get(ids, (size_t)i));
-        for (int i = 0; i < ng; i++) tok[np + i] = (int32_t)json_integer_value(json_array_get(gen, (size_t)i));
-        for (int i = 0; i < np; i++) pos[i] = i;
+        int32_t *tok = malloc(sizeof(int32_t) * (size_t)(np + ng)),
+                *pos = malloc(sizeof(int32_t) * (size_t)np);
+        for (int i = 0; i < np; i++)
+            tok[i] = (int32_t)json_integer_value(json_array_get(ids, (size_t)i));
+        for (int i = 0; i < ng; i++)
+            tok[np + i] = (int32_t)json_integer_value(json_array_get(gen, (size_t)i));
+        for (int i = 0; i < np; i++)
+            pos[i] = i;
         /* step 0: the whole prompt; step t: HF's token t-1 */
         for (int t = 0; t < (steps ? ng : 1); t++) {
             int n = t ? 1 : np, at = t ? np + t - 1 : 0;
@@ -139,8 +147,10 @@ int main(int argc, char **argv)
             if (t == 0 && rel > worst_pre) worst_pre = rel;
             if (t > 0 && rel > worst_step) worst_step = rel;
             if (!(rel <= BOUND)) {
-                fprintf(stderr, "FAIL %s prompt %zu step %d: logits differ from transformers by %.3g "
-                        "relative (%.3g absolute), bound %g\n", name, k, t, rel, absd, BOUND);
+                fprintf(stderr,
+                        "FAIL %s prompt %zu step %d: logits differ from transformers by %.3g "
+                        "relative (%.3g absolute), bound %g\n",
+                        name, k, t, rel, absd, BOUND);
                 fails++;
             }
             int want = (int)json_integer_value(json_array_get(gen, (size_t)t));
@@ -151,16 +161,18 @@ int main(int argc, char **argv)
             } else if (margin < 2 * absd) {
                 n_ties++;
             } else {
-                fprintf(stderr, "FAIL %s prompt %zu step %d: greedy token %d, transformers %d "
-                        "(margin %.3g)\n", name, k, t, got, want, margin);
+                fprintf(stderr,
+                        "FAIL %s prompt %zu step %d: greedy token %d, transformers %d "
+                        "(margin %.3g)\n",
+                        name, k, t, got, want, margin);
                 fails++;
             }
         }
         free(tok), free(pos);
     }
     printf("%s: %zu prompts, prefill logits max rel diff %.2e, step logits %.2e (bound %.0e); "
-           "greedy tokens equal %d, near-ties skipped %d\n", name, json_array_size(prompts), worst_pre,
-           worst_step, BOUND, n_greedy, n_ties);
+           "greedy tokens equal %d, near-ties skipped %d\n",
+           name, json_array_size(prompts), worst_pre, worst_step, BOUND, n_greedy, n_ties);
     free(lg);
     llm_backend_destroy(be);
     llm_model_close(m);

@@ -40,9 +40,11 @@ static float *wf(struct mem_model *mm, int l, const char *suffix)
 static void ref_rms(double *out, const double *x, int64_t H, const float *w, double eps)
 {
     double ss = 0.0;
-    for (int64_t k = 0; k < H; k++) ss += x[k] * x[k];
+    for (int64_t k = 0; k < H; k++)
+        ss += x[k] * x[k];
     double r = 1.0 / sqrt(ss / H + eps);
-    for (int64_t k = 0; k < H; k++) out[k] = x[k] * r * w[k];
+    for (int64_t k = 0; k < H; k++)
+        out[k] = x[k] * r * w[k];
 }
 
 /* Logits of every position of one sequence: rope "none"/linear only, RMSNorm,
@@ -53,23 +55,29 @@ static double *ref_forward(struct mem_model *mm, const int32_t *tok, int N)
     int64_t H = d->hidden, V = d->vocab_size, I = d->intermediate;
     int nh = d->n_heads, nkv = d->n_kv_heads, hd = d->head_dim, g = nh / nkv;
     int64_t QKV = (int64_t)(nh + 2 * nkv) * hd, A = (int64_t)nh * hd;
-    double *h = calloc((size_t)(N * H), sizeof(double)), *xn = malloc(sizeof(double) * (size_t)(N * H));
-    double *qkv = malloc(sizeof(double) * (size_t)(N * QKV)), *att = malloc(sizeof(double) * (size_t)(N * A));
-    double *f1 = malloc(sizeof(double) * (size_t)I), *logits = malloc(sizeof(double) * (size_t)(N * V));
+    double *h = calloc((size_t)(N * H), sizeof(double)),
+           *xn = malloc(sizeof(double) * (size_t)(N * H));
+    double *qkv = malloc(sizeof(double) * (size_t)(N * QKV)),
+           *att = malloc(sizeof(double) * (size_t)(N * A));
+    double *f1 = malloc(sizeof(double) * (size_t)I),
+           *logits = malloc(sizeof(double) * (size_t)(N * V));
     float *emb = wf(mm, -1, "transformer.vocab_embedding.weight");
     for (int t = 0; t < N; t++)
-        for (int64_t k = 0; k < H; k++) h[t * H + k] = emb[tok[t] * H + k];
+        for (int64_t k = 0; k < H; k++)
+            h[t * H + k] = emb[tok[t] * H + k];
     for (int l = 0; l < d->n_layers; l++) {
         float *n1 = wf(mm, l, "input_layernorm.weight"), *n2 = wf(mm, l, "post_layernorm.weight");
         float *wqkv = wf(mm, l, "attention.qkv.weight"), *wo = wf(mm, l, "attention.dense.weight");
         float *bqkv = d->qkv_bias ? wf(mm, l, "attention.qkv.bias") : NULL;
         float *wfc = wf(mm, l, "mlp.fc.weight"), *wg = wf(mm, l, "mlp.gate.weight");
         float *wp = wf(mm, l, "mlp.proj.weight");
-        for (int t = 0; t < N; t++) ref_rms(xn + t * H, h + t * H, H, n1, d->norm_eps);
+        for (int t = 0; t < N; t++)
+            ref_rms(xn + t * H, h + t * H, H, n1, d->norm_eps);
         for (int t = 0; t < N; t++)
             for (int64_t o = 0; o < QKV; o++) {
                 double s = bqkv ? bqkv[o] : 0.0;
-                for (int64_t k = 0; k < H; k++) s += xn[t * H + k] * wqkv[o * H + k];
+                for (int64_t k = 0; k < H; k++)
+                    s += xn[t * H + k] * wqkv[o * H + k];
                 qkv[t * QKV + o] = s;
             }
         /* rotate halves: angle p / (theta^(2i/d) * factor) */
@@ -93,22 +101,26 @@ static double *ref_forward(struct mem_model *mm, const int32_t *tok, int N)
                 for (int j = 0; j <= t; j++) {
                     const double *kk = qkv + j * QKV + (int64_t)(nh + hh / g) * hd;
                     double s = 0.0;
-                    for (int i = 0; i < hd; i++) s += q[i] * kk[i];
+                    for (int i = 0; i < hd; i++)
+                        s += q[i] * kk[i];
                     sc[j] = win && j <= t - win ? -INFINITY : s / sqrt((double)hd);
                     mx = fmax(mx, sc[j]);
                 }
-                for (int j = 0; j <= t; j++) sum += exp(sc[j] - mx);
+                for (int j = 0; j <= t; j++)
+                    sum += exp(sc[j] - mx);
                 for (int i = 0; i < hd; i++) {
                     double o = 0.0;
                     for (int j = 0; j <= t; j++)
-                        o += exp(sc[j] - mx) / sum * qkv[j * QKV + (int64_t)(nh + nkv + hh / g) * hd + i];
+                        o += exp(sc[j] - mx) / sum *
+                             qkv[j * QKV + (int64_t)(nh + nkv + hh / g) * hd + i];
                     att[t * A + (int64_t)hh * hd + i] = o;
                 }
             }
         for (int t = 0; t < N; t++)
             for (int64_t o = 0; o < H; o++) {
                 double s = 0.0;
-                for (int64_t k = 0; k < A; k++) s += att[t * A + k] * wo[o * A + k];
+                for (int64_t k = 0; k < A; k++)
+                    s += att[t * A + k] * wo[o * A + k];
                 h[t * H + o] += s;
             }
         for (int t = 0; t < N; t++) {
@@ -123,7 +135,8 @@ static double *ref_forward(struct mem_model *mm, const int32_t *tok, int N)
             }
             for (int64_t o = 0; o < H; o++) {
                 double s = 0.0;
-                for (int64_t i = 0; i < I; i++) s += f1[i] * wp[o * I + i];
+                for (int64_t i = 0; i < I; i++)
+                    s += f1[i] * wp[o * I + i];
                 h[t * H + o] += s;
             }
         }
@@ -135,7 +148,8 @@ static double *ref_forward(struct mem_model *mm, const int32_t *tok, int N)
         ref_rms(xn + t * H, h + t * H, H, nf, d->norm_eps);
         for (int64_t v = 0; v < V; v++) {
             double s = 0.0;
-            for (int64_t k = 0; k < H; k++) s += xn[t * H + k] * head[v * H + k];
+            for (int64_t k = 0; k < H; k++)
+                s += xn[t * H + k] * head[v * H + k];
             logits[t * V + v] = s;
         }
     }
@@ -170,12 +184,14 @@ static int step(struct llm_backend *be, struct seq **ss, const int *adv, int ns,
         memcpy(bts + i * 64, ss[i]->bt, sizeof ss[i]->bt);
     }
     seq_start[ns] = n;
-    for (int r = 0; r < n; r++) rows[r] = r;
+    for (int r = 0; r < n; r++)
+        rows[r] = r;
     struct llm_batch b = {n, tokens, pos, ns, seq_start, seq_len, bts, 64, n, rows};
     int rc = be->ops->forward(be, &b);
     if (rc) return rc;
     if ((rc = be->ops->get_logits(be, out))) return rc;
-    for (int i = 0; i < ns; i++) ss[i]->done += adv[i];
+    for (int i = 0; i < ns; i++)
+        ss[i]->done += adv[i];
     return 0;
 }
 
@@ -197,7 +213,8 @@ static void seq_init(struct seq *s, const int32_t *tok, int n, int first_block, 
     memset(s, 0, sizeof *s);
     s->tok = tok;
     s->n = n;
-    for (int i = 0; i < 64; i++) s->bt[i] = first_block + i * stride;
+    for (int i = 0; i < 64; i++)
+        s->bt[i] = first_block + i * stride;
 }
 
 static struct llm_backend *make_be(struct mem_model *mm, int kv_dt, int block_size, int n_blocks)
@@ -207,19 +224,23 @@ static struct llm_backend *make_be(struct mem_model *mm, int kv_dt, int block_si
     o.kv_dtype = kv_dt;
     o.block_size = block_size;
     o.n_threads = 2;
-    struct llm_cpu_kv proto = {NULL, NULL, kv_dt, 0, block_size, mm->m.desc.n_kv_heads, mm->m.desc.head_dim};
-    o.kv_bytes = llm_cpu_kv_block_bytes(&proto) * 2 * (uint64_t)mm->m.desc.n_layers * (uint64_t)n_blocks;
+    struct llm_cpu_kv proto = {
+        NULL, NULL, kv_dt, 0, block_size, mm->m.desc.n_kv_heads, mm->m.desc.head_dim};
+    o.kv_bytes =
+        llm_cpu_kv_block_bytes(&proto) * 2 * (uint64_t)mm->m.desc.n_layers * (uint64_t)n_blocks;
     struct llm_backend *be = NULL;
     int rc = llm_backend_create(&be, "cpu", &mm->m, &o);
     CHECK(rc == 0, "backend create: %s", llm_errmsg());
-    if (!rc) CHECK(be->n_blocks == n_blocks, "pool has %d blocks, asked for %d", be->n_blocks, n_blocks);
+    if (!rc)
+        CHECK(be->n_blocks == n_blocks, "pool has %d blocks, asked for %d", be->n_blocks, n_blocks);
     return be;
 }
 
 static int32_t *tokens_rand(int n, int64_t V)
 {
     int32_t *t = malloc(sizeof(int32_t) * (size_t)n);
-    for (int i = 0; i < n; i++) t[i] = (int32_t)rng_int((int)V);
+    for (int i = 0; i < n; i++)
+        t[i] = (int32_t)rng_int((int)V);
     return t;
 }
 
@@ -232,7 +253,8 @@ static void test_reference(int qkv_bias, int tied, int window, int mixed_window,
     d.qkv_bias = qkv_bias;
     d.tied_embeddings = tied;
     d.sliding_window = window;
-    for (int l = 0; l < d.n_layers; l++) d.layer_window[l] = window && (!mixed_window || l == 1);
+    for (int l = 0; l < d.n_layers; l++)
+        d.layer_window[l] = window && (!mixed_window || l == 1);
     struct mem_model *mm = mm_build(&d, dt, 7);
     struct llm_backend *be = make_be(mm, LLM_DTYPE_F32, 4, 32);
     int N = 19;
@@ -248,11 +270,13 @@ static void test_reference(int qkv_bias, int tied, int window, int mixed_window,
         md = fmax(md, fabs(lg[i] - ref[i]));
         mx = fmax(mx, fabs(ref[i]));
     }
-    CHECK(!rc && md / mx < 1e-5, "reference (bias %d tied %d window %d%s dt %s): max |diff| %.3g of "
-          "max |logit| %.3g", qkv_bias, tied, window, mixed_window ? " mixed" : "",
-          llm_dtype_name(dt), md, mx);
-    printf("ok vs double reference: qkv_bias %d tied %d window %d%s weights %s: rel %.2e\n", qkv_bias,
-           tied, window, mixed_window ? " (layer 1 only)" : "", llm_dtype_name(dt), md / mx);
+    CHECK(!rc && md / mx < 1e-5,
+          "reference (bias %d tied %d window %d%s dt %s): max |diff| %.3g of "
+          "max |logit| %.3g",
+          qkv_bias, tied, window, mixed_window ? " mixed" : "", llm_dtype_name(dt), md, mx);
+    printf("ok vs double reference: qkv_bias %d tied %d window %d%s weights %s: rel %.2e\n",
+           qkv_bias, tied, window, mixed_window ? " (layer 1 only)" : "", llm_dtype_name(dt),
+           md / mx);
     free(ref), free(lg), free(tok);
     llm_backend_destroy(be);
     mm_free(mm);
@@ -263,7 +287,8 @@ static void test_chunking(int scaling, int wdt, int kv_dt)
 {
     struct llm_model_desc d;
     mm_desc_llama(&d, 50, 64, 2, 4, 1, 96, 64);
-    float lf[8] = {1, 1.5f, 2, 3, 4, 6, 8, 12}, sf[8] = {1, 1.1f, 1.2f, 1.3f, 1.4f, 1.5f, 1.6f, 1.7f};
+    float lf[8] = {1, 1.5f, 2, 3, 4, 6, 8, 12},
+          sf[8] = {1, 1.1f, 1.2f, 1.3f, 1.4f, 1.5f, 1.6f, 1.7f};
     d.rope.scaling = scaling;
     d.rope.factor = 4.0;
     d.rope.orig_max_pos = 16;
@@ -282,7 +307,9 @@ static void test_chunking(int scaling, int wdt, int kv_dt)
     }
     /* dynamic and longrope depend on the sequence length of the step (as in
      * HF), so for them the check stays within the original length */
-    int N = scaling == LLM_ROPE_SCALING_DYNAMIC ? 60 : scaling == LLM_ROPE_SCALING_LONGROPE ? 16 : 37;
+    int N = scaling == LLM_ROPE_SCALING_DYNAMIC    ? 60
+            : scaling == LLM_ROPE_SCALING_LONGROPE ? 16
+                                                   : 37;
     int32_t *tok = tokens_rand(N, d.vocab_size);
     size_t sz = sizeof(float) * (size_t)(N * d.vocab_size);
     float *a = malloc(sz), *b = malloc(sz), *c = malloc(sz);
@@ -384,7 +411,8 @@ static void test_batching(void)
     int64_t V = d.vocab_size;
     /* block ids: a shuffled pool shared out among the sequences */
     int perm[96];
-    for (int i = 0; i < 96; i++) perm[i] = i;
+    for (int i = 0; i < 96; i++)
+        perm[i] = i;
     for (int i = 95; i > 0; i--) {
         int j = rng_int(i + 1), t = perm[i];
         perm[i] = perm[j], perm[j] = t;
@@ -400,7 +428,8 @@ static void test_batching(void)
     struct seq ss[NS];
     for (int i = 0; i < NS; i++) {
         seq_init(&ss[i], tok[i], lens[i], 0, 1);
-        for (int k = 0; k < 8; k++) ss[i].bt[k] = perm[i * 8 + k];
+        for (int k = 0; k < 8; k++)
+            ss[i].bt[k] = perm[i * 8 + k];
     }
     /* steps: each live sequence advances by a varying amount (prefill chunks, then decode) */
     float *buf = malloc(sizeof(float) * 512 * (size_t)V);
@@ -416,11 +445,13 @@ static void test_batching(void)
             adv[n++] = a < left ? a : left;
         }
         int all_done = 1;
-        for (int i = 0; i < NS; i++) all_done &= ss[i].done == ss[i].n;
+        for (int i = 0; i < NS; i++)
+            all_done &= ss[i].done == ss[i].n;
         if (all_done) break;
         if (!n) continue;
         int at[NS];
-        for (int k = 0; k < n; k++) at[k] = live[k]->done;
+        for (int k = 0; k < n; k++)
+            at[k] = live[k]->done;
         rc = step(be, live, adv, n, buf);
         CHECK(rc == 0, "forward: %s", llm_errmsg());
         for (int k = 0, r = 0; k < n && !rc; r += adv[k], k++) {
@@ -433,11 +464,13 @@ static void test_batching(void)
               "sequence %d: batched with others (shuffled blocks) differs from alone (rel %.3g)", i,
               rel_err(mixed[i], alone[i], (size_t)(lens[i] * V)));
     printf("ok batching: %d sequences in mixed prefill/decode steps over shuffled blocks == alone "
-           "(bitwise)\n", NS);
+           "(bitwise)\n",
+           NS);
     /* copy_blocks: continue a copy of sequence 0's prefix and compare */
     {
         struct seq a, b;
-        float *la = malloc(sizeof(float) * (size_t)(lens[0] * V)), *lb = malloc(sizeof(float) * (size_t)(lens[0] * V));
+        float *la = malloc(sizeof(float) * (size_t)(lens[0] * V)),
+              *lb = malloc(sizeof(float) * (size_t)(lens[0] * V));
         seq_init(&a, tok[0], lens[0], 0, 1);
         a.n = 16;
         rc = run_seq(be, &a, 16, la);
@@ -457,7 +490,8 @@ static void test_batching(void)
         printf("ok copy_blocks: decoding from a copied prefix == from the original\n");
     }
     free(buf);
-    for (int i = 0; i < NS; i++) free(tok[i]), free(alone[i]), free(mixed[i]);
+    for (int i = 0; i < NS; i++)
+        free(tok[i]), free(alone[i]), free(mixed[i]);
     llm_backend_destroy(be);
     mm_free(mm);
 }
@@ -489,15 +523,18 @@ static void test_equivalent_models(void)
                     int sh = part == 0 ? h : nh + (part - 1) * d.n_kv_heads + h / grp;
                     if (part == 0) sh = h;
                     int dh = part * nh + h;
-                    memcpy(o + dh * hd * cols, s + sh * hd * cols, sizeof(uint16_t) * (size_t)(hd * cols));
+                    memcpy(o + dh * hd * cols, s + sh * hd * cols,
+                           sizeof(uint16_t) * (size_t)(hd * cols));
                 }
         } else {
             memcpy(dst->data, src->data, src->t.nbytes);
         }
     }
-    memcpy(mm_find(m, "lm_head.weight")->data, mm_find(g, "transformer.vocab_embedding.weight")->data,
+    memcpy(mm_find(m, "lm_head.weight")->data,
+           mm_find(g, "transformer.vocab_embedding.weight")->data,
            mm_find(m, "lm_head.weight")->t.nbytes);
-    struct llm_backend *bg = make_be(g, LLM_DTYPE_F32, 4, 16), *bm = make_be(m, LLM_DTYPE_F32, 4, 16);
+    struct llm_backend *bg = make_be(g, LLM_DTYPE_F32, 4, 16),
+                       *bm = make_be(m, LLM_DTYPE_F32, 4, 16);
     int N = 21;
     int32_t *tok = tokens_rand(N, d.vocab_size);
     size_t sz = sizeof(float) * (size_t)(N * d.vocab_size);
@@ -530,7 +567,8 @@ static void test_window(void)
     struct llm_backend *be = make_be(mm, LLM_DTYPE_F32, 4, 16);
     int N = 12;
     int32_t t1[12], t2[12];
-    for (int i = 0; i < N; i++) t1[i] = t2[i] = (int32_t)rng_int(40);
+    for (int i = 0; i < N; i++)
+        t1[i] = t2[i] = (int32_t)rng_int(40);
     t2[0] = (t1[0] + 1) % 40, t2[1] = (t1[1] + 7) % 40;
     size_t sz = sizeof(float) * (size_t)(N * d.vocab_size);
     float *a = malloc(sz), *b = malloc(sz);
@@ -541,9 +579,11 @@ static void test_window(void)
     rc |= run_seq(be, &s, 5, b);
     CHECK(rc == 0, "forward: %s", llm_errmsg());
     for (int p = 0; p < N; p++) {
-        int same = !memcmp(a + p * d.vocab_size, b + p * d.vocab_size, sizeof(float) * (size_t)d.vocab_size);
+        int same = !memcmp(a + p * d.vocab_size, b + p * d.vocab_size,
+                           sizeof(float) * (size_t)d.vocab_size);
         /* position p sees p-3..p: tokens 0 and 1 are out of sight from p = 5 on */
-        CHECK(same == (p >= 5), "window 4: position %d logits %s", p, same ? "unchanged" : "changed");
+        CHECK(same == (p >= 5), "window 4: position %d logits %s", p,
+              same ? "unchanged" : "changed");
     }
     printf("ok sliding window: position p ignores tokens at or before p - window\n");
     free(a), free(b);
@@ -626,7 +666,8 @@ static void test_errors(void)
     char saved = t->name[0];
     t->name[0] = 'X';
     CHECK(llm_backend_cpu_create(&x, &mm->m, &o) == LLM_ENOTFOUND && !x, "missing tensor accepted");
-    CHECK(strstr(llm_errmsg(), "mlp.proj") != NULL, "error does not name the tensor: %s", llm_errmsg());
+    CHECK(strstr(llm_errmsg(), "mlp.proj") != NULL, "error does not name the tensor: %s",
+          llm_errmsg());
     t->name[0] = saved;
     t->t.dtype = LLM_DTYPE_I8;
     CHECK(llm_backend_cpu_create(&x, &mm->m, &o) == LLM_EUNSUPPORTED, "i8 weight accepted");
@@ -647,8 +688,9 @@ static void test_errors(void)
     /* selection by name */
     CHECK(llm_backend_create(&x, "bogus", &mm->m, &o) == LLM_EINVAL, "backend 'bogus' accepted");
     CHECK(llm_backend_create(&x, "auto", &mm->m, &o) == 0 && x, "auto: %s", llm_errmsg());
-    if (x) CHECK(!strcmp(x->ops->name, "cpu") || !strcmp(x->ops->name, "cuda"), "auto gave '%s'",
-                 x->ops->name);
+    if (x)
+        CHECK(!strcmp(x->ops->name, "cpu") || !strcmp(x->ops->name, "cuda"), "auto gave '%s'",
+              x->ops->name);
     llm_backend_destroy(x);
     /* defaults: a pool is sized from RAM and holds blocks */
     o.kv_bytes = 0;
@@ -696,7 +738,8 @@ int main(void)
     test_reference(1, 1, 0, 0, LLM_DTYPE_BF16);
     test_reference(0, 0, 5, 0, LLM_DTYPE_F32);
     test_reference(1, 0, 3, 1, LLM_DTYPE_F16);
-    for (int sc = 0; sc < LLM_ROPE_SCALING_COUNT; sc++) test_chunking(sc, LLM_DTYPE_BF16, LLM_DTYPE_F32);
+    for (int sc = 0; sc < LLM_ROPE_SCALING_COUNT; sc++)
+        test_chunking(sc, LLM_DTYPE_BF16, LLM_DTYPE_F32);
     test_chunking(LLM_ROPE_SCALING_NONE, LLM_DTYPE_F16, LLM_DTYPE_F16);
     test_chunking(LLM_ROPE_SCALING_LLAMA3, LLM_DTYPE_F32, LLM_DTYPE_BF16);
     test_long_rope();

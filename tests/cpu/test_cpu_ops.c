@@ -34,7 +34,9 @@ static void test_cvt(void)
         uint16_t v = (uint16_t)h;
         /* f16 widening against the defining formula */
         int e = (v >> 10) & 31, m = v & 1023;
-        double ref = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25);
+        double ref = e == 0    ? ldexp(m, -24)
+                     : e == 31 ? (m ? NAN : INFINITY)
+                               : ldexp(1024 + m, e - 25);
         if (v & 0x8000) ref = -ref;
         if (!same_float(llm_cpu_f16_f32(v), (float)ref)) bad++;
         if (!same_float(llm_cpu_f16_f32(v), llm_f16_to_f32(v))) bad++;
@@ -55,8 +57,8 @@ static void test_cvt(void)
             if (!isnan(llm_cpu_f16_f32(a)) || !isnan(llm_cpu_bf16_f32(c))) bad++;
         } else if (a != b || c != d) {
             if (bad++ < 3)
-                fprintf(stderr, "  narrowing %a: f16 %04x vs dtype.c %04x, bf16 %04x vs %04x\n", f, a,
-                        b, c, d);
+                fprintf(stderr, "  narrowing %a: f16 %04x vs dtype.c %04x, bf16 %04x vs %04x\n", f,
+                        a, b, c, d);
         }
     }
     CHECK(bad == 0, "f32 -> f16/bf16 narrowing: %d of %d values differ from dtype.c", bad, n);
@@ -116,9 +118,10 @@ static void test_norms(void)
             int n = 5;
             int64_t D = dims[ci];
             size_t N = (size_t)n * (size_t)D;
-            float *x = malloc(N * 4), *res = malloc(N * 4), *res0 = malloc(N * 4), *out = malloc(N * 4);
-            float *wf = malloc((size_t)D * 4), *wr = malloc((size_t)D * 4), *bf = malloc((size_t)D * 4),
-                  *br = malloc((size_t)D * 4);
+            float *x = malloc(N * 4), *res = malloc(N * 4), *res0 = malloc(N * 4),
+                  *out = malloc(N * 4);
+            float *wf = malloc((size_t)D * 4), *wr = malloc((size_t)D * 4),
+                  *bf = malloc((size_t)D * 4), *br = malloc((size_t)D * 4);
             rng_fill(x, N, 3.0f);
             rng_fill(res0, N, 2.0f);
             rng_fill(wf, (size_t)D, 1.5f);
@@ -129,7 +132,8 @@ static void test_norms(void)
                     memcpy(res, res0, N * 4);
                     float eps = 1e-5f;
                     if (ln)
-                        llm_cpu_layernorm(out, x, fused ? res : NULL, w, dts[di], b, dts[di], n, D, eps);
+                        llm_cpu_layernorm(out, x, fused ? res : NULL, w, dts[di], b, dts[di], n, D,
+                                          eps);
                     else
                         llm_cpu_rmsnorm(out, x, fused ? res : NULL, w, dts[di], n, D, eps);
                     for (int i = 0; i < n; i++) {
@@ -147,7 +151,8 @@ static void test_norms(void)
                             double v = (ln ? r[k] - mean : r[k]) / sqrt(var + eps) * wr[k];
                             double ref = ln ? v + br[k] : v;
                             /* relative to the terms' size: w*v + b may cancel */
-                            double e = fabs(out[i * D + k] - ref) / (fabs(v) + (ln ? fabs(br[k]) : 0) + 1e-6);
+                            double e = fabs(out[i * D + k] - ref) /
+                                       (fabs(v) + (ln ? fabs(br[k]) : 0) + 1e-6);
                             if (e > worst) worst = e;
                             CHECK(e < 2e-6, "%s dt %d dim %lld row %d col %d: %g vs %g",
                                   ln ? "layernorm" : "rmsnorm", dts[di], (long long)D, i, k,
@@ -196,7 +201,8 @@ static void test_linear(void)
                     void *w = make_w(wf, (size_t)(out * in), dts[di], wr);
                     void *b = has_bias ? make_w(bf, 70, dts[(di + 1) % 3], br) : NULL;
                     int bdt = dts[(di + 1) % 3];
-                    CHECK(llm_cpu_linear(y, x, n, in, w, dts[di], out, b, bdt) == 0, "linear failed");
+                    CHECK(llm_cpu_linear(y, x, n, in, w, dts[di], out, b, bdt) == 0,
+                          "linear failed");
                     for (int t = 0; t < n; t++) {
                         for (int64_t o = 0; o < out; o++) {
                             double ref = has_bias ? br[o] : 0.0, mag = fabs(ref);
@@ -206,7 +212,8 @@ static void test_linear(void)
                             }
                             double e = fabs(y[t * out + o] - ref) / (mag + 1e-30);
                             if (e > worst) worst = e;
-                            CHECK(e < 1e-6, "linear dt %d n %d in %lld out %lld [%d][%lld]: %.9g vs %.9g",
+                            CHECK(e < 1e-6,
+                                  "linear dt %d n %d in %lld out %lld [%d][%lld]: %.9g vs %.9g",
                                   dts[di], n, (long long)in, (long long)out, t, (long long)o,
                                   y[t * out + o], ref);
                         }
@@ -214,8 +221,8 @@ static void test_linear(void)
                         CHECK(llm_cpu_linear(y1, x + t * in, 1, in, w, dts[di], out, b, bdt) == 0,
                               "linear failed");
                         CHECK(!memcmp(y1, y + t * out, sizeof(float) * (size_t)out),
-                              "linear row %d of %d differs from the row alone (in %lld out %lld)", t,
-                              n, (long long)in, (long long)out);
+                              "linear row %d of %d differs from the row alone (in %lld out %lld)",
+                              t, n, (long long)in, (long long)out);
                     }
                     cases++;
                     free(x), free(wf), free(wr), free(y), free(w), free(b);
@@ -225,9 +232,11 @@ static void test_linear(void)
     {
         int n = 9;
         int64_t in = 200, out = 300;
-        float *x = malloc(sizeof(float) * (size_t)(n * in)), *wf = malloc(sizeof(float) * (size_t)(in * out));
+        float *x = malloc(sizeof(float) * (size_t)(n * in)),
+              *wf = malloc(sizeof(float) * (size_t)(in * out));
         float *wr = malloc(sizeof(float) * (size_t)(in * out));
-        float *y1 = malloc(sizeof(float) * (size_t)(n * out)), *y2 = malloc(sizeof(float) * (size_t)(n * out));
+        float *y1 = malloc(sizeof(float) * (size_t)(n * out)),
+              *y2 = malloc(sizeof(float) * (size_t)(n * out));
         rng_fill(x, (size_t)(n * in), 1.0f);
         rng_fill(wf, (size_t)(in * out), 1.0f);
         void *w = make_w(wf, (size_t)(in * out), LLM_DTYPE_BF16, wr);
@@ -255,15 +264,19 @@ static void test_act(void)
         float x;
         double y;
     } tab[] = {
-        {LLM_ACT_SILU, 1.0f, 0.7310585786300049},   {LLM_ACT_SILU, -2.0f, -0.2384058440442351},
-        {LLM_ACT_GELU, 1.0f, 0.8413447460685429},   {LLM_ACT_GELU, -0.5f, -0.15426876936299344},
-        {LLM_ACT_GELU_TANH, 1.0f, 0.8411919906082768}, {LLM_ACT_GELU_TANH, -3.0f, -0.0036373920817729},
-        {LLM_ACT_RELU, -1.0f, 0.0},                {LLM_ACT_RELU, 2.5f, 2.5},
+        {LLM_ACT_SILU, 1.0f, 0.7310585786300049},
+        {LLM_ACT_SILU, -2.0f, -0.2384058440442351},
+        {LLM_ACT_GELU, 1.0f, 0.8413447460685429},
+        {LLM_ACT_GELU, -0.5f, -0.15426876936299344},
+        {LLM_ACT_GELU_TANH, 1.0f, 0.8411919906082768},
+        {LLM_ACT_GELU_TANH, -3.0f, -0.0036373920817729},
+        {LLM_ACT_RELU, -1.0f, 0.0},
+        {LLM_ACT_RELU, 2.5f, 2.5},
     };
     for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++) {
         float y = llm_cpu_act1(tab[i].x, tab[i].act);
-        CHECK(fabs(y - tab[i].y) <= 1e-7 * (fabs(tab[i].y) + 1e-6), "act %d(%g) = %.9g, expected %.9g",
-              tab[i].act, tab[i].x, y, tab[i].y);
+        CHECK(fabs(y - tab[i].y) <= 1e-7 * (fabs(tab[i].y) + 1e-6),
+              "act %d(%g) = %.9g, expected %.9g", tab[i].act, tab[i].x, y, tab[i].y);
     }
     float fc[50], gate[50], out[50], x[50];
     rng_fill(fc, 50, 4.0f);
@@ -350,7 +363,8 @@ static double closed_inv_freq(const struct rope_ref *c, int i, double *mscale)
         double ramp = fmin(fmax((i - lo) / (hi - lo), 0.0), 1.0);
         double m = 0.1 * log(c->factor) + 1.0;
         if (c->mscale && c->mscale_all_dim)
-            m = (0.1 * c->mscale * log(c->factor) + 1) / (0.1 * c->mscale_all_dim * log(c->factor) + 1);
+            m = (0.1 * c->mscale * log(c->factor) + 1) /
+                (0.1 * c->mscale_all_dim * log(c->factor) + 1);
         *mscale = m;
         /* ramp 0: keep (extrapolate), ramp 1: interpolate */
         return inv * (1.0 - ramp) + inv / c->factor * ramp;
@@ -388,10 +402,11 @@ static void test_rope_hf(void)
         for (int i = 0; i < half; i++) {
             int64_t u = ulps(inv[i], c->inv_freq[i]);
             if (u > worst_inv) worst_inv = u;
-            CHECK(u <= 1, "%s: inv_freq[%d] %a, HF %a (%lld ulp)", c->name, i, inv[i], c->inv_freq[i],
-                  (long long)u);
+            CHECK(u <= 1, "%s: inv_freq[%d] %a, HF %a (%lld ulp)", c->name, i, inv[i],
+                  c->inv_freq[i], (long long)u);
             if (u && getenv("ROPE_VERBOSE"))
-                fprintf(stderr, "  %s: inv_freq[%d] %a, HF %a\n", c->name, i, inv[i], c->inv_freq[i]);
+                fprintf(stderr, "  %s: inv_freq[%d] %a, HF %a\n", c->name, i, inv[i],
+                        c->inv_freq[i]);
             double cms, cl = closed_inv_freq(c, i, &cms);
             double e = fabs(inv[i] - cl) / cl;
             if (e > worst_closed) worst_closed = e;
@@ -407,8 +422,8 @@ static void test_rope_hf(void)
                 /* an angle of 2000 rad carries an absolute error of 1e-4 for
                  * a 1-ulp difference in inv_freq: compare absolutely */
                 CHECK(fabs(cs[i] - c->cos[pi][i]) < 2e-3 && fabs(sn[i] - c->sin[pi][i]) < 2e-3,
-                      "%s pos %d: cos/sin[%d] %.9g %.9g, HF %.9g %.9g", c->name, c->pos[pi], i, cs[i],
-                      sn[i], c->cos[pi][i], c->sin[pi][i]);
+                      "%s pos %d: cos/sin[%d] %.9g %.9g, HF %.9g %.9g", c->name, c->pos[pi], i,
+                      cs[i], sn[i], c->cos[pi][i], c->sin[pi][i]);
             }
         }
         /* the query rotated at the last recorded position */
@@ -419,8 +434,8 @@ static void test_rope_hf(void)
         for (int i = 0; i < c->head_dim; i++) {
             int64_t u = ulps(q[i], c->q_rot[i]);
             if (u > worst_q && fabs(c->q_rot[i]) > 1e-3) worst_q = u;
-            CHECK(fabs(q[i] - c->q_rot[i]) < 4e-3, "%s: rotated q[%d] %.9g, HF %.9g", c->name, i, q[i],
-                  c->q_rot[i]);
+            CHECK(fabs(q[i] - c->q_rot[i]) < 4e-3, "%s: rotated q[%d] %.9g, HF %.9g", c->name, i,
+                  q[i], c->q_rot[i]);
         }
     }
     printf("ok rope vs HF transformers: %d cases (none, linear, dynamic, yarn, llama3, longrope); "
@@ -437,7 +452,8 @@ static void test_rope_apply(void)
             float x[72], x0[72], inv[12], cs[12], sn[12];
             rng_fill(x0, 72, 2.0f);
             memcpy(x, x0, sizeof x);
-            for (int i = 0; i < rot / 2; i++) inv[i] = 1.0f / (float)(i + 1);
+            for (int i = 0; i < rot / 2; i++)
+                inv[i] = 1.0f / (float)(i + 1);
             llm_cpu_rope_cos_sin(inv, rot / 2, 1.0f, 37, cs, sn);
             llm_cpu_rope_apply(x, nh, hd, rot, neox, cs, sn);
             for (int h = 0; h < nh; h++) {
@@ -462,7 +478,8 @@ static void test_rope_apply(void)
     r.theta = 10000, r.rot_dims = 7;
     CHECK(llm_cpu_rope_freqs(&r, 100, 1, inv, &ms) == LLM_EINVAL, "odd rot_dims accepted");
     r.rot_dims = 8, r.scaling = LLM_ROPE_SCALING_LONGROPE, r.orig_max_pos = 10;
-    CHECK(llm_cpu_rope_freqs(&r, 100, 1, inv, &ms) == LLM_EINVAL, "longrope without factors accepted");
+    CHECK(llm_cpu_rope_freqs(&r, 100, 1, inv, &ms) == LLM_EINVAL,
+          "longrope without factors accepted");
     r.scaling = LLM_ROPE_SCALING_COUNT;
     CHECK(llm_cpu_rope_freqs(&r, 100, 1, inv, &ms) == LLM_EINVAL, "unknown scaling accepted");
     printf("ok rope apply: neox and interleaved, partial rotary, bad parameters refused\n");
@@ -482,13 +499,15 @@ static void test_attention_case(int kv_dt, int nh, int nkv, int hd, int window, 
     kv.v = calloc(NB, bb);
     /* shuffled block ids shared out among the sequences */
     int perm[NB];
-    for (int i = 0; i < NB; i++) perm[i] = i;
+    for (int i = 0; i < NB; i++)
+        perm[i] = i;
     for (int i = NB - 1; i > 0; i--) {
         int j = rng_int(i + 1), t = perm[i];
         perm[i] = perm[j], perm[j] = t;
     }
     int32_t bt[NS * 4];
-    for (int i = 0; i < NS * 4; i++) bt[i] = perm[i];
+    for (int i = 0; i < NS * 4; i++)
+        bt[i] = perm[i];
     /* K, V of every position (rounded to the KV dtype for the reference) */
     float *K[NS], *Vv[NS], *Kr[NS], *Vr[NS];
     for (int s = 0; s < NS; s++) {
@@ -537,7 +556,8 @@ static void test_attention_case(int kv_dt, int nh, int nkv, int hd, int window, 
         float q[64 * 8 * 64], out[64 * 8 * 64], slopes[8];
         rng_fill(q, (size_t)(n * nh * hd), 1.5f);
         llm_cpu_alibi_slopes(slopes, nh, 8.0);
-        struct llm_cpu_attn a = {nh, 1.0f / sqrtf((float)hd), window, softcap, alibi ? slopes : NULL};
+        struct llm_cpu_attn a = {nh, 1.0f / sqrtf((float)hd), window, softcap,
+                                 alibi ? slopes : NULL};
         CHECK(llm_cpu_attention(out, nh * hd, q, nh * hd, &kv, &b, &a) == 0, "attention failed");
         double worst = 0.0;
         for (int si = 0, s = 0; s < NS; s++) {
@@ -553,25 +573,30 @@ static void test_attention_case(int kv_dt, int nh, int nkv, int hd, int window, 
                             continue;
                         }
                         double d = 0.0;
-                        for (int k = 0; k < hd; k++) d += (double)q[(t * nh + h) * hd + k] * Kr[s][j * kvw + g * hd + k];
+                        for (int k = 0; k < hd; k++)
+                            d += (double)q[(t * nh + h) * hd + k] * Kr[s][j * kvw + g * hd + k];
                         d *= 1.0 / sqrt((double)hd);
                         if (softcap > 0) d = softcap * tanh(d / softcap);
                         if (alibi) d += slopes[h] * (double)(j - p);
                         sc[j] = d;
                         mx = fmax(mx, d);
                     }
-                    for (int j = 0; j <= p; j++) sum += sc[j] == -INFINITY ? 0.0 : exp(sc[j] - mx);
+                    for (int j = 0; j <= p; j++)
+                        sum += sc[j] == -INFINITY ? 0.0 : exp(sc[j] - mx);
                     for (int j = 0; j <= p; j++) {
                         if (sc[j] == -INFINITY) continue;
                         double w = exp(sc[j] - mx) / sum;
-                        for (int k = 0; k < hd; k++) o[k] += w * Vr[s][j * kvw + g * hd + k];
+                        for (int k = 0; k < hd; k++)
+                            o[k] += w * Vr[s][j * kvw + g * hd + k];
                     }
                     for (int k = 0; k < hd; k++) {
                         double e = fabs(out[(t * nh + h) * hd + k] - o[k]);
                         if (e > worst) worst = e;
-                        CHECK(e < 2e-6, "attention kv %d nh %d nkv %d win %d cap %g alibi %d: "
-                              "token %d head %d dim %d: %.9g vs %.9g", kv_dt, nh, nkv, window,
-                              softcap, alibi, t, h, k, out[(t * nh + h) * hd + k], o[k]);
+                        CHECK(e < 2e-6,
+                              "attention kv %d nh %d nkv %d win %d cap %g alibi %d: "
+                              "token %d head %d dim %d: %.9g vs %.9g",
+                              kv_dt, nh, nkv, window, softcap, alibi, t, h, k,
+                              out[(t * nh + h) * hd + k], o[k]);
                     }
                 }
             }
@@ -579,7 +604,8 @@ static void test_attention_case(int kv_dt, int nh, int nkv, int hd, int window, 
         }
         (void)worst;
     }
-    for (int s = 0; s < NS; s++) free(K[s]), free(Vv[s]), free(Kr[s]), free(Vr[s]);
+    for (int s = 0; s < NS; s++)
+        free(K[s]), free(Vv[s]), free(Kr[s]), free(Vr[s]);
     free(kv.k), free(kv.v);
 }
 
@@ -597,13 +623,15 @@ static void test_attention(void)
     }
     float s8[8], s12[12];
     llm_cpu_alibi_slopes(s8, 8, 8.0);
-    for (int i = 0; i < 8; i++) CHECK(s8[i] == ldexpf(1.0f, -(i + 1)), "alibi slope %d of 8", i);
+    for (int i = 0; i < 8; i++)
+        CHECK(s8[i] == ldexpf(1.0f, -(i + 1)), "alibi slope %d of 8", i);
     llm_cpu_alibi_slopes(s12, 12, 8.0);
     /* 8 heads: 2^-1..2^-8; 4 more: 2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5 */
     for (int i = 0; i < 4; i++)
         CHECK(fabsf(s12[8 + i] - powf(2.0f, -0.5f - i)) < 1e-7f, "alibi extra slope %d", i);
     printf("ok attention: %d cases (MHA, GQA, MQA, window, soft-cap, ALiBi) x f32/f16/bf16 KV, "
-           "paged with shuffled blocks, vs double softmax\n", n);
+           "paged with shuffled blocks, vs double softmax\n",
+           n);
 }
 
 int main(void)

@@ -70,7 +70,7 @@ struct cpu_be {
     /* final rows and logits, grown to the largest n_out seen */
     int cap_out;
     float *fin, *logits;
-    int n_out;           /* rows of logits from the last forward; -1 = none */
+    int n_out; /* rows of logits from the last forward; -1 = none */
     void *sample_scratch;
 };
 
@@ -99,8 +99,9 @@ static int get_w(struct llm_model *m, const char *name, int64_t d0, int64_t d1, 
                            name, llm_dtype_name(t.dtype));
     int ndim = d1 ? 2 : 1;
     if (t.ndim != ndim || t.shape[0] != d0 || (d1 && t.shape[1] != d1))
-        return llm_err_set(LLM_ESHAPE, "'%s': expected shape [%lld%s%lld], found %d dims [%lld, %lld]",
-                           name, (long long)d0, d1 ? ", " : "", d1 ? (long long)d1 : 0LL, t.ndim,
+        return llm_err_set(LLM_ESHAPE,
+                           "'%s': expected shape [%lld%s%lld], found %d dims [%lld, %lld]", name,
+                           (long long)d0, d1 ? ", " : "", d1 ? (long long)d1 : 0LL, t.ndim,
                            (long long)t.shape[0], (long long)(t.ndim > 1 ? t.shape[1] : 0));
     uint64_t need = (uint64_t)d0 * (uint64_t)(d1 ? d1 : 1) * (t.dtype == LLM_DTYPE_F32 ? 4u : 2u);
     if (!t.data || t.nbytes < need)
@@ -122,11 +123,13 @@ static int get_lw(struct llm_model *m, int layer, const char *suffix, int64_t d0
 static int check_desc(const struct llm_model_desc *d)
 {
     if (!cpu_arch_ok(d->arch))
-        return llm_err_set(LLM_EUNSUPPORTED, "architecture '%s' is not supported by the cpu backend yet",
+        return llm_err_set(LLM_EUNSUPPORTED,
+                           "architecture '%s' is not supported by the cpu backend yet",
                            d->model_type[0] ? d->model_type : d->hf_arch);
     if (d->n_layers <= 0 || d->n_layers > LLM_MAX_LAYERS || d->hidden <= 0 || d->vocab_size <= 0 ||
         d->n_heads <= 0 || d->n_kv_heads <= 0 || d->head_dim <= 0 || d->intermediate <= 0)
-        return llm_err_set(LLM_EINVAL, "model: sizes must be positive (layers %d, hidden %lld, "
+        return llm_err_set(LLM_EINVAL,
+                           "model: sizes must be positive (layers %d, hidden %lld, "
                            "vocab %lld, heads %d/%d, head_dim %d, intermediate %lld)",
                            d->n_layers, (long long)d->hidden, (long long)d->vocab_size, d->n_heads,
                            d->n_kv_heads, d->head_dim, (long long)d->intermediate);
@@ -143,7 +146,8 @@ static int check_desc(const struct llm_model_desc *d)
     if (d->pos < 0 || d->pos >= LLM_POS_COUNT)
         return llm_err_set(LLM_EINVAL, "model: unknown position encoding %d", d->pos);
     if (d->n_experts > 0)
-        return llm_err_set(LLM_EUNSUPPORTED, "model: mixture of experts is not supported by the cpu "
+        return llm_err_set(LLM_EUNSUPPORTED,
+                           "model: mixture of experts is not supported by the cpu "
                            "backend yet");
     if (d->sliding_window < 0)
         return llm_err_set(LLM_EINVAL, "model: sliding_window %d is negative", d->sliding_window);
@@ -255,9 +259,11 @@ int llm_backend_cpu_create(struct llm_backend **out, const struct llm_model *m,
     be->block_size = o->block_size > 0 ? o->block_size : DEFAULT_BLOCK_SIZE;
     be->max_batch_tokens = o->max_batch_tokens > 0 ? o->max_batch_tokens : DEFAULT_MAX_BATCH_TOKENS;
     be->max_seqs = o->max_seqs > 0 ? o->max_seqs : DEFAULT_MAX_SEQS;
-    be->max_seq_len = o->max_seq_len > 0 ? o->max_seq_len : (int)(d->max_pos > 0 ? d->max_pos : 4096);
+    be->max_seq_len =
+        o->max_seq_len > 0 ? o->max_seq_len : (int)(d->max_pos > 0 ? d->max_pos : 4096);
     be->vocab = V;
-    if (d->pos == LLM_POS_LEARNED && be->max_seq_len > d->max_pos) be->max_seq_len = (int)d->max_pos;
+    if (d->pos == LLM_POS_LEARNED && be->max_seq_len > d->max_pos)
+        be->max_seq_len = (int)d->max_pos;
 #ifdef _OPENMP
     c->n_threads = o->n_threads > 0 ? o->n_threads : omp_get_num_procs();
 #else
@@ -289,8 +295,10 @@ int llm_backend_cpu_create(struct llm_backend **out, const struct llm_model *m,
     uint64_t nb = want / per_block;
     if (nb > 0x7fffffffu) nb = 0x7fffffffu;
     if (nb < 1) {
-        rc = llm_err_set(LLM_ECAPACITY, "cpu backend: kv pool of %llu bytes holds no block of %llu "
-                         "bytes", (unsigned long long)want, (unsigned long long)per_block);
+        rc = llm_err_set(LLM_ECAPACITY,
+                         "cpu backend: kv pool of %llu bytes holds no block of %llu "
+                         "bytes",
+                         (unsigned long long)want, (unsigned long long)per_block);
         goto fail;
     }
     be->n_blocks = (int)nb;
@@ -323,9 +331,10 @@ static void cpu_destroy(struct llm_backend *be)
     free(c->layers);
     free(c->alibi);
     free(c->kv_mem);
-    float *bufs[] = {c->resid, c->xn, c->xn2, c->qkv, c->att, c->ao, c->mo, c->fc, c->gate,
-                     c->fin, c->logits};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    float *bufs[] = {c->resid, c->xn, c->xn2,  c->qkv, c->att,   c->ao,
+                     c->mo,    c->fc, c->gate, c->fin, c->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
     free(c->sample_scratch);
     free(c);
 }
@@ -396,8 +405,10 @@ static int check_batch(const struct cpu_be *c, const struct llm_batch *b)
                                len, n_new, be->max_seq_len);
         for (int t = t0; t < t1; t++)
             if (b->pos[t] != len - n_new + (t - t0))
-                return llm_err_set(LLM_EINVAL, "batch: sequence %d row %d has position %d, "
-                                   "expected %d", s, t, b->pos[t], len - n_new + (t - t0));
+                return llm_err_set(LLM_EINVAL,
+                                   "batch: sequence %d row %d has position %d, "
+                                   "expected %d",
+                                   s, t, b->pos[t], len - n_new + (t - t0));
         int nblk = (len + be->block_size - 1) / be->block_size;
         if (nblk > b->bt_stride)
             return llm_err_set(LLM_EINVAL, "batch: sequence %d needs %d blocks, bt_stride is %d", s,
@@ -414,8 +425,10 @@ static int check_batch(const struct cpu_be *c, const struct llm_batch *b)
     for (int i = 0; i < b->n_out; i++)
         if (b->out_rows[i] < 0 || b->out_rows[i] >= b->n_tokens ||
             (i > 0 && b->out_rows[i] <= b->out_rows[i - 1]))
-            return llm_err_set(LLM_EINVAL, "batch: out_rows[%d] = %d is not increasing within "
-                               "[0, %d)", i, b->out_rows[i], b->n_tokens);
+            return llm_err_set(LLM_EINVAL,
+                               "batch: out_rows[%d] = %d is not increasing within "
+                               "[0, %d)",
+                               i, b->out_rows[i], b->n_tokens);
     return 0;
 }
 
@@ -565,16 +578,20 @@ static int cpu_copy_blocks(struct llm_backend *be, const int32_t *src, const int
     struct cpu_be *c = cpu_of(be);
     for (int i = 0; i < n; i++)
         if (src[i] < 0 || src[i] >= be->n_blocks || dst[i] < 0 || dst[i] >= be->n_blocks)
-            return llm_err_set(LLM_EINVAL, "copy_blocks: pair %d (%d -> %d) outside the pool of %d "
-                               "blocks", i, src[i], dst[i], be->n_blocks);
+            return llm_err_set(LLM_EINVAL,
+                               "copy_blocks: pair %d (%d -> %d) outside the pool of %d "
+                               "blocks",
+                               i, src[i], dst[i], be->n_blocks);
     const struct llm_cpu_kv *kv0 = &c->layers[0].kv;
     uint64_t bb = llm_cpu_kv_block_bytes(kv0);
     for (int l = 0; l < c->d->n_layers; l++) {
         const struct llm_cpu_kv *kv = &c->layers[l].kv;
         for (int i = 0; i < n; i++) {
             if (src[i] == dst[i]) continue;
-            memcpy((char *)kv->k + (uint64_t)dst[i] * bb, (char *)kv->k + (uint64_t)src[i] * bb, bb);
-            memcpy((char *)kv->v + (uint64_t)dst[i] * bb, (char *)kv->v + (uint64_t)src[i] * bb, bb);
+            memcpy((char *)kv->k + (uint64_t)dst[i] * bb, (char *)kv->k + (uint64_t)src[i] * bb,
+                   bb);
+            memcpy((char *)kv->v + (uint64_t)dst[i] * bb, (char *)kv->v + (uint64_t)src[i] * bb,
+                   bb);
         }
     }
     return 0;

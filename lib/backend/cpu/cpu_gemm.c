@@ -39,7 +39,7 @@
 #include "cpu_cvt.h"
 #include "cpu_ops.h"
 
-#define RB 16 /* rows of W per block */
+#define RB 16               /* rows of W per block */
 #define DIRECT_MAX_TOKENS 8 /* f16: below this many tokens, widen in registers */
 
 typedef float v16 __attribute__((vector_size(64)));
@@ -64,7 +64,7 @@ enum { ISA_GENERIC, ISA_AVX2, ISA_AVX512 };
  * constant after inlining into the variant compiled for that instruction
  * set, the only place the builtins are expanded. */
 #define VFMA(a, b, c, isa)                                                                         \
-    ((isa) == ISA_AVX512 ? __builtin_ia32_vfmaddps512_mask((a), (b), (c), 0xffff, 4)              \
+    ((isa) == ISA_AVX512 ? __builtin_ia32_vfmaddps512_mask((a), (b), (c), 0xffff, 4)               \
      : (isa) == ISA_AVX2 ? fma2x8((a), (b), (c))                                                   \
                          : (a) * (b) + (c))
 
@@ -135,34 +135,40 @@ INLINE void tile(float y[4][4], const float *const *xp, const void *const *wp, i
 #pragma GCC unroll 4
     for (int i = 0; i < tx; i++)
 #pragma GCC unroll 4
-        for (int r = 0; r < tw; r++) acc[i][r] = (v16){0};
+        for (int r = 0; r < tw; r++)
+            acc[i][r] = (v16){0};
     int64_t k = 0;
     for (; k + 16 <= in; k += 16) {
         v16 wv[4];
 #pragma GCC unroll 4
-        for (int r = 0; r < tw; r++) wv[r] = wload(wp[r], k, wdt);
+        for (int r = 0; r < tw; r++)
+            wv[r] = wload(wp[r], k, wdt);
 #pragma GCC unroll 4
         for (int i = 0; i < tx; i++) {
             v16 xv = vload(xp[i] + k);
 #pragma GCC unroll 4
-            for (int r = 0; r < tw; r++) acc[i][r] = VFMA(xv, wv[r], acc[i][r], isa);
+            for (int r = 0; r < tw; r++)
+                acc[i][r] = VFMA(xv, wv[r], acc[i][r], isa);
         }
     }
     if (k < in) {
         v16 wv[4];
 #pragma GCC unroll 4
-        for (int r = 0; r < tw; r++) wv[r] = wload_tail(wp[r], k, in, wdt);
+        for (int r = 0; r < tw; r++)
+            wv[r] = wload_tail(wp[r], k, in, wdt);
 #pragma GCC unroll 4
         for (int i = 0; i < tx; i++) {
             v16 xv = wload_tail(xp[i], k, in, LLM_DTYPE_F32);
 #pragma GCC unroll 4
-            for (int r = 0; r < tw; r++) acc[i][r] = VFMA(xv, wv[r], acc[i][r], isa);
+            for (int r = 0; r < tw; r++)
+                acc[i][r] = VFMA(xv, wv[r], acc[i][r], isa);
         }
     }
 #pragma GCC unroll 4
     for (int i = 0; i < tx; i++)
 #pragma GCC unroll 4
-        for (int r = 0; r < tw; r++) y[i][r] = vsum(&acc[i][r]);
+        for (int r = 0; r < tw; r++)
+            y[i][r] = vsum(&acc[i][r]);
 }
 
 /* f16/bf16 -> f32, 16 at a time with the same bit manipulations as
@@ -178,7 +184,8 @@ INLINE void widen(float *dst, const void *w, int wdt, int64_t off, int64_t n)
             u32x16 u = __builtin_convertvector(h, u32x16) << 16;
             memcpy(dst + i, &u, sizeof u);
         }
-        for (; i < n; i++) dst[i] = llm_cpu_bf16_f32(s[i]);
+        for (; i < n; i++)
+            dst[i] = llm_cpu_bf16_f32(s[i]);
     } else {
         for (; i + 16 <= n; i += 16) {
             u16x16 h;
@@ -194,7 +201,8 @@ INLINE void widen(float *dst, const void *w, int wdt, int64_t off, int64_t n)
             b |= (hu & 0x8000u) << 16;
             memcpy(dst + i, &b, sizeof b);
         }
-        for (; i < n; i++) dst[i] = llm_cpu_f16_f32(s[i]);
+        for (; i < n; i++)
+            dst[i] = llm_cpu_f16_f32(s[i]);
     }
 }
 
@@ -208,12 +216,14 @@ INLINE void block_t(float *y, const float *x, int n, int64_t in, const void *wro
     for (int t0 = 0; t0 < n;) {
         int tx = n - t0 >= 4 ? 4 : 1;
         const float *xp[4];
-        for (int i = 0; i < tx; i++) xp[i] = x + (int64_t)(t0 + i) * in;
+        for (int i = 0; i < tx; i++)
+            xp[i] = x + (int64_t)(t0 + i) * in;
         for (int rr = 0; rr < nr; rr += TW) {
             const void *wp[4];
             int tw = nr - rr < TW ? nr - rr : TW;
             for (int r = 0; r < TW; r++)
-                wp[r] = (const char *)wrows + (size_t)(rr + (r < tw ? r : tw - 1)) * (size_t)in * es;
+                wp[r] =
+                    (const char *)wrows + (size_t)(rr + (r < tw ? r : tw - 1)) * (size_t)in * es;
             float acc[4][4];
             if (tx == 4)
                 tile(acc, xp, wp, in, 4, TW, wdt, isa);
@@ -253,20 +263,20 @@ INLINE void block(float *y, const float *x, int n, int64_t in, const void *w, in
 /* The threaded driver, one copy per instruction set: the OpenMP region must
  * sit inside the target-specific function, or its outlined body would be
  * compiled for the baseline. */
-#define LINEAR_VARIANT(NAME, TARGET, TW, ISA)                                                       \
-    TARGET static int NAME(float *y, const float *x, int n, int64_t in, const void *w, int wdt,   \
-                           int64_t out, const float *bias)                                        \
+#define LINEAR_VARIANT(NAME, TARGET, TW, ISA)                                                      \
+    TARGET static int NAME(float *y, const float *x, int n, int64_t in, const void *w, int wdt,    \
+                           int64_t out, const float *bias)                                         \
     {                                                                                              \
         int64_t nblk = (out + RB - 1) / RB;                                                        \
         int fail = 0;                                                                              \
-        _Pragma("omp parallel if (nblk > 1 && (int64_t)n * in * out >= (1 << 16))")               \
+        _Pragma("omp parallel if (nblk > 1 && (int64_t)n * in * out >= (1 << 16))")                \
         {                                                                                          \
             int widening = wdt == LLM_DTYPE_F16 && n >= DIRECT_MAX_TOKENS;                         \
             float *wb = widening ? malloc(sizeof(float) * RB * (size_t)in) : NULL;                 \
             if (widening && !wb) {                                                                 \
                 _Pragma("omp atomic write") fail = 1;                                              \
             }                                                                                      \
-            _Pragma("omp for schedule(static)") for (int64_t b = 0; b < nblk; b++)                \
+            _Pragma("omp for schedule(static)") for (int64_t b = 0; b < nblk; b++)                 \
             {                                                                                      \
                 int64_t r0 = b * RB;                                                               \
                 int nr = out - r0 < RB ? (int)(out - r0) : RB;                                     \
@@ -314,15 +324,16 @@ const char *llm_cpu_isa(void)
     return f == linear_avx512 ? "avx512" : f == linear_avx2 ? "avx2" : "generic";
 }
 
-int llm_cpu_linear(float *y, const float *x, int n, int64_t in, const void *w, int wdt,
-                   int64_t out, const void *bias, int bdt)
+int llm_cpu_linear(float *y, const float *x, int n, int64_t in, const void *w, int wdt, int64_t out,
+                   const void *bias, int bdt)
 {
     if (n <= 0 || out <= 0) return 0;
     float *bf = NULL;
     if (bias) {
         bf = malloc(sizeof(float) * (size_t)out);
-        if (!bf) return llm_err_set(LLM_ENOMEM, "linear: out of memory for %lld bias values",
-                                    (long long)out);
+        if (!bf)
+            return llm_err_set(LLM_ENOMEM, "linear: out of memory for %lld bias values",
+                               (long long)out);
         llm_cpu_to_f32(bf, bias, bdt, 0, out);
     }
     int fail = pick()(y, x, n, in, w, wdt, out, bf);

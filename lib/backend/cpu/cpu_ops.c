@@ -37,10 +37,12 @@ void llm_cpu_to_f32(float *dst, const void *src, int dt, int64_t off, int64_t n)
         memcpy(dst, (const float *)src + off, (size_t)n * sizeof(float));
     } else if (dt == LLM_DTYPE_BF16) {
         const uint16_t *s = (const uint16_t *)src + off;
-        for (int64_t i = 0; i < n; i++) dst[i] = llm_cpu_bf16_f32(s[i]);
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = llm_cpu_bf16_f32(s[i]);
     } else {
         const uint16_t *s = (const uint16_t *)src + off;
-        for (int64_t i = 0; i < n; i++) dst[i] = llm_cpu_f16_f32(s[i]);
+        for (int64_t i = 0; i < n; i++)
+            dst[i] = llm_cpu_f16_f32(s[i]);
     }
 }
 
@@ -50,10 +52,12 @@ void llm_cpu_from_f32(void *dst, int dt, int64_t off, const float *src, int64_t 
         memcpy((float *)dst + off, src, (size_t)n * sizeof(float));
     } else if (dt == LLM_DTYPE_BF16) {
         uint16_t *d = (uint16_t *)dst + off;
-        for (int64_t i = 0; i < n; i++) d[i] = llm_cpu_f32_bf16(src[i]);
+        for (int64_t i = 0; i < n; i++)
+            d[i] = llm_cpu_f32_bf16(src[i]);
     } else {
         uint16_t *d = (uint16_t *)dst + off;
-        for (int64_t i = 0; i < n; i++) d[i] = llm_cpu_f32_f16(src[i]);
+        for (int64_t i = 0; i < n; i++)
+            d[i] = llm_cpu_f32_f16(src[i]);
     }
 }
 
@@ -72,14 +76,16 @@ int llm_cpu_embed(float *out, const int32_t *tokens, int n, const void *table, i
 {
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= vocab)
-            return llm_err_set(LLM_ERANGE, "token id %d at row %d is outside the vocabulary [0, %lld)",
+            return llm_err_set(LLM_ERANGE,
+                               "token id %d at row %d is outside the vocabulary [0, %lld)",
                                (int)tokens[i], i, (long long)vocab);
 #pragma omp parallel for schedule(static) if (BIG((int64_t)n * hidden))
     for (int i = 0; i < n; i++) {
         float *o = out + (int64_t)i * hidden;
         llm_cpu_to_f32(o, table, dt, (int64_t)tokens[i] * hidden, hidden);
         if (scale != 1.0f)
-            for (int64_t k = 0; k < hidden; k++) o[k] *= scale;
+            for (int64_t k = 0; k < hidden; k++)
+                o[k] *= scale;
     }
     return 0;
 }
@@ -89,12 +95,13 @@ int llm_cpu_add_rows(float *out, const int32_t *pos, int n, const void *table, i
 {
     for (int i = 0; i < n; i++)
         if (pos[i] < 0 || pos[i] >= max_pos)
-            return llm_err_set(LLM_ERANGE, "position %d at row %d is outside [0, %lld)", (int)pos[i],
-                               i, (long long)max_pos);
+            return llm_err_set(LLM_ERANGE, "position %d at row %d is outside [0, %lld)",
+                               (int)pos[i], i, (long long)max_pos);
 #pragma omp parallel for schedule(static) if (BIG((int64_t)n * hidden))
     for (int i = 0; i < n; i++) {
         float *o = out + (int64_t)i * hidden;
-        for (int64_t k = 0; k < hidden; k++) o[k] += wget(table, dt, (int64_t)pos[i] * hidden + k);
+        for (int64_t k = 0; k < hidden; k++)
+            o[k] += wget(table, dt, (int64_t)pos[i] * hidden + k);
     }
     return 0;
 }
@@ -105,7 +112,8 @@ int llm_cpu_add_rows(float *out, const int32_t *pos, int n, const void *table, i
 static const float *norm_input(const float *x, float *residual, int64_t dim)
 {
     if (!residual) return x;
-    for (int64_t k = 0; k < dim; k++) residual[k] += x[k];
+    for (int64_t k = 0; k < dim; k++)
+        residual[k] += x[k];
     return residual;
 }
 
@@ -114,11 +122,12 @@ void llm_cpu_rmsnorm(float *out, const float *x, float *residual, const void *w,
 {
 #pragma omp parallel for schedule(static) if (BIG((int64_t)n * dim))
     for (int i = 0; i < n; i++) {
-        const float *r = norm_input(x + (int64_t)i * dim, residual ? residual + (int64_t)i * dim : NULL,
-                                    dim);
+        const float *r =
+            norm_input(x + (int64_t)i * dim, residual ? residual + (int64_t)i * dim : NULL, dim);
         float *o = out + (int64_t)i * dim;
         double ss = 0.0;
-        for (int64_t k = 0; k < dim; k++) ss += (double)r[k] * r[k];
+        for (int64_t k = 0; k < dim; k++)
+            ss += (double)r[k] * r[k];
         /* HF: variance (fp32) + eps, rsqrt in fp32 */
         float var = (float)(ss / (double)dim);
         float rs = (float)(1.0 / sqrt((double)(var + eps)));
@@ -134,13 +143,15 @@ void llm_cpu_layernorm(float *out, const float *x, float *residual, const void *
 {
 #pragma omp parallel for schedule(static) if (BIG((int64_t)n * dim))
     for (int i = 0; i < n; i++) {
-        const float *r = norm_input(x + (int64_t)i * dim, residual ? residual + (int64_t)i * dim : NULL,
-                                    dim);
+        const float *r =
+            norm_input(x + (int64_t)i * dim, residual ? residual + (int64_t)i * dim : NULL, dim);
         float *o = out + (int64_t)i * dim;
         double s = 0.0;
-        for (int64_t k = 0; k < dim; k++) s += r[k];
+        for (int64_t k = 0; k < dim; k++)
+            s += r[k];
         double mean = s / (double)dim, ss = 0.0;
-        for (int64_t k = 0; k < dim; k++) ss += ((double)r[k] - mean) * ((double)r[k] - mean);
+        for (int64_t k = 0; k < dim; k++)
+            ss += ((double)r[k] - mean) * ((double)r[k] - mean);
         float meanf = (float)mean;
         float rstd = (float)(1.0 / sqrt(ss / (double)dim + (double)eps));
         for (int64_t k = 0; k < dim; k++) {
@@ -174,18 +185,21 @@ float llm_cpu_act1(float x, int act)
 void llm_cpu_act(float *x, int64_t n, int act)
 {
 #pragma omp parallel for schedule(static) if (BIG(n))
-    for (int64_t i = 0; i < n; i++) x[i] = llm_cpu_act1(x[i], act);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = llm_cpu_act1(x[i], act);
 }
 
 void llm_cpu_gated(float *out, const float *fc, const float *gate, int64_t n, int act)
 {
 #pragma omp parallel for schedule(static) if (BIG(n))
-    for (int64_t i = 0; i < n; i++) out[i] = llm_cpu_act1(fc[i], act) * gate[i];
+    for (int64_t i = 0; i < n; i++)
+        out[i] = llm_cpu_act1(fc[i], act) * gate[i];
 }
 
 void llm_cpu_add(float *y, const float *x, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+    for (int64_t i = 0; i < n; i++)
+        y[i] += x[i];
 }
 
 /* The sequence owning row t of a batch (seq_start is increasing). */
@@ -222,14 +236,15 @@ static double yarn_corr_dim(double rot, int d, double base, double L)
     return ((double)d * log(L / (rot * 2.0 * M_PI))) / (2.0 * log(base));
 }
 
-int llm_cpu_rope_freqs(const struct llm_rope *r, int64_t max_pos, int64_t seq_len,
-                       float *inv_freq, float *mscale)
+int llm_cpu_rope_freqs(const struct llm_rope *r, int64_t max_pos, int64_t seq_len, float *inv_freq,
+                       float *mscale)
 {
     int d = r->rot_dims, half = d / 2;
     if (d <= 0 || d % 2 || d > MAX_HEAD_DIM)
         return llm_err_set(LLM_EINVAL, "rope: rot_dims %d is not a positive even number <= %d", d,
                            MAX_HEAD_DIM);
-    if (!(r->theta > 0.0)) return llm_err_set(LLM_EINVAL, "rope: theta %g is not positive", r->theta);
+    if (!(r->theta > 0.0))
+        return llm_err_set(LLM_EINVAL, "rope: theta %g is not positive", r->theta);
     double L = r->orig_max_pos > 0 ? (double)r->orig_max_pos : (double)max_pos;
     float theta = (float)r->theta;
     *mscale = 1.0f;
@@ -256,7 +271,8 @@ int llm_cpu_rope_freqs(const struct llm_rope *r, int64_t max_pos, int64_t seq_le
             float p = (float)pow((double)a, (double)d / (double)(d - 2));
             base = theta * p;
         }
-        for (int i = 0; i < half; i++) inv_freq[i] = 1.0f / rope_pow(base, i, d);
+        for (int i = 0; i < half; i++)
+            inv_freq[i] = 1.0f / rope_pow(base, i, d);
         return 0;
     }
 
@@ -295,8 +311,9 @@ int llm_cpu_rope_freqs(const struct llm_rope *r, int64_t max_pos, int64_t seq_le
     case LLM_ROPE_SCALING_LLAMA3: {
         if (!(r->factor > 0.0) || !(L > 0.0) || !(r->high_freq_factor > r->low_freq_factor) ||
             !(r->low_freq_factor > 0.0))
-            return llm_err_set(LLM_EINVAL,
-                               "rope: llama3 needs factor > 0 and high_freq_factor > low_freq_factor > 0");
+            return llm_err_set(
+                LLM_EINVAL,
+                "rope: llama3 needs factor > 0 and high_freq_factor > low_freq_factor > 0");
         float factor = (float)r->factor;
         float low_wl = (float)(L / r->low_freq_factor);
         float high_wl = (float)(L / r->high_freq_factor);
@@ -318,13 +335,15 @@ int llm_cpu_rope_freqs(const struct llm_rope *r, int64_t max_pos, int64_t seq_le
         if (r->n_factors != half || !r->long_factor || !r->short_factor)
             return llm_err_set(LLM_EINVAL,
                                "rope: longrope needs long_factor and short_factor of %d entries, "
-                               "found %d", half, r->n_factors);
+                               "found %d",
+                               half, r->n_factors);
         if (!(L > 0.0)) return llm_err_set(LLM_EINVAL, "rope: longrope needs original_max_pos");
         double factor = r->factor > 0.0 ? r->factor : (double)max_pos / L;
         double attn = r->attn_factor;
         if (!(attn > 0.0)) attn = factor <= 1.0 ? 1.0 : sqrt(1.0 + log(factor) / log(L));
         const float *ext = (double)seq_len > L ? r->long_factor : r->short_factor;
-        for (int i = 0; i < half; i++) inv_freq[i] = 1.0f / (ext[i] * rope_pow(theta, i, d));
+        for (int i = 0; i < half; i++)
+            inv_freq[i] = 1.0f / (ext[i] * rope_pow(theta, i, d));
         *mscale = (float)attn;
         return 0;
     }
@@ -389,7 +408,8 @@ int llm_cpu_rope_batch(float *qkv, int64_t stride, int n_heads, int n_kv_heads, 
     for (int s = 0; s < b->n_seqs && !rc; s++)
         rc = llm_cpu_rope_freqs(r, max_pos, b->seq_len[s], inv + (int64_t)s * half, &ms[s]);
     if (!rc) {
-#pragma omp parallel for schedule(static) if (BIG((int64_t)b->n_tokens * (n_heads + n_kv_heads) * head_dim))
+#pragma omp parallel for schedule(                                                                 \
+    static) if (BIG((int64_t)b->n_tokens * (n_heads + n_kv_heads) * head_dim))
         for (int t = 0; t < b->n_tokens; t++) {
             int s = seq_of_row(b, t);
             float c[MAX_HEAD_DIM / 2], sn[MAX_HEAD_DIM / 2];
@@ -424,10 +444,11 @@ static inline int64_t kv_off(const struct llm_cpu_kv *kv, int64_t block, int h, 
     return ((block * kv->n_kv_heads + h) * kv->block_size + slot) * (int64_t)kv->head_dim;
 }
 
-void llm_cpu_kv_append(const struct llm_cpu_kv *kv, const float *k, const float *v,
-                       int64_t stride, const struct llm_batch *b)
+void llm_cpu_kv_append(const struct llm_cpu_kv *kv, const float *k, const float *v, int64_t stride,
+                       const struct llm_batch *b)
 {
-#pragma omp parallel for schedule(static) if (BIG((int64_t)b->n_tokens * kv->n_kv_heads * kv->head_dim))
+#pragma omp parallel for schedule(                                                                 \
+    static) if (BIG((int64_t)b->n_tokens * kv->n_kv_heads * kv->head_dim))
     for (int t = 0; t < b->n_tokens; t++) {
         const int32_t *bt = b->block_table + (int64_t)seq_of_row(b, t) * b->bt_stride;
         int p = b->pos[t];
@@ -448,10 +469,13 @@ static inline float dot16(const float *a, const float *b, int n)
     float acc[16] = {0};
     int i = 0;
     for (; i + 16 <= n; i += 16)
-        for (int l = 0; l < 16; l++) acc[l] += a[i + l] * b[i + l];
-    for (int l = 0; i + l < n; l++) acc[l] += a[i + l] * b[i + l];
+        for (int l = 0; l < 16; l++)
+            acc[l] += a[i + l] * b[i + l];
+    for (int l = 0; i + l < n; l++)
+        acc[l] += a[i + l] * b[i + l];
     for (int w = 8; w >= 1; w /= 2)
-        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+        for (int l = 0; l < w; l++)
+            acc[l] += acc[l + w];
     return acc[0];
 }
 
@@ -507,13 +531,16 @@ int llm_cpu_attention(float *out, int64_t out_stride, const float *q, int64_t q_
                 sc[j - j0] = e;
                 sum += e;
             }
-            for (int d = 0; d < hd; d++) acc[d] = 0.0f;
+            for (int d = 0; d < hd; d++)
+                acc[d] = 0.0f;
             for (int j = j0; j <= p; j++) {
                 float w = (float)((double)sc[j - j0] / sum);
                 const float *vr = kv_row(kv, kv->v, kv_off(kv, bt[j / bs], g, j % bs), ktmp);
-                for (int d = 0; d < hd; d++) acc[d] += w * vr[d];
+                for (int d = 0; d < hd; d++)
+                    acc[d] += w * vr[d];
             }
-            memcpy(out + (int64_t)t * out_stride + (int64_t)h * hd, acc, sizeof(float) * (size_t)hd);
+            memcpy(out + (int64_t)t * out_stride + (int64_t)h * hd, acc,
+                   sizeof(float) * (size_t)hd);
         }
         free(sc);
     }
@@ -528,11 +555,14 @@ int llm_cpu_attention(float *out, int64_t out_stride, const float *q, int64_t q_
 void llm_cpu_alibi_slopes(float *slopes, int n_heads, double max_bias)
 {
     int m = 1;
-    while (m * 2 <= n_heads) m *= 2;
+    while (m * 2 <= n_heads)
+        m *= 2;
     double base = pow(2.0, -max_bias / m);
-    for (int i = 0; i < m; i++) slopes[i] = (float)pow(base, i + 1);
+    for (int i = 0; i < m; i++)
+        slopes[i] = (float)pow(base, i + 1);
     if (m < n_heads) {
         double extra = pow(2.0, -max_bias / (2 * m));
-        for (int i = 0; i < n_heads - m; i++) slopes[m + i] = (float)pow(extra, 2 * i + 1);
+        for (int i = 0; i < n_heads - m; i++)
+            slopes[m + i] = (float)pow(extra, 2 * i + 1);
     }
 }

@@ -94,8 +94,8 @@ void llm_cpu_layernorm(float *out, const float *x, float *residual, const void *
  * Cache-blocked (16 rows of W widened to fp32 once, reused for every token
  * of the batch) and threaded over rows of W.  LLM_ENOMEM when the per-thread
  * widening buffer (16 x in floats) cannot be allocated. */
-int llm_cpu_linear(float *y, const float *x, int n, int64_t in, const void *w, int wdt,
-                   int64_t out, const void *bias, int bdt);
+int llm_cpu_linear(float *y, const float *x, int n, int64_t in, const void *w, int wdt, int64_t out,
+                   const void *bias, int bdt);
 
 /* The instruction set llm_cpu_linear runs with: "avx512", "avx2" or
  * "generic" (LLM_CPU_ISA in the environment forces one). */
@@ -142,8 +142,8 @@ void llm_cpu_add(float *y, const float *x, int64_t n);
  * the magnitude that multiplies cos and sin (1 for none/linear/dynamic/llama3).
  * LLM_EINVAL naming the field when the parameters are unusable (rot_dims
  * odd or 0, theta <= 0, longrope factors missing or the wrong length). */
-int llm_cpu_rope_freqs(const struct llm_rope *r, int64_t max_pos, int64_t seq_len,
-                       float *inv_freq, float *mscale);
+int llm_cpu_rope_freqs(const struct llm_rope *r, int64_t max_pos, int64_t seq_len, float *inv_freq,
+                       float *mscale);
 
 /* cos/sin for one position: a = (float)pos * inv_freq[i] (fp32 product);
  * cos[i] = fp32(cos(a)) * mscale, sin[i] = fp32(sin(a)) * mscale, i < half. */
@@ -189,16 +189,16 @@ uint64_t llm_cpu_kv_block_bytes(const struct llm_cpu_kv *kv);
  * s at position p = b->pos[t] goes to block b->block_table[s*bt_stride + p/bs],
  * slot p % bs.  k, v: [n_tokens][stride], kv head h at offset h*head_dim.
  * Values are rounded to kv->dtype.  The caller has validated the batch. */
-void llm_cpu_kv_append(const struct llm_cpu_kv *kv, const float *k, const float *v,
-                       int64_t stride, const struct llm_batch *b);
+void llm_cpu_kv_append(const struct llm_cpu_kv *kv, const float *k, const float *v, int64_t stride,
+                       const struct llm_batch *b);
 
 /* Attention parameters shared by every head of a layer. */
 struct llm_cpu_attn {
-    int n_heads;          /* query heads; q head h reads kv head h / (n_heads / n_kv_heads) */
-    float scale;          /* softmax scale (1/sqrt(head_dim) usually) */
-    int window;           /* 0 = full causal; else a query at position p sees keys j > p - window */
-    float softcap;        /* 0 = none; else s = softcap * tanh(s / softcap) after scaling */
-    const float *alibi;   /* [n_heads] slopes or NULL: s += slope * (j - p) after softcap */
+    int n_heads;        /* query heads; q head h reads kv head h / (n_heads / n_kv_heads) */
+    float scale;        /* softmax scale (1/sqrt(head_dim) usually) */
+    int window;         /* 0 = full causal; else a query at position p sees keys j > p - window */
+    float softcap;      /* 0 = none; else s = softcap * tanh(s / softcap) after scaling */
+    const float *alibi; /* [n_heads] slopes or NULL: s += slope * (j - p) after softcap */
 };
 
 /* Causal attention of every token of b over its sequence's paged KV (the
