@@ -17,6 +17,8 @@
 #include "llm/engine.h"
 #include "llm/err.h"
 #include "llm/log.h"
+#include "llm/tokenizer.h"
+#include "lib/sched/sched_internal.h"
 #include "mock_backend.h"
 
 static int failures;
@@ -646,6 +648,131 @@ static void test_timing(void)
     printf("timing: arrival/scheduled/first/finish, per-token times, step stats\n");
 }
 
+/* Stop strings and text prompts, with a real tokenizer over the mock model
+ * (the llama2 fixture's tokenizer: SentencePiece-style BPE, 512 ids). */
+static void test_stop_strings(void)
+{
+    const char *src = getenv("LLM_SRCDIR");
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/tests/fixtures/llama2-f32", src ? src : ".");
+    struct llm_tokenizer *tok = NULL;
+    if (llm_tok_load_dir(&tok, dir)) {
+        printf("stop strings: skipped (no tokenizer in %s: %s)\n", dir, llm_errmsg());
+        return;
+    }
+    struct mock_opts mo;
+    mock_opts_init(&mo);
+    mo.vocab = (int)llm_tok_vocab_size(tok);
+    mo.eos = llm_tok_eos(tok);
+    struct llm_backend *be;
+    mock_backend_create(&be, &mo);
+    struct llm_engine_opts eo;
+    llm_engine_opts_init(&eo);
+    eo.tok = tok;
+    struct llm_engine *e;
+    llm_engine_create(&e, be, &eo);
+
+    /* a text prompt is the same request as its ids (BOS added) */
+    const char *text = "Hello world, this is a test";
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    llm_tok_encode(tok, text, strlen(text), 1, &ids, &n_ids);
+    struct llm_request r;
+    llm_request_init(&r);
+    r.text = text;
+    r.text_len = strlen(text);
+    r.max_tokens = 40;
+    r.ignore_eos = 1;
+    llm_engine_submit(e, &r, NULL);
+    llm_request_init(&r);
+    r.prompt = ids;
+    r.n_prompt = (int)n_ids;
+    r.max_tokens = 40;
+    r.ignore_eos = 1;
+    llm_engine_submit(e, &r, NULL);
+    while (llm_engine_has_work(e))
+        if (llm_engine_step(e, NULL)) break;
+    struct llm_result *a = llm_engine_next_result(e), *b = llm_engine_next_result(e);
+    CHECK(a && b && a->n_prompt == (int)n_ids && eq_choice(&a->choices[0], &b->choices[0]),
+          "text prompt == its ids");
+    /* the text is the decode of the ids */
+    char *full = NULL;
+    size_t full_len = 0;
+    if (a)
+        llm_tok_decode(tok, a->choices[0].tokens, (size_t)a->choices[0].n_tokens, 1, &full,
+                       &full_len);
+    CHECK(a && full && a->choices[0].text_len == full_len && !strcmp(a->choices[0].text, full),
+          "streamed text equals the full decode");
+    /* a stop string from the middle of that text: the answer ends before
+     * it, its ids end with the token that completed it */
+    char shown[64] = "no stop string tried";
+    if (a && full && full_len > 12) {
+        size_t at = full_len / 2;
+        while (at > 0 && ((unsigned char)full[at] & 0xc0) == 0x80)
+            at--;
+        char stop[4] = {0};
+        memcpy(stop, full + at, 2);
+        if (((unsigned char)stop[1] & 0xc0) == 0x80 || (unsigned char)stop[1] >= 0xc0) stop[1] = 0;
+        size_t first = (size_t)(strstr(full, stop) - full);
+        snprintf(shown, sizeof(shown), "stop '%s' cut at byte %zu of %zu", stop, first, full_len);
+        const char *stops[2] = {"\x01never", stop};
+        llm_request_init(&r);
+        r.prompt = ids;
+        r.n_prompt = (int)n_ids;
+        r.max_tokens = 40;
+        r.ignore_eos = 1;
+        r.stop = stops;
+        r.n_stop = 2;
+        llm_engine_submit(e, &r, NULL);
+        while (llm_engine_has_work(e))
+            if (llm_engine_step(e, NULL)) break;
+        struct llm_result *c = llm_engine_next_result(e);
+        CHECK(c && c->choices[0].finish_reason == LLM_FINISH_STOP &&
+                  c->choices[0].stop_string == 1 && c->choices[0].text_len == first &&
+                  !strncmp(c->choices[0].text, full, first),
+              "stop string '%s': text cut at %zu", stop, first);
+        /* the ids stop at the first token whose text completes the match */
+        if (c) {
+            char *pre = NULL;
+            size_t pre_len = 0;
+            int k = c->choices[0].n_tokens;
+            llm_tok_decode(tok, c->choices[0].tokens, (size_t)k - 1, 1, &pre, &pre_len);
+            CHECK(k >= 1 && !memcmp(c->choices[0].tokens, a->choices[0].tokens, (size_t)k * 4) &&
+                      (!pre || !strstr(pre, stop)),
+                  "stop string: %d tokens, the last one completes it", k);
+            free(pre);
+        }
+        llm_result_free(c);
+        /* min_tokens past the match: the stop string is not searched before */
+        r.min_tokens = 39;
+        llm_engine_submit(e, &r, NULL);
+        while (llm_engine_has_work(e))
+            if (llm_engine_step(e, NULL)) break;
+        c = llm_engine_next_result(e);
+        CHECK(c && c->choices[0].n_tokens >= 39, "stop strings wait for min_tokens");
+        llm_result_free(c);
+    }
+    long w;
+    int which = -1;
+    char *const sv[3] = {"cd", "bc", "zz"};
+    const size_t sl[3] = {2, 2, 2};
+    w = llm_stop_scan("abcdbc", 6, 0, sv, sl, 3, &which);
+    CHECK(w == 1 && which == 1, "scan: earliest match wins (%ld, %d)", w, which);
+    w = llm_stop_scan("abcdbc", 6, 3, sv, sl, 3, &which);
+    CHECK(w == 4 && which == 1, "scan from 3");
+    w = llm_stop_scan("abcdbc", 6, 6, sv, sl, 3, &which);
+    CHECK(w == -1, "scan past the end");
+    free(full);
+    free(ids);
+    llm_result_free(a);
+    llm_result_free(b);
+    llm_engine_free(e);
+    llm_backend_destroy(be);
+    llm_tok_free(tok);
+    CHECK(strncmp(shown, "no", 2), "the stop string case ran");
+    printf("stop strings: text prompts, streamed text, %s, min_tokens, scanner\n", shown);
+}
+
 int main(void)
 {
     llm_log_set_level(LLM_LOG_WARN);
@@ -656,6 +783,7 @@ int main(void)
     test_choices();
     test_rejections();
     test_timing();
+    test_stop_strings();
     for (int i = 0; i < NREQ; i++)
         llm_result_free(ref[i]);
     if (failures) {
