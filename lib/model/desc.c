@@ -679,8 +679,8 @@ int llm_gen_defaults_from_json(struct llm_gen_defaults *g, const json_t *j)
     if (rc) return rc;
     if (!(t.temperature >= 0) || !isfinite(t.temperature))
         return llm_err_set(LLM_EFORMAT, "model field 'generation.temperature' must be >= 0");
-    if (!(t.top_p > 0 && t.top_p <= 1))
-        return llm_err_set(LLM_EFORMAT, "model field 'generation.top_p' must be within (0, 1]");
+    if (!(t.top_p >= 0 && t.top_p <= 1))
+        return llm_err_set(LLM_EFORMAT, "model field 'generation.top_p' must be within [0, 1]");
     if (!(t.min_p >= 0 && t.min_p <= 1))
         return llm_err_set(LLM_EFORMAT, "model field 'generation.min_p' must be within [0, 1]");
     if (!(t.repetition_penalty > 0) || !isfinite(t.repetition_penalty))
