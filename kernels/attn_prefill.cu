@@ -1,8 +1,10 @@
 /* attn_prefill.cu - causal attention over the paged KV cache for prompt
  * tiles, on tensor cores (FlashAttention-2 tiling).
  *
- * Design: one block of 4 warps per (tile of up to 64 query rows of one
- * sequence, query head); each warp owns 16 query rows.  Key/value tiles of
+ * Design: one block of 4 warps per (tile of query rows of one sequence,
+ * query head); each warp owns MT m-tiles of 16 rows (MT = 2 for head dims up
+ * to 128, so a block covers 128 rows and every K/V fragment loaded from
+ * shared memory feeds two products).  Key/value tiles of
  * BN tokens are gathered from the paged pool (each token's row found
  * through the block table, so chunked prefill and shared prefixes read the
  * same cache the decode kernel does) into padded shared memory with
@@ -15,7 +17,6 @@
  */
 #include "common.cuh"
 
-#define BM 64
 #define NWARP 4
 
 static __device__ __forceinline__ void cp_async16_zfill(void *smem, const void *gmem, bool valid)
@@ -80,19 +81,20 @@ template <> struct mma_op<bf16> {
     }
 };
 
-template <typename T, int D> struct pf_cfg {
+template <typename T, int D, int MT> struct pf_cfg {
+    static constexpr int BM = 16 * NWARP * MT;     /* query rows per block */
     static constexpr int BN = D <= 128 ? 64 : 32;  /* keys per tile */
     static constexpr int DP = D + 8;               /* padded row (16 bytes) */
-    static constexpr bool QREG = D <= 128;         /* Q fragments live in registers */
+    static constexpr bool QREG = MT == 1 && D <= 128; /* Q fragments live in registers */
     static constexpr size_t smem = sizeof(T) * (size_t)(BM + 4 * BN) * DP;
 };
 
-template <typename T, int D>
+template <typename T, int D, int MT>
 __global__ void __launch_bounds__(NWARP * 32)
     attn_prefill_kernel(const struct llm_k_attn a, const int32_t *tiles)
 {
-    typedef pf_cfg<T, D> C;
-    constexpr int BN = C::BN, DP = C::DP, KD = D / 16, NB = BN / 8, ND = D / 8;
+    typedef pf_cfg<T, D, MT> C;
+    constexpr int BM = C::BM, BN = C::BN, DP = C::DP, KD = D / 16, NB = BN / 8, ND = D / 8;
     constexpr int VR = D / 8; /* 16-byte vectors per row */
     pdl_wait();
     pdl_trigger();
@@ -142,19 +144,29 @@ __global__ void __launch_bounds__(NWARP * 32)
     const int kt0 = lo_first / BN, kt1 = p_last / BN;
     load_kv(0, kt0 * BN); /* first group also carries Q */
 
-    /* This thread's two rows. */
-    const int ra = warp * 16 + g, rb = ra + 8;
-    const int pa = a.pos[r0 + min(ra, nr - 1)], pb = a.pos[r0 + min(rb, nr - 1)];
-    const int loa = a.window > 0 ? max(0, pa - a.window + 1) : 0;
-    const int lob = a.window > 0 ? max(0, pb - a.window + 1) : 0;
+    /* This thread's rows: m-tile mt of the warp, rows g and g + 8. */
+    int pa[MT], pb[MT], loa[MT], lob[MT], ra[MT];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        ra[mt] = (warp * MT + mt) * 16 + g;
+        pa[mt] = a.pos[r0 + min(ra[mt], nr - 1)];
+        pb[mt] = a.pos[r0 + min(ra[mt] + 8, nr - 1)];
+        loa[mt] = a.window > 0 ? max(0, pa[mt] - a.window + 1) : 0;
+        lob[mt] = a.window > 0 ? max(0, pb[mt] - a.window + 1) : 0;
+    }
     const float LOG2E = 1.4426950408889634f;
     const float sl = a.alibi ? a.alibi[h] * LOG2E : 0.f;
     const float qscale = a.softcap > 0.f ? a.scale : a.scale * LOG2E;
 
-    float o[ND][4];
+    float o[MT][ND][4];
+    float ma[MT], mb[MT], la[MT], lb[MT];
 #pragma unroll
-    for (int i = 0; i < ND; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
-    float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f;
+    for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+        for (int i = 0; i < ND; i++) o[mt][i][0] = o[mt][i][1] = o[mt][i][2] = o[mt][i][3] = 0.f;
+        ma[mt] = mb[mt] = -INFINITY;
+        la[mt] = lb[mt] = 0.f;
+    }
     uint32_t qf[C::QREG ? KD : 1][4];
 
     for (int kt = kt0; kt <= kt1; kt++) {
@@ -172,139 +184,172 @@ __global__ void __launch_bounds__(NWARP * 32)
                 ldsm_x4(qf[kk], qs + (warp * 16 + (lane & 15)) * DP + kk * 16 + (lane >> 4) * 8);
         }
 
-        /* S = Q K^T for this warp's 16 rows x BN keys. */
-        float s[NB][4];
+        /* S = Q K^T for this warp's MT x 16 rows x BN keys; each K fragment
+         * serves every m-tile. */
+        float s[MT][NB][4];
 #pragma unroll
-        for (int i = 0; i < NB; i++) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int i = 0; i < NB; i++) s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0.f;
         const T *kbuf = ks + buf * BN * DP;
 #pragma unroll
         for (int kk = 0; kk < KD; kk++) {
-            uint32_t qa[4];
-            if (C::QREG) {
-                qa[0] = qf[C::QREG ? kk : 0][0];
-                qa[1] = qf[C::QREG ? kk : 0][1];
-                qa[2] = qf[C::QREG ? kk : 0][2];
-                qa[3] = qf[C::QREG ? kk : 0][3];
-            } else {
-                ldsm_x4(qa, qs + (warp * 16 + (lane & 15)) * DP + kk * 16 + (lane >> 4) * 8);
+            uint32_t qa[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                if (C::QREG) {
+                    qa[mt][0] = qf[C::QREG ? kk : 0][0];
+                    qa[mt][1] = qf[C::QREG ? kk : 0][1];
+                    qa[mt][2] = qf[C::QREG ? kk : 0][2];
+                    qa[mt][3] = qf[C::QREG ? kk : 0][3];
+                } else {
+                    ldsm_x4(qa[mt], qs + ((warp * MT + mt) * 16 + (lane & 15)) * DP + kk * 16 +
+                                        (lane >> 4) * 8);
+                }
             }
 #pragma unroll
             for (int jj = 0; jj < NB / 2; jj++) {
                 uint32_t b[4];
                 ldsm_x4(b, kbuf + (jj * 16 + (lane & 7) + ((lane >> 4) << 3)) * DP + kk * 16 +
                                ((lane >> 3) & 1) * 8);
-                mma_op<T>::run(s[2 * jj], qa, b[0], b[1]);
-                mma_op<T>::run(s[2 * jj + 1], qa, b[2], b[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma_op<T>::run(s[mt][2 * jj], qa[mt], b[0], b[1]);
+                    mma_op<T>::run(s[mt][2 * jj + 1], qa[mt], b[2], b[3]);
+                }
             }
         }
 
-        /* scale (to log2 units), cap, bias, mask */
+        /* scale (to log2 units), cap, bias, mask; online softmax per row (rows are
+         * spread over the 4 threads of a quad) */
         const bool full = kb >= lo_last && kb + BN - 1 <= p_first;
+        uint32_t pfr[MT][BN / 16][4];
 #pragma unroll
-        for (int nb = 0; nb < NB; nb++) {
+        for (int mt = 0; mt < MT; mt++) {
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float v = s[nb][e] * qscale;
-                if (a.softcap > 0.f) v = a.softcap * tanhf(v / a.softcap) * LOG2E;
-                int j = kb + nb * 8 + 2 * t4 + (e & 1);
-                int pr = e < 2 ? pa : pb, lr = e < 2 ? loa : lob;
-                if (a.alibi) v += sl * (float)(j - pr);
-                if (!full && (j > pr || j < lr)) v = -INFINITY;
-                s[nb][e] = v;
+            for (int nb = 0; nb < NB; nb++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    float v = s[mt][nb][e] * qscale;
+                    if (a.softcap > 0.f) v = a.softcap * tanhf(v / a.softcap) * LOG2E;
+                    int j = kb + nb * 8 + 2 * t4 + (e & 1);
+                    int pr = e < 2 ? pa[mt] : pb[mt], lr = e < 2 ? loa[mt] : lob[mt];
+                    if (a.alibi) v += sl * (float)(j - pr);
+                    if (!full && (j > pr || j < lr)) v = -INFINITY;
+                    s[mt][nb][e] = v;
+                }
+            }
+            float mxa = -INFINITY, mxb = -INFINITY;
+#pragma unroll
+            for (int nb = 0; nb < NB; nb++) {
+                mxa = fmaxf(mxa, fmaxf(s[mt][nb][0], s[mt][nb][1]));
+                mxb = fmaxf(mxb, fmaxf(s[mt][nb][2], s[mt][nb][3]));
+            }
+            mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 1));
+            mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 2));
+            mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 1));
+            mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 2));
+            const float mna = fmaxf(ma[mt], mxa), mnb = fmaxf(mb[mt], mxb);
+            const float usea = mna == -INFINITY ? 0.f : mna, useb = mnb == -INFINITY ? 0.f : mnb;
+            const float ala = exp2f(ma[mt] - usea), alb = exp2f(mb[mt] - useb);
+            ma[mt] = mna;
+            mb[mt] = mnb;
+            float suma = 0.f, sumb = 0.f;
+#pragma unroll
+            for (int nb = 0; nb < NB; nb++) {
+                s[mt][nb][0] = exp2f(s[mt][nb][0] - usea);
+                s[mt][nb][1] = exp2f(s[mt][nb][1] - usea);
+                s[mt][nb][2] = exp2f(s[mt][nb][2] - useb);
+                s[mt][nb][3] = exp2f(s[mt][nb][3] - useb);
+                suma += s[mt][nb][0] + s[mt][nb][1];
+                sumb += s[mt][nb][2] + s[mt][nb][3];
+            }
+            la[mt] = la[mt] * ala + suma; /* per-thread partial; quad-reduced at the end */
+            lb[mt] = lb[mt] * alb + sumb;
+#pragma unroll
+            for (int i = 0; i < ND; i++) {
+                o[mt][i][0] *= ala;
+                o[mt][i][1] *= ala;
+                o[mt][i][2] *= alb;
+                o[mt][i][3] *= alb;
+            }
+#pragma unroll
+            for (int kk = 0; kk < BN / 16; kk++) {
+                pfr[mt][kk][0] = mma_op<T>::pack(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                pfr[mt][kk][1] = mma_op<T>::pack(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                pfr[mt][kk][2] = mma_op<T>::pack(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                pfr[mt][kk][3] = mma_op<T>::pack(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
             }
         }
 
-        /* online softmax: rows spread over the 4 threads of a quad */
-        float mxa = -INFINITY, mxb = -INFINITY;
-#pragma unroll
-        for (int nb = 0; nb < NB; nb++) {
-            mxa = fmaxf(mxa, fmaxf(s[nb][0], s[nb][1]));
-            mxb = fmaxf(mxb, fmaxf(s[nb][2], s[nb][3]));
-        }
-        mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 1));
-        mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 2));
-        mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 1));
-        mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 2));
-        const float mna = fmaxf(ma, mxa), mnb = fmaxf(mb, mxb);
-        const float usea = mna == -INFINITY ? 0.f : mna, useb = mnb == -INFINITY ? 0.f : mnb;
-        const float ala = exp2f(ma - usea), alb = exp2f(mb - useb);
-        ma = mna;
-        mb = mnb;
-        float suma = 0.f, sumb = 0.f;
-#pragma unroll
-        for (int nb = 0; nb < NB; nb++) {
-            s[nb][0] = exp2f(s[nb][0] - usea);
-            s[nb][1] = exp2f(s[nb][1] - usea);
-            s[nb][2] = exp2f(s[nb][2] - useb);
-            s[nb][3] = exp2f(s[nb][3] - useb);
-            suma += s[nb][0] + s[nb][1];
-            sumb += s[nb][2] + s[nb][3];
-        }
-        la = la * ala + suma; /* per-thread partial; quad-reduced at the end */
-        lb = lb * alb + sumb;
-#pragma unroll
-        for (int i = 0; i < ND; i++) {
-            o[i][0] *= ala;
-            o[i][1] *= ala;
-            o[i][2] *= alb;
-            o[i][3] *= alb;
-        }
-
-        /* O += P V */
+        /* O += P V; each V fragment serves every m-tile */
         const T *vbuf = vs + buf * BN * DP;
 #pragma unroll
         for (int kk = 0; kk < BN / 16; kk++) {
-            uint32_t pa4[4];
-            pa4[0] = mma_op<T>::pack(s[2 * kk][0], s[2 * kk][1]);
-            pa4[1] = mma_op<T>::pack(s[2 * kk][2], s[2 * kk][3]);
-            pa4[2] = mma_op<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            pa4[3] = mma_op<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 #pragma unroll
             for (int dd = 0; dd < ND / 2; dd++) {
                 uint32_t b[4];
                 ldsm_x4_t(b, vbuf + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * DP +
                                  dd * 16 + (lane >> 4) * 8);
-                mma_op<T>::run(o[2 * dd], pa4, b[0], b[1]);
-                mma_op<T>::run(o[2 * dd + 1], pa4, b[2], b[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma_op<T>::run(o[mt][2 * dd], pfr[mt][kk], b[0], b[1]);
+                    mma_op<T>::run(o[mt][2 * dd + 1], pfr[mt][kk], b[2], b[3]);
+                }
             }
         }
         __syncthreads();
     }
 
-    la += __shfl_xor_sync(0xffffffffu, la, 1);
-    la += __shfl_xor_sync(0xffffffffu, la, 2);
-    lb += __shfl_xor_sync(0xffffffffu, lb, 1);
-    lb += __shfl_xor_sync(0xffffffffu, lb, 2);
-    const float ia = la > 0.f ? 1.f / la : 0.f, ib = lb > 0.f ? 1.f / lb : 0.f;
     T *og = (T *)a.o + (int64_t)r0 * a.n_heads * D + h * D;
     const int64_t ostride = (int64_t)a.n_heads * D;
 #pragma unroll
-    for (int i = 0; i < ND; i++) {
-        int d = i * 8 + 2 * t4;
-        if (ra < nr)
-            *reinterpret_cast<uint32_t *>(og + ra * ostride + d) =
-                mma_op<T>::pack(o[i][0] * ia, o[i][1] * ia);
-        if (rb < nr)
-            *reinterpret_cast<uint32_t *>(og + rb * ostride + d) =
-                mma_op<T>::pack(o[i][2] * ib, o[i][3] * ib);
+    for (int mt = 0; mt < MT; mt++) {
+        float l0 = la[mt], l1 = lb[mt];
+        l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+        l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+        const float ia = l0 > 0.f ? 1.f / l0 : 0.f, ib = l1 > 0.f ? 1.f / l1 : 0.f;
+        const int rA = ra[mt], rB = ra[mt] + 8;
+#pragma unroll
+        for (int i = 0; i < ND; i++) {
+            int d = i * 8 + 2 * t4;
+            if (rA < nr)
+                *reinterpret_cast<uint32_t *>(og + rA * ostride + d) =
+                    mma_op<T>::pack(o[mt][i][0] * ia, o[mt][i][1] * ia);
+            if (rB < nr)
+                *reinterpret_cast<uint32_t *>(og + rB * ostride + d) =
+                    mma_op<T>::pack(o[mt][i][2] * ib, o[mt][i][3] * ib);
+        }
     }
 }
 
-template <typename T, int D>
+template <typename T, int D, int MT>
 static int launch_pf(const struct llm_k_attn *a, const int32_t *tiles, int n_tiles,
                      cudaStream_t st)
 {
-    size_t smem = pf_cfg<T, D>::smem;
+    size_t smem = pf_cfg<T, D, MT>::smem;
     static int set = 0;
     if (!set) {
-        cudaError_t e = cudaFuncSetAttribute(attn_prefill_kernel<T, D>,
+        cudaError_t e = cudaFuncSetAttribute(attn_prefill_kernel<T, D, MT>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              (int)smem);
         if (e != cudaSuccess) return (int)e;
         set = 1;
     }
-    return launch_pdl(attn_prefill_kernel<T, D>, dim3(n_tiles, a->n_heads), dim3(NWARP * 32), smem,
-                      st, *a, tiles);
+    return launch_pdl(attn_prefill_kernel<T, D, MT>, dim3(n_tiles, a->n_heads),
+                      dim3(NWARP * 32), smem, st, *a, tiles);
+}
+
+/* m-tiles per warp: two for head dims up to 128 (each K/V fragment feeds two
+ * row tiles, halving shared-memory traffic per product), one for 256. */
+#define PF_MT(D) ((D) <= 128 ? 2 : 1)
+
+extern "C" int llm_k_attn_prefill_tile_rows(int dt, int head_dim)
+{
+    (void)dt;
+    return 16 * NWARP * PF_MT(head_dim);
 }
 
 #define PF_DIMS(X, T) X(T, 64) X(T, 80) X(T, 96) X(T, 128) X(T, 256)
@@ -324,12 +369,22 @@ extern "C" int llm_k_attn_prefill(const struct llm_k_attn *a, const int32_t *til
         a->n_heads % a->n_kv_heads || a->n_heads > 65535)
         return (int)cudaErrorInvalidValue;
 #define PF_CASE(T, DD)                                                                             \
-    if (a->head_dim == DD) return launch_pf<T, DD>(a, tiles, n_tiles, stream);
+    if (a->head_dim == DD) return launch_pf<T, DD, PF_MT(DD)>(a, tiles, n_tiles, stream);
     if (a->dt == K_DT_F16) {
         PF_DIMS(PF_CASE, __half)
     } else {
         PF_DIMS(PF_CASE, bf16)
     }
 #undef PF_CASE
+    return (int)cudaErrorInvalidValue;
+}
+
+/* The same with a chosen number of m-tiles per warp (bf16, head_dim 128), for the benchmark. */
+extern "C" int llm_k_attn_prefill_variant(int mt, const struct llm_k_attn *a, const int32_t *tiles,
+                                          int n_tiles, llm_stream_t stream)
+{
+    if (a->dt != K_DT_BF16 || a->head_dim != 128) return (int)cudaErrorInvalidValue;
+    if (mt == 1) return launch_pf<bf16, 128, 1>(a, tiles, n_tiles, stream);
+    if (mt == 2) return launch_pf<bf16, 128, 2>(a, tiles, n_tiles, stream);
     return (int)cudaErrorInvalidValue;
 }

@@ -116,10 +116,16 @@ int llm_k_attn_rows(const struct llm_k_attn *a, const int32_t *rows, const int32
                     llm_stream_t stream);
 
 /* Tiled prefill kernel on tensor cores (F16/BF16; head_dim 64, 80, 96, 128
- * or 256): tiles[i] = {seq, first row, number of rows (<= 64)}; every row
- * of a tile belongs to that sequence and rows are consecutive positions. */
+ * or 256): tiles[i] = {seq, first row, number of rows (<= tile_rows)};
+ * every row of a tile belongs to that sequence and rows are consecutive
+ * positions. */
 int llm_k_attn_prefill(const struct llm_k_attn *a, const int32_t *tiles, int n_tiles,
                        llm_stream_t stream);
+/* Rows per tile of llm_k_attn_prefill for this dtype and head dimension. */
+int llm_k_attn_prefill_tile_rows(int dt, int head_dim);
+/* bf16, head_dim 128, with mt (1 or 2) m-tiles of 16 rows per warp: for the benchmark. */
+int llm_k_attn_prefill_variant(int mt, const struct llm_k_attn *a, const int32_t *tiles,
+                               int n_tiles, llm_stream_t stream);
 /* Whether llm_k_attn_prefill handles this dtype and head dimension. */
 int llm_k_attn_prefill_supported(int dt, int head_dim);
 

@@ -190,11 +190,15 @@ static void attn_rows_fn(void *c, int i)
     CUDA(llm_k_attn_rows(&x->a, x->rows, x->seqs, x->n, x->split_len, x->splits, x->ws, x->cnt,
                          0));
 }
+static int pf_variant;
 static void attn_pf_fn(void *c, int i)
 {
     struct attn_ctx *x = c;
     (void)i;
-    CUDA(llm_k_attn_prefill(&x->a, x->tiles, x->n_tiles, 0));
+    if (pf_variant)
+        CUDA(llm_k_attn_prefill_variant(pf_variant, &x->a, x->tiles, x->n_tiles, 0));
+    else
+        CUDA(llm_k_attn_prefill(&x->a, x->tiles, x->n_tiles, 0));
 }
 
 static void *dcopy_i32(const int32_t *h, size_t n)
@@ -217,15 +221,15 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
     int nq = prefill ? B * ctx : B;
     int32_t *pos = malloc(sizeof(int32_t) * nq), *rows = malloc(sizeof(int32_t) * nq);
     int32_t *seqs = malloc(sizeof(int32_t) * nq);
-    int32_t *tiles = malloc(sizeof(int32_t) * 3 * ((size_t)nq / 64 + B + 1));
-    int nt = 0;
+    int32_t *tiles = malloc(sizeof(int32_t) * 3 * ((size_t)nq / 16 + B + 1));
+    int nt = 0, tr = pf_variant ? 16 * 4 * pf_variant : llm_k_attn_prefill_tile_rows(2, hd);
     for (int s = 0; s < B; s++) {
         if (prefill) {
             for (int i = 0; i < ctx; i++) pos[s * ctx + i] = i;
-            for (int r = 0; r < ctx; r += 64) {
+            for (int r = 0; r < ctx; r += tr) {
                 tiles[3 * nt] = s;
                 tiles[3 * nt + 1] = s * ctx + r;
-                tiles[3 * nt + 2] = ctx - r < 64 ? ctx - r : 64;
+                tiles[3 * nt + 2] = ctx - r < tr ? ctx - r : tr;
                 nt++;
             }
         } else {
@@ -272,8 +276,9 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
     }
     double t = timeit(prefill ? attn_pf_fn : attn_rows_fn, &c, prefill ? 5 : 20);
     char shape[96];
-    snprintf(shape, sizeof shape, "B%d ctx%d h%d/%d d%d%s", B, ctx, nh, nkv, hd,
-             prefill ? "" : c.splits > 1 ? " split" : "");
+    snprintf(shape, sizeof shape, "B%d ctx%d h%d/%d d%d%s%s", B, ctx, nh, nkv, hd,
+             prefill ? "" : c.splits > 1 ? " split" : "",
+             pf_variant == 1 ? " mt1" : pf_variant == 2 ? " mt2" : "");
     double kvbytes = (double)B * ctx * 2.0 * nkv * hd * 2;
     double flops = prefill ? 4.0 * B * (double)ctx * ctx / 2 * hd * nh
                            : 4.0 * B * (double)ctx * hd * nh;
@@ -410,6 +415,9 @@ int main(int argc, char **argv)
     bench_attn(1, 2048, 32, 32, 128, 1, p.multiProcessorCount);
     bench_attn(4, 2048, 32, 32, 128, 1, p.multiProcessorCount);
     bench_attn(1, 2048, 32, 8, 128, 1, p.multiProcessorCount);
+    for (pf_variant = 1; pf_variant <= 2; pf_variant++) /* m-tiles per warp */
+        bench_attn(4, 2048, 32, 32, 128, 1, p.multiProcessorCount);
+    pf_variant = 0;
 
     bench_ew(1);
     bench_ew(2048);

@@ -709,12 +709,12 @@ static void attn_run(const struct attn_case *ac, int mode)
     };
     if (mode == 2) {
         int32_t tiles[3 * 64];
-        int nt = 0;
+        int nt = 0, tr = llm_k_attn_prefill_tile_rows(dt, hd);
         for (int s = 0; s < ac->n_seqs; s++)
-            for (int r = seq_start[s]; r < seq_start[s + 1]; r += 64) {
+            for (int r = seq_start[s]; r < seq_start[s + 1]; r += tr) {
                 tiles[3 * nt] = s;
                 tiles[3 * nt + 1] = r;
-                tiles[3 * nt + 2] = seq_start[s + 1] - r < 64 ? seq_start[s + 1] - r : 64;
+                tiles[3 * nt + 2] = seq_start[s + 1] - r < tr ? seq_start[s + 1] - r : tr;
                 nt++;
             }
         void *dt_ = dev_copy(tiles, sizeof(int32_t) * 3 * nt);

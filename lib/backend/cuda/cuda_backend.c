@@ -717,7 +717,8 @@ static int pack_meta(struct cu_be *c, const struct llm_batch *b, struct step *s)
     const struct llm_model_desc *d = c->d;
     int n = b->n_tokens, bs = c->pub.block_size;
     int pf = llm_k_attn_prefill_supported(c->dt, d->head_dim);
-    size_t max_tiles = (size_t)b->n_seqs + (size_t)n / 64 + 1;
+    int tr = pf ? llm_k_attn_prefill_tile_rows(c->dt, d->head_dim) : 64;
+    size_t max_tiles = (size_t)b->n_seqs + (size_t)n / (size_t)tr + 1;
     size_t need = 6 * (size_t)n + (size_t)b->n_out + (size_t)b->n_seqs * b->bt_stride +
                   3 * max_tiles + 64;
     int rc = grow_meta(c, need);
@@ -750,10 +751,10 @@ static int pack_meta(struct cu_be *c, const struct llm_batch *b, struct step *s)
             h[o_slot + t] = btr[p / bs] * bs + p % bs;
         }
         if (pf && t1 - t0 >= PF_MIN_ROWS) {
-            for (int r = t0; r < t1; r += 64) {
+            for (int r = t0; r < t1; r += tr) {
                 h[o_tiles + 3 * n_tiles] = sq;
                 h[o_tiles + 3 * n_tiles + 1] = r;
-                h[o_tiles + 3 * n_tiles + 2] = t1 - r < 64 ? t1 - r : 64;
+                h[o_tiles + 3 * n_tiles + 2] = t1 - r < tr ? t1 - r : tr;
                 n_tiles++;
             }
         } else {
