@@ -63,10 +63,17 @@ enum { ISA_GENERIC, ISA_AVX2, ISA_AVX512 };
 /* a*b + c: rounded once with an FMA instruction set, else twice.  isa is a
  * constant after inlining into the variant compiled for that instruction
  * set, the only place the builtins are expanded. */
+#if defined(__clang__)
+/* clang checks target features before inlining, so the builtins cannot sit
+ * in the shared inline helpers; clang builds (fuzzing) take the plain form
+ * (rounded twice): same code paths, not bit-identical to an FMA build. */
+#define VFMA(a, b, c, isa) ((a) * (b) + (c))
+#else
 #define VFMA(a, b, c, isa)                                                                         \
     ((isa) == ISA_AVX512 ? __builtin_ia32_vfmaddps512_mask((a), (b), (c), 0xffff, 4)               \
      : (isa) == ISA_AVX2 ? fma2x8((a), (b), (c))                                                   \
                          : (a) * (b) + (c))
+#endif
 
 #define LO8(v) __builtin_shufflevector((v), (v), 0, 1, 2, 3, 4, 5, 6, 7)
 #define HI8(v) __builtin_shufflevector((v), (v), 8, 9, 10, 11, 12, 13, 14, 15)
