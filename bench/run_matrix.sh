@@ -36,7 +36,7 @@ out=${OUT:-$here/results}/$tag
 work=${WORK:-$build/bench-models}
 only=${ONLY:-.}
 mkdir -p "$out" "$work"
-read -r -a extra <<<"${EXTRA:-}"
+read -r -a extra <<<"${EXTRA:-}" || true
 
 # cell NAME MODE MODEL OPTIONS...: one llm-bench run to $out/NAME.json
 cell() {
@@ -44,23 +44,30 @@ cell() {
     shift 3
     if ! [[ $name =~ $only ]]; then return 0; fi
     echo "== $name" >&2
-    "$bench" "$mode" "$model" --device "$device" -r "$reps" -o json -O "$out/$name.json" \
-        "$@" "${extra[@]}"
+    if ! "$bench" "$mode" "$model" --device "$device" -r "$reps" -o json -O "$out/$name.json" \
+        "$@" "${extra[@]}"; then
+        echo "run_matrix.sh: $name failed" >&2
+        failed=$((failed + 1))
+    fi
 }
+failed=0
 
 if [ "$what" = gpu ]; then
     for m in llama-2-7b llama-3.1-8b; do
+        [[ "$m-tp $m-lat $m-sweep" =~ $only ]] || continue
         model=$work/$m.llm
         if [ ! -s "$model" ]; then
             echo "== $m: random weights from bench/configs/$m.json" >&2
             "$conv" --random "$here/configs/$m.json" -o "$model"
         fi
-        # requests per cell: enough to fill the engine for a while, few enough
-        # that a cell takes minutes
-        cell "$m-tp-128-128" throughput "$model" --input-len 128 --output-len 128 --num-requests 2048
-        cell "$m-tp-128-2048" throughput "$model" --input-len 128 --output-len 2048 --num-requests 512
-        cell "$m-tp-2048-128" throughput "$model" --input-len 2048 --output-len 128 --num-requests 1024
-        cell "$m-tp-2048-2048" throughput "$model" --input-len 2048 --output-len 2048 --num-requests 256
+        # enough to fill the engine for a while (up to 512 sequences per step,
+        # as many as the KV pool holds), few enough that a cell takes about a
+        # minute on one H100
+        tp=(throughput "$model" --max-seqs 512)
+        cell "$m-tp-128-128" "${tp[@]}" --input-len 128 --output-len 128 --num-requests 1024
+        cell "$m-tp-128-2048" "${tp[@]}" --input-len 128 --output-len 2048 --num-requests 128
+        cell "$m-tp-2048-128" "${tp[@]}" --input-len 2048 --output-len 128 --num-requests 256
+        cell "$m-tp-2048-2048" "${tp[@]}" --input-len 2048 --output-len 2048 --num-requests 64
         cell "$m-lat-128-128" latency "$model" --input-len 128 --output-len 128 --num-requests 16
         cell "$m-sweep" sweep "$model" -p 512,2048 -n 128
     done
@@ -93,4 +100,5 @@ summary=$out/summary.md
         echo
     done
 } >"$summary"
-echo "run_matrix.sh: results in $out, summary in $summary" >&2
+echo "run_matrix.sh: results in $out, summary in $summary; $failed cell(s) failed" >&2
+[ "$failed" = 0 ]

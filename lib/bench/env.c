@@ -128,14 +128,16 @@ static json_t *gpu_info(int device)
     FILE *f = fopen("/proc/driver/nvidia/version", "r");
     if (f) {
         char line[512];
+        /* "NVRM version: NVIDIA UNIX [Open] Kernel Module [for x86_64]  580.95.05  Release
+         * Build ...": the first word made of digits and dots, with a dot */
         if (fgets(line, sizeof line, f)) {
-            char *k = strstr(line, "Kernel Module");
-            if (k) {
-                snprintf(drv, sizeof drv, "%s", k + strlen("Kernel Module"));
-                trim(drv);
-                char *sp = strchr(drv, ' ');
-                if (sp) *sp = 0;
-            }
+            char *sv;
+            for (char *w = strtok_r(line, " \t\n", &sv); w; w = strtok_r(NULL, " \t\n", &sv))
+                if (w[0] >= '0' && w[0] <= '9' && strchr(w, '.') &&
+                    strspn(w, "0123456789.") == strlen(w)) {
+                    snprintf(drv, sizeof drv, "%s", w);
+                    break;
+                }
         }
         fclose(f);
     }
