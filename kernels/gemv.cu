@@ -155,6 +155,70 @@ __global__ void __launch_bounds__(NW * 32)
     }
 }
 
+/* One row, each output row's K range split over KS warps of a block (more
+ * loads in flight for matrices with few rows, e.g. o and down projections);
+ * the KS partial sums are added in a fixed order. */
+template <typename T, int U, int NW, int KS>
+__global__ void __launch_bounds__(NW * 32)
+    gemv1_split_kernel(T *y, const T *x, const T *w, const T *bias, int N, int K, int accumulate)
+{
+    constexpr int V = vec<T>::N;
+    __shared__ float part[NW];
+    pdl_wait();
+    pdl_trigger();
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int n = blockIdx.x * (NW / KS) + warp / KS, ks = warp % KS;
+    const int kv = K / V, chunk = (kv + KS - 1) / KS;
+    const int k0 = ks * chunk, k1 = min(kv, k0 + chunk);
+    float acc = 0.f;
+    if (n < N) {
+        const T *wr = w + (int64_t)n * K;
+        for (int base = k0 + lane; base < k1; base += 32 * U) {
+            vec<T> wv[U];
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                int i = base + u * 32;
+                wv[u].u = i < k1 ? ld_stream(wr + i * V) : make_uint4(0, 0, 0, 0);
+            }
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                int i = base + u * 32;
+                if (i >= k1) break;
+                vec<T> xv = vload(x + i * V);
+#pragma unroll
+                for (int k = 0; k < V; k++) acc += to_f32(wv[u].v[k]) * to_f32(xv.v[k]);
+            }
+        }
+    }
+    acc = warp_sum(acc);
+    if (lane == 0) part[warp] = acc;
+    __syncthreads();
+    if (ks == 0 && lane == 0 && n < N) {
+        float v = 0.f;
+#pragma unroll
+        for (int j = 0; j < KS; j++) v += part[warp + j];
+        if (bias) v += to_f32(bias[n]);
+        if (accumulate) v += to_f32(y[n]);
+        y[n] = from_f32<T>(v);
+    }
+}
+
+template <typename T, int U, int NW, int KS>
+static int launch_split(T *y, const T *x, const T *w, const T *bias, int N, int K, int accumulate,
+                        cudaStream_t st)
+{
+    int rows = NW / KS;
+    return launch_pdl(gemv1_split_kernel<T, U, NW, KS>, dim3((N + rows - 1) / rows),
+                      dim3(NW * 32), 0, st, y, x, w, bias, N, K, accumulate);
+}
+
+int llm_k_gemv_split_mode = 0;
+
+extern "C" void llm_k_set_gemv_split(int mode)
+{
+    llm_k_gemv_split_mode = mode;
+}
+
 template <typename T, int R, int U, int NW, int MAXM>
 static int launch(T *y, int ldy, const T *x, int ldx, const T *w, const T *bias, int M, int N,
                   int K, int accumulate, cudaStream_t st)
@@ -177,9 +241,18 @@ extern "C" int llm_k_gemv(int dt, void *y, int ldy, const void *x, int ldx, cons
     if (M <= 0 || N <= 0) return 0;
     if (!gemv_args_ok(M, K, ldx, ldy)) return (int)cudaErrorInvalidValue;
     DISPATCH_DT(dt, T, {
-        if (M == 1)
+        if (M == 1) {
+            /* few output rows: split each row's K over warps (mode 0 auto, 1 never, 2/4 KS) */
+            int ks = llm_k_gemv_split_mode == 0 ? (N <= 8192 ? 2 : 1) : llm_k_gemv_split_mode;
+            if (ks == 2 && N <= 8192)
+                return launch_split<T, 8, 8, 2>((T *)y, (const T *)x, (const T *)w,
+                                                (const T *)bias, N, K, accumulate, stream);
+            if (ks == 4 && N <= 8192)
+                return launch_split<T, 8, 8, 4>((T *)y, (const T *)x, (const T *)w,
+                                                (const T *)bias, N, K, accumulate, stream);
             return launch<T, 1, 8, 4, 1>((T *)y, ldy, (const T *)x, ldx, (const T *)w,
                                          (const T *)bias, M, N, K, accumulate, stream);
+        }
         return launch<T, 4, 4, 4, 8>((T *)y, ldy, (const T *)x, ldx, (const T *)w,
                                      (const T *)bias, M, N, K, accumulate, stream);
     });
@@ -203,6 +276,12 @@ extern "C" int llm_k_gemv_variant(int variant, void *y, int ldy, const void *x, 
     case 4: return launch<T, 1, 16, 8, 1>(yy, ldy, xx, ldx, ww, bb, M, N, K, accumulate, stream);
     case 5: return launch<T, 4, 4, 4, 8>(yy, ldy, xx, ldx, ww, bb, M, N, K, accumulate, stream);
     case 6: return launch<T, 8, 2, 4, 8>(yy, ldy, xx, ldx, ww, bb, M, N, K, accumulate, stream);
+    case 7: return M == 1 ? launch_split<T, 8, 8, 2>(yy, xx, ww, bb, N, K, accumulate, stream)
+                          : (int)cudaErrorInvalidValue;
+    case 8: return M == 1 ? launch_split<T, 8, 8, 4>(yy, xx, ww, bb, N, K, accumulate, stream)
+                          : (int)cudaErrorInvalidValue;
+    case 9: return M == 1 ? launch_split<T, 4, 8, 2>(yy, xx, ww, bb, N, K, accumulate, stream)
+                          : (int)cudaErrorInvalidValue;
     default: return (int)cudaErrorInvalidValue;
     }
 }

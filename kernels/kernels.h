@@ -141,7 +141,12 @@ int llm_k_gemv(int dt, void *y, int ldy, const void *x, int ldx, const void *w,
 int llm_k_gemv_gated(int dt, int act, void *y, const void *x, const void *w, const void *bias,
                      int I, int K, llm_stream_t stream);
 
-/* The same in bf16 with a numbered tile shape (0..6), for the benchmark. */
+/* Single-row products with at most 8192 output rows split each row's K
+ * range over warps: mode 0 = auto (2 warps), 1 = never, 2 or 4 = that many. */
+void llm_k_set_gemv_split(int mode);
+
+/* The same in bf16 with a numbered tile shape (0..9; 7..9 split K, one row), for
+ * the benchmark. */
 int llm_k_gemv_variant(int variant, void *y, int ldy, const void *x, int ldx, const void *w,
                        const void *bias, int M, int N, int K, int accumulate,
                        llm_stream_t stream);

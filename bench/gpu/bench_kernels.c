@@ -160,8 +160,9 @@ static void bench_linear(const char *label, int m, int n, int k, int gemv)
     double bytes = (double)c.wbytes + (double)m * (k + 2.0 * n) * 2;
     report(gemv ? "gemv_bf16" : "cublaslt_bf16", shape, t, bytes, 2.0 * m * n * k);
     if (gemv && getenv("LLM_BENCH_GEMV_VARIANTS")) {
-        for (gemv_variant = 0; gemv_variant < 7; gemv_variant++) {
+        for (gemv_variant = 0; gemv_variant < 10; gemv_variant++) {
             if (m > 1 && (gemv_variant >= 1 && gemv_variant <= 4)) continue;
+            if (m > 1 && gemv_variant >= 7) continue;
             char nm[32];
             snprintf(nm, sizeof nm, "gemv_v%d", gemv_variant);
             report(nm, shape, timeit(gemv_var_fn, &c, 20), bytes, 2.0 * m * n * k);

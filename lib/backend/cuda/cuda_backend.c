@@ -378,14 +378,17 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
     if ((rc = cu_gemm_create(&c->gemm, c->dt, GEMM_WS_BYTES))) return rc;
     /* Switches for measurements: LLM_CUDA_GEMV=<m> rows up to which the GEMV kernel
      * replaces cuBLASLt (0 = never); LLM_CUDA_GRAPHS=1 decode graphs; LLM_CUDA_GATED=0
-     * no fused gate/up GEMV; LLM_CUDA_PDL=0 no programmatic dependent launch. */
+     * no fused gate/up GEMV; LLM_CUDA_PDL=0 no programmatic dependent launch;
+     * LLM_CUDA_GEMV_SPLIT=1|2|4 warps per output row of single-row products. */
     const char *gv = getenv("LLM_CUDA_GEMV"), *gg = getenv("LLM_CUDA_GRAPHS");
     const char *ga = getenv("LLM_CUDA_GATED"), *gp = getenv("LLM_CUDA_PDL");
+    const char *gs = getenv("LLM_CUDA_GEMV_SPLIT");
     c->gemv_max_m = c->dt == LLM_DTYPE_F32 ? 0 : gv ? atoi(gv) : DEFAULT_GEMV_MAX_M;
     if (c->gemv_max_m > 8) c->gemv_max_m = 8;
     c->use_graphs = gg && strcmp(gg, "0"); /* measured slower than eager + PDL (docs/CUDA.md) */
     c->fused_gate = !(ga && !strcmp(ga, "0"));
     llm_k_set_pdl(!(gp && !strcmp(gp, "0")));
+    llm_k_set_gemv_split(gs ? atoi(gs) : 0);
 
     int64_t H = d->hidden, V = d->vocab_size, I = d->intermediate, hd = d->head_dim;
     int nh = d->n_heads, nkv = d->n_kv_heads;
