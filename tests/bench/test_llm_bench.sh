@@ -52,6 +52,14 @@ E=(-t 1 --kv-cache 16M --no-probe --peak-bw 10G --peak-flops 50G -q)
 expect 0 "" "$BENCH" --help
 check "--help names every mode" grep -q "throughput|latency|sweep" "$T/out"
 expect 0 "" "$BENCH" --version
+check "--version names the tool" grep -q '^llm-bench [0-9]' "$T/out"
+"$BENCH" --help >"$T/help"
+"$BENCH" -h | cmp -s - "$T/help"
+check "-h equals --help" test $? = 0
+grep -E '^ +-' "$T/help" | grep -oE -- '--[a-z][a-z-]*' | sort -u >"$T/opts-help"
+grep -E '^\*-' "$S/man/llm-bench.1.scd" | grep -oE -- '--[a-z][a-z-]*' | sort -u >"$T/opts-man"
+check "--help and llm-bench.1 define the same options ($(wc -l <"$T/opts-help"))" \
+    cmp -s "$T/opts-help" "$T/opts-man"
 expect 2 "llm-bench: unknown mode 'fast'" "$BENCH" fast "$M"
 expect 2 "llm-bench: missing mode" "$BENCH"
 expect 2 "llm-bench: throughput: expected one MODEL" "$BENCH" throughput
