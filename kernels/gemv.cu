@@ -212,7 +212,7 @@ static int launch_split(T *y, const T *x, const T *w, const T *bias, int N, int 
                       dim3(NW * 32), 0, st, y, x, w, bias, N, K, accumulate);
 }
 
-int llm_k_gemv_split_mode = 0;
+int llm_k_gemv_split_mode = 1;
 
 extern "C" void llm_k_set_gemv_split(int mode)
 {
@@ -242,7 +242,8 @@ extern "C" int llm_k_gemv(int dt, void *y, int ldy, const void *x, int ldx, cons
     if (!gemv_args_ok(M, K, ldx, ldy)) return (int)cudaErrorInvalidValue;
     DISPATCH_DT(dt, T, {
         if (M == 1) {
-            /* few output rows: split each row's K over warps (mode 0 auto, 1 never, 2/4 KS) */
+            /* few output rows: split each row's K over warps (mode 0 auto, 1 never - the
+             * default until measured, 2/4 KS) */
             int ks = llm_k_gemv_split_mode == 0 ? (N <= 8192 ? 2 : 1) : llm_k_gemv_split_mode;
             if (ks == 2 && N <= 8192)
                 return launch_split<T, 8, 8, 2>((T *)y, (const T *)x, (const T *)w,

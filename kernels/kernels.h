@@ -142,7 +142,8 @@ int llm_k_gemv_gated(int dt, int act, void *y, const void *x, const void *w, con
                      int I, int K, llm_stream_t stream);
 
 /* Single-row products with at most 8192 output rows split each row's K
- * range over warps: mode 0 = auto (2 warps), 1 = never, 2 or 4 = that many. */
+ * range over warps: mode 0 = auto (2 warps), 1 = never (default), 2 or 4 =
+ * that many. */
 void llm_k_set_gemv_split(int mode);
 
 /* The same in bf16 with a numbered tile shape (0..9; 7..9 split K, one row), for

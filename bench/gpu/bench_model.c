@@ -225,7 +225,7 @@ int main(int argc, char **argv)
             llm_dtype_name(dt));
 
     /* batch-1 decode under each switch of the backend (LLM_CUDA_*), then the default */
-    const char *cfgs[] = {"LLM_CUDA_GEMV_SPLIT=1", "LLM_CUDA_GEMV_SPLIT=4", "LLM_CUDA_PDL=0",
+    const char *cfgs[] = {"LLM_CUDA_GEMV_SPLIT=2", "LLM_CUDA_GEMV_SPLIT=4", "LLM_CUDA_PDL=0",
                           "LLM_CUDA_GRAPHS=1"};
     for (int ci = 0; ci < 4 && getenv("LLM_BENCH_DECODE_SWITCHES"); ci++) {
         llm_backend_destroy(be);

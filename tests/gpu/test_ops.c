@@ -510,12 +510,17 @@ static void test_exact(void)
 
 /* ---- linear: GEMV kernel and cuBLASLt ---------------------------------------------- */
 
+/* use_gemv: 0 cuBLASLt, 1 llm_k_gemv, 2 + v the bf16 variant v of llm_k_gemv_variant */
 static void linear_case(int dt, int use_gemv, int M, int N, int K, int bias, int acc, int yt)
 {
     char name[200];
-    snprintf(name, sizeof name, "%s(dt=%s,m=%d,n=%d,k=%d,bias=%d,acc=%d,out=%s)",
-             use_gemv ? "GEMV" : "GEMM", llm_dtype_name(dt), M, N, K, bias, acc,
-             llm_dtype_name(yt));
+    if (use_gemv >= 2)
+        snprintf(name, sizeof name, "GEMV_V%d(dt=%s,m=%d,n=%d,k=%d,bias=%d,acc=%d)", use_gemv - 2,
+                 llm_dtype_name(dt), M, N, K, bias, acc);
+    else
+        snprintf(name, sizeof name, "%s(dt=%s,m=%d,n=%d,k=%d,bias=%d,acc=%d,out=%s)",
+                 use_gemv ? "GEMV" : "GEMM", llm_dtype_name(dt), M, N, K, bias, acc,
+                 llm_dtype_name(yt));
     if (!want(name)) return;
     void *x_h, *w_h, *b_h, *y_h;
     float *x = rand_vals((size_t)M * K, 1.f, dt, &x_h);
@@ -534,7 +539,10 @@ static void linear_case(int dt, int use_gemv, int M, int N, int K, int bias, int
     void *dx = dev_copy(x_h, (size_t)M * K * esize(dt)), *dw = dev_copy(w_h, (size_t)N * K * esize(dt));
     void *db = dev_copy(b_h, (size_t)N * esize(yt));
     void *dy = acc ? dev_copy(y_h, (size_t)M * N * esize(yt)) : dev_poison((size_t)M * N * esize(yt));
-    if (use_gemv) {
+    if (use_gemv >= 2) {
+        CUDA(llm_k_gemv_variant(use_gemv - 2, dy, N, dx, K, dw, bias ? db : NULL, M, N, K, acc,
+                                0));
+    } else if (use_gemv) {
         CUDA(llm_k_gemv(dt, dy, N, dx, K, dw, bias ? db : NULL, M, N, K, acc, 0));
     } else {
         static struct cu_gemm *g[3];
@@ -602,6 +610,11 @@ static void test_linear(void)
             for (int mi = 0; mi < 4; mi++)
                 for (int v = 0; v < 2; v++)
                     linear_case(DTS[di], 1, ms[mi], nk[s][0], nk[s][1], v, v, DTS[di]);
+    /* every bf16 tile variant, the split-K ones (7..9) on one row */
+    for (int v = 0; v < 10; v++)
+        for (int s = 0; s < 3; s++)
+            linear_case(LLM_DTYPE_BF16, 2 + v, v >= 1 && v <= 4 ? 1 : v >= 7 ? 1 : 3, nk[s][0],
+                        nk[s][1], s & 1, s & 1, LLM_DTYPE_BF16);
     const int gm[] = {1, 17, 256};
     for (int di = 0; di < 3; di++)
         for (int s = 0; s < 2; s++)

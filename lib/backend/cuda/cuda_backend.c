@@ -388,7 +388,7 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
     c->use_graphs = gg && strcmp(gg, "0"); /* measured slower than eager + PDL (docs/CUDA.md) */
     c->fused_gate = !(ga && !strcmp(ga, "0"));
     llm_k_set_pdl(!(gp && !strcmp(gp, "0")));
-    llm_k_set_gemv_split(gs ? atoi(gs) : 0);
+    llm_k_set_gemv_split(gs ? atoi(gs) : 1);
 
     int64_t H = d->hidden, V = d->vocab_size, I = d->intermediate, hd = d->head_dim;
     int nh = d->n_heads, nkv = d->n_kv_heads;
