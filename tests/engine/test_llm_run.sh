@@ -174,6 +174,13 @@ for ordered in "" "--ordered"; do
         [ $rc = 137 ] || { fail "resume run exited $rc: $(cat "$T/k.err")"; break; }
         kills=$((kills + 1))
     done
+    # On a loaded machine 200 early kills may not reach the end: finish with
+    # one uninterrupted resume (the answers must still equal the reference).
+    if [ "$rc" = 137 ]; then
+        # shellcheck disable=SC2086
+        "$RUN" $KFLAGS $ordered --resume -o "$T/k.jsonl" "$M" "$T/in.jsonl" 2>"$T/k.err" \
+            || fail "final resume run failed: $(cat "$T/k.err")"
+    fi
     same "killed $kills times (SIGKILL), resumed ${ordered:---unordered}" "$T/k.jsonl" "${ordered:+1}"
     [ "$kills" -gt 0 ] || fail "no run was killed: the test did not test resume"
 done
