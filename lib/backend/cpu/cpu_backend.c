@@ -29,6 +29,7 @@
 #endif
 
 #include "llm/backend.h"
+#include "llm/engine_artifact.h"
 #include "llm/err.h"
 #include "llm/sample.h"
 #include "cpu_ops.h"
@@ -216,6 +217,13 @@ int llm_backend_cpu_create(struct llm_backend **out, const struct llm_model *m,
     }
 
     /* weights */
+    int fused = 0;
+    if (m->meta && llm_engine_present(m->meta)) {
+        struct llm_engine_info eng;
+        if ((rc = llm_engine_info_from_meta(m->meta, m->path, &eng))) goto fail;
+        fused = eng.fused_gate;
+        llm_engine_info_free(&eng);
+    }
     if ((rc = get_w(mm, "transformer.vocab_embedding.weight", V, H, &c->emb))) goto fail;
     if (d->pos == LLM_POS_LEARNED &&
         (rc = get_w(mm, "transformer.position_embedding.weight", d->max_pos, H, &c->pos_emb)))
@@ -236,9 +244,24 @@ int llm_backend_cpu_create(struct llm_backend **out, const struct llm_model *m,
             if (d->norm_bias && (rc = get_lw(mm, l, "post_layernorm.bias", H, 0, &L->norm2_b)))
                 goto fail;
         }
-        if ((rc = get_lw(mm, l, "mlp.fc.weight", I, H, &L->fc))) goto fail;
-        if (d->mlp_bias && (rc = get_lw(mm, l, "mlp.fc.bias", I, 0, &L->fc_b))) goto fail;
-        if (d->gated_mlp) {
+        if (d->gated_mlp && fused) {
+            /* an engine (llm-build): fc rows then gate rows of one tensor, read in place */
+            struct cw fg, fgb = {NULL, 0};
+            if ((rc = get_lw(mm, l, LLM_ENGINE_FC_GATE_WEIGHT, 2 * I, H, &fg))) goto fail;
+            if (d->mlp_bias && (rc = get_lw(mm, l, LLM_ENGINE_FC_GATE_BIAS, 2 * I, 0, &fgb)))
+                goto fail;
+            size_t es = fg.dt == LLM_DTYPE_F32 ? 4 : 2, bes = fgb.dt == LLM_DTYPE_F32 ? 4 : 2;
+            L->fc = fg;
+            L->gate = (struct cw){(const char *)fg.p + (size_t)(I * H) * es, fg.dt};
+            if (fgb.p) {
+                L->fc_b = fgb;
+                L->gate_b = (struct cw){(const char *)fgb.p + (size_t)I * bes, fgb.dt};
+            }
+        } else {
+            if ((rc = get_lw(mm, l, "mlp.fc.weight", I, H, &L->fc))) goto fail;
+            if (d->mlp_bias && (rc = get_lw(mm, l, "mlp.fc.bias", I, 0, &L->fc_b))) goto fail;
+        }
+        if (d->gated_mlp && !fused) {
             if ((rc = get_lw(mm, l, "mlp.gate.weight", I, H, &L->gate))) goto fail;
             if (d->mlp_bias && (rc = get_lw(mm, l, "mlp.gate.bias", I, 0, &L->gate_b))) goto fail;
         }

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "llm/backend.h"
+#include "llm/engine_artifact.h"
 #include "llm/err.h"
 #include "llm/log.h"
 #include "llm/sample.h"
@@ -69,6 +70,8 @@ struct cu_be {
     int fused_gate;        /* single-row gated MLP through llm_k_gemv_gated */
     cudaGraphExec_t graph[32];
     unsigned char graph_seen[32];
+    int buckets[32];       /* decode graph sizes, increasing (an engine's, or the default list) */
+    int n_buckets;
 
     void **allocs;
     int n_allocs, cap_allocs;
@@ -362,8 +365,13 @@ static int grow_out(struct cu_be *c, int n_out)
 
 static void cu_destroy(struct llm_backend *be);
 static const struct llm_backend_ops cu_ops_table;
+static void default_buckets(struct cu_be *c);
 
-static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_backend_opts *o)
+/* eng: the model is an engine (llm-build): its arch must be this GPU's, its
+ * limits are the defaults, its fused gate/up tensor and GEMM choices are
+ * used as they are. */
+static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_backend_opts *o,
+                        const struct llm_engine_info *eng)
 {
     const struct llm_model_desc *d = c->d;
     struct llm_backend *be = &c->pub;
@@ -371,6 +379,8 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
     CK(cudaSetDevice(o->device));
     struct cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, o->device));
+    if (eng && (rc = llm_engine_check_arch(eng, m->path, prop.major, prop.minor, prop.name)))
+        return rc;
     c->n_sm = prop.multiProcessorCount;
     snprintf(be->device_name, sizeof be->device_name, "%.127s", prop.name);
     CK(cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking));
@@ -389,16 +399,34 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
     c->fused_gate = !(ga && !strcmp(ga, "0"));
     llm_k_set_pdl(!(gp && !strcmp(gp, "0")));
     llm_k_set_gemv_split(gs ? atoi(gs) : 1);
+    default_buckets(c);
+    if (eng && eng->lim.n_graph > 0) { /* the engine's sizes, graphs on unless LLM_CUDA_GRAPHS=0 */
+        c->n_buckets = eng->lim.n_graph;
+        memcpy(c->buckets, eng->lim.graph_sizes, sizeof(int) * (size_t)eng->lim.n_graph);
+        c->use_graphs = !(gg && !strcmp(gg, "0"));
+    }
+    if (eng && eng->n_gemm) {
+        uint64_t v = (uint64_t)cublasLtGetVersion();
+        if (eng->gemm_measured && eng->cublaslt_version != v)
+            llm_info("'%s': GEMM choices were measured with cuBLASLt %llu, this is %llu: using "
+                     "its heuristic", m->path, (unsigned long long)eng->cublaslt_version,
+                     (unsigned long long)v);
+        else if ((rc = cu_gemm_set_choices(c->gemm, eng->gemm, eng->n_gemm)))
+            return rc;
+    }
 
     int64_t H = d->hidden, V = d->vocab_size, I = d->intermediate, hd = d->head_dim;
     int nh = d->n_heads, nkv = d->n_kv_heads;
     c->qkv_w = (nh + 2 * nkv) * (int)hd;
     c->mlp_w = (int)(d->gated_mlp ? 2 * I : I);
 
-    be->block_size = o->block_size > 0 ? o->block_size : 32;
-    be->max_batch_tokens = o->max_batch_tokens > 0 ? o->max_batch_tokens : DEFAULT_MAX_BATCH_TOKENS;
-    be->max_seqs = o->max_seqs > 0 ? o->max_seqs : DEFAULT_MAX_SEQS;
+    be->block_size = o->block_size > 0 ? o->block_size : eng ? eng->lim.block_size : 32;
+    be->max_batch_tokens = o->max_batch_tokens > 0 ? o->max_batch_tokens
+                           : eng                   ? eng->lim.max_tokens
+                                                   : DEFAULT_MAX_BATCH_TOKENS;
+    be->max_seqs = o->max_seqs > 0 ? o->max_seqs : eng ? eng->lim.max_batch : DEFAULT_MAX_SEQS;
     be->max_seq_len = o->max_seq_len > 0 ? o->max_seq_len
+                      : eng              ? eng->lim.max_seq_len
                                          : (int)(d->max_pos > 0 ? d->max_pos : 4096);
     if (d->max_pos > 0 && be->max_seq_len > d->max_pos &&
         (d->pos == LLM_POS_LEARNED ||
@@ -466,7 +494,14 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
                 (rc = lweight(c, m, l, "post_layernorm.bias", H, 0, &L->n2b, stage, &host_tmp)))
                 break;
         }
-        if (d->gated_mlp) {
+        if (d->gated_mlp && eng && eng->fused_gate) { /* stacked by llm-build already */
+            if ((rc = lweight(c, m, l, LLM_ENGINE_FC_GATE_WEIGHT, 2 * I, H, &L->fc, stage,
+                              &host_tmp)))
+                break;
+            if (d->mlp_bias && (rc = lweight(c, m, l, LLM_ENGINE_FC_GATE_BIAS, 2 * I, 0, &L->fc_b,
+                                             stage, &host_tmp)))
+                break;
+        } else if (d->gated_mlp) {
             if ((rc = lweight_pair(c, m, l, "mlp.fc.weight", "mlp.gate.weight", I, H, &L->fc,
                                    stage, &host_tmp)))
                 break;
@@ -586,11 +621,23 @@ int llm_backend_cuda_create(struct llm_backend **out, const struct llm_model *m,
     if (o->device < 0 || o->device >= ndev)
         return llm_err_set(LLM_EINVAL, "cuda device %d: %d device%s present", o->device, ndev,
                            ndev == 1 ? "" : "s");
-    int dt = o->compute_dtype;
-    int rc = check_desc(&m->desc, dt);
-    if (rc) return rc;
-    struct cu_be *c = calloc(1, sizeof *c);
-    if (!c) return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
+    int dt = o->compute_dtype, rc;
+    struct llm_engine_info eng;
+    int is_eng = m->meta && llm_engine_present(m->meta);
+    if (is_eng) { /* an engine fixes the compute dtype its weights are in */
+        if ((rc = llm_engine_info_from_meta(m->meta, m->path, &eng))) return rc;
+        if (dt != eng.compute_dtype)
+            llm_debug("cuda backend: '%s' is an engine in %s", m->path,
+                      llm_dtype_name(eng.compute_dtype));
+        dt = eng.compute_dtype;
+    }
+    rc = check_desc(&m->desc, dt);
+    struct cu_be *c = rc ? NULL : calloc(1, sizeof *c);
+    if (!rc && !c) rc = llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
+    if (rc) {
+        if (is_eng) llm_engine_info_free(&eng);
+        return rc;
+    }
     c->pub.ops = &cu_ops_table;
     c->pub.model = m;
     c->pub.priv = c;
@@ -598,7 +645,8 @@ int llm_backend_cuda_create(struct llm_backend **out, const struct llm_model *m,
     c->dt = dt;
     c->es = dt == LLM_DTYPE_F32 ? 4 : 2;
     c->n_out = -1;
-    rc = create_inner(c, (struct llm_model *)m, o);
+    rc = create_inner(c, (struct llm_model *)m, o, is_eng ? &eng : NULL);
+    if (is_eng) llm_engine_info_free(&eng);
     if (rc) {
         cu_destroy(&c->pub);
         return rc;
@@ -805,11 +853,17 @@ static const int graph_buckets[] = {1,   2,   4,   8,   16,  24,  32,  48,  64, 
 #define N_BUCKETS ((int)(sizeof graph_buckets / sizeof graph_buckets[0]))
 _Static_assert(sizeof graph_buckets / sizeof graph_buckets[0] <= 32, "graph table too small");
 
+static void default_buckets(struct cu_be *c)
+{
+    c->n_buckets = N_BUCKETS;
+    memcpy(c->buckets, graph_buckets, sizeof graph_buckets);
+}
+
 static int bucket_for(const struct cu_be *c, int n)
 {
-    for (int i = 0; i < N_BUCKETS; i++)
-        if (graph_buckets[i] >= n)
-            return graph_buckets[i] <= c->pub.max_seqs && graph_buckets[i] <= c->pub.max_batch_tokens
+    for (int i = 0; i < c->n_buckets; i++)
+        if (c->buckets[i] >= n)
+            return c->buckets[i] <= c->pub.max_seqs && c->buckets[i] <= c->pub.max_batch_tokens
                        ? i
                        : -1;
     return -1;
@@ -987,7 +1041,7 @@ static int enqueue(struct cu_be *c, const struct step *s)
 
 static int run_graph(struct cu_be *c, const struct llm_batch *b)
 {
-    int bi = bucket_for(c, b->n_tokens), B = graph_buckets[bi];
+    int bi = bucket_for(c, b->n_tokens), B = c->buckets[bi];
     int rc = grow_out(c, B);
     if (rc) return rc;
     struct step s = {0};

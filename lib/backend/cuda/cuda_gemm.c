@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "llm/dtype.h"
+#include "llm/engine_artifact.h"
+#include "llm/log.h"
 #include "cuda_internal.h"
 
 int cu_fail(int lib, int code, const char *call, const char *file, int line)
@@ -50,6 +52,8 @@ struct cu_gemm {
     size_t ws_bytes;
     struct gemm_entry e[GEMM_CACHE];
     int next;
+    struct llm_gemm_choice *pre; /* an engine's measured choices, tried before the heuristic */
+    int n_pre;
 };
 
 static cudaDataType_t cuda_type(int dt)
@@ -95,10 +99,25 @@ void cu_gemm_destroy(struct cu_gemm *g)
     for (int i = 0; i < GEMM_CACHE; i++) entry_free(&g->e[i]);
     cudaFree(g->ws);
     cublasLtDestroy(g->lt);
+    free(g->pre);
     free(g);
 }
 
-static int entry_build(struct cu_gemm *g, struct gemm_entry *e, const struct gemm_key *k)
+int cu_gemm_set_choices(struct cu_gemm *g, const struct llm_gemm_choice *c, int n)
+{
+    free(g->pre);
+    g->pre = NULL;
+    g->n_pre = 0;
+    if (n <= 0) return 0;
+    if (!(g->pre = malloc(sizeof *c * (size_t)n)))
+        return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
+    memcpy(g->pre, c, sizeof *c * (size_t)n);
+    g->n_pre = n;
+    return 0;
+}
+
+/* Descriptor and layouts of a product (no algorithm yet). */
+static int entry_layouts(struct cu_gemm *g, struct gemm_entry *e, const struct gemm_key *k)
 {
     cudaDataType_t in = cuda_type(g->dt), ot = cuda_type(k->yt);
     cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
@@ -115,7 +134,39 @@ static int entry_build(struct cu_gemm *g, struct gemm_entry *e, const struct gem
     CKB(cublasLtMatrixLayoutCreate(&e->la, in, (uint64_t)k->k, (uint64_t)k->n, k->k));
     CKB(cublasLtMatrixLayoutCreate(&e->lb, in, (uint64_t)k->k, (uint64_t)k->m, k->ldx));
     CKB(cublasLtMatrixLayoutCreate(&e->lc, ot, (uint64_t)k->n, (uint64_t)k->m, k->ldy));
+    e->key = *k;
+    return 0;
+}
 
+/* An engine's measured algorithm for this product, if it has one that
+ * cuBLASLt accepts for these layouts and the workspace: 1, else 0. */
+static int entry_preset(struct cu_gemm *g, struct gemm_entry *e, const struct gemm_key *k)
+{
+    const struct llm_gemm_choice *c = llm_engine_gemm_find(g->pre, g->n_pre, k->m, k->n, k->k,
+                                                           k->ldx, k->ldy, k->yt, k->bias, k->acc);
+    if (!c || !c->measured) return 0;
+    cublasLtMatmulAlgo_t algo;
+    _Static_assert(sizeof algo == sizeof c->algo, "cublasLtMatmulAlgo_t is 64 bytes");
+    memcpy(&algo, c->algo, sizeof algo);
+    cublasLtMatmulHeuristicResult_t res;
+    memset(&res, 0, sizeof res);
+    cublasStatus_t s = cublasLtMatmulAlgoCheck(g->lt, e->op, e->la, e->lb, e->lc, e->lc, &algo,
+                                               &res);
+    if (s != CUBLAS_STATUS_SUCCESS || res.workspaceSize > g->ws_bytes) {
+        llm_debug("cublasLt: the engine's %s choice (m %d) does not fit m %d n %d k %d (%s); "
+                  "using the heuristic", llm_gemm_op_name(c->op), c->m, k->m, k->n, k->k,
+                  cublasLtGetStatusName(s));
+        return 0;
+    }
+    e->algo = algo;
+    return 1;
+}
+
+static int entry_build(struct cu_gemm *g, struct gemm_entry *e, const struct gemm_key *k)
+{
+    int rc = entry_layouts(g, e, k);
+    if (rc) return rc;
+    if (g->n_pre && entry_preset(g, e, k)) return 0;
     cublasLtMatmulPreference_t pref;
     CKB(cublasLtMatmulPreferenceCreate(&pref));
     cublasStatus_t s = cublasLtMatmulPreferenceSetAttribute(
@@ -131,7 +182,6 @@ static int entry_build(struct cu_gemm *g, struct gemm_entry *e, const struct gem
         return llm_err_set(LLM_EDEVICE, "cublasLt: no algorithm for %s product m %d n %d k %d",
                            llm_dtype_name(g->dt), k->m, k->n, k->k);
     e->algo = res.algo;
-    e->key = *k;
     return 0;
 }
 
@@ -163,4 +213,103 @@ int cu_gemm_run(struct cu_gemm *g, cudaStream_t st, int m, int n, int k, const v
     CKB(cublasLtMatmul(g->lt, e->op, &alpha, w, e->la, x, e->lb, &beta, y, e->lc, y, e->lc,
                        &e->algo, g->ws, g->ws_bytes, st));
     return 0;
+}
+
+/* ---- measuring algorithms (llm-build) --------------------------------------------
+ * Every candidate the heuristic offers is run twice to warm up, then timed
+ * TUNE_REPS times over TUNE_RUNS back-to-back launches; a candidate's time
+ * is its best mean, and the fastest candidate wins.  A candidate that fails
+ * to launch is skipped, not fatal. */
+#define TUNE_CANDIDATES 8
+#define TUNE_REPS 3
+#define TUNE_RUNS 10
+
+#define TK(call)                                                                                   \
+    do {                                                                                           \
+        int tk_e_ = (int)(call);                                                                   \
+        if (tk_e_ != 0) {                                                                          \
+            rc = cu_fail(CU_LIB_RT, tk_e_, #call, __FILE__, __LINE__);                             \
+            goto out;                                                                              \
+        }                                                                                          \
+    } while (0)
+
+int cu_gemm_tune(struct cu_gemm *g, cudaStream_t st, struct llm_gemm_choice *c, const void *w,
+                 const void *x, void *y, const void *bias)
+{
+    struct gemm_key key = {c->m,          c->n,         c->k, c->ldx, c->ldy, c->out_dtype,
+                           c->bias != 0, c->accumulate != 0};
+    struct gemm_entry e;
+    memset(&e, 0, sizeof e);
+    cudaEvent_t t0 = NULL, t1 = NULL;
+    cublasLtMatmulPreference_t pref = NULL;
+    cublasLtMatmulHeuristicResult_t res[TUNE_CANDIDATES];
+    int found = 0, best = -1, tried = 0;
+    float best_us = 0.f;
+    int rc = entry_layouts(g, &e, &key);
+    if (rc) goto out;
+    cublasStatus_t s = cublasLtMatmulPreferenceCreate(&pref);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                 &g->ws_bytes, sizeof g->ws_bytes);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulAlgoGetHeuristic(g->lt, e.op, e.la, e.lb, e.lc, e.lc, pref,
+                                           TUNE_CANDIDATES, res, &found);
+    if (s == CUBLAS_STATUS_SUCCESS && bias)
+        s = cublasLtMatmulDescSetAttribute(e.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                           sizeof bias);
+    if (s != CUBLAS_STATUS_SUCCESS) {
+        rc = cu_fail(CU_LIB_BLAS, (int)s, "cublasLtMatmulAlgoGetHeuristic", __FILE__, __LINE__);
+        goto out;
+    }
+    TK(cudaEventCreate(&t0));
+    TK(cudaEventCreate(&t1));
+    float alpha = 1.f, beta = c->accumulate ? 1.f : 0.f;
+    for (int i = 0; i < found; i++) {
+        if (res[i].state != CUBLAS_STATUS_SUCCESS || res[i].workspaceSize > g->ws_bytes) continue;
+        int ok = 1;
+        for (int r = 0; r < 2 && ok; r++)
+            ok = cublasLtMatmul(g->lt, e.op, &alpha, w, e.la, x, e.lb, &beta, y, e.lc, y, e.lc,
+                                &res[i].algo, g->ws, g->ws_bytes, st) == CUBLAS_STATUS_SUCCESS;
+        if (!ok) {
+            cudaGetLastError();
+            llm_debug("cublasLt: candidate %d of %s m %d n %d k %d does not run; skipped", i,
+                      llm_gemm_op_name(c->op), c->m, c->n, c->k);
+            continue;
+        }
+        float cand = 0.f;
+        for (int rep = 0; rep < TUNE_REPS; rep++) {
+            TK(cudaEventRecord(t0, st));
+            for (int r = 0; r < TUNE_RUNS; r++)
+                cublasLtMatmul(g->lt, e.op, &alpha, w, e.la, x, e.lb, &beta, y, e.lc, y, e.lc,
+                               &res[i].algo, g->ws, g->ws_bytes, st);
+            TK(cudaEventRecord(t1, st));
+            TK(cudaEventSynchronize(t1));
+            float ms = 0.f;
+            TK(cudaEventElapsedTime(&ms, t0, t1));
+            float us = ms * 1000.f / TUNE_RUNS;
+            if (rep == 0 || us < cand) cand = us;
+        }
+        tried++;
+        if (best < 0 || cand < best_us) {
+            best = i;
+            best_us = cand;
+        }
+    }
+    if (best < 0) {
+        rc = llm_err_set(LLM_EDEVICE, "cublasLt: no algorithm runs the %s product m %d n %d k %d "
+                         "(%s)", llm_gemm_op_name(c->op), c->m, c->n, c->k,
+                         llm_dtype_name(g->dt));
+        goto out;
+    }
+    _Static_assert(sizeof res[0].algo == sizeof c->algo, "cublasLtMatmulAlgo_t is 64 bytes");
+    memcpy(c->algo, &res[best].algo, sizeof c->algo);
+    c->measured = 1;
+    c->time_us = best_us;
+    c->candidates = tried;
+out:
+    if (t0) cudaEventDestroy(t0);
+    if (t1) cudaEventDestroy(t1);
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    entry_free(&e);
+    return rc;
 }

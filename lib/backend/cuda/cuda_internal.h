@@ -48,4 +48,12 @@ void cu_gemm_destroy(struct cu_gemm *g);
 int cu_gemm_run(struct cu_gemm *g, cudaStream_t st, int m, int n, int k, const void *x, int ldx,
                 const void *w, const void *bias, void *y, int ldy, int yt, int accumulate);
 
+/* Engines (llm/engine_artifact.h): measured algorithm choices, tried before
+ * the heuristic for every product they fit (copied); and measuring one
+ * product's candidates on buffers w, x, y, bias of its shape. */
+struct llm_gemm_choice;
+int cu_gemm_set_choices(struct cu_gemm *g, const struct llm_gemm_choice *c, int n);
+int cu_gemm_tune(struct cu_gemm *g, cudaStream_t st, struct llm_gemm_choice *c, const void *w,
+                 const void *x, void *y, const void *bias);
+
 #endif

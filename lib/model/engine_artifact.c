@@ -1,0 +1,968 @@
+/* engine_artifact.c - the deployable engine (llm/engine_artifact.h): its
+ * "engine" metadata member, the architecture check, build limits, the list
+ * of matrix products worth an algorithm choice, and the streaming build
+ * that turns an artifact into an engine.
+ *
+ * Design: an engine is an artifact, so the build is a filter over the
+ * artifact reader and writer.  Tensors are taken in file order (the only
+ * order a pipe offers, and the same for a file, so both give the same
+ * engine), converted to the compute dtype one at a time and written before
+ * the next is read; the one exception is a gated MLP's fc and gate, which
+ * become one fused tensor written when the second of the two arrives (the
+ * first waits, already converted, in the fused buffer).  A regular input
+ * file is also hashed for the provenance as the build passes over it (a
+ * frontier one record behind the reader, its pages dropped as it goes), so
+ * memory stays near the largest tensor.  Nothing here depends on time or
+ * place, so an engine built without a GPU is byte-identical from run to
+ * run; measured GEMM choices (made by the caller) are the only varying part.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "llm/artifact.h"
+#include "llm/dtype.h"
+#include "llm/engine_artifact.h"
+#include "llm/err.h"
+#include "llm/io.h"
+#include "llm/log.h"
+#include "llm/model.h"
+
+/* ---- names and small helpers ------------------------------------------------ */
+
+static const char *const gemm_op_names[] = {"qkv", "dense", "fc", "proj", "lm_head"};
+_Static_assert(sizeof gemm_op_names / sizeof gemm_op_names[0] == LLM_GEMM_OP_COUNT,
+               "one name per GEMM op");
+
+const char *llm_gemm_op_name(int op)
+{
+    return op >= 0 && op < LLM_GEMM_OP_COUNT ? gemm_op_names[op] : "?";
+}
+
+static int gemm_op_from_name(const char *s)
+{
+    for (int i = 0; i < LLM_GEMM_OP_COUNT; i++)
+        if (s && !strcmp(s, gemm_op_names[i])) return i;
+    return -1;
+}
+
+static int compute_dtype_ok(int dt)
+{
+    return dt == LLM_DTYPE_F16 || dt == LLM_DTYPE_BF16 || dt == LLM_DTYPE_F32;
+}
+
+void llm_engine_info_init(struct llm_engine_info *e)
+{
+    memset(e, 0, sizeof *e);
+    e->version = LLM_ENGINE_VERSION;
+    e->compute_dtype = LLM_DTYPE_BF16;
+    e->lim.kv_dtype = LLM_DTYPE_BF16;
+}
+
+void llm_engine_info_free(struct llm_engine_info *e)
+{
+    if (!e) return;
+    free(e->gemm);
+    e->gemm = NULL;
+    e->n_gemm = 0;
+}
+
+int llm_engine_parse_arch(const char *s, int *major, int *minor)
+{
+    const char *p = s;
+    long maj, min;
+    char *end;
+    if (!s || !*s) return llm_err_set(LLM_EINVAL, "empty architecture (expected sm_XY, e.g. sm_90)");
+    if (!strncmp(p, "sm_", 3)) {
+        p += 3;
+        size_t nd = strspn(p, "0123456789");
+        /* sm_90, sm_90a, sm_100, sm_100f: the last digit is the minor version */
+        if (nd < 2 || nd > 3 || (p[nd] && (p[nd + 1] || (p[nd] != 'a' && p[nd] != 'f'))))
+            return llm_err_set(LLM_EINVAL, "architecture '%s': expected sm_XY (e.g. sm_80, sm_90, "
+                               "sm_100)", s);
+        char b[4] = {0};
+        memcpy(b, p, nd - 1);
+        maj = strtol(b, NULL, 10);
+        min = p[nd - 1] - '0';
+    } else {
+        if (!isdigit((unsigned char)*p))
+            return llm_err_set(LLM_EINVAL, "architecture '%s': expected sm_XY (e.g. sm_90) or a "
+                               "compute capability (9.0)", s);
+        maj = strtol(p, &end, 10);
+        if (*end != '.' || !isdigit((unsigned char)end[1]))
+            return llm_err_set(LLM_EINVAL, "architecture '%s': expected sm_XY (e.g. sm_90) or a "
+                               "compute capability (9.0)", s);
+        min = strtol(end + 1, &end, 10);
+        if (*end)
+            return llm_err_set(LLM_EINVAL, "architecture '%s': expected sm_XY (e.g. sm_90) or a "
+                               "compute capability (9.0)", s);
+    }
+    if (maj < 1 || maj > 99 || min < 0 || min > 9)
+        return llm_err_set(LLM_EINVAL, "architecture '%s': compute capability %ld.%ld is out of "
+                           "range", s, maj, min);
+    *major = (int)maj;
+    *minor = (int)min;
+    return 0;
+}
+
+void llm_engine_arch_name(int major, int minor, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "sm_%d%d", major, minor);
+}
+
+int llm_engine_check_arch(const struct llm_engine_info *e, const char *path, int major, int minor,
+                          const char *gpu_name)
+{
+    if (e->cc_major == major && e->cc_minor == minor) return 0;
+    char want[16], have[16];
+    llm_engine_arch_name(e->cc_major, e->cc_minor, want, sizeof want);
+    llm_engine_arch_name(major, minor, have, sizeof have);
+    return llm_err_set(LLM_EINVAL, "'%s': built for %s, this GPU is %s%s%s%s; rebuild it with "
+                       "llm-build", path ? path : "-", want, have, gpu_name ? " (" : "",
+                       gpu_name ? gpu_name : "", gpu_name ? ")" : "");
+}
+
+/* ---- limits ------------------------------------------------------------------ */
+
+#define DEFAULT_MAX_BATCH 256
+#define DEFAULT_MAX_TOKENS 8192
+#define DEFAULT_BLOCK_SIZE 32
+
+void llm_engine_limits_default(const struct llm_model_desc *d, int compute_dtype,
+                               struct llm_engine_limits *lim)
+{
+    memset(lim, 0, sizeof *lim);
+    lim->max_batch = DEFAULT_MAX_BATCH;
+    lim->max_tokens = DEFAULT_MAX_TOKENS;
+    lim->max_seq_len = d->max_pos > 0 && d->max_pos <= (1 << 30) ? (int)d->max_pos : 4096;
+    lim->kv_dtype = compute_dtype;
+    lim->block_size = DEFAULT_BLOCK_SIZE;
+    lim->n_graph = 0;
+}
+
+int llm_engine_limits_check(const struct llm_model_desc *d, int compute_dtype,
+                            const struct llm_engine_limits *lim)
+{
+    if (!compute_dtype_ok(compute_dtype))
+        return llm_err_set(LLM_EINVAL, "--dtype %s: the engine's compute dtype must be f16, bf16 "
+                           "or f32", llm_dtype_name(compute_dtype));
+    if (lim->max_batch < 1 || lim->max_batch > (1 << 20))
+        return llm_err_set(LLM_EINVAL, "--max-batch %d: expected 1..%d", lim->max_batch, 1 << 20);
+    if (lim->max_tokens < 1 || lim->max_tokens > (1 << 24))
+        return llm_err_set(LLM_EINVAL, "--max-tokens %d: expected 1..%d", lim->max_tokens,
+                           1 << 24);
+    if (lim->max_batch > lim->max_tokens)
+        return llm_err_set(LLM_EINVAL, "--max-batch %d is more than --max-tokens %d (each "
+                           "sequence of a step brings at least one token)", lim->max_batch,
+                           lim->max_tokens);
+    if (lim->max_seq_len < 2 || lim->max_seq_len > (1 << 30))
+        return llm_err_set(LLM_EINVAL, "--max-seq-len %d: expected 2..%d", lim->max_seq_len,
+                           1 << 30);
+    if (d->max_pos > 0 && lim->max_seq_len > d->max_pos &&
+        (d->pos == LLM_POS_LEARNED ||
+         (d->pos == LLM_POS_ROPE && d->rope.scaling == LLM_ROPE_SCALING_DYNAMIC)))
+        return llm_err_set(LLM_EINVAL, "--max-seq-len %d: this model has %s positions up to %lld",
+                           lim->max_seq_len, d->pos == LLM_POS_LEARNED ? "learned" : "dynamic rope",
+                           (long long)d->max_pos);
+    if (lim->block_size < 1 || lim->block_size > 4096)
+        return llm_err_set(LLM_EINVAL, "--block-size %d: expected 1..4096", lim->block_size);
+    if (lim->kv_dtype != compute_dtype)
+        return llm_err_set(LLM_EUNSUPPORTED, "--kv-dtype %s: the cuda backend keeps the KV cache "
+                           "in the compute dtype (%s)", llm_dtype_name(lim->kv_dtype),
+                           llm_dtype_name(compute_dtype));
+    if (lim->n_graph < 0 || lim->n_graph > LLM_ENGINE_MAX_GRAPHS)
+        return llm_err_set(LLM_EINVAL, "--graph-batch-sizes: at most %d sizes",
+                           LLM_ENGINE_MAX_GRAPHS);
+    for (int i = 0; i < lim->n_graph; i++) {
+        int s = lim->graph_sizes[i];
+        if (s < 1 || s > lim->max_batch || (i && s <= lim->graph_sizes[i - 1]))
+            return llm_err_set(LLM_EINVAL, "--graph-batch-sizes: %d must be increasing sizes in "
+                               "1..%d (--max-batch)", s, lim->max_batch);
+    }
+    /* what the cuda backend can run (its check_desc) */
+    if (d->n_experts > 0)
+        return llm_err_set(LLM_EUNSUPPORTED, "model: mixture of experts is not supported by the "
+                           "cuda backend yet");
+    if (d->hidden % 8 || d->head_dim % 8 || d->intermediate % 8 || d->hidden > 32768 ||
+        d->vocab_size > INT32_MAX || d->intermediate > INT32_MAX / 2)
+        return llm_err_set(LLM_EUNSUPPORTED, "model: hidden %lld, head_dim %d and intermediate "
+                           "%lld must be multiples of 8 for the cuda backend (hidden <= 32768)",
+                           (long long)d->hidden, d->head_dim, (long long)d->intermediate);
+    return 0;
+}
+
+/* ---- GEMM plan ------------------------------------------------------------------ */
+
+/* Row counts worth a choice: 1, then powers of 4 below the limit, then the
+ * limit itself and the decode batch, increasing and unique. */
+static int row_counts(int limit, int batch, int *out)
+{
+    int n = 0;
+    out[n++] = 1;
+    for (int m = 4; m < limit; m *= 4) out[n++] = m;
+    if (batch > 1 && batch < limit) out[n++] = batch;
+    if (limit > 1) out[n++] = limit;
+    /* sort (batch may land anywhere) and drop duplicates */
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && out[j - 1] > out[j]; j--) {
+            int t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (!k || out[k - 1] != out[i]) out[k++] = out[i];
+    return k;
+}
+
+int llm_engine_plan_gemms(const struct llm_model_desc *d, int compute_dtype,
+                          const struct llm_engine_limits *lim, struct llm_gemm_choice **out,
+                          int *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    int H = (int)d->hidden, I = (int)d->intermediate, V = (int)d->vocab_size;
+    int qkv = (d->n_heads + 2 * d->n_kv_heads) * d->head_dim, att = d->n_heads * d->head_dim;
+    int mlp_w = d->gated_mlp ? 2 * I : I;
+    struct {
+        int op, n, k, ldx, ldy, out, bias, acc;
+    } shapes[LLM_GEMM_OP_COUNT] = {
+        {LLM_GEMM_QKV, qkv, H, H, qkv, compute_dtype, d->qkv_bias, 0},
+        {LLM_GEMM_DENSE, H, att, att, H, compute_dtype, d->o_bias, 1},
+        {LLM_GEMM_FC, mlp_w, H, H, mlp_w, compute_dtype, d->mlp_bias, 0},
+        {LLM_GEMM_PROJ, H, I, mlp_w, H, compute_dtype, d->mlp_bias, 1},
+        {LLM_GEMM_LM_HEAD, V, H, H, V, LLM_DTYPE_F32, d->lm_head_bias, 0},
+    };
+    int rows[64], rows_lm[64];
+    int nr = row_counts(lim->max_tokens, lim->max_batch, rows);
+    int nl = row_counts(lim->max_batch, lim->max_batch, rows_lm);
+    struct llm_gemm_choice *c = calloc((size_t)(4 * nr + nl), sizeof *c);
+    if (!c) return llm_err_set(LLM_ENOMEM, "out of memory");
+    int k = 0;
+    for (int s = 0; s < LLM_GEMM_OP_COUNT; s++) {
+        int lm = shapes[s].op == LLM_GEMM_LM_HEAD;
+        for (int i = 0; i < (lm ? nl : nr); i++) {
+            struct llm_gemm_choice *g = &c[k++];
+            g->op = shapes[s].op;
+            g->m = lm ? rows_lm[i] : rows[i];
+            g->n = shapes[s].n;
+            g->k = shapes[s].k;
+            g->ldx = shapes[s].ldx;
+            g->ldy = shapes[s].ldy;
+            g->out_dtype = shapes[s].out;
+            g->bias = shapes[s].bias != 0;
+            g->accumulate = shapes[s].acc;
+        }
+    }
+    *out = c;
+    *n_out = k;
+    return 0;
+}
+
+const struct llm_gemm_choice *llm_engine_gemm_find(const struct llm_gemm_choice *c, int n_c,
+                                                   int m, int n, int k, int ldx, int ldy,
+                                                   int out_dtype, int bias, int accumulate)
+{
+    const struct llm_gemm_choice *above = NULL, *largest = NULL;
+    for (int i = 0; i < n_c; i++) {
+        const struct llm_gemm_choice *g = &c[i];
+        if (g->n != n || g->k != k || g->ldx != ldx || g->ldy != ldy || g->out_dtype != out_dtype ||
+            g->bias != (bias != 0) || g->accumulate != (accumulate != 0))
+            continue;
+        if (g->m >= m && (!above || g->m < above->m)) above = g;
+        if (!largest || g->m > largest->m) largest = g;
+    }
+    return above ? above : largest;
+}
+
+/* ---- JSON form ---------------------------------------------------------------------- */
+
+static void hex_algo(char out[129], const uint64_t a[8])
+{
+    for (int i = 0; i < 8; i++) snprintf(out + 16 * i, 17, "%016llx", (unsigned long long)a[i]);
+}
+
+static int unhex_algo(const char *s, uint64_t a[8])
+{
+    if (!s || strlen(s) != 128 || strspn(s, "0123456789abcdef") != 128) return -1;
+    for (int i = 0; i < 8; i++) {
+        char b[17];
+        memcpy(b, s + 16 * i, 16);
+        b[16] = 0;
+        a[i] = strtoull(b, NULL, 16);
+    }
+    return 0;
+}
+
+json_t *llm_engine_info_to_json(const struct llm_engine_info *e)
+{
+    char arch[16], cc[16];
+    llm_engine_arch_name(e->cc_major, e->cc_minor, arch, sizeof arch);
+    snprintf(cc, sizeof cc, "%d.%d", e->cc_major, e->cc_minor);
+    json_t *graphs = json_array(), *choices = json_array(), *fused = json_object();
+    json_t *f32 = json_array();
+    if (!graphs || !choices || !fused || !f32) goto fail;
+    for (int i = 0; i < e->lim.n_graph; i++)
+        if (json_array_append_new(graphs, json_integer(e->lim.graph_sizes[i]))) goto fail;
+    if (e->fused_gate &&
+        json_object_set_new(fused, "mlp.fc_gate", json_pack("[s, s]", "mlp.fc", "mlp.gate")))
+        goto fail;
+    if (json_array_append_new(f32, json_string("lm_head.bias"))) goto fail;
+    for (int i = 0; i < e->n_gemm; i++) {
+        const struct llm_gemm_choice *g = &e->gemm[i];
+        json_t *o = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:b, s:b}", "op",
+                              llm_gemm_op_name(g->op), "m", g->m, "n", g->n, "k", g->k, "ldx",
+                              g->ldx, "ldy", g->ldy, "out", llm_dtype_name(g->out_dtype), "bias",
+                              g->bias, "accumulate", g->accumulate);
+        if (!o || json_array_append_new(choices, o)) goto fail;
+        if (g->measured) {
+            char h[129];
+            hex_algo(h, g->algo);
+            if (json_object_set_new(o, "source", json_string("measured")) ||
+                json_object_set_new(o, "algo", json_string(h)) ||
+                json_object_set_new(o, "time_us", json_real(g->time_us)) ||
+                json_object_set_new(o, "candidates", json_integer(g->candidates)))
+                goto fail;
+        } else if (json_object_set_new(o, "source", json_string("heuristic"))) {
+            goto fail;
+        }
+    }
+    json_t *j = json_pack(
+        "{s:i, s:{s:s, s:s, s:o}, s:s,"
+        " s:{s:i, s:i, s:i, s:s, s:i, s:o},"
+        " s:{s:s, s:s, s:o, s:o},"
+        " s:{s:s, s:s, s:o, s:I, s:o}}",
+        "version", e->version,
+        "target", "arch", arch, "compute_capability", cc, "device",
+        e->device[0] ? json_string(e->device) : json_null(),
+        "compute_dtype", llm_dtype_name(e->compute_dtype),
+        "limits", "max_batch", e->lim.max_batch, "max_tokens", e->lim.max_tokens, "max_seq_len",
+        e->lim.max_seq_len, "kv_dtype", llm_dtype_name(e->lim.kv_dtype), "block_size",
+        e->lim.block_size, "graph_batch_sizes", graphs,
+        "weights", "dtype", llm_dtype_name(e->compute_dtype), "layout",
+        "row-major (out_features, in_features)", "fused", fused, "f32", f32,
+        "gemm", "library", "cublasLt", "source", e->gemm_measured ? "measured" : "heuristic",
+        "cublaslt_version",
+        e->cublaslt_version ? json_integer((json_int_t)e->cublaslt_version) : json_null(),
+        "workspace", (json_int_t)e->gemm_workspace, "choices", choices);
+    return j;
+fail:
+    json_decref(graphs);
+    json_decref(choices);
+    json_decref(fused);
+    json_decref(f32);
+    return NULL;
+}
+
+int llm_engine_present(const json_t *meta)
+{
+    return json_is_object(json_object_get(meta, "engine"));
+}
+
+static int get_int(const json_t *o, const char *key, const char *path, const char *field,
+                   long lo, long hi, int *out)
+{
+    const json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return llm_err_set(LLM_EFORMAT, "'%s': engine field '%s' must be an integer in %ld..%ld",
+                           path, field, lo, hi);
+    *out = (int)json_integer_value(v);
+    return 0;
+}
+
+static int get_dtype(const json_t *o, const char *key, const char *path, const char *field,
+                     int *out)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    int dt = s ? llm_dtype_from_name(s) : -1;
+    if (dt < 0)
+        return llm_err_set(LLM_EFORMAT, "'%s': engine field '%s' is not a dtype name", path, field);
+    *out = dt;
+    return 0;
+}
+
+static int choice_from_json(const json_t *o, const char *path, int i, struct llm_gemm_choice *g)
+{
+    char f[48];
+    int rc = 0;
+    if (!json_is_object(o))
+        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'gemm.choices[%d]' is not an object",
+                           path, i);
+    g->op = gemm_op_from_name(json_string_value(json_object_get(o, "op")));
+    if (g->op < 0)
+        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'gemm.choices[%d].op' is not one of "
+                           "qkv, dense, fc, proj, lm_head", path, i);
+    static const char *const keys[] = {"m", "n", "k", "ldx", "ldy"};
+    int *dst[] = {&g->m, &g->n, &g->k, &g->ldx, &g->ldy};
+    for (int j = 0; j < 5 && !rc; j++) {
+        snprintf(f, sizeof f, "gemm.choices[%d].%s", i, keys[j]);
+        rc = get_int(o, keys[j], path, f, 1, INT32_MAX, dst[j]);
+    }
+    snprintf(f, sizeof f, "gemm.choices[%d].out", i);
+    if (!rc) rc = get_dtype(o, "out", path, f, &g->out_dtype);
+    if (rc) return rc;
+    const json_t *b = json_object_get(o, "bias"), *a = json_object_get(o, "accumulate");
+    if (!json_is_boolean(b) || !json_is_boolean(a))
+        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'gemm.choices[%d]': bias and "
+                           "accumulate must be true or false", path, i);
+    g->bias = json_is_true(b);
+    g->accumulate = json_is_true(a);
+    const char *src = json_string_value(json_object_get(o, "source"));
+    if (src && !strcmp(src, "heuristic")) return 0;
+    if (!src || strcmp(src, "measured"))
+        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'gemm.choices[%d].source' must be "
+                           "\"measured\" or \"heuristic\"", path, i);
+    g->measured = 1;
+    if (unhex_algo(json_string_value(json_object_get(o, "algo")), g->algo))
+        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'gemm.choices[%d].algo' must be 128 "
+                           "lower-case hex digits", path, i);
+    const json_t *t = json_object_get(o, "time_us");
+    g->time_us = json_is_number(t) ? json_number_value(t) : 0.0;
+    snprintf(f, sizeof f, "gemm.choices[%d].candidates", i);
+    return get_int(o, "candidates", path, f, 0, 1 << 20, &g->candidates);
+}
+
+int llm_engine_info_from_meta(const json_t *meta, const char *path, struct llm_engine_info *e)
+{
+    llm_engine_info_init(e);
+    path = path ? path : "-";
+    const json_t *j = json_object_get(meta, "engine");
+    if (!j) return llm_err_set(LLM_ENOTFOUND, "'%s': not an engine (no \"engine\" metadata)", path);
+    if (!json_is_object(j))
+        return llm_err_set(LLM_EFORMAT, "'%s': \"engine\" metadata is not an object", path);
+    int rc = get_int(j, "version", path, "version", 1, INT32_MAX, &e->version);
+    if (rc) return rc;
+    if (e->version > LLM_ENGINE_VERSION)
+        return llm_err_set(LLM_EVERSION, "'%s': engine version %d is newer than this reader (%d); "
+                           "upgrade llm", path, e->version, LLM_ENGINE_VERSION);
+    const json_t *t = json_object_get(j, "target");
+    const char *arch = json_string_value(json_object_get(t, "arch"));
+    if (!arch || llm_engine_parse_arch(arch, &e->cc_major, &e->cc_minor))
+        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'target.arch' must be sm_XY", path);
+    const char *dev = json_string_value(json_object_get(t, "device"));
+    snprintf(e->device, sizeof e->device, "%s", dev ? dev : "");
+    if ((rc = get_dtype(j, "compute_dtype", path, "compute_dtype", &e->compute_dtype))) return rc;
+    if (!compute_dtype_ok(e->compute_dtype))
+        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'compute_dtype' must be f16, bf16 or "
+                           "f32", path);
+    const json_t *l = json_object_get(j, "limits");
+    if ((rc = get_int(l, "max_batch", path, "limits.max_batch", 1, 1 << 20, &e->lim.max_batch)) ||
+        (rc = get_int(l, "max_tokens", path, "limits.max_tokens", 1, 1 << 24,
+                      &e->lim.max_tokens)) ||
+        (rc = get_int(l, "max_seq_len", path, "limits.max_seq_len", 2, 1 << 30,
+                      &e->lim.max_seq_len)) ||
+        (rc = get_int(l, "block_size", path, "limits.block_size", 1, 4096, &e->lim.block_size)) ||
+        (rc = get_dtype(l, "kv_dtype", path, "limits.kv_dtype", &e->lim.kv_dtype)))
+        return rc;
+    const json_t *gs = json_object_get(l, "graph_batch_sizes");
+    if (!json_is_array(gs) || json_array_size(gs) > LLM_ENGINE_MAX_GRAPHS)
+        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'limits.graph_batch_sizes' must be a "
+                           "list of at most %d sizes", path, LLM_ENGINE_MAX_GRAPHS);
+    size_t i;
+    const json_t *v;
+    json_array_foreach(gs, i, v)
+    {
+        json_int_t s = json_is_integer(v) ? json_integer_value(v) : 0;
+        if (s < 1 || s > e->lim.max_batch || (i && s <= e->lim.graph_sizes[i - 1]))
+            return llm_err_set(LLM_EFORMAT, "'%s': engine field 'limits.graph_batch_sizes' must "
+                               "be increasing sizes in 1..max_batch", path);
+        e->lim.graph_sizes[i] = (int)s;
+    }
+    e->lim.n_graph = (int)json_array_size(gs);
+    const json_t *w = json_object_get(j, "weights");
+    const json_t *fused = json_object_get(w, "fused");
+    if (!json_is_object(fused))
+        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'weights.fused' is not an object", path);
+    e->fused_gate = json_object_get(fused, "mlp.fc_gate") != NULL;
+
+    const json_t *g = json_object_get(j, "gemm");
+    const json_t *ch = json_object_get(g, "choices");
+    if (!json_is_object(g) || !json_is_array(ch))
+        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'gemm.choices' is not a list", path);
+    const json_t *ver = json_object_get(g, "cublaslt_version");
+    e->cublaslt_version = json_is_integer(ver) && json_integer_value(ver) > 0
+                              ? (uint64_t)json_integer_value(ver)
+                              : 0;
+    const json_t *ws = json_object_get(g, "workspace");
+    if (!json_is_integer(ws) || json_integer_value(ws) < 0)
+        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'gemm.workspace' must be a byte count",
+                           path);
+    e->gemm_workspace = (uint64_t)json_integer_value(ws);
+    size_t nc = json_array_size(ch);
+    if (nc > 1 << 16)
+        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'gemm.choices' has %zu entries", path,
+                           nc);
+    if (nc && !(e->gemm = calloc(nc, sizeof *e->gemm)))
+        return llm_err_set(LLM_ENOMEM, "out of memory");
+    e->n_gemm = (int)nc;
+    int all = nc > 0;
+    json_array_foreach(ch, i, v)
+    {
+        if ((rc = choice_from_json(v, path, (int)i, &e->gemm[i]))) {
+            llm_engine_info_free(e);
+            return rc;
+        }
+        all &= e->gemm[i].measured;
+    }
+    e->gemm_measured = all;
+    return 0;
+}
+
+/* ---- building -------------------------------------------------------------------------- */
+
+struct pending {
+    int layer, is_bias, have[2];
+    int ndim;
+    int64_t shape[LLM_MAX_DIMS]; /* of one half */
+    uint64_t half;               /* bytes of one half in the compute dtype */
+    uint8_t *buf;                /* both halves */
+};
+
+struct llm_engine_builder {
+    char *path;
+    struct llm_artifact *ar;
+    json_t *meta0; /* the metadata at open (a pipe's trailer comes later) */
+    struct llm_model_desc d;
+    int desc_ok;
+    /* hashing a regular input file behind the reader */
+    struct llm_map map;
+    int mapped;
+    XXH3_state_t *xs;
+    uint64_t hashed;
+};
+
+static void hash_upto(struct llm_engine_builder *b, uint64_t end)
+{
+    const uint64_t chunk = (uint64_t)32 << 20;
+    if (!b->mapped || end > b->map.len) return;
+    while (b->hashed < end) {
+        uint64_t n = end - b->hashed < chunk ? end - b->hashed : chunk;
+        XXH3_64bits_update(b->xs, (const uint8_t *)b->map.data + b->hashed, (size_t)n);
+        llm_map_release(&b->map, b->hashed, n);
+        b->hashed += n;
+    }
+}
+
+int llm_engine_build_open(struct llm_engine_builder **out, const char *in_path)
+{
+    *out = NULL;
+    struct llm_engine_builder *b = calloc(1, sizeof *b);
+    if (!b) return llm_err_set(LLM_ENOMEM, "out of memory");
+    llm_desc_init(&b->d);
+    b->map.fd = -1;
+    b->path = strdup(in_path ? in_path : "-");
+    int rc = b->path ? 0 : llm_err_set(LLM_ENOMEM, "out of memory");
+    if (!rc) rc = llm_ar_open(&b->ar, b->path, LLM_AR_VERIFY);
+    if (rc) goto fail;
+    const char *p = llm_ar_path(b->ar);
+    const json_t *meta = llm_ar_meta(b->ar);
+    if (!(b->meta0 = json_deep_copy(meta))) {
+        rc = llm_err_set(LLM_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (llm_engine_present(meta)) {
+        rc = llm_err_set(LLM_EINVAL, "'%s': already an engine (built by llm-build); build from "
+                         "the artifact it was made from", p);
+        goto fail;
+    }
+    const json_t *model = json_object_get(meta, "model");
+    if (!json_is_object(model)) {
+        rc = llm_err_set(LLM_EFORMAT, "'%s': metadata has no \"model\" description", p);
+        goto fail;
+    }
+    if ((rc = llm_desc_from_json(&b->d, model))) {
+        llm_err_wrap(rc, "'%s': model description", p);
+        goto fail;
+    }
+    b->desc_ok = 1;
+    const json_t *q = json_object_get(meta, "quantization");
+    const json_t *qa = json_object_get(q, "quant_algo"), *kq = json_object_get(q, "kv_cache_quant_algo");
+    if ((qa && !json_is_null(qa)) || (kq && !json_is_null(kq))) {
+        rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': quantized artifacts (%s) are not supported by "
+                         "llm-build yet", p,
+                         json_is_string(qa) ? json_string_value(qa)
+                         : json_is_string(kq) ? json_string_value(kq) : "quantization");
+        goto fail;
+    }
+    const json_t *ws = json_object_get(json_object_get(meta, "mapping"), "world_size");
+    if (json_is_integer(ws) && json_integer_value(ws) != 1) {
+        rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': one rank of a %lld-way split model; llm-build "
+                         "takes whole models only", p, (long long)json_integer_value(ws));
+        goto fail;
+    }
+    if (llm_ar_is_seekable(b->ar) && strcmp(b->path, "-")) {
+        if ((rc = llm_map_file(b->path, &b->map))) goto fail;
+        b->mapped = 1;
+        if (!(b->xs = XXH3_createState())) {
+            rc = llm_err_set(LLM_ENOMEM, "out of memory");
+            goto fail;
+        }
+        XXH3_64bits_reset(b->xs);
+    }
+    *out = b;
+    return 0;
+fail:
+    llm_engine_build_close(b);
+    return rc;
+}
+
+const struct llm_model_desc *llm_engine_build_desc(const struct llm_engine_builder *b)
+{
+    return &b->d;
+}
+
+void llm_engine_build_close(struct llm_engine_builder *b)
+{
+    if (!b) return;
+    if (b->mapped) llm_unmap(&b->map);
+    if (b->xs) XXH3_freeState(b->xs);
+    llm_ar_close(b->ar);
+    json_decref(b->meta0);
+    llm_desc_free(&b->d);
+    free(b->path);
+    free(b);
+}
+
+/* "transformer.layers.{i}.SUFFIX" -> i and SUFFIX; -1 for other names. */
+static int split_layer(const char *name, const char **suffix)
+{
+    static const char pre[] = "transformer.layers.";
+    if (strncmp(name, pre, sizeof pre - 1)) return -1;
+    const char *p = name + sizeof pre - 1;
+    if (!isdigit((unsigned char)*p) || (*p == '0' && isdigit((unsigned char)p[1]))) return -1;
+    long l = 0;
+    while (isdigit((unsigned char)*p) && l <= LLM_MAX_LAYERS) l = l * 10 + (*p++ - '0');
+    if (*p != '.' || l > LLM_MAX_LAYERS) return -1;
+    *suffix = p + 1;
+    return (int)l;
+}
+
+static const char *shape_text(char *buf, size_t cap, int ndim, const int64_t *shape)
+{
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+    return buf;
+}
+
+/* Convert n elements into dst (dst_dt) a chunk at a time. */
+static int convert_into(void *dst, int dst_dt, const struct llm_tensor *t, uint64_t n,
+                        const char *path)
+{
+    const uint64_t chunk = (uint64_t)1 << 22;
+    int sbits = llm_dtype_bits(t->dtype), dbits = llm_dtype_bits(dst_dt);
+    for (uint64_t off = 0; off < n; off += chunk) {
+        uint64_t c = n - off < chunk ? n - off : chunk;
+        int rc = llm_convert((uint8_t *)dst + off * (uint64_t)dbits / 8, dst_dt,
+                             (const uint8_t *)t->data + off * (uint64_t)sbits / 8, t->dtype,
+                             (size_t)c);
+        if (rc)
+            return llm_err_set(rc, "'%s': tensor '%s': cannot convert %s to %s", path, t->name,
+                               llm_dtype_name(t->dtype), llm_dtype_name(dst_dt));
+    }
+    return 0;
+}
+
+/* Names the description says the model has, sorted, with a seen flag each. */
+struct expected {
+    char (*names)[LLM_NAME_MAX];
+    size_t n;
+    unsigned char *seen;
+};
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+static void expect_mark(struct expected *x, const char *name)
+{
+    char(*hit)[LLM_NAME_MAX] = bsearch(name, x->names, x->n, LLM_NAME_MAX, cmp_name);
+    if (hit) x->seen[hit - x->names] = 1;
+}
+
+/* The output's metadata: the input's members, the model description with
+ * the compute dtype, the engine member, and the chain with our entry. */
+static json_t *engine_meta(const struct llm_engine_builder *b, const struct llm_engine_info *e,
+                           const json_t *prov_entry)
+{
+    struct llm_model_desc d2 = b->d;
+    d2.dtype = e->compute_dtype;
+    json_t *model = llm_desc_to_json(&d2); /* shares the longrope arrays: only read */
+    json_t *eng = llm_engine_info_to_json(e);
+    json_t *m = json_object(), *chain = json_array();
+    int bad = !model || !eng || !m || !chain;
+    const char *k;
+    json_t *v;
+    json_object_foreach(b->meta0, k, v)
+    {
+        if (bad) break;
+        if (!strcmp(k, "format") || !strcmp(k, "engine")) continue;
+        if (!strcmp(k, "provenance")) {
+            if (json_is_array(v)) bad |= json_array_extend(chain, v) != 0;
+            bad |= json_object_set(m, k, chain) != 0;
+        } else if (!strcmp(k, "model")) {
+            bad |= json_object_set(m, k, model) != 0;
+        } else {
+            bad |= json_object_set(m, k, v) != 0;
+        }
+    }
+    if (!bad && !json_object_get(m, "provenance")) bad |= json_object_set(m, "provenance", chain);
+    json_t *entry = json_deep_copy(prov_entry);
+    if (!bad && entry) json_object_del(entry, "inputs");
+    bad |= !entry || json_array_append_new(chain, entry);
+    bad |= json_object_set(m, "engine", eng) != 0;
+    json_decref(model);
+    json_decref(eng);
+    json_decref(chain);
+    if (bad) {
+        json_decref(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* The trailer: the complete chain (the input's, with its trailer read) plus
+ * our entry with the input's name, size and hash; and any other member a
+ * pipe's trailer changed. */
+static json_t *engine_trailer(const struct llm_engine_builder *b, const json_t *prov_entry)
+{
+    const json_t *fin = llm_ar_meta(b->ar);
+    json_t *t = json_object(), *chain = json_array();
+    json_t *entry = json_deep_copy(prov_entry);
+    json_t *input = b->mapped ? json_pack("{s:s, s:I, s:s}", "path", b->path, "size",
+                                          (json_int_t)b->map.len, "xxh3", "")
+                              : json_pack("{s:s}", "path", b->path);
+    int bad = !t || !chain || !entry || !input;
+    if (!bad && b->mapped) {
+        char h[17];
+        snprintf(h, sizeof h, "%016llx", (unsigned long long)XXH3_64bits_digest(b->xs));
+        bad |= json_object_set_new(input, "xxh3", json_string(h));
+    }
+    const json_t *c0 = json_object_get(fin, "provenance");
+    if (!bad && json_is_array(c0)) bad |= json_array_extend(chain, (json_t *)c0);
+    if (!bad) {
+        bad |= json_object_set_new(entry, "inputs", json_pack("[O]", input));
+        bad |= json_array_append(chain, entry);
+        bad |= json_object_set(t, "provenance", chain);
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)fin, k, v)
+    {
+        if (bad) break;
+        if (!strcmp(k, "format") || !strcmp(k, "provenance") || !strcmp(k, "model") ||
+            !strcmp(k, "engine"))
+            continue;
+        if (!json_equal(v, json_object_get(b->meta0, k))) bad |= json_object_set(t, k, v);
+    }
+    json_decref(input);
+    json_decref(entry);
+    json_decref(chain);
+    if (bad) {
+        json_decref(t);
+        return NULL;
+    }
+    return t;
+}
+
+static int is_mlp_pair(const char *suffix, int *second, int *is_bias)
+{
+    static const char *const s[4] = {"mlp.fc.weight", "mlp.gate.weight", "mlp.fc.bias",
+                                     "mlp.gate.bias"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(suffix, s[i])) {
+            *second = i & 1;
+            *is_bias = i >> 1;
+            return 1;
+        }
+    return 0;
+}
+
+int llm_engine_build_run(struct llm_engine_builder *b, const char *out_path,
+                         const struct llm_engine_info *info, const json_t *prov_entry,
+                         const struct llm_engine_build_cb *cb)
+{
+    const char *p = llm_ar_path(b->ar);
+    const struct llm_model_desc *d = &b->d;
+    struct llm_engine_info e = *info;
+    e.fused_gate = d->gated_mlp;
+    e.version = LLM_ENGINE_VERSION;
+    const int dt = e.compute_dtype;
+    int rc = llm_engine_limits_check(d, dt, &e.lim);
+    if (rc) return rc;
+    if (!json_is_object(prov_entry))
+        return llm_err_set(LLM_EINVAL, "engine build: the provenance entry must be an object");
+
+    struct expected x = {0};
+    struct pending *pend = NULL;
+    int n_pend = 0, cap_pend = 0;
+    struct llm_aw *w = NULL;
+    uint8_t *buf = NULL;
+    json_t *meta = NULL, *trailer = NULL;
+    if ((rc = llm_desc_tensor_names(d, &x.names, &x.n))) return rc;
+    qsort(x.names, x.n, LLM_NAME_MAX, cmp_name);
+    if (!(x.seen = calloc(x.n ? x.n : 1, 1))) {
+        rc = llm_err_set(LLM_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (!(meta = engine_meta(b, &e, prov_entry))) {
+        rc = llm_err_set(LLM_ENOMEM, "out of memory building the engine metadata");
+        goto out;
+    }
+    struct llm_aw_opts ao = {0};
+    if ((rc = llm_aw_create(&w, out_path ? out_path : "-", meta, &ao))) goto out;
+
+    size_t n_out = 0;
+    for (size_t i = 0;; i++) {
+        struct llm_tensor t;
+        int r = llm_ar_next(b->ar, &t);
+        if (r < 0) {
+            rc = r;
+            goto out;
+        }
+        if (r == 0) break;
+        char sh[160], sh2[160];
+        int ndim;
+        int64_t want[LLM_MAX_DIMS];
+        if (llm_desc_tensor_shape(d, t.name, &ndim, want) == 0) {
+            int same = ndim == t.ndim;
+            for (int k = 0; same && k < ndim; k++) same = want[k] == t.shape[k];
+            if (!same) {
+                rc = llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' has shape %s, expected %s", p,
+                                 t.name, shape_text(sh, sizeof sh, t.ndim, t.shape),
+                                 shape_text(sh2, sizeof sh2, ndim, want));
+                goto out;
+            }
+        } else {
+            llm_err_clear();
+            llm_debug("'%s': tensor '%s' is not part of the model description; kept", p, t.name);
+        }
+        expect_mark(&x, t.name);
+        if (!llm_dtype_is_float(t.dtype)) {
+            rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': tensor '%s' is %s: only float weights can "
+                             "go into an engine", p, t.name, llm_dtype_name(t.dtype));
+            goto out;
+        }
+        uint64_t numel, nbytes;
+        if (llm_shape_numel(t.ndim, t.shape, &numel)) {
+            rc = llm_err_set(LLM_ERANGE, "'%s': tensor '%s': shape overflows", p, t.name);
+            goto out;
+        }
+        const char *suffix = NULL;
+        int layer = split_layer(t.name, &suffix), second = 0, is_bias = 0;
+        if (d->gated_mlp && layer >= 0 && is_mlp_pair(suffix, &second, &is_bias)) {
+            int k = 0;
+            while (k < n_pend && !(pend[k].layer == layer && pend[k].is_bias == is_bias)) k++;
+            if (k == n_pend) {
+                if (n_pend == cap_pend) {
+                    int nc = cap_pend ? 2 * cap_pend : 8;
+                    struct pending *np = realloc(pend, sizeof *pend * (size_t)nc);
+                    if (!np) {
+                        rc = llm_err_set(LLM_ENOMEM, "out of memory");
+                        goto out;
+                    }
+                    pend = np;
+                    cap_pend = nc;
+                }
+                struct pending *q = &pend[n_pend];
+                memset(q, 0, sizeof *q);
+                q->layer = layer;
+                q->is_bias = is_bias;
+                q->ndim = t.ndim;
+                memcpy(q->shape, t.shape, sizeof q->shape);
+                if (llm_dtype_nbytes(dt, numel, &q->half) || q->half > UINT64_MAX / 2 ||
+                    !(q->buf = malloc(q->half ? 2 * q->half : 1))) {
+                    rc = llm_err_set(LLM_ENOMEM, "'%s': tensor '%s': out of memory", p, t.name);
+                    goto out;
+                }
+                n_pend++;
+            }
+            struct pending *q = &pend[k];
+            int same = q->ndim == t.ndim;
+            for (int j = 0; same && j < t.ndim; j++) same = q->shape[j] == t.shape[j];
+            if (!same || q->have[second]) {
+                rc = llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' has shape %s, its %s partner %s",
+                                 p, t.name, shape_text(sh, sizeof sh, t.ndim, t.shape),
+                                 second ? "mlp.fc" : "mlp.gate",
+                                 shape_text(sh2, sizeof sh2, q->ndim, q->shape));
+                goto out;
+            }
+            if ((rc = convert_into(q->buf + (second ? q->half : 0), dt, &t, numel, p))) goto out;
+            q->have[second] = 1;
+            llm_ar_release(b->ar, i);
+            if (b->mapped && i + 1 < llm_ar_count(b->ar)) hash_upto(b, llm_ar_offset(b->ar, i + 1));
+            if (!(q->have[0] && q->have[1])) continue;
+            char name[LLM_NAME_MAX];
+            llm_name_layer(name, sizeof name, layer,
+                           is_bias ? LLM_ENGINE_FC_GATE_BIAS : LLM_ENGINE_FC_GATE_WEIGHT);
+            int64_t fshape[LLM_MAX_DIMS];
+            memcpy(fshape, q->shape, sizeof fshape);
+            fshape[0] *= 2;
+            if ((rc = llm_aw_add(w, name, dt, q->ndim, fshape, q->buf, 2 * q->half))) goto out;
+            if (cb && cb->tensor) cb->tensor(cb->ctx, n_out, name, dt, q->ndim, fshape, 2 * q->half);
+            n_out++;
+            free(q->buf);
+            pend[k] = pend[--n_pend];
+            continue;
+        }
+        int odt = !strcmp(t.name, "lm_head.bias") ? LLM_DTYPE_F32 : dt;
+        if (llm_dtype_nbytes(odt, numel, &nbytes)) {
+            rc = llm_err_set(LLM_ERANGE, "'%s': tensor '%s': shape overflows", p, t.name);
+            goto out;
+        }
+        const void *data = t.data;
+        if (odt != t.dtype) {
+            if (!(buf = malloc(nbytes ? nbytes : 1))) {
+                rc = llm_err_set(LLM_ENOMEM, "'%s': tensor '%s': out of memory (%llu bytes)", p,
+                                 t.name, (unsigned long long)nbytes);
+                goto out;
+            }
+            if ((rc = convert_into(buf, odt, &t, numel, p))) goto out;
+            data = buf;
+        }
+        if ((rc = llm_aw_add(w, t.name, odt, t.ndim, t.shape, data, nbytes))) goto out;
+        if (cb && cb->tensor) cb->tensor(cb->ctx, n_out, t.name, odt, t.ndim, t.shape, nbytes);
+        n_out++;
+        free(buf);
+        buf = NULL;
+        llm_ar_release(b->ar, i);
+        if (b->mapped && i + 1 < llm_ar_count(b->ar)) hash_upto(b, llm_ar_offset(b->ar, i + 1));
+    }
+    if (n_pend) {
+        char name[LLM_NAME_MAX];
+        const char *has = pend[0].have[0] ? "mlp.fc" : "mlp.gate";
+        const char *lacks = pend[0].have[0] ? "mlp.gate" : "mlp.fc";
+        llm_name_layer(name, sizeof name, pend[0].layer, lacks);
+        rc = llm_err_set(LLM_ENOTFOUND, "'%s': layer %d has %s but no '%s.%s'", p, pend[0].layer,
+                         has, name, pend[0].is_bias ? "bias" : "weight");
+        goto out;
+    }
+    for (size_t k = 0; k < x.n; k++)
+        if (!x.seen[k]) {
+            rc = llm_err_set(LLM_ENOTFOUND, "'%s': no tensor '%s'", p, x.names[k]);
+            goto out;
+        }
+    if (b->mapped) hash_upto(b, b->map.len);
+    if (!(trailer = engine_trailer(b, prov_entry))) {
+        rc = llm_err_set(LLM_ENOMEM, "out of memory building the engine trailer");
+        goto out;
+    }
+    if ((rc = llm_aw_set_trailer(w, trailer))) goto out;
+    rc = llm_aw_finish(w);
+    w = NULL;
+out:
+    llm_aw_abort(w);
+    free(buf);
+    for (int k = 0; k < n_pend; k++) free(pend[k].buf);
+    free(pend);
+    free(x.names);
+    free(x.seen);
+    json_decref(meta);
+    json_decref(trailer);
+    return rc;
+}
