@@ -14,9 +14,9 @@
 # with a Markdown summary of all of them in $OUT/$TAG/summary.md.  Random
 # models are written to $WORK (default BUILD_DIR/bench-models) once and
 # reused.  Environment knobs: REPS (timed repetitions; default 3 on the CPU,
-# 1 on the GPU), TAG, OUT, WORK, EXTRA (more llm-bench options, e.g.
-# "--peak-bw 2.97T"), ONLY (a regular expression over cell names to run a
-# subset).  The design choice: every cell is a separate llm-bench process
+# 1 on the GPU), TAG, OUT, WORK, CPU_MODEL (instead of default.llm), EXTRA
+# (more llm-bench options, e.g. "--peak-bw 2.97T"), ONLY (a regular
+# expression over cell names to run a subset).  The design choice: every cell is a separate llm-bench process
 # whose JSON can be replayed and gated on by itself; nothing is aggregated
 # but the summary, which is rendered from the JSON files.
 set -euo pipefail
@@ -72,7 +72,7 @@ if [ "$what" = gpu ]; then
         cell "$m-sweep" sweep "$model" -p 512,2048 -n 128
     done
 else
-    model=$src/lib/data/default.llm
+    model=${CPU_MODEL:-$src/lib/data/default.llm}
     [ -s "$model" ] || { echo "run_matrix.sh: no '$model' (the bundled model)" >&2; exit 1; }
     m=default
     cell "$m-tp-128-128" throughput "$model" --input-len 128 --output-len 128 --num-requests 64

@@ -68,9 +68,18 @@ static json_t *host_info(void)
     struct utsname u;
     char os[256] = "unknown";
     if (uname(&u) == 0) snprintf(os, sizeof os, "%s %s %s", u.sysname, u.release, u.machine);
-    return json_pack("{s:s, s:I, s:I, s:s}", "cpu_model", model, "cpu_cores", (json_int_t)cores,
-                     "mem_bytes", (json_int_t)(pages > 0 && psz > 0 ? (long long)pages * psz : 0),
-                     "os", os);
+    /* load at the start: other work on the machine shows in the figures */
+    double load[3] = {-1, -1, -1};
+    FILE *lf = fopen("/proc/loadavg", "r");
+    if (lf) {
+        if (fscanf(lf, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = -1;
+        fclose(lf);
+    }
+    return json_pack("{s:s, s:I, s:I, s:s, s:o}", "cpu_model", model, "cpu_cores",
+                     (json_int_t)cores, "mem_bytes",
+                     (json_int_t)(pages > 0 && psz > 0 ? (long long)pages * psz : 0), "os", os,
+                     "loadavg", load[0] >= 0 ? json_pack("[f,f,f]", load[0], load[1], load[2])
+                                             : json_null());
 }
 
 #if BENCH_CUDA
