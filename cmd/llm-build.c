@@ -76,7 +76,7 @@ struct opts {
     long max_batch, max_tokens, max_seq_len, block_size, device; /* 0: default */
     int have_device;
     int graphs_given, n_graph;
-    int graph_sizes[LLM_ENGINE_MAX_GRAPHS];
+    int graph_sizes[LLM_EA_MAX_GRAPHS];
     int verbose;        /* -1 quiet, 0, 1 */
 };
 
@@ -90,7 +90,7 @@ static int parse_graphs(const char *s, struct opts *o)
     for (;;) {
         char *end;
         long v = strtol(p, &end, 10);
-        if (end == p || v < 1 || v > (1 << 20) || o->n_graph == LLM_ENGINE_MAX_GRAPHS ||
+        if (end == p || v < 1 || v > (1 << 20) || o->n_graph == LLM_EA_MAX_GRAPHS ||
             (o->n_graph && v <= o->graph_sizes[o->n_graph - 1]) || (*end && *end != ','))
             return -1;
         o->graph_sizes[o->n_graph++] = (int)v;
@@ -140,10 +140,10 @@ static void add_int(json_t *argv, const char *opt, long v)
 }
 
 /* The provenance entry: every setting that shapes the engine, resolved. */
-static json_t *provenance_entry(const struct opts *o, const struct llm_engine_info *e)
+static json_t *provenance_entry(const struct opts *o, const struct llm_ea_info *e)
 {
     json_t *argv = json_array();
-    char b[LLM_ENGINE_MAX_GRAPHS * 12 + 8];
+    char b[LLM_EA_MAX_GRAPHS * 12 + 8];
     json_array_append_new(argv, json_string("llm-build"));
     add_opt(argv, "--dtype", llm_dtype_name(e->compute_dtype));
     add_int(argv, "--max-batch", e->lim.max_batch);
@@ -156,7 +156,7 @@ static json_t *provenance_entry(const struct opts *o, const struct llm_engine_in
     for (int i = 0; i < e->lim.n_graph; i++)
         n += (size_t)snprintf(b + n, sizeof b - n, "%s%d", i ? "," : "", e->lim.graph_sizes[i]);
     add_opt(argv, "--graph-batch-sizes", e->lim.n_graph ? b : "none");
-    llm_engine_arch_name(e->cc_major, e->cc_minor, b, sizeof b);
+    llm_ea_arch_name(e->cc_major, e->cc_minor, b, sizeof b);
     add_opt(argv, "--arch", b);
     json_array_append_new(argv, json_string(o->in));
     return json_pack("{s:s, s:s, s:s, s:o}", "tool", "llm-build", "version", LLM_VERSION,
@@ -165,7 +165,7 @@ static json_t *provenance_entry(const struct opts *o, const struct llm_engine_in
 
 /* Settle the target: the GPU (measuring the products there) or --arch. */
 static int settle_target(const struct opts *o, const struct llm_model_desc *d,
-                         struct llm_engine_info *e)
+                         struct llm_ea_info *e)
 {
     int maj = 0, min = 0;
     char name[128] = "", have[16], want[16];
@@ -179,23 +179,23 @@ static int settle_target(const struct opts *o, const struct llm_model_desc *d,
         if (o->verbose >= 0)
             llm_info("no GPU here: building for %s with cuBLASLt's heuristic choosing the "
                      "algorithms at run time", o->arch);
-        return llm_engine_plan_gemms(d, e->compute_dtype, &e->lim, &e->gemm, &e->n_gemm)
+        return llm_ea_plan_gemms(d, e->compute_dtype, &e->lim, &e->gemm, &e->n_gemm)
                    ? tool_fail(llm_errcode())
                    : 0;
     }
     if (rc) return tool_fail(rc);
     if (o->arch && (e->cc_major != maj || e->cc_minor != min)) {
-        llm_engine_arch_name(e->cc_major, e->cc_minor, want, sizeof want);
-        llm_engine_arch_name(maj, min, have, sizeof have);
+        llm_ea_arch_name(e->cc_major, e->cc_minor, want, sizeof want);
+        llm_ea_arch_name(maj, min, have, sizeof have);
         return tool_die("--arch %s, but CUDA device %ld is %s (%s); build on a GPU of the target "
                         "architecture, or where there is none", want, o->device, have, name);
     }
     e->cc_major = maj;
     e->cc_minor = min;
     snprintf(e->device, sizeof e->device, "%s", name);
-    if ((rc = llm_engine_plan_gemms(d, e->compute_dtype, &e->lim, &e->gemm, &e->n_gemm)))
+    if ((rc = llm_ea_plan_gemms(d, e->compute_dtype, &e->lim, &e->gemm, &e->n_gemm)))
         return tool_fail(rc);
-    llm_engine_arch_name(maj, min, have, sizeof have);
+    llm_ea_arch_name(maj, min, have, sizeof have);
     if (o->verbose >= 0)
         llm_info("measuring %d matrix products on %s (%s)", e->n_gemm, name, have);
     double t0 = now();
@@ -214,18 +214,18 @@ static int settle_target(const struct opts *o, const struct llm_model_desc *d,
 
 static int build(const struct opts *o)
 {
-    struct llm_engine_builder *b = NULL;
-    struct llm_engine_info e;
+    struct llm_ea_builder *b = NULL;
+    struct llm_ea_info e;
     json_t *prov = NULL;
-    llm_engine_info_init(&e);
-    int rc = llm_engine_build_open(&b, o->in), ret = TOOL_EXIT_OK;
+    llm_ea_info_init(&e);
+    int rc = llm_ea_build_open(&b, o->in), ret = TOOL_EXIT_OK;
     if (rc) return tool_fail(rc);
-    const struct llm_model_desc *d = llm_engine_build_desc(b);
+    const struct llm_model_desc *d = llm_ea_build_desc(b);
     int dt = o->dtype >= 0 ? o->dtype
              : d->dtype == LLM_DTYPE_F16 || d->dtype == LLM_DTYPE_BF16 ? d->dtype
                                                                      : LLM_DTYPE_BF16;
     e.compute_dtype = dt;
-    llm_engine_limits_default(d, dt, &e.lim);
+    llm_ea_limits_default(d, dt, &e.lim);
     if (o->max_batch) e.lim.max_batch = (int)o->max_batch;
     if (o->max_tokens) e.lim.max_tokens = (int)o->max_tokens;
     if (o->max_seq_len) e.lim.max_seq_len = (int)o->max_seq_len;
@@ -235,14 +235,14 @@ static int build(const struct opts *o)
         e.lim.n_graph = o->n_graph;
         memcpy(e.lim.graph_sizes, o->graph_sizes, sizeof o->graph_sizes);
     }
-    if (o->arch) llm_engine_parse_arch(o->arch, &e.cc_major, &e.cc_minor); /* checked in main */
+    if (o->arch) llm_ea_parse_arch(o->arch, &e.cc_major, &e.cc_minor); /* checked in main */
     /* option combinations are usage errors; what the model cannot do is a failure */
     if (e.lim.kv_dtype != dt) {
         ret = tool_usage_error("--kv-dtype %s: the KV cache is kept in the compute dtype (%s)",
                                llm_dtype_name(e.lim.kv_dtype), llm_dtype_name(dt));
         goto out;
     }
-    if ((rc = llm_engine_limits_check(d, dt, &e.lim))) {
+    if ((rc = llm_ea_limits_check(d, dt, &e.lim))) {
         ret = rc == LLM_EINVAL ? tool_usage_error("%s", llm_errmsg()) : tool_fail(rc);
         goto out;
     }
@@ -252,15 +252,15 @@ static int build(const struct opts *o)
         goto out;
     }
     struct progress pg = {o->verbose, 0, 0};
-    struct llm_engine_build_cb cb = {on_tensor, &pg};
+    struct llm_ea_build_cb cb = {on_tensor, &pg};
     double t0 = now();
-    if ((rc = llm_engine_build_run(b, o->out ? o->out : "-", &e, prov, &cb))) {
+    if ((rc = llm_ea_build_run(b, o->out ? o->out : "-", &e, prov, &cb))) {
         ret = tool_fail(rc);
         goto out;
     }
     if (o->verbose >= 0) {
         char arch[16];
-        llm_engine_arch_name(e.cc_major, e.cc_minor, arch, sizeof arch);
+        llm_ea_arch_name(e.cc_major, e.cc_minor, arch, sizeof arch);
         int file = o->out && strcmp(o->out, "-");
         double mb = (double)pg.bytes / 1e6, s = now() - t0;
         llm_info("wrote %s%s%s: engine for %s, %s, %llu tensors, %.*f MB in %.2f s; GEMM "
@@ -270,8 +270,8 @@ static int build(const struct opts *o)
     }
 out:
     json_decref(prov);
-    llm_engine_info_free(&e);
-    llm_engine_build_close(b);
+    llm_ea_info_free(&e);
+    llm_ea_build_close(b);
     return ret;
 }
 
@@ -346,10 +346,10 @@ int main(int argc, char **argv)
             if (parse_graphs(a, &o))
                 return tool_usage_error("--graph-batch-sizes '%s': expected 'none' or increasing "
                                         "sizes such as 1,2,4,8 (at most %d)", a,
-                                        LLM_ENGINE_MAX_GRAPHS);
+                                        LLM_EA_MAX_GRAPHS);
             break;
         case OPT_ARCH:
-            if (llm_engine_parse_arch(a, &maj, &min))
+            if (llm_ea_parse_arch(a, &maj, &min))
                 return tool_usage_error("--arch '%s': expected sm_XY, e.g. sm_80 or sm_90", a);
             o.arch = a;
             break;

@@ -19,6 +19,7 @@
 
 #include "llm/artifact.h"
 #include "llm/dtype.h"
+#include "llm/engine_artifact.h"
 #include "llm/err.h"
 #include "llm/model.h"
 #include "llm_build_config.h"
@@ -133,6 +134,36 @@ static void print_sections(const json_t *meta)
                (long long)json_integer_value(json_object_get(m, "pp_rank")));
 }
 
+/* An engine's target, limits, weight layout and GEMM choices (llm-build). */
+static int print_engine(const json_t *meta, const char *path)
+{
+    if (!llm_ea_present(meta)) return 0;
+    struct llm_ea_info e;
+    int rc = llm_ea_info_from_meta(meta, path, &e);
+    if (rc) return rc;
+    char arch[16], graphs[LLM_EA_MAX_GRAPHS * 12 + 8] = "none";
+    llm_ea_arch_name(e.cc_major, e.cc_minor, arch, sizeof arch);
+    size_t n = 0;
+    for (int i = 0; i < e.lim.n_graph; i++)
+        n += (size_t)snprintf(graphs + n, sizeof graphs - n, "%s%d", i ? "," : "",
+                              e.lim.graph_sizes[i]);
+    printf("engine: %s (%s), compute %s, engine version %d\n", arch,
+           e.device[0] ? e.device : "built without a GPU", llm_dtype_name(e.compute_dtype),
+           e.version);
+    printf("  limits: batch %d, tokens per step %d, context %d, kv %s, blocks of %d tokens, "
+           "graphs %s\n", e.lim.max_batch, e.lim.max_tokens, e.lim.max_seq_len,
+           llm_dtype_name(e.lim.kv_dtype), e.lim.block_size, graphs);
+    printf("  weights: %s%s, lm_head.bias f32\n", llm_dtype_name(e.compute_dtype),
+           e.fused_gate ? ", mlp.fc_gate = mlp.fc rows then mlp.gate rows" : "");
+    if (e.gemm_measured)
+        printf("  gemm: %d choices measured with cuBLASLt %llu\n", e.n_gemm,
+               (unsigned long long)e.cublaslt_version);
+    else
+        printf("  gemm: %d products, algorithms left to cuBLASLt's heuristic\n", e.n_gemm);
+    llm_ea_info_free(&e);
+    return 0;
+}
+
 static void print_provenance(const json_t *meta)
 {
     const json_t *chain = json_object_get(meta, "provenance");
@@ -200,6 +231,7 @@ static int run(const struct opts *o)
         printf("artifact: '%s' (format %d.%d)\n", llm_ar_path(a), major, minor);
         if ((rc = print_model(llm_ar_meta(a)))) goto out;
         print_sections(llm_ar_meta(a));
+        if ((rc = print_engine(llm_ar_meta(a), llm_ar_path(a)))) goto out;
         if (o->tensors)
             printf("tensors:\n  %-7s %-22s %14s %14s %-16s %s\n", "dtype", "shape", "bytes",
                    "stored", "xxh3", "name");

@@ -19,6 +19,7 @@
 
 #include "llm/backend.h"
 #include "llm/engine.h"
+#include "llm/engine_artifact.h"
 #include "llm/err.h"
 #include "llm/log.h"
 #include "llm/model.h"
@@ -29,7 +30,8 @@
 static const char usage_text[] =
     "Usage: llm-run [OPTIONS] MODEL [INPUT.jsonl]\n"
     "Generate completions for each request line of INPUT ('-' or absent: standard\n"
-    "input) with the model artifact MODEL; one JSON answer line per request.\n"
+    "input) with the model artifact MODEL; one JSON answer line per request.  MODEL\n"
+    "may be an engine from llm-build, whose limits are then the defaults.\n"
     "\n"
     "Input and output:\n"
     "  -o, --output FILE          write answers to FILE (default: standard output)\n"
@@ -200,6 +202,15 @@ static int run(const struct opts *o)
 
     struct llm_backend_opts bo;
     llm_backend_opts_init(&bo);
+    if (llm_ea_present(m->meta)) { /* an engine's limits are the defaults */
+        struct llm_ea_info ei;
+        if ((rc = llm_ea_info_from_meta(m->meta, o->model, &ei))) goto out;
+        bo.block_size = ei.lim.block_size;
+        bo.max_batch_tokens = ei.lim.max_tokens;
+        bo.max_seqs = ei.lim.max_batch;
+        bo.max_seq_len = ei.lim.max_seq_len;
+        llm_ea_info_free(&ei);
+    }
     if (o->threads) bo.n_threads = (int)o->threads;
     bo.kv_bytes = o->kv_bytes;
     bo.kv_fraction = o->kv_fraction;

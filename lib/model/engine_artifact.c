@@ -54,15 +54,15 @@ static int compute_dtype_ok(int dt)
     return dt == LLM_DTYPE_F16 || dt == LLM_DTYPE_BF16 || dt == LLM_DTYPE_F32;
 }
 
-void llm_engine_info_init(struct llm_engine_info *e)
+void llm_ea_info_init(struct llm_ea_info *e)
 {
     memset(e, 0, sizeof *e);
-    e->version = LLM_ENGINE_VERSION;
+    e->version = LLM_EA_VERSION;
     e->compute_dtype = LLM_DTYPE_BF16;
     e->lim.kv_dtype = LLM_DTYPE_BF16;
 }
 
-void llm_engine_info_free(struct llm_engine_info *e)
+void llm_ea_info_free(struct llm_ea_info *e)
 {
     if (!e) return;
     free(e->gemm);
@@ -70,7 +70,7 @@ void llm_engine_info_free(struct llm_engine_info *e)
     e->n_gemm = 0;
 }
 
-int llm_engine_parse_arch(const char *s, int *major, int *minor)
+int llm_ea_parse_arch(const char *s, int *major, int *minor)
 {
     const char *p = s;
     long maj, min;
@@ -108,18 +108,18 @@ int llm_engine_parse_arch(const char *s, int *major, int *minor)
     return 0;
 }
 
-void llm_engine_arch_name(int major, int minor, char *buf, size_t cap)
+void llm_ea_arch_name(int major, int minor, char *buf, size_t cap)
 {
     snprintf(buf, cap, "sm_%d%d", major, minor);
 }
 
-int llm_engine_check_arch(const struct llm_engine_info *e, const char *path, int major, int minor,
+int llm_ea_check_arch(const struct llm_ea_info *e, const char *path, int major, int minor,
                           const char *gpu_name)
 {
     if (e->cc_major == major && e->cc_minor == minor) return 0;
     char want[16], have[16];
-    llm_engine_arch_name(e->cc_major, e->cc_minor, want, sizeof want);
-    llm_engine_arch_name(major, minor, have, sizeof have);
+    llm_ea_arch_name(e->cc_major, e->cc_minor, want, sizeof want);
+    llm_ea_arch_name(major, minor, have, sizeof have);
     return llm_err_set(LLM_EINVAL, "'%s': built for %s, this GPU is %s%s%s%s; rebuild it with "
                        "llm-build", path ? path : "-", want, have, gpu_name ? " (" : "",
                        gpu_name ? gpu_name : "", gpu_name ? ")" : "");
@@ -131,8 +131,8 @@ int llm_engine_check_arch(const struct llm_engine_info *e, const char *path, int
 #define DEFAULT_MAX_TOKENS 8192
 #define DEFAULT_BLOCK_SIZE 32
 
-void llm_engine_limits_default(const struct llm_model_desc *d, int compute_dtype,
-                               struct llm_engine_limits *lim)
+void llm_ea_limits_default(const struct llm_model_desc *d, int compute_dtype,
+                               struct llm_ea_limits *lim)
 {
     memset(lim, 0, sizeof *lim);
     lim->max_batch = DEFAULT_MAX_BATCH;
@@ -143,8 +143,8 @@ void llm_engine_limits_default(const struct llm_model_desc *d, int compute_dtype
     lim->n_graph = 0;
 }
 
-int llm_engine_limits_check(const struct llm_model_desc *d, int compute_dtype,
-                            const struct llm_engine_limits *lim)
+int llm_ea_limits_check(const struct llm_model_desc *d, int compute_dtype,
+                            const struct llm_ea_limits *lim)
 {
     if (!compute_dtype_ok(compute_dtype))
         return llm_err_set(LLM_EINVAL, "--dtype %s: the engine's compute dtype must be f16, bf16 "
@@ -173,9 +173,9 @@ int llm_engine_limits_check(const struct llm_model_desc *d, int compute_dtype,
         return llm_err_set(LLM_EUNSUPPORTED, "--kv-dtype %s: the cuda backend keeps the KV cache "
                            "in the compute dtype (%s)", llm_dtype_name(lim->kv_dtype),
                            llm_dtype_name(compute_dtype));
-    if (lim->n_graph < 0 || lim->n_graph > LLM_ENGINE_MAX_GRAPHS)
+    if (lim->n_graph < 0 || lim->n_graph > LLM_EA_MAX_GRAPHS)
         return llm_err_set(LLM_EINVAL, "--graph-batch-sizes: at most %d sizes",
-                           LLM_ENGINE_MAX_GRAPHS);
+                           LLM_EA_MAX_GRAPHS);
     for (int i = 0; i < lim->n_graph; i++) {
         int s = lim->graph_sizes[i];
         if (s < 1 || s > lim->max_batch || (i && s <= lim->graph_sizes[i - 1]))
@@ -218,8 +218,8 @@ static int row_counts(int limit, int batch, int *out)
     return k;
 }
 
-int llm_engine_plan_gemms(const struct llm_model_desc *d, int compute_dtype,
-                          const struct llm_engine_limits *lim, struct llm_gemm_choice **out,
+int llm_ea_plan_gemms(const struct llm_model_desc *d, int compute_dtype,
+                          const struct llm_ea_limits *lim, struct llm_gemm_choice **out,
                           int *n_out)
 {
     *out = NULL;
@@ -262,7 +262,7 @@ int llm_engine_plan_gemms(const struct llm_model_desc *d, int compute_dtype,
     return 0;
 }
 
-const struct llm_gemm_choice *llm_engine_gemm_find(const struct llm_gemm_choice *c, int n_c,
+const struct llm_gemm_choice *llm_ea_gemm_find(const struct llm_gemm_choice *c, int n_c,
                                                    int m, int n, int k, int ldx, int ldy,
                                                    int out_dtype, int bias, int accumulate)
 {
@@ -297,10 +297,10 @@ static int unhex_algo(const char *s, uint64_t a[8])
     return 0;
 }
 
-json_t *llm_engine_info_to_json(const struct llm_engine_info *e)
+json_t *llm_ea_info_to_json(const struct llm_ea_info *e)
 {
     char arch[16], cc[16];
-    llm_engine_arch_name(e->cc_major, e->cc_minor, arch, sizeof arch);
+    llm_ea_arch_name(e->cc_major, e->cc_minor, arch, sizeof arch);
     snprintf(cc, sizeof cc, "%d.%d", e->cc_major, e->cc_minor);
     json_t *graphs = json_array(), *choices = json_array(), *fused = json_object();
     json_t *f32 = json_array();
@@ -357,7 +357,7 @@ fail:
     return NULL;
 }
 
-int llm_engine_present(const json_t *meta)
+int llm_ea_present(const json_t *meta)
 {
     return json_is_object(json_object_get(meta, "engine"));
 }
@@ -425,9 +425,9 @@ static int choice_from_json(const json_t *o, const char *path, int i, struct llm
     return get_int(o, "candidates", path, f, 0, 1 << 20, &g->candidates);
 }
 
-int llm_engine_info_from_meta(const json_t *meta, const char *path, struct llm_engine_info *e)
+int llm_ea_info_from_meta(const json_t *meta, const char *path, struct llm_ea_info *e)
 {
-    llm_engine_info_init(e);
+    llm_ea_info_init(e);
     path = path ? path : "-";
     const json_t *j = json_object_get(meta, "engine");
     if (!j) return llm_err_set(LLM_ENOTFOUND, "'%s': not an engine (no \"engine\" metadata)", path);
@@ -435,12 +435,12 @@ int llm_engine_info_from_meta(const json_t *meta, const char *path, struct llm_e
         return llm_err_set(LLM_EFORMAT, "'%s': \"engine\" metadata is not an object", path);
     int rc = get_int(j, "version", path, "version", 1, INT32_MAX, &e->version);
     if (rc) return rc;
-    if (e->version > LLM_ENGINE_VERSION)
+    if (e->version > LLM_EA_VERSION)
         return llm_err_set(LLM_EVERSION, "'%s': engine version %d is newer than this reader (%d); "
-                           "upgrade llm", path, e->version, LLM_ENGINE_VERSION);
+                           "upgrade llm", path, e->version, LLM_EA_VERSION);
     const json_t *t = json_object_get(j, "target");
     const char *arch = json_string_value(json_object_get(t, "arch"));
-    if (!arch || llm_engine_parse_arch(arch, &e->cc_major, &e->cc_minor))
+    if (!arch || llm_ea_parse_arch(arch, &e->cc_major, &e->cc_minor))
         return llm_err_set(LLM_EFORMAT, "'%s': engine field 'target.arch' must be sm_XY", path);
     const char *dev = json_string_value(json_object_get(t, "device"));
     snprintf(e->device, sizeof e->device, "%s", dev ? dev : "");
@@ -458,9 +458,9 @@ int llm_engine_info_from_meta(const json_t *meta, const char *path, struct llm_e
         (rc = get_dtype(l, "kv_dtype", path, "limits.kv_dtype", &e->lim.kv_dtype)))
         return rc;
     const json_t *gs = json_object_get(l, "graph_batch_sizes");
-    if (!json_is_array(gs) || json_array_size(gs) > LLM_ENGINE_MAX_GRAPHS)
+    if (!json_is_array(gs) || json_array_size(gs) > LLM_EA_MAX_GRAPHS)
         return llm_err_set(LLM_EFORMAT, "'%s': engine field 'limits.graph_batch_sizes' must be a "
-                           "list of at most %d sizes", path, LLM_ENGINE_MAX_GRAPHS);
+                           "list of at most %d sizes", path, LLM_EA_MAX_GRAPHS);
     size_t i;
     const json_t *v;
     json_array_foreach(gs, i, v)
@@ -502,7 +502,7 @@ int llm_engine_info_from_meta(const json_t *meta, const char *path, struct llm_e
     json_array_foreach(ch, i, v)
     {
         if ((rc = choice_from_json(v, path, (int)i, &e->gemm[i]))) {
-            llm_engine_info_free(e);
+            llm_ea_info_free(e);
             return rc;
         }
         all &= e->gemm[i].measured;
@@ -521,7 +521,7 @@ struct pending {
     uint8_t *buf;                /* both halves */
 };
 
-struct llm_engine_builder {
+struct llm_ea_builder {
     char *path;
     struct llm_artifact *ar;
     json_t *meta0; /* the metadata at open (a pipe's trailer comes later) */
@@ -534,7 +534,7 @@ struct llm_engine_builder {
     uint64_t hashed;
 };
 
-static void hash_upto(struct llm_engine_builder *b, uint64_t end)
+static void hash_upto(struct llm_ea_builder *b, uint64_t end)
 {
     const uint64_t chunk = (uint64_t)32 << 20;
     if (!b->mapped || end > b->map.len) return;
@@ -546,10 +546,10 @@ static void hash_upto(struct llm_engine_builder *b, uint64_t end)
     }
 }
 
-int llm_engine_build_open(struct llm_engine_builder **out, const char *in_path)
+int llm_ea_build_open(struct llm_ea_builder **out, const char *in_path)
 {
     *out = NULL;
-    struct llm_engine_builder *b = calloc(1, sizeof *b);
+    struct llm_ea_builder *b = calloc(1, sizeof *b);
     if (!b) return llm_err_set(LLM_ENOMEM, "out of memory");
     llm_desc_init(&b->d);
     b->map.fd = -1;
@@ -563,7 +563,7 @@ int llm_engine_build_open(struct llm_engine_builder **out, const char *in_path)
         rc = llm_err_set(LLM_ENOMEM, "out of memory");
         goto fail;
     }
-    if (llm_engine_present(meta)) {
+    if (llm_ea_present(meta)) {
         rc = llm_err_set(LLM_EINVAL, "'%s': already an engine (built by llm-build); build from "
                          "the artifact it was made from", p);
         goto fail;
@@ -605,16 +605,16 @@ int llm_engine_build_open(struct llm_engine_builder **out, const char *in_path)
     *out = b;
     return 0;
 fail:
-    llm_engine_build_close(b);
+    llm_ea_build_close(b);
     return rc;
 }
 
-const struct llm_model_desc *llm_engine_build_desc(const struct llm_engine_builder *b)
+const struct llm_model_desc *llm_ea_build_desc(const struct llm_ea_builder *b)
 {
     return &b->d;
 }
 
-void llm_engine_build_close(struct llm_engine_builder *b)
+void llm_ea_build_close(struct llm_ea_builder *b)
 {
     if (!b) return;
     if (b->mapped) llm_unmap(&b->map);
@@ -687,13 +687,13 @@ static void expect_mark(struct expected *x, const char *name)
 
 /* The output's metadata: the input's members, the model description with
  * the compute dtype, the engine member, and the chain with our entry. */
-static json_t *engine_meta(const struct llm_engine_builder *b, const struct llm_engine_info *e,
+static json_t *engine_meta(const struct llm_ea_builder *b, const struct llm_ea_info *e,
                            const json_t *prov_entry)
 {
     struct llm_model_desc d2 = b->d;
     d2.dtype = e->compute_dtype;
     json_t *model = llm_desc_to_json(&d2); /* shares the longrope arrays: only read */
-    json_t *eng = llm_engine_info_to_json(e);
+    json_t *eng = llm_ea_info_to_json(e);
     json_t *m = json_object(), *chain = json_array();
     int bad = !model || !eng || !m || !chain;
     const char *k;
@@ -729,7 +729,7 @@ static json_t *engine_meta(const struct llm_engine_builder *b, const struct llm_
 /* The trailer: the complete chain (the input's, with its trailer read) plus
  * our entry with the input's name, size and hash; and any other member a
  * pipe's trailer changed. */
-static json_t *engine_trailer(const struct llm_engine_builder *b, const json_t *prov_entry)
+static json_t *engine_trailer(const struct llm_ea_builder *b, const json_t *prov_entry)
 {
     const json_t *fin = llm_ar_meta(b->ar);
     json_t *t = json_object(), *chain = json_array();
@@ -783,17 +783,17 @@ static int is_mlp_pair(const char *suffix, int *second, int *is_bias)
     return 0;
 }
 
-int llm_engine_build_run(struct llm_engine_builder *b, const char *out_path,
-                         const struct llm_engine_info *info, const json_t *prov_entry,
-                         const struct llm_engine_build_cb *cb)
+int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path,
+                         const struct llm_ea_info *info, const json_t *prov_entry,
+                         const struct llm_ea_build_cb *cb)
 {
     const char *p = llm_ar_path(b->ar);
     const struct llm_model_desc *d = &b->d;
-    struct llm_engine_info e = *info;
+    struct llm_ea_info e = *info;
     e.fused_gate = d->gated_mlp;
-    e.version = LLM_ENGINE_VERSION;
+    e.version = LLM_EA_VERSION;
     const int dt = e.compute_dtype;
-    int rc = llm_engine_limits_check(d, dt, &e.lim);
+    int rc = llm_ea_limits_check(d, dt, &e.lim);
     if (rc) return rc;
     if (!json_is_object(prov_entry))
         return llm_err_set(LLM_EINVAL, "engine build: the provenance entry must be an object");
@@ -899,7 +899,7 @@ int llm_engine_build_run(struct llm_engine_builder *b, const char *out_path,
             if (!(q->have[0] && q->have[1])) continue;
             char name[LLM_NAME_MAX];
             llm_name_layer(name, sizeof name, layer,
-                           is_bias ? LLM_ENGINE_FC_GATE_BIAS : LLM_ENGINE_FC_GATE_WEIGHT);
+                           is_bias ? LLM_EA_FC_GATE_BIAS : LLM_EA_FC_GATE_WEIGHT);
             int64_t fshape[LLM_MAX_DIMS];
             memcpy(fshape, q->shape, sizeof fshape);
             fshape[0] *= 2;

@@ -218,11 +218,11 @@ int llm_backend_cpu_create(struct llm_backend **out, const struct llm_model *m,
 
     /* weights */
     int fused = 0;
-    if (m->meta && llm_engine_present(m->meta)) {
-        struct llm_engine_info eng;
-        if ((rc = llm_engine_info_from_meta(m->meta, m->path, &eng))) goto fail;
+    if (m->meta && llm_ea_present(m->meta)) {
+        struct llm_ea_info eng;
+        if ((rc = llm_ea_info_from_meta(m->meta, m->path, &eng))) goto fail;
         fused = eng.fused_gate;
-        llm_engine_info_free(&eng);
+        llm_ea_info_free(&eng);
     }
     if ((rc = get_w(mm, "transformer.vocab_embedding.weight", V, H, &c->emb))) goto fail;
     if (d->pos == LLM_POS_LEARNED &&
@@ -247,8 +247,8 @@ int llm_backend_cpu_create(struct llm_backend **out, const struct llm_model *m,
         if (d->gated_mlp && fused) {
             /* an engine (llm-build): fc rows then gate rows of one tensor, read in place */
             struct cw fg, fgb = {NULL, 0};
-            if ((rc = get_lw(mm, l, LLM_ENGINE_FC_GATE_WEIGHT, 2 * I, H, &fg))) goto fail;
-            if (d->mlp_bias && (rc = get_lw(mm, l, LLM_ENGINE_FC_GATE_BIAS, 2 * I, 0, &fgb)))
+            if ((rc = get_lw(mm, l, LLM_EA_FC_GATE_WEIGHT, 2 * I, H, &fg))) goto fail;
+            if (d->mlp_bias && (rc = get_lw(mm, l, LLM_EA_FC_GATE_BIAS, 2 * I, 0, &fgb)))
                 goto fail;
             size_t es = fg.dt == LLM_DTYPE_F32 ? 4 : 2, bes = fgb.dt == LLM_DTYPE_F32 ? 4 : 2;
             L->fc = fg;

@@ -371,7 +371,7 @@ static void default_buckets(struct cu_be *c);
  * limits are the defaults, its fused gate/up tensor and GEMM choices are
  * used as they are. */
 static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_backend_opts *o,
-                        const struct llm_engine_info *eng)
+                        const struct llm_ea_info *eng)
 {
     const struct llm_model_desc *d = c->d;
     struct llm_backend *be = &c->pub;
@@ -379,7 +379,7 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
     CK(cudaSetDevice(o->device));
     struct cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, o->device));
-    if (eng && (rc = llm_engine_check_arch(eng, m->path, prop.major, prop.minor, prop.name)))
+    if (eng && (rc = llm_ea_check_arch(eng, m->path, prop.major, prop.minor, prop.name)))
         return rc;
     c->n_sm = prop.multiProcessorCount;
     snprintf(be->device_name, sizeof be->device_name, "%.127s", prop.name);
@@ -495,10 +495,10 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
                 break;
         }
         if (d->gated_mlp && eng && eng->fused_gate) { /* stacked by llm-build already */
-            if ((rc = lweight(c, m, l, LLM_ENGINE_FC_GATE_WEIGHT, 2 * I, H, &L->fc, stage,
+            if ((rc = lweight(c, m, l, LLM_EA_FC_GATE_WEIGHT, 2 * I, H, &L->fc, stage,
                               &host_tmp)))
                 break;
-            if (d->mlp_bias && (rc = lweight(c, m, l, LLM_ENGINE_FC_GATE_BIAS, 2 * I, 0, &L->fc_b,
+            if (d->mlp_bias && (rc = lweight(c, m, l, LLM_EA_FC_GATE_BIAS, 2 * I, 0, &L->fc_b,
                                              stage, &host_tmp)))
                 break;
         } else if (d->gated_mlp) {
@@ -622,10 +622,10 @@ int llm_backend_cuda_create(struct llm_backend **out, const struct llm_model *m,
         return llm_err_set(LLM_EINVAL, "cuda device %d: %d device%s present", o->device, ndev,
                            ndev == 1 ? "" : "s");
     int dt = o->compute_dtype, rc;
-    struct llm_engine_info eng;
-    int is_eng = m->meta && llm_engine_present(m->meta);
+    struct llm_ea_info eng;
+    int is_eng = m->meta && llm_ea_present(m->meta);
     if (is_eng) { /* an engine fixes the compute dtype its weights are in */
-        if ((rc = llm_engine_info_from_meta(m->meta, m->path, &eng))) return rc;
+        if ((rc = llm_ea_info_from_meta(m->meta, m->path, &eng))) return rc;
         if (dt != eng.compute_dtype)
             llm_debug("cuda backend: '%s' is an engine in %s", m->path,
                       llm_dtype_name(eng.compute_dtype));
@@ -635,7 +635,7 @@ int llm_backend_cuda_create(struct llm_backend **out, const struct llm_model *m,
     struct cu_be *c = rc ? NULL : calloc(1, sizeof *c);
     if (!rc && !c) rc = llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
     if (rc) {
-        if (is_eng) llm_engine_info_free(&eng);
+        if (is_eng) llm_ea_info_free(&eng);
         return rc;
     }
     c->pub.ops = &cu_ops_table;
@@ -646,7 +646,7 @@ int llm_backend_cuda_create(struct llm_backend **out, const struct llm_model *m,
     c->es = dt == LLM_DTYPE_F32 ? 4 : 2;
     c->n_out = -1;
     rc = create_inner(c, (struct llm_model *)m, o, is_eng ? &eng : NULL);
-    if (is_eng) llm_engine_info_free(&eng);
+    if (is_eng) llm_ea_info_free(&eng);
     if (rc) {
         cu_destroy(&c->pub);
         return rc;

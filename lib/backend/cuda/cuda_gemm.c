@@ -142,7 +142,7 @@ static int entry_layouts(struct cu_gemm *g, struct gemm_entry *e, const struct g
  * cuBLASLt accepts for these layouts and the workspace: 1, else 0. */
 static int entry_preset(struct cu_gemm *g, struct gemm_entry *e, const struct gemm_key *k)
 {
-    const struct llm_gemm_choice *c = llm_engine_gemm_find(g->pre, g->n_pre, k->m, k->n, k->k,
+    const struct llm_gemm_choice *c = llm_ea_gemm_find(g->pre, g->n_pre, k->m, k->n, k->k,
                                                            k->ldx, k->ldy, k->yt, k->bias, k->acc);
     if (!c || !c->measured) return 0;
     cublasLtMatmulAlgo_t algo;

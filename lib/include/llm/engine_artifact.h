@@ -33,21 +33,21 @@
 extern "C" {
 #endif
 
-#define LLM_ENGINE_VERSION 1
-#define LLM_ENGINE_MAX_GRAPHS 32
+#define LLM_EA_VERSION 1
+#define LLM_EA_MAX_GRAPHS 32
 /* Per-layer suffixes of the fused gate/up tensors. */
-#define LLM_ENGINE_FC_GATE_WEIGHT "mlp.fc_gate.weight"
-#define LLM_ENGINE_FC_GATE_BIAS "mlp.fc_gate.bias"
+#define LLM_EA_FC_GATE_WEIGHT "mlp.fc_gate.weight"
+#define LLM_EA_FC_GATE_BIAS "mlp.fc_gate.bias"
 
 /* Limits the engine is built for; the runtime takes them as defaults. */
-struct llm_engine_limits {
+struct llm_ea_limits {
     int max_batch;   /* sequences in one step */
     int max_tokens;  /* tokens in one forward step */
     int max_seq_len; /* context length (prompt + generated) */
     int kv_dtype;    /* KV cache element type (the compute dtype today) */
     int block_size;  /* tokens per KV block */
     int n_graph;     /* CUDA graph batch sizes, increasing; 0 = eager launches */
-    int graph_sizes[LLM_ENGINE_MAX_GRAPHS];
+    int graph_sizes[LLM_EA_MAX_GRAPHS];
 };
 
 /* Products of a forward step, in the order the backend runs them. */
@@ -76,12 +76,12 @@ struct llm_gemm_choice {
     int candidates;    /* algorithms the heuristic offered and were timed */
 };
 
-struct llm_engine_info {
+struct llm_ea_info {
     int version;
     int cc_major, cc_minor;  /* target compute capability (sm_90: 9, 0) */
     char device[128];        /* GPU the build measured on; "" when built by --arch alone */
     int compute_dtype;
-    struct llm_engine_limits lim;
+    struct llm_ea_limits lim;
     int fused_gate;          /* gated MLP stored as mlp.fc_gate */
     /* GEMM choices */
     int gemm_measured;       /* 1 when every choice was measured on the GPU */
@@ -91,79 +91,79 @@ struct llm_engine_info {
     struct llm_gemm_choice *gemm; /* owned (malloc) */
 };
 
-void llm_engine_info_init(struct llm_engine_info *e);
-void llm_engine_info_free(struct llm_engine_info *e);
+void llm_ea_info_init(struct llm_ea_info *e);
+void llm_ea_info_free(struct llm_ea_info *e);
 
 /* "sm_90", "sm_90a", "sm_100", "9.0" -> (major, minor); LLM_EINVAL naming s. */
-int llm_engine_parse_arch(const char *s, int *major, int *minor);
+int llm_ea_parse_arch(const char *s, int *major, int *minor);
 /* (9, 0) -> "sm_90". */
-void llm_engine_arch_name(int major, int minor, char *buf, size_t cap);
+void llm_ea_arch_name(int major, int minor, char *buf, size_t cap);
 
 /* Whether an artifact's metadata holds an "engine" member. */
-int llm_engine_present(const json_t *meta);
+int llm_ea_present(const json_t *meta);
 /* Read meta's "engine" member; LLM_ENOTFOUND when there is none, LLM_EFORMAT
  * naming path and the field when it is malformed. */
-int llm_engine_info_from_meta(const json_t *meta, const char *path, struct llm_engine_info *e);
-json_t *llm_engine_info_to_json(const struct llm_engine_info *e);
+int llm_ea_info_from_meta(const json_t *meta, const char *path, struct llm_ea_info *e);
+json_t *llm_ea_info_to_json(const struct llm_ea_info *e);
 
 /* The check every GPU runtime makes before using an engine: 0 when it was
  * built for compute capability major.minor, else LLM_EINVAL with
  *   "'x.engine': built for sm_80, this GPU is sm_90 (NVIDIA H100 80GB HBM3);
  *    rebuild it with llm-build"
  * gpu_name may be NULL. */
-int llm_engine_check_arch(const struct llm_engine_info *e, const char *path, int major, int minor,
+int llm_ea_check_arch(const struct llm_ea_info *e, const char *path, int major, int minor,
                           const char *gpu_name);
 
 /* Default limits for a model: 256 sequences, 8192 tokens per step (no more
  * than the context), context max_position_embeddings (4096 when unknown),
  * KV in the compute dtype, blocks of 32 tokens, no graphs. */
-void llm_engine_limits_default(const struct llm_model_desc *d, int compute_dtype,
-                               struct llm_engine_limits *lim);
+void llm_ea_limits_default(const struct llm_model_desc *d, int compute_dtype,
+                               struct llm_ea_limits *lim);
 /* Check limits against the model and the CUDA backend's rules; LLM_EINVAL
  * or LLM_EUNSUPPORTED naming the option (--max-batch, --kv-dtype, ...). */
-int llm_engine_limits_check(const struct llm_model_desc *d, int compute_dtype,
-                            const struct llm_engine_limits *lim);
+int llm_ea_limits_check(const struct llm_model_desc *d, int compute_dtype,
+                            const struct llm_ea_limits *lim);
 
 /* The products a forward step runs for this model, for every row count m
  * worth a choice (1, 4, 16, 64, ... up to max_tokens, and max_tokens and
  * max_batch themselves; lm_head up to max_batch), unmeasured. */
-int llm_engine_plan_gemms(const struct llm_model_desc *d, int compute_dtype,
-                          const struct llm_engine_limits *lim, struct llm_gemm_choice **out,
+int llm_ea_plan_gemms(const struct llm_model_desc *d, int compute_dtype,
+                          const struct llm_ea_limits *lim, struct llm_gemm_choice **out,
                           int *n);
 /* The choice a product of m rows uses (rule above), or NULL. */
-const struct llm_gemm_choice *llm_engine_gemm_find(const struct llm_gemm_choice *c, int n_c,
+const struct llm_gemm_choice *llm_ea_gemm_find(const struct llm_gemm_choice *c, int n_c,
                                                    int m, int n, int k, int ldx, int ldy,
                                                    int out_dtype, int bias, int accumulate);
 
 /* ---- building ----------------------------------------------------------
  * Two steps, so that a tool can plan (limits, GEMM measurement) from the
  * model description before any tensor is written:
- *   llm_engine_build_open(&b, "model.llm")   validates the input: a whole,
+ *   llm_ea_build_open(&b, "model.llm")   validates the input: a whole,
  *       unquantized model with a description, not already an engine;
- *   llm_engine_build_desc(b)                 its description;
- *   llm_engine_build_run(b, out, &info, prov) streams the tensors to out
+ *   llm_ea_build_desc(b)                 its description;
+ *   llm_ea_build_run(b, out, &info, prov) streams the tensors to out
  *       ("-" = stdout), converted and fused, through llm_aw_* (temporary
  *       name, renamed when complete, removed on any failure).
  * Input "-" is read from a pipe in one pass.  Memory stays near the size
  * of the largest tensor (plus any fc half waiting for its gate). */
-struct llm_engine_builder;
+struct llm_ea_builder;
 
-struct llm_engine_build_cb {
+struct llm_ea_build_cb {
     /* Called after each tensor is written (i from 0); NULL: nothing. */
     void (*tensor)(void *ctx, size_t i, const char *name, int dtype, int ndim,
                    const int64_t *shape, uint64_t nbytes);
     void *ctx;
 };
 
-int llm_engine_build_open(struct llm_engine_builder **out, const char *in_path);
-const struct llm_model_desc *llm_engine_build_desc(const struct llm_engine_builder *b);
+int llm_ea_build_open(struct llm_ea_builder **out, const char *in_path);
+const struct llm_model_desc *llm_ea_build_desc(const struct llm_ea_builder *b);
 /* prov_entry: this tool's provenance entry ({"tool", "version", "commit",
  * "argv"}); the input's name, size and XXH3 are added as its "inputs" (a
  * pipe has no size or hash) and it is appended to the input's chain. */
-int llm_engine_build_run(struct llm_engine_builder *b, const char *out_path,
-                         const struct llm_engine_info *info, const json_t *prov_entry,
-                         const struct llm_engine_build_cb *cb);
-void llm_engine_build_close(struct llm_engine_builder *b);
+int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path,
+                         const struct llm_ea_info *info, const json_t *prov_entry,
+                         const struct llm_ea_build_cb *cb);
+void llm_ea_build_close(struct llm_ea_builder *b);
 
 /* ---- the GPU side of a build (lib/backend/cuda/cuda_engine.c) ---------
  * Both return LLM_EUNSUPPORTED when built without CUDA or no device is
