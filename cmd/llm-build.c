@@ -71,13 +71,13 @@ enum {
 
 struct opts {
     const char *in, *out, *arch;
-    int dtype;          /* -1: default */
-    int kv_dtype;       /* -1: auto */
+    int dtype;                                                   /* -1: default */
+    int kv_dtype;                                                /* -1: auto */
     long max_batch, max_tokens, max_seq_len, block_size, device; /* 0: default */
     int have_device;
     int graphs_given, n_graph;
     int graph_sizes[LLM_EA_MAX_GRAPHS];
-    int verbose;        /* -1 quiet, 0, 1 */
+    int verbose; /* -1 quiet, 0, 1 */
 };
 
 /* "none" or "1,2,4,8": increasing positive sizes. */
@@ -159,8 +159,8 @@ static json_t *provenance_entry(const struct opts *o, const struct llm_ea_info *
     llm_ea_arch_name(e->cc_major, e->cc_minor, b, sizeof b);
     add_opt(argv, "--arch", b);
     json_array_append_new(argv, json_string(o->in));
-    return json_pack("{s:s, s:s, s:s, s:o}", "tool", "llm-build", "version", LLM_VERSION,
-                     "commit", LLM_GIT_COMMIT, "argv", argv);
+    return json_pack("{s:s, s:s, s:s, s:o}", "tool", "llm-build", "version", LLM_VERSION, "commit",
+                     LLM_GIT_COMMIT, "argv", argv);
 }
 
 /* Settle the target: the GPU (measuring the products there) or --arch. */
@@ -178,7 +178,8 @@ static int settle_target(const struct opts *o, const struct llm_model_desc *d,
         llm_err_clear();
         if (o->verbose >= 0)
             llm_info("no GPU here: building for %s with cuBLASLt's heuristic choosing the "
-                     "algorithms at run time", o->arch);
+                     "algorithms at run time",
+                     o->arch);
         return llm_ea_plan_gemms(d, e->compute_dtype, &e->lim, &e->gemm, &e->n_gemm)
                    ? tool_fail(llm_errcode())
                    : 0;
@@ -188,7 +189,8 @@ static int settle_target(const struct opts *o, const struct llm_model_desc *d,
         llm_ea_arch_name(e->cc_major, e->cc_minor, want, sizeof want);
         llm_ea_arch_name(maj, min, have, sizeof have);
         return tool_die("--arch %s, but CUDA device %ld is %s (%s); build on a GPU of the target "
-                        "architecture, or where there is none", want, o->device, have, name);
+                        "architecture, or where there is none",
+                        want, o->device, have, name);
     }
     e->cc_major = maj;
     e->cc_minor = min;
@@ -196,8 +198,7 @@ static int settle_target(const struct opts *o, const struct llm_model_desc *d,
     if ((rc = llm_ea_plan_gemms(d, e->compute_dtype, &e->lim, &e->gemm, &e->n_gemm)))
         return tool_fail(rc);
     llm_ea_arch_name(maj, min, have, sizeof have);
-    if (o->verbose >= 0)
-        llm_info("measuring %d matrix products on %s (%s)", e->n_gemm, name, have);
+    if (o->verbose >= 0) llm_info("measuring %d matrix products on %s (%s)", e->n_gemm, name, have);
     double t0 = now();
     if ((rc = llm_cuda_gemm_tune((int)o->device, e->compute_dtype, e->gemm, e->n_gemm,
                                  e->gemm_workspace, &e->cublaslt_version)))
@@ -221,9 +222,9 @@ static int build(const struct opts *o)
     int rc = llm_ea_build_open(&b, o->in), ret = TOOL_EXIT_OK;
     if (rc) return tool_fail(rc);
     const struct llm_model_desc *d = llm_ea_build_desc(b);
-    int dt = o->dtype >= 0 ? o->dtype
+    int dt = o->dtype >= 0                                             ? o->dtype
              : d->dtype == LLM_DTYPE_F16 || d->dtype == LLM_DTYPE_BF16 ? d->dtype
-                                                                     : LLM_DTYPE_BF16;
+                                                                       : LLM_DTYPE_BF16;
     e.compute_dtype = dt;
     llm_ea_limits_default(d, dt, &e.lim);
     if (o->max_batch) e.lim.max_batch = (int)o->max_batch;
@@ -264,8 +265,9 @@ static int build(const struct opts *o)
         int file = o->out && strcmp(o->out, "-");
         double mb = (double)pg.bytes / 1e6, s = now() - t0;
         llm_info("wrote %s%s%s: engine for %s, %s, %llu tensors, %.*f MB in %.2f s; GEMM "
-                 "choices %s", file ? "'" : "", file ? o->out : "standard output", file ? "'" : "",
-                 arch, llm_dtype_name(dt), (unsigned long long)pg.tensors, mb < 10 ? 3 : 0, mb, s,
+                 "choices %s",
+                 file ? "'" : "", file ? o->out : "standard output", file ? "'" : "", arch,
+                 llm_dtype_name(dt), (unsigned long long)pg.tensors, mb < 10 ? 3 : 0, mb, s,
                  e.gemm_measured ? "measured" : "left to the heuristic");
     }
 out:
@@ -308,10 +310,18 @@ int main(int argc, char **argv)
         const char *a = optarg;
         int maj, min;
         switch (c) {
-        case 'o': o.out = a; break;
-        case 'q': o.verbose = -1; break;
-        case 'v': o.verbose = 1; break;
-        case 'h': fputs(usage_text, stdout); return TOOL_EXIT_OK;
+        case 'o':
+            o.out = a;
+            break;
+        case 'q':
+            o.verbose = -1;
+            break;
+        case 'v':
+            o.verbose = 1;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return TOOL_EXIT_OK;
         case OPT_VERSION:
             printf("llm-build %s (commit %s)\n", LLM_VERSION, LLM_GIT_COMMIT);
             return TOOL_EXIT_OK;
@@ -324,7 +334,8 @@ int main(int argc, char **argv)
                 o.kv_dtype = -1;
             else if ((o.kv_dtype = parse_compute_dtype(a)) < 0)
                 return tool_usage_error("--kv-dtype must be auto, f16, bf16 or f32, not '%s' "
-                                        "(quantized KV caches are not supported yet)", a);
+                                        "(quantized KV caches are not supported yet)",
+                                        a);
             break;
         case OPT_MAX_BATCH:
             if (tool_parse_int(a, 1, 1 << 20, &o.max_batch))
@@ -345,8 +356,8 @@ int main(int argc, char **argv)
         case OPT_GRAPHS:
             if (parse_graphs(a, &o))
                 return tool_usage_error("--graph-batch-sizes '%s': expected 'none' or increasing "
-                                        "sizes such as 1,2,4,8 (at most %d)", a,
-                                        LLM_EA_MAX_GRAPHS);
+                                        "sizes such as 1,2,4,8 (at most %d)",
+                                        a, LLM_EA_MAX_GRAPHS);
             break;
         case OPT_ARCH:
             if (llm_ea_parse_arch(a, &maj, &min))
@@ -358,13 +369,16 @@ int main(int argc, char **argv)
                 return tool_usage_error("--device '%s': expected a CUDA device number", a);
             o.have_device = 1;
             break;
-        case ':': return tool_usage_error("option '%s' needs a value", argv[optind - 1]);
-        default: return tool_usage_error("unknown option '%s'", argv[optind - 1]);
+        case ':':
+            return tool_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            return tool_usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
     int npos = argc - optind;
     if (npos == 0) return tool_usage_error("missing the artifact (a file, or '-')");
-    if (npos > 1) return tool_usage_error("one artifact at a time (got '%s' too)", argv[optind + 1]);
+    if (npos > 1)
+        return tool_usage_error("one artifact at a time (got '%s' too)", argv[optind + 1]);
     o.in = argv[optind];
     if ((!o.out || !strcmp(o.out, "-")) && isatty(STDOUT_FILENO))
         return tool_usage_error("refusing to write an engine to a terminal; use -o FILE or "

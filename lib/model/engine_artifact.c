@@ -75,34 +75,45 @@ int llm_ea_parse_arch(const char *s, int *major, int *minor)
     const char *p = s;
     long maj, min;
     char *end;
-    if (!s || !*s) return llm_err_set(LLM_EINVAL, "empty architecture (expected sm_XY, e.g. sm_90)");
+    if (!s || !*s)
+        return llm_err_set(LLM_EINVAL, "empty architecture (expected sm_XY, e.g. sm_90)");
     if (!strncmp(p, "sm_", 3)) {
         p += 3;
         size_t nd = strspn(p, "0123456789");
         /* sm_90, sm_90a, sm_100, sm_100f: the last digit is the minor version */
         if (nd < 2 || nd > 3 || (p[nd] && (p[nd + 1] || (p[nd] != 'a' && p[nd] != 'f'))))
-            return llm_err_set(LLM_EINVAL, "architecture '%s': expected sm_XY (e.g. sm_80, sm_90, "
-                               "sm_100)", s);
+            return llm_err_set(LLM_EINVAL,
+                               "architecture '%s': expected sm_XY (e.g. sm_80, sm_90, "
+                               "sm_100)",
+                               s);
         char b[4] = {0};
         memcpy(b, p, nd - 1);
         maj = strtol(b, NULL, 10);
         min = p[nd - 1] - '0';
     } else {
         if (!isdigit((unsigned char)*p))
-            return llm_err_set(LLM_EINVAL, "architecture '%s': expected sm_XY (e.g. sm_90) or a "
-                               "compute capability (9.0)", s);
+            return llm_err_set(LLM_EINVAL,
+                               "architecture '%s': expected sm_XY (e.g. sm_90) or a "
+                               "compute capability (9.0)",
+                               s);
         maj = strtol(p, &end, 10);
         if (*end != '.' || !isdigit((unsigned char)end[1]))
-            return llm_err_set(LLM_EINVAL, "architecture '%s': expected sm_XY (e.g. sm_90) or a "
-                               "compute capability (9.0)", s);
+            return llm_err_set(LLM_EINVAL,
+                               "architecture '%s': expected sm_XY (e.g. sm_90) or a "
+                               "compute capability (9.0)",
+                               s);
         min = strtol(end + 1, &end, 10);
         if (*end)
-            return llm_err_set(LLM_EINVAL, "architecture '%s': expected sm_XY (e.g. sm_90) or a "
-                               "compute capability (9.0)", s);
+            return llm_err_set(LLM_EINVAL,
+                               "architecture '%s': expected sm_XY (e.g. sm_90) or a "
+                               "compute capability (9.0)",
+                               s);
     }
     if (maj < 1 || maj > 99 || min < 0 || min > 9)
-        return llm_err_set(LLM_EINVAL, "architecture '%s': compute capability %ld.%ld is out of "
-                           "range", s, maj, min);
+        return llm_err_set(LLM_EINVAL,
+                           "architecture '%s': compute capability %ld.%ld is out of "
+                           "range",
+                           s, maj, min);
     *major = (int)maj;
     *minor = (int)min;
     return 0;
@@ -114,14 +125,16 @@ void llm_ea_arch_name(int major, int minor, char *buf, size_t cap)
 }
 
 int llm_ea_check_arch(const struct llm_ea_info *e, const char *path, int major, int minor,
-                          const char *gpu_name)
+                      const char *gpu_name)
 {
     if (e->cc_major == major && e->cc_minor == minor) return 0;
     char want[16], have[16];
     llm_ea_arch_name(e->cc_major, e->cc_minor, want, sizeof want);
     llm_ea_arch_name(major, minor, have, sizeof have);
-    return llm_err_set(LLM_EINVAL, "'%s': built for %s, this GPU is %s%s%s%s; rebuild it with "
-                       "llm-build", path ? path : "-", want, have, gpu_name ? " (" : "",
+    return llm_err_set(LLM_EINVAL,
+                       "'%s': built for %s, this GPU is %s%s%s%s; rebuild it with "
+                       "llm-build",
+                       path ? path : "-", want, have, gpu_name ? " (" : "",
                        gpu_name ? gpu_name : "", gpu_name ? ")" : "");
 }
 
@@ -132,7 +145,7 @@ int llm_ea_check_arch(const struct llm_ea_info *e, const char *path, int major, 
 #define DEFAULT_BLOCK_SIZE 32
 
 void llm_ea_limits_default(const struct llm_model_desc *d, int compute_dtype,
-                               struct llm_ea_limits *lim)
+                           struct llm_ea_limits *lim)
 {
     memset(lim, 0, sizeof *lim);
     lim->max_batch = DEFAULT_MAX_BATCH;
@@ -144,20 +157,22 @@ void llm_ea_limits_default(const struct llm_model_desc *d, int compute_dtype,
 }
 
 int llm_ea_limits_check(const struct llm_model_desc *d, int compute_dtype,
-                            const struct llm_ea_limits *lim)
+                        const struct llm_ea_limits *lim)
 {
     if (!compute_dtype_ok(compute_dtype))
-        return llm_err_set(LLM_EINVAL, "--dtype %s: the engine's compute dtype must be f16, bf16 "
-                           "or f32", llm_dtype_name(compute_dtype));
+        return llm_err_set(LLM_EINVAL,
+                           "--dtype %s: the engine's compute dtype must be f16, bf16 "
+                           "or f32",
+                           llm_dtype_name(compute_dtype));
     if (lim->max_batch < 1 || lim->max_batch > (1 << 20))
         return llm_err_set(LLM_EINVAL, "--max-batch %d: expected 1..%d", lim->max_batch, 1 << 20);
     if (lim->max_tokens < 1 || lim->max_tokens > (1 << 24))
-        return llm_err_set(LLM_EINVAL, "--max-tokens %d: expected 1..%d", lim->max_tokens,
-                           1 << 24);
+        return llm_err_set(LLM_EINVAL, "--max-tokens %d: expected 1..%d", lim->max_tokens, 1 << 24);
     if (lim->max_batch > lim->max_tokens)
-        return llm_err_set(LLM_EINVAL, "--max-batch %d is more than --max-tokens %d (each "
-                           "sequence of a step brings at least one token)", lim->max_batch,
-                           lim->max_tokens);
+        return llm_err_set(LLM_EINVAL,
+                           "--max-batch %d is more than --max-tokens %d (each "
+                           "sequence of a step brings at least one token)",
+                           lim->max_batch, lim->max_tokens);
     if (lim->max_seq_len < 2 || lim->max_seq_len > (1 << 30))
         return llm_err_set(LLM_EINVAL, "--max-seq-len %d: expected 2..%d", lim->max_seq_len,
                            1 << 30);
@@ -170,25 +185,28 @@ int llm_ea_limits_check(const struct llm_model_desc *d, int compute_dtype,
     if (lim->block_size < 1 || lim->block_size > 4096)
         return llm_err_set(LLM_EINVAL, "--block-size %d: expected 1..4096", lim->block_size);
     if (lim->kv_dtype != compute_dtype)
-        return llm_err_set(LLM_EUNSUPPORTED, "--kv-dtype %s: the cuda backend keeps the KV cache "
-                           "in the compute dtype (%s)", llm_dtype_name(lim->kv_dtype),
-                           llm_dtype_name(compute_dtype));
+        return llm_err_set(LLM_EUNSUPPORTED,
+                           "--kv-dtype %s: the cuda backend keeps the KV cache "
+                           "in the compute dtype (%s)",
+                           llm_dtype_name(lim->kv_dtype), llm_dtype_name(compute_dtype));
     if (lim->n_graph < 0 || lim->n_graph > LLM_EA_MAX_GRAPHS)
-        return llm_err_set(LLM_EINVAL, "--graph-batch-sizes: at most %d sizes",
-                           LLM_EA_MAX_GRAPHS);
+        return llm_err_set(LLM_EINVAL, "--graph-batch-sizes: at most %d sizes", LLM_EA_MAX_GRAPHS);
     for (int i = 0; i < lim->n_graph; i++) {
         int s = lim->graph_sizes[i];
         if (s < 1 || s > lim->max_batch || (i && s <= lim->graph_sizes[i - 1]))
-            return llm_err_set(LLM_EINVAL, "--graph-batch-sizes: %d must be increasing sizes in "
-                               "1..%d (--max-batch)", s, lim->max_batch);
+            return llm_err_set(LLM_EINVAL,
+                               "--graph-batch-sizes: %d must be increasing sizes in "
+                               "1..%d (--max-batch)",
+                               s, lim->max_batch);
     }
     /* what the cuda backend can run (its check_desc) */
     if (d->n_experts > 0)
         return llm_err_set(LLM_EUNSUPPORTED, "model: mixture of experts is not supported by the "
-                           "cuda backend yet");
+                                             "cuda backend yet");
     if (d->hidden % 8 || d->head_dim % 8 || d->intermediate % 8 || d->hidden > 32768 ||
         d->vocab_size > INT32_MAX || d->intermediate > INT32_MAX / 2)
-        return llm_err_set(LLM_EUNSUPPORTED, "model: hidden %lld, head_dim %d and intermediate "
+        return llm_err_set(LLM_EUNSUPPORTED,
+                           "model: hidden %lld, head_dim %d and intermediate "
                            "%lld must be multiples of 8 for the cuda backend (hidden <= 32768)",
                            (long long)d->hidden, d->head_dim, (long long)d->intermediate);
     return 0;
@@ -202,7 +220,8 @@ static int row_counts(int limit, int batch, int *out)
 {
     int n = 0;
     out[n++] = 1;
-    for (int m = 4; m < limit; m *= 4) out[n++] = m;
+    for (int m = 4; m < limit; m *= 4)
+        out[n++] = m;
     if (batch > 1 && batch < limit) out[n++] = batch;
     if (limit > 1) out[n++] = limit;
     /* sort (batch may land anywhere) and drop duplicates */
@@ -219,8 +238,7 @@ static int row_counts(int limit, int batch, int *out)
 }
 
 int llm_ea_plan_gemms(const struct llm_model_desc *d, int compute_dtype,
-                          const struct llm_ea_limits *lim, struct llm_gemm_choice **out,
-                          int *n_out)
+                      const struct llm_ea_limits *lim, struct llm_gemm_choice **out, int *n_out)
 {
     *out = NULL;
     *n_out = 0;
@@ -262,9 +280,9 @@ int llm_ea_plan_gemms(const struct llm_model_desc *d, int compute_dtype,
     return 0;
 }
 
-const struct llm_gemm_choice *llm_ea_gemm_find(const struct llm_gemm_choice *c, int n_c,
-                                                   int m, int n, int k, int ldx, int ldy,
-                                                   int out_dtype, int bias, int accumulate)
+const struct llm_gemm_choice *llm_ea_gemm_find(const struct llm_gemm_choice *c, int n_c, int m,
+                                               int n, int k, int ldx, int ldy, int out_dtype,
+                                               int bias, int accumulate)
 {
     const struct llm_gemm_choice *above = NULL, *largest = NULL;
     for (int i = 0; i < n_c; i++) {
@@ -282,7 +300,8 @@ const struct llm_gemm_choice *llm_ea_gemm_find(const struct llm_gemm_choice *c, 
 
 static void hex_algo(char out[129], const uint64_t a[8])
 {
-    for (int i = 0; i < 8; i++) snprintf(out + 16 * i, 17, "%016llx", (unsigned long long)a[i]);
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 16 * i, 17, "%016llx", (unsigned long long)a[i]);
 }
 
 static int unhex_algo(const char *s, uint64_t a[8])
@@ -330,24 +349,26 @@ json_t *llm_ea_info_to_json(const struct llm_ea_info *e)
             goto fail;
         }
     }
+    // clang-format off
     json_t *j = json_pack(
         "{s:i, s:{s:s, s:s, s:o}, s:s,"
         " s:{s:i, s:i, s:i, s:s, s:i, s:o},"
         " s:{s:s, s:s, s:o, s:o},"
         " s:{s:s, s:s, s:o, s:I, s:o}}",
         "version", e->version,
-        "target", "arch", arch, "compute_capability", cc, "device",
-        e->device[0] ? json_string(e->device) : json_null(),
+        "target", "arch", arch, "compute_capability", cc,
+            "device", e->device[0] ? json_string(e->device) : json_null(),
         "compute_dtype", llm_dtype_name(e->compute_dtype),
-        "limits", "max_batch", e->lim.max_batch, "max_tokens", e->lim.max_tokens, "max_seq_len",
-        e->lim.max_seq_len, "kv_dtype", llm_dtype_name(e->lim.kv_dtype), "block_size",
-        e->lim.block_size, "graph_batch_sizes", graphs,
-        "weights", "dtype", llm_dtype_name(e->compute_dtype), "layout",
-        "row-major (out_features, in_features)", "fused", fused, "f32", f32,
+        "limits", "max_batch", e->lim.max_batch, "max_tokens", e->lim.max_tokens,
+            "max_seq_len", e->lim.max_seq_len, "kv_dtype", llm_dtype_name(e->lim.kv_dtype),
+            "block_size", e->lim.block_size, "graph_batch_sizes", graphs,
+        "weights", "dtype", llm_dtype_name(e->compute_dtype),
+            "layout", "row-major (out_features, in_features)", "fused", fused, "f32", f32,
         "gemm", "library", "cublasLt", "source", e->gemm_measured ? "measured" : "heuristic",
-        "cublaslt_version",
-        e->cublaslt_version ? json_integer((json_int_t)e->cublaslt_version) : json_null(),
-        "workspace", (json_int_t)e->gemm_workspace, "choices", choices);
+            "cublaslt_version",
+            e->cublaslt_version ? json_integer((json_int_t)e->cublaslt_version) : json_null(),
+            "workspace", (json_int_t)e->gemm_workspace, "choices", choices);
+    // clang-format on
     return j;
 fail:
     json_decref(graphs);
@@ -362,8 +383,8 @@ int llm_ea_present(const json_t *meta)
     return json_is_object(json_object_get(meta, "engine"));
 }
 
-static int get_int(const json_t *o, const char *key, const char *path, const char *field,
-                   long lo, long hi, int *out)
+static int get_int(const json_t *o, const char *key, const char *path, const char *field, long lo,
+                   long hi, int *out)
 {
     const json_t *v = json_object_get(o, key);
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
@@ -393,8 +414,10 @@ static int choice_from_json(const json_t *o, const char *path, int i, struct llm
                            path, i);
     g->op = gemm_op_from_name(json_string_value(json_object_get(o, "op")));
     if (g->op < 0)
-        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'gemm.choices[%d].op' is not one of "
-                           "qkv, dense, fc, proj, lm_head", path, i);
+        return llm_err_set(LLM_EFORMAT,
+                           "'%s': engine field 'gemm.choices[%d].op' is not one of "
+                           "qkv, dense, fc, proj, lm_head",
+                           path, i);
     static const char *const keys[] = {"m", "n", "k", "ldx", "ldy"};
     int *dst[] = {&g->m, &g->n, &g->k, &g->ldx, &g->ldy};
     for (int j = 0; j < 5 && !rc; j++) {
@@ -406,19 +429,25 @@ static int choice_from_json(const json_t *o, const char *path, int i, struct llm
     if (rc) return rc;
     const json_t *b = json_object_get(o, "bias"), *a = json_object_get(o, "accumulate");
     if (!json_is_boolean(b) || !json_is_boolean(a))
-        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'gemm.choices[%d]': bias and "
-                           "accumulate must be true or false", path, i);
+        return llm_err_set(LLM_EFORMAT,
+                           "'%s': engine field 'gemm.choices[%d]': bias and "
+                           "accumulate must be true or false",
+                           path, i);
     g->bias = json_is_true(b);
     g->accumulate = json_is_true(a);
     const char *src = json_string_value(json_object_get(o, "source"));
     if (src && !strcmp(src, "heuristic")) return 0;
     if (!src || strcmp(src, "measured"))
-        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'gemm.choices[%d].source' must be "
-                           "\"measured\" or \"heuristic\"", path, i);
+        return llm_err_set(LLM_EFORMAT,
+                           "'%s': engine field 'gemm.choices[%d].source' must be "
+                           "\"measured\" or \"heuristic\"",
+                           path, i);
     g->measured = 1;
     if (unhex_algo(json_string_value(json_object_get(o, "algo")), g->algo))
-        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'gemm.choices[%d].algo' must be 128 "
-                           "lower-case hex digits", path, i);
+        return llm_err_set(LLM_EFORMAT,
+                           "'%s': engine field 'gemm.choices[%d].algo' must be 128 "
+                           "lower-case hex digits",
+                           path, i);
     const json_t *t = json_object_get(o, "time_us");
     g->time_us = json_is_number(t) ? json_number_value(t) : 0.0;
     snprintf(f, sizeof f, "gemm.choices[%d].candidates", i);
@@ -436,8 +465,10 @@ int llm_ea_info_from_meta(const json_t *meta, const char *path, struct llm_ea_in
     int rc = get_int(j, "version", path, "version", 1, INT32_MAX, &e->version);
     if (rc) return rc;
     if (e->version > LLM_EA_VERSION)
-        return llm_err_set(LLM_EVERSION, "'%s': engine version %d is newer than this reader (%d); "
-                           "upgrade llm", path, e->version, LLM_EA_VERSION);
+        return llm_err_set(LLM_EVERSION,
+                           "'%s': engine version %d is newer than this reader (%d); "
+                           "upgrade llm",
+                           path, e->version, LLM_EA_VERSION);
     const json_t *t = json_object_get(j, "target");
     const char *arch = json_string_value(json_object_get(t, "arch"));
     if (!arch || llm_ea_parse_arch(arch, &e->cc_major, &e->cc_minor))
@@ -446,12 +477,14 @@ int llm_ea_info_from_meta(const json_t *meta, const char *path, struct llm_ea_in
     snprintf(e->device, sizeof e->device, "%s", dev ? dev : "");
     if ((rc = get_dtype(j, "compute_dtype", path, "compute_dtype", &e->compute_dtype))) return rc;
     if (!compute_dtype_ok(e->compute_dtype))
-        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'compute_dtype' must be f16, bf16 or "
-                           "f32", path);
+        return llm_err_set(LLM_EFORMAT,
+                           "'%s': engine field 'compute_dtype' must be f16, bf16 or "
+                           "f32",
+                           path);
     const json_t *l = json_object_get(j, "limits");
     if ((rc = get_int(l, "max_batch", path, "limits.max_batch", 1, 1 << 20, &e->lim.max_batch)) ||
-        (rc = get_int(l, "max_tokens", path, "limits.max_tokens", 1, 1 << 24,
-                      &e->lim.max_tokens)) ||
+        (rc =
+             get_int(l, "max_tokens", path, "limits.max_tokens", 1, 1 << 24, &e->lim.max_tokens)) ||
         (rc = get_int(l, "max_seq_len", path, "limits.max_seq_len", 2, 1 << 30,
                       &e->lim.max_seq_len)) ||
         (rc = get_int(l, "block_size", path, "limits.block_size", 1, 4096, &e->lim.block_size)) ||
@@ -459,23 +492,28 @@ int llm_ea_info_from_meta(const json_t *meta, const char *path, struct llm_ea_in
         return rc;
     const json_t *gs = json_object_get(l, "graph_batch_sizes");
     if (!json_is_array(gs) || json_array_size(gs) > LLM_EA_MAX_GRAPHS)
-        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'limits.graph_batch_sizes' must be a "
-                           "list of at most %d sizes", path, LLM_EA_MAX_GRAPHS);
+        return llm_err_set(LLM_EFORMAT,
+                           "'%s': engine field 'limits.graph_batch_sizes' must be a "
+                           "list of at most %d sizes",
+                           path, LLM_EA_MAX_GRAPHS);
     size_t i;
     const json_t *v;
     json_array_foreach(gs, i, v)
     {
         json_int_t s = json_is_integer(v) ? json_integer_value(v) : 0;
         if (s < 1 || s > e->lim.max_batch || (i && s <= e->lim.graph_sizes[i - 1]))
-            return llm_err_set(LLM_EFORMAT, "'%s': engine field 'limits.graph_batch_sizes' must "
-                               "be increasing sizes in 1..max_batch", path);
+            return llm_err_set(LLM_EFORMAT,
+                               "'%s': engine field 'limits.graph_batch_sizes' must "
+                               "be increasing sizes in 1..max_batch",
+                               path);
         e->lim.graph_sizes[i] = (int)s;
     }
     e->lim.n_graph = (int)json_array_size(gs);
     const json_t *w = json_object_get(j, "weights");
     const json_t *fused = json_object_get(w, "fused");
     if (!json_is_object(fused))
-        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'weights.fused' is not an object", path);
+        return llm_err_set(LLM_EFORMAT, "'%s': engine field 'weights.fused' is not an object",
+                           path);
     e->fused_gate = json_object_get(fused, "mlp.fc_gate") != NULL;
 
     const json_t *g = json_object_get(j, "gemm");
@@ -483,9 +521,8 @@ int llm_ea_info_from_meta(const json_t *meta, const char *path, struct llm_ea_in
     if (!json_is_object(g) || !json_is_array(ch))
         return llm_err_set(LLM_EFORMAT, "'%s': engine field 'gemm.choices' is not a list", path);
     const json_t *ver = json_object_get(g, "cublaslt_version");
-    e->cublaslt_version = json_is_integer(ver) && json_integer_value(ver) > 0
-                              ? (uint64_t)json_integer_value(ver)
-                              : 0;
+    e->cublaslt_version =
+        json_is_integer(ver) && json_integer_value(ver) > 0 ? (uint64_t)json_integer_value(ver) : 0;
     const json_t *ws = json_object_get(g, "workspace");
     if (!json_is_integer(ws) || json_integer_value(ws) < 0)
         return llm_err_set(LLM_EFORMAT, "'%s': engine field 'gemm.workspace' must be a byte count",
@@ -526,7 +563,6 @@ struct llm_ea_builder {
     struct llm_artifact *ar;
     json_t *meta0; /* the metadata at open (a pipe's trailer comes later) */
     struct llm_model_desc d;
-    int desc_ok;
     /* hashing a regular input file behind the reader */
     struct llm_map map;
     int mapped;
@@ -564,8 +600,10 @@ int llm_ea_build_open(struct llm_ea_builder **out, const char *in_path)
         goto fail;
     }
     if (llm_ea_present(meta)) {
-        rc = llm_err_set(LLM_EINVAL, "'%s': already an engine (built by llm-build); build from "
-                         "the artifact it was made from", p);
+        rc = llm_err_set(LLM_EINVAL,
+                         "'%s': already an engine (built by llm-build); build from "
+                         "the artifact it was made from",
+                         p);
         goto fail;
     }
     const json_t *model = json_object_get(meta, "model");
@@ -577,20 +615,25 @@ int llm_ea_build_open(struct llm_ea_builder **out, const char *in_path)
         llm_err_wrap(rc, "'%s': model description", p);
         goto fail;
     }
-    b->desc_ok = 1;
     const json_t *q = json_object_get(meta, "quantization");
-    const json_t *qa = json_object_get(q, "quant_algo"), *kq = json_object_get(q, "kv_cache_quant_algo");
+    const json_t *qa = json_object_get(q, "quant_algo"),
+                 *kq = json_object_get(q, "kv_cache_quant_algo");
     if ((qa && !json_is_null(qa)) || (kq && !json_is_null(kq))) {
-        rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': quantized artifacts (%s) are not supported by "
-                         "llm-build yet", p,
-                         json_is_string(qa) ? json_string_value(qa)
-                         : json_is_string(kq) ? json_string_value(kq) : "quantization");
+        rc = llm_err_set(LLM_EUNSUPPORTED,
+                         "'%s': quantized artifacts (%s) are not supported by "
+                         "llm-build yet",
+                         p,
+                         json_is_string(qa)   ? json_string_value(qa)
+                         : json_is_string(kq) ? json_string_value(kq)
+                                              : "quantization");
         goto fail;
     }
     const json_t *ws = json_object_get(json_object_get(meta, "mapping"), "world_size");
     if (json_is_integer(ws) && json_integer_value(ws) != 1) {
-        rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': one rank of a %lld-way split model; llm-build "
-                         "takes whole models only", p, (long long)json_integer_value(ws));
+        rc = llm_err_set(LLM_EUNSUPPORTED,
+                         "'%s': one rank of a %lld-way split model; llm-build "
+                         "takes whole models only",
+                         p, (long long)json_integer_value(ws));
         goto fail;
     }
     if (llm_ar_is_seekable(b->ar) && strcmp(b->path, "-")) {
@@ -634,7 +677,8 @@ static int split_layer(const char *name, const char **suffix)
     const char *p = name + sizeof pre - 1;
     if (!isdigit((unsigned char)*p) || (*p == '0' && isdigit((unsigned char)p[1]))) return -1;
     long l = 0;
-    while (isdigit((unsigned char)*p) && l <= LLM_MAX_LAYERS) l = l * 10 + (*p++ - '0');
+    while (isdigit((unsigned char)*p) && l <= LLM_MAX_LAYERS)
+        l = l * 10 + (*p++ - '0');
     if (*p != '.' || l > LLM_MAX_LAYERS) return -1;
     *suffix = p + 1;
     return (int)l;
@@ -657,9 +701,9 @@ static int convert_into(void *dst, int dst_dt, const struct llm_tensor *t, uint6
     int sbits = llm_dtype_bits(t->dtype), dbits = llm_dtype_bits(dst_dt);
     for (uint64_t off = 0; off < n; off += chunk) {
         uint64_t c = n - off < chunk ? n - off : chunk;
-        int rc = llm_convert((uint8_t *)dst + off * (uint64_t)dbits / 8, dst_dt,
-                             (const uint8_t *)t->data + off * (uint64_t)sbits / 8, t->dtype,
-                             (size_t)c);
+        int rc =
+            llm_convert((uint8_t *)dst + off * (uint64_t)dbits / 8, dst_dt,
+                        (const uint8_t *)t->data + off * (uint64_t)sbits / 8, t->dtype, (size_t)c);
         if (rc)
             return llm_err_set(rc, "'%s': tensor '%s': cannot convert %s to %s", path, t->name,
                                llm_dtype_name(t->dtype), llm_dtype_name(dst_dt));
@@ -783,9 +827,8 @@ static int is_mlp_pair(const char *suffix, int *second, int *is_bias)
     return 0;
 }
 
-int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path,
-                         const struct llm_ea_info *info, const json_t *prov_entry,
-                         const struct llm_ea_build_cb *cb)
+int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path, const struct llm_ea_info *info,
+                     const json_t *prov_entry, const struct llm_ea_build_cb *cb)
 {
     const char *p = llm_ar_path(b->ar);
     const struct llm_model_desc *d = &b->d;
@@ -831,7 +874,8 @@ int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path,
         int64_t want[LLM_MAX_DIMS];
         if (llm_desc_tensor_shape(d, t.name, &ndim, want) == 0) {
             int same = ndim == t.ndim;
-            for (int k = 0; same && k < ndim; k++) same = want[k] == t.shape[k];
+            for (int k = 0; same && k < ndim; k++)
+                same = want[k] == t.shape[k];
             if (!same) {
                 rc = llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' has shape %s, expected %s", p,
                                  t.name, shape_text(sh, sizeof sh, t.ndim, t.shape),
@@ -844,8 +888,10 @@ int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path,
         }
         expect_mark(&x, t.name);
         if (!llm_dtype_is_float(t.dtype)) {
-            rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': tensor '%s' is %s: only float weights can "
-                             "go into an engine", p, t.name, llm_dtype_name(t.dtype));
+            rc = llm_err_set(LLM_EUNSUPPORTED,
+                             "'%s': tensor '%s' is %s: only float weights can "
+                             "go into an engine",
+                             p, t.name, llm_dtype_name(t.dtype));
             goto out;
         }
         uint64_t numel, nbytes;
@@ -857,7 +903,8 @@ int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path,
         int layer = split_layer(t.name, &suffix), second = 0, is_bias = 0;
         if (d->gated_mlp && layer >= 0 && is_mlp_pair(suffix, &second, &is_bias)) {
             int k = 0;
-            while (k < n_pend && !(pend[k].layer == layer && pend[k].is_bias == is_bias)) k++;
+            while (k < n_pend && !(pend[k].layer == layer && pend[k].is_bias == is_bias))
+                k++;
             if (k == n_pend) {
                 if (n_pend == cap_pend) {
                     int nc = cap_pend ? 2 * cap_pend : 8;
@@ -884,10 +931,11 @@ int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path,
             }
             struct pending *q = &pend[k];
             int same = q->ndim == t.ndim;
-            for (int j = 0; same && j < t.ndim; j++) same = q->shape[j] == t.shape[j];
+            for (int j = 0; same && j < t.ndim; j++)
+                same = q->shape[j] == t.shape[j];
             if (!same || q->have[second]) {
-                rc = llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' has shape %s, its %s partner %s",
-                                 p, t.name, shape_text(sh, sizeof sh, t.ndim, t.shape),
+                rc = llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' has shape %s, its %s partner %s", p,
+                                 t.name, shape_text(sh, sizeof sh, t.ndim, t.shape),
                                  second ? "mlp.fc" : "mlp.gate",
                                  shape_text(sh2, sizeof sh2, q->ndim, q->shape));
                 goto out;
@@ -904,7 +952,8 @@ int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path,
             memcpy(fshape, q->shape, sizeof fshape);
             fshape[0] *= 2;
             if ((rc = llm_aw_add(w, name, dt, q->ndim, fshape, q->buf, 2 * q->half))) goto out;
-            if (cb && cb->tensor) cb->tensor(cb->ctx, n_out, name, dt, q->ndim, fshape, 2 * q->half);
+            if (cb && cb->tensor)
+                cb->tensor(cb->ctx, n_out, name, dt, q->ndim, fshape, 2 * q->half);
             n_out++;
             free(q->buf);
             pend[k] = pend[--n_pend];
@@ -958,7 +1007,8 @@ int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path,
 out:
     llm_aw_abort(w);
     free(buf);
-    for (int k = 0; k < n_pend; k++) free(pend[k].buf);
+    for (int k = 0; k < n_pend; k++)
+        free(pend[k].buf);
     free(pend);
     free(x.names);
     free(x.seen);

@@ -81,24 +81,25 @@ static inline uint64_t ea_rng(uint64_t *s)
 static inline uint64_t ea_hash(const char *s)
 {
     uint64_t h = 1469598103934665603ull;
-    while (*s) h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ull;
     return h;
 }
 
 struct ea_write {
-    int dtype;                /* stored dtype of every tensor */
+    int dtype; /* stored dtype of every tensor */
     uint64_t seed;
-    const char *skip;         /* leave this tensor out */
-    const char *short_rows;   /* write this tensor with 8 rows fewer */
-    const char *quant_algo;   /* quantization.quant_algo (NULL: null) */
-    int world_size;           /* mapping (0: 1) */
-    int engine_member;        /* add a (bogus) "engine" member */
+    const char *skip;       /* leave this tensor out */
+    const char *short_rows; /* write this tensor with 8 rows fewer */
+    const char *quant_algo; /* quantization.quant_algo (NULL: null) */
+    int world_size;         /* mapping (0: 1) */
+    int engine_member;      /* add a (bogus) "engine" member */
 };
 
 /* Write the description's tensors to path; odd layers put mlp.gate before
  * mlp.fc. */
 static inline int ea_write_model(const char *path, const struct llm_model_desc *d,
-                          const struct ea_write *o)
+                                 const struct ea_write *o)
 {
     char(*names)[LLM_NAME_MAX];
     size_t n;
@@ -118,16 +119,14 @@ static inline int ea_write_model(const char *path, const struct llm_model_desc *
     }
     struct llm_gen_defaults g;
     llm_gen_defaults_init(&g);
-    json_t *meta = json_pack("{s:o, s:o, s:n, s:{s:o, s:n}, s:{s:i, s:i, s:i, s:i, s:i},"
-                             " s:[{s:s, s:s, s:s, s:[s]}]}",
-                             "model", llm_desc_to_json(d), "generation",
-                             llm_gen_defaults_to_json(&g), "tokenizer", "quantization",
-                             "quant_algo", o->quant_algo ? json_string(o->quant_algo) : json_null(),
-                             "kv_cache_quant_algo", "mapping", "world_size",
-                             o->world_size ? o->world_size : 1, "tp_size",
-                             o->world_size ? o->world_size : 1, "pp_size", 1, "tp_rank", 0,
-                             "pp_rank", 0, "provenance", "tool", "ea-test", "version", "0",
-                             "commit", "none", "argv", "ea-test");
+    json_t *meta = json_pack(
+        "{s:o, s:o, s:n, s:{s:o, s:n}, s:{s:i, s:i, s:i, s:i, s:i},"
+        " s:[{s:s, s:s, s:s, s:[s]}]}",
+        "model", llm_desc_to_json(d), "generation", llm_gen_defaults_to_json(&g), "tokenizer",
+        "quantization", "quant_algo", o->quant_algo ? json_string(o->quant_algo) : json_null(),
+        "kv_cache_quant_algo", "mapping", "world_size", o->world_size ? o->world_size : 1,
+        "tp_size", o->world_size ? o->world_size : 1, "pp_size", 1, "tp_rank", 0, "pp_rank", 0,
+        "provenance", "tool", "ea-test", "version", "0", "commit", "none", "argv", "ea-test");
     if (meta && o->engine_member)
         json_object_set_new(meta, "engine", json_pack("{s:i}", "version", 1));
     struct llm_aw *w = NULL;
@@ -140,7 +139,8 @@ static inline int ea_write_model(const char *path, const struct llm_model_desc *
         if ((rc = llm_desc_tensor_shape(d, names[i], &nd, sh))) break;
         if (o->short_rows && !strcmp(names[i], o->short_rows)) sh[0] -= 8;
         uint64_t numel = 1, nb;
-        for (int k = 0; k < nd; k++) numel *= (uint64_t)sh[k];
+        for (int k = 0; k < nd; k++)
+            numel *= (uint64_t)sh[k];
         float *f = malloc(sizeof(float) * (numel ? numel : 1));
         void *buf = malloc(8 * (numel ? numel : 1));
         uint64_t s = o->seed ^ ea_hash(names[i]);
@@ -235,7 +235,8 @@ static inline int ea_compare(const char *src_path, const char *eng_path, int *n_
             struct llm_tensor u;
             uint64_t numel = 1, nb;
             ok = !llm_ar_find(s, src[k], &u);
-            for (int j = 0; ok && j < u.ndim; j++) numel *= (uint64_t)u.shape[j];
+            for (int j = 0; ok && j < u.ndim; j++)
+                numel *= (uint64_t)u.shape[j];
             ok = ok && !llm_dtype_nbytes(want_dt, numel, &nb) && off + nb <= t.nbytes &&
                  !llm_convert(ref + off, want_dt, u.data, u.dtype, (size_t)numel);
             if (ok) off += nb;

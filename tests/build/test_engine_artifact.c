@@ -67,8 +67,8 @@ static int same_file(const char *a, const char *b)
         rewind(g);
         x = malloc(nx + 1);
         y = malloc(ny + 1);
-        same = nx == ny && fread(x, 1, nx, f) == nx && fread(y, 1, ny, g) == ny &&
-               !memcmp(x, y, nx);
+        same =
+            nx == ny && fread(x, 1, nx, f) == nx && fread(y, 1, ny, g) == ny && !memcmp(x, y, nx);
     }
     if (f) fclose(f);
     if (g) fclose(g);
@@ -85,10 +85,10 @@ static void test_arch(void)
         const char *s;
         int ok, maj, min;
     } cases[] = {
-        {"sm_90", 1, 9, 0},   {"sm_90a", 1, 9, 0}, {"sm_80", 1, 8, 0},  {"sm_86", 1, 8, 6},
-        {"sm_100", 1, 10, 0}, {"sm_120f", 1, 12, 0}, {"9.0", 1, 9, 0}, {"12.1", 1, 12, 1},
-        {"sm_9", 0, 0, 0},    {"sm_", 0, 0, 0},    {"sm_90b", 0, 0, 0}, {"sm_90aa", 0, 0, 0},
-        {"90", 0, 0, 0},      {"", 0, 0, 0},       {"sm_1000", 0, 0, 0}, {"9.", 0, 0, 0},
+        {"sm_90", 1, 9, 0},   {"sm_90a", 1, 9, 0},   {"sm_80", 1, 8, 0},   {"sm_86", 1, 8, 6},
+        {"sm_100", 1, 10, 0}, {"sm_120f", 1, 12, 0}, {"9.0", 1, 9, 0},     {"12.1", 1, 12, 1},
+        {"sm_9", 0, 0, 0},    {"sm_", 0, 0, 0},      {"sm_90b", 0, 0, 0},  {"sm_90aa", 0, 0, 0},
+        {"90", 0, 0, 0},      {"", 0, 0, 0},         {"sm_1000", 0, 0, 0}, {"9.", 0, 0, 0},
         {"x9.0", 0, 0, 0},    {"sm_05", 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -142,7 +142,8 @@ static void test_json(void)
     CHECK(!llm_ea_plan_gemms(&d, e.compute_dtype, &e.lim, &e.gemm, &e.n_gemm), "plan");
     for (int i = 0; i < e.n_gemm; i += 2) { /* every other one measured */
         e.gemm[i].measured = 1;
-        for (int k = 0; k < 8; k++) e.gemm[i].algo[k] = 0x0123456789abcdefull * (uint64_t)(i + k);
+        for (int k = 0; k < 8; k++)
+            e.gemm[i].algo[k] = 0x0123456789abcdefull * (uint64_t)(i + k);
         e.gemm[i].time_us = 1.5 + i;
         e.gemm[i].candidates = 8;
     }
@@ -168,8 +169,8 @@ static void test_json(void)
                    a->ldx == b->ldx && a->ldy == b->ldy && a->out_dtype == b->out_dtype &&
                    a->bias == b->bias && a->accumulate == b->accumulate &&
                    a->measured == b->measured && a->candidates == b->candidates &&
-                   (!a->measured || (!memcmp(a->algo, b->algo, sizeof a->algo) &&
-                                     a->time_us == b->time_us));
+                   (!a->measured ||
+                    (!memcmp(a->algo, b->algo, sizeof a->algo) && a->time_us == b->time_us));
             CHECK(same, "choice %d differs after the round trip", i);
         }
         llm_ea_info_free(&r);
@@ -215,10 +216,8 @@ static void test_json(void)
     const char *mut[][2] = {{"algo", "0123"}, {"op", "attention"}, {"source", "guess"}};
     for (size_t i = 0; i < 3; i++) {
         json_t *m = json_deep_copy(meta);
-        json_t *c0 = json_array_get(json_object_get(json_object_get(json_object_get(m, "engine"),
-                                                                    "gemm"),
-                                                    "choices"),
-                                    0);
+        json_t *c0 = json_array_get(
+            json_object_get(json_object_get(json_object_get(m, "engine"), "gemm"), "choices"), 0);
         json_object_set_new(c0, mut[i][0], json_string(mut[i][1]));
         rc = llm_ea_info_from_meta(m, "x.engine", &r);
         CHECK(rc == LLM_EFORMAT && strstr(llm_errmsg(), "gemm.choices[0]"), "choice %s '%s': rc %d",
@@ -301,8 +300,7 @@ static void test_limits_plan(void)
                  !g->accumulate && g->out_dtype == LLM_DTYPE_BF16;
             break;
         case LLM_GEMM_DENSE:
-            ok = g->n == H && g->k == 32 && g->ldx == 32 && g->ldy == H && g->bias &&
-                 g->accumulate;
+            ok = g->n == H && g->k == 32 && g->ldx == 32 && g->ldy == H && g->bias && g->accumulate;
             break;
         case LLM_GEMM_FC:
             ok = g->n == 2 * I && g->k == H && g->ldx == H && g->ldy == 2 * I && g->bias &&
@@ -357,7 +355,8 @@ static void cpu_same(const char *a, const char *b, const char *label)
         int ra = ea_forward(ba, n, la), rb = ea_forward(bb, n, lb);
         CHECK(!ra && !rb, "%s: forward %d %d", label, ra, rb);
         size_t diff = 0;
-        for (size_t i = 0; i < cnt; i++) diff += memcmp(&la[i], &lb[i], sizeof(float)) != 0;
+        for (size_t i = 0; i < cnt; i++)
+            diff += memcmp(&la[i], &lb[i], sizeof(float)) != 0;
         CHECK(diff == 0 && !ra, "%s: %zu of %zu logits differ", label, diff, cnt);
         printf("cpu %s: %zu logits identical (prefill %d + 2 decodes)\n", label, cnt, n);
         free(la);
@@ -398,8 +397,8 @@ static void test_builds(void)
         CHECK(!rc, "build %s -> %s: rc %d", b[i].src, b[i].out, rc);
         if (rc) continue;
         int nf = 0, bad = ea_compare(pathf(b[i].src), pathf(b[i].out), &nf);
-        CHECK(!bad && nf == b[i].fused, "%s: %d tensors differ, %d fused (want %d)", b[i].out,
-              bad, nf, b[i].fused);
+        CHECK(!bad && nf == b[i].fused, "%s: %d tensors differ, %d fused (want %d)", b[i].out, bad,
+              nf, b[i].fused);
         printf("build %s -> %s (%s): every tensor equals its source converted, %d fused bit for "
                "bit\n",
                b[i].src, b[i].out, llm_dtype_name(b[i].dt), nf);
@@ -502,8 +501,13 @@ static void test_cuda(void)
     int maj = 0, min = 0;
     char name[128] = "";
     int rc = llm_cuda_device_query(0, &maj, &min, name, sizeof name);
-    struct llm_gemm_choice c = {.op = LLM_GEMM_QKV, .m = 4, .n = 64, .k = 32, .ldx = 32,
-                                .ldy = 64, .out_dtype = LLM_DTYPE_BF16};
+    struct llm_gemm_choice c = {.op = LLM_GEMM_QKV,
+                                .m = 4,
+                                .n = 64,
+                                .k = 32,
+                                .ldx = 32,
+                                .ldy = 64,
+                                .out_dtype = LLM_DTYPE_BF16};
     uint64_t ver = 0;
     if (rc) {
         CHECK(rc == LLM_EUNSUPPORTED && strstr(llm_errmsg(), "no CUDA device"),

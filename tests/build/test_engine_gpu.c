@@ -123,8 +123,10 @@ int main(void)
     struct llm_model *mo = NULL, *me = NULL, *ma = NULL;
     struct llm_backend *bo = NULL, *be = NULL, *ba = NULL, *bc = NULL;
     char want[320];
-    snprintf(want, sizeof want, "built for sm_%d0, this GPU is sm_%d%d (%s); rebuild it with "
-             "llm-build", omaj, maj, min, name);
+    snprintf(want, sizeof want,
+             "built for sm_%d0, this GPU is sm_%d%d (%s); rebuild it with "
+             "llm-build",
+             omaj, maj, min, name);
     rc = llm_model_open(&mo, pathf("other.engine"));
     if (!rc) rc = llm_backend_cuda_create(&bo, mo, NULL);
     CHECK(rc == LLM_EINVAL && !bo && strstr(llm_errmsg(), want), "wrong arch: rc %d", rc);
@@ -174,7 +176,8 @@ int main(void)
         CHECK(e2 < 1e-3 && am2 <= 2, "engine on the GPU vs the CPU: nmse %.3g, %zu argmax", e2,
               am2);
         printf("logits, %zu values: engine vs artifact nmse %.3g (%zu argmax differ), vs cpu "
-               "%.3g (%zu)\n", cnt, e1, am1, e2, am2);
+               "%.3g (%zu)\n",
+               cnt, e1, am1, e2, am2);
         free(le);
         free(la);
         free(lc);

@@ -2,7 +2,7 @@
  *
  * Design: weights are never copied; each is looked up once at creation
  * (llm_model_tensor, canonical names) and read in its stored dtype by the
- * ops.  The KV pool is one allocation, layer-major: for layer l, K then V,
+ * ops (an engine's stacked mlp.fc_gate as its fc and gate halves).  The KV pool is one allocation, layer-major: for layer l, K then V,
  * each [n_blocks][n_kv_heads][block_size][head_dim], so a block id indexes
  * every layer the same way and copy_blocks copies 2 x n_layers slices.
  * The forward runs the whole ragged batch through each op at once (all

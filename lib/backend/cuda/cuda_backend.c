@@ -22,6 +22,12 @@
  * are wanted go through the final norm and the lm_head (fp32 logits).
  * Semantics follow the CPU reference backend (lib/backend/cpu) op for op;
  * rotary tables are made on the host by the reference's own functions.
+ *
+ * Engines (llm-build, llm/engine_artifact.h) are checked against this GPU's
+ * architecture first; their weights are already in the compute dtype with
+ * fc and gate stacked (mlp.fc_gate), so they are copied as they are; their
+ * limits are the defaults, their graph sizes the decode buckets, and their
+ * measured cuBLASLt choices are tried before the heuristic.
  */
 #include <math.h>
 #include <stdio.h>

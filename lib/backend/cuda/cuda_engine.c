@@ -71,16 +71,18 @@ struct tune_bufs {
     float *host;
 };
 
-static int tune_all(int dt, struct llm_gemm_choice *c, int n, uint64_t workspace,
-                    cudaStream_t st, struct cu_gemm **g, struct tune_bufs *b)
+static int tune_all(int dt, struct llm_gemm_choice *c, int n, uint64_t workspace, cudaStream_t st,
+                    struct cu_gemm **g, struct tune_bufs *b)
 {
     size_t es = dt == LLM_DTYPE_F32 ? 4 : 2;
     uint64_t w_el = 0, x_el = 0, y_bytes = 0, b_el = 0;
     for (int i = 0; i < n; i++) {
         size_t ys = c[i].out_dtype == LLM_DTYPE_F32 ? 4 : 2;
         if (c[i].out_dtype != dt && c[i].out_dtype != LLM_DTYPE_F32)
-            return llm_err_set(LLM_EINVAL, "gemm tuning: product %d writes %s with compute dtype "
-                               "%s", i, llm_dtype_name(c[i].out_dtype), llm_dtype_name(dt));
+            return llm_err_set(LLM_EINVAL,
+                               "gemm tuning: product %d writes %s with compute dtype "
+                               "%s",
+                               i, llm_dtype_name(c[i].out_dtype), llm_dtype_name(dt));
         uint64_t we = (uint64_t)c[i].n * (uint64_t)c[i].k;
         uint64_t xe = (uint64_t)c[i].m * (uint64_t)c[i].ldx;
         uint64_t yb = (uint64_t)c[i].m * (uint64_t)c[i].ldy * ys;

@@ -70,21 +70,21 @@ struct llm_gemm_choice {
     int m, n, k, ldx, ldy;
     int out_dtype; /* compute dtype, or f32 for the logits */
     int bias, accumulate;
-    int measured;      /* 1: algo was timed on the target GPU; 0: heuristic at run time */
-    uint64_t algo[8];  /* cublasLtMatmulAlgo_t, opaque (measured only) */
-    double time_us;    /* mean time of the chosen algorithm (measured only) */
-    int candidates;    /* algorithms the heuristic offered and were timed */
+    int measured;     /* 1: algo was timed on the target GPU; 0: heuristic at run time */
+    uint64_t algo[8]; /* cublasLtMatmulAlgo_t, opaque (measured only) */
+    double time_us;   /* mean time of the chosen algorithm (measured only) */
+    int candidates;   /* algorithms the heuristic offered and were timed */
 };
 
 struct llm_ea_info {
     int version;
-    int cc_major, cc_minor;  /* target compute capability (sm_90: 9, 0) */
-    char device[128];        /* GPU the build measured on; "" when built by --arch alone */
+    int cc_major, cc_minor; /* target compute capability (sm_90: 9, 0) */
+    char device[128];       /* GPU the build measured on; "" when built by --arch alone */
     int compute_dtype;
     struct llm_ea_limits lim;
-    int fused_gate;          /* gated MLP stored as mlp.fc_gate */
+    int fused_gate; /* gated MLP stored as mlp.fc_gate */
     /* GEMM choices */
-    int gemm_measured;       /* 1 when every choice was measured on the GPU */
+    int gemm_measured;         /* 1 when every choice was measured on the GPU */
     uint64_t cublaslt_version; /* cublasLtGetVersion() at the measurement, 0 when none */
     uint64_t gemm_workspace;   /* workspace bytes the choices may use */
     int n_gemm;
@@ -112,28 +112,27 @@ json_t *llm_ea_info_to_json(const struct llm_ea_info *e);
  *    rebuild it with llm-build"
  * gpu_name may be NULL. */
 int llm_ea_check_arch(const struct llm_ea_info *e, const char *path, int major, int minor,
-                          const char *gpu_name);
+                      const char *gpu_name);
 
-/* Default limits for a model: 256 sequences, 8192 tokens per step (no more
- * than the context), context max_position_embeddings (4096 when unknown),
- * KV in the compute dtype, blocks of 32 tokens, no graphs. */
+/* Default limits for a model: 256 sequences and 8192 tokens per step,
+ * context max_position_embeddings (4096 when unknown), KV in the compute
+ * dtype, blocks of 32 tokens, no graphs. */
 void llm_ea_limits_default(const struct llm_model_desc *d, int compute_dtype,
-                               struct llm_ea_limits *lim);
+                           struct llm_ea_limits *lim);
 /* Check limits against the model and the CUDA backend's rules; LLM_EINVAL
  * or LLM_EUNSUPPORTED naming the option (--max-batch, --kv-dtype, ...). */
 int llm_ea_limits_check(const struct llm_model_desc *d, int compute_dtype,
-                            const struct llm_ea_limits *lim);
+                        const struct llm_ea_limits *lim);
 
 /* The products a forward step runs for this model, for every row count m
  * worth a choice (1, 4, 16, 64, ... up to max_tokens, and max_tokens and
  * max_batch themselves; lm_head up to max_batch), unmeasured. */
 int llm_ea_plan_gemms(const struct llm_model_desc *d, int compute_dtype,
-                          const struct llm_ea_limits *lim, struct llm_gemm_choice **out,
-                          int *n);
+                      const struct llm_ea_limits *lim, struct llm_gemm_choice **out, int *n);
 /* The choice a product of m rows uses (rule above), or NULL. */
-const struct llm_gemm_choice *llm_ea_gemm_find(const struct llm_gemm_choice *c, int n_c,
-                                                   int m, int n, int k, int ldx, int ldy,
-                                                   int out_dtype, int bias, int accumulate);
+const struct llm_gemm_choice *llm_ea_gemm_find(const struct llm_gemm_choice *c, int n_c, int m,
+                                               int n, int k, int ldx, int ldy, int out_dtype,
+                                               int bias, int accumulate);
 
 /* ---- building ----------------------------------------------------------
  * Two steps, so that a tool can plan (limits, GEMM measurement) from the
@@ -143,15 +142,16 @@ const struct llm_gemm_choice *llm_ea_gemm_find(const struct llm_gemm_choice *c, 
  *   llm_ea_build_desc(b)                 its description;
  *   llm_ea_build_run(b, out, &info, prov) streams the tensors to out
  *       ("-" = stdout), converted and fused, through llm_aw_* (temporary
- *       name, renamed when complete, removed on any failure).
+ *       name, renamed when complete, removed on any failure); once per
+ *       builder, which reads its input only once.
  * Input "-" is read from a pipe in one pass.  Memory stays near the size
  * of the largest tensor (plus any fc half waiting for its gate). */
 struct llm_ea_builder;
 
 struct llm_ea_build_cb {
     /* Called after each tensor is written (i from 0); NULL: nothing. */
-    void (*tensor)(void *ctx, size_t i, const char *name, int dtype, int ndim,
-                   const int64_t *shape, uint64_t nbytes);
+    void (*tensor)(void *ctx, size_t i, const char *name, int dtype, int ndim, const int64_t *shape,
+                   uint64_t nbytes);
     void *ctx;
 };
 
@@ -160,9 +160,8 @@ const struct llm_model_desc *llm_ea_build_desc(const struct llm_ea_builder *b);
 /* prov_entry: this tool's provenance entry ({"tool", "version", "commit",
  * "argv"}); the input's name, size and XXH3 are added as its "inputs" (a
  * pipe has no size or hash) and it is appended to the input's chain. */
-int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path,
-                         const struct llm_ea_info *info, const json_t *prov_entry,
-                         const struct llm_ea_build_cb *cb);
+int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path, const struct llm_ea_info *info,
+                     const json_t *prov_entry, const struct llm_ea_build_cb *cb);
 void llm_ea_build_close(struct llm_ea_builder *b);
 
 /* ---- the GPU side of a build (lib/backend/cuda/cuda_engine.c) ---------
