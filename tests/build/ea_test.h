@@ -58,6 +58,13 @@ static const char ea_config_tied[] =
     " \"rms_norm_eps\": 1e-06, \"hidden_act\": \"silu\", \"tie_word_embeddings\": true,"
     " \"torch_dtype\": \"bfloat16\", \"bos_token_id\": 1, \"eos_token_id\": 2}";
 
+/* GPT-2-style: plain (non-gated) MLP, LayerNorm with biases, learned
+ * positions: nothing to fuse. */
+static const char ea_config_plain[] =
+    "{\"architectures\": [\"GPT2LMHeadModel\"], \"model_type\": \"gpt2\", \"n_embd\": 32,"
+    " \"n_inner\": 64, \"n_layer\": 2, \"n_head\": 4, \"vocab_size\": 72, \"n_positions\": 48,"
+    " \"torch_dtype\": \"float32\", \"bos_token_id\": 1, \"eos_token_id\": 2}";
+
 static inline int ea_desc(const char *config, struct llm_model_desc *d, int lm_head_bias)
 {
     json_error_t je;

@@ -370,9 +370,10 @@ static void cpu_same(const char *a, const char *b, const char *label)
 
 static void test_builds(void)
 {
-    struct llm_model_desc d, t;
+    struct llm_model_desc d, t, g;
     CHECK(!ea_desc(ea_config_biased, &d, 1), "biased desc");
     CHECK(!ea_desc(ea_config_tied, &t, 0), "tied desc");
+    CHECK(!ea_desc(ea_config_plain, &g, 0) && !g.gated_mlp, "plain desc");
     struct ea_write w32 = {.dtype = LLM_DTYPE_F32, .seed = 7};
     struct ea_write w16 = {.dtype = LLM_DTYPE_BF16, .seed = 7};
     struct ea_write wh = {.dtype = LLM_DTYPE_F16, .seed = 7};
@@ -380,6 +381,7 @@ static void test_builds(void)
     CHECK(!ea_write_model(pathf("b16.llm"), &d, &w16), "write b16");
     CHECK(!ea_write_model(pathf("bh.llm"), &d, &wh), "write bh");
     CHECK(!ea_write_model(pathf("t16.llm"), &t, &w16), "write t16");
+    CHECK(!ea_write_model(pathf("g32.llm"), &g, &w32), "write g32");
     struct {
         const char *src, *out;
         int dt, fused; /* fused tensors expected: weight (+ bias) per layer */
@@ -391,6 +393,7 @@ static void test_builds(void)
         {"bh.llm", "bh-f16.engine", LLM_DTYPE_F16, 6},
         {"t16.llm", "t16-f16.engine", LLM_DTYPE_F16, 2},
         {"t16.llm", "t16-bf16.engine", LLM_DTYPE_BF16, 2},
+        {"g32.llm", "g32-f16.engine", LLM_DTYPE_F16, 0},
     };
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) {
         int rc = ea_build(pathf(b[i].src), pathf(b[i].out), b[i].dt, "sm_90");
@@ -428,8 +431,24 @@ static void test_builds(void)
     cpu_same(pathf("b16.llm"), pathf("b16-bf16.engine"), "bf16 artifact vs bf16 engine");
     cpu_same(pathf("bh.llm"), pathf("bh-f16.engine"), "f16 artifact vs f16 engine");
     cpu_same(pathf("t16.llm"), pathf("t16-bf16.engine"), "tied bf16 artifact vs bf16 engine");
+    /* nothing fused: the engine says so and keeps mlp.fc */
+    struct llm_artifact *a = NULL;
+    struct llm_ea_info gi;
+    struct llm_tensor tt;
+    if (!llm_ar_open(&a, pathf("g32-f16.engine"), 0) &&
+        !llm_ea_info_from_meta(llm_ar_meta(a), "g32-f16.engine", &gi)) {
+        CHECK(!gi.fused_gate && !llm_ar_find(a, "transformer.layers.1.mlp.fc.weight", &tt) &&
+                  tt.dtype == LLM_DTYPE_F16 &&
+                  !llm_ar_find(a, "transformer.position_embedding.weight", &tt),
+              "plain MLP: no fc_gate, mlp.fc and positions kept");
+        llm_ea_info_free(&gi);
+    } else {
+        CHECK(0, "open the plain engine");
+    }
+    llm_ar_close(a);
     llm_desc_free(&d);
     llm_desc_free(&t);
+    llm_desc_free(&g);
 }
 
 /* ---- 6. bad inputs ------------------------------------------------------------------- */
