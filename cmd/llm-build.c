@@ -74,7 +74,6 @@ struct opts {
     int dtype;                                                   /* -1: default */
     int kv_dtype;                                                /* -1: auto */
     long max_batch, max_tokens, max_seq_len, block_size, device; /* 0: default */
-    int have_device;
     int graphs_given, n_graph;
     int graph_sizes[LLM_EA_MAX_GRAPHS];
     int verbose; /* -1 quiet, 0, 1 */
@@ -188,8 +187,8 @@ static int settle_target(const struct opts *o, const struct llm_model_desc *d,
     if (o->arch && (e->cc_major != maj || e->cc_minor != min)) {
         llm_ea_arch_name(e->cc_major, e->cc_minor, want, sizeof want);
         llm_ea_arch_name(maj, min, have, sizeof have);
-        return tool_die("--arch %s, but CUDA device %ld is %s (%s); build on a GPU of the target "
-                        "architecture, or where there is none",
+        return tool_die("--arch %s, but CUDA device %ld is %s (%s); build on a GPU of that "
+                        "architecture, or on a machine without one",
                         want, o->device, have, name);
     }
     e->cc_major = maj;
@@ -367,7 +366,6 @@ int main(int argc, char **argv)
         case OPT_DEVICE:
             if (tool_parse_int(a, 0, 1023, &o.device))
                 return tool_usage_error("--device '%s': expected a CUDA device number", a);
-            o.have_device = 1;
             break;
         case ':':
             return tool_usage_error("option '%s' needs a value", argv[optind - 1]);

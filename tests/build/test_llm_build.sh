@@ -110,7 +110,7 @@ fatal_case "already an engine" -q --arch sm_90 "$T/e1.engine" -o "$T/x"
 fatal_case "nosuchdir" -q --arch sm_90 "$M" -o "$T/nosuchdir/e.engine"
 [ ! -e "$T/x" ] && ok "fatal errors wrote nothing" || fail "a fatal error left '$T/x'"
 if [ $have_gpu = 1 ]; then
-    fatal_case "build on a GPU of the target" -q --arch sm_11 "$M" -o "$T/x"
+    fatal_case "build on a GPU of that architecture" -q --arch sm_11 "$M" -o "$T/x"
 fi
 MAN=$S/man/llm-build.1.scd
 missing=""
