@@ -143,7 +143,7 @@ static int bl_emit(struct llm_tok_stream *s, size_t k, int final)
         i += c == 0 ? n - i : (size_t)-c;
         run = i;
     }
-    if (!rc) rc = tok_buf_put(&o, b + run, i - run);
+    if (!rc && i > run) rc = tok_buf_put(&o, b + run, i - run);
     if (!rc) {
         if (n > i) memmove(d->bytes.p, d->bytes.p + i, n - i);
         d->bytes.n = n - i;

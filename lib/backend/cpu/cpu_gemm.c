@@ -63,10 +63,11 @@ enum { ISA_GENERIC, ISA_AVX2, ISA_AVX512 };
 /* a*b + c: rounded once with an FMA instruction set, else twice.  isa is a
  * constant after inlining into the variant compiled for that instruction
  * set, the only place the builtins are expanded. */
-#if defined(__clang__)
-/* clang checks target features before inlining, so the builtins cannot sit
- * in the shared inline helpers; clang builds (fuzzing) take the plain form
- * (rounded twice): same code paths, not bit-identical to an FMA build. */
+#if defined(__clang__) || !defined(__OPTIMIZE__)
+/* clang checks target features before inlining, and gcc without
+ * optimisation does not fold isa to a constant, so in those builds (fuzzing,
+ * -O0 debugging) the builtins cannot sit in the shared inline helpers: they
+ * take the plain form (rounded twice), not bit-identical to an FMA build. */
 #define VFMA(a, b, c, isa) ((a) * (b) + (c))
 #else
 #define VFMA(a, b, c, isa)                                                                         \
