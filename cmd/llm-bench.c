@@ -147,7 +147,7 @@ struct ilist {
 struct runopts {
     int mode;
     /* workload */
-    long num_requests;     /* -1: mode default */
+    long num_requests; /* -1: mode default */
     double input_len, output_len, input_std, output_std;
     char *dataset;
     int ds_format;
@@ -165,7 +165,7 @@ struct runopts {
     /* engine */
     char *device;
     struct ilist threads, mbt, seqs;
-    char *kv_cache;        /* as given, NULL: backend default */
+    char *kv_cache; /* as given, NULL: backend default */
     long block_size, max_seq_len;
 };
 
@@ -272,8 +272,7 @@ static int parse_kv(const char *s, uint64_t *bytes, double *frac)
     *bytes = 0;
     *frac = 0;
     int plain = s[strspn(s, "0123456789.")] == 0;
-    if (plain && (strchr(s, '.') || !strcmp(s, "1")))
-        return parse_double(s, 1e-6, 1, frac);
+    if (plain && (strchr(s, '.') || !strcmp(s, "1"))) return parse_double(s, 1e-6, 1, frac);
     return tool_parse_size(s, bytes) || *bytes == 0 ? -1 : 0;
 }
 
@@ -289,7 +288,8 @@ static int mode_from_name(const char *s)
 static json_t *ilist_json(const struct ilist *l)
 {
     json_t *a = json_array();
-    for (int i = 0; i < l->n; i++) json_array_append_new(a, json_integer(l->v[i]));
+    for (int i = 0; i < l->n; i++)
+        json_array_append_new(a, json_integer(l->v[i]));
     return a;
 }
 
@@ -304,8 +304,8 @@ static json_t *runopts_json(const struct runopts *r, const char *ds_hash, int ds
     if (r->dataset)
         wl = json_pack("{s:s, s:s, s:s, s:o, s:o, s:I}", "kind", "dataset", "path", r->dataset,
                        "format", llm_bench_dataset_name(ds_format_found), "hash",
-                       str_or_null(ds_hash), "tokenizer", str_or_null(r->tokenizer),
-                       "num_requests", (json_int_t)r->num_requests);
+                       str_or_null(ds_hash), "tokenizer", str_or_null(r->tokenizer), "num_requests",
+                       (json_int_t)r->num_requests);
     else
         wl = json_pack("{s:s, s:I, s:f, s:f, s:f, s:f, s:o}", "kind", "synthetic", "num_requests",
                        (json_int_t)r->num_requests, "input_len", r->input_len, "input_std",
@@ -313,25 +313,23 @@ static json_t *runopts_json(const struct runopts *r, const char *ds_hash, int ds
                        "tokenizer", str_or_null(r->tokenizer));
     json_t *pg = json_array();
     for (int i = 0; i < r->n_pg; i++)
-        json_array_append_new(pg, json_pack("[I,I]", (json_int_t)r->pg[i][0],
-                                            (json_int_t)r->pg[i][1]));
+        json_array_append_new(pg,
+                              json_pack("[I,I]", (json_int_t)r->pg[i][0], (json_int_t)r->pg[i][1]));
     json_t *sweep = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "n_prompt", ilist_json(&r->p),
                               "n_gen", ilist_json(&r->n), "pg", pg, "npp", ilist_json(&r->npp),
                               "ntg", ilist_json(&r->ntg), "npl", ilist_json(&r->npl));
-    json_t *eng = json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "device",
-                            str_or_null(r->device), "threads", ilist_json(&r->threads),
-                            "max_batch_tokens", ilist_json(&r->mbt), "max_seqs",
-                            ilist_json(&r->seqs), "kv_cache", str_or_null(r->kv_cache),
-                            "block_size", (json_int_t)r->block_size, "max_seq_len",
-                            (json_int_t)r->max_seq_len);
+    json_t *eng = json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "device", str_or_null(r->device),
+                            "threads", ilist_json(&r->threads), "max_batch_tokens",
+                            ilist_json(&r->mbt), "max_seqs", ilist_json(&r->seqs), "kv_cache",
+                            str_or_null(r->kv_cache), "block_size", (json_int_t)r->block_size,
+                            "max_seq_len", (json_int_t)r->max_seq_len);
     json_t *samp = json_pack("{s:f, s:I, s:f}", "temperature", r->temperature, "top_k",
                              (json_int_t)r->top_k, "top_p", r->top_p);
     return json_pack("{s:s, s:I, s:I, s:I, s:I, s:b, s:o, s:o, s:o, s:o}", "mode",
                      mode_names[r->mode], "seed", (json_int_t)r->seed, "repetitions",
-                     (json_int_t)r->repetitions, "warmup", (json_int_t)r->warmup,
-                     "warmup_requests", (json_int_t)r->warmup_requests, "honor_eos",
-                     r->honor_eos, "sampling", samp, "workload", wl, "sweep", sweep, "engine",
-                     eng);
+                     (json_int_t)r->repetitions, "warmup", (json_int_t)r->warmup, "warmup_requests",
+                     (json_int_t)r->warmup_requests, "honor_eos", r->honor_eos, "sampling", samp,
+                     "workload", wl, "sweep", sweep, "engine", eng);
 }
 
 /* Read back what runopts_json wrote; the messages name the field. */
@@ -374,7 +372,8 @@ static int get_list(const json_t *o, const char *k, struct ilist *l, const char 
         return llm_err_set(LLM_EFORMAT, "'%s': run field '%s' is not a list", src, k);
     size_t i;
     json_t *x;
-    json_array_foreach(a, i, x) {
+    json_array_foreach(a, i, x)
+    {
         if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > INT32_MAX)
             return llm_err_set(LLM_EFORMAT, "'%s': run field '%s'[%zu] is not a count", src, k, i);
         l->v[l->n++] = (long)json_integer_value(x);
@@ -388,8 +387,7 @@ static int runopts_from_json(struct runopts *r, const json_t *run, const char *s
     const char *m = json_string_value(json_object_get(run, "mode"));
     r->mode = m ? mode_from_name(m) : -1;
     if (r->mode < 0 || r->mode >= MODE_COMPARE)
-        return llm_err_set(LLM_EFORMAT, "'%s': run mode '%s' cannot be replayed", src,
-                           m ? m : "?");
+        return llm_err_set(LLM_EFORMAT, "'%s': run mode '%s' cannot be replayed", src, m ? m : "?");
     long seed, v;
     int rc;
     json_t *js = json_object_get(run, "seed");
@@ -462,8 +460,8 @@ static const char *const kind_names[] = {"throughput", "latency", "grid", "batch
 
 struct test {
     int kind;
-    char name[96];          /* without the engine suffix */
-    long pp, tg, b;         /* grid and batched */
+    char name[96];  /* without the engine suffix */
+    long pp, tg, b; /* grid and batched */
 };
 
 /* The tests of a run, in the order they run for one engine setting. */
@@ -498,8 +496,10 @@ static int make_tests(const struct runopts *r, struct test **out, int *n)
         for (int a = 0; a < r->npp.n; a++)
             for (int c = 0; c < r->ntg.n; c++)
                 for (int d = 0; d < r->npl.n; d++) {
-                    t[k] = (struct test){.kind = KIND_BATCHED, .pp = r->npp.v[a],
-                                         .tg = r->ntg.v[c], .b = r->npl.v[d]};
+                    t[k] = (struct test){.kind = KIND_BATCHED,
+                                         .pp = r->npp.v[a],
+                                         .tg = r->ntg.v[c],
+                                         .b = r->npl.v[d]};
                     snprintf(t[k].name, sizeof t[k].name, "batched pp=%ld tg=%ld b=%ld",
                              r->npp.v[a], r->ntg.v[c], r->npl.v[d]);
                     k++;
@@ -529,7 +529,7 @@ struct ctx {
     const struct runopts *r;
     struct llm_model *m;
     struct llm_tokenizer *tok;
-    struct llm_bench_workload base;   /* throughput/latency workload */
+    struct llm_bench_workload base; /* throughput/latency workload */
     struct llm_bench_ceiling ceil;
     int have_ceil;
     int cuda;
@@ -556,7 +556,8 @@ static const json_t *replay_result(const struct ctx *c, const char *id)
 {
     size_t i;
     const json_t *r;
-    json_array_foreach(json_object_get(c->replay_doc, "results"), i, r) {
+    json_array_foreach(json_object_get(c->replay_doc, "results"), i, r)
+    {
         const char *x = json_string_value(json_object_get(r, "id"));
         if (x && !strcmp(x, id)) return r;
     }
@@ -588,8 +589,8 @@ static int run_test(struct ctx *c, struct llm_engine *e, struct llm_bench_meter 
     llm_bench_hex64(wh, hex);
     if (c->replay_doc) {
         const json_t *pr = replay_result(c, id);
-        const char *rh = json_string_value(json_object_get(json_object_get(pr, "workload"),
-                                                           "hash"));
+        const char *rh =
+            json_string_value(json_object_get(json_object_get(pr, "workload"), "hash"));
         if (!pr) {
             rc = llm_err_set(LLM_EINVAL, "replay: test '%s' is not in '%s'", id, c->o->replay);
             goto out;
@@ -640,8 +641,10 @@ static int run_test(struct ctx *c, struct llm_engine *e, struct llm_bench_meter 
             json_decref(acc);
             goto out;
         }
-        if (i == 0) tot0 = tot;
-        else same &= totals_equal(&tot0, &tot);
+        if (i == 0)
+            tot0 = tot;
+        else
+            same &= totals_equal(&tot0, &tot);
         if (!quiet(c) && llm_log_get_level() >= LLM_LOG_DEBUG)
             fprintf(stderr, "%s: %s: repetition %ld done\n", tool_prog, id, i + 1);
     }
@@ -659,15 +662,15 @@ static int run_test(struct ctx *c, struct llm_engine *e, struct llm_bench_meter 
     }
     json_t *wl = json_pack("{s:s, s:i, s:I, s:I, s:i, s:i, s:i}", "hash", hex, "requests", w->n,
                            "prompt_tokens", (json_int_t)w->prompt_tokens, "output_tokens",
-                           (json_int_t)w->output_tokens, "max_prompt", w->max_prompt,
-                           "max_output", w->max_output, "skipped", w->skipped);
-    json_t *totals = json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:i, s:i, s:b}", "requests",
-        (json_int_t)tot0.requests, "prompt_tokens", (json_int_t)tot0.prompt_tokens,
-        "output_tokens", (json_int_t)tot0.output_tokens, "rows", (json_int_t)tot0.rows,
-        "forwards", (json_int_t)tot0.forwards, "bytes", tot0.bytes, "flops", tot0.flops,
-        "preemptions", (json_int_t)tot0.preemptions, "kv_blocks_peak", tot0.kv_blocks_peak,
-        "kv_blocks_total", tot0.kv_blocks_total, "identical", same);
+                           (json_int_t)w->output_tokens, "max_prompt", w->max_prompt, "max_output",
+                           w->max_output, "skipped", w->skipped);
+    json_t *totals =
+        json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:i, s:i, s:b}", "requests",
+                  (json_int_t)tot0.requests, "prompt_tokens", (json_int_t)tot0.prompt_tokens,
+                  "output_tokens", (json_int_t)tot0.output_tokens, "rows", (json_int_t)tot0.rows,
+                  "forwards", (json_int_t)tot0.forwards, "bytes", tot0.bytes, "flops", tot0.flops,
+                  "preemptions", (json_int_t)tot0.preemptions, "kv_blocks_peak",
+                  tot0.kv_blocks_peak, "kv_blocks_total", tot0.kv_blocks_total, "identical", same);
     json_t *res = json_pack("{s:s, s:s, s:s, s:o, s:O, s:o, s:o, s:o}", "id", id, "kind",
                             kind_names[t->kind], "test", t->name, "params", params, "engine",
                             eng_json, "workload", wl, "totals", totals, "figures", figs);
@@ -742,11 +745,11 @@ static int run_setting(struct ctx *c, const struct test *tests, int n_tests, lon
                     c->ceil.flops_how);
     }
     const struct llm_model_desc *d = &c->m->desc;
-    double welem = cuda ? (bo.compute_dtype == LLM_DTYPE_F32 ? 4 : 2)
-                        : llm_dtype_bits(d->dtype) / 8.0;
+    double welem =
+        cuda ? (bo.compute_dtype == LLM_DTYPE_F32 ? 4 : 2) : llm_dtype_bits(d->dtype) / 8.0;
     double kv_tok_elems = 2.0 * d->n_layers * d->n_kv_heads * d->head_dim;
-    double kvelem = be->n_blocks > 0 ? (double)be->kv_bytes / ((double)be->n_blocks *
-                                                               be->block_size * kv_tok_elems)
+    double kvelem = be->n_blocks > 0 ? (double)be->kv_bytes /
+                                           ((double)be->n_blocks * be->block_size * kv_tok_elems)
                                      : 4;
     struct llm_bench_cost cost;
     llm_bench_cost_init(&cost, d, welem, kvelem);
@@ -771,15 +774,16 @@ static int run_setting(struct ctx *c, const struct test *tests, int n_tests, lon
         info.n_blocks, "block_size", info.block_size, "kv_tokens", (json_int_t)info.kv_tokens,
         "kv_bytes", (json_int_t)info.kv_bytes, "max_batch_tokens", info.max_batch_tokens,
         "max_seqs", info.max_seqs, "max_seq_len", info.max_seq_len, "watermark_blocks",
-        info.watermark_blocks, "weight_elem_bytes", welem, "kv_elem_bytes", kvelem,
-        "weight_bytes", cost.layer_weight_bytes + cost.head_bytes);
+        info.watermark_blocks, "weight_elem_bytes", welem, "kv_elem_bytes", kvelem, "weight_bytes",
+        cost.layer_weight_bytes + cost.head_bytes);
     if (!eng) {
         rc = llm_err_set(LLM_ENOMEM, "out of memory");
         goto out_e;
     }
     char suffix[96];
     engine_suffix(r, th, mbt, seqs, suffix, sizeof suffix);
-    for (int i = 0; i < n_tests && !rc; i++) rc = run_test(c, e, mt, &tests[i], suffix, eng);
+    for (int i = 0; i < n_tests && !rc; i++)
+        rc = run_test(c, e, mt, &tests[i], suffix, eng);
     json_decref(eng);
 out_e:
     llm_engine_free(e);
@@ -793,14 +797,13 @@ out:
 static json_t *model_json(const struct ctx *c, const char *hash)
 {
     const struct llm_model_desc *d = &c->m->desc;
-    return json_pack("{s:s, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:I, s:I}",
-                     "path", c->o->model, "hash", str_or_null(hash), "arch",
-                     llm_arch_name(d->arch), "hf_arch", d->hf_arch, "dtype",
-                     llm_dtype_name(d->dtype), "n_params", (json_int_t)llm_desc_n_params(d),
-                     "vocab_size", (json_int_t)d->vocab_size, "hidden", (json_int_t)d->hidden,
-                     "n_layers", d->n_layers, "n_heads", d->n_heads, "n_kv_heads", d->n_kv_heads,
-                     "head_dim", d->head_dim, "intermediate", (json_int_t)d->intermediate,
-                     "max_pos", (json_int_t)d->max_pos);
+    return json_pack(
+        "{s:s, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:I, s:I}", "path",
+        c->o->model, "hash", str_or_null(hash), "arch", llm_arch_name(d->arch), "hf_arch",
+        d->hf_arch, "dtype", llm_dtype_name(d->dtype), "n_params", (json_int_t)llm_desc_n_params(d),
+        "vocab_size", (json_int_t)d->vocab_size, "hidden", (json_int_t)d->hidden, "n_layers",
+        d->n_layers, "n_heads", d->n_heads, "n_kv_heads", d->n_kv_heads, "head_dim", d->head_dim,
+        "intermediate", (json_int_t)d->intermediate, "max_pos", (json_int_t)d->max_pos);
 }
 
 static int write_text(const char *path, const char *text)
@@ -809,8 +812,10 @@ static int write_text(const char *path, const char *text)
     int rc = llm_out_open(&out, path);
     if (rc) return rc;
     rc = llm_out_write(&out, text, strlen(text));
-    if (!rc) rc = llm_out_commit(&out);
-    else llm_out_abort(&out);
+    if (!rc)
+        rc = llm_out_commit(&out);
+    else
+        llm_out_abort(&out);
     return rc;
 }
 
@@ -868,8 +873,8 @@ static int bench(struct opts *o, int *exit_code)
         int fmt = o->fmt;
         if ((rc = runopts_from_json(r, json_object_get(replay, "run"), o->replay))) goto out;
         o->fmt = fmt;
-        if (!o->model) o->model = json_string_value(json_object_get(
-                           json_object_get(replay, "model"), "path"));
+        if (!o->model)
+            o->model = json_string_value(json_object_get(json_object_get(replay, "model"), "path"));
         if (!o->model) {
             rc = llm_err_set(LLM_EFORMAT, "'%s': no model path; name the MODEL", o->replay);
             goto out;
@@ -883,8 +888,8 @@ static int bench(struct opts *o, int *exit_code)
     }
     llm_err_clear();
     if (replay) {
-        const char *rh = json_string_value(json_object_get(json_object_get(replay, "model"),
-                                                           "hash"));
+        const char *rh =
+            json_string_value(json_object_get(json_object_get(replay, "model"), "hash"));
         if (rh && (!have_mhash || strcmp(rh, mhex))) {
             rc = llm_err_set(LLM_EINVAL, "replay: model '%s' has hash %s, '%s' recorded %s",
                              o->model, have_mhash ? mhex : "none", o->replay, rh);
@@ -916,17 +921,18 @@ static int bench(struct opts *o, int *exit_code)
                     goto out;
                 }
             }
-            struct llm_bench_load_opts lo = {.format = r->ds_format, .tok = c.tok, .vocab = vocab,
-                                             .max_requests = r->num_requests > 0
-                                                                 ? (int)r->num_requests : 0,
-                                             .default_output = (int)r->output_len,
-                                             .max_context = r->max_seq_len > 0
-                                                                ? (int)r->max_seq_len
-                                                                : (int)c.m->desc.max_pos};
+            struct llm_bench_load_opts lo = {
+                .format = r->ds_format,
+                .tok = c.tok,
+                .vocab = vocab,
+                .max_requests = r->num_requests > 0 ? (int)r->num_requests : 0,
+                .default_output = (int)r->output_len,
+                .max_context = r->max_seq_len > 0 ? (int)r->max_seq_len : (int)c.m->desc.max_pos};
             if ((rc = llm_bench_workload_load(&c.base, r->dataset, &lo, &ds_found))) goto out;
             if (c.base.skipped && !quiet(&c))
-                fprintf(stderr, "%s: '%s': %d entries skipped (fewer than two turns, empty, or "
-                                "longer than the context)\n",
+                fprintf(stderr,
+                        "%s: '%s': %d entries skipped (fewer than two turns, empty, or "
+                        "longer than the context)\n",
                         tool_prog, r->dataset, c.base.skipped);
         } else {
             struct llm_bench_synth s;
@@ -980,17 +986,16 @@ static int bench(struct opts *o, int *exit_code)
     char created[32];
     iso_now(created, sizeof created);
     json_t *argv = json_array();
-    for (int i = 0; i < o->argc; i++) json_array_append_new(argv, json_string(o->argv[i]));
-    json_t *ceil = c.have_ceil
-                       ? json_pack("{s:f, s:f, s:s, s:s}", "mem_bw", c.ceil.mem_bw, "flops",
-                                   c.ceil.flops, "bw_how", c.ceil.bw_how, "flops_how",
-                                   c.ceil.flops_how)
-                       : json_null();
+    for (int i = 0; i < o->argc; i++)
+        json_array_append_new(argv, json_string(o->argv[i]));
+    json_t *ceil = c.have_ceil ? json_pack("{s:f, s:f, s:s, s:s}", "mem_bw", c.ceil.mem_bw, "flops",
+                                           c.ceil.flops, "bw_how", c.ceil.bw_how, "flops_how",
+                                           c.ceil.flops_how)
+                               : json_null();
     doc = json_pack("{s:s, s:i, s:s, s:o, s:o, s:o, s:o, s:o, s:O}", "format", LLM_BENCH_FORMAT,
                     "version", LLM_BENCH_VERSION, "created", created, "argv", argv, "env",
-                    llm_bench_env(c.cuda, 0), "model",
-                    model_json(&c, have_mhash ? mhex : NULL), "run",
-                    runopts_json(r, have_dhash ? dhex : NULL, ds_found), "ceilings", ceil,
+                    llm_bench_env(c.cuda, 0), "model", model_json(&c, have_mhash ? mhex : NULL),
+                    "run", runopts_json(r, have_dhash ? dhex : NULL, ds_found), "ceilings", ceil,
                     "results", c.results);
     if (!doc) {
         rc = llm_err_set(LLM_ENOMEM, "out of memory (result document)");
@@ -1006,8 +1011,10 @@ static int bench(struct opts *o, int *exit_code)
     if (rc) goto out;
     if (o->baseline) {
         int g = gate(o, doc);
-        if (g < 0) rc = g;
-        else *exit_code = g;
+        if (g < 0)
+            rc = g;
+        else
+            *exit_code = g;
     }
 out:
     free(tests);
@@ -1107,14 +1114,18 @@ int main(int argc, char **argv)
                                         ch == OPT_INSTD ? "--input-std" : "--output-std", optarg);
             *(ch == OPT_INSTD ? &r->input_std : &r->output_std) = d;
             break;
-        case OPT_DATASET: set_str(&r->dataset, optarg); break;
+        case OPT_DATASET:
+            set_str(&r->dataset, optarg);
+            break;
         case OPT_DSFMT:
             if ((r->ds_format = llm_bench_dataset_from_name(optarg)) < 0)
                 return tool_usage_error("--dataset-format: unknown format '%s' (auto, trtllm, "
                                         "llm-run, sharegpt)",
                                         optarg);
             break;
-        case OPT_TOKENIZER: set_str(&r->tokenizer, optarg); break;
+        case OPT_TOKENIZER:
+            set_str(&r->tokenizer, optarg);
+            break;
         case OPT_SEED: {
             char *end;
             errno = 0;
@@ -1124,7 +1135,9 @@ int main(int argc, char **argv)
             r->seed = s;
             break;
         }
-        case OPT_HONOR_EOS: r->honor_eos = 1; break;
+        case OPT_HONOR_EOS:
+            r->honor_eos = 1;
+            break;
         case OPT_TEMP:
             if (parse_double(optarg, 0, 100, &r->temperature))
                 return tool_usage_error("--temperature: bad value '%s'", optarg);
@@ -1212,28 +1225,48 @@ int main(int argc, char **argv)
             if (parse_rate(optarg, &o.peak_flops))
                 return tool_usage_error("--peak-flops: bad rate '%s' (e.g. 774T)", optarg);
             break;
-        case OPT_NOPROBE: o.no_probe = 1; break;
+        case OPT_NOPROBE:
+            o.no_probe = 1;
+            break;
         case 'o':
             if ((o.fmt = llm_bench_fmt_from_name(optarg)) < 0)
                 return tool_usage_error("-o: unknown format '%s' (md, csv, json, jsonl)", optarg);
             break;
-        case 'O': o.out_path = optarg; break;
-        case OPT_REPLAY: o.replay = optarg; break;
-        case OPT_SAVE_WL: o.save_workload = optarg; break;
-        case OPT_BASELINE: o.baseline = optarg; break;
+        case 'O':
+            o.out_path = optarg;
+            break;
+        case OPT_REPLAY:
+            o.replay = optarg;
+            break;
+        case OPT_SAVE_WL:
+            o.save_workload = optarg;
+            break;
+        case OPT_BASELINE:
+            o.baseline = optarg;
+            break;
         case OPT_MAXREG:
             if (parse_double(optarg, 0, 1e9, &o.max_regression))
                 return tool_usage_error("--max-regression: bad percentage '%s'", optarg);
             break;
-        case 'q': o.verbosity = -1; break;
-        case 'v': o.verbosity = 1; break;
-        case 'h': fputs(usage_text, stdout); return TOOL_EXIT_OK;
-        case OPT_VERSION: printf("llm-bench %s (%s)\n", LLM_VERSION, LLM_GIT_COMMIT); return 0;
-        default: return tool_usage_error("unknown or incomplete option");
+        case 'q':
+            o.verbosity = -1;
+            break;
+        case 'v':
+            o.verbosity = 1;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return TOOL_EXIT_OK;
+        case OPT_VERSION:
+            printf("llm-bench %s (%s)\n", LLM_VERSION, LLM_GIT_COMMIT);
+            return 0;
+        default:
+            return tool_usage_error("unknown or incomplete option");
         }
     }
-    llm_log_set_level(o.verbosity < 0 ? LLM_LOG_ERROR
-                                      : o.verbosity > 0 ? LLM_LOG_DEBUG : LLM_LOG_WARN);
+    llm_log_set_level(o.verbosity < 0   ? LLM_LOG_ERROR
+                      : o.verbosity > 0 ? LLM_LOG_DEBUG
+                                        : LLM_LOG_WARN);
     int npos = argc - optind;
     char **pos = argv + optind;
     int exit_code = TOOL_EXIT_OK;

@@ -41,9 +41,11 @@ void llm_bench_hex64(uint64_t h, char out[17])
 static void trim(char *s)
 {
     size_t n = strlen(s);
-    while (n && (s[n - 1] == '\n' || s[n - 1] == ' ' || s[n - 1] == '\t')) s[--n] = 0;
+    while (n && (s[n - 1] == '\n' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+        s[--n] = 0;
     size_t a = 0;
-    while (s[a] == ' ' || s[a] == '\t') a++;
+    while (s[a] == ' ' || s[a] == '\t')
+        a++;
     memmove(s, s + a, strlen(s + a) + 1);
 }
 
@@ -75,11 +77,10 @@ static json_t *host_info(void)
         if (fscanf(lf, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = -1;
         fclose(lf);
     }
-    return json_pack("{s:s, s:I, s:I, s:s, s:o}", "cpu_model", model, "cpu_cores",
-                     (json_int_t)cores, "mem_bytes",
-                     (json_int_t)(pages > 0 && psz > 0 ? (long long)pages * psz : 0), "os", os,
-                     "loadavg", load[0] >= 0 ? json_pack("[f,f,f]", load[0], load[1], load[2])
-                                             : json_null());
+    return json_pack(
+        "{s:s, s:I, s:I, s:s, s:o}", "cpu_model", model, "cpu_cores", (json_int_t)cores,
+        "mem_bytes", (json_int_t)(pages > 0 && psz > 0 ? (long long)pages * psz : 0), "os", os,
+        "loadavg", load[0] >= 0 ? json_pack("[f,f,f]", load[0], load[1], load[2]) : json_null());
 }
 
 #if BENCH_CUDA
@@ -216,7 +217,8 @@ int llm_bench_model_hash(const struct llm_model *m, uint64_t *h)
         }
         XXH3_64bits_update(st, t.name, strlen(t.name) + 1);
         int64_t hdr[2 + LLM_MAX_DIMS] = {t.dtype, t.ndim};
-        for (int d = 0; d < t.ndim && d < LLM_MAX_DIMS; d++) hdr[2 + d] = t.shape[d];
+        for (int d = 0; d < t.ndim && d < LLM_MAX_DIMS; d++)
+            hdr[2 + d] = t.shape[d];
         XXH3_64bits_update(st, hdr, sizeof hdr);
         XXH3_64bits_update(st, &t.xxh3, sizeof t.xxh3);
     }

@@ -34,7 +34,8 @@ static const struct llm_bench_figdef defs[] = {
     {"ttft_p90", "s", L, "time to first token, 90th percentile"},
     {"ttft_p95", "s", L, "time to first token, 95th percentile"},
     {"ttft_p99", "s", L, "time to first token, 99th percentile"},
-    {"tpot_mean", "s", L, "time per output token after the first, (finish - first) / (n - 1), mean"},
+    {"tpot_mean", "s", L,
+     "time per output token after the first, (finish - first) / (n - 1), mean"},
     {"tpot_p50", "s", L, "time per output token, 50th percentile"},
     {"tpot_p90", "s", L, "time per output token, 90th percentile"},
     {"tpot_p95", "s", L, "time per output token, 95th percentile"},
@@ -90,9 +91,12 @@ const struct llm_bench_figdef *llm_bench_figdef(const char *name)
 const char *llm_bench_better_name(int better)
 {
     switch (better) {
-    case LLM_BENCH_HIGHER: return "higher";
-    case LLM_BENCH_LOWER: return "lower";
-    default: return "info";
+    case LLM_BENCH_HIGHER:
+        return "higher";
+    case LLM_BENCH_LOWER:
+        return "lower";
+    default:
+        return "info";
     }
 }
 
@@ -116,7 +120,8 @@ void llm_bench_stat(const double *x, size_t n, struct llm_bench_stat *s)
     s->mean = sum / (double)n;
     if (n > 1) {
         double ss = 0;
-        for (size_t i = 0; i < n; i++) ss += (x[i] - s->mean) * (x[i] - s->mean);
+        for (size_t i = 0; i < n; i++)
+            ss += (x[i] - s->mean) * (x[i] - s->mean);
         s->stddev = sqrt(ss / (double)(n - 1));
     }
 }
@@ -146,10 +151,10 @@ int llm_bench_figures_add(json_t *acc, const json_t *rep)
 {
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)rep, k, v) {
+    json_object_foreach((json_t *)rep, k, v)
+    {
         if (!json_is_number(v) || !isfinite(json_number_value(v))) continue;
-        if (!llm_bench_figdef(k))
-            return llm_err_set(LLM_EINVAL, "bench: unknown figure '%s'", k);
+        if (!llm_bench_figdef(k)) return llm_err_set(LLM_EINVAL, "bench: unknown figure '%s'", k);
         json_t *arr = json_object_get(acc, k);
         if (!arr) {
             arr = json_array();
@@ -172,14 +177,15 @@ json_t *llm_bench_figures_finish(const json_t *acc)
         size_t n = json_array_size(arr);
         double *x = malloc(n * sizeof(*x));
         if (!x) goto fail;
-        for (size_t j = 0; j < n; j++) x[j] = json_number_value(json_array_get(arr, j));
+        for (size_t j = 0; j < n; j++)
+            x[j] = json_number_value(json_array_get(arr, j));
         struct llm_bench_stat s;
         llm_bench_stat(x, n, &s);
         free(x);
-        json_t *f = json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:O}", "unit", defs[i].unit,
-                              "better", llm_bench_better_name(defs[i].better), "n", (json_int_t)n,
-                              "mean", s.mean, "stddev", s.stddev, "min", s.min, "max", s.max,
-                              "samples", arr);
+        json_t *f =
+            json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f, s:O}", "unit", defs[i].unit, "better",
+                      llm_bench_better_name(defs[i].better), "n", (json_int_t)n, "mean", s.mean,
+                      "stddev", s.stddev, "min", s.min, "max", s.max, "samples", arr);
         if (!f || json_object_set_new(out, defs[i].name, f)) goto fail;
     }
     return out;

@@ -40,8 +40,8 @@ void llm_bench_cost_init(struct llm_bench_cost *c, const struct llm_model_desc *
     c->attn_flops_pair = 4.0 * d->n_layers * d->n_heads * hd;
 }
 
-void llm_bench_cost_batch(const struct llm_bench_cost *c, const struct llm_batch *b,
-                          double *bytes, double *flops)
+void llm_bench_cost_batch(const struct llm_bench_cost *c, const struct llm_batch *b, double *bytes,
+                          double *flops)
 {
     double by = c->layer_weight_bytes + (b->n_out > 0 ? c->head_bytes : 0.0) +
                 (double)b->n_tokens * c->embed_row_bytes;
@@ -107,7 +107,8 @@ static int m_copy_blocks(struct llm_backend *be, const int32_t *src, const int32
 {
     struct llm_bench_meter *m = meter_of(be);
     if (!m->inner->ops->copy_blocks)
-        return llm_err_set(LLM_EUNSUPPORTED, "backend '%s' has no copy_blocks", m->inner->ops->name);
+        return llm_err_set(LLM_EUNSUPPORTED, "backend '%s' has no copy_blocks",
+                           m->inner->ops->name);
     double t0 = llm_engine_now();
     int rc = m->inner->ops->copy_blocks(m->inner, src, dst, n);
     m->busy += llm_engine_now() - t0;

@@ -44,7 +44,8 @@ static void par_copy(char *dst, const char *src, size_t n, int threads)
 #pragma omp parallel num_threads(threads)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        size_t a = n / (size_t)nt * (size_t)t, b = t == nt - 1 ? n : n / (size_t)nt * (size_t)(t + 1);
+        size_t a = n / (size_t)nt * (size_t)t,
+               b = t == nt - 1 ? n : n / (size_t)nt * (size_t)(t + 1);
         memcpy(dst + a, src + a, b - a);
     }
 #else
@@ -92,8 +93,10 @@ int llm_bench_probe_cpu(struct llm_bench_ceiling *c, int n_threads)
         free(y);
         return llm_err_set(LLM_ENOMEM, "GEMM probe: out of memory");
     }
-    for (size_t i = 0; i < (size_t)n * k; i++) x[i] = (float)((i * 7919u) % 1000) * 1e-3f - 0.5f;
-    for (size_t i = 0; i < (size_t)m * k; i++) w[i] = (float)((i * 104729u) % 1000) * 1e-3f - 0.5f;
+    for (size_t i = 0; i < (size_t)n * k; i++)
+        x[i] = (float)((i * 7919u) % 1000) * 1e-3f - 0.5f;
+    for (size_t i = 0; i < (size_t)m * k; i++)
+        w[i] = (float)((i * 104729u) % 1000) * 1e-3f - 0.5f;
 #ifdef _OPENMP
     int prev = omp_get_max_threads();
     omp_set_num_threads(n_threads);
@@ -114,8 +117,9 @@ int llm_bench_probe_cpu(struct llm_bench_ceiling *c, int n_threads)
     free(y);
     if (rc) return rc;
     c->flops = 2.0 * n * k * m / best;
-    snprintf(c->flops_how, sizeof c->flops_how, "fp32 linear %dx%dx%d (%s), %d thread%s, best of %d",
-             n, k, m, llm_cpu_isa(), n_threads, n_threads == 1 ? "" : "s", PROBE_RUNS);
+    snprintf(c->flops_how, sizeof c->flops_how,
+             "fp32 linear %dx%dx%d (%s), %d thread%s, best of %d", n, k, m, llm_cpu_isa(),
+             n_threads, n_threads == 1 ? "" : "s", PROBE_RUNS);
     return 0;
 }
 
@@ -199,8 +203,8 @@ static int cuda_probe(struct llm_bench_ceiling *c, int device, void **bufs, cuda
     }
     if ((rc = cu_gemm_create(g, LLM_DTYPE_BF16, (size_t)32 << 20))) return rc;
     TIME_LOOP(ms, reps, *st, ev, {
-        rc = cu_gemm_run(*g, *st, N, N, N, bufs[0], N, bufs[1], NULL, bufs[2], N, LLM_DTYPE_BF16,
-                         0);
+        rc =
+            cu_gemm_run(*g, *st, N, N, N, bufs[0], N, bufs[1], NULL, bufs[2], N, LLM_DTYPE_BF16, 0);
         if (rc) return rc;
     });
     c->flops = 2.0 * N * (double)N * N / (ms * 1e-3);
@@ -221,7 +225,8 @@ int llm_bench_probe_cuda(struct llm_bench_ceiling *c, int device)
     int rc = cuda_probe(c, device, bufs, &st, ev, &g);
     if (st) cudaStreamSynchronize(st);
     cu_gemm_destroy(g);
-    for (int i = 0; i < 3; i++) cudaFree(bufs[i]);
+    for (int i = 0; i < 3; i++)
+        cudaFree(bufs[i]);
     for (int i = 0; i < 2; i++)
         if (ev[i]) cudaEventDestroy(ev[i]);
     if (st) cudaStreamDestroy(st);

@@ -60,7 +60,8 @@ static void sb_printf(struct sb *b, const char *fmt, ...)
             return;
         }
         size_t cap = b->cap ? b->cap : 1024;
-        while (cap <= b->n + (size_t)k) cap *= 2;
+        while (cap <= b->n + (size_t)k)
+            cap *= 2;
         char *p = realloc(b->s, cap);
         if (!p) {
             b->oom = 1;
@@ -139,24 +140,35 @@ static void md_cell(struct sb *b, const json_t *res, const struct col *c)
         sb_printf(b, " %.*f |", c->dec, m * c->scale);
 }
 
-static const struct col cols_thr[] = {
-    {"req/s", "requests_per_s", 1, 2},          {"out tok/s", "output_tokens_per_s", 1, 1},
-    {"total tok/s", "total_tokens_per_s", 1, 1}, {"TTFT p50 ms", "ttft_p50", 1e3, 2},
-    {"TTFT p99 ms", "ttft_p99", 1e3, 2},         {"TPOT p50 ms", "tpot_p50", 1e3, 2},
-    {"TPOT p99 ms", "tpot_p99", 1e3, 2},         {"ITL p99 ms", "itl_p99", 1e3, 2},
-    {"E2E p50 s", "e2e_p50", 1, -1},              {"BW %", "mem_bw_fraction", 100, 1},
-    {"FLOP %", "flops_fraction", 100, 1},        {"host %", "host_overhead_share", 100, 1},
-    {NULL, NULL, 0, 0}};
-static const struct col cols_grid[] = {
-    {"t/s", "tokens_per_s", 1, 2},        {"GB/s", "mem_bw", 1e-9, 2},
-    {"BW %", "mem_bw_fraction", 100, 1},  {"GFLOP/s", "flops", 1e-9, 2},
-    {"FLOP %", "flops_fraction", 100, 1}, {"host %", "host_overhead_share", 100, 1},
-    {NULL, NULL, 0, 0}};
-static const struct col cols_batched[] = {
-    {"T_PP s", "t_pp", 1, -1},       {"S_PP t/s", "s_pp", 1, 2}, {"T_TG s", "t_tg", 1, -1},
-    {"S_TG t/s", "s_tg", 1, 2},      {"T s", "t", 1, -1},        {"S t/s", "s", 1, 2},
-    {"BW %", "mem_bw_fraction", 100, 1}, {"FLOP %", "flops_fraction", 100, 1},
-    {NULL, NULL, 0, 0}};
+static const struct col cols_thr[] = {{"req/s", "requests_per_s", 1, 2},
+                                      {"out tok/s", "output_tokens_per_s", 1, 1},
+                                      {"total tok/s", "total_tokens_per_s", 1, 1},
+                                      {"TTFT p50 ms", "ttft_p50", 1e3, 2},
+                                      {"TTFT p99 ms", "ttft_p99", 1e3, 2},
+                                      {"TPOT p50 ms", "tpot_p50", 1e3, 2},
+                                      {"TPOT p99 ms", "tpot_p99", 1e3, 2},
+                                      {"ITL p99 ms", "itl_p99", 1e3, 2},
+                                      {"E2E p50 s", "e2e_p50", 1, -1},
+                                      {"BW %", "mem_bw_fraction", 100, 1},
+                                      {"FLOP %", "flops_fraction", 100, 1},
+                                      {"host %", "host_overhead_share", 100, 1},
+                                      {NULL, NULL, 0, 0}};
+static const struct col cols_grid[] = {{"t/s", "tokens_per_s", 1, 2},
+                                       {"GB/s", "mem_bw", 1e-9, 2},
+                                       {"BW %", "mem_bw_fraction", 100, 1},
+                                       {"GFLOP/s", "flops", 1e-9, 2},
+                                       {"FLOP %", "flops_fraction", 100, 1},
+                                       {"host %", "host_overhead_share", 100, 1},
+                                       {NULL, NULL, 0, 0}};
+static const struct col cols_batched[] = {{"T_PP s", "t_pp", 1, -1},
+                                          {"S_PP t/s", "s_pp", 1, 2},
+                                          {"T_TG s", "t_tg", 1, -1},
+                                          {"S_TG t/s", "s_tg", 1, 2},
+                                          {"T s", "t", 1, -1},
+                                          {"S t/s", "s", 1, 2},
+                                          {"BW %", "mem_bw_fraction", 100, 1},
+                                          {"FLOP %", "flops_fraction", 100, 1},
+                                          {NULL, NULL, 0, 0}};
 
 static void md_group(struct sb *b, const json_t *results, const char *kind)
 {
@@ -166,16 +178,19 @@ static void md_group(struct sb *b, const json_t *results, const char *kind)
     int any = 0;
     size_t i;
     const json_t *r;
-    json_array_foreach(results, i, r) {
+    json_array_foreach(results, i, r)
+    {
         const char *k = jstr(r, "kind");
         if (!k || strcmp(k, kind)) continue;
         if (!any) {
             sb_printf(b, "\n| test |");
             if (!strcmp(kind, "batched")) sb_printf(b, " PP | TG | B | N_KV |");
-            for (const struct col *c = cols; c->head; c++) sb_printf(b, " %s |", c->head);
+            for (const struct col *c = cols; c->head; c++)
+                sb_printf(b, " %s |", c->head);
             sb_printf(b, "\n|---|");
             if (!strcmp(kind, "batched")) sb_printf(b, "---:|---:|---:|---:|");
-            for (const struct col *c = cols; c->head; c++) sb_printf(b, "---:|");
+            for (const struct col *c = cols; c->head; c++)
+                sb_printf(b, "---:|");
             sb_printf(b, "\n");
             any = 1;
         }
@@ -188,7 +203,8 @@ static void md_group(struct sb *b, const json_t *results, const char *kind)
             long long bb = json_integer_value(json_object_get(p, "b"));
             sb_printf(b, " %lld | %lld | %lld | %lld |", pp, tg, bb, bb * (pp + tg));
         }
-        for (const struct col *c = cols; c->head; c++) md_cell(b, r, c);
+        for (const struct col *c = cols; c->head; c++)
+            md_cell(b, r, c);
         sb_printf(b, "\n");
     }
 }
@@ -222,8 +238,9 @@ static char *render_md(const json_t *doc)
     const char *mp = jstr(doc, "model.path"), *mh = jstr(doc, "model.hash");
     const char *arch = jstr(doc, "model.arch");
     double np = json_number_value(jget(doc, "model.n_params"));
-    sb_printf(&b, "model `%s` (%s, %.3g M parameters, hash %s); llm %s commit %s; seed %lld; "
-                  "%lld repetition(s) after %lld warm-up\n",
+    sb_printf(&b,
+              "model `%s` (%s, %.3g M parameters, hash %s); llm %s commit %s; seed %lld; "
+              "%lld repetition(s) after %lld warm-up\n",
               mp ? mp : "?", arch ? arch : "?", np / 1e6, mh ? mh : "?",
               jstr(doc, "env.build.version") ? jstr(doc, "env.build.version") : "?",
               jstr(doc, "env.build.commit") ? jstr(doc, "env.build.commit") : "?",
@@ -238,17 +255,20 @@ static char *render_md(const json_t *doc)
                   fl * 1e-9,
                   jstr(doc, "ceilings.flops_how") ? jstr(doc, "ceilings.flops_how") : "?");
     static const char *const kinds[] = {"throughput", "latency", "grid", "batched"};
-    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) md_group(&b, results, kinds[k]);
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+        md_group(&b, results, kinds[k]);
 
     sb_printf(&b, "\n| test | figure | mean | stddev | min | max | n |\n"
                   "|---|---|---:|---:|---:|---:|---:|\n");
     size_t i;
     const json_t *r;
-    json_array_foreach(results, i, r) {
+    json_array_foreach(results, i, r)
+    {
         const char *id = jstr(r, "id");
         const char *name;
         const json_t *f;
-        json_object_foreach((json_t *)json_object_get(r, "figures"), name, f) {
+        json_object_foreach((json_t *)json_object_get(r, "figures"), name, f)
+        {
             const char *unit = jstr(f, "unit");
             if (!unit) unit = "";
             sb_printf(&b, "| %s | %s |", id ? id : "?", name);
@@ -271,7 +291,8 @@ static void csv_field(struct sb *b, const char *s, int last)
     if (!s) s = "";
     if (strpbrk(s, ",\"\n\r")) {
         sb_printf(b, "\"");
-        for (const char *p = s; *p; p++) sb_printf(b, *p == '"' ? "\"\"" : "%c", *p);
+        for (const char *p = s; *p; p++)
+            sb_printf(b, *p == '"' ? "\"\"" : "%c", *p);
         sb_printf(b, "\"");
     } else {
         sb_printf(b, "%s", s);
@@ -297,10 +318,12 @@ static char *render_csv(const json_t *doc)
     snprintf(seed, sizeof seed, "%lld", (long long)json_integer_value(jget(doc, "run.seed")));
     size_t i;
     const json_t *r;
-    json_array_foreach(json_object_get(doc, "results"), i, r) {
+    json_array_foreach(json_object_get(doc, "results"), i, r)
+    {
         const char *name;
         const json_t *f;
-        json_object_foreach((json_t *)json_object_get(r, "figures"), name, f) {
+        json_object_foreach((json_t *)json_object_get(r, "figures"), name, f)
+        {
             csv_field(&b, jstr(r, "id"), 0);
             csv_field(&b, jstr(r, "kind"), 0);
             csv_field(&b, mode, 0);
@@ -367,7 +390,8 @@ static char *render_jsonl(const json_t *doc)
     json_object_del(ctx, "results");
     size_t i;
     const json_t *r;
-    json_array_foreach(json_object_get(doc, "results"), i, r) {
+    json_array_foreach(json_object_get(doc, "results"), i, r)
+    {
         json_object_set(ctx, "result", (json_t *)r);
         char *line = json_dumps(ctx, JSON_COMPACT);
         if (!line) {
@@ -384,11 +408,17 @@ static char *render_jsonl(const json_t *doc)
 char *llm_bench_render(const json_t *doc, int fmt)
 {
     switch (fmt) {
-    case LLM_BENCH_MD: return render_md(doc);
-    case LLM_BENCH_CSV: return render_csv(doc);
-    case LLM_BENCH_JSON: return render_json(doc);
-    case LLM_BENCH_JSONL: return render_jsonl(doc);
-    default: llm_err_set(LLM_EINVAL, "unknown output format %d", fmt); return NULL;
+    case LLM_BENCH_MD:
+        return render_md(doc);
+    case LLM_BENCH_CSV:
+        return render_csv(doc);
+    case LLM_BENCH_JSON:
+        return render_json(doc);
+    case LLM_BENCH_JSONL:
+        return render_jsonl(doc);
+    default:
+        llm_err_set(LLM_EINVAL, "unknown output format %d", fmt);
+        return NULL;
     }
 }
 
@@ -402,8 +432,8 @@ static int check_doc(const json_t *doc, const char *path)
                            path, LLM_BENCH_FORMAT);
     const json_t *v = json_object_get(doc, "version");
     if (!json_is_integer(v) || json_integer_value(v) != LLM_BENCH_VERSION)
-        return llm_err_set(LLM_EVERSION, "'%s': result version %lld, this llm-bench reads %d",
-                           path, (long long)json_integer_value(v), LLM_BENCH_VERSION);
+        return llm_err_set(LLM_EVERSION, "'%s': result version %lld, this llm-bench reads %d", path,
+                           (long long)json_integer_value(v), LLM_BENCH_VERSION);
     if (!json_is_array(json_object_get(doc, "results")))
         return llm_err_set(LLM_EFORMAT, "'%s': no \"results\" array", path);
     return 0;
@@ -433,7 +463,8 @@ int llm_bench_doc_load(const char *path, json_t **out)
             line++;
             size_t a = at;
             at = end + 1;
-            while (a < end && (buf[a] == ' ' || buf[a] == '\r' || buf[a] == '\t')) a++;
+            while (a < end && (buf[a] == ' ' || buf[a] == '\r' || buf[a] == '\t'))
+                a++;
             if (a == end) continue;
             json_t *o = json_loadb(buf + a, end - a, 0, &je);
             json_t *r = json_object_get(o, "result");
@@ -471,7 +502,8 @@ static const json_t *find_result(const json_t *doc, const char *id)
 {
     size_t i;
     const json_t *r;
-    json_array_foreach(json_object_get(doc, "results"), i, r) {
+    json_array_foreach(json_object_get(doc, "results"), i, r)
+    {
         const char *x = jstr(r, "id");
         if (x && !strcmp(x, id)) return r;
     }
@@ -487,13 +519,15 @@ int llm_bench_compare(const json_t *base, const json_t *cur, double max_pct,
     int regressions = 0;
     size_t i;
     const json_t *r;
-    json_array_foreach(json_object_get(cur, "results"), i, r) {
+    json_array_foreach(json_object_get(cur, "results"), i, r)
+    {
         const char *id = jstr(r, "id");
         const json_t *br = id ? find_result(base, id) : NULL;
         if (!br) continue;
         const char *name;
         const json_t *f;
-        json_object_foreach((json_t *)json_object_get(r, "figures"), name, f) {
+        json_object_foreach((json_t *)json_object_get(r, "figures"), name, f)
+        {
             const struct llm_bench_figdef *d = llm_bench_figdef(name);
             double c, bv;
             if (!d || d->better == LLM_BENCH_INFO) continue;
@@ -517,8 +551,8 @@ int llm_bench_compare(const json_t *base, const json_t *cur, double max_pct,
             e->better = d->better;
             e->base = bv;
             e->cur = c;
-            e->change_pct = d->better == LLM_BENCH_HIGHER ? (bv - c) / bv * 100.0
-                                                           : (c - bv) / bv * 100.0;
+            e->change_pct =
+                d->better == LLM_BENCH_HIGHER ? (bv - c) / bv * 100.0 : (c - bv) / bv * 100.0;
             e->regressed = e->change_pct > max_pct;
             regressions += e->regressed;
         }

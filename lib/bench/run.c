@@ -46,7 +46,7 @@ static int dvec_push(struct dvec *d, double x)
 
 struct acc {
     struct dvec ttft, tpot, itl, e2e, user;
-    double first_max;       /* latest first token */
+    double first_max; /* latest first token */
     int64_t done;
 };
 
@@ -74,8 +74,9 @@ static int submit_one(struct llm_engine *e, const struct llm_bench_workload *w, 
     r.sampling.seed = x->sampling.seed + (uint64_t)i; /* distinct per request, same every run */
     r.user = (void *)(intptr_t)i;
     int rc = llm_engine_submit(e, &r, NULL);
-    if (rc) return llm_err_wrap(rc, "request %d (%d prompt + %d output tokens)", i, q->n_prompt,
-                                q->n_output);
+    if (rc)
+        return llm_err_wrap(rc, "request %d (%d prompt + %d output tokens)", i, q->n_prompt,
+                            q->n_output);
     return 0;
 }
 
@@ -131,8 +132,9 @@ static int run_steps(struct llm_engine *e, struct acc *a, struct llm_bench_total
         tot->kv_blocks_total = st.kv_blocks_total;
         tot->preemptions += st.n_preempted;
         if (st.n_tokens == 0 && ++idle > 1000)
-            return llm_err_set(LLM_ECAPACITY, "engine made no progress for 1000 steps "
-                                              "(%d requests waiting)",
+            return llm_err_set(LLM_ECAPACITY,
+                               "engine made no progress for 1000 steps "
+                               "(%d requests waiting)",
                                st.n_waiting);
         if (st.n_tokens) idle = 0;
         if ((rc = take_results(e, a, tot))) return rc;
@@ -151,7 +153,8 @@ static int put_dist(json_t *o, const char *name, struct dvec *d)
     if (d->n == 0) return 0;
     char k[48];
     double sum = 0;
-    for (size_t i = 0; i < d->n; i++) sum += d->v[i];
+    for (size_t i = 0; i < d->n; i++)
+        sum += d->v[i];
     static const double ps[] = {50, 90, 95, 99};
     int rc;
     snprintf(k, sizeof k, "%s_mean", name);
@@ -195,7 +198,8 @@ int llm_bench_run_once(struct llm_engine *e, struct llm_bench_meter *m,
             if (!rc) rc = run_steps(e, &a, tot, &kv_sum, &steps);
         }
     } else {
-        for (int i = 0; i < w->n && !rc; i++) rc = submit_one(e, w, i, x);
+        for (int i = 0; i < w->n && !rc; i++)
+            rc = submit_one(e, w, i, x);
         if (!rc) rc = run_steps(e, &a, tot, &kv_sum, &steps);
     }
     double wall = llm_engine_now() - t0;
@@ -223,7 +227,8 @@ int llm_bench_run_once(struct llm_engine *e, struct llm_bench_meter *m,
     if (!rc && x->count_tokens) rc = put(f, "tokens_per_s", (double)m->tokens / wall);
     if (!rc && a.user.n) {
         double s = 0;
-        for (size_t i = 0; i < a.user.n; i++) s += a.user.v[i];
+        for (size_t i = 0; i < a.user.n; i++)
+            s += a.user.v[i];
         rc = put(f, "per_user_tokens_per_s", s / (double)a.user.n);
     }
     if (!rc) rc = put_dist(f, "ttft", &a.ttft);

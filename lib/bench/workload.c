@@ -61,7 +61,7 @@ void llm_bench_workload_free(struct llm_bench_workload *w)
 
 struct builder {
     struct llm_bench_workload *w;
-    int64_t *off;         /* prompt offsets, turned into pointers at the end */
+    int64_t *off; /* prompt offsets, turned into pointers at the end */
     int cap_reqs;
     int64_t cap_ids;
 };
@@ -70,7 +70,8 @@ static int b_grow_ids(struct builder *b, int64_t need)
 {
     if (need <= b->cap_ids) return 0;
     int64_t cap = b->cap_ids ? b->cap_ids : 4096;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     int32_t *p = realloc(b->w->ids, (size_t)cap * sizeof(*p));
     if (!p) return llm_err_set(LLM_ENOMEM, "workload: out of memory (%lld ids)", (long long)cap);
     b->w->ids = p;
@@ -96,8 +97,8 @@ static int b_add(struct builder *b, int n_prompt, int n_output, int32_t **ids)
     int rc = b_grow_ids(b, w->n_ids + n_prompt);
     if (rc) return rc;
     b->off[w->n] = w->n_ids;
-    w->reqs[w->n] = (struct llm_bench_req){.prompt = NULL, .n_prompt = n_prompt,
-                                           .n_output = n_output};
+    w->reqs[w->n] =
+        (struct llm_bench_req){.prompt = NULL, .n_prompt = n_prompt, .n_output = n_output};
     *ids = w->ids + w->n_ids;
     w->n_ids += n_prompt;
     w->n++;
@@ -110,7 +111,8 @@ static int b_add(struct builder *b, int n_prompt, int n_output, int32_t **ids)
 
 static void b_finish(struct builder *b)
 {
-    for (int i = 0; i < b->w->n; i++) b->w->reqs[i].prompt = b->w->ids + b->off[i];
+    for (int i = 0; i < b->w->n; i++)
+        b->w->reqs[i].prompt = b->w->ids + b->off[i];
     free(b->off);
     b->off = NULL;
 }
@@ -227,8 +229,10 @@ int llm_bench_workload_save(const struct llm_bench_workload *w, const char *path
         rc = llm_out_write(&out, line, k);
     }
     free(line);
-    if (!rc) rc = llm_out_commit(&out);
-    else llm_out_abort(&out);
+    if (!rc)
+        rc = llm_out_commit(&out);
+    else
+        llm_out_abort(&out);
     return rc;
 }
 
@@ -251,7 +255,8 @@ uint64_t llm_bench_workload_hash(const struct llm_bench_workload *w)
         const struct llm_bench_req *r = &w->reqs[i];
         put32(st, (uint32_t)r->n_prompt);
         put32(st, (uint32_t)r->n_output);
-        for (int j = 0; j < r->n_prompt; j++) put32(st, (uint32_t)r->prompt[j]);
+        for (int j = 0; j < r->n_prompt; j++)
+            put32(st, (uint32_t)r->prompt[j]);
     }
     uint64_t h = XXH3_64bits_digest(st);
     XXH3_freeState(st);
@@ -271,7 +276,8 @@ int llm_bench_file_hash(const char *path, uint64_t *h)
     }
     XXH3_64bits_reset(st);
     size_t got;
-    while ((got = fread(buf, 1, 1 << 20, f)) > 0) XXH3_64bits_update(st, buf, got);
+    while ((got = fread(buf, 1, 1 << 20, f)) > 0)
+        XXH3_64bits_update(st, buf, got);
     if (ferror(f)) {
         rc = llm_err_set(LLM_EIO, "unable to read '%s'", path);
         goto out;
@@ -327,8 +333,9 @@ static int ld_add_ids(struct loader *L, const int32_t *src, size_t n, int n_outp
         return ld_err(L, LLM_ERANGE, "output length %d out of range 1..%d", n_output, MAX_LEN);
     for (size_t i = 0; i < n; i++)
         if (src[i] < 0 || src[i] >= L->o->vocab)
-            return ld_err(L, LLM_ERANGE, "token id %d (index %zu) is outside the vocabulary (0..%lld)",
-                          src[i], i, (long long)L->o->vocab - 1);
+            return ld_err(L, LLM_ERANGE,
+                          "token id %d (index %zu) is outside the vocabulary (0..%lld)", src[i], i,
+                          (long long)L->o->vocab - 1);
     int32_t *dst;
     int rc = b_add(&L->b, (int)n, n_output, &dst);
     if (rc) return rc;
@@ -379,8 +386,8 @@ static int ld_trtllm_line(struct loader *L, const char *s, size_t len)
             ids[i] = (int32_t)json_integer_value(v);
         }
     } else if (json_is_string(pr)) {
-        if ((rc = ld_tokenize(L, json_string_value(pr), json_string_length(pr), 1, "'prompt'",
-                              &ids, &n)))
+        if ((rc = ld_tokenize(L, json_string_value(pr), json_string_length(pr), 1, "'prompt'", &ids,
+                              &n)))
             goto out;
     } else {
         rc = ld_err(L, LLM_EFORMAT, "needs 'prompt' (a string) or 'input_ids'");
@@ -435,8 +442,10 @@ static int ld_jsonl(struct loader *L, const char *buf, size_t len, int fmt)
         size_t end = nl ? (size_t)(nl - buf) : len;
         L->line++;
         size_t a = at, e = end;
-        while (a < e && isspace((unsigned char)buf[a])) a++;
-        while (e > a && isspace((unsigned char)buf[e - 1])) e--;
+        while (a < e && isspace((unsigned char)buf[a]))
+            a++;
+        while (e > a && isspace((unsigned char)buf[e - 1]))
+            e--;
         at = end + 1;
         if (a == e) continue;
         int rc = fmt == LLM_BENCH_DS_TRTLLM ? ld_trtllm_line(L, buf + a, e - a)
@@ -508,14 +517,14 @@ out:
 static int detect(const char *buf, size_t len)
 {
     size_t i = 0;
-    while (i < len && isspace((unsigned char)buf[i])) i++;
+    while (i < len && isspace((unsigned char)buf[i]))
+        i++;
     if (i < len && buf[i] == '[') return LLM_BENCH_DS_SHAREGPT;
     const char *nl = memchr(buf + i, '\n', len - i);
     size_t e = nl ? (size_t)(nl - buf) : len;
     json_t *j = json_loadb(buf + i, e - i, 0, NULL);
     int f = LLM_BENCH_DS_LLMRUN;
-    if (json_is_object(j) &&
-        (json_object_get(j, "output_tokens") || json_object_get(j, "task_id")))
+    if (json_is_object(j) && (json_object_get(j, "output_tokens") || json_object_get(j, "task_id")))
         f = LLM_BENCH_DS_TRTLLM;
     json_decref(j);
     return f;

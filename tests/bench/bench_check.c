@@ -50,7 +50,7 @@ static int check_doc(const json_t *doc, const char *what)
         return 1;
     }
     static const char *const need[] = {"env.host.cpu_model", "env.build.commit", "model.hash",
-                                       "run.mode", "run.seed", "run.engine"};
+                                       "run.mode",           "run.seed",         "run.engine"};
     for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
         if (!at(doc, need[i])) {
             printf("FAIL: %s: no %s\n", what, need[i]);
@@ -63,10 +63,12 @@ static int check_doc(const json_t *doc, const char *what)
     }
     size_t i, nfig = 0;
     const json_t *r;
-    json_array_foreach(res, i, r) {
+    json_array_foreach(res, i, r)
+    {
         const char *name;
         json_t *f;
-        json_object_foreach(json_object_get(r, "figures"), name, f) {
+        json_object_foreach(json_object_get(r, "figures"), name, f)
+        {
             json_int_t n = json_integer_value(json_object_get(f, "n"));
             if (n < 1 || (json_int_t)json_array_size(json_object_get(f, "samples")) != n ||
                 !json_is_number(json_object_get(f, "mean")) ||
@@ -142,10 +144,13 @@ static int cmd_csv(const char *path)
     int c, cols = 1, q = 0, header = -1;
     long rows = 0;
     while ((c = fgetc(f)) != EOF) {
-        if (c == '"') q = !q;
-        else if (c == ',' && !q) cols++;
+        if (c == '"')
+            q = !q;
+        else if (c == ',' && !q)
+            cols++;
         else if (c == '\n' && !q) {
-            if (header < 0) header = cols;
+            if (header < 0)
+                header = cols;
             else if (cols != header) {
                 printf("FAIL: '%s' row %ld: %d columns, header has %d\n", path, rows + 1, cols,
                        header);
@@ -171,10 +176,14 @@ static int cmd_get(const char *path, const char *p)
     if (!d) return 1;
     const json_t *v = at(json_array_get(json_object_get(d, "results"), 0), p);
     int rc = 0;
-    if (json_is_string(v)) printf("%s\n", json_string_value(v));
-    else if (json_is_integer(v)) printf("%lld\n", (long long)json_integer_value(v));
-    else if (json_is_number(v)) printf("%.17g\n", json_number_value(v));
-    else rc = 1;
+    if (json_is_string(v))
+        printf("%s\n", json_string_value(v));
+    else if (json_is_integer(v))
+        printf("%lld\n", (long long)json_integer_value(v));
+    else if (json_is_number(v))
+        printf("%.17g\n", json_number_value(v));
+    else
+        rc = 1;
     json_decref(d);
     return rc;
 }
@@ -186,7 +195,8 @@ static int cmd_same(const char *pa, const char *pb, double factor)
     int rc = 0;
     size_t i;
     json_t *ra;
-    json_array_foreach(json_object_get(a, "results"), i, ra) {
+    json_array_foreach(json_object_get(a, "results"), i, ra)
+    {
         json_t *rb = json_array_get(json_object_get(b, "results"), i);
         const char *id = json_string_value(json_object_get(ra, "id"));
         if (!rb || !id || !json_equal(json_object_get(ra, "id"), json_object_get(rb, "id"))) {
@@ -217,7 +227,8 @@ static int cmd_same(const char *pa, const char *pb, double factor)
         const char *name;
         json_t *fa;
         int nf = 0, bad = 0;
-        json_object_foreach(json_object_get(ra, "figures"), name, fa) {
+        json_object_foreach(json_object_get(ra, "figures"), name, fa)
+        {
             json_t *fb = json_object_get(json_object_get(rb, "figures"), name);
             if (!fb) {
                 printf("FAIL: %s: %s missing in '%s'\n", id, name, pb);
@@ -238,9 +249,11 @@ static int cmd_same(const char *pa, const char *pb, double factor)
                 bad++;
             }
         }
-        if (bad) rc = 1;
-        else printf("ok: %s: %d gated figures agree within a factor %g or 4 stddev\n", id, nf,
-                    factor);
+        if (bad)
+            rc = 1;
+        else
+            printf("ok: %s: %d gated figures agree within a factor %g or 4 stddev\n", id, nf,
+                   factor);
     }
     json_decref(a);
     json_decref(b);
@@ -253,10 +266,12 @@ static int cmd_tweak(const char *in, const char *out, const char *figname, doubl
     if (!d) return 1;
     size_t i, n = 0;
     json_t *r;
-    json_array_foreach(json_object_get(d, "results"), i, r) {
+    json_array_foreach(json_object_get(d, "results"), i, r)
+    {
         const char *name;
         json_t *f;
-        json_object_foreach(json_object_get(r, "figures"), name, f) {
+        json_object_foreach(json_object_get(r, "figures"), name, f)
+        {
             const char *better = json_string_value(json_object_get(f, "better"));
             double m = json_number_value(json_object_get(f, "mean")), x = factor;
             if (strcmp(figname, "*") ? strcmp(name, figname) != 0

@@ -85,7 +85,8 @@ static void test_synth(void)
     s.seed = 43;
     CHECK(llm_bench_workload_synth(&c, &s) == 0, "seed 43");
     CHECK(!same_workload(&a, &c), "different seed: different workload");
-    CHECK(llm_bench_workload_hash(&a) != llm_bench_workload_hash(&c), "different seed: different hash");
+    CHECK(llm_bench_workload_hash(&a) != llm_bench_workload_hash(&c),
+          "different seed: different hash");
     int in_range = 1, varied = 0;
     double sum = 0;
     for (int i = 0; i < a.n; i++) {
@@ -170,7 +171,8 @@ static void test_datasets(void)
     rc = llm_bench_workload_load(&w, p, &o, NULL);
     CHECK(rc == LLM_EFORMAT && strstr(llm_errmsg(), "output_tokens"), "missing output_tokens: %s",
           llm_errmsg());
-    p = write_tmp("vocab.jsonl", "{\"task_id\": 0, \"input_ids\": [1, 100], \"output_tokens\": 2}\n");
+    p = write_tmp("vocab.jsonl",
+                  "{\"task_id\": 0, \"input_ids\": [1, 100], \"output_tokens\": 2}\n");
     rc = llm_bench_workload_load(&w, p, &o, NULL);
     CHECK(rc == LLM_ERANGE && strstr(llm_errmsg(), "line 1"), "id 100 outside vocab 100: %s",
           llm_errmsg());
@@ -267,14 +269,18 @@ static void test_cost(void)
     CHECK(c.layer_params == 2 * (8192 + 4096 + 24576), "layer params %.0f", c.layer_params);
     CHECK(c.kv_token_bytes == 2.0 * 2 * 2 * 16 * 4, "KV bytes per token %.0f", c.kv_token_bytes);
     int32_t start[] = {0, 3, 4}, len[] = {3, 10}, rows[] = {2, 3};
-    struct llm_batch b = {.n_tokens = 4, .n_seqs = 2, .seq_start = start, .seq_len = len,
-                          .n_out = 2, .out_rows = rows};
+    struct llm_batch b = {.n_tokens = 4,
+                          .n_seqs = 2,
+                          .seq_start = start,
+                          .seq_len = len,
+                          .n_out = 2,
+                          .out_rows = rows};
     double by, fl;
     llm_bench_cost_batch(&c, &b, &by, &fl);
     /* pairs: seq 0 prefill 3 -> 1+2+3 = 6; seq 1 decode at position 9 -> 10 */
     double want_fl = 2 * c.layer_params * 4 + 2 * 1000.0 * 64 * 2 + 4.0 * 2 * 4 * 16 * 16;
-    double want_by = c.layer_weight_bytes + c.head_bytes + 4 * c.embed_row_bytes +
-                     (13 + 4) * c.kv_token_bytes;
+    double want_by =
+        c.layer_weight_bytes + c.head_bytes + 4 * c.embed_row_bytes + (13 + 4) * c.kv_token_bytes;
     CHECK(fabs(fl - want_fl) < 1e-6 && fabs(by - want_by) < 1e-6,
           "batch of a 3-token prefill and a decode: %.0f FLOPs, %.0f bytes", fl, by);
     llm_desc_free(&d);
@@ -346,9 +352,16 @@ static void test_run(void)
               t1.flops == t2.flops && t1.kv_blocks_peak == t2.kv_blocks_peak,
           "two repetitions: identical counts (%llu forwards, %.0f FLOPs)",
           (unsigned long long)t1.forwards, t1.flops);
-    static const char *const want[] = {"requests_per_s", "output_tokens_per_s", "ttft_p99",
-                                       "tpot_p50", "itl_p95", "e2e_p90", "mem_bw_fraction",
-                                       "flops_fraction", "host_overhead_share", "kv_util_peak"};
+    static const char *const want[] = {"requests_per_s",
+                                       "output_tokens_per_s",
+                                       "ttft_p99",
+                                       "tpot_p50",
+                                       "itl_p95",
+                                       "e2e_p90",
+                                       "mem_bw_fraction",
+                                       "flops_fraction",
+                                       "host_overhead_share",
+                                       "kv_util_peak"};
     int have = 1;
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!json_is_number(json_object_get(f1, want[i]))) {
@@ -389,10 +402,10 @@ static void test_run(void)
     /* a document from these figures, in every format */
     char hex[17];
     llm_bench_hex64(llm_bench_workload_hash(&w), hex);
-    json_t *res = json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s}, s:{}, s:o}", "id",
-                            "throughput", "kind", "throughput", "test", "throughput", "engine",
-                            "backend", "mock", "device", "mock, device", "workload", "hash", hex,
-                            "params", "figures", figs);
+    json_t *res =
+        json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s}, s:{}, s:o}", "id", "throughput", "kind",
+                  "throughput", "test", "throughput", "engine", "backend", "mock", "device",
+                  "mock, device", "workload", "hash", hex, "params", "figures", figs);
     json_t *doc = json_pack("{s:s, s:i, s:{s:s, s:i}, s:{s:s, s:s}, s:o, s:[o]}", "format",
                             LLM_BENCH_FORMAT, "version", LLM_BENCH_VERSION, "run", "mode",
                             "throughput", "seed", 0, "model", "path", "mock.llm", "hash",
@@ -409,8 +422,8 @@ static void test_run(void)
         if (fmt == LLM_BENCH_JSON || fmt == LLM_BENCH_JSONL) {
             json_t *back = NULL;
             rc = llm_bench_doc_load(path, &back);
-            CHECK(rc == 0 && json_equal(json_object_get(back, "results"),
-                                        json_object_get(doc, "results")),
+            CHECK(rc == 0 &&
+                      json_equal(json_object_get(back, "results"), json_object_get(doc, "results")),
                   "%s reads back to the same results", name);
             json_decref(back);
         }
@@ -418,11 +431,15 @@ static void test_run(void)
             /* every row has the header's column count (quotes respected) */
             int cols = -1, okc = 1, rows = 0, c = 1, q = 0;
             for (const char *p = text; *p; p++) {
-                if (*p == '"') q = !q;
-                else if (*p == ',' && !q) c++;
+                if (*p == '"')
+                    q = !q;
+                else if (*p == ',' && !q)
+                    c++;
                 else if (*p == '\n' && !q) {
-                    if (cols < 0) cols = c;
-                    else if (c != cols) okc = 0;
+                    if (cols < 0)
+                        cols = c;
+                    else if (c != cols)
+                        okc = 0;
                     rows++;
                     c = 1;
                 }
@@ -442,9 +459,9 @@ static void test_run(void)
 
     /* the gate: a baseline 20% faster / 20% slower than this document */
     json_t *base = json_deep_copy(doc);
-    json_t *bf = json_object_get(json_object_get(json_array_get(json_object_get(base, "results"), 0),
-                                                 "figures"),
-                                 "output_tokens_per_s");
+    json_t *bf = json_object_get(
+        json_object_get(json_array_get(json_object_get(base, "results"), 0), "figures"),
+        "output_tokens_per_s");
     double cur = json_number_value(json_object_get(bf, "mean"));
     json_object_set_new(bf, "mean", json_real(cur * 1.25));
     struct llm_bench_cmp *cmp = NULL;
@@ -465,9 +482,9 @@ static void test_run(void)
     CHECK(reg == 0, "baseline slower than this run: no regression");
     free(cmp);
     json_object_set_new(bf, "mean", json_real(cur));
-    json_t *lat = json_object_get(json_object_get(json_array_get(json_object_get(base, "results"), 0),
-                                                  "figures"),
-                                  "ttft_p99");
+    json_t *lat = json_object_get(
+        json_object_get(json_array_get(json_object_get(base, "results"), 0), "figures"),
+        "ttft_p99");
     double l = json_number_value(json_object_get(lat, "mean"));
     json_object_set_new(lat, "mean", json_real(l / 2));
     reg = llm_bench_compare(base, doc, 50, &cmp, &n);
@@ -507,8 +524,8 @@ static void test_probe(void)
 int main(void)
 {
     llm_log_set_level(LLM_LOG_ERROR);
-    snprintf(tmpdir, sizeof tmpdir, "%s/test-bench-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR")
-                                                                             : "/tmp");
+    snprintf(tmpdir, sizeof tmpdir, "%s/test-bench-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;

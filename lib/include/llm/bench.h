@@ -44,20 +44,20 @@ struct llm_tokenizer;
 /* ---- workloads -------------------------------------------------------- */
 
 struct llm_bench_req {
-    const int32_t *prompt;  /* [n_prompt], into the workload's storage */
+    const int32_t *prompt; /* [n_prompt], into the workload's storage */
     int n_prompt;
-    int n_output;           /* tokens to generate (exactly, unless EOS is honoured) */
+    int n_output; /* tokens to generate (exactly, unless EOS is honoured) */
 };
 
 struct llm_bench_workload {
     struct llm_bench_req *reqs;
     int n;
-    int32_t *ids;           /* every prompt, back to back */
+    int32_t *ids; /* every prompt, back to back */
     int64_t n_ids;
-    int64_t prompt_tokens;  /* sum of n_prompt */
-    int64_t output_tokens;  /* sum of n_output */
+    int64_t prompt_tokens; /* sum of n_prompt */
+    int64_t output_tokens; /* sum of n_output */
     int max_prompt, max_output;
-    int skipped;            /* dataset entries left out (ShareGPT: fewer than two turns) */
+    int skipped; /* dataset entries left out (ShareGPT: fewer than two turns) */
 };
 
 /* Synthetic requests.  Lengths: mean when std is 0, else a normal draw
@@ -89,17 +89,17 @@ enum llm_bench_dataset {
     LLM_BENCH_DS_SHAREGPT, /* JSON array of {"conversations": [{"from", "value"}, ...]} */
     LLM_BENCH_DS_COUNT
 };
-const char *llm_bench_dataset_name(int f);       /* "auto", "trtllm", "llm-run", "sharegpt" */
-int llm_bench_dataset_from_name(const char *s);  /* -1 when unknown */
+const char *llm_bench_dataset_name(int f);      /* "auto", "trtllm", "llm-run", "sharegpt" */
+int llm_bench_dataset_from_name(const char *s); /* -1 when unknown */
 
 struct llm_bench_load_opts {
-    int format;                        /* enum llm_bench_dataset */
-    const struct llm_tokenizer *tok;   /* text prompts and ShareGPT replies; NULL: ids only */
-    int64_t vocab;                     /* ids must be below it */
-    int max_requests;                  /* keep the first N (0 = all) */
-    int default_output;                /* llm-run lines without max_tokens (0 = 256) */
-    int max_context;                   /* ShareGPT: skip conversations whose prompt and
-                                          reply exceed this many tokens (0 = keep all) */
+    int format;                      /* enum llm_bench_dataset */
+    const struct llm_tokenizer *tok; /* text prompts and ShareGPT replies; NULL: ids only */
+    int64_t vocab;                   /* ids must be below it */
+    int max_requests;                /* keep the first N (0 = all) */
+    int default_output;              /* llm-run lines without max_tokens (0 = 256) */
+    int max_context;                 /* ShareGPT: skip conversations whose prompt and
+                                        reply exceed this many tokens (0 = keep all) */
 };
 /* Load a dataset file.  Text is tokenized here (special tokens added as
  * HF's encode does), so the workload is ids only.  A malformed line fails
@@ -145,16 +145,16 @@ struct llm_bench_cost {
     double layer_weight_bytes; /* bytes of all layers' linear weights (all experts for MoE) */
     double head_params;        /* vocab x hidden */
     double head_bytes;
-    double embed_row_bytes;    /* one embedding row */
-    double kv_token_bytes;     /* K and V of one token over all layers */
-    double attn_flops_pair;    /* 4 x layers x heads x head_dim */
+    double embed_row_bytes; /* one embedding row */
+    double kv_token_bytes;  /* K and V of one token over all layers */
+    double attn_flops_pair; /* 4 x layers x heads x head_dim */
 };
 /* weight_elem_bytes: bytes per weight element as the backend holds them;
  * kv_elem_bytes: bytes per K/V element. */
 void llm_bench_cost_init(struct llm_bench_cost *c, const struct llm_model_desc *d,
                          double weight_elem_bytes, double kv_elem_bytes);
-void llm_bench_cost_batch(const struct llm_bench_cost *c, const struct llm_batch *b,
-                          double *bytes, double *flops);
+void llm_bench_cost_batch(const struct llm_bench_cost *c, const struct llm_batch *b, double *bytes,
+                          double *flops);
 
 /* ---- metering backend --------------------------------------------------
  * A backend that forwards every call to inner and keeps totals.  Hand
@@ -166,11 +166,11 @@ struct llm_bench_meter {
     struct llm_backend *inner;
     struct llm_bench_cost cost;
     /* totals since the last reset */
-    double busy;            /* seconds inside backend calls */
-    double bytes, flops;    /* cost model over every forward */
+    double busy;         /* seconds inside backend calls */
+    double bytes, flops; /* cost model over every forward */
     uint64_t forwards;
-    uint64_t tokens;        /* rows run */
-    uint64_t out_rows;      /* rows with logits */
+    uint64_t tokens;   /* rows run */
+    uint64_t out_rows; /* rows with logits */
 };
 int llm_bench_meter_init(struct llm_bench_meter *m, struct llm_backend *inner,
                          const struct llm_bench_cost *c);
@@ -179,9 +179,9 @@ void llm_bench_meter_reset(struct llm_bench_meter *m);
 /* ---- device ceilings ---------------------------------------------------- */
 
 struct llm_bench_ceiling {
-    double mem_bw;         /* bytes/s, read + written */
-    double flops;          /* FLOP/s */
-    char bw_how[96];       /* how it was found: "memcpy 2x64 MiB, 8 threads", "--peak-bw" */
+    double mem_bw;   /* bytes/s, read + written */
+    double flops;    /* FLOP/s */
+    char bw_how[96]; /* how it was found: "memcpy 2x64 MiB, 8 threads", "--peak-bw" */
     char flops_how[96];
 };
 /* memcpy between two 64 MiB buffers split over n_threads and the CPU
@@ -213,12 +213,12 @@ void llm_bench_hex64(uint64_t h, char out[17]);
 /* ---- running a workload ---------------------------------------------- */
 
 struct llm_bench_exec {
-    int one_at_a_time;     /* latency mode: each request alone, in order */
-    int honor_eos;         /* 0: ignore EOS, min_tokens = max_tokens */
-    int phases;            /* report T_PP/S_PP/T_TG/S_TG (batched sweep) */
-    int count_tokens;      /* report tokens_per_s = rows run / wall (sweep grid) */
+    int one_at_a_time; /* latency mode: each request alone, in order */
+    int honor_eos;     /* 0: ignore EOS, min_tokens = max_tokens */
+    int phases;        /* report T_PP/S_PP/T_TG/S_TG (batched sweep) */
+    int count_tokens;  /* report tokens_per_s = rows run / wall (sweep grid) */
     struct llm_sampling sampling;
-    int cuda, device;      /* for peak memory */
+    int cuda, device;                        /* for peak memory */
     const struct llm_bench_ceiling *ceiling; /* NULL: no fractions */
 };
 void llm_bench_exec_init(struct llm_bench_exec *x);
@@ -227,11 +227,11 @@ void llm_bench_exec_init(struct llm_bench_exec *x);
  * and engine settings (unless EOS is honoured with sampling). */
 struct llm_bench_totals {
     int64_t requests;
-    int64_t prompt_tokens;   /* of finished requests */
-    int64_t output_tokens;   /* generated */
-    uint64_t rows;           /* token rows run by the backend (recomputation included) */
-    uint64_t forwards;       /* forward passes */
-    double bytes, flops;     /* cost model over every forward */
+    int64_t prompt_tokens; /* of finished requests */
+    int64_t output_tokens; /* generated */
+    uint64_t rows;         /* token rows run by the backend (recomputation included) */
+    uint64_t forwards;     /* forward passes */
+    double bytes, flops;   /* cost model over every forward */
     int64_t preemptions;
     int kv_blocks_peak, kv_blocks_total;
 };
@@ -250,9 +250,9 @@ int llm_bench_run_once(struct llm_engine *e, struct llm_bench_meter *m,
 enum llm_bench_better { LLM_BENCH_INFO = 0, LLM_BENCH_HIGHER, LLM_BENCH_LOWER };
 struct llm_bench_figdef {
     const char *name;
-    const char *unit;      /* "tok/s", "s", "B", "B/s", "FLOP/s", "1", ... */
-    int better;            /* enum llm_bench_better: what the baseline gate compares */
-    const char *what;      /* one line for formats/bench.md and the md table */
+    const char *unit; /* "tok/s", "s", "B", "B/s", "FLOP/s", "1", ... */
+    int better;       /* enum llm_bench_better: what the baseline gate compares */
+    const char *what; /* one line for formats/bench.md and the md table */
 };
 /* The definition of a figure name, or NULL. */
 const struct llm_bench_figdef *llm_bench_figdef(const char *name);
@@ -267,8 +267,13 @@ json_t *llm_bench_figures_finish(const json_t *acc);
 
 /* ---- result documents --------------------------------------------------- */
 
-enum llm_bench_fmt { LLM_BENCH_MD = 0, LLM_BENCH_CSV, LLM_BENCH_JSON, LLM_BENCH_JSONL,
-                     LLM_BENCH_FMT_COUNT };
+enum llm_bench_fmt {
+    LLM_BENCH_MD = 0,
+    LLM_BENCH_CSV,
+    LLM_BENCH_JSON,
+    LLM_BENCH_JSONL,
+    LLM_BENCH_FMT_COUNT
+};
 const char *llm_bench_fmt_name(int f);
 int llm_bench_fmt_from_name(const char *s); /* -1 when unknown */
 
@@ -285,7 +290,7 @@ struct llm_bench_cmp {
     char figure[48];
     int better;
     double base, cur;
-    double change_pct;     /* positive = worse */
+    double change_pct; /* positive = worse */
     int regressed;
 };
 /* Compare every gated figure of every result in cur with the result of
