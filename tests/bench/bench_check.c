@@ -9,7 +9,8 @@
  *   bench_check same A B FACTOR      same tests, workload hashes and counts;
  *                                    every gated figure's means within a factor
  *                                    FACTOR of each other or within 4 pooled
- *                                    standard deviations
+ *                                    standard deviations (FACTOR 0: counts and
+ *                                    workloads only)
  *   bench_check tweak IN OUT FIG F   multiply FIG's mean in every result by F;
  *                                    FIG '*': every gated figure made F times
  *                                    better (F < 1: worse)
@@ -237,6 +238,7 @@ static int cmd_same(const char *pa, const char *pb, double factor)
             }
             const char *better = json_string_value(json_object_get(fa, "better"));
             if (!better || !strcmp(better, "info")) continue;
+            if (factor <= 0) continue; /* counts and workloads only */
             double ma = json_number_value(json_object_get(fa, "mean"));
             double mb = json_number_value(json_object_get(fb, "mean"));
             double sa = json_number_value(json_object_get(fa, "stddev"));
@@ -251,7 +253,7 @@ static int cmd_same(const char *pa, const char *pb, double factor)
         }
         if (bad)
             rc = 1;
-        else
+        else if (factor > 0)
             printf("ok: %s: %d gated figures agree within a factor %g or 4 stddev\n", id, nf,
                    factor);
     }
