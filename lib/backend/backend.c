@@ -1,12 +1,15 @@
-/* backend.c - backend options and selection by name.
+/* backend.c - backend options, selection by name, and batch validation.
  *
  * "auto" tries CUDA first and falls back to the CPU when the CUDA backend
  * says it cannot run here (built without CUDA, or no device: both
  * LLM_EUNSUPPORTED); any other CUDA failure is reported, not hidden behind
  * a silent fallback.  In a build without CUDA this file also provides
  * llm_backend_cuda_create, which fails with LLM_EUNSUPPORTED; with CUDA,
- * lib/backend/cuda provides it.
+ * lib/backend/cuda provides it.  llm_batch_check holds the batch rules every
+ * backend's forward relies on, so the backends reject bad batches with the
+ * same messages.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "llm_build_config.h"
@@ -52,4 +55,54 @@ int llm_backend_create(struct llm_backend **out, const char *name, const struct 
     if (!strcmp(name, "cpu")) return llm_backend_cpu_create(out, m, o);
     if (!strcmp(name, "cuda")) return llm_backend_cuda_create(out, m, o);
     return llm_err_set(LLM_EINVAL, "unknown backend '%s' (auto, cpu, cuda)", name);
+}
+
+int llm_batch_check(const struct llm_backend *be, const struct llm_batch *b)
+{
+    if (b->n_tokens < 1 || b->n_tokens > be->max_batch_tokens)
+        return llm_err_set(LLM_ECAPACITY, "batch: %d tokens (limit 1..%d)", b->n_tokens,
+                           be->max_batch_tokens);
+    if (b->n_seqs < 1 || b->n_seqs > be->max_seqs)
+        return llm_err_set(LLM_ECAPACITY, "batch: %d sequences (limit 1..%d)", b->n_seqs,
+                           be->max_seqs);
+    if (!b->tokens || !b->pos || !b->seq_start || !b->seq_len || !b->block_table ||
+        (b->n_out > 0 && !b->out_rows))
+        return llm_err_set(LLM_EINVAL, "batch: missing array");
+    if (b->seq_start[0] != 0 || b->seq_start[b->n_seqs] != b->n_tokens)
+        return llm_err_set(LLM_EINVAL, "batch: seq_start must run from 0 to n_tokens %d",
+                           b->n_tokens);
+    for (int s = 0; s < b->n_seqs; s++) {
+        int t0 = b->seq_start[s], t1 = b->seq_start[s + 1], n_new = t1 - t0;
+        if (n_new < 1 || t1 > b->n_tokens)
+            return llm_err_set(LLM_EINVAL, "batch: sequence %d has rows %d..%d", s, t0, t1 - 1);
+        int len = b->seq_len[s];
+        if (len < n_new || len > be->max_seq_len)
+            return llm_err_set(len > be->max_seq_len ? LLM_ECAPACITY : LLM_EINVAL,
+                               "batch: sequence %d has length %d with %d new tokens (max %d)", s,
+                               len, n_new, be->max_seq_len);
+        for (int t = t0; t < t1; t++)
+            if (b->pos[t] != len - n_new + (t - t0))
+                return llm_err_set(LLM_EINVAL,
+                                   "batch: sequence %d row %d has position %d, expected %d", s, t,
+                                   b->pos[t], len - n_new + (t - t0));
+        int nblk = (len + be->block_size - 1) / be->block_size;
+        if (nblk > b->bt_stride)
+            return llm_err_set(LLM_EINVAL, "batch: sequence %d needs %d blocks, bt_stride is %d", s,
+                               nblk, b->bt_stride);
+        for (int i = 0; i < nblk; i++) {
+            int id = b->block_table[(int64_t)s * b->bt_stride + i];
+            if (id < 0 || id >= be->n_blocks)
+                return llm_err_set(LLM_EINVAL, "batch: sequence %d block %d has id %d, pool has %d",
+                                   s, i, id, be->n_blocks);
+        }
+    }
+    if (b->n_out < 0 || b->n_out > b->n_tokens)
+        return llm_err_set(LLM_EINVAL, "batch: n_out %d with %d tokens", b->n_out, b->n_tokens);
+    for (int i = 0; i < b->n_out; i++)
+        if (b->out_rows[i] < 0 || b->out_rows[i] >= b->n_tokens ||
+            (i > 0 && b->out_rows[i] <= b->out_rows[i - 1]))
+            return llm_err_set(LLM_EINVAL,
+                               "batch: out_rows[%d] = %d is not increasing within [0, %d)", i,
+                               b->out_rows[i], b->n_tokens);
+    return 0;
 }

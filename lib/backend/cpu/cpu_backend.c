@@ -400,60 +400,6 @@ static int ensure_out(struct cpu_be *c, int n_out)
     return 0;
 }
 
-/* Everything forward relies on: sizes within limits, rows partitioned into
- * sequences, positions continuing each sequence's KV, block ids in the pool. */
-static int check_batch(const struct cpu_be *c, const struct llm_batch *b)
-{
-    const struct llm_backend *be = &c->pub;
-    if (b->n_tokens < 1 || b->n_tokens > be->max_batch_tokens)
-        return llm_err_set(LLM_ECAPACITY, "batch: %d tokens (limit 1..%d)", b->n_tokens,
-                           be->max_batch_tokens);
-    if (b->n_seqs < 1 || b->n_seqs > be->max_seqs)
-        return llm_err_set(LLM_ECAPACITY, "batch: %d sequences (limit 1..%d)", b->n_seqs,
-                           be->max_seqs);
-    if (!b->tokens || !b->pos || !b->seq_start || !b->seq_len || !b->block_table ||
-        (b->n_out > 0 && !b->out_rows))
-        return llm_err_set(LLM_EINVAL, "batch: missing array");
-    if (b->seq_start[0] != 0 || b->seq_start[b->n_seqs] != b->n_tokens)
-        return llm_err_set(LLM_EINVAL, "batch: seq_start must run from 0 to n_tokens %d",
-                           b->n_tokens);
-    for (int s = 0; s < b->n_seqs; s++) {
-        int t0 = b->seq_start[s], t1 = b->seq_start[s + 1], n_new = t1 - t0;
-        if (n_new < 1 || t1 > b->n_tokens)
-            return llm_err_set(LLM_EINVAL, "batch: sequence %d has rows %d..%d", s, t0, t1 - 1);
-        int len = b->seq_len[s];
-        if (len < n_new || len > be->max_seq_len)
-            return llm_err_set(len > be->max_seq_len ? LLM_ECAPACITY : LLM_EINVAL,
-                               "batch: sequence %d has length %d with %d new tokens (max %d)", s,
-                               len, n_new, be->max_seq_len);
-        for (int t = t0; t < t1; t++)
-            if (b->pos[t] != len - n_new + (t - t0))
-                return llm_err_set(LLM_EINVAL,
-                                   "batch: sequence %d row %d has position %d, "
-                                   "expected %d",
-                                   s, t, b->pos[t], len - n_new + (t - t0));
-        int nblk = (len + be->block_size - 1) / be->block_size;
-        if (nblk > b->bt_stride)
-            return llm_err_set(LLM_EINVAL, "batch: sequence %d needs %d blocks, bt_stride is %d", s,
-                               nblk, b->bt_stride);
-        for (int i = 0; i < nblk; i++) {
-            int id = b->block_table[(int64_t)s * b->bt_stride + i];
-            if (id < 0 || id >= be->n_blocks)
-                return llm_err_set(LLM_EINVAL, "batch: sequence %d block %d has id %d, pool has %d",
-                                   s, i, id, be->n_blocks);
-        }
-    }
-    if (b->n_out < 0 || b->n_out > b->n_tokens)
-        return llm_err_set(LLM_EINVAL, "batch: n_out %d with %d tokens", b->n_out, b->n_tokens);
-    for (int i = 0; i < b->n_out; i++)
-        if (b->out_rows[i] < 0 || b->out_rows[i] >= b->n_tokens ||
-            (i > 0 && b->out_rows[i] <= b->out_rows[i - 1]))
-            return llm_err_set(LLM_EINVAL,
-                               "batch: out_rows[%d] = %d is not increasing within "
-                               "[0, %d)",
-                               i, b->out_rows[i], b->n_tokens);
-    return 0;
-}
 
 static void norm(const struct cpu_be *c, float *out, const float *x, float *residual,
                  const struct cw *w, const struct cw *bias, int n)
@@ -518,7 +464,7 @@ static int cpu_forward(struct llm_backend *be, const struct llm_batch *b)
     struct cpu_be *c = cpu_of(be);
     const struct llm_model_desc *d = c->d;
     c->n_out = -1;
-    int rc = check_batch(c, b);
+    int rc = llm_batch_check(&c->pub, b);
     if (rc) return rc;
     if ((rc = ensure_tokens(c, b->n_tokens)) || (rc = ensure_out(c, b->n_out))) return rc;
 #ifdef _OPENMP

@@ -689,56 +689,16 @@ static void cu_destroy(struct llm_backend *be)
 
 /* ---- forward ------------------------------------------------------------------ */
 
+/* The common batch rules (backend.c), then the token ids: the embedding
+ * kernel reads them unchecked, so they are checked on the host. */
 static int check_batch(const struct cu_be *c, const struct llm_batch *b)
 {
-    const struct llm_backend *be = &c->pub;
-    if (b->n_tokens < 1 || b->n_tokens > be->max_batch_tokens)
-        return llm_err_set(LLM_ECAPACITY, "batch: %d tokens (limit 1..%d)", b->n_tokens,
-                           be->max_batch_tokens);
-    if (b->n_seqs < 1 || b->n_seqs > be->max_seqs)
-        return llm_err_set(LLM_ECAPACITY, "batch: %d sequences (limit 1..%d)", b->n_seqs,
-                           be->max_seqs);
-    if (!b->tokens || !b->pos || !b->seq_start || !b->seq_len || !b->block_table ||
-        (b->n_out > 0 && !b->out_rows))
-        return llm_err_set(LLM_EINVAL, "batch: missing array");
-    if (b->seq_start[0] != 0 || b->seq_start[b->n_seqs] != b->n_tokens)
-        return llm_err_set(LLM_EINVAL, "batch: seq_start must run from 0 to n_tokens %d",
-                           b->n_tokens);
+    int rc = llm_batch_check(&c->pub, b);
+    if (rc) return rc;
     for (int t = 0; t < b->n_tokens; t++)
         if (b->tokens[t] < 0 || b->tokens[t] >= c->d->vocab_size)
             return llm_err_set(LLM_ERANGE, "batch: row %d has token id %d, vocabulary is %lld", t,
                                b->tokens[t], (long long)c->d->vocab_size);
-    for (int s = 0; s < b->n_seqs; s++) {
-        int t0 = b->seq_start[s], t1 = b->seq_start[s + 1], n_new = t1 - t0;
-        if (n_new < 1 || t1 > b->n_tokens)
-            return llm_err_set(LLM_EINVAL, "batch: sequence %d has rows %d..%d", s, t0, t1 - 1);
-        int len = b->seq_len[s];
-        if (len < n_new || len > be->max_seq_len)
-            return llm_err_set(len > be->max_seq_len ? LLM_ECAPACITY : LLM_EINVAL,
-                               "batch: sequence %d has length %d with %d new tokens (max %d)", s,
-                               len, n_new, be->max_seq_len);
-        for (int t = t0; t < t1; t++)
-            if (b->pos[t] != len - n_new + (t - t0))
-                return llm_err_set(LLM_EINVAL, "batch: sequence %d row %d has position %d, "
-                                   "expected %d", s, t, b->pos[t], len - n_new + (t - t0));
-        int nblk = (len + be->block_size - 1) / be->block_size;
-        if (nblk > b->bt_stride)
-            return llm_err_set(LLM_EINVAL, "batch: sequence %d needs %d blocks, bt_stride is %d", s,
-                               nblk, b->bt_stride);
-        for (int i = 0; i < nblk; i++) {
-            int id = b->block_table[(int64_t)s * b->bt_stride + i];
-            if (id < 0 || id >= be->n_blocks)
-                return llm_err_set(LLM_EINVAL, "batch: sequence %d block %d has id %d, pool has %d",
-                                   s, i, id, be->n_blocks);
-        }
-    }
-    if (b->n_out < 0 || b->n_out > b->n_tokens)
-        return llm_err_set(LLM_EINVAL, "batch: n_out %d with %d tokens", b->n_out, b->n_tokens);
-    for (int i = 0; i < b->n_out; i++)
-        if (b->out_rows[i] < 0 || b->out_rows[i] >= b->n_tokens ||
-            (i > 0 && b->out_rows[i] <= b->out_rows[i - 1]))
-            return llm_err_set(LLM_EINVAL, "batch: out_rows[%d] = %d is not increasing within "
-                               "[0, %d)", i, b->out_rows[i], b->n_tokens);
     return 0;
 }
 

@@ -93,6 +93,15 @@ int llm_backend_cuda_create(struct llm_backend **out, const struct llm_model *m,
 /* name: "auto" (CUDA when a device is present, else CPU), "cpu", "cuda". */
 int llm_backend_create(struct llm_backend **out, const char *name, const struct llm_model *m,
                        const struct llm_backend_opts *o);
+/* Check b against be's limits before a forward: token and sequence counts
+ * within max_batch_tokens / max_seqs, no missing array, rows partitioned into
+ * sequences by seq_start, each sequence's length within max_seq_len and its
+ * positions continuing its KV (the new rows are the last ones of seq_len),
+ * its block table naming enough blocks of the pool, and out_rows increasing
+ * within [0, n_tokens).  Token ids are not checked here (the backend does, where
+ * it reads them).  Returns 0, or LLM_ECAPACITY (over a limit) / LLM_EINVAL with
+ * a message starting "batch: " naming the offending sequence or row. */
+int llm_batch_check(const struct llm_backend *be, const struct llm_batch *b);
 static inline void llm_backend_destroy(struct llm_backend *be)
 {
     if (be) be->ops->destroy(be);
