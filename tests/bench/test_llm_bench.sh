@@ -140,11 +140,11 @@ expect 0 "" "$BENCH" throughput "$M" --dataset "$T/w.jsonl" "${E[@]}" -r 1 -o js
 check "saved workload as a trtllm dataset: same workload hash" \
     test "$("$CHK" get "$T/s.json" workload.hash)" = "$("$CHK" get "$T/d.json" workload.hash)"
 expect 0 "" "$BENCH" --replay "$T/a.json" -o json -O "$T/r.json" -q
-check "replay: same tests, workload and counts" "$CHK" same "$T/a.json" "$T/r.json" 3
+check "replay: same tests, workload and counts" "$CHK" same "$T/a.json" "$T/r.json" 0
 expect 0 "" "$BENCH" --replay "$T/s.json" -o json -O "$T/r2.json" -q --save-workload "$T/w2.jsonl"
 check "replay: the very same token ids" cmp "$T/w.jsonl" "$T/w2.jsonl"
 expect 0 "" "$BENCH" --replay "$T/sweep.json" -o json -O "$T/rs.json" -q
-check "replay of a sweep: same workloads and counts" "$CHK" same "$T/sweep.json" "$T/rs.json" 3
+check "replay of a sweep: same workloads and counts" "$CHK" same "$T/sweep.json" "$T/rs.json" 0
 "$CONV" -q --random "$S/tests/fixtures/llama2-f32/config.json" --seed 5 -o "$T/other.llm"
 expect 1 "llm-bench: replay: model" "$BENCH" --replay "$T/a.json" "$T/other.llm" -q
 printf 'not json\n' >"$T/junk.json"
