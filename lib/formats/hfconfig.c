@@ -29,6 +29,7 @@
 #include "llm/err.h"
 #include "llm/io.h"
 #include "llm/model.h"
+#include "../core/text_internal.h"
 
 #define CFG_MAX_BYTES (16u << 20)
 
@@ -40,56 +41,6 @@ struct rd {
 };
 
 #define KEYS(...) ((const char *const[]){__VA_ARGS__, NULL})
-
-static const char *jtype(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
-/* One-line, bounded copy of a string from the file for a message. */
-static const char *q(const char *s, char *buf, size_t cap)
-{
-    size_t n = 0, i = 0;
-    for (; s[i] && n + 4 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[n++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (s[i]) {
-        memcpy(buf + n, "...", 3);
-        n += 3;
-    }
-    buf[n] = 0;
-    return buf;
-}
-
-/* jansson reports a duplicate key as: duplicate object key near '"name"';
- * returns the quoted name. */
-static const char *dup_key(const char *text, char *buf, size_t cap)
-{
-    const char *near = strstr(text, "near '");
-    if (!near) return "(unknown)";
-    char tmp[256];
-    snprintf(tmp, sizeof(tmp), "%s", near + 6);
-    size_t n = strlen(tmp);
-    if (n && tmp[n - 1] == '\'') tmp[n - 1] = 0;
-    return q(tmp, buf, cap);
-}
 
 /* First of keys present and not null; *which names it. */
 static const json_t *look(const struct rd *r, const char *const *keys, const char **which)
@@ -135,7 +86,7 @@ static int r_int(const struct rd *r, const char *const *keys, int req, int64_t d
         x = (int64_t)json_real_value(v); /* 4096.0 */
     } else {
         return llm_err_set(LLM_EFORMAT, "'%s': field '%s%s' must be an integer, found %s", r->src,
-                           r->pre, k, jtype(v));
+                           r->pre, k, llm_json_type_name(v));
     }
     if (x < lo || x > hi)
         return llm_err_set(LLM_ERANGE, "'%s': field '%s%s' is %lld, expected %lld..%lld", r->src,
@@ -166,7 +117,7 @@ static int r_num(const struct rd *r, const char *const *keys, int req, double de
     }
     if (!json_is_number(v))
         return llm_err_set(LLM_EFORMAT, "'%s': field '%s%s' must be a number, found %s", r->src,
-                           r->pre, k, jtype(v));
+                           r->pre, k, llm_json_type_name(v));
     double x = json_number_value(v);
     if (!isfinite(x) || x < lo || (lo_open && x == lo) || x > hi)
         return llm_err_set(LLM_ERANGE, "'%s': field '%s%s' is %g, expected %s%g..%g", r->src,
@@ -189,7 +140,7 @@ static int r_bool(const struct rd *r, const char *const *keys, int def, int *out
         *out = (int)json_integer_value(v);
     } else {
         return llm_err_set(LLM_EFORMAT, "'%s': field '%s%s' must be true or false, found %s",
-                           r->src, r->pre, k, jtype(v));
+                           r->src, r->pre, k, llm_json_type_name(v));
     }
     return 0;
 }
@@ -203,7 +154,7 @@ static int r_str(const struct rd *r, const char *const *keys, const char **out)
     if (!v) return 0;
     if (!json_is_string(v))
         return llm_err_set(LLM_EFORMAT, "'%s': field '%s%s' must be a string, found %s", r->src,
-                           r->pre, k, jtype(v));
+                           r->pre, k, llm_json_type_name(v));
     *out = json_string_value(v);
     return 0;
 }
@@ -266,14 +217,14 @@ static int read_arch(const struct rd *c, struct llm_model_desc *d)
             return llm_err_set(LLM_EFORMAT,
                                "'%s': field 'architectures' must be a list of "
                                "strings, found %s",
-                               c->src, jtype(archs));
+                               c->src, llm_json_type_name(archs));
         if (json_array_size(archs) > 0) {
             const json_t *a0 = json_array_get(archs, 0);
             if (!json_is_string(a0))
                 return llm_err_set(LLM_EFORMAT,
                                    "'%s': field 'architectures' must be a list of "
                                    "strings, found %s in it",
-                                   c->src, jtype(a0));
+                                   c->src, llm_json_type_name(a0));
             cls = json_string_value(a0);
         }
     }
@@ -283,13 +234,13 @@ static int read_arch(const struct rd *c, struct llm_model_desc *d)
             if (!strcmp(cls, hf_classes[i].name)) d->arch = hf_classes[i].arch;
         if (d->arch < 0)
             return llm_err_set(LLM_EUNSUPPORTED, "'%s': unsupported architecture '%s'", c->src,
-                               q(cls, b, sizeof(b)));
+                               llm_quote(cls, b, sizeof(b)));
     } else if (mt) {
         for (size_t i = 0; i < sizeof(hf_types) / sizeof(hf_types[0]); i++)
             if (!strcmp(mt, hf_types[i].name)) d->arch = hf_types[i].arch;
         if (d->arch < 0)
             return llm_err_set(LLM_EUNSUPPORTED, "'%s': unsupported model_type '%s'", c->src,
-                               q(mt, b, sizeof(b)));
+                               llm_quote(mt, b, sizeof(b)));
     } else {
         return llm_err_set(LLM_EFORMAT,
                            "'%s': missing field 'architectures' (and no "
@@ -333,7 +284,7 @@ static int read_dtype(const struct rd *c, struct llm_model_desc *d)
         }
     char b[96];
     return llm_err_set(LLM_EUNSUPPORTED, "'%s': unsupported %s '%s'", c->src, k,
-                       q(s, b, sizeof(b)));
+                       llm_quote(s, b, sizeof(b)));
 }
 
 /* Pre-quantized checkpoints (GPTQ, AWQ, FP8, bitsandbytes, ...) store
@@ -347,7 +298,8 @@ static int read_quant(const struct rd *c)
     return llm_err_set(LLM_EUNSUPPORTED,
                        "'%s': pre-quantized checkpoints are not supported "
                        "(quantization_config.quant_method '%s')",
-                       c->src, json_is_string(m) ? q(json_string_value(m), b, sizeof(b)) : "?");
+                       c->src,
+                       json_is_string(m) ? llm_quote(json_string_value(m), b, sizeof(b)) : "?");
 }
 
 static int read_act(const struct rd *c, const char *const *keys, const char *def,
@@ -376,7 +328,7 @@ static int read_act(const struct rd *c, const char *const *keys, const char *def
         }
     char b[96];
     return llm_err_set(LLM_EUNSUPPORTED, "'%s': unsupported %s '%s'", c->src, k,
-                       q(s, b, sizeof(b)));
+                       llm_quote(s, b, sizeof(b)));
 }
 
 /* ---- sizes shared by every family --------------------------------------------- */
@@ -429,7 +381,7 @@ static int read_factors(const struct rd *rr, const char *key, int n, float **out
     if (!v || json_is_null(v)) return missing(rr, key);
     if (!json_is_array(v))
         return llm_err_set(LLM_EFORMAT, "'%s': field '%s%s' must be a list of numbers, found %s",
-                           rr->src, rr->pre, key, jtype(v));
+                           rr->src, rr->pre, key, llm_json_type_name(v));
     if (json_array_size(v) != (size_t)n)
         return llm_err_set(LLM_EFORMAT,
                            "'%s': field '%s%s' has %zu entries, expected %d (rotary "
@@ -477,7 +429,7 @@ static int read_rope(const struct rd *c, struct llm_model_desc *d, const struct 
             return llm_err_set(LLM_EFORMAT,
                                "'%s': field 'rope_parameters' must be an object, "
                                "found %s",
-                               c->src, jtype(v));
+                               c->src, llm_json_type_name(v));
         rr.pre = "rope_parameters.";
         /* transformers v5 nests it per layer type for models whose layer
          * types differ; accept that only when all entries agree */
@@ -505,7 +457,7 @@ static int read_rope(const struct rd *c, struct llm_model_desc *d, const struct 
             return llm_err_set(LLM_EFORMAT,
                                "'%s': field 'rope_scaling' must be an object or "
                                "null, found %s",
-                               c->src, jtype(v));
+                               c->src, llm_json_type_name(v));
         rr.o = json_is_object(v) ? v : NULL;
     }
     /* rr.o may stay NULL: jansson's getters return NULL for it */
@@ -606,7 +558,7 @@ static int read_rope(const struct rd *c, struct llm_model_desc *d, const struct 
         return rc;
     }
     return llm_err_set(LLM_EUNSUPPORTED, "'%s': unsupported %stype '%s'", c->src, rr.pre,
-                       q(type, b, sizeof(b)));
+                       llm_quote(type, b, sizeof(b)));
 }
 
 /* ---- sliding window ------------------------------------------------------------ */
@@ -621,7 +573,7 @@ static int read_window(const struct rd *c, struct llm_model_desc *d, int window,
     if (lt && !json_is_null(lt)) {
         if (!json_is_array(lt))
             return llm_err_set(LLM_EFORMAT, "'%s': field 'layer_types' must be a list, found %s",
-                               c->src, jtype(lt));
+                               c->src, llm_json_type_name(lt));
         if (json_array_size(lt) != (size_t)d->n_layers)
             return llm_err_set(LLM_EFORMAT,
                                "'%s': field 'layer_types' has %zu entries, expected "
@@ -636,7 +588,9 @@ static int read_window(const struct rd *c, struct llm_model_desc *d, int window,
                 return llm_err_set(LLM_EUNSUPPORTED,
                                    "'%s': layer_types[%d] is '%s', not "
                                    "full_attention or sliding_attention",
-                                   c->src, i, json_is_string(e) ? q(s, b, sizeof(b)) : jtype(e));
+                                   c->src, i,
+                                   json_is_string(e) ? llm_quote(s, b, sizeof(b))
+                                                     : llm_json_type_name(e));
         }
     } else if (window > 0) {
         for (int i = first_layer; i < d->n_layers; i++)
@@ -976,7 +930,7 @@ static int read_mpt(const struct rd *c, struct llm_model_desc *d)
     if (!rc && ls && strcmp(ls, "low_precision_layernorm") && strcmp(ls, "layernorm")) {
         char b[96];
         rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': unsupported norm_type '%s'", c->src,
-                         q(ls, b, sizeof(b)));
+                         llm_quote(ls, b, sizeof(b)));
     }
     if (rc) return rc;
 
@@ -984,7 +938,7 @@ static int read_mpt(const struct rd *c, struct llm_model_desc *d)
     const json_t *ac = json_object_get(c->o, "attn_config");
     if (ac && !json_is_null(ac) && !json_is_object(ac))
         return llm_err_set(LLM_EFORMAT, "'%s': field 'attn_config' must be an object, found %s",
-                           c->src, jtype(ac));
+                           c->src, llm_json_type_name(ac));
     struct rd a = {c->src, json_is_object(ac) ? ac : NULL, "attn_config."};
     int alibi = 1, qk_ln = 0, prefix_lm = 0;
     double softmax_scale = 0, bias_max = 8;
@@ -1017,7 +971,7 @@ static int read_mpt(const struct rd *c, struct llm_model_desc *d)
     } else {
         char b[96];
         return llm_err_set(LLM_EUNSUPPORTED, "'%s': unsupported attn_config.attn_type '%s'", c->src,
-                           q(type, b, sizeof(b)));
+                           llm_quote(type, b, sizeof(b)));
     }
     d->attn_scale = softmax_scale;
     d->norm = LLM_NORM_LAYER;
@@ -1269,10 +1223,10 @@ static int load_json(const char *path, json_t **out)
         char b[200];
         if (json_error_code(&je) == json_error_duplicate_key) {
             return llm_err_set(LLM_EFORMAT, "'%s': the key %s appears twice (line %d)", path,
-                               dup_key(je.text, b, sizeof(b)), je.line);
+                               llm_json_dup_key(je.text, b, sizeof(b)), je.line);
         }
         return llm_err_set(LLM_EFORMAT, "'%s': not valid JSON: %s (line %d, column %d)", path,
-                           q(je.text, b, sizeof(b)), je.line, je.column);
+                           llm_quote(je.text, b, sizeof(b)), je.line, je.column);
     }
     *out = j;
     return 0;

@@ -30,6 +30,7 @@
 #include "llm/err.h"
 #include "llm/io.h"
 #include "llm/safetensors.h"
+#include "../core/text_internal.h"
 
 #define ST_MAX_HEADER 100000000ull /* the limit HF's reader applies */
 #define ST_MAX_INDEX (64u << 20)   /* model.safetensors.index.json */
@@ -61,44 +62,6 @@ struct llm_st {
 };
 
 /* ---- small helpers ------------------------------------------------------ */
-
-/* Names and strings from a file go into one-line messages: cut long ones and
- * replace control characters so that a crafted name cannot forge lines. */
-static const char *q(const char *s, char *buf, size_t cap)
-{
-    size_t n = 0, i = 0;
-    for (; s[i] && n + 4 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[n++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (s[i]) {
-        memcpy(buf + n, "...", 3);
-        n += 3;
-    }
-    buf[n] = 0;
-    return buf;
-}
-
-/* jansson reports a duplicate key as: duplicate object key near '"name"';
- * returns the quoted name. */
-static const char *dup_key(const char *text, char *buf, size_t cap)
-{
-    const char *near = strstr(text, "near '");
-    if (!near) return "(unknown)";
-    char tmp[256];
-    snprintf(tmp, sizeof(tmp), "%s", near + 6);
-    size_t n = strlen(tmp);
-    if (n && tmp[n - 1] == '\'') tmp[n - 1] = 0;
-    return q(tmp, buf, cap);
-}
-
-static void fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape)
-{
-    size_t n = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && n < cap; i++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (n < cap) snprintf(buf + n, cap - n, "]");
-}
 
 static uint64_t rd_le64(const uint8_t *p)
 {
@@ -219,7 +182,7 @@ static int check_metadata(const json_t *meta, const char *path)
     {
         if (!json_is_string(v))
             return llm_err_set(LLM_EFORMAT, "'%s': __metadata__ value of '%s' is not a string",
-                               path, q(k, b1, sizeof(b1)));
+                               path, llm_quote(k, b1, sizeof(b1)));
     }
     return 0;
 }
@@ -229,7 +192,7 @@ static int parse_entry(struct llm_st *st, size_t fi, const char *name, const jso
 {
     const char *path = st->files[fi].path;
     char qn[160], b2[160], sh[256];
-    q(name, qn, sizeof(qn));
+    llm_quote(name, qn, sizeof(qn));
     if (!json_is_object(v))
         return llm_err_set(LLM_EFORMAT, "'%s': tensor '%s': entry is not an object", path, qn);
 
@@ -242,7 +205,7 @@ static int parse_entry(struct llm_st *st, size_t fi, const char *name, const jso
     int dt = llm_dtype_from_st_name(json_string_value(jd));
     if (dt < 0)
         return llm_err_set(LLM_EUNSUPPORTED, "'%s': tensor '%s' has unknown dtype '%s'", path, qn,
-                           q(json_string_value(jd), b2, sizeof(b2)));
+                           llm_quote(json_string_value(jd), b2, sizeof(b2)));
 
     if (!js) return llm_err_set(LLM_EFORMAT, "'%s': tensor '%s' has no shape", path, qn);
     if (!json_is_array(js))
@@ -262,7 +225,7 @@ static int parse_entry(struct llm_st *st, size_t fi, const char *name, const jso
                                path, qn, i, (long long)json_integer_value(d));
         shape[i] = (int64_t)json_integer_value(d);
     }
-    fmt_shape(sh, sizeof(sh), (int)ndim, shape);
+    llm_shape_str(sh, sizeof(sh), (int)ndim, shape);
 
     if (!jo) return llm_err_set(LLM_EFORMAT, "'%s': tensor '%s' has no data_offsets", path, qn);
     uint64_t begin, end;
@@ -361,12 +324,12 @@ static int parse_file(struct llm_st *st, size_t fi)
         if (json_error_code(&je) == json_error_duplicate_key) {
             /* jansson says: duplicate object key near '"name"' */
             return llm_err_set(LLM_EFORMAT, "'%s': header has the key %s twice", path,
-                               dup_key(je.text, b1, sizeof(b1)));
+                               llm_json_dup_key(je.text, b1, sizeof(b1)));
         }
         return llm_err_set(LLM_EFORMAT,
                            "'%s': header is not valid JSON: %s (byte %d of the "
                            "header)",
-                           path, q(je.text, b1, sizeof(b1)), je.position);
+                           path, llm_quote(je.text, b1, sizeof(b1)), je.position);
     }
     if (!json_is_object(root)) {
         json_decref(root);
@@ -401,9 +364,10 @@ static int parse_file(struct llm_st *st, size_t fi)
             char qa[160], qb[160];
             return llm_err_set(LLM_EFORMAT,
                                "'%s': tensors '%s' [%llu, %llu) and '%s' [%llu, %llu) overlap",
-                               path, q(prev->name, qa, sizeof(qa)), (unsigned long long)prev->begin,
-                               (unsigned long long)prev->end, q(e[i].name, qb, sizeof(qb)),
-                               (unsigned long long)e[i].begin, (unsigned long long)e[i].end);
+                               path, llm_quote(prev->name, qa, sizeof(qa)),
+                               (unsigned long long)prev->begin, (unsigned long long)prev->end,
+                               llm_quote(e[i].name, qb, sizeof(qb)), (unsigned long long)e[i].begin,
+                               (unsigned long long)e[i].end);
         }
         prev = &e[i];
     }
@@ -464,7 +428,7 @@ static int st_finish(struct llm_st *st)
         if (!strcmp(a->name, b->name)) {
             char qa[160];
             return llm_err_set(LLM_EFORMAT, "'%s': tensor '%s' is also in '%s'",
-                               st->files[a->file].path, q(a->name, qa, sizeof(qa)),
+                               st->files[a->file].path, llm_quote(a->name, qa, sizeof(qa)),
                                st->files[b->file].path);
         }
     }
@@ -507,10 +471,10 @@ static int open_index(struct llm_st *st, const char *ipath)
     if (!root) {
         if (json_error_code(&je) == json_error_duplicate_key) {
             return llm_err_set(LLM_EFORMAT, "'%s': index has the key %s twice", ipath,
-                               dup_key(je.text, b1, sizeof(b1)));
+                               llm_json_dup_key(je.text, b1, sizeof(b1)));
         }
         return llm_err_set(LLM_EFORMAT, "'%s': index is not valid JSON: %s (line %d)", ipath,
-                           q(je.text, b1, sizeof(b1)), je.line);
+                           llm_quote(je.text, b1, sizeof(b1)), je.line);
     }
     json_t *wm = json_is_object(root) ? json_object_get(root, "weight_map") : NULL;
     if (!json_is_object(wm)) {
@@ -532,15 +496,15 @@ static int open_index(struct llm_st *st, const char *ipath)
     {
         if (!json_is_string(val)) {
             rc = llm_err_set(LLM_EFORMAT, "'%s': weight_map entry '%s' is not a file name", ipath,
-                             q(key, b1, sizeof(b1)));
+                             llm_quote(key, b1, sizeof(b1)));
             goto out;
         }
         if (!shard_name_ok(json_string_value(val))) {
             rc = llm_err_set(LLM_EFORMAT,
                              "'%s': shard name '%s' (tensor '%s') is not a file in "
                              "the index's folder",
-                             ipath, q(json_string_value(val), b1, sizeof(b1)),
-                             q(key, b2, sizeof(b2)));
+                             ipath, llm_quote(json_string_value(val), b1, sizeof(b1)),
+                             llm_quote(key, b2, sizeof(b2)));
             goto out;
         }
         names[nnames++] = (char *)json_string_value(val);
@@ -564,7 +528,7 @@ static int open_index(struct llm_st *st, const char *ipath)
         }
         if (!is_regular(sp)) {
             rc = llm_err_set(LLM_ENOTFOUND, "'%s': shard '%s' named by the index not found", ipath,
-                             q(sp, b1, sizeof(b1)));
+                             llm_quote(sp, b1, sizeof(b1)));
             free(sp);
             goto out;
         }
@@ -586,14 +550,15 @@ static int open_index(struct llm_st *st, const char *ipath)
         }
         if (!t) {
             rc = llm_err_set(LLM_ENOTFOUND, "'%s': tensor '%s' named by '%s' is not in the shard",
-                             sp, q(key, b1, sizeof(b1)), ipath);
+                             sp, llm_quote(key, b1, sizeof(b1)), ipath);
         } else {
             const struct st_tensor *e = (const struct st_tensor *)t;
             if (strcmp(st->files[e->file].path, sp))
                 rc = llm_err_set(LLM_EFORMAT,
                                  "'%s': tensor '%s' is in '%s', not in '%s' as the "
                                  "index says",
-                                 ipath, q(key, b1, sizeof(b1)), st->files[e->file].path, sp);
+                                 ipath, llm_quote(key, b1, sizeof(b1)), st->files[e->file].path,
+                                 sp);
         }
         free(sp);
         if (rc) goto out;
@@ -806,7 +771,7 @@ static int write_check(const char *path, const struct llm_tensor *t, size_t n)
     char qn[160], sh[256];
     for (size_t i = 0; i < n; i++) {
         if (!t[i].name) return llm_err_set(LLM_EINVAL, "'%s': tensor %zu has no name", path, i);
-        q(t[i].name, qn, sizeof(qn));
+        llm_quote(t[i].name, qn, sizeof(qn));
         if (!strcmp(t[i].name, "__metadata__"))
             return llm_err_set(LLM_EINVAL, "'%s': '__metadata__' is not a tensor name", path);
         if (!llm_dtype_st_name(t[i].dtype))
@@ -817,7 +782,7 @@ static int write_check(const char *path, const struct llm_tensor *t, size_t n)
         if (t[i].ndim < 0 || t[i].ndim > LLM_MAX_DIMS)
             return llm_err_set(LLM_EINVAL, "'%s': tensor '%s': %d dimensions", path, qn, t[i].ndim);
         uint64_t numel, nbytes;
-        fmt_shape(sh, sizeof(sh), t[i].ndim, t[i].shape);
+        llm_shape_str(sh, sizeof(sh), t[i].ndim, t[i].shape);
         if (llm_shape_numel(t[i].ndim, t[i].shape, &numel) ||
             llm_dtype_nbytes(t[i].dtype, numel, &nbytes))
             return llm_err_set(LLM_ERANGE, "'%s': tensor '%s': bad shape %s", path, qn, sh);
@@ -839,7 +804,7 @@ static int write_check(const char *path, const struct llm_tensor *t, size_t n)
     for (size_t i = 1; i < n && !rc; i++)
         if (!strcmp(sorted[i - 1]->name, sorted[i]->name))
             rc = llm_err_set(LLM_EINVAL, "'%s': tensor '%s' given twice", path,
-                             q(sorted[i]->name, qn, sizeof(qn)));
+                             llm_quote(sorted[i]->name, qn, sizeof(qn)));
     free(sorted);
     return rc;
 }

@@ -26,6 +26,7 @@
 
 #include "llm/err.h"
 #include "llm/model.h"
+#include "../core/text_internal.h"
 
 /* ---- name tables ---------------------------------------------------------- */
 
@@ -389,27 +390,6 @@ json_t *llm_desc_to_json(const struct llm_model_desc *d)
 }
 
 /* Field readers for from_json: name the field (with its "rope." prefix). */
-static const char *json_kind(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    default:
-        return "null";
-    }
-}
-
 static const json_t *field(const json_t *o, const char *pre, const char *k, int *rc)
 {
     const json_t *v = json_object_get(o, k);
@@ -425,7 +405,7 @@ static int rd_i64(const json_t *o, const char *pre, const char *k, int64_t lo, i
     if (rc) return rc;
     if (!json_is_integer(v))
         return llm_err_set(LLM_EFORMAT, "model field '%s%s' must be an integer, found %s", pre, k,
-                           json_kind(v));
+                           llm_json_type_name(v));
     json_int_t x = json_integer_value(v);
     if (x < lo || x > hi)
         return llm_err_set(LLM_EFORMAT, "model field '%s%s' is %lld, outside %lld..%lld", pre, k,
@@ -449,7 +429,7 @@ static int rd_num(const json_t *o, const char *pre, const char *k, double *out)
     if (rc) return rc;
     if (!json_is_number(v))
         return llm_err_set(LLM_EFORMAT, "model field '%s%s' must be a number, found %s", pre, k,
-                           json_kind(v));
+                           llm_json_type_name(v));
     *out = json_number_value(v);
     return 0;
 }
@@ -461,7 +441,7 @@ static int rd_bool(const json_t *o, const char *pre, const char *k, int *out)
     if (rc) return rc;
     if (!json_is_boolean(v))
         return llm_err_set(LLM_EFORMAT, "model field '%s%s' must be true or false, found %s", pre,
-                           k, json_kind(v));
+                           k, llm_json_type_name(v));
     *out = json_is_true(v);
     return 0;
 }
@@ -474,7 +454,7 @@ static int rd_enum(const json_t *o, const char *pre, const char *k, const char *
     if (rc) return rc;
     if (!json_is_string(v))
         return llm_err_set(LLM_EFORMAT, "model field '%s%s' must be a string, found %s", pre, k,
-                           json_kind(v));
+                           llm_json_type_name(v));
     int x = table_find(t, n, json_string_value(v));
     if (x < 0) {
         char b[64];
@@ -494,7 +474,7 @@ static int rd_str(const json_t *o, const char *k, char *dst, size_t cap)
     if (rc) return rc;
     if (!json_is_string(v))
         return llm_err_set(LLM_EFORMAT, "model field '%s' must be a string, found %s", k,
-                           json_kind(v));
+                           llm_json_type_name(v));
     if (json_string_length(v) >= cap || strlen(json_string_value(v)) != json_string_length(v))
         return llm_err_set(LLM_EFORMAT, "model field '%s' is longer than %zu bytes", k, cap - 1);
     memcpy(dst, json_string_value(v), json_string_length(v) + 1);
@@ -508,7 +488,7 @@ static int rd_array(const json_t *o, const char *pre, const char *k, size_t max,
     if (rc) return rc;
     if (!json_is_array(v))
         return llm_err_set(LLM_EFORMAT, "model field '%s%s' must be an array, found %s", pre, k,
-                           json_kind(v));
+                           llm_json_type_name(v));
     if (json_array_size(v) > max)
         return llm_err_set(LLM_EFORMAT, "model field '%s%s' has %zu entries, at most %zu", pre, k,
                            json_array_size(v), max);
@@ -593,7 +573,7 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
         r = field(j, n, "rope", &rc);
         if (!rc && !json_is_object(r))
             rc = llm_err_set(LLM_EFORMAT, "model field 'rope' must be an object, found %s",
-                             json_kind(r));
+                             llm_json_type_name(r));
         if (!rc) rc = rope_from_json(&d->rope, r);
     }
     if (!rc) rc = rd_bool(j, n, "parallel_residual", &d->parallel_residual);

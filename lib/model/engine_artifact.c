@@ -30,6 +30,7 @@
 #include "llm/io.h"
 #include "llm/log.h"
 #include "llm/model.h"
+#include "../core/text_internal.h"
 
 /* ---- names and small helpers ------------------------------------------------ */
 
@@ -684,15 +685,6 @@ static int split_layer(const char *name, const char **suffix)
     return (int)l;
 }
 
-static const char *shape_text(char *buf, size_t cap, int ndim, const int64_t *shape)
-{
-    size_t n = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && n < cap; i++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (n < cap) snprintf(buf + n, cap - n, "]");
-    return buf;
-}
-
 /* Convert n elements into dst (dst_dt) a chunk at a time. */
 static int convert_into(void *dst, int dst_dt, const struct llm_tensor *t, uint64_t n,
                         const char *path)
@@ -878,8 +870,8 @@ int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path, const struc
                 same = want[k] == t.shape[k];
             if (!same) {
                 rc = llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' has shape %s, expected %s", p,
-                                 t.name, shape_text(sh, sizeof sh, t.ndim, t.shape),
-                                 shape_text(sh2, sizeof sh2, ndim, want));
+                                 t.name, llm_shape_str(sh, sizeof sh, t.ndim, t.shape),
+                                 llm_shape_str(sh2, sizeof sh2, ndim, want));
                 goto out;
             }
         } else {
@@ -935,9 +927,9 @@ int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path, const struc
                 same = q->shape[j] == t.shape[j];
             if (!same || q->have[second]) {
                 rc = llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' has shape %s, its %s partner %s", p,
-                                 t.name, shape_text(sh, sizeof sh, t.ndim, t.shape),
+                                 t.name, llm_shape_str(sh, sizeof sh, t.ndim, t.shape),
                                  second ? "mlp.fc" : "mlp.gate",
-                                 shape_text(sh2, sizeof sh2, q->ndim, q->shape));
+                                 llm_shape_str(sh2, sizeof sh2, q->ndim, q->shape));
                 goto out;
             }
             if ((rc = convert_into(q->buf + (second ? q->half : 0), dt, &t, numel, p))) goto out;

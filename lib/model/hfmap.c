@@ -18,6 +18,7 @@
 #include "llm/log.h"
 #include "llm/model.h"
 #include "llm/safetensors.h"
+#include "../core/text_internal.h"
 
 /* One canonical tensor's HF sources; "{i}" stands for the layer. */
 struct rule {
@@ -54,14 +55,6 @@ static const struct rule llama_layer[] = {
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-static void fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape)
-{
-    size_t n = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && n < cap; i++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (n < cap) snprintf(buf + n, cap - n, "]");
-}
 
 /* How to name the checkpoint: its file, or the folder of its shards. */
 static void ckpt_name(const struct llm_st *st, char *buf, size_t cap)
@@ -221,8 +214,8 @@ int llm_hfmap_plan(const struct llm_model_desc *d, const struct llm_st *st,
                 same = t->shape[j] == es[j];
             if (!same) {
                 char a[160], b[160];
-                fmt_shape(a, sizeof(a), nd, es);
-                fmt_shape(b, sizeof(b), t->ndim, t->shape);
+                llm_shape_str(a, sizeof(a), nd, es);
+                llm_shape_str(b, sizeof(b), t->ndim, t->shape);
                 rc = llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' expected %s, found %s", file, hf, a,
                                  b);
                 goto fail;

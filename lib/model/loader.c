@@ -14,6 +14,7 @@
 #include "llm/artifact.h"
 #include "llm/err.h"
 #include "llm/model.h"
+#include "../core/text_internal.h"
 
 /* Whole model: mapping absent or world_size 1. */
 static int whole_model(const json_t *meta)
@@ -95,16 +96,11 @@ int llm_model_tensor(struct llm_model *m, const char *name, struct llm_tensor *t
     int same = ndim == t->ndim;
     for (int i = 0; same && i < ndim; i++) same = shape[i] == t->shape[i];
     if (!same) {
-        char want[160] = "", got[160] = "";
-        size_t a = 0, b = 0;
-        for (int i = 0; i < ndim && a < sizeof(want); i++)
-            a += (size_t)snprintf(want + a, sizeof(want) - a, "%s%lld", i ? ", " : "",
-                                  (long long)shape[i]);
-        for (int i = 0; i < t->ndim && i < LLM_MAX_DIMS && b < sizeof(got); i++)
-            b += (size_t)snprintf(got + b, sizeof(got) - b, "%s%lld", i ? ", " : "",
-                                  (long long)t->shape[i]);
-        return llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' has shape [%s], expected [%s]", src,
-                           name, got, want);
+        char want[168], got[168];
+        llm_shape_str(want, sizeof(want), ndim, shape);
+        llm_shape_str(got, sizeof(got), t->ndim < LLM_MAX_DIMS ? t->ndim : LLM_MAX_DIMS, t->shape);
+        return llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' has shape %s, expected %s", src, name,
+                           got, want);
     }
     return 0;
 }
