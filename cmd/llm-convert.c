@@ -235,6 +235,25 @@ static void summary(const struct opts *o, const struct stats *s)
              mb < 10 ? 3 : 0, mb, dt, dt > 0 ? mb / dt : 0.0);
 }
 
+/* Store the provenance (with its list of inputs) as the trailer, finish the
+ * artifact and report it.  Once llm_aw_finish has run, *w is NULL (finished or
+ * failed, the writer is gone); before that it is left to the caller's
+ * llm_aw_abort. */
+static int finish_writer(const struct opts *o, struct llm_aw **w, json_t *prov, json_t *inputs,
+                         const struct stats *s)
+{
+    json_object_set(prov, "inputs", inputs);
+    json_t *trailer = json_pack("{s:[O]}", "provenance", prov);
+    int rc = trailer ? llm_aw_set_trailer(*w, trailer) : LLM_ENOMEM;
+    json_decref(trailer);
+    if (!rc) {
+        rc = llm_aw_finish(*w);
+        *w = NULL;
+    }
+    if (!rc) summary(o, s);
+    return rc;
+}
+
 /* ---- hashing the inputs -------------------------------------------------- */
 
 /* A whole small file: hashed as it is read. */
@@ -503,15 +522,7 @@ static int convert_hf(const struct opts *o)
                                                   llm_st_file_size(st, f),
                                                   XXH3_64bits_digest(sh[f].st)));
     }
-    json_object_set(prov, "inputs", inputs);
-    json_t *trailer = json_pack("{s:[O]}", "provenance", prov);
-    rc = trailer ? llm_aw_set_trailer(w, trailer) : LLM_ENOMEM;
-    json_decref(trailer);
-    if (!rc) {
-        rc = llm_aw_finish(w);
-        w = NULL;
-    }
-    if (!rc) summary(o, &stats);
+    rc = finish_writer(o, &w, prov, inputs, &stats);
 
 out:
     llm_aw_abort(w);
@@ -635,15 +646,7 @@ static int convert_random(const struct opts *o)
         if (rc) goto out;
         progress(o, &stats, k, n, names[k], dt, ndim, shape, nbytes);
     }
-    json_object_set(prov, "inputs", inputs);
-    json_t *trailer = json_pack("{s:[O]}", "provenance", prov);
-    rc = trailer ? llm_aw_set_trailer(w, trailer) : LLM_ENOMEM;
-    json_decref(trailer);
-    if (!rc) {
-        rc = llm_aw_finish(w);
-        w = NULL;
-    }
-    if (!rc) summary(o, &stats);
+    rc = finish_writer(o, &w, prov, inputs, &stats);
 out:
     llm_aw_abort(w);
     free(buf);
