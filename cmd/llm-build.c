@@ -118,11 +118,8 @@ static void on_tensor(void *ctx, size_t i, const char *name, int dtype, int ndim
     pg->bytes += nbytes;
     if (pg->verbose <= 0) return;
     char sh[160];
-    size_t n = (size_t)snprintf(sh, sizeof sh, "[");
-    for (int k = 0; k < ndim && n < sizeof sh; k++)
-        n += (size_t)snprintf(sh + n, sizeof sh - n, "%s%lld", k ? ", " : "", (long long)shape[k]);
-    if (n < sizeof sh) snprintf(sh + n, sizeof sh - n, "]");
-    llm_info("[%zu] %s %s %s", i + 1, name, llm_dtype_name(dtype), sh);
+    llm_info("[%zu] %s %s %s", i + 1, name, llm_dtype_name(dtype),
+             tool_shape_str(sh, sizeof sh, ndim, shape));
 }
 
 static void add_opt(json_t *argv, const char *opt, const char *val)

@@ -98,15 +98,6 @@ static void hex64(char out[17], uint64_t v)
     snprintf(out, 17, "%016llx", (unsigned long long)v);
 }
 
-static const char *shape_str(char *buf, size_t cap, int ndim, const int64_t *shape)
-{
-    size_t n = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && n < cap; i++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (n < cap) snprintf(buf + n, cap - n, "]");
-    return buf;
-}
-
 /* Drop the whole pages inside [p, p+len) of a read-only file mapping from
  * the resident set (the data stays readable: it comes back from the page
  * cache).  Used on the checkpoint's mappings as conversion passes them. */
@@ -220,7 +211,7 @@ static void progress(const struct opts *o, struct stats *s, size_t i, size_t n, 
     if (o->verbose > 0) {
         char sh[256];
         llm_info("[%zu/%zu] %s %s %s", i + 1, n, name, llm_dtype_name(dt),
-                 shape_str(sh, sizeof(sh), ndim, shape));
+                 tool_shape_str(sh, sizeof(sh), ndim, shape));
     }
 }
 

@@ -45,14 +45,6 @@ struct opts {
     const char *path;
 };
 
-static void shape_str(char *buf, size_t cap, const struct llm_tensor *t)
-{
-    size_t n = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < t->ndim && n < cap; i++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s%" PRId64, i ? ", " : "", t->shape[i]);
-    if (n < cap) snprintf(buf + n, cap - n, "]");
-}
-
 static const char *yesno(int v)
 {
     return v ? "yes" : "no";
@@ -263,7 +255,7 @@ static int run(const struct opts *o)
             json_array_append_new(tensors, tensor_json(&t, stored, llm_ar_offset(a, i)));
         } else if (o->tensors) {
             char sh[256];
-            shape_str(sh, sizeof(sh), &t);
+            tool_shape_str(sh, sizeof(sh), t.ndim, t.shape);
             printf("  %-7s %-22s %14" PRIu64 " %14" PRIu64 " %016" PRIx64 "  %s\n",
                    llm_dtype_name(t.dtype), sh, t.nbytes, stored, t.xxh3, t.name);
         }

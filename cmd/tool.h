@@ -1,8 +1,9 @@
 /* tool.h - what every cmd/llm-*.c shares: exit codes, error reporting,
- * size parsing.  Exit codes: 0 success, 1 runtime failure, 2 usage error. */
+ * size parsing, shape text.  Exit codes: 0 success, 1 runtime failure, 2 usage error. */
 #ifndef LLM_TOOL_H
 #define LLM_TOOL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum { TOOL_EXIT_OK = 0, TOOL_EXIT_FAIL = 1, TOOL_EXIT_USAGE = 2 };
@@ -19,6 +20,9 @@ int tool_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tool_parse_size(const char *s, uint64_t *out);
 /* Parse an integer in [lo, hi]; -1 on error. */
 int tool_parse_int(const char *s, long lo, long hi, long *out);
+/* "[d0, d1, ...]" for the first ndim sizes of shape, cut short to fit cap;
+ * returns buf. */
+const char *tool_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape);
 extern const char *tool_prog;
 
 #endif
