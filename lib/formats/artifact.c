@@ -768,7 +768,8 @@ static int s_finish(struct llm_artifact *a, const uint8_t *e8)
     return rc;
 }
 
-static int fill_tensor(struct llm_artifact *a, size_t i, struct llm_tensor *t, const void *data)
+/* Tensor i as its record describes it (no data). */
+static void rec_tensor(const struct llm_artifact *a, size_t i, struct llm_tensor *t)
 {
     const struct rec *r = &a->recs[i];
     memset(t, 0, sizeof(*t));
@@ -777,8 +778,14 @@ static int fill_tensor(struct llm_artifact *a, size_t i, struct llm_tensor *t, c
     t->ndim = r->ndim;
     memcpy(t->shape, r->shape, sizeof(t->shape));
     t->nbytes = r->raw;
-    t->data = data;
     t->xxh3 = r->xxh3;
+}
+
+static int fill_tensor(struct llm_artifact *a, size_t i, struct llm_tensor *t, const void *data)
+{
+    const struct rec *r = &a->recs[i];
+    rec_tensor(a, i, t);
+    t->data = data;
     if ((a->flags & LLM_AR_VERIFY) && !r->verified) {
         int rc = llm_ar_verify_tensor(a, t);
         if (rc) return rc;
@@ -996,14 +1003,7 @@ int llm_ar_info(const struct llm_artifact *a, size_t i, struct llm_tensor *t)
     if (i >= a->n)
         return llm_err_set(LLM_EINVAL, "'%s': tensor index %zu out of range (%zu tensors)",
                            a->path, i, a->n);
-    const struct rec *r = &a->recs[i];
-    memset(t, 0, sizeof(*t));
-    t->name = a->names[i];
-    t->dtype = r->dtype;
-    t->ndim = r->ndim;
-    memcpy(t->shape, r->shape, sizeof(t->shape));
-    t->nbytes = r->raw;
-    t->xxh3 = r->xxh3;
+    rec_tensor(a, i, t);
     return 0;
 }
 
