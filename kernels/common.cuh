@@ -83,6 +83,21 @@ static __device__ __forceinline__ float warp_max(float v)
     return v;
 }
 
+/* The MLP activation act (enum llm_k_act) of x, in fp32. */
+static __device__ __forceinline__ float act_apply(int act, float x)
+{
+    switch (act) {
+    case LLM_K_ACT_SILU:
+        return x / (1.f + expf(-x));
+    case LLM_K_ACT_GELU:
+        return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+    case LLM_K_ACT_GELU_TANH:
+        return 0.5f * x * (1.f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
+    default:
+        return x > 0.f ? x : 0.f;
+    }
+}
+
 /* Sum over the block (blockDim.x a multiple of 32, at most 1024); every
  * thread gets the total.  sh: 32 floats of shared memory. */
 static __device__ __forceinline__ float block_sum(float v, float *sh)

@@ -217,20 +217,6 @@ extern "C" int llm_k_rope_kv(int dt, void *qkv, const float *rope, const int32_t
 
 /* ---- activations ------------------------------------------------------------ */
 
-static __device__ __forceinline__ float act_f(int act, float x)
-{
-    switch (act) {
-    case LLM_K_ACT_SILU:
-        return x / (1.f + expf(-x));
-    case LLM_K_ACT_GELU:
-        return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
-    case LLM_K_ACT_GELU_TANH:
-        return 0.5f * x * (1.f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
-    default:
-        return x > 0.f ? x : 0.f;
-    }
-}
-
 template <typename T>
 __global__ void act_kernel(int act, int gated, T *h, int64_t rows, int inter)
 {
@@ -249,10 +235,10 @@ __global__ void act_kernel(int act, int gated, T *h, int64_t rows, int inter)
         if (gated) {
             vec<T> g = vload(p + inter);
 #pragma unroll
-            for (int k = 0; k < V; k++) o.v[k] = from_f32<T>(act_f(act, to_f32(a.v[k])) * to_f32(g.v[k]));
+            for (int k = 0; k < V; k++) o.v[k] = from_f32<T>(act_apply(act, to_f32(a.v[k])) * to_f32(g.v[k]));
         } else {
 #pragma unroll
-            for (int k = 0; k < V; k++) o.v[k] = from_f32<T>(act_f(act, to_f32(a.v[k])));
+            for (int k = 0; k < V; k++) o.v[k] = from_f32<T>(act_apply(act, to_f32(a.v[k])));
         }
         vstore(p, o);
     }

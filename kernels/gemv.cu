@@ -92,20 +92,6 @@ __global__ void __launch_bounds__(NW * 32)
     }
 }
 
-static __device__ __forceinline__ float act_fn(int act, float x)
-{
-    switch (act) {
-    case LLM_K_ACT_SILU:
-        return x / (1.f + expf(-x));
-    case LLM_K_ACT_GELU:
-        return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
-    case LLM_K_ACT_GELU_TANH:
-        return 0.5f * x * (1.f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
-    default:
-        return x > 0.f ? x : 0.f;
-    }
-}
-
 /* Gated MLP input product for one row: each warp computes output j of both
  * halves of w [2I][K] (fc row j, gate row I + j) and stores act(fc) * gate,
  * so the activation costs no kernel and no round trip through memory. */
@@ -151,7 +137,7 @@ __global__ void __launch_bounds__(NW * 32)
             acc[0] += to_f32(bias[j]);
             acc[1] += to_f32(bias[I + j]);
         }
-        y[j] = from_f32<T>(act_fn(act, acc[0]) * acc[1]);
+        y[j] = from_f32<T>(act_apply(act, acc[0]) * acc[1]);
     }
 }
 
