@@ -769,8 +769,8 @@ static int run_setting(struct ctx *c, const struct test *tests, int n_tests, lon
     struct llm_engine_info info;
     llm_engine_get_info(e, &info);
     json_t *eng = json_pack(
-        "{s:s, s:s, s:I, s:i, s:i, s:I, s:I, s:i, s:i, s:i, s:i, s:f, s:f, s:f}", "backend",
-        be->ops->name, "device", be->device_name, "threads", (json_int_t)th, "n_blocks",
+        "{s:s, s:s, s:s, s:I, s:i, s:i, s:I, s:I, s:i, s:i, s:i, s:i, s:f, s:f, s:f}", "backend",
+        be->ops->name, "device", be->device_name, "timing", llm_bench_meter_timing(mt), "threads", (json_int_t)th, "n_blocks",
         info.n_blocks, "block_size", info.block_size, "kv_tokens", (json_int_t)info.kv_tokens,
         "kv_bytes", (json_int_t)info.kv_bytes, "max_batch_tokens", info.max_batch_tokens,
         "max_seqs", info.max_seqs, "max_seq_len", info.max_seq_len, "watermark_blocks",

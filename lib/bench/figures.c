@@ -63,6 +63,12 @@ static const struct llm_bench_figdef defs[] = {
     {"host_overhead_share", "1", I,
      "share of wall time outside backend calls (scheduler and host work; on a GPU the device "
      "is idle then)"},
+    {"device_busy_s", "s", I,
+     "device time of the steps: CUDA events around forward and sample, else host time inside "
+     "backend calls"},
+    {"device_idle_share", "1", I,
+     "1 - device_busy_s / wall: share of wall time the device waited for the host"},
+    {"step_idle_share_max", "1", I, "largest device idle share of a single step"},
     {"peak_mem_bytes", "B", I,
      "peak memory: CPU peak resident set of the process; GPU device memory in use"},
     {"kv_util_peak", "1", I, "most KV blocks in use at once / KV blocks in the pool"},

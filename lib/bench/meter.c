@@ -6,7 +6,9 @@
  * prefill, preemption and recomputation are all counted as they happened.
  * The wrapper is a complete struct llm_backend whose calls forward to the
  * real one; the engine cannot tell the difference, and no hook has to be
- * added to the engine or the backends.
+ * added to the engine or the backends.  Where the backend has a device
+ * clock, the device time of a step is read right after its sample (which
+ * has already waited for the step), so metering adds no synchronisation.
  */
 #include <string.h>
 
@@ -65,13 +67,40 @@ static struct llm_bench_meter *meter_of(struct llm_backend *be)
     return be->priv;
 }
 
+/* Add the device time of the open step to the totals. */
+static int settle(struct llm_bench_meter *m)
+{
+    if (!m->step_open) return 0;
+    m->step_open = 0;
+    double s = 0;
+    int rc = m->inner->ops->last_step_time(m->inner, &s);
+    if (rc) return llm_err_wrap(rc, "bench: reading the step's device time");
+    m->device_busy += s;
+    return 0;
+}
+
+int llm_bench_meter_settle(struct llm_bench_meter *m)
+{
+    return settle(m);
+}
+
+const char *llm_bench_meter_timing(const struct llm_bench_meter *m)
+{
+    return m->device_clock ? "cuda-events" : "monotonic";
+}
+
 static int m_forward(struct llm_backend *be, const struct llm_batch *b)
 {
     struct llm_bench_meter *m = meter_of(be);
+    int rc0 = settle(m); /* the previous step was never sampled */
+    if (rc0) return rc0;
     double t0 = llm_engine_now();
     int rc = m->inner->ops->forward(m->inner, b);
-    m->busy += llm_engine_now() - t0;
+    double dt = llm_engine_now() - t0;
+    m->busy += dt;
+    if (!m->device_clock) m->device_busy += dt;
     if (rc) return rc;
+    m->step_open = m->device_clock;
     double by, fl;
     llm_bench_cost_batch(&m->cost, b, &by, &fl);
     m->bytes += by;
@@ -89,8 +118,10 @@ static int m_get_logits(struct llm_backend *be, float *dst)
         return llm_err_set(LLM_EUNSUPPORTED, "backend '%s' has no get_logits", m->inner->ops->name);
     double t0 = llm_engine_now();
     int rc = m->inner->ops->get_logits(m->inner, dst);
-    m->busy += llm_engine_now() - t0;
-    return rc;
+    double dt = llm_engine_now() - t0;
+    m->busy += dt;
+    if (!m->device_clock) m->device_busy += dt;
+    return rc ? rc : settle(m);
 }
 
 static int m_sample(struct llm_backend *be, const struct llm_sample_row *rows, int n,
@@ -99,8 +130,10 @@ static int m_sample(struct llm_backend *be, const struct llm_sample_row *rows, i
     struct llm_bench_meter *m = meter_of(be);
     double t0 = llm_engine_now();
     int rc = m->inner->ops->sample(m->inner, rows, n, out);
-    m->busy += llm_engine_now() - t0;
-    return rc;
+    double dt = llm_engine_now() - t0;
+    m->busy += dt;
+    if (!m->device_clock) m->device_busy += dt;
+    return rc ? rc : settle(m);
 }
 
 static int m_copy_blocks(struct llm_backend *be, const int32_t *src, const int32_t *dst, int n)
@@ -111,7 +144,9 @@ static int m_copy_blocks(struct llm_backend *be, const int32_t *src, const int32
                            m->inner->ops->name);
     double t0 = llm_engine_now();
     int rc = m->inner->ops->copy_blocks(m->inner, src, dst, n);
-    m->busy += llm_engine_now() - t0;
+    double dt = llm_engine_now() - t0;
+    m->busy += dt;
+    if (!m->device_clock) m->device_busy += dt;
     return rc;
 }
 
@@ -142,11 +177,13 @@ int llm_bench_meter_init(struct llm_bench_meter *m, struct llm_backend *inner,
     m->be = *inner;
     m->be.ops = &m->ops;
     m->be.priv = m;
+    m->device_clock = inner->ops->last_step_time != NULL;
     return 0;
 }
 
 void llm_bench_meter_reset(struct llm_bench_meter *m)
 {
-    m->busy = m->bytes = m->flops = 0;
+    m->busy = m->bytes = m->flops = m->device_busy = 0;
+    m->step_open = 0;
     m->forwards = m->tokens = m->out_rows = 0;
 }

@@ -10,6 +10,10 @@
  * submits the next request only when the previous one has finished.
  * Output lengths are forced (min_tokens = max_tokens, EOS ignored) unless
  * the run honours EOS, so the work done is fixed by the workload.
+ * Each step is also bracketed by the host clock and the meter's device time
+ * read before and after it, so the device's idle share is the part of the
+ * wall time no step kept the device busy (device time from CUDA events
+ * where the backend has them, else the host time inside backend calls).
  */
 #include <math.h>
 #include <stdint.h>
@@ -116,14 +120,30 @@ static int take_results(struct llm_engine *e, struct acc *a, struct llm_bench_to
     return 0;
 }
 
-static int run_steps(struct llm_engine *e, struct acc *a, struct llm_bench_totals *tot,
-                     double *kv_sum, uint64_t *steps)
+/* Wall and device time of every step, added up over the repetition. */
+struct steptime {
+    double wall, device;
+    double idle_max; /* the largest idle share of one step */
+};
+
+static int run_steps(struct llm_engine *e, struct llm_bench_meter *m, struct acc *a,
+                     struct llm_bench_totals *tot, double *kv_sum, uint64_t *steps,
+                     struct steptime *stt)
 {
     int idle = 0;
     while (llm_engine_has_work(e)) {
         struct llm_step_stats st;
+        double d0 = m->device_busy, t0 = llm_engine_now();
         int rc = llm_engine_step(e, &st);
+        if (!rc) rc = llm_bench_meter_settle(m);
+        double w = llm_engine_now() - t0, dv = m->device_busy - d0;
         if (rc) return rc;
+        stt->wall += w;
+        stt->device += dv;
+        if (w > 0 && st.n_tokens > 0) {
+            double sh = 1.0 - dv / w;
+            if (sh > stt->idle_max) stt->idle_max = sh > 1 ? 1 : sh;
+        }
         if (st.kv_blocks_total > 0) {
             *kv_sum += (double)st.kv_blocks_used / st.kv_blocks_total;
             (*steps)++;
@@ -188,6 +208,7 @@ int llm_bench_run_once(struct llm_engine *e, struct llm_bench_meter *m,
     memset(&a, 0, sizeof a);
     double kv_sum = 0;
     uint64_t steps = 0;
+    struct steptime stt = {0, 0, 0};
     int rc = 0;
     int mem_reset_ok = llm_bench_mem_reset(x->cuda, x->device) == 0;
     llm_bench_meter_reset(m);
@@ -195,12 +216,12 @@ int llm_bench_run_once(struct llm_engine *e, struct llm_bench_meter *m,
     if (x->one_at_a_time) {
         for (int i = 0; i < w->n && !rc; i++) {
             rc = submit_one(e, w, i, x);
-            if (!rc) rc = run_steps(e, &a, tot, &kv_sum, &steps);
+            if (!rc) rc = run_steps(e, m, &a, tot, &kv_sum, &steps, &stt);
         }
     } else {
         for (int i = 0; i < w->n && !rc; i++)
             rc = submit_one(e, w, i, x);
-        if (!rc) rc = run_steps(e, &a, tot, &kv_sum, &steps);
+        if (!rc) rc = run_steps(e, m, &a, tot, &kv_sum, &steps, &stt);
     }
     double wall = llm_engine_now() - t0;
     if (rc) {
@@ -255,6 +276,13 @@ int llm_bench_run_once(struct llm_engine *e, struct llm_bench_meter *m,
         double share = 1.0 - m->busy / wall;
         rc = put(f, "host_overhead_share", share < 0 ? 0 : share);
     }
+    if (!rc) rc = put(f, "device_busy_s", stt.device);
+    if (!rc) {
+        /* the device clock and the host clock differ slightly: clamp to [0, 1] */
+        double share = 1.0 - stt.device / wall;
+        rc = put(f, "device_idle_share", share < 0 ? 0 : share > 1 ? 1 : share);
+    }
+    if (!rc) rc = put(f, "step_idle_share_max", stt.idle_max);
     uint64_t peak;
     if (!rc && (x->cuda || mem_reset_ok)) {
         if (llm_bench_mem_peak(x->cuda, x->device, &peak) == 0)

@@ -286,6 +286,108 @@ static void test_cost(void)
     llm_desc_free(&d);
 }
 
+/* ---- the timing clock: host monotonic, or a device clock when the backend has one ---------- */
+
+static int fake_steps;
+static int fake_step_time(struct llm_backend *be, double *seconds)
+{
+    (void)be;
+    fake_steps++;
+    *seconds = 1e-9; /* what a device clock would report for the step */
+    return 0;
+}
+
+/* One throughput repetition over be; returns its figures. */
+static json_t *timing_run(struct llm_backend *be, const char **timing, double *busy)
+{
+    struct llm_model_desc d;
+    llm_desc_init(&d);
+    d.vocab_size = 64;
+    d.hidden = 16;
+    d.n_layers = 1;
+    d.n_heads = 2;
+    d.n_kv_heads = 2;
+    d.head_dim = 8;
+    d.intermediate = 32;
+    struct llm_bench_cost cost;
+    llm_bench_cost_init(&cost, &d, 4, 4);
+    llm_desc_free(&d);
+    struct llm_bench_meter m;
+    json_t *f = NULL;
+    if (llm_bench_meter_init(&m, be, &cost)) return NULL;
+    *timing = llm_bench_meter_timing(&m);
+    struct llm_engine_opts eo;
+    llm_engine_opts_init(&eo);
+    eo.record_token_times = 1;
+    struct llm_engine *e = NULL;
+    if (llm_engine_create(&e, &m.be, &eo)) return NULL;
+    struct llm_bench_workload w;
+    if (llm_bench_workload_fixed(&w, 6, 9, 5, 11, 64) == 0) {
+        struct llm_bench_exec x;
+        llm_bench_exec_init(&x);
+        struct llm_bench_totals t;
+        if (llm_bench_run_once(e, &m, &w, &x, &f, &t)) f = NULL;
+        *busy = m.device_busy;
+        llm_bench_workload_free(&w);
+    }
+    llm_engine_free(e);
+    return f;
+}
+
+static void test_timing(void)
+{
+    struct mock_opts mo;
+    mock_opts_init(&mo);
+    mo.vocab = 64;
+    mo.n_blocks = 64;
+    mo.block_size = 4;
+    mo.max_batch_tokens = 32;
+    mo.max_seqs = 8;
+    mo.max_seq_len = 64;
+    struct llm_backend *be = NULL;
+    CHECK(mock_backend_create(&be, &mo) == 0, "mock backend");
+    if (!be) return;
+    const char *timing = NULL;
+    double busy = -1;
+    json_t *f = timing_run(be, &timing, &busy);
+    CHECK(f != NULL, "repetition on the mock");
+    CHECK(timing && !strcmp(timing, "monotonic"),
+          "no last_step_time: timed by the monotonic clock (%s)", timing ? timing : "null");
+    double idle = json_number_value(json_object_get(f, "device_idle_share"));
+    double dbusy = json_number_value(json_object_get(f, "device_busy_s"));
+    double wall = json_number_value(json_object_get(f, "wall_s"));
+    double smax = json_number_value(json_object_get(f, "step_idle_share_max"));
+    CHECK(json_is_number(json_object_get(f, "device_idle_share")) && idle >= 0 && idle <= 1,
+          "monotonic: device idle share %.4f within [0, 1]", idle);
+    CHECK(dbusy >= 0 && dbusy <= wall && fabs(idle - (1 - dbusy / wall)) < 1e-9,
+          "monotonic: idle share = 1 - busy %.6f / wall %.6f", dbusy, wall);
+    CHECK(json_is_number(json_object_get(f, "step_idle_share_max")) && smax >= 0 && smax <= 1,
+          "largest idle share of a step %.4f within [0, 1]", smax);
+    json_decref(f);
+
+    /* the same backend with a device clock: the figures come from it */
+    struct llm_backend_ops ops = *be->ops;
+    ops.last_step_time = fake_step_time;
+    struct llm_backend dev = *be;
+    dev.ops = &ops;
+    fake_steps = 0;
+    f = timing_run(&dev, &timing, &busy);
+    CHECK(f != NULL, "repetition with a device clock");
+    CHECK(timing && !strcmp(timing, "cuda-events"), "last_step_time present: timed by it (%s)",
+          timing ? timing : "null");
+    dbusy = json_number_value(json_object_get(f, "device_busy_s"));
+    idle = json_number_value(json_object_get(f, "device_idle_share"));
+    wall = json_number_value(json_object_get(f, "wall_s"));
+    CHECK(fake_steps > 0 && fabs(dbusy - fake_steps * 1e-9) < 1e-12 && fabs(busy - dbusy) < 1e-9,
+          "device busy = %d steps x 1 ns (%.9f s)", fake_steps, dbusy);
+    double want = 1 - dbusy / wall;
+    if (want < 0) want = 0;
+    CHECK(idle > 0.5 && idle <= 1 && fabs(idle - want) < 1e-9,
+          "device clock: idle share %.4f = 1 - %.6f / %.6f", idle, dbusy, wall);
+    json_decref(f);
+    llm_backend_destroy(be);
+}
+
 /* ---- a run on the mock backend ----------------------------------------------------------- */
 
 static void test_run(void)
@@ -536,6 +638,7 @@ int main(void)
     test_stats();
     test_cost();
     test_run();
+    test_timing();
     test_probe();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

@@ -100,6 +100,13 @@ check "llm-run JSONL: output length from max_tokens" \
 W=(--num-requests 6 --input-len 24 --input-std 6 --output-len 12 --output-std 3 --seed 7 -r 3 -w 1)
 expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -o json -O "$T/a.json"
 check "json parses and is complete" "$CHK" json "$T/a.json"
+check "cpu backend: figures timed by the monotonic clock" \
+    test "$("$CHK" get "$T/a.json" engine.timing)" = monotonic
+idle_ok() { # the mean device idle share is a number within [0, 1]
+    awk -v v="$("$CHK" get "$T/a.json" figures.device_idle_share.mean)" \
+        'BEGIN { exit !(v != "" && v + 0 >= 0 && v + 0 <= 1) }'
+}
+check "device idle share within [0, 1]" idle_ok
 expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -o jsonl -O "$T/a.jsonl"
 check "jsonl: one line per test, each complete" "$CHK" jsonl "$T/a.jsonl" 1
 expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -o csv -O "$T/a.csv"

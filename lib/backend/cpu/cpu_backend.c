@@ -572,5 +572,6 @@ static const struct llm_backend_ops cpu_ops_table = {
     .get_logits = cpu_get_logits,
     .sample = cpu_sample,
     .copy_blocks = cpu_copy_blocks,
+    .last_step_time = NULL, /* no device clock: callers time steps on the host */
     .destroy = cpu_destroy,
 };

@@ -70,6 +70,8 @@ struct cu_be {
     int n_sm;
     cudaStream_t st;
     cudaEvent_t meta_done;
+    cudaEvent_t t_start, t_end; /* device time of a step: forward start .. sample end */
+    int t_state;                /* 0 nothing timed, 1 forward started, 2 step ended */
     struct cu_gemm *gemm;
     int gemv_max_m;        /* products of up to this many rows use the GEMV kernel */
     int use_graphs;
@@ -391,6 +393,8 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
     snprintf(be->device_name, sizeof be->device_name, "%.127s", prop.name);
     CK(cudaStreamCreateWithFlags(&c->st, cudaStreamNonBlocking));
     CK(cudaEventCreateWithFlags(&c->meta_done, cudaEventDisableTiming));
+    CK(cudaEventCreate(&c->t_start));
+    CK(cudaEventCreate(&c->t_end));
     if ((rc = cu_gemm_create(&c->gemm, c->dt, GEMM_WS_BYTES))) return rc;
     /* Switches for measurements: LLM_CUDA_GEMV=<m> rows up to which the GEMV kernel
      * replaces cuBLASLt (0 = never); LLM_CUDA_GRAPHS=1 decode graphs; LLM_CUDA_GATED=0
@@ -681,6 +685,8 @@ static void cu_destroy(struct llm_backend *be)
     cudaFree(c->s_mark);
     cu_gemm_destroy(c->gemm);
     if (c->meta_done) cudaEventDestroy(c->meta_done);
+    if (c->t_start) cudaEventDestroy(c->t_start);
+    if (c->t_end) cudaEventDestroy(c->t_end);
     if (c->st) cudaStreamDestroy(c->st);
     free(c->L);
     free(c->sample_scratch);
@@ -1048,6 +1054,9 @@ static int cu_forward(struct llm_backend *be, const struct llm_batch *b)
     c->n_out = -1;
     int rc = check_batch(c, b);
     if (rc) return rc;
+    c->t_state = 0;
+    CK(cudaEventRecord(c->t_start, c->st));
+    c->t_state = 1;
     if (graph_eligible(c, b)) {
         if ((rc = run_graph(c, b))) return rc;
     } else {
@@ -1067,6 +1076,10 @@ static int cu_get_logits(struct llm_backend *be, float *dst)
     if (c->n_out < 0) return llm_err_set(LLM_EINVAL, "get_logits: no successful forward step");
     size_t bytes = sizeof(float) * (size_t)c->n_out * (size_t)c->d->vocab_size;
     if (bytes) CK(cudaMemcpyAsync(dst, c->logits, bytes, cudaMemcpyDeviceToHost, c->st));
+    if (c->t_state == 1) {
+        CK(cudaEventRecord(c->t_end, c->st));
+        c->t_state = 2;
+    }
     CK(cudaStreamSynchronize(c->st));
     return 0;
 }
@@ -1121,7 +1134,7 @@ static int cu_sample(struct llm_backend *be, const struct llm_sample_row *rows, 
     if (c->n_out < 0) return llm_err_set(LLM_EINVAL, "sample: no successful forward step");
     if (n != c->n_out)
         return llm_err_set(LLM_EINVAL, "sample: %d rows given, the last step kept %d", n, c->n_out);
-    if (n == 0) return 0;
+    if (n == 0) return 0; /* nothing to wait for: the step's end is recorded when asked */
     int64_t V = c->d->vocab_size;
     size_t ntok = 0;
     for (int i = 0; i < n; i++) {
@@ -1198,6 +1211,10 @@ static int cu_sample(struct llm_backend *be, const struct llm_sample_row *rows, 
         CK(cudaMemcpyAsync((void *)dt, ht, sizeof(int32_t) * ntok, cudaMemcpyHostToDevice, c->st));
     CK(llm_k_sample(c->logits, V, n, dp, dt, c->s_work, c->s_mark, dout, c->st));
     CK(cudaMemcpyAsync(ho, dout, out_bytes, cudaMemcpyDeviceToHost, c->st));
+    if (c->t_state == 1) {
+        CK(cudaEventRecord(c->t_end, c->st));
+        c->t_state = 2;
+    }
     CK(cudaStreamSynchronize(c->st));
     for (int i = 0; i < n; i++) {
         struct llm_sample_result *r = &out[i];
@@ -1245,11 +1262,32 @@ static int cu_copy_blocks(struct llm_backend *be, const int32_t *src, const int3
     return 0;
 }
 
+/* The events were recorded on the stream around the step; reading them costs
+ * nothing more once sample's synchronisation has passed.  A step whose
+ * sample had no rows (or that was never sampled) gets its end recorded
+ * here, and waiting for it is the price of asking. */
+static int cu_last_step_time(struct llm_backend *be, double *seconds)
+{
+    struct cu_be *c = cu_of(be);
+    *seconds = 0;
+    if (c->t_state == 0) return llm_err_set(LLM_EINVAL, "last_step_time: no step has been timed");
+    if (c->t_state == 1) {
+        CK(cudaEventRecord(c->t_end, c->st));
+        c->t_state = 2;
+    }
+    CK(cudaEventSynchronize(c->t_end));
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, c->t_start, c->t_end));
+    *seconds = (double)ms * 1e-3;
+    return 0;
+}
+
 static const struct llm_backend_ops cu_ops_table = {
     .name = "cuda",
     .forward = cu_forward,
     .get_logits = cu_get_logits,
     .sample = cu_sample,
     .copy_blocks = cu_copy_blocks,
+    .last_step_time = cu_last_step_time,
     .destroy = cu_destroy,
 };

@@ -68,6 +68,12 @@ struct llm_backend_ops {
                   struct llm_sample_result *out);
     /* Copy whole KV blocks src[i] -> dst[i] (copy-on-write of shared prefixes). */
     int (*copy_blocks)(struct llm_backend *be, const int32_t *src, const int32_t *dst, int n);
+    /* Optional (NULL where the backend has no device clock): the device time
+     * in seconds of the last step, from the start of its forward to the end
+     * of its sample (or get_logits), as timed on the device itself (CUDA:
+     * events recorded on the backend's stream).  Valid once that call has
+     * returned; LLM_EINVAL when no step has been timed yet. */
+    int (*last_step_time)(struct llm_backend *be, double *seconds);
     void (*destroy)(struct llm_backend *be);
 };
 

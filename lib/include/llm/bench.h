@@ -18,6 +18,10 @@
  * by each forward pass from the batch it was given (the engine itself is
  * not changed).  The CUDA backend's sample call returns tokens to the host,
  * so a step's device work is complete when the wrapper reads the clock.
+ * When the backend has a device clock (ops->last_step_time: CUDA events
+ * around forward and sample) the wrapper also adds up the device time of
+ * every step, and the device-idle figure is taken from it; otherwise the
+ * time inside backend calls stands for the device's busy time.
  */
 #ifndef LLM_BENCH_H
 #define LLM_BENCH_H
@@ -171,7 +175,16 @@ struct llm_bench_meter {
     uint64_t forwards;
     uint64_t tokens;   /* rows run */
     uint64_t out_rows; /* rows with logits */
+    double device_busy; /* device time of the steps (device clock), else = busy */
+    int device_clock;   /* inner has last_step_time */
+    int step_open;      /* a forward whose device time is not read yet */
 };
+/* "cuda-events" when the inner backend times steps on the device, else
+ * "monotonic" (the engine's host clock). */
+const char *llm_bench_meter_timing(const struct llm_bench_meter *m);
+/* Read the device time of a step still open (a forward with no sample after
+ * it) into the totals; nothing to do without a device clock. */
+int llm_bench_meter_settle(struct llm_bench_meter *m);
 int llm_bench_meter_init(struct llm_bench_meter *m, struct llm_backend *inner,
                          const struct llm_bench_cost *c);
 void llm_bench_meter_reset(struct llm_bench_meter *m);
