@@ -1,21 +1,27 @@
 /* attn_rows.cu - paged attention for single query rows (decode), split
  * along the key sequence, with a combining pass.
  *
- * Design: one block per (query row, KV head, split).  The block owns every
- * query head of its GQA group, so each K/V element is read from device
+ * Design: one block per (query row, head block, split).  A head block is
+ * the query heads of one GQA group (up to 8 of them; a larger group is
+ * served by several blocks), so each K/V element is read from device
  * memory once per group, not once per query head.  Keys are staged through
  * shared memory 32 tokens at a time with cp.async, two stages deep (the
- * next chunk loads while this one is used); scores, the online softmax
- * (running max and sum per head) and the P.V accumulation happen in shared
- * memory in fp32.  Decode is bound by reading the KV cache, so the kernel
- * is sized for many independent blocks in flight rather than for
- * arithmetic.  Long contexts are cut into splits of split_len tokens that
- * run as separate blocks; each split stores its normalised partial output
- * and log-sum-exp, and the last split block of a (row, KV head) to finish
- * weights them together (an arrival counter, so no second launch).  The
- * split length is read from device memory and the grid has a fixed
- * number of splits (empty ones exit at once), so a captured CUDA graph
- * serves every context length of its batch size.
+ * next chunk loads while this one is used).  Scores: Q threads per (head,
+ * token) with q in shared memory as fp32 read 16 bytes at a time; online
+ * softmax per head (one warp); P.V: each thread owns one 16-byte slice of
+ * the dims for every head of the block and a subset of the chunk's
+ * tokens, accumulating in registers, so a V element is read from shared
+ * memory once per block rather than once per head; the token subsets are
+ * added in a fixed order at the end.  Decode is bound by reading the KV
+ * cache; keeping the per-token arithmetic off shared memory is what keeps
+ * a GQA group of 4 or 8 heads at memory speed.  Long contexts are cut into
+ * splits of split_len tokens that run as separate blocks; each split
+ * stores its normalised partial output and log-sum-exp, and the last
+ * split block of a (row, head block) to finish weights them together (an
+ * arrival counter, so no second launch).  The split length is read from
+ * device memory and the grid has a fixed number of splits (empty ones
+ * exit at once), so a captured CUDA graph serves every context length of
+ * its batch size.
  */
 #include "common.cuh"
 
@@ -36,54 +42,87 @@ template <int N> static __device__ __forceinline__ void cp_async_wait(void)
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-/* Split blocks of one (row, KV head) count themselves in; the last one to
- * arrive weights the partial outputs together (fixed split order, so the
- * result does not depend on which block is last) and resets the counter. */
+/* Query heads per block: the GQA group (rounded up to a power of two) when
+ * it is at most 8, else 8 (a group of more heads is served by several
+ * blocks, each reading the group's K/V). */
+static int heads_per_block(int G)
+{
+    return G <= 1 ? 1 : G <= 2 ? 2 : G <= 4 ? 4 : 8;
+}
+
+/* Split blocks of one (row, head block) count themselves in; the last one
+ * to arrive weights the partial outputs together (fixed split order, so
+ * the result does not depend on which block is last) and resets the
+ * counter.  The weights exp(lse_s - max) are computed once per head into
+ * shared memory, then every output element is a sum over the splits. */
 template <typename T>
-static __device__ void combine_if_last(const struct llm_k_attn &a, int r, int i, int kvh, int G,
-                                       int D, int max_splits, const float *wsrow, int *counters)
+static __device__ void combine_if_last(const struct llm_k_attn &a, int r, int cidx, int h0, int gn,
+                                       int D, int max_splits, const float *wsrow, int *counters,
+                                       float *scratch)
 {
     __shared__ int last;
     __threadfence();
     __syncthreads();
     if (threadIdx.x == 0) {
-        int *cnt = counters + (int64_t)i * a.n_kv_heads + kvh;
+        int *cnt = counters + cidx;
         last = atomicAdd(cnt, 1) == max_splits - 1;
         if (last) *cnt = 0;
     }
     __syncthreads();
     if (!last) return;
     __threadfence();
-    T *o = (T *)a.o + (int64_t)r * a.n_heads * D + (int64_t)kvh * G * D;
-    for (int e = threadIdx.x; e < G * D; e += NT) {
+    /* per head: max and total of the pieces' log-sum-exps (one warp per head) */
+    float *mx = scratch, *inv = scratch + 8;
+    for (int g = threadIdx.x >> 5; g < gn; g += NT / 32) {
+        const float *w = wsrow + (int64_t)g * max_splits * (D + 1) + D;
+        float m = -INFINITY;
+        for (int s = threadIdx.x & 31; s < max_splits; s += 32) m = fmaxf(m, __ldcg(w + s * (D + 1)));
+        m = warp_max(m);
+        float tot = 0.f;
+        for (int s = threadIdx.x & 31; s < max_splits; s += 32) {
+            float l = __ldcg(w + s * (D + 1));
+            if (l != -INFINITY) tot += __expf(l - m);
+        }
+        tot = warp_sum(tot);
+        if ((threadIdx.x & 31) == 0) mx[g] = m, inv[g] = 1.f / tot;
+    }
+    __syncthreads();
+    T *o = (T *)a.o + (int64_t)r * a.n_heads * D + (int64_t)h0 * D;
+    for (int e = threadIdx.x; e < gn * D; e += NT) {
         int g = e / D, d = e - g * D;
         const float *w = wsrow + (int64_t)g * max_splits * (D + 1);
-        float m = -INFINITY;
-        for (int s = 0; s < max_splits; s++) m = fmaxf(m, __ldcg(w + s * (D + 1) + D));
-        float tot = 0.f, v = 0.f;
+        const float m = mx[g];
+        float v = 0.f;
+#pragma unroll 4
         for (int s = 0; s < max_splits; s++) {
             float l = __ldcg(w + s * (D + 1) + D);
-            if (l == -INFINITY) continue;
-            float f = __expf(l - m);
-            tot += f;
-            v += f * __ldcg(w + s * (D + 1) + d);
+            float x = __ldcg(w + s * (D + 1) + d);
+            if (l != -INFINITY) v += __expf(l - m) * x;
         }
-        o[e] = from_f32<T>(v / tot);
+        o[e] = from_f32<T>(v * inv[g]);
     }
 }
 
-template <typename T>
+/* GR: query heads per block (see heads_per_block); the block serves heads
+ * h0 .. h0 + gn - 1, gn <= GR, all of KV head kvh. */
+template <typename T, int GR>
 __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a,
                                                        const int32_t *rows, const int32_t *seqs,
                                                        const int32_t *split_len_p, int max_splits,
                                                        float *ws, int *counters)
 {
     constexpr int V = vec<T>::N;
+    /* threads per score (head, token): the dims are split over Q lanes so
+     * that GR * CH * Q covers the block */
+    constexpr int Q = GR >= 4 ? 1 : 4 / GR;
     pdl_wait();
     pdl_trigger();
     const int D = a.head_dim, G = a.n_heads / a.n_kv_heads;
+    const int nhb = (G + GR - 1) / GR; /* head blocks per KV head */
     const int DP = D + V; /* padded smem row: rows shift by 16 bytes, no bank conflicts */
-    const int i = blockIdx.x, kvh = blockIdx.y, split = blockIdx.z;
+    const int i = blockIdx.x, kvh = blockIdx.y / nhb, hb = blockIdx.y - kvh * nhb;
+    const int split = blockIdx.z;
+    const int h0 = kvh * G + hb * GR, gn = min(GR, G - hb * GR);
     const int r = rows[i], sq = seqs[i];
     const int p = a.pos[r];
     const int lo = a.window > 0 ? max(0, p - a.window + 1) : 0;
@@ -93,22 +132,22 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
     const int end = (int)min((int64_t)p + 1, begin64 + split_len);
 
     extern __shared__ __align__(16) unsigned char smem[];
-    T *ks = (T *)smem;                  /* [2][CH][DP] */
-    T *vs = ks + 2 * CH * DP;           /* [2][CH][DP] */
-    float *qs = (float *)(vs + 2 * CH * DP); /* [G][D] */
-    float *acc = qs + G * D;            /* [G][D] */
-    float *sc = acc + G * D;            /* [G][CH] */
-    float *mrun = sc + G * CH;          /* [G] */
-    float *lrun = mrun + G;             /* [G] */
-    float *alph = lrun + G;             /* [G] */
+    T *ks = (T *)smem;                       /* [2][CH][DP] */
+    T *vs = ks + 2 * CH * DP;                /* [2][CH][DP] */
+    float *qs = (float *)(vs + 2 * CH * DP); /* [GR][D] */
+    float *acc = qs + GR * D;                /* [GR][D] (final sums) */
+    float *sc = acc + GR * D;                /* [GR][CH] */
+    float *mrun = sc + GR * CH;              /* [GR] */
+    float *lrun = mrun + GR;                 /* [GR] */
+    float *alph = lrun + GR;                 /* [GR] */
 
-    const int h0 = kvh * G;
+    const int cidx = i * a.n_kv_heads * nhb + blockIdx.y;
     float *wsrow = ws ? ws + ((int64_t)i * a.n_heads + h0) * max_splits * (D + 1) : nullptr;
     if (begin >= p + 1) {
         /* An unused split of a short row: mark it empty for the combine. */
-        for (int g = threadIdx.x; g < G; g += NT)
+        for (int g = threadIdx.x; g < gn; g += NT)
             wsrow[((int64_t)g * max_splits + split) * (D + 1) + D] = -INFINITY;
-        combine_if_last<T>(a, r, i, kvh, G, D, max_splits, wsrow, counters);
+        combine_if_last<T>(a, r, cidx, h0, gn, D, max_splits, wsrow, counters, (float *)smem);
         return;
     }
 
@@ -134,17 +173,27 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
     };
 
     const int nchunks = (end - begin + CH - 1) / CH;
-    const float slope = a.alibi ? a.alibi[h0] : 0.f;
     load_chunk(0, begin); /* in flight while q is read */
     const T *q = (const T *)a.q + (int64_t)r * a.q_stride + h0 * D;
-    for (int e = threadIdx.x; e < G * D; e += NT) {
-        qs[e] = to_f32(q[e]);
+    for (int e = threadIdx.x; e < GR * D; e += NT) {
+        qs[e] = e < gn * D ? to_f32(q[e]) : 0.f;
         acc[e] = 0.f;
     }
-    for (int g = threadIdx.x; g < G; g += NT) {
+    for (int g = threadIdx.x; g < GR; g += NT) {
         mrun[g] = -INFINITY;
         lrun[g] = 0.f;
     }
+
+    /* P.V: thread (tg, dv) owns dims dv*V.. of every head of the block for
+     * tokens tg, tg + TG, ... of each chunk; the TG partial sums are added
+     * after the last chunk */
+    const int TG = NT / dvn, tg = threadIdx.x / dvn, pdv = threadIdx.x - tg * dvn;
+    float part[GR][V];
+#pragma unroll
+    for (int g = 0; g < GR; g++)
+#pragma unroll
+        for (int k = 0; k < V; k++) part[g][k] = 0.f;
+
     for (int c = 0; c < nchunks; c++) {
         const int c0 = begin + c * CH, buf = c & 1;
         const int nvalid = min(CH, end - c0);
@@ -156,43 +205,49 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
         }
         __syncthreads();
 
-        /* scores: four threads per (head, token), each a quarter of the dims
-         * (interleaved 16-byte vectors), joined by two shuffles; G * CH * 4 is
-         * a multiple of the block, so every lane takes part in each shuffle */
-        for (int e = threadIdx.x; e < G * CH * 4; e += NT) {
-            int qt = e & 3, gt = e >> 2;
+        /* scores: Q threads per (head, token), each every Q-th 16-byte
+         * vector of the dims, joined by shuffles; gn * CH * Q is a multiple
+         * of 32, so every lane of a warp takes part in each shuffle */
+        for (int e = threadIdx.x; e < gn * CH * Q; e += NT) {
+            int qt = e % Q, gt = e / Q;
             int g = gt / CH, t = gt - g * CH;
             float d0 = 0.f, d1 = 0.f;
             if (t < nvalid) {
                 const T *kr = ks + (buf * CH + t) * DP;
                 const float *qr = qs + g * D;
-                for (int dv = qt; dv < dvn; dv += 4) {
+                for (int dv = qt; dv < dvn; dv += Q) {
                     vec<T> kv = vload(kr + dv * V);
 #pragma unroll
-                    for (int k = 0; k < V; k += 2) {
-                        d0 += qr[dv * V + k] * to_f32(kv.v[k]);
-                        d1 += qr[dv * V + k + 1] * to_f32(kv.v[k + 1]);
+                    for (int k = 0; k < V; k += 4) {
+                        float4 qq = *(const float4 *)(qr + dv * V + k);
+                        d0 += qq.x * to_f32(kv.v[k]) + qq.z * to_f32(kv.v[k + 2]);
+                        d1 += qq.y * to_f32(kv.v[k + 1]) + qq.w * to_f32(kv.v[k + 3]);
                     }
                 }
             }
             float d = d0 + d1;
-            d += __shfl_xor_sync(0xffffffffu, d, 1);
-            d += __shfl_xor_sync(0xffffffffu, d, 2);
+#pragma unroll
+            for (int o = 1; o < Q; o <<= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
             if (qt == 0) {
                 float s = -INFINITY;
                 if (t < nvalid) {
                     s = d * a.scale;
                     if (a.softcap > 0.f) s = a.softcap * tanhf(s / a.softcap);
-                    if (a.alibi) s += (G == 1 ? slope : a.alibi[h0 + g]) * (float)(c0 + t - p);
+                    if (a.alibi) s += a.alibi[h0 + g] * (float)(c0 + t - p);
                 }
                 sc[gt] = s;
             }
         }
         __syncthreads();
 
-        /* online softmax, one warp per head */
-        for (int g = threadIdx.x >> 5; g < G; g += NT / 32) {
+        /* online softmax, one warp per head; heads past gn get zero weights */
+        for (int g = threadIdx.x >> 5; g < GR; g += NT / 32) {
             int lane = threadIdx.x & 31;
+            if (g >= gn) {
+                sc[g * CH + lane] = 0.f;
+                if (lane == 0) alph[g] = 1.f;
+                continue;
+            }
             float s = sc[g * CH + lane];
             float mx = warp_max(s);
             float mo = mrun[g];
@@ -209,56 +264,91 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
         }
         __syncthreads();
 
-        /* acc = acc * alpha + P V */
-        for (int e = threadIdx.x; e < G * D; e += NT) {
-            int g = e / D, d = e - g * D;
-            const float *pr = sc + g * CH;
-            const T *vc = vs + buf * CH * DP + d;
-            float s0 = 0.f, s1 = 0.f;
-            int t = 0;
-            for (; t + 1 < nvalid; t += 2) {
-                s0 += pr[t] * to_f32(vc[t * DP]);
-                s1 += pr[t + 1] * to_f32(vc[(t + 1) * DP]);
+        /* part = part * alpha + P V over this thread's tokens */
+        if (tg < TG) {
+#pragma unroll
+            for (int g = 0; g < GR; g++) {
+                float al = alph[g];
+#pragma unroll
+                for (int k = 0; k < V; k++) part[g][k] *= al;
             }
-            if (t < nvalid) s0 += pr[t] * to_f32(vc[t * DP]);
-            acc[e] = acc[e] * alph[g] + s0 + s1;
+            for (int t = tg; t < nvalid; t += TG) {
+                vec<T> vv = vload(vs + (buf * CH + t) * DP + pdv * V);
+#pragma unroll
+                for (int g = 0; g < GR; g++) {
+                    float pg = sc[g * CH + t];
+#pragma unroll
+                    for (int k = 0; k < V; k++) part[g][k] += pg * to_f32(vv.v[k]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+
+    /* add the token groups' partial sums in a fixed order */
+    for (int j = 0; j < TG; j++) {
+        if (tg == j) {
+#pragma unroll
+            for (int g = 0; g < GR; g++)
+#pragma unroll
+                for (int k = 0; k < V; k++) acc[g * D + pdv * V + k] += part[g][k];
         }
         __syncthreads();
     }
 
     if (max_splits == 1) {
         T *o = (T *)a.o + (int64_t)r * a.n_heads * D + h0 * D;
-        for (int e = threadIdx.x; e < G * D; e += NT) o[e] = from_f32<T>(acc[e] / lrun[e / D]);
+        for (int e = threadIdx.x; e < gn * D; e += NT) o[e] = from_f32<T>(acc[e] / lrun[e / D]);
     } else {
-        for (int e = threadIdx.x; e < G * D; e += NT) {
+        for (int e = threadIdx.x; e < gn * D; e += NT) {
             int g = e / D, d = e - g * D;
             wsrow[((int64_t)g * max_splits + split) * (D + 1) + d] = acc[e] / lrun[g];
         }
-        for (int g = threadIdx.x; g < G; g += NT)
+        for (int g = threadIdx.x; g < gn; g += NT)
             wsrow[((int64_t)g * max_splits + split) * (D + 1) + D] = mrun[g] + logf(lrun[g]);
-        combine_if_last<T>(a, r, i, kvh, G, D, max_splits, wsrow, counters);
+        combine_if_last<T>(a, r, cidx, h0, gn, D, max_splits, wsrow, counters, (float *)smem);
     }
 }
 
-template <typename T> static int launch_rows(const struct llm_k_attn *a, const int32_t *rows,
-                                             const int32_t *seqs, int n, const int32_t *split_len,
-                                             int max_splits, float *ws, int *counters,
-                                             cudaStream_t st)
+template <typename T, int GR>
+static int launch_rows(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs, int n,
+                       const int32_t *split_len, int max_splits, float *ws, int *counters,
+                       cudaStream_t st)
 {
     constexpr int V = vec<T>::N;
     const int D = a->head_dim, G = a->n_heads / a->n_kv_heads;
-    size_t smem = sizeof(T) * 4 * CH * (D + V) + sizeof(float) * (2 * G * D + G * CH + 3 * G);
+    size_t smem = sizeof(T) * 4 * CH * (D + V) + sizeof(float) * (2 * GR * D + GR * CH + 3 * GR);
     static size_t smem_set = 48 * 1024;
     if (smem > smem_set) {
-        cudaError_t e = cudaFuncSetAttribute(attn_rows_kernel<T>,
+        cudaError_t e = cudaFuncSetAttribute(attn_rows_kernel<T, GR>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              (int)smem);
         if (e != cudaSuccess) return (int)e;
         smem_set = smem;
     }
-    dim3 grid(n, a->n_kv_heads, max_splits);
-    return launch_pdl(attn_rows_kernel<T>, grid, dim3(NT), smem, st, *a, rows, seqs, split_len,
+    dim3 grid(n, a->n_kv_heads * ((G + GR - 1) / GR), max_splits);
+    return launch_pdl(attn_rows_kernel<T, GR>, grid, dim3(NT), smem, st, *a, rows, seqs, split_len,
                       max_splits, max_splits > 1 ? ws : nullptr, counters);
+}
+
+template <typename T>
+static int launch_rows_gr(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs,
+                          int n, const int32_t *split_len, int max_splits, float *ws,
+                          int *counters, cudaStream_t st)
+{
+    switch (heads_per_block(a->n_heads / a->n_kv_heads)) {
+    case 1: return launch_rows<T, 1>(a, rows, seqs, n, split_len, max_splits, ws, counters, st);
+    case 2: return launch_rows<T, 2>(a, rows, seqs, n, split_len, max_splits, ws, counters, st);
+    case 4: return launch_rows<T, 4>(a, rows, seqs, n, split_len, max_splits, ws, counters, st);
+    default: return launch_rows<T, 8>(a, rows, seqs, n, split_len, max_splits, ws, counters, st);
+    }
+}
+
+extern "C" int llm_k_attn_rows_blocks(int n_heads, int n_kv_heads)
+{
+    if (n_kv_heads <= 0 || n_heads % n_kv_heads) return 0;
+    int G = n_heads / n_kv_heads, gr = heads_per_block(G);
+    return n_kv_heads * ((G + gr - 1) / gr);
 }
 
 extern "C" int llm_k_attn_rows(const struct llm_k_attn *a, const int32_t *rows,
@@ -266,10 +356,10 @@ extern "C" int llm_k_attn_rows(const struct llm_k_attn *a, const int32_t *rows,
                                int max_splits, float *ws, int *counters, llm_stream_t stream)
 {
     if (n <= 0) return 0;
-    if (a->head_dim % 8 || a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads || max_splits < 1 ||
+    if (a->head_dim % 8 || a->head_dim > 8 * NT || a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads || max_splits < 1 ||
         (max_splits > 1 && (!split_len || !ws || !counters)) || max_splits > 65535)
         return (int)cudaErrorInvalidValue;
-    DISPATCH_DT(a->dt, T, return launch_rows<T>(a, rows, seqs, n, split_len, max_splits, ws,
-                                                counters, stream));
+    DISPATCH_DT(a->dt, T, return launch_rows_gr<T>(a, rows, seqs, n, split_len, max_splits, ws,
+                                                   counters, stream));
     return 0;
 }

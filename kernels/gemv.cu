@@ -198,7 +198,7 @@ static int launch_split(T *y, const T *x, const T *w, const T *bias, int N, int 
                       dim3(NW * 32), 0, st, y, x, w, bias, N, K, accumulate);
 }
 
-int llm_k_gemv_split_mode = 1;
+int llm_k_gemv_split_mode = 2;
 
 extern "C" void llm_k_set_gemv_split(int mode)
 {
@@ -228,13 +228,13 @@ extern "C" int llm_k_gemv(int dt, void *y, int ldy, const void *x, int ldx, cons
     if (!gemv_args_ok(M, K, ldx, ldy)) return (int)cudaErrorInvalidValue;
     DISPATCH_DT(dt, T, {
         if (M == 1) {
-            /* few output rows: split each row's K over warps (mode 0 auto, 1 never - the
-             * default until measured, 2/4 KS) */
-            int ks = llm_k_gemv_split_mode == 0 ? (N <= 8192 ? 2 : 1) : llm_k_gemv_split_mode;
-            if (ks == 2 && N <= 8192)
-                return launch_split<T, 8, 8, 2>((T *)y, (const T *)x, (const T *)w,
+            /* each row's K split over 2 warps (mode 2) or 4 (mode 4); mode 1: one warp per
+             * row; mode 0 (auto) = 2 */
+            int ks = llm_k_gemv_split_mode == 0 ? 2 : llm_k_gemv_split_mode;
+            if (ks == 2)
+                return launch_split<T, 4, 8, 2>((T *)y, (const T *)x, (const T *)w,
                                                 (const T *)bias, N, K, accumulate, stream);
-            if (ks == 4 && N <= 8192)
+            if (ks == 4)
                 return launch_split<T, 8, 8, 4>((T *)y, (const T *)x, (const T *)w,
                                                 (const T *)bias, N, K, accumulate, stream);
             return launch<T, 1, 8, 4, 1>((T *)y, ldy, (const T *)x, ldx, (const T *)w,

@@ -109,11 +109,16 @@ struct llm_k_attn {
  * and combined by a second pass.  Any head_dim that is a multiple of 8,
  * and any dtype (the fp32 path of the backend uses it for prefill rows
  * too).  ws: fp32 scratch of n * n_heads * max_splits * (head_dim + 1)
- * floats; counters: n * n_kv_heads ints, zero before the first call and
- * left zero by each call (both unused when max_splits == 1). */
+ * floats; counters: n * llm_k_attn_rows_blocks(n_heads, n_kv_heads) ints,
+ * zero before the first call and left zero by each call (both unused when
+ * max_splits == 1). */
 int llm_k_attn_rows(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs, int n,
                     const int32_t *split_len, int max_splits, float *ws, int *counters,
                     llm_stream_t stream);
+
+/* Blocks the row kernel runs per query row and split: one per KV head, or
+ * more when a GQA group has over 8 query heads; 0 for a bad head count. */
+int llm_k_attn_rows_blocks(int n_heads, int n_kv_heads);
 
 /* Tiled prefill kernel on tensor cores (F16/BF16; head_dim 64, 80, 96, 128
  * or 256): tiles[i] = {seq, first row, number of rows (<= tile_rows)};

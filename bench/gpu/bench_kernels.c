@@ -264,14 +264,15 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
     c.splits = 1;
     if (!prefill) {
         /* the backend's policy: enough blocks for the device, whole 32-key chunks */
-        int blocks = B * nkv, target = 4 * n_sm, sl = 0;
+        int blocks = B * llm_k_attn_rows_blocks(nh, nkv), target = 4 * n_sm, sl = 0;
         if (blocks < target && ctx > 64) {
             int sp = (target + blocks - 1) / blocks;
             sl = ((ctx + sp - 1) / sp + 31) / 32 * 32;
             c.splits = (ctx + sl - 1) / sl;
         }
-        CUDA(cudaMalloc((void **)&c.cnt, sizeof(int) * (size_t)B * nkv));
-        CUDA(cudaMemset(c.cnt, 0, sizeof(int) * (size_t)B * nkv));
+        size_t ncnt = (size_t)B * llm_k_attn_rows_blocks(nh, nkv);
+        CUDA(cudaMalloc((void **)&c.cnt, sizeof(int) * ncnt));
+        CUDA(cudaMemset(c.cnt, 0, sizeof(int) * ncnt));
         c.split_len = dcopy_i32(&sl, 1);
         CUDA(cudaMalloc((void **)&c.ws, sizeof(float) * (size_t)B * nh * c.splits * (hd + 1)));
     }
@@ -412,7 +413,9 @@ int main(int argc, char **argv)
     /* attention: decode at several batch sizes and contexts, prefill of 2048 */
     const int dec[][2] = {{1, 256}, {1, 4096}, {16, 1024}, {64, 256}, {256, 256}, {64, 2048}};
     for (int i = 0; i < 6; i++) bench_attn(dec[i][0], dec[i][1], 32, 32, 128, 0, p.multiProcessorCount);
-    bench_attn(8, 1024, 32, 8, 128, 0, p.multiProcessorCount);
+    /* GQA groups of 4 (Llama-3.1-8B) */
+    const int gqa[][2] = {{1, 256}, {8, 1024}, {64, 2048}, {256, 256}, {512, 192}};
+    for (int i = 0; i < 5; i++) bench_attn(gqa[i][0], gqa[i][1], 32, 8, 128, 0, p.multiProcessorCount);
     bench_attn(1, 2048, 32, 32, 128, 1, p.multiProcessorCount);
     bench_attn(4, 2048, 32, 32, 128, 1, p.multiProcessorCount);
     bench_attn(1, 2048, 32, 8, 128, 1, p.multiProcessorCount);

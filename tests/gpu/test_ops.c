@@ -756,16 +756,16 @@ static void attn_run(const struct attn_case *ac, int mode)
         if (mode == 1) splits += 3;
         cudaFree(ws);
         CUDA(cudaMalloc((void **)&ws, sizeof(float) * (size_t)n_tok * nh * splits * (hd + 1)));
-        int *cnt;
-        CUDA(cudaMalloc((void **)&cnt, sizeof(int) * (size_t)n_tok * nkv));
-        CUDA(cudaMemset(cnt, 0, sizeof(int) * (size_t)n_tok * nkv));
+        int *cnt, ncnt = n_tok * llm_k_attn_rows_blocks(nh, nkv);
+        CUDA(cudaMalloc((void **)&cnt, sizeof(int) * (size_t)ncnt));
+        CUDA(cudaMemset(cnt, 0, sizeof(int) * (size_t)ncnt));
         CUDA(llm_k_attn_rows(&a, dr, ds, n_tok, dspl, splits, ws, cnt, 0));
         CUDA(cudaDeviceSynchronize());
         if (mode == 1) {
             /* the counters must be left at zero for the next call */
-            int *hc = xmalloc(sizeof(int) * (size_t)n_tok * nkv), nz = 0;
-            CUDA(cudaMemcpy(hc, cnt, sizeof(int) * (size_t)n_tok * nkv, cudaMemcpyDeviceToHost));
-            for (int i = 0; i < n_tok * nkv; i++) nz += hc[i] != 0;
+            int *hc = xmalloc(sizeof(int) * (size_t)ncnt), nz = 0;
+            CUDA(cudaMemcpy(hc, cnt, sizeof(int) * (size_t)ncnt, cudaMemcpyDeviceToHost));
+            for (int i = 0; i < ncnt; i++) nz += hc[i] != 0;
             if (nz) printf("    %d split counters left non-zero\n", nz), n_failed++;
             free(hc);
         }
@@ -783,9 +783,11 @@ static void attn_run(const struct attn_case *ac, int mode)
 static void test_attn(void)
 {
     /* heads, kv heads, head_dim */
-    const int shapes[][3] = {{4, 4, 64}, {8, 2, 128}, {8, 1, 80}, {4, 2, 96}, {2, 1, 256}};
+    /* groups of 1, 4, 8, 2, 2, 3 (a padded head block) and 12 (two head blocks, 8 + 4) */
+    const int shapes[][3] = {{4, 4, 64},  {8, 2, 128},  {8, 1, 80}, {4, 2, 96},
+                             {2, 1, 256}, {12, 4, 128}, {12, 1, 64}};
     for (int di = 0; di < 3; di++)
-        for (int si = 0; si < 5; si++) {
+        for (int si = 0; si < 7; si++) {
             struct attn_case c = {DTS[di], shapes[si][2], shapes[si][0], shapes[si][1], 32, 0, 0, 0,
                                   5,
                                   {1, 1, 20, 50, 130},

@@ -103,7 +103,8 @@ struct cu_be {
     float *logits;
     float *attn_ws;
     int ws_rows;           /* rows x splits the attention scratch holds */
-    int *attn_cnt;         /* split arrival counters, (rows x kv heads) < 4 x SMs when split */
+    int *attn_cnt;         /* split arrival counters, (rows x attn_blocks) < 4 x SMs when split */
+    int attn_blocks;       /* row-kernel blocks per query row (llm_k_attn_rows_blocks) */
 
     int32_t *h_meta, *d_meta;
     size_t meta_cap;       /* int32s */
@@ -399,7 +400,7 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
     /* Switches for measurements: LLM_CUDA_GEMV=<m> rows up to which the GEMV kernel
      * replaces cuBLASLt (0 = never); LLM_CUDA_GRAPHS=1 decode graphs; LLM_CUDA_GATED=0
      * no fused gate/up GEMV; LLM_CUDA_PDL=0 no programmatic dependent launch;
-     * LLM_CUDA_GEMV_SPLIT=1|2|4 warps per output row of single-row products. */
+     * LLM_CUDA_GEMV_SPLIT=1|2|4 warps per output row of single-row products (2). */
     const char *gv = getenv("LLM_CUDA_GEMV"), *gg = getenv("LLM_CUDA_GRAPHS");
     const char *ga = getenv("LLM_CUDA_GATED"), *gp = getenv("LLM_CUDA_PDL");
     const char *gs = getenv("LLM_CUDA_GEMV_SPLIT");
@@ -408,7 +409,7 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
     c->use_graphs = gg && strcmp(gg, "0"); /* measured slower than eager + PDL (docs/CUDA.md) */
     c->fused_gate = !(ga && !strcmp(ga, "0"));
     llm_k_set_pdl(!(gp && !strcmp(gp, "0")));
-    llm_k_set_gemv_split(gs ? atoi(gs) : 1);
+    llm_k_set_gemv_split(gs ? atoi(gs) : 2);
     default_buckets(c);
     if (eng && eng->lim.n_graph > 0) { /* the engine's sizes, graphs on unless LLM_CUDA_GRAPHS=0 */
         c->n_buckets = eng->lim.n_graph;
@@ -559,6 +560,7 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
         (rc = dalloc(c, &c->xn2, T * H * es, "second norm")))
         return rc;
     c->ws_rows = 8 * c->n_sm;
+    c->attn_blocks = llm_k_attn_rows_blocks(nh, nkv);
     if ((rc = dalloc(c, (void **)&c->attn_ws,
                      (uint64_t)c->ws_rows * nh * (hd + 1) * sizeof(float), "attention splits")) ||
         (rc = dalloc(c, (void **)&c->attn_cnt, sizeof(int) * 4 * (uint64_t)c->n_sm,
@@ -720,7 +722,7 @@ struct step {
  * of whole 32-key chunks, at most `cap` pieces per row; 0 = no split. */
 static int split_policy(const struct cu_be *c, int n_rows, int maxlen, int cap)
 {
-    int blocks = n_rows * c->d->n_kv_heads, target = 4 * c->n_sm;
+    int blocks = n_rows * c->attn_blocks, target = 4 * c->n_sm;
     if (cap <= 1 || blocks >= target || maxlen <= 64) return 0;
     int sp = (target + blocks - 1) / blocks;
     int sl = ((maxlen + sp - 1) / sp + 31) / 32 * 32;
@@ -841,11 +843,17 @@ static int bucket_for(const struct cu_be *c, int n)
     return -1;
 }
 
+/* Splits a graph of bucket B is captured with: as many as the split policy
+ * would ever ask for at this batch size (it fills the device, so longer
+ * contexts get longer splits, not more of them), within the scratch. */
 static int graph_max_splits(const struct cu_be *c, int B)
 {
-    if (B * c->d->n_kv_heads >= 4 * c->n_sm) return 1;
+    int blocks = B * c->attn_blocks, target = 4 * c->n_sm;
+    if (blocks >= target) return 1;
+    int sp = (target + blocks - 1) / blocks;
     int cap = c->ws_rows / B, lim = (c->pub.max_seq_len + 31) / 32;
-    return cap < lim ? cap : lim;
+    if (sp > cap) sp = cap;
+    return sp < lim ? sp : lim;
 }
 
 static int graph_eligible(const struct cu_be *c, const struct llm_batch *b)
