@@ -60,14 +60,19 @@ if [ "$what" = gpu ]; then
             echo "== $m: random weights from bench/configs/$m.json" >&2
             "$conv" --random "$here/configs/$m.json" -o "$model"
         fi
-        # enough to fill the engine for a while (up to 512 sequences per step,
-        # as many as the KV pool holds), few enough that a cell takes about a
-        # minute on one H100
-        tp=(throughput "$model" --max-seqs 512)
-        cell "$m-tp-128-128" "${tp[@]}" --input-len 128 --output-len 128 --num-requests 1024
+        # enough to fill the engine for a while, few enough that a cell takes one or two
+        # minutes on one H100.  In flight: Llama-2-7B's KV pool (512 KiB a token) holds
+        # about 460 sequences of 256 tokens, so 512; Llama-3.1-8B's (128 KiB a token)
+        # holds 1024 of them with room to spare.
+        case $m in
+        llama-2-7b) seqs=512 n2k=64 ;;
+        *) seqs=1024 n2k=192 ;;
+        esac
+        tp=(throughput "$model" --max-seqs "$seqs")
+        cell "$m-tp-128-128" "${tp[@]}" --input-len 128 --output-len 128 --num-requests $((2 * seqs))
         cell "$m-tp-128-2048" "${tp[@]}" --input-len 128 --output-len 2048 --num-requests 128
         cell "$m-tp-2048-128" "${tp[@]}" --input-len 2048 --output-len 128 --num-requests 256
-        cell "$m-tp-2048-2048" "${tp[@]}" --input-len 2048 --output-len 2048 --num-requests 64
+        cell "$m-tp-2048-2048" "${tp[@]}" --input-len 2048 --output-len 2048 --num-requests "$n2k"
         cell "$m-lat-128-128" latency "$model" --input-len 128 --output-len 128 --num-requests 16
         cell "$m-sweep" sweep "$model" -p 512,2048 -n 128
     done

@@ -16,13 +16,17 @@
  * The scheduler's block allocation is mimicked by giving each sequence a
  * contiguous range of blocks.  Writes JSON lines to argv[1] and a table to
  * stdout; argv[2] = compute dtype (bf16 default, f16), argv[3..] = batch
- * sizes for the offline run (default 256).
+ * sizes for the offline run (default 256).  Environment: LLM_BENCH_SHAPE=llama3-8b
+ * for Llama-3.1-8B's shapes (GQA with 8 KV heads, vocab 128256, llama3 rope);
+ * LLM_BENCH_ONLY=decode for the batch-1 decode alone; decode steps 64..66 are
+ * bracketed by cudaProfilerStart/Stop for `ncu --profile-from-start off`.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 
 #include "llm/backend.h"
@@ -155,19 +159,29 @@ int main(int argc, char **argv)
     llm_desc_init(d);
     d->arch = LLM_ARCH_LLAMA;
     snprintf(d->model_type, sizeof d->model_type, "llama");
-    d->vocab_size = 32000, d->hidden = 4096, d->n_layers = 32, d->n_heads = 32;
-    d->n_kv_heads = 32, d->head_dim = 128, d->intermediate = 11008, d->max_pos = 4096;
+    /* LLM_BENCH_SHAPE=llama3-8b: Llama-3.1-8B (vocab 128256, 8 KV heads, inter 14336,
+     * llama3 rope scaling, 131072 positions); default Llama-2-7B */
+    const char *shape = getenv("LLM_BENCH_SHAPE");
+    int l3 = shape && !strcmp(shape, "llama3-8b");
+    d->vocab_size = l3 ? 128256 : 32000, d->hidden = 4096, d->n_layers = 32, d->n_heads = 32;
+    d->n_kv_heads = l3 ? 8 : 32, d->head_dim = 128, d->intermediate = l3 ? 14336 : 11008;
+    d->max_pos = l3 ? 131072 : 4096;
     d->gated_mlp = 1, d->norm_eps = 1e-5, d->rope.rot_dims = 128, d->rope.neox = 1;
+    if (l3) {
+        d->rope.theta = 500000.0, d->rope.scaling = LLM_ROPE_SCALING_LLAMA3, d->rope.factor = 8.0;
+        d->rope.orig_max_pos = 8192, d->rope.low_freq_factor = 1.0, d->rope.high_freq_factor = 4.0;
+    }
+    const char *shape_name = l3 ? "llama-3.1-8b" : "llama-2-7b";
     pm.dt = dt;
-    size_t pool_n = (size_t)32000 * 4096;
-    uint16_t *pool = malloc(pool_n * 2), *ones = malloc(32000 * 2);
+    size_t pool_n = (size_t)d->vocab_size * 4096;
+    uint16_t *pool = malloc(pool_n * 2), *ones = malloc((size_t)d->vocab_size * 2);
     uint64_t s = 88172645463325252ull;
     for (size_t i = 0; i < pool_n; i++) {
         s ^= s << 13, s ^= s >> 7, s ^= s << 17;
         float v = ((float)(s >> 40) / 16777216.f * 2.f - 1.f) * 0.03f;
         pool[i] = dt == LLM_DTYPE_BF16 ? llm_f32_to_bf16(v) : llm_f32_to_f16(v);
     }
-    for (int i = 0; i < 32000; i++)
+    for (int i = 0; i < d->vocab_size; i++)
         ones[i] = dt == LLM_DTYPE_BF16 ? llm_f32_to_bf16(1.f) : llm_f32_to_f16(1.f);
     pm.pool = pool, pm.ones = ones;
     pm.m.get_tensor = pm_get;
@@ -183,8 +197,11 @@ int main(int argc, char **argv)
     struct llm_backend *be;
     double t0 = now();
     CHECK(llm_backend_cuda_create(&be, &pm.m, &o));
-    printf("model: llama-2-7b shape, %.2f B params, %s, created in %.1f s\n", n_params / 1e9,
+    printf("model: %s shape, %.2f B params, %s, created in %.1f s\n", shape_name, n_params / 1e9,
            llm_dtype_name(dt), now() - t0);
+    /* LLM_BENCH_ONLY=decode: batch-1 decode only (for a profiler) */
+    const char *only = getenv("LLM_BENCH_ONLY");
+    int decode_only = only && !strcmp(only, "decode");
     double wbytes = n_params * 2;
 
     struct seqs S;
@@ -206,7 +223,7 @@ int main(int argc, char **argv)
 
     /* prefill of one 2048-token prompt */
     double best = 1e9;
-    for (int r = 0; r < 4; r++) {
+    for (int r = 0; r < 4 && !decode_only; r++) {
         S.len[0] = 0;
         cudaDeviceSynchronize();
         t0 = now();
@@ -215,17 +232,20 @@ int main(int argc, char **argv)
         double t = now() - t0;
         if (r > 0 && t < best) best = t;
     }
-    double fl = 2.0 * (n_params - 2.0 * 32000 * 4096) * 2048 + 2.0 * 32000 * 4096 +
-                32.0 * 4 * 2048.0 * 2048 / 2 * 4096;
-    printf("prefill 2048: %.2f ms, %.0f tok/s, %.1f TFLOP/s = %.1f%% of the %.0f TFLOP/s GEMM rate\n",
-           best * 1e3, 2048 / best, fl / best / 1e12, 100 * fl / best / gemm_rate, gemm_rate / 1e12);
-    fprintf(jf, "{\"bench\":\"prefill\",\"tokens\":2048,\"ms\":%.3f,\"tok_s\":%.1f,\"TFLOPs\":%.2f,"
-                "\"gemm_TFLOPs\":%.2f,\"frac\":%.4f,\"dtype\":\"%s\"}\n",
-            best * 1e3, 2048 / best, fl / best / 1e12, gemm_rate / 1e12, fl / best / gemm_rate,
-            llm_dtype_name(dt));
+    if (!decode_only) {
+        double V = (double)d->vocab_size;
+        double fl = 2.0 * (n_params - 2.0 * V * 4096) * 2048 + 2.0 * V * 4096 +
+                    32.0 * 4 * 2048.0 * 2048 / 2 * 4096;
+        printf("prefill 2048: %.2f ms, %.0f tok/s, %.1f TFLOP/s = %.1f%% of the %.0f TFLOP/s GEMM rate\n",
+               best * 1e3, 2048 / best, fl / best / 1e12, 100 * fl / best / gemm_rate, gemm_rate / 1e12);
+        fprintf(jf, "{\"bench\":\"prefill\",\"tokens\":2048,\"ms\":%.3f,\"tok_s\":%.1f,\"TFLOPs\":%.2f,"
+                    "\"gemm_TFLOPs\":%.2f,\"frac\":%.4f,\"dtype\":\"%s\"}\n",
+                best * 1e3, 2048 / best, fl / best / 1e12, gemm_rate / 1e12, fl / best / gemm_rate,
+                llm_dtype_name(dt));
+    }
 
     /* batch-1 decode under each switch of the backend (LLM_CUDA_*), then the default */
-    const char *cfgs[] = {"LLM_CUDA_GEMV_SPLIT=2", "LLM_CUDA_GEMV_SPLIT=4", "LLM_CUDA_PDL=0",
+    const char *cfgs[] = {"LLM_CUDA_GEMV_SPLIT=1", "LLM_CUDA_GEMV_SPLIT=4", "LLM_CUDA_PDL=0",
                           "LLM_CUDA_GRAPHS=1"};
     for (int ci = 0; ci < 4 && getenv("LLM_BENCH_DECODE_SWITCHES"); ci++) {
         llm_backend_destroy(be);
@@ -263,7 +283,9 @@ int main(int argc, char **argv)
     t0 = now();
     int32_t tk[1] = {res[0].token};
     for (int i = 0; i < 128; i++) {
+        if (i == 64) cudaProfilerStart(); /* a profiler run with --profile-from-start off */
         step(be, &S, 0, 1, 1, 1, res, tk);
+        if (i == 66) cudaProfilerStop();
         tk[0] = res[0].token;
     }
     double td = now() - t0;
@@ -274,7 +296,7 @@ int main(int argc, char **argv)
             128 / td, td / 128 * 1e3, wbytes * 128 / td / 1e12, llm_dtype_name(dt));
 
     /* offline 128 / 128 */
-    for (int bi = 0; bi < nB; bi++) {
+    for (int bi = 0; bi < nB && !decode_only; bi++) {
         int B = Bs[bi];
         for (int i = 0; i < B; i++) S.len[i] = 0;
         int32_t *toks = malloc(sizeof(int32_t) * (size_t)B);

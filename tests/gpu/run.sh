@@ -2,6 +2,9 @@
 # run.sh - the whole GPU round on a machine with a CUDA device.
 #
 #   tests/gpu/run.sh [stage ...]      stages: env sass ops memcheck forward kernels model llmbench
+#                                     not in the default set: decode (batch-1 decode per model
+#                                     shape), profile (the same per kernel under ncu), lat8b and
+#                                     tp8b (llm-bench on a random Llama-3.1-8B)
 #                                     (default: all, in that order; T_<STAGE>
 #                                     overrides a stage's time limit in seconds)
 #
@@ -122,13 +125,49 @@ for st in $STAGES; do
             '$lb' sweep --device cuda -p 2048 -n 128 -r 3 -w 1 \
                 -o md '$m'"
         ;;
+    decode)
+        # batch-1 decode through the seam, per model shape (bench_model, decode only)
+        for shape in ${LLM_PROFILE_SHAPES:-llama2-7b llama3-8b}; do
+            run_stage "decode-$shape" ${T_MODEL:-300} env LLM_BENCH_SHAPE=$shape \
+                LLM_BENCH_ONLY=decode "$(find_bin bench_gpu_model)" "$OUT/decode-$shape.json" bf16
+        done
+        RESULT[decode]="$(grep -h '^decode' "$OUT"/decode-*.log | sed 's/(ctx 128..256)//' | tr '\n' ' ')"
+        ;;
+    profile)
+        # batch-1 decode per kernel: bench_model's decode steps 64..66 under Nsight Compute
+        # (durations only), per model shape; summed per kernel by tests/gpu/ncu_sum.py
+        for shape in ${LLM_PROFILE_SHAPES:-llama2-7b llama3-8b}; do
+            run_stage "ncu-$shape" ${T_PROFILE:-300} bash -c "LLM_BENCH_SHAPE=$shape \
+                LLM_BENCH_ONLY=decode ncu --profile-from-start off --clock-control none \
+                --metrics gpu__time_duration.sum --csv --page raw \
+                '$(find_bin bench_gpu_model)' /dev/null bf16 > '$OUT/ncu-$shape.csv'"
+            python3 "$ROOT/tests/gpu/ncu_sum.py" "$OUT/ncu-$shape.csv" > "$OUT/ncu-$shape.txt" 2>&1
+            head -30 "$OUT/ncu-$shape.txt"
+        done
+        ;;
+    lat8b|tp8b)
+        # the engine end to end on Llama-3.1-8B shapes (bench/configs): batch-1 latency, or
+        # offline 128/128 with LLM_TP8B_ARGS (default 2048 requests, up to 1024 in flight)
+        m=${LLM_BENCH_DIR:-/dev/shm}/llama3-8b-random.llm
+        [ -f "$m" ] || run_stage convert8b ${T_CONVERT:-300} "$(find_bin llm-convert)" --random \
+            "$ROOT/bench/configs/llama-3.1-8b.json" -o "$m"
+        if [ $st = lat8b ]; then
+            run_stage lat8b ${T_LLMBENCH:-300} bash -c "
+                '$(find_bin llm-bench)' latency --device cuda --num-requests 4 --input-len 128 \
+                    --output-len 128 -r 1 -w 1 -o md '$m'"
+        else
+            run_stage tp8b ${T_LLMBENCH:-400} bash -c "
+                '$(find_bin llm-bench)' throughput --device cuda --input-len 128 --output-len 128 \
+                    ${LLM_TP8B_ARGS:---num-requests 2048 --max-seqs 1024} -r 1 -w 1 -o md '$m'"
+        fi
+        ;;
     *) echo "unknown stage $st"; exit 2 ;;
     esac
 done
 
 echo
 echo "================ summary ================"
-for st in $STAGES; do printf "%-10s %s\n" "$st" "${RESULT[$st]:-}"; done
+for st in ${!RESULT[@]}; do printf "%-14s %s\n" "$st" "${RESULT[$st]:-}"; done
 [ -f "$OUT/ops.log" ] && grep -E "cases, " "$OUT/ops.log"
 [ -f "$OUT/forward.log" ] && grep -E "ok$|FAIL" "$OUT/forward.log" | cut -c1-120
 [ -f "$OUT/bench_kernels.json" ] && python3 - "$OUT/bench_kernels.json" <<'EOF' 2>/dev/null
@@ -138,5 +177,8 @@ for l in open(sys.argv[1]):
     print(f"{r['bench']:<14} {r['shape']:<32} {r['us']:9.1f} us {r['GBps']:7.0f} GB/s {100*r['bw_frac']:5.1f}% {r['TFLOPs']:6.1f} TF {100*r['flop_frac']:5.1f}%")
 EOF
 [ -f "$OUT/model.log" ] && grep -E "^(prefill|decode|offline)" "$OUT/model.log"
+for f in "$OUT/tp8b.log" "$OUT/lat8b.log"; do
+    [ -f "$f" ] && grep -E "output_tokens_per_s|tpot_mean|device_idle_share" "$f"
+done
 [ -f "$OUT/llmbench.log" ] && grep -E "^llm-bench: |^\| (pp|tg)[0-9]" "$OUT/llmbench.log" | head -24
 exit $fail
