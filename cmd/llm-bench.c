@@ -81,6 +81,8 @@ static const char usage_text[] =
     "  -t, --threads LIST         CPU worker threads (default: all cores)\n"
     "  -b, --max-batch-tokens LIST  tokens in one forward step (default: backend's)\n"
     "      --max-seqs LIST        sequences running at once (default: backend's)\n"
+    "      --no-evict             admit a request only when the KV cache holds it and every\n"
+    "                             running one at full length: no preemption\n"
     "      --kv-cache SIZE|FRAC   KV cache size (2GiB) or fraction of memory (0.5)\n"
     "      --block-size N         tokens per KV block (default 32)\n"
     "      --max-seq-len N        context length (default: the model's)\n"
@@ -120,6 +122,7 @@ enum {
     OPT_WARMREQ,
     OPT_DEVICE,
     OPT_SEQS,
+    OPT_NOEVICT,
     OPT_KV,
     OPT_BLOCK,
     OPT_SEQLEN,
@@ -167,6 +170,7 @@ struct runopts {
     struct ilist threads, mbt, seqs;
     char *kv_cache; /* as given, NULL: backend default */
     long block_size, max_seq_len;
+    int no_evict;   /* the engine's no-evict admission */
 };
 
 struct opts {
@@ -318,11 +322,12 @@ static json_t *runopts_json(const struct runopts *r, const char *ds_hash, int ds
     json_t *sweep = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "n_prompt", ilist_json(&r->p),
                               "n_gen", ilist_json(&r->n), "pg", pg, "npp", ilist_json(&r->npp),
                               "ntg", ilist_json(&r->ntg), "npl", ilist_json(&r->npl));
-    json_t *eng = json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:I}", "device", str_or_null(r->device),
-                            "threads", ilist_json(&r->threads), "max_batch_tokens",
-                            ilist_json(&r->mbt), "max_seqs", ilist_json(&r->seqs), "kv_cache",
-                            str_or_null(r->kv_cache), "block_size", (json_int_t)r->block_size,
-                            "max_seq_len", (json_int_t)r->max_seq_len);
+    json_t *eng = json_pack("{s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:b}", "device",
+                            str_or_null(r->device), "threads", ilist_json(&r->threads),
+                            "max_batch_tokens", ilist_json(&r->mbt), "max_seqs",
+                            ilist_json(&r->seqs), "kv_cache", str_or_null(r->kv_cache),
+                            "block_size", (json_int_t)r->block_size, "max_seq_len",
+                            (json_int_t)r->max_seq_len, "no_evict", r->no_evict);
     json_t *samp = json_pack("{s:f, s:I, s:f}", "temperature", r->temperature, "top_k",
                              (json_int_t)r->top_k, "top_p", r->top_p);
     return json_pack("{s:s, s:I, s:I, s:I, s:I, s:b, s:o, s:o, s:o, s:o}", "mode",
@@ -450,6 +455,7 @@ static int runopts_from_json(struct runopts *r, const json_t *run, const char *s
         (rc = get_int(e, "max_seq_len", 0, INT32_MAX, &v, src)))
         return rc;
     r->max_seq_len = v;
+    r->no_evict = json_is_true(json_object_get(e, "no_evict")); /* absent in older results */
     return 0;
 }
 
@@ -764,6 +770,7 @@ static int run_setting(struct ctx *c, const struct test *tests, int n_tests, lon
     eo.tok = c->tok;
     eo.max_batch_tokens = (int)mbt;
     eo.max_seqs = (int)seqs;
+    eo.no_evict = r->no_evict;
     eo.record_token_times = 1;
     if ((rc = llm_engine_create(&e, &mt->be, &eo))) goto out_mt;
     struct llm_engine_info info;
@@ -776,7 +783,7 @@ static int run_setting(struct ctx *c, const struct test *tests, int n_tests, lon
         "max_seqs", info.max_seqs, "max_seq_len", info.max_seq_len, "watermark_blocks",
         info.watermark_blocks, "weight_elem_bytes", welem, "kv_elem_bytes", kvelem, "weight_bytes",
         cost.layer_weight_bytes + cost.head_bytes);
-    if (!eng) {
+    if (!eng || json_object_set_new(eng, "no_evict", json_boolean(r->no_evict))) {
         rc = llm_err_set(LLM_ENOMEM, "out of memory");
         goto out_e;
     }
@@ -1071,6 +1078,7 @@ int main(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},
         {"max-batch-tokens", required_argument, NULL, 'b'},
         {"max-seqs", required_argument, NULL, OPT_SEQS},
+        {"no-evict", no_argument, NULL, OPT_NOEVICT},
         {"kv-cache", required_argument, NULL, OPT_KV},
         {"block-size", required_argument, NULL, OPT_BLOCK},
         {"max-seq-len", required_argument, NULL, OPT_SEQLEN},
@@ -1137,6 +1145,9 @@ int main(int argc, char **argv)
         }
         case OPT_HONOR_EOS:
             r->honor_eos = 1;
+            break;
+        case OPT_NOEVICT:
+            r->no_evict = 1;
             break;
         case OPT_TEMP:
             if (parse_double(optarg, 0, 100, &r->temperature))

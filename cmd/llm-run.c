@@ -44,6 +44,8 @@ static const char usage_text[] =
     "      --block-size N         tokens per KV block (default: 32)\n"
     "      --max-batch-tokens N   tokens in one forward step (default: backend's)\n"
     "      --max-seqs N           sequences running at once (default: backend's)\n"
+    "      --no-evict             admit a request only when the KV cache holds it and every\n"
+    "                             running one at max_tokens: no preemption, no recompute\n"
     "      --max-seq-len N        context length (default: the model's)\n"
     "Defaults for fields a request leaves out (over the model's generation_config):\n"
     "      --max-tokens N         (default: generation_config max_new_tokens, else 256)\n"
@@ -66,6 +68,7 @@ enum {
     OPT_BLOCK,
     OPT_MBT,
     OPT_SEQS,
+    OPT_NOEVICT,
     OPT_SEQLEN,
     OPT_MAXTOK,
     OPT_TEMP,
@@ -80,7 +83,7 @@ enum {
 
 struct opts {
     const char *model, *input, *output, *device;
-    int ordered, resume, verbosity;
+    int ordered, resume, verbosity, no_evict;
     long threads, block_size, max_batch_tokens, max_seqs, max_seq_len;
     uint64_t kv_bytes;
     double kv_fraction;
@@ -224,6 +227,7 @@ static int run(const struct opts *o)
     struct llm_engine_opts eo;
     llm_engine_opts_init(&eo);
     eo.tok = tok;
+    eo.no_evict = o->no_evict;
     rc = llm_engine_create(&e, be, &eo);
     if (rc) goto out;
 
@@ -287,6 +291,7 @@ int main(int argc, char **argv)
         {"block-size", required_argument, NULL, OPT_BLOCK},
         {"max-batch-tokens", required_argument, NULL, OPT_MBT},
         {"max-seqs", required_argument, NULL, OPT_SEQS},
+        {"no-evict", no_argument, NULL, OPT_NOEVICT},
         {"max-seq-len", required_argument, NULL, OPT_SEQLEN},
         {"max-tokens", required_argument, NULL, OPT_MAXTOK},
         {"temperature", required_argument, NULL, OPT_TEMP},
@@ -342,6 +347,9 @@ int main(int argc, char **argv)
         case OPT_SEQS:
             if (tool_parse_int(a, 1, 1 << 20, &o.max_seqs))
                 return tool_usage_error("--max-seqs '%s': expected a positive count", a);
+            break;
+        case OPT_NOEVICT:
+            o.no_evict = 1;
             break;
         case OPT_SEQLEN:
             if (tool_parse_int(a, 2, 1 << 30, &o.max_seq_len))

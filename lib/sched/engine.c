@@ -96,6 +96,7 @@ struct llm_engine {
     int bs, max_batch_tokens, max_seqs, max_seq_len;
     int64_t vocab;
     int watermark;
+    int no_evict;
     int32_t *eos;
     int n_eos;
     int record_times;
@@ -313,6 +314,7 @@ int llm_engine_create(struct llm_engine **out, struct llm_backend *be,
     double wm = o->watermark < 0 ? 0.01 : o->watermark;
     if (wm > 0.5) wm = 0.5;
     e->watermark = (int)ceil(wm * be->n_blocks);
+    e->no_evict = o->no_evict;
     e->record_times = o->record_token_times;
     e->on_token = o->on_token;
     e->ctx = o->ctx;
@@ -483,6 +485,23 @@ static int promised_blocks(const struct llm_engine *e, const struct req *r)
         if (want > s->n_bt) p += want - s->n_bt;
     }
     return p;
+}
+
+/* Blocks r may still take before it finishes, every unfinished choice at
+ * its maximum length (the no-evict admission's reservation). */
+static int reserve_blocks(const struct llm_engine *e, const struct req *r)
+{
+    int bs = e->bs, full = blocks_for(r->max_len - 1, bs);
+    if (r->forked) {
+        int p = 0;
+        for (int c = 0; c < r->n; c++)
+            if (!r->ch[c].finished && full > r->ch[c].n_bt) p += full - r->ch[c].n_bt;
+        return p;
+    }
+    /* not forked yet: the shared prompt blocks once, each choice its own tail */
+    int shared = (r->P - 1) / bs;
+    int need = full + (r->n - 1) * (full - shared);
+    return need > r->prefix.n_bt ? need - r->prefix.n_bt : 0;
 }
 
 static int copy_string_list(struct req *r, const char *const *stop, int n)
@@ -827,6 +846,12 @@ static int schedule(struct llm_engine *e)
             promised += promised_blocks(e, q);
         int margin = e->running.n > 0 ? e->watermark : 0;
         if (e->pool.n_free - promised - margin < need_blocks(e, r)) break;
+        if (e->no_evict && e->running.n > 0) {
+            int reserved = 0;
+            for (struct req *q = e->running.head; q; q = q->next)
+                reserved += reserve_blocks(e, q);
+            if (e->pool.n_free - reserved < reserve_blocks(e, r)) break;
+        }
         list_remove(&e->waiting, r);
         list_push_back(&e->running, r);
         e->run_slots += r->n_active;

@@ -100,7 +100,8 @@ struct cfg {
     int max_batch_tokens, max_seqs;
     int order;   /* 0 as is, 1 reversed, 2 shuffled */
     int trickle; /* submit this many per step (0: all at once) */
-    int expect_preempt;
+    int expect_preempt; /* 1: preemptions must happen; -1: none may */
+    int no_evict;       /* the engine's no-evict admission */
 };
 
 static int worst_blocks(const struct llm_request *r, int bs)
@@ -166,6 +167,7 @@ static int run(const struct cfg *c, const int *idx, int n, struct run_out *ro)
     llm_engine_opts_init(&eo);
     eo.on_token = count_event;
     eo.ctx = ro;
+    eo.no_evict = c->no_evict;
     struct llm_engine *e;
     int rc = llm_engine_create(&e, be, &eo);
     if (rc) {
@@ -216,7 +218,7 @@ out:
 static void test_batching_invariance(void)
 {
     /* references: each request alone */
-    struct cfg alone = {"alone", 4, 512, 256, 16, 0, 0, 0};
+    struct cfg alone = {"alone", 4, 512, 256, 16, 0, 0, 0, 0};
     for (int i = 0; i < NREQ; i++) {
         struct run_out ro;
         if (run(&alone, &i, 1, &ro)) {
@@ -237,20 +239,24 @@ static void test_batching_invariance(void)
     CHECK(stops > 3 && lengths > 3, "the mix exercises both finish reasons");
 
     static const struct cfg cfgs[] = {
-        {"big pool, all at once", 4, 512, 256, 16, 0, 0, 0},
-        {"budget 7, 3 seqs", 4, 512, 7, 3, 0, 0, 0},
-        {"budget 1, 3 seqs", 2, 512, 1, 3, 1, 0, 0},
-        {"smallest pool, bs 4", 4, 0, 64, 8, 0, 0, 1},
-        {"smallest pool, bs 1, budget 5", 1, 0, 5, 16, 2, 0, 1},
-        {"smallest pool, bs 16, budget 13", 16, 0, 13, 16, 1, 0, 1},
-        {"smallest pool + 3, bs 2, trickle 2", 2, 0, 32, 16, 2, 2, 1},
-        {"smallest pool, budget 9, 5 seqs, trickle 1", 4, 0, 9, 5, 2, 1, 1},
-        {"big pool, 16 seqs, shuffled, trickle 3", 8, 512, 48, 16, 2, 3, 0},
+        {"big pool, all at once", 4, 512, 256, 16, 0, 0, 0, 0},
+        {"budget 7, 3 seqs", 4, 512, 7, 3, 0, 0, 0, 0},
+        {"budget 1, 3 seqs", 2, 512, 1, 3, 1, 0, 0, 0},
+        {"smallest pool, bs 4", 4, 0, 64, 8, 0, 0, 1, 0},
+        {"smallest pool, bs 1, budget 5", 1, 0, 5, 16, 2, 0, 1, 0},
+        {"smallest pool, bs 16, budget 13", 16, 0, 13, 16, 1, 0, 1, 0},
+        {"smallest pool + 3, bs 2, trickle 2", 2, 0, 32, 16, 2, 2, 1, 0},
+        {"smallest pool, budget 9, 5 seqs, trickle 1", 4, 0, 9, 5, 2, 1, 1, 0},
+        {"big pool, 16 seqs, shuffled, trickle 3", 8, 512, 48, 16, 2, 3, 0, 0},
+        /* the same small pools with no-evict admission: nothing preempted */
+        {"smallest pool, bs 4, no-evict", 4, 0, 64, 8, 0, 0, -1, 1},
+        {"smallest pool, bs 1, budget 5, no-evict", 1, 0, 5, 16, 2, 0, -1, 1},
+        {"smallest pool + 3, bs 2, trickle 2, no-evict", 2, 0, 32, 16, 2, 2, -1, 1},
     };
     int idx[NREQ];
     for (size_t k = 0; k < sizeof(cfgs) / sizeof(cfgs[0]); k++) {
         struct cfg c = cfgs[k];
-        if (k == 6) {
+        if (k == 6 || k == 11) {
             /* minimal pool plus a few blocks */
             int nb = 0;
             for (int i = 0; i < NREQ; i++)
@@ -289,8 +295,11 @@ static void test_batching_invariance(void)
         CHECK(ro.events == total_tokens, "%s: %d token events for %d tokens", c.name, ro.events,
               total_tokens);
         CHECK(ro.max_rows <= c.max_batch_tokens, "%s: a step ran %d rows", c.name, ro.max_rows);
-        if (c.expect_preempt)
+        if (c.expect_preempt > 0)
             CHECK(ro.preemptions > 0, "%s: expected preemptions, saw none", c.name);
+        if (c.expect_preempt < 0)
+            CHECK(ro.preemptions == 0, "%s: %llu preemptions under no-evict", c.name,
+                  (unsigned long long)ro.preemptions);
         printf("%-40s identical; %4llu steps, %3llu preemptions, %4llu rows recomputed, "
                "largest chunk %d\n",
                c.name, (unsigned long long)ro.steps, (unsigned long long)ro.preemptions,

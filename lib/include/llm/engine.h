@@ -99,6 +99,13 @@ struct llm_engine_opts {
     int max_batch_tokens;   /* token budget of one step; 0 = backend's */
     int max_seqs;           /* sequences running at once; 0 = backend's */
     double watermark;       /* fraction of KV blocks kept free at admission; <0 = default 0.01 */
+    /* Admission policy.  0 (default): admit while the pool holds the prompts
+     * (and what running requests already need), preempting the youngest when
+     * it runs out - the most requests in flight.  1 ("no evict"): admit a
+     * request only when the pool can hold it and every running request at
+     * their maximum lengths (prompt + max_tokens), so nothing is preempted
+     * and recomputed; fewer requests in flight when max_tokens is large. */
+    int no_evict;
     int record_token_times; /* keep every token's time in the results (for ITL) */
     /* Model EOS ids; n_eos < 0 takes them from the backend's model (or the
      * tokenizer's EOS when the model names none). */
