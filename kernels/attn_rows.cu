@@ -6,7 +6,7 @@
  * served by several blocks), so each K/V element is read from device
  * memory once per group, not once per query head.  Keys are staged through
  * shared memory 32 tokens at a time with cp.async, three stages deep for
- * one head per block and two for GQA blocks (see stages()).  Scores: Q threads per (head,
+ * one head per block and two for GQA blocks (llm_k_attn_stages).  Scores: Q threads per (head,
  * token) with q in shared memory as fp32 read 16 bytes at a time; online
  * softmax per head (one warp); P.V: each thread owns one 16-byte slice of
  * the dims for every head of the block and a subset of the chunk's
@@ -103,18 +103,20 @@ static __device__ void combine_if_last(const struct llm_k_attn &a, int r, int ci
     }
 }
 
-/* K/V chunks staged in shared memory: three for one head per block (two in
+/* K/V chunks staged in shared memory (NS): three for one head per block (two in
  * flight while one is used: 64 x 2048 keys 90% -> 94% of the copy rate),
  * two for GQA blocks, whose residency the larger buffer costs more than
  * the deeper pipeline gains (256 x 256 keys, 4 heads a group: 67% -> 61%). */
-static constexpr __host__ __device__ int stages(int gr)
+int llm_k_attn_stages = 3; /* for one head per block; llm_k_set_attn_stages */
+
+extern "C" void llm_k_set_attn_stages(int n)
 {
-    return gr == 1 ? 3 : 2;
+    llm_k_attn_stages = n == 2 ? 2 : 3;
 }
 
 /* GR: query heads per block (see heads_per_block); the block serves heads
  * h0 .. h0 + gn - 1, gn <= GR, all of KV head kvh. */
-template <typename T, int GR>
+template <typename T, int GR, int NS>
 __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a,
                                                        const int32_t *rows, const int32_t *seqs,
                                                        const int32_t *split_len_p, int max_splits,
@@ -124,7 +126,6 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
     /* threads per score (head, token): the dims are split over Q lanes so
      * that GR * CH * Q covers the block */
     constexpr int Q = GR >= 4 ? 1 : 4 / GR;
-    constexpr int NS = stages(GR);
     pdl_wait();
     pdl_trigger();
     const int D = a.head_dim, G = a.n_heads / a.n_kv_heads;
@@ -327,26 +328,39 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
     }
 }
 
-template <typename T, int GR>
-static int launch_rows(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs, int n,
-                       const int32_t *split_len, int max_splits, float *ws, int *counters,
-                       cudaStream_t st)
+template <typename T, int GR, int NS>
+static int launch_rows_ns(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs,
+                          int n, const int32_t *split_len, int max_splits, float *ws,
+                          int *counters, cudaStream_t st)
 {
     constexpr int V = vec<T>::N;
     const int D = a->head_dim, G = a->n_heads / a->n_kv_heads;
     size_t smem =
-        sizeof(T) * 2 * stages(GR) * CH * (D + V) + sizeof(float) * (2 * GR * D + GR * CH + 3 * GR);
+        sizeof(T) * 2 * NS * CH * (D + V) + sizeof(float) * (2 * GR * D + GR * CH + 3 * GR);
     static size_t smem_set = 48 * 1024;
     if (smem > smem_set) {
-        cudaError_t e = cudaFuncSetAttribute(attn_rows_kernel<T, GR>,
+        cudaError_t e = cudaFuncSetAttribute(attn_rows_kernel<T, GR, NS>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              (int)smem);
         if (e != cudaSuccess) return (int)e;
         smem_set = smem;
     }
     dim3 grid(n, a->n_kv_heads * ((G + GR - 1) / GR), max_splits);
-    return launch_pdl(attn_rows_kernel<T, GR>, grid, dim3(NT), smem, st, *a, rows, seqs, split_len,
-                      max_splits, max_splits > 1 ? ws : nullptr, counters);
+    return launch_pdl(attn_rows_kernel<T, GR, NS>, grid, dim3(NT), smem, st, *a, rows, seqs,
+                      split_len, max_splits, max_splits > 1 ? ws : nullptr, counters);
+}
+
+template <typename T, int GR>
+static int launch_rows(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs, int n,
+                       const int32_t *split_len, int max_splits, float *ws, int *counters,
+                       cudaStream_t st)
+{
+    if constexpr (GR == 1) {
+        if (llm_k_attn_stages == 3)
+            return launch_rows_ns<T, GR, 3>(a, rows, seqs, n, split_len, max_splits, ws,
+                                            counters, st);
+    }
+    return launch_rows_ns<T, GR, 2>(a, rows, seqs, n, split_len, max_splits, ws, counters, st);
 }
 
 template <typename T>
