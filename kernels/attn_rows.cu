@@ -5,9 +5,9 @@
  * the query heads of one GQA group (up to 8 of them; a larger group is
  * served by several blocks), so each K/V element is read from device
  * memory once per group, not once per query head.  Keys are staged through
- * shared memory 32 tokens at a time with cp.async, three stages deep for
- * one head per block and two for GQA blocks (llm_k_attn_stages).  Scores: Q threads per (head,
- * token) with q in shared memory as fp32 read 16 bytes at a time; online
+ * shared memory 32 tokens at a time with cp.async, two stages deep (the
+ * next chunk loads while this one is used; llm_k_set_attn_stages).
+ * Scores: Q threads per (head, token) with q in shared memory as fp32 read 16 bytes at a time; online
  * softmax per head (one warp); P.V: each thread owns one 16-byte slice of
  * the dims for every head of the block and a subset of the chunk's
  * tokens, accumulating in registers, so a V element is read from shared
@@ -103,15 +103,16 @@ static __device__ void combine_if_last(const struct llm_k_attn &a, int r, int ci
     }
 }
 
-/* K/V chunks staged in shared memory (NS): three for one head per block (two in
- * flight while one is used: 64 x 2048 keys 90% -> 94% of the copy rate),
- * two for GQA blocks, whose residency the larger buffer costs more than
- * the deeper pipeline gains (256 x 256 keys, 4 heads a group: 67% -> 61%). */
-int llm_k_attn_stages = 3; /* for one head per block; llm_k_set_attn_stages */
+/* K/V chunks staged in shared memory (NS): two, or three for one head per
+ * block when asked.  Three took 64 x 2048 keys (32 heads) from 90% to 94%
+ * of the copy rate alone, yet Llama-2-7B's offline 2048/128 ran 1.8% slower
+ * with them (A/B/A on one H100: 1,074 / 1,092 / 1,072 tok/s with 3 / 2 / 3);
+ * GQA blocks lost residency with three (256 x 256 keys: 67% -> 61%). */
+int llm_k_attn_stages = 2; /* for one head per block; llm_k_set_attn_stages */
 
 extern "C" void llm_k_set_attn_stages(int n)
 {
-    llm_k_attn_stages = n == 2 ? 2 : 3;
+    llm_k_attn_stages = n == 3 ? 3 : 2;
 }
 
 /* GR: query heads per block (see heads_per_block); the block serves heads
