@@ -6,9 +6,9 @@
  * served by several blocks), so each K/V element is read from device
  * memory once per group, not once per query head.  Keys are staged through
  * shared memory 32 tokens at a time with cp.async, two stages deep (the
- * next chunk loads while this one is used; llm_k_set_attn_stages).
- * Scores: Q threads per (head, token) with q in shared memory as fp32 read 16 bytes at a time; online
- * softmax per head (one warp); P.V: each thread owns one 16-byte slice of
+ * next chunk loads while this one is used; three measured slower end to
+ * end, docs/CUDA.md note 16).  Scores: Q threads per (head, token) with q
+ * in shared memory as fp32 read 16 bytes at a time; online softmax per head (one warp); P.V: each thread owns one 16-byte slice of
  * the dims for every head of the block and a subset of the chunk's
  * tokens, accumulating in registers, so a V element is read from shared
  * memory once per block rather than once per head; the token subsets are
@@ -103,21 +103,9 @@ static __device__ void combine_if_last(const struct llm_k_attn &a, int r, int ci
     }
 }
 
-/* K/V chunks staged in shared memory (NS): two, or three for one head per
- * block when asked.  Three took 64 x 2048 keys (32 heads) from 90% to 94%
- * of the copy rate alone, yet Llama-2-7B's offline 2048/128 ran 1.8% slower
- * with them (A/B/A on one H100: 1,074 / 1,092 / 1,072 tok/s with 3 / 2 / 3);
- * GQA blocks lost residency with three (256 x 256 keys: 67% -> 61%). */
-int llm_k_attn_stages = 2; /* for one head per block; llm_k_set_attn_stages */
-
-extern "C" void llm_k_set_attn_stages(int n)
-{
-    llm_k_attn_stages = n == 3 ? 3 : 2;
-}
-
 /* GR: query heads per block (see heads_per_block); the block serves heads
  * h0 .. h0 + gn - 1, gn <= GR, all of KV head kvh. */
-template <typename T, int GR, int NS>
+template <typename T, int GR>
 __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a,
                                                        const int32_t *rows, const int32_t *seqs,
                                                        const int32_t *split_len_p, int max_splits,
@@ -144,9 +132,9 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
     const int end = (int)min((int64_t)p + 1, begin64 + split_len);
 
     extern __shared__ __align__(16) unsigned char smem[];
-    T *ks = (T *)smem;                        /* [NS][CH][DP] */
-    T *vs = ks + NS * CH * DP;                /* [NS][CH][DP] */
-    float *qs = (float *)(vs + NS * CH * DP); /* [GR][D] */
+    T *ks = (T *)smem;                       /* [2][CH][DP] */
+    T *vs = ks + 2 * CH * DP;                /* [2][CH][DP] */
+    float *qs = (float *)(vs + 2 * CH * DP); /* [GR][D] */
     float *acc = qs + GR * D;                /* [GR][D] (final sums) */
     float *sc = acc + GR * D;                /* [GR][CH] */
     float *mrun = sc + GR * CH;              /* [GR] */
@@ -186,7 +174,6 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
 
     const int nchunks = (end - begin + CH - 1) / CH;
     load_chunk(0, begin); /* in flight while q is read */
-    if (NS == 3 && nchunks > 1) load_chunk(1, begin + CH);
     const T *q = (const T *)a.q + (int64_t)r * a.q_stride + h0 * D;
     for (int e = threadIdx.x; e < GR * D; e += NT) {
         qs[e] = e < gn * D ? to_f32(q[e]) : 0.f;
@@ -208,16 +195,10 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
         for (int k = 0; k < V; k++) part[g][k] = 0.f;
 
     for (int c = 0; c < nchunks; c++) {
-        const int c0 = begin + c * CH, buf = c % NS;
+        const int c0 = begin + c * CH, buf = c & 1;
         const int nvalid = min(CH, end - c0);
-        if (NS == 3 && c + 2 < nchunks) {
-            /* the buffer chunk c - 1 used: free since that iteration's last barrier */
-            load_chunk((c + 2) % NS, c0 + 2 * CH);
-            cp_async_wait<2>();
-        } else if (NS == 2 && c + 1 < nchunks) {
-            load_chunk((c + 1) % NS, c0 + CH);
-            cp_async_wait<1>();
-        } else if (c + 1 < nchunks) {
+        if (c + 1 < nchunks) {
+            load_chunk(buf ^ 1, c0 + CH);
             cp_async_wait<1>();
         } else {
             cp_async_wait<0>();
@@ -329,39 +310,25 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
     }
 }
 
-template <typename T, int GR, int NS>
-static int launch_rows_ns(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs,
-                          int n, const int32_t *split_len, int max_splits, float *ws,
-                          int *counters, cudaStream_t st)
+template <typename T, int GR>
+static int launch_rows(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs, int n,
+                       const int32_t *split_len, int max_splits, float *ws, int *counters,
+                       cudaStream_t st)
 {
     constexpr int V = vec<T>::N;
     const int D = a->head_dim, G = a->n_heads / a->n_kv_heads;
-    size_t smem =
-        sizeof(T) * 2 * NS * CH * (D + V) + sizeof(float) * (2 * GR * D + GR * CH + 3 * GR);
+    size_t smem = sizeof(T) * 4 * CH * (D + V) + sizeof(float) * (2 * GR * D + GR * CH + 3 * GR);
     static size_t smem_set = 48 * 1024;
     if (smem > smem_set) {
-        cudaError_t e = cudaFuncSetAttribute(attn_rows_kernel<T, GR, NS>,
+        cudaError_t e = cudaFuncSetAttribute(attn_rows_kernel<T, GR>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              (int)smem);
         if (e != cudaSuccess) return (int)e;
         smem_set = smem;
     }
     dim3 grid(n, a->n_kv_heads * ((G + GR - 1) / GR), max_splits);
-    return launch_pdl(attn_rows_kernel<T, GR, NS>, grid, dim3(NT), smem, st, *a, rows, seqs,
-                      split_len, max_splits, max_splits > 1 ? ws : nullptr, counters);
-}
-
-template <typename T, int GR>
-static int launch_rows(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs, int n,
-                       const int32_t *split_len, int max_splits, float *ws, int *counters,
-                       cudaStream_t st)
-{
-    if constexpr (GR == 1) {
-        if (llm_k_attn_stages == 3)
-            return launch_rows_ns<T, GR, 3>(a, rows, seqs, n, split_len, max_splits, ws,
-                                            counters, st);
-    }
-    return launch_rows_ns<T, GR, 2>(a, rows, seqs, n, split_len, max_splits, ws, counters, st);
+    return launch_pdl(attn_rows_kernel<T, GR>, grid, dim3(NT), smem, st, *a, rows, seqs, split_len,
+                      max_splits, max_splits > 1 ? ws : nullptr, counters);
 }
 
 template <typename T>

@@ -149,9 +149,6 @@ int llm_k_gemv_gated(int dt, int act, void *y, const void *x, const void *w, con
 /* Single-row products split each row's K range over warps: mode 1 = one
  * warp per row, 2 (the default; also mode 0) or 4 = that many warps. */
 void llm_k_set_gemv_split(int mode);
-/* K/V chunks the decode row kernel stages for one query head per block:
- * 2 (default) or 3 (GQA blocks always take 2). */
-void llm_k_set_attn_stages(int n);
 
 /* The same in bf16 with a numbered tile shape (0..9; 7..9 split K, one row), for
  * the benchmark. */

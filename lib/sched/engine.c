@@ -841,17 +841,16 @@ static int schedule(struct llm_engine *e)
     while (!e->preempted && e->waiting.head && e->budget > 0) {
         struct req *r = e->waiting.head;
         if (e->run_slots + r->n_active > e->max_seqs) break;
-        int promised = 0;
-        for (struct req *q = e->running.head; q; q = q->next)
+        int promised = 0, reserved = 0;
+        for (struct req *q = e->running.head; q; q = q->next) {
             promised += promised_blocks(e, q);
+            if (e->no_evict) reserved += reserve_blocks(e, q);
+        }
         int margin = e->running.n > 0 ? e->watermark : 0;
         if (e->pool.n_free - promised - margin < need_blocks(e, r)) break;
-        if (e->no_evict && e->running.n > 0) {
-            int reserved = 0;
-            for (struct req *q = e->running.head; q; q = q->next)
-                reserved += reserve_blocks(e, q);
-            if (e->pool.n_free - reserved < reserve_blocks(e, r)) break;
-        }
+        /* no-evict: r and every running request at full length (alone, r always runs) */
+        if (e->no_evict && e->running.n > 0 && e->pool.n_free - reserved < reserve_blocks(e, r))
+            break;
         list_remove(&e->waiting, r);
         list_push_back(&e->running, r);
         e->run_slots += r->n_active;

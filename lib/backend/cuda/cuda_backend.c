@@ -400,18 +400,16 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
     /* Switches for measurements: LLM_CUDA_GEMV=<m> rows up to which the GEMV kernel
      * replaces cuBLASLt (0 = never); LLM_CUDA_GRAPHS=1 decode graphs; LLM_CUDA_GATED=0
      * no fused gate/up GEMV; LLM_CUDA_PDL=0 no programmatic dependent launch;
-     * LLM_CUDA_GEMV_SPLIT=1|2|4 warps per output row of single-row products (2);
-     * LLM_CUDA_ATTN_STAGES=2|3 K/V stages of the decode kernel's one-head blocks (2). */
+     * LLM_CUDA_GEMV_SPLIT=1|2|4 warps per output row of single-row products (2). */
     const char *gv = getenv("LLM_CUDA_GEMV"), *gg = getenv("LLM_CUDA_GRAPHS");
     const char *ga = getenv("LLM_CUDA_GATED"), *gp = getenv("LLM_CUDA_PDL");
-    const char *gs = getenv("LLM_CUDA_GEMV_SPLIT"), *gt = getenv("LLM_CUDA_ATTN_STAGES");
+    const char *gs = getenv("LLM_CUDA_GEMV_SPLIT");
     c->gemv_max_m = c->dt == LLM_DTYPE_F32 ? 0 : gv ? atoi(gv) : DEFAULT_GEMV_MAX_M;
     if (c->gemv_max_m > 8) c->gemv_max_m = 8;
     c->use_graphs = gg && strcmp(gg, "0"); /* measured slower than eager + PDL (docs/CUDA.md) */
     c->fused_gate = !(ga && !strcmp(ga, "0"));
     llm_k_set_pdl(!(gp && !strcmp(gp, "0")));
     llm_k_set_gemv_split(gs ? atoi(gs) : 2);
-    llm_k_set_attn_stages(gt ? atoi(gt) : 2);
     default_buckets(c);
     if (eng && eng->lim.n_graph > 0) { /* the engine's sizes, graphs on unless LLM_CUDA_GRAPHS=0 */
         c->n_buckets = eng->lim.n_graph;
