@@ -226,28 +226,12 @@ static void set_str(char **dst, const char *s)
 
 /* ---- option values ------------------------------------------------------------ */
 
+/* Appends to l, so that a list option may be given several times. */
 static int parse_list(const char *s, long lo, long hi, struct ilist *l)
 {
-    const char *p = s;
-    for (;;) {
-        char *end;
-        errno = 0;
-        long v = strtol(p, &end, 10);
-        if (end == p || errno || v < lo || v > hi || (*end && *end != ',')) return -1;
-        if (l->n == LIST_MAX) return -1;
-        l->v[l->n++] = v;
-        if (!*end) return 0;
-        p = end + 1;
-    }
-}
-
-static int parse_double(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end || errno || !(v >= lo && v <= hi)) return -1;
-    *out = v;
+    int n;
+    if (tool_parse_list(s, lo, hi, l->v + l->n, LIST_MAX - l->n, &n)) return -1;
+    l->n += n;
     return 0;
 }
 
@@ -268,16 +252,6 @@ static int parse_rate(const char *s, double *out)
     if (*end || !isfinite(v)) return -1;
     *out = v;
     return 0;
-}
-
-/* KV cache: "0.5" (a fraction when plain with a point, or "1") or a size. */
-static int parse_kv(const char *s, uint64_t *bytes, double *frac)
-{
-    *bytes = 0;
-    *frac = 0;
-    int plain = s[strspn(s, "0123456789.")] == 0;
-    if (plain && (strchr(s, '.') || !strcmp(s, "1"))) return parse_double(s, 1e-6, 1, frac);
-    return tool_parse_size(s, bytes) || *bytes == 0 ? -1 : 0;
 }
 
 static int mode_from_name(const char *s)
@@ -701,7 +675,7 @@ out:
 static int parse_kv_opt(const struct runopts *r, struct llm_backend_opts *bo)
 {
     if (!r->kv_cache) return 0;
-    if (parse_kv(r->kv_cache, &bo->kv_bytes, &bo->kv_fraction))
+    if (tool_parse_kv(r->kv_cache, &bo->kv_bytes, &bo->kv_fraction))
         return llm_err_set(LLM_EINVAL, "bad KV cache size '%s'", r->kv_cache);
     return 0;
 }
@@ -1117,7 +1091,7 @@ int main(int argc, char **argv)
             break;
         case OPT_INSTD:
         case OPT_OUTSTD:
-            if (parse_double(optarg, 0, 1 << 24, &d))
+            if (tool_parse_double(optarg, 0, 1 << 24, &d))
                 return tool_usage_error("%s: bad standard deviation '%s'",
                                         ch == OPT_INSTD ? "--input-std" : "--output-std", optarg);
             *(ch == OPT_INSTD ? &r->input_std : &r->output_std) = d;
@@ -1150,7 +1124,7 @@ int main(int argc, char **argv)
             r->no_evict = 1;
             break;
         case OPT_TEMP:
-            if (parse_double(optarg, 0, 100, &r->temperature))
+            if (tool_parse_double(optarg, 0, 100, &r->temperature))
                 return tool_usage_error("--temperature: bad value '%s'", optarg);
             break;
         case OPT_TOPK:
@@ -1158,7 +1132,7 @@ int main(int argc, char **argv)
                 return tool_usage_error("--top-k: bad value '%s'", optarg);
             break;
         case OPT_TOPP:
-            if (parse_double(optarg, 1e-9, 1, &r->top_p))
+            if (tool_parse_double(optarg, 1e-9, 1, &r->top_p))
                 return tool_usage_error("--top-p: bad value '%s'", optarg);
             break;
         case 'p':
@@ -1213,7 +1187,7 @@ int main(int argc, char **argv)
             break;
         case OPT_KV: {
             double f;
-            if (parse_kv(optarg, &u, &f))
+            if (tool_parse_kv(optarg, &u, &f))
                 return tool_usage_error("--kv-cache: bad size '%s' (2GiB, 512M or a fraction "
                                         "such as 0.5)",
                                         optarg);
@@ -1256,7 +1230,7 @@ int main(int argc, char **argv)
             o.baseline = optarg;
             break;
         case OPT_MAXREG:
-            if (parse_double(optarg, 0, 1e9, &o.max_regression))
+            if (tool_parse_double(optarg, 0, 1e9, &o.max_regression))
                 return tool_usage_error("--max-regression: bad percentage '%s'", optarg);
             break;
         case 'q':

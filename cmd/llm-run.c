@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "llm/backend.h"
+#include "llm/batch.h"
 #include "llm/engine.h"
 #include "llm/engine_artifact.h"
 #include "llm/err.h"
@@ -95,32 +96,11 @@ struct opts {
     int has_max_tokens, has_top_k, has_temperature, has_top_p, has_min_p, has_rep;
 };
 
-static int parse_double(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !(v >= lo && v <= hi)) return -1;
-    *out = v;
-    return 0;
-}
-
 /* "0.5", "1" (a plain number up to 1): a fraction; "2GiB", "512M",
- * "1000000": bytes.  A plain number with a point must be a fraction. */
+ * "1000000": bytes. */
 static int parse_kv(const char *s, struct opts *o)
 {
-    double f;
-    int plain = s[strspn(s, "0123456789.")] == 0;
-    if (plain && (strchr(s, '.') || !strcmp(s, "1"))) {
-        if (parse_double(s, 0, 1, &f) || f <= 0) return -1;
-        o->kv_fraction = f;
-        o->kv_bytes = 0;
-        return 0;
-    }
-    uint64_t b;
-    if (tool_parse_size(s, &b) || b == 0) return -1;
-    o->kv_bytes = b;
-    o->kv_fraction = 0;
-    return 0;
+    return tool_parse_kv(s, &o->kv_bytes, &o->kv_fraction);
 }
 
 /* ---- progress line --------------------------------------------------------- */
@@ -361,7 +341,7 @@ int main(int argc, char **argv)
             o.has_max_tokens = 1;
             break;
         case OPT_TEMP:
-            if (parse_double(a, 0, 1e6, &o.temperature))
+            if (tool_parse_double(a, 0, 1e6, &o.temperature))
                 return tool_usage_error("--temperature '%s': expected a number >= 0", a);
             o.has_temperature = 1;
             break;
@@ -371,17 +351,17 @@ int main(int argc, char **argv)
             o.has_top_k = 1;
             break;
         case OPT_TOPP:
-            if (parse_double(a, 0, 1, &o.top_p) || o.top_p <= 0)
+            if (tool_parse_double(a, 0, 1, &o.top_p) || o.top_p <= 0)
                 return tool_usage_error("--top-p '%s': expected a number in (0, 1]", a);
             o.has_top_p = 1;
             break;
         case OPT_MINP:
-            if (parse_double(a, 0, 1, &o.min_p))
+            if (tool_parse_double(a, 0, 1, &o.min_p))
                 return tool_usage_error("--min-p '%s': expected a number in [0, 1]", a);
             o.has_min_p = 1;
             break;
         case OPT_REP:
-            if (parse_double(a, 0, 1e6, &o.rep) || o.rep <= 0)
+            if (tool_parse_double(a, 0, 1e6, &o.rep) || o.rep <= 0)
                 return tool_usage_error("--repetition-penalty '%s': expected a number > 0", a);
             o.has_rep = 1;
             break;

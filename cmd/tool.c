@@ -1,6 +1,7 @@
 /* tool.c - shared command-line helpers for the llm-* programs. */
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,42 @@ int tool_parse_int(const char *s, long lo, long hi, long *out)
     if (end == s || *end || errno || v < lo || v > hi) return -1;
     *out = v;
     return 0;
+}
+
+int tool_parse_double(const char *s, double lo, double hi, double *out)
+{
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !isfinite(v) || !(v >= lo && v <= hi)) return -1;
+    *out = v;
+    return 0;
+}
+
+int tool_parse_kv(const char *s, uint64_t *bytes, double *frac)
+{
+    *bytes = 0;
+    *frac = 0;
+    int plain = s[strspn(s, "0123456789.")] == 0;
+    if (plain && (strchr(s, '.') || !strcmp(s, "1")))
+        return tool_parse_double(s, 0, 1, frac) || *frac <= 0 ? -1 : 0;
+    return tool_parse_size(s, bytes) || *bytes == 0 ? -1 : 0;
+}
+
+int tool_parse_list(const char *s, long lo, long hi, long *v, int cap, int *n)
+{
+    const char *p = s;
+    *n = 0;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long x = strtol(p, &end, 10);
+        if (end == p || errno || x < lo || x > hi || (*end && *end != ',')) return -1;
+        if (*n == cap) return -1;
+        v[(*n)++] = x;
+        if (!*end) return 0;
+        p = end + 1;
+    }
 }
 
 const char *tool_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape)

@@ -20,6 +20,16 @@ int tool_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tool_parse_size(const char *s, uint64_t *out);
 /* Parse an integer in [lo, hi]; -1 on error. */
 int tool_parse_int(const char *s, long lo, long hi, long *out);
+/* Parse a finite number in [lo, hi]; -1 on error. */
+int tool_parse_double(const char *s, double lo, double hi, double *out);
+/* KV cache amount: a plain number with a point, or "1", is a fraction of the
+ * memory in (0, 1] ("0.5"); anything else is a positive size ("2GiB",
+ * "512M", "1000000").  Sets exactly one of *bytes / *frac (the other 0);
+ * -1 on error. */
+int tool_parse_kv(const char *s, uint64_t *bytes, double *frac);
+/* Comma-separated integers in [lo, hi] ("1,8,64"), at most cap of them;
+ * -1 on error. */
+int tool_parse_list(const char *s, long lo, long hi, long *v, int cap, int *n);
 /* "[d0, d1, ...]" for the first ndim sizes of shape, cut short to fit cap;
  * returns buf. */
 const char *tool_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape);

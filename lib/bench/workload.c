@@ -19,6 +19,7 @@
 #include <xxhash.h>
 
 #include "llm/bench.h"
+#include "llm/batch.h"
 #include "llm/engine.h"
 #include "llm/err.h"
 #include "llm/io.h"

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llm/batch.h"
 #include "llm/engine.h"
 #include "llm/err.h"
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "llm/batch.h"
 #include "llm/engine.h"
 #include "llm/err.h"
 #include "llm/log.h"

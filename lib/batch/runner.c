@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "llm/batch.h"
 #include "llm/engine.h"
 #include "llm/err.h"
 #include "llm/log.h"
