@@ -1,6 +1,6 @@
 /* elementwise.cu - the memory-bound kernels: embedding gather, norms with
- * the residual add fused in, gated activations, row gather, dtype
- * conversion and KV block copies.
+ * the residual add fused in, gated activations, residual add, row gather,
+ * dtype conversion and KV block copies.
  *
  * Design: each kernel makes one pass over its data in 16-byte vectors.  The
  * norm keeps its row in registers (up to 4 vectors per thread, one block
@@ -260,6 +260,35 @@ extern "C" int llm_k_act(int dt, int act, int gated, void *h, int rows, int inte
         int64_t work = (int64_t)rows * (inter / vec<T>::N);
         return launch_pdl(act_kernel<T>, dim3(grid_for(work, 256)), dim3(256), 0, stream, act,
                           gated, (T *)h, (int64_t)rows, inter);
+    });
+    return 0;
+}
+
+/* ---- residual add -------------------------------------------------------------- */
+
+/* y += x over n elements (n a multiple of the vector width), in fp32, rounded once. */
+template <typename T> __global__ void add_kernel(T *y, const T *x, int64_t nv)
+{
+    constexpr int V = vec<T>::N;
+    pdl_wait();
+    pdl_trigger();
+    for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < nv;
+         t += (int64_t)gridDim.x * blockDim.x) {
+        vec<T> a = vload(y + t * V), b = vload(x + t * V), o;
+#pragma unroll
+        for (int k = 0; k < V; k++) o.v[k] = from_f32<T>(to_f32(a.v[k]) + to_f32(b.v[k]));
+        vstore(y + t * V, o);
+    }
+}
+
+extern "C" int llm_k_add(int dt, void *y, const void *x, int64_t n, llm_stream_t stream)
+{
+    if (n <= 0) return 0;
+    if (n % 8) return (int)cudaErrorInvalidValue;
+    DISPATCH_DT(dt, T, {
+        int64_t nv = n / vec<T>::N;
+        return launch_pdl(add_kernel<T>, dim3(grid_for(nv, 256)), dim3(256), 0, stream, (T *)y,
+                          (const T *)x, nv);
     });
     return 0;
 }

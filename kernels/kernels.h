@@ -65,6 +65,10 @@ int llm_k_rope_kv(int dt, void *qkv, const float *rope, const int32_t *pos,
  * (gated == 0): h[r][j] = act(h[r][j]) over [rows][inter]. */
 int llm_k_act(int dt, int act, int gated, void *h, int rows, int inter, llm_stream_t stream);
 
+/* y[i] += x[i] for i < n (a multiple of 8), the sum in fp32 rounded once:
+ * a sub-block's output added to the residual stream. */
+int llm_k_add(int dt, void *y, const void *x, int64_t n, llm_stream_t stream);
+
 /* out[i] = in[rows[i]] for i < n, rows of `width` elements. */
 int llm_k_gather(int dt, void *out, const void *in, const int32_t *rows, int n, int width,
                  llm_stream_t stream);

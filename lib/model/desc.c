@@ -1,23 +1,13 @@
 /* desc.c - the model description: defaults, name tables, JSON form,
- * validation, canonical tensor names and shapes.
+ * validation, and the features a description uses.
  *
- * Design: the description is the one place that knows which tensors a model
- * has.  Both the name list and the shape lookup are driven by the same
- * two tables of suffixes (global tensors, per-layer tensors) and one shape
- * function, so they cannot disagree; a tensor exists exactly when the shape
- * function finds it for this description's switches (biases, tied
- * embeddings, learned positions, MoE).  Names beyond model.h's table:
- *   transformer.ln_embed.weight/.bias         [hidden]  BLOOM's embedding LayerNorm
- *   transformer.layers.{i}.mlp.router.weight  [n_experts, hidden]  MoE gate
- * and for MoE the expert weights are stacked along a leading expert
- * dimension: mlp.fc/gate [n_experts, inter, hidden], mlp.proj
- * [n_experts, hidden, inter].
- *
- * JSON form: every field is written and every field is required when read
- * back, so a round trip is exact (doubles are written with 17 significant
- * digits); unknown members are ignored so that later minor versions can add
- * fields.  The sliding-window layers are written as the list of layer
- * indices that use the window.
+ * JSON form: every field is written; fields of format 1.0 are required when
+ * read back, so a round trip is exact (doubles are written with 17
+ * significant digits), and fields added since are optional, their absence
+ * meaning what a 1.0 reader did (so older artifacts keep loading).  Unknown
+ * members are ignored so that later minor versions can add fields.  The
+ * sliding-window layers are written as the list of layer indices that use
+ * the window.  Canonical tensor names and shapes live in names.c.
  */
 #include <math.h>
 #include <stdio.h>
@@ -31,8 +21,9 @@
 /* ---- name tables ---------------------------------------------------------- */
 
 static const char *const arch_names[] = {
-    "llama",  "mistral", "qwen2", "gpt2",  "gptj", "gptneox",
-    "falcon", "mpt",     "bloom", "gemma", "phi3", "mixtral",
+#define LLM_ARCH_ENTRY(id, name) #name,
+#include "llm/arch_list.h"
+#undef LLM_ARCH_ENTRY
 };
 _Static_assert(sizeof(arch_names) / sizeof(arch_names[0]) == LLM_ARCH_COUNT, "arch_names");
 
@@ -44,6 +35,10 @@ _Static_assert(sizeof(act_names) / sizeof(act_names[0]) == LLM_ACT_COUNT, "act_n
 
 static const char *const pos_names[] = {"rope", "alibi", "learned", "none"};
 _Static_assert(sizeof(pos_names) / sizeof(pos_names[0]) == LLM_POS_COUNT, "pos_names");
+
+static const char *const qk_norm_names[] = {"none", "rmsnorm", "layernorm"};
+_Static_assert(sizeof(qk_norm_names) / sizeof(qk_norm_names[0]) == LLM_QK_NORM_COUNT,
+               "qk_norm_names");
 
 static const char *const scaling_names[] = {"none", "linear", "dynamic",
                                             "yarn", "llama3", "longrope"};
@@ -93,6 +88,11 @@ const char *llm_rope_scaling_name(int s)
     return table_name(scaling_names, LLM_ROPE_SCALING_COUNT, s);
 }
 
+const char *llm_qk_norm_name(int k)
+{
+    return table_name(qk_norm_names, LLM_QK_NORM_COUNT, k);
+}
+
 /* ---- init / free ----------------------------------------------------------- */
 
 void llm_desc_init(struct llm_model_desc *d)
@@ -105,6 +105,8 @@ void llm_desc_init(struct llm_model_desc *d)
     d->act = LLM_ACT_SILU;
     d->gated_mlp = 1;
     d->pos = LLM_POS_ROPE;
+    d->alibi_max_bias = 8.0;
+    d->final_norm = 1;
     d->rope.theta = 10000.0;
     d->rope.neox = 1;
     d->rope.scaling = LLM_ROPE_SCALING_NONE;
@@ -123,6 +125,26 @@ void llm_desc_free(struct llm_model_desc *d)
     d->rope.n_factors = 0;
 }
 
+int llm_desc_copy(struct llm_model_desc *dst, const struct llm_model_desc *src)
+{
+    *dst = *src;
+    dst->rope.long_factor = dst->rope.short_factor = NULL;
+    int n = src->rope.n_factors;
+    if (n > 0 && src->rope.long_factor && src->rope.short_factor) {
+        dst->rope.long_factor = malloc(sizeof(float) * (size_t)n);
+        dst->rope.short_factor = malloc(sizeof(float) * (size_t)n);
+        if (!dst->rope.long_factor || !dst->rope.short_factor) {
+            llm_desc_free(dst);
+            return llm_err_set(LLM_ENOMEM, "out of memory");
+        }
+        memcpy(dst->rope.long_factor, src->rope.long_factor, sizeof(float) * (size_t)n);
+        memcpy(dst->rope.short_factor, src->rope.short_factor, sizeof(float) * (size_t)n);
+    } else {
+        dst->rope.n_factors = 0;
+    }
+    return 0;
+}
+
 void llm_gen_defaults_init(struct llm_gen_defaults *g)
 {
     memset(g, 0, sizeof(*g));
@@ -133,6 +155,38 @@ void llm_gen_defaults_init(struct llm_gen_defaults *g)
     g->repetition_penalty = 1.0;
     g->do_sample = 0;
     g->max_new_tokens = 0;
+}
+
+/* ---- derived values ---------------------------------------------------------- */
+
+double llm_desc_attn_scale(const struct llm_model_desc *d)
+{
+    return d->attn_scale > 0.0 ? d->attn_scale : 1.0 / sqrt((double)d->head_dim);
+}
+
+/* BLOOM's build_alibi_tensor: for the closest power of two n <= heads,
+ * slope i = base^(i+1) with base = 2^(-max_bias/n); the remaining heads
+ * take every other slope of the 2n rule. */
+void llm_alibi_slopes(float *slopes, int nh, double mb)
+{
+    int n = 1;
+    while (n * 2 <= nh) n *= 2;
+    double base = pow(2.0, -mb / n);
+    for (int i = 0; i < n; i++) slopes[i] = (float)pow(base, i + 1);
+    if (n < nh) {
+        double extra = pow(2.0, -mb / (2 * n));
+        for (int i = 0; i < nh - n; i++) slopes[n + i] = (float)pow(extra, 2 * i + 1);
+    }
+}
+
+void llm_desc_alibi_slopes(const struct llm_model_desc *d, float *slopes)
+{
+    int nh = d->n_heads;
+    llm_alibi_slopes(slopes, nh, d->alibi_max_bias > 0 ? d->alibi_max_bias : 8.0);
+    if (d->alibi_scaled) {
+        double sc = llm_desc_attn_scale(d);
+        for (int i = 0; i < nh; i++) slopes[i] = (float)(slopes[i] * sc);
+    }
 }
 
 /* ---- validation -------------------------------------------------------------- */
@@ -235,11 +289,24 @@ int llm_desc_validate(const struct llm_model_desc *d)
                    (long long)d->intermediate);
     if (d->max_pos < 1 || d->max_pos > INT32_MAX)
         return BAD("max_pos", "must be within 1..%d, found %lld", INT32_MAX, (long long)d->max_pos);
+    if (d->embed_dim < 0 || d->embed_dim > (1 << 20))
+        return BAD("embed_dim", "must be within 0..%d (0: hidden), found %lld", 1 << 20,
+                   (long long)d->embed_dim);
     if (d->norm < 0 || d->norm >= LLM_NORM_COUNT) return BAD("norm", "unknown value %d", d->norm);
     if (!isfinite(d->norm_eps) || d->norm_eps <= 0 || d->norm_eps >= 1)
         return BAD("norm_eps", "must be within (0, 1), found %g", d->norm_eps);
+    if (!isfinite(d->norm_offset) || (d->norm_offset != 0 && d->norm_offset != 1))
+        return BAD("norm_offset", "must be 0 or 1, found %g", d->norm_offset);
     if (d->act < 0 || d->act >= LLM_ACT_COUNT) return BAD("act", "unknown value %d", d->act);
     if (d->pos < 0 || d->pos >= LLM_POS_COUNT) return BAD("pos", "unknown value %d", d->pos);
+    if (d->pos_offset < 0 || d->pos_offset > 1024 || (d->pos_offset && d->pos != LLM_POS_LEARNED))
+        return BAD("pos_offset", "must be 0..1024 and only with learned positions, found %d",
+                   d->pos_offset);
+    if (!isfinite(d->alibi_max_bias) || d->alibi_max_bias <= 0 || d->alibi_max_bias > 1e6)
+        return BAD("alibi_max_bias", "must be a positive number, found %g", d->alibi_max_bias);
+    if (d->qk_norm < 0 || d->qk_norm >= LLM_QK_NORM_COUNT)
+        return BAD("qk_norm", "unknown value %d", d->qk_norm);
+    if (!finite_ge0(d->clip_qkv)) return BAD("clip_qkv", "must be a non-negative number");
     int rc = validate_rope(d);
     if (rc) return rc;
 
@@ -256,6 +323,12 @@ int llm_desc_validate(const struct llm_model_desc *d)
         {"mlp_bias", d->mlp_bias},
         {"norm_bias", d->norm_bias},
         {"lm_head_bias", d->lm_head_bias},
+        {"norm_after", d->norm_after},
+        {"sandwich_norm", d->sandwich_norm},
+        {"embed_norm", d->embed_norm},
+        {"alibi_scaled", d->alibi_scaled},
+        {"final_norm", d->final_norm},
+        {"moe_norm_topk", d->moe_norm_topk},
     };
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
         if (!is_bool(flags[i].v))
@@ -265,6 +338,10 @@ int llm_desc_validate(const struct llm_model_desc *d)
         return BAD("shared_input_norm", "set without parallel_residual");
     if (d->norm_bias && d->norm != LLM_NORM_LAYER)
         return BAD("norm_bias", "only LayerNorm has a bias");
+    if (d->norm_after && (d->parallel_residual || d->sandwich_norm))
+        return BAD("norm_after", "post-LN blocks are sequential and have no sandwich norms");
+    if (d->sandwich_norm && d->parallel_residual)
+        return BAD("sandwich_norm", "set with parallel_residual");
 
     if (d->sliding_window < 0)
         return BAD("sliding_window", "must not be negative, found %d", d->sliding_window);
@@ -279,14 +356,18 @@ int llm_desc_validate(const struct llm_model_desc *d)
         return BAD("attn_scale", "must be a non-negative number, found %g", d->attn_scale);
     if (!finite_ge0(d->embed_scale))
         return BAD("embed_scale", "must be a non-negative number, found %g", d->embed_scale);
-    if (!finite_ge0(d->logit_softcap))
-        return BAD("logit_softcap", "must be a non-negative number, found %g", d->logit_softcap);
+    if (!finite_ge0(d->attn_softcap))
+        return BAD("attn_softcap", "must be a non-negative number, found %g", d->attn_softcap);
+    if (!finite_ge0(d->final_softcap))
+        return BAD("final_softcap", "must be a non-negative number, found %g", d->final_softcap);
     if (d->n_experts < 0 || d->n_experts > 4096)
         return BAD("n_experts", "must be within 0..4096, found %d", d->n_experts);
     if (d->n_experts ? (d->n_experts_per_tok < 1 || d->n_experts_per_tok > d->n_experts)
                      : d->n_experts_per_tok != 0)
         return BAD("n_experts_per_tok", "must be within 1..n_experts (%d), found %d", d->n_experts,
                    d->n_experts_per_tok);
+    if (d->moe_norm_topk && !d->n_experts)
+        return BAD("moe_norm_topk", "set for a model without experts");
     if (d->bos_id < -1) return BAD("bos_id", "must be -1 or a token id, found %d", d->bos_id);
     if (d->pad_id < -1) return BAD("pad_id", "must be -1 or a token id, found %d", d->pad_id);
     if (d->n_eos < 0 || d->n_eos > LLM_MAX_EOS)
@@ -358,14 +439,25 @@ json_t *llm_desc_to_json(const struct llm_model_desc *d)
     bad |= set(o, "head_dim", json_integer(d->head_dim));
     bad |= set(o, "intermediate", json_integer(d->intermediate));
     bad |= set(o, "max_pos", json_integer(d->max_pos));
+    bad |= set(o, "embed_dim", json_integer(d->embed_dim));
     bad |= set(o, "norm", json_string(llm_norm_name(d->norm)));
     bad |= set(o, "norm_eps", json_real(d->norm_eps));
+    bad |= set(o, "norm_offset", json_real(d->norm_offset));
     bad |= set(o, "act", json_string(llm_act_name(d->act)));
     bad |= set(o, "gated_mlp", json_boolean(d->gated_mlp));
     bad |= set(o, "pos", json_string(llm_pos_name(d->pos)));
+    bad |= set(o, "pos_offset", json_integer(d->pos_offset));
     bad |= set(o, "rope", r);
+    bad |= set(o, "alibi_max_bias", json_real(d->alibi_max_bias));
+    bad |= set(o, "alibi_scaled", json_boolean(d->alibi_scaled));
     bad |= set(o, "parallel_residual", json_boolean(d->parallel_residual));
     bad |= set(o, "shared_input_norm", json_boolean(d->shared_input_norm));
+    bad |= set(o, "norm_after", json_boolean(d->norm_after));
+    bad |= set(o, "sandwich_norm", json_boolean(d->sandwich_norm));
+    bad |= set(o, "qk_norm", json_string(llm_qk_norm_name(d->qk_norm)));
+    bad |= set(o, "clip_qkv", json_real(d->clip_qkv));
+    bad |= set(o, "embed_norm", json_boolean(d->embed_norm));
+    bad |= set(o, "final_norm", json_boolean(d->final_norm));
     bad |= set(o, "tied_embeddings", json_boolean(d->tied_embeddings));
     bad |= set(o, "qkv_bias", json_boolean(d->qkv_bias));
     bad |= set(o, "o_bias", json_boolean(d->o_bias));
@@ -376,9 +468,11 @@ json_t *llm_desc_to_json(const struct llm_model_desc *d)
     bad |= set(o, "window_layers", wl);
     bad |= set(o, "attn_scale", json_real(d->attn_scale));
     bad |= set(o, "embed_scale", json_real(d->embed_scale));
-    bad |= set(o, "logit_softcap", json_real(d->logit_softcap));
+    bad |= set(o, "attn_softcap", json_real(d->attn_softcap));
+    bad |= set(o, "final_softcap", json_real(d->final_softcap));
     bad |= set(o, "n_experts", json_integer(d->n_experts));
     bad |= set(o, "n_experts_per_tok", json_integer(d->n_experts_per_tok));
+    bad |= set(o, "moe_norm_topk", json_boolean(d->moe_norm_topk));
     bad |= set(o, "bos_id", json_integer(d->bos_id));
     bad |= set(o, "eos_ids", eos);
     bad |= set(o, "pad_id", json_integer(d->pad_id));
@@ -539,6 +633,9 @@ static int rope_from_json(struct llm_rope *p, const json_t *r)
     return 0;
 }
 
+/* Fields added after format 1.0 are read only when present. */
+#define HAS(k) (json_object_get(j, k) != NULL)
+
 int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
 {
     llm_desc_init(d);
@@ -564,11 +661,16 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
     if (!rc) rc = rd_int(j, n, "head_dim", 1, 1 << 16, &d->head_dim);
     if (!rc) rc = rd_i64(j, n, "intermediate", 1, 1 << 22, &d->intermediate);
     if (!rc) rc = rd_i64(j, n, "max_pos", 1, INT32_MAX, &d->max_pos);
+    if (!rc && HAS("embed_dim")) rc = rd_i64(j, n, "embed_dim", 0, 1 << 20, &d->embed_dim);
     if (!rc) rc = rd_enum(j, n, "norm", norm_names, LLM_NORM_COUNT, &d->norm);
     if (!rc) rc = rd_num(j, n, "norm_eps", &d->norm_eps);
+    if (!rc && HAS("norm_offset")) rc = rd_num(j, n, "norm_offset", &d->norm_offset);
     if (!rc) rc = rd_enum(j, n, "act", act_names, LLM_ACT_COUNT, &d->act);
     if (!rc) rc = rd_bool(j, n, "gated_mlp", &d->gated_mlp);
     if (!rc) rc = rd_enum(j, n, "pos", pos_names, LLM_POS_COUNT, &d->pos);
+    if (!rc && HAS("pos_offset")) rc = rd_int(j, n, "pos_offset", 0, 1024, &d->pos_offset);
+    if (!rc && HAS("alibi_max_bias")) rc = rd_num(j, n, "alibi_max_bias", &d->alibi_max_bias);
+    if (!rc && HAS("alibi_scaled")) rc = rd_bool(j, n, "alibi_scaled", &d->alibi_scaled);
     if (!rc) {
         r = field(j, n, "rope", &rc);
         if (!rc && !json_is_object(r))
@@ -578,6 +680,13 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
     }
     if (!rc) rc = rd_bool(j, n, "parallel_residual", &d->parallel_residual);
     if (!rc) rc = rd_bool(j, n, "shared_input_norm", &d->shared_input_norm);
+    if (!rc && HAS("norm_after")) rc = rd_bool(j, n, "norm_after", &d->norm_after);
+    if (!rc && HAS("sandwich_norm")) rc = rd_bool(j, n, "sandwich_norm", &d->sandwich_norm);
+    if (!rc && HAS("qk_norm"))
+        rc = rd_enum(j, n, "qk_norm", qk_norm_names, LLM_QK_NORM_COUNT, &d->qk_norm);
+    if (!rc && HAS("clip_qkv")) rc = rd_num(j, n, "clip_qkv", &d->clip_qkv);
+    if (!rc && HAS("embed_norm")) rc = rd_bool(j, n, "embed_norm", &d->embed_norm);
+    if (!rc && HAS("final_norm")) rc = rd_bool(j, n, "final_norm", &d->final_norm);
     if (!rc) rc = rd_bool(j, n, "tied_embeddings", &d->tied_embeddings);
     if (!rc) rc = rd_bool(j, n, "qkv_bias", &d->qkv_bias);
     if (!rc) rc = rd_bool(j, n, "o_bias", &d->o_bias);
@@ -599,9 +708,14 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
     }
     if (!rc) rc = rd_num(j, n, "attn_scale", &d->attn_scale);
     if (!rc) rc = rd_num(j, n, "embed_scale", &d->embed_scale);
-    if (!rc) rc = rd_num(j, n, "logit_softcap", &d->logit_softcap);
+    /* format 1.0 called the attention cap logit_softcap */
+    if (!rc) rc = rd_num(j, n, HAS("logit_softcap") && !HAS("attn_softcap") ? "logit_softcap"
+                                                                             : "attn_softcap",
+                         &d->attn_softcap);
+    if (!rc && HAS("final_softcap")) rc = rd_num(j, n, "final_softcap", &d->final_softcap);
     if (!rc) rc = rd_int(j, n, "n_experts", 0, 4096, &d->n_experts);
     if (!rc) rc = rd_int(j, n, "n_experts_per_tok", 0, 4096, &d->n_experts_per_tok);
+    if (!rc && HAS("moe_norm_topk")) rc = rd_bool(j, n, "moe_norm_topk", &d->moe_norm_topk);
     if (!rc) rc = rd_int(j, n, "bos_id", -1, INT32_MAX, &d->bos_id);
     if (!rc) rc = rd_array(j, n, "eos_ids", LLM_MAX_EOS, &eos);
     for (size_t i = 0; !rc && i < json_array_size(eos); i++) {
@@ -669,204 +783,3 @@ int llm_gen_defaults_from_json(struct llm_gen_defaults *g, const json_t *j)
     return 0;
 }
 
-/* ---- canonical names and shapes ---------------------------------------------- */
-
-int llm_name_layer(char *buf, size_t cap, int layer, const char *suffix)
-{
-    if (!buf || !suffix || layer < 0) return llm_err_set(LLM_EINVAL, "bad layer name request");
-    int n = snprintf(buf, cap, "transformer.layers.%d.%s", layer, suffix);
-    if (n < 0 || (size_t)n >= cap)
-        return llm_err_set(LLM_ERANGE, "layer tensor name '%s' does not fit %zu bytes", suffix,
-                           cap);
-    return 0;
-}
-
-static const char *const global_head[] = {
-    "transformer.vocab_embedding.weight",
-    "transformer.position_embedding.weight",
-    "transformer.ln_embed.weight",
-    "transformer.ln_embed.bias",
-};
-static const char *const global_tail[] = {
-    "transformer.ln_f.weight",
-    "transformer.ln_f.bias",
-    "lm_head.weight",
-    "lm_head.bias",
-};
-static const char *const layer_suffixes[] = {
-    "input_layernorm.weight",
-    "input_layernorm.bias",
-    "attention.qkv.weight",
-    "attention.qkv.bias",
-    "attention.dense.weight",
-    "attention.dense.bias",
-    "post_layernorm.weight",
-    "post_layernorm.bias",
-    "mlp.router.weight",
-    "mlp.fc.weight",
-    "mlp.fc.bias",
-    "mlp.gate.weight",
-    "mlp.gate.bias",
-    "mlp.proj.weight",
-    "mlp.proj.bias",
-};
-
-static int shp(int *ndim, int64_t *s, int n, int64_t a, int64_t b, int64_t c)
-{
-    *ndim = n;
-    s[0] = a;
-    s[1] = b;
-    s[2] = c;
-    return 0;
-}
-
-/* Shape of a per-layer tensor, or LLM_ENOTFOUND (no message) when this
- * description has no such tensor. */
-static int layer_shape(const struct llm_model_desc *d, const char *suf, int *nd, int64_t *s)
-{
-    const int64_t H = d->hidden, hd = d->head_dim, nh = d->n_heads, nkv = d->n_kv_heads;
-    const int64_t I = d->intermediate, E = d->n_experts;
-    const int64_t qkv = (nh + 2 * nkv) * hd;
-    const int ln2 = !d->shared_input_norm;
-    if (!strcmp(suf, "input_layernorm.weight")) return shp(nd, s, 1, H, 0, 0);
-    if (!strcmp(suf, "input_layernorm.bias") && d->norm_bias) return shp(nd, s, 1, H, 0, 0);
-    if (!strcmp(suf, "attention.qkv.weight")) return shp(nd, s, 2, qkv, H, 0);
-    if (!strcmp(suf, "attention.qkv.bias") && d->qkv_bias) return shp(nd, s, 1, qkv, 0, 0);
-    if (!strcmp(suf, "attention.dense.weight")) return shp(nd, s, 2, H, nh * hd, 0);
-    if (!strcmp(suf, "attention.dense.bias") && d->o_bias) return shp(nd, s, 1, H, 0, 0);
-    if (!strcmp(suf, "post_layernorm.weight") && ln2) return shp(nd, s, 1, H, 0, 0);
-    if (!strcmp(suf, "post_layernorm.bias") && ln2 && d->norm_bias) return shp(nd, s, 1, H, 0, 0);
-    const int gate = d->gated_mlp, b = d->mlp_bias;
-    if (E > 0) {
-        if (!strcmp(suf, "mlp.router.weight")) return shp(nd, s, 2, E, H, 0);
-        if (!strcmp(suf, "mlp.fc.weight")) return shp(nd, s, 3, E, I, H);
-        if (!strcmp(suf, "mlp.fc.bias") && b) return shp(nd, s, 2, E, I, 0);
-        if (!strcmp(suf, "mlp.gate.weight") && gate) return shp(nd, s, 3, E, I, H);
-        if (!strcmp(suf, "mlp.gate.bias") && gate && b) return shp(nd, s, 2, E, I, 0);
-        if (!strcmp(suf, "mlp.proj.weight")) return shp(nd, s, 3, E, H, I);
-        if (!strcmp(suf, "mlp.proj.bias") && b) return shp(nd, s, 2, E, H, 0);
-        return LLM_ENOTFOUND;
-    }
-    if (!strcmp(suf, "mlp.fc.weight")) return shp(nd, s, 2, I, H, 0);
-    if (!strcmp(suf, "mlp.fc.bias") && b) return shp(nd, s, 1, I, 0, 0);
-    if (!strcmp(suf, "mlp.gate.weight") && gate) return shp(nd, s, 2, I, H, 0);
-    if (!strcmp(suf, "mlp.gate.bias") && gate && b) return shp(nd, s, 1, I, 0, 0);
-    if (!strcmp(suf, "mlp.proj.weight")) return shp(nd, s, 2, H, I, 0);
-    if (!strcmp(suf, "mlp.proj.bias") && b) return shp(nd, s, 1, H, 0, 0);
-    return LLM_ENOTFOUND;
-}
-
-static int global_shape(const struct llm_model_desc *d, const char *name, int *nd, int64_t *s)
-{
-    const int64_t H = d->hidden, V = d->vocab_size;
-    if (!strcmp(name, "transformer.vocab_embedding.weight")) return shp(nd, s, 2, V, H, 0);
-    if (!strcmp(name, "transformer.position_embedding.weight") && d->pos == LLM_POS_LEARNED)
-        return shp(nd, s, 2, d->max_pos, H, 0);
-    if (d->arch == LLM_ARCH_BLOOM && (!strcmp(name, "transformer.ln_embed.weight") ||
-                                      !strcmp(name, "transformer.ln_embed.bias")))
-        return shp(nd, s, 1, H, 0, 0);
-    if (!strcmp(name, "transformer.ln_f.weight")) return shp(nd, s, 1, H, 0, 0);
-    if (!strcmp(name, "transformer.ln_f.bias") && d->norm_bias) return shp(nd, s, 1, H, 0, 0);
-    if (!strcmp(name, "lm_head.weight") && !d->tied_embeddings) return shp(nd, s, 2, V, H, 0);
-    if (!strcmp(name, "lm_head.bias") && d->lm_head_bias) return shp(nd, s, 1, V, 0, 0);
-    return LLM_ENOTFOUND;
-}
-
-/* "transformer.layers.{i}.": the layer number (canonical decimal, no sign,
- * no leading zeros) and the suffix after it, or -1. */
-static int parse_layer(const char *name, const char **suffix)
-{
-    static const char pre[] = "transformer.layers.";
-    if (strncmp(name, pre, sizeof(pre) - 1)) return -1;
-    const char *p = name + sizeof(pre) - 1;
-    if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] != '.')) return -1;
-    long v = 0;
-    while (*p >= '0' && *p <= '9') {
-        v = v * 10 + (*p++ - '0');
-        if (v > LLM_MAX_LAYERS) return -1;
-    }
-    if (*p != '.') return -1;
-    *suffix = p + 1;
-    return (int)v;
-}
-
-int llm_desc_tensor_shape(const struct llm_model_desc *d, const char *name, int *ndim,
-                          int64_t shape[LLM_MAX_DIMS])
-{
-    if (!d || !name || !ndim || !shape) return llm_err_set(LLM_EINVAL, "bad tensor shape query");
-    int64_t s[3] = {0, 0, 0};
-    int nd = 0, rc;
-    const char *suf;
-    int layer = parse_layer(name, &suf);
-    if (layer >= 0)
-        rc = layer < d->n_layers ? layer_shape(d, suf, &nd, s) : LLM_ENOTFOUND;
-    else
-        rc = global_shape(d, name, &nd, s);
-    if (rc) {
-        char b[LLM_NAME_MAX];
-        snprintf(b, sizeof(b), "%s", name);
-        for (char *c = b; *c; c++)
-            if ((unsigned char)*c < 0x20) *c = '?';
-        return llm_err_set(LLM_ENOTFOUND, "'%s': no such tensor in this %s model", b,
-                           llm_arch_name(d->arch));
-    }
-    *ndim = nd;
-    memset(shape, 0, LLM_MAX_DIMS * sizeof(int64_t));
-    memcpy(shape, s, sizeof(s));
-    return 0;
-}
-
-int llm_desc_tensor_names(const struct llm_model_desc *d, char (**names)[LLM_NAME_MAX], size_t *n)
-{
-    *names = NULL;
-    *n = 0;
-    if (!d || d->n_layers < 0 || d->n_layers > LLM_MAX_LAYERS)
-        return llm_err_set(LLM_EINVAL, "bad model description");
-    const size_t ng = sizeof(global_head) / sizeof(global_head[0]);
-    const size_t nt = sizeof(global_tail) / sizeof(global_tail[0]);
-    const size_t nl = sizeof(layer_suffixes) / sizeof(layer_suffixes[0]);
-    size_t cap = ng + nt + nl * (size_t)d->n_layers;
-    char(*out)[LLM_NAME_MAX] = malloc((cap ? cap : 1) * LLM_NAME_MAX);
-    if (!out) return llm_err_set(LLM_ENOMEM, "out of memory");
-    size_t k = 0;
-    int nd;
-    int64_t s[3];
-    for (size_t i = 0; i < ng; i++)
-        if (!global_shape(d, global_head[i], &nd, s))
-            snprintf(out[k++], LLM_NAME_MAX, "%s", global_head[i]);
-    for (int l = 0; l < d->n_layers; l++)
-        for (size_t i = 0; i < nl; i++)
-            if (!layer_shape(d, layer_suffixes[i], &nd, s))
-                llm_name_layer(out[k++], LLM_NAME_MAX, l, layer_suffixes[i]);
-    for (size_t i = 0; i < nt; i++)
-        if (!global_shape(d, global_tail[i], &nd, s))
-            snprintf(out[k++], LLM_NAME_MAX, "%s", global_tail[i]);
-    *names = out;
-    *n = k;
-    return 0;
-}
-
-static uint64_t sat_mul(uint64_t a, uint64_t b)
-{
-    if (a && b > UINT64_MAX / a) return UINT64_MAX;
-    return a * b;
-}
-
-uint64_t llm_desc_n_params(const struct llm_model_desc *d)
-{
-    char(*names)[LLM_NAME_MAX];
-    size_t n;
-    if (llm_desc_tensor_names(d, &names, &n)) return 0;
-    uint64_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        int nd;
-        int64_t s[LLM_MAX_DIMS];
-        if (llm_desc_tensor_shape(d, names[i], &nd, s)) continue;
-        uint64_t c = 1;
-        for (int k = 0; k < nd; k++)
-            c = sat_mul(c, s[k] > 0 ? (uint64_t)s[k] : 0);
-        total = c > UINT64_MAX - total ? UINT64_MAX : total + c;
-    }
-    free(names);
-    return total;
-}

@@ -1,60 +1,37 @@
-/* hfmap.c - the conversion plan: which HF tensors make each canonical tensor.
+/* hfmap.c - the conversion plan: which HF tensors make each canonical
+ * tensor, and the transforms that make it (llm/hf.h).
  *
- * Design: the canonical side comes from the description
- * (llm_desc_tensor_names / llm_desc_tensor_shape), the HF side from one
- * small rule table per architecture family mapping a canonical suffix to the
- * HF names whose rows are concatenated to build it.  Planning touches no
- * tensor data: it checks presence, shapes and dtypes of every source up
- * front, so a converter either fails before writing anything or has a plan
- * that cannot fail on a missing or misshapen input.  Items are sorted by the
- * position of their earliest source in the checkpoint (shard by shard, by
- * offset), so executing the plan reads the files front to back.
+ * Design: the canonical side comes from the description (names.c), the HF
+ * side from the family's rules in the registry (lib/model/arch/).  Planning
+ * touches no tensor data: it checks presence, shapes and dtypes of every
+ * source up front, so a converter either fails before writing anything or
+ * has a plan that cannot fail on a missing or misshapen input.  A source
+ * not found under its full name is looked up without the family's base
+ * prefix ("transformer.", "model."), which checkpoints saved from the base
+ * model class leave out.  Items are sorted by the position of their
+ * earliest source in the checkpoint (shard by shard, by offset), so
+ * executing the plan reads the files front to back.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "llm/err.h"
+#include "llm/hf.h"
 #include "llm/log.h"
 #include "llm/model.h"
 #include "llm/safetensors.h"
 #include "../core/text_internal.h"
+#include "arch/arch.h"
 
-/* One canonical tensor's HF sources; "{i}" stands for the layer. */
-struct rule {
-    const char *canon; /* global name, or per-layer suffix */
-    const char *hf[3];
-    int n;
-};
+static const char *const xform_names[] = {"copy",     "concat", "transpose",
+                                          "qkv-heads", "rows",  "stack"};
+_Static_assert(sizeof(xform_names) / sizeof(xform_names[0]) == LLM_XF_COUNT, "xform_names");
 
-static const struct rule llama_global[] = {
-    {"transformer.vocab_embedding.weight", {"model.embed_tokens.weight"}, 1},
-    {"transformer.ln_f.weight", {"model.norm.weight"}, 1},
-    {"lm_head.weight", {"lm_head.weight"}, 1},
-};
-
-static const struct rule llama_layer[] = {
-    {"input_layernorm.weight", {"model.layers.{i}.input_layernorm.weight"}, 1},
-    {"attention.qkv.weight",
-     {"model.layers.{i}.self_attn.q_proj.weight", "model.layers.{i}.self_attn.k_proj.weight",
-      "model.layers.{i}.self_attn.v_proj.weight"},
-     3},
-    {"attention.qkv.bias",
-     {"model.layers.{i}.self_attn.q_proj.bias", "model.layers.{i}.self_attn.k_proj.bias",
-      "model.layers.{i}.self_attn.v_proj.bias"},
-     3},
-    {"attention.dense.weight", {"model.layers.{i}.self_attn.o_proj.weight"}, 1},
-    {"attention.dense.bias", {"model.layers.{i}.self_attn.o_proj.bias"}, 1},
-    {"post_layernorm.weight", {"model.layers.{i}.post_attention_layernorm.weight"}, 1},
-    {"mlp.fc.weight", {"model.layers.{i}.mlp.gate_proj.weight"}, 1},
-    {"mlp.fc.bias", {"model.layers.{i}.mlp.gate_proj.bias"}, 1},
-    {"mlp.gate.weight", {"model.layers.{i}.mlp.up_proj.weight"}, 1},
-    {"mlp.gate.bias", {"model.layers.{i}.mlp.up_proj.bias"}, 1},
-    {"mlp.proj.weight", {"model.layers.{i}.mlp.down_proj.weight"}, 1},
-    {"mlp.proj.bias", {"model.layers.{i}.mlp.down_proj.bias"}, 1},
-};
-
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+const char *llm_xform_name(int x)
+{
+    return x >= 0 && x < LLM_XF_COUNT ? xform_names[x] : "?";
+}
 
 /* How to name the checkpoint: its file, or the folder of its shards. */
 static void ckpt_name(const struct llm_st *st, char *buf, size_t cap)
@@ -75,38 +52,20 @@ static void ckpt_name(const struct llm_st *st, char *buf, size_t cap)
         snprintf(buf, cap, "%.*s", slash == p ? 1 : (int)(slash - p), p);
 }
 
-/* Template with "{i}" -> name for a layer. */
-static void expand(char *buf, size_t cap, const char *tmpl, int layer)
+/* Template with "{i}" -> layer and "{e}" -> index. */
+static void expand(char *buf, size_t cap, const char *tmpl, int layer, int e)
 {
-    const char *at = strstr(tmpl, "{i}");
-    if (!at)
-        snprintf(buf, cap, "%s", tmpl);
-    else
-        snprintf(buf, cap, "%.*s%d%s", (int)(at - tmpl), tmpl, layer, at + 3);
-}
-
-/* "transformer.layers.{i}.suffix" -> i and suffix, else -1. */
-static int split_layer(const char *name, const char **suffix)
-{
-    static const char pre[] = "transformer.layers.";
-    if (strncmp(name, pre, sizeof(pre) - 1)) return -1;
-    const char *p = name + sizeof(pre) - 1;
-    int v = 0;
-    if (*p < '0' || *p > '9') return -1;
-    while (*p >= '0' && *p <= '9' && v <= LLM_MAX_LAYERS)
-        v = v * 10 + (*p++ - '0');
-    if (*p != '.') return -1;
-    *suffix = p + 1;
-    return v;
-}
-
-/* Expected shape of source k of a rule for canonical shape cs: q/k/v rows. */
-static void source_shape(const struct llm_model_desc *d, const struct rule *r, int k, int cnd,
-                         const int64_t *cs, int *nd, int64_t *s)
-{
-    *nd = cnd;
-    memcpy(s, cs, sizeof(int64_t) * LLM_MAX_DIMS);
-    if (r->n == 3) s[0] = (int64_t)(k == 0 ? d->n_heads : d->n_kv_heads) * d->head_dim;
+    size_t n = 0;
+    for (const char *p = tmpl; *p && n + 1 < cap;) {
+        if (p[0] == '{' && (p[1] == 'i' || p[1] == 'e') && p[2] == '}') {
+            int w = snprintf(buf + n, cap - n, "%d", p[1] == 'i' ? layer : e);
+            n += w > 0 ? (size_t)w : 0;
+            p += 3;
+        } else {
+            buf[n++] = *p++;
+        }
+    }
+    buf[n < cap ? n : cap - 1] = 0;
 }
 
 struct by_name {
@@ -131,12 +90,164 @@ static int cmp_order(const void *a, const void *b)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-static int ignorable(const struct llm_model_desc *d, const char *name)
+static const struct by_name *lookup(const struct by_name *ix, size_t n, const char *name)
 {
-    static const char inv[] = "rotary_emb.inv_freq";
-    size_t n = strlen(name);
-    if (n >= sizeof(inv) - 1 && !strcmp(name + n - (sizeof(inv) - 1), inv)) return 1;
+    const struct by_name key = {name, 0};
+    return bsearch(&key, ix, n, sizeof(*ix), cmp_by_name);
+}
+
+/* A source by name, or without the base-model prefix. */
+static const struct by_name *find_source(const struct by_name *ix, size_t n, const char *name,
+                                         const char *prefix)
+{
+    const struct by_name *hit = lookup(ix, n, name);
+    size_t pl = prefix ? strlen(prefix) : 0;
+    if (!hit && pl && !strncmp(name, prefix, pl)) hit = lookup(ix, n, name + pl);
+    return hit;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+static int ignorable(const struct llm_model_desc *d, const struct llm_arch_def *def,
+                     const char *name)
+{
+    for (const char *const *p = def->ignore; p && *p; p++)
+        if (ends_with(name, *p)) return 1;
     return d->tied_embeddings && !strcmp(name, "lm_head.weight");
+}
+
+static const struct llm_hf_rule *find_rule(const struct llm_hf_rule *r, size_t n, int slot,
+                                           int bias)
+{
+    for (size_t i = 0; i < n; i++)
+        if (r[i].slot == slot && r[i].bias == bias) return &r[i];
+    return NULL;
+}
+
+/* Sources a rule has for an item of canonical shape (nd, s). */
+static int n_sources(const struct llm_hf_rule *r, int nd, const int64_t *s)
+{
+    if (r->xform == LLM_XF_STACK) return nd > 1 ? (int)s[0] : -1;
+    if (r->xform != LLM_XF_CONCAT) return 1;
+    int n = 0;
+    while (n < 3 && r->hf[n]) n++;
+    return n;
+}
+
+/* Expected shape of source k of an item. */
+static void source_shape(const struct llm_model_desc *d, const struct llm_plan_item *it, int k,
+                         int *nd, int64_t *s)
+{
+    *nd = it->ndim;
+    memcpy(s, it->shape, sizeof(int64_t) * LLM_MAX_DIMS);
+    switch (it->xform) {
+    case LLM_XF_CONCAT:
+        if (it->n_src == 3) /* q; k; v */
+            s[0] = (int64_t)(k == 0 ? d->n_heads : d->n_kv_heads) * d->head_dim;
+        else
+            s[0] = it->shape[0] / it->n_src;
+        break;
+    case LLM_XF_TRANSPOSE:
+        s[0] = it->shape[1];
+        s[1] = it->shape[0];
+        break;
+    case LLM_XF_ROWS: s[0] = 2 * it->shape[0]; break;
+    case LLM_XF_STACK:
+        *nd = it->ndim - 1;
+        memmove(s, s + 1, sizeof(int64_t) * (LLM_MAX_DIMS - 1));
+        s[LLM_MAX_DIMS - 1] = 0;
+        break;
+    default: break;
+    }
+}
+
+/* The plan item for canonical tensor `name`; sources checked and recorded. */
+static int plan_item(const struct llm_model_desc *d, const struct llm_arch_def *def,
+                     const struct llm_hf_rule *rules, size_t n_rules, const struct llm_st *st,
+                     const struct by_name *ix, size_t nst, const char *ck, const char *name,
+                     struct llm_plan_item *it, unsigned char *used, size_t *first)
+{
+    int slot, layer, bias;
+    if (llm_name_to_slot(name, &slot, &layer, &bias))
+        return llm_err_set(LLM_EINVAL, "'%s': not a canonical tensor name", name);
+    const struct llm_hf_rule *r = find_rule(rules, n_rules, slot, bias);
+    if (!r)
+        return llm_err_set(LLM_EUNSUPPORTED, "'%s': no HF source known for '%s' of a %s model", ck,
+                           name, llm_arch_name(d->arch));
+    snprintf(it->name, sizeof(it->name), "%s", name);
+    int rc = llm_desc_tensor_shape(d, name, &it->ndim, it->shape);
+    if (rc) return rc;
+    it->xform = r->xform;
+    it->n_src = n_sources(r, it->ndim, it->shape);
+    if (it->n_src < 1 || it->n_src > LLM_PLAN_MAX_SRC)
+        return llm_err_set(LLM_EUNSUPPORTED, "'%s': %d sources (at most %d)", name, it->n_src,
+                           LLM_PLAN_MAX_SRC);
+    it->row0 = r->xform == LLM_XF_ROWS ? (int64_t)r->half * it->shape[0] : 0;
+    it->qkv_groups = d->n_kv_heads;
+    it->qkv_q_per_group = d->n_heads / d->n_kv_heads;
+    it->head_dim = d->head_dim;
+    *first = SIZE_MAX;
+    int dtype = -1;
+    const char *dtype_of = NULL;
+    for (int k = 0; k < it->n_src; k++) {
+        char hf[LLM_NAME_MAX + 32];
+        expand(hf, sizeof(hf), r->hf[r->xform == LLM_XF_CONCAT ? k : 0], layer, k);
+        const struct by_name *hit = find_source(ix, nst, hf, def->base_prefix);
+        if (!hit)
+            return llm_err_set(LLM_ENOTFOUND, "'%s': tensor '%s' not found (needed for '%s')", ck,
+                               hf, it->name);
+        size_t idx = hit->idx;
+        const struct llm_tensor *t = llm_st_get(st, idx);
+        const char *file = llm_st_file_path(st, (size_t)llm_st_shard_of(st, idx));
+        int nd;
+        int64_t es[LLM_MAX_DIMS];
+        source_shape(d, it, k, &nd, es);
+        int same = t->ndim == nd;
+        for (int j = 0; same && j < nd; j++)
+            same = t->shape[j] == es[j];
+        if (!same) {
+            char a[160], b[160];
+            llm_shape_str(a, sizeof(a), nd, es);
+            llm_shape_str(b, sizeof(b), t->ndim, t->shape);
+            return llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' expected %s, found %s", file, t->name,
+                               a, b);
+        }
+        if (!llm_dtype_is_float(t->dtype))
+            return llm_err_set(LLM_EUNSUPPORTED, "'%s': tensor '%s' has dtype %s, not a float type",
+                               file, t->name, llm_dtype_name(t->dtype));
+        if (dtype >= 0 && t->dtype != dtype)
+            return llm_err_set(LLM_EFORMAT,
+                               "'%s': tensor '%s' is %s but '%s' is %s; the parts of '%s' must "
+                               "share a dtype",
+                               file, t->name, llm_dtype_name(t->dtype), dtype_of,
+                               llm_dtype_name(dtype), it->name);
+        dtype = t->dtype;
+        dtype_of = t->name;
+        it->src[k] = idx;
+        used[idx] = 1;
+        if (idx < *first) *first = idx;
+    }
+    return 0;
+}
+
+/* Warn about what the plan leaves out (a few by name, then a count). */
+static void warn_unused(const struct llm_model_desc *d, const struct llm_arch_def *def,
+                        const struct llm_st *st, const unsigned char *used, const char *ck)
+{
+    size_t unused = 0, nst = llm_st_count(st);
+    for (size_t i = 0; i < nst; i++) {
+        const struct llm_tensor *t = llm_st_get(st, i);
+        if (used[i] || ignorable(d, def, t->name)) continue;
+        if (unused < 8)
+            llm_warn("'%s': tensor '%s' is not used",
+                     llm_st_file_path(st, (size_t)llm_st_shard_of(st, i)), t->name);
+        unused++;
+    }
+    if (unused > 8) llm_warn("'%s': %zu more tensors are not used", ck, unused - 8);
 }
 
 int llm_hfmap_plan(const struct llm_model_desc *d, const struct llm_st *st,
@@ -145,14 +256,11 @@ int llm_hfmap_plan(const struct llm_model_desc *d, const struct llm_st *st,
     *items = NULL;
     *n = 0;
     if (!d || !st) return llm_err_set(LLM_EINVAL, "no description or checkpoint to plan from");
-    if (d->arch != LLM_ARCH_LLAMA && d->arch != LLM_ARCH_MISTRAL && d->arch != LLM_ARCH_QWEN2)
-        return llm_err_set(LLM_EUNSUPPORTED,
-                           "'%s': converting architecture '%s' is not "
-                           "supported yet",
-                           d->hf_arch[0] ? d->hf_arch : llm_arch_name(d->arch),
-                           llm_arch_name(d->arch));
     int rc = llm_desc_validate(d);
     if (rc) return rc;
+    const struct llm_arch_def *def = llm_arch_def_of(d->arch);
+    size_t n_rules = 0;
+    const struct llm_hf_rule *rules = def->rules(d, &n_rules);
 
     char ck[512];
     ckpt_name(st, ck, sizeof(ck));
@@ -164,120 +272,140 @@ int llm_hfmap_plan(const struct llm_model_desc *d, const struct llm_st *st,
     struct order *ord = calloc(nn ? nn : 1, sizeof(*ord));
     unsigned char *used = calloc(nst ? nst : 1, 1);
     struct by_name *ix = malloc((nst ? nst : 1) * sizeof(*ix));
+    struct llm_plan_item *sorted = NULL;
     if (!out || !ord || !used || !ix) {
         rc = llm_err_set(LLM_ENOMEM, "out of memory");
-        goto fail;
+        goto done;
     }
     for (size_t i = 0; i < nst; i++)
         ix[i] = (struct by_name){llm_st_get(st, i)->name, i};
     qsort(ix, nst, sizeof(*ix), cmp_by_name);
-
-    for (size_t i = 0; i < nn; i++) {
-        struct llm_plan_item *it = &out[i];
-        const char *suffix = NULL;
-        int layer = split_layer(names[i], &suffix);
-        const struct rule *r = NULL;
-        const struct rule *tab = layer >= 0 ? llama_layer : llama_global;
-        size_t ntab = layer >= 0 ? NELEM(llama_layer) : NELEM(llama_global);
-        for (size_t k = 0; k < ntab && !r; k++)
-            if (!strcmp(tab[k].canon, layer >= 0 ? suffix : names[i])) r = &tab[k];
-        if (!r) {
-            rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': no HF source known for '%s' of a %s model",
-                             ck, names[i], llm_arch_name(d->arch));
-            goto fail;
-        }
-        snprintf(it->name, sizeof(it->name), "%s", names[i]);
-        rc = llm_desc_tensor_shape(d, names[i], &it->ndim, it->shape);
-        if (rc) goto fail;
-        it->n_src = r->n;
-        size_t first = SIZE_MAX;
-        int dtype = -1;
-        const char *dtype_of = NULL;
-        for (int k = 0; k < r->n; k++) {
-            char hf[LLM_NAME_MAX + 16];
-            expand(hf, sizeof(hf), r->hf[k], layer);
-            const struct by_name key = {hf, 0};
-            const struct by_name *hit = bsearch(&key, ix, nst, sizeof(*ix), cmp_by_name);
-            if (!hit) {
-                rc = llm_err_set(LLM_ENOTFOUND, "'%s': tensor '%s' not found (needed for '%s')", ck,
-                                 hf, it->name);
-                goto fail;
-            }
-            size_t idx = hit->idx;
-            const struct llm_tensor *t = llm_st_get(st, idx);
-            const char *file = llm_st_file_path(st, (size_t)llm_st_shard_of(st, idx));
-            int nd;
-            int64_t es[LLM_MAX_DIMS];
-            source_shape(d, r, k, it->ndim, it->shape, &nd, es);
-            int same = t->ndim == nd;
-            for (int j = 0; same && j < nd; j++)
-                same = t->shape[j] == es[j];
-            if (!same) {
-                char a[160], b[160];
-                llm_shape_str(a, sizeof(a), nd, es);
-                llm_shape_str(b, sizeof(b), t->ndim, t->shape);
-                rc = llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' expected %s, found %s", file, hf, a,
-                                 b);
-                goto fail;
-            }
-            if (!llm_dtype_is_float(t->dtype)) {
-                rc = llm_err_set(LLM_EUNSUPPORTED,
-                                 "'%s': tensor '%s' has dtype %s, not a float "
-                                 "type",
-                                 file, hf, llm_dtype_name(t->dtype));
-                goto fail;
-            }
-            if (dtype >= 0 && t->dtype != dtype) {
-                rc = llm_err_set(LLM_EFORMAT,
-                                 "'%s': tensor '%s' is %s but '%s' is %s; the parts "
-                                 "of '%s' must share a dtype",
-                                 file, hf, llm_dtype_name(t->dtype), dtype_of,
-                                 llm_dtype_name(dtype), it->name);
-                goto fail;
-            }
-            dtype = t->dtype;
-            dtype_of = t->name;
-            it->src[k] = idx;
-            used[idx] = 1;
-            if (idx < first) first = idx;
-        }
-        ord[i].key = first;
+    for (size_t i = 0; i < nn && !rc; i++) {
+        rc = plan_item(d, def, rules, n_rules, st, ix, nst, ck, names[i], &out[i], used,
+                       &ord[i].key);
         ord[i].idx = i;
     }
-
-    /* Warn about what the plan leaves out (a few by name, then a count). */
-    size_t unused = 0;
-    for (size_t i = 0; i < nst; i++) {
-        const struct llm_tensor *t = llm_st_get(st, i);
-        if (used[i] || ignorable(d, t->name)) continue;
-        if (unused < 8)
-            llm_warn("'%s': tensor '%s' is not used",
-                     llm_st_file_path(st, (size_t)llm_st_shard_of(st, i)), t->name);
-        unused++;
-    }
-    if (unused > 8) llm_warn("'%s': %zu more tensors are not used", ck, unused - 8);
-
+    if (rc) goto done;
+    warn_unused(d, def, st, used, ck);
     qsort(ord, nn, sizeof(*ord), cmp_order);
-    struct llm_plan_item *sorted = malloc((nn ? nn : 1) * sizeof(*sorted));
-    if (!sorted) {
+    if (!(sorted = malloc((nn ? nn : 1) * sizeof(*sorted)))) {
         rc = llm_err_set(LLM_ENOMEM, "out of memory");
-        goto fail;
+        goto done;
     }
     for (size_t i = 0; i < nn; i++)
         sorted[i] = out[ord[i].idx];
-    free(out);
-    free(ord);
-    free(used);
-    free(ix);
-    free(names);
     *items = sorted;
     *n = nn;
-    return 0;
-fail:
+done:
     free(out);
     free(ord);
     free(used);
     free(ix);
     free(names);
     return rc;
+}
+
+/* ---- executing one item ---------------------------------------------------------- */
+
+static uint64_t numel_of(int nd, const int64_t *s)
+{
+    uint64_t n;
+    return llm_shape_numel(nd, s, &n) ? 0 : n;
+}
+
+/* Convert n elements of src (dtype sdt) into dst (dt). */
+static int conv(void *dst, int dt, const void *src, int sdt, uint64_t n, const char *name)
+{
+    int rc = llm_convert(dst, dt, src, sdt, (size_t)n);
+    return rc ? llm_err_wrap(rc, "tensor '%s'", name) : 0;
+}
+
+/* dst[c][r] = src[r][c] for an rows x cols matrix of es-byte elements, in tiles. */
+static void transpose(uint8_t *dst, const uint8_t *src, int64_t rows, int64_t cols, size_t es)
+{
+    const int64_t T = 32;
+    for (int64_t r0 = 0; r0 < rows; r0 += T)
+        for (int64_t c0 = 0; c0 < cols; c0 += T)
+            for (int64_t r = r0; r < r0 + T && r < rows; r++)
+                for (int64_t c = c0; c < c0 + T && c < cols; c++)
+                    memcpy(dst + ((size_t)c * (size_t)rows + (size_t)r) * es,
+                           src + ((size_t)r * (size_t)cols + (size_t)c) * es, es);
+}
+
+/* Per-group [q heads, k, v] rows -> q; k; v. */
+static void regroup_qkv(uint8_t *dst, const uint8_t *src, const struct llm_plan_item *it,
+                        size_t row_bytes)
+{
+    const size_t G = (size_t)it->qkv_groups, Q = (size_t)it->qkv_q_per_group;
+    const size_t hd = (size_t)it->head_dim, head = hd * row_bytes;
+    uint8_t *q = dst, *k = dst + G * Q * head, *v = k + G * head;
+    for (size_t g = 0; g < G; g++) {
+        const uint8_t *grp = src + g * (Q + 2) * head;
+        memcpy(q + g * Q * head, grp, Q * head);
+        memcpy(k + g * head, grp + Q * head, head);
+        memcpy(v + g * head, grp + (Q + 1) * head, head);
+    }
+}
+
+int llm_hfmap_build(const struct llm_plan_item *it, const struct llm_st *st, int dt, void *dst,
+                    uint64_t nbytes)
+{
+    size_t es = (size_t)llm_dtype_bits(dt) / 8;
+    uint64_t total = numel_of(it->ndim, it->shape);
+    if (llm_dtype_bits(dt) % 8 || total * es != nbytes)
+        return llm_err_set(LLM_EINVAL, "tensor '%s': %llu bytes for %llu elements of %s",
+                           it->name, (unsigned long long)nbytes, (unsigned long long)total,
+                           llm_dtype_name(dt));
+    uint8_t *out = dst;
+    const struct llm_tensor *t0 = llm_st_get(st, it->src[0]);
+    int rc = 0;
+    switch (it->xform) {
+    case LLM_XF_COPY: return conv(out, dt, t0->data, t0->dtype, total, it->name);
+    case LLM_XF_CONCAT:
+    case LLM_XF_STACK: {
+        uint64_t off = 0;
+        for (int k = 0; k < it->n_src && !rc; k++) {
+            const struct llm_tensor *t = llm_st_get(st, it->src[k]);
+            uint64_t n = numel_of(t->ndim, t->shape);
+            if (off + n > total)
+                return llm_err_set(LLM_ESHAPE, "tensor '%s': sources exceed its shape", it->name);
+            rc = conv(out + off * es, dt, t->data, t->dtype, n, it->name);
+            off += n;
+        }
+        if (!rc && off != total)
+            return llm_err_set(LLM_ESHAPE, "tensor '%s': sources hold %llu elements, shape needs "
+                               "%llu", it->name, (unsigned long long)off, (unsigned long long)total);
+        return rc;
+    }
+    case LLM_XF_ROWS: {
+        uint64_t row = total / (uint64_t)it->shape[0];
+        size_t sbytes = (size_t)llm_dtype_bits(t0->dtype) / 8;
+        return conv(out, dt, (const uint8_t *)t0->data + (uint64_t)it->row0 * row * sbytes,
+                    t0->dtype, total, it->name);
+    }
+    case LLM_XF_TRANSPOSE:
+    case LLM_XF_QKV_HEADS: {
+        uint8_t *tmp = malloc(nbytes ? nbytes : 1);
+        if (!tmp)
+            return llm_err_set(LLM_ENOMEM, "tensor '%s': out of memory (%llu bytes)", it->name,
+                               (unsigned long long)nbytes);
+        rc = conv(tmp, dt, t0->data, t0->dtype, total, it->name);
+        if (!rc && it->xform == LLM_XF_TRANSPOSE) {
+            transpose(out, tmp, it->shape[1], it->shape[0], es);
+        } else if (!rc) {
+            size_t rows = (size_t)it->shape[0];
+            size_t need = (size_t)it->qkv_groups * ((size_t)it->qkv_q_per_group + 2) *
+                          (size_t)it->head_dim;
+            if (rows != need)
+                rc = llm_err_set(LLM_ESHAPE, "tensor '%s': %zu rows are not %d groups of %d "
+                                 "heads", it->name, rows, it->qkv_groups, it->qkv_q_per_group + 2);
+            else
+                regroup_qkv(out, tmp, it, (size_t)(total / rows) * es);
+        }
+        free(tmp);
+        return rc;
+    }
+    default:
+        return llm_err_set(LLM_EINVAL, "tensor '%s': unknown transform %d", it->name, it->xform);
+    }
 }

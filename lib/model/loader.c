@@ -16,12 +16,39 @@
 #include "llm/model.h"
 #include "../core/text_internal.h"
 
-/* Whole model: mapping absent or world_size 1. */
-static int whole_model(const json_t *meta)
+void llm_model_init_mem(struct llm_model *m)
 {
+    llm_quant_init(&m->quant);
+    m->mapping = (struct llm_mapping){1, 1, 1, 0, 0};
+}
+
+/* The "mapping" member; absent means one rank holding the whole model. */
+static int read_mapping(struct llm_mapping *mp, const json_t *meta, const char *src)
+{
+    *mp = (struct llm_mapping){1, 1, 1, 0, 0};
     const json_t *m = json_object_get(meta, "mapping");
-    const json_t *ws = json_object_get(m, "world_size");
-    return !json_is_integer(ws) || json_integer_value(ws) == 1;
+    if (!m || json_is_null(m)) return 0;
+    static const char *const keys[] = {"world_size", "tp_size", "pp_size", "tp_rank", "pp_rank"};
+    int *dst[] = {&mp->world_size, &mp->tp_size, &mp->pp_size, &mp->tp_rank, &mp->pp_rank};
+    int given[5] = {0};
+    for (int i = 0; i < 5; i++) {
+        const json_t *v = json_object_get(m, keys[i]);
+        if (!v || json_is_null(v)) continue;
+        given[i] = 1;
+        if (!json_is_integer(v) || json_integer_value(v) < (i < 3 ? 1 : 0) ||
+            json_integer_value(v) > 1 << 16)
+            return llm_err_set(LLM_EFORMAT, "'%s': mapping.%s is not a %s integer", src, keys[i],
+                               i < 3 ? "positive" : "non-negative");
+        *dst[i] = (int)json_integer_value(v);
+    }
+    /* a world size alone is that many tensor-parallel ranks */
+    if (!given[1] && !given[2]) mp->tp_size = mp->world_size;
+    if (mp->world_size != mp->tp_size * mp->pp_size || mp->tp_rank >= mp->tp_size ||
+        mp->pp_rank >= mp->pp_size)
+        return llm_err_set(LLM_EFORMAT, "'%s': mapping is inconsistent (world %d, tp %d rank %d, "
+                           "pp %d rank %d)", src, mp->world_size, mp->tp_size, mp->tp_rank,
+                           mp->pp_size, mp->pp_rank);
+    return 0;
 }
 
 int llm_model_open(struct llm_model **out, const char *path)
@@ -31,6 +58,7 @@ int llm_model_open(struct llm_model **out, const char *path)
     if (!m) return llm_err_set(LLM_ENOMEM, "out of memory");
     llm_desc_init(&m->desc);
     llm_gen_defaults_init(&m->gen);
+    llm_model_init_mem(m);
     m->path = strdup(path ? path : "-");
     int rc = m->path ? 0 : llm_err_set(LLM_ENOMEM, "out of memory");
     if (!rc) rc = llm_ar_open(&m->ar, path, LLM_AR_LOAD_ALL);
@@ -48,6 +76,9 @@ int llm_model_open(struct llm_model **out, const char *path)
         if (gen && !json_is_null(gen) && (rc = llm_gen_defaults_from_json(&m->gen, gen)))
             llm_err_wrap(rc, "'%s': generation defaults", llm_ar_path(m->ar));
     }
+    if (!rc) rc = llm_quant_from_json(&m->quant, json_object_get(m->meta, "quantization"),
+                                      llm_ar_path(m->ar));
+    if (!rc) rc = read_mapping(&m->mapping, m->meta, llm_ar_path(m->ar));
     if (!rc) {
         const json_t *files = json_object_get(json_object_get(m->meta, "tokenizer"), "files");
         const json_t *tj = json_object_get(files, "tokenizer.json");
@@ -86,7 +117,7 @@ int llm_model_tensor(struct llm_model *m, const char *name, struct llm_tensor *t
                          name);
     }
     if (rc) return rc;
-    if (m->ar && !whole_model(m->meta)) return 0;
+    if (m->mapping.world_size > 1) return 0; /* a rank's slices */
     int ndim;
     int64_t shape[LLM_MAX_DIMS];
     if (llm_desc_tensor_shape(&m->desc, name, &ndim, shape) != 0) {

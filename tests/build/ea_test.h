@@ -25,6 +25,7 @@
 #include "llm/dtype.h"
 #include "llm/engine_artifact.h"
 #include "llm/err.h"
+#include "llm/hf.h"
 #include "llm/model.h"
 
 static int failures __attribute__((unused)), checks __attribute__((unused));

@@ -25,6 +25,7 @@
 #include "llm/dtype.h"
 #include "llm/err.h"
 #include "llm/io.h"
+#include "llm/hf.h"
 #include "llm/model.h"
 #include "llm/safetensors.h"
 

@@ -555,7 +555,7 @@ static void test_attention_case(int kv_dt, int nh, int nkv, int hd, int window, 
             }
         float q[64 * 8 * 64], out[64 * 8 * 64], slopes[8];
         rng_fill(q, (size_t)(n * nh * hd), 1.5f);
-        llm_cpu_alibi_slopes(slopes, nh, 8.0);
+        llm_alibi_slopes(slopes, nh, 8.0);
         struct llm_cpu_attn a = {nh, 1.0f / sqrtf((float)hd), window, softcap,
                                  alibi ? slopes : NULL};
         CHECK(llm_cpu_attention(out, nh * hd, q, nh * hd, &kv, &b, &a) == 0, "attention failed");
@@ -622,10 +622,10 @@ static void test_attention(void)
         test_attention_case(dts[di], 6, 6, 8, 0, 0.0f, 1), n++;  /* ALiBi */
     }
     float s8[8], s12[12];
-    llm_cpu_alibi_slopes(s8, 8, 8.0);
+    llm_alibi_slopes(s8, 8, 8.0);
     for (int i = 0; i < 8; i++)
         CHECK(s8[i] == ldexpf(1.0f, -(i + 1)), "alibi slope %d of 8", i);
-    llm_cpu_alibi_slopes(s12, 12, 8.0);
+    llm_alibi_slopes(s12, 12, 8.0);
     /* 8 heads: 2^-1..2^-8; 4 more: 2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5 */
     for (int i = 0; i < 4; i++)
         CHECK(fabsf(s12[8 + i] - powf(2.0f, -0.5f - i)) < 1e-7f, "alibi extra slope %d", i);

@@ -12,6 +12,7 @@
 
 #include "llm/err.h"
 #include "llm/log.h"
+#include "llm/hf.h"
 #include "llm/model.h"
 #include "llm/safetensors.h"
 #include "tcheck.h"
@@ -41,9 +42,16 @@ static int convert_dry(const char *dir, size_t *n_items)
     struct llm_st *st = NULL;
     struct llm_plan_item *items = NULL;
     size_t n = 0;
+    struct llm_hf_quant q;
     llm_err_clear();
-    int rc = llm_hfconfig_load(dir, &d, NULL);
+    int rc = llm_hfconfig_load_ex(dir, &d, NULL, &q);
     if (rc) return rc;
+    rc = llm_hf_quant_importable(&q, "config.json");
+    llm_hf_quant_free(&q);
+    if (rc) {
+        llm_desc_free(&d);
+        return rc;
+    }
     rc = llm_st_open(&st, dir);
     if (!rc) rc = llm_hfmap_plan(&d, st, &items, &n);
     free(items);

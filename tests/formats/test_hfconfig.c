@@ -19,6 +19,7 @@
 
 #include "llm/dtype.h"
 #include "llm/err.h"
+#include "llm/hf.h"
 #include "llm/model.h"
 #include "tcheck.h"
 
@@ -201,7 +202,7 @@ static void check_case(const struct expect *e)
     }
     FD(d.embed_scale, e->embed_scale);
     FD(d.attn_scale, e->attn_scale);
-    FD(d.logit_softcap, 0);
+    FD(d.attn_softcap, 0);
     FI(d.n_experts, e->experts);
     FI(d.n_experts_per_tok, e->per_tok);
     FI(d.bos_id, e->bos);
@@ -497,9 +498,40 @@ static void check_inline(void)
     CHECK_INT(d.intermediate, 160);
     CHECK_DBL(d.attn_scale, 0.5);
     CHECK_INT(d.pos, LLM_POS_LEARNED);
-    CHECK_INT(d.norm_bias, 1);
-    CHECK_INT(d.qkv_bias, 1);
+    /* transformers' MPT has no biases whatever no_bias says */
+    CHECK_INT(d.norm_bias, 0);
+    CHECK_INT(d.qkv_bias, 0);
     llm_desc_free(&d);
+
+    /* MPT: clip_qkv and alibi_bias_max are read, not refused */
+    CHECK_OK(parse("{\"architectures\": [\"MPTForCausalLM\"], \"vocab_size\": 100, "
+                   "\"d_model\": 64, \"n_layers\": 2, \"n_heads\": 4, \"attn_config\": "
+                   "{\"clip_qkv\": 6, \"alibi_bias_max\": 16}}",
+                   &d));
+    CHECK_DBL(d.clip_qkv, 6);
+    CHECK_DBL(d.alibi_max_bias, 16);
+    CHECK_INT(d.pos, LLM_POS_ALIBI);
+    llm_desc_free(&d);
+
+    /* a pre-quantized config reads, its quantization_config parsed and kept */
+    {
+        json_t *cj = json_loads("{" LLAMA_CORE ", \"quantization_config\": {\"quant_method\": "
+                                "\"awq\", \"bits\": 4, \"group_size\": 128, \"zero_point\": "
+                                "true, \"version\": \"gemm\"}}",
+                                0, NULL);
+        struct llm_hf_quant q;
+        CHECK_OK(llm_hfconfig_parse_ex(cj, NULL, "c.json", &d, NULL, &q));
+        CHECK(!strcmp(q.method, "awq") && q.bits == 4 && q.group_size == 128 &&
+                  q.zero_point == 1 && !strcmp(q.fmt, "gemm") && q.raw,
+              "awq quantization_config parsed: %s %d %d %d %s", q.method, q.bits, q.group_size,
+              q.zero_point, q.fmt);
+        CHECK_ERR(llm_hf_quant_importable(&q, "c.json"), LLM_EUNSUPPORTED,
+                  "pre-quantized checkpoints are not supported "
+                  "(quantization_config.quant_method 'awq')");
+        llm_hf_quant_free(&q);
+        llm_desc_free(&d);
+        json_decref(cj);
+    }
 
     /* GPT-2 without attention scaling */
     CHECK_OK(parse("{\"architectures\": [\"GPT2LMHeadModel\"], \"vocab_size\": 100, "
@@ -565,10 +597,8 @@ static void check_errors(void)
          "field 'tie_word_embeddings' must be true or false, found a string"},
         {"{" LLAMA_CORE ", \"torch_dtype\": \"int8\"}", LLM_EUNSUPPORTED,
          "unsupported torch_dtype 'int8'"},
-        {"{" LLAMA_CORE ", \"quantization_config\": {\"quant_method\": \"awq\", \"bits\": 4}}",
-         LLM_EUNSUPPORTED,
-         "pre-quantized checkpoints are not supported "
-         "(quantization_config.quant_method 'awq')"},
+        {"{" LLAMA_CORE ", \"quantization_config\": [1]}", LLM_EFORMAT,
+         "field 'quantization_config' must be an object, found an array"},
         {"{" LLAMA_CORE ", \"rope_theta\": -1}", LLM_ERANGE, "field 'rope_theta' is -1"},
         {"{" LLAMA_CORE ", \"rope_scaling\": 2}", LLM_EFORMAT,
          "field 'rope_scaling' must be an object or null, found an integer"},
@@ -653,14 +683,11 @@ static void check_errors(void)
          "true, \"num_kv_heads\": 3}",
          LLM_EFORMAT, "num_kv_heads 3 does not divide"},
         {"{\"architectures\": [\"MPTForCausalLM\"], \"vocab_size\": 100, \"d_model\": 64, "
-         "\"n_layers\": 2, \"n_heads\": 4, \"attn_config\": {\"clip_qkv\": 6}}",
-         LLM_EUNSUPPORTED, "attn_config.clip_qkv is not supported"},
-        {"{\"architectures\": [\"MPTForCausalLM\"], \"vocab_size\": 100, \"d_model\": 64, "
          "\"n_layers\": 2, \"n_heads\": 4, \"attn_config\": {\"qk_ln\": true}}",
          LLM_EUNSUPPORTED, "attn_config.qk_ln is not supported"},
         {"{\"architectures\": [\"MPTForCausalLM\"], \"vocab_size\": 100, \"d_model\": 64, "
-         "\"n_layers\": 2, \"n_heads\": 4, \"attn_config\": {\"alibi_bias_max\": 16}}",
-         LLM_EUNSUPPORTED, "alibi_bias_max 16 is not supported"},
+         "\"n_layers\": 2, \"n_heads\": 4, \"attn_config\": {\"alibi_bias_max\": 0}}",
+         LLM_ERANGE, "field 'attn_config.alibi_bias_max' is 0"},
         {"{\"architectures\": [\"MPTForCausalLM\"], \"vocab_size\": 100, \"d_model\": 64, "
          "\"n_layers\": 2, \"n_heads\": 4, \"attn_config\": 1}",
          LLM_EFORMAT, "field 'attn_config' must be an object, found an integer"},
@@ -710,10 +737,12 @@ static void check_errors(void)
     char *tmp = t_mkdtemp();
     char p[4200];
     snprintf(p, sizeof(p), "%s/config.json", tmp);
-    t_spit(p, "{\"a\": 1, \"a\": 2}", 16);
-    CHECK_ERR(llm_hfconfig_load(tmp, &d, NULL), LLM_EFORMAT,
-              "config.json': the key \"a\" appears "
-              "twice (line 1)");
+    /* a repeated key keeps its last value, as Python's json module does */
+    const char *dup = "{" LLAMA_CORE ", \"num_hidden_layers\": 7}";
+    t_spit(p, dup, strlen(dup));
+    CHECK_OK(llm_hfconfig_load(tmp, &d, NULL));
+    CHECK_INT(d.n_layers, 7);
+    llm_desc_free(&d);
     t_spit(p, "{\"a\": 1,\n}", 10);
     CHECK_ERR(llm_hfconfig_load(tmp, &d, NULL), LLM_EFORMAT, "config.json': not valid JSON: ");
     t_spit(p, "{" LLAMA_CORE "}", strlen("{" LLAMA_CORE "}"));

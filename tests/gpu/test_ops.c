@@ -685,7 +685,7 @@ static void attn_run(const struct attn_case *ac, int mode)
     float *k = rand_vals(kvn, 1.f, dt, &k_h);
     float *v = rand_vals(kvn, 1.f, dt, &v_h);
     float slopes[64];
-    llm_cpu_alibi_slopes(slopes, nh, 8.0);
+    llm_alibi_slopes(slopes, nh, 8.0);
     float scale = 1.f / sqrtf((float)hd) * (ac->softcap ? 4.f : 1.f);
     struct llm_cpu_kv ckv = {k_h, v_h, dt, n_blocks, bs, nkv, hd};
     struct llm_batch b = {

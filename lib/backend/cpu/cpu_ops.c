@@ -548,21 +548,3 @@ int llm_cpu_attention(float *out, int64_t out_stride, const float *q, int64_t q_
     return 0;
 }
 
-/* ALiBi slopes (Press et al.; BLOOM's build_alibi_tensor and MPT's
- * gen_slopes with alibi_bias_max = max_bias): for the closest power of two
- * m <= n, slope_i = 2^(-max_bias*(i+1)/m); the remaining n-m heads take
- * every other slope of the 2m sequence. */
-void llm_cpu_alibi_slopes(float *slopes, int n_heads, double max_bias)
-{
-    int m = 1;
-    while (m * 2 <= n_heads)
-        m *= 2;
-    double base = pow(2.0, -max_bias / m);
-    for (int i = 0; i < m; i++)
-        slopes[i] = (float)pow(base, i + 1);
-    if (m < n_heads) {
-        double extra = pow(2.0, -max_bias / (2 * m));
-        for (int i = 0; i < n_heads - m; i++)
-            slopes[m + i] = (float)pow(extra, 2 * i + 1);
-    }
-}

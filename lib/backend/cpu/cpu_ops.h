@@ -97,6 +97,10 @@ void llm_cpu_layernorm(float *out, const float *x, float *residual, const void *
 int llm_cpu_linear(float *y, const float *x, int n, int64_t in, const void *w, int wdt, int64_t out,
                    const void *bias, int bdt);
 
+/* Threads for the ops when none are asked for: the cores this process may
+ * use, less those other processes are running on (at least 1). */
+int llm_cpu_threads_for(int cores, int running_others);
+
 /* The instruction set llm_cpu_linear runs with: "avx512", "avx2" or
  * "generic" (LLM_CPU_ISA in the environment forces one). */
 const char *llm_cpu_isa(void);
@@ -213,9 +217,6 @@ int llm_cpu_attention(float *out, int64_t out_stride, const float *q, int64_t q_
                       const struct llm_cpu_kv *kv, const struct llm_batch *b,
                       const struct llm_cpu_attn *a);
 
-/* ALiBi slopes for n_heads heads (BLOOM/MPT rule: 2^(-8i/n) for the closest
- * power of two n, interleaved extra slopes for the rest).  slopes [n_heads]. */
-void llm_cpu_alibi_slopes(float *slopes, int n_heads, double max_bias);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,8 @@
 /* cuda_internal.h - shared by the CUDA backend's host files: the one
  * checking path for CUDA runtime, kernel launch and cuBLASLt status codes,
- * and the cuBLASLt matrix-product wrapper.
+ * the cuBLASLt matrix-product wrapper, and the backend's state (creation
+ * and weights in cuda_backend.c, the steps of a forward in cuda_step.c,
+ * sampling in cuda_sample.c).
  *
  * Design: every device call goes through CK() (CUDA runtime calls and our
  * kernel launchers, which return the launch status) or CKB() (cuBLASLt);
@@ -55,5 +57,107 @@ struct llm_gemm_choice;
 int cu_gemm_set_choices(struct cu_gemm *g, const struct llm_gemm_choice *c, int n);
 int cu_gemm_tune(struct cu_gemm *g, cudaStream_t st, struct llm_gemm_choice *c, const void *w,
                  const void *x, void *y, const void *bias);
+
+/* ---- the backend's state ------------------------------------------------------ */
+
+#include "llm/backend.h"
+#include "llm/graph.h"
+
+/* A weight on the device, in the compute dtype (the lm_head's bias in f32). */
+struct cu_w {
+    void *w, *b;
+};
+
+/* Where each array of a step's metadata sits in the one int32 buffer sent
+ * per step (offsets in int32s). */
+struct cu_meta_layout {
+    size_t tok, pos, rope_row, slot, out, bt, rows, seqs, split_len, tiles, ints;
+};
+
+/* Device pointers into this step's metadata, and its shape. */
+struct cu_step {
+    const int32_t *tokens, *pos, *rope_row, *slot, *out_rows, *bt, *rows, *seqs, *tiles;
+    const int32_t *split_len;
+    int n, n_out, bt_stride, n_rows, n_tiles, max_splits;
+    size_t meta_ints;
+    int n_dyn; /* rows whose rotary rows were computed for this step (dynamic NTK) */
+};
+
+#define CU_MAX_GRAPHS 32
+
+struct cu_be {
+    struct llm_backend pub;
+    const struct llm_model_desc *d;
+    struct llm_graph g;
+    struct llm_rope rope;
+    int dt;                /* compute dtype */
+    size_t es;             /* its size */
+    int n_sm;
+    cudaStream_t st;
+    cudaEvent_t meta_done;
+    cudaEvent_t t_start, t_end; /* device time of a step: forward start .. sample end */
+    int t_state;                /* 0 nothing timed, 1 forward started, 2 step ended */
+    struct cu_gemm *gemm;
+    int gemv_max_m;        /* products of up to this many rows use the GEMV kernel */
+    int use_graphs;
+    int fused_gate;        /* single-row gated MLP through llm_k_gemv_gated */
+    cudaGraphExec_t graph[CU_MAX_GRAPHS];
+    unsigned char graph_seen[CU_MAX_GRAPHS];
+    int buckets[CU_MAX_GRAPHS]; /* decode graph sizes, increasing (an engine's, or the defaults) */
+    int n_buckets;
+
+    void **allocs;
+    int n_allocs, cap_allocs;
+    uint64_t weight_bytes;
+
+    struct cu_w gw[LLM_W_FIRST_LAYER];  /* global slots */
+    struct cu_w (*lw)[LLM_W_COUNT];     /* per layer; a gated MLP's fc slot holds fc then gate rows */
+    float *rope_tab;       /* [rope_sets * npos + dyn rows][rot/2] (cos, sin) */
+    int rope_npos, rope_sets;
+    int rope_dyn0, rope_dyn_rows; /* dynamic NTK: rows computed per step, from rope_dyn0 */
+    float *h_dyn;          /* pinned, [rope_dyn_rows][rot/2][2] */
+    float *alibi;
+
+    void *kv;
+    int64_t blk_elems;     /* one block of every layer */
+    int64_t layer_elems;   /* one layer within a block: K and V */
+
+    int qkv_w, mlp_w;      /* row widths of the qkv and MLP buffers */
+    void *buf[LLM_BUF_COUNT]; /* activations by role (llm/graph.h); LOGITS is fp32 */
+    int cap_out;
+    float *attn_ws;
+    int ws_rows;           /* rows x splits the attention scratch holds */
+    int *attn_cnt;         /* split arrival counters */
+    int attn_blocks;       /* row-kernel blocks per query row (llm_k_attn_rows_blocks) */
+    const struct cu_step *cur; /* the step being enqueued */
+
+    int32_t *h_meta, *d_meta;
+    size_t meta_cap;       /* int32s */
+    int n_out;             /* rows of logits of the last forward, -1 none */
+    float *h_logits;       /* pinned, one row for the host sampler */
+    void *sample_scratch;
+    /* GPU sampler: parameters + token lists (pinned and device), outputs, scratch */
+    char *h_samp, *d_samp;
+    size_t samp_cap;
+    float *s_work;
+    int32_t *s_mark;
+    int s_rows;
+};
+
+static inline struct cu_be *cu_of(struct llm_backend *be)
+{
+    return (struct cu_be *)be->priv;
+}
+
+/* cuda_step.c */
+int cu_forward(struct llm_backend *be, const struct llm_batch *b);
+int cu_get_logits(struct llm_backend *be, float *dst);
+int cu_grow_meta(struct cu_be *c, size_t ints);
+int cu_grow_out(struct cu_be *c, int n_out);
+void cu_drop_graphs(struct cu_be *c);
+void cu_default_buckets(struct cu_be *c);
+/* cuda_sample.c */
+int cu_sample(struct llm_backend *be, const struct llm_sample_row *rows, int n,
+              struct llm_sample_result *out);
 
 #endif

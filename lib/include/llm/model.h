@@ -1,29 +1,45 @@
-/* model.h - the architecture-neutral model description and canonical names.
+/* model.h - the architecture-neutral model description, its features, the
+ * canonical tensor names, and a model opened for inference.
  *
  * struct llm_model_desc is what every layer above the formats sees of a
  * model: sizes, attention shape, norm, activation, position encoding and
- * the per-architecture switches (parallel residual, biases, tied
- * embeddings, sliding window, MoE).  It is filled from a Hugging Face
- * config.json by llm_hfconfig_load() and travels inside the artifact's
- * metadata as JSON (llm_desc_to_json / llm_desc_from_json), so it is the
- * single source of truth after conversion.  The struct is plain data:
- * immutable once loaded, no pointers but the two longrope factor arrays.
+ * the structural switches (parallel residual, norm placement, biases, tied
+ * embeddings, sliding window, soft caps, MoE).  It is filled from a
+ * Hugging Face config.json by the architecture registry (llm/hf.h,
+ * lib/model/arch/) and travels inside the artifact's metadata as JSON
+ * (llm_desc_to_json / llm_desc_from_json), so it is the single source of
+ * truth after conversion.  The struct is plain data: immutable once loaded,
+ * no pointers but the two longrope factor arrays.
+ *
+ * Nothing above lib/model looks at the architecture: the layer structure is
+ * derived from the description once (llm/graph.h), and what a backend can
+ * run is decided by the features the description uses (llm_desc_features,
+ * llm_model_supported), never by the architecture's name.
  *
  * Canonical tensor names follow TensorRT-LLM's checkpoint names one to one
- * (see formats/artifact.md for the table):
- *   transformer.vocab_embedding.weight            [vocab, hidden]
- *   transformer.position_embedding.weight         [max_pos, hidden] (learned)
+ * (formats/artifact.md has the table):
+ *   transformer.vocab_embedding.weight            [vocab, embed_dim]
+ *   transformer.position_embedding.weight         [max_pos + pos_offset, embed_dim] (learned)
+ *   transformer.ln_embed.weight/.bias             [hidden]  (embed_norm: BLOOM)
+ *   transformer.project_in.weight                 [hidden, embed_dim]   (OPT, embed_dim != hidden)
  *   transformer.layers.{i}.input_layernorm.weight [hidden] (+ .bias)
  *   transformer.layers.{i}.attention.qkv.weight   [(nh + 2*nkv)*head_dim, hidden] (+ .bias)
+ *   transformer.layers.{i}.attention.q_layernorm.weight [head_dim] (+ .bias) (qk_norm)
+ *   transformer.layers.{i}.attention.k_layernorm.weight [head_dim] (+ .bias) (qk_norm)
  *   transformer.layers.{i}.attention.dense.weight [hidden, nh*head_dim] (+ .bias)
- *   transformer.layers.{i}.post_layernorm.weight  [hidden] (+ .bias)
+ *   transformer.layers.{i}.post_attention_layernorm.weight [hidden] (sandwich_norm: Gemma 2)
+ *   transformer.layers.{i}.post_layernorm.weight  [hidden] (+ .bias)  the MLP's input norm
  *   transformer.layers.{i}.mlp.fc.weight          [inter, hidden]   (HF gate_proj, or up for non-gated)
  *   transformer.layers.{i}.mlp.gate.weight        [inter, hidden]   (HF up_proj, gated MLPs only)
  *   transformer.layers.{i}.mlp.proj.weight        [hidden, inter]   (HF down_proj)
- *   transformer.ln_f.weight                       [hidden] (+ .bias)
- *   lm_head.weight                                [vocab, hidden] (absent when tied)
+ *   transformer.layers.{i}.mlp.router.weight      [n_experts, hidden] (MoE; fc/gate/proj then
+ *                                                  carry a leading [n_experts] dimension)
+ *   transformer.layers.{i}.post_feedforward_layernorm.weight [hidden] (sandwich_norm)
+ *   transformer.ln_f.weight                       [hidden] (+ .bias)  (absent when !final_norm)
+ *   transformer.project_out.weight                [embed_dim, hidden] (OPT, embed_dim != hidden)
+ *   lm_head.weight                                [vocab, embed_dim] (absent when tied)
  * Linear weights are (out_features, in_features), row-major.  The fused qkv
- * is the row concatenation q; k; v of HF's q_proj, k_proj, v_proj.
+ * is the row concatenation q; k; v.
  */
 #ifndef LLM_MODEL_H
 #define LLM_MODEL_H
@@ -40,18 +56,9 @@ extern "C" {
 #endif
 
 enum llm_arch {
-    LLM_ARCH_LLAMA = 0, /* Llama 1/2/3/3.1 and look-alikes */
-    LLM_ARCH_MISTRAL,
-    LLM_ARCH_QWEN2,
-    LLM_ARCH_GPT2,
-    LLM_ARCH_GPTJ,
-    LLM_ARCH_GPTNEOX,
-    LLM_ARCH_FALCON,
-    LLM_ARCH_MPT,
-    LLM_ARCH_BLOOM,
-    LLM_ARCH_GEMMA,
-    LLM_ARCH_PHI3,
-    LLM_ARCH_MIXTRAL,
+#define LLM_ARCH_ENTRY(id, name) LLM_ARCH_##id,
+#include "arch_list.h"
+#undef LLM_ARCH_ENTRY
     LLM_ARCH_COUNT
 };
 
@@ -82,6 +89,10 @@ enum llm_rope_scaling {
     LLM_ROPE_SCALING_LONGROPE, /* also HF "su" */
     LLM_ROPE_SCALING_COUNT
 };
+
+/* Per-head normalisation of q and k before rotary (Qwen3: RMSNorm; StableLM
+ * qk_layernorm: LayerNorm), over head_dim, one weight shared by the heads. */
+enum llm_qk_norm { LLM_QK_NORM_NONE = 0, LLM_QK_NORM_RMS, LLM_QK_NORM_LAYER, LLM_QK_NORM_COUNT };
 
 struct llm_rope {
     double theta;          /* base, HF rope_theta (10000 default) */
@@ -116,17 +127,32 @@ struct llm_model_desc {
     int head_dim;
     int64_t intermediate;   /* MLP inner size (per expert for MoE) */
     int64_t max_pos;        /* max_position_embeddings */
+    int64_t embed_dim;      /* width of the embeddings and lm_head: hidden, or OPT's
+                               word_embed_proj_dim (then project_in/out convert) */
 
     int norm;               /* enum llm_norm */
     double norm_eps;
+    double norm_offset;     /* norms scale by (offset + w): 1 for Gemma, else 0 */
     int act;                /* enum llm_act */
     int gated_mlp;          /* 1: act(fc(x)) * gate(x) (SwiGLU/GeGLU); 0: act(fc(x)) */
 
     int pos;                /* enum llm_pos */
+    int pos_offset;         /* learned positions: row of position p is p + offset (OPT: 2) */
     struct llm_rope rope;
+    double alibi_max_bias;  /* ALiBi slopes 2^(-max_bias * i / n) (8 for BLOOM/MPT) */
+    int alibi_scaled;       /* the ALiBi bias is multiplied by the softmax scale too (Falcon) */
 
+    /* Layer structure (llm/graph.h derives the steps from these). */
     int parallel_residual;  /* attn and mlp both read the block input (GPT-J, NeoX, Falcon) */
     int shared_input_norm;  /* parallel residual with one norm for both (GPT-J, Falcon-7B) */
+    int norm_after;         /* post-LN: each sub-block's norm follows its residual add and
+                               the block input is not normalised (OPT-350m) */
+    int sandwich_norm;      /* the attention and MLP outputs are normalised before their
+                               residual add (Gemma 2) */
+    int qk_norm;            /* enum llm_qk_norm */
+    double clip_qkv;        /* q, k, v clamped to [-clip, clip] (MPT); 0 = none */
+    int embed_norm;         /* a norm right after the embeddings (BLOOM) */
+    int final_norm;         /* a norm before the lm_head (1 almost always) */
     int tied_embeddings;    /* lm_head shares transformer.vocab_embedding.weight */
     int qkv_bias;           /* attention.qkv has a bias */
     int o_bias;             /* attention.dense has a bias */
@@ -136,13 +162,15 @@ struct llm_model_desc {
 
     int sliding_window;     /* window in tokens; 0 = full attention everywhere */
     unsigned char layer_window[LLM_MAX_LAYERS]; /* 1: layer i uses sliding_window
-                               (Mistral: all; Qwen2: i >= max_window_layers) */
+                               (Mistral: all; Qwen2: i >= max_window_layers; Gemma 2: even) */
     double attn_scale;      /* softmax scale; 0 = 1/sqrt(head_dim) */
     double embed_scale;     /* multiply embeddings by this (Gemma: sqrt(hidden)); 0 = 1 */
-    double logit_softcap;   /* 0 = none */
+    double attn_softcap;    /* scores s -> c*tanh(s/c) before the softmax; 0 = none */
+    double final_softcap;   /* logits z -> c*tanh(z/c) (Gemma 2); 0 = none */
 
     int n_experts;          /* 0 = dense */
     int n_experts_per_tok;
+    int moe_norm_topk;      /* the chosen experts' softmax weights renormalised to sum 1 */
 
     int32_t bos_id;         /* -1 when none */
     int32_t eos_ids[LLM_MAX_EOS];
@@ -165,11 +193,14 @@ struct llm_gen_defaults {
 /* Zero-initialise with the neutral defaults (rope theta 10000, eps 1e-5, ...). */
 void llm_desc_init(struct llm_model_desc *d);
 void llm_desc_free(struct llm_model_desc *d); /* frees the longrope arrays */
+/* Deep copy (the longrope arrays too); dst need not be initialised. */
+int llm_desc_copy(struct llm_model_desc *dst, const struct llm_model_desc *src);
 void llm_gen_defaults_init(struct llm_gen_defaults *g);
 
 /* Serialise to / from the artifact's "model" JSON object.  from_json
  * validates every field (positive sizes, heads dividing, known enums) and
- * fails with LLM_EFORMAT naming the field. */
+ * fails with LLM_EFORMAT naming the field.  Fields added after format 1.0
+ * are optional on reading (their absence means the 1.0 behaviour). */
 json_t *llm_desc_to_json(const struct llm_model_desc *d);
 int llm_desc_from_json(struct llm_model_desc *d, const json_t *j);
 json_t *llm_gen_defaults_to_json(const struct llm_gen_defaults *g);
@@ -178,16 +209,129 @@ int llm_gen_defaults_from_json(struct llm_gen_defaults *g, const json_t *j);
 /* Check internal consistency (heads * head_dim, kv heads divide heads, ...). */
 int llm_desc_validate(const struct llm_model_desc *d);
 
-/* Name tables (with _COUNT-sized static asserts in model.c). */
+/* Name tables (with _COUNT-sized static asserts in desc.c). */
 const char *llm_arch_name(int arch);      /* "llama" */
 int llm_arch_from_name(const char *name);
 const char *llm_act_name(int act);
 const char *llm_norm_name(int norm);
 const char *llm_pos_name(int pos);
 const char *llm_rope_scaling_name(int s);
+const char *llm_qk_norm_name(int k);
+
+/* ---- features -------------------------------------------------------------
+ * What a model needs of a backend beyond the plain pre-norm decoder
+ * (RMSNorm, rotary over whole heads, gated MLP, no biases): one bit each.
+ * Backends state the bits they run (llm/backend.h); llm_model_supported
+ * names the first missing one. */
+enum llm_feature {
+    LLM_FEAT_LAYERNORM = 0,      /* LayerNorm instead of RMSNorm */
+    LLM_FEAT_NORM_OFFSET,        /* norm weight 1 + w (Gemma) */
+    LLM_FEAT_BIASES,             /* biases on qkv, dense, mlp or norms */
+    LLM_FEAT_PLAIN_MLP,          /* act(fc(x)) without a gate */
+    LLM_FEAT_ROPE_INTERLEAVED,   /* rotary on interleaved pairs (GPT-J) */
+    LLM_FEAT_PARTIAL_ROTARY,     /* rotary on part of each head */
+    LLM_FEAT_LEARNED_POS,        /* learned absolute positions */
+    LLM_FEAT_POS_OFFSET,         /* learned positions read at an offset (OPT) */
+    LLM_FEAT_ALIBI,              /* ALiBi attention biases */
+    LLM_FEAT_NO_POS,             /* no position encoding at all */
+    LLM_FEAT_PARALLEL_RESIDUAL,  /* attention and MLP in parallel */
+    LLM_FEAT_NORM_AFTER,         /* post-LN blocks (OPT-350m) */
+    LLM_FEAT_SANDWICH_NORM,      /* norms on the sub-block outputs (Gemma 2) */
+    LLM_FEAT_QK_NORM,            /* per-head q/k norm (Qwen3, StableLM) */
+    LLM_FEAT_CLIP_QKV,           /* q/k/v clamping (MPT) */
+    LLM_FEAT_EMBED_NORM,         /* norm after the embeddings (BLOOM) */
+    LLM_FEAT_EMBED_PROJ,         /* project_in / project_out (OPT) */
+    LLM_FEAT_NO_FINAL_NORM,      /* no norm before the lm_head */
+    LLM_FEAT_EMBED_SCALE,        /* embeddings multiplied by a constant (Gemma) */
+    LLM_FEAT_SLIDING_WINDOW,     /* sliding-window attention on some layers */
+    LLM_FEAT_ATTN_SOFTCAP,       /* tanh cap on attention scores (Gemma 2) */
+    LLM_FEAT_FINAL_SOFTCAP,      /* tanh cap on the logits (Gemma 2) */
+    LLM_FEAT_LM_HEAD_BIAS,       /* bias on the lm_head (GPT-J) */
+    LLM_FEAT_MOE,                /* mixture of experts */
+    LLM_FEAT_W_FP8,              /* weights stored in fp8 e4m3 with scales */
+    LLM_FEAT_W_INT8,             /* weights stored in int8 with scales */
+    LLM_FEAT_W_INT4,             /* weights stored in packed int4 with group scales */
+    LLM_FEAT_KV_QUANT,           /* fp8 / int8 KV cache */
+    LLM_FEAT_COUNT
+};
+typedef uint64_t llm_features;
+#define LLM_FEAT_BIT(f) ((llm_features)1 << (f))
+#ifndef __cplusplus
+_Static_assert(LLM_FEAT_COUNT <= 64, "feature bits fit a 64-bit mask");
+#endif
+
+/* ALiBi slopes of d's heads as the attention adds them: the BLOOM/MPT rule
+ * for n_heads and alibi_max_bias, times the softmax scale when alibi_scaled
+ * (the backends multiply scores by the scale first, so (qk + m) * scale is
+ * qk * scale + m * scale).  slopes [n_heads]. */
+void llm_desc_alibi_slopes(const struct llm_model_desc *d, float *slopes);
+/* The rule alone: slopes [n_heads] for max_bias (8 for BLOOM). */
+void llm_alibi_slopes(float *slopes, int n_heads, double max_bias);
+/* The softmax scale: attn_scale, or 1/sqrt(head_dim). */
+double llm_desc_attn_scale(const struct llm_model_desc *d);
+
+/* "layernorm", "learned position embeddings", ...: for messages. */
+const char *llm_feature_name(int f);
+/* The features d uses (weight-format bits come from the quantization
+ * section, see llm_quant_features in llm/weight.h). */
+llm_features llm_desc_features(const struct llm_model_desc *d);
+
+/* ---- canonical names --------------------------------------------------------
+ * Weight slots: every tensor a model can have, as (slot, layer).  Each slot
+ * has one canonical stem ("attention.qkv", "ln_f", ...) with ".weight" and
+ * an optional ".bias"; which slots a description has, and their shapes,
+ * follow from its switches alone. */
+enum llm_wslot {
+    /* global (layer -1) */
+    LLM_W_EMBED = 0,          /* transformer.vocab_embedding */
+    LLM_W_POS_EMBED,          /* transformer.position_embedding */
+    LLM_W_EMBED_NORM,         /* transformer.ln_embed */
+    LLM_W_PROJ_IN,            /* transformer.project_in */
+    LLM_W_FINAL_NORM,         /* transformer.ln_f */
+    LLM_W_PROJ_OUT,           /* transformer.project_out */
+    LLM_W_LM_HEAD,            /* lm_head */
+    /* per layer */
+    LLM_W_ATTN_NORM,          /* input_layernorm */
+    LLM_W_QKV,                /* attention.qkv */
+    LLM_W_Q_NORM,             /* attention.q_layernorm */
+    LLM_W_K_NORM,             /* attention.k_layernorm */
+    LLM_W_ATTN_OUT,           /* attention.dense */
+    LLM_W_ATTN_POST_NORM,     /* post_attention_layernorm (sandwich) */
+    LLM_W_MLP_NORM,           /* post_layernorm */
+    LLM_W_ROUTER,             /* mlp.router */
+    LLM_W_MLP_FC,             /* mlp.fc */
+    LLM_W_MLP_GATE,           /* mlp.gate */
+    LLM_W_MLP_OUT,            /* mlp.proj */
+    LLM_W_MLP_POST_NORM,      /* post_feedforward_layernorm (sandwich) */
+    LLM_W_COUNT
+};
+#define LLM_W_FIRST_LAYER LLM_W_ATTN_NORM
+/* Kinds of slot: how its weight is used. */
+enum llm_wkind { LLM_WK_EMBED = 0, LLM_WK_NORM, LLM_WK_LINEAR };
+
+/* The slot's stem: "transformer.ln_f", "attention.qkv" (per-layer stems are
+ * relative to "transformer.layers.{i}."), its kind, and whether it is a
+ * per-layer slot. */
+const char *llm_wslot_stem(int slot);
+int llm_wslot_kind(int slot);
+int llm_wslot_per_layer(int slot);
+/* Shape of the slot's weight ([n] for norms, [out, in] for linears,
+ * [n_experts, out, in] for expert stacks) and of its bias (*bias_ndim 0:
+ * no bias).  Returns LLM_ENOTFOUND (no message) when d has no such slot. */
+int llm_desc_slot_shape(const struct llm_model_desc *d, int slot, int *ndim,
+                        int64_t shape[LLM_MAX_DIMS], int *bias_ndim, int64_t bias_shape[LLM_MAX_DIMS]);
 
 /* Canonical per-layer name: "transformer.layers.{layer}.{suffix}". */
 int llm_name_layer(char *buf, size_t cap, int layer, const char *suffix);
+/* The one parser of canonical names: "transformer.layers.{i}.SUFFIX" gives
+ * i (canonical decimal: no sign, no leading zero, at most LLM_MAX_LAYERS)
+ * and *suffix; any other name gives -1. */
+int llm_name_parse_layer(const char *name, const char **suffix);
+/* The slot and layer (-1 for global) of a canonical tensor name, and
+ * whether it is the bias; LLM_ENOTFOUND (no message) for other names. */
+int llm_name_to_slot(const char *name, int *slot, int *layer, int *is_bias);
+/* "transformer.layers.3.attention.qkv.weight" for (slot, layer, is_bias). */
+int llm_name_of_slot(char *buf, size_t cap, int slot, int layer, int is_bias);
 
 /* Expected shape of a canonical tensor for this description; returns
  * LLM_ENOTFOUND for a name the architecture does not have. */
@@ -200,47 +344,61 @@ int llm_desc_tensor_shape(const struct llm_model_desc *d, const char *name, int 
 #define LLM_NAME_MAX 128
 int llm_desc_tensor_names(const struct llm_model_desc *d, char (**names)[LLM_NAME_MAX], size_t *n);
 
-/* ---- HF checkpoint -> canonical tensors (lib/model/hfmap.c) ---------------
- * A conversion plan: for each canonical tensor, the HF tensors whose rows
- * are concatenated (dim 0) to make it (q;k;v for attention.qkv, one source
- * otherwise).  Building the plan checks that every required HF tensor is
- * present with the expected shape (LLM_ENOTFOUND / LLM_ESHAPE naming the
- * tensor and its file) and warns about HF tensors it does not use.  Items
- * come in the order their first source appears in the checkpoint, so a
- * converter reads the files sequentially. */
-struct llm_st;
-#define LLM_PLAN_MAX_SRC 4
-struct llm_plan_item {
-    char name[LLM_NAME_MAX];              /* canonical name */
-    int ndim;
-    int64_t shape[LLM_MAX_DIMS];          /* canonical shape */
-    int n_src;
-    size_t src[LLM_PLAN_MAX_SRC];         /* indices into the llm_st tensor list */
-};
-int llm_hfmap_plan(const struct llm_model_desc *d, const struct llm_st *st,
-                   struct llm_plan_item **items, size_t *n);
-
 /* Number of parameters (for reports). */
 uint64_t llm_desc_n_params(const struct llm_model_desc *d);
 
-/* ---- HF config reader (lib/formats/hfconfig.c) ----------------------------
- * Read DIR/config.json (and DIR/generation_config.json when present) into
- * a description.  Unknown architectures fail with LLM_EUNSUPPORTED naming
- * the class; missing required fields with LLM_EFORMAT naming the field. */
-int llm_hfconfig_load(const char *dir, struct llm_model_desc *d, struct llm_gen_defaults *g);
-/* Same from already-parsed JSON (config, generation_config may be NULL);
- * src names the file in messages. */
-int llm_hfconfig_parse(const json_t *config, const json_t *gen_config, const char *src,
-                       struct llm_model_desc *d, struct llm_gen_defaults *g);
-
-
 /* ---- a loaded model (lib/model/loader.c) ----------------------------------
  * An artifact opened for inference: its description, generation defaults,
- * embedded tokenizer files and random access to its tensors. */
+ * quantization section, mapping, embedded tokenizer files and random access
+ * to its tensors. */
 struct llm_artifact;
+
+/* The artifact's "quantization" section (formats/artifact.md), with
+ * TensorRT-LLM's algorithm names. */
+enum llm_quant_algo {
+    LLM_QUANT_NONE = 0,
+    LLM_QUANT_FP8,                  /* "FP8": per-tensor weight and static activation scales */
+    LLM_QUANT_FP8_PC_PT,            /* "FP8_PER_CHANNEL_PER_TOKEN" */
+    LLM_QUANT_W8A8_SQ_PC,           /* "W8A8_SQ_PER_CHANNEL" (static per-tensor activations) */
+    LLM_QUANT_W8A8_SQ_PC_PT,        /* "W8A8_SQ_PER_CHANNEL_PER_TOKEN_PLUGIN" (dynamic) */
+    LLM_QUANT_W8A16,                /* "W8A16": int8 weight-only, per channel */
+    LLM_QUANT_W4A16,                /* "W4A16": int4 weight-only, group-wise */
+    LLM_QUANT_W4A16_AWQ,            /* "W4A16_AWQ" */
+    LLM_QUANT_W4A16_GPTQ,           /* "W4A16_GPTQ" */
+    LLM_QUANT_W8A16_GPTQ,           /* "W8A16_GPTQ" */
+    LLM_QUANT_COUNT
+};
+enum llm_kv_quant { LLM_KV_QUANT_NONE = 0, LLM_KV_QUANT_FP8, LLM_KV_QUANT_INT8, LLM_KV_QUANT_COUNT };
+#define LLM_QUANT_MAX_EXCLUDE 32
+struct llm_quant {
+    int algo;               /* enum llm_quant_algo */
+    int kv_algo;            /* enum llm_kv_quant */
+    int group_size;         /* int4 group-wise formats (0 otherwise) */
+    int has_zero_point;
+    int pre_quant_scale;    /* AWQ: a prequant_scaling_factor per input channel */
+    int n_exclude;
+    char exclude[LLM_QUANT_MAX_EXCLUDE][64]; /* patterns of modules kept dense */
+};
+void llm_quant_init(struct llm_quant *q);
+const char *llm_quant_algo_name(int algo);   /* "FP8", ...; NULL for none */
+const char *llm_kv_quant_name(int kv);       /* "FP8", "INT8"; NULL for none */
+/* Section <-> struct; null or a missing member means none.  Unknown
+ * algorithm names fail with LLM_EUNSUPPORTED naming them. */
+int llm_quant_from_json(struct llm_quant *q, const json_t *j, const char *src);
+json_t *llm_quant_to_json(const struct llm_quant *q);
+/* The weight/KV format bits of llm_features the section implies. */
+llm_features llm_quant_features(const struct llm_quant *q);
+
+/* Which part of a tensor/pipeline-parallel model a file holds. */
+struct llm_mapping {
+    int world_size, tp_size, pp_size, tp_rank, pp_rank;
+};
+
 struct llm_model {
     struct llm_model_desc desc;
     struct llm_gen_defaults gen;
+    struct llm_quant quant;
+    struct llm_mapping mapping;
     struct llm_artifact *ar;
     const json_t *meta;            /* the artifact's metadata (owned by ar) */
     const json_t *tokenizer_json;  /* meta.tokenizer.files["tokenizer.json"], or NULL */
@@ -254,10 +412,36 @@ struct llm_model {
 /* Open an artifact ("-" = stdin, read fully into memory) as a model. */
 int llm_model_open(struct llm_model **out, const char *path);
 void llm_model_close(struct llm_model *m);
+/* For models built in memory: quantization none, mapping one rank. */
+void llm_model_init_mem(struct llm_model *m);
 /* Look up a canonical tensor; LLM_ENOTFOUND naming it when absent.  When
  * the description says what shape it must have, a different shape fails
  * with LLM_ESHAPE (expected vs found). */
 int llm_model_tensor(struct llm_model *m, const char *name, struct llm_tensor *t);
+
+/* ---- what a backend runs ------------------------------------------------------
+ * A backend's capabilities, stated without a device (so llm-build and
+ * llm-bench can check before any work): the feature bits it runs, and
+ * shape limits. */
+struct llm_backend_caps {
+    const char *name;       /* "cpu", "cuda" */
+    llm_features features;
+    int dim_multiple;       /* hidden, head_dim, intermediate must be multiples (1 = any) */
+    int max_head_dim;
+    int64_t max_hidden;
+};
+extern const struct llm_backend_caps llm_cpu_caps;
+extern const struct llm_backend_caps llm_cuda_caps;
+/* The caps of a backend by name ("cpu", "cuda"); NULL for others. */
+const struct llm_backend_caps *llm_backend_caps_of(const char *name);
+
+/* 0 when the backend runs this model, else LLM_EUNSUPPORTED with one line:
+ * "'PATH': the cuda backend cannot run this gpt2 model: it needs learned
+ * position embeddings".  m may be an in-memory model (path NULL). */
+int llm_model_supported(const struct llm_model *m, const struct llm_backend_caps *caps);
+/* The same for a bare description and quantization section (q may be NULL). */
+int llm_desc_supported(const struct llm_model_desc *d, const struct llm_quant *q,
+                       const struct llm_backend_caps *caps, const char *what);
 
 #ifdef __cplusplus
 }

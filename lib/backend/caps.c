@@ -1,0 +1,34 @@
+/* caps.c - what each backend runs, stated without a device (llm/model.h).
+ *
+ * A backend lists a feature only when every step the model definition
+ * derives for it has an op here that follows Hugging Face's semantics and
+ * is tested against the CPU reference; llm_model_supported refuses the rest
+ * with the feature's name.  The CUDA table is here (not in lib/backend/cuda)
+ * so that llm-build and llm-bench can check a model on a machine without a
+ * GPU or a build without CUDA.
+ */
+#include "llm/model.h"
+
+#define F(x) LLM_FEAT_BIT(LLM_FEAT_##x)
+
+/* Features both backends run today. */
+#define COMMON_FEATURES                                                                            \
+    (F(LAYERNORM) | F(BIASES) | F(PLAIN_MLP) | F(ROPE_INTERLEAVED) | F(PARTIAL_ROTARY) |           \
+     F(LEARNED_POS) | F(ALIBI) | F(NO_POS) | F(PARALLEL_RESIDUAL) | F(EMBED_SCALE) |               \
+     F(SLIDING_WINDOW) | F(ATTN_SOFTCAP) | F(LM_HEAD_BIAS))
+
+const struct llm_backend_caps llm_cpu_caps = {
+    .name = "cpu",
+    .features = COMMON_FEATURES | F(POS_OFFSET),
+    .dim_multiple = 1,
+    .max_head_dim = 1024,
+    .max_hidden = 1 << 20,
+};
+
+const struct llm_backend_caps llm_cuda_caps = {
+    .name = "cuda",
+    .features = COMMON_FEATURES,
+    .dim_multiple = 8,
+    .max_head_dim = 1024,
+    .max_hidden = 32768,
+};

@@ -1,0 +1,568 @@
+/* cuda_step.c - one forward step on the GPU: the step's metadata, the
+ * model definition's steps as kernels and cuBLASLt products, decode graphs.
+ *
+ * A step: the host validates the batch, packs tokens, positions, rope
+ * rows, KV slots, block table, output rows and the attention work lists
+ * into one pinned buffer (struct cu_meta_layout says where each array
+ * sits) and sends it with one copy; then it walks the model definition
+ * (llm/graph.h), each step becoming kernels: norm -> qkv product -> rope +
+ * KV append -> attention (tensor-core tiles for prompt chunks,
+ * split-sequence row kernel for decode rows) -> output product accumulated
+ * into the residual (cuBLASLt beta = 1, or the GEMV kernel for few rows) ->
+ * norm -> fused gate/up product (one GEMV with the activation for a single
+ * row) -> activation -> down product accumulated into the residual.  Only
+ * the rows whose logits are wanted go through the final norm and the
+ * lm_head (fp32 logits).  Semantics follow the CPU reference op for op.
+ *
+ * A pure decode step (one new token per sequence, every row's logits
+ * wanted) can replay a captured CUDA graph: padded to a bucket size and
+ * packed in a fixed layout, metadata copy included.  Padding rows use token
+ * 0 at position 0 of block 0, write no KV (slot -1) and their logits are
+ * never reported.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llm/backend.h"
+#include "llm/err.h"
+#include "llm/weight.h"
+#include "../cpu/cpu_ops.h"
+#include "kernels/kernels.h"
+#include "cuda_internal.h"
+
+#define PF_MIN_ROWS 3 /* sequences with fewer new rows use the row kernel */
+
+/* ---- buffers ----------------------------------------------------------------- */
+
+/* Captured graphs hold the addresses of the metadata and output buffers:
+ * drop them when those move. */
+void cu_drop_graphs(struct cu_be *c)
+{
+    for (int i = 0; i < CU_MAX_GRAPHS; i++) {
+        if (c->graph[i]) cudaGraphExecDestroy(c->graph[i]);
+        c->graph[i] = NULL;
+        c->graph_seen[i] = 0;
+    }
+}
+
+int cu_grow_meta(struct cu_be *c, size_t ints)
+{
+    if (ints <= c->meta_cap) return 0;
+    cu_drop_graphs(c);
+    size_t nc = ints + ints / 2 + 1024;
+    if (c->h_meta) {
+        CK(cudaStreamSynchronize(c->st));
+        cudaFreeHost(c->h_meta);
+        cudaFree(c->d_meta);
+        c->h_meta = c->d_meta = NULL;
+        c->meta_cap = 0;
+    }
+    CK(cudaMallocHost((void **)&c->h_meta, nc * sizeof(int32_t)));
+    CK(cudaMalloc((void **)&c->d_meta, nc * sizeof(int32_t)));
+    c->meta_cap = nc;
+    return 0;
+}
+
+int cu_grow_out(struct cu_be *c, int n_out)
+{
+    if (n_out <= c->cap_out) return 0;
+    CK(cudaStreamSynchronize(c->st));
+    cu_drop_graphs(c);
+    const int ob[3] = {LLM_BUF_FIN, LLM_BUF_FIN2, LLM_BUF_LOGITS};
+    for (int i = 0; i < 3; i++) {
+        cudaFree(c->buf[ob[i]]);
+        c->buf[ob[i]] = NULL;
+    }
+    c->cap_out = 0;
+    size_t H = (size_t)c->d->hidden, V = (size_t)c->d->vocab_size;
+    CK(cudaMalloc(&c->buf[LLM_BUF_FIN], (size_t)n_out * H * c->es));
+    CK(cudaMalloc(&c->buf[LLM_BUF_FIN2], (size_t)n_out * H * c->es));
+    CK(cudaMalloc(&c->buf[LLM_BUF_LOGITS], (size_t)n_out * V * sizeof(float)));
+    c->cap_out = n_out;
+    return 0;
+}
+
+/* ---- metadata ---------------------------------------------------------------- */
+
+/* The batch rules every backend shares (backend.c), then the token ids: the
+ * embedding kernel reads them unchecked, so they are checked here. */
+static int check_batch(const struct cu_be *c, const struct llm_batch *b)
+{
+    int rc = llm_batch_check(&c->pub, b);
+    if (rc) return rc;
+    for (int t = 0; t < b->n_tokens; t++)
+        if (b->tokens[t] < 0 || b->tokens[t] >= c->d->vocab_size)
+            return llm_err_set(LLM_ERANGE, "batch: row %d has token id %d, vocabulary is %lld", t,
+                               b->tokens[t], (long long)c->d->vocab_size);
+    return 0;
+}
+
+static void step_pointers(struct cu_step *s, const int32_t *dm, const struct cu_meta_layout *L)
+{
+    s->tokens = dm + L->tok;
+    s->pos = dm + L->pos;
+    s->rope_row = dm + L->rope_row;
+    s->slot = dm + L->slot;
+    s->out_rows = dm + L->out;
+    s->bt = dm + L->bt;
+    s->rows = dm + L->rows;
+    s->seqs = dm + L->seqs;
+    s->split_len = dm + L->split_len;
+    s->tiles = dm + L->tiles;
+    s->meta_ints = L->ints;
+}
+
+/* Split length for decode rows: enough blocks to fill the device, pieces
+ * of whole 32-key chunks, at most `cap` pieces per row; 0 = no split. */
+static int split_policy(const struct cu_be *c, int n_rows, int maxlen, int cap)
+{
+    int blocks = n_rows * c->attn_blocks, target = 4 * c->n_sm;
+    if (cap <= 1 || blocks >= target || maxlen <= 64) return 0;
+    int sp = (target + blocks - 1) / blocks;
+    int sl = ((maxlen + sp - 1) / sp + 31) / 32 * 32;
+    int minsl = ((maxlen + cap - 1) / cap + 31) / 32 * 32;
+    return sl < minsl ? minsl : sl;
+}
+
+static int visible_keys(const struct cu_be *c, int pos)
+{
+    int w = c->d->sliding_window;
+    return w > 0 && pos + 1 > w ? w : pos + 1;
+}
+
+/* Dynamic NTK scaling past max_pos: the rotary frequencies depend on the
+ * sequence's length, so such rows get their cos/sin computed for this step
+ * (by the reference's functions) into the table's dynamic rows.  Returns
+ * the table row to use. */
+static int dyn_rope_row(struct cu_be *c, struct cu_step *s, int p, int seq_len)
+{
+    const struct llm_model_desc *d = c->d;
+    int half = c->rope.rot_dims / 2;
+    float inv[512], ms;
+    if (llm_cpu_rope_freqs(&c->rope, d->max_pos, seq_len, inv, &ms)) return -1;
+    float cs[512], sn[512];
+    llm_cpu_rope_cos_sin(inv, half, ms, p, cs, sn);
+    float *row = c->h_dyn + (size_t)s->n_dyn * 2 * (size_t)half;
+    for (int i = 0; i < half; i++) {
+        row[2 * i] = cs[i];
+        row[2 * i + 1] = sn[i];
+    }
+    return c->rope_dyn0 + s->n_dyn++;
+}
+
+static int needs_dyn(const struct cu_be *c, int seq_len)
+{
+    return c->rope_dyn_rows > 0 && seq_len > c->d->max_pos;
+}
+
+/* Eager layout, sized to the batch. */
+static int pack_meta(struct cu_be *c, const struct llm_batch *b, struct cu_step *s)
+{
+    const struct llm_model_desc *d = c->d;
+    int n = b->n_tokens, bs = c->pub.block_size;
+    int pf = llm_k_attn_prefill_supported(c->dt, d->head_dim);
+    int tr = pf ? llm_k_attn_prefill_tile_rows(c->dt, d->head_dim) : 64;
+    size_t max_tiles = (size_t)b->n_seqs + (size_t)n / (size_t)tr + 1;
+    struct cu_meta_layout L;
+    L.tok = 0;
+    L.pos = L.tok + (size_t)n;
+    L.rope_row = L.pos + (size_t)n;
+    L.slot = L.rope_row + (size_t)n;
+    L.out = L.slot + (size_t)n;
+    L.bt = L.out + (size_t)b->n_out;
+    L.rows = L.bt + (size_t)b->n_seqs * (size_t)b->bt_stride;
+    L.seqs = L.rows + (size_t)n;
+    L.split_len = L.seqs + (size_t)n;
+    L.tiles = L.split_len + 1;
+    int rc = cu_grow_meta(c, L.tiles + 3 * max_tiles + 64);
+    if (rc) return rc;
+    CK(cudaEventSynchronize(c->meta_done)); /* the previous step's copy has left h_meta */
+    int32_t *h = c->h_meta;
+    memcpy(h + L.tok, b->tokens, sizeof(int32_t) * (size_t)n);
+    memcpy(h + L.pos, b->pos, sizeof(int32_t) * (size_t)n);
+    if (b->n_out) memcpy(h + L.out, b->out_rows, sizeof(int32_t) * (size_t)b->n_out);
+    memcpy(h + L.bt, b->block_table, sizeof(int32_t) * (size_t)b->n_seqs * (size_t)b->bt_stride);
+
+    int64_t LL = c->rope.orig_max_pos > 0 ? c->rope.orig_max_pos : d->max_pos;
+    int n_rows = 0, n_tiles = 0, maxlen = 0;
+    s->n_dyn = 0;
+    for (int sq = 0; sq < b->n_seqs; sq++) {
+        int t0 = b->seq_start[sq], t1 = b->seq_start[sq + 1];
+        const int32_t *btr = b->block_table + (int64_t)sq * b->bt_stride;
+        int use_long = c->rope_sets == 2 && b->seq_len[sq] > LL;
+        int dyn = needs_dyn(c, b->seq_len[sq]);
+        for (int t = t0; t < t1; t++) {
+            int p = b->pos[t];
+            h[L.rope_row + t] = dyn ? dyn_rope_row(c, s, p, b->seq_len[sq])
+                                    : p + (use_long ? c->rope_npos : 0);
+            if (h[L.rope_row + t] < 0)
+                return llm_err_set(LLM_EINVAL, "cuda backend: rotary frequencies for %d tokens",
+                                   b->seq_len[sq]);
+            h[L.slot + t] = btr[p / bs] * bs + p % bs;
+        }
+        if (pf && t1 - t0 >= PF_MIN_ROWS) {
+            for (int r = t0; r < t1; r += tr) {
+                h[L.tiles + 3 * (size_t)n_tiles] = sq;
+                h[L.tiles + 3 * (size_t)n_tiles + 1] = r;
+                h[L.tiles + 3 * (size_t)n_tiles + 2] = t1 - r < tr ? t1 - r : tr;
+                n_tiles++;
+            }
+        } else {
+            for (int t = t0; t < t1; t++) {
+                h[L.rows + n_rows] = t;
+                h[L.seqs + n_rows] = sq;
+                n_rows++;
+                int vis = visible_keys(c, b->pos[t]);
+                if (maxlen < vis) maxlen = vis;
+            }
+        }
+    }
+    L.ints = L.tiles + 3 * (size_t)n_tiles;
+    int sl = n_rows ? split_policy(c, n_rows, maxlen, c->ws_rows / n_rows) : 0;
+    h[L.split_len] = sl;
+    step_pointers(s, c->d_meta, &L);
+    s->max_splits = sl ? (maxlen + sl - 1) / sl : 1;
+    s->n = n;
+    s->n_out = b->n_out;
+    s->bt_stride = b->bt_stride;
+    s->n_rows = n_rows;
+    s->n_tiles = n_tiles;
+    return 0;
+}
+
+/* ---- decode graphs ------------------------------------------------------------ */
+
+static const int graph_buckets[] = {1,   2,   4,   8,   16,  24,  32,  48,  64,  80,  96, 128,
+                                    160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 1024};
+#define N_BUCKETS ((int)(sizeof graph_buckets / sizeof graph_buckets[0]))
+_Static_assert(sizeof graph_buckets / sizeof graph_buckets[0] <= CU_MAX_GRAPHS,
+               "graph table too small");
+
+void cu_default_buckets(struct cu_be *c)
+{
+    c->n_buckets = N_BUCKETS;
+    memcpy(c->buckets, graph_buckets, sizeof graph_buckets);
+}
+
+static int bucket_for(const struct cu_be *c, int n)
+{
+    for (int i = 0; i < c->n_buckets; i++)
+        if (c->buckets[i] >= n)
+            return c->buckets[i] <= c->pub.max_seqs && c->buckets[i] <= c->pub.max_batch_tokens
+                       ? i
+                       : -1;
+    return -1;
+}
+
+/* Splits a graph of bucket B is captured with: as many as the split policy
+ * would ever ask for at this batch size (it fills the device, so longer
+ * contexts get longer splits, not more of them), within the scratch. */
+static int graph_max_splits(const struct cu_be *c, int B)
+{
+    int blocks = B * c->attn_blocks, target = 4 * c->n_sm;
+    if (blocks >= target) return 1;
+    int sp = (target + blocks - 1) / blocks;
+    int cap = c->ws_rows / B, lim = (c->pub.max_seq_len + 31) / 32;
+    if (sp > cap) sp = cap;
+    return sp < lim ? sp : lim;
+}
+
+static int graph_eligible(const struct cu_be *c, const struct llm_batch *b)
+{
+    if (!c->use_graphs || b->n_seqs != b->n_tokens || b->n_out != b->n_tokens) return 0;
+    for (int i = 0; i < b->n_out; i++)
+        if (b->out_rows[i] != i || needs_dyn(c, b->seq_len[i])) return 0;
+    return bucket_for(c, b->n_tokens) >= 0;
+}
+
+/* The fixed layout of bucket size B (block table stride = blocks of max_seq_len). */
+static struct cu_meta_layout fixed_layout(int B, int S)
+{
+    struct cu_meta_layout L;
+    L.tok = 0;
+    L.pos = (size_t)B;
+    L.rope_row = 2 * (size_t)B;
+    L.slot = 3 * (size_t)B;
+    L.out = 4 * (size_t)B;
+    L.rows = 5 * (size_t)B;
+    L.seqs = 6 * (size_t)B;
+    L.split_len = 7 * (size_t)B;
+    L.bt = L.split_len + 1;
+    L.tiles = 0; /* no tiles in a decode step */
+    L.ints = L.bt + (size_t)B * (size_t)S;
+    return L;
+}
+
+static int pack_meta_fixed(struct cu_be *c, const struct llm_batch *b, int B, struct cu_step *s)
+{
+    const struct llm_model_desc *d = c->d;
+    int n = b->n_tokens, bs = c->pub.block_size;
+    int S = (c->pub.max_seq_len + bs - 1) / bs;
+    struct cu_meta_layout L = fixed_layout(B, S);
+    int rc = cu_grow_meta(c, L.ints);
+    if (rc) return rc;
+    CK(cudaEventSynchronize(c->meta_done));
+    int32_t *h = c->h_meta;
+    int64_t LL = c->rope.orig_max_pos > 0 ? c->rope.orig_max_pos : d->max_pos;
+    int maxlen = 0;
+    for (int i = 0; i < B; i++) {
+        h[L.out + i] = h[L.rows + i] = h[L.seqs + i] = i;
+        int32_t *btr = h + L.bt + (size_t)i * S;
+        if (i < n) {
+            int p = b->pos[i];
+            const int32_t *src = b->block_table + (int64_t)i * b->bt_stride;
+            memcpy(btr, src, sizeof(int32_t) * (size_t)(p / bs + 1));
+            h[L.tok + i] = b->tokens[i];
+            h[L.pos + i] = p;
+            h[L.rope_row + i] = p + (c->rope_sets == 2 && b->seq_len[i] > LL ? c->rope_npos : 0);
+            h[L.slot + i] = src[p / bs] * bs + p % bs;
+            int vis = visible_keys(c, p);
+            if (maxlen < vis) maxlen = vis;
+        } else {
+            btr[0] = 0;
+            h[L.tok + i] = h[L.pos + i] = h[L.rope_row + i] = 0;
+            h[L.slot + i] = -1;
+        }
+    }
+    int ms = graph_max_splits(c, B);
+    int v = split_policy(c, B, maxlen, ms);
+    h[L.split_len] = v ? v : 1 << 30;
+    step_pointers(s, c->d_meta, &L);
+    s->n = B;
+    s->n_out = B;
+    s->bt_stride = S;
+    s->n_rows = B;
+    s->n_tiles = 0;
+    s->max_splits = ms;
+    s->n_dyn = 0;
+    return 0;
+}
+
+/* ---- the model definition's steps as kernels ------------------------------------ */
+
+/* y = x W^T (+ bias) (+ y): GEMV kernel for a few rows, cuBLASLt otherwise. */
+static int linear(struct cu_be *c, int m, int n, int k, const void *x, int ldx, const void *w,
+                  const void *bias, void *y, int ldy, int accumulate)
+{
+    if (m <= c->gemv_max_m) {
+        CK(llm_k_gemv(c->dt, y, ldy, x, ldx, w, bias, m, n, k, accumulate, c->st));
+        return 0;
+    }
+    return cu_gemm_run(c->gemm, c->st, m, n, k, x, ldx, w, bias, y, ldy, c->dt, accumulate);
+}
+
+static const struct cu_w *dw(const struct cu_be *c, int slot, int layer)
+{
+    return llm_wslot_per_layer(slot) ? &c->lw[layer][slot] : &c->gw[slot];
+}
+
+/* Row width of a buffer, in elements. */
+static int buf_width(const struct cu_be *c, int b)
+{
+    const struct llm_model_desc *d = c->d;
+    switch (b) {
+    case LLM_BUF_QKV: return c->qkv_w;
+    case LLM_BUF_ATT: return d->n_heads * d->head_dim;
+    case LLM_BUF_H: return c->mlp_w;
+    case LLM_BUF_LOGITS: return (int)d->vocab_size;
+    default: return (int)d->hidden;
+    }
+}
+
+static int step_norm(struct cu_be *c, const struct llm_step *s, int layer, int rows)
+{
+    const struct llm_model_desc *d = c->d;
+    const struct cu_w *w = dw(c, s->slot, layer);
+    CK(llm_k_norm(c->dt, d->norm == LLM_NORM_RMS ? LLM_K_NORM_RMS : LLM_K_NORM_LAYER,
+                  c->buf[s->out], c->buf[s->in], s->add != LLM_BUF_NONE ? c->buf[s->add] : NULL,
+                  w->w, w->b, (float)d->norm_offset, rows, (int)d->hidden, (float)d->norm_eps,
+                  c->st));
+    return 0;
+}
+
+static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int rows)
+{
+    const struct llm_model_desc *d = c->d;
+    const struct cu_w *w = dw(c, s->slot, layer);
+    int ldx = buf_width(c, s->in), ldy = buf_width(c, s->out);
+    int64_t I = d->intermediate;
+    if (s->out == LLM_BUF_LOGITS) /* fp32 logits from the lm_head */
+        return cu_gemm_run(c->gemm, c->st, rows, (int)d->vocab_size, ldx, c->buf[s->in], ldx,
+                           w->w, w->b, c->buf[s->out], ldy, LLM_DTYPE_F32, 0);
+    if (s->gated) { /* fc and gate rows are one matrix: one product, then the activation */
+        if (rows == 1 && c->gemv_max_m >= 1 && c->fused_gate) {
+            CK(llm_k_gemv_gated(c->dt, s->act, c->buf[s->out], c->buf[s->in], w->w, w->b, (int)I,
+                                ldx, c->st));
+            return 0;
+        }
+        int rc = linear(c, rows, (int)(2 * I), ldx, c->buf[s->in], ldx, w->w, w->b,
+                        c->buf[s->out], ldy, 0);
+        if (!rc) CK(llm_k_act(c->dt, s->act, 1, c->buf[s->out], rows, (int)I, c->st));
+        return rc;
+    }
+    int n_out = s->slot == LLM_W_QKV ? c->qkv_w
+                : s->slot == LLM_W_MLP_FC ? (int)I
+                                          : (int)d->hidden;
+    int k = s->in == LLM_BUF_H ? (int)I : ldx;
+    int rc = linear(c, rows, n_out, k, c->buf[s->in], ldx, w->w, w->b, c->buf[s->out], ldy,
+                    s->accumulate);
+    if (!rc && s->act >= 0) CK(llm_k_act(c->dt, s->act, 0, c->buf[s->out], rows, (int)I, c->st));
+    return rc;
+}
+
+static int step_attn(struct cu_be *c, const struct cu_step *s, int layer)
+{
+    const struct llm_model_desc *d = c->d;
+    struct llm_k_attn a = {
+        .dt = c->dt,
+        .q = c->buf[LLM_BUF_QKV],
+        .q_stride = c->qkv_w,
+        .o = c->buf[LLM_BUF_ATT],
+        .kv = (char *)c->kv + (size_t)layer * c->layer_elems * c->es,
+        .blk_stride = c->blk_elems,
+        .block_size = c->pub.block_size,
+        .block_table = s->bt,
+        .bt_stride = s->bt_stride,
+        .pos = s->pos,
+        .n_heads = d->n_heads,
+        .n_kv_heads = d->n_kv_heads,
+        .head_dim = d->head_dim,
+        .scale = (float)llm_desc_attn_scale(d),
+        .softcap = (float)d->attn_softcap,
+        .window = d->sliding_window > 0 && d->layer_window[layer] ? d->sliding_window : 0,
+        .alibi = c->alibi,
+    };
+    if (s->n_tiles) CK(llm_k_attn_prefill(&a, s->tiles, s->n_tiles, c->st));
+    if (s->n_rows)
+        CK(llm_k_attn_rows(&a, s->rows, s->seqs, s->n_rows, s->split_len, s->max_splits,
+                           c->attn_ws, c->attn_cnt, c->st));
+    return 0;
+}
+
+static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
+{
+    struct cu_be *c = ctx;
+    const struct cu_step *s = c->cur;
+    const struct llm_model_desc *d = c->d;
+    int rows = st->rows == LLM_ROWS_OUT ? s->n_out : s->n;
+    if (rows == 0) return 0;
+    switch (st->op) {
+    case LLM_OP_EMBED: {
+        float esc = d->embed_scale > 0.0 ? (float)d->embed_scale : 1.0f;
+        CK(llm_k_embed(c->dt, c->buf[LLM_BUF_X], c->gw[LLM_W_EMBED].w, s->tokens,
+                       c->gw[LLM_W_POS_EMBED].w, s->pos, rows, (int)d->hidden, esc, c->st));
+        return 0;
+    }
+    case LLM_OP_NORM: return step_norm(c, st, layer, rows);
+    case LLM_OP_LINEAR: return step_linear(c, st, layer, rows);
+    case LLM_OP_ROPE_KV:
+        CK(llm_k_rope_kv(c->dt, c->buf[LLM_BUF_QKV], d->pos == LLM_POS_ROPE ? c->rope_tab : NULL,
+                         s->rope_row, s->slot, (char *)c->kv + (size_t)layer * c->layer_elems * c->es,
+                         c->blk_elems, c->pub.block_size, rows, d->n_heads, d->n_kv_heads,
+                         d->head_dim, c->rope.rot_dims, c->rope.neox, c->st));
+        return 0;
+    case LLM_OP_ATTN: return step_attn(c, s, layer);
+    case LLM_OP_ADD:
+        CK(llm_k_add(c->dt, c->buf[st->out], c->buf[st->in],
+                     (int64_t)rows * buf_width(c, st->out), c->st));
+        return 0;
+    case LLM_OP_GATHER:
+        CK(llm_k_gather(c->dt, c->buf[st->out], c->buf[st->in], s->out_rows, rows,
+                        (int)d->hidden, c->st));
+        return 0;
+    default:
+        return llm_err_set(LLM_EUNSUPPORTED, "cuda backend: no %s step", llm_op_name(st->op));
+    }
+}
+
+/* Everything a step puts on the stream, from the metadata copy to the logits. */
+static int enqueue(struct cu_be *c, const struct cu_step *s)
+{
+    CK(cudaMemcpyAsync(c->d_meta, c->h_meta, s->meta_ints * sizeof(int32_t),
+                       cudaMemcpyHostToDevice, c->st));
+    if (s->n_dyn)
+        CK(cudaMemcpyAsync(c->rope_tab + (size_t)c->rope_dyn0 * (size_t)c->rope.rot_dims, c->h_dyn,
+                           (size_t)s->n_dyn * (size_t)c->rope.rot_dims * sizeof(float),
+                           cudaMemcpyHostToDevice, c->st));
+    c->cur = s;
+    const struct llm_exec x = {cu_step_run, c};
+    int rc = llm_graph_run(&c->g, &x);
+    c->cur = NULL;
+    return rc;
+}
+
+static int run_graph(struct cu_be *c, const struct llm_batch *b)
+{
+    int bi = bucket_for(c, b->n_tokens), B = c->buckets[bi];
+    int rc = cu_grow_out(c, B);
+    if (rc) return rc;
+    struct cu_step s = {0};
+    if ((rc = pack_meta_fixed(c, b, B, &s))) return rc;
+    if (!c->graph[bi]) {
+        if (!c->graph_seen[bi]) {
+            /* first use: run eagerly (this also settles the cuBLASLt choices) */
+            c->graph_seen[bi] = 1;
+            if ((rc = enqueue(c, &s))) return rc;
+            CK(cudaEventRecord(c->meta_done, c->st));
+            return 0;
+        }
+        cudaGraph_t g = NULL;
+        CK(cudaStreamBeginCapture(c->st, cudaStreamCaptureModeThreadLocal));
+        rc = enqueue(c, &s);
+        cudaError_t e = cudaStreamEndCapture(c->st, &g);
+        if (rc) {
+            if (g) cudaGraphDestroy(g);
+            return rc;
+        }
+        if (e != cudaSuccess)
+            return cu_fail(CU_LIB_RT, e, "cudaStreamEndCapture", __FILE__, __LINE__);
+        e = cudaGraphInstantiate(&c->graph[bi], g, 0);
+        cudaGraphDestroy(g);
+        if (e != cudaSuccess) {
+            c->graph[bi] = NULL;
+            return cu_fail(CU_LIB_RT, e, "cudaGraphInstantiate", __FILE__, __LINE__);
+        }
+    }
+    CK(cudaGraphLaunch(c->graph[bi], c->st));
+    CK(cudaEventRecord(c->meta_done, c->st));
+    return 0;
+}
+
+int cu_forward(struct llm_backend *be, const struct llm_batch *b)
+{
+    struct cu_be *c = cu_of(be);
+    c->n_out = -1;
+    int rc = check_batch(c, b);
+    if (rc) return rc;
+    c->t_state = 0;
+    CK(cudaEventRecord(c->t_start, c->st));
+    c->t_state = 1;
+    if (graph_eligible(c, b)) {
+        if ((rc = run_graph(c, b))) return rc;
+    } else {
+        if ((rc = cu_grow_out(c, b->n_out))) return rc;
+        struct cu_step s = {0};
+        if ((rc = pack_meta(c, b, &s))) return rc;
+        if ((rc = enqueue(c, &s))) return rc;
+        CK(cudaEventRecord(c->meta_done, c->st));
+    }
+    c->n_out = b->n_out;
+    return 0;
+}
+
+int cu_get_logits(struct llm_backend *be, float *dst)
+{
+    struct cu_be *c = cu_of(be);
+    if (c->n_out < 0) return llm_err_set(LLM_EINVAL, "get_logits: no successful forward step");
+    size_t bytes = sizeof(float) * (size_t)c->n_out * (size_t)c->d->vocab_size;
+    if (bytes)
+        CK(cudaMemcpyAsync(dst, c->buf[LLM_BUF_LOGITS], bytes, cudaMemcpyDeviceToHost, c->st));
+    if (c->t_state == 1) {
+        CK(cudaEventRecord(c->t_end, c->st));
+        c->t_state = 2;
+    }
+    CK(cudaStreamSynchronize(c->st));
+    return 0;
+}

@@ -1,0 +1,34 @@
+/* arch_list.h - the architectures llm knows, one line each (an X-macro list).
+ *
+ * LLM_ARCH_ENTRY(ID, name): enum value LLM_ARCH_<ID>, the name stored in
+ * artifacts ("model.arch") and the registry entry llm_arch_<name> defined
+ * in lib/model/arch/<name>.c.  Adding an architecture is one line here,
+ * its file, and that file in lib/model/meson.build (docs/ADDING_A_MODEL.md).
+ * Entries are never renamed or removed: the name is a file format value.
+ */
+#ifndef LLM_ARCH_ENTRY /* included alone (the header check): expands to nothing */
+#define LLM_ARCH_ENTRY(id, name)
+#define LLM_ARCH_ENTRY_DEFAULTED
+#endif
+LLM_ARCH_ENTRY(LLAMA, llama)
+LLM_ARCH_ENTRY(MISTRAL, mistral)
+LLM_ARCH_ENTRY(QWEN2, qwen2)
+LLM_ARCH_ENTRY(GPT2, gpt2)
+LLM_ARCH_ENTRY(GPTJ, gptj)
+LLM_ARCH_ENTRY(GPTNEOX, gptneox)
+LLM_ARCH_ENTRY(FALCON, falcon)
+LLM_ARCH_ENTRY(MPT, mpt)
+LLM_ARCH_ENTRY(BLOOM, bloom)
+LLM_ARCH_ENTRY(GEMMA, gemma)
+LLM_ARCH_ENTRY(PHI3, phi3)
+LLM_ARCH_ENTRY(MIXTRAL, mixtral)
+LLM_ARCH_ENTRY(GEMMA2, gemma2)
+LLM_ARCH_ENTRY(OPT, opt)
+LLM_ARCH_ENTRY(QWEN3, qwen3)
+LLM_ARCH_ENTRY(QWEN3MOE, qwen3moe)
+LLM_ARCH_ENTRY(STABLELM, stablelm)
+LLM_ARCH_ENTRY(STARCODER2, starcoder2)
+#ifdef LLM_ARCH_ENTRY_DEFAULTED
+#undef LLM_ARCH_ENTRY
+#undef LLM_ARCH_ENTRY_DEFAULTED
+#endif

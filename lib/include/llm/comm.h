@@ -1,0 +1,60 @@
+/* comm.h - the communicator seam: what tensor and pipeline parallelism
+ * need from the ranks of a job, whatever moves the bytes.
+ *
+ * A communicator is a small table of collective and point-to-point
+ * operations over buffers in the memory of the backend that uses it (host
+ * memory for the CPU backend, device memory for CUDA, with `stream` the
+ * CUDA stream the operation is ordered on; NULL on the host).  The model
+ * definition (llm/graph.h) calls all_reduce after the row-parallel
+ * projections and all_gather for vocab-parallel logits; pipeline stages
+ * pass activations with send / recv.
+ *
+ * This file has the single-rank communicator (every collective is the
+ * identity, send/recv have no peer).  MPI (host) and NCCL (device)
+ * communicators implement the same table.
+ */
+#ifndef LLM_COMM_H
+#define LLM_COMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct llm_comm;
+
+struct llm_comm_ops {
+    const char *name; /* "single", "mpi", "nccl" */
+    /* buf[count] of dtype (enum llm_dtype) summed over every rank, in place. */
+    int (*all_reduce)(struct llm_comm *c, void *buf, size_t count, int dtype, void *stream);
+    /* out[size * count] = every rank's in[count], in rank order. */
+    int (*all_gather)(struct llm_comm *c, const void *in, void *out, size_t count, int dtype,
+                      void *stream);
+    /* buf[bytes] from rank root to every rank. */
+    int (*broadcast)(struct llm_comm *c, void *buf, size_t bytes, int root, void *stream);
+    int (*send)(struct llm_comm *c, const void *buf, size_t bytes, int peer, void *stream);
+    int (*recv)(struct llm_comm *c, void *buf, size_t bytes, int peer, void *stream);
+    void (*destroy)(struct llm_comm *c);
+};
+
+struct llm_comm {
+    const struct llm_comm_ops *ops;
+    int rank, size;
+    void *priv;
+};
+
+/* One rank: collectives are the identity (all_gather copies in to out when
+ * they differ, host memory only); send and recv fail with LLM_EINVAL (there
+ * is no peer). */
+int llm_comm_single(struct llm_comm **out);
+static inline void llm_comm_destroy(struct llm_comm *c)
+{
+    if (c) c->ops->destroy(c);
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,72 @@
+/* qwen3moe.c - Qwen3-MoE (Qwen3MoeForCausalLM): Qwen3's attention (q/k
+ * RMSNorm) and a mixture of experts in every layer: the router (mlp.gate)
+ * picks num_experts_per_tok of num_experts experts of size
+ * moe_intermediate_size, their weights renormalised when norm_topk_prob.
+ * Layouts mixing dense and expert layers (decoder_sparse_step > 1,
+ * mlp_only_layers) are refused. */
+#include "arch.h"
+
+#define L "model.layers.{i}."
+static const struct llm_hf_rule rules[] = {
+    {LLM_W_EMBED, 0, LLM_XF_COPY, {"model.embed_tokens.weight"}, 0},
+    {LLM_W_FINAL_NORM, 0, LLM_XF_COPY, {"model.norm.weight"}, 0},
+    {LLM_W_LM_HEAD, 0, LLM_XF_COPY, {"lm_head.weight"}, 0},
+    {LLM_W_ATTN_NORM, 0, LLM_XF_COPY, {L "input_layernorm.weight"}, 0},
+    {LLM_W_QKV, 0, LLM_XF_CONCAT,
+     {L "self_attn.q_proj.weight", L "self_attn.k_proj.weight", L "self_attn.v_proj.weight"}, 0},
+    {LLM_W_QKV, 1, LLM_XF_CONCAT,
+     {L "self_attn.q_proj.bias", L "self_attn.k_proj.bias", L "self_attn.v_proj.bias"}, 0},
+    {LLM_W_Q_NORM, 0, LLM_XF_COPY, {L "self_attn.q_norm.weight"}, 0},
+    {LLM_W_K_NORM, 0, LLM_XF_COPY, {L "self_attn.k_norm.weight"}, 0},
+    {LLM_W_ATTN_OUT, 0, LLM_XF_COPY, {L "self_attn.o_proj.weight"}, 0},
+    {LLM_W_ATTN_OUT, 1, LLM_XF_COPY, {L "self_attn.o_proj.bias"}, 0},
+    {LLM_W_MLP_NORM, 0, LLM_XF_COPY, {L "post_attention_layernorm.weight"}, 0},
+    {LLM_W_ROUTER, 0, LLM_XF_COPY, {L "mlp.gate.weight"}, 0},
+    {LLM_W_MLP_FC, 0, LLM_XF_STACK, {L "mlp.experts.{e}.gate_proj.weight"}, 0},
+    {LLM_W_MLP_GATE, 0, LLM_XF_STACK, {L "mlp.experts.{e}.up_proj.weight"}, 0},
+    {LLM_W_MLP_OUT, 0, LLM_XF_STACK, {L "mlp.experts.{e}.down_proj.weight"}, 0},
+};
+LLM_RULES(qwen3moe_rules, rules)
+
+static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
+{
+    const struct llm_hfc_llama k = {.kv_def = 4,
+                                    .max_pos_def = 32768,
+                                    .eps_def = 1e-6,
+                                    .head_dim_def = 128,
+                                    .rope = {10000.0, NULL, 1.0, NULL, 0}};
+    int rc = llm_hfc_llama_like(c, d, &k);
+    if (!rc) rc = llm_hfc_bool(c, KEYS("attention_bias"), 0, &d->qkv_bias);
+    d->o_bias = d->qkv_bias;
+    d->qk_norm = LLM_QK_NORM_RMS;
+    if (!rc) rc = llm_hfc_qwen_window(c, d);
+    if (!rc) rc = llm_hfc_i32(c, KEYS("num_experts"), 0, 128, 1, 4096, &d->n_experts);
+    if (!rc)
+        rc = llm_hfc_i32(c, KEYS("num_experts_per_tok"), 0, 8, 1, d->n_experts,
+                         &d->n_experts_per_tok);
+    if (!rc)
+        rc = llm_hfc_int(c, KEYS("moe_intermediate_size"), 0, 768, 1, 1 << 22, &d->intermediate);
+    if (!rc) rc = llm_hfc_bool(c, KEYS("norm_topk_prob"), 0, &d->moe_norm_topk);
+    int64_t step = 1;
+    if (!rc) rc = llm_hfc_int(c, KEYS("decoder_sparse_step"), 0, 1, 1, 1 << 20, &step);
+    if (!rc && step != 1)
+        rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': decoder_sparse_step %lld (dense layers between "
+                         "expert layers) is not supported", c->src, (long long)step);
+    const json_t *dense = json_object_get(c->o, "mlp_only_layers");
+    if (!rc && json_is_array(dense) && json_array_size(dense))
+        rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': mlp_only_layers (dense layers among expert "
+                         "layers) is not supported", c->src);
+    return rc;
+}
+
+const struct llm_arch_def llm_arch_qwen3moe = {
+    .classes = KEYS("Qwen3MoeForCausalLM"),
+    .model_types = KEYS("qwen3_moe"),
+    .read_config = read_config,
+    .rules = qwen3moe_rules,
+    .base_prefix = "model.",
+    .ignore = llm_ignore_rotary,
+    .bos = -1,
+    .eos = -1,
+    .pad = -1,
+};

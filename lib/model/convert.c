@@ -1,0 +1,615 @@
+/* convert.c - the converter: a Hugging Face checkpoint folder, or random
+ * weights in a config's shapes, into one artifact (llm/hf.h).
+ *
+ * Design: conversion streams one canonical tensor at a time in the order of
+ * the conversion plan (which follows the checkpoint's file order), so the
+ * source is read sequentially and its pages are dropped from the resident
+ * set as soon as each tensor is written: peak memory is about one tensor,
+ * whatever the model size.  Single-source tensors kept in their dtype and
+ * layout are written straight from the mapping; only transformed (fused,
+ * transposed, regrouped, stacked) or converted tensors go through a buffer.
+ * Input files are hashed as the conversion passes over them (a frontier per
+ * shard), and the hashes go into the artifact's trailer, since they are
+ * known only at the end.  Nothing depends on time or place: the same inputs
+ * and options give the same bytes, to a file or a pipe.
+ *
+ * Random weights come from a cheap counter-based generator seeded per
+ * tensor name, so each tensor is independent of the others and of the order.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <xxhash.h>
+
+#include "llm/artifact.h"
+#include "llm/dtype.h"
+#include "llm/err.h"
+#include "llm/hf.h"
+#include "llm/io.h"
+#include "llm/log.h"
+#include "llm/model.h"
+#include "llm/safetensors.h"
+#include "llm_build_config.h"
+#include "llm_commit.h"
+
+#include "../core/text_internal.h"
+
+void llm_convert_opts_init(struct llm_convert_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->dtype = -1;
+}
+
+/* One conversion's options and inputs. */
+struct opts {
+    const char *in;     /* HF_DIR */
+    const char *out;    /* NULL or "-" = stdout */
+    const char *random; /* CONFIG_JSON */
+    unsigned long long seed;
+    int dtype;          /* -1 keep */
+    int level;          /* 0 = no compression */
+    int verbose;        /* -1 quiet, 0, 1 */
+};
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static char *join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    size_t len = n + 1 + strlen(name) + 1;
+    char *p = malloc(len);
+    if (p) snprintf(p, len, "%.*s/%s", (int)n, dir, name);
+    return p;
+}
+
+static void hex64(char out[17], uint64_t v)
+{
+    snprintf(out, 17, "%016llx", (unsigned long long)v);
+}
+
+/* Drop the whole pages inside [p, p+len) of a read-only file mapping from
+ * the resident set (the data stays readable: it comes back from the page
+ * cache).  Used on the checkpoint's mappings as conversion passes them. */
+static void drop_pages(const void *p, uint64_t len)
+{
+    static uintptr_t page;
+    if (!page) page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t e = ((uintptr_t)p + len) & ~(page - 1);
+    if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+/* The writer's release callback: only data read straight from a mapping
+ * may be dropped (never a buffer of ours). */
+struct release_ctx {
+    int mapped;
+};
+
+static void release_written(void *ctx, const void *data, uint64_t len)
+{
+    if (((struct release_ctx *)ctx)->mapped) drop_pages(data, len);
+}
+
+#define CHUNK ((uint64_t)32 << 20)
+
+/* {"path", "size", "xxh3"} */
+static json_t *input_entry(const char *path, uint64_t size, uint64_t hash)
+{
+    char h[17];
+    hex64(h, hash);
+    return json_pack("{s:s, s:I, s:s}", "path", path, "size", (json_int_t)size, "xxh3", h);
+}
+
+/* The provenance entry; argv in canonical form (options that change the
+ * contents, then the input), so that -o, -q, -v and option spelling do not
+ * change the output. */
+static json_t *provenance_entry(const struct opts *o)
+{
+    json_t *argv = json_array();
+    json_array_append_new(argv, json_string("llm-convert"));
+    if (o->dtype >= 0) {
+        json_array_append_new(argv, json_string("--dtype"));
+        json_array_append_new(argv, json_string(llm_dtype_name(o->dtype)));
+    }
+    if (o->level) {
+        char b[32];
+        snprintf(b, sizeof(b), "--compress=%d", o->level);
+        json_array_append_new(argv, json_string(b));
+    }
+    if (o->random) {
+        char b[32];
+        snprintf(b, sizeof(b), "%llu", o->seed);
+        json_array_append_new(argv, json_string("--random"));
+        json_array_append_new(argv, json_string(o->random));
+        json_array_append_new(argv, json_string("--seed"));
+        json_array_append_new(argv, json_string(b));
+    } else {
+        json_array_append_new(argv, json_string(o->in));
+    }
+    return json_pack("{s:s, s:s, s:s, s:o}", "tool", "llm-convert", "version", LLM_VERSION,
+                     "commit", LLM_GIT_COMMIT, "argv", argv);
+}
+
+static json_t *base_meta(const struct llm_model_desc *d, const struct llm_gen_defaults *g,
+                         json_t *tokenizer, json_t *prov)
+{
+    json_t *model = llm_desc_to_json(d);
+    json_t *gen = llm_gen_defaults_to_json(g);
+    if (!model || !gen) {
+        json_decref(model);
+        json_decref(gen);
+        json_decref(tokenizer);
+        json_decref(prov);
+        return NULL;
+    }
+    return json_pack("{s:o, s:o, s:o, s:{s:n, s:n}, s:{s:i, s:i, s:i, s:i, s:i}, s:[o]}",
+                     "model", model, "generation", gen, "tokenizer",
+                     tokenizer ? tokenizer : json_null(), "quantization", "quant_algo",
+                     "kv_cache_quant_algo", "mapping", "world_size", 1, "tp_size", 1, "pp_size",
+                     1, "tp_rank", 0, "pp_rank", 0, "provenance", prov);
+}
+
+/* Output dtype of a tensor stored as src_dt. */
+static int out_dtype(const struct opts *o, int src_dt)
+{
+    if (o->dtype < 0 || !llm_dtype_is_float(src_dt)) return src_dt;
+    return o->dtype;
+}
+
+/* Create the writer; with no -o, standard output must not be a terminal. */
+static int open_writer(const struct opts *o, json_t *meta, struct llm_aw **w,
+                       struct release_ctx *rel)
+{
+    struct llm_aw_opts ao = {.compress_level = o->level,
+                             .compress_min = 0,
+                             .release = rel ? release_written : NULL,
+                             .release_ctx = rel};
+    return llm_aw_create(w, o->out ? o->out : "-", meta, &ao);
+}
+
+struct stats {
+    uint64_t tensors, bytes, t0_bytes;
+    double t0;
+};
+
+static void progress(const struct opts *o, struct stats *s, size_t i, size_t n, const char *name,
+                     int dt, int ndim, const int64_t *shape, uint64_t nbytes)
+{
+    s->tensors++;
+    s->bytes += nbytes;
+    if (o->verbose > 0) {
+        char sh[256];
+        llm_info("[%zu/%zu] %s %s %s", i + 1, n, name, llm_dtype_name(dt),
+                 llm_shape_str(sh, sizeof(sh), ndim, shape));
+    }
+}
+
+static void summary(const struct opts *o, const struct stats *s)
+{
+    if (o->verbose < 0) return;
+    double dt = now() - s->t0;
+    int file = o->out && strcmp(o->out, "-");
+    double mb = s->bytes / 1e6;
+    llm_info("wrote %s%s%s: %llu tensors, %.*f MB in %.2f s (%.0f MB/s)", file ? "'" : "",
+             file ? o->out : "standard output", file ? "'" : "", (unsigned long long)s->tensors,
+             mb < 10 ? 3 : 0, mb, dt, dt > 0 ? mb / dt : 0.0);
+}
+
+/* Store the provenance (with its list of inputs) as the trailer, finish the
+ * artifact and report it.  Once llm_aw_finish has run, *w is NULL (finished or
+ * failed, the writer is gone); before that it is left to the caller's
+ * llm_aw_abort. */
+static int finish_writer(const struct opts *o, struct llm_aw **w, json_t *prov, json_t *inputs,
+                         const struct stats *s)
+{
+    json_object_set(prov, "inputs", inputs);
+    json_t *trailer = json_pack("{s:[O]}", "provenance", prov);
+    int rc = trailer ? llm_aw_set_trailer(*w, trailer) : LLM_ENOMEM;
+    json_decref(trailer);
+    if (!rc) {
+        rc = llm_aw_finish(*w);
+        *w = NULL;
+    }
+    if (!rc) summary(o, s);
+    return rc;
+}
+
+/* ---- hashing the inputs -------------------------------------------------- */
+
+/* A whole small file: hashed as it is read. */
+static int hash_small_file(const char *path, json_t *inputs, json_t **parsed)
+{
+    char *buf;
+    size_t len;
+    int rc = llm_read_file(path, &buf, &len, (size_t)1 << 30);
+    if (rc) return rc;
+    json_array_append_new(inputs, input_entry(path, len, XXH3_64bits(buf, len)));
+    if (parsed) {
+        rc = llm_hf_json_parse(buf, len, path, parsed);
+        if (!rc && !json_is_object(*parsed)) {
+            json_decref(*parsed);
+            *parsed = NULL;
+            rc = llm_err_set(LLM_EFORMAT, "'%s': not a JSON object", path);
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+/* Shards are hashed behind a frontier: per file, everything before the
+ * first tensor not yet converted.  Pages hashed are dropped again. */
+struct shard_hash {
+    XXH3_state_t *st;
+    uint64_t upto;  /* bytes hashed */
+    size_t next;    /* next tensor (llm_st index) in this file not yet passed */
+    size_t end;     /* one past the file's last tensor */
+};
+
+/* Hash a shard up to byte e, a chunk at a time, dropping each chunk. */
+static void hash_upto(struct shard_hash *s, const uint8_t *base, uint64_t e)
+{
+    while (s->upto < e) {
+        uint64_t step = e - s->upto < CHUNK ? e - s->upto : CHUNK;
+        XXH3_64bits_update(s->st, base + s->upto, (size_t)step);
+        drop_pages(base + s->upto, step);
+        s->upto += step;
+    }
+}
+
+static void shard_advance(const struct llm_st *st, struct shard_hash *h, size_t f,
+                          const unsigned char *done, int final)
+{
+    const uint8_t *base = llm_st_file_data(st, f);
+    uint64_t size = llm_st_file_size(st, f);
+    struct shard_hash *s = &h[f];
+    while (s->next < s->end && done[s->next]) {
+        const struct llm_tensor *t = llm_st_get(st, s->next);
+        uint64_t e = (uint64_t)((const uint8_t *)t->data - base) + t->nbytes;
+        hash_upto(s, base, e);
+        llm_st_release(st, s->next);
+        s->next++;
+    }
+    if (final) {
+        hash_upto(s, base, size);
+        llm_st_release_file(st, f);
+    }
+}
+
+/* ---- HF checkpoint ------------------------------------------------------- */
+
+static const char *const tokenizer_files[] = {"tokenizer.json", "tokenizer_config.json",
+                                              "special_tokens_map.json",
+                                              "generation_config.json"};
+
+static int file_exists(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+static int convert_hf(const struct opts *o)
+{
+    struct stats stats = {.t0 = now()};
+    struct llm_model_desc d;
+    struct llm_gen_defaults g;
+    struct llm_st *st = NULL;
+    struct llm_plan_item *items = NULL;
+    size_t n_items = 0;
+    struct llm_aw *w = NULL;
+    json_t *inputs = json_array(), *tokfiles = json_object(), *meta = NULL, *prov = NULL;
+    struct shard_hash *sh = NULL;
+    unsigned char *done = NULL;
+    uint8_t *buf = NULL;
+    size_t nfiles = 0;
+    struct release_ctx rel = {0};
+    int rc;
+
+    llm_desc_init(&d);
+    llm_gen_defaults_init(&g);
+    struct stat sb;
+    if (stat(o->in, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        rc = llm_err_set(LLM_ENOTFOUND, "'%s': not a folder (expected a Hugging Face "
+                         "checkpoint folder)", o->in);
+        goto out;
+    }
+    struct llm_hf_quant hq;
+    if ((rc = llm_hfconfig_load_ex(o->in, &d, &g, &hq))) goto out;
+    char *p = join(o->in, "config.json");
+    rc = llm_hf_quant_importable(&hq, p);
+    llm_hf_quant_free(&hq);
+    if (rc) {
+        free(p);
+        goto out;
+    }
+    rc = p ? hash_small_file(p, inputs, NULL) : LLM_ENOMEM;
+    free(p);
+    if (rc) goto out;
+    for (size_t i = 0; i < sizeof(tokenizer_files) / sizeof(tokenizer_files[0]); i++) {
+        p = join(o->in, tokenizer_files[i]);
+        if (!p) {
+            rc = llm_err_set(LLM_ENOMEM, "out of memory");
+            goto out;
+        }
+        if (file_exists(p)) {
+            json_t *j = NULL;
+            rc = hash_small_file(p, inputs, &j);
+            if (!rc) json_object_set_new(tokfiles, tokenizer_files[i], j);
+        }
+        free(p);
+        if (rc) goto out;
+    }
+    p = join(o->in, "model.safetensors.index.json");
+    if (p && file_exists(p)) rc = hash_small_file(p, inputs, NULL);
+    free(p);
+    if (rc) goto out;
+
+    if ((rc = llm_st_open(&st, o->in))) goto out;
+    if ((rc = llm_hfmap_plan(&d, st, &items, &n_items))) goto out;
+
+    /* the artifact's description says what its tensors are */
+    if (o->dtype >= 0 && llm_dtype_is_float(d.dtype)) d.dtype = o->dtype;
+
+    nfiles = llm_st_nfiles(st);
+    size_t nst = llm_st_count(st);
+    sh = calloc(nfiles ? nfiles : 1, sizeof(*sh));
+    done = calloc(nst ? nst : 1, 1);
+    if (!sh || !done) {
+        rc = llm_err_set(LLM_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t f = 0; f < nfiles; f++) {
+        sh[f].st = XXH3_createState();
+        if (!sh[f].st) {
+            rc = llm_err_set(LLM_ENOMEM, "out of memory");
+            goto out;
+        }
+        XXH3_64bits_reset(sh[f].st);
+        sh[f].next = sh[f].end = nst;
+    }
+    /* tensors come shard by shard, by offset: find each shard's range; tensors the
+     * plan does not use count as done, so that the frontier passes them */
+    for (size_t i = nst; i-- > 0;) {
+        size_t f = (size_t)llm_st_shard_of(st, i);
+        if (f >= nfiles) continue;
+        sh[f].next = i;
+        if (sh[f].end == nst) sh[f].end = i + 1;
+        done[i] = 1;
+    }
+    for (size_t k = 0; k < n_items; k++)
+        for (int s = 0; s < items[k].n_src; s++) done[items[k].src[s]] = 0;
+
+    prov = provenance_entry(o);
+    meta = base_meta(&d, &g, json_object_size(tokfiles) ? json_pack("{s:O}", "files", tokfiles)
+                                                          : NULL,
+                     json_deep_copy(prov));
+    if (!meta || !prov) {
+        rc = llm_err_set(LLM_ENOMEM, "out of memory building the metadata");
+        goto out;
+    }
+    if ((rc = open_writer(o, meta, &w, &rel))) goto out;
+
+    for (size_t k = 0; k < n_items; k++) {
+        const struct llm_plan_item *it = &items[k];
+        const struct llm_tensor *s0 = llm_st_get(st, it->src[0]);
+        int dt = out_dtype(o, s0->dtype);
+        uint64_t numel, nbytes;
+        if (llm_shape_numel(it->ndim, it->shape, &numel) ||
+            llm_dtype_nbytes(dt, numel, &nbytes)) {
+            rc = llm_err_set(LLM_ERANGE, "tensor '%s': shape overflows", it->name);
+            goto out;
+        }
+        const void *data;
+        for (int s = 1; s < it->n_src; s++) {
+            const struct llm_tensor *t = llm_st_get(st, it->src[s]);
+            if (t->dtype != s0->dtype && o->dtype < 0) {
+                rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': tensors '%s' (%s) and '%s' (%s) "
+                                 "form '%s' but differ in dtype; use --dtype",
+                                 llm_st_file_path(st, (size_t)llm_st_shard_of(st, it->src[s])),
+                                 s0->name, llm_dtype_name(s0->dtype), t->name,
+                                 llm_dtype_name(t->dtype), it->name);
+                goto out;
+            }
+        }
+        if (it->xform == LLM_XF_COPY && dt == s0->dtype) {
+            data = s0->data; /* straight from the mapping */
+        } else if (it->xform == LLM_XF_ROWS && dt == s0->dtype) {
+            data = (const uint8_t *)s0->data + (nbytes / (uint64_t)it->shape[0]) * (uint64_t)it->row0;
+        } else {
+            buf = malloc(nbytes ? nbytes : 1);
+            if (!buf) {
+                rc = llm_err_set(LLM_ENOMEM, "tensor '%s': out of memory (%llu bytes)", it->name,
+                                 (unsigned long long)nbytes);
+                goto out;
+            }
+            if ((rc = llm_hfmap_build(it, st, dt, buf, nbytes))) goto out;
+            data = buf;
+        }
+        rel.mapped = data != buf;
+        if ((rc = llm_aw_add(w, it->name, dt, it->ndim, it->shape, data, nbytes))) goto out;
+        free(buf);
+        buf = NULL;
+        for (int s = 0; s < it->n_src; s++) {
+            llm_st_release(st, it->src[s]);
+            done[it->src[s]] = 1;
+        }
+        for (int s = 0; s < it->n_src; s++)
+            shard_advance(st, sh, (size_t)llm_st_shard_of(st, it->src[s]), done, 0);
+        progress(o, &stats, k, n_items, it->name, dt, it->ndim, it->shape, nbytes);
+    }
+    for (size_t f = 0; f < nfiles; f++) {
+        shard_advance(st, sh, f, done, 1);
+        json_array_append_new(inputs, input_entry(llm_st_file_path(st, f),
+                                                  llm_st_file_size(st, f),
+                                                  XXH3_64bits_digest(sh[f].st)));
+    }
+    rc = finish_writer(o, &w, prov, inputs, &stats);
+
+out:
+    llm_aw_abort(w);
+    free(buf);
+    if (sh)
+        for (size_t f = 0; f < nfiles; f++) XXH3_freeState(sh[f].st);
+    free(sh);
+    free(done);
+    free(items);
+    llm_st_close(st);
+    llm_desc_free(&d);
+    json_decref(inputs);
+    json_decref(tokfiles);
+    json_decref(meta);
+    json_decref(prov);
+    return rc;
+}
+
+/* ---- random weights ------------------------------------------------------ */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* What a tensor is filled with: 1 (norm weights), 0 (norm biases), or
+ * approximately normal values with std 0.02. */
+enum fill { FILL_ONE, FILL_ZERO, FILL_NORMAL };
+
+static enum fill fill_of(const char *name)
+{
+    int norm = strstr(name, "layernorm.") || strstr(name, "ln_f.") || strstr(name, "norm.");
+    if (norm && ends_with(name, ".weight")) return FILL_ONE;
+    if (norm && ends_with(name, ".bias")) return FILL_ZERO;
+    return FILL_NORMAL;
+}
+
+/* Fill n f32 values: the sum of four 16-bit uniforms of one 64-bit draw is
+ * close to normal (Irwin-Hall); scaled to mean 0, std 0.02. */
+static void fill_normal(float *dst, size_t n, uint64_t *state)
+{
+    const float scale = 0.02f / 37837.23f; /* std of the sum: 65536 * sqrt(4 / 12) */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t r = splitmix64(state);
+        uint32_t sum = (uint32_t)(r & 0xffff) + (uint32_t)((r >> 16) & 0xffff) +
+                       (uint32_t)((r >> 32) & 0xffff) + (uint32_t)(r >> 48);
+        dst[i] = ((float)sum - 131070.0f) * scale;
+    }
+}
+
+static int convert_random(const struct opts *o)
+{
+    struct stats stats = {.t0 = now()};
+    struct llm_model_desc d;
+    struct llm_gen_defaults g;
+    json_t *inputs = json_array(), *config = NULL, *meta = NULL, *prov = NULL;
+    char (*names)[LLM_NAME_MAX] = NULL;
+    size_t n = 0;
+    struct llm_aw *w = NULL;
+    uint8_t *buf = NULL;
+    float *chunk = NULL;
+    const size_t CH = 1 << 16;
+    int rc;
+
+    llm_desc_init(&d);
+    llm_gen_defaults_init(&g);
+    if ((rc = hash_small_file(o->random, inputs, &config))) goto out;
+    if ((rc = llm_hfconfig_parse(config, NULL, o->random, &d, &g))) goto out;
+    int dt = o->dtype >= 0 ? o->dtype : d.dtype;
+    if (!llm_dtype_is_float(dt) || dt == LLM_DTYPE_F8E4M3 || dt == LLM_DTYPE_F8E5M2 ||
+        dt == LLM_DTYPE_F64)
+        dt = LLM_DTYPE_BF16;
+    d.dtype = dt;
+    if ((rc = llm_desc_tensor_names(&d, &names, &n))) goto out;
+    prov = provenance_entry(o);
+    meta = base_meta(&d, &g, NULL, json_deep_copy(prov));
+    chunk = malloc(CH * sizeof(float));
+    if (!meta || !prov || !chunk) {
+        rc = llm_err_set(LLM_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = open_writer(o, meta, &w, NULL))) goto out;
+    size_t esz = (size_t)llm_dtype_bits(dt) / 8;
+    for (size_t k = 0; k < n; k++) {
+        int ndim;
+        int64_t shape[LLM_MAX_DIMS];
+        uint64_t numel, nbytes;
+        if ((rc = llm_desc_tensor_shape(&d, names[k], &ndim, shape))) goto out;
+        if (llm_shape_numel(ndim, shape, &numel) || llm_dtype_nbytes(dt, numel, &nbytes)) {
+            rc = llm_err_set(LLM_ERANGE, "'%s': tensor '%s' is too large", o->random, names[k]);
+            goto out;
+        }
+        buf = malloc(nbytes ? nbytes : 1);
+        if (!buf) {
+            rc = llm_err_set(LLM_ENOMEM, "tensor '%s': out of memory (%llu bytes)", names[k],
+                             (unsigned long long)nbytes);
+            goto out;
+        }
+        uint64_t state = o->seed ^ XXH3_64bits(names[k], strlen(names[k]));
+        enum fill fl = fill_of(names[k]);
+        for (uint64_t i = 0; i < numel; i += CH) {
+            size_t m = numel - i < CH ? (size_t)(numel - i) : CH;
+            if (fl == FILL_NORMAL)
+                fill_normal(chunk, m, &state);
+            else
+                for (size_t j = 0; j < m; j++) chunk[j] = fl == FILL_ONE ? 1.0f : 0.0f;
+            if ((rc = llm_convert(buf + i * esz, dt, chunk, LLM_DTYPE_F32, m))) goto out;
+        }
+        rc = llm_aw_add(w, names[k], dt, ndim, shape, buf, nbytes);
+        free(buf);
+        buf = NULL;
+        if (rc) goto out;
+        progress(o, &stats, k, n, names[k], dt, ndim, shape, nbytes);
+    }
+    rc = finish_writer(o, &w, prov, inputs, &stats);
+out:
+    llm_aw_abort(w);
+    free(buf);
+    free(chunk);
+    free(names);
+    llm_desc_free(&d);
+    json_decref(inputs);
+    json_decref(config);
+    json_decref(meta);
+    json_decref(prov);
+    return rc;
+}
+
+
+/* ---- entry points ---------------------------------------------------------- */
+
+int llm_convert_hf(const char *dir, const struct llm_convert_opts *co)
+{
+    struct opts o = {.in = dir, .out = co->out, .dtype = co->dtype, .level = co->compress_level,
+                     .verbose = co->verbose};
+    if (!dir) return llm_err_set(LLM_EINVAL, "no checkpoint folder given");
+    return convert_hf(&o);
+}
+
+int llm_convert_random(const char *config_path, uint64_t seed, const struct llm_convert_opts *co)
+{
+    struct opts o = {.random = config_path, .seed = seed, .out = co->out, .dtype = co->dtype,
+                     .level = co->compress_level, .verbose = co->verbose};
+    if (!config_path) return llm_err_set(LLM_EINVAL, "no config.json given");
+    return convert_random(&o);
+}
