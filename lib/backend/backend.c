@@ -1,9 +1,8 @@
 /* backend.c - backend options, selection by name, and batch validation.
  *
- * "auto" tries CUDA first and falls back to the CPU when the CUDA backend
- * says it cannot run here (built without CUDA, or no device: both
- * LLM_EUNSUPPORTED); any other CUDA failure is reported, not hidden behind
- * a silent fallback.  In a build without CUDA this file also provides
+ * "auto" is CUDA when a device is present, else the CPU; with a device, every
+ * CUDA failure is reported - a model the CUDA backend cannot run included -
+ * rather than hidden behind a silent fallback to a much slower backend.  In a build without CUDA this file also provides
  * llm_backend_cuda_create, which fails with LLM_EUNSUPPORTED; with CUDA,
  * lib/backend/cuda provides it.  llm_batch_check holds the batch rules every
  * backend's forward relies on, so the backends reject bad batches with the
@@ -14,6 +13,7 @@
 
 #include "llm_build_config.h"
 #include "llm/backend.h"
+#include "llm/engine_artifact.h"
 #include "llm/err.h"
 
 void llm_backend_opts_init(struct llm_backend_opts *o)
@@ -47,10 +47,12 @@ int llm_backend_create(struct llm_backend **out, const char *name, const struct 
 {
     *out = NULL;
     if (!name || !strcmp(name, "auto")) {
-        int rc = llm_backend_cuda_create(out, m, o);
-        if (rc != LLM_EUNSUPPORTED) return rc;
-        llm_err_clear();
-        return llm_backend_cpu_create(out, m, o);
+        int major, minor;
+        if (llm_cuda_device_query(o ? o->device : 0, &major, &minor, NULL, 0) != 0) {
+            llm_err_clear(); /* no CUDA here */
+            return llm_backend_cpu_create(out, m, o);
+        }
+        return llm_backend_cuda_create(out, m, o);
     }
     if (!strcmp(name, "cpu")) return llm_backend_cpu_create(out, m, o);
     if (!strcmp(name, "cuda")) return llm_backend_cuda_create(out, m, o);

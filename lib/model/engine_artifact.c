@@ -616,19 +616,10 @@ int llm_ea_build_open(struct llm_ea_builder **out, const char *in_path)
         llm_err_wrap(rc, "'%s': model description", p);
         goto fail;
     }
-    const json_t *q = json_object_get(meta, "quantization");
-    const json_t *qa = json_object_get(q, "quant_algo"),
-                 *kq = json_object_get(q, "kv_cache_quant_algo");
-    if ((qa && !json_is_null(qa)) || (kq && !json_is_null(kq))) {
-        rc = llm_err_set(LLM_EUNSUPPORTED,
-                         "'%s': quantized artifacts (%s) are not supported by "
-                         "llm-build yet",
-                         p,
-                         json_is_string(qa)   ? json_string_value(qa)
-                         : json_is_string(kq) ? json_string_value(kq)
-                                              : "quantization");
-        goto fail;
-    }
+    struct llm_quant q;
+    if ((rc = llm_quant_from_json(&q, json_object_get(meta, "quantization"), p))) goto fail;
+    /* an engine is for the CUDA backend: refuse what it cannot run, by name */
+    if ((rc = llm_desc_supported(&b->d, &q, &llm_cuda_caps, p))) goto fail;
     const json_t *ws = json_object_get(json_object_get(meta, "mapping"), "world_size");
     if (json_is_integer(ws) && json_integer_value(ws) != 1) {
         rc = llm_err_set(LLM_EUNSUPPORTED,
@@ -668,21 +659,6 @@ void llm_ea_build_close(struct llm_ea_builder *b)
     llm_desc_free(&b->d);
     free(b->path);
     free(b);
-}
-
-/* "transformer.layers.{i}.SUFFIX" -> i and SUFFIX; -1 for other names. */
-static int split_layer(const char *name, const char **suffix)
-{
-    static const char pre[] = "transformer.layers.";
-    if (strncmp(name, pre, sizeof pre - 1)) return -1;
-    const char *p = name + sizeof pre - 1;
-    if (!isdigit((unsigned char)*p) || (*p == '0' && isdigit((unsigned char)p[1]))) return -1;
-    long l = 0;
-    while (isdigit((unsigned char)*p) && l <= LLM_MAX_LAYERS)
-        l = l * 10 + (*p++ - '0');
-    if (*p != '.' || l > LLM_MAX_LAYERS) return -1;
-    *suffix = p + 1;
-    return (int)l;
 }
 
 /* Convert n elements into dst (dst_dt) a chunk at a time. */
@@ -892,7 +868,7 @@ int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path, const struc
             goto out;
         }
         const char *suffix = NULL;
-        int layer = split_layer(t.name, &suffix), second = 0, is_bias = 0;
+        int layer = llm_name_parse_layer(t.name, &suffix), second = 0, is_bias = 0;
         if (d->gated_mlp && layer >= 0 && is_mlp_pair(suffix, &second, &is_bias)) {
             int k = 0;
             while (k < n_pend && !(pend[k].layer == layer && pend[k].is_bias == is_bias))

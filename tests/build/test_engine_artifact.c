@@ -482,8 +482,13 @@ static void test_bad(void)
     bad_build("fc misshapen", &d, &w, LLM_ESHAPE, "transformer.layers.2.mlp.fc.weight");
     w.short_rows = NULL;
     w.quant_algo = "FP8";
-    bad_build("quantized", &d, &w, LLM_EUNSUPPORTED, "FP8");
+    bad_build("quantized", &d, &w, LLM_EUNSUPPORTED,
+              "the cuda backend cannot run this llama model: it needs fp8 weights");
     w.quant_algo = NULL;
+    d.final_softcap = 30.0; /* a feature the CUDA backend lacks: refused by name */
+    bad_build("logit soft cap", &d, &w, LLM_EUNSUPPORTED,
+              "the cuda backend cannot run this llama model: it needs a soft cap on the logits");
+    d.final_softcap = 0.0;
     w.world_size = 2;
     bad_build("one rank of two", &d, &w, LLM_EUNSUPPORTED, "2-way");
     w.world_size = 0;
