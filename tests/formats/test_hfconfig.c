@@ -8,7 +8,8 @@
  *
  * With --dump DIR... it prints each description as JSON instead (one line
  * per folder, plus "n_params"), which hf_crosscheck.py compares with what
- * transformers makes of the same config. */
+ * transformers made of the same config (the expected.json committed in each
+ * folder, written by hub/gen_expected.py). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
