@@ -37,10 +37,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Each entry names the folder and why; a listed folder that llm reads is a
 # failure too, so the list shrinks as support lands.
 NOT_READ_YET = {
-    # pre-quantized checkpoints (quantization_config) are refused
-    "TheBloke--Llama-2-13B-chat-GPTQ": "pre-quantized (GPTQ)",
-    # the stablelm_epoch custom-code architecture (before transformers' stablelm)
-    "stabilityai--stable-code-3b": "StableLMEpochForCausalLM",
 }
 
 

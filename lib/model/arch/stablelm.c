@@ -3,7 +3,8 @@
  * optional q/k/v biases (use_qkv_bias), optional per-head LayerNorms on q
  * and k (qk_layernorm: one LayerNorm per head, stacked here into [heads,
  * head_dim]) and an optional parallel residual with one shared norm
- * (use_parallel_residual). */
+ * (use_parallel_residual).  The older custom-code StableLMEpochForCausalLM
+ * (stablelm_epoch) names two fields differently: norm_eps and rope_pct. */
 #include "arch.h"
 
 #define L "model.layers.{i}."
@@ -42,14 +43,20 @@ static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
     if (!rc) rc = llm_hfc_head_dim(c, d, "hidden_size", "num_attention_heads");
     if (!rc)
         rc = llm_hfc_int(c, KEYS("max_position_embeddings"), 0, 4096, 1, INT32_MAX, &d->max_pos);
-    if (!rc) rc = llm_hfc_num(c, KEYS("layer_norm_eps"), 0, 1e-5, 0, 1, 1, &d->norm_eps);
+    if (!rc)
+        rc = llm_hfc_num(c, KEYS("layer_norm_eps", "norm_eps"), 0, 1e-5, 0, 1, 1, &d->norm_eps);
+    double rsf = 1;
+    if (!rc) rc = llm_hfc_num(c, KEYS("rotary_scaling_factor"), 0, 1, 0, 1, 1e6, &rsf);
+    if (!rc && rsf != 1)
+        rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': rotary_scaling_factor %g is not supported",
+                         c->src, rsf);
     if (!rc) rc = llm_hfc_act(c, KEYS("hidden_act"), "silu", d);
     if (!rc) rc = llm_hfc_bool(c, KEYS("tie_word_embeddings"), 0, &d->tied_embeddings);
     if (!rc) rc = llm_hfc_bool(c, KEYS("use_qkv_bias"), 0, &d->qkv_bias);
     int qk_ln = 0;
     if (!rc) rc = llm_hfc_bool(c, KEYS("qk_layernorm"), 0, &qk_ln);
     if (!rc) rc = llm_hfc_bool(c, KEYS("use_parallel_residual"), 0, &d->parallel_residual);
-    const struct llm_hfc_rope rd = {10000.0, NULL, 0.25, NULL, 0};
+    const struct llm_hfc_rope rd = {10000.0, NULL, 0.25, "rope_pct", 0};
     d->pos = LLM_POS_ROPE;
     if (!rc) rc = llm_hfc_rope(c, d, &rd);
     if (rc) return rc;
@@ -62,8 +69,8 @@ static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
 }
 
 const struct llm_arch_def llm_arch_stablelm = {
-    .classes = KEYS("StableLmForCausalLM"),
-    .model_types = KEYS("stablelm"),
+    .classes = KEYS("StableLmForCausalLM", "StableLMEpochForCausalLM"),
+    .model_types = KEYS("stablelm", "stablelm_epoch"),
     .read_config = read_config,
     .rules = stablelm_rules,
     .base_prefix = "model.",
