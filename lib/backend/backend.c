@@ -40,6 +40,20 @@ int llm_backend_cuda_create(struct llm_backend **out, const struct llm_model *m,
     *out = NULL;
     return llm_err_set(LLM_EUNSUPPORTED, "cuda backend: built without CUDA");
 }
+
+int llm_backend_cuda_probe(struct llm_backend_ceiling *c, int device)
+{
+    (void)device;
+    memset(c, 0, sizeof *c);
+    return llm_err_set(LLM_EUNSUPPORTED, "built without CUDA");
+}
+
+int llm_backend_cuda_mem_used(int device, uint64_t *bytes)
+{
+    (void)device;
+    *bytes = 0;
+    return llm_err_set(LLM_EUNSUPPORTED, "built without CUDA");
+}
 #endif
 
 int llm_backend_create(struct llm_backend **out, const char *name, const struct llm_model *m,

@@ -108,6 +108,22 @@ int llm_backend_create(struct llm_backend **out, const char *name, const struct 
  * it reads them).  Returns 0, or LLM_ECAPACITY (over a limit) / LLM_EINVAL with
  * a message starting "batch: " naming the offending sequence or row. */
 int llm_batch_check(const struct llm_backend *be, const struct llm_batch *b);
+
+/* A device's ceilings, measured with the backend's own code paths (so a
+ * fraction of them is a fair figure): copy bandwidth in bytes/s counting
+ * bytes read plus written, matrix-product rate in FLOP/s, and how each was
+ * found.  CPU: threaded memcpy of 64 MiB and the backend's fp32 linear
+ * (256 x 1024 x 1024), best of several runs.  CUDA: cudaMemcpy device to
+ * device (2 GiB) and a bf16 8192^3 product through the backend's cuBLASLt
+ * path, mean of ten; LLM_EUNSUPPORTED without CUDA. */
+struct llm_backend_ceiling {
+    double mem_bw, flops;
+    char bw_how[96], flops_how[96];
+};
+int llm_backend_cpu_probe(struct llm_backend_ceiling *c, int n_threads);
+int llm_backend_cuda_probe(struct llm_backend_ceiling *c, int device);
+/* Device memory in use (total - free); LLM_EUNSUPPORTED without CUDA. */
+int llm_backend_cuda_mem_used(int device, uint64_t *bytes);
 static inline void llm_backend_destroy(struct llm_backend *be)
 {
     if (be) be->ops->destroy(be);
