@@ -302,87 +302,56 @@ static int file_exists(const char *p)
     return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-static int convert_hf(const struct opts *o)
+/* config.json (hashed), the tokenizer files (hashed, embedded) and the
+ * shard index (hashed): the small inputs, before any tensor. */
+static int read_small_files(const struct opts *o, struct llm_model_desc *d,
+                            struct llm_gen_defaults *g, json_t *inputs, json_t *tokfiles)
 {
-    struct stats stats = {.t0 = now()};
-    struct llm_model_desc d;
-    struct llm_gen_defaults g;
-    struct llm_st *st = NULL;
-    struct llm_plan_item *items = NULL;
-    size_t n_items = 0;
-    struct llm_aw *w = NULL;
-    json_t *inputs = json_array(), *tokfiles = json_object(), *meta = NULL, *prov = NULL;
-    struct shard_hash *sh = NULL;
-    unsigned char *done = NULL;
-    uint8_t *buf = NULL;
-    size_t nfiles = 0;
-    struct release_ctx rel = {0};
-    int rc;
-
-    llm_desc_init(&d);
-    llm_gen_defaults_init(&g);
     struct stat sb;
-    if (stat(o->in, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        rc = llm_err_set(LLM_ENOTFOUND, "'%s': not a folder (expected a Hugging Face "
-                         "checkpoint folder)", o->in);
-        goto out;
-    }
+    if (stat(o->in, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return llm_err_set(LLM_ENOTFOUND, "'%s': not a folder (expected a Hugging Face "
+                           "checkpoint folder)", o->in);
     struct llm_hf_quant hq;
-    if ((rc = llm_hfconfig_load_ex(o->in, &d, &g, &hq))) goto out;
+    int rc = llm_hfconfig_load_ex(o->in, d, g, &hq);
+    if (rc) return rc;
     char *p = join(o->in, "config.json");
-    rc = llm_hf_quant_importable(&hq, p);
+    rc = p ? llm_hf_quant_importable(&hq, p) : llm_err_set(LLM_ENOMEM, "out of memory");
     llm_hf_quant_free(&hq);
-    if (rc) {
-        free(p);
-        goto out;
-    }
-    rc = p ? hash_small_file(p, inputs, NULL) : LLM_ENOMEM;
+    if (!rc) rc = hash_small_file(p, inputs, NULL);
     free(p);
-    if (rc) goto out;
-    for (size_t i = 0; i < sizeof(tokenizer_files) / sizeof(tokenizer_files[0]); i++) {
-        p = join(o->in, tokenizer_files[i]);
-        if (!p) {
-            rc = llm_err_set(LLM_ENOMEM, "out of memory");
-            goto out;
-        }
+    for (size_t i = 0; !rc && i < sizeof(tokenizer_files) / sizeof(tokenizer_files[0]); i++) {
+        if (!(p = join(o->in, tokenizer_files[i]))) return llm_err_set(LLM_ENOMEM, "out of memory");
         if (file_exists(p)) {
             json_t *j = NULL;
             rc = hash_small_file(p, inputs, &j);
             if (!rc) json_object_set_new(tokfiles, tokenizer_files[i], j);
         }
         free(p);
-        if (rc) goto out;
     }
+    if (rc) return rc;
     p = join(o->in, "model.safetensors.index.json");
     if (p && file_exists(p)) rc = hash_small_file(p, inputs, NULL);
     free(p);
-    if (rc) goto out;
+    return rc;
+}
 
-    if ((rc = llm_st_open(&st, o->in))) goto out;
-    if ((rc = llm_hfmap_plan(&d, st, &items, &n_items))) goto out;
-
-    /* the artifact's description says what its tensors are */
-    if (o->dtype >= 0 && llm_dtype_is_float(d.dtype)) d.dtype = o->dtype;
-
-    nfiles = llm_st_nfiles(st);
-    size_t nst = llm_st_count(st);
-    sh = calloc(nfiles ? nfiles : 1, sizeof(*sh));
-    done = calloc(nst ? nst : 1, 1);
-    if (!sh || !done) {
-        rc = llm_err_set(LLM_ENOMEM, "out of memory");
-        goto out;
-    }
+/* One hashing frontier per shard; the tensors the plan does not use count
+ * as done, so that the frontier passes them. */
+static int frontier_init(const struct llm_st *st, const struct llm_plan_item *items,
+                         size_t n_items, struct shard_hash **shp, unsigned char **donep)
+{
+    size_t nfiles = llm_st_nfiles(st), nst = llm_st_count(st);
+    struct shard_hash *sh = calloc(nfiles ? nfiles : 1, sizeof(*sh));
+    unsigned char *done = calloc(nst ? nst : 1, 1);
+    *shp = sh;
+    *donep = done;
+    if (!sh || !done) return llm_err_set(LLM_ENOMEM, "out of memory");
     for (size_t f = 0; f < nfiles; f++) {
-        sh[f].st = XXH3_createState();
-        if (!sh[f].st) {
-            rc = llm_err_set(LLM_ENOMEM, "out of memory");
-            goto out;
-        }
+        if (!(sh[f].st = XXH3_createState())) return llm_err_set(LLM_ENOMEM, "out of memory");
         XXH3_64bits_reset(sh[f].st);
         sh[f].next = sh[f].end = nst;
     }
-    /* tensors come shard by shard, by offset: find each shard's range; tensors the
-     * plan does not use count as done, so that the frontier passes them */
+    /* tensors come shard by shard, by offset: find each shard's range */
     for (size_t i = nst; i-- > 0;) {
         size_t f = (size_t)llm_st_shard_of(st, i);
         if (f >= nfiles) continue;
@@ -392,6 +361,78 @@ static int convert_hf(const struct opts *o)
     }
     for (size_t k = 0; k < n_items; k++)
         for (int s = 0; s < items[k].n_src; s++) done[items[k].src[s]] = 0;
+    return 0;
+}
+
+/* Build and write one plan item: straight from the mapping when it needs
+ * no transform, else through a buffer of one tensor. */
+static int write_item(const struct opts *o, struct llm_aw *w, const struct llm_st *st,
+                      const struct llm_plan_item *it, struct release_ctx *rel, int *dtp,
+                      uint64_t *nbp)
+{
+    const struct llm_tensor *s0 = llm_st_get(st, it->src[0]);
+    int dt = out_dtype(o, s0->dtype);
+    uint64_t numel, nbytes;
+    if (llm_shape_numel(it->ndim, it->shape, &numel) || llm_dtype_nbytes(dt, numel, &nbytes))
+        return llm_err_set(LLM_ERANGE, "tensor '%s': shape overflows", it->name);
+    for (int s = 1; s < it->n_src; s++) {
+        const struct llm_tensor *t = llm_st_get(st, it->src[s]);
+        if (t->dtype != s0->dtype && o->dtype < 0)
+            return llm_err_set(LLM_EUNSUPPORTED, "'%s': tensors '%s' (%s) and '%s' (%s) "
+                               "form '%s' but differ in dtype; use --dtype",
+                               llm_st_file_path(st, (size_t)llm_st_shard_of(st, it->src[s])),
+                               s0->name, llm_dtype_name(s0->dtype), t->name,
+                               llm_dtype_name(t->dtype), it->name);
+    }
+    const void *data;
+    uint8_t *buf = NULL;
+    if (it->xform == LLM_XF_COPY && dt == s0->dtype) {
+        data = s0->data; /* straight from the mapping */
+    } else if (it->xform == LLM_XF_ROWS && dt == s0->dtype) {
+        data = (const uint8_t *)s0->data + (nbytes / (uint64_t)it->shape[0]) * (uint64_t)it->row0;
+    } else {
+        if (!(buf = malloc(nbytes ? nbytes : 1)))
+            return llm_err_set(LLM_ENOMEM, "tensor '%s': out of memory (%llu bytes)", it->name,
+                               (unsigned long long)nbytes);
+        int rc = llm_hfmap_build(it, st, dt, buf, nbytes);
+        if (rc) {
+            free(buf);
+            return rc;
+        }
+        data = buf;
+    }
+    rel->mapped = data != buf;
+    int rc = llm_aw_add(w, it->name, dt, it->ndim, it->shape, data, nbytes);
+    free(buf);
+    *dtp = dt;
+    *nbp = nbytes;
+    return rc;
+}
+
+static int convert_hf(const struct opts *o)
+{
+    struct stats stats = {.t0 = now()};
+    struct llm_model_desc d;
+    struct llm_gen_defaults g;
+    struct llm_st *st = NULL;
+    struct llm_plan_item *items = NULL;
+    size_t n_items = 0, nfiles = 0;
+    struct llm_aw *w = NULL;
+    json_t *inputs = json_array(), *tokfiles = json_object(), *meta = NULL, *prov = NULL;
+    struct shard_hash *sh = NULL;
+    unsigned char *done = NULL;
+    struct release_ctx rel = {0};
+    int rc;
+
+    llm_desc_init(&d);
+    llm_gen_defaults_init(&g);
+    if ((rc = read_small_files(o, &d, &g, inputs, tokfiles))) goto out;
+    if ((rc = llm_st_open(&st, o->in))) goto out;
+    if ((rc = llm_hfmap_plan(&d, st, &items, &n_items))) goto out;
+    /* the artifact's description says what its tensors are */
+    if (o->dtype >= 0 && llm_dtype_is_float(d.dtype)) d.dtype = o->dtype;
+    nfiles = llm_st_nfiles(st);
+    if ((rc = frontier_init(st, items, n_items, &sh, &done))) goto out;
 
     prov = provenance_entry(o);
     meta = base_meta(&d, &g, json_object_size(tokfiles) ? json_pack("{s:O}", "files", tokfiles)
@@ -402,47 +443,11 @@ static int convert_hf(const struct opts *o)
         goto out;
     }
     if ((rc = open_writer(o, meta, &w, &rel))) goto out;
-
     for (size_t k = 0; k < n_items; k++) {
         const struct llm_plan_item *it = &items[k];
-        const struct llm_tensor *s0 = llm_st_get(st, it->src[0]);
-        int dt = out_dtype(o, s0->dtype);
-        uint64_t numel, nbytes;
-        if (llm_shape_numel(it->ndim, it->shape, &numel) ||
-            llm_dtype_nbytes(dt, numel, &nbytes)) {
-            rc = llm_err_set(LLM_ERANGE, "tensor '%s': shape overflows", it->name);
-            goto out;
-        }
-        const void *data;
-        for (int s = 1; s < it->n_src; s++) {
-            const struct llm_tensor *t = llm_st_get(st, it->src[s]);
-            if (t->dtype != s0->dtype && o->dtype < 0) {
-                rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': tensors '%s' (%s) and '%s' (%s) "
-                                 "form '%s' but differ in dtype; use --dtype",
-                                 llm_st_file_path(st, (size_t)llm_st_shard_of(st, it->src[s])),
-                                 s0->name, llm_dtype_name(s0->dtype), t->name,
-                                 llm_dtype_name(t->dtype), it->name);
-                goto out;
-            }
-        }
-        if (it->xform == LLM_XF_COPY && dt == s0->dtype) {
-            data = s0->data; /* straight from the mapping */
-        } else if (it->xform == LLM_XF_ROWS && dt == s0->dtype) {
-            data = (const uint8_t *)s0->data + (nbytes / (uint64_t)it->shape[0]) * (uint64_t)it->row0;
-        } else {
-            buf = malloc(nbytes ? nbytes : 1);
-            if (!buf) {
-                rc = llm_err_set(LLM_ENOMEM, "tensor '%s': out of memory (%llu bytes)", it->name,
-                                 (unsigned long long)nbytes);
-                goto out;
-            }
-            if ((rc = llm_hfmap_build(it, st, dt, buf, nbytes))) goto out;
-            data = buf;
-        }
-        rel.mapped = data != buf;
-        if ((rc = llm_aw_add(w, it->name, dt, it->ndim, it->shape, data, nbytes))) goto out;
-        free(buf);
-        buf = NULL;
+        int dt = 0;
+        uint64_t nbytes = 0;
+        if ((rc = write_item(o, w, st, it, &rel, &dt, &nbytes))) goto out;
         for (int s = 0; s < it->n_src; s++) {
             llm_st_release(st, it->src[s]);
             done[it->src[s]] = 1;
@@ -461,7 +466,6 @@ static int convert_hf(const struct opts *o)
 
 out:
     llm_aw_abort(w);
-    free(buf);
     if (sh)
         for (size_t f = 0; f < nfiles; f++) XXH3_freeState(sh[f].st);
     free(sh);
