@@ -103,41 +103,31 @@ for f in llama2-f32 llama3-f32 qwen2-f32 mistral-f32; do
 done
 
 # ---- 3. a mixed input, same answers whatever the batch ----------------------------
-words=(the quick brown fox jumps over a lazy dog while seven small birds sing loudly at dawn)
-RANDOM=7
-n_req=0
-{
-    for i in $(seq 1 70); do
-        p=""
-        for _ in $(seq 1 $((1 + RANDOM % 10))); do p="$p ${words[RANDOM % ${#words[@]}]}"; done
-        mt=$((1 + RANDOM % 32))
-        case $((i % 9)) in
-        0) echo "{\"id\": $i, \"prompt\": \"$p\", \"max_tokens\": $mt, \"n\": 2, \"temperature\": 0.9, \"seed\": $i}" ;;
-        1) echo "{\"custom_id\": \"c$i\", \"method\": \"POST\", \"url\": \"/v1/completions\", \"body\": {\"prompt\": \"$p\", \"max_tokens\": $mt, \"logprobs\": 2, \"temperature\": 0.7}}" ;;
-        2) echo "{\"id\": \"s$i\", \"prompt\": \"$p\", \"max_tokens\": $mt, \"stop\": [\"e\", \"th\"], \"top_k\": 20, \"temperature\": 1.0}" ;;
-        3) echo "{\"prompt\": \"$p\", \"max_tokens\": $mt, \"repetition_penalty\": 1.3, \"logprobs\": true}" ;;
-        4) echo "{\"id\": $i, \"input_ids\": [1, $((3 + RANDOM % 500)), $((3 + RANDOM % 500))], \"max_tokens\": $mt, \"min_tokens\": 2, \"top_p\": 0.8, \"temperature\": 1.2}" ;;
-        5) echo "{\"id\": $i, \"prompt\": \"$p\", \"max_tokens\": 0}" ;;
-        6) echo "{\"id\": $i, \"prompt\": \"$p\" " ;;
-        *) echo "{\"id\": $i, \"prompt\": \"$p\", \"max_tokens\": $mt}" ;;
-        esac
-        n_req=$((n_req + 1))
-    done
-    echo ""
-    echo "{\"id\": 3, \"prompt\": \"duplicate\"}"
-    n_req=$((n_req + 1))
-} >"$T/in.jsonl"
+# shellcheck source=requests.sh
+. "$S/tests/engine/requests.sh"
+gen_requests 7 70 >"$T/in.jsonl"
+# the input is the same every time (each run of this script compares
+# the same requests; a reseeded $RANDOM once made it differ between runs)
+gen_requests 7 70 | cmp -s - "$T/in.jsonl" && ok "the request generator is deterministic" \
+    || fail "gen_requests 7 70 gave different lines twice"
 n_req=$(grep -c . "$T/in.jsonl")
 "$RUN" -q --device cpu --threads 2 "$M" "$T/in.jsonl" -o "$T/ref.jsonl" --ordered
 [ "$(grep -c '' "$T/ref.jsonl")" = "$n_req" ] && ok "reference: $n_req answers for $n_req request lines" \
     || fail "reference: $(grep -c '' "$T/ref.jsonl") answers for $n_req requests"
 sort "$T/ref.jsonl" >"$T/ref.sorted"
+grep -q '"context_length_exceeded"' "$T/ref.jsonl" \
+    && fail "reference: a request does not fit the pool (requests.sh must keep them small)"
 errs=$(grep -c '"error":{\|"status_code":400' "$T/ref.jsonl")
 [ "$errs" -ge 15 ] && grep -q '"duplicate_id"' "$T/ref.jsonl" \
     && ok "bad lines answered with error lines ($errs), duplicate id flagged" || fail "error lines: $errs"
 same() { # label file ordered
     if [ "$3" = 1 ]; then cmp -s "$T/ref.jsonl" "$2"; else sort "$2" | cmp -s "$T/ref.sorted" -; fi \
-        && ok "$1: same answers" || fail "$1: answers differ"
+        && { ok "$1: same answers"; return; }
+    # name the first answer that differs (a pool too small for a request
+    # answers it with context_length_exceeded: the input must fit every pool)
+    local first
+    first=$(sort "$2" | comm -13 "$T/ref.sorted" - | head -1 | cut -c1-200)
+    fail "$1: answers differ, first: $first"
 }
 "$RUN" --device cpu --threads 1 --max-batch-tokens 7 --max-seqs 4 --block-size 4 \
     --kv-cache 160K "$M" "$T/in.jsonl" -o "$T/b.jsonl" --ordered 2>"$T/b.err"
