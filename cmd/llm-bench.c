@@ -1243,8 +1243,7 @@ int main(int argc, char **argv)
             fputs(usage_text, stdout);
             return TOOL_EXIT_OK;
         case OPT_VERSION:
-            printf("llm-bench %s (%s)\n", LLM_VERSION, LLM_GIT_COMMIT);
-            return 0;
+            return tool_version();
         default:
             return tool_usage_error("unknown or incomplete option");
         }

@@ -319,8 +319,7 @@ int main(int argc, char **argv)
             fputs(usage_text, stdout);
             return TOOL_EXIT_OK;
         case OPT_VERSION:
-            printf("llm-build %s (commit %s)\n", LLM_VERSION, LLM_GIT_COMMIT);
-            return TOOL_EXIT_OK;
+            return tool_version();
         case OPT_DTYPE:
             if ((o.dtype = parse_compute_dtype(a)) < 0)
                 return tool_usage_error("--dtype must be f16, bf16 or f32, not '%s'", a);

@@ -316,8 +316,7 @@ int main(int argc, char **argv)
         case OPT_NO_TENSORS: o.tensors = 0; break;
         case 'h': fputs(usage_text, stdout); return TOOL_EXIT_OK;
         case OPT_VERSION:
-            printf("llm-info %s (commit %s)\n", LLM_VERSION, LLM_GIT_COMMIT);
-            return TOOL_EXIT_OK;
+            return tool_version();
         case ':': return tool_usage_error("option '%s' needs a value", argv[optind - 1]);
         default: return tool_usage_error("unknown option '%s'", argv[optind - 1]);
         }

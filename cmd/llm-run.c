@@ -385,8 +385,7 @@ int main(int argc, char **argv)
             fputs(usage_text, stdout);
             return TOOL_EXIT_OK;
         case OPT_VERSION:
-            printf("llm-run %s (commit %s)\n", LLM_VERSION, LLM_GIT_COMMIT);
-            return TOOL_EXIT_OK;
+            return tool_version();
         case ':':
             return tool_usage_error("option '%s' needs a value", argv[optind - 1]);
         default:
