@@ -78,6 +78,7 @@ static const char usage_text[] =
     "      --warmup-requests N    requests in a throughput/latency warm-up run (default 4)\n"
     "Engine (LIST: comma-separated, every value is run):\n"
     "      --device NAME          auto, cpu or cuda (default auto)\n"
+    "      --no-verify            do not check the model's tensor checksums while loading\n"
     "  -t, --threads LIST         CPU worker threads (default: all cores)\n"
     "  -b, --max-batch-tokens LIST  tokens in one forward step (default: backend's)\n"
     "      --max-seqs LIST        sequences running at once (default: backend's)\n"
@@ -134,6 +135,7 @@ enum {
     OPT_MAXREG,
     OPT_SAVE_WL,
     OPT_VERSION,
+    OPT_NO_VERIFY,
 };
 
 enum mode { MODE_THROUGHPUT = 0, MODE_LATENCY, MODE_SWEEP, MODE_COMPARE, MODE_SHOW, MODE_COUNT };
@@ -181,6 +183,7 @@ struct opts {
     double max_regression;
     double peak_bw, peak_flops;
     int no_probe;
+    int no_verify;
     int verbosity;
     char **argv;
     int argc;
@@ -861,7 +864,8 @@ static int bench(struct opts *o, int *exit_code)
             goto out;
         }
     }
-    if ((rc = llm_model_open(&c.m, o->model))) goto out;
+    if ((rc = llm_model_open_flags(&c.m, o->model, o->no_verify ? LLM_MODEL_NO_VERIFY : 0)))
+        goto out;
     uint64_t mh;
     if (llm_bench_model_hash(c.m, &mh) == 0) {
         llm_bench_hex64(mh, mhex);
@@ -1069,6 +1073,7 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {"save-workload", required_argument, NULL, OPT_SAVE_WL},
         {"version", no_argument, NULL, OPT_VERSION},
+        {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
         {NULL, 0, NULL, 0},
     };
     struct runopts *r = &o.r;
@@ -1212,6 +1217,9 @@ int main(int argc, char **argv)
             break;
         case OPT_NOPROBE:
             o.no_probe = 1;
+            break;
+        case OPT_NO_VERIFY:
+            o.no_verify = 1;
             break;
         case 'o':
             if ((o.fmt = llm_bench_fmt_from_name(optarg)) < 0)

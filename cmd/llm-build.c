@@ -51,6 +51,7 @@ static const char usage_text[] =
     "      --arch sm_XY            target architecture; required without a GPU,\n"
     "                              checked against the GPU otherwise\n"
     "      --device N              CUDA device to build for and measure on (default 0)\n"
+    "      --no-verify             do not check the artifact's tensor checksums\n"
     "  -q, --quiet                 print only errors\n"
     "  -v, --verbose               print each tensor and each GEMM choice\n"
     "  -h, --help                  print this help and exit\n"
@@ -67,6 +68,7 @@ enum {
     OPT_ARCH,
     OPT_DEVICE,
     OPT_VERSION,
+    OPT_NO_VERIFY,
 };
 
 struct opts {
@@ -77,6 +79,7 @@ struct opts {
     int graphs_given, n_graph;
     int graph_sizes[LLM_EA_MAX_GRAPHS];
     int verbose; /* -1 quiet, 0, 1 */
+    int no_verify;
 };
 
 /* "none" or "1,2,4,8": increasing positive sizes. */
@@ -215,7 +218,8 @@ static int build(const struct opts *o)
     struct llm_ea_info e;
     json_t *prov = NULL;
     llm_ea_info_init(&e);
-    int rc = llm_ea_build_open(&b, o->in), ret = TOOL_EXIT_OK;
+    int rc = llm_ea_build_open_flags(&b, o->in, o->no_verify ? LLM_MODEL_NO_VERIFY : 0);
+    int ret = TOOL_EXIT_OK;
     if (rc) return tool_fail(rc);
     const struct llm_model_desc *d = llm_ea_build_desc(b);
     int dt = o->dtype >= 0                                             ? o->dtype
@@ -298,6 +302,7 @@ int main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
+        {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
         {NULL, 0, NULL, 0},
     };
     opterr = 0;
@@ -358,6 +363,9 @@ int main(int argc, char **argv)
             if (llm_ea_parse_arch(a, &maj, &min))
                 return tool_usage_error("--arch '%s': expected sm_XY, e.g. sm_80 or sm_90", a);
             o.arch = a;
+            break;
+        case OPT_NO_VERIFY:
+            o.no_verify = 1;
             break;
         case OPT_DEVICE:
             if (tool_parse_int(a, 0, 1023, &o.device))

@@ -40,6 +40,7 @@ static const char usage_text[] =
     "      --resume               skip requests already answered in FILE, append the rest\n"
     "Engine:\n"
     "      --device NAME          auto, cpu or cuda (default: auto)\n"
+    "      --no-verify            do not check the model's tensor checksums while loading\n"
     "      --threads N            CPU worker threads (default: all cores)\n"
     "      --kv-cache SIZE|FRAC   KV cache size (2GiB, 512M) or fraction of memory (0.5)\n"
     "      --block-size N         tokens per KV block (default: 32)\n"
@@ -80,11 +81,12 @@ enum {
     OPT_SEED,
     OPT_IGNORE_EOS,
     OPT_VERSION,
+    OPT_NO_VERIFY,
 };
 
 struct opts {
     const char *model, *input, *output, *device;
-    int ordered, resume, verbosity, no_evict;
+    int ordered, resume, verbosity, no_evict, no_verify;
     long threads, block_size, max_batch_tokens, max_seqs, max_seq_len;
     uint64_t kv_bytes;
     double kv_fraction;
@@ -171,7 +173,7 @@ static int run(const struct opts *o)
     struct llm_tokenizer *tok = NULL;
     struct llm_backend *be = NULL;
     struct llm_engine *e = NULL;
-    int rc = llm_model_open(&m, o->model);
+    int rc = llm_model_open_flags(&m, o->model, o->no_verify ? LLM_MODEL_NO_VERIFY : 0);
     if (rc) goto out;
     if (m->tokenizer_json) {
         rc = llm_tok_load(&tok, m->tokenizer_json, m->tokenizer_config, o->model);
@@ -285,6 +287,7 @@ int main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
+        {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
         {NULL, 0, NULL, 0},
     };
     opterr = 0;
@@ -330,6 +333,9 @@ int main(int argc, char **argv)
             break;
         case OPT_NOEVICT:
             o.no_evict = 1;
+            break;
+        case OPT_NO_VERIFY:
+            o.no_verify = 1;
             break;
         case OPT_SEQLEN:
             if (tool_parse_int(a, 2, 1 << 30, &o.max_seq_len))

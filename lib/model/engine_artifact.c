@@ -585,6 +585,11 @@ static void hash_upto(struct llm_ea_builder *b, uint64_t end)
 
 int llm_ea_build_open(struct llm_ea_builder **out, const char *in_path)
 {
+    return llm_ea_build_open_flags(out, in_path, 0);
+}
+
+int llm_ea_build_open_flags(struct llm_ea_builder **out, const char *in_path, unsigned flags)
+{
     *out = NULL;
     struct llm_ea_builder *b = calloc(1, sizeof *b);
     if (!b) return llm_err_set(LLM_ENOMEM, "out of memory");
@@ -592,8 +597,16 @@ int llm_ea_build_open(struct llm_ea_builder **out, const char *in_path)
     b->map.fd = -1;
     b->path = strdup(in_path ? in_path : "-");
     int rc = b->path ? 0 : llm_err_set(LLM_ENOMEM, "out of memory");
-    if (!rc) rc = llm_ar_open(&b->ar, b->path, LLM_AR_VERIFY);
+    int verify = !(flags & LLM_MODEL_NO_VERIFY);
+    if (!rc) rc = llm_ar_open(&b->ar, b->path, verify ? LLM_AR_VERIFY : 0);
     if (rc) goto fail;
+    /* a file is checked whole before anything is written, one tensor at a
+     * time (pages dropped after each); a pipe tensor by tensor as it arrives */
+    for (size_t i = 0; verify && llm_ar_is_seekable(b->ar) && i < llm_ar_count(b->ar); i++) {
+        struct llm_tensor t;
+        if ((rc = llm_ar_get(b->ar, i, &t))) goto fail;
+        llm_ar_release(b->ar, i);
+    }
     const char *p = llm_ar_path(b->ar);
     const json_t *meta = llm_ar_meta(b->ar);
     if (!(b->meta0 = json_deep_copy(meta))) {

@@ -156,6 +156,10 @@ struct llm_ea_build_cb {
 };
 
 int llm_ea_build_open(struct llm_ea_builder **out, const char *in_path);
+/* The same with flags: LLM_MODEL_NO_VERIFY skips the tensor checksums,
+ * which are otherwise checked for a whole file here, before any output
+ * exists (a pipe's tensors as they are read, in llm_ea_build_run). */
+int llm_ea_build_open_flags(struct llm_ea_builder **out, const char *in_path, unsigned flags);
 const struct llm_model_desc *llm_ea_build_desc(const struct llm_ea_builder *b);
 /* prov_entry: this tool's provenance entry ({"tool", "version", "commit",
  * "argv"}); the input's name, size and XXH3 are added as its "inputs" (a
