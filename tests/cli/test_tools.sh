@@ -82,13 +82,13 @@ RUNQ=(-q --device cpu --threads 1)
 BENCHQ=(-q -t 1 --no-probe -r 1 -w 0 --num-requests 2 --input-len 4 --output-len 2)
 refused "llm-run" "$B/cmd/llm-run" "${RUNQ[@]}" "$T/bad.llm" "$T/req.jsonl" -o "$T/out.jsonl"
 refused "llm-run from a pipe" sh -c "cat '$T/bad.llm' | '$B/cmd/llm-run' ${RUNQ[*]} - '$T/req.jsonl' -o '$T/out.jsonl'"
-refused "llm-bench" "$B/cmd/llm-bench" throughput "$T/bad.llm" "${BENCHQ[@]}" -O "$T/out.md"
+refused "llm-bench" "$B/cmd/llm-bench" throughput "$T/bad.llm" "${BENCHQ[@]}" -o "$T/out.md"
 refused "llm-build" "$B/cmd/llm-build" -q --arch sm_90 "$T/bad.llm" -o "$T/out.engine"
 refused "llm-build from a pipe" sh -c "cat '$T/bad.llm' | '$B/cmd/llm-build' -q --arch sm_90 - -o '$T/out.engine'"
 "$B/cmd/llm-run" "${RUNQ[@]}" --no-verify "$T/bad.llm" "$T/req.jsonl" -o "$T/out.jsonl" \
     && grep -q '"output_ids"' "$T/out.jsonl" && ok "llm-run --no-verify runs it" \
     || fail "llm-run --no-verify"
-"$B/cmd/llm-bench" throughput "$T/bad.llm" "${BENCHQ[@]}" --no-verify -O "$T/out.md" \
+"$B/cmd/llm-bench" throughput "$T/bad.llm" "${BENCHQ[@]}" --no-verify -o "$T/out.md" \
     && [ -s "$T/out.md" ] && ok "llm-bench --no-verify runs it" || fail "llm-bench --no-verify"
 "$B/cmd/llm-build" -q --arch sm_90 --no-verify "$T/bad.llm" -o "$T/out.engine" \
     && [ -s "$T/out.engine" ] && ok "llm-build --no-verify builds it" || fail "llm-build --no-verify"
