@@ -1280,6 +1280,13 @@ int main(int argc, char **argv)
                       : o.verbosity > 0 ? LLM_LOG_DEBUG
                                         : LLM_LOG_WARN);
     if (o.fmt < 0) o.fmt = fmt_for_path(o.out_path);
+    if (o.out_path && o.save_workload && strcmp(o.out_path, "-") &&
+        !strcmp(o.out_path, o.save_workload))
+        return tool_usage_error("-o and --save-workload name the same file '%s'", o.out_path);
+    /* every output can be written before anything is loaded or run */
+    int crc = llm_out_check(o.out_path);
+    if (!crc) crc = llm_out_check(o.save_workload);
+    if (crc) return tool_fail(crc);
     int npos = argc - optind;
     char **pos = argv + optind;
     int exit_code = TOOL_EXIT_OK;

@@ -25,6 +25,7 @@
 #include "llm/dtype.h"
 #include "llm/engine_artifact.h"
 #include "llm/err.h"
+#include "llm/io.h"
 #include "llm/log.h"
 #include "llm/model.h"
 #include "llm_build_config.h"
@@ -386,5 +387,8 @@ int main(int argc, char **argv)
         return tool_usage_error("refusing to write an engine to a terminal; use -o FILE or "
                                 "redirect standard output");
     if (o.verbose < 0) llm_log_set_level(LLM_LOG_ERROR);
+    /* the output can be written, before the input is read and measured */
+    int rc = llm_out_check(o.out);
+    if (rc) return tool_fail(rc);
     return build(&o);
 }

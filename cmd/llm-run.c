@@ -10,10 +10,12 @@
  * (exit 0); only a model, backend or I/O failure ends the run (exit 1).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -160,20 +162,56 @@ static const char *model_name(const char *path)
     return b ? b + 1 : path;
 }
 
+/* Open the answers file before anything slow, without truncating it yet:
+ * a bad path fails at once, and a failure before the first answer leaves
+ * an existing file as it was (the runner truncates it when it starts).
+ * *created: the file did not exist (removed again on such a failure). */
+static int open_output(const char *path, int append, FILE **fp, int *created)
+{
+    struct stat st;
+    *fp = NULL;
+    *created = 0;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return llm_err_set(LLM_EINVAL, "unable to create '%s': it is a folder", path);
+    int flags = O_WRONLY | O_CLOEXEC | (append ? O_APPEND : 0);
+    int fd = open(path, flags | O_CREAT | O_EXCL, 0666);
+    if (fd >= 0)
+        *created = 1;
+    else if (errno == EEXIST)
+        fd = open(path, flags);
+    if (fd < 0) return llm_err_set(LLM_EIO, "unable to create '%s': %s", path, strerror(errno));
+    *fp = fdopen(fd, append ? "ab" : "wb");
+    if (!*fp) {
+        close(fd);
+        if (*created) unlink(path);
+        return llm_err_set(LLM_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
 static int run(const struct opts *o)
 {
-    FILE *in = stdin;
+    FILE *in = stdin, *out = NULL;
     const char *in_name = "-";
-    if (o->input && strcmp(o->input, "-")) {
-        in = fopen(o->input, "rb");
-        if (!in) return llm_err_set(LLM_EIO, "unable to open '%s': %s", o->input, strerror(errno));
-        in_name = o->input;
-    }
+    int created = 0, started = 0;
+    int rc = 0;
+    if (o->output && strcmp(o->output, "-") &&
+        (rc = open_output(o->output, o->resume, &out, &created)))
+        return rc;
     struct llm_model *m = NULL;
     struct llm_tokenizer *tok = NULL;
     struct llm_backend *be = NULL;
     struct llm_engine *e = NULL;
-    int rc = llm_model_open_flags(&m, o->model, o->no_verify ? LLM_MODEL_NO_VERIFY : 0);
+    if (o->input && strcmp(o->input, "-")) {
+        in = fopen(o->input, "rb");
+        if (!in) {
+            in = stdin;
+            rc = llm_err_set(LLM_EIO, "unable to open '%s': %s", o->input, strerror(errno));
+            goto out;
+        }
+        in_name = o->input;
+    }
+    rc = llm_model_open_flags(&m, o->model, o->no_verify ? LLM_MODEL_NO_VERIFY : 0);
     if (rc) goto out;
     if (m->tokenizer_json) {
         rc = llm_tok_load(&tok, m->tokenizer_json, m->tokenizer_config, o->model);
@@ -218,6 +256,7 @@ static int run(const struct opts *o)
     ro.in = in;
     ro.in_name = in_name;
     ro.out_path = o->output;
+    ro.out = out;
     ro.ordered = o->ordered;
     ro.resume = o->resume;
     llm_jsonl_defaults_init(&ro.defaults, &m->gen);
@@ -239,6 +278,7 @@ static int run(const struct opts *o)
     ro.ctx = &pg;
 
     struct llm_run_progress fin;
+    started = 1;
     rc = llm_run_jsonl(e, &ro, &fin);
     if (pg.shown) fputs("\r\033[K", stderr);
     const struct llm_engine_stats *st = llm_engine_get_stats(e);
@@ -255,6 +295,9 @@ out:
     llm_tok_free(tok);
     llm_model_close(m);
     if (in != stdin) fclose(in);
+    if (out && fclose(out) && !rc)
+        rc = llm_err_set(LLM_EIO, "'%s': %s", o->output, strerror(errno));
+    if (rc && created && !started) unlink(o->output);
     return rc;
 }
 

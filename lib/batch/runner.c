@@ -358,7 +358,15 @@ int llm_run_jsonl(struct llm_engine *e, const struct llm_run_opts *o,
         if (rc) goto out;
         if (n > 0) llm_info("resuming: '%s' has %ld answers", o->out_path, n);
     }
-    if (to_stdout) {
+    struct stat ost;
+    if (o->out) { /* opened by the caller before its slow setup */
+        R.out = o->out;
+        if (!o->resume && fstat(fileno(R.out), &ost) == 0 && S_ISREG(ost.st_mode) &&
+            (ftruncate(fileno(R.out), 0) || fseeko(R.out, 0, SEEK_SET))) {
+            rc = llm_err_set(LLM_EIO, "unable to truncate '%s': %s", R.out_name, strerror(errno));
+            goto out;
+        }
+    } else if (to_stdout) {
         R.out = stdout;
     } else {
         R.out = fopen(o->out_path, o->resume ? "ab" : "wb");
@@ -502,7 +510,10 @@ out:
             free(p);
         }
     }
-    if (R.out && !to_stdout) {
+    if (R.out && o->out) {
+        if (fflush(R.out) && rc == 0)
+            rc = llm_err_set(LLM_EIO, "'%s': %s", R.out_name, strerror(errno));
+    } else if (R.out && !to_stdout) {
         if (fclose(R.out) && rc == 0)
             rc = llm_err_set(LLM_EIO, "'%s': %s", o->out_path, strerror(errno));
     } else if (R.out && fflush(R.out) && rc == 0) {

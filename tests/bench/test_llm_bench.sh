@@ -74,6 +74,13 @@ expect 2 "llm-bench: --peak-bw: bad rate" "$BENCH" throughput "$M" --peak-bw fas
 expect 2 "llm-bench: -p, -n" "$BENCH" throughput "$M" -p 512
 expect 2 "llm-bench: compare: --baseline" "$BENCH" compare x.json
 expect 1 "llm-bench: unable to open '$T/none.llm'" "$BENCH" throughput "$T/none.llm"
+# outputs are checked before anything runs: the error names the output
+# even with a missing model
+expect 1 "llm-bench: unable to create '$T/no/dir/r.json'" "$BENCH" throughput "$T/none.llm" -o "$T/no/dir/r.json"
+expect 1 "llm-bench: unable to create '$T/no/dir/w.jsonl'" "$BENCH" throughput "$T/none.llm" --save-workload "$T/no/dir/w.jsonl"
+expect 1 "llm-bench: unable to create '$T': it is a folder" "$BENCH" throughput "$T/none.llm" -o "$T"
+expect 2 "llm-bench: -o and --save-workload name the same file" "$BENCH" throughput "$M" -o "$T/same" --save-workload "$T/same"
+check "no output left by the refused runs" test ! -e "$T/no" -a ! -e "$T/same"
 
 # ---- bad datasets --------------------------------------------------------------------
 printf '{"task_id": 0, "input_ids": [1, 2], "output_tokens": 2}\n{"task_id": 1, "input_ids": [1\n' \

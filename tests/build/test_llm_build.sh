@@ -113,6 +113,10 @@ fatal_case "text.llm" -q --arch $ARCH "$T/text.llm" -o "$T/x"
 "$BUILD" -q --arch $ARCH "$M" -o "$T/e1.engine" || fail "build for sm_90"
 fatal_case "already an engine" -q --arch $ARCH "$T/e1.engine" -o "$T/x"
 fatal_case "nosuchdir" -q --arch $ARCH "$M" -o "$T/nosuchdir/e.engine"
+# the output is checked before the input is read (or a GPU measured): with
+# a missing input too, the error names the output
+fatal_case "unable to create '$T/nosuchdir/e.engine'" -q --arch $ARCH "$T/nosuch.llm" -o "$T/nosuchdir/e.engine"
+fatal_case "unable to create '$T': it is a folder" -q --arch $ARCH "$T/nosuch.llm" -o "$T"
 [ ! -e "$T/x" ] && ok "fatal errors wrote nothing" || fail "a fatal error left '$T/x'"
 if [ $have_gpu = 1 ]; then
     fatal_case "build on a GPU of that architecture" -q --arch sm_11 "$M" -o "$T/x"

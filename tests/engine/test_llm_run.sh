@@ -77,6 +77,18 @@ fatal_case "nosuch.llm" "$T/nosuch.llm"
 fatal_case "nosuch.jsonl" "$M" "$T/nosuch.jsonl"
 head -c 100 "$M" >"$T/cut.llm"
 fatal_case "cut.llm" "$T/cut.llm"
+# the output is checked before anything is read: with a missing model too,
+# the error names the output
+fatal_case "unable to create '$T/no/such/dir/a.jsonl'" "$T/nosuch.llm" -o "$T/no/such/dir/a.jsonl"
+fatal_case "unable to create '$T': it is a folder" "$T/nosuch.llm" -o "$T"
+# a run that fails before its first answer leaves an existing output as it
+# was and creates no new one
+echo "old answers" >"$T/old.jsonl"
+fatal_case "nosuch.llm" "$T/nosuch.llm" -o "$T/old.jsonl"
+[ "$(cat "$T/old.jsonl")" = "old answers" ] && ok "an existing output survives a failed start" \
+    || fail "a failed start changed the existing output: $(head -c 80 "$T/old.jsonl")"
+fatal_case "cut.llm" "$T/cut.llm" -o "$T/new.jsonl"
+[ ! -e "$T/new.jsonl" ] && ok "a failed start leaves no new output" || fail "'$T/new.jsonl' was left"
 MAN=$S/man/llm-run.1.scd
 missing=""
 for opt in $(grep -o -- '--[a-z][a-z-]*' "$T/help" | sort -u); do

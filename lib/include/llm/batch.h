@@ -109,6 +109,12 @@ struct llm_run_opts {
     FILE *in;
     const char *in_name;    /* for messages */
     const char *out_path;   /* NULL or "-": stdout */
+    /* Optional: out_path already open for writing (O_APPEND with resume),
+     * so that a tool can find a bad output path before loading a model.
+     * The runner truncates a regular file first (unless resume), flushes
+     * every line, and leaves closing it to the caller.  NULL: the runner
+     * opens out_path itself. */
+    FILE *out;
     int ordered;            /* output lines in input order */
     int resume;             /* skip requests already answered in out_path, append */
     struct llm_jsonl_defaults defaults;
