@@ -7,7 +7,9 @@
  * output and flushed line by line instead of being written to a temporary
  * file and renamed: a killed run must keep every answer it finished, which
  * is what --resume builds on.  Request-level problems become error lines
- * (exit 0); only a model, backend or I/O failure ends the run (exit 1).
+ * and the run goes on; it exits 3 when any request was answered by an
+ * error line, 0 when none was, so a script can tell without parsing the
+ * output.  Only a model, backend or I/O failure ends the run (exit 1).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -61,7 +63,13 @@ static const char usage_text[] =
     "  -q, --quiet                only errors on standard error\n"
     "  -v, --verbose              debug detail on standard error\n"
     "  -h, --help                 print this help and exit\n"
-    "      --version              print the version and exit\n";
+    "      --version              print the version and exit\n"
+    "\n"
+    "Exit status: 0 every request answered, 3 every request answered but some with an\n"
+    "error line, 1 a fatal error (model, backend, input or output), 2 a usage error.\n";
+
+/* Every line answered, at least one by an error line. */
+enum { EXIT_REQUEST_ERRORS = 3 };
 
 enum {
     OPT_ORDERED = 256,
@@ -189,7 +197,7 @@ static int open_output(const char *path, int append, FILE **fp, int *created)
     return 0;
 }
 
-static int run(const struct opts *o)
+static int run(const struct opts *o, long *errors)
 {
     FILE *in = stdin, *out = NULL;
     const char *in_name = "-";
@@ -280,13 +288,15 @@ static int run(const struct opts *o)
     struct llm_run_progress fin;
     started = 1;
     rc = llm_run_jsonl(e, &ro, &fin);
+    *errors = fin.errors + fin.skipped_errors;
     if (pg.shown) fputs("\r\033[K", stderr);
     const struct llm_engine_stats *st = llm_engine_get_stats(e);
-    llm_info("%ld requests answered (%ld errors, %ld skipped as already answered) in %.1f s; "
+    llm_info("%ld requests answered (%ld errors, %ld skipped as already answered, %ld of them "
+             "errors) in %.1f s; "
              "%llu prompt + %llu generated tokens, %.1f generated tok/s; %llu preemptions, "
              "peak KV %d of %d blocks",
-             fin.done, fin.errors, fin.skipped, fin.elapsed, (unsigned long long)fin.prompt_tokens,
-             (unsigned long long)fin.completion_tokens,
+             fin.done, fin.errors, fin.skipped, fin.skipped_errors, fin.elapsed,
+             (unsigned long long)fin.prompt_tokens, (unsigned long long)fin.completion_tokens,
              fin.elapsed > 0 ? (double)fin.completion_tokens / fin.elapsed : 0.0,
              (unsigned long long)st->preemptions, st->peak_blocks_used, be->n_blocks);
 out:
@@ -453,6 +463,8 @@ int main(int argc, char **argv)
     llm_log_set_level(o.verbosity < 0    ? LLM_LOG_ERROR
                       : o.verbosity == 0 ? LLM_LOG_INFO
                                          : LLM_LOG_DEBUG);
-    int rc = run(&o);
-    return rc ? tool_fail(rc) : TOOL_EXIT_OK;
+    long errors = 0;
+    int rc = run(&o, &errors);
+    if (rc) return tool_fail(rc);
+    return errors > 0 ? EXIT_REQUEST_ERRORS : TOOL_EXIT_OK;
 }

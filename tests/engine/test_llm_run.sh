@@ -89,6 +89,28 @@ fatal_case "nosuch.llm" "$T/nosuch.llm" -o "$T/old.jsonl"
     || fail "a failed start changed the existing output: $(head -c 80 "$T/old.jsonl")"
 fatal_case "cut.llm" "$T/cut.llm" -o "$T/new.jsonl"
 [ ! -e "$T/new.jsonl" ] && ok "a failed start leaves no new output" || fail "'$T/new.jsonl' was left"
+# exit status: 0 when every request is answered, 3 when any got an error
+# line (the others still answered), also counting error lines a --resume
+# finds in the output
+status_case() { # expected-status label file args...
+    local want=$1 label=$2 file=$3
+    shift 3
+    "$RUN" -q --device cpu --threads 1 "$@" "$M" "$file" >"$T/st.out" 2>"$T/st.err"
+    local rc=$?
+    [ $rc = "$want" ] && ok "exit $rc: $label" || fail "$label: exit $rc, expected $want: $(cat "$T/st.err")"
+}
+printf '{"id": 1, "prompt": "a", "max_tokens": 2}\n{"id": 2, "prompt": "b", "max_tokens": 2}\n' >"$T/good.jsonl"
+printf '{"id": 1, "prompt": "a", "max_tokens": 2}\n{"id": 2, "prompt": "b", "max_tokens": 0}\n' >"$T/onebad.jsonl"
+status_case 0 "every request answered" "$T/good.jsonl"
+status_case 3 "one request answered by an error line" "$T/onebad.jsonl"
+[ "$(grep -c '"output_ids"' "$T/st.out")/$(grep -c '"error":{' "$T/st.out")" = 1/1 ] \
+    && ok "exit 3 still answers the good request" || fail "answers: $(cat "$T/st.out")"
+status_case 3 "an error line, written to a file" "$T/onebad.jsonl" -o "$T/st.jsonl"
+status_case 3 "--resume over an output holding an error line" "$T/onebad.jsonl" --resume -o "$T/st.jsonl"
+status_case 0 "--resume over a clean output" "$T/good.jsonl" -o "$T/st2.jsonl"
+status_case 0 "--resume over a clean output, nothing left to do" "$T/good.jsonl" --resume -o "$T/st2.jsonl"
+grep -q '^Exit status: 0 every request answered, 3 ' "$T/help" && grep -q '^\*3\*' "$S/man/llm-run.1.scd" \
+    && ok "exit status 3 in --help and the man page" || fail "exit status 3 not documented"
 MAN=$S/man/llm-run.1.scd
 missing=""
 for opt in $(grep -o -- '--[a-z][a-z-]*' "$T/help" | sort -u); do
@@ -172,7 +194,7 @@ for ordered in "" "--ordered"; do
         kill -9 "$pid" 2>/dev/null
         wait "$pid"
         rc=$?
-        [ $rc = 0 ] && break
+        [ $rc = 3 ] && break # finished; the input holds bad lines
         [ $rc = 137 ] || { fail "resume run exited $rc: $(cat "$T/k.err")"; break; }
         kills=$((kills + 1))
     done
@@ -180,15 +202,18 @@ for ordered in "" "--ordered"; do
     # one uninterrupted resume (the answers must still equal the reference).
     if [ "$rc" = 137 ]; then
         # shellcheck disable=SC2086
-        "$RUN" $KFLAGS $ordered --resume -o "$T/k.jsonl" "$M" "$T/in.jsonl" 2>"$T/k.err" \
-            || fail "final resume run failed: $(cat "$T/k.err")"
+        "$RUN" $KFLAGS $ordered --resume -o "$T/k.jsonl" "$M" "$T/in.jsonl" 2>"$T/k.err"
+        rc=$?
+        [ $rc = 3 ] || fail "final resume run exited $rc: $(cat "$T/k.err")"
     fi
     same "killed $kills times (SIGKILL), resumed ${ordered:---unordered}" "$T/k.jsonl" "${ordered:+1}"
     [ "$kills" -gt 0 ] || fail "no run was killed: the test did not test resume"
 done
-"$RUN" -q --device cpu --resume -o "$T/k.jsonl" "$M" "$T/in.jsonl" \
-    && cmp -s "$T/k.jsonl" "$T/ref.jsonl" && ok "--resume of a finished output changes nothing" \
-    || fail "--resume of a finished output"
+"$RUN" -q --device cpu --resume -o "$T/k.jsonl" "$M" "$T/in.jsonl"
+rc=$?
+[ $rc = 3 ] && cmp -s "$T/k.jsonl" "$T/ref.jsonl" \
+    && ok "--resume of a finished output changes nothing, exit 3 for its error lines" \
+    || fail "--resume of a finished output: exit $rc"
 
 echo "$fails failed"
 [ "$fails" = 0 ]
