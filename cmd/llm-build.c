@@ -156,7 +156,7 @@ static json_t *provenance_entry(const struct opts *o, const struct llm_ea_info *
     for (int i = 0; i < e->lim.n_graph; i++)
         n += (size_t)snprintf(b + n, sizeof b - n, "%s%d", i ? "," : "", e->lim.graph_sizes[i]);
     add_opt(argv, "--graph-batch-sizes", e->lim.n_graph ? b : "none");
-    llm_ea_arch_name(e->cc_major, e->cc_minor, b, sizeof b);
+    llm_ea_arch_name(e->cc_major, e->cc_minor, e->arch_suffix, b, sizeof b);
     add_opt(argv, "--arch", b);
     json_array_append_new(argv, json_string(o->in));
     return json_pack("{s:s, s:s, s:s, s:o}", "tool", "llm-build", "version", LLM_VERSION, "commit",
@@ -186,8 +186,8 @@ static int settle_target(const struct opts *o, const struct llm_model_desc *d,
     }
     if (rc) return tool_fail(rc);
     if (o->arch && (e->cc_major != maj || e->cc_minor != min)) {
-        llm_ea_arch_name(e->cc_major, e->cc_minor, want, sizeof want);
-        llm_ea_arch_name(maj, min, have, sizeof have);
+        llm_ea_arch_name(e->cc_major, e->cc_minor, e->arch_suffix, want, sizeof want);
+        llm_ea_arch_name(maj, min, 0, have, sizeof have);
         return tool_die("--arch %s, but CUDA device %ld is %s (%s); build on a GPU of that "
                         "architecture, or on a machine without one",
                         want, o->device, have, name);
@@ -197,7 +197,7 @@ static int settle_target(const struct opts *o, const struct llm_model_desc *d,
     snprintf(e->device, sizeof e->device, "%s", name);
     if ((rc = llm_ea_plan_gemms(d, e->compute_dtype, &e->lim, &e->gemm, &e->n_gemm)))
         return tool_fail(rc);
-    llm_ea_arch_name(maj, min, have, sizeof have);
+    llm_ea_arch_name(maj, min, e->arch_suffix, have, sizeof have);
     if (o->verbose >= 0) llm_info("measuring %d matrix products on %s (%s)", e->n_gemm, name, have);
     double t0 = now();
     if ((rc = llm_cuda_gemm_tune((int)o->device, e->compute_dtype, e->gemm, e->n_gemm,
@@ -237,7 +237,8 @@ static int build(const struct opts *o)
         e.lim.n_graph = o->n_graph;
         memcpy(e.lim.graph_sizes, o->graph_sizes, sizeof o->graph_sizes);
     }
-    if (o->arch) llm_ea_parse_arch(o->arch, &e.cc_major, &e.cc_minor); /* checked in main */
+    if (o->arch) /* checked in main */
+        llm_ea_parse_arch(o->arch, &e.cc_major, &e.cc_minor, &e.arch_suffix);
     /* option combinations are usage errors; what the model cannot do is a failure */
     if (e.lim.kv_dtype != dt) {
         ret = tool_usage_error("--kv-dtype %s: the KV cache is kept in the compute dtype (%s)",
@@ -262,7 +263,7 @@ static int build(const struct opts *o)
     }
     if (o->verbose >= 0) {
         char arch[16];
-        llm_ea_arch_name(e.cc_major, e.cc_minor, arch, sizeof arch);
+        llm_ea_arch_name(e.cc_major, e.cc_minor, e.arch_suffix, arch, sizeof arch);
         int file = o->out && strcmp(o->out, "-");
         double mb = (double)pg.bytes / 1e6, s = now() - t0;
         llm_info("wrote %s%s%s: engine for %s, %s, %llu tensors, %.*f MB in %.2f s; GEMM "
@@ -361,7 +362,7 @@ int main(int argc, char **argv)
                                         a, LLM_EA_MAX_GRAPHS);
             break;
         case OPT_ARCH:
-            if (llm_ea_parse_arch(a, &maj, &min))
+            if (llm_ea_parse_arch(a, &maj, &min, NULL))
                 return tool_usage_error("--arch '%s': expected sm_XY, e.g. sm_80 or sm_90", a);
             o.arch = a;
             break;

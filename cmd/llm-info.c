@@ -134,7 +134,7 @@ static int print_engine(const json_t *meta, const char *path)
     int rc = llm_ea_info_from_meta(meta, path, &e);
     if (rc) return rc;
     char arch[16], graphs[LLM_EA_MAX_GRAPHS * 12 + 8] = "none";
-    llm_ea_arch_name(e.cc_major, e.cc_minor, arch, sizeof arch);
+    llm_ea_arch_name(e.cc_major, e.cc_minor, e.arch_suffix, arch, sizeof arch);
     size_t n = 0;
     for (int i = 0; i < e.lim.n_graph; i++)
         n += (size_t)snprintf(graphs + n, sizeof graphs - n, "%s%d", i ? "," : "",
