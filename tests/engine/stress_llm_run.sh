@@ -11,7 +11,7 @@
 #
 # Usage: stress_llm_run.sh ROUNDS [INPUTS]
 #   ROUNDS  stressed runs per input (default 4)
-#   INPUTS  how many different inputs (gen_requests seeds 7, 8, ...; default 1)
+#   INPUTS  how many different inputs (gen_requests seeds 9, 10, ...; default 1)
 # The default suite runs one input a few times; the slow suite many inputs.
 set -u
 B=${LLM_BUILDDIR:?LLM_BUILDDIR not set}
@@ -65,7 +65,7 @@ slow_feed() {
 SMALL=(--device cpu --max-batch-tokens 7 --max-seqs 4 --block-size 4 --kv-cache 160K)
 preempts() { grep -o '[0-9]* preemptions' "$1" | cut -d' ' -f1; }
 
-for ((s = 7; s < 7 + INPUTS; s++)); do
+for ((s = 9; s < 9 + INPUTS; s++)); do
     gen_requests "$s" 70 >"$T/in.jsonl"
     "$RUN" -q --device cpu --threads 2 "$M" "$T/in.jsonl" -o "$T/ref.jsonl" --ordered
     [ $? = 3 ] || { fail "seed $s: reference run failed"; continue; }

@@ -139,11 +139,11 @@ done
 # ---- 3. a mixed input, same answers whatever the batch ----------------------------
 # shellcheck source=requests.sh
 . "$S/tests/engine/requests.sh"
-gen_requests 7 70 >"$T/in.jsonl"
+gen_requests 9 70 >"$T/in.jsonl"
 # the input is the same every time (each run of this script compares
 # the same requests; a reseeded $RANDOM once made it differ between runs)
-gen_requests 7 70 | cmp -s - "$T/in.jsonl" && ok "the request generator is deterministic" \
-    || fail "gen_requests 7 70 gave different lines twice"
+gen_requests 9 70 | cmp -s - "$T/in.jsonl" && ok "the request generator is deterministic" \
+    || fail "gen_requests 9 70 gave different lines twice"
 n_req=$(grep -c . "$T/in.jsonl")
 "$RUN" -q --device cpu --threads 2 "$M" "$T/in.jsonl" -o "$T/ref.jsonl" --ordered
 [ "$(grep -c '' "$T/ref.jsonl")" = "$n_req" ] && ok "reference: $n_req answers for $n_req request lines" \
