@@ -44,7 +44,7 @@ cell() {
     shift 3
     if ! [[ $name =~ $only ]]; then return 0; fi
     echo "== $name" >&2
-    if ! "$bench" "$mode" "$model" --device "$device" -r "$reps" -o json -O "$out/$name.json" \
+    if ! "$bench" "$mode" "$model" --device "$device" -r "$reps" -f json -o "$out/$name.json" \
         "$@" "${extra[@]}"; then
         echo "run_matrix.sh: $name failed" >&2
         failed=$((failed + 1))
@@ -99,7 +99,7 @@ summary=$out/summary.md
         echo "### $(basename "$f" .json)"
         echo
         # the summary tables, not the table of every figure
-        "$bench" show "$f" -o md | awk '/^\| test \|/ { on = ($0 !~ /\| figure \|/) }
+        "$bench" show "$f" -f md | awk '/^\| test \|/ { on = ($0 !~ /\| figure \|/) }
                                         on && /^$/ { print ""; on = 0; next }
                                         on { print }'
         echo

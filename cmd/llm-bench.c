@@ -40,9 +40,9 @@ static const char usage_text[] =
     "Usage: llm-bench [OPTIONS] throughput|latency|sweep MODEL\n"
     "       llm-bench [OPTIONS] --replay RESULT.json [MODEL]\n"
     "       llm-bench compare RESULT.json --baseline OLD.json [--max-regression PCT]\n"
-    "       llm-bench show RESULT.json [-o md|csv|json|jsonl]\n"
+    "       llm-bench show RESULT.json [-f md|csv|json|jsonl] [-o FILE]\n"
     "Benchmark the engine on the model artifact MODEL and write one result\n"
-    "(Markdown table by default; -o json keeps everything needed to replay it).\n"
+    "(Markdown table by default; -f json keeps everything needed to replay it).\n"
     "\n"
     "Modes:\n"
     "  throughput                 every request submitted at once (offline batch)\n"
@@ -78,6 +78,7 @@ static const char usage_text[] =
     "      --warmup-requests N    requests in a throughput/latency warm-up run (default 4)\n"
     "Engine (LIST: comma-separated, every value is run):\n"
     "      --device NAME          auto, cpu or cuda (default auto)\n"
+    "      --no-verify            do not check the model's tensor checksums while loading\n"
     "  -t, --threads LIST         CPU worker threads (default: all cores)\n"
     "  -b, --max-batch-tokens LIST  tokens in one forward step (default: backend's)\n"
     "      --max-seqs LIST        sequences running at once (default: backend's)\n"
@@ -91,8 +92,9 @@ static const char usage_text[] =
     "      --peak-flops RATE      matrix-product rate in FLOP/s (774T) instead of the probe\n"
     "      --no-probe             no probe: fractions only for rates given above\n"
     "Output and gate:\n"
-    "  -o, --output-format F      md, csv, json or jsonl (default md)\n"
-    "  -O, --output FILE          write to FILE (default: standard output)\n"
+    "  -o, --output FILE          write to FILE (default: standard output)\n"
+    "  -f, --format F             md, csv, json or jsonl (default: from FILE's extension\n"
+    "                             .md, .csv, .json, .jsonl, else md)\n"
     "      --replay RESULT.json   run the run recorded in RESULT.json again\n"
     "      --baseline OLD.json    compare with OLD.json; exit 3 if a figure regressed\n"
     "      --max-regression PCT   allowed loss in percent (default 5)\n"
@@ -134,6 +136,7 @@ enum {
     OPT_MAXREG,
     OPT_SAVE_WL,
     OPT_VERSION,
+    OPT_NO_VERIFY,
 };
 
 enum mode { MODE_THROUGHPUT = 0, MODE_LATENCY, MODE_SWEEP, MODE_COMPARE, MODE_SHOW, MODE_COUNT };
@@ -176,11 +179,12 @@ struct runopts {
 struct opts {
     struct runopts r;
     const char *model, *result_in;
-    int fmt;
+    int fmt; /* -1: from the output file's extension, else md */
     const char *out_path, *replay, *baseline, *save_workload;
     double max_regression;
     double peak_bw, peak_flops;
     int no_probe;
+    int no_verify;
     int verbosity;
     char **argv;
     int argc;
@@ -861,7 +865,8 @@ static int bench(struct opts *o, int *exit_code)
             goto out;
         }
     }
-    if ((rc = llm_model_open(&c.m, o->model))) goto out;
+    if ((rc = llm_model_open_flags(&c.m, o->model, o->no_verify ? LLM_MODEL_NO_VERIFY : 0)))
+        goto out;
     uint64_t mh;
     if (llm_bench_model_hash(c.m, &mh) == 0) {
         llm_bench_hex64(mh, mhex);
@@ -1010,6 +1015,15 @@ out:
 
 /* ---- main ----------------------------------------------------------------------------- */
 
+/* The format a file name's extension names (.md, .csv, .json, .jsonl), else md. */
+static int fmt_for_path(const char *path)
+{
+    const char *dot = path ? strrchr(path, '.') : NULL;
+    if (!dot || strchr(dot, '/')) return LLM_BENCH_MD;
+    int f = llm_bench_fmt_from_name(dot + 1);
+    return f >= 0 ? f : LLM_BENCH_MD;
+}
+
 static int usage_list(const char *opt, const char *arg)
 {
     return tool_usage_error("%s: bad value '%s' (a comma-separated list of counts)", opt, arg);
@@ -1021,7 +1035,7 @@ int main(int argc, char **argv)
     struct opts o;
     memset(&o, 0, sizeof o);
     runopts_init(&o.r);
-    o.fmt = LLM_BENCH_MD;
+    o.fmt = -1;
     o.max_regression = 5.0;
     o.argv = argv;
     o.argc = argc;
@@ -1059,8 +1073,9 @@ int main(int argc, char **argv)
         {"peak-bw", required_argument, NULL, OPT_PEAKBW},
         {"peak-flops", required_argument, NULL, OPT_PEAKFL},
         {"no-probe", no_argument, NULL, OPT_NOPROBE},
-        {"output-format", required_argument, NULL, 'o'},
-        {"output", required_argument, NULL, 'O'},
+        {"format", required_argument, NULL, 'f'},
+        {"output-format", required_argument, NULL, 'f'}, /* the older name */
+        {"output", required_argument, NULL, 'o'},
         {"replay", required_argument, NULL, OPT_REPLAY},
         {"baseline", required_argument, NULL, OPT_BASELINE},
         {"max-regression", required_argument, NULL, OPT_MAXREG},
@@ -1069,6 +1084,7 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {"save-workload", required_argument, NULL, OPT_SAVE_WL},
         {"version", no_argument, NULL, OPT_VERSION},
+        {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
         {NULL, 0, NULL, 0},
     };
     struct runopts *r = &o.r;
@@ -1076,7 +1092,7 @@ int main(int argc, char **argv)
     long v;
     double d;
     uint64_t u;
-    while ((ch = getopt_long(argc, argv, "p:n:r:w:t:b:o:O:qvh", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "p:n:r:w:t:b:f:o:O:qvh", lo, NULL)) != -1) {
         switch (ch) {
         case OPT_NUMREQ:
             if (tool_parse_int(optarg, 1, INT32_MAX, &r->num_requests))
@@ -1213,11 +1229,23 @@ int main(int argc, char **argv)
         case OPT_NOPROBE:
             o.no_probe = 1;
             break;
-        case 'o':
-            if ((o.fmt = llm_bench_fmt_from_name(optarg)) < 0)
-                return tool_usage_error("-o: unknown format '%s' (md, csv, json, jsonl)", optarg);
+        case OPT_NO_VERIFY:
+            o.no_verify = 1;
             break;
-        case 'O':
+        case 'f':
+            if ((o.fmt = llm_bench_fmt_from_name(optarg)) < 0)
+                return tool_usage_error("-f: unknown format '%s' (md, csv, json, jsonl)", optarg);
+            break;
+        case 'o':
+            /* -o was the format once: a bare format name is refused rather
+             * than taken as a file name */
+            if (llm_bench_fmt_from_name(optarg) >= 0)
+                return tool_usage_error("-o '%s': -o names the output file; the format is "
+                                        "-f %s (a file of that name: -o ./%s)",
+                                        optarg, optarg, optarg);
+            o.out_path = optarg;
+            break;
+        case 'O': /* the older spelling of -o */
             o.out_path = optarg;
             break;
         case OPT_REPLAY:
@@ -1243,8 +1271,7 @@ int main(int argc, char **argv)
             fputs(usage_text, stdout);
             return TOOL_EXIT_OK;
         case OPT_VERSION:
-            printf("llm-bench %s (%s)\n", LLM_VERSION, LLM_GIT_COMMIT);
-            return 0;
+            return tool_version();
         default:
             return tool_usage_error("unknown or incomplete option");
         }
@@ -1252,6 +1279,14 @@ int main(int argc, char **argv)
     llm_log_set_level(o.verbosity < 0   ? LLM_LOG_ERROR
                       : o.verbosity > 0 ? LLM_LOG_DEBUG
                                         : LLM_LOG_WARN);
+    if (o.fmt < 0) o.fmt = fmt_for_path(o.out_path);
+    if (o.out_path && o.save_workload && strcmp(o.out_path, "-") &&
+        !strcmp(o.out_path, o.save_workload))
+        return tool_usage_error("-o and --save-workload name the same file '%s'", o.out_path);
+    /* every output can be written before anything is loaded or run */
+    int crc = llm_out_check(o.out_path);
+    if (!crc) crc = llm_out_check(o.save_workload);
+    if (crc) return tool_fail(crc);
     int npos = argc - optind;
     char **pos = argv + optind;
     int exit_code = TOOL_EXIT_OK;

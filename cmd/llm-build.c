@@ -25,6 +25,7 @@
 #include "llm/dtype.h"
 #include "llm/engine_artifact.h"
 #include "llm/err.h"
+#include "llm/io.h"
 #include "llm/log.h"
 #include "llm/model.h"
 #include "llm_build_config.h"
@@ -51,6 +52,7 @@ static const char usage_text[] =
     "      --arch sm_XY            target architecture; required without a GPU,\n"
     "                              checked against the GPU otherwise\n"
     "      --device N              CUDA device to build for and measure on (default 0)\n"
+    "      --no-verify             do not check the artifact's tensor checksums\n"
     "  -q, --quiet                 print only errors\n"
     "  -v, --verbose               print each tensor and each GEMM choice\n"
     "  -h, --help                  print this help and exit\n"
@@ -67,6 +69,7 @@ enum {
     OPT_ARCH,
     OPT_DEVICE,
     OPT_VERSION,
+    OPT_NO_VERIFY,
 };
 
 struct opts {
@@ -77,6 +80,7 @@ struct opts {
     int graphs_given, n_graph;
     int graph_sizes[LLM_EA_MAX_GRAPHS];
     int verbose; /* -1 quiet, 0, 1 */
+    int no_verify;
 };
 
 /* "none" or "1,2,4,8": increasing positive sizes. */
@@ -152,7 +156,7 @@ static json_t *provenance_entry(const struct opts *o, const struct llm_ea_info *
     for (int i = 0; i < e->lim.n_graph; i++)
         n += (size_t)snprintf(b + n, sizeof b - n, "%s%d", i ? "," : "", e->lim.graph_sizes[i]);
     add_opt(argv, "--graph-batch-sizes", e->lim.n_graph ? b : "none");
-    llm_ea_arch_name(e->cc_major, e->cc_minor, b, sizeof b);
+    llm_ea_arch_name(e->cc_major, e->cc_minor, e->arch_suffix, b, sizeof b);
     add_opt(argv, "--arch", b);
     json_array_append_new(argv, json_string(o->in));
     return json_pack("{s:s, s:s, s:s, s:o}", "tool", "llm-build", "version", LLM_VERSION, "commit",
@@ -182,8 +186,8 @@ static int settle_target(const struct opts *o, const struct llm_model_desc *d,
     }
     if (rc) return tool_fail(rc);
     if (o->arch && (e->cc_major != maj || e->cc_minor != min)) {
-        llm_ea_arch_name(e->cc_major, e->cc_minor, want, sizeof want);
-        llm_ea_arch_name(maj, min, have, sizeof have);
+        llm_ea_arch_name(e->cc_major, e->cc_minor, e->arch_suffix, want, sizeof want);
+        llm_ea_arch_name(maj, min, 0, have, sizeof have);
         return tool_die("--arch %s, but CUDA device %ld is %s (%s); build on a GPU of that "
                         "architecture, or on a machine without one",
                         want, o->device, have, name);
@@ -193,7 +197,7 @@ static int settle_target(const struct opts *o, const struct llm_model_desc *d,
     snprintf(e->device, sizeof e->device, "%s", name);
     if ((rc = llm_ea_plan_gemms(d, e->compute_dtype, &e->lim, &e->gemm, &e->n_gemm)))
         return tool_fail(rc);
-    llm_ea_arch_name(maj, min, have, sizeof have);
+    llm_ea_arch_name(maj, min, e->arch_suffix, have, sizeof have);
     if (o->verbose >= 0) llm_info("measuring %d matrix products on %s (%s)", e->n_gemm, name, have);
     double t0 = now();
     if ((rc = llm_cuda_gemm_tune((int)o->device, e->compute_dtype, e->gemm, e->n_gemm,
@@ -215,7 +219,8 @@ static int build(const struct opts *o)
     struct llm_ea_info e;
     json_t *prov = NULL;
     llm_ea_info_init(&e);
-    int rc = llm_ea_build_open(&b, o->in), ret = TOOL_EXIT_OK;
+    int rc = llm_ea_build_open_flags(&b, o->in, o->no_verify ? LLM_MODEL_NO_VERIFY : 0);
+    int ret = TOOL_EXIT_OK;
     if (rc) return tool_fail(rc);
     const struct llm_model_desc *d = llm_ea_build_desc(b);
     int dt = o->dtype >= 0                                             ? o->dtype
@@ -232,7 +237,8 @@ static int build(const struct opts *o)
         e.lim.n_graph = o->n_graph;
         memcpy(e.lim.graph_sizes, o->graph_sizes, sizeof o->graph_sizes);
     }
-    if (o->arch) llm_ea_parse_arch(o->arch, &e.cc_major, &e.cc_minor); /* checked in main */
+    if (o->arch) /* checked in main */
+        llm_ea_parse_arch(o->arch, &e.cc_major, &e.cc_minor, &e.arch_suffix);
     /* option combinations are usage errors; what the model cannot do is a failure */
     if (e.lim.kv_dtype != dt) {
         ret = tool_usage_error("--kv-dtype %s: the KV cache is kept in the compute dtype (%s)",
@@ -257,7 +263,7 @@ static int build(const struct opts *o)
     }
     if (o->verbose >= 0) {
         char arch[16];
-        llm_ea_arch_name(e.cc_major, e.cc_minor, arch, sizeof arch);
+        llm_ea_arch_name(e.cc_major, e.cc_minor, e.arch_suffix, arch, sizeof arch);
         int file = o->out && strcmp(o->out, "-");
         double mb = (double)pg.bytes / 1e6, s = now() - t0;
         llm_info("wrote %s%s%s: engine for %s, %s, %llu tensors, %.*f MB in %.2f s; GEMM "
@@ -298,6 +304,7 @@ int main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
+        {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
         {NULL, 0, NULL, 0},
     };
     opterr = 0;
@@ -319,8 +326,7 @@ int main(int argc, char **argv)
             fputs(usage_text, stdout);
             return TOOL_EXIT_OK;
         case OPT_VERSION:
-            printf("llm-build %s (commit %s)\n", LLM_VERSION, LLM_GIT_COMMIT);
-            return TOOL_EXIT_OK;
+            return tool_version();
         case OPT_DTYPE:
             if ((o.dtype = parse_compute_dtype(a)) < 0)
                 return tool_usage_error("--dtype must be f16, bf16 or f32, not '%s'", a);
@@ -356,9 +362,12 @@ int main(int argc, char **argv)
                                         a, LLM_EA_MAX_GRAPHS);
             break;
         case OPT_ARCH:
-            if (llm_ea_parse_arch(a, &maj, &min))
+            if (llm_ea_parse_arch(a, &maj, &min, NULL))
                 return tool_usage_error("--arch '%s': expected sm_XY, e.g. sm_80 or sm_90", a);
             o.arch = a;
+            break;
+        case OPT_NO_VERIFY:
+            o.no_verify = 1;
             break;
         case OPT_DEVICE:
             if (tool_parse_int(a, 0, 1023, &o.device))
@@ -379,5 +388,8 @@ int main(int argc, char **argv)
         return tool_usage_error("refusing to write an engine to a terminal; use -o FILE or "
                                 "redirect standard output");
     if (o.verbose < 0) llm_log_set_level(LLM_LOG_ERROR);
+    /* the output can be written, before the input is read and measured */
+    int rc = llm_out_check(o.out);
+    if (rc) return tool_fail(rc);
     return build(&o);
 }

@@ -83,8 +83,7 @@ int main(int argc, char **argv)
         case 'v': o.verbose = 1; break;
         case 'h': fputs(usage_text, stdout); return TOOL_EXIT_OK;
         case OPT_VERSION:
-            printf("llm-convert %s (commit %s)\n", LLM_VERSION, LLM_GIT_COMMIT);
-            return TOOL_EXIT_OK;
+            return tool_version();
         case OPT_DTYPE:
             if (!strcmp(optarg, "keep")) {
                 o.dtype = -1;

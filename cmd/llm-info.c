@@ -134,7 +134,7 @@ static int print_engine(const json_t *meta, const char *path)
     int rc = llm_ea_info_from_meta(meta, path, &e);
     if (rc) return rc;
     char arch[16], graphs[LLM_EA_MAX_GRAPHS * 12 + 8] = "none";
-    llm_ea_arch_name(e.cc_major, e.cc_minor, arch, sizeof arch);
+    llm_ea_arch_name(e.cc_major, e.cc_minor, e.arch_suffix, arch, sizeof arch);
     size_t n = 0;
     for (int i = 0; i < e.lim.n_graph; i++)
         n += (size_t)snprintf(graphs + n, sizeof graphs - n, "%s%d", i ? "," : "",
@@ -316,8 +316,7 @@ int main(int argc, char **argv)
         case OPT_NO_TENSORS: o.tensors = 0; break;
         case 'h': fputs(usage_text, stdout); return TOOL_EXIT_OK;
         case OPT_VERSION:
-            printf("llm-info %s (commit %s)\n", LLM_VERSION, LLM_GIT_COMMIT);
-            return TOOL_EXIT_OK;
+            return tool_version();
         case ':': return tool_usage_error("option '%s' needs a value", argv[optind - 1]);
         default: return tool_usage_error("unknown option '%s'", argv[optind - 1]);
         }

@@ -7,13 +7,17 @@
  * output and flushed line by line instead of being written to a temporary
  * file and renamed: a killed run must keep every answer it finished, which
  * is what --resume builds on.  Request-level problems become error lines
- * (exit 0); only a model, backend or I/O failure ends the run (exit 1).
+ * and the run goes on; it exits 3 when any request was answered by an
+ * error line, 0 when none was, so a script can tell without parsing the
+ * output.  Only a model, backend or I/O failure ends the run (exit 1).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,6 +44,7 @@ static const char usage_text[] =
     "      --resume               skip requests already answered in FILE, append the rest\n"
     "Engine:\n"
     "      --device NAME          auto, cpu or cuda (default: auto)\n"
+    "      --no-verify            do not check the model's tensor checksums while loading\n"
     "      --threads N            CPU worker threads (default: all cores)\n"
     "      --kv-cache SIZE|FRAC   KV cache size (2GiB, 512M) or fraction of memory (0.5)\n"
     "      --block-size N         tokens per KV block (default: 32)\n"
@@ -58,7 +63,13 @@ static const char usage_text[] =
     "  -q, --quiet                only errors on standard error\n"
     "  -v, --verbose              debug detail on standard error\n"
     "  -h, --help                 print this help and exit\n"
-    "      --version              print the version and exit\n";
+    "      --version              print the version and exit\n"
+    "\n"
+    "Exit status: 0 every request answered, 3 every request answered but some with an\n"
+    "error line, 1 a fatal error (model, backend, input or output), 2 a usage error.\n";
+
+/* Every line answered, at least one by an error line. */
+enum { EXIT_REQUEST_ERRORS = 3 };
 
 enum {
     OPT_ORDERED = 256,
@@ -80,11 +91,12 @@ enum {
     OPT_SEED,
     OPT_IGNORE_EOS,
     OPT_VERSION,
+    OPT_NO_VERIFY,
 };
 
 struct opts {
     const char *model, *input, *output, *device;
-    int ordered, resume, verbosity, no_evict;
+    int ordered, resume, verbosity, no_evict, no_verify;
     long threads, block_size, max_batch_tokens, max_seqs, max_seq_len;
     uint64_t kv_bytes;
     double kv_fraction;
@@ -158,20 +170,56 @@ static const char *model_name(const char *path)
     return b ? b + 1 : path;
 }
 
-static int run(const struct opts *o)
+/* Open the answers file before anything slow, without truncating it yet:
+ * a bad path fails at once, and a failure before the first answer leaves
+ * an existing file as it was (the runner truncates it when it starts).
+ * *created: the file did not exist (removed again on such a failure). */
+static int open_output(const char *path, int append, FILE **fp, int *created)
 {
-    FILE *in = stdin;
-    const char *in_name = "-";
-    if (o->input && strcmp(o->input, "-")) {
-        in = fopen(o->input, "rb");
-        if (!in) return llm_err_set(LLM_EIO, "unable to open '%s': %s", o->input, strerror(errno));
-        in_name = o->input;
+    struct stat st;
+    *fp = NULL;
+    *created = 0;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return llm_err_set(LLM_EINVAL, "unable to create '%s': it is a folder", path);
+    int flags = O_WRONLY | O_CLOEXEC | (append ? O_APPEND : 0);
+    int fd = open(path, flags | O_CREAT | O_EXCL, 0666);
+    if (fd >= 0)
+        *created = 1;
+    else if (errno == EEXIST)
+        fd = open(path, flags);
+    if (fd < 0) return llm_err_set(LLM_EIO, "unable to create '%s': %s", path, strerror(errno));
+    *fp = fdopen(fd, append ? "ab" : "wb");
+    if (!*fp) {
+        close(fd);
+        if (*created) unlink(path);
+        return llm_err_set(LLM_ENOMEM, "out of memory");
     }
+    return 0;
+}
+
+static int run(const struct opts *o, long *errors)
+{
+    FILE *in = stdin, *out = NULL;
+    const char *in_name = "-";
+    int created = 0, started = 0;
+    int rc = 0;
+    if (o->output && strcmp(o->output, "-") &&
+        (rc = open_output(o->output, o->resume, &out, &created)))
+        return rc;
     struct llm_model *m = NULL;
     struct llm_tokenizer *tok = NULL;
     struct llm_backend *be = NULL;
     struct llm_engine *e = NULL;
-    int rc = llm_model_open(&m, o->model);
+    if (o->input && strcmp(o->input, "-")) {
+        in = fopen(o->input, "rb");
+        if (!in) {
+            in = stdin;
+            rc = llm_err_set(LLM_EIO, "unable to open '%s': %s", o->input, strerror(errno));
+            goto out;
+        }
+        in_name = o->input;
+    }
+    rc = llm_model_open_flags(&m, o->model, o->no_verify ? LLM_MODEL_NO_VERIFY : 0);
     if (rc) goto out;
     if (m->tokenizer_json) {
         rc = llm_tok_load(&tok, m->tokenizer_json, m->tokenizer_config, o->model);
@@ -216,6 +264,7 @@ static int run(const struct opts *o)
     ro.in = in;
     ro.in_name = in_name;
     ro.out_path = o->output;
+    ro.out = out;
     ro.ordered = o->ordered;
     ro.resume = o->resume;
     llm_jsonl_defaults_init(&ro.defaults, &m->gen);
@@ -237,14 +286,17 @@ static int run(const struct opts *o)
     ro.ctx = &pg;
 
     struct llm_run_progress fin;
+    started = 1;
     rc = llm_run_jsonl(e, &ro, &fin);
+    *errors = fin.errors + fin.skipped_errors;
     if (pg.shown) fputs("\r\033[K", stderr);
     const struct llm_engine_stats *st = llm_engine_get_stats(e);
-    llm_info("%ld requests answered (%ld errors, %ld skipped as already answered) in %.1f s; "
+    llm_info("%ld requests answered (%ld errors, %ld skipped as already answered, %ld of them "
+             "errors) in %.1f s; "
              "%llu prompt + %llu generated tokens, %.1f generated tok/s; %llu preemptions, "
              "peak KV %d of %d blocks",
-             fin.done, fin.errors, fin.skipped, fin.elapsed, (unsigned long long)fin.prompt_tokens,
-             (unsigned long long)fin.completion_tokens,
+             fin.done, fin.errors, fin.skipped, fin.skipped_errors, fin.elapsed,
+             (unsigned long long)fin.prompt_tokens, (unsigned long long)fin.completion_tokens,
              fin.elapsed > 0 ? (double)fin.completion_tokens / fin.elapsed : 0.0,
              (unsigned long long)st->preemptions, st->peak_blocks_used, be->n_blocks);
 out:
@@ -253,6 +305,9 @@ out:
     llm_tok_free(tok);
     llm_model_close(m);
     if (in != stdin) fclose(in);
+    if (out && fclose(out) && !rc)
+        rc = llm_err_set(LLM_EIO, "'%s': %s", o->output, strerror(errno));
+    if (rc && created && !started) unlink(o->output);
     return rc;
 }
 
@@ -285,6 +340,7 @@ int main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, OPT_VERSION},
+        {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
         {NULL, 0, NULL, 0},
     };
     opterr = 0;
@@ -330,6 +386,9 @@ int main(int argc, char **argv)
             break;
         case OPT_NOEVICT:
             o.no_evict = 1;
+            break;
+        case OPT_NO_VERIFY:
+            o.no_verify = 1;
             break;
         case OPT_SEQLEN:
             if (tool_parse_int(a, 2, 1 << 30, &o.max_seq_len))
@@ -385,8 +444,7 @@ int main(int argc, char **argv)
             fputs(usage_text, stdout);
             return TOOL_EXIT_OK;
         case OPT_VERSION:
-            printf("llm-run %s (commit %s)\n", LLM_VERSION, LLM_GIT_COMMIT);
-            return TOOL_EXIT_OK;
+            return tool_version();
         case ':':
             return tool_usage_error("option '%s' needs a value", argv[optind - 1]);
         default:
@@ -405,6 +463,8 @@ int main(int argc, char **argv)
     llm_log_set_level(o.verbosity < 0    ? LLM_LOG_ERROR
                       : o.verbosity == 0 ? LLM_LOG_INFO
                                          : LLM_LOG_DEBUG);
-    int rc = run(&o);
-    return rc ? tool_fail(rc) : TOOL_EXIT_OK;
+    long errors = 0;
+    int rc = run(&o, &errors);
+    if (rc) return tool_fail(rc);
+    return errors > 0 ? EXIT_REQUEST_ERRORS : TOOL_EXIT_OK;
 }

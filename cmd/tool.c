@@ -10,6 +10,7 @@
 #include "llm/err.h"
 #include "llm/io.h"
 #include "llm/log.h"
+#include "llm_build_config.h"
 #include "tool.h"
 
 const char *tool_prog = "llm";
@@ -26,6 +27,12 @@ int tool_fail(int rc)
     const char *m = llm_errmsg();
     fprintf(stderr, "%s: %s\n", tool_prog, (m && *m) ? m : llm_strerror(rc));
     return TOOL_EXIT_FAIL;
+}
+
+int tool_version(void)
+{
+    printf("%s %s (commit %s)\n", tool_prog, LLM_VERSION, LLM_GIT_COMMIT);
+    return TOOL_EXIT_OK;
 }
 
 int tool_usage_error(const char *fmt, ...)

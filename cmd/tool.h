@@ -14,6 +14,9 @@ void tool_init(const char *prog);
 int tool_fail(int rc);
 /* Print "prog: <message>" and "Try 'prog --help'." ; returns 2. */
 int tool_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print "prog VERSION (commit HASH)" on stdout, the same form in every
+ * tool; returns 0. */
+int tool_version(void);
 /* Print "prog: <message>"; returns 1. */
 int tool_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parse "123", "4K", "16MiB", "2G", "1.5GB" (K=1024); -1 on error. */

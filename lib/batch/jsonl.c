@@ -649,9 +649,10 @@ char *llm_jsonl_format_error(const struct llm_jsonl_req *q, int code, const char
     return dump_line(o);
 }
 
-char *llm_jsonl_output_key(const char *line, size_t len, int *duplicate)
+char *llm_jsonl_output_key(const char *line, size_t len, int *duplicate, int *error)
 {
     *duplicate = 0;
+    if (error) *error = 0;
     json_t *root = json_loadb(line, len, JSON_ALLOW_NUL, NULL);
     if (!json_is_object(root)) {
         json_decref(root);
@@ -665,6 +666,7 @@ char *llm_jsonl_output_key(const char *line, size_t len, int *duplicate)
                        : json_object_get(root, "error");
     json_t *kind = json_object_get(err, resp ? "code" : "type");
     *duplicate = json_is_string(kind) && !strcmp(json_string_value(kind), "duplicate_id");
+    if (error) *error = json_is_object(err);
     char *key = id ? json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS) : NULL;
     json_decref(root);
     return key;

@@ -81,6 +81,7 @@ struct kcount {
     char *key;
     uint64_t h;
     int count;
+    int errors; /* of those, error lines */
 };
 
 struct cmap { /* key -> count of answers already in the output */
@@ -209,8 +210,8 @@ static int scan_output(const char *path, struct cmap *m, struct cmap *dups, long
         int complete = end > at && (fseeko(fp, end - 1, SEEK_SET), getc_unlocked(fp) == '\n');
         if (!complete) break; /* cut short by a kill: dropped below */
         good = end;
-        int dup = 0;
-        char *key = tl ? NULL : llm_jsonl_output_key(buf, len, &dup);
+        int dup = 0, err = 0;
+        char *key = tl ? NULL : llm_jsonl_output_key(buf, len, &dup, &err);
         if (key) {
             struct kcount *k = cmap_find(dup ? dups : m, key, hash_str(key), 1);
             free(key);
@@ -219,6 +220,7 @@ static int scan_output(const char *path, struct cmap *m, struct cmap *dups, long
                 break;
             }
             k->count++;
+            k->errors += err;
         }
         (*n_lines)++;
     }
@@ -358,7 +360,15 @@ int llm_run_jsonl(struct llm_engine *e, const struct llm_run_opts *o,
         if (rc) goto out;
         if (n > 0) llm_info("resuming: '%s' has %ld answers", o->out_path, n);
     }
-    if (to_stdout) {
+    struct stat ost;
+    if (o->out) { /* opened by the caller before its slow setup */
+        R.out = o->out;
+        if (!o->resume && fstat(fileno(R.out), &ost) == 0 && S_ISREG(ost.st_mode) &&
+            (ftruncate(fileno(R.out), 0) || fseeko(R.out, 0, SEEK_SET))) {
+            rc = llm_err_set(LLM_EIO, "unable to truncate '%s': %s", R.out_name, strerror(errno));
+            goto out;
+        }
+    } else if (to_stdout) {
         R.out = stdout;
     } else {
         R.out = fopen(o->out_path, o->resume ? "ab" : "wb");
@@ -433,6 +443,10 @@ int llm_run_jsonl(struct llm_engine *e, const struct llm_run_opts *o,
             struct kcount *k = cm->n ? cmap_find(cm, p->q.key, h, 0) : NULL;
             if (k && k->count > 0) {
                 k->count--;
+                if (k->errors > 0) { /* an id answers once, so its one line */
+                    k->errors--;
+                    R.prog.skipped_errors++;
+                }
                 R.prog.skipped++;
                 if (R.prog.total > 0) R.prog.total--;
                 llm_jsonl_req_free(&p->q);
@@ -502,7 +516,10 @@ out:
             free(p);
         }
     }
-    if (R.out && !to_stdout) {
+    if (R.out && o->out) {
+        if (fflush(R.out) && rc == 0)
+            rc = llm_err_set(LLM_EIO, "'%s': %s", R.out_name, strerror(errno));
+    } else if (R.out && !to_stdout) {
         if (fclose(R.out) && rc == 0)
             rc = llm_err_set(LLM_EIO, "'%s': %s", o->out_path, strerror(errno));
     } else if (R.out && fflush(R.out) && rc == 0) {

@@ -164,6 +164,62 @@ void llm_out_install_cleanup(void)
     atexit(tmp_cleanup_all);
 }
 
+/* What is at an output path: 0 nothing (or a regular file, replaced by
+ * rename), 1 a device, FIFO or socket (written in place), <0 an error (a
+ * folder, or a path that cannot be looked at). */
+static int out_kind(const char *path)
+{
+    struct stat st;
+    size_t n = strlen(path);
+    if (n == 0) return llm_err_set(LLM_EINVAL, "empty output path");
+    int found = stat(path, &st) == 0;
+    if (path[n - 1] == '/' || (found && S_ISDIR(st.st_mode)))
+        return llm_err_set(LLM_EINVAL, "unable to create '%s': it is a folder", path);
+    if (!found)
+        return errno == ENOENT || errno == ENOTDIR
+                   ? 0 /* llm_out_open's mkstemp names the missing folder */
+                   : llm_err_set(LLM_EIO, "unable to create '%s': %s", path, strerror(errno));
+    return S_ISREG(st.st_mode) ? 0 : 1;
+}
+
+/* Open a device or FIFO path for writing as it is (no temporary). */
+static int out_open_special(struct llm_out *o, const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return llm_err_set(LLM_EIO, "unable to open '%s': %s", path, strerror(errno));
+    o->fp = fdopen(fd, "wb");
+    o->path = strdup(path);
+    if (!o->fp || !o->path) {
+        if (o->fp)
+            fclose(o->fp);
+        else
+            close(fd);
+        free(o->path);
+        memset(o, 0, sizeof(*o));
+        return llm_err_set(LLM_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+int llm_out_check(const char *path)
+{
+    if (!path || !strcmp(path, "-")) return 0;
+    int k = out_kind(path);
+    if (k < 0) return k;
+    if (k == 1) {
+        int fd = open(path, O_WRONLY | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0 && errno != ENXIO) /* ENXIO: a FIFO nobody reads yet */
+            return llm_err_set(LLM_EIO, "unable to open '%s': %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return 0;
+    }
+    struct llm_out o;
+    int rc = llm_out_open(&o, path);
+    if (rc) return rc;
+    llm_out_abort(&o);
+    return 0;
+}
+
 int llm_out_open(struct llm_out *o, const char *path)
 {
     memset(o, 0, sizeof(*o));
@@ -171,10 +227,12 @@ int llm_out_open(struct llm_out *o, const char *path)
         o->fp = stdout;
         return 0;
     }
+    int kind = out_kind(path);
+    if (kind < 0) return kind;
+    if (kind == 1) return out_open_special(o, path);
     const char *slash = strrchr(path, '/');
     size_t dirlen = slash ? (size_t)(slash - path + 1) : 0;
     const char *base = slash ? slash + 1 : path;
-    if (!*base) return llm_err_set(LLM_EINVAL, "'%s': output path names a folder", path);
     size_t tl = dirlen + strlen(base) + 32;
     o->tmp = malloc(tl);
     o->path = strdup(path);
@@ -230,6 +288,13 @@ int llm_out_commit(struct llm_out *o)
         o->fp = NULL;
         return rc;
     }
+    if (!o->tmp) { /* a device or FIFO, written in place */
+        if (fclose(o->fp) != 0 && !rc)
+            rc = llm_err_set(LLM_EIO, "unable to write '%s': %s", name, strerror(errno));
+        free(o->path);
+        memset(o, 0, sizeof(*o));
+        return rc;
+    }
     if (fclose(o->fp) != 0 && !rc)
         rc = llm_err_set(LLM_EIO, "unable to write '%s': %s", name, strerror(errno));
     o->fp = NULL;
@@ -246,7 +311,10 @@ int llm_out_commit(struct llm_out *o)
 void llm_out_abort(struct llm_out *o)
 {
     if (!o) return;
-    if (o->path) {
+    if (o->path && !o->tmp) { /* a device or FIFO: nothing to remove */
+        if (o->fp) fclose(o->fp);
+        free(o->path);
+    } else if (o->path) {
         if (o->fp) fclose(o->fp);
         unlink(o->tmp);
         tmp_untrack(o->tmp);

@@ -1050,6 +1050,49 @@ int llm_ar_verify_tensor(const struct llm_artifact *a, const struct llm_tensor *
     return 0;
 }
 
+int llm_ar_verify_all(struct llm_artifact *a)
+{
+    if (!a->random)
+        return llm_err_set(LLM_EINVAL,
+                           "'%s': verifying every tensor needs a file (or reading "
+                           "the whole stream first)",
+                           a->path);
+    /* stored data is hashed in place, tensors spread over the threads; the
+     * first mismatch in file order is the one reported */
+    size_t n = a->n;
+    unsigned char *bad = calloc(n ? n : 1, 1);
+    if (!bad) return llm_err_set(LLM_ENOMEM, "'%s': out of memory", a->path);
+    int64_t ni = (int64_t)n;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t i = 0; i < ni; i++) {
+        const struct rec *r = &a->recs[i];
+        if (r->verified || r->comp != COMP_NONE) continue;
+        bad[i] = XXH3_64bits(a->buf + r->data_off, (size_t)r->raw) != r->xxh3;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        struct rec *r = &a->recs[i];
+        if (r->verified) continue;
+        struct llm_tensor t;
+        if (r->comp != COMP_NONE) { /* decompressed (and kept) one at a time */
+            unsigned keep = a->flags;
+            a->flags |= LLM_AR_VERIFY;
+            rc = llm_ar_get(a, i, &t);
+            a->flags = keep;
+            continue;
+        }
+        if (bad[i]) {
+            rec_tensor(a, i, &t);
+            t.data = a->buf + r->data_off;
+            rc = llm_ar_verify_tensor(a, &t);
+            if (rc) break;
+        }
+        r->verified = 1;
+    }
+    free(bad);
+    return rc;
+}
+
 /* ---- the writer ---------------------------------------------------------- */
 
 struct llm_aw {

@@ -71,10 +71,11 @@ void llm_ea_info_free(struct llm_ea_info *e)
     e->n_gemm = 0;
 }
 
-int llm_ea_parse_arch(const char *s, int *major, int *minor)
+int llm_ea_parse_arch(const char *s, int *major, int *minor, char *suffix)
 {
     const char *p = s;
     long maj, min;
+    char sfx = 0;
     char *end;
     if (!s || !*s)
         return llm_err_set(LLM_EINVAL, "empty architecture (expected sm_XY, e.g. sm_90)");
@@ -91,6 +92,7 @@ int llm_ea_parse_arch(const char *s, int *major, int *minor)
         memcpy(b, p, nd - 1);
         maj = strtol(b, NULL, 10);
         min = p[nd - 1] - '0';
+        sfx = p[nd];
     } else {
         if (!isdigit((unsigned char)*p))
             return llm_err_set(LLM_EINVAL,
@@ -117,12 +119,13 @@ int llm_ea_parse_arch(const char *s, int *major, int *minor)
                            s, maj, min);
     *major = (int)maj;
     *minor = (int)min;
+    if (suffix) *suffix = sfx;
     return 0;
 }
 
-void llm_ea_arch_name(int major, int minor, char *buf, size_t cap)
+void llm_ea_arch_name(int major, int minor, char suffix, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "sm_%d%d", major, minor);
+    snprintf(buf, cap, "sm_%d%d%.*s", major, minor, suffix ? 1 : 0, &suffix);
 }
 
 int llm_ea_check_arch(const struct llm_ea_info *e, const char *path, int major, int minor,
@@ -130,8 +133,8 @@ int llm_ea_check_arch(const struct llm_ea_info *e, const char *path, int major, 
 {
     if (e->cc_major == major && e->cc_minor == minor) return 0;
     char want[16], have[16];
-    llm_ea_arch_name(e->cc_major, e->cc_minor, want, sizeof want);
-    llm_ea_arch_name(major, minor, have, sizeof have);
+    llm_ea_arch_name(e->cc_major, e->cc_minor, e->arch_suffix, want, sizeof want);
+    llm_ea_arch_name(major, minor, 0, have, sizeof have);
     return llm_err_set(LLM_EINVAL,
                        "'%s': built for %s, this GPU is %s%s%s%s; rebuild it with "
                        "llm-build",
@@ -320,7 +323,7 @@ static int unhex_algo(const char *s, uint64_t a[8])
 json_t *llm_ea_info_to_json(const struct llm_ea_info *e)
 {
     char arch[16], cc[16];
-    llm_ea_arch_name(e->cc_major, e->cc_minor, arch, sizeof arch);
+    llm_ea_arch_name(e->cc_major, e->cc_minor, e->arch_suffix, arch, sizeof arch);
     snprintf(cc, sizeof cc, "%d.%d", e->cc_major, e->cc_minor);
     json_t *graphs = json_array(), *choices = json_array(), *fused = json_object();
     json_t *f32 = json_array();
@@ -472,7 +475,7 @@ int llm_ea_info_from_meta(const json_t *meta, const char *path, struct llm_ea_in
                            path, e->version, LLM_EA_VERSION);
     const json_t *t = json_object_get(j, "target");
     const char *arch = json_string_value(json_object_get(t, "arch"));
-    if (!arch || llm_ea_parse_arch(arch, &e->cc_major, &e->cc_minor))
+    if (!arch || llm_ea_parse_arch(arch, &e->cc_major, &e->cc_minor, &e->arch_suffix))
         return llm_err_set(LLM_EFORMAT, "'%s': engine field 'target.arch' must be sm_XY", path);
     const char *dev = json_string_value(json_object_get(t, "device"));
     snprintf(e->device, sizeof e->device, "%s", dev ? dev : "");
@@ -585,6 +588,11 @@ static void hash_upto(struct llm_ea_builder *b, uint64_t end)
 
 int llm_ea_build_open(struct llm_ea_builder **out, const char *in_path)
 {
+    return llm_ea_build_open_flags(out, in_path, 0);
+}
+
+int llm_ea_build_open_flags(struct llm_ea_builder **out, const char *in_path, unsigned flags)
+{
     *out = NULL;
     struct llm_ea_builder *b = calloc(1, sizeof *b);
     if (!b) return llm_err_set(LLM_ENOMEM, "out of memory");
@@ -592,8 +600,16 @@ int llm_ea_build_open(struct llm_ea_builder **out, const char *in_path)
     b->map.fd = -1;
     b->path = strdup(in_path ? in_path : "-");
     int rc = b->path ? 0 : llm_err_set(LLM_ENOMEM, "out of memory");
-    if (!rc) rc = llm_ar_open(&b->ar, b->path, LLM_AR_VERIFY);
+    int verify = !(flags & LLM_MODEL_NO_VERIFY);
+    if (!rc) rc = llm_ar_open(&b->ar, b->path, verify ? LLM_AR_VERIFY : 0);
     if (rc) goto fail;
+    /* a file is checked whole before anything is written, one tensor at a
+     * time (pages dropped after each); a pipe tensor by tensor as it arrives */
+    for (size_t i = 0; verify && llm_ar_is_seekable(b->ar) && i < llm_ar_count(b->ar); i++) {
+        struct llm_tensor t;
+        if ((rc = llm_ar_get(b->ar, i, &t))) goto fail;
+        llm_ar_release(b->ar, i);
+    }
     const char *p = llm_ar_path(b->ar);
     const json_t *meta = llm_ar_meta(b->ar);
     if (!(b->meta0 = json_deep_copy(meta))) {

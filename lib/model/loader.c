@@ -6,7 +6,10 @@
  * up lazily by name and their shapes checked against the description at
  * each lookup, so a model whose file holds extra tensors (quantization
  * scales) or only part of a model (a tensor-parallel rank, whose shapes are
- * slices) still opens; shapes are checked only for whole models.
+ * slices) still opens; shapes are checked only for whole models.  Every
+ * tensor's checksum is checked at open unless the caller opts out: the
+ * hashing reads each mapped page once, which the backend then finds
+ * resident, so a corrupt file never reaches a forward pass.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +56,11 @@ static int read_mapping(struct llm_mapping *mp, const json_t *meta, const char *
 
 int llm_model_open(struct llm_model **out, const char *path)
 {
+    return llm_model_open_flags(out, path, 0);
+}
+
+int llm_model_open_flags(struct llm_model **out, const char *path, unsigned flags)
+{
     *out = NULL;
     struct llm_model *m = calloc(1, sizeof(*m));
     if (!m) return llm_err_set(LLM_ENOMEM, "out of memory");
@@ -79,6 +87,7 @@ int llm_model_open(struct llm_model **out, const char *path)
     if (!rc) rc = llm_quant_from_json(&m->quant, json_object_get(m->meta, "quantization"),
                                       llm_ar_path(m->ar));
     if (!rc) rc = read_mapping(&m->mapping, m->meta, llm_ar_path(m->ar));
+    if (!rc && !(flags & LLM_MODEL_NO_VERIFY)) rc = llm_ar_verify_all(m->ar);
     if (!rc) {
         const json_t *files = json_object_get(json_object_get(m->meta, "tokenizer"), "files");
         const json_t *tj = json_object_get(files, "tokenizer.json");

@@ -324,6 +324,14 @@ static void test_round_trips(int level)
         check_contents(a, how, 1);
         llm_ar_close(a);
     }
+    /* every tensor verified up front, raw and compressed, then read */
+    CHECK(llm_ar_open(&a, path, 0) == 0, "%s: open", how);
+    if (a) {
+        CHECK(llm_ar_verify_all(a) == 0, "%s: verify_all", how);
+        CHECK(llm_ar_verify_all(a) == 0, "%s: verify_all twice", how);
+        check_contents(a, how, 1);
+        llm_ar_close(a);
+    }
 
     uint8_t *fbuf = NULL, *pbuf = NULL;
     size_t flen = 0, plen = 0;
@@ -645,6 +653,27 @@ static void test_rejections(void)
     b[L.data[i32] + 1] ^= 0x40;
     expect_reject("tensor data checksum", b, len, LLM_ECHECKSUM,
                   "tensor 't.f32' checksum mismatch (stored ");
+    /* llm_ar_verify_all (what loading a model does): without LLM_AR_VERIFY
+     * the lazy reads trust the data, verify_all finds the first changed
+     * tensor in file order */
+    FRESH();
+    int ilast = NT - 1, ifirst = i32 < ilast ? i32 : 0;
+    b[L.data[ilast] + L.stored[ilast] / 2] ^= 0x01;
+    b[L.data[ifirst] + 1] ^= 0x40;
+    {
+        struct llm_artifact *a = NULL;
+        CHECK(llm_ar_open_mem(&a, b, len, "crafted.llm", 0) == 0, "verify_all: open");
+        if (a) {
+            int rc = llm_ar_verify_all(a);
+            char want[128];
+            snprintf(want, sizeof want, "'crafted.llm': tensor '%s' checksum mismatch",
+                     S[ifirst].name);
+            CHECK(rc == LLM_ECHECKSUM && strstr(llm_errmsg(), want),
+                  "verify_all: %d '%s', expected '%s'", rc, llm_errmsg(), want);
+            printf("ok: verify_all reports the first changed tensor: %s\n", llm_errmsg());
+            llm_ar_close(a);
+        }
+    }
     FRESH();
     b[L.data[i32] + L.stored[i32]] = 7; /* padding after data */
     expect_reject("data padding", b, len, LLM_EFORMAT, "padding after data");

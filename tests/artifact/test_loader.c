@@ -16,6 +16,7 @@
 #include "llm/dtype.h"
 #include "llm/err.h"
 #include "llm/hf.h"
+#include "llm/io.h"
 #include "llm/model.h"
 
 static int failures, checks;
@@ -195,6 +196,40 @@ int main(void)
     CHECK(llm_model_tensor(m, "lm_head.weight", &t) == LLM_ENOTFOUND, "callback missing");
     free(m);
     printf("ok: in-memory tensor source\n");
+
+    /* one changed byte in one tensor: refused at open, naming the file and
+     * the tensor; LLM_MODEL_NO_VERIFY opens it */
+    char corrupt[256];
+    snprintf(corrupt, sizeof(corrupt), "%s/corrupt.llm", dir);
+    char *buf = NULL;
+    size_t len = 0;
+    struct llm_artifact *a = NULL;
+    CHECK(llm_read_file(path, &buf, &len, 0) == 0, "read %s", path);
+    CHECK(buf && llm_ar_open_mem(&a, buf, len, "mem", 0) == 0 &&
+              llm_ar_find(a, "transformer.layers.1.mlp.proj.weight", &t) == 0,
+          "find the tensor");
+    if (a && buf) {
+        size_t at = (size_t)((const char *)t.data - buf) + 100;
+        llm_ar_close(a);
+        buf[at] ^= 0x01;
+        FILE *fp = fopen(corrupt, "wb");
+        CHECK(fp && fwrite(buf, 1, len, fp) == len && fclose(fp) == 0, "write %s", corrupt);
+        m = NULL;
+        int rc = llm_model_open(&m, corrupt);
+        CHECK(rc == LLM_ECHECKSUM && m == NULL &&
+                  strstr(llm_errmsg(), "corrupt.llm': tensor 'transformer.layers.1.mlp.proj."
+                                       "weight' checksum mismatch"),
+              "corrupt tensor refused at open: %d", rc);
+        printf("ok: %s\n", llm_errmsg());
+        CHECK(llm_model_open_flags(&m, corrupt, LLM_MODEL_NO_VERIFY) == 0, "open unverified");
+        if (m) {
+            CHECK(llm_model_tensor(m, "transformer.layers.1.mlp.proj.weight", &t) == 0,
+                  "unverified tensor readable");
+            llm_model_close(m);
+        }
+        unlink(corrupt);
+    }
+    free(buf);
 
     CHECK(llm_model_open(&m, "/nonexistent/x.llm") < 0 && m == NULL, "missing file");
     unlink(path);

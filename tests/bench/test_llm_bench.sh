@@ -63,13 +63,24 @@ check "--help and llm-bench.1 define the same options ($(wc -l <"$T/opts-help"))
 expect 2 "llm-bench: unknown mode 'fast'" "$BENCH" fast "$M"
 expect 2 "llm-bench: missing mode" "$BENCH"
 expect 2 "llm-bench: throughput: expected one MODEL" "$BENCH" throughput
-expect 2 "llm-bench: -o: unknown format 'xml'" "$BENCH" -o xml throughput "$M"
+expect 2 "llm-bench: -f: unknown format 'xml'" "$BENCH" -f xml throughput "$M"
+# -o is the output file as in every tool; its older meaning (the format) is refused
+expect 2 "llm-bench: -o 'json': -o names the output file; the format is -f json" \
+    "$BENCH" -o json throughput "$M"
+check "the refused -o json wrote no file 'json'" test ! -e json
 expect 2 "llm-bench: -p: bad value" "$BENCH" sweep "$M" -p 12x
 expect 2 "llm-bench: --kv-cache: bad size" "$BENCH" throughput "$M" --kv-cache lots
 expect 2 "llm-bench: --peak-bw: bad rate" "$BENCH" throughput "$M" --peak-bw fast
 expect 2 "llm-bench: -p, -n" "$BENCH" throughput "$M" -p 512
 expect 2 "llm-bench: compare: --baseline" "$BENCH" compare x.json
 expect 1 "llm-bench: unable to open '$T/none.llm'" "$BENCH" throughput "$T/none.llm"
+# outputs are checked before anything runs: the error names the output
+# even with a missing model
+expect 1 "llm-bench: unable to create '$T/no/dir/r.json'" "$BENCH" throughput "$T/none.llm" -o "$T/no/dir/r.json"
+expect 1 "llm-bench: unable to create '$T/no/dir/w.jsonl'" "$BENCH" throughput "$T/none.llm" --save-workload "$T/no/dir/w.jsonl"
+expect 1 "llm-bench: unable to create '$T': it is a folder" "$BENCH" throughput "$T/none.llm" -o "$T"
+expect 2 "llm-bench: -o and --save-workload name the same file" "$BENCH" throughput "$M" -o "$T/same" --save-workload "$T/same"
+check "no output left by the refused runs" test ! -e "$T/no" -a ! -e "$T/same"
 
 # ---- bad datasets --------------------------------------------------------------------
 printf '{"task_id": 0, "input_ids": [1, 2], "output_tokens": 2}\n{"task_id": 1, "input_ids": [1\n' \
@@ -88,17 +99,17 @@ cat >"$T/share.json" <<'EOF'
                                {"from": "gpt", "value": "Paris is the capital of France."}]},
  {"id": "b", "conversations": [{"from": "human", "value": "one turn only"}]}]
 EOF
-expect 0 "" "$BENCH" throughput "$M" --dataset "$T/share.json" -r 1 -o json -O "$T/share_res.json" "${E[@]}"
+expect 0 "" "$BENCH" throughput "$M" --dataset "$T/share.json" -r 1 -f json -o "$T/share_res.json" "${E[@]}"
 check "ShareGPT: one conversation used, one skipped" \
     test "$("$CHK" get "$T/share_res.json" workload.requests)/$("$CHK" get "$T/share_res.json" workload.skipped)" = 1/1
 printf '{"id": 1, "prompt": "hello there", "max_tokens": 4}\n' >"$T/run.jsonl"
-expect 0 "" "$BENCH" latency "$M" --dataset "$T/run.jsonl" -r 1 -o json -O "$T/run_res.json" "${E[@]}"
+expect 0 "" "$BENCH" latency "$M" --dataset "$T/run.jsonl" -r 1 -f json -o "$T/run_res.json" "${E[@]}"
 check "llm-run JSONL: output length from max_tokens" \
     test "$("$CHK" get "$T/run_res.json" totals.output_tokens)" = 4
 
 # ---- every format -----------------------------------------------------------------------------
 W=(--num-requests 6 --input-len 24 --input-std 6 --output-len 12 --output-std 3 --seed 7 -r 3 -w 1)
-expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -o json -O "$T/a.json"
+expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -f json -o "$T/a.json"
 check "json parses and is complete" "$CHK" json "$T/a.json"
 check "cpu backend: figures timed by the monotonic clock" \
     test "$("$CHK" get "$T/a.json" engine.timing)" = monotonic
@@ -107,28 +118,35 @@ idle_ok() { # the mean device idle share is a number within [0, 1]
         'BEGIN { exit !(v != "" && v + 0 >= 0 && v + 0 <= 1) }'
 }
 check "device idle share within [0, 1]" idle_ok
-expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -o jsonl -O "$T/a.jsonl"
+expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -f jsonl -o "$T/a.jsonl"
 check "jsonl: one line per test, each complete" "$CHK" jsonl "$T/a.jsonl" 1
-expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -o csv -O "$T/a.csv"
+expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -f csv -o "$T/a.csv"
 check "csv: every row has the header's column count" "$CHK" csv "$T/a.csv"
-expect 0 "" "$BENCH" show "$T/a.jsonl" -o json -O "$T/shown.json"
+# without -f the format follows the file's extension; -O and --output-format still work
+expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -r 1 -o "$T/ext.json"
+check "-o FILE.json writes json" "$CHK" json "$T/ext.json"
+expect 0 "" "$BENCH" show "$T/ext.json" -o "$T/ext.csv"
+check "-o FILE.csv writes csv" "$CHK" csv "$T/ext.csv"
+expect 0 "" "$BENCH" show "$T/ext.json" --output-format md -O "$T/ext.txt"
+check "--output-format md -O FILE (older spellings)" grep -q '^| test |' "$T/ext.txt"
+expect 0 "" "$BENCH" show "$T/a.jsonl" -f json -o "$T/shown.json"
 check "show: jsonl back to a complete json document" "$CHK" json "$T/shown.json"
-expect 0 "" "$BENCH" show "$T/a.json" -o csv -O "$T/shown.csv"
+expect 0 "" "$BENCH" show "$T/a.json" -f csv -o "$T/shown.csv"
 check "show: json as csv" "$CHK" csv "$T/shown.csv"
 expect 1 "llm-bench: unable to open '$T/none.json'" "$BENCH" show "$T/none.json"
-expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -o md
+expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -f md
 check "md: summary table" grep -q '^| test | req/s | out tok/s' "$T/out"
 check "md: figure table" grep -q '^| throughput threads=1 | output_tokens_per_s |' "$T/out"
-expect 0 "" "$BENCH" sweep "$M" -p 16,32 -n 8 --pg 16,4 --npp 8 --ntg 4 --npl 1,2 -r 2 "${E[@]}" -o json -O "$T/sweep.json"
+expect 0 "" "$BENCH" sweep "$M" -p 16,32 -n 8 --pg 16,4 --npp 8 --ntg 4 --npl 1,2 -r 2 "${E[@]}" -f json -o "$T/sweep.json"
 check "sweep json: grid and batched tests" "$CHK" json "$T/sweep.json"
 check "sweep: 6 tests" test "$("$CHK" count "$T/sweep.json")" = 6
-expect 0 "" "$BENCH" sweep "$M" -p 16 -n 8 -r 2 "${E[@]}" -o csv -O "$T/sweep.csv"
+expect 0 "" "$BENCH" sweep "$M" -p 16 -n 8 -r 2 "${E[@]}" -f csv -o "$T/sweep.csv"
 check "sweep csv columns" "$CHK" csv "$T/sweep.csv"
-expect 0 "" "$BENCH" sweep "$M" --npp 8 --ntg 4 --npl 2 -r 2 "${E[@]}" -o md
+expect 0 "" "$BENCH" sweep "$M" --npp 8 --ntg 4 --npl 2 -r 2 "${E[@]}" -f md
 check "sweep md: batched table" grep -q '^| test | PP | TG | B | N_KV | T_PP s' "$T/out"
 
 # ---- same seed twice: same workload, same counts, figures within the spread ----------------------
-expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -o json -O "$T/b.json"
+expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -f json -o "$T/b.json"
 # The workload and the counts must be identical.  Timing is not a unit-test
 # matter (a shared CI machine can be loaded by anything): the figures'
 # agreement, a factor of 3 or 4 pooled stddev, is reported but not gated here;
@@ -137,20 +155,20 @@ check "two runs, seed 7: same workload and counts" "$CHK" same "$T/a.json" "$T/b
 "$CHK" same "$T/a.json" "$T/b.json" 3 >"$T/spread.txt" \
     && echo "ok (advisory): figures within the stated spread" \
     || { echo "note (advisory, not a failure): timing spread exceeded on this machine:"; cat "$T/spread.txt"; }
-expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" --seed 8 -o json -O "$T/c.json"
+expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" --seed 8 -f json -o "$T/c.json"
 check "seed 8: another workload hash" \
     test "$("$CHK" get "$T/a.json" workload.hash)" != "$("$CHK" get "$T/c.json" workload.hash)"
 
 # ---- save-workload / dataset round trip, replay ---------------------------------------------------
-expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -r 1 -o json -O "$T/s.json" --save-workload "$T/w.jsonl"
-expect 0 "" "$BENCH" throughput "$M" --dataset "$T/w.jsonl" "${E[@]}" -r 1 -o json -O "$T/d.json"
+expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -r 1 -f json -o "$T/s.json" --save-workload "$T/w.jsonl"
+expect 0 "" "$BENCH" throughput "$M" --dataset "$T/w.jsonl" "${E[@]}" -r 1 -f json -o "$T/d.json"
 check "saved workload as a trtllm dataset: same workload hash" \
     test "$("$CHK" get "$T/s.json" workload.hash)" = "$("$CHK" get "$T/d.json" workload.hash)"
-expect 0 "" "$BENCH" --replay "$T/a.json" -o json -O "$T/r.json" -q
+expect 0 "" "$BENCH" --replay "$T/a.json" -f json -o "$T/r.json" -q
 check "replay: same tests, workload and counts" "$CHK" same "$T/a.json" "$T/r.json" 0
-expect 0 "" "$BENCH" --replay "$T/s.json" -o json -O "$T/r2.json" -q --save-workload "$T/w2.jsonl"
+expect 0 "" "$BENCH" --replay "$T/s.json" -f json -o "$T/r2.json" -q --save-workload "$T/w2.jsonl"
 check "replay: the very same token ids" cmp "$T/w.jsonl" "$T/w2.jsonl"
-expect 0 "" "$BENCH" --replay "$T/sweep.json" -o json -O "$T/rs.json" -q
+expect 0 "" "$BENCH" --replay "$T/sweep.json" -f json -o "$T/rs.json" -q
 check "replay of a sweep: same workloads and counts" "$CHK" same "$T/sweep.json" "$T/rs.json" 0
 "$CONV" -q --random "$S/tests/fixtures/llama2-f32/config.json" --seed 5 -o "$T/other.llm"
 expect 1 "llm-bench: replay: model" "$BENCH" --replay "$T/a.json" "$T/other.llm" -q
@@ -171,14 +189,14 @@ expect 0 "" "$BENCH" compare "$T/a.json" --baseline "$T/a.json" --max-regression
 # live runs against baselines made 10 times better / worse in every gated figure
 "$CHK" tweak "$T/a.json" "$T/all_better.json" '*' 10 >/dev/null
 "$CHK" tweak "$T/a.json" "$T/all_worse.json" '*' 0.1 >/dev/null
-"$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -O "$T/x.md" --baseline "$T/all_better.json" \
+"$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -o "$T/x.md" --baseline "$T/all_better.json" \
     --max-regression 50 2>"$T/err"
 rc=$?
 check "run against a 10x better baseline exits 3 ($rc)" test "$rc" = 3
 check "each regressed figure is printed" grep -q "regression: throughput threads=1: output_tokens_per_s" "$T/err"
 check "the result is written even when the gate fails" test -s "$T/x.md"
 rm -f "$T/x.md"
-expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -O "$T/x.md" \
+expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -o "$T/x.md" \
     --baseline "$T/all_worse.json" --max-regression 50
 expect 1 "llm-bench: '$T/sweep.json': no test of this run is in the baseline" \
     "$BENCH" compare "$T/a.json" --baseline "$T/sweep.json"

@@ -184,7 +184,7 @@ static inline int ea_build(const char *in, const char *out, int dtype, const cha
         llm_ea_limits_default(d, dtype, &e.lim);
         e.lim.max_tokens = 256;
         e.lim.max_batch = 16;
-        rc = llm_ea_parse_arch(arch, &e.cc_major, &e.cc_minor);
+        rc = llm_ea_parse_arch(arch, &e.cc_major, &e.cc_minor, &e.arch_suffix);
         if (!rc) rc = llm_ea_plan_gemms(d, dtype, &e.lim, &e.gemm, &e.n_gemm);
     }
     json_t *prov = json_pack("{s:s, s:s, s:s, s:[s]}", "tool", "llm-build", "version", "test",

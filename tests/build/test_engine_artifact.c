@@ -84,25 +84,34 @@ static void test_arch(void)
     struct {
         const char *s;
         int ok, maj, min;
+        char sfx;
     } cases[] = {
-        {"sm_90", 1, 9, 0},   {"sm_90a", 1, 9, 0},   {"sm_80", 1, 8, 0},   {"sm_86", 1, 8, 6},
-        {"sm_100", 1, 10, 0}, {"sm_120f", 1, 12, 0}, {"9.0", 1, 9, 0},     {"12.1", 1, 12, 1},
-        {"sm_9", 0, 0, 0},    {"sm_", 0, 0, 0},      {"sm_90b", 0, 0, 0},  {"sm_90aa", 0, 0, 0},
-        {"90", 0, 0, 0},      {"", 0, 0, 0},         {"sm_1000", 0, 0, 0}, {"9.", 0, 0, 0},
-        {"x9.0", 0, 0, 0},    {"sm_05", 0, 0, 0},
+        {"sm_90", 1, 9, 0, 0},      {"sm_90a", 1, 9, 0, 'a'}, {"sm_80", 1, 8, 0, 0},
+        {"sm_86", 1, 8, 6, 0},      {"sm_100", 1, 10, 0, 0},  {"sm_120f", 1, 12, 0, 'f'},
+        {"sm_100a", 1, 10, 0, 'a'}, {"9.0", 1, 9, 0, 0},      {"12.1", 1, 12, 1, 0},
+        {"sm_9", 0, 0, 0, 0},       {"sm_", 0, 0, 0, 0},      {"sm_90b", 0, 0, 0, 0},
+        {"sm_90aa", 0, 0, 0, 0},    {"90", 0, 0, 0, 0},       {"", 0, 0, 0, 0},
+        {"sm_1000", 0, 0, 0, 0},    {"9.", 0, 0, 0, 0},       {"x9.0", 0, 0, 0, 0},
+        {"sm_05", 0, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int maj = -1, min = -1;
-        int rc = llm_ea_parse_arch(cases[i].s, &maj, &min);
-        if (cases[i].ok)
-            CHECK(!rc && maj == cases[i].maj && min == cases[i].min, "parse '%s': rc %d, %d.%d",
-                  cases[i].s, rc, maj, min);
-        else
+        char sfx = 'x', back[16];
+        int rc = llm_ea_parse_arch(cases[i].s, &maj, &min, &sfx);
+        if (cases[i].ok) {
+            CHECK(!rc && maj == cases[i].maj && min == cases[i].min && sfx == cases[i].sfx,
+                  "parse '%s': rc %d, %d.%d suffix %d", cases[i].s, rc, maj, min, sfx);
+            /* sm_ names come back as they were given, suffix included */
+            llm_ea_arch_name(maj, min, sfx, back, sizeof back);
+            CHECK(strncmp(cases[i].s, "sm_", 3) || !strcmp(back, cases[i].s),
+                  "'%s' named back as '%s'", cases[i].s, back);
+        } else {
             CHECK(rc == LLM_EINVAL && strstr(llm_errmsg(), "architecture"),
                   "parse '%s' should fail: rc %d", cases[i].s, rc);
+        }
     }
     char b[16];
-    llm_ea_arch_name(10, 0, b, sizeof b);
+    llm_ea_arch_name(10, 0, 0, b, sizeof b);
     CHECK(!strcmp(b, "sm_100"), "arch name %s", b);
 
     struct llm_ea_info e;
@@ -131,6 +140,7 @@ static void test_json(void)
     struct llm_ea_info e, r;
     llm_ea_info_init(&e);
     e.cc_major = 9;
+    e.arch_suffix = 'a';
     e.compute_dtype = LLM_DTYPE_F16;
     snprintf(e.device, sizeof e.device, "NVIDIA H100 80GB HBM3");
     llm_ea_limits_default(&d, LLM_DTYPE_F16, &e.lim);
@@ -155,9 +165,13 @@ static void test_json(void)
     int rc = llm_ea_info_from_meta(meta, "x.engine", &r);
     CHECK(!rc, "from_meta: rc %d", rc);
     if (!rc) {
-        CHECK(r.cc_major == 9 && r.cc_minor == 0 && r.compute_dtype == LLM_DTYPE_F16 &&
-                  !strcmp(r.device, e.device) && r.fused_gate == 1,
-              "target and dtype back");
+        CHECK(r.cc_major == 9 && r.cc_minor == 0 && r.arch_suffix == 'a' &&
+                  r.compute_dtype == LLM_DTYPE_F16 && !strcmp(r.device, e.device) &&
+                  r.fused_gate == 1,
+              "target (sm_90a) and dtype back");
+        CHECK(!strcmp(json_string_value(json_object_get(json_object_get(j, "target"), "arch")),
+                      "sm_90a"),
+              "target.arch is 'sm_90a'");
         CHECK(!memcmp(&r.lim, &e.lim, sizeof r.lim), "limits back");
         CHECK(r.cublaslt_version == 130100 && r.gemm_workspace == (32u << 20) && !r.gemm_measured &&
                   r.n_gemm == e.n_gemm,

@@ -113,6 +113,10 @@ fatal_case "text.llm" -q --arch $ARCH "$T/text.llm" -o "$T/x"
 "$BUILD" -q --arch $ARCH "$M" -o "$T/e1.engine" || fail "build for sm_90"
 fatal_case "already an engine" -q --arch $ARCH "$T/e1.engine" -o "$T/x"
 fatal_case "nosuchdir" -q --arch $ARCH "$M" -o "$T/nosuchdir/e.engine"
+# the output is checked before the input is read (or a GPU measured): with
+# a missing input too, the error names the output
+fatal_case "unable to create '$T/nosuchdir/e.engine'" -q --arch $ARCH "$T/nosuch.llm" -o "$T/nosuchdir/e.engine"
+fatal_case "unable to create '$T': it is a folder" -q --arch $ARCH "$T/nosuch.llm" -o "$T"
 [ ! -e "$T/x" ] && ok "fatal errors wrote nothing" || fail "a fatal error left '$T/x'"
 if [ $have_gpu = 1 ]; then
     fatal_case "build on a GPU of that architecture" -q --arch sm_11 "$M" -o "$T/x"
@@ -136,6 +140,16 @@ grep -q '^\*llm-build\* \[_OPTIONS_\] _ARTIFACT_ \[\*-o\* _ENGINE_\]' "$MAN" \
     && grep -q 'mlp.fc_gate = mlp.fc rows then mlp.gate rows' "$T/info" \
     && grep -q '^verify: ok' "$T/info" && grep -q "^  2. llm-build .*--arch $ARCH" "$T/info" \
     && ok "llm-info: $(grep '^engine:' "$T/info")" || fail "llm-info engine section: $(cat "$T/info")"
+# an architecture suffix (sm_90a: arch-specific features) is kept through
+# the build's report, the engine's target and its provenance
+if [ $have_gpu = 0 ]; then
+    "$BUILD" --arch sm_90a "$M" -o "$T/e90a.engine" 2>"$T/e90a.err" \
+        && grep -q "engine for sm_90a" "$T/e90a.err" \
+        && "$INFO" --no-tensors "$T/e90a.engine" >"$T/info90a" \
+        && grep -q '^engine: sm_90a (' "$T/info90a" && grep -q '^  2. llm-build .*--arch sm_90a' "$T/info90a" \
+        && ok "--arch sm_90a: reported, stored and recorded as sm_90a" \
+        || fail "--arch sm_90a: $(cat "$T/e90a.err") $(grep -e '^engine' -e 'llm-build' "$T/info90a" 2>/dev/null)"
+fi
 "$INFO" --json --no-tensors "$T/e1.engine" >"$T/info.json" \
     && grep -q '"compute_dtype": "bf16"' "$T/info.json" && grep -q "\"arch\": \"$ARCH\"" "$T/info.json" \
     && ok "llm-info --json carries the engine member" || fail "llm-info --json"

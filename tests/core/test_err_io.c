@@ -459,11 +459,19 @@ static void test_out_commit_abort(void)
     if (rc != LLM_EIO) fail("commit after a write error returned %d, expected EIO", rc);
     expect_dir(dir, "after a failed commit", (char *)NULL);
 
-    /* the final name is a folder: commit fails, temporary removed */
+    /* the final name is a folder: refused at open (and by llm_out_check),
+     * before any work; one that appears after the open fails the commit,
+     * temporary removed */
     char sub[PATH_MAX];
     path_join(sub, sizeof(sub), dir, "sub");
     if (mkdir(sub, 0755)) fail("mkdir: %s", strerror(errno));
+    if (llm_out_open(&o, sub) != LLM_EINVAL || llm_out_check(sub) != LLM_EINVAL)
+        fail("an output onto a folder is not refused at open");
+    expect_has(llm_errmsg(), "it is a folder", "output onto a folder message");
+    expect_dir(dir, "after refusing a folder", "sub", (char *)NULL);
+    rmdir(sub);
     if (llm_out_open(&o, sub) || llm_out_write(&o, "x", 1)) fail("%s", llm_errmsg());
+    if (mkdir(sub, 0755)) fail("mkdir: %s", strerror(errno));
     if (llm_out_commit(&o) != LLM_EIO) fail("commit onto a folder did not fail");
     expect_has(llm_errmsg(), "sub'", "commit onto a folder message");
     expect_dir(dir, "after commit onto a folder", "sub", (char *)NULL);
@@ -504,6 +512,31 @@ static void test_out_errors(void)
     if (llm_out_open(&o, path) != LLM_EINVAL) fail("output path ending in '/' is not EINVAL");
     expect_has(llm_errmsg(), "folder", "trailing slash message");
 
+    /* llm_out_check: the same verdicts as llm_out_open, nothing left behind */
+    path_in(path, sizeof(path), "no/such/folder/x.bin");
+    if (llm_out_check(path) != LLM_EIO) fail("llm_out_check of a missing folder is not EIO");
+    expect_has(llm_errmsg(), strerror(ENOENT), "llm_out_check missing folder message");
+    path_in(path, sizeof(path), "checked.bin");
+    if (llm_out_check(path) || llm_out_check("-") || llm_out_check(NULL))
+        fail("llm_out_check of a writable path: %s", llm_errmsg());
+    if (access(path, F_OK) == 0) fail("llm_out_check created '%s'", path);
+
+    /* a device is written in place, never replaced by a rename */
+    struct stat before, after;
+    if (stat("/dev/null", &before)) fail("stat /dev/null: %s", strerror(errno));
+    if (llm_out_check("/dev/null") || llm_out_open(&o, "/dev/null"))
+        fail("output to /dev/null: %s", llm_errmsg());
+    if (o.tmp) { /* never commit: the rename would replace the device */
+        fail("output to /dev/null goes through a temporary '%s'", o.tmp);
+        llm_out_abort(&o);
+    } else if (llm_out_write(&o, "x", 1) || llm_out_commit(&o)) {
+        fail("output to /dev/null: %s", llm_errmsg());
+    }
+    if (llm_out_open(&o, "/dev/null")) fail("output to /dev/null: %s", llm_errmsg());
+    llm_out_abort(&o);
+    if (stat("/dev/null", &after) || !S_ISCHR(after.st_mode) || after.st_rdev != before.st_rdev)
+        fail("/dev/null is no longer the null device");
+
     /* "-" is stdout, left open by commit */
     if (llm_out_open(&o, "-") || o.fp != stdout || o.path || o.tmp) fail("'-' is not stdout");
     if (llm_out_write(&o, "", 0) || llm_out_commit(&o)) fail("stdout output: %s", llm_errmsg());
@@ -511,7 +544,8 @@ static void test_out_errors(void)
     llm_out_abort(&o);
     if (fflush(stdout) != 0 || fcntl(fileno(stdout), F_GETFD) == -1)
         fail("stdout closed by llm_out");
-    printf("ok: output path ending in '/' refused; '-' and NULL write stdout and leave it open\n");
+    printf("ok: output path ending in '/' refused; llm_out_check; /dev/null written in place; '-' "
+           "and NULL write stdout and leave it open\n");
 }
 
 /* In a child: open an output, write, then die by SIGTERM or exit without

@@ -201,9 +201,9 @@ static void test_malformed(void)
               q.key ? q.key : "(null)", cases[i].key);
         /* the error line names the id and the line, and resumes by that id */
         char *el = llm_jsonl_format_error(&q, rc, llm_errmsg());
-        int dup = 1;
-        char *k = el ? llm_jsonl_output_key(el, strlen(el), &dup) : NULL;
-        CHECK(el && strstr(el, "\"line\":7") && k && !strcmp(k, q.key) && !dup,
+        int dup = 1, err = 0;
+        char *k = el ? llm_jsonl_output_key(el, strlen(el), &dup, &err) : NULL;
+        CHECK(el && strstr(el, "\"line\":7") && k && !strcmp(k, q.key) && !dup && err,
               "case %d: error line %s", i, el ? el : "(null)");
         free(k);
         free(el);
@@ -262,9 +262,9 @@ static void test_format(void)
         CHECK(json_real_value(json_object_get(t2, "logprob")) == -9999.0 &&
                   json_array_size(json_object_get(t2, "top")) == 1,
               "-inf -> -9999, missing alternatives dropped");
-        int dup;
-        char *k = llm_jsonl_output_key(line, strlen(line), &dup);
-        CHECK(k && !strcmp(k, "{\"x\":1}") && !dup, "answer key");
+        int dup, err = 1;
+        char *k = llm_jsonl_output_key(line, strlen(line), &dup, &err);
+        CHECK(k && !strcmp(k, "{\"x\":1}") && !dup && !err, "answer key");
         free(k);
     }
     json_decref(j);
@@ -313,21 +313,21 @@ static void test_format(void)
           "choices with OpenAI logprobs");
     CHECK(json_integer_value(json_object_get(json_object_get(body, "usage"), "total_tokens")) == 5,
           "total_tokens");
-    int dup;
-    char *k = line ? llm_jsonl_output_key(line, strlen(line), &dup) : NULL;
-    CHECK(k && !strcmp(k, "\"r9\""), "OpenAI answer key");
+    int dup, err = 1;
+    char *k = line ? llm_jsonl_output_key(line, strlen(line), &dup, &err) : NULL;
+    CHECK(k && !strcmp(k, "\"r9\"") && !err, "OpenAI answer key, not an error");
     free(k);
     json_decref(j);
     free(line);
     /* a duplicate's error line is marked for --resume */
     q.duplicate = 1;
     line = llm_jsonl_format_error(&q, LLM_EINVAL, "duplicate id");
-    k = line ? llm_jsonl_output_key(line, strlen(line), &dup) : NULL;
-    CHECK(k && dup && strstr(line, "\"status_code\":400"), "duplicate error line: %s", line);
+    k = line ? llm_jsonl_output_key(line, strlen(line), &dup, &err) : NULL;
+    CHECK(k && dup && err && strstr(line, "\"status_code\":400"), "duplicate error line: %s", line);
     free(k);
     free(line);
     llm_jsonl_req_free(&q);
-    k = llm_jsonl_output_key("not json", 8, &dup);
+    k = llm_jsonl_output_key("not json", 8, &dup, NULL);
     CHECK(!k, "foreign output lines have no key");
     printf("answer lines: simple, n > 1, OpenAI completion object, resume keys\n");
 }

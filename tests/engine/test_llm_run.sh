@@ -77,6 +77,40 @@ fatal_case "nosuch.llm" "$T/nosuch.llm"
 fatal_case "nosuch.jsonl" "$M" "$T/nosuch.jsonl"
 head -c 100 "$M" >"$T/cut.llm"
 fatal_case "cut.llm" "$T/cut.llm"
+# the output is checked before anything is read: with a missing model too,
+# the error names the output
+fatal_case "unable to create '$T/no/such/dir/a.jsonl'" "$T/nosuch.llm" -o "$T/no/such/dir/a.jsonl"
+fatal_case "unable to create '$T': it is a folder" "$T/nosuch.llm" -o "$T"
+# a run that fails before its first answer leaves an existing output as it
+# was and creates no new one
+echo "old answers" >"$T/old.jsonl"
+fatal_case "nosuch.llm" "$T/nosuch.llm" -o "$T/old.jsonl"
+[ "$(cat "$T/old.jsonl")" = "old answers" ] && ok "an existing output survives a failed start" \
+    || fail "a failed start changed the existing output: $(head -c 80 "$T/old.jsonl")"
+fatal_case "cut.llm" "$T/cut.llm" -o "$T/new.jsonl"
+[ ! -e "$T/new.jsonl" ] && ok "a failed start leaves no new output" || fail "'$T/new.jsonl' was left"
+# exit status: 0 when every request is answered, 3 when any got an error
+# line (the others still answered), also counting error lines a --resume
+# finds in the output
+status_case() { # expected-status label file args...
+    local want=$1 label=$2 file=$3
+    shift 3
+    "$RUN" -q --device cpu --threads 1 "$@" "$M" "$file" >"$T/st.out" 2>"$T/st.err"
+    local rc=$?
+    [ $rc = "$want" ] && ok "exit $rc: $label" || fail "$label: exit $rc, expected $want: $(cat "$T/st.err")"
+}
+printf '{"id": 1, "prompt": "a", "max_tokens": 2}\n{"id": 2, "prompt": "b", "max_tokens": 2}\n' >"$T/good.jsonl"
+printf '{"id": 1, "prompt": "a", "max_tokens": 2}\n{"id": 2, "prompt": "b", "max_tokens": 0}\n' >"$T/onebad.jsonl"
+status_case 0 "every request answered" "$T/good.jsonl"
+status_case 3 "one request answered by an error line" "$T/onebad.jsonl"
+[ "$(grep -c '"output_ids"' "$T/st.out")/$(grep -c '"error":{' "$T/st.out")" = 1/1 ] \
+    && ok "exit 3 still answers the good request" || fail "answers: $(cat "$T/st.out")"
+status_case 3 "an error line, written to a file" "$T/onebad.jsonl" -o "$T/st.jsonl"
+status_case 3 "--resume over an output holding an error line" "$T/onebad.jsonl" --resume -o "$T/st.jsonl"
+status_case 0 "--resume over a clean output" "$T/good.jsonl" -o "$T/st2.jsonl"
+status_case 0 "--resume over a clean output, nothing left to do" "$T/good.jsonl" --resume -o "$T/st2.jsonl"
+grep -q '^Exit status: 0 every request answered, 3 ' "$T/help" && grep -q '^\*3\*' "$S/man/llm-run.1.scd" \
+    && ok "exit status 3 in --help and the man page" || fail "exit status 3 not documented"
 MAN=$S/man/llm-run.1.scd
 missing=""
 for opt in $(grep -o -- '--[a-z][a-z-]*' "$T/help" | sort -u); do
@@ -103,41 +137,31 @@ for f in llama2-f32 llama3-f32 qwen2-f32 mistral-f32; do
 done
 
 # ---- 3. a mixed input, same answers whatever the batch ----------------------------
-words=(the quick brown fox jumps over a lazy dog while seven small birds sing loudly at dawn)
-RANDOM=7
-n_req=0
-{
-    for i in $(seq 1 70); do
-        p=""
-        for _ in $(seq 1 $((1 + RANDOM % 10))); do p="$p ${words[RANDOM % ${#words[@]}]}"; done
-        mt=$((1 + RANDOM % 32))
-        case $((i % 9)) in
-        0) echo "{\"id\": $i, \"prompt\": \"$p\", \"max_tokens\": $mt, \"n\": 2, \"temperature\": 0.9, \"seed\": $i}" ;;
-        1) echo "{\"custom_id\": \"c$i\", \"method\": \"POST\", \"url\": \"/v1/completions\", \"body\": {\"prompt\": \"$p\", \"max_tokens\": $mt, \"logprobs\": 2, \"temperature\": 0.7}}" ;;
-        2) echo "{\"id\": \"s$i\", \"prompt\": \"$p\", \"max_tokens\": $mt, \"stop\": [\"e\", \"th\"], \"top_k\": 20, \"temperature\": 1.0}" ;;
-        3) echo "{\"prompt\": \"$p\", \"max_tokens\": $mt, \"repetition_penalty\": 1.3, \"logprobs\": true}" ;;
-        4) echo "{\"id\": $i, \"input_ids\": [1, $((3 + RANDOM % 500)), $((3 + RANDOM % 500))], \"max_tokens\": $mt, \"min_tokens\": 2, \"top_p\": 0.8, \"temperature\": 1.2}" ;;
-        5) echo "{\"id\": $i, \"prompt\": \"$p\", \"max_tokens\": 0}" ;;
-        6) echo "{\"id\": $i, \"prompt\": \"$p\" " ;;
-        *) echo "{\"id\": $i, \"prompt\": \"$p\", \"max_tokens\": $mt}" ;;
-        esac
-        n_req=$((n_req + 1))
-    done
-    echo ""
-    echo "{\"id\": 3, \"prompt\": \"duplicate\"}"
-    n_req=$((n_req + 1))
-} >"$T/in.jsonl"
+# shellcheck source=requests.sh
+. "$S/tests/engine/requests.sh"
+gen_requests 9 70 >"$T/in.jsonl"
+# the input is the same every time (each run of this script compares
+# the same requests; a reseeded $RANDOM once made it differ between runs)
+gen_requests 9 70 | cmp -s - "$T/in.jsonl" && ok "the request generator is deterministic" \
+    || fail "gen_requests 9 70 gave different lines twice"
 n_req=$(grep -c . "$T/in.jsonl")
 "$RUN" -q --device cpu --threads 2 "$M" "$T/in.jsonl" -o "$T/ref.jsonl" --ordered
 [ "$(grep -c '' "$T/ref.jsonl")" = "$n_req" ] && ok "reference: $n_req answers for $n_req request lines" \
     || fail "reference: $(grep -c '' "$T/ref.jsonl") answers for $n_req requests"
 sort "$T/ref.jsonl" >"$T/ref.sorted"
+grep -q '"context_length_exceeded"' "$T/ref.jsonl" \
+    && fail "reference: a request does not fit the pool (requests.sh must keep them small)"
 errs=$(grep -c '"error":{\|"status_code":400' "$T/ref.jsonl")
 [ "$errs" -ge 15 ] && grep -q '"duplicate_id"' "$T/ref.jsonl" \
     && ok "bad lines answered with error lines ($errs), duplicate id flagged" || fail "error lines: $errs"
 same() { # label file ordered
     if [ "$3" = 1 ]; then cmp -s "$T/ref.jsonl" "$2"; else sort "$2" | cmp -s "$T/ref.sorted" -; fi \
-        && ok "$1: same answers" || fail "$1: answers differ"
+        && { ok "$1: same answers"; return; }
+    # name the first answer that differs (a pool too small for a request
+    # answers it with context_length_exceeded: the input must fit every pool)
+    local first
+    first=$(sort "$2" | comm -13 "$T/ref.sorted" - | head -1 | cut -c1-200)
+    fail "$1: answers differ, first: $first"
 }
 "$RUN" --device cpu --threads 1 --max-batch-tokens 7 --max-seqs 4 --block-size 4 \
     --kv-cache 160K "$M" "$T/in.jsonl" -o "$T/b.jsonl" --ordered 2>"$T/b.err"
@@ -170,7 +194,7 @@ for ordered in "" "--ordered"; do
         kill -9 "$pid" 2>/dev/null
         wait "$pid"
         rc=$?
-        [ $rc = 0 ] && break
+        [ $rc = 3 ] && break # finished; the input holds bad lines
         [ $rc = 137 ] || { fail "resume run exited $rc: $(cat "$T/k.err")"; break; }
         kills=$((kills + 1))
     done
@@ -178,15 +202,18 @@ for ordered in "" "--ordered"; do
     # one uninterrupted resume (the answers must still equal the reference).
     if [ "$rc" = 137 ]; then
         # shellcheck disable=SC2086
-        "$RUN" $KFLAGS $ordered --resume -o "$T/k.jsonl" "$M" "$T/in.jsonl" 2>"$T/k.err" \
-            || fail "final resume run failed: $(cat "$T/k.err")"
+        "$RUN" $KFLAGS $ordered --resume -o "$T/k.jsonl" "$M" "$T/in.jsonl" 2>"$T/k.err"
+        rc=$?
+        [ $rc = 3 ] || fail "final resume run exited $rc: $(cat "$T/k.err")"
     fi
     same "killed $kills times (SIGKILL), resumed ${ordered:---unordered}" "$T/k.jsonl" "${ordered:+1}"
     [ "$kills" -gt 0 ] || fail "no run was killed: the test did not test resume"
 done
-"$RUN" -q --device cpu --resume -o "$T/k.jsonl" "$M" "$T/in.jsonl" \
-    && cmp -s "$T/k.jsonl" "$T/ref.jsonl" && ok "--resume of a finished output changes nothing" \
-    || fail "--resume of a finished output"
+"$RUN" -q --device cpu --resume -o "$T/k.jsonl" "$M" "$T/in.jsonl"
+rc=$?
+[ $rc = 3 ] && cmp -s "$T/k.jsonl" "$T/ref.jsonl" \
+    && ok "--resume of a finished output changes nothing, exit 3 for its error lines" \
+    || fail "--resume of a finished output: exit $rc"
 
 echo "$fails failed"
 [ "$fails" = 0 ]

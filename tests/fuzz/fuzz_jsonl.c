@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = llm_jsonl_parse(&q, (const char *)data, size, 1, &d, 4096);
     int dup;
     char *line = llm_jsonl_format_error(&q, rc ? rc : -3, "fuzz");
-    if (line) free(llm_jsonl_output_key(line, strlen(line), &dup));
+    if (line) free(llm_jsonl_output_key(line, strlen(line), &dup, NULL));
     free(line);
     if (rc == 0) {
         int32_t toks[2] = {1, 2};
@@ -46,10 +46,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         res.choices = ch;
         struct llm_jsonl_fmt f = {NULL, "fuzz", 0};
         line = llm_jsonl_format_result(&q, &res, &f);
-        if (line) free(llm_jsonl_output_key(line, strlen(line), &dup));
+        if (line) free(llm_jsonl_output_key(line, strlen(line), &dup, NULL));
         free(line);
     }
-    free(llm_jsonl_output_key((const char *)data, size, &dup));
+    free(llm_jsonl_output_key((const char *)data, size, &dup, NULL));
     llm_jsonl_req_free(&q);
     return 0;
 }

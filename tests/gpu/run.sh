@@ -119,11 +119,11 @@ for st in $STAGES; do
         run_stage llmbench ${T_LLMBENCH:-400} bash -c "
             '$lb' throughput --device cuda --num-requests ${LLM_BENCH_REQ:-448} \
                 --max-seqs ${LLM_BENCH_SEQS:-448} --input-len 128 --output-len 128 -r 2 -w 1 \
-                -o md '$m' &&
+                -f md '$m' &&
             '$lb' latency --device cuda --num-requests 4 --input-len 128 --output-len 128 \
-                -r 2 -w 1 -o md '$m' &&
+                -r 2 -w 1 -f md '$m' &&
             '$lb' sweep --device cuda -p 2048 -n 128 -r 3 -w 1 \
-                -o md '$m'"
+                -f md '$m'"
         ;;
     decode)
         # batch-1 decode through the seam, per model shape (bench_model, decode only)
@@ -154,11 +154,11 @@ for st in $STAGES; do
         if [ $st = lat8b ]; then
             run_stage lat8b ${T_LLMBENCH:-300} bash -c "
                 '$(find_bin llm-bench)' latency --device cuda --num-requests 4 --input-len 128 \
-                    --output-len 128 -r 1 -w 1 -o md '$m'"
+                    --output-len 128 -r 1 -w 1 -f md '$m'"
         else
             run_stage tp8b ${T_LLMBENCH:-400} bash -c "
                 '$(find_bin llm-bench)' throughput --device cuda --input-len 128 --output-len 128 \
-                    ${LLM_TP8B_ARGS:---num-requests 2048 --max-seqs 1024} -r 1 -w 1 -o md '$m'"
+                    ${LLM_TP8B_ARGS:---num-requests 2048 --max-seqs 1024} -r 1 -w 1 -f md '$m'"
         fi
         ;;
     *) echo "unknown stage $st"; exit 2 ;;

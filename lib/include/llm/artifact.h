@@ -107,6 +107,14 @@ void llm_ar_release(struct llm_artifact *a, size_t i);
  * (LLM_ECHECKSUM naming the tensor on mismatch). */
 int llm_ar_verify_tensor(const struct llm_artifact *a, const struct llm_tensor *t);
 
+/* Check every tensor's checksum now (random access only): stored data is
+ * hashed where it lies, so a mapped file's pages are read (and paged in)
+ * once, spread over the OpenMP threads; compressed tensors are
+ * decompressed and kept for llm_ar_get.  The first mismatch in file order
+ * fails with LLM_ECHECKSUM naming the file and the tensor.  Verified
+ * tensors are not hashed again by later calls or by LLM_AR_VERIFY. */
+int llm_ar_verify_all(struct llm_artifact *a);
+
 /* Byte offset of the i-th record (file mode; for messages and llm-info). */
 uint64_t llm_ar_offset(const struct llm_artifact *a, size_t i);
 /* Stored (possibly compressed) size of the i-th tensor's data. */

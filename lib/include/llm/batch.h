@@ -86,8 +86,9 @@ char *llm_jsonl_format_result(const struct llm_jsonl_req *q, const struct llm_re
 char *llm_jsonl_format_error(const struct llm_jsonl_req *q, int code, const char *message);
 /* The resume key of an output line (the "id" of a simple line, "custom_id"
  * of an OpenAI one), malloc'd, or NULL when the line is not one of ours.
- * *duplicate is set when the line answers a repeated id. */
-char *llm_jsonl_output_key(const char *line, size_t len, int *duplicate);
+ * *duplicate is set when the line answers a repeated id; *error (may be
+ * NULL) when it is an error line. */
+char *llm_jsonl_output_key(const char *line, size_t len, int *duplicate, int *error);
 
 /* ---- streaming batch runner --------------------------------------------
  * Reads requests line by line, keeps only as many in flight as the engine
@@ -99,6 +100,7 @@ struct llm_run_progress {
     long done;              /* lines answered (results and errors) */
     long errors;            /* of which error lines */
     long skipped;           /* lines skipped by --resume */
+    long skipped_errors;    /* of which the output already held an error line */
     long total;             /* request lines in the input, -1 when unknown (pipe) */
     uint64_t prompt_tokens, completion_tokens;
     double elapsed;         /* seconds since the run started */
@@ -109,6 +111,12 @@ struct llm_run_opts {
     FILE *in;
     const char *in_name;    /* for messages */
     const char *out_path;   /* NULL or "-": stdout */
+    /* Optional: out_path already open for writing (O_APPEND with resume),
+     * so that a tool can find a bad output path before loading a model.
+     * The runner truncates a regular file first (unless resume), flushes
+     * every line, and leaves closing it to the caller.  NULL: the runner
+     * opens out_path itself. */
+    FILE *out;
     int ordered;            /* output lines in input order */
     int resume;             /* skip requests already answered in out_path, append */
     struct llm_jsonl_defaults defaults;

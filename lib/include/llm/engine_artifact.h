@@ -79,6 +79,7 @@ struct llm_gemm_choice {
 struct llm_ea_info {
     int version;
     int cc_major, cc_minor; /* target compute capability (sm_90: 9, 0) */
+    char arch_suffix;       /* 'a' (sm_90a), 'f' (sm_100f) or 0, as given to --arch */
     char device[128];       /* GPU the build measured on; "" when built by --arch alone */
     int compute_dtype;
     struct llm_ea_limits lim;
@@ -94,10 +95,11 @@ struct llm_ea_info {
 void llm_ea_info_init(struct llm_ea_info *e);
 void llm_ea_info_free(struct llm_ea_info *e);
 
-/* "sm_90", "sm_90a", "sm_100", "9.0" -> (major, minor); LLM_EINVAL naming s. */
-int llm_ea_parse_arch(const char *s, int *major, int *minor);
-/* (9, 0) -> "sm_90". */
-void llm_ea_arch_name(int major, int minor, char *buf, size_t cap);
+/* "sm_90", "sm_90a", "sm_100f", "9.0" -> (major, minor) and the suffix
+ * ('a', 'f' or 0; suffix may be NULL); LLM_EINVAL naming s. */
+int llm_ea_parse_arch(const char *s, int *major, int *minor, char *suffix);
+/* (9, 0, 0) -> "sm_90"; (9, 0, 'a') -> "sm_90a". */
+void llm_ea_arch_name(int major, int minor, char suffix, char *buf, size_t cap);
 
 /* Whether an artifact's metadata holds an "engine" member. */
 int llm_ea_present(const json_t *meta);
@@ -156,6 +158,10 @@ struct llm_ea_build_cb {
 };
 
 int llm_ea_build_open(struct llm_ea_builder **out, const char *in_path);
+/* The same with flags: LLM_MODEL_NO_VERIFY skips the tensor checksums,
+ * which are otherwise checked for a whole file here, before any output
+ * exists (a pipe's tensors as they are read, in llm_ea_build_run). */
+int llm_ea_build_open_flags(struct llm_ea_builder **out, const char *in_path, unsigned flags);
 const struct llm_model_desc *llm_ea_build_desc(const struct llm_ea_builder *b);
 /* prov_entry: this tool's provenance entry ({"tool", "version", "commit",
  * "argv"}); the input's name, size and XXH3 are added as its "inputs" (a

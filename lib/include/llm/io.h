@@ -28,7 +28,9 @@ void llm_map_release(const struct llm_map *m, uint64_t off, uint64_t len);
 
 /* Output that never leaves a partial file: path is written as
  * "DIR/.NAME.tmp-XXXXXX" and renamed on llm_out_commit; llm_out_abort
- * unlinks it.  path "-" (or NULL) writes stdout directly. */
+ * unlinks it.  path "-" (or NULL) writes stdout directly; an existing
+ * device, FIFO or socket (/dev/null, a named pipe) is written in place.
+ * A folder is refused at open ("unable to create 'x': it is a folder"). */
 struct llm_out {
     FILE *fp;
     char *path;     /* final path, NULL for stdout */
@@ -37,6 +39,11 @@ struct llm_out {
     int failed;
 };
 int llm_out_open(struct llm_out *o, const char *path);
+/* Check, before any work, that llm_out_open(path) will succeed: the
+ * folder exists and takes a new file (a temporary is created and removed
+ * at once), path is not a folder; a device or FIFO opens for writing.
+ * 0, or the error llm_out_open would give. */
+int llm_out_check(const char *path);
 int llm_out_write(struct llm_out *o, const void *buf, size_t len);
 int llm_out_commit(struct llm_out *o);
 void llm_out_abort(struct llm_out *o);

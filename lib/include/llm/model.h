@@ -409,8 +409,16 @@ struct llm_model {
     int (*get_tensor)(void *ctx, const char *name, struct llm_tensor *t);
     void *get_tensor_ctx;
 };
-/* Open an artifact ("-" = stdin, read fully into memory) as a model. */
+/* Open an artifact ("-" = stdin, read fully into memory) as a model and
+ * verify every tensor's checksum (llm_ar_verify_all): a changed byte fails
+ * here with LLM_ECHECKSUM naming the file and the tensor, before any
+ * weight is used. */
 int llm_model_open(struct llm_model **out, const char *path);
+enum llm_model_open_flags {
+    LLM_MODEL_NO_VERIFY = 1 << 0, /* skip the checksums (tools' --no-verify) */
+};
+/* llm_model_open with flags (enum llm_model_open_flags). */
+int llm_model_open_flags(struct llm_model **out, const char *path, unsigned flags);
 void llm_model_close(struct llm_model *m);
 /* For models built in memory: quantization none, mapping one rank. */
 void llm_model_init_mem(struct llm_model *m);
