@@ -811,29 +811,181 @@ static int is_mlp_pair(const char *suffix, int *second, int *is_bias)
     return 0;
 }
 
+/* One engine build in progress. */
+struct build {
+    struct llm_ea_builder *b;
+    const char *p; /* the input, for messages */
+    int dt;        /* compute dtype */
+    struct expected x;
+    struct pending *pend;
+    int n_pend, cap_pend;
+    struct llm_aw *w;
+    size_t n_out;
+    const struct llm_ea_build_cb *cb;
+};
+
+/* Tensor i has been written: release its pages, hash the input up to the next. */
+static void passed(struct build *s, size_t i)
+{
+    struct llm_ea_builder *b = s->b;
+    llm_ar_release(b->ar, i);
+    if (b->mapped && i + 1 < llm_ar_count(b->ar)) hash_upto(b, llm_ar_offset(b->ar, i + 1));
+}
+
+static int emit(struct build *s, const char *name, int dt, int ndim, const int64_t *shape,
+                const void *data, uint64_t nbytes)
+{
+    int rc = llm_aw_add(s->w, name, dt, ndim, shape, data, nbytes);
+    if (!rc && s->cb && s->cb->tensor) s->cb->tensor(s->cb->ctx, s->n_out, name, dt, ndim, shape, nbytes);
+    s->n_out++;
+    return rc;
+}
+
+/* The description's shape, a float dtype, and the size. */
+static int check_input(struct build *s, const struct llm_tensor *t, uint64_t *numel)
+{
+    char sh[160], sh2[160];
+    int ndim;
+    int64_t want[LLM_MAX_DIMS];
+    if (llm_desc_tensor_shape(&s->b->d, t->name, &ndim, want) == 0) {
+        int same = ndim == t->ndim;
+        for (int k = 0; same && k < ndim; k++)
+            same = want[k] == t->shape[k];
+        if (!same)
+            return llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' has shape %s, expected %s", s->p,
+                               t->name, llm_shape_str(sh, sizeof sh, t->ndim, t->shape),
+                               llm_shape_str(sh2, sizeof sh2, ndim, want));
+    } else {
+        llm_err_clear();
+        llm_debug("'%s': tensor '%s' is not part of the model description; kept", s->p, t->name);
+    }
+    expect_mark(&s->x, t->name);
+    if (!llm_dtype_is_float(t->dtype))
+        return llm_err_set(LLM_EUNSUPPORTED,
+                           "'%s': tensor '%s' is %s: only float weights can go into an engine",
+                           s->p, t->name, llm_dtype_name(t->dtype));
+    if (llm_shape_numel(t->ndim, t->shape, numel))
+        return llm_err_set(LLM_ERANGE, "'%s': tensor '%s': shape overflows", s->p, t->name);
+    return 0;
+}
+
+/* The pending fc/gate pair of (layer, is_bias), created on first sight. */
+static int pending_of(struct build *s, const struct llm_tensor *t, int layer, int is_bias,
+                      uint64_t numel, struct pending **out)
+{
+    int k = 0;
+    while (k < s->n_pend && !(s->pend[k].layer == layer && s->pend[k].is_bias == is_bias))
+        k++;
+    if (k == s->n_pend) {
+        if (s->n_pend == s->cap_pend) {
+            int nc = s->cap_pend ? 2 * s->cap_pend : 8;
+            struct pending *np = realloc(s->pend, sizeof *np * (size_t)nc);
+            if (!np) return llm_err_set(LLM_ENOMEM, "out of memory");
+            s->pend = np;
+            s->cap_pend = nc;
+        }
+        struct pending *q = &s->pend[s->n_pend];
+        memset(q, 0, sizeof *q);
+        q->layer = layer;
+        q->is_bias = is_bias;
+        q->ndim = t->ndim;
+        memcpy(q->shape, t->shape, sizeof q->shape);
+        if (llm_dtype_nbytes(s->dt, numel, &q->half) || q->half > UINT64_MAX / 2 ||
+            !(q->buf = malloc(q->half ? 2 * q->half : 1)))
+            return llm_err_set(LLM_ENOMEM, "'%s': tensor '%s': out of memory", s->p, t->name);
+        s->n_pend++;
+    }
+    *out = &s->pend[k];
+    return 0;
+}
+
+/* One half of a gated MLP's fc/gate pair; the fused tensor is written once
+ * both halves have arrived. */
+static int add_half(struct build *s, const struct llm_tensor *t, size_t i, int layer, int second,
+                    int is_bias, uint64_t numel)
+{
+    struct pending *q = NULL;
+    int rc = pending_of(s, t, layer, is_bias, numel, &q);
+    if (rc) return rc;
+    int same = q->ndim == t->ndim;
+    for (int j = 0; same && j < t->ndim; j++)
+        same = q->shape[j] == t->shape[j];
+    if (!same || q->have[second]) {
+        char sh[160], sh2[160];
+        return llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' has shape %s, its %s partner %s", s->p,
+                           t->name, llm_shape_str(sh, sizeof sh, t->ndim, t->shape),
+                           second ? "mlp.fc" : "mlp.gate",
+                           llm_shape_str(sh2, sizeof sh2, q->ndim, q->shape));
+    }
+    if ((rc = convert_into(q->buf + (second ? q->half : 0), s->dt, t, numel, s->p))) return rc;
+    q->have[second] = 1;
+    passed(s, i);
+    if (!(q->have[0] && q->have[1])) return 0;
+    char name[LLM_NAME_MAX];
+    llm_name_layer(name, sizeof name, layer, is_bias ? LLM_EA_FC_GATE_BIAS : LLM_EA_FC_GATE_WEIGHT);
+    int64_t fshape[LLM_MAX_DIMS];
+    memcpy(fshape, q->shape, sizeof fshape);
+    fshape[0] *= 2;
+    rc = emit(s, name, s->dt, q->ndim, fshape, q->buf, 2 * q->half);
+    free(q->buf);
+    *q = s->pend[--s->n_pend];
+    return rc;
+}
+
+/* Any other tensor, in the compute dtype (the lm_head's bias in f32). */
+static int add_plain(struct build *s, const struct llm_tensor *t, size_t i, uint64_t numel)
+{
+    int odt = !strcmp(t->name, "lm_head.bias") ? LLM_DTYPE_F32 : s->dt;
+    uint64_t nbytes;
+    if (llm_dtype_nbytes(odt, numel, &nbytes))
+        return llm_err_set(LLM_ERANGE, "'%s': tensor '%s': shape overflows", s->p, t->name);
+    const void *data = t->data;
+    void *buf = NULL;
+    int rc = 0;
+    if (odt != t->dtype) {
+        if (!(buf = malloc(nbytes ? nbytes : 1)))
+            return llm_err_set(LLM_ENOMEM, "'%s': tensor '%s': out of memory (%llu bytes)", s->p,
+                               t->name, (unsigned long long)nbytes);
+        rc = convert_into(buf, odt, t, numel, s->p);
+        data = buf;
+    }
+    if (!rc) rc = emit(s, t->name, odt, t->ndim, t->shape, data, nbytes);
+    free(buf);
+    if (!rc) passed(s, i);
+    return rc;
+}
+
+/* After the last tensor: no half pair left and every expected tensor seen. */
+static int check_complete(const struct build *s)
+{
+    if (s->n_pend) {
+        const struct pending *q = &s->pend[0];
+        char name[LLM_NAME_MAX];
+        llm_name_layer(name, sizeof name, q->layer, q->have[0] ? "mlp.gate" : "mlp.fc");
+        return llm_err_set(LLM_ENOTFOUND, "'%s': layer %d has %s but no '%s.%s'", s->p, q->layer,
+                           q->have[0] ? "mlp.fc" : "mlp.gate", name, q->is_bias ? "bias" : "weight");
+    }
+    for (size_t k = 0; k < s->x.n; k++)
+        if (!s->x.seen[k]) return llm_err_set(LLM_ENOTFOUND, "'%s': no tensor '%s'", s->p, s->x.names[k]);
+    return 0;
+}
+
 int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path, const struct llm_ea_info *info,
                      const json_t *prov_entry, const struct llm_ea_build_cb *cb)
 {
-    const char *p = llm_ar_path(b->ar);
     const struct llm_model_desc *d = &b->d;
     struct llm_ea_info e = *info;
     e.fused_gate = d->gated_mlp;
     e.version = LLM_EA_VERSION;
-    const int dt = e.compute_dtype;
-    int rc = llm_ea_limits_check(d, dt, &e.lim);
+    struct build s = {.b = b, .p = llm_ar_path(b->ar), .dt = e.compute_dtype, .cb = cb};
+    int rc = llm_ea_limits_check(d, s.dt, &e.lim);
     if (rc) return rc;
     if (!json_is_object(prov_entry))
         return llm_err_set(LLM_EINVAL, "engine build: the provenance entry must be an object");
-
-    struct expected x = {0};
-    struct pending *pend = NULL;
-    int n_pend = 0, cap_pend = 0;
-    struct llm_aw *w = NULL;
-    uint8_t *buf = NULL;
     json_t *meta = NULL, *trailer = NULL;
-    if ((rc = llm_desc_tensor_names(d, &x.names, &x.n))) return rc;
-    qsort(x.names, x.n, LLM_NAME_MAX, cmp_name);
-    if (!(x.seen = calloc(x.n ? x.n : 1, 1))) {
+    if ((rc = llm_desc_tensor_names(d, &s.x.names, &s.x.n))) return rc;
+    qsort(s.x.names, s.x.n, LLM_NAME_MAX, cmp_name);
+    if (!(s.x.seen = calloc(s.x.n ? s.x.n : 1, 1))) {
         rc = llm_err_set(LLM_ENOMEM, "out of memory");
         goto out;
     }
@@ -842,160 +994,41 @@ int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path, const struc
         goto out;
     }
     struct llm_aw_opts ao = {0};
-    if ((rc = llm_aw_create(&w, out_path ? out_path : "-", meta, &ao))) goto out;
-
-    size_t n_out = 0;
+    if ((rc = llm_aw_create(&s.w, out_path ? out_path : "-", meta, &ao))) goto out;
     for (size_t i = 0;; i++) {
         struct llm_tensor t;
         int r = llm_ar_next(b->ar, &t);
-        if (r < 0) {
+        if (r <= 0) {
             rc = r;
-            goto out;
+            break;
         }
-        if (r == 0) break;
-        char sh[160], sh2[160];
-        int ndim;
-        int64_t want[LLM_MAX_DIMS];
-        if (llm_desc_tensor_shape(d, t.name, &ndim, want) == 0) {
-            int same = ndim == t.ndim;
-            for (int k = 0; same && k < ndim; k++)
-                same = want[k] == t.shape[k];
-            if (!same) {
-                rc = llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' has shape %s, expected %s", p,
-                                 t.name, llm_shape_str(sh, sizeof sh, t.ndim, t.shape),
-                                 llm_shape_str(sh2, sizeof sh2, ndim, want));
-                goto out;
-            }
-        } else {
-            llm_err_clear();
-            llm_debug("'%s': tensor '%s' is not part of the model description; kept", p, t.name);
-        }
-        expect_mark(&x, t.name);
-        if (!llm_dtype_is_float(t.dtype)) {
-            rc = llm_err_set(LLM_EUNSUPPORTED,
-                             "'%s': tensor '%s' is %s: only float weights can "
-                             "go into an engine",
-                             p, t.name, llm_dtype_name(t.dtype));
-            goto out;
-        }
-        uint64_t numel, nbytes;
-        if (llm_shape_numel(t.ndim, t.shape, &numel)) {
-            rc = llm_err_set(LLM_ERANGE, "'%s': tensor '%s': shape overflows", p, t.name);
-            goto out;
-        }
+        uint64_t numel;
+        if ((rc = check_input(&s, &t, &numel))) break;
         const char *suffix = NULL;
         int layer = llm_name_parse_layer(t.name, &suffix), second = 0, is_bias = 0;
-        if (d->gated_mlp && layer >= 0 && is_mlp_pair(suffix, &second, &is_bias)) {
-            int k = 0;
-            while (k < n_pend && !(pend[k].layer == layer && pend[k].is_bias == is_bias))
-                k++;
-            if (k == n_pend) {
-                if (n_pend == cap_pend) {
-                    int nc = cap_pend ? 2 * cap_pend : 8;
-                    struct pending *np = realloc(pend, sizeof *pend * (size_t)nc);
-                    if (!np) {
-                        rc = llm_err_set(LLM_ENOMEM, "out of memory");
-                        goto out;
-                    }
-                    pend = np;
-                    cap_pend = nc;
-                }
-                struct pending *q = &pend[n_pend];
-                memset(q, 0, sizeof *q);
-                q->layer = layer;
-                q->is_bias = is_bias;
-                q->ndim = t.ndim;
-                memcpy(q->shape, t.shape, sizeof q->shape);
-                if (llm_dtype_nbytes(dt, numel, &q->half) || q->half > UINT64_MAX / 2 ||
-                    !(q->buf = malloc(q->half ? 2 * q->half : 1))) {
-                    rc = llm_err_set(LLM_ENOMEM, "'%s': tensor '%s': out of memory", p, t.name);
-                    goto out;
-                }
-                n_pend++;
-            }
-            struct pending *q = &pend[k];
-            int same = q->ndim == t.ndim;
-            for (int j = 0; same && j < t.ndim; j++)
-                same = q->shape[j] == t.shape[j];
-            if (!same || q->have[second]) {
-                rc = llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' has shape %s, its %s partner %s", p,
-                                 t.name, llm_shape_str(sh, sizeof sh, t.ndim, t.shape),
-                                 second ? "mlp.fc" : "mlp.gate",
-                                 llm_shape_str(sh2, sizeof sh2, q->ndim, q->shape));
-                goto out;
-            }
-            if ((rc = convert_into(q->buf + (second ? q->half : 0), dt, &t, numel, p))) goto out;
-            q->have[second] = 1;
-            llm_ar_release(b->ar, i);
-            if (b->mapped && i + 1 < llm_ar_count(b->ar)) hash_upto(b, llm_ar_offset(b->ar, i + 1));
-            if (!(q->have[0] && q->have[1])) continue;
-            char name[LLM_NAME_MAX];
-            llm_name_layer(name, sizeof name, layer,
-                           is_bias ? LLM_EA_FC_GATE_BIAS : LLM_EA_FC_GATE_WEIGHT);
-            int64_t fshape[LLM_MAX_DIMS];
-            memcpy(fshape, q->shape, sizeof fshape);
-            fshape[0] *= 2;
-            if ((rc = llm_aw_add(w, name, dt, q->ndim, fshape, q->buf, 2 * q->half))) goto out;
-            if (cb && cb->tensor)
-                cb->tensor(cb->ctx, n_out, name, dt, q->ndim, fshape, 2 * q->half);
-            n_out++;
-            free(q->buf);
-            pend[k] = pend[--n_pend];
-            continue;
-        }
-        int odt = !strcmp(t.name, "lm_head.bias") ? LLM_DTYPE_F32 : dt;
-        if (llm_dtype_nbytes(odt, numel, &nbytes)) {
-            rc = llm_err_set(LLM_ERANGE, "'%s': tensor '%s': shape overflows", p, t.name);
-            goto out;
-        }
-        const void *data = t.data;
-        if (odt != t.dtype) {
-            if (!(buf = malloc(nbytes ? nbytes : 1))) {
-                rc = llm_err_set(LLM_ENOMEM, "'%s': tensor '%s': out of memory (%llu bytes)", p,
-                                 t.name, (unsigned long long)nbytes);
-                goto out;
-            }
-            if ((rc = convert_into(buf, odt, &t, numel, p))) goto out;
-            data = buf;
-        }
-        if ((rc = llm_aw_add(w, t.name, odt, t.ndim, t.shape, data, nbytes))) goto out;
-        if (cb && cb->tensor) cb->tensor(cb->ctx, n_out, t.name, odt, t.ndim, t.shape, nbytes);
-        n_out++;
-        free(buf);
-        buf = NULL;
-        llm_ar_release(b->ar, i);
-        if (b->mapped && i + 1 < llm_ar_count(b->ar)) hash_upto(b, llm_ar_offset(b->ar, i + 1));
+        if (d->gated_mlp && layer >= 0 && is_mlp_pair(suffix, &second, &is_bias))
+            rc = add_half(&s, &t, i, layer, second, is_bias, numel);
+        else
+            rc = add_plain(&s, &t, i, numel);
+        if (rc) break;
     }
-    if (n_pend) {
-        char name[LLM_NAME_MAX];
-        const char *has = pend[0].have[0] ? "mlp.fc" : "mlp.gate";
-        const char *lacks = pend[0].have[0] ? "mlp.gate" : "mlp.fc";
-        llm_name_layer(name, sizeof name, pend[0].layer, lacks);
-        rc = llm_err_set(LLM_ENOTFOUND, "'%s': layer %d has %s but no '%s.%s'", p, pend[0].layer,
-                         has, name, pend[0].is_bias ? "bias" : "weight");
-        goto out;
-    }
-    for (size_t k = 0; k < x.n; k++)
-        if (!x.seen[k]) {
-            rc = llm_err_set(LLM_ENOTFOUND, "'%s': no tensor '%s'", p, x.names[k]);
-            goto out;
-        }
+    if (!rc) rc = check_complete(&s);
+    if (rc) goto out;
     if (b->mapped) hash_upto(b, b->map.len);
     if (!(trailer = engine_trailer(b, prov_entry))) {
         rc = llm_err_set(LLM_ENOMEM, "out of memory building the engine trailer");
         goto out;
     }
-    if ((rc = llm_aw_set_trailer(w, trailer))) goto out;
-    rc = llm_aw_finish(w);
-    w = NULL;
+    if ((rc = llm_aw_set_trailer(s.w, trailer))) goto out;
+    rc = llm_aw_finish(s.w);
+    s.w = NULL;
 out:
-    llm_aw_abort(w);
-    free(buf);
-    for (int k = 0; k < n_pend; k++)
-        free(pend[k].buf);
-    free(pend);
-    free(x.names);
-    free(x.seen);
+    llm_aw_abort(s.w);
+    for (int k = 0; k < s.n_pend; k++)
+        free(s.pend[k].buf);
+    free(s.pend);
+    free(s.x.names);
+    free(s.x.seen);
     json_decref(meta);
     json_decref(trailer);
     return rc;
