@@ -81,6 +81,22 @@ static int print_model(const json_t *meta)
            yesno(d.o_bias), yesno(d.mlp_bias), yesno(d.norm_bias));
     if (d.sliding_window) printf("  sliding window %d\n", d.sliding_window);
     if (d.n_experts) printf("  experts %d, %d per token\n", d.n_experts, d.n_experts_per_tok);
+    /* what it needs of a backend beyond a plain Llama-style decoder, and who runs it */
+    llm_features f = llm_desc_features(&d);
+    printf("  features:");
+    for (int i = 0; i < LLM_FEAT_COUNT; i++)
+        if (f & LLM_FEAT_BIT(i)) printf("%s %s", f & (LLM_FEAT_BIT(i) - 1) ? "," : "", llm_feature_name(i));
+    if (!f) printf(" none beyond the plain decoder");
+    printf("\n  runs on:");
+    const char *be[2] = {"cpu", "cuda"};
+    int any = 0;
+    for (int i = 0; i < 2; i++)
+        if (!llm_desc_supported(&d, NULL, llm_backend_caps_of(be[i]), NULL)) {
+            printf("%s %s", any ? "," : "", be[i]);
+            any = 1;
+        }
+    llm_err_clear();
+    printf("%s\n", any ? "" : " no backend yet");
     printf("  bos %d, eos", d.bos_id);
     for (int i = 0; i < d.n_eos; i++) printf(" %d", d.eos_ids[i]);
     if (!d.n_eos) printf(" none");

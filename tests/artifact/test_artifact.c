@@ -169,7 +169,7 @@ static void check_contents(struct llm_artifact *a, const char *how, int random)
 {
     int major, minor;
     llm_ar_version(a, &major, &minor);
-    CHECK(major == 1 && minor == 0, "%s: version %d.%d", how, major, minor);
+    CHECK(major == 1 && minor == LLM_ARTIFACT_MINOR, "%s: version %d.%d", how, major, minor);
     struct llm_tensor t;
     int i = 0, rc;
     while ((rc = llm_ar_next(a, &t)) == 1) {
@@ -522,10 +522,10 @@ static void test_rejections(void)
     b[8] = 2;
     b[10] = 0;
     expect_reject("major 2", b, len, LLM_EVERSION,
-                  "artifact format version 2.0 is newer than this reader (1.0); upgrade llm");
+                  "artifact format version 2.0 is newer than this reader (1.1); upgrade llm");
     FRESH();
     b[8] = 0;
-    expect_reject("major 0", b, len, LLM_EVERSION, "unknown artifact format version 0.0");
+    expect_reject("major 0", b, len, LLM_EVERSION, "unknown artifact format version 0.1");
     FRESH();
     wr32(b + 12, 65);
     expect_reject("header length not a multiple of 8", b, len, LLM_EFORMAT, "header length");
@@ -559,7 +559,7 @@ static void test_rejections(void)
     expect_reject("duplicate metadata keys", b, len, LLM_EFORMAT, "duplicate");
     FRESH();
     set_json(b, L.hl, L.meta_len,
-             "{\"format\":{\"name\":\"llm-artifact\",\"major\":1,\"minor\":0},"
+             "{\"format\":{\"name\":\"llm-artifact\",\"major\":1,\"minor\":1},"
              "\"m\":{\"x\":1,\"x\":1}}");
     refix(b, &L);
     expect_reject("nested duplicate metadata keys", b, len, LLM_EFORMAT, "duplicate");
@@ -569,7 +569,7 @@ static void test_rejections(void)
     expect_reject("metadata not an object", b, len, LLM_EFORMAT, "not a JSON object");
     FRESH();
     set_json(b, L.hl, L.meta_len, "{\"format\": {\"name\": \"llm-artifact\", \"major\": 1, "
-                                  "\"minor\": 1}}");
+                                  "\"minor\": 2}}");
     refix(b, &L);
     expect_reject("format member disagrees", b, len, LLM_EFORMAT, "disagrees");
     FRESH();
@@ -739,7 +739,7 @@ static void test_rejections(void)
     b[10] = 3;
     b[40] = 0x55;
     {
-        char *m = memmem(b + L.hl, L.meta_len, "\"minor\":0", 9);
+        char *m = memmem(b + L.hl, L.meta_len, "\"minor\":1", 9);
         CHECK(m != NULL, "no minor in the metadata");
         if (m) m[8] = '3';
     }
@@ -753,6 +753,17 @@ static void test_rejections(void)
         CHECK(read_all(a) == 0, "newer minor: tensors");
         llm_ar_close(a);
         printf("ok: accepts a newer minor (1.3) with reserved bytes set\n");
+    }
+    /* an older minor too: the bundled model was written in 1.0 */
+    char dflt[4200];
+    snprintf(dflt, sizeof dflt, "%s/lib/data/default.llm", getenv("LLM_SRCDIR") ? getenv("LLM_SRCDIR") : ".");
+    CHECK(llm_ar_open(&a, dflt, LLM_AR_VERIFY) == 0, "a 1.0 file refused: %s", llm_errmsg());
+    if (a) {
+        int ma, mi;
+        llm_ar_version(a, &ma, &mi);
+        CHECK(ma == 1 && mi == 0 && read_all(a) == 0, "1.0 file: version %d.%d", ma, mi);
+        llm_ar_close(a);
+        printf("ok: reads a 1.0 file (lib/data/default.llm)\n");
     }
     free(b);
     free(orig);

@@ -23,7 +23,7 @@ extern "C" {
 #endif
 
 #define LLM_ARTIFACT_MAJOR 1
-#define LLM_ARTIFACT_MINOR 0
+#define LLM_ARTIFACT_MINOR 1
 
 /* ---- writer ---------------------------------------------------------- */
 
