@@ -10,8 +10,10 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
+#include "llm/err.h"
 #include "llm/model.h"
 #include "cpu_ops.h"
 
@@ -54,9 +56,9 @@ static uint64_t mm_rng(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-/* Add a tensor of shape [d0] or [d0][d1] with values offset + scale*U(-1,1). */
-static void mm_add(struct mem_model *mm, const char *name, int dt, int64_t d0, int64_t d1,
-                   float offset, float scale)
+/* Add a tensor of ndim (1..3) dims with values offset + scale*U(-1,1). */
+static void mm_addn(struct mem_model *mm, const char *name, int dt, int ndim, const int64_t *shape,
+                    float offset, float scale)
 {
     if (mm->n == mm->cap) {
         mm->cap = mm->cap ? 2 * mm->cap : 64;
@@ -65,7 +67,9 @@ static void mm_add(struct mem_model *mm, const char *name, int dt, int64_t d0, i
     struct mm_tensor *e = &mm->ts[mm->n++];
     memset(e, 0, sizeof *e);
     snprintf(e->name, sizeof e->name, "%s", name);
-    int64_t numel = d0 * (d1 ? d1 : 1);
+    int64_t numel = 1;
+    for (int i = 0; i < ndim; i++)
+        numel *= shape[i];
     float *f = malloc(sizeof(float) * (size_t)numel);
     for (int64_t i = 0; i < numel; i++)
         f[i] = offset + scale * (float)((double)(mm_rng(&mm->seed) >> 11) * 0x1p-52 - 1.0);
@@ -75,22 +79,16 @@ static void mm_add(struct mem_model *mm, const char *name, int dt, int64_t d0, i
     free(f);
     e->t.name = e->name;
     e->t.dtype = dt;
-    e->t.ndim = d1 ? 2 : 1;
-    e->t.shape[0] = d0;
-    e->t.shape[1] = d1;
+    e->t.ndim = ndim;
+    for (int i = 0; i < ndim; i++)
+        e->t.shape[i] = shape[i];
     e->t.nbytes = es * (uint64_t)numel;
     e->t.data = e->data;
 }
 
-static void mm_addl(struct mem_model *mm, int l, const char *suffix, int dt, int64_t d0, int64_t d1,
-                    float offset, float scale)
-{
-    char name[LLM_NAME_MAX];
-    snprintf(name, sizeof name, "transformer.layers.%d.%s", l, suffix);
-    mm_add(mm, name, dt, d0, d1, offset, scale);
-}
-
-/* Every tensor the description calls for, in dtype dt. */
+/* Every tensor the description calls for (its canonical names and shapes),
+ * in dtype dt: norm weights near 1, biases small, linear weights scaled by
+ * 1/sqrt(fan_in). */
 static struct mem_model *mm_build(const struct llm_model_desc *d, int dt, uint64_t seed)
 {
     struct mem_model *mm = calloc(1, sizeof *mm);
@@ -98,34 +96,36 @@ static struct mem_model *mm_build(const struct llm_model_desc *d, int dt, uint64
     mm->m.get_tensor = mm_get;
     mm->m.get_tensor_ctx = mm;
     mm->seed = seed;
-    int64_t H = d->hidden, I = d->intermediate, hd = d->head_dim, V = d->vocab_size;
-    int64_t qkv = (int64_t)(d->n_heads + 2 * d->n_kv_heads) * hd;
-    float sh = 1.0f / sqrtf((float)H), si = 1.0f / sqrtf((float)I);
-    mm_add(mm, "transformer.vocab_embedding.weight", dt, V, H, 0.0f, 1.0f);
-    if (d->pos == LLM_POS_LEARNED)
-        mm_add(mm, "transformer.position_embedding.weight", dt, d->max_pos, H, 0.0f, 0.5f);
-    for (int l = 0; l < d->n_layers; l++) {
-        mm_addl(mm, l, "input_layernorm.weight", dt, H, 0, 1.0f, 0.2f);
-        if (d->norm_bias) mm_addl(mm, l, "input_layernorm.bias", dt, H, 0, 0.0f, 0.1f);
-        mm_addl(mm, l, "attention.qkv.weight", dt, qkv, H, 0.0f, 2.0f * sh);
-        if (d->qkv_bias) mm_addl(mm, l, "attention.qkv.bias", dt, qkv, 0, 0.0f, 0.5f);
-        mm_addl(mm, l, "attention.dense.weight", dt, H, (int64_t)d->n_heads * hd, 0.0f, sh);
-        if (d->o_bias) mm_addl(mm, l, "attention.dense.bias", dt, H, 0, 0.0f, 0.1f);
-        mm_addl(mm, l, "post_layernorm.weight", dt, H, 0, 1.0f, 0.2f);
-        if (d->norm_bias) mm_addl(mm, l, "post_layernorm.bias", dt, H, 0, 0.0f, 0.1f);
-        mm_addl(mm, l, "mlp.fc.weight", dt, I, H, 0.0f, 2.0f * sh);
-        if (d->mlp_bias) mm_addl(mm, l, "mlp.fc.bias", dt, I, 0, 0.0f, 0.1f);
-        if (d->gated_mlp) {
-            mm_addl(mm, l, "mlp.gate.weight", dt, I, H, 0.0f, 2.0f * sh);
-            if (d->mlp_bias) mm_addl(mm, l, "mlp.gate.bias", dt, I, 0, 0.0f, 0.1f);
-        }
-        mm_addl(mm, l, "mlp.proj.weight", dt, H, I, 0.0f, si);
-        if (d->mlp_bias) mm_addl(mm, l, "mlp.proj.bias", dt, H, 0, 0.0f, 0.1f);
+    char(*names)[LLM_NAME_MAX];
+    size_t n;
+    if (llm_desc_tensor_names(d, &names, &n)) {
+        fprintf(stderr, "mm_build: %s\n", llm_errmsg());
+        exit(1);
     }
-    mm_add(mm, "transformer.ln_f.weight", dt, H, 0, 1.0f, 0.2f);
-    if (d->norm_bias) mm_add(mm, "transformer.ln_f.bias", dt, H, 0, 0.0f, 0.1f);
-    if (!d->tied_embeddings) mm_add(mm, "lm_head.weight", dt, V, H, 0.0f, 2.0f * sh);
-    if (d->lm_head_bias) mm_add(mm, "lm_head.bias", dt, V, 0, 0.0f, 0.1f);
+    for (size_t i = 0; i < n; i++) {
+        int nd, slot, layer, bias;
+        int64_t s[LLM_MAX_DIMS];
+        llm_desc_tensor_shape(d, names[i], &nd, s);
+        llm_name_to_slot(names[i], &slot, &layer, &bias);
+        float off = 0.0f, sc;
+        int kind = llm_wslot_kind(slot);
+        int64_t fan_in = nd >= 2 ? s[nd - 1] : 1;
+        if (bias)
+            sc = slot == LLM_W_QKV ? 0.5f : 0.1f;
+        else if (kind == LLM_WK_NORM)
+            off = 1.0f, sc = 0.2f;
+        else if (slot == LLM_W_EMBED)
+            sc = 1.0f;
+        else if (slot == LLM_W_POS_EMBED)
+            sc = 0.5f;
+        else if (slot == LLM_W_ATTN_OUT || slot == LLM_W_MLP_OUT || slot == LLM_W_ROUTER ||
+                 slot == LLM_W_PROJ_IN || slot == LLM_W_PROJ_OUT)
+            sc = 1.0f / sqrtf((float)fan_in);
+        else
+            sc = 2.0f / sqrtf((float)fan_in);
+        mm_addn(mm, names[i], dt, nd, s, off, sc);
+    }
+    free(names);
     return mm;
 }
 

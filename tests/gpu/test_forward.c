@@ -295,6 +295,93 @@ int main(void)
         snprintf(label, sizeof label, "qwen2 bias tied hd32 (weights f16, compute %s)",
                  llm_dtype_name(cdt));
         run_model(label, &d, LLM_DTYPE_F16, cdt);
+
+        /* the other structures the model definition derives (same steps on both backends) */
+        /* GPT-2: LayerNorm with bias, learned positions, plain tanh-GELU MLP, biases, tied */
+        mm_desc_llama(&d, 500, 256, 2, 4, 4, 1024, 1024);
+        d.arch = LLM_ARCH_GPT2;
+        d.norm = LLM_NORM_LAYER;
+        d.norm_bias = d.qkv_bias = d.o_bias = d.mlp_bias = 1;
+        d.act = LLM_ACT_GELU_TANH;
+        d.gated_mlp = 0;
+        d.pos = LLM_POS_LEARNED;
+        d.rope.rot_dims = 0;
+        d.tied_embeddings = 1;
+        snprintf(label, sizeof label, "gpt2 layernorm learned-pos plain mlp (%s)",
+                 llm_dtype_name(cdt));
+        run_model(label, &d, LLM_DTYPE_BF16, cdt);
+
+        /* GPT-J: parallel residual with one norm, interleaved rotary on half of each head,
+         * MLP and lm_head biases */
+        mm_desc_llama(&d, 500, 256, 2, 4, 4, 1024, 2048);
+        d.arch = LLM_ARCH_GPTJ;
+        d.norm = LLM_NORM_LAYER;
+        d.norm_bias = d.mlp_bias = d.lm_head_bias = 1;
+        d.act = LLM_ACT_GELU_TANH;
+        d.gated_mlp = 0;
+        d.parallel_residual = d.shared_input_norm = 1;
+        d.rope.neox = 0;
+        d.rope.rot_dims = 32;
+        snprintf(label, sizeof label, "gptj parallel interleaved partial rope (%s)",
+                 llm_dtype_name(cdt));
+        run_model(label, &d, LLM_DTYPE_F32, cdt);
+
+        /* GPT-NeoX / Falcon-40B: parallel residual with two norms, GQA, partial rotary */
+        mm_desc_llama(&d, 500, 512, 2, 8, 2, 1024, 2048);
+        d.arch = LLM_ARCH_GPTNEOX;
+        d.norm = LLM_NORM_LAYER;
+        d.norm_bias = d.qkv_bias = d.o_bias = d.mlp_bias = 1;
+        d.act = LLM_ACT_GELU;
+        d.gated_mlp = 0;
+        d.parallel_residual = 1;
+        d.rope.rot_dims = 16;
+        snprintf(label, sizeof label, "neox parallel two norms, rotary 16 of 64 (%s)",
+                 llm_dtype_name(cdt));
+        run_model(label, &d, LLM_DTYPE_BF16, cdt);
+
+        /* MPT / Falcon-RW: ALiBi (scaled by the softmax scale, Falcon's form), no positions */
+        mm_desc_llama(&d, 500, 256, 2, 8, 8, 512, 2048);
+        d.arch = LLM_ARCH_FALCON;
+        d.norm = LLM_NORM_LAYER;
+        d.norm_bias = 1;
+        d.gated_mlp = 0;
+        d.act = LLM_ACT_GELU;
+        d.pos = LLM_POS_ALIBI;
+        d.alibi_scaled = 1;
+        d.rope.rot_dims = 0;
+        snprintf(label, sizeof label, "alibi scaled, layernorm, plain mlp (%s)",
+                 llm_dtype_name(cdt));
+        run_model(label, &d, LLM_DTYPE_BF16, cdt);
+
+        /* dynamic NTK rope past max_position_embeddings (sequences grow to 266 past 128) */
+        mm_desc_llama(&d, 700, 256, 2, 4, 2, 512, 128);
+        d.gated_mlp = 1;
+        d.rope.scaling = LLM_ROPE_SCALING_DYNAMIC;
+        d.rope.factor = 2.0;
+        d.rope.orig_max_pos = 128;
+        snprintf(label, sizeof label, "llama dynamic rope past max_pos 128 (%s)",
+                 llm_dtype_name(cdt));
+        run_model(label, &d, LLM_DTYPE_F32, cdt);
+    }
+    /* a feature the CUDA backend lacks is refused by name, never computed otherwise */
+    {
+        struct llm_model_desc d;
+        mm_desc_llama(&d, 500, 256, 2, 4, 4, 1024, 2048);
+        d.gated_mlp = 1;
+        d.norm_offset = 1.0;
+        struct mem_model *mm = mm_build(&d, LLM_DTYPE_BF16, 5);
+        struct llm_backend_opts o;
+        llm_backend_opts_init(&o);
+        o.kv_bytes = 16ull << 20;
+        struct llm_backend *be = NULL;
+        int rc = llm_backend_cuda_create(&be, &mm->m, &o);
+        int ok = rc == LLM_EUNSUPPORTED && !be &&
+                 strstr(llm_errmsg(), "the cuda backend cannot run this llama model: it needs norm "
+                                      "weights offset by one");
+        printf("%-52s %s (%s)\n", "refused: norm weights 1 + w", ok ? "ok" : "FAIL", llm_errmsg());
+        if (!ok) failures++;
+        llm_backend_destroy(be);
+        mm_free(mm);
     }
     /* decode steps through captured CUDA graphs (off by default) */
     setenv("LLM_CUDA_GRAPHS", "1", 1);
