@@ -634,9 +634,22 @@ static void test_attention(void)
            n);
 }
 
+/* Default threads: the cores no other process is running on, at least one. */
+static void test_threads(void)
+{
+    CHECK(llm_cpu_threads_for(16, 0) == 16, "idle machine: every core");
+    CHECK(llm_cpu_threads_for(2, 1) == 1, "one busy process on two cores: one thread");
+    CHECK(llm_cpu_threads_for(2, 2) == 1, "both cores busy: still one thread");
+    CHECK(llm_cpu_threads_for(2, 9) == 1, "overloaded: one thread");
+    CHECK(llm_cpu_threads_for(8, 3) == 5, "three busy of eight: five");
+    CHECK(llm_cpu_threads_for(4, -1) == 4, "a negative count (ourselves subtracted) is none");
+    printf("ok threads: the cores others are not busy on\n");
+}
+
 int main(void)
 {
     rng_seed(1);
+    test_threads();
     test_cvt();
     test_embed();
     test_norms();

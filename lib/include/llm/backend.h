@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 struct llm_backend_opts {
-    int n_threads;          /* CPU: worker threads (0 = all cores) */
+    int n_threads;          /* CPU: worker threads (0 = the cores no other process is busy on) */
     int device;             /* CUDA device index */
     uint64_t kv_bytes;      /* KV pool size; 0 = use kv_fraction */
     double kv_fraction;     /* of free device memory (GPU) or of physical RAM (CPU); 0 = default */
