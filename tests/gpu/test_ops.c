@@ -487,6 +487,26 @@ static void test_exact(void)
             cudaFree(dx), cudaFree(dout);
         }
     }
+    /* residual add: the sum in fp32, rounded once (exact against the rounded reference) */
+    for (int di = 0; di < 3; di++) {
+        int dt = DTS[di];
+        size_t N = 3 * 4104;
+        char an[96];
+        snprintf(an, sizeof an, "ADD(dt=%s,n=%zu)", llm_dtype_name(dt), N);
+        if (!want(an)) continue;
+        void *y_h, *x_h;
+        float *y = rand_vals(N, 3.f, dt, &y_h), *x = rand_vals(N, 3.f, dt, &x_h);
+        float *ref = xmalloc(sizeof(float) * N);
+        memcpy(ref, y, sizeof(float) * N);
+        llm_cpu_add(ref, x, (int64_t)N);
+        round_to(ref, N, dt);
+        void *dy = dev_copy(y_h, N * esize(dt)), *dx = dev_copy(x_h, N * esize(dt));
+        CUDA(llm_k_add(dt, dy, dx, (int64_t)N, 0));
+        float *got = dev_f32(dy, N, dt);
+        check(an, got, ref, N, 0);
+        free(got), free(ref), free(y), free(x), free(y_h), free(x_h);
+        cudaFree(dy), cudaFree(dx);
+    }
     const char *name = "COPY_BLOCKS(blocks=64,block_bytes=8192,n=9)";
     if (want(name)) {
         int nb = 64, n = 9;
