@@ -1,6 +1,6 @@
 /* golden_cpu.c - the CPU backend against Hugging Face transformers' own logits.
  *
- * Usage: golden-cpu FIXTURE_DIR ARTIFACT
+ * Usage: golden-cpu FIXTURE_DIR ARTIFACT [FIXTURE_DIR ARTIFACT]...
  * FIXTURE_DIR is a folder of tests/fixtures (reference.json: prompts and the
  * greedy tokens transformers generated; reference.safetensors: its f32
  * logits after prefill and at each of the 24 greedy steps, every one
@@ -65,24 +65,22 @@ static int argmax_masked(const float *l, int64_t vocab, const json_t *suppressed
     return best;
 }
 
-int main(int argc, char **argv)
+/* one fixture against its converted artifact; 0 when every check held */
+static int check_fixture(const char *dir, const char *artifact)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: golden-cpu FIXTURE_DIR ARTIFACT\n");
-        return 2;
-    }
+    fails = 0;
     char path[4096];
-    snprintf(path, sizeof path, "%s/reference.json", argv[1]);
+    snprintf(path, sizeof path, "%s/reference.json", dir);
     json_error_t je;
     json_t *ref = json_load_file(path, JSON_ALLOW_NUL, &je);
     if (!ref) {
         fprintf(stderr, "golden-cpu: '%s': %s\n", path, je.text);
         return 1;
     }
-    snprintf(path, sizeof path, "%s/reference.safetensors", argv[1]);
+    snprintf(path, sizeof path, "%s/reference.safetensors", dir);
     struct llm_st *st;
     struct llm_model *m;
-    if (llm_st_open(&st, path) || llm_model_open(&m, argv[2])) {
+    if (llm_st_open(&st, path) || llm_model_open(&m, artifact)) {
         fprintf(stderr, "golden-cpu: %s\n", llm_errmsg());
         return 1;
     }
@@ -197,4 +195,16 @@ int main(int argc, char **argv)
     llm_st_close(st);
     json_decref(ref);
     return fails ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3 || argc % 2 == 0) {
+        fprintf(stderr, "usage: golden-cpu FIXTURE_DIR ARTIFACT [FIXTURE_DIR ARTIFACT]...\n");
+        return 2;
+    }
+    int rc = 0;
+    for (int i = 1; i + 1 < argc; i += 2)
+        rc |= check_fixture(argv[i], argv[i + 1]);
+    return rc;
 }

@@ -1,13 +1,14 @@
 #!/bin/bash
 # golden_valgrind.sh - the golden path under valgrind's memcheck (suite
-# slow): llm-convert of three fixtures (sharded f32, bf16 with biases and
-# tied embeddings, f16 with a sliding window), golden-cpu on each (every
-# step's logits against transformers'), and llm-run answering the fixture's
-# recorded greedy requests, checked by run-golden.  Any invalid read or
-# write, use of uninitialised memory, or definite leak fails the test, as
-# does a wrong answer.  Not registered in sanitizer builds (ASan and
-# valgrind do not mix); fails when valgrind is not installed (.ci/deps.sh
-# installs it).
+# slow): llm-convert of the sharded fixture, golden-cpu on three fixtures
+# (sharded f32, bf16 with biases and tied embeddings, f16 with a sliding
+# window; every step's logits against transformers'), and llm-run
+# answering one fixture's recorded greedy requests, checked by run-golden.
+# Any invalid read or write, use of uninitialised memory, or definite leak
+# fails the test, as does a wrong answer.  Three valgrind runs in all: each
+# start costs about 35 s in a CUDA build (valgrind reads cuBLASLt's
+# symbols).  Not registered in sanitizer builds (ASan and valgrind do not
+# mix); fails when valgrind is not installed (.ci/deps.sh installs it).
 set -u
 B=${LLM_BUILDDIR:?LLM_BUILDDIR not set}
 S=${LLM_SRCDIR:?LLM_SRCDIR not set}
@@ -32,11 +33,19 @@ step() { # what, command...
         fails=$((fails + 1))
     fi
 }
-for f in llama3-f32-sharded qwen2-bf16 mistral-f16; do
-    d=$S/tests/fixtures/$f
-    step "$f: llm-convert" "$B/cmd/llm-convert" -q "$d" -o "$T/$f.llm"
-    step "$f: golden-cpu" "$B/tests/cpu/golden-cpu" "$d" "$T/$f.llm"
+F=$S/tests/fixtures
+step "llama3-f32-sharded: llm-convert" "$B/cmd/llm-convert" -q "$F/llama3-f32-sharded" \
+    -o "$T/llama3-f32-sharded.llm"
+for f in qwen2-bf16 mistral-f16; do
+    "$B/cmd/llm-convert" -q "$F/$f" -o "$T/$f.llm" || { echo "FAIL: llm-convert of $f"; exit 1; }
 done
+step "golden-cpu on three fixtures" "$B/tests/cpu/golden-cpu" \
+    "$F/llama3-f32-sharded" "$T/llama3-f32-sharded.llm" "$F/qwen2-bf16" "$T/qwen2-bf16.llm" \
+    "$F/mistral-f16" "$T/mistral-f16.llm"
+grep -c 'of 96 steps checked' "$T/out" | grep -qx 3 || {
+    echo "FAIL: golden-cpu did not check 96 steps of each of the three fixtures"
+    fails=$((fails + 1))
+}
 f=qwen2-bf16
 "$B/tests/engine/run-golden" input "$S/tests/fixtures/$f/reference.json" >"$T/gold.jsonl"
 step "$f: llm-run on the recorded greedy requests" "$B/cmd/llm-run" -q --device cpu \
