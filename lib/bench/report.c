@@ -1,5 +1,6 @@
 /* report.c - a result document rendered as a Markdown table, CSV, JSON or
- * JSON lines, and read back from JSON or JSON lines.
+ * JSON lines, read back from JSON or JSON lines, and compared with a
+ * baseline (the gate, at the end: its own design note is there).
  *
  * Design choice: the document is the only thing written; the other forms
  * are views of it.  Markdown is for people (one summary table per kind of
@@ -19,6 +20,7 @@
 #include "llm/bench.h"
 #include "llm/err.h"
 #include "llm/io.h"
+#include "llm/log.h"
 
 static const char *const fmt_names[LLM_BENCH_FMT_COUNT] = {"md", "csv", "json", "jsonl"};
 
@@ -498,6 +500,17 @@ int llm_bench_doc_load(const char *path, json_t **out)
 
 /* ---- baseline gate -------------------------------------------------------------------- */
 
+/* Design choice: a figure regresses only when it got worse by more than
+ * the threshold AND by more than the noise both runs measured.  The noise
+ * is the spread of one repetition: sqrt(stddev_base^2 + stddev_new^2),
+ * the standard deviation of the difference of two repetitions, relative
+ * to the baseline mean.  Repetitions' standard deviations rather than the
+ * standard errors of the means, because tail figures (itl_p99) are heavy
+ * tailed and a stddev over three repetitions underestimates more often
+ * than not: the gate must not flake on two identical runs.  With one
+ * repetition on either side nothing was measured, and the plain threshold
+ * applies (said on standard error and in the comparison). */
+
 static const json_t *find_result(const json_t *doc, const char *id)
 {
     size_t i;
@@ -508,6 +521,16 @@ static const json_t *find_result(const json_t *doc, const char *id)
         if (x && !strcmp(x, id)) return r;
     }
     return NULL;
+}
+
+/* repetitions and their standard deviation; n 1 (sd 0) when not recorded */
+static int fig_reps(const json_t *res, const char *name, double *sd)
+{
+    double n = 1, s = 0;
+    if (!fig(res, name, "n", &n) || !(n >= 1)) n = 1;
+    if (!fig(res, name, "stddev", &s) || !isfinite(s) || s < 0) s = 0;
+    *sd = n >= 2 ? s : 0;
+    return (int)n;
 }
 
 int llm_bench_compare(const json_t *base, const json_t *cur, double max_pct,
@@ -526,6 +549,7 @@ int llm_bench_compare(const json_t *base, const json_t *cur, double max_pct,
         if (!br) continue;
         const char *name;
         const json_t *f;
+        int plain = 0, plain_nb = 0, plain_nc = 0;
         json_object_foreach((json_t *)json_object_get(r, "figures"), name, f)
         {
             const struct llm_bench_figdef *d = llm_bench_figdef(name);
@@ -553,9 +577,26 @@ int llm_bench_compare(const json_t *base, const json_t *cur, double max_pct,
             e->cur = c;
             e->change_pct =
                 d->better == LLM_BENCH_HIGHER ? (bv - c) / bv * 100.0 : (c - bv) / bv * 100.0;
-            e->regressed = e->change_pct > max_pct;
+            double sdb, sdc;
+            e->n_base = fig_reps(br, name, &sdb);
+            e->n_cur = fig_reps(r, name, &sdc);
+            e->threshold_pct = max_pct;
+            if (e->n_base >= 2 && e->n_cur >= 2) {
+                e->spread_pct = sqrt(sdb * sdb + sdc * sdc) / bv * 100.0;
+                if (LLM_BENCH_NOISE_K * e->spread_pct > max_pct)
+                    e->threshold_pct = LLM_BENCH_NOISE_K * e->spread_pct;
+            } else {
+                e->spread_pct = -1;
+                if (!plain) plain_nb = e->n_base, plain_nc = e->n_cur;
+                plain = 1;
+            }
+            e->regressed = e->change_pct > e->threshold_pct;
             regressions += e->regressed;
         }
+        if (plain)
+            llm_warn("baseline gate: '%s': %d repetition%s in the baseline, %d in this run: "
+                     "no spread measured, gated on the plain %g%% threshold",
+                     id, plain_nb, plain_nb == 1 ? "" : "s", plain_nc, max_pct);
     }
     return regressions;
 }

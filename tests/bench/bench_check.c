@@ -11,9 +11,14 @@
  *                                    FACTOR of each other or within 4 pooled
  *                                    standard deviations (FACTOR 0: counts and
  *                                    workloads only)
- *   bench_check tweak IN OUT FIG F   multiply FIG's mean in every result by F;
+ *   bench_check tweak IN OUT FIG F   multiply FIG in every result by F (mean,
+ *                                    stddev, min, max and samples: every
+ *                                    repetition F times the recorded one);
  *                                    FIG '*': every gated figure made F times
  *                                    better (F < 1: worse)
+ *   bench_check quiet IN OUT N       every figure as if its N repetitions had
+ *                                    been identical (stddev 0, n N): the
+ *                                    gate's bar is then the plain threshold
  *
  * Prints what it compared; exit 0 when the check holds, 1 when it does not,
  * 2 on bad usage.
@@ -281,11 +286,59 @@ static int cmd_tweak(const char *in, const char *out, const char *figname, doubl
                 continue;
             if (!strcmp(figname, "*") && !strcmp(better, "lower")) x = 1.0 / factor;
             json_object_set_new(f, "mean", json_real(m * x));
+            static const char *const scaled[] = {"stddev", "min", "max"};
+            for (size_t k = 0; k < 3; k++) {
+                json_t *v = json_object_get(f, scaled[k]);
+                if (json_is_number(v))
+                    json_object_set_new(f, scaled[k],
+                                        json_real(json_number_value(v) * (k ? x : fabs(x))));
+            }
+            size_t j;
+            json_t *smp;
+            json_array_foreach(json_object_get(f, "samples"), j, smp)
+                json_array_set_new(json_object_get(f, "samples"), j,
+                                   json_real(json_number_value(smp) * x));
+            if (x < 0) { /* min and max swap */
+                json_t *lo = json_incref(json_object_get(f, "min"));
+                json_object_set(f, "min", json_object_get(f, "max"));
+                json_object_set_new(f, "max", lo);
+            }
             n++;
         }
     }
     int rc = n && json_dump_file(d, out, JSON_INDENT(1)) == 0 ? 0 : 1;
     printf("%s: %s x %g in %zu figures -> '%s'\n", rc ? "FAIL" : "ok", figname, factor, n, out);
+    json_decref(d);
+    return rc;
+}
+
+static int cmd_quiet(const char *in, const char *out, long reps)
+{
+    json_t *d = load(in);
+    if (!d || reps < 1) return 1;
+    size_t i, n = 0;
+    json_t *r;
+    json_array_foreach(json_object_get(d, "results"), i, r)
+    {
+        const char *name;
+        json_t *f;
+        json_object_foreach(json_object_get(r, "figures"), name, f)
+        {
+            double m = json_number_value(json_object_get(f, "mean"));
+            json_t *smp = json_array();
+            for (long k = 0; k < reps; k++)
+                json_array_append_new(smp, json_real(m));
+            json_object_set_new(f, "n", json_integer(reps));
+            json_object_set_new(f, "stddev", json_real(0));
+            json_object_set_new(f, "min", json_real(m));
+            json_object_set_new(f, "max", json_real(m));
+            json_object_set_new(f, "samples", smp);
+            n++;
+        }
+    }
+    int rc = n && json_dump_file(d, out, JSON_INDENT(1)) == 0 ? 0 : 1;
+    printf("%s: %zu figures with %ld identical repetitions -> '%s'\n", rc ? "FAIL" : "ok", n, reps,
+           out);
     json_decref(d);
     return rc;
 }
@@ -306,6 +359,7 @@ int main(int argc, char **argv)
     if (argc == 5 && !strcmp(argv[1], "same")) return cmd_same(argv[2], argv[3], atof(argv[4]));
     if (argc == 6 && !strcmp(argv[1], "tweak"))
         return cmd_tweak(argv[2], argv[3], argv[4], atof(argv[5]));
-    fprintf(stderr, "usage: bench_check json|jsonl|csv|get|count|same|tweak ...\n");
+    if (argc == 5 && !strcmp(argv[1], "quiet")) return cmd_quiet(argv[2], argv[3], atol(argv[4]));
+    fprintf(stderr, "usage: bench_check json|jsonl|csv|get|count|same|tweak|quiet ...\n");
     return 2;
 }

@@ -176,16 +176,28 @@ printf 'not json\n' >"$T/junk.json"
 expect 1 "llm-bench: '$T/junk.json'" "$BENCH" --replay "$T/junk.json"
 
 # ---- baseline gate ------------------------------------------------------------------------------------
-"$CHK" tweak "$T/a.json" "$T/better.json" output_tokens_per_s 3 >/dev/null
-"$CHK" tweak "$T/a.json" "$T/worse.json" output_tokens_per_s 0.2 >/dev/null
-"$CHK" tweak "$T/a.json" "$T/fastttft.json" ttft_p50 0.2 >/dev/null
+# On the plain threshold: a.json as if its 3 repetitions had been identical
+# (no spread: the bar is --max-regression; the spread-aware bar has its own
+# unit test, bench-gate), and baselines made from it
+"$CHK" quiet "$T/a.json" "$T/aq.json" 3 >/dev/null
+"$CHK" tweak "$T/aq.json" "$T/better.json" output_tokens_per_s 3 >/dev/null
+"$CHK" tweak "$T/aq.json" "$T/worse.json" output_tokens_per_s 0.2 >/dev/null
+"$CHK" tweak "$T/aq.json" "$T/fastttft.json" ttft_p50 0.2 >/dev/null
 expect 3 "llm-bench: regression: throughput threads=1: output_tokens_per_s" \
-    "$BENCH" compare "$T/a.json" --baseline "$T/better.json" --max-regression 50 -q
-expect 0 "" "$BENCH" compare "$T/a.json" --baseline "$T/worse.json" --max-regression 50
+    "$BENCH" compare "$T/aq.json" --baseline "$T/better.json" --max-regression 50 -q
+expect 0 "" "$BENCH" compare "$T/aq.json" --baseline "$T/worse.json" --max-regression 50
 check "compare prints the count" grep -q "figures compared, 0 regressed" "$T/err"
 expect 3 "llm-bench: regression: throughput threads=1: ttft_p50" \
-    "$BENCH" compare "$T/a.json" --baseline "$T/fastttft.json" --max-regression 300 -q
+    "$BENCH" compare "$T/aq.json" --baseline "$T/fastttft.json" --max-regression 300 -q
 expect 0 "" "$BENCH" compare "$T/a.json" --baseline "$T/a.json" --max-regression 0
+# one repetition: the plain threshold, and a warning that says so
+"$CHK" quiet "$T/a.json" "$T/a1.json" 1 >/dev/null
+"$CHK" tweak "$T/a1.json" "$T/better1.json" output_tokens_per_s 3 >/dev/null
+"$BENCH" compare "$T/a1.json" --baseline "$T/better1.json" --max-regression 50 2>"$T/err"
+rc=$?
+check "one repetition: exit 3 on the plain threshold ($rc)" test "$rc" = 3
+check "one repetition: a warning says the plain threshold applies" \
+    grep -q "1 repetition in the baseline, 1 in this run: no spread measured, gated on the plain 50% threshold" "$T/err"
 # live runs against baselines made 10 times better / worse in every gated figure
 "$CHK" tweak "$T/a.json" "$T/all_better.json" '*' 10 >/dev/null
 "$CHK" tweak "$T/a.json" "$T/all_worse.json" '*' 0.1 >/dev/null

@@ -1,9 +1,10 @@
 /* golden_cpu.c - the CPU backend against Hugging Face transformers' own logits.
  *
- * Usage: golden-cpu FIXTURE_DIR ARTIFACT
+ * Usage: golden-cpu FIXTURE_DIR ARTIFACT [FIXTURE_DIR ARTIFACT]...
  * FIXTURE_DIR is a folder of tests/fixtures (reference.json: prompts and the
  * greedy tokens transformers generated; reference.safetensors: its f32
- * logits after prefill and at each of the 24 greedy steps); ARTIFACT is
+ * logits after prefill and at each of the 24 greedy steps, every one
+ * required: a fixture lacking any step's logits fails); ARTIFACT is
  * that checkpoint converted by llm-convert.  For each prompt the backend
  * prefills the prompt ids in one step, then feeds transformers' own
  * generated tokens back one at a time (teacher forcing, so a near-tie
@@ -64,24 +65,22 @@ static int argmax_masked(const float *l, int64_t vocab, const json_t *suppressed
     return best;
 }
 
-int main(int argc, char **argv)
+/* one fixture against its converted artifact; 0 when every check held */
+static int check_fixture(const char *dir, const char *artifact)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: golden-cpu FIXTURE_DIR ARTIFACT\n");
-        return 2;
-    }
+    fails = 0;
     char path[4096];
-    snprintf(path, sizeof path, "%s/reference.json", argv[1]);
+    snprintf(path, sizeof path, "%s/reference.json", dir);
     json_error_t je;
     json_t *ref = json_load_file(path, JSON_ALLOW_NUL, &je);
     if (!ref) {
         fprintf(stderr, "golden-cpu: '%s': %s\n", path, je.text);
         return 1;
     }
-    snprintf(path, sizeof path, "%s/reference.safetensors", argv[1]);
+    snprintf(path, sizeof path, "%s/reference.safetensors", dir);
     struct llm_st *st;
     struct llm_model *m;
-    if (llm_st_open(&st, path) || llm_model_open(&m, argv[2])) {
+    if (llm_st_open(&st, path) || llm_model_open(&m, artifact)) {
         fprintf(stderr, "golden-cpu: %s\n", llm_errmsg());
         return 1;
     }
@@ -105,7 +104,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 32; i++)
         bt[i] = i;
     double worst_pre = 0.0, worst_step = 0.0;
-    int n_greedy = 0, n_ties = 0;
+    int n_greedy = 0, n_ties = 0, n_want = 0, n_steps = 0;
     size_t k;
     json_t *p;
     json_array_foreach(prompts, k, p)
@@ -119,9 +118,16 @@ int main(int argc, char **argv)
         const float *pre = ref_tensor(st, tn, 1, V);
         snprintf(tn, sizeof tn, "step_logits.%zu", k);
         const float *steps = ref_tensor(st, tn, ng, V);
-        if (!pre || np < 1 || np + ng > 16 * 32) {
-            fprintf(stderr, "FAIL %s prompt %zu: reference logits missing or prompt too long\n",
-                    name, k);
+        n_want += ng;
+        if (!pre || !steps || np < 1 || ng < 1 || np + ng > 16 * 32 ||
+            (int)json_array_size(margins) != ng) {
+            fprintf(stderr,
+                    "FAIL %s prompt %zu: %s (want logits.%zu [%lld] and step_logits.%zu "
+                    "[%d, %lld] f32, %d prompt ids, %d generated ids)\n",
+                    name, k,
+                    !pre || !steps ? "reference logits missing or of the wrong shape"
+                                   : "prompt or generation empty or too long",
+                    k, (long long)V, k, ng, (long long)V, np, ng);
             fails++;
             continue;
         }
@@ -134,7 +140,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < np; i++)
             pos[i] = i;
         /* step 0: the whole prompt; step t: HF's token t-1 */
-        for (int t = 0; t < (steps ? ng : 1); t++) {
+        for (int t = 0; t < ng; t++) {
             int n = t ? 1 : np, at = t ? np + t - 1 : 0;
             int32_t p1 = at, ss[2] = {0, n}, len = np + (t ? t : 0), row = n - 1;
             struct llm_batch b = {n, tok + at, t ? &p1 : pos, 1, ss, &len, bt, 32, 1, &row};
@@ -143,6 +149,7 @@ int main(int argc, char **argv)
                 fails++;
                 break;
             }
+            n_steps++;
             double absd, rel = compare(lg, t ? steps + (int64_t)t * V : pre, V, &absd);
             if (t == 0 && rel > worst_pre) worst_pre = rel;
             if (t > 0 && rel > worst_step) worst_step = rel;
@@ -170,13 +177,34 @@ int main(int argc, char **argv)
         }
         free(tok), free(pos);
     }
-    printf("%s: %zu prompts, prefill logits max rel diff %.2e, step logits %.2e (bound %.0e); "
-           "greedy tokens equal %d, near-ties skipped %d\n",
-           name, json_array_size(prompts), worst_pre, worst_step, BOUND, n_greedy, n_ties);
+    if (json_array_size(prompts) == 0) {
+        fprintf(stderr, "FAIL %s: no prompts in reference.json\n", name);
+        fails++;
+    }
+    if (n_steps != n_want) {
+        fprintf(stderr, "FAIL %s: %d of %d steps checked\n", name, n_steps, n_want);
+        fails++;
+    }
+    printf("%s: %zu prompts, %d of %d steps checked, prefill logits max rel diff %.2e, step "
+           "logits %.2e (bound %.0e); greedy tokens equal %d, near-ties skipped %d\n",
+           name, json_array_size(prompts), n_steps, n_want, worst_pre, worst_step, BOUND,
+           n_greedy, n_ties);
     free(lg);
     llm_backend_destroy(be);
     llm_model_close(m);
     llm_st_close(st);
     json_decref(ref);
     return fails ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3 || argc % 2 == 0) {
+        fprintf(stderr, "usage: golden-cpu FIXTURE_DIR ARTIFACT [FIXTURE_DIR ARTIFACT]...\n");
+        return 2;
+    }
+    int rc = 0;
+    for (int i = 1; i + 1 < argc; i += 2)
+        rc |= check_fixture(argv[i], argv[i + 1]);
+    return rc;
 }

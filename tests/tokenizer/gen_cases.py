@@ -24,8 +24,9 @@ which are not valid UTF-8; the expectations are then those of
 bytes.decode("utf-8", "replace"), the documented behaviour of llm_tok_encode
 for invalid input.
 
-Tokenizers: the five real vocabularies of shared/testdata/tokenizers (their
-tokenizer.json stays there; only the cases are written here), and small ones
+Tokenizers: the five real vocabularies in tests/tokenizer/real/<name>/
+(tokenizer.json.zst, decompressed with the `zstd` program; their own
+cases.jsonl; origin in real/README.md), and small ones
 trained here with the `tokenizers` library and written to
 tests/tokenizer/data/<name>/tokenizer.json, each covering a different set of
 normalizers, pre-tokenizers, added-token flags, post-processors and decoders.
@@ -34,13 +35,14 @@ data/tiny-spm also holds a hand-written tokenizer_config.json (bos/eos names,
 add_bos_token) that agrees with its template, so the HF cases still hold
 when libllm loads the folder; `tokenizers` itself ignores that file.
 
-Usage: python3 tests/tokenizer/gen_cases.py [--shared DIR] [--retrain]
+Usage: python3 tests/tokenizer/gen_cases.py [--real DIR] [--retrain]
 (without --retrain the committed small tokenizers are reused as they are, so
 regenerating the cases does not churn the vocabularies).
 """
 import argparse
 import json
 import os
+import subprocess
 import sys
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
@@ -553,8 +555,7 @@ def write_cases(path, tok, extra_texts):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shared", default=os.path.join(HERE, "..", "..", "..", "shared",
-                                                     "testdata", "tokenizers"))
+    ap.add_argument("--real", default=os.path.join(HERE, "real"))
     ap.add_argument("--retrain", action="store_true")
     args = ap.parse_args()
     data = os.path.join(HERE, "data")
@@ -586,11 +587,10 @@ def main():
         write_cases(os.path.join(cases, name + ".jsonl"), tok, [])
         print("wrote", name, file=sys.stderr)
     for name in SHARED_NAMES:
-        p = os.path.join(args.shared, name)
-        if not os.path.exists(os.path.join(p, "tokenizer.json")):
-            print("skipping", name, "(no shared testdata)", file=sys.stderr)
-            continue
-        tok = Tokenizer.from_file(os.path.join(p, "tokenizer.json"))
+        p = os.path.join(args.real, name)
+        text = subprocess.run(["zstd", "-dc", os.path.join(p, "tokenizer.json.zst")],
+                              check=True, capture_output=True).stdout.decode("utf-8")
+        tok = Tokenizer.from_str(text)
         extra = [json.loads(l)["text"] for l in open(os.path.join(p, "cases.jsonl"),
                                                       encoding="utf-8")]
         write_cases(os.path.join(cases, name + ".jsonl"), tok, extra)

@@ -298,18 +298,29 @@ int llm_bench_doc_load(const char *path, json_t **doc);
 
 /* ---- baseline gate ------------------------------------------------------ */
 
+/* A figure counts as regressed only beyond max(max_pct, K x its measured
+ * spread): the spread is 100 x sqrt(stddev_base^2 + stddev_new^2) /
+ * mean_base, over each side's repetitions (formats/bench.md). */
+#define LLM_BENCH_NOISE_K 3.0
+
 struct llm_bench_cmp {
     char test[160];
     char figure[48];
     int better;
     double base, cur;
     double change_pct; /* positive = worse */
-    int regressed;
+    int regressed;     /* change_pct > threshold_pct */
+    int n_base, n_cur; /* repetitions behind each mean */
+    double spread_pct; /* measured spread in percent of base; -1 when a side has one
+                          repetition (nothing measured: the plain threshold applies) */
+    double threshold_pct; /* the bar: max(max_pct, LLM_BENCH_NOISE_K x spread_pct) */
 };
 /* Compare every gated figure of every result in cur with the result of
  * the same test id in base.  *out (malloc'd, *n entries) lists each
  * comparison; returns the number of regressions (worse by more than
- * max_pct percent), or a negative error. */
+ * threshold_pct percent), or a negative error.  A test compared on the
+ * plain threshold because one side has a single repetition is named in a
+ * warning on standard error (llm_warn). */
 int llm_bench_compare(const json_t *base, const json_t *cur, double max_pct,
                       struct llm_bench_cmp **out, size_t *n);
 
