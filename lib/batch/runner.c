@@ -257,6 +257,17 @@ struct run {
     int n_warn;
     int last_form;
     struct pend *live; /* submitted, not answered */
+    /* input side */
+    struct llm_engine_info info;
+    int window; /* requests read ahead while they wait for a slot */
+    int to_stdout;
+    struct cmap done; /* --resume: ids answered in the output */
+    struct cmap dups; /* --resume: duplicate-id errors in the output */
+    struct hset seen; /* hashes of the ids read so far */
+    char *buf;        /* the line being read */
+    size_t cap;
+    long lineno;
+    int eof;
 };
 
 static void live_add(struct run *R, struct pend *p)
@@ -331,6 +342,227 @@ void llm_run_opts_init(struct llm_run_opts *o)
     llm_jsonl_defaults_init(&o->defaults, NULL);
 }
 
+/* Open the output named by the options (or adopt the caller's, truncated
+ * unless resuming), scan it first with --resume, and set up the reorder
+ * ring and the progress total. */
+static int start_run(struct run *R)
+{
+    const struct llm_run_opts *o = R->o;
+    if (o->resume) {
+        long n = 0;
+        int rc = scan_output(o->out_path, &R->done, &R->dups, &n);
+        if (rc) return rc;
+        if (n > 0) llm_info("resuming: '%s' has %ld answers", o->out_path, n);
+    }
+    struct stat ost;
+    if (o->out) { /* opened by the caller before its slow setup */
+        R->out = o->out;
+        if (!o->resume && fstat(fileno(R->out), &ost) == 0 && S_ISREG(ost.st_mode) &&
+            (ftruncate(fileno(R->out), 0) || fseeko(R->out, 0, SEEK_SET)))
+            return llm_err_set(LLM_EIO, "unable to truncate '%s': %s", R->out_name,
+                               strerror(errno));
+    } else if (R->to_stdout) {
+        R->out = stdout;
+    } else {
+        R->out = fopen(o->out_path, o->resume ? "ab" : "wb");
+        if (!R->out)
+            return llm_err_set(LLM_EIO, "unable to open '%s': %s", o->out_path, strerror(errno));
+    }
+    if (o->ordered) {
+        R->ring = calloc((size_t)R->ring_cap, sizeof(*R->ring));
+        if (!R->ring) return llm_err_set(LLM_ENOMEM, "out of memory");
+    }
+    R->prog.total = count_lines(o->in);
+    return 0;
+}
+
+/* Make a pending request from the line in R->buf (or one standing in for a
+ * line too long to keep); *prc gets the parse result.  Nonzero when out of
+ * memory. */
+static int parse_request(struct run *R, size_t len, int too_long, struct pend **pp, int *prc)
+{
+    struct pend *p = calloc(1, sizeof(*p));
+    if (!p) return llm_err_set(LLM_ENOMEM, "out of memory");
+    if (too_long)
+        *prc = llm_err_set(LLM_EFORMAT, "line longer than %u bytes", MAX_LINE);
+    else
+        *prc = llm_jsonl_parse(&p->q, R->buf, len, R->lineno, &R->o->defaults, R->info.vocab);
+    if (too_long) {
+        p->q.line = R->lineno;
+        p->q.id = json_integer(R->lineno);
+        p->q.key = json_dumps(p->q.id, JSON_ENCODE_ANY);
+    }
+    if (p->q.form_known)
+        R->last_form = p->q.form;
+    else
+        p->q.form = R->last_form;
+    if (!p->q.key) {
+        llm_jsonl_req_free(&p->q);
+        free(p);
+        return llm_err_set(LLM_ENOMEM, "out of memory");
+    }
+    *pp = p;
+    return 0;
+}
+
+/* --resume: 1 (counted as skipped) when the output already answers this
+ * occurrence of the id: the first occurrence when the output answers it,
+ * the k-th repeat when it holds k duplicate errors. */
+static int already_answered(struct run *R, const char *key, uint64_t h, int dup)
+{
+    struct cmap *cm = dup ? &R->dups : &R->done;
+    struct kcount *k = cm->n ? cmap_find(cm, key, h, 0) : NULL;
+    if (!k || k->count <= 0) return 0;
+    k->count--;
+    if (k->errors > 0) { /* an id answers once, so its one line */
+        k->errors--;
+        R->prog.skipped_errors++;
+    }
+    R->prog.skipped++;
+    if (R->prog.total > 0) R->prog.total--;
+    return 1;
+}
+
+/* Give the request its answer position and submit it to the engine, or
+ * answer it at once with its error (a parse error or a duplicate id). */
+static int submit_request(struct run *R, struct pend *p, int dup, int prc)
+{
+    p->seq = R->next_seq++;
+    if (dup) {
+        p->q.duplicate = 1;
+        prc =
+            llm_err_set(LLM_EINVAL, "duplicate id %s (ids must be unique for --resume)", p->q.key);
+    }
+    if (prc == 0) {
+        p->q.req.user = p;
+        prc = llm_engine_submit(R->e, &p->q.req, NULL);
+        if (prc == 0) live_add(R, p);
+    }
+    if (prc) {
+        int rc = emit_error(R, &p->q, p->seq, prc, llm_errmsg());
+        llm_jsonl_req_free(&p->q);
+        free(p);
+        return rc;
+    }
+    return 0;
+}
+
+/* Read the next input line and queue its request (or answer it); sets
+ * R->eof at the end of the input.  Nonzero stops the run. */
+static int read_request(struct run *R)
+{
+    size_t len;
+    int too_long;
+    int r = read_line(R->o->in, &R->buf, &R->cap, &len, &too_long);
+    if (r < 0) return llm_err_wrap(r, "'%s'", R->o->in_name ? R->o->in_name : "-");
+    if (r == 0) {
+        R->eof = 1;
+        return 0;
+    }
+    R->lineno++;
+    if (!too_long && is_blank(R->buf ? R->buf : "", len)) return 0;
+    struct pend *p = NULL;
+    int prc = 0;
+    int rc = parse_request(R, len, too_long, &p, &prc);
+    if (rc) return rc;
+    uint64_t h = hash_str(p->q.key);
+    int dup = hset_add(&R->seen, h);
+    if (dup < 0 || already_answered(R, p->q.key, h, dup)) {
+        llm_jsonl_req_free(&p->q);
+        free(p);
+        return dup < 0 ? dup : 0;
+    }
+    return submit_request(R, p, dup, prc);
+}
+
+/* Write (or hold for order) the answers of the requests the last step
+ * finished. */
+static int collect_results(struct run *R)
+{
+    struct llm_result *res;
+    while ((res = llm_engine_next_result(R->e))) {
+        struct pend *p = res->user;
+        live_remove(R, p);
+        R->prog.prompt_tokens += (uint64_t)res->n_prompt;
+        R->prog.completion_tokens += (uint64_t)res->completion_tokens;
+        int rc = emit(R, p->seq, llm_jsonl_format_result(&p->q, res, &R->o->fmt));
+        llm_result_free(res);
+        llm_jsonl_req_free(&p->q);
+        free(p);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* Read requests as the engine has room and step it until the input is
+ * answered; 1 when the progress callback stops the run. */
+static int run_loop(struct run *R, double t0)
+{
+    const struct llm_run_opts *o = R->o;
+    for (;;) {
+        /* read while the engine has room and the reorder window allows */
+        while (!R->eof && llm_engine_n_waiting(R->e) < R->window &&
+               (!o->ordered || R->next_seq - R->base < R->ring_cap - 1)) {
+            int rc = read_request(R);
+            if (rc) return rc;
+        }
+        if (!llm_engine_has_work(R->e)) {
+            if (R->eof) break;
+            if (report(R, NULL, t0)) return 1;
+            continue;
+        }
+        struct llm_step_stats st;
+        int rc = llm_engine_step(R->e, &st);
+        if (rc) return rc;
+        rc = collect_results(R);
+        if (rc) return rc;
+        if (report(R, &st, t0)) return 1;
+    }
+    report(R, NULL, t0);
+    return 0;
+}
+
+/* Fill *final, drop what a stopped or failed run still has in flight,
+ * close or flush the output (its failure is the result when rc is 0) and
+ * free the rest. */
+static int end_run(struct run *R, int rc, double t0, struct llm_run_progress *final)
+{
+    const struct llm_run_opts *o = R->o;
+    if (final) {
+        R->prog.elapsed = llm_engine_now() - t0;
+        R->prog.step = NULL;
+        *final = R->prog;
+    }
+    if (R->live) {
+        llm_engine_clear(R->e);
+        while (R->live) {
+            struct pend *p = R->live;
+            live_remove(R, p);
+            llm_jsonl_req_free(&p->q);
+            free(p);
+        }
+    }
+    if (R->out && o->out) {
+        if (fflush(R->out) && rc == 0)
+            rc = llm_err_set(LLM_EIO, "'%s': %s", R->out_name, strerror(errno));
+    } else if (R->out && !R->to_stdout) {
+        if (fclose(R->out) && rc == 0)
+            rc = llm_err_set(LLM_EIO, "'%s': %s", o->out_path, strerror(errno));
+    } else if (R->out && fflush(R->out) && rc == 0) {
+        rc = llm_err_set(LLM_EIO, "stdout: %s", strerror(errno));
+    }
+    if (R->ring) {
+        for (long i = 0; i < R->ring_cap; i++)
+            free(R->ring[i]);
+        free(R->ring);
+    }
+    cmap_free(&R->done);
+    cmap_free(&R->dups);
+    free(R->seen.v);
+    free(R->buf);
+    return rc;
+}
+
 int llm_run_jsonl(struct llm_engine *e, const struct llm_run_opts *o,
                   struct llm_run_progress *final)
 {
@@ -338,201 +570,17 @@ int llm_run_jsonl(struct llm_engine *e, const struct llm_run_opts *o,
     memset(&R, 0, sizeof(R));
     R.o = o;
     R.e = e;
-    struct cmap done = {0}, dups = {0};
-    struct hset seen = {0};
-    char *buf = NULL;
-    size_t cap = 0;
-    int rc = 0, eof = 0;
     double t0 = llm_engine_now();
-    const char *in_name = o->in_name ? o->in_name : "-";
-    int to_stdout = !o->out_path || !strcmp(o->out_path, "-");
-    R.out_name = to_stdout ? "stdout" : o->out_path;
+    R.to_stdout = !o->out_path || !strcmp(o->out_path, "-");
+    R.out_name = R.to_stdout ? "stdout" : o->out_path;
 
-    struct llm_engine_info info;
-    llm_engine_get_info(e, &info);
-    int window = o->read_ahead > 0 ? o->read_ahead : (info.max_seqs > 8 ? info.max_seqs : 8);
-    R.ring_cap = 4L * info.max_seqs + 64 + window;
+    llm_engine_get_info(e, &R.info);
+    R.window = o->read_ahead > 0 ? o->read_ahead : (R.info.max_seqs > 8 ? R.info.max_seqs : 8);
+    R.ring_cap = 4L * R.info.max_seqs + 64 + R.window;
+    if (o->resume && R.to_stdout)
+        return llm_err_set(LLM_EINVAL, "--resume needs an output file (-o FILE)");
 
-    if (o->resume) {
-        if (to_stdout) return llm_err_set(LLM_EINVAL, "--resume needs an output file (-o FILE)");
-        long n = 0;
-        rc = scan_output(o->out_path, &done, &dups, &n);
-        if (rc) goto out;
-        if (n > 0) llm_info("resuming: '%s' has %ld answers", o->out_path, n);
-    }
-    struct stat ost;
-    if (o->out) { /* opened by the caller before its slow setup */
-        R.out = o->out;
-        if (!o->resume && fstat(fileno(R.out), &ost) == 0 && S_ISREG(ost.st_mode) &&
-            (ftruncate(fileno(R.out), 0) || fseeko(R.out, 0, SEEK_SET))) {
-            rc = llm_err_set(LLM_EIO, "unable to truncate '%s': %s", R.out_name, strerror(errno));
-            goto out;
-        }
-    } else if (to_stdout) {
-        R.out = stdout;
-    } else {
-        R.out = fopen(o->out_path, o->resume ? "ab" : "wb");
-        if (!R.out) {
-            rc = llm_err_set(LLM_EIO, "unable to open '%s': %s", o->out_path, strerror(errno));
-            goto out;
-        }
-    }
-    if (o->ordered) {
-        R.ring = calloc((size_t)R.ring_cap, sizeof(*R.ring));
-        if (!R.ring) {
-            rc = llm_err_set(LLM_ENOMEM, "out of memory");
-            goto out;
-        }
-    }
-    R.prog.total = count_lines(o->in);
-    long lineno = 0;
-
-    for (;;) {
-        /* read while the engine has room and the reorder window allows */
-        while (!eof && llm_engine_n_waiting(e) < window &&
-               (!o->ordered || R.next_seq - R.base < R.ring_cap - 1)) {
-            size_t len;
-            int too_long;
-            int r = read_line(o->in, &buf, &cap, &len, &too_long);
-            if (r < 0) {
-                rc = llm_err_wrap(r, "'%s'", in_name);
-                goto out;
-            }
-            if (r == 0) {
-                eof = 1;
-                break;
-            }
-            lineno++;
-            if (!too_long && is_blank(buf ? buf : "", len)) continue;
-            struct pend *p = calloc(1, sizeof(*p));
-            if (!p) {
-                rc = llm_err_set(LLM_ENOMEM, "out of memory");
-                goto out;
-            }
-            int prc;
-            if (too_long)
-                prc = llm_err_set(LLM_EFORMAT, "line longer than %u bytes", MAX_LINE);
-            else
-                prc = llm_jsonl_parse(&p->q, buf, len, lineno, &o->defaults, info.vocab);
-            if (too_long) {
-                p->q.line = lineno;
-                p->q.id = json_integer(lineno);
-                p->q.key = json_dumps(p->q.id, JSON_ENCODE_ANY);
-            }
-            if (p->q.form_known)
-                R.last_form = p->q.form;
-            else
-                p->q.form = R.last_form;
-            if (!p->q.key) {
-                llm_jsonl_req_free(&p->q);
-                free(p);
-                rc = llm_err_set(LLM_ENOMEM, "out of memory");
-                goto out;
-            }
-            uint64_t h = hash_str(p->q.key);
-            int dup = hset_add(&seen, h);
-            if (dup < 0) {
-                rc = dup;
-                llm_jsonl_req_free(&p->q);
-                free(p);
-                goto out;
-            }
-            /* --resume: the first occurrence of an id is done when the output
-             * answers it; the k-th repeat when it holds k duplicate errors */
-            struct cmap *cm = dup ? &dups : &done;
-            struct kcount *k = cm->n ? cmap_find(cm, p->q.key, h, 0) : NULL;
-            if (k && k->count > 0) {
-                k->count--;
-                if (k->errors > 0) { /* an id answers once, so its one line */
-                    k->errors--;
-                    R.prog.skipped_errors++;
-                }
-                R.prog.skipped++;
-                if (R.prog.total > 0) R.prog.total--;
-                llm_jsonl_req_free(&p->q);
-                free(p);
-                continue;
-            }
-            p->seq = R.next_seq++;
-            if (dup) {
-                p->q.duplicate = 1;
-                prc = llm_err_set(LLM_EINVAL, "duplicate id %s (ids must be unique for --resume)",
-                                  p->q.key);
-            }
-            if (prc == 0) {
-                p->q.req.user = p;
-                prc = llm_engine_submit(e, &p->q.req, NULL);
-                if (prc == 0) live_add(&R, p);
-            }
-            if (prc) {
-                rc = emit_error(&R, &p->q, p->seq, prc, llm_errmsg());
-                llm_jsonl_req_free(&p->q);
-                free(p);
-                if (rc) goto out;
-            }
-        }
-        if (!llm_engine_has_work(e)) {
-            if (eof) break;
-            if (report(&R, NULL, t0)) {
-                rc = 1;
-                goto out;
-            }
-            continue;
-        }
-        struct llm_step_stats st;
-        rc = llm_engine_step(e, &st);
-        if (rc) goto out;
-        struct llm_result *res;
-        while ((res = llm_engine_next_result(e))) {
-            struct pend *p = res->user;
-            live_remove(&R, p);
-            R.prog.prompt_tokens += (uint64_t)res->n_prompt;
-            R.prog.completion_tokens += (uint64_t)res->completion_tokens;
-            rc = emit(&R, p->seq, llm_jsonl_format_result(&p->q, res, &o->fmt));
-            llm_result_free(res);
-            llm_jsonl_req_free(&p->q);
-            free(p);
-            if (rc) goto out;
-        }
-        if (report(&R, &st, t0)) {
-            rc = 1;
-            goto out;
-        }
-    }
-    report(&R, NULL, t0);
-out:
-    if (final) {
-        R.prog.elapsed = llm_engine_now() - t0;
-        R.prog.step = NULL;
-        *final = R.prog;
-    }
-    /* a stopped or failed run: drop what is still in flight */
-    if (R.live) {
-        llm_engine_clear(e);
-        while (R.live) {
-            struct pend *p = R.live;
-            live_remove(&R, p);
-            llm_jsonl_req_free(&p->q);
-            free(p);
-        }
-    }
-    if (R.out && o->out) {
-        if (fflush(R.out) && rc == 0)
-            rc = llm_err_set(LLM_EIO, "'%s': %s", R.out_name, strerror(errno));
-    } else if (R.out && !to_stdout) {
-        if (fclose(R.out) && rc == 0)
-            rc = llm_err_set(LLM_EIO, "'%s': %s", o->out_path, strerror(errno));
-    } else if (R.out && fflush(R.out) && rc == 0) {
-        rc = llm_err_set(LLM_EIO, "stdout: %s", strerror(errno));
-    }
-    if (R.ring) {
-        for (long i = 0; i < R.ring_cap; i++)
-            free(R.ring[i]);
-        free(R.ring);
-    }
-    cmap_free(&done);
-    cmap_free(&dups);
-    free(seen.v);
-    free(buf);
-    return rc;
+    int rc = start_run(&R);
+    if (rc == 0) rc = run_loop(&R, t0);
+    return end_run(&R, rc, t0, final);
 }

@@ -136,6 +136,164 @@ int llm_sampling_check(const struct llm_sampling *p)
     return 0;
 }
 
+/* Step 1: sanitised working logits into w and their log-sum-exp into *lse;
+ * -1 when every logit is -inf or NaN. */
+static int log_softmax(const float *logits, float *w, size_t v, double *lse)
+{
+    float m = -INFINITY;
+    for (size_t i = 0; i < v; i++) {
+        w[i] = clean_logit(logits[i]);
+        if (w[i] > m) m = w[i];
+    }
+    if (m == -INFINITY) return -1;
+    double sum = 0;
+    for (size_t i = 0; i < v; i++)
+        sum += exp((double)w[i] - (double)m);
+    *lse = (double)m + log(sum);
+    return 0;
+}
+
+/* The n_top most likely raw tokens and their log-probabilities into res. */
+static void top_logprobs(const float *w, size_t v, double lse, int n_top,
+                         struct llm_sample_result *res)
+{
+    uint32_t tk[LLM_MAX_LOGPROBS];
+    int cnt = 0;
+    for (size_t i = 0; i < v; i++)
+        cnt = topn_insert(tk, res->top_ids, cnt, n_top, float_key(w[i]), (int32_t)i);
+    res->n_top = cnt;
+    for (int j = 0; j < cnt; j++)
+        res->top_logprobs[j] = (float)((double)w[res->top_ids[j]] - lse);
+}
+
+/* Step 3: repetition penalty over prompt and output, presence and frequency
+ * penalties over the output, each applied once per distinct id. */
+static void apply_penalties(float *w, int32_t *mark, int64_t vocab,
+                            const struct llm_sample_row *row)
+{
+    const struct llm_sampling *p = row->p;
+    size_t v = (size_t)vocab;
+    /* mark bit 30: repetition penalty applied, bit 29: presence and
+     * frequency applied, low bits: count in the output */
+    const int32_t SEEN = 1 << 30, DONE = 1 << 29, COUNT = (1 << 29) - 1;
+    int rep = p->repetition_penalty != 1.0;
+    int pf = p->presence_penalty != 0.0 || p->frequency_penalty != 0.0;
+    if (!rep && !pf) return;
+    memset(mark, 0, v * sizeof(*mark));
+    for (int pass = 0; pass < 2 && rep; pass++) {
+        const int32_t *tok = pass ? row->output : row->prompt;
+        int n = pass ? row->n_output : row->n_prompt;
+        for (int i = 0; i < n; i++) {
+            int32_t t = tok[i];
+            if (t < 0 || t >= vocab || (mark[t] & SEEN)) continue;
+            mark[t] |= SEEN;
+            if (w[t] == -INFINITY) continue;
+            double x = w[t];
+            w[t] = (float)(x > 0 ? x / p->repetition_penalty : x * p->repetition_penalty);
+        }
+    }
+    if (pf) {
+        for (int i = 0; i < row->n_output; i++) {
+            int32_t t = row->output[i];
+            if (t >= 0 && t < vocab && (mark[t] & COUNT) < COUNT) mark[t]++;
+        }
+        for (int i = 0; i < row->n_output; i++) {
+            int32_t t = row->output[i];
+            if (t < 0 || t >= vocab || (mark[t] & DONE)) continue;
+            mark[t] |= DONE;
+            if (w[t] == -INFINITY) continue;
+            double c = (double)(mark[t] & COUNT);
+            w[t] = (float)((double)w[t] - c * p->frequency_penalty - p->presence_penalty);
+        }
+    }
+}
+
+/* Step 4a, greedy: the largest key, lowest id on ties; -1 when none is
+ * finite. */
+static int32_t pick_greedy(const float *w, size_t v)
+{
+    int32_t chosen = -1;
+    uint32_t best = 0;
+    for (size_t i = 0; i < v; i++) {
+        if (w[i] == -INFINITY) continue;
+        uint32_t k = float_key(w[i]);
+        if (chosen < 0 || k > best) {
+            best = k;
+            chosen = (int32_t)i;
+        }
+    }
+    return chosen;
+}
+
+/* Step 4b: rank the candidates (finite working logits) into keys/ids, best
+ * first, cut to top_k; returns their count. */
+static int64_t rank_candidates(const float *w, size_t v, int64_t k, uint32_t *keys, int32_t *ids,
+                               uint32_t *tkeys, int32_t *tids)
+{
+    int64_t n = 0;
+    if (k > 0 && k <= 64) {
+        for (size_t i = 0; i < v; i++)
+            if (w[i] != -INFINITY)
+                n = topn_insert(keys, ids, (int)n, (int)k, float_key(w[i]), (int32_t)i);
+    } else {
+        for (size_t i = 0; i < v; i++) {
+            if (w[i] == -INFINITY) continue;
+            keys[n] = float_key(w[i]);
+            ids[n++] = (int32_t)i;
+        }
+        if (n > 0) radix_sort_desc(keys, ids, tkeys, tids, n);
+        if (k > 0 && k < n) n = k;
+    }
+    return n;
+}
+
+/* Step 4c: softmax at the temperature over the n ranked candidates, cut by
+ * top_p and min_p, then one draw keyed by (seed, stream, index). */
+static int32_t draw_token(const float *w, const int32_t *ids, int64_t n, double *prob,
+                          const struct llm_sample_row *row)
+{
+    const struct llm_sampling *p = row->p;
+    /* softmax at temperature T, relative to the best candidate */
+    double t = p->temperature;
+    double z0 = (double)w[ids[0]] / t;
+    for (int64_t j = 0; j < n; j++)
+        prob[j] = exp((double)w[ids[j]] / t - z0);
+    if (p->top_p < 1.0) {
+        double s = 0;
+        for (int64_t j = 0; j < n; j++)
+            s += prob[j];
+        double thr = p->top_p * s, cum = 0;
+        for (int64_t j = 0; j < n; j++) {
+            cum += prob[j];
+            if (cum >= thr) {
+                n = j + 1;
+                break;
+            }
+        }
+    }
+    if (p->min_p > 0.0) {
+        /* prob[0] is exactly 1, so the bound is min_p itself */
+        int64_t j = 1;
+        while (j < n && prob[j] >= p->min_p)
+            j++;
+        n = j;
+    }
+    double total = 0;
+    for (int64_t j = 0; j < n; j++)
+        total += prob[j];
+    double u = llm_philox_uniform(p->seed, row->stream, row->index);
+    double target = u * total, cum = 0;
+    int32_t chosen = ids[n - 1];
+    for (int64_t j = 0; j < n; j++) {
+        cum += prob[j];
+        if (cum > target) {
+            chosen = ids[j];
+            break;
+        }
+    }
+    return chosen;
+}
+
 int llm_sample_cpu(const float *logits, int64_t vocab, const struct llm_sample_row *row,
                    struct llm_sample_result *res, void *scratch)
 {
@@ -168,30 +326,14 @@ int llm_sample_cpu(const float *logits, int64_t vocab, const struct llm_sample_r
     memset(res, 0, sizeof(*res));
 
     /* 1. raw log-softmax (sanitised: NaN -> -inf, +inf -> FLT_MAX) */
-    float m = -INFINITY;
-    for (size_t i = 0; i < v; i++) {
-        w[i] = clean_logit(logits[i]);
-        if (w[i] > m) m = w[i];
-    }
-    if (m == -INFINITY) {
+    double lse;
+    if (log_softmax(logits, w, v, &lse)) {
         free(owned);
         return llm_err_set(LLM_EINVAL, "every logit is -inf or NaN");
     }
-    double sum = 0;
-    for (size_t i = 0; i < v; i++)
-        sum += exp((double)w[i] - (double)m);
-    double lse = (double)m + log(sum);
     int n_top = p->logprobs > 0 ? p->logprobs : 0;
     if (n_top > vocab) n_top = (int)vocab;
-    if (n_top > 0) {
-        uint32_t tk[LLM_MAX_LOGPROBS];
-        int cnt = 0;
-        for (size_t i = 0; i < v; i++)
-            cnt = topn_insert(tk, res->top_ids, cnt, n_top, float_key(w[i]), (int32_t)i);
-        res->n_top = cnt;
-        for (int j = 0; j < cnt; j++)
-            res->top_logprobs[j] = (float)((double)w[res->top_ids[j]] - lse);
-    }
+    if (n_top > 0) top_logprobs(w, v, lse, n_top, res);
 
     /* 2. banned ids */
     for (int i = 0; i < row->n_banned; i++) {
@@ -199,110 +341,16 @@ int llm_sample_cpu(const float *logits, int64_t vocab, const struct llm_sample_r
         if (t >= 0 && t < vocab) w[t] = -INFINITY;
     }
 
-    /* 3. penalties; mark bit 30: repetition penalty applied, bit 29: presence
-     * and frequency applied, low bits: count in the output */
-    const int32_t SEEN = 1 << 30, DONE = 1 << 29, COUNT = (1 << 29) - 1;
-    int rep = p->repetition_penalty != 1.0;
-    int pf = p->presence_penalty != 0.0 || p->frequency_penalty != 0.0;
-    if (rep || pf) {
-        memset(mark, 0, v * sizeof(*mark));
-        for (int pass = 0; pass < 2 && rep; pass++) {
-            const int32_t *tok = pass ? row->output : row->prompt;
-            int n = pass ? row->n_output : row->n_prompt;
-            for (int i = 0; i < n; i++) {
-                int32_t t = tok[i];
-                if (t < 0 || t >= vocab || (mark[t] & SEEN)) continue;
-                mark[t] |= SEEN;
-                if (w[t] == -INFINITY) continue;
-                double x = w[t];
-                w[t] = (float)(x > 0 ? x / p->repetition_penalty : x * p->repetition_penalty);
-            }
-        }
-        if (pf) {
-            for (int i = 0; i < row->n_output; i++) {
-                int32_t t = row->output[i];
-                if (t >= 0 && t < vocab && (mark[t] & COUNT) < COUNT) mark[t]++;
-            }
-            for (int i = 0; i < row->n_output; i++) {
-                int32_t t = row->output[i];
-                if (t < 0 || t >= vocab || (mark[t] & DONE)) continue;
-                mark[t] |= DONE;
-                if (w[t] == -INFINITY) continue;
-                double c = (double)(mark[t] & COUNT);
-                w[t] = (float)((double)w[t] - c * p->frequency_penalty - p->presence_penalty);
-            }
-        }
-    }
+    /* 3. penalties */
+    apply_penalties(w, mark, vocab, row);
 
-    /* 4a. greedy: largest key, lowest id on ties */
+    /* 4. greedy, or a draw among the ranked candidates */
     int32_t chosen = -1;
     if (p->temperature == 0.0 || p->top_k == 1) {
-        uint32_t best = 0;
-        for (size_t i = 0; i < v; i++) {
-            if (w[i] == -INFINITY) continue;
-            uint32_t k = float_key(w[i]);
-            if (chosen < 0 || k > best) {
-                best = k;
-                chosen = (int32_t)i;
-            }
-        }
+        chosen = pick_greedy(w, v);
     } else {
-        /* 4b. rank the candidates (finite working logits) */
-        int64_t n = 0;
-        int64_t k = p->top_k;
-        if (k > 0 && k <= 64) {
-            for (size_t i = 0; i < v; i++)
-                if (w[i] != -INFINITY)
-                    n = topn_insert(keys, ids, (int)n, (int)k, float_key(w[i]), (int32_t)i);
-        } else {
-            for (size_t i = 0; i < v; i++) {
-                if (w[i] == -INFINITY) continue;
-                keys[n] = float_key(w[i]);
-                ids[n++] = (int32_t)i;
-            }
-            if (n > 0) radix_sort_desc(keys, ids, tkeys, tids, n);
-            if (k > 0 && k < n) n = k;
-        }
-        if (n > 0) {
-            /* softmax at temperature T, relative to the best candidate */
-            double t = p->temperature;
-            double z0 = (double)w[ids[0]] / t;
-            for (int64_t j = 0; j < n; j++)
-                prob[j] = exp((double)w[ids[j]] / t - z0);
-            if (p->top_p < 1.0) {
-                double s = 0;
-                for (int64_t j = 0; j < n; j++)
-                    s += prob[j];
-                double thr = p->top_p * s, cum = 0;
-                for (int64_t j = 0; j < n; j++) {
-                    cum += prob[j];
-                    if (cum >= thr) {
-                        n = j + 1;
-                        break;
-                    }
-                }
-            }
-            if (p->min_p > 0.0) {
-                /* prob[0] is exactly 1, so the bound is min_p itself */
-                int64_t j = 1;
-                while (j < n && prob[j] >= p->min_p)
-                    j++;
-                n = j;
-            }
-            double total = 0;
-            for (int64_t j = 0; j < n; j++)
-                total += prob[j];
-            double u = llm_philox_uniform(p->seed, row->stream, row->index);
-            double target = u * total, cum = 0;
-            chosen = ids[n - 1];
-            for (int64_t j = 0; j < n; j++) {
-                cum += prob[j];
-                if (cum > target) {
-                    chosen = ids[j];
-                    break;
-                }
-            }
-        }
+        int64_t n = rank_candidates(w, v, p->top_k, keys, ids, tkeys, tids);
+        if (n > 0) chosen = draw_token(w, ids, n, prob, row);
     }
     free(owned);
     if (chosen < 0) return llm_err_set(LLM_EINVAL, "no token can be sampled: every id is banned");

@@ -207,8 +207,213 @@ static int str_replace_all(const char *s, size_t n, const char *p, size_t pn, co
     return rc;
 }
 
+/* ---- the stages ------------------------------------------------------ */
+
+/* ByteFallback: hold <0xXX> tokens as bytes; any other token flushes the
+ * held run and passes on whole. */
+static int feed_bytefallback(struct llm_tok_stream *s, size_t k, const char *p, size_t n, int fl)
+{
+    struct dstate *d = &s->st[k];
+    int rc, done = 0;
+    if ((rc = collect(d, p, n, fl, &done)) || !done) return rc;
+    int b = byte_token(d->acc.p, d->acc.n);
+    if (b >= 0) {
+        char c = (char)b;
+        return tok_buf_put(&d->bytes, &c, 1);
+    }
+    if ((rc = bf_flush_group(s, k))) return rc;
+    return feed(s, k + 1, d->acc.p, d->acc.n, F_START | F_END);
+}
+
+/* ByteLevel: map a whole token's chars back to bytes (a token that is not
+ * all byte-level chars passes as its raw text) and emit complete UTF-8. */
+static int feed_bytelevel(struct llm_tok_stream *s, size_t k, const char *p, size_t n, int fl)
+{
+    struct dstate *d = &s->st[k];
+    int rc, done = 0;
+    if ((rc = collect(d, p, n, fl, &done)) || !done) return rc;
+    size_t mark = d->bytes.n;
+    for (size_t i = 0; i < d->acc.n && !rc;) {
+        uint32_t cp;
+        i += (size_t)tok_utf8_dec(d->acc.p + i, d->acc.n - i, &cp);
+        int byte = tok_cp_to_byte(cp);
+        if (byte < 0) { /* not all byte-level chars: the raw text */
+            d->bytes.n = mark;
+            rc = tok_buf_put(&d->bytes, d->acc.p, d->acc.n);
+            break;
+        }
+        char c = (char)byte;
+        rc = tok_buf_put(&d->bytes, &c, 1);
+    }
+    return rc ? rc : bl_emit(s, k, 0);
+}
+
+/* Strip: drop leading content chars of a token and hold a trailing run of
+ * them until the token ends; output into o. */
+static int strip_chunk(const struct tok_dec *dc, struct dstate *d, const char *p, size_t n, int fl,
+                       struct tok_buf *o)
+{
+    int rc = 0;
+    if (fl & F_START) {
+        d->lead_done = dc->start == 0;
+        d->lead = d->nchars = d->held = 0;
+        d->all_c = 1;
+    }
+    for (size_t i = 0; i < n && !rc;) {
+        uint32_t cp;
+        size_t kk = (size_t)tok_utf8_dec(p + i, n - i, &cp);
+        d->nchars++;
+        if (!d->lead_done) {
+            if (cp == dc->ch && d->lead < dc->start) {
+                d->lead++;
+                i += kk;
+                continue;
+            }
+            d->lead_done = 1;
+        }
+        if (cp == dc->ch && dc->stop > 0) {
+            d->held++;
+        } else {
+            if (cp != dc->ch) d->all_c = 0;
+            rc = put_n(o, dc->ch, d->held);
+            d->held = 0;
+            if (!rc) rc = tok_buf_put(o, p + i, kk);
+        }
+        i += kk;
+    }
+    if (!rc && (fl & F_END)) {
+        size_t trail = d->all_c ? d->nchars : d->held;
+        size_t cut = trail < dc->stop ? trail : dc->stop;
+        rc = put_n(o, dc->ch, d->held > cut ? d->held - cut : 0);
+        d->held = 0;
+    }
+    return rc;
+}
+
+/* Replace with a regex pattern: on the whole token, passed on whole. */
+static int feed_regex_replace(struct llm_tok_stream *s, size_t k, const char *p, size_t n, int fl)
+{
+    const struct tok_dec *dc = &s->t->dec[k];
+    struct dstate *d = &s->st[k];
+    struct tok_buf o = {0};
+    int rc, done = 0;
+    if ((rc = collect(d, p, n, fl, &done)) || !done) return rc;
+    rc = regex_replace(&dc->re, d->acc.p, d->acc.n, dc->content, dc->content_len, &o);
+    if (!rc) rc = feed(s, k + 1, o.p ? o.p : "", o.n, F_START | F_END);
+    tok_buf_free(&o);
+    return rc;
+}
+
+/* Replace with a literal pattern: streams, holding back a tail that could
+ * still become a match until the token ends; output into o. */
+static int replace_chunk(const struct tok_dec *dc, struct dstate *d, const char *p, size_t n,
+                         int fl, struct tok_buf *o)
+{
+    int rc;
+    if (fl & F_START) d->acc.n = 0;
+    if ((rc = tok_buf_put(&d->acc, p, n))) return rc;
+    size_t i = 0, an = d->acc.n, pn = dc->pat_len;
+    const char *a = d->acc.p;
+    while (i < an && !rc) {
+        if (pn && an - i >= pn && memcmp(a + i, dc->pat, pn) == 0) {
+            rc = tok_buf_put(o, dc->content, dc->content_len);
+            i += pn;
+        } else if (pn && an - i < pn && !(fl & F_END) && memcmp(a + i, dc->pat, an - i) == 0) {
+            break; /* could become a match */
+        } else {
+            rc = tok_buf_put(o, a + i, 1);
+            i++;
+        }
+    }
+    if (an > i) memmove(d->acc.p, a + i, an - i);
+    d->acc.n = an - i;
+    return rc;
+}
+
+/* Metaspace: the replacement char becomes a space, except in the first
+ * token unless prepend_scheme is "never"; output into o. */
+static int metaspace_chunk(const struct tok_dec *dc, struct dstate *d, const char *p, size_t n,
+                           int fl, struct tok_buf *o)
+{
+    int rc = 0;
+    if (fl & F_START) d->ntok++;
+    for (size_t i = 0; i < n && !rc;) {
+        uint32_t cp;
+        size_t kk = (size_t)tok_utf8_dec(p + i, n - i, &cp);
+        if (cp == dc->ch) {
+            if (!(d->ntok == 1 && dc->prepend != TOK_PREPEND_NEVER)) rc = tok_buf_putc(o, ' ');
+        } else {
+            rc = tok_buf_put(o, p + i, kk);
+        }
+        i += kk;
+    }
+    return rc;
+}
+
+/* BPEDecoder: pass on the held token with its suffix turned into a space,
+ * and hold this one (flush_from passes the last without it). */
+static int feed_bpe(struct llm_tok_stream *s, size_t k, const char *p, size_t n, int fl)
+{
+    const struct tok_dec *dc = &s->t->dec[k];
+    struct dstate *d = &s->st[k];
+    struct tok_buf o = {0};
+    int rc, done = 0;
+    if ((rc = collect(d, p, n, fl, &done)) || !done) return rc;
+    if (d->have_prev) {
+        rc = str_replace_all(d->prev.p, d->prev.n, dc->pat, dc->pat_len, " ", 1, SIZE_MAX, &o);
+        if (!rc) rc = feed(s, k + 1, o.p ? o.p : "", o.n, F_START | F_END);
+    }
+    d->prev.n = 0;
+    if (!rc) rc = tok_buf_put(&d->prev, d->acc.p, d->acc.n);
+    d->have_prev = 1;
+    tok_buf_free(&o);
+    return rc;
+}
+
+/* WordPiece: a whole token loses its continuing-subword prefix (or gains a
+ * leading space), then the optional cleanup of spaces before punctuation
+ * and contractions. */
+static int feed_wordpiece(struct llm_tok_stream *s, size_t k, const char *p, size_t n, int fl)
+{
+    const struct tok_dec *dc = &s->t->dec[k];
+    struct dstate *d = &s->st[k];
+    struct tok_buf o = {0};
+    int rc, done = 0;
+    if ((rc = collect(d, p, n, fl, &done)) || !done) return rc;
+    struct tok_buf w = {0};
+    const char *a = d->acc.p;
+    size_t an = d->acc.n;
+    if (d->ntok++ != 0) {
+        if (an >= dc->pat_len && memcmp(a, dc->pat, dc->pat_len) == 0)
+            rc = tok_buf_put(&w, a + dc->pat_len, an - dc->pat_len);
+        else if (!(rc = tok_buf_putc(&w, ' ')))
+            rc = tok_buf_put(&w, a, an);
+    } else {
+        rc = tok_buf_put(&w, a, an);
+    }
+    if (!rc && dc->cleanup) {
+        static const char *const rep[][2] = {
+            {" .", "."},   {" ?", "?"},     {" !", "!"},    {" ,", ","},
+            {" ' ", "'"},  {" n't", "n't"}, {" 'm", "'m"},  {" do not", " don't"},
+            {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+        for (size_t r = 0; r < sizeof(rep) / sizeof(rep[0]) && !rc; r++) {
+            o.n = 0;
+            rc = str_replace_all(w.p ? w.p : "", w.n, rep[r][0], strlen(rep[r][0]), rep[r][1],
+                                 strlen(rep[r][1]), SIZE_MAX, &o);
+            struct tok_buf sw = w;
+            w = o;
+            o = sw;
+        }
+    }
+    if (!rc) rc = feed(s, k + 1, w.p ? w.p : "", w.n, F_START | F_END);
+    tok_buf_free(&w);
+    tok_buf_free(&o);
+    return rc;
+}
+
 /* ---- the chain ------------------------------------------------------- */
 
+/* Pass one chunk (flags fl) to stage k; past the last stage it is output. */
 static int feed(struct llm_tok_stream *s, size_t k, const char *p, size_t n, int fl)
 {
     const struct llm_tokenizer *t = s->t;
@@ -216,160 +421,31 @@ static int feed(struct llm_tok_stream *s, size_t k, const char *p, size_t n, int
     const struct tok_dec *dc = &t->dec[k];
     struct dstate *d = &s->st[k];
     struct tok_buf o = {0};
-    int rc = 0, done = 0;
+    int rc = 0;
     switch (dc->kind) {
-    case TOK_DEC_BYTEFALLBACK: {
-        if ((rc = collect(d, p, n, fl, &done)) || !done) return rc;
-        int b = byte_token(d->acc.p, d->acc.n);
-        if (b >= 0) {
-            char c = (char)b;
-            return tok_buf_put(&d->bytes, &c, 1);
-        }
-        if ((rc = bf_flush_group(s, k))) return rc;
-        return feed(s, k + 1, d->acc.p, d->acc.n, F_START | F_END);
-    }
-    case TOK_DEC_BYTELEVEL: {
-        if ((rc = collect(d, p, n, fl, &done)) || !done) return rc;
-        size_t mark = d->bytes.n;
-        for (size_t i = 0; i < d->acc.n && !rc;) {
-            uint32_t cp;
-            i += (size_t)tok_utf8_dec(d->acc.p + i, d->acc.n - i, &cp);
-            int byte = tok_cp_to_byte(cp);
-            if (byte < 0) { /* not all byte-level chars: the raw text */
-                d->bytes.n = mark;
-                rc = tok_buf_put(&d->bytes, d->acc.p, d->acc.n);
-                break;
-            }
-            char c = (char)byte;
-            rc = tok_buf_put(&d->bytes, &c, 1);
-        }
-        return rc ? rc : bl_emit(s, k, 0);
-    }
+    case TOK_DEC_BYTEFALLBACK:
+        return feed_bytefallback(s, k, p, n, fl);
+    case TOK_DEC_BYTELEVEL:
+        return feed_bytelevel(s, k, p, n, fl);
     case TOK_DEC_FUSE: {
         int f = d->started ? 0 : F_START;
         d->started = 1;
         return feed(s, k + 1, p, n, f);
     }
     case TOK_DEC_STRIP:
-        if (fl & F_START) {
-            d->lead_done = dc->start == 0;
-            d->lead = d->nchars = d->held = 0;
-            d->all_c = 1;
-        }
-        for (size_t i = 0; i < n && !rc;) {
-            uint32_t cp;
-            size_t kk = (size_t)tok_utf8_dec(p + i, n - i, &cp);
-            d->nchars++;
-            if (!d->lead_done) {
-                if (cp == dc->ch && d->lead < dc->start) {
-                    d->lead++;
-                    i += kk;
-                    continue;
-                }
-                d->lead_done = 1;
-            }
-            if (cp == dc->ch && dc->stop > 0) {
-                d->held++;
-            } else {
-                if (cp != dc->ch) d->all_c = 0;
-                rc = put_n(&o, dc->ch, d->held);
-                d->held = 0;
-                if (!rc) rc = tok_buf_put(&o, p + i, kk);
-            }
-            i += kk;
-        }
-        if (!rc && (fl & F_END)) {
-            size_t trail = d->all_c ? d->nchars : d->held;
-            size_t cut = trail < dc->stop ? trail : dc->stop;
-            rc = put_n(&o, dc->ch, d->held > cut ? d->held - cut : 0);
-            d->held = 0;
-        }
+        rc = strip_chunk(dc, d, p, n, fl, &o);
         break;
     case TOK_DEC_REPLACE:
-        if (dc->re.code) {
-            if ((rc = collect(d, p, n, fl, &done)) || !done) return rc;
-            rc = regex_replace(&dc->re, d->acc.p, d->acc.n, dc->content, dc->content_len, &o);
-            if (!rc) rc = feed(s, k + 1, o.p ? o.p : "", o.n, F_START | F_END);
-            tok_buf_free(&o);
-            return rc;
-        }
-        if (fl & F_START) d->acc.n = 0;
-        if ((rc = tok_buf_put(&d->acc, p, n))) return rc;
-        {
-            size_t i = 0, an = d->acc.n, pn = dc->pat_len;
-            const char *a = d->acc.p;
-            while (i < an && !rc) {
-                if (pn && an - i >= pn && memcmp(a + i, dc->pat, pn) == 0) {
-                    rc = tok_buf_put(&o, dc->content, dc->content_len);
-                    i += pn;
-                } else if (pn && an - i < pn && !(fl & F_END) &&
-                           memcmp(a + i, dc->pat, an - i) == 0) {
-                    break; /* could become a match */
-                } else {
-                    rc = tok_buf_put(&o, a + i, 1);
-                    i++;
-                }
-            }
-            if (an > i) memmove(d->acc.p, a + i, an - i);
-            d->acc.n = an - i;
-        }
+        if (dc->re.code) return feed_regex_replace(s, k, p, n, fl);
+        rc = replace_chunk(dc, d, p, n, fl, &o);
         break;
     case TOK_DEC_METASPACE:
-        if (fl & F_START) d->ntok++;
-        for (size_t i = 0; i < n && !rc;) {
-            uint32_t cp;
-            size_t kk = (size_t)tok_utf8_dec(p + i, n - i, &cp);
-            if (cp == dc->ch) {
-                if (!(d->ntok == 1 && dc->prepend != TOK_PREPEND_NEVER)) rc = tok_buf_putc(&o, ' ');
-            } else {
-                rc = tok_buf_put(&o, p + i, kk);
-            }
-            i += kk;
-        }
+        rc = metaspace_chunk(dc, d, p, n, fl, &o);
         break;
     case TOK_DEC_BPE:
-        if ((rc = collect(d, p, n, fl, &done)) || !done) return rc;
-        if (d->have_prev) {
-            rc = str_replace_all(d->prev.p, d->prev.n, dc->pat, dc->pat_len, " ", 1, SIZE_MAX, &o);
-            if (!rc) rc = feed(s, k + 1, o.p ? o.p : "", o.n, F_START | F_END);
-        }
-        d->prev.n = 0;
-        if (!rc) rc = tok_buf_put(&d->prev, d->acc.p, d->acc.n);
-        d->have_prev = 1;
-        tok_buf_free(&o);
-        return rc;
-    case TOK_DEC_WORDPIECE: {
-        if ((rc = collect(d, p, n, fl, &done)) || !done) return rc;
-        struct tok_buf w = {0};
-        const char *a = d->acc.p;
-        size_t an = d->acc.n;
-        if (d->ntok++ != 0) {
-            if (an >= dc->pat_len && memcmp(a, dc->pat, dc->pat_len) == 0)
-                rc = tok_buf_put(&w, a + dc->pat_len, an - dc->pat_len);
-            else if (!(rc = tok_buf_putc(&w, ' ')))
-                rc = tok_buf_put(&w, a, an);
-        } else {
-            rc = tok_buf_put(&w, a, an);
-        }
-        if (!rc && dc->cleanup) {
-            static const char *const rep[][2] = {
-                {" .", "."},   {" ?", "?"},     {" !", "!"},    {" ,", ","},
-                {" ' ", "'"},  {" n't", "n't"}, {" 'm", "'m"},  {" do not", " don't"},
-                {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
-            for (size_t r = 0; r < sizeof(rep) / sizeof(rep[0]) && !rc; r++) {
-                o.n = 0;
-                rc = str_replace_all(w.p ? w.p : "", w.n, rep[r][0], strlen(rep[r][0]), rep[r][1],
-                                     strlen(rep[r][1]), SIZE_MAX, &o);
-                struct tok_buf sw = w;
-                w = o;
-                o = sw;
-            }
-        }
-        if (!rc) rc = feed(s, k + 1, w.p ? w.p : "", w.n, F_START | F_END);
-        tok_buf_free(&w);
-        tok_buf_free(&o);
-        return rc;
-    }
+        return feed_bpe(s, k, p, n, fl);
+    case TOK_DEC_WORDPIECE:
+        return feed_wordpiece(s, k, p, n, fl);
     case TOK_DEC_JOIN:
         if ((fl & F_START) && d->ntok++ > 0) rc = tok_buf_putc(&o, ' ');
         if (!rc) rc = tok_buf_put(&o, p, n);

@@ -320,37 +320,19 @@ static int get_id(const json_t *v, int32_t *id, const char *what, const char *sr
     return 0;
 }
 
-static int load_model(struct llm_tokenizer *t, const json_t *model, const json_t *added,
-                      const char *src)
+/* Check the ids of the vocab and the added tokens; *maxid gets the largest
+ * (-1 when there is none). */
+static int max_id(const json_t *vocab, const json_t *added, const char *src, int64_t *maxid)
 {
     int rc;
-    if (!json_is_object(model))
-        return llm_err_set(LLM_EFORMAT, "'%s': \"model\" missing or not an object", src);
-    const char *type = json_string_value(json_object_get(model, "type"));
-    if (type && strcmp(type, "BPE") != 0)
-        return llm_err_set(LLM_EUNSUPPORTED, "'%s': model '%s' is not supported (only BPE)", src,
-                           type);
-    json_t *vocab = json_object_get(model, "vocab"), *merges = json_object_get(model, "merges");
-    if (!json_is_object(vocab))
-        return llm_err_set(LLM_EFORMAT, "'%s': model \"vocab\" missing or not an object", src);
-    if (!type && !json_is_array(merges))
-        return llm_err_set(LLM_EUNSUPPORTED,
-                           "'%s': model without \"type\" and without "
-                           "\"merges\" (only BPE is supported)",
-                           src);
-    if (merges && !json_is_array(merges))
-        return llm_err_set(LLM_EFORMAT, "'%s': model \"merges\" is not an array", src);
-
-    /* id range over the vocab and the added tokens */
-    int64_t maxid = -1;
+    *maxid = -1;
     const char *key;
-    size_t klen;
     json_t *v;
-    json_object_keylen_foreach((json_t *)vocab, key, klen, v)
+    json_object_foreach((json_t *)vocab, key, v)
     {
         int32_t id;
         if ((rc = get_id(v, &id, "vocab entry", src))) return rc;
-        if (id > maxid) maxid = id;
+        if (id > *maxid) *maxid = id;
     }
     if (added && !json_is_array(added))
         return llm_err_set(LLM_EFORMAT, "'%s': \"added_tokens\" is not an array", src);
@@ -363,17 +345,19 @@ static int load_model(struct llm_tokenizer *t, const json_t *model, const json_t
         if (!json_is_string(json_object_get(a, "content")))
             return llm_err_set(LLM_EFORMAT, "'%s': added_tokens[%zu] has no \"content\" string",
                                src, i);
-        if (id > maxid) maxid = id;
+        if (id > *maxid) *maxid = id;
     }
-    t->nid = (int32_t)(maxid + 1);
-    t->piece = calloc((size_t)t->nid + 1, sizeof(*t->piece));
-    t->piece_len = calloc((size_t)t->nid + 1, sizeof(*t->piece_len));
-    t->special = calloc((size_t)t->nid + 1, 1);
-    if (!t->piece || !t->piece_len || !t->special)
-        return llm_err_set(LLM_ENOMEM, "tokenizer: out of memory (%d ids)", t->nid);
+    return 0;
+}
 
-    /* vocab: the map keys point at the piece strings; a second string for
-     * an id already named keeps its own copy in vocab_extra */
+/* The vocab: the map keys point at the piece strings; a second string for
+ * an id already named keeps its own copy in vocab_extra. */
+static int load_vocab(struct llm_tokenizer *t, const json_t *vocab, const char *src)
+{
+    int rc;
+    const char *key;
+    size_t klen;
+    json_t *v;
     json_object_keylen_foreach((json_t *)vocab, key, klen, v)
     {
         int32_t id = (int32_t)json_integer_value(v);
@@ -393,8 +377,13 @@ static int load_model(struct llm_tokenizer *t, const json_t *model, const json_t
         }
         if ((rc = tok_smap_put(&t->vocab, k, klen, id, 1))) return rc;
     }
+    return 0;
+}
 
-    /* options */
+/* The model's options: byte fallback, unknown token, subword prefix and
+ * suffix, and the ids of the <0xXX> byte tokens. */
+static int load_options(struct llm_tokenizer *t, const json_t *model)
+{
     json_t *o;
     t->byte_fallback = json_is_true(json_object_get(model, "byte_fallback"));
     t->fuse_unk = json_is_true(json_object_get(model, "fuse_unk"));
@@ -418,8 +407,14 @@ static int load_model(struct llm_tokenizer *t, const json_t *model, const json_t
         snprintf(name, sizeof(name), "<0x%02X>", b);
         t->byte_id[b] = tok_smap_get(&t->vocab, name, 6);
     }
+    return 0;
+}
 
-    /* merges */
+/* The merges, ranked by position ("a b" strings or [a, b] pairs), each
+ * part and the merged token looked up in the vocab. */
+static int load_merges(struct llm_tokenizer *t, const json_t *merges, const char *src)
+{
+    int rc;
     size_t nm = json_array_size(merges);
     t->merges_cap = 16;
     while (t->merges_cap < 2 * nm + 2)
@@ -478,6 +473,42 @@ static int load_model(struct llm_tokenizer *t, const json_t *model, const json_t
     }
     tok_buf_free(&cat);
     return 0;
+}
+
+/* The BPE model: check its shape, size the id tables over the vocab and the
+ * added tokens, then read the vocab, the options and the merges. */
+static int load_model(struct llm_tokenizer *t, const json_t *model, const json_t *added,
+                      const char *src)
+{
+    int rc;
+    if (!json_is_object(model))
+        return llm_err_set(LLM_EFORMAT, "'%s': \"model\" missing or not an object", src);
+    const char *type = json_string_value(json_object_get(model, "type"));
+    if (type && strcmp(type, "BPE") != 0)
+        return llm_err_set(LLM_EUNSUPPORTED, "'%s': model '%s' is not supported (only BPE)", src,
+                           type);
+    json_t *vocab = json_object_get(model, "vocab"), *merges = json_object_get(model, "merges");
+    if (!json_is_object(vocab))
+        return llm_err_set(LLM_EFORMAT, "'%s': model \"vocab\" missing or not an object", src);
+    if (!type && !json_is_array(merges))
+        return llm_err_set(LLM_EUNSUPPORTED,
+                           "'%s': model without \"type\" and without "
+                           "\"merges\" (only BPE is supported)",
+                           src);
+    if (merges && !json_is_array(merges))
+        return llm_err_set(LLM_EFORMAT, "'%s': model \"merges\" is not an array", src);
+
+    int64_t maxid;
+    if ((rc = max_id(vocab, added, src, &maxid))) return rc;
+    t->nid = (int32_t)(maxid + 1);
+    t->piece = calloc((size_t)t->nid + 1, sizeof(*t->piece));
+    t->piece_len = calloc((size_t)t->nid + 1, sizeof(*t->piece_len));
+    t->special = calloc((size_t)t->nid + 1, 1);
+    if (!t->piece || !t->piece_len || !t->special)
+        return llm_err_set(LLM_ENOMEM, "tokenizer: out of memory (%d ids)", t->nid);
+    if ((rc = load_vocab(t, vocab, src))) return rc;
+    if ((rc = load_options(t, model))) return rc;
+    return load_merges(t, merges, src);
 }
 
 static int load_added(struct llm_tokenizer *t, const json_t *added, const char *src)

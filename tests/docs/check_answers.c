@@ -23,13 +23,8 @@
 
 static int fails;
 
-static void bad(const char *fmt, const char *id, const char *what)
-{
-    fails++;
-    fprintf(stderr, "FAIL: ");
-    fprintf(stderr, fmt, id, what);
-    fputc('\n', stderr);
-}
+/* one failure line: fmt takes the id and what was wrong */
+#define bad(fmt, id, what) (fails++, fprintf(stderr, "FAIL: " fmt "\n", (id), (what)))
 
 /* every line of a JSONL file, as an array; NULL after a message */
 static json_t *load_lines(const char *path)

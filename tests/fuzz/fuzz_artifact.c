@@ -12,7 +12,7 @@
  * target's own objects for coverage; without this libFuzzer would see no
  * edges inside the parser it is meant to explore.
  */
-#include "../../lib/formats/artifact.c"
+#include "../../lib/formats/artifact_read.c"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,7 +25,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* rd32, rd64, wr64 and align64 come with artifact.c */
+/* rd32, rd64, wr64 and align64 come with artifact_read.c (artifact_internal.h) */
 
 /* Recompute every checksum (and the index entries) the bytes allow. */
 static void fixup(uint8_t *b, size_t len)

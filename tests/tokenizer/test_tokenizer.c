@@ -256,7 +256,7 @@ static json_t *load_zst_json(const char *path)
 
 static int load_tokenizer(struct llm_tokenizer **t, const char *dir)
 {
-    char path[4096];
+    char path[4200];
     struct stat st;
     snprintf(path, sizeof(path), "%s/tokenizer.json", dir);
     if (stat(path, &st) == 0) return llm_tok_load_dir(t, dir);
