@@ -469,6 +469,8 @@ json_t *llm_desc_to_json(const struct llm_model_desc *d)
     bad |= set(o, "attn_scale", json_real(d->attn_scale));
     bad |= set(o, "embed_scale", json_real(d->embed_scale));
     bad |= set(o, "attn_softcap", json_real(d->attn_softcap));
+    /* the same value under its 1.0 name, which 1.0 readers require */
+    bad |= set(o, "logit_softcap", json_real(d->attn_softcap));
     bad |= set(o, "final_softcap", json_real(d->final_softcap));
     bad |= set(o, "n_experts", json_integer(d->n_experts));
     bad |= set(o, "n_experts_per_tok", json_integer(d->n_experts_per_tok));

@@ -266,6 +266,30 @@ static void test_round_trips(void)
     CHECK_ERR(llm_gen_defaults_from_json(&h, NULL), LLM_EFORMAT, "not a JSON object");
 }
 
+/* 1.0 readers require logit_softcap: it is written with the attention cap's value. */
+static void test_softcap_names(void)
+{
+    struct llm_model_desc d, e;
+    make_full(&d);
+    json_t *j = llm_desc_to_json(&d);
+    CHECK(json_real_value(json_object_get(j, "logit_softcap")) == d.attn_softcap &&
+              json_real_value(json_object_get(j, "attn_softcap")) == d.attn_softcap,
+          "attention cap not written under both names");
+    json_object_del(j, "attn_softcap");
+    json_object_del(j, "logit_softcap");
+    CHECK_ERR(llm_desc_from_json(&e, j), LLM_EFORMAT, "model field 'attn_softcap' is missing");
+    json_object_set_new(j, "logit_softcap", json_real(12.5));
+    CHECK_OK(llm_desc_from_json(&e, j));
+    CHECK(e.attn_softcap == 12.5, "1.0 name not read: %g", e.attn_softcap);
+    llm_desc_free(&e);
+    json_object_set_new(j, "attn_softcap", json_real(7.0));
+    CHECK_OK(llm_desc_from_json(&e, j));
+    CHECK(e.attn_softcap == 7.0, "1.1 name does not win: %g", e.attn_softcap);
+    llm_desc_free(&e);
+    json_decref(j);
+    llm_desc_free(&d);
+}
+
 /* Every member (and rope member) missing, then of the wrong type. */
 static void test_from_json_fields(void)
 {
@@ -287,6 +311,15 @@ static void test_from_json_fields(void)
             json_t *o = level ? json_object_get(copy, "rope") : copy;
             json_object_del(o, key);
             snprintf(want, sizeof(want), "model field '%s' is missing", field);
+            if (!level && (!strcmp(key, "attn_softcap") || !strcmp(key, "logit_softcap"))) {
+                /* the attention cap under its 1.1 and 1.0 names: either one suffices, the
+                 * 1.1 name wins, so a wrong type under the 1.0 name alone goes unread */
+                CHECK_OK(llm_desc_from_json(&e, copy));
+                CHECK(e.attn_softcap == 30.0, "%s deleted: attention cap %g", key, e.attn_softcap);
+                llm_desc_free(&e);
+                json_decref(copy);
+                continue;
+            }
             if (!level && since_1_0(key)) {
                 /* added after format 1.0: optional, absent means the 1.0 behaviour */
                 CHECK_OK(llm_desc_from_json(&e, copy));
@@ -592,6 +625,7 @@ int main(void)
     test_tables();
     test_round_trips();
     test_from_json_fields();
+    test_softcap_names();
     test_validate();
     test_names();
     return t_report("test-desc");
