@@ -115,15 +115,18 @@ static int prepass(const char *buf, size_t len, char **out, size_t *out_len)
             int integer;
             size_t n = number_len(p, end, &integer);
             if (c == '-' && word_at(p, end, "-Infinity")) {
+                /* replaced below; p stays at the sign */
                 rep = "-1.7976931348623157e308";
                 skip = 9;
-            } else if (n > 0 && integer && !fits_i64(p, n)) {
-                put(&o, flushed, (size_t)(p + n - flushed));
-                put(&o, ".0", 2);
-                flushed = p + n;
-                changed = 1;
+            } else {
+                if (n > 0 && integer && !fits_i64(p, n)) {
+                    put(&o, flushed, (size_t)(p + n - flushed));
+                    put(&o, ".0", 2);
+                    flushed = p + n;
+                    changed = 1;
+                }
+                p += n ? n : 1;
             }
-            p += n ? n : 1;
         } else if (word_at(p, end, "NaN")) {
             rep = "null";
             skip = 3;

@@ -777,6 +777,75 @@ static int dump(int argc, char **argv)
     return rc;
 }
 
+/* The reader of Python-written JSON: what Python writes and jansson does
+ * not read, each on its own and at the very end of the buffer, where a
+ * replacement must not read or write past it. */
+static json_t *pyjson(const char *text, size_t len)
+{
+    json_t *j = NULL;
+    int rc = llm_hf_json_parse(text, len, "t/x.json", &j);
+    CHECK(rc == 0, "'%.*s': %s", (int)len, text, llm_errmsg());
+    return j;
+}
+
+static void check_pyjson(void)
+{
+    json_t *j = pyjson("{\"a\": 1000000000000000019884624838656, \"b\": 9223372036854775807,"
+                       " \"c\": -9223372036854775809, \"d\": NaN, \"e\": Infinity,"
+                       " \"f\": -Infinity, \"g\": [-Infinity,Infinity,NaN],"
+                       " \"s\": \"NaN -Infinity 99999999999999999999\"}",
+                       strlen("{\"a\": 1000000000000000019884624838656, \"b\": 9223372036854775807,"
+                              " \"c\": -9223372036854775809, \"d\": NaN, \"e\": Infinity,"
+                              " \"f\": -Infinity, \"g\": [-Infinity,Infinity,NaN],"
+                              " \"s\": \"NaN -Infinity 99999999999999999999\"}"));
+    if (j) {
+        CHECK(json_is_real(json_object_get(j, "a")), "a big integer is a real");
+        CHECK_DBL(json_real_value(json_object_get(j, "a")), 1e30);
+        CHECK_INT(json_integer_value(json_object_get(j, "b")), INT64_MAX);
+        CHECK_DBL(json_real_value(json_object_get(j, "c")), -9223372036854775809.0);
+        CHECK(json_is_null(json_object_get(j, "d")), "NaN reads as null");
+        CHECK_DBL(json_real_value(json_object_get(j, "e")), 1.7976931348623157e308);
+        CHECK_DBL(json_real_value(json_object_get(j, "f")), -1.7976931348623157e308);
+        json_t *g = json_object_get(j, "g");
+        CHECK_INT(json_array_size(g), 3);
+        CHECK_DBL(json_real_value(json_array_get(g, 0)), -1.7976931348623157e308);
+        CHECK_DBL(json_real_value(json_array_get(g, 1)), 1.7976931348623157e308);
+        CHECK(json_is_null(json_array_get(g, 2)), "NaN in a list reads as null");
+        CHECK_STR(json_string_value(json_object_get(j, "s")),
+                  "NaN -Infinity 99999999999999999999");
+        json_decref(j);
+    }
+    /* a replaced word or number ending the buffer (an unterminated list:
+     * an error, read without overrun; exactly n bytes, so ASan sees one) */
+    static const char *ends[] = {"[-Infinity", "[Infinity", "[NaN", "[123456789012345678901"};
+    for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+        size_t n = strlen(ends[i]);
+        char *b = malloc(n);
+        memcpy(b, ends[i], n);
+        json_t *v = NULL;
+        int rc = llm_hf_json_parse(b, n, "t/x.json", &v);
+        CHECK(rc == LLM_EFORMAT && strstr(llm_errmsg(), "t/x.json"), "'%s': rc %d: %s", ends[i],
+              rc, llm_errmsg());
+        json_decref(v);
+        free(b);
+    }
+    /* broken words are errors, not crashes (a fuzzer's find: "-Inf..." cut short) */
+    static const char *bad[] = {"-", "-Inf", "{\"a\": -Infinit", "{\"a\": -}", "NaNa", "Infinityx"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *v = NULL;
+        int rc = llm_hf_json_parse(bad[i], strlen(bad[i]), "t/x.json", &v);
+        CHECK(rc == LLM_EFORMAT && strstr(llm_errmsg(), "t/x.json"),
+              "bad[%zu]: rc %d: %s", i, rc, llm_errmsg());
+        json_decref(v);
+    }
+    /* the fuzzer's input itself: a string left open, then "-Infinity" at the end */
+    static const char crash[] = "{J  \"arz\n  \"architec \0chitre-\0\0\315\336\0302\376\177\0\0\0-Infinity";
+    json_t *v = NULL;
+    int rc = llm_hf_json_parse(crash, sizeof crash - 1, "t/x.json", &v);
+    CHECK(rc == LLM_EFORMAT, "the fuzzer's input: rc %d", rc);
+    json_decref(v);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "--dump")) return dump(argc - 2, argv + 2);
@@ -785,5 +854,6 @@ int main(int argc, char **argv)
     check_gen();
     check_inline();
     check_errors();
+    check_pyjson();
     return t_report("test-hfconfig");
 }
