@@ -121,8 +121,10 @@ grep -q '^\*llm-run\* \[_OPTIONS_\] _MODEL_ \[_INPUT.jsonl_\]' "$MAN" \
     && ok "man page synopsis matches --help" || fail "man page synopsis"
 
 # ---- 2. greedy answers against Hugging Face ------------------------------------
-for f in llama2-f32 llama3-f32 qwen2-f32 mistral-f32; do
-    [ -f "$FIX/$f/reference.json" ] || continue
+# (every family: text in, tokens and text out, through the tools a user runs)
+for f in llama2-f32 llama3-f32 qwen2-f32 mistral-f32 gpt2 gptj neox-parallel neox-sequential \
+    falcon-7b falcon-40b falcon-alibi mpt opt phi3 stablelm stablelm-parallel starcoder2; do
+    [ -f "$FIX/$f/reference.json" ] || { fail "$f: no fixture"; continue; }
     "$CONV" -q "$FIX/$f" -o "$T/$f.llm" || { fail "$f: llm-convert"; continue; }
     "$GOLD" input "$FIX/$f/reference.json" >"$T/gold.jsonl"
     for shape in "" "--max-batch-tokens 5 --max-seqs 3 --block-size 4"; do
