@@ -109,9 +109,14 @@ int llm_desc_supported(const struct llm_model_desc *d, const struct llm_quant *q
         snprintf(pre, sizeof pre, "the %s backend cannot run this %s model", caps->name, model);
     llm_features need = llm_desc_features(d) | (q ? llm_quant_features(q) : 0);
     llm_features lack = need & ~caps->features;
+    /* where another backend runs it, say so (the choice stays the user's) */
+    const char *alt = caps != &llm_cpu_caps && !(need & ~llm_cpu_caps.features)
+                          ? " (the cpu backend runs it: --device cpu)"
+                          : "";
     for (int f = 0; f < LLM_FEAT_COUNT; f++)
         if (lack & LLM_FEAT_BIT(f))
-            return llm_err_set(LLM_EUNSUPPORTED, "%s: it needs %s", pre, llm_feature_name(f));
+            return llm_err_set(LLM_EUNSUPPORTED, "%s: it needs %s%s", pre, llm_feature_name(f),
+                               alt);
     int m = caps->dim_multiple > 1 ? caps->dim_multiple : 1;
     int64_t ed = d->embed_dim > 0 ? d->embed_dim : d->hidden;
     if (d->hidden % m || d->head_dim % m || d->intermediate % m || ed % m)

@@ -46,9 +46,10 @@
 #define DEFAULT_KV_FRACTION 0.25
 #define DEFAULT_KV_CAP (8ull << 30)
 
-/* Activation buffers: the graph's, plus the gate half of the MLP and a
- * scratch for projections added into a buffer. */
-enum { BUF_H2 = LLM_BUF_COUNT, BUF_TMP, BUF_N };
+/* Activation buffers: the graph's, plus the gate half of the MLP, a
+ * scratch for projections added into a buffer (and the embeddings before
+ * project_in), and an expert's gathered input rows. */
+enum { BUF_H2 = LLM_BUF_COUNT, BUF_TMP, BUF_MOE_X, BUF_N };
 
 struct cpu_be {
     struct llm_backend pub;
@@ -256,12 +257,16 @@ static int grow(float **p, size_t n)
 static int64_t buf_width(const struct cpu_be *c, int b)
 {
     const struct llm_model_desc *d = c->d;
+    int64_t wide = d->embed_dim > d->hidden ? d->embed_dim : d->hidden;
     switch (b) {
     case LLM_BUF_QKV: return (int64_t)(d->n_heads + 2 * d->n_kv_heads) * d->head_dim;
     case LLM_BUF_ATT: return (int64_t)d->n_heads * d->head_dim;
     case LLM_BUF_H:
     case BUF_H2: return d->intermediate;
     case LLM_BUF_LOGITS: return d->vocab_size;
+    case LLM_BUF_FIN:
+    case LLM_BUF_FIN2: /* project_out's output too */
+    case BUF_TMP: return wide;
     default: return d->hidden;
     }
 }
@@ -307,7 +312,8 @@ static int step_norm(struct cpu_be *c, const struct llm_step *s, int layer, int 
     float *x = s->add != LLM_BUF_NONE ? c->buf[s->add] : in;
     float *res = s->add != LLM_BUF_NONE ? in : NULL;
     if (d->norm == LLM_NORM_RMS)
-        llm_cpu_rmsnorm(out, x, res, w->data, w->dtype, n, d->hidden, (float)d->norm_eps);
+        llm_cpu_rmsnorm_off(out, x, res, w->data, w->dtype, n, d->hidden, (float)d->norm_eps,
+                            (float)d->norm_offset);
     else
         llm_cpu_layernorm(out, x, res, w->data, w->dtype, w->bias, w->bias_dtype, n, d->hidden,
                           (float)d->norm_eps);
@@ -336,6 +342,139 @@ static int step_linear(struct cpu_be *c, const struct llm_step *s, int layer, in
     }
     if (s->accumulate) llm_cpu_add(c->buf[s->out], y, m);
     return 0;
+}
+
+/* Per-head norms of q and k inside QKV (Qwen3: RMSNorm with one weight of
+ * head_dim for every head; StableLM: a LayerNorm per head, weight
+ * [heads][head_dim]). */
+static int step_qk_norm(struct cpu_be *c, int layer, int n)
+{
+    const struct llm_model_desc *d = c->d;
+    int nh = d->n_heads, nkv = d->n_kv_heads, hd = d->head_dim;
+    int64_t qkv_w = (int64_t)(nh + 2 * nkv) * hd;
+    const struct llm_weight *wq = W(c, LLM_W_Q_NORM, layer), *wk = W(c, LLM_W_K_NORM, layer);
+    float eps = (float)d->norm_eps;
+    for (int t = 0; t < n; t++) {
+        float *q = c->buf[LLM_BUF_QKV] + (int64_t)t * qkv_w, *k = q + (int64_t)nh * hd;
+        if (d->qk_norm == LLM_QK_NORM_RMS) {
+            llm_cpu_rmsnorm_off(q, q, NULL, wq->data, wq->dtype, nh, hd, eps, (float)d->norm_offset);
+            llm_cpu_rmsnorm_off(k, k, NULL, wk->data, wk->dtype, nkv, hd, eps, (float)d->norm_offset);
+            continue;
+        }
+        uint64_t esz;
+        llm_dtype_nbytes(wq->dtype, (uint64_t)hd, &esz);
+        for (int h = 0; h < nh + nkv; h++) {
+            const struct llm_weight *w = h < nh ? wq : wk;
+            int hh = h < nh ? h : h - nh;
+            llm_cpu_layernorm(q + (int64_t)h * hd, q + (int64_t)h * hd, NULL,
+                              (const char *)w->data + (uint64_t)hh * esz, w->dtype, NULL, 0, 1, hd,
+                              eps);
+        }
+    }
+    return 0;
+}
+
+/* Expert e of a [experts][out][in] weight, as a 2-D weight. */
+static struct llm_weight expert_view(const struct llm_weight *w, int e)
+{
+    struct llm_weight v = *w;
+    uint64_t mat, bias;
+    llm_dtype_nbytes(w->dtype, (uint64_t)(w->shape[1] * w->shape[2]), &mat);
+    llm_dtype_nbytes(w->bias_dtype, (uint64_t)w->shape[1], &bias);
+    v.ndim = 2;
+    v.shape[0] = w->shape[1];
+    v.shape[1] = w->shape[2];
+    v.shape[2] = 0;
+    v.data = (const char *)w->data + (uint64_t)e * mat;
+    v.nbytes = mat;
+    if (w->bias) v.bias = (const char *)w->bias + (uint64_t)e * bias;
+    return v;
+}
+
+/* Mixture of experts, HF semantics (Mixtral, Qwen3-MoE): router logits,
+ * softmax over every expert in fp32, the top k (the lower index first on
+ * a tie), renormalised to sum 1 when moe_norm_topk; then expert by expert
+ * in index order, the rows routed to it through its MLP, scaled by their
+ * weight and added to the output. */
+static int step_moe(struct cpu_be *c, const struct llm_step *s, int layer, int n)
+{
+    const struct llm_model_desc *d = c->d;
+    const int E = d->n_experts, K = d->n_experts_per_tok;
+    const int64_t H = d->hidden;
+    float *x = c->buf[s->in], *out = c->buf[s->out];
+    float *probs = malloc(sizeof(float) * (size_t)n * (size_t)E);
+    int *chosen = malloc(sizeof(int) * (size_t)n * (size_t)K);
+    float *cw = malloc(sizeof(float) * (size_t)n * (size_t)K);
+    int32_t *rows = malloc(sizeof(int32_t) * (size_t)n);
+    float *rw = malloc(sizeof(float) * (size_t)n);
+    int rc = 0;
+    if (!probs || !chosen || !cw || !rows || !rw) {
+        rc = llm_err_set(LLM_ENOMEM, "cpu backend: out of memory for the router");
+        goto out;
+    }
+    if ((rc = linear(probs, x, n, W(c, LLM_W_ROUTER, layer)))) goto out;
+    for (int t = 0; t < n; t++) {
+        float *p = probs + (int64_t)t * E, mx = p[0];
+        for (int e = 1; e < E; e++)
+            mx = p[e] > mx ? p[e] : mx;
+        double sum = 0.0;
+        for (int e = 0; e < E; e++)
+            sum += (p[e] = expf(p[e] - mx));
+        for (int e = 0; e < E; e++)
+            p[e] = (float)(p[e] / sum);
+        float tot = 0.0f;
+        for (int k = 0; k < K; k++) {
+            int best = -1;
+            for (int e = 0; e < E; e++) {
+                int taken = 0;
+                for (int j = 0; j < k; j++)
+                    taken |= chosen[t * K + j] == e;
+                if (!taken && (best < 0 || p[e] > p[best])) best = e;
+            }
+            chosen[t * K + k] = best;
+            cw[t * K + k] = p[best];
+            tot += p[best];
+        }
+        if (d->moe_norm_topk)
+            for (int k = 0; k < K; k++)
+                cw[t * K + k] /= tot;
+    }
+    if (!s->accumulate) memset(out, 0, sizeof(float) * (size_t)n * (size_t)H);
+    const struct llm_weight *fc = W(c, LLM_W_MLP_FC, layer), *gate = W(c, LLM_W_MLP_GATE, layer),
+                            *down = W(c, LLM_W_MLP_OUT, layer);
+    float *xe = c->buf[BUF_MOE_X], *h = c->buf[LLM_BUF_H], *g = c->buf[BUF_H2],
+          *y = c->buf[BUF_TMP];
+    for (int e = 0; e < E; e++) {
+        int m = 0;
+        for (int t = 0; t < n; t++)
+            for (int k = 0; k < K; k++)
+                if (chosen[t * K + k] == e) {
+                    rows[m] = t;
+                    rw[m++] = cw[t * K + k];
+                }
+        if (!m) continue;
+        for (int i = 0; i < m; i++)
+            memcpy(xe + (int64_t)i * H, x + (int64_t)rows[i] * H, sizeof(float) * (size_t)H);
+        struct llm_weight wf = expert_view(fc, e), wd = expert_view(down, e);
+        if ((rc = linear(h, xe, m, &wf))) goto out;
+        int64_t hm = (int64_t)m * wf.shape[0];
+        if (d->gated_mlp) {
+            struct llm_weight wg = expert_view(gate, e);
+            if ((rc = linear(g, xe, m, &wg))) goto out;
+            llm_cpu_gated(h, h, g, hm, d->act);
+        } else {
+            llm_cpu_act(h, hm, d->act);
+        }
+        if ((rc = linear(y, h, m, &wd))) goto out;
+        for (int i = 0; i < m; i++) {
+            float *o = out + (int64_t)rows[i] * H, *yi = y + (int64_t)i * H;
+            for (int64_t j = 0; j < H; j++)
+                o[j] += yi[j] * rw[i];
+        }
+    }
+out:
+    free(probs), free(chosen), free(cw), free(rows), free(rw);
+    return rc;
 }
 
 static int step_rope_kv(struct cpu_be *c, int layer)
@@ -377,7 +516,10 @@ static int step_embed(struct cpu_be *c, int n)
     const struct llm_weight *e = W(c, LLM_W_EMBED, -1);
     float esc = d->embed_scale > 0.0 ? (float)d->embed_scale : 1.0f;
     float *x = c->buf[LLM_BUF_X];
-    int rc = llm_cpu_embed(x, b->tokens, n, e->data, e->dtype, d->vocab_size, d->hidden, esc);
+    int proj = d->embed_dim > 0 && d->embed_dim != d->hidden;
+    int rc = llm_cpu_embed(proj ? c->buf[BUF_TMP] : x, b->tokens, n, e->data, e->dtype,
+                           d->vocab_size, proj ? d->embed_dim : d->hidden, esc);
+    if (!rc && proj) rc = linear(x, c->buf[BUF_TMP], n, W(c, LLM_W_PROJ_IN, -1));
     if (rc || d->pos != LLM_POS_LEARNED) return rc;
     const struct llm_weight *p = W(c, LLM_W_POS_EMBED, -1);
     const int32_t *pos = b->pos;
@@ -399,6 +541,15 @@ static int cpu_step(void *ctx, const struct llm_step *s, int layer)
     case LLM_OP_EMBED: return step_embed(c, n);
     case LLM_OP_NORM: return step_norm(c, s, layer, n);
     case LLM_OP_LINEAR: return step_linear(c, s, layer, n);
+    case LLM_OP_QK_NORM: return step_qk_norm(c, layer, n);
+    case LLM_OP_CLIP:
+        llm_cpu_clamp(c->buf[s->out], (int64_t)n * buf_width(c, s->out), (float)c->d->clip_qkv);
+        return 0;
+    case LLM_OP_MOE: return step_moe(c, s, layer, n);
+    case LLM_OP_SOFTCAP:
+        llm_cpu_softcap(c->buf[s->out], (int64_t)n * buf_width(c, s->out),
+                        (float)c->d->final_softcap);
+        return 0;
     case LLM_OP_ROPE_KV: return step_rope_kv(c, layer);
     case LLM_OP_ATTN: return step_attn(c, layer);
     case LLM_OP_ADD:

@@ -120,6 +120,12 @@ static const float *norm_input(const float *x, float *residual, int64_t dim)
 void llm_cpu_rmsnorm(float *out, const float *x, float *residual, const void *w, int wdt, int n,
                      int64_t dim, float eps)
 {
+    llm_cpu_rmsnorm_off(out, x, residual, w, wdt, n, dim, eps, 0.0f);
+}
+
+void llm_cpu_rmsnorm_off(float *out, const float *x, float *residual, const void *w, int wdt,
+                         int n, int64_t dim, float eps, float offset)
+{
 #pragma omp parallel for schedule(static) if (BIG((int64_t)n * dim))
     for (int i = 0; i < n; i++) {
         const float *r =
@@ -133,7 +139,7 @@ void llm_cpu_rmsnorm(float *out, const float *x, float *residual, const void *w,
         float rs = (float)(1.0 / sqrt((double)(var + eps)));
         for (int64_t k = 0; k < dim; k++) {
             float v = r[k] * rs;
-            o[k] = w ? wget(w, wdt, k) * v : v;
+            o[k] = w ? (offset + wget(w, wdt, k)) * v : v;
         }
     }
 }
@@ -194,6 +200,20 @@ void llm_cpu_gated(float *out, const float *fc, const float *gate, int64_t n, in
 #pragma omp parallel for schedule(static) if (BIG(n))
     for (int64_t i = 0; i < n; i++)
         out[i] = llm_cpu_act1(fc[i], act) * gate[i];
+}
+
+void llm_cpu_clamp(float *x, int64_t n, float lim)
+{
+#pragma omp parallel for schedule(static) if (BIG(n))
+    for (int64_t i = 0; i < n; i++)
+        x[i] = x[i] < -lim ? -lim : x[i] > lim ? lim : x[i];
+}
+
+void llm_cpu_softcap(float *x, int64_t n, float cap)
+{
+#pragma omp parallel for schedule(static) if (BIG(n))
+    for (int64_t i = 0; i < n; i++)
+        x[i] = tanhf(x[i] / cap) * cap;
 }
 
 void llm_cpu_add(float *y, const float *x, int64_t n)

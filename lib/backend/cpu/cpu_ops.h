@@ -76,6 +76,10 @@ int llm_cpu_add_rows(float *out, const int32_t *pos, int n, const void *table, i
  * for no weight.  With residual == NULL, x is normalised as is. */
 void llm_cpu_rmsnorm(float *out, const float *x, float *residual, const void *w, int wdt, int n,
                      int64_t dim, float eps);
+/* The same with the weight read as (offset + w): Gemma's norms (offset 1,
+ * HF computes 1 + w in fp32 and multiplies). */
+void llm_cpu_rmsnorm_off(float *out, const float *x, float *residual, const void *w, int wdt,
+                         int n, int64_t dim, float eps, float offset);
 
 /* LayerNorm, torch semantics: r as above, then
  *   out = ((r - mean) * rstd) * w + b,  rstd = 1/sqrt(var + eps) (biased var)
@@ -118,6 +122,10 @@ void llm_cpu_act(float *x, int64_t n, int act);
 void llm_cpu_gated(float *out, const float *fc, const float *gate, int64_t n, int act);
 /* y[i] += x[i] (fp32). */
 void llm_cpu_add(float *y, const float *x, int64_t n);
+/* x clamped to [-lim, lim] (MPT's clip_qkv). */
+void llm_cpu_clamp(float *x, int64_t n, float lim);
+/* x = cap * tanh(x / cap), in fp32 in HF's order (Gemma 2's final soft cap). */
+void llm_cpu_softcap(float *x, int64_t n, float cap);
 
 /* ---- rotary position embedding ------------------------------------------- */
 

@@ -2,7 +2,8 @@
  * RMSNorm) and a mixture of experts in every layer: the router (mlp.gate)
  * picks num_experts_per_tok of num_experts experts of size
  * moe_intermediate_size, their weights renormalised when norm_topk_prob.
- * Layouts mixing dense and expert layers (decoder_sparse_step > 1,
+ * (transformers 5 writes num_experts as num_local_experts.)  Layouts mixing
+ * dense and expert layers (decoder_sparse_step > 1,
  * mlp_only_layers) are refused. */
 #include "arch.h"
 
@@ -40,7 +41,8 @@ static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
     d->o_bias = d->qkv_bias;
     d->qk_norm = LLM_QK_NORM_RMS;
     if (!rc) rc = llm_hfc_qwen_window(c, d);
-    if (!rc) rc = llm_hfc_i32(c, KEYS("num_experts"), 0, 128, 1, 4096, &d->n_experts);
+    if (!rc) rc = llm_hfc_i32(c, KEYS("num_experts", "num_local_experts"), 0, 128, 1, 4096,
+                         &d->n_experts);
     if (!rc)
         rc = llm_hfc_i32(c, KEYS("num_experts_per_tok"), 0, 8, 1, d->n_experts,
                          &d->n_experts_per_tok);
