@@ -293,6 +293,85 @@ extern "C" int llm_k_add(int dt, void *y, const void *x, int64_t n, llm_stream_t
     return 0;
 }
 
+/* ---- clamp, soft cap, per-head q/k norms ---------------------------------------- */
+
+template <typename T> __global__ void clamp_kernel(T *x, int64_t n, float lim)
+{
+    pdl_wait();
+    pdl_trigger();
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        float v = to_f32(x[i]);
+        x[i] = from_f32<T>(fminf(fmaxf(v, -lim), lim));
+    }
+}
+
+extern "C" int llm_k_clamp(int dt, void *x, int64_t n, float lim, llm_stream_t stream)
+{
+    if (n <= 0) return 0;
+    DISPATCH_DT(dt, T, {
+        return launch_pdl(clamp_kernel<T>, dim3(grid_for(n, 256)), dim3(256), 0, stream, (T *)x,
+                          n, lim);
+    });
+    return 0;
+}
+
+__global__ void softcap_kernel(float *x, int64_t n, float cap)
+{
+    pdl_wait();
+    pdl_trigger();
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        x[i] = tanhf(x[i] / cap) * cap;
+}
+
+extern "C" int llm_k_softcap_f32(float *x, int64_t n, float cap, llm_stream_t stream)
+{
+    if (n <= 0) return 0;
+    return launch_pdl(softcap_kernel, dim3(grid_for(n, 256)), dim3(256), 0, stream, x, n, cap);
+}
+
+/* One warp per (row, head): the head's head_dim values normalised in place. */
+template <typename T>
+__global__ void qk_norm_kernel(int kind, T *qkv, int stride, int heads, int n_q, int hd,
+                               const T *wq, const T *wk, int per_head, float w_offset, float eps)
+{
+    pdl_wait();
+    pdl_trigger();
+    int r = blockIdx.x, h = blockIdx.y * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (h >= heads) return;
+    T *x = qkv + (int64_t)r * stride + (int64_t)h * hd;
+    const T *w = h < n_q ? wq : wk;
+    if (per_head) w += (int64_t)(h < n_q ? h : h - n_q) * hd;
+    float s = 0.f, s2 = 0.f;
+    for (int i = lane; i < hd; i += 32) {
+        float v = to_f32(x[i]);
+        s += v;
+        s2 += v * v;
+    }
+    s = warp_sum(s);
+    s2 = warp_sum(s2);
+    float mean = kind == LLM_K_NORM_LAYER ? s / hd : 0.f;
+    float var = kind == LLM_K_NORM_LAYER ? fmaxf(s2 / hd - mean * mean, 0.f) : s2 / hd;
+    float inv = rsqrtf(var + eps);
+    for (int i = lane; i < hd; i += 32)
+        x[i] = from_f32<T>((to_f32(x[i]) - mean) * inv * (to_f32(w[i]) + w_offset));
+}
+
+extern "C" int llm_k_qk_norm(int dt, int kind, void *qkv, int stride, int rows, int n_heads,
+                             int n_kv_heads, int head_dim, const void *wq, const void *wk,
+                             int per_head, float w_offset, float eps, llm_stream_t stream)
+{
+    if (rows <= 0) return 0;
+    int heads = n_heads + n_kv_heads, per_block = 4;
+    DISPATCH_DT(dt, T, {
+        return launch_pdl(qk_norm_kernel<T>, dim3(rows, (heads + per_block - 1) / per_block),
+                          dim3(32 * per_block), 0, stream, kind, (T *)qkv, stride, heads, n_heads,
+                          head_dim, (const T *)wq, (const T *)wk, per_head, w_offset, eps);
+    });
+    return 0;
+}
+
 /* ---- row gather -------------------------------------------------------------- */
 
 template <typename T>

@@ -69,6 +69,20 @@ int llm_k_act(int dt, int act, int gated, void *h, int rows, int inter, llm_stre
  * a sub-block's output added to the residual stream. */
 int llm_k_add(int dt, void *y, const void *x, int64_t n, llm_stream_t stream);
 
+/* x[i] clamped to [-lim, lim] for i < n (MPT's clip_qkv). */
+int llm_k_clamp(int dt, void *x, int64_t n, float lim, llm_stream_t stream);
+
+/* x[i] = cap * tanh(x[i] / cap) over fp32 logits (Gemma 2's final soft cap). */
+int llm_k_softcap_f32(float *x, int64_t n, float cap, llm_stream_t stream);
+
+/* Per-head norms of the q and k heads of fused qkv rows (row stride
+ * `stride`), in place: kind RMS (Qwen3) or LAYER (StableLM, no bias); the
+ * weights are [head_dim] for every head, or [heads][head_dim] when per_head;
+ * read as (w_offset + w). */
+int llm_k_qk_norm(int dt, int kind, void *qkv, int stride, int rows, int n_heads,
+                  int n_kv_heads, int head_dim, const void *wq, const void *wk, int per_head,
+                  float w_offset, float eps, llm_stream_t stream);
+
 /* out[i] = in[rows[i]] for i < n, rows of `width` elements. */
 int llm_k_gather(int dt, void *out, const void *in, const int32_t *rows, int n, int width,
                  llm_stream_t stream);

@@ -683,12 +683,15 @@ static void test_errors(void)
     t->t.nbytes += 4;
     /* a feature a backend lacks is refused by name, whatever the architecture (the
      * CPU backend runs every structure; the CUDA table, checked without a GPU,
-     * still lacks the logit soft cap) */
-    mm->m.desc.final_softcap = 30.0;
+     * still lacks mixture of experts) */
+    mm->m.desc.n_experts = 4;
+    mm->m.desc.n_experts_per_tok = 2;
     CHECK(llm_model_supported(&mm->m, &llm_cuda_caps) == LLM_EUNSUPPORTED &&
-              strstr(llm_errmsg(), "the cuda backend cannot run this llama model: it needs a soft "
-                                   "cap on the logits"),
-          "a model needing a logit soft cap accepted: %s", llm_errmsg());
+              strstr(llm_errmsg(), "the cuda backend cannot run this llama model: it needs "
+                                   "mixture of experts (the cpu backend runs it: --device cpu)"),
+          "a mixture of experts accepted: %s", llm_errmsg());
+    mm->m.desc.n_experts = mm->m.desc.n_experts_per_tok = 0;
+    mm->m.desc.final_softcap = 30.0;
     CHECK(llm_backend_cpu_create(&x, &mm->m, &o) == 0 && x, "the cpu backend refused a soft cap: %s",
           llm_errmsg());
     llm_backend_destroy(x);

@@ -1,7 +1,8 @@
 #!/bin/bash
 # run.sh - the whole GPU round on a machine with a CUDA device.
 #
-#   tests/gpu/run.sh [stage ...]      stages: env sass ops memcheck forward kernels model llmbench
+#   tests/gpu/run.sh [stage ...]      stages: env sass ops memcheck forward families kernels model
+#                                     llmbench
 #                                     not in the default set: decode (batch-1 decode per model
 #                                     shape), profile (the same per kernel under ncu), lat8b and
 #                                     tp8b (llm-bench on a random Llama-3.1-8B)
@@ -19,14 +20,15 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/gpu-out}
 mkdir -p "$OUT"
-BINS="test_gpu_ops test_gpu_forward bench_gpu_kernels bench_gpu_model llm-convert llm-bench llm-run"
+BINS="test_gpu_ops test_gpu_forward bench_gpu_kernels bench_gpu_model llm-convert llm-bench llm-run run-golden"
 
 if [ "${1:-}" = pack ]; then
     dst=$ROOT/.dev/cuda-bin
     mkdir -p "$dst"
     cp "$ROOT/build-cuda/tests/gpu/test_gpu_ops" "$ROOT/build-cuda/tests/gpu/test_gpu_forward" \
        "$ROOT/build-cuda/bench/gpu/bench_gpu_kernels" "$ROOT/build-cuda/bench/gpu/bench_gpu_model" \
-       "$ROOT/build-cuda/cmd/llm-convert" "$ROOT/build-cuda/cmd/llm-bench" "$ROOT/build-cuda/cmd/llm-run" "$dst/" || exit 1
+       "$ROOT/build-cuda/cmd/llm-convert" "$ROOT/build-cuda/cmd/llm-bench" "$ROOT/build-cuda/cmd/llm-run" \
+       "$ROOT/build-cuda/tests/engine/run-golden" "$dst/" || exit 1
     git -C "$ROOT" rev-parse --short=12 HEAD > "$dst/COMMIT"
     git -C "$ROOT" status --short -- kernels lib/backend/cuda tests/gpu bench/gpu >> "$dst/COMMIT"
     for b in $BINS; do
@@ -54,7 +56,7 @@ if [ -z "$(find_bin test_gpu_ops)" ]; then
         && ninja -C build-cuda-device) > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 fi
 
-STAGES=${*:-env sass ops memcheck forward kernels model llmbench}
+STAGES=${*:-env sass ops memcheck forward families kernels model llmbench}
 declare -A RESULT
 fail=0
 
@@ -94,6 +96,10 @@ for st in $STAGES; do
         RESULT[sass]="$(grep -c HMMA "$OUT/sass_summary.log") kernels with HMMA"
         ;;
     ops) run_stage ops ${T_OPS:-300} "$(find_bin test_gpu_ops)" ;;
+    families)
+        # every family's fixture through llm-convert | llm-run --device cuda, against transformers
+        run_stage families ${T_FAMILIES:-300} "$ROOT/tests/gpu/families.sh" "$(dirname "$(find_bin llm-run)")"
+        ;;
     memcheck)
         run_stage memcheck ${T_MEMCHECK:-300} compute-sanitizer --tool memcheck --error-exitcode 3 \
             "$(find_bin test_gpu_ops)" "${LLM_MEMCHECK_FILTER:-dt=bf16|ATTN_ROWS_SPLIT(dt=f32|SAMPLE}"
@@ -170,6 +176,7 @@ echo "================ summary ================"
 for st in ${!RESULT[@]}; do printf "%-14s %s\n" "$st" "${RESULT[$st]:-}"; done
 [ -f "$OUT/ops.log" ] && grep -E "cases, " "$OUT/ops.log"
 [ -f "$OUT/forward.log" ] && grep -E "ok$|FAIL" "$OUT/forward.log" | cut -c1-120
+[ -f "$OUT/families.log" ] && grep -E "^(ok|FAIL|refused|families)" "$OUT/families.log" | cut -c1-150
 [ -f "$OUT/bench_kernels.json" ] && python3 - "$OUT/bench_kernels.json" <<'EOF' 2>/dev/null
 import json, sys
 for l in open(sys.argv[1]):

@@ -451,10 +451,27 @@ static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
     switch (st->op) {
     case LLM_OP_EMBED: {
         float esc = d->embed_scale > 0.0 ? (float)d->embed_scale : 1.0f;
-        CK(llm_k_embed(c->dt, c->buf[LLM_BUF_X], c->gw[LLM_W_EMBED].w, s->tokens,
-                       c->gw[LLM_W_POS_EMBED].w, s->pos, rows, (int)d->hidden, esc, c->st));
+        const char *pt = c->gw[LLM_W_POS_EMBED].w; /* OPT: row of position p is p + offset */
+        if (pt) pt += (size_t)d->pos_offset * (size_t)d->hidden * c->es;
+        CK(llm_k_embed(c->dt, c->buf[LLM_BUF_X], c->gw[LLM_W_EMBED].w, s->tokens, pt, s->pos,
+                       rows, (int)d->hidden, esc, c->st));
         return 0;
     }
+    case LLM_OP_QK_NORM:
+        CK(llm_k_qk_norm(c->dt, d->qk_norm == LLM_QK_NORM_RMS ? LLM_K_NORM_RMS : LLM_K_NORM_LAYER,
+                         c->buf[LLM_BUF_QKV], c->qkv_w, rows, d->n_heads, d->n_kv_heads,
+                         d->head_dim, c->lw[layer][LLM_W_Q_NORM].w, c->lw[layer][LLM_W_K_NORM].w,
+                         d->qk_norm == LLM_QK_NORM_LAYER, (float)d->norm_offset,
+                         (float)d->norm_eps, c->st));
+        return 0;
+    case LLM_OP_CLIP:
+        CK(llm_k_clamp(c->dt, c->buf[st->out], (int64_t)rows * buf_width(c, st->out),
+                       (float)d->clip_qkv, c->st));
+        return 0;
+    case LLM_OP_SOFTCAP:
+        CK(llm_k_softcap_f32(c->buf[st->out], (int64_t)rows * d->vocab_size,
+                             (float)d->final_softcap, c->st));
+        return 0;
     case LLM_OP_NORM: return step_norm(c, st, layer, rows);
     case LLM_OP_LINEAR: return step_linear(c, st, layer, rows);
     case LLM_OP_ROPE_KV:

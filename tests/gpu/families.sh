@@ -1,0 +1,50 @@
+#!/bin/bash
+# families.sh - every family's tiny checkpoint (tests/fixtures, f32) on the
+# CUDA backend against Hugging Face transformers, through the tools a user
+# runs: llm-convert, then llm-run --device cuda on the recorded prompts
+# (text and ids, greedy), checked by run-golden: every generated token and
+# the decoded text equal transformers'.  A fixture whose structure the CUDA
+# backend does not run must be refused by name, pointing at --device cpu.
+#
+#   tests/gpu/families.sh BIN_DIR    (llm-convert, llm-run, run-golden there;
+#                                    LLM_DEVICE=cpu runs the same on the CPU)
+set -u
+B=${1:?usage: families.sh BIN_DIR}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+T=$(mktemp -d "${TMPDIR:-/tmp}/families-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+n=0 ok=0 refused=0 fails=0
+for d in "$ROOT"/tests/fixtures/*/; do
+    d=${d%/}
+    f=$(basename "$d")
+    case $f in *-bf16 | *-f16 | *-sharded) continue ;; esac
+    [ -f "$d/reference.json" ] || continue
+    n=$((n + 1))
+    if ! "$B/llm-convert" -q "$d" -o "$T/m.llm" 2>"$T/err"; then
+        echo "FAIL $f: llm-convert: $(cat "$T/err")"
+        fails=$((fails + 1))
+        continue
+    fi
+    "$B/run-golden" input "$d/reference.json" >"$T/in.jsonl"
+    # (--max-seq-len: rope-dynamic runs its long prompt past its max_position_embeddings)
+    if ! "$B/llm-run" -q --device "${LLM_DEVICE:-cuda}" --max-seq-len 256 "$T/m.llm" "$T/in.jsonl" -o "$T/out.jsonl" 2>"$T/err"; then
+        if grep -q "the cuda backend cannot run this .* (the cpu backend runs it: --device cpu)" \
+            "$T/err"; then
+            echo "refused $f: $(head -1 "$T/err")"
+            refused=$((refused + 1))
+        else
+            echo "FAIL $f: llm-run: $(head -3 "$T/err")"
+            fails=$((fails + 1))
+        fi
+        continue
+    fi
+    if "$B/run-golden" check "$d/reference.json" "$T/out.jsonl" >"$T/log" 2>&1; then
+        echo "ok $f: $(tail -1 "$T/log")"
+        ok=$((ok + 1))
+    else
+        echo "FAIL $f: $(grep -m1 FAIL "$T/log")"
+        fails=$((fails + 1))
+    fi
+done
+echo "families: $n fixtures, $ok equal to transformers on ${LLM_DEVICE:-cuda}, $refused refused by name, $fails failed"
+[ "$fails" = 0 ] && [ "$n" -gt 0 ]
