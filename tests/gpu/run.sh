@@ -20,7 +20,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/gpu-out}
 mkdir -p "$OUT"
-BINS="test_gpu_ops test_gpu_forward bench_gpu_kernels bench_gpu_model llm-convert llm-bench llm-run run-golden"
+BINS="test_gpu_ops test_gpu_forward bench_gpu_kernels bench_gpu_model llm-convert llm-bench llm-run run-golden llm-build"
 
 if [ "${1:-}" = pack ]; then
     dst=$ROOT/.dev/cuda-bin
@@ -28,7 +28,7 @@ if [ "${1:-}" = pack ]; then
     cp "$ROOT/build-cuda/tests/gpu/test_gpu_ops" "$ROOT/build-cuda/tests/gpu/test_gpu_forward" \
        "$ROOT/build-cuda/bench/gpu/bench_gpu_kernels" "$ROOT/build-cuda/bench/gpu/bench_gpu_model" \
        "$ROOT/build-cuda/cmd/llm-convert" "$ROOT/build-cuda/cmd/llm-bench" "$ROOT/build-cuda/cmd/llm-run" \
-       "$ROOT/build-cuda/tests/engine/run-golden" "$dst/" || exit 1
+       "$ROOT/build-cuda/tests/engine/run-golden" "$ROOT/build-cuda/cmd/llm-build" "$dst/" || exit 1
     git -C "$ROOT" rev-parse --short=12 HEAD > "$dst/COMMIT"
     git -C "$ROOT" status --short -- kernels lib/backend/cuda tests/gpu bench/gpu >> "$dst/COMMIT"
     for b in $BINS; do

@@ -363,12 +363,61 @@ int main(void)
                  llm_dtype_name(cdt));
         run_model(label, &d, LLM_DTYPE_F32, cdt);
     }
+    /* the structures of Qwen3, StableLM, Gemma 2, MPT and OPT against the CPU */
+    for (int k = 0; k < 3; k++) {
+        int cdt = k == 0 ? LLM_DTYPE_F32 : k == 1 ? LLM_DTYPE_BF16 : LLM_DTYPE_F16;
+        struct llm_model_desc d;
+        char label[96];
+        mm_desc_llama(&d, 600, 256, 2, 4, 2, 512, 1024);
+        d.gated_mlp = 1;
+        d.qk_norm = LLM_QK_NORM_RMS;
+        snprintf(label, sizeof label, "qwen3 q/k rmsnorm (%s)", llm_dtype_name(cdt));
+        run_model(label, &d, LLM_DTYPE_F32, cdt);
+
+        mm_desc_llama(&d, 600, 256, 2, 4, 2, 512, 1024);
+        d.norm = LLM_NORM_LAYER;
+        d.qk_norm = LLM_QK_NORM_LAYER;
+        snprintf(label, sizeof label, "stablelm per-head q/k layernorm (%s)", llm_dtype_name(cdt));
+        run_model(label, &d, LLM_DTYPE_F32, cdt);
+
+        mm_desc_llama(&d, 600, 256, 2, 4, 2, 512, 1024);
+        d.gated_mlp = 1;
+        d.act = LLM_ACT_GELU_TANH;
+        d.norm_offset = 1.0;
+        d.sandwich_norm = 1;
+        d.attn_softcap = 3.0;
+        d.final_softcap = 4.0;
+        d.attn_scale = 0.2;
+        d.embed_scale = 16.0;
+        snprintf(label, sizeof label, "gemma2 sandwich, 1 + w, soft caps (%s)", llm_dtype_name(cdt));
+        run_model(label, &d, LLM_DTYPE_F32, cdt);
+
+        mm_desc_llama(&d, 600, 256, 2, 4, 4, 1024, 1024);
+        d.norm = LLM_NORM_LAYER;
+        d.pos = LLM_POS_ALIBI;
+        d.alibi_max_bias = 8.0;
+        d.clip_qkv = 0.6;
+        d.embed_norm = 1;
+        snprintf(label, sizeof label, "mpt/bloom clip, embed norm, alibi (%s)", llm_dtype_name(cdt));
+        run_model(label, &d, LLM_DTYPE_F32, cdt);
+
+        mm_desc_llama(&d, 600, 256, 2, 4, 4, 1024, 1024);
+        d.norm = LLM_NORM_LAYER;
+        d.pos = LLM_POS_LEARNED;
+        d.pos_offset = 2;
+        d.norm_after = 1;
+        d.final_norm = 0;
+        d.act = LLM_ACT_RELU;
+        snprintf(label, sizeof label, "opt post-LN, positions at +2 (%s)", llm_dtype_name(cdt));
+        run_model(label, &d, LLM_DTYPE_F32, cdt);
+    }
     /* a feature the CUDA backend lacks is refused by name, never computed otherwise */
     {
         struct llm_model_desc d;
         mm_desc_llama(&d, 500, 256, 2, 4, 4, 1024, 2048);
         d.gated_mlp = 1;
-        d.norm_offset = 1.0;
+        d.n_experts = 4;
+        d.n_experts_per_tok = 2;
         struct mem_model *mm = mm_build(&d, LLM_DTYPE_BF16, 5);
         struct llm_backend_opts o;
         llm_backend_opts_init(&o);
@@ -376,9 +425,9 @@ int main(void)
         struct llm_backend *be = NULL;
         int rc = llm_backend_cuda_create(&be, &mm->m, &o);
         int ok = rc == LLM_EUNSUPPORTED && !be &&
-                 strstr(llm_errmsg(), "the cuda backend cannot run this llama model: it needs norm "
-                                      "weights offset by one");
-        printf("%-52s %s (%s)\n", "refused: norm weights 1 + w", ok ? "ok" : "FAIL", llm_errmsg());
+                 strstr(llm_errmsg(), "the cuda backend cannot run this llama model: it needs "
+                                      "mixture of experts");
+        printf("%-52s %s (%s)\n", "refused: mixture of experts", ok ? "ok" : "FAIL", llm_errmsg());
         if (!ok) failures++;
         llm_backend_destroy(be);
         mm_free(mm);
