@@ -395,6 +395,7 @@ int main(void)
         mm_desc_llama(&d, 600, 256, 2, 4, 4, 1024, 1024);
         d.norm = LLM_NORM_LAYER;
         d.pos = LLM_POS_ALIBI;
+        d.rope.rot_dims = 0;
         d.alibi_max_bias = 8.0;
         d.clip_qkv = 0.6;
         d.embed_norm = 1;
@@ -404,6 +405,7 @@ int main(void)
         mm_desc_llama(&d, 600, 256, 2, 4, 4, 1024, 1024);
         d.norm = LLM_NORM_LAYER;
         d.pos = LLM_POS_LEARNED;
+        d.rope.rot_dims = 0;
         d.pos_offset = 2;
         d.norm_after = 1;
         d.final_norm = 0;
