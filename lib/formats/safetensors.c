@@ -410,7 +410,7 @@ static int parse_bin_file(struct llm_st *st, size_t fi)
         e->t.xxh3 = 0;
     }
     llm_tb_free(tt, nt);
-    qsort(st->ents + first, st->n - first, sizeof(*st->ents), cmp_range);
+    if (st->n > first) qsort(st->ents + first, st->n - first, sizeof(*st->ents), cmp_range);
     return 0;
 }
 

@@ -28,7 +28,9 @@ Writes, next to this script:
   tied lm_head.weight included; transformers 5 always writes safetensors).
   llm-convert must make the same tensors of both.
 
-Deterministic: fixed seeds; the ZIP writer below writes no times.
+The tensors are the same on every run (fixed seeds) and the files written
+by the ZIP writer below are the same bytes; those torch.save writes differ
+from run to run in their .data/serialization_id entry only.
 Run with a Python that has torch and transformers:
     /tmp/hfenv/bin/python tests/formats/torchbin/gen_torchbin.py
 """
