@@ -581,6 +581,7 @@ static int tb_collect(struct tb_vm *vm, enum tb_kind kind, size_t from)
 static int tb_extend(struct tb_vm *vm, struct tb_val *seq, size_t from)
 {
     size_t k = vm->sp - from;
+    if (!k) return 0;
     if (k > TB_MAX_ITEMS - vm->nitems)
         return tb_err_at(vm, LLM_ERANGE, "the pickle's tuples, lists and dicts are too large");
     vm->nitems += k;
