@@ -37,17 +37,17 @@
 #include "torchbin_internal.h"
 #include "../core/text_internal.h"
 
-#define TB_MAX_ENTRIES (1u << 20)   /* zip entries */
-#define TB_MAX_ENTRY_NAME 4096      /* bytes of one entry name */
-#define TB_MAX_PICKLE (256u << 20)  /* data.pkl */
-#define TB_MAX_STACK (1u << 20)     /* pickle stack depth */
-#define TB_MAX_MARKS (1u << 16)     /* open MARKs */
-#define TB_MAX_MEMO (1u << 21)      /* memo slots */
-#define TB_MAX_VALUES (1u << 21)    /* values built */
-#define TB_MAX_ITEMS (1u << 24)     /* items of all tuples, lists and dicts */
-#define TB_MAX_STR (1u << 20)       /* bytes of one string */
-#define TB_MAX_GLOBAL 256           /* bytes of a GLOBAL's module or name */
-#define TB_MAX_TENSORS (1u << 20)   /* tensors in the state dict */
+#define TB_MAX_ENTRIES (1u << 20)  /* zip entries */
+#define TB_MAX_ENTRY_NAME 4096     /* bytes of one entry name */
+#define TB_MAX_PICKLE (256u << 20) /* data.pkl */
+#define TB_MAX_STACK (1u << 20)    /* pickle stack depth */
+#define TB_MAX_MARKS (1u << 16)    /* open MARKs */
+#define TB_MAX_MEMO (1u << 21)     /* memo slots */
+#define TB_MAX_VALUES (1u << 21)   /* values built */
+#define TB_MAX_ITEMS (1u << 24)    /* items of all tuples, lists and dicts */
+#define TB_MAX_STR (1u << 20)      /* bytes of one string */
+#define TB_MAX_GLOBAL 256          /* bytes of a GLOBAL's module or name */
+#define TB_MAX_TENSORS (1u << 20)  /* tensors in the state dict */
 
 /* ---- little helpers ------------------------------------------------------ */
 
@@ -58,8 +58,7 @@ static uint16_t tb_le16(const uint8_t *p)
 
 static uint32_t tb_le32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 static uint64_t tb_le64(const uint8_t *p)
@@ -159,8 +158,8 @@ static const struct tb_entry *tb_zip_find(const struct tb_zip *z, const char *ta
 
 /* The end of the central directory: entry count, its offset and size, and
  * where it must end (the start of the records after it). */
-static int tb_zip_eocd(const struct tb_zip *z, uint64_t *count, uint64_t *cd_off,
-                       uint64_t *cd_size, uint64_t *cd_limit)
+static int tb_zip_eocd(const struct tb_zip *z, uint64_t *count, uint64_t *cd_off, uint64_t *cd_size,
+                       uint64_t *cd_limit)
 {
     const uint8_t *b = z->base;
     uint64_t size = z->size, pos = UINT64_MAX;
@@ -210,8 +209,7 @@ static int tb_zip_eocd(const struct tb_zip *z, uint64_t *count, uint64_t *cd_off
                            z->path);
     }
     if (disk || cd_disk || n_disk != n)
-        return llm_err_set(LLM_EUNSUPPORTED, "'%s': multi-disk zip archives are not read",
-                           z->path);
+        return llm_err_set(LLM_EUNSUPPORTED, "'%s': multi-disk zip archives are not read", z->path);
     if (co > *cd_limit || cs > *cd_limit - co)
         return llm_err_set(LLM_EFORMAT,
                            "'%s': zip central directory [%llu, +%llu) runs past its end "
@@ -261,8 +259,8 @@ static int tb_zip64_extra(const struct tb_zip *z, const uint8_t *x, size_t xlen,
         i += 4 + (size_t)sz;
     }
     if (need_u || need_c || need_o)
-        return llm_err_set(LLM_EFORMAT, "'%s': zip entry '%s' needs a ZIP64 field, which is missing",
-                           z->path, qn);
+        return llm_err_set(
+            LLM_EFORMAT, "'%s': zip entry '%s' needs a ZIP64 field, which is missing", z->path, qn);
     return 0;
 }
 
@@ -280,8 +278,8 @@ static int tb_zip_open(struct tb_zip *z)
                            "at the start",
                            z->path);
     if (z->size < 22 + 30)
-        return llm_err_set(LLM_ETRUNC, "'%s': %llu bytes is too short for a zip archive",
-                           z->path, (unsigned long long)z->size);
+        return llm_err_set(LLM_ETRUNC, "'%s': %llu bytes is too short for a zip archive", z->path,
+                           (unsigned long long)z->size);
     uint64_t n = 0, cd_off = 0, cd_size = 0, cd_limit = 0;
     int rc = tb_zip_eocd(z, &n, &cd_off, &cd_size, &cd_limit);
     if (rc) return rc;
@@ -293,8 +291,8 @@ static int tb_zip_open(struct tb_zip *z)
     for (uint64_t i = 0; i < n; i++) {
         if (cd_end - p < 46 || tb_le32(b + p) != SIG_CENTRAL)
             return llm_err_set(LLM_EFORMAT,
-                               "'%s': zip central directory entry %llu at %llu is not one",
-                               z->path, (unsigned long long)i, (unsigned long long)p);
+                               "'%s': zip central directory entry %llu at %llu is not one", z->path,
+                               (unsigned long long)i, (unsigned long long)p);
         const uint8_t *c = b + p;
         uint16_t flags = tb_le16(c + 8), method = tb_le16(c + 10);
         uint64_t csize = tb_le32(c + 20), usize = tb_le32(c + 24), lho = tb_le32(c + 42);
@@ -391,19 +389,19 @@ enum tb_kind {
     TK_TENSOR,
 };
 
-static const char *const tb_kind_name[] = {"None", "bool", "int", "str", "tuple", "list",
-                                          "dict", "global", "storage", "tensor"};
+static const char *const tb_kind_name[] = {"None", "bool", "int",    "str",     "tuple",
+                                           "list", "dict", "global", "storage", "tensor"};
 
 /* The allow-listed globals. */
 enum tb_global {
     G_ORDERED_DICT,
-    G_REBUILD_V2, /* (storage, offset, size, stride, requires_grad, hooks[, metadata]) */
-    G_REBUILD,    /* (storage, offset, size, stride) */
-    G_REBUILD_V3, /* v2's, then dtype[, metadata]: untyped storages (fp8) */
+    G_REBUILD_V2,    /* (storage, offset, size, stride, requires_grad, hooks[, metadata]) */
+    G_REBUILD,       /* (storage, offset, size, stride) */
+    G_REBUILD_V3,    /* v2's, then dtype[, metadata]: untyped storages (fp8) */
     G_REBUILD_PARAM, /* (tensor, requires_grad, hooks) */
-    G_STORAGE,    /* torch.<Type>Storage: dtype in the table */
-    G_UNTYPED,    /* torch.storage.UntypedStorage: bytes */
-    G_DTYPE,      /* torch.float8_e4m3fn etc., _rebuild_tensor_v3's dtype */
+    G_STORAGE,       /* torch.<Type>Storage: dtype in the table */
+    G_UNTYPED,       /* torch.storage.UntypedStorage: bytes */
+    G_DTYPE,         /* torch.float8_e4m3fn etc., _rebuild_tensor_v3's dtype */
 };
 
 static const struct {
@@ -451,14 +449,14 @@ struct tb_tinfo { /* a rebuilt tensor, checked when it is named */
 
 struct tb_val {
     enum tb_kind kind;
-    int64_t i;          /* BOOL, INT; GLOBAL: index into tb_globals */
-    const uint8_t *s;   /* STR: into the pickle */
+    int64_t i;        /* BOOL, INT; GLOBAL: index into tb_globals */
+    const uint8_t *s; /* STR: into the pickle */
     size_t slen;
     struct tb_val **items; /* TUPLE, LIST, DICT */
     size_t n, cap;
-    int dtype;          /* STORAGE: element type (U8 for untyped) */
+    int dtype;            /* STORAGE: element type (U8 for untyped) */
     uint64_t off, nbytes; /* STORAGE: the entry's data in the file */
-    struct tb_tinfo *t; /* TENSOR */
+    struct tb_tinfo *t;   /* TENSOR */
 };
 
 struct tb_vm {
@@ -473,7 +471,7 @@ struct tb_vm {
     struct tb_val **memo;
     size_t nmemo, memo_len; /* slots allocated; slots set (MEMOIZE's next) */
     size_t nitems;          /* pointers held by all sequences together */
-    struct tb_val **all; /* every value, for freeing */
+    struct tb_val **all;    /* every value, for freeing */
     size_t nall, allcap;
 };
 
@@ -487,7 +485,8 @@ static int tb_grow(void **p, size_t *cap, size_t need, size_t elem, size_t limit
     if (need <= *cap) return 0;
     if (need > limit) return LLM_ERANGE;
     size_t nc = *cap ? *cap : 16;
-    while (nc < need) nc *= 2;
+    while (nc < need)
+        nc *= 2;
     if (nc > limit) nc = limit;
     void *np = realloc(*p, nc * elem);
     if (!np) return LLM_ENOMEM;
@@ -754,7 +753,8 @@ static int tb_reduce(struct tb_vm *vm)
     case G_REBUILD_V3: {
         size_t lo = g == G_REBUILD ? 4 : g == G_REBUILD_V2 ? 6 : 7;
         if (args->n < lo || args->n > lo + (g != G_REBUILD))
-            return tb_err_at(vm, LLM_EFORMAT, "a tensor rebuilt with the wrong number of arguments");
+            return tb_err_at(vm, LLM_EFORMAT,
+                             "a tensor rebuilt with the wrong number of arguments");
         struct tb_tinfo *t = calloc(1, sizeof(*t));
         struct tb_val *v = t ? tb_new(vm, TK_TENSOR) : NULL;
         if (!v) {
@@ -816,7 +816,7 @@ static int tb_step(struct tb_vm *vm, int *stop)
         return tb_push(vm, tb_new(vm, TK_LIST));
     case 'N': /* NONE */
         return tb_push(vm, tb_new(vm, TK_NONE));
-    case 0x88: /* NEWTRUE */
+    case 0x88:   /* NEWTRUE */
     case 0x89: { /* NEWFALSE */
         struct tb_val *v = tb_new(vm, TK_BOOL);
         if (v) v->i = op == 0x88;
@@ -989,7 +989,8 @@ static int tb_tensor(struct tb_vm *vm, const struct tb_val *key, const struct tb
                 return llm_err_set(LLM_EUNSUPPORTED,
                                    "'%s': tensor '%s' of size %s has stride %s, not contiguous "
                                    "(only row-major contiguous tensors are read)",
-                                   vm->path, qn, sh, llm_shape_str(st, sizeof(st), t->ndim, t->stride));
+                                   vm->path, qn, sh,
+                                   llm_shape_str(st, sizeof(st), t->ndim, t->stride));
             want *= t->shape[d]; /* cannot overflow: numel did not */
         }
     }
@@ -1058,7 +1059,8 @@ int llm_tb_parse(const uint8_t *base, uint64_t size, const char *path, struct ll
             rc = llm_err_set(LLM_ERANGE, "'%s': data.pkl is %llu bytes (at most %u)", path,
                              (unsigned long long)pk->size, TB_MAX_PICKLE);
         } else {
-            struct tb_vm vm = {.path = path, .z = &z, .pk = base + pk->off, .len = (size_t)pk->size};
+            struct tb_vm vm = {
+                .path = path, .z = &z, .pk = base + pk->off, .len = (size_t)pk->size};
             rc = tb_run(&vm, out, n);
             tb_vm_free(&vm);
         }
