@@ -31,11 +31,14 @@
 #include "llm/io.h"
 #include "llm/safetensors.h"
 #include "../core/text_internal.h"
+#include "torchbin_internal.h"
 
 #define ST_MAX_HEADER 100000000ull /* the limit HF's reader applies */
 #define ST_MAX_INDEX (64u << 20)   /* model.safetensors.index.json */
 #define ST_INDEX_NAME "model.safetensors.index.json"
 #define ST_SINGLE_NAME "model.safetensors"
+#define TB_INDEX_NAME "pytorch_model.bin.index.json"
+#define TB_SINGLE_NAME "pytorch_model.bin"
 
 struct st_file {
     char *path;
@@ -59,6 +62,7 @@ struct llm_st {
     size_t n, cap;
     size_t *by_name; /* indices into ents sorted by name */
     json_t *metadata;
+    char *index_path; /* the shard index opened, or NULL */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -156,6 +160,7 @@ void llm_st_close(struct llm_st *st)
     free(st->ents);
     free(st->by_name);
     json_decref(st->metadata);
+    free(st->index_path);
     free(st);
 }
 
@@ -374,6 +379,47 @@ static int parse_file(struct llm_st *st, size_t fi)
     return 0;
 }
 
+/* A PyTorch zip checkpoint (torchbin.c): its tensors, sorted by offset,
+ * appended to st->ents.  Unlike safetensors, tensors may share bytes (tied
+ * weights share a storage); each lies inside its storage's zip entry. */
+static int parse_bin_file(struct llm_st *st, size_t fi)
+{
+    struct st_file *f = &st->files[fi];
+    struct llm_tb_tensor *tt = NULL;
+    size_t nt = 0;
+    int rc = llm_tb_parse(f->base, f->size, f->path, &tt, &nt);
+    if (rc) return rc;
+    size_t first = st->n;
+    f->data_off = 0;
+    for (size_t i = 0; i < nt; i++) {
+        struct st_tensor *e = st_push(st);
+        if (!e) {
+            llm_tb_free(tt, nt);
+            return llm_err_set(LLM_ENOMEM, "'%s': out of memory", f->path);
+        }
+        e->name = tt[i].name;
+        tt[i].name = NULL;
+        e->file = (int)fi;
+        e->begin = tt[i].offset;
+        e->end = tt[i].offset + tt[i].nbytes;
+        e->t.name = e->name;
+        e->t.dtype = tt[i].dtype;
+        e->t.ndim = tt[i].ndim;
+        memcpy(e->t.shape, tt[i].shape, sizeof(e->t.shape));
+        e->t.nbytes = tt[i].nbytes;
+        e->t.xxh3 = 0;
+    }
+    llm_tb_free(tt, nt);
+    if (st->n > first) qsort(st->ents + first, st->n - first, sizeof(*st->ents), cmp_range);
+    return 0;
+}
+
+/* Files named *.bin are PyTorch checkpoints, the others safetensors. */
+static int parse_any(struct llm_st *st, size_t fi)
+{
+    return ends_with(st->files[fi].path, ".bin") ? parse_bin_file(st, fi) : parse_file(st, fi);
+}
+
 static int map_and_parse(struct llm_st *st, const char *path)
 {
     size_t fi;
@@ -384,7 +430,7 @@ static int map_and_parse(struct llm_st *st, const char *path)
     if (rc) return rc;
     f->base = f->map.data;
     f->size = f->map.len;
-    return parse_file(st, fi);
+    return parse_any(st, fi);
 }
 
 /* ---- after all files are read ------------------------------------------- */
@@ -465,6 +511,10 @@ static int open_index(struct llm_st *st, const char *ipath)
     char b1[256], b2[256];
     int rc = llm_read_file(ipath, &buf, &len, ST_MAX_INDEX);
     if (rc) return rc;
+    if (!(st->index_path = strdup(ipath))) {
+        free(buf);
+        return llm_err_set(LLM_ENOMEM, "out of memory");
+    }
     json_error_t je;
     root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
     free(buf);
@@ -617,8 +667,22 @@ static int open_dir(struct llm_st *st, const char *dir)
         }
     }
     closedir(d);
-    if (count == 0)
-        return llm_err_set(LLM_ENOTFOUND, "'%s': no .safetensors file in the folder", dir);
+    if (count == 0) {
+        /* no safetensors: a PyTorch checkpoint, sharded or not */
+        const char *alt[] = {TB_INDEX_NAME, TB_SINGLE_NAME};
+        for (int k = 0; k < 2; k++) {
+            if (!(p = path_join(dir, alt[k]))) return llm_err_set(LLM_ENOMEM, "out of memory");
+            if (is_regular(p)) {
+                int rc = k == 0 ? open_index(st, p) : map_and_parse(st, p);
+                free(p);
+                return rc || k == 0 ? rc : st_finish(st);
+            }
+            free(p);
+        }
+        return llm_err_set(LLM_ENOTFOUND,
+                           "'%s': no .safetensors file in the folder (nor %s or %s)", dir,
+                           TB_SINGLE_NAME, TB_INDEX_NAME);
+    }
     if (count > 1) {
         free(found);
         return llm_err_set(LLM_ENOTFOUND,
@@ -660,7 +724,8 @@ int llm_st_open(struct llm_st **out, const char *path)
     return 0;
 }
 
-int llm_st_open_mem(struct llm_st **out, const void *buf, size_t len, const char *name)
+static int open_mem(struct llm_st **out, const void *buf, size_t len, const char *name,
+                    int torchbin)
 {
     *out = NULL;
     if (!name) name = "<memory>";
@@ -672,7 +737,7 @@ int llm_st_open_mem(struct llm_st **out, const void *buf, size_t len, const char
     if (!rc) {
         st->files[fi].base = buf;
         st->files[fi].size = len;
-        rc = parse_file(st, fi);
+        rc = torchbin ? parse_bin_file(st, fi) : parse_file(st, fi);
     }
     if (!rc) rc = st_finish(st);
     if (rc) {
@@ -683,7 +748,22 @@ int llm_st_open_mem(struct llm_st **out, const void *buf, size_t len, const char
     return 0;
 }
 
+int llm_st_open_mem(struct llm_st **out, const void *buf, size_t len, const char *name)
+{
+    return open_mem(out, buf, len, name, 0);
+}
+
+int llm_st_open_torchbin_mem(struct llm_st **out, const void *buf, size_t len, const char *name)
+{
+    return open_mem(out, buf, len, name, 1);
+}
+
 /* ---- public: queries ----------------------------------------------------- */
+
+const char *llm_st_index_path(const struct llm_st *st)
+{
+    return st ? st->index_path : NULL;
+}
 
 size_t llm_st_count(const struct llm_st *st)
 {

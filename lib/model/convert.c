@@ -302,8 +302,8 @@ static int file_exists(const char *p)
     return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-/* config.json (hashed), the tokenizer files (hashed, embedded) and the
- * shard index (hashed): the small inputs, before any tensor. */
+/* config.json (hashed) and the tokenizer files (hashed, embedded): the small
+ * inputs, before the shard index and any tensor. */
 static int read_small_files(const struct opts *o, struct llm_model_desc *d,
                             struct llm_gen_defaults *g, json_t *inputs, json_t *tokfiles)
 {
@@ -328,10 +328,6 @@ static int read_small_files(const struct opts *o, struct llm_model_desc *d,
         }
         free(p);
     }
-    if (rc) return rc;
-    p = join(o->in, "model.safetensors.index.json");
-    if (p && file_exists(p)) rc = hash_small_file(p, inputs, NULL);
-    free(p);
     return rc;
 }
 
@@ -428,6 +424,9 @@ static int convert_hf(const struct opts *o)
     llm_gen_defaults_init(&g);
     if ((rc = read_small_files(o, &d, &g, inputs, tokfiles))) goto out;
     if ((rc = llm_st_open(&st, o->in))) goto out;
+    /* the shard index the checkpoint opened through (safetensors or .bin) */
+    if (llm_st_index_path(st) && (rc = hash_small_file(llm_st_index_path(st), inputs, NULL)))
+        goto out;
     if ((rc = llm_hfmap_plan(&d, st, &items, &n_items))) goto out;
     /* the artifact's description says what its tensors are */
     if (o->dtype >= 0 && llm_dtype_is_float(d.dtype)) d.dtype = o->dtype;

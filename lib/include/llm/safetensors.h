@@ -10,6 +10,12 @@
  * tensor the index names present in the shard it names, and no shard
  * missing.  Each violation is a distinct error whose detail names the file
  * (and tensor) and what was wrong.
+ *
+ * PyTorch checkpoints open through the same API: a file named *.bin is read
+ * as a torch.save zip archive by a restricted pickle interpreter that runs
+ * nothing and knows only the globals a state dict needs (formats/torchbin.md);
+ * a folder with no .safetensors file opens its pytorch_model.bin.index.json
+ * or pytorch_model.bin.  Their tensors may share bytes (tied weights).
  */
 #ifndef LLM_SAFETENSORS_H
 #define LLM_SAFETENSORS_H
@@ -24,10 +30,14 @@ extern "C" {
 
 struct llm_st;
 
-/* path: file, index json, or directory. */
+/* path: file (*.safetensors, or *.bin: PyTorch), index json, or directory
+ * (safetensors first: model.safetensors.index.json, model.safetensors, the
+ * only *.safetensors; then pytorch_model.bin.index.json, pytorch_model.bin). */
 int llm_st_open(struct llm_st **out, const char *path);
 /* Parse one file already in memory (fuzzing, tests); buf must outlive st. */
 int llm_st_open_mem(struct llm_st **out, const void *buf, size_t len, const char *name);
+/* The same for one PyTorch zip checkpoint (torch.save) in memory. */
+int llm_st_open_torchbin_mem(struct llm_st **out, const void *buf, size_t len, const char *name);
 void llm_st_close(struct llm_st *st);
 
 /* Tensors in a stable order: shard by shard, by offset within each shard. */
@@ -40,6 +50,8 @@ int llm_st_shard_of(const struct llm_st *st, size_t i);
 size_t llm_st_nfiles(const struct llm_st *st);
 const char *llm_st_file_path(const struct llm_st *st, size_t file);
 uint64_t llm_st_file_size(const struct llm_st *st, size_t file);
+/* The shard index the checkpoint was opened through, or NULL. */
+const char *llm_st_index_path(const struct llm_st *st);
 /* Start of a shard's mapping (whole file), for hashing inputs. */
 const void *llm_st_file_data(const struct llm_st *st, size_t file);
 /* The "__metadata__" string map of file 0 as a JSON object (may be NULL). */
