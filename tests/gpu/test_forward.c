@@ -412,6 +412,9 @@ int main(void)
         d.act = LLM_ACT_RELU;
         snprintf(label, sizeof label, "opt post-LN, positions at +2 (%s)", llm_dtype_name(cdt));
         run_model(label, &d, LLM_DTYPE_F32, cdt);
+        d.embed_dim = 128; /* OPT-350m: project_in / project_out around the layers */
+        snprintf(label, sizeof label, "opt-350m embed_dim 128 of 256 (%s)", llm_dtype_name(cdt));
+        run_model(label, &d, LLM_DTYPE_F32, cdt);
     }
     /* a feature the CUDA backend lacks is refused by name, never computed otherwise */
     {

@@ -326,6 +326,8 @@ static int make_workspace(struct cu_be *c)
             if (s->in < LLM_BUF_COUNT) used[s->in] = 1;
             if (s->add < LLM_BUF_COUNT) used[s->add] = 1;
         }
+    /* project_in: the embeddings (embed_dim <= hidden wide) and the positions pass through AO */
+    if (d->embed_dim > 0 && d->embed_dim != d->hidden) used[LLM_BUF_AO] = 1;
     const struct {
         int buf;
         uint64_t width;
@@ -483,7 +485,11 @@ int llm_backend_cuda_create(struct llm_backend **out, const struct llm_model *m,
                       llm_dtype_name(eng.compute_dtype));
         dt = eng.compute_dtype;
     }
-    if (dt != LLM_DTYPE_F16 && dt != LLM_DTYPE_BF16 && dt != LLM_DTYPE_F32)
+    if (m->desc.embed_dim > m->desc.hidden)
+        rc = llm_err_set(LLM_EUNSUPPORTED,
+                         "cuda backend: embeddings wider than the hidden size (%lld > %lld)",
+                         (long long)m->desc.embed_dim, (long long)m->desc.hidden);
+    else if (dt != LLM_DTYPE_F16 && dt != LLM_DTYPE_BF16 && dt != LLM_DTYPE_F32)
         rc = llm_err_set(LLM_EUNSUPPORTED, "cuda backend: compute dtype %s (f16, bf16 or f32)",
                          llm_dtype_name(dt));
     struct cu_be *c = rc ? NULL : calloc(1, sizeof *c);

@@ -388,9 +388,14 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
     const struct cu_w *w = dw(c, s->slot, layer);
     int ldx = buf_width(c, s->in), ldy = buf_width(c, s->out);
     int64_t I = d->intermediate;
-    if (s->out == LLM_BUF_LOGITS) /* fp32 logits from the lm_head */
+    int ed = d->embed_dim > 0 ? (int)d->embed_dim : (int)d->hidden;
+    if (s->out == LLM_BUF_LOGITS) { /* fp32 logits from the lm_head (embed_dim wide input) */
+        if (ed != d->hidden) ldx = ed;
         return cu_gemm_run(c->gemm, c->st, rows, (int)d->vocab_size, ldx, c->buf[s->in], ldx,
                            w->w, w->b, c->buf[s->out], ldy, LLM_DTYPE_F32, 0);
+    }
+    if (s->slot == LLM_W_PROJ_OUT) /* hidden -> embed_dim rows, stored embed_dim apart */
+        return linear(c, rows, ed, ldx, c->buf[s->in], ldx, w->w, w->b, c->buf[s->out], ed, 0);
     if (s->gated) { /* fc and gate rows are one matrix: one product, then the activation */
         if (rows == 1 && c->gemv_max_m >= 1 && c->fused_gate) {
             CK(llm_k_gemv_gated(c->dt, s->act, c->buf[s->out], c->buf[s->in], w->w, w->b, (int)I,
@@ -453,8 +458,23 @@ static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
         float esc = d->embed_scale > 0.0 ? (float)d->embed_scale : 1.0f;
         const char *pt = c->gw[LLM_W_POS_EMBED].w; /* OPT: row of position p is p + offset */
         if (pt) pt += (size_t)d->pos_offset * (size_t)d->hidden * c->es;
-        CK(llm_k_embed(c->dt, c->buf[LLM_BUF_X], c->gw[LLM_W_EMBED].w, s->tokens, pt, s->pos,
-                       rows, (int)d->hidden, esc, c->st));
+        int ed = (int)d->embed_dim;
+        if (ed <= 0 || ed == d->hidden) {
+            CK(llm_k_embed(c->dt, c->buf[LLM_BUF_X], c->gw[LLM_W_EMBED].w, s->tokens, pt, s->pos,
+                           rows, (int)d->hidden, esc, c->st));
+            return 0;
+        }
+        /* OPT-350m: embed_dim-wide embeddings, project_in, then the positions added */
+        CK(llm_k_embed(c->dt, c->buf[LLM_BUF_AO], c->gw[LLM_W_EMBED].w, s->tokens, NULL, NULL,
+                       rows, ed, esc, c->st));
+        int rc = linear(c, rows, (int)d->hidden, ed, c->buf[LLM_BUF_AO], ed,
+                        c->gw[LLM_W_PROJ_IN].w, c->gw[LLM_W_PROJ_IN].b, c->buf[LLM_BUF_X],
+                        (int)d->hidden, 0);
+        if (rc || !pt) return rc;
+        CK(llm_k_embed(c->dt, c->buf[LLM_BUF_AO], pt, s->pos, NULL, NULL, rows, (int)d->hidden,
+                       1.0f, c->st));
+        CK(llm_k_add(c->dt, c->buf[LLM_BUF_X], c->buf[LLM_BUF_AO], (int64_t)rows * d->hidden,
+                     c->st));
         return 0;
     }
     case LLM_OP_QK_NORM:
