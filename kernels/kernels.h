@@ -83,6 +83,21 @@ int llm_k_qk_norm(int dt, int kind, void *qkv, int stride, int rows, int n_heads
                   int n_kv_heads, int head_dim, const void *wq, const void *wk, int per_head,
                   float w_offset, float eps, llm_stream_t stream);
 
+/* Mixture of experts (moe.cu).  route: per token, softmax of its fp32
+ * router logits [n][n_experts], the top k (<= 8) experts and their weights
+ * (renormalised when norm_topk) into chosen/weight [n][k].  sort: the n*k
+ * slots sorted by expert, stably: offsets [n_experts + 1], rows[i] the token
+ * of sorted slot i, where[t*k + j] the sorted position of slot (t, j).
+ * combine: out[t] (+)= sum over j, in expert order, of weight[t][j] *
+ * y[where[t][j]] (rows of `hidden`), in fp32 rounded once. */
+int llm_k_moe_route(const float *logits, int n, int n_experts, int k, int norm_topk,
+                    int32_t *chosen, float *weight, llm_stream_t stream);
+int llm_k_moe_sort(const int32_t *chosen, int n, int n_experts, int k, int32_t *offsets,
+                   int32_t *rows, int32_t *where, llm_stream_t stream);
+int llm_k_moe_combine(int dt, void *out, const void *y, const int32_t *chosen,
+                      const float *weight, const int32_t *where, int n, int k, int hidden,
+                      int accumulate, llm_stream_t stream);
+
 /* out[i] = in[rows[i]] for i < n, rows of `width` elements. */
 int llm_k_gather(int dt, void *out, const void *in, const int32_t *rows, int n, int width,
                  llm_stream_t stream);

@@ -31,7 +31,7 @@ const struct llm_backend_caps llm_cuda_caps = {
     .name = "cuda",
     .features = COMMON_FEATURES | F(POS_OFFSET) | F(NORM_OFFSET) | F(QK_NORM) | F(CLIP_QKV) |
                 F(EMBED_NORM) | F(EMBED_PROJ) | F(NORM_AFTER) | F(SANDWICH_NORM) |
-                F(NO_FINAL_NORM) | F(FINAL_SOFTCAP),
+                F(NO_FINAL_NORM) | F(FINAL_SOFTCAP) | F(MOE),
     .dim_multiple = 8,
     .max_head_dim = 1024,
     .max_hidden = 32768,

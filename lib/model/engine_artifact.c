@@ -194,9 +194,6 @@ int llm_ea_limits_check(const struct llm_model_desc *d, int compute_dtype,
                                s, lim->max_batch);
     }
     /* what the cuda backend can run (its check_desc) */
-    if (d->n_experts > 0)
-        return llm_err_set(LLM_EUNSUPPORTED, "model: mixture of experts is not supported by the "
-                                             "cuda backend yet");
     if (d->hidden % 8 || d->head_dim % 8 || d->intermediate % 8 || d->hidden > 32768 ||
         d->vocab_size > INT32_MAX || d->intermediate > INT32_MAX / 2)
         return llm_err_set(LLM_EUNSUPPORTED,

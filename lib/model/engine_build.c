@@ -452,7 +452,7 @@ int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path, const struc
 {
     const struct llm_model_desc *d = &b->d;
     struct llm_ea_info e = *info;
-    e.fused_gate = d->gated_mlp;
+    e.fused_gate = d->gated_mlp && !d->n_experts; /* experts keep fc and gate apart */
     e.version = LLM_EA_VERSION;
     struct build s = {.b = b, .p = llm_ar_path(b->ar), .dt = e.compute_dtype, .cb = cb};
     int rc = llm_ea_limits_check(d, s.dt, &e.lim);
@@ -483,7 +483,7 @@ int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path, const struc
         if ((rc = check_input(&s, &t, &numel))) break;
         const char *suffix = NULL;
         int layer = llm_name_parse_layer(t.name, &suffix), second = 0, is_bias = 0;
-        if (d->gated_mlp && layer >= 0 && is_mlp_pair(suffix, &second, &is_bias))
+        if (e.fused_gate && layer >= 0 && is_mlp_pair(suffix, &second, &is_bias))
             rc = add_half(&s, &t, i, layer, second, is_bias, numel);
         else
             rc = add_plain(&s, &t, i, numel);

@@ -499,12 +499,6 @@ static void test_bad(void)
     bad_build("quantized", &d, &w, LLM_EUNSUPPORTED,
               "the cuda backend cannot run this llama model: it needs fp8 weights");
     w.quant_algo = NULL;
-    d.n_experts = 4; /* a feature the CUDA backend lacks: refused by name */
-    d.n_experts_per_tok = 2;
-    bad_build("mixture of experts", &d, &w, LLM_EUNSUPPORTED,
-              "the cuda backend cannot run this llama model: it needs mixture of experts (the "
-              "cpu backend runs it: --device cpu)");
-    d.n_experts = d.n_experts_per_tok = 0;
     w.world_size = 2;
     bad_build("one rank of two", &d, &w, LLM_EUNSUPPORTED, "2-way");
     w.world_size = 0;

@@ -682,16 +682,15 @@ static void test_errors(void)
     CHECK(llm_backend_cpu_create(&x, &mm->m, &o) == LLM_ESHAPE, "short tensor data accepted");
     t->t.nbytes += 4;
     /* a feature a backend lacks is refused by name, whatever the architecture (the
-     * CPU backend runs every structure; the CUDA table, checked without a GPU,
-     * still lacks mixture of experts) */
-    mm->m.desc.n_experts = 4;
-    mm->m.desc.n_experts_per_tok = 2;
-    CHECK(llm_model_supported(&mm->m, &llm_cuda_caps) == LLM_EUNSUPPORTED &&
-              strstr(llm_errmsg(), "the cuda backend cannot run this llama model: it needs "
-                                   "mixture of experts (the cpu backend runs it: --device cpu)"),
-          "a mixture of experts accepted: %s", llm_errmsg());
-    mm->m.desc.n_experts = mm->m.desc.n_experts_per_tok = 0;
+     * CPU backend runs every structure;
+     * a table like CUDA's without the logit soft cap must say so) */
     mm->m.desc.final_softcap = 30.0;
+    struct llm_backend_caps lacking = llm_cuda_caps;
+    lacking.features &= ~LLM_FEAT_BIT(LLM_FEAT_FINAL_SOFTCAP);
+    CHECK(llm_model_supported(&mm->m, &lacking) == LLM_EUNSUPPORTED &&
+              strstr(llm_errmsg(), "the cuda backend cannot run this llama model: it needs a soft "
+                                   "cap on the logits (the cpu backend runs it: --device cpu)"),
+          "a soft cap accepted by a table without it: %s", llm_errmsg());
     CHECK(llm_backend_cpu_create(&x, &mm->m, &o) == 0 && x, "the cpu backend refused a soft cap: %s",
           llm_errmsg());
     llm_backend_destroy(x);

@@ -47,7 +47,7 @@ for st in $STAGES; do
         done
         ;;
     decode)
-        for shape in llama2-7b llama3-8b; do
+        for shape in ${COMPARE_SHAPES:-llama2-7b llama3-8b}; do
             for rep in 1 2 3; do
                 for v in old new; do
                     b=$OLD; [ $v = new ] && b=$NEW
@@ -71,9 +71,12 @@ for st in $STAGES; do
         fi
         for v in old new; do
             b=$OLD; [ $v = new ] && b=$NEW
+            # (the format option was --output-format before it became -f/--format)
+            fmt=(-f json)
+            "$b/llm-bench" -h 2>&1 | grep -q -- '--output-format' && fmt=(--output-format json)
             timeout 400 "$b/llm-bench" throughput --device cuda --num-requests 448 --max-seqs 448 \
-                --input-len 128 --output-len 128 -r 3 -w 1 --output-format json \
-                -O "$OUT/offline-$v.json" "$m" > "$OUT/offline-$v.log" 2>&1 || fail=1
+                --input-len 128 --output-len 128 -r 3 -w 1 "${fmt[@]}" "$m" \
+                > "$OUT/offline-$v.json" 2> "$OUT/offline-$v.log" || fail=1
         done
         ;;
     *) echo "unknown stage $st"; exit 2 ;;

@@ -181,8 +181,12 @@ static void run_model(const char *label, struct llm_model_desc *d, int wdt, int 
     double rel = r.max_ref > 0 ? r.max_err / r.max_ref : r.max_err;
     double agree = r.rows ? (double)r.agree / (double)r.rows : 0;
     double dagree = r.decided ? (double)r.decided_agree / (double)r.decided : 0;
+    /* experts: a router near-tie that rounding flips swaps one expert's output
+     * for another's in that row, so the error of the whole is looser there */
+    double nmse_max = d->n_experts > 0 ? 1e-2 : 1e-3;
     int ok = !rc && (cdt == LLM_DTYPE_F32 ? rel <= 1e-4
-                                          : nmse <= 1e-3 && dagree >= 0.99 && r.decided * 2 > r.rows);
+                                          : nmse <= nmse_max && dagree >= 0.99 &&
+                                                r.decided * 2 > r.rows);
     printf("%-52s rows %3ld  max|d|/max|ref| %.1e  nmse %.1e  top1 %.3f (decided rows %ld: %.3f)"
            "  %s\n", label, r.rows, rel, nmse, agree, r.decided, dagree, ok ? "ok" : "FAIL");
     if (!ok) failures++;
@@ -416,11 +420,31 @@ int main(void)
         snprintf(label, sizeof label, "opt-350m embed_dim 128 of 256 (%s)", llm_dtype_name(cdt));
         run_model(label, &d, LLM_DTYPE_F32, cdt);
     }
-    /* a feature the CUDA backend lacks is refused by name, never computed otherwise */
+    /* mixture of experts: Mixtral's renormalised top 2 of 8, Qwen3-MoE's plain top 4 of 16 */
+    for (int k = 0; k < 3; k++) {
+        int cdt = k == 0 ? LLM_DTYPE_F32 : k == 1 ? LLM_DTYPE_BF16 : LLM_DTYPE_F16;
+        struct llm_model_desc d;
+        char label[96];
+        mm_desc_llama(&d, 600, 256, 2, 4, 2, 384, 1024);
+        d.gated_mlp = 1;
+        d.n_experts = 8;
+        d.n_experts_per_tok = 2;
+        d.moe_norm_topk = 1;
+        snprintf(label, sizeof label, "mixtral 8 experts top 2 (%s)", llm_dtype_name(cdt));
+        run_model(label, &d, LLM_DTYPE_F32, cdt);
+        d.n_experts = 16;
+        d.n_experts_per_tok = 4;
+        d.moe_norm_topk = 0;
+        d.intermediate = 128;
+        d.qk_norm = LLM_QK_NORM_RMS;
+        snprintf(label, sizeof label, "qwen3-moe 16 experts top 4 (%s)", llm_dtype_name(cdt));
+        run_model(label, &d, LLM_DTYPE_F32, cdt);
+    }
+    /* what the CUDA backend lacks is refused by name, never computed otherwise */
     {
         struct llm_model_desc d;
         mm_desc_llama(&d, 500, 256, 2, 4, 4, 1024, 2048);
-        d.gated_mlp = 1;
+        d.gated_mlp = 0;
         d.n_experts = 4;
         d.n_experts_per_tok = 2;
         struct mem_model *mm = mm_build(&d, LLM_DTYPE_BF16, 5);
@@ -430,9 +454,9 @@ int main(void)
         struct llm_backend *be = NULL;
         int rc = llm_backend_cuda_create(&be, &mm->m, &o);
         int ok = rc == LLM_EUNSUPPORTED && !be &&
-                 strstr(llm_errmsg(), "the cuda backend cannot run this llama model: it needs "
-                                      "mixture of experts");
-        printf("%-52s %s (%s)\n", "refused: mixture of experts", ok ? "ok" : "FAIL", llm_errmsg());
+                 strstr(llm_errmsg(), "experts with biases or without a gate");
+        printf("%-52s %s (%s)\n", "refused: experts without a gate", ok ? "ok" : "FAIL",
+               llm_errmsg());
         if (!ok) failures++;
         llm_backend_destroy(be);
         mm_free(mm);

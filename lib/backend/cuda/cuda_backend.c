@@ -354,6 +354,22 @@ static int make_workspace(struct cu_be *c)
                      "attention counters")))
         return rc;
     CK(cudaMemsetAsync(c->attn_cnt, 0, sizeof(int) * 4 * (size_t)c->n_sm, c->st));
+    if (d->n_experts > 0) {
+        uint64_t E = (uint64_t)d->n_experts, S = T * (uint64_t)d->n_experts_per_tok;
+        uint64_t I = (uint64_t)d->intermediate;
+        if ((rc = dalloc(c, (void **)&c->moe_logits, T * E * 4, "router logits")) ||
+            (rc = dalloc(c, (void **)&c->moe_w, S * 4, "expert weights")) ||
+            (rc = dalloc(c, (void **)&c->moe_chosen, S * 4, "chosen experts")) ||
+            (rc = dalloc(c, (void **)&c->moe_off, (E + 1) * 4, "expert offsets")) ||
+            (rc = dalloc(c, (void **)&c->moe_rows, S * 4, "expert rows")) ||
+            (rc = dalloc(c, (void **)&c->moe_where, S * 4, "slot positions")) ||
+            (rc = dalloc(c, &c->moe_x, S * H * es, "expert inputs")) ||
+            (rc = dalloc(c, &c->moe_h, S * 2 * I * es, "expert activations")) ||
+            (rc = dalloc(c, &c->moe_y, S * H * es, "expert outputs")))
+            return rc;
+        if (!(c->h_moe_off = malloc((E + 1) * sizeof(int32_t))))
+            return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
+    }
     if ((rc = cu_grow_out(c, c->pub.max_seqs))) return rc;
     return cu_grow_meta(c, 8 * T + 4096);
 }
@@ -485,7 +501,13 @@ int llm_backend_cuda_create(struct llm_backend **out, const struct llm_model *m,
                       llm_dtype_name(eng.compute_dtype));
         dt = eng.compute_dtype;
     }
-    if (m->desc.embed_dim > m->desc.hidden)
+    if (m->desc.n_experts > 0 && (m->desc.mlp_bias || !m->desc.gated_mlp))
+        rc = llm_err_set(LLM_EUNSUPPORTED, "cuda backend: experts with biases or without a gate "
+                         "(--device cpu runs them)");
+    else if (m->desc.n_experts > 8 * 1024 || m->desc.n_experts_per_tok > 8)
+        rc = llm_err_set(LLM_EUNSUPPORTED, "cuda backend: %d experts, %d per token (up to 8 "
+                         "per token)", m->desc.n_experts, m->desc.n_experts_per_tok);
+    else if (m->desc.embed_dim > m->desc.hidden)
         rc = llm_err_set(LLM_EUNSUPPORTED,
                          "cuda backend: embeddings wider than the hidden size (%lld > %lld)",
                          (long long)m->desc.embed_dim, (long long)m->desc.hidden);
@@ -541,6 +563,7 @@ static void cu_destroy(struct llm_backend *be)
     if (c->t_end) cudaEventDestroy(c->t_end);
     if (c->st) cudaStreamDestroy(c->st);
     free(c->lw);
+    free(c->h_moe_off);
     free(c->sample_scratch);
     free(c);
 }

@@ -130,6 +130,14 @@ struct cu_be {
     int *attn_cnt;         /* split arrival counters */
     int attn_blocks;       /* row-kernel blocks per query row (llm_k_attn_rows_blocks) */
     const struct cu_step *cur; /* the step being enqueued */
+    /* mixture of experts (n_experts > 0): router logits [T][E] fp32, the
+     * chosen experts and weights [T][K], the sort (offsets [E + 1] on the
+     * device and the host, rows and where [T K]), the slots' rows gathered
+     * [T K][hidden], their fc|gate activations [T K][2 I] and outputs
+     * [T K][hidden] */
+    float *moe_logits, *moe_w;
+    int32_t *moe_chosen, *moe_off, *moe_rows, *moe_where, *h_moe_off;
+    void *moe_x, *moe_h, *moe_y;
 
     int32_t *h_meta, *d_meta;
     size_t meta_cap;       /* int32s */

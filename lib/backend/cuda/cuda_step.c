@@ -272,6 +272,7 @@ static int graph_max_splits(const struct cu_be *c, int B)
 static int graph_eligible(const struct cu_be *c, const struct llm_batch *b)
 {
     if (!c->use_graphs || b->n_seqs != b->n_tokens || b->n_out != b->n_tokens) return 0;
+    if (c->d->n_experts > 0) return 0; /* the experts' row counts are read on the host */
     for (int i = 0; i < b->n_out; i++)
         if (b->out_rows[i] != i || needs_dyn(c, b->seq_len[i])) return 0;
     return bucket_for(c, b->n_tokens) >= 0;
@@ -417,6 +418,54 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
     return rc;
 }
 
+/* Mixture of experts: route, sort the token slots by expert, gather them,
+ * one GEMM per expert over its rows (fc and gate, the activation over
+ * every row at once, then down), and combine (moe.cu says how).  The
+ * experts' row counts come back to the host once per layer, so a step with
+ * experts is never captured in a CUDA graph. */
+static int step_moe(struct cu_be *c, const struct llm_step *st, int layer, int rows)
+{
+    const struct llm_model_desc *d = c->d;
+    const int E = d->n_experts, K = d->n_experts_per_tok, H = (int)d->hidden;
+    const int I = (int)d->intermediate, S = rows * K;
+    const char *fc = c->lw[layer][LLM_W_MLP_FC].w, *down = c->lw[layer][LLM_W_MLP_OUT].w;
+    const char *gate = fc + (size_t)E * I * H * c->es; /* uploaded after every fc */
+    int rc = cu_gemm_run(c->gemm, c->st, rows, E, H, c->buf[st->in], H,
+                         c->lw[layer][LLM_W_ROUTER].w, NULL, c->moe_logits, E, LLM_DTYPE_F32, 0);
+    if (rc) return rc;
+    CK(llm_k_moe_route(c->moe_logits, rows, E, K, d->moe_norm_topk, c->moe_chosen, c->moe_w,
+                       c->st));
+    CK(llm_k_moe_sort(c->moe_chosen, rows, E, K, c->moe_off, c->moe_rows, c->moe_where, c->st));
+    CK(llm_k_gather(c->dt, c->moe_x, c->buf[st->in], c->moe_rows, S, H, c->st));
+    CK(cudaMemcpyAsync(c->h_moe_off, c->moe_off, sizeof(int32_t) * (size_t)(E + 1),
+                       cudaMemcpyDeviceToHost, c->st));
+    CK(cudaStreamSynchronize(c->st));
+    const size_t es = c->es;
+    for (int e = 0; e < E && !rc; e++) {
+        int o = c->h_moe_off[e], m = c->h_moe_off[e + 1] - o;
+        if (m <= 0) continue;
+        const char *x = (const char *)c->moe_x + (size_t)o * H * es;
+        char *h = (char *)c->moe_h + (size_t)o * 2 * I * es;
+        rc = linear(c, m, I, H, x, H, fc + (size_t)e * I * H * es, NULL, h, 2 * I, 0);
+        if (!rc)
+            rc = linear(c, m, I, H, x, H, gate + (size_t)e * I * H * es, NULL, h + (size_t)I * es,
+                        2 * I, 0);
+    }
+    if (rc) return rc;
+    CK(llm_k_act(c->dt, d->act, 1, c->moe_h, S, I, c->st)); /* gated experts only */
+    for (int e = 0; e < E && !rc; e++) {
+        int o = c->h_moe_off[e], m = c->h_moe_off[e + 1] - o;
+        if (m <= 0) continue;
+        rc = linear(c, m, H, I, (const char *)c->moe_h + (size_t)o * 2 * I * es, 2 * I,
+                    down + (size_t)e * H * I * es, NULL, (char *)c->moe_y + (size_t)o * H * es, H,
+                    0);
+    }
+    if (rc) return rc;
+    CK(llm_k_moe_combine(c->dt, c->buf[st->out], c->moe_y, c->moe_chosen, c->moe_w,
+                         c->moe_where, rows, K, H, st->accumulate, c->st));
+    return 0;
+}
+
 static int step_attn(struct cu_be *c, const struct cu_step *s, int layer)
 {
     const struct llm_model_desc *d = c->d;
@@ -477,6 +526,7 @@ static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
                      c->st));
         return 0;
     }
+    case LLM_OP_MOE: return step_moe(c, st, layer, rows);
     case LLM_OP_QK_NORM:
         CK(llm_k_qk_norm(c->dt, d->qk_norm == LLM_QK_NORM_RMS ? LLM_K_NORM_RMS : LLM_K_NORM_LAYER,
                          c->buf[LLM_BUF_QKV], c->qkv_w, rows, d->n_heads, d->n_kv_heads,
