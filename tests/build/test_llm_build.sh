@@ -202,6 +202,15 @@ same_answers "llama3 f32 artifact vs f32 engine" "$T/llama3-f32.llm" "$T/llama3-
 same_answers "llama3 bf16 artifact vs bf16 engine from f32" "$T/m-bf16.llm" "$T/llama3-f32-bf16.engine"
 same_answers "qwen2 f32 artifact vs f32 engine" "$T/qwen2-f32.llm" "$T/qwen2-f32-f32.engine"
 same_answers "mistral bf16 artifact vs bf16 engine" "$T/mistral-bf16.llm" "$T/mistral-bf16-bf16.engine"
+# experts keep their fc and gate apart in an engine (a fused fc_gate left
+# the experts' mlp.fc unbound); the engine answers as transformers did
+"$CONV" -q "$FIX/mixtral" -o "$T/mixtral.llm" && "$BUILD" -q --arch $ARCH --dtype f32 --max-seq-len 256 \
+    "$T/mixtral.llm" -o "$T/mixtral.engine" || fail "mixtral: convert or build"
+"$B/tests/engine/run-golden" input "$FIX/mixtral/reference.json" >"$T/mx.jsonl"
+"$RUN" -q --device cpu --threads 2 "$T/mixtral.engine" "$T/mx.jsonl" -o "$T/mx.out" \
+    && "$B/tests/engine/run-golden" check "$FIX/mixtral/reference.json" "$T/mx.out" >"$T/mx.log" \
+    && ok "mixtral f32 engine on the cpu: $(tail -1 "$T/mx.log")" \
+    || fail "mixtral engine: $(grep -m1 FAIL "$T/mx.log" 2>/dev/null)"
 if [ $have_gpu = 0 ]; then
     echo '{"prompt": "x"}' | "$RUN" --device cuda "$T/e1.engine" >"$T/out" 2>"$T/err"
     rc=$?
