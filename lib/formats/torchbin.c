@@ -27,6 +27,10 @@
  * must be stored, not compressed or encrypted.  CRCs are not checked: that
  * would read every byte at open time, and the converter hashes its inputs
  * anyway.
+ *
+ * One file of a little over 1,000 lines on purpose: the ZIP reader and the
+ * pickle interpreter share the bounds and the error helpers and are only
+ * ever used together; tb_step is one switch over the opcodes.
  */
 #include <stdio.h>
 #include <stdlib.h>
