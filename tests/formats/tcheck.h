@@ -64,6 +64,26 @@ static inline int t_report(const char *name)
     return 0;
 }
 
+/* Error codes by their enum names, as the bad-input manifests spell them:
+ * t_code_name(-4) is "LLM_EFORMAT"; t_code_of("LLM_EFORMAT") is -4 (1 when
+ * the name is unknown). */
+static inline const char *t_code_name(int code)
+{
+    static const char *const names[LLM_ERR_COUNT] = {
+        "LLM_OK",     "LLM_EIO",      "LLM_ENOMEM",       "LLM_EINVAL",    "LLM_EFORMAT",
+        "LLM_ETRUNC", "LLM_EVERSION", "LLM_EUNSUPPORTED", "LLM_ECHECKSUM", "LLM_ENOTFOUND",
+        "LLM_ESHAPE", "LLM_EDEVICE",  "LLM_ERANGE",       "LLM_ECAPACITY",
+    };
+    return code <= 0 && code > -LLM_ERR_COUNT ? names[-code] : "?";
+}
+
+static inline int t_code_of(const char *name)
+{
+    for (int i = 0; i < LLM_ERR_COUNT; i++)
+        if (!strcmp(t_code_name(-i), name)) return -i;
+    return 1;
+}
+
 /* The source tree (LLM_SRCDIR from meson, else the current folder). */
 static inline const char *t_srcdir(void)
 {

@@ -17,24 +17,6 @@
 #include "llm/safetensors.h"
 #include "tcheck.h"
 
-static const char *const code_names[LLM_ERR_COUNT] = {
-    "LLM_OK",     "LLM_EIO",      "LLM_ENOMEM",       "LLM_EINVAL",    "LLM_EFORMAT",
-    "LLM_ETRUNC", "LLM_EVERSION", "LLM_EUNSUPPORTED", "LLM_ECHECKSUM", "LLM_ENOTFOUND",
-    "LLM_ESHAPE", "LLM_EDEVICE",  "LLM_ERANGE",       "LLM_ECAPACITY",
-};
-
-static int code_of(const char *name)
-{
-    for (int i = 0; i < LLM_ERR_COUNT; i++)
-        if (!strcmp(code_names[i], name)) return -i;
-    return 1;
-}
-
-static const char *name_of(int code)
-{
-    return code <= 0 && code > -LLM_ERR_COUNT ? code_names[-code] : "?";
-}
-
 /* config, safetensors, plan: the first failure's code (0 if none). */
 static int convert_dry(const char *dir, size_t *n_items)
 {
@@ -90,17 +72,17 @@ int main(void)
             continue;
         }
         if (nlisted < 128) snprintf(listed[nlisted++], sizeof(listed[0]), "%s", name);
-        int want = code_of(code);
+        int want = t_code_of(code);
         CHECK(want <= 0, "%s: unknown error code name '%s'", name, code);
         char dir[4400];
         snprintf(dir, sizeof(dir), "%s/bad/%s", base, name);
         rc = convert_dry(dir, NULL);
         const char *msg = llm_errmsg();
         CHECK(rc == want && strstr(msg, sub), "%s: got %s '%s', expected %s with '%s'", name,
-              name_of(rc), msg, code, sub);
+              t_code_name(rc), msg, code, sub);
         CHECK(!strchr(msg, '\n'), "%s: message spans lines", name);
         CHECK(strchr(msg, '\'') != NULL, "%s: message quotes no subject: '%s'", name, msg);
-        printf("%-28s %-17s %s\n", name, name_of(rc), msg);
+        printf("%-28s %-17s %s\n", name, t_code_name(rc), msg);
     }
     fclose(fp);
     CHECK(nlisted >= 14, "only %d cases listed", nlisted);

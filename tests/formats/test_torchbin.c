@@ -17,19 +17,6 @@
 #include "llm/safetensors.h"
 #include "tcheck.h"
 
-static const char *const code_names[LLM_ERR_COUNT] = {
-    "LLM_OK",     "LLM_EIO",      "LLM_ENOMEM",       "LLM_EINVAL",    "LLM_EFORMAT",
-    "LLM_ETRUNC", "LLM_EVERSION", "LLM_EUNSUPPORTED", "LLM_ECHECKSUM", "LLM_ENOTFOUND",
-    "LLM_ESHAPE", "LLM_EDEVICE",  "LLM_ERANGE",       "LLM_ECAPACITY",
-};
-
-static int code_of(const char *name)
-{
-    for (int i = 0; i < LLM_ERR_COUNT; i++)
-        if (!strcmp(code_names[i], name)) return -i;
-    return 1;
-}
-
 static char fx[4000]; /* the fixture folder */
 
 static char *fixture(const char *name)
@@ -203,7 +190,7 @@ static void test_bad(void)
         snprintf(rel, sizeof(rel), "bad/%s", file);
         const char *path = fixture(rel);
         struct llm_st *st = NULL;
-        CHECK_ERR(llm_st_open(&st, path), code_of(code), sub);
+        CHECK_ERR(llm_st_open(&st, path), t_code_of(code), sub);
         CHECK(st == NULL, "%s: a handle on failure", file);
         const char *msg = llm_errmsg();
         CHECK(strstr(msg, path) && !strchr(msg, '\n'), "%s: message '%s' is not one line naming it",
@@ -211,7 +198,7 @@ static void test_bad(void)
         /* and the same in memory */
         size_t len;
         unsigned char *b = t_slurp(path, &len);
-        CHECK_ERR(llm_st_open_torchbin_mem(&st, b, len, file), code_of(code), sub);
+        CHECK_ERR(llm_st_open_torchbin_mem(&st, b, len, file), t_code_of(code), sub);
         free(b);
     }
     fclose(fp);
