@@ -48,27 +48,31 @@ __global__ void moe_route_kernel(const float *logits, int n, int E, int K, int n
         for (int k = 0; k < K; k++) w[k] /= tot;
 }
 
-/* One thread: a stable counting sort of the n*K slots by expert.  offsets
- * [E + 1]: expert e's rows are [offsets[e], offsets[e + 1]); rows[i]: the
- * token of sorted slot i; where[t*K + k]: the sorted position of slot (t, k).
- * Serial on purpose: deterministic, and small next to the GEMMs it feeds. */
+/* One thread: a stable counting sort of the n*K slots by expert, O(n K + E).
+ * offsets [E + 1]: expert e's rows are [offsets[e], offsets[e + 1]); rows[i]:
+ * the token of sorted slot i; where[t*K + k]: the sorted position of slot
+ * (t, k).  Serial on purpose: deterministic, and small next to the GEMMs it
+ * feeds. */
 __global__ void moe_sort_kernel(const int32_t *chosen, int n, int E, int K, int32_t *offsets,
                                 int32_t *rows, int32_t *where)
 {
     pdl_wait();
     pdl_trigger();
     if (blockIdx.x || threadIdx.x) return;
+    int S = n * K;
     for (int e = 0; e <= E; e++) offsets[e] = 0;
-    for (int i = 0; i < n * K; i++) offsets[chosen[i] + 1]++;
+    for (int i = 0; i < S; i++) offsets[chosen[i] + 1]++;
     for (int e = 0; e < E; e++) offsets[e + 1] += offsets[e];
-    for (int e = 0; e < E; e++) {
-        int at = offsets[e];
-        for (int i = 0; i < n * K; i++)
-            if (chosen[i] == e) {
-                rows[at] = i / K;
-                where[i] = at++;
-            }
+    /* offsets[e + 1] is where expert e ends: fill each expert from its end,
+     * walking the slots backwards, which keeps their order */
+    for (int i = S - 1; i >= 0; i--) {
+        int at = --offsets[chosen[i] + 1];
+        rows[at] = i / K;
+        where[i] = at;
     }
+    /* offsets[e + 1] now holds where expert e starts: shift them down */
+    for (int e = 0; e < E; e++) offsets[e] = offsets[e + 1];
+    offsets[E] = S;
 }
 
 /* out[t] (+)= sum over k, in expert order, of weight[t][k] * y[where[t][k]]. */
