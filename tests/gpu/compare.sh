@@ -27,7 +27,7 @@ fail=0
 for st in $STAGES; do
     case $st in
     answers)
-        fx=$OUT/llama3-bf16.llm
+        fx=/dev/shm/compare-llama3-bf16.llm   # (kept out of $OUT: only small files come back)
         "$NEW/llm-convert" -q "$ROOT/tests/fixtures/llama3-bf16" -o "$fx" || fail=1
         for v in old new; do
             b=$OLD; [ $v = new ] && b=$NEW
@@ -83,15 +83,16 @@ for st in $STAGES; do
     esac
 done
 
+{
 echo
 echo "================ before / after (same GPU, same run) ================"
 for k in "${!T[@]}"; do printf "%-22s %s\n" "$k" "${T[$k]}"; done
-python3 - "$OUT" <<'EOF'
+COMPARE_SHAPES=${COMPARE_SHAPES:-llama2-7b llama3-8b} python3 - "$OUT" <<'EOF'
 import glob, json, os, re, statistics, sys
 out = sys.argv[1]
 def stats(xs):
     return "%.1f (%.1f-%.1f, n=%d)" % (statistics.mean(xs), min(xs), max(xs), len(xs)) if xs else "-"
-for shape in ("llama2-7b", "llama3-8b"):
+for shape in os.environ["COMPARE_SHAPES"].split():
     row = []
     for v in ("old", "new"):
         xs = []
@@ -110,4 +111,5 @@ for v in ("old", "new"):
         row.append("- (%s)" % e.__class__.__name__)
 print("%-22s old %-28s new %s" % ("offline 128/128 tok/s", row[0], row[1]))
 EOF
+} | tee "$OUT/table.txt"
 exit $fail
