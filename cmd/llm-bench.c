@@ -761,7 +761,7 @@ static int run_setting(struct ctx *c, const struct test *tests, int n_tests, lon
         "kv_bytes", (json_int_t)info.kv_bytes, "max_batch_tokens", info.max_batch_tokens,
         "max_seqs", info.max_seqs, "max_seq_len", info.max_seq_len, "watermark_blocks",
         info.watermark_blocks, "weight_elem_bytes", welem, "kv_elem_bytes", kvelem, "weight_bytes",
-        cost.layer_weight_bytes + cost.head_bytes);
+        cost.layer_weight_bytes + cost.head_bytes + cost.n_experts * cost.expert_bytes);
     if (!eng || json_object_set_new(eng, "no_evict", json_boolean(r->no_evict))) {
         rc = llm_err_set(LLM_ENOMEM, "out of memory");
         goto out_e;

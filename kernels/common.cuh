@@ -70,6 +70,17 @@ template <typename T> static __device__ __forceinline__ void vstore(T *p, const 
     *reinterpret_cast<uint4 *>(p) = r.u;
 }
 
+/* A 16-byte load of read-once data (weights) that skips L1, so L1 keeps
+ * what is re-read (the activations). */
+static __device__ __forceinline__ uint4 ld_stream(const void *p)
+{
+    uint4 r;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+                 : "l"(p));
+    return r;
+}
+
 static __device__ __forceinline__ float warp_sum(float v)
 {
 #pragma unroll

@@ -9,6 +9,7 @@
  * arithmetic is fp32; results are rounded once when stored.
  */
 #include "common.cuh"
+#include "llm/random.h"
 
 int llm_k_pdl_on = 1;
 
@@ -415,6 +416,36 @@ extern "C" int llm_k_convert(void *dst, int dst_dt, const void *src, int src_dt,
     DISPATCH_DT(dst_dt, D, {
         DISPATCH_DT(src_dt, S, {
             convert_kernel<D, S><<<g, 256, 0, stream>>>((D *)dst, (const S *)src, n);
+        });
+    });
+    return k_status();
+}
+
+/* ---- random weights ------------------------------------------------------------- */
+
+/* Element i of a random tensor (llm/random.h), rounded to the type S it
+ * would be stored in, written as D: the values llm-convert --random writes
+ * and the host upload would produce. */
+template <typename D, typename S>
+__global__ void fill_random_kernel(D *dst, int64_t n, uint64_t state, int fill)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        float v = fill == LLM_RAND_NORMAL ? llm_rand_value(state, (uint64_t)i)
+                  : fill == LLM_RAND_ONE  ? 1.0f
+                                          : 0.0f;
+        dst[i] = from_f32<D>(to_f32(from_f32<S>(v)));
+    }
+}
+
+extern "C" int llm_k_fill_random(void *dst, int dst_dt, int stored_dt, int64_t n, uint64_t state,
+                                 int fill, llm_stream_t stream)
+{
+    if (n <= 0) return 0;
+    int g = grid_for(n, 256);
+    DISPATCH_DT(dst_dt, D, {
+        DISPATCH_DT(stored_dt, S, {
+            fill_random_kernel<D, S><<<g, 256, 0, stream>>>((D *)dst, n, state, fill);
         });
     });
     return k_status();

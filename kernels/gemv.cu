@@ -13,15 +13,6 @@
  */
 #include "common.cuh"
 
-static __device__ __forceinline__ uint4 ld_stream(const void *p)
-{
-    uint4 r;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-                 : "l"(p));
-    return r;
-}
-
 template <typename T, int R, int U, int NW, int MAXM>
 __global__ void __launch_bounds__(NW * 32)
     gemv_kernel(T *y, int ldy, const T *x, int ldx, const T *w, const T *bias, int M, int N, int K,

@@ -97,6 +97,16 @@ int llm_k_moe_sort(const int32_t *chosen, int n, int n_experts, int k, int32_t *
 int llm_k_moe_combine(int dt, void *out, const void *y, const int32_t *chosen,
                       const float *weight, const int32_t *where, int n, int k, int hidden,
                       int accumulate, llm_stream_t stream);
+/* The experts of a few tokens (n * k <= LLM_K_MOE_SMALL slots) without the
+ * sort and without reading anything back: per slot, h = act(fc_e x) *
+ * (gate_e x) [n k][inter] (the caller's scratch), then out[t] (+)= the
+ * token's sum over its slots, in expert order, of weight * down_e h; fc,
+ * gate [E][inter][hidden], down [E][hidden][inter]; x and out [n][hidden]. */
+#define LLM_K_MOE_SMALL 8
+int llm_k_moe_small(int dt, int act, void *out, const void *x, void *h, const void *fc,
+                    const void *gate, const void *down, const int32_t *chosen,
+                    const float *weight, int n, int k, int hidden, int inter, int accumulate,
+                    llm_stream_t stream);
 
 /* out[i] = in[rows[i]] for i < n, rows of `width` elements. */
 int llm_k_gather(int dt, void *out, const void *in, const int32_t *rows, int n, int width,
@@ -105,6 +115,12 @@ int llm_k_gather(int dt, void *out, const void *in, const int32_t *rows, int n, 
 /* Element type conversion between F32, F16 and BF16 (n elements). */
 int llm_k_convert(void *dst, int dst_dt, const void *src, int src_dt, int64_t n,
                   llm_stream_t stream);
+
+/* Random weights (llm/random.h) made on the device: element i of the tensor
+ * whose counter state is `state`, rounded to stored_dt, written as dst_dt
+ * (F32, F16, BF16); fill is enum llm_rand_fill. */
+int llm_k_fill_random(void *dst, int dst_dt, int stored_dt, int64_t n, uint64_t state, int fill,
+                      llm_stream_t stream);
 
 /* Copy whole KV blocks: pool[dst[i]] = pool[src[i]], blk_bytes each (a multiple of 16). */
 int llm_k_copy_blocks(void *pool, const int32_t *src, const int32_t *dst, int n,

@@ -10,6 +10,13 @@
  * over all its rows (grouped GEMMs), never a loop over tokens.  The combine
  * sums each token's expert outputs in expert order, in fp32, and rounds
  * once.
+ *
+ * A decode step of a few tokens (at most LLM_K_MOE_SMALL slots) takes a
+ * second path with no sort and nothing read back on the host: each slot's
+ * expert id is read on the device by two GEMV kernels that stream that
+ * expert's rows - gated fc and gate with the activation fused, then down
+ * with the weighted combine and the residual add fused - so a batch-1 step
+ * reads exactly its k experts, and the step can be captured in a graph.
  */
 #include "common.cuh"
 
@@ -129,6 +136,126 @@ extern "C" int llm_k_moe_combine(int dt, void *out, const void *y, const int32_t
     DISPATCH_DT(dt, T, {
         return launch_pdl(moe_combine_kernel<T>, dim3(n), dim3(256), 0, stream, (T *)out,
                           (const T *)y, chosen, weight, where, k, hidden, accumulate);
+    });
+    return 0;
+}
+
+/* ---- a few tokens: per-slot GEMVs that read the expert id on the device ---------- */
+
+/* h[s][j] = act(fc_e[j] . x_t) * (gate_e[j] . x_t) for slot s = t K + k, e = chosen[s]:
+ * one warp per (slot, j), U 16-byte loads per row in flight. */
+template <typename T, int U, int NW>
+__global__ void __launch_bounds__(NW * 32)
+    moe_gated_kernel(int act, T *h, const T *x, const T *fc, const T *gate,
+                     const int32_t *chosen, int K, int I, int H)
+{
+    constexpr int V = vec<T>::N;
+    pdl_wait();
+    pdl_trigger();
+    const int lane = threadIdx.x & 31, s = blockIdx.y;
+    const int j = blockIdx.x * NW + (threadIdx.x >> 5);
+    if (j >= I) return;
+    const int64_t e = chosen[s];
+    const T *xr = x + (int64_t)(s / K) * H;
+    const T *wr[2] = {fc + (e * I + j) * H, gate + (e * I + j) * H};
+    const int kv = H / V;
+    float acc[2] = {0.f, 0.f};
+    for (int base = lane; base < kv; base += 32 * U) {
+        vec<T> wv[2][U];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            int i = base + u * 32;
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+                wv[r][u].u = i < kv ? ld_stream(wr[r] + i * V) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            int i = base + u * 32;
+            if (i >= kv) break;
+            vec<T> xv = vload(xr + i * V);
+#pragma unroll
+            for (int k = 0; k < V; k++) {
+                float xf = to_f32(xv.v[k]);
+                acc[0] += to_f32(wv[0][u].v[k]) * xf;
+                acc[1] += to_f32(wv[1][u].v[k]) * xf;
+            }
+        }
+    }
+    acc[0] = warp_sum(acc[0]);
+    acc[1] = warp_sum(acc[1]);
+    if (lane == 0) h[(int64_t)s * I + j] = from_f32<T>(act_apply(act, acc[0]) * acc[1]);
+}
+
+/* out[t][n] (+)= sum over the token's k slots, in expert order, of
+ * weight[s] * (down_e[n] . h[s]): one warp per (token, n); fp32 throughout,
+ * rounded once. */
+template <typename T, int U, int NW>
+__global__ void __launch_bounds__(NW * 32)
+    moe_down_kernel(T *out, const T *h, const T *down, const int32_t *chosen, const float *weight,
+                    int K, int H, int I, int accumulate)
+{
+    constexpr int V = vec<T>::N;
+    pdl_wait();
+    pdl_trigger();
+    const int lane = threadIdx.x & 31, t = blockIdx.y;
+    const int n = blockIdx.x * NW + (threadIdx.x >> 5);
+    if (n >= H) return;
+    int order[8];
+    for (int k = 0; k < K; k++) order[k] = k;
+    for (int a = 1; a < K; a++) /* by expert id, as the combine and the CPU add them */
+        for (int b = a; b > 0 && chosen[t * K + order[b]] < chosen[t * K + order[b - 1]]; b--) {
+            int tmp = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = tmp;
+        }
+    const int kv = I / V;
+    float tot = 0.f;
+    for (int k = 0; k < K; k++) {
+        const int s = t * K + order[k];
+        const T *wr = down + ((int64_t)chosen[s] * H + n) * I, *hr = h + (int64_t)s * I;
+        float acc = 0.f;
+        for (int base = lane; base < kv; base += 32 * U) {
+            vec<T> wv[U];
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                int i = base + u * 32;
+                wv[u].u = i < kv ? ld_stream(wr + i * V) : make_uint4(0, 0, 0, 0);
+            }
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                int i = base + u * 32;
+                if (i >= kv) break;
+                vec<T> hv = vload(hr + i * V);
+#pragma unroll
+                for (int q = 0; q < V; q++) acc += to_f32(wv[u].v[q]) * to_f32(hv.v[q]);
+            }
+        }
+        tot += warp_sum(acc) * weight[s];
+    }
+    if (lane == 0) {
+        T *o = out + (int64_t)t * H + n;
+        *o = from_f32<T>(accumulate ? to_f32(*o) + tot : tot);
+    }
+}
+
+extern "C" int llm_k_moe_small(int dt, int act, void *out, const void *x, void *h, const void *fc,
+                               const void *gate, const void *down, const int32_t *chosen,
+                               const float *weight, int n, int k, int hidden, int inter,
+                               int accumulate, llm_stream_t stream)
+{
+    if (n <= 0) return 0;
+    if (k < 1 || k > 8 || n * k > LLM_K_MOE_SMALL || hidden % 8 || inter % 8 || act < 0 ||
+        act > LLM_K_ACT_RELU)
+        return (int)cudaErrorInvalidValue;
+    DISPATCH_DT(dt, T, {
+        int rc = launch_pdl(moe_gated_kernel<T, 8, 4>, dim3((inter + 3) / 4, n * k), dim3(128), 0,
+                            stream, act, (T *)h, (const T *)x, (const T *)fc, (const T *)gate,
+                            chosen, k, inter, hidden);
+        if (rc) return rc;
+        return launch_pdl(moe_down_kernel<T, 8, 4>, dim3((hidden + 3) / 4, n), dim3(128), 0,
+                          stream, (T *)out, (const T *)h, (const T *)down, chosen, weight, k,
+                          hidden, inter, accumulate);
     });
     return 0;
 }

@@ -10,6 +10,7 @@
  * clock, the device time of a step is read right after its sample (which
  * has already waited for the step), so metering adds no synchronisation.
  */
+#include <math.h>
 #include <string.h>
 
 #include "llm/bench.h"
@@ -28,7 +29,10 @@ void llm_bench_cost_init(struct llm_bench_cost *c, const struct llm_model_desc *
     if (d->n_experts > 0) {
         double router = H * d->n_experts;
         per_tok += d->n_experts_per_tok * mlp + router;
-        stored += d->n_experts * mlp + router;
+        stored += router; /* the experts: c->expert_bytes */
+        c->n_experts = d->n_experts;
+        c->experts_per_tok = d->n_experts_per_tok;
+        c->expert_bytes = mlp * d->n_layers * weight_elem_bytes;
     } else {
         per_tok += mlp;
         stored += mlp;
@@ -42,11 +46,23 @@ void llm_bench_cost_init(struct llm_bench_cost *c, const struct llm_model_desc *
     c->attn_flops_pair = 4.0 * d->n_layers * d->n_heads * hd;
 }
 
+/* Each token picks k of E experts; when every expert is equally likely, an
+ * expert is missed by all n tokens with probability (1 - k/E)^n.  Exact
+ * for one token (k), and all E once n is large. */
+double llm_bench_experts_read(const struct llm_bench_cost *c, int n_tokens)
+{
+    if (c->n_experts <= 0 || n_tokens <= 0) return 0;
+    if (n_tokens == 1) return c->experts_per_tok;
+    double E = c->n_experts;
+    return E * (1.0 - pow(1.0 - c->experts_per_tok / E, n_tokens));
+}
+
 void llm_bench_cost_batch(const struct llm_bench_cost *c, const struct llm_batch *b, double *bytes,
                           double *flops)
 {
     double by = c->layer_weight_bytes + (b->n_out > 0 ? c->head_bytes : 0.0) +
                 (double)b->n_tokens * c->embed_row_bytes;
+    by += llm_bench_experts_read(c, b->n_tokens) * c->expert_bytes;
     double pairs = 0, kv_read = 0;
     for (int s = 0; s < b->n_seqs; s++) {
         double len = b->seq_len[s];

@@ -35,6 +35,7 @@
 #include "llm/io.h"
 #include "llm/log.h"
 #include "llm/model.h"
+#include "llm/random.h"
 #include "llm/safetensors.h"
 #include "llm_build_config.h"
 #include "llm_commit.h"
@@ -481,45 +482,6 @@ out:
 
 /* ---- random weights ------------------------------------------------------ */
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && !strcmp(s + a - b, suffix);
-}
-
-/* What a tensor is filled with: 1 (norm weights), 0 (norm biases), or
- * approximately normal values with std 0.02. */
-enum fill { FILL_ONE, FILL_ZERO, FILL_NORMAL };
-
-static enum fill fill_of(const char *name)
-{
-    int norm = strstr(name, "layernorm.") || strstr(name, "ln_f.") || strstr(name, "norm.");
-    if (norm && ends_with(name, ".weight")) return FILL_ONE;
-    if (norm && ends_with(name, ".bias")) return FILL_ZERO;
-    return FILL_NORMAL;
-}
-
-/* Fill n f32 values: the sum of four 16-bit uniforms of one 64-bit draw is
- * close to normal (Irwin-Hall); scaled to mean 0, std 0.02. */
-static void fill_normal(float *dst, size_t n, uint64_t *state)
-{
-    const float scale = 0.02f / 37837.23f; /* std of the sum: 65536 * sqrt(4 / 12) */
-    for (size_t i = 0; i < n; i++) {
-        uint64_t r = splitmix64(state);
-        uint32_t sum = (uint32_t)(r & 0xffff) + (uint32_t)((r >> 16) & 0xffff) +
-                       (uint32_t)((r >> 32) & 0xffff) + (uint32_t)(r >> 48);
-        dst[i] = ((float)sum - 131070.0f) * scale;
-    }
-}
-
 static int convert_random(const struct opts *o)
 {
     struct stats stats = {.t0 = now()};
@@ -530,29 +492,22 @@ static int convert_random(const struct opts *o)
     size_t n = 0;
     struct llm_aw *w = NULL;
     uint8_t *buf = NULL;
-    float *chunk = NULL;
-    const size_t CH = 1 << 16;
     int rc;
 
     llm_desc_init(&d);
     llm_gen_defaults_init(&g);
     if ((rc = hash_small_file(o->random, inputs, &config))) goto out;
     if ((rc = llm_hfconfig_parse(config, NULL, o->random, &d, &g))) goto out;
-    int dt = o->dtype >= 0 ? o->dtype : d.dtype;
-    if (!llm_dtype_is_float(dt) || dt == LLM_DTYPE_F8E4M3 || dt == LLM_DTYPE_F8E5M2 ||
-        dt == LLM_DTYPE_F64)
-        dt = LLM_DTYPE_BF16;
+    int dt = llm_rand_dtype(o->dtype >= 0 ? o->dtype : d.dtype);
     d.dtype = dt;
     if ((rc = llm_desc_tensor_names(&d, &names, &n))) goto out;
     prov = provenance_entry(o);
     meta = base_meta(&d, &g, NULL, json_deep_copy(prov));
-    chunk = malloc(CH * sizeof(float));
-    if (!meta || !prov || !chunk) {
+    if (!meta || !prov) {
         rc = llm_err_set(LLM_ENOMEM, "out of memory");
         goto out;
     }
     if ((rc = open_writer(o, meta, &w, NULL))) goto out;
-    size_t esz = (size_t)llm_dtype_bits(dt) / 8;
     for (size_t k = 0; k < n; k++) {
         int ndim;
         int64_t shape[LLM_MAX_DIMS];
@@ -568,16 +523,7 @@ static int convert_random(const struct opts *o)
                              (unsigned long long)nbytes);
             goto out;
         }
-        uint64_t state = o->seed ^ XXH3_64bits(names[k], strlen(names[k]));
-        enum fill fl = fill_of(names[k]);
-        for (uint64_t i = 0; i < numel; i += CH) {
-            size_t m = numel - i < CH ? (size_t)(numel - i) : CH;
-            if (fl == FILL_NORMAL)
-                fill_normal(chunk, m, &state);
-            else
-                for (size_t j = 0; j < m; j++) chunk[j] = fl == FILL_ONE ? 1.0f : 0.0f;
-            if ((rc = llm_convert(buf + i * esz, dt, chunk, LLM_DTYPE_F32, m))) goto out;
-        }
+        if ((rc = llm_rand_tensor(buf, dt, numel, names[k], o->seed))) goto out;
         rc = llm_aw_add(w, names[k], dt, ndim, shape, buf, nbytes);
         free(buf);
         buf = NULL;
@@ -588,7 +534,6 @@ static int convert_random(const struct opts *o)
 out:
     llm_aw_abort(w);
     free(buf);
-    free(chunk);
     free(names);
     llm_desc_free(&d);
     json_decref(inputs);

@@ -62,6 +62,8 @@ int llm_model_open(struct llm_model **out, const char *path)
 int llm_model_open_flags(struct llm_model **out, const char *path, unsigned flags)
 {
     *out = NULL;
+    if (path && !strncmp(path, LLM_MODEL_RANDOM_PREFIX, strlen(LLM_MODEL_RANDOM_PREFIX)))
+        return llm_model_random(out, path + strlen(LLM_MODEL_RANDOM_PREFIX), -1, 0);
     struct llm_model *m = calloc(1, sizeof(*m));
     if (!m) return llm_err_set(LLM_ENOMEM, "out of memory");
     llm_desc_init(&m->desc);
@@ -107,6 +109,7 @@ void llm_model_close(struct llm_model *m)
 {
     if (!m) return;
     llm_desc_free(&m->desc);
+    if (m->get_tensor_free) m->get_tensor_free(m->get_tensor_ctx);
     llm_ar_close(m->ar);
     free(m->path);
     free(m);

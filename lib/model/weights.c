@@ -67,7 +67,7 @@ static int check_bytes(const struct llm_model *m, const struct llm_tensor *t)
     uint64_t numel, need;
     if (llm_shape_numel(t->ndim, t->shape, &numel) || llm_dtype_nbytes(t->dtype, numel, &need))
         return llm_err_set(LLM_ERANGE, "'%s': tensor '%s': shape overflows", src_of(m), t->name);
-    if (!t->data || t->nbytes < need)
+    if ((!t->data && !m->synthetic) || t->nbytes < need)
         return llm_err_set(LLM_ESHAPE, "'%s': tensor '%s': %llu bytes of data, expected %llu",
                            src_of(m), t->name, (unsigned long long)t->nbytes,
                            (unsigned long long)need);
@@ -204,6 +204,8 @@ static int bind_slot(struct llm_model *m, int slot, int l, struct llm_weight *w)
         if ((rc = check_bytes(m, &t))) return rc;
         w->bias = t.data;
         w->bias_dtype = t.dtype;
+        w->has_bias = 1;
+        snprintf(w->bias_name, sizeof w->bias_name, "%s", bn);
     }
     return 0;
 }
@@ -255,6 +257,9 @@ static int bind_fused(struct llm_model *m, int l, struct llm_weight *fc, struct 
         fc->bias = t.data;
         gate->bias = (const char *)t.data + bh;
         fc->bias_dtype = gate->bias_dtype = t.dtype;
+        fc->has_bias = gate->has_bias = 1;
+        snprintf(fc->bias_name, sizeof fc->bias_name, "%s", name);
+        snprintf(gate->bias_name, sizeof gate->bias_name, "%s", name);
     }
     return 0;
 }

@@ -283,6 +283,27 @@ static void test_cost(void)
         c.layer_weight_bytes + c.head_bytes + 4 * c.embed_row_bytes + (13 + 4) * c.kv_token_bytes;
     CHECK(fabs(fl - want_fl) < 1e-6 && fabs(by - want_by) < 1e-6,
           "batch of a 3-token prefill and a decode: %.0f FLOPs, %.0f bytes", fl, by);
+
+    /* MoE, 8 experts top 2: a step reads the experts its tokens reach */
+    d.n_experts = 8;
+    d.n_experts_per_tok = 2;
+    llm_bench_cost_init(&c, &d, 2, 4);
+    double expert = 24576.0 * 2 /* layers */ * 2 /* bytes */;
+    CHECK(c.expert_bytes == expert && c.layer_params == 2 * (8192 + 4096 + 2 * 24576 + 64 * 8),
+          "MoE: one expert %.0f bytes, params per token %.0f", c.expert_bytes, c.layer_params);
+    CHECK(llm_bench_experts_read(&c, 1) == 2 && llm_bench_experts_read(&c, 0) == 0 &&
+              fabs(llm_bench_experts_read(&c, 2) - 8 * (1 - 0.75 * 0.75)) < 1e-12 &&
+              llm_bench_experts_read(&c, 1000) > 7.999999,
+          "experts read: 1 token %g, 2 tokens %g, 1000 tokens %g", llm_bench_experts_read(&c, 1),
+          llm_bench_experts_read(&c, 2), llm_bench_experts_read(&c, 1000));
+    int32_t s1[] = {0, 1}, l1[] = {20}, r1[] = {0};
+    struct llm_batch one = {.n_tokens = 1, .n_seqs = 1, .seq_start = s1, .seq_len = l1,
+                            .n_out = 1, .out_rows = r1};
+    llm_bench_cost_batch(&c, &one, &by, &fl);
+    want_by = c.layer_weight_bytes + 2 * expert + c.head_bytes + c.embed_row_bytes +
+              21 * c.kv_token_bytes;
+    CHECK(fabs(by - want_by) < 1e-6, "MoE decode of one token reads two experts: %.0f bytes, "
+          "expected %.0f", by, want_by);
     llm_desc_free(&d);
 }
 

@@ -1,7 +1,8 @@
 #!/bin/bash
 # run.sh - the whole GPU round on a machine with a CUDA device.
 #
-#   tests/gpu/run.sh [stage ...]      stages: env sass ops memcheck forward families kernels model
+#   tests/gpu/run.sh [stage ...]      stages: env sass ops memcheck forward families random
+#                                     familybench kernels model
 #                                     llmbench
 #                                     not in the default set: decode (batch-1 decode per model
 #                                     shape), profile (the same per kernel under ncu), lat8b and
@@ -56,7 +57,7 @@ if [ -z "$(find_bin test_gpu_ops)" ]; then
         && ninja -C build-cuda-device) > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 fi
 
-STAGES=${*:-env sass ops memcheck forward families kernels model llmbench}
+STAGES=${*:-env sass ops memcheck forward families random familybench kernels model llmbench}
 declare -A RESULT
 fail=0
 
@@ -99,6 +100,16 @@ for st in $STAGES; do
     families)
         # every family's fixture through llm-convert | llm-run --device cuda, against transformers
         run_stage families ${T_FAMILIES:-300} "$ROOT/tests/gpu/families.sh" "$(dirname "$(find_bin llm-run)")"
+        ;;
+    random)
+        # random:CONFIG models (weights made on the GPU) = their converted artifacts
+        run_stage random ${T_RANDOM:-200} "$ROOT/tests/gpu/random_model.sh" "$(dirname "$(find_bin llm-run)")"
+        ;;
+    familybench)
+        # every family in a published shape: offline 128/128 and batch 1 (FAMILIES= a subset)
+        run_stage familybench ${T_FAMILYBENCH:-1500} env OUT="$OUT" "$ROOT/bench/families.sh" \
+            "$(dirname "$(find_bin llm-bench)")"
+        [ -f "$OUT/families/table.md" ] && cat "$OUT/families/table.md"
         ;;
     memcheck)
         run_stage memcheck ${T_MEMCHECK:-300} compute-sanitizer --tool memcheck --error-exitcode 3 \

@@ -475,8 +475,29 @@ int main(void)
         for (int l = 0; l < d.n_layers; l++) d.layer_window[l] = 1;
         run_model("mistral window 48 hd128 (f32, decode graphs)", &d, LLM_DTYPE_F32,
                   LLM_DTYPE_F32);
+        /* experts in a graph: decode steps of up to 4 tokens take the per-slot path */
+        mm_desc_llama(&d, 600, 256, 2, 4, 2, 384, 1024);
+        d.gated_mlp = 1;
+        d.n_experts = 8;
+        d.n_experts_per_tok = 2;
+        d.moe_norm_topk = 1;
+        run_model("mixtral 8 experts top 2 (f32, decode graphs)", &d, LLM_DTYPE_F32,
+                  LLM_DTYPE_F32);
     }
     unsetenv("LLM_CUDA_GRAPHS");
+    /* experts of small steps through the sorted GEMMs as well */
+    setenv("LLM_CUDA_MOE_SMALL", "0", 1);
+    {
+        struct llm_model_desc d;
+        mm_desc_llama(&d, 600, 256, 2, 4, 2, 384, 1024);
+        d.gated_mlp = 1;
+        d.n_experts = 8;
+        d.n_experts_per_tok = 2;
+        d.moe_norm_topk = 1;
+        run_model("mixtral 8 experts top 2 (f32, no per-slot path)", &d, LLM_DTYPE_F32,
+                  LLM_DTYPE_F32);
+    }
+    unsetenv("LLM_CUDA_MOE_SMALL");
     printf("%s\n", failures ? "FAILED" : "all ok");
     return failures ? 1 : 0;
 }

@@ -22,6 +22,7 @@
 
 #include "llm/dtype.h"
 #include "llm/err.h"
+#include "llm/random.h"
 #include "llm/sample.h"
 #include "lib/backend/cpu/cpu_ops.h"
 #include "lib/backend/cuda/cuda_internal.h"
@@ -507,6 +508,35 @@ static void test_exact(void)
         free(got), free(ref), free(y), free(x), free(y_h), free(x_h);
         cudaFree(dy), cudaFree(dx);
     }
+    /* random weights made on the device: the host's values, rounded as stored */
+    for (int di = 0; di < 3; di++)
+        for (int si = 0; si < 3; si++) {
+            int dt = DTS[di], sdt = DTS[si];
+            static const char *const tn[2] = {"layers.5.mlp.experts.fc.weight",
+                                              "layers.5.post_attention_layernorm.weight"};
+            for (int t = 0; t < 2; t++) {
+                size_t N = 300007;
+                char fn[160];
+                snprintf(fn, sizeof fn, "FILL_RANDOM(%s stored %s as %s,n=%zu)", tn[t],
+                         llm_dtype_name(sdt), llm_dtype_name(dt), N);
+                if (!want(fn)) continue;
+                void *h = xmalloc(N * esize(sdt));
+                if (llm_rand_tensor(h, sdt, N, tn[t], 42)) {
+                    printf("%s: %s\n", fn, llm_errmsg());
+                    exit(1);
+                }
+                float *ref = xmalloc(sizeof(float) * N);
+                llm_cpu_to_f32(ref, h, sdt, 0, (int64_t)N);
+                round_to(ref, N, dt);
+                void *dout = dev_poison(N * esize(dt));
+                CUDA(llm_k_fill_random(dout, dt, sdt, (int64_t)N, llm_rand_state(42, tn[t]),
+                                       llm_rand_fill_of(tn[t]), 0));
+                float *got = dev_f32(dout, N, dt);
+                check(fn, got, ref, N, 0);
+                free(got), free(ref), free(h);
+                cudaFree(dout);
+            }
+        }
     const char *name = "COPY_BLOCKS(blocks=64,block_bytes=8192,n=9)";
     if (want(name)) {
         int nb = 64, n = 9;

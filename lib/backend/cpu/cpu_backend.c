@@ -201,6 +201,7 @@ int llm_backend_cpu_create(struct llm_backend **out, const struct llm_model *m,
     c->pub.priv = c;
     c->d = d;
     c->n_out = -1;
+    llm_model_host_data((struct llm_model *)m); /* random weights: made here, kept by m */
     if ((rc = llm_weights_bind(&c->w, (struct llm_model *)m))) goto fail;
     if ((rc = llm_graph_build(&c->g, d, NULL))) goto fail;
     if ((rc = llm_comm_single(&c->comm))) goto fail;

@@ -32,6 +32,7 @@
 #include "llm/engine_artifact.h"
 #include "llm/err.h"
 #include "llm/log.h"
+#include "llm/random.h"
 #include "llm/weight.h"
 #include "../cpu/cpu_ops.h"
 #include "kernels/kernels.h"
@@ -84,6 +85,15 @@ static int upload_data(struct cu_be *c, struct uploader *u, const char *name, co
                        int sdt, uint64_t numel, void *dst, int dst_dt)
 {
     size_t des = dst_dt == LLM_DTYPE_F32 ? 4 : 2;
+    if (!src0) { /* a synthetic model: its values are made here (llm/random.h) */
+        if (!c->pub.model->synthetic || !dtype_rank(sdt))
+            return llm_err_set(LLM_EINVAL, "'%s': no data to upload", name);
+        CK(llm_k_fill_random(dst, dst_dt, sdt, (int64_t)numel,
+                             llm_rand_state(c->pub.model->rand_seed, name), llm_rand_fill_of(name),
+                             c->st));
+        CK(cudaStreamSynchronize(c->st));
+        return 0;
+    }
     if (sdt == dst_dt) {
         CK(cudaMemcpyAsync(dst, src0, numel * des, cudaMemcpyHostToDevice, c->st));
         CK(cudaStreamSynchronize(c->st));
@@ -136,13 +146,13 @@ static int upload_slot(struct cu_be *c, struct uploader *u, const struct llm_wei
     for (int i = 0; i < k && !rc; i++)
         rc = upload_data(c, u, w[i]->name, w[i]->data, w[i]->dtype, n,
                          (char *)out->w + (uint64_t)i * n * c->es, c->dt);
-    if (rc || !w[0]->bias) return rc;
+    if (rc || !w[0]->has_bias) return rc;
     int bdt = bias_f32 ? LLM_DTYPE_F32 : c->dt;
     size_t bes = bdt == LLM_DTYPE_F32 ? 4 : 2;
     uint64_t bn = (uint64_t)w[0]->shape[0];
     if ((rc = dalloc(c, &out->b, bn * bes * (uint64_t)k, w[0]->name))) return rc;
     for (int i = 0; i < k && !rc; i++)
-        rc = upload_data(c, u, w[i]->name, w[i]->bias, w[i]->bias_dtype, bn,
+        rc = upload_data(c, u, w[i]->bias_name, w[i]->bias, w[i]->bias_dtype, bn,
                          (char *)out->b + (uint64_t)i * bn * bes, bdt);
     return rc;
 }
@@ -162,10 +172,10 @@ static int upload_weights(struct cu_be *c, struct llm_model *m)
         if (!w->present) continue;
         if (s == LLM_W_LM_HEAD && d->tied_embeddings) { /* the embedding's rows */
             c->gw[s].w = c->gw[LLM_W_EMBED].w;
-            if (w->bias) {
+            if (w->has_bias) {
                 rc = dalloc(c, &c->gw[s].b, (uint64_t)w->shape[0] * 4, "lm_head.bias");
                 if (!rc)
-                    rc = upload_data(c, &u, w->name, w->bias, w->bias_dtype,
+                    rc = upload_data(c, &u, w->bias_name, w->bias, w->bias_dtype,
                                      (uint64_t)w->shape[0], c->gw[s].b, LLM_DTYPE_F32);
             }
             continue;
@@ -272,16 +282,18 @@ static int make_alibi(struct cu_be *c)
 /* Switches for measurements: LLM_CUDA_GEMV=<m> rows up to which the GEMV kernel
  * replaces cuBLASLt (0 = never); LLM_CUDA_GRAPHS=1 decode graphs; LLM_CUDA_GATED=0
  * no fused gate/up GEMV; LLM_CUDA_PDL=0 no programmatic dependent launch;
- * LLM_CUDA_GEMV_SPLIT=1|2|4 warps per output row of single-row products (2). */
+ * LLM_CUDA_GEMV_SPLIT=1|2|4 warps per output row of single-row products (2);
+ * LLM_CUDA_MOE_SMALL=0 experts of small steps through the sorted GEMM path too. */
 static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
 {
     const char *gv = getenv("LLM_CUDA_GEMV"), *gg = getenv("LLM_CUDA_GRAPHS");
     const char *ga = getenv("LLM_CUDA_GATED"), *gp = getenv("LLM_CUDA_PDL");
-    const char *gs = getenv("LLM_CUDA_GEMV_SPLIT");
+    const char *gs = getenv("LLM_CUDA_GEMV_SPLIT"), *gm = getenv("LLM_CUDA_MOE_SMALL");
     c->gemv_max_m = c->dt == LLM_DTYPE_F32 ? 0 : gv ? atoi(gv) : DEFAULT_GEMV_MAX_M;
     if (c->gemv_max_m > 8) c->gemv_max_m = 8;
     c->use_graphs = gg && strcmp(gg, "0"); /* measured slower than eager + PDL (docs/CUDA.md) */
     c->fused_gate = !(ga && !strcmp(ga, "0"));
+    c->moe_no_small = gm && !strcmp(gm, "0");
     llm_k_set_pdl(!(gp && !strcmp(gp, "0")));
     llm_k_set_gemv_split(gs ? atoi(gs) : 2);
     cu_default_buckets(c);

@@ -100,6 +100,7 @@ struct cu_be {
     struct cu_gemm *gemm;
     int gemv_max_m;        /* products of up to this many rows use the GEMV kernel */
     int use_graphs;
+    int moe_no_small; /* LLM_CUDA_MOE_SMALL=0: no per-slot GEMV path for experts */
     int fused_gate;        /* single-row gated MLP through llm_k_gemv_gated */
     cudaGraphExec_t graph[CU_MAX_GRAPHS];
     unsigned char graph_seen[CU_MAX_GRAPHS];

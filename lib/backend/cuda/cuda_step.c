@@ -272,10 +272,14 @@ static int graph_max_splits(const struct cu_be *c, int B)
 static int graph_eligible(const struct cu_be *c, const struct llm_batch *b)
 {
     if (!c->use_graphs || b->n_seqs != b->n_tokens || b->n_out != b->n_tokens) return 0;
-    if (c->d->n_experts > 0) return 0; /* the experts' row counts are read on the host */
     for (int i = 0; i < b->n_out; i++)
         if (b->out_rows[i] != i || needs_dyn(c, b->seq_len[i])) return 0;
-    return bucket_for(c, b->n_tokens) >= 0;
+    int bi = bucket_for(c, b->n_tokens);
+    /* experts: only the path that reads nothing back on the host (step_moe) */
+    if (bi >= 0 && c->d->n_experts > 0 &&
+        c->buckets[bi] * c->d->n_experts_per_tok > LLM_K_MOE_SMALL)
+        return 0;
+    return bi >= 0;
 }
 
 /* The fixed layout of bucket size B (block table stride = blocks of max_seq_len). */
@@ -421,8 +425,11 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
 /* Mixture of experts: route, sort the token slots by expert, gather them,
  * one GEMM per expert over its rows (fc and gate, the activation over
  * every row at once, then down), and combine (moe.cu says how).  The
- * experts' row counts come back to the host once per layer, so a step with
- * experts is never captured in a CUDA graph. */
+ * experts' row counts come back to the host once per layer, so such a step
+ * is never captured in a CUDA graph.  A step of at most LLM_K_MOE_SMALL
+ * slots (decode of a few tokens) instead runs two GEMV kernels that read
+ * each slot's expert on the device: nothing comes back, a graph may hold it,
+ * and only the chosen experts' weights are read. */
 static int step_moe(struct cu_be *c, const struct llm_step *st, int layer, int rows)
 {
     const struct llm_model_desc *d = c->d;
@@ -435,6 +442,11 @@ static int step_moe(struct cu_be *c, const struct llm_step *st, int layer, int r
     if (rc) return rc;
     CK(llm_k_moe_route(c->moe_logits, rows, E, K, d->moe_norm_topk, c->moe_chosen, c->moe_w,
                        c->st));
+    if (S <= LLM_K_MOE_SMALL && !c->moe_no_small) {
+        CK(llm_k_moe_small(c->dt, d->act, c->buf[st->out], c->buf[st->in], c->moe_h, fc, gate,
+                           down, c->moe_chosen, c->moe_w, rows, K, H, I, st->accumulate, c->st));
+        return 0;
+    }
     CK(llm_k_moe_sort(c->moe_chosen, rows, E, K, c->moe_off, c->moe_rows, c->moe_where, c->st));
     CK(llm_k_gather(c->dt, c->moe_x, c->buf[st->in], c->moe_rows, S, H, c->st));
     CK(cudaMemcpyAsync(c->h_moe_off, c->moe_off, sizeof(int32_t) * (size_t)(E + 1),

@@ -146,7 +146,9 @@ double llm_bench_percentile(double *x, size_t n, double p);
  * Activations, norms and softmax are left out (small next to the above). */
 struct llm_bench_cost {
     double layer_params;       /* linear parameters of all layers run per token */
-    double layer_weight_bytes; /* bytes of all layers' linear weights (all experts for MoE) */
+    double layer_weight_bytes; /* bytes of all layers' linear weights but the experts' */
+    int n_experts, experts_per_tok; /* MoE: E and k; 0 when dense */
+    double expert_bytes;       /* MoE: one expert's weights summed over the layers */
     double head_params;        /* vocab x hidden */
     double head_bytes;
     double embed_row_bytes; /* one embedding row */
@@ -157,8 +159,13 @@ struct llm_bench_cost {
  * kv_elem_bytes: bytes per K/V element. */
 void llm_bench_cost_init(struct llm_bench_cost *c, const struct llm_model_desc *d,
                          double weight_elem_bytes, double kv_elem_bytes);
+/* Bytes read and FLOPs of one step.  MoE: the experts read are those the
+ * batch's tokens reach, expected under uniform routing
+ * (llm_bench_experts_read), per layer. */
 void llm_bench_cost_batch(const struct llm_bench_cost *c, const struct llm_batch *b, double *bytes,
                           double *flops);
+/* Distinct experts a layer reads for n_tokens tokens (k for one token). */
+double llm_bench_experts_read(const struct llm_bench_cost *c, int n_tokens);
 
 /* ---- metering backend --------------------------------------------------
  * A backend that forwards every call to inner and keeps totals.  Hand

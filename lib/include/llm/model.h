@@ -408,11 +408,20 @@ struct llm_model {
      * tools build a model in memory.  Returns 0 or LLM_ENOTFOUND. */
     int (*get_tensor)(void *ctx, const char *name, struct llm_tensor *t);
     void *get_tensor_ctx;
+    void (*get_tensor_free)(void *ctx); /* called by llm_model_close when set */
+    /* Random weights without a file (llm_model_random): tensors have shapes
+     * and no data (data == NULL) until llm_model_host_data; a backend that
+     * keeps weights elsewhere makes them itself from llm/random.h. */
+    int synthetic;
+    uint64_t rand_seed;
 };
 /* Open an artifact ("-" = stdin, read fully into memory) as a model and
  * verify every tensor's checksum (llm_ar_verify_all): a changed byte fails
  * here with LLM_ECHECKSUM naming the file and the tensor, before any
- * weight is used. */
+ * weight is used.  "random:CONFIG.json" opens llm_model_random(CONFIG.json,
+ * the config's dtype, seed 0): the model `llm-convert --random CONFIG.json`
+ * would write, without the file. */
+#define LLM_MODEL_RANDOM_PREFIX "random:"
 int llm_model_open(struct llm_model **out, const char *path);
 enum llm_model_open_flags {
     LLM_MODEL_NO_VERIFY = 1 << 0, /* skip the checksums (tools' --no-verify) */
@@ -420,6 +429,14 @@ enum llm_model_open_flags {
 /* llm_model_open with flags (enum llm_model_open_flags). */
 int llm_model_open_flags(struct llm_model **out, const char *path, unsigned flags);
 void llm_model_close(struct llm_model *m);
+/* A model with random weights in the shapes of config_path (a config.json),
+ * the values llm-convert --random would write with the same seed and dtype
+ * (dtype < 0: the config's, made a float type by llm_rand_dtype); no
+ * tokenizer.  path is "random:<config_path>". */
+int llm_model_random(struct llm_model **out, const char *config_path, int dtype, uint64_t seed);
+/* A synthetic model's tensors get their values on the host from now on (each
+ * made and kept at its first lookup); no-op for other models. */
+void llm_model_host_data(struct llm_model *m);
 /* For models built in memory: quantization none, mapping one rank. */
 void llm_model_init_mem(struct llm_model *m);
 /* Look up a canonical tensor; LLM_ENOTFOUND naming it when absent.  When

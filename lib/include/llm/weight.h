@@ -21,7 +21,9 @@
  * model's tensors (zero copy).  An engine's fused mlp.fc_gate is bound as
  * two row views, fc and gate, so a backend sees the same slots either way.
  * The CPU backend computes from the handles in place; the CUDA backend
- * uploads them.  Only dense weights run today (llm_model_supported says so
+ * uploads them.  A synthetic model's handles (llm_model_random) have data
+ * NULL unless it was asked for on the host; the CUDA backend then makes
+ * the values on the device by name.  Only dense weights run today (llm_model_supported says so
  * for the others).
  */
 #ifndef LLM_WEIGHT_H
@@ -74,7 +76,10 @@ struct llm_weight {
     struct llm_tensor prequant;
     struct llm_tensor act_scale;
     struct llm_tensor smoother;
-    /* bias, or NULL */
+    /* bias (has_bias; bias is NULL while a synthetic model's values are not
+     * on the host: llm_model_random) */
+    int has_bias;
+    char bias_name[LLM_NAME_MAX];
     const void *bias;
     int bias_dtype;
 };
