@@ -2,7 +2,8 @@
 # families.sh - every family of the registry in a published shape, random
 # weights made on the GPU ("random:CONFIG.json": no file, no host copy),
 # through llm-bench: offline throughput at ISL/OSL 128/128 and batch-1
-# latency at 128/128, each 3 timed repetitions after a warm-up.  One JSON
+# latency at 128/128 (2 requests one after the other), each 3 timed
+# repetitions after a warm-up.  One JSON
 # per cell under $OUT (default bench/results/families), a table last.
 #
 #   bench/families.sh BIN_DIR        (llm-bench there)
@@ -21,10 +22,12 @@ out=${OUT:-$here/results}/families
 mkdir -p "$out"
 # name  config  offline requests (= 2 x sequences in flight)
 table="
+mixtral-8x7b    $hub/mistralai--Mixtral-8x7B-v0.1/config.json                   512
+qwen3-30b-a3b   $here/configs/qwen3-30b-a3b.json                                256
 gpt2-xl         $hub/openai-community--gpt2-xl/config.json                      1024
 gpt-j-6b        $hub/EleutherAI--gpt-j-6b/config.json                           512
 pythia-12b      $hub/OpenAssistant--oasst-sft-4-pythia-12b-epoch-3.5/config.json 512
-falcon-7b       $hub/tiiuae--falcon-7b/config.json                              1024
+falcon-7b       $hub/tiiuae--falcon-7b/config.json                              512
 falcon-40b      $hub/tiiuae--falcon-40b/config.json                             512
 mpt-7b          $here/configs/mpt-7b.json                                       512
 bloom-7b1       $here/configs/bloom-7b1.json                                    512
@@ -32,13 +35,11 @@ opt-6.7b        $here/configs/opt-6.7b.json                                     
 gemma-7b        $here/configs/gemma-7b.json                                     512
 gemma-2-9b      $here/configs/gemma-2-9b.json                                   512
 phi-3-mini      $hub/microsoft--Phi-3-mini-4k-instruct/config.json              512
-mixtral-8x7b    $hub/mistralai--Mixtral-8x7B-v0.1/config.json                   1024
-qwen3-8b        $here/configs/qwen3-8b.json                                     1024
-qwen3-30b-a3b   $here/configs/qwen3-30b-a3b.json                                1024
+qwen3-8b        $here/configs/qwen3-8b.json                                     512
 stable-code-3b  $hub/stabilityai--stable-code-3b/config.json                    1024
-starcoder2-7b   $here/configs/starcoder2-7b.json                                1024
-qwen2.5-7b      $here/configs/qwen2.5-7b.json                                   1024
-mistral-7b      $hub/mistralai--Mistral-7B-v0.1/config.json                     1024
+starcoder2-7b   $here/configs/starcoder2-7b.json                                512
+qwen2.5-7b      $here/configs/qwen2.5-7b.json                                   512
+mistral-7b      $hub/mistralai--Mistral-7B-v0.1/config.json                     512
 "
 want=${FAMILIES:-$(echo "$table" | awk 'NF {print $1}')}
 peaks=()
@@ -60,7 +61,7 @@ for name in $want; do
         peaks=(--no-probe --peak-bw "$bw" --peak-flops "$fl")
     fi
     if ! "$B/llm-bench" latency "random:$cfg" --device cuda --input-len 128 --output-len 128 \
-        --num-requests 4 -r 3 -w 1 "${peaks[@]}" -f json -o "$out/$name-lat-128-128.json"; then
+        --num-requests 2 -r 3 -w 1 "${peaks[@]}" -f json -o "$out/$name-lat-128-128.json"; then
         echo "families.sh: $name batch 1 failed" >&2
         fails=$((fails + 1))
     fi

@@ -17,41 +17,60 @@
  * expert's rows - gated fc and gate with the activation fused, then down
  * with the weighted combine and the residual add fused - so a batch-1 step
  * reads exactly its k experts, and the step can be captured in a graph.
+ * Routing is one warp per token, so a router of 128 experts costs a few
+ * shuffles, not a thread's serial loop.
  */
 #include "common.cuh"
 
-/* One thread per token: softmax over E in fp32, top K (the lower index on a
- * tie), weights renormalised when norm_topk. */
+/* One warp per token: softmax over E in fp32 (the sum in fp64), each lane
+ * holding the probabilities of experts lane, lane + 32, ... in shared
+ * memory; then k rounds of a warp arg-max (the lower index on a tie),
+ * weights renormalised when norm_topk. */
 __global__ void moe_route_kernel(const float *logits, int n, int E, int K, int norm_topk,
                                  int32_t *chosen, float *weight)
 {
+    extern __shared__ float route_p[]; /* [warps][E] */
     pdl_wait();
     pdl_trigger();
-    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int t = blockIdx.x * (blockDim.x >> 5) + warp;
     if (t >= n) return;
     const float *x = logits + (int64_t)t * E;
-    float mx = x[0];
-    for (int e = 1; e < E; e++) mx = fmaxf(mx, x[e]);
+    float *p = route_p + warp * E;
+    float mx = -INFINITY;
+    for (int e = lane; e < E; e += 32) mx = fmaxf(mx, x[e]);
+    for (int o = 16; o; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
     double sum = 0.0;
-    for (int e = 0; e < E; e++) sum += (double)expf(x[e] - mx);
-    float tot = 0.f;
+    for (int e = lane; e < E; e += 32) {
+        float v = expf(x[e] - mx);
+        p[e] = v;
+        sum += (double)v;
+    }
+    for (int o = 16; o; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    for (int e = lane; e < E; e += 32) p[e] = (float)((double)p[e] / sum);
+    __syncwarp();
     int32_t *c = chosen + (int64_t)t * K;
     float *w = weight + (int64_t)t * K;
+    float tot = 0.f;
     for (int k = 0; k < K; k++) {
         int best = -1;
         float bp = 0.f;
-        for (int e = 0; e < E; e++) {
-            bool taken = false;
-            for (int j = 0; j < k; j++) taken |= c[j] == e;
-            if (taken) continue;
-            float p = (float)((double)expf(x[e] - mx) / sum);
-            if (best < 0 || p > bp) best = e, bp = p;
+        for (int e = lane; e < E; e += 32) /* ascending e: the first of equals stays */
+            if (p[e] >= 0.f && (best < 0 || p[e] > bp)) best = e, bp = p[e];
+        for (int o = 16; o; o >>= 1) {
+            float op = __shfl_xor_sync(0xffffffffu, bp, o);
+            int oe = __shfl_xor_sync(0xffffffffu, best, o);
+            if (oe >= 0 && (best < 0 || op > bp || (op == bp && oe < best))) best = oe, bp = op;
         }
-        c[k] = best;
-        w[k] = bp;
+        if (lane == 0) {
+            c[k] = best;
+            w[k] = bp;
+        }
         tot += bp;
+        if (lane == (best & 31)) p[best] = -1.f; /* taken */
+        __syncwarp();
     }
-    if (norm_topk)
+    if (lane == 0 && norm_topk)
         for (int k = 0; k < K; k++) w[k] /= tot;
 }
 
@@ -113,9 +132,11 @@ extern "C" int llm_k_moe_route(const float *logits, int n, int n_experts, int k,
                                int32_t *chosen, float *weight, llm_stream_t stream)
 {
     if (n <= 0) return 0;
-    if (k < 1 || k > 8 || k > n_experts) return (int)cudaErrorInvalidValue;
-    return launch_pdl(moe_route_kernel, dim3((n + 127) / 128), dim3(128), 0, stream, logits, n,
-                      n_experts, k, norm_topk, chosen, weight);
+    if (k < 1 || k > 8 || k > n_experts || n_experts > 1024) return (int)cudaErrorInvalidValue;
+    const int warps = 4;
+    return launch_pdl(moe_route_kernel, dim3((n + warps - 1) / warps), dim3(32 * warps),
+                      sizeof(float) * (size_t)(warps * n_experts), stream, logits, n, n_experts, k,
+                      norm_topk, chosen, weight);
 }
 
 extern "C" int llm_k_moe_sort(const int32_t *chosen, int n, int n_experts, int k,
@@ -188,33 +209,38 @@ __global__ void __launch_bounds__(NW * 32)
 }
 
 /* out[t][n] (+)= sum over the token's k slots, in expert order, of
- * weight[s] * (down_e[n] . h[s]): one warp per (token, n); fp32 throughout,
- * rounded once. */
+ * weight[s] * (down_e[n] . h[s]).  A block of NW warps holds NW / k rows,
+ * each row's k slots on k warps side by side (their loads in flight
+ * together); the k partial sums meet in shared memory and are added in
+ * expert order, in fp32, rounded once. */
 template <typename T, int U, int NW>
 __global__ void __launch_bounds__(NW * 32)
     moe_down_kernel(T *out, const T *h, const T *down, const int32_t *chosen, const float *weight,
                     int K, int H, int I, int accumulate)
 {
     constexpr int V = vec<T>::N;
+    __shared__ float part[NW];
     pdl_wait();
     pdl_trigger();
-    const int lane = threadIdx.x & 31, t = blockIdx.y;
-    const int n = blockIdx.x * NW + (threadIdx.x >> 5);
-    if (n >= H) return;
-    int order[8];
-    for (int k = 0; k < K; k++) order[k] = k;
-    for (int a = 1; a < K; a++) /* by expert id, as the combine and the CPU add them */
-        for (int b = a; b > 0 && chosen[t * K + order[b]] < chosen[t * K + order[b - 1]]; b--) {
-            int tmp = order[b];
-            order[b] = order[b - 1];
-            order[b - 1] = tmp;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, t = blockIdx.y;
+    const int rpb = NW / K, r = warp / K, kk = warp % K;
+    const int n = blockIdx.x * rpb + r;
+    const bool live = r < rpb && n < H;
+    float acc = 0.f;
+    int s = 0;
+    if (live) {
+        /* this warp's slot: the kk-th of the token's slots in expert order */
+        const int32_t *ch = chosen + t * K;
+        int mine = 0;
+        for (int j = 0; j < K; j++) {
+            int below = 0;
+            for (int q = 0; q < K; q++)
+                below += ch[q] < ch[j] || (ch[q] == ch[j] && q < j);
+            if (below == kk) mine = j;
         }
-    const int kv = I / V;
-    float tot = 0.f;
-    for (int k = 0; k < K; k++) {
-        const int s = t * K + order[k];
-        const T *wr = down + ((int64_t)chosen[s] * H + n) * I, *hr = h + (int64_t)s * I;
-        float acc = 0.f;
+        s = t * K + mine;
+        const T *wr = down + ((int64_t)ch[mine] * H + n) * I, *hr = h + (int64_t)s * I;
+        const int kv = I / V;
         for (int base = lane; base < kv; base += 32 * U) {
             vec<T> wv[U];
 #pragma unroll
@@ -231,9 +257,13 @@ __global__ void __launch_bounds__(NW * 32)
                 for (int q = 0; q < V; q++) acc += to_f32(wv[u].v[q]) * to_f32(hv.v[q]);
             }
         }
-        tot += warp_sum(acc) * weight[s];
+        acc = warp_sum(acc) * weight[s];
     }
-    if (lane == 0) {
+    if (lane == 0) part[warp] = acc;
+    __syncthreads();
+    if (live && kk == 0 && lane == 0) {
+        float tot = 0.f;
+        for (int j = 0; j < K; j++) tot += part[r * K + j];
         T *o = out + (int64_t)t * H + n;
         *o = from_f32<T>(accumulate ? to_f32(*o) + tot : tot);
     }
@@ -253,8 +283,9 @@ extern "C" int llm_k_moe_small(int dt, int act, void *out, const void *x, void *
                             stream, act, (T *)h, (const T *)x, (const T *)fc, (const T *)gate,
                             chosen, k, inter, hidden);
         if (rc) return rc;
-        return launch_pdl(moe_down_kernel<T, 8, 4>, dim3((hidden + 3) / 4, n), dim3(128), 0,
-                          stream, (T *)out, (const T *)h, (const T *)down, chosen, weight, k,
+        const int rpb = 8 / k; /* rows per block of 8 warps */
+        return launch_pdl(moe_down_kernel<T, 8, 8>, dim3((hidden + rpb - 1) / rpb, n), dim3(256),
+                          0, stream, (T *)out, (const T *)h, (const T *)down, chosen, weight, k,
                           hidden, inter, accumulate);
     });
     return 0;
