@@ -60,9 +60,14 @@ static int print_model(const json_t *meta)
         return 0;
     }
     struct llm_model_desc d;
+    struct llm_quant q;
     llm_desc_init(&d);
     int rc = llm_desc_from_json(&d, mj);
     if (rc) return rc;
+    if (llm_quant_from_json(&q, json_object_get(meta, "quantization"), "metadata")) {
+        llm_quant_init(&q);
+        llm_err_clear();
+    }
     printf("model: %s (%.*s), %s, %lld parameters\n", llm_arch_name(d.arch),
            (int)sizeof(d.hf_arch), d.hf_arch, llm_dtype_name(d.dtype),
            (long long)llm_desc_n_params(&d));
@@ -91,7 +96,7 @@ static int print_model(const json_t *meta)
     const char *be[2] = {"cpu", "cuda"};
     int any = 0;
     for (int i = 0; i < 2; i++)
-        if (!llm_desc_supported(&d, NULL, llm_backend_caps_of(be[i]), NULL)) {
+        if (!llm_desc_supported(&d, &q, llm_backend_caps_of(be[i]), NULL)) {
             printf("%s %s", any ? "," : "", be[i]);
             any = 1;
         }
@@ -125,6 +130,20 @@ static void print_sections(const json_t *meta)
     else
         printf(" (none)");
     printf("\n");
+    const json_t *rep = json_object_get(meta, "quantization_report");
+    if (rep && !json_is_null(rep)) {
+        printf("quantization report: %s text, %lld tokens (windows of %lld): KLD mean %.5f, "
+               "p99 %.5f, max %.4f; top-1 agreement %.2f%%; perplexity %.4f (parent %.4f)\n",
+               json_string_value(json_object_get(rep, "text")),
+               (long long)json_integer_value(json_object_get(rep, "tokens")),
+               (long long)json_integer_value(json_object_get(rep, "window")),
+               json_number_value(json_object_get(rep, "kld_mean")),
+               json_number_value(json_object_get(rep, "kld_p99")),
+               json_number_value(json_object_get(rep, "kld_max")),
+               100 * json_number_value(json_object_get(rep, "top1_agreement")),
+               json_number_value(json_object_get(rep, "ppl_quantized")),
+               json_number_value(json_object_get(rep, "ppl_parent")));
+    }
     const json_t *q = json_object_get(meta, "quantization");
     const char *qa = json_string_value(json_object_get(q, "quant_algo"));
     const char *kv = json_string_value(json_object_get(q, "kv_cache_quant_algo"));

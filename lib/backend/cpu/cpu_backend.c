@@ -193,6 +193,13 @@ int llm_backend_cpu_create(struct llm_backend **out, const struct llm_model *m,
     }
     int rc = llm_model_supported(m, &llm_cpu_caps);
     if (rc) return rc;
+    if (m->quant.algo == LLM_QUANT_W8A8_SQ_PC || m->quant.algo == LLM_QUANT_W8A8_SQ_PC_PT)
+        return llm_err_set(LLM_EUNSUPPORTED, "'%s': the cpu backend does not run %s (int8 "
+                           "activations) yet", m->path ? m->path : "model",
+                           llm_quant_algo_name(m->quant.algo));
+    if (m->quant.algo && m->desc.n_experts > 0)
+        return llm_err_set(LLM_EUNSUPPORTED, "'%s': quantized experts are not run yet",
+                           m->path ? m->path : "model");
     const struct llm_model_desc *d = &m->desc;
     struct cpu_be *c = calloc(1, sizeof *c);
     if (!c) return llm_err_set(LLM_ENOMEM, "cpu backend: out of memory");
@@ -323,8 +330,7 @@ static int step_norm(struct cpu_be *c, const struct llm_step *s, int layer, int 
 
 static int linear(float *y, const float *x, int n, const struct llm_weight *w)
 {
-    return llm_cpu_linear(y, x, n, w->shape[1], w->data, w->dtype, w->shape[0], w->bias,
-                          w->bias_dtype);
+    return llm_cpu_linear_w(y, x, n, w);
 }
 
 static int step_linear(struct cpu_be *c, const struct llm_step *s, int layer, int n)

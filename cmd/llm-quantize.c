@@ -1,0 +1,604 @@
+/* llm-quantize - quantize an llm artifact's linear weights and say, in
+ * numbers, what it cost.
+ *
+ * Design: the parent is opened (mapped, checksums verified), every linear
+ * weight that is not excluded is quantized in memory (lib/quant/quantize.c)
+ * and the rest is used in place; the quantized model is then evaluated
+ * against its parent on held-out text before a byte is written (the CPU
+ * backend, the reference, runs both), so the accuracy report goes into the
+ * output's metadata and --max-kld can refuse the result with no file left
+ * behind.  The output records its parent's hash, the mode and every
+ * parameter in its provenance.
+ */
+#include <fnmatch.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "llm/artifact.h"
+#include "llm/bench.h"
+#include "llm/dtype.h"
+#include "llm/err.h"
+#include "llm/io.h"
+#include "llm/log.h"
+#include "llm/model.h"
+#include "llm/quantize.h"
+#include "llm/tokenizer.h"
+#include "llm_build_config.h"
+#include "llm_commit.h"
+#include "tool.h"
+
+static const char usage_text[] =
+    "Usage: llm-quantize -m MODE [OPTIONS] ARTIFACT [-o OUT]\n"
+    "Quantize the linear weights of an llm artifact ('-' reads standard input) and\n"
+    "report the accuracy cost against the parent: KL divergence of the next-token\n"
+    "distributions (mean, 99th percentile), top-1 agreement and both perplexities on\n"
+    "held-out text.  The report is printed and stored in the output's metadata.\n"
+    "Without -o the output goes to standard output, which must not be a terminal.\n"
+    "\n"
+    "Modes:\n"
+    "  w8a16                       int8 weights, one scale per output channel\n"
+    "  w4a16                       int4 weights, one scale per group of input channels\n"
+    "  fp8-pc                      fp8 e4m3 weights per output channel, activations\n"
+    "                              quantized per token at run time\n"
+    "  (fp8, int8-sq, int4-awq and --kv need calibration, which comes later)\n"
+    "\n"
+    "Options:\n"
+    "  -m, --mode MODE             one of the modes above (required)\n"
+    "  -o, --output FILE           write FILE (temporary name, renamed when complete)\n"
+    "      --group-size N          w4a16: input channels per scale (default 128)\n"
+    "      --exclude PATTERN       keep matching weights dense (shell pattern on the\n"
+    "                              tensor name, or a part of it; repeatable; default:\n"
+    "                              lm_head and MoE routers)\n"
+    "      --eval FILE             held-out text for the report (default: the bundled\n"
+    "                              text)\n"
+    "      --eval-tokens N         tokens of it to use (default 4096)\n"
+    "      --eval-len N            tokens per window of context (default 256, at most\n"
+    "                              the model's maximum)\n"
+    "      --no-eval               no report (the output says so)\n"
+    "      --max-kld X             fail (exit 3, no output) when the mean KLD is above X\n"
+    "      --no-verify             do not check the artifact's tensor checksums\n"
+    "  -q, --quiet                 print only errors\n"
+    "  -v, --verbose               print each tensor\n"
+    "  -h, --help                  print this help and exit\n"
+    "      --version               print the version and exit\n"
+    "\n"
+    "Exit status: 0 written; 1 error; 2 usage; 3 the mean KLD is above --max-kld.\n";
+
+enum {
+    OPT_GROUP = 256,
+    OPT_EXCLUDE,
+    OPT_EVAL,
+    OPT_EVAL_TOKENS,
+    OPT_EVAL_LEN,
+    OPT_NO_EVAL,
+    OPT_MAX_KLD,
+    OPT_NO_VERIFY,
+    OPT_VERSION,
+};
+
+enum { EXIT_KLD = 3 };
+
+/* A mean KLD above this prints a warning even without --max-kld. */
+#define WARN_KLD 0.1
+
+struct opts {
+    const char *in, *out, *mode, *eval;
+    int algo;
+    long group, eval_tokens, eval_len;
+    int no_eval, no_verify, verbose;
+    double max_kld; /* < 0: none */
+    int n_exclude;
+    const char *exclude[LLM_QUANT_MAX_EXCLUDE];
+};
+
+/* ---- the quantized tensors, held in memory ---------------------------------- */
+
+struct qt {
+    char name[LLM_NAME_MAX + 40];
+    int dtype, ndim;
+    int64_t shape[2];
+    void *data;
+    uint64_t nbytes;
+};
+
+struct qset {
+    struct qt *t;
+    size_t n, cap;
+    struct llm_model *parent;
+};
+
+static int qset_add(struct qset *s, const char *name, int dtype, int ndim, const int64_t *shape,
+                    void *data, uint64_t nbytes)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 64;
+        struct qt *t = realloc(s->t, cap * sizeof *t);
+        if (!t) return llm_err_set(LLM_ENOMEM, "out of memory");
+        s->t = t;
+        s->cap = cap;
+    }
+    struct qt *q = &s->t[s->n++];
+    snprintf(q->name, sizeof q->name, "%s", name);
+    q->dtype = dtype;
+    q->ndim = ndim;
+    q->shape[0] = shape[0];
+    q->shape[1] = ndim > 1 ? shape[1] : 0;
+    q->data = data;
+    q->nbytes = nbytes;
+    return 0;
+}
+
+static void qset_free(struct qset *s)
+{
+    for (size_t i = 0; i < s->n; i++) free(s->t[i].data);
+    free(s->t);
+}
+
+static const struct qt *qset_find(const struct qset *s, const char *name)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->t[i].name, name)) return &s->t[i];
+    return NULL;
+}
+
+/* The quantized model's tensors: ours first, the parent's otherwise (but
+ * never the parent's dense copy of a weight we replaced - it is ours). */
+static int q_get(void *ctx, const char *name, struct llm_tensor *t)
+{
+    const struct qset *s = ctx;
+    const struct qt *q = qset_find(s, name);
+    if (q) {
+        memset(t, 0, sizeof *t);
+        t->name = q->name;
+        t->dtype = q->dtype;
+        t->ndim = q->ndim;
+        t->shape[0] = q->shape[0];
+        t->shape[1] = q->shape[1];
+        t->nbytes = q->nbytes;
+        t->data = q->data;
+        return 0;
+    }
+    int rc = llm_ar_find(s->parent->ar, name, t);
+    if (rc == LLM_ENOTFOUND) llm_err_clear();
+    return rc;
+}
+
+static int excluded(const struct opts *o, const char *name)
+{
+    for (int i = 0; i < o->n_exclude; i++) {
+        const char *p = o->exclude[i];
+        if (!fnmatch(p, name, 0) || (!strpbrk(p, "*?[") && strstr(name, p))) return 1;
+    }
+    return 0;
+}
+
+/* Quantize one [out][in] weight into the set (weight + its scales). */
+static int quantize_one(const struct opts *o, struct qset *s, const struct llm_tensor *t)
+{
+    const int64_t out = t->shape[0], in = t->shape[1];
+    const size_t n = (size_t)(out * in);
+    char stem[LLM_NAME_MAX + 8], sn[LLM_NAME_MAX + 40];
+    snprintf(stem, sizeof stem, "%.*s", (int)(strlen(t->name) - strlen(".weight")), t->name);
+    float *w = malloc(sizeof(float) * n);
+    if (!w) return llm_err_set(LLM_ENOMEM, "out of memory for '%s'", t->name);
+    int rc = llm_convert(w, LLM_DTYPE_F32, t->data, t->dtype, n);
+    void *q = NULL;
+    float *sc = NULL;
+    int64_t ws[2] = {out, in};
+    if (rc) goto out;
+    if (o->algo == LLM_QUANT_W8A16) {
+        q = malloc(n);
+        sc = malloc(sizeof(float) * (size_t)out);
+        if (!q || !sc) goto oom;
+        llm_q_int8_channel(w, out, in, q, sc);
+        int64_t ss[1] = {out};
+        snprintf(sn, sizeof sn, "%s.per_channel_scale", stem);
+        if ((rc = qset_add(s, t->name, LLM_DTYPE_I8, 2, ws, q, n))) goto out;
+        q = NULL;
+        rc = qset_add(s, sn, LLM_DTYPE_F32, 1, ss, sc, sizeof(float) * (size_t)out);
+    } else if (o->algo == LLM_QUANT_W4A16) {
+        int64_t g = in / o->group;
+        q = malloc(n / 2);
+        sc = malloc(sizeof(float) * (size_t)(g * out));
+        if (!q || !sc) goto oom;
+        llm_q_int4_group(w, out, in, (int)o->group, q, sc);
+        int64_t ss[2] = {g, out};
+        snprintf(sn, sizeof sn, "%s.weights_scaling_factor", stem);
+        if ((rc = qset_add(s, t->name, LLM_DTYPE_I4, 2, ws, q, n / 2))) goto out;
+        q = NULL;
+        rc = qset_add(s, sn, LLM_DTYPE_F32, 2, ss, sc, sizeof(float) * (size_t)(g * out));
+    } else { /* fp8, per channel */
+        q = malloc(n);
+        sc = malloc(sizeof(float) * (size_t)out);
+        if (!q || !sc) goto oom;
+        llm_q_fp8_channel(w, out, in, q, sc);
+        int64_t ss[1] = {out};
+        snprintf(sn, sizeof sn, "%s.weights_scaling_factor", stem);
+        if ((rc = qset_add(s, t->name, LLM_DTYPE_F8E4M3, 2, ws, q, n))) goto out;
+        q = NULL;
+        rc = qset_add(s, sn, LLM_DTYPE_F32, 1, ss, sc, sizeof(float) * (size_t)out);
+    }
+    if (!rc) sc = NULL;
+    goto out;
+oom:
+    rc = llm_err_set(LLM_ENOMEM, "out of memory quantizing '%s'", t->name);
+out:
+    free(w);
+    free(q);
+    free(sc);
+    return rc;
+}
+
+/* Which of the parent's tensors are quantized: linear weights [out][in]
+ * that no pattern excludes.  Checks what the mode needs of each. */
+static int plan_and_quantize(const struct opts *o, struct llm_model *m, struct qset *s,
+                             size_t *n_q)
+{
+    size_t n = llm_ar_count(m->ar);
+    *n_q = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct llm_tensor t;
+        int rc = llm_ar_info(m->ar, i, &t);
+        if (rc) return rc;
+        int slot, layer, is_bias;
+        if (llm_name_to_slot(t.name, &slot, &layer, &is_bias)) {
+            llm_err_clear();
+            continue;
+        }
+        if (is_bias || llm_wslot_kind(slot) != LLM_WK_LINEAR || t.ndim != 2 || excluded(o, t.name))
+            continue;
+        if (!llm_dtype_is_float(t.dtype) || llm_dtype_bits(t.dtype) < 16)
+            return llm_err_set(LLM_EFORMAT, "'%s': tensor '%s' is %s, not a float weight",
+                               m->path, t.name, llm_dtype_name(t.dtype));
+        if (o->algo == LLM_QUANT_W4A16 && (t.shape[1] % o->group || o->group % 2))
+            return llm_err_set(LLM_EINVAL, "'%s': --group-size %ld does not divide the %lld "
+                               "input channels of '%s'", m->path, o->group,
+                               (long long)t.shape[1], t.name);
+        if ((rc = llm_ar_get(m->ar, i, &t))) return rc;
+        if ((rc = quantize_one(o, s, &t))) return rc;
+        ++*n_q;
+        if (o->verbose > 0) llm_info("quantized %s", t.name);
+    }
+    if (!*n_q)
+        return llm_err_set(LLM_EINVAL, "'%s': no linear weight left to quantize (every one is "
+                           "excluded)", m->path);
+    return 0;
+}
+
+/* ---- the evaluation text ------------------------------------------------------ */
+
+static int eval_tokens(const struct opts *o, const struct llm_model *m, int32_t **ids, long *n)
+{
+    char dflt[4096];
+    const char *path = o->eval;
+    if (!path) {
+        snprintf(dflt, sizeof dflt, "%s/eval.txt", LLM_DATADIR);
+        FILE *f = fopen(dflt, "rb");
+        if (!f) {
+            snprintf(dflt, sizeof dflt, "%s/eval.txt", LLM_SRC_DATADIR);
+        } else {
+            fclose(f);
+        }
+        path = dflt;
+    }
+    if (!m->tokenizer_json)
+        return llm_err_set(LLM_EINVAL, "'%s' holds no tokenizer: the report needs one (or "
+                           "--no-eval)", m->path);
+    struct llm_tokenizer *tok = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = llm_tok_load(&tok, m->tokenizer_json, m->tokenizer_config, m->path);
+    if (!rc) rc = llm_read_file(path, &text, &len, (size_t)1 << 30);
+    if (!rc && len == 0) rc = llm_err_set(LLM_EINVAL, "'%s': empty evaluation text", path);
+    size_t cnt = 0;
+    if (!rc) rc = llm_tok_encode(tok, text, len, 1, ids, &cnt);
+    if (!rc && cnt < 2)
+        rc = llm_err_set(LLM_EINVAL, "'%s': evaluation text of %zu tokens", path, cnt);
+    if (!rc) *n = (long)cnt < o->eval_tokens ? (long)cnt : o->eval_tokens;
+    free(text);
+    llm_tok_free(tok);
+    return rc;
+}
+
+static void on_progress(void *ctx, long done, long total)
+{
+    const struct opts *o = ctx;
+    if (o->verbose >= 0 && isatty(2))
+        fprintf(stderr, "\rllm-quantize: evaluating %ld/%ld tokens", done, total);
+}
+
+/* ---- output ------------------------------------------------------------------- */
+
+static json_t *report_json(const struct llm_q_report *r, const struct opts *o, long window)
+{
+    return json_pack("{s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f}", "text",
+                     o->eval ? o->eval : "bundled", "backend", "cpu", "tokens",
+                     (json_int_t)r->tokens, "window", (json_int_t)window, "kld_mean", r->kld_mean,
+                     "kld_p99", r->kld_p99, "kld_max", r->kld_max, "top1_agreement", r->top1,
+                     "ppl_parent", r->ppl_parent, "ppl_quantized", r->ppl_quant);
+}
+
+static json_t *prov_entry(const struct opts *o, const char *parent_hash)
+{
+    json_t *argv = json_pack("[s, s, s]", "llm-quantize", "-m", o->mode);
+    char b[32];
+    if (o->algo == LLM_QUANT_W4A16) {
+        snprintf(b, sizeof b, "%ld", o->group);
+        json_array_append_new(argv, json_string("--group-size"));
+        json_array_append_new(argv, json_string(b));
+    }
+    for (int i = 0; i < o->n_exclude; i++) {
+        json_array_append_new(argv, json_string("--exclude"));
+        json_array_append_new(argv, json_string(o->exclude[i]));
+    }
+    if (o->no_eval) {
+        json_array_append_new(argv, json_string("--no-eval"));
+    } else {
+        json_array_append_new(argv, json_string("--eval"));
+        json_array_append_new(argv, json_string(o->eval ? o->eval : "bundled"));
+        snprintf(b, sizeof b, "%ld", o->eval_tokens);
+        json_array_append_new(argv, json_string("--eval-tokens"));
+        json_array_append_new(argv, json_string(b));
+        snprintf(b, sizeof b, "%ld", o->eval_len);
+        json_array_append_new(argv, json_string("--eval-len"));
+        json_array_append_new(argv, json_string(b));
+    }
+    json_array_append_new(argv, json_string(o->in));
+    return json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s}}", "tool", "llm-quantize", "version",
+                     LLM_VERSION, "commit", LLM_GIT_COMMIT, "argv", argv, "parent", "path", o->in,
+                     "hash", parent_hash);
+}
+
+/* The parent's metadata with the quantization section, the report and our
+ * provenance entry. */
+static json_t *out_meta(const struct llm_model *m, const struct llm_quant *q, json_t *report,
+                        json_t *entry)
+{
+    json_t *meta = json_deep_copy(m->meta), *chain = json_array();
+    if (!meta || !chain) {
+        json_decref(meta);
+        json_decref(chain);
+        return NULL;
+    }
+    const json_t *c0 = json_object_get(meta, "provenance");
+    int bad = json_is_array(c0) && json_array_extend(chain, (json_t *)c0);
+    bad |= json_array_append(chain, entry);
+    bad |= json_object_set_new(meta, "provenance", chain);
+    bad |= json_object_set_new(meta, "quantization", llm_quant_to_json(q));
+    bad |= json_object_set(meta, "quantization_report", report ? report : json_null());
+    if (bad) {
+        json_decref(meta);
+        return NULL;
+    }
+    return meta;
+}
+
+static int write_out(const struct opts *o, struct llm_model *m, const struct qset *s,
+                     json_t *meta)
+{
+    struct llm_aw *w = NULL;
+    struct llm_aw_opts ao = {0};
+    int rc = llm_aw_create(&w, o->out ? o->out : "-", meta, &ao);
+    size_t n = llm_ar_count(m->ar);
+    for (size_t i = 0; !rc && i < n; i++) {
+        struct llm_tensor t;
+        if ((rc = llm_ar_get(m->ar, i, &t))) break;
+        const struct qt *q = qset_find(s, t.name);
+        if (!q) {
+            rc = llm_aw_add(w, t.name, t.dtype, t.ndim, t.shape, t.data, t.nbytes);
+            continue;
+        }
+        /* a quantized weight, then its scale (added to the set as a pair) */
+        for (int k = 0; k < 2 && !rc; k++, q++)
+            rc = llm_aw_add(w, q->name, q->dtype, q->ndim, q->shape, q->data, q->nbytes);
+    }
+    if (!rc) rc = llm_aw_finish(w);
+    else llm_aw_abort(w);
+    return rc;
+}
+
+/* ---- main ---------------------------------------------------------------------- */
+
+static int mode_algo(const char *m)
+{
+    if (!strcmp(m, "w8a16")) return LLM_QUANT_W8A16;
+    if (!strcmp(m, "w4a16")) return LLM_QUANT_W4A16;
+    if (!strcmp(m, "fp8-pc")) return LLM_QUANT_FP8_PC_PT;
+    return -1;
+}
+
+static int run(struct opts *o)
+{
+    struct llm_model *m = NULL, qm = {0};
+    struct qset s = {0};
+    int32_t *ids = NULL;
+    json_t *report = NULL, *entry = NULL, *meta = NULL;
+    int rc = llm_model_open_flags(&m, o->in, o->no_verify ? LLM_MODEL_NO_VERIFY : 0);
+    if (rc) return tool_fail(rc);
+    s.parent = m;
+    int code = TOOL_EXIT_FAIL;
+    if (m->quant.algo || m->quant.kv_algo) {
+        rc = llm_err_set(LLM_EINVAL, "'%s' is already quantized (%s); quantize its unquantized "
+                         "parent", m->path,
+                         m->quant.algo ? llm_quant_algo_name(m->quant.algo)
+                                       : llm_kv_quant_name(m->quant.kv_algo));
+        goto out;
+    }
+    if (json_object_get(m->meta, "engine")) {
+        rc = llm_err_set(LLM_EINVAL, "'%s' is an engine (llm-build); quantize the artifact it "
+                         "was built from", m->path);
+        goto out;
+    }
+    if (m->mapping.world_size > 1) {
+        rc = llm_err_set(LLM_EINVAL, "'%s' is one rank of a sharded model; quantize the whole "
+                         "model, then shard it", m->path);
+        goto out;
+    }
+    if (m->desc.n_experts > 0) {
+        rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': mode %s cannot take a mixture-of-experts "
+                         "model yet (its experts are not quantized)", m->path, o->mode);
+        goto out;
+    }
+    uint64_t h = 0;
+    char hex[17] = "";
+    if (llm_bench_model_hash(m, &h) == 0) llm_bench_hex64(h, hex);
+    llm_err_clear();
+    size_t n_q = 0;
+    double t0 = (double)clock() / CLOCKS_PER_SEC;
+    if ((rc = plan_and_quantize(o, m, &s, &n_q))) goto out;
+    /* the quantized model, in memory */
+    qm.desc = m->desc;
+    qm.gen = m->gen;
+    llm_model_init_mem(&qm);
+    qm.quant.algo = o->algo;
+    qm.quant.group_size = o->algo == LLM_QUANT_W4A16 ? (int)o->group : 0;
+    qm.quant.n_exclude = o->n_exclude;
+    for (int i = 0; i < o->n_exclude; i++)
+        snprintf(qm.quant.exclude[i], sizeof qm.quant.exclude[i], "%s", o->exclude[i]);
+    qm.path = (char *)(o->out ? o->out : "<output>");
+    qm.get_tensor = q_get;
+    qm.get_tensor_ctx = &s;
+    qm.meta = m->meta;
+    qm.tokenizer_json = m->tokenizer_json;
+    qm.tokenizer_config = m->tokenizer_config;
+    if (o->verbose >= 0)
+        fprintf(stderr, "llm-quantize: %zu weights quantized (%s) in %.1f s\n", n_q,
+                llm_quant_algo_name(o->algo), (double)clock() / CLOCKS_PER_SEC - t0);
+    struct llm_q_report r = {0};
+    long window = o->eval_len < m->desc.max_pos ? o->eval_len : m->desc.max_pos;
+    if (!o->no_eval) {
+        long n = 0;
+        if ((rc = eval_tokens(o, m, &ids, &n))) goto out;
+        struct llm_backend_opts bo;
+        llm_backend_opts_init(&bo);
+        rc = llm_q_evaluate(m, &qm, ids, n, (int)window, "cpu", &bo, on_progress, o, &r);
+        if (o->verbose >= 0 && isatty(2)) fputc('\n', stderr);
+        if (rc) goto out;
+        report = report_json(&r, o, window);
+        if (o->verbose >= 0)
+            fprintf(stderr,
+                    "llm-quantize: %s vs parent over %ld tokens: KLD mean %.5f, p99 %.5f, max "
+                    "%.4f; top-1 agreement %.2f%%; perplexity %.4f (parent %.4f)\n",
+                    o->mode, r.tokens, r.kld_mean, r.kld_p99, r.kld_max, 100 * r.top1,
+                    r.ppl_quant, r.ppl_parent);
+        if (o->max_kld >= 0 && r.kld_mean > o->max_kld) {
+            llm_err_set(LLM_EINVAL, "'%s': mean KLD %.5f is above --max-kld %g; nothing written",
+                        m->path, r.kld_mean, o->max_kld);
+            tool_fail(LLM_EINVAL);
+            code = EXIT_KLD;
+            rc = 0;
+            goto done;
+        }
+        if (r.kld_mean > WARN_KLD)
+            fprintf(stderr, "llm-quantize: WARNING: mean KLD %.4f is above %.2f: the quantized "
+                    "model is far from its parent\n", r.kld_mean, WARN_KLD);
+    }
+    if (!(entry = prov_entry(o, hex)) || !(meta = out_meta(m, &qm.quant, report, entry))) {
+        rc = llm_err_set(LLM_ENOMEM, "out of memory building the metadata");
+        goto out;
+    }
+    if ((rc = write_out(o, m, &s, meta))) goto out;
+    code = TOOL_EXIT_OK;
+    goto done;
+out:
+    if (rc) code = tool_fail(rc);
+done:
+    json_decref(report);
+    json_decref(entry);
+    json_decref(meta);
+    free(ids);
+    qset_free(&s);
+    llm_model_close(m);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    tool_init("llm-quantize");
+    struct opts o = {.group = 128, .eval_tokens = 4096, .eval_len = 256, .max_kld = -1};
+    static const struct option lo[] = {
+        {"mode", required_argument, NULL, 'm'},
+        {"output", required_argument, NULL, 'o'},
+        {"group-size", required_argument, NULL, OPT_GROUP},
+        {"exclude", required_argument, NULL, OPT_EXCLUDE},
+        {"eval", required_argument, NULL, OPT_EVAL},
+        {"eval-tokens", required_argument, NULL, OPT_EVAL_TOKENS},
+        {"eval-len", required_argument, NULL, OPT_EVAL_LEN},
+        {"no-eval", no_argument, NULL, OPT_NO_EVAL},
+        {"max-kld", required_argument, NULL, OPT_MAX_KLD},
+        {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    int c, excl_given = 0;
+    while ((c = getopt_long(argc, argv, "m:o:qvh", lo, NULL)) != -1) {
+        switch (c) {
+        case 'm': o.mode = optarg; break;
+        case 'o': o.out = optarg; break;
+        case OPT_GROUP:
+            if (tool_parse_int(optarg, 2, 1 << 20, &o.group))
+                return tool_usage_error("--group-size: bad value '%s'", optarg);
+            break;
+        case OPT_EXCLUDE:
+            if (o.n_exclude == LLM_QUANT_MAX_EXCLUDE)
+                return tool_usage_error("--exclude: at most %d patterns", LLM_QUANT_MAX_EXCLUDE);
+            if (!*optarg || strlen(optarg) >= 64)
+                return tool_usage_error("--exclude: bad pattern '%s'", optarg);
+            o.exclude[o.n_exclude++] = optarg;
+            excl_given = 1;
+            break;
+        case OPT_EVAL: o.eval = optarg; break;
+        case OPT_EVAL_TOKENS:
+            if (tool_parse_int(optarg, 2, 1L << 30, &o.eval_tokens))
+                return tool_usage_error("--eval-tokens: bad value '%s'", optarg);
+            break;
+        case OPT_EVAL_LEN:
+            if (tool_parse_int(optarg, 2, 1 << 20, &o.eval_len))
+                return tool_usage_error("--eval-len: bad value '%s'", optarg);
+            break;
+        case OPT_NO_EVAL: o.no_eval = 1; break;
+        case OPT_MAX_KLD:
+            if (tool_parse_double(optarg, 0, 1e9, &o.max_kld))
+                return tool_usage_error("--max-kld: bad value '%s'", optarg);
+            break;
+        case OPT_NO_VERIFY: o.no_verify = 1; break;
+        case 'q': o.verbose = -1; break;
+        case 'v': o.verbose = 1; break;
+        case 'h': fputs(usage_text, stdout); return TOOL_EXIT_OK;
+        case OPT_VERSION: return tool_version();
+        default: return tool_usage_error("unknown or incomplete option");
+        }
+    }
+    llm_log_set_level(o.verbose < 0 ? LLM_LOG_ERROR : o.verbose > 0 ? LLM_LOG_DEBUG
+                                                                     : LLM_LOG_WARN);
+    if (!o.mode) return tool_usage_error("-m MODE is required (w8a16, w4a16, fp8-pc)");
+    o.algo = mode_algo(o.mode);
+    if (o.algo < 0) {
+        if (!strcmp(o.mode, "fp8") || !strcmp(o.mode, "int8-sq") || !strcmp(o.mode, "int4-awq"))
+            return tool_usage_error("-m %s needs calibration, which this release does not have "
+                                    "yet (w8a16, w4a16, fp8-pc)", o.mode);
+        return tool_usage_error("-m: unknown mode '%s' (w8a16, w4a16, fp8-pc)", o.mode);
+    }
+    if (o.no_eval && o.max_kld >= 0) return tool_usage_error("--max-kld needs the report");
+    if (optind + 1 != argc) return tool_usage_error("expected one ARTIFACT");
+    o.in = argv[optind];
+    if (!excl_given) {
+        o.exclude[o.n_exclude++] = "lm_head";
+        o.exclude[o.n_exclude++] = "*router*";
+    }
+    if ((!o.out || !strcmp(o.out, "-")) && isatty(1))
+        return tool_usage_error("standard output is a terminal; name the output with -o");
+    int crc = llm_out_check(o.out);
+    if (crc) return tool_fail(crc);
+    return run(&o);
+}

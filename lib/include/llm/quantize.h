@@ -1,0 +1,61 @@
+/* quantize.h - weight quantizers (round to nearest) and the accuracy of a
+ * quantized model against its parent; llm-quantize is built on these.
+ *
+ * Every quantizer is a pure function of the fp32 weight, written so that
+ * the dequantization of formats/artifact.md ("Quantized weights") gives
+ * back the weight up to its rounding:
+ *   int8 per channel   scale[o] = max_i |w[o][i]| / 127, q = rint(w / scale) in [-127, 127]
+ *   int4 per group     scale[g][o] = max over the group |w| / 7, q = rint(w / scale) in
+ *                      [-8, 7], packed two per byte (element 2k in the low nibble)
+ *   fp8 per tensor     scale = max |w| / 448, q = e4m3(w / scale) (round to nearest even,
+ *                      saturating)
+ *   fp8 per channel    the same with one scale per output row
+ * rint rounds half to even (the current rounding mode).  A group or row of
+ * zeros gets scale 1 (its q are 0), so no scale is ever 0 or NaN.
+ */
+#ifndef LLM_QUANTIZE_H
+#define LLM_QUANTIZE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+void llm_q_int8_channel(const float *w, int64_t out, int64_t in, int8_t *q, float *scale);
+/* in % group == 0 and in even; packed [out][in / 2]; scale [in / group][out]. */
+void llm_q_int4_group(const float *w, int64_t out, int64_t in, int group, uint8_t *packed,
+                      float *scale);
+void llm_q_fp8_tensor(const float *w, size_t n, uint8_t *q, float *scale);
+void llm_q_fp8_channel(const float *w, int64_t out, int64_t in, uint8_t *q, float *scale);
+
+/* ---- accuracy of a quantized model against its parent -------------------------- */
+
+struct llm_q_report {
+    long tokens;          /* next-token predictions compared */
+    double kld_mean;      /* mean KL(parent || quantized) of the next-token distributions */
+    double kld_p99;       /* its 99th percentile */
+    double kld_max;
+    double top1;          /* share of positions where both pick the same top token */
+    double ppl_parent;    /* perplexity of the text under each model */
+    double ppl_quant;
+};
+
+/* Both models over the token windows of `tokens` (n of them; windows of
+ * `window` tokens, the last shorter) on backends made by `backend` ("cpu",
+ * "cuda", "auto") with opts o; every position but a window's last predicts
+ * the next token.  progress (may be NULL) is called after each window. */
+int llm_q_evaluate(const struct llm_model *parent, const struct llm_model *quant,
+                   const int32_t *tokens, long n, int window, const char *backend,
+                   const struct llm_backend_opts *o,
+                   void (*progress)(void *ctx, long done, long total), void *ctx,
+                   struct llm_q_report *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
