@@ -1,0 +1,91 @@
+#!/bin/bash
+# test_llm_quantize.sh - llm-quantize from the outside, on the bundled
+# (trained) model: every mode writes an artifact that llm-run runs on the
+# CPU and llm-info describes with its accuracy report; the report orders the
+# modes as their precision does; bad input gets one line, the right exit
+# status and no output file.
+set -u
+B=${LLM_BUILDDIR:?LLM_BUILDDIR not set}
+S=${LLM_SRCDIR:?LLM_SRCDIR not set}
+Q=$B/cmd/llm-quantize
+M=$S/lib/data/default.llm
+T=$(mktemp -d "${TMPDIR:-/tmp}/test-quantize-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+n=0 fails=0
+ok() { n=$((n + 1)); echo "ok: $*"; }
+bad() { n=$((n + 1)); fails=$((fails + 1)); echo "FAIL: $*"; }
+
+declare -A KLD
+for mode in w8a16 fp8-pc "w4a16 --group-size 64"; do
+    name=${mode%% *}
+    if ! $Q -q -m $mode "$M" -o "$T/$name.llm" 2>"$T/err"; then
+        bad "$mode: $(cat "$T/err")"
+        continue
+    fi
+    info=$("$B/cmd/llm-info" "$T/$name.llm")
+    rep=$(grep '^quantization report:' <<<"$info")
+    k=$(sed -n 's/.*KLD mean \([0-9.]*\),.*/\1/p' <<<"$rep")
+    [ -n "$k" ] && ok "$mode: $rep" || bad "$mode: no report in llm-info"
+    KLD[$name]=$k
+    grep -q "runs on: cpu$" <<<"$info" && ok "$mode: runs on the cpu only" ||
+        bad "$mode: llm-info says '$(grep 'runs on' <<<"$info")'"
+    grep -q 'llm-quantize .*-m '"$name" <<<"$info" &&
+        ok "$mode: provenance names llm-quantize" ||
+        bad "$mode: provenance"
+    if "$B/cmd/llm-run" -q --device cpu "$T/$name.llm" "$S/lib/data/prompts.jsonl" >"$T/out" 2>"$T/err" &&
+        [ "$(grep -c '"text"' "$T/out")" = 8 ]; then
+        ok "$mode: llm-run answers 8 prompts"
+    else
+        bad "$mode: llm-run: $(head -c 300 "$T/err")"
+    fi
+done
+# int8 weights lose the least, fp8 more, int4 the most
+if [ -n "${KLD[w8a16]:-}" ] && [ -n "${KLD[fp8-pc]:-}" ] && [ -n "${KLD[w4a16]:-}" ] &&
+    python3 -c "import sys; a, b, c = map(float, sys.argv[1:]); sys.exit(not (0 < a < b < c < 0.1))" \
+        "${KLD[w8a16]}" "${KLD[fp8-pc]}" "${KLD[w4a16]}"; then
+    ok "mean KLD w8a16 ${KLD[w8a16]} < fp8-pc ${KLD[fp8-pc]} < w4a16 ${KLD[w4a16]} < 0.1"
+else
+    bad "KLD order: w8a16 ${KLD[w8a16]:-?} fp8-pc ${KLD[fp8-pc]:-?} w4a16 ${KLD[w4a16]:-?}"
+fi
+
+# expect STATUS SUBSTRING ARGS...: one stderr line holding SUBSTRING (a usage error adds
+# the line pointing at --help), that exit status, no output
+expect() {
+    local want=$1 sub=$2
+    shift 2
+    rm -f "$T/o.llm"
+    $Q -q "$@" >"$T/stdout" 2>"$T/err"
+    local rc=$? lines
+    lines=$(grep -c '' "$T/err")
+    [ "$rc" = 2 ] && lines=$((lines - 1))
+    if [ "$rc" = "$want" ] && [ "$lines" = 1 ] && grep -qF -- "$sub" "$T/err" && [ ! -e "$T/o.llm" ] &&
+        [ -z "$(ls "$T" | grep '^\.o\.llm\|^o\.llm')" ]; then
+        ok "exit $rc: $(cat "$T/err")"
+    else
+        bad "$*: exit $rc (want $want), $lines lines: $(head -c 300 "$T/err")"
+    fi
+}
+expect 3 "is above --max-kld" -m w4a16 --group-size 64 --max-kld 0.000001 "$M" -o "$T/o.llm"
+expect 1 "already quantized" -m w8a16 "$T/w8a16.llm" -o "$T/o.llm"
+expect 1 "does not divide the 704 input channels" -m w4a16 "$M" -o "$T/o.llm"
+: >"$T/empty.txt"
+expect 1 "empty evaluation text" -m w8a16 --eval "$T/empty.txt" "$M" -o "$T/o.llm"
+expect 1 "nosuch.txt" -m w8a16 --eval "$T/nosuch.txt" "$M" -o "$T/o.llm"
+expect 2 "needs calibration" -m int8-sq "$M" -o "$T/o.llm"
+expect 2 "unknown mode" -m int3 "$M" -o "$T/o.llm"
+expect 1 "every one is excluded" -m w8a16 --exclude layers "$M" -o "$T/o.llm"
+"$B/cmd/llm-convert" -q --random "$S/tests/fixtures/mixtral/config.json" -o "$T/moe.llm"
+expect 1 "mixture-of-experts" -m w8a16 --no-eval "$T/moe.llm" -o "$T/o.llm"
+head -c 100000 "$M" >"$T/trunc.llm"
+expect 1 "trunc.llm" -m w8a16 "$T/trunc.llm" -o "$T/o.llm"
+# through a pipe, both ways
+if $Q -q -m w8a16 --no-eval - <"$M" | "$B/cmd/llm-info" - >"$T/info" 2>"$T/err" &&
+    grep -q '"quant_algo":"W8A16"' "$T/info" && grep -q "quantization report" "$T/info"; then
+    bad "pipe: a report without evaluation"
+elif grep -q '"quant_algo":"W8A16"' "$T/info"; then
+    ok "pipe: stdin to stdout, W8A16 and no report"
+else
+    bad "pipe: $(head -c 300 "$T/err")"
+fi
+echo "$n checks, $fails failed"
+[ "$fails" = 0 ]
