@@ -23,8 +23,9 @@
  * The CPU backend computes from the handles in place; the CUDA backend
  * uploads them.  A synthetic model's handles (llm_model_random) have data
  * NULL unless it was asked for on the host; the CUDA backend then makes
- * the values on the device by name.  Only dense weights run today (llm_model_supported says so
- * for the others).
+ * the values on the device by name.  The CPU backend runs every format but
+ * int8 activations (SmoothQuant); the CUDA backend runs dense weights only
+ * today (llm_model_supported says so for the others).
  */
 #ifndef LLM_WEIGHT_H
 #define LLM_WEIGHT_H
