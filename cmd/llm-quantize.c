@@ -47,7 +47,9 @@ static const char usage_text[] =
     "  w4a16                       int4 weights, one scale per group of input channels\n"
     "  fp8-pc                      fp8 e4m3 weights per output channel, activations\n"
     "                              quantized per token at run time\n"
-    "  (fp8, int8-sq, int4-awq and --kv need calibration, which comes later)\n"
+    "  fp8                         fp8 e4m3 weights with one scale per tensor, activations\n"
+    "                              with a static scale from calibration (max |x| / 448)\n"
+    "  (int8-sq, int4-awq and --kv are not in this release yet)\n"
     "\n"
     "Options:\n"
     "  -m, --mode MODE             one of the modes above (required)\n"
@@ -56,6 +58,12 @@ static const char usage_text[] =
     "      --exclude PATTERN       keep matching weights dense (shell pattern on the\n"
     "                              tensor name, or a part of it; repeatable; default:\n"
     "                              lm_head and MoE routers)\n"
+    "      --calib FILE            calibration text (fp8): plain text, or llm-run JSONL\n"
+    "                              (its prompts) when FILE ends in .jsonl (default: the\n"
+    "                              bundled text)\n"
+    "      --calib-samples N       windows of calibration text at most (default 512)\n"
+    "      --calib-len N           tokens per window (default 512, at most the model's\n"
+    "                              maximum)\n"
     "      --eval FILE             held-out text for the report (default: the bundled\n"
     "                              text)\n"
     "      --eval-tokens N         tokens of it to use (default 4096)\n"
@@ -81,6 +89,9 @@ enum {
     OPT_MAX_KLD,
     OPT_NO_VERIFY,
     OPT_VERSION,
+    OPT_CALIB,
+    OPT_CALIB_SAMPLES,
+    OPT_CALIB_LEN,
 };
 
 enum { EXIT_KLD = 3 };
@@ -89,7 +100,8 @@ enum { EXIT_KLD = 3 };
 #define WARN_KLD 0.1
 
 struct opts {
-    const char *in, *out, *mode, *eval;
+    const char *in, *out, *mode, *eval, *calib;
+    long calib_samples, calib_len;
     int algo;
     long group, eval_tokens, eval_len;
     int no_eval, no_verify, verbose;
@@ -106,6 +118,7 @@ struct qt {
     int64_t shape[2];
     void *data;
     uint64_t nbytes;
+    int n_side; /* a weight: how many side tensors (its scales) follow it in the set */
 };
 
 struct qset {
@@ -132,6 +145,7 @@ static int qset_add(struct qset *s, const char *name, int dtype, int ndim, const
     q->shape[1] = ndim > 1 ? shape[1] : 0;
     q->data = data;
     q->nbytes = nbytes;
+    q->n_side = 0;
     return 0;
 }
 
@@ -180,7 +194,8 @@ static int excluded(const struct opts *o, const char *name)
 }
 
 /* Quantize one [out][in] weight into the set (weight + its scales). */
-static int quantize_one(const struct opts *o, struct qset *s, const struct llm_tensor *t)
+static int quantize_one(const struct opts *o, struct qset *s, const struct llm_tensor *t,
+                        const struct llm_q_stats *st)
 {
     const int64_t out = t->shape[0], in = t->shape[1];
     const size_t n = (size_t)(out * in);
@@ -214,6 +229,36 @@ static int quantize_one(const struct opts *o, struct qset *s, const struct llm_t
         if ((rc = qset_add(s, t->name, LLM_DTYPE_I4, 2, ws, q, n / 2))) goto out;
         q = NULL;
         rc = qset_add(s, sn, LLM_DTYPE_F32, 2, ss, sc, sizeof(float) * (size_t)(g * out));
+    } else if (o->algo == LLM_QUANT_FP8) { /* per tensor, static activations */
+        const struct llm_q_stat *x = llm_q_stats_find(st, t->name);
+        if (!x || !x->rows) {
+            rc = llm_err_set(LLM_EINVAL, "calibration never reached '%s'", t->name);
+            goto out;
+        }
+        float *as = malloc(sizeof(float));
+        q = malloc(n);
+        sc = malloc(sizeof(float));
+        if (!q || !sc || !as) {
+            free(as);
+            goto oom;
+        }
+        llm_q_fp8_tensor(w, n, q, sc);
+        *as = x->amax > 0.f ? x->amax / 448.0f : 1.0f;
+        int64_t one[1] = {1};
+        snprintf(sn, sizeof sn, "%s.weights_scaling_factor", stem);
+        if ((rc = qset_add(s, t->name, LLM_DTYPE_F8E4M3, 2, ws, q, n))) {
+            free(as);
+            goto out;
+        }
+        q = NULL;
+        if ((rc = qset_add(s, sn, LLM_DTYPE_F32, 1, one, sc, sizeof(float)))) {
+            free(as);
+            goto out;
+        }
+        sc = NULL;
+        snprintf(sn, sizeof sn, "%s.activation_scaling_factor", stem);
+        rc = qset_add(s, sn, LLM_DTYPE_F32, 1, one, as, sizeof(float));
+        if (rc) free(as);
     } else { /* fp8, per channel */
         q = malloc(n);
         sc = malloc(sizeof(float) * (size_t)out);
@@ -239,7 +284,7 @@ out:
 /* Which of the parent's tensors are quantized: linear weights [out][in]
  * that no pattern excludes.  Checks what the mode needs of each. */
 static int plan_and_quantize(const struct opts *o, struct llm_model *m, struct qset *s,
-                             size_t *n_q)
+                             const struct llm_q_stats *st, size_t *n_q)
 {
     size_t n = llm_ar_count(m->ar);
     *n_q = 0;
@@ -262,7 +307,9 @@ static int plan_and_quantize(const struct opts *o, struct llm_model *m, struct q
                                "input channels of '%s'", m->path, o->group,
                                (long long)t.shape[1], t.name);
         if ((rc = llm_ar_get(m->ar, i, &t))) return rc;
-        if ((rc = quantize_one(o, s, &t))) return rc;
+        size_t first = s->n;
+        if ((rc = quantize_one(o, s, &t, st))) return rc;
+        s->t[first].n_side = (int)(s->n - first - 1);
         ++*n_q;
         if (o->verbose > 0) llm_info("quantized %s", t.name);
     }
@@ -307,6 +354,77 @@ static int eval_tokens(const struct opts *o, const struct llm_model *m, int32_t 
     return rc;
 }
 
+/* Calibration tokens: plain text, or the prompts of llm-run JSONL lines
+ * (FILE ending in .jsonl), each encoded on its own, concatenated. */
+static int calib_tokens(const struct opts *o, const struct llm_model *m, long window,
+                        int32_t **ids, long *n)
+{
+    char dflt[4096];
+    const char *path = o->calib;
+    if (!path) {
+        snprintf(dflt, sizeof dflt, "%s/calib.txt", LLM_DATADIR);
+        FILE *f = fopen(dflt, "rb");
+        if (f) fclose(f);
+        else snprintf(dflt, sizeof dflt, "%s/calib.txt", LLM_SRC_DATADIR);
+        path = dflt;
+    }
+    if (!m->tokenizer_json)
+        return llm_err_set(LLM_EINVAL, "'%s' holds no tokenizer: calibration needs one", m->path);
+    struct llm_tokenizer *tok = NULL;
+    char *text = NULL;
+    size_t len = 0, cnt = 0, cap = 0;
+    int32_t *all = NULL;
+    int rc = llm_tok_load(&tok, m->tokenizer_json, m->tokenizer_config, m->path);
+    if (!rc) rc = llm_read_file(path, &text, &len, (size_t)1 << 30);
+    size_t pl = strlen(path);
+    int jsonl = pl > 6 && !strcmp(path + pl - 6, ".jsonl");
+    long want = o->calib_samples * window;
+    for (size_t at = 0, line = 1; !rc && at < len && (long)cnt < want; line++) {
+        const char *p = text + at, *e = jsonl ? memchr(p, '\n', len - at) : NULL;
+        size_t l = jsonl ? (e ? (size_t)(e - p) : len - at) : len;
+        at += l + 1;
+        const char *piece = p;
+        size_t plen = l;
+        json_t *j = NULL;
+        if (jsonl) {
+            if (!l || (l == 1 && *p == '\r')) continue;
+            json_error_t je;
+            j = json_loadb(p, l, 0, &je);
+            const json_t *pr = json_object_get(j, "prompt");
+            if (!json_is_string(pr)) {
+                json_decref(j);
+                rc = llm_err_set(LLM_EFORMAT, "'%s': line %zu: not an llm-run request with a "
+                                 "\"prompt\" string", path, line);
+                break;
+            }
+            piece = json_string_value(pr);
+            plen = json_string_length(pr);
+        }
+        int32_t *v = NULL;
+        size_t k = 0;
+        rc = llm_tok_encode(tok, piece, plen, 1, &v, &k);
+        json_decref(j);
+        if (!rc && cnt + k > cap) {
+            size_t nc = 2 * (cnt + k) + 1024;
+            int32_t *t2 = realloc(all, nc * sizeof *t2);
+            if (!t2) rc = llm_err_set(LLM_ENOMEM, "out of memory");
+            else all = t2, cap = nc;
+        }
+        if (!rc) memcpy(all + cnt, v, k * sizeof *v), cnt += k;
+        free(v);
+    }
+    if (!rc && cnt == 0) rc = llm_err_set(LLM_EINVAL, "'%s': empty calibration text", path);
+    if (!rc) {
+        *ids = all;
+        *n = (long)cnt < want ? (long)cnt : want;
+    } else {
+        free(all);
+    }
+    free(text);
+    llm_tok_free(tok);
+    return rc;
+}
+
 static void on_progress(void *ctx, long done, long total)
 {
     const struct opts *o = ctx;
@@ -332,6 +450,16 @@ static json_t *prov_entry(const struct opts *o, const char *parent_hash)
     if (o->algo == LLM_QUANT_W4A16) {
         snprintf(b, sizeof b, "%ld", o->group);
         json_array_append_new(argv, json_string("--group-size"));
+        json_array_append_new(argv, json_string(b));
+    }
+    if (o->algo == LLM_QUANT_FP8) {
+        json_array_append_new(argv, json_string("--calib"));
+        json_array_append_new(argv, json_string(o->calib ? o->calib : "bundled"));
+        snprintf(b, sizeof b, "%ld", o->calib_samples);
+        json_array_append_new(argv, json_string("--calib-samples"));
+        json_array_append_new(argv, json_string(b));
+        snprintf(b, sizeof b, "%ld", o->calib_len);
+        json_array_append_new(argv, json_string("--calib-len"));
         json_array_append_new(argv, json_string(b));
     }
     for (int i = 0; i < o->n_exclude; i++) {
@@ -395,8 +523,8 @@ static int write_out(const struct opts *o, struct llm_model *m, const struct qse
             rc = llm_aw_add(w, t.name, t.dtype, t.ndim, t.shape, t.data, t.nbytes);
             continue;
         }
-        /* a quantized weight, then its scale (added to the set as a pair) */
-        for (int k = 0; k < 2 && !rc; k++, q++)
+        /* a quantized weight, then its scales (added to the set after it) */
+        for (int k = 0, nk = 1 + q->n_side; k < nk && !rc; k++, q++)
             rc = llm_aw_add(w, q->name, q->dtype, q->ndim, q->shape, q->data, q->nbytes);
     }
     if (!rc) rc = llm_aw_finish(w);
@@ -411,6 +539,7 @@ static int mode_algo(const char *m)
     if (!strcmp(m, "w8a16")) return LLM_QUANT_W8A16;
     if (!strcmp(m, "w4a16")) return LLM_QUANT_W4A16;
     if (!strcmp(m, "fp8-pc")) return LLM_QUANT_FP8_PC_PT;
+    if (!strcmp(m, "fp8")) return LLM_QUANT_FP8;
     return -1;
 }
 
@@ -419,7 +548,8 @@ static int run(struct opts *o)
     struct llm_model *m = NULL, qm = {0};
     struct qset s = {0};
     int32_t *ids = NULL;
-    json_t *report = NULL, *entry = NULL, *meta = NULL;
+    json_t *report = NULL, *entry = NULL, *meta = NULL, *calib_json = NULL;
+    struct llm_q_stats stats = {0};
     int rc = llm_model_open_flags(&m, o->in, o->no_verify ? LLM_MODEL_NO_VERIFY : 0);
     if (rc) return tool_fail(rc);
     s.parent = m;
@@ -452,7 +582,22 @@ static int run(struct opts *o)
     llm_err_clear();
     size_t n_q = 0;
     double t0 = (double)clock() / CLOCKS_PER_SEC;
-    if ((rc = plan_and_quantize(o, m, &s, &n_q))) goto out;
+    if (o->algo == LLM_QUANT_FP8) {
+        long cw = o->calib_len < m->desc.max_pos ? o->calib_len : m->desc.max_pos, cn = 0;
+        int32_t *cids = NULL;
+        if ((rc = calib_tokens(o, m, cw, &cids, &cn))) goto out;
+        struct llm_backend_opts bo;
+        llm_backend_opts_init(&bo);
+        rc = llm_q_calibrate(m, cids, cn, (int)cw, &bo, on_progress, o, &stats);
+        free(cids);
+        if (o->verbose >= 0 && isatty(2)) fputc('\n', stderr);
+        if (rc) goto out;
+        if (o->verbose >= 0)
+            fprintf(stderr, "llm-quantize: calibrated on %ld tokens in windows of %ld\n", cn, cw);
+        calib_json = json_pack("{s:s, s:I, s:I}", "text", o->calib ? o->calib : "bundled",
+                               "tokens", (json_int_t)cn, "window", (json_int_t)cw);
+    }
+    if ((rc = plan_and_quantize(o, m, &s, &stats, &n_q))) goto out;
     /* the quantized model, in memory */
     qm.desc = m->desc;
     qm.gen = m->gen;
@@ -500,7 +645,8 @@ static int run(struct opts *o)
             fprintf(stderr, "llm-quantize: WARNING: mean KLD %.4f is above %.2f: the quantized "
                     "model is far from its parent\n", r.kld_mean, WARN_KLD);
     }
-    if (!(entry = prov_entry(o, hex)) || !(meta = out_meta(m, &qm.quant, report, entry))) {
+    if (!(entry = prov_entry(o, hex)) || !(meta = out_meta(m, &qm.quant, report, entry)) ||
+        (calib_json && json_object_set(meta, "quantization_calibration", calib_json))) {
         rc = llm_err_set(LLM_ENOMEM, "out of memory building the metadata");
         goto out;
     }
@@ -511,6 +657,8 @@ out:
     if (rc) code = tool_fail(rc);
 done:
     json_decref(report);
+    json_decref(calib_json);
+    llm_q_stats_free(&stats);
     json_decref(entry);
     json_decref(meta);
     free(ids);
@@ -522,13 +670,17 @@ done:
 int main(int argc, char **argv)
 {
     tool_init("llm-quantize");
-    struct opts o = {.group = 128, .eval_tokens = 4096, .eval_len = 256, .max_kld = -1};
+    struct opts o = {.group = 128, .eval_tokens = 4096, .eval_len = 256, .max_kld = -1,
+                     .calib_samples = 512, .calib_len = 512};
     static const struct option lo[] = {
         {"mode", required_argument, NULL, 'm'},
         {"output", required_argument, NULL, 'o'},
         {"group-size", required_argument, NULL, OPT_GROUP},
         {"exclude", required_argument, NULL, OPT_EXCLUDE},
         {"eval", required_argument, NULL, OPT_EVAL},
+        {"calib", required_argument, NULL, OPT_CALIB},
+        {"calib-samples", required_argument, NULL, OPT_CALIB_SAMPLES},
+        {"calib-len", required_argument, NULL, OPT_CALIB_LEN},
         {"eval-tokens", required_argument, NULL, OPT_EVAL_TOKENS},
         {"eval-len", required_argument, NULL, OPT_EVAL_LEN},
         {"no-eval", no_argument, NULL, OPT_NO_EVAL},
@@ -558,6 +710,15 @@ int main(int argc, char **argv)
             excl_given = 1;
             break;
         case OPT_EVAL: o.eval = optarg; break;
+        case OPT_CALIB: o.calib = optarg; break;
+        case OPT_CALIB_SAMPLES:
+            if (tool_parse_int(optarg, 1, 1L << 24, &o.calib_samples))
+                return tool_usage_error("--calib-samples: bad value '%s'", optarg);
+            break;
+        case OPT_CALIB_LEN:
+            if (tool_parse_int(optarg, 2, 1 << 20, &o.calib_len))
+                return tool_usage_error("--calib-len: bad value '%s'", optarg);
+            break;
         case OPT_EVAL_TOKENS:
             if (tool_parse_int(optarg, 2, 1L << 30, &o.eval_tokens))
                 return tool_usage_error("--eval-tokens: bad value '%s'", optarg);
@@ -581,15 +742,17 @@ int main(int argc, char **argv)
     }
     llm_log_set_level(o.verbose < 0 ? LLM_LOG_ERROR : o.verbose > 0 ? LLM_LOG_DEBUG
                                                                      : LLM_LOG_WARN);
-    if (!o.mode) return tool_usage_error("-m MODE is required (w8a16, w4a16, fp8-pc)");
+    if (!o.mode) return tool_usage_error("-m MODE is required (w8a16, w4a16, fp8-pc, fp8)");
     o.algo = mode_algo(o.mode);
     if (o.algo < 0) {
-        if (!strcmp(o.mode, "fp8") || !strcmp(o.mode, "int8-sq") || !strcmp(o.mode, "int4-awq"))
-            return tool_usage_error("-m %s needs calibration, which this release does not have "
-                                    "yet (w8a16, w4a16, fp8-pc)", o.mode);
-        return tool_usage_error("-m: unknown mode '%s' (w8a16, w4a16, fp8-pc)", o.mode);
+        if (!strcmp(o.mode, "int8-sq") || !strcmp(o.mode, "int4-awq"))
+            return tool_usage_error("-m %s is not in this release yet (w8a16, w4a16, fp8-pc, "
+                                    "fp8)", o.mode);
+        return tool_usage_error("-m: unknown mode '%s' (w8a16, w4a16, fp8-pc, fp8)", o.mode);
     }
     if (o.no_eval && o.max_kld >= 0) return tool_usage_error("--max-kld needs the report");
+    if (o.calib && o.algo != LLM_QUANT_FP8)
+        return tool_usage_error("--calib: mode %s takes no calibration", o.mode);
     if (optind + 1 != argc) return tool_usage_error("expected one ARTIFACT");
     o.in = argv[optind];
     if (!excl_given) {

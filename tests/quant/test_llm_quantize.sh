@@ -16,7 +16,7 @@ ok() { n=$((n + 1)); echo "ok: $*"; }
 bad() { n=$((n + 1)); fails=$((fails + 1)); echo "FAIL: $*"; }
 
 declare -A KLD
-for mode in w8a16 fp8-pc "w4a16 --group-size 64"; do
+for mode in w8a16 fp8-pc fp8 "w4a16 --group-size 64"; do
     name=${mode%% *}
     if ! $Q -q -m $mode "$M" -o "$T/$name.llm" 2>"$T/err"; then
         bad "$mode: $(cat "$T/err")"
@@ -40,6 +40,12 @@ for mode in w8a16 fp8-pc "w4a16 --group-size 64"; do
     fi
 done
 # int8 weights lose the least, fp8 more, int4 the most
+if [ -n "${KLD[fp8]:-}" ] && python3 -c "import sys; a, b, c = map(float, sys.argv[1:]); sys.exit(not (a < b < c))" \
+        "${KLD[w8a16]:-1}" "${KLD[fp8]}" "${KLD[w4a16]:-0}"; then
+    ok "mean KLD w8a16 < fp8 (static activations) ${KLD[fp8]} < w4a16"
+else
+    bad "KLD of fp8 ${KLD[fp8]:-?} not between w8a16 and w4a16"
+fi
 if [ -n "${KLD[w8a16]:-}" ] && [ -n "${KLD[fp8-pc]:-}" ] && [ -n "${KLD[w4a16]:-}" ] &&
     python3 -c "import sys; a, b, c = map(float, sys.argv[1:]); sys.exit(not (0 < a < b < c < 0.1))" \
         "${KLD[w8a16]}" "${KLD[fp8-pc]}" "${KLD[w4a16]}"; then
@@ -71,7 +77,18 @@ expect 1 "does not divide the 704 input channels" -m w4a16 "$M" -o "$T/o.llm"
 : >"$T/empty.txt"
 expect 1 "empty evaluation text" -m w8a16 --eval "$T/empty.txt" "$M" -o "$T/o.llm"
 expect 1 "nosuch.txt" -m w8a16 --eval "$T/nosuch.txt" "$M" -o "$T/o.llm"
-expect 2 "needs calibration" -m int8-sq "$M" -o "$T/o.llm"
+expect 2 "not in this release yet" -m int8-sq "$M" -o "$T/o.llm"
+expect 1 "empty calibration text" -m fp8 --calib "$T/empty.txt" "$M" -o "$T/o.llm"
+printf '{"prompt": "def f(x):"}\nnot json\n' >"$T/bad.jsonl"
+expect 1 "bad.jsonl': line 2" -m fp8 --calib "$T/bad.jsonl" "$M" -o "$T/o.llm"
+expect 2 "takes no calibration" -m w8a16 --calib "$T/bad.jsonl" "$M" -o "$T/o.llm"
+# calibration from llm-run JSONL prompts
+if $Q -q -m fp8 --calib "$S/lib/data/prompts.jsonl" --no-eval "$M" -o "$T/fp8j.llm" 2>"$T/err" &&
+    "$B/cmd/llm-info" "$T/fp8j.llm" | grep -q "activation_scaling_factor"; then
+    ok "fp8 calibrated on llm-run JSONL prompts"
+else
+    bad "fp8 with JSONL calibration: $(head -c 300 "$T/err")"
+fi
 expect 2 "unknown mode" -m int3 "$M" -o "$T/o.llm"
 expect 1 "every one is excluded" -m w8a16 --exclude layers "$M" -o "$T/o.llm"
 "$B/cmd/llm-convert" -q --random "$S/tests/fixtures/mixtral/config.json" -o "$T/moe.llm"

@@ -60,6 +60,8 @@ struct cpu_be {
     struct llm_rope rope; /* desc's rope with rot_dims resolved */
     int n_threads;
     float *alibi;         /* [n_heads] or NULL */
+    void (*observe)(void *ctx, const struct llm_weight *w, const float *x, int rows);
+    void *observe_ctx;
 
     void *kv_mem;
     struct llm_cpu_kv *kv; /* [n_layers] */
@@ -208,6 +210,8 @@ int llm_backend_cpu_create(struct llm_backend **out, const struct llm_model *m,
     c->pub.priv = c;
     c->d = d;
     c->n_out = -1;
+    c->observe = o->observe;
+    c->observe_ctx = o->observe_ctx;
     llm_model_host_data((struct llm_model *)m); /* random weights: made here, kept by m */
     if ((rc = llm_weights_bind(&c->w, (struct llm_model *)m))) goto fail;
     if ((rc = llm_graph_build(&c->g, d, NULL))) goto fail;
@@ -328,8 +332,9 @@ static int step_norm(struct cpu_be *c, const struct llm_step *s, int layer, int 
     return 0;
 }
 
-static int linear(float *y, const float *x, int n, const struct llm_weight *w)
+static int linear(struct cpu_be *c, float *y, const float *x, int n, const struct llm_weight *w)
 {
+    if (c->observe) c->observe(c->observe_ctx, w, x, n);
     return llm_cpu_linear_w(y, x, n, w);
 }
 
@@ -337,12 +342,12 @@ static int step_linear(struct cpu_be *c, const struct llm_step *s, int layer, in
 {
     const struct llm_weight *w = W(c, s->slot, layer);
     float *x = c->buf[s->in], *y = s->accumulate ? c->buf[BUF_TMP] : c->buf[s->out];
-    int rc = linear(y, x, n, w);
+    int rc = linear(c, y, x, n, w);
     if (rc) return rc;
     int64_t m = (int64_t)n * w->shape[0];
     if (s->gated) {
         float *g = c->buf[BUF_H2];
-        if ((rc = linear(g, x, n, W(c, LLM_W_MLP_GATE, layer)))) return rc;
+        if ((rc = linear(c, g, x, n, W(c, LLM_W_MLP_GATE, layer)))) return rc;
         llm_cpu_gated(y, y, g, m, s->act);
     } else if (s->act >= 0) {
         llm_cpu_act(y, m, s->act);
@@ -419,7 +424,7 @@ static int step_moe(struct cpu_be *c, const struct llm_step *s, int layer, int n
         rc = llm_err_set(LLM_ENOMEM, "cpu backend: out of memory for the router");
         goto out;
     }
-    if ((rc = linear(probs, x, n, W(c, LLM_W_ROUTER, layer)))) goto out;
+    if ((rc = linear(c, probs, x, n, W(c, LLM_W_ROUTER, layer)))) goto out;
     for (int t = 0; t < n; t++) {
         float *p = probs + (int64_t)t * E, mx = p[0];
         for (int e = 1; e < E; e++)
@@ -463,16 +468,16 @@ static int step_moe(struct cpu_be *c, const struct llm_step *s, int layer, int n
         for (int i = 0; i < m; i++)
             memcpy(xe + (int64_t)i * H, x + (int64_t)rows[i] * H, sizeof(float) * (size_t)H);
         struct llm_weight wf = expert_view(fc, e), wd = expert_view(down, e);
-        if ((rc = linear(h, xe, m, &wf))) goto out;
+        if ((rc = linear(c, h, xe, m, &wf))) goto out;
         int64_t hm = (int64_t)m * wf.shape[0];
         if (d->gated_mlp) {
             struct llm_weight wg = expert_view(gate, e);
-            if ((rc = linear(g, xe, m, &wg))) goto out;
+            if ((rc = linear(c, g, xe, m, &wg))) goto out;
             llm_cpu_gated(h, h, g, hm, d->act);
         } else {
             llm_cpu_act(h, hm, d->act);
         }
-        if ((rc = linear(y, h, m, &wd))) goto out;
+        if ((rc = linear(c, y, h, m, &wd))) goto out;
         for (int i = 0; i < m; i++) {
             float *o = out + (int64_t)rows[i] * H, *yi = y + (int64_t)i * H;
             for (int64_t j = 0; j < H; j++)
@@ -526,7 +531,7 @@ static int step_embed(struct cpu_be *c, int n)
     int proj = d->embed_dim > 0 && d->embed_dim != d->hidden;
     int rc = llm_cpu_embed(proj ? c->buf[BUF_TMP] : x, b->tokens, n, e->data, e->dtype,
                            d->vocab_size, proj ? d->embed_dim : d->hidden, esc);
-    if (!rc && proj) rc = linear(x, c->buf[BUF_TMP], n, W(c, LLM_W_PROJ_IN, -1));
+    if (!rc && proj) rc = linear(c, x, c->buf[BUF_TMP], n, W(c, LLM_W_PROJ_IN, -1));
     if (rc || d->pos != LLM_POS_LEARNED) return rc;
     const struct llm_weight *p = W(c, LLM_W_POS_EMBED, -1);
     const int32_t *pos = b->pos;

@@ -21,6 +21,8 @@
 #include "model.h"
 #include "sample.h"
 
+struct llm_weight;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -36,6 +38,10 @@ struct llm_backend_opts {
     int max_batch_tokens;   /* tokens in one forward step (0 = default) */
     int max_seqs;           /* sequences in one step (0 = default) */
     int max_seq_len;        /* 0 = model max_pos */
+    /* Optional, CPU backend: called with the input x [rows][in] of every
+     * linear layer just before it runs (calibration statistics). */
+    void (*observe)(void *ctx, const struct llm_weight *w, const float *x, int rows);
+    void *observe_ctx;
 };
 void llm_backend_opts_init(struct llm_backend_opts *o);
 

@@ -33,6 +33,28 @@ void llm_q_int4_group(const float *w, int64_t out, int64_t in, int group, uint8_
 void llm_q_fp8_tensor(const float *w, size_t n, uint8_t *q, float *scale);
 void llm_q_fp8_channel(const float *w, int64_t out, int64_t in, uint8_t *q, float *scale);
 
+/* ---- calibration: what the linear layers' inputs look like ------------------- */
+
+struct llm_q_stat {
+    char name[LLM_NAME_MAX]; /* the linear weight whose input this is */
+    int64_t in;              /* input width */
+    float amax;              /* max |x| over every token and channel */
+    float *chan;             /* [in]: max |x| per input channel */
+    long rows;               /* tokens seen */
+};
+struct llm_q_stats {
+    struct llm_q_stat *stat;
+    int n, cap, failed;
+};
+/* Run the model over `tokens` (n, windows of `window`) on the CPU backend
+ * and record, for every 2-D linear weight, the statistics of its input. */
+int llm_q_calibrate(const struct llm_model *m, const int32_t *tokens, long n, int window,
+                    const struct llm_backend_opts *o,
+                    void (*progress)(void *ctx, long done, long total), void *ctx,
+                    struct llm_q_stats *s);
+const struct llm_q_stat *llm_q_stats_find(const struct llm_q_stats *s, const char *weight_name);
+void llm_q_stats_free(struct llm_q_stats *s);
+
 /* ---- accuracy of a quantized model against its parent -------------------------- */
 
 struct llm_q_report {
