@@ -49,7 +49,10 @@ static const char usage_text[] =
     "                              quantized per token at run time\n"
     "  fp8                         fp8 e4m3 weights with one scale per tensor, activations\n"
     "                              with a static scale from calibration (max |x| / 448)\n"
-    "  (int8-sq, int4-awq and --kv are not in this release yet)\n"
+    "  int8-sq                     SmoothQuant W8A8: input channels smoothed (--alpha), int8\n"
+    "                              weights per output channel, int8 activations per token\n"
+    "                              (--act dynamic) or per tensor (--act static)\n"
+    "  (int4-awq and --kv are not in this release yet)\n"
     "\n"
     "Options:\n"
     "  -m, --mode MODE             one of the modes above (required)\n"
@@ -58,7 +61,11 @@ static const char usage_text[] =
     "      --exclude PATTERN       keep matching weights dense (shell pattern on the\n"
     "                              tensor name, or a part of it; repeatable; default:\n"
     "                              lm_head and MoE routers)\n"
-    "      --calib FILE            calibration text (fp8): plain text, or llm-run JSONL\n"
+    "      --alpha A               int8-sq: migration strength in [0, 1] (default 0.5), or\n"
+    "                              none: no smoothing (plain W8A8)\n"
+    "      --act dynamic|static    int8-sq activations: a scale per token at run time\n"
+    "                              (default) or one per tensor from calibration\n"
+    "      --calib FILE            calibration text (fp8, int8-sq): plain text, or llm-run JSONL\n"
     "                              (its prompts) when FILE ends in .jsonl (default: the\n"
     "                              bundled text)\n"
     "      --calib-samples N       windows of calibration text at most (default 512)\n"
@@ -92,6 +99,8 @@ enum {
     OPT_CALIB,
     OPT_CALIB_SAMPLES,
     OPT_CALIB_LEN,
+    OPT_ALPHA,
+    OPT_ACT,
 };
 
 enum { EXIT_KLD = 3 };
@@ -102,6 +111,8 @@ enum { EXIT_KLD = 3 };
 struct opts {
     const char *in, *out, *mode, *eval, *calib;
     long calib_samples, calib_len;
+    double alpha;   /* < 0: no smoothing */
+    int act_static; /* int8-sq: static per-tensor activations */
     int algo;
     long group, eval_tokens, eval_len;
     int no_eval, no_verify, verbose;
@@ -259,6 +270,49 @@ static int quantize_one(const struct opts *o, struct qset *s, const struct llm_t
         snprintf(sn, sizeof sn, "%s.activation_scaling_factor", stem);
         rc = qset_add(s, sn, LLM_DTYPE_F32, 1, one, as, sizeof(float));
         if (rc) free(as);
+    } else if (o->algo == LLM_QUANT_W8A8_SQ_PC || o->algo == LLM_QUANT_W8A8_SQ_PC_PT) {
+        const struct llm_q_stat *x = llm_q_stats_find(st, t->name);
+        if (!x || !x->rows || x->in != in) {
+            rc = llm_err_set(LLM_EINVAL, "calibration never reached '%s'", t->name);
+            goto out;
+        }
+        float *sm = malloc(sizeof(float) * (size_t)in), *as = malloc(sizeof(float));
+        q = malloc(n);
+        sc = malloc(sizeof(float) * (size_t)out);
+        if (!q || !sc || !sm || !as) {
+            free(sm);
+            free(as);
+            goto oom;
+        }
+        if (o->alpha >= 0) {
+            llm_q_smooth(x->chan, w, out, in, o->alpha, sm);
+            for (int64_t r = 0; r < out; r++)
+                for (int64_t j = 0; j < in; j++) w[r * in + j] *= sm[j];
+        } else {
+            for (int64_t j = 0; j < in; j++) sm[j] = 1.0f;
+        }
+        float am = 0.f; /* the smoothed input's maximum: the static scale */
+        for (int64_t j = 0; j < in; j++) am = fmaxf(am, x->chan[j] / sm[j]);
+        *as = am > 0.f ? am / 127.0f : 1.0f;
+        llm_q_int8_channel(w, out, in, q, sc);
+        int64_t ss[1] = {out}, si[1] = {in}, one[1] = {1};
+        snprintf(sn, sizeof sn, "%s.per_channel_scale", stem);
+        rc = qset_add(s, t->name, LLM_DTYPE_I8, 2, ws, q, n);
+        if (!rc) q = NULL;
+        if (!rc) rc = qset_add(s, sn, LLM_DTYPE_F32, 1, ss, sc, sizeof(float) * (size_t)out);
+        if (!rc) sc = NULL;
+        if (!rc && o->alpha >= 0) {
+            snprintf(sn, sizeof sn, "%s.smoother", stem);
+            rc = qset_add(s, sn, LLM_DTYPE_F32, 1, si, sm, sizeof(float) * (size_t)in);
+            if (!rc) sm = NULL;
+        }
+        if (!rc && o->algo == LLM_QUANT_W8A8_SQ_PC) {
+            snprintf(sn, sizeof sn, "%s.act_scale", stem);
+            rc = qset_add(s, sn, LLM_DTYPE_F32, 1, one, as, sizeof(float));
+            if (!rc) as = NULL;
+        }
+        free(sm);
+        free(as);
     } else { /* fp8, per channel */
         q = malloc(n);
         sc = malloc(sizeof(float) * (size_t)out);
@@ -452,7 +506,17 @@ static json_t *prov_entry(const struct opts *o, const char *parent_hash)
         json_array_append_new(argv, json_string("--group-size"));
         json_array_append_new(argv, json_string(b));
     }
-    if (o->algo == LLM_QUANT_FP8) {
+    if (o->algo == LLM_QUANT_W8A8_SQ_PC || o->algo == LLM_QUANT_W8A8_SQ_PC_PT) {
+        if (o->alpha < 0) snprintf(b, sizeof b, "none");
+        else snprintf(b, sizeof b, "%g", o->alpha);
+        json_array_append_new(argv, json_string("--alpha"));
+        json_array_append_new(argv, json_string(b));
+        json_array_append_new(argv, json_string("--act"));
+        json_array_append_new(argv, json_string(o->algo == LLM_QUANT_W8A8_SQ_PC ? "static"
+                                                                                 : "dynamic"));
+    }
+    if (o->algo != LLM_QUANT_W8A16 && o->algo != LLM_QUANT_W4A16 &&
+        o->algo != LLM_QUANT_FP8_PC_PT) {
         json_array_append_new(argv, json_string("--calib"));
         json_array_append_new(argv, json_string(o->calib ? o->calib : "bundled"));
         snprintf(b, sizeof b, "%ld", o->calib_samples);
@@ -540,6 +604,7 @@ static int mode_algo(const char *m)
     if (!strcmp(m, "w4a16")) return LLM_QUANT_W4A16;
     if (!strcmp(m, "fp8-pc")) return LLM_QUANT_FP8_PC_PT;
     if (!strcmp(m, "fp8")) return LLM_QUANT_FP8;
+    if (!strcmp(m, "int8-sq")) return LLM_QUANT_W8A8_SQ_PC_PT;
     return -1;
 }
 
@@ -582,7 +647,8 @@ static int run(struct opts *o)
     llm_err_clear();
     size_t n_q = 0;
     double t0 = (double)clock() / CLOCKS_PER_SEC;
-    if (o->algo == LLM_QUANT_FP8) {
+    if (o->algo == LLM_QUANT_FP8 || o->algo == LLM_QUANT_W8A8_SQ_PC ||
+        o->algo == LLM_QUANT_W8A8_SQ_PC_PT) {
         long cw = o->calib_len < m->desc.max_pos ? o->calib_len : m->desc.max_pos, cn = 0;
         int32_t *cids = NULL;
         if ((rc = calib_tokens(o, m, cw, &cids, &cn))) goto out;
@@ -671,7 +737,7 @@ int main(int argc, char **argv)
 {
     tool_init("llm-quantize");
     struct opts o = {.group = 128, .eval_tokens = 4096, .eval_len = 256, .max_kld = -1,
-                     .calib_samples = 512, .calib_len = 512};
+                     .calib_samples = 512, .calib_len = 512, .alpha = 0.5};
     static const struct option lo[] = {
         {"mode", required_argument, NULL, 'm'},
         {"output", required_argument, NULL, 'o'},
@@ -681,6 +747,8 @@ int main(int argc, char **argv)
         {"calib", required_argument, NULL, OPT_CALIB},
         {"calib-samples", required_argument, NULL, OPT_CALIB_SAMPLES},
         {"calib-len", required_argument, NULL, OPT_CALIB_LEN},
+        {"alpha", required_argument, NULL, OPT_ALPHA},
+        {"act", required_argument, NULL, OPT_ACT},
         {"eval-tokens", required_argument, NULL, OPT_EVAL_TOKENS},
         {"eval-len", required_argument, NULL, OPT_EVAL_LEN},
         {"no-eval", no_argument, NULL, OPT_NO_EVAL},
@@ -692,7 +760,7 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
-    int c, excl_given = 0;
+    int c, excl_given = 0, alpha_given = 0, act_given = 0;
     while ((c = getopt_long(argc, argv, "m:o:qvh", lo, NULL)) != -1) {
         switch (c) {
         case 'm': o.mode = optarg; break;
@@ -711,6 +779,18 @@ int main(int argc, char **argv)
             break;
         case OPT_EVAL: o.eval = optarg; break;
         case OPT_CALIB: o.calib = optarg; break;
+        case OPT_ALPHA:
+            if (!strcmp(optarg, "none")) o.alpha = -1;
+            else if (tool_parse_double(optarg, 0, 1, &o.alpha))
+                return tool_usage_error("--alpha: bad value '%s' (0 to 1, or none)", optarg);
+            alpha_given = 1;
+            break;
+        case OPT_ACT:
+            if (strcmp(optarg, "dynamic") && strcmp(optarg, "static"))
+                return tool_usage_error("--act: '%s' is not dynamic or static", optarg);
+            o.act_static = !strcmp(optarg, "static");
+            act_given = 1;
+            break;
         case OPT_CALIB_SAMPLES:
             if (tool_parse_int(optarg, 1, 1L << 24, &o.calib_samples))
                 return tool_usage_error("--calib-samples: bad value '%s'", optarg);
@@ -742,17 +822,23 @@ int main(int argc, char **argv)
     }
     llm_log_set_level(o.verbose < 0 ? LLM_LOG_ERROR : o.verbose > 0 ? LLM_LOG_DEBUG
                                                                      : LLM_LOG_WARN);
-    if (!o.mode) return tool_usage_error("-m MODE is required (w8a16, w4a16, fp8-pc, fp8)");
+    if (!o.mode)
+        return tool_usage_error("-m MODE is required (w8a16, w4a16, fp8-pc, fp8, int8-sq)");
     o.algo = mode_algo(o.mode);
     if (o.algo < 0) {
-        if (!strcmp(o.mode, "int8-sq") || !strcmp(o.mode, "int4-awq"))
+        if (!strcmp(o.mode, "int4-awq"))
             return tool_usage_error("-m %s is not in this release yet (w8a16, w4a16, fp8-pc, "
-                                    "fp8)", o.mode);
-        return tool_usage_error("-m: unknown mode '%s' (w8a16, w4a16, fp8-pc, fp8)", o.mode);
+                                    "fp8, int8-sq)", o.mode);
+        return tool_usage_error("-m: unknown mode '%s' (w8a16, w4a16, fp8-pc, fp8, int8-sq)",
+                                o.mode);
     }
     if (o.no_eval && o.max_kld >= 0) return tool_usage_error("--max-kld needs the report");
-    if (o.calib && o.algo != LLM_QUANT_FP8)
+    int sq = o.algo == LLM_QUANT_W8A8_SQ_PC_PT;
+    if (o.calib && o.algo != LLM_QUANT_FP8 && !sq)
         return tool_usage_error("--calib: mode %s takes no calibration", o.mode);
+    if ((alpha_given || act_given) && !sq)
+        return tool_usage_error("--alpha and --act are for -m int8-sq");
+    if (sq && o.act_static) o.algo = LLM_QUANT_W8A8_SQ_PC;
     if (optind + 1 != argc) return tool_usage_error("expected one ARTIFACT");
     o.in = argv[optind];
     if (!excl_given) {

@@ -190,6 +190,14 @@ static int bind_slot(struct llm_model *m, int slot, int l, struct llm_weight *w)
             char stem[LLM_NAME_MAX];
             snprintf(stem, sizeof stem, "%.*s", (int)(strlen(w->name) - strlen(".weight")), w->name);
             if ((rc = bind_quant(m, stem, w))) return rc;
+            int a = m->quant.algo;
+            w->act = a == LLM_QUANT_FP8 || a == LLM_QUANT_FP8_PC_PT ? LLM_WACT_FP8
+                     : a == LLM_QUANT_W8A8_SQ_PC || a == LLM_QUANT_W8A8_SQ_PC_PT ? LLM_WACT_INT8
+                                                                                 : LLM_WACT_NONE;
+            if (a == LLM_QUANT_W8A8_SQ_PC && !w->act_scale.data)
+                return llm_err_set(LLM_ENOTFOUND, "'%s': %s weight '%s' has no static "
+                                   "activation scale ('%s.%s')", src_of(m),
+                                   llm_quant_algo_name(a), w->name, stem, LLM_WQ_SQ_ACT_SCALE);
         }
     }
     if (bnd > 0) {

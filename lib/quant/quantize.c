@@ -56,3 +56,15 @@ void llm_q_fp8_channel(const float *w, int64_t out, int64_t in, uint8_t *q, floa
 {
     for (int64_t o = 0; o < out; o++) llm_q_fp8_tensor(w + o * in, (size_t)in, q + o * in, &scale[o]);
 }
+
+void llm_q_smooth(const float *x_amax, const float *w, int64_t out, int64_t in, double alpha,
+                  float *s)
+{
+    for (int64_t j = 0; j < in; j++) {
+        float wm = amax(w + j, out, in);
+        double v = x_amax[j] > 0.f && wm > 0.f
+                       ? pow((double)x_amax[j], alpha) / pow((double)wm, 1.0 - alpha)
+                       : 1.0;
+        s[j] = (float)(v < 1e-5 ? 1e-5 : v > 1e5 ? 1e5 : v);
+    }
+}

@@ -54,6 +54,31 @@ else
     bad "KLD order: w8a16 ${KLD[w8a16]:-?} fp8-pc ${KLD[fp8-pc]:-?} w4a16 ${KLD[w4a16]:-?}"
 fi
 
+# SmoothQuant's case: the same model with activation outliers (mk-outliers; its answers
+# are bit for bit the parent's) - smoothing must beat plain per-tensor W8A8 by far
+kld_of() { "$B/cmd/llm-info" "$1" | sed -n 's/^quantization report:.*KLD mean \([0-9.]*\),.*/\1/p'; }
+if "$B/tests/quant/mk-outliers" "$M" "$T/outl.llm" 64 2>"$T/err" &&
+    "$B/cmd/llm-run" -q --device cpu "$M" "$S/lib/data/prompts.jsonl" >"$T/a.out" &&
+    "$B/cmd/llm-run" -q --device cpu "$T/outl.llm" "$S/lib/data/prompts.jsonl" >"$T/b.out" &&
+    cmp -s "$T/a.out" "$T/b.out"; then
+    ok "outlier model answers as its parent"
+else
+    bad "outlier model: $(head -c 300 "$T/err")"
+fi
+$Q -q -m int8-sq "$T/outl.llm" -o "$T/sq.llm" 2>"$T/err" || bad "int8-sq: $(cat "$T/err")"
+$Q -q -m int8-sq --alpha none --act static "$T/outl.llm" -o "$T/pt.llm" 2>/dev/null ||
+    bad "plain W8A8: exit $?"
+$Q -q -m int8-sq --act static "$T/outl.llm" -o "$T/sqs.llm" 2>"$T/err" || bad "int8-sq static: $(cat "$T/err")"
+ksq=$(kld_of "$T/sq.llm") kpt=$(kld_of "$T/pt.llm") ksqs=$(kld_of "$T/sqs.llm")
+if python3 -c "import sys; a, b, c = map(float, sys.argv[1:]); sys.exit(not (a * 50 < b and c * 20 < b and b > 0.1))" \
+    "${ksq:-1}" "${kpt:-0}" "${ksqs:-1}"; then
+    ok "outliers: int8-sq KLD $ksq (static $ksqs) vs plain per-tensor W8A8 $kpt"
+else
+    bad "outliers: int8-sq ${ksq:-?} (static ${ksqs:-?}) not far below plain W8A8 ${kpt:-?}"
+fi
+"$B/cmd/llm-info" "$T/sq.llm" | grep -q "smoother" && ok "int8-sq keeps its smoothers" ||
+    bad "int8-sq: no smoother tensors"
+
 # expect STATUS SUBSTRING ARGS...: one stderr line holding SUBSTRING (a usage error adds
 # the line pointing at --help), that exit status, no output
 expect() {
@@ -77,7 +102,9 @@ expect 1 "does not divide the 704 input channels" -m w4a16 "$M" -o "$T/o.llm"
 : >"$T/empty.txt"
 expect 1 "empty evaluation text" -m w8a16 --eval "$T/empty.txt" "$M" -o "$T/o.llm"
 expect 1 "nosuch.txt" -m w8a16 --eval "$T/nosuch.txt" "$M" -o "$T/o.llm"
-expect 2 "not in this release yet" -m int8-sq "$M" -o "$T/o.llm"
+expect 2 "not in this release yet" -m int4-awq "$M" -o "$T/o.llm"
+expect 2 "are for -m int8-sq" -m w8a16 --alpha 0.3 "$M" -o "$T/o.llm"
+expect 2 "--alpha: bad value" -m int8-sq --alpha 1.5 "$M" -o "$T/o.llm"
 expect 1 "empty calibration text" -m fp8 --calib "$T/empty.txt" "$M" -o "$T/o.llm"
 printf '{"prompt": "def f(x):"}\nnot json\n' >"$T/bad.jsonl"
 expect 1 "bad.jsonl': line 2" -m fp8 --calib "$T/bad.jsonl" "$M" -o "$T/o.llm"

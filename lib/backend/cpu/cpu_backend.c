@@ -195,10 +195,6 @@ int llm_backend_cpu_create(struct llm_backend **out, const struct llm_model *m,
     }
     int rc = llm_model_supported(m, &llm_cpu_caps);
     if (rc) return rc;
-    if (m->quant.algo == LLM_QUANT_W8A8_SQ_PC || m->quant.algo == LLM_QUANT_W8A8_SQ_PC_PT)
-        return llm_err_set(LLM_EUNSUPPORTED, "'%s': the cpu backend does not run %s (int8 "
-                           "activations) yet", m->path ? m->path : "model",
-                           llm_quant_algo_name(m->quant.algo));
     if (m->quant.algo && m->desc.n_experts > 0)
         return llm_err_set(LLM_EUNSUPPORTED, "'%s': quantized experts are not run yet",
                            m->path ? m->path : "model");

@@ -103,13 +103,15 @@ int llm_cpu_linear(float *y, const float *x, int n, int64_t in, const void *w, i
 
 /* y[n][out] = x . W^T for a weight of any format (llm/weight.h): dense goes
  * to llm_cpu_linear; fp8, int8 and int4 are dequantized as formats/artifact.md
- * defines them (cpu_quant.c), fp8 activations rounded to e4m3 first.
- * LLM_EUNSUPPORTED for int8 activations (SmoothQuant), not run yet. */
+ * defines them (cpu_quant.c), activations rounded first as the weight's
+ * act says (fp8 or int8, static or per token). */
 struct llm_weight;
 int llm_cpu_linear_w(float *y, const float *x, int n, const struct llm_weight *w);
 /* x[n][in] rounded to e4m3 under scale s (s <= 0: each row's max|x| / 448)
  * and back to fp32. */
 void llm_cpu_quant_act_fp8(float *x, int n, int64_t in, float s);
+/* The same to int8: s <= 0: each row's max|x| / 127; clamped to [-127, 127]. */
+void llm_cpu_quant_act_int8(float *x, int n, int64_t in, float s);
 
 /* Threads for the ops when none are asked for: the cores this process may
  * use, less those other processes are running on (at least 1). */

@@ -7,11 +7,11 @@
  * the block goes through the dense kernel (llm_cpu_linear), so the
  * arithmetic after dequantization is the dense path's own.  Activations
  * are treated first, as the format says: multiplied by AWQ's pre-quant
- * scale; for fp8 weights rounded to e4m3 (saturating at 448) under a scale
- * - the static activation_scaling_factor when the artifact has one, else
- * each row's own max|x| / 448 (dynamic per token) - and taken back to fp32,
- * so a product of two fp8 numbers is what the reference multiplies.
- * int8 weights with int8 activations (SmoothQuant) are not run here yet.
+ * scale, divided by SmoothQuant's smoother, then (llm_weight.act) rounded
+ * to e4m3 (saturating at 448) or to int8 (clamped to +-127) under a scale -
+ * the static one when the artifact has it, else each row's own max|x| /
+ * 448 or / 127 (dynamic per token) - and taken back to fp32, so the
+ * product of two quantized numbers is what the reference multiplies.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -62,6 +62,24 @@ void llm_cpu_quant_act_fp8(float *x, int n, int64_t in, float s)
     }
 }
 
+/* Round every value of x[n][in] to int8 under a scale (static s, or each
+ * row's max|x| / 127 when s <= 0), clamped to [-127, 127], and back. */
+void llm_cpu_quant_act_int8(float *x, int n, int64_t in, float s)
+{
+    for (int t = 0; t < n; t++) {
+        float *r = x + (int64_t)t * in, sc = s;
+        if (sc <= 0.f) {
+            float mx = 0.f;
+            for (int64_t i = 0; i < in; i++) mx = fmaxf(mx, fabsf(r[i]));
+            sc = mx > 0.f ? mx / 127.0f : 1.0f;
+        }
+        for (int64_t i = 0; i < in; i++) {
+            float q = rintf(r[i] / sc);
+            r[i] = (q < -127.f ? -127.f : q > 127.f ? 127.f : q) * sc;
+        }
+    }
+}
+
 /* Rows [r0, r0 + nr) of w dequantized into dst[nr][in]. */
 static int dequant_rows(const struct llm_weight *w, const float *scale, const float *zero,
                         int64_t r0, int64_t nr, float *dst)
@@ -95,9 +113,6 @@ int llm_cpu_linear_w(float *y, const float *x, int n, const struct llm_weight *w
     if (w->fmt == LLM_WFMT_DENSE)
         return llm_cpu_linear(y, x, n, in, w->data, w->dtype, out, w->bias, w->bias_dtype);
     if (n <= 0 || out <= 0) return 0;
-    if (w->fmt == LLM_WFMT_INT8 && (w->act_scale.data || w->smoother.data))
-        return llm_err_set(LLM_EUNSUPPORTED, "cpu backend: '%s': int8 activations (SmoothQuant) "
-                           "are not run yet", w->name);
     if (w->fmt == LLM_WFMT_INT4 && (w->group_size <= 0 || in % w->group_size))
         return llm_err_set(LLM_ESHAPE, "'%s': group size %d does not divide %lld input channels",
                            w->name, w->group_size, (long long)in);
@@ -105,14 +120,15 @@ int llm_cpu_linear_w(float *y, const float *x, int n, const struct llm_weight *w
                  : w->scale_kind == LLM_WSCALE_CHANNEL ? out
                                                        : 1;
     float *scale = NULL, *zero = NULL, *pre = NULL, *as = NULL, *xq = NULL, *wb = NULL,
-          *yb = NULL, *bias = NULL;
+          *yb = NULL, *bias = NULL, *sm = NULL;
     int rc = 0;
     int64_t br = out < QROWS ? out : QROWS;
     if (!(scale = side_f32(&w->scale, (uint64_t)ns, "scale", w->name)) ||
         (w->zero.data && !(zero = side_f32(&w->zero, (uint64_t)ns, "zero", w->name))) ||
         (w->prequant.data && !(pre = side_f32(&w->prequant, (uint64_t)in, "pre-quant scale",
                                               w->name))) ||
-        (w->act_scale.data && !(as = side_f32(&w->act_scale, 1, "activation scale", w->name)))) {
+        (w->act_scale.data && !(as = side_f32(&w->act_scale, 1, "activation scale", w->name))) ||
+        (w->smoother.data && !(sm = side_f32(&w->smoother, (uint64_t)in, "smoother", w->name)))) {
         rc = llm_errcode() ? llm_errcode() : LLM_ENOMEM;
         goto out;
     }
@@ -127,7 +143,11 @@ int llm_cpu_linear_w(float *y, const float *x, int n, const struct llm_weight *w
     if (pre)
         for (int t = 0; t < n; t++)
             for (int64_t i = 0; i < in; i++) xq[(int64_t)t * in + i] *= pre[i];
-    if (w->fmt == LLM_WFMT_FP8) llm_cpu_quant_act_fp8(xq, n, in, as ? as[0] : 0.f);
+    if (sm)
+        for (int t = 0; t < n; t++)
+            for (int64_t i = 0; i < in; i++) xq[(int64_t)t * in + i] /= sm[i];
+    if (w->act == LLM_WACT_FP8) llm_cpu_quant_act_fp8(xq, n, in, as ? as[0] : 0.f);
+    if (w->act == LLM_WACT_INT8) llm_cpu_quant_act_int8(xq, n, in, as ? as[0] : 0.f);
     for (int64_t r0 = 0; r0 < out && !rc; r0 += br) {
         int64_t nr = out - r0 < br ? out - r0 : br;
         if ((rc = dequant_rows(w, scale, zero, r0, nr, wb))) break;
@@ -153,5 +173,6 @@ out:
     free(wb);
     free(yb);
     free(bias);
+    free(sm);
     return rc;
 }

@@ -32,6 +32,13 @@ void llm_q_int4_group(const float *w, int64_t out, int64_t in, int group, uint8_
                       float *scale);
 void llm_q_fp8_tensor(const float *w, size_t n, uint8_t *q, float *scale);
 void llm_q_fp8_channel(const float *w, int64_t out, int64_t in, uint8_t *q, float *scale);
+/* SmoothQuant's factors for a weight [out][in] whose input has channel
+ * maxima x_amax[in]: s[j] = x_amax[j]^alpha / max_o |w[o][j]|^(1 - alpha),
+ * 1 where either maximum is 0, clamped to [1e-5, 1e5].  The input is then
+ * divided by s and the weight's column j multiplied by it (the product is
+ * unchanged), which moves the activations' outliers into the weight. */
+void llm_q_smooth(const float *x_amax, const float *w, int64_t out, int64_t in, double alpha,
+                  float *s);
 
 /* ---- calibration: what the linear layers' inputs look like ------------------- */
 

@@ -60,6 +60,12 @@ enum llm_wscale {
 #define LLM_WQ_PREQUANT "prequant_scaling_factor"
 #define LLM_WQ_KV_SCALE "kv_cache_scaling_factor"
 
+/* What happens to a quantized weight's input activations (from the
+ * artifact's quantization section): nothing (weight-only formats), or
+ * rounding to fp8 / int8 under a scale - the static act_scale when the
+ * weight has one, else each row's own (dynamic per token). */
+enum llm_wact { LLM_WACT_NONE = 0, LLM_WACT_FP8, LLM_WACT_INT8 };
+
 struct llm_weight {
     int present;                 /* 0: the model has no such slot */
     char name[LLM_NAME_MAX];     /* canonical name of the weight tensor */
@@ -71,6 +77,7 @@ struct llm_weight {
     uint64_t nbytes;
     /* quantization (fmt != dense); absent side tensors have data == NULL */
     int scale_kind;              /* enum llm_wscale */
+    int act;                     /* enum llm_wact */
     int group_size;              /* LLM_WSCALE_GROUP */
     struct llm_tensor scale;     /* weights_scaling_factor or per_channel_scale */
     struct llm_tensor zero;
