@@ -52,12 +52,15 @@ static const char usage_text[] =
     "  int8-sq                     SmoothQuant W8A8: input channels smoothed (--alpha), int8\n"
     "                              weights per output channel, int8 activations per token\n"
     "                              (--act dynamic) or per tensor (--act static)\n"
-    "  (int4-awq and --kv are not in this release yet)\n"
+    "  int4-awq                    AWQ: int4 groups as w4a16, each input channel first scaled\n"
+    "                              by its mean |x|^a, a searched per layer for the least\n"
+    "                              output error on calibration rows (a = 0: w4a16)\n"
+    "  (--kv is not in this release yet)\n"
     "\n"
     "Options:\n"
     "  -m, --mode MODE             one of the modes above (required)\n"
     "  -o, --output FILE           write FILE (temporary name, renamed when complete)\n"
-    "      --group-size N          w4a16: input channels per scale (default 128)\n"
+    "      --group-size N          w4a16, int4-awq: input channels per scale (default 128)\n"
     "      --exclude PATTERN       keep matching weights dense (shell pattern on the\n"
     "                              tensor name, or a part of it; repeatable; default:\n"
     "                              lm_head and MoE routers)\n"
@@ -65,7 +68,8 @@ static const char usage_text[] =
     "                              none: no smoothing (plain W8A8)\n"
     "      --act dynamic|static    int8-sq activations: a scale per token at run time\n"
     "                              (default) or one per tensor from calibration\n"
-    "      --calib FILE            calibration text (fp8, int8-sq): plain text, or llm-run JSONL\n"
+    "      --calib FILE            calibration text (fp8, int8-sq, int4-awq): plain text, or\n"
+    "                              llm-run JSONL\n"
     "                              (its prompts) when FILE ends in .jsonl (default: the\n"
     "                              bundled text)\n"
     "      --calib-samples N       windows of calibration text at most (default 512)\n"
@@ -104,6 +108,9 @@ enum {
 };
 
 enum { EXIT_KLD = 3 };
+
+/* Input rows of each linear layer kept from calibration for AWQ's search. */
+#define AWQ_ROWS 128
 
 /* A mean KLD above this prints a warning even without --max-kld. */
 #define WARN_KLD 0.1
@@ -240,6 +247,37 @@ static int quantize_one(const struct opts *o, struct qset *s, const struct llm_t
         if ((rc = qset_add(s, t->name, LLM_DTYPE_I4, 2, ws, q, n / 2))) goto out;
         q = NULL;
         rc = qset_add(s, sn, LLM_DTYPE_F32, 2, ss, sc, sizeof(float) * (size_t)(g * out));
+    } else if (o->algo == LLM_QUANT_W4A16_AWQ) {
+        const struct llm_q_stat *x = llm_q_stats_find(st, t->name);
+        if (!x || !x->rows || x->in != in || !x->n_sample) {
+            rc = llm_err_set(LLM_EINVAL, "calibration never reached '%s'", t->name);
+            goto out;
+        }
+        int64_t g = in / o->group;
+        double *mean = malloc(sizeof(double) * (size_t)in), a = 0, e = 1;
+        float *pre = malloc(sizeof(float) * (size_t)in);
+        q = malloc(n / 2);
+        sc = malloc(sizeof(float) * (size_t)(g * out));
+        if (!q || !sc || !mean || !pre) {
+            free(mean);
+            free(pre);
+            goto oom;
+        }
+        for (int64_t j = 0; j < in; j++) mean[j] = x->chan_sum[j] / (double)x->rows;
+        rc = llm_q_awq(w, out, in, (int)o->group, mean, x->sample, x->n_sample, q, sc, pre, &a, &e);
+        free(mean);
+        if (!rc && o->verbose > 0)
+            llm_info("%s: AWQ exponent %.2f, output error %.3f of round to nearest", t->name, a, e);
+        int64_t ss[2] = {g, out}, si[1] = {in};
+        if (!rc) rc = qset_add(s, t->name, LLM_DTYPE_I4, 2, ws, q, n / 2);
+        if (!rc) q = NULL;
+        snprintf(sn, sizeof sn, "%s.weights_scaling_factor", stem);
+        if (!rc) rc = qset_add(s, sn, LLM_DTYPE_F32, 2, ss, sc, sizeof(float) * (size_t)(g * out));
+        if (!rc) sc = NULL;
+        snprintf(sn, sizeof sn, "%s.prequant_scaling_factor", stem);
+        if (!rc) rc = qset_add(s, sn, LLM_DTYPE_F32, 1, si, pre, sizeof(float) * (size_t)in);
+        if (!rc) pre = NULL;
+        free(pre);
     } else if (o->algo == LLM_QUANT_FP8) { /* per tensor, static activations */
         const struct llm_q_stat *x = llm_q_stats_find(st, t->name);
         if (!x || !x->rows) {
@@ -356,7 +394,8 @@ static int plan_and_quantize(const struct opts *o, struct llm_model *m, struct q
         if (!llm_dtype_is_float(t.dtype) || llm_dtype_bits(t.dtype) < 16)
             return llm_err_set(LLM_EFORMAT, "'%s': tensor '%s' is %s, not a float weight",
                                m->path, t.name, llm_dtype_name(t.dtype));
-        if (o->algo == LLM_QUANT_W4A16 && (t.shape[1] % o->group || o->group % 2))
+        if ((o->algo == LLM_QUANT_W4A16 || o->algo == LLM_QUANT_W4A16_AWQ) &&
+            (t.shape[1] % o->group || o->group % 2))
             return llm_err_set(LLM_EINVAL, "'%s': --group-size %ld does not divide the %lld "
                                "input channels of '%s'", m->path, o->group,
                                (long long)t.shape[1], t.name);
@@ -501,7 +540,7 @@ static json_t *prov_entry(const struct opts *o, const char *parent_hash)
 {
     json_t *argv = json_pack("[s, s, s]", "llm-quantize", "-m", o->mode);
     char b[32];
-    if (o->algo == LLM_QUANT_W4A16) {
+    if (o->algo == LLM_QUANT_W4A16 || o->algo == LLM_QUANT_W4A16_AWQ) {
         snprintf(b, sizeof b, "%ld", o->group);
         json_array_append_new(argv, json_string("--group-size"));
         json_array_append_new(argv, json_string(b));
@@ -605,6 +644,7 @@ static int mode_algo(const char *m)
     if (!strcmp(m, "fp8-pc")) return LLM_QUANT_FP8_PC_PT;
     if (!strcmp(m, "fp8")) return LLM_QUANT_FP8;
     if (!strcmp(m, "int8-sq")) return LLM_QUANT_W8A8_SQ_PC_PT;
+    if (!strcmp(m, "int4-awq")) return LLM_QUANT_W4A16_AWQ;
     return -1;
 }
 
@@ -648,13 +688,14 @@ static int run(struct opts *o)
     size_t n_q = 0;
     double t0 = (double)clock() / CLOCKS_PER_SEC;
     if (o->algo == LLM_QUANT_FP8 || o->algo == LLM_QUANT_W8A8_SQ_PC ||
-        o->algo == LLM_QUANT_W8A8_SQ_PC_PT) {
+        o->algo == LLM_QUANT_W8A8_SQ_PC_PT || o->algo == LLM_QUANT_W4A16_AWQ) {
         long cw = o->calib_len < m->desc.max_pos ? o->calib_len : m->desc.max_pos, cn = 0;
         int32_t *cids = NULL;
         if ((rc = calib_tokens(o, m, cw, &cids, &cn))) goto out;
         struct llm_backend_opts bo;
         llm_backend_opts_init(&bo);
-        rc = llm_q_calibrate(m, cids, cn, (int)cw, &bo, on_progress, o, &stats);
+        rc = llm_q_calibrate(m, cids, cn, (int)cw, o->algo == LLM_QUANT_W4A16_AWQ ? AWQ_ROWS : 0,
+                             &bo, on_progress, o, &stats);
         free(cids);
         if (o->verbose >= 0 && isatty(2)) fputc('\n', stderr);
         if (rc) goto out;
@@ -669,7 +710,9 @@ static int run(struct opts *o)
     qm.gen = m->gen;
     llm_model_init_mem(&qm);
     qm.quant.algo = o->algo;
-    qm.quant.group_size = o->algo == LLM_QUANT_W4A16 ? (int)o->group : 0;
+    qm.quant.group_size =
+        o->algo == LLM_QUANT_W4A16 || o->algo == LLM_QUANT_W4A16_AWQ ? (int)o->group : 0;
+    qm.quant.pre_quant_scale = o->algo == LLM_QUANT_W4A16_AWQ;
     qm.quant.n_exclude = o->n_exclude;
     for (int i = 0; i < o->n_exclude; i++)
         snprintf(qm.quant.exclude[i], sizeof qm.quant.exclude[i], "%s", o->exclude[i]);
@@ -823,18 +866,16 @@ int main(int argc, char **argv)
     llm_log_set_level(o.verbose < 0 ? LLM_LOG_ERROR : o.verbose > 0 ? LLM_LOG_DEBUG
                                                                      : LLM_LOG_WARN);
     if (!o.mode)
-        return tool_usage_error("-m MODE is required (w8a16, w4a16, fp8-pc, fp8, int8-sq)");
+        return tool_usage_error("-m MODE is required (w8a16, w4a16, fp8-pc, fp8, int8-sq, "
+                                "int4-awq)");
     o.algo = mode_algo(o.mode);
     if (o.algo < 0) {
-        if (!strcmp(o.mode, "int4-awq"))
-            return tool_usage_error("-m %s is not in this release yet (w8a16, w4a16, fp8-pc, "
-                                    "fp8, int8-sq)", o.mode);
-        return tool_usage_error("-m: unknown mode '%s' (w8a16, w4a16, fp8-pc, fp8, int8-sq)",
-                                o.mode);
+        return tool_usage_error("-m: unknown mode '%s' (w8a16, w4a16, fp8-pc, fp8, int8-sq, "
+                                "int4-awq)", o.mode);
     }
     if (o.no_eval && o.max_kld >= 0) return tool_usage_error("--max-kld needs the report");
     int sq = o.algo == LLM_QUANT_W8A8_SQ_PC_PT;
-    if (o.calib && o.algo != LLM_QUANT_FP8 && !sq)
+    if (o.calib && o.algo != LLM_QUANT_FP8 && o.algo != LLM_QUANT_W4A16_AWQ && !sq)
         return tool_usage_error("--calib: mode %s takes no calibration", o.mode);
     if ((alpha_given || act_given) && !sq)
         return tool_usage_error("--alpha and --act are for -m int8-sq");

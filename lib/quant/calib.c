@@ -1,12 +1,15 @@
 /* calib.c - activation statistics of a model's linear layers over
  * calibration text: for each linear weight, the largest |x| of its input
  * over every token (fp8 static activation scales) and per input channel
- * (SmoothQuant's and AWQ's channel statistics).
+ * (SmoothQuant's channel statistics), the mean |x| per channel and, when
+ * asked, a uniform sample of input rows (AWQ's search measures its error on
+ * them).
  *
  * Design: the text runs through the CPU backend in windows, like the
  * report's evaluation, with an observer on every linear layer's input
- * (llm_backend_opts.observe); only the maxima are kept, so memory is the
- * model's input widths, not its activations.  Only the last row of each
+ * (llm_backend_opts.observe); only the maxima, sums and the sample are
+ * kept, so memory is the model's input widths times the sample size, not
+ * its activations.  Only the last row of each
  * window asks for logits.
  */
 #include <math.h>
@@ -32,7 +35,16 @@ static struct llm_q_stat *find_or_add(struct llm_q_stats *s, const struct llm_we
     memset(st, 0, sizeof *st);
     snprintf(st->name, sizeof st->name, "%s", w->name);
     st->in = w->shape[w->ndim - 1];
-    if (!(st->chan = calloc((size_t)st->in, sizeof(float)))) return NULL;
+    st->chan = calloc((size_t)st->in, sizeof(float));
+    st->chan_sum = calloc((size_t)st->in, sizeof(double));
+    if (s->keep_rows > 0)
+        st->sample = malloc(sizeof(float) * (size_t)s->keep_rows * (size_t)st->in);
+    if (!st->chan || !st->chan_sum || (s->keep_rows > 0 && !st->sample)) {
+        free(st->chan);
+        free(st->chan_sum);
+        free(st->sample);
+        return NULL;
+    }
     s->n++;
     return st;
 }
@@ -52,6 +64,23 @@ static void observe(void *ctx, const struct llm_weight *w, const float *x, int r
             float a = fabsf(r[i]);
             if (a > st->chan[i]) st->chan[i] = a;
             if (a > st->amax) st->amax = a;
+            st->chan_sum[i] += a;
+        }
+        /* reservoir sample: row number k replaces a kept row with probability keep / (k + 1) */
+        long k = st->rows + t;
+        int slot = -1;
+        if (s->keep_rows > 0) {
+            if (k < s->keep_rows) {
+                slot = (int)k;
+            } else {
+                s->rng = s->rng * 6364136223846793005ull + 1442695040888963407ull;
+                uint64_t j = (s->rng >> 33) % (uint64_t)(k + 1);
+                if (j < (uint64_t)s->keep_rows) slot = (int)j;
+            }
+        }
+        if (slot >= 0) {
+            memcpy(st->sample + (int64_t)slot * st->in, r, sizeof(float) * (size_t)st->in);
+            if (st->n_sample < s->keep_rows) st->n_sample++;
         }
     }
     st->rows += rows;
@@ -66,17 +95,23 @@ const struct llm_q_stat *llm_q_stats_find(const struct llm_q_stats *s, const cha
 
 void llm_q_stats_free(struct llm_q_stats *s)
 {
-    for (int i = 0; i < s->n; i++) free(s->stat[i].chan);
+    for (int i = 0; i < s->n; i++) {
+        free(s->stat[i].chan);
+        free(s->stat[i].chan_sum);
+        free(s->stat[i].sample);
+    }
     free(s->stat);
     memset(s, 0, sizeof *s);
 }
 
 int llm_q_calibrate(const struct llm_model *m, const int32_t *tokens, long n, int window,
-                    const struct llm_backend_opts *o,
+                    int keep_rows, const struct llm_backend_opts *o,
                     void (*progress)(void *ctx, long done, long total), void *ctx,
                     struct llm_q_stats *s)
 {
     memset(s, 0, sizeof *s);
+    s->keep_rows = keep_rows;
+    s->rng = 0x853c49e6748fea9bull;
     if (n < 1 || window < 1)
         return llm_err_set(LLM_EINVAL, "calibration: no tokens to read");
     struct llm_backend_opts bo = *o;

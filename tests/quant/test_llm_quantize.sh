@@ -78,6 +78,18 @@ else
 fi
 "$B/cmd/llm-info" "$T/sq.llm" | grep -q "smoother" && ok "int8-sq keeps its smoothers" ||
     bad "int8-sq: no smoother tensors"
+# and AWQ beats plain int4 rounding at the same group size there
+$Q -q -m int4-awq --group-size 64 "$T/outl.llm" -o "$T/awq.llm" 2>"$T/err" || bad "int4-awq: $(cat "$T/err")"
+$Q -q -m w4a16 --group-size 64 "$T/outl.llm" -o "$T/rtn.llm" 2>"$T/err" || bad "w4a16: $(cat "$T/err")"
+kawq=$(kld_of "$T/awq.llm") krtn=$(kld_of "$T/rtn.llm")
+if python3 -c "import sys; a, b = map(float, sys.argv[1:]); sys.exit(not (a * 2 < b))" "${kawq:-1}" "${krtn:-0}"; then
+    ok "outliers, int4 groups of 64: int4-awq KLD $kawq vs w4a16 $krtn"
+else
+    bad "outliers: int4-awq ${kawq:-?} not below half of w4a16 ${krtn:-?}"
+fi
+"$B/cmd/llm-info" "$T/awq.llm" | grep -q 'prequant_scaling_factor' &&
+    "$B/cmd/llm-info" "$T/awq.llm" | grep -q '"quant_algo":"W4A16_AWQ".*"pre_quant_scale":true' &&
+    ok "int4-awq: W4A16_AWQ with pre-quant scales" || bad "int4-awq: section or pre-quant scales"
 
 # expect STATUS SUBSTRING ARGS...: one stderr line holding SUBSTRING (a usage error adds
 # the line pointing at --help), that exit status, no output
@@ -102,7 +114,7 @@ expect 1 "does not divide the 704 input channels" -m w4a16 "$M" -o "$T/o.llm"
 : >"$T/empty.txt"
 expect 1 "empty evaluation text" -m w8a16 --eval "$T/empty.txt" "$M" -o "$T/o.llm"
 expect 1 "nosuch.txt" -m w8a16 --eval "$T/nosuch.txt" "$M" -o "$T/o.llm"
-expect 2 "not in this release yet" -m int4-awq "$M" -o "$T/o.llm"
+expect 1 "does not divide the 704 input channels" -m int4-awq "$M" -o "$T/o.llm"
 expect 2 "are for -m int8-sq" -m w8a16 --alpha 0.3 "$M" -o "$T/o.llm"
 expect 2 "--alpha: bad value" -m int8-sq --alpha 1.5 "$M" -o "$T/o.llm"
 expect 1 "empty calibration text" -m fp8 --calib "$T/empty.txt" "$M" -o "$T/o.llm"

@@ -152,8 +152,45 @@ static void test_linear(void)
     CHECK(llm_cpu_linear_w(y, &x[0][0], 2, &lw) != 0, "group 3 of 4 inputs refused");
 }
 
+/* AWQ: with one input channel 50 times larger than the rest, scaling it
+ * up in the weight must beat plain rounding on the output error, and a = 0
+ * must reproduce plain rounding exactly. */
+static void test_awq(void)
+{
+    enum { OUT = 8, IN = 64, ROWS = 32 };
+    static float w[OUT * IN], x[ROWS * IN], pre[IN], sc[IN / 32 * OUT], sc0[IN / 32 * OUT];
+    static uint8_t q[OUT * IN / 2], q0[OUT * IN / 2];
+    static double mean[IN];
+    uint64_t r = 12345;
+    for (int i = 0; i < OUT * IN; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        w[i] = (float)((int)(r >> 40) % 2001 - 1000) / 1000.0f;
+    }
+    for (int i = 0; i < ROWS * IN; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((int)(r >> 40) % 2001 - 1000) / 1000.0f * (i % IN == 3 ? 50.0f : 1.0f);
+    }
+    for (int j = 0; j < IN; j++) {
+        double sum = 0;
+        for (int t = 0; t < ROWS; t++) sum += fabs(x[t * IN + j]);
+        mean[j] = sum / ROWS;
+    }
+    double a = -1, e = -1;
+    int rc = llm_q_awq(w, OUT, IN, 32, mean, x, ROWS, q, sc, pre, &a, &e);
+    CHECK(!rc && a > 0 && e < 0.9, "awq: exponent %g, error %.3f of plain rounding", a, e);
+    CHECK(pre[3] < pre[4], "awq: the large channel is scaled up (pre %g vs %g)", pre[3], pre[4]);
+    /* all channels equal: the search finds nothing better than a = 0, i.e. plain rounding */
+    for (int j = 0; j < IN; j++) mean[j] = 1.0;
+    rc = llm_q_awq(w, OUT, IN, 32, mean, x, ROWS, q, sc, pre, &a, &e);
+    llm_q_int4_group(w, OUT, IN, 32, q0, sc0);
+    CHECK(!rc && e == 1.0 && !memcmp(q, q0, sizeof q) && !memcmp(sc, sc0, sizeof sc) &&
+              pre[0] == 1.0f,
+          "awq with flat activations is plain rounding (a %g, error %g)", a, e);
+}
+
 int main(void)
 {
+    test_awq();
     test_int8();
     test_int4();
     test_fp8();

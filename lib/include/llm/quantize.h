@@ -47,20 +47,41 @@ struct llm_q_stat {
     int64_t in;              /* input width */
     float amax;              /* max |x| over every token and channel */
     float *chan;             /* [in]: max |x| per input channel */
+    double *chan_sum;        /* [in]: sum of |x| per input channel (mean = / rows) */
     long rows;               /* tokens seen */
+    float *sample;           /* [n_sample][in]: input rows kept (keep_rows > 0), or NULL */
+    int n_sample;
 };
 struct llm_q_stats {
     struct llm_q_stat *stat;
     int n, cap, failed;
+    int keep_rows; /* rows of each input to keep (a deterministic reservoir sample) */
+    uint64_t rng;
 };
 /* Run the model over `tokens` (n, windows of `window`) on the CPU backend
- * and record, for every 2-D linear weight, the statistics of its input. */
+ * and record, for every 2-D linear weight, the statistics of its input and
+ * (keep_rows > 0) a uniform sample of keep_rows of its input rows. */
 int llm_q_calibrate(const struct llm_model *m, const int32_t *tokens, long n, int window,
+                    int keep_rows,
                     const struct llm_backend_opts *o,
                     void (*progress)(void *ctx, long done, long total), void *ctx,
                     struct llm_q_stats *s);
 const struct llm_q_stat *llm_q_stats_find(const struct llm_q_stats *s, const char *weight_name);
 void llm_q_stats_free(struct llm_q_stats *s);
+
+/* AWQ (activation-aware weight quantization) for one weight [out][in] to
+ * int4 groups of `group`: over a grid of exponents a in {0, 0.05, ..., 1},
+ * input channel j is scaled by s_j = mean|x_j|^a (normalised so that
+ * max(s) * min(s) = 1), the weight's column multiplied by s_j and quantized
+ * (llm_q_int4_group), and the output error on the sample rows x [rows][in]
+ * (sum over rows and outputs of (x W^T - (x / s) Q^T)^2) measured; the best
+ * exponent wins (a = 0 is plain round to nearest).  Writes the packed
+ * weight, its scales [in / group][out] and pre[in] = 1 / s (the input is
+ * multiplied by it at run time); *best_a and *err (relative to the plain
+ * error at a = 0, 1 when equal) say what was found. */
+int llm_q_awq(const float *w, int64_t out, int64_t in, int group, const double *chan_mean,
+              const float *x, int rows, uint8_t *packed, float *scale, float *pre, double *best_a,
+              double *err);
 
 /* ---- accuracy of a quantized model against its parent -------------------------- */
 
