@@ -16,19 +16,8 @@
 #include "llm/hf.h"
 #include "llm/model.h"
 #include "llm/random.h"
+#include "../formats/tcheck.h"
 
-static int failures, checks;
-
-#define CHECK(cond, ...)                                                                     \
-    do {                                                                                     \
-        checks++;                                                                            \
-        if (!(cond)) {                                                                       \
-            failures++;                                                                      \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                             \
-            fprintf(stderr, __VA_ARGS__);                                                    \
-            fprintf(stderr, " [last error: %s]\n", llm_errmsg());                            \
-        }                                                                                    \
-    } while (0)
 
 static const char *srcdir(void)
 {
@@ -176,6 +165,6 @@ int main(void)
                                                                         : LLM_DTYPE_F16);
     check_values();
     check_bad();
-    printf("%d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    printf("%d checks, %d failed\n", t_checks, t_failures);
+    return t_failures ? 1 : 0;
 }

@@ -1,4 +1,5 @@
-/* tcheck.h - small checking helpers shared by the tests in tests/formats.
+/* tcheck.h - small checking helpers shared by the C tests (tests/formats,
+ * tests/artifact, tests/quant).
  *
  * Each check prints what it compared when it fails and counts the failure;
  * a test runs everything and exits 1 if anything failed, so one run shows

@@ -17,19 +17,8 @@
 #include "llm/model.h"
 #include "llm/quantize.h"
 #include "llm/tokenizer.h"
+#include "../formats/tcheck.h"
 
-static int checks, failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, " [%s]\n", llm_errmsg());                                              \
-        }                                                                                          \
-    } while (0)
 
 static void check_fixture(const char *src, const char *name, const json_t *ref, const char *text,
                           size_t len)
@@ -108,6 +97,6 @@ int main(void)
     CHECK(json_object_size(refs) >= 5, "%zu references", json_object_size(refs));
     free(text);
     json_decref(refs);
-    printf("%d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    printf("%d checks, %d failed\n", t_checks, t_failures);
+    return t_failures ? 1 : 0;
 }

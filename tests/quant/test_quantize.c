@@ -11,19 +11,8 @@
 #include "llm/quantize.h"
 #include "llm/weight.h"
 #include "lib/backend/cpu/cpu_ops.h"
+#include "../formats/tcheck.h"
 
-static int checks, failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-        }                                                                                          \
-    } while (0)
 
 static void test_int8(void)
 {
@@ -195,6 +184,6 @@ int main(void)
     test_int4();
     test_fp8();
     test_linear();
-    printf("%d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    printf("%d checks, %d failed\n", t_checks, t_failures);
+    return t_failures ? 1 : 0;
 }
