@@ -374,9 +374,10 @@ out:
 }
 
 /* Which of the parent's tensors are quantized: linear weights [out][in]
- * that no pattern excludes.  Checks what the mode needs of each. */
+ * that no pattern excludes.  Checks what the mode needs of each; dry: only
+ * the checks (and the count), nothing quantized. */
 static int plan_and_quantize(const struct opts *o, struct llm_model *m, struct qset *s,
-                             const struct llm_q_stats *st, size_t *n_q)
+                             const struct llm_q_stats *st, size_t *n_q, int dry)
 {
     size_t n = llm_ar_count(m->ar);
     *n_q = 0;
@@ -399,6 +400,10 @@ static int plan_and_quantize(const struct opts *o, struct llm_model *m, struct q
             return llm_err_set(LLM_EINVAL, "'%s': --group-size %ld does not divide the %lld "
                                "input channels of '%s'", m->path, o->group,
                                (long long)t.shape[1], t.name);
+        if (dry) {
+            ++*n_q;
+            continue;
+        }
         if ((rc = llm_ar_get(m->ar, i, &t))) return rc;
         size_t first = s->n;
         if ((rc = quantize_one(o, s, &t, st))) return rc;
@@ -687,6 +692,8 @@ static int run(struct opts *o)
     llm_err_clear();
     size_t n_q = 0;
     double t0 = (double)clock() / CLOCKS_PER_SEC;
+    /* every check on the weights before the (long) calibration */
+    if ((rc = plan_and_quantize(o, m, &s, NULL, &n_q, 1))) goto out;
     if (o->algo == LLM_QUANT_FP8 || o->algo == LLM_QUANT_W8A8_SQ_PC ||
         o->algo == LLM_QUANT_W8A8_SQ_PC_PT || o->algo == LLM_QUANT_W4A16_AWQ) {
         long cw = o->calib_len < m->desc.max_pos ? o->calib_len : m->desc.max_pos, cn = 0;
@@ -704,7 +711,7 @@ static int run(struct opts *o)
         calib_json = json_pack("{s:s, s:I, s:I}", "text", o->calib ? o->calib : "bundled",
                                "tokens", (json_int_t)cn, "window", (json_int_t)cw);
     }
-    if ((rc = plan_and_quantize(o, m, &s, &stats, &n_q))) goto out;
+    if ((rc = plan_and_quantize(o, m, &s, &stats, &n_q, 0))) goto out;
     /* the quantized model, in memory */
     qm.desc = m->desc;
     qm.gen = m->gen;
