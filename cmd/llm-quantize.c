@@ -30,12 +30,14 @@
 #include "llm/model.h"
 #include "llm/quantize.h"
 #include "llm/tokenizer.h"
+#include "llm/weight.h"
 #include "llm_build_config.h"
 #include "llm_commit.h"
 #include "tool.h"
 
 static const char usage_text[] =
-    "Usage: llm-quantize -m MODE [OPTIONS] ARTIFACT [-o OUT]\n"
+    "Usage: llm-quantize -m MODE [--kv fp8|int8] [OPTIONS] ARTIFACT [-o OUT]\n"
+    "       llm-quantize --kv fp8|int8 [OPTIONS] ARTIFACT [-o OUT]\n"
     "Quantize the linear weights of an llm artifact ('-' reads standard input) and\n"
     "report the accuracy cost against the parent: KL divergence of the next-token\n"
     "distributions (mean, 99th percentile), top-1 agreement and both perplexities on\n"
@@ -55,7 +57,9 @@ static const char usage_text[] =
     "  int4-awq                    AWQ: int4 groups as w4a16, each input channel first scaled\n"
     "                              by its mean |x|^a, a searched per layer for the least\n"
     "                              output error on calibration rows (a = 0: w4a16)\n"
-    "  (--kv is not in this release yet)\n"
+    "  --kv fp8|int8               the KV cache too (with any mode, or alone): K and V\n"
+    "                              stored in 8 bits under a scale each per layer, from\n"
+    "                              calibration (max |K| or |V| / 448 or / 127)\n"
     "\n"
     "Options:\n"
     "  -m, --mode MODE             one of the modes above (required)\n"
@@ -105,6 +109,7 @@ enum {
     OPT_CALIB_LEN,
     OPT_ALPHA,
     OPT_ACT,
+    OPT_KV,
 };
 
 enum { EXIT_KLD = 3 };
@@ -120,6 +125,7 @@ struct opts {
     long calib_samples, calib_len;
     double alpha;   /* < 0: no smoothing */
     int act_static; /* int8-sq: static per-tensor activations */
+    int kv;         /* enum llm_kv_quant */
     int algo;
     long group, eval_tokens, eval_len;
     int no_eval, no_verify, verbose;
@@ -137,6 +143,7 @@ struct qt {
     void *data;
     uint64_t nbytes;
     int n_side; /* a weight: how many side tensors (its scales) follow it in the set */
+    int extra;  /* a new tensor of its own (KV scales): written after the parent's */
 };
 
 struct qset {
@@ -164,6 +171,7 @@ static int qset_add(struct qset *s, const char *name, int dtype, int ndim, const
     q->data = data;
     q->nbytes = nbytes;
     q->n_side = 0;
+    q->extra = 0;
     return 0;
 }
 
@@ -550,6 +558,10 @@ static json_t *prov_entry(const struct opts *o, const char *parent_hash)
         json_array_append_new(argv, json_string("--group-size"));
         json_array_append_new(argv, json_string(b));
     }
+    if (o->kv) {
+        json_array_append_new(argv, json_string("--kv"));
+        json_array_append_new(argv, json_string(o->kv == LLM_KV_QUANT_FP8 ? "fp8" : "int8"));
+    }
     if (o->algo == LLM_QUANT_W8A8_SQ_PC || o->algo == LLM_QUANT_W8A8_SQ_PC_PT) {
         if (o->alpha < 0) snprintf(b, sizeof b, "none");
         else snprintf(b, sizeof b, "%g", o->alpha);
@@ -559,8 +571,8 @@ static json_t *prov_entry(const struct opts *o, const char *parent_hash)
         json_array_append_new(argv, json_string(o->algo == LLM_QUANT_W8A8_SQ_PC ? "static"
                                                                                  : "dynamic"));
     }
-    if (o->algo != LLM_QUANT_W8A16 && o->algo != LLM_QUANT_W4A16 &&
-        o->algo != LLM_QUANT_FP8_PC_PT) {
+    if (o->kv || (o->algo != LLM_QUANT_NONE && o->algo != LLM_QUANT_W8A16 &&
+                  o->algo != LLM_QUANT_W4A16 && o->algo != LLM_QUANT_FP8_PC_PT)) {
         json_array_append_new(argv, json_string("--calib"));
         json_array_append_new(argv, json_string(o->calib ? o->calib : "bundled"));
         snprintf(b, sizeof b, "%ld", o->calib_samples);
@@ -635,6 +647,10 @@ static int write_out(const struct opts *o, struct llm_model *m, const struct qse
         for (int k = 0, nk = 1 + q->n_side; k < nk && !rc; k++, q++)
             rc = llm_aw_add(w, q->name, q->dtype, q->ndim, q->shape, q->data, q->nbytes);
     }
+    for (size_t k = 0; !rc && k < s->n; k++)
+        if (s->t[k].extra)
+            rc = llm_aw_add(w, s->t[k].name, s->t[k].dtype, s->t[k].ndim, s->t[k].shape,
+                            s->t[k].data, s->t[k].nbytes);
     if (!rc) rc = llm_aw_finish(w);
     else llm_aw_abort(w);
     return rc;
@@ -651,6 +667,32 @@ static int mode_algo(const char *m)
     if (!strcmp(m, "int8-sq")) return LLM_QUANT_W8A8_SQ_PC_PT;
     if (!strcmp(m, "int4-awq")) return LLM_QUANT_W4A16_AWQ;
     return -1;
+}
+
+/* One tensor per layer, attention.kv_cache_scaling_factor [2]: K's scale,
+ * then V's, from the largest |K| and |V| calibration put in the cache. */
+static int kv_scales(const struct opts *o, const struct llm_model *m, struct qset *s,
+                     const struct llm_q_stats *st)
+{
+    const float top = o->kv == LLM_KV_QUANT_FP8 ? 448.0f : 127.0f;
+    for (int l = 0; l < m->desc.n_layers; l++) {
+        char name[LLM_NAME_MAX];
+        llm_name_layer(name, sizeof name, l, "attention." LLM_WQ_KV_SCALE);
+        float *v = malloc(2 * sizeof(float));
+        if (!v) return llm_err_set(LLM_ENOMEM, "out of memory");
+        for (int j = 0; j < 2; j++) {
+            float a = st->kv_amax ? st->kv_amax[2 * l + j] : 0.f;
+            v[j] = a > 0.f ? a / top : 1.0f;
+        }
+        int64_t two[1] = {2};
+        int rc = qset_add(s, name, LLM_DTYPE_F32, 1, two, v, 2 * sizeof(float));
+        if (rc) {
+            free(v);
+            return rc;
+        }
+        s->t[s->n - 1].extra = 1;
+    }
+    return 0;
 }
 
 static int run(struct opts *o)
@@ -693,8 +735,8 @@ static int run(struct opts *o)
     size_t n_q = 0;
     double t0 = (double)clock() / CLOCKS_PER_SEC;
     /* every check on the weights before the (long) calibration */
-    if ((rc = plan_and_quantize(o, m, &s, NULL, &n_q, 1))) goto out;
-    if (o->algo == LLM_QUANT_FP8 || o->algo == LLM_QUANT_W8A8_SQ_PC ||
+    if (o->algo && (rc = plan_and_quantize(o, m, &s, NULL, &n_q, 1))) goto out;
+    if (o->kv || o->algo == LLM_QUANT_FP8 || o->algo == LLM_QUANT_W8A8_SQ_PC ||
         o->algo == LLM_QUANT_W8A8_SQ_PC_PT || o->algo == LLM_QUANT_W4A16_AWQ) {
         long cw = o->calib_len < m->desc.max_pos ? o->calib_len : m->desc.max_pos, cn = 0;
         int32_t *cids = NULL;
@@ -711,12 +753,14 @@ static int run(struct opts *o)
         calib_json = json_pack("{s:s, s:I, s:I}", "text", o->calib ? o->calib : "bundled",
                                "tokens", (json_int_t)cn, "window", (json_int_t)cw);
     }
-    if ((rc = plan_and_quantize(o, m, &s, &stats, &n_q, 0))) goto out;
+    if (o->algo && (rc = plan_and_quantize(o, m, &s, &stats, &n_q, 0))) goto out;
+    if (o->kv && (rc = kv_scales(o, m, &s, &stats))) goto out;
     /* the quantized model, in memory */
     qm.desc = m->desc;
     qm.gen = m->gen;
     llm_model_init_mem(&qm);
     qm.quant.algo = o->algo;
+    qm.quant.kv_algo = o->kv;
     qm.quant.group_size =
         o->algo == LLM_QUANT_W4A16 || o->algo == LLM_QUANT_W4A16_AWQ ? (int)o->group : 0;
     qm.quant.pre_quant_scale = o->algo == LLM_QUANT_W4A16_AWQ;
@@ -729,9 +773,12 @@ static int run(struct opts *o)
     qm.meta = m->meta;
     qm.tokenizer_json = m->tokenizer_json;
     qm.tokenizer_config = m->tokenizer_config;
-    if (o->verbose >= 0)
+    if (o->verbose >= 0 && o->algo)
         fprintf(stderr, "llm-quantize: %zu weights quantized (%s) in %.1f s\n", n_q,
                 llm_quant_algo_name(o->algo), (double)clock() / CLOCKS_PER_SEC - t0);
+    if (o->verbose >= 0 && o->kv)
+        fprintf(stderr, "llm-quantize: KV cache %s, K and V scales for %d layers\n",
+                llm_kv_quant_name(o->kv), m->desc.n_layers);
     struct llm_q_report r = {0};
     long window = o->eval_len < m->desc.max_pos ? o->eval_len : m->desc.max_pos;
     if (!o->no_eval) {
@@ -799,6 +846,7 @@ int main(int argc, char **argv)
         {"calib-len", required_argument, NULL, OPT_CALIB_LEN},
         {"alpha", required_argument, NULL, OPT_ALPHA},
         {"act", required_argument, NULL, OPT_ACT},
+        {"kv", required_argument, NULL, OPT_KV},
         {"eval-tokens", required_argument, NULL, OPT_EVAL_TOKENS},
         {"eval-len", required_argument, NULL, OPT_EVAL_LEN},
         {"no-eval", no_argument, NULL, OPT_NO_EVAL},
@@ -834,6 +882,11 @@ int main(int argc, char **argv)
             else if (tool_parse_double(optarg, 0, 1, &o.alpha))
                 return tool_usage_error("--alpha: bad value '%s' (0 to 1, or none)", optarg);
             alpha_given = 1;
+            break;
+        case OPT_KV:
+            if (!strcmp(optarg, "fp8")) o.kv = LLM_KV_QUANT_FP8;
+            else if (!strcmp(optarg, "int8")) o.kv = LLM_KV_QUANT_INT8;
+            else return tool_usage_error("--kv: '%s' is not fp8 or int8", optarg);
             break;
         case OPT_ACT:
             if (strcmp(optarg, "dynamic") && strcmp(optarg, "static"))
@@ -872,17 +925,18 @@ int main(int argc, char **argv)
     }
     llm_log_set_level(o.verbose < 0 ? LLM_LOG_ERROR : o.verbose > 0 ? LLM_LOG_DEBUG
                                                                      : LLM_LOG_WARN);
-    if (!o.mode)
-        return tool_usage_error("-m MODE is required (w8a16, w4a16, fp8-pc, fp8, int8-sq, "
-                                "int4-awq)");
-    o.algo = mode_algo(o.mode);
+    if (!o.mode && !o.kv)
+        return tool_usage_error("-m MODE or --kv is required (w8a16, w4a16, fp8-pc, fp8, "
+                                "int8-sq, int4-awq)");
+    if (!o.mode) o.mode = "none";
+    o.algo = !strcmp(o.mode, "none") && o.kv ? LLM_QUANT_NONE : mode_algo(o.mode);
     if (o.algo < 0) {
         return tool_usage_error("-m: unknown mode '%s' (w8a16, w4a16, fp8-pc, fp8, int8-sq, "
                                 "int4-awq)", o.mode);
     }
     if (o.no_eval && o.max_kld >= 0) return tool_usage_error("--max-kld needs the report");
     int sq = o.algo == LLM_QUANT_W8A8_SQ_PC_PT;
-    if (o.calib && o.algo != LLM_QUANT_FP8 && o.algo != LLM_QUANT_W4A16_AWQ && !sq)
+    if (o.calib && o.algo != LLM_QUANT_FP8 && o.algo != LLM_QUANT_W4A16_AWQ && !sq && !o.kv)
         return tool_usage_error("--calib: mode %s takes no calibration", o.mode);
     if ((alpha_given || act_given) && !sq)
         return tool_usage_error("--alpha and --act are for -m int8-sq");

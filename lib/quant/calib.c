@@ -86,6 +86,19 @@ static void observe(void *ctx, const struct llm_weight *w, const float *x, int r
     st->rows += rows;
 }
 
+static void observe_kv(void *ctx, int layer, const float *k, const float *v, int rows,
+                       int64_t stride, int64_t width)
+{
+    struct llm_q_stats *s = ctx;
+    if (layer < 0 || layer >= s->n_layers) return;
+    for (int t = 0; t < rows; t++)
+        for (int64_t i = 0; i < width; i++) {
+            float a = fabsf(k[t * stride + i]), b = fabsf(v[t * stride + i]);
+            if (a > s->kv_amax[2 * layer]) s->kv_amax[2 * layer] = a;
+            if (b > s->kv_amax[2 * layer + 1]) s->kv_amax[2 * layer + 1] = b;
+        }
+}
+
 const struct llm_q_stat *llm_q_stats_find(const struct llm_q_stats *s, const char *weight_name)
 {
     for (int i = 0; i < s->n; i++)
@@ -101,6 +114,7 @@ void llm_q_stats_free(struct llm_q_stats *s)
         free(s->stat[i].sample);
     }
     free(s->stat);
+    free(s->kv_amax);
     memset(s, 0, sizeof *s);
 }
 
@@ -112,6 +126,9 @@ int llm_q_calibrate(const struct llm_model *m, const int32_t *tokens, long n, in
     memset(s, 0, sizeof *s);
     s->keep_rows = keep_rows;
     s->rng = 0x853c49e6748fea9bull;
+    s->n_layers = m->desc.n_layers;
+    if (!(s->kv_amax = calloc(2 * (size_t)(s->n_layers > 0 ? s->n_layers : 1), sizeof(float))))
+        return llm_err_set(LLM_ENOMEM, "out of memory");
     if (n < 1 || window < 1)
         return llm_err_set(LLM_EINVAL, "calibration: no tokens to read");
     struct llm_backend_opts bo = *o;
@@ -119,6 +136,7 @@ int llm_q_calibrate(const struct llm_model *m, const int32_t *tokens, long n, in
     bo.max_seqs = 1;
     bo.max_seq_len = window;
     bo.observe = observe;
+    bo.observe_kv = observe_kv;
     bo.observe_ctx = s;
     struct llm_backend *be = NULL;
     int32_t *pos = malloc(sizeof(int32_t) * (size_t)window), *bt = NULL;

@@ -91,6 +91,26 @@ fi
     "$B/cmd/llm-info" "$T/awq.llm" | grep -q '"quant_algo":"W4A16_AWQ".*"pre_quant_scale":true' &&
     ok "int4-awq: W4A16_AWQ with pre-quant scales" || bad "int4-awq: section or pre-quant scales"
 
+# the KV cache: alone and with a weight mode; a scale for K and one for V in every layer
+for kv in fp8 int8; do
+    if $Q -q --kv $kv "$M" -o "$T/kv$kv.llm" 2>"$T/err" &&
+        "$B/cmd/llm-info" "$T/kv$kv.llm" >"$T/info" &&
+        grep -q "\"kv_cache_quant_algo\":\"${kv^^}\"" "$T/info" &&
+        [ "$(grep -c 'f32 *\[2\] .*attention.kv_cache_scaling_factor' "$T/info")" = 4 ] &&
+        "$B/cmd/llm-run" -q --device cpu "$T/kv$kv.llm" "$S/lib/data/prompts.jsonl" >"$T/out" &&
+        [ "$(grep -c '"text"' "$T/out")" = 8 ]; then
+        k=$(kld_of "$T/kv$kv.llm")
+        python3 -c "import sys; sys.exit(not (0 < float(sys.argv[1]) < 0.01))" "${k:-1}" &&
+            ok "--kv $kv: 4 layers of K and V scales, runs, mean KLD $k" ||
+            bad "--kv $kv: mean KLD ${k:-?}"
+    else
+        bad "--kv $kv: $(head -c 300 "$T/err")"
+    fi
+done
+$Q -q -m w8a16 --kv int8 "$M" -o "$T/w8kv.llm" 2>"$T/err" &&
+    "$B/cmd/llm-info" "$T/w8kv.llm" | grep -q '"quant_algo":"W8A16","kv_cache_quant_algo":"INT8"' &&
+    ok "w8a16 with --kv int8" || bad "w8a16 --kv int8: $(head -c 300 "$T/err")"
+
 # expect STATUS SUBSTRING ARGS...: one stderr line holding SUBSTRING (a usage error adds
 # the line pointing at --help), that exit status, no output
 expect() {
@@ -110,6 +130,8 @@ expect() {
 }
 expect 3 "is above --max-kld" -m w4a16 --group-size 64 --max-kld 0.000001 "$M" -o "$T/o.llm"
 expect 1 "already quantized" -m w8a16 "$T/w8a16.llm" -o "$T/o.llm"
+expect 1 "already quantized (INT8)" -m w8a16 "$T/kvint8.llm" -o "$T/o.llm"
+expect 2 "--kv: 'int4' is not fp8 or int8" --kv int4 "$M" -o "$T/o.llm"
 expect 1 "does not divide the 704 input channels" -m w4a16 "$M" -o "$T/o.llm"
 : >"$T/empty.txt"
 expect 1 "empty evaluation text" -m w8a16 --eval "$T/empty.txt" "$M" -o "$T/o.llm"

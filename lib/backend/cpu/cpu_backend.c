@@ -34,6 +34,7 @@
 
 #include "llm/backend.h"
 #include "llm/comm.h"
+#include "llm/dtype.h"
 #include "llm/err.h"
 #include "llm/graph.h"
 #include "llm/sample.h"
@@ -61,7 +62,11 @@ struct cpu_be {
     int n_threads;
     float *alibi;         /* [n_heads] or NULL */
     void (*observe)(void *ctx, const struct llm_weight *w, const float *x, int rows);
+    void (*observe_kv)(void *ctx, int layer, const float *k, const float *v, int rows,
+                       int64_t stride, int64_t width);
     void *observe_ctx;
+    int kv_quant;     /* enum llm_kv_quant: K and V rounded as stored */
+    float *kv_scale;  /* [n_layers][2]: K, V scales */
 
     void *kv_mem;
     struct llm_cpu_kv *kv; /* [n_layers] */
@@ -118,6 +123,36 @@ static uint64_t phys_ram(void)
 }
 
 static void cpu_destroy(struct llm_backend *be);
+
+/* A quantized KV cache's scales: per layer, attention.kv_cache_scaling_factor
+ * [1] (one for K and V, TensorRT-LLM's form) or [2] (K, then V). */
+static int load_kv_scales(struct cpu_be *c, struct llm_model *m)
+{
+    const int L = c->d->n_layers;
+    if (!(c->kv_scale = malloc(sizeof(float) * 2 * (size_t)L)))
+        return llm_err_set(LLM_ENOMEM, "cpu backend: out of memory");
+    c->kv_quant = m->quant.kv_algo;
+    for (int l = 0; l < L; l++) {
+        char name[LLM_NAME_MAX];
+        struct llm_tensor t;
+        llm_name_layer(name, sizeof name, l, "attention." LLM_WQ_KV_SCALE);
+        int rc = llm_model_tensor(m, name, &t);
+        if (rc) return rc;
+        uint64_t n = 1;
+        for (int i = 0; i < t.ndim; i++) n *= (uint64_t)t.shape[i];
+        float v[2];
+        if ((n != 1 && n != 2) || !t.data || llm_convert(v, LLM_DTYPE_F32, t.data, t.dtype, n))
+            return llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' must hold 1 or 2 float scales",
+                               m->path ? m->path : "model", name);
+        if (n == 1) v[1] = v[0];
+        if (!(v[0] > 0.f) || !(v[1] > 0.f) || !isfinite(v[0]) || !isfinite(v[1]))
+            return llm_err_set(LLM_EFORMAT, "'%s': tensor '%s': scales must be positive",
+                               m->path ? m->path : "model", name);
+        c->kv_scale[2 * l] = v[0];
+        c->kv_scale[2 * l + 1] = v[1];
+    }
+    return 0;
+}
 static const struct llm_backend_ops cpu_ops_table;
 
 static void set_limits(struct cpu_be *c, const struct llm_backend_opts *o)
@@ -207,6 +242,7 @@ int llm_backend_cpu_create(struct llm_backend **out, const struct llm_model *m,
     c->d = d;
     c->n_out = -1;
     c->observe = o->observe;
+    c->observe_kv = o->observe_kv;
     c->observe_ctx = o->observe_ctx;
     llm_model_host_data((struct llm_model *)m); /* random weights: made here, kept by m */
     if ((rc = llm_weights_bind(&c->w, (struct llm_model *)m))) goto fail;
@@ -226,6 +262,7 @@ int llm_backend_cpu_create(struct llm_backend **out, const struct llm_model *m,
         }
         llm_desc_alibi_slopes(d, c->alibi);
     }
+    if (m->quant.kv_algo && (rc = load_kv_scales(c, (struct llm_model *)m))) goto fail;
     set_limits(c, o);
     if ((rc = make_kv_pool(c, o))) goto fail;
     *out = &c->pub;
@@ -242,6 +279,7 @@ static void cpu_destroy(struct llm_backend *be)
     llm_weights_free(&c->w);
     llm_comm_destroy(c->comm);
     free(c->alibi);
+    free(c->kv_scale);
     free(c->kv_mem);
     free(c->kv);
     for (int i = 0; i < BUF_N; i++)
@@ -496,8 +534,16 @@ static int step_rope_kv(struct cpu_be *c, int layer)
     if (d->pos == LLM_POS_ROPE &&
         (rc = llm_cpu_rope_batch(qkv, qkv_w, nh, nkv, (int)hd, &c->rope, d->max_pos, b)))
         return rc;
-    llm_cpu_kv_append(&c->kv[layer], qkv + (int64_t)nh * hd, qkv + (int64_t)(nh + nkv) * hd,
-                      qkv_w, b);
+    float *k = qkv + (int64_t)nh * hd, *v = qkv + (int64_t)(nh + nkv) * hd;
+    if (c->observe_kv) c->observe_kv(c->observe_ctx, layer, k, v, b->n_tokens, qkv_w, nkv * hd);
+    if (c->kv_quant) /* stored as q = round(x / scale), read as q * scale */
+        for (int t = 0; t < b->n_tokens; t++)
+            for (int j = 0; j < 2; j++) {
+                float *x = (j ? v : k) + (int64_t)t * qkv_w, sc = c->kv_scale[2 * layer + j];
+                if (c->kv_quant == LLM_KV_QUANT_FP8) llm_cpu_quant_act_fp8(x, 1, nkv * hd, sc);
+                else llm_cpu_quant_act_int8(x, 1, nkv * hd, sc);
+            }
+    llm_cpu_kv_append(&c->kv[layer], k, v, qkv_w, b);
     return 0;
 }
 

@@ -41,6 +41,11 @@ struct llm_backend_opts {
     /* Optional, CPU backend: called with the input x [rows][in] of every
      * linear layer just before it runs (calibration statistics). */
     void (*observe)(void *ctx, const struct llm_weight *w, const float *x, int rows);
+    /* Optional, CPU backend: called with each layer's new K and V rows (as
+     * they go into the cache, after rotary; row t at k + t * stride, width
+     * values) before they are stored. */
+    void (*observe_kv)(void *ctx, int layer, const float *k, const float *v, int rows,
+                       int64_t stride, int64_t width);
     void *observe_ctx;
 };
 void llm_backend_opts_init(struct llm_backend_opts *o);

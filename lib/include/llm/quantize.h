@@ -57,10 +57,13 @@ struct llm_q_stats {
     int n, cap, failed;
     int keep_rows; /* rows of each input to keep (a deterministic reservoir sample) */
     uint64_t rng;
+    int n_layers;
+    float *kv_amax; /* [n_layers][2]: max |K|, max |V| as they go into the cache */
 };
 /* Run the model over `tokens` (n, windows of `window`) on the CPU backend
  * and record, for every 2-D linear weight, the statistics of its input and
- * (keep_rows > 0) a uniform sample of keep_rows of its input rows. */
+ * (keep_rows > 0) a uniform sample of keep_rows of its input rows; and per
+ * layer the largest |K| and |V| stored in the KV cache. */
 int llm_q_calibrate(const struct llm_model *m, const int32_t *tokens, long n, int window,
                     int keep_rows,
                     const struct llm_backend_opts *o,
