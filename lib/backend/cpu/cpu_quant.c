@@ -47,37 +47,41 @@ static float *side_f32(const struct llm_tensor *t, uint64_t want, const char *wh
     return f;
 }
 
-/* Round every value of x[n][in] to e4m3 under a scale (static s, or each
- * row's max|x| / 448 when s <= 0) and back. */
-void llm_cpu_quant_act_fp8(float *x, int n, int64_t in, float s)
+/* One value rounded to the 8-bit grid (x already divided by its scale). */
+static float round_fp8(float x)
+{
+    return llm_e4m3_to_f32(llm_f32_to_e4m3(x));
+}
+
+static float round_int8(float x)
+{
+    float q = rintf(x);
+    return q < -127.f ? -127.f : q > 127.f ? 127.f : q;
+}
+
+/* Round every value of x[n][in] under a scale (static s, or each row's
+ * max|x| / top when s <= 0) with round, and back. */
+static void quant_act(float *x, int n, int64_t in, float s, float top, float (*round)(float))
 {
     for (int t = 0; t < n; t++) {
         float *r = x + (int64_t)t * in, sc = s;
         if (sc <= 0.f) {
             float mx = 0.f;
             for (int64_t i = 0; i < in; i++) mx = fmaxf(mx, fabsf(r[i]));
-            sc = mx > 0.f ? mx / 448.0f : 1.0f;
+            sc = mx > 0.f ? mx / top : 1.0f;
         }
-        for (int64_t i = 0; i < in; i++) r[i] = llm_e4m3_to_f32(llm_f32_to_e4m3(r[i] / sc)) * sc;
+        for (int64_t i = 0; i < in; i++) r[i] = round(r[i] / sc) * sc;
     }
 }
 
-/* Round every value of x[n][in] to int8 under a scale (static s, or each
- * row's max|x| / 127 when s <= 0), clamped to [-127, 127], and back. */
+void llm_cpu_quant_act_fp8(float *x, int n, int64_t in, float s)
+{
+    quant_act(x, n, in, s, 448.0f, round_fp8);
+}
+
 void llm_cpu_quant_act_int8(float *x, int n, int64_t in, float s)
 {
-    for (int t = 0; t < n; t++) {
-        float *r = x + (int64_t)t * in, sc = s;
-        if (sc <= 0.f) {
-            float mx = 0.f;
-            for (int64_t i = 0; i < in; i++) mx = fmaxf(mx, fabsf(r[i]));
-            sc = mx > 0.f ? mx / 127.0f : 1.0f;
-        }
-        for (int64_t i = 0; i < in; i++) {
-            float q = rintf(r[i] / sc);
-            r[i] = (q < -127.f ? -127.f : q > 127.f ? 127.f : q) * sc;
-        }
-    }
+    quant_act(x, n, in, s, 127.0f, round_int8);
 }
 
 /* Rows [r0, r0 + nr) of w dequantized into dst[nr][in]. */
