@@ -206,6 +206,47 @@ int llm_k_gemv_variant(int variant, void *y, int ldy, const void *x, int ldx, co
                        llm_stream_t stream);
 
 
+/* ---- weight-only quantized products (qgemv.cu) ----------------------------
+ * A quantized weight W [N][K] on the device: q int8 [N][K], or int4 [N][K/2]
+ * bytes (element 2i in the low nibble, two's complement); fp32 scales, int8
+ * [N] (per channel), int4 [N][K / group] (row-major by output row); zm
+ * (int4, optional) [N][K / group] = -scale * zero, so W = scale * q + zm;
+ * pre (optional, AWQ) [K] multiplies x before the product, or [2][K] with
+ * rows n >= pre_split taking pre + K (a gated MLP's stacked fc and gate). */
+enum llm_k_qfmt { LLM_K_Q_INT8 = 1, LLM_K_Q_INT4 = 2 };
+struct llm_k_qw {
+    int fmt;
+    const void *q;
+    const float *scale, *zm, *pre;
+    int group;
+    int pre_split;
+};
+/* Whether llm_k_qgemv / llm_k_qgemv_gated take this weight and shape (M <= 8,
+ * int8: K % 16 == 0; int4: K % 32 == 0 and group a multiple of 32). */
+int llm_k_qgemv_ok(const struct llm_k_qw *w, int M, int K, int ldx);
+/* y[m][n] = sum_k x[m][k] (pre[k]) W[n][k] (+ bias[n]) (+ y[m][n] when
+ * accumulate) for m < M <= 8, fp32 accumulation; x, y, bias in dt. */
+int llm_k_qgemv(int dt, void *y, int ldy, const void *x, int ldx, const struct llm_k_qw *w,
+                const void *bias, int M, int N, int K, int accumulate, llm_stream_t stream);
+/* A gated MLP's stacked [2 I][K] quantized matrix: y[m][j] = act(fc_j) * gate_j
+ * for j < I, m < M <= 8 (bias [2 I] or NULL). */
+int llm_k_qgemv_gated(int dt, int act, void *y, int ldy, const void *x, int ldx,
+                      const struct llm_k_qw *w, const void *bias, int M, int I, int K,
+                      llm_stream_t stream);
+/* Single-row kernel shape: 0 (default) x * pre staged in shared memory, 2 rows
+ * per warp, 8 warps, 4 loads in flight per row; 1: 4 rows (gate/up: 2 outputs)
+ * per warp; 2: 2 rows, 4 warps, 8 loads; 3: 4 rows, 4 warps, 2 loads; 4: 1 row,
+ * 8 warps, 8 loads; 5: the several-row kernel (x from L1, converted per
+ * chunk).  The same in bf16 by shape for the benchmark (y [N], x [K]). */
+void llm_k_set_qgemv_shape(int shape);
+int llm_k_qgemv_variant(int shape, void *y, const void *x, const struct llm_k_qw *w,
+                        const void *bias, int N, int K, int accumulate, llm_stream_t stream);
+/* dst [N][K] in dt = W dequantized (K % 8 == 0), for cuBLASLt. */
+int llm_k_dequant(int dt, void *dst, const struct llm_k_qw *w, int N, int K, llm_stream_t stream);
+/* dst[m][k] = x[m][k] * pre[k] (AWQ before a dense product), rounded once to dt. */
+int llm_k_prescale(int dt, void *dst, int ldd, const void *x, int ldx, const float *pre, int M,
+                   int K, llm_stream_t stream);
+
 /* ---- sampling ----------------------------------------------------------
  * One row of sampling parameters, as struct llm_sampling plus the row's
  * token lists (offsets into the shared `tokens` array). */

@@ -174,6 +174,101 @@ static void bench_linear(const char *label, int m, int n, int k, int gemv)
     cudaFree(c.y);
 }
 
+/* ---- weight-only quantized linears (qgemv.cu) ------------------------------------- */
+
+struct qctx {
+    struct llm_k_qw w[16];
+    int nw, m, n, k, gated, dense;
+    void *x, *y, *xs, *wd;
+};
+static int qshape = -1;
+static void qgemv_fn(void *c, int i)
+{
+    struct qctx *x = c;
+    const struct llm_k_qw *w = &x->w[i % x->nw];
+    if (x->dense) { /* the path for many rows: x * pre, dequantize, cuBLASLt */
+        const void *in = x->x;
+        if (w->pre) {
+            CUDA(llm_k_prescale(LLM_DTYPE_BF16, x->xs, x->k, x->x, x->k, w->pre, x->m, x->k, 0));
+            in = x->xs;
+        }
+        CUDA(llm_k_dequant(LLM_DTYPE_BF16, x->wd, w, x->n, x->k, 0));
+        if (cu_gemm_run(G, 0, x->m, x->n, x->k, in, x->k, x->wd, NULL, x->y, x->n, LLM_DTYPE_BF16,
+                        0)) {
+            fprintf(stderr, "gemm: %s\n", llm_errmsg());
+            exit(1);
+        }
+    } else if (x->gated) {
+        CUDA(llm_k_qgemv_gated(LLM_DTYPE_BF16, LLM_K_ACT_SILU, x->y, x->n / 2, x->x, x->k, w, NULL,
+                               x->m, x->n / 2, x->k, 0));
+    } else if (qshape >= 0) {
+        CUDA(llm_k_qgemv_variant(qshape, x->y, x->x, w, NULL, x->n, x->k, 0, 0));
+    } else {
+        CUDA(llm_k_qgemv(LLM_DTYPE_BF16, x->y, x->n, x->x, x->k, w, NULL, x->m, x->n, x->k, 0, 0));
+    }
+}
+
+/* One quantized linear [n][k] (int4 with groups of `group`, or int8 when group
+ * is 0; AWQ's pre-quant scale when pre), m rows; gated: a gate/up pair (n = 2 I)
+ * through the fused kernel.  Bytes: packed weights, scales, pre, x and y once.
+ * Returns the time. */
+static double bench_qlinear(const char *label, int m, int n, int k, int group, int pre, int gated,
+                            int dense, int variants)
+{
+    struct qctx c;
+    memset(&c, 0, sizeof c);
+    c.m = m, c.n = n, c.k = k, c.gated = gated, c.dense = dense;
+    int i4 = group > 0;
+    size_t qb = i4 ? (size_t)n * k / 2 : (size_t)n * k, ns = i4 ? (size_t)n * (k / group) : (size_t)n;
+    c.nw = (int)((400u << 20) / qb) + 1;
+    if (c.nw > 16) c.nw = 16;
+    if (dense) c.nw = 1;
+    void *q0 = drand(qb / 2, LLM_DTYPE_BF16, 1.f); /* random bits */
+    for (int i = 0; i < c.nw; i++) {
+        struct llm_k_qw *w = &c.w[i];
+        w->fmt = i4 ? LLM_K_Q_INT4 : LLM_K_Q_INT8;
+        w->group = group;
+        w->pre_split = gated ? n / 2 : n;
+        if (i == 0) {
+            w->q = q0;
+        } else {
+            void *q;
+            CUDA(cudaMalloc(&q, qb));
+            CUDA(cudaMemcpy(q, q0, qb, cudaMemcpyDeviceToDevice));
+            w->q = q;
+        }
+        w->scale = drand(ns, LLM_DTYPE_F32, 0.01f);
+        w->pre = pre ? drand((size_t)k * (gated ? 2 : 1), LLM_DTYPE_F32, 1.f) : NULL;
+    }
+    c.x = drand((size_t)m * k, LLM_DTYPE_BF16, 1.f);
+    c.y = drand((size_t)m * n, LLM_DTYPE_BF16, 1.f);
+    if (dense) {
+        CUDA(cudaMalloc(&c.wd, (size_t)n * k * 2));
+        CUDA(cudaMalloc(&c.xs, (size_t)m * k * 2));
+    }
+    double t = timeit(qgemv_fn, &c, 20);
+    char shape[96], nm[40];
+    snprintf(shape, sizeof shape, "%s m%d n%d k%d %s", label, m, n, k,
+             i4 ? (pre ? "awq" : "w4a16") : "w8a16");
+    if (i4) snprintf(shape + strlen(shape), sizeof shape - strlen(shape), " g%d", group);
+    double bytes = (double)qb + 4.0 * ns + (pre ? 4.0 * k * (gated ? 2 : 1) : 0) +
+                   (double)m * (k + (gated ? n / 2.0 : (double)n)) * 2;
+    snprintf(nm, sizeof nm, "%s", dense ? "qdense_bf16" : gated ? "qgemv_gated" : "qgemv_bf16");
+    report(nm, shape, t, bytes, 2.0 * m * n * k);
+    for (qshape = 0; variants && !gated && !dense && m == 1 && qshape < 6; qshape++) {
+        snprintf(nm, sizeof nm, "qgemv_s%d", qshape);
+        report(nm, shape, timeit(qgemv_fn, &c, 20), bytes, 2.0 * m * n * k);
+    }
+    qshape = -1;
+    for (int i = 0; i < c.nw; i++) {
+        cudaFree((void *)c.w[i].q);
+        cudaFree((void *)c.w[i].scale);
+        cudaFree((void *)c.w[i].pre);
+    }
+    cudaFree(c.x), cudaFree(c.y), cudaFree(c.xs), cudaFree(c.wd);
+    return t;
+}
+
 /* ---- attention ------------------------------------------------------------------- */
 
 struct attn_ctx {
@@ -409,6 +504,30 @@ int main(int argc, char **argv)
         }
     for (int i = 0; i < 4; i++) bench_linear(lin[i].l, 256, lin[i].n, lin[i].k, 0);
     for (int i = 0; i < 4; i++) bench_linear(lin[i].l, 2048, lin[i].n, lin[i].k, 0);
+
+    /* the same layers weight-only quantized: one row (the single-row tile shapes
+     * too), a few rows, and the dequantize + cuBLASLt path; then the sum of one
+     * decode token's 32 layers of products (qkv, o, gate/up fused, down) */
+    const struct {
+        const char *l;
+        int group, pre;
+    } qf[] = {{"int4", 128, 1}, {"int4", 128, 0}, {"int4", 64, 1}, {"int8", 0, 0}};
+    for (int f = 0; f < 4; f++) {
+        double tok = 0;
+        for (int i = 0; i < 4; i++)
+            tok += bench_qlinear(lin[i].l, 1, lin[i].n, lin[i].k, qf[f].group, qf[f].pre, i == 2,
+                                 0, f == 0);
+        char shape[96];
+        snprintf(shape, sizeof shape, "llama2-7b 32 layers %s%s g%d", qf[f].l,
+                 qf[f].pre ? " awq" : "", qf[f].group);
+        double lb = 32.0 * (12288.0 + 4096 + 22016 + 4096) * 4096 * (qf[f].group ? 0.5 : 1.0);
+        report("qdecode_linears", shape, 32 * tok, lb, 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        bench_qlinear(lin[i].l, 4, lin[i].n, lin[i].k, 128, 1, i == 2, 0, 0);
+        bench_qlinear(lin[i].l, 8, lin[i].n, lin[i].k, 128, 1, i == 2, 0, 0);
+        bench_qlinear(lin[i].l, 256, lin[i].n, lin[i].k, 128, 1, 0, 1, 0);
+    }
 
     /* attention: decode at several batch sizes and contexts, prefill of 2048 */
     const int dec[][2] = {{1, 256}, {1, 4096}, {16, 1024}, {64, 256}, {256, 256}, {64, 2048}};

@@ -44,6 +44,7 @@ static const char *const feature_names[] = {
     "int8 weights",
     "int4 weights",
     "a quantized KV cache",
+    "int8 activations (W8A8)",
 };
 _Static_assert(sizeof(feature_names) / sizeof(feature_names[0]) == LLM_FEAT_COUNT,
                "feature_names");

@@ -137,7 +137,7 @@ llm_features llm_quant_features(const struct llm_quant *q)
     case LLM_QUANT_FP8:
     case LLM_QUANT_FP8_PC_PT: f |= LLM_FEAT_BIT(LLM_FEAT_W_FP8); break;
     case LLM_QUANT_W8A8_SQ_PC:
-    case LLM_QUANT_W8A8_SQ_PC_PT:
+    case LLM_QUANT_W8A8_SQ_PC_PT: f |= LLM_FEAT_BIT(LLM_FEAT_ACT_INT8); /* fall through */
     case LLM_QUANT_W8A16:
     case LLM_QUANT_W8A16_GPTQ: f |= LLM_FEAT_BIT(LLM_FEAT_W_INT8); break;
     case LLM_QUANT_W4A16:

@@ -1,8 +1,8 @@
 #!/bin/bash
 # run.sh - the whole GPU round on a machine with a CUDA device.
 #
-#   tests/gpu/run.sh [stage ...]      stages: env sass ops memcheck forward families random
-#                                     familybench kernels model
+#   tests/gpu/run.sh [stage ...]      stages: env sass ops memcheck forward qforward families
+#                                     random familybench kernels model
 #                                     llmbench
 #                                     not in the default set: decode (batch-1 decode per model
 #                                     shape), profile (the same per kernel under ncu), lat8b and
@@ -21,7 +21,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/gpu-out}
 mkdir -p "$OUT"
-BINS="test_gpu_ops test_gpu_forward bench_gpu_kernels bench_gpu_model llm-convert llm-bench llm-run run-golden llm-build"
+BINS="test_gpu_ops test_gpu_forward bench_gpu_kernels bench_gpu_model llm-convert llm-bench llm-run run-golden llm-build llm-quantize"
 
 if [ "${1:-}" = pack ]; then
     dst=$ROOT/.dev/cuda-bin
@@ -29,7 +29,8 @@ if [ "${1:-}" = pack ]; then
     cp "$ROOT/build-cuda/tests/gpu/test_gpu_ops" "$ROOT/build-cuda/tests/gpu/test_gpu_forward" \
        "$ROOT/build-cuda/bench/gpu/bench_gpu_kernels" "$ROOT/build-cuda/bench/gpu/bench_gpu_model" \
        "$ROOT/build-cuda/cmd/llm-convert" "$ROOT/build-cuda/cmd/llm-bench" "$ROOT/build-cuda/cmd/llm-run" \
-       "$ROOT/build-cuda/tests/engine/run-golden" "$ROOT/build-cuda/cmd/llm-build" "$dst/" || exit 1
+       "$ROOT/build-cuda/tests/engine/run-golden" "$ROOT/build-cuda/cmd/llm-build" \
+       "$ROOT/build-cuda/cmd/llm-quantize" "$dst/" || exit 1
     git -C "$ROOT" rev-parse --short=12 HEAD > "$dst/COMMIT"
     git -C "$ROOT" status --short -- kernels lib/backend/cuda tests/gpu bench/gpu >> "$dst/COMMIT"
     for b in $BINS; do
@@ -57,7 +58,7 @@ if [ -z "$(find_bin test_gpu_ops)" ]; then
         && ninja -C build-cuda-device) > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 fi
 
-STAGES=${*:-env sass ops memcheck forward families random familybench kernels model llmbench}
+STAGES=${*:-env sass ops memcheck forward qforward families random familybench kernels model llmbench}
 declare -A RESULT
 fail=0
 
@@ -116,6 +117,23 @@ for st in $STAGES; do
             "$(find_bin test_gpu_ops)" "${LLM_MEMCHECK_FILTER:-dt=bf16|ATTN_ROWS_SPLIT(dt=f32|SAMPLE}"
         ;;
     forward) run_stage forward ${T_FORWARD:-300} "$(find_bin test_gpu_forward)" ;;
+    qforward)
+        # the bundled model quantized by llm-quantize (w8a16, w4a16 and int4-awq at groups
+        # of 32 and 64), CUDA against CPU; int8-sq and fp8-pc must be refused by name
+        qd=$(mktemp -d "${TMPDIR:-/tmp}/qmodels-XXXXXX")
+        q=$(find_bin llm-quantize) m=$ROOT/lib/data/default.llm c=$ROOT/lib/data/calib.txt
+        run_stage qforward ${T_QFORWARD:-300} bash -c "set -e
+            '$q' -q --no-eval -m w8a16 '$m' -o '$qd/w8a16.llm'
+            '$q' -q --no-eval -m w4a16 --group-size 32 '$m' -o '$qd/w4a16-g32.llm'
+            '$q' -q --no-eval -m w4a16 --group-size 64 '$m' -o '$qd/w4a16-g64.llm'
+            '$q' -q --no-eval -m int4-awq --group-size 64 --calib '$c' '$m' -o '$qd/awq-g64.llm'
+            '$q' -q --no-eval -m int4-awq --group-size 32 --calib '$c' '$m' -o '$qd/awq-g32.llm'
+            '$q' -q --no-eval -m int8-sq --calib '$c' '$m' -o '$qd/sq.llm'
+            '$q' -q --no-eval -m fp8-pc '$m' -o '$qd/fp8pc.llm'
+            '$(find_bin test_gpu_forward)' '$qd/w8a16.llm' '$qd/w4a16-g32.llm' '$qd/w4a16-g64.llm' \
+                '$qd/awq-g64.llm' '$qd/awq-g32.llm' --refuse '$qd/sq.llm' --refuse '$qd/fp8pc.llm'"
+        rm -rf "$qd"
+        ;;
     kernels) run_stage kernels ${T_KERNELS:-300} "$(find_bin bench_gpu_kernels)" "$OUT/bench_kernels.json" ;;
     model) run_stage model ${T_MODEL:-400} "$(find_bin bench_gpu_model)" "$OUT/bench_model.json" bf16 \
                ${LLM_BENCH_BATCH:-256 448} ;;
@@ -187,6 +205,7 @@ echo "================ summary ================"
 for st in ${!RESULT[@]}; do printf "%-14s %s\n" "$st" "${RESULT[$st]:-}"; done
 [ -f "$OUT/ops.log" ] && grep -E "cases, " "$OUT/ops.log"
 [ -f "$OUT/forward.log" ] && grep -E "ok$|FAIL" "$OUT/forward.log" | cut -c1-120
+[ -f "$OUT/qforward.log" ] && grep -E "ok|FAIL" "$OUT/qforward.log" | cut -c1-160
 [ -f "$OUT/families.log" ] && grep -E "^(ok|FAIL|refused|families)" "$OUT/families.log" | cut -c1-150
 [ -f "$OUT/bench_kernels.json" ] && python3 - "$OUT/bench_kernels.json" <<'EOF' 2>/dev/null
 import json, sys

@@ -98,9 +98,19 @@ static int step(struct runner *r, struct seqstate *ss, const int *seq_ids, const
     return 0;
 }
 
+static void run_loaded(const char *label, struct llm_model *m, int cdt);
+
 static void run_model(const char *label, struct llm_model_desc *d, int wdt, int cdt)
 {
     struct mem_model *mm = mm_build(d, wdt, 1234);
+    run_loaded(label, &mm->m, cdt);
+    mm_free(mm);
+}
+
+/* Both backends over the same steps on model m (compute dtype cdt). */
+static void run_loaded(const char *label, struct llm_model *m, int cdt)
+{
+    const struct llm_model_desc *d = &m->desc;
     struct llm_backend_opts o;
     llm_backend_opts_init(&o);
     o.kv_bytes = 0;
@@ -110,19 +120,17 @@ static void run_model(const char *label, struct llm_model_desc *d, int wdt, int 
     o.kv_dtype = LLM_DTYPE_F32;
     o.compute_dtype = cdt;
     struct runner r = {{NULL, NULL}, d->vocab_size, 0, 0, 0, 0, 0, 0, 0, 0};
-    if (llm_backend_cpu_create(&r.be[0], &mm->m, &o)) {
+    if (llm_backend_cpu_create(&r.be[0], m, &o)) {
         printf("%s: cpu backend: %s\n", label, llm_errmsg());
         failures++;
-        mm_free(mm);
         return;
     }
     o.kv_dtype = cdt;
     o.kv_bytes = 64ull << 20;
-    if (llm_backend_cuda_create(&r.be[1], &mm->m, &o)) {
+    if (llm_backend_cuda_create(&r.be[1], m, &o)) {
         printf("%s: cuda backend: %s\n", label, llm_errmsg());
         failures++;
         llm_backend_destroy(r.be[0]);
-        mm_free(mm);
         return;
     }
     if (r.be[1]->n_blocks < MAXSEQ * BT || r.be[0]->n_blocks < MAXSEQ * BT ||
@@ -252,10 +260,57 @@ static void run_model(const char *label, struct llm_model_desc *d, int wdt, int 
     }
     llm_backend_destroy(r.be[0]);
     llm_backend_destroy(r.be[1]);
-    mm_free(mm);
 }
 
-int main(void)
+/* Artifacts named on the command line (the bundled model quantized by
+ * llm-quantize, tests/gpu/run.sh qforward): each in f32, bf16 and f16, with
+ * the quantized GEMV for up to 8 rows (default) and with every product
+ * through the dequantized cuBLASLt path (LLM_CUDA_QGEMV=0); "--refuse PATH":
+ * the CUDA backend must refuse PATH by name. */
+static int run_files(int argc, char **argv)
+{
+    const int cdts[3] = {LLM_DTYPE_F32, LLM_DTYPE_BF16, LLM_DTYPE_F16};
+    for (int i = 1; i < argc; i++) {
+        int refuse = !strcmp(argv[i], "--refuse") && i + 1 < argc;
+        const char *path = refuse ? argv[++i] : argv[i];
+        struct llm_model *m = NULL;
+        if (llm_model_open(&m, path)) {
+            printf("%s: %s  FAIL\n", path, llm_errmsg());
+            failures++;
+            continue;
+        }
+        const char *q = llm_quant_algo_name(m->quant.algo);
+        if (refuse) {
+            struct llm_backend_opts o;
+            llm_backend_opts_init(&o);
+            o.kv_bytes = 16ull << 20;
+            struct llm_backend *be = NULL;
+            int rc = llm_backend_cuda_create(&be, m, &o);
+            int ok = rc == LLM_EUNSUPPORTED && !be;
+            printf("%-52s %s (%s)\n", "refused: quantized", ok ? "ok" : "FAIL", llm_errmsg());
+            if (!ok) failures++;
+            llm_backend_destroy(be);
+            llm_model_close(m);
+            continue;
+        }
+        for (int ci = 0; ci < 3; ci++)
+            for (int dense = 0; dense < 2; dense++) {
+                if (cdts[ci] == LLM_DTYPE_F32 && !dense) continue; /* f32 never takes the GEMVs */
+                char label[160];
+                snprintf(label, sizeof label, "bundled %s g%d (compute %s%s)", q ? q : "dense",
+                         m->quant.group_size, llm_dtype_name(cdts[ci]),
+                         dense ? "" : ", qgemv <= 8 rows");
+                if (dense && cdts[ci] != LLM_DTYPE_F32) setenv("LLM_CUDA_QGEMV", "0", 1);
+                run_loaded(label, m, cdts[ci]);
+                unsetenv("LLM_CUDA_QGEMV");
+            }
+        llm_model_close(m);
+    }
+    printf("%s\n", failures ? "FAILED" : "all ok");
+    return failures ? 1 : 0;
+}
+
+int main(int argc, char **argv)
 {
     int ndev = 0;
     if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
@@ -263,6 +318,7 @@ int main(void)
         return 77;
     }
     llm_log_set_level(LLM_LOG_WARN);
+    if (argc > 1) return run_files(argc, argv);
     (void)mm_find;
     const int cdts[3] = {LLM_DTYPE_F32, LLM_DTYPE_BF16, LLM_DTYPE_F16};
     for (int ci = 0; ci < 3; ci++) {

@@ -24,6 +24,7 @@
 #include "llm/err.h"
 #include "llm/random.h"
 #include "llm/sample.h"
+#include "llm/weight.h"
 #include "lib/backend/cpu/cpu_ops.h"
 #include "lib/backend/cuda/cuda_internal.h"
 #include "kernels/kernels.h"
@@ -675,6 +676,287 @@ static void test_linear(void)
             }
 }
 
+/* ---- weight-only quantized linears (qgemv.cu) against llm_cpu_linear_w ------------- */
+
+/* A random quantized weight [N][K] as the artifact stores it (host) and as the
+ * CUDA backend uploads it (device: scales by output row, -scale * zero, pre). */
+struct qcase {
+    struct llm_weight w;  /* host handle for the reference */
+    void *q;              /* packed weights */
+    float *scale, *zero, *pre; /* artifact layouts: int8 [N], int4 [K/g][N]; [K] */
+    struct llm_k_qw d;    /* device */
+};
+
+static void qcase_make(struct qcase *c, int i4, int N, int K, int group, int zp, int pre)
+{
+    memset(c, 0, sizeof *c);
+    int64_t ng = i4 ? K / group : 1;
+    size_t qb = i4 ? (size_t)N * K / 2 : (size_t)N * K;
+    uint8_t *q = xmalloc(qb);
+    for (size_t i = 0; i < qb; i++) q[i] = (uint8_t)rnd32();
+    if (!i4)
+        for (size_t i = 0; i < qb; i++)
+            if (q[i] == 0x80) q[i] = 0x81; /* int8 weights stay in [-127, 127] */
+    size_t ns = (size_t)(ng * N);
+    float *sc = xmalloc(sizeof(float) * ns), *z = zp ? xmalloc(sizeof(float) * ns) : NULL;
+    float *pr = pre ? xmalloc(sizeof(float) * (size_t)K) : NULL;
+    float unit = (i4 ? 0.25f : 0.02f) / sqrtf((float)K);
+    for (size_t i = 0; i < ns; i++) sc[i] = unit * (1.0f + 0.5f * frand());
+    for (size_t i = 0; zp && i < ns; i++) z[i] = 2.0f * frand();
+    for (int i = 0; pre && i < K; i++) pr[i] = 1.0f + 0.6f * frand();
+    struct llm_weight *w = &c->w;
+    w->present = 1;
+    snprintf(w->name, sizeof w->name, "test.weight");
+    w->fmt = i4 ? LLM_WFMT_INT4 : LLM_WFMT_INT8;
+    w->dtype = i4 ? LLM_DTYPE_I4 : LLM_DTYPE_I8;
+    w->ndim = 2;
+    w->shape[0] = N;
+    w->shape[1] = K;
+    w->data = q;
+    w->nbytes = qb;
+    w->scale_kind = i4 ? LLM_WSCALE_GROUP : LLM_WSCALE_CHANNEL;
+    w->group_size = i4 ? group : 0;
+    w->scale.dtype = LLM_DTYPE_F32;
+    w->scale.ndim = i4 ? 2 : 1;
+    w->scale.shape[0] = i4 ? ng : N;
+    w->scale.shape[1] = N;
+    w->scale.data = sc;
+    if (z) {
+        w->zero = w->scale;
+        w->zero.data = z;
+    }
+    if (pr) {
+        w->prequant.dtype = LLM_DTYPE_F32;
+        w->prequant.ndim = 1;
+        w->prequant.shape[0] = K;
+        w->prequant.data = pr;
+    }
+    c->q = q, c->scale = sc, c->zero = z, c->pre = pr;
+    /* device layout */
+    float *ds = xmalloc(sizeof(float) * ns), *dz = z ? xmalloc(sizeof(float) * ns) : NULL;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t g = 0; g < ng; g++) {
+            float s = sc[i4 ? g * N + n : n];
+            ds[n * ng + g] = s;
+            if (dz) dz[n * ng + g] = -s * z[g * N + n];
+        }
+    c->d.fmt = i4 ? LLM_K_Q_INT4 : LLM_K_Q_INT8;
+    c->d.q = dev_copy(q, qb);
+    c->d.scale = dev_copy(ds, sizeof(float) * ns);
+    c->d.zm = dz ? dev_copy(dz, sizeof(float) * ns) : NULL;
+    c->d.pre = pr ? dev_copy(pr, sizeof(float) * (size_t)K) : NULL;
+    c->d.group = i4 ? group : 0;
+    c->d.pre_split = N;
+    free(ds);
+    free(dz);
+}
+
+static void qcase_free(struct qcase *c)
+{
+    free(c->q), free(c->scale), free(c->zero), free(c->pre);
+    cudaFree((void *)c->d.q), cudaFree((void *)c->d.scale), cudaFree((void *)c->d.zm);
+    cudaFree((void *)c->d.pre);
+}
+
+/* path 0: the quantized GEMV (M <= 8); 1: the dense path (x * pre, dequantize,
+ * cuBLASLt) as the backend runs it for more rows */
+static void qlinear_case(int dt, int path, int i4, int M, int N, int K, int group, int zp,
+                         int pre, int bias, int acc)
+{
+    char name[200];
+    snprintf(name, sizeof name, "%s(%s,dt=%s,m=%d,n=%d,k=%d,g=%d,zp=%d,pre=%d,bias=%d,acc=%d)",
+             path ? "QDENSE" : "QGEMV", i4 ? "int4" : "int8", llm_dtype_name(dt), M, N, K,
+             i4 ? group : 0, zp, pre, bias, acc);
+    if (!want(name)) return;
+    struct qcase qc;
+    qcase_make(&qc, i4, N, K, group, zp, pre);
+    if (!path && !llm_k_qgemv_ok(&qc.d, M, K, K)) {
+        printf("%s: the GEMV does not take this shape\n", name);
+        n_cases++, n_failed++;
+        qcase_free(&qc);
+        return;
+    }
+    void *x_h, *b_h, *y_h;
+    float *x = rand_vals((size_t)M * K, 1.f, dt, &x_h);
+    float *b = rand_vals((size_t)N, 0.5f, dt, &b_h);
+    float *y0 = rand_vals((size_t)M * N, 1.f, dt, &y_h);
+    if (bias) {
+        qc.w.has_bias = 1;
+        qc.w.bias = b_h;
+        qc.w.bias_dtype = dt;
+    }
+    float *ref = xmalloc(sizeof(float) * (size_t)M * N);
+    if (llm_cpu_linear_w(ref, x, M, &qc.w)) {
+        printf("%s: reference failed: %s\n", name, llm_errmsg());
+        n_cases++, n_failed++;
+        qcase_free(&qc);
+        return;
+    }
+    if (acc)
+        for (size_t i = 0; i < (size_t)M * N; i++) ref[i] += y0[i];
+    round_to(ref, (size_t)M * N, dt);
+    void *dx = dev_copy(x_h, (size_t)M * K * esize(dt)), *db = dev_copy(b_h, (size_t)N * esize(dt));
+    void *dy = acc ? dev_copy(y_h, (size_t)M * N * esize(dt)) : dev_poison((size_t)M * N * esize(dt));
+    double bound;
+    if (!path) {
+        CUDA(llm_k_qgemv(dt, dy, N, dx, K, &qc.d, bias ? db : NULL, M, N, K, acc, 0));
+        /* fp32 throughout; only the output is rounded */
+        bound = dt == LLM_DTYPE_F32 ? 1e-10 : 4 * bound_ew(dt);
+    } else {
+        static struct cu_gemm *g[3];
+        int gi = dt == LLM_DTYPE_F32 ? 0 : dt == LLM_DTYPE_F16 ? 1 : 2;
+        if (!g[gi] && cu_gemm_create(&g[gi], dt, 32u << 20)) {
+            printf("%s: %s\n", name, llm_errmsg());
+            exit(1);
+        }
+        void *dw = dev_poison((size_t)N * K * esize(dt)), *dxs = NULL;
+        const void *xin = dx;
+        if (pre) {
+            dxs = dev_poison((size_t)M * K * esize(dt));
+            CUDA(llm_k_prescale(dt, dxs, K, dx, K, qc.d.pre, M, K, 0));
+            xin = dxs;
+        }
+        CUDA(llm_k_dequant(dt, dw, &qc.d, N, K, 0));
+        if (cu_gemm_run(g[gi], 0, M, N, K, xin, K, dw, bias ? db : NULL, dy, N, dt, acc)) {
+            printf("%s: %s\n", name, llm_errmsg());
+            n_cases++, n_failed++;
+            return;
+        }
+        CUDA(cudaDeviceSynchronize());
+        cudaFree(dw);
+        cudaFree(dxs);
+        /* the dequantized weights and x * pre are rounded to dt: as a dense product */
+        bound = dt == LLM_DTYPE_F32 ? 1e-10 : dt == LLM_DTYPE_F16 ? 4e-7 : 2e-5;
+    }
+    float *got = dev_f32(dy, (size_t)M * N, dt);
+    check(name, got, ref, (size_t)M * N, bound);
+    free(got), free(ref), free(x), free(b), free(y0), free(x_h), free(b_h), free(y_h);
+    cudaFree(dx), cudaFree(db), cudaFree(dy);
+    qcase_free(&qc);
+}
+
+/* The gated MLP's stacked fc / gate rows, each with its own pre-quant scale,
+ * through llm_k_qgemv_gated, against two reference products and the activation. */
+static void qgated_case(int dt, int i4, int act, int M, int I, int K, int group, int zp, int pre,
+                        int bias)
+{
+    char name[200];
+    snprintf(name, sizeof name, "QGEMV_GATED(%s,dt=%s,act=%d,m=%d,inter=%d,k=%d,g=%d,zp=%d,pre=%d,bias=%d)",
+             i4 ? "int4" : "int8", llm_dtype_name(dt), act, M, I, K, i4 ? group : 0, zp, pre,
+             bias);
+    if (!want(name)) return;
+    struct qcase h[2];
+    qcase_make(&h[0], i4, I, K, group, zp, pre);
+    qcase_make(&h[1], i4, I, K, group, zp, pre);
+    void *x_h, *b_h;
+    float *x = rand_vals((size_t)M * K, 1.f, dt, &x_h);
+    float *b = rand_vals((size_t)2 * I, 0.5f, dt, &b_h);
+    float *o[2], *ref = xmalloc(sizeof(float) * (size_t)M * I);
+    int bad = 0;
+    for (int k = 0; k < 2; k++) {
+        o[k] = xmalloc(sizeof(float) * (size_t)M * I);
+        if (bias) {
+            h[k].w.has_bias = 1;
+            h[k].w.bias = (const char *)b_h + (size_t)k * I * esize(dt);
+            h[k].w.bias_dtype = dt;
+        }
+        bad |= llm_cpu_linear_w(o[k], x, M, &h[k].w);
+    }
+    if (bad) {
+        printf("%s: reference failed: %s\n", name, llm_errmsg());
+        n_cases++, n_failed++;
+        return;
+    }
+    for (int m = 0; m < M; m++)
+        llm_cpu_gated(ref + (size_t)m * I, o[0] + (size_t)m * I, o[1] + (size_t)m * I, I, act);
+    round_to(ref, (size_t)M * I, dt);
+    /* stack the two as the backend does */
+    int64_t ng = i4 ? K / group : 1;
+    size_t qb = i4 ? (size_t)I * K / 2 : (size_t)I * K, ns = (size_t)(I * ng);
+    struct llm_k_qw d = h[0].d;
+    void *dq, *dsc, *dzm = NULL, *dpre = NULL;
+    CUDA(cudaMalloc(&dq, 2 * qb));
+    CUDA(cudaMalloc(&dsc, 2 * ns * sizeof(float)));
+    if (zp) CUDA(cudaMalloc(&dzm, 2 * ns * sizeof(float)));
+    if (pre) CUDA(cudaMalloc(&dpre, 2 * (size_t)K * sizeof(float)));
+    for (int k = 0; k < 2; k++) {
+        CUDA(cudaMemcpy((char *)dq + k * qb, h[k].d.q, qb, cudaMemcpyDeviceToDevice));
+        CUDA(cudaMemcpy((float *)dsc + k * ns, h[k].d.scale, ns * 4, cudaMemcpyDeviceToDevice));
+        if (zp) CUDA(cudaMemcpy((float *)dzm + k * ns, h[k].d.zm, ns * 4, cudaMemcpyDeviceToDevice));
+        if (pre)
+            CUDA(cudaMemcpy((float *)dpre + (size_t)k * K, h[k].d.pre, (size_t)K * 4,
+                            cudaMemcpyDeviceToDevice));
+    }
+    d.q = dq, d.scale = dsc, d.zm = dzm, d.pre = dpre, d.pre_split = I;
+    void *dx = dev_copy(x_h, (size_t)M * K * esize(dt)), *db = dev_copy(b_h, (size_t)2 * I * esize(dt));
+    void *dy = dev_poison((size_t)M * I * esize(dt));
+    CUDA(llm_k_qgemv_gated(dt, act, dy, I, dx, K, &d, bias ? db : NULL, M, I, K, 0));
+    float *got = dev_f32(dy, (size_t)M * I, dt);
+    check(name, got, ref, (size_t)M * I,
+          dt == LLM_DTYPE_F32 ? 1e-10 : dt == LLM_DTYPE_F16 ? 1e-7 : 1e-5);
+    free(got), free(ref), free(o[0]), free(o[1]), free(x), free(b), free(x_h), free(b_h);
+    cudaFree(dq), cudaFree(dsc), cudaFree(dzm), cudaFree(dpre), cudaFree(dx), cudaFree(db),
+        cudaFree(dy);
+    qcase_free(&h[0]);
+    qcase_free(&h[1]);
+}
+
+static void test_qlinear(void)
+{
+    /* (N, K): square, odd N (tails of the 4-warp blocks), wide K, Llama-2-7B down */
+    const int nk[][2] = {{4096, 4096}, {1001, 256}, {136, 2048}, {4096, 11008}};
+    const int gs[] = {32, 64, 128};
+    for (int di = 0; di < 3; di++)
+        for (int i4 = 0; i4 < 2; i4++) {
+            int dt = DTS[di], v = 0;
+            /* the GEMV: one row and several, every group size, zero point and pre on/off */
+            for (int s = 0; s < 4; s++)
+                for (int mi = 0; mi < 3; mi++, v++) {
+                    int M = mi == 0 ? 1 : mi == 1 ? 3 : 8, g = gs[v % 3];
+                    if (nk[s][1] % g) g = 32;
+                    if (s == 3 && mi) continue;
+                    qlinear_case(dt, 0, i4, M, nk[s][0], nk[s][1], g, i4 && (v & 1), (v >> 1) & 1,
+                                 v % 3 == 1, v % 4 == 2);
+                }
+            for (int z = 0; z < 2; z++)
+                for (int p = 0; p < 2; p++) {
+                    qlinear_case(dt, 0, i4, 1, 1000, 512, 64, i4 && z, p, 1, 1);
+                    qlinear_case(dt, 0, i4, 2, 1000, 512, 128, i4 && z, p, 0, 0);
+                }
+            /* the dense path: rows past the GEMV, an odd group size the GEMV refuses */
+            const int mm[] = {1, 17, 64};
+            for (int mi = 0; mi < 3; mi++)
+                for (int s = 0; s < 3; s++, v++)
+                    qlinear_case(dt, 1, i4, mm[mi], nk[s][0], nk[s][1], gs[v % 3], i4 && (v & 1),
+                                 (v >> 1) & 1, v % 3 == 1, v % 4 == 2);
+            if (i4) {
+                qlinear_case(dt, 1, 1, 9, 200, 480, 48, 1, 1, 1, 1);
+                qlinear_case(dt, 1, 1, 33, 96, 1040, 16, 0, 0, 0, 1);
+            }
+            /* gate / up with the activation fused, each half with its own pre-quant scale */
+            for (int act = 0; act < 4; act++) {
+                qgated_case(dt, i4, act, 1, 1000, 512, gs[act % 3], i4 && (act & 1), act != 2,
+                            act & 1);
+                qgated_case(dt, i4, act, act + 2, 264, 256, 32, i4 && !(act & 1), act & 1, 1);
+            }
+            qgated_case(dt, i4, 0, 1, 11008, 4096, 128, 0, 1, 0);
+        }
+    /* every single-row tile shape (bf16) */
+    for (int sh = 0; sh < 6; sh++) {
+        llm_k_set_qgemv_shape(sh);
+        for (int i4 = 0; i4 < 2; i4++) {
+            qlinear_case(LLM_DTYPE_BF16, 0, i4, 1, 1001 + sh, 2048, 128, i4, 1, 1, 1);
+            qlinear_case(LLM_DTYPE_BF16, 0, i4, 1, 4096 - 8 * sh, 4096, 64, 0, 0, 0, 0);
+            qlinear_case(LLM_DTYPE_F32, 0, i4, 1, 77 + sh, 11008, 64, 1, 1, 1, 0);
+            if (sh <= 1) {
+                qgated_case(LLM_DTYPE_BF16, i4, 0, 1, 1003 + sh, 4096, 128, i4, 1, 1);
+                qgated_case(LLM_DTYPE_F16, i4, 2, 1, 1003 + sh, 1024, 32, 0, sh, 0);
+            }
+        }
+    }
+    llm_k_set_qgemv_shape(0);
+}
+
 /* ---- attention --------------------------------------------------------------------- */
 
 struct attn_case {
@@ -974,6 +1256,7 @@ int main(int argc, char **argv)
     test_act();
     test_exact();
     test_linear();
+    test_qlinear();
     test_attn();
     test_sample();
     printf("%d cases, %d failed\n", n_cases, n_failed);

@@ -45,6 +45,7 @@
 #define GEMM_WS_BYTES (32ull << 20)
 #define STAGE_BYTES (64ull << 20)
 #define DEFAULT_GEMV_MAX_M 1
+#define DEFAULT_QGEMV_MAX_M 8 /* quantized weights: the dense path dequantizes the whole weight */
 
 /* ---- device memory ------------------------------------------------------------ */
 
@@ -134,18 +135,164 @@ static uint64_t numel_of(const struct llm_weight *w)
     return n;
 }
 
+/* Values of a quantization side tensor as fp32 on the host (numel checked). */
+static float *side_f32(const struct llm_tensor *t, uint64_t want, const char *what,
+                       const char *wname, int *rc)
+{
+    uint64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= (uint64_t)t->shape[i];
+    if (!t->data || n != want) {
+        *rc = llm_err_set(LLM_ESHAPE, "'%s': %s has %llu values, expected %llu", wname, what,
+                          (unsigned long long)n, (unsigned long long)want);
+        return NULL;
+    }
+    float *f = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    if (!f) {
+        *rc = llm_err_set(LLM_ENOMEM, "cuda backend: out of memory for '%s' %s", wname, what);
+        return NULL;
+    }
+    if ((*rc = llm_convert(f, LLM_DTYPE_F32, t->data, t->dtype, (size_t)n))) {
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+/* Copy a host array of bytes into a new device allocation. */
+static int upload_bytes(struct cu_be *c, void **dst, const void *src, uint64_t bytes,
+                        const char *what)
+{
+    int rc = dalloc(c, dst, bytes, what);
+    if (rc) return rc;
+    c->weight_bytes += bytes;
+    CK(cudaMemcpyAsync(*dst, src, bytes, cudaMemcpyHostToDevice, c->st));
+    CK(cudaStreamSynchronize(c->st));
+    return 0;
+}
+
+/* k weight-only quantized weights (k = 2: fc then gate rows, stacked): the
+ * packed weights as stored (rows concatenated); fp32 scales by output row
+ * (int4: the artifact's [in / group][out] transposed to [out][in / group];
+ * an int8 per-tensor scale repeated per row); -scale * zero beside them when
+ * a zero point is present; AWQ's pre-quant scale [k][in] (ones for a weight
+ * without one).  Nothing is dequantized. */
+static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int k,
+                        struct cu_w *out)
+{
+    const struct llm_weight *w0 = w[0];
+    const int64_t N = w0->shape[0], K = w0->shape[1];
+    const int fmt = w0->fmt, i4 = fmt == LLM_WFMT_INT4;
+    if (w0->ndim != 2 || (fmt != LLM_WFMT_INT8 && fmt != LLM_WFMT_INT4))
+        return llm_err_set(LLM_EUNSUPPORTED, "cuda backend: '%s' is %s (int8 and int4 "
+                           "weight-only formats run here; --device cpu runs the others)",
+                           w0->name, llm_wfmt_name(fmt));
+    int any_zero = 0, any_pre = 0;
+    for (int i = 0; i < k; i++) {
+        if (w[i]->fmt != fmt || w[i]->shape[0] != N || w[i]->shape[1] != K ||
+            (i4 && w[i]->group_size != w0->group_size))
+            return llm_err_set(LLM_EUNSUPPORTED, "cuda backend: '%s' and '%s' differ in format, "
+                               "shape or group size", w0->name, w[i]->name);
+        if (w[i]->act != LLM_WACT_NONE || w[i]->smoother.data || w[i]->act_scale.data)
+            return llm_err_set(LLM_EUNSUPPORTED, "cuda backend: '%s' has quantized activations "
+                               "(weight-only formats run here; --device cpu runs it)",
+                               w[i]->name);
+        if (!w[i]->data)
+            return llm_err_set(LLM_EINVAL, "'%s': no data to upload", w[i]->name);
+        any_zero |= w[i]->zero.data != NULL;
+        any_pre |= w[i]->prequant.data != NULL;
+    }
+    const int gs = i4 ? w0->group_size : 0;
+    if (i4 && (gs <= 0 || K % gs || K % 2))
+        return llm_err_set(LLM_ESHAPE, "'%s': group size %d does not divide %lld input channels",
+                           w0->name, gs, (long long)K);
+    const int64_t ng = i4 ? K / gs : 1;
+    const uint64_t rowb = i4 ? (uint64_t)K / 2 : (uint64_t)K;
+    int rc = dalloc(c, &out->w, (uint64_t)k * (uint64_t)N * rowb, w0->name);
+    if (rc) return rc;
+    c->weight_bytes += (uint64_t)k * (uint64_t)N * rowb;
+    for (int i = 0; i < k; i++) {
+        if (w[i]->nbytes < (uint64_t)N * rowb)
+            return llm_err_set(LLM_ESHAPE, "'%s': %llu bytes, expected %llu", w[i]->name,
+                               (unsigned long long)w[i]->nbytes,
+                               (unsigned long long)((uint64_t)N * rowb));
+        CK(cudaMemcpyAsync((char *)out->w + (uint64_t)i * (uint64_t)N * rowb, w[i]->data,
+                           (uint64_t)N * rowb, cudaMemcpyHostToDevice, c->st));
+        CK(cudaStreamSynchronize(c->st));
+    }
+    const size_t nsc = (size_t)k * (size_t)N * (size_t)ng;
+    float *sc = malloc(sizeof(float) * nsc), *zm = any_zero ? calloc(nsc, sizeof(float)) : NULL;
+    float *pre = any_pre ? malloc(sizeof(float) * (size_t)k * (size_t)K) : NULL;
+    if (!sc || (any_zero && !zm) || (any_pre && !pre)) {
+        rc = llm_err_set(LLM_ENOMEM, "cuda backend: out of memory for '%s'", w0->name);
+        goto out;
+    }
+    for (int i = 0; i < k && !rc; i++) {
+        const struct llm_weight *wi = w[i];
+        float *s = NULL, *z = NULL, *p = NULL;
+        uint64_t ns = i4 ? (uint64_t)(ng * N) : wi->scale_kind == LLM_WSCALE_CHANNEL ? (uint64_t)N : 1;
+        if (!(s = side_f32(&wi->scale, ns, "scale", wi->name, &rc))) break;
+        if (wi->zero.data && !(z = side_f32(&wi->zero, ns, "zero", wi->name, &rc))) {
+            free(s);
+            break;
+        }
+        if (wi->prequant.data &&
+            !(p = side_f32(&wi->prequant, (uint64_t)K, "pre-quant scale", wi->name, &rc))) {
+            free(s);
+            free(z);
+            break;
+        }
+        float *ds = sc + (size_t)i * (size_t)N * (size_t)ng;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t g = 0; g < ng; g++) {
+                float v = i4 ? s[g * N + n] : ns == 1 ? s[0] : s[n];
+                ds[n * ng + g] = v;
+                if (z) zm[(size_t)i * (size_t)N * (size_t)ng + (size_t)(n * ng + g)] = -v * z[g * N + n];
+            }
+        if (pre)
+            for (int64_t j = 0; j < K; j++) pre[(size_t)i * (size_t)K + (size_t)j] = p ? p[j] : 1.0f;
+        free(s);
+        free(z);
+        free(p);
+    }
+    if (rc) goto out;
+    memset(&out->q, 0, sizeof out->q);
+    out->q.fmt = i4 ? LLM_K_Q_INT4 : LLM_K_Q_INT8;
+    out->q.q = out->w;
+    out->q.group = gs;
+    out->q.pre_split = (int)N;
+    if ((rc = upload_bytes(c, (void **)&out->q.scale, sc, sizeof(float) * nsc, "scales")) ||
+        (zm && (rc = upload_bytes(c, (void **)&out->q.zm, zm, sizeof(float) * nsc, "zero points"))) ||
+        (pre && (rc = upload_bytes(c, (void **)&out->q.pre, pre,
+                                   sizeof(float) * (size_t)k * (size_t)K, "pre-quant scales"))))
+        goto out;
+    /* the scratch of the dense path for many rows */
+    uint64_t dense = (uint64_t)k * (uint64_t)N * (uint64_t)K * c->es;
+    if (dense > c->q_dense_bytes) c->q_dense_bytes = dense;
+    if (pre && (uint64_t)K > c->q_xs_elems) c->q_xs_elems = (uint64_t)K;
+out:
+    free(sc);
+    free(zm);
+    free(pre);
+    return rc;
+}
+
 /* Upload k weights (k = 2: fc then gate rows) and their biases into one
- * allocation each; biases of the lm_head in f32. */
+ * allocation each; biases of the lm_head in f32.  Quantized weights stay
+ * quantized (upload_qslot). */
 static int upload_slot(struct cu_be *c, struct uploader *u, const struct llm_weight *const *w,
                        int k, int bias_f32, struct cu_w *out)
 {
-    uint64_t n = numel_of(w[0]), bytes = n * c->es * (uint64_t)k;
-    int rc = dalloc(c, &out->w, bytes, w[0]->name);
-    if (rc) return rc;
-    c->weight_bytes += bytes;
-    for (int i = 0; i < k && !rc; i++)
-        rc = upload_data(c, u, w[i]->name, w[i]->data, w[i]->dtype, n,
-                         (char *)out->w + (uint64_t)i * n * c->es, c->dt);
+    int rc = 0;
+    if (w[0]->fmt != LLM_WFMT_DENSE) {
+        if ((rc = upload_qslot(c, w, k, out))) return rc;
+    } else {
+        uint64_t n = numel_of(w[0]), bytes = n * c->es * (uint64_t)k;
+        if ((rc = dalloc(c, &out->w, bytes, w[0]->name))) return rc;
+        c->weight_bytes += bytes;
+        for (int i = 0; i < k && !rc; i++)
+            rc = upload_data(c, u, w[i]->name, w[i]->data, w[i]->dtype, n,
+                             (char *)out->w + (uint64_t)i * n * c->es, c->dt);
+    }
     if (rc || !w[0]->has_bias) return rc;
     int bdt = bias_f32 ? LLM_DTYPE_F32 : c->dt;
     size_t bes = bdt == LLM_DTYPE_F32 ? 4 : 2;
@@ -280,7 +427,9 @@ static int make_alibi(struct cu_be *c)
 /* ---- creation ------------------------------------------------------------------- */
 
 /* Switches for measurements: LLM_CUDA_GEMV=<m> rows up to which the GEMV kernel
- * replaces cuBLASLt (0 = never); LLM_CUDA_GRAPHS=1 decode graphs; LLM_CUDA_GATED=0
+ * replaces cuBLASLt (0 = never); LLM_CUDA_QGEMV=<m> the same for quantized weights
+ * (default 8; above it they are dequantized for cuBLASLt), LLM_CUDA_QGEMV_SHAPE=<s>
+ * its single-row tile shape; LLM_CUDA_GRAPHS=1 decode graphs; LLM_CUDA_GATED=0
  * no fused gate/up GEMV; LLM_CUDA_PDL=0 no programmatic dependent launch;
  * LLM_CUDA_GEMV_SPLIT=1|2|4 warps per output row of single-row products (2);
  * LLM_CUDA_MOE_SMALL=0 experts of small steps through the sorted GEMM path too. */
@@ -289,8 +438,12 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     const char *gv = getenv("LLM_CUDA_GEMV"), *gg = getenv("LLM_CUDA_GRAPHS");
     const char *ga = getenv("LLM_CUDA_GATED"), *gp = getenv("LLM_CUDA_PDL");
     const char *gs = getenv("LLM_CUDA_GEMV_SPLIT"), *gm = getenv("LLM_CUDA_MOE_SMALL");
+    const char *qv = getenv("LLM_CUDA_QGEMV"), *qs = getenv("LLM_CUDA_QGEMV_SHAPE");
     c->gemv_max_m = c->dt == LLM_DTYPE_F32 ? 0 : gv ? atoi(gv) : DEFAULT_GEMV_MAX_M;
     if (c->gemv_max_m > 8) c->gemv_max_m = 8;
+    c->qgemv_max_m = c->dt == LLM_DTYPE_F32 ? 0 : qv ? atoi(qv) : DEFAULT_QGEMV_MAX_M;
+    if (c->qgemv_max_m > 8) c->qgemv_max_m = 8;
+    llm_k_set_qgemv_shape(qs ? atoi(qs) : 0);
     c->use_graphs = gg && strcmp(gg, "0"); /* measured slower than eager + PDL (docs/CUDA.md) */
     c->fused_gate = !(ga && !strcmp(ga, "0"));
     c->moe_no_small = gm && !strcmp(gm, "0");
@@ -382,6 +535,11 @@ static int make_workspace(struct cu_be *c)
         if (!(c->h_moe_off = malloc((E + 1) * sizeof(int32_t))))
             return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
     }
+    if (c->q_dense_bytes && (rc = dalloc(c, &c->q_dense, c->q_dense_bytes, "dequantized weight")))
+        return rc;
+    if (c->q_xs_elems &&
+        (rc = dalloc(c, &c->q_xs, T * c->q_xs_elems * es, "pre-quant scaled activations")))
+        return rc;
     if ((rc = cu_grow_out(c, c->pub.max_seqs))) return rc;
     return cu_grow_meta(c, 8 * T + 4096);
 }
@@ -513,7 +671,10 @@ int llm_backend_cuda_create(struct llm_backend **out, const struct llm_model *m,
                       llm_dtype_name(eng.compute_dtype));
         dt = eng.compute_dtype;
     }
-    if (m->desc.n_experts > 0 && (m->desc.mlp_bias || !m->desc.gated_mlp))
+    if (m->quant.algo && m->desc.n_experts > 0)
+        rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': quantized experts are not run yet (neither "
+                         "backend runs them)", m->path);
+    else if (m->desc.n_experts > 0 && (m->desc.mlp_bias || !m->desc.gated_mlp))
         rc = llm_err_set(LLM_EUNSUPPORTED, "cuda backend: experts with biases or without a gate "
                          "(--device cpu runs them)");
     else if (m->desc.n_experts > 8 * 1024 || m->desc.n_experts_per_tok > 8)

@@ -63,9 +63,14 @@ int cu_gemm_tune(struct cu_gemm *g, cudaStream_t st, struct llm_gemm_choice *c, 
 #include "llm/backend.h"
 #include "llm/graph.h"
 
-/* A weight on the device, in the compute dtype (the lm_head's bias in f32). */
+/* A weight on the device, in the compute dtype (the lm_head's bias in f32),
+ * or weight-only quantized (q.fmt != 0: kernels/kernels.h, struct
+ * llm_k_qw, says the layout; w is then the packed weights, b the bias in
+ * the compute dtype). */
+#include "kernels/kernels.h"
 struct cu_w {
     void *w, *b;
+    struct llm_k_qw q;
 };
 
 /* Where each array of a step's metadata sits in the one int32 buffer sent
@@ -101,6 +106,12 @@ struct cu_be {
     int gemv_max_m;        /* products of up to this many rows use the GEMV kernel */
     int use_graphs;
     int moe_no_small; /* LLM_CUDA_MOE_SMALL=0: no per-slot GEMV path for experts */
+    int qgemv_max_m;       /* quantized products of up to this many rows use the quantized GEMV */
+    /* quantized weights: the dense scratch one weight is dequantized into for
+     * larger row counts (the largest weight's size), and the activations
+     * times AWQ's pre-quant scale ([max_batch_tokens][widest input]) */
+    void *q_dense, *q_xs;
+    uint64_t q_dense_bytes, q_xs_elems;
     int fused_gate;        /* single-row gated MLP through llm_k_gemv_gated */
     cudaGraphExec_t graph[CU_MAX_GRAPHS];
     unsigned char graph_seen[CU_MAX_GRAPHS];

@@ -363,6 +363,64 @@ static const struct cu_w *dw(const struct cu_be *c, int slot, int layer)
     return llm_wslot_per_layer(slot) ? &c->lw[layer][slot] : &c->gw[slot];
 }
 
+/* Rows [r0, r0 + n) of a quantized weight, as a weight of its own (its
+ * pre-quant scale the one those rows use). */
+static struct llm_k_qw q_rows(const struct cu_w *w, int r0, int k)
+{
+    struct llm_k_qw q = w->q;
+    int64_t rowb = q.fmt == LLM_K_Q_INT4 ? k / 2 : k, ng = q.fmt == LLM_K_Q_INT4 ? k / q.group : 1;
+    q.q = (const char *)q.q + (int64_t)r0 * rowb;
+    q.scale += (int64_t)r0 * ng;
+    if (q.zm) q.zm += (int64_t)r0 * ng;
+    if (q.pre && r0 >= q.pre_split) {
+        q.pre += k;
+        q.pre_split = 1 << 30;
+    } else if (q.pre) {
+        q.pre_split -= r0;
+    }
+    return q;
+}
+
+/* Rows [r0, r0 + n) of a quantized weight through the dense path: x times
+ * the pre-quant scale into a scratch (AWQ), the rows dequantized into the
+ * scratch, one cuBLASLt product (yt: y's type; bias in y's type). */
+static int qlinear_dense(struct cu_be *c, int m, int r0, int n, int k, const void *x, int ldx,
+                         const struct cu_w *w, const void *bias, void *y, int ldy, int yt,
+                         int accumulate)
+{
+    struct llm_k_qw q = q_rows(w, r0, k);
+    if (q.pre) {
+        if (q.pre_split < n)
+            return llm_err_set(LLM_EINVAL, "cuda backend: rows %d..%d of a quantized weight "
+                               "take two pre-quant scales", r0, r0 + n);
+        CK(llm_k_prescale(c->dt, c->q_xs, k, x, ldx, q.pre, m, k, c->st));
+        x = c->q_xs;
+        ldx = k;
+    }
+    CK(llm_k_dequant(c->dt, c->q_dense, &q, n, k, c->st));
+    return cu_gemm_run(c->gemm, c->st, m, n, k, x, ldx, c->q_dense, bias, y, ldy, yt, accumulate);
+}
+
+/* y = x W^T (+ bias) (+ y) for a weight in any format of the device. */
+static int wlinear(struct cu_be *c, int m, int n, int k, const void *x, int ldx,
+                   const struct cu_w *w, void *y, int ldy, int accumulate)
+{
+    if (!w->q.fmt) return linear(c, m, n, k, x, ldx, w->w, w->b, y, ldy, accumulate);
+    if (m <= c->qgemv_max_m && llm_k_qgemv_ok(&w->q, m, k, ldx)) {
+        CK(llm_k_qgemv(c->dt, y, ldy, x, ldx, &w->q, w->b, m, n, k, accumulate, c->st));
+        return 0;
+    }
+    if (w->q.pre && w->q.pre_split < n) { /* stacked fc/gate with their own pre-quant scales */
+        int h = w->q.pre_split, es = (int)c->es;
+        int rc = qlinear_dense(c, m, 0, h, k, x, ldx, w, w->b, y, ldy, c->dt, accumulate);
+        if (rc) return rc;
+        return qlinear_dense(c, m, h, n - h, k, x, ldx, w,
+                             w->b ? (const char *)w->b + (size_t)h * es : NULL,
+                             (char *)y + (size_t)h * es, ldy, c->dt, accumulate);
+    }
+    return qlinear_dense(c, m, 0, n, k, x, ldx, w, w->b, y, ldy, c->dt, accumulate);
+}
+
 /* Row width of a buffer, in elements. */
 static int buf_width(const struct cu_be *c, int b)
 {
@@ -396,19 +454,28 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
     int ed = d->embed_dim > 0 ? (int)d->embed_dim : (int)d->hidden;
     if (s->out == LLM_BUF_LOGITS) { /* fp32 logits from the lm_head (embed_dim wide input) */
         if (ed != d->hidden) ldx = ed;
+        if (w->q.fmt) /* a quantized lm_head (bias f32) */
+            return qlinear_dense(c, rows, 0, (int)d->vocab_size, ldx, c->buf[s->in], ldx, w, w->b,
+                                 c->buf[s->out], ldy, LLM_DTYPE_F32, 0);
         return cu_gemm_run(c->gemm, c->st, rows, (int)d->vocab_size, ldx, c->buf[s->in], ldx,
                            w->w, w->b, c->buf[s->out], ldy, LLM_DTYPE_F32, 0);
     }
     if (s->slot == LLM_W_PROJ_OUT) /* hidden -> embed_dim rows, stored embed_dim apart */
-        return linear(c, rows, ed, ldx, c->buf[s->in], ldx, w->w, w->b, c->buf[s->out], ed, 0);
+        return wlinear(c, rows, ed, ldx, c->buf[s->in], ldx, w, c->buf[s->out], ed, 0);
+    if (s->gated && w->q.fmt && rows <= c->qgemv_max_m && llm_k_qgemv_ok(&w->q, rows, ldx, ldx)) {
+        /* quantized fc and gate with the activation, up to 8 rows */
+        CK(llm_k_qgemv_gated(c->dt, s->act, c->buf[s->out], ldy, c->buf[s->in], ldx, &w->q, w->b,
+                             rows, (int)I, ldx, c->st));
+        return 0;
+    }
     if (s->gated) { /* fc and gate rows are one matrix: one product, then the activation */
-        if (rows == 1 && c->gemv_max_m >= 1 && c->fused_gate) {
+        if (rows == 1 && c->gemv_max_m >= 1 && c->fused_gate && !w->q.fmt) {
             CK(llm_k_gemv_gated(c->dt, s->act, c->buf[s->out], c->buf[s->in], w->w, w->b, (int)I,
                                 ldx, c->st));
             return 0;
         }
-        int rc = linear(c, rows, (int)(2 * I), ldx, c->buf[s->in], ldx, w->w, w->b,
-                        c->buf[s->out], ldy, 0);
+        int rc = wlinear(c, rows, (int)(2 * I), ldx, c->buf[s->in], ldx, w, c->buf[s->out], ldy,
+                         0);
         if (!rc) CK(llm_k_act(c->dt, s->act, 1, c->buf[s->out], rows, (int)I, c->st));
         return rc;
     }
@@ -416,8 +483,8 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
                 : s->slot == LLM_W_MLP_FC ? (int)I
                                           : (int)d->hidden;
     int k = s->in == LLM_BUF_H ? (int)I : ldx;
-    int rc = linear(c, rows, n_out, k, c->buf[s->in], ldx, w->w, w->b, c->buf[s->out], ldy,
-                    s->accumulate);
+    int rc = wlinear(c, rows, n_out, k, c->buf[s->in], ldx, w, c->buf[s->out], ldy,
+                     s->accumulate);
     if (!rc && s->act >= 0) CK(llm_k_act(c->dt, s->act, 0, c->buf[s->out], rows, (int)I, c->st));
     return rc;
 }
@@ -528,9 +595,8 @@ static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
         /* OPT-350m: embed_dim-wide embeddings, project_in, then the positions added */
         CK(llm_k_embed(c->dt, c->buf[LLM_BUF_AO], c->gw[LLM_W_EMBED].w, s->tokens, NULL, NULL,
                        rows, ed, esc, c->st));
-        int rc = linear(c, rows, (int)d->hidden, ed, c->buf[LLM_BUF_AO], ed,
-                        c->gw[LLM_W_PROJ_IN].w, c->gw[LLM_W_PROJ_IN].b, c->buf[LLM_BUF_X],
-                        (int)d->hidden, 0);
+        int rc = wlinear(c, rows, (int)d->hidden, ed, c->buf[LLM_BUF_AO], ed,
+                         &c->gw[LLM_W_PROJ_IN], c->buf[LLM_BUF_X], (int)d->hidden, 0);
         if (rc || !pt) return rc;
         CK(llm_k_embed(c->dt, c->buf[LLM_BUF_AO], pt, s->pos, NULL, NULL, rows, (int)d->hidden,
                        1.0f, c->st));

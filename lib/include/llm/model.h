@@ -252,6 +252,7 @@ enum llm_feature {
     LLM_FEAT_W_INT8,             /* weights stored in int8 with scales */
     LLM_FEAT_W_INT4,             /* weights stored in packed int4 with group scales */
     LLM_FEAT_KV_QUANT,           /* fp8 / int8 KV cache */
+    LLM_FEAT_ACT_INT8,           /* int8 activations (SmoothQuant W8A8) */
     LLM_FEAT_COUNT
 };
 typedef uint64_t llm_features;
