@@ -9,4 +9,5 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     gcc pkg-config meson ninja-build \
     libzstd-dev libxxhash-dev libjansson-dev libpcre2-dev libutf8proc-dev \
+    libopenmpi-dev openmpi-bin \
     scdoc valgrind >/dev/null

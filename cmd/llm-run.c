@@ -23,6 +23,7 @@
 
 #include "llm/backend.h"
 #include "llm/batch.h"
+#include "llm/dist.h"
 #include "llm/engine.h"
 #include "llm/engine_artifact.h"
 #include "llm/err.h"
@@ -198,12 +199,51 @@ static int open_output(const char *path, int append, FILE **fp, int *created)
     return 0;
 }
 
+/* The ranks of a job (one, unless started by mpirun on a directory of rank
+ * files); *agreed: an error every rank has, or none. */
+static struct llm_job job;
+static int job_agreed;
+
+/* A rank other than 0: its part of every step rank 0 announces. */
+static int follow(const struct opts *o)
+{
+    struct llm_model *m = NULL;
+    struct llm_backend *be = NULL;
+    int rc = llm_job_open_model(&job, o->model, o->no_verify ? LLM_MODEL_NO_VERIFY : 0, &m);
+    if (!rc) {
+        struct llm_backend_opts bo;
+        llm_backend_opts_init(&bo);
+        if (o->threads) bo.n_threads = (int)o->threads;
+        bo.kv_bytes = o->kv_bytes;
+        bo.kv_fraction = o->kv_fraction;
+        if (o->block_size) bo.block_size = (int)o->block_size;
+        if (o->max_batch_tokens) bo.max_batch_tokens = (int)o->max_batch_tokens;
+        if (o->max_seqs) bo.max_seqs = (int)o->max_seqs;
+        if (o->max_seq_len) bo.max_seq_len = (int)o->max_seq_len;
+        rc = llm_job_backend(&job, o->device, m, &bo, &be);
+    }
+    job_agreed = rc != 0;
+    if (!rc && (rc = llm_job_follow(&job, be))) {
+        /* rank 0 and the others wait on this rank in the middle of a step */
+        tool_fail(rc);
+        llm_comm_abort(job.comm, TOOL_EXIT_FAIL);
+    }
+    llm_backend_destroy(be);
+    llm_model_close(m);
+    return rc;
+}
+
 static int run(const struct opts *o, long *errors)
 {
     FILE *in = stdin, *out = NULL;
     const char *in_name = "-";
     int created = 0, started = 0;
-    int rc = 0;
+    int rc = llm_job_start(&job, o->model);
+    if (rc) {
+        job_agreed = 1;
+        return rc;
+    }
+    if (job.rank != 0) return follow(o);
     if (o->output && strcmp(o->output, "-") &&
         (rc = open_output(o->output, o->resume, &out, &created)))
         return rc;
@@ -220,8 +260,11 @@ static int run(const struct opts *o, long *errors)
         }
         in_name = o->input;
     }
-    rc = llm_model_open_flags(&m, o->model, o->no_verify ? LLM_MODEL_NO_VERIFY : 0);
-    if (rc) goto out;
+    rc = llm_job_open_model(&job, o->model, o->no_verify ? LLM_MODEL_NO_VERIFY : 0, &m);
+    if (rc) {
+        job_agreed = 1;
+        goto out;
+    }
     if (m->tokenizer_json) {
         rc = llm_tok_load(&tok, m->tokenizer_json, m->tokenizer_config, o->model);
         if (rc) {
@@ -250,8 +293,11 @@ static int run(const struct opts *o, long *errors)
     if (o->max_batch_tokens) bo.max_batch_tokens = (int)o->max_batch_tokens;
     if (o->max_seqs) bo.max_seqs = (int)o->max_seqs;
     if (o->max_seq_len) bo.max_seq_len = (int)o->max_seq_len;
-    rc = llm_backend_create(&be, o->device, m, &bo);
-    if (rc) goto out;
+    rc = llm_job_backend(&job, o->device, m, &bo, &be);
+    if (rc) {
+        job_agreed = 1;
+        goto out;
+    }
 
     struct llm_engine_opts eo;
     llm_engine_opts_init(&eo);
@@ -301,6 +347,13 @@ static int run(const struct opts *o, long *errors)
              fin.elapsed > 0 ? (double)fin.completion_tokens / fin.elapsed : 0.0,
              (unsigned long long)st->preemptions, st->peak_blocks_used, be->n_blocks);
 out:
+    if (rc && job.size > 1 && !job_agreed) {
+        /* the other ranks may be waiting in the middle of a step: end them now */
+        if (out) fclose(out);
+        if (created && !started) unlink(o->output);
+        tool_fail(rc);
+        llm_comm_abort(job.comm, TOOL_EXIT_FAIL);
+    }
     llm_engine_free(e);
     llm_backend_destroy(be);
     llm_tok_free(tok);
@@ -466,6 +519,13 @@ int main(int argc, char **argv)
                                          : LLM_LOG_DEBUG);
     long errors = 0;
     int rc = run(&o, &errors);
-    if (rc) return tool_fail(rc);
+    if (rc) {
+        /* an error every rank has is told by rank 0; any other ends the job */
+        if (!(job_agreed && llm_job_quiet_error(&job))) tool_fail(rc);
+        if (job.size > 1 && !job_agreed) llm_comm_abort(job.comm, TOOL_EXIT_FAIL);
+        llm_job_close(&job);
+        return TOOL_EXIT_FAIL;
+    }
+    llm_job_close(&job);
     return errors > 0 ? EXIT_REQUEST_ERRORS : TOOL_EXIT_OK;
 }

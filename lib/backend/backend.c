@@ -60,6 +60,14 @@ int llm_backend_create(struct llm_backend **out, const char *name, const struct 
                        const struct llm_backend_opts *o)
 {
     *out = NULL;
+    if (m && (llm_part_tp(&m->desc) > 1 || llm_part_pp(&m->desc) > 1)) {
+        /* a rank's part: the CPU backend has the communicator today */
+        if (name && !strcmp(name, "cuda"))
+            return llm_err_set(LLM_EUNSUPPORTED, "'%s': a rank of a tensor/pipeline-parallel "
+                               "model runs on the CPU backend only (--device cpu)",
+                               m->path ? m->path : "model");
+        return llm_backend_cpu_create(out, m, o);
+    }
     if (!name || !strcmp(name, "auto")) {
         int major, minor;
         if (llm_cuda_device_query(o ? o->device : 0, &major, &minor, NULL, 0) != 0) {

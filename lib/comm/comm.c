@@ -57,6 +57,12 @@ static int single_recv(struct llm_comm *c, void *buf, size_t bytes, int peer, vo
     return single_p2p(c, peer, "recv");
 }
 
+static int single_split(struct llm_comm *c, int color, int key, struct llm_comm **out)
+{
+    (void)c, (void)color, (void)key;
+    return llm_comm_single(out);
+}
+
 static void single_destroy(struct llm_comm *c)
 {
     free(c);
@@ -69,6 +75,7 @@ static const struct llm_comm_ops single_ops = {
     .broadcast = single_broadcast,
     .send = single_send,
     .recv = single_recv,
+    .split = single_split,
     .destroy = single_destroy,
 };
 

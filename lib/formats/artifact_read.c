@@ -231,6 +231,8 @@ struct llm_artifact {
     int major, minor;
     int strict; /* minor not newer than ours: reserved bytes must be zero */
     json_t *meta;
+    json_t *head_meta; /* the metadata as the header had it (before the trailer) */
+    json_t *trailer;   /* the trailing JSON, once read */
     int random;  /* all records indexed (file, memory, slurped pipe) */
     int ended;   /* trailer merged */
 
@@ -371,8 +373,11 @@ static int merge_trailer(struct llm_artifact *a, const uint8_t *t, const struct 
         json_decref(tr);
         return llm_err_set(LLM_EFORMAT, "'%s': trailer may not hold \"format\"", a->path);
     }
-    rc = json_object_update_recursive(a->meta, tr);
-    json_decref(tr);
+    json_decref(a->trailer);
+    json_decref(a->head_meta);
+    a->trailer = tr;
+    a->head_meta = json_deep_copy(a->meta);
+    rc = !a->head_meta || json_object_update_recursive(a->meta, tr);
     if (rc) return llm_err_set(LLM_ENOMEM, "'%s': out of memory merging the trailer", a->path);
     a->ended = 1;
     return 0;
@@ -787,6 +792,8 @@ void llm_ar_close(struct llm_artifact *a)
     free(a->names);
     nameset_free(&a->set);
     json_decref(a->meta);
+    json_decref(a->head_meta);
+    json_decref(a->trailer);
     llm_unmap(&a->map);
     if (a->stdin_map) munmap((void *)a->buf, a->len);
     growbuf_free(&a->slurp);
@@ -818,6 +825,16 @@ int llm_ar_is_seekable(const struct llm_artifact *a)
 size_t llm_ar_count(const struct llm_artifact *a)
 {
     return a->n;
+}
+
+const json_t *llm_ar_header_meta(const struct llm_artifact *a)
+{
+    return a->head_meta ? a->head_meta : a->meta;
+}
+
+const json_t *llm_ar_trailer(const struct llm_artifact *a)
+{
+    return a->trailer;
 }
 
 const char *llm_ar_path(const struct llm_artifact *a)

@@ -182,7 +182,15 @@ void llm_alibi_slopes(float *slopes, int nh, double mb)
 void llm_desc_alibi_slopes(const struct llm_model_desc *d, float *slopes)
 {
     int nh = d->n_heads;
-    llm_alibi_slopes(slopes, nh, d->alibi_max_bias > 0 ? d->alibi_max_bias : 8.0);
+    if (d->part.heads_total > nh) { /* a rank's heads: their slopes among all the heads */
+        float all[1 << 12];
+        int n = d->part.heads_total < (1 << 12) ? d->part.heads_total : (1 << 12);
+        llm_alibi_slopes(all, n, d->alibi_max_bias > 0 ? d->alibi_max_bias : 8.0);
+        for (int i = 0; i < nh; i++)
+            slopes[i] = d->part.head_offset + i < n ? all[d->part.head_offset + i] : 0.f;
+    } else {
+        llm_alibi_slopes(slopes, nh, d->alibi_max_bias > 0 ? d->alibi_max_bias : 8.0);
+    }
     if (d->alibi_scaled) {
         double sc = llm_desc_attn_scale(d);
         for (int i = 0; i < nh; i++) slopes[i] = (float)(slopes[i] * sc);

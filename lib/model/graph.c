@@ -16,7 +16,7 @@
 
 static const char *const op_names[] = {"EMBED", "NORM",   "LINEAR",   "QK_NORM",  "CLIP",
                                        "ROPE_KV", "ATTN", "MOE",      "ADD",      "GATHER",
-                                       "SOFTCAP", "ALLREDUCE", "ALLGATHER"};
+                                       "SOFTCAP", "ALLREDUCE", "ALLGATHER", "SEND", "RECV"};
 _Static_assert(sizeof(op_names) / sizeof(op_names[0]) == LLM_OP_COUNT, "op_names");
 
 static const char *const buf_names[] = {"X",  "XN", "XN2", "QKV",  "ATT",
@@ -161,18 +161,40 @@ int llm_graph_build(struct llm_graph *g, const struct llm_model_desc *d,
     memset(g, 0, sizeof *g);
     int rc = llm_desc_validate(d);
     if (rc) return rc;
-    g->tp = o && o->tp > 0 ? o->tp : 1;
+    g->tp = o && o->tp > 0 ? o->tp : llm_part_tp(d);
     g->reduce = g->tp > 1 || (o && o->reduce);
     g->first_layer = 0;
     g->n_layers = d->n_layers;
+    const int pp = llm_part_pp(d), tp = llm_part_tp(d);
+    const int first = llm_part_first_stage(d), last = llm_part_last_stage(d);
+    const int me = d->part.pp_rank * tp + d->part.tp_rank;
+    if (d->part.end_layer) {
+        g->first_layer = d->part.first_layer;
+        g->n_layers = d->part.end_layer - d->part.first_layer;
+    }
 
     struct list pre = {g->pre, &g->n_pre, 0}, lay = {g->layer, &g->n_layer, 0},
                 post = {g->post, &g->n_post, 0};
-    /* embeddings: EMBED (project_in and positions inside), then BLOOM's norm */
-    add(&pre, LLM_OP_EMBED, LLM_BUF_X, LLM_BUF_NONE, LLM_W_EMBED);
-    if (d->embed_norm) norm(&pre, LLM_BUF_X, LLM_BUF_X, LLM_W_EMBED_NORM);
+    /* embeddings: EMBED (project_in and positions inside), then BLOOM's norm;
+     * a later pipeline stage receives the residual stream instead */
+    if (first) {
+        add(&pre, LLM_OP_EMBED, LLM_BUF_X, LLM_BUF_NONE, LLM_W_EMBED);
+        if (d->embed_norm) norm(&pre, LLM_BUF_X, LLM_BUF_X, LLM_W_EMBED_NORM);
+    } else {
+        add(&pre, LLM_OP_RECV, LLM_BUF_X, LLM_BUF_X, 0)->peer = (int16_t)(me - tp);
+    }
 
     layer_steps(&lay, g, d);
+
+    if (!last) { /* the next stage continues; rank 0 gets the logits from the last */
+        add(&post, LLM_OP_SEND, LLM_BUF_X, LLM_BUF_X, 0)->peer = (int16_t)(me + tp);
+        if (me == 0) {
+            struct llm_step *r = add(&post, LLM_OP_RECV, LLM_BUF_LOGITS, LLM_BUF_LOGITS, 0);
+            r->rows = LLM_ROWS_OUT;
+            r->peer = (int16_t)((pp - 1) * tp);
+        }
+        goto done;
+    }
 
     /* logits of the out rows */
     struct llm_step *s = add(&post, LLM_OP_GATHER, LLM_BUF_FIN, LLM_BUF_X, 0);
@@ -192,6 +214,12 @@ int llm_graph_build(struct llm_graph *g, const struct llm_model_desc *d,
         add(&post, LLM_OP_ALLGATHER, LLM_BUF_LOGITS, LLM_BUF_LOGITS, 0)->rows = LLM_ROWS_OUT;
     if (d->final_softcap > 0.0)
         add(&post, LLM_OP_SOFTCAP, LLM_BUF_LOGITS, LLM_BUF_LOGITS, 0)->rows = LLM_ROWS_OUT;
+    if (pp > 1 && d->part.tp_rank == 0) {
+        s = add(&post, LLM_OP_SEND, LLM_BUF_LOGITS, LLM_BUF_LOGITS, 0);
+        s->rows = LLM_ROWS_OUT;
+        s->peer = 0;
+    }
+done:
     if (pre.overflow || lay.overflow || post.overflow)
         return llm_err_set(LLM_ERANGE, "model definition: more than %d steps in a list",
                            LLM_GRAPH_MAX_STEPS);

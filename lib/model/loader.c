@@ -5,8 +5,9 @@
  * tokenizer files stay as JSON owned by the artifact.  Tensors are looked
  * up lazily by name and their shapes checked against the description at
  * each lookup, so a model whose file holds extra tensors (quantization
- * scales) or only part of a model (a tensor-parallel rank, whose shapes are
- * slices) still opens; shapes are checked only for whole models.  Every
+ * scales) still opens.  A rank's file of a tensor/pipeline-parallel model
+ * (its "mapping") gets the rank's description (llm_desc_partition), so
+ * its slices are checked the same way.  Every
  * tensor's checksum is checked at open unless the caller opts out: the
  * hashing reads each mapped page once, which the backend then finds
  * resident, so a corrupt file never reaches a forward pass.
@@ -89,6 +90,8 @@ int llm_model_open_flags(struct llm_model **out, const char *path, unsigned flag
     if (!rc) rc = llm_quant_from_json(&m->quant, json_object_get(m->meta, "quantization"),
                                       llm_ar_path(m->ar));
     if (!rc) rc = read_mapping(&m->mapping, m->meta, llm_ar_path(m->ar));
+    if (!rc && (rc = llm_desc_partition(&m->desc, &m->mapping, &m->quant)))
+        llm_err_wrap(rc, "'%s': mapping", llm_ar_path(m->ar));
     if (!rc && !(flags & LLM_MODEL_NO_VERIFY)) rc = llm_ar_verify_all(m->ar);
     if (!rc) {
         const json_t *files = json_object_get(json_object_get(m->meta, "tokenizer"), "files");
@@ -129,7 +132,6 @@ int llm_model_tensor(struct llm_model *m, const char *name, struct llm_tensor *t
                          name);
     }
     if (rc) return rc;
-    if (m->mapping.world_size > 1) return 0; /* a rank's slices */
     int ndim;
     int64_t shape[LLM_MAX_DIMS];
     if (llm_desc_tensor_shape(&m->desc, name, &ndim, shape) != 0) {

@@ -105,7 +105,14 @@ static int slot_shape(const struct llm_model_desc *d, int slot, struct shp *o)
     const int64_t nh = d->n_heads, nkv = d->n_kv_heads, I = d->intermediate, E = d->n_experts;
     const int64_t ED = d->embed_dim > 0 ? d->embed_dim : H;
     const int proj = ED != H, nb = d->norm_bias;
+    /* a rank of a partitioned model: the embeddings on the first stage, the
+     * head on the last; a row-parallel product's bias on tp rank 0 only
+     * (added once, after the sum over the ranks) */
+    const int first = llm_part_first_stage(d), last = llm_part_last_stage(d);
+    const int rowb = d->part.tp_rank == 0;
     memset(o, 0, sizeof *o);
+    if (!llm_wslot_per_layer(slot) && (slot < LLM_W_FINAL_NORM ? !first : !last))
+        return LLM_ENOTFOUND;
     switch (slot) {
     case LLM_W_EMBED: return set2(o, V, ED, 0);
     case LLM_W_POS_EMBED:
@@ -116,7 +123,7 @@ static int slot_shape(const struct llm_model_desc *d, int slot, struct shp *o)
     case LLM_W_FINAL_NORM: return d->final_norm ? set1(o, H, nb) : LLM_ENOTFOUND;
     case LLM_W_PROJ_OUT: return proj ? set2(o, ED, H, 0) : LLM_ENOTFOUND;
     case LLM_W_LM_HEAD:
-        set2(o, V, ED, d->lm_head_bias);
+        set2(o, d->part.vocab_part > 0 ? d->part.vocab_part : V, ED, d->lm_head_bias);
         if (d->tied_embeddings) o->nd = 0; /* the embedding's rows */
         return 0;
     case LLM_W_ATTN_NORM: return set1(o, H, nb);
@@ -127,14 +134,14 @@ static int slot_shape(const struct llm_model_desc *d, int slot, struct shp *o)
         if (d->qk_norm == LLM_QK_NORM_LAYER) /* one LayerNorm per head, no bias (StableLM) */
             return set2(o, slot == LLM_W_Q_NORM ? nh : nkv, hd, 0);
         return set1(o, hd, 0);
-    case LLM_W_ATTN_OUT: return set2(o, H, nh * hd, d->o_bias);
+    case LLM_W_ATTN_OUT: return set2(o, H, nh * hd, d->o_bias && rowb);
     case LLM_W_ATTN_POST_NORM: return d->sandwich_norm ? set1(o, H, nb) : LLM_ENOTFOUND;
     case LLM_W_MLP_NORM:
         return d->parallel_residual && d->shared_input_norm ? LLM_ENOTFOUND : set1(o, H, nb);
     case LLM_W_ROUTER: return E ? set2(o, E, H, 0) : LLM_ENOTFOUND;
     case LLM_W_MLP_FC: return setx(o, E, I, H, d->mlp_bias);
     case LLM_W_MLP_GATE: return d->gated_mlp ? setx(o, E, I, H, d->mlp_bias) : LLM_ENOTFOUND;
-    case LLM_W_MLP_OUT: return setx(o, E, H, I, d->mlp_bias);
+    case LLM_W_MLP_OUT: return setx(o, E, H, I, d->mlp_bias && rowb);
     case LLM_W_MLP_POST_NORM: return d->sandwich_norm ? set1(o, H, nb) : LLM_ENOTFOUND;
     default: return LLM_ENOTFOUND;
     }
@@ -231,7 +238,7 @@ int llm_desc_tensor_shape(const struct llm_model_desc *d, const char *name, int 
     int slot, layer, bias;
     struct shp o;
     int rc = llm_name_to_slot(name, &slot, &layer, &bias);
-    if (!rc && layer >= d->n_layers) rc = LLM_ENOTFOUND;
+    if (!rc && layer >= 0 && !llm_part_has_layer(d, layer)) rc = LLM_ENOTFOUND;
     if (!rc) rc = slot_shape(d, slot, &o);
     if (!rc && (bias ? o.bnd : o.nd) == 0) rc = LLM_ENOTFOUND;
     if (rc) {
@@ -271,6 +278,7 @@ int llm_desc_tensor_names(const struct llm_model_desc *d, char (**names)[LLM_NAM
         int nl = pass == 1 ? d->n_layers : 1;
         for (int l = 0; l < nl; l++)
             for (int s = lo; s < hi; s++) {
+                if (pass == 1 && !llm_part_has_layer(d, l)) break;
                 if (slot_shape(d, s, &o)) continue;
                 if (o.nd) llm_name_of_slot(out[k++], LLM_NAME_MAX, s, l, 0);
                 if (o.bnd) llm_name_of_slot(out[k++], LLM_NAME_MAX, s, l, 1);

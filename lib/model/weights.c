@@ -298,7 +298,7 @@ int llm_weights_bind(struct llm_weights *w, struct llm_model *m)
         lm->bias_dtype = bdt;
     }
     for (int l = 0; l < d->n_layers && !rc; l++)
-        for (int s = LLM_W_FIRST_LAYER; s < LLM_W_COUNT && !rc; s++) {
+        for (int s = LLM_W_FIRST_LAYER; s < LLM_W_COUNT && !rc && llm_part_has_layer(d, l); s++) {
             if (w->fused_mlp_in && (s == LLM_W_MLP_FC || s == LLM_W_MLP_GATE)) {
                 if (s == LLM_W_MLP_FC)
                     rc = bind_fused(m, l, &w->layer[l][LLM_W_MLP_FC], &w->layer[l][LLM_W_MLP_GATE]);

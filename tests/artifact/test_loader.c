@@ -1,8 +1,9 @@
 /* test_loader.c - llm_model_open / llm_model_tensor over artifacts written
  * here: description and generation defaults come back from the metadata,
  * tokenizer files are found, tensors are found by canonical name with their
- * shapes checked against the description (except for extra tensors and for
- * one rank of a sharded model), standard input is read through a pipe, and
+ * shapes checked against the description (except for extra tensors; one
+ * rank of a sharded model against the rank's part), standard input is read
+ * through a pipe, and
  * an in-memory tensor source works without an artifact.
  */
 #include <fcntl.h>
@@ -149,8 +150,14 @@ int main(void)
     }
     CHECK(llm_model_open(&m, rank) == 0, "open rank");
     if (m) {
-        CHECK(llm_model_tensor(m, "transformer.layers.1.mlp.proj.weight", &t) == 0,
-              "one rank of a sharded model: shapes are slices, not checked");
+        /* world_size 2 alone: two tensor-parallel ranks, this one rank 0 */
+        CHECK(m->desc.intermediate == 24 && m->desc.part.tp == 2,
+              "the rank's description is its part: intermediate %lld",
+              (long long)m->desc.intermediate);
+        CHECK(llm_model_tensor(m, "transformer.layers.1.mlp.proj.weight", &t) == LLM_ESHAPE &&
+                  strstr(llm_errmsg(), "expected [32, 24]"),
+              "one rank of a sharded model: its slices are checked against its part: %s",
+              llm_errmsg());
         llm_model_close(m);
     }
 

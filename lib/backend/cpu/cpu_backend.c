@@ -58,6 +58,8 @@ struct cpu_be {
     struct llm_weights w;
     struct llm_graph g;
     struct llm_comm *comm;
+    int own_comm;         /* comm is ours (one rank) */
+    struct llm_comm *tp_comm; /* this stage's tensor-parallel ranks (comm when one stage) */
     struct llm_rope rope; /* desc's rope with rot_dims resolved */
     int n_threads;
     float *alibi;         /* [n_heads] or NULL */
@@ -74,6 +76,7 @@ struct cpu_be {
     /* activations, grown to the largest batch seen (<= max_batch_tokens) */
     int cap_tokens, cap_out;
     float *buf[BUF_N];
+    float *gather;         /* vocab-parallel logits of every rank [tp][n_out][vocab_part] */
     int32_t *pos_tmp;      /* positions + pos_offset */
     const struct llm_batch *b; /* the step being run */
     int n_out;             /* rows of logits from the last forward; -1 = none */
@@ -135,6 +138,8 @@ static int load_kv_scales(struct cpu_be *c, struct llm_model *m)
     for (int l = 0; l < L; l++) {
         char name[LLM_NAME_MAX];
         struct llm_tensor t;
+        c->kv_scale[2 * l] = c->kv_scale[2 * l + 1] = 1.0f;
+        if (!llm_part_has_layer(c->d, l)) continue; /* another pipeline stage's */
         llm_name_layer(name, sizeof name, l, "attention." LLM_WQ_KV_SCALE);
         int rc = llm_model_tensor(m, name, &t);
         if (rc) return rc;
@@ -184,7 +189,10 @@ static int make_kv_pool(struct cpu_be *c, const struct llm_backend_opts *o)
         return llm_err_set(LLM_EUNSUPPORTED, "cpu backend: kv dtype %s (f32, f16 or bf16)",
                            llm_dtype_name(kv_dt));
     struct llm_cpu_kv proto = {NULL, NULL, kv_dt, 0, be->block_size, d->n_kv_heads, d->head_dim};
-    uint64_t per_block = llm_cpu_kv_block_bytes(&proto) * 2u * (uint64_t)d->n_layers;
+    int n_mine = 0; /* this pipeline stage's layers */
+    for (int l = 0; l < d->n_layers; l++)
+        n_mine += llm_part_has_layer(d, l);
+    uint64_t per_block = llm_cpu_kv_block_bytes(&proto) * 2u * (uint64_t)n_mine;
     uint64_t want = o->kv_bytes;
     if (!want) {
         double f = o->kv_fraction > 0.0 ? o->kv_fraction : DEFAULT_KV_FRACTION;
@@ -210,11 +218,13 @@ static int make_kv_pool(struct cpu_be *c, const struct llm_backend_opts *o)
         return llm_err_set(LLM_ENOMEM, "cpu backend: cannot allocate a %llu-byte kv pool",
                            (unsigned long long)be->kv_bytes);
     uint64_t layer_bytes = nb * llm_cpu_kv_block_bytes(&proto);
-    for (int l = 0; l < d->n_layers; l++) {
+    for (int l = 0, i = 0; l < d->n_layers; l++) {
         c->kv[l] = proto;
         c->kv[l].n_blocks = be->n_blocks;
-        c->kv[l].k = (char *)c->kv_mem + (uint64_t)(2 * l) * layer_bytes;
-        c->kv[l].v = (char *)c->kv_mem + (uint64_t)(2 * l + 1) * layer_bytes;
+        if (!llm_part_has_layer(d, l)) continue;
+        c->kv[l].k = (char *)c->kv_mem + (uint64_t)(2 * i) * layer_bytes;
+        c->kv[l].v = (char *)c->kv_mem + (uint64_t)(2 * i + 1) * layer_bytes;
+        i++;
     }
     return 0;
 }
@@ -247,7 +257,20 @@ int llm_backend_cpu_create(struct llm_backend **out, const struct llm_model *m,
     llm_model_host_data((struct llm_model *)m); /* random weights: made here, kept by m */
     if ((rc = llm_weights_bind(&c->w, (struct llm_model *)m))) goto fail;
     if ((rc = llm_graph_build(&c->g, d, NULL))) goto fail;
-    if ((rc = llm_comm_single(&c->comm))) goto fail;
+    if (o->comm) {
+        c->comm = o->comm;
+    } else if (llm_part_tp(d) > 1 || llm_part_pp(d) > 1) {
+        rc = llm_err_set(LLM_EINVAL, "'%s' is rank %d of %d: run every rank (mpirun)",
+                         m->path ? m->path : "model", m->mapping.pp_rank * m->mapping.tp_size +
+                         m->mapping.tp_rank, m->mapping.world_size);
+        goto fail;
+    } else {
+        if ((rc = llm_comm_single(&c->comm))) goto fail;
+        c->own_comm = 1;
+    }
+    /* the tensor-parallel group of a stage is split off at the first step,
+     * when every rank is known to be there */
+    if (!(llm_part_pp(d) > 1 && llm_part_tp(d) > 1)) c->tp_comm = c->comm;
 
     c->rope = d->rope;
     if (d->pos == LLM_POS_ROPE) {
@@ -277,7 +300,9 @@ static void cpu_destroy(struct llm_backend *be)
     if (!be) return;
     struct cpu_be *c = cpu_of(be);
     llm_weights_free(&c->w);
-    llm_comm_destroy(c->comm);
+    if (c->tp_comm && c->tp_comm != c->comm) llm_comm_destroy(c->tp_comm);
+    if (c->own_comm) llm_comm_destroy(c->comm);
+    free(c->gather);
     free(c->alibi);
     free(c->kv_scale);
     free(c->kv_mem);
@@ -317,6 +342,16 @@ static int64_t buf_width(const struct cpu_be *c, int b)
     }
 }
 
+/* Floats a buffer's row takes: its width, except the logits, which first
+ * hold every rank's padded vocab slices. */
+static int64_t alloc_width(const struct cpu_be *c, int b)
+{
+    int64_t w = buf_width(c, b);
+    if (b == LLM_BUF_LOGITS && c->d->part.vocab_part * llm_part_tp(c->d) > w)
+        w = c->d->part.vocab_part * llm_part_tp(c->d);
+    return w;
+}
+
 static int out_rows_buf(int b)
 {
     return b == LLM_BUF_FIN || b == LLM_BUF_FIN2 || b == LLM_BUF_LOGITS;
@@ -327,7 +362,7 @@ static int ensure(struct cpu_be *c, int n, int n_out)
     int rc;
     if (n > c->cap_tokens) {
         for (int b = 0; b < BUF_N; b++)
-            if (!out_rows_buf(b) && (rc = grow(&c->buf[b], (size_t)n * (size_t)buf_width(c, b))))
+            if (!out_rows_buf(b) && (rc = grow(&c->buf[b], (size_t)n * (size_t)alloc_width(c, b))))
                 return rc;
         int32_t *p = realloc(c->pos_tmp, sizeof(int32_t) * (size_t)n);
         if (!p) return llm_err_set(LLM_ENOMEM, "cpu backend: out of memory");
@@ -336,8 +371,11 @@ static int ensure(struct cpu_be *c, int n, int n_out)
     }
     if (n_out > c->cap_out) {
         for (int b = 0; b < BUF_N; b++)
-            if (out_rows_buf(b) && (rc = grow(&c->buf[b], (size_t)n_out * (size_t)buf_width(c, b))))
+            if (out_rows_buf(b) && (rc = grow(&c->buf[b], (size_t)n_out * (size_t)alloc_width(c, b))))
                 return rc;
+        if (llm_part_tp(c->d) > 1 &&
+            (rc = grow(&c->gather, (size_t)n_out * (size_t)alloc_width(c, LLM_BUF_LOGITS))))
+            return rc;
         c->cap_out = n_out;
     }
     return 0;
@@ -585,6 +623,26 @@ static int step_embed(struct cpu_be *c, int n)
     return llm_cpu_add_rows(x, pos, n, p->data, p->dtype, p->shape[0], d->hidden);
 }
 
+/* Vocab-parallel logits: each rank's LINEAR wrote [n][vocab_part]; the
+ * gathered [tp][n][vocab_part] become [n][vocab] (the padding dropped). */
+static int step_allgather(struct cpu_be *c, const struct llm_step *s, int n)
+{
+    const int tp = llm_part_tp(c->d);
+    const int64_t vp = c->d->part.vocab_part, V = c->d->vocab_size;
+    if (tp == 1) return 0;
+    float *out = c->buf[s->out];
+    int rc = c->tp_comm->ops->all_gather(c->tp_comm, out, c->gather, (size_t)n * (size_t)vp,
+                                      LLM_DTYPE_F32, NULL);
+    if (rc) return rc;
+    for (int r = 0; r < tp; r++) {
+        int64_t lo = (int64_t)r * vp, cnt = lo >= V ? 0 : (V - lo < vp ? V - lo : vp);
+        for (int i = 0; i < n && cnt > 0; i++)
+            memcpy(out + (int64_t)i * V + lo, c->gather + ((int64_t)r * n + i) * vp,
+                   sizeof(float) * (size_t)cnt);
+    }
+    return 0;
+}
+
 static int cpu_step(void *ctx, const struct llm_step *s, int layer)
 {
     struct cpu_be *c = ctx;
@@ -617,13 +675,17 @@ static int cpu_step(void *ctx, const struct llm_step *s, int layer)
         return 0;
     }
     case LLM_OP_ALLREDUCE:
-        return c->comm->ops->all_reduce(c->comm, c->buf[s->out],
+        return c->tp_comm->ops->all_reduce(c->tp_comm, c->buf[s->out],
                                         (size_t)n * (size_t)buf_width(c, s->out), LLM_DTYPE_F32,
                                         NULL);
-    case LLM_OP_ALLGATHER:
-        return c->comm->ops->all_gather(c->comm, c->buf[s->out], c->buf[s->out],
-                                        (size_t)n * (size_t)buf_width(c, s->out), LLM_DTYPE_F32,
-                                        NULL);
+    case LLM_OP_ALLGATHER: return step_allgather(c, s, n);
+    case LLM_OP_SEND:
+    case LLM_OP_RECV: {
+        size_t bytes = sizeof(float) * (size_t)n * (size_t)buf_width(c, s->out);
+        return s->op == LLM_OP_SEND
+                   ? c->comm->ops->send(c->comm, c->buf[s->out], bytes, s->peer, NULL)
+                   : c->comm->ops->recv(c->comm, c->buf[s->out], bytes, s->peer, NULL);
+    }
     default:
         return llm_err_set(LLM_EUNSUPPORTED, "cpu backend: no %s step", llm_op_name(s->op));
     }
@@ -639,6 +701,11 @@ static int cpu_forward(struct llm_backend *be, const struct llm_batch *b)
 #ifdef _OPENMP
     omp_set_num_threads(c->n_threads);
 #endif
+    if (!c->tp_comm &&
+        (rc = c->comm->ops->split(c->comm, c->d->part.pp_rank, c->d->part.tp_rank, &c->tp_comm))) {
+        c->tp_comm = NULL;
+        return rc;
+    }
     c->b = b;
     const struct llm_exec x = {cpu_step, c};
     rc = llm_graph_run(&c->g, &x);
@@ -688,6 +755,7 @@ static int cpu_copy_blocks(struct llm_backend *be, const int32_t *src, const int
     uint64_t bb = llm_cpu_kv_block_bytes(&c->kv[0]);
     for (int l = 0; l < c->d->n_layers; l++) {
         const struct llm_cpu_kv *kv = &c->kv[l];
+        if (!kv->k) continue; /* another pipeline stage's layer */
         for (int i = 0; i < n; i++) {
             if (src[i] == dst[i]) continue;
             memcpy((char *)kv->k + (uint64_t)dst[i] * bb, (char *)kv->k + (uint64_t)src[i] * bb,

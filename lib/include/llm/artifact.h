@@ -119,6 +119,12 @@ int llm_ar_verify_all(struct llm_artifact *a);
 uint64_t llm_ar_offset(const struct llm_artifact *a, size_t i);
 /* Stored (possibly compressed) size of the i-th tensor's data. */
 uint64_t llm_ar_stored_size(const struct llm_artifact *a, size_t i);
+/* The metadata as the file's header holds it, without the trailer's
+ * members (llm_ar_meta merges them in), and the trailer itself (NULL until
+ * read: at open for a file, after the last tensor for a stream).  A tool
+ * that must rewrite a file byte for byte needs both. */
+const json_t *llm_ar_header_meta(const struct llm_artifact *a);
+const json_t *llm_ar_trailer(const struct llm_artifact *a);
 const char *llm_ar_path(const struct llm_artifact *a);
 
 #ifdef __cplusplus

@@ -47,6 +47,10 @@ struct llm_backend_opts {
     void (*observe_kv)(void *ctx, int layer, const float *k, const float *v, int rows,
                        int64_t stride, int64_t width);
     void *observe_ctx;
+    /* The ranks of a tensor/pipeline-parallel job (llm/comm.h), borrowed;
+     * NULL for one rank.  The model is then a rank's part (its mapping):
+     * the backend sums, gathers and passes activations through it. */
+    struct llm_comm *comm;
 };
 void llm_backend_opts_init(struct llm_backend_opts *o);
 

@@ -9,9 +9,10 @@
  * projections and all_gather for vocab-parallel logits; pipeline stages
  * pass activations with send / recv.
  *
- * This file has the single-rank communicator (every collective is the
- * identity, send/recv have no peer).  MPI (host) and NCCL (device)
- * communicators implement the same table.
+ * The single-rank communicator (every collective is the identity,
+ * send/recv have no peer) and the MPI one (host memory, between the
+ * processes of an mpirun / srun job) implement the table; a NCCL one
+ * (device memory) implements the same.
  */
 #ifndef LLM_COMM_H
 #define LLM_COMM_H
@@ -36,6 +37,9 @@ struct llm_comm_ops {
     int (*broadcast)(struct llm_comm *c, void *buf, size_t bytes, int root, void *stream);
     int (*send)(struct llm_comm *c, const void *buf, size_t bytes, int peer, void *stream);
     int (*recv)(struct llm_comm *c, void *buf, size_t bytes, int peer, void *stream);
+    /* A communicator of the ranks that pass the same color, ordered by key
+     * (every rank calls it): a pipeline stage's tensor-parallel group. */
+    int (*split)(struct llm_comm *c, int color, int key, struct llm_comm **out);
     void (*destroy)(struct llm_comm *c);
 };
 
@@ -49,6 +53,21 @@ struct llm_comm {
  * they differ, host memory only); send and recv fail with LLM_EINVAL (there
  * is no peer). */
 int llm_comm_single(struct llm_comm **out);
+
+/* MPI_COMM_WORLD of the job this process was started in (mpirun, srun):
+ * initialises MPI on first use; destroy finalises it.  Collectives and
+ * point-to-point work on host memory; each waits at most the timeout
+ * (LLM_COMM_TIMEOUT seconds, default 600) and then fails with LLM_EIO
+ * naming the operation, so a rank that stopped answering never hangs the
+ * others.  LLM_EUNSUPPORTED when built without MPI. */
+int llm_comm_mpi(struct llm_comm **out);
+/* Whether this process was started as a rank of an MPI job (mpirun /
+ * srun set the launcher's rank variables). */
+int llm_comm_launched(void);
+/* End every rank of the job now with exit status `code` (MPI_Abort; for one
+ * rank, exit). */
+void llm_comm_abort(struct llm_comm *c, int code);
+
 static inline void llm_comm_destroy(struct llm_comm *c)
 {
     if (c) c->ops->destroy(c);

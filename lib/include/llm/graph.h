@@ -18,6 +18,11 @@
  * projection that produces it (LINEAR with accumulate), or through the
  * tensor-parallel reduction points when the model is split:
  *     LINEAR AO = ATT . Wo  ->  ALLREDUCE AO  ->  ADD X += AO
+ * A pipeline stage (a partitioned description, llm_desc_partition) runs
+ * its own layers: a stage after the first starts by receiving the
+ * residual stream X from the stage before (RECV), a stage before the last
+ * ends by sending it on (SEND); the last stage's first tensor-parallel
+ * rank sends the logits to rank 0, which samples (RECV LOGITS last).
  * Additions happen in Hugging Face's order: for a parallel residual the
  * attention and MLP outputs are summed first, then added to the residual.
  */
@@ -63,7 +68,10 @@ enum llm_op {
     LLM_OP_GATHER,     /* out[i] = in[out_rows[i]] */
     LLM_OP_SOFTCAP,    /* out = final_softcap * tanh(out / final_softcap) */
     LLM_OP_ALLREDUCE,  /* out summed over the tensor-parallel ranks */
-    LLM_OP_ALLGATHER,  /* vocab-parallel logits gathered from every rank */
+    LLM_OP_ALLGATHER,  /* vocab-parallel logits gathered from every rank: each rank's
+                          LINEAR wrote [rows][vocab_part]; out becomes [rows][vocab] */
+    LLM_OP_SEND,       /* pipeline: out (its rows) to global rank `peer` */
+    LLM_OP_RECV,       /* pipeline: out (its rows) from global rank `peer` */
     LLM_OP_COUNT
 };
 
@@ -77,12 +85,14 @@ struct llm_step {
     uint8_t accumulate; /* LINEAR / MOE: add into out instead of writing it */
     uint8_t gated;      /* LINEAR: gated MLP input (slots mlp.fc and mlp.gate) */
     int8_t act;         /* LINEAR: activation epilogue (enum llm_act), -1 none */
+    int16_t peer;       /* SEND / RECV: the other rank (global rank) */
 };
 
 #define LLM_GRAPH_MAX_STEPS 32
 
 struct llm_graph_opts {
-    int tp;         /* tensor-parallel ranks: reduction steps when > 1 */
+    int tp;         /* tensor-parallel ranks: reduction steps when > 1 (0: the
+                       description's partition, llm_desc_partition) */
     int reduce;     /* emit the reduction steps even for one rank (tests) */
 };
 

@@ -172,6 +172,20 @@ struct llm_model_desc {
     int n_experts_per_tok;
     int moe_norm_topk;      /* the chosen experts' softmax weights renormalised to sum 1 */
 
+    /* Which part of the model this process runs (tensor / pipeline
+     * parallelism): set by llm_desc_partition from a rank file's mapping,
+     * never serialised.  All zero = the whole model on one rank; then
+     * n_heads, n_kv_heads and intermediate above are the model's.  For a
+     * rank they are the rank's own (its slice of the heads and of the MLP),
+     * and the fields here say where that slice sits. */
+    struct llm_part {
+        int tp, tp_rank, pp, pp_rank; /* 0 = 1 rank */
+        int first_layer, end_layer;   /* this stage's layers [first, end); end 0 = all */
+        int heads_total;              /* the model's query heads (ALiBi slopes) */
+        int head_offset;              /* the first of this rank's query heads */
+        int64_t vocab_part;           /* lm_head rows on this rank (padded vocab / tp) */
+    } part;
+
     int32_t bos_id;         /* -1 when none */
     int32_t eos_ids[LLM_MAX_EOS];
     int n_eos;
@@ -390,10 +404,35 @@ json_t *llm_quant_to_json(const struct llm_quant *q);
 /* The weight/KV format bits of llm_features the section implies. */
 llm_features llm_quant_features(const struct llm_quant *q);
 
-/* Which part of a tensor/pipeline-parallel model a file holds. */
+/* Which part of a tensor/pipeline-parallel model a file holds.  Global
+ * rank = pp_rank * tp_size + tp_rank. */
 struct llm_mapping {
     int world_size, tp_size, pp_size, tp_rank, pp_rank;
 };
+
+/* ---- partitions (lib/model/partition.c) ------------------------------------
+ * Tensor parallelism splits attention by heads (query heads evenly; KV
+ * heads evenly, or each rank takes the one its query heads use when tp
+ * exceeds them), the MLP's inner size evenly (each expert's, for MoE), and
+ * the lm_head by vocabulary rows, padded to a multiple of tp.  Pipeline
+ * parallelism gives each stage contiguous layers, the first stages one
+ * more when they do not divide.  Embeddings sit on the first stage, the
+ * final norm and lm_head on the last. */
+
+/* Whether d (quantized as q, may be NULL) splits tp x pp ways; the error
+ * (LLM_EINVAL) says which size does not divide. */
+int llm_partition_check(const struct llm_model_desc *d, const struct llm_quant *q, int tp, int pp);
+/* Layers [first, end) of pipeline stage `stage` of pp. */
+void llm_partition_layers(int n_layers, int pp, int stage, int *first, int *end);
+/* Turn the whole model's d into rank mp's part (sizes and d->part). */
+int llm_desc_partition(struct llm_model_desc *d, const struct llm_mapping *mp,
+                       const struct llm_quant *q);
+/* d's stage runs layer l / holds the embeddings / holds the lm_head. */
+int llm_part_has_layer(const struct llm_model_desc *d, int l);
+int llm_part_first_stage(const struct llm_model_desc *d);
+int llm_part_last_stage(const struct llm_model_desc *d);
+int llm_part_tp(const struct llm_model_desc *d);      /* 1 for a whole model */
+int llm_part_pp(const struct llm_model_desc *d);
 
 struct llm_model {
     struct llm_model_desc desc;

@@ -1,0 +1,105 @@
+/* partition.c - which part of a model one rank of a tensor/pipeline-
+ * parallel job runs (llm/model.h, "partitions").
+ *
+ * The rank's description is the model's with its own sizes: its query and
+ * KV heads, its slice of the MLP, and in d->part where the slice sits (the
+ * first head, the stage's layers, the lm_head rows).  Everything that
+ * derives shapes from a description (names.c, weights.c, the backends)
+ * then sees the rank's tensors without knowing about ranks; only ALiBi
+ * (slopes depend on the head's index among all heads) and the vocab-
+ * parallel logits look at d->part.
+ */
+#include <string.h>
+
+#include "llm/err.h"
+#include "llm/model.h"
+
+void llm_partition_layers(int n_layers, int pp, int stage, int *first, int *end)
+{
+    if (pp < 1) pp = 1;
+    int base = n_layers / pp, extra = n_layers % pp;
+    int f = stage * base + (stage < extra ? stage : extra);
+    *first = f;
+    *end = f + base + (stage < extra ? 1 : 0);
+}
+
+int llm_partition_check(const struct llm_model_desc *d, const struct llm_quant *q, int tp, int pp)
+{
+    if (tp < 1 || pp < 1 || tp > 4096 || pp > 4096)
+        return llm_err_set(LLM_EINVAL, "tp %d and pp %d must be within 1..4096", tp, pp);
+    if (pp > d->n_layers)
+        return llm_err_set(LLM_EINVAL, "pp %d exceeds the model's %d layers", pp, d->n_layers);
+    if (d->n_heads % tp)
+        return llm_err_set(LLM_EINVAL, "tp %d does not divide the model's %d attention heads", tp,
+                           d->n_heads);
+    int nkv = d->n_kv_heads;
+    if (nkv >= tp ? nkv % tp : tp % nkv)
+        return llm_err_set(LLM_EINVAL, "tp %d and the model's %d KV heads: one must divide the "
+                           "other", tp, nkv);
+    if (d->intermediate % tp)
+        return llm_err_set(LLM_EINVAL, "tp %d does not divide the MLP's inner size %lld", tp,
+                           (long long)d->intermediate);
+    if (q && q->group_size > 0 && tp > 1) {
+        int64_t g = q->group_size, att = (int64_t)d->n_heads * d->head_dim / tp;
+        if (att % g || (d->intermediate / tp) % g)
+            return llm_err_set(LLM_EINVAL, "tp %d splits the int4 groups of %lld: each rank's "
+                               "attention output input (%lld) and MLP inner size (%lld) must be "
+                               "multiples of the group size", tp, (long long)g, (long long)att,
+                               (long long)(d->intermediate / tp));
+    }
+    if (q && q->algo && d->n_experts > 0 && tp > 1)
+        return llm_err_set(LLM_EUNSUPPORTED, "quantized experts are not split across ranks");
+    return 0;
+}
+
+int llm_desc_partition(struct llm_model_desc *d, const struct llm_mapping *mp,
+                       const struct llm_quant *q)
+{
+    int tp = mp->tp_size, pp = mp->pp_size;
+    if (tp == 1 && pp == 1) return 0;
+    int rc = llm_partition_check(d, q, tp, pp);
+    if (rc) return rc;
+    struct llm_part *p = &d->part;
+    memset(p, 0, sizeof *p);
+    p->tp = tp;
+    p->tp_rank = mp->tp_rank;
+    p->pp = pp;
+    p->pp_rank = mp->pp_rank;
+    llm_partition_layers(d->n_layers, pp, mp->pp_rank, &p->first_layer, &p->end_layer);
+    p->heads_total = d->n_heads;
+    d->n_heads /= tp;
+    p->head_offset = mp->tp_rank * d->n_heads;
+    d->n_kv_heads = d->n_kv_heads >= tp ? d->n_kv_heads / tp : 1;
+    d->intermediate /= tp;
+    p->vocab_part = (d->vocab_size + tp - 1) / tp;
+    /* the lm_head is a tensor of its own on the last stage */
+    d->tied_embeddings = 0;
+    return 0;
+}
+
+int llm_part_tp(const struct llm_model_desc *d)
+{
+    return d->part.tp > 1 ? d->part.tp : 1;
+}
+
+int llm_part_pp(const struct llm_model_desc *d)
+{
+    return d->part.pp > 1 ? d->part.pp : 1;
+}
+
+int llm_part_has_layer(const struct llm_model_desc *d, int l)
+{
+    if (l < 0 || l >= d->n_layers) return 0;
+    if (!d->part.end_layer) return 1;
+    return l >= d->part.first_layer && l < d->part.end_layer;
+}
+
+int llm_part_first_stage(const struct llm_model_desc *d)
+{
+    return d->part.pp_rank == 0;
+}
+
+int llm_part_last_stage(const struct llm_model_desc *d)
+{
+    return d->part.pp_rank == llm_part_pp(d) - 1;
+}

@@ -1,0 +1,180 @@
+#!/bin/bash
+# test_ranks.sh - tensor and pipeline parallelism on the CPU through mpirun.
+#
+# Every fixture (tests/fixtures: one tiny checkpoint per architecture and
+# its variants) is converted, split with llm-shard into tp 2, pp 2 and
+# tp 2 x pp 2 (where the heads and layers allow; otherwise llm-shard must
+# refuse with a reason), and run by `mpirun -np N llm-run DIR`: the greedy
+# tokens must equal one rank's and the log-probabilities (the chosen token
+# and the top 5) agree within 1e-5 relative.  Shard then merge must give the
+# parent back byte for byte.  Then what goes wrong: tp not dividing the
+# heads, a missing / foreign / misnumbered rank file, the wrong number of
+# ranks, a whole model under mpirun, a rank that stops answering and a rank
+# killed mid-run: each a clear line, a non-zero exit, never a hang.
+set -u
+B=${LLM_BUILDDIR:?LLM_BUILDDIR not set}
+S=${LLM_SRCDIR:?LLM_SRCDIR not set}
+T=$(mktemp -d "${TMPDIR:-/tmp}/test-ranks-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# quiet, local, and no accidental GPU
+export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
+export OMPI_MCA_rmaps_base_oversubscribe=1
+MPIRUN="mpirun --oversubscribe -q"
+RUN="$B/cmd/llm-run -q --device cpu --threads 1"
+SHARD="$B/cmd/llm-shard -q"
+n=0 fails=0
+ok() { n=$((n + 1)); echo "ok: $*"; }
+bad() { n=$((n + 1)); fails=$((fails + 1)); echo "FAIL: $*"; }
+
+# three greedy prompts of token ids every fixture's vocabulary has
+for i in 1 2 3; do
+    printf '{"id": "p%d", "input_ids": [%d, 7, 11, 13, %d], "max_tokens": 6, "temperature": 0, "ignore_eos": true, "logprobs": 5}\n' \
+        "$i" $((i + 2)) $((i * 5))
+done >"$T/p.jsonl"
+
+configs="tp2:2:1 pp2:1:2 tp2pp2:2:2"
+for dir in "$S"/tests/fixtures/*/; do
+    f=$(basename "$dir")
+    [ -f "$dir/config.json" ] || continue
+    if ! "$B/cmd/llm-convert" -q "$dir" -o "$T/$f.llm" 2>"$T/err"; then
+        bad "$f: convert: $(cat "$T/err")"
+        continue
+    fi
+    if ! $RUN "$T/$f.llm" "$T/p.jsonl" -o "$T/$f.one" 2>"$T/err"; then
+        # a fixture one rank does not run (beyond the engine's limits) is not split either
+        grep -q "beyond\|limit" "$T/err" && { ok "$f: one rank refuses it: $(head -1 "$T/err")"; continue; }
+        bad "$f: one rank: $(cat "$T/err")"
+        continue
+    fi
+    for c in $configs; do
+        name=${c%%:*} rest=${c#*:}
+        tp=${rest%%:*} pp=${rest#*:}
+        np=$((tp * pp))
+        d="$T/$f.$name"
+        if ! $SHARD --tp "$tp" --pp "$pp" "$T/$f.llm" -o "$d" 2>"$T/err"; then
+            if [ "$(wc -l <"$T/err")" = 1 ] && grep -q "does not divide\|must divide\|exceeds\|one must divide" "$T/err" &&
+                [ -z "$(ls -A "$d" 2>/dev/null)" ]; then
+                ok "$f $name: refused: $(cat "$T/err")"
+            else
+                bad "$f $name: llm-shard: $(cat "$T/err")"
+            fi
+            continue
+        fi
+        if $SHARD --merge "$d" -o "$T/merged.llm" 2>"$T/err" && cmp -s "$T/merged.llm" "$T/$f.llm"; then
+            ok "$f $name: merge gives the parent byte for byte"
+        else
+            bad "$f $name: merge: $(cat "$T/err")"
+        fi
+        if ! timeout 120 $MPIRUN -np "$np" $RUN "$d" "$T/p.jsonl" -o "$T/$f.$name.out" >"$T/err" 2>&1; then
+            bad "$f $name: mpirun -np $np: $(head -5 "$T/err")"
+            continue
+        fi
+        if r=$(python3 "$S/tests/mpi/compare_runs.py" "$T/$f.one" "$T/$f.$name.out" 1e-5); then
+            ok "$f $name ($np ranks): $r"
+        else
+            bad "$f $name ($np ranks): $r"
+        fi
+        rm -rf "$d"
+    done
+done
+
+# ---- what goes wrong ----------------------------------------------------------------
+M="$T/llama3-bf16.llm" O="$T/qwen2-bf16.llm"
+$SHARD --tp 2 "$M" -o "$T/good"
+$SHARD --tp 2 "$O" -o "$T/other"
+
+# one line, naming what was wrong; no output file left
+expect_fail() { # name pattern command...
+    local name=$1 pat=$2
+    shift 2
+    rm -f "$T/res.jsonl"
+    timeout 60 "$@" >"$T/out" 2>&1
+    local rc=$?
+    local lines
+    lines=$(grep -c "^llm-" "$T/out")
+    if [ "$rc" != 0 ] && [ "$rc" != 124 ] && [ "$lines" = 1 ] && grep -q -- "$pat" "$T/out" &&
+        [ ! -s "$T/res.jsonl" ]; then
+        ok "$name: exit $rc: $(grep '^llm-' "$T/out")"
+    else
+        bad "$name: exit $rc (124 = hung), $lines lines from llm: $(head -c 600 "$T/out")"
+    fi
+}
+expect_fail "tp 3 on 4 heads" "does not divide the model's 4 attention heads" \
+    $SHARD --tp 3 "$M" -o "$T/tp3"
+[ -z "$(ls -A "$T/tp3" 2>/dev/null)" ] && ok "tp 3: no rank file written" || bad "tp 3 left files"
+expect_fail "tp 2 x pp 8 on 2 layers" "exceeds" $SHARD --tp 2 --pp 8 "$M" -o "$T/pp8"
+cp -r "$T/good" "$T/missing" && rm "$T/missing/rank-1.llm"
+expect_fail "missing rank file" "rank-1.llm" $MPIRUN -np 2 $RUN "$T/missing" "$T/p.jsonl" -o "$T/res.jsonl"
+cp -r "$T/good" "$T/foreign" && cp "$T/other/rank-1.llm" "$T/foreign/rank-1.llm"
+expect_fail "foreign rank file" "not a part of the same model" \
+    $MPIRUN -np 2 $RUN "$T/foreign" "$T/p.jsonl" -o "$T/res.jsonl"
+cp -r "$T/good" "$T/swapped" && mv "$T/swapped/rank-0.llm" "$T/swapped/x" &&
+    mv "$T/swapped/rank-1.llm" "$T/swapped/rank-0.llm" && mv "$T/swapped/x" "$T/swapped/rank-1.llm"
+expect_fail "swapped rank files" "holds rank 1" \
+    $MPIRUN -np 2 $RUN "$T/swapped" "$T/p.jsonl" -o "$T/res.jsonl"
+expect_fail "3 ranks for 2 files" "one of 2 ranks" \
+    $MPIRUN -np 3 $RUN "$T/good" "$T/p.jsonl" -o "$T/res.jsonl"
+expect_fail "whole model under mpirun" "split it with llm-shard" \
+    $MPIRUN -np 2 $RUN "$M" "$T/p.jsonl" -o "$T/res.jsonl"
+expect_fail "ranks without mpirun" "mpirun -np 2" $RUN "$T/good" "$T/p.jsonl" -o "$T/res.jsonl"
+expect_fail "a rank file run alone" "run every rank" $RUN "$T/good/rank-0.llm" "$T/p.jsonl" -o "$T/res.jsonl"
+expect_fail "merge of a foreign set" "not a part of the same split" \
+    $SHARD --merge "$T/foreign" -o "$T/res.jsonl"
+[ ! -e "$T/res.jsonl" ] && ok "merge: no partial artifact" || bad "merge left an artifact"
+
+# one rank directory runs without mpirun, as the whole model
+$SHARD --tp 1 "$M" -o "$T/one"
+if $RUN "$T/one" "$T/p.jsonl" -o "$T/one.out" 2>"$T/err" &&
+    python3 "$S/tests/mpi/compare_runs.py" "$T/llama3-bf16.one" "$T/one.out" 0 >/dev/null; then
+    ok "a directory of one rank runs without mpirun, the same answers"
+else
+    bad "one-rank directory: $(cat "$T/err")"
+fi
+
+# a long job to interrupt: many requests of many tokens
+for i in $(seq 1 200); do
+    printf '{"id": "l%d", "input_ids": [5, 7, %d], "max_tokens": 200, "ignore_eos": true}\n' "$i" $((i % 50 + 3))
+done >"$T/long.jsonl"
+rank_pid() { # rank: the pid of that rank's llm-run
+    for p in $(pgrep -f "llm-run.*$T/good"); do
+        [ "$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')" = "$1" ] &&
+            echo "$p" && return
+    done
+}
+interrupt() { # name signal timeout
+    rm -f "$T/res.jsonl"
+    LLM_COMM_TIMEOUT=$3 timeout 120 $MPIRUN -np 2 $RUN --max-seqs 4 "$T/good" "$T/long.jsonl" \
+        -o "$T/res.jsonl" >"$T/out" 2>&1 &
+    local job=$! pid="" k
+    for k in $(seq 1 100); do
+        pid=$(rank_pid 1)
+        [ -n "$pid" ] && [ -s "$T/res.jsonl" ] && break
+        sleep 0.1
+    done
+    if [ -z "$pid" ]; then
+        bad "$1: rank 1 not found"
+        wait $job
+        return
+    fi
+    kill "-$2" "$pid"
+    wait $job
+    local rc=$?
+    [ "$2" = STOP ] && kill -KILL "$pid" 2>/dev/null
+    local answered
+    answered=$(grep -c '"output_ids"' "$T/res.jsonl")
+    if [ "$rc" != 0 ] && [ "$rc" != 124 ] && python3 -c '
+import json, sys
+for line in open(sys.argv[1]): json.loads(line)' "$T/res.jsonl"; then
+        ok "$1: exit $rc, $answered whole answers kept: $(grep -m1 "^llm-\|mpirun" "$T/out")"
+    else
+        bad "$1: exit $rc (124 = hung): $(head -c 600 "$T/out")"
+    fi
+}
+interrupt "a rank killed mid-run" KILL 600
+interrupt "a rank that stops answering" STOP 3
+grep -q "no answer from the other ranks in 3 s" "$T/out" && ok "the stopped rank: the timeout names it" ||
+    bad "the stopped rank: no timeout message: $(head -c 400 "$T/out")"
+
+echo "$n checks, $fails failed"
+[ "$fails" = 0 ]
