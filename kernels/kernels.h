@@ -276,6 +276,28 @@ int llm_k_sample(const float *logits, int64_t vocab, int n, const struct llm_k_s
                  const int32_t *tokens, float *work, int32_t *mark, struct llm_k_sample_out *out,
                  llm_stream_t stream);
 
+
+/* ---- all-reduce over peer memory (allreduce.cu) ------------------------------
+ * The ranks of one host: buf[r] is rank r's registered buffer (its input,
+ * n elements), flags[r] its flag array (llm_k_allreduce_flag_bytes, zeroed
+ * once), all readable and writable from every rank (peer access / IPC).
+ * out (a buffer of the rank's own, not a registered one) gets the sum over
+ * the ranks, the same bits on every rank (fp32 sums in rank order).
+ * seq numbers the calls: every rank passes the same, growing by 4 per call.
+ * Blocks: at most 64, the same on every rank; n a multiple of 8. */
+#define LLM_AR_MAX_RANKS 16
+enum { LLM_AR_NCCL = 0, LLM_AR_ONESHOT, LLM_AR_TWOSHOT };
+typedef struct llm_ar_peers {
+    void *buf[LLM_AR_MAX_RANKS];
+    uint32_t *flags[LLM_AR_MAX_RANKS];
+    int n, rank;
+} llm_ar_peers;
+int llm_k_allreduce(int dt, int two_shot, const llm_ar_peers *p, void *out, int64_t n,
+                    uint32_t seq, int blocks, llm_stream_t stream);
+uint64_t llm_k_allreduce_flag_bytes(void);
+/* Which algorithm a message of `bytes` over n ranks takes. */
+int llm_k_allreduce_pick(uint64_t bytes, int n_ranks);
+
 #ifdef __cplusplus
 }
 #endif

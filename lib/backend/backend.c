@@ -13,6 +13,7 @@
 
 #include "llm_build_config.h"
 #include "llm/backend.h"
+#include "llm/comm.h"
 #include "llm/engine_artifact.h"
 #include "llm/err.h"
 
@@ -61,11 +62,15 @@ int llm_backend_create(struct llm_backend **out, const char *name, const struct 
 {
     *out = NULL;
     if (m && (llm_part_tp(&m->desc) > 1 || llm_part_pp(&m->desc) > 1)) {
-        /* a rank's part: the CPU backend has the communicator today */
+        /* a rank's part runs where its communicator moves the data: NCCL on
+         * the GPU, MPI on the CPU */
+        int nccl = o && o->comm && o->comm->ops->name && !strcmp(o->comm->ops->name, "nccl");
+        if (nccl) return llm_backend_cuda_create(out, m, o);
         if (name && !strcmp(name, "cuda"))
             return llm_err_set(LLM_EUNSUPPORTED, "'%s': a rank of a tensor/pipeline-parallel "
-                               "model runs on the CPU backend only (--device cpu)",
-                               m->path ? m->path : "model");
+                               "model runs on the GPU with NCCL between the ranks; this job "
+                               "has %s (--device cpu)", m->path ? m->path : "model",
+                               o && o->comm ? o->comm->ops->name : "none");
         return llm_backend_cpu_create(out, m, o);
     }
     if (!name || !strcmp(name, "auto")) {

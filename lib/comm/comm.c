@@ -89,3 +89,24 @@ int llm_comm_single(struct llm_comm **out)
     *out = c;
     return 0;
 }
+
+#ifndef LLM_HAVE_NCCL
+int llm_comm_nccl(struct llm_comm **out, struct llm_comm *boot, int device)
+{
+    (void)boot, (void)device;
+    *out = NULL;
+    return llm_err_set(LLM_EUNSUPPORTED, "this build has no NCCL (CUDA builds only)");
+}
+
+int llm_comm_nccl_all(struct llm_comm **out, int n_devices)
+{
+    (void)out, (void)n_devices;
+    return llm_err_set(LLM_EUNSUPPORTED, "this build has no NCCL (CUDA builds only)");
+}
+
+int llm_comm_group(int start)
+{
+    (void)start;
+    return llm_err_set(LLM_EUNSUPPORTED, "this build has no NCCL (CUDA builds only)");
+}
+#endif

@@ -1,7 +1,7 @@
 #!/bin/bash
 # run.sh - the whole GPU round on a machine with a CUDA device.
 #
-#   tests/gpu/run.sh [stage ...]      stages: env sass ops memcheck forward qforward families
+#   tests/gpu/run.sh [stage ...]      stages: env sass ops memcheck forward comm qforward families
 #                                     random familybench kernels model
 #                                     llmbench
 #                                     not in the default set: decode (batch-1 decode per model
@@ -21,12 +21,13 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/gpu-out}
 mkdir -p "$OUT"
-BINS="test_gpu_ops test_gpu_forward bench_gpu_kernels bench_gpu_model llm-convert llm-bench llm-run run-golden llm-build llm-quantize"
+BINS="test_gpu_ops test_gpu_forward test_gpu_comm bench_gpu_kernels bench_gpu_model llm-convert llm-bench llm-run run-golden llm-build llm-quantize"
 
 if [ "${1:-}" = pack ]; then
     dst=$ROOT/.dev/cuda-bin
     mkdir -p "$dst"
     cp "$ROOT/build-cuda/tests/gpu/test_gpu_ops" "$ROOT/build-cuda/tests/gpu/test_gpu_forward" \
+       "$ROOT/build-cuda/tests/gpu/test_gpu_comm" \
        "$ROOT/build-cuda/bench/gpu/bench_gpu_kernels" "$ROOT/build-cuda/bench/gpu/bench_gpu_model" \
        "$ROOT/build-cuda/cmd/llm-convert" "$ROOT/build-cuda/cmd/llm-bench" "$ROOT/build-cuda/cmd/llm-run" \
        "$ROOT/build-cuda/tests/engine/run-golden" "$ROOT/build-cuda/cmd/llm-build" \
@@ -34,7 +35,7 @@ if [ "${1:-}" = pack ]; then
     git -C "$ROOT" rev-parse --short=12 HEAD > "$dst/COMMIT"
     git -C "$ROOT" status --short -- kernels lib/backend/cuda tests/gpu bench/gpu >> "$dst/COMMIT"
     for b in $BINS; do
-        ldd "$dst/$b" | grep -v -E 'linux-vdso|libc\.so|libm\.so|libstdc|libgcc|libgomp|libcuda|libcublas|ld-linux|libdl|libpthread|librt' \
+        ldd "$dst/$b" | grep -v -E 'linux-vdso|libc\.so|libm\.so|libstdc|libgcc|libgomp|libcuda|libcublas|libnccl|ld-linux|libdl|libpthread|librt' \
             && { echo "$b: unexpected shared library dependency"; exit 1; }
     done
     du -sh "$dst"
@@ -54,11 +55,11 @@ find_bin() {
 
 if [ -z "$(find_bin test_gpu_ops)" ]; then
     echo "== no carried binaries: building build-cuda-device"
-    (cd "$ROOT" && meson setup build-cuda-device -Dprefer_static=true -Ddefault_library=static \
+    (cd "$ROOT" && meson setup build-cuda-device -Dprefer_static=true -Ddefault_library=static -Dmpi=disabled \
         && ninja -C build-cuda-device) > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 fi
 
-STAGES=${*:-env sass ops memcheck forward qforward families random familybench kernels model llmbench}
+STAGES=${*:-env sass ops memcheck forward comm qforward families random familybench kernels model llmbench}
 declare -A RESULT
 fail=0
 
@@ -117,6 +118,7 @@ for st in $STAGES; do
             "$(find_bin test_gpu_ops)" "${LLM_MEMCHECK_FILTER:-dt=bf16|ATTN_ROWS_SPLIT(dt=f32|SAMPLE}"
         ;;
     forward) run_stage forward ${T_FORWARD:-300} "$(find_bin test_gpu_forward)" ;;
+    comm) run_stage comm ${T_COMM:-200} "$(find_bin test_gpu_comm)" ;;
     qforward)
         # the bundled model quantized by llm-quantize (w8a16, w4a16 and int4-awq at groups
         # of 32 and 64), CUDA against CPU; int8-sq and fp8-pc must be refused by name

@@ -20,6 +20,10 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # quiet, local, and no accidental GPU
 export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none
 export OMPI_MCA_rmaps_base_oversubscribe=1
+# under LeakSanitizer: Open MPI's own allocations are not ours (plugins stay
+# loaded so their frames have names)
+export OMPI_MCA_mca_base_component_disable_dlclose=1
+export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$S/tests/mpi/lsan.supp"
 MPIRUN="mpirun --oversubscribe -q"
 RUN="$B/cmd/llm-run -q --device cpu --threads 1"
 SHARD="$B/cmd/llm-shard -q"

@@ -256,7 +256,8 @@ int llm_backend_cpu_create(struct llm_backend **out, const struct llm_model *m,
     c->observe_ctx = o->observe_ctx;
     llm_model_host_data((struct llm_model *)m); /* random weights: made here, kept by m */
     if ((rc = llm_weights_bind(&c->w, (struct llm_model *)m))) goto fail;
-    if ((rc = llm_graph_build(&c->g, d, NULL))) goto fail;
+    struct llm_graph_opts go = {0, o->reduce_steps};
+    if ((rc = llm_graph_build(&c->g, d, &go))) goto fail;
     if (o->comm) {
         c->comm = o->comm;
     } else if (llm_part_tp(d) > 1 || llm_part_pp(d) > 1) {

@@ -697,7 +697,18 @@ int llm_backend_cuda_create(struct llm_backend **out, const struct llm_model *m,
         c->dt = dt;
         c->es = dt == LLM_DTYPE_F32 ? 4 : 2;
         c->n_out = -1;
-        rc = llm_graph_build(&c->g, c->d, NULL);
+        c->comm = o ? o->comm : NULL;
+        struct llm_graph_opts go = {0, o && o->reduce_steps};
+        if (!c->comm && (llm_part_tp(c->d) > 1 || llm_part_pp(c->d) > 1))
+            rc = llm_err_set(LLM_EINVAL, "'%s' is one rank's part: run every rank (mpirun)",
+                             m->path ? m->path : "model");
+        else if (c->comm && (!c->comm->ops->name || strcmp(c->comm->ops->name, "nccl")))
+            rc = llm_err_set(LLM_EUNSUPPORTED, "cuda backend: ranks talk through NCCL, not %s",
+                             c->comm->ops->name);
+        else if (llm_part_pp(c->d) > 1)
+            rc = llm_err_set(LLM_EUNSUPPORTED, "cuda backend: pipeline stages run on the CPU "
+                             "backend only (--device cpu)");
+        if (!rc) rc = llm_graph_build(&c->g, c->d, &go);
         if (!rc) rc = create_inner(c, (struct llm_model *)m, o, is_eng ? &eng : NULL);
         if (rc) {
             cu_destroy(&c->pub);
@@ -722,6 +733,7 @@ static void cu_destroy(struct llm_backend *be)
     cudaFree(c->buf[LLM_BUF_FIN]);
     cudaFree(c->buf[LLM_BUF_FIN2]);
     cudaFree(c->buf[LLM_BUF_LOGITS]);
+    cudaFree(c->gather);
     cudaFree(c->d_meta);
     if (c->h_meta) cudaFreeHost(c->h_meta);
     if (c->h_dyn) cudaFreeHost(c->h_dyn);

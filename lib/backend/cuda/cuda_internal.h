@@ -61,6 +61,7 @@ int cu_gemm_tune(struct cu_gemm *g, cudaStream_t st, struct llm_gemm_choice *c, 
 /* ---- the backend's state ------------------------------------------------------ */
 
 #include "llm/backend.h"
+#include "llm/comm.h"
 #include "llm/graph.h"
 
 /* A weight on the device, in the compute dtype (the lm_head's bias in f32),
@@ -142,6 +143,10 @@ struct cu_be {
     int *attn_cnt;         /* split arrival counters */
     int attn_blocks;       /* row-kernel blocks per query row (llm_k_attn_rows_blocks) */
     const struct cu_step *cur; /* the step being enqueued */
+    /* ranks (tensor parallel): the communicator (NCCL, device buffers), the
+     * gathered vocab-parallel logits [tp][cap_out][vocab_part] */
+    struct llm_comm *comm;
+    float *gather;
     /* mixture of experts (n_experts > 0): router logits [T][E] fp32, the
      * chosen experts and weights [T][K], the sort (offsets [E + 1] on the
      * device and the host, rows and where [T K]), the slots' rows gathered
@@ -168,6 +173,13 @@ static inline struct cu_be *cu_of(struct llm_backend *be)
 {
     return (struct cu_be *)be->priv;
 }
+
+/* cuda_comm.c: the steps between ranks (ALLREDUCE, ALLGATHER, SEND, RECV) */
+int cu_comm_step(struct cu_be *c, const struct llm_step *st, int rows);
+/* Floats per row of the logits buffer: the vocab, or every rank's padded slice. */
+int64_t cu_logits_width(const struct cu_be *c);
+/* Rows of the lm_head this rank computes. */
+int64_t cu_lm_rows(const struct cu_be *c);
 
 /* cuda_step.c */
 int cu_forward(struct llm_backend *be, const struct llm_batch *b);

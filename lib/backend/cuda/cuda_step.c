@@ -76,10 +76,15 @@ int cu_grow_out(struct cu_be *c, int n_out)
         c->buf[ob[i]] = NULL;
     }
     c->cap_out = 0;
-    size_t H = (size_t)c->d->hidden, V = (size_t)c->d->vocab_size;
+    size_t H = (size_t)c->d->hidden, V = (size_t)cu_logits_width(c);
     CK(cudaMalloc(&c->buf[LLM_BUF_FIN], (size_t)n_out * H * c->es));
     CK(cudaMalloc(&c->buf[LLM_BUF_FIN2], (size_t)n_out * H * c->es));
     CK(cudaMalloc(&c->buf[LLM_BUF_LOGITS], (size_t)n_out * V * sizeof(float)));
+    if (c->comm && llm_part_tp(c->d) > 1) {
+        cudaFree(c->gather);
+        c->gather = NULL;
+        CK(cudaMalloc((void **)&c->gather, (size_t)n_out * V * sizeof(float)));
+    }
     c->cap_out = n_out;
     return 0;
 }
@@ -454,10 +459,12 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
     int ed = d->embed_dim > 0 ? (int)d->embed_dim : (int)d->hidden;
     if (s->out == LLM_BUF_LOGITS) { /* fp32 logits from the lm_head (embed_dim wide input) */
         if (ed != d->hidden) ldx = ed;
+        int nv = (int)cu_lm_rows(c); /* a tensor-parallel rank's slice: packed rows */
+        if (nv != d->vocab_size) ldy = nv;
         if (w->q.fmt) /* a quantized lm_head (bias f32) */
-            return qlinear_dense(c, rows, 0, (int)d->vocab_size, ldx, c->buf[s->in], ldx, w, w->b,
+            return qlinear_dense(c, rows, 0, nv, ldx, c->buf[s->in], ldx, w, w->b,
                                  c->buf[s->out], ldy, LLM_DTYPE_F32, 0);
-        return cu_gemm_run(c->gemm, c->st, rows, (int)d->vocab_size, ldx, c->buf[s->in], ldx,
+        return cu_gemm_run(c->gemm, c->st, rows, nv, ldx, c->buf[s->in], ldx,
                            w->w, w->b, c->buf[s->out], ldy, LLM_DTYPE_F32, 0);
     }
     if (s->slot == LLM_W_PROJ_OUT) /* hidden -> embed_dim rows, stored embed_dim apart */
@@ -637,6 +644,10 @@ static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
         CK(llm_k_gather(c->dt, c->buf[st->out], c->buf[st->in], s->out_rows, rows,
                         (int)d->hidden, c->st));
         return 0;
+    case LLM_OP_ALLREDUCE:
+    case LLM_OP_ALLGATHER:
+    case LLM_OP_SEND:
+    case LLM_OP_RECV: return cu_comm_step(c, st, rows);
     default:
         return llm_err_set(LLM_EUNSUPPORTED, "cuda backend: no %s step", llm_op_name(st->op));
     }

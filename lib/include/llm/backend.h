@@ -51,6 +51,9 @@ struct llm_backend_opts {
      * NULL for one rank.  The model is then a rank's part (its mapping):
      * the backend sums, gathers and passes activations through it. */
     struct llm_comm *comm;
+    /* Run the model definition's reduction steps (all-reduce, all-gather)
+     * through comm even for one rank (tests of the communication path). */
+    int reduce_steps;
 };
 void llm_backend_opts_init(struct llm_backend_opts *o);
 

@@ -68,6 +68,17 @@ int llm_comm_launched(void);
  * rank, exit). */
 void llm_comm_abort(struct llm_comm *c, int code);
 
+/* NCCL between GPUs (builds with CUDA): this rank's communicator on CUDA
+ * device `device`, the ranks those of `boot` (MPI, or NULL for one rank
+ * alone), which carries NCCL's unique id from rank 0.  Buffers are device
+ * memory and `stream` a cudaStream_t.  LLM_EUNSUPPORTED without CUDA. */
+int llm_comm_nccl(struct llm_comm **out, struct llm_comm *boot, int device);
+/* One process driving devices 0 .. n-1 as n ranks (tests): out[n].
+ * Collectives over several of them must be issued between
+ * llm_comm_group(1) and llm_comm_group(0). */
+int llm_comm_nccl_all(struct llm_comm **out, int n_devices);
+int llm_comm_group(int start);
+
 static inline void llm_comm_destroy(struct llm_comm *c)
 {
     if (c) c->ops->destroy(c);
