@@ -24,6 +24,9 @@ export OMPI_MCA_rmaps_base_oversubscribe=1
 # loaded so their frames have names)
 export OMPI_MCA_mca_base_component_disable_dlclose=1
 export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$S/tests/mpi/lsan.supp"
+# whole stacks (Open MPI's plugins have no frame pointers), so the
+# suppressions see the library an allocation came from
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
 MPIRUN="mpirun --oversubscribe -q"
 RUN="$B/cmd/llm-run -q --device cpu --threads 1"
 SHARD="$B/cmd/llm-shard -q"
