@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +205,17 @@ static int open_output(const char *path, int append, FILE **fp, int *created)
 static struct llm_job job;
 static int job_agreed;
 
+/* mpirun ends the other ranks with SIGTERM when one dies: say so in one
+ * line (the answers already written are complete lines). */
+static char stop_line[160];
+static void on_stop(int sig)
+{
+    (void)sig;
+    ssize_t w = write(STDERR_FILENO, stop_line, strlen(stop_line));
+    (void)w;
+    _exit(TOOL_EXIT_FAIL);
+}
+
 /* A rank other than 0: its part of every step rank 0 announces. */
 static int follow(const struct opts *o)
 {
@@ -242,6 +254,11 @@ static int run(const struct opts *o, long *errors)
     if (rc) {
         job_agreed = 1;
         return rc;
+    }
+    if (job.size > 1) {
+        snprintf(stop_line, sizeof stop_line, "llm-run: rank %d: stopped: the job is ending "
+                 "(another rank ended or the job was cancelled)\n", job.rank);
+        signal(SIGTERM, on_stop);
     }
     if (job.rank != 0) return follow(o);
     if (o->output && strcmp(o->output, "-") &&

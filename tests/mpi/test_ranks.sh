@@ -179,6 +179,8 @@ for line in open(sys.argv[1]): json.loads(line)' "$T/res.jsonl"; then
     fi
 }
 interrupt "a rank killed mid-run" KILL 600
+grep -q "^llm-run: rank 0: stopped: the job is ending" "$T/out" && ok "the killed rank: rank 0 says why it stops" ||
+    bad "the killed rank: no line from rank 0: $(head -c 400 "$T/out")"
 interrupt "a rank that stops answering" STOP 3
 grep -q "no answer from the other ranks in 3 s" "$T/out" && ok "the stopped rank: the timeout names it" ||
     bad "the stopped rank: no timeout message: $(head -c 400 "$T/out")"
