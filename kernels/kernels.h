@@ -220,9 +220,21 @@ struct llm_k_qw {
     const float *scale, *zm, *pre;
     int group;
     int pre_split;
+    int tile; /* int4 only: q in the tensor-core tile layout of llm_k_q4_tile */
 };
+/* The tensor-core layout of int4 weights (f16 / bf16 products, no zero
+ * point, N % 16 == 0, K % 64 == 0): tiles of 16 rows x 64 inputs, 512 bytes
+ * each, row tile after row tile along K; in a tile, lane l = 4 g + t of a
+ * warp owns 16 bytes, word s (inputs 16 s .. 16 s + 15 of the tile) holding
+ * its m16n8k16 A fragment: nibble j (bits 4 j) = W[g + 8 (j & 1)][2 t + 8
+ * ((j >> 1) & 1) + (j >> 2)], each as q + 8.  dst [N K / 2] from the
+ * artifact's [N][K / 2] (host memory). */
+void llm_k_q4_tile(uint8_t *dst, const uint8_t *src, int64_t N, int64_t K);
+/* Whether a weight of this shape can take the tile layout. */
+int llm_k_q4_tile_ok(int N, int K, int has_zero);
 /* Whether llm_k_qgemv / llm_k_qgemv_gated take this weight and shape (M <= 8,
- * int8: K % 16 == 0; int4: K % 32 == 0 and group a multiple of 32). */
+ * int8: K % 16 == 0; int4: K % 32 == 0 and group a multiple of 32; the tile
+ * layout: M <= 4 with a pre-quant scale, f16 / bf16 only). */
 int llm_k_qgemv_ok(const struct llm_k_qw *w, int M, int K, int ldx);
 /* y[m][n] = sum_k x[m][k] (pre[k]) W[n][k] (+ bias[n]) (+ y[m][n] when
  * accumulate) for m < M <= 8, fp32 accumulation; x, y, bias in dt. */

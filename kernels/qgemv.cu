@@ -26,6 +26,8 @@
  * zm = -scale * zero [N][K / group] or NULL; pre [K] or [2][K] (rows from
  * pre_split on use the second: a gated MLP's stacked fc and gate).
  */
+#include <string.h>
+
 #include "common.cuh"
 
 /* Elements per 16-byte chunk of packed weights. */
@@ -240,36 +242,49 @@ template <int k> static __device__ __forceinline__ float nib16(uint32_t w)
     return __uint_as_float((s & 0x00780000u) ^ 0x3fc00000u);
 }
 
+/* Sum over the chunk of q[e] * xf[e] (int8), or of (1 + (q + 8) / 16) * xf[e] (int4). */
 template <int FMT>
-static __device__ __forceinline__ float chunk_dot_s(const uint4 &wv, const float *xs)
+static __device__ __forceinline__ float chunk_dot_s(const uint4 &wv, const float *xf)
 {
     const uint32_t wd[4] = {wv.x, wv.y, wv.z, wv.w};
     float d0 = 0.f, d1 = 0.f;
     if (FMT == LLM_K_Q_INT4) {
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            const float4 a = *reinterpret_cast<const float4 *>(xs + 8 * j);
-            const float4 b = *reinterpret_cast<const float4 *>(xs + 8 * j + 4);
-            d0 = fmaf(nib16<0>(wd[j]), a.x, d0);
-            d1 = fmaf(nib16<1>(wd[j]), a.y, d1);
-            d0 = fmaf(nib16<2>(wd[j]), a.z, d0);
-            d1 = fmaf(nib16<3>(wd[j]), a.w, d1);
-            d0 = fmaf(nib16<4>(wd[j]), b.x, d0);
-            d1 = fmaf(nib16<5>(wd[j]), b.y, d1);
-            d0 = fmaf(nib16<6>(wd[j]), b.z, d0);
-            d1 = fmaf(nib16<7>(wd[j]), b.w, d1);
+            const float *a = xf + 8 * j;
+            d0 = fmaf(nib16<0>(wd[j]), a[0], d0);
+            d1 = fmaf(nib16<1>(wd[j]), a[1], d1);
+            d0 = fmaf(nib16<2>(wd[j]), a[2], d0);
+            d1 = fmaf(nib16<3>(wd[j]), a[3], d1);
+            d0 = fmaf(nib16<4>(wd[j]), a[4], d0);
+            d1 = fmaf(nib16<5>(wd[j]), a[5], d1);
+            d0 = fmaf(nib16<6>(wd[j]), a[6], d0);
+            d1 = fmaf(nib16<7>(wd[j]), a[7], d1);
         }
     } else {
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            const float4 a = *reinterpret_cast<const float4 *>(xs + 4 * j);
-            d0 = fmaf(dq8(wd[j], 0), a.x, d0);
-            d1 = fmaf(dq8(wd[j], 1), a.y, d1);
-            d0 = fmaf(dq8(wd[j], 2), a.z, d0);
-            d1 = fmaf(dq8(wd[j], 3), a.w, d1);
+            const float *a = xf + 4 * j;
+            d0 = fmaf(dq8(wd[j], 0), a[0], d0);
+            d1 = fmaf(dq8(wd[j], 1), a[1], d1);
+            d0 = fmaf(dq8(wd[j], 2), a[2], d0);
+            d1 = fmaf(dq8(wd[j], 3), a[3], d1);
         }
     }
     return d0 + d1;
+}
+
+/* The staged x * pre: quad j (elements 4j..4j+3) of chunk i sits at float4
+ * slot j * nch + i, so the 32 lanes of a warp, on consecutive chunks, read 32
+ * consecutive float4s (no bank conflicts). */
+template <int EPC>
+static __device__ __forceinline__ void load_xs(float *xf, const float *base, int nch, int i)
+{
+#pragma unroll
+    for (int j = 0; j < EPC / 4; j++) {
+        const float4 v = reinterpret_cast<const float4 *>(base)[j * nch + i];
+        xf[4 * j] = v.x, xf[4 * j + 1] = v.y, xf[4 * j + 2] = v.z, xf[4 * j + 3] = v.w;
+    }
 }
 
 /* Rows per warp R (GATED: R / 2 outputs, fc rows then gate rows), NW warps,
@@ -319,16 +334,16 @@ __global__ void __launch_bounds__(NW * 32)
         for (int p = 0; p < NP; p++) {
             float4 pv = PRE ? __ldg(reinterpret_cast<const float4 *>(w.pre + (int64_t)p * K + k))
                             : make_float4(1.f, 1.f, 1.f, 1.f);
-            *reinterpret_cast<float4 *>(xsh + p * K + k) =
+            reinterpret_cast<float4 *>(xsh + p * K)[(k % EPC) / 4 * nch + k / EPC] =
                 make_float4(xv[0] * pv.x, xv[1] * pv.y, xv[2] * pv.z, xv[3] * pv.w);
         }
     }
     __syncthreads();
     for (int c = threadIdx.x; c < NP * nch; c += NW * 32) {
-        const float *p = xsh + (c / nch) * K + (c % nch) * EPC;
-        float a = 0.f;
+        float xf[EPC], a = 0.f;
+        load_xs<EPC>(xf, xsh + (c / nch) * K, nch, c % nch);
 #pragma unroll
-        for (int e = 0; e < EPC; e++) a += p[e];
+        for (int e = 0; e < EPC; e++) a += xf[e];
         csum[c] = a;
     }
     __syncthreads();
@@ -341,10 +356,12 @@ __global__ void __launch_bounds__(NW * 32)
         for (int u = 0; u < U; u++) {
             const int i = base + u * 32;
             if (i >= nch) break;
+            float xf[EPC];
 #pragma unroll
             for (int r = 0; r < R; r++) {
-                const float *xs = xsh + sel[r] * K + i * EPC;
-                const float d = chunk_dot_s<FMT>(wv[r][u], xs);
+                if (r == 0 || (NP == 2 && r == RO)) /* one load per pre-quant scale */
+                    load_xs<EPC>(xf, xsh + sel[r] * K, nch, i);
+                const float d = chunk_dot_s<FMT>(wv[r][u], xf);
                 if (FMT == LLM_K_Q_INT4) {
                     const float sx = csum[sel[r] * nch + i];
                     const int64_t gi = (int64_t)row[r] * ng + i / cpg;
@@ -439,6 +456,9 @@ extern "C" int llm_k_qgemv_ok(const struct llm_k_qw *w, int M, int K, int ldx)
 {
     if (!w || M < 1 || M > 8 || ldx % 8 || K % 8) return 0;
     if (w->fmt == LLM_K_Q_INT8) return K % 16 == 0;
+    if (w->fmt == LLM_K_Q_INT4 && w->tile)
+        return K % 64 == 0 && w->group > 0 && w->group % 32 == 0 && K % w->group == 0 && !w->zm &&
+               M <= (w->pre ? 4 : 8);
     if (w->fmt == LLM_K_Q_INT4) return K % 32 == 0 && w->group > 0 && w->group % 32 == 0 && K % w->group == 0;
     return 0;
 }
@@ -467,6 +487,284 @@ static int qgemv_dispatch(int shape, T *y, int ldy, const T *x, int ldx, const s
     }
 }
 
+/* ---- int4 on tensor cores (the tile layout) ------------------------------------------
+ * A warp takes a 16-row tile of W as the A operand of mma.m16n8k16 (f16 or
+ * bf16, fp32 accumulators) and up to 8 columns of x as B: one 16-byte load
+ * per lane holds the A fragments of four k-steps (64 inputs), and one logic
+ * op turns two nibbles into two exact 16-bit numbers (0x6400 | u is 1024 + u
+ * in f16, 0x4300 | u is 128 + u in bf16; one packed subtraction leaves q).
+ * Two k-steps (32 inputs, inside one group) accumulate, then the group
+ * scale multiplies the fp32 result.  x * pre is not exact in 16 bits, so
+ * with a pre-quant scale each row of x takes two columns, its 16-bit
+ * rounding and the rounding of the rest (x * pre = hi + lo to ~2^-16), and
+ * the two columns are added at the end.  The warps of a block split K and
+ * add their parts in a fixed order through shared memory. */
+
+extern "C" int llm_k_q4_tile_ok(int N, int K, int has_zero)
+{
+    return N > 0 && N % 16 == 0 && K > 0 && K % 64 == 0 && !has_zero;
+}
+
+/* Position of element (n, k) in the tile layout: byte offset of its word and nibble. */
+static inline __host__ __device__ void tile_pos(int64_t n, int64_t k, int64_t K, int64_t *word,
+                                                int *nib)
+{
+    const int64_t tile = (n / 16) * (K / 64) + k / 64;
+    const int r = (int)(n % 16), kk = (int)(k % 64), s = kk / 16, c = kk % 16;
+    const int lane = (r & 7) * 4 + (c & 7) / 2;
+    *nib = (r >> 3) + 2 * (c >> 3) + 4 * (c & 1);
+    *word = tile * 128 + lane * 4 + s; /* in 32-bit words */
+}
+
+extern "C" void llm_k_q4_tile(uint8_t *dst, const uint8_t *src, int64_t N, int64_t K)
+{
+    uint32_t *d = (uint32_t *)dst;
+    memset(dst, 0, (size_t)(N * K / 2));
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t k = 0; k < K; k++) {
+            const int64_t e = n * K + k;
+            const uint32_t v = (uint32_t)((src[e / 2] >> (e % 2 ? 4 : 0)) & 0xf) ^ 0x8u;
+            int64_t w;
+            int j;
+            tile_pos(n, k, K, &w, &j);
+            d[w] |= v << (4 * j);
+        }
+}
+
+template <typename T> struct tc;
+template <> struct tc<__half> {
+    static constexpr uint32_t magic = 0x64006400u;
+    static __device__ __forceinline__ uint32_t sub(uint32_t a)
+    {
+        __half2 h = *reinterpret_cast<__half2 *>(&a);
+        h = __hsub2(h, __floats2half2_rn(1032.f, 1032.f));
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+    static __device__ __forceinline__ uint32_t pack(float a, float b)
+    {
+        __half2 h = __floats2half2_rn(a, b);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+    static __device__ __forceinline__ void mma(float *d, const uint32_t *a, uint32_t b0, uint32_t b1)
+    {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+};
+template <> struct tc<bf16> {
+    static constexpr uint32_t magic = 0x43004300u;
+    static __device__ __forceinline__ uint32_t sub(uint32_t a)
+    {
+        __nv_bfloat162 h = *reinterpret_cast<__nv_bfloat162 *>(&a);
+        h = __hsub2(h, __floats2bfloat162_rn(136.f, 136.f));
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+    static __device__ __forceinline__ uint32_t pack(float a, float b)
+    {
+        __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+    static __device__ __forceinline__ void mma(float *d, const uint32_t *a, uint32_t b0, uint32_t b1)
+    {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+};
+
+/* Two consecutive inputs k, k + 1 of B column g: x rows as they are, or
+ * (PRE) row g / 2 times pre, its 16-bit rounding (g even) or the rest (odd). */
+template <typename T, bool PRE>
+static __device__ __forceinline__ uint32_t b_pair(const T *x, int ldx, const float *pre, int g,
+                                                  int ncol, int k)
+{
+    if (g >= ncol) return 0u;
+    if (!PRE) return *reinterpret_cast<const uint32_t *>(x + (int64_t)g * ldx + k);
+    const T *xr = x + (int64_t)(g >> 1) * ldx + k;
+    const float2 p = *reinterpret_cast<const float2 *>(pre + k);
+    const float a = to_f32(xr[0]) * p.x, b = to_f32(xr[1]) * p.y;
+    const T ha = from_f32<T>(a), hb = from_f32<T>(b);
+    if (!(g & 1)) return tc<T>::pack(to_f32(ha), to_f32(hb));
+    return tc<T>::pack(a - to_f32(ha), b - to_f32(hb));
+}
+
+/* One block: row tile `blockIdx.x` (GATED: fc tile and the gate tile I / 16
+ * tiles further), KS warps over K, U loads in flight per warp and tile. */
+template <typename T, int KS, int U, bool GATED, bool PRE>
+__global__ void __launch_bounds__(KS * 32)
+    qgemv_tc_kernel(T *y, int ldy, const T *x, int ldx, struct llm_k_qw w, const T *bias, int M,
+                    int N, int K, int accumulate, int act)
+{
+    constexpr int NT = GATED ? 2 : 1;
+    __shared__ float red[KS][NT][4][32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int nkb = K / 64, ng = K / w.group, ncol = PRE ? 2 * M : M;
+    int rt[NT];
+    rt[0] = blockIdx.x;
+    if (GATED) rt[NT - 1] = blockIdx.x + N / 16;
+    const uint4 *wq = reinterpret_cast<const uint4 *>(w.q);
+    float acc[NT][4];
+#pragma unroll
+    for (int i = 0; i < NT; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+    uint4 wv[NT][U];
+#pragma unroll
+    for (int u = 0; u < U; u++) /* weights first: the previous kernel does not write them */
+#pragma unroll
+        for (int i = 0; i < NT; i++) {
+            const int kb = warp + u * KS;
+            wv[i][u] = kb < nkb ? ld_stream(wq + ((int64_t)rt[i] * nkb + kb) * 32 + lane)
+                                : make_uint4(0, 0, 0, 0);
+        }
+    pdl_wait();
+    pdl_trigger();
+    for (int kb0 = warp;; kb0 += KS * U) {
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const int kb = kb0 + u * KS;
+            if (kb >= nkb) break;
+#pragma unroll
+            for (int c = 0; c < 2; c++) { /* 32 inputs: two k-steps, one group */
+                const int k0 = kb * 64 + 32 * c, grp = k0 / w.group;
+                uint32_t b[NT][2][2];
+#pragma unroll
+                for (int i = 0; i < NT; i++) {
+                    const float *pre = PRE ? w.pre + (GATED && i ? K : 0) : nullptr;
+                    if (i == 0 || PRE) {
+#pragma unroll
+                        for (int s = 0; s < 2; s++) {
+                            b[i][s][0] = b_pair<T, PRE>(x, ldx, pre, g, ncol, k0 + 16 * s + 2 * t);
+                            b[i][s][1] = b_pair<T, PRE>(x, ldx, pre, g, ncol, k0 + 16 * s + 2 * t + 8);
+                        }
+                    } else {
+#pragma unroll
+                        for (int s = 0; s < 2; s++) b[i][s][0] = b[0][s][0], b[i][s][1] = b[0][s][1];
+                    }
+                }
+#pragma unroll
+                for (int i = 0; i < NT; i++) {
+                    const uint32_t wd[4] = {wv[i][u].x, wv[i][u].y, wv[i][u].z, wv[i][u].w};
+                    float d[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+                    for (int s = 0; s < 2; s++) {
+                        const uint32_t word = wd[2 * c + s];
+                        uint32_t a[4];
+#pragma unroll
+                        for (int j = 0; j < 4; j++)
+                            a[j] = tc<T>::sub(((word >> (4 * j)) & 0x000f000fu) | tc<T>::magic);
+                        tc<T>::mma(d, a, b[i][s][0], b[i][s][1]);
+                    }
+                    const int r0 = rt[i] * 16 + g;
+                    const float s0 = __ldg(w.scale + (int64_t)r0 * ng + grp);
+                    const float s1 = __ldg(w.scale + (int64_t)(r0 + 8) * ng + grp);
+                    acc[i][0] = fmaf(s0, d[0], acc[i][0]);
+                    acc[i][1] = fmaf(s0, d[1], acc[i][1]);
+                    acc[i][2] = fmaf(s1, d[2], acc[i][2]);
+                    acc[i][3] = fmaf(s1, d[3], acc[i][3]);
+                }
+            }
+        }
+        if (kb0 + KS * U >= nkb) break;
+#pragma unroll
+        for (int u = 0; u < U; u++)
+#pragma unroll
+            for (int i = 0; i < NT; i++) {
+                const int kb = kb0 + KS * U + u * KS;
+                wv[i][u] = kb < nkb ? ld_stream(wq + ((int64_t)rt[i] * nkb + kb) * 32 + lane)
+                                    : make_uint4(0, 0, 0, 0);
+            }
+    }
+#pragma unroll
+    for (int i = 0; i < NT; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) red[warp][i][j][lane] = acc[i][j];
+    __syncthreads();
+    if (warp) return;
+#pragma unroll
+    for (int i = 0; i < NT; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            float v = 0.f;
+#pragma unroll
+            for (int q = 0; q < KS; q++) v += red[q][i][j][lane];
+            acc[i][j] = v;
+        }
+    /* thread (g, t): rows r0 = 16 tile + g and r0 + 8, columns 2t and 2t + 1 */
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        const int r = blockIdx.x * 16 + g + 8 * h;
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            int m;
+            float v[NT];
+            if (PRE) {
+                if (j) break;
+                m = t;
+#pragma unroll
+                for (int i = 0; i < NT; i++) v[i] = acc[i][2 * h] + acc[i][2 * h + 1];
+            } else {
+                m = 2 * t + j;
+#pragma unroll
+                for (int i = 0; i < NT; i++) v[i] = acc[i][2 * h + j];
+            }
+            if (m >= M) continue;
+            if (bias) {
+                v[0] += to_f32(bias[r]);
+                if (GATED) v[NT - 1] += to_f32(bias[N + r]);
+            }
+            T *dst = y + (int64_t)m * ldy + r;
+            if (GATED) {
+                *dst = from_f32<T>(act_apply(act, v[0]) * v[NT - 1]);
+            } else {
+                float o = v[0];
+                if (accumulate) o += to_f32(*dst);
+                *dst = from_f32<T>(o);
+            }
+        }
+    }
+}
+
+template <typename T, bool GATED>
+static int qlaunch_tc(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w, const T *bias,
+                      int M, int N, int K, int accumulate, int act, int shape, cudaStream_t st)
+{
+    if (N % 16 || K % 64 || w->zm || M > (w->pre ? 4 : 8) || (!GATED && w->pre && w->pre_split < N))
+        return (int)cudaErrorInvalidValue;
+    dim3 grid(N / 16);
+#define TC_GO(KS, U)                                                                               \
+    (w->pre ? launch_pdl(qgemv_tc_kernel<T, KS, U, GATED, true>, grid, dim3(KS * 32), 0, st, y, ldy, \
+                         x, ldx, *w, bias, M, N, K, accumulate, act)                               \
+            : launch_pdl(qgemv_tc_kernel<T, KS, U, GATED, false>, grid, dim3(KS * 32), 0, st, y,   \
+                         ldy, x, ldx, *w, bias, M, N, K, accumulate, act))
+    switch (shape) {
+    case 1: return TC_GO(4, 4);
+    case 2: return TC_GO(8, 2);
+    case 3: return TC_GO(4, 8);
+    default: return TC_GO(8, 4);
+    }
+#undef TC_GO
+}
+
+/* The tile layout: tensor cores, f16 / bf16 only. */
+static int tc_route(int dt, int gated, int act, void *y, int ldy, const void *x, int ldx,
+                    const struct llm_k_qw *w, const void *bias, int M, int N, int K, int acc,
+                    int shape, cudaStream_t st)
+{
+    if (dt == K_DT_F16)
+        return gated ? qlaunch_tc<__half, true>((__half *)y, ldy, (const __half *)x, ldx, w,
+                                                (const __half *)bias, M, N, K, 0, act, shape, st)
+                     : qlaunch_tc<__half, false>((__half *)y, ldy, (const __half *)x, ldx, w,
+                                                 (const __half *)bias, M, N, K, acc, 0, shape, st);
+    if (dt == K_DT_BF16)
+        return gated ? qlaunch_tc<bf16, true>((bf16 *)y, ldy, (const bf16 *)x, ldx, w,
+                                              (const bf16 *)bias, M, N, K, 0, act, shape, st)
+                     : qlaunch_tc<bf16, false>((bf16 *)y, ldy, (const bf16 *)x, ldx, w,
+                                               (const bf16 *)bias, M, N, K, acc, 0, shape, st);
+    return (int)cudaErrorInvalidValue;
+}
+
 extern "C" int llm_k_qgemv(int dt, void *y, int ldy, const void *x, int ldx,
                            const struct llm_k_qw *w, const void *bias, int M, int N, int K,
                            int accumulate, llm_stream_t stream)
@@ -474,6 +772,7 @@ extern "C" int llm_k_qgemv(int dt, void *y, int ldy, const void *x, int ldx,
     if (M <= 0 || N <= 0) return 0;
     if (!llm_k_qgemv_ok(w, M, K, ldx) || ldy < 1) return (int)cudaErrorInvalidValue;
     const int sh = llm_k_qgemv_shape;
+    if (w->tile) return tc_route(dt, 0, 0, y, ldy, x, ldx, w, bias, M, N, K, accumulate, sh, stream);
     DISPATCH_DT(dt, T, {
         if (w->fmt == LLM_K_Q_INT4)
             return qgemv_dispatch<T, LLM_K_Q_INT4>(sh, (T *)y, ldy, (const T *)x, ldx, w,
@@ -491,6 +790,8 @@ extern "C" int llm_k_qgemv_variant(int shape, void *y, const void *x, const stru
     if (N <= 0) return 0;
     if (!llm_k_qgemv_ok(w, 1, K, K)) return (int)cudaErrorInvalidValue;
     typedef bf16 T;
+    if (w->tile)
+        return tc_route(K_DT_BF16, 0, 0, y, N, x, K, w, bias, 1, N, K, accumulate, shape, stream);
     if (w->fmt == LLM_K_Q_INT4)
         return qgemv_dispatch<T, LLM_K_Q_INT4>(shape, (T *)y, N, (const T *)x, K, w,
                                                (const T *)bias, 1, N, K, accumulate, stream);
@@ -506,6 +807,7 @@ extern "C" int llm_k_qgemv_gated(int dt, int act, void *y, int ldy, const void *
     if (!llm_k_qgemv_ok(w, M, K, ldx) || ldy < 1 || act < 0 || act > LLM_K_ACT_RELU)
         return (int)cudaErrorInvalidValue;
     const int one = M == 1 && qgemv1_smem(w, K, 1), sh = llm_k_qgemv_shape;
+    if (w->tile) return tc_route(dt, 1, act, y, ldy, x, ldx, w, bias, M, I, K, 0, sh, stream);
     DISPATCH_DT(dt, T, {
         if (w->fmt == LLM_K_Q_INT4) {
             if (one && sh == 1)
@@ -544,7 +846,17 @@ __global__ void dequant_kernel(T *dst, struct llm_k_qw w, int N, int K)
         const int64_t e0 = t * 8, n = e0 / K;
         const int k0 = (int)(e0 - n * K);
         float v[8];
-        if (FMT == LLM_K_Q_INT4) {
+        if (FMT == LLM_K_Q_INT4 && w.tile) {
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                int64_t wi;
+                int j;
+                tile_pos(n, k0 + k, K, &wi, &j);
+                const uint32_t wd = reinterpret_cast<const uint32_t *>(w.q)[wi];
+                const float q = (float)((int)((wd >> (4 * j)) & 0xfu) - 8);
+                v[k] = w.scale[n * ng + (k0 + k) / w.group] * q;
+            }
+        } else if (FMT == LLM_K_Q_INT4) {
             const uint32_t wd = reinterpret_cast<const uint32_t *>(w.q)[t];
 #pragma unroll
             for (int k = 0; k < 8; k++) {
@@ -575,6 +887,7 @@ extern "C" int llm_k_dequant(int dt, void *dst, const struct llm_k_qw *w, int N,
 {
     if (N <= 0) return 0;
     if (K % 8 || (w->fmt == LLM_K_Q_INT4 && (w->group <= 0 || K % w->group)) ||
+        (w->tile && (N % 16 || K % 64)) ||
         (w->fmt != LLM_K_Q_INT4 && w->fmt != LLM_K_Q_INT8))
         return (int)cudaErrorInvalidValue;
     const int64_t total = (int64_t)N * K / 8;

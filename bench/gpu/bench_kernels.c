@@ -212,6 +212,7 @@ static void qgemv_fn(void *c, int i)
  * is 0; AWQ's pre-quant scale when pre), m rows; gated: a gate/up pair (n = 2 I)
  * through the fused kernel.  Bytes: packed weights, scales, pre, x and y once.
  * Returns the time. */
+static int qtile; /* int4 in the tensor-core tile layout (the bits are random either way) */
 static double bench_qlinear(const char *label, int m, int n, int k, int group, int pre, int gated,
                             int dense, int variants)
 {
@@ -229,6 +230,7 @@ static double bench_qlinear(const char *label, int m, int n, int k, int group, i
         w->fmt = i4 ? LLM_K_Q_INT4 : LLM_K_Q_INT8;
         w->group = group;
         w->pre_split = gated ? n / 2 : n;
+        w->tile = i4 && qtile;
         if (i == 0) {
             w->q = q0;
         } else {
@@ -248,8 +250,8 @@ static double bench_qlinear(const char *label, int m, int n, int k, int group, i
     }
     double t = timeit(qgemv_fn, &c, 20);
     char shape[96], nm[40];
-    snprintf(shape, sizeof shape, "%s m%d n%d k%d %s", label, m, n, k,
-             i4 ? (pre ? "awq" : "w4a16") : "w8a16");
+    snprintf(shape, sizeof shape, "%s m%d n%d k%d %s%s", label, m, n, k,
+             i4 ? (pre ? "awq" : "w4a16") : "w8a16", i4 && qtile ? " tc" : "");
     if (i4) snprintf(shape + strlen(shape), sizeof shape - strlen(shape), " g%d", group);
     double bytes = (double)qb + 4.0 * ns + (pre ? 4.0 * k * (gated ? 2 : 1) : 0) +
                    (double)m * (k + (gated ? n / 2.0 : (double)n)) * 2;
@@ -260,6 +262,12 @@ static double bench_qlinear(const char *label, int m, int n, int k, int group, i
         report(nm, shape, timeit(qgemv_fn, &c, 20), bytes, 2.0 * m * n * k);
     }
     qshape = -1;
+    for (int sh = 0; variants && gated && !dense && m == 1 && sh < 2; sh++) {
+        llm_k_set_qgemv_shape(sh);
+        snprintf(nm, sizeof nm, "qgemv_gated_s%d", sh);
+        report(nm, shape, timeit(qgemv_fn, &c, 20), bytes, 2.0 * m * n * k);
+    }
+    llm_k_set_qgemv_shape(0);
     for (int i = 0; i < c.nw; i++) {
         cudaFree((void *)c.w[i].q);
         cudaFree((void *)c.w[i].scale);
@@ -511,18 +519,28 @@ int main(int argc, char **argv)
     const struct {
         const char *l;
         int group, pre;
-    } qf[] = {{"int4", 128, 1}, {"int4", 128, 0}, {"int4", 64, 1}, {"int8", 0, 0}};
-    for (int f = 0; f < 4; f++) {
+        int tile;
+    } qf[] = {{"int4 tc", 128, 1, 1}, {"int4 tc", 128, 0, 1}, {"int4 tc", 64, 1, 1},
+              {"int4", 128, 1, 0}, {"int4", 128, 0, 0}, {"int8", 0, 0, 0}};
+    for (int f = 0; f < 6; f++) {
+        qtile = qf[f].tile;
         double tok = 0;
         for (int i = 0; i < 4; i++)
             tok += bench_qlinear(lin[i].l, 1, lin[i].n, lin[i].k, qf[f].group, qf[f].pre, i == 2,
-                                 0, f == 0);
+                                 0, f != 2);
+        qtile = 0;
         char shape[96];
         snprintf(shape, sizeof shape, "llama2-7b 32 layers %s%s g%d", qf[f].l,
                  qf[f].pre ? " awq" : "", qf[f].group);
         double lb = 32.0 * (12288.0 + 4096 + 22016 + 4096) * 4096 * (qf[f].group ? 0.5 : 1.0);
         report("qdecode_linears", shape, 32 * tok, lb, 0);
     }
+    for (qtile = 1; qtile >= 0; qtile--)
+        for (int i = 0; i < 4; i++) {
+            bench_qlinear(lin[i].l, 4, lin[i].n, lin[i].k, 128, 1, i == 2, 0, 0);
+            bench_qlinear(lin[i].l, 8, lin[i].n, lin[i].k, 128, 0, i == 2, 0, 0);
+        }
+    qtile = 0;
     for (int i = 0; i < 4; i++) {
         bench_qlinear(lin[i].l, 4, lin[i].n, lin[i].k, 128, 1, i == 2, 0, 0);
         bench_qlinear(lin[i].l, 8, lin[i].n, lin[i].k, 128, 1, i == 2, 0, 0);

@@ -294,15 +294,22 @@ static int run_files(int argc, char **argv)
             continue;
         }
         for (int ci = 0; ci < 3; ci++)
-            for (int dense = 0; dense < 2; dense++) {
-                if (cdts[ci] == LLM_DTYPE_F32 && !dense) continue; /* f32 never takes the GEMVs */
+            for (int mode = 0; mode < 4; mode++) {
+                /* 0 GEMV <= 8 rows, 1 the dense path only, 2 and 3 the same with int4 in
+                 * the tensor-core tile layout; f32 never takes the GEMVs or tiles */
+                if (cdts[ci] == LLM_DTYPE_F32 && mode != 1) continue;
+                if (mode >= 2 && m->quant.algo != LLM_QUANT_W4A16 &&
+                    m->quant.algo != LLM_QUANT_W4A16_AWQ)
+                    continue;
                 char label[160];
-                snprintf(label, sizeof label, "bundled %s g%d (compute %s%s)", q ? q : "dense",
+                snprintf(label, sizeof label, "bundled %s g%d (compute %s%s%s)", q ? q : "dense",
                          m->quant.group_size, llm_dtype_name(cdts[ci]),
-                         dense ? "" : ", qgemv <= 8 rows");
-                if (dense && cdts[ci] != LLM_DTYPE_F32) setenv("LLM_CUDA_QGEMV", "0", 1);
+                         mode & 1 ? "" : ", qgemv <= 8 rows", mode >= 2 ? ", tiles" : "");
+                if ((mode & 1) && cdts[ci] != LLM_DTYPE_F32) setenv("LLM_CUDA_QGEMV", "0", 1);
+                setenv("LLM_CUDA_QTILE", mode >= 2 ? "1" : "0", 1);
                 run_loaded(label, m, cdts[ci]);
                 unsetenv("LLM_CUDA_QGEMV");
+                unsetenv("LLM_CUDA_QTILE");
             }
         llm_model_close(m);
     }

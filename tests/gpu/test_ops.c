@@ -687,6 +687,8 @@ struct qcase {
     struct llm_k_qw d;    /* device */
 };
 
+static int q_tile; /* int4 weights go to the device in the tensor-core tile layout */
+
 static void qcase_make(struct qcase *c, int i4, int N, int K, int group, int zp, int pre)
 {
     memset(c, 0, sizeof *c);
@@ -741,7 +743,15 @@ static void qcase_make(struct qcase *c, int i4, int N, int K, int group, int zp,
             if (dz) dz[n * ng + g] = -s * z[g * N + n];
         }
     c->d.fmt = i4 ? LLM_K_Q_INT4 : LLM_K_Q_INT8;
-    c->d.q = dev_copy(q, qb);
+    if (i4 && q_tile) {
+        uint8_t *t = xmalloc(qb);
+        llm_k_q4_tile(t, q, N, K);
+        c->d.q = dev_copy(t, qb);
+        c->d.tile = 1;
+        free(t);
+    } else {
+        c->d.q = dev_copy(q, qb);
+    }
     c->d.scale = dev_copy(ds, sizeof(float) * ns);
     c->d.zm = dz ? dev_copy(dz, sizeof(float) * ns) : NULL;
     c->d.pre = pr ? dev_copy(pr, sizeof(float) * (size_t)K) : NULL;
@@ -764,8 +774,8 @@ static void qlinear_case(int dt, int path, int i4, int M, int N, int K, int grou
                          int pre, int bias, int acc)
 {
     char name[200];
-    snprintf(name, sizeof name, "%s(%s,dt=%s,m=%d,n=%d,k=%d,g=%d,zp=%d,pre=%d,bias=%d,acc=%d)",
-             path ? "QDENSE" : "QGEMV", i4 ? "int4" : "int8", llm_dtype_name(dt), M, N, K,
+    snprintf(name, sizeof name, "%s%s(%s,dt=%s,m=%d,n=%d,k=%d,g=%d,zp=%d,pre=%d,bias=%d,acc=%d)",
+             q_tile && i4 ? "T" : "", path ? "QDENSE" : "QGEMV", i4 ? "int4" : "int8", llm_dtype_name(dt), M, N, K,
              i4 ? group : 0, zp, pre, bias, acc);
     if (!want(name)) return;
     struct qcase qc;
@@ -841,8 +851,8 @@ static void qgated_case(int dt, int i4, int act, int M, int I, int K, int group,
                         int bias)
 {
     char name[200];
-    snprintf(name, sizeof name, "QGEMV_GATED(%s,dt=%s,act=%d,m=%d,inter=%d,k=%d,g=%d,zp=%d,pre=%d,bias=%d)",
-             i4 ? "int4" : "int8", llm_dtype_name(dt), act, M, I, K, i4 ? group : 0, zp, pre,
+    snprintf(name, sizeof name, "%sQGEMV_GATED(%s,dt=%s,act=%d,m=%d,inter=%d,k=%d,g=%d,zp=%d,pre=%d,bias=%d)",
+             q_tile && i4 ? "T" : "", i4 ? "int4" : "int8", llm_dtype_name(dt), act, M, I, K, i4 ? group : 0, zp, pre,
              bias);
     if (!want(name)) return;
     struct qcase h[2];
@@ -955,6 +965,37 @@ static void test_qlinear(void)
         }
     }
     llm_k_set_qgemv_shape(0);
+    /* int4 in the tensor-core tile layout (f16 / bf16): GEMV up to 8 rows (4 with a
+     * pre-quant scale), the gated pair, the dequantized dense path, every launch shape */
+    q_tile = 1;
+    for (int di = 1; di < 3; di++) {
+        int dt = DTS[di], v = 0;
+        const int tk[][2] = {{4096, 4096}, {1008, 256}, {160, 2048}, {4096, 11008}};
+        const int tm[] = {1, 2, 4, 8};
+        for (int s = 0; s < 4; s++)
+            for (int mi = 0; mi < 4; mi++, v++) {
+                int pre = (v >> 1) & 1;
+                if (tm[mi] == 8) pre = 0;
+                if (s == 3 && mi > 1) continue;
+                qlinear_case(dt, 0, 1, tm[mi], tk[s][0], tk[s][1], gs[v % 3], 0, pre, v % 3 == 1,
+                             v % 4 == 2);
+            }
+        for (int p = 0; p < 2; p++) {
+            qlinear_case(dt, 1, 1, 17, 1008, 256, 64, 0, p, 1, p);
+            qlinear_case(dt, 1, 1, 64, 4096, 4096, 128, 0, p, 0, 1);
+            for (int act = 0; act < 4; act += 3)
+                for (int m = 1; m <= 3; m += 2)
+                    qgated_case(dt, 1, act, m, 1008, 512, 32 << (act & 1 ? 2 : 0), 0, p, p);
+        }
+        qgated_case(dt, 1, 0, 1, 11008, 4096, 128, 0, 1, 0);
+        for (int sh = 1; sh < 4; sh++) {
+            llm_k_set_qgemv_shape(sh);
+            qlinear_case(dt, 0, 1, 1, 1024 + 16 * sh, 2048, 128, 0, 1, 1, 1);
+            qgated_case(dt, 1, 1, 1, 1024 + 16 * sh, 1024, 64, 0, 1, 1);
+        }
+        llm_k_set_qgemv_shape(0);
+    }
+    q_tile = 0;
 }
 
 /* ---- attention --------------------------------------------------------------------- */

@@ -207,18 +207,37 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
                            w0->name, gs, (long long)K);
     const int64_t ng = i4 ? K / gs : 1;
     const uint64_t rowb = i4 ? (uint64_t)K / 2 : (uint64_t)K;
+    /* int4 for f16 / bf16 products goes into the tensor-core tile layout
+     * (kernels.h: llm_k_q4_tile) when it has no pre-quant scale (measured
+     * faster there; with one, the staged single-row kernel is: docs/CUDA.md),
+     * or always with LLM_CUDA_QTILE=1, never with LLM_CUDA_QTILE=0 */
+    const char *qt = getenv("LLM_CUDA_QTILE");
+    const int want_tile = qt ? strcmp(qt, "0") != 0 : !any_pre;
+    const int tile = i4 && c->dt != LLM_DTYPE_F32 && !any_zero && want_tile &&
+                     llm_k_q4_tile_ok((int)N, (int)K, 0);
     int rc = dalloc(c, &out->w, (uint64_t)k * (uint64_t)N * rowb, w0->name);
     if (rc) return rc;
     c->weight_bytes += (uint64_t)k * (uint64_t)N * rowb;
+    uint8_t *tbuf = tile ? malloc((size_t)((uint64_t)N * rowb)) : NULL;
+    if (tile && !tbuf) return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory for '%s'", w0->name);
     for (int i = 0; i < k; i++) {
-        if (w[i]->nbytes < (uint64_t)N * rowb)
+        if (w[i]->nbytes < (uint64_t)N * rowb) {
+            free(tbuf);
             return llm_err_set(LLM_ESHAPE, "'%s': %llu bytes, expected %llu", w[i]->name,
                                (unsigned long long)w[i]->nbytes,
                                (unsigned long long)((uint64_t)N * rowb));
-        CK(cudaMemcpyAsync((char *)out->w + (uint64_t)i * (uint64_t)N * rowb, w[i]->data,
-                           (uint64_t)N * rowb, cudaMemcpyHostToDevice, c->st));
-        CK(cudaStreamSynchronize(c->st));
+        }
+        if (tile) llm_k_q4_tile(tbuf, w[i]->data, N, K);
+        cudaError_t e = cudaMemcpyAsync((char *)out->w + (uint64_t)i * (uint64_t)N * rowb,
+                                        tile ? (const void *)tbuf : w[i]->data, (uint64_t)N * rowb,
+                                        cudaMemcpyHostToDevice, c->st);
+        if (e == cudaSuccess) e = cudaStreamSynchronize(c->st);
+        if (e != cudaSuccess) {
+            free(tbuf);
+            return cu_fail(CU_LIB_RT, e, "cudaMemcpyAsync(quantized weight)", __FILE__, __LINE__);
+        }
     }
+    free(tbuf);
     const size_t nsc = (size_t)k * (size_t)N * (size_t)ng;
     float *sc = malloc(sizeof(float) * nsc), *zm = any_zero ? calloc(nsc, sizeof(float)) : NULL;
     float *pre = any_pre ? malloc(sizeof(float) * (size_t)k * (size_t)K) : NULL;
@@ -260,6 +279,7 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
     out->q.q = out->w;
     out->q.group = gs;
     out->q.pre_split = (int)N;
+    out->q.tile = tile;
     if ((rc = upload_bytes(c, (void **)&out->q.scale, sc, sizeof(float) * nsc, "scales")) ||
         (zm && (rc = upload_bytes(c, (void **)&out->q.zm, zm, sizeof(float) * nsc, "zero points"))) ||
         (pre && (rc = upload_bytes(c, (void **)&out->q.pre, pre,
@@ -429,7 +449,8 @@ static int make_alibi(struct cu_be *c)
 /* Switches for measurements: LLM_CUDA_GEMV=<m> rows up to which the GEMV kernel
  * replaces cuBLASLt (0 = never); LLM_CUDA_QGEMV=<m> the same for quantized weights
  * (default 8; above it they are dequantized for cuBLASLt), LLM_CUDA_QGEMV_SHAPE=<s>
- * its single-row tile shape; LLM_CUDA_GRAPHS=1 decode graphs; LLM_CUDA_GATED=0
+ * its single-row tile shape, LLM_CUDA_QTILE=0|1 int4 weights never / always in the
+ * tensor-core tile layout (default: those without a pre-quant scale); LLM_CUDA_GRAPHS=1 decode graphs; LLM_CUDA_GATED=0
  * no fused gate/up GEMV; LLM_CUDA_PDL=0 no programmatic dependent launch;
  * LLM_CUDA_GEMV_SPLIT=1|2|4 warps per output row of single-row products (2);
  * LLM_CUDA_MOE_SMALL=0 experts of small steps through the sorted GEMM path too. */

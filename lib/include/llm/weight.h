@@ -24,8 +24,9 @@
  * uploads them.  A synthetic model's handles (llm_model_random) have data
  * NULL unless it was asked for on the host; the CUDA backend then makes
  * the values on the device by name.  The CPU backend runs every format but
- * int8 activations (SmoothQuant); the CUDA backend runs dense weights only
- * today (llm_model_supported says so for the others).
+ * int8 activations (SmoothQuant); the CUDA backend runs dense weights and
+ * the weight-only int8 / int4 formats (with AWQ's pre-quant scale), kept
+ * quantized on the device (llm_model_supported says so for the others).
  */
 #ifndef LLM_WEIGHT_H
 #define LLM_WEIGHT_H
