@@ -539,6 +539,7 @@ int main(int argc, char **argv)
     if (rc) {
         /* an error every rank has is told by rank 0; any other ends the job */
         if (!(job_agreed && llm_job_quiet_error(&job))) tool_fail(rc);
+        signal(SIGTERM, SIG_DFL); /* said; mpirun may end this rank quietly now */
         if (job.size > 1 && !job_agreed) llm_comm_abort(job.comm, TOOL_EXIT_FAIL);
         llm_job_close(&job);
         return TOOL_EXIT_FAIL;

@@ -115,10 +115,9 @@ int llm_job_start(struct llm_job *j, const char *path)
     j->size = j->comm->size;
     if (!j->dir && j->size > 1) {
         /* every rank would run the whole model alone */
-        rc = llm_err_set(LLM_EINVAL, "'%s' is a whole model, but this job has %d ranks: split "
-                         "it with llm-shard and pass the directory", path, j->size);
-        llm_job_close(j); /* rank and size stay: every rank knows, rank 0 tells */
-        return rc;
+        /* every rank knows, rank 0 tells; llm_job_close ends the job */
+        return llm_err_set(LLM_EINVAL, "'%s' is a whole model, but this job has %d ranks: "
+                           "split it with llm-shard and pass the directory", path, j->size);
     }
     return 0;
 }
@@ -194,6 +193,12 @@ int llm_job_quiet_error(const struct llm_job *j)
 void llm_job_close(struct llm_job *j)
 {
     if (!j) return;
+    if (j->comm && j->size > 1) {
+        /* the others wait for rank 0 (which has said what there was to say)
+         * before any rank leaves: a rank leaving first makes mpirun end the rest */
+        char b = 0;
+        j->comm->ops->broadcast(j->comm, &b, 1, 0, NULL);
+    }
     llm_comm_destroy(j->comm);
     j->comm = NULL;
 }

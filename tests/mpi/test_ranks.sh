@@ -93,6 +93,39 @@ for dir in "$S"/tests/fixtures/*/; do
     done
 done
 
+# ---- quantized artifacts ------------------------------------------------------------
+# Scales follow their weights; int4 groups are never cut.  Weight-only
+# formats and fp8 with static activation scales give one rank's answers
+# (1e-5, the sums' order aside).  With per-token activation scales (fp8-pc,
+# int8-sq) each rank scales the part of a row-parallel input it holds (as
+# TensorRT-LLM does), so the rounding differs from one rank's within the
+# format's own error: the same greedy tokens, log-probabilities within 0.25.
+Q="$B/cmd/llm-quantize -q --no-eval --calib-samples 8 --calib-len 64"
+D="$S/lib/data/default.llm"
+for mode in "w4a16 --group-size 32:1e-5" "int4-awq --group-size 32:1e-5" "w8a16:1e-5" \
+    "fp8:1e-5" "fp8-pc:0.25" "int8-sq:0.25"; do
+    m=${mode%%:*} tol=${mode##*:}
+    name=${m%% *}
+    if ! $Q -m $m "$D" -o "$T/q.llm" 2>"$T/err" || ! $RUN "$T/q.llm" "$T/p.jsonl" -o "$T/q.one" 2>>"$T/err" ||
+        ! $SHARD --tp 2 --pp 2 "$T/q.llm" -o "$T/q.ranks" 2>>"$T/err"; then
+        bad "$name: $(cat "$T/err")"
+        continue
+    fi
+    if $SHARD --merge "$T/q.ranks" -o "$T/q.merged" && cmp -s "$T/q.merged" "$T/q.llm"; then
+        ok "$name: tp 2 x pp 2 merges back byte for byte"
+    else
+        bad "$name: merge differs"
+    fi
+    if timeout 120 $MPIRUN -np 4 $RUN "$T/q.ranks" "$T/p.jsonl" -o "$T/q.out" >"$T/err" 2>&1 &&
+        r=$(python3 "$S/tests/mpi/compare_runs.py" "$T/q.one" "$T/q.out" "$tol"); then
+        ok "$name tp 2 x pp 2: $r"
+    else
+        bad "$name tp 2 x pp 2: ${r:-} $(head -c 300 "$T/err")"
+    fi
+    rm -rf "$T/q.ranks"
+done
+$Q -m w4a16 --group-size 64 "$D" -o "$T/q64.llm"
+
 # ---- what goes wrong ----------------------------------------------------------------
 M="$T/llama3-bf16.llm" O="$T/qwen2-bf16.llm"
 $SHARD --tp 2 "$M" -o "$T/good"
@@ -118,6 +151,8 @@ expect_fail "tp 3 on 4 heads" "does not divide the model's 4 attention heads" \
     $SHARD --tp 3 "$M" -o "$T/tp3"
 [ -z "$(ls -A "$T/tp3" 2>/dev/null)" ] && ok "tp 3: no rank file written" || bad "tp 3 left files"
 expect_fail "tp 2 x pp 8 on 2 layers" "exceeds" $SHARD --tp 2 --pp 8 "$M" -o "$T/pp8"
+expect_fail "int4 groups of 64 over tp 2" "must be multiples of the group size" \
+    $SHARD --tp 2 "$T/q64.llm" -o "$T/g64"
 cp -r "$T/good" "$T/missing" && rm "$T/missing/rank-1.llm"
 expect_fail "missing rank file" "rank-1.llm" $MPIRUN -np 2 $RUN "$T/missing" "$T/p.jsonl" -o "$T/res.jsonl"
 cp -r "$T/good" "$T/foreign" && cp "$T/other/rank-1.llm" "$T/foreign/rank-1.llm"

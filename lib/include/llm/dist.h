@@ -53,6 +53,8 @@ int llm_job_backend(struct llm_job *j, const char *device, const struct llm_mode
 int llm_job_follow(struct llm_job *j, struct llm_backend *be);
 /* An error every rank has and rank 0 reports: the others stay quiet. */
 int llm_job_quiet_error(const struct llm_job *j);
+/* Leave the job: the ranks wait for rank 0 first (call it after rank 0 has
+ * printed what went wrong), then MPI ends. */
 void llm_job_close(struct llm_job *j);
 
 #ifdef __cplusplus
