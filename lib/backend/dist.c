@@ -400,9 +400,15 @@ int llm_job_follow(struct llm_job *j, struct llm_backend *be)
     int32_t *buf = NULL;
     size_t cap = 0;
     int rc = 0;
+    const double step_timeout = c->timeout;
     for (;;) {
+        /* between steps rank 0 may wait as long as its input does (a
+         * stream of requests); inside a step every wait has the limit */
         struct header h;
-        if ((rc = c->ops->broadcast(c, &h, sizeof h, 0, NULL))) break;
+        c->timeout = 0;
+        rc = c->ops->broadcast(c, &h, sizeof h, 0, NULL);
+        c->timeout = step_timeout;
+        if (rc) break;
         if (h.cmd == CMD_STOP) break;
         if ((h.cmd != CMD_FORWARD && h.cmd != CMD_COPY) || h.n_tokens < 0 || h.n_seqs < 0 ||
             h.bt_stride < 0 || h.n_out < 0 || h.n_pairs < 0) {

@@ -52,7 +52,6 @@ void llm_comm_abort(struct llm_comm *c, int code)
 
 struct mpi_priv {
     MPI_Comm comm;   /* MPI_COMM_WORLD, or a split of it (freed at destroy) */
-    double timeout;  /* seconds */
     int we_init;     /* MPI_Finalize at destroy */
 };
 
@@ -76,10 +75,9 @@ static int mpi_fail(struct llm_comm *c, int err, const char *what)
     return llm_err_set(LLM_EIO, "rank %d: %s failed: %s", c->rank, what, msg);
 }
 
-/* Wait for req until the communicator's deadline. */
+/* Wait for req until the communicator's deadline (c->timeout; 0 = none). */
 static int wait_req(struct llm_comm *c, MPI_Request *req, MPI_Status *st, const char *what)
 {
-    const struct mpi_priv *p = c->priv;
     double t0 = now();
     for (long spin = 0;; spin++) {
         int done = 0;
@@ -90,12 +88,10 @@ static int wait_req(struct llm_comm *c, MPI_Request *req, MPI_Status *st, const 
             sched_yield();
             continue;
         }
-        if (now() - t0 > p->timeout) {
-            MPI_Cancel(req);
+        if (c->timeout > 0 && now() - t0 > c->timeout) /* the caller ends the job */
             return llm_err_set(LLM_EIO, "rank %d: %s: no answer from the other ranks in %.0f s "
                                "(a rank stopped or runs something else; LLM_COMM_TIMEOUT sets "
-                               "the limit)", c->rank, what, p->timeout);
-        }
+                               "the limit)", c->rank, what, c->timeout);
         struct timespec nap = {0, spin < 20000 ? 20000 : 200000};
         nanosleep(&nap, NULL);
     }
@@ -238,6 +234,7 @@ static int m_split(struct llm_comm *c, int color, int key, struct llm_comm **out
     }
     *p = *(const struct mpi_priv *)c->priv;
     p->we_init = 0;
+    s->timeout = c->timeout;
     int e = MPI_Comm_split(world_of(c), color, key, &p->comm);
     if (e != MPI_SUCCESS) {
         free(s);
@@ -301,7 +298,7 @@ int llm_comm_mpi(struct llm_comm **out)
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &c->size);
-    p->timeout = 600.0;
+    c->timeout = 600.0;
     const char *t = getenv("LLM_COMM_TIMEOUT");
     if (t && *t) {
         char *end;
@@ -312,7 +309,7 @@ int llm_comm_mpi(struct llm_comm **out)
             return llm_err_set(LLM_EINVAL, "LLM_COMM_TIMEOUT='%s' is not a positive number of "
                                "seconds", t);
         }
-        p->timeout = v;
+        c->timeout = v;
     }
     c->ops = &mpi_ops;
     *out = c;

@@ -46,6 +46,7 @@ struct llm_comm_ops {
 struct llm_comm {
     const struct llm_comm_ops *ops;
     int rank, size;
+    double timeout; /* MPI: seconds an operation may wait for the others; 0 = no limit */
     void *priv;
 };
 
