@@ -205,6 +205,19 @@ static int open_output(const char *path, int append, FILE **fp, int *created)
 static struct llm_job job;
 static int job_agreed;
 
+/* The command line's backend settings over bo's (an engine's limits or the
+ * defaults): the same on every rank. */
+static void apply_backend_opts(const struct opts *o, struct llm_backend_opts *bo)
+{
+    if (o->threads) bo->n_threads = (int)o->threads;
+    bo->kv_bytes = o->kv_bytes;
+    bo->kv_fraction = o->kv_fraction;
+    if (o->block_size) bo->block_size = (int)o->block_size;
+    if (o->max_batch_tokens) bo->max_batch_tokens = (int)o->max_batch_tokens;
+    if (o->max_seqs) bo->max_seqs = (int)o->max_seqs;
+    if (o->max_seq_len) bo->max_seq_len = (int)o->max_seq_len;
+}
+
 /* mpirun ends the other ranks with SIGTERM when one dies: say so in one
  * line (the answers already written are complete lines). */
 static char stop_line[160];
@@ -225,13 +238,7 @@ static int follow(const struct opts *o)
     if (!rc) {
         struct llm_backend_opts bo;
         llm_backend_opts_init(&bo);
-        if (o->threads) bo.n_threads = (int)o->threads;
-        bo.kv_bytes = o->kv_bytes;
-        bo.kv_fraction = o->kv_fraction;
-        if (o->block_size) bo.block_size = (int)o->block_size;
-        if (o->max_batch_tokens) bo.max_batch_tokens = (int)o->max_batch_tokens;
-        if (o->max_seqs) bo.max_seqs = (int)o->max_seqs;
-        if (o->max_seq_len) bo.max_seq_len = (int)o->max_seq_len;
+        apply_backend_opts(o, &bo);
         rc = llm_job_backend(&job, o->device, m, &bo, &be);
     }
     job_agreed = rc != 0;
@@ -303,13 +310,7 @@ static int run(const struct opts *o, long *errors)
         bo.max_seq_len = ei.lim.max_seq_len;
         llm_ea_info_free(&ei);
     }
-    if (o->threads) bo.n_threads = (int)o->threads;
-    bo.kv_bytes = o->kv_bytes;
-    bo.kv_fraction = o->kv_fraction;
-    if (o->block_size) bo.block_size = (int)o->block_size;
-    if (o->max_batch_tokens) bo.max_batch_tokens = (int)o->max_batch_tokens;
-    if (o->max_seqs) bo.max_seqs = (int)o->max_seqs;
-    if (o->max_seq_len) bo.max_seq_len = (int)o->max_seq_len;
+    apply_backend_opts(o, &bo);
     rc = llm_job_backend(&job, o->device, m, &bo, &be);
     if (rc) {
         job_agreed = 1;

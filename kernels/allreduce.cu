@@ -49,12 +49,12 @@ static __device__ void ar_barrier(const llm_ar_peers &p, uint32_t value)
     __syncthreads();
 }
 
+/* Vectors [lo, hi) of every rank's buffer summed (fp32, rank order) into dst. */
 template <typename T>
-__global__ void ar_oneshot_kernel(llm_ar_peers p, T *out, int64_t nv, uint32_t seq)
+static __device__ void sum_ranks(const llm_ar_peers &p, T *dst, int64_t lo, int64_t hi)
 {
-    ar_barrier(p, seq + 1);
     const int V = vec<T>::N;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < nv;
+    for (int64_t i = lo + blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < hi;
          i += (int64_t)gridDim.x * blockDim.x) {
         float acc[vec<T>::N];
         for (int k = 0; k < V; k++) acc[k] = 0.f;
@@ -64,8 +64,15 @@ __global__ void ar_oneshot_kernel(llm_ar_peers p, T *out, int64_t nv, uint32_t s
         }
         vec<T> o;
         for (int k = 0; k < V; k++) o.v[k] = from_f32<T>(acc[k]);
-        vstore(out + i * V, o);
+        vstore(dst + i * V, o);
     }
+}
+
+template <typename T>
+__global__ void ar_oneshot_kernel(llm_ar_peers p, T *out, int64_t nv, uint32_t seq)
+{
+    ar_barrier(p, seq + 1);
+    sum_ranks(p, out, 0, nv);
     ar_barrier(p, seq + 2);
 }
 
@@ -77,18 +84,7 @@ __global__ void ar_twoshot_kernel(llm_ar_peers p, T *out, int64_t nv, uint32_t s
     ar_barrier(p, seq + 1);
     /* reduce-scatter: my share of every buffer, summed into mine */
     int64_t lo = p.rank * share, hi = lo + share < nv ? lo + share : nv;
-    for (int64_t i = lo + blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < hi;
-         i += (int64_t)gridDim.x * blockDim.x) {
-        float acc[vec<T>::N];
-        for (int k = 0; k < V; k++) acc[k] = 0.f;
-        for (int r = 0; r < p.n; r++) {
-            vec<T> a = vload((const T *)p.buf[r] + i * V);
-            for (int k = 0; k < V; k++) acc[k] += to_f32(a.v[k]);
-        }
-        vec<T> o;
-        for (int k = 0; k < V; k++) o.v[k] = from_f32<T>(acc[k]);
-        vstore((T *)p.buf[p.rank] + i * V, o);
-    }
+    sum_ranks(p, (T *)p.buf[p.rank], lo, hi);
     ar_barrier(p, seq + 2);
     /* all-gather: every share from its owner */
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < nv;
