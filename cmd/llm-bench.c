@@ -24,6 +24,7 @@
 
 #include "llm/backend.h"
 #include "llm/bench.h"
+#include "llm/dist.h"
 #include "llm/dtype.h"
 #include "llm/engine.h"
 #include "llm/err.h"
@@ -685,6 +686,13 @@ static int parse_kv_opt(const struct runopts *r, struct llm_backend_opts *bo)
     return 0;
 }
 
+/* The ranks of the job (one unless mpirun started several on a directory of
+ * rank files): every rank runs this program's settings in the same order;
+ * rank 0 drives each one's steps, the others follow them.  job_agreed: an
+ * error every rank has (rank 0 tells it). */
+static struct llm_job job;
+static int job_agreed;
+
 /* One engine setting: backend, meter, engine, then every test. */
 static int run_setting(struct ctx *c, const struct test *tests, int n_tests, long th, long mbt,
                        long seqs)
@@ -701,8 +709,16 @@ static int run_setting(struct ctx *c, const struct test *tests, int n_tests, lon
     if (rc) return rc;
     struct llm_backend *be = NULL;
     struct llm_engine *e = NULL;
-    rc = llm_backend_create(&be, r->device ? r->device : "auto", c->m, &bo);
-    if (rc) return rc;
+    rc = llm_job_backend(&job, r->device ? r->device : "auto", c->m, &bo, &be);
+    if (rc) {
+        job_agreed = 1;
+        return rc;
+    }
+    if (job.rank != 0) { /* this rank's part of every step rank 0 runs in this setting */
+        rc = llm_job_follow(&job, be);
+        llm_backend_destroy(be);
+        return rc;
+    }
     int cuda = be->ops->name && !strcmp(be->ops->name, "cuda");
     c->cuda = cuda;
     if (!c->have_ceil && !c->o->no_probe) {
@@ -866,8 +882,11 @@ static int bench(struct opts *o, int *exit_code)
             goto out;
         }
     }
-    if ((rc = llm_model_open_flags(&c.m, o->model, o->no_verify ? LLM_MODEL_NO_VERIFY : 0)))
+    if ((rc = llm_job_start(&job, o->model)) ||
+        (rc = llm_job_open_model(&job, o->model, o->no_verify ? LLM_MODEL_NO_VERIFY : 0, &c.m))) {
+        job_agreed = 1;
         goto out;
+    }
     uint64_t mh;
     if (llm_bench_model_hash(c.m, &mh) == 0) {
         llm_bench_hex64(mh, mhex);
@@ -968,7 +987,7 @@ static int bench(struct opts *o, int *exit_code)
         for (int b = 0; b < mb->n && !rc; b++)
             for (int d = 0; d < sq->n && !rc; d++)
                 rc = run_setting(&c, tests, n_tests, th->v[a], mb->v[b], sq->v[d]);
-    if (rc) goto out;
+    if (rc || job.rank != 0) goto out; /* rank 0 writes the results */
 
     char created[32];
     iso_now(created, sizeof created);
@@ -1348,6 +1367,13 @@ int main(int argc, char **argv)
     }
     int rc = bench(&o, &exit_code);
     runopts_free(r);
-    if (rc) return tool_fail(rc);
+    if (rc) {
+        if (!(job_agreed && llm_job_quiet_error(&job))) tool_fail(rc);
+        /* an error of one rank mid-run: the others may wait in a step */
+        if (job.size > 1 && !job_agreed) llm_comm_abort(job.comm, TOOL_EXIT_FAIL);
+        llm_job_close(&job);
+        return TOOL_EXIT_FAIL;
+    }
+    llm_job_close(&job);
     return exit_code;
 }

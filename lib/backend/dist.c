@@ -295,8 +295,6 @@ static int dist_copy_blocks(struct llm_backend *be, const int32_t *src, const in
 static int dist_last_step_time(struct llm_backend *be, double *s)
 {
     struct dist_be *d = be->priv;
-    if (!d->local->ops->last_step_time)
-        return llm_err_set(LLM_EINVAL, "no device clock");
     return d->local->ops->last_step_time(d->local, s);
 }
 
@@ -318,6 +316,16 @@ static const struct llm_backend_ops dist_ops = {
     .sample = dist_sample,
     .copy_blocks = dist_copy_blocks,
     .last_step_time = dist_last_step_time,
+    .destroy = dist_destroy,
+};
+/* The same over a backend without a device clock (the CPU): none either. */
+static const struct llm_backend_ops dist_ops_noclock = {
+    .name = "ranks",
+    .forward = dist_forward,
+    .get_logits = dist_get_logits,
+    .sample = dist_sample,
+    .copy_blocks = dist_copy_blocks,
+    .last_step_time = NULL,
     .destroy = dist_destroy,
 };
 
@@ -384,7 +392,7 @@ int llm_job_backend(struct llm_job *j, const char *device, const struct llm_mode
         return llm_err_set(LLM_ENOMEM, "out of memory");
     }
     d->pub = *local;
-    d->pub.ops = &dist_ops;
+    d->pub.ops = local->ops->last_step_time ? &dist_ops : &dist_ops_noclock;
     d->pub.priv = d;
     d->local = local;
     d->comm = j->comm;

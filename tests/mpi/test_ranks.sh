@@ -126,6 +126,21 @@ for mode in "w4a16 --group-size 32:1e-5" "int4-awq --group-size 32:1e-5" "w8a16:
 done
 $Q -m w4a16 --group-size 64 "$D" -o "$T/q64.llm"
 
+# ---- llm-bench the same way: rank 0 measures and writes, the others follow ---------------
+$SHARD --tp 2 --pp 2 "$T/llama3-bf16.llm" -o "$T/bench4"
+if timeout 300 $MPIRUN -np 4 "$B/cmd/llm-bench" -q throughput --device cpu --threads 1 --no-probe \
+    --num-requests 6 --input-len 12 --output-len 6 -r 1 "$T/bench4" -o "$T/bench.json" >"$T/err" 2>&1 &&
+    python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = [x for x in d["results"] if x.get("test") == "throughput"]
+assert r, "no throughput result"
+print(json.dumps(r[0]["engine"]) [:120])' "$T/bench.json" >"$T/bres" 2>&1; then
+    ok "llm-bench under mpirun -np 4: a result from rank 0 ($(cat "$T/bres"))"
+else
+    bad "llm-bench under mpirun: $(head -c 400 "$T/err") $(cat "$T/bres" 2>/dev/null)"
+fi
+
 # ---- what goes wrong ----------------------------------------------------------------
 M="$T/llama3-bf16.llm" O="$T/qwen2-bf16.llm"
 $SHARD --tp 2 "$M" -o "$T/good"
