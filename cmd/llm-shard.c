@@ -180,8 +180,8 @@ static int split(const struct opts *o)
     llm_desc_init(&d);
     llm_quant_init(&q);
     int rc = hs && order ? 0 : llm_err_set(LLM_ENOMEM, "out of memory");
-    if (!rc) rc = llm_ar_open(&a, o->in, 0);
-    if (!rc && !o->no_verify && llm_ar_is_seekable(a)) rc = llm_ar_verify_all(a);
+    /* every tensor's checksum checked as it is read (a file's or a stream's) */
+    if (!rc) rc = llm_ar_open(&a, o->in, o->no_verify ? 0 : LLM_AR_VERIFY);
     const json_t *meta = rc ? NULL : llm_ar_meta(a);
     const char *src = o->in;
     if (!rc) {

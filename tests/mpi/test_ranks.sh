@@ -168,6 +168,16 @@ expect_fail "tp 3 on 4 heads" "does not divide the model's 4 attention heads" \
 expect_fail "tp 2 x pp 8 on 2 layers" "exceeds" $SHARD --tp 2 --pp 8 "$M" -o "$T/pp8"
 expect_fail "int4 groups of 64 over tp 2" "must be multiples of the group size" \
     $SHARD --tp 2 "$T/q64.llm" -o "$T/g64"
+cp "$M" "$T/corrupt.llm" &&
+    python3 -c 'import os, sys
+p = sys.argv[1]; n = os.path.getsize(p)
+with open(p, "r+b") as f:
+    f.seek(n // 2); b = f.read(1); f.seek(n // 2); f.write(bytes([b[0] ^ 0xff]))' "$T/corrupt.llm"
+expect_fail "a corrupt parent" "checksum mismatch" $SHARD --tp 2 "$T/corrupt.llm" -o "$T/corrupt"
+[ -z "$(ls -A "$T/corrupt" 2>/dev/null)" ] && ok "corrupt parent: no rank file written" ||
+    bad "corrupt parent left rank files"
+expect_fail "a corrupt parent through a pipe" "checksum mismatch" \
+    sh -c "cat '$T/corrupt.llm' | $SHARD --tp 2 - -o '$T/corrupt2'"
 cp -r "$T/good" "$T/missing" && rm "$T/missing/rank-1.llm"
 expect_fail "missing rank file" "rank-1.llm" $MPIRUN -np 2 $RUN "$T/missing" "$T/p.jsonl" -o "$T/res.jsonl"
 cp -r "$T/good" "$T/foreign" && cp "$T/other/rank-1.llm" "$T/foreign/rank-1.llm"
