@@ -319,7 +319,7 @@ static int merge(const struct opts *o)
     struct llm_artifact **ar = NULL, *a0 = NULL;
     struct llm_aw *w = NULL;
     struct llm_model_desc d;
-    void *buf = NULL, *part = NULL;
+    void *buf = NULL;
     json_t *meta = NULL;
     llm_desc_init(&d);
     char p[4096];
@@ -443,7 +443,6 @@ static int merge(const struct opts *o)
     llm_aw_abort(w);
     json_decref(meta);
     free(buf);
-    free(part);
     for (int k = 0; ar && k < world; k++)
         llm_ar_close(ar[k]);
     free(ar);

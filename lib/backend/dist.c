@@ -9,8 +9,8 @@
  * needs nothing from them: the logits are complete on rank 0 (gathered
  * over the tensor-parallel ranks, sent by the last pipeline stage).
  *
- * Opening a job (llm_job_open) agrees before any step: every rank opens
- * its own file, and all of them compare what they found (mapping, the
+ * Opening a job (llm_job_start, llm_job_open_model) agrees before any
+ * step: every rank opens its own file, and all of them compare what they found (mapping, the
  * parent's hash, errors), so a missing, foreign or misnumbered rank file
  * ends every rank with the same one-line reason instead of a hang.
  */
@@ -175,14 +175,6 @@ int llm_job_open_model(struct llm_job *j, const char *path, unsigned flags,
     }
     *out = m;
     return 0;
-}
-
-int llm_job_open(struct llm_job *j, const char *path, unsigned flags, struct llm_model **m)
-{
-    *m = NULL;
-    int rc = llm_job_start(j, path);
-    if (!rc) rc = llm_job_open_model(j, path, flags, m);
-    return rc;
 }
 
 int llm_job_quiet_error(const struct llm_job *j)

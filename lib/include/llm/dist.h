@@ -1,8 +1,8 @@
 /* dist.h - a job of several ranks (tensor / pipeline parallelism) seen
  * from a tool.
  *
- * A tool opens its model with llm_job_open: a path to one artifact is one
- * rank as always; a directory of rank files (llm-shard's rank-K.llm) is
+ * A tool joins the job (llm_job_start) and opens its model
+ * (llm_job_open_model): a path to one artifact is one rank as always; a directory of rank files (llm-shard's rank-K.llm) is
  * opened as a job of the MPI launcher that started this process (mpirun,
  * srun), each rank its own file.  Every rank checks its file against the
  * job (its rank, the number of ranks, the same parent model as rank 0's)
@@ -41,8 +41,6 @@ int llm_job_start(struct llm_job *j, const char *path);
  * files); flags as llm_model_open_flags.  Every rank agrees. */
 int llm_job_open_model(struct llm_job *j, const char *path, unsigned flags,
                        struct llm_model **m);
-/* Both. */
-int llm_job_open(struct llm_job *j, const char *path, unsigned flags, struct llm_model **m);
 /* DIR/rank-K.llm */
 int llm_job_rank_path(char *buf, size_t cap, const char *dir, int rank);
 /* The rank's backend (rank 0: the driving wrapper); every rank agrees on
