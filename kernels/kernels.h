@@ -213,7 +213,10 @@ int llm_k_gemv_variant(int variant, void *y, int ldy, const void *x, int ldx, co
  * (int4, optional) [N][K / group] = -scale * zero, so W = scale * q + zm;
  * pre (optional, AWQ) [K] multiplies x before the product, or [2][K] with
  * rows n >= pre_split taking pre + K (a gated MLP's stacked fc and gate). */
-enum llm_k_qfmt { LLM_K_Q_INT8 = 1, LLM_K_Q_INT4 = 2 };
+enum llm_k_qfmt { LLM_K_Q_INT8 = 1, LLM_K_Q_INT4 = 2, LLM_K_Q_FP8 = 3 };
+/* What happens to the activations first (w8a8.cu): nothing (weight-only),
+ * rounding to e4m3 or to int8 under a scale. */
+enum llm_k_qact { LLM_K_A_NONE = 0, LLM_K_A_FP8 = 1, LLM_K_A_INT8 = 2 };
 struct llm_k_qw {
     int fmt;
     const void *q;
@@ -221,6 +224,13 @@ struct llm_k_qw {
     int group;
     int pre_split;
     int tile; /* int4 only: q in the tensor-core tile layout of llm_k_q4_tile */
+    /* W8A8 (act != LLM_K_A_NONE; fmt fp8 or int8, scale [N] per row):
+     * act_scale the static activation scale (NULL: each row's own),
+     * smoother [K] or NULL; with pre_split < N both are pairs, rows from
+     * pre_split on taking act_scale + 1 and smoother + K. */
+    int act;
+    const float *act_scale, *smoother;
+    int scalar; /* W8A8: one weight scale per part and a static activation scale */
 };
 /* The tensor-core layout of int4 weights (f16 / bf16 products, no zero
  * point, N % 16 == 0, K % 64 == 0): tiles of 16 rows x 64 inputs, 512 bytes
@@ -258,6 +268,28 @@ int llm_k_dequant(int dt, void *dst, const struct llm_k_qw *w, int N, int K, llm
 /* dst[m][k] = x[m][k] * pre[k] (AWQ before a dense product), rounded once to dt. */
 int llm_k_prescale(int dt, void *dst, int ldd, const void *x, int ldx, const float *pre, int M,
                    int K, llm_stream_t stream);
+
+/* ---- W8A8 products: fp8 and int8 activations (w8a8.cu) -------------------
+ * Rows of x quantized as the CPU reference does (cpu_quant.c): x[m][k] /
+ * smoother[k] (when given) / s, s = *act_scale when given and > 0, else the
+ * row's max|.| / 448 (fp8) or / 127 (int8) (1 for a zero row); rounded to
+ * e4m3 (saturating) or int8 (clamped to +-127) into xq [M][K] bytes, s into
+ * xs[m]. */
+int llm_k_quant_act(int dt, int act, void *xq, float *xs, const void *x, int ldx,
+                    const float *smoother, const float *act_scale, int M, int K,
+                    llm_stream_t stream);
+/* Whether the W8A8 kernels take an input width (K % 16 == 0). */
+int llm_k_w8a8_ok(int K);
+/* y[m][n] (type yt) = xs[m] ws[n] sum_k xq[m][k] wq[n][k] (+ bias[n], yt)
+ * (+ y[m][n] when accumulate), M <= 8, on the tensor cores. */
+int llm_k_w8a8_gemv(int yt, int act, void *y, int ldy, const void *xq, const float *xs,
+                    const void *wq, const float *ws, const void *bias, int M, int N, int K,
+                    int accumulate, llm_stream_t stream);
+/* y[m][n] = acc[m][n] xs[m] ws[n] (+ bias[n]) (+ y[m][n]): a GEMM's int32
+ * (acc_i32) or fp32 result [M][N] scaled. */
+int llm_k_w8a8_scale(int yt, void *y, int ldy, const void *acc, int acc_i32, const float *xs,
+                     const float *ws, const void *bias, int M, int N, int accumulate,
+                     llm_stream_t stream);
 
 /* ---- sampling ----------------------------------------------------------
  * One row of sampling parameters, as struct llm_sampling plus the row's

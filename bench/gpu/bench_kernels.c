@@ -277,6 +277,65 @@ static double bench_qlinear(const char *label, int m, int n, int k, int group, i
     return t;
 }
 
+/* ---- 8-bit activations (w8a8.cu, cu_gemm_run8) ----------------------------------- */
+
+struct w8ctx {
+    int act, m, n, k, nw, scalar;
+    void *w[16], *x, *y, *xq, *acc;
+    float *ws, *xs;
+    size_t acc_bytes;
+};
+static void w8_fn(void *c, int i)
+{
+    struct w8ctx *x = c;
+    CUDA(llm_k_quant_act(LLM_DTYPE_BF16, x->act, x->xq, x->xs, x->x, x->k, NULL, NULL, x->m, x->k,
+                         0));
+    if (x->m <= 8) {
+        CUDA(llm_k_w8a8_gemv(LLM_DTYPE_BF16, x->act, x->y, x->n, x->xq, x->xs, x->w[i % x->nw],
+                             x->ws, NULL, x->m, x->n, x->k, 0, 0));
+    } else if (cu_gemm_run8(G, 0, x->act, x->scalar, x->m, x->n, x->k, x->xq, x->xs,
+                            x->w[i % x->nw], x->ws, NULL, x->y, x->n, LLM_DTYPE_BF16, 0, x->acc,
+                            x->acc_bytes)) {
+        fprintf(stderr, "gemm8: %s\n", llm_errmsg());
+        exit(1);
+    }
+}
+
+/* One linear [n][k] with fp8 or int8 weights and activations, m rows, bf16 in and
+ * out: the activations' rounding and the product (GEMV up to 8 rows, cuBLASLt
+ * past).  Bytes: weights, x, y once. */
+static double bench_w8(const char *label, int act, int scalar, int m, int n, int k)
+{
+    struct w8ctx c;
+    memset(&c, 0, sizeof c);
+    c.act = act, c.m = m, c.n = n, c.k = k, c.scalar = scalar;
+    size_t wb = (size_t)n * k;
+    c.nw = (int)((400u << 20) / wb) + 1;
+    if (c.nw > 16) c.nw = 16;
+    c.w[0] = drand(wb / 2, LLM_DTYPE_BF16, 0.01f); /* bits of small bf16 numbers: finite fp8 */
+    for (int i = 1; i < c.nw; i++) {
+        CUDA(cudaMalloc(&c.w[i], wb));
+        CUDA(cudaMemcpy(c.w[i], c.w[0], wb, cudaMemcpyDeviceToDevice));
+    }
+    c.ws = drand((size_t)n, LLM_DTYPE_F32, 0.01f);
+    c.x = drand((size_t)m * k, LLM_DTYPE_BF16, 1.f);
+    c.y = drand((size_t)m * n, LLM_DTYPE_BF16, 1.f);
+    CUDA(cudaMalloc(&c.xq, (size_t)m * k));
+    CUDA(cudaMalloc((void **)&c.xs, sizeof(float) * (size_t)m));
+    c.acc_bytes = (size_t)128 << 20;
+    CUDA(cudaMalloc(&c.acc, c.acc_bytes));
+    double t = timeit(w8_fn, &c, 20);
+    char shape[96];
+    snprintf(shape, sizeof shape, "%s m%d n%d k%d %s%s", label, m, n, k,
+             act == LLM_K_A_FP8 ? "fp8" : "int8", scalar && m > 8 ? " per-tensor" : "");
+    report(m <= 8 ? "w8gemv_bf16" : "w8gemm_bf16", shape, t,
+           (double)wb + 4.0 * n + (double)m * (k * 2.0 + 2.0 * n), 2.0 * m * n * k);
+    for (int i = 0; i < c.nw; i++) cudaFree(c.w[i]);
+    cudaFree(c.ws), cudaFree(c.x), cudaFree(c.y), cudaFree(c.xq), cudaFree(c.xs);
+    cudaFree(c.acc);
+    return t;
+}
+
 /* ---- attention ------------------------------------------------------------------- */
 
 struct attn_ctx {
@@ -504,6 +563,25 @@ int main(int argc, char **argv)
         int n, k;
     } lin[] = {{"qkv", 12288, 4096}, {"o", 4096, 4096}, {"gate_up", 22016, 4096},
                {"down", 4096, 11008}};
+    /* the same layers with fp8 / int8 activations: the fp8 GEMM's own rate at 8192^3 (its
+     * ceiling), one decode token's products, and batches of 8 .. 4096 rows */
+    for (int a = LLM_K_A_FP8; a <= LLM_K_A_INT8; a++) {
+        bench_w8("ceiling 8192^3", a, 0, 8192, 8192, 8192);
+        if (a == LLM_K_A_FP8) bench_w8("ceiling 8192^3", a, 1, 8192, 8192, 8192);
+        const int wm[] = {1, 8, 64, 512, 4096};
+        for (int mi = 0; mi < 5; mi++)
+            for (int sc = 0; sc <= (a == LLM_K_A_FP8 && wm[mi] > 8); sc++) {
+                double tok = 0;
+                for (int i = 0; i < 4; i++)
+                    tok += bench_w8(lin[i].l, a, sc, wm[mi], lin[i].n, lin[i].k);
+                char shape[96];
+                snprintf(shape, sizeof shape, "llama2-7b 32 layers m%d %s%s", wm[mi],
+                         a == LLM_K_A_FP8 ? "fp8" : "int8", sc ? " per-tensor" : "");
+                double lb = 32.0 * (12288.0 + 4096 + 22016 + 4096) * 4096;
+                report("w8_linears", shape, 32 * tok, lb, 2.0 * wm[mi] * lb);
+            }
+    }
+    if (getenv("LLM_BENCH_W8_ONLY")) return 0;
     const int ms[] = {1, 4, 8};
     for (int i = 0; i < 4; i++)
         for (int mi = 0; mi < 3; mi++) {

@@ -121,7 +121,8 @@ for st in $STAGES; do
     comm) run_stage comm ${T_COMM:-200} "$(find_bin test_gpu_comm)" ;;
     qforward)
         # the bundled model quantized by llm-quantize (w8a16, w4a16 and int4-awq at groups
-        # of 32 and 64), CUDA against CPU; int8-sq and fp8-pc must be refused by name
+        # of 32 and 64; fp8 static and per-token, int8-sq per token, per tensor and unsmoothed),
+        # CUDA against CPU
         qd=$(mktemp -d "${TMPDIR:-/tmp}/qmodels-XXXXXX")
         q=$(find_bin llm-quantize) m=$ROOT/lib/data/default.llm c=$ROOT/lib/data/calib.txt
         run_stage qforward ${T_QFORWARD:-300} bash -c "set -e
@@ -131,9 +132,13 @@ for st in $STAGES; do
             '$q' -q --no-eval -m int4-awq --group-size 64 --calib '$c' '$m' -o '$qd/awq-g64.llm'
             '$q' -q --no-eval -m int4-awq --group-size 32 --calib '$c' '$m' -o '$qd/awq-g32.llm'
             '$q' -q --no-eval -m int8-sq --calib '$c' '$m' -o '$qd/sq.llm'
+            '$q' -q --no-eval -m int8-sq --act static --calib '$c' '$m' -o '$qd/sq-static.llm'
+            '$q' -q --no-eval -m int8-sq --alpha none '$m' -o '$qd/sq-plain.llm'
             '$q' -q --no-eval -m fp8-pc '$m' -o '$qd/fp8pc.llm'
+            '$q' -q --no-eval -m fp8 --calib '$c' '$m' -o '$qd/fp8.llm'
             '$(find_bin test_gpu_forward)' '$qd/w8a16.llm' '$qd/w4a16-g32.llm' '$qd/w4a16-g64.llm' \
-                '$qd/awq-g64.llm' '$qd/awq-g32.llm' --refuse '$qd/sq.llm' --refuse '$qd/fp8pc.llm'"
+                '$qd/awq-g64.llm' '$qd/awq-g32.llm' '$qd/sq.llm' '$qd/sq-static.llm' \
+                '$qd/sq-plain.llm' '$qd/fp8pc.llm' '$qd/fp8.llm'"
         rm -rf "$qd"
         ;;
     kernels) run_stage kernels ${T_KERNELS:-300} "$(find_bin bench_gpu_kernels)" "$OUT/bench_kernels.json" ;;

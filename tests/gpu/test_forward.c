@@ -191,8 +191,15 @@ static void run_loaded(const char *label, struct llm_model *m, int cdt)
     double dagree = r.decided ? (double)r.decided_agree / (double)r.decided : 0;
     /* experts: a router near-tie that rounding flips swaps one expert's output
      * for another's in that row, so the error of the whole is looser there */
-    double nmse_max = d->n_experts > 0 ? 1e-2 : 1e-3;
-    int ok = !rc && (cdt == LLM_DTYPE_F32 ? rel <= 1e-4
+    /* 8-bit activations: an element whose value differs in the last bit may
+     * round to the neighbouring 8-bit number (e4m3: 1/16 of it), so even fp32
+     * compute is held to the top-1 criterion, and the error of the whole is
+     * looser (measured: nmse 6.8e-4 in fp32, 1.2e-3 in bf16 on the bundled
+     * model in fp8) */
+    int act8 = (llm_quant_features(&m->quant) &
+                (LLM_FEAT_BIT(LLM_FEAT_W_FP8) | LLM_FEAT_BIT(LLM_FEAT_ACT_INT8))) != 0;
+    double nmse_max = d->n_experts > 0 || act8 ? 1e-2 : 1e-3;
+    int ok = !rc && (cdt == LLM_DTYPE_F32 && !act8 ? rel <= 1e-4
                                           : nmse <= nmse_max && dagree >= 0.99 &&
                                                 r.decided * 2 > r.rows);
     printf("%-52s rows %3ld  max|d|/max|ref| %.1e  nmse %.1e  top1 %.3f (decided rows %ld: %.3f)"
@@ -295,9 +302,12 @@ static int run_files(int argc, char **argv)
         }
         for (int ci = 0; ci < 3; ci++)
             for (int mode = 0; mode < 4; mode++) {
-                /* 0 GEMV <= 8 rows, 1 the dense path only, 2 and 3 the same with int4 in
-                 * the tensor-core tile layout; f32 never takes the GEMVs or tiles */
-                if (cdts[ci] == LLM_DTYPE_F32 && mode != 1) continue;
+                /* 0 GEMV <= 8 rows, 1 the dense path only (cuBLASLt), 2 and 3 the same
+                 * with int4 in the tensor-core tile layout; f32 takes neither the
+                 * weight-only GEMVs nor tiles (the 8-bit activation GEMV it does) */
+                int act8 = (llm_quant_features(&m->quant) &
+                            (LLM_FEAT_BIT(LLM_FEAT_W_FP8) | LLM_FEAT_BIT(LLM_FEAT_ACT_INT8))) != 0;
+                if (cdts[ci] == LLM_DTYPE_F32 && mode != 1 && !(act8 && mode == 0)) continue;
                 if (mode >= 2 && m->quant.algo != LLM_QUANT_W4A16 &&
                     m->quant.algo != LLM_QUANT_W4A16_AWQ)
                     continue;
@@ -305,7 +315,8 @@ static int run_files(int argc, char **argv)
                 snprintf(label, sizeof label, "bundled %s g%d (compute %s%s%s)", q ? q : "dense",
                          m->quant.group_size, llm_dtype_name(cdts[ci]),
                          mode & 1 ? "" : ", qgemv <= 8 rows", mode >= 2 ? ", tiles" : "");
-                if ((mode & 1) && cdts[ci] != LLM_DTYPE_F32) setenv("LLM_CUDA_QGEMV", "0", 1);
+                if ((mode & 1) && (cdts[ci] != LLM_DTYPE_F32 || act8))
+                    setenv("LLM_CUDA_QGEMV", "0", 1);
                 setenv("LLM_CUDA_QTILE", mode >= 2 ? "1" : "0", 1);
                 run_loaded(label, m, cdts[ci]);
                 unsetenv("LLM_CUDA_QGEMV");

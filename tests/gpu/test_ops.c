@@ -998,6 +998,211 @@ static void test_qlinear(void)
     q_tile = 0;
 }
 
+/* ---- 8-bit activations (w8a8.cu, cu_gemm_run8) against llm_cpu_linear_w ------------- */
+
+/* A random fp8 or int8 weight [N][K] with its side tensors, on the host for the
+ * reference and on the device as the backend uploads it. */
+struct w8case {
+    struct llm_weight w;
+    uint8_t *q;
+    float *scale, *as, *sm;
+    void *dq;
+    float *dscale, *das, *dsm;
+};
+
+static void w8case_make(struct w8case *c, int act, int N, int K, int per_channel, int stat,
+                        int smooth)
+{
+    memset(c, 0, sizeof *c);
+    uint8_t *q = xmalloc((size_t)N * K);
+    for (size_t i = 0; i < (size_t)N * K; i++) {
+        q[i] = (uint8_t)rnd32();
+        if (act == LLM_K_A_INT8 && q[i] == 0x80) q[i] = 0x81; /* int8 stays in [-127, 127] */
+        if (act == LLM_K_A_FP8 && (q[i] & 0x7f) == 0x7f) q[i] ^= 1; /* no NaN */
+    }
+    int ns = per_channel ? N : 1;
+    float *sc = xmalloc(sizeof(float) * (size_t)N), *as = xmalloc(sizeof(float));
+    float *sm = smooth ? xmalloc(sizeof(float) * (size_t)K) : NULL;
+    float unit = (act == LLM_K_A_FP8 ? 0.002f : 0.02f) / sqrtf((float)K);
+    for (int i = 0; i < ns; i++) sc[i] = unit * (1.0f + 0.5f * frand());
+    as[0] = stat ? 1.5f / (act == LLM_K_A_FP8 ? 448.f : 127.f) : 0.f; /* |x| < 1: some clip */
+    for (int i = 0; sm && i < K; i++) sm[i] = 0.5f + 1.5f * fabsf(frand());
+    struct llm_weight *w = &c->w;
+    w->present = 1;
+    snprintf(w->name, sizeof w->name, "test.weight");
+    w->fmt = act == LLM_K_A_FP8 ? LLM_WFMT_FP8 : LLM_WFMT_INT8;
+    w->dtype = act == LLM_K_A_FP8 ? LLM_DTYPE_F8E4M3 : LLM_DTYPE_I8;
+    w->act = act == LLM_K_A_FP8 ? LLM_WACT_FP8 : LLM_WACT_INT8;
+    w->ndim = 2;
+    w->shape[0] = N;
+    w->shape[1] = K;
+    w->data = q;
+    w->nbytes = (uint64_t)N * K;
+    w->scale_kind = per_channel ? LLM_WSCALE_CHANNEL : LLM_WSCALE_TENSOR;
+    w->scale.dtype = LLM_DTYPE_F32;
+    w->scale.ndim = 1;
+    w->scale.shape[0] = ns;
+    w->scale.data = sc;
+    if (stat) {
+        w->act_scale.dtype = LLM_DTYPE_F32;
+        w->act_scale.ndim = 1;
+        w->act_scale.shape[0] = 1;
+        w->act_scale.data = as;
+    }
+    if (sm) {
+        w->smoother.dtype = LLM_DTYPE_F32;
+        w->smoother.ndim = 1;
+        w->smoother.shape[0] = K;
+        w->smoother.data = sm;
+    }
+    for (int i = ns; i < N; i++) sc[i] = sc[0]; /* the device's per-row copy */
+    c->q = q, c->scale = sc, c->as = as, c->sm = sm;
+    c->dq = dev_copy(q, (size_t)N * K);
+    c->dscale = dev_copy(sc, sizeof(float) * (size_t)N);
+    c->das = stat ? dev_copy(as, sizeof(float)) : NULL;
+    c->dsm = sm ? dev_copy(sm, sizeof(float) * (size_t)K) : NULL;
+}
+
+static void w8case_free(struct w8case *c)
+{
+    free(c->q), free(c->scale), free(c->as), free(c->sm);
+    cudaFree(c->dq), cudaFree(c->dscale), cudaFree(c->das), cudaFree(c->dsm);
+}
+
+/* The rounded activations: x / smoother rounded under each row's (or the
+ * static) scale, as llm_k_quant_act leaves them (bytes times scale), against
+ * the reference's rounding: exact. */
+static void quant_act_case(int dt, int act, int M, int K, int stat, int smooth)
+{
+    char name[160];
+    snprintf(name, sizeof name, "QUANT_ACT(%s,dt=%s,m=%d,k=%d,static=%d,smooth=%d)",
+             act == LLM_K_A_FP8 ? "fp8" : "int8", llm_dtype_name(dt), M, K, stat, smooth);
+    if (!want(name)) return;
+    struct w8case wc;
+    w8case_make(&wc, act, 16, K, 0, stat, smooth);
+    void *x_h;
+    float *x = rand_vals((size_t)M * K, 1.f, dt, &x_h);
+    for (int k = 0; k < K; k++) x[k] = 0.f; /* row 0 all zero: scale 1 */
+    llm_cpu_from_f32(x_h, dt, 0, x, K);
+    float *ref = xmalloc(sizeof(float) * (size_t)M * K);
+    memcpy(ref, x, sizeof(float) * (size_t)M * K);
+    for (int m = 0; smooth && m < M; m++)
+        for (int k = 0; k < K; k++) ref[(size_t)m * K + k] /= wc.sm[k];
+    if (act == LLM_K_A_FP8) llm_cpu_quant_act_fp8(ref, M, K, stat ? wc.as[0] : 0.f);
+    else llm_cpu_quant_act_int8(ref, M, K, stat ? wc.as[0] : 0.f);
+    void *dx = dev_copy(x_h, (size_t)M * K * esize(dt)), *dq = dev_poison((size_t)M * K);
+    float *ds = dev_poison(sizeof(float) * (size_t)M);
+    CUDA(llm_k_quant_act(dt, act, dq, ds, dx, K, wc.dsm, wc.das, M, K, 0));
+    CUDA(cudaDeviceSynchronize());
+    uint8_t *q = xmalloc((size_t)M * K);
+    float *s = xmalloc(sizeof(float) * (size_t)M), *got = xmalloc(sizeof(float) * (size_t)M * K);
+    CUDA(cudaMemcpy(q, dq, (size_t)M * K, cudaMemcpyDeviceToHost));
+    CUDA(cudaMemcpy(s, ds, sizeof(float) * (size_t)M, cudaMemcpyDeviceToHost));
+    for (int m = 0; m < M; m++)
+        for (int k = 0; k < K; k++) {
+            size_t i = (size_t)m * K + k;
+            float v = act == LLM_K_A_FP8 ? llm_e4m3_to_f32(q[i]) : (float)(int8_t)q[i];
+            got[i] = v * s[m];
+        }
+    check(name, got, ref, (size_t)M * K, 0.0);
+    free(x), free(x_h), free(ref), free(q), free(s), free(got);
+    cudaFree(dx), cudaFree(dq), cudaFree(ds);
+    w8case_free(&wc);
+}
+
+/* path 0: the GEMV (M <= 8); 1: cuBLASLt's 8-bit GEMM (fp8 with per-row scales, or
+ * scaled after the product: vec = 0, and always for int8) */
+static void w8_linear_case(int dt, int path, int act, int M, int N, int K, int pc, int stat,
+                           int smooth, int bias, int acc)
+{
+    char name[200];
+    snprintf(name, sizeof name, "%s(%s,dt=%s,m=%d,n=%d,k=%d,pc=%d,static=%d,smooth=%d,bias=%d,acc=%d)",
+             path ? "W8GEMM" : "W8GEMV", act == LLM_K_A_FP8 ? "fp8" : "int8", llm_dtype_name(dt),
+             M, N, K, pc, stat, smooth, bias, acc);
+    if (!want(name)) return;
+    struct w8case wc;
+    w8case_make(&wc, act, N, K, pc, stat, smooth);
+    void *x_h, *b_h, *y_h;
+    float *x = rand_vals((size_t)M * K, 1.f, dt, &x_h);
+    float *b = rand_vals((size_t)N, 0.5f, dt, &b_h);
+    float *y0 = rand_vals((size_t)M * N, 1.f, dt, &y_h);
+    if (bias) {
+        wc.w.has_bias = 1;
+        wc.w.bias = b_h;
+        wc.w.bias_dtype = dt;
+    }
+    float *ref = xmalloc(sizeof(float) * (size_t)M * N);
+    if (llm_cpu_linear_w(ref, x, M, &wc.w)) {
+        printf("%s: reference failed: %s\n", name, llm_errmsg());
+        n_cases++, n_failed++;
+        w8case_free(&wc);
+        return;
+    }
+    if (acc)
+        for (size_t i = 0; i < (size_t)M * N; i++) ref[i] += y0[i];
+    round_to(ref, (size_t)M * N, dt);
+    void *dx = dev_copy(x_h, (size_t)M * K * esize(dt)), *db = dev_copy(b_h, (size_t)N * esize(dt));
+    void *dy = acc ? dev_copy(y_h, (size_t)M * N * esize(dt)) : dev_poison((size_t)M * N * esize(dt));
+    void *dq = dev_poison((size_t)M * K);
+    float *ds = dev_poison(sizeof(float) * (size_t)M);
+    CUDA(llm_k_quant_act(dt, act, dq, ds, dx, K, wc.dsm, wc.das, M, K, 0));
+    /* int8: exact sums; fp8: the tensor cores' accumulation is not plain fp32
+     * (measured up to 1.1e-6 through cuBLASLt) */
+    double bound = dt == LLM_DTYPE_F32 ? 1e-10 : 4 * bound_ew(dt);
+    if (act == LLM_K_A_FP8 && bound < 1e-5) bound = 1e-5;
+    if (!path) {
+        CUDA(llm_k_w8a8_gemv(dt, act, dy, N, dq, ds, wc.dq, wc.dscale, bias ? db : NULL, M, N, K,
+                             acc, 0));
+    } else {
+        static struct cu_gemm *g[3];
+        int gi = dt == LLM_DTYPE_F32 ? 0 : dt == LLM_DTYPE_F16 ? 1 : 2;
+        if (!g[gi] && cu_gemm_create(&g[gi], dt, 32u << 20)) {
+            printf("%s: %s\n", name, llm_errmsg());
+            exit(1);
+        }
+        size_t ab = sizeof(float) * (size_t)N * 16; /* 16 rows a block: several blocks */
+        void *dacc = dev_poison(ab);
+        if (cu_gemm_run8(g[gi], 0, act, !pc && stat, M, N, K, dq, ds, wc.dq, wc.dscale,
+                         bias ? db : NULL, dy, N, dt, acc, dacc, ab)) {
+            printf("%s: %s\n", name, llm_errmsg());
+            n_cases++, n_failed++;
+            return;
+        }
+        CUDA(cudaDeviceSynchronize());
+        cudaFree(dacc);
+    }
+    float *got = dev_f32(dy, (size_t)M * N, dt);
+    check(name, got, ref, (size_t)M * N, bound);
+    free(got), free(ref), free(x), free(b), free(y0), free(x_h), free(b_h), free(y_h);
+    cudaFree(dx), cudaFree(db), cudaFree(dy), cudaFree(dq), cudaFree(ds);
+    w8case_free(&wc);
+}
+
+static void test_w8a8(void)
+{
+    for (int a = 1; a <= 2; a++) {
+        for (int di = 0; di < 3; di++) {
+            int dt = DTS[di];
+            for (int v = 0; v < 4; v++) quant_act_case(dt, a, 1 + 5 * v, 256 << (v & 1), v & 1, v >> 1);
+            quant_act_case(dt, a, 3, 11008, 0, a == 2);
+            const int nk[][2] = {{4096, 4096}, {1008, 256}, {160, 2048}, {4096, 11008}};
+            int v = 0;
+            for (int s = 0; s < 4; s++)
+                for (int M = 1; M <= 8; M += s == 3 ? 7 : 3, v++)
+                    w8_linear_case(dt, 0, a, M, nk[s][0], nk[s][1], v & 1, (v >> 1) & 1,
+                                   a == 2 && (v & 4), v % 3 == 1, v % 4 == 2);
+            for (int s = 0; s < 3; s++)
+                for (int mi = 0; mi < 3; mi++, v++) {
+                    const int mm[] = {9, 40, 128};
+                    w8_linear_case(dt, 1, a, mm[mi], nk[s][0], nk[s][1], v & 1, (v >> 1) & 1,
+                                   a == 2 && (v & 4), v % 3 == 1, v % 4 == 2);
+                }
+        }
+        /* a wide f32 product over several blocks of the scratch */
+        w8_linear_case(LLM_DTYPE_F32, 1, a, 33, 4096, 512, 1, 0, 0, 1, 0);
+    }
+}
+
 /* ---- attention --------------------------------------------------------------------- */
 
 struct attn_case {
@@ -1298,6 +1503,7 @@ int main(int argc, char **argv)
     test_exact();
     test_linear();
     test_qlinear();
+    test_w8a8();
     test_attn();
     test_sample();
     printf("%d cases, %d failed\n", n_cases, n_failed);

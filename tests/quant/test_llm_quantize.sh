@@ -27,8 +27,8 @@ for mode in w8a16 fp8-pc fp8 "w4a16 --group-size 64"; do
     k=$(sed -n 's/.*KLD mean \([0-9.]*\),.*/\1/p' <<<"$rep")
     [ -n "$k" ] && ok "$mode: $rep" || bad "$mode: no report in llm-info"
     KLD[$name]=$k
-    # weight-only int8 / int4 run on both backends, fp8 on the cpu only
-    case $name in w8a16|w4a16) on="cpu, cuda" ;; *) on="cpu" ;; esac
+    # every mode runs on both backends
+    on="cpu, cuda"
     grep -q "runs on: $on$" <<<"$info" && ok "$mode: runs on $on" ||
         bad "$mode: llm-info says '$(grep 'runs on' <<<"$info")'"
     grep -q 'llm-quantize .*-m '"$name" <<<"$info" &&
@@ -78,7 +78,7 @@ if python3 -c "import sys; a, b, c = map(float, sys.argv[1:]); sys.exit(not (a *
 else
     bad "outliers: int8-sq ${ksq:-?} (static ${ksqs:-?}) not far below plain W8A8 ${kpt:-?}"
 fi
-"$B/cmd/llm-info" "$T/sq.llm" | grep -q "runs on: cpu$" && ok "int8-sq (int8 activations) runs on the cpu only" ||
+"$B/cmd/llm-info" "$T/sq.llm" | grep -q "runs on: cpu, cuda$" && ok "int8-sq (int8 activations) runs on both backends" ||
     bad "int8-sq: llm-info says '$("$B/cmd/llm-info" "$T/sq.llm" | grep 'runs on')'"
 "$B/cmd/llm-info" "$T/sq.llm" | grep -q "smoother" && ok "int8-sq keeps its smoothers" ||
     bad "int8-sq: no smoother tensors"

@@ -46,6 +46,7 @@
 #define STAGE_BYTES (64ull << 20)
 #define DEFAULT_GEMV_MAX_M 1
 #define DEFAULT_QGEMV_MAX_M 8 /* quantized weights: the dense path dequantizes the whole weight */
+#define Q8_ACC_BYTES (128ull << 20) /* 8-bit products scaled after cuBLASLt, a block at a time */
 
 /* ---- device memory ------------------------------------------------------------ */
 
@@ -296,14 +297,122 @@ out:
     return rc;
 }
 
+/* k weights whose activations are quantized too (fp8; int8 with
+ * SmoothQuant): the 8-bit weights as stored (rows concatenated), fp32
+ * scales by output row (a per-tensor scale repeated), each weight's static
+ * activation scale (0 where it has none: each row's own) and smoother
+ * (ones where it has none).  When the k weights differ in those, pre_split
+ * says where the second's rows begin (kernels.h, struct llm_k_qw). */
+static int upload_w8a8(struct cu_be *c, const struct llm_weight *const *w, int k,
+                       struct cu_w *out)
+{
+    const struct llm_weight *w0 = w[0];
+    const int64_t N = w0->shape[0], K = w0->shape[1];
+    const int act = w0->act == LLM_WACT_FP8 ? LLM_K_A_FP8 : LLM_K_A_INT8;
+    const int wdt = act == LLM_K_A_FP8 ? LLM_DTYPE_F8E4M3 : LLM_DTYPE_I8;
+    if (w0->ndim != 2)
+        return llm_err_set(LLM_EUNSUPPORTED, "cuda backend: '%s' is a quantized %d-d weight",
+                           w0->name, w0->ndim);
+    if (!llm_k_w8a8_ok((int)K))
+        return llm_err_set(LLM_EUNSUPPORTED, "cuda backend: '%s' has %lld input channels (8-bit "
+                           "activations run here for multiples of 16; --device cpu runs it)",
+                           w0->name, (long long)K);
+    int any_as = 0, any_sm = 0;
+    for (int i = 0; i < k; i++) {
+        if (w[i]->act != w0->act || w[i]->dtype != wdt || w[i]->shape[0] != N ||
+            w[i]->shape[1] != K)
+            return llm_err_set(LLM_EUNSUPPORTED, "cuda backend: '%s' and '%s' differ in format or "
+                               "shape", w0->name, w[i]->name);
+        if (w[i]->prequant.data)
+            return llm_err_set(LLM_EUNSUPPORTED, "cuda backend: '%s' has a pre-quant scale and "
+                               "8-bit activations", w[i]->name);
+        if (!w[i]->data)
+            return llm_err_set(LLM_EINVAL, "'%s': no data to upload", w[i]->name);
+        if (w[i]->nbytes < (uint64_t)(N * K))
+            return llm_err_set(LLM_ESHAPE, "'%s': %llu bytes, expected %llu", w[i]->name,
+                               (unsigned long long)w[i]->nbytes,
+                               (unsigned long long)(N * K));
+        any_as |= w[i]->act_scale.data != NULL;
+        any_sm |= w[i]->smoother.data != NULL;
+    }
+    int rc = dalloc(c, &out->w, (uint64_t)k * (uint64_t)(N * K), w0->name);
+    if (rc) return rc;
+    c->weight_bytes += (uint64_t)k * (uint64_t)(N * K);
+    for (int i = 0; i < k; i++) {
+        cudaError_t e = cudaMemcpyAsync((char *)out->w + (uint64_t)i * (uint64_t)(N * K),
+                                        w[i]->data, (size_t)(N * K), cudaMemcpyHostToDevice, c->st);
+        if (e == cudaSuccess) e = cudaStreamSynchronize(c->st);
+        if (e != cudaSuccess)
+            return cu_fail(CU_LIB_RT, e, "cudaMemcpyAsync(8-bit weight)", __FILE__, __LINE__);
+    }
+    float *sc = malloc(sizeof(float) * (size_t)(k * N)), as[2] = {0.f, 0.f};
+    float *sm = any_sm ? malloc(sizeof(float) * (size_t)(k * K)) : NULL;
+    if (!sc || (any_sm && !sm)) {
+        rc = llm_err_set(LLM_ENOMEM, "cuda backend: out of memory for '%s'", w0->name);
+        goto out;
+    }
+    for (int i = 0; i < k && !rc; i++) {
+        const struct llm_weight *wi = w[i];
+        uint64_t ns = wi->scale_kind == LLM_WSCALE_CHANNEL ? (uint64_t)N : 1;
+        float *s = side_f32(&wi->scale, ns, "scale", wi->name, &rc), *a = NULL, *m = NULL;
+        if (!s) break;
+        for (int64_t n = 0; n < N; n++) sc[(size_t)(i * N + n)] = ns == 1 ? s[0] : s[n];
+        free(s);
+        if (wi->act_scale.data) {
+            if (!(a = side_f32(&wi->act_scale, 1, "activation scale", wi->name, &rc))) break;
+            as[i] = a[0];
+            free(a);
+        }
+        if (sm) {
+            if (wi->smoother.data &&
+                !(m = side_f32(&wi->smoother, (uint64_t)K, "smoother", wi->name, &rc)))
+                break;
+            for (int64_t j = 0; j < K; j++) sm[(size_t)(i * K + j)] = m ? m[j] : 1.0f;
+            free(m);
+        }
+    }
+    if (rc) goto out;
+    memset(&out->q, 0, sizeof out->q);
+    out->q.fmt = act == LLM_K_A_FP8 ? LLM_K_Q_FP8 : LLM_K_Q_INT8;
+    out->q.q = out->w;
+    out->q.act = act;
+    out->q.pre_split = 1 << 30;
+    /* per-tensor weight scales and static activation scales: scalar scales for
+     * cuBLASLt, each part with its own */
+    int scalar = 1;
+    for (int i = 0; i < k; i++)
+        scalar &= w[i]->scale_kind != LLM_WSCALE_CHANNEL && as[i] > 0.f;
+    out->q.scalar = scalar;
+    if (k == 2 && (as[0] != as[1] || (sm && memcmp(sm, sm + K, sizeof(float) * (size_t)K)) ||
+                   (scalar && sc[0] != sc[N])))
+        out->q.pre_split = (int)N;
+    if ((rc = upload_bytes(c, (void **)&out->q.scale, sc, sizeof(float) * (size_t)(k * N),
+                           "scales")) ||
+        (any_as && (rc = upload_bytes(c, (void **)&out->q.act_scale, as, sizeof(float) * (size_t)k,
+                                      "activation scales"))) ||
+        (sm && (rc = upload_bytes(c, (void **)&out->q.smoother, sm,
+                                  sizeof(float) * (size_t)(k * K), "smoothers"))))
+        goto out;
+    /* the scratch: quantized rows as wide as the widest input, products as wide as the
+     * widest output */
+    if ((uint64_t)K > c->q8_k) c->q8_k = (uint64_t)K;
+    if ((uint64_t)(k * N) > c->q8_n) c->q8_n = (uint64_t)(k * N);
+out:
+    free(sc);
+    free(sm);
+    return rc;
+}
+
 /* Upload k weights (k = 2: fc then gate rows) and their biases into one
  * allocation each; biases of the lm_head in f32.  Quantized weights stay
- * quantized (upload_qslot). */
+ * quantized (upload_qslot, upload_w8a8). */
 static int upload_slot(struct cu_be *c, struct uploader *u, const struct llm_weight *const *w,
                        int k, int bias_f32, struct cu_w *out)
 {
     int rc = 0;
-    if (w[0]->fmt != LLM_WFMT_DENSE) {
+    if (w[0]->fmt != LLM_WFMT_DENSE && w[0]->act != LLM_WACT_NONE) {
+        if ((rc = upload_w8a8(c, w, k, out))) return rc;
+    } else if (w[0]->fmt != LLM_WFMT_DENSE) {
         if ((rc = upload_qslot(c, w, k, out))) return rc;
     } else {
         uint64_t n = numel_of(w[0]), bytes = n * c->es * (uint64_t)k;
@@ -448,7 +557,8 @@ static int make_alibi(struct cu_be *c)
 
 /* Switches for measurements: LLM_CUDA_GEMV=<m> rows up to which the GEMV kernel
  * replaces cuBLASLt (0 = never); LLM_CUDA_QGEMV=<m> the same for quantized weights
- * (default 8; above it they are dequantized for cuBLASLt), LLM_CUDA_QGEMV_SHAPE=<s>
+ * (default 8; above it they are dequantized for cuBLASLt; the same bound for 8-bit activations,
+ * whose larger products go to cuBLASLt's 8-bit GEMMs), LLM_CUDA_QGEMV_SHAPE=<s>
  * its single-row tile shape, LLM_CUDA_QTILE=0|1 int4 weights never / always in the
  * tensor-core tile layout (default: those without a pre-quant scale); LLM_CUDA_GRAPHS=1 decode graphs; LLM_CUDA_GATED=0
  * no fused gate/up GEMV; LLM_CUDA_PDL=0 no programmatic dependent launch;
@@ -464,6 +574,10 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     if (c->gemv_max_m > 8) c->gemv_max_m = 8;
     c->qgemv_max_m = c->dt == LLM_DTYPE_F32 ? 0 : qv ? atoi(qv) : DEFAULT_QGEMV_MAX_M;
     if (c->qgemv_max_m > 8) c->qgemv_max_m = 8;
+    /* 8-bit activations: the GEMV in every compute dtype (fp32 sums of exact products) */
+    c->w8_max_m = qv ? atoi(qv) : DEFAULT_QGEMV_MAX_M;
+    if (c->w8_max_m > 8) c->w8_max_m = 8;
+    if (c->w8_max_m < 0) c->w8_max_m = 0;
     llm_k_set_qgemv_shape(qs ? atoi(qs) : 0);
     c->use_graphs = gg && strcmp(gg, "0"); /* measured slower than eager + PDL (docs/CUDA.md) */
     c->fused_gate = !(ga && !strcmp(ga, "0"));
@@ -561,6 +675,17 @@ static int make_workspace(struct cu_be *c)
     if (c->q_xs_elems &&
         (rc = dalloc(c, &c->q_xs, T * c->q_xs_elems * es, "pre-quant scaled activations")))
         return rc;
+    if (c->q8_k) { /* 8-bit activations: rows, their scales, and the product before its
+                    * scales (Q8_ACC_BYTES, at least 16 rows) */
+        uint64_t acc = T * c->q8_n * 4;
+        if (acc > Q8_ACC_BYTES) acc = Q8_ACC_BYTES;
+        if (acc < 16 * c->q8_n * 4) acc = 16 * c->q8_n * 4;
+        c->q8_acc_bytes = acc;
+        if ((rc = dalloc(c, &c->q8_xq, T * c->q8_k, "8-bit activations")) ||
+            (rc = dalloc(c, (void **)&c->q8_xs, T * 4, "activation scales")) ||
+            (rc = dalloc(c, &c->q8_acc, acc, "8-bit products")))
+            return rc;
+    }
     if ((rc = cu_grow_out(c, c->pub.max_seqs))) return rc;
     return cu_grow_meta(c, 8 * T + 4096);
 }

@@ -7,6 +7,14 @@
  * full), so a steady decode loop repeats cached calls with no setup.  f16
  * and bf16 run with fp32 accumulation (CUBLAS_COMPUTE_32F); f32 runs in
  * full fp32 (no TF32), the exact mode the CPU reference is compared with.
+ *
+ * Products of 8-bit operands (cu_gemm_run8) are cached the same way under
+ * their operand kind: fp8 with the activation rows' and the weight rows'
+ * scales as cuBLASLt's outer-vector scales and the bias in its epilogue;
+ * where the library offers no algorithm for a product (remembered per
+ * shape, said once per output type and bias), fp8
+ * into fp32 and int8 into int32 with the scales, bias and residual applied
+ * by llm_k_w8a8_scale, a block of rows at a time through a scratch.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +41,11 @@ int cu_fail(int lib, int code, const char *call, const char *file, int line)
 
 #define GEMM_CACHE 256
 
+/* operand kinds of a cached product */
+enum { AB_DENSE = 0, AB_FP8_VEC, AB_FP8_F32, AB_INT8_I32, AB_FP8_SCALAR };
+
 struct gemm_key {
-    int m, n, k, ldx, ldy, yt, bias, acc;
+    int m, n, k, ldx, ldy, yt, bias, acc, ab;
 };
 
 struct gemm_entry {
@@ -54,6 +65,11 @@ struct cu_gemm {
     int next;
     struct llm_gemm_choice *pre; /* an engine's measured choices, tried before the heuristic */
     int n_pre;
+    /* fp8 products with outer-vector scales cuBLASLt refused (round robin), and
+     * which (output type, bias) pairs have said so */
+    struct gemm_key no_vec[GEMM_CACHE];
+    int n_no_vec, next_no_vec;
+    unsigned told_no_vec;
 };
 
 static cudaDataType_t cuda_type(int dt)
@@ -120,15 +136,41 @@ int cu_gemm_set_choices(struct cu_gemm *g, const struct llm_gemm_choice *c, int 
 static int entry_layouts(struct cu_gemm *g, struct gemm_entry *e, const struct gemm_key *k)
 {
     cudaDataType_t in = cuda_type(g->dt), ot = cuda_type(k->yt);
+    cublasComputeType_t ct = CUBLAS_COMPUTE_32F;
+    cudaDataType_t st = CUDA_R_32F;
+    if (k->ab == AB_FP8_VEC || k->ab == AB_FP8_F32 || k->ab == AB_FP8_SCALAR) in = CUDA_R_8F_E4M3;
+    if (k->ab == AB_FP8_F32) ot = CUDA_R_32F;
+    if (k->ab == AB_INT8_I32) in = CUDA_R_8I, ot = CUDA_R_32I, ct = CUBLAS_COMPUTE_32I, st = CUDA_R_32I;
     cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    CKB(cublasLtMatmulDescCreate(&e->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    CKB(cublasLtMatmulDescCreate(&e->op, ct, st));
     e->used = 1;
     e->la = e->lb = e->lc = NULL;
     CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
     CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    if (k->ab == AB_FP8_VEC || k->ab == AB_FP8_SCALAR) {
+        /* A = the weight rows' scales, B = the activation rows' (vectors, or one
+         * each); pointers are set per call, a placeholder now (the library checks
+         * that there is one) */
+        int32_t mode = k->ab == AB_FP8_VEC ? CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F
+                                           : CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F;
+        const void *ph = g->ws;
+        CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode,
+                                           sizeof mode));
+        CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode,
+                                           sizeof mode));
+        CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &ph,
+                                           sizeof ph));
+        CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &ph,
+                                           sizeof ph));
+    }
     if (k->bias) {
         cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
         CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep));
+        if (k->ab == AB_FP8_VEC || k->ab == AB_FP8_SCALAR) { /* the bias in y's type */
+            int32_t bt = (int32_t)ot;
+            CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt,
+                                               sizeof bt));
+        }
     }
     /* column-major views: A = w as k x n (ld k, transposed), B = x as k x m, C = y as n x m */
     CKB(cublasLtMatrixLayoutCreate(&e->la, in, (uint64_t)k->k, (uint64_t)k->n, k->k));
@@ -166,7 +208,7 @@ static int entry_build(struct cu_gemm *g, struct gemm_entry *e, const struct gem
 {
     int rc = entry_layouts(g, e, k);
     if (rc) return rc;
-    if (g->n_pre && entry_preset(g, e, k)) return 0;
+    if (g->n_pre && k->ab == AB_DENSE && entry_preset(g, e, k)) return 0;
     cublasLtMatmulPreference_t pref;
     CKB(cublasLtMatmulPreferenceCreate(&pref));
     cublasStatus_t s = cublasLtMatmulPreferenceSetAttribute(
@@ -178,21 +220,20 @@ static int entry_build(struct cu_gemm *g, struct gemm_entry *e, const struct gem
                                            &found);
     cublasLtMatmulPreferenceDestroy(pref);
     CKB(s);
+    static const char *const ab_name[] = {"", " fp8 (scaled)", " fp8", " int8", " fp8 (scalar)"};
     if (found < 1)
-        return llm_err_set(LLM_EDEVICE, "cublasLt: no algorithm for %s product m %d n %d k %d",
-                           llm_dtype_name(g->dt), k->m, k->n, k->k);
+        return llm_err_set(LLM_EDEVICE, "cublasLt: no algorithm for %s%s product m %d n %d k %d",
+                           llm_dtype_name(g->dt), ab_name[k->ab], k->m, k->n, k->k);
     e->algo = res.algo;
     return 0;
 }
 
-int cu_gemm_run(struct cu_gemm *g, cudaStream_t st, int m, int n, int k, const void *x, int ldx,
-                const void *w, const void *bias, void *y, int ldy, int yt, int accumulate)
+/* The cached entry of a product, built at its first use. */
+static int entry_get(struct cu_gemm *g, const struct gemm_key *key, struct gemm_entry **out)
 {
-    if (m <= 0) return 0;
-    struct gemm_key key = {m, n, k, ldx, ldy, yt, bias != NULL, accumulate != 0};
     struct gemm_entry *e = NULL;
     for (int i = 0; i < GEMM_CACHE; i++)
-        if (g->e[i].used && !memcmp(&g->e[i].key, &key, sizeof key)) {
+        if (g->e[i].used && !memcmp(&g->e[i].key, key, sizeof *key)) {
             e = &g->e[i];
             break;
         }
@@ -200,18 +241,91 @@ int cu_gemm_run(struct cu_gemm *g, cudaStream_t st, int m, int n, int k, const v
         e = &g->e[g->next];
         g->next = (g->next + 1) % GEMM_CACHE;
         entry_free(e);
-        int rc = entry_build(g, e, &key);
+        int rc = entry_build(g, e, key);
         if (rc) {
             entry_free(e);
             return rc;
         }
     }
+    *out = e;
+    return 0;
+}
+
+int cu_gemm_run(struct cu_gemm *g, cudaStream_t st, int m, int n, int k, const void *x, int ldx,
+                const void *w, const void *bias, void *y, int ldy, int yt, int accumulate)
+{
+    if (m <= 0) return 0;
+    struct gemm_key key = {m, n, k, ldx, ldy, yt, bias != NULL, accumulate != 0, AB_DENSE};
+    struct gemm_entry *e;
+    int rc = entry_get(g, &key, &e);
+    if (rc) return rc;
     if (bias)
         CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                            sizeof bias));
     float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
     CKB(cublasLtMatmul(g->lt, e->op, &alpha, w, e->la, x, e->lb, &beta, y, e->lc, y, e->lc,
                        &e->algo, g->ws, g->ws_bytes, st));
+    return 0;
+}
+
+int cu_gemm_run8(struct cu_gemm *g, cudaStream_t st, int act, int scalar, int m, int n, int k,
+                 const void *xq, const float *xs, const void *wq, const float *ws,
+                 const void *bias, void *y, int ldy, int yt, int accumulate, void *acc,
+                 size_t acc_bytes)
+{
+    if (m <= 0) return 0;
+    struct gemm_entry *e;
+    int rc;
+    struct gemm_key key = {m,    n,           k, k, ldy, yt, bias != NULL, accumulate != 0,
+                           act == LLM_K_A_FP8 && scalar ? AB_FP8_SCALAR : AB_FP8_VEC};
+    int refused = 0;
+    for (int i = 0; i < g->n_no_vec && !refused; i++)
+        refused = !memcmp(&g->no_vec[i], &key, sizeof key);
+    if (act == LLM_K_A_FP8 && !refused) {
+        if (!(rc = entry_get(g, &key, &e))) {
+            CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &ws,
+                                               sizeof ws));
+            CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &xs,
+                                               sizeof xs));
+            if (bias)
+                CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                   sizeof bias));
+            float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
+            CKB(cublasLtMatmul(g->lt, e->op, &alpha, wq, e->la, xq, e->lb, &beta, y, e->lc, y,
+                               e->lc, &e->algo, g->ws, g->ws_bytes, st));
+            return 0;
+        }
+        unsigned bit = 1u << ((yt == LLM_DTYPE_F32 ? 0 : yt == LLM_DTYPE_F16 ? 2 : 4) + !!bias);
+        if (!(g->told_no_vec & bit))
+            llm_info("cublasLt: no fp8 product with %s scales into %s%s (m %d n %d k %d: "
+                     "%s); scaling after the product instead",
+                     key.ab == AB_FP8_SCALAR ? "per-tensor" : "per-row", llm_dtype_name(yt),
+                     bias ? " with a bias" : "", m, n, k, llm_errmsg());
+        g->told_no_vec |= bit;
+        g->no_vec[g->next_no_vec] = key;
+        g->next_no_vec = (g->next_no_vec + 1) % GEMM_CACHE;
+        if (g->n_no_vec < GEMM_CACHE) g->n_no_vec++;
+    }
+    /* the product into the scratch, a block of rows at a time, then the scales */
+    const int i8 = act == LLM_K_A_INT8;
+    int rows = (int)(acc_bytes / (sizeof(float) * (size_t)n));
+    if (rows < 1)
+        return llm_err_set(LLM_EINVAL, "cuda backend: no scratch for an 8-bit product of %d "
+                           "columns", n);
+    for (int r0 = 0; r0 < m; r0 += rows) {
+        int mc = m - r0 < rows ? m - r0 : rows;
+        key = (struct gemm_key){mc, n, k, k, n, i8 ? LLM_DTYPE_I32 : LLM_DTYPE_F32, 0, 0,
+                               i8 ? AB_INT8_I32 : AB_FP8_F32};
+        if ((rc = entry_get(g, &key, &e))) return rc;
+        float fa = 1.f, fb = 0.f;
+        int32_t ia = 1, ib = 0;
+        const void *alpha = i8 ? (const void *)&ia : (const void *)&fa;
+        const void *beta = i8 ? (const void *)&ib : (const void *)&fb;
+        CKB(cublasLtMatmul(g->lt, e->op, alpha, wq, e->la, (const char *)xq + (size_t)r0 * k,
+                           e->lb, beta, acc, e->lc, acc, e->lc, &e->algo, g->ws, g->ws_bytes, st));
+        CK(llm_k_w8a8_scale(yt, (char *)y + (size_t)r0 * ldy * (yt == LLM_DTYPE_F32 ? 4 : 2),
+                            ldy, acc, i8, xs + r0, ws, bias, mc, n, accumulate, st));
+    }
     return 0;
 }
 
@@ -237,7 +351,7 @@ int cu_gemm_tune(struct cu_gemm *g, cudaStream_t st, struct llm_gemm_choice *c, 
                  const void *x, void *y, const void *bias)
 {
     struct gemm_key key = {c->m,          c->n,         c->k, c->ldx, c->ldy, c->out_dtype,
-                           c->bias != 0, c->accumulate != 0};
+                           c->bias != 0, c->accumulate != 0, AB_DENSE};
     struct gemm_entry e;
     memset(&e, 0, sizeof e);
     cudaEvent_t t0 = NULL, t1 = NULL;

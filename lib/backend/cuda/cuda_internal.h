@@ -49,6 +49,17 @@ int cu_gemm_create(struct cu_gemm **out, int dt, size_t workspace_bytes);
 void cu_gemm_destroy(struct cu_gemm *g);
 int cu_gemm_run(struct cu_gemm *g, cudaStream_t st, int m, int n, int k, const void *x, int ldx,
                 const void *w, const void *bias, void *y, int ldy, int yt, int accumulate);
+/* The same with 8-bit operands (act: LLM_K_A_FP8 or LLM_K_A_INT8 of
+ * kernels.h): y[m][n] = xs[m] ws[n] sum_k xq[m][k] wq[n][k] (+ bias[n]) (+ y)
+ * for activations xq [m][k] and weights wq [n][k] as llm_k_quant_act and
+ * the upload leave them; scalar: every ws[n] is ws[0] and every xs[m] is
+ * xs[0] (a per-tensor weight scale, a static activation scale), which fp8
+ * takes as scalar scales; acc (acc_bytes) is the scratch of the paths that
+ * scale after the product (int8; fp8 where cuBLASLt has no per-row scales). */
+int cu_gemm_run8(struct cu_gemm *g, cudaStream_t st, int act, int scalar, int m, int n, int k,
+                 const void *xq, const float *xs, const void *wq, const float *ws,
+                 const void *bias, void *y, int ldy, int yt, int accumulate, void *acc,
+                 size_t acc_bytes);
 
 /* Engines (llm/engine_artifact.h): measured algorithm choices, tried before
  * the heuristic for every product they fit (copied); and measuring one
@@ -108,11 +119,18 @@ struct cu_be {
     int use_graphs;
     int moe_no_small; /* LLM_CUDA_MOE_SMALL=0: no per-slot GEMV path for experts */
     int qgemv_max_m;       /* quantized products of up to this many rows use the quantized GEMV */
+    int w8_max_m;          /* the same for 8-bit activations (fp8, int8), in every compute dtype */
     /* quantized weights: the dense scratch one weight is dequantized into for
      * larger row counts (the largest weight's size), and the activations
      * times AWQ's pre-quant scale ([max_batch_tokens][widest input]) */
     void *q_dense, *q_xs;
     uint64_t q_dense_bytes, q_xs_elems;
+    /* 8-bit activations (fp8, int8): the quantized rows [max_batch_tokens][q8_k],
+     * their scales, and the scratch of products scaled after cuBLASLt (q8_n: the
+     * widest output) */
+    void *q8_xq, *q8_acc;
+    float *q8_xs;
+    uint64_t q8_k, q8_n, q8_acc_bytes;
     int fused_gate;        /* single-row gated MLP through llm_k_gemv_gated */
     cudaGraphExec_t graph[CU_MAX_GRAPHS];
     unsigned char graph_seen[CU_MAX_GRAPHS];

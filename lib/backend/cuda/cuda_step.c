@@ -377,13 +377,60 @@ static struct llm_k_qw q_rows(const struct cu_w *w, int r0, int k)
     q.q = (const char *)q.q + (int64_t)r0 * rowb;
     q.scale += (int64_t)r0 * ng;
     if (q.zm) q.zm += (int64_t)r0 * ng;
-    if (q.pre && r0 >= q.pre_split) {
-        q.pre += k;
+    if ((q.pre || q.act) && r0 >= q.pre_split) {
+        if (q.pre) q.pre += k;
+        if (q.act_scale) q.act_scale += 1;
+        if (q.smoother) q.smoother += k;
         q.pre_split = 1 << 30;
-    } else if (q.pre) {
+    } else if (q.pre || q.act) {
         q.pre_split -= r0;
     }
     return q;
+}
+
+/* Rows [r0, r0 + n) of a weight with 8-bit activations (one activation
+ * scale and smoother for them all): x rounded to 8 bits, then the GEMV
+ * 8 rows at a time for a few rows, cuBLASLt for more (yt: y's type; bias
+ * in y's type). */
+static int qlinear_w8a8_rows(struct cu_be *c, int m, int r0, int n, int k, const void *x,
+                             int ldx, const struct cu_w *w, const void *bias, void *y, int ldy,
+                             int yt, int accumulate)
+{
+    struct llm_k_qw q = q_rows(w, r0, k);
+    if (q.pre_split < n)
+        return llm_err_set(LLM_EINVAL, "cuda backend: rows %d..%d of an 8-bit weight take two "
+                           "activation scales", r0, r0 + n);
+    const int small = m <= c->w8_max_m;
+    CK(llm_k_quant_act(c->dt, q.act, c->q8_xq, c->q8_xs, x, ldx, q.smoother, q.act_scale, m, k,
+                       c->st));
+    if (!small)
+        return cu_gemm_run8(c->gemm, c->st, q.act, q.scalar, m, n, k, c->q8_xq, c->q8_xs, q.q, q.scale,
+                            bias, y, ldy, yt, accumulate, c->q8_acc, c->q8_acc_bytes);
+    size_t ys = yt == LLM_DTYPE_F32 ? 4 : 2;
+    for (int m0 = 0; m0 < m; m0 += 8) {
+        int mc = m - m0 < 8 ? m - m0 : 8;
+        CK(llm_k_w8a8_gemv(yt, q.act, (char *)y + (size_t)m0 * (size_t)ldy * ys, ldy,
+                           (const char *)c->q8_xq + (size_t)m0 * (size_t)k, c->q8_xs + m0, q.q,
+                           q.scale, bias,
+                           mc, n, k, accumulate, c->st));
+    }
+    return 0;
+}
+
+/* The same over all n rows, split where the stacked halves' activation
+ * scales or smoothers differ. */
+static int qlinear_w8a8(struct cu_be *c, int m, int n, int k, const void *x, int ldx,
+                        const struct cu_w *w, const void *bias, void *y, int ldy, int yt,
+                        int accumulate)
+{
+    int h = w->q.pre_split;
+    if (h >= n) return qlinear_w8a8_rows(c, m, 0, n, k, x, ldx, w, bias, y, ldy, yt, accumulate);
+    size_t ys = yt == LLM_DTYPE_F32 ? 4 : 2;
+    int rc = qlinear_w8a8_rows(c, m, 0, h, k, x, ldx, w, bias, y, ldy, yt, accumulate);
+    if (rc) return rc;
+    return qlinear_w8a8_rows(c, m, h, n - h, k, x, ldx, w,
+                             bias ? (const char *)bias + (size_t)h * ys : NULL,
+                             (char *)y + (size_t)h * ys, ldy, yt, accumulate);
 }
 
 /* Rows [r0, r0 + n) of a quantized weight through the dense path: x times
@@ -411,6 +458,7 @@ static int wlinear(struct cu_be *c, int m, int n, int k, const void *x, int ldx,
                    const struct cu_w *w, void *y, int ldy, int accumulate)
 {
     if (!w->q.fmt) return linear(c, m, n, k, x, ldx, w->w, w->b, y, ldy, accumulate);
+    if (w->q.act) return qlinear_w8a8(c, m, n, k, x, ldx, w, w->b, y, ldy, c->dt, accumulate);
     if (m <= c->qgemv_max_m && llm_k_qgemv_ok(&w->q, m, k, ldx)) {
         CK(llm_k_qgemv(c->dt, y, ldy, x, ldx, &w->q, w->b, m, n, k, accumulate, c->st));
         return 0;
@@ -461,6 +509,9 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
         if (ed != d->hidden) ldx = ed;
         int nv = (int)cu_lm_rows(c); /* a tensor-parallel rank's slice: packed rows */
         if (nv != d->vocab_size) ldy = nv;
+        if (w->q.act) /* an lm_head with 8-bit activations (bias f32) */
+            return qlinear_w8a8(c, rows, nv, ldx, c->buf[s->in], ldx, w, w->b, c->buf[s->out],
+                                ldy, LLM_DTYPE_F32, 0);
         if (w->q.fmt) /* a quantized lm_head (bias f32) */
             return qlinear_dense(c, rows, 0, nv, ldx, c->buf[s->in], ldx, w, w->b,
                                  c->buf[s->out], ldy, LLM_DTYPE_F32, 0);
@@ -469,7 +520,7 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
     }
     if (s->slot == LLM_W_PROJ_OUT) /* hidden -> embed_dim rows, stored embed_dim apart */
         return wlinear(c, rows, ed, ldx, c->buf[s->in], ldx, w, c->buf[s->out], ed, 0);
-    if (s->gated && w->q.fmt && rows <= c->qgemv_max_m && llm_k_qgemv_ok(&w->q, rows, ldx, ldx)) {
+    if (s->gated && w->q.fmt && !w->q.act && rows <= c->qgemv_max_m && llm_k_qgemv_ok(&w->q, rows, ldx, ldx)) {
         /* quantized fc and gate with the activation, up to 8 rows */
         CK(llm_k_qgemv_gated(c->dt, s->act, c->buf[s->out], ldy, c->buf[s->in], ldx, &w->q, w->b,
                              rows, (int)I, ldx, c->st));

@@ -23,10 +23,11 @@
  * The CPU backend computes from the handles in place; the CUDA backend
  * uploads them.  A synthetic model's handles (llm_model_random) have data
  * NULL unless it was asked for on the host; the CUDA backend then makes
- * the values on the device by name.  The CPU backend runs every format but
- * int8 activations (SmoothQuant); the CUDA backend runs dense weights and
- * the weight-only int8 / int4 formats (with AWQ's pre-quant scale), kept
- * quantized on the device (llm_model_supported says so for the others).
+ * the values on the device by name.  The CPU backend runs every format;
+ * the CUDA backend runs dense weights, the weight-only int8 / int4 formats
+ * (with AWQ's pre-quant scale) and the 8-bit activation formats (fp8,
+ * int8 SmoothQuant), kept quantized on the device (llm_model_supported
+ * says so for what it does not run).
  */
 #ifndef LLM_WEIGHT_H
 #define LLM_WEIGHT_H

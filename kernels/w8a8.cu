@@ -1,0 +1,240 @@
+/* w8a8.cu - linears whose activations are quantized as well as their
+ * weights: fp8 (e4m3 weights and activations) and int8 (SmoothQuant).
+ *
+ * Design.  The activations are rounded first, by llm_k_quant_act: each row
+ * of x divided by the smoother (SmoothQuant's, when it was not folded into
+ * the norm), then by its scale - the artifact's static one, or the row's
+ * own max|x| / 448 (fp8) or / 127 (int8) - and rounded to e4m3 (nearest
+ * even, saturating) or int8 (nearest even, clamped to +-127), the row's
+ * scale written beside it.  That is the CPU reference's arithmetic, step
+ * for step in fp32 (cpu_quant.c), so the quantized rows are the
+ * reference's own numbers.  The product then sees 8-bit numbers on both
+ * sides:
+ *   - up to 8 rows: llm_k_w8a8_gemv reads each weight once (16-byte loads
+ *     that skip L1) into the tensor cores' 8-bit products (fp32 sums for
+ *     fp8, exact int32 sums for int8), then multiplies by the row's and
+ *     the channel's scales, adds the bias and the residual;
+ *   - more rows: a cuBLASLt GEMM of the 8-bit operands (cuda_gemm.c), whose
+ *     scales and bias are applied in its epilogue, or by llm_k_w8a8_scale
+ *     over its int32 (int8) or fp32 result.
+ * Layouts: wq [N][K] bytes (the artifact's), ws [N] fp32 (a per-tensor
+ * scale repeated per row), xq [M][K] bytes, xs [M] fp32; K % 16 == 0.
+ */
+#include <cuda_fp8.h>
+
+#include "common.cuh"
+
+#define TOP_FP8 448.0f
+#define TOP_INT8 127.0f
+
+/* ---- activations ---------------------------------------------------------------- */
+
+template <typename T>
+static __device__ __forceinline__ float act_in(const T *r, const float *sm, int k)
+{
+    float v = to_f32(r[k]);
+    return sm ? v / sm[k] : v;
+}
+
+template <typename T, int A>
+__global__ void __launch_bounds__(256)
+    quant_act_kernel(uint8_t *xq, float *xs, const T *x, int ldx, const float *sm,
+                     const float *as, int K)
+{
+    __shared__ float red[32];
+    const int m = blockIdx.x;
+    const T *r = x + (int64_t)m * ldx;
+    float s = as ? *as : 0.f;
+    if (s <= 0.f) { /* dynamic: the row's own scale */
+        float mx = 0.f;
+        for (int k = threadIdx.x; k < K; k += blockDim.x) mx = fmaxf(mx, fabsf(act_in(r, sm, k)));
+        mx = warp_max(mx);
+        int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+        if (lane == 0) red[w] = mx;
+        __syncthreads();
+        mx = lane < (int)(blockDim.x >> 5) ? red[lane] : 0.f;
+        mx = warp_max(mx);
+        s = mx > 0.f ? mx / (A == LLM_K_A_FP8 ? TOP_FP8 : TOP_INT8) : 1.0f;
+    }
+    if (threadIdx.x == 0) xs[m] = s;
+    uint8_t *q = xq + (int64_t)m * K;
+    for (int k = threadIdx.x; k < K; k += blockDim.x) {
+        float v = act_in(r, sm, k) / s;
+        if (A == LLM_K_A_FP8)
+            q[k] = (uint8_t)__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3);
+        else
+            q[k] = (uint8_t)(int8_t)fminf(fmaxf(rintf(v), -TOP_INT8), TOP_INT8);
+    }
+}
+
+int llm_k_quant_act(int dt, int act, void *xq, float *xs, const void *x, int ldx,
+                    const float *smoother, const float *act_scale, int M, int K,
+                    llm_stream_t stream)
+{
+    if (M <= 0) return 0;
+    if (act != LLM_K_A_FP8 && act != LLM_K_A_INT8) return (int)cudaErrorInvalidValue;
+    cudaStream_t st = (cudaStream_t)stream;
+    DISPATCH_DT(dt, T, {
+        if (act == LLM_K_A_FP8)
+            quant_act_kernel<T, LLM_K_A_FP8><<<M, 256, 0, st>>>(
+                (uint8_t *)xq, xs, (const T *)x, ldx, smoother, act_scale, K);
+        else
+            quant_act_kernel<T, LLM_K_A_INT8><<<M, 256, 0, st>>>(
+                (uint8_t *)xq, xs, (const T *)x, ldx, smoother, act_scale, K);
+    });
+    return k_status();
+}
+
+/* ---- the product for a few rows -------------------------------------------------
+ * Tensor cores take the 8-bit numbers as they are (mma.sync m16n8k32, e4m3 or
+ * s8, fp32 or int32 accumulators): a warp holds 16 weight rows against the 8
+ * (or fewer) rows of x, so one pass over the weights serves every row of x.
+ * A lane loads 16 contiguous bytes of weight row g and of row g + 8 (g =
+ * lane / 4) and 16 bytes of x row g, at K offset 16 (lane % 4) of each
+ * 64-wide step; those words are the A and B fragments of two mma steps
+ * whose K order is a permutation of the true one - the same permutation on
+ * both sides, so the sums are the same sums.  The warps of a block share the
+ * 16 rows and split K between them; their sums meet in shared memory. */
+
+#define G8_WARPS 8
+#define G8_UNROLL 2
+
+template <int A>
+static __device__ __forceinline__ void mma8(float (&d)[4], int (&di)[4], uint32_t a0, uint32_t a1,
+                                            uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1)
+{
+    if (A == LLM_K_A_FP8)
+        asm volatile("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 "
+                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+    else
+        asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 "
+                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+r"(di[0]), "+r"(di[1]), "+r"(di[2]), "+r"(di[3])
+                     : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+template <typename Y, int A>
+__global__ void __launch_bounds__(32 * G8_WARPS)
+    w8a8_gemv_kernel(Y *y, int ldy, const uint8_t *xq, const float *xs, const uint8_t *wq,
+                     const float *ws, const Y *bias, int M, int N, int K, int accumulate)
+{
+    __shared__ union {
+        float f[G8_WARPS][32][4];
+        int i[G8_WARPS][32][4];
+    } red;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int n0 = blockIdx.x * 16;
+    const int r0 = n0 + g, r1 = n0 + g + 8;
+    const uint8_t *w0 = wq + (int64_t)(r0 < N ? r0 : 0) * K, *w1 = wq + (int64_t)(r1 < N ? r1 : 0) * K;
+    const uint8_t *xr = xq + (int64_t)(g < M ? g : 0) * K;
+    const int steps = (K + 63) / 64;
+    float d[4] = {0.f, 0.f, 0.f, 0.f};
+    int di[4] = {0, 0, 0, 0};
+    const uint4 z = make_uint4(0, 0, 0, 0);
+    for (int s0 = warp * G8_UNROLL; s0 < steps; s0 += G8_WARPS * G8_UNROLL) {
+        uint4 a[G8_UNROLL], b[G8_UNROLL], x[G8_UNROLL];
+#pragma unroll
+        for (int u = 0; u < G8_UNROLL; u++) {
+            int k = (s0 + u) * 64 + 16 * t;
+            bool in = s0 + u < steps && k < K;
+            a[u] = in && r0 < N ? ld_stream(w0 + k) : z;
+            b[u] = in && r1 < N ? ld_stream(w1 + k) : z;
+            x[u] = in && g < M ? *reinterpret_cast<const uint4 *>(xr + k) : z;
+        }
+#pragma unroll
+        for (int u = 0; u < G8_UNROLL; u++) {
+            mma8<A>(d, di, a[u].x, b[u].x, a[u].y, b[u].y, x[u].x, x[u].y);
+            mma8<A>(d, di, a[u].z, b[u].z, a[u].w, b[u].w, x[u].z, x[u].w);
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        if (A == LLM_K_A_FP8) red.f[warp][lane][i] = d[i];
+        else red.i[warp][lane][i] = di[i];
+    }
+    __syncthreads();
+    if (warp) return;
+    /* d[i]: row (i < 2 ? g : g + 8), column (x row) 2 t + (i & 1) */
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float v = 0.f;
+        int vi = 0;
+        for (int w = 0; w < G8_WARPS; w++) {
+            if (A == LLM_K_A_FP8) v += red.f[w][lane][i];
+            else vi += red.i[w][lane][i];
+        }
+        if (A != LLM_K_A_FP8) v = (float)vi;
+        int n = i < 2 ? r0 : r1, m = 2 * t + (i & 1);
+        if (n >= N || m >= M) continue;
+        v = v * xs[m] * ws[n];
+        if (bias) v += to_f32(bias[n]);
+        Y *p = y + (int64_t)m * ldy + n;
+        if (accumulate) v += to_f32(*p);
+        *p = from_f32<Y>(v);
+    }
+}
+
+int llm_k_w8a8_ok(int K)
+{
+    return K > 0 && K % 16 == 0;
+}
+
+int llm_k_w8a8_gemv(int yt, int act, void *y, int ldy, const void *xq, const float *xs,
+                    const void *wq, const float *ws, const void *bias, int M, int N, int K,
+                    int accumulate, llm_stream_t stream)
+{
+    if (M <= 0 || N <= 0) return 0;
+    if (M > 8 || !llm_k_w8a8_ok(K) || (act != LLM_K_A_FP8 && act != LLM_K_A_INT8))
+        return (int)cudaErrorInvalidValue;
+    cudaStream_t st = (cudaStream_t)stream;
+    dim3 grid((unsigned)((N + 15) / 16)), block(32 * G8_WARPS);
+    DISPATCH_DT(yt, Y, {
+        if (act == LLM_K_A_FP8)
+            w8a8_gemv_kernel<Y, LLM_K_A_FP8><<<grid, block, 0, st>>>(
+                (Y *)y, ldy, (const uint8_t *)xq, xs, (const uint8_t *)wq, ws, (const Y *)bias, M,
+                N, K, accumulate);
+        else
+            w8a8_gemv_kernel<Y, LLM_K_A_INT8><<<grid, block, 0, st>>>(
+                (Y *)y, ldy, (const uint8_t *)xq, xs, (const uint8_t *)wq, ws, (const Y *)bias, M,
+                N, K, accumulate);
+    });
+    return k_status();
+}
+
+/* ---- the scales after a GEMM ---------------------------------------------------- */
+
+template <typename Y, typename Acc>
+__global__ void w8a8_scale_kernel(Y *y, int ldy, const Acc *acc, const float *xs, const float *ws,
+                                  const Y *bias, int M, int N, int accumulate)
+{
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (int64_t)M * N) return;
+    int m = (int)(i / N), n = (int)(i % N);
+    float v = (float)acc[i] * xs[m] * ws[n];
+    if (bias) v += to_f32(bias[n]);
+    Y *p = y + (int64_t)m * ldy + n;
+    if (accumulate) v += to_f32(*p);
+    *p = from_f32<Y>(v);
+}
+
+int llm_k_w8a8_scale(int yt, void *y, int ldy, const void *acc, int acc_i32, const float *xs,
+                     const float *ws, const void *bias, int M, int N, int accumulate,
+                     llm_stream_t stream)
+{
+    if (M <= 0 || N <= 0) return 0;
+    cudaStream_t st = (cudaStream_t)stream;
+    int64_t total = (int64_t)M * N;
+    unsigned blocks = (unsigned)((total + 255) / 256);
+    DISPATCH_DT(yt, Y, {
+        if (acc_i32)
+            w8a8_scale_kernel<Y, int32_t><<<blocks, 256, 0, st>>>(
+                (Y *)y, ldy, (const int32_t *)acc, xs, ws, (const Y *)bias, M, N, accumulate);
+        else
+            w8a8_scale_kernel<Y, float><<<blocks, 256, 0, st>>>(
+                (Y *)y, ldy, (const float *)acc, xs, ws, (const Y *)bias, M, N, accumulate);
+    });
+    return k_status();
+}
