@@ -482,59 +482,68 @@ out:
 
 /* ---- random weights ------------------------------------------------------ */
 
+/* Random weights: the tensors of the synthetic model llm_model_random opens
+ * from the same spec ("CONFIG.json[:QUANT]"), each made here in turn (its
+ * side tensors' values are the model's own), with its quantization section. */
 static int convert_random(const struct opts *o)
 {
     struct stats stats = {.t0 = now()};
     struct llm_model_desc d;
     struct llm_gen_defaults g;
     json_t *inputs = json_array(), *config = NULL, *meta = NULL, *prov = NULL;
-    char (*names)[LLM_NAME_MAX] = NULL;
-    size_t n = 0;
+    struct llm_model *m = NULL;
     struct llm_aw *w = NULL;
     uint8_t *buf = NULL;
-    int rc;
+    const char *qtext;
+    char *cfg = strndup(o->random, llm_rand_spec_split(o->random, &qtext));
+    int rc = cfg ? 0 : llm_err_set(LLM_ENOMEM, "out of memory");
 
     llm_desc_init(&d);
     llm_gen_defaults_init(&g);
-    if ((rc = hash_small_file(o->random, inputs, &config))) goto out;
-    if ((rc = llm_hfconfig_parse(config, NULL, o->random, &d, &g))) goto out;
-    int dt = llm_rand_dtype(o->dtype >= 0 ? o->dtype : d.dtype);
-    d.dtype = dt;
-    if ((rc = llm_desc_tensor_names(&d, &names, &n))) goto out;
+    if (rc || (rc = llm_model_random(&m, o->random, o->dtype, o->seed))) goto out;
+    if ((rc = hash_small_file(cfg, inputs, &config))) goto out;
+    if ((rc = llm_hfconfig_parse(config, NULL, cfg, &d, &g))) goto out;
+    d.dtype = llm_rand_dtype(o->dtype >= 0 ? o->dtype : d.dtype);
     prov = provenance_entry(o);
     meta = base_meta(&d, &g, NULL, json_deep_copy(prov));
-    if (!meta || !prov) {
+    if (!meta || !prov || ((m->quant.algo || m->quant.kv_algo) &&
+                           json_object_set_new(meta, "quantization", llm_quant_to_json(&m->quant)))) {
         rc = llm_err_set(LLM_ENOMEM, "out of memory");
         goto out;
     }
     if ((rc = open_writer(o, meta, &w, NULL))) goto out;
+    size_t n = llm_model_random_count(m);
     for (size_t k = 0; k < n; k++) {
-        int ndim;
-        int64_t shape[LLM_MAX_DIMS];
-        uint64_t numel, nbytes;
-        if ((rc = llm_desc_tensor_shape(&d, names[k], &ndim, shape))) goto out;
-        if (llm_shape_numel(ndim, shape, &numel) || llm_dtype_nbytes(dt, numel, &nbytes)) {
-            rc = llm_err_set(LLM_ERANGE, "'%s': tensor '%s' is too large", o->random, names[k]);
+        const char *name = llm_model_random_name(m, k);
+        struct llm_tensor t;
+        uint64_t numel;
+        if ((rc = llm_model_tensor(m, name, &t))) goto out;
+        if (llm_shape_numel(t.ndim, t.shape, &numel)) {
+            rc = llm_err_set(LLM_ERANGE, "'%s': tensor '%s' is too large", o->random, name);
             goto out;
         }
-        buf = malloc(nbytes ? nbytes : 1);
-        if (!buf) {
-            rc = llm_err_set(LLM_ENOMEM, "tensor '%s': out of memory (%llu bytes)", names[k],
-                             (unsigned long long)nbytes);
-            goto out;
+        const void *data = t.data;
+        if (!data) {
+            if (!(buf = malloc(t.nbytes ? t.nbytes : 1))) {
+                rc = llm_err_set(LLM_ENOMEM, "tensor '%s': out of memory (%llu bytes)", name,
+                                 (unsigned long long)t.nbytes);
+                goto out;
+            }
+            if ((rc = llm_rand_tensor(buf, t.dtype, numel, name, o->seed))) goto out;
+            data = buf;
         }
-        if ((rc = llm_rand_tensor(buf, dt, numel, names[k], o->seed))) goto out;
-        rc = llm_aw_add(w, names[k], dt, ndim, shape, buf, nbytes);
+        rc = llm_aw_add(w, name, t.dtype, t.ndim, t.shape, data, t.nbytes);
         free(buf);
         buf = NULL;
         if (rc) goto out;
-        progress(o, &stats, k, n, names[k], dt, ndim, shape, nbytes);
+        progress(o, &stats, k, n, name, t.dtype, t.ndim, t.shape, t.nbytes);
     }
     rc = finish_writer(o, &w, prov, inputs, &stats);
 out:
     llm_aw_abort(w);
     free(buf);
-    free(names);
+    free(cfg);
+    llm_model_close(m);
     llm_desc_free(&d);
     json_decref(inputs);
     json_decref(config);

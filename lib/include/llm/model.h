@@ -460,7 +460,13 @@ struct llm_model {
  * here with LLM_ECHECKSUM naming the file and the tensor, before any
  * weight is used.  "random:CONFIG.json" opens llm_model_random(CONFIG.json,
  * the config's dtype, seed 0): the model `llm-convert --random CONFIG.json`
- * would write, without the file. */
+ * would write, without the file.  "random:CONFIG.json:MODE[,OPTION...]"
+ * is that model quantized as `llm-quantize -m MODE` would write it (the
+ * same tensors, dtypes, shapes and quantization section; constant scales,
+ * llm/random.h): MODE fp8, fp8-pc, int8-sq, w8a16, w4a16 or int4-awq;
+ * options group-size=N (w4a16, int4-awq; default 128), act=static|dynamic
+ * (int8-sq; default dynamic), kv=fp8|int8 (with a mode or alone), e.g.
+ * "random:llama-2-7b/config.json:fp8" or "random:cfg.json:w4a16,group-size=64". */
 #define LLM_MODEL_RANDOM_PREFIX "random:"
 int llm_model_open(struct llm_model **out, const char *path);
 enum llm_model_open_flags {
@@ -472,7 +478,10 @@ void llm_model_close(struct llm_model *m);
 /* A model with random weights in the shapes of config_path (a config.json),
  * the values llm-convert --random would write with the same seed and dtype
  * (dtype < 0: the config's, made a float type by llm_rand_dtype); no
- * tokenizer.  path is "random:<config_path>". */
+ * tokenizer.  path is "random:<config_path>".  config_path may end in
+ * ":MODE[,OPTION...]" (llm_model_open above): the model quantized, its
+ * weights' codes made like the values (llm/random.h) and its scale tensors
+ * on the host from the start; a bad mode or option fails with one line. */
 int llm_model_random(struct llm_model **out, const char *config_path, int dtype, uint64_t seed);
 /* A synthetic model's tensors get their values on the host from now on (each
  * made and kept at its first lookup); no-op for other models. */
