@@ -152,13 +152,19 @@ static void print_sections(const json_t *meta)
     else
         print_json_inline("quantization", q);
     const json_t *m = json_object_get(meta, "mapping");
-    if (json_is_object(m))
-        printf("mapping: world size %lld (tp %lld x pp %lld), tp rank %lld, pp rank %lld\n",
-               (long long)json_integer_value(json_object_get(m, "world_size")),
-               (long long)json_integer_value(json_object_get(m, "tp_size")),
-               (long long)json_integer_value(json_object_get(m, "pp_size")),
-               (long long)json_integer_value(json_object_get(m, "tp_rank")),
-               (long long)json_integer_value(json_object_get(m, "pp_rank")));
+    if (!json_is_object(m)) return;
+    printf("mapping: world size %lld (tp %lld x pp %lld), tp rank %lld, pp rank %lld",
+           (long long)json_integer_value(json_object_get(m, "world_size")),
+           (long long)json_integer_value(json_object_get(m, "tp_size")),
+           (long long)json_integer_value(json_object_get(m, "pp_size")),
+           (long long)json_integer_value(json_object_get(m, "tp_rank")),
+           (long long)json_integer_value(json_object_get(m, "pp_rank")));
+    const json_t *ep = json_object_get(m, "moe_ep_size");
+    if (json_is_integer(ep))
+        printf(", experts: moe tp %lld x ep %lld",
+               (long long)json_integer_value(json_object_get(m, "moe_tp_size")),
+               (long long)json_integer_value(ep));
+    printf("\n");
 }
 
 /* An engine's target, limits, weight layout and GEMM choices (llm-build). */

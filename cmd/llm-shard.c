@@ -35,7 +35,7 @@
 #include "tool.h"
 
 static const char usage_text[] =
-    "Usage: llm-shard --tp N [--pp M] ARTIFACT -o DIR\n"
+    "Usage: llm-shard --tp N [--pp M] [--ep E] ARTIFACT -o DIR\n"
     "       llm-shard --merge DIR -o OUT\n"
     "Split an llm artifact ('-' reads standard input) over the ranks of a tensor- and\n"
     "pipeline-parallel job: DIR/rank-K.llm for K = pp_rank * tp + tp_rank, each a\n"
@@ -47,6 +47,8 @@ static const char usage_text[] =
     "      --tp N            tensor-parallel ranks: attention heads, MLP inner size and\n"
     "                        vocabulary split N ways (default 1)\n"
     "      --pp M            pipeline stages of contiguous layers (default 1)\n"
+    "      --ep E            expert parallelism: the tp ranks form E groups, each with\n"
+    "                        whole experts split over its tp / E ranks (default 1)\n"
     "      --merge DIR       the reverse: one artifact from DIR's rank files\n"
     "  -o, --output PATH     the directory to write (created if missing), or with\n"
     "                        --merge the artifact ('-' = standard output)\n"
@@ -61,7 +63,7 @@ static const char usage_text[] =
     "Exit status: 0 done, 1 failure (nothing written), 2 usage error.\n";
 
 struct opts {
-    long tp, pp;
+    long tp, pp, ep;
     const char *in, *out, *merge;
     int level, no_verify, quiet;
 };
@@ -124,12 +126,21 @@ static int prepare_dir(const char *dir, int world)
     return rc;
 }
 
-static json_t *rank_meta(const json_t *head, int tp, int pp, int tp_rank, int pp_rank)
+/* The rank's header: the parent's with its mapping (a model with experts
+ * also says how they are split, as TensorRT-LLM's moe_tp_size x moe_ep_size). */
+static json_t *rank_meta(const json_t *head, const struct llm_model_desc *d, int tp, int pp,
+                         int ep, int tp_rank, int pp_rank)
 {
     json_t *m = json_deep_copy(head);
     if (!m) return NULL;
     json_t *mp = json_pack("{s:i, s:i, s:i, s:i, s:i}", "world_size", tp * pp, "tp_size", tp,
                            "pp_size", pp, "tp_rank", tp_rank, "pp_rank", pp_rank);
+    if (mp && d->n_experts > 0 &&
+        (json_object_set_new(mp, "moe_tp_size", json_integer(tp / ep)) ||
+         json_object_set_new(mp, "moe_ep_size", json_integer(ep)))) {
+        json_decref(mp);
+        mp = NULL;
+    }
     if (!mp || json_object_set_new(m, "mapping", mp)) {
         json_decref(m);
         return NULL;
@@ -144,13 +155,17 @@ static json_t *rank_trailer(const struct opts *o, struct llm_artifact *a, uint64
     char hex[17];
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)hash);
     const json_t *meta = llm_ar_meta(a), *head = llm_ar_header_meta(a);
-    char tpb[16], ppb[16];
+    char tpb[16], ppb[16], epb[16];
     snprintf(tpb, sizeof tpb, "%ld", o->tp);
     snprintf(ppb, sizeof ppb, "%ld", o->pp);
-    json_t *entry = json_pack("{s:s, s:s, s:s, s:[s, s, s, s, s, s], s:{s:s, s:s}}", "tool",
-                              "llm-shard", "version", LLM_VERSION, "commit", LLM_GIT_COMMIT,
-                              "argv", "llm-shard", "--tp", tpb, "--pp", ppb, o->in, "parent",
-                              "path", o->in, "hash", hex);
+    snprintf(epb, sizeof epb, "%ld", o->ep);
+    json_t *argv = o->ep > 1 ? json_pack("[s, s, s, s, s, s, s, s]", "llm-shard", "--tp", tpb,
+                                         "--pp", ppb, "--ep", epb, o->in)
+                             : json_pack("[s, s, s, s, s, s]", "llm-shard", "--tp", tpb, "--pp",
+                                         ppb, o->in);
+    json_t *entry = json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s}}", "tool", "llm-shard",
+                              "version", LLM_VERSION, "commit", LLM_GIT_COMMIT, "argv", argv,
+                              "parent", "path", o->in, "hash", hex);
     json_t *chain = json_array();
     const json_t *c0 = json_object_get(meta, "provenance");
     if (!entry || !chain || (json_is_array(c0) && json_array_extend(chain, (json_t *)c0)) ||
@@ -176,7 +191,7 @@ static int split(const struct opts *o)
     json_t *order = json_array();
     void *part = NULL;
     size_t part_cap = 0;
-    int tp = (int)o->tp, pp = (int)o->pp, world = tp * pp;
+    int tp = (int)o->tp, pp = (int)o->pp, ep = (int)o->ep, world = tp * pp;
     llm_desc_init(&d);
     llm_quant_init(&q);
     int rc = hs && order ? 0 : llm_err_set(LLM_ENOMEM, "out of memory");
@@ -196,7 +211,7 @@ static int split(const struct opts *o)
         else if ((rc = llm_desc_from_json(&d, json_object_get(meta, "model"))))
             llm_err_wrap(rc, "'%s': model description", src);
         else if (!(rc = llm_quant_from_json(&q, json_object_get(meta, "quantization"), src)) &&
-                 (rc = llm_partition_check(&d, &q, tp, pp)))
+                 (rc = llm_partition_check(&d, &q, tp, pp, ep)))
             llm_err_wrap(rc, "'%s'", src);
     }
     if (!rc) rc = prepare_dir(o->out, world);
@@ -213,7 +228,7 @@ static int split(const struct opts *o)
             rc = llm_err_set(LLM_ENOMEM, "out of memory");
             break;
         }
-        json_t *m = rank_meta(llm_ar_header_meta(a), tp, pp, k % tp, k / tp);
+        json_t *m = rank_meta(llm_ar_header_meta(a), &d, tp, pp, ep, k % tp, k / tp);
         struct llm_aw_opts ao = {.compress_level = o->level};
         rc = m ? llm_aw_create(&ws.w[k], p, m, &ao) : llm_err_set(LLM_ENOMEM, "out of memory");
         json_decref(m);
@@ -237,21 +252,22 @@ static int split(const struct opts *o)
         for (int pass = 0; pass < 1 + (tied && !strcmp(t.name, "transformer.vocab_embedding.weight"));
              pass++) {
             const char *name = pass ? "lm_head.weight" : t.name;
-            if (pass) s = (struct llm_split){LLM_SPLIT_VOCAB, 0, -1, 0, 1};
+            if (pass) s = (struct llm_split){.kind = LLM_SPLIT_VOCAB, .layer = -1, .stage_last = 1};
             for (int k = 0; !rc && k < world; k++) {
                 int tr = k % tp, pr = k / tp;
-                if (!llm_split_held(&d, &s, tp, pp, tr, pr)) continue;
+                if (!llm_split_held(&d, &s, tp, ep, pp, tr, pr)) continue;
                 struct llm_split_ranges r;
                 int bits = llm_dtype_bits(t.dtype);
                 int64_t shape[LLM_MAX_DIMS];
                 memcpy(shape, t.shape, sizeof shape);
-                int whole = s.kind == LLM_SPLIT_WHOLE || s.kind == LLM_SPLIT_FIRST;
+                int whole = llm_split_whole(&s, ep);
                 if (!whole) {
-                    if ((rc = llm_split_ranges(&d, &s, t.shape[s.axis], tp, tr, &r))) {
+                    if ((rc = llm_split_ranges(&d, &s, t.shape[s.axis], tp, ep, tr, &r))) {
                         llm_err_wrap(rc, "'%s': tensor '%s'", src, t.name);
                         break;
                     }
                     shape[s.axis] = r.local;
+                    if (r.experts) shape[0] = r.experts;
                 }
                 uint64_t nb = 0, n = 1;
                 for (int i = 0; i < t.ndim; i++)
@@ -301,7 +317,10 @@ static int split(const struct opts *o)
     if (rc)
         for (int k = 0; k < done; k++)
             unlink(ws.path[k]);
-    if (!rc && !o->quiet)
+    if (!rc && !o->quiet && ep > 1)
+        llm_info("%s: %d rank files (tp %d x pp %d, the experts in %d groups) in %s", src, world,
+                 tp, pp, ep, o->out);
+    else if (!rc && !o->quiet)
         llm_info("%s: %d rank files (tp %d x pp %d) in %s", src, world, tp, pp, o->out);
     writers_abort(&ws);
     free(part);
@@ -314,6 +333,13 @@ static int split(const struct opts *o)
 
 /* ---- merge ------------------------------------------------------------------ */
 
+/* The expert groups a rank file's mapping names (1 when it names none). */
+static int mapping_ep(const json_t *mp)
+{
+    const json_t *v = json_object_get(mp, "moe_ep_size");
+    return json_is_integer(v) ? (int)json_integer_value(v) : 1;
+}
+
 static int merge(const struct opts *o)
 {
     struct llm_artifact **ar = NULL, *a0 = NULL;
@@ -323,7 +349,7 @@ static int merge(const struct opts *o)
     json_t *meta = NULL;
     llm_desc_init(&d);
     char p[4096];
-    int world = 0, tp = 1, pp = 1;
+    int world = 0, tp = 1, pp = 1, ep = 1;
     int rc = llm_job_rank_path(p, sizeof p, o->merge, 0);
     if (!rc) rc = llm_ar_open(&a0, p, 0);
     const json_t *m0 = rc ? NULL : llm_ar_meta(a0);
@@ -335,7 +361,9 @@ static int merge(const struct opts *o)
         world = (int)json_integer_value(json_object_get(mp, "world_size"));
         tp = (int)json_integer_value(json_object_get(mp, "tp_size"));
         pp = (int)json_integer_value(json_object_get(mp, "pp_size"));
-        if (world < 1 || tp < 1 || pp < 1 || world != tp * pp || world > 65536)
+        ep = mapping_ep(mp);
+        if (world < 1 || tp < 1 || pp < 1 || world != tp * pp || world > 65536 || ep < 1 ||
+            tp % ep)
             rc = llm_err_set(LLM_EFORMAT, "'%s': mapping is inconsistent", p);
     }
     if (!rc && (rc = llm_desc_from_json(&d, json_object_get(m0, "model"))))
@@ -359,7 +387,7 @@ static int merge(const struct opts *o)
         int tpk = (int)json_integer_value(json_object_get(mpk, "tp_size"));
         int rk = (int)(json_integer_value(json_object_get(mpk, "pp_rank")) * tpk +
                        json_integer_value(json_object_get(mpk, "tp_rank")));
-        if (!hk || strcmp(hk, hash) || tpk != tp ||
+        if (!hk || strcmp(hk, hash) || tpk != tp || mapping_ep(mpk) != ep ||
             json_integer_value(json_object_get(mpk, "world_size")) != world)
             rc = llm_err_set(LLM_EINVAL, "'%s' is not a part of the same split as rank 0's",
                              llm_ar_path(ar[k]));
@@ -404,8 +432,9 @@ static int merge(const struct opts *o)
         if ((rc = llm_split_of(&d, name, t.ndim, t.shape, &s))) break;
         int64_t shape[LLM_MAX_DIMS];
         memcpy(shape, t.shape, sizeof shape);
-        int whole = s.kind == LLM_SPLIT_WHOLE || s.kind == LLM_SPLIT_FIRST;
-        if (!whole) shape[s.axis] = llm_split_whole_len(&d, &s, t.shape[s.axis], tp);
+        int whole = llm_split_whole(&s, ep);
+        if (!whole) shape[s.axis] = llm_split_whole_len(&d, &s, t.shape[s.axis], tp, ep);
+        if (!whole && s.experts) shape[0] = d.n_experts;
         uint64_t n = 1, nb;
         for (int j = 0; j < t.ndim; j++) n *= (uint64_t)shape[j];
         if (llm_dtype_nbytes(t.dtype, n, &nb)) {
@@ -421,11 +450,12 @@ static int merge(const struct opts *o)
         const void *data = t.data;
         for (int k = 0; !whole && !rc && k < world; k++) {
             struct llm_tensor tk;
-            if (!llm_split_held(&d, &s, tp, pp, k % tp, k / tp)) continue;
+            if (!llm_split_held(&d, &s, tp, ep, pp, k % tp, k / tp)) continue;
             if ((rc = llm_ar_find(ar[k], name, &tk))) break;
             struct llm_split_ranges r;
-            if ((rc = llm_split_ranges(&d, &s, shape[s.axis], tp, k % tp, &r))) break;
-            if (tk.dtype != t.dtype || tk.ndim != t.ndim || tk.shape[s.axis] != r.local) {
+            if ((rc = llm_split_ranges(&d, &s, shape[s.axis], tp, ep, k % tp, &r))) break;
+            if (tk.dtype != t.dtype || tk.ndim != t.ndim || tk.shape[s.axis] != r.local ||
+                (r.experts && tk.shape[0] != r.experts)) {
                 rc = llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' has a slice of another shape",
                                  llm_ar_path(ar[k]), name);
                 break;
@@ -453,16 +483,17 @@ static int merge(const struct opts *o)
 
 /* ---- main ------------------------------------------------------------------- */
 
-enum { OPT_VERSION = 256, OPT_TP, OPT_PP, OPT_MERGE, OPT_COMPRESS, OPT_NO_VERIFY };
+enum { OPT_VERSION = 256, OPT_TP, OPT_PP, OPT_EP, OPT_MERGE, OPT_COMPRESS, OPT_NO_VERIFY };
 
 int main(int argc, char **argv)
 {
     tool_init("llm-shard");
-    struct opts o = {.tp = 1, .pp = 1};
+    struct opts o = {.tp = 1, .pp = 1, .ep = 1};
     int given = 0;
     static const struct option lo[] = {
         {"tp", required_argument, NULL, OPT_TP},
         {"pp", required_argument, NULL, OPT_PP},
+        {"ep", required_argument, NULL, OPT_EP},
         {"merge", required_argument, NULL, OPT_MERGE},
         {"output", required_argument, NULL, 'o'},
         {"compress", optional_argument, NULL, OPT_COMPRESS},
@@ -479,11 +510,13 @@ int main(int argc, char **argv)
         switch (c) {
         case OPT_TP:
         case OPT_PP:
+        case OPT_EP:
             if (tool_parse_int(optarg, 1, 4096, &v))
                 return tool_usage_error("--%s must be a whole number in 1..4096, not '%s'",
-                                        c == OPT_TP ? "tp" : "pp", optarg);
+                                        c == OPT_TP ? "tp" : c == OPT_PP ? "pp" : "ep", optarg);
             if (c == OPT_TP) o.tp = v;
-            else o.pp = v;
+            else if (c == OPT_PP) o.pp = v;
+            else o.ep = v;
             given = 1;
             break;
         case OPT_MERGE: o.merge = optarg; break;
@@ -509,7 +542,7 @@ int main(int argc, char **argv)
                                                                    : "the directory to write");
     if (o.merge) {
         if (given) return tool_usage_error("--merge takes the split from the rank files, not "
-                                           "--tp / --pp");
+                                           "--tp / --pp / --ep");
         if (nargs) return tool_usage_error("--merge DIR takes no other input");
     } else {
         if (nargs != 1) return tool_usage_error(nargs ? "one artifact at a time"

@@ -31,7 +31,7 @@
 /* ---- agreement ------------------------------------------------------------- */
 
 struct rank_state {
-    int32_t ok, world, tp, pp, tp_rank, pp_rank;
+    int32_t ok, world, tp, pp, tp_rank, pp_rank, ep, pad0;
     uint64_t hash;
     int32_t n_blocks, block_size, max_batch_tokens, max_seqs, max_seq_len, pad;
     char msg[400];
@@ -155,18 +155,21 @@ int llm_job_open_model(struct llm_job *j, const char *path, unsigned flags,
         st.world = m->mapping.world_size;
         st.tp = m->mapping.tp_size;
         st.pp = m->mapping.pp_size;
+        st.ep = m->mapping.ep_size;
         st.hash = parent_hash(m);
     }
     struct rank_state *all = NULL;
     rc = agree(j->comm, &st, &all);
     for (int r = 1; !rc && r < j->size; r++)
-        if (all[r].hash != all[0].hash || all[r].tp != all[0].tp || all[r].pp != all[0].pp) {
+        if (all[r].hash != all[0].hash || all[r].tp != all[0].tp || all[r].pp != all[0].pp ||
+            all[r].ep != all[0].ep) {
             char q[4096];
             llm_job_rank_path(q, sizeof q, path, r);
             rc = llm_err_set(LLM_EINVAL, "'%s' is not a part of the same model as rank 0's "
-                             "(parent %016llx, tp %d x pp %d; rank 0: %016llx, tp %d x pp %d)", q,
-                             (unsigned long long)all[r].hash, all[r].tp, all[r].pp,
-                             (unsigned long long)all[0].hash, all[0].tp, all[0].pp);
+                             "(parent %016llx, tp %d x pp %d, ep %d; rank 0: %016llx, tp %d x pp "
+                             "%d, ep %d)", q, (unsigned long long)all[r].hash, all[r].tp,
+                             all[r].pp, all[r].ep, (unsigned long long)all[0].hash, all[0].tp,
+                             all[0].pp, all[0].ep);
         }
     free(all);
     if (rc) {

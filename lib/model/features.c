@@ -45,6 +45,7 @@ static const char *const feature_names[] = {
     "int4 weights",
     "a quantized KV cache",
     "int8 activations (W8A8)",
+    "experts split across ranks by expert (llm-shard --ep)",
 };
 _Static_assert(sizeof(feature_names) / sizeof(feature_names[0]) == LLM_FEAT_COUNT,
                "feature_names");
@@ -86,6 +87,7 @@ llm_features llm_desc_features(const struct llm_model_desc *d)
     ON(d->final_softcap > 0.0, LLM_FEAT_FINAL_SOFTCAP);
     ON(d->lm_head_bias, LLM_FEAT_LM_HEAD_BIAS);
     ON(d->n_experts > 0, LLM_FEAT_MOE);
+    ON(d->part.ep > 1, LLM_FEAT_EXPERT_PARALLEL);
 #undef ON
     return f;
 }

@@ -23,26 +23,31 @@
 void llm_model_init_mem(struct llm_model *m)
 {
     llm_quant_init(&m->quant);
-    m->mapping = (struct llm_mapping){1, 1, 1, 0, 0};
+    m->mapping = (struct llm_mapping){1, 1, 1, 0, 0, 1};
 }
 
 /* The "mapping" member; absent means one rank holding the whole model. */
 static int read_mapping(struct llm_mapping *mp, const json_t *meta, const char *src)
 {
-    *mp = (struct llm_mapping){1, 1, 1, 0, 0};
+    *mp = (struct llm_mapping){1, 1, 1, 0, 0, 1};
     const json_t *m = json_object_get(meta, "mapping");
     if (!m || json_is_null(m)) return 0;
-    static const char *const keys[] = {"world_size", "tp_size", "pp_size", "tp_rank", "pp_rank"};
-    int *dst[] = {&mp->world_size, &mp->tp_size, &mp->pp_size, &mp->tp_rank, &mp->pp_rank};
-    int given[5] = {0};
-    for (int i = 0; i < 5; i++) {
+    /* the sizes first (positive), then the ranks; moe_tp_size x moe_ep_size
+     * = tp_size as in TensorRT-LLM */
+    static const char *const keys[] = {"world_size", "tp_size", "pp_size", "moe_ep_size",
+                                       "moe_tp_size", "tp_rank", "pp_rank"};
+    int moe_tp = 0;
+    int *dst[] = {&mp->world_size, &mp->tp_size, &mp->pp_size, &mp->ep_size, &moe_tp,
+                  &mp->tp_rank, &mp->pp_rank};
+    int given[7] = {0};
+    for (int i = 0; i < 7; i++) {
         const json_t *v = json_object_get(m, keys[i]);
         if (!v || json_is_null(v)) continue;
         given[i] = 1;
-        if (!json_is_integer(v) || json_integer_value(v) < (i < 3 ? 1 : 0) ||
+        if (!json_is_integer(v) || json_integer_value(v) < (i < 5 ? 1 : 0) ||
             json_integer_value(v) > 1 << 16)
             return llm_err_set(LLM_EFORMAT, "'%s': mapping.%s is not a %s integer", src, keys[i],
-                               i < 3 ? "positive" : "non-negative");
+                               i < 5 ? "positive" : "non-negative");
         *dst[i] = (int)json_integer_value(v);
     }
     /* a world size alone is that many tensor-parallel ranks */
@@ -52,6 +57,10 @@ static int read_mapping(struct llm_mapping *mp, const json_t *meta, const char *
         return llm_err_set(LLM_EFORMAT, "'%s': mapping is inconsistent (world %d, tp %d rank %d, "
                            "pp %d rank %d)", src, mp->world_size, mp->tp_size, mp->tp_rank,
                            mp->pp_size, mp->pp_rank);
+    if (mp->tp_size % mp->ep_size || (given[4] && moe_tp * mp->ep_size != mp->tp_size))
+        return llm_err_set(LLM_EFORMAT, "'%s': mapping is inconsistent (tp %d, moe_ep_size %d, "
+                           "moe_tp_size %d)", src, mp->tp_size, mp->ep_size,
+                           given[4] ? moe_tp : mp->tp_size / mp->ep_size);
     return 0;
 }
 

@@ -110,6 +110,11 @@ static int slot_shape(const struct llm_model_desc *d, int slot, struct shp *o)
      * (added once, after the sum over the ranks) */
     const int first = llm_part_first_stage(d), last = llm_part_last_stage(d);
     const int rowb = d->part.tp_rank == 0;
+    /* an expert stack holds the rank's experts; its down bias sits on the
+     * first rank of the expert group (of the stage, without --ep) */
+    int e0;
+    const int64_t XE = E ? llm_part_experts(d, &e0) : 0;
+    const int mrowb = d->part.moe_tp_rank == 0;
     memset(o, 0, sizeof *o);
     if (!llm_wslot_per_layer(slot) && (slot < LLM_W_FINAL_NORM ? !first : !last))
         return LLM_ENOTFOUND;
@@ -139,9 +144,9 @@ static int slot_shape(const struct llm_model_desc *d, int slot, struct shp *o)
     case LLM_W_MLP_NORM:
         return d->parallel_residual && d->shared_input_norm ? LLM_ENOTFOUND : set1(o, H, nb);
     case LLM_W_ROUTER: return E ? set2(o, E, H, 0) : LLM_ENOTFOUND;
-    case LLM_W_MLP_FC: return setx(o, E, I, H, d->mlp_bias);
-    case LLM_W_MLP_GATE: return d->gated_mlp ? setx(o, E, I, H, d->mlp_bias) : LLM_ENOTFOUND;
-    case LLM_W_MLP_OUT: return setx(o, E, H, I, d->mlp_bias && rowb);
+    case LLM_W_MLP_FC: return setx(o, XE, I, H, d->mlp_bias);
+    case LLM_W_MLP_GATE: return d->gated_mlp ? setx(o, XE, I, H, d->mlp_bias) : LLM_ENOTFOUND;
+    case LLM_W_MLP_OUT: return setx(o, XE, H, I, d->mlp_bias && mrowb);
     case LLM_W_MLP_POST_NORM: return d->sandwich_norm ? set1(o, H, nb) : LLM_ENOTFOUND;
     default: return LLM_ENOTFOUND;
     }

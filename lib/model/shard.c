@@ -69,6 +69,7 @@ int llm_split_of(const struct llm_model_desc *d, const char *name, int ndim, con
                        slot != LLM_W_ROUTER && slot != LLM_W_QKV && slot != LLM_W_ATTN_OUT &&
                        slot != LLM_W_LM_HEAD;
     if (!side) {
+        s->experts = expert;
         if (is_bias) {
             if (on == ON_IN) {
                 s->kind = LLM_SPLIT_FIRST;
@@ -117,11 +118,26 @@ bad_shape:
     return llm_err_set(LLM_ESHAPE, "tensor '%s': %d dimensions, too few for its split", name, ndim);
 }
 
-int llm_split_held(const struct llm_model_desc *d, const struct llm_split *s, int tp, int pp,
-                   int tp_rank, int pp_rank)
+/* The tensor-parallel ranks a tensor is split over: all of the stage's,
+ * or for an expert stack under ep groups its group's. */
+static void split_group(const struct llm_split *s, int tp, int ep, int tp_rank, int *n, int *r)
 {
-    if (s->kind == LLM_SPLIT_FIRST && tp_rank != 0) return 0;
-    (void)tp;
+    int m = s->experts && ep > 1 && tp % ep == 0 ? tp / ep : tp;
+    *n = m;
+    *r = tp_rank % m;
+}
+
+int llm_split_whole(const struct llm_split *s, int ep)
+{
+    return (s->kind == LLM_SPLIT_WHOLE || s->kind == LLM_SPLIT_FIRST) && !(s->experts && ep > 1);
+}
+
+int llm_split_held(const struct llm_model_desc *d, const struct llm_split *s, int tp, int ep,
+                   int pp, int tp_rank, int pp_rank)
+{
+    int n, r;
+    split_group(s, tp, ep, tp_rank, &n, &r);
+    if (s->kind == LLM_SPLIT_FIRST && r != 0) return 0;
     if (s->layer >= 0) {
         int f, e;
         llm_partition_layers(d->n_layers, pp, pp_rank, &f, &e);
@@ -145,11 +161,20 @@ static void kv_heads(const struct llm_model_desc *d, int tp, int r, int *first, 
 }
 
 int llm_split_ranges(const struct llm_model_desc *d, const struct llm_split *s, int64_t len,
-                     int tp, int r, struct llm_split_ranges *o)
+                     int tp, int ep, int tp_rank, struct llm_split_ranges *o)
 {
     memset(o, 0, sizeof *o);
     o->n = 1;
     o->len[0] = len;
+    if (s->experts && ep > 1) {
+        if (tp % ep || d->n_experts % ep)
+            return llm_err_set(LLM_ESHAPE, "%d experts over tp %d do not split into %d groups",
+                               d->n_experts, tp, ep);
+        o->experts = d->n_experts / ep;
+        o->expert_first = (int64_t)(tp_rank / (tp / ep)) * o->experts;
+    }
+    int r;
+    split_group(s, tp, ep, tp_rank, &tp, &r);
     int nh = d->n_heads, nkv = d->n_kv_heads, k0, nk;
     kv_heads(d, tp, r, &k0, &nk);
     switch (s->kind) {
@@ -197,9 +222,10 @@ bad:
 }
 
 int64_t llm_split_whole_len(const struct llm_model_desc *d, const struct llm_split *s,
-                            int64_t local, int tp)
+                            int64_t local, int tp, int ep)
 {
-    int nh = d->n_heads, nkv = d->n_kv_heads, k0, nk;
+    int nh = d->n_heads, nkv = d->n_kv_heads, k0, nk, r;
+    split_group(s, tp, ep, 0, &tp, &r);
     kv_heads(d, tp, 0, &k0, &nk);
     switch (s->kind) {
     case LLM_SPLIT_EVEN: return local * tp;
@@ -217,11 +243,24 @@ int llm_split_copy(const struct llm_split *s, const struct llm_split_ranges *r, 
     uint64_t total_bits = (uint64_t)bits;
     for (int i = 0; i < ndim; i++)
         total_bits *= (uint64_t)shape[i];
+    /* the rank's experts: a block of whole rows of axis 0 */
+    uint64_t e0 = 0, ne = 1, n_e = 1;
+    if (r->experts) {
+        if (ndim < 1 || a == 0 || shape[0] < r->expert_first + r->experts)
+            return llm_err_set(LLM_ESHAPE, "experts [%lld, %lld) of a %d-d tensor split on axis %d",
+                               (long long)r->expert_first,
+                               (long long)(r->expert_first + r->experts), ndim, a);
+        e0 = (uint64_t)r->expert_first;
+        ne = (uint64_t)r->experts;
+        n_e = (uint64_t)shape[0];
+    }
     if (a < 0) {
-        if (total_bits % 8) return llm_err_set(LLM_ESHAPE, "tensor of %llu bits",
-                                               (unsigned long long)total_bits);
-        if (to_slice) memcpy(part_p, whole_p, total_bits / 8);
-        else memcpy(whole_p, part_p, total_bits / 8);
+        if (total_bits % (8 * n_e)) return llm_err_set(LLM_ESHAPE, "tensor of %llu bits",
+                                                       (unsigned long long)total_bits);
+        uint64_t eb = total_bits / 8 / n_e, nb = r->experts ? ne * eb : total_bits / 8;
+        uint8_t *w = (uint8_t *)whole_p + e0 * eb;
+        if (to_slice) memcpy(part_p, w, nb);
+        else memcpy(w, part_p, nb);
         return 0;
     }
     if (a >= ndim) return llm_err_set(LLM_ESHAPE, "split axis %d of a %d-d tensor", a, ndim);
@@ -236,7 +275,10 @@ int llm_split_copy(const struct llm_split *s, const struct llm_split_ranges *r, 
     for (int k = 0; k < r->n; k++)
         if (((uint64_t)r->start[k] * inner_bits) % 8 || ((uint64_t)r->len[k] * inner_bits) % 8)
             goto odd;
-    uint8_t *w = whole_p, *p = part_p;
+    /* the outer rows of the rank's experts only */
+    uint64_t per = outer / n_e, o0 = r->experts ? e0 * per : 0;
+    if (r->experts) outer = ne * per;
+    uint8_t *w = (uint8_t *)whole_p + o0 * (wrow / 8), *p = part_p;
     for (uint64_t o = 0; o < outer; o++) {
         uint8_t *wr = w + o * (wrow / 8), *pr = p + o * (prow / 8);
         uint64_t off = 0;

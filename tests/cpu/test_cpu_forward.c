@@ -696,6 +696,16 @@ static void test_errors(void)
     llm_backend_destroy(x);
     x = NULL;
     mm->m.desc.final_softcap = 0.0;
+    /* a rank holding some of the experts (llm-shard --ep) is the CPU's alone:
+     * the CUDA backend refuses it by name before it binds a weight */
+    mm->m.desc.part.ep = 2;
+    CHECK(llm_model_supported(&mm->m, &llm_cuda_caps) == LLM_EUNSUPPORTED &&
+              strstr(llm_errmsg(), "it needs experts split across ranks by expert (llm-shard "
+                                   "--ep) (the cpu backend runs it: --device cpu)"),
+          "an expert-parallel rank accepted by the cuda table: %s", llm_errmsg());
+    CHECK(llm_model_supported(&mm->m, &llm_cpu_caps) == 0, "the cpu table refused --ep: %s",
+          llm_errmsg());
+    mm->m.desc.part.ep = 0;
     o.kv_bytes = 10;
     CHECK(llm_backend_cpu_create(&x, &mm->m, &o) == LLM_ECAPACITY, "10-byte kv pool accepted");
     o.kv_bytes = 1 << 20;

@@ -4,11 +4,14 @@
 # Every fixture (tests/fixtures: one tiny checkpoint per architecture and
 # its variants) is converted, split with llm-shard into tp 2, pp 2 and
 # tp 2 x pp 2 (where the heads and layers allow; otherwise llm-shard must
-# refuse with a reason), and run by `mpirun -np N llm-run DIR`: the greedy
+# refuse with a reason), a model with experts also with expert parallelism
+# (tp 2 ep 2, tp 4 ep 2, tp 4 ep 4, and tp 2 ep 2 x pp 2 on one), and run
+# by `mpirun -np N llm-run DIR`: the greedy
 # tokens must equal one rank's and the log-probabilities (the chosen token
 # and the top 5) agree within 1e-5 relative.  Shard then merge must give the
 # parent back byte for byte.  Then what goes wrong: tp not dividing the
-# heads, a missing / foreign / misnumbered rank file, the wrong number of
+# heads, --ep that does not fit, a missing / foreign / misnumbered rank
+# file, rank files of different expert splits, the wrong number of
 # ranks, a whole model under mpirun, a rank that stops answering and a rank
 # killed mid-run: each a clear line, a non-zero exit, never a hang.
 set -u
@@ -41,6 +44,8 @@ for i in 1 2 3; do
 done >"$T/p.jsonl"
 
 configs="tp2:2:1 pp2:1:2 tp2pp2:2:2"
+# expert parallelism (name:tp:pp:ep) where the model has experts
+ep_configs="tp2ep2:2:1:2 tp4ep2:4:1:2 tp4ep4:4:1:4"
 # under the sanitizers (ten times slower) a fixture of each kind of split:
 # GQA, MoE, ALiBi, sandwich norms, parallel residual with biases, per-head
 # LayerNorm q/k, learned positions, tied embeddings
@@ -61,12 +66,17 @@ for dir in "$S"/tests/fixtures/*/; do
         bad "$f: one rank: $(cat "$T/err")"
         continue
     fi
-    for c in $configs; do
-        name=${c%%:*} rest=${c#*:}
-        tp=${rest%%:*} pp=${rest#*:}
+    more=""
+    if grep -q '"num_local_experts"\|"num_experts"' "$dir/config.json"; then
+        more=$ep_configs
+        [ "$f" = qwen3-moe ] && more="$more tp2ep2pp2:2:2:2"
+    fi
+    for c in $configs $more; do
+        IFS=: read -r name tp pp ep <<<"$c"
+        ep=${ep:-1}
         np=$((tp * pp))
         d="$T/$f.$name"
-        if ! $SHARD --tp "$tp" --pp "$pp" "$T/$f.llm" -o "$d" 2>"$T/err"; then
+        if ! $SHARD --tp "$tp" --pp "$pp" --ep "$ep" "$T/$f.llm" -o "$d" 2>"$T/err"; then
             if [ "$(wc -l <"$T/err")" = 1 ] && grep -q "does not divide\|must divide\|exceeds\|one must divide" "$T/err" &&
                 [ -z "$(ls -A "$d" 2>/dev/null)" ]; then
                 ok "$f $name: refused: $(cat "$T/err")"
@@ -166,6 +176,24 @@ expect_fail "tp 3 on 4 heads" "does not divide the model's 4 attention heads" \
     $SHARD --tp 3 "$M" -o "$T/tp3"
 [ -z "$(ls -A "$T/tp3" 2>/dev/null)" ] && ok "tp 3: no rank file written" || bad "tp 3 left files"
 expect_fail "tp 2 x pp 8 on 2 layers" "exceeds" $SHARD --tp 2 --pp 8 "$M" -o "$T/pp8"
+# expert parallelism: ep groups of the tp ranks, each with whole experts
+E="$T/qwen3-moe.llm"
+expect_fail "ep 4 over tp 2" "ep 4 exceeds tp 2" $SHARD --tp 2 --ep 4 "$E" -o "$T/ep"
+expect_fail "ep 3 over tp 4" "ep 3 does not divide tp 4" $SHARD --tp 4 --ep 3 "$E" -o "$T/ep"
+expect_fail "ep 3 over 4 experts" "ep 3 does not divide the model's 4 experts" \
+    $SHARD --tp 3 --ep 3 "$E" -o "$T/ep"
+expect_fail "ep 2 on a model without experts" "ep 2: the model has no experts" \
+    $SHARD --tp 2 --ep 2 "$M" -o "$T/ep"
+expect_fail "ep 0" "--ep must be a whole number" $SHARD --tp 2 --ep 0 "$E" -o "$T/ep"
+expect_fail "merge with --ep" "not --tp / --pp / --ep" $SHARD --merge "$T/good" --ep 2 -o "$T/ep.llm"
+[ -z "$(ls -A "$T/ep" 2>/dev/null)" ] && [ ! -e "$T/ep.llm" ] && ok "--ep refused: nothing written" ||
+    bad "a refused --ep left files"
+$SHARD --tp 2 --ep 2 "$E" -o "$T/ep2" && $SHARD --tp 2 "$E" -o "$T/ep1" &&
+    cp "$T/ep1/rank-1.llm" "$T/ep2/rank-1.llm"
+expect_fail "rank files of two expert splits" "not a part of the same model.*ep 1; rank 0: .*ep 2" \
+    $MPIRUN -np 2 $RUN "$T/ep2" "$T/p.jsonl" -o "$T/res.jsonl"
+expect_fail "merge of two expert splits" "not a part of the same split" \
+    $SHARD --merge "$T/ep2" -o "$T/res.jsonl"
 expect_fail "int4 groups of 64 over tp 2" "must be multiples of the group size" \
     $SHARD --tp 2 "$T/q64.llm" -o "$T/g64"
 cp "$M" "$T/corrupt.llm" &&

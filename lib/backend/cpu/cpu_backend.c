@@ -480,7 +480,10 @@ static struct llm_weight expert_view(const struct llm_weight *w, int e)
  * softmax over every expert in fp32, the top k (the lower index first on
  * a tie), renormalised to sum 1 when moe_norm_topk; then expert by expert
  * in index order, the rows routed to it through its MLP, scaled by their
- * weight and added to the output. */
+ * weight and added to the output.  A rank of an expert-parallel job scores
+ * every expert the same way but runs only those it holds (desc.part): the
+ * rows routed elsewhere get nothing here, and the sum over the ranks after
+ * the block adds the other groups' experts. */
 static int step_moe(struct cpu_be *c, const struct llm_step *s, int layer, int n)
 {
     const struct llm_model_desc *d = c->d;
@@ -529,7 +532,8 @@ static int step_moe(struct cpu_be *c, const struct llm_step *s, int layer, int n
                             *down = W(c, LLM_W_MLP_OUT, layer);
     float *xe = c->buf[BUF_MOE_X], *h = c->buf[LLM_BUF_H], *g = c->buf[BUF_H2],
           *y = c->buf[BUF_TMP];
-    for (int e = 0; e < E; e++) {
+    int e0, ne = llm_part_experts(d, &e0);
+    for (int e = e0; e < e0 + ne; e++) {
         int m = 0;
         for (int t = 0; t < n; t++)
             for (int k = 0; k < K; k++)
@@ -540,11 +544,11 @@ static int step_moe(struct cpu_be *c, const struct llm_step *s, int layer, int n
         if (!m) continue;
         for (int i = 0; i < m; i++)
             memcpy(xe + (int64_t)i * H, x + (int64_t)rows[i] * H, sizeof(float) * (size_t)H);
-        struct llm_weight wf = expert_view(fc, e), wd = expert_view(down, e);
+        struct llm_weight wf = expert_view(fc, e - e0), wd = expert_view(down, e - e0);
         if ((rc = linear(c, h, xe, m, &wf))) goto out;
         int64_t hm = (int64_t)m * wf.shape[0];
         if (d->gated_mlp) {
-            struct llm_weight wg = expert_view(gate, e);
+            struct llm_weight wg = expert_view(gate, e - e0);
             if ((rc = linear(c, g, xe, m, &wg))) goto out;
             llm_cpu_gated(h, h, g, hm, d->act);
         } else {

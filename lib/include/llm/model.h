@@ -184,6 +184,12 @@ struct llm_model_desc {
         int heads_total;              /* the model's query heads (ALiBi slopes) */
         int head_offset;              /* the first of this rank's query heads */
         int64_t vocab_part;           /* lm_head rows on this rank (padded vocab / tp) */
+        /* expert parallelism (MoE): the tp ranks form ep groups of tp / ep
+         * ranks; group ep_rank holds whole experts [expert_first, +experts)
+         * and splits each of them over its ranks (moe_tp_rank among them).
+         * n_experts above stays the model's: the router scores them all. */
+        int ep, ep_rank, moe_tp_rank; /* 0 = one group */
+        int expert_first, experts;    /* experts 0 = all of them */
     } part;
 
     int32_t bos_id;         /* -1 when none */
@@ -267,6 +273,7 @@ enum llm_feature {
     LLM_FEAT_W_INT4,             /* weights stored in packed int4 with group scales */
     LLM_FEAT_KV_QUANT,           /* fp8 / int8 KV cache */
     LLM_FEAT_ACT_INT8,           /* int8 activations (SmoothQuant W8A8) */
+    LLM_FEAT_EXPERT_PARALLEL,    /* a rank holding some of the experts (llm-shard --ep) */
     LLM_FEAT_COUNT
 };
 typedef uint64_t llm_features;
@@ -405,23 +412,29 @@ json_t *llm_quant_to_json(const struct llm_quant *q);
 llm_features llm_quant_features(const struct llm_quant *q);
 
 /* Which part of a tensor/pipeline-parallel model a file holds.  Global
- * rank = pp_rank * tp_size + tp_rank. */
+ * rank = pp_rank * tp_size + tp_rank.  ep_size (the file's moe_ep_size)
+ * divides tp_size: the experts go to ep_size groups of tp_size / ep_size
+ * (moe_tp_size) ranks, group tp_rank / moe_tp_size. */
 struct llm_mapping {
-    int world_size, tp_size, pp_size, tp_rank, pp_rank;
+    int world_size, tp_size, pp_size, tp_rank, pp_rank, ep_size;
 };
 
 /* ---- partitions (lib/model/partition.c) ------------------------------------
  * Tensor parallelism splits attention by heads (query heads evenly; KV
  * heads evenly, or each rank takes the one its query heads use when tp
  * exceeds them), the MLP's inner size evenly (each expert's, for MoE), and
- * the lm_head by vocabulary rows, padded to a multiple of tp.  Pipeline
+ * the lm_head by vocabulary rows, padded to a multiple of tp.  Expert
+ * parallelism (ep, dividing tp and the experts) gives each of ep groups of
+ * tp / ep ranks its own whole experts, each split inside the group as
+ * above (TensorRT-LLM's moe_ep_size x moe_tp_size = tp_size).  Pipeline
  * parallelism gives each stage contiguous layers, the first stages one
  * more when they do not divide.  Embeddings sit on the first stage, the
  * final norm and lm_head on the last. */
 
-/* Whether d (quantized as q, may be NULL) splits tp x pp ways; the error
- * (LLM_EINVAL) says which size does not divide. */
-int llm_partition_check(const struct llm_model_desc *d, const struct llm_quant *q, int tp, int pp);
+/* Whether d (quantized as q, may be NULL) splits tp x pp ways with ep
+ * expert groups; the error (LLM_EINVAL) says which size does not divide. */
+int llm_partition_check(const struct llm_model_desc *d, const struct llm_quant *q, int tp, int pp,
+                        int ep);
 /* Layers [first, end) of pipeline stage `stage` of pp. */
 void llm_partition_layers(int n_layers, int pp, int stage, int *first, int *end);
 /* Turn the whole model's d into rank mp's part (sizes and d->part). */
@@ -433,6 +446,8 @@ int llm_part_first_stage(const struct llm_model_desc *d);
 int llm_part_last_stage(const struct llm_model_desc *d);
 int llm_part_tp(const struct llm_model_desc *d);      /* 1 for a whole model */
 int llm_part_pp(const struct llm_model_desc *d);
+/* The experts d's rank runs: their number, the first in *first. */
+int llm_part_experts(const struct llm_model_desc *d, int *first);
 
 struct llm_model {
     struct llm_model_desc desc;
