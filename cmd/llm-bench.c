@@ -754,6 +754,13 @@ static int run_setting(struct ctx *c, const struct test *tests, int n_tests, lon
                                      : 4;
     struct llm_bench_cost cost;
     llm_bench_cost_init(&cost, d, welem, kvelem);
+    /* quantized linears are read in their stored width (8 or 4 bits; scales and
+     * the dense layers llm-quantize leaves, as the lm_head, not counted apart) */
+    double qelem = llm_quant_weight_bits(c->m->quant.algo) / 8.0;
+    if (qelem > 0) {
+        cost.layer_weight_bytes *= qelem / welem;
+        cost.expert_bytes *= qelem / welem;
+    }
     struct llm_bench_meter *mt = calloc(1, sizeof(*mt));
     if (!mt) {
         rc = llm_err_set(LLM_ENOMEM, "out of memory");
@@ -799,10 +806,12 @@ out:
 static json_t *model_json(const struct ctx *c, const char *hash)
 {
     const struct llm_model_desc *d = &c->m->desc;
+    const char *qa = llm_quant_algo_name(c->m->quant.algo), *kv = llm_kv_quant_name(c->m->quant.kv_algo);
     return json_pack(
-        "{s:s, s:o, s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:I, s:I}", "path",
+        "{s:s, s:o, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:I, s:I}", "path",
         c->o->model, "hash", str_or_null(hash), "arch", llm_arch_name(d->arch), "hf_arch",
-        d->hf_arch, "dtype", llm_dtype_name(d->dtype), "n_params", (json_int_t)llm_desc_n_params(d),
+        d->hf_arch, "dtype", llm_dtype_name(d->dtype), "quant_algo", str_or_null(qa),
+        "kv_cache_quant_algo", str_or_null(kv), "n_params", (json_int_t)llm_desc_n_params(d),
         "vocab_size", (json_int_t)d->vocab_size, "hidden", (json_int_t)d->hidden, "n_layers",
         d->n_layers, "n_heads", d->n_heads, "n_kv_heads", d->n_kv_heads, "head_dim", d->head_dim,
         "intermediate", (json_int_t)d->intermediate, "max_pos", (json_int_t)d->max_pos);

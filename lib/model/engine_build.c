@@ -113,6 +113,13 @@ int llm_ea_build_open_flags(struct llm_ea_builder **out, const char *in_path, un
     if ((rc = llm_quant_from_json(&q, json_object_get(meta, "quantization"), p))) goto fail;
     /* an engine is for the CUDA backend: refuse what it cannot run, by name */
     if ((rc = llm_desc_supported(&b->d, &q, &llm_cuda_caps, p))) goto fail;
+    if (q.algo != LLM_QUANT_NONE || q.kv_algo != LLM_KV_QUANT_NONE) {
+        const char *a = llm_quant_algo_name(q.algo);
+        rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': quantized (%s); llm-build makes engines of "
+                         "float weights only (llm-run runs the artifact as it is)",
+                         p, a ? a : llm_kv_quant_name(q.kv_algo));
+        goto fail;
+    }
     const json_t *ws = json_object_get(json_object_get(meta, "mapping"), "world_size");
     if (json_is_integer(ws) && json_integer_value(ws) != 1) {
         rc = llm_err_set(LLM_EUNSUPPORTED,

@@ -44,6 +44,17 @@ const char *llm_kv_quant_name(int kv)
     return kv > 0 && kv < LLM_KV_QUANT_COUNT ? kv_names[kv] : NULL;
 }
 
+int llm_quant_weight_bits(int algo)
+{
+    switch (algo) {
+    case LLM_QUANT_W4A16:
+    case LLM_QUANT_W4A16_AWQ:
+    case LLM_QUANT_W4A16_GPTQ: return 4;
+    case LLM_QUANT_NONE: return 0;
+    default: return algo > 0 && algo < LLM_QUANT_COUNT ? 8 : 0;
+    }
+}
+
 static int find_name(const char *const *t, int n, const json_t *v, const char *src,
                      const char *field, int *out)
 {

@@ -497,7 +497,7 @@ static void test_bad(void)
     w.short_rows = NULL;
     w.quant_algo = "FP8";
     bad_build("quantized", &d, &w, LLM_EUNSUPPORTED,
-              "the cuda backend cannot run this llama model: it needs fp8 weights");
+              "quantized (FP8); llm-build makes engines of float weights only");
     w.quant_algo = NULL;
     w.world_size = 2;
     bad_build("one rank of two", &d, &w, LLM_EUNSUPPORTED, "2-way");

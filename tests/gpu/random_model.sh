@@ -38,6 +38,26 @@ for f in gpt2 bloom opt-350m starcoder2 gemma2 falcon-40b mixtral qwen3-moe; do
         echo "ok $f: 4 of 4 answers identical"
     fi
 done
+# quantized: random:CONFIG.json:MODE (codes made on the GPU) = the artifact
+# `llm-convert --random CONFIG.json:MODE` writes (int4 in the plain layout on
+# both sides: the tile layout is made from host bytes only)
+for mode in fp8 fp8-pc int8-sq int8-sq,act=static w8a16 w4a16,group-size=32 int4-awq,group-size=32; do
+    cfg=$ROOT/tests/fixtures/llama2-f32/config.json
+    n=$((n + 1))
+    if ! "$B/llm-convert" -q --random "$cfg:$mode" -o "$T/a.llm" 2>"$T/err" ||
+        ! LLM_CUDA_QTILE=0 "$B/llm-run" -q --device "$DEV" "$T/a.llm" "$T/p.jsonl" >"$T/a.out" 2>>"$T/err" ||
+        ! LLM_CUDA_QTILE=0 "$B/llm-run" -q --device "$DEV" "random:$cfg:$mode" "$T/p.jsonl" \
+            >"$T/b.out" 2>>"$T/err"; then
+        echo "FAIL llama2 $mode: $(head -c 300 "$T/err")"
+        fails=$((fails + 1))
+    elif [ "$(wc -l < "$T/a.out")" -ne 4 ] || ! cmp -s "$T/a.out" "$T/b.out"; then
+        echo "FAIL llama2 $mode: answers differ"
+        diff "$T/a.out" "$T/b.out" | head -4
+        fails=$((fails + 1))
+    else
+        echo "ok llama2 $mode: 4 of 4 answers identical"
+    fi
+done
 # bad configs: one line naming the file, exit 1, for llm-run and llm-bench alike
 printf '{"architectures": ["NoSuchForCausalLM"], "model_type": "nosuch"}' > "$T/bad.json"
 for spec in "random:$T/missing.json" "random:$T/bad.json"; do

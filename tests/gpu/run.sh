@@ -1,12 +1,13 @@
 #!/bin/bash
 # run.sh - the whole GPU round on a machine with a CUDA device.
 #
-#   tests/gpu/run.sh [stage ...]      stages: env sass ops memcheck forward comm qforward families
+#   tests/gpu/run.sh [stage ...]      stages: env sass ops fillq memcheck forward comm qforward families
 #                                     random familybench kernels model
 #                                     llmbench
 #                                     not in the default set: decode (batch-1 decode per model
 #                                     shape), profile (the same per kernel under ncu), lat8b and
-#                                     tp8b (llm-bench on a random Llama-3.1-8B)
+#                                     tp8b (llm-bench on a random Llama-3.1-8B), qbench
+#                                     (llm-bench on Llama-2-7B quantized: QBENCH_MODES)
 #                                     (default: all, in that order; T_<STAGE>
 #                                     overrides a stage's time limit in seconds)
 #
@@ -21,12 +22,13 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/gpu-out}
 mkdir -p "$OUT"
-BINS="test_gpu_ops test_gpu_forward test_gpu_comm bench_gpu_kernels bench_gpu_model llm-convert llm-bench llm-run run-golden llm-build llm-quantize"
+BINS="test_gpu_ops test_gpu_fill_q test_gpu_forward test_gpu_comm bench_gpu_kernels bench_gpu_model llm-convert llm-bench llm-run run-golden llm-build llm-quantize"
 
 if [ "${1:-}" = pack ]; then
     dst=$ROOT/.dev/cuda-bin
     mkdir -p "$dst"
     cp "$ROOT/build-cuda/tests/gpu/test_gpu_ops" "$ROOT/build-cuda/tests/gpu/test_gpu_forward" \
+       "$ROOT/build-cuda/tests/gpu/test_gpu_fill_q" \
        "$ROOT/build-cuda/tests/gpu/test_gpu_comm" \
        "$ROOT/build-cuda/bench/gpu/bench_gpu_kernels" "$ROOT/build-cuda/bench/gpu/bench_gpu_model" \
        "$ROOT/build-cuda/cmd/llm-convert" "$ROOT/build-cuda/cmd/llm-bench" "$ROOT/build-cuda/cmd/llm-run" \
@@ -59,7 +61,7 @@ if [ -z "$(find_bin test_gpu_ops)" ]; then
         && ninja -C build-cuda-device) > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 fi
 
-STAGES=${*:-env sass ops memcheck forward comm qforward families random familybench kernels model llmbench}
+STAGES=${*:-env sass ops fillq memcheck forward comm qforward families random familybench kernels model llmbench}
 declare -A RESULT
 fail=0
 
@@ -99,6 +101,7 @@ for st in $STAGES; do
         RESULT[sass]="$(grep -c HMMA "$OUT/sass_summary.log") kernels with HMMA"
         ;;
     ops) run_stage ops ${T_OPS:-300} "$(find_bin test_gpu_ops)" ;;
+    fillq) run_stage fillq ${T_FILLQ:-60} "$(find_bin test_gpu_fill_q)" ;;
     families)
         # every family's fixture through llm-convert | llm-run --device cuda, against transformers
         run_stage families ${T_FAMILIES:-300} "$ROOT/tests/gpu/families.sh" "$(dirname "$(find_bin llm-run)")"
@@ -185,6 +188,23 @@ for st in $STAGES; do
                 '$(find_bin bench_gpu_model)' /dev/null bf16 > '$OUT/ncu-$shape.csv'"
             python3 "$ROOT/tests/gpu/ncu_sum.py" "$OUT/ncu-$shape.csv" > "$OUT/ncu-$shape.txt" 2>&1
             head -30 "$OUT/ncu-$shape.txt"
+        done
+        ;;
+    qbench)
+        # Llama-2-7B in each quantization mode (random:CONFIG:MODE, codes made on the GPU; "bf16":
+        # the dense model): offline 128/128 (1024 requests, 512 at once) and batch-1 latency, 3
+        # repetitions each, JSON under $OUT/qbench
+        mkdir -p "$OUT/qbench"
+        for mode in ${QBENCH_MODES:-bf16 fp8 fp8-pc int8-sq w8a16}; do
+            spec="random:$ROOT/bench/configs/llama-2-7b.json"
+            [ "$mode" = bf16 ] || spec="$spec:$mode"
+            run_stage "qbench-$mode" ${T_QBENCH:-500} bash -c "
+                '$(find_bin llm-bench)' throughput --device cuda --input-len 128 --output-len 128 \
+                    --num-requests 1024 --max-seqs 512 -r 3 -w 1 -f json -o '$OUT/qbench/$mode-tp.json' '$spec' &&
+                '$(find_bin llm-bench)' latency --device cuda --input-len 128 --output-len 128 \
+                    --num-requests 4 -r 3 -w 1 -f json -o '$OUT/qbench/$mode-lat.json' '$spec' &&
+                '$(find_bin llm-bench)' show -f md '$OUT/qbench/$mode-tp.json' &&
+                '$(find_bin llm-bench)' show -f md '$OUT/qbench/$mode-lat.json'"
         done
         ;;
     lat8b|tp8b)

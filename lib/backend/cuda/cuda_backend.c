@@ -171,6 +171,29 @@ static int upload_bytes(struct cu_be *c, void **dst, const void *src, uint64_t b
     return 0;
 }
 
+/* Quantized weight w (numel elements of dt) into dst: its bytes, or for a
+ * synthetic model's weight (no data on the host) its random codes made on
+ * the device (llm/random.h). */
+static int upload_qbytes(struct cu_be *c, void *dst, const struct llm_weight *w, int dt,
+                         uint64_t numel, uint64_t bytes)
+{
+    if (!w->data) {
+        if (!c->pub.model->synthetic)
+            return llm_err_set(LLM_EINVAL, "'%s': no data to upload", w->name);
+        CK(llm_k_fill_random(dst, dt, dt, (int64_t)numel,
+                             llm_rand_state(c->pub.model->rand_seed, w->name),
+                             llm_rand_fill_of(w->name), c->st));
+        CK(cudaStreamSynchronize(c->st));
+        return 0;
+    }
+    if (w->nbytes < bytes)
+        return llm_err_set(LLM_ESHAPE, "'%s': %llu bytes, expected %llu", w->name,
+                           (unsigned long long)w->nbytes, (unsigned long long)bytes);
+    CK(cudaMemcpyAsync(dst, w->data, bytes, cudaMemcpyHostToDevice, c->st));
+    CK(cudaStreamSynchronize(c->st));
+    return 0;
+}
+
 /* k weight-only quantized weights (k = 2: fc then gate rows, stacked): the
  * packed weights as stored (rows concatenated); fp32 scales by output row
  * (int4: the artifact's [in / group][out] transposed to [out][in / group];
@@ -197,7 +220,7 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
             return llm_err_set(LLM_EUNSUPPORTED, "cuda backend: '%s' has quantized activations "
                                "(weight-only formats run here; --device cpu runs it)",
                                w[i]->name);
-        if (!w[i]->data)
+        if (!w[i]->data && !c->pub.model->synthetic)
             return llm_err_set(LLM_EINVAL, "'%s': no data to upload", w[i]->name);
         any_zero |= w[i]->zero.data != NULL;
         any_pre |= w[i]->prequant.data != NULL;
@@ -214,7 +237,8 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
      * or always with LLM_CUDA_QTILE=1, never with LLM_CUDA_QTILE=0 */
     const char *qt = getenv("LLM_CUDA_QTILE");
     const int want_tile = qt ? strcmp(qt, "0") != 0 : !any_pre;
-    const int tile = i4 && c->dt != LLM_DTYPE_F32 && !any_zero && want_tile &&
+    /* (a synthetic model's codes are made on the device, in the plain layout) */
+    const int tile = i4 && c->dt != LLM_DTYPE_F32 && !any_zero && want_tile && w0->data &&
                      llm_k_q4_tile_ok((int)N, (int)K, 0);
     int rc = dalloc(c, &out->w, (uint64_t)k * (uint64_t)N * rowb, w0->name);
     if (rc) return rc;
@@ -222,15 +246,22 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
     uint8_t *tbuf = tile ? malloc((size_t)((uint64_t)N * rowb)) : NULL;
     if (tile && !tbuf) return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory for '%s'", w0->name);
     for (int i = 0; i < k; i++) {
-        if (w[i]->nbytes < (uint64_t)N * rowb) {
+        if (!tile) {
+            if ((rc = upload_qbytes(c, (char *)out->w + (uint64_t)i * (uint64_t)N * rowb, w[i],
+                                    i4 ? LLM_DTYPE_I4 : LLM_DTYPE_I8, (uint64_t)(N * K),
+                                    (uint64_t)N * rowb)))
+                return rc;
+            continue;
+        }
+        if (!w[i]->data || w[i]->nbytes < (uint64_t)N * rowb) {
             free(tbuf);
             return llm_err_set(LLM_ESHAPE, "'%s': %llu bytes, expected %llu", w[i]->name,
                                (unsigned long long)w[i]->nbytes,
                                (unsigned long long)((uint64_t)N * rowb));
         }
-        if (tile) llm_k_q4_tile(tbuf, w[i]->data, N, K);
+        llm_k_q4_tile(tbuf, w[i]->data, N, K);
         cudaError_t e = cudaMemcpyAsync((char *)out->w + (uint64_t)i * (uint64_t)N * rowb,
-                                        tile ? (const void *)tbuf : w[i]->data, (uint64_t)N * rowb,
+                                        tbuf, (uint64_t)N * rowb,
                                         cudaMemcpyHostToDevice, c->st);
         if (e == cudaSuccess) e = cudaStreamSynchronize(c->st);
         if (e != cudaSuccess) {
@@ -326,25 +357,16 @@ static int upload_w8a8(struct cu_be *c, const struct llm_weight *const *w, int k
         if (w[i]->prequant.data)
             return llm_err_set(LLM_EUNSUPPORTED, "cuda backend: '%s' has a pre-quant scale and "
                                "8-bit activations", w[i]->name);
-        if (!w[i]->data)
-            return llm_err_set(LLM_EINVAL, "'%s': no data to upload", w[i]->name);
-        if (w[i]->nbytes < (uint64_t)(N * K))
-            return llm_err_set(LLM_ESHAPE, "'%s': %llu bytes, expected %llu", w[i]->name,
-                               (unsigned long long)w[i]->nbytes,
-                               (unsigned long long)(N * K));
         any_as |= w[i]->act_scale.data != NULL;
         any_sm |= w[i]->smoother.data != NULL;
     }
     int rc = dalloc(c, &out->w, (uint64_t)k * (uint64_t)(N * K), w0->name);
     if (rc) return rc;
     c->weight_bytes += (uint64_t)k * (uint64_t)(N * K);
-    for (int i = 0; i < k; i++) {
-        cudaError_t e = cudaMemcpyAsync((char *)out->w + (uint64_t)i * (uint64_t)(N * K),
-                                        w[i]->data, (size_t)(N * K), cudaMemcpyHostToDevice, c->st);
-        if (e == cudaSuccess) e = cudaStreamSynchronize(c->st);
-        if (e != cudaSuccess)
-            return cu_fail(CU_LIB_RT, e, "cudaMemcpyAsync(8-bit weight)", __FILE__, __LINE__);
-    }
+    for (int i = 0; i < k && !rc; i++)
+        rc = upload_qbytes(c, (char *)out->w + (uint64_t)i * (uint64_t)(N * K), w[i], wdt,
+                           (uint64_t)(N * K), (uint64_t)(N * K));
+    if (rc) return rc;
     float *sc = malloc(sizeof(float) * (size_t)(k * N)), as[2] = {0.f, 0.f};
     float *sm = any_sm ? malloc(sizeof(float) * (size_t)(k * K)) : NULL;
     if (!sc || (any_sm && !sm)) {

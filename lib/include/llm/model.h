@@ -185,8 +185,9 @@ struct llm_model_desc {
         int head_offset;              /* the first of this rank's query heads */
         int64_t vocab_part;           /* lm_head rows on this rank (padded vocab / tp) */
         /* expert parallelism (MoE): the tp ranks form ep groups of tp / ep
-         * ranks; group ep_rank holds whole experts [expert_first, +experts)
-         * and splits each of them over its ranks (moe_tp_rank among them).
+         * ranks, interleaved as TensorRT-LLM's mapping (ep_rank = tp_rank %
+         * ep, moe_tp_rank = tp_rank / ep); group ep_rank holds whole experts
+         * [expert_first, +experts) and splits each of them over its ranks.
          * n_experts above stays the model's: the router scores them all. */
         int ep, ep_rank, moe_tp_rank; /* 0 = one group */
         int expert_first, experts;    /* experts 0 = all of them */
@@ -404,6 +405,8 @@ struct llm_quant {
 void llm_quant_init(struct llm_quant *q);
 const char *llm_quant_algo_name(int algo);   /* "FP8", ...; NULL for none */
 const char *llm_kv_quant_name(int kv);       /* "FP8", "INT8"; NULL for none */
+/* Bits per stored weight element of a quantized format (8 or 4); 0 for none. */
+int llm_quant_weight_bits(int algo);
 /* Section <-> struct; null or a missing member means none.  Unknown
  * algorithm names fail with LLM_EUNSUPPORTED naming them. */
 int llm_quant_from_json(struct llm_quant *q, const json_t *j, const char *src);
