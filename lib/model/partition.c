@@ -104,8 +104,8 @@ int llm_desc_partition(struct llm_model_desc *d, const struct llm_mapping *mp,
     d->intermediate /= mtp;
     if (ep > 1) {
         p->ep = ep;
-        p->ep_rank = mp->tp_rank / mtp;
-        p->moe_tp_rank = mp->tp_rank % mtp;
+        p->ep_rank = mp->tp_rank % ep; /* TensorRT-LLM's moe_ep_rank, moe_tp_rank */
+        p->moe_tp_rank = mp->tp_rank / ep;
         p->experts = d->n_experts / ep;
         p->expert_first = p->ep_rank * p->experts;
     } else {

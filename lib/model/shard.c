@@ -119,12 +119,13 @@ bad_shape:
 }
 
 /* The tensor-parallel ranks a tensor is split over: all of the stage's,
- * or for an expert stack under ep groups its group's. */
+ * or for an expert stack under ep groups its group's - as TensorRT-LLM's
+ * mapping, the ranks of group tp_rank % ep, tp_rank / ep among them. */
 static void split_group(const struct llm_split *s, int tp, int ep, int tp_rank, int *n, int *r)
 {
-    int m = s->experts && ep > 1 && tp % ep == 0 ? tp / ep : tp;
-    *n = m;
-    *r = tp_rank % m;
+    int grouped = s->experts && ep > 1 && tp % ep == 0;
+    *n = grouped ? tp / ep : tp;
+    *r = grouped ? tp_rank / ep : tp_rank;
 }
 
 int llm_split_whole(const struct llm_split *s, int ep)
@@ -171,7 +172,7 @@ int llm_split_ranges(const struct llm_model_desc *d, const struct llm_split *s, 
             return llm_err_set(LLM_ESHAPE, "%d experts over tp %d do not split into %d groups",
                                d->n_experts, tp, ep);
         o->experts = d->n_experts / ep;
-        o->expert_first = (int64_t)(tp_rank / (tp / ep)) * o->experts;
+        o->expert_first = (int64_t)(tp_rank % ep) * o->experts;
     }
     int r;
     split_group(s, tp, ep, tp_rank, &tp, &r);
