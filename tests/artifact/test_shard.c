@@ -153,6 +153,14 @@ static void test_partition(void)
           (long long)d.intermediate, d.n_heads);
     int first = -1;
     CHECK(llm_part_experts(&d, &first) == 2 && first == 2, "llm_part_experts");
+    llm_desc_free(&d);
+    /* groups interleave as TensorRT-LLM's mapping: rank 1 is in group 1, first in it */
+    moe_desc(&d);
+    struct llm_mapping mp1 = {TP, TP, 1, 1, 0, 2};
+    CHECK(llm_desc_partition(&d, &mp1, NULL) == 0 && d.part.ep_rank == 1 &&
+              d.part.moe_tp_rank == 0 && d.part.expert_first == 2,
+          "tp 4 ep 2 rank 1: group %d, rank %d in it, first expert %d (want 1, 0, 2)",
+          d.part.ep_rank, d.part.moe_tp_rank, d.part.expert_first);
     CHECK(llm_desc_features(&d) & LLM_FEAT_BIT(LLM_FEAT_EXPERT_PARALLEL), "no --ep feature");
     llm_desc_free(&d);
     moe_desc(&d);
