@@ -4,7 +4,9 @@
  * Rank 0's backend is a thin wrapper: forward and copy_blocks are first
  * announced to the other ranks (one broadcast of a fixed header, one of
  * the step's arrays), then run on rank 0's own part; the model definition
- * does the rest (sums, gathers and pipeline sends inside the step).  The
+ * does the rest (sums, gathers and pipeline sends inside the step; a
+ * pipeline's micro-batches are cut by every rank the same way, from the
+ * announced step and the count all of them agreed on).  The
  * other ranks wait in llm_job_follow for the next announcement.  Sampling
  * needs nothing from them: the logits are complete on rank 0 (gathered
  * over the tensor-parallel ranks, sent by the last pipeline stage).
@@ -33,7 +35,7 @@
 struct rank_state {
     int32_t ok, world, tp, pp, tp_rank, pp_rank, ep, pad0;
     uint64_t hash;
-    int32_t n_blocks, block_size, max_batch_tokens, max_seqs, max_seq_len, pad;
+    int32_t n_blocks, block_size, max_batch_tokens, max_seqs, max_seq_len, pp_micro;
     char msg[400];
 };
 
@@ -324,9 +326,27 @@ static const struct llm_backend_ops dist_ops_noclock = {
     .destroy = dist_destroy,
 };
 
+/* LLM_PP_MICRO: pipeline micro-batches per step (0 when unset: the
+ * backend's default). */
+static int env_pp_micro(int *out)
+{
+    const char *v = getenv("LLM_PP_MICRO");
+    *out = 0;
+    if (!v || !*v) return 0;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n < 1 || n > 4096)
+        return llm_err_set(LLM_EINVAL, "LLM_PP_MICRO='%s' is not a number of micro-batches "
+                           "(1 to 4096)", v);
+    *out = (int)n;
+    return 0;
+}
+
 /* Every rank: agree on the pool and limits (the smallest of each), after
- * learning whether every rank's backend was created. */
-static int agree_limits(struct llm_comm *c, struct llm_backend *local, int create_rc)
+ * learning whether every rank's backend was created; every rank must cut
+ * a step into the same micro-batches. */
+static int agree_limits(struct llm_comm *c, struct llm_backend *local, int create_rc,
+                        int pp_micro)
 {
     struct rank_state st = {.ok = 1};
     if (create_rc) {
@@ -337,6 +357,7 @@ static int agree_limits(struct llm_comm *c, struct llm_backend *local, int creat
         st.max_batch_tokens = local->max_batch_tokens;
         st.max_seqs = local->max_seqs;
         st.max_seq_len = local->max_seq_len;
+        st.pp_micro = pp_micro;
     }
     struct rank_state *all = NULL;
     int rc = agree(c, &st, &all);
@@ -345,6 +366,13 @@ static int agree_limits(struct llm_comm *c, struct llm_backend *local, int creat
         if (all[r].block_size != all[0].block_size) {
             rc = llm_err_set(LLM_EINVAL, "rank %d has KV blocks of %d tokens, rank 0 of %d", r,
                              all[r].block_size, all[0].block_size);
+            free(all);
+            return rc;
+        }
+        if (all[r].pp_micro != all[0].pp_micro) {
+            rc = llm_err_set(LLM_EINVAL, "rank %d cuts a step into %d pipeline micro-batches, "
+                             "rank 0 into %d: give every rank the same LLM_PP_MICRO", r,
+                             all[r].pp_micro, all[0].pp_micro);
             free(all);
             return rc;
         }
@@ -371,8 +399,10 @@ int llm_job_backend(struct llm_job *j, const char *device, const struct llm_mode
     struct llm_backend_opts oo = *o;
     oo.comm = j->comm;
     struct llm_backend *local = NULL;
-    int crc = llm_backend_create(&local, device, m, &oo);
-    int rc = agree_limits(j->comm, local, crc);
+    int crc = oo.pp_micro ? 0 : env_pp_micro(&oo.pp_micro);
+    if (!oo.pp_micro) oo.pp_micro = m->mapping.pp_size > 1 ? m->mapping.pp_size : 1;
+    if (!crc) crc = llm_backend_create(&local, device, m, &oo);
+    int rc = agree_limits(j->comm, local, crc, oo.pp_micro);
     if (rc) {
         llm_backend_destroy(local);
         return rc;

@@ -7,7 +7,9 @@
  * briefly (a step's collectives follow each other closely) and then sleeps
  * in short naps, so ranks oversubscribing a few cores leave them to the
  * rank that is computing.  Messages longer than INT_MAX elements go in
- * pieces.
+ * pieces.  Point-to-point transfers may also be posted and finished later
+ * (isend / irecv, test, wait), so a pipeline stage computes the next
+ * micro-batch while the last one travels.
  */
 #include <errno.h>
 #include <limits.h>
@@ -220,6 +222,131 @@ static int m_recv(struct llm_comm *c, void *buf, size_t bytes, int peer, void *s
     return rc;
 }
 
+/* ---- posted transfers ---------------------------------------------------------
+ * A request is the MPI requests of its pieces; a receive checks each
+ * piece's length once it is complete. */
+
+struct m_req {
+    int n, recv, peer, done, rc;
+    size_t bytes;
+    MPI_Request r[];
+};
+
+static size_t pieces(size_t bytes)
+{
+    return bytes ? (bytes + CHUNK - 1) / CHUNK : 1;
+}
+
+static size_t piece_len(const struct m_req *q, int i)
+{
+    size_t off = (size_t)i * CHUNK;
+    return q->bytes - off < CHUNK ? q->bytes - off : CHUNK;
+}
+
+static int post(struct llm_comm *c, void *buf, size_t bytes, int peer, int recv, void **out)
+{
+    const char *what = recv ? "recv" : "send";
+    *out = NULL;
+    int rc = host_only(c, NULL, what);
+    if (!rc) rc = peer_ok(c, peer, what);
+    if (rc) return rc;
+    size_t n = pieces(bytes);
+    struct m_req *q = calloc(1, sizeof *q + n * sizeof(MPI_Request));
+    if (!q) return llm_err_set(LLM_ENOMEM, "rank %d: %s: out of memory", c->rank, what);
+    q->n = (int)n, q->recv = recv, q->peer = peer, q->bytes = bytes;
+    for (int i = 0; i < q->n; i++) {
+        char *p = (char *)buf + (size_t)i * CHUNK;
+        int len = (int)piece_len(q, i);
+        int e = recv ? MPI_Irecv(p, len, MPI_BYTE, peer, 7, world_of(c), &q->r[i])
+                     : MPI_Isend(p, len, MPI_BYTE, peer, 7, world_of(c), &q->r[i]);
+        if (e != MPI_SUCCESS) {
+            rc = mpi_fail(c, e, what);
+            q->n = i;
+            c->ops->cancel(c, q);
+            return rc;
+        }
+    }
+    *out = q;
+    return 0;
+}
+
+
+static int check_piece(struct llm_comm *c, const struct m_req *q, int i, MPI_Status *st)
+{
+    int got = 0;
+    size_t n = piece_len(q, i);
+    if (q->recv && (MPI_Get_count(st, MPI_BYTE, &got) != MPI_SUCCESS || (size_t)got != n))
+        return llm_err_set(LLM_ESHAPE, "rank %d: expected %zu bytes from rank %d, got %d (the "
+                           "ranks disagree on the model or the step)", c->rank, n, q->peer, got);
+    return 0;
+}
+
+static int m_test(struct llm_comm *c, void *req, int *done)
+{
+    struct m_req *q = req;
+    *done = q->done;
+    if (q->done) return q->rc;
+    MPI_Status st[4];
+    MPI_Status *sts = q->n <= 4 ? st : malloc(sizeof *sts * (size_t)q->n);
+    if (!sts) return 0; /* no progress this time; wait finishes it */
+    int flag = 0, e = MPI_Testall(q->n, q->r, &flag, sts);
+    if (e != MPI_SUCCESS) q->rc = mpi_fail(c, e, q->recv ? "recv" : "send");
+    for (int i = 0; e == MPI_SUCCESS && flag && i < q->n && !q->rc; i++)
+        q->rc = check_piece(c, q, i, &sts[i]);
+    if (sts != st) free(sts);
+    q->done = flag || q->rc;
+    *done = q->done;
+    return q->rc;
+}
+
+/* A long message moves only while the sender is inside MPI (shared memory
+ * without single-copy: the sender pushes the pieces): a posted send is
+ * pushed for about as long as copying it takes, so a receiver already
+ * waiting gets it now, and a busy one costs the sender next to nothing. */
+static int m_isend(struct llm_comm *c, const void *buf, size_t bytes, int peer, void **req)
+{
+    int rc = post(c, (void *)buf, bytes, peer, 0, req);
+    double until = now() + 1e-3 + (double)bytes / 1e9;
+    for (int done = 0; !rc && !done && now() < until;)
+        rc = m_test(c, *req, &done);
+    return rc;
+}
+
+static int m_irecv(struct llm_comm *c, void *buf, size_t bytes, int peer, void **req)
+{
+    return post(c, buf, bytes, peer, 1, req);
+}
+
+static int m_wait(struct llm_comm *c, void *req)
+{
+    struct m_req *q = req;
+    int rc = q->rc;
+    for (int i = 0; !q->done && !rc && i < q->n; i++) {
+        MPI_Status st;
+        rc = wait_req(c, &q->r[i], &st, q->recv ? "recv" : "send");
+        if (!rc) rc = check_piece(c, q, i, &st);
+    }
+    if (rc) {
+        c->ops->cancel(c, q);
+        return rc;
+    }
+    free(q);
+    return 0;
+}
+
+static void m_cancel(struct llm_comm *c, void *req)
+{
+    (void)c;
+    struct m_req *q = req;
+    if (!q) return;
+    for (int i = 0; i < q->n; i++) {
+        if (q->r[i] == MPI_REQUEST_NULL) continue;
+        if (q->recv) MPI_Cancel(&q->r[i]);
+        MPI_Request_free(&q->r[i]);
+    }
+    free(q);
+}
+
 static const struct llm_comm_ops mpi_ops;
 
 static int m_split(struct llm_comm *c, int color, int key, struct llm_comm **out)
@@ -270,6 +397,11 @@ static const struct llm_comm_ops mpi_ops = {
     .recv = m_recv,
     .split = m_split,
     .destroy = m_destroy,
+    .isend = m_isend,
+    .irecv = m_irecv,
+    .test = m_test,
+    .wait = m_wait,
+    .cancel = m_cancel,
 };
 
 int llm_comm_mpi(struct llm_comm **out)

@@ -8,11 +8,12 @@
 # (tp 2 ep 2, tp 4 ep 2, tp 4 ep 4, and tp 2 ep 2 x pp 2 on one), and run
 # by `mpirun -np N llm-run DIR`: the greedy
 # tokens must equal one rank's and the log-probabilities (the chosen token
-# and the top 5) agree within 1e-5 relative.  Shard then merge must give the
+# and the top 5) agree within 1e-5 relative.  Pipelines cut into
+# micro-batches (LLM_PP_MICRO 1, default, 3) give the same answers.  Shard then merge must give the
 # parent back byte for byte.  Then what goes wrong: tp not dividing the
 # heads, --ep that does not fit, a missing / foreign / misnumbered rank
-# file, rank files of different expert splits, the wrong number of
-# ranks, a whole model under mpirun, a rank that stops answering and a rank
+# file, rank files of different expert splits, ranks of different
+# micro-batch counts, the wrong number of ranks, a whole model under mpirun, a rank that stops answering and a rank
 # killed mid-run: each a clear line, a non-zero exit, never a hang.
 set -u
 B=${LLM_BUILDDIR:?LLM_BUILDDIR not set}
@@ -102,6 +103,44 @@ for dir in "$S"/tests/fixtures/*/; do
         rm -rf "$d"
     done
 done
+
+# ---- pipeline micro-batches ------------------------------------------------------------
+# A pipeline step cut into micro-batches of whole sequences (LLM_PP_MICRO;
+# default: one per stage) gives the answers of the whole step at once:
+# five requests of different prompt lengths and lengths, prompts in chunks
+# of a 16-token budget beside the decodes, so micro-batches are uneven.
+for i in 1 2 3 4 5; do
+    ids=$(seq -s, 3 7 $((3 + 7 * (3 * i - 1))) | sed 's/,/, /g')
+    printf '{"id": "m%d", "input_ids": [%s], "max_tokens": %d, "temperature": 0, "ignore_eos": true, "logprobs": 5}\n' \
+        "$i" "$ids" $((3 + i))
+done >"$T/micro.jsonl"
+micro_fixtures="llama3-bf16 neox-parallel qwen3-moe"
+micro_configs="pp2:1:2 tp2pp2:2:2"
+[ -n "$subset" ] && micro_fixtures="llama3-bf16 qwen3-moe" micro_configs="tp2pp2:2:2"
+for f in $micro_fixtures; do
+    [ -f "$T/$f.llm" ] || "$B/cmd/llm-convert" -q "$S/tests/fixtures/$f" -o "$T/$f.llm"
+    for c in $micro_configs; do
+        IFS=: read -r name tp pp <<<"$c"
+        d="$T/$f.micro.$name"
+        $SHARD --tp "$tp" --pp "$pp" "$T/$f.llm" -o "$d"
+        for m in 1 default 3; do
+            if [ $m = default ]; then unset LLM_PP_MICRO; else export LLM_PP_MICRO=$m; fi
+            if ! timeout 120 $MPIRUN -np $((tp * pp)) $RUN --max-batch-tokens 16 "$d" "$T/micro.jsonl" \
+                -o "$T/micro.$m.out" >"$T/err" 2>&1; then
+                bad "$f $name micro-batches $m: $(head -5 "$T/err")"
+            elif [ $m = 1 ]; then
+                continue
+            elif r=$(python3 "$S/tests/mpi/compare_runs.py" "$T/micro.1.out" "$T/micro.$m.out" 1e-5); then
+                ok "$f $name: micro-batches $m as one: $r"
+            else
+                bad "$f $name: micro-batches $m against one: $r"
+            fi
+        done
+        unset LLM_PP_MICRO
+        rm -rf "$d"
+    done
+done
+$SHARD --pp 2 "$T/llama3-bf16.llm" -o "$T/micro.pp2"
 
 # ---- quantized artifacts ------------------------------------------------------------
 # Scales follow their weights; int4 groups are never cut.  Weight-only
@@ -220,6 +259,11 @@ expect_fail "3 ranks for 2 files" "one of 2 ranks" \
 expect_fail "whole model under mpirun" "split it with llm-shard" \
     $MPIRUN -np 2 $RUN "$M" "$T/p.jsonl" -o "$T/res.jsonl"
 expect_fail "ranks without mpirun" "mpirun -np 2" $RUN "$T/good" "$T/p.jsonl" -o "$T/res.jsonl"
+expect_fail "LLM_PP_MICRO=0" "LLM_PP_MICRO='0' is not a number" \
+    env LLM_PP_MICRO=0 $MPIRUN -np 2 $RUN "$T/micro.pp2" "$T/p.jsonl" -o "$T/res.jsonl"
+expect_fail "ranks of different LLM_PP_MICRO" "rank 1 cuts a step into 3 pipeline micro-batches, rank 0 into 2" \
+    $MPIRUN -np 1 env LLM_PP_MICRO=2 $RUN "$T/micro.pp2" "$T/p.jsonl" -o "$T/res.jsonl" : \
+    -np 1 env LLM_PP_MICRO=3 $RUN "$T/micro.pp2" "$T/p.jsonl" -o "$T/res.jsonl"
 expect_fail "a rank file run alone" "run every rank" $RUN "$T/good/rank-0.llm" "$T/p.jsonl" -o "$T/res.jsonl"
 expect_fail "merge of a foreign set" "not a part of the same split" \
     $SHARD --merge "$T/foreign" -o "$T/res.jsonl"

@@ -13,7 +13,9 @@
  * layer the same way and copy_blocks copies 2 x n_layers slices.  Each step
  * runs the whole ragged batch through each op at once (all tokens of all
  * sequences in one matrix product, so a weight row is read once per step);
- * only attention and rotary embedding look at sequence boundaries.  A
+ * only attention and rotary embedding look at sequence boundaries (a
+ * pipeline stage cuts the batch into micro-batches of whole sequences, so
+ * the stages overlap: see run_micro).  A
  * projection that accumulates into the residual is computed whole and then
  * added (residual + output, in fp32), in Hugging Face's order.
  *
@@ -73,14 +75,19 @@ struct cpu_be {
     void *kv_mem;
     struct llm_cpu_kv *kv; /* [n_layers] */
 
-    /* activations, grown to the largest batch seen (<= max_batch_tokens) */
+    /* activations, grown to the largest batch seen (<= max_batch_tokens);
+     * buf[] are the rows of the micro-batch being run inside mem[] */
     int cap_tokens, cap_out;
+    float *mem[BUF_N];
     float *buf[BUF_N];
     float *gather;         /* vocab-parallel logits of every rank [tp][n_out][vocab_part] */
     int32_t *pos_tmp;      /* positions + pos_offset */
     const struct llm_batch *b; /* the step being run */
     int n_out;             /* rows of logits from the last forward; -1 = none */
     void *sample_scratch;
+    int n_micro;           /* pipeline micro-batches per step (opts.pp_micro) */
+    void **pend;           /* pipeline transfers in flight during a step */
+    int n_pend, cap_pend;
 };
 
 static struct cpu_be *cpu_of(struct llm_backend *be)
@@ -288,6 +295,7 @@ int llm_backend_cpu_create(struct llm_backend **out, const struct llm_model *m,
     }
     if (m->quant.kv_algo && (rc = load_kv_scales(c, (struct llm_model *)m))) goto fail;
     set_limits(c, o);
+    c->n_micro = o->pp_micro > 0 ? o->pp_micro : llm_part_pp(d);
     if ((rc = make_kv_pool(c, o))) goto fail;
     *out = &c->pub;
     return 0;
@@ -309,7 +317,8 @@ static void cpu_destroy(struct llm_backend *be)
     free(c->kv_mem);
     free(c->kv);
     for (int i = 0; i < BUF_N; i++)
-        free(c->buf[i]);
+        free(c->mem[i]);
+    free(c->pend);
     free(c->pos_tmp);
     free(c->sample_scratch);
     free(c);
@@ -363,7 +372,7 @@ static int ensure(struct cpu_be *c, int n, int n_out)
     int rc;
     if (n > c->cap_tokens) {
         for (int b = 0; b < BUF_N; b++)
-            if (!out_rows_buf(b) && (rc = grow(&c->buf[b], (size_t)n * (size_t)alloc_width(c, b))))
+            if (!out_rows_buf(b) && (rc = grow(&c->mem[b], (size_t)n * (size_t)alloc_width(c, b))))
                 return rc;
         int32_t *p = realloc(c->pos_tmp, sizeof(int32_t) * (size_t)n);
         if (!p) return llm_err_set(LLM_ENOMEM, "cpu backend: out of memory");
@@ -372,7 +381,7 @@ static int ensure(struct cpu_be *c, int n, int n_out)
     }
     if (n_out > c->cap_out) {
         for (int b = 0; b < BUF_N; b++)
-            if (out_rows_buf(b) && (rc = grow(&c->buf[b], (size_t)n_out * (size_t)alloc_width(c, b))))
+            if (out_rows_buf(b) && (rc = grow(&c->mem[b], (size_t)n_out * (size_t)alloc_width(c, b))))
                 return rc;
         if (llm_part_tp(c->d) > 1 &&
             (rc = grow(&c->gather, (size_t)n_out * (size_t)alloc_width(c, LLM_BUF_LOGITS))))
@@ -380,6 +389,17 @@ static int ensure(struct cpu_be *c, int n, int n_out)
         c->cap_out = n_out;
     }
     return 0;
+}
+
+/* Point the step buffers at a micro-batch's rows: its tokens' from row0,
+ * its logits' (and their inputs') from out0.  Rows a micro-batch still
+ * sends on or receives into are then not touched by the next one. */
+static void set_views(struct cpu_be *c, int row0, int out0)
+{
+    for (int b = 0; b < BUF_N; b++) {
+        int64_t first = out_rows_buf(b) ? out0 : row0;
+        c->buf[b] = c->mem[b] ? c->mem[b] + first * buf_width(c, b) : NULL;
+    }
 }
 
 /* ---- the steps ------------------------------------------------------------ */
@@ -648,12 +668,62 @@ static int step_allgather(struct cpu_be *c, const struct llm_step *s, int n)
     return 0;
 }
 
+/* ---- pipeline transfers ---------------------------------------------------------
+ * A stage waits for the residual stream it starts from; what it sends on,
+ * and the logits rank 0 receives (read only after the step), travel while
+ * the next micro-batch runs: posted here, let move on between steps
+ * (poke), finished at the end of the step (finish_transfers). */
+
+static int step_p2p(struct cpu_be *c, const struct llm_step *s, int n)
+{
+    struct llm_comm *m = c->comm;
+    void *buf = c->buf[s->out];
+    size_t bytes = sizeof(float) * (size_t)n * (size_t)buf_width(c, s->out);
+    int send = s->op == LLM_OP_SEND;
+    if (!m->ops->isend || (!send && s->out != LLM_BUF_LOGITS))
+        return send ? m->ops->send(m, buf, bytes, s->peer, NULL)
+                    : m->ops->recv(m, buf, bytes, s->peer, NULL);
+    if (c->n_pend == c->cap_pend) {
+        int cap = c->cap_pend ? 2 * c->cap_pend : 8;
+        void **p = realloc(c->pend, sizeof *p * (size_t)cap);
+        if (!p) return llm_err_set(LLM_ENOMEM, "cpu backend: out of memory");
+        c->pend = p;
+        c->cap_pend = cap;
+    }
+    int rc = send ? m->ops->isend(m, buf, bytes, s->peer, &c->pend[c->n_pend])
+                  : m->ops->irecv(m, buf, bytes, s->peer, &c->pend[c->n_pend]);
+    if (!rc) c->n_pend++;
+    return rc;
+}
+
+/* MPI moves a long message only while its ranks are inside MPI: between
+ * steps, let the transfers in flight go on. */
+static int poke(struct cpu_be *c)
+{
+    for (int i = 0; i < c->n_pend; i++) {
+        int done, rc = c->comm->ops->test(c->comm, c->pend[i], &done);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* The end of a step: every transfer finished (given up after an error). */
+static int finish_transfers(struct cpu_be *c, int rc)
+{
+    for (int i = 0; i < c->n_pend; i++)
+        if (!rc) rc = c->comm->ops->wait(c->comm, c->pend[i]);
+        else c->comm->ops->cancel(c->comm, c->pend[i]);
+    c->n_pend = 0;
+    return rc;
+}
+
 static int cpu_step(void *ctx, const struct llm_step *s, int layer)
 {
     struct cpu_be *c = ctx;
     const struct llm_batch *b = c->b;
     int n = s->rows == LLM_ROWS_OUT ? b->n_out : b->n_tokens;
-    if (n == 0) return 0;
+    int rc = c->n_pend ? poke(c) : 0;
+    if (rc || n == 0) return rc;
     switch (s->op) {
     case LLM_OP_EMBED: return step_embed(c, n);
     case LLM_OP_NORM: return step_norm(c, s, layer, n);
@@ -685,15 +755,93 @@ static int cpu_step(void *ctx, const struct llm_step *s, int layer)
                                         NULL);
     case LLM_OP_ALLGATHER: return step_allgather(c, s, n);
     case LLM_OP_SEND:
-    case LLM_OP_RECV: {
-        size_t bytes = sizeof(float) * (size_t)n * (size_t)buf_width(c, s->out);
-        return s->op == LLM_OP_SEND
-                   ? c->comm->ops->send(c->comm, c->buf[s->out], bytes, s->peer, NULL)
-                   : c->comm->ops->recv(c->comm, c->buf[s->out], bytes, s->peer, NULL);
-    }
+    case LLM_OP_RECV: return step_p2p(c, s, n);
     default:
         return llm_err_set(LLM_EUNSUPPORTED, "cpu backend: no %s step", llm_op_name(s->op));
     }
+}
+
+/* ---- micro-batches ---------------------------------------------------------------
+ * Pipeline stages overlap: a step's sequences are cut into micro-batches,
+ * each stage runs them in order and passes each on as soon as it is done,
+ * so stage s + 1 computes micro-batch j while stage s computes j + 1.
+ * Every rank cuts the step the same way (the tensor-parallel ranks of a
+ * stage run the same micro-batch together).  Each micro-batch keeps its
+ * rows of the buffers (set_views), and its logits land in its rows of
+ * rank 0's, so the step's result is the whole batch's: the kernels compute
+ * every row on its own. */
+
+/* Cut b into at most m runs of whole sequences of about equal tokens:
+ * micro-batch j has sequences [first[j], first[j + 1]).  Returns the count. */
+static int split_micro(const struct llm_batch *b, int m, int *first)
+{
+    if (m > b->n_seqs) m = b->n_seqs;
+    if (m < 1) m = 1;
+    first[0] = 0;
+    for (int j = 1; j < m; j++) {
+        int64_t target = (int64_t)b->n_tokens * j / m;
+        int lo = first[j - 1] + 1, hi = b->n_seqs - (m - j), q = lo;
+        while (q < hi && b->seq_start[q] < target)
+            q++;
+        if (q > lo && target - b->seq_start[q - 1] < b->seq_start[q] - target) q--;
+        first[j] = q;
+    }
+    first[m] = b->n_seqs;
+    return m;
+}
+
+/* Sequences [s0, s1) of b as a batch of their own (idx: room for its
+ * seq_start and out_rows, re-based); *row0 and *out0 get where its token
+ * rows and out rows start in b. */
+static void micro_batch(const struct llm_batch *b, int s0, int s1, int32_t *idx,
+                        struct llm_batch *mb, int *row0, int *out0)
+{
+    int t0 = b->seq_start[s0], t1 = b->seq_start[s1], o0 = 0, o1;
+    while (o0 < b->n_out && b->out_rows[o0] < t0)
+        o0++;
+    for (int q = s0; q <= s1; q++)
+        idx[q - s0] = b->seq_start[q] - t0;
+    int32_t *out = idx + (s1 - s0) + 1;
+    for (o1 = o0; o1 < b->n_out && b->out_rows[o1] < t1; o1++)
+        out[o1 - o0] = b->out_rows[o1] - t0;
+    *mb = *b;
+    mb->n_tokens = t1 - t0;
+    mb->tokens = b->tokens + t0;
+    mb->pos = b->pos + t0;
+    mb->n_seqs = s1 - s0;
+    mb->seq_start = idx;
+    mb->seq_len = b->seq_len + s0;
+    mb->block_table = b->block_table + (size_t)s0 * (size_t)b->bt_stride;
+    mb->n_out = o1 - o0;
+    mb->out_rows = out;
+    *row0 = t0;
+    *out0 = o0;
+}
+
+static int run_micro(struct cpu_be *c, const struct llm_batch *b)
+{
+    int m = llm_part_pp(c->d) > 1 && b->n_seqs > 1 ? c->n_micro : 1;
+    if (m > b->n_seqs && m > 1) m = b->n_seqs;
+    int *first = malloc(sizeof(int) * (size_t)(m + 1));
+    int32_t *idx = malloc(sizeof(int32_t) * ((size_t)b->n_seqs + 1 + (size_t)b->n_out));
+    int rc = 0;
+    if (!first || !idx) rc = llm_err_set(LLM_ENOMEM, "cpu backend: out of memory");
+    if (!rc) m = split_micro(b, m, first);
+    const struct llm_exec x = {cpu_step, c};
+    for (int j = 0; j < m && !rc; j++) {
+        struct llm_batch mb;
+        int row0 = 0, out0 = 0;
+        if (m > 1) micro_batch(b, first[j], first[j + 1], idx, &mb, &row0, &out0);
+        set_views(c, row0, out0);
+        c->b = m > 1 ? &mb : b;
+        rc = llm_graph_run(&c->g, &x);
+    }
+    rc = finish_transfers(c, rc);
+    set_views(c, 0, 0);
+    c->b = NULL;
+    free(first);
+    free(idx);
+    return rc;
 }
 
 static int cpu_forward(struct llm_backend *be, const struct llm_batch *b)
@@ -711,11 +859,7 @@ static int cpu_forward(struct llm_backend *be, const struct llm_batch *b)
         c->tp_comm = NULL;
         return rc;
     }
-    c->b = b;
-    const struct llm_exec x = {cpu_step, c};
-    rc = llm_graph_run(&c->g, &x);
-    c->b = NULL;
-    if (rc) return rc;
+    if ((rc = run_micro(c, b))) return rc;
     c->n_out = b->n_out;
     return 0;
 }

@@ -54,6 +54,12 @@ struct llm_backend_opts {
     /* Run the model definition's reduction steps (all-reduce, all-gather)
      * through comm even for one rank (tests of the communication path). */
     int reduce_steps;
+    /* Pipeline stages (CPU): micro-batches a step is split into, by whole
+     * sequences, so that a stage computes one while the next stage computes
+     * the one before (0 = as many as the stages; 1 = the whole step at
+     * once).  A step of fewer sequences uses fewer.  llm_job_backend sets it
+     * from LLM_PP_MICRO. */
+    int pp_micro;
 };
 void llm_backend_opts_init(struct llm_backend_opts *o);
 
@@ -137,6 +143,10 @@ int llm_batch_check(const struct llm_backend *be, const struct llm_batch *b);
 struct llm_backend_ceiling {
     double mem_bw, flops;
     char bw_how[96], flops_how[96];
+    /* the rates of 8-bit products (the CUDA backend's fp8 and int8 GEMMs;
+     * 0 where not measured), the ceilings of models with 8-bit activations */
+    double flops_fp8, flops_int8;
+    char fp8_how[96], int8_how[96];
 };
 int llm_backend_cpu_probe(struct llm_backend_ceiling *c, int n_threads);
 int llm_backend_cuda_probe(struct llm_backend_ceiling *c, int device);

@@ -41,6 +41,18 @@ struct llm_comm_ops {
      * (every rank calls it): a pipeline stage's tensor-parallel group. */
     int (*split)(struct llm_comm *c, int color, int key, struct llm_comm **out);
     void (*destroy)(struct llm_comm *c);
+    /* Optional (NULL where a communicator lacks them): send and recv posted
+     * and left running while the caller computes (pipeline stages passing
+     * micro-batches on).  *req is finished by wait, which frees it; until
+     * then a send's buf must not change and a recv's must not be read.
+     * test lets the transfer move on (MPI moves a long message only while
+     * its ranks are inside MPI) and sets *done; cancel gives req up after
+     * an error, without waiting. */
+    int (*isend)(struct llm_comm *c, const void *buf, size_t bytes, int peer, void **req);
+    int (*irecv)(struct llm_comm *c, void *buf, size_t bytes, int peer, void **req);
+    int (*test)(struct llm_comm *c, void *req, int *done);
+    int (*wait)(struct llm_comm *c, void *req);
+    void (*cancel)(struct llm_comm *c, void *req);
 };
 
 struct llm_comm {

@@ -44,7 +44,9 @@ int llm_job_open_model(struct llm_job *j, const char *path, unsigned flags,
 /* DIR/rank-K.llm */
 int llm_job_rank_path(char *buf, size_t cap, const char *dir, int rank);
 /* The rank's backend (rank 0: the driving wrapper); every rank agrees on
- * the KV pool and limits (the smallest of each). */
+ * the KV pool and limits (the smallest of each) and on the pipeline
+ * micro-batches of a step (o->pp_micro, else LLM_PP_MICRO, the same on
+ * every rank). */
 int llm_job_backend(struct llm_job *j, const char *device, const struct llm_model *m,
                     const struct llm_backend_opts *o, struct llm_backend **be);
 /* Ranks other than 0: run rank 0's steps until it stops. */
