@@ -732,6 +732,15 @@ static int run_setting(struct ctx *c, const struct test *tests, int n_tests, lon
         }
         if (rc) goto out;
         c->have_ceil = 1;
+        /* models with 8-bit activations: their products' own rate is the ceiling */
+        int qa = c->m->quant.algo;
+        int fp8 = qa == LLM_QUANT_FP8 || qa == LLM_QUANT_FP8_PC_PT;
+        int i8 = qa == LLM_QUANT_W8A8_SQ_PC || qa == LLM_QUANT_W8A8_SQ_PC_PT;
+        if ((fp8 && c->ceil.flops_fp8 > 0) || (i8 && c->ceil.flops_int8 > 0)) {
+            c->ceil.flops = fp8 ? c->ceil.flops_fp8 : c->ceil.flops_int8;
+            snprintf(c->ceil.flops_how, sizeof c->ceil.flops_how, "%s",
+                     fp8 ? c->ceil.fp8_how : c->ceil.int8_how);
+        }
         if (c->o->peak_bw > 0) {
             c->ceil.mem_bw = c->o->peak_bw;
             snprintf(c->ceil.bw_how, sizeof c->ceil.bw_how, "--peak-bw");

@@ -94,10 +94,16 @@ int llm_k_quant_act(int dt, int act, void *xq, float *xs, const void *x, int ldx
  * 64-wide step; those words are the A and B fragments of two mma steps
  * whose K order is a permutation of the true one - the same permutation on
  * both sides, so the sums are the same sums.  The warps of a block share the
- * 16 rows and split K between them; their sums meet in shared memory. */
+ * block's tiles of 16 rows and split K between them; their sums meet in
+ * shared memory. */
 
-#define G8_WARPS 8
-#define G8_UNROLL 2
+/* Launch shapes (W warps splitting K, U steps of loads in flight per warp, RT
+ * tiles of 16 weight rows per warp); shape 0 is the default. */
+static int w8_shape;
+void llm_k_set_w8_shape(int shape)
+{
+    w8_shape = shape;
+}
 
 template <int A>
 static __device__ __forceinline__ void mma8(float (&d)[4], int (&di)[4], uint32_t a0, uint32_t a1,
@@ -115,59 +121,80 @@ static __device__ __forceinline__ void mma8(float (&d)[4], int (&di)[4], uint32_
                      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-template <typename Y, int A>
-__global__ void __launch_bounds__(32 * G8_WARPS)
+template <typename Y, int A, int W, int U, int RT>
+__global__ void __launch_bounds__(32 * W)
     w8a8_gemv_kernel(Y *y, int ldy, const uint8_t *xq, const float *xs, const uint8_t *wq,
                      const float *ws, const Y *bias, int M, int N, int K, int accumulate)
 {
     __shared__ union {
-        float f[G8_WARPS][32][4];
-        int i[G8_WARPS][32][4];
+        float f[W][32][4 * RT];
+        int i[W][32][4 * RT];
     } red;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
-    const int n0 = blockIdx.x * 16;
-    const int r0 = n0 + g, r1 = n0 + g + 8;
-    const uint8_t *w0 = wq + (int64_t)(r0 < N ? r0 : 0) * K, *w1 = wq + (int64_t)(r1 < N ? r1 : 0) * K;
+    const int n0 = blockIdx.x * 16 * RT;
+    const uint8_t *wr[RT][2];
+    int rows[RT][2];
+#pragma unroll
+    for (int r = 0; r < RT; r++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            rows[r][h] = n0 + 16 * r + g + 8 * h;
+            wr[r][h] = wq + (int64_t)(rows[r][h] < N ? rows[r][h] : 0) * K;
+        }
     const uint8_t *xr = xq + (int64_t)(g < M ? g : 0) * K;
     const int steps = (K + 63) / 64;
-    float d[4] = {0.f, 0.f, 0.f, 0.f};
-    int di[4] = {0, 0, 0, 0};
-    const uint4 z = make_uint4(0, 0, 0, 0);
-    for (int s0 = warp * G8_UNROLL; s0 < steps; s0 += G8_WARPS * G8_UNROLL) {
-        uint4 a[G8_UNROLL], b[G8_UNROLL], x[G8_UNROLL];
+    float d[RT][4];
+    int di[RT][4];
 #pragma unroll
-        for (int u = 0; u < G8_UNROLL; u++) {
+    for (int r = 0; r < RT; r++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) d[r][i] = 0.f, di[r][i] = 0;
+    const uint4 z = make_uint4(0, 0, 0, 0);
+    for (int s0 = warp * U; s0 < steps; s0 += W * U) {
+        uint4 a[RT][2][U], x[U];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
             int k = (s0 + u) * 64 + 16 * t;
             bool in = s0 + u < steps && k < K;
-            a[u] = in && r0 < N ? ld_stream(w0 + k) : z;
-            b[u] = in && r1 < N ? ld_stream(w1 + k) : z;
+#pragma unroll
+            for (int r = 0; r < RT; r++)
+#pragma unroll
+                for (int h = 0; h < 2; h++)
+                    a[r][h][u] = in && rows[r][h] < N ? ld_stream(wr[r][h] + k) : z;
             x[u] = in && g < M ? *reinterpret_cast<const uint4 *>(xr + k) : z;
         }
 #pragma unroll
-        for (int u = 0; u < G8_UNROLL; u++) {
-            mma8<A>(d, di, a[u].x, b[u].x, a[u].y, b[u].y, x[u].x, x[u].y);
-            mma8<A>(d, di, a[u].z, b[u].z, a[u].w, b[u].w, x[u].z, x[u].w);
-        }
+        for (int u = 0; u < U; u++)
+#pragma unroll
+            for (int r = 0; r < RT; r++) {
+                mma8<A>(d[r], di[r], a[r][0][u].x, a[r][1][u].x, a[r][0][u].y, a[r][1][u].y,
+                        x[u].x, x[u].y);
+                mma8<A>(d[r], di[r], a[r][0][u].z, a[r][1][u].z, a[r][0][u].w, a[r][1][u].w,
+                        x[u].z, x[u].w);
+            }
     }
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        if (A == LLM_K_A_FP8) red.f[warp][lane][i] = d[i];
-        else red.i[warp][lane][i] = di[i];
-    }
+    for (int r = 0; r < RT; r++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            if (A == LLM_K_A_FP8) red.f[warp][lane][4 * r + i] = d[r][i];
+            else red.i[warp][lane][4 * r + i] = di[r][i];
+        }
     __syncthreads();
-    if (warp) return;
-    /* d[i]: row (i < 2 ? g : g + 8), column (x row) 2 t + (i & 1) */
+    if (warp >= RT) return;
+    /* warp r stores tile r: d[i] is row (i < 2 ? g : g + 8), column (x row) 2 t + (i & 1) */
+    const int r = warp;
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         float v = 0.f;
         int vi = 0;
-        for (int w = 0; w < G8_WARPS; w++) {
-            if (A == LLM_K_A_FP8) v += red.f[w][lane][i];
-            else vi += red.i[w][lane][i];
+        for (int w = 0; w < W; w++) {
+            if (A == LLM_K_A_FP8) v += red.f[w][lane][4 * r + i];
+            else vi += red.i[w][lane][4 * r + i];
         }
         if (A != LLM_K_A_FP8) v = (float)vi;
-        int n = i < 2 ? r0 : r1, m = 2 * t + (i & 1);
+        int n = rows[r][i >> 1], m = 2 * t + (i & 1);
         if (n >= N || m >= M) continue;
         v = v * xs[m] * ws[n];
         if (bias) v += to_f32(bias[n]);
@@ -182,6 +209,31 @@ int llm_k_w8a8_ok(int K)
     return K > 0 && K % 16 == 0;
 }
 
+template <typename Y, int A, int W, int U, int RT>
+static void gemv_launch(Y *y, int ldy, const void *xq, const float *xs, const void *wq,
+                        const float *ws, const Y *bias, int M, int N, int K, int accumulate,
+                        cudaStream_t st)
+{
+    dim3 grid((unsigned)((N + 16 * RT - 1) / (16 * RT))), block(32 * W);
+    w8a8_gemv_kernel<Y, A, W, U, RT><<<grid, block, 0, st>>>(
+        y, ldy, (const uint8_t *)xq, xs, (const uint8_t *)wq, ws, bias, M, N, K, accumulate);
+}
+
+template <typename Y, int A>
+static void gemv_shape(Y *y, int ldy, const void *xq, const float *xs, const void *wq,
+                       const float *ws, const Y *bias, int M, int N, int K, int accumulate,
+                       cudaStream_t st)
+{
+    switch (w8_shape) {
+    case 1: gemv_launch<Y, A, 4, 4, 1>(y, ldy, xq, xs, wq, ws, bias, M, N, K, accumulate, st); break;
+    case 2: gemv_launch<Y, A, 8, 2, 2>(y, ldy, xq, xs, wq, ws, bias, M, N, K, accumulate, st); break;
+    case 3: gemv_launch<Y, A, 4, 2, 2>(y, ldy, xq, xs, wq, ws, bias, M, N, K, accumulate, st); break;
+    case 4: gemv_launch<Y, A, 16, 1, 1>(y, ldy, xq, xs, wq, ws, bias, M, N, K, accumulate, st); break;
+    case 5: gemv_launch<Y, A, 8, 4, 2>(y, ldy, xq, xs, wq, ws, bias, M, N, K, accumulate, st); break;
+    default: gemv_launch<Y, A, 8, 2, 1>(y, ldy, xq, xs, wq, ws, bias, M, N, K, accumulate, st);
+    }
+}
+
 int llm_k_w8a8_gemv(int yt, int act, void *y, int ldy, const void *xq, const float *xs,
                     const void *wq, const float *ws, const void *bias, int M, int N, int K,
                     int accumulate, llm_stream_t stream)
@@ -190,16 +242,13 @@ int llm_k_w8a8_gemv(int yt, int act, void *y, int ldy, const void *xq, const flo
     if (M > 8 || !llm_k_w8a8_ok(K) || (act != LLM_K_A_FP8 && act != LLM_K_A_INT8))
         return (int)cudaErrorInvalidValue;
     cudaStream_t st = (cudaStream_t)stream;
-    dim3 grid((unsigned)((N + 15) / 16)), block(32 * G8_WARPS);
     DISPATCH_DT(yt, Y, {
         if (act == LLM_K_A_FP8)
-            w8a8_gemv_kernel<Y, LLM_K_A_FP8><<<grid, block, 0, st>>>(
-                (Y *)y, ldy, (const uint8_t *)xq, xs, (const uint8_t *)wq, ws, (const Y *)bias, M,
-                N, K, accumulate);
+            gemv_shape<Y, LLM_K_A_FP8>((Y *)y, ldy, xq, xs, wq, ws, (const Y *)bias, M, N, K,
+                                       accumulate, st);
         else
-            w8a8_gemv_kernel<Y, LLM_K_A_INT8><<<grid, block, 0, st>>>(
-                (Y *)y, ldy, (const uint8_t *)xq, xs, (const uint8_t *)wq, ws, (const Y *)bias, M,
-                N, K, accumulate);
+            gemv_shape<Y, LLM_K_A_INT8>((Y *)y, ldy, xq, xs, wq, ws, (const Y *)bias, M, N, K,
+                                        accumulate, st);
     });
     return k_status();
 }

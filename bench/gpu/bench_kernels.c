@@ -328,8 +328,15 @@ static double bench_w8(const char *label, int act, int scalar, int m, int n, int
     char shape[96];
     snprintf(shape, sizeof shape, "%s m%d n%d k%d %s%s", label, m, n, k,
              act == LLM_K_A_FP8 ? "fp8" : "int8", scalar && m > 8 ? " per-tensor" : "");
-    report(m <= 8 ? "w8gemv_bf16" : "w8gemm_bf16", shape, t,
-           (double)wb + 4.0 * n + (double)m * (k * 2.0 + 2.0 * n), 2.0 * m * n * k);
+    double bytes = (double)wb + 4.0 * n + (double)m * (k * 2.0 + 2.0 * n);
+    report(m <= 8 ? "w8gemv_bf16" : "w8gemm_bf16", shape, t, bytes, 2.0 * m * n * k);
+    for (int sh = 1; m <= 8 && getenv("LLM_BENCH_W8_SHAPES") && sh < 6; sh++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "w8gemv_s%d", sh);
+        llm_k_set_w8_shape(sh);
+        report(nm, shape, timeit(w8_fn, &c, 20), bytes, 2.0 * m * n * k);
+        llm_k_set_w8_shape(0);
+    }
     for (int i = 0; i < c.nw; i++) cudaFree(c.w[i]);
     cudaFree(c.ws), cudaFree(c.x), cudaFree(c.y), cudaFree(c.xq), cudaFree(c.xs);
     cudaFree(c.acc);

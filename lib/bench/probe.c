@@ -25,6 +25,10 @@ static void copy_ceiling(struct llm_bench_ceiling *c, const struct llm_backend_c
     c->flops = b->flops;
     snprintf(c->bw_how, sizeof c->bw_how, "%s", b->bw_how);
     snprintf(c->flops_how, sizeof c->flops_how, "%s", b->flops_how);
+    c->flops_fp8 = b->flops_fp8;
+    c->flops_int8 = b->flops_int8;
+    snprintf(c->fp8_how, sizeof c->fp8_how, "%s", b->fp8_how);
+    snprintf(c->int8_how, sizeof c->int8_how, "%s", b->int8_how);
 }
 
 int llm_bench_probe_cpu(struct llm_bench_ceiling *c, int n_threads)

@@ -193,18 +193,23 @@ for st in $STAGES; do
     qbench)
         # Llama-2-7B in each quantization mode (random:CONFIG:MODE, codes made on the GPU; "bf16":
         # the dense model): offline 128/128 (1024 requests, 512 at once) and batch-1 latency, 3
-        # repetitions each, JSON under $OUT/qbench
+        # repetitions each, JSON under $OUT/qbench.  QBENCH_CONFIG: another bench/configs shape;
+        # QBENCH_TP: the throughput run's options; QBENCH_LAT=0: no latency run
         mkdir -p "$OUT/qbench"
+        cfgname=${QBENCH_CONFIG:-llama-2-7b}
         for mode in ${QBENCH_MODES:-bf16 fp8 fp8-pc int8-sq w8a16}; do
-            spec="random:$ROOT/bench/configs/llama-2-7b.json"
+            spec="random:$ROOT/bench/configs/$cfgname.json"
             [ "$mode" = bf16 ] || spec="$spec:$mode"
-            run_stage "qbench-$mode" ${T_QBENCH:-500} bash -c "
-                '$(find_bin llm-bench)' throughput --device cuda --input-len 128 --output-len 128 \
-                    --num-requests 1024 --max-seqs 512 -r 3 -w 1 -f json -o '$OUT/qbench/$mode-tp.json' '$spec' &&
-                '$(find_bin llm-bench)' latency --device cuda --input-len 128 --output-len 128 \
-                    --num-requests 4 -r 3 -w 1 -f json -o '$OUT/qbench/$mode-lat.json' '$spec' &&
-                '$(find_bin llm-bench)' show -f md '$OUT/qbench/$mode-tp.json' &&
-                '$(find_bin llm-bench)' show -f md '$OUT/qbench/$mode-lat.json'"
+            tag=$cfgname-$mode
+            lat="'$(find_bin llm-bench)' latency --device cuda --input-len 128 --output-len 128 \
+                    --num-requests 4 -r 3 -w 1 -f json -o '$OUT/qbench/$tag-lat.json' '$spec' &&
+                '$(find_bin llm-bench)' show -f md '$OUT/qbench/$tag-lat.json'"
+            [ "${QBENCH_LAT:-1}" = 0 ] && lat=true
+            run_stage "qbench-$tag" ${T_QBENCH:-500} bash -c "
+                '$(find_bin llm-bench)' throughput --device cuda \
+                    ${QBENCH_TP:---input-len 128 --output-len 128 --num-requests 1024 --max-seqs 512} \
+                    -r 3 -w 1 -f json -o '$OUT/qbench/$tag-tp.json' '$spec' &&
+                '$(find_bin llm-bench)' show -f md '$OUT/qbench/$tag-tp.json' && $lat"
         done
         ;;
     lat8b|tp8b)

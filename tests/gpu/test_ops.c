@@ -1198,6 +1198,13 @@ static void test_w8a8(void)
                                    a == 2 && (v & 4), v % 3 == 1, v % 4 == 2);
                 }
         }
+        /* every launch shape of the GEMV */
+        for (int sh = 1; sh < 6; sh++) {
+            llm_k_set_w8_shape(sh);
+            w8_linear_case(LLM_DTYPE_BF16, 0, a, 1 + sh, 1000 + 8 * sh, 4096, sh & 1, 0, 0, 1, 1);
+            w8_linear_case(LLM_DTYPE_F16, 0, a, 8, 40 + 16 * sh, 11008, 0, 1, a == 2, 0, 0);
+            llm_k_set_w8_shape(0);
+        }
         /* a wide f32 product over several blocks of the scratch */
         w8_linear_case(LLM_DTYPE_F32, 1, a, 33, 4096, 512, 1, 0, 0, 1, 0);
     }

@@ -1,7 +1,8 @@
 /* cuda_probe.c - the GPU's ceilings measured with the CUDA backend's own
  * paths (llm/backend.h): cudaMemcpy device to device for bandwidth (bytes
- * read plus written, as the published copy figures count them) and a large
- * bf16 product through the same cuBLASLt wrapper the backend uses, timed
+ * read plus written, as the published copy figures count them) and large
+ * bf16, fp8 and int8 products through the same cuBLASLt wrapper the backend
+ * uses, timed
  * as ten back-to-back runs on random data (as the kernel benchmarks in
  * bench/gpu do, so that the ceilings agree with theirs); and the device
  * memory in use. */
@@ -98,7 +99,46 @@ static int cuda_probe(struct llm_backend_ceiling *c, int device, void **bufs, cu
     c->flops = 2.0 * N * (double)N * N / (ms * 1e-3);
     snprintf(c->flops_how, sizeof c->flops_how, "bf16 cuBLASLt %d^3 on random data, mean of %d", N,
              reps);
-    return 0;
+    /* the 8-bit products as the backend runs them (cu_gemm_run8): fp8 with per-tensor
+     * scales, int8 into int32 with the scales after; the random bf16 bits read as
+     * 8-bit numbers (finite: no byte of these is an e4m3 NaN except by chance, which
+     * costs nothing) */
+    float *sc = NULL;
+    void *acc = NULL;
+    const size_t acc_bytes = (size_t)N * N * 4;
+    if (cudaMalloc((void **)&sc, sizeof(float) * N) != cudaSuccess ||
+        cudaMalloc(&acc, acc_bytes) != cudaSuccess) {
+        cudaGetLastError();
+        cudaFree(sc);
+        return 0; /* no room: the 8-bit rates stay unmeasured */
+    }
+    float *ones = malloc(sizeof(float) * N);
+    if (!ones) rc = llm_err_set(LLM_ENOMEM, "GEMM probe: out of memory");
+    for (int i = 0; i < N && ones; i++) ones[i] = 1.0f;
+    if (ones && cudaMemcpy(sc, ones, sizeof(float) * N, cudaMemcpyHostToDevice) != cudaSuccess)
+        rc = cu_fail(CU_LIB_RT, (int)cudaGetLastError(), "cudaMemcpy", __FILE__, __LINE__);
+    free(ones);
+    for (int a = LLM_K_A_FP8; a <= LLM_K_A_INT8 && !rc; a++) {
+        TIME_LOOP(ms, reps, *st, ev, {
+            rc = cu_gemm_run8(*g, *st, a, 1, N, N, N, bufs[0], sc, bufs[1], sc, NULL, bufs[2], N,
+                              LLM_DTYPE_BF16, 0, acc, acc_bytes);
+            if (rc) break;
+        });
+        if (rc) break;
+        double r = 2.0 * N * (double)N * N / (ms * 1e-3);
+        if (a == LLM_K_A_FP8) {
+            c->flops_fp8 = r;
+            snprintf(c->fp8_how, sizeof c->fp8_how, "fp8 cuBLASLt %d^3 (per-tensor scales), mean "
+                     "of %d", N, reps);
+        } else {
+            c->flops_int8 = r;
+            snprintf(c->int8_how, sizeof c->int8_how, "int8 cuBLASLt %d^3 into int32, scaled "
+                     "after, mean of %d", N, reps);
+        }
+    }
+    cudaFree(sc);
+    cudaFree(acc);
+    return rc;
 }
 
 int llm_backend_cuda_probe(struct llm_backend_ceiling *c, int device)

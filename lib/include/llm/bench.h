@@ -203,6 +203,8 @@ struct llm_bench_ceiling {
     double flops;    /* FLOP/s */
     char bw_how[96]; /* how it was found: "memcpy 2x64 MiB, 8 threads", "--peak-bw" */
     char flops_how[96];
+    double flops_fp8, flops_int8; /* 8-bit products' rates (0: not measured) */
+    char fp8_how[96], int8_how[96];
 };
 /* memcpy between two 64 MiB buffers split over n_threads and the CPU
  * backend's fp32 linear (256 x 1024 x 1024); best of several runs. */
