@@ -305,8 +305,26 @@ static int file_exists(const char *p)
 
 /* config.json (hashed) and the tokenizer files (hashed, embedded): the small
  * inputs, before the shard index and any tensor. */
+/* ModelOpt's exports may say what they are only in hf_quant_config.json
+ * (hashed as an input when read). */
+static int read_modelopt(const struct opts *o, struct llm_hf_quant *hq, json_t *inputs)
+{
+    char *p = join(o->in, "hf_quant_config.json");
+    if (!p) return llm_err_set(LLM_ENOMEM, "out of memory");
+    json_t *j = NULL;
+    int rc = file_exists(p) ? hash_small_file(p, inputs, &j) : 0;
+    if (!rc && j && !hq->method[0]) {
+        snprintf(hq->method, sizeof hq->method, "modelopt");
+        hq->raw = json_incref(j);
+    }
+    json_decref(j);
+    free(p);
+    return rc;
+}
+
 static int read_small_files(const struct opts *o, struct llm_model_desc *d,
-                            struct llm_gen_defaults *g, json_t *inputs, json_t *tokfiles)
+                            struct llm_gen_defaults *g, json_t *inputs, json_t *tokfiles,
+                            struct llm_hfq *hfq)
 {
     struct stat sb;
     if (stat(o->in, &sb) != 0 || !S_ISDIR(sb.st_mode))
@@ -316,9 +334,10 @@ static int read_small_files(const struct opts *o, struct llm_model_desc *d,
     int rc = llm_hfconfig_load_ex(o->in, d, g, &hq);
     if (rc) return rc;
     char *p = join(o->in, "config.json");
-    rc = p ? llm_hf_quant_importable(&hq, p) : llm_err_set(LLM_ENOMEM, "out of memory");
+    rc = p ? hash_small_file(p, inputs, NULL) : llm_err_set(LLM_ENOMEM, "out of memory");
+    if (!rc) rc = read_modelopt(o, &hq, inputs);
+    if (!rc) rc = llm_hfq_scheme(&hq, p, hfq);
     llm_hf_quant_free(&hq);
-    if (!rc) rc = hash_small_file(p, inputs, NULL);
     free(p);
     for (size_t i = 0; !rc && i < sizeof(tokenizer_files) / sizeof(tokenizer_files[0]); i++) {
         if (!(p = join(o->in, tokenizer_files[i]))) return llm_err_set(LLM_ENOMEM, "out of memory");
@@ -356,8 +375,12 @@ static int frontier_init(const struct llm_st *st, const struct llm_plan_item *it
         if (sh[f].end == nst) sh[f].end = i + 1;
         done[i] = 1;
     }
-    for (size_t k = 0; k < n_items; k++)
+    for (size_t k = 0; k < n_items; k++) {
         for (int s = 0; s < items[k].n_src; s++) done[items[k].src[s]] = 0;
+        for (int s = 0; items[k].quant && s < items[k].n_src; s++)
+            for (int j = 0; j < 3; j++)
+                if (items[k].qside[s][j] != SIZE_MAX) done[items[k].qside[s][j]] = 0;
+    }
     return 0;
 }
 
@@ -419,16 +442,18 @@ static int convert_hf(const struct opts *o)
     struct shard_hash *sh = NULL;
     unsigned char *done = NULL;
     struct release_ctx rel = {0};
+    struct llm_hfq hfq;
     int rc;
 
     llm_desc_init(&d);
     llm_gen_defaults_init(&g);
-    if ((rc = read_small_files(o, &d, &g, inputs, tokfiles))) goto out;
+    memset(&hfq, 0, sizeof hfq);
+    if ((rc = read_small_files(o, &d, &g, inputs, tokfiles, &hfq))) goto out;
     if ((rc = llm_st_open(&st, o->in))) goto out;
     /* the shard index the checkpoint opened through (safetensors or .bin) */
     if (llm_st_index_path(st) && (rc = hash_small_file(llm_st_index_path(st), inputs, NULL)))
         goto out;
-    if ((rc = llm_hfmap_plan(&d, st, &items, &n_items))) goto out;
+    if ((rc = llm_hfmap_plan_q(&d, st, &hfq, &items, &n_items))) goto out;
     /* the artifact's description says what its tensors are */
     if (o->dtype >= 0 && llm_dtype_is_float(d.dtype)) d.dtype = o->dtype;
     nfiles = llm_st_nfiles(st);
@@ -438,7 +463,8 @@ static int convert_hf(const struct opts *o)
     meta = base_meta(&d, &g, json_object_size(tokfiles) ? json_pack("{s:O}", "files", tokfiles)
                                                           : NULL,
                      json_deep_copy(prov));
-    if (!meta || !prov) {
+    if (!meta || !prov ||
+        (hfq.kind && json_object_set_new(meta, "quantization", llm_quant_to_json(&hfq.quant)))) {
         rc = llm_err_set(LLM_ENOMEM, "out of memory building the metadata");
         goto out;
     }
@@ -447,10 +473,21 @@ static int convert_hf(const struct opts *o)
         const struct llm_plan_item *it = &items[k];
         int dt = 0;
         uint64_t nbytes = 0;
-        if ((rc = write_item(o, w, st, it, &rel, &dt, &nbytes))) goto out;
+        rel.mapped = 0;
+        if (it->quant)
+            dt = hfq.kind == LLM_HFQ_FP8 ? LLM_DTYPE_F8E4M3 : hfq.bits == 4 ? LLM_DTYPE_I4
+                                                                             : LLM_DTYPE_I8;
+        if ((rc = it->quant ? llm_hfq_write(it, st, &hfq, w, &nbytes)
+                            : write_item(o, w, st, it, &rel, &dt, &nbytes)))
+            goto out;
         for (int s = 0; s < it->n_src; s++) {
             llm_st_release(st, it->src[s]);
             done[it->src[s]] = 1;
+            for (int j = 0; it->quant && j < 3; j++)
+                if (it->qside[s][j] != SIZE_MAX) {
+                    llm_st_release(st, it->qside[s][j]);
+                    done[it->qside[s][j]] = 1;
+                }
         }
         for (int s = 0; s < it->n_src; s++)
             shard_advance(st, sh, (size_t)llm_st_shard_of(st, it->src[s]), done, 0);

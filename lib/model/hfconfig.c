@@ -774,12 +774,8 @@ int llm_hfconfig_parse(const json_t *config, const json_t *gen_config, const cha
 
 int llm_hf_quant_importable(const struct llm_hf_quant *q, const char *src)
 {
-    if (!q || !q->method[0]) return 0;
-    char b[96];
-    return llm_err_set(LLM_EUNSUPPORTED,
-                       "'%s': pre-quantized checkpoints are not supported "
-                       "(quantization_config.quant_method '%s')",
-                       src ? src : "config.json", llm_quote(q->method, b, sizeof b));
+    struct llm_hfq s;
+    return llm_hfq_scheme(q, src, &s); /* lib/model/hfquant.c */
 }
 
 int llm_hfconfig_load(const char *dir, struct llm_model_desc *d, struct llm_gen_defaults *g)

@@ -23,6 +23,7 @@
 #include "llm/safetensors.h"
 #include "../core/text_internal.h"
 #include "arch/arch.h"
+#include "hfquant.h"
 
 static const char *const xform_names[] = {"copy",     "concat", "transpose",
                                           "qkv-heads", "rows",  "stack"};
@@ -68,10 +69,6 @@ static void expand(char *buf, size_t cap, const char *tmpl, int layer, int e)
     buf[n < cap ? n : cap - 1] = 0;
 }
 
-struct by_name {
-    const char *name;
-    size_t idx;
-};
 
 static int cmp_by_name(const void *a, const void *b)
 {
@@ -97,7 +94,7 @@ static const struct by_name *lookup(const struct by_name *ix, size_t n, const ch
 }
 
 /* A source by name, or without the base-model prefix. */
-static const struct by_name *find_source(const struct by_name *ix, size_t n, const char *name,
+const struct by_name *llm_hfmap_find(const struct by_name *ix, size_t n, const char *name,
                                          const char *prefix)
 {
     const struct by_name *hit = lookup(ix, n, name);
@@ -169,7 +166,8 @@ static void source_shape(const struct llm_model_desc *d, const struct llm_plan_i
 static int plan_item(const struct llm_model_desc *d, const struct llm_arch_def *def,
                      const struct llm_hf_rule *rules, size_t n_rules, const struct llm_st *st,
                      const struct by_name *ix, size_t nst, const char *ck, const char *name,
-                     struct llm_plan_item *it, unsigned char *used, size_t *first)
+                     const struct llm_hfq *q, struct llm_plan_item *it, unsigned char *used,
+                     size_t *first)
 {
     int slot, layer, bias;
     if (llm_name_to_slot(name, &slot, &layer, &bias))
@@ -193,10 +191,25 @@ static int plan_item(const struct llm_model_desc *d, const struct llm_arch_def *
     *first = SIZE_MAX;
     int dtype = -1;
     const char *dtype_of = NULL;
+    int quant = q && q->kind && !bias && llm_wslot_kind(slot) == LLM_WK_LINEAR;
+    if (quant) memset(it->qside, 0xff, sizeof it->qside); /* SIZE_MAX: none */
     for (int k = 0; k < it->n_src; k++) {
         char hf[LLM_NAME_MAX + 32];
         expand(hf, sizeof(hf), r->hf[r->xform == LLM_XF_CONCAT ? k : 0], layer, k);
-        const struct by_name *hit = find_source(ix, nst, hf, def->base_prefix);
+        const struct by_name *hit = llm_hfmap_find(ix, nst, hf, def->base_prefix);
+        if (quant) {
+            struct llm_hfq_lookup lk = {st, ix, nst, def->base_prefix, used};
+            int nd;
+            int64_t es[LLM_MAX_DIMS];
+            source_shape(d, it, k, &nd, es);
+            rc = llm_hfq_plan_source(q, &lk, hf, hit ? hit->idx : SIZE_MAX, nd, es, it, k);
+            if (rc < 0) return llm_errcode();
+            if (rc == 1) {
+                if (it->src[k] < *first) *first = it->src[k];
+                continue;
+            }
+            rc = 0;
+        }
         if (!hit)
             return llm_err_set(LLM_ENOTFOUND, "'%s': tensor '%s' not found (needed for '%s')", ck,
                                hf, it->name);
@@ -231,7 +244,7 @@ static int plan_item(const struct llm_model_desc *d, const struct llm_arch_def *
         used[idx] = 1;
         if (idx < *first) *first = idx;
     }
-    return 0;
+    return quant ? llm_hfq_plan_check(q, st, ck, it) : 0;
 }
 
 /* Warn about what the plan leaves out (a few by name, then a count). */
@@ -252,6 +265,12 @@ static void warn_unused(const struct llm_model_desc *d, const struct llm_arch_de
 
 int llm_hfmap_plan(const struct llm_model_desc *d, const struct llm_st *st,
                    struct llm_plan_item **items, size_t *n)
+{
+    return llm_hfmap_plan_q(d, st, NULL, items, n);
+}
+
+int llm_hfmap_plan_q(const struct llm_model_desc *d, const struct llm_st *st,
+                     const struct llm_hfq *q, struct llm_plan_item **items, size_t *n)
 {
     *items = NULL;
     *n = 0;
@@ -281,7 +300,7 @@ int llm_hfmap_plan(const struct llm_model_desc *d, const struct llm_st *st,
         ix[i] = (struct by_name){llm_st_get(st, i)->name, i};
     qsort(ix, nst, sizeof(*ix), cmp_by_name);
     for (size_t i = 0; i < nn && !rc; i++) {
-        rc = plan_item(d, def, rules, n_rules, st, ix, nst, ck, names[i], &out[i], used,
+        rc = plan_item(d, def, rules, n_rules, st, ix, nst, ck, names[i], q, &out[i], used,
                        &ord[i].key);
         ord[i].idx = i;
     }

@@ -378,7 +378,8 @@ def _(d):
 
 
 @case("config-prequantized", "LLM_EUNSUPPORTED",
-      "pre-quantized checkpoints are not supported (quantization_config.quant_method 'gptq')")
+      "pre-quantized checkpoint (GPTQ 4 bits, group 0, format gptq) not imported: 4-bit GPTQ "
+      "needs a positive group_size")
 def _(d):
     with_config(d, config_text(dict(CONFIG, quantization_config={"quant_method": "gptq",
                                                                  "bits": 4})))

@@ -526,10 +526,17 @@ static void check_inline(void)
                   q.zero_point == 1 && !strcmp(q.fmt, "gemm") && q.raw,
               "awq quantization_config parsed: %s %d %d %d %s", q.method, q.bits, q.group_size,
               q.zero_point, q.fmt);
+        /* AutoAWQ GEMM 4-bit is imported (lib/model/hfquant.c) */
+        CHECK_OK(llm_hf_quant_importable(&q, "c.json"));
+        llm_hf_quant_free(&q);
+        snprintf(q.method, sizeof q.method, "bitsandbytes");
         CHECK_ERR(llm_hf_quant_importable(&q, "c.json"), LLM_EUNSUPPORTED,
                   "pre-quantized checkpoints are not supported "
-                  "(quantization_config.quant_method 'awq')");
-        llm_hf_quant_free(&q);
+                  "(quantization_config.quant_method 'bitsandbytes')");
+        q.bits = 3;
+        snprintf(q.method, sizeof q.method, "awq");
+        CHECK_ERR(llm_hf_quant_importable(&q, "c.json"), LLM_EUNSUPPORTED,
+                  "(AutoAWQ gemm, 3 bits, group 0) not imported: only 4-bit AWQ");
         llm_desc_free(&d);
         json_decref(cj);
     }

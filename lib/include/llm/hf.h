@@ -59,8 +59,32 @@ int llm_hfconfig_load(const char *dir, struct llm_model_desc *d, struct llm_gen_
 int llm_hfconfig_load_ex(const char *dir, struct llm_model_desc *d, struct llm_gen_defaults *g,
                          struct llm_hf_quant *q);
 /* Whether the converter can import a checkpoint quantized this way: 0 for
- * none, else LLM_EUNSUPPORTED naming the method (src names config.json). */
+ * none or a scheme llm_hfq_scheme maps, else LLM_EUNSUPPORTED in one line
+ * naming the method or scheme (src names config.json). */
 int llm_hf_quant_importable(const struct llm_hf_quant *q, const char *src);
+
+/* A pre-quantized checkpoint as the importer (lib/model/hfquant.c) maps it
+ * onto the formats llm-quantize writes (formats/artifact.md):
+ *   FP8 (compressed-tensors float-quantized / naive-quantized, ModelOpt):
+ *     e4m3 weights with a scale per tensor or per output channel; static
+ *     per-tensor input scales -> "FP8", dynamic per-token -> "FP8_PER_CHANNEL_
+ *     PER_TOKEN";
+ *   AutoAWQ GEMM 4 bits -> "W4A16_AWQ" (int4 groups with zero points);
+ *   GPTQ 4 bits -> "W4A16_GPTQ" (int4 groups, zero points), 8 bits with one
+ *     group per channel -> "W8A16_GPTQ" (int8 per channel).
+ * Whatever the formats cannot hold exactly is refused, naming the scheme. */
+enum llm_hfq_kind { LLM_HFQ_NONE = 0, LLM_HFQ_FP8, LLM_HFQ_AWQ, LLM_HFQ_GPTQ };
+struct llm_hfq {
+    int kind;               /* enum llm_hfq_kind */
+    int bits;               /* AWQ, GPTQ: 4 or 8 */
+    int group_size;         /* AWQ, GPTQ: inputs per group; -1 one group per channel */
+    int act_static;         /* FP8: a static per-tensor input scale (else dynamic per token) */
+    int zero_offset;        /* GPTQ: stored zeros are zero - 1 (checkpoint_format "gptq") */
+    char scheme[128];       /* in words, for messages ("compressed-tensors FP8 ...") */
+    struct llm_quant quant; /* the artifact's quantization section */
+};
+/* The scheme of q (LLM_HFQ_NONE when not quantized); src names config.json. */
+int llm_hfq_scheme(const struct llm_hf_quant *q, const char *src, struct llm_hfq *s);
 /* Same from already-parsed JSON (config, generation_config may be NULL);
  * src names the file in messages.  q (may be NULL) receives the
  * quantization_config; with q NULL a pre-quantized config is still read. */
@@ -112,9 +136,24 @@ struct llm_plan_item {
     int head_dim;
     int n_src;
     size_t src[LLM_PLAN_MAX_SRC];         /* indices into the llm_st tensor list */
+    /* a pre-quantized weight (COPY or CONCAT only): quant is the llm_hfq_kind,
+     * src[k] the quantized weight (FP8 weight, AWQ / GPTQ qweight) of part k and
+     * qside[k] its side tensors: scale (weight_scale, scales), then FP8's
+     * input_scale or AWQ / GPTQ's qzeros, then GPTQ's g_idx (SIZE_MAX: none) */
+    int quant;
+    size_t qside[3][3];
 };
 int llm_hfmap_plan(const struct llm_model_desc *d, const struct llm_st *st,
                    struct llm_plan_item **items, size_t *n);
+/* The same for a pre-quantized checkpoint (q NULL or LLM_HFQ_NONE: as above):
+ * every quantized source's side tensors are checked up front too. */
+int llm_hfmap_plan_q(const struct llm_model_desc *d, const struct llm_st *st,
+                     const struct llm_hfq *q, struct llm_plan_item **items, size_t *n);
+/* Write a quantized item (it->quant) as the weight and its side tensors
+ * under the canonical stem; *nbytes gets the bytes written. */
+struct llm_aw;
+int llm_hfq_write(const struct llm_plan_item *it, const struct llm_st *st,
+                  const struct llm_hfq *q, struct llm_aw *w, uint64_t *nbytes);
 
 /* Build one canonical tensor of a plan item into dst (nbytes of dtype dt,
  * row-major in the canonical shape), converting the sources' dtype to dt. */

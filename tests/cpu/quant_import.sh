@@ -1,0 +1,60 @@
+#!/bin/bash
+# quant_import.sh - llm-convert's importers of pre-quantized checkpoints
+# (tests/fixtures/quant, written by tests/fixtures/gen_quant_fixtures.py):
+# every checkpoint converts, and the CPU backend's logits equal the reference
+# (transformers') within the fixture's bound (golden-cpu); the artifact's
+# quantization section is the one llm-quantize writes for the scheme; ModelOpt's
+# FP8 export gives the same tensors as compressed-tensors' of the same values;
+# every broken checkpoint (quant/bad/*) is refused in one line holding
+# expect.txt, with no output file left behind.
+set -u
+B=${LLM_BUILDDIR:?LLM_BUILDDIR not set}
+S=${LLM_SRCDIR:?LLM_SRCDIR not set}
+Q=$S/tests/fixtures/quant
+CONV=$B/cmd/llm-convert
+T=$(mktemp -d "${TMPDIR:-/tmp}/quant-import-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+n=0 fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+declare -A ALGO=([fp8-static]=FP8 [fp8-modelopt]=FP8 [fp8-dynamic]=FP8_PER_CHANNEL_PER_TOKEN
+                 [awq]=W4A16_AWQ [gptq]=W4A16_GPTQ [gptq-8bit]=W8A16_GPTQ)
+for name in fp8-static fp8-dynamic fp8-modelopt awq gptq gptq-8bit; do
+    d=$Q/$name
+    n=$((n + 1))
+    if ! "$CONV" -q "$d" -o "$T/$name.llm" 2>"$T/err"; then
+        fail "$name: llm-convert: $(cat "$T/err")"
+        continue
+    fi
+    "$B/tests/cpu/golden-cpu" "$d" "$T/$name.llm" || fail "$name: logits"
+    "$B/cmd/llm-info" "$T/$name.llm" >"$T/info" 2>&1
+    grep -q "\"quant_algo\":\"${ALGO[$name]}\"" "$T/info" ||
+        fail "$name: quantization section is not ${ALGO[$name]}: $(grep quantization "$T/info")"
+done
+# ModelOpt and compressed-tensors, same values: the same tensors, byte for byte
+if [ -f "$T/fp8-static.llm" ] && [ -f "$T/fp8-modelopt.llm" ]; then
+    "$B/cmd/llm-info" "$T/fp8-static.llm" | grep transformer. >"$T/a"
+    "$B/cmd/llm-info" "$T/fp8-modelopt.llm" | grep transformer. >"$T/b"
+    cmp -s "$T/a" "$T/b" || fail "fp8-modelopt: tensors differ from fp8-static's"
+    grep -q "attention.qkv.weights_scaling_factor *$" "$T/a" ||
+        grep -q "f32 *\[192\].*attention.qkv.weights_scaling_factor" "$T/a" ||
+        fail "fp8-static: q, k and v scales differ, the fused qkv needs one per row"
+fi
+for d in "$Q"/bad/*/; do
+    d=${d%/}
+    name=bad/$(basename "$d")
+    n=$((n + 1))
+    want=$(cat "$d/expect.txt")
+    if "$CONV" -q "$d" -o "$T/bad.llm" 2>"$T/err"; then
+        fail "$name: converted, expected a refusal holding '$want'"
+    elif [ "$(wc -l <"$T/err")" != 1 ] || ! grep -qF -- "$want" "$T/err"; then
+        fail "$name: expected one line holding '$want', got: $(cat "$T/err")"
+    elif [ -e "$T/bad.llm" ] || ls "$T"/.*tmp* >/dev/null 2>&1; then
+        fail "$name: an output file was left behind"
+    else
+        echo "ok: $name: $(cat "$T/err")"
+    fi
+    rm -f "$T/bad.llm"
+done
+echo "$n checkpoints, $fails failed"
+[ "$fails" = 0 ]
