@@ -125,7 +125,8 @@ for st in $STAGES; do
     qforward)
         # the bundled model quantized by llm-quantize (w8a16, w4a16 and int4-awq at groups
         # of 32 and 64; fp8 static and per-token, int8-sq per token, per tensor and unsmoothed),
-        # CUDA against CPU
+        # and the imported pre-quantized fixtures (AWQ and GPTQ with zero points, fp8), CUDA
+        # against CPU
         qd=$(mktemp -d "${TMPDIR:-/tmp}/qmodels-XXXXXX")
         q=$(find_bin llm-quantize) m=$ROOT/lib/data/default.llm c=$ROOT/lib/data/calib.txt
         run_stage qforward ${T_QFORWARD:-300} bash -c "set -e
@@ -139,9 +140,13 @@ for st in $STAGES; do
             '$q' -q --no-eval -m int8-sq --alpha none '$m' -o '$qd/sq-plain.llm'
             '$q' -q --no-eval -m fp8-pc '$m' -o '$qd/fp8pc.llm'
             '$q' -q --no-eval -m fp8 --calib '$c' '$m' -o '$qd/fp8.llm'
+            for f in awq gptq gptq-8bit fp8-static fp8-dynamic; do
+                '$(find_bin llm-convert)' -q '$ROOT/tests/fixtures/quant/'\$f -o '$qd/imp-'\$f.llm
+            done
             '$(find_bin test_gpu_forward)' '$qd/w8a16.llm' '$qd/w4a16-g32.llm' '$qd/w4a16-g64.llm' \
                 '$qd/awq-g64.llm' '$qd/awq-g32.llm' '$qd/sq.llm' '$qd/sq-static.llm' \
-                '$qd/sq-plain.llm' '$qd/fp8pc.llm' '$qd/fp8.llm'"
+                '$qd/sq-plain.llm' '$qd/fp8pc.llm' '$qd/fp8.llm' '$qd/imp-awq.llm' '$qd/imp-gptq.llm' \
+                '$qd/imp-gptq-8bit.llm' '$qd/imp-fp8-static.llm' '$qd/imp-fp8-dynamic.llm'"
         rm -rf "$qd"
         ;;
     kernels) run_stage kernels ${T_KERNELS:-300} "$(find_bin bench_gpu_kernels)" "$OUT/bench_kernels.json" ;;
