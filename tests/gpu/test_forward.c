@@ -273,13 +273,16 @@ static void run_loaded(const char *label, struct llm_model *m, int cdt)
  * llm-quantize, tests/gpu/run.sh qforward): each in f32, bf16 and f16, with
  * the quantized GEMV for up to 8 rows (default) and with every product
  * through the dequantized cuBLASLt path (LLM_CUDA_QGEMV=0); "--refuse PATH":
- * the CUDA backend must refuse PATH by name. */
+ * the CUDA backend must refuse PATH by name; "--f32 PATH": f32 compute only
+ * (a random tiny model with 8-bit activations: its near-ties, which 16-bit
+ * rounding then 8-bit rounding flip, leave too few rows decided). */
 static int run_files(int argc, char **argv)
 {
     const int cdts[3] = {LLM_DTYPE_F32, LLM_DTYPE_BF16, LLM_DTYPE_F16};
     for (int i = 1; i < argc; i++) {
         int refuse = !strcmp(argv[i], "--refuse") && i + 1 < argc;
-        const char *path = refuse ? argv[++i] : argv[i];
+        int f32_only = !strcmp(argv[i], "--f32") && i + 1 < argc;
+        const char *path = refuse || f32_only ? argv[++i] : argv[i];
         struct llm_model *m = NULL;
         if (llm_model_open(&m, path)) {
             printf("%s: %s  FAIL\n", path, llm_errmsg());
@@ -300,7 +303,7 @@ static int run_files(int argc, char **argv)
             llm_model_close(m);
             continue;
         }
-        for (int ci = 0; ci < 3; ci++)
+        for (int ci = 0; ci < (f32_only ? 1 : 3); ci++)
             for (int mode = 0; mode < 4; mode++) {
                 /* 0 GEMV <= 8 rows, 1 the dense path only (cuBLASLt), 2 and 3 the same
                  * with int4 in the tensor-core tile layout; f32 takes neither the
@@ -312,7 +315,9 @@ static int run_files(int argc, char **argv)
                     m->quant.algo != LLM_QUANT_W4A16_AWQ)
                     continue;
                 char label[160];
-                snprintf(label, sizeof label, "bundled %s g%d (compute %s%s%s)", q ? q : "dense",
+                const char *base = strrchr(path, '/');
+                snprintf(label, sizeof label, "%.24s %s g%d (compute %s%s%s)",
+                         base ? base + 1 : path, q ? q : "dense",
                          m->quant.group_size, llm_dtype_name(cdts[ci]),
                          mode & 1 ? "" : ", qgemv <= 8 rows", mode >= 2 ? ", tiles" : "");
                 if ((mode & 1) && (cdts[ci] != LLM_DTYPE_F32 || act8))
