@@ -290,9 +290,9 @@ int llm_k_w8a8_ok(int K);
 int llm_k_w8a8_gemv(int yt, int act, void *y, int ldy, const void *xq, const float *xs,
                     const void *wq, const float *ws, const void *bias, int M, int N, int K,
                     int accumulate, llm_stream_t stream);
-/* The GEMV's launch shape (0 default: 8 warps over K, 2 steps in flight, 16
- * rows a block; 1..5 other warps / steps / 32 rows a block), for the
- * benchmark. */
+/* The GEMV's launch shape (0 default: 16 warps over K, 1 step in flight, 16
+ * rows a block; 1..5 other warps / steps / 32 rows a block, 4 = 8 warps x 2
+ * steps), for the benchmark. */
 void llm_k_set_w8_shape(int shape);
 /* y[m][n] = acc[m][n] xs[m] ws[n] (+ bias[n]) (+ y[m][n]): a GEMM's int32
  * (acc_i32) or fp32 result [M][N] scaled. */
