@@ -22,41 +22,31 @@ for i in 1 2 3 4; do
         $((i * 3)) $((i + 40)) $((i * 17)) $((i % 2)) "$i"
 done > "$T/p.jsonl"
 n=0 fails=0
-for f in gpt2 bloom opt-350m starcoder2 gemma2 falcon-40b mixtral qwen3-moe; do
-    cfg=$ROOT/tests/fixtures/$f/config.json
+# same LABEL SPEC: the artifact `llm-convert --random SPEC` writes and
+# random:SPEC give the same 4 answers (int4 in the plain layout on both
+# sides: the tile layout is made from host bytes only)
+same() {
     n=$((n + 1))
-    if ! "$B/llm-convert" -q --random "$cfg" -o "$T/a.llm" 2>"$T/err" ||
-        ! "$B/llm-run" -q --device "$DEV" "$T/a.llm" "$T/p.jsonl" >"$T/a.out" 2>>"$T/err" ||
-        ! "$B/llm-run" -q --device "$DEV" "random:$cfg" "$T/p.jsonl" >"$T/b.out" 2>>"$T/err"; then
-        echo "FAIL $f: $(head -c 300 "$T/err")"
-        fails=$((fails + 1))
-    elif [ "$(wc -l < "$T/a.out")" -ne 4 ] || ! cmp -s "$T/a.out" "$T/b.out"; then
-        echo "FAIL $f: answers differ"
-        diff "$T/a.out" "$T/b.out" | head -4
-        fails=$((fails + 1))
-    else
-        echo "ok $f: 4 of 4 answers identical"
-    fi
-done
-# quantized: random:CONFIG.json:MODE (codes made on the GPU) = the artifact
-# `llm-convert --random CONFIG.json:MODE` writes (int4 in the plain layout on
-# both sides: the tile layout is made from host bytes only)
-for mode in fp8 fp8-pc int8-sq int8-sq,act=static w8a16 w4a16,group-size=32 int4-awq,group-size=32; do
-    cfg=$ROOT/tests/fixtures/llama2-f32/config.json
-    n=$((n + 1))
-    if ! "$B/llm-convert" -q --random "$cfg:$mode" -o "$T/a.llm" 2>"$T/err" ||
+    if ! "$B/llm-convert" -q --random "$2" -o "$T/a.llm" 2>"$T/err" ||
         ! LLM_CUDA_QTILE=0 "$B/llm-run" -q --device "$DEV" "$T/a.llm" "$T/p.jsonl" >"$T/a.out" 2>>"$T/err" ||
-        ! LLM_CUDA_QTILE=0 "$B/llm-run" -q --device "$DEV" "random:$cfg:$mode" "$T/p.jsonl" \
-            >"$T/b.out" 2>>"$T/err"; then
-        echo "FAIL llama2 $mode: $(head -c 300 "$T/err")"
+        ! LLM_CUDA_QTILE=0 "$B/llm-run" -q --device "$DEV" "random:$2" "$T/p.jsonl" >"$T/b.out" \
+            2>>"$T/err"; then
+        echo "FAIL $1: $(head -c 300 "$T/err")"
         fails=$((fails + 1))
     elif [ "$(wc -l < "$T/a.out")" -ne 4 ] || ! cmp -s "$T/a.out" "$T/b.out"; then
-        echo "FAIL llama2 $mode: answers differ"
+        echo "FAIL $1: answers differ"
         diff "$T/a.out" "$T/b.out" | head -4
         fails=$((fails + 1))
     else
-        echo "ok llama2 $mode: 4 of 4 answers identical"
+        echo "ok $1: 4 of 4 answers identical"
     fi
+}
+for f in gpt2 bloom opt-350m starcoder2 gemma2 falcon-40b mixtral qwen3-moe; do
+    same "$f" "$ROOT/tests/fixtures/$f/config.json"
+done
+# quantized: random:CONFIG.json:MODE (codes made on the GPU) = its artifact
+for mode in fp8 fp8-pc int8-sq int8-sq,act=static w8a16 w4a16,group-size=32 int4-awq,group-size=32; do
+    same "llama2 $mode" "$ROOT/tests/fixtures/llama2-f32/config.json:$mode"
 done
 # bad configs: one line naming the file, exit 1, for llm-run and llm-bench alike
 printf '{"architectures": ["NoSuchForCausalLM"], "model_type": "nosuch"}' > "$T/bad.json"
@@ -82,5 +72,5 @@ for spec in "random:$T/missing.json" "random:$T/bad.json"; do
         fi
     done
 done
-echo "random models on $DEV: $n checks (8 fixtures answer as their converted artifact; 4 bad configs refused in one line), $fails failed"
+echo "random models on $DEV: $n checks (8 fixtures and 7 quantization modes answer as their converted artifact; 4 bad configs refused in one line), $fails failed"
 [ "$fails" -eq 0 ]
