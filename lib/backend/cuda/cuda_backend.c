@@ -399,15 +399,16 @@ static int upload_w8a8(struct cu_be *c, const struct llm_weight *const *w, int k
     out->q.q = out->w;
     out->q.act = act;
     out->q.pre_split = 1 << 30;
-    /* per-tensor weight scales and static activation scales: scalar scales for
-     * cuBLASLt, each part with its own */
-    int scalar = 1;
+    /* the parts are run apart only where their activations are rounded
+     * differently; per-tensor weight scales and static activation scales
+     * are scalar scales for cuBLASLt when every row of a product shares
+     * them (else its per-row vectors serve) */
+    int split = k == 2 && (as[0] != as[1] || (sm && memcmp(sm, sm + K, sizeof(float) * (size_t)K)));
+    int scalar = !(k == 2 && !split && sc[0] != sc[N]);
     for (int i = 0; i < k; i++)
         scalar &= w[i]->scale_kind != LLM_WSCALE_CHANNEL && as[i] > 0.f;
     out->q.scalar = scalar;
-    if (k == 2 && (as[0] != as[1] || (sm && memcmp(sm, sm + K, sizeof(float) * (size_t)K)) ||
-                   (scalar && sc[0] != sc[N])))
-        out->q.pre_split = (int)N;
+    if (split) out->q.pre_split = (int)N;
     if ((rc = upload_bytes(c, (void **)&out->q.scale, sc, sizeof(float) * (size_t)(k * N),
                            "scales")) ||
         (any_as && (rc = upload_bytes(c, (void **)&out->q.act_scale, as, sizeof(float) * (size_t)k,

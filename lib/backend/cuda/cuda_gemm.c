@@ -70,7 +70,6 @@ struct cu_gemm {
     struct gemm_key no_vec[GEMM_CACHE];
     int n_no_vec, next_no_vec;
     unsigned told_no_vec;
-    int fp8_after;
 };
 
 static cudaDataType_t cuda_type(int dt)
@@ -95,10 +94,6 @@ int cu_gemm_create(struct cu_gemm **out, int dt, size_t workspace_bytes)
     if (!g) return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
     g->dt = dt;
     g->ws_bytes = workspace_bytes;
-    /* LLM_CUDA_FP8_EPILOGUE=0: fp8 products scaled after the product, as where
-     * cuBLASLt offers no scaled one (to compare the two) */
-    const char *fe = getenv("LLM_CUDA_FP8_EPILOGUE");
-    g->fp8_after = fe && !strcmp(fe, "0");
     cublasStatus_t s = cublasLtCreate(&g->lt);
     if (s != CUBLAS_STATUS_SUCCESS) {
         free(g);
@@ -286,7 +281,7 @@ int cu_gemm_run8(struct cu_gemm *g, cudaStream_t st, int act, int scalar, int m,
     int refused = 0;
     for (int i = 0; i < g->n_no_vec && !refused; i++)
         refused = !memcmp(&g->no_vec[i], &key, sizeof key);
-    if (act == LLM_K_A_FP8 && !refused && !g->fp8_after) {
+    if (act == LLM_K_A_FP8 && !refused) {
         if (!(rc = entry_get(g, &key, &e))) {
             CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &ws,
                                                sizeof ws));
