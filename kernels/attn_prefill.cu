@@ -14,6 +14,10 @@
  * scale folded in), so S and P never touch shared or device memory.  Tiles
  * entirely inside every row's visible range skip the mask.  GQA query
  * heads of one group re-read the same K/V tiles, which then come from L2.
+ * An 8-bit cache (kv_q) is gathered as codes into its own two stages and
+ * decoded into one f16/bf16 tile (every e4m3 and int8 code is exact in
+ * both) before the products; its K scale joins the score scale, its V
+ * scale the final normalisation.
  */
 #include "common.cuh"
 
@@ -81,21 +85,41 @@ template <> struct mma_op<bf16> {
     }
 };
 
-template <typename T, int D, int MT> struct pf_cfg {
+template <typename T, int D, int MT, int KQ> struct pf_cfg {
     static constexpr int BM = 16 * NWARP * MT;     /* query rows per block */
     static constexpr int BN = D <= 128 ? 64 : 32;  /* keys per tile */
     static constexpr int DP = D + 8;               /* padded row (16 bytes) */
+    static constexpr int CP = D + 16;              /* padded row of codes (16 bytes) */
     static constexpr bool QREG = MT == 1 && D <= 128; /* Q fragments live in registers */
-    static constexpr size_t smem = sizeof(T) * (size_t)(BM + 4 * BN) * DP;
+    /* Q, K and V tiles (two stages each of T, or one of T and two of codes) */
+    static constexpr size_t smem = KQ ? sizeof(T) * (size_t)(BM + 2 * BN) * DP + (size_t)4 * BN * CP
+                                      : sizeof(T) * (size_t)(BM + 4 * BN) * DP;
 };
 
-template <typename T, int D, int MT>
+/* 16 codes at c as T (exact) at t. */
+template <typename T, int KQ>
+static __device__ __forceinline__ void decode16(T *t, const uint8_t *c)
+{
+    uint4 w = *reinterpret_cast<const uint4 *>(c);
+    float f[16];
+    kv_decode4<KQ>(w.x, f), kv_decode4<KQ>(w.y, f + 4);
+    kv_decode4<KQ>(w.z, f + 8), kv_decode4<KQ>(w.w, f + 12);
+    vec<T> a, b;
+#pragma unroll
+    for (int k = 0; k < 8; k++) a.v[k] = from_f32<T>(f[k]), b.v[k] = from_f32<T>(f[8 + k]);
+    vstore(t, a);
+    vstore(t + 8, b);
+}
+
+template <typename T, int D, int MT, int KQ>
 __global__ void __launch_bounds__(NWARP * 32)
     attn_prefill_kernel(const struct llm_k_attn a, const int32_t *tiles)
 {
-    typedef pf_cfg<T, D, MT> C;
-    constexpr int BM = C::BM, BN = C::BN, DP = C::DP, KD = D / 16, NB = BN / 8, ND = D / 8;
+    typedef pf_cfg<T, D, MT, KQ> C;
+    constexpr int BM = C::BM, BN = C::BN, DP = C::DP, CP = C::CP, KD = D / 16, NB = BN / 8;
+    constexpr int ND = D / 8;
     constexpr int VR = D / 8; /* 16-byte vectors per row */
+    constexpr int CR = D / 16; /* 16-byte vectors per row of codes */
     pdl_wait();
     pdl_trigger();
     const int tile = blockIdx.x, h = blockIdx.y;
@@ -106,8 +130,10 @@ __global__ void __launch_bounds__(NWARP * 32)
 
     extern __shared__ __align__(16) unsigned char smem[];
     T *qs = (T *)smem;           /* [BM][DP] */
-    T *ks = qs + BM * DP;        /* [2][BN][DP] */
-    T *vs = ks + 2 * BN * DP;    /* [2][BN][DP] */
+    T *ks = qs + BM * DP;        /* [2][BN][DP] (codes: [BN][DP]) */
+    T *vs = ks + (KQ ? 1 : 2) * BN * DP; /* the same */
+    uint8_t *kc = (uint8_t *)(vs + BN * DP); /* codes: [2][BN][CP] */
+    uint8_t *vc = kc + 2 * BN * CP;          /* [2][BN][CP] */
 
     const int p_first = a.pos[r0], p_last = a.pos[r0 + nr - 1];
     const int lo_first = a.window > 0 ? max(0, p_first - a.window + 1) : 0;
@@ -124,10 +150,22 @@ __global__ void __launch_bounds__(NWARP * 32)
 
     const int32_t *bt = a.block_table + (int64_t)sq * a.bt_stride;
     const T *kvbase = (const T *)a.kv;
+    const uint8_t *kvcodes = (const uint8_t *)a.kv;
     const int64_t head_off = (int64_t)kvh * a.block_size * D;
     const int64_t v_off = (int64_t)a.n_kv_heads * a.block_size * D;
     auto load_kv = [&](int buf, int kb) {
-        for (int e = threadIdx.x; e < BN * VR; e += NWARP * 32) {
+        for (int e = threadIdx.x; KQ && e < BN * CR; e += NWARP * 32) {
+            int rr = e / CR, c = e - rr * CR;
+            int j = kb + rr;
+            bool ok = j >= lo_first && j <= p_last;
+            const uint8_t *src = kvcodes;
+            if (ok)
+                src = kvcodes + (int64_t)bt[j / a.block_size] * a.blk_stride + head_off +
+                      (int64_t)(j % a.block_size) * D + c * 16;
+            cp_async16_zfill(kc + (buf * BN + rr) * CP + c * 16, src, ok);
+            cp_async16_zfill(vc + (buf * BN + rr) * CP + c * 16, ok ? src + v_off : src, ok);
+        }
+        for (int e = threadIdx.x; !KQ && e < BN * VR; e += NWARP * 32) {
             int rr = e / VR, c = e - rr * VR;
             int j = kb + rr;
             bool ok = j >= lo_first && j <= p_last;
@@ -156,7 +194,8 @@ __global__ void __launch_bounds__(NWARP * 32)
     }
     const float LOG2E = 1.4426950408889634f;
     const float sl = a.alibi ? a.alibi[h] * LOG2E : 0.f;
-    const float qscale = a.softcap > 0.f ? a.scale : a.scale * LOG2E;
+    const float ascale = KQ ? a.scale * a.k_scale : a.scale;
+    const float qscale = a.softcap > 0.f ? ascale : ascale * LOG2E;
 
     float o[MT][ND][4];
     float ma[MT], mb[MT], la[MT], lb[MT];
@@ -178,6 +217,14 @@ __global__ void __launch_bounds__(NWARP * 32)
             cp_wait<0>();
         }
         __syncthreads();
+        if constexpr (KQ != LLM_K_KV_NONE) { /* this stage's codes into the T tiles */
+            for (int e = threadIdx.x; e < BN * CR; e += NWARP * 32) {
+                int rr = e / CR, c = e - rr * CR;
+                decode16<T, KQ>(ks + rr * DP + c * 16, kc + (buf * BN + rr) * CP + c * 16);
+                decode16<T, KQ>(vs + rr * DP + c * 16, vc + (buf * BN + rr) * CP + c * 16);
+            }
+            __syncthreads();
+        }
         if (C::QREG && kt == kt0) {
 #pragma unroll
             for (int kk = 0; kk < (C::QREG ? KD : 0); kk++)
@@ -191,7 +238,7 @@ __global__ void __launch_bounds__(NWARP * 32)
         for (int mt = 0; mt < MT; mt++)
 #pragma unroll
             for (int i = 0; i < NB; i++) s[mt][i][0] = s[mt][i][1] = s[mt][i][2] = s[mt][i][3] = 0.f;
-        const T *kbuf = ks + buf * BN * DP;
+        const T *kbuf = ks + (KQ ? 0 : buf) * BN * DP;
 #pragma unroll
         for (int kk = 0; kk < KD; kk++) {
             uint32_t qa[MT][4];
@@ -283,7 +330,7 @@ __global__ void __launch_bounds__(NWARP * 32)
         }
 
         /* O += P V; each V fragment serves every m-tile */
-        const T *vbuf = vs + buf * BN * DP;
+        const T *vbuf = vs + (KQ ? 0 : buf) * BN * DP;
 #pragma unroll
         for (int kk = 0; kk < BN / 16; kk++) {
 #pragma unroll
@@ -310,7 +357,8 @@ __global__ void __launch_bounds__(NWARP * 32)
         l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
         l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
         l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-        const float ia = l0 > 0.f ? 1.f / l0 : 0.f, ib = l1 > 0.f ? 1.f / l1 : 0.f;
+        const float vsc = KQ ? a.v_scale : 1.f;
+        const float ia = l0 > 0.f ? vsc / l0 : 0.f, ib = l1 > 0.f ? vsc / l1 : 0.f;
         const int rA = ra[mt], rB = ra[mt] + 8;
 #pragma unroll
         for (int i = 0; i < ND; i++) {
@@ -325,20 +373,20 @@ __global__ void __launch_bounds__(NWARP * 32)
     }
 }
 
-template <typename T, int D, int MT>
+template <typename T, int D, int MT, int KQ = LLM_K_KV_NONE>
 static int launch_pf(const struct llm_k_attn *a, const int32_t *tiles, int n_tiles,
                      cudaStream_t st)
 {
-    size_t smem = pf_cfg<T, D, MT>::smem;
+    size_t smem = pf_cfg<T, D, MT, KQ>::smem;
     static int set = 0;
     if (!set) {
-        cudaError_t e = cudaFuncSetAttribute(attn_prefill_kernel<T, D, MT>,
+        cudaError_t e = cudaFuncSetAttribute(attn_prefill_kernel<T, D, MT, KQ>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              (int)smem);
         if (e != cudaSuccess) return (int)e;
         set = 1;
     }
-    return launch_pdl(attn_prefill_kernel<T, D, MT>, dim3(n_tiles, a->n_heads),
+    return launch_pdl(attn_prefill_kernel<T, D, MT, KQ>, dim3(n_tiles, a->n_heads),
                       dim3(NWARP * 32), smem, st, *a, tiles);
 }
 
@@ -366,10 +414,18 @@ extern "C" int llm_k_attn_prefill(const struct llm_k_attn *a, const int32_t *til
 {
     if (n_tiles <= 0) return 0;
     if (!llm_k_attn_prefill_supported(a->dt, a->head_dim) || a->n_kv_heads <= 0 ||
-        a->n_heads % a->n_kv_heads || a->n_heads > 65535)
+        a->n_heads % a->n_kv_heads || a->n_heads > 65535 || a->kv_q < 0 ||
+        a->kv_q > LLM_K_KV_INT8 ||
+        (a->kv_q && (a->head_dim % 16 || !(a->k_scale > 0.f) || !(a->v_scale > 0.f))))
         return (int)cudaErrorInvalidValue;
 #define PF_CASE(T, DD)                                                                             \
-    if (a->head_dim == DD) return launch_pf<T, DD, PF_MT(DD)>(a, tiles, n_tiles, stream);
+    if (a->head_dim == DD) {                                                                       \
+        if (a->kv_q == LLM_K_KV_FP8)                                                               \
+            return launch_pf<T, DD, PF_MT(DD), LLM_K_KV_FP8>(a, tiles, n_tiles, stream);           \
+        if (a->kv_q == LLM_K_KV_INT8)                                                              \
+            return launch_pf<T, DD, PF_MT(DD), LLM_K_KV_INT8>(a, tiles, n_tiles, stream);          \
+        return launch_pf<T, DD, PF_MT(DD)>(a, tiles, n_tiles, stream);                             \
+    }
     if (a->dt == K_DT_F16) {
         PF_DIMS(PF_CASE, __half)
     } else {
@@ -383,7 +439,7 @@ extern "C" int llm_k_attn_prefill(const struct llm_k_attn *a, const int32_t *til
 extern "C" int llm_k_attn_prefill_variant(int mt, const struct llm_k_attn *a, const int32_t *tiles,
                                           int n_tiles, llm_stream_t stream)
 {
-    if (a->dt != K_DT_BF16 || a->head_dim != 128) return (int)cudaErrorInvalidValue;
+    if (a->dt != K_DT_BF16 || a->head_dim != 128 || a->kv_q) return (int)cudaErrorInvalidValue;
     if (mt == 1) return launch_pf<bf16, 128, 1>(a, tiles, n_tiles, stream);
     if (mt == 2) return launch_pf<bf16, 128, 2>(a, tiles, n_tiles, stream);
     return (int)cudaErrorInvalidValue;

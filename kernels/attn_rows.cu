@@ -5,7 +5,8 @@
  * the query heads of one GQA group (up to 8 of them; a larger group is
  * served by several blocks), so each K/V element is read from device
  * memory once per group, not once per query head.  Keys are staged through
- * shared memory 32 tokens at a time with cp.async, two stages deep (the
+ * shared memory 32 tokens at a time (64 from an 8-bit cache, the same bytes)
+ * with cp.async, two stages deep (the
  * next chunk loads while this one is used; three measured slower end to
  * end, docs/CUDA.md note 16).  Scores: Q threads per (head, token) with q
  * in shared memory as fp32 read 16 bytes at a time; online softmax per head (one warp); P.V: each thread owns one 16-byte slice of
@@ -21,11 +22,18 @@
  * arrival counter, so no second launch).  The split length is read from
  * device memory and the grid has a fixed number of splits (empty ones
  * exit at once), so a captured CUDA graph serves every context length of
- * its batch size.
+ * its batch size.  An 8-bit cache (kv_q) is staged as its codes, half the
+ * bytes of the 16-bit one, and decoded where it is used: the K scale is
+ * folded into the score scale, the V scale into the final normalisation.
  */
 #include "common.cuh"
 
-#define CH 32   /* tokens per staged chunk */
+/* Tokens per staged chunk: 32, or 64 for 8-bit codes (the same bytes in flight). */
+static int rows_chunk; /* 0: that default; 32 or 64: forced (llm_k_attn_rows_set_chunk) */
+extern "C" void llm_k_attn_rows_set_chunk(int ch)
+{
+    rows_chunk = ch;
+}
 #define NT 128  /* threads per block */
 
 static __device__ __forceinline__ void cp_async16(void *smem, const void *gmem)
@@ -105,13 +113,47 @@ static __device__ void combine_if_last(const struct llm_k_attn &a, int r, int ci
 
 /* GR: query heads per block (see heads_per_block); the block serves heads
  * h0 .. h0 + gn - 1, gn <= GR, all of KV head kvh. */
-template <typename T, int GR>
+/* The pool's element: T, or a byte code (KQ != LLM_K_KV_NONE). */
+template <typename T, int KQ> struct kv_elem {
+    typedef T type;
+};
+template <typename T> struct kv_elem<T, LLM_K_KV_FP8> {
+    typedef uint8_t type;
+};
+template <typename T> struct kv_elem<T, LLM_K_KV_INT8> {
+    typedef uint8_t type;
+};
+
+/* n = LV (16 bytes) or PV elements of the cache at p, as fp32 (codes, unscaled). */
+template <typename T, int KQ, int N>
+static __device__ __forceinline__ void kv_load(const typename kv_elem<T, KQ>::type *p, float *f)
+{
+    if constexpr (KQ == LLM_K_KV_NONE) {
+        static_assert(N == vec<T>::N, "a dt cache is read in whole vectors");
+        vec<T> x = vload((const T *)p);
+#pragma unroll
+        for (int k = 0; k < N; k++) f[k] = to_f32(x.v[k]);
+    } else if constexpr (N == 16) {
+        uint4 w = *reinterpret_cast<const uint4 *>(p);
+        kv_decode4<KQ>(w.x, f), kv_decode4<KQ>(w.y, f + 4);
+        kv_decode4<KQ>(w.z, f + 8), kv_decode4<KQ>(w.w, f + 12);
+    } else {
+        uint2 w = *reinterpret_cast<const uint2 *>(p);
+        kv_decode4<KQ>(w.x, f), kv_decode4<KQ>(w.y, f + 4);
+    }
+}
+
+template <typename T, int KQ, int GR, int CH>
 __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a,
                                                        const int32_t *rows, const int32_t *seqs,
                                                        const int32_t *split_len_p, int max_splits,
                                                        float *ws, int *counters)
 {
-    constexpr int V = vec<T>::N;
+    typedef typename kv_elem<T, KQ>::type KT;
+    /* LV: cache elements per 16 bytes (staging and scores); V: per P.V
+     * slice (8 for codes, which keeps a thread's sums at 8 per head) */
+    constexpr int LV = 16 / sizeof(KT);
+    constexpr int V = KQ ? 8 : LV;
     /* threads per score (head, token): the dims are split over Q lanes so
      * that GR * CH * Q covers the block */
     constexpr int Q = GR >= 4 ? 1 : 4 / GR;
@@ -119,7 +161,7 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
     pdl_trigger();
     const int D = a.head_dim, G = a.n_heads / a.n_kv_heads;
     const int nhb = (G + GR - 1) / GR; /* head blocks per KV head */
-    const int DP = D + V; /* padded smem row: rows shift by 16 bytes, no bank conflicts */
+    const int DP = D + LV; /* padded smem row: rows shift by 16 bytes, no bank conflicts */
     const int i = blockIdx.x, kvh = blockIdx.y / nhb, hb = blockIdx.y - kvh * nhb;
     const int split = blockIdx.z;
     const int h0 = kvh * G + hb * GR, gn = min(GR, G - hb * GR);
@@ -132,8 +174,8 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
     const int end = (int)min((int64_t)p + 1, begin64 + split_len);
 
     extern __shared__ __align__(16) unsigned char smem[];
-    T *ks = (T *)smem;                       /* [2][CH][DP] */
-    T *vs = ks + 2 * CH * DP;                /* [2][CH][DP] */
+    KT *ks = (KT *)smem;                     /* [2][CH][DP] */
+    KT *vs = ks + 2 * CH * DP;               /* [2][CH][DP] */
     float *qs = (float *)(vs + 2 * CH * DP); /* [GR][D] */
     float *acc = qs + GR * D;                /* [GR][D] (final sums) */
     float *sc = acc + GR * D;                /* [GR][CH] */
@@ -152,25 +194,26 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
     }
 
     const int32_t *bt = a.block_table + (int64_t)sq * a.bt_stride;
-    const T *kvbase = (const T *)a.kv;
+    const KT *kvbase = (const KT *)a.kv;
     const int64_t head_off = (int64_t)kvh * a.block_size * D;
     const int64_t v_off = (int64_t)a.n_kv_heads * a.block_size * D;
-    const int dvn = D / V;
+    const int dvn = D / V, lvn = D / LV;
 
     auto load_chunk = [&](int buf, int c0) {
-        for (int e = threadIdx.x; e < CH * dvn; e += NT) {
-            int t = e / dvn, dv = e - t * dvn;
+        for (int e = threadIdx.x; e < CH * lvn; e += NT) {
+            int t = e / lvn, dv = e - t * lvn;
             int tok = c0 + t;
             if (tok < end) {
                 int blk = bt[tok / a.block_size], off = tok % a.block_size;
-                const T *src = kvbase + (int64_t)blk * a.blk_stride + head_off +
-                               (int64_t)off * D + dv * V;
-                cp_async16(ks + (buf * CH + t) * DP + dv * V, src);
-                cp_async16(vs + (buf * CH + t) * DP + dv * V, src + v_off);
+                const KT *src = kvbase + (int64_t)blk * a.blk_stride + head_off +
+                                (int64_t)off * D + dv * LV;
+                cp_async16(ks + (buf * CH + t) * DP + dv * LV, src);
+                cp_async16(vs + (buf * CH + t) * DP + dv * LV, src + v_off);
             }
         }
         cp_async_commit();
     };
+    const float kscale = KQ ? a.scale * a.k_scale : a.scale, vscale = KQ ? a.v_scale : 1.f;
 
     const int nchunks = (end - begin + CH - 1) / CH;
     load_chunk(0, begin); /* in flight while q is read */
@@ -213,15 +256,16 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
             int g = gt / CH, t = gt - g * CH;
             float d0 = 0.f, d1 = 0.f;
             if (t < nvalid) {
-                const T *kr = ks + (buf * CH + t) * DP;
+                const KT *kr = ks + (buf * CH + t) * DP;
                 const float *qr = qs + g * D;
-                for (int dv = qt; dv < dvn; dv += Q) {
-                    vec<T> kv = vload(kr + dv * V);
+                for (int dv = qt; dv < lvn; dv += Q) {
+                    float kf[LV];
+                    kv_load<T, KQ, LV>(kr + dv * LV, kf);
 #pragma unroll
-                    for (int k = 0; k < V; k += 4) {
-                        float4 qq = *(const float4 *)(qr + dv * V + k);
-                        d0 += qq.x * to_f32(kv.v[k]) + qq.z * to_f32(kv.v[k + 2]);
-                        d1 += qq.y * to_f32(kv.v[k + 1]) + qq.w * to_f32(kv.v[k + 3]);
+                    for (int k = 0; k < LV; k += 4) {
+                        float4 qq = *(const float4 *)(qr + dv * LV + k);
+                        d0 += qq.x * kf[k] + qq.z * kf[k + 2];
+                        d1 += qq.y * kf[k + 1] + qq.w * kf[k + 3];
                     }
                 }
             }
@@ -231,7 +275,7 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
             if (qt == 0) {
                 float s = -INFINITY;
                 if (t < nvalid) {
-                    s = d * a.scale;
+                    s = d * kscale;
                     if (a.softcap > 0.f) s = a.softcap * tanhf(s / a.softcap);
                     if (a.alibi) s += a.alibi[h0 + g] * (float)(c0 + t - p);
                 }
@@ -240,21 +284,33 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
         }
         __syncthreads();
 
-        /* online softmax, one warp per head; heads past gn get zero weights */
+        /* online softmax, one warp per head (CH / 32 tokens a lane); heads past gn get
+         * zero weights */
         for (int g = threadIdx.x >> 5; g < GR; g += NT / 32) {
             int lane = threadIdx.x & 31;
             if (g >= gn) {
-                sc[g * CH + lane] = 0.f;
+#pragma unroll
+                for (int j = 0; j < CH / 32; j++) sc[g * CH + 32 * j + lane] = 0.f;
                 if (lane == 0) alph[g] = 1.f;
                 continue;
             }
-            float s = sc[g * CH + lane];
-            float mx = warp_max(s);
+            float s[CH / 32], mx = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < CH / 32; j++) {
+                s[j] = sc[g * CH + 32 * j + lane];
+                mx = fmaxf(mx, s[j]);
+            }
+            mx = warp_max(mx);
             float mo = mrun[g];
             float mn = fmaxf(mo, mx);
-            float pv = mn == -INFINITY ? 0.f : __expf(s - mn);
-            float sum = warp_sum(pv);
-            sc[g * CH + lane] = pv;
+            float sum = 0.f;
+#pragma unroll
+            for (int j = 0; j < CH / 32; j++) {
+                float pv = mn == -INFINITY ? 0.f : __expf(s[j] - mn);
+                sum += pv;
+                sc[g * CH + 32 * j + lane] = pv;
+            }
+            sum = warp_sum(sum);
             if (lane == 0) {
                 float al = mo == -INFINITY ? 0.f : __expf(mo - mn);
                 alph[g] = al;
@@ -273,12 +329,13 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
                 for (int k = 0; k < V; k++) part[g][k] *= al;
             }
             for (int t = tg; t < nvalid; t += TG) {
-                vec<T> vv = vload(vs + (buf * CH + t) * DP + pdv * V);
+                float vf[V];
+                kv_load<T, KQ, V>(vs + (buf * CH + t) * DP + pdv * V, vf);
 #pragma unroll
                 for (int g = 0; g < GR; g++) {
                     float pg = sc[g * CH + t];
 #pragma unroll
-                    for (int k = 0; k < V; k++) part[g][k] += pg * to_f32(vv.v[k]);
+                    for (int k = 0; k < V; k++) part[g][k] += pg * vf[k];
                 }
             }
         }
@@ -298,11 +355,13 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
 
     if (max_splits == 1) {
         T *o = (T *)a.o + (int64_t)r * a.n_heads * D + h0 * D;
-        for (int e = threadIdx.x; e < gn * D; e += NT) o[e] = from_f32<T>(acc[e] / lrun[e / D]);
+        for (int e = threadIdx.x; e < gn * D; e += NT)
+            o[e] = from_f32<T>(KQ ? acc[e] * (vscale / lrun[e / D]) : acc[e] / lrun[e / D]);
     } else {
         for (int e = threadIdx.x; e < gn * D; e += NT) {
             int g = e / D, d = e - g * D;
-            wsrow[((int64_t)g * max_splits + split) * (D + 1) + d] = acc[e] / lrun[g];
+            wsrow[((int64_t)g * max_splits + split) * (D + 1) + d] =
+                KQ ? acc[e] * (vscale / lrun[g]) : acc[e] / lrun[g];
         }
         for (int g = threadIdx.x; g < gn; g += NT)
             wsrow[((int64_t)g * max_splits + split) * (D + 1) + D] = mrun[g] + logf(lrun[g]);
@@ -310,38 +369,46 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
     }
 }
 
-template <typename T, int GR>
+template <typename T, int KQ, int GR, int CH>
 static int launch_rows(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs, int n,
                        const int32_t *split_len, int max_splits, float *ws, int *counters,
                        cudaStream_t st)
 {
-    constexpr int V = vec<T>::N;
+    typedef typename kv_elem<T, KQ>::type KT;
+    constexpr int LV = 16 / sizeof(KT);
     const int D = a->head_dim, G = a->n_heads / a->n_kv_heads;
-    size_t smem = sizeof(T) * 4 * CH * (D + V) + sizeof(float) * (2 * GR * D + GR * CH + 3 * GR);
+    size_t smem = sizeof(KT) * 4 * CH * (D + LV) + sizeof(float) * (2 * GR * D + GR * CH + 3 * GR);
     static size_t smem_set = 48 * 1024;
     if (smem > smem_set) {
-        cudaError_t e = cudaFuncSetAttribute(attn_rows_kernel<T, GR>,
+        cudaError_t e = cudaFuncSetAttribute(attn_rows_kernel<T, KQ, GR, CH>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              (int)smem);
         if (e != cudaSuccess) return (int)e;
         smem_set = smem;
     }
     dim3 grid(n, a->n_kv_heads * ((G + GR - 1) / GR), max_splits);
-    return launch_pdl(attn_rows_kernel<T, GR>, grid, dim3(NT), smem, st, *a, rows, seqs, split_len,
+    return launch_pdl(attn_rows_kernel<T, KQ, GR, CH>, grid, dim3(NT), smem, st, *a, rows, seqs, split_len,
                       max_splits, max_splits > 1 ? ws : nullptr, counters);
 }
 
-template <typename T>
+template <typename T, int KQ>
 static int launch_rows_gr(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs,
                           int n, const int32_t *split_len, int max_splits, float *ws,
                           int *counters, cudaStream_t st)
 {
+    /* a 16-bit cache: chunks of 32; codes: 64 unless told */
+    constexpr int C1 = 32, C2 = KQ ? 64 : 32;
+    const bool wide = KQ && rows_chunk != 32;
+#define ROWS_GR(GR)                                                                                \
+    return wide ? launch_rows<T, KQ, GR, C2>(a, rows, seqs, n, split_len, max_splits, ws, counters, st) \
+                : launch_rows<T, KQ, GR, C1>(a, rows, seqs, n, split_len, max_splits, ws, counters, st)
     switch (heads_per_block(a->n_heads / a->n_kv_heads)) {
-    case 1: return launch_rows<T, 1>(a, rows, seqs, n, split_len, max_splits, ws, counters, st);
-    case 2: return launch_rows<T, 2>(a, rows, seqs, n, split_len, max_splits, ws, counters, st);
-    case 4: return launch_rows<T, 4>(a, rows, seqs, n, split_len, max_splits, ws, counters, st);
-    default: return launch_rows<T, 8>(a, rows, seqs, n, split_len, max_splits, ws, counters, st);
+    case 1: ROWS_GR(1);
+    case 2: ROWS_GR(2);
+    case 4: ROWS_GR(4);
+    default: ROWS_GR(8);
     }
+#undef ROWS_GR
 }
 
 extern "C" int llm_k_attn_rows_blocks(int n_heads, int n_kv_heads)
@@ -356,10 +423,18 @@ extern "C" int llm_k_attn_rows(const struct llm_k_attn *a, const int32_t *rows,
                                int max_splits, float *ws, int *counters, llm_stream_t stream)
 {
     if (n <= 0) return 0;
-    if (a->head_dim % 8 || a->head_dim > 8 * NT || a->n_kv_heads <= 0 || a->n_heads % a->n_kv_heads || max_splits < 1 ||
-        (max_splits > 1 && (!split_len || !ws || !counters)) || max_splits > 65535)
+    if (a->head_dim % 8 || a->head_dim > 8 * NT || a->n_kv_heads <= 0 ||
+        a->n_heads % a->n_kv_heads || max_splits < 1 ||
+        (max_splits > 1 && (!split_len || !ws || !counters)) || max_splits > 65535 ||
+        a->kv_q < 0 || a->kv_q > LLM_K_KV_INT8 ||
+        (a->kv_q && (a->head_dim % 16 || !(a->k_scale > 0.f) || !(a->v_scale > 0.f))))
         return (int)cudaErrorInvalidValue;
-    DISPATCH_DT(a->dt, T, return launch_rows_gr<T>(a, rows, seqs, n, split_len, max_splits, ws,
-                                                   counters, stream));
+#define ROWS_KQ(KQ) launch_rows_gr<T, KQ>(a, rows, seqs, n, split_len, max_splits, ws, counters, stream)
+    DISPATCH_DT(a->dt, T, {
+        if (a->kv_q == LLM_K_KV_FP8) return ROWS_KQ(LLM_K_KV_FP8);
+        if (a->kv_q == LLM_K_KV_INT8) return ROWS_KQ(LLM_K_KV_INT8);
+        return ROWS_KQ(LLM_K_KV_NONE);
+    });
+#undef ROWS_KQ
     return 0;
 }

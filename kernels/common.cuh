@@ -12,6 +12,7 @@
 #include <cuda_runtime.h>
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 #include <stdint.h>
 
 #include "kernels.h"
@@ -159,6 +160,32 @@ static int launch_pdl(void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem
     cfg.numAttrs = 1;
     cudaError_t e = cudaLaunchKernelEx(&cfg, kern, ((KArgs)args)...);
     return e != cudaSuccess ? (int)e : k_status();
+}
+
+/* ---- 8-bit KV cache codes (enum llm_k_kvq) ------------------------------------
+ * A cached K or V element x is stored as the code of x / scale: e4m3
+ * (nearest even, saturating at 448) or int8 (nearest even, clamped to
+ * +-127), the CPU reference's rounding (cpu_quant.c); readers take codes
+ * back to fp32 exactly and multiply by the scale where it costs least. */
+template <int KQ> static __device__ __forceinline__ uint8_t kv_encode(float x)
+{
+    if (KQ == LLM_K_KV_FP8) return (uint8_t)__nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3);
+    return (uint8_t)(int8_t)fminf(fmaxf(rintf(x), -127.f), 127.f);
+}
+
+/* Four codes (one 32-bit word, first code in the low byte) as fp32. */
+template <int KQ> static __device__ __forceinline__ void kv_decode4(uint32_t w, float *f)
+{
+    if (KQ == LLM_K_KV_FP8) {
+        __half2_raw lo = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)(w & 0xffffu), __NV_E4M3);
+        __half2_raw hi = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)(w >> 16), __NV_E4M3);
+        float2 a = __half22float2(*reinterpret_cast<__half2 *>(&lo));
+        float2 b = __half22float2(*reinterpret_cast<__half2 *>(&hi));
+        f[0] = a.x, f[1] = a.y, f[2] = b.x, f[3] = b.y;
+    } else {
+#pragma unroll
+        for (int k = 0; k < 4; k++) f[k] = (float)(int8_t)(uint8_t)(w >> (8 * k));
+    }
 }
 
 #define DISPATCH_DT(dt, T, ...)                                                                    \

@@ -155,10 +155,11 @@ extern "C" int llm_k_norm(int dt, int kind, void *out, void *res, const void *ad
 
 /* ---- rotary embedding + KV append ----------------------------------------- */
 
-template <typename T>
+template <typename T, int KQ>
 __global__ void rope_kv_kernel(T *qkv, const float2 *rope, const int32_t *pos, const int32_t *slot,
-                               T *kv, int64_t blk_stride, int block_size, int n_heads,
-                               int n_kv_heads, int head_dim, int rot_dims, int neox, int hpb)
+                               void *kv, int64_t blk_stride, int block_size, int n_heads,
+                               int n_kv_heads, int head_dim, int rot_dims, int neox, int hpb,
+                               float k_scale, float v_scale)
 {
     constexpr int V = vec<T>::N;
     pdl_wait();
@@ -188,32 +189,58 @@ __global__ void rope_kv_kernel(T *qkv, const float2 *rope, const int32_t *pos, c
     if (s < 0 || c0 >= c1) return;
     const int blk = s / block_size, off = s - blk * block_size;
     /* K at block base, V one head-set further; within it [head][slot][dim]. */
-    T *kb = kv + (int64_t)blk * blk_stride;
     const int dv = head_dim / V;
     for (int e = threadIdx.x; e < (c1 - c0) * dv; e += blockDim.x) {
         int hh = c0 + e / dv, d = (e % dv) * V;
         int kvh = hh - n_heads; /* 0..2 nkv - 1: K heads then V heads */
-        T *dst = kb + ((int64_t)kvh * block_size + off) * head_dim + d;
-        vstore(dst, vload(row + hh * head_dim + d));
+        int64_t at = (int64_t)blk * blk_stride + ((int64_t)kvh * block_size + off) * head_dim + d;
+        vec<T> x = vload(row + hh * head_dim + d);
+        if constexpr (KQ == LLM_K_KV_NONE) {
+            vstore((T *)kv + at, x);
+        } else {
+            /* V codes (8 or 4 bytes) of x / scale, divided as the reference does */
+            const float sc = kvh < n_kv_heads ? k_scale : v_scale;
+            uint32_t w[V / 4];
+#pragma unroll
+            for (int k = 0; k < V / 4; k++) {
+                w[k] = 0;
+#pragma unroll
+                for (int j = 0; j < 4; j++)
+                    w[k] |= (uint32_t)kv_encode<KQ>(to_f32(x.v[4 * k + j]) / sc) << (8 * j);
+            }
+            uint8_t *dst = (uint8_t *)kv + at;
+            if constexpr (V == 8)
+                *reinterpret_cast<uint2 *>(dst) = make_uint2(w[0], w[1]);
+            else
+                *reinterpret_cast<uint32_t *>(dst) = w[0];
+        }
     }
 }
 
 extern "C" int llm_k_rope_kv(int dt, void *qkv, const float *rope, const int32_t *pos,
                              const int32_t *slot, void *kv, int64_t blk_stride, int block_size,
                              int n, int n_heads, int n_kv_heads, int head_dim, int rot_dims,
-                             int neox, llm_stream_t stream)
+                             int neox, int kv_q, float k_scale, float v_scale,
+                             llm_stream_t stream)
 {
     if (n <= 0) return 0;
-    if (head_dim % 8 || rot_dims % 2 || rot_dims > head_dim) return (int)cudaErrorInvalidValue;
+    if (head_dim % 8 || rot_dims % 2 || rot_dims > head_dim || kv_q < 0 ||
+        kv_q > LLM_K_KV_INT8 || (kv_q && (head_dim % 16 || !(k_scale > 0.f) || !(v_scale > 0.f))))
+        return (int)cudaErrorInvalidValue;
     /* few tokens: spread the heads over blocks; many: one block per token */
     int nall = n_heads + 2 * n_kv_heads;
     int hpb = n >= 64 ? nall : 4;
     dim3 grid(n, (nall + hpb - 1) / hpb);
+#define ROPE_KV_LAUNCH(KQ)                                                                         \
+    launch_pdl(rope_kv_kernel<T, KQ>, grid, dim3(128), 0, stream, (T *)qkv, (const float2 *)rope,  \
+               pos, slot, kv, blk_stride, block_size, n_heads, n_kv_heads, head_dim, rot_dims,     \
+               neox, hpb, k_scale, v_scale)
     DISPATCH_DT(dt, T, {
-        return launch_pdl(rope_kv_kernel<T>, grid, dim3(128), 0, stream, (T *)qkv,
-                          (const float2 *)rope, pos, slot, (T *)kv, blk_stride, block_size,
-                          n_heads, n_kv_heads, head_dim, rot_dims, neox, hpb);
+        if (kv_q == LLM_K_KV_FP8) return ROPE_KV_LAUNCH(LLM_K_KV_FP8);
+        if (kv_q == LLM_K_KV_INT8) return ROPE_KV_LAUNCH(LLM_K_KV_INT8);
+        return ROPE_KV_LAUNCH(LLM_K_KV_NONE);
     });
+#undef ROPE_KV_LAUNCH
     return 0;
 }
 

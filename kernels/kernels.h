@@ -50,15 +50,19 @@ int llm_k_embed(int dt, void *out, const void *table, const int32_t *tokens,
 int llm_k_norm(int dt, int kind, void *out, void *res, const void *add, const void *w,
                const void *b, float w_offset, int rows, int n, float eps, llm_stream_t stream);
 
+/* The KV cache's element: dt, or an 8-bit code of x / scale (e4m3 or int8). */
+enum llm_k_kvq { LLM_K_KV_NONE = 0, LLM_K_KV_FP8 = 1, LLM_K_KV_INT8 = 2 };
+
 /* Rotary embedding on the fused qkv rows, in place, then the row's K and V
  * written to the paged pool at slot[i] (block * block_size + offset; a
  * negative slot skips the write).  rope == NULL: no rotation (ALiBi,
  * learned or no position encoding).  neox: rotate halves of the first
- * rot_dims dims; else interleaved pairs. */
+ * rot_dims dims; else interleaved pairs.  kv_q != NONE: the pool takes
+ * the codes of K / k_scale and V / v_scale (blk_stride in bytes). */
 int llm_k_rope_kv(int dt, void *qkv, const float *rope, const int32_t *pos,
                   const int32_t *slot, void *kv, int64_t blk_stride, int block_size, int n,
-                  int n_heads, int n_kv_heads, int head_dim, int rot_dims, int neox,
-                  llm_stream_t stream);
+                  int n_heads, int n_kv_heads, int head_dim, int rot_dims, int neox, int kv_q,
+                  float k_scale, float v_scale, llm_stream_t stream);
 
 /* Gated MLP: h[r][j] = act(h[r][j]) * h[r][inter + j] for j < inter, in place
  * (row stride 2 * inter; the result is read with that stride).  Not gated
@@ -137,7 +141,9 @@ int llm_k_copy_blocks(void *pool, const int32_t *src, const int32_t *dst, int n,
  * position p sees keys j with lo <= j <= p, lo = max(0, p - window + 1)
  * when window > 0, else 0; keys are read from the paged pool through the
  * sequence's block table.  alibi: per-head slopes (n_heads floats), adding
- * slope * (j - p) to each score, or NULL. */
+ * slope * (j - p) to each score, or NULL.  kv_q: the pool holds 8-bit codes
+ * (enum llm_k_kvq; blk_stride then counts bytes) read as code * k_scale or
+ * code * v_scale (a layer's two scales); head_dim a multiple of 16. */
 struct llm_k_attn {
     int dt;
     const void *q;
@@ -154,6 +160,8 @@ struct llm_k_attn {
     float softcap;             /* tanh cap on scores (0 = none) */
     int window;                /* 0 = full */
     const float *alibi;
+    int kv_q;                  /* enum llm_k_kvq */
+    float k_scale, v_scale;    /* kv_q: the layer's K and V scales */
 };
 
 /* Row kernel (decode): each listed query row (rows[i], of sequence seqs[i])
@@ -169,6 +177,10 @@ struct llm_k_attn {
 int llm_k_attn_rows(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs, int n,
                     const int32_t *split_len, int max_splits, float *ws, int *counters,
                     llm_stream_t stream);
+
+/* Tokens the row kernel stages at a time from an 8-bit cache: 32 or 64
+ * (0: the default, 64); for the benchmark. */
+void llm_k_attn_rows_set_chunk(int ch);
 
 /* Blocks the row kernel runs per query row and split: one per KV head, or
  * more when a GQA group has over 8 query heads; 0 for a bad head count. */

@@ -379,13 +379,22 @@ static void *dcopy_i32(const int32_t *h, size_t n)
     return d;
 }
 
+/* The KV cache's element for bench_attn (enum llm_k_kvq), and the row kernel's chunk. */
+static int attn_kvq, attn_ch;
+
 /* B sequences of ctx tokens (decode: one query row each; prefill: all rows). */
 static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int n_sm)
 {
     int bs = 32, nblk = (ctx + bs - 1) / bs;
     size_t blk = (size_t)2 * nkv * bs * hd;
     size_t pool_n = (size_t)B * nblk * blk;
-    void *pool = drand(pool_n, LLM_DTYPE_BF16, 1.f);
+    void *pool = NULL;
+    if (attn_kvq) { /* codes of 0.5 (fp8) or 48 (int8): finite, the same work */
+        CUDA(cudaMalloc(&pool, pool_n));
+        CUDA(cudaMemset(pool, 0x30, pool_n));
+    } else {
+        pool = drand(pool_n, LLM_DTYPE_BF16, 1.f);
+    }
     int32_t *bt = malloc(sizeof(int32_t) * (size_t)B * nblk);
     for (int i = 0; i < B * nblk; i++) bt[i] = i;
     int nq = prefill ? B * ctx : B;
@@ -425,6 +434,8 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
     c.a.n_kv_heads = nkv;
     c.a.head_dim = hd;
     c.a.scale = 1.f / sqrtf((float)hd);
+    c.a.kv_q = attn_kvq;
+    c.a.k_scale = c.a.v_scale = 1.f / 64;
     c.n = nq;
     c.rows = dcopy_i32(rows, prefill ? 1 : nq);
     c.seqs = dcopy_i32(seqs, prefill ? 1 : nq);
@@ -447,10 +458,12 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
     }
     double t = timeit(prefill ? attn_pf_fn : attn_rows_fn, &c, prefill ? 5 : 20);
     char shape[96];
-    snprintf(shape, sizeof shape, "B%d ctx%d h%d/%d d%d%s%s", B, ctx, nh, nkv, hd,
+    snprintf(shape, sizeof shape, "B%d ctx%d h%d/%d d%d%s%s%s%s", B, ctx, nh, nkv, hd,
              prefill ? "" : c.splits > 1 ? " split" : "",
-             pf_variant == 1 ? " mt1" : pf_variant == 2 ? " mt2" : "");
-    double kvbytes = (double)B * ctx * 2.0 * nkv * hd * 2;
+             pf_variant == 1 ? " mt1" : pf_variant == 2 ? " mt2" : "",
+             attn_kvq == LLM_K_KV_FP8 ? " kv-fp8" : attn_kvq == LLM_K_KV_INT8 ? " kv-int8" : "",
+             attn_kvq && !prefill && attn_ch == 32 ? " ch32" : "");
+    double kvbytes = (double)B * ctx * 2.0 * nkv * hd * (attn_kvq ? 1 : 2);
     double flops = prefill ? 4.0 * B * (double)ctx * ctx / 2 * hd * nh
                            : 4.0 * B * (double)ctx * hd * nh;
     report(prefill ? "attn_prefill" : "attn_decode", shape, t,
@@ -486,7 +499,8 @@ static void rope_fn(void *c, int i)
     struct ew_ctx *x = c;
     (void)i;
     CUDA(llm_k_rope_kv(LLM_DTYPE_BF16, x->qkv, x->tab, x->pos, x->slot, x->kv,
-                       (int64_t)2 * 32 * 32 * 128, 32, x->rows, 32, 32, 128, 128, 1, 0));
+                       (int64_t)2 * 32 * 32 * 128, 32, x->rows, 32, 32, 128, 128, 1, LLM_K_KV_NONE, 1.f,
+                       1.f, 0));
 }
 
 static void bench_ew(int rows)
@@ -519,6 +533,38 @@ static void bench_ew(int rows)
     cudaFree(c.x), cudaFree(c.res), cudaFree(c.w), cudaFree(c.h), cudaFree(c.qkv), cudaFree(c.kv);
     cudaFree(c.tab), cudaFree(c.pos), cudaFree(c.slot);
     free(pos), free(slot);
+}
+
+/* Decode rows and prefill tiles in the shapes of Llama-2-7B (32 heads) and
+ * Llama-3.1-8B (8 KV heads), with a 16-bit and an 8-bit cache. */
+static void bench_attn_all(int n_sm)
+{
+    /* attention: decode at several batch sizes and contexts, prefill of 2048 */
+    const int dec[][2] = {{1, 256}, {1, 4096}, {16, 1024}, {64, 256}, {256, 256}, {64, 2048}};
+    for (int i = 0; i < 6; i++) bench_attn(dec[i][0], dec[i][1], 32, 32, 128, 0, n_sm);
+    /* GQA groups of 4 (Llama-3.1-8B) */
+    const int gqa[][2] = {{1, 256}, {8, 1024}, {64, 2048}, {256, 256}, {512, 192}};
+    for (int i = 0; i < 5; i++) bench_attn(gqa[i][0], gqa[i][1], 32, 8, 128, 0, n_sm);
+    bench_attn(1, 2048, 32, 32, 128, 1, n_sm);
+    bench_attn(4, 2048, 32, 32, 128, 1, n_sm);
+    bench_attn(1, 2048, 32, 8, 128, 1, n_sm);
+    for (pf_variant = 1; pf_variant <= 2; pf_variant++) /* m-tiles per warp */
+        bench_attn(4, 2048, 32, 32, 128, 1, n_sm);
+    pf_variant = 0;
+    /* an 8-bit KV cache: the same shapes read half the bytes (fp8 also with chunks of 32
+     * tokens, as the 16-bit cache stages them) */
+    for (attn_kvq = LLM_K_KV_FP8; attn_kvq <= LLM_K_KV_INT8; attn_kvq++)
+        for (int ch = 64; ch >= (attn_kvq == LLM_K_KV_FP8 ? 32 : 64); ch -= 32) {
+            llm_k_attn_rows_set_chunk(ch);
+            attn_ch = ch;
+            for (int i = 2; i < 6; i++) bench_attn(dec[i][0], dec[i][1], 32, 32, 128, 0, n_sm);
+            bench_attn(1024, 192, 32, 32, 128, 0, n_sm);
+            bench_attn(512, 192, 32, 8, 128, 0, n_sm);
+            if (ch == 64) bench_attn(4, 2048, 32, 32, 128, 1, n_sm);
+        }
+    llm_k_attn_rows_set_chunk(0);
+    attn_ch = 0;
+    attn_kvq = LLM_K_KV_NONE;
 }
 
 int main(int argc, char **argv)
@@ -564,6 +610,10 @@ int main(int argc, char **argv)
         free(g.w);
     }
 
+    if (getenv("LLM_BENCH_ATTN_ONLY")) { /* the attention kernels alone */
+        bench_attn_all(p.multiProcessorCount);
+        return 0;
+    }
     /* Llama-2-7B linear layers: decode (m 1..8, GEMV kernel vs cuBLASLt), prefill (m 2048) */
     const struct {
         const char *l;
@@ -632,18 +682,7 @@ int main(int argc, char **argv)
         bench_qlinear(lin[i].l, 256, lin[i].n, lin[i].k, 128, 1, 0, 1, 0);
     }
 
-    /* attention: decode at several batch sizes and contexts, prefill of 2048 */
-    const int dec[][2] = {{1, 256}, {1, 4096}, {16, 1024}, {64, 256}, {256, 256}, {64, 2048}};
-    for (int i = 0; i < 6; i++) bench_attn(dec[i][0], dec[i][1], 32, 32, 128, 0, p.multiProcessorCount);
-    /* GQA groups of 4 (Llama-3.1-8B) */
-    const int gqa[][2] = {{1, 256}, {8, 1024}, {64, 2048}, {256, 256}, {512, 192}};
-    for (int i = 0; i < 5; i++) bench_attn(gqa[i][0], gqa[i][1], 32, 8, 128, 0, p.multiProcessorCount);
-    bench_attn(1, 2048, 32, 32, 128, 1, p.multiProcessorCount);
-    bench_attn(4, 2048, 32, 32, 128, 1, p.multiProcessorCount);
-    bench_attn(1, 2048, 32, 8, 128, 1, p.multiProcessorCount);
-    for (pf_variant = 1; pf_variant <= 2; pf_variant++) /* m-tiles per warp */
-        bench_attn(4, 2048, 32, 32, 128, 1, p.multiProcessorCount);
-    pf_variant = 0;
+    bench_attn_all(p.multiProcessorCount);
 
     bench_ew(1);
     bench_ew(2048);

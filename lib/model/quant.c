@@ -5,11 +5,14 @@
  * TensorRT-LLM checkpoint.  Which weight formats (and so which backend
  * features) an algorithm implies is stated here once.
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "llm/dtype.h"
 #include "llm/err.h"
 #include "llm/model.h"
+#include "llm/weight.h"
 #include "../core/text_internal.h"
 
 static const char *const algo_names[] = {
@@ -158,4 +161,34 @@ llm_features llm_quant_features(const struct llm_quant *q)
     }
     if (q->kv_algo != LLM_KV_QUANT_NONE) f |= LLM_FEAT_BIT(LLM_FEAT_KV_QUANT);
     return f;
+}
+
+/* Per layer attention.kv_cache_scaling_factor: [1] (one for K and V,
+ * TensorRT-LLM's form) or [2] (K, then V); another pipeline stage's layers
+ * get 1. */
+int llm_model_kv_scales(struct llm_model *m, float *ks)
+{
+    const struct llm_model_desc *d = &m->desc;
+    for (int l = 0; l < d->n_layers; l++) {
+        char name[LLM_NAME_MAX];
+        struct llm_tensor t;
+        ks[2 * l] = ks[2 * l + 1] = 1.0f;
+        if (!llm_part_has_layer(d, l)) continue;
+        llm_name_layer(name, sizeof name, l, "attention." LLM_WQ_KV_SCALE);
+        int rc = llm_model_tensor(m, name, &t);
+        if (rc) return rc;
+        uint64_t n = 1;
+        for (int i = 0; i < t.ndim; i++) n *= (uint64_t)t.shape[i];
+        float v[2];
+        if ((n != 1 && n != 2) || !t.data || llm_convert(v, LLM_DTYPE_F32, t.data, t.dtype, n))
+            return llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' must hold 1 or 2 float scales",
+                               m->path ? m->path : "model", name);
+        if (n == 1) v[1] = v[0];
+        if (!(v[0] > 0.f) || !(v[1] > 0.f) || !isfinite(v[0]) || !isfinite(v[1]))
+            return llm_err_set(LLM_EFORMAT, "'%s': tensor '%s': scales must be positive",
+                               m->path ? m->path : "model", name);
+        ks[2 * l] = v[0];
+        ks[2 * l + 1] = v[1];
+    }
+    return 0;
 }

@@ -45,7 +45,8 @@ for f in gpt2 bloom opt-350m starcoder2 gemma2 falcon-40b mixtral qwen3-moe; do
     same "$f" "$ROOT/tests/fixtures/$f/config.json"
 done
 # quantized: random:CONFIG.json:MODE (codes made on the GPU) = its artifact
-for mode in fp8 fp8-pc int8-sq int8-sq,act=static w8a16 w4a16,group-size=32 int4-awq,group-size=32; do
+for mode in fp8 fp8-pc int8-sq int8-sq,act=static w8a16 w4a16,group-size=32 int4-awq,group-size=32 \
+    fp8,kv=fp8 kv=int8; do
     same "llama2 $mode" "$ROOT/tests/fixtures/llama2-f32/config.json:$mode"
 done
 # bad configs: one line naming the file, exit 1, for llm-run and llm-bench alike
@@ -72,5 +73,5 @@ for spec in "random:$T/missing.json" "random:$T/bad.json"; do
         fi
     done
 done
-echo "random models on $DEV: $n checks (8 fixtures and 7 quantization modes answer as their converted artifact; 4 bad configs refused in one line), $fails failed"
+echo "random models on $DEV: $n checks (8 fixtures and 9 quantization modes answer as their converted artifact; 4 bad configs refused in one line), $fails failed"
 [ "$fails" -eq 0 ]

@@ -124,7 +124,8 @@ for st in $STAGES; do
     comm) run_stage comm ${T_COMM:-200} "$(find_bin test_gpu_comm)" ;;
     qforward)
         # the bundled model quantized by llm-quantize (w8a16, w4a16 and int4-awq at groups
-        # of 32 and 64; fp8 static and per-token, int8-sq per token, per tensor and unsmoothed),
+        # of 32 and 64; fp8 static and per-token, int8-sq per token, per tensor and unsmoothed;
+        # an fp8 and an int8 KV cache, alone and with fp8 / w4a16 weights),
         # and the imported pre-quantized fixtures (AWQ and GPTQ with zero points; fp8 in f32
         # compute only: random tiny weights with 8-bit activations leave too few rows decided in
         # 16-bit, measured nmse 5-7.6e-3 with every decided row agreeing), CUDA against CPU
@@ -141,12 +142,17 @@ for st in $STAGES; do
             '$q' -q --no-eval -m int8-sq --alpha none '$m' -o '$qd/sq-plain.llm'
             '$q' -q --no-eval -m fp8-pc '$m' -o '$qd/fp8pc.llm'
             '$q' -q --no-eval -m fp8 --calib '$c' '$m' -o '$qd/fp8.llm'
+            '$q' -q --no-eval --kv fp8 --calib '$c' '$m' -o '$qd/kv-fp8.llm'
+            '$q' -q --no-eval --kv int8 --calib '$c' '$m' -o '$qd/kv-int8.llm'
+            '$q' -q --no-eval -m fp8 --kv fp8 --calib '$c' '$m' -o '$qd/fp8-kvfp8.llm'
+            '$q' -q --no-eval -m w4a16 --group-size 32 --kv int8 --calib '$c' '$m' -o '$qd/w4a16-kvint8.llm'
             for f in awq gptq gptq-8bit fp8-static fp8-dynamic; do
                 '$(find_bin llm-convert)' -q '$ROOT/tests/fixtures/quant/'\$f -o '$qd/imp-'\$f.llm
             done
             '$(find_bin test_gpu_forward)' '$qd/w8a16.llm' '$qd/w4a16-g32.llm' '$qd/w4a16-g64.llm' \
                 '$qd/awq-g64.llm' '$qd/awq-g32.llm' '$qd/sq.llm' '$qd/sq-static.llm' \
-                '$qd/sq-plain.llm' '$qd/fp8pc.llm' '$qd/fp8.llm' '$qd/imp-awq.llm' '$qd/imp-gptq.llm' \
+                '$qd/sq-plain.llm' '$qd/fp8pc.llm' '$qd/fp8.llm' '$qd/kv-fp8.llm' '$qd/kv-int8.llm' \
+                '$qd/fp8-kvfp8.llm' '$qd/w4a16-kvint8.llm' '$qd/imp-awq.llm' '$qd/imp-gptq.llm' \
                 '$qd/imp-gptq-8bit.llm' --f32 '$qd/imp-fp8-static.llm' --f32 '$qd/imp-fp8-dynamic.llm'"
         rm -rf "$qd"
         ;;
@@ -206,7 +212,7 @@ for st in $STAGES; do
         for mode in ${QBENCH_MODES:-bf16 fp8 fp8-pc int8-sq w8a16}; do
             spec="random:$ROOT/bench/configs/$cfgname.json"
             [ "$mode" = bf16 ] || spec="$spec:$mode"
-            tag=$cfgname-$mode
+            tag=$cfgname-$(printf %s "$mode" | tr ",=" "--")
             lat="'$(find_bin llm-bench)' latency --device cuda --input-len 128 --output-len 128 \
                     --num-requests 4 -r 3 -w 1 -f json -o '$OUT/qbench/$tag-lat.json' '$spec' &&
                 '$(find_bin llm-bench)' show -f md '$OUT/qbench/$tag-lat.json'"

@@ -195,9 +195,10 @@ static void run_loaded(const char *label, struct llm_model *m, int cdt)
      * round to the neighbouring 8-bit number (e4m3: 1/16 of it), so even fp32
      * compute is held to the top-1 criterion, and the error of the whole is
      * looser (measured: nmse 6.8e-4 in fp32, 1.2e-3 in bf16 on the bundled
-     * model in fp8) */
+     * model in fp8); an 8-bit KV cache likewise (each cached K and V) */
     int act8 = (llm_quant_features(&m->quant) &
-                (LLM_FEAT_BIT(LLM_FEAT_W_FP8) | LLM_FEAT_BIT(LLM_FEAT_ACT_INT8))) != 0;
+                (LLM_FEAT_BIT(LLM_FEAT_W_FP8) | LLM_FEAT_BIT(LLM_FEAT_ACT_INT8) |
+                 LLM_FEAT_BIT(LLM_FEAT_KV_QUANT))) != 0;
     double nmse_max = d->n_experts > 0 || act8 ? 1e-2 : 1e-3;
     int ok = !rc && (cdt == LLM_DTYPE_F32 && !act8 ? rel <= 1e-4
                                           : nmse <= nmse_max && dagree >= 0.99 &&
@@ -315,9 +316,9 @@ static int run_files(int argc, char **argv)
                     m->quant.algo != LLM_QUANT_W4A16_AWQ)
                     continue;
                 char label[160];
-                const char *base = strrchr(path, '/');
-                snprintf(label, sizeof label, "%.24s %s g%d (compute %s%s%s)",
-                         base ? base + 1 : path, q ? q : "dense",
+                const char *base = strrchr(path, '/'), *kv = llm_kv_quant_name(m->quant.kv_algo);
+                snprintf(label, sizeof label, "%.24s %s%s%s g%d (compute %s%s%s)",
+                         base ? base + 1 : path, q ? q : "dense", kv ? " kv " : "", kv ? kv : "",
                          m->quant.group_size, llm_dtype_name(cdts[ci]),
                          mode & 1 ? "" : ", qgemv <= 8 rows", mode >= 2 ? ", tiles" : "");
                 if ((mode & 1) && (cdts[ci] != LLM_DTYPE_F32 || act8))

@@ -279,7 +279,30 @@ static void test_norm(void)
 
 static float long_f[64], short_f[64];
 
-static void rope_case(int dt, int scaling, int neox, int hd, int rot, int long_seq)
+/* An 8-bit KV cache (enum llm_k_kvq): the code of x / sc, and the value it
+ * stands for (code * sc), as the CPU reference rounds (cpu_quant.c). */
+static uint8_t kv_code(int kvq, float x, float sc)
+{
+    if (kvq == LLM_K_KV_FP8) return llm_f32_to_e4m3(x / sc);
+    float q = rintf(x / sc);
+    return (uint8_t)(int8_t)(q < -127.f ? -127.f : q > 127.f ? 127.f : q);
+}
+static float kv_value(int kvq, uint8_t code, float sc)
+{
+    return (kvq == LLM_K_KV_FP8 ? llm_e4m3_to_f32(code) : (float)(int8_t)code) * sc;
+}
+/* Bytes no writer produces: unwritten cache slots keep them. */
+static uint8_t kv_poison(int kvq)
+{
+    return kvq == LLM_K_KV_FP8 ? 0xff : 0x80; /* e4m3 NaN; int8 -128 (codes stop at -127) */
+}
+/* Scales that put the test's values (|x| < 1.5) across the codes' range; int8 saturates a few. */
+static float kv_scale_of(int kvq, int v)
+{
+    return kvq == LLM_K_KV_FP8 ? (v ? 1.f / 150 : 1.f / 200) : (v ? 1.f / 100 : 1.f / 90);
+}
+
+static void rope_case(int dt, int scaling, int neox, int hd, int rot, int long_seq, int kvq)
 {
     struct llm_rope r;
     memset(&r, 0, sizeof r);
@@ -307,8 +330,9 @@ static void rope_case(int dt, int scaling, int neox, int hd, int rot, int long_s
     }
     const int nh = 4, nkv = 2, n = 6, bs = 16, nblk = 8;
     char name[200];
-    snprintf(name, sizeof name, "ROPE_KV(dt=%s,scaling=%s,neox=%d,head_dim=%d,rot=%d,long=%d)",
-             llm_dtype_name(dt), sname, neox, hd, rot, long_seq);
+    snprintf(name, sizeof name, "ROPE_KV(dt=%s,scaling=%s,neox=%d,head_dim=%d,rot=%d,long=%d%s)",
+             llm_dtype_name(dt), sname, neox, hd, rot, long_seq,
+             kvq == LLM_K_KV_FP8 ? ",kv=fp8" : kvq == LLM_K_KV_INT8 ? ",kv=int8" : "");
     if (!want(name)) return;
     int64_t seq_len = long_seq ? 2000 : 900;
     int half = rot / 2;
@@ -351,20 +375,42 @@ static void rope_case(int dt, int scaling, int neox, int hd, int rot, int long_s
         int b = slot[i] / bs, o = slot[i] % bs;
         for (int kv = 0; kv < 2; kv++)
             for (int h = 0; h < nkv; h++)
-                for (int d = 0; d < hd; d++)
-                    pref[((((size_t)b * 2 + kv) * nkv + h) * bs + o) * hd + d] =
-                        ref[(size_t)i * W + (size_t)(nh + kv * nkv + h) * hd + d];
+                for (int d = 0; d < hd; d++) {
+                    float x = ref[(size_t)i * W + (size_t)(nh + kv * nkv + h) * hd + d];
+                    if (kvq) x = kv_value(kvq, kv_code(kvq, x, kv_scale_of(kvq, kv)),
+                                          kv_scale_of(kvq, kv));
+                    pref[((((size_t)b * 2 + kv) * nkv + h) * bs + o) * hd + d] = x;
+                }
     }
     void *dqkv = dev_copy(qkv_h, (size_t)n * W * esize(dt));
     void *dtab = dev_copy(tab, sizeof(float) * 2 * (size_t)npos * half);
     void *dpos = dev_copy(pos, sizeof pos), *dslot = dev_copy(slot, sizeof slot);
-    void *dpool = dev_poison(pool_n * esize(dt));
+    size_t pool_es = kvq ? 1 : esize(dt);
+    void *dpool = dev_poison(pool_n * pool_es);
+    if (kvq) CUDA(cudaMemset(dpool, kv_poison(kvq), pool_n));
     CUDA(llm_k_rope_kv(dt, dqkv, dtab, dpos, dslot, dpool, (int64_t)2 * nkv * bs * hd, bs, n, nh,
-                       nkv, hd, rot, neox, 0));
+                       nkv, hd, rot, neox, kvq, kv_scale_of(kvq, 0), kv_scale_of(kvq, 1), 0));
     float *got = dev_f32(dqkv, (size_t)n * W, dt);
     double bound = dt == LLM_DTYPE_F32 ? 1e-12 : 4 * bound_ew(dt);
     check(name, got, ref, (size_t)n * W, bound);
-    float *gpool = dev_f32(dpool, pool_n, dt);
+    float *gpool;
+    if (kvq) { /* codes: the value each stands for, NaN where the poison is left */
+        uint8_t *raw = xmalloc(pool_n);
+        CUDA(cudaDeviceSynchronize());
+        CUDA(cudaMemcpy(raw, dpool, pool_n, cudaMemcpyDeviceToHost));
+        gpool = xmalloc(sizeof(float) * pool_n);
+        size_t per_kv = (size_t)nkv * bs * hd;
+        for (size_t i = 0; i < pool_n; i++)
+            gpool[i] = raw[i] == kv_poison(kvq)
+                           ? NAN
+                           : kv_value(kvq, raw[i], kv_scale_of(kvq, (int)(i / per_kv % 2)));
+        free(raw);
+        /* the same codes from the same inputs: exact in f32; a 16-bit rotation a
+         * rounding apart may move a code by one step */
+        bound = dt == LLM_DTYPE_F32 ? 0 : 2e-5;
+    } else {
+        gpool = dev_f32(dpool, pool_n, dt);
+    }
     /* compare only the written slots; unwritten ones must still be poison (NaN) */
     size_t m = 0, stray = 0;
     float *g2 = xmalloc(sizeof(float) * pool_n), *r2 = xmalloc(sizeof(float) * pool_n);
@@ -397,10 +443,17 @@ static void test_rope(void)
     for (int di = 0; di < 3; di++)
         for (int sc = 0; sc < LLM_ROPE_SCALING_COUNT; sc++)
             for (int neox = 0; neox < 2; neox++) {
-                rope_case(DTS[di], sc, neox, 128, 128, 0);
-                rope_case(DTS[di], sc, neox, 64, 32, 0);
+                rope_case(DTS[di], sc, neox, 128, 128, 0, 0);
+                rope_case(DTS[di], sc, neox, 64, 32, 0, 0);
             }
-    for (int di = 0; di < 3; di++) rope_case(DTS[di], LLM_ROPE_SCALING_LONGROPE, 1, 96, 96, 1);
+    for (int di = 0; di < 3; di++) rope_case(DTS[di], LLM_ROPE_SCALING_LONGROPE, 1, 96, 96, 1, 0);
+    /* 8-bit KV cache codes */
+    for (int di = 0; di < 3; di++)
+        for (int kvq = LLM_K_KV_FP8; kvq <= LLM_K_KV_INT8; kvq++) {
+            rope_case(DTS[di], LLM_ROPE_SCALING_NONE, 1, 128, 128, 0, kvq);
+            rope_case(DTS[di], LLM_ROPE_SCALING_LLAMA3, 0, 64, 32, 0, kvq);
+            rope_case(DTS[di], LLM_ROPE_SCALING_NONE, 1, 80, 80, 0, kvq);
+        }
 }
 
 /* ---- activations ---------------------------------------------------------------- */
@@ -1216,7 +1269,11 @@ struct attn_case {
     int dt, hd, nh, nkv, bs, window, alibi, softcap;
     int n_seqs;
     int q_len[6], kv_len[6];
+    int kvq; /* enum llm_k_kvq */
 };
+
+/* The row kernel's chunk for an 8-bit cache (0: its default). */
+static int rows_chunk;
 
 /* mode 0: row kernel only; 1: row kernel with forced splits; 2: prefill tiles for every
  * sequence (q_len >= 1). */
@@ -1229,9 +1286,11 @@ static void attn_run(const struct attn_case *ac, int mode)
     for (int s = 0; s < ac->n_seqs; s++)
         sl += (size_t)snprintf(seqs + sl, sizeof seqs - sl, "%s%d/%d", s ? "," : "", ac->q_len[s],
                                ac->kv_len[s]);
-    snprintf(name, sizeof name, "ATTN_%s(dt=%s,hd=%d,heads=%d/%d,bs=%d,win=%d%s%s,q/kv=%s)",
+    snprintf(name, sizeof name, "ATTN_%s(dt=%s,hd=%d,heads=%d/%d,bs=%d,win=%d%s%s%s%s,q/kv=%s)",
              mode == 2 ? "PREFILL" : mode == 1 ? "ROWS_SPLIT" : "ROWS", llm_dtype_name(dt), hd, nh,
-             nkv, bs, ac->window, ac->alibi ? ",alibi" : "", ac->softcap ? ",softcap" : "", seqs);
+             nkv, bs, ac->window, ac->alibi ? ",alibi" : "", ac->softcap ? ",softcap" : "",
+             ac->kvq == LLM_K_KV_FP8 ? ",kv=fp8" : ac->kvq == LLM_K_KV_INT8 ? ",kv=int8" : "",
+             rows_chunk ? ",chunk=32" : "", seqs);
     if (!want(name)) return;
     if (mode == 2 && !llm_k_attn_prefill_supported(dt, hd)) return;
 
@@ -1269,10 +1328,21 @@ static void attn_run(const struct attn_case *ac, int mode)
     size_t kvn = (size_t)n_blocks * nkv * bs * hd;
     float *k = rand_vals(kvn, 1.f, dt, &k_h);
     float *v = rand_vals(kvn, 1.f, dt, &v_h);
+    const int kvq = ac->kvq;
+    const float ksc = kv_scale_of(kvq, 0), vsc = kv_scale_of(kvq, 1);
+    uint8_t *kc = NULL, *vc = NULL;
+    if (kvq) { /* the cache holds codes; the reference reads the values they stand for */
+        kc = xmalloc(kvn), vc = xmalloc(kvn);
+        for (size_t i = 0; i < kvn; i++) {
+            kc[i] = kv_code(kvq, k[i], ksc), vc[i] = kv_code(kvq, v[i], vsc);
+            k[i] = kv_value(kvq, kc[i], ksc), v[i] = kv_value(kvq, vc[i], vsc);
+        }
+    }
     float slopes[64];
     llm_alibi_slopes(slopes, nh, 8.0);
     float scale = 1.f / sqrtf((float)hd) * (ac->softcap ? 4.f : 1.f);
-    struct llm_cpu_kv ckv = {k_h, v_h, dt, n_blocks, bs, nkv, hd};
+    struct llm_cpu_kv ckv = {kvq ? (void *)k : k_h, kvq ? (void *)v : v_h,
+                             kvq ? LLM_DTYPE_F32 : dt, n_blocks, bs, nkv, hd};
     struct llm_batch b = {
         .n_tokens = n_tok, .tokens = tok, .pos = pos, .n_seqs = ac->n_seqs,
         .seq_start = seq_start, .seq_len = seq_len, .block_table = bt, .bt_stride = bt_stride,
@@ -1288,13 +1358,15 @@ static void attn_run(const struct attn_case *ac, int mode)
     round_to(ref, (size_t)n_tok * nh * hd, dt);
 
     /* GPU pool: [block][K, V][kv head][slot][dim] */
-    size_t blk = (size_t)nkv * bs * hd, es = esize(dt);
-    char *pool = xmalloc(kvn * 2 * es);
+    size_t blk = (size_t)nkv * bs * hd, es = esize(dt), kes = kvq ? 1 : es;
+    char *pool = xmalloc(kvn * 2 * kes);
+    const char *ksrc = kvq ? (const char *)kc : k_h, *vsrc = kvq ? (const char *)vc : v_h;
     for (int bI = 0; bI < n_blocks; bI++) {
-        memcpy(pool + (2 * bI) * blk * es, (char *)k_h + bI * blk * es, blk * es);
-        memcpy(pool + (2 * bI + 1) * blk * es, (char *)v_h + bI * blk * es, blk * es);
+        memcpy(pool + (2 * bI) * blk * kes, ksrc + bI * blk * kes, blk * kes);
+        memcpy(pool + (2 * bI + 1) * blk * kes, vsrc + bI * blk * kes, blk * kes);
     }
-    void *dpool = dev_copy(pool, kvn * 2 * es), *dq = dev_copy(q_h, (size_t)n_tok * qs * es);
+    free(kc), free(vc);
+    void *dpool = dev_copy(pool, kvn * 2 * kes), *dq = dev_copy(q_h, (size_t)n_tok * qs * es);
     void *dbt = dev_copy(bt, sizeof(int32_t) * ac->n_seqs * bt_stride);
     void *dpos = dev_copy(pos, sizeof(int32_t) * n_tok), *dsl = dev_copy(slopes, sizeof slopes);
     void *dout = dev_poison((size_t)n_tok * nh * hd * es);
@@ -1303,7 +1375,7 @@ static void attn_run(const struct attn_case *ac, int mode)
         .blk_stride = (int64_t)2 * blk, .block_size = bs, .block_table = dbt,
         .bt_stride = bt_stride, .pos = dpos, .n_heads = nh, .n_kv_heads = nkv, .head_dim = hd,
         .scale = scale, .softcap = ca.softcap, .window = ac->window,
-        .alibi = ac->alibi ? dsl : NULL,
+        .alibi = ac->alibi ? dsl : NULL, .kv_q = kvq, .k_scale = ksc, .v_scale = vsc,
     };
     if (mode == 2) {
         int32_t tiles[3 * 64];
@@ -1376,15 +1448,38 @@ static void test_attn(void)
             struct attn_case c = {DTS[di], shapes[si][2], shapes[si][0], shapes[si][1], 32, 0, 0, 0,
                                   5,
                                   {1, 1, 20, 50, 130},
-                                  {1, 37, 20, 130, 200}};
+                                  {1, 37, 20, 130, 200},
+                                  LLM_K_KV_NONE};
             for (int mode = 0; mode < 3; mode++) attn_run(&c, mode);
             c.bs = 16;
             c.window = 40;
             for (int mode = 0; mode < 3; mode++) attn_run(&c, mode);
         }
+    /* an 8-bit KV cache: GQA groups, head dims 64..256, windows, splits, softcap */
+    for (int di = 0; di < 3; di++)
+        for (int kvq = LLM_K_KV_FP8; kvq <= LLM_K_KV_INT8; kvq++) {
+            const int qs_[][3] = {{8, 2, 128}, {4, 4, 64}, {8, 1, 80}, {2, 1, 256}};
+            for (int si = 0; si < 4; si++) {
+                struct attn_case c = {DTS[di], qs_[si][2], qs_[si][0], qs_[si][1], 32, 0, 0, 0,
+                                      5, {1, 1, 20, 50, 130}, {1, 37, 20, 130, 200}, kvq};
+                for (int mode = 0; mode < 3; mode++) attn_run(&c, mode);
+                c.bs = 16, c.window = 40;
+                for (int mode = 0; mode < 3; mode++) attn_run(&c, mode);
+            }
+            struct attn_case c = {DTS[di], 128, 32, 8, 32, 0, 0, 1, 3, {1, 1, 70},
+                                  {700, 1500, 70}, kvq};
+            for (int mode = 0; mode < 3; mode++) attn_run(&c, mode);
+            /* the row kernel staging 32 tokens at a time (as for a 16-bit cache) */
+            llm_k_attn_rows_set_chunk(rows_chunk = 32);
+            struct attn_case c2 = {DTS[di], 128, 8, 2, 16, 40, 0, 0, 5, {1, 1, 20, 50, 130},
+                                   {1, 37, 20, 130, 200}, kvq};
+            for (int mode = 0; mode < 2; mode++) attn_run(&c, mode), attn_run(&c2, mode);
+            llm_k_attn_rows_set_chunk(rows_chunk = 0);
+        }
     for (int di = 0; di < 3; di++) {
         /* long decode (splits), alibi, softcap */
-        struct attn_case c = {DTS[di], 128, 8, 8, 32, 0, 0, 0, 3, {1, 1, 70}, {700, 1500, 70}};
+        struct attn_case c = {DTS[di], 128, 8, 8, 32, 0, 0, 0, 3, {1, 1, 70}, {700, 1500, 70},
+                              LLM_K_KV_NONE};
         for (int mode = 0; mode < 3; mode++) attn_run(&c, mode);
         c.alibi = 1;
         for (int mode = 0; mode < 3; mode++) attn_run(&c, mode);

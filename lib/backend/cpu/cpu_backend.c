@@ -134,36 +134,12 @@ static uint64_t phys_ram(void)
 
 static void cpu_destroy(struct llm_backend *be);
 
-/* A quantized KV cache's scales: per layer, attention.kv_cache_scaling_factor
- * [1] (one for K and V, TensorRT-LLM's form) or [2] (K, then V). */
 static int load_kv_scales(struct cpu_be *c, struct llm_model *m)
 {
-    const int L = c->d->n_layers;
-    if (!(c->kv_scale = malloc(sizeof(float) * 2 * (size_t)L)))
+    if (!(c->kv_scale = malloc(sizeof(float) * 2 * (size_t)c->d->n_layers)))
         return llm_err_set(LLM_ENOMEM, "cpu backend: out of memory");
     c->kv_quant = m->quant.kv_algo;
-    for (int l = 0; l < L; l++) {
-        char name[LLM_NAME_MAX];
-        struct llm_tensor t;
-        c->kv_scale[2 * l] = c->kv_scale[2 * l + 1] = 1.0f;
-        if (!llm_part_has_layer(c->d, l)) continue; /* another pipeline stage's */
-        llm_name_layer(name, sizeof name, l, "attention." LLM_WQ_KV_SCALE);
-        int rc = llm_model_tensor(m, name, &t);
-        if (rc) return rc;
-        uint64_t n = 1;
-        for (int i = 0; i < t.ndim; i++) n *= (uint64_t)t.shape[i];
-        float v[2];
-        if ((n != 1 && n != 2) || !t.data || llm_convert(v, LLM_DTYPE_F32, t.data, t.dtype, n))
-            return llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' must hold 1 or 2 float scales",
-                               m->path ? m->path : "model", name);
-        if (n == 1) v[1] = v[0];
-        if (!(v[0] > 0.f) || !(v[1] > 0.f) || !isfinite(v[0]) || !isfinite(v[1]))
-            return llm_err_set(LLM_EFORMAT, "'%s': tensor '%s': scales must be positive",
-                               m->path ? m->path : "model", name);
-        c->kv_scale[2 * l] = v[0];
-        c->kv_scale[2 * l + 1] = v[1];
-    }
-    return 0;
+    return llm_model_kv_scales(m, c->kv_scale);
 }
 static const struct llm_backend_ops cpu_ops_table;
 

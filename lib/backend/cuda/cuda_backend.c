@@ -10,7 +10,9 @@
  * kv_bytes or kv_fraction of the memory left.  KV pool layout:
  * [n_blocks][n_layers][K, V][n_kv_heads][block_size][head_dim], so one
  * block of every layer is contiguous (copy_blocks is one copy per block)
- * and the kernels address a layer by offset plus a block stride.
+ * and the kernels address a layer by offset plus a block stride.  A
+ * quantized KV cache (the artifact's kv_cache_quant_algo) holds one byte
+ * per element, e4m3 or int8 codes under each layer's K and V scales.
  *
  * The forward pass is the model definition's (llm/graph.h), run as kernels
  * by cuda_step.c; what this backend runs is llm_cuda_caps
@@ -729,7 +731,7 @@ static int make_kv_pool(struct cu_be *c, const struct llm_backend_opts *o)
     }
     c->layer_elems = 2 * (int64_t)d->n_kv_heads * be->block_size * d->head_dim;
     c->blk_elems = c->layer_elems * d->n_layers;
-    uint64_t per_block = (uint64_t)c->blk_elems * c->es;
+    uint64_t per_block = (uint64_t)c->blk_elems * c->kv_es;
     uint64_t want = o->kv_bytes;
     if (!want) {
         size_t fr = 0, tot = 0;
@@ -753,6 +755,24 @@ static int make_kv_pool(struct cu_be *c, const struct llm_backend_opts *o)
     CK(cudaMemsetAsync(c->kv, 0, be->kv_bytes, c->st));
     CK(cudaStreamSynchronize(c->st));
     return 0;
+}
+
+/* A quantized KV cache: its codes and each layer's two scales (host). */
+static int kv_codes(struct cu_be *c, struct llm_model *m)
+{
+    c->kv_es = c->es;
+    int kv = m->quant.kv_algo;
+    if (kv == LLM_KV_QUANT_NONE) return 0;
+    if (kv != LLM_KV_QUANT_FP8 && kv != LLM_KV_QUANT_INT8)
+        return llm_err_set(LLM_EUNSUPPORTED, "cuda backend: kv cache quantization %d", kv);
+    if (c->d->head_dim % 16)
+        return llm_err_set(LLM_EUNSUPPORTED, "cuda backend: an 8-bit KV cache needs a head "
+                           "dimension that is a multiple of 16 (%d)", c->d->head_dim);
+    c->kv_q = kv == LLM_KV_QUANT_FP8 ? LLM_K_KV_FP8 : LLM_K_KV_INT8;
+    c->kv_es = 1;
+    if (!(c->kv_scale = malloc(sizeof(float) * 2 * (size_t)c->d->n_layers)))
+        return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
+    return llm_model_kv_scales(m, c->kv_scale);
 }
 
 /* eng: the model is an engine (llm-build): its arch must be this GPU's, its
@@ -795,6 +815,7 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
         if ((rc = make_rope(c))) return rc;
     }
     if (d->pos == LLM_POS_ALIBI && (rc = make_alibi(c))) return rc;
+    if ((rc = kv_codes(c, m))) return rc;
     if ((rc = upload_weights(c, m)) || (rc = make_workspace(c)) || (rc = make_kv_pool(c, o)))
         return rc;
     llm_info("cuda: %s, %d SMs; weights %.2f GiB in %s; kv pool %d blocks of %d tokens "
@@ -918,6 +939,7 @@ static void cu_destroy(struct llm_backend *be)
     if (c->st) cudaStreamDestroy(c->st);
     free(c->lw);
     free(c->h_moe_off);
+    free(c->kv_scale);
     free(c->sample_scratch);
     free(c);
 }
@@ -943,7 +965,7 @@ static int cu_copy_blocks(struct llm_backend *be, const int32_t *src, const int3
     for (int i0 = 0; i0 < n; i0 += 65535) {
         int k = n - i0 < 65535 ? n - i0 : 65535;
         CK(llm_k_copy_blocks(c->kv, c->d_meta + i0, c->d_meta + n + i0, k,
-                             c->blk_elems * (int64_t)c->es, c->st));
+                             c->blk_elems * (int64_t)c->kv_es, c->st));
     }
     return 0;
 }

@@ -152,6 +152,9 @@ struct cu_be {
     void *kv;
     int64_t blk_elems;     /* one block of every layer */
     int64_t layer_elems;   /* one layer within a block: K and V */
+    size_t kv_es;          /* bytes per cached element: es, or 1 for 8-bit codes */
+    int kv_q;              /* enum llm_k_kvq */
+    float *kv_scale;       /* host, [n_layers][2]: K and V scales of 8-bit codes */
 
     int qkv_w, mlp_w;      /* row widths of the qkv and MLP buffers */
     void *buf[LLM_BUF_COUNT]; /* activations by role (llm/graph.h); LOGITS is fp32 */

@@ -611,7 +611,7 @@ static int step_attn(struct cu_be *c, const struct cu_step *s, int layer)
         .q = c->buf[LLM_BUF_QKV],
         .q_stride = c->qkv_w,
         .o = c->buf[LLM_BUF_ATT],
-        .kv = (char *)c->kv + (size_t)layer * c->layer_elems * c->es,
+        .kv = (char *)c->kv + (size_t)layer * c->layer_elems * c->kv_es,
         .blk_stride = c->blk_elems,
         .block_size = c->pub.block_size,
         .block_table = s->bt,
@@ -624,6 +624,9 @@ static int step_attn(struct cu_be *c, const struct cu_step *s, int layer)
         .softcap = (float)d->attn_softcap,
         .window = d->sliding_window > 0 && d->layer_window[layer] ? d->sliding_window : 0,
         .alibi = c->alibi,
+        .kv_q = c->kv_q,
+        .k_scale = c->kv_q ? c->kv_scale[2 * layer] : 1.f,
+        .v_scale = c->kv_q ? c->kv_scale[2 * layer + 1] : 1.f,
     };
     if (s->n_tiles) CK(llm_k_attn_prefill(&a, s->tiles, s->n_tiles, c->st));
     if (s->n_rows)
@@ -682,9 +685,12 @@ static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
     case LLM_OP_LINEAR: return step_linear(c, st, layer, rows);
     case LLM_OP_ROPE_KV:
         CK(llm_k_rope_kv(c->dt, c->buf[LLM_BUF_QKV], d->pos == LLM_POS_ROPE ? c->rope_tab : NULL,
-                         s->rope_row, s->slot, (char *)c->kv + (size_t)layer * c->layer_elems * c->es,
-                         c->blk_elems, c->pub.block_size, rows, d->n_heads, d->n_kv_heads,
-                         d->head_dim, c->rope.rot_dims, c->rope.neox, c->st));
+                         s->rope_row, s->slot,
+                         (char *)c->kv + (size_t)layer * c->layer_elems * c->kv_es, c->blk_elems,
+                         c->pub.block_size, rows, d->n_heads, d->n_kv_heads, d->head_dim,
+                         c->rope.rot_dims, c->rope.neox, c->kv_q,
+                         c->kv_q ? c->kv_scale[2 * layer] : 1.f,
+                         c->kv_q ? c->kv_scale[2 * layer + 1] : 1.f, c->st));
         return 0;
     case LLM_OP_ATTN: return step_attn(c, s, layer);
     case LLM_OP_ADD:

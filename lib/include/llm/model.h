@@ -510,6 +510,11 @@ void llm_model_init_mem(struct llm_model *m);
  * the description says what shape it must have, a different shape fails
  * with LLM_ESHAPE (expected vs found). */
 int llm_model_tensor(struct llm_model *m, const char *name, struct llm_tensor *t);
+/* A quantized KV cache's scales, ks[2 l] (K) and ks[2 l + 1] (V) for each of
+ * the n_layers layers, from attention.kv_cache_scaling_factor ([1]: one for
+ * both, or [2]); layers of another pipeline stage get 1.  A missing,
+ * misshapen or non-positive scale fails naming the tensor. */
+int llm_model_kv_scales(struct llm_model *m, float *ks);
 
 /* ---- what a backend runs ------------------------------------------------------
  * A backend's capabilities, stated without a device (so llm-build and
