@@ -254,7 +254,8 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
         for (int e = threadIdx.x; e < gn * CH * Q; e += NT) {
             int qt = e % Q, gt = e / Q;
             int g = gt / CH, t = gt - g * CH;
-            float d0 = 0.f, d1 = 0.f;
+            /* four chains of fused multiply-adds (one instruction per element) */
+            float d0 = 0.f, d1 = 0.f, d2 = 0.f, d3 = 0.f;
             if (t < nvalid) {
                 const KT *kr = ks + (buf * CH + t) * DP;
                 const float *qr = qs + g * D;
@@ -264,12 +265,14 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
 #pragma unroll
                     for (int k = 0; k < LV; k += 4) {
                         float4 qq = *(const float4 *)(qr + dv * LV + k);
-                        d0 += qq.x * kf[k] + qq.z * kf[k + 2];
-                        d1 += qq.y * kf[k + 1] + qq.w * kf[k + 3];
+                        d0 = fmaf(qq.x, kf[k], d0);
+                        d1 = fmaf(qq.y, kf[k + 1], d1);
+                        d2 = fmaf(qq.z, kf[k + 2], d2);
+                        d3 = fmaf(qq.w, kf[k + 3], d3);
                     }
                 }
             }
-            float d = d0 + d1;
+            float d = (d0 + d1) + (d2 + d3);
 #pragma unroll
             for (int o = 1; o < Q; o <<= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
             if (qt == 0) {

@@ -183,8 +183,12 @@ template <int KQ> static __device__ __forceinline__ void kv_decode4(uint32_t w, 
         float2 b = __half22float2(*reinterpret_cast<__half2 *>(&hi));
         f[0] = a.x, f[1] = a.y, f[2] = b.x, f[3] = b.y;
     } else {
+        /* code + 128 as the low byte of the float 1.5 * 2^23 (a byte permute instead of
+         * a conversion), less 1.5 * 2^23 + 128: exact */
+        const uint32_t u = w ^ 0x80808080u;
 #pragma unroll
-        for (int k = 0; k < 4; k++) f[k] = (float)(int8_t)(uint8_t)(w >> (8 * k));
+        for (int k = 0; k < 4; k++)
+            f[k] = __uint_as_float(__byte_perm(u, 0x4B400000u, 0x7640u + k)) - 12583040.f;
     }
 }
 

@@ -607,6 +607,16 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     c->use_graphs = gg && strcmp(gg, "0"); /* measured slower than eager + PDL (docs/CUDA.md) */
     c->fused_gate = !(ga && !strcmp(ga, "0"));
     c->moe_no_small = gm && !strcmp(gm, "0");
+    /* LLM_CUDA_PROFILE_STEPS=FIRST[,COUNT]: the profiler (ncu --profile-from-start off)
+     * records forward steps FIRST .. FIRST + COUNT - 1 (counted from 0; COUNT 1) */
+    const char *ps = getenv("LLM_CUDA_PROFILE_STEPS");
+    c->prof_first = -1;
+    if (ps && *ps) {
+        char *e;
+        c->prof_first = strtol(ps, &e, 10);
+        c->prof_count = *e == ',' ? strtol(e + 1, NULL, 10) : 1;
+        if (c->prof_count < 1) c->prof_count = 1;
+    }
     llm_k_set_pdl(!(gp && !strcmp(gp, "0")));
     llm_k_set_gemv_split(gs ? atoi(gs) : 2);
     cu_default_buckets(c);

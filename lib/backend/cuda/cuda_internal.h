@@ -153,6 +153,8 @@ struct cu_be {
     int64_t blk_elems;     /* one block of every layer */
     int64_t layer_elems;   /* one layer within a block: K and V */
     size_t kv_es;          /* bytes per cached element: es, or 1 for 8-bit codes */
+    long n_forward;        /* forward steps so far */
+    long prof_first, prof_count; /* LLM_CUDA_PROFILE_STEPS: the profiler's window (steps) */
     int kv_q;              /* enum llm_k_kvq */
     float *kv_scale;       /* host, [n_layers][2]: K and V scales of 8-bit codes */
 

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cuda_profiler_api.h>
 
 #include "llm/backend.h"
 #include "llm/err.h"
@@ -769,6 +770,7 @@ int cu_forward(struct llm_backend *be, const struct llm_batch *b)
     c->n_out = -1;
     int rc = check_batch(c, b);
     if (rc) return rc;
+    if (c->prof_first >= 0 && c->n_forward == c->prof_first) cudaProfilerStart();
     c->t_state = 0;
     CK(cudaEventRecord(c->t_start, c->st));
     c->t_state = 1;
@@ -782,6 +784,8 @@ int cu_forward(struct llm_backend *be, const struct llm_batch *b)
         CK(cudaEventRecord(c->meta_done, c->st));
     }
     c->n_out = b->n_out;
+    c->n_forward++;
+    if (c->prof_first >= 0 && c->n_forward == c->prof_first + c->prof_count) cudaProfilerStop();
     return 0;
 }
 
