@@ -149,32 +149,25 @@ __global__ void __launch_bounds__(NWARP * 32)
     }
 
     const int32_t *bt = a.block_table + (int64_t)sq * a.bt_stride;
-    const T *kvbase = (const T *)a.kv;
-    const uint8_t *kvcodes = (const uint8_t *)a.kv;
+    /* K and V rows as bytes: T elements, or codes (staged apart from the T tiles) */
+    constexpr int ES = KQ ? 1 : (int)sizeof(T);      /* bytes per cached element */
+    constexpr int RV = D * ES / 16;                  /* 16-byte vectors per cached row */
+    constexpr int SR = KQ ? CP : DP * (int)sizeof(T); /* bytes per staged row */
+    unsigned char *kdst = KQ ? kc : (unsigned char *)ks, *vdst = KQ ? vc : (unsigned char *)vs;
+    const unsigned char *kvbase = (const unsigned char *)a.kv;
     const int64_t head_off = (int64_t)kvh * a.block_size * D;
-    const int64_t v_off = (int64_t)a.n_kv_heads * a.block_size * D;
+    const int64_t v_off = (int64_t)a.n_kv_heads * a.block_size * D * ES;
     auto load_kv = [&](int buf, int kb) {
-        for (int e = threadIdx.x; KQ && e < BN * CR; e += NWARP * 32) {
-            int rr = e / CR, c = e - rr * CR;
+        for (int e = threadIdx.x; e < BN * RV; e += NWARP * 32) {
+            int rr = e / RV, c = e - rr * RV;
             int j = kb + rr;
             bool ok = j >= lo_first && j <= p_last;
-            const uint8_t *src = kvcodes;
+            const unsigned char *src = kvbase;
             if (ok)
-                src = kvcodes + (int64_t)bt[j / a.block_size] * a.blk_stride + head_off +
-                      (int64_t)(j % a.block_size) * D + c * 16;
-            cp_async16_zfill(kc + (buf * BN + rr) * CP + c * 16, src, ok);
-            cp_async16_zfill(vc + (buf * BN + rr) * CP + c * 16, ok ? src + v_off : src, ok);
-        }
-        for (int e = threadIdx.x; !KQ && e < BN * VR; e += NWARP * 32) {
-            int rr = e / VR, c = e - rr * VR;
-            int j = kb + rr;
-            bool ok = j >= lo_first && j <= p_last;
-            const T *src = kvbase;
-            if (ok)
-                src = kvbase + (int64_t)bt[j / a.block_size] * a.blk_stride + head_off +
-                      (int64_t)(j % a.block_size) * D + c * 8;
-            cp_async16_zfill(ks + (buf * BN + rr) * DP + c * 8, src, ok);
-            cp_async16_zfill(vs + (buf * BN + rr) * DP + c * 8, ok ? src + v_off : src, ok);
+                src = kvbase + ((int64_t)bt[j / a.block_size] * a.blk_stride + head_off +
+                                (int64_t)(j % a.block_size) * D) * ES + c * 16;
+            cp_async16_zfill(kdst + (buf * BN + rr) * SR + c * 16, src, ok);
+            cp_async16_zfill(vdst + (buf * BN + rr) * SR + c * 16, ok ? src + v_off : src, ok);
         }
         cp_commit();
     };
