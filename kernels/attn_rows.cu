@@ -5,8 +5,7 @@
  * the query heads of one GQA group (up to 8 of them; a larger group is
  * served by several blocks), so each K/V element is read from device
  * memory once per group, not once per query head.  Keys are staged through
- * shared memory 32 tokens at a time (64 from an 8-bit cache, the same bytes)
- * with cp.async, two stages deep (the
+ * shared memory 32 tokens at a time with cp.async, two stages deep (the
  * next chunk loads while this one is used; three measured slower end to
  * end, docs/CUDA.md note 16).  Scores: Q threads per (head, token) with q
  * in shared memory as fp32 read 16 bytes at a time; online softmax per head (one warp); P.V: each thread owns one 16-byte slice of
@@ -28,8 +27,9 @@
  */
 #include "common.cuh"
 
-/* Tokens per staged chunk: 32, or 64 for 8-bit codes (the same bytes in flight). */
-static int rows_chunk; /* 0: that default; 32 or 64: forced (llm_k_attn_rows_set_chunk) */
+/* Tokens per staged chunk: 32; an 8-bit cache may stage 64 (the bytes of 32 16-bit
+ * tokens), measured slower (docs/CUDA.md "8-bit KV cache"). */
+static int rows_chunk; /* 0 or 32: 32; 64: 64 from an 8-bit cache (llm_k_attn_rows_set_chunk) */
 extern "C" void llm_k_attn_rows_set_chunk(int ch)
 {
     rows_chunk = ch;
@@ -399,9 +399,9 @@ static int launch_rows_gr(const struct llm_k_attn *a, const int32_t *rows, const
                           int n, const int32_t *split_len, int max_splits, float *ws,
                           int *counters, cudaStream_t st)
 {
-    /* a 16-bit cache: chunks of 32; codes: 64 unless told */
+    /* chunks of 32 tokens; of 64 from an 8-bit cache when told */
     constexpr int C1 = 32, C2 = KQ ? 64 : 32;
-    const bool wide = KQ && rows_chunk != 32;
+    const bool wide = KQ && rows_chunk == 64;
 #define ROWS_GR(GR)                                                                                \
     return wide ? launch_rows<T, KQ, GR, C2>(a, rows, seqs, n, split_len, max_splits, ws, counters, st) \
                 : launch_rows<T, KQ, GR, C1>(a, rows, seqs, n, split_len, max_splits, ws, counters, st)

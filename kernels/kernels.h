@@ -179,7 +179,7 @@ int llm_k_attn_rows(const struct llm_k_attn *a, const int32_t *rows, const int32
                     llm_stream_t stream);
 
 /* Tokens the row kernel stages at a time from an 8-bit cache: 32 or 64
- * (0: the default, 64); for the benchmark. */
+ * (0: the default, 32); for the benchmark. */
 void llm_k_attn_rows_set_chunk(int ch);
 
 /* Blocks the row kernel runs per query row and split: one per KV head, or

@@ -1290,7 +1290,7 @@ static void attn_run(const struct attn_case *ac, int mode)
              mode == 2 ? "PREFILL" : mode == 1 ? "ROWS_SPLIT" : "ROWS", llm_dtype_name(dt), hd, nh,
              nkv, bs, ac->window, ac->alibi ? ",alibi" : "", ac->softcap ? ",softcap" : "",
              ac->kvq == LLM_K_KV_FP8 ? ",kv=fp8" : ac->kvq == LLM_K_KV_INT8 ? ",kv=int8" : "",
-             rows_chunk ? ",chunk=32" : "", seqs);
+             rows_chunk ? ",chunk=64" : "", seqs);
     if (!want(name)) return;
     if (mode == 2 && !llm_k_attn_prefill_supported(dt, hd)) return;
 
@@ -1469,8 +1469,8 @@ static void test_attn(void)
             struct attn_case c = {DTS[di], 128, 32, 8, 32, 0, 0, 1, 3, {1, 1, 70},
                                   {700, 1500, 70}, kvq};
             for (int mode = 0; mode < 3; mode++) attn_run(&c, mode);
-            /* the row kernel staging 32 tokens at a time (as for a 16-bit cache) */
-            llm_k_attn_rows_set_chunk(rows_chunk = 32);
+            /* the row kernel staging 64 tokens at a time (the bytes of 32 16-bit ones) */
+            llm_k_attn_rows_set_chunk(rows_chunk = 64);
             struct attn_case c2 = {DTS[di], 128, 8, 2, 16, 40, 0, 0, 5, {1, 1, 20, 50, 130},
                                    {1, 37, 20, 130, 200}, kvq};
             for (int mode = 0; mode < 2; mode++) attn_run(&c, mode), attn_run(&c2, mode);
