@@ -124,7 +124,7 @@ template <typename T> struct kv_elem<T, LLM_K_KV_INT8> {
     typedef uint8_t type;
 };
 
-/* n = LV (16 bytes) or PV elements of the cache at p, as fp32 (codes, unscaled). */
+/* N elements of the cache at p (16 bytes of it, or 8 codes) as fp32 (codes unscaled). */
 template <typename T, int KQ, int N>
 static __device__ __forceinline__ void kv_load(const typename kv_elem<T, KQ>::type *p, float *f)
 {
