@@ -123,6 +123,18 @@ static __device__ __forceinline__ float block_sum(float v, float *sh)
     return warp_sum(v);
 }
 
+/* Maximum over the block, as block_sum. */
+static __device__ __forceinline__ float block_max(float v, float *sh)
+{
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : -INFINITY;
+    return warp_max(v);
+}
+
 static inline int k_status(void)
 {
     return (int)cudaGetLastError();

@@ -67,7 +67,8 @@ extern "C" int llm_k_embed(int dt, void *out, const void *table, const int32_t *
 
 template <typename T>
 __global__ void norm_kernel(int kind, T *out, T *res, const T *add, const T *w, const T *b,
-                            float w_offset, int n, float eps)
+                            float w_offset, int n, float eps, int qact, uint8_t *xq, float *xs,
+                            const float *qscale)
 {
     constexpr int V = vec<T>::N;
     __shared__ float sh[32];
@@ -128,8 +129,47 @@ __global__ void norm_kernel(int kind, T *out, T *res, const T *add, const T *w, 
                 float y = (x[c][k] - mean) * inv * (to_f32(wv.v[k]) + w_offset);
                 if (b) y += to_f32(bv.v[k]);
                 o.v[k] = from_f32<T>(y);
+                x[c][k] = to_f32(o.v[k]); /* the stored value, for the 8-bit rows */
             }
             vstore(orow + i * V, o);
+        }
+    }
+    if (!qact) return;
+    /* the stored row rounded to 8 bits as llm_k_quant_act rounds it: the static scale, or
+     * (0) the row's max |y| / 448 or / 127 */
+    float qs = qscale ? *qscale : 0.f;
+    if (qs <= 0.f) { /* block-uniform: every thread read the same scale */
+        float mx = 0.f;
+#pragma unroll
+        for (int c = 0; c < NORM_MAXV; c++)
+            if (threadIdx.x + c * blockDim.x < nv)
+#pragma unroll
+                for (int k = 0; k < V; k++) mx = fmaxf(mx, fabsf(x[c][k]));
+        mx = block_max(mx, sh);
+        qs = mx > 0.f ? mx / (qact == LLM_K_A_FP8 ? 448.0f : 127.0f) : 1.0f;
+    }
+    if (threadIdx.x == 0) xs[r] = qs;
+    uint8_t *qrow = xq + r * n;
+#pragma unroll
+    for (int c = 0; c < NORM_MAXV; c++) {
+        int i = threadIdx.x + c * blockDim.x;
+        if (i < nv) {
+            uint32_t wq[V / 4];
+#pragma unroll
+            for (int k4 = 0; k4 < V / 4; k4++) {
+                wq[k4] = 0;
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    float v = x[c][4 * k4 + j] / qs;
+                    uint8_t q = qact == LLM_K_A_FP8 ? kv_encode<LLM_K_KV_FP8>(v)
+                                                   : kv_encode<LLM_K_KV_INT8>(v);
+                    wq[k4] |= (uint32_t)q << (8 * j);
+                }
+            }
+            if constexpr (V == 8)
+                *reinterpret_cast<uint2 *>(qrow + i * V) = make_uint2(wq[0], wq[1]);
+            else
+                *reinterpret_cast<uint32_t *>(qrow + i * V) = wq[0];
         }
     }
 }
@@ -138,8 +178,19 @@ extern "C" int llm_k_norm(int dt, int kind, void *out, void *res, const void *ad
                           const void *b, float w_offset, int rows, int n, float eps,
                           llm_stream_t stream)
 {
+    return llm_k_norm_q(dt, kind, out, res, add, w, b, w_offset, rows, n, eps, LLM_K_A_NONE, NULL,
+                        NULL, NULL, stream);
+}
+
+extern "C" int llm_k_norm_q(int dt, int kind, void *out, void *res, const void *add,
+                            const void *w, const void *b, float w_offset, int rows, int n,
+                            float eps, int act, void *xq, float *xs, const float *act_scale,
+                            llm_stream_t stream)
+{
     if (rows <= 0) return 0;
-    if (n % 8 || (kind != LLM_K_NORM_RMS && kind != LLM_K_NORM_LAYER))
+    if (n % 8 || (kind != LLM_K_NORM_RMS && kind != LLM_K_NORM_LAYER) ||
+        (act != LLM_K_A_NONE && act != LLM_K_A_FP8 && act != LLM_K_A_INT8) ||
+        (act && (!xq || !xs)))
         return (int)cudaErrorInvalidValue;
     DISPATCH_DT(dt, T, {
         /* few rows: one vector per thread (short latency); many: four per thread */
@@ -148,7 +199,8 @@ extern "C" int llm_k_norm(int dt, int kind, void *out, void *res, const void *ad
         int nt = rows < 64 ? nv : (nv + NORM_MAXV - 1) / NORM_MAXV;
         nt = nt < 1024 ? ((nt + 31) / 32) * 32 : 1024;
         return launch_pdl(norm_kernel<T>, dim3(rows), dim3(nt), 0, stream, kind, (T *)out,
-                          (T *)res, (const T *)add, (const T *)w, (const T *)b, w_offset, n, eps);
+                          (T *)res, (const T *)add, (const T *)w, (const T *)b, w_offset, n, eps,
+                          act, (uint8_t *)xq, xs, act_scale);
     });
     return 0;
 }

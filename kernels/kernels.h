@@ -49,6 +49,14 @@ int llm_k_embed(int dt, void *out, const void *table, const int32_t *tokens,
  * sqrt(var + eps).  w_offset is added to each weight (Gemma's 1 + w). */
 int llm_k_norm(int dt, int kind, void *out, void *res, const void *add, const void *w,
                const void *b, float w_offset, int rows, int n, float eps, llm_stream_t stream);
+/* The same, and the stored out rows also rounded to 8 bits for a product with
+ * 8-bit activations (act: enum llm_k_qact), exactly as llm_k_quant_act
+ * rounds them without a smoother: xq [rows][n] codes, xs [rows] each row's
+ * scale (*act_scale, or when that is NULL or 0 the row's max |out| / 448 or
+ * / 127). */
+int llm_k_norm_q(int dt, int kind, void *out, void *res, const void *add, const void *w,
+                 const void *b, float w_offset, int rows, int n, float eps, int act, void *xq,
+                 float *xs, const float *act_scale, llm_stream_t stream);
 
 /* The KV cache's element: dt, or an 8-bit code of x / scale (e4m3 or int8). */
 enum llm_k_kvq { LLM_K_KV_NONE = 0, LLM_K_KV_FP8 = 1, LLM_K_KV_INT8 = 2 };

@@ -275,6 +275,56 @@ static void test_norm(void)
                     }
 }
 
+/* A norm that also rounds its output rows to 8 bits (llm_k_norm_q): the codes and
+ * scales must be exactly what llm_k_quant_act makes of the same stored rows. */
+static void test_norm_q(void)
+{
+    const int shapes[][2] = {{1, 256}, {3, 4096}, {70, 4096}, {5, 8192}};
+    for (int di = 0; di < 3; di++)
+        for (int act = LLM_K_A_FP8; act <= LLM_K_A_INT8; act++)
+            for (int sc = 0; sc < 3; sc++) /* static scale, none (NULL), 0 (each row's own) */
+                for (int si = 0; si < 4; si++) {
+                    int dt = DTS[di], rows = shapes[si][0], n = shapes[si][1];
+                    int kind = si & 1 ? LLM_K_NORM_LAYER : LLM_K_NORM_RMS;
+                    char name[160];
+                    snprintf(name, sizeof name, "NORM_Q8(dt=%s,act=%s,scale=%s,rows=%d,n=%d)",
+                             llm_dtype_name(dt), act == LLM_K_A_FP8 ? "fp8" : "int8",
+                             sc == 0 ? "static" : sc == 1 ? "none" : "zero", rows, n);
+                    if (!want(name)) continue;
+                    void *x_h, *w_h;
+                    float *x = rand_vals((size_t)rows * n, 3.f, dt, &x_h);
+                    float *w = rand_vals((size_t)n, 1.f, dt, &w_h);
+                    float scale = sc == 0 ? (act == LLM_K_A_FP8 ? 1.f / 100 : 1.f / 30) : 0.f;
+                    void *dres = dev_copy(x_h, (size_t)rows * n * esize(dt));
+                    void *dw = dev_copy(w_h, (size_t)n * esize(dt));
+                    void *dout = dev_poison((size_t)rows * n * esize(dt));
+                    void *dsc = dev_copy(&scale, sizeof scale);
+                    void *dq = dev_poison((size_t)rows * n), *dq2 = dev_poison((size_t)rows * n);
+                    void *dxs = dev_poison(4 * (size_t)rows), *dxs2 = dev_poison(4 * (size_t)rows);
+                    const float *as = sc == 1 ? NULL : dsc;
+                    CUDA(llm_k_norm_q(dt, kind, dout, dres, NULL, dw, NULL, 0.f, rows, n, 1e-5f,
+                                      act, dq, dxs, as, 0));
+                    CUDA(llm_k_quant_act(dt, act, dq2, dxs2, dout, n, NULL, as, rows, n, 0));
+                    size_t nb = (size_t)rows * n;
+                    uint8_t *q1 = xmalloc(nb), *q2 = xmalloc(nb);
+                    float *s1 = xmalloc(4 * (size_t)rows), *s2 = xmalloc(4 * (size_t)rows);
+                    CUDA(cudaDeviceSynchronize());
+                    CUDA(cudaMemcpy(q1, dq, nb, cudaMemcpyDeviceToHost));
+                    CUDA(cudaMemcpy(q2, dq2, nb, cudaMemcpyDeviceToHost));
+                    CUDA(cudaMemcpy(s1, dxs, 4 * (size_t)rows, cudaMemcpyDeviceToHost));
+                    CUDA(cudaMemcpy(s2, dxs2, 4 * (size_t)rows, cudaMemcpyDeviceToHost));
+                    size_t bad = 0;
+                    for (size_t i = 0; i < nb; i++) bad += q1[i] != q2[i];
+                    for (int r = 0; r < rows; r++) bad += memcmp(&s1[r], &s2[r], 4) != 0;
+                    n_cases++;
+                    printf("%-72s %zu differ  %s\n", name, bad, bad ? "FAIL" : "ok");
+                    if (bad) n_failed++;
+                    free(q1), free(q2), free(s1), free(s2), free(x), free(w), free(x_h), free(w_h);
+                    cudaFree(dres), cudaFree(dw), cudaFree(dout), cudaFree(dsc), cudaFree(dq);
+                    cudaFree(dq2), cudaFree(dxs), cudaFree(dxs2);
+                }
+}
+
 /* ---- rotary embedding + KV append ------------------------------------------------ */
 
 static float long_f[64], short_f[64];
@@ -1600,6 +1650,7 @@ int main(int argc, char **argv)
     filter = argc > 1 ? argv[1] : NULL;
     test_embed();
     test_norm();
+    test_norm_q();
     test_rope();
     test_act();
     test_exact();

@@ -607,6 +607,8 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     c->use_graphs = gg && strcmp(gg, "0"); /* measured slower than eager + PDL (docs/CUDA.md) */
     c->fused_gate = !(ga && !strcmp(ga, "0"));
     c->moe_no_small = gm && !strcmp(gm, "0");
+    const char *nq = getenv("LLM_CUDA_NORM_Q8");
+    c->q8_no_fuse = nq && !strcmp(nq, "0");
     /* LLM_CUDA_PROFILE_STEPS=FIRST[,COUNT]: the profiler (ncu --profile-from-start off)
      * records forward steps FIRST .. FIRST + COUNT - 1 (counted from 0; COUNT 1) */
     const char *ps = getenv("LLM_CUDA_PROFILE_STEPS");

@@ -154,6 +154,12 @@ struct cu_be {
     int64_t layer_elems;   /* one layer within a block: K and V */
     size_t kv_es;          /* bytes per cached element: es, or 1 for 8-bit codes */
     long n_forward;        /* forward steps so far */
+    /* 8-bit activations a norm rounded for the product right after it
+     * (q8_xq / q8_xs hold them): that product's input, format, scale, rows */
+    const void *q8_from;
+    int q8_from_act, q8_from_m;
+    const float *q8_from_scale;
+    int q8_no_fuse;        /* LLM_CUDA_NORM_Q8=0: the norm leaves the rounding to the product */
     long prof_first, prof_count; /* LLM_CUDA_PROFILE_STEPS: the profiler's window (steps) */
     int kv_q;              /* enum llm_k_kvq */
     float *kv_scale;       /* host, [n_layers][2]: K and V scales of 8-bit codes */

@@ -402,8 +402,11 @@ static int qlinear_w8a8_rows(struct cu_be *c, int m, int r0, int n, int k, const
         return llm_err_set(LLM_EINVAL, "cuda backend: rows %d..%d of an 8-bit weight take two "
                            "activation scales", r0, r0 + n);
     const int small = m <= c->w8_max_m;
-    CK(llm_k_quant_act(c->dt, q.act, c->q8_xq, c->q8_xs, x, ldx, q.smoother, q.act_scale, m, k,
-                       c->st));
+    /* rounded already by the norm before (step_norm), or here */
+    if (!(c->q8_from && c->q8_from == x && c->q8_from_act == q.act && c->q8_from_m == m &&
+          c->q8_from_scale == q.act_scale && !q.smoother && r0 == 0 && ldx == k))
+        CK(llm_k_quant_act(c->dt, q.act, c->q8_xq, c->q8_xs, x, ldx, q.smoother, q.act_scale, m,
+                           k, c->st));
     if (!small)
         return cu_gemm_run8(c->gemm, c->st, q.act, q.scalar, m, n, k, c->q8_xq, c->q8_xs, q.q, q.scale,
                             bias, y, ldy, yt, accumulate, c->q8_acc, c->q8_acc_bytes);
@@ -488,14 +491,43 @@ static int buf_width(const struct cu_be *c, int b)
     }
 }
 
+/* The step after st in its part of the graph, or NULL. */
+static const struct llm_step *next_step(const struct cu_be *c, const struct llm_step *st)
+{
+    const struct llm_graph *g = &c->g;
+    const struct llm_step *part[3] = {g->pre, g->layer, g->post};
+    const int n[3] = {g->n_pre, g->n_layer, g->n_post};
+    for (int i = 0; i < 3; i++)
+        if (st >= part[i] && st < part[i] + n[i]) return st + 1 < part[i] + n[i] ? st + 1 : NULL;
+    return NULL;
+}
+
+/* A norm whose output goes straight into a product with 8-bit activations
+ * (one rounding for all its rows, no smoother: fp8 and fp8-pc) also writes
+ * those rows rounded, so the product skips llm_k_quant_act. */
 static int step_norm(struct cu_be *c, const struct llm_step *s, int layer, int rows)
 {
     const struct llm_model_desc *d = c->d;
     const struct cu_w *w = dw(c, s->slot, layer);
-    CK(llm_k_norm(c->dt, d->norm == LLM_NORM_RMS ? LLM_K_NORM_RMS : LLM_K_NORM_LAYER,
-                  c->buf[s->out], c->buf[s->in], s->add != LLM_BUF_NONE ? c->buf[s->add] : NULL,
-                  w->w, w->b, (float)d->norm_offset, rows, (int)d->hidden, (float)d->norm_eps,
-                  c->st));
+    const struct llm_step *nx = next_step(c, s);
+    const struct cu_w *nw = NULL;
+    if (!c->q8_no_fuse && nx && nx->op == LLM_OP_LINEAR && nx->in == s->out &&
+        nx->rows == s->rows && nx->out != LLM_BUF_LOGITS && nx->slot != LLM_W_PROJ_OUT &&
+        buf_width(c, s->out) == d->hidden) {
+        nw = dw(c, nx->slot, layer);
+        if (!nw->q.act || nw->q.smoother || nw->q.pre_split != 1 << 30) nw = NULL;
+    }
+    CK(llm_k_norm_q(c->dt, d->norm == LLM_NORM_RMS ? LLM_K_NORM_RMS : LLM_K_NORM_LAYER,
+                    c->buf[s->out], c->buf[s->in], s->add != LLM_BUF_NONE ? c->buf[s->add] : NULL,
+                    w->w, w->b, (float)d->norm_offset, rows, (int)d->hidden, (float)d->norm_eps,
+                    nw ? nw->q.act : LLM_K_A_NONE, nw ? c->q8_xq : NULL, nw ? c->q8_xs : NULL,
+                    nw ? nw->q.act_scale : NULL, c->st));
+    if (nw) {
+        c->q8_from = c->buf[s->out];
+        c->q8_from_act = nw->q.act;
+        c->q8_from_m = rows;
+        c->q8_from_scale = nw->q.act_scale;
+    }
     return 0;
 }
 
@@ -642,6 +674,7 @@ static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
     const struct cu_step *s = c->cur;
     const struct llm_model_desc *d = c->d;
     int rows = st->rows == LLM_ROWS_OUT ? s->n_out : s->n;
+    if (st->op != LLM_OP_LINEAR) c->q8_from = NULL; /* only the product right after the norm */
     if (rows == 0) return 0;
     switch (st->op) {
     case LLM_OP_EMBED: {
@@ -683,7 +716,11 @@ static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
                              (float)d->final_softcap, c->st));
         return 0;
     case LLM_OP_NORM: return step_norm(c, st, layer, rows);
-    case LLM_OP_LINEAR: return step_linear(c, st, layer, rows);
+    case LLM_OP_LINEAR: {
+        int rc = step_linear(c, st, layer, rows);
+        c->q8_from = NULL;
+        return rc;
+    }
     case LLM_OP_ROPE_KV:
         CK(llm_k_rope_kv(c->dt, c->buf[LLM_BUF_QKV], d->pos == LLM_POS_ROPE ? c->rope_tab : NULL,
                          s->rope_row, s->slot,
