@@ -110,29 +110,25 @@ static __device__ __forceinline__ float act_apply(int act, float x)
     }
 }
 
-/* Sum over the block (blockDim.x a multiple of 32, at most 1024); every
- * thread gets the total.  sh: 32 floats of shared memory. */
+/* Sum (MAX false) or maximum over the block (blockDim.x a multiple of 32, at
+ * most 1024); every thread gets the result.  sh: 32 floats of shared memory. */
+template <bool MAX> static __device__ __forceinline__ float block_reduce(float v, float *sh)
+{
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = MAX ? warp_max(v) : warp_sum(v);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : MAX ? -INFINITY : 0.f;
+    return MAX ? warp_max(v) : warp_sum(v);
+}
 static __device__ __forceinline__ float block_sum(float v, float *sh)
 {
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    v = warp_sum(v);
-    __syncthreads();
-    if (lane == 0) sh[w] = v;
-    __syncthreads();
-    v = lane < nw ? sh[lane] : 0.f;
-    return warp_sum(v);
+    return block_reduce<false>(v, sh);
 }
-
-/* Maximum over the block, as block_sum. */
 static __device__ __forceinline__ float block_max(float v, float *sh)
 {
-    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    v = warp_max(v);
-    __syncthreads();
-    if (lane == 0) sh[w] = v;
-    __syncthreads();
-    v = lane < nw ? sh[lane] : -INFINITY;
-    return warp_max(v);
+    return block_reduce<true>(v, sh);
 }
 
 static inline int k_status(void)
@@ -174,15 +170,23 @@ static int launch_pdl(void (*kern)(KArgs...), dim3 grid, dim3 block, size_t smem
     return e != cudaSuccess ? (int)e : k_status();
 }
 
-/* ---- 8-bit KV cache codes (enum llm_k_kvq) ------------------------------------
- * A cached K or V element x is stored as the code of x / scale: e4m3
- * (nearest even, saturating at 448) or int8 (nearest even, clamped to
- * +-127), the CPU reference's rounding (cpu_quant.c); readers take codes
- * back to fp32 exactly and multiply by the scale where it costs least. */
-template <int KQ> static __device__ __forceinline__ uint8_t kv_encode(float x)
+/* ---- 8-bit codes: activations (enum llm_k_qact) and the KV cache (enum llm_k_kvq)
+ * A value x under a scale is stored as the code of x / scale: e4m3 (nearest
+ * even, saturating at 448) or int8 (nearest even, clamped to +-127), the CPU
+ * reference's rounding (cpu_quant.c); readers take codes back to fp32
+ * exactly and multiply by the scale where it costs least.  Both enums number
+ * fp8 1 and int8 2, so either names the code. */
+static_assert((int)LLM_K_A_FP8 == (int)LLM_K_KV_FP8 && (int)LLM_K_A_INT8 == (int)LLM_K_KV_INT8,
+              "code numbering");
+template <int Q> static __device__ __forceinline__ uint8_t code8(float x)
 {
-    if (KQ == LLM_K_KV_FP8) return (uint8_t)__nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3);
+    if (Q == LLM_K_KV_FP8) return (uint8_t)__nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3);
     return (uint8_t)(int8_t)fminf(fmaxf(rintf(x), -127.f), 127.f);
+}
+/* A row's own scale for its codes: max |x| over the largest code (1 for a zero row). */
+static __device__ __forceinline__ float code8_scale(int q, float amax)
+{
+    return amax > 0.f ? amax / (q == LLM_K_KV_FP8 ? 448.0f : 127.0f) : 1.0f;
 }
 
 /* Four codes (one 32-bit word, first code in the low byte) as fp32. */

@@ -146,7 +146,7 @@ __global__ void norm_kernel(int kind, T *out, T *res, const T *add, const T *w, 
 #pragma unroll
                 for (int k = 0; k < V; k++) mx = fmaxf(mx, fabsf(x[c][k]));
         mx = block_max(mx, sh);
-        qs = mx > 0.f ? mx / (qact == LLM_K_A_FP8 ? 448.0f : 127.0f) : 1.0f;
+        qs = code8_scale(qact, mx);
     }
     if (threadIdx.x == 0) xs[r] = qs;
     uint8_t *qrow = xq + r * n;
@@ -161,8 +161,7 @@ __global__ void norm_kernel(int kind, T *out, T *res, const T *add, const T *w, 
 #pragma unroll
                 for (int j = 0; j < 4; j++) {
                     float v = x[c][4 * k4 + j] / qs;
-                    uint8_t q = qact == LLM_K_A_FP8 ? kv_encode<LLM_K_KV_FP8>(v)
-                                                   : kv_encode<LLM_K_KV_INT8>(v);
+                    uint8_t q = qact == LLM_K_A_FP8 ? code8<LLM_K_A_FP8>(v) : code8<LLM_K_A_INT8>(v);
                     wq[k4] |= (uint32_t)q << (8 * j);
                 }
             }
@@ -258,7 +257,7 @@ __global__ void rope_kv_kernel(T *qkv, const float2 *rope, const int32_t *pos, c
                 w[k] = 0;
 #pragma unroll
                 for (int j = 0; j < 4; j++)
-                    w[k] |= (uint32_t)kv_encode<KQ>(to_f32(x.v[4 * k + j]) / sc) << (8 * j);
+                    w[k] |= (uint32_t)code8<KQ>(to_f32(x.v[4 * k + j]) / sc) << (8 * j);
             }
             uint8_t *dst = (uint8_t *)kv + at;
             if constexpr (V == 8)

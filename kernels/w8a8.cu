@@ -24,8 +24,6 @@
 
 #include "common.cuh"
 
-#define TOP_FP8 448.0f
-#define TOP_INT8 127.0f
 
 /* ---- activations ---------------------------------------------------------------- */
 
@@ -48,23 +46,12 @@ __global__ void __launch_bounds__(256)
     if (s <= 0.f) { /* dynamic: the row's own scale */
         float mx = 0.f;
         for (int k = threadIdx.x; k < K; k += blockDim.x) mx = fmaxf(mx, fabsf(act_in(r, sm, k)));
-        mx = warp_max(mx);
-        int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-        if (lane == 0) red[w] = mx;
-        __syncthreads();
-        mx = lane < (int)(blockDim.x >> 5) ? red[lane] : 0.f;
-        mx = warp_max(mx);
-        s = mx > 0.f ? mx / (A == LLM_K_A_FP8 ? TOP_FP8 : TOP_INT8) : 1.0f;
+        mx = block_max(mx, red);
+        s = code8_scale(A, mx);
     }
     if (threadIdx.x == 0) xs[m] = s;
     uint8_t *q = xq + (int64_t)m * K;
-    for (int k = threadIdx.x; k < K; k += blockDim.x) {
-        float v = act_in(r, sm, k) / s;
-        if (A == LLM_K_A_FP8)
-            q[k] = (uint8_t)__nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3);
-        else
-            q[k] = (uint8_t)(int8_t)fminf(fmaxf(rintf(v), -TOP_INT8), TOP_INT8);
-    }
+    for (int k = threadIdx.x; k < K; k += blockDim.x) q[k] = code8<A>(act_in(r, sm, k) / s);
 }
 
 int llm_k_quant_act(int dt, int act, void *xq, float *xs, const void *x, int ldx,
