@@ -56,7 +56,8 @@ static const char usage_text[] =
     "                              (--act dynamic) or per tensor (--act static)\n"
     "  int4-awq                    AWQ: int4 groups as w4a16, each input channel first scaled\n"
     "                              by its mean |x|^a, a searched per layer for the least\n"
-    "                              output error on calibration rows (a = 0: w4a16)\n"
+    "                              output error on calibration rows (a = 0: w4a16); --clip\n"
+    "                              adds the search for each group's clipped maximum\n"
     "  --kv fp8|int8               the KV cache too (with any mode, or alone): K and V\n"
     "                              stored in 8 bits under a scale each per layer, from\n"
     "                              calibration (max |K| or |V| / 448 or / 127)\n"
@@ -68,10 +69,16 @@ static const char usage_text[] =
     "      --exclude PATTERN       keep matching weights dense (shell pattern on the\n"
     "                              tensor name, or a part of it; repeatable; default:\n"
     "                              lm_head and MoE routers)\n"
-    "      --alpha A               int8-sq: migration strength in [0, 1] (default 0.5), or\n"
-    "                              none: no smoothing (plain W8A8)\n"
+    "      --alpha A               int8-sq: migration strength in [0, 1] (default 0.5);\n"
+    "                              auto: searched per layer over 0, 0.05, ..., 1 for the\n"
+    "                              least output error on calibration rows (-v prints each\n"
+    "                              layer's); none: no smoothing (plain W8A8)\n"
     "      --act dynamic|static    int8-sq activations: a scale per token at run time\n"
     "                              (default) or one per tensor from calibration\n"
+    "      --clip                  int4-awq: after the scale search, shrink each group's max\n"
+    "                              |w| (1, 0.95, ..., 0.5) for the least error of the group's\n"
+    "                              output on calibration rows, kept per layer when it lowers\n"
+    "                              the layer's output error (default: off)\n"
     "      --calib FILE            calibration text (fp8, int8-sq, int4-awq): plain text, or\n"
     "                              llm-run JSONL\n"
     "                              (its prompts) when FILE ends in .jsonl (default: the\n"
@@ -110,12 +117,14 @@ enum {
     OPT_ALPHA,
     OPT_ACT,
     OPT_KV,
+    OPT_CLIP,
 };
 
 enum { EXIT_KLD = 3 };
 
-/* Input rows of each linear layer kept from calibration for AWQ's search. */
-#define AWQ_ROWS 128
+/* Input rows of each linear layer kept from calibration for the searches
+ * that measure output error (AWQ's scales and clipping, --alpha auto). */
+#define SEARCH_ROWS 128
 
 /* A mean KLD above this prints a warning even without --max-kld. */
 #define WARN_KLD 0.1
@@ -124,6 +133,8 @@ struct opts {
     const char *in, *out, *mode, *eval, *calib;
     long calib_samples, calib_len;
     double alpha;   /* < 0: no smoothing */
+    int alpha_auto; /* int8-sq: alpha searched per layer (llm_q_smooth_search) */
+    int clip;       /* int4-awq: AWQ's clipping search too */
     int act_static; /* int8-sq: static per-tensor activations */
     int kv;         /* enum llm_kv_quant */
     int algo;
@@ -150,6 +161,10 @@ struct qset {
     struct qt *t;
     size_t n, cap;
     struct llm_model *parent;
+    /* what the per-layer searches chose, for the summary line and the metadata */
+    json_t *alphas; /* --alpha auto: {weight name: alpha} */
+    double alpha_min, alpha_max, alpha_sum;
+    int n_searched, n_clipped;
 };
 
 static int qset_add(struct qset *s, const char *name, int dtype, int ndim, const int64_t *shape,
@@ -179,6 +194,7 @@ static void qset_free(struct qset *s)
 {
     for (size_t i = 0; i < s->n; i++) free(s->t[i].data);
     free(s->t);
+    json_decref(s->alphas);
 }
 
 static const struct qt *qset_find(const struct qset *s, const char *name)
@@ -263,6 +279,7 @@ static int quantize_one(const struct opts *o, struct qset *s, const struct llm_t
         }
         int64_t g = in / o->group;
         double *mean = malloc(sizeof(double) * (size_t)in), a = 0, e = 1;
+        int clipped = 0;
         float *pre = malloc(sizeof(float) * (size_t)in);
         q = malloc(n / 2);
         sc = malloc(sizeof(float) * (size_t)(g * out));
@@ -272,10 +289,14 @@ static int quantize_one(const struct opts *o, struct qset *s, const struct llm_t
             goto oom;
         }
         for (int64_t j = 0; j < in; j++) mean[j] = x->chan_sum[j] / (double)x->rows;
-        rc = llm_q_awq(w, out, in, (int)o->group, mean, x->sample, x->n_sample, q, sc, pre, &a, &e);
+        rc = llm_q_awq(w, out, in, (int)o->group, mean, x->sample, x->n_sample, o->clip, q, sc,
+                       pre, &a, &clipped, &e);
         free(mean);
+        s->n_searched++;
+        s->n_clipped += clipped;
         if (!rc && o->verbose > 0)
-            llm_info("%s: AWQ exponent %.2f, output error %.3f of round to nearest", t->name, a, e);
+            llm_info("%s: AWQ exponent %.2f%s, output error %.3f of round to nearest", t->name, a,
+                     !o->clip ? "" : clipped ? ", clipped" : ", not clipped (no gain)", e);
         int64_t ss[2] = {g, out}, si[1] = {in};
         if (!rc) rc = qset_add(s, t->name, LLM_DTYPE_I4, 2, ws, q, n / 2);
         if (!rc) q = NULL;
@@ -318,7 +339,7 @@ static int quantize_one(const struct opts *o, struct qset *s, const struct llm_t
         if (rc) free(as);
     } else if (o->algo == LLM_QUANT_W8A8_SQ_PC || o->algo == LLM_QUANT_W8A8_SQ_PC_PT) {
         const struct llm_q_stat *x = llm_q_stats_find(st, t->name);
-        if (!x || !x->rows || x->in != in) {
+        if (!x || !x->rows || x->in != in || (o->alpha_auto && !x->n_sample)) {
             rc = llm_err_set(LLM_EINVAL, "calibration never reached '%s'", t->name);
             goto out;
         }
@@ -330,7 +351,28 @@ static int quantize_one(const struct opts *o, struct qset *s, const struct llm_t
             free(as);
             goto oom;
         }
-        if (o->alpha >= 0) {
+        if (o->alpha_auto) {
+            double a = 0.5, e = 1;
+            rc = llm_q_smooth_search(x->chan, w, out, in, x->sample, x->n_sample,
+                                     o->algo == LLM_QUANT_W8A8_SQ_PC, sm, &a, &e);
+            if (!rc && ((!s->alphas && !(s->alphas = json_object())) ||
+                        json_object_set_new(s->alphas, t->name, json_real(a))))
+                rc = llm_err_set(LLM_ENOMEM, "out of memory quantizing '%s'", t->name);
+            if (rc) {
+                free(sm);
+                free(as);
+                goto out;
+            }
+            s->alpha_min = s->n_searched ? fmin(s->alpha_min, a) : a;
+            s->alpha_max = s->n_searched ? fmax(s->alpha_max, a) : a;
+            s->alpha_sum += a;
+            s->n_searched++;
+            if (o->verbose > 0)
+                llm_info("%s: SmoothQuant alpha %.2f, output error %.3f of alpha 0.5", t->name, a,
+                         e);
+            for (int64_t r = 0; r < out; r++)
+                for (int64_t j = 0; j < in; j++) w[r * in + j] *= sm[j];
+        } else if (o->alpha >= 0) {
             llm_q_smooth(x->chan, w, out, in, o->alpha, sm);
             for (int64_t r = 0; r < out; r++)
                 for (int64_t j = 0; j < in; j++) w[r * in + j] *= sm[j];
@@ -347,7 +389,7 @@ static int quantize_one(const struct opts *o, struct qset *s, const struct llm_t
         if (!rc) q = NULL;
         if (!rc) rc = qset_add(s, sn, LLM_DTYPE_F32, 1, ss, sc, sizeof(float) * (size_t)out);
         if (!rc) sc = NULL;
-        if (!rc && o->alpha >= 0) {
+        if (!rc && (o->alpha >= 0 || o->alpha_auto)) {
             snprintf(sn, sizeof sn, "%s.smoother", stem);
             rc = qset_add(s, sn, LLM_DTYPE_F32, 1, si, sm, sizeof(float) * (size_t)in);
             if (!rc) sm = NULL;
@@ -558,12 +600,14 @@ static json_t *prov_entry(const struct opts *o, const char *parent_hash)
         json_array_append_new(argv, json_string("--group-size"));
         json_array_append_new(argv, json_string(b));
     }
+    if (o->clip) json_array_append_new(argv, json_string("--clip"));
     if (o->kv) {
         json_array_append_new(argv, json_string("--kv"));
         json_array_append_new(argv, json_string(o->kv == LLM_KV_QUANT_FP8 ? "fp8" : "int8"));
     }
     if (o->algo == LLM_QUANT_W8A8_SQ_PC || o->algo == LLM_QUANT_W8A8_SQ_PC_PT) {
-        if (o->alpha < 0) snprintf(b, sizeof b, "none");
+        if (o->alpha_auto) snprintf(b, sizeof b, "auto");
+        else if (o->alpha < 0) snprintf(b, sizeof b, "none");
         else snprintf(b, sizeof b, "%g", o->alpha);
         json_array_append_new(argv, json_string("--alpha"));
         json_array_append_new(argv, json_string(b));
@@ -743,8 +787,8 @@ static int run(struct opts *o)
         if ((rc = calib_tokens(o, m, cw, &cids, &cn))) goto out;
         struct llm_backend_opts bo;
         llm_backend_opts_init(&bo);
-        rc = llm_q_calibrate(m, cids, cn, (int)cw, o->algo == LLM_QUANT_W4A16_AWQ ? AWQ_ROWS : 0,
-                             &bo, on_progress, o, &stats);
+        int keep = o->algo == LLM_QUANT_W4A16_AWQ || o->alpha_auto ? SEARCH_ROWS : 0;
+        rc = llm_q_calibrate(m, cids, cn, (int)cw, keep, &bo, on_progress, o, &stats);
         free(cids);
         if (o->verbose >= 0 && isatty(2)) fputc('\n', stderr);
         if (rc) goto out;
@@ -754,6 +798,10 @@ static int run(struct opts *o)
                                "tokens", (json_int_t)cn, "window", (json_int_t)cw);
     }
     if (o->algo && (rc = plan_and_quantize(o, m, &s, &stats, &n_q, 0))) goto out;
+    if (s.alphas && calib_json && json_object_set(calib_json, "alpha", s.alphas)) {
+        rc = llm_err_set(LLM_ENOMEM, "out of memory building the metadata");
+        goto out;
+    }
     if (o->kv && (rc = kv_scales(o, m, &s, &stats))) goto out;
     /* the quantized model, in memory */
     qm.desc = m->desc;
@@ -776,6 +824,13 @@ static int run(struct opts *o)
     if (o->verbose >= 0 && o->algo)
         fprintf(stderr, "llm-quantize: %zu weights quantized (%s) in %.1f s\n", n_q,
                 llm_quant_algo_name(o->algo), (double)clock() / CLOCKS_PER_SEC - t0);
+    if (o->verbose >= 0 && o->alpha_auto && s.n_searched)
+        fprintf(stderr, "llm-quantize: --alpha auto chose %.2f to %.2f (mean %.2f) over %d "
+                "weights (-v: each)\n", s.alpha_min, s.alpha_max, s.alpha_sum / s.n_searched,
+                s.n_searched);
+    if (o->verbose >= 0 && o->clip)
+        fprintf(stderr, "llm-quantize: --clip kept for %d of %d weights (the others lost "
+                "nothing to it)\n", s.n_clipped, s.n_searched);
     if (o->verbose >= 0 && o->kv)
         fprintf(stderr, "llm-quantize: KV cache %s, K and V scales for %d layers\n",
                 llm_kv_quant_name(o->kv), m->desc.n_layers);
@@ -846,6 +901,7 @@ int main(int argc, char **argv)
         {"calib-len", required_argument, NULL, OPT_CALIB_LEN},
         {"alpha", required_argument, NULL, OPT_ALPHA},
         {"act", required_argument, NULL, OPT_ACT},
+        {"clip", no_argument, NULL, OPT_CLIP},
         {"kv", required_argument, NULL, OPT_KV},
         {"eval-tokens", required_argument, NULL, OPT_EVAL_TOKENS},
         {"eval-len", required_argument, NULL, OPT_EVAL_LEN},
@@ -878,11 +934,14 @@ int main(int argc, char **argv)
         case OPT_EVAL: o.eval = optarg; break;
         case OPT_CALIB: o.calib = optarg; break;
         case OPT_ALPHA:
-            if (!strcmp(optarg, "none")) o.alpha = -1;
+            o.alpha_auto = !strcmp(optarg, "auto");
+            if (o.alpha_auto) o.alpha = 0.5; /* unused: each layer's is searched */
+            else if (!strcmp(optarg, "none")) o.alpha = -1;
             else if (tool_parse_double(optarg, 0, 1, &o.alpha))
-                return tool_usage_error("--alpha: bad value '%s' (0 to 1, or none)", optarg);
+                return tool_usage_error("--alpha: bad value '%s' (0 to 1, auto or none)", optarg);
             alpha_given = 1;
             break;
+        case OPT_CLIP: o.clip = 1; break;
         case OPT_KV:
             if (!strcmp(optarg, "fp8")) o.kv = LLM_KV_QUANT_FP8;
             else if (!strcmp(optarg, "int8")) o.kv = LLM_KV_QUANT_INT8;
@@ -940,6 +999,8 @@ int main(int argc, char **argv)
         return tool_usage_error("--calib: mode %s takes no calibration", o.mode);
     if ((alpha_given || act_given) && !sq)
         return tool_usage_error("--alpha and --act are for -m int8-sq");
+    if (o.clip && o.algo != LLM_QUANT_W4A16_AWQ)
+        return tool_usage_error("--clip is for -m int4-awq");
     if (sq && o.act_static) o.algo = LLM_QUANT_W8A8_SQ_PC;
     if (optind + 1 != argc) return tool_usage_error("expected one ARTIFACT");
     o.in = argv[optind];

@@ -95,6 +95,45 @@ fi
     "$B/cmd/llm-info" "$T/awq.llm" | grep -q '"quant_algo":"W4A16_AWQ".*"pre_quant_scale":true' &&
     ok "int4-awq: W4A16_AWQ with pre-quant scales" || bad "int4-awq: section or pre-quant scales"
 
+# --alpha auto (int8-sq) and --clip (int4-awq): on the bundled model they run, say what
+# they chose per weight (-v), leave it in the provenance and give a working artifact;
+# on the outlier model neither loses to the fixed choice it replaces
+if $Q -v -m int8-sq --alpha auto "$M" -o "$T/sqa.llm" 2>"$T/err" &&
+    [ "$(grep -c 'SmoothQuant alpha [01]\.[0-9][05], output error [01]\.[0-9]* of alpha 0\.5' "$T/err")" = 20 ] &&
+    grep -q -- '--alpha auto chose .* over 20 weights' "$T/err"; then
+    ok "int8-sq --alpha auto: an alpha for each of the 20 weights"
+else
+    bad "int8-sq --alpha auto: $(grep -v 'quantized transformer' "$T/err" | head -c 400)"
+fi
+"$B/cmd/llm-info" "$T/sqa.llm" >"$T/info" 2>&1
+grep -q 'llm-quantize .*-m int8-sq --alpha auto --act dynamic' "$T/info" && grep -q smoother "$T/info" &&
+    ok "int8-sq --alpha auto: provenance and smoothers" || bad "int8-sq --alpha auto: $(grep 'llm-quantize' "$T/info")"
+if $Q -v -m int4-awq --group-size 64 --clip "$M" -o "$T/awqc.llm" 2>"$T/err" &&
+    [ "$(grep -c 'AWQ exponent [01]\.[0-9]*, \(clipped\|not clipped (no gain)\), output error' "$T/err")" = 20 ] &&
+    "$B/cmd/llm-info" "$T/awqc.llm" >"$T/info" &&
+    grep -q 'llm-quantize .*-m int4-awq --group-size 64 --clip ' "$T/info" &&
+    grep -q '"quant_algo":"W4A16_AWQ".*"pre_quant_scale":true' "$T/info" &&
+    "$B/cmd/llm-run" -q --device cpu "$T/awqc.llm" "$S/lib/data/prompts.jsonl" >"$T/out" &&
+    [ "$(grep -c '"text"' "$T/out")" = 8 ]; then
+    ok "int4-awq --clip: W4A16_AWQ, provenance, llm-run answers 8 prompts"
+else
+    bad "int4-awq --clip: $(grep -v 'quantized transformer' "$T/err" | head -c 400)"
+fi
+$Q -q -m int8-sq --alpha auto "$T/outl.llm" -o "$T/sqauto.llm" 2>"$T/err" || bad "int8-sq --alpha auto: $(cat "$T/err")"
+$Q -q -m int4-awq --group-size 64 --clip "$T/outl.llm" -o "$T/awqclip.llm" 2>"$T/err" || bad "int4-awq --clip: $(cat "$T/err")"
+ksqa=$(kld_of "$T/sqauto.llm") kawqc=$(kld_of "$T/awqclip.llm")
+if python3 -c "import sys; a, b, c = map(float, sys.argv[1:]); sys.exit(not (a < 1.5 * b and a * 50 < c))" \
+    "${ksqa:-1}" "${ksq:-0}" "${kpt:-0}"; then
+    ok "outliers: int8-sq --alpha auto KLD $ksqa (alpha 0.5: $ksq)"
+else
+    bad "outliers: int8-sq --alpha auto ${ksqa:-?} vs alpha 0.5 ${ksq:-?}, plain ${kpt:-?}"
+fi
+if python3 -c "import sys; a, b = map(float, sys.argv[1:]); sys.exit(not (a < b))" "${kawqc:-1}" "${kawq:-0}"; then
+    ok "outliers, groups of 64: int4-awq --clip KLD $kawqc < without $kawq"
+else
+    bad "outliers: int4-awq --clip ${kawqc:-?} not below ${kawq:-?} without"
+fi
+
 # the KV cache: alone and with a weight mode; a scale for K and one for V in every layer
 for kv in fp8 int8; do
     if $Q -q --kv $kv "$M" -o "$T/kv$kv.llm" 2>"$T/err" &&
@@ -143,6 +182,11 @@ expect 1 "nosuch.txt" -m w8a16 --eval "$T/nosuch.txt" "$M" -o "$T/o.llm"
 expect 1 "does not divide the 704 input channels" -m int4-awq "$M" -o "$T/o.llm"
 expect 2 "are for -m int8-sq" -m w8a16 --alpha 0.3 "$M" -o "$T/o.llm"
 expect 2 "--alpha: bad value" -m int8-sq --alpha 1.5 "$M" -o "$T/o.llm"
+expect 2 "--alpha: bad value '2' (0 to 1, auto or none)" -m int8-sq --alpha 2 "$M" -o "$T/o.llm"
+expect 2 "--alpha: bad value 'Auto'" -m int8-sq --alpha Auto "$M" -o "$T/o.llm"
+expect 2 "are for -m int8-sq" -m int4-awq --alpha auto --group-size 64 "$M" -o "$T/o.llm"
+expect 2 "--clip is for -m int4-awq" -m w4a16 --clip --group-size 64 "$M" -o "$T/o.llm"
+expect 2 "--clip is for -m int4-awq" -m int8-sq --clip "$M" -o "$T/o.llm"
 expect 1 "empty calibration text" -m fp8 --calib "$T/empty.txt" "$M" -o "$T/o.llm"
 printf '{"prompt": "def f(x):"}\nnot json\n' >"$T/bad.jsonl"
 expect 1 "bad.jsonl': line 2" -m fp8 --calib "$T/bad.jsonl" "$M" -o "$T/o.llm"

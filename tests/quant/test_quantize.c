@@ -164,22 +164,256 @@ static void test_awq(void)
         for (int t = 0; t < ROWS; t++) sum += fabs(x[t * IN + j]);
         mean[j] = sum / ROWS;
     }
-    double a = -1, e = -1;
-    int rc = llm_q_awq(w, OUT, IN, 32, mean, x, ROWS, q, sc, pre, &a, &e);
-    CHECK(!rc && a > 0 && e < 0.9, "awq: exponent %g, error %.3f of plain rounding", a, e);
+    double a = -1, e = -1, ac = -1, ec = -1;
+    int clipped = -1;
+    int rc = llm_q_awq(w, OUT, IN, 32, mean, x, ROWS, 0, q, sc, pre, &a, &clipped, &e);
+    CHECK(!rc && a > 0 && e < 0.9 && clipped == 0, "awq: exponent %g, error %.3f of plain rounding",
+          a, e);
     CHECK(pre[3] < pre[4], "awq: the large channel is scaled up (pre %g vs %g)", pre[3], pre[4]);
+    /* with the clipping search: the same exponent, never a larger error, and scales that
+     * are still max|w| / 7 or less of each (scaled) group */
+    static uint8_t qc[OUT * IN / 2];
+    static float scc[IN / 32 * OUT], prec[IN];
+    rc = llm_q_awq(w, OUT, IN, 32, mean, x, ROWS, 1, qc, scc, prec, &ac, &clipped, &ec);
+    CHECK(!rc && ac == a && ec <= e && !memcmp(pre, prec, sizeof pre),
+          "awq --clip: exponent %g (%g), error %.4f <= %.4f without", ac, a, ec, e);
+    CHECK(clipped || (!memcmp(q, qc, sizeof q) && !memcmp(sc, scc, sizeof sc)),
+          "awq --clip: unclipped result kept as is");
+    int scales_ok = 1;
+    for (int i = 0; i < IN / 32 * OUT; i++) scales_ok &= scc[i] > 0 && scc[i] <= sc[i] * 1.0001f;
+    CHECK(scales_ok, "awq --clip: every scale positive and no larger than unclipped");
     /* all channels equal: the search finds nothing better than a = 0, i.e. plain rounding */
     for (int j = 0; j < IN; j++) mean[j] = 1.0;
-    rc = llm_q_awq(w, OUT, IN, 32, mean, x, ROWS, q, sc, pre, &a, &e);
+    rc = llm_q_awq(w, OUT, IN, 32, mean, x, ROWS, 0, q, sc, pre, &a, NULL, &e);
     llm_q_int4_group(w, OUT, IN, 32, q0, sc0);
     CHECK(!rc && e == 1.0 && !memcmp(q, q0, sizeof q) && !memcmp(sc, sc0, sizeof sc) &&
               pre[0] == 1.0f,
           "awq with flat activations is plain rounding (a %g, error %g)", a, e);
 }
 
+/* ---- the searches, checked against errors computed here in double -------- */
+
+static uint64_t lcg(uint64_t *r)
+{
+    *r = *r * 6364136223846793005ull + 1442695040888963407ull;
+    return *r >> 33;
+}
+
+/* A uniform value in [-1, 1] on a grid of 1/1000. */
+static float unif(uint64_t *r)
+{
+    return (float)((int)(lcg(r) % 2001) - 1000) / 1000.0f;
+}
+
+/* The int4 group scale under shrink c: c max|w_g| / 7 (1 for zeros). */
+static float clip_scale_of(const float *wg, int group, float c)
+{
+    float m = 0.f;
+    for (int i = 0; i < group; i++) m = fmaxf(m, fabsf(wg[i]));
+    return m > 0.f ? m * c / 7.0f : 1.0f;
+}
+
+/* The error of one int4 group wg (of one output row) under shrink c, as
+ * llm/quantize.h defines it: sum over rows of (x_g . (w_g - scale q_g))^2,
+ * x_g the columns col.. of x [rows][in]. */
+static double clip_err(const float *wg, const float *x, int rows, int64_t in, int64_t col,
+                       int group, float c)
+{
+    float s = clip_scale_of(wg, group, c);
+    double e = 0;
+    for (int r = 0; r < rows; r++) {
+        double y = 0;
+        for (int i = 0; i < group; i++) {
+            float q = fminf(fmaxf(rintf(wg[i] / s), -8.f), 7.f);
+            y += (double)x[(int64_t)r * in + col + i] * ((double)wg[i] - (double)s * q);
+        }
+        e += y * y;
+    }
+    return e;
+}
+
+/* The int4 code of element e of a packed weight. */
+static int nibble(const uint8_t *p, int64_t e)
+{
+    int v = (p[e / 2] >> (e % 2 ? 4 : 0)) & 0xf;
+    return v >= 8 ? v - 16 : v;
+}
+
+/* AWQ's clipping search: two groups where the answer is known exactly, then
+ * random groups where every choice must be the grid's least error. */
+static void test_clip(void)
+{
+    /* Row 0 {14, 1, 2, -3, 5, 7, -6, 4}: under c = 0.5 the scale is 1 and every
+     * value but the 14 (saturated to 7) is exact; its input column is 0, so the
+     * error is exactly 0 there and positive under every other c.  Row 1 has max 7
+     * and integer values: c = 1 is exact, any c < 1 is not. */
+    enum { G = 8, R = 4 };
+    const float w[2 * G] = {14, 1, 2, -3, 5, 7, -6, 4, 7, 1, 2, -3, 5, 6, -6, 4};
+    float x[R * G];
+    uint64_t r = 777;
+    for (int i = 0; i < R * G; i++) x[i] = i % G == 0 ? 0.f : unif(&r) + (unif(&r) > 0 ? 0.5f : -0.5f);
+    uint8_t p[G];
+    float sc[2], c[2];
+    int rc = llm_q_int4_clip(w, 2, G, G, x, R, p, sc, c);
+    CHECK(!rc && c[0] == 0.5f && sc[0] == 1.0f, "clip: row 0 takes c 0.5 (scale 1), got c %g scale %g",
+          c[0], sc[0]);
+    CHECK(!rc && c[1] == 1.0f && sc[1] == 1.0f, "clip: row 1 keeps c 1, got c %g scale %g", c[1], sc[1]);
+    CHECK(nibble(p, 0) == 7 && nibble(p, 3) == -3 && nibble(p, 6) == -6 && nibble(p, 8) == 7,
+          "clip: codes 7 (saturated 14), -3, -6; row 1 starts 7: %d %d %d %d", nibble(p, 0),
+          nibble(p, 3), nibble(p, 6), nibble(p, 8));
+    for (int k = 1; k <= 10; k++) { /* every other c of row 0 does worse */
+        float ck = (float)(20 - k) / 20.0f;
+        if (ck != 0.5f)
+            CHECK(clip_err(w, x, R, G, 0, G, ck) > 0, "clip: c %g of row 0 is not exact", ck);
+    CHECK(clip_err(w, x, R, G, 0, G, 0.5f) == 0 && clip_err(w + G, x, R, G, 0, G, 1.0f) == 0,
+          "clip: the known answers are exact");
+    }
+
+    /* random weights with a few large values, inputs of various sizes */
+    enum { OUT = 16, IN = 64, GS = 16, ROWS = 24 };
+    static float wr[OUT * IN], xr[ROWS * IN], scr[IN / GS * OUT], cr[IN / GS * OUT];
+    static uint8_t pr[OUT * IN / 2];
+    for (int i = 0; i < OUT * IN; i++) wr[i] = unif(&r) * (lcg(&r) % 23 == 0 ? 6.0f : 1.0f);
+    for (int i = 0; i < ROWS * IN; i++) xr[i] = unif(&r) * (1.0f + (float)(i % IN % 5));
+    rc = llm_q_int4_clip(wr, OUT, IN, GS, xr, ROWS, pr, scr, cr);
+    CHECK(!rc, "clip: random case runs");
+    int least = 1, codes = 1, shrunk = 0;
+    double sum_best = 0, sum_plain = 0;
+    for (int o = 0; o < OUT; o++)
+        for (int g = 0; g < IN / GS; g++) {
+            const int64_t i0 = (int64_t)o * IN + g * GS;
+            const float ch = cr[g * OUT + o], s = clip_scale_of(wr + i0, GS, ch);
+            double mine = clip_err(wr + i0, xr, ROWS, IN, g * GS, GS, ch), lo = INFINITY;
+            /* the stored scale and codes are the ones this c gives */
+            codes &= scr[g * OUT + o] == s;
+            for (int i = 0; i < GS; i++)
+                codes &= nibble(pr, i0 + i) == (int)fminf(fmaxf(rintf(wr[i0 + i] / s), -8.f), 7.f);
+            for (int k = 0; k <= 10; k++) {
+                double e = clip_err(wr + i0, xr, ROWS, IN, g * GS, GS, (float)(20 - k) / 20.0f);
+                if (k == 0) sum_plain += e;
+                lo = fmin(lo, e);
+            }
+            least &= mine <= lo * (1 + 1e-4) + 1e-12;
+            sum_best += mine;
+            shrunk += ch < 1.0f;
+        }
+    CHECK(least, "clip: every group's choice has the least error of the grid");
+    CHECK(codes, "clip: scales and codes are those of the chosen c");
+    CHECK(shrunk > 0 && sum_best < sum_plain, "clip: %d of %d groups clipped, error %.4g < %.4g",
+          shrunk, OUT * IN / GS, sum_best, sum_plain);
+}
+
+/* The output error of int8-sq under alpha a, computed here: the smoothed
+ * weight quantized per channel, the smoothed input rounded to int8 (per
+ * token, or under the static scale from x_amax), the product in double. */
+static double sq_err(const float *w, int out, int in, const float *x, int rows,
+                     const float *x_amax, int act_static, double a)
+{
+    float s[64], ws[64 * 64], sc[64], xs[64];
+    int8_t q[64 * 64];
+    llm_q_smooth(x_amax, w, out, in, a, s);
+    for (int o = 0; o < out; o++)
+        for (int j = 0; j < in; j++) ws[o * in + j] = w[o * in + j] * s[j];
+    llm_q_int8_channel(ws, out, in, q, sc);
+    float am = 0.f;
+    for (int j = 0; j < in; j++) am = fmaxf(am, x_amax[j] / s[j]);
+    float st = am > 0.f ? am / 127.0f : 1.0f;
+    double e = 0;
+    for (int t = 0; t < rows; t++) {
+        float mx = 0.f;
+        for (int j = 0; j < in; j++) {
+            xs[j] = x[t * in + j] / s[j];
+            mx = fmaxf(mx, fabsf(xs[j]));
+        }
+        float as = act_static ? st : mx > 0.f ? mx / 127.0f : 1.0f;
+        for (int j = 0; j < in; j++) xs[j] = fminf(fmaxf(rintf(xs[j] / as), -127.f), 127.f) * as;
+        for (int o = 0; o < out; o++) {
+            double y = 0, ref = 0;
+            for (int j = 0; j < in; j++) {
+                y += (double)xs[j] * ((double)sc[o] * q[o * in + j]);
+                ref += (double)x[t * in + j] * w[o * in + j];
+            }
+            e += (y - ref) * (y - ref);
+        }
+    }
+    return e;
+}
+
+/* --alpha auto: a case built so that alpha 1 is exact, and a random one with
+ * outlier channels where the choice must be the grid's least error. */
+static void test_alpha(void)
+{
+    /* x[r][j] = k 2^e_j and w[o][j] = m 2^-e_j with integer k, m in [-127, 127]; every
+     * row of x and w and every column of x reaches 127.  Under alpha 1, s_j = max|x_j| =
+     * 127 2^e_j: the smoothed input is k / 127 (each row's max 1, so its int8 codes are
+     * k) and the smoothed weight 127 m (each row's max 127^2, codes m) - nothing is
+     * lost but fp32 rounding.  The columns' weight maxima differ, so no other alpha
+     * lines the grids up. */
+    enum { OUT = 4, IN = 8, ROWS = 8 };
+    const int ex[IN] = {0, 3, -2, 5, 1, -1, 6, 2}, colmax[IN] = {127, 127, 127, 127, 50, 90, 17, 101};
+    float w[OUT * IN], x[ROWS * IN], amax[IN], s[IN];
+    uint64_t r = 4242;
+    for (int o = 0; o < OUT; o++)
+        for (int j = 0; j < IN; j++) {
+            int m = j == o ? 127 : (int)(lcg(&r) % (2 * (unsigned)colmax[j] + 1)) - colmax[j];
+            if (j >= OUT && o == 0) m = colmax[j]; /* the column's max, once */
+            w[o * IN + j] = ldexpf((float)m, -ex[j]);
+        }
+    for (int t = 0; t < ROWS; t++)
+        for (int j = 0; j < IN; j++) {
+            int k = j == t ? (t % 2 ? -127 : 127) : (int)(lcg(&r) % 201) - 100;
+            x[t * IN + j] = ldexpf((float)k, ex[j]);
+        }
+    for (int j = 0; j < IN; j++) amax[j] = ldexpf(127.0f, ex[j]);
+    for (int st = 0; st <= 1; st++) {
+        double a = -1, e = -1;
+        int rc = llm_q_smooth_search(amax, w, OUT, IN, x, ROWS, st, s, &a, &e);
+        double e1 = sq_err(w, OUT, IN, x, ROWS, amax, st, 1.0),
+               e5 = sq_err(w, OUT, IN, x, ROWS, amax, st, 0.5),
+               e9 = sq_err(w, OUT, IN, x, ROWS, amax, st, 0.9);
+        CHECK(!rc && a == 1.0 && e < 1e-6, "alpha (%s): exact case picks %g (want 1), error %.3g of "
+              "alpha 0.5's", st ? "static" : "per token", a, e);
+        CHECK(e1 < 1e-6 * e5 && e1 < 1e-6 * e9, "alpha (%s): computed here, alpha 1 %.3g vs 0.9 %.3g, "
+              "0.5 %.3g", st ? "static" : "per token", e1, e9, e5);
+        CHECK(s[3] == amax[3], "alpha 1: s is max|x| (%g vs %g)", s[3], amax[3]);
+    }
+
+    /* random weights, inputs with two outlier channels */
+    enum { O2 = 24, I2 = 48, R2 = 40 };
+    static float w2[O2 * I2], x2[R2 * I2], am2[I2], s2[I2], s5[I2];
+    for (int i = 0; i < O2 * I2; i++) w2[i] = unif(&r) * (i % I2 == 7 ? 3.0f : 1.0f);
+    for (int i = 0; i < R2 * I2; i++)
+        x2[i] = unif(&r) * (i % I2 == 3 ? 40.0f : i % I2 == 20 ? 15.0f : 1.0f);
+    for (int j = 0; j < I2; j++) {
+        am2[j] = 0.f;
+        for (int t = 0; t < R2; t++) am2[j] = fmaxf(am2[j], fabsf(x2[t * I2 + j]));
+    }
+    for (int st = 0; st <= 1; st++) {
+        double a = -1, e = -1, lo = INFINITY, mine = -1, half = 0;
+        int rc = llm_q_smooth_search(am2, w2, O2, I2, x2, R2, st, s2, &a, &e);
+        for (int g = 0; g <= 20; g++) {
+            double eg = sq_err(w2, O2, I2, x2, R2, am2, st, g / 20.0);
+            lo = fmin(lo, eg);
+            if (g / 20.0 == a) mine = eg;
+            if (g == 10) half = eg;
+        }
+        llm_q_smooth(am2, w2, O2, I2, a, s5);
+        CHECK(!rc && mine >= 0 && mine <= lo * (1 + 1e-4),
+              "alpha (%s): chose %g, error %.6g, least of the grid %.6g", st ? "static" : "per token",
+              a, mine, lo);
+        CHECK(!rc && e <= 1.0 && mine <= half * (1 + 1e-4) && fabs(mine / half - e) < 1e-3,
+              "alpha (%s): auto %.6g vs alpha 0.5 %.6g (reported ratio %.4f)",
+              st ? "static" : "per token", mine, half, e);
+        CHECK(!memcmp(s2, s5, sizeof s2), "alpha (%s): s is llm_q_smooth's at the chosen alpha",
+              st ? "static" : "per token");
+    }
+}
+
 int main(void)
 {
     test_awq();
+    test_clip();
+    test_alpha();
     test_int8();
     test_int4();
     test_fp8();

@@ -39,6 +39,21 @@ void llm_q_fp8_channel(const float *w, int64_t out, int64_t in, uint8_t *q, floa
  * unchanged), which moves the activations' outliers into the weight. */
 void llm_q_smooth(const float *x_amax, const float *w, int64_t out, int64_t in, double alpha,
                   float *s);
+/* SmoothQuant's migration strength searched for one weight [out][in]
+ * (--alpha auto): for alpha in {0, 0.05, ..., 1}, s = llm_q_smooth(x_amax,
+ * w, alpha), the weight's columns multiplied by s and quantized int8 per
+ * channel (llm_q_int8_channel), and the output error on the sample rows
+ * x [rows][in] measured as the CPU backend would compute the product:
+ *   sum over rows and outputs of (x W^T - Q8(x / s) Q(W s)^T)^2
+ * where Q8 rounds the smoothed input to int8 per token (act_static 0) or
+ * under the one static scale max_j (x_amax[j] / s[j]) / 127 (act_static 1,
+ * the scale llm-quantize stores: from the calibration maxima, not only the
+ * sample).  The least error wins (ties to the smaller alpha).  Writes s[in]
+ * for the winner, *best_alpha, and *err: its error relative to alpha 0.5's
+ * (the default; so never above 1), 1 when both are 0. */
+int llm_q_smooth_search(const float *x_amax, const float *w, int64_t out, int64_t in,
+                        const float *x, int rows, int act_static, float *s, double *best_alpha,
+                        double *err);
 
 /* ---- calibration: what the linear layers' inputs look like ------------------- */
 
@@ -72,19 +87,37 @@ int llm_q_calibrate(const struct llm_model *m, const int32_t *tokens, long n, in
 const struct llm_q_stat *llm_q_stats_find(const struct llm_q_stats *s, const char *weight_name);
 void llm_q_stats_free(struct llm_q_stats *s);
 
+/* int4 groups of `group` (the format of llm_q_int4_group) with AWQ's
+ * clipping search: for each output row o and group g, over shrink factors
+ * c in {1, 0.95, ..., 0.5} the group is quantized under scale
+ * c * max|w| / 7 (q = rint(w / scale) clamped to [-8, 7], so values past
+ * the clipped maximum saturate) and the error of that group's contribution
+ * to output o on the rows x [rows][in] measured,
+ *   sum over rows r of (sum over i in g of x[r][i] (w[o][i] - scale q[o][i]))^2,
+ * and the least wins (ties to the larger c; c = 1 is llm_q_int4_group).
+ * Writes packed [out][in / 2], scale [in / group][out] and, when shrink
+ * is not NULL, the chosen c per group [in / group][out]. */
+int llm_q_int4_clip(const float *w, int64_t out, int64_t in, int group, const float *x, int rows,
+                    uint8_t *packed, float *scale, float *shrink);
+
 /* AWQ (activation-aware weight quantization) for one weight [out][in] to
  * int4 groups of `group`: over a grid of exponents a in {0, 0.05, ..., 1},
  * input channel j is scaled by s_j = mean|x_j|^a (normalised so that
  * max(s) * min(s) = 1), the weight's column multiplied by s_j and quantized
  * (llm_q_int4_group), and the output error on the sample rows x [rows][in]
  * (sum over rows and outputs of (x W^T - (x / s) Q^T)^2) measured; the best
- * exponent wins (a = 0 is plain round to nearest).  Writes the packed
- * weight, its scales [in / group][out] and pre[in] = 1 / s (the input is
- * multiplied by it at run time); *best_a and *err (relative to the plain
- * error at a = 0, 1 when equal) say what was found. */
+ * exponent wins (a = 0 is plain round to nearest).  With clip, the scaled
+ * weight of the winner is then quantized again by llm_q_int4_clip on the
+ * scaled rows x / s, and that result is kept when its output error (the
+ * whole layer's, as above) is below the unclipped one's - the clip search
+ * weighs each group alone, so this check keeps it from ever losing.
+ * Writes the packed weight, its scales [in / group][out] and pre[in] = 1 / s
+ * (the input is multiplied by it at run time); *best_a, *clipped (1 when
+ * the clipped weight was kept; may be NULL) and *err (the final output error
+ * relative to the plain one at a = 0, 1 when equal) say what was found. */
 int llm_q_awq(const float *w, int64_t out, int64_t in, int group, const double *chan_mean,
-              const float *x, int rows, uint8_t *packed, float *scale, float *pre, double *best_a,
-              double *err);
+              const float *x, int rows, int clip, uint8_t *packed, float *scale, float *pre,
+              double *best_a, int *clipped, double *err);
 
 /* ---- accuracy of a quantized model against its parent -------------------------- */
 
