@@ -25,35 +25,24 @@
  * bytes of the 16-bit one, and decoded where it is used: the K scale is
  * folded into the score scale, the V scale into the final normalisation.
  */
+#include <type_traits>
+
 #include "common.cuh"
 
 /* Tokens per staged chunk: 32; an 8-bit cache may stage 64 (the bytes of 32 16-bit
  * tokens), measured slower (docs/CUDA.md "8-bit KV cache"). */
-static int rows_chunk; /* 0 or 32: 32; 64: 64 from an 8-bit cache (llm_k_attn_rows_set_chunk) */
+static int rows_chunk; /* llm_k_attn_rows_set_chunk: 0 the default; 32 or 64 the row kernel
+                        * staging that many tokens, also where the tensor-core kernel applies */
 extern "C" void llm_k_attn_rows_set_chunk(int ch)
 {
     rows_chunk = ch;
 }
 #define NT 128  /* threads per block */
 
-static __device__ __forceinline__ void cp_async16(void *smem, const void *gmem)
-{
-    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
-}
-static __device__ __forceinline__ void cp_async_commit(void)
-{
-    asm volatile("cp.async.commit_group;\n" ::);
-}
-template <int N> static __device__ __forceinline__ void cp_async_wait(void)
-{
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
 /* Query heads per block: the GQA group (rounded up to a power of two) when
  * it is at most 8, else 8 (a group of more heads is served by several
  * blocks, each reading the group's K/V). */
-static int heads_per_block(int G)
+static __host__ __device__ int heads_per_block(int G)
 {
     return G <= 1 ? 1 : G <= 2 ? 2 : G <= 4 ? 4 : 8;
 }
@@ -211,7 +200,7 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
                 cp_async16(vs + (buf * CH + t) * DP + dv * LV, src + v_off);
             }
         }
-        cp_async_commit();
+        cp_commit();
     };
     const float kscale = KQ ? a.scale * a.k_scale : a.scale, vscale = KQ ? a.v_scale : 1.f;
 
@@ -242,9 +231,9 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
         const int nvalid = min(CH, end - c0);
         if (c + 1 < nchunks) {
             load_chunk(buf ^ 1, c0 + CH);
-            cp_async_wait<1>();
+            cp_wait<1>();
         } else {
-            cp_async_wait<0>();
+            cp_wait<0>();
         }
         __syncthreads();
 
@@ -372,6 +361,349 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
     }
 }
 
+
+/* ---- decode rows over an 8-bit cache on tensor cores ---------------------------------
+ *
+ * The row kernel above spends one conversion and one multiply-add per
+ * cached code and thread, which caps it well below the speed of memory over
+ * codes half as wide as a 16-bit cache.  Here the scores and P.V of a block
+ * (one query row, one head block of a KV head, one split) are mma.sync
+ * m16n8k16 products in f16 with fp32 accumulators: the block's query heads
+ * are rows of the 16-row tile (a GQA group of up to 8; the other rows are
+ * zero), the codes go from shared memory into fragments with ldmatrix,
+ * treating a pair of codes as one 16-bit element, and become f16 pairs in
+ * registers (two e4m3 codes: one conversion; int8: a byte permute into
+ * 1024 + code + 128 and one subtraction) - every code is exact in f16.
+ * S = Q K^T: a lane's 32-bit K fragment word holds four consecutive dims
+ * of one token; its two pairs are taken as the k indices 2t, 2t+1 and
+ * 2t+8, 2t+9 of the product, and the query fragment is built with the same
+ * dims, so the sum over dims is unchanged by the order.  P.V is computed
+ * transposed, O^T = V^T P^T, so the heads are the 8 columns of the product
+ * and no accumulator is spent on padding rows: S's accumulators are
+ * already P^T's fragment, and the transposed load of V gives a lane two
+ * tokens x two dims, which one permute splits into the even-dim and odd-dim
+ * rows (g and g + 8) of V^T's fragment.
+ * The query is rounded to f16 (bf16 models: after a power-of-two scaling of
+ * each head so its largest element is below 2^15, exact for bf16 values in
+ * range) and P to f16, as the prefill kernel rounds P.  Each of the 4
+ * warps takes 16 of every 64 staged tokens with its own online softmax;
+ * their partial outputs are weighted together at the end, and splits are
+ * combined as in the row kernel. */
+#define TCW 4   /* warps per block */
+#define TCCH 64 /* tokens staged per chunk: 16 per warp */
+
+template <int D> struct tc_cfg {
+    /* bytes per staged row: an odd number of 16-byte units, so the 8 rows of
+     * an ldmatrix fall in distinct banks */
+    static constexpr int CP = (D / 16) % 2 ? D : D + 16;
+    static constexpr size_t stage = (size_t)4 * TCCH * CP; /* K and V, two stages */
+    static constexpr size_t comb = sizeof(float) * TCW * 8 * (D + 2);
+    static constexpr size_t smem = stage > comb ? stage : comb;
+};
+
+/* Four codes r as two f16 pairs: non-transposed (K), bytes (0,1) and (2,3);
+ * transposed (V), bytes (0,2) and (1,3).  Exact. */
+template <int KQ, bool TR>
+static __device__ __forceinline__ void codes_h2(uint32_t r, uint32_t &lo, uint32_t &hi)
+{
+    if constexpr (KQ == LLM_K_KV_FP8) {
+        if (TR) r = __byte_perm(r, 0u, 0x3120);
+        __half2_raw a = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)(r & 0xffffu), __NV_E4M3);
+        __half2_raw b = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)(r >> 16), __NV_E4M3);
+        lo = (uint32_t)a.x | ((uint32_t)a.y << 16);
+        hi = (uint32_t)b.x | ((uint32_t)b.y << 16);
+    } else {
+        /* f16 0x6400 | (code + 128) is 1024 + code + 128 */
+        const uint32_t u = r ^ 0x80808080u;
+        uint32_t a = __byte_perm(u, 0x64646464u, TR ? 0x4240 : 0x4140);
+        uint32_t b = __byte_perm(u, 0x64646464u, TR ? 0x4341 : 0x4342);
+        const __half2 off = __float2half2_rn(1152.f);
+        __half2 ha = __hsub2(*reinterpret_cast<__half2 *>(&a), off);
+        __half2 hb = __hsub2(*reinterpret_cast<__half2 *>(&b), off);
+        lo = *reinterpret_cast<uint32_t *>(&ha);
+        hi = *reinterpret_cast<uint32_t *>(&hb);
+    }
+}
+
+template <typename T, int KQ, int D>
+__global__ void __launch_bounds__(TCW * 32)
+    attn_rows_tc_kernel(const struct llm_k_attn a, const int32_t *rows, const int32_t *seqs,
+                        const int32_t *split_len_p, int max_splits, float *ws, int *counters)
+{
+    typedef tc_cfg<D> C;
+    constexpr int CP = C::CP, NC = D / 16; /* NC: 16-byte columns of a row of codes */
+    typedef mma_op<__half> MMA;
+    pdl_wait();
+    pdl_trigger();
+    const int G = a.n_heads / a.n_kv_heads, GR = heads_per_block(G);
+    const int nhb = (G + GR - 1) / GR;
+    const int i = blockIdx.x, kvh = blockIdx.y / nhb, hb = blockIdx.y - kvh * nhb;
+    const int split = blockIdx.z;
+    const int h0 = kvh * G + hb * GR, gn = min(GR, G - hb * GR);
+    const int r = rows[i], sq = seqs[i];
+    const int p = a.pos[r];
+    const int lo = a.window > 0 ? max(0, p - a.window + 1) : 0;
+    const int64_t split_len = max_splits > 1 ? *split_len_p : 1 << 30;
+    const int64_t begin64 = lo + (int64_t)split * split_len;
+    const int begin = (int)min(begin64, (int64_t)p + 1);
+    const int end = (int)min((int64_t)p + 1, begin64 + split_len);
+
+    extern __shared__ __align__(16) unsigned char smem[];
+    uint8_t *kc = smem;                 /* [2][TCCH][CP] */
+    uint8_t *vc = smem + 2 * TCCH * CP; /* [2][TCCH][CP] */
+
+    const int cidx = i * a.n_kv_heads * nhb + blockIdx.y;
+    float *wsrow = ws ? ws + ((int64_t)i * a.n_heads + h0) * max_splits * (D + 1) : nullptr;
+    if (begin >= p + 1) {
+        for (int g = threadIdx.x; g < gn; g += NT)
+            wsrow[((int64_t)g * max_splits + split) * (D + 1) + D] = -INFINITY;
+        combine_if_last<T>(a, r, cidx, h0, gn, D, max_splits, wsrow, counters, (float *)smem);
+        return;
+    }
+
+    const int32_t *bt = a.block_table + (int64_t)sq * a.bt_stride;
+    const uint8_t *kvbase = (const uint8_t *)a.kv;
+    const int64_t head_off = (int64_t)kvh * a.block_size * D;
+    const int64_t v_off = (int64_t)a.n_kv_heads * a.block_size * D;
+    auto load_chunk = [&](int buf, int c0) {
+        for (int e = threadIdx.x; e < TCCH * NC; e += NT) {
+            int t = e / NC, c = e - t * NC;
+            int tok = c0 + t;
+            bool ok = tok < end;
+            const uint8_t *src = kvbase;
+            if (ok)
+                src = kvbase + (int64_t)bt[tok / a.block_size] * a.blk_stride + head_off +
+                      (int64_t)(tok % a.block_size) * D + c * 16;
+            cp_async16_zfill(kc + (buf * TCCH + t) * CP + c * 16, src, ok);
+            cp_async16_zfill(vc + (buf * TCCH + t) * CP + c * 16, ok ? src + v_off : src, ok);
+        }
+        cp_commit();
+    };
+    const int nchunks = (end - begin + TCCH - 1) / TCCH;
+    load_chunk(0, begin); /* in flight while q is read */
+
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    /* this lane's query row (head h0 + g) at dims 16 c + 4 t4 .. + 3 */
+    float qv[NC][4];
+    float amax = 0.f;
+    {
+        const T *qrow = (const T *)a.q + (int64_t)r * a.q_stride + (int64_t)(h0 + g) * D;
+#pragma unroll
+        for (int c = 0; c < NC; c++) {
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                qv[c][k] = g < gn ? to_f32(qrow[16 * c + 4 * t4 + k]) : 0.f;
+                amax = fmaxf(amax, fabsf(qv[c][k]));
+            }
+        }
+    }
+    /* bf16: scale the head by 2^(15 - e) (max |q| = m 2^e, m in [0.5, 1)) into f16's range */
+    float qmul = 1.f;
+    if constexpr (sizeof(T) == 2 && !std::is_same<T, __half>::value) {
+        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
+        int ex = 0;
+        frexpf(amax, &ex);
+        if (amax > 0.f) qmul = ldexpf(1.f, 15 - ex);
+    }
+    uint32_t qa[NC][2]; /* a0, a2 of the A fragment; a1, a3 (rows 8..15) are zero */
+#pragma unroll
+    for (int c = 0; c < NC; c++) {
+        qa[c][0] = MMA::pack(qv[c][0] * qmul, qv[c][1] * qmul);
+        qa[c][1] = MMA::pack(qv[c][2] * qmul, qv[c][3] * qmul);
+    }
+    const float LOG2E = 1.4426950408889634f;
+    const float ascale = a.scale * a.k_scale / qmul;
+    const float qscale = a.softcap > 0.f ? ascale : ascale * LOG2E;
+    const float sl = a.alibi && g < gn ? a.alibi[h0 + g] * LOG2E : 0.f;
+
+    /* O^T: n-tile c holds dims 16 c + 2 g (c0: head 2 t4, c1: head 2 t4 + 1) and
+     * 16 c + 2 g + 1 (c2, c3) */
+    float o[NC][4];
+#pragma unroll
+    for (int n = 0; n < NC; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+    float m = -INFINITY, l = 0.f; /* head g, log2 units; l: this lane's part */
+    /* ldmatrix row addresses: matrix lane >> 3 is tokens 0-7 / 8-15 (bit 0) of
+     * column pair member (bit 1) */
+    const int lrow = ((lane >> 3) & 1) * 8 + (lane & 7), lcol = (lane >> 4) * 16;
+
+    for (int c = 0; c < nchunks; c++) {
+        const int c0 = begin + c * TCCH, buf = c & 1;
+        if (c + 1 < nchunks) {
+            load_chunk(buf ^ 1, c0 + TCCH);
+            cp_wait<1>();
+        } else {
+            cp_wait<0>();
+        }
+        __syncthreads();
+        const int w0 = c0 + warp * 16; /* this warp's 16 tokens */
+        if (w0 < end) {
+            const uint8_t *kb = kc + (buf * TCCH + warp * 16 + lrow) * CP + lcol;
+            const uint8_t *vb = vc + (buf * TCCH + warp * 16 + lrow) * CP + lcol;
+            /* S = Q K^T: heads as rows (g < gn), tokens 0-7 and 8-15 as two n-tiles */
+            float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+            for (int cc = 0; cc < NC; cc += 2) {
+                uint32_t rk[4], b0, b1;
+                if (cc + 1 < NC) {
+                    ldsm_x4(rk, kb + cc * 16);
+                } else {
+                    ldsm_x2(rk, kb - lcol + cc * 16);
+                }
+                uint32_t qf[4] = {qa[cc][0], 0u, qa[cc][1], 0u};
+                codes_h2<KQ, false>(rk[0], b0, b1);
+                MMA::run(s[0], qf, b0, b1);
+                codes_h2<KQ, false>(rk[1], b0, b1);
+                MMA::run(s[1], qf, b0, b1);
+                if (cc + 1 < NC) {
+                    uint32_t qg[4] = {qa[cc + 1][0], 0u, qa[cc + 1][1], 0u};
+                    codes_h2<KQ, false>(rk[2], b0, b1);
+                    MMA::run(s[0], qg, b0, b1);
+                    codes_h2<KQ, false>(rk[3], b0, b1);
+                    MMA::run(s[1], qg, b0, b1);
+                }
+            }
+            /* scores of head g, tokens w0 + 8 j + 2 t4 + e (log2 units) */
+            float mx = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < 2; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int tok = w0 + 8 * j + 2 * t4 + e;
+                    float v = s[j][e] * qscale;
+                    if (a.softcap > 0.f) v = a.softcap * tanhf(v / a.softcap) * LOG2E;
+                    if (a.alibi) v += sl * (float)(tok - p);
+                    if (tok >= end) v = -INFINITY;
+                    s[j][e] = v;
+                    mx = fmaxf(mx, v);
+                }
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float mn = fmaxf(m, mx), use = mn == -INFINITY ? 0.f : mn;
+            const float al = exp2f(m - use);
+            m = mn;
+            float sum = 0.f;
+#pragma unroll
+            for (int j = 0; j < 2; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) sum += (s[j][e] = exp2f(s[j][e] - use));
+            l = l * al + sum;
+            /* O^T = V^T P^T: this lane's output columns are heads 2 t4 and 2 t4 + 1 */
+            const float al0 = __shfl_sync(0xffffffffu, al, 8 * t4);
+            const float al1 = __shfl_sync(0xffffffffu, al, 8 * t4 + 4);
+#pragma unroll
+            for (int n = 0; n < NC; n++) o[n][0] *= al0, o[n][1] *= al1, o[n][2] *= al0, o[n][3] *= al1;
+            /* P^T as the B fragment: head g, tokens 2 t4, 2 t4 + 1 and 8 more */
+            const uint32_t pb0 = MMA::pack(s[0][0], s[0][1]), pb1 = MMA::pack(s[1][0], s[1][1]);
+            /* V^T as the A fragment: rows g / g + 8 are column cc's dims 2 g / 2 g + 1 */
+#pragma unroll
+            for (int cc = 0; cc < NC; cc += 2) {
+                uint32_t rv[4], va[4];
+                if (cc + 1 < NC) {
+                    ldsm_x4_t(rv, vb + cc * 16);
+                } else {
+                    ldsm_x2_t(rv, vb - lcol + cc * 16);
+                }
+                codes_h2<KQ, true>(rv[0], va[0], va[1]);
+                codes_h2<KQ, true>(rv[1], va[2], va[3]);
+                MMA::run(o[cc], va, pb0, pb1);
+                if (cc + 1 < NC) {
+                    codes_h2<KQ, true>(rv[2], va[0], va[1]);
+                    codes_h2<KQ, true>(rv[3], va[2], va[3]);
+                    MMA::run(o[cc + 1], va, pb0, pb1);
+                }
+            }
+        }
+        __syncthreads();
+    }
+
+    /* the warps' partial rows, weighted together (their staging is done) */
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    float *cw = (float *)smem;    /* [TCW][8][D] */
+    float *cm = cw + TCW * 8 * D; /* [TCW][8] */
+    float *cl = cm + TCW * 8;     /* [TCW][8] */
+#pragma unroll
+    for (int hh = 0; hh < 2; hh++) {
+        const int h = 2 * t4 + hh;
+        if (h < gn) {
+            float *dst = cw + (warp * 8 + h) * D + 2 * g;
+#pragma unroll
+            for (int cc = 0; cc < NC; cc++)
+                *reinterpret_cast<float2 *>(dst + 16 * cc) = make_float2(o[cc][hh], o[cc][2 + hh]);
+        }
+    }
+    if (g < gn && t4 == 0) cm[warp * 8 + g] = m, cl[warp * 8 + g] = l;
+    __syncthreads();
+    const float LN2 = 0.6931471805599453f;
+    for (int e = threadIdx.x; e < gn * D; e += NT) {
+        const int gg = e / D, d = e - gg * D;
+        float M = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < TCW; w++) M = fmaxf(M, cm[w * 8 + gg]);
+        float num = 0.f, den = 0.f;
+#pragma unroll
+        for (int w = 0; w < TCW; w++) {
+            const float mw = cm[w * 8 + gg];
+            if (mw == -INFINITY) continue;
+            const float f = exp2f(mw - M);
+            num += f * cw[(w * 8 + gg) * D + d];
+            den += f * cl[w * 8 + gg];
+        }
+        const float res = num * (a.v_scale / den);
+        if (max_splits == 1)
+            ((T *)a.o)[(int64_t)r * a.n_heads * D + (int64_t)(h0 + gg) * D + d] = from_f32<T>(res);
+        else
+            wsrow[((int64_t)gg * max_splits + split) * (D + 1) + d] = res;
+        if (max_splits > 1 && d == 0)
+            wsrow[((int64_t)gg * max_splits + split) * (D + 1) + D] = (M + log2f(den)) * LN2;
+    }
+    if (max_splits > 1)
+        combine_if_last<T>(a, r, cidx, h0, gn, D, max_splits, wsrow, counters, (float *)smem);
+}
+
+template <typename T, int KQ, int D>
+static int launch_tc(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs, int n,
+                     const int32_t *split_len, int max_splits, float *ws, int *counters,
+                     cudaStream_t st)
+{
+    const size_t smem = tc_cfg<D>::smem;
+    static int set = 0;
+    if (!set && smem > 48 * 1024) {
+        cudaError_t e = cudaFuncSetAttribute(attn_rows_tc_kernel<T, KQ, D>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             (int)smem);
+        if (e != cudaSuccess) return (int)e;
+    }
+    set = 1;
+    const int G = a->n_heads / a->n_kv_heads, GR = heads_per_block(G);
+    dim3 grid(n, a->n_kv_heads * ((G + GR - 1) / GR), max_splits);
+    return launch_pdl(attn_rows_tc_kernel<T, KQ, D>, grid, dim3(TCW * 32), smem, st, *a, rows,
+                      seqs, split_len, max_splits, max_splits > 1 ? ws : nullptr, counters);
+}
+
+/* Whether the tensor-core kernel serves this call: an 8-bit cache, f16 or
+ * bf16, a head dim it is built for, and no chunk forced for the row kernel. */
+static bool use_tc(const struct llm_k_attn *a)
+{
+    const int d = a->head_dim;
+    return a->kv_q && rows_chunk == 0 && (a->dt == K_DT_F16 || a->dt == K_DT_BF16) &&
+           (d == 64 || d == 80 || d == 96 || d == 128 || d == 256);
+}
+
+template <typename T, int KQ>
+static int launch_tc_d(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs, int n,
+                       const int32_t *split_len, int max_splits, float *ws, int *counters,
+                       cudaStream_t st)
+{
+#define TC_D(DD)                                                                                   \
+    if (a->head_dim == DD)                                                                         \
+        return launch_tc<T, KQ, DD>(a, rows, seqs, n, split_len, max_splits, ws, counters, st);
+    TC_D(64) TC_D(80) TC_D(96) TC_D(128) TC_D(256)
+#undef TC_D
+    return (int)cudaErrorInvalidValue;
+}
+
 template <typename T, int KQ, int GR, int CH>
 static int launch_rows(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs, int n,
                        const int32_t *split_len, int max_splits, float *ws, int *counters,
@@ -433,6 +765,14 @@ extern "C" int llm_k_attn_rows(const struct llm_k_attn *a, const int32_t *rows,
         (a->kv_q && (a->head_dim % 16 || !(a->k_scale > 0.f) || !(a->v_scale > 0.f))))
         return (int)cudaErrorInvalidValue;
 #define ROWS_KQ(KQ) launch_rows_gr<T, KQ>(a, rows, seqs, n, split_len, max_splits, ws, counters, stream)
+    if (use_tc(a)) {
+        const bool f16 = a->dt == K_DT_F16, fp8 = a->kv_q == LLM_K_KV_FP8;
+#define TC_ARGS a, rows, seqs, n, split_len, max_splits, ws, counters, stream
+        if (f16) return fp8 ? launch_tc_d<__half, LLM_K_KV_FP8>(TC_ARGS)
+                            : launch_tc_d<__half, LLM_K_KV_INT8>(TC_ARGS);
+        return fp8 ? launch_tc_d<bf16, LLM_K_KV_FP8>(TC_ARGS) : launch_tc_d<bf16, LLM_K_KV_INT8>(TC_ARGS);
+#undef TC_ARGS
+    }
     DISPATCH_DT(a->dt, T, {
         if (a->kv_q == LLM_K_KV_FP8) return ROWS_KQ(LLM_K_KV_FP8);
         if (a->kv_q == LLM_K_KV_INT8) return ROWS_KQ(LLM_K_KV_INT8);

@@ -208,6 +208,98 @@ template <int KQ> static __device__ __forceinline__ void kv_decode4(uint32_t w, 
     }
 }
 
+/* ---- asynchronous copies and tensor-core fragments (sm_80 and later) ------------ */
+
+/* 16 bytes from device memory into shared memory without passing through
+ * registers; zfill: when !valid the 16 bytes are zeros and nothing is read. */
+static __device__ __forceinline__ void cp_async16(void *smem, const void *gmem)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+static __device__ __forceinline__ void cp_async16_zfill(void *smem, const void *gmem, bool valid)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    int n = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
+}
+static __device__ __forceinline__ void cp_commit(void)
+{
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+/* Wait until at most N committed groups are still in flight. */
+template <int N> static __device__ __forceinline__ void cp_wait(void)
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+/* ldmatrix: four (x4) or two (x2) 8x8 matrices of 16-bit elements, each
+ * lane giving the address of one 16-byte row (lanes 0-7 the first matrix,
+ * 8-15 the second, ...); _t transposes each matrix on the way. */
+static __device__ __forceinline__ void ldsm_x4(uint32_t *r, const void *p)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+static __device__ __forceinline__ void ldsm_x4_t(uint32_t *r, const void *p)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+static __device__ __forceinline__ void ldsm_x2(uint32_t *r, const void *p)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"(s));
+}
+static __device__ __forceinline__ void ldsm_x2_t(uint32_t *r, const void *p)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];\n"
+                 : "=r"(r[0]), "=r"(r[1])
+                 : "r"(s));
+}
+
+/* mma.sync m16n8k16 with fp32 accumulators, c += a b, for T = __half or bf16
+ * inputs; pack: two fp32 values as the input type's pair (the first in the
+ * low half). */
+template <typename T> struct mma_op;
+template <> struct mma_op<__half> {
+    static __device__ __forceinline__ void run(float *c, const uint32_t *a, uint32_t b0,
+                                               uint32_t b1)
+    {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    static __device__ __forceinline__ uint32_t pack(float x, float y)
+    {
+        __half2 h = __floats2half2_rn(x, y);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+};
+template <> struct mma_op<bf16> {
+    static __device__ __forceinline__ void run(float *c, const uint32_t *a, uint32_t b0,
+                                               uint32_t b1)
+    {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+    static __device__ __forceinline__ uint32_t pack(float x, float y)
+    {
+        __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+};
+
 #define DISPATCH_DT(dt, T, ...)                                                                    \
     do {                                                                                           \
         if ((dt) == K_DT_F32) {                                                                    \

@@ -462,7 +462,7 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
              prefill ? "" : c.splits > 1 ? " split" : "",
              pf_variant == 1 ? " mt1" : pf_variant == 2 ? " mt2" : "",
              attn_kvq == LLM_K_KV_FP8 ? " kv-fp8" : attn_kvq == LLM_K_KV_INT8 ? " kv-int8" : "",
-             attn_kvq && !prefill && attn_ch == 64 ? " ch64" : "");
+             attn_kvq && !prefill ? attn_ch == 64 ? " rows64" : attn_ch == 32 ? " rows32" : " tc" : "");
     double kvbytes = (double)B * ctx * 2.0 * nkv * hd * (attn_kvq ? 1 : 2);
     double flops = prefill ? 4.0 * B * (double)ctx * ctx / 2 * hd * nh
                            : 4.0 * B * (double)ctx * hd * nh;
@@ -551,16 +551,16 @@ static void bench_attn_all(int n_sm)
     for (pf_variant = 1; pf_variant <= 2; pf_variant++) /* m-tiles per warp */
         bench_attn(4, 2048, 32, 32, 128, 1, n_sm);
     pf_variant = 0;
-    /* an 8-bit KV cache: the same shapes read half the bytes (also with chunks of 64
-     * tokens, the bytes of 32 16-bit ones) */
+    /* an 8-bit KV cache: the same shapes read half the bytes; decode on the tensor-core
+     * kernel (tc) and on the row kernel staging 32 or 64 tokens (rows32, rows64) */
     for (attn_kvq = LLM_K_KV_FP8; attn_kvq <= LLM_K_KV_INT8; attn_kvq++)
-        for (int ch = 32; ch <= 64; ch += 32) {
+        for (int ch = 0; ch <= 64; ch += 32) {
             llm_k_attn_rows_set_chunk(ch);
             attn_ch = ch;
             for (int i = 2; i < 6; i++) bench_attn(dec[i][0], dec[i][1], 32, 32, 128, 0, n_sm);
             bench_attn(1024, 192, 32, 32, 128, 0, n_sm);
             bench_attn(512, 192, 32, 8, 128, 0, n_sm);
-            if (ch == 32) bench_attn(4, 2048, 32, 32, 128, 1, n_sm);
+            if (ch == 0) bench_attn(4, 2048, 32, 32, 128, 1, n_sm);
         }
     llm_k_attn_rows_set_chunk(0);
     attn_ch = 0;

@@ -1322,7 +1322,9 @@ struct attn_case {
     int kvq; /* enum llm_k_kvq */
 };
 
-/* The row kernel's chunk for an 8-bit cache (0: its default). */
+/* llm_k_attn_rows_set_chunk's value: 0 the default (an 8-bit cache in f16 or
+ * bf16 goes to the tensor-core kernel); 32 or 64 the row kernel staging that
+ * many tokens. */
 static int rows_chunk;
 
 /* mode 0: row kernel only; 1: row kernel with forced splits; 2: prefill tiles for every
@@ -1340,7 +1342,7 @@ static void attn_run(const struct attn_case *ac, int mode)
              mode == 2 ? "PREFILL" : mode == 1 ? "ROWS_SPLIT" : "ROWS", llm_dtype_name(dt), hd, nh,
              nkv, bs, ac->window, ac->alibi ? ",alibi" : "", ac->softcap ? ",softcap" : "",
              ac->kvq == LLM_K_KV_FP8 ? ",kv=fp8" : ac->kvq == LLM_K_KV_INT8 ? ",kv=int8" : "",
-             rows_chunk ? ",chunk=64" : "", seqs);
+             rows_chunk == 64 ? ",rowk64" : rows_chunk == 32 ? ",rowk32" : "", seqs);
     if (!want(name)) return;
     if (mode == 2 && !llm_k_attn_prefill_supported(dt, hd)) return;
 
@@ -1508,8 +1510,10 @@ static void test_attn(void)
     /* an 8-bit KV cache: GQA groups, head dims 64..256, windows, splits, softcap */
     for (int di = 0; di < 3; di++)
         for (int kvq = LLM_K_KV_FP8; kvq <= LLM_K_KV_INT8; kvq++) {
-            const int qs_[][3] = {{8, 2, 128}, {4, 4, 64}, {8, 1, 80}, {2, 1, 256}};
-            for (int si = 0; si < 4; si++) {
+            /* groups of 4, 1, 8, 2, 3 (a padded head block) and 12 (two head blocks) */
+            const int qs_[][3] = {{8, 2, 128}, {4, 4, 64}, {8, 1, 80},
+                                  {2, 1, 256}, {12, 4, 96}, {12, 1, 64}};
+            for (int si = 0; si < 6; si++) {
                 struct attn_case c = {DTS[di], qs_[si][2], qs_[si][0], qs_[si][1], 32, 0, 0, 0,
                                       5, {1, 1, 20, 50, 130}, {1, 37, 20, 130, 200}, kvq};
                 for (int mode = 0; mode < 3; mode++) attn_run(&c, mode);
@@ -1519,11 +1523,17 @@ static void test_attn(void)
             struct attn_case c = {DTS[di], 128, 32, 8, 32, 0, 0, 1, 3, {1, 1, 70},
                                   {700, 1500, 70}, kvq};
             for (int mode = 0; mode < 3; mode++) attn_run(&c, mode);
-            /* the row kernel staging 64 tokens at a time (the bytes of 32 16-bit ones) */
-            llm_k_attn_rows_set_chunk(rows_chunk = 64);
+            c.alibi = 1, c.softcap = 0;
+            for (int mode = 0; mode < 2; mode++) attn_run(&c, mode);
+            c.alibi = 0, c.softcap = 1;
+            /* the row kernel where the tensor-core one would serve f16 and bf16,
+             * staging 32 or 64 tokens at a time */
             struct attn_case c2 = {DTS[di], 128, 8, 2, 16, 40, 0, 0, 5, {1, 1, 20, 50, 130},
                                    {1, 37, 20, 130, 200}, kvq};
-            for (int mode = 0; mode < 2; mode++) attn_run(&c, mode), attn_run(&c2, mode);
+            for (int ch = 32; ch <= 64; ch += 32) {
+                llm_k_attn_rows_set_chunk(rows_chunk = ch);
+                for (int mode = 0; mode < 2; mode++) attn_run(&c, mode), attn_run(&c2, mode);
+            }
             llm_k_attn_rows_set_chunk(rows_chunk = 0);
         }
     for (int di = 0; di < 3; di++) {
