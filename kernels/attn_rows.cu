@@ -382,7 +382,8 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
  * and no accumulator is spent on padding rows: S's accumulators are
  * already P^T's fragment, and the transposed load of V gives a lane two
  * tokens x two dims, which one permute splits into the even-dim and odd-dim
- * rows (g and g + 8) of V^T's fragment.
+ * rows (g and g + 8) of V^T's fragment.  Chunks of 64 tokens are staged
+ * with cp.async, NS (two) deep.
  * The query is rounded to f16 (bf16 models: after a power-of-two scaling of
  * each head so its largest element is below 2^15, exact for bf16 values in
  * range) and P to f16, as the prefill kernel rounds P.  Each of the 4
@@ -392,11 +393,11 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
 #define TCW 4   /* warps per block */
 #define TCCH 64 /* tokens staged per chunk: 16 per warp */
 
-template <int D> struct tc_cfg {
+template <int D, int NS> struct tc_cfg {
     /* bytes per staged row: an odd number of 16-byte units, so the 8 rows of
      * an ldmatrix fall in distinct banks */
     static constexpr int CP = (D / 16) % 2 ? D : D + 16;
-    static constexpr size_t stage = (size_t)4 * TCCH * CP; /* K and V, two stages */
+    static constexpr size_t stage = (size_t)2 * NS * TCCH * CP; /* K and V, NS stages */
     static constexpr size_t comb = sizeof(float) * TCW * 8 * (D + 2);
     static constexpr size_t smem = stage > comb ? stage : comb;
 };
@@ -425,12 +426,12 @@ static __device__ __forceinline__ void codes_h2(uint32_t r, uint32_t &lo, uint32
     }
 }
 
-template <typename T, int KQ, int D>
+template <typename T, int KQ, int D, int NS>
 __global__ void __launch_bounds__(TCW * 32)
     attn_rows_tc_kernel(const struct llm_k_attn a, const int32_t *rows, const int32_t *seqs,
                         const int32_t *split_len_p, int max_splits, float *ws, int *counters)
 {
-    typedef tc_cfg<D> C;
+    typedef tc_cfg<D, NS> C;
     constexpr int CP = C::CP, NC = D / 16; /* NC: 16-byte columns of a row of codes */
     typedef mma_op<__half> MMA;
     pdl_wait();
@@ -449,8 +450,8 @@ __global__ void __launch_bounds__(TCW * 32)
     const int end = (int)min((int64_t)p + 1, begin64 + split_len);
 
     extern __shared__ __align__(16) unsigned char smem[];
-    uint8_t *kc = smem;                 /* [2][TCCH][CP] */
-    uint8_t *vc = smem + 2 * TCCH * CP; /* [2][TCCH][CP] */
+    uint8_t *kc = smem;                  /* [NS][TCCH][CP] */
+    uint8_t *vc = smem + NS * TCCH * CP; /* [NS][TCCH][CP] */
 
     const int cidx = i * a.n_kv_heads * nhb + blockIdx.y;
     float *wsrow = ws ? ws + ((int64_t)i * a.n_heads + h0) * max_splits * (D + 1) : nullptr;
@@ -480,7 +481,14 @@ __global__ void __launch_bounds__(TCW * 32)
         cp_commit();
     };
     const int nchunks = (end - begin + TCCH - 1) / TCCH;
-    load_chunk(0, begin); /* in flight while q is read */
+    /* the first NS - 1 chunks in flight while q is read; one group committed
+     * per chunk (empty past the last), so chunk c is in once all but NS - 2
+     * groups are */
+#pragma unroll
+    for (int c = 0; c < NS - 1; c++) {
+        if (c < nchunks) load_chunk(c, begin + c * TCCH);
+        else cp_commit();
+    }
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
     /* this lane's query row (head h0 + g) at dims 16 c + 4 t4 .. + 3 */
@@ -528,13 +536,10 @@ __global__ void __launch_bounds__(TCW * 32)
     const int lrow = ((lane >> 3) & 1) * 8 + (lane & 7), lcol = (lane >> 4) * 16;
 
     for (int c = 0; c < nchunks; c++) {
-        const int c0 = begin + c * TCCH, buf = c & 1;
-        if (c + 1 < nchunks) {
-            load_chunk(buf ^ 1, c0 + TCCH);
-            cp_wait<1>();
-        } else {
-            cp_wait<0>();
-        }
+        const int c0 = begin + c * TCCH, buf = c % NS;
+        if (c + NS - 1 < nchunks) load_chunk((c + NS - 1) % NS, c0 + (NS - 1) * TCCH);
+        else cp_commit();
+        cp_wait<NS - 1>();
         __syncthreads();
         const int w0 = c0 + warp * 16; /* this warp's 16 tokens */
         if (w0 < end) {
@@ -662,15 +667,24 @@ __global__ void __launch_bounds__(TCW * 32)
         combine_if_last<T>(a, r, cidx, h0, gn, D, max_splits, wsrow, counters, (float *)smem);
 }
 
-template <typename T, int KQ, int D>
-static int launch_tc(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs, int n,
-                     const int32_t *split_len, int max_splits, float *ws, int *counters,
-                     cudaStream_t st)
+/* Stages of the tensor-core kernel's pipeline (llm_k_attn_rows_set_stages): two;
+ * three keep every chunk of a short row in flight at once but take 50% more
+ * shared memory, and measured 10-17% slower (docs/CUDA.md "8-bit KV cache"). */
+static int tc_stages = 2;
+extern "C" void llm_k_attn_rows_set_stages(int ns)
 {
-    const size_t smem = tc_cfg<D>::smem;
+    tc_stages = ns == 3 ? 3 : 2;
+}
+
+template <typename T, int KQ, int D, int NS>
+static int launch_tc_ns(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs, int n,
+                        const int32_t *split_len, int max_splits, float *ws, int *counters,
+                        cudaStream_t st)
+{
+    const size_t smem = tc_cfg<D, NS>::smem;
     static int set = 0;
     if (!set && smem > 48 * 1024) {
-        cudaError_t e = cudaFuncSetAttribute(attn_rows_tc_kernel<T, KQ, D>,
+        cudaError_t e = cudaFuncSetAttribute(attn_rows_tc_kernel<T, KQ, D, NS>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              (int)smem);
         if (e != cudaSuccess) return (int)e;
@@ -678,8 +692,18 @@ static int launch_tc(const struct llm_k_attn *a, const int32_t *rows, const int3
     set = 1;
     const int G = a->n_heads / a->n_kv_heads, GR = heads_per_block(G);
     dim3 grid(n, a->n_kv_heads * ((G + GR - 1) / GR), max_splits);
-    return launch_pdl(attn_rows_tc_kernel<T, KQ, D>, grid, dim3(TCW * 32), smem, st, *a, rows,
+    return launch_pdl(attn_rows_tc_kernel<T, KQ, D, NS>, grid, dim3(TCW * 32), smem, st, *a, rows,
                       seqs, split_len, max_splits, max_splits > 1 ? ws : nullptr, counters);
+}
+
+template <typename T, int KQ, int D>
+static int launch_tc(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs, int n,
+                     const int32_t *split_len, int max_splits, float *ws, int *counters,
+                     cudaStream_t st)
+{
+    if (tc_stages == 3)
+        return launch_tc_ns<T, KQ, D, 3>(a, rows, seqs, n, split_len, max_splits, ws, counters, st);
+    return launch_tc_ns<T, KQ, D, 2>(a, rows, seqs, n, split_len, max_splits, ws, counters, st);
 }
 
 /* Whether the tensor-core kernel serves this call: an 8-bit cache, f16 or

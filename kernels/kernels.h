@@ -186,9 +186,15 @@ int llm_k_attn_rows(const struct llm_k_attn *a, const int32_t *rows, const int32
                     const int32_t *split_len, int max_splits, float *ws, int *counters,
                     llm_stream_t stream);
 
-/* Tokens the row kernel stages at a time from an 8-bit cache: 32 or 64
- * (0: the default, 32); for the benchmark. */
+/* 0 (the default): an 8-bit cache in f16 or bf16 with head_dim 64, 80, 96,
+ * 128 or 256 goes to the tensor-core kernel, any other call to the row
+ * kernel staging 32 tokens at a time; 32 or 64: the row kernel for every
+ * call, staging that many tokens of an 8-bit cache.  For tests and the
+ * benchmark. */
 void llm_k_attn_rows_set_chunk(int ch);
+/* Pipeline stages (2, the default, or 3) of the tensor-core kernel that
+ * serves an 8-bit cache; for the benchmark. */
+void llm_k_attn_rows_set_stages(int ns);
 
 /* Blocks the row kernel runs per query row and split: one per KV head, or
  * more when a GQA group has over 8 query heads; 0 for a bad head count. */

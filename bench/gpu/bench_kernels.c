@@ -380,7 +380,7 @@ static void *dcopy_i32(const int32_t *h, size_t n)
 }
 
 /* The KV cache's element for bench_attn (enum llm_k_kvq), and the row kernel's chunk. */
-static int attn_kvq, attn_ch;
+static int attn_kvq, attn_ch, attn_ns = 2;
 
 /* B sequences of ctx tokens (decode: one query row each; prefill: all rows). */
 static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int n_sm)
@@ -462,7 +462,7 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
              prefill ? "" : c.splits > 1 ? " split" : "",
              pf_variant == 1 ? " mt1" : pf_variant == 2 ? " mt2" : "",
              attn_kvq == LLM_K_KV_FP8 ? " kv-fp8" : attn_kvq == LLM_K_KV_INT8 ? " kv-int8" : "",
-             attn_kvq && !prefill ? attn_ch == 64 ? " rows64" : attn_ch == 32 ? " rows32" : " tc" : "");
+             attn_kvq && !prefill ? attn_ch == 64 ? " rows64" : attn_ch == 32 ? " rows32" : attn_ns == 2 ? " tc2" : " tc3" : "");
     double kvbytes = (double)B * ctx * 2.0 * nkv * hd * (attn_kvq ? 1 : 2);
     double flops = prefill ? 4.0 * B * (double)ctx * ctx / 2 * hd * nh
                            : 4.0 * B * (double)ctx * hd * nh;
@@ -561,6 +561,15 @@ static void bench_attn_all(int n_sm)
             bench_attn(1024, 192, 32, 32, 128, 0, n_sm);
             bench_attn(512, 192, 32, 8, 128, 0, n_sm);
             if (ch == 0) bench_attn(4, 2048, 32, 32, 128, 1, n_sm);
+            if (ch == 0) { /* the tensor-core kernel with three pipeline stages */
+                bench_attn(1024, 192, 32, 8, 128, 0, n_sm);
+                llm_k_attn_rows_set_stages(attn_ns = 3);
+                for (int i = 2; i < 6; i++) bench_attn(dec[i][0], dec[i][1], 32, 32, 128, 0, n_sm);
+                bench_attn(1024, 192, 32, 32, 128, 0, n_sm);
+                bench_attn(512, 192, 32, 8, 128, 0, n_sm);
+                bench_attn(1024, 192, 32, 8, 128, 0, n_sm);
+                llm_k_attn_rows_set_stages(attn_ns = 2);
+            }
         }
     llm_k_attn_rows_set_chunk(0);
     attn_ch = 0;

@@ -1326,6 +1326,8 @@ struct attn_case {
  * bf16 goes to the tensor-core kernel); 32 or 64 the row kernel staging that
  * many tokens. */
 static int rows_chunk;
+/* llm_k_attn_rows_set_stages's value (2: the default) */
+static int tc_stages = 2;
 
 /* mode 0: row kernel only; 1: row kernel with forced splits; 2: prefill tiles for every
  * sequence (q_len >= 1). */
@@ -1342,7 +1344,8 @@ static void attn_run(const struct attn_case *ac, int mode)
              mode == 2 ? "PREFILL" : mode == 1 ? "ROWS_SPLIT" : "ROWS", llm_dtype_name(dt), hd, nh,
              nkv, bs, ac->window, ac->alibi ? ",alibi" : "", ac->softcap ? ",softcap" : "",
              ac->kvq == LLM_K_KV_FP8 ? ",kv=fp8" : ac->kvq == LLM_K_KV_INT8 ? ",kv=int8" : "",
-             rows_chunk == 64 ? ",rowk64" : rows_chunk == 32 ? ",rowk32" : "", seqs);
+             rows_chunk == 64 ? ",rowk64" : rows_chunk == 32 ? ",rowk32" : tc_stages == 3 ? ",tc3" : "",
+             seqs);
     if (!want(name)) return;
     if (mode == 2 && !llm_k_attn_prefill_supported(dt, hd)) return;
 
@@ -1535,6 +1538,10 @@ static void test_attn(void)
                 for (int mode = 0; mode < 2; mode++) attn_run(&c, mode), attn_run(&c2, mode);
             }
             llm_k_attn_rows_set_chunk(rows_chunk = 0);
+            /* the tensor-core kernel three stages deep */
+            llm_k_attn_rows_set_stages(tc_stages = 3);
+            for (int mode = 0; mode < 2; mode++) attn_run(&c, mode), attn_run(&c2, mode);
+            llm_k_attn_rows_set_stages(tc_stages = 2);
         }
     for (int di = 0; di < 3; di++) {
         /* long decode (splits), alibi, softcap */
