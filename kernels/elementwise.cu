@@ -297,8 +297,12 @@ extern "C" int llm_k_rope_kv(int dt, void *qkv, const float *rope, const int32_t
 
 /* ---- activations ------------------------------------------------------------ */
 
-template <typename T>
-__global__ void act_kernel(int act, int gated, T *h, int64_t rows, int inter)
+/* Q != 0: the row's stored (rounded) values also go out as 8-bit codes of
+ * x / smoother[j] / s under the static scale s = *as, as llm_k_quant_act
+ * rounds them (act_in and code8 there), with s into xs[row]. */
+template <typename T, int Q>
+__global__ void act_kernel(int act, int gated, T *h, int64_t rows, int inter, uint8_t *xq,
+                           float *xs, const float *as, const float *sm)
 {
     constexpr int V = vec<T>::N;
     pdl_wait();
@@ -306,6 +310,7 @@ __global__ void act_kernel(int act, int gated, T *h, int64_t rows, int inter)
     int nv = inter / V;
     int64_t total = rows * nv;
     int64_t stride = gated ? 2 * (int64_t)inter : inter;
+    const float s = Q ? *as : 1.f;
     for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
          t += (int64_t)gridDim.x * blockDim.x) {
         int64_t r = t / nv;
@@ -321,6 +326,25 @@ __global__ void act_kernel(int act, int gated, T *h, int64_t rows, int inter)
             for (int k = 0; k < V; k++) o.v[k] = from_f32<T>(act_apply(act, to_f32(a.v[k])));
         }
         vstore(p, o);
+        if constexpr (Q != 0) {
+            uint8_t c[V];
+#pragma unroll
+            for (int k = 0; k < V; k++) {
+                float v = to_f32(o.v[k]);
+                if (sm) v = v / sm[j + k];
+                c[k] = code8<Q>(v / s);
+            }
+            uint8_t *dst = xq + r * inter + j;
+            if constexpr (V == 8) {
+                uint2 w;
+                w.x = c[0] | c[1] << 8 | c[2] << 16 | (uint32_t)c[3] << 24;
+                w.y = c[4] | c[5] << 8 | c[6] << 16 | (uint32_t)c[7] << 24;
+                *reinterpret_cast<uint2 *>(dst) = w;
+            } else {
+                *reinterpret_cast<uint32_t *>(dst) = c[0] | c[1] << 8 | c[2] << 16 | (uint32_t)c[3] << 24;
+            }
+            if (j == 0) xs[r] = s;
+        }
     }
 }
 
@@ -331,17 +355,32 @@ static int grid_for(int64_t work, int nt)
     return g < 1 ? 1 : (int)g;
 }
 
+extern "C" int llm_k_act_q(int dt, int act, int gated, void *h, int rows, int inter, int qact,
+                           void *xq, float *xs, const float *act_scale, const float *smoother,
+                           llm_stream_t stream)
+{
+    if (rows <= 0) return 0;
+    if (inter % 8 || act < 0 || act > LLM_K_ACT_RELU || qact < LLM_K_A_NONE ||
+        qact > LLM_K_A_INT8 || (qact && (!xq || !xs || !act_scale)))
+        return (int)cudaErrorInvalidValue;
+#define ACT_Q(Q)                                                                                   \
+    launch_pdl(act_kernel<T, Q>, dim3(grid_for(work, 256)), dim3(256), 0, stream, act, gated,     \
+               (T *)h, (int64_t)rows, inter, (uint8_t *)xq, xs, act_scale, smoother)
+    DISPATCH_DT(dt, T, {
+        int64_t work = (int64_t)rows * (inter / vec<T>::N);
+        if (qact == LLM_K_A_FP8) return ACT_Q(LLM_K_A_FP8);
+        if (qact == LLM_K_A_INT8) return ACT_Q(LLM_K_A_INT8);
+        return ACT_Q(LLM_K_A_NONE);
+    });
+#undef ACT_Q
+    return 0;
+}
+
 extern "C" int llm_k_act(int dt, int act, int gated, void *h, int rows, int inter,
                          llm_stream_t stream)
 {
-    if (rows <= 0) return 0;
-    if (inter % 8 || act < 0 || act > LLM_K_ACT_RELU) return (int)cudaErrorInvalidValue;
-    DISPATCH_DT(dt, T, {
-        int64_t work = (int64_t)rows * (inter / vec<T>::N);
-        return launch_pdl(act_kernel<T>, dim3(grid_for(work, 256)), dim3(256), 0, stream, act,
-                          gated, (T *)h, (int64_t)rows, inter);
-    });
-    return 0;
+    return llm_k_act_q(dt, act, gated, h, rows, inter, LLM_K_A_NONE, NULL, NULL, NULL, NULL,
+                       stream);
 }
 
 /* ---- residual add -------------------------------------------------------------- */

@@ -76,6 +76,13 @@ int llm_k_rope_kv(int dt, void *qkv, const float *rope, const int32_t *pos,
  * (row stride 2 * inter; the result is read with that stride).  Not gated
  * (gated == 0): h[r][j] = act(h[r][j]) over [rows][inter]. */
 int llm_k_act(int dt, int act, int gated, void *h, int rows, int inter, llm_stream_t stream);
+/* The same, and (qact: enum llm_k_qact, not none) the activated rows, as
+ * stored, divided by smoother[j] (when not NULL) and by the static scale
+ * *act_scale (> 0: the caller knows it is), rounded to 8-bit codes into xq
+ * [rows][inter] and the scale into xs[rows] - what llm_k_quant_act writes
+ * from h for the product after the activation. */
+int llm_k_act_q(int dt, int act, int gated, void *h, int rows, int inter, int qact, void *xq,
+                float *xs, const float *act_scale, const float *smoother, llm_stream_t stream);
 
 /* y[i] += x[i] for i < n (a multiple of 8), the sum in fp32 rounded once:
  * a sub-block's output added to the residual stream. */
@@ -262,6 +269,7 @@ struct llm_k_qw {
     int act;
     const float *act_scale, *smoother;
     int scalar; /* W8A8: one weight scale per part and a static activation scale */
+    int act_static; /* W8A8: every part's activation scale is static (> 0) */
 };
 /* The tensor-core layout of int4 weights (f16 / bf16 products, no zero
  * point, N % 16 == 0, K % 64 == 0): tiles of 16 rows x 64 inputs, 512 bytes

@@ -325,6 +325,63 @@ static void test_norm_q(void)
                 }
 }
 
+/* An activation that also rounds its output rows to 8 bits under a static
+ * scale (llm_k_act_q, the down product's input): the rows it leaves must be
+ * byte-equal to llm_k_act's, and the codes and scales exactly what
+ * llm_k_quant_act makes of them (with a smoother too). */
+static void test_act_q(void)
+{
+    const int shapes[][2] = {{1, 256}, {3, 11008}, {70, 1408}};
+    for (int di = 0; di < 3; di++)
+        for (int qa = LLM_K_A_FP8; qa <= LLM_K_A_INT8; qa++)
+            for (int v = 0; v < 4; v++) /* gated, smoother */
+                for (int si = 0; si < 3; si++) {
+                    int dt = DTS[di], rows = shapes[si][0], I = shapes[si][1];
+                    int gated = v & 1, smooth = v >> 1, act = gated ? LLM_K_ACT_SILU : LLM_K_ACT_GELU;
+                    char name[160];
+                    snprintf(name, sizeof name, "ACT_Q8(dt=%s,act=%s,gated=%d,smooth=%d,rows=%d,inter=%d)",
+                             llm_dtype_name(dt), qa == LLM_K_A_FP8 ? "fp8" : "int8", gated, smooth,
+                             rows, I);
+                    if (!want(name)) continue;
+                    const int ld = gated ? 2 * I : I;
+                    const size_t nh = (size_t)rows * ld, nb = (size_t)rows * I;
+                    void *h_h;
+                    float *h = rand_vals(nh, 3.f, dt, &h_h);
+                    float *sm = xmalloc(sizeof(float) * (size_t)I);
+                    for (int j = 0; j < I; j++) sm[j] = 0.25f + 2.f * fabsf(frand());
+                    float scale = qa == LLM_K_A_FP8 ? 1.f / 150 : 1.f / 40;
+                    void *d1 = dev_copy(h_h, nh * esize(dt)), *d2 = dev_copy(h_h, nh * esize(dt));
+                    void *dsc = dev_copy(&scale, sizeof scale);
+                    void *dsm = dev_copy(sm, sizeof(float) * (size_t)I);
+                    void *dq = dev_poison(nb), *dq2 = dev_poison(nb);
+                    void *dxs = dev_poison(4 * (size_t)rows), *dxs2 = dev_poison(4 * (size_t)rows);
+                    const float *smp = smooth ? dsm : NULL;
+                    CUDA(llm_k_act_q(dt, act, gated, d1, rows, I, qa, dq, dxs, dsc, smp, 0));
+                    CUDA(llm_k_act(dt, act, gated, d2, rows, I, 0));
+                    CUDA(llm_k_quant_act(dt, qa, dq2, dxs2, d2, ld, smp, dsc, rows, I, 0));
+                    CUDA(cudaDeviceSynchronize());
+                    size_t hb = nh * esize(dt);
+                    uint8_t *h1 = xmalloc(hb), *h2 = xmalloc(hb), *q1 = xmalloc(nb), *q2 = xmalloc(nb);
+                    float *s1 = xmalloc(4 * (size_t)rows), *s2 = xmalloc(4 * (size_t)rows);
+                    CUDA(cudaMemcpy(h1, d1, hb, cudaMemcpyDeviceToHost));
+                    CUDA(cudaMemcpy(h2, d2, hb, cudaMemcpyDeviceToHost));
+                    CUDA(cudaMemcpy(q1, dq, nb, cudaMemcpyDeviceToHost));
+                    CUDA(cudaMemcpy(q2, dq2, nb, cudaMemcpyDeviceToHost));
+                    CUDA(cudaMemcpy(s1, dxs, 4 * (size_t)rows, cudaMemcpyDeviceToHost));
+                    CUDA(cudaMemcpy(s2, dxs2, 4 * (size_t)rows, cudaMemcpyDeviceToHost));
+                    size_t bad = memcmp(h1, h2, hb) != 0;
+                    for (size_t i = 0; i < nb; i++) bad += q1[i] != q2[i];
+                    for (int r = 0; r < rows; r++) bad += memcmp(&s1[r], &s2[r], 4) != 0;
+                    n_cases++;
+                    printf("%-72s %zu differ  %s\n", name, bad, bad ? "FAIL" : "ok");
+                    if (bad) n_failed++;
+                    free(h), free(h_h), free(sm), free(h1), free(h2), free(q1), free(q2);
+                    free(s1), free(s2);
+                    cudaFree(d1), cudaFree(d2), cudaFree(dsc), cudaFree(dsm), cudaFree(dq);
+                    cudaFree(dq2), cudaFree(dxs), cudaFree(dxs2);
+                }
+}
+
 /* ---- rotary embedding + KV append ------------------------------------------------ */
 
 static float long_f[64], short_f[64];
@@ -1668,6 +1725,7 @@ int main(int argc, char **argv)
     test_embed();
     test_norm();
     test_norm_q();
+    test_act_q();
     test_rope();
     test_act();
     test_exact();

@@ -410,6 +410,8 @@ static int upload_w8a8(struct cu_be *c, const struct llm_weight *const *w, int k
     for (int i = 0; i < k; i++)
         scalar &= w[i]->scale_kind != LLM_WSCALE_CHANNEL && as[i] > 0.f;
     out->q.scalar = scalar;
+    out->q.act_static = 1;
+    for (int i = 0; i < k; i++) out->q.act_static &= as[i] > 0.f;
     if (split) out->q.pre_split = (int)N;
     if ((rc = upload_bytes(c, (void **)&out->q.scale, sc, sizeof(float) * (size_t)(k * N),
                            "scales")) ||

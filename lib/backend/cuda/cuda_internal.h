@@ -102,6 +102,15 @@ struct cu_step {
 
 #define CU_MAX_GRAPHS 32
 
+/* Which rows the 8-bit scratch holds: rows x (row stride ld elements) as
+ * rounded for a product with activations act under scale (device, or NULL)
+ * and smoother (or NULL); x NULL: none. */
+struct cu_q8_src {
+    const void *x;
+    int act, m, ld;
+    const float *scale, *sm;
+};
+
 struct cu_be {
     struct llm_backend pub;
     const struct llm_model_desc *d;
@@ -154,12 +163,12 @@ struct cu_be {
     int64_t layer_elems;   /* one layer within a block: K and V */
     size_t kv_es;          /* bytes per cached element: es, or 1 for 8-bit codes */
     long n_forward;        /* forward steps so far */
-    /* 8-bit activations a norm rounded for the product right after it
-     * (q8_xq / q8_xs hold them): that product's input, format, scale, rows */
-    const void *q8_from;
-    int q8_from_act, q8_from_m;
-    const float *q8_from_scale;
-    int q8_no_fuse;        /* LLM_CUDA_NORM_Q8=0: the norm leaves the rounding to the product */
+    /* 8-bit activations a norm or an activation rounded for the product
+     * right after it (q8_xq / q8_xs hold them); q8_pend: set by an
+     * activation inside a product's step, for the next step */
+    struct cu_q8_src q8_from, q8_pend;
+    int q8_no_fuse;        /* LLM_CUDA_NORM_Q8=0: norms and activations leave the rounding to
+                            * the product */
     long prof_first, prof_count; /* LLM_CUDA_PROFILE_STEPS: the profiler's window (steps) */
     int kv_q;              /* enum llm_k_kvq */
     float *kv_scale;       /* host, [n_layers][2]: K and V scales of 8-bit codes */

@@ -402,9 +402,10 @@ static int qlinear_w8a8_rows(struct cu_be *c, int m, int r0, int n, int k, const
         return llm_err_set(LLM_EINVAL, "cuda backend: rows %d..%d of an 8-bit weight take two "
                            "activation scales", r0, r0 + n);
     const int small = m <= c->w8_max_m;
-    /* rounded already by the norm before (step_norm), or here */
-    if (!(c->q8_from && c->q8_from == x && c->q8_from_act == q.act && c->q8_from_m == m &&
-          c->q8_from_scale == q.act_scale && !q.smoother && r0 == 0 && ldx == k))
+    /* rounded already by the norm or activation before (step_norm, step_act), or here */
+    const struct cu_q8_src *f = &c->q8_from;
+    if (!(f->x && f->x == x && f->act == q.act && f->m == m && f->scale == q.act_scale &&
+          f->sm == q.smoother && f->ld == ldx && r0 == 0))
         CK(llm_k_quant_act(c->dt, q.act, c->q8_xq, c->q8_xs, x, ldx, q.smoother, q.act_scale, m,
                            k, c->st));
     if (!small)
@@ -522,12 +523,33 @@ static int step_norm(struct cu_be *c, const struct llm_step *s, int layer, int r
                     w->w, w->b, (float)d->norm_offset, rows, (int)d->hidden, (float)d->norm_eps,
                     nw ? nw->q.act : LLM_K_A_NONE, nw ? c->q8_xq : NULL, nw ? c->q8_xs : NULL,
                     nw ? nw->q.act_scale : NULL, c->st));
-    if (nw) {
-        c->q8_from = c->buf[s->out];
-        c->q8_from_act = nw->q.act;
-        c->q8_from_m = rows;
-        c->q8_from_scale = nw->q.act_scale;
+    if (nw)
+        c->q8_from = (struct cu_q8_src){c->buf[s->out], nw->q.act, rows, (int)d->hidden,
+                                        nw->q.act_scale, NULL};
+    return 0;
+}
+
+/* The activation after a product (gated: over its fc and gate halves).  Where
+ * its output goes straight into a product with 8-bit activations under a
+ * static scale (fp8; int8-sq with --act static, smoother and all), it also
+ * writes that product's codes, so the product skips llm_k_quant_act. */
+static int step_act(struct cu_be *c, const struct llm_step *s, int layer, int rows, int gated)
+{
+    const int I = (int)c->d->intermediate;
+    const struct llm_step *nx = next_step(c, s);
+    const struct cu_w *nw = NULL;
+    if (!c->q8_no_fuse && nx && nx->op == LLM_OP_LINEAR && nx->in == s->out &&
+        nx->rows == s->rows && nx->out != LLM_BUF_LOGITS && nx->slot != LLM_W_PROJ_OUT &&
+        nx->in == LLM_BUF_H) {
+        nw = dw(c, nx->slot, layer);
+        if (!nw->q.act || !nw->q.act_static || nw->q.pre_split != 1 << 30) nw = NULL;
     }
+    CK(llm_k_act_q(c->dt, s->act, gated, c->buf[s->out], rows, I,
+                   nw ? nw->q.act : LLM_K_A_NONE, nw ? c->q8_xq : NULL, nw ? c->q8_xs : NULL,
+                   nw ? nw->q.act_scale : NULL, nw ? nw->q.smoother : NULL, c->st));
+    if (nw)
+        c->q8_pend = (struct cu_q8_src){c->buf[s->out], nw->q.act, rows, buf_width(c, s->out),
+                                        nw->q.act_scale, nw->q.smoother};
     return 0;
 }
 
@@ -567,8 +589,7 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
         }
         int rc = wlinear(c, rows, (int)(2 * I), ldx, c->buf[s->in], ldx, w, c->buf[s->out], ldy,
                          0);
-        if (!rc) CK(llm_k_act(c->dt, s->act, 1, c->buf[s->out], rows, (int)I, c->st));
-        return rc;
+        return rc ? rc : step_act(c, s, layer, rows, 1);
     }
     int n_out = s->slot == LLM_W_QKV ? c->qkv_w
                 : s->slot == LLM_W_MLP_FC ? (int)I
@@ -576,7 +597,7 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
     int k = s->in == LLM_BUF_H ? (int)I : ldx;
     int rc = wlinear(c, rows, n_out, k, c->buf[s->in], ldx, w, c->buf[s->out], ldy,
                      s->accumulate);
-    if (!rc && s->act >= 0) CK(llm_k_act(c->dt, s->act, 0, c->buf[s->out], rows, (int)I, c->st));
+    if (!rc && s->act >= 0) rc = step_act(c, s, layer, rows, 0);
     return rc;
 }
 
@@ -674,7 +695,7 @@ static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
     const struct cu_step *s = c->cur;
     const struct llm_model_desc *d = c->d;
     int rows = st->rows == LLM_ROWS_OUT ? s->n_out : s->n;
-    if (st->op != LLM_OP_LINEAR) c->q8_from = NULL; /* only the product right after the norm */
+    if (st->op != LLM_OP_LINEAR) c->q8_from.x = NULL; /* only the product right after the norm */
     if (rows == 0) return 0;
     switch (st->op) {
     case LLM_OP_EMBED: {
@@ -718,7 +739,8 @@ static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
     case LLM_OP_NORM: return step_norm(c, st, layer, rows);
     case LLM_OP_LINEAR: {
         int rc = step_linear(c, st, layer, rows);
-        c->q8_from = NULL;
+        c->q8_from = c->q8_pend; /* what this step's activation rounded, if anything */
+        c->q8_pend.x = NULL;
         return rc;
     }
     case LLM_OP_ROPE_KV:
