@@ -24,6 +24,9 @@
  * its batch size.  An 8-bit cache (kv_q) is staged as its codes, half the
  * bytes of the 16-bit one, and decoded where it is used: the K scale is
  * folded into the score scale, the V scale into the final normalisation.
+ * In f16 and bf16 models an 8-bit cache is read by the tensor-core kernel
+ * further down instead (its own design note), the row kernel serving f32,
+ * other head dims, and the tests that force it.
  */
 #include <type_traits>
 
