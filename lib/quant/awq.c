@@ -22,6 +22,7 @@
 #include "llm/err.h"
 #include "llm/quantize.h"
 #include "../backend/cpu/cpu_ops.h"
+#include "quant_internal.h"
 
 #define GRID 20 /* exponents 0, 1/20, ..., 1 */
 
@@ -115,17 +116,6 @@ int llm_q_int4_clip(const float *w, int64_t out, int64_t in, int group, const fl
     return rc;
 }
 
-/* Sum of squared differences of n floats, in double. */
-static double sq_err(const float *y, const float *ref, size_t n)
-{
-    double e = 0;
-    for (size_t k = 0; k < n; k++) {
-        double d = (double)y[k] - ref[k];
-        e += d * d;
-    }
-    return e;
-}
-
 int llm_q_awq(const float *w, int64_t out, int64_t in, int group, const double *chan_mean,
               const float *x, int rows, int clip, uint8_t *packed, float *scale, float *pre,
               double *best_a, int *clipped, double *err)
@@ -163,7 +153,7 @@ int llm_q_awq(const float *w, int64_t out, int64_t in, int group, const double *
         for (int r = 0; r < rows; r++)
             for (int64_t j = 0; j < in; j++) xs[(int64_t)r * in + j] = x[(int64_t)r * in + j] / s[j];
         if ((rc = llm_cpu_linear(y, xs, rows, in, wd, LLM_DTYPE_F32, out, NULL, 0))) break;
-        double e = sq_err(y, ref, (size_t)rows * (size_t)out);
+        double e = q_sq_err(y, ref, (size_t)rows * (size_t)out);
         if (g == 0) base = e;
         if (e < best) {
             best = e;
@@ -185,7 +175,7 @@ int llm_q_awq(const float *w, int64_t out, int64_t in, int group, const double *
         rc = llm_q_int4_clip(ws, out, in, group, xs, rows, q, sc, NULL);
         if (!rc) dequant4(q, sc, out, in, group, wd);
         if (!rc) rc = llm_cpu_linear(y, xs, rows, in, wd, LLM_DTYPE_F32, out, NULL, 0);
-        double e = rc ? INFINITY : sq_err(y, ref, (size_t)rows * (size_t)out);
+        double e = rc ? INFINITY : q_sq_err(y, ref, (size_t)rows * (size_t)out);
         if (e < best) {
             best = e;
             memcpy(packed, q, n / 2);

@@ -20,6 +20,7 @@
 #include "llm/quantize.h"
 #include "llm/weight.h"
 #include "../backend/cpu/cpu_ops.h"
+#include "quant_internal.h"
 
 #define GRID 20 /* alphas 0, 1/20, ..., 1 */
 
@@ -70,11 +71,7 @@ int llm_q_smooth_search(const float *x_amax, const float *w, int64_t out, int64_
         for (int64_t j = 0; j < in; j++) am = fmaxf(am, x_amax[j] / sm[j]);
         as = am > 0.f ? am / 127.0f : 1.0f;
         if ((rc = llm_cpu_linear_w(y, x, rows, &lw))) break;
-        double e = 0;
-        for (size_t k = 0; k < ny; k++) {
-            double d = (double)y[k] - ref[k];
-            e += d * d;
-        }
+        double e = q_sq_err(y, ref, ny);
         if (g == GRID / 2) at_half = e;
         if (e < best) {
             best = e;

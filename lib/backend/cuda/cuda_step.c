@@ -538,9 +538,8 @@ static int step_act(struct cu_be *c, const struct llm_step *s, int layer, int ro
     const int I = (int)c->d->intermediate;
     const struct llm_step *nx = next_step(c, s);
     const struct cu_w *nw = NULL;
-    if (!c->q8_no_fuse && nx && nx->op == LLM_OP_LINEAR && nx->in == s->out &&
-        nx->rows == s->rows && nx->out != LLM_BUF_LOGITS && nx->slot != LLM_W_PROJ_OUT &&
-        nx->in == LLM_BUF_H) {
+    if (!c->q8_no_fuse && nx && nx->op == LLM_OP_LINEAR && s->out == LLM_BUF_H &&
+        nx->in == LLM_BUF_H && nx->rows == s->rows) { /* the down product */
         nw = dw(c, nx->slot, layer);
         if (!nw->q.act || !nw->q.act_static || nw->q.pre_split != 1 << 30) nw = NULL;
     }
@@ -695,7 +694,8 @@ static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
     const struct cu_step *s = c->cur;
     const struct llm_model_desc *d = c->d;
     int rows = st->rows == LLM_ROWS_OUT ? s->n_out : s->n;
-    if (st->op != LLM_OP_LINEAR) c->q8_from.x = NULL; /* only the product right after the norm */
+    /* only the product right after the norm or activation that rounded for it */
+    if (st->op != LLM_OP_LINEAR) c->q8_from.x = NULL;
     if (rows == 0) return 0;
     switch (st->op) {
     case LLM_OP_EMBED: {
