@@ -8,7 +8,10 @@
  * backend, the reference, runs both), so the accuracy report goes into the
  * output's metadata and --max-kld can refuse the result with no file left
  * behind.  The output records its parent's hash, the mode and every
- * parameter in its provenance.
+ * parameter in its provenance.  SmoothQuant's factors (int8-sq) go into
+ * the norm before the products where the model definition says that norm
+ * feeds nothing else (llm_graph_norm_uses), and into smoother tensors
+ * elsewhere.
  */
 #include <fnmatch.h>
 #include <getopt.h>
@@ -25,6 +28,7 @@
 #include "llm/bench.h"
 #include "llm/dtype.h"
 #include "llm/err.h"
+#include "llm/graph.h"
 #include "llm/io.h"
 #include "llm/log.h"
 #include "llm/model.h"
@@ -75,6 +79,10 @@ static const char usage_text[] =
     "                              layer's); none: no smoothing (plain W8A8)\n"
     "      --act dynamic|static    int8-sq activations: a scale per token at run time\n"
     "                              (default) or one per tensor from calibration\n"
+    "      --no-fold               int8-sq: keep every smoothing factor as a smoother\n"
+    "                              tensor; by default (--fold) the products that alone\n"
+    "                              read a norm's output share one s, divided into the\n"
+    "                              norm's weight and bias instead\n"
     "      --clip                  int4-awq: after the scale search, shrink each group's max\n"
     "                              |w| (1, 0.95, ..., 0.5) for the least error of the group's\n"
     "                              output on calibration rows, kept per layer when it lowers\n"
@@ -118,6 +126,8 @@ enum {
     OPT_ACT,
     OPT_KV,
     OPT_CLIP,
+    OPT_FOLD,
+    OPT_NO_FOLD,
 };
 
 enum { EXIT_KLD = 3 };
@@ -136,6 +146,7 @@ struct opts {
     int alpha_auto; /* int8-sq: alpha searched per layer (llm_q_smooth_search) */
     int clip;       /* int4-awq: AWQ's clipping search too */
     int act_static; /* int8-sq: static per-tensor activations */
+    int no_fold;    /* int8-sq: every smoother kept as a tensor, none folded into a norm */
     int kv;         /* enum llm_kv_quant */
     int algo;
     long group, eval_tokens, eval_len;
@@ -157,10 +168,21 @@ struct qt {
     int extra;  /* a new tensor of its own (KV scales): written after the parent's */
 };
 
+/* int8-sq: a norm and the products that alone read its output
+ * (llm_graph_norm_uses), sharing one s that is folded into the norm. */
+struct fold {
+    char norm[LLM_NAME_MAX];                  /* the norm's weight */
+    char lin[LLM_NORM_USE_MAX][LLM_NAME_MAX]; /* the products' weights */
+    int n;
+    float *s; /* [in] */
+};
+
 struct qset {
     struct qt *t;
     size_t n, cap;
     struct llm_model *parent;
+    struct fold *fold;
+    int n_fold;
     /* what the per-layer searches chose, for the summary line and the metadata */
     json_t *alphas; /* --alpha auto: {weight name: alpha} */
     double alpha_min, alpha_max, alpha_sum;
@@ -194,7 +216,18 @@ static void qset_free(struct qset *s)
 {
     for (size_t i = 0; i < s->n; i++) free(s->t[i].data);
     free(s->t);
+    for (int i = 0; i < s->n_fold; i++) free(s->fold[i].s);
+    free(s->fold);
     json_decref(s->alphas);
+}
+
+/* The fold group a product's weight belongs to, or NULL. */
+static const struct fold *fold_of(const struct qset *s, const char *name)
+{
+    for (int i = 0; i < s->n_fold; i++)
+        for (int k = 0; k < s->fold[i].n; k++)
+            if (!strcmp(s->fold[i].lin[k], name)) return &s->fold[i];
+    return NULL;
 }
 
 static const struct qt *qset_find(const struct qset *s, const char *name)
@@ -232,6 +265,22 @@ static int excluded(const struct opts *o, const char *name)
         const char *p = o->exclude[i];
         if (!fnmatch(p, name, 0) || (!strpbrk(p, "*?[") && strstr(name, p))) return 1;
     }
+    return 0;
+}
+
+/* --alpha auto chose a for weight `name` (output error e of alpha 0.5's):
+ * into the metadata, the summary and -v's line. */
+static int alpha_chosen(const struct opts *o, struct qset *s, const char *name, double a, double e)
+{
+    if ((!s->alphas && !(s->alphas = json_object())) ||
+        json_object_set_new(s->alphas, name, json_real(a)))
+        return llm_err_set(LLM_ENOMEM, "out of memory quantizing '%s'", name);
+    s->alpha_min = s->n_searched ? fmin(s->alpha_min, a) : a;
+    s->alpha_max = s->n_searched ? fmax(s->alpha_max, a) : a;
+    s->alpha_sum += a;
+    s->n_searched++;
+    if (o->verbose > 0)
+        llm_info("%s: SmoothQuant alpha %.2f, output error %.3f of alpha 0.5", name, a, e);
     return 0;
 }
 
@@ -351,25 +400,21 @@ static int quantize_one(const struct opts *o, struct qset *s, const struct llm_t
             free(as);
             goto oom;
         }
-        if (o->alpha_auto) {
+        const struct fold *f = fold_of(s, t->name);
+        if (f) { /* s shared with the group, folded into its norm */
+            memcpy(sm, f->s, sizeof(float) * (size_t)in);
+            for (int64_t r = 0; r < out; r++)
+                for (int64_t j = 0; j < in; j++) w[r * in + j] *= sm[j];
+        } else if (o->alpha_auto) {
             double a = 0.5, e = 1;
             rc = llm_q_smooth_search(x->chan, w, out, in, x->sample, x->n_sample,
                                      o->algo == LLM_QUANT_W8A8_SQ_PC, sm, &a, &e);
-            if (!rc && ((!s->alphas && !(s->alphas = json_object())) ||
-                        json_object_set_new(s->alphas, t->name, json_real(a))))
-                rc = llm_err_set(LLM_ENOMEM, "out of memory quantizing '%s'", t->name);
+            if (!rc) rc = alpha_chosen(o, s, t->name, a, e);
             if (rc) {
                 free(sm);
                 free(as);
                 goto out;
             }
-            s->alpha_min = s->n_searched ? fmin(s->alpha_min, a) : a;
-            s->alpha_max = s->n_searched ? fmax(s->alpha_max, a) : a;
-            s->alpha_sum += a;
-            s->n_searched++;
-            if (o->verbose > 0)
-                llm_info("%s: SmoothQuant alpha %.2f, output error %.3f of alpha 0.5", t->name, a,
-                         e);
             for (int64_t r = 0; r < out; r++)
                 for (int64_t j = 0; j < in; j++) w[r * in + j] *= sm[j];
         } else if (o->alpha >= 0) {
@@ -389,7 +434,7 @@ static int quantize_one(const struct opts *o, struct qset *s, const struct llm_t
         if (!rc) q = NULL;
         if (!rc) rc = qset_add(s, sn, LLM_DTYPE_F32, 1, ss, sc, sizeof(float) * (size_t)out);
         if (!rc) sc = NULL;
-        if (!rc && (o->alpha >= 0 || o->alpha_auto)) {
+        if (!rc && !f && (o->alpha >= 0 || o->alpha_auto)) {
             snprintf(sn, sizeof sn, "%s.smoother", stem);
             rc = qset_add(s, sn, LLM_DTYPE_F32, 1, si, sm, sizeof(float) * (size_t)in);
             if (!rc) sm = NULL;
@@ -423,14 +468,185 @@ out:
     return rc;
 }
 
+/* ---- int8-sq: smoothing factors folded into the norms ------------------------- */
+
+/* A tensor of the parent as f32 (n values), or NULL with the error set. */
+static float *parent_f32(const struct llm_tensor *t, size_t n)
+{
+    float *v = malloc(sizeof(float) * (n ? n : 1));
+    if (!v) {
+        llm_err_set(LLM_ENOMEM, "out of memory for '%s'", t->name);
+        return NULL;
+    }
+    if (llm_convert(v, LLM_DTYPE_F32, t->data, t->dtype, n)) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* v[n] (f32, freed here) into the set in place of the parent's norm
+ * tensor t: in f32 (or t's dtype, when wider).  A folded norm in a 16-bit
+ * dtype would round (offset + w) / s once more, the product's input with
+ * it: README.md ("Quantization") has what that cost. */
+static int replace_tensor(struct qset *s, const struct llm_tensor *t, float *v, size_t n)
+{
+    uint64_t nb = 0;
+    void *o = NULL;
+    int dt = llm_dtype_bits(t->dtype) > 32 ? t->dtype : LLM_DTYPE_F32;
+    int rc = llm_dtype_nbytes(dt, n, &nb);
+    if (!rc && !(o = malloc(nb ? nb : 1)))
+        rc = llm_err_set(LLM_ENOMEM, "out of memory for '%s'", t->name);
+    if (!rc) rc = llm_convert(o, dt, v, LLM_DTYPE_F32, n);
+    int64_t sh[1] = {(int64_t)n};
+    if (!rc) rc = qset_add(s, t->name, dt, 1, sh, o, nb);
+    if (rc) free(o);
+    free(v);
+    return rc;
+}
+
+/* One norm of layer l and the products that alone read its output: when
+ * every one of them is quantized here, one s from their weights together
+ * (the column maxima over all of them; --alpha auto: searched on them
+ * stacked), the norm's weight and bias divided by it in the set, and the
+ * group recorded for quantize_one.  A group with a product kept dense
+ * keeps its smoothers. */
+static int fold_one(const struct opts *o, struct llm_model *m, struct qset *s,
+                    const struct llm_q_stats *st, const struct llm_norm_use *u, int l,
+                    json_t *folded)
+{
+    struct fold f = {0};
+    struct llm_tensor w[LLM_NORM_USE_MAX], nw, nb;
+    int64_t in = 0, rows = 0;
+    for (int k = 0; k < u->n; k++) {
+        llm_name_of_slot(f.lin[k], sizeof f.lin[k], u->linear[k], l, 0);
+        if (llm_ar_find(m->ar, f.lin[k], &w[k]) || w[k].ndim != 2 || excluded(o, f.lin[k]) ||
+            (k && w[k].shape[1] != in)) {
+            llm_err_clear();
+            return 0;
+        }
+        in = w[k].shape[1];
+        rows += w[k].shape[0];
+    }
+    f.n = u->n;
+    llm_name_of_slot(f.norm, sizeof f.norm, u->norm, l, 0);
+    if (llm_ar_find(m->ar, f.norm, &nw) || nw.ndim != 1 || nw.shape[0] != in ||
+        !llm_dtype_is_float(nw.dtype)) {
+        llm_err_clear();
+        return 0;
+    }
+    char bname[LLM_NAME_MAX];
+    llm_name_of_slot(bname, sizeof bname, u->norm, l, 1);
+    int has_b = !llm_ar_find(m->ar, bname, &nb);
+    llm_err_clear();
+    if (has_b && (nb.ndim != 1 || nb.shape[0] != in || !llm_dtype_is_float(nb.dtype))) return 0;
+    const struct llm_q_stat *x = llm_q_stats_find(st, f.lin[0]);
+    if (!x || !x->rows || x->in != in || (o->alpha_auto && !x->n_sample))
+        return llm_err_set(LLM_EINVAL, "calibration never reached '%s'", f.lin[0]);
+    /* s from the products' weights */
+    float *wf = NULL, *nwf = NULL, *nbf = NULL;
+    int rc = 0;
+    if (!(f.s = calloc((size_t)in, sizeof(float)))) goto oom;
+    if (o->alpha_auto) {
+        if (!(wf = malloc(sizeof(float) * (size_t)(rows * in)))) goto oom;
+        for (int64_t k = 0, r0 = 0; k < f.n && !rc; r0 += w[k].shape[0], k++)
+            rc = llm_convert(wf + (int64_t)r0 * in, LLM_DTYPE_F32, w[k].data, w[k].dtype,
+                             (size_t)(w[k].shape[0] * in));
+        double a = 0.5, e = 1;
+        if (!rc)
+            rc = llm_q_smooth_search(x->chan, wf, rows, in, x->sample, x->n_sample,
+                                     o->algo == LLM_QUANT_W8A8_SQ_PC, f.s, &a, &e);
+        for (int k = 0; k < f.n && !rc; k++) rc = alpha_chosen(o, s, f.lin[k], a, e);
+    } else {
+        for (int k = 0; k < f.n && !rc; k++) {
+            float *v = parent_f32(&w[k], (size_t)(w[k].shape[0] * in));
+            if (!v) {
+                rc = llm_errcode() ? llm_errcode() : LLM_ENOMEM;
+                break;
+            }
+            llm_q_col_amax(v, w[k].shape[0], in, f.s);
+            free(v);
+        }
+        if (!rc) llm_q_smooth_amax(x->chan, f.s, in, o->alpha, f.s);
+    }
+    free(wf);
+    wf = NULL;
+    if (rc) goto out;
+    /* the norm divided by it */
+    if (!(nwf = parent_f32(&nw, (size_t)in)) || (has_b && !(nbf = parent_f32(&nb, (size_t)in)))) {
+        rc = llm_errcode() ? llm_errcode() : LLM_ENOMEM;
+        goto out;
+    }
+    llm_q_fold_norm(nwf, nbf, f.s, in, m->desc.norm_offset);
+    rc = replace_tensor(s, &nw, nwf, (size_t)in);
+    nwf = NULL;
+    if (!rc && has_b) rc = replace_tensor(s, &nb, nbf, (size_t)in);
+    nbf = NULL;
+    char stem[LLM_NAME_MAX];
+    snprintf(stem, sizeof stem, "%.*s", (int)(strlen(f.norm) - strlen(".weight")), f.norm);
+    if (!rc && json_array_append_new(folded, json_string(stem)))
+        rc = llm_err_set(LLM_ENOMEM, "out of memory");
+    struct fold *nf = rc ? NULL : realloc(s->fold, sizeof *nf * (size_t)(s->n_fold + 1));
+    if (!rc && !nf) goto oom;
+    if (!rc) {
+        s->fold = nf;
+        s->fold[s->n_fold++] = f;
+        f.s = NULL;
+        if (o->verbose > 0) {
+            char who[LLM_NORM_USE_MAX * (LLM_NAME_MAX + 2)] = "";
+            for (int k = 0; k < f.n; k++)
+                snprintf(who + strlen(who), sizeof who - strlen(who), "%s%s", k ? ", " : "",
+                         f.lin[k]);
+            llm_info("%s: smoothing factors folded in (shared by %s)", f.norm, who);
+        }
+    }
+    goto out;
+oom:
+    rc = llm_err_set(LLM_ENOMEM, "out of memory folding into '%s'", f.norm);
+out:
+    free(wf);
+    free(nwf);
+    free(nbf);
+    free(f.s);
+    return rc;
+}
+
+/* Every norm whose output only int8-sq products read (the model
+ * definition says which: llm_graph_norm_uses), in every layer; their
+ * names into `folded`. */
+static int plan_folds(const struct opts *o, struct llm_model *m, struct qset *s,
+                      const struct llm_q_stats *st, json_t *folded)
+{
+    const struct llm_model_desc *d = &m->desc;
+    /* LayerNorm with an offset (no family converts to one): the backends do not
+     * agree on whether the offset applies there, so its smoothers stay */
+    if (d->norm == LLM_NORM_LAYER && d->norm_offset != 0) return 0;
+    struct llm_graph g;
+    struct llm_norm_use u[8];
+    int rc = llm_graph_build(&g, d, NULL);
+    if (rc) return rc;
+    int nu = llm_graph_norm_uses(&g, u, 8);
+    for (int k = 0; k < nu && k < 8 && !rc; k++) {
+        int per = llm_wslot_per_layer(u[k].norm);
+        for (int l = 0; l < (per ? d->n_layers : 1) && !rc; l++)
+            rc = fold_one(o, m, s, st, &u[k], l, folded);
+    }
+    return rc;
+}
+
 /* Which of the parent's tensors are quantized: linear weights [out][in]
  * that no pattern excludes.  Checks what the mode needs of each; dry: only
  * the checks (and the count), nothing quantized. */
 static int plan_and_quantize(const struct opts *o, struct llm_model *m, struct qset *s,
-                             const struct llm_q_stats *st, size_t *n_q, int dry)
+                             const struct llm_q_stats *st, size_t *n_q, int dry, json_t *folded)
 {
     size_t n = llm_ar_count(m->ar);
     *n_q = 0;
+    if (!dry && folded && (o->alpha >= 0 || o->alpha_auto) && !o->no_fold &&
+        (o->algo == LLM_QUANT_W8A8_SQ_PC || o->algo == LLM_QUANT_W8A8_SQ_PC_PT)) {
+        int rc = plan_folds(o, m, s, st, folded);
+        if (rc) return rc;
+    }
     for (size_t i = 0; i < n; i++) {
         struct llm_tensor t;
         int rc = llm_ar_info(m->ar, i, &t);
@@ -614,6 +830,7 @@ static json_t *prov_entry(const struct opts *o, const char *parent_hash)
         json_array_append_new(argv, json_string("--act"));
         json_array_append_new(argv, json_string(o->algo == LLM_QUANT_W8A8_SQ_PC ? "static"
                                                                                  : "dynamic"));
+        json_array_append_new(argv, json_string(o->no_fold ? "--no-fold" : "--fold"));
     }
     if (o->kv || (o->algo != LLM_QUANT_NONE && o->algo != LLM_QUANT_W8A16 &&
                   o->algo != LLM_QUANT_W4A16 && o->algo != LLM_QUANT_FP8_PC_PT)) {
@@ -744,7 +961,7 @@ static int run(struct opts *o)
     struct llm_model *m = NULL, qm = {0};
     struct qset s = {0};
     int32_t *ids = NULL;
-    json_t *report = NULL, *entry = NULL, *meta = NULL, *calib_json = NULL;
+    json_t *report = NULL, *entry = NULL, *meta = NULL, *calib_json = NULL, *folded = NULL;
     struct llm_q_stats stats = {0};
     int rc = llm_model_open_flags(&m, o->in, o->no_verify ? LLM_MODEL_NO_VERIFY : 0);
     if (rc) return tool_fail(rc);
@@ -779,7 +996,7 @@ static int run(struct opts *o)
     size_t n_q = 0;
     double t0 = (double)clock() / CLOCKS_PER_SEC;
     /* every check on the weights before the (long) calibration */
-    if (o->algo && (rc = plan_and_quantize(o, m, &s, NULL, &n_q, 1))) goto out;
+    if (o->algo && (rc = plan_and_quantize(o, m, &s, NULL, &n_q, 1, NULL))) goto out;
     if (o->kv || o->algo == LLM_QUANT_FP8 || o->algo == LLM_QUANT_W8A8_SQ_PC ||
         o->algo == LLM_QUANT_W8A8_SQ_PC_PT || o->algo == LLM_QUANT_W4A16_AWQ) {
         long cw = o->calib_len < m->desc.max_pos ? o->calib_len : m->desc.max_pos, cn = 0;
@@ -797,8 +1014,14 @@ static int run(struct opts *o)
         calib_json = json_pack("{s:s, s:I, s:I}", "text", o->calib ? o->calib : "bundled",
                                "tokens", (json_int_t)cn, "window", (json_int_t)cw);
     }
-    if (o->algo && (rc = plan_and_quantize(o, m, &s, &stats, &n_q, 0))) goto out;
-    if (s.alphas && calib_json && json_object_set(calib_json, "alpha", s.alphas)) {
+    int sq = o->algo == LLM_QUANT_W8A8_SQ_PC || o->algo == LLM_QUANT_W8A8_SQ_PC_PT;
+    if (sq && !(folded = json_array())) {
+        rc = llm_err_set(LLM_ENOMEM, "out of memory building the metadata");
+        goto out;
+    }
+    if (o->algo && (rc = plan_and_quantize(o, m, &s, &stats, &n_q, 0, folded))) goto out;
+    if ((s.alphas && calib_json && json_object_set(calib_json, "alpha", s.alphas)) ||
+        (folded && calib_json && json_object_set(calib_json, "folded", folded))) {
         rc = llm_err_set(LLM_ENOMEM, "out of memory building the metadata");
         goto out;
     }
@@ -828,6 +1051,12 @@ static int run(struct opts *o)
         fprintf(stderr, "llm-quantize: --alpha auto chose %.2f to %.2f (mean %.2f) over %d "
                 "weights (-v: each)\n", s.alpha_min, s.alpha_max, s.alpha_sum / s.n_searched,
                 s.n_searched);
+    if (o->verbose >= 0 && folded && !o->no_fold && (o->alpha >= 0 || o->alpha_auto)) {
+        size_t nw = 0;
+        for (int i = 0; i < s.n_fold; i++) nw += (size_t)s.fold[i].n;
+        fprintf(stderr, "llm-quantize: smoothing factors of %zu weights folded into %d norms, "
+                "%zu keep a smoother\n", nw, s.n_fold, n_q - nw);
+    }
     if (o->verbose >= 0 && o->clip)
         fprintf(stderr, "llm-quantize: --clip kept for %d of %d weights (the others lost "
                 "nothing to it)\n", s.n_clipped, s.n_searched);
@@ -876,6 +1105,7 @@ out:
 done:
     json_decref(report);
     json_decref(calib_json);
+    json_decref(folded);
     llm_q_stats_free(&stats);
     json_decref(entry);
     json_decref(meta);
@@ -902,6 +1132,8 @@ int main(int argc, char **argv)
         {"alpha", required_argument, NULL, OPT_ALPHA},
         {"act", required_argument, NULL, OPT_ACT},
         {"clip", no_argument, NULL, OPT_CLIP},
+        {"fold", no_argument, NULL, OPT_FOLD},
+        {"no-fold", no_argument, NULL, OPT_NO_FOLD},
         {"kv", required_argument, NULL, OPT_KV},
         {"eval-tokens", required_argument, NULL, OPT_EVAL_TOKENS},
         {"eval-len", required_argument, NULL, OPT_EVAL_LEN},
@@ -914,7 +1146,7 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
-    int c, excl_given = 0, alpha_given = 0, act_given = 0;
+    int c, excl_given = 0, alpha_given = 0, act_given = 0, fold_given = 0;
     while ((c = getopt_long(argc, argv, "m:o:qvh", lo, NULL)) != -1) {
         switch (c) {
         case 'm': o.mode = optarg; break;
@@ -942,6 +1174,11 @@ int main(int argc, char **argv)
             alpha_given = 1;
             break;
         case OPT_CLIP: o.clip = 1; break;
+        case OPT_FOLD:
+        case OPT_NO_FOLD:
+            o.no_fold = c == OPT_NO_FOLD;
+            fold_given = 1;
+            break;
         case OPT_KV:
             if (!strcmp(optarg, "fp8")) o.kv = LLM_KV_QUANT_FP8;
             else if (!strcmp(optarg, "int8")) o.kv = LLM_KV_QUANT_INT8;
@@ -999,6 +1236,7 @@ int main(int argc, char **argv)
         return tool_usage_error("--calib: mode %s takes no calibration", o.mode);
     if ((alpha_given || act_given) && !sq)
         return tool_usage_error("--alpha and --act are for -m int8-sq");
+    if (fold_given && !sq) return tool_usage_error("--fold and --no-fold are for -m int8-sq");
     if (o.clip && o.algo != LLM_QUANT_W4A16_AWQ)
         return tool_usage_error("--clip is for -m int4-awq");
     if (sq && o.act_static) o.algo = LLM_QUANT_W8A8_SQ_PC;

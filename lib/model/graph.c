@@ -239,6 +239,92 @@ int llm_graph_run(const struct llm_graph *g, const struct llm_exec *x)
     return 0;
 }
 
+/* ---- where a norm's output goes ------------------------------------------------ */
+
+/* Whether step s reads buffer b (before writing it, for the in-place ops). */
+static int step_reads(const struct llm_step *s, int b)
+{
+    if (s->op == LLM_OP_RECV || s->op == LLM_OP_EMBED) return 0;
+    if (s->in == b || s->add == b) return 1;
+    if (s->out != b) return 0;
+    switch (s->op) {
+    case LLM_OP_LINEAR:
+    case LLM_OP_MOE: return s->accumulate;
+    case LLM_OP_NORM:
+    case LLM_OP_ATTN:
+    case LLM_OP_GATHER: return 0;
+    default: return 1; /* ADD, CLIP, QK_NORM, ROPE_KV, SOFTCAP, ALLREDUCE, ALLGATHER, SEND */
+    }
+}
+
+/* Whether step s replaces what buffer b held. */
+static int step_kills(const struct llm_step *s, int b)
+{
+    if (s->out != b) return 0;
+    switch (s->op) {
+    case LLM_OP_EMBED:
+    case LLM_OP_NORM:
+    case LLM_OP_ATTN:
+    case LLM_OP_GATHER:
+    case LLM_OP_RECV: return 1;
+    case LLM_OP_LINEAR:
+    case LLM_OP_MOE: return !s->accumulate;
+    default: return 0;
+    }
+}
+
+/* The readers of what step i of list `part` (a NORM) writes: the rest of
+ * its list, then the lists that run after it (the next layer, the steps
+ * after the layers), until something overwrites the buffer.  Only products
+ * of the same list (so of the same layer) may read it. */
+static int norm_use(const struct llm_graph *g, int part, int i, struct llm_norm_use *u)
+{
+    const struct llm_step *lists[3] = {g->pre, g->layer, g->post};
+    const int ns[3] = {g->n_pre, g->n_layer, g->n_post};
+    const struct llm_step *nm = &lists[part][i];
+    const int b = nm->out;
+    /* what runs after: the rest of this list, then each later list (the
+     * layer list twice after the pre list: a buffer may outlive a layer) */
+    int seq[4], nseq = 0;
+    seq[nseq++] = part;
+    if (part == 0 && g->n_layers > 0) seq[nseq++] = 1, seq[nseq++] = 1;
+    if (part == 1) seq[nseq++] = 1;
+    if (part < 2) seq[nseq++] = 2;
+    memset(u, 0, sizeof *u);
+    u->norm = nm->slot;
+    if (nm->in == b) return 0; /* normalised in place: the stream itself */
+    for (int k = 0; k < nseq; k++) {
+        const struct llm_step *l = lists[seq[k]];
+        for (int j = k == 0 ? i + 1 : 0; j < ns[seq[k]]; j++) {
+            const struct llm_step *s = &l[j];
+            if (step_reads(s, b)) {
+                if (k > 0 || s->op != LLM_OP_LINEAR || s->in != b || s->add == b ||
+                    (s->out == b && s->accumulate) || u->n + 1 + s->gated > LLM_NORM_USE_MAX)
+                    return 0;
+                u->linear[u->n++] = s->slot;
+                if (s->gated) u->linear[u->n++] = LLM_W_MLP_GATE;
+            }
+            if (step_kills(s, b)) return u->n > 0;
+        }
+    }
+    return u->n > 0;
+}
+
+int llm_graph_norm_uses(const struct llm_graph *g, struct llm_norm_use *u, int max)
+{
+    const struct llm_step *lists[3] = {g->pre, g->layer, g->post};
+    const int ns[3] = {g->n_pre, g->n_layer, g->n_post};
+    int n = 0;
+    for (int p = 0; p < 3; p++)
+        for (int i = 0; i < ns[p]; i++) {
+            struct llm_norm_use one;
+            if (lists[p][i].op != LLM_OP_NORM || !norm_use(g, p, i, &one)) continue;
+            if (n < max) u[n] = one;
+            n++;
+        }
+    return n;
+}
+
 static size_t describe_step(const struct llm_step *s, char *buf, size_t cap)
 {
     const char *w = s->slot || s->op == LLM_OP_EMBED || s->op == LLM_OP_LINEAR ||

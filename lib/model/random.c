@@ -29,6 +29,7 @@
 
 #include "llm/dtype.h"
 #include "llm/err.h"
+#include "llm/graph.h"
 #include "llm/hf.h"
 #include "llm/model.h"
 #include "llm/random.h"
@@ -114,7 +115,8 @@ int llm_rand_dtype(int dt)
  * options its flags (group-size=N for w4a16 and int4-awq, act=static or
  * dynamic for int8-sq, kv=fp8 or int8 with any mode or alone).  The
  * defaults are llm-quantize's: group size 128, dynamic int8 activations,
- * SmoothQuant's smoother (alpha 0.5), lm_head and MoE routers kept dense. */
+ * SmoothQuant's factors (alpha 0.5) folded into the norms where it folds
+ * them and smoothers elsewhere, lm_head and MoE routers kept dense. */
 
 size_t llm_rand_spec_split(const char *spec, const char **quant)
 {
@@ -308,9 +310,42 @@ static int quantized(const struct llm_quant *q, const char *name, int ndim)
     return 1;
 }
 
-/* The side tensors llm-quantize writes after a weight [out][in], in its order. */
-static int plan_sides(struct rand_src *s, const struct llm_quant *q, const char *name,
-                      int64_t out, int64_t in)
+/* int8-sq: whether llm-quantize folds smoothing factors into the norm
+ * tensor `name`, or those of the product weight `name` into the norm
+ * before it (which then has no smoother): a norm only products read (u,
+ * llm_graph_norm_uses), every one of them quantized.  The folded norm is
+ * f32 and keeps its values (divided by factors of 1). */
+static int sq_folded(const struct llm_model_desc *d, const struct llm_quant *q,
+                     const struct llm_norm_use *u, int nu, const char *name)
+{
+    int slot, layer, is_bias;
+    if ((q->algo != LLM_QUANT_W8A8_SQ_PC && q->algo != LLM_QUANT_W8A8_SQ_PC_PT) ||
+        (d->norm == LLM_NORM_LAYER && d->norm_offset != 0))
+        return 0;
+    if (llm_name_to_slot(name, &slot, &layer, &is_bias)) {
+        llm_err_clear();
+        return 0;
+    }
+    for (int k = 0; k < nu; k++) {
+        int mine = u[k].norm == slot, all = 1;
+        for (int i = 0; i < u[k].n; i++) {
+            char mn[LLM_NAME_MAX];
+            int nd;
+            int64_t sh[LLM_MAX_DIMS];
+            mine |= u[k].linear[i] == slot;
+            llm_name_of_slot(mn, sizeof mn, u[k].linear[i], layer, 0);
+            all &= !llm_desc_tensor_shape(d, mn, &nd, sh) && quantized(q, mn, nd);
+        }
+        llm_err_clear();
+        if (mine) return all;
+    }
+    return 0;
+}
+
+/* The side tensors llm-quantize writes after a weight [out][in], in its
+ * order (folded: int8-sq without its smoother). */
+static int plan_sides(struct rand_src *s, const struct llm_quant *q, const char *name, int64_t out,
+                      int64_t in, int folded)
 {
     char stem[LLM_NAME_MAX];
     snprintf(stem, sizeof stem, "%.*s", (int)(strlen(name) - strlen(".weight")), name);
@@ -325,7 +360,7 @@ static int plan_sides(struct rand_src *s, const struct llm_quant *q, const char 
     case LLM_QUANT_W8A8_SQ_PC:
     case LLM_QUANT_W8A8_SQ_PC_PT:
         if ((rc = plan_side(s, stem, LLM_WQ_CHANNEL_SCALE, out, 0, LLM_RAND_INT8_SCALE)) ||
-            (rc = plan_side(s, stem, LLM_WQ_SMOOTHER, in, 0, 1.0f)))
+            (!folded && (rc = plan_side(s, stem, LLM_WQ_SMOOTHER, in, 0, 1.0f))))
             return rc;
         if (q->algo == LLM_QUANT_W8A8_SQ_PC)
             return plan_side(s, stem, LLM_WQ_SQ_ACT_SCALE, 1, 0, LLM_RAND_INT8_ACT_SCALE);
@@ -353,14 +388,23 @@ static int plan(struct rand_src *s, const struct llm_model *m)
     if ((q->algo || q->kv_algo) && d->n_experts > 0)
         return llm_err_set(LLM_EUNSUPPORTED, "'%s': a mixture-of-experts model cannot be "
                            "quantized yet (llm-quantize does not quantize experts)", m->path);
-    int rc = llm_desc_tensor_names(d, &names, &n);
+    struct llm_graph g;
+    struct llm_norm_use u[8];
+    int nu = 0;
+    int rc = llm_graph_build(&g, d, NULL);
+    if (!rc) nu = llm_graph_norm_uses(&g, u, 8);
+    if (nu > 8) nu = 8;
+    if (!rc) rc = llm_desc_tensor_names(d, &names, &n);
     for (size_t k = 0; k < n && !rc; k++) {
         int ndim;
         int64_t shape[LLM_MAX_DIMS];
         if ((rc = llm_desc_tensor_shape(d, names[k], &ndim, shape))) break;
-        int qz = quantized(q, names[k], ndim);
-        rc = plan_add(s, names[k], qz ? quant_dtype(q->algo) : d->dtype, ndim, shape, 0, 0.f);
-        if (!rc && qz) rc = plan_sides(s, q, names[k], shape[0], shape[1]);
+        int qz = quantized(q, names[k], ndim), fold = sq_folded(d, q, u, nu, names[k]);
+        int dt = qz                                       ? quant_dtype(q->algo)
+                 : fold && llm_dtype_bits(d->dtype) <= 32 ? LLM_DTYPE_F32
+                                                          : d->dtype;
+        rc = plan_add(s, names[k], dt, ndim, shape, 0, 0.f);
+        if (!rc && qz) rc = plan_sides(s, q, names[k], shape[0], shape[1], fold);
     }
     for (int l = 0; q->kv_algo && l < d->n_layers && !rc; l++) {
         char stem[LLM_NAME_MAX];

@@ -57,14 +57,35 @@ void llm_q_fp8_channel(const float *w, int64_t out, int64_t in, uint8_t *q, floa
     for (int64_t o = 0; o < out; o++) llm_q_fp8_tensor(w + o * in, (size_t)in, q + o * in, &scale[o]);
 }
 
-void llm_q_smooth(const float *x_amax, const float *w, int64_t out, int64_t in, double alpha,
-                  float *s)
+void llm_q_col_amax(const float *w, int64_t out, int64_t in, float *w_amax)
+{
+    for (int64_t j = 0; j < in; j++) w_amax[j] = fmaxf(w_amax[j], amax(w + j, out, in));
+}
+
+void llm_q_smooth_amax(const float *x_amax, const float *w_amax, int64_t in, double alpha,
+                       float *s)
 {
     for (int64_t j = 0; j < in; j++) {
-        float wm = amax(w + j, out, in);
+        float wm = w_amax[j];
         double v = x_amax[j] > 0.f && wm > 0.f
                        ? pow((double)x_amax[j], alpha) / pow((double)wm, 1.0 - alpha)
                        : 1.0;
         s[j] = (float)(v < 1e-5 ? 1e-5 : v > 1e5 ? 1e5 : v);
+    }
+}
+
+void llm_q_smooth(const float *x_amax, const float *w, int64_t out, int64_t in, double alpha,
+                  float *s)
+{
+    /* s doubles as the column maxima, each read before it is overwritten */
+    for (int64_t j = 0; j < in; j++) s[j] = amax(w + j, out, in);
+    llm_q_smooth_amax(x_amax, s, in, alpha, s);
+}
+
+void llm_q_fold_norm(float *w, float *b, const float *s, int64_t n, double offset)
+{
+    for (int64_t j = 0; j < n; j++) {
+        w[j] = (float)(((double)offset + w[j]) / s[j] - offset);
+        if (b) b[j] = (float)((double)b[j] / s[j]);
     }
 }

@@ -5,10 +5,11 @@
  * scales on the host from the open), its weights' codes are the dense
  * random values under those scales (checked element by element against
  * dtype.c, independently of llm/random.h's encoders) with the dense
- * spread, it binds, and greedy generation on the CPU backend gives finite
- * logits close to the dense model's, through 40 layers too; bad specs fail
- * in one line.  (tests/cli/random_quant.sh compares the layout with
- * llm-quantize's own output and runs the tools.)
+ * spread (int8-sq: smoothers only on the products no norm feeds, the
+ * norms that take the factors in f32), it binds, and greedy generation on
+ * the CPU backend gives finite logits close to the dense model's, through
+ * 40 layers too; bad specs fail in one line.  (tests/cli/random_quant.sh
+ * compares the layout with llm-quantize's own output and runs the tools.)
  */
 #include <math.h>
 #include <stdio.h>
@@ -184,15 +185,31 @@ static void check_weight(const struct llm_tensor *t, const char *name, float sca
     free(dec);
 }
 
-static void check_sides(struct llm_model *m, const struct mode *md, const char *name,
-                        int64_t out, int64_t in)
+/* int8-sq: the products that read a norm's output (these Llamas: qkv, fc,
+ * gate) have their smoothing factors folded into that norm, no smoother. */
+static int folded_slot(int slot)
+{
+    return slot == LLM_W_QKV || slot == LLM_W_MLP_FC || slot == LLM_W_MLP_GATE;
+}
+
+/* Checks weight `name`'s side tensors; returns how many it has. */
+static size_t check_sides(struct llm_model *m, const struct mode *md, const char *name, int slot,
+                          int64_t out, int64_t in)
 {
     char stem[LLM_NAME_MAX], sn[LLM_NAME_MAX + 40], list[128];
+    size_t have = 0;
     snprintf(stem, sizeof stem, "%.*s", (int)(strlen(name) - strlen(".weight")), name);
     snprintf(list, sizeof list, "%s", md->sides);
     for (char *sfx = strtok(list, " "); sfx; sfx = strtok(NULL, " ")) {
         struct llm_tensor t;
         snprintf(sn, sizeof sn, "%s.%s", stem, sfx);
+        if (!strcmp(sfx, "smoother") && folded_slot(slot)) {
+            CHECK(llm_model_tensor(m, sn, &t) == LLM_ENOTFOUND, "%s: '%s' present (folded)",
+                  md->spec, sn);
+            llm_err_clear();
+            continue;
+        }
+        have++;
         if (llm_model_tensor(m, sn, &t) || !t.data || t.dtype != LLM_DTYPE_F32) {
             CHECK(0, "%s: '%s' missing or without host data", md->spec, sn);
             continue;
@@ -216,6 +233,7 @@ static void check_sides(struct llm_model *m, const struct mode *md, const char *
         CHECK(ok, "%s: '%s': %llu values, expected %llu of %g", md->spec, sn,
               (unsigned long long)n, (unsigned long long)want_n, want);
     }
+    return have;
 }
 
 static void check_mode(const char *cfg, const struct mode *md, const float *dense_logits)
@@ -235,7 +253,7 @@ static void check_mode(const char *cfg, const struct mode *md, const float *dens
           "%s: quantization section (algo %d kv %d group %d)", md->spec, q->algo, q->kv_algo,
           q->group_size);
     char(*names)[LLM_NAME_MAX] = NULL;
-    size_t n = 0, nq = 0;
+    size_t n = 0, nq = 0, extra = 0;
     llm_desc_tensor_names(&m->desc, &names, &n);
     /* before host data: weights have none, side tensors have theirs */
     for (size_t k = 0; k < n; k++) {
@@ -251,14 +269,12 @@ static void check_mode(const char *cfg, const struct mode *md, const float *dens
               names[k], llm_dtype_name(t.dtype), llm_dtype_name(want), t.data);
         if (lin && md->algo) {
             nq++;
-            check_sides(m, md, names[k], t.shape[0], t.shape[1]);
+            extra += check_sides(m, md, names[k], slot, t.shape[0], t.shape[1]);
         }
     }
     CHECK(!md->algo || nq == 5 * (size_t)m->desc.n_layers, "%s: %zu weights quantized", md->spec,
           nq);
-    size_t per = 0; /* side tensors per quantized weight */
-    for (const char *c = md->sides; *c; c++) per += c[0] != ' ' && (c[1] == ' ' || !c[1]);
-    size_t extra = nq * per + (md->kv ? (size_t)m->desc.n_layers : 0);
+    extra += md->kv ? (size_t)m->desc.n_layers : 0;
     CHECK(llm_model_random_count(m) == n + extra, "%s: %zu tensors, expected %zu", md->spec,
           llm_model_random_count(m), n + extra);
     for (int l = 0; md->kv && l < m->desc.n_layers; l++) {
@@ -282,7 +298,8 @@ static void check_mode(const char *cfg, const struct mode *md, const float *dens
     CHECK(rc == 0, "%s: bind: %s", md->spec, llm_errmsg());
     if (!rc) {
         const struct llm_weight *qkv = llm_weights_get(&w, LLM_W_QKV, 1),
-                                *lm = llm_weights_get(&w, LLM_W_LM_HEAD, -1);
+                                *lm = llm_weights_get(&w, LLM_W_LM_HEAD, -1),
+                                *dense = llm_weights_get(&w, LLM_W_ATTN_OUT, 1);
         int fmt = md->wdt == LLM_DTYPE_F8E4M3 ? LLM_WFMT_FP8 : md->wdt == LLM_DTYPE_I8 ? LLM_WFMT_INT8
                   : md->wdt == LLM_DTYPE_I4                                          ? LLM_WFMT_INT4
                                                                                      : LLM_WFMT_DENSE;
@@ -291,7 +308,7 @@ static void check_mode(const char *cfg, const struct mode *md, const float *dens
                                  qkv->group_size == (md->group ? md->group : 0))) &&
                   !qkv->act_scale.data ==
                       !(strstr(md->sides, "activation_") || strstr(md->sides, "act_scale")) &&
-                  !qkv->smoother.data == !strstr(md->sides, "smoother") &&
+                  !qkv->smoother.data && !dense->smoother.data == !strstr(md->sides, "smoother") &&
                   !qkv->prequant.data == !strstr(md->sides, "prequant"),
               "%s: bound as %s, scale kind %d, group %d", md->spec, llm_wfmt_name(qkv->fmt),
               qkv->scale_kind, qkv->group_size);
@@ -337,6 +354,15 @@ static void check_deep(void)
         struct llm_model *m = NULL;
         snprintf(spec, sizeof spec, "random:%s:%s", p, specs[i]);
         int rc = llm_model_open(&m, spec);
+        if (!rc && !strncmp(specs[i], "int8-sq", 7)) { /* bf16, the folded norms f32 */
+            struct llm_tensor a, b, c;
+            CHECK(!llm_model_tensor(m, "transformer.layers.39.input_layernorm.weight", &a) &&
+                      !llm_model_tensor(m, "transformer.layers.39.post_layernorm.weight", &b) &&
+                      !llm_model_tensor(m, "transformer.ln_f.weight", &c) &&
+                      a.dtype == LLM_DTYPE_F32 && b.dtype == LLM_DTYPE_F32 &&
+                      c.dtype == LLM_DTYPE_BF16,
+                  "40 layers, %s: folded norms f32, the final norm bf16", specs[i]);
+        }
         if (!rc) rc = greedy(m, 4, NULL);
         CHECK(rc == 0, "40 layers, %s: %s", specs[i], rc < 0 ? "a logit not finite" : llm_errmsg());
         llm_model_close(m);

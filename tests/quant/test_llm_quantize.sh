@@ -80,8 +80,30 @@ else
 fi
 "$B/cmd/llm-info" "$T/sq.llm" | grep -q "runs on: cpu, cuda$" && ok "int8-sq (int8 activations) runs on both backends" ||
     bad "int8-sq: llm-info says '$("$B/cmd/llm-info" "$T/sq.llm" | grep 'runs on')'"
-"$B/cmd/llm-info" "$T/sq.llm" | grep -q "smoother" && ok "int8-sq keeps its smoothers" ||
-    bad "int8-sq: no smoother tensors"
+# the smoothing factors of qkv and of fc + gate (one s) folded into the norms before them
+# (f32 norms, no smoother); attention.dense and mlp.proj, no norm before them, keep theirs;
+# --no-fold keeps all 20
+"$B/cmd/llm-info" "$T/sq.llm" >"$T/info"
+if [ "$(grep -c 'smoother$' "$T/info")" = 8 ] &&
+    [ "$(grep -c '\(attention.dense\|mlp.proj\).smoother$' "$T/info")" = 8 ] &&
+    [ "$(grep -c 'f32 .*layers.[0-3].\(input\|post\)_layernorm.weight$' "$T/info")" = 8 ] &&
+    grep -q 'llm-quantize .*-m int8-sq --alpha 0.5 --act dynamic --fold ' "$T/info"; then
+    ok "int8-sq: factors folded into 8 norms, smoothers kept for the 8 products no norm feeds"
+else
+    bad "int8-sq: smoothers $(grep -c 'smoother$' "$T/info"), $(grep 'llm-quantize' "$T/info")"
+fi
+$Q -q -m int8-sq --no-fold "$T/outl.llm" -o "$T/sqn.llm" 2>"$T/err" || bad "int8-sq --no-fold: $(cat "$T/err")"
+"$B/cmd/llm-info" "$T/sqn.llm" >"$T/info"
+ksqn=$(kld_of "$T/sqn.llm")
+if [ "$(grep -c 'smoother$' "$T/info")" = 20 ] &&
+    [ "$(grep -c 'bf16 .*layernorm.weight$' "$T/info")" = 8 ] &&
+    grep -q -- '--act dynamic --no-fold ' "$T/info" &&
+    python3 -c "import sys; a, b, c = map(float, sys.argv[1:]); sys.exit(not (a * 50 < c and b * 50 < c and a < 1.2 * b))" \
+        "${ksq:-1}" "${ksqn:-1}" "${kpt:-0}"; then
+    ok "int8-sq --no-fold: 20 smoothers, the parent's norms; KLD folded $ksq, not folded $ksqn"
+else
+    bad "int8-sq --no-fold: $(grep -c 'smoother$' "$T/info") smoothers, KLD ${ksqn:-?} (folded ${ksq:-?})"
+fi
 # and AWQ beats plain int4 rounding at the same group size there
 $Q -q -m int4-awq --group-size 64 "$T/outl.llm" -o "$T/awq.llm" 2>"$T/err" || bad "int4-awq: $(cat "$T/err")"
 $Q -q -m w4a16 --group-size 64 "$T/outl.llm" -o "$T/rtn.llm" 2>"$T/err" || bad "w4a16: $(cat "$T/err")"
@@ -106,7 +128,7 @@ else
     bad "int8-sq --alpha auto: $(grep -v 'quantized transformer' "$T/err" | head -c 400)"
 fi
 "$B/cmd/llm-info" "$T/sqa.llm" >"$T/info" 2>&1
-grep -q 'llm-quantize .*-m int8-sq --alpha auto --act dynamic' "$T/info" && grep -q smoother "$T/info" &&
+grep -q 'llm-quantize .*-m int8-sq --alpha auto --act dynamic --fold' "$T/info" && grep -q smoother "$T/info" &&
     ok "int8-sq --alpha auto: provenance and smoothers" || bad "int8-sq --alpha auto: $(grep 'llm-quantize' "$T/info")"
 if $Q -v -m int4-awq --group-size 64 --clip "$M" -o "$T/awqc.llm" 2>"$T/err" &&
     [ "$(grep -c 'AWQ exponent [01]\.[0-9]*, \(clipped\|not clipped (no gain)\), output error' "$T/err")" = 20 ] &&
@@ -187,6 +209,7 @@ expect 2 "--alpha: bad value 'Auto'" -m int8-sq --alpha Auto "$M" -o "$T/o.llm"
 expect 2 "are for -m int8-sq" -m int4-awq --alpha auto --group-size 64 "$M" -o "$T/o.llm"
 expect 2 "--clip is for -m int4-awq" -m w4a16 --clip --group-size 64 "$M" -o "$T/o.llm"
 expect 2 "--clip is for -m int4-awq" -m int8-sq --clip "$M" -o "$T/o.llm"
+expect 2 "--fold and --no-fold are for -m int8-sq" -m fp8 --no-fold "$M" -o "$T/o.llm"
 expect 1 "empty calibration text" -m fp8 --calib "$T/empty.txt" "$M" -o "$T/o.llm"
 printf '{"prompt": "def f(x):"}\nnot json\n' >"$T/bad.jsonl"
 expect 1 "bad.jsonl': line 2" -m fp8 --calib "$T/bad.jsonl" "$M" -o "$T/o.llm"

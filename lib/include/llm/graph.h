@@ -117,6 +117,22 @@ struct llm_exec {
 /* Run every step in order; stops at the first error. */
 int llm_graph_run(const struct llm_graph *g, const struct llm_exec *x);
 
+/* A norm whose output goes into linear products and nowhere else (not the
+ * residual stream, an addition, a router or a later layer): the norm's
+ * slot and those products' weight slots in step order, a gated MLP's
+ * mlp.fc and mlp.gate both.  Every such product reads the same rows, so a
+ * scaling of their input channels can be moved into the norm's weight
+ * (SmoothQuant's factors, llm-quantize).  The same for every layer when
+ * the norm is a per-layer slot. */
+#define LLM_NORM_USE_MAX 4
+struct llm_norm_use {
+    int norm;                     /* enum llm_wslot */
+    int n;                        /* products that read it */
+    int linear[LLM_NORM_USE_MAX]; /* their enum llm_wslot */
+};
+/* Every such norm of g: up to max into u; returns how many there are. */
+int llm_graph_norm_uses(const struct llm_graph *g, struct llm_norm_use *u, int max);
+
 const char *llm_op_name(int op);   /* "EMBED", "NORM", ... */
 const char *llm_buf_name(int buf); /* "X", "XN", ... */
 /* The steps as text, one per line ("LINEAR X += ATT . attention.dense"),

@@ -39,6 +39,19 @@ void llm_q_fp8_channel(const float *w, int64_t out, int64_t in, uint8_t *q, floa
  * unchanged), which moves the activations' outliers into the weight. */
 void llm_q_smooth(const float *x_amax, const float *w, int64_t out, int64_t in, double alpha,
                   float *s);
+/* The same from the weight's column maxima w_amax[in] (s may be w_amax):
+ * for products that read one input and share one s, w_amax is the maximum
+ * over all their weights, max_o |w[o][j]| of each max-accumulated into it
+ * by llm_q_col_amax (which does not reset w_amax). */
+void llm_q_smooth_amax(const float *x_amax, const float *w_amax, int64_t in, double alpha,
+                       float *s);
+void llm_q_col_amax(const float *w, int64_t out, int64_t in, float *w_amax);
+/* The factors s[n] folded into the norm whose output is the products'
+ * input, in place of a smoother tensor: the norm scales by (offset + w),
+ * so w[j] becomes (offset + w[j]) / s[j] - offset, and its bias b[j] (may
+ * be NULL) b[j] / s[j] - the norm's output is then the input divided by s.
+ * Computed in double, rounded once to float. */
+void llm_q_fold_norm(float *w, float *b, const float *s, int64_t n, double offset);
 /* SmoothQuant's migration strength searched for one weight [out][in]
  * (--alpha auto): for alpha in {0, 0.05, ..., 1}, s = llm_q_smooth(x_amax,
  * w, alpha), the weight's columns multiplied by s and quantized int8 per

@@ -18,7 +18,9 @@
  * host and the device (llm_k_fill_random) make the same bytes; the
  * dequantized weights have the dense ones' spread (std 0.02).  The scale
  * tensors of such a model hold these constants (LLM_RAND_*_SCALE), its
- * smoothers and pre-quant scales 1.
+ * smoothers and pre-quant scales 1 (int8-sq: a smoother only where
+ * llm-quantize keeps one, the factors folded into the norms elsewhere -
+ * factors of 1, so the norms keep their values).
  */
 #ifndef LLM_RANDOM_H
 #define LLM_RANDOM_H
