@@ -105,17 +105,41 @@ int llm_k_qk_norm(int dt, int kind, void *qkv, int stride, int rows, int n_heads
 /* Mixture of experts (moe.cu).  route: per token, softmax of its fp32
  * router logits [n][n_experts], the top k (<= 8) experts and their weights
  * (renormalised when norm_topk) into chosen/weight [n][k].  sort: the n*k
- * slots sorted by expert, stably: offsets [n_experts + 1], rows[i] the token
- * of sorted slot i, where[t*k + j] the sorted position of slot (t, j).
+ * slots grouped by expert (n_experts <= 1024; the order within an expert
+ * is arbitrary): offsets [n_experts + 1], rows[i] the token of sorted slot
+ * i, where[t*k + j] the sorted position of slot (t, j); when tiles is not
+ * NULL it receives the grouped product's row tiles of tile_m rows: tiles[0]
+ * their count, then (expert, first sorted row) pairs - room for
+ * 1 + 2 * (ceil(n k / tile_m) + min(n_experts, n k)) values.
  * combine: out[t] (+)= sum over j, in expert order, of weight[t][j] *
  * y[where[t][j]] (rows of `hidden`), in fp32 rounded once. */
 int llm_k_moe_route(const float *logits, int n, int n_experts, int k, int norm_topk,
                     int32_t *chosen, float *weight, llm_stream_t stream);
-int llm_k_moe_sort(const int32_t *chosen, int n, int n_experts, int k, int32_t *offsets,
-                   int32_t *rows, int32_t *where, llm_stream_t stream);
+/* route_small: the same from x [n][hidden] and the router [n_experts][hidden]
+ * in dt, the logits summed in fp32 in the kernel into `logits` [n][n_experts]
+ * (one launch; for a few tokens).  done: n counters, zero before the call
+ * and after it. */
+int llm_k_moe_route_small(int dt, const void *x, const void *router, int n, int hidden,
+                          int n_experts, int k, int norm_topk, float *logits, int32_t *done,
+                          int32_t *chosen, float *weight, llm_stream_t stream);
+int llm_k_moe_sort(const int32_t *chosen, int n, int n_experts, int k, int tile_m,
+                   int32_t *offsets, int32_t *rows, int32_t *where, int32_t *tiles,
+                   llm_stream_t stream);
 int llm_k_moe_combine(int dt, void *out, const void *y, const int32_t *chosen,
                       const float *weight, const int32_t *where, int n, int k, int hidden,
                       int accumulate, llm_stream_t stream);
+/* The grouped product of every expert's rows at once, f16/bf16 on the
+ * tensor cores, nothing read back on the host: for each sorted row r of
+ * expert e (offsets, and tiles from llm_k_moe_sort with the same tile_m),
+ * y[r][j] = x[xrow ? xrow[r] : r] . w_e[j] for j < n, where w_e[j] is
+ * w0[e][j] ([E][nsplit][k]) below nsplit and w1[e][j - nsplit]
+ * ([E][n - nsplit][k]) from it.  k and ldx multiples of 8.  tile_m: what
+ * llm_k_moe_gemm_tile_m says for the step's slots (16 or 64). */
+int llm_k_moe_gemm_tile_m(int slots, int n_experts);
+int llm_k_moe_gemm(int dt, void *y, int ldy, const void *x, int ldx, const int32_t *xrow,
+                   const void *w0, const void *w1, int nsplit, const int32_t *offsets,
+                   const int32_t *tiles, int tile_m, int slots, int n_experts, int n, int k,
+                   llm_stream_t stream);
 /* The experts of a few tokens (n * k <= LLM_K_MOE_SMALL slots) without the
  * sort and without reading anything back: per slot, h = act(fc_e x) *
  * (gate_e x) [n k][inter] (the caller's scratch), then out[t] (+)= the

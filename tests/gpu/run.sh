@@ -125,7 +125,8 @@ for st in $STAGES; do
     comm) run_stage comm ${T_COMM:-200} "$(find_bin test_gpu_comm)" ;;
     qforward)
         # the bundled model quantized by llm-quantize (w8a16, w4a16 and int4-awq at groups
-        # of 32 and 64; fp8 static and per-token, int8-sq per token, per tensor and unsmoothed;
+        # of 32 and 64; fp8 static and per-token, int8-sq per token (factors folded into the
+        # norms, and kept), per tensor and unsmoothed;
         # an fp8 and an int8 KV cache, alone and with fp8 / w4a16 weights),
         # and the imported pre-quantized fixtures (AWQ and GPTQ with zero points; fp8 in f32
         # compute only: random tiny weights with 8-bit activations leave too few rows decided in
@@ -140,6 +141,7 @@ for st in $STAGES; do
             '$q' -q --no-eval -m int4-awq --group-size 32 --calib '$c' '$m' -o '$qd/awq-g32.llm'
             '$q' -q --no-eval -m int8-sq --calib '$c' '$m' -o '$qd/sq.llm'
             '$q' -q --no-eval -m int8-sq --act static --calib '$c' '$m' -o '$qd/sq-static.llm'
+            '$q' -q --no-eval -m int8-sq --no-fold --calib '$c' '$m' -o '$qd/sq-nofold.llm'
             '$q' -q --no-eval -m int8-sq --alpha none '$m' -o '$qd/sq-plain.llm'
             '$q' -q --no-eval -m fp8-pc '$m' -o '$qd/fp8pc.llm'
             '$q' -q --no-eval -m fp8 --calib '$c' '$m' -o '$qd/fp8.llm'
@@ -151,7 +153,7 @@ for st in $STAGES; do
                 '$(find_bin llm-convert)' -q '$ROOT/tests/fixtures/quant/'\$f -o '$qd/imp-'\$f.llm
             done
             '$(find_bin test_gpu_forward)' '$qd/w8a16.llm' '$qd/w4a16-g32.llm' '$qd/w4a16-g64.llm' \
-                '$qd/awq-g64.llm' '$qd/awq-g32.llm' '$qd/sq.llm' '$qd/sq-static.llm' \
+                '$qd/awq-g64.llm' '$qd/awq-g32.llm' '$qd/sq.llm' '$qd/sq-static.llm' '$qd/sq-nofold.llm' \
                 '$qd/sq-plain.llm' '$qd/fp8pc.llm' '$qd/fp8.llm' '$qd/kv-fp8.llm' '$qd/kv-int8.llm' \
                 '$qd/fp8-kvfp8.llm' '$qd/w4a16-kvint8.llm' '$qd/imp-awq.llm' '$qd/imp-gptq.llm' \
                 '$qd/imp-gptq-8bit.llm' --f32 '$qd/imp-fp8-static.llm' --f32 '$qd/imp-fp8-dynamic.llm'"

@@ -578,6 +578,21 @@ int main(int argc, char **argv)
                   LLM_DTYPE_F32);
     }
     unsetenv("LLM_CUDA_MOE_SMALL");
+    /* 16-bit experts through a cuBLAS product each (what prefill past CU_MOE_LOOP_ROWS
+     * rows an expert takes), and through the grouped kernel for every step */
+    for (int g = 0; g < 2; g++) {
+        struct llm_model_desc d;
+        mm_desc_llama(&d, 600, 256, 2, 4, 2, 384, 1024);
+        d.gated_mlp = 1;
+        d.n_experts = 8;
+        d.n_experts_per_tok = 2;
+        d.moe_norm_topk = 1;
+        setenv("LLM_CUDA_MOE_GROUPED", g ? "1" : "0", 1);
+        run_model(g ? "mixtral 8 experts top 2 (bf16, grouped products only)"
+                    : "mixtral 8 experts top 2 (bf16, a product per expert)",
+                  &d, LLM_DTYPE_F32, LLM_DTYPE_BF16);
+    }
+    unsetenv("LLM_CUDA_MOE_GROUPED");
     printf("%s\n", failures ? "FAILED" : "all ok");
     return failures ? 1 : 0;
 }

@@ -1616,6 +1616,277 @@ static void test_attn(void)
 
 /* ---- sampling -------------------------------------------------------------------------- */
 
+/* ---- experts: the sort by expert and the grouped product (moe.cu) ------------------ */
+
+/* n tokens, each choosing k distinct experts of E (skew: most choose expert
+ * 2, so it spans several row tiles, and others get none); the sort checked
+ * for what it promises, then the gathered fc|gate product [S][2 I] and the
+ * down product [S][H] over its output against sums in double. */
+static void moe_case(int dt, int n, int E, int K, int H, int I, int skew, int tm)
+{
+    char name[200];
+    snprintf(name, sizeof name, "MOE_GEMM(dt=%s,n=%d,experts=%d,k=%d,hidden=%d,inter=%d,%s,tile=%d)",
+             llm_dtype_name(dt), n, E, K, H, I, skew ? "skewed" : "uniform", tm);
+    if (!want(name)) return;
+    const int S = n * K;
+    int32_t *chosen = xmalloc(sizeof(int32_t) * (size_t)S);
+    for (int t = 0; t < n; t++)
+        for (int j = 0; j < K; j++) {
+            int e, dup;
+            do {
+                e = skew && j == 0 && irand(8) ? 2 % E : irand(E);
+                dup = 0;
+                for (int q = 0; q < j; q++) dup |= chosen[t * K + q] == e;
+            } while (dup);
+            chosen[t * K + j] = e;
+        }
+    int32_t *dc = dev_copy(chosen, sizeof(int32_t) * (size_t)S);
+    int32_t *doff = dev_poison(sizeof(int32_t) * (size_t)(E + 1));
+    int32_t *drows = dev_poison(sizeof(int32_t) * (size_t)S);
+    int32_t *dwhere = dev_poison(sizeof(int32_t) * (size_t)S);
+    size_t nt_max = (size_t)(S + tm - 1) / tm + (size_t)(E < S ? E : S);
+    int32_t *dtiles = dev_poison(sizeof(int32_t) * (1 + 2 * nt_max));
+    CUDA(llm_k_moe_sort(dc, n, E, K, tm, doff, drows, dwhere, dtiles, 0));
+    int32_t *off = xmalloc(sizeof(int32_t) * (size_t)(E + 1));
+    int32_t *rows = xmalloc(sizeof(int32_t) * (size_t)S), *where = xmalloc(sizeof(int32_t) * (size_t)S);
+    int32_t *tiles = xmalloc(sizeof(int32_t) * (1 + 2 * nt_max));
+    CUDA(cudaDeviceSynchronize());
+    CUDA(cudaMemcpy(off, doff, sizeof(int32_t) * (size_t)(E + 1), cudaMemcpyDeviceToHost));
+    CUDA(cudaMemcpy(rows, drows, sizeof(int32_t) * (size_t)S, cudaMemcpyDeviceToHost));
+    CUDA(cudaMemcpy(where, dwhere, sizeof(int32_t) * (size_t)S, cudaMemcpyDeviceToHost));
+    CUDA(cudaMemcpy(tiles, dtiles, sizeof(int32_t) * (1 + 2 * nt_max), cudaMemcpyDeviceToHost));
+    /* offsets: the prefix sums of the counts; each slot inside its expert's
+     * range and found there; the tiles: every expert's rows, tm at a time */
+    int sort_ok = off[0] == 0 && off[E] == S, nt = 0;
+    char *seen = calloc((size_t)S, 1);
+    for (int e = 0; e < E && sort_ok; e++) {
+        int cnt = 0;
+        for (int i = 0; i < S; i++) cnt += chosen[i] == e;
+        sort_ok &= off[e + 1] - off[e] == cnt;
+        for (int m0 = off[e]; m0 < off[e + 1] && sort_ok; m0 += tm, nt++)
+            sort_ok &= (size_t)nt < nt_max && tiles[1 + 2 * nt] == e && tiles[2 + 2 * nt] == m0;
+    }
+    sort_ok &= tiles[0] == nt;
+    for (int i = 0; i < S && sort_ok; i++) {
+        int e = chosen[i], w = where[i];
+        sort_ok &= w >= off[e] && w < off[e + 1] && !seen[w] && rows[w] == i / K;
+        if (sort_ok) seen[w] = 1;
+    }
+    n_cases++;
+    if (!sort_ok) n_failed++;
+    printf("%-72s %s\n", name, sort_ok ? "sort ok" : "sort FAIL");
+
+    void *x_h, *w0_h, *w1_h, *wd_h;
+    float *x = rand_vals((size_t)n * H, 1.f, dt, &x_h);
+    float *w0 = rand_vals((size_t)E * I * H, 1.f / sqrtf((float)H), dt, &w0_h);
+    float *w1 = rand_vals((size_t)E * I * H, 1.f / sqrtf((float)H), dt, &w1_h);
+    float *wd = rand_vals((size_t)E * H * I, 1.f / sqrtf((float)I), dt, &wd_h);
+    void *dx = dev_copy(x_h, (size_t)n * H * esize(dt));
+    void *dw0 = dev_copy(w0_h, (size_t)E * I * H * esize(dt));
+    void *dw1 = dev_copy(w1_h, (size_t)E * I * H * esize(dt));
+    void *dwd = dev_copy(wd_h, (size_t)E * H * I * esize(dt));
+    void *dh = dev_poison((size_t)S * 2 * I * esize(dt)), *dy = dev_poison((size_t)S * H * esize(dt));
+    CUDA(llm_k_moe_gemm(dt, dh, 2 * I, dx, H, drows, dw0, dw1, I, doff, dtiles, tm, S, E, 2 * I, H,
+                        0));
+    CUDA(llm_k_moe_gemm(dt, dy, H, dh, 2 * I, NULL, dwd, NULL, H, doff, dtiles, tm, S, E, H, I, 0));
+    float *h = dev_f32(dh, (size_t)S * 2 * I, dt), *y = dev_f32(dy, (size_t)S * H, dt);
+    float *href = xmalloc(sizeof(float) * (size_t)S * 2 * I);
+    float *yref = xmalloc(sizeof(float) * (size_t)S * H);
+    for (int i = 0; i < S; i++) {
+        const int t = i / K, e = chosen[i], r = where[i];
+        for (int j = 0; j < 2 * I; j++) {
+            const float *wr = j < I ? w0 + ((size_t)e * I + j) * H : w1 + ((size_t)e * I + j - I) * H;
+            double acc = 0;
+            for (int q = 0; q < H; q++) acc += (double)x[(size_t)t * H + q] * wr[q];
+            href[(size_t)r * 2 * I + j] = (float)acc;
+        }
+        for (int j = 0; j < H; j++) { /* over the product's own output, so errors do not add */
+            const float *wr = wd + ((size_t)e * H + j) * I;
+            double acc = 0;
+            for (int q = 0; q < I; q++) acc += (double)h[(size_t)r * 2 * I + q] * wr[q];
+            yref[(size_t)r * H + j] = (float)acc;
+        }
+    }
+    round_to(href, (size_t)S * 2 * I, dt);
+    round_to(yref, (size_t)S * H, dt);
+    const double bound = dt == LLM_DTYPE_F16 ? 1e-7 : 1e-5;
+    char nm[240];
+    snprintf(nm, sizeof nm, "%s fc|gate", name);
+    check(nm, h, href, (size_t)S * 2 * I, bound);
+    snprintf(nm, sizeof nm, "%s down", name);
+    check(nm, y, yref, (size_t)S * H, bound);
+    free(chosen), free(off), free(rows), free(where), free(tiles), free(seen);
+    free(x), free(w0), free(w1), free(wd), free(x_h), free(w0_h), free(w1_h), free(wd_h);
+    free(h), free(y), free(href), free(yref);
+    cudaFree(dc), cudaFree(doff), cudaFree(drows), cudaFree(dwhere), cudaFree(dtiles);
+    cudaFree(dx), cudaFree(dw0), cudaFree(dw1), cudaFree(dwd), cudaFree(dh), cudaFree(dy);
+}
+
+/* The router's product and routing in one launch against llm_k_moe_route
+ * over logits summed in double on the host: the same experts (a choice may
+ * differ only where the two candidates' logits are within 1e-5) and
+ * weights within 1e-5. */
+static void route_small_case(int dt, int n, int E, int K, int H, int norm)
+{
+    char name[200];
+    snprintf(name, sizeof name, "MOE_ROUTE_SMALL(dt=%s,n=%d,experts=%d,k=%d,hidden=%d,norm=%d)",
+             llm_dtype_name(dt), n, E, K, H, norm);
+    if (!want(name)) return;
+    void *x_h, *w_h;
+    float *x = rand_vals((size_t)n * H, 1.f, dt, &x_h);
+    float *w = rand_vals((size_t)E * H, 2.f / sqrtf((float)H), dt, &w_h);
+    float *lg = xmalloc(sizeof(float) * (size_t)n * E);
+    for (int t = 0; t < n; t++)
+        for (int e = 0; e < E; e++) {
+            double acc = 0;
+            for (int q = 0; q < H; q++) acc += (double)x[(size_t)t * H + q] * w[(size_t)e * H + q];
+            lg[(size_t)t * E + e] = (float)acc;
+        }
+    void *dx = dev_copy(x_h, (size_t)n * H * esize(dt)), *dw = dev_copy(w_h, (size_t)E * H * esize(dt));
+    void *dl = dev_copy(lg, sizeof(float) * (size_t)n * E);
+    int32_t *dc0 = dev_poison(sizeof(int32_t) * (size_t)n * K), *dc1 = dev_poison(sizeof(int32_t) * (size_t)n * K);
+    float *dw0 = dev_poison(sizeof(float) * (size_t)n * K), *dw1 = dev_poison(sizeof(float) * (size_t)n * K);
+    CUDA(llm_k_moe_route(dl, n, E, K, norm, dc0, dw0, 0));
+    float *dlg = dev_poison(sizeof(float) * (size_t)n * E);
+    int32_t *ddone;
+    CUDA(cudaMalloc((void **)&ddone, sizeof(int32_t) * (size_t)n));
+    CUDA(cudaMemset(ddone, 0, sizeof(int32_t) * (size_t)n));
+    for (int rep = 0; rep < 2; rep++) { /* the second call needs the counters put back */
+        CUDA(cudaMemset(dc1, 0xff, sizeof(int32_t) * (size_t)n * K));
+        CUDA(llm_k_moe_route_small(dt, dx, dw, n, H, E, K, norm, dlg, ddone, dc1, dw1, 0));
+    }
+    CUDA(cudaDeviceSynchronize());
+    int32_t *c0 = xmalloc(sizeof(int32_t) * (size_t)n * K), *c1 = xmalloc(sizeof(int32_t) * (size_t)n * K);
+    float *w0 = xmalloc(sizeof(float) * (size_t)n * K), *w1 = xmalloc(sizeof(float) * (size_t)n * K);
+    CUDA(cudaMemcpy(c0, dc0, sizeof(int32_t) * (size_t)n * K, cudaMemcpyDeviceToHost));
+    CUDA(cudaMemcpy(c1, dc1, sizeof(int32_t) * (size_t)n * K, cudaMemcpyDeviceToHost));
+    CUDA(cudaMemcpy(w0, dw0, sizeof(float) * (size_t)n * K, cudaMemcpyDeviceToHost));
+    CUDA(cudaMemcpy(w1, dw1, sizeof(float) * (size_t)n * K, cudaMemcpyDeviceToHost));
+    int bad = 0, ties = 0;
+    for (int i = 0; i < n * K; i++) {
+        const float *l = lg + (size_t)(i / K) * E;
+        if (c1[i] < 0 || c1[i] >= E) {
+            bad++;
+        } else if (c0[i] != c1[i]) {
+            if (fabsf(l[c0[i]] - l[c1[i]]) <= 1e-5f * (fabsf(l[c0[i]]) + 1e-3f))
+                ties++;
+            else
+                bad++;
+        } else if (fabsf(w0[i] - w1[i]) > 1e-5f * (fabsf(w0[i]) + 1e-6f)) {
+            bad++;
+        }
+    }
+    n_cases++;
+    if (bad) n_failed++;
+    printf("%-72s %d differ, %d near-ties  %s\n", name, bad, ties, bad ? "FAIL" : "ok");
+    free(x), free(w), free(lg), free(x_h), free(w_h), free(c0), free(c1), free(w0), free(w1);
+    cudaFree(dx), cudaFree(dw), cudaFree(dl), cudaFree(dc0), cudaFree(dc1), cudaFree(dw0), cudaFree(dw1);
+    cudaFree(dlg), cudaFree(ddone);
+}
+
+/* The per-slot path of a few tokens (gated fc and gate, then down with the
+ * weighted combine in expert order and the residual) against sums in double
+ * over the same rounded intermediate: h rounded to dt as the kernel stores
+ * it. */
+static void moe_small_case(int dt, int n, int E, int K, int H, int I, int acc)
+{
+    char name[200];
+    snprintf(name, sizeof name, "MOE_SMALL(dt=%s,n=%d,experts=%d,k=%d,hidden=%d,inter=%d,acc=%d)",
+             llm_dtype_name(dt), n, E, K, H, I, acc);
+    if (!want(name)) return;
+    const int S = n * K;
+    int32_t *chosen = xmalloc(sizeof(int32_t) * (size_t)S);
+    float *wt = xmalloc(sizeof(float) * (size_t)S);
+    for (int t = 0; t < n; t++)
+        for (int j = 0; j < K; j++) {
+            int e, dup;
+            do {
+                e = irand(E);
+                dup = 0;
+                for (int q = 0; q < j; q++) dup |= chosen[t * K + q] == e;
+            } while (dup);
+            chosen[t * K + j] = e;
+            wt[t * K + j] = 0.1f + frand() * frand();
+        }
+    void *x_h, *fc_h, *g_h, *d_h, *o_h;
+    float *x = rand_vals((size_t)n * H, 1.f, dt, &x_h);
+    float *fc = rand_vals((size_t)E * I * H, 2.f / sqrtf((float)H), dt, &fc_h);
+    float *gt = rand_vals((size_t)E * I * H, 2.f / sqrtf((float)H), dt, &g_h);
+    float *dn = rand_vals((size_t)E * H * I, 1.f / sqrtf((float)I), dt, &d_h);
+    float *o0 = rand_vals((size_t)n * H, 1.f, dt, &o_h);
+    void *dx = dev_copy(x_h, (size_t)n * H * esize(dt)), *dfc = dev_copy(fc_h, (size_t)E * I * H * esize(dt));
+    void *dg = dev_copy(g_h, (size_t)E * I * H * esize(dt)), *dd = dev_copy(d_h, (size_t)E * H * I * esize(dt));
+    void *dout = acc ? dev_copy(o_h, (size_t)n * H * esize(dt)) : dev_poison((size_t)n * H * esize(dt));
+    void *dh = dev_poison((size_t)S * I * esize(dt));
+    int32_t *dc = dev_copy(chosen, sizeof(int32_t) * (size_t)S);
+    float *dw = dev_copy(wt, sizeof(float) * (size_t)S);
+    CUDA(llm_k_moe_small(dt, LLM_K_ACT_SILU, dout, dx, dh, dfc, dg, dd, dc, dw, n, K, H, I, acc, 0));
+    float *h = dev_f32(dh, (size_t)S * I, dt), *got = dev_f32(dout, (size_t)n * H, dt);
+    float *href = xmalloc(sizeof(float) * (size_t)S * I), *ref = xmalloc(sizeof(float) * (size_t)n * H);
+    for (int sl = 0; sl < S; sl++) {
+        const int t = sl / K, e = chosen[sl];
+        for (int j = 0; j < I; j++) {
+            double a = 0, b = 0;
+            const float *fr = fc + ((size_t)e * I + j) * H, *gr = gt + ((size_t)e * I + j) * H;
+            for (int q = 0; q < H; q++) {
+                a += (double)fr[q] * x[(size_t)t * H + q];
+                b += (double)gr[q] * x[(size_t)t * H + q];
+            }
+            href[(size_t)sl * I + j] = (float)(a / (1.0 + exp(-a)) * b);
+        }
+    }
+    round_to(href, (size_t)S * I, dt);
+    for (int t = 0; t < n; t++)
+        for (int j = 0; j < H; j++) {
+            double tot = acc ? o0[(size_t)t * H + j] : 0;
+            for (int k = 0; k < K; k++) {
+                const int sl = t * K + k, e = chosen[sl];
+                const float *wr = dn + ((size_t)e * H + j) * I;
+                double a = 0;
+                for (int q = 0; q < I; q++) a += (double)wr[q] * h[(size_t)sl * I + q];
+                tot += a * wt[sl];
+            }
+            ref[(size_t)t * H + j] = (float)tot;
+        }
+    round_to(ref, (size_t)n * H, dt);
+    char nm[240];
+    const double bound = dt == LLM_DTYPE_F32 ? 1e-10 : dt == LLM_DTYPE_F16 ? 1e-6 : 4e-5;
+    snprintf(nm, sizeof nm, "%s gated", name);
+    check(nm, h, href, (size_t)S * I, bound);
+    snprintf(nm, sizeof nm, "%s down", name);
+    check(nm, got, ref, (size_t)n * H, bound);
+    free(chosen), free(wt), free(x), free(fc), free(gt), free(dn), free(o0);
+    free(x_h), free(fc_h), free(g_h), free(d_h), free(o_h), free(h), free(got), free(href), free(ref);
+    cudaFree(dx), cudaFree(dfc), cudaFree(dg), cudaFree(dd), cudaFree(dout), cudaFree(dh);
+    cudaFree(dc), cudaFree(dw);
+}
+
+static void test_moe(void)
+{
+    for (int di = 0; di < 3; di++) {
+        moe_small_case(DTS[di], 1, 8, 2, 1024, 3584, 1); /* long rows: one a warp */
+        moe_small_case(DTS[di], 4, 8, 2, 512, 1024, 0);
+        moe_small_case(DTS[di], 1, 128, 8, 512, 192, 1); /* short rows: four a warp */
+        moe_small_case(DTS[di], 1, 16, 4, 264, 72, 0);
+        moe_small_case(DTS[di], 2, 16, 3, 128, 64, 1);
+    }
+    for (int di = 0; di < 3; di++) {
+        route_small_case(DTS[di], 1, 8, 2, 4096, 1);
+        route_small_case(DTS[di], 8, 8, 2, 4096, 0);
+        route_small_case(DTS[di], 3, 128, 8, 2048, 1);
+        route_small_case(DTS[di], 5, 60, 4, 264, 0);
+        route_small_case(DTS[di], 2, 1000, 8, 64, 1);
+    }
+    for (int di = 1; di < 3; di++)
+        for (int tm = 16; tm <= 64; tm += 48) {
+            moe_case(DTS[di], 300, 8, 2, 256, 384, 0, tm);  /* Mixtral-like, groups of ~75 */
+            moe_case(DTS[di], 64, 128, 8, 512, 192, 0, tm); /* Qwen3-MoE-like, ~4 a group */
+            moe_case(DTS[di], 37, 16, 4, 264, 72, 0, tm);   /* k and n off the tile sizes */
+            moe_case(DTS[di], 200, 4, 1, 128, 136, 1, tm);  /* one expert of many tiles */
+            moe_case(DTS[di], 5, 64, 2, 64, 64, 0, tm);     /* most experts without rows */
+        }
+}
+
 static void test_sample(void)
 {
     const int64_t vocabs[] = {1000, 32000};
@@ -1733,6 +2004,7 @@ int main(int argc, char **argv)
     test_qlinear();
     test_w8a8();
     test_attn();
+    test_moe();
     test_sample();
     printf("%d cases, %d failed\n", n_cases, n_failed);
     return n_failed ? 1 : 0;

@@ -609,6 +609,10 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     c->use_graphs = gg && strcmp(gg, "0"); /* measured slower than eager + PDL (docs/CUDA.md) */
     c->fused_gate = !(ga && !strcmp(ga, "0"));
     c->moe_no_small = gm && !strcmp(gm, "0");
+    const char *mg = getenv("LLM_CUDA_MOE_GROUPED"); /* 0: a cuBLAS product per expert */
+    c->moe_grouped = c->dt == LLM_DTYPE_F32 || (mg && !strcmp(mg, "0")) ? 0
+                     : mg && !strcmp(mg, "1")                           ? 1
+                                                                        : 2;
     const char *nq = getenv("LLM_CUDA_NORM_Q8");
     c->q8_no_fuse = nq && !strcmp(nq, "0");
     /* LLM_CUDA_PROFILE_STEPS=FIRST[,COUNT]: the profiler (ncu --profile-from-start off)
@@ -702,12 +706,21 @@ static int make_workspace(struct cu_be *c)
             (rc = dalloc(c, (void **)&c->moe_off, (E + 1) * 4, "expert offsets")) ||
             (rc = dalloc(c, (void **)&c->moe_rows, S * 4, "expert rows")) ||
             (rc = dalloc(c, (void **)&c->moe_where, S * 4, "slot positions")) ||
-            (rc = dalloc(c, &c->moe_x, S * H * es, "expert inputs")) ||
+            (rc = dalloc(c, (void **)&c->moe_done, LLM_K_MOE_SMALL * 4, "router counters")) ||
             (rc = dalloc(c, &c->moe_h, S * 2 * I * es, "expert activations")) ||
             (rc = dalloc(c, &c->moe_y, S * H * es, "expert outputs")))
             return rc;
-        if (!(c->h_moe_off = malloc((E + 1) * sizeof(int32_t))))
-            return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
+        CK(cudaMemsetAsync(c->moe_done, 0, LLM_K_MOE_SMALL * 4, c->st));
+        int loops = !c->moe_grouped || (c->moe_grouped == 2 && E <= CU_MOE_LOOP_EXPERTS &&
+                                        S >= CU_MOE_LOOP_ROWS * E);
+        if (loops) {
+            if ((rc = dalloc(c, &c->moe_x, S * H * es, "expert inputs"))) return rc;
+            if (!(c->h_moe_off = malloc((E + 1) * sizeof(int32_t))))
+                return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
+        }
+        if (c->moe_grouped &&
+            (rc = dalloc(c, (void **)&c->moe_tiles, (1 + 2 * (S + E)) * 4, "expert row tiles")))
+            return rc;
     }
     if (c->q_dense_bytes && (rc = dalloc(c, &c->q_dense, c->q_dense_bytes, "dequantized weight")))
         return rc;

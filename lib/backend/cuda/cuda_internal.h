@@ -111,6 +111,14 @@ struct cu_q8_src {
     const float *scale, *sm;
 };
 
+/* Few large experts (at most CU_MOE_LOOP_EXPERTS) with CU_MOE_LOOP_ROWS rows
+ * or more each on average: cuBLAS's products beat the grouped kernel
+ * (mma.sync, no wgmma) by more than the host read-back and the launches
+ * cost; many small experts the other way round (measured on Mixtral-8x7B
+ * and Qwen3-30B-A3B, docs/CUDA.md). */
+#define CU_MOE_LOOP_ROWS 16
+#define CU_MOE_LOOP_EXPERTS 32
+
 struct cu_be {
     struct llm_backend pub;
     const struct llm_model_desc *d;
@@ -127,6 +135,9 @@ struct cu_be {
     int gemv_max_m;        /* products of up to this many rows use the GEMV kernel */
     int use_graphs;
     int moe_no_small; /* LLM_CUDA_MOE_SMALL=0: no per-slot GEMV path for experts */
+    /* experts' products: 0 one cuBLAS product each (f32, or LLM_CUDA_MOE_GROUPED=0), 1 the
+     * grouped kernel (LLM_CUDA_MOE_GROUPED=1), 2 as CU_MOE_LOOP_* say (the default) */
+    int moe_grouped;
     int qgemv_max_m;       /* quantized products of up to this many rows use the quantized GEMV */
     int w8_max_m;          /* the same for 8-bit activations (fp8, int8), in every compute dtype */
     /* quantized weights: the dense scratch one weight is dequantized into for
@@ -191,7 +202,7 @@ struct cu_be {
      * [T K][hidden], their fc|gate activations [T K][2 I] and outputs
      * [T K][hidden] */
     float *moe_logits, *moe_w;
-    int32_t *moe_chosen, *moe_off, *moe_rows, *moe_where, *h_moe_off;
+    int32_t *moe_chosen, *moe_off, *moe_rows, *moe_where, *moe_tiles, *moe_done, *h_moe_off;
     void *moe_x, *moe_h, *moe_y;
 
     int32_t *h_meta, *d_meta;

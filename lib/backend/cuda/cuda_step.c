@@ -275,16 +275,26 @@ static int graph_max_splits(const struct cu_be *c, int B)
     return sp < lim ? sp : lim;
 }
 
+/* Whether a step of S expert slots (past the per-slot path) runs the grouped
+ * kernel (nothing read back) or a cuBLAS product per expert. */
+static int moe_grouped(const struct cu_be *c, int S)
+{
+    const int E = c->d->n_experts;
+    return c->moe_grouped == 1 ||
+           (c->moe_grouped == 2 && (E > CU_MOE_LOOP_EXPERTS || S < CU_MOE_LOOP_ROWS * E));
+}
+
 static int graph_eligible(const struct cu_be *c, const struct llm_batch *b)
 {
     if (!c->use_graphs || b->n_seqs != b->n_tokens || b->n_out != b->n_tokens) return 0;
     for (int i = 0; i < b->n_out; i++)
         if (b->out_rows[i] != i || needs_dyn(c, b->seq_len[i])) return 0;
     int bi = bucket_for(c, b->n_tokens);
-    /* experts: only the path that reads nothing back on the host (step_moe) */
-    if (bi >= 0 && c->d->n_experts > 0 &&
-        c->buckets[bi] * c->d->n_experts_per_tok > LLM_K_MOE_SMALL)
-        return 0;
+    /* experts: only the paths that read nothing back on the host (step_moe) */
+    if (bi >= 0 && c->d->n_experts > 0) {
+        int S = c->buckets[bi] * c->d->n_experts_per_tok;
+        if ((c->moe_no_small || S > LLM_K_MOE_SMALL) && !moe_grouped(c, S)) return 0;
+    }
     return bi >= 0;
 }
 
@@ -600,37 +610,29 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
     return rc;
 }
 
-/* Mixture of experts: route, sort the token slots by expert, gather them,
- * one GEMM per expert over its rows (fc and gate, the activation over
- * every row at once, then down), and combine (moe.cu says how).  The
- * experts' row counts come back to the host once per layer, so such a step
- * is never captured in a CUDA graph.  A step of at most LLM_K_MOE_SMALL
- * slots (decode of a few tokens) instead runs two GEMV kernels that read
- * each slot's expert on the device: nothing comes back, a graph may hold it,
- * and only the chosen experts' weights are read. */
-static int step_moe(struct cu_be *c, const struct llm_step *st, int layer, int rows)
+/* Mixture of experts: route, sort the token slots by expert, then the
+ * experts' products over all their rows (fc and gate, the activation over
+ * every row at once, then down), and combine (moe.cu says how).  In 16-bit
+ * compute, with many experts or few rows an expert (moe_grouped), each
+ * product is one grouped launch over every expert's row tiles (the gather
+ * of the tokens happens in its tile loads) and nothing comes back to the
+ * host, so the step may be captured in a graph.  Otherwise (a few large
+ * experts), in f32, or with LLM_CUDA_MOE_GROUPED=0, each expert is one cuBLAS product,
+ * which needs the experts' row counts on the host once per layer: such a
+ * step is never captured.  A step of at most LLM_K_MOE_SMALL slots (decode of a few
+ * tokens) instead runs two GEMV kernels that read each slot's expert on the
+ * device, and only the chosen experts' weights are read. */
+static int moe_loop(struct cu_be *c, const struct llm_step *st, const char *fc, const char *gate,
+                    const char *down, int S)
 {
     const struct llm_model_desc *d = c->d;
-    const int E = d->n_experts, K = d->n_experts_per_tok, H = (int)d->hidden;
-    const int I = (int)d->intermediate, S = rows * K;
-    const char *fc = c->lw[layer][LLM_W_MLP_FC].w, *down = c->lw[layer][LLM_W_MLP_OUT].w;
-    const char *gate = fc + (size_t)E * I * H * c->es; /* uploaded after every fc */
-    int rc = cu_gemm_run(c->gemm, c->st, rows, E, H, c->buf[st->in], H,
-                         c->lw[layer][LLM_W_ROUTER].w, NULL, c->moe_logits, E, LLM_DTYPE_F32, 0);
-    if (rc) return rc;
-    CK(llm_k_moe_route(c->moe_logits, rows, E, K, d->moe_norm_topk, c->moe_chosen, c->moe_w,
-                       c->st));
-    if (S <= LLM_K_MOE_SMALL && !c->moe_no_small) {
-        CK(llm_k_moe_small(c->dt, d->act, c->buf[st->out], c->buf[st->in], c->moe_h, fc, gate,
-                           down, c->moe_chosen, c->moe_w, rows, K, H, I, st->accumulate, c->st));
-        return 0;
-    }
-    CK(llm_k_moe_sort(c->moe_chosen, rows, E, K, c->moe_off, c->moe_rows, c->moe_where, c->st));
+    const int E = d->n_experts, H = (int)d->hidden, I = (int)d->intermediate;
+    const size_t es = c->es;
+    int rc = 0;
     CK(llm_k_gather(c->dt, c->moe_x, c->buf[st->in], c->moe_rows, S, H, c->st));
     CK(cudaMemcpyAsync(c->h_moe_off, c->moe_off, sizeof(int32_t) * (size_t)(E + 1),
                        cudaMemcpyDeviceToHost, c->st));
     CK(cudaStreamSynchronize(c->st));
-    const size_t es = c->es;
     for (int e = 0; e < E && !rc; e++) {
         int o = c->h_moe_off[e], m = c->h_moe_off[e + 1] - o;
         if (m <= 0) continue;
@@ -650,7 +652,45 @@ static int step_moe(struct cu_be *c, const struct llm_step *st, int layer, int r
                     down + (size_t)e * H * I * es, NULL, (char *)c->moe_y + (size_t)o * H * es, H,
                     0);
     }
-    if (rc) return rc;
+    return rc;
+}
+
+static int step_moe(struct cu_be *c, const struct llm_step *st, int layer, int rows)
+{
+    const struct llm_model_desc *d = c->d;
+    const int E = d->n_experts, K = d->n_experts_per_tok, H = (int)d->hidden;
+    const int I = (int)d->intermediate, S = rows * K;
+    const char *fc = c->lw[layer][LLM_W_MLP_FC].w, *down = c->lw[layer][LLM_W_MLP_OUT].w;
+    const char *gate = fc + (size_t)E * I * H * c->es; /* uploaded after every fc */
+    int rc = 0;
+    if (rows <= LLM_K_MOE_SMALL) { /* the router's product and the routing in one launch */
+        CK(llm_k_moe_route_small(c->dt, c->buf[st->in], c->lw[layer][LLM_W_ROUTER].w, rows, H, E,
+                                 K, d->moe_norm_topk, c->moe_logits, c->moe_done, c->moe_chosen,
+                                 c->moe_w, c->st));
+    } else {
+        rc = cu_gemm_run(c->gemm, c->st, rows, E, H, c->buf[st->in], H,
+                         c->lw[layer][LLM_W_ROUTER].w, NULL, c->moe_logits, E, LLM_DTYPE_F32, 0);
+        if (rc) return rc;
+        CK(llm_k_moe_route(c->moe_logits, rows, E, K, d->moe_norm_topk, c->moe_chosen, c->moe_w,
+                           c->st));
+    }
+    if (S <= LLM_K_MOE_SMALL && !c->moe_no_small) {
+        CK(llm_k_moe_small(c->dt, d->act, c->buf[st->out], c->buf[st->in], c->moe_h, fc, gate,
+                           down, c->moe_chosen, c->moe_w, rows, K, H, I, st->accumulate, c->st));
+        return 0;
+    }
+    const int tm = llm_k_moe_gemm_tile_m(S, E), grouped = moe_grouped(c, S);
+    CK(llm_k_moe_sort(c->moe_chosen, rows, E, K, tm, c->moe_off, c->moe_rows, c->moe_where,
+                      grouped ? c->moe_tiles : NULL, c->st));
+    if (!grouped) {
+        if ((rc = moe_loop(c, st, fc, gate, down, S))) return rc;
+    } else {
+        CK(llm_k_moe_gemm(c->dt, c->moe_h, 2 * I, c->buf[st->in], H, c->moe_rows, fc, gate, I,
+                          c->moe_off, c->moe_tiles, tm, S, E, 2 * I, H, c->st));
+        CK(llm_k_act(c->dt, d->act, 1, c->moe_h, S, I, c->st)); /* gated experts only */
+        CK(llm_k_moe_gemm(c->dt, c->moe_y, H, c->moe_h, 2 * I, NULL, down, NULL, H, c->moe_off,
+                          c->moe_tiles, tm, S, E, H, I, c->st));
+    }
     CK(llm_k_moe_combine(c->dt, c->buf[st->out], c->moe_y, c->moe_chosen, c->moe_w,
                          c->moe_where, rows, K, H, st->accumulate, c->st));
     return 0;
