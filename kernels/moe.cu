@@ -1,24 +1,26 @@
 /* moe.cu - mixture of experts: routing, the sort of token slots by expert,
- * and the weighted combine.
+ * the grouped expert products, and the weighted combine.
  *
  * Design: the router's fp32 logits give each token its top-k experts and
  * their weights (softmax over every expert, then the top k, renormalised
  * when asked: Hugging Face's Mixtral / Qwen3-MoE semantics).  The token
- * slots (token, choice) are then sorted by expert - a stable counting sort,
- * so the order is the same on every run - which makes each expert's rows
- * contiguous: the caller gathers them once and runs one GEMM per expert
- * over all its rows (grouped GEMMs), never a loop over tokens.  The combine
- * sums each token's expert outputs in expert order, in fp32, and rounds
- * once.
+ * slots (token, choice) are then grouped by expert (one block: counts,
+ * scan, placement), which makes each expert's rows contiguous and gives
+ * the table of row tiles the grouped product walks: one launch per
+ * projection over every expert's tiles, the tokens gathered by the tile
+ * loads, the grid sized by the tile count's bound so the host reads
+ * nothing back - never a loop over tokens.  The combine sums each token's
+ * expert outputs in expert order, in fp32, and rounds once, so the order
+ * of rows within an expert does not matter.
  *
  * A decode step of a few tokens (at most LLM_K_MOE_SMALL slots) takes a
- * second path with no sort and nothing read back on the host: each slot's
- * expert id is read on the device by two GEMV kernels that stream that
- * expert's rows - gated fc and gate with the activation fused, then down
- * with the weighted combine and the residual add fused - so a batch-1 step
- * reads exactly its k experts, and the step can be captured in a graph.
- * Routing is one warp per token, so a router of 128 experts costs a few
- * shuffles, not a thread's serial loop.
+ * second path with no sort: the router's product and the routing are one
+ * launch, and each slot's expert id is read on the device by two GEMV
+ * kernels that stream that expert's rows - gated fc and gate with the
+ * activation fused, then down with the weighted combine and the residual
+ * add fused - so a batch-1 step reads exactly its k experts.  Routing is
+ * one warp per token, so a router of 128 experts costs a few shuffles,
+ * not a thread's serial loop.
  */
 #include "common.cuh"
 
