@@ -148,7 +148,8 @@ def eval_loss(model, stream, args, bos_id, n_batches=8):
     for _ in range(n_batches):
         starts = g.integers(0, len(stream) - args.seq, size=args.batch)
         x, y = batch_at(stream, starts, args.seq, bos_id)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        x, y = x.to(args.device), y.to(args.device)
+        with torch.autocast(args.device, dtype=torch.bfloat16):
             logits = model(input_ids=x).logits
         total += torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)),
                                                    y.view(-1)).item()
@@ -171,6 +172,8 @@ def main():
     ap.add_argument("--intermediate", type=int, default=704)
     ap.add_argument("--vocab", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="where to train (cuda: the same recipe, much faster)")
     ap.add_argument("--seed", type=int, default=20240611)
     ap.add_argument("--bench", type=int, default=0, help="time this many steps and exit")
     ap.add_argument("--samples", action="store_true",
@@ -209,6 +212,7 @@ def main():
                 p.normal_(0.0, 0.02, generator=g)
                 if name.endswith(("o_proj.weight", "down_proj.weight")):
                     p.mul_(1.0 / math.sqrt(2 * args.layers))
+    model.to(args.device)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params / 1e6:.2f} M parameters", flush=True)
 
@@ -227,7 +231,8 @@ def main():
             grp["lr"] = lr_at(step, args)
         starts = rng.integers(0, len(train) - args.seq, size=args.batch)
         x, y = batch_at(train, starts, args.seq, bos_id)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        x, y = x.to(args.device), y.to(args.device)
+        with torch.autocast(args.device, dtype=torch.bfloat16):
             logits = model(input_ids=x).logits
         loss = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.size(-1)),
                                                  y.view(-1))
@@ -254,6 +259,8 @@ def main():
             "train_loss_smoothed": round(smooth, 4), "val_loss": round(val_loss, 4),
             "params": n_params, "python": sys.version.split()[0],
             "torch": torch.__version__, "train_tokens": int(len(train)),
+            "device": args.device, "layers": args.layers, "hidden": args.hidden,
+            "heads": args.heads, "kv_heads": args.kv_heads, "intermediate": args.intermediate,
             "minutes": round((time.time() - t0) / 60, 1)}
     with open(os.path.join(args.out, "training.json"), "w") as f:
         json.dump(info, f, indent=2)
@@ -264,7 +271,7 @@ def main():
 def save(model, tok, out, bos_id, eos_id):
     from transformers import GenerationConfig, PreTrainedTokenizerFast
     os.makedirs(out, exist_ok=True)
-    model = model.to(torch.bfloat16)
+    model = model.to("cpu", torch.bfloat16)
     model.generation_config = GenerationConfig(bos_token_id=bos_id, eos_token_id=eos_id)
     model.save_pretrained(out, safe_serialization=True)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=EOS,
