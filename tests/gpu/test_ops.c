@@ -1625,7 +1625,8 @@ static void test_attn(void)
 static void moe_case(int dt, int n, int E, int K, int H, int I, int skew, int tm)
 {
     char name[200];
-    snprintf(name, sizeof name, "MOE_GEMM(dt=%s,n=%d,experts=%d,k=%d,hidden=%d,inter=%d,%s,tile=%d)",
+    snprintf(name, sizeof name,
+             "MOE_GEMM(dt=%s,n=%d,experts=%d,k=%d,hidden=%d,inter=%d,%s,tile=%d)",
              llm_dtype_name(dt), n, E, K, H, I, skew ? "skewed" : "uniform", tm);
     if (!want(name)) return;
     const int S = n * K;
@@ -1636,7 +1637,8 @@ static void moe_case(int dt, int n, int E, int K, int H, int I, int skew, int tm
             do {
                 e = skew && j == 0 && irand(8) ? 2 % E : irand(E);
                 dup = 0;
-                for (int q = 0; q < j; q++) dup |= chosen[t * K + q] == e;
+                for (int q = 0; q < j; q++)
+                    dup |= chosen[t * K + q] == e;
             } while (dup);
             chosen[t * K + j] = e;
         }
@@ -1648,7 +1650,8 @@ static void moe_case(int dt, int n, int E, int K, int H, int I, int skew, int tm
     int32_t *dtiles = dev_poison(sizeof(int32_t) * (1 + 2 * nt_max));
     CUDA(llm_k_moe_sort(dc, n, E, K, tm, doff, drows, dwhere, dtiles, 0));
     int32_t *off = xmalloc(sizeof(int32_t) * (size_t)(E + 1));
-    int32_t *rows = xmalloc(sizeof(int32_t) * (size_t)S), *where = xmalloc(sizeof(int32_t) * (size_t)S);
+    int32_t *rows = xmalloc(sizeof(int32_t) * (size_t)S),
+            *where = xmalloc(sizeof(int32_t) * (size_t)S);
     int32_t *tiles = xmalloc(sizeof(int32_t) * (1 + 2 * nt_max));
     CUDA(cudaDeviceSynchronize());
     CUDA(cudaMemcpy(off, doff, sizeof(int32_t) * (size_t)(E + 1), cudaMemcpyDeviceToHost));
@@ -1661,7 +1664,8 @@ static void moe_case(int dt, int n, int E, int K, int H, int I, int skew, int tm
     char *seen = calloc((size_t)S, 1);
     for (int e = 0; e < E && sort_ok; e++) {
         int cnt = 0;
-        for (int i = 0; i < S; i++) cnt += chosen[i] == e;
+        for (int i = 0; i < S; i++)
+            cnt += chosen[i] == e;
         sort_ok &= off[e + 1] - off[e] == cnt;
         for (int m0 = off[e]; m0 < off[e + 1] && sort_ok; m0 += tm, nt++)
             sort_ok &= (size_t)nt < nt_max && tiles[1 + 2 * nt] == e && tiles[2 + 2 * nt] == m0;
@@ -1685,7 +1689,8 @@ static void moe_case(int dt, int n, int E, int K, int H, int I, int skew, int tm
     void *dw0 = dev_copy(w0_h, (size_t)E * I * H * esize(dt));
     void *dw1 = dev_copy(w1_h, (size_t)E * I * H * esize(dt));
     void *dwd = dev_copy(wd_h, (size_t)E * H * I * esize(dt));
-    void *dh = dev_poison((size_t)S * 2 * I * esize(dt)), *dy = dev_poison((size_t)S * H * esize(dt));
+    void *dh = dev_poison((size_t)S * 2 * I * esize(dt)),
+         *dy = dev_poison((size_t)S * H * esize(dt));
     CUDA(llm_k_moe_gemm(dt, dh, 2 * I, dx, H, drows, dw0, dw1, I, doff, dtiles, tm, S, E, 2 * I, H,
                         0));
     CUDA(llm_k_moe_gemm(dt, dy, H, dh, 2 * I, NULL, dwd, NULL, H, doff, dtiles, tm, S, E, H, I, 0));
@@ -1695,15 +1700,18 @@ static void moe_case(int dt, int n, int E, int K, int H, int I, int skew, int tm
     for (int i = 0; i < S; i++) {
         const int t = i / K, e = chosen[i], r = where[i];
         for (int j = 0; j < 2 * I; j++) {
-            const float *wr = j < I ? w0 + ((size_t)e * I + j) * H : w1 + ((size_t)e * I + j - I) * H;
+            const float *wr =
+                j < I ? w0 + ((size_t)e * I + j) * H : w1 + ((size_t)e * I + j - I) * H;
             double acc = 0;
-            for (int q = 0; q < H; q++) acc += (double)x[(size_t)t * H + q] * wr[q];
+            for (int q = 0; q < H; q++)
+                acc += (double)x[(size_t)t * H + q] * wr[q];
             href[(size_t)r * 2 * I + j] = (float)acc;
         }
         for (int j = 0; j < H; j++) { /* over the product's own output, so errors do not add */
             const float *wr = wd + ((size_t)e * H + j) * I;
             double acc = 0;
-            for (int q = 0; q < I; q++) acc += (double)h[(size_t)r * 2 * I + q] * wr[q];
+            for (int q = 0; q < I; q++)
+                acc += (double)h[(size_t)r * 2 * I + q] * wr[q];
             yref[(size_t)r * H + j] = (float)acc;
         }
     }
@@ -1739,13 +1747,17 @@ static void route_small_case(int dt, int n, int E, int K, int H, int norm)
     for (int t = 0; t < n; t++)
         for (int e = 0; e < E; e++) {
             double acc = 0;
-            for (int q = 0; q < H; q++) acc += (double)x[(size_t)t * H + q] * w[(size_t)e * H + q];
+            for (int q = 0; q < H; q++)
+                acc += (double)x[(size_t)t * H + q] * w[(size_t)e * H + q];
             lg[(size_t)t * E + e] = (float)acc;
         }
-    void *dx = dev_copy(x_h, (size_t)n * H * esize(dt)), *dw = dev_copy(w_h, (size_t)E * H * esize(dt));
+    void *dx = dev_copy(x_h, (size_t)n * H * esize(dt)),
+         *dw = dev_copy(w_h, (size_t)E * H * esize(dt));
     void *dl = dev_copy(lg, sizeof(float) * (size_t)n * E);
-    int32_t *dc0 = dev_poison(sizeof(int32_t) * (size_t)n * K), *dc1 = dev_poison(sizeof(int32_t) * (size_t)n * K);
-    float *dw0 = dev_poison(sizeof(float) * (size_t)n * K), *dw1 = dev_poison(sizeof(float) * (size_t)n * K);
+    int32_t *dc0 = dev_poison(sizeof(int32_t) * (size_t)n * K),
+            *dc1 = dev_poison(sizeof(int32_t) * (size_t)n * K);
+    float *dw0 = dev_poison(sizeof(float) * (size_t)n * K),
+          *dw1 = dev_poison(sizeof(float) * (size_t)n * K);
     CUDA(llm_k_moe_route(dl, n, E, K, norm, dc0, dw0, 0));
     float *dlg = dev_poison(sizeof(float) * (size_t)n * E);
     int32_t *ddone;
@@ -1756,8 +1768,10 @@ static void route_small_case(int dt, int n, int E, int K, int H, int norm)
         CUDA(llm_k_moe_route_small(dt, dx, dw, n, H, E, K, norm, dlg, ddone, dc1, dw1, 0));
     }
     CUDA(cudaDeviceSynchronize());
-    int32_t *c0 = xmalloc(sizeof(int32_t) * (size_t)n * K), *c1 = xmalloc(sizeof(int32_t) * (size_t)n * K);
-    float *w0 = xmalloc(sizeof(float) * (size_t)n * K), *w1 = xmalloc(sizeof(float) * (size_t)n * K);
+    int32_t *c0 = xmalloc(sizeof(int32_t) * (size_t)n * K),
+            *c1 = xmalloc(sizeof(int32_t) * (size_t)n * K);
+    float *w0 = xmalloc(sizeof(float) * (size_t)n * K),
+          *w1 = xmalloc(sizeof(float) * (size_t)n * K);
     CUDA(cudaMemcpy(c0, dc0, sizeof(int32_t) * (size_t)n * K, cudaMemcpyDeviceToHost));
     CUDA(cudaMemcpy(c1, dc1, sizeof(int32_t) * (size_t)n * K, cudaMemcpyDeviceToHost));
     CUDA(cudaMemcpy(w0, dw0, sizeof(float) * (size_t)n * K, cudaMemcpyDeviceToHost));
@@ -1780,7 +1794,8 @@ static void route_small_case(int dt, int n, int E, int K, int H, int norm)
     if (bad) n_failed++;
     printf("%-72s %d differ, %d near-ties  %s\n", name, bad, ties, bad ? "FAIL" : "ok");
     free(x), free(w), free(lg), free(x_h), free(w_h), free(c0), free(c1), free(w0), free(w1);
-    cudaFree(dx), cudaFree(dw), cudaFree(dl), cudaFree(dc0), cudaFree(dc1), cudaFree(dw0), cudaFree(dw1);
+    cudaFree(dx), cudaFree(dw), cudaFree(dl), cudaFree(dc0), cudaFree(dc1), cudaFree(dw0),
+        cudaFree(dw1);
     cudaFree(dlg), cudaFree(ddone);
 }
 
@@ -1803,7 +1818,8 @@ static void moe_small_case(int dt, int n, int E, int K, int H, int I, int acc)
             do {
                 e = irand(E);
                 dup = 0;
-                for (int q = 0; q < j; q++) dup |= chosen[t * K + q] == e;
+                for (int q = 0; q < j; q++)
+                    dup |= chosen[t * K + q] == e;
             } while (dup);
             chosen[t * K + j] = e;
             wt[t * K + j] = 0.1f + frand() * frand();
@@ -1814,15 +1830,20 @@ static void moe_small_case(int dt, int n, int E, int K, int H, int I, int acc)
     float *gt = rand_vals((size_t)E * I * H, 2.f / sqrtf((float)H), dt, &g_h);
     float *dn = rand_vals((size_t)E * H * I, 1.f / sqrtf((float)I), dt, &d_h);
     float *o0 = rand_vals((size_t)n * H, 1.f, dt, &o_h);
-    void *dx = dev_copy(x_h, (size_t)n * H * esize(dt)), *dfc = dev_copy(fc_h, (size_t)E * I * H * esize(dt));
-    void *dg = dev_copy(g_h, (size_t)E * I * H * esize(dt)), *dd = dev_copy(d_h, (size_t)E * H * I * esize(dt));
-    void *dout = acc ? dev_copy(o_h, (size_t)n * H * esize(dt)) : dev_poison((size_t)n * H * esize(dt));
+    void *dx = dev_copy(x_h, (size_t)n * H * esize(dt)),
+         *dfc = dev_copy(fc_h, (size_t)E * I * H * esize(dt));
+    void *dg = dev_copy(g_h, (size_t)E * I * H * esize(dt)),
+         *dd = dev_copy(d_h, (size_t)E * H * I * esize(dt));
+    void *dout =
+        acc ? dev_copy(o_h, (size_t)n * H * esize(dt)) : dev_poison((size_t)n * H * esize(dt));
     void *dh = dev_poison((size_t)S * I * esize(dt));
     int32_t *dc = dev_copy(chosen, sizeof(int32_t) * (size_t)S);
     float *dw = dev_copy(wt, sizeof(float) * (size_t)S);
-    CUDA(llm_k_moe_small(dt, LLM_K_ACT_SILU, dout, dx, dh, dfc, dg, dd, dc, dw, n, K, H, I, acc, 0));
+    CUDA(
+        llm_k_moe_small(dt, LLM_K_ACT_SILU, dout, dx, dh, dfc, dg, dd, dc, dw, n, K, H, I, acc, 0));
     float *h = dev_f32(dh, (size_t)S * I, dt), *got = dev_f32(dout, (size_t)n * H, dt);
-    float *href = xmalloc(sizeof(float) * (size_t)S * I), *ref = xmalloc(sizeof(float) * (size_t)n * H);
+    float *href = xmalloc(sizeof(float) * (size_t)S * I),
+          *ref = xmalloc(sizeof(float) * (size_t)n * H);
     for (int sl = 0; sl < S; sl++) {
         const int t = sl / K, e = chosen[sl];
         for (int j = 0; j < I; j++) {
@@ -1843,7 +1864,8 @@ static void moe_small_case(int dt, int n, int E, int K, int H, int I, int acc)
                 const int sl = t * K + k, e = chosen[sl];
                 const float *wr = dn + ((size_t)e * H + j) * I;
                 double a = 0;
-                for (int q = 0; q < I; q++) a += (double)wr[q] * h[(size_t)sl * I + q];
+                for (int q = 0; q < I; q++)
+                    a += (double)wr[q] * h[(size_t)sl * I + q];
                 tot += a * wt[sl];
             }
             ref[(size_t)t * H + j] = (float)tot;
@@ -1856,7 +1878,8 @@ static void moe_small_case(int dt, int n, int E, int K, int H, int I, int acc)
     snprintf(nm, sizeof nm, "%s down", name);
     check(nm, got, ref, (size_t)n * H, bound);
     free(chosen), free(wt), free(x), free(fc), free(gt), free(dn), free(o0);
-    free(x_h), free(fc_h), free(g_h), free(d_h), free(o_h), free(h), free(got), free(href), free(ref);
+    free(x_h), free(fc_h), free(g_h), free(d_h), free(o_h), free(h), free(got), free(href),
+        free(ref);
     cudaFree(dx), cudaFree(dfc), cudaFree(dg), cudaFree(dd), cudaFree(dout), cudaFree(dh);
     cudaFree(dc), cudaFree(dw);
 }

@@ -610,18 +610,8 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
     return rc;
 }
 
-/* Mixture of experts: route, sort the token slots by expert, then the
- * experts' products over all their rows (fc and gate, the activation over
- * every row at once, then down), and combine (moe.cu says how).  In 16-bit
- * compute, with many experts or few rows an expert (moe_grouped), each
- * product is one grouped launch over every expert's row tiles (the gather
- * of the tokens happens in its tile loads) and nothing comes back to the
- * host, so the step may be captured in a graph.  Otherwise (a few large
- * experts), in f32, or with LLM_CUDA_MOE_GROUPED=0, each expert is one cuBLAS product,
- * which needs the experts' row counts on the host once per layer: such a
- * step is never captured.  A step of at most LLM_K_MOE_SMALL slots (decode of a few
- * tokens) instead runs two GEMV kernels that read each slot's expert on the
- * device, and only the chosen experts' weights are read. */
+/* The experts' products as one cuBLAS product each over their sorted rows
+ * (gathered first), the row counts read back on the host. */
 static int moe_loop(struct cu_be *c, const struct llm_step *st, const char *fc, const char *gate,
                     const char *down, int S)
 {
@@ -655,6 +645,19 @@ static int moe_loop(struct cu_be *c, const struct llm_step *st, const char *fc, 
     return rc;
 }
 
+/* Mixture of experts: route, sort the token slots by expert, then the
+ * experts' products over all their rows (fc and gate, the activation over
+ * every row at once, then down), and combine (moe.cu says how).  In 16-bit
+ * compute, with many experts or few rows an expert (moe_grouped), each
+ * product is one grouped launch over every expert's row tiles (the gather
+ * of the tokens happens in its tile loads) and nothing comes back to the
+ * host, so the step may be captured in a graph.  Otherwise (a few large
+ * experts), in f32, or with LLM_CUDA_MOE_GROUPED=0, each expert is one
+ * cuBLAS product, which needs the experts' row counts on the host once per
+ * layer: such a step is never captured.  A step of at most LLM_K_MOE_SMALL
+ * slots (decode of a few tokens) instead routes in one launch and runs two
+ * GEMV kernels that read each slot's expert on the device, so only the
+ * chosen experts' weights are read. */
 static int step_moe(struct cu_be *c, const struct llm_step *st, int layer, int rows)
 {
     const struct llm_model_desc *d = c->d;
