@@ -100,6 +100,16 @@ static int step(struct runner *r, struct seqstate *ss, const int *seq_ids, const
 
 static void run_loaded(const char *label, struct llm_model *m, int cdt);
 
+/* A small Mixtral: 8 gated experts, top 2, renormalised. */
+static void mixtral_desc(struct llm_model_desc *d)
+{
+    mm_desc_llama(d, 600, 256, 2, 4, 2, 384, 1024);
+    d->gated_mlp = 1;
+    d->n_experts = 8;
+    d->n_experts_per_tok = 2;
+    d->moe_norm_topk = 1;
+}
+
 static void run_model(const char *label, struct llm_model_desc *d, int wdt, int cdt)
 {
     struct mem_model *mm = mm_build(d, wdt, 1234);
@@ -505,11 +515,7 @@ int main(int argc, char **argv)
         int cdt = k == 0 ? LLM_DTYPE_F32 : k == 1 ? LLM_DTYPE_BF16 : LLM_DTYPE_F16;
         struct llm_model_desc d;
         char label[96];
-        mm_desc_llama(&d, 600, 256, 2, 4, 2, 384, 1024);
-        d.gated_mlp = 1;
-        d.n_experts = 8;
-        d.n_experts_per_tok = 2;
-        d.moe_norm_topk = 1;
+        mixtral_desc(&d);
         snprintf(label, sizeof label, "mixtral 8 experts top 2 (%s)", llm_dtype_name(cdt));
         run_model(label, &d, LLM_DTYPE_F32, cdt);
         d.n_experts = 16;
@@ -556,11 +562,7 @@ int main(int argc, char **argv)
         run_model("mistral window 48 hd128 (f32, decode graphs)", &d, LLM_DTYPE_F32,
                   LLM_DTYPE_F32);
         /* experts in a graph: decode steps of up to 4 tokens take the per-slot path */
-        mm_desc_llama(&d, 600, 256, 2, 4, 2, 384, 1024);
-        d.gated_mlp = 1;
-        d.n_experts = 8;
-        d.n_experts_per_tok = 2;
-        d.moe_norm_topk = 1;
+        mixtral_desc(&d);
         run_model("mixtral 8 experts top 2 (f32, decode graphs)", &d, LLM_DTYPE_F32,
                   LLM_DTYPE_F32);
     }
@@ -569,11 +571,7 @@ int main(int argc, char **argv)
     setenv("LLM_CUDA_MOE_SMALL", "0", 1);
     {
         struct llm_model_desc d;
-        mm_desc_llama(&d, 600, 256, 2, 4, 2, 384, 1024);
-        d.gated_mlp = 1;
-        d.n_experts = 8;
-        d.n_experts_per_tok = 2;
-        d.moe_norm_topk = 1;
+        mixtral_desc(&d);
         run_model("mixtral 8 experts top 2 (f32, no per-slot path)", &d, LLM_DTYPE_F32,
                   LLM_DTYPE_F32);
     }
@@ -582,11 +580,7 @@ int main(int argc, char **argv)
      * rows an expert takes), and through the grouped kernel for every step */
     for (int g = 0; g < 2; g++) {
         struct llm_model_desc d;
-        mm_desc_llama(&d, 600, 256, 2, 4, 2, 384, 1024);
-        d.gated_mlp = 1;
-        d.n_experts = 8;
-        d.n_experts_per_tok = 2;
-        d.moe_norm_topk = 1;
+        mixtral_desc(&d);
         setenv("LLM_CUDA_MOE_GROUPED", g ? "1" : "0", 1);
         run_model(g ? "mixtral 8 experts top 2 (bf16, grouped products only)"
                     : "mixtral 8 experts top 2 (bf16, a product per expert)",
