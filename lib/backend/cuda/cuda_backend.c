@@ -894,9 +894,9 @@ int llm_backend_cuda_create(struct llm_backend **out, const struct llm_model *m,
     else if (m->desc.n_experts > 0 && (m->desc.mlp_bias || !m->desc.gated_mlp))
         rc = llm_err_set(LLM_EUNSUPPORTED, "cuda backend: experts with biases or without a gate "
                          "(--device cpu runs them)");
-    else if (m->desc.n_experts > 8 * 1024 || m->desc.n_experts_per_tok > 8)
-        rc = llm_err_set(LLM_EUNSUPPORTED, "cuda backend: %d experts, %d per token (up to 8 "
-                         "per token)", m->desc.n_experts, m->desc.n_experts_per_tok);
+    else if (m->desc.n_experts > 1024 || m->desc.n_experts_per_tok > 8)
+        rc = llm_err_set(LLM_EUNSUPPORTED, "cuda backend: %d experts, %d per token (up to 1024 "
+                         "experts, 8 per token)", m->desc.n_experts, m->desc.n_experts_per_tok);
     else if (m->desc.embed_dim > m->desc.hidden)
         rc = llm_err_set(LLM_EUNSUPPORTED,
                          "cuda backend: embeddings wider than the hidden size (%lld > %lld)",
