@@ -29,6 +29,7 @@
 #include "llm/err.h"
 #include "llm/log.h"
 #include "llm/model.h"
+#include "llm/weight.h"
 #include "llm/shard.h"
 #include "llm_build_config.h"
 #include "llm_commit.h"
@@ -247,6 +248,14 @@ static int split(const struct opts *o)
         struct llm_split s;
         if ((rc = llm_split_of(&d, t.name, t.ndim, t.shape, &s))) {
             llm_err_wrap(rc, "'%s'", src);
+            break;
+        }
+        size_t nl = strlen(t.name), pl = strlen("." LLM_WQ_PERM);
+        if (tp > 1 && !llm_split_whole(&s, ep) && nl > pl &&
+            !strcmp(t.name + nl - pl, "." LLM_WQ_PERM)) {
+            rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': tensor '%s': a weight on permuted inputs "
+                             "(GPTQ act-order) cannot be split along its inputs (--tp 1 keeps "
+                             "it whole)", src, t.name);
             break;
         }
         /* the embedding also gives a tied lm_head its own rows on the last stage */

@@ -454,6 +454,7 @@ static int convert_hf(const struct opts *o)
     if (llm_st_index_path(st) && (rc = hash_small_file(llm_st_index_path(st), inputs, NULL)))
         goto out;
     if ((rc = llm_hfmap_plan_q(&d, st, &hfq, &items, &n_items))) goto out;
+    if ((rc = llm_hfq_act_order(&hfq, st, items, n_items, &hfq.quant.act_order))) goto out;
     /* the artifact's description says what its tensors are */
     if (o->dtype >= 0 && llm_dtype_is_float(d.dtype)) d.dtype = o->dtype;
     nfiles = llm_st_nfiles(st);

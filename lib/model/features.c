@@ -46,6 +46,7 @@ static const char *const feature_names[] = {
     "a quantized KV cache",
     "int8 activations (W8A8)",
     "experts split across ranks by expert (llm-shard --ep)",
+    "weights on permuted inputs (GPTQ act-order)",
 };
 _Static_assert(sizeof(feature_names) / sizeof(feature_names[0]) == LLM_FEAT_COUNT,
                "feature_names");

@@ -18,10 +18,14 @@
  *           q - 8 and zeros zero - 8 (the same difference).
  *   GPTQ    qweight [in * bits / 32, out] (inputs packed, low bits first),
  *           qzeros [in / g, out * bits / 32] (outputs packed; zero - 1 in the
- *           "gptq" checkpoint format), g_idx [in]: groups must be i / g
- *           (act-order permutations are refused).  4 bits: int4 groups as
+ *           "gptq" checkpoint format), g_idx [in].  4 bits: int4 groups as
  *           AWQ; 8 bits (one group per channel): int8 codes q - zero with
- *           per_channel_scale, when every code fits.
+ *           per_channel_scale, when every code fits.  Act-order (a g_idx
+ *           other than i / g): the inputs sorted by group, stably, give a
+ *           permutation perm; column j of the stored weight is input
+ *           perm[j], so each group's columns are contiguous, and perm is
+ *           written as "<stem>.perm" (y = W . x[perm]); the section says
+ *           act_order.  Groups of uneven size are refused.
  */
 #include <math.h>
 #include <stdio.h>
@@ -471,6 +475,7 @@ struct outbuf {
     float *s;      /* scale */
     float *z;      /* zero */
     float *a;      /* activation scale */
+    int32_t *p;    /* input permutation (GPTQ act-order); NULL: none */
 };
 
 static void outbuf_free(struct outbuf *b)
@@ -479,6 +484,7 @@ static void outbuf_free(struct outbuf *b)
     free(b->s);
     free(b->z);
     free(b->a);
+    free(b->p);
 }
 
 static int add(struct llm_aw *w, const char *stem, const char *suffix, int dt, int nd,
@@ -567,24 +573,99 @@ static unsigned zero_of(const struct llm_hfq *q, const struct llm_tensor *qz, in
     return z + (unsigned)q->zero_offset;
 }
 
-/* AWQ / GPTQ part k into rows [r0, r0 + out_k) of the output. */
+/* GPTQ's g_idx [in] as an input permutation: the inputs sorted by group,
+ * stably, into perm (in entries; may be NULL).  1 when that is not the
+ * identity (act-order), 0 when g_idx is i / g; every group must hold g
+ * inputs, as the int4 / int8 formats' groups do. */
+static int perm_of(const struct llm_hfq *q, const struct llm_st *st, size_t gidx, int64_t in,
+                   int64_t ng, int32_t *perm)
+{
+    const struct llm_tensor *gi = llm_st_get(st, gidx);
+    const int64_t g = in / ng;
+    int ident = 1;
+    int64_t *pos = calloc((size_t)ng + 1, sizeof *pos);
+    if (!pos) return llm_err_set(LLM_ENOMEM, "out of memory reading '%s'", gi->name);
+    for (int64_t i = 0; i < in; i++) {
+        int32_t v = (int32_t)u32_at(gi, i);
+        if (v < 0 || v >= ng) {
+            free(pos);
+            return llm_err_set(LLM_EFORMAT, "'%s': tensor '%s' assigns input %lld to group %d, "
+                               "outside [0, %lld) (%s)", file_of(st, gidx), gi->name,
+                               (long long)i, (int)v, (long long)ng, q->scheme);
+        }
+        ident &= v == i / g;
+        pos[v + 1]++;
+    }
+    for (int64_t gg = 0; gg < ng; gg++)
+        if (pos[gg + 1] != g) {
+            int64_t c = pos[gg + 1];
+            free(pos);
+            return llm_err_set(LLM_EUNSUPPORTED, "'%s': tensor '%s' puts %lld inputs in group "
+                               "%lld, not %lld: act-order groups of uneven size are not "
+                               "representable (%s)", file_of(st, gidx), gi->name, (long long)c,
+                               (long long)gg, (long long)g, q->scheme);
+        }
+    if (perm && !ident) {
+        for (int64_t gg = 0; gg < ng; gg++) pos[gg + 1] += pos[gg];
+        for (int64_t i = 0; i < in; i++) perm[pos[(int32_t)u32_at(gi, i)]++] = (int32_t)i;
+    }
+    free(pos);
+    return !ident;
+}
+
+int llm_hfq_act_order(const struct llm_hfq *q, const struct llm_st *st,
+                      const struct llm_plan_item *items, size_t n, int *any)
+{
+    *any = 0;
+    if (q->kind != LLM_HFQ_GPTQ) return 0;
+    for (size_t k = 0; k < n; k++)
+        for (int j = 0; items[k].quant && j < items[k].n_src; j++) {
+            if (items[k].qside[j][2] == SIZE_MAX) continue;
+            int64_t ng = llm_st_get(st, items[k].qside[j][0])->shape[0];
+            int rc = perm_of(q, st, items[k].qside[j][2], items[k].shape[1], ng, NULL);
+            if (rc < 0) return rc;
+            *any |= rc;
+        }
+    return 0;
+}
+
+/* AWQ / GPTQ part k into rows [r0, r0 + out_k) of the output.  An
+ * act-order part's columns are its inputs in b->p's order (part 0 sets it;
+ * the parts of a fused weight must agree, as they read the same input). */
 static int int_part(const struct llm_hfq *q, const struct llm_st *st,
                     const struct llm_plan_item *it, int k, int64_t r0, int64_t rows,
                     struct outbuf *b)
 {
     const struct llm_tensor *qw = llm_st_get(st, it->src[k]), *qz = llm_st_get(st, it->qside[k][1]);
     const struct llm_tensor *sc = llm_st_get(st, it->qside[k][0]);
-    const int64_t OUT = it->shape[0], in = it->shape[1], ng = sc->shape[0], g = in / ng;
-    if (it->qside[k][2] != SIZE_MAX) { /* act-order: groups must be in input order */
-        const struct llm_tensor *gi = llm_st_get(st, it->qside[k][2]);
-        for (int64_t i = 0; i < in; i++)
-            if ((int64_t)u32_at(gi, i) != i / g)
-                return llm_err_set(LLM_EUNSUPPORTED, "'%s': tensor '%s' assigns input %lld to "
-                                   "group %lld, not %lld: act-order (desc_act) groups are not "
-                                   "representable (%s)", file_of(st, it->qside[k][2]), gi->name,
-                                   (long long)i, (long long)(int32_t)u32_at(gi, i),
-                                   (long long)(i / g), q->scheme);
+    const int64_t OUT = it->shape[0], in = it->shape[1], ng = sc->shape[0];
+    int permuted = 0;
+    if (it->qside[k][2] != SIZE_MAX) {
+        int32_t *p = malloc(sizeof(int32_t) * (size_t)in);
+        if (!p) return llm_err_set(LLM_ENOMEM, "tensor '%s': out of memory", it->name);
+        permuted = perm_of(q, st, it->qside[k][2], in, ng, p);
+        if (permuted < 0) {
+            free(p);
+            return permuted;
+        }
+        if (!k && permuted) {
+            b->p = p;
+            p = NULL;
+        } else if (k && (permuted != !!b->p ||
+                         (permuted && memcmp(p, b->p, sizeof(int32_t) * (size_t)in)))) {
+            free(p);
+            return llm_err_set(LLM_EUNSUPPORTED, "'%s': tensor '%s' orders the inputs unlike "
+                               "'%s', and the parts of '%s' share one input order (%s)",
+                               file_of(st, it->qside[k][2]), llm_st_get(st, it->qside[k][2])->name,
+                               llm_st_get(st, it->src[0])->name, it->name, q->scheme);
+        }
+        free(p);
+    } else if (k && b->p) {
+        return llm_err_set(LLM_EUNSUPPORTED, "'%s': tensor '%s' has no g_idx but the other parts "
+                           "of '%s' are act-order (%s)", file_of(st, it->src[k]), qw->name,
+                           it->name, q->scheme);
     }
+    const int32_t *perm = b->p;
     float *s = f32_of(sc);
     if (!s) return llm_errcode();
     for (int64_t gg = 0; gg < ng; gg++)
@@ -595,7 +676,7 @@ static int int_part(const struct llm_hfq *q, const struct llm_st *st,
     free(s);
     for (int64_t o = 0; o < rows; o++)
         for (int64_t i = 0; i < in; i++) {
-            int c = (int)code_of(q, qw, i, o, rows);
+            int c = (int)code_of(q, qw, perm ? perm[i] : i, o, rows);
             int64_t e = (r0 + o) * in + i;
             if (q->bits == 4) {
                 ((uint8_t *)b->w)[e / 2] |= (uint8_t)(((c - 8) & 15) << (e % 2 ? 4 : 0));
@@ -659,6 +740,7 @@ int llm_hfq_write(const struct llm_plan_item *it, const struct llm_st *st,
         if (!(rc = add(w, stem, "weight", LLM_DTYPE_I8, 2, out, in, b.w, nbytes)))
             rc = add(w, stem, LLM_WQ_CHANNEL_SCALE, LLM_DTYPE_F32, 1, out, 0, b.s, nbytes);
     }
+    if (!rc && b.p) rc = add(w, stem, LLM_WQ_PERM, LLM_DTYPE_I32, 1, in, 0, b.p, nbytes);
 done:
     outbuf_free(&b);
     return rc;

@@ -103,6 +103,10 @@ int llm_quant_from_json(struct llm_quant *q, const json_t *j, const char *src)
                            "must be true or false", src);
     q->has_zero_point = json_is_true(z);
     q->pre_quant_scale = json_is_true(p);
+    const json_t *ao = json_object_get(j, "act_order");
+    if (ao && !json_is_null(ao) && !json_is_boolean(ao))
+        return llm_err_set(LLM_EFORMAT, "'%s': quantization.act_order must be true or false", src);
+    q->act_order = json_is_true(ao);
     const json_t *ex = json_object_get(j, "exclude_modules");
     if (ex && !json_is_null(ex)) {
         if (!json_is_array(ex) || json_array_size(ex) > LLM_QUANT_MAX_EXCLUDE)
@@ -136,12 +140,18 @@ json_t *llm_quant_to_json(const struct llm_quant *q)
         json_decref(ex);
         return json_pack("{s:n, s:n}", "quant_algo", "kv_cache_quant_algo");
     }
-    return json_pack("{s:o, s:o, s:o, s:b, s:b, s:o}", "quant_algo",
-                     a ? json_string(a) : json_null(), "kv_cache_quant_algo",
-                     k ? json_string(k) : json_null(), "group_size",
-                     q->group_size ? json_integer(q->group_size) : json_null(), "has_zero_point",
-                     q->has_zero_point, "pre_quant_scale", q->pre_quant_scale, "exclude_modules",
-                     ex ? ex : json_array());
+    json_t *j = json_pack("{s:o, s:o, s:o, s:b, s:b, s:o}", "quant_algo",
+                          a ? json_string(a) : json_null(), "kv_cache_quant_algo",
+                          k ? json_string(k) : json_null(), "group_size",
+                          q->group_size ? json_integer(q->group_size) : json_null(),
+                          "has_zero_point", q->has_zero_point, "pre_quant_scale",
+                          q->pre_quant_scale, "exclude_modules", ex ? ex : json_array());
+    /* written only when set, so artifacts without it keep their bytes */
+    if (j && q->act_order && json_object_set_new(j, "act_order", json_true())) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
 }
 
 llm_features llm_quant_features(const struct llm_quant *q)
@@ -160,6 +170,7 @@ llm_features llm_quant_features(const struct llm_quant *q)
     default: break;
     }
     if (q->kv_algo != LLM_KV_QUANT_NONE) f |= LLM_FEAT_BIT(LLM_FEAT_KV_QUANT);
+    if (q->act_order) f |= LLM_FEAT_BIT(LLM_FEAT_W_PERM);
     return f;
 }
 

@@ -92,6 +92,15 @@ int llm_split_of(const struct llm_model_desc *d, const char *name, int ndim, con
     if (expert)
         return llm_err_set(LLM_EUNSUPPORTED, "tensor '%s': quantized experts are not split", name);
     if (!strcmp(side, LLM_WQ_ACT_SCALE) || !strcmp(side, LLM_WQ_SQ_ACT_SCALE)) return whole(s);
+    if (!strcmp(side, LLM_WQ_PERM)) {
+        /* column-parallel: every rank reads all the inputs; row-parallel: the
+         * inputs a rank holds are not a range of the permuted order, so
+         * llm-shard refuses it over more than one tensor-parallel rank */
+        if (on != ON_IN) return whole(s);
+        s->kind = LLM_SPLIT_EVEN;
+        s->axis = 0;
+        return 0;
+    }
     if (!strcmp(side, LLM_WQ_PREQUANT) || !strcmp(side, LLM_WQ_SMOOTHER)) {
         if (on != ON_IN) return whole(s);
         s->kind = LLM_SPLIT_EVEN;

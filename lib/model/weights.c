@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llm/dtype.h"
 #include "llm/engine_artifact.h"
 #include "llm/err.h"
 #include "llm/weight.h"
@@ -92,13 +93,57 @@ static int side(struct llm_model *m, const char *stem, const char *suffix, struc
     return rc ? rc : check_bytes(m, t);
 }
 
+/* An input permutation "<stem>.perm" (GPTQ act-order) if present: int32
+ * [in], every index in [0, in) once, and only where the quantization
+ * section says act_order (the feature backends check). */
+static int bind_perm(struct llm_model *m, const char *stem, struct llm_weight *w, int64_t in)
+{
+    char name[LLM_NAME_MAX + 32];
+    struct llm_tensor *t = &w->perm;
+    memset(t, 0, sizeof *t);
+    snprintf(name, sizeof name, "%s.%s", stem, LLM_WQ_PERM);
+    int rc = llm_model_tensor(m, name, t);
+    if (rc == LLM_ENOTFOUND) {
+        llm_err_clear();
+        memset(t, 0, sizeof *t);
+        return 0;
+    }
+    if (rc) return rc;
+    if ((w->fmt != LLM_WFMT_INT4 && w->fmt != LLM_WFMT_INT8) || w->ndim != 2)
+        return llm_err_set(LLM_EUNSUPPORTED, "'%s': tensor '%s': an input permutation on a %s "
+                           "%dD weight (2D int4 and int8 only)", src_of(m), name,
+                           llm_wfmt_name(w->fmt), w->ndim);
+    if (!m->quant.act_order)
+        return llm_err_set(LLM_EFORMAT, "'%s': tensor '%s' permutes the inputs but the "
+                           "quantization section has no act_order", src_of(m), name);
+    if (t->dtype != LLM_DTYPE_I32 || t->ndim != 1 || t->shape[0] != in)
+        return llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' must be I32 [%lld]", src_of(m), name,
+                           (long long)in);
+    if ((rc = check_bytes(m, t)) || !t->data) return rc;
+    unsigned char *seen = calloc((size_t)in, 1);
+    if (!seen) return llm_err_set(LLM_ENOMEM, "out of memory");
+    for (int64_t j = 0; j < in; j++) {
+        int32_t v;
+        memcpy(&v, (const char *)t->data + 4 * j, 4);
+        if (v < 0 || v >= in || seen[v]) {
+            free(seen);
+            return llm_err_set(LLM_EFORMAT, "'%s': tensor '%s' is not a permutation of [0, %lld): "
+                               "entry %lld is %d", src_of(m), name, (long long)in, (long long)j,
+                               (int)v);
+        }
+        seen[v] = 1;
+    }
+    free(seen);
+    return 0;
+}
+
 /* The scales a quantized weight [.., out, in] needs, by format. */
 static int bind_quant(struct llm_model *m, const char *stem, struct llm_weight *w)
 {
     int64_t out = w->shape[w->ndim - 2], in = w->shape[w->ndim - 1];
     int rc;
     if ((rc = side(m, stem, LLM_WQ_PREQUANT, &w->prequant)) ||
-        (rc = side(m, stem, LLM_WQ_SMOOTHER, &w->smoother)))
+        (rc = side(m, stem, LLM_WQ_SMOOTHER, &w->smoother)) || (rc = bind_perm(m, stem, w, in)))
         return rc;
     switch (w->fmt) {
     case LLM_WFMT_FP8:

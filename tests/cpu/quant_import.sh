@@ -5,6 +5,9 @@
 # (transformers') within the fixture's bound (golden-cpu); the artifact's
 # quantization section is the one llm-quantize writes for the scheme; ModelOpt's
 # FP8 export gives the same tensors as compressed-tensors' of the same values;
+# GPTQ act-order is stored with an input permutation: its section says
+# act_order, only the cpu backend runs it, and every weight equals the
+# checkpoint's dequantized one (actorder-layout, recomputed independently);
 # every broken checkpoint (quant/bad/*) is refused in one line holding
 # expect.txt, with no output file left behind.
 set -u
@@ -18,8 +21,9 @@ n=0 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 declare -A ALGO=([fp8-static]=FP8 [fp8-modelopt]=FP8 [fp8-dynamic]=FP8_PER_CHANNEL_PER_TOKEN
-                 [awq]=W4A16_AWQ [gptq]=W4A16_GPTQ [gptq-8bit]=W8A16_GPTQ)
-for name in fp8-static fp8-dynamic fp8-modelopt awq gptq gptq-8bit; do
+                 [awq]=W4A16_AWQ [gptq]=W4A16_GPTQ [gptq-8bit]=W8A16_GPTQ
+                 [gptq-act-order]=W4A16_GPTQ)
+for name in fp8-static fp8-dynamic fp8-modelopt awq gptq gptq-8bit gptq-act-order; do
     d=$Q/$name
     n=$((n + 1))
     if ! "$CONV" -q "$d" -o "$T/$name.llm" 2>"$T/err"; then
@@ -31,6 +35,30 @@ for name in fp8-static fp8-dynamic fp8-modelopt awq gptq gptq-8bit; do
     grep -q "\"quant_algo\":\"${ALGO[$name]}\"" "$T/info" ||
         fail "$name: quantization section is not ${ALGO[$name]}: $(grep quantization "$T/info")"
 done
+if [ -f "$T/gptq-act-order.llm" ]; then
+    "$B/cmd/llm-info" "$T/gptq-act-order.llm" >"$T/info" 2>&1
+    grep -q '"act_order":true' "$T/info" || fail "gptq-act-order: the section has no act_order"
+    [ "$(grep -c 'i32 .*\.perm$' "$T/info")" = 15 ] ||
+        fail "gptq-act-order: expected 15 perm tensors (5 linears x 3 layers)"
+    grep -q 'runs on: cpu$' "$T/info" || fail "gptq-act-order: $(grep 'runs on' "$T/info")"
+    "$B/tests/cpu/actorder-layout" "$Q/gptq-act-order/model.safetensors" \
+        "$T/gptq-act-order.llm" 3 || fail "gptq-act-order: stored weights"
+    # llm-shard: inputs split over ranks cannot follow a permutation (refused
+    # by name); pipeline stages keep every weight whole
+    if [ -x "$B/cmd/llm-shard" ]; then
+        if "$B/cmd/llm-shard" --tp 2 "$T/gptq-act-order.llm" -o "$T/tp2" 2>"$T/err"; then
+            fail "gptq-act-order: llm-shard --tp 2 split a permuted weight along its inputs"
+        elif [ "$(wc -l <"$T/err")" != 1 ] || ! grep -q "\.perm'.*permuted inputs" "$T/err"; then
+            fail "gptq-act-order: llm-shard --tp 2: $(cat "$T/err")"
+        fi
+        "$B/cmd/llm-shard" -q --pp 3 "$T/gptq-act-order.llm" -o "$T/pp3" 2>"$T/err" &&
+            "$B/cmd/llm-shard" -q --merge "$T/pp3" -o "$T/merged.llm" 2>>"$T/err" &&
+            cmp -s "$T/merged.llm" "$T/gptq-act-order.llm" ||
+            fail "gptq-act-order: llm-shard --pp 3 and --merge: $(cat "$T/err")"
+    fi
+    "$B/cmd/llm-info" "$T/gptq.llm" 2>&1 | grep -q 'act_order\|\.perm' &&
+        fail "gptq: a permutation on a checkpoint without act-order"
+fi
 # ModelOpt and compressed-tensors, same values: the same tensors, byte for byte
 if [ -f "$T/fp8-static.llm" ] && [ -f "$T/fp8-modelopt.llm" ]; then
     "$B/cmd/llm-info" "$T/fp8-static.llm" | grep transformer. >"$T/a"

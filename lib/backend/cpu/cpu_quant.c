@@ -11,7 +11,9 @@
  * to e4m3 (saturating at 448) or to int8 (clamped to +-127) under a scale -
  * the static one when the artifact has it, else each row's own max|x| /
  * 448 or / 127 (dynamic per token) - and taken back to fp32, so the
- * product of two quantized numbers is what the reference multiplies.
+ * product of two quantized numbers is what the reference multiplies.  A
+ * weight with an input permutation (GPTQ act-order, llm_weight.perm) reads
+ * x[perm] first: the gather comes before everything else.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -143,7 +145,25 @@ int llm_cpu_linear_w(float *y, const float *x, int n, const struct llm_weight *w
         rc = llm_err_set(LLM_ENOMEM, "cpu backend: out of memory for '%s'", w->name);
         goto out;
     }
-    memcpy(xq, x, sizeof(float) * (size_t)n * (size_t)in);
+    if (w->perm.data) { /* y = W . x[perm]: column j of W reads input perm[j] */
+        if (w->perm.dtype != LLM_DTYPE_I32 || w->perm.ndim != 1 || w->perm.shape[0] != in) {
+            rc = llm_err_set(LLM_ESHAPE, "'%s': input permutation is not I32 [%lld]", w->name,
+                             (long long)in);
+            goto out;
+        }
+        for (int64_t j = 0; j < in; j++) {
+            int32_t p;
+            memcpy(&p, (const char *)w->perm.data + 4 * j, 4);
+            if (p < 0 || p >= in) {
+                rc = llm_err_set(LLM_ERANGE, "'%s': input permutation entry %lld is %d, outside "
+                                 "[0, %lld)", w->name, (long long)j, (int)p, (long long)in);
+                goto out;
+            }
+            for (int t = 0; t < n; t++) xq[(int64_t)t * in + j] = x[(int64_t)t * in + p];
+        }
+    } else {
+        memcpy(xq, x, sizeof(float) * (size_t)n * (size_t)in);
+    }
     if (pre)
         for (int t = 0; t < n; t++)
             for (int64_t i = 0; i < in; i++) xq[(int64_t)t * in + i] *= pre[i];

@@ -155,6 +155,13 @@ struct llm_aw;
 int llm_hfq_write(const struct llm_plan_item *it, const struct llm_st *st,
                   const struct llm_hfq *q, struct llm_aw *w, uint64_t *nbytes);
 
+/* Whether any GPTQ weight of the plan is act-order (a g_idx other than
+ * i / group, written with an input permutation): *any, for the section's
+ * act_order before the first tensor is written.  Reads every g_idx, and
+ * refuses one naming an out-of-range group or groups of uneven size. */
+int llm_hfq_act_order(const struct llm_hfq *q, const struct llm_st *st,
+                      const struct llm_plan_item *items, size_t n, int *any);
+
 /* Build one canonical tensor of a plan item into dst (nbytes of dtype dt,
  * row-major in the canonical shape), converting the sources' dtype to dt. */
 int llm_hfmap_build(const struct llm_plan_item *it, const struct llm_st *st, int dt, void *dst,

@@ -275,6 +275,7 @@ enum llm_feature {
     LLM_FEAT_KV_QUANT,           /* fp8 / int8 KV cache */
     LLM_FEAT_ACT_INT8,           /* int8 activations (SmoothQuant W8A8) */
     LLM_FEAT_EXPERT_PARALLEL,    /* a rank holding some of the experts (llm-shard --ep) */
+    LLM_FEAT_W_PERM,             /* weights on permuted inputs (GPTQ act-order: <stem>.perm) */
     LLM_FEAT_COUNT
 };
 typedef uint64_t llm_features;
@@ -399,6 +400,7 @@ struct llm_quant {
     int group_size;         /* int4 group-wise formats (0 otherwise) */
     int has_zero_point;
     int pre_quant_scale;    /* AWQ: a prequant_scaling_factor per input channel */
+    int act_order;          /* some weights read permuted inputs (<stem>.perm; GPTQ act-order) */
     int n_exclude;
     char exclude[LLM_QUANT_MAX_EXCLUDE][64]; /* patterns of modules kept dense */
 };

@@ -12,6 +12,10 @@
  *   int4    packed two per byte (llm_dtype I4) [out][in],
  *           weights_scaling_factor [in / group][out], optional zero
  *           [in / group][out] and prequant_scaling_factor [in] (AWQ).
+ * An int4 or int8 weight may carry perm (int32 [in], a permutation of the
+ * inputs; GPTQ act-order): y = W . x[perm], the other per-input tensors
+ * (prequant, smoother) indexed like W's columns.  Only with the
+ * quantization section's act_order, which backends check as a feature.
  * Scale tensors sit next to the weight under TensorRT-LLM's names
  * ("<stem>.weights_scaling_factor", ...), formats/artifact.md.  The format
  * follows from the weight's stored dtype; the scales it needs must be there.
@@ -61,6 +65,7 @@ enum llm_wscale {
 #define LLM_WQ_ZERO "zero"
 #define LLM_WQ_PREQUANT "prequant_scaling_factor"
 #define LLM_WQ_KV_SCALE "kv_cache_scaling_factor"
+#define LLM_WQ_PERM "perm" /* int32 [in]: y = W . x[perm] (GPTQ act-order) */
 
 /* What happens to a quantized weight's input activations (from the
  * artifact's quantization section): nothing (weight-only formats), or
@@ -86,6 +91,8 @@ struct llm_weight {
     struct llm_tensor prequant;
     struct llm_tensor act_scale;
     struct llm_tensor smoother;
+    struct llm_tensor perm;      /* int32 [in], a permutation: the weight's column j reads
+                                    input perm[j] (checked when bound) */
     /* bias (has_bias; bias is NULL while a synthetic model's values are not
      * on the host: llm_model_random) */
     int has_bias;
