@@ -75,18 +75,29 @@ static int check_bytes(const struct llm_model *m, const struct llm_tensor *t)
     return 0;
 }
 
-/* A side tensor "<stem>.<suffix>" if present (t->data NULL otherwise). */
-static int side(struct llm_model *m, const char *stem, const char *suffix, struct llm_tensor *t)
+/* Tensor "<stem>.<suffix>" into t when the model has it (its name in
+ * name); absent: t zeroed and *found 0, not an error. */
+static int optional_tensor(struct llm_model *m, const char *stem, const char *suffix,
+                           struct llm_tensor *t, char *name, size_t cap, int *found)
 {
-    char name[LLM_NAME_MAX + 32];
     memset(t, 0, sizeof *t);
-    snprintf(name, sizeof name, "%s.%s", stem, suffix);
+    snprintf(name, cap, "%s.%s", stem, suffix);
     int rc = llm_model_tensor(m, name, t);
+    *found = rc != LLM_ENOTFOUND;
     if (rc == LLM_ENOTFOUND) {
         llm_err_clear();
         memset(t, 0, sizeof *t);
         return 0;
     }
+    return rc;
+}
+
+/* A side tensor "<stem>.<suffix>" if present (t->data NULL otherwise). */
+static int side(struct llm_model *m, const char *stem, const char *suffix, struct llm_tensor *t)
+{
+    char name[LLM_NAME_MAX + 32];
+    int found, rc = optional_tensor(m, stem, suffix, t, name, sizeof name, &found);
+    if (!found) return 0;
     if (!rc && !llm_dtype_is_float(t->dtype))
         return llm_err_set(LLM_EUNSUPPORTED, "'%s': tensor '%s' is %s, scales must be floats",
                            src_of(m), name, llm_dtype_name(t->dtype));
@@ -100,15 +111,8 @@ static int bind_perm(struct llm_model *m, const char *stem, struct llm_weight *w
 {
     char name[LLM_NAME_MAX + 32];
     struct llm_tensor *t = &w->perm;
-    memset(t, 0, sizeof *t);
-    snprintf(name, sizeof name, "%s.%s", stem, LLM_WQ_PERM);
-    int rc = llm_model_tensor(m, name, t);
-    if (rc == LLM_ENOTFOUND) {
-        llm_err_clear();
-        memset(t, 0, sizeof *t);
-        return 0;
-    }
-    if (rc) return rc;
+    int found, rc = optional_tensor(m, stem, LLM_WQ_PERM, t, name, sizeof name, &found);
+    if (!found || rc) return rc;
     if ((w->fmt != LLM_WFMT_INT4 && w->fmt != LLM_WFMT_INT8) || w->ndim != 2)
         return llm_err_set(LLM_EUNSUPPORTED, "'%s': tensor '%s': an input permutation on a %s "
                            "%dD weight (2D int4 and int8 only)", src_of(m), name,
