@@ -11,7 +11,9 @@
  * parameter in its provenance.  SmoothQuant's factors (int8-sq) go into
  * the norm before the products where the model definition says that norm
  * feeds nothing else (llm_graph_norm_uses), and into smoother tensors
- * elsewhere.
+ * elsewhere.  Calibration runs on --device (auto: the GPU when there
+ * is one), in f32 on either backend, the statistics reduced where the
+ * activations are (lib/quant/calib.c).
  */
 #include <fnmatch.h>
 #include <getopt.h>
@@ -90,10 +92,13 @@ static const char usage_text[] =
     "      --calib FILE            calibration text (fp8, int8-sq, int4-awq): plain text, or\n"
     "                              llm-run JSONL\n"
     "                              (its prompts) when FILE ends in .jsonl (default: the\n"
-    "                              bundled text)\n"
+    "                              bundled text); 'random': uniformly random token ids,\n"
+    "                              all the windows (benchmarks, models without a tokenizer)\n"
     "      --calib-samples N       windows of calibration text at most (default 512)\n"
     "      --calib-len N           tokens per window (default 512, at most the model's\n"
     "                              maximum)\n"
+    "      --device NAME           where calibration runs: auto (the GPU when there is\n"
+    "                              one), cpu or cuda; f32 on either (default: auto)\n"
     "      --eval FILE             held-out text for the report (default: the bundled\n"
     "                              text)\n"
     "      --eval-tokens N         tokens of it to use (default 4096)\n"
@@ -128,6 +133,7 @@ enum {
     OPT_CLIP,
     OPT_FOLD,
     OPT_NO_FOLD,
+    OPT_DEVICE,
 };
 
 enum { EXIT_KLD = 3 };
@@ -140,7 +146,7 @@ enum { EXIT_KLD = 3 };
 #define WARN_KLD 0.1
 
 struct opts {
-    const char *in, *out, *mode, *eval, *calib;
+    const char *in, *out, *mode, *eval, *calib, *device;
     long calib_samples, calib_len;
     double alpha;   /* < 0: no smoothing */
     int alpha_auto; /* int8-sq: alpha searched per layer (llm_q_smooth_search) */
@@ -725,6 +731,18 @@ static int calib_tokens(const struct opts *o, const struct llm_model *m, long wi
 {
     char dflt[4096];
     const char *path = o->calib;
+    long want = o->calib_samples * window;
+    if (path && !strcmp(path, "random")) { /* every window, ids drawn uniformly (seeded) */
+        if (!(*ids = malloc(sizeof(int32_t) * (size_t)want)))
+            return llm_err_set(LLM_ENOMEM, "out of memory");
+        uint64_t x = 0x9e3779b97f4a7c15ull;
+        for (long i = 0; i < want; i++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            (*ids)[i] = (int32_t)((x >> 33) % (uint64_t)m->desc.vocab_size);
+        }
+        *n = want;
+        return 0;
+    }
     if (!path) {
         snprintf(dflt, sizeof dflt, "%s/calib.txt", LLM_DATADIR);
         FILE *f = fopen(dflt, "rb");
@@ -742,7 +760,6 @@ static int calib_tokens(const struct opts *o, const struct llm_model *m, long wi
     if (!rc) rc = llm_read_file(path, &text, &len, (size_t)1 << 30);
     size_t pl = strlen(path);
     int jsonl = pl > 6 && !strcmp(path + pl - 6, ".jsonl");
-    long want = o->calib_samples * window;
     for (size_t at = 0, line = 1; !rc && at < len && (long)cnt < want; line++) {
         const char *p = text + at, *e = jsonl ? memchr(p, '\n', len - at) : NULL;
         size_t l = jsonl ? (e ? (size_t)(e - p) : len - at) : len;
@@ -794,6 +811,41 @@ static void on_progress(void *ctx, long done, long total)
     const struct opts *o = ctx;
     if (o->verbose >= 0 && isatty(2))
         fprintf(stderr, "\rllm-quantize: evaluating %ld/%ld tokens", done, total);
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Calibration's progress: a bar on a terminal (which device, tokens, time
+ * left); where stderr is not a terminal, a line at every tenth. */
+struct calib_progress {
+    const struct opts *o;
+    const struct llm_q_stats *st;
+    double t0;
+    int tenth;
+};
+
+static void on_calib_progress(void *ctx, long done, long total)
+{
+    struct calib_progress *p = ctx;
+    if (p->o->verbose < 0 || total <= 0) return;
+    double el = now_s() - p->t0, left = done > 0 ? el * (double)(total - done) / (double)done : 0;
+    int tty = isatty(2), pct = (int)(100 * done / total);
+    if (!tty) {
+        if (10 * done / total <= p->tenth) return;
+        p->tenth = (int)(10 * done / total);
+    }
+    char bar[31];
+    int fill = (int)(30 * done / total);
+    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+    bar[30] = 0;
+    fprintf(stderr, "%sllm-quantize: calibrating on %s [%s] %3d%% %ld/%ld tokens, %.0f s, ~%.0f s "
+            "left%s", tty ? "\r" : "", p->st->backend, bar, pct, done, total, el, left,
+            tty ? "" : "\n");
 }
 
 /* ---- output ------------------------------------------------------------------- */
@@ -858,6 +910,10 @@ static json_t *prov_entry(const struct opts *o, const char *parent_hash)
         snprintf(b, sizeof b, "%ld", o->eval_len);
         json_array_append_new(argv, json_string("--eval-len"));
         json_array_append_new(argv, json_string(b));
+    }
+    if (o->device && strcmp(o->device, "auto")) {
+        json_array_append_new(argv, json_string("--device"));
+        json_array_append_new(argv, json_string(o->device));
     }
     json_array_append_new(argv, json_string(o->in));
     return json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:s}}", "tool", "llm-quantize", "version",
@@ -1004,15 +1060,24 @@ static int run(struct opts *o)
         if ((rc = calib_tokens(o, m, cw, &cids, &cn))) goto out;
         struct llm_backend_opts bo;
         llm_backend_opts_init(&bo);
+        bo.compute_dtype = LLM_DTYPE_F32; /* the reference's arithmetic (docs/CUDA.md) */
         int keep = o->algo == LLM_QUANT_W4A16_AWQ || o->alpha_auto ? SEARCH_ROWS : 0;
-        rc = llm_q_calibrate(m, cids, cn, (int)cw, keep, &bo, on_progress, o, &stats);
+        struct calib_progress cp = {o, &stats, now_s(), 0};
+        rc = llm_q_calibrate(m, cids, cn, (int)cw, keep, o->device, &bo, on_calib_progress, &cp,
+                             &stats);
         free(cids);
         if (o->verbose >= 0 && isatty(2)) fputc('\n', stderr);
         if (rc) goto out;
+        double ct = now_s() - cp.t0;
         if (o->verbose >= 0)
-            fprintf(stderr, "llm-quantize: calibrated on %ld tokens in windows of %ld\n", cn, cw);
-        calib_json = json_pack("{s:s, s:I, s:I}", "text", o->calib ? o->calib : "bundled",
-                               "tokens", (json_int_t)cn, "window", (json_int_t)cw);
+            fprintf(stderr, "llm-quantize: calibrated on %ld tokens in windows of %ld on %s%s%s%s, "
+                    "%s, in %.1f s\n", cn, cw, strcmp(stats.backend, "cpu") ? stats.backend : "",
+                    strcmp(stats.backend, "cpu") ? " (" : "", stats.device,
+                    strcmp(stats.backend, "cpu") ? ")" : "", llm_dtype_name(stats.dtype), ct);
+        calib_json = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s}", "text",
+                               o->calib ? o->calib : "bundled", "tokens", (json_int_t)cn,
+                               "window", (json_int_t)cw, "backend", stats.backend, "device",
+                               stats.device, "dtype", llm_dtype_name(stats.dtype));
     }
     int sq = o->algo == LLM_QUANT_W8A8_SQ_PC || o->algo == LLM_QUANT_W8A8_SQ_PC_PT;
     if (sq && !(folded = json_array())) {
@@ -1119,7 +1184,7 @@ int main(int argc, char **argv)
 {
     tool_init("llm-quantize");
     struct opts o = {.group = 128, .eval_tokens = 4096, .eval_len = 256, .max_kld = -1,
-                     .calib_samples = 512, .calib_len = 512, .alpha = 0.5};
+                     .calib_samples = 512, .calib_len = 512, .alpha = 0.5, .device = "auto"};
     static const struct option lo[] = {
         {"mode", required_argument, NULL, 'm'},
         {"output", required_argument, NULL, 'o'},
@@ -1129,6 +1194,7 @@ int main(int argc, char **argv)
         {"calib", required_argument, NULL, OPT_CALIB},
         {"calib-samples", required_argument, NULL, OPT_CALIB_SAMPLES},
         {"calib-len", required_argument, NULL, OPT_CALIB_LEN},
+        {"device", required_argument, NULL, OPT_DEVICE},
         {"alpha", required_argument, NULL, OPT_ALPHA},
         {"act", required_argument, NULL, OPT_ACT},
         {"clip", no_argument, NULL, OPT_CLIP},
@@ -1165,6 +1231,11 @@ int main(int argc, char **argv)
             break;
         case OPT_EVAL: o.eval = optarg; break;
         case OPT_CALIB: o.calib = optarg; break;
+        case OPT_DEVICE:
+            if (strcmp(optarg, "auto") && strcmp(optarg, "cpu") && strcmp(optarg, "cuda"))
+                return tool_usage_error("--device '%s': expected auto, cpu or cuda", optarg);
+            o.device = optarg;
+            break;
         case OPT_ALPHA:
             o.alpha_auto = !strcmp(optarg, "auto");
             if (o.alpha_auto) o.alpha = 0.5; /* unused: each layer's is searched */

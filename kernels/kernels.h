@@ -387,6 +387,24 @@ int llm_k_sample(const float *logits, int64_t vocab, int n, const struct llm_k_s
                  const int32_t *tokens, float *work, int32_t *mark, struct llm_k_sample_out *out,
                  llm_stream_t stream);
 
+/* ---- calibration statistics (calib.cu) ----------------------------------------
+ * Over the rows x [rows][ldx] (dt; k values a row), added into the running
+ * statistics on the device: chan[i] = max(chan[i], max_t |x[t][i]|),
+ * chan_sum[i] += sum_t |x[t][i]| (double, each column's rows summed in a
+ * fixed order, so a launch gives the same bits every time), *amax the
+ * largest |x| (NaN never counts as a maximum); and each row t with
+ * slot[t] >= 0 (slot may be NULL; no two rows the same slot) copied as fp32
+ * to sample + slot[t] * k.  The reference: llm_cpu_col_stats. */
+int llm_k_col_stats(int dt, const void *x, int ldx, int rows, int k, const int32_t *slot,
+                    float *sample, float *chan, double *chan_sum, float *amax,
+                    llm_stream_t stream);
+/* max |K| and max |V| of the n rows just appended to one layer of the KV
+ * pool (kv = the pool plus the layer's offset, dt elements, not 8-bit
+ * codes), read at slot[i] (negative: skipped), max-accumulated into
+ * amax2[0] and amax2[1]. */
+int llm_k_kv_amax(int dt, const void *kv, int64_t blk_stride, int block_size,
+                  const int32_t *slot, int n, int n_kv_heads, int head_dim, float *amax2,
+                  llm_stream_t stream);
 
 /* ---- all-reduce over peer memory (allreduce.cu) ------------------------------
  * The ranks of one host: buf[r] is rank r's registered buffer (its input,

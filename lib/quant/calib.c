@@ -5,17 +5,23 @@
  * asked, a uniform sample of input rows (AWQ's search measures its error on
  * them).
  *
- * Design: the text runs through the CPU backend in windows, like the
- * report's evaluation, with an observer on every linear layer's input
- * (llm_backend_opts.observe); only the maxima, sums and the sample are
- * kept, so memory is the model's input widths times the sample size, not
- * its activations.  Only the last row of each
+ * Design: the text runs through a backend in windows, like the report's
+ * evaluation, with this file as the backend's statistics sink
+ * (llm/backend.h, struct llm_stat_sink): the backend reduces every linear
+ * layer's input where it is computed (the CPU on its host rows, the CUDA
+ * backend on the device) into the accumulators kept here, and asks here
+ * which rows the reservoir sample keeps.  That choice depends only on the
+ * row counts and one random sequence, consumed in the order the products
+ * run, so the CPU and the CUDA backend keep the same rows.  Only the maxima,
+ * sums and the sample are kept, so memory is the model's input widths
+ * times the sample size, not its activations.  Only the last row of each
  * window asks for logits.
  */
-#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "llm/dtype.h"
 #include "llm/err.h"
 #include "llm/quantize.h"
 #include "llm/weight.h"
@@ -49,54 +55,38 @@ static struct llm_q_stat *find_or_add(struct llm_q_stats *s, const struct llm_we
     return st;
 }
 
-static void observe(void *ctx, const struct llm_weight *w, const float *x, int rows)
+/* The sink's question (llm/backend.h): w's accumulators and the reservoir's
+ * choice for its next rows - row number k replaces a kept row with
+ * probability keep / (k + 1). */
+static int sink_linear(void *ctx, const struct llm_weight *w, int rows, int32_t *slot,
+                       struct llm_stat_acc *acc)
 {
     struct llm_q_stats *s = ctx;
-    if (s->failed || w->ndim != 2) return; /* experts and routers are not quantized */
+    if (w->ndim != 2) return 1; /* experts and routers are not quantized */
     struct llm_q_stat *st = find_or_add(s, w);
-    if (!st) {
-        s->failed = 1;
-        return;
-    }
+    if (!st) return llm_err_set(LLM_ENOMEM, "calibration: out of memory for the statistics");
     for (int t = 0; t < rows; t++) {
-        const float *r = x + (int64_t)t * st->in;
-        for (int64_t i = 0; i < st->in; i++) {
-            float a = fabsf(r[i]);
-            if (a > st->chan[i]) st->chan[i] = a;
-            if (a > st->amax) st->amax = a;
-            st->chan_sum[i] += a;
-        }
-        /* reservoir sample: row number k replaces a kept row with probability keep / (k + 1) */
         long k = st->rows + t;
-        int slot = -1;
+        int sl = -1;
         if (s->keep_rows > 0) {
             if (k < s->keep_rows) {
-                slot = (int)k;
+                sl = (int)k;
             } else {
                 s->rng = s->rng * 6364136223846793005ull + 1442695040888963407ull;
                 uint64_t j = (s->rng >> 33) % (uint64_t)(k + 1);
-                if (j < (uint64_t)s->keep_rows) slot = (int)j;
+                if (j < (uint64_t)s->keep_rows) sl = (int)j;
             }
         }
-        if (slot >= 0) {
-            memcpy(st->sample + (int64_t)slot * st->in, r, sizeof(float) * (size_t)st->in);
-            if (st->n_sample < s->keep_rows) st->n_sample++;
-        }
+        if (sl >= 0 && st->n_sample < s->keep_rows) st->n_sample++;
+        slot[t] = sl;
     }
     st->rows += rows;
-}
-
-static void observe_kv(void *ctx, int layer, const float *k, const float *v, int rows,
-                       int64_t stride, int64_t width)
-{
-    struct llm_q_stats *s = ctx;
-    if (layer < 0 || layer >= s->n_layers) return;
-    for (int t = 0; t < rows; t++)
-        for (int64_t i = 0; i < width; i++) {
-            float a = fabsf(k[t * stride + i]), b = fabsf(v[t * stride + i]);
-            if (a > s->kv_amax[2 * layer]) s->kv_amax[2 * layer] = a;
-            if (b > s->kv_amax[2 * layer + 1]) s->kv_amax[2 * layer + 1] = b;
-        }
+    acc->in = st->in;
+    acc->chan = st->chan;
+    acc->chan_sum = st->chan_sum;
+    acc->amax = &st->amax;
+    acc->sample = st->sample;
+    return 0;
 }
 
 const struct llm_q_stat *llm_q_stats_find(const struct llm_q_stats *s, const char *weight_name)
@@ -119,7 +109,7 @@ void llm_q_stats_free(struct llm_q_stats *s)
 }
 
 int llm_q_calibrate(const struct llm_model *m, const int32_t *tokens, long n, int window,
-                    int keep_rows, const struct llm_backend_opts *o,
+                    int keep_rows, const char *backend, const struct llm_backend_opts *o,
                     void (*progress)(void *ctx, long done, long total), void *ctx,
                     struct llm_q_stats *s)
 {
@@ -129,20 +119,25 @@ int llm_q_calibrate(const struct llm_model *m, const int32_t *tokens, long n, in
     s->n_layers = m->desc.n_layers;
     if (!(s->kv_amax = calloc(2 * (size_t)(s->n_layers > 0 ? s->n_layers : 1), sizeof(float))))
         return llm_err_set(LLM_ENOMEM, "out of memory");
-    if (n < 1 || window < 1)
+    if (n < 1 || window < 1) {
+        llm_q_stats_free(s);
         return llm_err_set(LLM_EINVAL, "calibration: no tokens to read");
+    }
+    s->sink = (struct llm_stat_sink){s, keep_rows, sink_linear, s->kv_amax};
     struct llm_backend_opts bo = *o;
     bo.max_batch_tokens = window;
     bo.max_seqs = 1;
     bo.max_seq_len = window;
-    bo.observe = observe;
-    bo.observe_kv = observe_kv;
-    bo.observe_ctx = s;
+    bo.stats = &s->sink;
     struct llm_backend *be = NULL;
     int32_t *pos = malloc(sizeof(int32_t) * (size_t)window), *bt = NULL;
-    int rc = pos ? llm_backend_create(&be, "cpu", m, &bo) : llm_err_set(LLM_ENOMEM, "out of memory");
+    int rc = pos ? llm_backend_create(&be, backend, m, &bo)
+                 : llm_err_set(LLM_ENOMEM, "out of memory");
     int nb = 0;
     if (!rc) {
+        snprintf(s->backend, sizeof s->backend, "%s", be->ops->name);
+        snprintf(s->device, sizeof s->device, "%s", be->device_name);
+        s->dtype = strcmp(be->ops->name, "cpu") ? bo.compute_dtype : LLM_DTYPE_F32;
         nb = (window + be->block_size - 1) / be->block_size;
         if (be->n_blocks < nb)
             rc = llm_err_set(LLM_ECAPACITY, "calibration: the KV cache holds fewer than %d tokens",
@@ -158,11 +153,11 @@ int llm_q_calibrate(const struct llm_model *m, const int32_t *tokens, long n, in
         struct llm_batch b = {L, tokens + w0, pos, 1, start, len, bt, nb, 1, last};
         if ((rc = be->ops->forward(be, &b)))
             llm_err_wrap(rc, "calibration (tokens %ld..%ld)", w0, w0 + L);
-        else if (s->failed)
-            rc = llm_err_set(LLM_ENOMEM, "calibration: out of memory for the statistics");
         else if (progress)
             progress(ctx, w0 + L, n);
     }
+    if (!rc && be->ops->stats_flush && (rc = be->ops->stats_flush(be)))
+        llm_err_wrap(rc, "calibration: the device's statistics");
     llm_backend_destroy(be);
     free(pos);
     free(bt);

@@ -739,8 +739,8 @@ static void test_fold_case(const struct fcase *c, const char *tmp)
     }
     for (int nf = 0; nf <= !c->fixture; nf++) {
         snprintf(cmd, sizeof cmd,
-                 "'%s/cmd/llm-quantize' -q -m int8-sq --act %s%s --no-eval --calib '%s' "
-                 "--calib-samples %d --calib-len %d '%s' -o '%s'",
+                 "'%s/cmd/llm-quantize' -q -m int8-sq --act %s%s --no-eval --device cpu "
+                 "--calib '%s' --calib-samples %d --calib-len %d '%s' -o '%s'",
                  B, c->act_static ? "static" : "dynamic", nf ? " --no-fold" : "", calib,
                  FOLD_SAMPLES, FOLD_LEN, parent, nf ? nofold : fold);
         CHECK(system(cmd) == 0, "%s: %s failed", c->what, cmd);
@@ -761,7 +761,7 @@ static void test_fold_case(const struct fcase *c, const char *tmp)
     int32_t *cids = text_tokens(p, calib, FOLD_SAMPLES * cw, &cn);
     struct llm_backend_opts bo;
     llm_backend_opts_init(&bo);
-    int rc = cids && cn ? llm_q_calibrate(p, cids, cn, (int)cw, 0, &bo, NULL, NULL, &st) : -1;
+    int rc = cids && cn ? llm_q_calibrate(p, cids, cn, (int)cw, 0, "cpu", &bo, NULL, NULL, &st) : -1;
     free(cids);
     CHECK(rc == 0, "%s: calibration: %s", c->what, llm_errmsg());
     if (rc) goto done;

@@ -65,10 +65,9 @@ struct cpu_be {
     struct llm_rope rope; /* desc's rope with rot_dims resolved */
     int n_threads;
     float *alibi;         /* [n_heads] or NULL */
-    void (*observe)(void *ctx, const struct llm_weight *w, const float *x, int rows);
-    void (*observe_kv)(void *ctx, int layer, const float *k, const float *v, int rows,
-                       int64_t stride, int64_t width);
-    void *observe_ctx;
+    const struct llm_stat_sink *stats; /* calibration statistics, or NULL */
+    int32_t *stat_slot;                /* [cap_slot]: the sink's kept-row choice */
+    int cap_slot;
     int kv_quant;     /* enum llm_kv_quant: K and V rounded as stored */
     float *kv_scale;  /* [n_layers][2]: K, V scales */
 
@@ -234,9 +233,7 @@ int llm_backend_cpu_create(struct llm_backend **out, const struct llm_model *m,
     c->pub.priv = c;
     c->d = d;
     c->n_out = -1;
-    c->observe = o->observe;
-    c->observe_kv = o->observe_kv;
-    c->observe_ctx = o->observe_ctx;
+    c->stats = o->stats;
     llm_model_host_data((struct llm_model *)m); /* random weights: made here, kept by m */
     if ((rc = llm_weights_bind(&c->w, (struct llm_model *)m))) goto fail;
     struct llm_graph_opts go = {0, o->reduce_steps};
@@ -297,6 +294,7 @@ static void cpu_destroy(struct llm_backend *be)
     free(c->pend);
     free(c->pos_tmp);
     free(c->sample_scratch);
+    free(c->stat_slot);
     free(c);
 }
 
@@ -401,10 +399,28 @@ static int step_norm(struct cpu_be *c, const struct llm_step *s, int layer, int 
     return 0;
 }
 
+/* Calibration: the sink's choice of rows, then the reference reduction of
+ * the product's input x [n][in] into its accumulators. */
+static int observe(struct cpu_be *c, const float *x, int n, const struct llm_weight *w)
+{
+    if (n > c->cap_slot) {
+        int32_t *p = realloc(c->stat_slot, sizeof(int32_t) * (size_t)n);
+        if (!p) return llm_err_set(LLM_ENOMEM, "cpu backend: out of memory");
+        c->stat_slot = p;
+        c->cap_slot = n;
+    }
+    struct llm_stat_acc a;
+    int rc = c->stats->linear(c->stats->ctx, w, n, c->stat_slot, &a);
+    if (rc) return rc < 0 ? rc : 0;
+    llm_cpu_col_stats(x, n, a.in, a.in, a.sample ? c->stat_slot : NULL, a.chan, a.chan_sum, a.amax,
+                      a.sample);
+    return 0;
+}
+
 static int linear(struct cpu_be *c, float *y, const float *x, int n, const struct llm_weight *w)
 {
-    if (c->observe) c->observe(c->observe_ctx, w, x, n);
-    return llm_cpu_linear_w(y, x, n, w);
+    int rc = c->stats ? observe(c, x, n, w) : 0;
+    return rc ? rc : llm_cpu_linear_w(y, x, n, w);
 }
 
 static int step_linear(struct cpu_be *c, const struct llm_step *s, int layer, int n)
@@ -574,7 +590,10 @@ static int step_rope_kv(struct cpu_be *c, int layer)
         (rc = llm_cpu_rope_batch(qkv, qkv_w, nh, nkv, (int)hd, &c->rope, d->max_pos, b)))
         return rc;
     float *k = qkv + (int64_t)nh * hd, *v = qkv + (int64_t)(nh + nkv) * hd;
-    if (c->observe_kv) c->observe_kv(c->observe_ctx, layer, k, v, b->n_tokens, qkv_w, nkv * hd);
+    if (c->stats && c->stats->kv_amax) {
+        llm_cpu_rows_amax(k, b->n_tokens, qkv_w, nkv * hd, &c->stats->kv_amax[2 * layer]);
+        llm_cpu_rows_amax(v, b->n_tokens, qkv_w, nkv * hd, &c->stats->kv_amax[2 * layer + 1]);
+    }
     if (c->kv_quant) /* stored as q = round(x / scale), read as q * scale */
         for (int t = 0; t < b->n_tokens; t++)
             for (int j = 0; j < 2; j++) {

@@ -222,6 +222,31 @@ void llm_cpu_add(float *y, const float *x, int64_t n)
         y[i] += x[i];
 }
 
+void llm_cpu_col_stats(const float *x, int rows, int64_t ldx, int64_t in, const int32_t *slot,
+                       float *chan, double *chan_sum, float *amax, float *sample)
+{
+    for (int t = 0; t < rows; t++) {
+        const float *r = x + (int64_t)t * ldx;
+        for (int64_t i = 0; i < in; i++) {
+            float a = fabsf(r[i]);
+            if (a > chan[i]) chan[i] = a;
+            if (a > *amax) *amax = a;
+            chan_sum[i] += a;
+        }
+        if (slot && slot[t] >= 0)
+            memcpy(sample + (int64_t)slot[t] * in, r, sizeof(float) * (size_t)in);
+    }
+}
+
+void llm_cpu_rows_amax(const float *x, int rows, int64_t stride, int64_t width, float *amax)
+{
+    for (int t = 0; t < rows; t++)
+        for (int64_t i = 0; i < width; i++) {
+            float a = fabsf(x[t * stride + i]);
+            if (a > *amax) *amax = a;
+        }
+}
+
 /* The sequence owning row t of a batch (seq_start is increasing). */
 static int seq_of_row(const struct llm_batch *b, int t)
 {

@@ -134,6 +134,17 @@ void llm_cpu_act(float *x, int64_t n, int act);
 void llm_cpu_gated(float *out, const float *fc, const float *gate, int64_t n, int act);
 /* y[i] += x[i] (fp32). */
 void llm_cpu_add(float *y, const float *x, int64_t n);
+/* Calibration statistics of rows x [rows][ldx] (in values a row), added
+ * into the running ones, row by row in order: chan[i] = max(chan[i],
+ * |x[t][i]|), chan_sum[i] += |x[t][i]| in double, *amax the largest |x|
+ * (NaN never counts as a maximum); then each row t with slot[t] >= 0
+ * (slot may be NULL) copied to sample + slot[t] * in, in row order.  The
+ * reference of llm_k_col_stats. */
+void llm_cpu_col_stats(const float *x, int rows, int64_t ldx, int64_t in, const int32_t *slot,
+                       float *chan, double *chan_sum, float *amax, float *sample);
+/* The largest |x| of rows x [rows][stride] (width values a row) max-accumulated
+ * into *amax (NaN never counts). */
+void llm_cpu_rows_amax(const float *x, int rows, int64_t stride, int64_t width, float *amax);
 /* x clamped to [-lim, lim] (MPT's clip_qkv). */
 void llm_cpu_clamp(float *x, int64_t n, float lim);
 /* x = cap * tanh(x / cap), in fp32 in HF's order (Gemma 2's final soft cap). */

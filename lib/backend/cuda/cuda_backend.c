@@ -843,7 +843,8 @@ static int create_inner(struct cu_be *c, struct llm_model *m, const struct llm_b
     }
     if (d->pos == LLM_POS_ALIBI && (rc = make_alibi(c))) return rc;
     if ((rc = kv_codes(c, m))) return rc;
-    if ((rc = upload_weights(c, m)) || (rc = make_workspace(c)) || (rc = make_kv_pool(c, o)))
+    if ((rc = upload_weights(c, m)) || (rc = make_workspace(c)) || (rc = make_kv_pool(c, o)) ||
+        (rc = cu_stats_init(c, m, o)))
         return rc;
     llm_info("cuda: %s, %d SMs; weights %.2f GiB in %s; kv pool %d blocks of %d tokens "
              "(%lld tokens, %.2f GiB); batch <= %d tokens, %d sequences",
@@ -944,6 +945,7 @@ static void cu_destroy(struct llm_backend *be)
     struct cu_be *c = cu_of(be);
     if (c->st) cudaStreamSynchronize(c->st);
     cu_drop_graphs(c);
+    cu_stats_free(c);
     for (int i = 0; i < c->n_allocs; i++)
         cudaFree(c->allocs[i]);
     free(c->allocs);
@@ -1024,5 +1026,6 @@ static const struct llm_backend_ops cu_ops_table = {
     .sample = cu_sample,
     .copy_blocks = cu_copy_blocks,
     .last_step_time = cu_last_step_time,
+    .stats_flush = cu_stats_flush,
     .destroy = cu_destroy,
 };

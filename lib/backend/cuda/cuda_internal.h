@@ -74,6 +74,7 @@ int cu_gemm_tune(struct cu_gemm *g, cudaStream_t st, struct llm_gemm_choice *c, 
 #include "llm/backend.h"
 #include "llm/comm.h"
 #include "llm/graph.h"
+#include "llm/weight.h"
 
 /* A weight on the device, in the compute dtype (the lm_head's bias in f32),
  * or weight-only quantized (q.fmt != 0: kernels/kernels.h, struct
@@ -205,6 +206,20 @@ struct cu_be {
     int32_t *moe_chosen, *moe_off, *moe_rows, *moe_where, *moe_tiles, *moe_done, *h_moe_off;
     void *moe_x, *moe_h, *moe_y;
 
+    /* calibration statistics (cuda_calib.c): the sink, the weights it is
+     * asked about (their names), each observed weight's accumulators on the
+     * device, the layers' K / V maxima [n_layers][2], and the kept-row
+     * slots of each product sent in a step (pinned, then device) */
+    const struct llm_stat_sink *stats;
+    struct llm_weights stat_wb;
+    struct cu_stat *stat;
+    int n_stat, cap_stat, stat_next;
+    float *stat_kv;
+    int32_t *stat_slot;          /* host [max_batch_tokens]: the sink's answer */
+    unsigned char *stat_seen;    /* host [keep_rows] */
+    int32_t *h_stat_slot, *d_stat_slot;
+    size_t stat_slot_cap, stat_slot_used;
+
     int32_t *h_meta, *d_meta;
     size_t meta_cap;       /* int32s */
     int n_out;             /* rows of logits of the last forward, -1 none */
@@ -237,6 +252,15 @@ int cu_grow_meta(struct cu_be *c, size_t ints);
 int cu_grow_out(struct cu_be *c, int n_out);
 void cu_drop_graphs(struct cu_be *c);
 void cu_default_buckets(struct cu_be *c);
+/* cuda_calib.c: calibration statistics (opts.stats) */
+struct cu_stat;
+int cu_stats_init(struct cu_be *c, struct llm_model *m, const struct llm_backend_opts *o);
+/* The input x [rows][ldx] of a product with weight w (w->shape[1] values a row). */
+int cu_stats_linear(struct cu_be *c, const struct llm_weight *w, const void *x, int ldx, int rows);
+/* The K and V rows this step appended to the layer (at the step's slots). */
+int cu_stats_kv(struct cu_be *c, int layer, int rows);
+int cu_stats_flush(struct llm_backend *be);
+void cu_stats_free(struct cu_be *c);
 /* cuda_sample.c */
 int cu_sample(struct llm_backend *be, const struct llm_sample_row *rows, int n,
               struct llm_sample_result *out);

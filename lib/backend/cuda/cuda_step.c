@@ -286,7 +286,8 @@ static int moe_grouped(const struct cu_be *c, int S)
 
 static int graph_eligible(const struct cu_be *c, const struct llm_batch *b)
 {
-    if (!c->use_graphs || b->n_seqs != b->n_tokens || b->n_out != b->n_tokens) return 0;
+    if (!c->use_graphs || c->stats || b->n_seqs != b->n_tokens || b->n_out != b->n_tokens)
+        return 0;
     for (int i = 0; i < b->n_out; i++)
         if (b->out_rows[i] != i || needs_dyn(c, b->seq_len[i])) return 0;
     int bi = bucket_for(c, b->n_tokens);
@@ -562,6 +563,18 @@ static int step_act(struct cu_be *c, const struct llm_step *s, int layer, int ro
     return 0;
 }
 
+/* Calibration: the product's input as the CPU backend observes it, fc then
+ * gate for a gated MLP (one stacked product here, two there). */
+static int observe(struct cu_be *c, const struct llm_step *s, int layer, int rows, int ldx)
+{
+    int rc = cu_stats_linear(c, llm_weights_get(&c->stat_wb, s->slot, layer), c->buf[s->in], ldx,
+                             rows);
+    if (!rc && s->gated)
+        rc = cu_stats_linear(c, llm_weights_get(&c->stat_wb, LLM_W_MLP_GATE, layer),
+                             c->buf[s->in], ldx, rows);
+    return rc;
+}
+
 static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int rows)
 {
     const struct llm_model_desc *d = c->d;
@@ -569,6 +582,10 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
     int ldx = buf_width(c, s->in), ldy = buf_width(c, s->out);
     int64_t I = d->intermediate;
     int ed = d->embed_dim > 0 ? (int)d->embed_dim : (int)d->hidden;
+    if (c->stats) {
+        int rc = observe(c, s, layer, rows, s->out == LLM_BUF_LOGITS && ed != d->hidden ? ed : ldx);
+        if (rc) return rc;
+    }
     if (s->out == LLM_BUF_LOGITS) { /* fp32 logits from the lm_head (embed_dim wide input) */
         if (ed != d->hidden) ldx = ed;
         int nv = (int)cu_lm_rows(c); /* a tensor-parallel rank's slice: packed rows */
@@ -754,6 +771,11 @@ static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
         /* OPT-350m: embed_dim-wide embeddings, project_in, then the positions added */
         CK(llm_k_embed(c->dt, c->buf[LLM_BUF_AO], c->gw[LLM_W_EMBED].w, s->tokens, NULL, NULL,
                        rows, ed, esc, c->st));
+        if (c->stats) {
+            int rc = cu_stats_linear(c, llm_weights_get(&c->stat_wb, LLM_W_PROJ_IN, -1),
+                                     c->buf[LLM_BUF_AO], ed, rows);
+            if (rc) return rc;
+        }
         int rc = wlinear(c, rows, (int)d->hidden, ed, c->buf[LLM_BUF_AO], ed,
                          &c->gw[LLM_W_PROJ_IN], c->buf[LLM_BUF_X], (int)d->hidden, 0);
         if (rc || !pt) return rc;
@@ -794,7 +816,7 @@ static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
                          c->rope.rot_dims, c->rope.neox, c->kv_q,
                          c->kv_q ? c->kv_scale[2 * layer] : 1.f,
                          c->kv_q ? c->kv_scale[2 * layer + 1] : 1.f, c->st));
-        return 0;
+        return c->stats ? cu_stats_kv(c, layer, rows) : 0;
     case LLM_OP_ATTN: return step_attn(c, s, layer);
     case LLM_OP_ADD:
         CK(llm_k_add(c->dt, c->buf[st->out], c->buf[st->in],
@@ -823,6 +845,7 @@ static int enqueue(struct cu_be *c, const struct cu_step *s)
                            (size_t)s->n_dyn * (size_t)c->rope.rot_dims * sizeof(float),
                            cudaMemcpyHostToDevice, c->st));
     c->cur = s;
+    c->stat_slot_used = 0; /* the previous step has finished (pack_meta waited on meta_done) */
     const struct llm_exec x = {cu_step_run, c};
     int rc = llm_graph_run(&c->g, &x);
     c->cur = NULL;

@@ -38,15 +38,10 @@ struct llm_backend_opts {
     int max_batch_tokens;   /* tokens in one forward step (0 = default) */
     int max_seqs;           /* sequences in one step (0 = default) */
     int max_seq_len;        /* 0 = model max_pos */
-    /* Optional, CPU backend: called with the input x [rows][in] of every
-     * linear layer just before it runs (calibration statistics). */
-    void (*observe)(void *ctx, const struct llm_weight *w, const float *x, int rows);
-    /* Optional, CPU backend: called with each layer's new K and V rows (as
-     * they go into the cache, after rotary; row t at k + t * stride, width
-     * values) before they are stored. */
-    void (*observe_kv)(void *ctx, int layer, const float *k, const float *v, int rows,
-                       int64_t stride, int64_t width);
-    void *observe_ctx;
+    /* Optional: calibration statistics of every linear layer's input and of
+     * the K and V rows, reduced by the backend where the activations are
+     * (struct llm_stat_sink below; borrowed, outlives the backend). */
+    const struct llm_stat_sink *stats;
     /* The ranks of a tensor/pipeline-parallel job (llm/comm.h), borrowed;
      * NULL for one rank.  The model is then a rank's part (its mapping):
      * the backend sums, gathers and passes activations through it. */
@@ -62,6 +57,39 @@ struct llm_backend_opts {
     int pp_micro;
 };
 void llm_backend_opts_init(struct llm_backend_opts *o);
+
+/* ---- calibration statistics (lib/quant/calib.c is the sink) ----------------
+ * A backend given a sink reduces, for every linear product it runs, the
+ * product's input rows x [rows][in] into max |x| and sum |x| per input
+ * channel and max |x| overall, and copies the rows the sink's reservoir
+ * keeps; for every layer it max-accumulates |K| and |V| as they go into the
+ * cache (after rotary, before any 8-bit rounding).  The sink decides which
+ * rows are kept from the row counts alone, and is asked in the order the
+ * products run (the model definition's, the same on every backend), so
+ * every backend keeps the same rows.  The CPU backend reduces its host rows
+ * as each product runs (the reference); the CUDA backend reduces on the
+ * device and adds its totals and kept rows into the sink's arrays only at
+ * ops->stats_flush, so no activation is copied to the host. */
+struct llm_stat_acc {
+    int64_t in;       /* input width */
+    float *chan;      /* [in] max |x| per input channel (max-accumulated) */
+    double *chan_sum; /* [in] sum of |x| per input channel (added to) */
+    float *amax;      /* max |x| over every row and channel (max-accumulated) */
+    float *sample;    /* [keep_rows][in] fp32: the kept rows by slot, or NULL */
+};
+struct llm_stat_sink {
+    void *ctx;
+    int keep_rows; /* rows of each input the reservoir keeps (0: none) */
+    /* The accumulators of w's input (valid until the next call) and, for
+     * rows > 0, which of its next `rows` rows are kept: slot[t] >= 0 is the
+     * sample row that row t goes to, -1 none; applied in row order, so a
+     * later row replaces an earlier one with the same slot.  rows == 0 asks
+     * for the accumulators only (slot may be NULL).  Returns 0, 1 when w is
+     * not observed (nothing to reduce), or a negative error. */
+    int (*linear)(void *ctx, const struct llm_weight *w, int rows, int32_t *slot,
+                  struct llm_stat_acc *acc);
+    float *kv_amax; /* [n_layers][2]: max |K|, max |V| (max-accumulated), or NULL */
+};
 
 /* One forward step over a ragged batch. */
 struct llm_batch {
@@ -98,6 +126,11 @@ struct llm_backend_ops {
      * events recorded on the backend's stream).  Valid once that call has
      * returned; LLM_EINVAL when no step has been timed yet. */
     int (*last_step_time)(struct llm_backend *be, double *seconds);
+    /* Optional (NULL where the statistics go into the sink as the steps run,
+     * CPU): add the calibration statistics held on the device since the last
+     * call into the sink's arrays (opts.stats), and the kept rows as they
+     * stand now. */
+    int (*stats_flush)(struct llm_backend *be);
     void (*destroy)(struct llm_backend *be);
 };
 

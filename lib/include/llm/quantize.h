@@ -82,19 +82,29 @@ struct llm_q_stat {
 };
 struct llm_q_stats {
     struct llm_q_stat *stat;
-    int n, cap, failed;
+    int n, cap;
     int keep_rows; /* rows of each input to keep (a deterministic reservoir sample) */
     uint64_t rng;
     int n_layers;
     float *kv_amax; /* [n_layers][2]: max |K|, max |V| as they go into the cache */
+    struct llm_stat_sink sink; /* what the backend reduces into (llm/backend.h) */
+    char backend[8];           /* the backend that ran: "cpu" or "cuda" */
+    char device[128];          /* its device_name */
+    int dtype;                 /* its compute dtype (the CPU's is f32) */
 };
-/* Run the model over `tokens` (n, windows of `window`) on the CPU backend
- * and record, for every 2-D linear weight, the statistics of its input and
- * (keep_rows > 0) a uniform sample of keep_rows of its input rows; and per
- * layer the largest |K| and |V| stored in the KV cache. */
+/* Run the model over `tokens` (n, windows of `window`) on a backend made by
+ * `backend` ("cpu", "cuda", or "auto": CUDA when a device is present) with
+ * opts o (o->compute_dtype: the CUDA backend's; f32 is what the CPU
+ * reference computes in) and record, for every 2-D linear weight, the
+ * statistics of its input and (keep_rows > 0) a uniform sample of keep_rows
+ * of its input rows; and per layer the largest |K| and |V| stored in the KV
+ * cache.  The statistics are reduced by the backend where the activations
+ * are (llm/backend.h, struct llm_stat_sink): memory is one window's
+ * activations plus the statistics, never all the activations.  The kept
+ * rows depend only on the row counts, so every backend keeps the same rows.
+ * progress (may be NULL) is called after each window. */
 int llm_q_calibrate(const struct llm_model *m, const int32_t *tokens, long n, int window,
-                    int keep_rows,
-                    const struct llm_backend_opts *o,
+                    int keep_rows, const char *backend, const struct llm_backend_opts *o,
                     void (*progress)(void *ctx, long done, long total), void *ctx,
                     struct llm_q_stats *s);
 const struct llm_q_stat *llm_q_stats_find(const struct llm_q_stats *s, const char *weight_name);
