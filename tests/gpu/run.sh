@@ -1,10 +1,12 @@
 #!/bin/bash
 # run.sh - the whole GPU round on a machine with a CUDA device.
 #
-#   tests/gpu/run.sh [stage ...]      stages: env sass ops fillq memcheck forward comm qforward families
-#                                     random familybench kernels model
+#   tests/gpu/run.sh [stage ...]      stages: env sass ops fillq memcheck forward comm qforward calib
+#                                     families random familybench kernels model
 #                                     llmbench
-#                                     not in the default set: decode (batch-1 decode per model
+#                                     not in the default set: calibbench (llm-quantize's
+#                                     calibration on a random Llama-2-7B: time and memory,
+#                                     CALIBBENCH_MODES), decode (batch-1 decode per model
 #                                     shape), profile (the same per kernel under ncu), lat8b and
 #                                     tp8b (llm-bench on a random Llama-3.1-8B), qbench
 #                                     (llm-bench on Llama-2-7B quantized: QBENCH_MODES), qprofile
@@ -23,13 +25,13 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$ROOT/gpu-out}
 mkdir -p "$OUT"
-BINS="test_gpu_ops test_gpu_fill_q test_gpu_forward test_gpu_comm bench_gpu_kernels bench_gpu_model llm-convert llm-bench llm-run run-golden llm-build llm-quantize"
+BINS="test_gpu_ops test_gpu_fill_q test_gpu_forward test_gpu_calib test_gpu_comm bench_gpu_kernels bench_gpu_model llm-convert llm-bench llm-run run-golden llm-build llm-quantize"
 
 if [ "${1:-}" = pack ]; then
     dst=$ROOT/.dev/cuda-bin
     mkdir -p "$dst"
     cp "$ROOT/build-cuda/tests/gpu/test_gpu_ops" "$ROOT/build-cuda/tests/gpu/test_gpu_forward" \
-       "$ROOT/build-cuda/tests/gpu/test_gpu_fill_q" \
+       "$ROOT/build-cuda/tests/gpu/test_gpu_fill_q" "$ROOT/build-cuda/tests/gpu/test_gpu_calib" \
        "$ROOT/build-cuda/tests/gpu/test_gpu_comm" \
        "$ROOT/build-cuda/bench/gpu/bench_gpu_kernels" "$ROOT/build-cuda/bench/gpu/bench_gpu_model" \
        "$ROOT/build-cuda/cmd/llm-convert" "$ROOT/build-cuda/cmd/llm-bench" "$ROOT/build-cuda/cmd/llm-run" \
@@ -62,7 +64,7 @@ if [ -z "$(find_bin test_gpu_ops)" ]; then
         && ninja -C build-cuda-device) > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 fi
 
-STAGES=${*:-env sass ops fillq memcheck forward comm qforward families random familybench kernels model llmbench}
+STAGES=${*:-env sass ops fillq memcheck forward comm qforward calib families random familybench kernels model llmbench}
 declare -A RESULT
 fail=0
 
@@ -81,6 +83,21 @@ run_stage() { # name timeout command...
         124) RESULT[$name]="TIMEOUT (${dt}s)"; fail=1 ;;
         *) RESULT[$name]="FAIL rc=$rc (${dt}s)"; fail=1 ;;
     esac
+}
+
+# A random Llama-2-7B artifact (f16) in RAM, made once (llmbench, calibbench).
+llama2_7b() {
+    m=${LLM_BENCH_DIR:-/dev/shm}/llama2-7b-random.llm
+    if [ ! -f "$m" ]; then
+        printf '%s\n' '{"architectures": ["LlamaForCausalLM"], "model_type": "llama",' \
+            '"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008,' \
+            '"num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,' \
+            '"max_position_embeddings": 4096, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,' \
+            '"hidden_act": "silu", "torch_dtype": "float16", "tie_word_embeddings": false,' \
+            '"bos_token_id": 1, "eos_token_id": 2}' > "$OUT/llama2-7b-config.json"
+        run_stage convert ${T_CONVERT:-240} "$(find_bin llm-convert)" --random \
+            "$OUT/llama2-7b-config.json" --dtype f16 -o "$m"
+    fi
 }
 
 for st in $STAGES; do
@@ -159,22 +176,45 @@ for st in $STAGES; do
                 '$qd/imp-gptq-8bit.llm' --f32 '$qd/imp-fp8-static.llm' --f32 '$qd/imp-fp8-dynamic.llm'"
         rm -rf "$qd"
         ;;
+    calib)
+        # calibration on the GPU = on the CPU: the bundled model's statistics from both
+        # backends (test_gpu_calib), then llm-quantize with --device cpu and --device cuda
+        # must write the same tensors (test_gpu_calib --compare)
+        qd=$(mktemp -d "${TMPDIR:-/tmp}/calib-XXXXXX")
+        q=$(find_bin llm-quantize) m=$ROOT/lib/data/default.llm c=$ROOT/lib/data/calib.txt
+        tc=$(find_bin test_gpu_calib)
+        run_stage calib ${T_CALIB:-300} bash -c "set -e
+            '$tc' '$m' '$c'
+            pairs=()
+            for spec in '-m fp8' '-m int8-sq' '-m int8-sq --act static' '-m int8-sq --alpha auto' \
+                '-m int8-sq --no-fold' '-m int4-awq --group-size 64' '-m int4-awq --group-size 32 --clip' \
+                '--kv fp8' '--kv int8'; do
+                tag=\$(printf %s \"\$spec\" | tr -c 'a-z0-9' _)
+                for dev in cpu cuda; do
+                    '$q' -q --no-eval --device \$dev \$spec --calib '$c' '$m' -o '$qd/'\$dev-\$tag.llm
+                done
+                pairs+=('$qd/'cpu-\$tag.llm '$qd/'cuda-\$tag.llm)
+            done
+            '$tc' --compare \"\${pairs[@]}\""
+        rm -rf "$qd"
+        ;;
+    calibbench)
+        # llm-quantize's calibration on the GPU, Llama-2-7B shapes (a random f16 artifact in
+        # RAM): -m MODE --device cuda --no-eval --calib random (512 windows of 512 tokens; fewer
+        # with CALIBBENCH_SAMPLES), wall time, calibration time, peak host RSS and peak GPU
+        # memory per mode into $OUT/calibbench/*.json; each mode killed after
+        # CALIBBENCH_TIMEOUT seconds (the CPU's quantization of int4-awq takes far longer)
+        llama2_7b
+        run_stage calibbench ${T_CALIBBENCH:-590} python3 "$ROOT/tests/gpu/calib_bench.py" \
+            "$(find_bin llm-quantize)" "$m" "$OUT/calibbench" ${CALIBBENCH_TIMEOUT:-480} \
+            ${CALIBBENCH_MODES:-fp8 int8-sq}
+        ;;
     kernels) run_stage kernels ${T_KERNELS:-300} "$(find_bin bench_gpu_kernels)" "$OUT/bench_kernels.json" ;;
     model) run_stage model ${T_MODEL:-400} "$(find_bin bench_gpu_model)" "$OUT/bench_model.json" bf16 \
                ${LLM_BENCH_BATCH:-256 448} ;;
     llmbench)
         # the engine end to end: a random Llama-2-7B artifact (f16) in RAM, llm-bench on it
-        m=${LLM_BENCH_DIR:-/dev/shm}/llama2-7b-random.llm
-        if [ ! -f "$m" ]; then
-            printf '%s\n' '{"architectures": ["LlamaForCausalLM"], "model_type": "llama",' \
-                '"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008,' \
-                '"num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,' \
-                '"max_position_embeddings": 4096, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,' \
-                '"hidden_act": "silu", "torch_dtype": "float16", "tie_word_embeddings": false,' \
-                '"bos_token_id": 1, "eos_token_id": 2}' > "$OUT/llama2-7b-config.json"
-            run_stage convert ${T_CONVERT:-240} "$(find_bin llm-convert)" --random \
-                "$OUT/llama2-7b-config.json" --dtype f16 -o "$m"
-        fi
+        llama2_7b
         lb=$(find_bin llm-bench)
         run_stage llmbench ${T_LLMBENCH:-400} bash -c "
             '$lb' throughput --device cuda --num-requests ${LLM_BENCH_REQ:-448} \
@@ -267,6 +307,8 @@ for st in ${!RESULT[@]}; do printf "%-14s %s\n" "$st" "${RESULT[$st]:-}"; done
 [ -f "$OUT/ops.log" ] && grep -E "cases, " "$OUT/ops.log"
 [ -f "$OUT/forward.log" ] && grep -E "ok$|FAIL" "$OUT/forward.log" | cut -c1-120
 [ -f "$OUT/qforward.log" ] && grep -E "ok|FAIL" "$OUT/qforward.log" | cut -c1-160
+[ -f "$OUT/calib.log" ] && grep -E "^(ok|FAIL|info)" "$OUT/calib.log" | cut -c1-200
+[ -f "$OUT/calibbench.log" ] && cut -c1-400 "$OUT/calibbench.log"
 [ -f "$OUT/families.log" ] && grep -E "^(ok|FAIL|refused|families)" "$OUT/families.log" | cut -c1-150
 [ -f "$OUT/bench_kernels.json" ] && python3 - "$OUT/bench_kernels.json" <<'EOF' 2>/dev/null
 import json, sys

@@ -2005,6 +2005,98 @@ static void test_sample(void)
     }
 }
 
+/* Calibration statistics (kernels/calib.cu) against llm_cpu_col_stats: maxima, the
+ * overall maximum and the sampled rows exact, the double sums to rounding; running
+ * accumulators are added into, not replaced.  K / V maxima against the same reads on
+ * the host. */
+static void test_calib(void)
+{
+    const struct {
+        int rows, k, ldx;
+    } sh[] = {{1, 64, 64}, {37, 1000, 1032}, {512, 4096, 4096}, {130, 11008, 22016}};
+    for (int di = 0; di < 3; di++)
+        for (size_t si = 0; si < sizeof sh / sizeof sh[0]; si++) {
+            int dt = DTS[di], R = sh[si].rows, K = sh[si].k, L = sh[si].ldx, keep = 16;
+            char name[160];
+            snprintf(name, sizeof name, "COL_STATS(dt=%s,rows=%d,k=%d,ldx=%d)", llm_dtype_name(dt),
+                     R, K, L);
+            if (!want(name)) continue;
+            void *x_h;
+            float *x = rand_vals((size_t)R * L, 3.f, dt, &x_h);
+            int32_t *slot = xmalloc(sizeof(int32_t) * (size_t)R);
+            unsigned char used[16] = {0};
+            for (int t = 0; t < R; t++) { /* distinct slots, as the backend sends them */
+                int sl = irand(3 * keep) - 2 * keep;
+                slot[t] = sl >= 0 && !used[sl] ? sl : -1;
+                if (slot[t] >= 0) used[sl] = 1;
+            }
+            float *chan = xmalloc(sizeof(float) * (size_t)K), amax = 0.5f;
+            double *sum = xmalloc(sizeof(double) * (size_t)K);
+            float *sample = xmalloc(sizeof(float) * (size_t)keep * K);
+            for (int j = 0; j < K; j++) chan[j] = j % 7 ? 0.f : 2.5f, sum[j] = j;
+            void *dx = dev_copy(x_h, (size_t)R * L * esize(dt));
+            void *ds = dev_copy(slot, sizeof(int32_t) * (size_t)R);
+            void *dc = dev_copy(chan, sizeof(float) * (size_t)K);
+            void *dsum = dev_copy(sum, sizeof(double) * (size_t)K);
+            void *dam = dev_copy(&amax, sizeof(float));
+            void *dsm = dev_poison(sizeof(float) * (size_t)keep * K);
+            CUDA(llm_k_col_stats(dt, dx, L, R, K, ds, dsm, dc, dsum, dam, 0));
+            memset(sample, 0, sizeof(float) * (size_t)keep * K);
+            llm_cpu_col_stats(x, R, L, K, slot, chan, sum, &amax, sample);
+            float *gc = xmalloc(sizeof(float) * (size_t)K), *gs = xmalloc(sizeof(float) * keep * K);
+            double *gsum = xmalloc(sizeof(double) * (size_t)K);
+            float gam = 0;
+            CUDA(cudaMemcpy(gc, dc, sizeof(float) * (size_t)K, cudaMemcpyDeviceToHost));
+            CUDA(cudaMemcpy(gsum, dsum, sizeof(double) * (size_t)K, cudaMemcpyDeviceToHost));
+            CUDA(cudaMemcpy(&gam, dam, sizeof(float), cudaMemcpyDeviceToHost));
+            CUDA(cudaMemcpy(gs, dsm, sizeof(float) * (size_t)keep * K, cudaMemcpyDeviceToHost));
+            double se = 0;
+            for (int j = 0; j < K; j++)
+                se = fmax(se, fabs(gsum[j] - sum[j]) / fmax(fabs(sum[j]), 1e-30));
+            int ok = !memcmp(gc, chan, sizeof(float) * (size_t)K) && gam == amax && se <= 1e-12;
+            for (int r = 0; r < keep; r++)
+                if (used[r])
+                    ok &= !memcmp(gs + (size_t)r * K, sample + (size_t)r * K, sizeof(float) * K);
+            n_cases++;
+            printf("%-72s sums %.1e  %s\n", name, se, ok ? "ok" : "FAIL");
+            if (!ok) n_failed++;
+            free(x), free(x_h), free(slot), free(chan), free(sum), free(sample), free(gc), free(gs);
+            free(gsum);
+            cudaFree(dx), cudaFree(ds), cudaFree(dc), cudaFree(dsum), cudaFree(dam), cudaFree(dsm);
+        }
+    /* K and V maxima of the rows at their slots in one layer of a paged pool */
+    for (int di = 0; di < 3; di++) {
+        int dt = DTS[di], nb = 4, bs = 16, nkv = 2, hd = 64, n = 20;
+        int64_t blk = 2 * (int64_t)nkv * bs * hd * 3; /* three layers; layer 1 is read */
+        char name[128];
+        snprintf(name, sizeof name, "KV_AMAX(dt=%s,kvh=%d,hd=%d,rows=%d)", llm_dtype_name(dt), nkv,
+                 hd, n);
+        if (!want(name)) continue;
+        void *p_h;
+        float *pool = rand_vals((size_t)nb * blk, 2.f, dt, &p_h);
+        int32_t slot[20];
+        float ref[2] = {0.25f, 0.f}, got[2];
+        for (int i = 0; i < n; i++) slot[i] = i == 3 ? -1 : (i * 7) % (nb * bs);
+        const int64_t lofs = 2 * (int64_t)nkv * bs * hd;
+        for (int i = 0; i < n; i++) {
+            if (slot[i] < 0) continue;
+            const float *b = pool + lofs + (int64_t)(slot[i] / bs) * blk + (slot[i] % bs) * hd;
+            for (int h = 0; h < nkv; h++)
+                for (int d = 0; d < hd; d++)
+                    for (int j = 0; j < 2; j++)
+                        ref[j] = fmaxf(ref[j], fabsf(b[((int64_t)j * nkv + h) * bs * hd + d]));
+        }
+        float init[2] = {0.25f, 0.f};
+        void *dp = dev_copy(p_h, (size_t)nb * blk * esize(dt)), *ds = dev_copy(slot, sizeof slot);
+        void *da = dev_copy(init, sizeof init);
+        CUDA(llm_k_kv_amax(dt, (char *)dp + lofs * esize(dt), blk, bs, ds, n, nkv, hd, da, 0));
+        CUDA(cudaMemcpy(got, da, sizeof got, cudaMemcpyDeviceToHost));
+        check(name, got, ref, 2, 0);
+        free(pool), free(p_h);
+        cudaFree(dp), cudaFree(ds), cudaFree(da);
+    }
+}
+
 int main(int argc, char **argv)
 {
     int ndev = 0;
@@ -2029,6 +2121,7 @@ int main(int argc, char **argv)
     test_attn();
     test_moe();
     test_sample();
+    test_calib();
     printf("%d cases, %d failed\n", n_cases, n_failed);
     return n_failed ? 1 : 0;
 }
