@@ -322,7 +322,13 @@ int llm_k_qgemv_gated(int dt, int act, void *y, int ldy, const void *x, int ldx,
  * per warp, 8 warps, 4 loads in flight per row; 1: 4 rows (gate/up: 2 outputs)
  * per warp; 2: 2 rows, 4 warps, 8 loads; 3: 4 rows, 4 warps, 2 loads; 4: 1 row,
  * 8 warps, 8 loads; 5: the several-row kernel (x from L1, converted per
- * chunk).  The same in bf16 by shape for the benchmark (y [N], x [K]). */
+ * chunk).  The same in bf16 by shape for the benchmark (y [N], x [K]).
+ * int4 in the tile layout (1..8 rows) reads the shape its own way: 0, 5..8
+ * the staged tile kernel (B fragments of x * pre staged once per block; groups
+ * 32, 64, 128, others take the per-lane kernel) with (warps per tile, 16-byte
+ * loads in flight per warp) 0: (8, 8), gate/up (8, 4); 5: (8, 4), 6: (16, 4),
+ * 7: (8, 8), 8: (4, 8); 1..4 the per-lane tile kernel (B fragments from global memory per
+ * lane) at (4, 4), (8, 2), (4, 8), (8, 4) - 4 its former default. */
 void llm_k_set_qgemv_shape(int shape);
 int llm_k_qgemv_variant(int shape, void *y, const void *x, const struct llm_k_qw *w,
                         const void *bias, int N, int K, int accumulate, llm_stream_t stream);

@@ -742,26 +742,354 @@ static int qlaunch_tc(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw 
     case 1: return TC_GO(4, 4);
     case 2: return TC_GO(8, 2);
     case 3: return TC_GO(4, 8);
-    default: return TC_GO(8, 4);
+    default: return TC_GO(8, 4); /* 4 */
     }
 #undef TC_GO
 }
 
-/* The tile layout: tensor cores, f16 / bf16 only. */
+/* ---- int4 tiles with x staged as B fragments (qgemv_t2_kernel) ----------------------
+ * The same tile layout and tensor-core product as qgemv_tc_kernel, with the
+ * per-chunk work cut to the dequantization and the products:
+ * - x (times pre, split into its 16-bit rounding and the rest, once per
+ *   block) is staged in shared memory in the order of the mma B fragments,
+ *   so a lane takes the B operands of a 64-input chunk with two 16-byte
+ *   shared loads whatever M is; lanes whose column g is past the staged
+ *   columns read the last one (a D column depends on its B column alone,
+ *   and those columns are never stored);
+ * - the group is a template parameter (32, 64, 128): no division, the
+ *   scale of a group taken once per chunk;
+ * - a lop3 with the exponent in a register makes two 16-bit values per
+ *   instruction (f16: the nibbles at bits 4-7 are taken in place as
+ *   1024 + 16 u and scaled back by the packed FMA that removes the offset,
+ *   so a word costs one shift instead of three);
+ * - persistent blocks: KS warps split one tile's K (fixed ranges, added in
+ *   a fixed order through shared memory), the block walks its tiles, and a
+ *   ring of U 16-byte loads per warp runs across the tiles' boundaries, so
+ *   the next tile's weights are in flight while this one is combined. */
+
+template <typename T> struct t2dq;
+template <> struct t2dq<bf16> {
+    /* word of a lane's A fragment (tile layout, nibbles q + 8) -> its four bf16x2 registers */
+    static __device__ __forceinline__ void a4(uint32_t w, uint32_t *a)
+    {
+        const uint32_t magic = 0x43004300u;
+        uint32_t r[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            asm("lop3.b32 %0, %1, 0x000f000f, %2, 0xea;\n" : "=r"(r[j]) : "r"(w >> (4 * j)), "r"(magic));
+        /* 128 + u - 136 = q */
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            asm("sub.rn.bf16x2 %0, %1, %2;\n" : "=r"(a[j]) : "r"(r[j]), "r"(0x43084308u));
+    }
+};
+template <> struct t2dq<__half> {
+    static __device__ __forceinline__ void a4(uint32_t w, uint32_t *a)
+    {
+        const uint32_t magic = 0x64006400u, w8 = w >> 8;
+        uint32_t r[4];
+        asm("lop3.b32 %0, %1, 0x000f000f, %2, 0xea;\n" : "=r"(r[0]) : "r"(w), "r"(magic));
+        asm("lop3.b32 %0, %1, 0x00f000f0, %2, 0xea;\n" : "=r"(r[1]) : "r"(w), "r"(magic));
+        asm("lop3.b32 %0, %1, 0x000f000f, %2, 0xea;\n" : "=r"(r[2]) : "r"(w8), "r"(magic));
+        asm("lop3.b32 %0, %1, 0x00f000f0, %2, 0xea;\n" : "=r"(r[3]) : "r"(w8), "r"(magic));
+        /* 1024 + u - 1032 = q; (1024 + 16 u) / 16 - 72 = q (exact) */
+#pragma unroll
+        for (int j = 0; j < 4; j += 2) {
+            asm("sub.rn.f16x2 %0, %1, %2;\n" : "=r"(a[j]) : "r"(r[j]), "r"(0x64086408u));
+            asm("fma.rn.f16x2 %0, %1, %2, %3;\n"
+                : "=r"(a[j + 1])
+                : "r"(r[j + 1]), "r"(0x2c002c00u), "r"(0xd480d480u));
+        }
+    }
+};
+
+/* ld_stream when p (a predicated load, no branch); r kept otherwise. */
+static __device__ __forceinline__ void ld_stream_if(uint4 &r, const void *a, bool p)
+{
+    asm volatile("{\n .reg .pred q;\n setp.ne.b32 q, %5, 0;\n"
+                 " @q ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n}\n"
+                 : "+r"(r.x), "+r"(r.y), "+r"(r.z), "+r"(r.w)
+                 : "l"(a), "r"((int)p));
+}
+
+static __device__ __forceinline__ uint4 lds128(const uint32_t *p)
+{
+    return *reinterpret_cast<const uint4 *>(p);
+}
+
+/* Shared memory of qgemv_t2_kernel: the staged B columns, then the partial sums. */
+static size_t t2_smem(int es, int np, int ncol, int K, int ks, int nt)
+{
+    return (size_t)np * ncol * K * es + (size_t)2 * ks * nt * 128 * sizeof(float);
+}
+
+/* Row tiles blockIdx.x, blockIdx.x + gridDim.x, ... (NT 2: the fc tile and
+ * the gate tile N / 16 tiles further, y = act(fc) * gate); warp w takes
+ * chunks [w J, w J + J) of each tile's K / 64, U of them in flight. */
+template <typename T, int NT, int GS, int KS, int U, bool PRE>
+__global__ void __launch_bounds__(KS * 32)
+    qgemv_t2_kernel(T *y, int ldy, const T *x, int ldx, struct llm_k_qw w, const T *bias, int M,
+                    int N, int K, int accumulate, int act)
+{
+    constexpr int NP = PRE && NT == 2 ? 2 : 1;
+    extern __shared__ __align__(16) uint32_t t2sm[];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int nkb = K / 64, ncol = PRE ? 2 * M : M, ntile = N / 16, ng = K / GS;
+    /* J chunks per warp (even, so a 128-group starts with each warp's range),
+     * nv of them inside K; JP positions per tile, a multiple of U */
+    const int J = ((nkb + KS - 1) / KS + 1) & ~1, kb0 = warp * J;
+    const int nv = max(0, min(J, nkb - kb0)), JP = (J + U - 1) / U * U;
+    float *red = reinterpret_cast<float *>(t2sm + (size_t)NP * ncol * K / 2);
+    const uint4 *wq = reinterpret_cast<const uint4 *>(w.q) + (int64_t)kb0 * 32 + lane;
+    const int64_t tstride = (int64_t)nkb * 32, goff = (int64_t)ntile * tstride; /* in uint4 */
+
+    /* the ring: weights first (the previous kernel does not write them) */
+    uint4 wv[U][NT];
+    {
+        const uint4 *lp = wq + blockIdx.x * tstride;
+#pragma unroll
+        for (int u = 0; u < U; u++)
+#pragma unroll
+            for (int i = 0; i < NT; i++)
+                wv[u][i] = u < nv ? ld_stream(lp + u * 32 + (i ? goff : 0)) : make_uint4(0, 0, 0, 0);
+    }
+    pdl_wait();
+    pdl_trigger();
+    /* stage x (* pre as hi + lo): column c of part p holds, per 64-input chunk,
+     * 32 words: word 8 t + 2 s + h = inputs 16 s + 2 t + 8 h, + 1 */
+    {
+        const int nvec = K / 8, cw = K / 2;
+        for (int m = 0; m < M; m++)
+            for (int v = threadIdx.x; v < nvec; v += KS * 32) {
+                const int k0 = v * 8;
+                const vec<T> xv = vload(x + (int64_t)m * ldx + k0);
+                const int wo = (k0 >> 6) * 32 + ((k0 >> 4) & 3) * 2 + ((k0 >> 3) & 1);
+                if (!PRE) {
+                    const uint32_t *xw = reinterpret_cast<const uint32_t *>(&xv.u);
+#pragma unroll
+                    for (int q = 0; q < 4; q++) t2sm[m * cw + wo + 8 * q] = xw[q];
+                } else {
+#pragma unroll
+                    for (int p = 0; p < NP; p++) {
+                        const float *pp = w.pre + (int64_t)p * K + k0;
+                        const float4 p0 = __ldg(reinterpret_cast<const float4 *>(pp));
+                        const float4 p1 = __ldg(reinterpret_cast<const float4 *>(pp + 4));
+                        const float pv[8] = {p0.x, p0.y, p0.z, p0.w, p1.x, p1.y, p1.z, p1.w};
+                        uint32_t *hw = t2sm + (size_t)(p * ncol + 2 * m) * cw + wo, *lw = hw + cw;
+#pragma unroll
+                        for (int q = 0; q < 4; q++) {
+                            const float a = to_f32(xv.v[2 * q]) * pv[2 * q],
+                                        b = to_f32(xv.v[2 * q + 1]) * pv[2 * q + 1];
+                            const T ha = from_f32<T>(a), hb = from_f32<T>(b);
+                            hw[8 * q] = tc<T>::pack(to_f32(ha), to_f32(hb));
+                            lw[8 * q] = tc<T>::pack(a - to_f32(ha), b - to_f32(hb));
+                        }
+                    }
+                }
+            }
+    }
+    __syncthreads();
+
+    const uint32_t *bb[NP];
+#pragma unroll
+    for (int p = 0; p < NP; p++)
+        bb[p] = t2sm + (size_t)(p * ncol + min(g, ncol - 1)) * (K / 2) + (size_t)kb0 * 32 + t * 8;
+    float acc[NT][4];
+#pragma unroll
+    for (int i = 0; i < NT; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+    int buf = 0;
+    for (int ct = blockIdx.x; ct < ntile; ct += gridDim.x) {
+        const uint4 *cp = wq + ct * tstride; /* this tile's chunks */
+        const float *sp[NT];                 /* rows g (and g + 8 at + 8 ng), this warp's first group */
+#pragma unroll
+        for (int i = 0; i < NT; i++)
+            sp[i] = w.scale + (int64_t)((ct + i * ntile) * 16 + g) * ng + kb0 * 64 / GS;
+        for (int j0 = 0; j0 < JP; j0 += U) {
+            /* the loads that refill the ring: U positions on, in this tile or the next */
+            const bool wrap = j0 + U >= JP;
+            const int jn = wrap ? 0 : j0 + U;
+            const uint4 *np = wrap ? wq + (ct + gridDim.x) * tstride : cp + jn * 32;
+            const int nvn = wrap && ct + (int)gridDim.x >= ntile ? 0 : nv;
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                const int j = j0 + u;
+                if (j < nv) {
+                    uint4 bv[NP][2];
+#pragma unroll
+                    for (int p = 0; p < NP; p++)
+                        bv[p][0] = lds128(bb[p] + j * 32), bv[p][1] = lds128(bb[p] + j * 32 + 4);
+#pragma unroll
+                    for (int i = 0; i < NT; i++) {
+                        const uint4 &b0 = bv[NP == 2 ? i : 0][0], &b1 = bv[NP == 2 ? i : 0][1];
+                        const uint32_t bw[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+                        const uint32_t wd[4] = {wv[u][i].x, wv[u][i].y, wv[u][i].z, wv[u][i].w};
+                        float d[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+                        for (int s = 0; s < 4; s++) {
+                            uint32_t a[4];
+                            t2dq<T>::a4(wd[s], a);
+                            tc<T>::mma(d[GS == 32 ? s >> 1 : 0], a, bw[2 * s], bw[2 * s + 1]);
+                        }
+#pragma unroll
+                        for (int h = 0; h < (GS == 32 ? 2 : 1); h++) {
+                            const int go = GS == 32 ? 2 * j + h : GS == 64 ? j : j >> 1;
+                            const float s0 = __ldg(sp[i] + go), s1 = __ldg(sp[i] + 8 * ng + go);
+                            acc[i][0] = fmaf(s0, d[h][0], acc[i][0]);
+                            acc[i][1] = fmaf(s0, d[h][1], acc[i][1]);
+                            acc[i][2] = fmaf(s1, d[h][2], acc[i][2]);
+                            acc[i][3] = fmaf(s1, d[h][3], acc[i][3]);
+                        }
+                    }
+                }
+#pragma unroll
+                for (int i = 0; i < NT; i++) ld_stream_if(wv[u][i], np + u * 32 + (i ? goff : 0), jn + u < nvn);
+            }
+        }
+        /* tile ct done: the partial sums through shared memory, added in warp order
+         * (two buffers: one barrier a tile) */
+        float *r = red + (size_t)buf * KS * NT * 128;
+#pragma unroll
+        for (int i = 0; i < NT; i++) {
+            *reinterpret_cast<float4 *>(r + ((size_t)warp * NT + i) * 128 + lane * 4) =
+                make_float4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
+            acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+        }
+        buf ^= 1;
+        __syncthreads();
+        const int e = threadIdx.x;
+        if (e >= 16 * M) continue;
+        const int row = e & 15, m = e >> 4, n = ct * 16 + row;
+        /* output (row, m) is column c0 (PRE: c0 and c0 + 1) of D: lane (row % 8) * 4 + c0 / 2,
+         * element (row / 8) * 2 + c0 % 2 */
+        const int c0 = PRE ? 2 * m : m;
+        const int idx = ((row & 7) * 4 + (c0 >> 1)) * 4 + (row >> 3) * 2 + (c0 & 1);
+        float v[NT];
+#pragma unroll
+        for (int i = 0; i < NT; i++) {
+            float s = 0.f;
+#pragma unroll 4
+            for (int q = 0; q < KS; q++) {
+                const float *rq = r + ((size_t)q * NT + i) * 128 + idx;
+                s += PRE ? rq[0] + rq[1] : rq[0];
+            }
+            v[i] = s;
+        }
+        if (bias) {
+            v[0] += to_f32(bias[n]);
+            if (NT == 2) v[NT - 1] += to_f32(bias[N + n]);
+        }
+        T *dst = y + (int64_t)m * ldy + n;
+        if (NT == 2) {
+            *dst = from_f32<T>(act_apply(act, v[0]) * v[NT - 1]);
+        } else {
+            float o = v[0];
+            if (accumulate) o += to_f32(*dst);
+            *dst = from_f32<T>(o);
+        }
+    }
+}
+
+static int t2_sms(void)
+{
+    static int n;
+    if (!n) {
+        int dev = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n < 1)
+            n = 132;
+    }
+    return n;
+}
+
+template <typename T, int NT, int GS, int KS, int U, bool PRE>
+static int t2_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w, const T *bias,
+                 int M, int N, int K, int accumulate, int act, cudaStream_t st)
+{
+    auto kern = qgemv_t2_kernel<T, NT, GS, KS, U, PRE>;
+    const size_t smem = t2_smem(sizeof(T), PRE && NT == 2 ? 2 : 1, PRE ? 2 * M : M, K, KS, NT);
+    static size_t granted = 48 * 1024, occ_smem;
+    static int bps;
+    if (smem > granted) {
+        cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             (int)smem);
+        if (e != cudaSuccess) return (int)e;
+        granted = smem;
+    }
+    if (smem != occ_smem) {
+        cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&bps, kern, KS * 32, smem);
+        if (e != cudaSuccess) return (int)e;
+        if (bps < 1) return (int)cudaErrorInvalidConfiguration;
+        occ_smem = smem;
+    }
+    /* as many blocks as fit at once, fewer when that evens out the tiles per block */
+    const int ntile = N / 16, slots = t2_sms() * bps, per = (ntile + slots - 1) / slots;
+    const int grid = (ntile + per - 1) / per;
+    return launch_pdl(kern, dim3(grid), dim3(KS * 32), smem, st, y, ldy, x, ldx, *w, bias, M, N,
+                      K, accumulate, act);
+}
+
+/* Shapes of the staged tile kernel (warps per tile, loads in flight per warp). */
+template <typename T, int NT, int GS, bool PRE>
+static int t2_shape(int shape, T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w,
+                    const T *bias, int M, int N, int K, int accumulate, int act, cudaStream_t st)
+{
+    /* default (measured, docs/CUDA.md): 8 warps a tile, 8 loads in flight, 4 for the
+     * gated pair (two tiles a load) */
+    if (shape == 0) shape = NT == 2 ? 5 : 7;
+    switch (shape) {
+    case 6: return t2_go<T, NT, GS, 16, 4, PRE>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, st);
+    case 7: return t2_go<T, NT, GS, 8, 8, PRE>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, st);
+    case 8: return t2_go<T, NT, GS, 4, 8, PRE>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, st);
+    default: return t2_go<T, NT, GS, 8, 4, PRE>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, st);
+    }
+}
+
+template <typename T, int NT>
+static int qlaunch_t2(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w, const T *bias,
+                      int M, int N, int K, int accumulate, int act, int shape, cudaStream_t st)
+{
+#define T2_GS(GS)                                                                                  \
+    (w->pre ? t2_shape<T, NT, GS, true>(shape, y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, st) \
+            : t2_shape<T, NT, GS, false>(shape, y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, st))
+    switch (w->group) {
+    case 32: return T2_GS(32);
+    case 64: return T2_GS(64);
+    default: return T2_GS(128);
+    }
+#undef T2_GS
+}
+
+/* The tile layout: tensor cores, f16 / bf16 only.  Shapes 1..4 the per-lane
+ * kernel (qgemv_tc_kernel), others the staged one (groups 32, 64, 128;
+ * other groups fall back to the former). */
+template <typename T, bool GATED>
+static int tc_pick(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w, const T *bias,
+                   int M, int N, int K, int accumulate, int act, int shape, cudaStream_t st)
+{
+    const int staged = (shape == 0 || shape > 4) &&
+                       (w->group == 32 || w->group == 64 || w->group == 128);
+    if (!staged)
+        return qlaunch_tc<T, GATED>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, shape, st);
+    if (N % 16 || K % 64 || w->zm || M > (w->pre ? 4 : 8) || (!GATED && w->pre && w->pre_split < N))
+        return (int)cudaErrorInvalidValue;
+    return qlaunch_t2<T, GATED ? 2 : 1>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, shape,
+                                        st);
+}
+
 static int tc_route(int dt, int gated, int act, void *y, int ldy, const void *x, int ldx,
                     const struct llm_k_qw *w, const void *bias, int M, int N, int K, int acc,
                     int shape, cudaStream_t st)
 {
     if (dt == K_DT_F16)
-        return gated ? qlaunch_tc<__half, true>((__half *)y, ldy, (const __half *)x, ldx, w,
-                                                (const __half *)bias, M, N, K, 0, act, shape, st)
-                     : qlaunch_tc<__half, false>((__half *)y, ldy, (const __half *)x, ldx, w,
-                                                 (const __half *)bias, M, N, K, acc, 0, shape, st);
+        return gated ? tc_pick<__half, true>((__half *)y, ldy, (const __half *)x, ldx, w,
+                                             (const __half *)bias, M, N, K, 0, act, shape, st)
+                     : tc_pick<__half, false>((__half *)y, ldy, (const __half *)x, ldx, w,
+                                              (const __half *)bias, M, N, K, acc, 0, shape, st);
     if (dt == K_DT_BF16)
-        return gated ? qlaunch_tc<bf16, true>((bf16 *)y, ldy, (const bf16 *)x, ldx, w,
-                                              (const bf16 *)bias, M, N, K, 0, act, shape, st)
-                     : qlaunch_tc<bf16, false>((bf16 *)y, ldy, (const bf16 *)x, ldx, w,
-                                               (const bf16 *)bias, M, N, K, acc, 0, shape, st);
+        return gated ? tc_pick<bf16, true>((bf16 *)y, ldy, (const bf16 *)x, ldx, w,
+                                           (const bf16 *)bias, M, N, K, 0, act, shape, st)
+                     : tc_pick<bf16, false>((bf16 *)y, ldy, (const bf16 *)x, ldx, w,
+                                            (const bf16 *)bias, M, N, K, acc, 0, shape, st);
     return (int)cudaErrorInvalidValue;
 }
 

@@ -182,6 +182,7 @@ struct qctx {
     void *x, *y, *xs, *wd;
 };
 static int qshape = -1;
+static const char *qname; /* the report's name instead of qgemv_bf16 / qgemv_gated */
 static void qgemv_fn(void *c, int i)
 {
     struct qctx *x = c;
@@ -255,7 +256,8 @@ static double bench_qlinear(const char *label, int m, int n, int k, int group, i
     if (i4) snprintf(shape + strlen(shape), sizeof shape - strlen(shape), " g%d", group);
     double bytes = (double)qb + 4.0 * ns + (pre ? 4.0 * k * (gated ? 2 : 1) : 0) +
                    (double)m * (k + (gated ? n / 2.0 : (double)n)) * 2;
-    snprintf(nm, sizeof nm, "%s", dense ? "qdense_bf16" : gated ? "qgemv_gated" : "qgemv_bf16");
+    snprintf(nm, sizeof nm, "%s",
+             qname ? qname : dense ? "qdense_bf16" : gated ? "qgemv_gated" : "qgemv_bf16");
     report(nm, shape, t, bytes, 2.0 * m * n * k);
     for (qshape = 0; variants && !gated && !dense && m == 1 && qshape < 6; qshape++) {
         snprintf(nm, sizeof nm, "qgemv_s%d", qshape);
@@ -275,6 +277,57 @@ static double bench_qlinear(const char *label, int m, int n, int k, int group, i
     }
     cudaFree(c.x), cudaFree(c.y), cudaFree(c.xs), cudaFree(c.wd);
     return t;
+}
+
+/* int4 in the tile layout at Llama-2-7B's shapes (bf16), every tile kernel shape in one
+ * run: shape 4 the per-lane kernel (qgemv_tc_kernel), 0 the staged kernel's default and
+ * 5..8 its other launch shapes; 1 and 4 rows, w4a16 and AWQ, and the staged plain-layout
+ * AWQ kernel for reference; then each shape's 32 layers of one decode token. */
+static void bench_qtile_ab(void)
+{
+    const struct {
+        const char *l;
+        int n, k;
+    } lin[] = {{"qkv", 12288, 4096}, {"o", 4096, 4096}, {"gate_up", 22016, 4096},
+               {"down", 4096, 11008}};
+    const int shapes[] = {4, 0, 5, 6, 7, 8};
+    char nm[32], shape[96];
+    for (int m = 1; m <= 4; m += 3)
+        for (int pre = 0; pre < 2; pre++) {
+            for (int s = 0; s < 6; s++) {
+                double tok = 0;
+                snprintf(nm, sizeof nm, "qtile_s%d", shapes[s]);
+                qname = nm;
+                qtile = 1;
+                for (int i = 0; i < 4; i++) { /* (bench_qlinear sets shape 0 when done) */
+                    llm_k_set_qgemv_shape(shapes[s]);
+                    tok += bench_qlinear(lin[i].l, m, lin[i].n, lin[i].k, 128, pre, i == 2, 0, 0);
+                }
+                snprintf(shape, sizeof shape, "llama2-7b 32 layers m%d %s tc g128", m,
+                         pre ? "awq" : "w4a16");
+                report(nm, shape, 32 * tok, 32.0 * (12288.0 + 4096 + 22016 + 4096) * 4096 * 0.5, 0);
+            }
+            llm_k_set_qgemv_shape(0);
+            qtile = 0;
+            qname = "qplain";
+            double tok = 0;
+            for (int i = 0; i < 4; i++)
+                tok += bench_qlinear(lin[i].l, m, lin[i].n, lin[i].k, 128, pre, i == 2, 0, 0);
+            snprintf(shape, sizeof shape, "llama2-7b 32 layers m%d %s g128", m, pre ? "awq" : "w4a16");
+            report("qplain", shape, 32 * tok, 32.0 * (12288.0 + 4096 + 22016 + 4096) * 4096 * 0.5, 0);
+            qname = NULL;
+        }
+    /* a weight four times qkv's: the streaming rate with less of the fixed cost per launch */
+    for (int s = 0; s < 6; s++) {
+        snprintf(nm, sizeof nm, "qtile_s%d", shapes[s]);
+        qname = nm;
+        qtile = 1;
+        llm_k_set_qgemv_shape(shapes[s]);
+        bench_qlinear("4x qkv", 1, 4 * 12288, 4096, 128, 0, 0, 0, 0);
+    }
+    qname = NULL;
+    qtile = 0;
+    llm_k_set_qgemv_shape(0);
 }
 
 /* ---- 8-bit activations (w8a8.cu, cu_gemm_run8) ----------------------------------- */
@@ -606,6 +659,10 @@ int main(int argc, char **argv)
     copy_bw = 2.0 * cc.bytes / t;
     report("copy_ceiling", "d2d 2 GiB", t, 2.0 * cc.bytes, 0);
     cudaFree(cc.a), cudaFree(cc.b);
+    if (getenv("LLM_BENCH_QTILE_ONLY")) { /* the int4 tile kernels alone, old against new */
+        bench_qtile_ab();
+        return 0;
+    }
     {
         struct gemm_ctx g = {G, 8192, 8192, 8192, LLM_DTYPE_BF16, 1, 0, NULL, NULL, NULL, 0};
         g.w = malloc(sizeof(void *));
@@ -690,6 +747,7 @@ int main(int argc, char **argv)
         bench_qlinear(lin[i].l, 8, lin[i].n, lin[i].k, 128, 1, i == 2, 0, 0);
         bench_qlinear(lin[i].l, 256, lin[i].n, lin[i].k, 128, 1, 0, 1, 0);
     }
+    bench_qtile_ab();
 
     bench_attn_all(p.multiProcessorCount);
 

@@ -848,6 +848,17 @@ struct qcase {
 };
 
 static int q_tile; /* int4 weights go to the device in the tensor-core tile layout */
+static int q_shape; /* the launch shape set (llm_k_set_qgemv_shape), named in tile cases */
+
+/* "T" for the tile layout, then the shape when it is not the default. */
+static const char *q_tag(int i4)
+{
+    static char tag[16];
+    if (!q_tile || !i4) return "";
+    if (!q_shape) return "T";
+    snprintf(tag, sizeof tag, "T%d", q_shape);
+    return tag;
+}
 
 static void qcase_make(struct qcase *c, int i4, int N, int K, int group, int zp, int pre)
 {
@@ -935,7 +946,7 @@ static void qlinear_case(int dt, int path, int i4, int M, int N, int K, int grou
 {
     char name[200];
     snprintf(name, sizeof name, "%s%s(%s,dt=%s,m=%d,n=%d,k=%d,g=%d,zp=%d,pre=%d,bias=%d,acc=%d)",
-             q_tile && i4 ? "T" : "", path ? "QDENSE" : "QGEMV", i4 ? "int4" : "int8", llm_dtype_name(dt), M, N, K,
+             q_tag(i4), path ? "QDENSE" : "QGEMV", i4 ? "int4" : "int8", llm_dtype_name(dt), M, N, K,
              i4 ? group : 0, zp, pre, bias, acc);
     if (!want(name)) return;
     struct qcase qc;
@@ -1012,7 +1023,7 @@ static void qgated_case(int dt, int i4, int act, int M, int I, int K, int group,
 {
     char name[200];
     snprintf(name, sizeof name, "%sQGEMV_GATED(%s,dt=%s,act=%d,m=%d,inter=%d,k=%d,g=%d,zp=%d,pre=%d,bias=%d)",
-             q_tile && i4 ? "T" : "", i4 ? "int4" : "int8", llm_dtype_name(dt), act, M, I, K, i4 ? group : 0, zp, pre,
+             q_tag(i4), i4 ? "int4" : "int8", llm_dtype_name(dt), act, M, I, K, i4 ? group : 0, zp, pre,
              bias);
     if (!want(name)) return;
     struct qcase h[2];
@@ -1148,12 +1159,30 @@ static void test_qlinear(void)
                     qgated_case(dt, 1, act, m, 1008, 512, 32 << (act & 1 ? 2 : 0), 0, p, p);
         }
         qgated_case(dt, 1, 0, 1, 11008, 4096, 128, 0, 1, 0);
-        for (int sh = 1; sh < 4; sh++) {
-            llm_k_set_qgemv_shape(sh);
+        for (int sh = 1; sh < 9; sh++) {
+            llm_k_set_qgemv_shape(q_shape = sh);
             qlinear_case(dt, 0, 1, 1, 1024 + 16 * sh, 2048, 128, 0, 1, 1, 1);
             qgated_case(dt, 1, 1, 1, 1024 + 16 * sh, 1024, 64, 0, 1, 1);
         }
-        llm_k_set_qgemv_shape(0);
+        /* shape 4 is the per-lane tile kernel (the default before the staged one), 5..8
+         * the staged kernel's other launch shapes: the GEMV cases above for each */
+        for (int sh = 4; sh < 9; sh++) {
+            llm_k_set_qgemv_shape(q_shape = sh);
+            v = 0;
+            for (int s = 0; s < 4; s++)
+                for (int mi = 0; mi < 4; mi++, v++) {
+                    int pre = (v >> 1) & 1;
+                    if (tm[mi] == 8) pre = 0;
+                    if (s == 3 && mi > 1) continue;
+                    qlinear_case(dt, 0, 1, tm[mi], tk[s][0], tk[s][1], gs[(v + sh) % 3], 0, pre,
+                                 v % 3 == 1, v % 4 == 2);
+                }
+            for (int p = 0; p < 2; p++)
+                for (int m = 1; m <= 4; m += 3)
+                    qgated_case(dt, 1, sh & 3, m, 1008, 512, 32 << ((sh + p) % 3), 0, p, p);
+            qgated_case(dt, 1, 0, 1, 11008, 4096, 128, 0, 1, 0);
+        }
+        llm_k_set_qgemv_shape(q_shape = 0);
     }
     q_tile = 0;
 }
