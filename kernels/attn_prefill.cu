@@ -58,8 +58,7 @@ __global__ void __launch_bounds__(NWARP * 32)
     constexpr int ND = D / 8;
     constexpr int VR = D / 8; /* 16-byte vectors per row */
     constexpr int CR = D / 16; /* 16-byte vectors per row of codes */
-    pdl_wait();
-    pdl_trigger();
+    pdl_enter();
     const int tile = blockIdx.x, h = blockIdx.y;
     const int sq = tiles[3 * tile], r0 = tiles[3 * tile + 1], nr = tiles[3 * tile + 2];
     const int G = a.n_heads / a.n_kv_heads, kvh = h / G;

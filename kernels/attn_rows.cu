@@ -149,8 +149,7 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
     /* threads per score (head, token): the dims are split over Q lanes so
      * that GR * CH * Q covers the block */
     constexpr int Q = GR >= 4 ? 1 : 4 / GR;
-    pdl_wait();
-    pdl_trigger();
+    pdl_enter();
     const int D = a.head_dim, G = a.n_heads / a.n_kv_heads;
     const int nhb = (G + GR - 1) / GR; /* head blocks per KV head */
     const int DP = D + LV; /* padded smem row: rows shift by 16 bytes, no bank conflicts */
@@ -437,8 +436,7 @@ __global__ void __launch_bounds__(TCW * 32)
     typedef tc_cfg<D, NS> C;
     constexpr int CP = C::CP, NC = D / 16; /* NC: 16-byte columns of a row of codes */
     typedef mma_op<__half> MMA;
-    pdl_wait();
-    pdl_trigger();
+    pdl_enter();
     const int G = a.n_heads / a.n_kv_heads, GR = heads_per_block(G);
     const int nhb = (G + GR - 1) / GR;
     const int i = blockIdx.x, kvh = blockIdx.y / nhb, hb = blockIdx.y - kvh * nhb;

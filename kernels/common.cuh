@@ -136,6 +136,41 @@ static inline int k_status(void)
     return (int)cudaGetLastError();
 }
 
+/* U 16-byte vectors of each of R weight rows from vector index i on (lanes
+ * 32 apart), zeros past the row's end kv. */
+template <typename T, int R, int U>
+static __device__ __forceinline__ void load_rows(vec<T> (&wv)[R][U], const T *const (&wr)[R], int i,
+                                                 int kv)
+{
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        int j = i + u * 32;
+#pragma unroll
+        for (int r = 0; r < R; r++)
+            wv[r][u].u = j < kv ? ld_stream(wr[r] + j * vec<T>::N) : make_uint4(0, 0, 0, 0);
+    }
+}
+
+/* acc[r] += the U vectors wv[r] (vector index i on, lanes 32 apart, below len)
+ * . x, for each of R rows; fp32 sums. */
+template <typename T, int R, int U>
+static __device__ __forceinline__ void dot_rows(float *acc, const vec<T> (&wv)[R][U], const T *x,
+                                                int i, int len)
+{
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        int j = i + u * 32;
+        if (j >= len) break;
+        vec<T> xv = vload(x + j * vec<T>::N);
+#pragma unroll
+        for (int k = 0; k < vec<T>::N; k++) {
+            float xf = to_f32(xv.v[k]);
+#pragma unroll
+            for (int r = 0; r < R; r++) acc[r] += to_f32(wv[r][u].v[k]) * xf;
+        }
+    }
+}
+
 /* Programmatic dependent launch: a kernel launched with launch_pdl may be
  * scheduled while its predecessor on the stream is still finishing; it
  * must call pdl_wait() before touching memory the predecessor writes, and
@@ -150,6 +185,44 @@ static __device__ __forceinline__ void pdl_wait(void)
 static __device__ __forceinline__ void pdl_trigger(void)
 {
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+}
+
+/* Multiprocessors of the current device (cached at first use). */
+static inline int k_sms(void)
+{
+    static int sms = 0;
+    if (!sms) {
+        int d = 0, n = 0;
+        if (cudaGetDevice(&d) || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, d) ||
+            n <= 0)
+            n = 1;
+        sms = n;
+    }
+    return sms;
+}
+
+/* How full the last wave of a grid of `blocks` is when `per_sm` blocks fit
+ * an SM (1: whole waves; under one wave, the share of slots used).  Blocks of
+ * a bandwidth-bound kernel left for a short last wave run a few an SM, far
+ * below the copy rate, so between two shapes of a kernel the fuller one wins
+ * (measured on single-row products and the experts' down GEMV). */
+template <typename K> static double wave_fill(K kern, int threads, long blocks)
+{
+    int per_sm = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, threads, 0) || per_sm < 1)
+        per_sm = 1;
+    const double waves = (double)blocks / ((double)per_sm * k_sms());
+    return waves / ceil(waves);
+}
+
+/* A kernel's entry under programmatic dependent launch: wait for the
+ * predecessor, then let the successor be scheduled.  (Triggering first, so
+ * a successor's blocks wait resident, and weight loads issued before the
+ * wait measured slower end to end; docs/CUDA.md.) */
+static __device__ __forceinline__ void pdl_enter(void)
+{
+    pdl_wait();
+    pdl_trigger();
 }
 
 template <typename... KArgs, typename... Args>

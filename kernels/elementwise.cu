@@ -26,8 +26,7 @@ __global__ void embed_kernel(T *out, const T *table, const int32_t *tokens, cons
                              const int32_t *pos, int hidden, float scale)
 {
     constexpr int V = vec<T>::N;
-    pdl_wait();
-    pdl_trigger();
+    pdl_enter();
     int r = blockIdx.x;
     const T *src = table + (int64_t)tokens[r] * hidden;
     const T *psrc = pos_table ? pos_table + (int64_t)pos[r] * hidden : nullptr;
@@ -72,8 +71,7 @@ __global__ void norm_kernel(int kind, T *out, T *res, const T *add, const T *w, 
 {
     constexpr int V = vec<T>::N;
     __shared__ float sh[32];
-    pdl_wait();
-    pdl_trigger();
+    pdl_enter();
     int64_t r = blockIdx.x;
     int nv = n / V;
     T *xr = res + r * n;
@@ -213,8 +211,7 @@ __global__ void rope_kv_kernel(T *qkv, const float2 *rope, const int32_t *pos, c
                                float k_scale, float v_scale)
 {
     constexpr int V = vec<T>::N;
-    pdl_wait();
-    pdl_trigger();
+    pdl_enter();
     const int64_t r = blockIdx.x;
     const int nqk = n_heads + n_kv_heads, nall = nqk + n_kv_heads;
     const int h0 = blockIdx.y * hpb, h1 = min(h0 + hpb, nall);
@@ -305,8 +302,7 @@ __global__ void act_kernel(int act, int gated, T *h, int64_t rows, int inter, ui
                            float *xs, const float *as, const float *sm)
 {
     constexpr int V = vec<T>::N;
-    pdl_wait();
-    pdl_trigger();
+    pdl_enter();
     int nv = inter / V;
     int64_t total = rows * nv;
     int64_t stride = gated ? 2 * (int64_t)inter : inter;
@@ -389,8 +385,7 @@ extern "C" int llm_k_act(int dt, int act, int gated, void *h, int rows, int inte
 template <typename T> __global__ void add_kernel(T *y, const T *x, int64_t nv)
 {
     constexpr int V = vec<T>::N;
-    pdl_wait();
-    pdl_trigger();
+    pdl_enter();
     for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < nv;
          t += (int64_t)gridDim.x * blockDim.x) {
         vec<T> a = vload(y + t * V), b = vload(x + t * V), o;
@@ -416,8 +411,7 @@ extern "C" int llm_k_add(int dt, void *y, const void *x, int64_t n, llm_stream_t
 
 template <typename T> __global__ void clamp_kernel(T *x, int64_t n, float lim)
 {
-    pdl_wait();
-    pdl_trigger();
+    pdl_enter();
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x) {
         float v = to_f32(x[i]);
@@ -437,8 +431,7 @@ extern "C" int llm_k_clamp(int dt, void *x, int64_t n, float lim, llm_stream_t s
 
 __global__ void softcap_kernel(float *x, int64_t n, float cap)
 {
-    pdl_wait();
-    pdl_trigger();
+    pdl_enter();
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x)
         x[i] = tanhf(x[i] / cap) * cap;
@@ -455,8 +448,7 @@ template <typename T>
 __global__ void qk_norm_kernel(int kind, T *qkv, int stride, int heads, int n_q, int hd,
                                const T *wq, const T *wk, int per_head, float w_offset, float eps)
 {
-    pdl_wait();
-    pdl_trigger();
+    pdl_enter();
     int r = blockIdx.x, h = blockIdx.y * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (h >= heads) return;
     T *x = qkv + (int64_t)r * stride + (int64_t)h * hd;
@@ -497,8 +489,7 @@ template <typename T>
 __global__ void gather_kernel(T *out, const T *in, const int32_t *rows, int width)
 {
     constexpr int V = vec<T>::N;
-    pdl_wait();
-    pdl_trigger();
+    pdl_enter();
     int r = blockIdx.x;
     const T *src = in + (int64_t)rows[r] * width;
     T *dst = out + (int64_t)r * width;

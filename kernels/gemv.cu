@@ -19,15 +19,16 @@ __global__ void __launch_bounds__(NW * 32)
                 int accumulate)
 {
     constexpr int V = vec<T>::N;
-    pdl_wait();
-    pdl_trigger();
     const int lane = threadIdx.x & 31;
     const int n0 = (blockIdx.x * NW + (threadIdx.x >> 5)) * R;
-    if (n0 >= N) return;
     const int kv = K / V;
     const T *wr[R];
 #pragma unroll
     for (int r = 0; r < R; r++) wr[r] = w + (int64_t)min(n0 + r, N - 1) * K;
+    pdl_enter();
+    if (n0 >= N) return;
+    vec<T> wv[R][U];
+    load_rows<T, R, U>(wv, wr, lane, kv);
 
     float acc[R][MAXM];
 #pragma unroll
@@ -35,14 +36,7 @@ __global__ void __launch_bounds__(NW * 32)
 #pragma unroll
         for (int m = 0; m < MAXM; m++) acc[r][m] = 0.f;
 
-    for (int base = lane; base < kv; base += 32 * U) {
-        vec<T> wv[R][U];
-#pragma unroll
-        for (int u = 0; u < U; u++) {
-            int i = base + u * 32;
-#pragma unroll
-            for (int r = 0; r < R; r++) wv[r][u].u = i < kv ? ld_stream(wr[r] + i * V) : make_uint4(0, 0, 0, 0);
-        }
+    for (int base = lane;;) {
 #pragma unroll
         for (int u = 0; u < U; u++) {
             int i = base + u * 32;
@@ -60,6 +54,9 @@ __global__ void __launch_bounds__(NW * 32)
                 }
             }
         }
+        base += 32 * U;
+        if (base >= kv) break;
+        load_rows<T, R, U>(wv, wr, base, kv);
     }
 #pragma unroll
     for (int r = 0; r < R; r++)
@@ -91,23 +88,16 @@ __global__ void __launch_bounds__(NW * 32)
     gemv_gated_kernel(int act, T *y, const T *x, const T *w, const T *bias, int I, int K)
 {
     constexpr int V = vec<T>::N;
-    pdl_wait();
-    pdl_trigger();
     const int lane = threadIdx.x & 31;
     const int j = blockIdx.x * NW + (threadIdx.x >> 5);
-    if (j >= I) return;
     const int kv = K / V;
-    const T *wr[2] = {w + (int64_t)j * K, w + (int64_t)(I + j) * K};
+    pdl_enter();
+    if (j >= I) return;
+    const T *const wr[2] = {w + (int64_t)j * K, w + (int64_t)(I + j) * K};
+    vec<T> wv[2][U];
+    load_rows<T, 2, U>(wv, wr, lane, kv);
     float acc[2] = {0.f, 0.f};
-    for (int base = lane; base < kv; base += 32 * U) {
-        vec<T> wv[2][U];
-#pragma unroll
-        for (int u = 0; u < U; u++) {
-            int i = base + u * 32;
-#pragma unroll
-            for (int r = 0; r < 2; r++)
-                wv[r][u].u = i < kv ? ld_stream(wr[r] + i * V) : make_uint4(0, 0, 0, 0);
-        }
+    for (int base = lane;;) {
 #pragma unroll
         for (int u = 0; u < U; u++) {
             int i = base + u * 32;
@@ -120,6 +110,9 @@ __global__ void __launch_bounds__(NW * 32)
                 acc[1] += to_f32(wv[1][u].v[k]) * xf;
             }
         }
+        base += 32 * U;
+        if (base >= kv) break;
+        load_rows<T, 2, U>(wv, wr, base, kv);
     }
     acc[0] = warp_sum(acc[0]);
     acc[1] = warp_sum(acc[1]);
@@ -135,36 +128,30 @@ __global__ void __launch_bounds__(NW * 32)
 /* One row, each output row's K range split over KS warps of a block (more
  * loads in flight for matrices with few rows, e.g. o and down projections);
  * the KS partial sums are added in a fixed order. */
-template <typename T, int U, int NW, int KS>
-__global__ void __launch_bounds__(NW * 32)
+template <typename T, int U, int NW, int KS, int MINB>
+__global__ void __launch_bounds__(NW * 32, MINB)
     gemv1_split_kernel(T *y, const T *x, const T *w, const T *bias, int N, int K, int accumulate)
 {
     constexpr int V = vec<T>::N;
     __shared__ float part[NW];
-    pdl_wait();
-    pdl_trigger();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int n = blockIdx.x * (NW / KS) + warp / KS, ks = warp % KS;
     const int kv = K / V, chunk = (kv + KS - 1) / KS;
     const int k0 = ks * chunk, k1 = min(kv, k0 + chunk);
+    /* wr points at the chunk, so the vector bound is its length */
+    const T *const wr[1] = {w + (int64_t)min(n, N - 1) * K + (int64_t)k0 * V};
+    const int len = k1 - k0;
+    pdl_enter();
     float acc = 0.f;
     if (n < N) {
-        const T *wr = w + (int64_t)n * K;
-        for (int base = k0 + lane; base < k1; base += 32 * U) {
-            vec<T> wv[U];
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                int i = base + u * 32;
-                wv[u].u = i < k1 ? ld_stream(wr + i * V) : make_uint4(0, 0, 0, 0);
-            }
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                int i = base + u * 32;
-                if (i >= k1) break;
-                vec<T> xv = vload(x + i * V);
-#pragma unroll
-                for (int k = 0; k < V; k++) acc += to_f32(wv[u].v[k]) * to_f32(xv.v[k]);
-            }
+        vec<T> wv[1][U];
+        load_rows<T, 1, U>(wv, wr, lane, len);
+        const T *xr = x + (int64_t)k0 * V;
+        for (int base = lane;;) {
+            dot_rows<T, 1, U>(&acc, wv, xr, base, len);
+            base += 32 * U;
+            if (base >= len) break;
+            load_rows<T, 1, U>(wv, wr, base, len);
         }
     }
     acc = warp_sum(acc);
@@ -180,16 +167,16 @@ __global__ void __launch_bounds__(NW * 32)
     }
 }
 
-template <typename T, int U, int NW, int KS>
+/* MINB: blocks an SM the compiler must fit (8: 32 registers a thread) */
+template <typename T, int U, int NW, int KS, int MINB = 1>
 static int launch_split(T *y, const T *x, const T *w, const T *bias, int N, int K, int accumulate,
                         cudaStream_t st)
 {
-    int rows = NW / KS;
-    return launch_pdl(gemv1_split_kernel<T, U, NW, KS>, dim3((N + rows - 1) / rows),
+    return launch_pdl(gemv1_split_kernel<T, U, NW, KS, MINB>, dim3((N + NW / KS - 1) / (NW / KS)),
                       dim3(NW * 32), 0, st, y, x, w, bias, N, K, accumulate);
 }
 
-int llm_k_gemv_split_mode = 2;
+int llm_k_gemv_split_mode = 0;
 
 extern "C" void llm_k_set_gemv_split(int mode)
 {
@@ -219,15 +206,27 @@ extern "C" int llm_k_gemv(int dt, void *y, int ldy, const void *x, int ldx, cons
     if (!gemv_args_ok(M, K, ldx, ldy)) return (int)cudaErrorInvalidValue;
     DISPATCH_DT(dt, T, {
         if (M == 1) {
-            /* each row's K split over 2 warps (mode 2) or 4 (mode 4); mode 1: one warp per
-             * row; mode 0 (auto) = 2 */
-            int ks = llm_k_gemv_split_mode == 0 ? 2 : llm_k_gemv_split_mode;
-            if (ks == 2)
-                return launch_split<T, 4, 8, 2>((T *)y, (const T *)x, (const T *)w,
-                                                (const T *)bias, N, K, accumulate, stream);
-            if (ks == 4)
-                return launch_split<T, 8, 8, 4>((T *)y, (const T *)x, (const T *)w,
-                                                (const T *)bias, N, K, accumulate, stream);
+            /* two warps a row (variant 9), held to 32 registers (8 blocks an SM) when that
+             * fills the last wave better (Llama-2-7B's o and down: 1,024 blocks in one wave
+             * instead of 1.3), at the compiler's registers otherwise (Mixtral's qkv: 1.9
+             * waves instead of 1.5).  LLM_CUDA_GEMV_SPLIT: 2 or 4 warps a row at the
+             * compiler's registers; 5: 2 warps, 32 registers; 1: one warp a row */
+            const int mode = llm_k_gemv_split_mode;
+            T *yy = (T *)y;
+            const T *xx = (const T *)x, *ww = (const T *)w, *bb = (const T *)bias;
+            if (mode == 0) {
+                const long blocks = (N + 3) / 4;
+                if (wave_fill(gemv1_split_kernel<T, 4, 8, 2, 8>, 256, blocks) >
+                    wave_fill(gemv1_split_kernel<T, 4, 8, 2, 1>, 256, blocks) + 0.05)
+                    return launch_split<T, 4, 8, 2, 8>(yy, xx, ww, bb, N, K, accumulate, stream);
+                return launch_split<T, 4, 8, 2>(yy, xx, ww, bb, N, K, accumulate, stream);
+            }
+            if (mode == 2)
+                return launch_split<T, 4, 8, 2>(yy, xx, ww, bb, N, K, accumulate, stream);
+            if (mode == 4)
+                return launch_split<T, 8, 8, 4>(yy, xx, ww, bb, N, K, accumulate, stream);
+            if (mode == 5)
+                return launch_split<T, 4, 8, 2, 8>(yy, xx, ww, bb, N, K, accumulate, stream);
             return launch<T, 1, 8, 4, 1>((T *)y, ldy, (const T *)x, ldx, (const T *)w,
                                          (const T *)bias, M, N, K, accumulate, stream);
         }
@@ -253,7 +252,10 @@ extern "C" int llm_k_gemv_variant(int variant, void *y, int ldy, const void *x, 
     case 3: return launch<T, 4, 4, 8, 1>(yy, ldy, xx, ldx, ww, bb, M, N, K, accumulate, stream);
     case 4: return launch<T, 1, 16, 8, 1>(yy, ldy, xx, ldx, ww, bb, M, N, K, accumulate, stream);
     case 5: return launch<T, 4, 4, 4, 8>(yy, ldy, xx, ldx, ww, bb, M, N, K, accumulate, stream);
-    case 6: return launch<T, 8, 2, 4, 8>(yy, ldy, xx, ldx, ww, bb, M, N, K, accumulate, stream);
+    case 6: /* one row: variant 9 held to 32 registers, 8 blocks an SM (N = 4096 in one
+             * wave); more rows: 8 rows a warp, 2 loads in flight */
+        return M == 1 ? launch_split<T, 4, 8, 2, 8>(yy, xx, ww, bb, N, K, accumulate, stream)
+                      : launch<T, 8, 2, 4, 8>(yy, ldy, xx, ldx, ww, bb, M, N, K, accumulate, stream);
     case 7: return M == 1 ? launch_split<T, 8, 8, 2>(yy, xx, ww, bb, N, K, accumulate, stream)
                           : (int)cudaErrorInvalidValue;
     case 8: return M == 1 ? launch_split<T, 8, 8, 4>(yy, xx, ww, bb, N, K, accumulate, stream)

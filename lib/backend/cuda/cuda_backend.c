@@ -589,7 +589,7 @@ static int make_alibi(struct cu_be *c)
  * its single-row tile shape, LLM_CUDA_QTILE=0|1 int4 weights never / always in the
  * tensor-core tile layout (default: those without a pre-quant scale); LLM_CUDA_GRAPHS=1 decode graphs; LLM_CUDA_GATED=0
  * no fused gate/up GEMV; LLM_CUDA_PDL=0 no programmatic dependent launch;
- * LLM_CUDA_GEMV_SPLIT=1|2|4 warps per output row of single-row products (2);
+ * LLM_CUDA_GEMV_SPLIT=0..5 single-row product shapes (0: chosen per shape);
  * LLM_CUDA_MOE_SMALL=0 experts of small steps through the sorted GEMM path too. */
 static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
 {
@@ -626,7 +626,7 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
         if (c->prof_count < 1) c->prof_count = 1;
     }
     llm_k_set_pdl(!(gp && !strcmp(gp, "0")));
-    llm_k_set_gemv_split(gs ? atoi(gs) : 2);
+    llm_k_set_gemv_split(gs ? atoi(gs) : 0);
     cu_default_buckets(c);
     if (eng && eng->lim.n_graph > 0) { /* the engine's sizes, graphs on unless LLM_CUDA_GRAPHS=0 */
         c->n_buckets = eng->lim.n_graph;
