@@ -204,8 +204,8 @@ static inline int k_sms(void)
 /* How full the last wave of a grid of `blocks` is when `per_sm` blocks fit
  * an SM (1: whole waves; under one wave, the share of slots used).  Blocks of
  * a bandwidth-bound kernel left for a short last wave run a few an SM, far
- * below the copy rate, so between two shapes of a kernel the fuller one wins
- * (measured on single-row products and the experts' down GEMV). */
+ * below the copy rate (Llama-2-7B's 4096-row single-row products: 66% of
+ * copy in 1.3 waves; batch-1 decode 234.7 -> 241.0 tok/s with them in one). */
 template <typename K> static double wave_fill(K kern, int threads, long blocks)
 {
     int per_sm = 0;

@@ -206,9 +206,9 @@ extern "C" int llm_k_gemv(int dt, void *y, int ldy, const void *x, int ldx, cons
     if (!gemv_args_ok(M, K, ldx, ldy)) return (int)cudaErrorInvalidValue;
     DISPATCH_DT(dt, T, {
         if (M == 1) {
-            /* two warps a row (variant 9), held to 32 registers (8 blocks an SM) when that
-             * fills the last wave better (Llama-2-7B's o and down: 1,024 blocks in one wave
-             * instead of 1.3), at the compiler's registers otherwise (Mixtral's qkv: 1.9
+            /* two warps a row (variant 9), held to 32 registers (8 blocks an SM) unless that
+             * leaves a clearly emptier last wave (Llama-2-7B's o and down: 1,024 blocks in
+             * one wave instead of 1.3; Mixtral's qkv keeps the compiler's registers: 1.9
              * waves instead of 1.5).  LLM_CUDA_GEMV_SPLIT: 2 or 4 warps a row at the
              * compiler's registers; 5: 2 warps, 32 registers; 1: one warp a row */
             const int mode = llm_k_gemv_split_mode;
@@ -216,8 +216,8 @@ extern "C" int llm_k_gemv(int dt, void *y, int ldy, const void *x, int ldx, cons
             const T *xx = (const T *)x, *ww = (const T *)w, *bb = (const T *)bias;
             if (mode == 0) {
                 const long blocks = (N + 3) / 4;
-                if (wave_fill(gemv1_split_kernel<T, 4, 8, 2, 8>, 256, blocks) >
-                    wave_fill(gemv1_split_kernel<T, 4, 8, 2, 1>, 256, blocks) + 0.05)
+                if (wave_fill(gemv1_split_kernel<T, 4, 8, 2, 8>, 256, blocks) >=
+                    wave_fill(gemv1_split_kernel<T, 4, 8, 2, 1>, 256, blocks) - 0.15)
                     return launch_split<T, 4, 8, 2, 8>(yy, xx, ww, bb, N, K, accumulate, stream);
                 return launch_split<T, 4, 8, 2>(yy, xx, ww, bb, N, K, accumulate, stream);
             }

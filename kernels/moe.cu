@@ -402,9 +402,9 @@ __global__ void __launch_bounds__(NW * 32, MINB)
 
 /* The down GEMV's shape for long rows (LLM_CUDA_MOE_DOWN, for measurement):
  * 1 8 loads in flight a lane, 2 4 loads held to 32 registers (8 blocks an
- * SM); 0 (default) the one whose last wave is fuller (common.cuh's
+ * SM); 0 (default) 2 unless its last wave is clearly emptier (common.cuh's
  * wave_fill; Mixtral-8x7B batch 1: 1,024 blocks, one wave with 2 against two
- * with 1, 3.5% faster end to end). */
+ * with 1, 3.5% faster end to end, though both waves are as full). */
 static int moe_down_shape(void)
 {
     static int v = -1;
@@ -443,8 +443,8 @@ extern "C" int llm_k_moe_small(int dt, int act, void *out, const void *x, void *
         int shape = moe_down_shape();
         if (!shape) {
             const long blocks = (long)grid.x * grid.y;
-            shape = wave_fill(moe_down_kernel<T, 4, 8, 1, 8>, 256, blocks) >
-                            wave_fill(moe_down_kernel<T, 8, 8, 1>, 256, blocks) + 0.05
+            shape = wave_fill(moe_down_kernel<T, 4, 8, 1, 8>, 256, blocks) >=
+                            wave_fill(moe_down_kernel<T, 8, 8, 1>, 256, blocks) - 0.15
                         ? 2
                         : 1;
         }
