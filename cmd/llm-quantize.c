@@ -167,7 +167,7 @@ struct opts {
 struct qt {
     char name[LLM_NAME_MAX + 40];
     int dtype, ndim;
-    int64_t shape[2];
+    int64_t shape[3];
     void *data;
     uint64_t nbytes;
     int n_side; /* a weight: how many side tensors (its scales) follow it in the set */
@@ -211,6 +211,7 @@ static int qset_add(struct qset *s, const char *name, int dtype, int ndim, const
     q->ndim = ndim;
     q->shape[0] = shape[0];
     q->shape[1] = ndim > 1 ? shape[1] : 0;
+    q->shape[2] = ndim > 2 ? shape[2] : 0;
     q->data = data;
     q->nbytes = nbytes;
     q->n_side = 0;
@@ -256,6 +257,7 @@ static int q_get(void *ctx, const char *name, struct llm_tensor *t)
         t->ndim = q->ndim;
         t->shape[0] = q->shape[0];
         t->shape[1] = q->shape[1];
+        t->shape[2] = q->shape[2];
         t->nbytes = q->nbytes;
         t->data = q->data;
         return 0;
@@ -290,9 +292,11 @@ static int alpha_chosen(const struct opts *o, struct qset *s, const char *name, 
     return 0;
 }
 
-/* Quantize one [out][in] weight into the set (weight + its scales). */
+/* Quantize one [out][in] weight into the set (weight + its scales); its
+ * calibration statistics are those of `key` (the name, or an expert's
+ * "<name>#<e>"). */
 static int quantize_one(const struct opts *o, struct qset *s, const struct llm_tensor *t,
-                        const struct llm_q_stats *st)
+                        const struct llm_q_stats *st, const char *key)
 {
     const int64_t out = t->shape[0], in = t->shape[1];
     const size_t n = (size_t)(out * in);
@@ -327,9 +331,9 @@ static int quantize_one(const struct opts *o, struct qset *s, const struct llm_t
         q = NULL;
         rc = qset_add(s, sn, LLM_DTYPE_F32, 2, ss, sc, sizeof(float) * (size_t)(g * out));
     } else if (o->algo == LLM_QUANT_W4A16_AWQ) {
-        const struct llm_q_stat *x = llm_q_stats_find(st, t->name);
+        const struct llm_q_stat *x = llm_q_stats_find(st, key);
         if (!x || !x->rows || x->in != in || !x->n_sample) {
-            rc = llm_err_set(LLM_EINVAL, "calibration never reached '%s'", t->name);
+            rc = llm_err_set(LLM_EINVAL, "calibration never reached '%s'", key);
             goto out;
         }
         int64_t g = in / o->group;
@@ -350,7 +354,7 @@ static int quantize_one(const struct opts *o, struct qset *s, const struct llm_t
         s->n_searched++;
         s->n_clipped += clipped;
         if (!rc && o->verbose > 0)
-            llm_info("%s: AWQ exponent %.2f%s, output error %.3f of round to nearest", t->name, a,
+            llm_info("%s: AWQ exponent %.2f%s, output error %.3f of round to nearest", key, a,
                      !o->clip ? "" : clipped ? ", clipped" : ", not clipped (no gain)", e);
         int64_t ss[2] = {g, out}, si[1] = {in};
         if (!rc) rc = qset_add(s, t->name, LLM_DTYPE_I4, 2, ws, q, n / 2);
@@ -363,9 +367,9 @@ static int quantize_one(const struct opts *o, struct qset *s, const struct llm_t
         if (!rc) pre = NULL;
         free(pre);
     } else if (o->algo == LLM_QUANT_FP8) { /* per tensor, static activations */
-        const struct llm_q_stat *x = llm_q_stats_find(st, t->name);
+        const struct llm_q_stat *x = llm_q_stats_find(st, key);
         if (!x || !x->rows) {
-            rc = llm_err_set(LLM_EINVAL, "calibration never reached '%s'", t->name);
+            rc = llm_err_set(LLM_EINVAL, "calibration never reached '%s'", key);
             goto out;
         }
         float *as = malloc(sizeof(float));
@@ -393,9 +397,9 @@ static int quantize_one(const struct opts *o, struct qset *s, const struct llm_t
         rc = qset_add(s, sn, LLM_DTYPE_F32, 1, one, as, sizeof(float));
         if (rc) free(as);
     } else if (o->algo == LLM_QUANT_W8A8_SQ_PC || o->algo == LLM_QUANT_W8A8_SQ_PC_PT) {
-        const struct llm_q_stat *x = llm_q_stats_find(st, t->name);
+        const struct llm_q_stat *x = llm_q_stats_find(st, key);
         if (!x || !x->rows || x->in != in || (o->alpha_auto && !x->n_sample)) {
-            rc = llm_err_set(LLM_EINVAL, "calibration never reached '%s'", t->name);
+            rc = llm_err_set(LLM_EINVAL, "calibration never reached '%s'", key);
             goto out;
         }
         float *sm = malloc(sizeof(float) * (size_t)in), *as = malloc(sizeof(float));
@@ -415,7 +419,7 @@ static int quantize_one(const struct opts *o, struct qset *s, const struct llm_t
             double a = 0.5, e = 1;
             rc = llm_q_smooth_search(x->chan, w, out, in, x->sample, x->n_sample,
                                      o->algo == LLM_QUANT_W8A8_SQ_PC, sm, &a, &e);
-            if (!rc) rc = alpha_chosen(o, s, t->name, a, e);
+            if (!rc) rc = alpha_chosen(o, s, key, a, e);
             if (rc) {
                 free(sm);
                 free(as);
@@ -471,6 +475,71 @@ out:
     free(w);
     free(q);
     free(sc);
+    return rc;
+}
+
+/* Quantize an expert stack [E][out][in]: each expert as its own [out][in]
+ * weight (its own statistics, "<name>#<e>"), the results stacked along a
+ * new first dimension - the weight [E][out][in], each side tensor [E][...]
+ * (a per-tensor scale [E][1]). */
+static int quantize_stack(const struct opts *o, struct qset *s, const struct llm_tensor *t,
+                          const struct llm_q_stats *st)
+{
+    const int64_t E = t->shape[0];
+    uint64_t mat;
+    llm_dtype_nbytes(t->dtype, (uint64_t)(t->shape[1] * t->shape[2]), &mat);
+    struct qset one = {0};
+    one.parent = s->parent;
+    int rc = 0;
+    size_t per = 0;
+    for (int64_t e = 0; e < E && !rc; e++) {
+        struct llm_tensor v = *t;
+        char key[LLM_NAME_MAX + 24];
+        snprintf(key, sizeof key, "%s#%lld", t->name, (long long)e);
+        v.ndim = 2;
+        v.shape[0] = t->shape[1];
+        v.shape[1] = t->shape[2];
+        v.shape[2] = 0;
+        v.data = (const char *)t->data + (uint64_t)e * mat;
+        v.nbytes = mat;
+        size_t first = one.n;
+        rc = quantize_one(o, &one, &v, st, key);
+        if (!rc && e == 0) per = one.n;
+        if (!rc && one.n - first != per)
+            rc = llm_err_set(LLM_EINVAL, "'%s': expert %lld quantized into %zu tensors, expert 0 "
+                             "into %zu", t->name, (long long)e, one.n - first, per);
+    }
+    for (size_t k = 0; k < per && !rc; k++) {
+        const struct qt *q0 = &one.t[k];
+        int64_t shape[3] = {E, q0->shape[0], q0->shape[1]};
+        char *buf = malloc((size_t)(q0->nbytes * (uint64_t)E));
+        if (!buf) {
+            rc = llm_err_set(LLM_ENOMEM, "out of memory quantizing '%s'", t->name);
+            break;
+        }
+        for (int64_t e = 0; e < E; e++)
+            memcpy(buf + (uint64_t)e * q0->nbytes, one.t[(size_t)e * per + k].data, q0->nbytes);
+        if ((rc = qset_add(s, q0->name, q0->dtype, q0->ndim + 1, shape, buf,
+                           q0->nbytes * (uint64_t)E)))
+            free(buf);
+    }
+    /* the alphas --alpha auto chose per expert */
+    if (!rc && one.alphas) {
+        if (!s->alphas) {
+            s->alphas = one.alphas;
+            one.alphas = NULL;
+        } else if (json_object_update(s->alphas, one.alphas)) {
+            rc = llm_err_set(LLM_ENOMEM, "out of memory quantizing '%s'", t->name);
+        }
+    }
+    if (one.n_searched) {
+        s->alpha_min = s->n_searched ? fmin(s->alpha_min, one.alpha_min) : one.alpha_min;
+        s->alpha_max = s->n_searched ? fmax(s->alpha_max, one.alpha_max) : one.alpha_max;
+    }
+    s->alpha_sum += one.alpha_sum;
+    s->n_searched += one.n_searched;
+    s->n_clipped += one.n_clipped;
+    qset_free(&one);
     return rc;
 }
 
@@ -662,23 +731,27 @@ static int plan_and_quantize(const struct opts *o, struct llm_model *m, struct q
             llm_err_clear();
             continue;
         }
-        if (is_bias || llm_wslot_kind(slot) != LLM_WK_LINEAR || t.ndim != 2 || excluded(o, t.name))
+        /* linear weights [out][in], and expert stacks [experts][out][in] */
+        if (is_bias || llm_wslot_kind(slot) != LLM_WK_LINEAR ||
+            (t.ndim != 2 && !(t.ndim == 3 && m->desc.n_experts > 0)) || excluded(o, t.name))
             continue;
+        const int64_t in = t.shape[t.ndim - 1];
         if (!llm_dtype_is_float(t.dtype) || llm_dtype_bits(t.dtype) < 16)
             return llm_err_set(LLM_EFORMAT, "'%s': tensor '%s' is %s, not a float weight",
                                m->path, t.name, llm_dtype_name(t.dtype));
         if ((o->algo == LLM_QUANT_W4A16 || o->algo == LLM_QUANT_W4A16_AWQ) &&
-            (t.shape[1] % o->group || o->group % 2))
+            (in % o->group || o->group % 2))
             return llm_err_set(LLM_EINVAL, "'%s': --group-size %ld does not divide the %lld "
-                               "input channels of '%s'", m->path, o->group,
-                               (long long)t.shape[1], t.name);
+                               "input channels of '%s'", m->path, o->group, (long long)in,
+                               t.name);
         if (dry) {
             ++*n_q;
             continue;
         }
         if ((rc = llm_ar_get(m->ar, i, &t))) return rc;
         size_t first = s->n;
-        if ((rc = quantize_one(o, s, &t, st))) return rc;
+        rc = t.ndim == 3 ? quantize_stack(o, s, &t, st) : quantize_one(o, s, &t, st, t.name);
+        if (rc) return rc;
         s->t[first].n_side = (int)(s->n - first - 1);
         ++*n_q;
         if (o->verbose > 0) llm_info("quantized %s", t.name);
@@ -1038,11 +1111,6 @@ static int run(struct opts *o)
     if (m->mapping.world_size > 1) {
         rc = llm_err_set(LLM_EINVAL, "'%s' is one rank of a sharded model; quantize the whole "
                          "model, then shard it", m->path);
-        goto out;
-    }
-    if (m->desc.n_experts > 0) {
-        rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': mode %s cannot take a mixture-of-experts "
-                         "model yet (its experts are not quantized)", m->path, o->mode);
         goto out;
     }
     uint64_t h = 0;

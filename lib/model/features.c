@@ -47,6 +47,7 @@ static const char *const feature_names[] = {
     "int8 activations (W8A8)",
     "experts split across ranks by expert (llm-shard --ep)",
     "weights on permuted inputs (GPTQ act-order)",
+    "quantized experts",
 };
 _Static_assert(sizeof(feature_names) / sizeof(feature_names[0]) == LLM_FEAT_COUNT,
                "feature_names");
@@ -112,6 +113,7 @@ int llm_desc_supported(const struct llm_model_desc *d, const struct llm_quant *q
     else
         snprintf(pre, sizeof pre, "the %s backend cannot run this %s model", caps->name, model);
     llm_features need = llm_desc_features(d) | (q ? llm_quant_features(q) : 0);
+    if (d->n_experts > 0 && q && q->algo != LLM_QUANT_NONE) need |= LLM_FEAT_BIT(LLM_FEAT_MOE_QUANT);
     llm_features lack = need & ~caps->features;
     /* where another backend runs it, say so (the choice stays the user's) */
     const char *alt = caps != &llm_cpu_caps && !(need & ~llm_cpu_caps.features)

@@ -141,10 +141,28 @@ static int bind_perm(struct llm_model *m, const char *stem, struct llm_weight *w
     return 0;
 }
 
-/* The scales a quantized weight [.., out, in] needs, by format. */
+/* Elements of a side tensor t, which must be n per expert (E experts of a
+ * [E][out][in] weight, 1 for a 2-D one); absent tensors pass. */
+static int side_count(const struct llm_model *m, const struct llm_tensor *t, int64_t E,
+                      int64_t n)
+{
+    uint64_t k;
+    if (!t->data && !t->name) return 0;
+    llm_shape_numel(t->ndim, t->shape, &k);
+    if ((int64_t)k == E * n && (E == 1 || (t->ndim >= 1 && t->shape[0] == E))) return 0;
+    char a[160];
+    return llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' has shape %s, expected %lld value%s%s",
+                       src_of(m), t->name, llm_shape_str(a, sizeof a, t->ndim, t->shape),
+                       (long long)n, n == 1 ? "" : "s", E > 1 ? " per expert" : "");
+}
+
+/* The scales a quantized weight [out][in] or [experts][out][in] needs, by
+ * format; an expert stack's side tensors have the experts as their first
+ * dimension ([E][out], [E][in / group][out], [E][in], [E] or [E][1]). */
 static int bind_quant(struct llm_model *m, const char *stem, struct llm_weight *w)
 {
     int64_t out = w->shape[w->ndim - 2], in = w->shape[w->ndim - 1];
+    int64_t E = w->ndim == 3 ? w->shape[0] : 1;
     int rc;
     if ((rc = side(m, stem, LLM_WQ_PREQUANT, &w->prequant)) ||
         (rc = side(m, stem, LLM_WQ_SMOOTHER, &w->smoother)) || (rc = bind_perm(m, stem, w, in)))
@@ -169,24 +187,35 @@ static int bind_quant(struct llm_model *m, const char *stem, struct llm_weight *
         return llm_err_set(LLM_ENOTFOUND, "'%s': %s weight '%s' has no scales ('%s.%s')",
                            src_of(m), llm_wfmt_name(w->fmt), w->name, stem,
                            w->fmt == LLM_WFMT_INT8 ? LLM_WQ_CHANNEL_SCALE : LLM_WQ_SCALE);
+    if (E > 1 && ((rc = side_count(m, &w->prequant, E, in)) ||
+                  (rc = side_count(m, &w->smoother, E, in)) ||
+                  (rc = side_count(m, &w->act_scale, E, 1))))
+        return rc;
     uint64_t ns;
     llm_shape_numel(w->scale.ndim, w->scale.shape, &ns);
+    ns /= (uint64_t)E;
     if (w->fmt == LLM_WFMT_INT4) {
-        /* [in / group][out] */
-        int64_t groups = w->scale.ndim == 2 ? w->scale.shape[0] : 0;
-        if (groups < 1 || in % groups || w->scale.shape[1] != out)
-            return llm_err_set(LLM_ESHAPE, "'%s': tensor '%s.%s' must be [in / group, %lld] with "
-                               "a group dividing %lld", src_of(m), stem, LLM_WQ_SCALE,
-                               (long long)out, (long long)in);
+        /* [in / group][out], after the experts' dimension */
+        const int64_t *ss = w->scale.shape + (E > 1);
+        int64_t groups = w->scale.ndim == 2 + (E > 1) ? ss[0] : 0;
+        if (groups < 1 || in % groups || ss[1] != out || (E > 1 && w->scale.shape[0] != E))
+            return llm_err_set(LLM_ESHAPE, "'%s': tensor '%s.%s' must be %s[in / group, %lld] "
+                               "with a group dividing %lld", src_of(m), stem, LLM_WQ_SCALE,
+                               E > 1 ? "[experts, ...] of " : "", (long long)out, (long long)in);
+        if (w->zero.data && !same_shape(&w->zero, w->scale.ndim, w->scale.shape))
+            return shape_error(m, &w->zero, w->scale.ndim, w->scale.shape);
         w->scale_kind = LLM_WSCALE_GROUP;
         w->group_size = (int)(in / groups);
+    } else if (E > 1 && (rc = side_count(m, &w->scale, E, (int64_t)ns))) {
+        return rc;
     } else if (ns == 1) {
         w->scale_kind = LLM_WSCALE_TENSOR;
     } else if ((int64_t)ns == out) {
         w->scale_kind = LLM_WSCALE_CHANNEL;
     } else {
-        return llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' has %llu scales; expected 1 or %lld",
-                           src_of(m), w->scale.name, (unsigned long long)ns, (long long)out);
+        return llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' has %llu scales%s; expected 1 or %lld",
+                           src_of(m), w->scale.name, (unsigned long long)ns,
+                           E > 1 ? " per expert" : "", (long long)out);
     }
     return 0;
 }

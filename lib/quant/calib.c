@@ -62,7 +62,7 @@ static int sink_linear(void *ctx, const struct llm_weight *w, int rows, int32_t 
                        struct llm_stat_acc *acc)
 {
     struct llm_q_stats *s = ctx;
-    if (w->ndim != 2) return 1; /* experts and routers are not quantized */
+    if (w->ndim != 2) return 1; /* experts arrive one by one, as 2-D views named <name>#<e> */
     struct llm_q_stat *st = find_or_add(s, w);
     if (!st) return llm_err_set(LLM_ENOMEM, "calibration: out of memory for the statistics");
     for (int t = 0; t < rows; t++) {
@@ -131,6 +131,9 @@ int llm_q_calibrate(const struct llm_model *m, const int32_t *tokens, long n, in
     bo.stats = &s->sink;
     struct llm_backend *be = NULL;
     int32_t *pos = malloc(sizeof(int32_t) * (size_t)window), *bt = NULL;
+    /* experts are observed one by one on the CPU only (the CUDA backend runs
+     * them grouped, and refuses a sink with experts) */
+    if (m->desc.n_experts > 0 && (!backend || !strcmp(backend, "auto"))) backend = "cpu";
     int rc = pos ? llm_backend_create(&be, backend, m, &bo)
                  : llm_err_set(LLM_ENOMEM, "out of memory");
     int nb = 0;

@@ -222,9 +222,6 @@ int llm_backend_cpu_create(struct llm_backend **out, const struct llm_model *m,
     }
     int rc = llm_model_supported(m, &llm_cpu_caps);
     if (rc) return rc;
-    if (m->quant.algo && m->desc.n_experts > 0)
-        return llm_err_set(LLM_EUNSUPPORTED, "'%s': quantized experts are not run yet",
-                           m->path ? m->path : "model");
     const struct llm_model_desc *d = &m->desc;
     struct cpu_be *c = calloc(1, sizeof *c);
     if (!c) return llm_err_set(LLM_ENOMEM, "cpu backend: out of memory");
@@ -471,7 +468,26 @@ static int step_qk_norm(struct cpu_be *c, int layer, int n)
     return 0;
 }
 
-/* Expert e of a [experts][out][in] weight, as a 2-D weight. */
+/* Expert e's part of a side tensor whose first dimension is the E experts
+ * ([E] alone becomes [1]). */
+static void expert_side(struct llm_tensor *t, int64_t E, int e)
+{
+    if (!t->data) return;
+    uint64_t numel, bytes;
+    llm_shape_numel(t->ndim, t->shape, &numel);
+    llm_dtype_nbytes(t->dtype, numel / (uint64_t)E, &bytes);
+    t->data = (const char *)t->data + (uint64_t)e * bytes;
+    t->nbytes = bytes;
+    if (t->ndim > 1) {
+        memmove(t->shape, t->shape + 1, sizeof(int64_t) * (size_t)(t->ndim - 1));
+        t->ndim--;
+    } else {
+        t->shape[0] = 1;
+    }
+}
+
+/* Expert e of a [experts][out][in] weight, as a 2-D weight (its scales
+ * too); named "<name>#<e>", so calibration keeps each expert's statistics. */
 static struct llm_weight expert_view(const struct llm_weight *w, int e)
 {
     struct llm_weight v = *w;
@@ -485,6 +501,12 @@ static struct llm_weight expert_view(const struct llm_weight *w, int e)
     v.data = (const char *)w->data + (uint64_t)e * mat;
     v.nbytes = mat;
     if (w->bias) v.bias = (const char *)w->bias + (uint64_t)e * bias;
+    snprintf(v.name, sizeof v.name, "%.*s#%d", (int)sizeof v.name - 12, w->name, e);
+    if (w->fmt != LLM_WFMT_DENSE) {
+        struct llm_tensor *side[] = {&v.scale, &v.zero, &v.prequant, &v.act_scale, &v.smoother};
+        for (size_t i = 0; i < sizeof side / sizeof side[0]; i++)
+            expert_side(side[i], w->shape[0], e);
+    }
     return v;
 }
 

@@ -889,10 +889,7 @@ int llm_backend_cuda_create(struct llm_backend **out, const struct llm_model *m,
                       llm_dtype_name(eng.compute_dtype));
         dt = eng.compute_dtype;
     }
-    if (m->quant.algo && m->desc.n_experts > 0)
-        rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': quantized experts are not run yet (neither "
-                         "backend runs them)", m->path);
-    else if (m->desc.n_experts > 0 && (m->desc.mlp_bias || !m->desc.gated_mlp))
+    if (m->desc.n_experts > 0 && (m->desc.mlp_bias || !m->desc.gated_mlp))
         rc = llm_err_set(LLM_EUNSUPPORTED, "cuda backend: experts with biases or without a gate "
                          "(--device cpu runs them)");
     else if (m->desc.n_experts > 1024 || m->desc.n_experts_per_tok > 8)

@@ -276,6 +276,7 @@ enum llm_feature {
     LLM_FEAT_ACT_INT8,           /* int8 activations (SmoothQuant W8A8) */
     LLM_FEAT_EXPERT_PARALLEL,    /* a rank holding some of the experts (llm-shard --ep) */
     LLM_FEAT_W_PERM,             /* weights on permuted inputs (GPTQ act-order: <stem>.perm) */
+    LLM_FEAT_MOE_QUANT,          /* quantized experts (an expert stack in int8 / int4 / fp8) */
     LLM_FEAT_COUNT
 };
 typedef uint64_t llm_features;
