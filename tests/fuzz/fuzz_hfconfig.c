@@ -7,7 +7,10 @@
  * generation_config.json), as a description object for llm_desc_from_json,
  * and as generation defaults.  Whatever is accepted must validate, list
  * canonical tensors that all have shapes, build a model definition, and
- * survive to_json -> text -> from_json -> to_json unchanged.  Errors must
+ * survive to_json -> text -> from_json -> to_json unchanged.  Its
+ * quantization_config goes through the importers' scheme mapping: a scheme
+ * that maps must give a quantization section that round-trips through its
+ * JSON form; one that does not must be refused in one line.  Errors must
  * carry a one-line message.  (Fuzz builds instrument the whole library, so
  * coverage sees the readers' and every architecture file's edges.)
  */
@@ -62,6 +65,31 @@ static void check_desc(const struct llm_model_desc *d)
     json_decref(j);
 }
 
+/* A quantization_config: importable or refused in one line; the section a
+ * mapped scheme gives must survive to_json -> from_json -> to_json. */
+static void check_quant(const struct llm_hf_quant *hq)
+{
+    llm_err_clear();
+    int rc = llm_hf_quant_importable(hq, "fuzz/config.json");
+    if (rc) {
+        check_error(rc);
+        return;
+    }
+    struct llm_hfq s;
+    rc = llm_hfq_scheme(hq, "fuzz/config.json", &s);
+    if (rc) {
+        check_error(rc);
+        return;
+    }
+    json_t *a = llm_quant_to_json(&s.quant);
+    struct llm_quant q2;
+    if (!a || llm_quant_from_json(&q2, a, "fuzz")) abort();
+    json_t *b = llm_quant_to_json(&q2);
+    if (!b || !json_equal(a, b)) abort();
+    json_decref(a);
+    json_decref(b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_t *j = NULL;
@@ -75,14 +103,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct llm_gen_defaults g;
 
     const json_t *gen = json_object_get(j, "generation_config");
+    struct llm_hf_quant hq;
+    memset(&hq, 0, sizeof hq);
     llm_err_clear();
-    int rc = llm_hfconfig_parse(j, json_is_object(gen) ? gen : NULL, "fuzz/config.json", &d, &g);
+    int rc = llm_hfconfig_parse_ex(j, json_is_object(gen) ? gen : NULL, "fuzz/config.json", &d, &g,
+                                   &hq);
     if (rc) {
         check_error(rc);
     } else {
         check_desc(&d);
         llm_desc_free(&d);
+        check_quant(&hq);
     }
+    llm_hf_quant_free(&hq);
 
     llm_err_clear();
     rc = llm_desc_from_json(&d, j);
