@@ -61,13 +61,8 @@ for st in $STAGES; do
     offline)
         m=/dev/shm/llama2-7b-random.llm
         if [ ! -s "$m" ]; then
-            printf '%s\n' '{"architectures": ["LlamaForCausalLM"], "model_type": "llama",' \
-                '"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008,' \
-                '"num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,' \
-                '"max_position_embeddings": 4096, "rms_norm_eps": 1e-05, "rope_theta": 10000.0,' \
-                '"hidden_act": "silu", "torch_dtype": "float16", "tie_word_embeddings": false,' \
-                '"bos_token_id": 1, "eos_token_id": 2}' > "$OUT/llama2-7b-config.json"
-            "$NEW/llm-convert" -q --random "$OUT/llama2-7b-config.json" --dtype f16 -o "$m" || fail=1
+            "$NEW/llm-convert" -q --random "$ROOT/bench/configs/llama-2-7b.json" --dtype f16 \
+                -o "$m" || fail=1
         fi
         for v in old new; do
             b=$OLD; [ $v = new ] && b=$NEW

@@ -16,6 +16,7 @@
 #include "llm/dtype.h"
 #include "llm/model.h"
 #include "../formats/tcheck.h"
+#include "qtest.h"
 
 #define GROUP 16
 #define N_TOK 24
@@ -50,25 +51,12 @@ static int dq_get(void *ctx, const char *name, struct llm_tensor *t)
     return llm_model_tensor(d->q, name, t);
 }
 
-/* f32 values of a float tensor "<stem>.<suffix>" of m, or NULL when absent. */
+/* f32 values of the float tensor "<stem>.<suffix>" of m, or NULL when absent. */
 static float *side_f32(struct llm_model *m, const char *stem, const char *suffix, uint64_t *n)
 {
     char name[LLM_NAME_MAX + 40];
-    struct llm_tensor t;
     snprintf(name, sizeof name, "%s.%s", stem, suffix);
-    if (llm_model_tensor(m, name, &t)) {
-        llm_err_clear();
-        return NULL;
-    }
-    uint64_t k = 1;
-    for (int i = 0; i < t.ndim; i++) k *= (uint64_t)t.shape[i];
-    float *v = malloc(sizeof(float) * k);
-    if (v && llm_convert(v, LLM_DTYPE_F32, t.data, t.dtype, (size_t)k)) {
-        free(v);
-        return NULL;
-    }
-    *n = k;
-    return v;
+    return tensor_f32(m, name, n);
 }
 
 /* Signed int4 element k of a packed tensor (element 2i in the low nibble). */
@@ -120,29 +108,6 @@ static int dequant(struct dq *d, const char *name)
     for (int j = 0; j < t.ndim; j++) d->shape[d->n][j] = t.shape[j];
     d->n++;
     return 0;
-}
-
-/* Logits of every row of tokens[n] as one sequence, on the CPU backend. */
-static float *logits_of(struct llm_model *m, const int32_t *tokens, int n)
-{
-    struct llm_backend_opts o;
-    llm_backend_opts_init(&o);
-    o.kv_bytes = 16u << 20;
-    o.max_seq_len = n;
-    o.max_batch_tokens = n;
-    struct llm_backend *be = NULL;
-    if (llm_backend_create(&be, "cpu", m, &o)) return NULL;
-    int32_t pos[N_TOK], bt[N_TOK], rows[N_TOK];
-    for (int i = 0; i < n; i++) pos[i] = rows[i] = i, bt[i] = i;
-    int32_t start[2] = {0, n}, len[1] = {n};
-    struct llm_batch b = {n, tokens, pos, 1, start, len, bt, N_TOK, n, rows};
-    float *l = malloc(sizeof(float) * (size_t)n * (size_t)be->vocab);
-    if (l && (be->ops->forward(be, &b) || be->ops->get_logits(be, l))) {
-        free(l);
-        l = NULL;
-    }
-    llm_backend_destroy(be);
-    return l;
 }
 
 /* ---- one fixture, one mode ------------------------------------------------------ */

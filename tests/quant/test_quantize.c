@@ -23,6 +23,7 @@
 #include "llm/weight.h"
 #include "lib/backend/cpu/cpu_ops.h"
 #include "../formats/tcheck.h"
+#include "qtest.h"
 
 
 static void test_int8(void)
@@ -497,25 +498,6 @@ struct fcase {
     const char *kept[2]; /* products that keep their smoothers */
 };
 
-/* A tensor of m as f32 (NULL when absent). */
-static float *tensor_f32(struct llm_model *m, const char *name, uint64_t *n)
-{
-    struct llm_tensor t;
-    if (llm_model_tensor(m, name, &t)) {
-        llm_err_clear();
-        return NULL;
-    }
-    uint64_t k = 1;
-    for (int i = 0; i < t.ndim; i++) k *= (uint64_t)t.shape[i];
-    float *v = malloc(sizeof(float) * (size_t)k);
-    if (v && llm_convert(v, LLM_DTYPE_F32, t.data, t.dtype, (size_t)k)) {
-        free(v);
-        return NULL;
-    }
-    *n = k;
-    return v;
-}
-
 /* A model made of the folded artifact's tensors with some replaced or
  * added: f32 values computed here (v[i]), or the parent's tensor (v[i]
  * NULL).  With the parent's norms and a smoother of the s computed here for
@@ -567,29 +549,6 @@ static void alt_model(struct llm_model *m, struct alt *a, const char *path)
     m->meta = a->f->meta;
     m->get_tensor = alt_get;
     m->get_tensor_ctx = a;
-}
-
-/* Logits of every row of tokens[n] as one sequence, on the CPU backend. */
-static float *logits_of(struct llm_model *m, const int32_t *tokens, int n)
-{
-    struct llm_backend_opts o;
-    llm_backend_opts_init(&o);
-    o.kv_bytes = 16u << 20;
-    o.max_seq_len = n;
-    o.max_batch_tokens = n;
-    struct llm_backend *be = NULL;
-    if (llm_backend_create(&be, "cpu", m, &o)) return NULL;
-    int32_t pos[256], bt[256], rows[256];
-    for (int i = 0; i < n; i++) pos[i] = rows[i] = i, bt[i] = i;
-    int32_t start[2] = {0, n}, len[1] = {n};
-    struct llm_batch b = {n, tokens, pos, 1, start, len, bt, 256, n, rows};
-    float *l = malloc(sizeof(float) * (size_t)n * (size_t)be->vocab);
-    if (l && (be->ops->forward(be, &b) || be->ops->get_logits(be, l))) {
-        free(l);
-        l = NULL;
-    }
-    llm_backend_destroy(be);
-    return l;
 }
 
 /* KL(p || q) of the softmaxes of two logit rows, in double. */

@@ -1,0 +1,58 @@
+/* qtest.h - helpers the quantization tests share: a tensor of a model as
+ * f32, and a model's logits on the CPU backend. */
+#ifndef QTEST_H
+#define QTEST_H
+
+#include <stdlib.h>
+
+#include "llm/backend.h"
+#include "llm/dtype.h"
+#include "llm/err.h"
+#include "llm/model.h"
+
+#define QT_MAX_TOKENS 256
+
+/* A tensor of m as f32 (NULL when absent). */
+static inline float *tensor_f32(struct llm_model *m, const char *name, uint64_t *n)
+{
+    struct llm_tensor t;
+    if (llm_model_tensor(m, name, &t)) {
+        llm_err_clear();
+        return NULL;
+    }
+    uint64_t k = 1;
+    for (int i = 0; i < t.ndim; i++) k *= (uint64_t)t.shape[i];
+    float *v = malloc(sizeof(float) * (size_t)k);
+    if (v && llm_convert(v, LLM_DTYPE_F32, t.data, t.dtype, (size_t)k)) {
+        free(v);
+        return NULL;
+    }
+    *n = k;
+    return v;
+}
+
+/* Logits of every row of tokens[n <= QT_MAX_TOKENS] as one sequence, on the CPU
+ * backend (NULL on failure, the error set). */
+static inline float *logits_of(struct llm_model *m, const int32_t *tokens, int n)
+{
+    struct llm_backend_opts o;
+    llm_backend_opts_init(&o);
+    o.kv_bytes = 16u << 20;
+    o.max_seq_len = n;
+    o.max_batch_tokens = n;
+    struct llm_backend *be = NULL;
+    if (n > QT_MAX_TOKENS || llm_backend_create(&be, "cpu", m, &o)) return NULL;
+    int32_t pos[QT_MAX_TOKENS], bt[QT_MAX_TOKENS], rows[QT_MAX_TOKENS];
+    for (int i = 0; i < n; i++) pos[i] = rows[i] = i, bt[i] = i;
+    int32_t start[2] = {0, n}, len[1] = {n};
+    struct llm_batch b = {n, tokens, pos, 1, start, len, bt, QT_MAX_TOKENS, n, rows};
+    float *l = malloc(sizeof(float) * (size_t)n * (size_t)be->vocab);
+    if (l && (be->ops->forward(be, &b) || be->ops->get_logits(be, l))) {
+        free(l);
+        l = NULL;
+    }
+    llm_backend_destroy(be);
+    return l;
+}
+
+#endif
