@@ -336,7 +336,7 @@ int main(int argc, char **argv)
                 o.kv_dtype = -1;
             else if ((o.kv_dtype = parse_compute_dtype(a)) < 0)
                 return tool_usage_error("--kv-dtype must be auto, f16, bf16 or f32, not '%s' "
-                                        "(quantized KV caches are not supported yet)",
+                                        "(an 8-bit KV cache comes from llm-quantize --kv)",
                                         a);
             break;
         case OPT_MAX_BATCH:

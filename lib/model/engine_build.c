@@ -13,6 +13,11 @@
  * memory stays near the largest tensor.  Nothing here depends on time or
  * place, so an engine built without a GPU is byte-identical from run to
  * run; measured GEMM choices (made by the caller) are the only varying part.
+ * A quantized artifact's codes (int8, int4, fp8) and their side tensors
+ * (scales, zero points, smoothers, pre-quant scales, KV scales, input
+ * permutations) pass through as stored; only float weights take the compute
+ * dtype, and fc and gate stay apart (the backend lays quantized weights out
+ * at upload, as it does for the artifact).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +32,7 @@
 #include "llm/io.h"
 #include "llm/log.h"
 #include "llm/model.h"
+#include "llm/weight.h"
 #include "../core/text_internal.h"
 
 /* ---- building -------------------------------------------------------------------------- */
@@ -44,6 +50,7 @@ struct llm_ea_builder {
     struct llm_artifact *ar;
     json_t *meta0; /* the metadata at open (a pipe's trailer comes later) */
     struct llm_model_desc d;
+    struct llm_quant quant; /* the input's quantization section */
     /* hashing a regular input file behind the reader */
     struct llm_map map;
     int mapped;
@@ -109,17 +116,10 @@ int llm_ea_build_open_flags(struct llm_ea_builder **out, const char *in_path, un
         llm_err_wrap(rc, "'%s': model description", p);
         goto fail;
     }
-    struct llm_quant q;
-    if ((rc = llm_quant_from_json(&q, json_object_get(meta, "quantization"), p))) goto fail;
-    /* an engine is for the CUDA backend: refuse what it cannot run, by name */
-    if ((rc = llm_desc_supported(&b->d, &q, &llm_cuda_caps, p))) goto fail;
-    if (q.algo != LLM_QUANT_NONE || q.kv_algo != LLM_KV_QUANT_NONE) {
-        const char *a = llm_quant_algo_name(q.algo);
-        rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': quantized (%s); llm-build makes engines of "
-                         "float weights only (llm-run runs the artifact as it is)",
-                         p, a ? a : llm_kv_quant_name(q.kv_algo));
+    if ((rc = llm_quant_from_json(&b->quant, json_object_get(meta, "quantization"), p)))
         goto fail;
-    }
+    /* an engine is for the CUDA backend: refuse what it cannot run, by name */
+    if ((rc = llm_desc_supported(&b->d, &b->quant, &llm_cuda_caps, p))) goto fail;
     const json_t *ws = json_object_get(json_object_get(meta, "mapping"), "world_size");
     if (json_is_integer(ws) && json_integer_value(ws) != 1) {
         rc = llm_err_set(LLM_EUNSUPPORTED,
@@ -325,7 +325,21 @@ static int emit(struct build *s, const char *name, int dt, int ndim, const int64
     return rc;
 }
 
-/* The description's shape, a float dtype, and the size. */
+/* A quantization side tensor ("<stem>.weights_scaling_factor", ...): kept as
+ * stored, like the codes it goes with. */
+static int is_quant_side(const char *name)
+{
+    static const char *const sfx[] = {LLM_WQ_SCALE,        LLM_WQ_CHANNEL_SCALE, LLM_WQ_ACT_SCALE,
+                                      LLM_WQ_SQ_ACT_SCALE, LLM_WQ_SMOOTHER,      LLM_WQ_ZERO,
+                                      LLM_WQ_PREQUANT,     LLM_WQ_KV_SCALE,      LLM_WQ_PERM};
+    const char *dot = strrchr(name, '.');
+    for (size_t i = 0; dot && i < sizeof sfx / sizeof sfx[0]; i++)
+        if (!strcmp(dot + 1, sfx[i])) return 1;
+    return 0;
+}
+
+/* The description's shape, a float dtype (or a quantized artifact's codes
+ * and side tensors), and the size. */
 static int check_input(struct build *s, const struct llm_tensor *t, uint64_t *numel)
 {
     char sh[160], sh2[160];
@@ -344,10 +358,14 @@ static int check_input(struct build *s, const struct llm_tensor *t, uint64_t *nu
         llm_debug("'%s': tensor '%s' is not part of the model description; kept", s->p, t->name);
     }
     expect_mark(&s->x, t->name);
-    if (!llm_dtype_is_float(t->dtype))
-        return llm_err_set(LLM_EUNSUPPORTED,
-                           "'%s': tensor '%s' is %s: only float weights can go into an engine",
-                           s->p, t->name, llm_dtype_name(t->dtype));
+    const int quantized =
+        s->b->quant.algo != LLM_QUANT_NONE || s->b->quant.kv_algo != LLM_KV_QUANT_NONE;
+    if (!llm_dtype_is_float(t->dtype) &&
+        !(quantized && (is_quant_side(t->name) || t->dtype == LLM_DTYPE_I8 ||
+                        t->dtype == LLM_DTYPE_I4 || t->dtype == LLM_DTYPE_F8E4M3)))
+        return llm_err_set(
+            LLM_EUNSUPPORTED, "'%s': tensor '%s' is %s: only float weights%s can go into an engine",
+            s->p, t->name, llm_dtype_name(t->dtype), quantized ? " and quantized codes" : "");
     if (llm_shape_numel(t->ndim, t->shape, numel))
         return llm_err_set(LLM_ERANGE, "'%s': tensor '%s': shape overflows", s->p, t->name);
     return 0;
@@ -416,10 +434,13 @@ static int add_half(struct build *s, const struct llm_tensor *t, size_t i, int l
     return rc;
 }
 
-/* Any other tensor, in the compute dtype (the lm_head's bias in f32). */
+/* Any other tensor, in the compute dtype (the lm_head's bias in f32; codes and
+ * side tensors of a quantized artifact as stored). */
 static int add_plain(struct build *s, const struct llm_tensor *t, size_t i, uint64_t numel)
 {
     int odt = !strcmp(t->name, "lm_head.bias") ? LLM_DTYPE_F32 : s->dt;
+    if (!llm_dtype_is_float(t->dtype) || t->dtype == LLM_DTYPE_F8E4M3 || is_quant_side(t->name))
+        odt = t->dtype; /* codes (fp8 ones are a float dtype, not a compute one) and scales */
     uint64_t nbytes;
     if (llm_dtype_nbytes(odt, numel, &nbytes))
         return llm_err_set(LLM_ERANGE, "'%s': tensor '%s': shape overflows", s->p, t->name);
@@ -459,7 +480,8 @@ int llm_ea_build_run(struct llm_ea_builder *b, const char *out_path, const struc
 {
     const struct llm_model_desc *d = &b->d;
     struct llm_ea_info e = *info;
-    e.fused_gate = d->gated_mlp && !d->n_experts; /* experts keep fc and gate apart */
+    /* experts keep fc and gate apart, and so do quantized weights */
+    e.fused_gate = d->gated_mlp && !d->n_experts && b->quant.algo == LLM_QUANT_NONE;
     e.version = LLM_EA_VERSION;
     struct build s = {.b = b, .p = llm_ar_path(b->ar), .dt = e.compute_dtype, .cb = cb};
     int rc = llm_ea_limits_check(d, s.dt, &e.lim);

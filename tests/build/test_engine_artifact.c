@@ -495,10 +495,6 @@ static void test_bad(void)
     w.short_rows = "transformer.layers.2.mlp.fc.weight";
     bad_build("fc misshapen", &d, &w, LLM_ESHAPE, "transformer.layers.2.mlp.fc.weight");
     w.short_rows = NULL;
-    w.quant_algo = "FP8";
-    bad_build("quantized", &d, &w, LLM_EUNSUPPORTED,
-              "quantized (FP8); llm-build makes engines of float weights only");
-    w.quant_algo = NULL;
     w.world_size = 2;
     bad_build("one rank of two", &d, &w, LLM_EUNSUPPORTED, "2-way");
     w.world_size = 0;

@@ -202,6 +202,27 @@ same_answers "llama3 f32 artifact vs f32 engine" "$T/llama3-f32.llm" "$T/llama3-
 same_answers "llama3 bf16 artifact vs bf16 engine from f32" "$T/m-bf16.llm" "$T/llama3-f32-bf16.engine"
 same_answers "qwen2 f32 artifact vs f32 engine" "$T/qwen2-f32.llm" "$T/qwen2-f32-f32.engine"
 same_answers "mistral bf16 artifact vs bf16 engine" "$T/mistral-bf16.llm" "$T/mistral-bf16-bf16.engine"
+# a quantized artifact: codes and their scales pass through as stored, fc and
+# gate stay apart, and the engine answers as the artifact
+for mode in w8a16 "w4a16 --group-size 32" fp8 int8-sq; do
+    tag=${mode%% *}
+    if ! "$B/cmd/llm-quantize" -q -m $mode --no-eval --device cpu "$T/llama3-f32.llm" \
+        -o "$T/q-$tag.llm" 2>"$T/err" ||
+        ! "$BUILD" -q --arch $ARCH --dtype f32 "$T/q-$tag.llm" -o "$T/q-$tag.engine" 2>>"$T/err"; then
+        fail "$tag: quantize or build: $(head -c 300 "$T/err")"
+        continue
+    fi
+    case $tag in w8a16 | int8-sq) code=i8 ;; w4a16) code=i4 ;; fp8) code=f8e4m3 ;; esac
+    "$INFO" --tensors "$T/q-$tag.engine" >"$T/qi" 2>&1
+    if grep -Eq "^ *$code +\[.*layers\.0\.attention\.qkv\.weight" "$T/qi" &&
+        grep -Eq '^ *f32 .*layers\.0\.attention\.qkv\.(weights_scaling_factor|per_channel_scale)' "$T/qi" &&
+        grep -q 'layers\.0\.mlp\.gate\.weight' "$T/qi" && ! grep -q 'fc_gate' "$T/qi"; then
+        ok "$tag engine: $code codes and f32 scales as stored, fc and gate apart"
+    else
+        fail "$tag engine tensors: $(grep -E 'qkv|fc_gate' "$T/qi" | head -3)"
+    fi
+    same_answers "llama3 $tag artifact vs f32 engine" "$T/q-$tag.llm" "$T/q-$tag.engine"
+done
 # experts keep their fc and gate apart in an engine (a fused fc_gate left
 # the experts' mlp.fc unbound); the engine answers as transformers did
 "$CONV" -q "$FIX/mixtral" -o "$T/mixtral.llm" && "$BUILD" -q --arch $ARCH --dtype f32 --max-seq-len 256 \

@@ -139,6 +139,7 @@ for st in $STAGES; do
         # of 32 and 64; fp8 static and per-token, int8-sq per token (factors folded into the
         # norms, and kept), per tensor and unsmoothed;
         # an fp8 and an int8 KV cache, alone and with fp8 / w4a16 weights),
+        # f32 engines of three of them (llm-build keeps the codes and scales),
         # and the imported pre-quantized fixtures (AWQ and GPTQ with zero points; fp8 in f32
         # compute only: random tiny weights with 8-bit activations leave too few rows decided in
         # 16-bit, measured nmse 5-7.6e-3 with every decided row agreeing), CUDA against CPU
@@ -163,11 +164,15 @@ for st in $STAGES; do
             for f in awq gptq gptq-8bit fp8-static fp8-dynamic; do
                 '$(find_bin llm-convert)' -q '$ROOT/tests/fixtures/quant/'\$f -o '$qd/imp-'\$f.llm
             done
+            for f in w4a16-kvint8 sq fp8; do  # quantized engines: codes and scales as stored
+                '$(find_bin llm-build)' -q --dtype f32 '$qd/'\$f.llm -o '$qd/'\$f.engine
+            done
             '$(find_bin test_gpu_forward)' '$qd/w8a16.llm' '$qd/w4a16-g32.llm' '$qd/w4a16-g64.llm' \
                 '$qd/awq-g64.llm' '$qd/awq-g32.llm' '$qd/sq.llm' '$qd/sq-static.llm' '$qd/sq-nofold.llm' \
                 '$qd/sq-plain.llm' '$qd/fp8pc.llm' '$qd/fp8.llm' '$qd/kv-fp8.llm' '$qd/kv-int8.llm' \
                 '$qd/fp8-kvfp8.llm' '$qd/w4a16-kvint8.llm' '$qd/imp-awq.llm' '$qd/imp-gptq.llm' \
-                '$qd/imp-gptq-8bit.llm' --f32 '$qd/imp-fp8-static.llm' --f32 '$qd/imp-fp8-dynamic.llm'"
+                '$qd/imp-gptq-8bit.llm' --f32 '$qd/imp-fp8-static.llm' --f32 '$qd/imp-fp8-dynamic.llm' \
+                --f32 '$qd/w4a16-kvint8.engine' --f32 '$qd/sq.engine' --f32 '$qd/fp8.engine'"
         rm -rf "$qd"
         ;;
     calib)
