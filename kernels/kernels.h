@@ -257,8 +257,10 @@ int llm_k_gemv(int dt, void *y, int ldy, const void *x, int ldx, const void *w,
 int llm_k_gemv_gated(int dt, int act, void *y, const void *x, const void *w, const void *bias,
                      int I, int K, llm_stream_t stream);
 
-/* Single-row products split each row's K range over warps: mode 1 = one
- * warp per row, 2 (the default; also mode 0) or 4 = that many warps. */
+/* Shape of single-row products: 0 (the default) two warps a row, held to
+ * 32 registers unless that leaves a clearly emptier last wave (gemv.cu);
+ * 1 one warp a row; 2 or 4 that many warps at the compiler's registers; 5
+ * two warps at 32 registers. */
 void llm_k_set_gemv_split(int mode);
 
 /* The same in bf16 with a numbered tile shape (0..9; 7..9 split K, one row), for
