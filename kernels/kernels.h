@@ -305,6 +305,9 @@ struct llm_k_qw {
  * ((j >> 1) & 1) + (j >> 2)], each as q + 8.  dst [N K / 2] from the
  * artifact's [N][K / 2] (host memory). */
 void llm_k_q4_tile(uint8_t *dst, const uint8_t *src, int64_t N, int64_t K);
+/* The same on the device: dst and src device memory, not overlapping. */
+int llm_k_q4_tile_dev(uint8_t *dst, const uint8_t *src, int64_t N, int64_t K,
+                      llm_stream_t stream);
 /* Whether a weight of this shape can take the tile layout. */
 int llm_k_q4_tile_ok(int N, int K, int has_zero);
 /* Whether llm_k_qgemv / llm_k_qgemv_gated take this weight and shape (M <= 8,

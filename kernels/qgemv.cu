@@ -531,6 +531,38 @@ extern "C" void llm_k_q4_tile(uint8_t *dst, const uint8_t *src, int64_t N, int64
         }
 }
 
+/* One thread per word of the tile layout: its eight nibbles gathered from
+ * the plain [N][K / 2] bytes (the inverse of tile_pos). */
+__global__ void q4_tile_kernel(uint32_t *dst, const uint8_t *src, int64_t N, int64_t K)
+{
+    const int64_t nw = N * K / 8, kt = K / 64;
+    for (int64_t w = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; w < nw;
+         w += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t tile = w / 128;
+        const int lane = (int)(w % 128) / 4, s = (int)(w % 4);
+        const int64_t n0 = (tile / kt) * 16, k0 = (tile % kt) * 64 + 16 * s;
+        uint32_t v = 0;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const int r = (lane >> 2) + 8 * (j & 1);
+            const int c = (lane & 3) * 2 + (j >> 2) + 8 * ((j >> 1) & 1);
+            const int64_t e = (n0 + r) * K + k0 + c;
+            v |= ((uint32_t)((src[e / 2] >> (e % 2 ? 4 : 0)) & 0xf) ^ 0x8u) << (4 * j);
+        }
+        dst[w] = v;
+    }
+}
+
+extern "C" int llm_k_q4_tile_dev(uint8_t *dst, const uint8_t *src, int64_t N, int64_t K,
+                                 llm_stream_t stream)
+{
+    if (N <= 0 || N % 16 || K <= 0 || K % 64 || dst == src) return (int)cudaErrorInvalidValue;
+    const int64_t nw = N * K / 8;
+    const int grid = (int)((nw + 255) / 256 < 65536 ? (nw + 255) / 256 : 65536);
+    q4_tile_kernel<<<grid, 256, 0, (cudaStream_t)stream>>>((uint32_t *)dst, src, N, K);
+    return (int)cudaGetLastError();
+}
+
 template <typename T> struct tc;
 template <> struct tc<__half> {
     static constexpr uint32_t magic = 0x64006400u;

@@ -1082,6 +1082,34 @@ static void qgated_case(int dt, int i4, int act, int M, int I, int K, int group,
     qcase_free(&h[1]);
 }
 
+/* The device re-layout of int4 weights (what the backend uploads through)
+ * against the host's: byte-equal. */
+static void test_q4_tile_dev(void)
+{
+    const int nk[][2] = {{16, 64}, {48, 192}, {4096, 4096}, {1008, 11008}};
+    for (int s = 0; s < 4; s++) {
+        char name[96];
+        snprintf(name, sizeof name, "Q4_TILE_DEV(n=%d,k=%d)", nk[s][0], nk[s][1]);
+        if (!want(name)) continue;
+        const int64_t N = nk[s][0], K = nk[s][1];
+        const size_t qb = (size_t)(N * K / 2);
+        uint8_t *q = xmalloc(qb), *ref = xmalloc(qb), *got = xmalloc(qb);
+        for (size_t i = 0; i < qb; i++) q[i] = (uint8_t)rnd32();
+        llm_k_q4_tile(ref, q, N, K);
+        void *dq = dev_copy(q, qb), *dt = dev_poison(qb);
+        int e = llm_k_q4_tile_dev(dt, dq, N, K, NULL);
+        if (!e) e = (int)cudaMemcpy(got, dt, qb, cudaMemcpyDeviceToHost);
+        size_t bad = 0;
+        for (size_t i = 0; i < qb && !e; i++) bad += got[i] != ref[i];
+        const int ok = !e && !bad;
+        n_cases++;
+        n_failed += !ok;
+        printf("%-72s bytes %zu differ %zu rc %d  %s\n", name, qb, bad, e, ok ? "ok" : "FAIL");
+        cudaFree(dq), cudaFree(dt);
+        free(q), free(ref), free(got);
+    }
+}
+
 static void test_qlinear(void)
 {
     /* (N, K): square, odd N (tails of the 4-warp blocks), wide K, Llama-2-7B down */
@@ -2145,6 +2173,7 @@ int main(int argc, char **argv)
     test_act();
     test_exact();
     test_linear();
+    test_q4_tile_dev();
     test_qlinear();
     test_w8a8();
     test_attn();

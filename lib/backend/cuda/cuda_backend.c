@@ -234,44 +234,37 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
     const int64_t ng = i4 ? K / gs : 1;
     const uint64_t rowb = i4 ? (uint64_t)K / 2 : (uint64_t)K;
     /* int4 for f16 / bf16 products goes into the tensor-core tile layout
-     * (kernels.h: llm_k_q4_tile) when it has no pre-quant scale (measured
-     * faster there; with one, the staged single-row kernel is: docs/CUDA.md),
-     * or always with LLM_CUDA_QTILE=1, never with LLM_CUDA_QTILE=0 */
+     * (kernels.h: llm_k_q4_tile) unless it has zero points, or a pre-quant
+     * scale with a group the staged tile kernel does not take (measured:
+     * docs/CUDA.md); always with LLM_CUDA_QTILE=1, never with
+     * LLM_CUDA_QTILE=0.  The bytes go up as stored (or a synthetic model's
+     * codes are made on the device) and are re-laid there. */
     const char *qt = getenv("LLM_CUDA_QTILE");
-    const int want_tile = qt ? strcmp(qt, "0") != 0 : !any_pre;
-    /* (a synthetic model's codes are made on the device, in the plain layout) */
-    const int tile = i4 && c->dt != LLM_DTYPE_F32 && !any_zero && want_tile && w0->data &&
+    const int want_tile = qt ? strcmp(qt, "0") != 0 : !any_pre || gs == 32 || gs == 64 || gs == 128;
+    const int tile = i4 && c->dt != LLM_DTYPE_F32 && !any_zero && want_tile &&
                      llm_k_q4_tile_ok((int)N, (int)K, 0);
     int rc = dalloc(c, &out->w, (uint64_t)k * (uint64_t)N * rowb, w0->name);
     if (rc) return rc;
     c->weight_bytes += (uint64_t)k * (uint64_t)N * rowb;
-    uint8_t *tbuf = tile ? malloc((size_t)((uint64_t)N * rowb)) : NULL;
-    if (tile && !tbuf) return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory for '%s'", w0->name);
-    for (int i = 0; i < k; i++) {
-        if (!tile) {
-            if ((rc = upload_qbytes(c, (char *)out->w + (uint64_t)i * (uint64_t)N * rowb, w[i],
-                                    i4 ? LLM_DTYPE_I4 : LLM_DTYPE_I8, (uint64_t)(N * K),
-                                    (uint64_t)N * rowb)))
-                return rc;
-            continue;
-        }
-        if (!w[i]->data || w[i]->nbytes < (uint64_t)N * rowb) {
-            free(tbuf);
-            return llm_err_set(LLM_ESHAPE, "'%s': %llu bytes, expected %llu", w[i]->name,
-                               (unsigned long long)w[i]->nbytes,
-                               (unsigned long long)((uint64_t)N * rowb));
-        }
-        llm_k_q4_tile(tbuf, w[i]->data, N, K);
-        cudaError_t e = cudaMemcpyAsync((char *)out->w + (uint64_t)i * (uint64_t)N * rowb,
-                                        tbuf, (uint64_t)N * rowb,
-                                        cudaMemcpyHostToDevice, c->st);
-        if (e == cudaSuccess) e = cudaStreamSynchronize(c->st);
-        if (e != cudaSuccess) {
-            free(tbuf);
-            return cu_fail(CU_LIB_RT, e, "cudaMemcpyAsync(quantized weight)", __FILE__, __LINE__);
+    void *plain = NULL;
+    if (tile && cudaMalloc(&plain, (size_t)((uint64_t)N * rowb)) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return llm_err_set(LLM_ENOMEM, "cuda backend: out of device memory re-laying '%s'",
+                           w0->name);
+    }
+    for (int i = 0; i < k && !rc; i++) {
+        uint8_t *dst = (uint8_t *)out->w + (uint64_t)i * (uint64_t)N * rowb;
+        rc = upload_qbytes(c, tile ? plain : dst, w[i], i4 ? LLM_DTYPE_I4 : LLM_DTYPE_I8,
+                           (uint64_t)(N * K), (uint64_t)N * rowb);
+        if (!rc && tile) {
+            int e = llm_k_q4_tile_dev(dst, (const uint8_t *)plain, N, K, c->st);
+            if (e == (int)cudaSuccess) e = (int)cudaStreamSynchronize(c->st);
+            if (e != (int)cudaSuccess)
+                rc = cu_fail(CU_LIB_RT, e, "llm_k_q4_tile_dev", __FILE__, __LINE__);
         }
     }
-    free(tbuf);
+    cudaFree(plain);
+    if (rc) return rc;
     const size_t nsc = (size_t)k * (size_t)N * (size_t)ng;
     float *sc = malloc(sizeof(float) * nsc), *zm = any_zero ? calloc(nsc, sizeof(float)) : NULL;
     float *pre = any_pre ? malloc(sizeof(float) * (size_t)k * (size_t)K) : NULL;

@@ -70,6 +70,7 @@ struct cu_gemm {
     struct gemm_key no_vec[GEMM_CACHE];
     int n_no_vec, next_no_vec;
     unsigned told_no_vec;
+    int8_t fp8_fast; /* fp8 products accumulate without promotion (LLM_CUDA_FP8_FAST_ACCUM) */
 };
 
 static cudaDataType_t cuda_type(int dt)
@@ -94,6 +95,11 @@ int cu_gemm_create(struct cu_gemm **out, int dt, size_t workspace_bytes)
     if (!g) return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
     g->dt = dt;
     g->ws_bytes = workspace_bytes;
+    /* fp8 products in the tensor cores' fast accumulation (no periodic promotion
+     * of the partial sums to full fp32), as the fp8 inference stacks run them;
+     * LLM_CUDA_FP8_FAST_ACCUM=0: the promoted, slower mode */
+    const char *fa = getenv("LLM_CUDA_FP8_FAST_ACCUM");
+    g->fp8_fast = !(fa && !strcmp(fa, "0"));
     cublasStatus_t s = cublasLtCreate(&g->lt);
     if (s != CUBLAS_STATUS_SUCCESS) {
         free(g);
@@ -117,6 +123,11 @@ void cu_gemm_destroy(struct cu_gemm *g)
     cublasLtDestroy(g->lt);
     free(g->pre);
     free(g);
+}
+
+int cu_gemm_fp8_fast(const struct cu_gemm *g)
+{
+    return g->fp8_fast;
 }
 
 int cu_gemm_set_choices(struct cu_gemm *g, const struct llm_gemm_choice *c, int n)
@@ -147,6 +158,9 @@ static int entry_layouts(struct cu_gemm *g, struct gemm_entry *e, const struct g
     e->la = e->lb = e->lc = NULL;
     CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
     CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    if ((k->ab == AB_FP8_VEC || k->ab == AB_FP8_F32 || k->ab == AB_FP8_SCALAR) && g->fp8_fast)
+        CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &g->fp8_fast,
+                                           sizeof g->fp8_fast));
     if (k->ab == AB_FP8_VEC || k->ab == AB_FP8_SCALAR) {
         /* A = the weight rows' scales, B = the activation rows' (vectors, or one
          * each); pointers are set per call, a placeholder now (the library checks

@@ -46,6 +46,8 @@ int cu_fail(int lib, int code, const char *call, const char *file, int line);
  * shape, so a steady decode loop does no cuBLASLt setup. */
 struct cu_gemm;
 int cu_gemm_create(struct cu_gemm **out, int dt, size_t workspace_bytes);
+/* Whether its fp8 products use the fast accumulation (LLM_CUDA_FP8_FAST_ACCUM, default on). */
+int cu_gemm_fp8_fast(const struct cu_gemm *g);
 void cu_gemm_destroy(struct cu_gemm *g);
 int cu_gemm_run(struct cu_gemm *g, cudaStream_t st, int m, int n, int k, const void *x, int ldx,
                 const void *w, const void *bias, void *y, int ldy, int yt, int accumulate);

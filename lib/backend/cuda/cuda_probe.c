@@ -128,8 +128,8 @@ static int cuda_probe(struct llm_backend_ceiling *c, int device, void **bufs, cu
         double r = 2.0 * N * (double)N * N / (ms * 1e-3);
         if (a == LLM_K_A_FP8) {
             c->flops_fp8 = r;
-            snprintf(c->fp8_how, sizeof c->fp8_how, "fp8 cuBLASLt %d^3 (per-tensor scales), mean "
-                     "of %d", N, reps);
+            snprintf(c->fp8_how, sizeof c->fp8_how, "fp8 cuBLASLt %d^3 (per-tensor scales%s), "
+                     "mean of %d", N, cu_gemm_fp8_fast(*g) ? ", fast accumulation" : "", reps);
         } else {
             c->flops_int8 = r;
             snprintf(c->int8_how, sizeof c->int8_how, "int8 cuBLASLt %d^3 into int32, scaled "
