@@ -318,6 +318,29 @@ int llm_k_qgemv_ok(const struct llm_k_qw *w, int M, int K, int ldx);
  * accumulate) for m < M <= 8, fp32 accumulation; x, y, bias in dt. */
 int llm_k_qgemv(int dt, void *y, int ldy, const void *x, int ldx, const struct llm_k_qw *w,
                 const void *bias, int M, int N, int K, int accumulate, llm_stream_t stream);
+/* An RMS norm folded into the product that reads its output: rows res [M][K]
+ * normalised as llm_k_norm does (no residual add; kind LLM_K_NORM_RMS, weight
+ * w [K] (+ w_offset), b NULL), the normalised rows also stored into out
+ * [M][K] for any later reader. */
+struct llm_k_norm_in {
+    int kind;
+    const void *res;
+    const void *w, *b;
+    float w_offset, eps;
+    void *out;
+};
+/* Whether llm_k_qgemv_norm takes this norm, weight and shape: RMS, int4 in
+ * the tile layout, groups 32 / 64 / 128, the staged shapes (N rows, or I for
+ * the gated pair). */
+int llm_k_qgemv_norm_ok(const struct llm_k_qw *w, int kind, int gated, int M, int N, int K);
+/* llm_k_qgemv (gated 0) or llm_k_qgemv_gated (gated 1, N = I) on norm(res):
+ * x * w is staged and the products scaled by each row's 1 / rms at the store
+ * (one rounding of x * w to the compute dtype, not of the normalised row: a
+ * dense product's error, op test QGEMV_NORM), so the norm costs no launch
+ * and no barrier; block 0 stores the normalised rows. */
+int llm_k_qgemv_norm(int dt, int gated, int act, void *y, int ldy,
+                     const struct llm_k_norm_in *nrm, const struct llm_k_qw *w, const void *bias,
+                     int M, int N, int K, int accumulate, llm_stream_t stream);
 /* A gated MLP's stacked [2 I][K] quantized matrix: y[m][j] = act(fc_j) * gate_j
  * for j < I, m < M <= 8 (bias [2 I] or NULL). */
 int llm_k_qgemv_gated(int dt, int act, void *y, int ldy, const void *x, int ldx,

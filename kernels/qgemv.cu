@@ -849,6 +849,15 @@ static __device__ __forceinline__ uint4 lds128(const uint32_t *p)
     return *reinterpret_cast<const uint4 *>(p);
 }
 
+/* 1 / sqrt(mean square + eps) of a row from its ks warps' sums of squares
+ * (added in warp order). */
+static __device__ __forceinline__ float t2_rinv(const float *sq, int ks, int K, float eps)
+{
+    float q = 0.f;
+    for (int j = 0; j < ks; j++) q += sq[j];
+    return rsqrtf(q / K + eps);
+}
+
 /* Shared memory of qgemv_t2_kernel: the staged B columns, then the partial sums. */
 static size_t t2_smem(int es, int np, int ncol, int K, int ks, int nt)
 {
@@ -861,7 +870,7 @@ static size_t t2_smem(int es, int np, int ncol, int K, int ks, int nt)
 template <typename T, int NT, int GS, int KS, int U, bool PRE>
 __global__ void __launch_bounds__(KS * 32)
     qgemv_t2_kernel(T *y, int ldy, const T *x, int ldx, struct llm_k_qw w, const T *bias, int M,
-                    int N, int K, int accumulate, int act)
+                    int N, int K, int accumulate, int act, struct llm_k_norm_in nrm)
 {
     constexpr int NP = PRE && NT == 2 ? 2 : 1;
     extern __shared__ __align__(16) uint32_t t2sm[];
@@ -887,14 +896,31 @@ __global__ void __launch_bounds__(KS * 32)
     }
     pdl_wait();
     pdl_trigger();
+    /* a folded RMS norm (nrm.res): x * (w + w_offset) is staged, each warp's
+     * sums of squares of the rows go to nsq, and the product is scaled by
+     * 1 / sqrt(mean + eps) at the store (a per-row factor), so no barrier
+     * waits for the statistics */
+    __shared__ float nsq[8 * KS];
+    const T *xs = nrm.res ? static_cast<const T *>(nrm.res) : x;
+    const int lds = nrm.res ? K : ldx;
     /* stage x (* pre as hi + lo): column c of part p holds, per 64-input chunk,
      * 32 words: word 8 t + 2 s + h = inputs 16 s + 2 t + 8 h, + 1 */
     {
         const int nvec = K / 8, cw = K / 2;
-        for (int m = 0; m < M; m++)
+        for (int m = 0; m < M; m++) {
+            float ss = 0.f;
             for (int v = threadIdx.x; v < nvec; v += KS * 32) {
                 const int k0 = v * 8;
-                const vec<T> xv = vload(x + (int64_t)m * ldx + k0);
+                vec<T> xv = vload(xs + (int64_t)m * lds + k0);
+                if (nrm.res) {
+                    const vec<T> gv = vload(static_cast<const T *>(nrm.w) + k0);
+#pragma unroll
+                    for (int k = 0; k < 8; k++) {
+                        const float f = to_f32(xv.v[k]);
+                        ss += f * f;
+                        xv.v[k] = from_f32<T>(f * (to_f32(gv.v[k]) + nrm.w_offset));
+                    }
+                }
                 const int wo = (k0 >> 6) * 32 + ((k0 >> 4) & 3) * 2 + ((k0 >> 3) & 1);
                 if (!PRE) {
                     const uint32_t *xw = reinterpret_cast<const uint32_t *>(&xv.u);
@@ -919,6 +945,11 @@ __global__ void __launch_bounds__(KS * 32)
                     }
                 }
             }
+            if (nrm.res) {
+                ss = warp_sum(ss);
+                if (lane == 0) nsq[m * KS + warp] = ss;
+            }
+        }
     }
     __syncthreads();
 
@@ -1006,6 +1037,10 @@ __global__ void __launch_bounds__(KS * 32)
             }
             v[i] = s;
         }
+        if (nrm.res) {
+#pragma unroll
+            for (int i = 0; i < NT; i++) v[i] *= t2_rinv(nsq + m * KS, KS, K, nrm.eps);
+        }
         if (bias) {
             v[0] += to_f32(bias[n]);
             if (NT == 2) v[NT - 1] += to_f32(bias[N + n]);
@@ -1019,6 +1054,39 @@ __global__ void __launch_bounds__(KS * 32)
             *dst = from_f32<T>(o);
         }
     }
+    /* the folded norm's rows, as llm_k_norm stores them, for any later reader */
+    if (nrm.res && blockIdx.x == 0) {
+        const int nvec = K / 8;
+        for (int e = threadIdx.x; e < M * nvec; e += KS * 32) {
+            const int m = e / nvec, k0 = (e % nvec) * 8;
+            const float inv = t2_rinv(nsq + m * KS, KS, K, nrm.eps);
+            const vec<T> xv = vload(xs + (int64_t)m * K + k0);
+            const vec<T> gv = vload(static_cast<const T *>(nrm.w) + k0);
+            vec<T> o;
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                o.v[k] = from_f32<T>(to_f32(xv.v[k]) * inv * (to_f32(gv.v[k]) + nrm.w_offset));
+            vstore(static_cast<T *>(nrm.out) + (int64_t)m * K + k0, o);
+        }
+    }
+}
+
+/* Whether the staged kernel's shared memory (x staged for M rows of K, the
+ * partial sums of the widest shape: 16 warps) fits a block: Falcon-180B's
+ * down product with a pre-quant scale stages 4 x 59,392 bytes, more than a
+ * block may have, and takes the per-lane tile kernel instead. */
+static bool t2_fits(int gated, int pre, int M, int K)
+{
+    static size_t cap;
+    if (!cap) {
+        int dev = 0, v = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess ||
+            v < 48 * 1024)
+            v = 48 * 1024;
+        cap = (size_t)v - 1024; /* the kernel's own static shared memory */
+    }
+    return t2_smem(2, pre && gated ? 2 : 1, pre ? 2 * M : M, K, 16, gated ? 2 : 1) <= cap;
 }
 
 static int t2_sms(void)
@@ -1035,11 +1103,13 @@ static int t2_sms(void)
 
 template <typename T, int NT, int GS, int KS, int U, bool PRE>
 static int t2_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w, const T *bias,
-                 int M, int N, int K, int accumulate, int act, cudaStream_t st)
+                 int M, int N, int K, int accumulate, int act, cudaStream_t st,
+                 const struct llm_k_norm_in *nrm)
 {
     auto kern = qgemv_t2_kernel<T, NT, GS, KS, U, PRE>;
     const size_t smem = t2_smem(sizeof(T), PRE && NT == 2 ? 2 : 1, PRE ? 2 * M : M, K, KS, NT);
-    static size_t granted = 48 * 1024, occ_smem;
+    static size_t granted = 0, occ_smem; /* the attribute set at first use: the 48 KiB a block
+                                          * gets without it include static shared memory */
     static int bps;
     if (smem > granted) {
         cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -1056,33 +1126,47 @@ static int t2_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w, c
     /* as many blocks as fit at once, fewer when that evens out the tiles per block */
     const int ntile = N / 16, slots = t2_sms() * bps, per = (ntile + slots - 1) / slots;
     const int grid = (ntile + per - 1) / per;
+    struct llm_k_norm_in none;
+    memset(&none, 0, sizeof none);
     return launch_pdl(kern, dim3(grid), dim3(KS * 32), smem, st, y, ldy, x, ldx, *w, bias, M, N,
-                      K, accumulate, act);
+                      K, accumulate, act, nrm ? *nrm : none);
 }
 
 /* Shapes of the staged tile kernel (warps per tile, loads in flight per warp). */
 template <typename T, int NT, int GS, bool PRE>
 static int t2_shape(int shape, T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w,
-                    const T *bias, int M, int N, int K, int accumulate, int act, cudaStream_t st)
+                    const T *bias, int M, int N, int K, int accumulate, int act, cudaStream_t st,
+                    const struct llm_k_norm_in *nrm)
 {
     /* default (measured, docs/CUDA.md): 8 warps a tile, 8 loads in flight, 4 for the
      * gated pair (two tiles a load) */
     if (shape == 0) shape = NT == 2 ? 5 : 7;
     switch (shape) {
-    case 6: return t2_go<T, NT, GS, 16, 4, PRE>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, st);
-    case 7: return t2_go<T, NT, GS, 8, 8, PRE>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, st);
-    case 8: return t2_go<T, NT, GS, 4, 8, PRE>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, st);
-    default: return t2_go<T, NT, GS, 8, 4, PRE>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, st);
+    case 6:
+        return t2_go<T, NT, GS, 16, 4, PRE>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, st,
+                                            nrm);
+    case 7:
+        return t2_go<T, NT, GS, 8, 8, PRE>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, st,
+                                           nrm);
+    case 8:
+        return t2_go<T, NT, GS, 4, 8, PRE>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, st,
+                                           nrm);
+    default:
+        return t2_go<T, NT, GS, 8, 4, PRE>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, st,
+                                           nrm);
     }
 }
 
 template <typename T, int NT>
 static int qlaunch_t2(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w, const T *bias,
-                      int M, int N, int K, int accumulate, int act, int shape, cudaStream_t st)
+                      int M, int N, int K, int accumulate, int act, int shape, cudaStream_t st,
+                      const struct llm_k_norm_in *nrm)
 {
 #define T2_GS(GS)                                                                                  \
-    (w->pre ? t2_shape<T, NT, GS, true>(shape, y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, st) \
-            : t2_shape<T, NT, GS, false>(shape, y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, st))
+    (w->pre ? t2_shape<T, NT, GS, true>(shape, y, ldy, x, ldx, w, bias, M, N, K, accumulate, act,   \
+                                        st, nrm)                                                   \
+            : t2_shape<T, NT, GS, false>(shape, y, ldy, x, ldx, w, bias, M, N, K, accumulate, act,  \
+                                         st, nrm))
     switch (w->group) {
     case 32: return T2_GS(32);
     case 64: return T2_GS(64);
@@ -1096,32 +1180,36 @@ static int qlaunch_t2(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw 
  * other groups fall back to the former). */
 template <typename T, bool GATED>
 static int tc_pick(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w, const T *bias,
-                   int M, int N, int K, int accumulate, int act, int shape, cudaStream_t st)
+                   int M, int N, int K, int accumulate, int act, int shape, cudaStream_t st,
+                   const struct llm_k_norm_in *nrm)
 {
     const int staged = (shape == 0 || shape > 4) &&
-                       (w->group == 32 || w->group == 64 || w->group == 128);
+                       (w->group == 32 || w->group == 64 || w->group == 128) &&
+                       t2_fits(GATED, w->pre != NULL, M, K);
+    if (!staged && nrm) return (int)cudaErrorInvalidValue;
     if (!staged)
         return qlaunch_tc<T, GATED>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, shape, st);
     if (N % 16 || K % 64 || w->zm || M > (w->pre ? 4 : 8) || (!GATED && w->pre && w->pre_split < N))
         return (int)cudaErrorInvalidValue;
     return qlaunch_t2<T, GATED ? 2 : 1>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, shape,
-                                        st);
+                                        st, nrm);
 }
 
 static int tc_route(int dt, int gated, int act, void *y, int ldy, const void *x, int ldx,
                     const struct llm_k_qw *w, const void *bias, int M, int N, int K, int acc,
-                    int shape, cudaStream_t st)
+                    int shape, cudaStream_t st, const struct llm_k_norm_in *nrm = NULL)
 {
     if (dt == K_DT_F16)
         return gated ? tc_pick<__half, true>((__half *)y, ldy, (const __half *)x, ldx, w,
-                                             (const __half *)bias, M, N, K, 0, act, shape, st)
+                                             (const __half *)bias, M, N, K, 0, act, shape, st, nrm)
                      : tc_pick<__half, false>((__half *)y, ldy, (const __half *)x, ldx, w,
-                                              (const __half *)bias, M, N, K, acc, 0, shape, st);
+                                              (const __half *)bias, M, N, K, acc, 0, shape, st,
+                                              nrm);
     if (dt == K_DT_BF16)
         return gated ? tc_pick<bf16, true>((bf16 *)y, ldy, (const bf16 *)x, ldx, w,
-                                           (const bf16 *)bias, M, N, K, 0, act, shape, st)
+                                           (const bf16 *)bias, M, N, K, 0, act, shape, st, nrm)
                      : tc_pick<bf16, false>((bf16 *)y, ldy, (const bf16 *)x, ldx, w,
-                                            (const bf16 *)bias, M, N, K, acc, 0, shape, st);
+                                            (const bf16 *)bias, M, N, K, acc, 0, shape, st, nrm);
     return (int)cudaErrorInvalidValue;
 }
 
@@ -1141,6 +1229,30 @@ extern "C" int llm_k_qgemv(int dt, void *y, int ldy, const void *x, int ldx,
                                                (const T *)bias, M, N, K, accumulate, stream);
     });
     return 0;
+}
+
+extern "C" int llm_k_qgemv_norm_ok(const struct llm_k_qw *w, int kind, int gated, int M, int N,
+                                   int K)
+{
+    const int sh = llm_k_qgemv_shape;
+    return kind == LLM_K_NORM_RMS && w && w->fmt == LLM_K_Q_INT4 && w->tile && !w->act && (sh == 0 || sh > 4) &&
+           (w->group == 32 || w->group == 64 || w->group == 128) && llm_k_qgemv_ok(w, M, K, K) &&
+           N > 0 && N % 16 == 0 && (gated || !w->pre || w->pre_split >= N) &&
+           t2_fits(gated, w->pre != NULL, M, K);
+}
+
+extern "C" int llm_k_qgemv_norm(int dt, int gated, int act, void *y, int ldy,
+                                const struct llm_k_norm_in *nrm, const struct llm_k_qw *w,
+                                const void *bias, int M, int N, int K, int accumulate,
+                                llm_stream_t stream)
+{
+    if (M <= 0 || N <= 0) return 0;
+    if (!nrm || !nrm->res || !nrm->w || !nrm->out || nrm->b || M > 8 ||
+        !llm_k_qgemv_norm_ok(w, nrm->kind, gated, M, N, K) || ldy < 1 ||
+        (gated && (act < 0 || act > LLM_K_ACT_RELU)))
+        return (int)cudaErrorInvalidValue;
+    return tc_route(dt, gated, act, y, ldy, NULL, K, w, bias, M, N, K, gated ? 0 : accumulate,
+                    llm_k_qgemv_shape, (cudaStream_t)stream, nrm);
 }
 
 extern "C" int llm_k_qgemv_variant(int shape, void *y, const void *x, const struct llm_k_qw *w,

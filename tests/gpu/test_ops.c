@@ -1016,6 +1016,36 @@ static void qlinear_case(int dt, int path, int i4, int M, int N, int K, int grou
     qcase_free(&qc);
 }
 
+/* Two quantized weights [I][K] stacked on the device as the backend stacks fc
+ * and gate (codes, then scales, zero points and pre-quant scales in order). */
+static struct llm_k_qw qstack(const struct qcase *h, int i4, int I, int K, int group)
+{
+    int64_t ng = i4 ? K / group : 1;
+    size_t qb = i4 ? (size_t)I * K / 2 : (size_t)I * K, ns = (size_t)(I * ng);
+    struct llm_k_qw d = h[0].d;
+    void *dq, *dsc, *dzm = NULL, *dpre = NULL;
+    CUDA(cudaMalloc(&dq, 2 * qb));
+    CUDA(cudaMalloc(&dsc, 2 * ns * sizeof(float)));
+    if (h[0].d.zm) CUDA(cudaMalloc(&dzm, 2 * ns * sizeof(float)));
+    if (h[0].d.pre) CUDA(cudaMalloc(&dpre, 2 * (size_t)K * sizeof(float)));
+    for (int k = 0; k < 2; k++) {
+        CUDA(cudaMemcpy((char *)dq + k * qb, h[k].d.q, qb, cudaMemcpyDeviceToDevice));
+        CUDA(cudaMemcpy((float *)dsc + k * ns, h[k].d.scale, ns * 4, cudaMemcpyDeviceToDevice));
+        if (dzm) CUDA(cudaMemcpy((float *)dzm + k * ns, h[k].d.zm, ns * 4, cudaMemcpyDeviceToDevice));
+        if (dpre)
+            CUDA(cudaMemcpy((float *)dpre + (size_t)k * K, h[k].d.pre, (size_t)K * 4,
+                            cudaMemcpyDeviceToDevice));
+    }
+    d.q = dq, d.scale = dsc, d.zm = dzm, d.pre = dpre, d.pre_split = I;
+    return d;
+}
+
+static void qstack_free(struct llm_k_qw *d)
+{
+    cudaFree((void *)d->q), cudaFree((void *)d->scale), cudaFree((void *)d->zm);
+    cudaFree((void *)d->pre);
+}
+
 /* The gated MLP's stacked fc / gate rows, each with its own pre-quant scale,
  * through llm_k_qgemv_gated, against two reference products and the activation. */
 static void qgated_case(int dt, int i4, int act, int M, int I, int K, int group, int zp, int pre,
@@ -1051,24 +1081,7 @@ static void qgated_case(int dt, int i4, int act, int M, int I, int K, int group,
     for (int m = 0; m < M; m++)
         llm_cpu_gated(ref + (size_t)m * I, o[0] + (size_t)m * I, o[1] + (size_t)m * I, I, act);
     round_to(ref, (size_t)M * I, dt);
-    /* stack the two as the backend does */
-    int64_t ng = i4 ? K / group : 1;
-    size_t qb = i4 ? (size_t)I * K / 2 : (size_t)I * K, ns = (size_t)(I * ng);
-    struct llm_k_qw d = h[0].d;
-    void *dq, *dsc, *dzm = NULL, *dpre = NULL;
-    CUDA(cudaMalloc(&dq, 2 * qb));
-    CUDA(cudaMalloc(&dsc, 2 * ns * sizeof(float)));
-    if (zp) CUDA(cudaMalloc(&dzm, 2 * ns * sizeof(float)));
-    if (pre) CUDA(cudaMalloc(&dpre, 2 * (size_t)K * sizeof(float)));
-    for (int k = 0; k < 2; k++) {
-        CUDA(cudaMemcpy((char *)dq + k * qb, h[k].d.q, qb, cudaMemcpyDeviceToDevice));
-        CUDA(cudaMemcpy((float *)dsc + k * ns, h[k].d.scale, ns * 4, cudaMemcpyDeviceToDevice));
-        if (zp) CUDA(cudaMemcpy((float *)dzm + k * ns, h[k].d.zm, ns * 4, cudaMemcpyDeviceToDevice));
-        if (pre)
-            CUDA(cudaMemcpy((float *)dpre + (size_t)k * K, h[k].d.pre, (size_t)K * 4,
-                            cudaMemcpyDeviceToDevice));
-    }
-    d.q = dq, d.scale = dsc, d.zm = dzm, d.pre = dpre, d.pre_split = I;
+    struct llm_k_qw d = qstack(h, i4, I, K, group);
     void *dx = dev_copy(x_h, (size_t)M * K * esize(dt)), *db = dev_copy(b_h, (size_t)2 * I * esize(dt));
     void *dy = dev_poison((size_t)M * I * esize(dt));
     CUDA(llm_k_qgemv_gated(dt, act, dy, I, dx, K, &d, bias ? db : NULL, M, I, K, 0));
@@ -1076,10 +1089,87 @@ static void qgated_case(int dt, int i4, int act, int M, int I, int K, int group,
     check(name, got, ref, (size_t)M * I,
           dt == LLM_DTYPE_F32 ? 1e-10 : dt == LLM_DTYPE_F16 ? 1e-7 : 1e-5);
     free(got), free(ref), free(o[0]), free(o[1]), free(x), free(b), free(x_h), free(b_h);
-    cudaFree(dq), cudaFree(dsc), cudaFree(dzm), cudaFree(dpre), cudaFree(dx), cudaFree(db),
-        cudaFree(dy);
+    qstack_free(&d);
+    cudaFree(dx), cudaFree(db), cudaFree(dy);
     qcase_free(&h[0]);
     qcase_free(&h[1]);
+}
+
+/* An RMS norm folded into the int4 tile product (llm_k_qgemv_norm) against the
+ * CPU: the reference's norm (rounded to dt), then its product - or the fc / gate
+ * pair and the activation - and the normalised rows the kernel stores; a
+ * LayerNorm must be refused. */
+static void qnorm_case(int dt, int kind, int gated, int M, int N, int K, int group, int pre,
+                       int bias, int acc)
+{
+    char name[200];
+    snprintf(name, sizeof name, "QGEMV_NORM(dt=%s,%s,gated=%d,m=%d,n=%d,k=%d,g=%d,pre=%d,bias=%d,acc=%d)",
+             llm_dtype_name(dt), kind ? "layer" : "rms", gated, M, N, K, group, pre, bias, acc);
+    if (!want(name)) return;
+    struct qcase h[2];
+    for (int k = 0; k <= gated; k++) qcase_make(&h[k], 1, N, K, group, 0, pre);
+    void *res_h, *nw_h, *nb_h, *b_h, *y_h;
+    const float eps = 1e-5f;
+    const size_t nx = (size_t)M * K, ny = (size_t)M * N;
+    float *res = rand_vals(nx, 2.f, dt, &res_h), *nw = rand_vals((size_t)K, 1.f, dt, &nw_h);
+    float *nb = rand_vals((size_t)K, 0.5f, dt, &nb_h), *b = rand_vals((size_t)2 * N, 0.5f, dt, &b_h);
+    float *y0 = rand_vals(ny, 1.f, dt, &y_h);
+    float *xn = xmalloc(sizeof(float) * nx), *ref = xmalloc(sizeof(float) * ny), *o[2];
+    if (kind == 0)
+        llm_cpu_rmsnorm(xn, res, NULL, nw_h, dt, M, K, eps);
+    else
+        llm_cpu_layernorm(xn, res, NULL, nw_h, dt, nb_h, dt, M, K, eps);
+    round_to(xn, nx, dt);
+    int bad = 0;
+    for (int k = 0; k <= gated; k++) {
+        o[k] = xmalloc(sizeof(float) * ny);
+        if (bias) {
+            h[k].w.has_bias = 1;
+            h[k].w.bias = (const char *)b_h + (size_t)k * N * esize(dt);
+            h[k].w.bias_dtype = dt;
+        }
+        bad |= llm_cpu_linear_w(o[k], xn, M, &h[k].w);
+    }
+    if (bad) {
+        printf("%s: reference failed: %s\n", name, llm_errmsg());
+        n_cases++, n_failed++;
+        return;
+    }
+    for (size_t i = 0; i < ny; i++) ref[i] = gated ? 0.f : o[0][i] + (acc ? y0[i] : 0.f);
+    for (int m = 0; m < M && gated; m++)
+        llm_cpu_gated(ref + (size_t)m * N, o[0] + (size_t)m * N, o[1] + (size_t)m * N, N, 0);
+    round_to(ref, ny, dt);
+    struct llm_k_qw d = gated ? qstack(h, 1, N, K, group) : h[0].d;
+    void *dres = dev_copy(res_h, nx * esize(dt)), *dnw = dev_copy(nw_h, (size_t)K * esize(dt));
+    void *dnb = dev_copy(nb_h, (size_t)K * esize(dt)), *db = dev_copy(b_h, (size_t)2 * N * esize(dt));
+    void *dout = dev_poison(nx * esize(dt));
+    void *dy = acc ? dev_copy(y_h, ny * esize(dt)) : dev_poison(ny * esize(dt));
+    const struct llm_k_norm_in nrm = {kind, dres, dnw, kind ? dnb : NULL, 0.f, eps, dout};
+    if (kind != LLM_K_NORM_RMS) { /* LayerNorm stays a launch of its own */
+        const int taken = llm_k_qgemv_norm_ok(&d, kind, gated, M, N, K);
+        n_cases++, n_failed += taken;
+        printf("%-72s refused %s\n", name, taken ? "no  FAIL" : "ok");
+    } else if (!llm_k_qgemv_norm_ok(&d, kind, gated, M, N, K)) {
+        printf("%s: not taken\n", name);
+        n_cases++, n_failed++;
+    } else {
+        CUDA(llm_k_qgemv_norm(dt, gated, 0, dy, N, &nrm, &d, bias ? db : NULL, M, N, K, acc, 0));
+        float *got = dev_f32(dy, ny, dt), *gx = dev_f32(dout, nx, dt);
+        /* x * w is rounded once instead of the normalised row: a dense product's
+         * bounds, and for the gated pair (act(fc) * gate, two such products) 2.5x
+         * them (measured on the H200: at most 1.8e-5 in bf16) */
+        const double db16 = dt == LLM_DTYPE_F16 ? 4e-7 : 2e-5;
+        check(name, got, ref, ny, gated ? 2.5 * db16 : db16);
+        char n2[220];
+        snprintf(n2, sizeof n2, "%s.rows", name);
+        check(n2, gx, xn, nx, 4 * bound_ew(dt) + 1e-11);
+        free(got), free(gx);
+    }
+    if (gated) qstack_free(&d);
+    for (int k = 0; k <= gated; k++) free(o[k]), qcase_free(&h[k]);
+    free(res), free(nw), free(nb), free(b), free(y0), free(xn), free(ref);
+    free(res_h), free(nw_h), free(nb_h), free(b_h), free(y_h);
+    cudaFree(dres), cudaFree(dnw), cudaFree(dnb), cudaFree(db), cudaFree(dout), cudaFree(dy);
 }
 
 /* The device re-layout of int4 weights (what the backend uploads through)
@@ -1187,6 +1277,13 @@ static void test_qlinear(void)
                     qgated_case(dt, 1, act, m, 1008, 512, 32 << (act & 1 ? 2 : 0), 0, p, p);
         }
         qgated_case(dt, 1, 0, 1, 11008, 4096, 128, 0, 1, 0);
+        /* a norm folded in: RMS and LayerNorm, plain and gated, with and without pre */
+        for (int kind = 0; kind < 2; kind++)
+            for (int f = 0; f < 4; f++) {
+                const int pre = f & 1, m = f < 2 ? 1 : pre ? 4 : 3;
+                qnorm_case(dt, kind, 0, m, 4096 + 16 * f, 4096, gs[f % 3], pre, kind, f == 1);
+                qnorm_case(dt, kind, 1, m, 1008, 2048 + 1024 * kind, gs[(f + 1) % 3], pre, 0, 0);
+            }
         for (int sh = 1; sh < 9; sh++) {
             llm_k_set_qgemv_shape(q_shape = sh);
             qlinear_case(dt, 0, 1, 1, 1024 + 16 * sh, 2048, 128, 0, 1, 1, 1);

@@ -580,7 +580,8 @@ static int make_alibi(struct cu_be *c)
  * (default 8; above it they are dequantized for cuBLASLt; the same bound for 8-bit activations,
  * whose larger products go to cuBLASLt's 8-bit GEMMs), LLM_CUDA_QGEMV_SHAPE=<s>
  * its single-row tile shape, LLM_CUDA_QTILE=0|1 int4 weights never / always in the
- * tensor-core tile layout (default: those without a pre-quant scale); LLM_CUDA_GRAPHS=1 decode graphs; LLM_CUDA_GATED=0
+ * tensor-core tile layout (default: all without zero points); LLM_CUDA_NORM_FUSE=0 norms
+ * before int4 tile products as their own launch; LLM_CUDA_GRAPHS=1 decode graphs; LLM_CUDA_GATED=0
  * no fused gate/up GEMV; LLM_CUDA_PDL=0 no programmatic dependent launch;
  * LLM_CUDA_GEMV_SPLIT=0..5 single-row product shapes (0: chosen per shape);
  * LLM_CUDA_MOE_SMALL=0 experts of small steps through the sorted GEMM path too. */
@@ -606,8 +607,9 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     c->moe_grouped = c->dt == LLM_DTYPE_F32 || (mg && !strcmp(mg, "0")) ? 0
                      : mg && !strcmp(mg, "1")                           ? 1
                                                                         : 2;
-    const char *nq = getenv("LLM_CUDA_NORM_Q8");
+    const char *nq = getenv("LLM_CUDA_NORM_Q8"), *nf = getenv("LLM_CUDA_NORM_FUSE");
     c->q8_no_fuse = nq && !strcmp(nq, "0");
+    c->norm_no_fuse = nf && !strcmp(nf, "0");
     /* LLM_CUDA_PROFILE_STEPS=FIRST[,COUNT]: the profiler (ncu --profile-from-start off)
      * records forward steps FIRST .. FIRST + COUNT - 1 (counted from 0; COUNT 1) */
     const char *ps = getenv("LLM_CUDA_PROFILE_STEPS");

@@ -183,6 +183,10 @@ struct cu_be {
     struct cu_q8_src q8_from, q8_pend;
     int q8_no_fuse;        /* LLM_CUDA_NORM_Q8=0: norms and activations leave the rounding to
                             * the product */
+    /* a norm left to the int4 product right after it (llm_k_qgemv_norm): set by
+     * the norm's step, taken by the product's; LLM_CUDA_NORM_FUSE=0: never */
+    struct llm_k_norm_in norm_pend;
+    int norm_no_fuse;
     long prof_first, prof_count; /* LLM_CUDA_PROFILE_STEPS: the profiler's window (steps) */
     int kv_q;              /* enum llm_k_kvq */
     float *kv_scale;       /* host, [n_layers][2]: K and V scales of 8-bit codes */

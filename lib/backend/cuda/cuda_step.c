@@ -514,6 +514,16 @@ static const struct llm_step *next_step(const struct cu_be *c, const struct llm_
     return NULL;
 }
 
+/* Output rows of a (non-lm_head) product step: the fc / gate pair's I for a
+ * gated one. */
+static int linear_rows(const struct cu_be *c, const struct llm_step *s)
+{
+    const struct llm_model_desc *d = c->d;
+    if (s->gated) return (int)d->intermediate;
+    return s->slot == LLM_W_QKV ? c->qkv_w : s->slot == LLM_W_MLP_FC ? (int)d->intermediate
+                                                                      : (int)d->hidden;
+}
+
 /* A norm whose output goes straight into a product with 8-bit activations
  * (one rounding for all its rows, no smoother: fp8 and fp8-pc) also writes
  * those rows rounded, so the product skips llm_k_quant_act. */
@@ -528,6 +538,23 @@ static int step_norm(struct cu_be *c, const struct llm_step *s, int layer, int r
         buf_width(c, s->out) == d->hidden) {
         nw = dw(c, nx->slot, layer);
         if (!nw->q.act || nw->q.smoother || nw->q.pre_split != 1 << 30) nw = NULL;
+    }
+    /* an RMS norm whose rows an int4 tile product takes next: that product
+     * normalises them itself (and stores them for any later reader) */
+    if (!c->norm_no_fuse && !c->stats && s->add == LLM_BUF_NONE && nx &&
+        nx->op == LLM_OP_LINEAR && nx->in == s->out && nx->rows == s->rows &&
+        nx->out != LLM_BUF_LOGITS && nx->slot != LLM_W_PROJ_OUT &&
+        buf_width(c, s->out) == d->hidden && rows <= c->qgemv_max_m) {
+        const struct cu_w *fw = dw(c, nx->slot, layer);
+        const int gated = nx->gated, n_out = linear_rows(c, nx);
+        const int kind = d->norm == LLM_NORM_RMS ? LLM_K_NORM_RMS : LLM_K_NORM_LAYER;
+        if (n_out > 0 && !w->b &&
+            llm_k_qgemv_norm_ok(&fw->q, kind, gated, rows, n_out, (int)d->hidden)) {
+            c->norm_pend = (struct llm_k_norm_in){kind, c->buf[s->in], w->w, NULL,
+                                                  (float)d->norm_offset, (float)d->norm_eps,
+                                                  c->buf[s->out]};
+            return 0;
+        }
     }
     CK(llm_k_norm_q(c->dt, d->norm == LLM_NORM_RMS ? LLM_K_NORM_RMS : LLM_K_NORM_LAYER,
                     c->buf[s->out], c->buf[s->in], s->add != LLM_BUF_NONE ? c->buf[s->add] : NULL,
@@ -599,6 +626,14 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
         return cu_gemm_run(c->gemm, c->st, rows, nv, ldx, c->buf[s->in], ldx,
                            w->w, w->b, c->buf[s->out], ldy, LLM_DTYPE_F32, 0);
     }
+    if (c->norm_pend.res) { /* the norm before it, folded in (step_norm) */
+        const struct llm_k_norm_in nrm = c->norm_pend;
+        c->norm_pend.res = NULL;
+        CK(llm_k_qgemv_norm(c->dt, s->gated, s->gated ? s->act : 0, c->buf[s->out], ldy, &nrm,
+                            &w->q, w->b, rows, linear_rows(c, s), ldx,
+                            s->gated ? 0 : s->accumulate, c->st));
+        return !s->gated && s->act >= 0 ? step_act(c, s, layer, rows, 0) : 0;
+    }
     if (s->slot == LLM_W_PROJ_OUT) /* hidden -> embed_dim rows, stored embed_dim apart */
         return wlinear(c, rows, ed, ldx, c->buf[s->in], ldx, w, c->buf[s->out], ed, 0);
     if (s->gated && w->q.fmt && !w->q.act && rows <= c->qgemv_max_m && llm_k_qgemv_ok(&w->q, rows, ldx, ldx)) {
@@ -617,9 +652,7 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
                          0);
         return rc ? rc : step_act(c, s, layer, rows, 1);
     }
-    int n_out = s->slot == LLM_W_QKV ? c->qkv_w
-                : s->slot == LLM_W_MLP_FC ? (int)I
-                                          : (int)d->hidden;
+    int n_out = linear_rows(c, s);
     int k = s->in == LLM_BUF_H ? (int)I : ldx;
     int rc = wlinear(c, rows, n_out, k, c->buf[s->in], ldx, w, c->buf[s->out], ldy,
                      s->accumulate);
@@ -755,7 +788,7 @@ static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
     const struct llm_model_desc *d = c->d;
     int rows = st->rows == LLM_ROWS_OUT ? s->n_out : s->n;
     /* only the product right after the norm or activation that rounded for it */
-    if (st->op != LLM_OP_LINEAR) c->q8_from.x = NULL;
+    if (st->op != LLM_OP_LINEAR) c->q8_from.x = NULL, c->norm_pend.res = NULL;
     if (rows == 0) return 0;
     switch (st->op) {
     case LLM_OP_EMBED: {
