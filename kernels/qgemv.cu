@@ -1081,7 +1081,8 @@ static bool t2_fits(int gated, int pre, int M, int K)
     if (!cap) {
         int dev = 0, v = 0;
         if (cudaGetDevice(&dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) !=
+                cudaSuccess ||
             v < 48 * 1024)
             v = 48 * 1024;
         cap = (size_t)v - 1024; /* the kernel's own static shared memory */
@@ -1235,10 +1236,10 @@ extern "C" int llm_k_qgemv_norm_ok(const struct llm_k_qw *w, int kind, int gated
                                    int K)
 {
     const int sh = llm_k_qgemv_shape;
-    return kind == LLM_K_NORM_RMS && w && w->fmt == LLM_K_Q_INT4 && w->tile && !w->act && (sh == 0 || sh > 4) &&
-           (w->group == 32 || w->group == 64 || w->group == 128) && llm_k_qgemv_ok(w, M, K, K) &&
-           N > 0 && N % 16 == 0 && (gated || !w->pre || w->pre_split >= N) &&
-           t2_fits(gated, w->pre != NULL, M, K);
+    return kind == LLM_K_NORM_RMS && w && w->fmt == LLM_K_Q_INT4 && w->tile && !w->act &&
+           (sh == 0 || sh > 4) && (w->group == 32 || w->group == 64 || w->group == 128) &&
+           llm_k_qgemv_ok(w, M, K, K) && N > 0 && N % 16 == 0 &&
+           (gated || !w->pre || w->pre_split >= N) && t2_fits(gated, w->pre != NULL, M, K);
 }
 
 extern "C" int llm_k_qgemv_norm(int dt, int gated, int act, void *y, int ldy,

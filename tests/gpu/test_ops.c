@@ -1031,7 +1031,8 @@ static struct llm_k_qw qstack(const struct qcase *h, int i4, int I, int K, int g
     for (int k = 0; k < 2; k++) {
         CUDA(cudaMemcpy((char *)dq + k * qb, h[k].d.q, qb, cudaMemcpyDeviceToDevice));
         CUDA(cudaMemcpy((float *)dsc + k * ns, h[k].d.scale, ns * 4, cudaMemcpyDeviceToDevice));
-        if (dzm) CUDA(cudaMemcpy((float *)dzm + k * ns, h[k].d.zm, ns * 4, cudaMemcpyDeviceToDevice));
+        if (dzm)
+            CUDA(cudaMemcpy((float *)dzm + k * ns, h[k].d.zm, ns * 4, cudaMemcpyDeviceToDevice));
         if (dpre)
             CUDA(cudaMemcpy((float *)dpre + (size_t)k * K, h[k].d.pre, (size_t)K * 4,
                             cudaMemcpyDeviceToDevice));
@@ -1103,7 +1104,8 @@ static void qnorm_case(int dt, int kind, int gated, int M, int N, int K, int gro
                        int bias, int acc)
 {
     char name[200];
-    snprintf(name, sizeof name, "QGEMV_NORM(dt=%s,%s,gated=%d,m=%d,n=%d,k=%d,g=%d,pre=%d,bias=%d,acc=%d)",
+    snprintf(name, sizeof name,
+             "QGEMV_NORM(dt=%s,%s,gated=%d,m=%d,n=%d,k=%d,g=%d,pre=%d,bias=%d,acc=%d)",
              llm_dtype_name(dt), kind ? "layer" : "rms", gated, M, N, K, group, pre, bias, acc);
     if (!want(name)) return;
     struct qcase h[2];
@@ -1112,7 +1114,8 @@ static void qnorm_case(int dt, int kind, int gated, int M, int N, int K, int gro
     const float eps = 1e-5f;
     const size_t nx = (size_t)M * K, ny = (size_t)M * N;
     float *res = rand_vals(nx, 2.f, dt, &res_h), *nw = rand_vals((size_t)K, 1.f, dt, &nw_h);
-    float *nb = rand_vals((size_t)K, 0.5f, dt, &nb_h), *b = rand_vals((size_t)2 * N, 0.5f, dt, &b_h);
+    float *nb = rand_vals((size_t)K, 0.5f, dt, &nb_h),
+          *b = rand_vals((size_t)2 * N, 0.5f, dt, &b_h);
     float *y0 = rand_vals(ny, 1.f, dt, &y_h);
     float *xn = xmalloc(sizeof(float) * nx), *ref = xmalloc(sizeof(float) * ny), *o[2];
     if (kind == 0)
@@ -1141,7 +1144,8 @@ static void qnorm_case(int dt, int kind, int gated, int M, int N, int K, int gro
     round_to(ref, ny, dt);
     struct llm_k_qw d = gated ? qstack(h, 1, N, K, group) : h[0].d;
     void *dres = dev_copy(res_h, nx * esize(dt)), *dnw = dev_copy(nw_h, (size_t)K * esize(dt));
-    void *dnb = dev_copy(nb_h, (size_t)K * esize(dt)), *db = dev_copy(b_h, (size_t)2 * N * esize(dt));
+    void *dnb = dev_copy(nb_h, (size_t)K * esize(dt)),
+         *db = dev_copy(b_h, (size_t)2 * N * esize(dt));
     void *dout = dev_poison(nx * esize(dt));
     void *dy = acc ? dev_copy(y_h, ny * esize(dt)) : dev_poison(ny * esize(dt));
     const struct llm_k_norm_in nrm = {kind, dres, dnw, kind ? dnb : NULL, 0.f, eps, dout};
