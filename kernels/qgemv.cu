@@ -1248,7 +1248,7 @@ extern "C" int llm_k_qgemv_norm(int dt, int gated, int act, void *y, int ldy,
                                 llm_stream_t stream)
 {
     if (M <= 0 || N <= 0) return 0;
-    if (!nrm || !nrm->res || !nrm->w || !nrm->out || nrm->b || M > 8 ||
+    if (!nrm || !nrm->res || !nrm->w || !nrm->out || nrm->b ||
         !llm_k_qgemv_norm_ok(w, nrm->kind, gated, M, N, K) || ldy < 1 ||
         (gated && (act < 0 || act > LLM_K_ACT_RELU)))
         return (int)cudaErrorInvalidValue;
