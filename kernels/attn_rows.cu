@@ -400,7 +400,7 @@ template <int D, int NS> struct tc_cfg {
      * an ldmatrix fall in distinct banks */
     static constexpr int CP = (D / 16) % 2 ? D : D + 16;
     static constexpr size_t stage = (size_t)2 * NS * TCCH * CP; /* K and V, NS stages */
-    static constexpr size_t comb = sizeof(float) * TCW * 8 * (D + 2);
+    static constexpr size_t comb = sizeof(float) * (TCW * 8 * (D + 2) + 8);
     static constexpr size_t smem = stage > comb ? stage : comb;
 };
 
@@ -467,15 +467,17 @@ __global__ void __launch_bounds__(TCW * 32)
     const uint8_t *kvbase = (const uint8_t *)a.kv;
     const int64_t head_off = (int64_t)kvh * a.block_size * D;
     const int64_t v_off = (int64_t)a.n_kv_heads * a.block_size * D;
+    /* a block size of a power of two (the usual) divides by a shift */
+    const int bsz = a.block_size, bsh = (bsz & (bsz - 1)) == 0 ? __ffs(bsz) - 1 : -1;
     auto load_chunk = [&](int buf, int c0) {
         for (int e = threadIdx.x; e < TCCH * NC; e += NT) {
             int t = e / NC, c = e - t * NC;
             int tok = c0 + t;
             bool ok = tok < end;
             const uint8_t *src = kvbase;
+            const int bi = bsh >= 0 ? tok >> bsh : tok / bsz, bo = tok - bi * bsz;
             if (ok)
-                src = kvbase + (int64_t)bt[tok / a.block_size] * a.blk_stride + head_off +
-                      (int64_t)(tok % a.block_size) * D + c * 16;
+                src = kvbase + (int64_t)bt[bi] * a.blk_stride + head_off + (int64_t)bo * D + c * 16;
             cp_async16_zfill(kc + (buf * TCCH + t) * CP + c * 16, src, ok);
             cp_async16_zfill(vc + (buf * TCCH + t) * CP + c * 16, ok ? src + v_off : src, ok);
         }
@@ -623,46 +625,60 @@ __global__ void __launch_bounds__(TCW * 32)
         __syncthreads();
     }
 
-    /* the warps' partial rows, weighted together (their staging is done) */
+    /* the warps' partial rows, weighted together (their staging is done): every lane
+     * scales its own sums by its warp's weight for the head, exp2(m_w - M) v_scale / den,
+     * then each output element is the sum of four, four elements a thread */
     l += __shfl_xor_sync(0xffffffffu, l, 1);
     l += __shfl_xor_sync(0xffffffffu, l, 2);
     float *cw = (float *)smem;    /* [TCW][8][D] */
     float *cm = cw + TCW * 8 * D; /* [TCW][8] */
     float *cl = cm + TCW * 8;     /* [TCW][8] */
+    float *lse = cl + TCW * 8;    /* [8] */
+    if (g < gn && t4 == 0) cm[warp * 8 + g] = m, cl[warp * 8 + g] = l;
+    __syncthreads();
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {
         const int h = 2 * t4 + hh;
         if (h < gn) {
+            float M = -INFINITY, den = 0.f;
+#pragma unroll
+            for (int w = 0; w < TCW; w++) M = fmaxf(M, cm[w * 8 + h]);
+#pragma unroll
+            for (int w = 0; w < TCW; w++) {
+                const float mw = cm[w * 8 + h];
+                if (mw != -INFINITY) den += exp2f(mw - M) * cl[w * 8 + h];
+            }
+            const float mo = cm[warp * 8 + h];
+            const float f = mo == -INFINITY ? 0.f : exp2f(mo - M) * (a.v_scale / den);
+            if (warp == 0 && g == 0) lse[h] = (M + log2f(den)) * 0.6931471805599453f;
             float *dst = cw + (warp * 8 + h) * D + 2 * g;
 #pragma unroll
             for (int cc = 0; cc < NC; cc++)
-                *reinterpret_cast<float2 *>(dst + 16 * cc) = make_float2(o[cc][hh], o[cc][2 + hh]);
+                *reinterpret_cast<float2 *>(dst + 16 * cc) =
+                    make_float2(o[cc][hh] * f, o[cc][2 + hh] * f);
         }
     }
-    if (g < gn && t4 == 0) cm[warp * 8 + g] = m, cl[warp * 8 + g] = l;
     __syncthreads();
-    const float LN2 = 0.6931471805599453f;
-    for (int e = threadIdx.x; e < gn * D; e += NT) {
+    for (int e = 4 * threadIdx.x; e < gn * D; e += 4 * NT) {
         const int gg = e / D, d = e - gg * D;
-        float M = -INFINITY;
+        float4 v = *reinterpret_cast<const float4 *>(cw + gg * D + d);
 #pragma unroll
-        for (int w = 0; w < TCW; w++) M = fmaxf(M, cm[w * 8 + gg]);
-        float num = 0.f, den = 0.f;
-#pragma unroll
-        for (int w = 0; w < TCW; w++) {
-            const float mw = cm[w * 8 + gg];
-            if (mw == -INFINITY) continue;
-            const float f = exp2f(mw - M);
-            num += f * cw[(w * 8 + gg) * D + d];
-            den += f * cl[w * 8 + gg];
+        for (int w = 1; w < TCW; w++) {
+            const float4 u = *reinterpret_cast<const float4 *>(cw + (w * 8 + gg) * D + d);
+            v.x += u.x, v.y += u.y, v.z += u.z, v.w += u.w;
         }
-        const float res = num * (a.v_scale / den);
-        if (max_splits == 1)
-            ((T *)a.o)[(int64_t)r * a.n_heads * D + (int64_t)(h0 + gg) * D + d] = from_f32<T>(res);
-        else
-            wsrow[((int64_t)gg * max_splits + split) * (D + 1) + d] = res;
-        if (max_splits > 1 && d == 0)
-            wsrow[((int64_t)gg * max_splits + split) * (D + 1) + D] = (M + log2f(den)) * LN2;
+        if (max_splits == 1) {
+            T *dst = (T *)a.o + (int64_t)r * a.n_heads * D + (int64_t)(h0 + gg) * D + d;
+            union {
+                T t[4];
+                uint2 u;
+            } pk = {{from_f32<T>(v.x), from_f32<T>(v.y), from_f32<T>(v.z), from_f32<T>(v.w)}};
+            *reinterpret_cast<uint2 *>(dst) = pk.u;
+        } else {
+            float *dst = wsrow + ((int64_t)gg * max_splits + split) * (D + 1) + d;
+            dst[0] = v.x, dst[1] = v.y, dst[2] = v.z, dst[3] = v.w;
+            if (d == 0) dst[D] = lse[gg];
+        }
     }
     if (max_splits > 1)
         combine_if_last<T>(a, r, cidx, h0, gn, D, max_splits, wsrow, counters, (float *)smem);

@@ -296,10 +296,11 @@ extern "C" int llm_k_rope_kv(int dt, void *qkv, const float *rope, const int32_t
 
 /* Q != 0: the row's stored (rounded) values also go out as 8-bit codes of
  * x / smoother[j] / s under the static scale s = *as, as llm_k_quant_act
- * rounds them (act_in and code8 there), with s into xs[row]. */
+ * rounds them (act_in and code8 there), with s into xs[row]; keep == 0: the
+ * codes alone (the rows' bytes stay). */
 template <typename T, int Q>
-__global__ void act_kernel(int act, int gated, T *h, int64_t rows, int inter, uint8_t *xq,
-                           float *xs, const float *as, const float *sm)
+__global__ void act_kernel(int act, int gated, int keep, T *h, int64_t rows, int inter,
+                           uint8_t *xq, float *xs, const float *as, const float *sm)
 {
     constexpr int V = vec<T>::N;
     pdl_enter();
@@ -321,7 +322,7 @@ __global__ void act_kernel(int act, int gated, T *h, int64_t rows, int inter, ui
 #pragma unroll
             for (int k = 0; k < V; k++) o.v[k] = from_f32<T>(act_apply(act, to_f32(a.v[k])));
         }
-        vstore(p, o);
+        if (Q == 0 || keep) vstore(p, o);
         if constexpr (Q != 0) {
             uint8_t c[V];
 #pragma unroll
@@ -352,8 +353,8 @@ static int grid_for(int64_t work, int nt)
 }
 
 extern "C" int llm_k_act_q(int dt, int act, int gated, void *h, int rows, int inter, int qact,
-                           void *xq, float *xs, const float *act_scale, const float *smoother,
-                           llm_stream_t stream)
+                           int keep, void *xq, float *xs, const float *act_scale,
+                           const float *smoother, llm_stream_t stream)
 {
     if (rows <= 0) return 0;
     if (inter % 8 || act < 0 || act > LLM_K_ACT_RELU || qact < LLM_K_A_NONE ||
@@ -361,7 +362,7 @@ extern "C" int llm_k_act_q(int dt, int act, int gated, void *h, int rows, int in
         return (int)cudaErrorInvalidValue;
 #define ACT_Q(Q)                                                                                   \
     launch_pdl(act_kernel<T, Q>, dim3(grid_for(work, 256)), dim3(256), 0, stream, act, gated,     \
-               (T *)h, (int64_t)rows, inter, (uint8_t *)xq, xs, act_scale, smoother)
+               keep, (T *)h, (int64_t)rows, inter, (uint8_t *)xq, xs, act_scale, smoother)
     DISPATCH_DT(dt, T, {
         int64_t work = (int64_t)rows * (inter / vec<T>::N);
         if (qact == LLM_K_A_FP8) return ACT_Q(LLM_K_A_FP8);
@@ -375,7 +376,7 @@ extern "C" int llm_k_act_q(int dt, int act, int gated, void *h, int rows, int in
 extern "C" int llm_k_act(int dt, int act, int gated, void *h, int rows, int inter,
                          llm_stream_t stream)
 {
-    return llm_k_act_q(dt, act, gated, h, rows, inter, LLM_K_A_NONE, NULL, NULL, NULL, NULL,
+    return llm_k_act_q(dt, act, gated, h, rows, inter, LLM_K_A_NONE, 1, NULL, NULL, NULL, NULL,
                        stream);
 }
 

@@ -80,9 +80,12 @@ int llm_k_act(int dt, int act, int gated, void *h, int rows, int inter, llm_stre
  * stored, divided by smoother[j] (when not NULL) and by the static scale
  * *act_scale (> 0: the caller knows it is), rounded to 8-bit codes into xq
  * [rows][inter] and the scale into xs[rows] - what llm_k_quant_act writes
- * from h for the product after the activation. */
-int llm_k_act_q(int dt, int act, int gated, void *h, int rows, int inter, int qact, void *xq,
-                float *xs, const float *act_scale, const float *smoother, llm_stream_t stream);
+ * from h for the product after the activation.  keep == 0 (with codes): the
+ * activated rows are not stored, h is left as it was - for a caller whose
+ * only reader of them is the product that takes the codes. */
+int llm_k_act_q(int dt, int act, int gated, void *h, int rows, int inter, int qact, int keep,
+                void *xq, float *xs, const float *act_scale, const float *smoother,
+                llm_stream_t stream);
 
 /* y[i] += x[i] for i < n (a multiple of 8), the sum in fp32 rounded once:
  * a sub-block's output added to the residual stream. */

@@ -592,6 +592,21 @@ static void bench_ew(int rows)
  * Llama-3.1-8B (8 KV heads), with a 16-bit and an 8-bit cache. */
 static void bench_attn_all(int n_sm)
 {
+    /* LLM_BENCH_ATTN="B:ctx:heads:kv_heads:head_dim:kvq[,...]" (kvq: 0 the 16-bit cache,
+     * 1 fp8, 2 int8): those decode shapes alone */
+    const char *only = getenv("LLM_BENCH_ATTN");
+    if (only) {
+        int b, ctx, nh, nkv, hd, kq, used;
+        while (sscanf(only, "%d:%d:%d:%d:%d:%d%n", &b, &ctx, &nh, &nkv, &hd, &kq, &used) == 6) {
+            attn_kvq = kq;
+            bench_attn(b, ctx, nh, nkv, hd, 0, n_sm);
+            only += used;
+            if (*only != ',') break;
+            only++;
+        }
+        attn_kvq = LLM_K_KV_NONE;
+        return;
+    }
     /* attention: decode at several batch sizes and contexts, prefill of 2048 */
     const int dec[][2] = {{1, 256}, {1, 4096}, {16, 1024}, {64, 256}, {256, 256}, {64, 2048}};
     for (int i = 0; i < 6; i++) bench_attn(dec[i][0], dec[i][1], 32, 32, 128, 0, n_sm);

@@ -248,13 +248,14 @@ for st in $STAGES; do
         # where a decode step of the offline run goes, per kernel: llm-bench throughput on
         # Llama-2-7B (QPROFILE_MODE, default fp8,kv=fp8) with QPROFILE_SEQS requests in flight,
         # forward step QPROFILE_STEP (default 80: decode at ~190 keys) under Nsight Compute;
-        # QPROFILE_CONFIG another bench/configs shape
+        # QPROFILE_CONFIG another bench/configs shape, QPROFILE_IN / QPROFILE_OUT the lengths
         spec="random:$ROOT/bench/configs/${QPROFILE_CONFIG:-llama-2-7b}.json:${QPROFILE_MODE:-fp8,kv=fp8}"
         ns=${QPROFILE_SEQS:-1024}
         run_stage qprofile ${T_QPROFILE:-400} bash -c "LLM_CUDA_PROFILE_STEPS=${QPROFILE_STEP:-80} \
             ncu --profile-from-start off --clock-control none --metrics gpu__time_duration.sum \
-            --csv --page raw '$(find_bin llm-bench)' throughput --device cuda --input-len 128 \
-            --output-len 128 --num-requests $ns --max-seqs $ns -r 1 -w 0 '$spec' > '$OUT/qprofile.csv'"
+            --csv --page raw '$(find_bin llm-bench)' throughput --device cuda \
+            --input-len ${QPROFILE_IN:-128} --output-len ${QPROFILE_OUT:-128} \
+            --num-requests $ns --max-seqs $ns -r 1 -w 0 '$spec' > '$OUT/qprofile.csv'"
         python3 "$ROOT/tests/gpu/ncu_sum.py" "$OUT/qprofile.csv" 1 > "$OUT/qprofile${QPROFILE_TAG:-}.txt" 2>&1
         head -30 "$OUT/qprofile${QPROFILE_TAG:-}.txt"
         rm -f "$OUT/qprofile.csv"

@@ -327,21 +327,24 @@ static void test_norm_q(void)
 
 /* An activation that also rounds its output rows to 8 bits under a static
  * scale (llm_k_act_q, the down product's input): the rows it leaves must be
- * byte-equal to llm_k_act's, and the codes and scales exactly what
- * llm_k_quant_act makes of them (with a smoother too). */
+ * byte-equal to llm_k_act's (keep) or to its input (codes alone), and the
+ * codes and scales exactly what llm_k_quant_act makes of them (with a
+ * smoother too). */
 static void test_act_q(void)
 {
     const int shapes[][2] = {{1, 256}, {3, 11008}, {70, 1408}};
     for (int di = 0; di < 3; di++)
         for (int qa = LLM_K_A_FP8; qa <= LLM_K_A_INT8; qa++)
-            for (int v = 0; v < 4; v++) /* gated, smoother */
+            for (int v = 0; v < 8; v++) /* gated, smoother, codes alone */
                 for (int si = 0; si < 3; si++) {
                     int dt = DTS[di], rows = shapes[si][0], I = shapes[si][1];
-                    int gated = v & 1, smooth = v >> 1, act = gated ? LLM_K_ACT_SILU : LLM_K_ACT_GELU;
+                    int gated = v & 1, smooth = v >> 1 & 1, keep = !(v & 4);
+                    int act = gated ? LLM_K_ACT_SILU : LLM_K_ACT_GELU;
                     char name[160];
-                    snprintf(name, sizeof name, "ACT_Q8(dt=%s,act=%s,gated=%d,smooth=%d,rows=%d,inter=%d)",
+                    snprintf(name, sizeof name,
+                             "ACT_Q8(dt=%s,act=%s,gated=%d,smooth=%d,rows=%d,inter=%d%s)",
                              llm_dtype_name(dt), qa == LLM_K_A_FP8 ? "fp8" : "int8", gated, smooth,
-                             rows, I);
+                             rows, I, keep ? "" : ",codes");
                     if (!want(name)) continue;
                     const int ld = gated ? 2 * I : I;
                     const size_t nh = (size_t)rows * ld, nb = (size_t)rows * I;
@@ -356,7 +359,7 @@ static void test_act_q(void)
                     void *dq = dev_poison(nb), *dq2 = dev_poison(nb);
                     void *dxs = dev_poison(4 * (size_t)rows), *dxs2 = dev_poison(4 * (size_t)rows);
                     const float *smp = smooth ? dsm : NULL;
-                    CUDA(llm_k_act_q(dt, act, gated, d1, rows, I, qa, dq, dxs, dsc, smp, 0));
+                    CUDA(llm_k_act_q(dt, act, gated, d1, rows, I, qa, keep, dq, dxs, dsc, smp, 0));
                     CUDA(llm_k_act(dt, act, gated, d2, rows, I, 0));
                     CUDA(llm_k_quant_act(dt, qa, dq2, dxs2, d2, ld, smp, dsc, rows, I, 0));
                     CUDA(cudaDeviceSynchronize());
@@ -369,7 +372,7 @@ static void test_act_q(void)
                     CUDA(cudaMemcpy(q2, dq2, nb, cudaMemcpyDeviceToHost));
                     CUDA(cudaMemcpy(s1, dxs, 4 * (size_t)rows, cudaMemcpyDeviceToHost));
                     CUDA(cudaMemcpy(s2, dxs2, 4 * (size_t)rows, cudaMemcpyDeviceToHost));
-                    size_t bad = memcmp(h1, h2, hb) != 0;
+                    size_t bad = memcmp(h1, keep ? h2 : h_h, hb) != 0;
                     for (size_t i = 0; i < nb; i++) bad += q1[i] != q2[i];
                     for (int r = 0; r < rows; r++) bad += memcmp(&s1[r], &s2[r], 4) != 0;
                     n_cases++;
@@ -1735,6 +1738,8 @@ static void test_attn(void)
                 for (int mode = 0; mode < 3; mode++) attn_run(&c, mode);
                 c.bs = 16, c.window = 40;
                 for (int mode = 0; mode < 3; mode++) attn_run(&c, mode);
+                c.bs = 24, c.window = 0; /* not a power of two: the loader divides */
+                for (int mode = 0; mode < 2; mode++) attn_run(&c, mode);
             }
             struct attn_case c = {DTS[di], 128, 32, 8, 32, 0, 0, 1, 3, {1, 1, 70},
                                   {700, 1500, 70}, kvq};

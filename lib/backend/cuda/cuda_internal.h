@@ -183,6 +183,8 @@ struct cu_be {
     struct cu_q8_src q8_from, q8_pend;
     int q8_no_fuse;        /* LLM_CUDA_NORM_Q8=0: norms and activations leave the rounding to
                             * the product */
+    int act_keep;          /* LLM_CUDA_ACT_KEEP=1: an activation that writes the codes
+                            * stores its 16-bit rows too */
     /* a norm left to the int4 product right after it (llm_k_qgemv_norm): set by
      * the norm's step, taken by the product's; LLM_CUDA_NORM_FUSE=0: never */
     struct llm_k_norm_in norm_pend;

@@ -570,7 +570,9 @@ static int step_norm(struct cu_be *c, const struct llm_step *s, int layer, int r
 /* The activation after a product (gated: over its fc and gate halves).  Where
  * its output goes straight into a product with 8-bit activations under a
  * static scale (fp8; int8-sq with --act static, smoother and all), it also
- * writes that product's codes, so the product skips llm_k_quant_act. */
+ * writes that product's codes, so the product skips llm_k_quant_act, and
+ * leaves the 16-bit rows unwritten (no one else reads them; calibration does,
+ * so there they are kept). */
 static int step_act(struct cu_be *c, const struct llm_step *s, int layer, int rows, int gated)
 {
     const int I = (int)c->d->intermediate;
@@ -582,7 +584,8 @@ static int step_act(struct cu_be *c, const struct llm_step *s, int layer, int ro
         if (!nw->q.act || !nw->q.act_static || nw->q.pre_split != 1 << 30) nw = NULL;
     }
     CK(llm_k_act_q(c->dt, s->act, gated, c->buf[s->out], rows, I,
-                   nw ? nw->q.act : LLM_K_A_NONE, nw ? c->q8_xq : NULL, nw ? c->q8_xs : NULL,
+                   nw ? nw->q.act : LLM_K_A_NONE, !nw || c->stats || c->act_keep,
+                   nw ? c->q8_xq : NULL, nw ? c->q8_xs : NULL,
                    nw ? nw->q.act_scale : NULL, nw ? nw->q.smoother : NULL, c->st));
     if (nw)
         c->q8_pend = (struct cu_q8_src){c->buf[s->out], nw->q.act, rows, buf_width(c, s->out),
