@@ -278,8 +278,6 @@ __global__ void __launch_bounds__(NWARP * 32)
         __syncthreads();
     }
 
-    T *og = (T *)a.o + (int64_t)r0 * a.n_heads * D + h * D;
-    const int64_t ostride = (int64_t)a.n_heads * D;
 #pragma unroll
     for (int mt = 0; mt < MT; mt++) {
         float l0 = la[mt], l1 = lb[mt];
@@ -293,12 +291,10 @@ __global__ void __launch_bounds__(NWARP * 32)
 #pragma unroll
         for (int i = 0; i < ND; i++) {
             int d = i * 8 + 2 * t4;
-            if (rA < nr)
-                *reinterpret_cast<uint32_t *>(og + rA * ostride + d) =
-                    mma_op<T>::pack(o[mt][i][0] * ia, o[mt][i][1] * ia);
-            if (rB < nr)
-                *reinterpret_cast<uint32_t *>(og + rB * ostride + d) =
-                    mma_op<T>::pack(o[mt][i][2] * ib, o[mt][i][3] * ib);
+            const float va[2] = {o[mt][i][0] * ia, o[mt][i][1] * ia};
+            const float vb[2] = {o[mt][i][2] * ib, o[mt][i][3] * ib};
+            if (rA < nr) attn_out<T, 2>(a, r0 + rA, h * D + d, va);
+            if (rB < nr) attn_out<T, 2>(a, r0 + rB, h * D + d, vb);
         }
     }
 }

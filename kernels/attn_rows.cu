@@ -87,7 +87,6 @@ static __device__ void combine_if_last(const struct llm_k_attn &a, int r, int ci
         if ((threadIdx.x & 31) == 0) mx[g] = m, inv[g] = 1.f / tot;
     }
     __syncthreads();
-    T *o = (T *)a.o + (int64_t)r * a.n_heads * D + (int64_t)h0 * D;
     for (int e = threadIdx.x; e < gn * D; e += NT) {
         int g = e / D, d = e - g * D;
         const float *w = wsrow + (int64_t)g * max_splits * (D + 1);
@@ -99,7 +98,8 @@ static __device__ void combine_if_last(const struct llm_k_attn &a, int r, int ci
             float x = __ldcg(w + s * (D + 1) + d);
             if (l != -INFINITY) v += __expf(l - m) * x;
         }
-        o[e] = from_f32<T>(v * inv[g]);
+        v *= inv[g];
+        attn_out<T, 1>(a, r, h0 * D + e, &v);
     }
 }
 
@@ -348,9 +348,10 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
     }
 
     if (max_splits == 1) {
-        T *o = (T *)a.o + (int64_t)r * a.n_heads * D + h0 * D;
-        for (int e = threadIdx.x; e < gn * D; e += NT)
-            o[e] = from_f32<T>(KQ ? acc[e] * (vscale / lrun[e / D]) : acc[e] / lrun[e / D]);
+        for (int e = threadIdx.x; e < gn * D; e += NT) {
+            const float v = KQ ? acc[e] * (vscale / lrun[e / D]) : acc[e] / lrun[e / D];
+            attn_out<T, 1>(a, r, h0 * D + e, &v);
+        }
     } else {
         for (int e = threadIdx.x; e < gn * D; e += NT) {
             int g = e / D, d = e - g * D;
@@ -428,8 +429,10 @@ static __device__ __forceinline__ void codes_h2(uint32_t r, uint32_t &lo, uint32
     }
 }
 
+/* Five blocks an SM (the registers of 96 a thread): without the bound the
+ * compiler takes 101-109 since struct llm_k_attn grew, which leaves four. */
 template <typename T, int KQ, int D, int NS>
-__global__ void __launch_bounds__(TCW * 32)
+__global__ void __launch_bounds__(TCW * 32, 5)
     attn_rows_tc_kernel(const struct llm_k_attn a, const int32_t *rows, const int32_t *seqs,
                         const int32_t *split_len_p, int max_splits, float *ws, int *counters)
 {
@@ -659,6 +662,7 @@ __global__ void __launch_bounds__(TCW * 32)
         }
     }
     __syncthreads();
+#pragma unroll 1
     for (int e = 4 * threadIdx.x; e < gn * D; e += 4 * NT) {
         const int gg = e / D, d = e - gg * D;
         float4 v = *reinterpret_cast<const float4 *>(cw + gg * D + d);
@@ -668,12 +672,8 @@ __global__ void __launch_bounds__(TCW * 32)
             v.x += u.x, v.y += u.y, v.z += u.z, v.w += u.w;
         }
         if (max_splits == 1) {
-            T *dst = (T *)a.o + (int64_t)r * a.n_heads * D + (int64_t)(h0 + gg) * D + d;
-            union {
-                T t[4];
-                uint2 u;
-            } pk = {{from_f32<T>(v.x), from_f32<T>(v.y), from_f32<T>(v.z), from_f32<T>(v.w)}};
-            *reinterpret_cast<uint2 *>(dst) = pk.u;
+            const float f[4] = {v.x, v.y, v.z, v.w};
+            attn_out<T, 4>(a, r, (h0 + gg) * D + d, f);
         } else {
             float *dst = wsrow + ((int64_t)gg * max_splits + split) * (D + 1) + d;
             dst[0] = v.x, dst[1] = v.y, dst[2] = v.z, dst[3] = v.w;

@@ -262,6 +262,61 @@ static __device__ __forceinline__ float code8_scale(int q, float amax)
     return amax > 0.f ? amax / (q == LLM_K_KV_FP8 ? 448.0f : 127.0f) : 1.0f;
 }
 
+/* The 8-bit codes of N consecutive stored outputs x of attention (struct
+ * llm_k_attn's oq: llm_k_quant_act's arithmetic on them) at element at of the
+ * output, column col of its row; the scale too at the row's first column.
+ * Out of line: it runs once per output, and inlined it costs the kernels'
+ * main loops registers. */
+template <typename T, int N>
+static __device__ __forceinline__ void attn_codes(const struct llm_k_attn &a, int64_t row, int col,
+                                               const T *x)
+{
+    const int64_t at = row * a.n_heads * a.head_dim + col;
+    const float s = *a.oq_scale;
+    uint8_t c[N];
+#pragma unroll
+    for (int k = 0; k < N; k++) {
+        float f = to_f32(x[k]);
+        if (a.oq_sm) f = f / a.oq_sm[col + k];
+        c[k] = a.oq == LLM_K_A_FP8 ? code8<LLM_K_A_FP8>(f / s) : code8<LLM_K_A_INT8>(f / s);
+    }
+    if constexpr (N == 4)
+        *reinterpret_cast<uint32_t *>(a.oq_codes + at) =
+            c[0] | c[1] << 8 | c[2] << 16 | (uint32_t)c[3] << 24;
+    else if constexpr (N == 2)
+        *reinterpret_cast<uint16_t *>(a.oq_codes + at) = (uint16_t)(c[0] | c[1] << 8);
+    else
+#pragma unroll
+        for (int k = 0; k < N; k++) a.oq_codes[at + k] = c[k];
+    if (col == 0) a.oq_xs[row] = s;
+}
+
+/* N consecutive outputs v of attention at row, column col: stored in o
+ * (unless oq without oq_keep) and, with oq, as the codes above.  col is a
+ * multiple of N, and the row's width n_heads * head_dim is one of 16. */
+template <typename T, int N>
+static __device__ __forceinline__ void attn_out(const struct llm_k_attn &a, int64_t row, int col,
+                                                const float *v)
+{
+    union {
+        T t[N];
+        uint8_t b[N * sizeof(T)];
+    } x;
+#pragma unroll
+    for (int k = 0; k < N; k++) x.t[k] = from_f32<T>(v[k]);
+    if (!a.oq || a.oq_keep) {
+        T *o = (T *)a.o + row * a.n_heads * a.head_dim + col;
+        if constexpr (N * sizeof(T) == 8)
+            *reinterpret_cast<uint2 *>(o) = *reinterpret_cast<const uint2 *>(x.b);
+        else if constexpr (N * sizeof(T) == 4)
+            *reinterpret_cast<uint32_t *>(o) = *reinterpret_cast<const uint32_t *>(x.b);
+        else
+#pragma unroll
+            for (int k = 0; k < N; k++) o[k] = x.t[k];
+    }
+    if (a.oq) attn_codes<T, N>(a, row, col, x.t);
+}
+
 /* Four codes (one 32-bit word, first code in the low byte) as fp32. */
 template <int KQ> static __device__ __forceinline__ void kv_decode4(uint32_t w, float *f)
 {

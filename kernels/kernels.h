@@ -204,6 +204,16 @@ struct llm_k_attn {
     const float *alibi;
     int kv_q;                  /* enum llm_k_kvq */
     float k_scale, v_scale;    /* kv_q: the layer's K and V scales */
+    /* oq (enum llm_k_qact, not none): the output rows as stored also go out as
+     * the 8-bit codes of the product after attention, what llm_k_quant_act
+     * makes of them under the static scale *oq_scale (and smoother oq_sm,
+     * when not NULL): codes into oq_codes [row][n_heads * head_dim], the
+     * scale into oq_xs[row]; oq_keep == 0: the rows themselves are not
+     * stored (o is left as it was) */
+    int oq, oq_keep;
+    uint8_t *oq_codes;
+    float *oq_xs;
+    const float *oq_scale, *oq_sm;
 };
 
 /* Row kernel (decode): each listed query row (rows[i], of sequence seqs[i])

@@ -691,6 +691,23 @@ int main(int argc, char **argv)
         free(g.w);
     }
 
+    if (getenv("LLM_BENCH_W8_PICKS")) {
+        /* fp8 products (per-tensor) in Llama-3.1-8B's and -70B's shapes under each of the
+         * heuristic's first eight candidates */
+        const int sh[][2] = {{6144, 4096},   {4096, 4096},   {28672, 4096}, {4096, 14336},
+                             {10240, 8192},  {8192, 8192},   {57344, 8192}, {8192, 28672}};
+        const int ms[] = {1024, 1536, 8192};
+        for (int mi = 0; mi < 3; mi++)
+            for (int si = 0; si < 8; si++)
+                for (int pk = 0; pk < 8; pk++) {
+                    char l[32];
+                    snprintf(l, sizeof l, "pick%d", pk);
+                    cu_gemm_set_pick(G, pk);
+                    bench_w8(l, LLM_K_A_FP8, 1, ms[mi], sh[si][0], sh[si][1]);
+                }
+        cu_gemm_set_pick(G, 0);
+        return 0;
+    }
     if (getenv("LLM_BENCH_ATTN_ONLY")) { /* the attention kernels alone */
         bench_attn_all(p.multiProcessorCount);
         return 0;

@@ -1545,6 +1545,121 @@ static int rows_chunk;
 /* llm_k_attn_rows_set_stages's value (2: the default) */
 static int tc_stages = 2;
 
+/* One attention call over attn_run's rows (mode 2: prefill tiles; 1: rows with
+ * forced splits; 0: rows). */
+static void attn_launch(const struct llm_k_attn *a, int mode, int dt, int hd, int n_seqs,
+                        const int32_t *seq_start, const int32_t *pos, int n_tok, int nh, int nkv)
+{
+    if (mode == 2) {
+        int32_t tiles[3 * 64];
+        int nt = 0, tr = llm_k_attn_prefill_tile_rows(dt, hd);
+        for (int s = 0; s < n_seqs; s++)
+            for (int r = seq_start[s]; r < seq_start[s + 1]; r += tr) {
+                tiles[3 * nt] = s;
+                tiles[3 * nt + 1] = r;
+                tiles[3 * nt + 2] = seq_start[s + 1] - r < tr ? seq_start[s + 1] - r : tr;
+                nt++;
+            }
+        void *dt_ = dev_copy(tiles, sizeof(int32_t) * 3 * nt);
+        CUDA(llm_k_attn_prefill(a, dt_, nt, 0));
+        CUDA(cudaDeviceSynchronize());
+        cudaFree(dt_);
+    } else {
+        int32_t *rows = xmalloc(sizeof(int32_t) * n_tok), *sq = xmalloc(sizeof(int32_t) * n_tok);
+        int maxlen = 0;
+        for (int s = 0; s < n_seqs; s++)
+            for (int r = seq_start[s]; r < seq_start[s + 1]; r++) {
+                rows[r] = r;
+                sq[r] = s;
+                if (pos[r] + 1 > maxlen) maxlen = pos[r] + 1;
+            }
+        int split_len = 0, splits = 1;
+        if (mode == 1) {
+            split_len = 64;
+            splits = (maxlen + split_len - 1) / split_len;
+        }
+        float *ws = NULL;
+        void *dr = dev_copy(rows, sizeof(int32_t) * n_tok), *ds = dev_copy(sq, 4 * (size_t)n_tok);
+        /* a generous grid: splits past a row's keys must leave the result alone */
+        void *dspl = dev_copy(&split_len, sizeof split_len);
+        if (mode == 1) splits += 3;
+        CUDA(cudaMalloc((void **)&ws, sizeof(float) * (size_t)n_tok * nh * splits * (hd + 1)));
+        int *cnt, ncnt = n_tok * llm_k_attn_rows_blocks(nh, nkv);
+        CUDA(cudaMalloc((void **)&cnt, sizeof(int) * (size_t)ncnt));
+        CUDA(cudaMemset(cnt, 0, sizeof(int) * (size_t)ncnt));
+        CUDA(llm_k_attn_rows(a, dr, ds, n_tok, dspl, splits, ws, cnt, 0));
+        CUDA(cudaDeviceSynchronize());
+        if (mode == 1) {
+            /* the counters must be left at zero for the next call */
+            int *hc = xmalloc(sizeof(int) * (size_t)ncnt), nz = 0;
+            CUDA(cudaMemcpy(hc, cnt, sizeof(int) * (size_t)ncnt, cudaMemcpyDeviceToHost));
+            for (int i = 0; i < ncnt; i++) nz += hc[i] != 0;
+            if (nz) printf("    %d split counters left non-zero\n", nz), n_failed++;
+            free(hc);
+        }
+        cudaFree(ws), cudaFree(dr), cudaFree(ds), cudaFree(dspl), cudaFree(cnt);
+        free(rows), free(sq);
+    }
+}
+
+/* The same call writing the next product's 8-bit codes (struct llm_k_attn's
+ * oq; fp8 and int8 by turns, a smoother every third case): with the rows kept
+ * they must be byte-equal to the plain call's (in a->o), the codes and
+ * scales exactly the reference's rounding of those rows; without, o must be
+ * left alone and the codes the same. */
+static void attn_codes_check(const struct llm_k_attn *a, const char *name, int mode, int n_seqs,
+                             const int32_t *seq_start, const int32_t *pos, int n_tok)
+{
+    static int turn;
+    const int qa = turn % 2 ? LLM_K_A_INT8 : LLM_K_A_FP8, smooth = turn % 3 == 0;
+    turn++;
+    const int dt = a->dt, nh = a->n_heads, hd = a->head_dim, W = nh * hd;
+    const size_t no = (size_t)n_tok * W, ob = no * esize(dt);
+    const float osc = qa == LLM_K_A_FP8 ? 1.f / 64 : 1.f / 100;
+    float *sm = xmalloc(sizeof(float) * (size_t)W), *of = xmalloc(sizeof(float) * no);
+    for (int j = 0; j < W; j++) sm[j] = 0.5f + fabsf(frand());
+    void *dsc = dev_copy(&osc, sizeof osc), *dsm = dev_copy(sm, sizeof(float) * (size_t)W);
+    void *dq8 = dev_poison(no), *dxs = dev_poison(4 * (size_t)n_tok), *dob = dev_poison(ob);
+    uint8_t *h0 = xmalloc(ob), *h1 = xmalloc(ob), *c1 = xmalloc(no), *c2 = xmalloc(no);
+    float *x1 = xmalloc(4 * (size_t)n_tok);
+    CUDA(cudaMemcpy(h0, a->o, ob, cudaMemcpyDeviceToHost));
+    struct llm_k_attn b = *a;
+    b.o = dob, b.oq = qa, b.oq_keep = 1, b.oq_codes = dq8, b.oq_xs = dxs, b.oq_scale = dsc;
+    b.oq_sm = smooth ? dsm : NULL;
+    attn_launch(&b, mode, dt, hd, n_seqs, seq_start, pos, n_tok, nh, a->n_kv_heads);
+    CUDA(cudaMemcpy(h1, dob, ob, cudaMemcpyDeviceToHost));
+    CUDA(cudaMemcpy(c1, dq8, no, cudaMemcpyDeviceToHost));
+    CUDA(cudaMemcpy(x1, dxs, 4 * (size_t)n_tok, cudaMemcpyDeviceToHost));
+    size_t bad = memcmp(h0, h1, ob) != 0;
+    llm_cpu_to_f32(of, h0, dt, 0, (int64_t)no);
+    for (size_t i = 0; i < no; i++) {
+        float f = of[i];
+        if (smooth) f = f / sm[i % (size_t)W];
+        float q = rintf(f / osc);
+        uint8_t want_c = qa == LLM_K_A_FP8 ? llm_f32_to_e4m3(f / osc)
+                                           : (uint8_t)(int8_t)(q < -127.f  ? -127.f
+                                                               : q > 127.f ? 127.f
+                                                                           : q);
+        bad += c1[i] != want_c;
+    }
+    for (int r = 0; r < n_tok; r++) bad += x1[r] != osc;
+    /* the codes alone */
+    b.oq_keep = 0;
+    CUDA(cudaMemset(dob, 0xff, ob));
+    CUDA(cudaMemset(dq8, 0xff, no));
+    attn_launch(&b, mode, dt, hd, n_seqs, seq_start, pos, n_tok, nh, a->n_kv_heads);
+    CUDA(cudaMemcpy(h1, dob, ob, cudaMemcpyDeviceToHost));
+    CUDA(cudaMemcpy(c2, dq8, no, cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < ob; i++) bad += h1[i] != 0xff;
+    bad += memcmp(c1, c2, no) != 0;
+    n_cases++;
+    printf("%s+codes(%s%s) %zu differ  %s\n", name, qa == LLM_K_A_FP8 ? "fp8" : "int8",
+           smooth ? ",smoother" : "", bad, bad ? "FAIL" : "ok");
+    if (bad) n_failed++;
+    free(sm), free(of), free(h0), free(h1), free(c1), free(c2), free(x1);
+    cudaFree(dsc), cudaFree(dsm), cudaFree(dq8), cudaFree(dxs), cudaFree(dob);
+}
+
 /* mode 0: row kernel only; 1: row kernel with forced splits; 2: prefill tiles for every
  * sequence (q_len >= 1). */
 static void attn_run(const struct attn_case *ac, int mode)
@@ -1648,61 +1763,11 @@ static void attn_run(const struct attn_case *ac, int mode)
         .scale = scale, .softcap = ca.softcap, .window = ac->window,
         .alibi = ac->alibi ? dsl : NULL, .kv_q = kvq, .k_scale = ksc, .v_scale = vsc,
     };
-    if (mode == 2) {
-        int32_t tiles[3 * 64];
-        int nt = 0, tr = llm_k_attn_prefill_tile_rows(dt, hd);
-        for (int s = 0; s < ac->n_seqs; s++)
-            for (int r = seq_start[s]; r < seq_start[s + 1]; r += tr) {
-                tiles[3 * nt] = s;
-                tiles[3 * nt + 1] = r;
-                tiles[3 * nt + 2] = seq_start[s + 1] - r < tr ? seq_start[s + 1] - r : tr;
-                nt++;
-            }
-        void *dt_ = dev_copy(tiles, sizeof(int32_t) * 3 * nt);
-        CUDA(llm_k_attn_prefill(&a, dt_, nt, 0));
-        CUDA(cudaDeviceSynchronize());
-        cudaFree(dt_);
-    } else {
-        int32_t *rows = xmalloc(sizeof(int32_t) * n_tok), *sq = xmalloc(sizeof(int32_t) * n_tok);
-        int maxlen = 0;
-        for (int s = 0; s < ac->n_seqs; s++)
-            for (int r = seq_start[s]; r < seq_start[s + 1]; r++) {
-                rows[r] = r;
-                sq[r] = s;
-                if (pos[r] + 1 > maxlen) maxlen = pos[r] + 1;
-            }
-        int split_len = 0, splits = 1;
-        if (mode == 1) {
-            split_len = 64;
-            splits = (maxlen + split_len - 1) / split_len;
-        }
-        float *ws = NULL;
-        CUDA(cudaMalloc((void **)&ws, sizeof(float) * (size_t)n_tok * nh * splits * (hd + 1)));
-        void *dr = dev_copy(rows, sizeof(int32_t) * n_tok), *ds = dev_copy(sq, 4 * (size_t)n_tok);
-        /* a generous grid: splits past a row's keys must leave the result alone */
-        void *dspl = dev_copy(&split_len, sizeof split_len);
-        if (mode == 1) splits += 3;
-        cudaFree(ws);
-        CUDA(cudaMalloc((void **)&ws, sizeof(float) * (size_t)n_tok * nh * splits * (hd + 1)));
-        int *cnt, ncnt = n_tok * llm_k_attn_rows_blocks(nh, nkv);
-        CUDA(cudaMalloc((void **)&cnt, sizeof(int) * (size_t)ncnt));
-        CUDA(cudaMemset(cnt, 0, sizeof(int) * (size_t)ncnt));
-        CUDA(llm_k_attn_rows(&a, dr, ds, n_tok, dspl, splits, ws, cnt, 0));
-        CUDA(cudaDeviceSynchronize());
-        if (mode == 1) {
-            /* the counters must be left at zero for the next call */
-            int *hc = xmalloc(sizeof(int) * (size_t)ncnt), nz = 0;
-            CUDA(cudaMemcpy(hc, cnt, sizeof(int) * (size_t)ncnt, cudaMemcpyDeviceToHost));
-            for (int i = 0; i < ncnt; i++) nz += hc[i] != 0;
-            if (nz) printf("    %d split counters left non-zero\n", nz), n_failed++;
-            free(hc);
-        }
-        cudaFree(ws), cudaFree(dr), cudaFree(ds), cudaFree(dspl), cudaFree(cnt);
-        free(rows), free(sq);
-    }
+    attn_launch(&a, mode, dt, hd, ac->n_seqs, seq_start, pos, n_tok, nh, nkv);
     float *got = dev_f32(dout, (size_t)n_tok * nh * hd, dt);
     double bound = dt == LLM_DTYPE_F32 ? 1e-10 : dt == LLM_DTYPE_F16 ? 5e-7 : 2e-5;
     check(name, got, ref, (size_t)n_tok * nh * hd, bound);
+    attn_codes_check(&a, name, mode, ac->n_seqs, seq_start, pos, n_tok);
     free(got), free(ref), free(pool), free(q), free(k), free(v), free(q_h), free(k_h), free(v_h);
     free(bt), free(perm), free(pos), free(tok);
     cudaFree(dpool), cudaFree(dq), cudaFree(dbt), cudaFree(dpos), cudaFree(dsl), cudaFree(dout);

@@ -610,6 +610,8 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     const char *nq = getenv("LLM_CUDA_NORM_Q8"), *nf = getenv("LLM_CUDA_NORM_FUSE");
     c->q8_no_fuse = nq && !strcmp(nq, "0");
     c->norm_no_fuse = nf && !strcmp(nf, "0");
+    const char *aq = getenv("LLM_CUDA_ATTN_Q8");
+    c->attn_no_q8 = aq && !strcmp(aq, "0");
     const char *ak = getenv("LLM_CUDA_ACT_KEEP");
     c->act_keep = ak && !strcmp(ak, "1");
     /* LLM_CUDA_PROFILE_STEPS=FIRST[,COUNT]: the profiler (ncu --profile-from-start off)

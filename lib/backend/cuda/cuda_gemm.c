@@ -15,6 +15,21 @@
  * shape, said once per output type and bias), fp8
  * into fp32 and int8 into int32 with the scales, bias and residual applied
  * by llm_k_w8a8_scale, a block of rows at a time through a scratch.
+ *
+ * Measured at first use (entry_settle): the heuristic's first answer is not
+ * always its fastest (the fp8 products of Llama-3.1-70B's MLP at 1024 rows:
+ * its fourth candidate is 11% faster than its first on the H200).  So a
+ * product that overwrites its output, the first time its kind is seen (the
+ * shape and options with the rows rounded up to a power of two), is run under
+ * each of the heuristic's first TUNE_CANDIDATES candidates on its own operands
+ * and the fastest is kept for the kind; a later shape of the kind takes it
+ * where cuBLASLt accepts it.  Not while the stream is captured, not for a
+ * product that adds into its output (it would add again), not where an
+ * engine brought its measured choice (llm-build); LLM_CUDA_GEMM_TUNE=0 (or
+ * cu_gemm_set_online): the heuristic's first, as before.  Which candidate
+ * wins can differ from one process to the next (timing), so results can
+ * differ in the last bits between runs; within a run every repetition of a
+ * product is the same.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +66,7 @@ struct gemm_key {
 struct gemm_entry {
     struct gemm_key key;
     int used;
+    int fresh, preset; /* built by this call (not yet settled); the algorithm an engine's */
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t la, lb, lc;
     cublasLtMatmulAlgo_t algo;
@@ -71,6 +87,14 @@ struct cu_gemm {
     int n_no_vec, next_no_vec;
     unsigned told_no_vec;
     int8_t fp8_fast; /* fp8 products accumulate without promotion (LLM_CUDA_FP8_FAST_ACCUM) */
+    int pick;        /* cu_gemm_set_pick: the heuristic's candidate taken (0: its first) */
+    int8_t online;   /* measure at first use (LLM_CUDA_GEMM_TUNE, default on) */
+    /* kinds measured at first use: the key with m rounded up to a power of two */
+    struct {
+        struct gemm_key k;
+        cublasLtMatmulAlgo_t algo;
+    } tuned[GEMM_CACHE];
+    int n_tuned, next_tuned;
 };
 
 static cudaDataType_t cuda_type(int dt)
@@ -100,6 +124,8 @@ int cu_gemm_create(struct cu_gemm **out, int dt, size_t workspace_bytes)
      * LLM_CUDA_FP8_FAST_ACCUM=0: the promoted, slower mode */
     const char *fa = getenv("LLM_CUDA_FP8_FAST_ACCUM");
     g->fp8_fast = !(fa && !strcmp(fa, "0"));
+    const char *gt = getenv("LLM_CUDA_GEMM_TUNE");
+    g->online = !(gt && !strcmp(gt, "0"));
     cublasStatus_t s = cublasLtCreate(&g->lt);
     if (s != CUBLAS_STATUS_SUCCESS) {
         free(g);
@@ -222,24 +248,38 @@ static int entry_build(struct cu_gemm *g, struct gemm_entry *e, const struct gem
 {
     int rc = entry_layouts(g, e, k);
     if (rc) return rc;
-    if (g->n_pre && k->ab == AB_DENSE && entry_preset(g, e, k)) return 0;
+    e->fresh = 1;
+    e->preset = 0;
+    if (g->n_pre && k->ab == AB_DENSE && entry_preset(g, e, k)) return e->preset = 1, 0;
     cublasLtMatmulPreference_t pref;
     CKB(cublasLtMatmulPreferenceCreate(&pref));
     cublasStatus_t s = cublasLtMatmulPreferenceSetAttribute(
         pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &g->ws_bytes, sizeof g->ws_bytes);
-    cublasLtMatmulHeuristicResult_t res;
+    cublasLtMatmulHeuristicResult_t res[8];
     int found = 0;
     if (s == CUBLAS_STATUS_SUCCESS)
-        s = cublasLtMatmulAlgoGetHeuristic(g->lt, e->op, e->la, e->lb, e->lc, e->lc, pref, 1, &res,
-                                           &found);
+        s = cublasLtMatmulAlgoGetHeuristic(g->lt, e->op, e->la, e->lb, e->lc, e->lc, pref,
+                                           g->pick + 1, res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     CKB(s);
     static const char *const ab_name[] = {"", " fp8 (scaled)", " fp8", " int8", " fp8 (scalar)"};
     if (found < 1)
         return llm_err_set(LLM_EDEVICE, "cublasLt: no algorithm for %s%s product m %d n %d k %d",
                            llm_dtype_name(g->dt), ab_name[k->ab], k->m, k->n, k->k);
-    e->algo = res.algo;
+    e->algo = res[g->pick < found ? g->pick : found - 1].algo;
     return 0;
+}
+
+void cu_gemm_set_online(struct cu_gemm *g, int on)
+{
+    g->online = on != 0;
+}
+
+void cu_gemm_set_pick(struct cu_gemm *g, int i)
+{
+    g->pick = i < 0 ? 0 : i > 7 ? 7 : i;
+    for (int j = 0; j < GEMM_CACHE; j++) entry_free(&g->e[j]);
+    g->n_tuned = g->next_tuned = 0;
 }
 
 /* The cached entry of a product, built at its first use. */
@@ -265,6 +305,91 @@ static int entry_get(struct cu_gemm *g, const struct gemm_key *key, struct gemm_
     return 0;
 }
 
+#define TUNE_CANDIDATES 8
+/* The algorithm of a product built by this call (entry_build took the
+ * heuristic's first): its kind's measured one, or measure the kind now (see
+ * the top of the file).  The operands are the call's own, with its scale and
+ * bias pointers set; a candidate that does not run is skipped, and nothing
+ * here is fatal: the heuristic's choice stays. */
+static void entry_settle(struct cu_gemm *g, cudaStream_t st, struct gemm_entry *e, const void *w,
+                         const void *x, void *y, const void *alpha, const void *beta)
+{
+    if (!e->fresh) return;
+    e->fresh = 0;
+    if (!g->online || e->preset || e->key.acc || e->key.m <= 8 || g->pick) return;
+    struct gemm_key bk = e->key;
+    int b = 16;
+    while (b < bk.m && b < (1 << 30)) b <<= 1;
+    bk.m = b;
+    for (int i = 0; i < g->n_tuned; i++)
+        if (!memcmp(&g->tuned[i].k, &bk, sizeof bk)) {
+            cublasLtMatmulHeuristicResult_t r;
+            memset(&r, 0, sizeof r);
+            if (cublasLtMatmulAlgoCheck(g->lt, e->op, e->la, e->lb, e->lc, e->lc,
+                                        &g->tuned[i].algo, &r) == CUBLAS_STATUS_SUCCESS &&
+                r.workspaceSize <= g->ws_bytes)
+                e->algo = g->tuned[i].algo;
+            return;
+        }
+    enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(st, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone) return;
+    cublasLtMatmulPreference_t pref = NULL;
+    cublasLtMatmulHeuristicResult_t res[TUNE_CANDIDATES];
+    int found = 0;
+    if (cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS) return;
+    if (cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                             &g->ws_bytes, sizeof g->ws_bytes) ==
+        CUBLAS_STATUS_SUCCESS)
+        cublasLtMatmulAlgoGetHeuristic(g->lt, e->op, e->la, e->lb, e->lc, e->lc, pref,
+                                       TUNE_CANDIDATES, res, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    cudaEvent_t t0 = NULL, t1 = NULL;
+    if (found < 2 || cudaEventCreate(&t0) != cudaSuccess || cudaEventCreate(&t1) != cudaSuccess) {
+        if (t0) cudaEventDestroy(t0);
+        return;
+    }
+    int best = -1;
+    float best_us = 0.f, first_us = 0.f;
+    for (int i = 0; i < found; i++) {
+        if (res[i].state != CUBLAS_STATUS_SUCCESS || res[i].workspaceSize > g->ws_bytes) continue;
+        /* one run to warm up, then the best of two means of three runs */
+        if (cublasLtMatmul(g->lt, e->op, alpha, w, e->la, x, e->lb, beta, y, e->lc, y, e->lc,
+                           &res[i].algo, g->ws, g->ws_bytes, st) != CUBLAS_STATUS_SUCCESS) {
+            cudaGetLastError();
+            continue;
+        }
+        float cand = -1.f;
+        for (int rep = 0; rep < 2; rep++) {
+            float ms = 0.f;
+            cudaEventRecord(t0, st);
+            for (int r = 0; r < 3; r++)
+                cublasLtMatmul(g->lt, e->op, alpha, w, e->la, x, e->lb, beta, y, e->lc, y, e->lc,
+                               &res[i].algo, g->ws, g->ws_bytes, st);
+            cudaEventRecord(t1, st);
+            if (cudaEventSynchronize(t1) != cudaSuccess ||
+                cudaEventElapsedTime(&ms, t0, t1) != cudaSuccess) {
+                cand = -1.f;
+                break;
+            }
+            if (cand < 0.f || ms * 1000.f / 3 < cand) cand = ms * 1000.f / 3;
+        }
+        if (cand < 0.f) continue;
+        if (i == 0) first_us = cand;
+        if (best < 0 || cand < best_us) best = i, best_us = cand;
+    }
+    cudaEventDestroy(t0);
+    cudaEventDestroy(t1);
+    cudaGetLastError();
+    if (best < 0) return;
+    e->algo = res[best].algo;
+    g->tuned[g->next_tuned].k = bk;
+    g->tuned[g->next_tuned].algo = res[best].algo;
+    g->next_tuned = (g->next_tuned + 1) % GEMM_CACHE;
+    if (g->n_tuned < GEMM_CACHE) g->n_tuned++;
+    llm_debug("cublasLt: m %d n %d k %d (kind %d): candidate %d of %d, %.1f us (first %.1f us)",
+              e->key.m, e->key.n, e->key.k, e->key.ab, best, found, best_us, first_us);
+}
+
 int cu_gemm_run(struct cu_gemm *g, cudaStream_t st, int m, int n, int k, const void *x, int ldx,
                 const void *w, const void *bias, void *y, int ldy, int yt, int accumulate)
 {
@@ -277,6 +402,7 @@ int cu_gemm_run(struct cu_gemm *g, cudaStream_t st, int m, int n, int k, const v
         CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                            sizeof bias));
     float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
+    entry_settle(g, st, e, w, x, y, &alpha, &beta);
     CKB(cublasLtMatmul(g->lt, e->op, &alpha, w, e->la, x, e->lb, &beta, y, e->lc, y, e->lc,
                        &e->algo, g->ws, g->ws_bytes, st));
     return 0;
@@ -305,6 +431,7 @@ int cu_gemm_run8(struct cu_gemm *g, cudaStream_t st, int act, int scalar, int m,
                 CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                                    sizeof bias));
             float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
+            entry_settle(g, st, e, wq, xq, y, &alpha, &beta);
             CKB(cublasLtMatmul(g->lt, e->op, &alpha, wq, e->la, xq, e->lb, &beta, y, e->lc, y,
                                e->lc, &e->algo, g->ws, g->ws_bytes, st));
             return 0;
@@ -335,6 +462,7 @@ int cu_gemm_run8(struct cu_gemm *g, cudaStream_t st, int act, int scalar, int m,
         int32_t ia = 1, ib = 0;
         const void *alpha = i8 ? (const void *)&ia : (const void *)&fa;
         const void *beta = i8 ? (const void *)&ib : (const void *)&fb;
+        entry_settle(g, st, e, wq, (const char *)xq + (size_t)r0 * k, acc, alpha, beta);
         CKB(cublasLtMatmul(g->lt, e->op, alpha, wq, e->la, (const char *)xq + (size_t)r0 * k,
                            e->lb, beta, acc, e->lc, acc, e->lc, &e->algo, g->ws, g->ws_bytes, st));
         CK(llm_k_w8a8_scale(yt, (char *)y + (size_t)r0 * ldy * (yt == LLM_DTYPE_F32 ? 4 : 2),
@@ -348,7 +476,6 @@ int cu_gemm_run8(struct cu_gemm *g, cudaStream_t st, int act, int scalar, int m,
  * TUNE_REPS times over TUNE_RUNS back-to-back launches; a candidate's time
  * is its best mean, and the fastest candidate wins.  A candidate that fails
  * to launch is skipped, not fatal. */
-#define TUNE_CANDIDATES 8
 #define TUNE_REPS 3
 #define TUNE_RUNS 10
 

@@ -49,6 +49,12 @@ int cu_gemm_create(struct cu_gemm **out, int dt, size_t workspace_bytes);
 /* Whether its fp8 products use the fast accumulation (LLM_CUDA_FP8_FAST_ACCUM, default on). */
 int cu_gemm_fp8_fast(const struct cu_gemm *g);
 void cu_gemm_destroy(struct cu_gemm *g);
+/* Products built from now on take the heuristic's candidate i (0..7; 0 the
+ * default, its first; past the last it offers, the last): for the benchmark. */
+void cu_gemm_set_pick(struct cu_gemm *g, int i);
+/* 0: products keep the heuristic's first choice, none is measured at first
+ * use (the ceiling probe, whose random bits are no model's data). */
+void cu_gemm_set_online(struct cu_gemm *g, int on);
 int cu_gemm_run(struct cu_gemm *g, cudaStream_t st, int m, int n, int k, const void *x, int ldx,
                 const void *w, const void *bias, void *y, int ldy, int yt, int accumulate);
 /* The same with 8-bit operands (act: LLM_K_A_FP8 or LLM_K_A_INT8 of
@@ -183,8 +189,10 @@ struct cu_be {
     struct cu_q8_src q8_from, q8_pend;
     int q8_no_fuse;        /* LLM_CUDA_NORM_Q8=0: norms and activations leave the rounding to
                             * the product */
-    int act_keep;          /* LLM_CUDA_ACT_KEEP=1: an activation that writes the codes
-                            * stores its 16-bit rows too */
+    int attn_no_q8;        /* LLM_CUDA_ATTN_Q8=0: attention leaves the o product's rounding
+                            * to it */
+    int act_keep;          /* LLM_CUDA_ACT_KEEP=1: an activation or attention that writes
+                            * the next product's codes stores its 16-bit rows too */
     /* a norm left to the int4 product right after it (llm_k_qgemv_norm): set by
      * the norm's step, taken by the product's; LLM_CUDA_NORM_FUSE=0: never */
     struct llm_k_norm_in norm_pend;

@@ -752,9 +752,22 @@ static int step_moe(struct cu_be *c, const struct llm_step *st, int layer, int r
     return 0;
 }
 
-static int step_attn(struct cu_be *c, const struct cu_step *s, int layer)
+/* Attention over the step's rows.  Where its output goes straight into the o
+ * product with 8-bit activations under a static scale (as for step_act), the
+ * attention kernels write that product's codes too, and not the 16-bit rows
+ * unless calibration (or LLM_CUDA_ACT_KEEP=1) wants them. */
+static int step_attn(struct cu_be *c, const struct cu_step *s, const struct llm_step *st,
+                     int layer, int rows)
 {
     const struct llm_model_desc *d = c->d;
+    const struct llm_step *nx = next_step(c, st);
+    const struct cu_w *nw = NULL;
+    if (!c->q8_no_fuse && !c->attn_no_q8 && nx && nx->op == LLM_OP_LINEAR &&
+        nx->in == LLM_BUF_ATT && st->out == LLM_BUF_ATT && nx->rows == st->rows) {
+        /* the o product */
+        nw = dw(c, nx->slot, layer);
+        if (!nw->q.act || !nw->q.act_static || nw->q.pre_split != 1 << 30) nw = NULL;
+    }
     struct llm_k_attn a = {
         .dt = c->dt,
         .q = c->buf[LLM_BUF_QKV],
@@ -776,11 +789,21 @@ static int step_attn(struct cu_be *c, const struct cu_step *s, int layer)
         .kv_q = c->kv_q,
         .k_scale = c->kv_q ? c->kv_scale[2 * layer] : 1.f,
         .v_scale = c->kv_q ? c->kv_scale[2 * layer + 1] : 1.f,
+        .oq = nw ? nw->q.act : LLM_K_A_NONE,
+        .oq_keep = !nw || c->stats || c->act_keep,
+        .oq_codes = nw ? c->q8_xq : NULL,
+        .oq_xs = nw ? c->q8_xs : NULL,
+        .oq_scale = nw ? nw->q.act_scale : NULL,
+        .oq_sm = nw ? nw->q.smoother : NULL,
     };
     if (s->n_tiles) CK(llm_k_attn_prefill(&a, s->tiles, s->n_tiles, c->st));
     if (s->n_rows)
         CK(llm_k_attn_rows(&a, s->rows, s->seqs, s->n_rows, s->split_len, s->max_splits,
                            c->attn_ws, c->attn_cnt, c->st));
+    if (nw)
+        c->q8_from = (struct cu_q8_src){c->buf[LLM_BUF_ATT], nw->q.act, rows,
+                                        buf_width(c, LLM_BUF_ATT), nw->q.act_scale,
+                                        nw->q.smoother};
     return 0;
 }
 
@@ -853,7 +876,7 @@ static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
                          c->kv_q ? c->kv_scale[2 * layer] : 1.f,
                          c->kv_q ? c->kv_scale[2 * layer + 1] : 1.f, c->st));
         return c->stats ? cu_stats_kv(c, layer, rows) : 0;
-    case LLM_OP_ATTN: return step_attn(c, s, layer);
+    case LLM_OP_ATTN: return step_attn(c, s, st, layer, rows);
     case LLM_OP_ADD:
         CK(llm_k_add(c->dt, c->buf[st->out], c->buf[st->in],
                      (int64_t)rows * buf_width(c, st->out), c->st));
