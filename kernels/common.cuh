@@ -263,10 +263,9 @@ static __device__ __forceinline__ float code8_scale(int q, float amax)
 }
 
 /* The 8-bit codes of N consecutive stored outputs x of attention (struct
- * llm_k_attn's oq: llm_k_quant_act's arithmetic on them) at element at of the
- * output, column col of its row; the scale too at the row's first column.
- * Out of line: it runs once per output, and inlined it costs the kernels'
- * main loops registers. */
+ * llm_k_attn's oq: llm_k_quant_act's arithmetic on them) at row, column col;
+ * the row's scale too at its first column.  (Out of line it took the decode
+ * kernel to 128 registers: inlined.) */
 template <typename T, int N>
 static __device__ __forceinline__ void attn_codes(const struct llm_k_attn &a, int64_t row, int col,
                                                const T *x)
