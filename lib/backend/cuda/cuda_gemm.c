@@ -244,6 +244,53 @@ static int entry_preset(struct cu_gemm *g, struct gemm_entry *e, const struct ge
     return 1;
 }
 
+/* The heuristic's first n candidates for e's product within the workspace. */
+static cublasStatus_t heuristic(struct cu_gemm *g, const struct gemm_entry *e, int n,
+                                cublasLtMatmulHeuristicResult_t *res, int *found)
+{
+    cublasLtMatmulPreference_t pref;
+    *found = 0;
+    cublasStatus_t s = cublasLtMatmulPreferenceCreate(&pref);
+    if (s != CUBLAS_STATUS_SUCCESS) return s;
+    s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                             &g->ws_bytes, sizeof g->ws_bytes);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = cublasLtMatmulAlgoGetHeuristic(g->lt, e->op, e->la, e->lb, e->lc, e->lc, pref, n, res,
+                                           found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    return s;
+}
+
+/* Microseconds of one run of e's product under algo: warm untimed runs, then
+ * the best of reps means of runs back-to-back runs.  -1: the candidate does
+ * not run (its error cleared); -2: the events failed. */
+static float time_algo(struct cu_gemm *g, cudaStream_t st, const struct gemm_entry *e,
+                       const cublasLtMatmulAlgo_t *algo, const void *alpha, const void *w,
+                       const void *x, const void *beta, void *y, cudaEvent_t t0, cudaEvent_t t1,
+                       int warm, int reps, int runs)
+{
+    for (int r = 0; r < warm; r++)
+        if (cublasLtMatmul(g->lt, e->op, alpha, w, e->la, x, e->lb, beta, y, e->lc, y, e->lc,
+                           algo, g->ws, g->ws_bytes, st) != CUBLAS_STATUS_SUCCESS) {
+            cudaGetLastError();
+            return -1.f;
+        }
+    float best = -1.f;
+    for (int rep = 0; rep < reps; rep++) {
+        float ms = 0.f;
+        if (cudaEventRecord(t0, st) != cudaSuccess) return -2.f;
+        for (int r = 0; r < runs; r++)
+            cublasLtMatmul(g->lt, e->op, alpha, w, e->la, x, e->lb, beta, y, e->lc, y, e->lc, algo,
+                           g->ws, g->ws_bytes, st);
+        if (cudaEventRecord(t1, st) != cudaSuccess || cudaEventSynchronize(t1) != cudaSuccess ||
+            cudaEventElapsedTime(&ms, t0, t1) != cudaSuccess)
+            return -2.f;
+        const float us = ms * 1000.f / runs;
+        if (best < 0.f || us < best) best = us;
+    }
+    return best;
+}
+
 static int entry_build(struct cu_gemm *g, struct gemm_entry *e, const struct gemm_key *k)
 {
     int rc = entry_layouts(g, e, k);
@@ -251,17 +298,9 @@ static int entry_build(struct cu_gemm *g, struct gemm_entry *e, const struct gem
     e->fresh = 1;
     e->preset = 0;
     if (g->n_pre && k->ab == AB_DENSE && entry_preset(g, e, k)) return e->preset = 1, 0;
-    cublasLtMatmulPreference_t pref;
-    CKB(cublasLtMatmulPreferenceCreate(&pref));
-    cublasStatus_t s = cublasLtMatmulPreferenceSetAttribute(
-        pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &g->ws_bytes, sizeof g->ws_bytes);
     cublasLtMatmulHeuristicResult_t res[8];
     int found = 0;
-    if (s == CUBLAS_STATUS_SUCCESS)
-        s = cublasLtMatmulAlgoGetHeuristic(g->lt, e->op, e->la, e->lb, e->lc, e->lc, pref,
-                                           g->pick + 1, res, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    CKB(s);
+    CKB(heuristic(g, e, g->pick + 1, res, &found));
     static const char *const ab_name[] = {"", " fp8 (scaled)", " fp8", " int8", " fp8 (scalar)"};
     if (found < 1)
         return llm_err_set(LLM_EDEVICE, "cublasLt: no algorithm for %s%s product m %d n %d k %d",
@@ -333,16 +372,9 @@ static void entry_settle(struct cu_gemm *g, cudaStream_t st, struct gemm_entry *
         }
     enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
     if (cudaStreamIsCapturing(st, &cs) != cudaSuccess || cs != cudaStreamCaptureStatusNone) return;
-    cublasLtMatmulPreference_t pref = NULL;
     cublasLtMatmulHeuristicResult_t res[TUNE_CANDIDATES];
     int found = 0;
-    if (cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS) return;
-    if (cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                             &g->ws_bytes, sizeof g->ws_bytes) ==
-        CUBLAS_STATUS_SUCCESS)
-        cublasLtMatmulAlgoGetHeuristic(g->lt, e->op, e->la, e->lb, e->lc, e->lc, pref,
-                                       TUNE_CANDIDATES, res, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
+    heuristic(g, e, TUNE_CANDIDATES, res, &found);
     cudaEvent_t t0 = NULL, t1 = NULL;
     if (found < 2 || cudaEventCreate(&t0) != cudaSuccess || cudaEventCreate(&t1) != cudaSuccess) {
         if (t0) cudaEventDestroy(t0);
@@ -353,26 +385,7 @@ static void entry_settle(struct cu_gemm *g, cudaStream_t st, struct gemm_entry *
     for (int i = 0; i < found; i++) {
         if (res[i].state != CUBLAS_STATUS_SUCCESS || res[i].workspaceSize > g->ws_bytes) continue;
         /* one run to warm up, then the best of two means of three runs */
-        if (cublasLtMatmul(g->lt, e->op, alpha, w, e->la, x, e->lb, beta, y, e->lc, y, e->lc,
-                           &res[i].algo, g->ws, g->ws_bytes, st) != CUBLAS_STATUS_SUCCESS) {
-            cudaGetLastError();
-            continue;
-        }
-        float cand = -1.f;
-        for (int rep = 0; rep < 2; rep++) {
-            float ms = 0.f;
-            cudaEventRecord(t0, st);
-            for (int r = 0; r < 3; r++)
-                cublasLtMatmul(g->lt, e->op, alpha, w, e->la, x, e->lb, beta, y, e->lc, y, e->lc,
-                               &res[i].algo, g->ws, g->ws_bytes, st);
-            cudaEventRecord(t1, st);
-            if (cudaEventSynchronize(t1) != cudaSuccess ||
-                cudaEventElapsedTime(&ms, t0, t1) != cudaSuccess) {
-                cand = -1.f;
-                break;
-            }
-            if (cand < 0.f || ms * 1000.f / 3 < cand) cand = ms * 1000.f / 3;
-        }
+        const float cand = time_algo(g, st, e, &res[i].algo, alpha, w, x, beta, y, t0, t1, 1, 2, 3);
         if (cand < 0.f) continue;
         if (i == 0) first_us = cand;
         if (best < 0 || cand < best_us) best = i, best_us = cand;
@@ -496,19 +509,12 @@ int cu_gemm_tune(struct cu_gemm *g, cudaStream_t st, struct llm_gemm_choice *c, 
     struct gemm_entry e;
     memset(&e, 0, sizeof e);
     cudaEvent_t t0 = NULL, t1 = NULL;
-    cublasLtMatmulPreference_t pref = NULL;
     cublasLtMatmulHeuristicResult_t res[TUNE_CANDIDATES];
     int found = 0, best = -1, tried = 0;
     float best_us = 0.f;
     int rc = entry_layouts(g, &e, &key);
     if (rc) goto out;
-    cublasStatus_t s = cublasLtMatmulPreferenceCreate(&pref);
-    if (s == CUBLAS_STATUS_SUCCESS)
-        s = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                 &g->ws_bytes, sizeof g->ws_bytes);
-    if (s == CUBLAS_STATUS_SUCCESS)
-        s = cublasLtMatmulAlgoGetHeuristic(g->lt, e.op, e.la, e.lb, e.lc, e.lc, pref,
-                                           TUNE_CANDIDATES, res, &found);
+    cublasStatus_t s = heuristic(g, &e, TUNE_CANDIDATES, res, &found);
     if (s == CUBLAS_STATUS_SUCCESS && bias)
         s = cublasLtMatmulDescSetAttribute(e.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                            sizeof bias);
@@ -521,28 +527,17 @@ int cu_gemm_tune(struct cu_gemm *g, cudaStream_t st, struct llm_gemm_choice *c, 
     float alpha = 1.f, beta = c->accumulate ? 1.f : 0.f;
     for (int i = 0; i < found; i++) {
         if (res[i].state != CUBLAS_STATUS_SUCCESS || res[i].workspaceSize > g->ws_bytes) continue;
-        int ok = 1;
-        for (int r = 0; r < 2 && ok; r++)
-            ok = cublasLtMatmul(g->lt, e.op, &alpha, w, e.la, x, e.lb, &beta, y, e.lc, y, e.lc,
-                                &res[i].algo, g->ws, g->ws_bytes, st) == CUBLAS_STATUS_SUCCESS;
-        if (!ok) {
-            cudaGetLastError();
+        const float cand = time_algo(g, st, &e, &res[i].algo, &alpha, w, x, &beta, y, t0, t1, 2,
+                                     TUNE_REPS, TUNE_RUNS);
+        if (cand == -2.f) {
+            rc = cu_fail(CU_LIB_RT, (int)cudaGetLastError(), "timing a candidate", __FILE__,
+                         __LINE__);
+            goto out;
+        }
+        if (cand < 0.f) {
             llm_debug("cublasLt: candidate %d of %s m %d n %d k %d does not run; skipped", i,
                       llm_gemm_op_name(c->op), c->m, c->n, c->k);
             continue;
-        }
-        float cand = 0.f;
-        for (int rep = 0; rep < TUNE_REPS; rep++) {
-            TK(cudaEventRecord(t0, st));
-            for (int r = 0; r < TUNE_RUNS; r++)
-                cublasLtMatmul(g->lt, e.op, &alpha, w, e.la, x, e.lb, &beta, y, e.lc, y, e.lc,
-                               &res[i].algo, g->ws, g->ws_bytes, st);
-            TK(cudaEventRecord(t1, st));
-            TK(cudaEventSynchronize(t1));
-            float ms = 0.f;
-            TK(cudaEventElapsedTime(&ms, t0, t1));
-            float us = ms * 1000.f / TUNE_RUNS;
-            if (rep == 0 || us < cand) cand = us;
         }
         tried++;
         if (best < 0 || cand < best_us) {
@@ -564,7 +559,6 @@ int cu_gemm_tune(struct cu_gemm *g, cudaStream_t st, struct llm_gemm_choice *c, 
 out:
     if (t0) cudaEventDestroy(t0);
     if (t1) cudaEventDestroy(t1);
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
     entry_free(&e);
     return rc;
 }
