@@ -66,6 +66,8 @@ static const char usage_text[] =
     "      --seed N               seed of the token ids, lengths and sampling (default 0)\n"
     "      --honor-eos            stop at EOS (default: output lengths are forced)\n"
     "      --save-workload FILE   write the requests as a trtllm-bench dataset (ids)\n"
+    "      --step-trace FILE      one tab-separated line a forward step of the timed runs:\n"
+    "                             rows, prompt rows, sequences, wall and device ms\n"
     "      --temperature T  --top-k K  --top-p P   sampling (default greedy)\n"
     "Sweep:\n"
     "  -p, --n-prompt LIST        prompt-processing tests ppN (default 512)\n"
@@ -137,6 +139,7 @@ enum {
     OPT_BASELINE,
     OPT_MAXREG,
     OPT_SAVE_WL,
+    OPT_TRACE,
     OPT_VERSION,
     OPT_NO_VERIFY,
 };
@@ -182,7 +185,7 @@ struct opts {
     struct runopts r;
     const char *model, *result_in;
     int fmt; /* -1: from the output file's extension, else md */
-    const char *out_path, *replay, *baseline, *save_workload;
+    const char *out_path, *replay, *baseline, *save_workload, *step_trace;
     double max_regression;
     double peak_bw, peak_flops;
     int no_probe;
@@ -521,6 +524,7 @@ struct ctx {
     int cuda;
     const json_t *replay_doc;
     json_t *results;
+    FILE *trace; /* --step-trace */
 };
 
 static int quiet(const struct ctx *c)
@@ -600,6 +604,7 @@ static int run_test(struct ctx *c, struct llm_engine *e, struct llm_bench_meter 
     x.sampling.seed = r->seed;
     x.cuda = c->cuda;
     x.ceiling = c->have_ceil ? &c->ceil : NULL;
+    x.trace_id = id;
 
     /* warm-up: the same kind of run, shortened for throughput and latency */
     struct llm_bench_workload ww = *w;
@@ -620,6 +625,8 @@ static int run_test(struct ctx *c, struct llm_engine *e, struct llm_bench_meter 
     int same = 1;
     for (long i = 0; i < r->repetitions; i++) {
         json_t *f = NULL;
+        x.trace = c->trace; /* timed repetitions only */
+        x.trace_rep = (int)i + 1;
         rc = llm_bench_run_once(e, mt, w, &x, &f, &tot);
         if (!rc) rc = llm_bench_figures_add(acc, f);
         json_decref(f);
@@ -997,6 +1004,14 @@ static int bench(struct opts *o, int *exit_code)
                  o->peak_flops > 0 ? "--peak-flops" : "");
         c.have_ceil = 1;
     }
+    if (o->step_trace && job.rank == 0) { /* rank 0 runs the steps; the others follow */
+        if (!(c.trace = fopen(o->step_trace, "w"))) {
+            rc = llm_err_set(LLM_EIO, "%s: %s", o->step_trace, strerror(errno));
+            goto out;
+        }
+        fputs("# test\trep\tstep\ttokens\tprefill\tdecode\tseqs\tkv_blocks\twall_ms\t"
+              "device_ms\tbytes\tflops\n", c.trace);
+    }
     struct ilist one = {.v = {0}, .n = 1};
     const struct ilist *th = r->threads.n ? &r->threads : &one;
     const struct ilist *mb = r->mbt.n ? &r->mbt : &one;
@@ -1041,6 +1056,12 @@ static int bench(struct opts *o, int *exit_code)
             *exit_code = g;
     }
 out:
+    if (c.trace) {
+        int bad = ferror(c.trace);
+        if (fclose(c.trace)) bad = 1;
+        if (bad && !rc)
+            rc = llm_err_set(LLM_EIO, "%s: writing the step trace failed", o->step_trace);
+    }
     free(tests);
     json_decref(doc);
     json_decref(c.results);
@@ -1121,6 +1142,7 @@ int main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {"save-workload", required_argument, NULL, OPT_SAVE_WL},
+        {"step-trace", required_argument, NULL, OPT_TRACE},
         {"version", no_argument, NULL, OPT_VERSION},
         {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
         {NULL, 0, NULL, 0},
@@ -1292,6 +1314,9 @@ int main(int argc, char **argv)
         case OPT_SAVE_WL:
             o.save_workload = optarg;
             break;
+        case OPT_TRACE:
+            o.step_trace = optarg;
+            break;
         case OPT_BASELINE:
             o.baseline = optarg;
             break;
@@ -1324,6 +1349,7 @@ int main(int argc, char **argv)
     /* every output can be written before anything is loaded or run */
     int crc = llm_out_check(o.out_path);
     if (!crc) crc = llm_out_check(o.save_workload);
+    if (!crc) crc = llm_out_check(o.step_trace);
     if (crc) return tool_fail(crc);
     int npos = argc - optind;
     char **pos = argv + optind;

@@ -15,6 +15,7 @@
  * wall time no step kept the device busy (device time from CUDA events
  * where the backend has them, else the host time inside backend calls).
  */
+#include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -126,18 +127,24 @@ struct steptime {
     double idle_max; /* the largest idle share of one step */
 };
 
-static int run_steps(struct llm_engine *e, struct llm_bench_meter *m, struct acc *a,
-                     struct llm_bench_totals *tot, double *kv_sum, uint64_t *steps,
-                     struct steptime *stt)
+static int run_steps(struct llm_engine *e, struct llm_bench_meter *m,
+                     const struct llm_bench_exec *x, struct acc *a, struct llm_bench_totals *tot,
+                     double *kv_sum, uint64_t *steps, struct steptime *stt)
 {
     int idle = 0;
     while (llm_engine_has_work(e)) {
         struct llm_step_stats st;
-        double d0 = m->device_busy, t0 = llm_engine_now();
+        double d0 = m->device_busy, t0 = llm_engine_now(), b0 = m->bytes, f0 = m->flops;
         int rc = llm_engine_step(e, &st);
         if (!rc) rc = llm_bench_meter_settle(m);
         double w = llm_engine_now() - t0, dv = m->device_busy - d0;
         if (rc) return rc;
+        if (x->trace && st.n_tokens > 0 &&
+            fprintf(x->trace, "%s\t%d\t%" PRIu64 "\t%d\t%d\t%d\t%d\t%d\t%.4f\t%.4f\t%.6g\t%.6g\n",
+                    x->trace_id ? x->trace_id : "", x->trace_rep, st.step, st.n_tokens,
+                    st.n_prefill_tokens, st.n_decode_tokens, st.n_seqs, st.kv_blocks_used,
+                    w * 1e3, dv * 1e3, m->bytes - b0, m->flops - f0) < 0)
+            return llm_err_set(LLM_EIO, "bench: writing the step trace failed");
         stt->wall += w;
         stt->device += dv;
         if (w > 0 && st.n_tokens > 0) {
@@ -216,12 +223,12 @@ int llm_bench_run_once(struct llm_engine *e, struct llm_bench_meter *m,
     if (x->one_at_a_time) {
         for (int i = 0; i < w->n && !rc; i++) {
             rc = submit_one(e, w, i, x);
-            if (!rc) rc = run_steps(e, m, &a, tot, &kv_sum, &steps, &stt);
+            if (!rc) rc = run_steps(e, m, x, &a, tot, &kv_sum, &steps, &stt);
         }
     } else {
         for (int i = 0; i < w->n && !rc; i++)
             rc = submit_one(e, w, i, x);
-        if (!rc) rc = run_steps(e, m, &a, tot, &kv_sum, &steps, &stt);
+        if (!rc) rc = run_steps(e, m, x, &a, tot, &kv_sum, &steps, &stt);
     }
     double wall = llm_engine_now() - t0;
     if (rc) {

@@ -79,6 +79,7 @@ expect 1 "llm-bench: unable to open '$T/none.llm'" "$BENCH" throughput "$T/none.
 expect 1 "llm-bench: unable to create '$T/no/dir/r.json'" "$BENCH" throughput "$T/none.llm" -o "$T/no/dir/r.json"
 expect 1 "llm-bench: unable to create '$T/no/dir/w.jsonl'" "$BENCH" throughput "$T/none.llm" --save-workload "$T/no/dir/w.jsonl"
 expect 1 "llm-bench: unable to create '$T': it is a folder" "$BENCH" throughput "$T/none.llm" -o "$T"
+expect 1 "llm-bench: unable to create '$T/no/dir/t.tsv'" "$BENCH" throughput "$T/none.llm" --step-trace "$T/no/dir/t.tsv"
 expect 2 "llm-bench: -o and --save-workload name the same file" "$BENCH" throughput "$M" -o "$T/same" --save-workload "$T/same"
 check "no output left by the refused runs" test ! -e "$T/no" -a ! -e "$T/same"
 
@@ -158,6 +159,17 @@ check "two runs, seed 7: same workload and counts" "$CHK" same "$T/a.json" "$T/b
 expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" --seed 8 -f json -o "$T/c.json"
 check "seed 8: another workload hash" \
     test "$("$CHK" get "$T/a.json" workload.hash)" != "$("$CHK" get "$T/c.json" workload.hash)"
+
+# ---- step trace: one line a forward step of the timed repetitions ----------------------------------
+expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -r 2 -w 1 -f json -o "$T/st.json" --step-trace "$T/st.tsv"
+check "step trace: a header naming the columns" \
+    grep -q $'^# test\trep\tstep\ttokens\tprefill\tdecode\tseqs' "$T/st.tsv"
+fw=$("$CHK" get "$T/st.json" totals.forwards)
+check "step trace: as many lines a repetition as forward steps ($fw), two repetitions, no warm-up" \
+    test "$(awk -F'\t' '$2 == 1' "$T/st.tsv" | wc -l)" = "$fw" -a \
+    "$(awk -F'\t' '$2 == 2' "$T/st.tsv" | wc -l)" = "$fw" -a "$(grep -vc '^#' "$T/st.tsv")" = "$((2 * fw))"
+check "step trace: every step's rows are its prompt rows plus its decodes" \
+    awk -F'\t' '!/^#/ { if ($4 != $5 + $6 || $4 < 1 || $9 < 0 || $10 < 0) bad = 1 } END { exit bad }' "$T/st.tsv"
 
 # ---- save-workload / dataset round trip, replay ---------------------------------------------------
 expect 0 "" "$BENCH" throughput "$M" "${W[@]}" "${E[@]}" -r 1 -f json -o "$T/s.json" --save-workload "$T/w.jsonl"

@@ -28,6 +28,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <jansson.h>
 
 #include "backend.h"
@@ -242,6 +243,11 @@ struct llm_bench_exec {
     struct llm_sampling sampling;
     int cuda, device;                        /* for peak memory */
     const struct llm_bench_ceiling *ceiling; /* NULL: no fractions */
+    /* NULL, or one line a step is written here (llm-bench --step-trace):
+     * trace_id, trace_rep, then the step's counts, times and cost model */
+    FILE *trace;
+    const char *trace_id;
+    int trace_rep;
 };
 void llm_bench_exec_init(struct llm_bench_exec *x);
 
