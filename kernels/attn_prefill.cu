@@ -201,21 +201,45 @@ __global__ void __launch_bounds__(NWARP * 32)
          * spread over the 4 threads of a quad) */
         const bool full = kb >= lo_last && kb + BN - 1 <= p_first;
         uint32_t pfr[MT][BN / 16][4];
+        /* three loops, so the common ones (no cap, no bias; a tile with or without the
+         * causal edge) run without the others' code in between: the instruction
+         * cache, not the tensor cores, had been what the warps waited on */
+        if (a.softcap > 0.f || a.alibi) {
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int nb = 0; nb < NB; nb++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        float v = s[mt][nb][e] * qscale;
+                        if (a.softcap > 0.f) v = a.softcap * tanhf(v / a.softcap) * LOG2E;
+                        int j = kb + nb * 8 + 2 * t4 + (e & 1);
+                        int pr = e < 2 ? pa[mt] : pb[mt], lr = e < 2 ? loa[mt] : lob[mt];
+                        if (a.alibi) v += sl * (float)(j - pr);
+                        if (!full && (j > pr || j < lr)) v = -INFINITY;
+                        s[mt][nb][e] = v;
+                    }
+        } else if (full) {
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int nb = 0; nb < NB; nb++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) s[mt][nb][e] *= qscale;
+        } else {
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int nb = 0; nb < NB; nb++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        int j = kb + nb * 8 + 2 * t4 + (e & 1);
+                        int pr = e < 2 ? pa[mt] : pb[mt], lr = e < 2 ? loa[mt] : lob[mt];
+                        s[mt][nb][e] = j > pr || j < lr ? -INFINITY : s[mt][nb][e] * qscale;
+                    }
+        }
 #pragma unroll
         for (int mt = 0; mt < MT; mt++) {
-#pragma unroll
-            for (int nb = 0; nb < NB; nb++) {
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    float v = s[mt][nb][e] * qscale;
-                    if (a.softcap > 0.f) v = a.softcap * tanhf(v / a.softcap) * LOG2E;
-                    int j = kb + nb * 8 + 2 * t4 + (e & 1);
-                    int pr = e < 2 ? pa[mt] : pb[mt], lr = e < 2 ? loa[mt] : lob[mt];
-                    if (a.alibi) v += sl * (float)(j - pr);
-                    if (!full && (j > pr || j < lr)) v = -INFINITY;
-                    s[mt][nb][e] = v;
-                }
-            }
             float mxa = -INFINITY, mxb = -INFINITY;
 #pragma unroll
             for (int nb = 0; nb < NB; nb++) {

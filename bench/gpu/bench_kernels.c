@@ -440,7 +440,13 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
 {
     int bs = 32, nblk = (ctx + bs - 1) / bs;
     size_t blk = (size_t)2 * nkv * bs * hd;
-    size_t pool_n = (size_t)B * nblk * blk;
+    /* LLM_BENCH_ATTN_SCATTER=F (8-bit cache): a pool F times the blocks read, the
+     * sequences' blocks drawn from all of it in a shuffled order, as a running engine's
+     * block tables are, instead of one after another */
+    const char *sc = getenv("LLM_BENCH_ATTN_SCATTER");
+    int scatter = sc && attn_kvq ? atoi(sc) : 0;
+    size_t pool_blocks = (size_t)B * nblk * (scatter > 1 ? (size_t)scatter : 1);
+    size_t pool_n = pool_blocks * blk;
     void *pool = NULL;
     if (attn_kvq) { /* codes of 0.5 (fp8) or 48 (int8): finite, the same work */
         CUDA(cudaMalloc(&pool, pool_n));
@@ -450,11 +456,24 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
     }
     int32_t *bt = malloc(sizeof(int32_t) * (size_t)B * nblk);
     for (int i = 0; i < B * nblk; i++) bt[i] = i;
+    if (scatter > 1) { /* B * nblk distinct blocks of the pool, shuffled (Fisher-Yates) */
+        int32_t *all = malloc(sizeof(int32_t) * pool_blocks);
+        uint64_t r = 0x9e3779b97f4a7c15ull;
+        for (size_t i = 0; i < pool_blocks; i++) all[i] = (int32_t)i;
+        for (size_t i = pool_blocks - 1; i > 0; i--) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            size_t j = (size_t)(r >> 33) % (i + 1);
+            int32_t t = all[i];
+            all[i] = all[j], all[j] = t;
+        }
+        memcpy(bt, all, sizeof(int32_t) * (size_t)B * nblk);
+        free(all);
+    }
     int nq = prefill ? B * ctx : B;
     int32_t *pos = malloc(sizeof(int32_t) * nq), *rows = malloc(sizeof(int32_t) * nq);
     int32_t *seqs = malloc(sizeof(int32_t) * nq);
     int32_t *tiles = malloc(sizeof(int32_t) * 3 * ((size_t)nq / 16 + B + 1));
-    int nt = 0, tr = pf_variant ? 16 * 4 * pf_variant : llm_k_attn_prefill_tile_rows(2, hd);
+    int nt = 0, tr = pf_variant == 1 ? 64 : llm_k_attn_prefill_tile_rows(2, hd);
     for (int s = 0; s < B; s++) {
         if (prefill) {
             for (int i = 0; i < ctx; i++) pos[s * ctx + i] = i;
@@ -511,7 +530,8 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
     }
     double t = timeit(prefill ? attn_pf_fn : attn_rows_fn, &c, prefill ? 5 : 20);
     char shape[96];
-    snprintf(shape, sizeof shape, "B%d ctx%d h%d/%d d%d%s%s%s%s", B, ctx, nh, nkv, hd,
+    snprintf(shape, sizeof shape, "B%d ctx%d h%d/%d d%d%s%s%s%s%s", B, ctx, nh, nkv, hd,
+             scatter > 1 ? " scattered" : "",
              prefill ? "" : c.splits > 1 ? " split" : "",
              pf_variant == 1 ? " mt1" : pf_variant == 2 ? " mt2" : "",
              attn_kvq == LLM_K_KV_FP8 ? " kv-fp8" : attn_kvq == LLM_K_KV_INT8 ? " kv-int8" : "",
@@ -592,19 +612,26 @@ static void bench_ew(int rows)
  * Llama-3.1-8B (8 KV heads), with a 16-bit and an 8-bit cache. */
 static void bench_attn_all(int n_sm)
 {
-    /* LLM_BENCH_ATTN="B:ctx:heads:kv_heads:head_dim:kvq[,...]" (kvq: 0 the 16-bit cache,
-     * 1 fp8, 2 int8): those decode shapes alone */
+    /* LLM_BENCH_ATTN="[p]B:ctx:heads:kv_heads:head_dim:kvq[,...]" (kvq: 0 the 16-bit cache,
+     * 1 fp8, 2 int8): those decode shapes alone, or with p B causal prompts of ctx tokens */
     const char *only = getenv("LLM_BENCH_ATTN");
     if (only) {
         int b, ctx, nh, nkv, hd, kq, used;
-        while (sscanf(only, "%d:%d:%d:%d:%d:%d%n", &b, &ctx, &nh, &nkv, &hd, &kq, &used) == 6) {
+        int pf = *only == 'p';
+        const char *pv = getenv("LLM_BENCH_PF_VARIANT"); /* 1, 2: m-tiles a warp (16-bit) */
+        pf_variant = pv ? atoi(pv) : 0;
+        while (sscanf(only + pf, "%d:%d:%d:%d:%d:%d%n", &b, &ctx, &nh, &nkv, &hd, &kq, &used) ==
+               6) {
             attn_kvq = kq;
-            bench_attn(b, ctx, nh, nkv, hd, 0, n_sm);
+            bench_attn(b, ctx, nh, nkv, hd, pf, n_sm);
+            used += pf;
             only += used;
             if (*only != ',') break;
             only++;
+            pf = *only == 'p';
         }
         attn_kvq = LLM_K_KV_NONE;
+        pf_variant = 0;
         return;
     }
     /* attention: decode at several batch sizes and contexts, prefill of 2048 */
