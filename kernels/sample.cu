@@ -105,6 +105,48 @@ __global__ void __launch_bounds__(SNT)
     float *w = work + (int64_t)row * V;
     struct llm_k_sample_out *o = out + row;
 
+    /* Greedy without penalties or alternatives (the common batch): the same choice and
+     * log-sum-exp from two reads of the logits, with no copy - the best id not banned
+     * (a banned id is looked up only when it would become a thread's best) */
+    if ((p.temperature == 0.0 || p.top_k == 1) && p.rep == 1.0 && p.pres == 0.0 &&
+        p.freq == 0.0 && p.n_top <= 0) {
+        unsigned long long mx = 0, best = 0;
+        for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
+            float x = clean_logit(lg[i]);
+            if (x == -INFINITY) continue;
+            unsigned long long c = pack(x, (int)i);
+            mx = c > mx ? c : mx;
+            if (c > best) {
+                bool ban = false;
+                for (int k = 0; k < p.n_banned && !ban; k++) ban = toks[p.banned_off + k] == i;
+                if (!ban) best = c;
+            }
+        }
+        mx = block_max_u64(mx, sh64);
+        best = block_max_u64(best, sh64);
+        if (mx == 0) {
+            if (threadIdx.x == 0) o->status = 2;
+            return;
+        }
+        const float m = clean_logit(lg[unpack_id(mx)]);
+        double s = 0.0;
+        for (int64_t i = threadIdx.x; i < V; i += blockDim.x)
+            s += exp((double)clean_logit(lg[i]) - (double)m);
+        s = block_sum_d(s, shd);
+        if (threadIdx.x == 0) {
+            o->n_top = 0;
+            if (!best) {
+                o->status = 2;
+            } else {
+                const int chosen = unpack_id(best);
+                o->status = 0;
+                o->token = chosen;
+                o->logprob = (float)((double)clean_logit(lg[chosen]) - ((double)m + log(s)));
+            }
+        }
+        return;
+    }
+
     /* 1. sanitised copy, max, log-sum-exp */
     unsigned long long mb = 0;
     for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {

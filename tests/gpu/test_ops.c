@@ -2178,8 +2178,15 @@ static void test_sample(void)
             for (int j = 0; j < 4; j++) toks[nt++] = irand((int)V);
             kp[i].output_off = nt, kp[i].n_output = 5;
             for (int j = 0; j < 5; j++, nt++) toks[nt] = j == 4 ? toks[nt - 2] : irand((int)V);
-            kp[i].banned_off = nt, kp[i].n_banned = i % 2;
-            if (i % 2) toks[nt++] = (int32_t)(i % V);
+            /* row 8 (greedy, no penalty, no alternatives) has its best id banned */
+            kp[i].banned_off = nt, kp[i].n_banned = i % 2 || i == 8;
+            if (i == 8) {
+                int64_t b = 0;
+                for (int64_t j = 1; j < V; j++) b = lg[i * V + j] > lg[i * V + b] ? j : b;
+                toks[nt++] = (int32_t)b;
+            } else if (i % 2) {
+                toks[nt++] = (int32_t)(i % V);
+            }
         }
         void *dl = dev_copy(lg, sizeof(float) * (size_t)n * V), *dp = dev_copy(kp, sizeof kp);
         void *dt = dev_copy(toks, sizeof(int32_t) * (size_t)nt);

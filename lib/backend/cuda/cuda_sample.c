@@ -46,6 +46,13 @@ static int check_sampling(const struct llm_sampling *p, int row)
     return 0;
 }
 
+/* Whether the kernel reads a row's prompt and output ids (its penalties do). */
+static int row_lists(const struct llm_sampling *p)
+{
+    return p->repetition_penalty != 1.0 || p->presence_penalty != 0.0 ||
+           p->frequency_penalty != 0.0;
+}
+
 /* One row on the host: the reference sampler over a copy of its logits. */
 static int sample_host(struct cu_be *c, int i, const struct llm_sample_row *row,
                        struct llm_sample_result *res)
@@ -79,7 +86,8 @@ int cu_sample(struct llm_backend *be, const struct llm_sample_row *rows, int n,
             (rows[i].n_prompt && !rows[i].prompt) || (rows[i].n_output && !rows[i].output) ||
             (rows[i].n_banned && !rows[i].banned))
             return llm_err_set(LLM_EINVAL, "sample: row %d: bad token lists", i);
-        ntok += (size_t)rows[i].n_prompt + (size_t)rows[i].n_output + (size_t)rows[i].n_banned;
+        ntok += (size_t)rows[i].n_banned;
+        if (row_lists(rows[i].p)) ntok += (size_t)rows[i].n_prompt + (size_t)rows[i].n_output;
     }
     size_t par_bytes = sizeof(struct llm_k_sampler) * (size_t)n;
     size_t out_bytes = sizeof(struct llm_k_sample_out) * (size_t)n;
@@ -124,12 +132,15 @@ int cu_sample(struct llm_backend *be, const struct llm_sample_row *rows, int n,
         k->stream = rows[i].stream;
         k->top_k = p->top_k;
         k->n_top = p->logprobs > 0 ? p->logprobs : 0;
+        /* the prompt and output ids only where a penalty reads them: a batch of long
+         * sequences would otherwise copy megabytes each step for nothing */
+        const int lists = row_lists(p);
         k->prompt_off = (int)o;
-        k->n_prompt = rows[i].n_prompt;
+        k->n_prompt = lists ? rows[i].n_prompt : 0;
         if (k->n_prompt) memcpy(ht + o, rows[i].prompt, sizeof(int32_t) * (size_t)k->n_prompt);
         o += (size_t)k->n_prompt;
         k->output_off = (int)o;
-        k->n_output = rows[i].n_output;
+        k->n_output = lists ? rows[i].n_output : 0;
         if (k->n_output) memcpy(ht + o, rows[i].output, sizeof(int32_t) * (size_t)k->n_output);
         o += (size_t)k->n_output;
         k->banned_off = (int)o;
