@@ -615,7 +615,8 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     const char *ak = getenv("LLM_CUDA_ACT_KEEP");
     c->act_keep = ak && !strcmp(ak, "1");
     /* LLM_CUDA_PROFILE_STEPS=FIRST[,COUNT]: the profiler (ncu --profile-from-start off)
-     * records forward steps FIRST .. FIRST + COUNT - 1 (counted from 0; COUNT 1) */
+     * records forward steps FIRST .. FIRST + COUNT - 1 (counted from 0; COUNT 1) and their
+     * sampling */
     const char *ps = getenv("LLM_CUDA_PROFILE_STEPS");
     c->prof_first = -1;
     if (ps && *ps) {

@@ -954,6 +954,8 @@ int cu_forward(struct llm_backend *be, const struct llm_batch *b)
     c->n_out = -1;
     int rc = check_batch(c, b);
     if (rc) return rc;
+    /* the window closes as the step after it starts, so the last step's sampling is in it */
+    if (c->prof_first >= 0 && c->n_forward == c->prof_first + c->prof_count) cudaProfilerStop();
     if (c->prof_first >= 0 && c->n_forward == c->prof_first) cudaProfilerStart();
     c->t_state = 0;
     CK(cudaEventRecord(c->t_start, c->st));
@@ -969,7 +971,6 @@ int cu_forward(struct llm_backend *be, const struct llm_batch *b)
     }
     c->n_out = b->n_out;
     c->n_forward++;
-    if (c->prof_first >= 0 && c->n_forward == c->prof_first + c->prof_count) cudaProfilerStop();
     return 0;
 }
 
