@@ -1009,8 +1009,7 @@ static int bench(struct opts *o, int *exit_code)
             rc = llm_err_set(LLM_EIO, "%s: %s", o->step_trace, strerror(errno));
             goto out;
         }
-        fputs("# test\trep\tstep\ttokens\tprefill\tdecode\tseqs\tkv_blocks\twall_ms\t"
-              "device_ms\tbytes\tflops\n", c.trace);
+        if ((rc = llm_bench_trace_header(c.trace))) goto out;
     }
     struct ilist one = {.v = {0}, .n = 1};
     const struct ilist *th = r->threads.n ? &r->threads : &one;

@@ -31,6 +31,15 @@ void llm_bench_exec_init(struct llm_bench_exec *x)
     llm_sampling_init(&x->sampling);
 }
 
+int llm_bench_trace_header(FILE *f)
+{
+    return fputs("# test\trep\tstep\ttokens\tprefill\tdecode\tseqs\tkv_blocks\twall_ms\t"
+                 "device_ms\tbytes\tflops\n",
+                 f) < 0
+               ? llm_err_set(LLM_EIO, "bench: writing the step trace failed")
+               : 0;
+}
+
 struct dvec {
     double *v;
     size_t n, cap;

@@ -250,6 +250,8 @@ struct llm_bench_exec {
     int trace_rep;
 };
 void llm_bench_exec_init(struct llm_bench_exec *x);
+/* The step trace's first line, naming the columns llm_bench_run_once writes. */
+int llm_bench_trace_header(FILE *f);
 
 /* Counts of one repetition: identical between runs of the same workload
  * and engine settings (unless EOS is honoured with sampling). */
