@@ -110,6 +110,16 @@ static __device__ __forceinline__ float act_apply(int act, float x)
     }
 }
 
+/* act_apply where the result is rounded to a 16-bit T: SiLU from the fast
+ * exponential and division (a few ulp of fp32, far below the rounding; the
+ * precise ones made the gated activation bound by instruction issue); fp32
+ * keeps the precise forms. */
+template <typename T> static __device__ __forceinline__ float act_fast(int act, float x)
+{
+    if (sizeof(T) == 2 && act == LLM_K_ACT_SILU) return __fdividef(x, 1.f + __expf(-x));
+    return act_apply(act, x);
+}
+
 /* Sum (MAX false) or maximum over the block (blockDim.x a multiple of 32, at
  * most 1024); every thread gets the result.  sh: 32 floats of shared memory. */
 template <bool MAX> static __device__ __forceinline__ float block_reduce(float v, float *sh)

@@ -3,7 +3,7 @@
  * dtype conversion and KV block copies.
  *
  * Design: each kernel makes one pass over its data in 16-byte vectors.  The
- * norm keeps its row in registers (up to 4 vectors per thread, one block
+ * norm keeps its row in registers (up to 8 vectors per thread, one block
  * per row) so the residual add, the statistics and the scaled output cost a
  * single read of each input and a single write of each output.  All
  * arithmetic is fp32; results are rounded once when stored.
@@ -62,12 +62,13 @@ extern "C" int llm_k_embed(int dt, void *out, const void *table, const int32_t *
 
 /* ---- norms ---------------------------------------------------------------- */
 
-#define NORM_MAXV 4
-
-template <typename T>
-__global__ void norm_kernel(int kind, T *out, T *res, const T *add, const T *w, const T *b,
-                            float w_offset, int n, float eps, int qact, uint8_t *xq, float *xs,
-                            const float *qscale)
+/* NV vectors of the row a thread (a block a row), all loaded - the residual,
+ * the addend, the weights and bias - before the first store, which loads may
+ * not be moved past; the row stays in registers as its stored values. */
+template <typename T, int NV>
+__global__ void __launch_bounds__(NV == 1 ? 1024 : 512)
+    norm_kernel(int kind, T *out, T *res, const T *add, const T *w, const T *b, float w_offset,
+                int n, float eps, int qact, uint8_t *xq, float *xs, const float *qscale)
 {
     constexpr int V = vec<T>::N;
     __shared__ float sh[32];
@@ -76,23 +77,32 @@ __global__ void norm_kernel(int kind, T *out, T *res, const T *add, const T *w, 
     int nv = n / V;
     T *xr = res + r * n;
     const T *ar = add ? add + r * n : nullptr;
-    float x[NORM_MAXV][V];
-    float s = 0.f;
+    vec<T> xv[NV], dv[NV], wv[NV], bv[NV];
 #pragma unroll
-    for (int c = 0; c < NORM_MAXV; c++) {
+    for (int c = 0; c < NV; c++) {
         int i = threadIdx.x + c * blockDim.x;
         if (i < nv) {
-            vec<T> a = vload(xr + i * V);
-            if (ar) {
-                vec<T> d = vload(ar + i * V);
+            xv[c] = vload(xr + i * V);
+            if (ar) dv[c] = vload(ar + i * V);
+            wv[c] = vload(w + i * V);
+            if (b) bv[c] = vload(b + i * V);
+        }
+    }
+    float s = 0.f;
 #pragma unroll
-                for (int k = 0; k < V; k++) a.v[k] = from_f32<T>(to_f32(a.v[k]) + to_f32(d.v[k]));
-                vstore(xr + i * V, a);
+    for (int c = 0; c < NV; c++) {
+        int i = threadIdx.x + c * blockDim.x;
+        if (i < nv) {
+            if (ar) {
+#pragma unroll
+                for (int k = 0; k < V; k++)
+                    xv[c].v[k] = from_f32<T>(to_f32(xv[c].v[k]) + to_f32(dv[c].v[k]));
+                vstore(xr + i * V, xv[c]);
             }
 #pragma unroll
             for (int k = 0; k < V; k++) {
-                x[c][k] = to_f32(a.v[k]);
-                s += kind == LLM_K_NORM_RMS ? x[c][k] * x[c][k] : x[c][k];
+                const float x = to_f32(xv[c].v[k]);
+                s += kind == LLM_K_NORM_RMS ? x * x : x;
             }
         }
     }
@@ -104,11 +114,14 @@ __global__ void norm_kernel(int kind, T *out, T *res, const T *add, const T *w, 
         mean = s / n;
         float q = 0.f;
 #pragma unroll
-        for (int c = 0; c < NORM_MAXV; c++) {
+        for (int c = 0; c < NV; c++) {
             int i = threadIdx.x + c * blockDim.x;
             if (i < nv) {
 #pragma unroll
-                for (int k = 0; k < V; k++) q += (x[c][k] - mean) * (x[c][k] - mean);
+                for (int k = 0; k < V; k++) {
+                    const float x = to_f32(xv[c].v[k]);
+                    q += (x - mean) * (x - mean);
+                }
             }
         }
         q = block_sum(q, sh);
@@ -116,20 +129,16 @@ __global__ void norm_kernel(int kind, T *out, T *res, const T *add, const T *w, 
     }
     T *orow = out + r * n;
 #pragma unroll
-    for (int c = 0; c < NORM_MAXV; c++) {
+    for (int c = 0; c < NV; c++) {
         int i = threadIdx.x + c * blockDim.x;
         if (i < nv) {
-            vec<T> wv = vload(w + i * V), o;
-            vec<T> bv;
-            if (b) bv = vload(b + i * V);
 #pragma unroll
             for (int k = 0; k < V; k++) {
-                float y = (x[c][k] - mean) * inv * (to_f32(wv.v[k]) + w_offset);
-                if (b) y += to_f32(bv.v[k]);
-                o.v[k] = from_f32<T>(y);
-                x[c][k] = to_f32(o.v[k]); /* the stored value, for the 8-bit rows */
+                float y = (to_f32(xv[c].v[k]) - mean) * inv * (to_f32(wv[c].v[k]) + w_offset);
+                if (b) y += to_f32(bv[c].v[k]);
+                xv[c].v[k] = from_f32<T>(y); /* the stored value, for the 8-bit rows */
             }
-            vstore(orow + i * V, o);
+            vstore(orow + i * V, xv[c]);
         }
     }
     if (!qact) return;
@@ -139,17 +148,17 @@ __global__ void norm_kernel(int kind, T *out, T *res, const T *add, const T *w, 
     if (qs <= 0.f) { /* block-uniform: every thread read the same scale */
         float mx = 0.f;
 #pragma unroll
-        for (int c = 0; c < NORM_MAXV; c++)
+        for (int c = 0; c < NV; c++)
             if (threadIdx.x + c * blockDim.x < nv)
 #pragma unroll
-                for (int k = 0; k < V; k++) mx = fmaxf(mx, fabsf(x[c][k]));
+                for (int k = 0; k < V; k++) mx = fmaxf(mx, fabsf(to_f32(xv[c].v[k])));
         mx = block_max(mx, sh);
         qs = code8_scale(qact, mx);
     }
     if (threadIdx.x == 0) xs[r] = qs;
     uint8_t *qrow = xq + r * n;
 #pragma unroll
-    for (int c = 0; c < NORM_MAXV; c++) {
+    for (int c = 0; c < NV; c++) {
         int i = threadIdx.x + c * blockDim.x;
         if (i < nv) {
             uint32_t wq[V / 4];
@@ -158,7 +167,7 @@ __global__ void norm_kernel(int kind, T *out, T *res, const T *add, const T *w, 
                 wq[k4] = 0;
 #pragma unroll
                 for (int j = 0; j < 4; j++) {
-                    float v = x[c][4 * k4 + j] / qs;
+                    float v = to_f32(xv[c].v[4 * k4 + j]) / qs;
                     uint8_t q = qact == LLM_K_A_FP8 ? code8<LLM_K_A_FP8>(v) : code8<LLM_K_A_INT8>(v);
                     wq[k4] |= (uint32_t)q << (8 * j);
                 }
@@ -189,21 +198,165 @@ extern "C" int llm_k_norm_q(int dt, int kind, void *out, void *res, const void *
         (act != LLM_K_A_NONE && act != LLM_K_A_FP8 && act != LLM_K_A_INT8) ||
         (act && (!xq || !xs)))
         return (int)cudaErrorInvalidValue;
+    /* few rows: one vector a thread (short latency); many: four; more where
+     * the row needs them (up to 8 x 512) */
+    const int nv = n / (dt == K_DT_F32 ? 4 : 8);
+    int nvec = rows < 64 ? 1 : 4;
+    while (nvec == 1 ? nv > 1024 : nv > 512 * nvec) nvec *= 2;
+    if (nvec > 8) return (int)cudaErrorInvalidValue;
+    int nt = (nv + nvec - 1) / nvec;
+    nt = (nt + 31) / 32 * 32;
+#define NORM_GO(NV)                                                                                \
+    launch_pdl(norm_kernel<T, NV>, dim3(rows), dim3(nt), 0, stream, kind, (T *)out, (T *)res,      \
+               (const T *)add, (const T *)w, (const T *)b, w_offset, n, eps, act, (uint8_t *)xq,   \
+               xs, act_scale)
     DISPATCH_DT(dt, T, {
-        /* few rows: one vector per thread (short latency); many: four per thread */
-        int nv = n / vec<T>::N;
-        if (nv > NORM_MAXV * 1024) return (int)cudaErrorInvalidValue;
-        int nt = rows < 64 ? nv : (nv + NORM_MAXV - 1) / NORM_MAXV;
-        nt = nt < 1024 ? ((nt + 31) / 32) * 32 : 1024;
-        return launch_pdl(norm_kernel<T>, dim3(rows), dim3(nt), 0, stream, kind, (T *)out,
-                          (T *)res, (const T *)add, (const T *)w, (const T *)b, w_offset, n, eps,
-                          act, (uint8_t *)xq, xs, act_scale);
+        switch (nvec) {
+        case 1: return NORM_GO(1);
+        case 2: return NORM_GO(2);
+        case 4: return NORM_GO(4);
+        default: return NORM_GO(8);
+        }
     });
+#undef NORM_GO
     return 0;
 }
 
 /* ---- rotary embedding + KV append ----------------------------------------- */
 
+/* A K or V head's vector x (dims at..at + V of the pool) into the cache: the
+ * values, or their 8-bit codes of x / sc divided as the reference does. */
+template <typename T, int KQ>
+static __device__ __forceinline__ void kv_put(void *kv, int64_t at, const vec<T> &x, float sc)
+{
+    constexpr int V = vec<T>::N;
+    if constexpr (KQ == LLM_K_KV_NONE) {
+        vstore((T *)kv + at, x);
+    } else {
+        uint32_t w[V / 4];
+#pragma unroll
+        for (int k = 0; k < V / 4; k++) {
+            w[k] = 0;
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+                w[k] |= (uint32_t)code8<KQ>(to_f32(x.v[4 * k + j]) / sc) << (8 * j);
+        }
+        uint8_t *dst = (uint8_t *)kv + at;
+        if constexpr (V == 8)
+            *reinterpret_cast<uint2 *>(dst) = make_uint2(w[0], w[1]);
+        else
+            *reinterpret_cast<uint32_t *>(dst) = w[0];
+    }
+}
+
+/* The pool offset of dim d of K/V head kvh (0..2 nkv - 1: K heads, then V
+ * heads) at slot s: K at the block's base, V one head-set further; within
+ * it [head][slot][dim]. */
+static __device__ __forceinline__ int64_t kv_at(int s, int kvh, int d, int64_t blk_stride,
+                                                int block_size, int head_dim)
+{
+    const int blk = s / block_size, off = s - blk * block_size;
+    return (int64_t)blk * blk_stride + ((int64_t)kvh * block_size + off) * head_dim + d;
+}
+
+/* x' = x c - y s, y' = y c + x s with the products rounded separately, as
+ * the reference does (no FMA). */
+static __device__ __forceinline__ void rot2(float &x, float &y, float2 cs)
+{
+    const float a = x, b = y;
+    x = __fsub_rn(__fmul_rn(a, cs.x), __fmul_rn(b, cs.y));
+    y = __fadd_rn(__fmul_rn(b, cs.x), __fmul_rn(a, cs.y));
+}
+
+/* One thread per unit of a row: a rotated unit is V dims of a q or k head
+ * (V / 2 interleaved pairs) or, neox, V dims at i and their partners at i +
+ * half; a plain unit is V dims of a K or V head to be cached as they are
+ * (the unrotated tail of a partial rotary, a V head, or any K head without
+ * rope).  A thread's loads all go out before its stores, and a row's units
+ * are spread over blockIdx.y, so a step's rows cost one round trip to
+ * memory rather than one a head.  Needs half (neox) or rot_dims a multiple
+ * of V (rope_kv_kernel serves other shapes). */
+template <typename T, int KQ>
+__global__ void rope_kv_vec_kernel(T *qkv, const float2 *rope, const int32_t *pos,
+                                   const int32_t *slot, void *kv, int64_t blk_stride,
+                                   int block_size, int n_heads, int n_kv_heads, int head_dim,
+                                   int rot_dims, int neox, float k_scale, float v_scale)
+{
+    constexpr int V = vec<T>::N;
+    pdl_enter();
+    const int64_t r = blockIdx.x;
+    const int nqk = n_heads + n_kv_heads, nall = nqk + n_kv_heads, dv = head_dim / V;
+    const int half = rot_dims / 2, nr = rope ? nqk : 0; /* rotated heads */
+    const int hv = neox ? half / V : 0, uq = dv - hv;   /* units of a rotated head */
+    const int u = blockIdx.y * blockDim.x + threadIdx.x;
+    T *row = qkv + r * (int64_t)nall * head_dim;
+    const int s = slot[r];
+    if (u < nr * uq) {
+        const int h = u / uq, j = u - h * uq;
+        T *x = row + h * head_dim;
+        const bool rot = neox ? j < hv : j * V < rot_dims;
+        const bool cache = h >= n_heads && s >= 0;
+        if (!rot) { /* the unrotated tail: only a K head's goes anywhere */
+            if (!cache) return;
+            const int d = (j + hv) * V;
+            kv_put<T, KQ>(kv, kv_at(s, h - n_heads, d, blk_stride, block_size, head_dim),
+                          vload(x + d), k_scale);
+            return;
+        }
+        const float2 *tab = rope + (int64_t)pos[r] * half;
+        if (neox) {
+            const int d = j * V;
+            vec<T> a = vload(x + d), b = vload(x + d + half);
+            float2 cs[V];
+#pragma unroll
+            for (int k = 0; k < V; k += 2) {
+                const float4 c2 = *reinterpret_cast<const float4 *>(tab + d + k);
+                cs[k] = make_float2(c2.x, c2.y), cs[k + 1] = make_float2(c2.z, c2.w);
+            }
+#pragma unroll
+            for (int k = 0; k < V; k++) {
+                float fa = to_f32(a.v[k]), fb = to_f32(b.v[k]);
+                rot2(fa, fb, cs[k]);
+                a.v[k] = from_f32<T>(fa), b.v[k] = from_f32<T>(fb);
+            }
+            vstore(x + d, a), vstore(x + d + half, b);
+            if (cache) {
+                const int64_t at = kv_at(s, h - n_heads, d, blk_stride, block_size, head_dim);
+                kv_put<T, KQ>(kv, at, a, k_scale), kv_put<T, KQ>(kv, at + half, b, k_scale);
+            }
+        } else {
+            const int d = j * V;
+            vec<T> a = vload(x + d);
+            float2 cs[V / 2];
+#pragma unroll
+            for (int k = 0; k < V / 2; k += 2) {
+                const float4 c2 = *reinterpret_cast<const float4 *>(tab + d / 2 + k);
+                cs[k] = make_float2(c2.x, c2.y), cs[k + 1] = make_float2(c2.z, c2.w);
+            }
+#pragma unroll
+            for (int k = 0; k < V / 2; k++) {
+                float fx = to_f32(a.v[2 * k]), fy = to_f32(a.v[2 * k + 1]);
+                rot2(fx, fy, cs[k]);
+                a.v[2 * k] = from_f32<T>(fx), a.v[2 * k + 1] = from_f32<T>(fy);
+            }
+            vstore(x + d, a);
+            if (cache)
+                kv_put<T, KQ>(kv, kv_at(s, h - n_heads, d, blk_stride, block_size, head_dim), a,
+                              k_scale);
+        }
+        return;
+    }
+    /* plain heads: V heads after rotated q and k, or K and V heads without rope */
+    const int u2 = u - nr * uq, h0 = rope ? nqk : n_heads;
+    const int h = h0 + u2 / dv, d = (u2 - (u2 / dv) * dv) * V;
+    if (h >= nall || s < 0) return;
+    const int kvh = h - n_heads;
+    kv_put<T, KQ>(kv, kv_at(s, kvh, d, blk_stride, block_size, head_dim),
+                  vload(row + h * head_dim + d), kvh < n_kv_heads ? k_scale : v_scale);
+}
+
+/* The general shape (any even rot_dims): a block per row, or per four heads
+ * of a row when there are few rows; pairs rotated one at a time. */
 template <typename T, int KQ>
 __global__ void rope_kv_kernel(T *qkv, const float2 *rope, const int32_t *pos, const int32_t *slot,
                                void *kv, int64_t blk_stride, int block_size, int n_heads,
@@ -224,44 +377,22 @@ __global__ void rope_kv_kernel(T *qkv, const float2 *rope, const int32_t *pos, c
             int hh = it / half, i = it - hh * half;
             T *x = row + (h0 + hh) * head_dim;
             int i1 = neox ? i : 2 * i, i2 = neox ? i + half : 2 * i + 1;
-            float2 cs = tab[i];
-            float a = to_f32(x[i1]), bb = to_f32(x[i2]);
-            /* products rounded separately, as the reference does (no FMA) */
-            x[i1] = from_f32<T>(__fsub_rn(__fmul_rn(a, cs.x), __fmul_rn(bb, cs.y)));
-            x[i2] = from_f32<T>(__fadd_rn(__fmul_rn(bb, cs.x), __fmul_rn(a, cs.y)));
+            float a = to_f32(x[i1]), b = to_f32(x[i2]);
+            rot2(a, b, tab[i]);
+            x[i1] = from_f32<T>(a);
+            x[i2] = from_f32<T>(b);
         }
         __syncthreads();
     }
     const int s = slot[r];
     const int c0 = max(h0, n_heads), c1 = h1; /* k and v heads of this block */
     if (s < 0 || c0 >= c1) return;
-    const int blk = s / block_size, off = s - blk * block_size;
-    /* K at block base, V one head-set further; within it [head][slot][dim]. */
     const int dv = head_dim / V;
     for (int e = threadIdx.x; e < (c1 - c0) * dv; e += blockDim.x) {
         int hh = c0 + e / dv, d = (e % dv) * V;
-        int kvh = hh - n_heads; /* 0..2 nkv - 1: K heads then V heads */
-        int64_t at = (int64_t)blk * blk_stride + ((int64_t)kvh * block_size + off) * head_dim + d;
-        vec<T> x = vload(row + hh * head_dim + d);
-        if constexpr (KQ == LLM_K_KV_NONE) {
-            vstore((T *)kv + at, x);
-        } else {
-            /* V codes (8 or 4 bytes) of x / scale, divided as the reference does */
-            const float sc = kvh < n_kv_heads ? k_scale : v_scale;
-            uint32_t w[V / 4];
-#pragma unroll
-            for (int k = 0; k < V / 4; k++) {
-                w[k] = 0;
-#pragma unroll
-                for (int j = 0; j < 4; j++)
-                    w[k] |= (uint32_t)code8<KQ>(to_f32(x.v[4 * k + j]) / sc) << (8 * j);
-            }
-            uint8_t *dst = (uint8_t *)kv + at;
-            if constexpr (V == 8)
-                *reinterpret_cast<uint2 *>(dst) = make_uint2(w[0], w[1]);
-            else
-                *reinterpret_cast<uint32_t *>(dst) = w[0];
-        }
+        int kvh = hh - n_heads;
+        kv_put<T, KQ>(kv, kv_at(s, kvh, d, blk_stride, block_size, head_dim),
+                      vload(row + hh * head_dim + d), kvh < n_kv_heads ? k_scale : v_scale);
     }
 }
 
@@ -275,20 +406,36 @@ extern "C" int llm_k_rope_kv(int dt, void *qkv, const float *rope, const int32_t
     if (head_dim % 8 || rot_dims % 2 || rot_dims > head_dim || kv_q < 0 ||
         kv_q > LLM_K_KV_INT8 || (kv_q && (head_dim % 16 || !(k_scale > 0.f) || !(v_scale > 0.f))))
         return (int)cudaErrorInvalidValue;
-    /* few tokens: spread the heads over blocks; many: one block per token */
-    int nall = n_heads + 2 * n_kv_heads;
-    int hpb = n >= 64 ? nall : 4;
-    dim3 grid(n, (nall + hpb - 1) / hpb);
-#define ROPE_KV_LAUNCH(KQ)                                                                         \
+    const int nall = n_heads + 2 * n_kv_heads, half = rot_dims / 2;
+#define ROPE_KV_VEC(KQ)                                                                            \
+    launch_pdl(rope_kv_vec_kernel<T, KQ>, grid, dim3(128), 0, stream, (T *)qkv,                    \
+               (const float2 *)rope, pos, slot, kv, blk_stride, block_size, n_heads, n_kv_heads,   \
+               head_dim, rot_dims, neox, k_scale, v_scale)
+#define ROPE_KV_GEN(KQ)                                                                            \
     launch_pdl(rope_kv_kernel<T, KQ>, grid, dim3(128), 0, stream, (T *)qkv, (const float2 *)rope,  \
                pos, slot, kv, blk_stride, block_size, n_heads, n_kv_heads, head_dim, rot_dims,     \
                neox, hpb, k_scale, v_scale)
     DISPATCH_DT(dt, T, {
-        if (kv_q == LLM_K_KV_FP8) return ROPE_KV_LAUNCH(LLM_K_KV_FP8);
-        if (kv_q == LLM_K_KV_INT8) return ROPE_KV_LAUNCH(LLM_K_KV_INT8);
-        return ROPE_KV_LAUNCH(LLM_K_KV_NONE);
+        constexpr int V = vec<T>::N;
+        if (!rope || (neox ? half % V == 0 : rot_dims % V == 0)) {
+            /* units of a row (rope_kv_vec_kernel), 128 threads a block */
+            const int dv = head_dim / V, nr = rope ? n_heads + n_kv_heads : 0;
+            const int units =
+                nr * (dv - (neox ? half / V : 0)) + (nall - (rope ? nr : n_heads)) * dv;
+            const dim3 grid(n, (units + 127) / 128);
+            if (kv_q == LLM_K_KV_FP8) return ROPE_KV_VEC(LLM_K_KV_FP8);
+            if (kv_q == LLM_K_KV_INT8) return ROPE_KV_VEC(LLM_K_KV_INT8);
+            return ROPE_KV_VEC(LLM_K_KV_NONE);
+        }
+        /* other shapes: few tokens spread their heads over blocks; many, a block a token */
+        const int hpb = n >= 64 ? nall : 4;
+        const dim3 grid(n, (nall + hpb - 1) / hpb);
+        if (kv_q == LLM_K_KV_FP8) return ROPE_KV_GEN(LLM_K_KV_FP8);
+        if (kv_q == LLM_K_KV_INT8) return ROPE_KV_GEN(LLM_K_KV_INT8);
+        return ROPE_KV_GEN(LLM_K_KV_NONE);
     });
-#undef ROPE_KV_LAUNCH
+#undef ROPE_KV_VEC
+#undef ROPE_KV_GEN
     return 0;
 }
 
@@ -299,28 +446,27 @@ extern "C" int llm_k_rope_kv(int dt, void *qkv, const float *rope, const int32_t
  * rounds them (act_in and code8 there), with s into xs[row]; keep == 0: the
  * codes alone (the rows' bytes stay). */
 template <typename T, int Q>
-__global__ void act_kernel(int act, int gated, int keep, T *h, int64_t rows, int inter,
-                           uint8_t *xq, float *xs, const float *as, const float *sm)
+__global__ void act_kernel(int act, int gated, int keep, T *h, int rows, int inter, uint8_t *xq,
+                           float *xs, const float *as, const float *sm)
 {
     constexpr int V = vec<T>::N;
     pdl_enter();
-    int nv = inter / V;
-    int64_t total = rows * nv;
-    int64_t stride = gated ? 2 * (int64_t)inter : inter;
+    /* a thread a vector: column block x, rows y (and gridDim.y on) */
+    const int j = (blockIdx.x * blockDim.x + threadIdx.x) * V;
+    if (j >= inter) return;
+    const int64_t stride = gated ? 2 * (int64_t)inter : inter;
     const float s = Q ? *as : 1.f;
-    for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
-         t += (int64_t)gridDim.x * blockDim.x) {
-        int64_t r = t / nv;
-        int j = (int)(t - r * nv) * V;
+    for (int r = blockIdx.y; r < rows; r += gridDim.y) {
         T *p = h + r * stride + j;
         vec<T> a = vload(p), o;
         if (gated) {
             vec<T> g = vload(p + inter);
 #pragma unroll
-            for (int k = 0; k < V; k++) o.v[k] = from_f32<T>(act_apply(act, to_f32(a.v[k])) * to_f32(g.v[k]));
+            for (int k = 0; k < V; k++)
+                o.v[k] = from_f32<T>(act_fast<T>(act, to_f32(a.v[k])) * to_f32(g.v[k]));
         } else {
 #pragma unroll
-            for (int k = 0; k < V; k++) o.v[k] = from_f32<T>(act_apply(act, to_f32(a.v[k])));
+            for (int k = 0; k < V; k++) o.v[k] = from_f32<T>(act_fast<T>(act, to_f32(a.v[k])));
         }
         if (Q == 0 || keep) vstore(p, o);
         if constexpr (Q != 0) {
@@ -331,7 +477,7 @@ __global__ void act_kernel(int act, int gated, int keep, T *h, int64_t rows, int
                 if (sm) v = v / sm[j + k];
                 c[k] = code8<Q>(v / s);
             }
-            uint8_t *dst = xq + r * inter + j;
+            uint8_t *dst = xq + (int64_t)r * inter + j;
             if constexpr (V == 8) {
                 uint2 w;
                 w.x = c[0] | c[1] << 8 | c[2] << 16 | (uint32_t)c[3] << 24;
@@ -360,11 +506,14 @@ extern "C" int llm_k_act_q(int dt, int act, int gated, void *h, int rows, int in
     if (inter % 8 || act < 0 || act > LLM_K_ACT_RELU || qact < LLM_K_A_NONE ||
         qact > LLM_K_A_INT8 || (qact && (!xq || !xs || !act_scale)))
         return (int)cudaErrorInvalidValue;
+    /* 128 threads a block (a row of a few thousand vectors spreads over
+     * ten-odd blocks), rows along y */
+    const int nvb = (inter / (dt == K_DT_F32 ? 4 : 8) + 127) / 128;
+    const dim3 grid(nvb, rows < 65535 ? rows : 65535);
 #define ACT_Q(Q)                                                                                   \
-    launch_pdl(act_kernel<T, Q>, dim3(grid_for(work, 256)), dim3(256), 0, stream, act, gated,     \
-               keep, (T *)h, (int64_t)rows, inter, (uint8_t *)xq, xs, act_scale, smoother)
+    launch_pdl(act_kernel<T, Q>, grid, dim3(128), 0, stream, act, gated, keep, (T *)h, rows,       \
+               inter, (uint8_t *)xq, xs, act_scale, smoother)
     DISPATCH_DT(dt, T, {
-        int64_t work = (int64_t)rows * (inter / vec<T>::N);
         if (qact == LLM_K_A_FP8) return ACT_Q(LLM_K_A_FP8);
         if (qact == LLM_K_A_INT8) return ACT_Q(LLM_K_A_INT8);
         return ACT_Q(LLM_K_A_NONE);

@@ -549,62 +549,84 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
 
 /* ---- elementwise ------------------------------------------------------------------ */
 
+/* The elementwise kernels: Llama-2-7B's shapes in bf16 (l3 0), or
+ * Llama-3.1-8B's as its fp8 run has them (l3 1: the norm adds the residual
+ * and writes the product's fp8 codes too, the activation writes the codes
+ * alone, 32 query heads over 8 and an fp8 cache). */
 struct ew_ctx {
-    int rows, n, inter;
-    void *x, *res, *w, *h, *qkv, *kv, *tab;
+    int rows, n, inter, l3;
+    void *x, *res, *w, *h, *qkv, *kv, *tab, *add, *xq;
+    float *xs, *as;
     int32_t *pos, *slot;
 };
 static void norm_fn(void *c, int i)
 {
     struct ew_ctx *x = c;
     (void)i;
-    CUDA(llm_k_norm(LLM_DTYPE_BF16, LLM_K_NORM_RMS, x->x, x->res, NULL, x->w, NULL, 0.f, x->rows,
-                    x->n, 1e-5f, 0));
+    CUDA(llm_k_norm_q(LLM_DTYPE_BF16, LLM_K_NORM_RMS, x->x, x->res, x->l3 ? x->add : NULL, x->w,
+                      NULL, 0.f, x->rows, x->n, 1e-5f, x->l3 ? LLM_K_A_FP8 : LLM_K_A_NONE, x->xq,
+                      x->xs, x->as, 0));
 }
 static void act_fn(void *c, int i)
 {
     struct ew_ctx *x = c;
     (void)i;
-    CUDA(llm_k_act(LLM_DTYPE_BF16, LLM_K_ACT_SILU, 1, x->h, x->rows, x->inter, 0));
+    CUDA(llm_k_act_q(LLM_DTYPE_BF16, LLM_K_ACT_SILU, 1, x->h, x->rows, x->inter,
+                     x->l3 ? LLM_K_A_FP8 : LLM_K_A_NONE, !x->l3, x->xq, x->xs, x->as, NULL, 0));
 }
 static void rope_fn(void *c, int i)
 {
     struct ew_ctx *x = c;
     (void)i;
+    const int nkv = x->l3 ? 8 : 32;
     CUDA(llm_k_rope_kv(LLM_DTYPE_BF16, x->qkv, x->tab, x->pos, x->slot, x->kv,
-                       (int64_t)2 * 32 * 32 * 128, 32, x->rows, 32, 32, 128, 128, 1, LLM_K_KV_NONE, 1.f,
-                       1.f, 0));
+                       (int64_t)2 * nkv * 32 * 128, 32, x->rows, 32, nkv, 128, 128, 1,
+                       x->l3 ? LLM_K_KV_FP8 : LLM_K_KV_NONE, 1.f, 1.f, 0));
 }
 
-static void bench_ew(int rows)
+static void bench_ew(int rows, int l3)
 {
     struct ew_ctx c;
     memset(&c, 0, sizeof c);
     c.rows = rows;
+    c.l3 = l3;
     c.n = 4096;
-    c.inter = 11008;
+    c.inter = l3 ? 14336 : 11008;
+    const int nkv = l3 ? 8 : 32, W = (32 + 2 * nkv) * 128;
     c.x = drand((size_t)rows * 4096, LLM_DTYPE_BF16, 1.f);
     c.res = drand((size_t)rows * 4096, LLM_DTYPE_BF16, 1.f);
+    c.add = drand((size_t)rows * 4096, LLM_DTYPE_BF16, 1.f);
     c.w = drand(4096, LLM_DTYPE_BF16, 1.f);
-    c.h = drand((size_t)rows * 2 * 11008, LLM_DTYPE_BF16, 2.f);
-    c.qkv = drand((size_t)rows * 3 * 4096, LLM_DTYPE_BF16, 1.f);
+    c.h = drand((size_t)rows * 2 * c.inter, LLM_DTYPE_BF16, 2.f);
+    c.qkv = drand((size_t)rows * W, LLM_DTYPE_BF16, 1.f);
     c.tab = drand((size_t)4096 * 128, LLM_DTYPE_F32, 1.f);
+    CUDA(cudaMalloc(&c.xq, (size_t)rows * c.inter));
+    CUDA(cudaMalloc((void **)&c.xs, sizeof(float) * (size_t)rows));
+    const float one = 1.f / 64;
+    CUDA(cudaMalloc((void **)&c.as, sizeof(float)));
+    CUDA(cudaMemcpy(c.as, &one, sizeof one, cudaMemcpyHostToDevice));
     int nblk = (rows + 31) / 32;
-    CUDA(cudaMalloc(&c.kv, (size_t)nblk * 2 * 32 * 32 * 128 * 2));
+    CUDA(cudaMalloc(&c.kv, (size_t)nblk * 2 * nkv * 32 * 128 * 2));
     int32_t *pos = malloc(sizeof(int32_t) * rows), *slot = malloc(sizeof(int32_t) * rows);
     for (int i = 0; i < rows; i++) pos[i] = i % 4096, slot[i] = i;
     c.pos = dcopy_i32(pos, rows);
     c.slot = dcopy_i32(slot, rows);
-    char shape[64];
-    snprintf(shape, sizeof shape, "rows%d n4096", rows);
-    report("rmsnorm_bf16", shape, timeit(norm_fn, &c, 20), (double)rows * 4096 * 2 * 2, 0);
-    snprintf(shape, sizeof shape, "rows%d inter11008", rows);
-    report("swiglu_bf16", shape, timeit(act_fn, &c, 20), (double)rows * 11008 * 3 * 2, 0);
-    snprintf(shape, sizeof shape, "rows%d h32/32 d128", rows);
+    char shape[80];
+    const char *tag = l3 ? "llama3-8b fp8" : "n4096";
+    snprintf(shape, sizeof shape, "rows%d %s", rows, tag);
+    /* l3: residual and addend in, residual, row and codes out */
+    report("rmsnorm_bf16", shape, timeit(norm_fn, &c, 20), (double)rows * 4096 * (l3 ? 9 : 4), 0);
+    snprintf(shape, sizeof shape, "rows%d inter%d%s", rows, c.inter, l3 ? " fp8 codes" : "");
+    report("swiglu_bf16", shape, timeit(act_fn, &c, 20), (double)rows * c.inter * (l3 ? 5 : 6), 0);
+    snprintf(shape, sizeof shape, "rows%d h32/%d d128%s", rows, nkv, l3 ? " kv fp8" : "");
+    /* the row in, q and k back, k and v into the cache (and the table) */
     report("rope_kv_bf16", shape, timeit(rope_fn, &c, 20),
-           (double)rows * (3 * 4096 * 2 * 2 + 4096 * 2 * 2 / 2) + (double)rows * 64 * 8, 0);
+           (double)rows * (W * 2 + (32 + nkv) * 128 * 2 + 2 * nkv * 128 * (l3 ? 1 : 2)) +
+               (double)rows * 64 * 8,
+           0);
     cudaFree(c.x), cudaFree(c.res), cudaFree(c.w), cudaFree(c.h), cudaFree(c.qkv), cudaFree(c.kv);
-    cudaFree(c.tab), cudaFree(c.pos), cudaFree(c.slot);
+    cudaFree(c.tab), cudaFree(c.pos), cudaFree(c.slot), cudaFree(c.add), cudaFree(c.xq);
+    cudaFree(c.xs), cudaFree(c.as);
     free(pos), free(slot);
 }
 
@@ -701,6 +723,16 @@ int main(int argc, char **argv)
     copy_bw = 2.0 * cc.bytes / t;
     report("copy_ceiling", "d2d 2 GiB", t, 2.0 * cc.bytes, 0);
     cudaFree(cc.a), cudaFree(cc.b);
+    if (getenv("LLM_BENCH_EW_ONLY")) { /* "rows,rows,...": the elementwise kernels alone */
+        const char *e = getenv("LLM_BENCH_EW_ONLY");
+        for (int r; sscanf(e, "%d", &r) == 1 && r > 0;) {
+            bench_ew(r, 0);
+            bench_ew(r, 1);
+            if (!(e = strchr(e, ','))) break;
+            e++;
+        }
+        return 0;
+    }
     if (getenv("LLM_BENCH_QTILE_ONLY")) { /* the int4 tile kernels alone, old against new */
         bench_qtile_ab();
         return 0;
@@ -810,8 +842,8 @@ int main(int argc, char **argv)
 
     bench_attn_all(p.multiProcessorCount);
 
-    bench_ew(1);
-    bench_ew(2048);
+    bench_ew(1, 0);
+    bench_ew(2048, 0);
     cu_gemm_destroy(G);
     if (jf != stdout) fclose(jf);
     return 0;

@@ -412,7 +412,10 @@ static float kv_scale_of(int kvq, int v)
     return kvq == LLM_K_KV_FP8 ? (v ? 1.f / 150 : 1.f / 200) : (v ? 1.f / 100 : 1.f / 90);
 }
 
-static void rope_case(int dt, int scaling, int neox, int hd, int rot, int long_seq, int kvq)
+/* n tokens (slot -1 for the third), rope 0: no rotation (the kernel gets no
+ * table; K and V are cached as they are). */
+static void rope_case(int dt, int scaling, int neox, int hd, int rot, int long_seq, int kvq, int n,
+                      int rope)
 {
     struct llm_rope r;
     memset(&r, 0, sizeof r);
@@ -438,11 +441,13 @@ static void rope_case(int dt, int scaling, int neox, int hd, int rot, int long_s
         break;
     default: break;
     }
-    const int nh = 4, nkv = 2, n = 6, bs = 16, nblk = 8;
+    const int nh = 4, nkv = 2, bs = 16, nblk = (n + 1) / 2;
     char name[200];
-    snprintf(name, sizeof name, "ROPE_KV(dt=%s,scaling=%s,neox=%d,head_dim=%d,rot=%d,long=%d%s)",
+    snprintf(name, sizeof name,
+             "ROPE_KV(dt=%s,scaling=%s,neox=%d,head_dim=%d,rot=%d,long=%d%s,n=%d%s)",
              llm_dtype_name(dt), sname, neox, hd, rot, long_seq,
-             kvq == LLM_K_KV_FP8 ? ",kv=fp8" : kvq == LLM_K_KV_INT8 ? ",kv=int8" : "");
+             kvq == LLM_K_KV_FP8 ? ",kv=fp8" : kvq == LLM_K_KV_INT8 ? ",kv=int8" : "", n,
+             rope ? "" : ",no_rope");
     if (!want(name)) return;
     int64_t seq_len = long_seq ? 2000 : 900;
     int half = rot / 2;
@@ -464,15 +469,15 @@ static void rope_case(int dt, int scaling, int neox, int hd, int rot, int long_s
     int W = (nh + 2 * nkv) * hd;
     void *qkv_h;
     float *qkv = rand_vals((size_t)n * W, 1.f, dt, &qkv_h);
-    int32_t pos[8], slot[8];
-    for (int i = 0; i < n; i++) {
+    int32_t *pos = xmalloc(sizeof(int32_t) * (size_t)n), *slot = xmalloc(sizeof(int32_t) * (size_t)n);
+    for (int i = 0; i < n; i++) { /* distinct slots, scattered over the blocks */
         pos[i] = irand(npos);
-        slot[i] = i == 2 ? -1 : (int)(((i * 5 + 3) % nblk) * bs + irand(bs));
+        slot[i] = i == 2 ? -1 : (int)(((i * 5 + 3) % nblk) * bs + (i * 5 + 3) / nblk % bs);
     }
     /* reference: rotate q and k per token; expected cache content */
     float *ref = xmalloc(sizeof(float) * (size_t)n * W);
     memcpy(ref, qkv, sizeof(float) * (size_t)n * W);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && rope; i++) {
         llm_cpu_rope_cos_sin(inv, half, ms, pos[i], cs, sn);
         llm_cpu_rope_apply(ref + (size_t)i * W, nh + nkv, hd, rot, neox, cs, sn);
     }
@@ -494,11 +499,12 @@ static void rope_case(int dt, int scaling, int neox, int hd, int rot, int long_s
     }
     void *dqkv = dev_copy(qkv_h, (size_t)n * W * esize(dt));
     void *dtab = dev_copy(tab, sizeof(float) * 2 * (size_t)npos * half);
-    void *dpos = dev_copy(pos, sizeof pos), *dslot = dev_copy(slot, sizeof slot);
+    void *dpos = dev_copy(pos, sizeof(int32_t) * (size_t)n);
+    void *dslot = dev_copy(slot, sizeof(int32_t) * (size_t)n);
     size_t pool_es = kvq ? 1 : esize(dt);
     void *dpool = dev_poison(pool_n * pool_es);
     if (kvq) CUDA(cudaMemset(dpool, kv_poison(kvq), pool_n));
-    CUDA(llm_k_rope_kv(dt, dqkv, dtab, dpos, dslot, dpool, (int64_t)2 * nkv * bs * hd, bs, n, nh,
+    CUDA(llm_k_rope_kv(dt, dqkv, rope ? dtab : NULL, dpos, dslot, dpool, (int64_t)2 * nkv * bs * hd, bs, n, nh,
                        nkv, hd, rot, neox, kvq, kv_scale_of(kvq, 0), kv_scale_of(kvq, 1), 0));
     float *got = dev_f32(dqkv, (size_t)n * W, dt);
     double bound = dt == LLM_DTYPE_F32 ? 1e-12 : 4 * bound_ew(dt);
@@ -540,7 +546,7 @@ static void rope_case(int dt, int scaling, int neox, int hd, int rot, int long_s
         n_failed++;
     }
     free(g2), free(r2), free(got), free(gpool), free(pref), free(ref), free(qkv), free(qkv_h);
-    free(tab);
+    free(tab), free(pos), free(slot);
     cudaFree(dqkv), cudaFree(dtab), cudaFree(dpos), cudaFree(dslot), cudaFree(dpool);
 }
 
@@ -553,16 +559,28 @@ static void test_rope(void)
     for (int di = 0; di < 3; di++)
         for (int sc = 0; sc < LLM_ROPE_SCALING_COUNT; sc++)
             for (int neox = 0; neox < 2; neox++) {
-                rope_case(DTS[di], sc, neox, 128, 128, 0, 0);
-                rope_case(DTS[di], sc, neox, 64, 32, 0, 0);
+                rope_case(DTS[di], sc, neox, 128, 128, 0, 0, 6, 1);
+                rope_case(DTS[di], sc, neox, 64, 32, 0, 0, 6, 1);
             }
-    for (int di = 0; di < 3; di++) rope_case(DTS[di], LLM_ROPE_SCALING_LONGROPE, 1, 96, 96, 1, 0);
+    for (int di = 0; di < 3; di++)
+        rope_case(DTS[di], LLM_ROPE_SCALING_LONGROPE, 1, 96, 96, 1, 0, 6, 1);
     /* 8-bit KV cache codes */
     for (int di = 0; di < 3; di++)
         for (int kvq = LLM_K_KV_FP8; kvq <= LLM_K_KV_INT8; kvq++) {
-            rope_case(DTS[di], LLM_ROPE_SCALING_NONE, 1, 128, 128, 0, kvq);
-            rope_case(DTS[di], LLM_ROPE_SCALING_LLAMA3, 0, 64, 32, 0, kvq);
-            rope_case(DTS[di], LLM_ROPE_SCALING_NONE, 1, 80, 80, 0, kvq);
+            rope_case(DTS[di], LLM_ROPE_SCALING_NONE, 1, 128, 128, 0, kvq, 6, 1);
+            rope_case(DTS[di], LLM_ROPE_SCALING_LLAMA3, 0, 64, 32, 0, kvq, 6, 1);
+            rope_case(DTS[di], LLM_ROPE_SCALING_NONE, 1, 80, 80, 0, kvq, 6, 1);
+        }
+    /* the general kernel's shapes (a half or rotation not a whole number of
+     * 16-bit vectors: 12 pairs, 20 dims), many rows, and no rotation at all */
+    for (int di = 0; di < 3; di++)
+        for (int kvq = LLM_K_KV_NONE; kvq <= LLM_K_KV_FP8; kvq++) {
+            rope_case(DTS[di], LLM_ROPE_SCALING_NONE, 1, 96, 24, 0, kvq, 6, 1);
+            rope_case(DTS[di], LLM_ROPE_SCALING_NONE, 0, 96, 20, 0, kvq, 70, 1);
+            rope_case(DTS[di], LLM_ROPE_SCALING_LLAMA3, 1, 128, 128, 0, kvq, 70, 1);
+            rope_case(DTS[di], LLM_ROPE_SCALING_NONE, 0, 64, 64, 0, kvq, 70, 1);
+            rope_case(DTS[di], LLM_ROPE_SCALING_NONE, 1, 128, 128, 0, kvq, 6, 0);
+            rope_case(DTS[di], LLM_ROPE_SCALING_NONE, 1, 64, 64, 0, kvq, 70, 0);
         }
 }
 
