@@ -198,10 +198,11 @@ extern "C" int llm_k_norm_q(int dt, int kind, void *out, void *res, const void *
         (act != LLM_K_A_NONE && act != LLM_K_A_FP8 && act != LLM_K_A_INT8) ||
         (act && (!xq || !xs)))
         return (int)cudaErrorInvalidValue;
-    /* few rows: one vector a thread (short latency); many: four; more where
-     * the row needs them (up to 8 x 512) */
+    /* rows that fit the device at one vector a thread (132 SMs x 2048 threads)
+     * take one (short latency); more rows, four; more where the row needs them
+     * (up to 8 x 512) */
     const int nv = n / (dt == K_DT_F32 ? 4 : 8);
-    int nvec = rows < 64 ? 1 : 4;
+    int nvec = (int64_t)rows * nv <= (int64_t)k_sms() * 2048 ? 1 : 4;
     while (nvec == 1 ? nv > 1024 : nv > 512 * nvec) nvec *= 2;
     if (nvec > 8) return (int)cudaErrorInvalidValue;
     int nt = (nv + nvec - 1) / nvec;
