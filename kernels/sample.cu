@@ -105,22 +105,44 @@ __global__ void __launch_bounds__(SNT)
     float *w = work + (int64_t)row * V;
     struct llm_k_sample_out *o = out + row;
 
-    /* Greedy without penalties or alternatives (the common batch): the same choice and
-     * log-sum-exp from two reads of the logits, with no copy - the best id not banned
-     * (a banned id is looked up only when it would become a thread's best) */
+    /* Greedy without penalties or alternatives (the common batch): the choice and the
+     * log-sum-exp from one read of the logits (16 bytes a load where the rows allow),
+     * with no copy - the best id not banned (a banned id is looked up only when it
+     * would become a thread's best); each thread keeps its own running maximum and sum
+     * of exp(x - max) (fp32 exponentials summed in double, rescaled when the maximum
+     * rises), and the threads' sums meet under the row's maximum */
     if ((p.temperature == 0.0 || p.top_k == 1) && p.rep == 1.0 && p.pres == 0.0 &&
         p.freq == 0.0 && p.n_top <= 0) {
         unsigned long long mx = 0, best = 0;
-        for (int64_t i = threadIdx.x; i < V; i += blockDim.x) {
-            float x = clean_logit(lg[i]);
-            if (x == -INFINITY) continue;
-            unsigned long long c = pack(x, (int)i);
+        float tm = -INFINITY;
+        double ts = 0.0;
+        auto take = [&](float x, int64_t i) {
+            x = clean_logit(x);
+            if (x == -INFINITY) return;
+            const unsigned long long c = pack(x, (int)i);
             mx = c > mx ? c : mx;
             if (c > best) {
                 bool ban = false;
                 for (int k = 0; k < p.n_banned && !ban; k++) ban = toks[p.banned_off + k] == i;
                 if (!ban) best = c;
             }
+            if (x > tm) {
+                ts = ts * (double)expf(tm - x) + 1.0;
+                tm = x;
+            } else {
+                ts += (double)expf(x - tm);
+            }
+        };
+        if ((V & 3) == 0 && (reinterpret_cast<uintptr_t>(lg) & 15) == 0) {
+            const float4 *l4 = reinterpret_cast<const float4 *>(lg);
+            const int64_t n4 = V >> 2;
+#pragma unroll 4
+            for (int64_t j = threadIdx.x; j < n4; j += blockDim.x) {
+                const float4 q = __ldcs(l4 + j);
+                take(q.x, 4 * j), take(q.y, 4 * j + 1), take(q.z, 4 * j + 2), take(q.w, 4 * j + 3);
+            }
+        } else {
+            for (int64_t i = threadIdx.x; i < V; i += blockDim.x) take(lg[i], i);
         }
         mx = block_max_u64(mx, sh64);
         best = block_max_u64(best, sh64);
@@ -129,10 +151,7 @@ __global__ void __launch_bounds__(SNT)
             return;
         }
         const float m = clean_logit(lg[unpack_id(mx)]);
-        double s = 0.0;
-        for (int64_t i = threadIdx.x; i < V; i += blockDim.x)
-            s += exp((double)clean_logit(lg[i]) - (double)m);
-        s = block_sum_d(s, shd);
+        const double s = block_sum_d(tm == -INFINITY ? 0.0 : ts * exp((double)tm - (double)m), shd);
         if (threadIdx.x == 0) {
             o->n_top = 0;
             if (!best) {

@@ -2156,8 +2156,8 @@ static void test_moe(void)
 
 static void test_sample(void)
 {
-    const int64_t vocabs[] = {1000, 32000};
-    for (int vi = 0; vi < 2; vi++) {
+    const int64_t vocabs[] = {1000, 32000, 1003}; /* 1003: rows not read 16 bytes at a time */
+    for (int vi = 0; vi < 3; vi++) {
         int64_t V = vocabs[vi];
         const int n = 48;
         char name[160];
