@@ -469,7 +469,8 @@ static void rope_case(int dt, int scaling, int neox, int hd, int rot, int long_s
     int W = (nh + 2 * nkv) * hd;
     void *qkv_h;
     float *qkv = rand_vals((size_t)n * W, 1.f, dt, &qkv_h);
-    int32_t *pos = xmalloc(sizeof(int32_t) * (size_t)n), *slot = xmalloc(sizeof(int32_t) * (size_t)n);
+    int32_t *pos = xmalloc(sizeof(int32_t) * (size_t)n);
+    int32_t *slot = xmalloc(sizeof(int32_t) * (size_t)n);
     for (int i = 0; i < n; i++) { /* distinct slots, scattered over the blocks */
         pos[i] = irand(npos);
         slot[i] = i == 2 ? -1 : (int)(((i * 5 + 3) % nblk) * bs + (i * 5 + 3) / nblk % bs);
@@ -504,8 +505,9 @@ static void rope_case(int dt, int scaling, int neox, int hd, int rot, int long_s
     size_t pool_es = kvq ? 1 : esize(dt);
     void *dpool = dev_poison(pool_n * pool_es);
     if (kvq) CUDA(cudaMemset(dpool, kv_poison(kvq), pool_n));
-    CUDA(llm_k_rope_kv(dt, dqkv, rope ? dtab : NULL, dpos, dslot, dpool, (int64_t)2 * nkv * bs * hd, bs, n, nh,
-                       nkv, hd, rot, neox, kvq, kv_scale_of(kvq, 0), kv_scale_of(kvq, 1), 0));
+    CUDA(llm_k_rope_kv(dt, dqkv, rope ? dtab : NULL, dpos, dslot, dpool,
+                       (int64_t)2 * nkv * bs * hd, bs, n, nh, nkv, hd, rot, neox, kvq,
+                       kv_scale_of(kvq, 0), kv_scale_of(kvq, 1), 0));
     float *got = dev_f32(dqkv, (size_t)n * W, dt);
     double bound = dt == LLM_DTYPE_F32 ? 1e-12 : 4 * bound_ew(dt);
     check(name, got, ref, (size_t)n * W, bound);
