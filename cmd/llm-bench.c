@@ -524,7 +524,9 @@ struct ctx {
     int cuda;
     const json_t *replay_doc;
     json_t *results;
-    FILE *trace; /* --step-trace */
+    FILE *trace;                       /* --step-trace */
+    struct llm_bench_tele_source tele; /* NVML on a GPU: clocks, power, energy */
+    int tele_state;                    /* 0 not tried, 1 open, -1 none */
 };
 
 static int quiet(const struct ctx *c)
@@ -604,6 +606,7 @@ static int run_test(struct ctx *c, struct llm_engine *e, struct llm_bench_meter 
     x.sampling.seed = r->seed;
     x.cuda = c->cuda;
     x.ceiling = c->have_ceil ? &c->ceil : NULL;
+    x.tele = c->tele_state > 0 ? &c->tele : NULL;
     x.trace_id = id;
 
     /* warm-up: the same kind of run, shortened for throughput and latency */
@@ -728,6 +731,10 @@ static int run_setting(struct ctx *c, const struct test *tests, int n_tests, lon
     }
     int cuda = be->ops->name && !strcmp(be->ops->name, "cuda");
     c->cuda = cuda;
+    if (cuda && !c->tele_state) { /* no NVML: the figures without telemetry */
+        c->tele_state = llm_bench_tele_nvml(&c->tele, bo.device) ? -1 : 1;
+        if (c->tele_state < 0) llm_err_clear();
+    }
     if (!c->have_ceil && !c->o->no_probe) {
         if (cuda) { /* the probe needs device memory the KV pool would hold */
             llm_backend_destroy(be);
@@ -795,11 +802,12 @@ static int run_setting(struct ctx *c, const struct test *tests, int n_tests, lon
     llm_engine_get_info(e, &info);
     json_t *eng = json_pack(
         "{s:s, s:s, s:s, s:I, s:i, s:i, s:I, s:I, s:i, s:i, s:i, s:i, s:f, s:f, s:f}", "backend",
-        be->ops->name, "device", be->device_name, "timing", llm_bench_meter_timing(mt), "threads", (json_int_t)th, "n_blocks",
-        info.n_blocks, "block_size", info.block_size, "kv_tokens", (json_int_t)info.kv_tokens,
-        "kv_bytes", (json_int_t)info.kv_bytes, "max_batch_tokens", info.max_batch_tokens,
-        "max_seqs", info.max_seqs, "max_seq_len", info.max_seq_len, "watermark_blocks",
-        info.watermark_blocks, "weight_elem_bytes", welem, "kv_elem_bytes", kvelem, "weight_bytes",
+        be->ops->name, "device", be->device_name, "timing", llm_bench_meter_timing(mt), "threads",
+        (json_int_t)th, "n_blocks", info.n_blocks, "block_size", info.block_size, "kv_tokens",
+        (json_int_t)info.kv_tokens, "kv_bytes", (json_int_t)info.kv_bytes, "max_batch_tokens",
+        info.max_batch_tokens, "max_seqs", info.max_seqs, "max_seq_len", info.max_seq_len,
+        "watermark_blocks", info.watermark_blocks, "weight_elem_bytes", welem, "kv_elem_bytes",
+        kvelem, "weight_bytes",
         cost.layer_weight_bytes + cost.head_bytes + cost.n_experts * cost.expert_bytes);
     if (!eng || json_object_set_new(eng, "no_evict", json_boolean(r->no_evict))) {
         rc = llm_err_set(LLM_ENOMEM, "out of memory");
@@ -822,7 +830,8 @@ out:
 static json_t *model_json(const struct ctx *c, const char *hash)
 {
     const struct llm_model_desc *d = &c->m->desc;
-    const char *qa = llm_quant_algo_name(c->m->quant.algo), *kv = llm_kv_quant_name(c->m->quant.kv_algo);
+    const char *qa = llm_quant_algo_name(c->m->quant.algo),
+               *kv = llm_kv_quant_name(c->m->quant.kv_algo);
     return json_pack(
         "{s:s, s:o, s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:I, s:I}", "path",
         c->o->model, "hash", str_or_null(hash), "arch", llm_arch_name(d->arch), "hf_arch",
@@ -1039,6 +1048,18 @@ static int bench(struct opts *o, int *exit_code)
         rc = llm_err_set(LLM_ENOMEM, "out of memory (result document)");
         goto out;
     }
+    json_t *gpu = json_object_get(json_object_get(doc, "env"), "gpu");
+    if (json_is_object(gpu) && c.tele_state) {
+        struct llm_bench_tele_limits lim = {NAN, NAN, NAN};
+        if (c.tele_state > 0 && c.tele.limits) c.tele.limits(c.tele.ctx, &lim);
+        json_object_set_new(gpu, "telemetry", json_string(c.tele_state > 0 ? "nvml" : "none"));
+        if (isfinite(lim.power_limit_w))
+            json_object_set_new(gpu, "power_limit_w", json_real(lim.power_limit_w));
+        if (isfinite(lim.sm_max_mhz))
+            json_object_set_new(gpu, "sm_clock_max_mhz", json_real(lim.sm_max_mhz));
+        if (isfinite(lim.mem_max_mhz))
+            json_object_set_new(gpu, "mem_clock_max_mhz", json_real(lim.mem_max_mhz));
+    }
     char *text = llm_bench_render(doc, o->fmt);
     if (!text) {
         rc = llm_errcode() ? llm_errcode() : LLM_ENOMEM;
@@ -1061,6 +1082,7 @@ out:
         if (bad && !rc)
             rc = llm_err_set(LLM_EIO, "%s: writing the step trace failed", o->step_trace);
     }
+    if (c.tele_state > 0) llm_bench_tele_close(&c.tele);
     free(tests);
     json_decref(doc);
     json_decref(c.results);

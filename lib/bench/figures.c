@@ -75,6 +75,19 @@ static const struct llm_bench_figdef defs[] = {
     {"kv_util_mean", "1", I, "KV blocks in use after each step / pool, mean over steps"},
     {"preemptions", "1", I, "requests preempted (and later recomputed) for KV space"},
     {"wall_s", "s", I, "wall time of the repetition"},
+    {"sm_clock_p10", "MHz", I, "GPU SM clock sampled every 100 ms, 10th percentile"},
+    {"sm_clock_p50", "MHz", I, "GPU SM clock, 50th percentile"},
+    {"sm_clock_p90", "MHz", I, "GPU SM clock, 90th percentile"},
+    {"power_p50", "W", I, "GPU board power as the driver reports it, 50th percentile"},
+    {"power_p90", "W", I, "GPU board power, 90th percentile"},
+    {"power_mean", "W", I, "energy / wall time"},
+    {"energy", "J", I, "GPU energy over the repetition (the driver's energy counter)"},
+    {"output_tokens_per_j", "tok/J", I, "generated tokens / energy"},
+    {"power_capped_share", "1", I, "share of samples with the clocks held by the power cap"},
+    {"heat_capped_share", "1", I,
+     "share of samples with the clocks held by heat (thermal or hardware slowdown, power "
+     "brake)"},
+    {"temp_max", "C", I, "hottest GPU temperature sampled"},
 };
 
 #undef H

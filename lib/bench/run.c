@@ -228,6 +228,8 @@ int llm_bench_run_once(struct llm_engine *e, struct llm_bench_meter *m,
     int rc = 0;
     int mem_reset_ok = llm_bench_mem_reset(x->cuda, x->device) == 0;
     llm_bench_meter_reset(m);
+    struct llm_bench_tele *tele = NULL;
+    if (x->tele && (rc = llm_bench_tele_start(&tele, x->tele, 0.1))) return rc;
     double t0 = llm_engine_now();
     if (x->one_at_a_time) {
         for (int i = 0; i < w->n && !rc; i++) {
@@ -240,7 +242,12 @@ int llm_bench_run_once(struct llm_engine *e, struct llm_bench_meter *m,
         if (!rc) rc = run_steps(e, m, x, &a, tot, &kv_sum, &steps, &stt);
     }
     double wall = llm_engine_now() - t0;
+    json_t *f = rc ? NULL : json_object();
+    if (!rc && !f) rc = llm_err_set(LLM_ENOMEM, "out of memory");
+    int trc = llm_bench_tele_stop(tele, wall, (double)tot->output_tokens, f);
+    if (!rc) rc = trc;
     if (rc) {
+        json_decref(f);
         llm_engine_clear(e);
         acc_free(&a);
         return rc;
@@ -250,11 +257,6 @@ int llm_bench_run_once(struct llm_engine *e, struct llm_bench_meter *m,
     tot->bytes = m->bytes;
     tot->flops = m->flops;
 
-    json_t *f = json_object();
-    if (!f) {
-        acc_free(&a);
-        return llm_err_set(LLM_ENOMEM, "out of memory");
-    }
     double n = (double)tot->requests, out = (double)tot->output_tokens;
     double prompt = (double)tot->prompt_tokens;
     if (wall <= 0) wall = 1e-9;

@@ -318,6 +318,9 @@ static int fake_step_time(struct llm_backend *be, double *seconds)
     return 0;
 }
 
+/* Telemetry for timing_run's repetitions (NULL: none). */
+static const struct llm_bench_tele_source *timing_tele;
+
 /* One throughput repetition over be; returns its figures. */
 static json_t *timing_run(struct llm_backend *be, const char **timing, double *busy)
 {
@@ -346,6 +349,7 @@ static json_t *timing_run(struct llm_backend *be, const char **timing, double *b
     if (llm_bench_workload_fixed(&w, 6, 9, 5, 11, 64) == 0) {
         struct llm_bench_exec x;
         llm_bench_exec_init(&x);
+        x.tele = timing_tele;
         struct llm_bench_totals t;
         if (llm_bench_run_once(e, &m, &w, &x, &f, &t)) f = NULL;
         *busy = m.device_busy;
@@ -407,6 +411,147 @@ static void test_timing(void)
           "device clock: idle share %.4f = 1 - %.6f / %.6f", idle, dbusy, wall);
     json_decref(f);
     llm_backend_destroy(be);
+}
+
+/* ---- device telemetry: the reduction, the sampler, a repetition with readings ------------- */
+
+struct script {
+    int samples, energies;
+    double joules_step; /* added to the energy counter at each read */
+    double joules;
+};
+static int script_sample(void *ctx, struct llm_bench_tele_sample *s)
+{
+    struct script *k = ctx;
+    k->samples++;
+    memset(s, 0, sizeof(*s));
+    s->sm_mhz = 1500;
+    s->mem_mhz = 3200;
+    s->power_w = 690;
+    s->temp_c = 60;
+    s->reasons = LLM_TELE_POWER_CAP;
+    s->have_reasons = 1;
+    return 0;
+}
+static int script_energy(void *ctx, double *joules)
+{
+    struct script *k = ctx;
+    k->energies++;
+    k->joules += k->joules_step;
+    *joules = k->joules;
+    return 0;
+}
+
+static void test_telemetry(void)
+{
+    /* the reduction over known readings */
+    struct llm_bench_tele_sample s[12];
+    for (int i = 0; i < 10; i++) {
+        memset(&s[i], 0, sizeof s[i]);
+        s[i].sm_mhz = 1000 + 100 * i; /* 1000 .. 1900 */
+        s[i].mem_mhz = 3200;
+        s[i].power_w = 600 + 10 * i;
+        s[i].temp_c = 50 + (i == 4 ? 30 : i);
+        s[i].have_reasons = i < 8;
+        s[i].reasons = i < 3 ? LLM_TELE_POWER_CAP : i == 3 ? 0x20 : i == 9 ? 0x4 : 0;
+    }
+    s[10] = s[0];
+    s[10].sm_mhz = s[10].power_w = s[10].temp_c = NAN; /* a failed reading counts for nothing */
+    s[10].have_reasons = 0;
+    json_t *f = json_object();
+    int rc = llm_bench_tele_summary(s, 11, 1000, 2, 4000, f);
+#define F(k) json_number_value(json_object_get(f, k))
+    CHECK(rc == 0 && fabs(F("sm_clock_p10") - 1090) < 1e-9 &&
+              fabs(F("sm_clock_p50") - 1450) < 1e-9 && fabs(F("sm_clock_p90") - 1810) < 1e-9,
+          "SM clock percentiles over 10 readings: %.1f %.1f %.1f MHz", F("sm_clock_p10"),
+          F("sm_clock_p50"), F("sm_clock_p90"));
+    CHECK(fabs(F("power_p50") - 645) < 1e-9 && fabs(F("power_p90") - 681) < 1e-9 &&
+              F("temp_max") == 80,
+          "power p50 %.1f W, p90 %.1f W, hottest %.0f C", F("power_p50"), F("power_p90"),
+          F("temp_max"));
+    CHECK(fabs(F("power_capped_share") - 3.0 / 8) < 1e-12 &&
+              fabs(F("heat_capped_share") - 1.0 / 8) < 1e-12,
+          "capped shares over the 8 readings with reasons: power %.3f, heat %.3f",
+          F("power_capped_share"), F("heat_capped_share"));
+    CHECK(F("energy") == 1000 && F("power_mean") == 500 && F("output_tokens_per_j") == 4,
+          "1000 J over 2 s for 4000 tokens: %.0f W mean, %.1f tok/J", F("power_mean"),
+          F("output_tokens_per_j"));
+    json_decref(f);
+    f = json_object();
+    rc = llm_bench_tele_summary(s + 10, 1, -1, 2, 4000, f);
+    CHECK(rc == 0 && json_object_size(f) == 0,
+          "no readings and no energy counter: no figures (%zu)", json_object_size(f));
+    json_decref(f);
+
+    /* the sampler: readings at start, at stop, and every period between */
+    struct script k = {0, 0, 5, 100};
+    struct llm_bench_tele_source src = {&k, script_sample, script_energy, NULL, NULL};
+    struct llm_bench_tele *t = NULL;
+    CHECK(llm_bench_tele_start(&t, &src, 0.01) == 0 && t, "sampler starts");
+    usleep(300000);
+    f = json_object();
+    rc = llm_bench_tele_stop(t, 0.3, 30, f);
+    CHECK(rc == 0 && k.samples >= 3 && k.energies == 2,
+          "300 ms at 10 ms a reading: %d readings, %d energy reads", k.samples, k.energies);
+    CHECK(F("sm_clock_p50") == 1500 && F("power_capped_share") == 1 && F("energy") == 5 &&
+              fabs(F("power_mean") - 5 / 0.3) < 1e-9,
+          "sampled figures: %.0f MHz, all power-capped, %.0f J", F("sm_clock_p50"), F("energy"));
+    json_decref(f);
+    k.joules_step = -1; /* a counter that went back (driver reloaded): no energy figures */
+    CHECK(llm_bench_tele_start(&t, &src, 10) == 0, "sampler starts (10 s period)");
+    f = json_object();
+    rc = llm_bench_tele_stop(t, 0.3, 30, f);
+    CHECK(rc == 0 && !json_object_get(f, "energy") && !json_object_get(f, "power_mean") &&
+              F("sm_clock_p50") == 1500,
+          "energy counter going back: no energy figure, clocks kept");
+    json_decref(f);
+    CHECK(llm_bench_tele_stop(NULL, 1, 1, NULL) == 0, "stopping no sampler does nothing");
+
+    /* a repetition on the mock with readings: the figures ride with the others */
+    struct mock_opts mo;
+    mock_opts_init(&mo);
+    mo.vocab = 64;
+    mo.n_blocks = 64;
+    mo.block_size = 4;
+    mo.max_batch_tokens = 32;
+    mo.max_seqs = 8;
+    mo.max_seq_len = 64;
+    struct llm_backend *be = NULL;
+    CHECK(mock_backend_create(&be, &mo) == 0, "mock backend");
+    if (be) {
+        k = (struct script){0, 0, 2, 0};
+        const char *timing = NULL;
+        double busy = 0;
+        timing_tele = &src;
+        f = timing_run(be, &timing, &busy);
+        timing_tele = NULL;
+        double wall = F("wall_s"), out = F("output_tokens_per_s") * wall;
+        CHECK(f && F("energy") == 2 && F("sm_clock_p10") == 1500 &&
+                  fabs(F("output_tokens_per_j") - out / 2) < 1e-9 && k.samples >= 2,
+              "repetition with telemetry: %.0f J, %.1f tok/J, %d readings", F("energy"),
+              F("output_tokens_per_j"), k.samples);
+        json_t *acc = json_object();
+        CHECK(acc && f && llm_bench_figures_add(acc, f) == 0,
+              "telemetry figures are defined figures");
+        json_decref(acc);
+        json_decref(f);
+        llm_backend_destroy(be);
+    }
+#undef F
+
+    /* NVML where the driver has it (a GPU machine), a clean refusal elsewhere */
+    struct llm_bench_tele_source nv;
+    rc = llm_bench_tele_nvml(&nv, 0);
+    if (rc == 0) {
+        struct llm_bench_tele_sample one;
+        CHECK(nv.sample(nv.ctx, &one) == 0 && one.sm_mhz > 0, "NVML: SM clock %.0f MHz",
+              one.sm_mhz);
+        llm_bench_tele_close(&nv);
+    } else {
+        CHECK(rc == LLM_EUNSUPPORTED && strstr(llm_errmsg(), "telemetry"),
+              "no NVML here: refused with '%s'", llm_errmsg());
+        llm_err_clear();
+    }
 }
 
 /* ---- a run on the mock backend ----------------------------------------------------------- */
@@ -670,6 +815,7 @@ int main(void)
     test_cost();
     test_run();
     test_timing();
+    test_telemetry();
     test_probe();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

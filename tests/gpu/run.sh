@@ -1,9 +1,9 @@
 #!/bin/bash
 # run.sh - the whole GPU round on a machine with a CUDA device.
 #
-#   tests/gpu/run.sh [stage ...]      stages: env sass ops fillq memcheck forward comm qforward calib
-#                                     families random familybench kernels model
-#                                     llmbench
+#   tests/gpu/run.sh [stage ...]      stages: env telemetry sass ops fillq memcheck forward comm
+#                                     qforward calib families random familybench kernels
+#                                     model llmbench
 #                                     not in the default set: calibbench (llm-quantize's
 #                                     calibration on a random Llama-2-7B: time and memory,
 #                                     CALIBBENCH_MODES), decode (batch-1 decode per model
@@ -64,7 +64,7 @@ if [ -z "$(find_bin test_gpu_ops)" ]; then
         && ninja -C build-cuda-device) > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 fi
 
-STAGES=${*:-env sass ops fillq memcheck forward comm qforward calib families random familybench kernels model llmbench}
+STAGES=${*:-env telemetry sass ops fillq memcheck forward comm qforward calib families random familybench kernels model llmbench}
 declare -A RESULT
 fail=0
 
@@ -100,6 +100,30 @@ for st in $STAGES; do
         { nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv
           nvcc --version | tail -2; cat "$ROOT/.dev/cuda-bin/COMMIT" 2>/dev/null; } > "$OUT/env.log" 2>&1
         RESULT[env]="$(head -2 "$OUT/env.log" | tail -1)"
+        ;;
+    telemetry)
+        # llm-bench reads the GPU's clocks, power and energy through NVML during each
+        # repetition (the bundled model, a few requests): the figures must be there and sane
+        run_stage telemetry ${T_TELEMETRY:-120} bash -c "
+            '$(find_bin llm-bench)' throughput --device cuda --num-requests 64 --input-len 64 \
+                --output-len 64 -r 2 -w 1 --no-probe -f json -o '$OUT/telemetry.json' \
+                '$ROOT/lib/data/default.llm' &&
+            python3 - '$OUT/telemetry.json' <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+g = d['env']['gpu']
+f = d['results'][0]['figures']
+m = lambda k: f[k]['mean']
+print('telemetry:', g.get('telemetry'), 'limit', g.get('power_limit_w'), 'W, SM max',
+      g.get('sm_clock_max_mhz'), 'MHz; SM p50', m('sm_clock_p50'), 'MHz, power p50',
+      m('power_p50'), 'W, energy', m('energy'), 'J,', m('output_tokens_per_j'), 'tok/J,',
+      'power-capped', m('power_capped_share'))
+ok = (g.get('telemetry') == 'nvml' and 0 < m('sm_clock_p50') <= g['sm_clock_max_mhz'] and
+      0 < m('power_p50') < 2 * g['power_limit_w'] and m('energy') > 0 and
+      0 <= m('power_capped_share') <= 1 and 0 <= m('heat_capped_share') <= 1)
+print('ok' if ok else 'FAIL: telemetry figures missing or out of range')
+sys.exit(0 if ok else 1)
+PY"
         ;;
     sass)
         # which matrix instructions each kernel uses, and whether loads are 16 bytes wide
@@ -305,6 +329,7 @@ done
 echo
 echo "================ summary ================"
 for st in ${!RESULT[@]}; do printf "%-14s %s\n" "$st" "${RESULT[$st]:-}"; done
+[ -f "$OUT/telemetry.log" ] && grep -E "^telemetry:|^FAIL" "$OUT/telemetry.log"
 [ -f "$OUT/ops.log" ] && grep -E "cases, " "$OUT/ops.log"
 [ -f "$OUT/forward.log" ] && grep -E "ok$|FAIL" "$OUT/forward.log" | cut -c1-120
 [ -f "$OUT/qforward.log" ] && grep -E "ok|FAIL" "$OUT/qforward.log" | cut -c1-160
@@ -319,7 +344,8 @@ for l in open(sys.argv[1]):
 EOF
 [ -f "$OUT/model.log" ] && grep -E "^(prefill|decode|offline)" "$OUT/model.log"
 for f in "$OUT/tp8b.log" "$OUT/lat8b.log"; do
-    [ -f "$f" ] && grep -E "output_tokens_per_s|tpot_mean|device_idle_share" "$f"
+    [ -f "$f" ] && grep -E \
+        "output_tokens_per_s|tpot_mean|device_idle_share|sm_clock_p50|power_capped|tokens_per_j" "$f"
 done
 [ -f "$OUT/llmbench.log" ] && grep -E "^llm-bench: |^\| (pp|tg)[0-9]" "$OUT/llmbench.log" | head -24
 exit $fail

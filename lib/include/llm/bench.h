@@ -220,6 +220,49 @@ int llm_bench_probe_cuda(struct llm_bench_ceiling *c, int device);
 int llm_bench_mem_reset(int cuda, int device);
 int llm_bench_mem_peak(int cuda, int device, uint64_t *bytes);
 
+/* ---- device telemetry (telemetry.c) -------------------------------------- */
+
+/* One reading of the device; NAN where it has no value. */
+struct llm_bench_tele_sample {
+    double sm_mhz, mem_mhz, power_w, temp_c;
+    uint64_t reasons; /* NVML's clock event reasons: the bits below */
+    int have_reasons;
+};
+#define LLM_TELE_POWER_CAP 0x4ULL /* software power cap */
+/* hardware slowdown, software / hardware thermal slowdown, power brake */
+#define LLM_TELE_HEAT (0x8ULL | 0x20ULL | 0x40ULL | 0x80ULL)
+struct llm_bench_tele_limits {
+    double power_limit_w, sm_max_mhz, mem_max_mhz; /* NAN: unknown */
+};
+/* Where readings come from: NVML, or a script in the tests.  sample and
+ * energy return 0, or nonzero when there is no reading; energy (joules,
+ * any origin, never decreasing) and limits may be NULL. */
+struct llm_bench_tele_source {
+    void *ctx;
+    int (*sample)(void *ctx, struct llm_bench_tele_sample *s);
+    int (*energy)(void *ctx, double *joules);
+    int (*limits)(void *ctx, struct llm_bench_tele_limits *l);
+    void (*close)(void *ctx);
+};
+/* NVML (libnvidia-ml.so.1 through dlopen) for CUDA device `device`;
+ * LLM_EUNSUPPORTED where there is none.  Close with llm_bench_tele_close. */
+int llm_bench_tele_nvml(struct llm_bench_tele_source *src, int device);
+void llm_bench_tele_close(struct llm_bench_tele_source *src);
+
+/* A thread reads src once at start, every period_s, and once at stop;
+ * stop puts the repetition's figures into f (sm_clock_p10/p50/p90,
+ * power_p50/p90, temp_max, power_capped_share, heat_capped_share, energy,
+ * power_mean, output_tokens_per_j: each left out without its readings) and
+ * frees the sampler (f NULL: figures dropped).  stop(NULL, ...) does
+ * nothing. */
+struct llm_bench_tele;
+int llm_bench_tele_start(struct llm_bench_tele **t, const struct llm_bench_tele_source *src,
+                         double period_s);
+int llm_bench_tele_stop(struct llm_bench_tele *t, double wall_s, double output_tokens, json_t *f);
+/* The reduction stop applies (joules < 0: no energy counter). */
+int llm_bench_tele_summary(const struct llm_bench_tele_sample *s, size_t n, double joules,
+                           double wall_s, double output_tokens, json_t *f);
+
 /* ---- fingerprint -------------------------------------------------------- */
 
 /* {"host": {cpu_model, cpu_cores, mem_bytes, os}, "gpu": {...} | null,
@@ -243,6 +286,9 @@ struct llm_bench_exec {
     struct llm_sampling sampling;
     int cuda, device;                        /* for peak memory */
     const struct llm_bench_ceiling *ceiling; /* NULL: no fractions */
+    /* NULL, or the device's readings during each repetition (clocks, power,
+     * energy: llm_bench_tele_start) */
+    const struct llm_bench_tele_source *tele;
     /* NULL, or one line a step is written here (llm-bench --step-trace):
      * trace_id, trace_rep, then the step's counts, times and cost model */
     FILE *trace;
