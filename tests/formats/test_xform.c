@@ -487,7 +487,130 @@ static void test_stablelm(const char *dir)
     printf("ok stablelm: per-head q/k LayerNorms stacked, q/k/v biases\n");
 }
 
+/* ---- GPT-BigCode: one fused c_attn, per head [q, k, v] or MQA's q; k; v --------- */
+
+static void test_bigcode(const char *dir)
+{
+    for (int mq = 1; mq >= 0; mq--) {
+        struct llm_model_desc d;
+        char cfg[512];
+        snprintf(cfg, sizeof cfg,
+                 "{\"architectures\": [\"GPTBigCodeForCausalLM\"], \"vocab_size\": 20, "
+                 "\"n_embd\": 8, \"n_layer\": 1, \"n_head\": 2, \"n_positions\": 16, "
+                 "\"n_inner\": 32, \"multi_query\": %s}",
+                 mq ? "true" : "false");
+        CHECK_OK(parse_cfg(cfg, &d));
+        int kv = mq ? 1 : 2, rows = 8 + 2 * 4 * kv;
+        CHECK(d.n_kv_heads == kv && d.head_dim == 4 && d.pos == LLM_POS_LEARNED &&
+                  d.tied_embeddings && d.qkv_bias && d.mlp_bias,
+              "gpt-bigcode multi_query %d: %d kv heads, learned positions, tied, biases", mq,
+              d.n_kv_heads);
+        struct ckpt c = {0};
+        add(&c, "transformer.wte.weight", 20, 8);
+        add(&c, "transformer.wpe.weight", 16, 8);
+        add(&c, "transformer.h.0.ln_1.weight", 8, 0);
+        add(&c, "transformer.h.0.ln_1.bias", 8, 0);
+        add(&c, "transformer.h.0.attn.c_attn.weight", rows, 8);
+        add(&c, "transformer.h.0.attn.c_attn.bias", rows, 0);
+        add(&c, "transformer.h.0.attn.c_proj.weight", 8, 8);
+        add(&c, "transformer.h.0.attn.c_proj.bias", 8, 0);
+        add(&c, "transformer.h.0.ln_2.weight", 8, 0);
+        add(&c, "transformer.h.0.ln_2.bias", 8, 0);
+        add(&c, "transformer.h.0.mlp.c_fc.weight", 32, 8);
+        add(&c, "transformer.h.0.mlp.c_fc.bias", 32, 0);
+        add(&c, "transformer.h.0.mlp.c_proj.weight", 8, 32);
+        add(&c, "transformer.h.0.mlp.c_proj.bias", 8, 0);
+        add(&c, "transformer.ln_f.weight", 8, 0);
+        add(&c, "transformer.ln_f.bias", 8, 0);
+        struct llm_st *st;
+        struct llm_plan_item *it = NULL;
+        size_t n = plan_all(mq ? "gpt-bigcode" : "gpt-bigcode mha", dir, &c, &d, &st, &it,
+                            2 + 12 + 2);
+        const struct llm_plan_item *w = item(it, n, "transformer.layers.0.attention.qkv.weight");
+        const struct llm_plan_item *b = item(it, n, "transformer.layers.0.attention.qkv.bias");
+        CHECK(w && b && w->shape[0] == rows && w->shape[1] == 8, "gpt-bigcode qkv [%d, 8]", rows);
+        if (w && b) {
+            float *a = build(w, st), *ab = build(b, st);
+            const float *sw = src_of(&c, "transformer.h.0.attn.c_attn.weight");
+            const float *sb = src_of(&c, "transformer.h.0.attn.c_attn.bias");
+            /* MQA: rows already q (2 heads); k; v.  MHA: per head [q, k, v]. */
+            int bad = mq ? memcmp(a, sw, sizeof(float) * (size_t)rows * 8) != 0 ||
+                               memcmp(ab, sb, sizeof(float) * (size_t)rows) != 0
+                         : check_regroup(a, sw, 2, 2, 4, 8) + check_regroup(ab, sb, 2, 2, 4, 1);
+            CHECK(!bad, "gpt-bigcode multi_query %d: c_attn rows -> q; k; v", mq);
+            free(a);
+            free(ab);
+        }
+        free(it);
+        llm_st_close(st);
+        ckpt_free(&c);
+        llm_desc_free(&d);
+    }
+    printf("ok gpt-bigcode: fused c_attn for MQA and per head for MHA\n");
+}
+
 /* ---- the remaining families: names only (their transforms are the above) ------- */
+
+static void test_phi(const char *dir)
+{
+    struct llm_model_desc d;
+    CHECK_OK(parse_cfg("{\"architectures\": [\"PhiForCausalLM\"], \"vocab_size\": 20, "
+                       "\"hidden_size\": 16, \"intermediate_size\": 32, "
+                       "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, "
+                       "\"partial_rotary_factor\": 0.5, \"rope_theta\": 10000.0}",
+                       &d));
+    CHECK(d.parallel_residual && d.shared_input_norm && d.lm_head_bias && d.rope.rot_dims == 4 &&
+              d.rope.neox && !d.gated_mlp && d.n_kv_heads == 2,
+          "phi: parallel from one norm, lm_head bias, rotate-half on 4 of 8 dims");
+    struct ckpt c = {0};
+    add(&c, "model.embed_tokens.weight", 20, 16);
+    add(&c, "model.layers.0.input_layernorm.weight", 16, 0);
+    add(&c, "model.layers.0.input_layernorm.bias", 16, 0);
+    const char *qkv[4] = {"q_proj", "k_proj", "v_proj", "dense"};
+    for (int k = 0; k < 4; k++) {
+        char b[128];
+        snprintf(b, sizeof b, "model.layers.0.self_attn.%s.weight", qkv[k]);
+        add(&c, b, 16, 16);
+        snprintf(b, sizeof b, "model.layers.0.self_attn.%s.bias", qkv[k]);
+        add(&c, b, 16, 0);
+    }
+    add(&c, "model.layers.0.mlp.fc1.weight", 32, 16);
+    add(&c, "model.layers.0.mlp.fc1.bias", 32, 0);
+    add(&c, "model.layers.0.mlp.fc2.weight", 16, 32);
+    add(&c, "model.layers.0.mlp.fc2.bias", 16, 0);
+    add(&c, "model.final_layernorm.weight", 16, 0);
+    add(&c, "model.final_layernorm.bias", 16, 0);
+    add(&c, "lm_head.weight", 20, 16);
+    add(&c, "lm_head.bias", 20, 0);
+    struct llm_st *st;
+    struct llm_plan_item *it = NULL;
+    size_t n = plan_all("phi", dir, &c, &d, &st, &it, 1 + 10 + 4);
+    const struct llm_plan_item *b = item(it, n, "transformer.layers.0.attention.qkv.bias");
+    if (b) {
+        float *a = build(b, st);
+        CHECK(!memcmp(a, src_of(&c, "model.layers.0.self_attn.q_proj.bias"), 64) &&
+                  !memcmp(a + 16, src_of(&c, "model.layers.0.self_attn.k_proj.bias"), 64) &&
+                  !memcmp(a + 32, src_of(&c, "model.layers.0.self_attn.v_proj.bias"), 64),
+              "phi: q, k, v biases concatenated");
+        free(a);
+    }
+    CHECK(b != NULL, "phi: qkv bias planned");
+    free(it);
+    llm_st_close(st);
+    ckpt_free(&c);
+    llm_desc_free(&d);
+    struct llm_model_desc e;
+    int rc = parse_cfg("{\"architectures\": [\"PhiForCausalLM\"], \"vocab_size\": 20, "
+                       "\"hidden_size\": 16, \"intermediate_size\": 32, "
+                       "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, "
+                       "\"qk_layernorm\": true}",
+                       &e);
+    CHECK(rc == LLM_EUNSUPPORTED && strstr(llm_errmsg(), "qk_layernorm"),
+          "phi: qk_layernorm refused (%s)", llm_errmsg());
+    if (!rc) llm_desc_free(&e);
+    llm_err_clear();
+    printf("ok phi: names, parallel block, q/k/v biases, qk_layernorm refused\n");
+}
 
 static void test_names(const char *dir)
 {
@@ -607,6 +730,8 @@ int main(void)
     test_phi3(dir);
     test_mixtral(dir);
     test_stablelm(dir);
+    test_bigcode(dir);
+    test_phi(dir);
     test_names(dir);
     t_rmtree(dir);
     return t_report("test-xform");

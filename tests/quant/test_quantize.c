@@ -451,7 +451,7 @@ static void norm_uses_of(const char *fixture, char *out, size_t cap)
 
 /* Pre-norm blocks fold both norms (a gated MLP's fc and gate share one);
  * sandwich norms (Gemma 2) only the pre-norms; a parallel block with one
- * norm (GPT-J, Falcon-7B, StableLM parallel) folds it for all its readers,
+ * norm (GPT-J, Phi, Falcon-7B, StableLM parallel) folds it for all its readers,
  * with two norms (NeoX parallel, Falcon-40B) each; post-LN (OPT-350m)
  * nothing, the norm's output being the residual stream; an MoE's router
  * (Mixtral) keeps its norm; BLOOM's embedding norm feeds the stream. */
@@ -472,6 +472,8 @@ static void test_norm_uses(void)
         {"bloom", "input_layernorm:attention.qkv post_layernorm:mlp.fc ln_f:lm_head"},
         {"mixtral", "input_layernorm:attention.qkv ln_f:lm_head"},
         {"mpt-clip", "input_layernorm:attention.qkv post_layernorm:mlp.fc ln_f:lm_head"},
+        {"phi", "input_layernorm:attention.qkv,mlp.fc ln_f:lm_head"},
+        {"gpt-bigcode", "input_layernorm:attention.qkv post_layernorm:mlp.fc ln_f:lm_head"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char got[512];
