@@ -81,6 +81,12 @@ static int print_model(const json_t *meta)
     if (d.pos == LLM_POS_ROPE)
         printf(" (theta %g, %d dims, %s, scaling %s)", d.rope.theta, d.rope.rot_dims,
                d.rope.neox ? "neox" : "interleaved", llm_rope_scaling_name(d.rope.scaling));
+    if (d.pos == LLM_POS_ROPE && d.rope_local_theta > 0) {
+        int n = 0;
+        for (int i = 0; i < d.n_layers && i < LLM_MAX_LAYERS; i++)
+            n += d.layer_local_rope[i];
+        printf("; theta %g unscaled on %d local layers", d.rope_local_theta, n);
+    }
     printf("\n  parallel residual %s, tied embeddings %s, biases qkv %s o %s mlp %s norm %s\n",
            yesno(d.parallel_residual), yesno(d.tied_embeddings), yesno(d.qkv_bias),
            yesno(d.o_bias), yesno(d.mlp_bias), yesno(d.norm_bias));

@@ -360,6 +360,19 @@ int llm_desc_validate(const struct llm_model_desc *d)
             return BAD("window_layers", "layer %d uses a window but %s", i,
                        i >= d->n_layers ? "there is no such layer" : "sliding_window is 0");
     }
+    if (!finite_ge0(d->rope_local_theta))
+        return BAD("rope_local_theta", "must be a non-negative number, found %g",
+                   d->rope_local_theta);
+    if (d->rope_local_theta > 0 && d->pos != LLM_POS_ROPE)
+        return BAD("rope_local_theta", "set although the position encoding is %s",
+                   llm_pos_name(d->pos));
+    for (int i = 0; i < LLM_MAX_LAYERS; i++) {
+        if (!is_bool(d->layer_local_rope[i]))
+            return BAD("local_rope_layers", "layer %d flag is %d", i, d->layer_local_rope[i]);
+        if (d->layer_local_rope[i] && (i >= d->n_layers || d->rope_local_theta == 0))
+            return BAD("local_rope_layers", "layer %d uses the local rotary base but %s", i,
+                       i >= d->n_layers ? "there is no such layer" : "rope_local_theta is 0");
+    }
     if (!finite_ge0(d->attn_scale))
         return BAD("attn_scale", "must be a non-negative number, found %g", d->attn_scale);
     if (!finite_ge0(d->embed_scale))
@@ -480,6 +493,14 @@ json_t *llm_desc_to_json(const struct llm_model_desc *d)
     /* the same value under its 1.0 name, which 1.0 readers require */
     bad |= set(o, "logit_softcap", json_real(d->attn_softcap));
     bad |= set(o, "final_softcap", json_real(d->final_softcap));
+    if (d->rope_local_theta > 0) { /* written only when used: older readers take the rest */
+        json_t *ll = json_array();
+        bad |= !ll;
+        for (int i = 0; !bad && i < LLM_MAX_LAYERS && i < d->n_layers; i++)
+            if (d->layer_local_rope[i]) bad |= json_array_append_new(ll, json_integer(i));
+        bad |= set(o, "rope_local_theta", json_real(d->rope_local_theta));
+        bad |= set(o, "local_rope_layers", ll);
+    }
     bad |= set(o, "n_experts", json_integer(d->n_experts));
     bad |= set(o, "n_experts_per_tok", json_integer(d->n_experts_per_tok));
     bad |= set(o, "moe_norm_topk", json_boolean(d->moe_norm_topk));
@@ -723,6 +744,22 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
                                                                              : "attn_softcap",
                          &d->attn_softcap);
     if (!rc && HAS("final_softcap")) rc = rd_num(j, n, "final_softcap", &d->final_softcap);
+    if (!rc && HAS("rope_local_theta")) {
+        const json_t *ll;
+        rc = rd_num(j, n, "rope_local_theta", &d->rope_local_theta);
+        if (!rc) rc = rd_array(j, n, "local_rope_layers", LLM_MAX_LAYERS, &ll);
+        for (size_t i = 0; !rc && i < json_array_size(ll); i++) {
+            const json_t *v = json_array_get(ll, i);
+            json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
+            if (x < 0 || x >= d->n_layers || d->layer_local_rope[x])
+                rc = llm_err_set(LLM_EFORMAT,
+                                 "model field 'local_rope_layers' entry %zu is not a "
+                                 "distinct layer index below n_layers (%d)",
+                                 i, d->n_layers);
+            else
+                d->layer_local_rope[x] = 1;
+        }
+    }
     if (!rc) rc = rd_int(j, n, "n_experts", 0, 4096, &d->n_experts);
     if (!rc) rc = rd_int(j, n, "n_experts_per_tok", 0, 4096, &d->n_experts_per_tok);
     if (!rc && HAS("moe_norm_topk")) rc = rd_bool(j, n, "moe_norm_topk", &d->moe_norm_topk);

@@ -48,6 +48,7 @@ static const char *const feature_names[] = {
     "experts split across ranks by expert (llm-shard --ep)",
     "weights on permuted inputs (GPTQ act-order)",
     "quantized experts",
+    "a second rotary base on the sliding layers",
 };
 _Static_assert(sizeof(feature_names) / sizeof(feature_names[0]) == LLM_FEAT_COUNT,
                "feature_names");
@@ -90,6 +91,7 @@ llm_features llm_desc_features(const struct llm_model_desc *d)
     ON(d->lm_head_bias, LLM_FEAT_LM_HEAD_BIAS);
     ON(d->n_experts > 0, LLM_FEAT_MOE);
     ON(d->part.ep > 1, LLM_FEAT_EXPERT_PARALLEL);
+    ON(d->pos == LLM_POS_ROPE && d->rope_local_theta > 0.0, LLM_FEAT_LOCAL_ROPE);
 #undef ON
     return f;
 }

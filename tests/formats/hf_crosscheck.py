@@ -104,6 +104,13 @@ def compare(ours, exp):
                     eq("rope." + k, [f32(x) for x in r[k]], rp[k])
     elif rope is not None or ours["pos"] == "rope":
         eq("rotary embedding", ours["pos"] == "rope", rope is not None)
+    local = (rope or {}).get("local")
+    if local is not None:  # the sliding layers' own base (Gemma 3)
+        eq("rope_local_theta", ours.get("rope_local_theta", 0.0), local["theta"])
+        eq("local rope type", local["rope_type"], "default")
+        eq("local_rope_layers", ours.get("local_rope_layers", []), local["layers"])
+    elif ours.get("rope_local_theta"):
+        eq("rope_local_theta", ours["rope_local_theta"], None)
     if m.get("window_layers") is not None:
         win = m["window_layers"]
         eq("window_layers", ours["window_layers"], win)

@@ -108,7 +108,7 @@ static int since_1_0(const char *key)
     static const char *const k[] = {"embed_dim",     "norm_offset",   "pos_offset", "alibi_max_bias",
                                     "alibi_scaled",  "norm_after",    "sandwich_norm", "qk_norm",
                                     "clip_qkv",      "embed_norm",    "final_norm", "final_softcap",
-                                    "moe_norm_topk"};
+                                    "moe_norm_topk", "rope_local_theta"};
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (!strcmp(key, k[i])) return 1;
     return 0;
@@ -160,6 +160,8 @@ static void make_full(struct llm_model_desc *d)
     d->qkv_bias = d->o_bias = d->mlp_bias = d->norm_bias = d->lm_head_bias = 1;
     d->sliding_window = 77;
     d->layer_window[1] = d->layer_window[4] = 1;
+    d->rope_local_theta = 55.5;
+    d->layer_local_rope[0] = d->layer_local_rope[3] = 1;
     d->attn_scale = 0.125;
     d->embed_scale = sqrt(96.0);
     d->attn_softcap = 30.0;
@@ -320,7 +322,10 @@ static void test_from_json_fields(void)
                 json_decref(copy);
                 continue;
             }
-            if (!level && since_1_0(key)) {
+            if (!level && !strcmp(key, "local_rope_layers")) {
+                /* the layers go with rope_local_theta: required beside it */
+                CHECK_ERR(llm_desc_from_json(&e, copy), LLM_EFORMAT, want);
+            } else if (!level && since_1_0(key)) {
                 /* added after format 1.0: optional, absent means the 1.0 behaviour */
                 CHECK_OK(llm_desc_from_json(&e, copy));
                 llm_desc_free(&e);
@@ -365,6 +370,12 @@ static void test_from_json_fields(void)
         {"sliding_window", "0",
          "model field 'window_layers': layer 1 uses a window but "
          "sliding_window is 0"},
+        {"local_rope_layers", "[99]", "model field 'local_rope_layers' entry 0 is not a distinct"},
+        {"local_rope_layers", "[3, 3]", "model field 'local_rope_layers' entry 1 is not a"},
+        {"rope_local_theta", "-1", "model field 'rope_local_theta': must be a non-negative"},
+        {"rope_local_theta", "0",
+         "model field 'local_rope_layers': layer 0 uses the local rotary base but "
+         "rope_local_theta is 0"},
         {"eos_ids", "[1,2,3,4,5,6,7,8,9]", "model field 'eos_ids' has 9 entries, at most 8"},
         {"eos_ids", "[-3]", "model field 'eos_ids' entry 0 is not a token id"},
         {"bos_id", "-2", "model field 'bos_id' is -2, outside -1.."},
@@ -444,6 +455,13 @@ static void test_validate(void)
     d.layer_window[7] = 1; /* beyond n_layers */
     CHECK_ERR(llm_desc_validate(&d), LLM_EFORMAT, "layer 7 uses a window but there is no such");
     d.layer_window[7] = 0;
+    d.layer_local_rope[7] = 1;
+    CHECK_ERR(llm_desc_validate(&d), LLM_EFORMAT,
+              "layer 7 uses the local rotary base but there is no such");
+    d.layer_local_rope[7] = 0;
+    d.rope_local_theta = INFINITY;
+    CHECK_ERR(llm_desc_validate(&d), LLM_EFORMAT, "model field 'rope_local_theta'");
+    d.rope_local_theta = 55.5;
     d.arch = LLM_ARCH_COUNT;
     CHECK_ERR(llm_desc_validate(&d), LLM_EFORMAT, "model field 'arch': unknown value");
     d.arch = LLM_ARCH_LLAMA;

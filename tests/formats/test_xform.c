@@ -717,7 +717,42 @@ static void test_names(const char *dir)
     llm_st_close(st);
     ckpt_free(&c);
     llm_desc_free(&d);
-    printf("ok bloom, opt-350m, gemma2: every published tensor has its canonical place\n");
+
+    /* Gemma 3 (text): Gemma 2's names plus q_norm and k_norm; every 6th layer global */
+    CHECK_OK(parse_cfg("{\"architectures\": [\"Gemma3ForCausalLM\"], \"vocab_size\": 20, "
+                       "\"hidden_size\": 8, \"intermediate_size\": 12, \"num_hidden_layers\": 7, "
+                       "\"num_attention_heads\": 2, \"num_key_value_heads\": 1, \"head_dim\": 4, "
+                       "\"sliding_window\": 16, \"rope_local_base_freq\": 10000.0, "
+                       "\"rope_theta\": 1000000.0}",
+                       &d));
+    int pattern_ok = 1;
+    for (int i = 0; i < 7; i++)
+        pattern_ok &= d.layer_window[i] == (i != 5) && d.layer_local_rope[i] == (i != 5);
+    CHECK(pattern_ok && d.rope_local_theta == 10000 && d.rope.theta == 1e6 &&
+              d.qk_norm == LLM_QK_NORM_RMS && d.attn_softcap == 0 && d.final_softcap == 0,
+          "gemma3: layer 5 global, the rest sliding with base 1e4; q/k norms; no soft caps");
+    for (int k = 0; k < 4; k++) {
+        char b[128];
+        snprintf(b, sizeof b, "model.layers.%%d.%s.weight", g2[k]);
+        addl(&c, 7, b, 8, 0);
+    }
+    add(&c, "model.embed_tokens.weight", 20, 8);
+    addl(&c, 7, "model.layers.%d.self_attn.q_proj.weight", 8, 8);
+    addl(&c, 7, "model.layers.%d.self_attn.k_proj.weight", 4, 8);
+    addl(&c, 7, "model.layers.%d.self_attn.v_proj.weight", 4, 8);
+    addl(&c, 7, "model.layers.%d.self_attn.q_norm.weight", 4, 0);
+    addl(&c, 7, "model.layers.%d.self_attn.k_norm.weight", 4, 0);
+    addl(&c, 7, "model.layers.%d.self_attn.o_proj.weight", 8, 8);
+    addl(&c, 7, "model.layers.%d.mlp.gate_proj.weight", 12, 8);
+    addl(&c, 7, "model.layers.%d.mlp.up_proj.weight", 12, 8);
+    addl(&c, 7, "model.layers.%d.mlp.down_proj.weight", 8, 12);
+    add(&c, "model.norm.weight", 8, 0);
+    plan_all("gemma3", dir, &c, &d, &st, &it, 1 + 7 * 11 + 1);
+    free(it);
+    llm_st_close(st);
+    ckpt_free(&c);
+    llm_desc_free(&d);
+    printf("ok bloom, opt-350m, gemma2, gemma3: every published tensor has its canonical place\n");
 }
 
 int main(void)

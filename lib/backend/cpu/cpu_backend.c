@@ -63,6 +63,7 @@ struct cpu_be {
     int own_comm;         /* comm is ours (one rank) */
     struct llm_comm *tp_comm; /* this stage's tensor-parallel ranks (comm when one stage) */
     struct llm_rope rope; /* desc's rope with rot_dims resolved */
+    struct llm_rope rope_local; /* the local layers' (Gemma 3): base rope_local_theta, unscaled */
     int n_threads;
     float *alibi;         /* [n_heads] or NULL */
     const struct llm_stat_sink *stats; /* calibration statistics, or NULL */
@@ -255,6 +256,15 @@ int llm_backend_cpu_create(struct llm_backend **out, const struct llm_model *m,
         if (c->rope.rot_dims == 0) c->rope.rot_dims = d->head_dim;
         float inv[512], ms;
         if ((rc = llm_cpu_rope_freqs(&c->rope, d->max_pos, 1, inv, &ms))) goto fail;
+        struct llm_rope *lr = &c->rope_local;
+        memset(lr, 0, sizeof(*lr));
+        lr->theta = d->rope_local_theta;
+        lr->rot_dims = c->rope.rot_dims;
+        lr->neox = c->rope.neox;
+        lr->scaling = LLM_ROPE_SCALING_NONE;
+        if (d->rope_local_theta > 0 &&
+            (rc = llm_cpu_rope_freqs(lr, d->max_pos, 1, inv, &ms)))
+            goto fail;
     }
     if (d->pos == LLM_POS_ALIBI) {
         if (!(c->alibi = malloc(sizeof(float) * (size_t)d->n_heads))) {
@@ -608,8 +618,9 @@ static int step_rope_kv(struct cpu_be *c, int layer)
     int64_t hd = d->head_dim, qkv_w = (int64_t)(nh + 2 * nkv) * hd;
     float *qkv = c->buf[LLM_BUF_QKV];
     int rc;
+    const struct llm_rope *rope = d->layer_local_rope[layer] ? &c->rope_local : &c->rope;
     if (d->pos == LLM_POS_ROPE &&
-        (rc = llm_cpu_rope_batch(qkv, qkv_w, nh, nkv, (int)hd, &c->rope, d->max_pos, b)))
+        (rc = llm_cpu_rope_batch(qkv, qkv_w, nh, nkv, (int)hd, rope, d->max_pos, b)))
         return rc;
     float *k = qkv + (int64_t)nh * hd, *v = qkv + (int64_t)(nh + nkv) * hd;
     if (c->stats && c->stats->kv_amax) {

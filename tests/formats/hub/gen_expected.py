@@ -111,17 +111,32 @@ def rope_info(m, att):
         # GPT-J: fixed sin/cos tables over the first rotary_dim dims, theta 10000
         return {"rot_dims": att.rotary_dim, "theta": 10000.0, "rope_type": "default",
                 "attention_factor": 1.0, "parameters": {}}
-    if rot is None or not hasattr(rot, "inv_freq"):
+    # one rotary module for every layer type (Gemma 3): the global layers'
+    # tables are <type>_inv_freq; the sliding layers' base is reported apart
+    per_type = rot is not None and not hasattr(rot, "inv_freq") and \
+        hasattr(rot, "full_attention_inv_freq")
+    if rot is None or not (hasattr(rot, "inv_freq") or per_type):
         return None
-    rp = dict(getattr(c, "rope_parameters", None) or {})
+    rp_all = dict(getattr(c, "rope_parameters", None) or {})
+    rp = rp_all
     if "full_attention" in rp and isinstance(rp["full_attention"], dict):
         rp = dict(rp["full_attention"])
+    inv = rot.full_attention_inv_freq if per_type else rot.inv_freq
+    scaling = getattr(rot, "full_attention_attention_scaling" if per_type else
+                      "attention_scaling", 1.0)
     r = {
-        "rot_dims": int(rot.inv_freq.shape[0]) * 2,
+        "rot_dims": int(inv.shape[0]) * 2,
         "theta": float(rp.get("rope_theta", getattr(c, "rope_theta", 10000.0))),
         "rope_type": rp.get("rope_type", "default"),
-        "attention_factor": float(getattr(rot, "attention_scaling", 1.0)),
+        "attention_factor": float(scaling),
     }
+    if per_type and hasattr(rot, "sliding_attention_inv_freq"):
+        loc = rp_all["sliding_attention"]
+        r["local"] = {
+            "theta": float(loc["rope_theta"]),
+            "rope_type": loc.get("rope_type", "default"),
+            "layers": [i for i, t in enumerate(c.layer_types) if t == "sliding_attention"],
+        }
     params = {}
     for k, v in rp.items():
         if k in ("rope_theta", "rope_type", "type"):

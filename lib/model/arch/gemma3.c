@@ -1,0 +1,141 @@
+/* gemma3.c - Gemma 3 text models (Gemma3ForCausalLM, model_type
+ * gemma3_text: gemma-3-270m, gemma-3-1b): Gemma 2's norms around both
+ * sub-blocks with (1 + w) RMSNorms, per-head RMSNorms on q and k, no soft
+ * caps unless the config sets them, and two kinds of layers
+ * (layer_types, or every sliding_window_pattern-th layer global): the
+ * sliding layers attend within sliding_window and rotate with their own
+ * base (rope_local_base_freq, unscaled), the global ones with rope_theta
+ * and rope_scaling.  transformers 5 writes both as rope_parameters keyed
+ * by layer type. */
+#include <math.h>
+#include <string.h>
+
+#include "../../core/text_internal.h"
+#include "arch.h"
+
+#define L "model.layers.{i}."
+static const struct llm_hf_rule rules[] = {
+    {LLM_W_EMBED, 0, LLM_XF_COPY, {"model.embed_tokens.weight"}, 0},
+    {LLM_W_FINAL_NORM, 0, LLM_XF_COPY, {"model.norm.weight"}, 0},
+    {LLM_W_LM_HEAD, 0, LLM_XF_COPY, {"lm_head.weight"}, 0},
+    {LLM_W_ATTN_NORM, 0, LLM_XF_COPY, {L "input_layernorm.weight"}, 0},
+    {LLM_W_QKV, 0, LLM_XF_CONCAT,
+     {L "self_attn.q_proj.weight", L "self_attn.k_proj.weight", L "self_attn.v_proj.weight"}, 0},
+    {LLM_W_QKV, 1, LLM_XF_CONCAT,
+     {L "self_attn.q_proj.bias", L "self_attn.k_proj.bias", L "self_attn.v_proj.bias"}, 0},
+    {LLM_W_Q_NORM, 0, LLM_XF_COPY, {L "self_attn.q_norm.weight"}, 0},
+    {LLM_W_K_NORM, 0, LLM_XF_COPY, {L "self_attn.k_norm.weight"}, 0},
+    {LLM_W_ATTN_OUT, 0, LLM_XF_COPY, {L "self_attn.o_proj.weight"}, 0},
+    {LLM_W_ATTN_OUT, 1, LLM_XF_COPY, {L "self_attn.o_proj.bias"}, 0},
+    {LLM_W_ATTN_POST_NORM, 0, LLM_XF_COPY, {L "post_attention_layernorm.weight"}, 0},
+    {LLM_W_MLP_NORM, 0, LLM_XF_COPY, {L "pre_feedforward_layernorm.weight"}, 0},
+    {LLM_W_MLP_FC, 0, LLM_XF_COPY, {L "mlp.gate_proj.weight"}, 0},
+    {LLM_W_MLP_GATE, 0, LLM_XF_COPY, {L "mlp.up_proj.weight"}, 0},
+    {LLM_W_MLP_OUT, 0, LLM_XF_COPY, {L "mlp.down_proj.weight"}, 0},
+    {LLM_W_MLP_POST_NORM, 0, LLM_XF_COPY, {L "post_feedforward_layernorm.weight"}, 0},
+};
+LLM_RULES(gemma3_rules, rules)
+
+/* A soft cap: absent or null is none (Gemma3TextConfig's default). */
+static int softcap(const struct llm_hfc *c, const char *key, double *out)
+{
+    return llm_hfc_num(c, KEYS(key), 0, 0, 0, 0, 1e9, out);
+}
+
+/* The local layers' base: rope_parameters.sliding_attention (which must be
+ * the default kind), else rope_local_base_freq. */
+static int local_theta(const struct llm_hfc *c, const json_t *local, double *theta)
+{
+    if (local) {
+        struct llm_hfc lr = {c->src, local, "rope_parameters.sliding_attention."};
+        const char *type;
+        char b[96];
+        int rc = llm_hfc_str(&lr, KEYS("rope_type", "type"), &type);
+        if (!rc && type && strcmp(type, "default"))
+            rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': %srope_type '%s' is not supported (the "
+                             "sliding layers' rotary is unscaled)", c->src, lr.pre,
+                             llm_quote(type, b, sizeof b));
+        if (!rc) rc = llm_hfc_num(&lr, KEYS("rope_theta"), 0, 10000.0, 0, 1, 1e12, theta);
+        return rc;
+    }
+    return llm_hfc_num(c, KEYS("rope_local_base_freq"), 0, 10000.0, 0, 1, 1e12, theta);
+}
+
+static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
+{
+    /* a copy in which rope_parameters holds only the global layers' entry
+     * and layer_types is spelled out, so that the shared readers apply */
+    json_t *o = json_copy((json_t *)c->o);
+    if (!o) return llm_err_set(LLM_ENOMEM, "out of memory");
+    struct llm_hfc g = {c->src, o, c->pre};
+    const json_t *rp = json_object_get(c->o, "rope_parameters"), *local = NULL;
+    int rc = 0;
+    if (json_is_object(rp) && json_is_object(json_object_get(rp, "full_attention"))) {
+        local = json_object_get(rp, "sliding_attention");
+        if (local && !json_is_object(local))
+            rc = llm_err_set(LLM_EFORMAT, "'%s': field 'rope_parameters.sliding_attention' "
+                             "must be an object, found %s", c->src, llm_json_type_name(local));
+        else
+            rc = json_object_set(o, "rope_parameters", json_object_get(rp, "full_attention"))
+                     ? llm_err_set(LLM_ENOMEM, "out of memory")
+                     : 0;
+    }
+    const struct llm_hfc_llama k = {.kv_def = 4,
+                                    .max_pos_def = 131072,
+                                    .eps_def = 1e-6,
+                                    .tied_def = 1,
+                                    .act_def = "gelu_pytorch_tanh",
+                                    .head_dim_def = 256,
+                                    .rope = {1000000.0, NULL, 1.0, NULL, 0}};
+    if (!rc) rc = llm_hfc_llama_like(&g, d, &k);
+    if (!rc) rc = llm_hfc_gemma_act(&g, d);
+    if (!rc) rc = llm_hfc_bool(&g, KEYS("attention_bias"), 0, &d->qkv_bias);
+    if (!rc) rc = llm_hfc_refuse(&g, "use_bidirectional_attention");
+    double qpas = 256, acap = 0, fcap = 0, theta = 10000.0;
+    if (!rc) rc = llm_hfc_num(&g, KEYS("query_pre_attn_scalar"), 0, 256, 0, 1, 1e9, &qpas);
+    if (!rc) rc = softcap(&g, "attn_logit_softcapping", &acap);
+    if (!rc) rc = softcap(&g, "final_logit_softcapping", &fcap);
+    if (!rc) rc = local_theta(c, local, &theta);
+    int64_t window = 4096, pattern = 6;
+    if (!rc && json_object_get(c->o, "sliding_window"))
+        rc = llm_hfc_int(&g, KEYS("sliding_window"), 0, 0, 0, INT32_MAX, &window);
+    const json_t *lt = json_object_get(c->o, "layer_types");
+    if (!rc && (!lt || json_is_null(lt))) { /* transformers' rule for older configs */
+        rc = llm_hfc_int(&g, KEYS("sliding_window_pattern"), 0, 6, 1, 1 << 16, &pattern);
+        json_t *types = json_array();
+        for (int i = 0; !rc && types && i < d->n_layers; i++)
+            json_array_append_new(types, json_string((i + 1) % pattern ? "sliding_attention"
+                                                                        : "full_attention"));
+        if (!rc && (!types || json_object_set_new(o, "layer_types", types)))
+            rc = llm_err_set(LLM_ENOMEM, "out of memory");
+    }
+    if (!rc) rc = llm_hfc_window(&g, d, (int)window, 0, 0);
+    lt = json_object_get(o, "layer_types"); /* checked by llm_hfc_window */
+    for (int i = 0; !rc && i < d->n_layers; i++)
+        d->layer_local_rope[i] =
+            !strcmp(json_string_value(json_array_get(lt, (size_t)i)), "sliding_attention");
+    json_decref(o);
+    if (rc) return rc;
+    d->o_bias = d->qkv_bias;
+    d->rope_local_theta = theta;
+    d->attn_scale = 1.0 / sqrt(qpas);
+    d->attn_softcap = acap;
+    d->final_softcap = fcap;
+    d->sandwich_norm = 1;
+    d->norm_offset = 1.0;
+    d->qk_norm = LLM_QK_NORM_RMS;
+    d->embed_scale = sqrt((double)d->hidden);
+    return 0;
+}
+
+const struct llm_arch_def llm_arch_gemma3 = {
+    .classes = KEYS("Gemma3ForCausalLM"),
+    .model_types = KEYS("gemma3_text"),
+    .read_config = read_config,
+    .rules = gemma3_rules,
+    .base_prefix = "model.",
+    .ignore = llm_ignore_rotary,
+    .bos = 2,
+    .eos = 1,
+    .pad = 0,
+};
