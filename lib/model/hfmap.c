@@ -93,14 +93,29 @@ static const struct by_name *lookup(const struct by_name *ix, size_t n, const ch
     return bsearch(&key, ix, n, sizeof(*ix), cmp_by_name);
 }
 
-/* A source by name, or without the base-model prefix. */
+/* A source by name, or without the base-model prefix, or under an
+ * alternative prefix. */
 const struct by_name *llm_hfmap_find(const struct by_name *ix, size_t n, const char *name,
-                                         const char *prefix)
+                                     const char *prefix, const char *const *alt)
 {
     const struct by_name *hit = lookup(ix, n, name);
     size_t pl = prefix ? strlen(prefix) : 0;
     if (!hit && pl && !strncmp(name, prefix, pl)) hit = lookup(ix, n, name + pl);
+    for (const char *const *a = alt; !hit && a && a[0] && a[1]; a += 2) {
+        size_t fl = strlen(a[0]);
+        char b[LLM_NAME_MAX + 64];
+        if (!strncmp(name, a[0], fl) &&
+            (size_t)snprintf(b, sizeof b, "%s%s", a[1], name + fl) < sizeof b)
+            hit = lookup(ix, n, b);
+    }
     return hit;
+}
+
+static int skipped(const struct llm_arch_def *def, const char *name)
+{
+    for (const char *const *p = def->skip_prefixes; p && *p; p++)
+        if (!strncmp(name, *p, strlen(*p))) return 1;
+    return 0;
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -109,12 +124,25 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && !strcmp(s + a - b, suffix);
 }
 
+/* "lm_head.weight", or it under an alternative prefix */
+static int is_lm_head(const struct llm_arch_def *def, const char *name)
+{
+    static const char lm[] = "lm_head.weight";
+    if (!strcmp(name, lm)) return 1;
+    for (const char *const *a = def->alt_prefixes; a && a[0] && a[1]; a += 2) {
+        size_t fl = strlen(a[0]), tl = strlen(a[1]);
+        if (!strncmp(lm, a[0], fl) && !strncmp(name, a[1], tl) && !strcmp(name + tl, lm + fl))
+            return 1;
+    }
+    return 0;
+}
+
 static int ignorable(const struct llm_model_desc *d, const struct llm_arch_def *def,
                      const char *name)
 {
     for (const char *const *p = def->ignore; p && *p; p++)
         if (ends_with(name, *p)) return 1;
-    return d->tied_embeddings && !strcmp(name, "lm_head.weight");
+    return d->tied_embeddings && is_lm_head(def, name);
 }
 
 static const struct llm_hf_rule *find_rule(const struct llm_hf_rule *r, size_t n, int slot,
@@ -196,9 +224,10 @@ static int plan_item(const struct llm_model_desc *d, const struct llm_arch_def *
     for (int k = 0; k < it->n_src; k++) {
         char hf[LLM_NAME_MAX + 32];
         expand(hf, sizeof(hf), r->hf[r->xform == LLM_XF_CONCAT ? k : 0], layer, k);
-        const struct by_name *hit = llm_hfmap_find(ix, nst, hf, def->base_prefix);
+        const struct by_name *hit = llm_hfmap_find(ix, nst, hf, def->base_prefix,
+                                                   def->alt_prefixes);
         if (quant) {
-            struct llm_hfq_lookup lk = {st, ix, nst, def->base_prefix, used};
+            struct llm_hfq_lookup lk = {st, ix, nst, def->base_prefix, def->alt_prefixes, used};
             int nd;
             int64_t es[LLM_MAX_DIMS];
             source_shape(d, it, k, &nd, es);
@@ -251,16 +280,23 @@ static int plan_item(const struct llm_model_desc *d, const struct llm_arch_def *
 static void warn_unused(const struct llm_model_desc *d, const struct llm_arch_def *def,
                         const struct llm_st *st, const unsigned char *used, const char *ck)
 {
-    size_t unused = 0, nst = llm_st_count(st);
+    size_t unused = 0, other = 0, nst = llm_st_count(st);
     for (size_t i = 0; i < nst; i++) {
         const struct llm_tensor *t = llm_st_get(st, i);
         if (used[i] || ignorable(d, def, t->name)) continue;
+        if (skipped(def, t->name)) {
+            other++;
+            continue;
+        }
         if (unused < 8)
             llm_warn("'%s': tensor '%s' is not used",
                      llm_st_file_path(st, (size_t)llm_st_shard_of(st, i)), t->name);
         unused++;
     }
     if (unused > 8) llm_warn("'%s': %zu more tensors are not used", ck, unused - 8);
+    if (other)
+        llm_info("'%s': %zu tensors of the vision tower and projector are left out (the "
+                 "language model only)", ck, other);
 }
 
 int llm_hfmap_plan(const struct llm_model_desc *d, const struct llm_st *st,

@@ -284,7 +284,7 @@ static size_t side_idx(const struct llm_hfq_lookup *lk, const char *stem, const 
 {
     char name[LLM_NAME_MAX + 48];
     snprintf(name, sizeof name, "%s.%s", stem, suffix);
-    const struct by_name *hit = llm_hfmap_find(lk->ix, lk->n, name, lk->prefix);
+    const struct by_name *hit = llm_hfmap_find(lk->ix, lk->n, name, lk->prefix, lk->alt);
     if (!hit && required)
         llm_err_set(LLM_ENOTFOUND, "'%s': tensor '%s' not found (%s)", file, name, scheme);
     return hit ? hit->idx : SIZE_MAX;

@@ -13,15 +13,18 @@ struct by_name {
     const char *name;
     size_t idx;
 };
-/* A source by name, or without the base-model prefix (NULL when absent). */
+/* A source by name, or without the base-model prefix, or under one of the
+ * alternative prefixes (pairs from, to; NULL-terminated or NULL); NULL
+ * when absent. */
 const struct by_name *llm_hfmap_find(const struct by_name *ix, size_t n, const char *name,
-                                     const char *prefix);
+                                     const char *prefix, const char *const *alt);
 
 struct llm_hfq_lookup {
     const struct llm_st *st;
     const struct by_name *ix;
     size_t n;
     const char *prefix;
+    const char *const *alt;
     unsigned char *used;
 };
 

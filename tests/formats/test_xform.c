@@ -752,6 +752,64 @@ static void test_names(const char *dir)
     llm_st_close(st);
     ckpt_free(&c);
     llm_desc_free(&d);
+
+    /* Gemma 3 multimodal: text_config leaves sizes to Gemma3TextConfig; the language
+     * model under model.language_model. (transformers 5's layout), a vision tower beside */
+    CHECK_OK(parse_cfg("{\"architectures\": [\"Gemma3ForConditionalGeneration\"], "
+                       "\"model_type\": \"gemma3\", \"eos_token_id\": [1, 106], "
+                       "\"text_config\": {\"hidden_size\": 8, \"intermediate_size\": 12, "
+                       "\"num_hidden_layers\": 2, \"head_dim\": 4, \"sliding_window\": 4}, "
+                       "\"vision_config\": {\"hidden_size\": 16}}",
+                       &d));
+    CHECK(d.vocab_size == 262208 && d.n_heads == 8 && d.n_kv_heads == 4 && d.tied_embeddings &&
+              d.layer_local_rope[0] && d.layer_local_rope[1] && d.n_eos == 2,
+          "gemma3 multimodal: vocab %lld and 8/4 heads from the class, tied, eos [1, 106]",
+          (long long)d.vocab_size);
+    llm_desc_free(&d);
+    CHECK_OK(parse_cfg("{\"architectures\": [\"Gemma3ForConditionalGeneration\"], "
+                       "\"model_type\": \"gemma3\", \"text_config\": {\"vocab_size\": 20, "
+                       "\"hidden_size\": 8, \"intermediate_size\": 12, \"num_hidden_layers\": 2, "
+                       "\"num_attention_heads\": 2, \"num_key_value_heads\": 1, \"head_dim\": 4}}",
+                       &d));
+    add(&c, "model.language_model.embed_tokens.weight", 20, 8);
+    for (int k = 0; k < 4; k++) {
+        char b[128];
+        snprintf(b, sizeof b, "model.language_model.layers.%%d.%s.weight", g2[k]);
+        addl(&c, 2, b, 8, 0);
+    }
+    addl(&c, 2, "model.language_model.layers.%d.self_attn.q_proj.weight", 8, 8);
+    addl(&c, 2, "model.language_model.layers.%d.self_attn.k_proj.weight", 4, 8);
+    addl(&c, 2, "model.language_model.layers.%d.self_attn.v_proj.weight", 4, 8);
+    addl(&c, 2, "model.language_model.layers.%d.self_attn.q_norm.weight", 4, 0);
+    addl(&c, 2, "model.language_model.layers.%d.self_attn.k_norm.weight", 4, 0);
+    addl(&c, 2, "model.language_model.layers.%d.self_attn.o_proj.weight", 8, 8);
+    addl(&c, 2, "model.language_model.layers.%d.mlp.gate_proj.weight", 12, 8);
+    addl(&c, 2, "model.language_model.layers.%d.mlp.up_proj.weight", 12, 8);
+    addl(&c, 2, "model.language_model.layers.%d.mlp.down_proj.weight", 8, 12);
+    add(&c, "model.language_model.norm.weight", 8, 0);
+    add(&c, "model.vision_tower.vision_model.embeddings.patch_embedding.weight", 16, 8);
+    add(&c, "model.multi_modal_projector.mm_input_projection_weight", 16, 8);
+    add(&c, "lm_head.weight", 20, 8); /* tied: the copy some savers write */
+    size_t nm = plan_all("gemma3 multimodal", dir, &c, &d, &st, &it, 1 + 2 * 11 + 1);
+    const struct llm_plan_item *e = item(it, nm, "transformer.vocab_embedding.weight");
+    if (e) {
+        float *a = build(e, st);
+        CHECK(!memcmp(a, src_of(&c, "model.language_model.embed_tokens.weight"), 20 * 8 * 4),
+              "gemma3 multimodal: the embeddings from model.language_model.");
+        free(a);
+    }
+    CHECK(e != NULL, "gemma3 multimodal: embeddings planned");
+    free(it);
+    llm_st_close(st);
+    ckpt_free(&c);
+    llm_desc_free(&d);
+    struct llm_model_desc bad;
+    CHECK(parse_cfg("{\"architectures\": [\"Gemma3ForConditionalGeneration\"], "
+                    "\"model_type\": \"gemma3\"}",
+                    &bad) == LLM_EFORMAT &&
+              strstr(llm_errmsg(), "text_config"),
+          "gemma3 multimodal without text_config: %s", llm_errmsg());
+    llm_err_clear();
     printf("ok bloom, opt-350m, gemma2, gemma3: every published tensor has its canonical place\n");
 }
 

@@ -123,6 +123,14 @@ struct llm_arch_def {
     /* Prefix of the base model's tensors ("model.", "transformer."), which
      * checkpoints saved from the base class leave out. */
     const char *base_prefix;
+    /* Pairs (from, to), NULL-terminated, or NULL: a rule's name that starts
+     * with `from` is also looked up with `to` in its place (the language
+     * model inside a multimodal checkpoint: "model." -> "language_model.model."). */
+    const char *const *alt_prefixes;
+    /* HF tensors under these prefixes belong to another part of the
+     * checkpoint (a vision tower): not converted, and counted in one note
+     * rather than warned about one by one. */
+    const char *const *skip_prefixes;
     /* HF tensors that are not weights (buffers): name suffixes never warned about. */
     const char *const *ignore;
     int32_t bos, eos, pad;           /* ids when config.json names none (-1: none) */

@@ -1,5 +1,9 @@
-/* gemma3.c - Gemma 3 text models (Gemma3ForCausalLM, model_type
- * gemma3_text: gemma-3-270m, gemma-3-1b): Gemma 2's norms around both
+/* gemma3.c - Gemma 3 (Gemma3ForCausalLM, model_type gemma3_text:
+ * gemma-3-270m, gemma-3-1b; and the language model of the multimodal
+ * Gemma3ForConditionalGeneration, model_type gemma3: gemma-3-4b, 12b, 27b,
+ * whose config nests it under text_config and whose weights sit under
+ * language_model.model. (model.language_model. as transformers 5 saves
+ * them); the vision tower is left out).  Gemma 2's norms around both
  * sub-blocks with (1 + w) RMSNorms, per-head RMSNorms on q and k, no soft
  * caps unless the config sets them, and two kinds of layers
  * (layer_types, or every sliding_window_pattern-th layer global): the
@@ -47,7 +51,9 @@ static int softcap(const struct llm_hfc *c, const char *key, double *out)
 static int local_theta(const struct llm_hfc *c, const json_t *local, double *theta)
 {
     if (local) {
-        struct llm_hfc lr = {c->src, local, "rope_parameters.sliding_attention."};
+        char pre[64];
+        snprintf(pre, sizeof pre, "%srope_parameters.sliding_attention.", c->pre);
+        struct llm_hfc lr = {c->src, local, pre};
         const char *type;
         char b[96];
         int rc = llm_hfc_str(&lr, KEYS("rope_type", "type"), &type);
@@ -61,20 +67,51 @@ static int local_theta(const struct llm_hfc *c, const json_t *local, double *the
     return llm_hfc_num(c, KEYS("rope_local_base_freq"), 0, 10000.0, 0, 1, 1e12, theta);
 }
 
-static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
+/* Gemma3TextConfig's sizes, which the multimodal checkpoints' text_config
+ * leaves to the class (gemma-3-4b states neither vocab_size nor the head
+ * counts). */
+static int text_defaults(json_t *o)
 {
+    static const struct {
+        const char *key;
+        json_int_t v;
+    } def[] = {{"vocab_size", 262208},        {"hidden_size", 2304},
+               {"intermediate_size", 9216},   {"num_hidden_layers", 26},
+               {"num_attention_heads", 8}};
+    for (size_t i = 0; i < sizeof def / sizeof def[0]; i++)
+        if ((!json_object_get(o, def[i].key) || json_is_null(json_object_get(o, def[i].key))) &&
+            json_object_set_new(o, def[i].key, json_integer(def[i].v)))
+            return llm_err_set(LLM_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int read_config(const struct llm_hfc *top, struct llm_model_desc *d)
+{
+    /* the multimodal config: the language model's fields are text_config's */
+    const json_t *tc = json_object_get(top->o, "text_config");
+    struct llm_hfc nested = {top->src, tc, "text_config."};
+    const struct llm_hfc *c = top;
+    if (tc && !json_is_null(tc)) {
+        if (!json_is_object(tc))
+            return llm_err_set(LLM_EFORMAT, "'%s': field 'text_config' must be an object, "
+                               "found %s", top->src, llm_json_type_name(tc));
+        c = &nested;
+    } else if (!strcmp(d->model_type, "gemma3")) {
+        return llm_hfc_missing(top, "text_config");
+    }
     /* a copy in which rope_parameters holds only the global layers' entry
      * and layer_types is spelled out, so that the shared readers apply */
     json_t *o = json_copy((json_t *)c->o);
     if (!o) return llm_err_set(LLM_ENOMEM, "out of memory");
     struct llm_hfc g = {c->src, o, c->pre};
     const json_t *rp = json_object_get(c->o, "rope_parameters"), *local = NULL;
-    int rc = 0;
+    int rc = c == &nested ? text_defaults(o) : 0;
     if (json_is_object(rp) && json_is_object(json_object_get(rp, "full_attention"))) {
         local = json_object_get(rp, "sliding_attention");
         if (local && !json_is_object(local))
-            rc = llm_err_set(LLM_EFORMAT, "'%s': field 'rope_parameters.sliding_attention' "
-                             "must be an object, found %s", c->src, llm_json_type_name(local));
+            rc = llm_err_set(LLM_EFORMAT, "'%s': field '%srope_parameters.sliding_attention' "
+                             "must be an object, found %s", c->src, c->pre,
+                             llm_json_type_name(local));
         else
             rc = json_object_set(o, "rope_parameters", json_object_get(rp, "full_attention"))
                      ? llm_err_set(LLM_ENOMEM, "out of memory")
@@ -90,6 +127,9 @@ static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
     if (!rc) rc = llm_hfc_llama_like(&g, d, &k);
     if (!rc) rc = llm_hfc_gemma_act(&g, d);
     if (!rc) rc = llm_hfc_bool(&g, KEYS("attention_bias"), 0, &d->qkv_bias);
+    /* the multimodal class ties the lm_head at its own level */
+    if (!rc && c == &nested && llm_hfc_has(top, KEYS("tie_word_embeddings")))
+        rc = llm_hfc_bool(top, KEYS("tie_word_embeddings"), 1, &d->tied_embeddings);
     if (!rc) rc = llm_hfc_refuse(&g, "use_bidirectional_attention");
     double qpas = 256, acap = 0, fcap = 0, theta = 10000.0;
     if (!rc) rc = llm_hfc_num(&g, KEYS("query_pre_attn_scalar"), 0, 256, 0, 1, 1e9, &qpas);
@@ -129,11 +169,15 @@ static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
 }
 
 const struct llm_arch_def llm_arch_gemma3 = {
-    .classes = KEYS("Gemma3ForCausalLM"),
-    .model_types = KEYS("gemma3_text"),
+    .classes = KEYS("Gemma3ForCausalLM", "Gemma3ForConditionalGeneration"),
+    .model_types = KEYS("gemma3_text", "gemma3"),
     .read_config = read_config,
     .rules = gemma3_rules,
     .base_prefix = "model.",
+    .alt_prefixes = KEYS("model.", "language_model.model.", "model.", "model.language_model.",
+                         "lm_head.", "language_model.lm_head."),
+    .skip_prefixes = KEYS("vision_tower.", "multi_modal_projector.", "model.vision_tower.",
+                          "model.multi_modal_projector."),
     .ignore = llm_ignore_rotary,
     .bos = 2,
     .eos = 1,

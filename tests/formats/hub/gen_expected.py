@@ -99,11 +99,9 @@ def mlp_width(layer, hidden):
     return None
 
 
-def rope_info(m, att):
+def rope_info(base, c, att):
     """None where the model uses no rotary embedding (ALiBi and learned
     positions; Falcon builds a rotary module even with alibi=True)."""
-    base = m.base_model
-    c = m.config
     if getattr(c, "alibi", False):
         return None
     rot = getattr(base, "rotary_emb", None) or getattr(att, "rotary_emb", None)
@@ -154,6 +152,16 @@ def rope_info(m, att):
 def model_section(m):
     c = m.config
     base = m.base_model
+    n_params = sum(p.numel() for p in m.parameters())
+    lm = getattr(base, "language_model", None)
+    if lm is not None:
+        # a multimodal class (Gemma 3): what is converted is its language
+        # model and lm_head; the vision tower and projector are left out
+        c = c.get_text_config()
+        base = lm
+        n_params = sum(p.numel() for p in lm.parameters())
+        if not getattr(m.config, "tie_word_embeddings", False):
+            n_params += sum(p.numel() for p in m.lm_head.parameters())
     layers = first_attr(base, ("layers", "h", "blocks"))
     if layers is None and hasattr(base, "decoder"):
         layers = first_attr(base.decoder, ("layers",))
@@ -201,12 +209,12 @@ def model_section(m):
                                    "norm_eps", "norm_epsilon")),
         "hidden_act": first_attr(c, ("hidden_act", "hidden_activation", "activation_function")),
         "tie_word_embeddings": tied,
-        "rope": rope_info(m, att),
+        "rope": rope_info(base, c, att),
         "sliding_window": attns[win[0]].sliding_window if win else None,
         "window_layers": win,
         "config_sliding_window": getattr(c, "sliding_window", None),
         "layer_types": getattr(c, "layer_types", None),
-        "n_params": sum(p.numel() for p in m.parameters()),
+        "n_params": n_params,
         "quantization": quantization(c),
     }
     return out
