@@ -803,6 +803,51 @@ static void test_names(const char *dir)
     llm_st_close(st);
     ckpt_free(&c);
     llm_desc_free(&d);
+    /* GLM-4-0414: fused gate_up (gate first), four norms, q/k/v biases */
+    CHECK_OK(parse_cfg("{\"architectures\": [\"Glm4ForCausalLM\"], \"vocab_size\": 20, "
+                       "\"hidden_size\": 8, \"intermediate_size\": 12, \"num_hidden_layers\": 1, "
+                       "\"num_attention_heads\": 2, \"num_key_value_heads\": 1, \"head_dim\": 4, "
+                       "\"partial_rotary_factor\": 0.5}",
+                       &d));
+    CHECK(d.sandwich_norm && !d.rope.neox && d.rope.rot_dims == 2 && d.qkv_bias && !d.o_bias &&
+              d.norm_offset == 0,
+          "glm4: sandwich norms, interleaved rotary on 2 of 4 dims, q/k/v biases");
+    add(&c, "model.embed_tokens.weight", 20, 8);
+    const char *g4[4] = {"input_layernorm", "post_self_attn_layernorm",
+                         "post_attention_layernorm", "post_mlp_layernorm"};
+    for (int k = 0; k < 4; k++) {
+        char b[128];
+        snprintf(b, sizeof b, "model.layers.0.%s.weight", g4[k]);
+        add(&c, b, 8, 0);
+    }
+    add(&c, "model.layers.0.self_attn.q_proj.weight", 8, 8);
+    add(&c, "model.layers.0.self_attn.q_proj.bias", 8, 0);
+    add(&c, "model.layers.0.self_attn.k_proj.weight", 4, 8);
+    add(&c, "model.layers.0.self_attn.k_proj.bias", 4, 0);
+    add(&c, "model.layers.0.self_attn.v_proj.weight", 4, 8);
+    add(&c, "model.layers.0.self_attn.v_proj.bias", 4, 0);
+    add(&c, "model.layers.0.self_attn.o_proj.weight", 8, 8);
+    add(&c, "model.layers.0.mlp.gate_up_proj.weight", 24, 8);
+    add(&c, "model.layers.0.mlp.down_proj.weight", 8, 12);
+    add(&c, "model.norm.weight", 8, 0);
+    add(&c, "lm_head.weight", 20, 8);
+    size_t ng = plan_all("glm4", dir, &c, &d, &st, &it, 1 + 10 + 2);
+    const struct llm_plan_item *fc = item(it, ng, "transformer.layers.0.mlp.fc.weight");
+    const struct llm_plan_item *up = item(it, ng, "transformer.layers.0.mlp.gate.weight");
+    if (fc && up) {
+        float *a = build(fc, st), *b = build(up, st);
+        const float *src = src_of(&c, "model.layers.0.mlp.gate_up_proj.weight");
+        CHECK(!memcmp(a, src, 12 * 8 * 4) && !memcmp(b, src + 12 * 8, 12 * 8 * 4),
+              "glm4: gate_up rows 0..11 are the gate (fc), 12..23 the up projection");
+        free(a);
+        free(b);
+    }
+    CHECK(fc && up, "glm4: fc and gate planned");
+    free(it);
+    llm_st_close(st);
+    ckpt_free(&c);
+    llm_desc_free(&d);
+
     struct llm_model_desc bad;
     CHECK(parse_cfg("{\"architectures\": [\"Gemma3ForConditionalGeneration\"], "
                     "\"model_type\": \"gemma3\"}",

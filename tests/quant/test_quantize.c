@@ -474,6 +474,8 @@ static void test_norm_uses(void)
         {"mpt-clip", "input_layernorm:attention.qkv post_layernorm:mlp.fc ln_f:lm_head"},
         {"phi", "input_layernorm:attention.qkv,mlp.fc ln_f:lm_head"},
         {"gpt-bigcode", "input_layernorm:attention.qkv post_layernorm:mlp.fc ln_f:lm_head"},
+        {"glm", "input_layernorm:attention.qkv post_layernorm:mlp.fc,mlp.gate ln_f:lm_head"},
+        {"glm4", "input_layernorm:attention.qkv post_layernorm:mlp.fc,mlp.gate ln_f:lm_head"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char got[512];
