@@ -87,6 +87,10 @@ static int print_model(const json_t *meta)
             n += d.layer_local_rope[i];
         printf("; theta %g unscaled on %d local layers", d.rope_local_theta, n);
     }
+    int nope = 0;
+    for (int i = 0; i < d.n_layers && i < LLM_MAX_LAYERS; i++)
+        nope += d.layer_no_rope[i];
+    if (d.pos == LLM_POS_ROPE && nope) printf("; none on %d layers", nope);
     printf("\n  parallel residual %s, tied embeddings %s, biases qkv %s o %s mlp %s norm %s\n",
            yesno(d.parallel_residual), yesno(d.tied_embeddings), yesno(d.qkv_bias),
            yesno(d.o_bias), yesno(d.mlp_bias), yesno(d.norm_bias));

@@ -373,6 +373,15 @@ int llm_desc_validate(const struct llm_model_desc *d)
             return BAD("local_rope_layers", "layer %d uses the local rotary base but %s", i,
                        i >= d->n_layers ? "there is no such layer" : "rope_local_theta is 0");
     }
+    for (int i = 0; i < LLM_MAX_LAYERS; i++) {
+        if (!is_bool(d->layer_no_rope[i]))
+            return BAD("nope_layers", "layer %d flag is %d", i, d->layer_no_rope[i]);
+        if (d->layer_no_rope[i] && (i >= d->n_layers || d->pos != LLM_POS_ROPE))
+            return BAD("nope_layers", "layer %d is without rotary but %s", i,
+                       i >= d->n_layers ? "there is no such layer" : "the model has none");
+        if (d->layer_no_rope[i] && d->layer_local_rope[i])
+            return BAD("nope_layers", "layer %d is also in local_rope_layers", i);
+    }
     if (!finite_ge0(d->attn_scale))
         return BAD("attn_scale", "must be a non-negative number, found %g", d->attn_scale);
     if (!finite_ge0(d->embed_scale))
@@ -381,6 +390,14 @@ int llm_desc_validate(const struct llm_model_desc *d)
         return BAD("attn_softcap", "must be a non-negative number, found %g", d->attn_softcap);
     if (!finite_ge0(d->final_softcap))
         return BAD("final_softcap", "must be a non-negative number, found %g", d->final_softcap);
+    if (!finite_ge0(d->logit_scale))
+        return BAD("logit_scale", "must be a non-negative number, found %g", d->logit_scale);
+    if (!finite_ge0(d->residual_scale))
+        return BAD("residual_scale", "must be a non-negative number, found %g",
+                   d->residual_scale);
+    if (d->residual_scale > 0 && d->residual_scale != 1 &&
+        (d->parallel_residual || d->norm_after || d->n_experts > 0))
+        return BAD("residual_scale", "only sequential pre-norm dense blocks scale their branches");
     if (d->n_experts < 0 || d->n_experts > 4096)
         return BAD("n_experts", "must be within 0..4096, found %d", d->n_experts);
     if (d->n_experts ? (d->n_experts_per_tok < 1 || d->n_experts_per_tok > d->n_experts)
@@ -493,6 +510,10 @@ json_t *llm_desc_to_json(const struct llm_model_desc *d)
     /* the same value under its 1.0 name, which 1.0 readers require */
     bad |= set(o, "logit_softcap", json_real(d->attn_softcap));
     bad |= set(o, "final_softcap", json_real(d->final_softcap));
+    if (d->logit_scale > 0 && d->logit_scale != 1) /* written only when used */
+        bad |= set(o, "logit_scale", json_real(d->logit_scale));
+    if (d->residual_scale > 0 && d->residual_scale != 1)
+        bad |= set(o, "residual_scale", json_real(d->residual_scale));
     if (d->rope_local_theta > 0) { /* written only when used: older readers take the rest */
         json_t *ll = json_array();
         bad |= !ll;
@@ -500,6 +521,16 @@ json_t *llm_desc_to_json(const struct llm_model_desc *d)
             if (d->layer_local_rope[i]) bad |= json_array_append_new(ll, json_integer(i));
         bad |= set(o, "rope_local_theta", json_real(d->rope_local_theta));
         bad |= set(o, "local_rope_layers", ll);
+    }
+    int any_nope = 0;
+    for (int i = 0; i < LLM_MAX_LAYERS && i < d->n_layers; i++)
+        any_nope |= d->layer_no_rope[i];
+    if (any_nope) { /* written only when used */
+        json_t *nl = json_array();
+        bad |= !nl;
+        for (int i = 0; !bad && i < LLM_MAX_LAYERS && i < d->n_layers; i++)
+            if (d->layer_no_rope[i]) bad |= json_array_append_new(nl, json_integer(i));
+        bad |= set(o, "nope_layers", nl);
     }
     bad |= set(o, "n_experts", json_integer(d->n_experts));
     bad |= set(o, "n_experts_per_tok", json_integer(d->n_experts_per_tok));
@@ -744,6 +775,8 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
                                                                              : "attn_softcap",
                          &d->attn_softcap);
     if (!rc && HAS("final_softcap")) rc = rd_num(j, n, "final_softcap", &d->final_softcap);
+    if (!rc && HAS("logit_scale")) rc = rd_num(j, n, "logit_scale", &d->logit_scale);
+    if (!rc && HAS("residual_scale")) rc = rd_num(j, n, "residual_scale", &d->residual_scale);
     if (!rc && HAS("rope_local_theta")) {
         const json_t *ll;
         rc = rd_num(j, n, "rope_local_theta", &d->rope_local_theta);
@@ -758,6 +791,21 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
                                  i, d->n_layers);
             else
                 d->layer_local_rope[x] = 1;
+        }
+    }
+    if (!rc && HAS("nope_layers")) {
+        const json_t *nl;
+        rc = rd_array(j, n, "nope_layers", LLM_MAX_LAYERS, &nl);
+        for (size_t i = 0; !rc && i < json_array_size(nl); i++) {
+            const json_t *v = json_array_get(nl, i);
+            json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
+            if (x < 0 || x >= d->n_layers || d->layer_no_rope[x])
+                rc = llm_err_set(LLM_EFORMAT,
+                                 "model field 'nope_layers' entry %zu is not a "
+                                 "distinct layer index below n_layers (%d)",
+                                 i, d->n_layers);
+            else
+                d->layer_no_rope[x] = 1;
         }
     }
     if (!rc) rc = rd_int(j, n, "n_experts", 0, 4096, &d->n_experts);

@@ -49,6 +49,9 @@ static const char *const feature_names[] = {
     "weights on permuted inputs (GPTQ act-order)",
     "quantized experts",
     "a second rotary base on the sliding layers",
+    "layers without rotary embedding among rotary ones",
+    "scaled logits",
+    "scaled residual branches",
 };
 _Static_assert(sizeof(feature_names) / sizeof(feature_names[0]) == LLM_FEAT_COUNT,
                "feature_names");
@@ -92,6 +95,12 @@ llm_features llm_desc_features(const struct llm_model_desc *d)
     ON(d->n_experts > 0, LLM_FEAT_MOE);
     ON(d->part.ep > 1, LLM_FEAT_EXPERT_PARALLEL);
     ON(d->pos == LLM_POS_ROPE && d->rope_local_theta > 0.0, LLM_FEAT_LOCAL_ROPE);
+    int nope = 0;
+    for (int i = 0; i < d->n_layers && i < LLM_MAX_LAYERS; i++)
+        nope |= d->layer_no_rope[i];
+    ON(d->pos == LLM_POS_ROPE && nope, LLM_FEAT_NOPE_LAYERS);
+    ON(d->logit_scale > 0.0 && d->logit_scale != 1.0, LLM_FEAT_LOGIT_SCALE);
+    ON(d->residual_scale > 0.0 && d->residual_scale != 1.0, LLM_FEAT_RESIDUAL_SCALE);
 #undef ON
     return f;
 }

@@ -16,7 +16,8 @@
 
 static const char *const op_names[] = {"EMBED", "NORM",   "LINEAR",   "QK_NORM",  "CLIP",
                                        "ROPE_KV", "ATTN", "MOE",      "ADD",      "GATHER",
-                                       "SOFTCAP", "ALLREDUCE", "ALLGATHER", "SEND", "RECV"};
+                                       "SOFTCAP", "ALLREDUCE", "ALLGATHER", "SEND", "RECV",
+                                       "SCALE", "RSCALE"};
 _Static_assert(sizeof(op_names) / sizeof(op_names[0]) == LLM_OP_COUNT, "op_names");
 
 static const char *const buf_names[] = {"X",  "XN", "XN2", "QKV",  "ATT",
@@ -66,16 +67,20 @@ static void norm(struct list *l, int out, int in, int slot)
 
 /* A projection whose output joins the residual stream: accumulated into X
  * by the product itself on one rank, or written to AO, summed over the
- * ranks and added.  With sandwich norms the output is normalised first. */
-static void to_residual(struct list *l, const struct llm_graph *g, int in, int slot, int post_norm)
+ * ranks and added.  With sandwich norms the output is normalised first,
+ * and with a residual scale (Granite) multiplied by it. */
+static void to_residual(struct list *l, const struct llm_graph *g,
+                        const struct llm_model_desc *d, int in, int slot, int post_norm)
 {
-    if (!g->reduce && post_norm < 0) {
+    int scaled = d->residual_scale > 0.0 && d->residual_scale != 1.0;
+    if (!g->reduce && post_norm < 0 && !scaled) {
         add(l, LLM_OP_LINEAR, LLM_BUF_X, in, slot)->accumulate = 1;
         return;
     }
     add(l, LLM_OP_LINEAR, LLM_BUF_AO, in, slot);
     if (g->reduce) add(l, LLM_OP_ALLREDUCE, LLM_BUF_AO, LLM_BUF_AO, 0);
     if (post_norm >= 0) norm(l, LLM_BUF_AO, LLM_BUF_AO, post_norm);
+    if (scaled) add(l, LLM_OP_RSCALE, LLM_BUF_AO, LLM_BUF_AO, 0);
     add(l, LLM_OP_ADD, LLM_BUF_X, LLM_BUF_AO, 0);
 }
 
@@ -114,7 +119,7 @@ static void mlp_block(struct list *l, const struct llm_graph *g, const struct ll
         return;
     }
     mlp_in(l, d, in);
-    to_residual(l, g, LLM_BUF_H, LLM_W_MLP_OUT, post);
+    to_residual(l, g, d, LLM_BUF_H, LLM_W_MLP_OUT, post);
 }
 
 static void layer_steps(struct list *l, const struct llm_graph *g, const struct llm_model_desc *d)
@@ -122,7 +127,7 @@ static void layer_steps(struct list *l, const struct llm_graph *g, const struct 
     if (d->norm_after) {
         /* post-LN (OPT-350m): x = norm(x + attn(x)); x = norm(x + mlp(x)) */
         attention(l, d, LLM_BUF_X);
-        to_residual(l, g, LLM_BUF_ATT, LLM_W_ATTN_OUT, -1);
+        to_residual(l, g, d, LLM_BUF_ATT, LLM_W_ATTN_OUT, -1);
         norm(l, LLM_BUF_X, LLM_BUF_X, LLM_W_ATTN_NORM);
         mlp_block(l, g, d, LLM_BUF_X);
         norm(l, LLM_BUF_X, LLM_BUF_X, LLM_W_MLP_NORM);
@@ -131,7 +136,7 @@ static void layer_steps(struct list *l, const struct llm_graph *g, const struct 
     norm(l, LLM_BUF_XN, LLM_BUF_X, LLM_W_ATTN_NORM);
     if (!d->parallel_residual) {
         attention(l, d, LLM_BUF_XN);
-        to_residual(l, g, LLM_BUF_ATT, LLM_W_ATTN_OUT,
+        to_residual(l, g, d, LLM_BUF_ATT, LLM_W_ATTN_OUT,
                     d->sandwich_norm ? LLM_W_ATTN_POST_NORM : -1);
         norm(l, LLM_BUF_XN, LLM_BUF_X, LLM_W_MLP_NORM);
         mlp_block(l, g, d, LLM_BUF_XN);
@@ -212,6 +217,8 @@ int llm_graph_build(struct llm_graph *g, const struct llm_model_desc *d,
     add(&post, LLM_OP_LINEAR, LLM_BUF_LOGITS, cur, LLM_W_LM_HEAD)->rows = LLM_ROWS_OUT;
     if (g->reduce)
         add(&post, LLM_OP_ALLGATHER, LLM_BUF_LOGITS, LLM_BUF_LOGITS, 0)->rows = LLM_ROWS_OUT;
+    if (d->logit_scale > 0.0 && d->logit_scale != 1.0)
+        add(&post, LLM_OP_SCALE, LLM_BUF_LOGITS, LLM_BUF_LOGITS, 0)->rows = LLM_ROWS_OUT;
     if (d->final_softcap > 0.0)
         add(&post, LLM_OP_SOFTCAP, LLM_BUF_LOGITS, LLM_BUF_LOGITS, 0)->rows = LLM_ROWS_OUT;
     if (pp > 1 && d->part.tp_rank == 0) {

@@ -116,6 +116,10 @@ def compare(ours, exp):
         eq("window_layers", ours["window_layers"], win)
         if win:
             eq("sliding_window", ours["sliding_window"], m["sliding_window"])
+    if m.get("nope_layers") is not None:
+        eq("nope_layers", ours.get("nope_layers", []), m["nope_layers"])
+    elif ours.get("nope_layers"):
+        eq("nope_layers", ours["nope_layers"], None)
     if m.get("norm_eps") is not None:
         eq("norm_eps", ours["norm_eps"], m["norm_eps"])
     eq("tied_embeddings", ours["tied_embeddings"], m["tie_word_embeddings"])

@@ -108,7 +108,8 @@ static int since_1_0(const char *key)
     static const char *const k[] = {"embed_dim",     "norm_offset",   "pos_offset", "alibi_max_bias",
                                     "alibi_scaled",  "norm_after",    "sandwich_norm", "qk_norm",
                                     "clip_qkv",      "embed_norm",    "final_norm", "final_softcap",
-                                    "moe_norm_topk", "rope_local_theta"};
+                                    "moe_norm_topk", "rope_local_theta", "nope_layers",
+                                    "logit_scale", "residual_scale"};
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (!strcmp(key, k[i])) return 1;
     return 0;
@@ -162,6 +163,8 @@ static void make_full(struct llm_model_desc *d)
     d->layer_window[1] = d->layer_window[4] = 1;
     d->rope_local_theta = 55.5;
     d->layer_local_rope[0] = d->layer_local_rope[3] = 1;
+    d->layer_no_rope[2] = 1;
+    d->logit_scale = 0.0625;
     d->attn_scale = 0.125;
     d->embed_scale = sqrt(96.0);
     d->attn_softcap = 30.0;
@@ -229,6 +232,16 @@ static void test_round_trips(void)
     make_full(&d);
     CHECK_OK(llm_desc_validate(&d));
     round_trip(&d, "every field");
+    /* the residual scale, which needs sequential dense blocks */
+    d.parallel_residual = d.shared_input_norm = 0;
+    d.n_experts = d.n_experts_per_tok = 0;
+    d.residual_scale = 0.22;
+    CHECK_OK(llm_desc_validate(&d));
+    round_trip(&d, "residual_scale");
+    d.residual_scale = 0;
+    d.parallel_residual = d.shared_input_norm = 1;
+    d.n_experts = 4;
+    d.n_experts_per_tok = 2;
     /* every name of every enum survives too */
     for (int a = 0; a < LLM_ARCH_COUNT; a++) {
         d.arch = a;
@@ -373,6 +386,11 @@ static void test_from_json_fields(void)
         {"local_rope_layers", "[99]", "model field 'local_rope_layers' entry 0 is not a distinct"},
         {"local_rope_layers", "[3, 3]", "model field 'local_rope_layers' entry 1 is not a"},
         {"rope_local_theta", "-1", "model field 'rope_local_theta': must be a non-negative"},
+        {"logit_scale", "-2", "model field 'logit_scale': must be a non-negative number"},
+        {"residual_scale", "-2", "model field 'residual_scale': must be a non-negative number"},
+        {"residual_scale", "0.5", "model field 'residual_scale': only sequential pre-norm dense"},
+        {"nope_layers", "[9]", "model field 'nope_layers' entry 0 is not a distinct layer"},
+        {"nope_layers", "[0]", "model field 'nope_layers': layer 0 is also in local_rope_layers"},
         {"rope_local_theta", "0",
          "model field 'local_rope_layers': layer 0 uses the local rotary base but "
          "rope_local_theta is 0"},
@@ -462,6 +480,10 @@ static void test_validate(void)
     d.rope_local_theta = INFINITY;
     CHECK_ERR(llm_desc_validate(&d), LLM_EFORMAT, "model field 'rope_local_theta'");
     d.rope_local_theta = 55.5;
+    d.layer_no_rope[6] = 1;
+    CHECK_ERR(llm_desc_validate(&d), LLM_EFORMAT,
+              "layer 6 is without rotary but there is no such layer");
+    d.layer_no_rope[6] = 0;
     d.arch = LLM_ARCH_COUNT;
     CHECK_ERR(llm_desc_validate(&d), LLM_EFORMAT, "model field 'arch': unknown value");
     d.arch = LLM_ARCH_LLAMA;

@@ -848,6 +848,70 @@ static void test_names(const char *dir)
     ckpt_free(&c);
     llm_desc_free(&d);
 
+    /* SmolLM3: without no_rope_layers every 4th layer goes without rotary */
+    CHECK_OK(parse_cfg("{\"architectures\": [\"SmolLM3ForCausalLM\"], \"vocab_size\": 20, "
+                       "\"hidden_size\": 8, \"intermediate_size\": 12, \"num_hidden_layers\": 8, "
+                       "\"num_attention_heads\": 2, \"num_key_value_heads\": 1}",
+                       &d));
+    int nope_ok = 1;
+    for (int i = 0; i < 8; i++)
+        nope_ok &= d.layer_no_rope[i] == (i == 3 || i == 7);
+    CHECK(nope_ok && d.sliding_window == 0 && d.tied_embeddings,
+          "smollm3: layers 3 and 7 without rotary, no window, tied");
+    llm_desc_free(&d);
+    CHECK(parse_cfg("{\"architectures\": [\"SmolLM3ForCausalLM\"], \"vocab_size\": 20, "
+                    "\"hidden_size\": 8, \"intermediate_size\": 12, \"num_hidden_layers\": 2, "
+                    "\"num_attention_heads\": 2, \"num_key_value_heads\": 1, "
+                    "\"no_rope_layers\": [1, 2]}",
+                    &d) == LLM_EFORMAT &&
+              strstr(llm_errmsg(), "no_rope_layers' entry 1"),
+          "smollm3: a flag other than 0 or 1 refused: %s", llm_errmsg());
+    llm_err_clear();
+
+    /* Command R+: per-head q/k LayerNorm weights as one [heads, head_dim] tensor */
+    CHECK_OK(parse_cfg("{\"architectures\": [\"CohereForCausalLM\"], \"vocab_size\": 20, "
+                       "\"hidden_size\": 8, \"intermediate_size\": 12, \"num_hidden_layers\": 1, "
+                       "\"num_attention_heads\": 2, \"num_key_value_heads\": 1, "
+                       "\"use_qk_norm\": true, \"logit_scale\": 0.125}",
+                       &d));
+    CHECK(d.parallel_residual && d.shared_input_norm && d.norm == LLM_NORM_LAYER &&
+              !d.norm_bias && !d.rope.neox && d.qk_norm == LLM_QK_NORM_LAYER &&
+              d.logit_scale == 0.125 && d.tied_embeddings,
+          "cohere: parallel, bias-free LayerNorm, interleaved rotary, q/k norms, logits x 0.125");
+    add(&c, "model.embed_tokens.weight", 20, 8);
+    add(&c, "model.layers.0.input_layernorm.weight", 8, 0);
+    add(&c, "model.layers.0.self_attn.q_proj.weight", 8, 8);
+    add(&c, "model.layers.0.self_attn.k_proj.weight", 4, 8);
+    add(&c, "model.layers.0.self_attn.v_proj.weight", 4, 8);
+    add(&c, "model.layers.0.self_attn.q_norm.weight", 2, 4);
+    add(&c, "model.layers.0.self_attn.k_norm.weight", 1, 4);
+    add(&c, "model.layers.0.self_attn.o_proj.weight", 8, 8);
+    add(&c, "model.layers.0.mlp.gate_proj.weight", 12, 8);
+    add(&c, "model.layers.0.mlp.up_proj.weight", 12, 8);
+    add(&c, "model.layers.0.mlp.down_proj.weight", 8, 12);
+    add(&c, "model.norm.weight", 8, 0);
+    size_t nc = plan_all("cohere", dir, &c, &d, &st, &it, 1 + 8 + 1);
+    const struct llm_plan_item *qn =
+        item(it, nc, "transformer.layers.0.attention.q_layernorm.weight");
+    CHECK(qn && qn->ndim == 2 && qn->shape[0] == 2 && qn->shape[1] == 4,
+          "cohere: q norm [2, 4], one row a head");
+    free(it);
+    llm_st_close(st);
+    ckpt_free(&c);
+    llm_desc_free(&d);
+    /* Command R7B: every 4th layer global, and only the sliding ones rotate */
+    CHECK_OK(parse_cfg("{\"architectures\": [\"Cohere2ForCausalLM\"], \"vocab_size\": 20, "
+                       "\"hidden_size\": 8, \"intermediate_size\": 12, \"num_hidden_layers\": 8, "
+                       "\"num_attention_heads\": 2, \"num_key_value_heads\": 1, "
+                       "\"sliding_window\": 16, \"sliding_window_pattern\": 4}",
+                       &d));
+    int c2_ok = d.sliding_window == 16;
+    for (int i = 0; i < 8; i++)
+        c2_ok &= d.layer_window[i] == (i % 4 != 3) && d.layer_no_rope[i] == (i % 4 == 3);
+    CHECK(c2_ok && d.logit_scale == 0.0625,
+          "cohere2: layers 3 and 7 global without rotary, the rest sliding with it");
+    llm_desc_free(&d);
+
     struct llm_model_desc bad;
     CHECK(parse_cfg("{\"architectures\": [\"Gemma3ForConditionalGeneration\"], "
                     "\"model_type\": \"gemma3\"}",

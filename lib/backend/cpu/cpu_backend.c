@@ -619,7 +619,7 @@ static int step_rope_kv(struct cpu_be *c, int layer)
     float *qkv = c->buf[LLM_BUF_QKV];
     int rc;
     const struct llm_rope *rope = d->layer_local_rope[layer] ? &c->rope_local : &c->rope;
-    if (d->pos == LLM_POS_ROPE &&
+    if (d->pos == LLM_POS_ROPE && !d->layer_no_rope[layer] &&
         (rc = llm_cpu_rope_batch(qkv, qkv_w, nh, nkv, (int)hd, rope, d->max_pos, b)))
         return rc;
     float *k = qkv + (int64_t)nh * hd, *v = qkv + (int64_t)(nh + nkv) * hd;
@@ -765,6 +765,14 @@ static int cpu_step(void *ctx, const struct llm_step *s, int layer)
         llm_cpu_softcap(c->buf[s->out], (int64_t)n * buf_width(c, s->out),
                         (float)c->d->final_softcap);
         return 0;
+    case LLM_OP_SCALE:
+    case LLM_OP_RSCALE: {
+        float *x = c->buf[s->out];
+        float k = (float)(s->op == LLM_OP_SCALE ? c->d->logit_scale : c->d->residual_scale);
+        for (int64_t i = 0, m = (int64_t)n * buf_width(c, s->out); i < m; i++)
+            x[i] *= k;
+        return 0;
+    }
     case LLM_OP_ROPE_KV: return step_rope_kv(c, layer);
     case LLM_OP_ATTN: return step_attn(c, layer);
     case LLM_OP_ADD:

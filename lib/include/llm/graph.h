@@ -72,6 +72,8 @@ enum llm_op {
                           LINEAR wrote [rows][vocab_part]; out becomes [rows][vocab] */
     LLM_OP_SEND,       /* pipeline: out (its rows) to global rank `peer` */
     LLM_OP_RECV,       /* pipeline: out (its rows) from global rank `peer` */
+    LLM_OP_SCALE,      /* out *= logit_scale */
+    LLM_OP_RSCALE,     /* out *= residual_scale (a branch before its residual add) */
     LLM_OP_COUNT
 };
 

@@ -167,11 +167,16 @@ struct llm_model_desc {
     double embed_scale;     /* multiply embeddings by this (Gemma: sqrt(hidden)); 0 = 1 */
     double attn_softcap;    /* scores s -> c*tanh(s/c) before the softmax; 0 = none */
     double final_softcap;   /* logits z -> c*tanh(z/c) (Gemma 2); 0 = none */
+    double logit_scale;     /* logits multiplied by this before any cap (Cohere); 0 = 1 */
+    double residual_scale;  /* each sub-block's output multiplied by this before its
+                               residual add (Granite; sequential dense blocks); 0 = 1 */
     /* Gemma 3: the layers marked here rotate with `rope` but base
      * rope_local_theta and no scaling (the sliding layers' local rotary);
      * 0 = every layer uses `rope` as it is */
     double rope_local_theta;
     unsigned char layer_local_rope[LLM_MAX_LAYERS];
+    /* 1: layer i has no rotary at all (SmolLM3's NoPE layers) */
+    unsigned char layer_no_rope[LLM_MAX_LAYERS];
 
     int n_experts;          /* 0 = dense */
     int n_experts_per_tok;
@@ -283,6 +288,9 @@ enum llm_feature {
     LLM_FEAT_W_PERM,             /* weights on permuted inputs (GPTQ act-order: <stem>.perm) */
     LLM_FEAT_MOE_QUANT,          /* quantized experts (an expert stack in int8 / int4 / fp8) */
     LLM_FEAT_LOCAL_ROPE,         /* a second rotary base on some layers (Gemma 3) */
+    LLM_FEAT_NOPE_LAYERS,        /* layers without rotary among rotary ones (SmolLM3) */
+    LLM_FEAT_LOGIT_SCALE,        /* logits multiplied by a constant (Cohere) */
+    LLM_FEAT_RESIDUAL_SCALE,     /* sub-block outputs scaled before the residual add (Granite) */
     LLM_FEAT_COUNT
 };
 typedef uint64_t llm_features;

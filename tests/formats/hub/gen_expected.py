@@ -149,6 +149,17 @@ def rope_info(base, c, att):
     return r
 
 
+def nope_layers(attns):
+    """Layers whose attention skips the rotary: SmolLM3's modules say so
+    (use_rope); Cohere2's rotate only where they slide.  None for models
+    whose modules carry neither."""
+    if any(hasattr(a, "use_rope") for a in attns):
+        return [i for i, a in enumerate(attns) if not a.use_rope]
+    if attns and type(attns[0]).__name__ == "Cohere2Attention":
+        return [i for i, a in enumerate(attns) if a.sliding_window is None]
+    return None
+
+
 def model_section(m):
     c = m.config
     base = m.base_model
@@ -212,6 +223,7 @@ def model_section(m):
         "rope": rope_info(base, c, att),
         "sliding_window": attns[win[0]].sliding_window if win else None,
         "window_layers": win,
+        "nope_layers": nope_layers(attns),
         "config_sliding_window": getattr(c, "sliding_window", None),
         "layer_types": getattr(c, "layer_types", None),
         "n_params": n_params,
