@@ -422,19 +422,36 @@ static int set(json_t *o, const char *k, json_t *v)
     return v ? json_object_set_new(o, k, v) : -1;
 }
 
+/* The layers whose flag is set, as a list of indices. */
+static json_t *layers_json(const unsigned char *flags, int n_layers)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < LLM_MAX_LAYERS && i < n_layers; i++)
+        if (flags[i] && json_array_append_new(a, json_integer(i))) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+static int any_layer(const unsigned char *flags, int n_layers)
+{
+    for (int i = 0; i < LLM_MAX_LAYERS && i < n_layers; i++)
+        if (flags[i]) return 1;
+    return 0;
+}
+
 json_t *llm_desc_to_json(const struct llm_model_desc *d)
 {
     if (!d) return NULL;
     json_t *o = json_object(), *r = json_object(), *lf = json_array(), *sf = json_array(),
-           *wl = json_array(), *eos = json_array();
+           *wl = layers_json(d->layer_window, d->n_layers), *eos = json_array();
     int bad = !o || !r || !lf || !sf || !wl || !eos;
     const struct llm_rope *p = &d->rope;
     for (int i = 0; !bad && i < p->n_factors && p->long_factor && p->short_factor; i++) {
         bad |= json_array_append_new(lf, json_real(p->long_factor[i]));
         bad |= json_array_append_new(sf, json_real(p->short_factor[i]));
     }
-    for (int i = 0; !bad && i < LLM_MAX_LAYERS && i < d->n_layers; i++)
-        if (d->layer_window[i]) bad |= json_array_append_new(wl, json_integer(i));
     for (int i = 0; !bad && i < d->n_eos && i < LLM_MAX_EOS; i++)
         bad |= json_array_append_new(eos, json_integer(d->eos_ids[i]));
     if (bad) {
@@ -514,24 +531,13 @@ json_t *llm_desc_to_json(const struct llm_model_desc *d)
         bad |= set(o, "logit_scale", json_real(d->logit_scale));
     if (d->residual_scale > 0 && d->residual_scale != 1)
         bad |= set(o, "residual_scale", json_real(d->residual_scale));
-    if (d->rope_local_theta > 0) { /* written only when used: older readers take the rest */
-        json_t *ll = json_array();
-        bad |= !ll;
-        for (int i = 0; !bad && i < LLM_MAX_LAYERS && i < d->n_layers; i++)
-            if (d->layer_local_rope[i]) bad |= json_array_append_new(ll, json_integer(i));
+    /* the fields below are written only when used: older readers take the rest */
+    if (d->rope_local_theta > 0) {
         bad |= set(o, "rope_local_theta", json_real(d->rope_local_theta));
-        bad |= set(o, "local_rope_layers", ll);
+        bad |= set(o, "local_rope_layers", layers_json(d->layer_local_rope, d->n_layers));
     }
-    int any_nope = 0;
-    for (int i = 0; i < LLM_MAX_LAYERS && i < d->n_layers; i++)
-        any_nope |= d->layer_no_rope[i];
-    if (any_nope) { /* written only when used */
-        json_t *nl = json_array();
-        bad |= !nl;
-        for (int i = 0; !bad && i < LLM_MAX_LAYERS && i < d->n_layers; i++)
-            if (d->layer_no_rope[i]) bad |= json_array_append_new(nl, json_integer(i));
-        bad |= set(o, "nope_layers", nl);
-    }
+    if (any_layer(d->layer_no_rope, d->n_layers))
+        bad |= set(o, "nope_layers", layers_json(d->layer_no_rope, d->n_layers));
     bad |= set(o, "n_experts", json_integer(d->n_experts));
     bad |= set(o, "n_experts_per_tok", json_integer(d->n_experts_per_tok));
     bad |= set(o, "moe_norm_topk", json_boolean(d->moe_norm_topk));
@@ -652,6 +658,25 @@ static int rd_array(const json_t *o, const char *pre, const char *k, size_t max,
     return 0;
 }
 
+/* A list of distinct layer indices below n_layers into per-layer flags. */
+static int rd_layers(const json_t *j, const char *k, int n_layers, unsigned char *flags)
+{
+    const json_t *a;
+    int rc = rd_array(j, "", k, LLM_MAX_LAYERS, &a);
+    for (size_t i = 0; !rc && i < json_array_size(a); i++) {
+        const json_t *v = json_array_get(a, i);
+        json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
+        if (x < 0 || x >= n_layers || flags[x])
+            rc = llm_err_set(LLM_EFORMAT,
+                             "model field '%s' entry %zu is not a distinct layer index below "
+                             "n_layers (%d)",
+                             k, i, n_layers);
+        else
+            flags[x] = 1;
+    }
+    return rc;
+}
+
 static int rope_from_json(struct llm_rope *p, const json_t *r)
 {
     const char *pre = "rope.";
@@ -704,7 +729,7 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
     if (!json_is_object(j))
         return llm_err_set(LLM_EFORMAT, "model description is not a JSON object");
     const char *n = "";
-    const json_t *r, *wl, *eos;
+    const json_t *r, *eos;
     int rc = 0;
     rc = rd_enum(j, n, "arch", arch_names, LLM_ARCH_COUNT, &d->arch);
     if (!rc) rc = rd_str(j, "hf_arch", d->hf_arch, sizeof(d->hf_arch));
@@ -756,18 +781,7 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
     if (!rc) rc = rd_bool(j, n, "norm_bias", &d->norm_bias);
     if (!rc) rc = rd_bool(j, n, "lm_head_bias", &d->lm_head_bias);
     if (!rc) rc = rd_int(j, n, "sliding_window", 0, INT32_MAX, &d->sliding_window);
-    if (!rc) rc = rd_array(j, n, "window_layers", LLM_MAX_LAYERS, &wl);
-    for (size_t i = 0; !rc && i < json_array_size(wl); i++) {
-        const json_t *v = json_array_get(wl, i);
-        json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
-        if (x < 0 || x >= d->n_layers || d->layer_window[x])
-            rc = llm_err_set(LLM_EFORMAT,
-                             "model field 'window_layers' entry %zu is not a "
-                             "distinct layer index below n_layers (%d)",
-                             i, d->n_layers);
-        else
-            d->layer_window[x] = 1;
-    }
+    if (!rc) rc = rd_layers(j, "window_layers", d->n_layers, d->layer_window);
     if (!rc) rc = rd_num(j, n, "attn_scale", &d->attn_scale);
     if (!rc) rc = rd_num(j, n, "embed_scale", &d->embed_scale);
     /* format 1.0 called the attention cap logit_softcap */
@@ -778,36 +792,10 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
     if (!rc && HAS("logit_scale")) rc = rd_num(j, n, "logit_scale", &d->logit_scale);
     if (!rc && HAS("residual_scale")) rc = rd_num(j, n, "residual_scale", &d->residual_scale);
     if (!rc && HAS("rope_local_theta")) {
-        const json_t *ll;
         rc = rd_num(j, n, "rope_local_theta", &d->rope_local_theta);
-        if (!rc) rc = rd_array(j, n, "local_rope_layers", LLM_MAX_LAYERS, &ll);
-        for (size_t i = 0; !rc && i < json_array_size(ll); i++) {
-            const json_t *v = json_array_get(ll, i);
-            json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
-            if (x < 0 || x >= d->n_layers || d->layer_local_rope[x])
-                rc = llm_err_set(LLM_EFORMAT,
-                                 "model field 'local_rope_layers' entry %zu is not a "
-                                 "distinct layer index below n_layers (%d)",
-                                 i, d->n_layers);
-            else
-                d->layer_local_rope[x] = 1;
-        }
+        if (!rc) rc = rd_layers(j, "local_rope_layers", d->n_layers, d->layer_local_rope);
     }
-    if (!rc && HAS("nope_layers")) {
-        const json_t *nl;
-        rc = rd_array(j, n, "nope_layers", LLM_MAX_LAYERS, &nl);
-        for (size_t i = 0; !rc && i < json_array_size(nl); i++) {
-            const json_t *v = json_array_get(nl, i);
-            json_int_t x = json_is_integer(v) ? json_integer_value(v) : -1;
-            if (x < 0 || x >= d->n_layers || d->layer_no_rope[x])
-                rc = llm_err_set(LLM_EFORMAT,
-                                 "model field 'nope_layers' entry %zu is not a "
-                                 "distinct layer index below n_layers (%d)",
-                                 i, d->n_layers);
-            else
-                d->layer_no_rope[x] = 1;
-        }
-    }
+    if (!rc && HAS("nope_layers")) rc = rd_layers(j, "nope_layers", d->n_layers, d->layer_no_rope);
     if (!rc) rc = rd_int(j, n, "n_experts", 0, 4096, &d->n_experts);
     if (!rc) rc = rd_int(j, n, "n_experts_per_tok", 0, 4096, &d->n_experts_per_tok);
     if (!rc && HAS("moe_norm_topk")) rc = rd_bool(j, n, "moe_norm_topk", &d->moe_norm_topk);

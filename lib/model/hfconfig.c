@@ -597,6 +597,45 @@ int llm_hfc_window(const struct llm_hfc *c, struct llm_model_desc *d, int window
     return 0;
 }
 
+int llm_hfc_text_config(const struct llm_hfc *c, struct llm_hfc *nested,
+                        const struct llm_hfc **t)
+{
+    const json_t *tc = json_object_get(c->o, "text_config");
+    *t = c;
+    if (!tc || json_is_null(tc)) return 0;
+    if (!json_is_object(tc))
+        return llm_err_set(LLM_EFORMAT, "'%s': field 'text_config' must be an object, found %s",
+                           c->src, llm_json_type_name(tc));
+    *nested = (struct llm_hfc){c->src, tc, "text_config."};
+    *t = nested;
+    return 0;
+}
+
+int llm_hfc_text_tied(const struct llm_hfc *c, const struct llm_hfc *t, int *tied)
+{
+    if (t == c || llm_hfc_has(t, KEYS("tie_word_embeddings"))) return 0; /* already read */
+    if (!llm_hfc_has(c, KEYS("tie_word_embeddings"))) return 0;
+    return llm_hfc_bool(c, KEYS("tie_word_embeddings"), *tied, tied);
+}
+
+int llm_hfc_pattern_types(const struct llm_hfc *c, int n_layers, int64_t def, json_t **out)
+{
+    int64_t pattern = def;
+    *out = NULL;
+    int rc = llm_hfc_int(c, KEYS("sliding_window_pattern"), 0, def, 1, 1 << 16, &pattern);
+    if (rc) return rc;
+    json_t *types = json_array();
+    for (int i = 0; types && i < n_layers; i++)
+        if (json_array_append_new(types, json_string((i + 1) % pattern ? "sliding_attention"
+                                                                        : "full_attention"))) {
+            json_decref(types);
+            types = NULL;
+        }
+    if (!types) return llm_err_set(LLM_ENOMEM, "out of memory");
+    *out = types;
+    return 0;
+}
+
 /* ---- the Llama layout ------------------------------------------------------------ */
 
 int llm_hfc_llama_like(const struct llm_hfc *c, struct llm_model_desc *d,

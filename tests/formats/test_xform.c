@@ -912,6 +912,36 @@ static void test_names(const char *dir)
           "cohere2: layers 3 and 7 global without rotary, the rest sliding with it");
     llm_desc_free(&d);
 
+    /* Mistral 3 (Mistral Small 3.1): text_config's untied lm_head wins over the outer
+     * class default; transformers 5's layout (model.language_model., lm_head.) */
+    CHECK_OK(parse_cfg("{\"architectures\": [\"Mistral3ForConditionalGeneration\"], "
+                       "\"model_type\": \"mistral3\", \"text_config\": {\"vocab_size\": 20, "
+                       "\"hidden_size\": 8, \"intermediate_size\": 12, \"num_hidden_layers\": 1, "
+                       "\"num_attention_heads\": 2, \"num_key_value_heads\": 1, \"head_dim\": 4, "
+                       "\"sliding_window\": null}, \"vision_config\": {\"hidden_size\": 16}}",
+                       &d));
+    CHECK(!d.tied_embeddings && d.sliding_window == 0 && d.n_kv_heads == 1,
+          "mistral3: untied, no window, text_config's sizes");
+    add(&c, "model.language_model.embed_tokens.weight", 20, 8);
+    add(&c, "model.language_model.layers.0.input_layernorm.weight", 8, 0);
+    add(&c, "model.language_model.layers.0.post_attention_layernorm.weight", 8, 0);
+    add(&c, "model.language_model.layers.0.self_attn.q_proj.weight", 8, 8);
+    add(&c, "model.language_model.layers.0.self_attn.k_proj.weight", 4, 8);
+    add(&c, "model.language_model.layers.0.self_attn.v_proj.weight", 4, 8);
+    add(&c, "model.language_model.layers.0.self_attn.o_proj.weight", 8, 8);
+    add(&c, "model.language_model.layers.0.mlp.gate_proj.weight", 12, 8);
+    add(&c, "model.language_model.layers.0.mlp.up_proj.weight", 12, 8);
+    add(&c, "model.language_model.layers.0.mlp.down_proj.weight", 8, 12);
+    add(&c, "model.language_model.norm.weight", 8, 0);
+    add(&c, "lm_head.weight", 20, 8);
+    add(&c, "model.vision_tower.transformer.layers.0.attention.q_proj.weight", 16, 16);
+    add(&c, "model.multi_modal_projector.linear_1.weight", 8, 16);
+    plan_all("mistral3", dir, &c, &d, &st, &it, 1 + 7 + 2);
+    free(it);
+    llm_st_close(st);
+    ckpt_free(&c);
+    llm_desc_free(&d);
+
     struct llm_model_desc bad;
     CHECK(parse_cfg("{\"architectures\": [\"Gemma3ForConditionalGeneration\"], "
                     "\"model_type\": \"gemma3\"}",

@@ -11,9 +11,10 @@
  * files; the provenance lists every shard with its size and XXH3.
  *
  * Design: the HF names are spelled here from the canonical names by a
- * table of its own (Llama-family names: llama, mistral, qwen2), not taken
- * from the converter's plan, so a wrong mapping in the converter cannot
- * also hide in the check.
+ * table of its own (Llama-family names: llama, mistral, qwen2; under
+ * language_model. in a multimodal checkpoint), not taken from the
+ * converter's plan, so a wrong mapping in the converter cannot also hide
+ * in the check.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +102,12 @@ static void check_tensor(struct llm_artifact *a, const struct llm_st *st, const 
     uint64_t off = 0;
     for (int i = 0; i < ns; i++) {
         const struct llm_tensor *s = llm_st_find(st, src[i]);
+        if (!s) { /* a multimodal checkpoint keeps its language model under language_model. */
+            char mm[sizeof src[i] + 16];
+            int k = snprintf(mm, sizeof mm, "language_model.%s", src[i]);
+            if (k > 0 && (size_t)k < sizeof src[i] && (s = llm_st_find(st, mm)))
+                memcpy(src[i], mm, (size_t)k + 1);
+        }
         if (!s) {
             FAIL("'%s': HF source '%s' not in the checkpoint", name, src[i]);
             return;

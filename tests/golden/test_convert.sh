@@ -45,7 +45,8 @@ fixtures)
     for d in "$S"/tests/fixtures/*/; do
         d=${d%/}
         ls "$d"/model*.safetensors >/dev/null 2>&1 || continue
-        # check-convert spells the HF names of the Llama family only; the
+        # check-convert spells the HF names of the Llama family only (also as the
+        # language model of a multimodal checkpoint: mistral3-mm); the
         # other families' conversions are checked through their logits
         # against transformers' (golden-cpu)
         if ! grep -Eq '"model_type": *"(llama|mistral|qwen2)"' "$d/config.json"; then

@@ -87,6 +87,12 @@ int llm_hfc_rope(const struct llm_hfc *c, struct llm_model_desc *d, const struct
 int llm_hfc_window(const struct llm_hfc *c, struct llm_model_desc *d, int window, int first_layer,
                    int every_other);
 
+/* The layer types transformers derives for a config without layer_types
+ * (Gemma 3, Cohere2): every pattern-th layer "full_attention" (pattern read
+ * from sliding_window_pattern, def when absent), the rest
+ * "sliding_attention"; *out is a new list. */
+int llm_hfc_pattern_types(const struct llm_hfc *c, int n_layers, int64_t def, json_t **out);
+
 /* The Llama layout (Llama, Mistral, Qwen2/3, Mixtral, Gemma, Phi-3, ...):
  * sizes, kv heads, head_dim, positions, norm eps, activation, tied
  * embeddings and rope, with the family's defaults. */
@@ -141,6 +147,20 @@ extern const struct llm_hf_rule llm_rules_llama[];
 extern const size_t llm_n_rules_llama;
 const struct llm_hf_rule *llm_rules_llama_fn(const struct llm_model_desc *d, size_t *n);
 extern const char *const llm_ignore_rotary[];
+/* Where a multimodal checkpoint (Gemma 3, Mistral 3) keeps its language
+ * model (alt_prefixes: language_model.model., model.language_model.,
+ * language_model.lm_head.) and its other parts (skip_prefixes: the vision
+ * tower and projector, with or without model.). */
+extern const char *const llm_mm_alt_prefixes[];
+extern const char *const llm_mm_skip_prefixes[];
+/* A multimodal config: *t becomes text_config (messages name it
+ * "text_config."), or stays c when the config has none; an error when
+ * text_config is there but not an object. */
+int llm_hfc_text_config(const struct llm_hfc *c, struct llm_hfc *nested,
+                        const struct llm_hfc **t);
+/* With t the text_config of c: tie_word_embeddings as text_config states it,
+ * else as the outer config does; *tied is left alone when neither does. */
+int llm_hfc_text_tied(const struct llm_hfc *c, const struct llm_hfc *t, int *tied);
 /* Qwen2/3's use_sliding_window, sliding_window and max_window_layers. */
 int llm_hfc_qwen_window(const struct llm_hfc *c, struct llm_model_desc *d);
 /* Gemma's activation: hidden_activation, or hidden_act where "gelu" means tanh. */

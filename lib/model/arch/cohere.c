@@ -51,23 +51,24 @@ static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
         rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': longrope with interleaved rotary pairs is "
                          "not supported", c->src);
     if (!rc && v2) {
-        int64_t window = 4096, pattern = 4;
+        int64_t window = 4096;
         if (json_object_get(c->o, "sliding_window"))
             rc = llm_hfc_int(c, KEYS("sliding_window"), 0, 0, 0, INT32_MAX, &window);
         const json_t *lt = json_object_get(c->o, "layer_types");
-        if (!rc && (!lt || json_is_null(lt))) {
-            /* Cohere2Config's rule: every pattern-th layer global */
-            rc = llm_hfc_int(c, KEYS("sliding_window_pattern"), 0, 4, 1, 1 << 16, &pattern);
-            memset(d->layer_window, 0, sizeof d->layer_window);
-            for (int i = 0; !rc && i < d->n_layers; i++)
-                d->layer_window[i] = window > 0 && (i + 1) % pattern != 0;
-            int any = 0;
-            for (int i = 0; i < d->n_layers; i++)
-                any |= d->layer_window[i];
-            d->sliding_window = any ? (int)window : 0;
-        } else if (!rc) {
-            rc = llm_hfc_window(c, d, (int)window, 0, 0);
+        json_t *o = NULL, *types = NULL;
+        struct llm_hfc t = *c;
+        if (!rc && (!lt || json_is_null(lt))) { /* Cohere2Config's rule: every 4th global */
+            rc = llm_hfc_pattern_types(c, d->n_layers, 4, &types);
+            if (!rc && !(o = json_copy((json_t *)c->o))) {
+                json_decref(types);
+                rc = llm_err_set(LLM_ENOMEM, "out of memory");
+            } else if (!rc && json_object_set_new(o, "layer_types", types)) {
+                rc = llm_err_set(LLM_ENOMEM, "out of memory");
+            }
+            t.o = o;
         }
+        if (!rc) rc = llm_hfc_window(&t, d, (int)window, 0, 0);
+        json_decref(o);
         /* the global (and, with no window, every) layer goes without rotary */
         for (int i = 0; !rc && i < d->n_layers; i++)
             d->layer_no_rope[i] = !d->layer_window[i];

@@ -88,17 +88,11 @@ static int text_defaults(json_t *o)
 static int read_config(const struct llm_hfc *top, struct llm_model_desc *d)
 {
     /* the multimodal config: the language model's fields are text_config's */
-    const json_t *tc = json_object_get(top->o, "text_config");
-    struct llm_hfc nested = {top->src, tc, "text_config."};
-    const struct llm_hfc *c = top;
-    if (tc && !json_is_null(tc)) {
-        if (!json_is_object(tc))
-            return llm_err_set(LLM_EFORMAT, "'%s': field 'text_config' must be an object, "
-                               "found %s", top->src, llm_json_type_name(tc));
-        c = &nested;
-    } else if (!strcmp(d->model_type, "gemma3")) {
-        return llm_hfc_missing(top, "text_config");
-    }
+    struct llm_hfc nested;
+    const struct llm_hfc *c;
+    int trc = llm_hfc_text_config(top, &nested, &c);
+    if (trc) return trc;
+    if (c == top && !strcmp(d->model_type, "gemma3")) return llm_hfc_missing(top, "text_config");
     /* a copy in which rope_parameters holds only the global layers' entry
      * and layer_types is spelled out, so that the shared readers apply */
     json_t *o = json_copy((json_t *)c->o);
@@ -127,26 +121,21 @@ static int read_config(const struct llm_hfc *top, struct llm_model_desc *d)
     if (!rc) rc = llm_hfc_llama_like(&g, d, &k);
     if (!rc) rc = llm_hfc_gemma_act(&g, d);
     if (!rc) rc = llm_hfc_bool(&g, KEYS("attention_bias"), 0, &d->qkv_bias);
-    /* the multimodal class ties the lm_head at its own level */
-    if (!rc && c == &nested && llm_hfc_has(top, KEYS("tie_word_embeddings")))
-        rc = llm_hfc_bool(top, KEYS("tie_word_embeddings"), 1, &d->tied_embeddings);
+    if (!rc) rc = llm_hfc_text_tied(top, c, &d->tied_embeddings);
     if (!rc) rc = llm_hfc_refuse(&g, "use_bidirectional_attention");
     double qpas = 256, acap = 0, fcap = 0, theta = 10000.0;
     if (!rc) rc = llm_hfc_num(&g, KEYS("query_pre_attn_scalar"), 0, 256, 0, 1, 1e9, &qpas);
     if (!rc) rc = softcap(&g, "attn_logit_softcapping", &acap);
     if (!rc) rc = softcap(&g, "final_logit_softcapping", &fcap);
     if (!rc) rc = local_theta(c, local, &theta);
-    int64_t window = 4096, pattern = 6;
+    int64_t window = 4096;
     if (!rc && json_object_get(c->o, "sliding_window"))
         rc = llm_hfc_int(&g, KEYS("sliding_window"), 0, 0, 0, INT32_MAX, &window);
     const json_t *lt = json_object_get(c->o, "layer_types");
     if (!rc && (!lt || json_is_null(lt))) { /* transformers' rule for older configs */
-        rc = llm_hfc_int(&g, KEYS("sliding_window_pattern"), 0, 6, 1, 1 << 16, &pattern);
-        json_t *types = json_array();
-        for (int i = 0; !rc && types && i < d->n_layers; i++)
-            json_array_append_new(types, json_string((i + 1) % pattern ? "sliding_attention"
-                                                                        : "full_attention"));
-        if (!rc && (!types || json_object_set_new(o, "layer_types", types)))
+        json_t *types;
+        rc = llm_hfc_pattern_types(&g, d->n_layers, 6, &types);
+        if (!rc && json_object_set_new(o, "layer_types", types))
             rc = llm_err_set(LLM_ENOMEM, "out of memory");
     }
     if (!rc) rc = llm_hfc_window(&g, d, (int)window, 0, 0);
@@ -174,10 +163,8 @@ const struct llm_arch_def llm_arch_gemma3 = {
     .read_config = read_config,
     .rules = gemma3_rules,
     .base_prefix = "model.",
-    .alt_prefixes = KEYS("model.", "language_model.model.", "model.", "model.language_model.",
-                         "lm_head.", "language_model.lm_head."),
-    .skip_prefixes = KEYS("vision_tower.", "multi_modal_projector.", "model.vision_tower.",
-                          "model.multi_modal_projector."),
+    .alt_prefixes = llm_mm_alt_prefixes,
+    .skip_prefixes = llm_mm_skip_prefixes,
     .ignore = llm_ignore_rotary,
     .bos = 2,
     .eos = 1,

@@ -47,6 +47,14 @@ const struct llm_hf_rule *llm_rules_llama_fn(const struct llm_model_desc *d, siz
 /* HF tensors of Llama-layout checkpoints that are buffers, not weights. */
 const char *const llm_ignore_rotary[] = {"rotary_emb.inv_freq", NULL};
 
+const char *const llm_mm_alt_prefixes[] = {"model.",   "language_model.model.",
+                                           "model.",   "model.language_model.",
+                                           "lm_head.", "language_model.lm_head.",
+                                           NULL};
+const char *const llm_mm_skip_prefixes[] = {"vision_tower.", "multi_modal_projector.",
+                                            "model.vision_tower.",
+                                            "model.multi_modal_projector.", NULL};
+
 static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
 {
     const struct llm_hfc_llama k = {
