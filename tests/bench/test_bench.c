@@ -309,6 +309,23 @@ static void test_cost(void)
 
 /* ---- the timing clock: host monotonic, or a device clock when the backend has one ---------- */
 
+/* The mock backend the runs here use: vocabulary 64, 64 blocks of 4 tokens, 32 tokens
+ * and 8 sequences a step, 64 positions.  NULL (a failed check) when it cannot be made. */
+static struct llm_backend *small_mock(void)
+{
+    struct mock_opts mo;
+    mock_opts_init(&mo);
+    mo.vocab = 64;
+    mo.n_blocks = 64;
+    mo.block_size = 4;
+    mo.max_batch_tokens = 32;
+    mo.max_seqs = 8;
+    mo.max_seq_len = 64;
+    struct llm_backend *be = NULL;
+    CHECK(mock_backend_create(&be, &mo) == 0, "mock backend");
+    return be;
+}
+
 static int fake_steps;
 static int fake_step_time(struct llm_backend *be, double *seconds)
 {
@@ -361,16 +378,7 @@ static json_t *timing_run(struct llm_backend *be, const char **timing, double *b
 
 static void test_timing(void)
 {
-    struct mock_opts mo;
-    mock_opts_init(&mo);
-    mo.vocab = 64;
-    mo.n_blocks = 64;
-    mo.block_size = 4;
-    mo.max_batch_tokens = 32;
-    mo.max_seqs = 8;
-    mo.max_seq_len = 64;
-    struct llm_backend *be = NULL;
-    CHECK(mock_backend_create(&be, &mo) == 0, "mock backend");
+    struct llm_backend *be = small_mock();
     if (!be) return;
     const char *timing = NULL;
     double busy = -1;
@@ -508,16 +516,7 @@ static void test_telemetry(void)
     CHECK(llm_bench_tele_stop(NULL, 1, 1, NULL) == 0, "stopping no sampler does nothing");
 
     /* a repetition on the mock with readings: the figures ride with the others */
-    struct mock_opts mo;
-    mock_opts_init(&mo);
-    mo.vocab = 64;
-    mo.n_blocks = 64;
-    mo.block_size = 4;
-    mo.max_batch_tokens = 32;
-    mo.max_seqs = 8;
-    mo.max_seq_len = 64;
-    struct llm_backend *be = NULL;
-    CHECK(mock_backend_create(&be, &mo) == 0, "mock backend");
+    struct llm_backend *be = small_mock();
     if (be) {
         k = (struct script){0, 0, 2, 0};
         const char *timing = NULL;
@@ -558,16 +557,7 @@ static void test_telemetry(void)
 
 static void test_run(void)
 {
-    struct mock_opts mo;
-    mock_opts_init(&mo);
-    mo.vocab = 64;
-    mo.n_blocks = 64;
-    mo.block_size = 4;
-    mo.max_batch_tokens = 32;
-    mo.max_seqs = 8;
-    mo.max_seq_len = 64;
-    struct llm_backend *be = NULL;
-    CHECK(mock_backend_create(&be, &mo) == 0, "mock backend");
+    struct llm_backend *be = small_mock();
     if (!be) return;
     struct llm_model_desc d;
     llm_desc_init(&d);
