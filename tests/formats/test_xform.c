@@ -859,6 +859,17 @@ static void test_names(const char *dir)
     CHECK(nope_ok && d.sliding_window == 0 && d.tied_embeddings,
           "smollm3: layers 3 and 7 without rotary, no window, tied");
     llm_desc_free(&d);
+    /* use_sliding_window without layer_types: transformers slides the layers without rotary */
+    CHECK_OK(parse_cfg("{\"architectures\": [\"SmolLM3ForCausalLM\"], \"vocab_size\": 20, "
+                       "\"hidden_size\": 8, \"intermediate_size\": 12, \"num_hidden_layers\": 8, "
+                       "\"num_attention_heads\": 2, \"num_key_value_heads\": 1, "
+                       "\"use_sliding_window\": true, \"sliding_window\": 16}",
+                       &d));
+    int slide_ok = d.sliding_window == 16;
+    for (int i = 0; i < 8; i++)
+        slide_ok &= d.layer_window[i] == (i == 3 || i == 7);
+    CHECK(slide_ok, "smollm3: window 16 on layers 3 and 7 (the ones without rotary)");
+    llm_desc_free(&d);
     CHECK(parse_cfg("{\"architectures\": [\"SmolLM3ForCausalLM\"], \"vocab_size\": 20, "
                     "\"hidden_size\": 8, \"intermediate_size\": 12, \"num_hidden_layers\": 2, "
                     "\"num_attention_heads\": 2, \"num_key_value_heads\": 1, "
