@@ -156,7 +156,7 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
     const int i = blockIdx.x, kvh = blockIdx.y / nhb, hb = blockIdx.y - kvh * nhb;
     const int split = blockIdx.z;
     const int h0 = kvh * G + hb * GR, gn = min(GR, G - hb * GR);
-    const int r = rows[i], sq = seqs[i];
+    const int r = rows ? rows[i] : i, sq = seqs ? seqs[i] : i;
     const int p = a.pos[r];
     const int lo = a.window > 0 ? max(0, p - a.window + 1) : 0;
     const int64_t split_len = max_splits > 1 ? *split_len_p : 1 << 30;
@@ -395,6 +395,9 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
  * combined as in the row kernel. */
 #define TCW 4   /* warps per block */
 #define TCCH 64 /* tokens staged per chunk: 16 per warp */
+#define TCBT 32 /* block ids a block keeps in shared memory (1024 keys in blocks of 32) */
+/* Whether the block ids are read early (LLM_CUDA_ATTN_EARLY=0: not, for measurement). */
+static __constant__ int tc_early = 1;
 
 template <int D, int NS> struct tc_cfg {
     /* bytes per staged row: an odd number of 16-byte units, so the 8 rows of
@@ -445,17 +448,33 @@ __global__ void __launch_bounds__(TCW * 32, 5)
     const int i = blockIdx.x, kvh = blockIdx.y / nhb, hb = blockIdx.y - kvh * nhb;
     const int split = blockIdx.z;
     const int h0 = kvh * G + hb * GR, gn = min(GR, G - hb * GR);
-    const int r = rows[i], sq = seqs[i];
-    const int p = a.pos[r];
-    const int lo = a.window > 0 ? max(0, p - a.window + 1) : 0;
+    const int r = rows ? rows[i] : i, sq = seqs ? seqs[i] : i;
     const int64_t split_len = max_splits > 1 ? *split_len_p : 1 << 30;
-    const int64_t begin64 = lo + (int64_t)split * split_len;
-    const int begin = (int)min(begin64, (int64_t)p + 1);
-    const int end = (int)min((int64_t)p + 1, begin64 + split_len);
+    const int32_t *bt = a.block_table + (int64_t)sq * a.bt_stride;
+    /* a block size of a power of two (the usual) divides by a shift */
+    const int bsz = a.block_size, bsh = (bsz & (bsz - 1)) == 0 ? __ffs(bsz) - 1 : -1;
 
     extern __shared__ __align__(16) unsigned char smem[];
     uint8_t *kc = smem;                  /* [NS][TCCH][CP] */
     uint8_t *vc = smem + NS * TCCH * CP; /* [NS][TCCH][CP] */
+    int32_t *btc = (int32_t *)(smem + C::smem); /* [TCBT]: block ids from block bt0 */
+
+    /* Without a window the keys start at the split, so its first TCBT block ids
+     * are read while the row's position is: a short row's start waits for one
+     * load (two when rows are listed) instead of three in a chain. */
+    const int p0 = a.window > 0 ? a.pos[r] : 0;
+    const int64_t first =
+        (a.window > 0 ? max(0, p0 - a.window + 1) : 0) + (int64_t)split * split_len;
+    const int64_t bt0_64 = tc_early ? first / bsz : (int64_t)a.bt_stride;
+    const int bt0 = (int)min(bt0_64, (int64_t)a.bt_stride);
+    for (int k = threadIdx.x; k < TCBT; k += NT)
+        btc[k] = bt0 + k < a.bt_stride ? bt[bt0 + k] : 0;
+    const int p = a.window > 0 ? p0 : a.pos[r];
+    const int lo = a.window > 0 ? max(0, p - a.window + 1) : 0;
+    const int64_t begin64 = lo + (int64_t)split * split_len;
+    const int begin = (int)min(begin64, (int64_t)p + 1);
+    const int end = (int)min((int64_t)p + 1, begin64 + split_len);
+    __syncthreads();
 
     const int cidx = i * a.n_kv_heads * nhb + blockIdx.y;
     float *wsrow = ws ? ws + ((int64_t)i * a.n_heads + h0) * max_splits * (D + 1) : nullptr;
@@ -466,12 +485,9 @@ __global__ void __launch_bounds__(TCW * 32, 5)
         return;
     }
 
-    const int32_t *bt = a.block_table + (int64_t)sq * a.bt_stride;
     const uint8_t *kvbase = (const uint8_t *)a.kv;
     const int64_t head_off = (int64_t)kvh * a.block_size * D;
     const int64_t v_off = (int64_t)a.n_kv_heads * a.block_size * D;
-    /* a block size of a power of two (the usual) divides by a shift */
-    const int bsz = a.block_size, bsh = (bsz & (bsz - 1)) == 0 ? __ffs(bsz) - 1 : -1;
     auto load_chunk = [&](int buf, int c0) {
         for (int e = threadIdx.x; e < TCCH * NC; e += NT) {
             int t = e / NC, c = e - t * NC;
@@ -479,8 +495,10 @@ __global__ void __launch_bounds__(TCW * 32, 5)
             bool ok = tok < end;
             const uint8_t *src = kvbase;
             const int bi = bsh >= 0 ? tok >> bsh : tok / bsz, bo = tok - bi * bsz;
+            const unsigned kb = (unsigned)(bi - bt0);
             if (ok)
-                src = kvbase + (int64_t)bt[bi] * a.blk_stride + head_off + (int64_t)bo * D + c * 16;
+                src = kvbase + (int64_t)(kb < TCBT ? btc[kb] : bt[bi]) * a.blk_stride + head_off +
+                      (int64_t)bo * D + c * 16;
             cp_async16_zfill(kc + (buf * TCCH + t) * CP + c * 16, src, ok);
             cp_async16_zfill(vc + (buf * TCCH + t) * CP + c * 16, ok ? src + v_off : src, ok);
         }
@@ -684,6 +702,12 @@ __global__ void __launch_bounds__(TCW * 32, 5)
         combine_if_last<T>(a, r, cidx, h0, gn, D, max_splits, wsrow, counters, (float *)smem);
 }
 
+extern "C" int llm_k_attn_rows_set_early(int on)
+{
+    on = on != 0;
+    return (int)cudaMemcpyToSymbol(tc_early, &on, sizeof on);
+}
+
 /* Stages of the tensor-core kernel's pipeline (llm_k_attn_rows_set_stages): two;
  * three keep every chunk of a short row in flight at once but take 50% more
  * shared memory, and measured 10-17% slower (docs/CUDA.md "8-bit KV cache"). */
@@ -698,7 +722,7 @@ static int launch_tc_ns(const struct llm_k_attn *a, const int32_t *rows, const i
                         const int32_t *split_len, int max_splits, float *ws, int *counters,
                         cudaStream_t st)
 {
-    const size_t smem = tc_cfg<D, NS>::smem;
+    const size_t smem = tc_cfg<D, NS>::smem + TCBT * sizeof(int32_t);
     static int set = 0;
     if (!set && smem > 48 * 1024) {
         cudaError_t e = cudaFuncSetAttribute(attn_rows_tc_kernel<T, KQ, D, NS>,

@@ -580,6 +580,24 @@ extern "C" int llm_k_clamp(int dt, void *x, int64_t n, float lim, llm_stream_t s
     return 0;
 }
 
+template <typename T> __global__ void scale_kernel(T *x, int64_t n, float k)
+{
+    pdl_enter();
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        x[i] = from_f32<T>(to_f32(x[i]) * k);
+}
+
+extern "C" int llm_k_scale(int dt, void *x, int64_t n, float k, llm_stream_t stream)
+{
+    if (n <= 0) return 0;
+    DISPATCH_DT(dt, T, {
+        return launch_pdl(scale_kernel<T>, dim3(grid_for(n, 256)), dim3(256), 0, stream, (T *)x, n,
+                          k);
+    });
+    return 0;
+}
+
 __global__ void softcap_kernel(float *x, int64_t n, float cap)
 {
     pdl_enter();

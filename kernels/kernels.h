@@ -94,6 +94,10 @@ int llm_k_add(int dt, void *y, const void *x, int64_t n, llm_stream_t stream);
 /* x[i] clamped to [-lim, lim] for i < n (MPT's clip_qkv). */
 int llm_k_clamp(int dt, void *x, int64_t n, float lim, llm_stream_t stream);
 
+/* x[i] *= k for i < n, in fp32 rounded once (Cohere's logit scale over fp32
+ * logits, Granite's residual multiplier over a branch in the compute dtype). */
+int llm_k_scale(int dt, void *x, int64_t n, float k, llm_stream_t stream);
+
 /* x[i] = cap * tanh(x[i] / cap) over fp32 logits (Gemma 2's final soft cap). */
 int llm_k_softcap_f32(float *x, int64_t n, float cap, llm_stream_t stream);
 
@@ -216,7 +220,8 @@ struct llm_k_attn {
     const float *oq_scale, *oq_sm;
 };
 
-/* Row kernel (decode): each listed query row (rows[i], of sequence seqs[i])
+/* Row kernel (decode): each listed query row (rows[i], of sequence seqs[i];
+ * both NULL: row i of sequence i, a batch of one new token a sequence)
  * attends over its visible keys.  With max_splits > 1 the key range is cut
  * into pieces of *split_len tokens (a device int, a multiple of 32, such
  * that no row needs more than max_splits pieces) run as separate blocks
@@ -239,6 +244,9 @@ void llm_k_attn_rows_set_chunk(int ch);
 /* Pipeline stages (2, the default, or 3) of the tensor-core kernel that
  * serves an 8-bit cache; for the benchmark. */
 void llm_k_attn_rows_set_stages(int ns);
+/* Whether the tensor-core row kernel reads a row's first block ids beside its
+ * position rather than after it (default on; off for measurement). */
+int llm_k_attn_rows_set_early(int on);
 
 /* Blocks the row kernel runs per query row and split: one per KV head, or
  * more when a GQA group has over 8 query heads; 0 for a bad head count. */

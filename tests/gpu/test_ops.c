@@ -692,6 +692,26 @@ static void test_exact(void)
         free(got), free(ref), free(y), free(x), free(y_h), free(x_h);
         cudaFree(dy), cudaFree(dx);
     }
+    /* scale (logit scale, residual multiplier): the product in fp32, rounded once */
+    for (int di = 0; di < 3; di++) {
+        int dt = DTS[di];
+        size_t N = 70001;
+        const float k = di == 0 ? 0.0625f : 0.22f;
+        char sn[96];
+        snprintf(sn, sizeof sn, "SCALE(dt=%s,n=%zu,k=%g)", llm_dtype_name(dt), N, k);
+        if (!want(sn)) continue;
+        void *x_h;
+        float *x = rand_vals(N, 8.f, dt, &x_h), *ref = xmalloc(sizeof(float) * N);
+        for (size_t i = 0; i < N; i++)
+            ref[i] = x[i] * k;
+        round_to(ref, N, dt);
+        void *dx = dev_copy(x_h, N * esize(dt));
+        CUDA(llm_k_scale(dt, dx, (int64_t)N, k, 0));
+        float *got = dev_f32(dx, N, dt);
+        check(sn, got, ref, N, 0);
+        free(got), free(ref), free(x), free(x_h);
+        cudaFree(dx);
+    }
     /* random weights made on the device: the host's values, rounded as stored */
     for (int di = 0; di < 3; di++)
         for (int si = 0; si < 3; si++) {
@@ -1564,6 +1584,8 @@ struct attn_case {
 static int rows_chunk;
 /* llm_k_attn_rows_set_stages's value (2: the default) */
 static int tc_stages = 2;
+/* llm_k_attn_rows_set_early(0): block ids read after the row's position */
+static int tc_late;
 
 /* One attention call over attn_run's rows (mode 2: prefill tiles; 1: rows with
  * forced splits; 0: rows). */
@@ -1599,7 +1621,10 @@ static void attn_launch(const struct llm_k_attn *a, int mode, int dt, int hd, in
             splits = (maxlen + split_len - 1) / split_len;
         }
         float *ws = NULL;
-        void *dr = dev_copy(rows, sizeof(int32_t) * n_tok), *ds = dev_copy(sq, 4 * (size_t)n_tok);
+        /* one query a sequence: rows and sequences implied (NULL), as a decode step passes them */
+        const int ident = n_seqs == n_tok;
+        void *dr = ident ? NULL : dev_copy(rows, sizeof(int32_t) * n_tok);
+        void *ds = ident ? NULL : dev_copy(sq, 4 * (size_t)n_tok);
         /* a generous grid: splits past a row's keys must leave the result alone */
         void *dspl = dev_copy(&split_len, sizeof split_len);
         if (mode == 1) splits += 3;
@@ -1692,10 +1717,19 @@ static void attn_run(const struct attn_case *ac, int mode)
         sl += (size_t)snprintf(seqs + sl, sizeof seqs - sl, "%s%d/%d", s ? "," : "", ac->q_len[s],
                                ac->kv_len[s]);
     snprintf(name, sizeof name, "ATTN_%s(dt=%s,hd=%d,heads=%d/%d,bs=%d,win=%d%s%s%s%s,q/kv=%s)",
-             mode == 2 ? "PREFILL" : mode == 1 ? "ROWS_SPLIT" : "ROWS", llm_dtype_name(dt), hd, nh,
-             nkv, bs, ac->window, ac->alibi ? ",alibi" : "", ac->softcap ? ",softcap" : "",
-             ac->kvq == LLM_K_KV_FP8 ? ",kv=fp8" : ac->kvq == LLM_K_KV_INT8 ? ",kv=int8" : "",
-             rows_chunk == 64 ? ",rowk64" : rows_chunk == 32 ? ",rowk32" : tc_stages == 3 ? ",tc3" : "",
+             mode == 2   ? "PREFILL"
+             : mode == 1 ? "ROWS_SPLIT"
+                         : "ROWS",
+             llm_dtype_name(dt), hd, nh, nkv, bs, ac->window, ac->alibi ? ",alibi" : "",
+             ac->softcap ? ",softcap" : "",
+             ac->kvq == LLM_K_KV_FP8    ? ",kv=fp8"
+             : ac->kvq == LLM_K_KV_INT8 ? ",kv=int8"
+                                        : "",
+             rows_chunk == 64   ? ",rowk64"
+             : rows_chunk == 32 ? ",rowk32"
+             : tc_stages == 3   ? ",tc3"
+             : tc_late          ? ",late"
+                                : "",
              seqs);
     if (!want(name)) return;
     if (mode == 2 && !llm_k_attn_prefill_supported(dt, hd)) return;
@@ -1845,6 +1879,22 @@ static void test_attn(void)
             llm_k_attn_rows_set_stages(tc_stages = 3);
             for (int mode = 0; mode < 2; mode++) attn_run(&c, mode), attn_run(&c2, mode);
             llm_k_attn_rows_set_stages(tc_stages = 2);
+            /* a decode step: one new token a sequence, rows implied; the block ids
+             * read early (default) and late, windows that start past a block's keys */
+            struct attn_case c3 = {
+                DTS[di], 128, 32, 8, 32, 0, 0, 0, 5, {1, 1, 1, 1, 1}, {700, 1500, 70, 5, 2049},
+                kvq};
+            for (int late = 0; late < 2; late++) {
+                CUDA(llm_k_attn_rows_set_early(!(tc_late = late)));
+                c3.bs = 32, c3.window = 0;
+                for (int mode = 0; mode < 2; mode++)
+                    attn_run(&c3, mode);
+                c3.bs = 16, c3.window = 40;
+                for (int mode = 0; mode < 2; mode++)
+                    attn_run(&c3, mode);
+            }
+            CUDA(llm_k_attn_rows_set_early(1));
+            tc_late = 0;
         }
     for (int di = 0; di < 3; di++) {
         /* long decode (splits), alibi, softcap */

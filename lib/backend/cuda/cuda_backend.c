@@ -499,6 +499,28 @@ static int upload_weights(struct cu_be *c, struct llm_model *m)
 
 /* ---- position encodings ----------------------------------------------------------- */
 
+/* npos rows of (cos, sin) pairs from the frequencies inv[half] (scale ms) into h. */
+static void rope_rows(const float *inv, int half, float ms, int npos, float *h)
+{
+    float cs[512], sn[512]; /* half <= 512: rot_dims <= max_head_dim */
+    for (int p = 0; p < npos; p++) {
+        llm_cpu_rope_cos_sin(inv, half, ms, p, cs, sn);
+        float *row = h + (size_t)p * 2 * half;
+        for (int i = 0; i < half; i++) {
+            row[2 * i] = cs[i];
+            row[2 * i + 1] = sn[i];
+        }
+    }
+}
+
+/* n (cos, sin) pairs from the host into a device table, synchronously. */
+static int rope_upload(struct cu_be *c, float *dst, const float *h, size_t n)
+{
+    cudaError_t e = cudaMemcpyAsync(dst, h, n * 2 * sizeof(float), cudaMemcpyHostToDevice, c->st);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(c->st);
+    return e == cudaSuccess ? 0 : cu_fail(CU_LIB_RT, e, "cudaMemcpy(rope)", __FILE__, __LINE__);
+}
+
 /* Rotary tables: cos/sin per position from the reference's own formulas.
  * Longrope keeps a second table (long factors) for sequences past the
  * original length; dynamic NTK scaling changes nothing up to max_pos and
@@ -518,13 +540,12 @@ static int make_rope(struct cu_be *c)
     size_t n = (size_t)c->rope_sets * (size_t)npos * (size_t)half;
     size_t ndyn = (size_t)c->rope_dyn_rows * (size_t)half;
     float *h = malloc(n * 2 * sizeof(float));
-    float *inv = malloc(sizeof(float) * (size_t)(half + 1) * 3);
+    float *inv = malloc(sizeof(float) * (size_t)(half + 1));
     if (!h || !inv) {
         free(h);
         free(inv);
         return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory for the rope table");
     }
-    float *cs = inv + half + 1, *sn = cs + half + 1;
     int rc = 0;
     for (int set = 0; set < c->rope_sets && !rc; set++) {
         float ms;
@@ -532,24 +553,27 @@ static int make_rope(struct cu_be *c)
         if (c->rope.scaling == LLM_ROPE_SCALING_LONGROPE && c->rope_sets == 1) seq_len = npos;
         if (c->rope.scaling == LLM_ROPE_SCALING_DYNAMIC) seq_len = 1; /* up to max_pos: no growth */
         if ((rc = llm_cpu_rope_freqs(&c->rope, d->max_pos, seq_len, inv, &ms))) break;
-        for (int p = 0; p < npos; p++) {
-            llm_cpu_rope_cos_sin(inv, half, ms, p, cs, sn);
-            float *row = h + ((size_t)set * npos + p) * 2 * half;
-            for (int i = 0; i < half; i++) {
-                row[2 * i] = cs[i];
-                row[2 * i + 1] = sn[i];
-            }
-        }
+        rope_rows(inv, half, ms, npos, h + (size_t)set * npos * 2 * half);
     }
-    free(inv);
     if (!rc)
         rc = dalloc(c, (void **)&c->rope_tab, (n + ndyn) * 2 * sizeof(float), "rope table");
-    if (!rc) {
-        cudaError_t e = cudaMemcpyAsync(c->rope_tab, h, n * 2 * sizeof(float),
-                                        cudaMemcpyHostToDevice, c->st);
-        if (e == cudaSuccess) e = cudaStreamSynchronize(c->st);
-        if (e != cudaSuccess) rc = cu_fail(CU_LIB_RT, e, "cudaMemcpy(rope)", __FILE__, __LINE__);
+    if (!rc) rc = rope_upload(c, c->rope_tab, h, n);
+    /* the local layers' table (Gemma 3): their own base, unscaled, one row a position */
+    if (!rc && d->rope_local_theta > 0) {
+        struct llm_rope lr = {0};
+        float ms;
+        lr.theta = d->rope_local_theta;
+        lr.rot_dims = c->rope.rot_dims;
+        lr.neox = c->rope.neox;
+        lr.scaling = LLM_ROPE_SCALING_NONE;
+        size_t nl = (size_t)npos * (size_t)half;
+        if (!(rc = llm_cpu_rope_freqs(&lr, d->max_pos, 1, inv, &ms))) {
+            rope_rows(inv, half, ms, npos, h);
+            rc = dalloc(c, (void **)&c->rope_local_tab, nl * 2 * sizeof(float), "local rope table");
+        }
+        if (!rc) rc = rope_upload(c, c->rope_local_tab, h, nl);
     }
+    free(inv);
     free(h);
     if (!rc && ndyn) {
         cudaError_t e = cudaMallocHost((void **)&c->h_dyn, ndyn * 2 * sizeof(float));
@@ -612,6 +636,9 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     c->norm_no_fuse = nf && !strcmp(nf, "0");
     const char *aq = getenv("LLM_CUDA_ATTN_Q8");
     c->attn_no_q8 = aq && !strcmp(aq, "0");
+    const char *ae = getenv("LLM_CUDA_ATTN_EARLY"); /* 0: rows listed, block ids read late */
+    c->attn_late = ae && !strcmp(ae, "0");
+    llm_k_attn_rows_set_early(!c->attn_late);
     const char *ak = getenv("LLM_CUDA_ACT_KEEP");
     c->act_keep = ak && !strcmp(ak, "1");
     /* LLM_CUDA_PROFILE_STEPS=FIRST[,COUNT]: the profiler (ncu --profile-from-start off)

@@ -105,6 +105,7 @@ struct cu_step {
     const int32_t *tokens, *pos, *rope_row, *slot, *out_rows, *bt, *rows, *seqs, *tiles;
     const int32_t *split_len;
     int n, n_out, bt_stride, n_rows, n_tiles, max_splits;
+    int rows_ident; /* decode row i is token i of sequence i (rows, seqs unread) */
     size_t meta_ints;
     int n_dyn; /* rows whose rotary rows were computed for this step (dynamic NTK) */
 };
@@ -173,6 +174,7 @@ struct cu_be {
     struct cu_w gw[LLM_W_FIRST_LAYER];  /* global slots */
     struct cu_w (*lw)[LLM_W_COUNT];     /* per layer; a gated MLP's fc slot holds fc then gate rows */
     float *rope_tab;       /* [rope_sets * npos + dyn rows][rot/2] (cos, sin) */
+    float *rope_local_tab; /* [npos][rot/2] (cos, sin): the local layers' base (Gemma 3), or NULL */
     int rope_npos, rope_sets;
     int rope_dyn0, rope_dyn_rows; /* dynamic NTK: rows computed per step, from rope_dyn0 */
     float *h_dyn;          /* pinned, [rope_dyn_rows][rot/2][2] */
@@ -191,6 +193,8 @@ struct cu_be {
                             * the product */
     int attn_no_q8;        /* LLM_CUDA_ATTN_Q8=0: attention leaves the o product's rounding
                             * to it */
+    int attn_late;         /* LLM_CUDA_ATTN_EARLY=0: decode rows listed, their block ids
+                            * read after their positions */
     int act_keep;          /* LLM_CUDA_ACT_KEEP=1: an activation or attention that writes
                             * the next product's codes stores its 16-bit rows too */
     /* a norm left to the int4 product right after it (llm_k_qgemv_norm): set by

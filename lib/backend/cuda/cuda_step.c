@@ -192,7 +192,7 @@ static int pack_meta(struct cu_be *c, const struct llm_batch *b, struct cu_step 
     memcpy(h + L.bt, b->block_table, sizeof(int32_t) * (size_t)b->n_seqs * (size_t)b->bt_stride);
 
     int64_t LL = c->rope.orig_max_pos > 0 ? c->rope.orig_max_pos : d->max_pos;
-    int n_rows = 0, n_tiles = 0, maxlen = 0;
+    int n_rows = 0, n_tiles = 0, maxlen = 0, ident = 1;
     s->n_dyn = 0;
     for (int sq = 0; sq < b->n_seqs; sq++) {
         int t0 = b->seq_start[sq], t1 = b->seq_start[sq + 1];
@@ -219,6 +219,7 @@ static int pack_meta(struct cu_be *c, const struct llm_batch *b, struct cu_step 
             for (int t = t0; t < t1; t++) {
                 h[L.rows + n_rows] = t;
                 h[L.seqs + n_rows] = sq;
+                ident &= t == n_rows && sq == n_rows;
                 n_rows++;
                 int vis = visible_keys(c, b->pos[t]);
                 if (maxlen < vis) maxlen = vis;
@@ -235,6 +236,7 @@ static int pack_meta(struct cu_be *c, const struct llm_batch *b, struct cu_step 
     s->bt_stride = b->bt_stride;
     s->n_rows = n_rows;
     s->n_tiles = n_tiles;
+    s->rows_ident = ident;
     return 0;
 }
 
@@ -356,6 +358,7 @@ static int pack_meta_fixed(struct cu_be *c, const struct llm_batch *b, int B, st
     s->n_out = B;
     s->bt_stride = S;
     s->n_rows = B;
+    s->rows_ident = 1;
     s->n_tiles = 0;
     s->max_splits = ms;
     s->n_dyn = 0;
@@ -797,9 +800,10 @@ static int step_attn(struct cu_be *c, const struct cu_step *s, const struct llm_
         .oq_sm = nw ? nw->q.smoother : NULL,
     };
     if (s->n_tiles) CK(llm_k_attn_prefill(&a, s->tiles, s->n_tiles, c->st));
+    const int listed = !s->rows_ident || c->attn_late;
     if (s->n_rows)
-        CK(llm_k_attn_rows(&a, s->rows, s->seqs, s->n_rows, s->split_len, s->max_splits,
-                           c->attn_ws, c->attn_cnt, c->st));
+        CK(llm_k_attn_rows(&a, listed ? s->rows : NULL, listed ? s->seqs : NULL, s->n_rows,
+                           s->split_len, s->max_splits, c->attn_ws, c->attn_cnt, c->st));
     if (nw)
         c->q8_from = (struct cu_q8_src){c->buf[LLM_BUF_ATT], nw->q.act, rows,
                                         buf_width(c, LLM_BUF_ATT), nw->q.act_scale,
@@ -856,6 +860,13 @@ static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
         CK(llm_k_clamp(c->dt, c->buf[st->out], (int64_t)rows * buf_width(c, st->out),
                        (float)d->clip_qkv, c->st));
         return 0;
+    case LLM_OP_SCALE:  /* Cohere's logit_scale, Granite's 1 / logits_scaling */
+    case LLM_OP_RSCALE: /* Granite's residual_multiplier, before the add */
+        CK(llm_k_scale(st->out == LLM_BUF_LOGITS ? LLM_DTYPE_F32 : c->dt, c->buf[st->out],
+                       (int64_t)rows * buf_width(c, st->out),
+                       (float)(st->op == LLM_OP_SCALE ? d->logit_scale : d->residual_scale),
+                       c->st));
+        return 0;
     case LLM_OP_SOFTCAP:
         CK(llm_k_softcap_f32(c->buf[st->out], (int64_t)rows * d->vocab_size,
                              (float)d->final_softcap, c->st));
@@ -867,15 +878,21 @@ static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
         c->q8_pend.x = NULL;
         return rc;
     }
-    case LLM_OP_ROPE_KV:
-        CK(llm_k_rope_kv(c->dt, c->buf[LLM_BUF_QKV], d->pos == LLM_POS_ROPE ? c->rope_tab : NULL,
-                         s->rope_row, s->slot,
+    case LLM_OP_ROPE_KV: {
+        /* a layer without rotary (SmolLM3, Cohere 2) only writes the cache; a local
+         * layer (Gemma 3) reads its own table, a row a position */
+        const int local = d->layer_local_rope[layer] && c->rope_local_tab;
+        const float *tab = d->pos != LLM_POS_ROPE || d->layer_no_rope[layer] ? NULL
+                           : local                                           ? c->rope_local_tab
+                                                                             : c->rope_tab;
+        CK(llm_k_rope_kv(c->dt, c->buf[LLM_BUF_QKV], tab, local ? s->pos : s->rope_row, s->slot,
                          (char *)c->kv + (size_t)layer * c->layer_elems * c->kv_es, c->blk_elems,
                          c->pub.block_size, rows, d->n_heads, d->n_kv_heads, d->head_dim,
                          c->rope.rot_dims, c->rope.neox, c->kv_q,
                          c->kv_q ? c->kv_scale[2 * layer] : 1.f,
                          c->kv_q ? c->kv_scale[2 * layer + 1] : 1.f, c->st));
         return c->stats ? cu_stats_kv(c, layer, rows) : 0;
+    }
     case LLM_OP_ATTN: return step_attn(c, s, st, layer, rows);
     case LLM_OP_ADD:
         CK(llm_k_add(c->dt, c->buf[st->out], c->buf[st->in],
