@@ -652,6 +652,40 @@ extern "C" int llm_k_qk_norm(int dt, int kind, void *qkv, int stride, int rows, 
     return 0;
 }
 
+/* One block per (row, q or k): the sum of squares over the whole width, then
+ * each value times rsqrt(mean + eps) times (w_offset + w), rounded once. */
+template <typename T>
+__global__ void qk_norm_all_kernel(T *qkv, int stride, int q_width, int k_width, const T *wq,
+                                   const T *wk, float w_offset, float eps)
+{
+    __shared__ float sh[32];
+    pdl_enter();
+    const int k = blockIdx.y, n = k ? k_width : q_width;
+    T *x = qkv + (int64_t)blockIdx.x * stride + (k ? q_width : 0);
+    const T *w = k ? wk : wq;
+    float s = 0.f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const float v = to_f32(x[i]);
+        s += v * v;
+    }
+    const float inv = rsqrtf(block_sum(s, sh) / (float)n + eps);
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+        x[i] = from_f32<T>(to_f32(x[i]) * inv * (to_f32(w[i]) + w_offset));
+}
+
+extern "C" int llm_k_qk_norm_all(int dt, void *qkv, int stride, int rows, int q_width, int k_width,
+                                 const void *wq, const void *wk, float w_offset, float eps,
+                                 llm_stream_t stream)
+{
+    if (rows <= 0) return 0;
+    if (q_width <= 0 || k_width <= 0) return (int)cudaErrorInvalidValue;
+    DISPATCH_DT(dt, T, {
+        return launch_pdl(qk_norm_all_kernel<T>, dim3(rows, 2), dim3(256), 0, stream, (T *)qkv,
+                          stride, q_width, k_width, (const T *)wq, (const T *)wk, w_offset, eps);
+    });
+    return 0;
+}
+
 /* ---- row gather -------------------------------------------------------------- */
 
 template <typename T>

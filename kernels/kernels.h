@@ -108,6 +108,12 @@ int llm_k_softcap_f32(float *x, int64_t n, float cap, llm_stream_t stream);
 int llm_k_qk_norm(int dt, int kind, void *qkv, int stride, int rows, int n_heads,
                   int n_kv_heads, int head_dim, const void *wq, const void *wk, int per_head,
                   float w_offset, float eps, llm_stream_t stream);
+/* RMS norms over all the q heads of a row at once (q_width values, weights
+ * [q_width]) and over all its k heads (k_width values from column q_width,
+ * weights [k_width]), in place, the statistic in fp32 (OLMo 2). */
+int llm_k_qk_norm_all(int dt, void *qkv, int stride, int rows, int q_width, int k_width,
+                      const void *wq, const void *wk, float w_offset, float eps,
+                      llm_stream_t stream);
 
 /* Mixture of experts (moe.cu).  route: per token, softmax of its fp32
  * router logits [n][n_experts], the top k (<= 8) experts and their weights

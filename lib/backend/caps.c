@@ -21,9 +21,10 @@ const struct llm_backend_caps llm_cpu_caps = {
     .name = "cpu",
     .features = COMMON_FEATURES | F(POS_OFFSET) | F(NORM_OFFSET) | F(QK_NORM) | F(CLIP_QKV) |
                 F(EMBED_NORM) | F(EMBED_PROJ) | F(NORM_AFTER) | F(SANDWICH_NORM) |
-                F(NO_FINAL_NORM) | F(FINAL_SOFTCAP) | F(MOE) | F(W_FP8) | F(W_INT8) | F(W_INT4) | F(KV_QUANT) |
-                F(ACT_INT8) | F(EXPERT_PARALLEL) | F(W_PERM) | F(MOE_QUANT) | F(LOCAL_ROPE) |
-                F(NOPE_LAYERS) | F(LOGIT_SCALE) | F(RESIDUAL_SCALE),
+                F(NO_FINAL_NORM) | F(FINAL_SOFTCAP) | F(MOE) | F(W_FP8) | F(W_INT8) | F(W_INT4) |
+                F(KV_QUANT) | F(ACT_INT8) | F(EXPERT_PARALLEL) | F(W_PERM) | F(MOE_QUANT) |
+                F(LOCAL_ROPE) | F(NOPE_LAYERS) | F(LOGIT_SCALE) | F(RESIDUAL_SCALE) |
+                F(QK_NORM_ALL) | F(NO_INPUT_NORM),
     .dim_multiple = 1,
     .max_head_dim = 1024,
     .max_hidden = 1 << 20,

@@ -36,7 +36,7 @@ _Static_assert(sizeof(act_names) / sizeof(act_names[0]) == LLM_ACT_COUNT, "act_n
 static const char *const pos_names[] = {"rope", "alibi", "learned", "none"};
 _Static_assert(sizeof(pos_names) / sizeof(pos_names[0]) == LLM_POS_COUNT, "pos_names");
 
-static const char *const qk_norm_names[] = {"none", "rmsnorm", "layernorm"};
+static const char *const qk_norm_names[] = {"none", "rmsnorm", "layernorm", "rmsnorm_all_heads"};
 _Static_assert(sizeof(qk_norm_names) / sizeof(qk_norm_names[0]) == LLM_QK_NORM_COUNT,
                "qk_norm_names");
 
@@ -333,6 +333,7 @@ int llm_desc_validate(const struct llm_model_desc *d)
         {"lm_head_bias", d->lm_head_bias},
         {"norm_after", d->norm_after},
         {"sandwich_norm", d->sandwich_norm},
+        {"no_input_norm", d->no_input_norm},
         {"embed_norm", d->embed_norm},
         {"alibi_scaled", d->alibi_scaled},
         {"final_norm", d->final_norm},
@@ -350,6 +351,8 @@ int llm_desc_validate(const struct llm_model_desc *d)
         return BAD("norm_after", "post-LN blocks are sequential and have no sandwich norms");
     if (d->sandwich_norm && d->parallel_residual)
         return BAD("sandwich_norm", "set with parallel_residual");
+    if (d->no_input_norm && !d->sandwich_norm)
+        return BAD("no_input_norm", "set without sandwich_norm (a block with no norm at all)");
 
     if (d->sliding_window < 0)
         return BAD("sliding_window", "must not be negative, found %d", d->sliding_window);
@@ -509,6 +512,8 @@ json_t *llm_desc_to_json(const struct llm_model_desc *d)
     bad |= set(o, "shared_input_norm", json_boolean(d->shared_input_norm));
     bad |= set(o, "norm_after", json_boolean(d->norm_after));
     bad |= set(o, "sandwich_norm", json_boolean(d->sandwich_norm));
+    if (d->no_input_norm) /* written only when set */
+        bad |= set(o, "no_input_norm", json_true());
     bad |= set(o, "qk_norm", json_string(llm_qk_norm_name(d->qk_norm)));
     bad |= set(o, "clip_qkv", json_real(d->clip_qkv));
     bad |= set(o, "embed_norm", json_boolean(d->embed_norm));
@@ -769,6 +774,7 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
     if (!rc) rc = rd_bool(j, n, "shared_input_norm", &d->shared_input_norm);
     if (!rc && HAS("norm_after")) rc = rd_bool(j, n, "norm_after", &d->norm_after);
     if (!rc && HAS("sandwich_norm")) rc = rd_bool(j, n, "sandwich_norm", &d->sandwich_norm);
+    if (!rc && HAS("no_input_norm")) rc = rd_bool(j, n, "no_input_norm", &d->no_input_norm);
     if (!rc && HAS("qk_norm"))
         rc = rd_enum(j, n, "qk_norm", qk_norm_names, LLM_QK_NORM_COUNT, &d->qk_norm);
     if (!rc && HAS("clip_qkv")) rc = rd_num(j, n, "clip_qkv", &d->clip_qkv);

@@ -133,6 +133,13 @@ static void layer_steps(struct list *l, const struct llm_graph *g, const struct 
         norm(l, LLM_BUF_X, LLM_BUF_X, LLM_W_MLP_NORM);
         return;
     }
+    if (d->no_input_norm) {
+        /* OLMo 2: x = x + n1(attn(x)); x = x + n2(mlp(x)) */
+        attention(l, d, LLM_BUF_X);
+        to_residual(l, g, d, LLM_BUF_ATT, LLM_W_ATTN_OUT, LLM_W_ATTN_POST_NORM);
+        mlp_block(l, g, d, LLM_BUF_X);
+        return;
+    }
     norm(l, LLM_BUF_XN, LLM_BUF_X, LLM_W_ATTN_NORM);
     if (!d->parallel_residual) {
         attention(l, d, LLM_BUF_XN);

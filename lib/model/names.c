@@ -131,18 +131,22 @@ static int slot_shape(const struct llm_model_desc *d, int slot, struct shp *o)
         set2(o, d->part.vocab_part > 0 ? d->part.vocab_part : V, ED, d->lm_head_bias);
         if (d->tied_embeddings) o->nd = 0; /* the embedding's rows */
         return 0;
-    case LLM_W_ATTN_NORM: return set1(o, H, nb);
+    case LLM_W_ATTN_NORM:
+        return d->no_input_norm ? LLM_ENOTFOUND : set1(o, H, nb);
     case LLM_W_QKV: return set2(o, (nh + 2 * nkv) * hd, H, d->qkv_bias);
     case LLM_W_Q_NORM:
     case LLM_W_K_NORM:
         if (d->qk_norm == LLM_QK_NORM_NONE) return LLM_ENOTFOUND;
         if (d->qk_norm == LLM_QK_NORM_LAYER) /* one LayerNorm per head, no bias (StableLM) */
             return set2(o, slot == LLM_W_Q_NORM ? nh : nkv, hd, 0);
+        if (d->qk_norm == LLM_QK_NORM_RMS_ALL) /* one RMSNorm over all the heads (OLMo 2) */
+            return set1(o, (int64_t)(slot == LLM_W_Q_NORM ? nh : nkv) * hd, 0);
         return set1(o, hd, 0);
     case LLM_W_ATTN_OUT: return set2(o, H, nh * hd, d->o_bias && rowb);
     case LLM_W_ATTN_POST_NORM: return d->sandwich_norm ? set1(o, H, nb) : LLM_ENOTFOUND;
     case LLM_W_MLP_NORM:
-        return d->parallel_residual && d->shared_input_norm ? LLM_ENOTFOUND : set1(o, H, nb);
+        return (d->parallel_residual && d->shared_input_norm) || d->no_input_norm ? LLM_ENOTFOUND
+                                                                                  : set1(o, H, nb);
     case LLM_W_ROUTER: return E ? set2(o, E, H, 0) : LLM_ENOTFOUND;
     case LLM_W_MLP_FC: return setx(o, XE, I, H, d->mlp_bias);
     case LLM_W_MLP_GATE: return d->gated_mlp ? setx(o, XE, I, H, d->mlp_bias) : LLM_ENOTFOUND;

@@ -78,6 +78,12 @@ int llm_partition_check(const struct llm_model_desc *d, const struct llm_quant *
     }
     if (q && q->algo && d->n_experts > 0 && tp > 1)
         return llm_err_set(LLM_EUNSUPPORTED, "quantized experts are not split across ranks");
+    /* the norm's statistic is over every head of the row: a rank holds only some */
+    if (d->qk_norm == LLM_QK_NORM_RMS_ALL && tp > 1)
+        return llm_err_set(LLM_EUNSUPPORTED,
+                           "tp %d: q/k norms over all the heads at once (OLMo 2) "
+                           "are not split across ranks (pp splits it)",
+                           tp);
     return 0;
 }
 

@@ -156,11 +156,13 @@ static void check_bad(void)
 int main(void)
 {
     static const char *const families[] = {
-        "llama3-f32", "gpt2", "gptj", "neox-parallel", "falcon-7b", "falcon-40b", "mpt-clip",
-        "bloom", "opt-350m", "gemma", "gemma2", "phi3", "mixtral", "qwen3", "qwen3-moe",
-        "stablelm", "starcoder2", "rope-longrope", "phi", "gpt-bigcode", "gpt-bigcode-mha",
-        "gemma3", "gemma3-mm", "glm", "glm4", "smollm3", "cohere", "cohere2", "granite",
-        "mistral3-mm",
+        "llama3-f32",      "gpt2",       "gptj",          "neox-parallel", "falcon-7b",
+        "falcon-40b",      "mpt-clip",   "bloom",         "opt-350m",      "gemma",
+        "gemma2",          "phi3",       "mixtral",       "qwen3",         "qwen3-moe",
+        "stablelm",        "starcoder2", "rope-longrope", "phi",           "gpt-bigcode",
+        "gpt-bigcode-mha", "gemma3",     "gemma3-mm",     "glm",           "glm4",
+        "smollm3",         "cohere",     "cohere2",       "granite",       "mistral3-mm",
+        "olmo2",
     };
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
         check_family(families[i], i % 3 == 0 ? LLM_DTYPE_F32 : i % 3 == 1 ? LLM_DTYPE_BF16

@@ -275,6 +275,42 @@ static void test_norm(void)
                     }
 }
 
+/* q/k RMS norms over all heads at once (OLMo 2): q and k of each fused qkv row
+ * normalised in place against the CPU's norm of the same stored values; v untouched. */
+static void test_qk_norm_all(void)
+{
+    const int shapes[][3] = {{8, 2, 128}, {4, 4, 64}, {40, 8, 128}}; /* heads, kv heads, hd */
+    for (int di = 0; di < 3; di++)
+        for (int si = 0; si < 3; si++) {
+            int dt = DTS[di], nh = shapes[si][0], nkv = shapes[si][1], hd = shapes[si][2];
+            int r = 5, qw = nh * hd, kw = nkv * hd, stride = qw + 2 * kw;
+            float off = si == 1 ? 1.f : 0.f, eps = 1e-6f;
+            char name[160];
+            snprintf(name, sizeof name, "QK_NORM_ALL(dt=%s,heads=%d/%d,hd=%d,rows=%d,offset=%g)",
+                     llm_dtype_name(dt), nh, nkv, hd, r, off);
+            if (!want(name)) continue;
+            size_t N = (size_t)r * stride;
+            void *x_h, *wq_h, *wk_h;
+            float *x = rand_vals(N, 3.f, dt, &x_h), *ref = xmalloc(N * sizeof(float));
+            float *wq = rand_vals((size_t)qw, 1.f, dt, &wq_h),
+                  *wk = rand_vals((size_t)kw, 1.f, dt, &wk_h);
+            memcpy(ref, x, N * sizeof(float));
+            for (int i = 0; i < r; i++) {
+                float *q = ref + (size_t)i * stride;
+                llm_cpu_rmsnorm_off(q, q, NULL, wq_h, dt, 1, qw, eps, off);
+                llm_cpu_rmsnorm_off(q + qw, q + qw, NULL, wk_h, dt, 1, kw, eps, off);
+            }
+            round_to(ref, N, dt);
+            void *dx = dev_copy(x_h, N * esize(dt)), *dwq = dev_copy(wq_h, qw * esize(dt)),
+                 *dwk = dev_copy(wk_h, kw * esize(dt));
+            CUDA(llm_k_qk_norm_all(dt, dx, stride, r, qw, kw, dwq, dwk, off, eps, 0));
+            float *got = dev_f32(dx, N, dt);
+            check(name, got, ref, N, 4 * bound_ew(dt) + 1e-11);
+            free(got), free(ref), free(x), free(wq), free(wk), free(x_h), free(wq_h), free(wk_h);
+            cudaFree(dx), cudaFree(dwq), cudaFree(dwk);
+        }
+}
+
 /* A norm that also rounds its output rows to 8 bits (llm_k_norm_q): the codes and
  * scales must be exactly what llm_k_quant_act makes of the same stored rows. */
 static void test_norm_q(void)
@@ -2413,6 +2449,7 @@ int main(int argc, char **argv)
     filter = argc > 1 ? argv[1] : NULL;
     test_embed();
     test_norm();
+    test_qk_norm_all();
     test_norm_q();
     test_act_q();
     test_rope();

@@ -78,7 +78,7 @@ for dir in "$S"/tests/fixtures/*/; do
         np=$((tp * pp))
         d="$T/$f.$name"
         if ! $SHARD --tp "$tp" --pp "$pp" --ep "$ep" "$T/$f.llm" -o "$d" 2>"$T/err"; then
-            if [ "$(wc -l <"$T/err")" = 1 ] && grep -q "does not divide\|must divide\|exceeds\|one must divide" "$T/err" &&
+            if [ "$(wc -l <"$T/err")" = 1 ] && grep -q "does not divide\|must divide\|exceeds\|one must divide\|not split across ranks" "$T/err" &&
                 [ -z "$(ls -A "$d" 2>/dev/null)" ]; then
                 ok "$f $name: refused: $(cat "$T/err")"
             else

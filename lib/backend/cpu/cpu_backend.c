@@ -465,6 +465,13 @@ static int step_qk_norm(struct cpu_be *c, int layer, int n)
             llm_cpu_rmsnorm_off(k, k, NULL, wk->data, wk->dtype, nkv, hd, eps, (float)d->norm_offset);
             continue;
         }
+        if (d->qk_norm == LLM_QK_NORM_RMS_ALL) { /* one row of every head (OLMo 2) */
+            llm_cpu_rmsnorm_off(q, q, NULL, wq->data, wq->dtype, 1, nh * hd, eps,
+                                (float)d->norm_offset);
+            llm_cpu_rmsnorm_off(k, k, NULL, wk->data, wk->dtype, 1, nkv * hd, eps,
+                                (float)d->norm_offset);
+            continue;
+        }
         uint64_t esz;
         llm_dtype_nbytes(wq->dtype, (uint64_t)hd, &esz);
         for (int h = 0; h < nh + nkv; h++) {

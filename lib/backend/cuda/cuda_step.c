@@ -850,6 +850,13 @@ static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
     }
     case LLM_OP_MOE: return step_moe(c, st, layer, rows);
     case LLM_OP_QK_NORM:
+        if (d->qk_norm == LLM_QK_NORM_RMS_ALL) { /* OLMo 2: every head of the row at once */
+            CK(llm_k_qk_norm_all(c->dt, c->buf[LLM_BUF_QKV], c->qkv_w, rows,
+                                 d->n_heads * d->head_dim, d->n_kv_heads * d->head_dim,
+                                 c->lw[layer][LLM_W_Q_NORM].w, c->lw[layer][LLM_W_K_NORM].w,
+                                 (float)d->norm_offset, (float)d->norm_eps, c->st));
+            return 0;
+        }
         CK(llm_k_qk_norm(c->dt, d->qk_norm == LLM_QK_NORM_RMS ? LLM_K_NORM_RMS : LLM_K_NORM_LAYER,
                          c->buf[LLM_BUF_QKV], c->qkv_w, rows, d->n_heads, d->n_kv_heads,
                          d->head_dim, c->lw[layer][LLM_W_Q_NORM].w, c->lw[layer][LLM_W_K_NORM].w,

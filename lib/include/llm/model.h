@@ -92,7 +92,15 @@ enum llm_rope_scaling {
 
 /* Per-head normalisation of q and k before rotary (Qwen3: RMSNorm; StableLM
  * qk_layernorm: LayerNorm), over head_dim, one weight shared by the heads. */
-enum llm_qk_norm { LLM_QK_NORM_NONE = 0, LLM_QK_NORM_RMS, LLM_QK_NORM_LAYER, LLM_QK_NORM_COUNT };
+/* q/k norms: RMS or LayerNorm per head (Qwen3, StableLM), or RMS over all
+ * the heads of q and of k at once (OLMo 2: weights [heads x head_dim]) */
+enum llm_qk_norm {
+    LLM_QK_NORM_NONE = 0,
+    LLM_QK_NORM_RMS,
+    LLM_QK_NORM_LAYER,
+    LLM_QK_NORM_RMS_ALL,
+    LLM_QK_NORM_COUNT
+};
 
 struct llm_rope {
     double theta;          /* base, HF rope_theta (10000 default) */
@@ -149,6 +157,8 @@ struct llm_model_desc {
                                the block input is not normalised (OPT-350m) */
     int sandwich_norm;      /* the attention and MLP outputs are normalised before their
                                residual add (Gemma 2) */
+    int no_input_norm;      /* with sandwich_norm: the sub-blocks read the residual stream
+                               itself, normalised only on the way out (OLMo 2) */
     int qk_norm;            /* enum llm_qk_norm */
     double clip_qkv;        /* q, k, v clamped to [-clip, clip] (MPT); 0 = none */
     int embed_norm;         /* a norm right after the embeddings (BLOOM) */
@@ -255,42 +265,44 @@ const char *llm_qk_norm_name(int k);
  * Backends state the bits they run (llm/backend.h); llm_model_supported
  * names the first missing one. */
 enum llm_feature {
-    LLM_FEAT_LAYERNORM = 0,      /* LayerNorm instead of RMSNorm */
-    LLM_FEAT_NORM_OFFSET,        /* norm weight 1 + w (Gemma) */
-    LLM_FEAT_BIASES,             /* biases on qkv, dense, mlp or norms */
-    LLM_FEAT_PLAIN_MLP,          /* act(fc(x)) without a gate */
-    LLM_FEAT_ROPE_INTERLEAVED,   /* rotary on interleaved pairs (GPT-J) */
-    LLM_FEAT_PARTIAL_ROTARY,     /* rotary on part of each head */
-    LLM_FEAT_LEARNED_POS,        /* learned absolute positions */
-    LLM_FEAT_POS_OFFSET,         /* learned positions read at an offset (OPT) */
-    LLM_FEAT_ALIBI,              /* ALiBi attention biases */
-    LLM_FEAT_NO_POS,             /* no position encoding at all */
-    LLM_FEAT_PARALLEL_RESIDUAL,  /* attention and MLP in parallel */
-    LLM_FEAT_NORM_AFTER,         /* post-LN blocks (OPT-350m) */
-    LLM_FEAT_SANDWICH_NORM,      /* norms on the sub-block outputs (Gemma 2) */
-    LLM_FEAT_QK_NORM,            /* per-head q/k norm (Qwen3, StableLM) */
-    LLM_FEAT_CLIP_QKV,           /* q/k/v clamping (MPT) */
-    LLM_FEAT_EMBED_NORM,         /* norm after the embeddings (BLOOM) */
-    LLM_FEAT_EMBED_PROJ,         /* project_in / project_out (OPT) */
-    LLM_FEAT_NO_FINAL_NORM,      /* no norm before the lm_head */
-    LLM_FEAT_EMBED_SCALE,        /* embeddings multiplied by a constant (Gemma) */
-    LLM_FEAT_SLIDING_WINDOW,     /* sliding-window attention on some layers */
-    LLM_FEAT_ATTN_SOFTCAP,       /* tanh cap on attention scores (Gemma 2) */
-    LLM_FEAT_FINAL_SOFTCAP,      /* tanh cap on the logits (Gemma 2) */
-    LLM_FEAT_LM_HEAD_BIAS,       /* bias on the lm_head (GPT-J) */
-    LLM_FEAT_MOE,                /* mixture of experts */
-    LLM_FEAT_W_FP8,              /* weights stored in fp8 e4m3 with scales */
-    LLM_FEAT_W_INT8,             /* weights stored in int8 with scales */
-    LLM_FEAT_W_INT4,             /* weights stored in packed int4 with group scales */
-    LLM_FEAT_KV_QUANT,           /* fp8 / int8 KV cache */
-    LLM_FEAT_ACT_INT8,           /* int8 activations (SmoothQuant W8A8) */
-    LLM_FEAT_EXPERT_PARALLEL,    /* a rank holding some of the experts (llm-shard --ep) */
-    LLM_FEAT_W_PERM,             /* weights on permuted inputs (GPTQ act-order: <stem>.perm) */
-    LLM_FEAT_MOE_QUANT,          /* quantized experts (an expert stack in int8 / int4 / fp8) */
-    LLM_FEAT_LOCAL_ROPE,         /* a second rotary base on some layers (Gemma 3) */
-    LLM_FEAT_NOPE_LAYERS,        /* layers without rotary among rotary ones (SmolLM3) */
-    LLM_FEAT_LOGIT_SCALE,        /* logits multiplied by a constant (Cohere) */
-    LLM_FEAT_RESIDUAL_SCALE,     /* sub-block outputs scaled before the residual add (Granite) */
+    LLM_FEAT_LAYERNORM = 0,     /* LayerNorm instead of RMSNorm */
+    LLM_FEAT_NORM_OFFSET,       /* norm weight 1 + w (Gemma) */
+    LLM_FEAT_BIASES,            /* biases on qkv, dense, mlp or norms */
+    LLM_FEAT_PLAIN_MLP,         /* act(fc(x)) without a gate */
+    LLM_FEAT_ROPE_INTERLEAVED,  /* rotary on interleaved pairs (GPT-J) */
+    LLM_FEAT_PARTIAL_ROTARY,    /* rotary on part of each head */
+    LLM_FEAT_LEARNED_POS,       /* learned absolute positions */
+    LLM_FEAT_POS_OFFSET,        /* learned positions read at an offset (OPT) */
+    LLM_FEAT_ALIBI,             /* ALiBi attention biases */
+    LLM_FEAT_NO_POS,            /* no position encoding at all */
+    LLM_FEAT_PARALLEL_RESIDUAL, /* attention and MLP in parallel */
+    LLM_FEAT_NORM_AFTER,        /* post-LN blocks (OPT-350m) */
+    LLM_FEAT_SANDWICH_NORM,     /* norms on the sub-block outputs (Gemma 2) */
+    LLM_FEAT_QK_NORM,           /* per-head q/k norm (Qwen3, StableLM) */
+    LLM_FEAT_CLIP_QKV,          /* q/k/v clamping (MPT) */
+    LLM_FEAT_EMBED_NORM,        /* norm after the embeddings (BLOOM) */
+    LLM_FEAT_EMBED_PROJ,        /* project_in / project_out (OPT) */
+    LLM_FEAT_NO_FINAL_NORM,     /* no norm before the lm_head */
+    LLM_FEAT_EMBED_SCALE,       /* embeddings multiplied by a constant (Gemma) */
+    LLM_FEAT_SLIDING_WINDOW,    /* sliding-window attention on some layers */
+    LLM_FEAT_ATTN_SOFTCAP,      /* tanh cap on attention scores (Gemma 2) */
+    LLM_FEAT_FINAL_SOFTCAP,     /* tanh cap on the logits (Gemma 2) */
+    LLM_FEAT_LM_HEAD_BIAS,      /* bias on the lm_head (GPT-J) */
+    LLM_FEAT_MOE,               /* mixture of experts */
+    LLM_FEAT_W_FP8,             /* weights stored in fp8 e4m3 with scales */
+    LLM_FEAT_W_INT8,            /* weights stored in int8 with scales */
+    LLM_FEAT_W_INT4,            /* weights stored in packed int4 with group scales */
+    LLM_FEAT_KV_QUANT,          /* fp8 / int8 KV cache */
+    LLM_FEAT_ACT_INT8,          /* int8 activations (SmoothQuant W8A8) */
+    LLM_FEAT_EXPERT_PARALLEL,   /* a rank holding some of the experts (llm-shard --ep) */
+    LLM_FEAT_W_PERM,            /* weights on permuted inputs (GPTQ act-order: <stem>.perm) */
+    LLM_FEAT_MOE_QUANT,         /* quantized experts (an expert stack in int8 / int4 / fp8) */
+    LLM_FEAT_LOCAL_ROPE,        /* a second rotary base on some layers (Gemma 3) */
+    LLM_FEAT_NOPE_LAYERS,       /* layers without rotary among rotary ones (SmolLM3) */
+    LLM_FEAT_LOGIT_SCALE,       /* logits multiplied by a constant (Cohere) */
+    LLM_FEAT_RESIDUAL_SCALE,    /* sub-block outputs scaled before the residual add (Granite) */
+    LLM_FEAT_QK_NORM_ALL,       /* q/k RMS norms over all heads at once (OLMo 2) */
+    LLM_FEAT_NO_INPUT_NORM,     /* sub-blocks without an input norm, normed outputs (OLMo 2) */
     LLM_FEAT_COUNT
 };
 typedef uint64_t llm_features;
