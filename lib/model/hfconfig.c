@@ -636,6 +636,38 @@ int llm_hfc_pattern_types(const struct llm_hfc *c, int n_layers, int64_t def, js
     return 0;
 }
 
+int llm_hfc_layer_ropes(const struct llm_hfc *c, json_t *copy, const char *local_key,
+                        double local_def, double *local_theta)
+{
+    const json_t *rp = json_object_get(c->o, "rope_parameters");
+    const int nested = json_is_object(rp) && json_is_object(json_object_get(rp, "full_attention"));
+    const json_t *local = nested ? json_object_get(rp, "sliding_attention") : NULL;
+    *local_theta = local_def;
+    if (nested && json_object_set(copy, "rope_parameters", json_object_get(rp, "full_attention")))
+        return llm_err_set(LLM_ENOMEM, "out of memory");
+    if (!local || json_is_null(local))
+        return local_key ? llm_hfc_num(c, KEYS(local_key), 0, local_def, 0, 1, 1e12, local_theta)
+                         : 0;
+    if (!json_is_object(local))
+        return llm_err_set(LLM_EFORMAT,
+                           "'%s': field '%srope_parameters.sliding_attention' must "
+                           "be an object, found %s",
+                           c->src, c->pre, llm_json_type_name(local));
+    char pre[64];
+    snprintf(pre, sizeof pre, "%srope_parameters.sliding_attention.", c->pre);
+    struct llm_hfc lr = {c->src, local, pre};
+    const char *type;
+    char b[96];
+    int rc = llm_hfc_str(&lr, KEYS("rope_type", "type"), &type);
+    if (!rc && type && strcmp(type, "default"))
+        rc = llm_err_set(LLM_EUNSUPPORTED,
+                         "'%s': %srope_type '%s' is not supported (the sliding "
+                         "layers' rotary is unscaled)",
+                         c->src, lr.pre, llm_quote(type, b, sizeof b));
+    if (!rc) rc = llm_hfc_num(&lr, KEYS("rope_theta"), 0, local_def, 0, 1, 1e12, local_theta);
+    return rc;
+}
+
 /* ---- the Llama layout ------------------------------------------------------------ */
 
 int llm_hfc_llama_like(const struct llm_hfc *c, struct llm_model_desc *d,

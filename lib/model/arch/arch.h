@@ -93,6 +93,16 @@ int llm_hfc_window(const struct llm_hfc *c, struct llm_model_desc *d, int window
  * "sliding_attention"; *out is a new list. */
 int llm_hfc_pattern_types(const struct llm_hfc *c, int n_layers, int64_t def, json_t **out);
 
+/* Rotary parameters kept per layer type (Gemma 3, OLMo 3): transformers 5
+ * writes rope_parameters as {"full_attention": {...}, "sliding_attention":
+ * {...}}.  Then `copy` (a copy of c's object) gets the full_attention entry
+ * as its rope_parameters, for the shared readers, and *local_theta the
+ * sliding layers' base (their rotary must be the default kind); otherwise
+ * *local_theta is c's local_key, or local_def when that is absent or
+ * local_key is NULL. */
+int llm_hfc_layer_ropes(const struct llm_hfc *c, json_t *copy, const char *local_key,
+                        double local_def, double *local_theta);
+
 /* The Llama layout (Llama, Mistral, Qwen2/3, Mixtral, Gemma, Phi-3, ...):
  * sizes, kv heads, head_dim, positions, norm eps, activation, tied
  * embeddings and rope, with the family's defaults. */

@@ -46,27 +46,6 @@ static int softcap(const struct llm_hfc *c, const char *key, double *out)
     return llm_hfc_num(c, KEYS(key), 0, 0, 0, 0, 1e9, out);
 }
 
-/* The local layers' base: rope_parameters.sliding_attention (which must be
- * the default kind), else rope_local_base_freq. */
-static int local_theta(const struct llm_hfc *c, const json_t *local, double *theta)
-{
-    if (local) {
-        char pre[64];
-        snprintf(pre, sizeof pre, "%srope_parameters.sliding_attention.", c->pre);
-        struct llm_hfc lr = {c->src, local, pre};
-        const char *type;
-        char b[96];
-        int rc = llm_hfc_str(&lr, KEYS("rope_type", "type"), &type);
-        if (!rc && type && strcmp(type, "default"))
-            rc = llm_err_set(LLM_EUNSUPPORTED, "'%s': %srope_type '%s' is not supported (the "
-                             "sliding layers' rotary is unscaled)", c->src, lr.pre,
-                             llm_quote(type, b, sizeof b));
-        if (!rc) rc = llm_hfc_num(&lr, KEYS("rope_theta"), 0, 10000.0, 0, 1, 1e12, theta);
-        return rc;
-    }
-    return llm_hfc_num(c, KEYS("rope_local_base_freq"), 0, 10000.0, 0, 1, 1e12, theta);
-}
-
 /* Gemma3TextConfig's sizes, which the multimodal checkpoints' text_config
  * leaves to the class (gemma-3-4b states neither vocab_size nor the head
  * counts). */
@@ -98,19 +77,9 @@ static int read_config(const struct llm_hfc *top, struct llm_model_desc *d)
     json_t *o = json_copy((json_t *)c->o);
     if (!o) return llm_err_set(LLM_ENOMEM, "out of memory");
     struct llm_hfc g = {c->src, o, c->pre};
-    const json_t *rp = json_object_get(c->o, "rope_parameters"), *local = NULL;
+    double theta = 10000.0;
     int rc = c == &nested ? text_defaults(o) : 0;
-    if (json_is_object(rp) && json_is_object(json_object_get(rp, "full_attention"))) {
-        local = json_object_get(rp, "sliding_attention");
-        if (local && !json_is_object(local))
-            rc = llm_err_set(LLM_EFORMAT, "'%s': field '%srope_parameters.sliding_attention' "
-                             "must be an object, found %s", c->src, c->pre,
-                             llm_json_type_name(local));
-        else
-            rc = json_object_set(o, "rope_parameters", json_object_get(rp, "full_attention"))
-                     ? llm_err_set(LLM_ENOMEM, "out of memory")
-                     : 0;
-    }
+    if (!rc) rc = llm_hfc_layer_ropes(c, o, "rope_local_base_freq", 10000.0, &theta);
     const struct llm_hfc_llama k = {.kv_def = 4,
                                     .max_pos_def = 131072,
                                     .eps_def = 1e-6,
@@ -123,11 +92,10 @@ static int read_config(const struct llm_hfc *top, struct llm_model_desc *d)
     if (!rc) rc = llm_hfc_bool(&g, KEYS("attention_bias"), 0, &d->qkv_bias);
     if (!rc) rc = llm_hfc_text_tied(top, c, &d->tied_embeddings);
     if (!rc) rc = llm_hfc_refuse(&g, "use_bidirectional_attention");
-    double qpas = 256, acap = 0, fcap = 0, theta = 10000.0;
+    double qpas = 256, acap = 0, fcap = 0;
     if (!rc) rc = llm_hfc_num(&g, KEYS("query_pre_attn_scalar"), 0, 256, 0, 1, 1e9, &qpas);
     if (!rc) rc = softcap(&g, "attn_logit_softcapping", &acap);
     if (!rc) rc = softcap(&g, "final_logit_softcapping", &fcap);
-    if (!rc) rc = local_theta(c, local, &theta);
     int64_t window = 4096;
     if (!rc && json_object_get(c->o, "sliding_window"))
         rc = llm_hfc_int(&g, KEYS("sliding_window"), 0, 0, 0, INT32_MAX, &window);
