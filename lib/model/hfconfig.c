@@ -668,6 +668,28 @@ int llm_hfc_layer_ropes(const struct llm_hfc *c, json_t *copy, const char *local
     return rc;
 }
 
+int llm_hfc_local_layers(const struct llm_hfc *c, struct llm_hfc *g, struct llm_model_desc *d,
+                         int64_t pattern_def, int64_t window_def)
+{
+    int64_t window = window_def;
+    int rc = 0;
+    if (json_object_get(c->o, "sliding_window"))
+        rc = llm_hfc_int(g, KEYS("sliding_window"), 0, 0, 0, INT32_MAX, &window);
+    const json_t *lt = json_object_get(c->o, "layer_types");
+    if (!rc && (!lt || json_is_null(lt))) {
+        json_t *types;
+        rc = llm_hfc_pattern_types(g, d->n_layers, pattern_def, &types);
+        if (!rc && json_object_set_new((json_t *)g->o, "layer_types", types))
+            rc = llm_err_set(LLM_ENOMEM, "out of memory");
+    }
+    if (!rc) rc = llm_hfc_window(g, d, (int)window, 0, 0);
+    lt = json_object_get(g->o, "layer_types"); /* checked by llm_hfc_window */
+    for (int i = 0; !rc && i < d->n_layers; i++)
+        d->layer_local_rope[i] =
+            !strcmp(json_string_value(json_array_get(lt, (size_t)i)), "sliding_attention");
+    return rc;
+}
+
 /* ---- the Llama layout ------------------------------------------------------------ */
 
 int llm_hfc_llama_like(const struct llm_hfc *c, struct llm_model_desc *d,

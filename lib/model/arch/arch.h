@@ -103,6 +103,14 @@ int llm_hfc_pattern_types(const struct llm_hfc *c, int n_layers, int64_t def, js
 int llm_hfc_layer_ropes(const struct llm_hfc *c, json_t *copy, const char *local_key,
                         double local_def, double *local_theta);
 
+/* Sliding layers that also rotate with the local base (Gemma 3, OLMo 3):
+ * the window (c's sliding_window, window_def when absent) on the layers
+ * layer_types marks "sliding_attention" - without layer_types, those of
+ * llm_hfc_pattern_types(pattern_def), written into g (c's copy) - and the
+ * same layers in d->layer_local_rope. */
+int llm_hfc_local_layers(const struct llm_hfc *c, struct llm_hfc *g, struct llm_model_desc *d,
+                         int64_t pattern_def, int64_t window_def);
+
 /* The Llama layout (Llama, Mistral, Qwen2/3, Mixtral, Gemma, Phi-3, ...):
  * sizes, kv heads, head_dim, positions, norm eps, activation, tied
  * embeddings and rope, with the family's defaults. */

@@ -96,21 +96,8 @@ static int read_config(const struct llm_hfc *top, struct llm_model_desc *d)
     if (!rc) rc = llm_hfc_num(&g, KEYS("query_pre_attn_scalar"), 0, 256, 0, 1, 1e9, &qpas);
     if (!rc) rc = softcap(&g, "attn_logit_softcapping", &acap);
     if (!rc) rc = softcap(&g, "final_logit_softcapping", &fcap);
-    int64_t window = 4096;
-    if (!rc && json_object_get(c->o, "sliding_window"))
-        rc = llm_hfc_int(&g, KEYS("sliding_window"), 0, 0, 0, INT32_MAX, &window);
-    const json_t *lt = json_object_get(c->o, "layer_types");
-    if (!rc && (!lt || json_is_null(lt))) { /* transformers' rule for older configs */
-        json_t *types;
-        rc = llm_hfc_pattern_types(&g, d->n_layers, 6, &types);
-        if (!rc && json_object_set_new(o, "layer_types", types))
-            rc = llm_err_set(LLM_ENOMEM, "out of memory");
-    }
-    if (!rc) rc = llm_hfc_window(&g, d, (int)window, 0, 0);
-    lt = json_object_get(o, "layer_types"); /* checked by llm_hfc_window */
-    for (int i = 0; !rc && i < d->n_layers; i++)
-        d->layer_local_rope[i] =
-            !strcmp(json_string_value(json_array_get(lt, (size_t)i)), "sliding_attention");
+    /* without layer_types, transformers' rule for older configs: 5 of 6 slide */
+    if (!rc) rc = llm_hfc_local_layers(c, &g, d, 6, 4096);
     json_decref(o);
     if (rc) return rc;
     d->o_bias = d->qkv_bias;

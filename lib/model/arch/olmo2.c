@@ -7,8 +7,6 @@
  * of a row at once (q_norm [heads x head_dim], k_norm [kv heads x
  * head_dim]), before rotary.  Olmo2Config: num_key_value_heads defaults to
  * the heads, rms_norm_eps 1e-5, rope_theta 10000, untied. */
-#include <string.h>
-
 #include "arch.h"
 
 #define L "model.layers.{i}."
@@ -67,23 +65,9 @@ static int read_config3(const struct llm_hfc *c, struct llm_model_desc *d)
     if (!o) return llm_err_set(LLM_ENOMEM, "out of memory");
     struct llm_hfc g = {c->src, o, c->pre};
     double local = 500000.0;
-    int64_t window = 4096;
     int rc = llm_hfc_layer_ropes(c, o, NULL, 500000.0, &local);
     if (!rc) rc = read_common(&g, d, 500000.0);
-    if (!rc && json_object_get(c->o, "sliding_window"))
-        rc = llm_hfc_int(&g, KEYS("sliding_window"), 0, 0, 0, INT32_MAX, &window);
-    const json_t *lt = json_object_get(c->o, "layer_types");
-    if (!rc && (!lt || json_is_null(lt))) { /* Olmo3Config's rule */
-        json_t *types;
-        rc = llm_hfc_pattern_types(&g, d->n_layers, 4, &types);
-        if (!rc && json_object_set_new(o, "layer_types", types))
-            rc = llm_err_set(LLM_ENOMEM, "out of memory");
-    }
-    if (!rc) rc = llm_hfc_window(&g, d, (int)window, 0, 0);
-    lt = json_object_get(o, "layer_types"); /* checked by llm_hfc_window */
-    for (int i = 0; !rc && i < d->n_layers; i++)
-        d->layer_local_rope[i] =
-            !strcmp(json_string_value(json_array_get(lt, (size_t)i)), "sliding_attention");
+    if (!rc) rc = llm_hfc_local_layers(c, &g, d, 4, 4096); /* Olmo3Config: 3 of 4 slide */
     json_decref(o);
     if (!rc) d->rope_local_theta = local;
     return rc;
