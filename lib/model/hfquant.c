@@ -115,8 +115,8 @@ static int scheme_ct(const json_t *raw, const char *src, struct llm_hfq *s)
 {
     const char *fmt = jstr(raw, "format");
     if (fmt && strcmp(fmt, "float-quantized") && strcmp(fmt, "naive-quantized")) {
-        char what[96];
-        snprintf(what, sizeof what, "compressed-tensors format '%s'", fmt);
+        char what[96], b[48];
+        snprintf(what, sizeof what, "compressed-tensors format '%s'", llm_quote(fmt, b, sizeof b));
         return refuse(src, what, "only FP8 \"float-quantized\" and \"naive-quantized\" "
                       "checkpoints are imported");
     }
@@ -135,8 +135,9 @@ static int scheme_ct(const json_t *raw, const char *src, struct llm_hfq *s)
         int st = 0;
         const char *gf = jstr(g, "format");
         if (gf && strcmp(gf, "float-quantized") && strcmp(gf, "naive-quantized")) {
-            char what[96];
-            snprintf(what, sizeof what, "compressed-tensors group '%s' format '%s'", k, gf);
+            char what[96], b1[24], b2[40];
+            snprintf(what, sizeof what, "compressed-tensors group '%s' format '%s'",
+                     llm_quote(k, b1, sizeof b1), llm_quote(gf, b2, sizeof b2));
             return refuse(src, what, "only FP8 float-quantized groups are imported");
         }
         int rc = ct_group(g, src, k, &st);
@@ -204,9 +205,9 @@ static int scheme_gptq(const struct llm_hf_quant *hq0, const char *src, struct l
     hq->group_size = group_of(hq0);
     const char *cf = jstr(hq->raw, "checkpoint_format");
     if (!cf) cf = jstr(hq->raw, "format");
-    char what[128];
+    char what[128], b[48];
     snprintf(what, sizeof what, "GPTQ %d bits, group %d%s, format %s", hq->bits, hq->group_size,
-             hq->desc_act > 0 ? ", act-order" : "", cf ? cf : "gptq");
+             hq->desc_act > 0 ? ", act-order" : "", cf ? llm_quote(cf, b, sizeof b) : "gptq");
     if (cf && strcmp(cf, "gptq") && strcmp(cf, "gptq_v2"))
         return refuse(src, what, "only the gptq and gptq_v2 checkpoint formats are imported");
     if (hq->bits != 4 && hq->bits != 8) return refuse(src, what, "only 4 and 8 bits are imported");
