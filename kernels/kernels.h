@@ -21,6 +21,7 @@
 #ifndef LLM_KERNELS_H
 #define LLM_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -392,6 +393,18 @@ int llm_k_dequant(int dt, void *dst, const struct llm_k_qw *w, int N, int K, llm
 /* dst[m][k] = x[m][k] * pre[k] (AWQ before a dense product), rounded once to dt. */
 int llm_k_prescale(int dt, void *dst, int ldd, const void *x, int ldx, const float *pre, int M,
                    int K, llm_stream_t stream);
+/* Whether llm_k_q4_gemm takes this weight and x: int4 in the tile layout
+ * without zero points, f16 / bf16, groups 32, 64, 128, x 16-byte aligned with
+ * ldx % 8 == 0. */
+int llm_k_q4_gemm_ok(int dt, const struct llm_k_qw *w, int N, int K, const void *x, int ldx);
+/* y[m][n] = sum_k x[m][k] W[n][k] (+ bias[n]) (+ y[m][n] when accumulate), any
+ * M, on the tensor cores with the codes dequantized in registers (q4gemm.cu);
+ * x is taken as given (AWQ: llm_k_prescale first; w->pre is not read).  ws
+ * (ws_bytes, may be NULL / 0): fp32 workspace for splitting K when the batch
+ * leaves SMs idle. */
+int llm_k_q4_gemm(int dt, void *y, int ldy, const void *x, int ldx, const struct llm_k_qw *w,
+                  const void *bias, int M, int N, int K, int accumulate, void *ws, size_t ws_bytes,
+                  llm_stream_t stream);
 
 /* ---- W8A8 products: fp8 and int8 activations (w8a8.cu) -------------------
  * Rows of x quantized as the CPU reference does (cpu_quant.c): x[m][k] /

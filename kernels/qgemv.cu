@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "common.cuh"
+#include "q4tile.cuh"
 
 /* Elements per 16-byte chunk of packed weights. */
 template <int FMT> struct qfmt;
@@ -563,50 +564,6 @@ extern "C" int llm_k_q4_tile_dev(uint8_t *dst, const uint8_t *src, int64_t N, in
     return (int)cudaGetLastError();
 }
 
-template <typename T> struct tc;
-template <> struct tc<__half> {
-    static constexpr uint32_t magic = 0x64006400u;
-    static __device__ __forceinline__ uint32_t sub(uint32_t a)
-    {
-        __half2 h = *reinterpret_cast<__half2 *>(&a);
-        h = __hsub2(h, __floats2half2_rn(1032.f, 1032.f));
-        return *reinterpret_cast<uint32_t *>(&h);
-    }
-    static __device__ __forceinline__ uint32_t pack(float a, float b)
-    {
-        __half2 h = __floats2half2_rn(a, b);
-        return *reinterpret_cast<uint32_t *>(&h);
-    }
-    static __device__ __forceinline__ void mma(float *d, const uint32_t *a, uint32_t b0, uint32_t b1)
-    {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
-                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-};
-template <> struct tc<bf16> {
-    static constexpr uint32_t magic = 0x43004300u;
-    static __device__ __forceinline__ uint32_t sub(uint32_t a)
-    {
-        __nv_bfloat162 h = *reinterpret_cast<__nv_bfloat162 *>(&a);
-        h = __hsub2(h, __floats2bfloat162_rn(136.f, 136.f));
-        return *reinterpret_cast<uint32_t *>(&h);
-    }
-    static __device__ __forceinline__ uint32_t pack(float a, float b)
-    {
-        __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
-        return *reinterpret_cast<uint32_t *>(&h);
-    }
-    static __device__ __forceinline__ void mma(float *d, const uint32_t *a, uint32_t b0, uint32_t b1)
-    {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
-                     "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-};
-
 /* Two consecutive inputs k, k + 1 of B column g: x rows as they are, or
  * (PRE) row g / 2 times pre, its 16-bit rounding (g even) or the rest (odd). */
 template <typename T, bool PRE>
@@ -798,42 +755,6 @@ static int qlaunch_tc(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw 
  *   a fixed order through shared memory), the block walks its tiles, and a
  *   ring of U 16-byte loads per warp runs across the tiles' boundaries, so
  *   the next tile's weights are in flight while this one is combined. */
-
-template <typename T> struct t2dq;
-template <> struct t2dq<bf16> {
-    /* word of a lane's A fragment (tile layout, nibbles q + 8) -> its four bf16x2 registers */
-    static __device__ __forceinline__ void a4(uint32_t w, uint32_t *a)
-    {
-        const uint32_t magic = 0x43004300u;
-        uint32_t r[4];
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-            asm("lop3.b32 %0, %1, 0x000f000f, %2, 0xea;\n" : "=r"(r[j]) : "r"(w >> (4 * j)), "r"(magic));
-        /* 128 + u - 136 = q */
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-            asm("sub.rn.bf16x2 %0, %1, %2;\n" : "=r"(a[j]) : "r"(r[j]), "r"(0x43084308u));
-    }
-};
-template <> struct t2dq<__half> {
-    static __device__ __forceinline__ void a4(uint32_t w, uint32_t *a)
-    {
-        const uint32_t magic = 0x64006400u, w8 = w >> 8;
-        uint32_t r[4];
-        asm("lop3.b32 %0, %1, 0x000f000f, %2, 0xea;\n" : "=r"(r[0]) : "r"(w), "r"(magic));
-        asm("lop3.b32 %0, %1, 0x00f000f0, %2, 0xea;\n" : "=r"(r[1]) : "r"(w), "r"(magic));
-        asm("lop3.b32 %0, %1, 0x000f000f, %2, 0xea;\n" : "=r"(r[2]) : "r"(w8), "r"(magic));
-        asm("lop3.b32 %0, %1, 0x00f000f0, %2, 0xea;\n" : "=r"(r[3]) : "r"(w8), "r"(magic));
-        /* 1024 + u - 1032 = q; (1024 + 16 u) / 16 - 72 = q (exact) */
-#pragma unroll
-        for (int j = 0; j < 4; j += 2) {
-            asm("sub.rn.f16x2 %0, %1, %2;\n" : "=r"(a[j]) : "r"(r[j]), "r"(0x64086408u));
-            asm("fma.rn.f16x2 %0, %1, %2, %3;\n"
-                : "=r"(a[j + 1])
-                : "r"(r[j + 1]), "r"(0x2c002c00u), "r"(0xd480d480u));
-        }
-    }
-};
 
 /* ld_stream when p (a predicated load, no branch); r kept otherwise. */
 static __device__ __forceinline__ void ld_stream_if(uint4 &r, const void *a, bool p)

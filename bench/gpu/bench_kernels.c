@@ -187,11 +187,17 @@ static void qgemv_fn(void *c, int i)
 {
     struct qctx *x = c;
     const struct llm_k_qw *w = &x->w[i % x->nw];
-    if (x->dense) { /* the path for many rows: x * pre, dequantize, cuBLASLt */
+    if (x->dense) { /* the path for many rows: x * pre, dequantize, cuBLASLt (dense 2:
+                     * llm_k_q4_gemm on the codes, the dense scratch its workspace) */
         const void *in = x->x;
         if (w->pre) {
             CUDA(llm_k_prescale(LLM_DTYPE_BF16, x->xs, x->k, x->x, x->k, w->pre, x->m, x->k, 0));
             in = x->xs;
+        }
+        if (x->dense == 2) {
+            CUDA(llm_k_q4_gemm(LLM_DTYPE_BF16, x->y, x->n, in, x->k, w, NULL, x->m, x->n, x->k, 0,
+                               x->wd, (size_t)x->n * x->k * 2, 0));
+            return;
         }
         CUDA(llm_k_dequant(LLM_DTYPE_BF16, x->wd, w, x->n, x->k, 0));
         if (cu_gemm_run(G, 0, x->m, x->n, x->k, in, x->k, x->wd, NULL, x->y, x->n, LLM_DTYPE_BF16,
@@ -257,7 +263,11 @@ static double bench_qlinear(const char *label, int m, int n, int k, int group, i
     double bytes = (double)qb + 4.0 * ns + (pre ? 4.0 * k * (gated ? 2 : 1) : 0) +
                    (double)m * (k + (gated ? n / 2.0 : (double)n)) * 2;
     snprintf(nm, sizeof nm, "%s",
-             qname ? qname : dense ? "qdense_bf16" : gated ? "qgemv_gated" : "qgemv_bf16");
+             qname        ? qname
+             : dense == 2 ? "q4gemm_bf16"
+             : dense      ? "qdense_bf16"
+             : gated      ? "qgemv_gated"
+                          : "qgemv_bf16");
     report(nm, shape, t, bytes, 2.0 * m * n * k);
     for (qshape = 0; variants && !gated && !dense && m == 1 && qshape < 6; qshape++) {
         snprintf(nm, sizeof nm, "qgemv_s%d", qshape);
@@ -328,6 +338,53 @@ static void bench_qtile_ab(void)
     qname = NULL;
     qtile = 0;
     llm_k_set_qgemv_shape(0);
+}
+
+/* int4 w4a16 / awq g128 in the tile layout past the GEMV: the tensor-core GEMM on the codes
+ * (q4gemm) against the dequantization + cuBLASLt (qdense), bf16, Llama-2-7B's linears and
+ * Falcon-180B's at 16 .. 4096 rows, then each one's sum over the model's layers. */
+static void bench_q4gemm(void)
+{
+    const struct {
+        const char *model, *l;
+        int n, k, layers;
+    } lin[] = {
+        {"llama2-7b", "qkv", 12288, 4096, 32},     {"llama2-7b", "o", 4096, 4096, 32},
+        {"llama2-7b", "gate_up", 22016, 4096, 32}, {"llama2-7b", "down", 4096, 11008, 32},
+        {"falcon-180b", "qkv", 15872, 14848, 80},  {"falcon-180b", "o", 14848, 14848, 80},
+        {"falcon-180b", "fc", 59392, 14848, 80},   {"falcon-180b", "down", 14848, 59392, 80}};
+    const char *ms = getenv("LLM_BENCH_Q4GEMM_ONLY");
+    int mlist[16], nm = 0;
+    for (const char *e = ms; nm < 16 && e && *e;) {
+        int v = atoi(e);
+        if (v > 0) mlist[nm++] = v;
+        if (!(e = strchr(e, ','))) break;
+        e++;
+    }
+    if (!nm) {
+        const int def[] = {16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
+        for (int i = 0; i < 9; i++)
+            mlist[nm++] = def[i];
+    }
+    qtile = 1;
+    for (int mi = 0; mi < nm; mi++)
+        for (int pre = 0; pre < 2; pre++)
+            for (int model = 0; model < 2; model++)
+                for (int path = 1; path <= 2; path++) {
+                    double t = 0, w = 0, fl = 0;
+                    for (int i = 4 * model; i < 4 * model + 4; i++) {
+                        t += lin[i].layers * bench_qlinear(lin[i].l, mlist[mi], lin[i].n, lin[i].k,
+                                                           128, pre, 0, path, 0);
+                        w += lin[i].layers * (double)lin[i].n * lin[i].k;
+                    }
+                    fl = 2.0 * mlist[mi] * w;
+                    char shape[96];
+                    snprintf(shape, sizeof shape, "%s %d layers m%d %s tc g128",
+                             lin[4 * model].model, lin[4 * model].layers, mlist[mi],
+                             pre ? "awq" : "w4a16");
+                    report(path == 2 ? "q4gemm_layers" : "qdense_layers", shape, t, 0.5 * w, fl);
+                }
+    qtile = 0;
 }
 
 /* ---- 8-bit activations (w8a8.cu, cu_gemm_run8) ----------------------------------- */
@@ -731,6 +788,20 @@ int main(int argc, char **argv)
             if (!(e = strchr(e, ','))) break;
             e++;
         }
+        return 0;
+    }
+    if (getenv("LLM_BENCH_Q4GEMM_ONLY")) { /* "m,m,...": int4 GEMM on the codes vs dequant */
+        struct gemm_ctx g = {G, 8192, 8192, 8192, LLM_DTYPE_BF16, 1, 0, NULL, NULL, NULL, 0};
+        g.w = malloc(sizeof(void *));
+        g.w[0] = drand((size_t)8192 * 8192, LLM_DTYPE_BF16, 0.02f);
+        g.x = drand((size_t)8192 * 8192, LLM_DTYPE_BF16, 1.f);
+        CUDA(cudaMalloc(&g.y, (size_t)8192 * 8192 * 2));
+        t = timeit(gemm_fn, &g, 5);
+        gemm_rate = 2.0 * 8192 * 8192 * 8192 / t;
+        report("gemm_ceiling", "bf16 8192^3 cublaslt", t, 0, 2.0 * 8192 * 8192 * 8192);
+        cudaFree(g.w[0]), cudaFree(g.x), cudaFree(g.y);
+        free(g.w);
+        bench_q4gemm();
         return 0;
     }
     if (getenv("LLM_BENCH_QTILE_ONLY")) { /* the int4 tile kernels alone, old against new */

@@ -10,7 +10,9 @@
 #                                     shape), profile (the same per kernel under ncu), lat8b and
 #                                     tp8b (llm-bench on a random Llama-3.1-8B), qbench
 #                                     (llm-bench on Llama-2-7B quantized: QBENCH_MODES), qprofile
-#                                     (one decode step of it per kernel under ncu)
+#                                     (one decode step of it per kernel under ncu), q4gemm
+#                                     (the int4 GEMM on the codes against the dequantized path,
+#                                     Llama-2-7B and Falcon-180B shapes, Q4GEMM_ROWS)
 #                                     (default: all, in that order; T_<STAGE>
 #                                     overrides a stage's time limit in seconds)
 #
@@ -196,7 +198,10 @@ PY"
                 '$qd/sq-plain.llm' '$qd/fp8pc.llm' '$qd/fp8.llm' '$qd/kv-fp8.llm' '$qd/kv-int8.llm' \
                 '$qd/fp8-kvfp8.llm' '$qd/w4a16-kvint8.llm' '$qd/imp-awq.llm' '$qd/imp-gptq.llm' \
                 '$qd/imp-gptq-8bit.llm' --f32 '$qd/imp-fp8-static.llm' --f32 '$qd/imp-fp8-dynamic.llm' \
-                --f32 '$qd/w4a16-kvint8.engine' --f32 '$qd/sq.engine' --f32 '$qd/fp8.engine'"
+                --f32 '$qd/w4a16-kvint8.engine' --f32 '$qd/sq.engine' --f32 '$qd/fp8.engine'
+            # int4 past the GEMV on the tensor cores from the codes (llm_k_q4_gemm) at any row count
+            LLM_CUDA_Q4GEMM=1000000 '$(find_bin test_gpu_forward)' '$qd/w4a16-g32.llm' \
+                '$qd/w4a16-g64.llm' '$qd/awq-g64.llm' '$qd/awq-g32.llm' '$qd/w4a16-kvint8.llm'"
         rm -rf "$qd"
         ;;
     calib)
@@ -232,6 +237,10 @@ PY"
             "$(find_bin llm-quantize)" "$m" "$OUT/calibbench" ${CALIBBENCH_TIMEOUT:-480} \
             ${CALIBBENCH_MODES:-fp8 int8-sq}
         ;;
+    q4gemm) # int4 tile weights past the GEMV: the GEMM on the codes against dequant + cuBLASLt
+        run_stage q4gemm ${T_Q4GEMM:-300} env \
+            LLM_BENCH_Q4GEMM_ONLY=${Q4GEMM_ROWS:-16,32,64,128,256,512,1024,2048,4096} \
+            "$(find_bin bench_gpu_kernels)" "$OUT/q4gemm.json" ;;
     kernels) run_stage kernels ${T_KERNELS:-300} "$(find_bin bench_gpu_kernels)" "$OUT/bench_kernels.json" ;;
     model) run_stage model ${T_MODEL:-400} "$(find_bin bench_gpu_model)" "$OUT/bench_model.json" bf16 \
                ${LLM_BENCH_BATCH:-256 448} ;;

@@ -1019,14 +1019,20 @@ static void qcase_free(struct qcase *c)
 }
 
 /* path 0: the quantized GEMV (M <= 8); 1: the dense path (x * pre, dequantize,
- * cuBLASLt) as the backend runs it for more rows */
+ * cuBLASLt) as the backend runs it for more rows; 2: int4 in the tile layout
+ * on the tensor cores from its codes (x * pre first), K in one part; 3: the
+ * same with a workspace, so K is split where the blocks are few */
 static void qlinear_case(int dt, int path, int i4, int M, int N, int K, int group, int zp,
                          int pre, int bias, int acc)
 {
     char name[200];
     snprintf(name, sizeof name, "%s%s(%s,dt=%s,m=%d,n=%d,k=%d,g=%d,zp=%d,pre=%d,bias=%d,acc=%d)",
-             q_tag(i4), path ? "QDENSE" : "QGEMV", i4 ? "int4" : "int8", llm_dtype_name(dt), M, N, K,
-             i4 ? group : 0, zp, pre, bias, acc);
+             q_tag(i4),
+             path == 1   ? "QDENSE"
+             : path == 2 ? "QGEMM"
+             : path      ? "QGEMM_SPLIT"
+                         : "QGEMV",
+             i4 ? "int4" : "int8", llm_dtype_name(dt), M, N, K, i4 ? group : 0, zp, pre, bias, acc);
     if (!want(name)) return;
     struct qcase qc;
     qcase_make(&qc, i4, N, K, group, zp, pre);
@@ -1062,6 +1068,29 @@ static void qlinear_case(int dt, int path, int i4, int M, int N, int K, int grou
         CUDA(llm_k_qgemv(dt, dy, N, dx, K, &qc.d, bias ? db : NULL, M, N, K, acc, 0));
         /* fp32 throughout; only the output is rounded */
         bound = dt == LLM_DTYPE_F32 ? 1e-10 : 4 * bound_ew(dt);
+    } else if (path >= 2) {
+        const void *xin = dx;
+        void *dxs = NULL, *ws = NULL;
+        if (pre) {
+            dxs = dev_poison((size_t)M * K * esize(dt));
+            CUDA(llm_k_prescale(dt, dxs, K, dx, K, qc.d.pre, M, K, 0));
+            xin = dxs;
+        }
+        size_t wsb = path == 3 ? (size_t)16 * M * N * sizeof(float) : 0;
+        if (wsb) ws = dev_poison(wsb);
+        if (!llm_k_q4_gemm_ok(dt, &qc.d, N, K, xin, K)) {
+            printf("%s: the GEMM does not take this weight\n", name);
+            n_cases++, n_failed++;
+            qcase_free(&qc);
+            return;
+        }
+        CUDA(llm_k_q4_gemm(dt, dy, N, xin, K, &qc.d, bias ? db : NULL, M, N, K, acc, ws, wsb, 0));
+        CUDA(cudaDeviceSynchronize());
+        cudaFree(dxs);
+        cudaFree(ws);
+        /* exact codes, fp32 sums scaled per group: only the output is rounded, and
+         * x * pre once as the dense path rounds it */
+        bound = pre ? (dt == LLM_DTYPE_F16 ? 4e-7 : 2e-5) : 4 * bound_ew(dt);
     } else {
         static struct cu_gemm *g[3];
         int gi = dt == LLM_DTYPE_F32 ? 0 : dt == LLM_DTYPE_F16 ? 1 : 2;
@@ -1358,6 +1387,18 @@ static void test_qlinear(void)
                     qgated_case(dt, 1, act, m, 1008, 512, 32 << (act & 1 ? 2 : 0), 0, p, p);
         }
         qgated_case(dt, 1, 0, 1, 11008, 4096, 128, 0, 1, 0);
+        /* the tensor-core GEMM on the codes: rows around its 32 / 64-row blocks, N off
+         * its 128-row blocks, every group, pre, bias, accumulate; K split or not */
+        {
+            const int gm[] = {9, 31, 32, 33, 64, 100, 257};
+            const int gk[][2] = {{4096, 4096}, {1008, 256}, {176, 2048}, {4096, 11008}};
+            for (int mi = 0; mi < 7; mi++)
+                for (int s = 0; s < 4; s++, v++)
+                    qlinear_case(dt, 2 + (v & 1), 1, gm[mi], gk[s][0], gk[s][1], gs[v % 3], 0,
+                                 (v >> 1) & 1, v % 3 == 1, v % 4 == 2);
+            qlinear_case(dt, 2, 1, 320, 3072, 4096, 128, 0, 1, 1, 1);
+            qlinear_case(dt, 2, 1, 600, 1024, 4096, 32, 0, 0, 0, 1);
+        }
         /* a norm folded in: RMS and LayerNorm, plain and gated, with and without pre */
         for (int kind = 0; kind < 2; kind++)
             for (int f = 0; f < 4; f++) {

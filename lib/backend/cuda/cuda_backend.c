@@ -48,6 +48,10 @@
 #define STAGE_BYTES (64ull << 20)
 #define DEFAULT_GEMV_MAX_M 1
 #define DEFAULT_QGEMV_MAX_M 8 /* quantized weights: the dense path dequantizes the whole weight */
+/* int4 tile-layout weights past the GEMV: the tensor-core GEMM on the packed codes up to
+ * this many rows, dequantized for cuBLASLt beyond.  0 (off) until its op tests and the
+ * q4gemm benchmark have run on a GPU (docs/CUDA.md); LLM_CUDA_Q4GEMM=<m> turns it on. */
+#define DEFAULT_Q4GEMM_MAX_M 0
 #define Q8_ACC_BYTES (128ull << 20) /* 8-bit products scaled after cuBLASLt, a block at a time */
 
 /* ---- device memory ------------------------------------------------------------ */
@@ -602,7 +606,9 @@ static int make_alibi(struct cu_be *c)
 /* Switches for measurements: LLM_CUDA_GEMV=<m> rows up to which the GEMV kernel
  * replaces cuBLASLt (0 = never); LLM_CUDA_QGEMV=<m> the same for quantized weights
  * (default 8; above it they are dequantized for cuBLASLt; the same bound for 8-bit activations,
- * whose larger products go to cuBLASLt's 8-bit GEMMs), LLM_CUDA_QGEMV_SHAPE=<s>
+ * whose larger products go to cuBLASLt's 8-bit GEMMs), LLM_CUDA_Q4GEMM=<m> rows up to which
+ * int4 weights in the tile layout take the tensor-core GEMM on their codes instead of the
+ * dequantization (0 = never), LLM_CUDA_QGEMV_SHAPE=<s>
  * its single-row tile shape, LLM_CUDA_QTILE=0|1 int4 weights never / always in the
  * tensor-core tile layout (default: all without zero points); LLM_CUDA_NORM_FUSE=0 norms
  * before int4 tile products as their own launch; LLM_CUDA_GRAPHS=1 decode graphs; LLM_CUDA_GATED=0
@@ -619,6 +625,8 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     if (c->gemv_max_m > 8) c->gemv_max_m = 8;
     c->qgemv_max_m = c->dt == LLM_DTYPE_F32 ? 0 : qv ? atoi(qv) : DEFAULT_QGEMV_MAX_M;
     if (c->qgemv_max_m > 8) c->qgemv_max_m = 8;
+    const char *q4 = getenv("LLM_CUDA_Q4GEMM");
+    c->q4gemm_max_m = q4 ? atoi(q4) : DEFAULT_Q4GEMM_MAX_M;
     /* 8-bit activations: the GEMV in every compute dtype (fp32 sums of exact products) */
     c->w8_max_m = qv ? atoi(qv) : DEFAULT_QGEMV_MAX_M;
     if (c->w8_max_m > 8) c->w8_max_m = 8;

@@ -453,8 +453,10 @@ static int qlinear_w8a8(struct cu_be *c, int m, int n, int k, const void *x, int
 }
 
 /* Rows [r0, r0 + n) of a quantized weight through the dense path: x times
- * the pre-quant scale into a scratch (AWQ), the rows dequantized into the
- * scratch, one cuBLASLt product (yt: y's type; bias in y's type). */
+ * the pre-quant scale into a scratch (AWQ), then int4 in the tile layout on
+ * the tensor cores from its codes (llm_k_q4_gemm, the dense scratch its
+ * workspace) up to q4gemm_max_m rows, else the rows dequantized into the
+ * scratch and one cuBLASLt product (yt: y's type; bias in y's type). */
 static int qlinear_dense(struct cu_be *c, int m, int r0, int n, int k, const void *x, int ldx,
                          const struct cu_w *w, const void *bias, void *y, int ldy, int yt,
                          int accumulate)
@@ -467,6 +469,12 @@ static int qlinear_dense(struct cu_be *c, int m, int r0, int n, int k, const voi
         CK(llm_k_prescale(c->dt, c->q_xs, k, x, ldx, q.pre, m, k, c->st));
         x = c->q_xs;
         ldx = k;
+    }
+    if (m <= c->q4gemm_max_m && yt == c->dt && r0 % 16 == 0 &&
+        llm_k_q4_gemm_ok(c->dt, &q, n, k, x, ldx)) {
+        CK(llm_k_q4_gemm(c->dt, y, ldy, x, ldx, &q, bias, m, n, k, accumulate, c->q_dense,
+                         c->q_dense_bytes, c->st));
+        return 0;
     }
     CK(llm_k_dequant(c->dt, c->q_dense, &q, n, k, c->st));
     return cu_gemm_run(c->gemm, c->st, m, n, k, x, ldx, c->q_dense, bias, y, ldy, yt, accumulate);

@@ -1,0 +1,304 @@
+/* q4gemm.cu - int4 weights in the tensor-core tile layout times 16-bit rows
+ * on the tensor cores, for the batches past the GEMVs (qgemv.cu: 8 rows).
+ *
+ * Design.  The weights never leave their packed form: a block reads the
+ * tiles of its 128 output rows (16 rows x 64 inputs, 512 bytes each, in the
+ * order the mma A fragments want them, llm_k_q4_tile) and BN rows of x for
+ * each 64-input chunk into shared memory with cp.async, several chunks in
+ * flight; each warp owns two row tiles and all BN x rows, turns its 16
+ * bytes of a tile into the A fragments of four k-steps in registers (one
+ * lop3 and one subtraction a register: exact q, q4tile.cuh), takes the B
+ * fragments with ldmatrix (x rows stored 128 bytes apart, their 16-byte
+ * pieces XOR-swizzled by the row so the eight rows of a matrix hit all
+ * banks), and runs m16n8k16 products into fp32.  A group's products are
+ * summed apart and multiplied by the group's scale (per output row, fp32)
+ * when the group ends - the reference's s * sum q x up to the order of the
+ * fp32 additions, with no rounding of the weights (the dequantizing path
+ * rounds s * q to 16 bits).  The block's results go through shared memory
+ * so the stores of y are whole rows; bias and the residual add are fused
+ * there.  x is taken as it is: AWQ's pre-quant scale is applied before
+ * (llm_k_prescale).
+ *
+ * Batches that leave SMs idle split K across blocks (at most 16 parts,
+ * each a whole number of groups); the parts' fp32 sums go to a workspace
+ * and a second kernel adds them in part order, so a product's bits do not
+ * depend on the split's timing.
+ */
+#include "common.cuh"
+#include "q4tile.cuh"
+
+#define QG_WARPS 4
+#define QG_WR 2                       /* row tiles a warp */
+#define QG_BM (QG_WARPS * QG_WR * 16) /* output rows a block */
+#define QG_STAGES 4
+#define QG_A_BYTES (QG_BM / 16 * 512) /* one chunk's tiles */
+#define QG_LDO (QG_BM + 4)            /* fp32 staging stride of the block's results */
+
+static constexpr size_t qg_stage(int bn)
+{
+    return (size_t)QG_A_BYTES + (size_t)bn * 128;
+}
+static constexpr size_t qg_smem(int bn)
+{
+    return qg_stage(bn) * QG_STAGES > (size_t)bn * QG_LDO * 4 ? qg_stage(bn) * QG_STAGES
+                                                              : (size_t)bn * QG_LDO * 4;
+}
+
+static __device__ __forceinline__ uint32_t word_of(const uint4 &v, int s)
+{
+    return s == 0 ? v.x : s == 1 ? v.y : s == 2 ? v.z : v.w;
+}
+
+/* Block (blockIdx.x, blockIdx.y, blockIdx.z): x rows [BN bx, + BN), output
+ * rows [128 by, + 128), chunks [kcs bz, + kcs) of K / 64.  part NULL: y =
+ * sums (+ bias) (+ y); else the sums go to part[bz][M][N] in fp32. */
+template <typename T, int GS, int BN>
+__global__ void __launch_bounds__(QG_WARPS * 32)
+    q4gemm_kernel(T *y, int ldy, const T *x, int ldx, const uint8_t *wq, const float *wscale,
+                  const T *bias, float *part, int M, int N, int K, int kcs, int accumulate)
+{
+    extern __shared__ __align__(16) unsigned char qg_sm[];
+    constexpr int STAGE = (int)qg_stage(BN), NJ = BN / 8;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int m0 = blockIdx.x * BN, rt0 = blockIdx.y * (QG_BM / 16);
+    const int KT = K / 64, NG = K / GS, ntile = N / 16;
+    const int kc0 = blockIdx.z * kcs, kc1 = min(KT, kc0 + kcs);
+
+    /* one chunk into stage st: the block's tiles (rows past N skipped: never
+     * stored), BN x rows (rows past M zero) */
+    auto load = [&](int st, int kc) {
+        unsigned char *sa = qg_sm + (size_t)st * STAGE, *sb = sa + QG_A_BYTES;
+#pragma unroll
+        for (int u = tid; u < QG_A_BYTES / 16; u += QG_WARPS * 32) {
+            const int rt = rt0 + (u >> 5);
+            if (rt < ntile)
+                cp_async16(sa + u * 16, wq + ((int64_t)rt * KT + kc) * 512 + (u & 31) * 16);
+        }
+#pragma unroll
+        for (int u = tid; u < BN * 8; u += QG_WARPS * 32) {
+            const int r = u >> 3, c = u & 7;
+            const bool ok = m0 + r < M;
+            const T *src = ok ? x + (int64_t)(m0 + r) * ldx + kc * 64 + c * 8 : x;
+            cp_async16_zfill(sb + r * 128 + ((c ^ (r & 7)) << 4), src, ok);
+        }
+    };
+
+    float acc[QG_WR][NJ][4], prt[QG_WR][NJ][4];
+#pragma unroll
+    for (int i = 0; i < QG_WR; i++)
+#pragma unroll
+        for (int j = 0; j < NJ; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                acc[i][j][e] = prt[i][j][e] = 0.f;
+
+    /* this lane's scale rows (g and g + 8 of each of the warp's tiles) */
+    const float *srow[QG_WR];
+    bool live[QG_WR];
+#pragma unroll
+    for (int i = 0; i < QG_WR; i++) {
+        const int rt = rt0 + warp * QG_WR + i;
+        live[i] = rt < ntile;
+        srow[i] = wscale + (int64_t)((live[i] ? rt : 0) * 16 + g) * NG;
+    }
+
+#pragma unroll
+    for (int s = 0; s < QG_STAGES - 1; s++) {
+        if (kc0 + s < kc1) load(s, kc0 + s);
+        cp_commit();
+    }
+    /* lane's ldmatrix row within a 16-row pair of n-blocks, and its 16-byte piece's half */
+    const int lrow = 8 * (lane >> 4) + (lane & 7), lhalf = (lane >> 3) & 1;
+    for (int kc = kc0; kc < kc1; kc++) {
+        const int it = kc - kc0;
+        cp_wait<QG_STAGES - 2>();
+        __syncthreads();
+        if (kc + QG_STAGES - 1 < kc1) load((it + QG_STAGES - 1) % QG_STAGES, kc + QG_STAGES - 1);
+        cp_commit();
+        const unsigned char *sa = qg_sm + (size_t)(it % QG_STAGES) * STAGE, *sb = sa + QG_A_BYTES;
+        uint4 aw[QG_WR];
+#pragma unroll
+        for (int i = 0; i < QG_WR; i++)
+            aw[i] = *reinterpret_cast<const uint4 *>(sa + (warp * QG_WR + i) * 512 + lane * 16);
+        /* the scales of the groups that end in this chunk (after k-step 1 and 3 for
+         * groups of 32, after k-step 3 otherwise), loaded before the products */
+        float sc[QG_WR][2][2];
+#pragma unroll
+        for (int i = 0; i < QG_WR; i++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int gi = (kc * 64 + 32 * h + 16) / GS;
+                const bool need = GS == 32 || (h == 1 && ((kc + 1) * 64) % GS == 0);
+                sc[i][h][0] = need && live[i] ? __ldg(srow[i] + gi) : 0.f;
+                sc[i][h][1] = need && live[i] ? __ldg(srow[i] + 8 * NG + gi) : 0.f;
+            }
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) {
+            uint32_t af[QG_WR][4];
+#pragma unroll
+            for (int i = 0; i < QG_WR; i++)
+                t2dq<T>::a4(word_of(aw[i], ks), af[i]);
+#pragma unroll
+            for (int jj = 0; jj < NJ / 2; jj++) {
+                uint32_t b[4];
+                const int row = 16 * jj + lrow, ch = 2 * ks + lhalf;
+                ldsm_x4(b, sb + row * 128 + ((ch ^ (row & 7)) << 4));
+#pragma unroll
+                for (int i = 0; i < QG_WR; i++) {
+                    tc<T>::mma(prt[i][2 * jj], af[i], b[0], b[1]);
+                    tc<T>::mma(prt[i][2 * jj + 1], af[i], b[2], b[3]);
+                }
+            }
+            if (ks & 1) {
+                const int h = ks >> 1;
+                const bool gend = GS == 32 || (h == 1 && ((kc + 1) * 64) % GS == 0);
+                if (gend) {
+#pragma unroll
+                    for (int i = 0; i < QG_WR; i++)
+#pragma unroll
+                        for (int j = 0; j < NJ; j++) {
+                            acc[i][j][0] = fmaf(sc[i][h][0], prt[i][j][0], acc[i][j][0]);
+                            acc[i][j][1] = fmaf(sc[i][h][0], prt[i][j][1], acc[i][j][1]);
+                            acc[i][j][2] = fmaf(sc[i][h][1], prt[i][j][2], acc[i][j][2]);
+                            acc[i][j][3] = fmaf(sc[i][h][1], prt[i][j][3], acc[i][j][3]);
+                            prt[i][j][0] = prt[i][j][1] = prt[i][j][2] = prt[i][j][3] = 0.f;
+                        }
+                }
+            }
+        }
+    }
+    cp_wait<0>();
+    __syncthreads();
+
+    /* the block's sums through shared memory: [BN][QG_LDO] fp32, then whole rows of y */
+    float *so = reinterpret_cast<float *>(qg_sm);
+#pragma unroll
+    for (int i = 0; i < QG_WR; i++)
+#pragma unroll
+        for (int j = 0; j < NJ; j++) {
+            const int r = (warp * QG_WR + i) * 16 + g, c = 8 * j + 2 * t;
+            so[c * QG_LDO + r] = acc[i][j][0];
+            so[(c + 1) * QG_LDO + r] = acc[i][j][1];
+            so[c * QG_LDO + r + 8] = acc[i][j][2];
+            so[(c + 1) * QG_LDO + r + 8] = acc[i][j][3];
+        }
+    __syncthreads();
+    const int mn = min(BN, M - m0);
+    for (int e = tid; e < mn * QG_BM; e += QG_WARPS * 32) {
+        const int c = e / QG_BM, r = e % QG_BM, n = rt0 * 16 + r;
+        if (n >= N) continue;
+        const float v = so[c * QG_LDO + r];
+        const int64_t m = m0 + c;
+        if (part) {
+            part[((int64_t)blockIdx.z * M + m) * N + n] = v;
+        } else {
+            float o = v + (bias ? to_f32(bias[n]) : 0.f);
+            if (accumulate) o += to_f32(y[m * ldy + n]);
+            y[m * ldy + n] = from_f32<T>(o);
+        }
+    }
+}
+
+/* y = sum of the S parts in order (+ bias) (+ y). */
+template <typename T>
+__global__ void q4gemm_reduce(T *y, int ldy, const float *part, int S, const T *bias, int M, int N,
+                              int accumulate)
+{
+    const int64_t total = (int64_t)M * N;
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
+         e += (int64_t)gridDim.x * blockDim.x) {
+        float v = 0.f;
+        for (int s = 0; s < S; s++)
+            v += part[s * total + e];
+        const int64_t m = e / N;
+        const int n = (int)(e % N);
+        if (bias) v += to_f32(bias[n]);
+        if (accumulate) v += to_f32(y[m * ldy + n]);
+        y[m * ldy + n] = from_f32<T>(v);
+    }
+}
+
+extern "C" int llm_k_q4_gemm_ok(int dt, const struct llm_k_qw *w, int N, int K, const void *x,
+                                int ldx)
+{
+    return (dt == K_DT_F16 || dt == K_DT_BF16) && w->fmt == LLM_K_Q_INT4 && w->tile && !w->zm &&
+           (w->group == 32 || w->group == 64 || w->group == 128) && K > 0 && K % 64 == 0 &&
+           K % w->group == 0 && N > 0 && N % 16 == 0 && ldx % 8 == 0 && ((uintptr_t)x & 15) == 0;
+}
+
+template <typename T, int GS, int BN>
+static int q4gemm_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w, const T *bias,
+                     int M, int N, int K, int accumulate, float *ws, size_t ws_bytes,
+                     cudaStream_t st)
+{
+    const size_t smem = qg_smem(BN);
+    static bool attr;
+    if (!attr) {
+        cudaError_t e = cudaFuncSetAttribute(
+            q4gemm_kernel<T, GS, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) return (int)e;
+        attr = true;
+    }
+    const int mb = (M + BN - 1) / BN, nb = (N + QG_BM - 1) / QG_BM, KT = K / 64;
+    /* split K (whole groups a part) while the blocks fill fewer than two waves of
+     * the SMs, as far as the workspace holds the parts */
+    const int unit = GS > 64 ? GS / 64 : 1, nu = KT / unit, want = 2 * k_sms();
+    int S = 1;
+    while (S < 16 && S * 2 <= nu && (int64_t)mb * nb * S < want &&
+           (size_t)(S * 2) * M * N * sizeof(float) <= ws_bytes)
+        S *= 2;
+    const int kcs = (nu + S - 1) / S * unit;
+    S = (KT + kcs - 1) / kcs;
+    dim3 grid(mb, nb, S);
+    q4gemm_kernel<T, GS, BN><<<grid, QG_WARPS * 32, smem, st>>>(
+        y, ldy, x, ldx, static_cast<const uint8_t *>(w->q), w->scale, bias, S > 1 ? ws : NULL, M, N,
+        K, kcs, accumulate);
+    if (S > 1) {
+        const int64_t total = (int64_t)M * N;
+        const int blocks = (int)((total + 255) / 256 < 4096 ? (total + 255) / 256 : 4096);
+        q4gemm_reduce<T><<<blocks, 256, 0, st>>>(y, ldy, ws, S, bias, M, N, accumulate);
+    }
+    return (int)cudaGetLastError();
+}
+
+template <typename T, int GS>
+static int q4gemm_bn(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w, const T *bias,
+                     int M, int N, int K, int accumulate, float *ws, size_t ws_bytes,
+                     cudaStream_t st)
+{
+    if (M <= 32)
+        return q4gemm_go<T, GS, 32>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, ws, ws_bytes, st);
+    return q4gemm_go<T, GS, 64>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, ws, ws_bytes, st);
+}
+
+template <typename T>
+static int q4gemm_gs(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w, const T *bias,
+                     int M, int N, int K, int accumulate, float *ws, size_t ws_bytes,
+                     cudaStream_t st)
+{
+    switch (w->group) {
+    case 32:
+        return q4gemm_bn<T, 32>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, ws, ws_bytes, st);
+    case 64:
+        return q4gemm_bn<T, 64>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, ws, ws_bytes, st);
+    default:
+        return q4gemm_bn<T, 128>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, ws, ws_bytes, st);
+    }
+}
+
+extern "C" int llm_k_q4_gemm(int dt, void *y, int ldy, const void *x, int ldx,
+                             const struct llm_k_qw *w, const void *bias, int M, int N, int K,
+                             int accumulate, void *ws, size_t ws_bytes, llm_stream_t stream)
+{
+    if (M <= 0) return 0;
+    if (!llm_k_q4_gemm_ok(dt, w, N, K, x, ldx) || ldy < N) return (int)cudaErrorInvalidValue;
+    cudaStream_t st = (cudaStream_t)stream;
+    float *wsf = static_cast<float *>(ws);
+    if (dt == K_DT_F16)
+        return q4gemm_gs<__half>(static_cast<__half *>(y), ldy, static_cast<const __half *>(x), ldx,
+                                 w, static_cast<const __half *>(bias), M, N, K, accumulate, wsf,
+                                 ws ? ws_bytes : 0, st);
+    return q4gemm_gs<bf16>(static_cast<bf16 *>(y), ldy, static_cast<const bf16 *>(x), ldx, w,
+                           static_cast<const bf16 *>(bias), M, N, K, accumulate, wsf,
+                           ws ? ws_bytes : 0, st);
+}
