@@ -316,6 +316,11 @@ struct llm_k_qw {
     int group;
     int pre_split;
     int tile; /* int4 only: q in the tensor-core tile layout of llm_k_q4_tile */
+    /* int4 in the tile layout with zero points (imported AWQ / GPTQ): the zero
+     * points as integers [N][K / group] (zm beside them for the dequantization);
+     * the tensor-core kernels take codes as q - z (exact in 16 bits), the staged
+     * GEMV and the GEMM only, without a pre-quant scale */
+    const int8_t *zq;
     /* W8A8 (act != LLM_K_A_NONE; fmt fp8 or int8, scale [N] per row):
      * act_scale the static activation scale (NULL: each row's own),
      * smoother [K] or NULL; with pre_split < N both are pairs, rows from

@@ -52,10 +52,11 @@ static __device__ __forceinline__ uint32_t word_of(const uint4 &v, int s)
 /* Block (blockIdx.x, blockIdx.y, blockIdx.z): x rows [BN bx, + BN), output
  * rows [128 by, + 128), chunks [kcs bz, + kcs) of K / 64.  part NULL: y =
  * sums (+ bias) (+ y); else the sums go to part[bz][M][N] in fp32. */
-template <typename T, int GS, int BN>
+template <typename T, int GS, int BN, bool ZP>
 __global__ void __launch_bounds__(QG_WARPS * 32)
     q4gemm_kernel(T *y, int ldy, const T *x, int ldx, const uint8_t *wq, const float *wscale,
-                  const T *bias, float *part, int M, int N, int K, int kcs, int accumulate)
+                  const int8_t *wzq, const T *bias, float *part, int M, int N, int K, int kcs,
+                  int accumulate)
 {
     extern __shared__ __align__(16) unsigned char qg_sm[];
     constexpr int STAGE = (int)qg_stage(BN), NJ = BN / 8;
@@ -92,14 +93,17 @@ __global__ void __launch_bounds__(QG_WARPS * 32)
             for (int e = 0; e < 4; e++)
                 acc[i][j][e] = prt[i][j][e] = 0.f;
 
-    /* this lane's scale rows (g and g + 8 of each of the warp's tiles) */
+    /* this lane's scale rows (g and g + 8 of each of the warp's tiles), and (ZP) zero points */
     const float *srow[QG_WR];
+    const int8_t *zrow[QG_WR];
     bool live[QG_WR];
 #pragma unroll
     for (int i = 0; i < QG_WR; i++) {
         const int rt = rt0 + warp * QG_WR + i;
         live[i] = rt < ntile;
-        srow[i] = wscale + (int64_t)((live[i] ? rt : 0) * 16 + g) * NG;
+        const int64_t o = (int64_t)((live[i] ? rt : 0) * 16 + g) * NG;
+        srow[i] = wscale + o;
+        zrow[i] = ZP ? wzq + o : nullptr;
     }
 
 #pragma unroll
@@ -132,12 +136,27 @@ __global__ void __launch_bounds__(QG_WARPS * 32)
                 sc[i][h][0] = need && live[i] ? __ldg(srow[i] + gi) : 0.f;
                 sc[i][h][1] = need && live[i] ? __ldg(srow[i] + 8 * NG + gi) : 0.f;
             }
+        /* (ZP) the dequantization's constants of the chunk's groups (k-steps 0-1 and 2-3 for
+         * groups of 32) */
+        uint2 zc[QG_WR][2];
+#pragma unroll
+        for (int i = 0; ZP && i < QG_WR; i++)
+#pragma unroll
+            for (int h = 0; h < (GS == 32 ? 2 : 1); h++) {
+                const int gi = (kc * 64 + 32 * h) / GS;
+                zc[i][h] = t2dq<T>::zc(live[i] ? __ldg(zrow[i] + gi) : 0,
+                                       live[i] ? __ldg(zrow[i] + 8 * NG + gi) : 0);
+            }
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
             uint32_t af[QG_WR][4];
 #pragma unroll
-            for (int i = 0; i < QG_WR; i++)
-                t2dq<T>::a4(word_of(aw[i], ks), af[i]);
+            for (int i = 0; i < QG_WR; i++) {
+                if (ZP)
+                    t2dq<T>::a4z(word_of(aw[i], ks), af[i], zc[i][GS == 32 ? ks >> 1 : 0]);
+                else
+                    t2dq<T>::a4(word_of(aw[i], ks), af[i]);
+            }
 #pragma unroll
             for (int jj = 0; jj < NJ / 2; jj++) {
                 uint32_t b[4];
@@ -221,12 +240,13 @@ __global__ void q4gemm_reduce(T *y, int ldy, const float *part, int S, const T *
 extern "C" int llm_k_q4_gemm_ok(int dt, const struct llm_k_qw *w, int N, int K, const void *x,
                                 int ldx)
 {
-    return (dt == K_DT_F16 || dt == K_DT_BF16) && w->fmt == LLM_K_Q_INT4 && w->tile && !w->zm &&
-           (w->group == 32 || w->group == 64 || w->group == 128) && K > 0 && K % 64 == 0 &&
-           K % w->group == 0 && N > 0 && N % 16 == 0 && ldx % 8 == 0 && ((uintptr_t)x & 15) == 0;
+    return (dt == K_DT_F16 || dt == K_DT_BF16) && w->fmt == LLM_K_Q_INT4 && w->tile &&
+           (!w->zm || w->zq) && (w->group == 32 || w->group == 64 || w->group == 128) && K > 0 &&
+           K % 64 == 0 && K % w->group == 0 && N > 0 && N % 16 == 0 && ldx % 8 == 0 &&
+           ((uintptr_t)x & 15) == 0;
 }
 
-template <typename T, int GS, int BN>
+template <typename T, int GS, int BN, bool ZP>
 static int q4gemm_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w, const T *bias,
                      int M, int N, int K, int accumulate, float *ws, size_t ws_bytes,
                      cudaStream_t st)
@@ -235,7 +255,7 @@ static int q4gemm_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *
     static bool attr;
     if (!attr) {
         cudaError_t e = cudaFuncSetAttribute(
-            q4gemm_kernel<T, GS, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+            q4gemm_kernel<T, GS, BN, ZP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (e != cudaSuccess) return (int)e;
         attr = true;
     }
@@ -250,9 +270,9 @@ static int q4gemm_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *
     const int kcs = (nu + S - 1) / S * unit;
     S = (KT + kcs - 1) / kcs;
     dim3 grid(mb, nb, S);
-    q4gemm_kernel<T, GS, BN><<<grid, QG_WARPS * 32, smem, st>>>(
-        y, ldy, x, ldx, static_cast<const uint8_t *>(w->q), w->scale, bias, S > 1 ? ws : NULL, M, N,
-        K, kcs, accumulate);
+    q4gemm_kernel<T, GS, BN, ZP><<<grid, QG_WARPS * 32, smem, st>>>(
+        y, ldy, x, ldx, static_cast<const uint8_t *>(w->q), w->scale, w->zq, bias,
+        S > 1 ? ws : NULL, M, N, K, kcs, accumulate);
     if (S > 1) {
         const int64_t total = (int64_t)M * N;
         const int blocks = (int)((total + 255) / 256 < 4096 ? (total + 255) / 256 : 4096);
@@ -266,9 +286,11 @@ static int q4gemm_bn(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *
                      int M, int N, int K, int accumulate, float *ws, size_t ws_bytes,
                      cudaStream_t st)
 {
-    if (M <= 32)
-        return q4gemm_go<T, GS, 32>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, ws, ws_bytes, st);
-    return q4gemm_go<T, GS, 64>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, ws, ws_bytes, st);
+#define QG_GO(BN, ZP)                                                                              \
+    q4gemm_go<T, GS, BN, ZP>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, ws, ws_bytes, st)
+    if (w->zq) return M <= 32 ? QG_GO(32, true) : QG_GO(64, true);
+    return M <= 32 ? QG_GO(32, false) : QG_GO(64, false);
+#undef QG_GO
 }
 
 template <typename T>

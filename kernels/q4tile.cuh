@@ -71,6 +71,27 @@ template <> struct t2dq<bf16> {
         for (int j = 0; j < 4; j++)
             asm("sub.rn.bf16x2 %0, %1, %2;\n" : "=r"(a[j]) : "r"(r[j]), "r"(0x43084308u));
     }
+    /* the constants of a4z for zero points zlo (row g: a[0], a[2]) and zhi (row g + 8) */
+    static __device__ __forceinline__ uint2 zc(int zlo, int zhi)
+    {
+        const uint32_t l = __bfloat16_as_ushort(__float2bfloat16_rn(136.f + (float)zlo));
+        const uint32_t h = __bfloat16_as_ushort(__float2bfloat16_rn(136.f + (float)zhi));
+        return make_uint2(l | l << 16, h | h << 16);
+    }
+    /* a4 with zero points: 128 + u - (136 + z) = q - z, exact for |z| <= 16 */
+    static __device__ __forceinline__ void a4z(uint32_t w, uint32_t *a, uint2 c)
+    {
+        const uint32_t magic = 0x43004300u;
+        uint32_t r[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            asm("lop3.b32 %0, %1, 0x000f000f, %2, 0xea;\n"
+                : "=r"(r[j])
+                : "r"(w >> (4 * j)), "r"(magic));
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+            asm("sub.rn.bf16x2 %0, %1, %2;\n" : "=r"(a[j]) : "r"(r[j]), "r"(j & 1 ? c.y : c.x));
+    }
 };
 template <> struct t2dq<__half> {
     static __device__ __forceinline__ void a4(uint32_t w, uint32_t *a)
@@ -88,6 +109,30 @@ template <> struct t2dq<__half> {
             asm("fma.rn.f16x2 %0, %1, %2, %3;\n"
                 : "=r"(a[j + 1])
                 : "r"(r[j + 1]), "r"(0x2c002c00u), "r"(0xd480d480u));
+        }
+    }
+    /* the constants of a4z: 1032 + zlo (subtracted, row g) and -(72 + zhi) (added, row g + 8) */
+    static __device__ __forceinline__ uint2 zc(int zlo, int zhi)
+    {
+        const uint32_t l = __half_as_ushort(__float2half_rn(1032.f + (float)zlo));
+        const uint32_t h = __half_as_ushort(__float2half_rn(-72.f - (float)zhi));
+        return make_uint2(l | l << 16, h | h << 16);
+    }
+    /* a4 with zero points: q - z exactly for |z| <= 16 */
+    static __device__ __forceinline__ void a4z(uint32_t w, uint32_t *a, uint2 c)
+    {
+        const uint32_t magic = 0x64006400u, w8 = w >> 8;
+        uint32_t r[4];
+        asm("lop3.b32 %0, %1, 0x000f000f, %2, 0xea;\n" : "=r"(r[0]) : "r"(w), "r"(magic));
+        asm("lop3.b32 %0, %1, 0x00f000f0, %2, 0xea;\n" : "=r"(r[1]) : "r"(w), "r"(magic));
+        asm("lop3.b32 %0, %1, 0x000f000f, %2, 0xea;\n" : "=r"(r[2]) : "r"(w8), "r"(magic));
+        asm("lop3.b32 %0, %1, 0x00f000f0, %2, 0xea;\n" : "=r"(r[3]) : "r"(w8), "r"(magic));
+#pragma unroll
+        for (int j = 0; j < 4; j += 2) {
+            asm("sub.rn.f16x2 %0, %1, %2;\n" : "=r"(a[j]) : "r"(r[j]), "r"(c.x));
+            asm("fma.rn.f16x2 %0, %1, %2, %3;\n"
+                : "=r"(a[j + 1])
+                : "r"(r[j + 1]), "r"(0x2c002c00u), "r"(c.y));
         }
     }
 };

@@ -453,10 +453,17 @@ static int qlaunch(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w,
                       ldy, x, ldx, *w, bias, M, N, K, accumulate, act);
 }
 
+static bool t2_fits(int gated, int pre, int M, int K);
+extern int llm_k_qgemv_shape;
+
 extern "C" int llm_k_qgemv_ok(const struct llm_k_qw *w, int M, int K, int ldx)
 {
     if (!w || M < 1 || M > 8 || ldx % 8 || K % 8) return 0;
     if (w->fmt == LLM_K_Q_INT8) return K % 16 == 0;
+    if (w->fmt == LLM_K_Q_INT4 && w->tile && w->zq) /* the staged kernel only, as if gated */
+        return K % 64 == 0 && (w->group == 32 || w->group == 64 || w->group == 128) &&
+               K % w->group == 0 && !w->pre && (llm_k_qgemv_shape == 0 || llm_k_qgemv_shape > 4) &&
+               t2_fits(1, 0, M, K);
     if (w->fmt == LLM_K_Q_INT4 && w->tile)
         return K % 64 == 0 && w->group > 0 && w->group % 32 == 0 && K % w->group == 0 && !w->zm &&
                M <= (w->pre ? 4 : 8);
@@ -788,7 +795,7 @@ static size_t t2_smem(int es, int np, int ncol, int K, int ks, int nt)
 /* Row tiles blockIdx.x, blockIdx.x + gridDim.x, ... (NT 2: the fc tile and
  * the gate tile N / 16 tiles further, y = act(fc) * gate); warp w takes
  * chunks [w J, w J + J) of each tile's K / 64, U of them in flight. */
-template <typename T, int NT, int GS, int KS, int U, bool PRE>
+template <typename T, int NT, int GS, int KS, int U, bool PRE, bool ZP>
 __global__ void __launch_bounds__(KS * 32)
     qgemv_t2_kernel(T *y, int ldy, const T *x, int ldx, struct llm_k_qw w, const T *bias, int M,
                     int N, int K, int accumulate, int act, struct llm_k_norm_in nrm)
@@ -885,9 +892,13 @@ __global__ void __launch_bounds__(KS * 32)
     for (int ct = blockIdx.x; ct < ntile; ct += gridDim.x) {
         const uint4 *cp = wq + ct * tstride; /* this tile's chunks */
         const float *sp[NT];                 /* rows g (and g + 8 at + 8 ng), this warp's first group */
+        const int8_t *zp[NT];                /* (ZP) their zero points, likewise */
 #pragma unroll
-        for (int i = 0; i < NT; i++)
-            sp[i] = w.scale + (int64_t)((ct + i * ntile) * 16 + g) * ng + kb0 * 64 / GS;
+        for (int i = 0; i < NT; i++) {
+            const int64_t o = (int64_t)((ct + i * ntile) * 16 + g) * ng + kb0 * 64 / GS;
+            sp[i] = w.scale + o;
+            zp[i] = ZP ? w.zq + o : nullptr;
+        }
         for (int j0 = 0; j0 < JP; j0 += U) {
             /* the loads that refill the ring: U positions on, in this tile or the next */
             const bool wrap = j0 + U >= JP;
@@ -908,10 +919,19 @@ __global__ void __launch_bounds__(KS * 32)
                         const uint32_t bw[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
                         const uint32_t wd[4] = {wv[u][i].x, wv[u][i].y, wv[u][i].z, wv[u][i].w};
                         float d[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+                        uint2 zc[2];
+#pragma unroll
+                        for (int h = 0; ZP && h < (GS == 32 ? 2 : 1); h++) {
+                            const int go = GS == 32 ? 2 * j + h : GS == 64 ? j : j >> 1;
+                            zc[h] = t2dq<T>::zc(__ldg(zp[i] + go), __ldg(zp[i] + 8 * ng + go));
+                        }
 #pragma unroll
                         for (int s = 0; s < 4; s++) {
                             uint32_t a[4];
-                            t2dq<T>::a4(wd[s], a);
+                            if (ZP)
+                                t2dq<T>::a4z(wd[s], a, zc[GS == 32 ? s >> 1 : 0]);
+                            else
+                                t2dq<T>::a4(wd[s], a);
                             tc<T>::mma(d[GS == 32 ? s >> 1 : 0], a, bw[2 * s], bw[2 * s + 1]);
                         }
 #pragma unroll
@@ -1023,12 +1043,12 @@ static int t2_sms(void)
     return n;
 }
 
-template <typename T, int NT, int GS, int KS, int U, bool PRE>
-static int t2_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w, const T *bias,
-                 int M, int N, int K, int accumulate, int act, cudaStream_t st,
+template <typename T, int NT, int GS, int KS, int U, bool PRE, bool ZP = false>
+static int t2_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w, const T *bias, int M,
+                 int N, int K, int accumulate, int act, cudaStream_t st,
                  const struct llm_k_norm_in *nrm)
 {
-    auto kern = qgemv_t2_kernel<T, NT, GS, KS, U, PRE>;
+    auto kern = qgemv_t2_kernel<T, NT, GS, KS, U, PRE, ZP>;
     const size_t smem = t2_smem(sizeof(T), PRE && NT == 2 ? 2 : 1, PRE ? 2 * M : M, K, KS, NT);
     static size_t granted = 0, occ_smem; /* the attribute set at first use: the 48 KiB a block
                                           * gets without it include static shared memory */
@@ -1084,6 +1104,22 @@ static int qlaunch_t2(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw 
                       int M, int N, int K, int accumulate, int act, int shape, cudaStream_t st,
                       const struct llm_k_norm_in *nrm)
 {
+    /* zero points (no pre-quant scale): the default shape only */
+#define T2_ZP(GS)                                                                                  \
+    t2_go<T, NT, GS, 8, NT == 2 ? 4 : 8, false, true>(y, ldy, x, ldx, w, bias, M, N, K,            \
+                                                      accumulate, act, st, nrm)
+    if (w->zq) {
+        if (w->pre) return (int)cudaErrorInvalidValue;
+        switch (w->group) {
+        case 32:
+            return T2_ZP(32);
+        case 64:
+            return T2_ZP(64);
+        default:
+            return T2_ZP(128);
+        }
+    }
+#undef T2_ZP
 #define T2_GS(GS)                                                                                  \
     (w->pre ? t2_shape<T, NT, GS, true>(shape, y, ldy, x, ldx, w, bias, M, N, K, accumulate, act,   \
                                         st, nrm)                                                   \
@@ -1108,10 +1144,11 @@ static int tc_pick(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w,
     const int staged = (shape == 0 || shape > 4) &&
                        (w->group == 32 || w->group == 64 || w->group == 128) &&
                        t2_fits(GATED, w->pre != NULL, M, K);
-    if (!staged && nrm) return (int)cudaErrorInvalidValue;
+    if (!staged && (nrm || w->zq)) return (int)cudaErrorInvalidValue;
     if (!staged)
         return qlaunch_tc<T, GATED>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, shape, st);
-    if (N % 16 || K % 64 || w->zm || M > (w->pre ? 4 : 8) || (!GATED && w->pre && w->pre_split < N))
+    if (N % 16 || K % 64 || (w->zm && !w->zq) || M > (w->pre ? 4 : 8) ||
+        (!GATED && w->pre && w->pre_split < N))
         return (int)cudaErrorInvalidValue;
     return qlaunch_t2<T, GATED ? 2 : 1>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, act, shape,
                                         st, nrm);
@@ -1248,7 +1285,8 @@ __global__ void dequant_kernel(T *dst, struct llm_k_qw w, int N, int K)
                 tile_pos(n, k0 + k, K, &wi, &j);
                 const uint32_t wd = reinterpret_cast<const uint32_t *>(w.q)[wi];
                 const float q = (float)((int)((wd >> (4 * j)) & 0xfu) - 8);
-                v[k] = w.scale[n * ng + (k0 + k) / w.group] * q;
+                const int64_t gi = n * ng + (k0 + k) / w.group;
+                v[k] = w.zm ? fmaf(w.scale[gi], q, w.zm[gi]) : w.scale[gi] * q;
             }
         } else if (FMT == LLM_K_Q_INT4) {
             const uint32_t wd = reinterpret_cast<const uint32_t *>(w.q)[t];

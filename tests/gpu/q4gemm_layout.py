@@ -3,9 +3,10 @@
 # numpy: the tile layout (llm_k_q4_tile's tile_pos), the block's shared-memory stages (tiles
 # as copied, x rows with their 16-byte pieces XOR-swizzled), each lane's A fragments from its
 # tile word (t2dq), ldmatrix.x4's B fragments, the m16n8k16 fragment maps, the group scales
-# at the group ends, split K and the staged store - checked against a float64 product.  No
-# GPU needed; run it by hand (python3 tests/gpu/q4gemm_layout.py) when the kernel's indexing
-# changes: it says OK or BAD per shape and exits non-zero on BAD.
+# at the group ends, integral zero points subtracted from the codes, split K and the staged
+# store - checked against a float64 product.  No GPU needed; run it by hand (python3
+# tests/gpu/q4gemm_layout.py, numpy) when the kernel's indexing changes: it says OK or BAD
+# per shape and exits non-zero on BAD.
 import numpy as np, itertools, sys
 rng = np.random.default_rng(1)
 
@@ -32,15 +33,16 @@ def a4(w):  # -> 4 regs, each (lo, hi) values
         out.append((lo, hi))
     return out
 
-def run(M, N, K, GS, BN, S_req):
+def run(M, N, K, GS, BN, S_req, ZP=False):
     W = rng.integers(-8, 8, size=(N, K))
     X = rng.standard_normal((M, K)).astype(np.float64)
     NG = K // GS
     sc = rng.random((N, NG)) + 0.5
+    Z = rng.integers(-8, 9, size=(N, NG)) if ZP else np.zeros((N, NG), dtype=int)
     ref = np.zeros((M, N))
     for n in range(N):
         for g_ in range(NG):
-            ref[:, n] += sc[n, g_] * (X[:, g_*GS:(g_+1)*GS] @ W[n, g_*GS:(g_+1)*GS])
+            ref[:, n] += sc[n, g_] * (X[:, g_*GS:(g_+1)*GS] @ (W[n, g_*GS:(g_+1)*GS] - Z[n, g_]))
     tiles = make_tiles(W, N, K)  # uint32 words
     tbytes = tiles.view(np.uint8)
     WARPS, WR = 4, 2; BM = WARPS * WR * 16; STAGES = 4
@@ -87,8 +89,26 @@ def run(M, N, K, GS, BN, S_req):
                             if need and live:
                                 sc_l[lane, i, h, 0] = sc[rt * 16 + g, gi]
                                 sc_l[lane, i, h, 1] = sc[rt * 16 + g + 8, gi]
+                # zero points of the chunk's groups, per lane and tile (rows g, g + 8)
+                zc = np.zeros((32, WR, 2, 2), dtype=int)
+                for lane in range(32):
+                    g = lane >> 2
+                    for i in range(WR):
+                        rt = rt0 + warp * WR + i
+                        for h in range(2 if GS == 32 else 1):
+                            gi = (kc * 64 + 32 * h) // GS
+                            if rt < ntile and ZP:
+                                zc[lane, i, h] = (Z[rt * 16 + g, gi], Z[rt * 16 + g + 8, gi])
                 for ks in range(4):
-                    af = [[a4(int(aw[lane, i, ks])) for i in range(WR)] for lane in range(32)]
+                    af = []
+                    for lane in range(32):
+                        row = []
+                        for i in range(WR):
+                            zl, zh = zc[lane, i, ks >> 1 if GS == 32 else 0]
+                            f = a4(int(aw[lane, i, ks]))
+                            row.append([(lo - (zh if j & 1 else zl), hi - (zh if j & 1 else zl))
+                                        for j, (lo, hi) in enumerate(f)])
+                        af.append(row)
                     for jj in range(BN // 16):
                         # ldmatrix x4: lane supplies row address
                         addr = []
@@ -154,11 +174,12 @@ def run(M, N, K, GS, BN, S_req):
             else: y[m0 + c, n] = v
     if S > 1: y = part.sum(0)
     err = np.abs(y - ref).max() / np.abs(ref).max()
-    print(f"M={M} N={N} K={K} GS={GS} BN={BN} S={S}: max rel err {err:.2e}", "OK" if err < 1e-9 else "BAD")
+    print(f"M={M} N={N} K={K} GS={GS} BN={BN} S={S} ZP={int(ZP)}: max rel err {err:.2e}", "OK" if err < 1e-9 else "BAD")
     return err < 1e-9
 
 ok = True
 for args in [(33, 176, 256, 64, 64, 1), (9, 144, 256, 32, 32, 2), (40, 272, 384, 128, 32, 1),
-             (70, 160, 512, 128, 64, 2), (5, 48, 128, 32, 32, 1)]:
+             (70, 160, 512, 128, 64, 2), (5, 48, 128, 32, 32, 1), (33, 176, 256, 32, 64, 2, True),
+             (40, 144, 512, 128, 32, 1, True), (9, 160, 256, 64, 32, 1, True)]:
     ok &= run(*args)
 sys.exit(0 if ok else 1)

@@ -201,7 +201,11 @@ PY"
                 --f32 '$qd/w4a16-kvint8.engine' --f32 '$qd/sq.engine' --f32 '$qd/fp8.engine'
             # int4 past the GEMV on the tensor cores from the codes (llm_k_q4_gemm) at any row count
             LLM_CUDA_Q4GEMM=1000000 '$(find_bin test_gpu_forward)' '$qd/w4a16-g32.llm' \
-                '$qd/w4a16-g64.llm' '$qd/awq-g64.llm' '$qd/awq-g32.llm' '$qd/w4a16-kvint8.llm'"
+                '$qd/w4a16-g64.llm' '$qd/awq-g64.llm' '$qd/awq-g32.llm' '$qd/w4a16-kvint8.llm'
+            # imported AWQ / GPTQ (integral zero points) in the tile layout, GEMV and GEMM
+            LLM_CUDA_QTILE_ZP=1 '$(find_bin test_gpu_forward)' '$qd/imp-awq.llm' '$qd/imp-gptq.llm'
+            LLM_CUDA_QTILE_ZP=1 LLM_CUDA_Q4GEMM=1000000 '$(find_bin test_gpu_forward)' \
+                '$qd/imp-awq.llm' '$qd/imp-gptq.llm'"
         rm -rf "$qd"
         ;;
     calib)

@@ -927,6 +927,8 @@ struct qcase {
 };
 
 static int q_tile; /* int4 weights go to the device in the tensor-core tile layout */
+static int q_zint; /* zero points are integers in [-8, 8] (AWQ / GPTQ imports); in the tile
+                    * layout they go to the device as such too (llm_k_qw.zq) */
 static int q_shape; /* the launch shape set (llm_k_set_qgemv_shape), named in tile cases */
 
 /* "T" for the tile layout, then the shape when it is not the default. */
@@ -954,7 +956,8 @@ static void qcase_make(struct qcase *c, int i4, int N, int K, int group, int zp,
     float *pr = pre ? xmalloc(sizeof(float) * (size_t)K) : NULL;
     float unit = (i4 ? 0.25f : 0.02f) / sqrtf((float)K);
     for (size_t i = 0; i < ns; i++) sc[i] = unit * (1.0f + 0.5f * frand());
-    for (size_t i = 0; zp && i < ns; i++) z[i] = 2.0f * frand();
+    for (size_t i = 0; zp && i < ns; i++)
+        z[i] = q_zint ? (float)(irand(17) - 8) : 2.0f * frand();
     for (int i = 0; pre && i < K; i++) pr[i] = 1.0f + 0.6f * frand();
     struct llm_weight *w = &c->w;
     w->present = 1;
@@ -1004,6 +1007,15 @@ static void qcase_make(struct qcase *c, int i4, int N, int K, int group, int zp,
     }
     c->d.scale = dev_copy(ds, sizeof(float) * ns);
     c->d.zm = dz ? dev_copy(dz, sizeof(float) * ns) : NULL;
+    c->d.zq = NULL;
+    if (z && i4 && q_tile && q_zint) {
+        int8_t *zi = xmalloc(ns);
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t g = 0; g < ng; g++)
+                zi[n * ng + g] = (int8_t)z[g * N + n];
+        c->d.zq = dev_copy(zi, ns);
+        free(zi);
+    }
     c->d.pre = pr ? dev_copy(pr, sizeof(float) * (size_t)K) : NULL;
     c->d.group = i4 ? group : 0;
     c->d.pre_split = N;
@@ -1015,7 +1027,7 @@ static void qcase_free(struct qcase *c)
 {
     free(c->q), free(c->scale), free(c->zero), free(c->pre);
     cudaFree((void *)c->d.q), cudaFree((void *)c->d.scale), cudaFree((void *)c->d.zm);
-    cudaFree((void *)c->d.pre);
+    cudaFree((void *)c->d.pre), cudaFree((void *)c->d.zq);
 }
 
 /* path 0: the quantized GEMV (M <= 8); 1: the dense path (x * pre, dequantize,
@@ -1131,8 +1143,9 @@ static struct llm_k_qw qstack(const struct qcase *h, int i4, int I, int K, int g
     int64_t ng = i4 ? K / group : 1;
     size_t qb = i4 ? (size_t)I * K / 2 : (size_t)I * K, ns = (size_t)(I * ng);
     struct llm_k_qw d = h[0].d;
-    void *dq, *dsc, *dzm = NULL, *dpre = NULL;
+    void *dq, *dsc, *dzm = NULL, *dpre = NULL, *dzq = NULL;
     CUDA(cudaMalloc(&dq, 2 * qb));
+    if (h[0].d.zq) CUDA(cudaMalloc(&dzq, 2 * ns));
     CUDA(cudaMalloc(&dsc, 2 * ns * sizeof(float)));
     if (h[0].d.zm) CUDA(cudaMalloc(&dzm, 2 * ns * sizeof(float)));
     if (h[0].d.pre) CUDA(cudaMalloc(&dpre, 2 * (size_t)K * sizeof(float)));
@@ -1141,18 +1154,19 @@ static struct llm_k_qw qstack(const struct qcase *h, int i4, int I, int K, int g
         CUDA(cudaMemcpy((float *)dsc + k * ns, h[k].d.scale, ns * 4, cudaMemcpyDeviceToDevice));
         if (dzm)
             CUDA(cudaMemcpy((float *)dzm + k * ns, h[k].d.zm, ns * 4, cudaMemcpyDeviceToDevice));
+        if (dzq) CUDA(cudaMemcpy((int8_t *)dzq + k * ns, h[k].d.zq, ns, cudaMemcpyDeviceToDevice));
         if (dpre)
             CUDA(cudaMemcpy((float *)dpre + (size_t)k * K, h[k].d.pre, (size_t)K * 4,
                             cudaMemcpyDeviceToDevice));
     }
-    d.q = dq, d.scale = dsc, d.zm = dzm, d.pre = dpre, d.pre_split = I;
+    d.q = dq, d.scale = dsc, d.zm = dzm, d.pre = dpre, d.zq = dzq, d.pre_split = I;
     return d;
 }
 
 static void qstack_free(struct llm_k_qw *d)
 {
     cudaFree((void *)d->q), cudaFree((void *)d->scale), cudaFree((void *)d->zm);
-    cudaFree((void *)d->pre);
+    cudaFree((void *)d->pre), cudaFree((void *)d->zq);
 }
 
 /* The gated MLP's stacked fc / gate rows, each with its own pre-quant scale,
@@ -1213,11 +1227,13 @@ static void qnorm_case(int dt, int kind, int gated, int M, int N, int K, int gro
 {
     char name[200];
     snprintf(name, sizeof name,
-             "QGEMV_NORM(dt=%s,%s,gated=%d,m=%d,n=%d,k=%d,g=%d,pre=%d,bias=%d,acc=%d)",
-             llm_dtype_name(dt), kind ? "layer" : "rms", gated, M, N, K, group, pre, bias, acc);
+             "QGEMV_NORM(dt=%s,%s,gated=%d,m=%d,n=%d,k=%d,g=%d,pre=%d,bias=%d,acc=%d%s)",
+             llm_dtype_name(dt), kind ? "layer" : "rms", gated, M, N, K, group, pre, bias, acc,
+             q_zint && !pre ? ",zp=1" : "");
     if (!want(name)) return;
     struct qcase h[2];
-    for (int k = 0; k <= gated; k++) qcase_make(&h[k], 1, N, K, group, 0, pre);
+    for (int k = 0; k <= gated; k++)
+        qcase_make(&h[k], 1, N, K, group, q_zint && !pre, pre);
     if (kind != LLM_K_NORM_RMS) { /* LayerNorm stays a launch of its own */
         const int taken = llm_k_qgemv_norm_ok(&h[0].d, kind, gated, M, N, K);
         n_cases++, n_failed += taken;
@@ -1399,6 +1415,23 @@ static void test_qlinear(void)
             qlinear_case(dt, 2, 1, 320, 3072, 4096, 128, 0, 1, 1, 1);
             qlinear_case(dt, 2, 1, 600, 1024, 4096, 32, 0, 0, 0, 1);
         }
+        /* integral zero points in the tile layout (imported AWQ / GPTQ): the staged GEMV,
+         * the gated pair, the norm folded in, the dequantized path and the GEMM */
+        q_zint = 1;
+        for (int mi = 0; mi < 4; mi++)
+            for (int s = 0; s < 3; s++, v++)
+                qlinear_case(dt, 0, 1, tm[mi], tk[s][0], tk[s][1], gs[v % 3], 1, 0, v % 3 == 1,
+                             v % 4 == 2);
+        for (int m = 1; m <= 8; m += 7)
+            for (int act = 0; act < 4; act += 3)
+                qgated_case(dt, 1, act, m, 1008, 512, 32 << (act & 1 ? 2 : 0), 1, 0, m == 1);
+        qnorm_case(dt, 0, 0, 3, 4096, 4096, 128, 0, 1, 0);
+        qnorm_case(dt, 0, 1, 1, 1008, 2048, 64, 0, 0, 0);
+        qlinear_case(dt, 1, 1, 17, 1008, 256, 64, 1, 0, 1, 1);
+        for (int mi = 0; mi < 4; mi++)
+            qlinear_case(dt, 2 + (mi & 1), 1, 9 + 40 * mi, 1008 + 1024 * mi, 2048, gs[mi % 3], 1, 0,
+                         mi & 1, mi >> 1);
+        q_zint = 0;
         /* a norm folded in: RMS and LayerNorm, plain and gated, with and without pre */
         for (int kind = 0; kind < 2; kind++)
             for (int f = 0; f < 4; f++) {

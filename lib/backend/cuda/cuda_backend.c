@@ -245,7 +245,22 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
      * codes are made on the device) and are re-laid there. */
     const char *qt = getenv("LLM_CUDA_QTILE");
     const int want_tile = qt ? strcmp(qt, "0") != 0 : !any_pre || gs == 32 || gs == 64 || gs == 128;
-    const int tile = i4 && c->dt != LLM_DTYPE_F32 && !any_zero && want_tile &&
+    /* zero points in the tile layout (LLM_CUDA_QTILE_ZP=1; off until measured on a GPU):
+     * integers within +-16 (what AWQ and GPTQ imports hold), no pre-quant scale, the
+     * staged kernel's groups; the codes are then taken as q - z */
+    const char *qz = getenv("LLM_CUDA_QTILE_ZP");
+    int zp_tile =
+        i4 && any_zero && !any_pre && qz && !strcmp(qz, "1") && (gs == 32 || gs == 64 || gs == 128);
+    for (int i = 0; i < k && zp_tile; i++) {
+        if (!w[i]->zero.data) continue;
+        int e = 0;
+        float *z = side_f32(&w[i]->zero, (uint64_t)(ng * N), "zero", w[i]->name, &e);
+        if (!z) return e;
+        for (int64_t j = 0; j < ng * N && zp_tile; j++)
+            zp_tile = z[j] == floorf(z[j]) && fabsf(z[j]) <= 16.f;
+        free(z);
+    }
+    const int tile = i4 && c->dt != LLM_DTYPE_F32 && (!any_zero || zp_tile) && want_tile &&
                      llm_k_q4_tile_ok((int)N, (int)K, 0);
     int rc = dalloc(c, &out->w, (uint64_t)k * (uint64_t)N * rowb, w0->name);
     if (rc) return rc;
@@ -271,8 +286,9 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
     if (rc) return rc;
     const size_t nsc = (size_t)k * (size_t)N * (size_t)ng;
     float *sc = malloc(sizeof(float) * nsc), *zm = any_zero ? calloc(nsc, sizeof(float)) : NULL;
+    int8_t *zq = any_zero && tile ? calloc(nsc, 1) : NULL;
     float *pre = any_pre ? malloc(sizeof(float) * (size_t)k * (size_t)K) : NULL;
-    if (!sc || (any_zero && !zm) || (any_pre && !pre)) {
+    if (!sc || (any_zero && !zm) || (any_zero && tile && !zq) || (any_pre && !pre)) {
         rc = llm_err_set(LLM_ENOMEM, "cuda backend: out of memory for '%s'", w0->name);
         goto out;
     }
@@ -296,7 +312,9 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
             for (int64_t g = 0; g < ng; g++) {
                 float v = i4 ? s[g * N + n] : ns == 1 ? s[0] : s[n];
                 ds[n * ng + g] = v;
-                if (z) zm[(size_t)i * (size_t)N * (size_t)ng + (size_t)(n * ng + g)] = -v * z[g * N + n];
+                const size_t zi = (size_t)i * (size_t)N * (size_t)ng + (size_t)(n * ng + g);
+                if (z) zm[zi] = -v * z[g * N + n];
+                if (z && zq) zq[zi] = (int8_t)z[g * N + n];
             }
         if (pre)
             for (int64_t j = 0; j < K; j++) pre[(size_t)i * (size_t)K + (size_t)j] = p ? p[j] : 1.0f;
@@ -312,7 +330,9 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
     out->q.pre_split = (int)N;
     out->q.tile = tile;
     if ((rc = upload_bytes(c, (void **)&out->q.scale, sc, sizeof(float) * nsc, "scales")) ||
-        (zm && (rc = upload_bytes(c, (void **)&out->q.zm, zm, sizeof(float) * nsc, "zero points"))) ||
+        (zm &&
+         (rc = upload_bytes(c, (void **)&out->q.zm, zm, sizeof(float) * nsc, "zero points"))) ||
+        (zq && (rc = upload_bytes(c, (void **)&out->q.zq, zq, nsc, "zero points"))) ||
         (pre && (rc = upload_bytes(c, (void **)&out->q.pre, pre,
                                    sizeof(float) * (size_t)k * (size_t)K, "pre-quant scales"))))
         goto out;
@@ -323,6 +343,7 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
 out:
     free(sc);
     free(zm);
+    free(zq);
     free(pre);
     return rc;
 }
@@ -610,7 +631,8 @@ static int make_alibi(struct cu_be *c)
  * int4 weights in the tile layout take the tensor-core GEMM on their codes instead of the
  * dequantization (0 = never), LLM_CUDA_QGEMV_SHAPE=<s>
  * its single-row tile shape, LLM_CUDA_QTILE=0|1 int4 weights never / always in the
- * tensor-core tile layout (default: all without zero points); LLM_CUDA_NORM_FUSE=0 norms
+ * tensor-core tile layout (default: all without zero points); LLM_CUDA_QTILE_ZP=1 int4 with
+ * integral zero points in the tile layout too (default off); LLM_CUDA_NORM_FUSE=0 norms
  * before int4 tile products as their own launch; LLM_CUDA_GRAPHS=1 decode graphs; LLM_CUDA_GATED=0
  * no fused gate/up GEMV; LLM_CUDA_PDL=0 no programmatic dependent launch;
  * LLM_CUDA_GEMV_SPLIT=0..5 single-row product shapes (0: chosen per shape);

@@ -392,6 +392,7 @@ static struct llm_k_qw q_rows(const struct cu_w *w, int r0, int k)
     q.q = (const char *)q.q + (int64_t)r0 * rowb;
     q.scale += (int64_t)r0 * ng;
     if (q.zm) q.zm += (int64_t)r0 * ng;
+    if (q.zq) q.zq += (int64_t)r0 * ng;
     if ((q.pre || q.act) && r0 >= q.pre_split) {
         if (q.pre) q.pre += k;
         if (q.act_scale) q.act_scale += 1;
