@@ -19,7 +19,9 @@
  *   GPTQ    qweight [in * bits / 32, out] (inputs packed, low bits first),
  *           qzeros [in / g, out * bits / 32] (outputs packed; zero - 1 in the
  *           "gptq" checkpoint format), g_idx [in].  4 bits: int4 groups as
- *           AWQ; 8 bits (one group per channel): int8 codes q - zero with
+ *           AWQ (group_size -1: one group of all a weight's inputs, scales
+ *           [1, out], the section's group_size -1); 8 bits (one group per
+ *           channel): int8 codes q - zero with
  *           per_channel_scale, when every code fits.  Act-order (a g_idx
  *           other than i / g): the inputs sorted by group, stably, give a
  *           permutation perm; column j of the stored weight is input
@@ -211,9 +213,10 @@ static int scheme_gptq(const struct llm_hf_quant *hq0, const char *src, struct l
     if (cf && strcmp(cf, "gptq") && strcmp(cf, "gptq_v2"))
         return refuse(src, what, "only the gptq and gptq_v2 checkpoint formats are imported");
     if (hq->bits != 4 && hq->bits != 8) return refuse(src, what, "only 4 and 8 bits are imported");
-    if (hq->bits == 4 && hq->group_size <= 0)
-        return refuse(src, what, "4-bit GPTQ needs a positive group_size (int4 weights are "
-                      "group-wise)");
+    if (hq->bits == 4 && hq->group_size <= 0 && hq->group_size != -1)
+        return refuse(src, what,
+                      "4-bit GPTQ needs a positive group_size, or -1 (one group per "
+                      "channel)");
     if (hq->bits == 8 && hq->group_size != -1)
         return refuse(src, what, "8-bit weights take one scale per channel (group_size -1)");
     s->kind = LLM_HFQ_GPTQ;

@@ -68,6 +68,11 @@ int llm_partition_check(const struct llm_model_desc *d, const struct llm_quant *
         return llm_err_set(LLM_EINVAL, "tp %d does not divide the MLP's inner size %lld", tp,
                            (long long)d->intermediate);
     }
+    if (q && q->group_size < 0 && tp > 1)
+        return llm_err_set(LLM_EUNSUPPORTED,
+                           "tp %d: int4 weights with one group per channel "
+                           "(group_size -1) are not split across ranks (pp splits them)",
+                           tp);
     if (q && q->group_size > 0 && tp > 1) {
         int64_t g = q->group_size, att = (int64_t)d->n_heads * d->head_dim / tp;
         if (att % g || (d->intermediate / mtp) % g)

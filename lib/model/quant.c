@@ -92,9 +92,12 @@ int llm_quant_from_json(struct llm_quant *q, const json_t *j, const char *src)
     if (rc) return rc;
     const json_t *g = json_object_get(j, "group_size");
     if (g && !json_is_null(g)) {
-        if (!json_is_integer(g) || json_integer_value(g) < 1 || json_integer_value(g) > 1 << 20)
-            return llm_err_set(LLM_EFORMAT, "'%s': quantization.group_size must be a positive "
-                               "integer", src);
+        if (!json_is_integer(g) || json_integer_value(g) > 1 << 20 ||
+            (json_integer_value(g) < 1 && json_integer_value(g) != -1))
+            return llm_err_set(LLM_EFORMAT,
+                               "'%s': quantization.group_size must be a positive "
+                               "integer or -1 (one group per channel)",
+                               src);
         q->group_size = (int)json_integer_value(g);
     }
     const json_t *z = json_object_get(j, "has_zero_point"), *p = json_object_get(j, "pre_quant_scale");
@@ -124,7 +127,7 @@ int llm_quant_from_json(struct llm_quant *q, const json_t *j, const char *src)
     }
     int group = q->algo == LLM_QUANT_W4A16 || q->algo == LLM_QUANT_W4A16_AWQ ||
                 q->algo == LLM_QUANT_W4A16_GPTQ;
-    if (group && q->group_size <= 0)
+    if (group && q->group_size == 0)
         return llm_err_set(LLM_EFORMAT, "'%s': quantization %s needs a group_size", src,
                            algo_names[q->algo]);
     return 0;

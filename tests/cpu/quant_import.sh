@@ -22,8 +22,8 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 declare -A ALGO=([fp8-static]=FP8 [fp8-modelopt]=FP8 [fp8-dynamic]=FP8_PER_CHANNEL_PER_TOKEN
                  [awq]=W4A16_AWQ [gptq]=W4A16_GPTQ [gptq-8bit]=W8A16_GPTQ
-                 [gptq-act-order]=W4A16_GPTQ)
-for name in fp8-static fp8-dynamic fp8-modelopt awq gptq gptq-8bit gptq-act-order; do
+                 [gptq-act-order]=W4A16_GPTQ [gptq-channel]=W4A16_GPTQ)
+for name in fp8-static fp8-dynamic fp8-modelopt awq gptq gptq-8bit gptq-act-order gptq-channel; do
     d=$Q/$name
     n=$((n + 1))
     if ! "$CONV" -q "$d" -o "$T/$name.llm" 2>"$T/err"; then
@@ -58,6 +58,26 @@ if [ -f "$T/gptq-act-order.llm" ]; then
     fi
     "$B/cmd/llm-info" "$T/gptq.llm" 2>&1 | grep -q 'act_order\|\.perm' &&
         fail "gptq: a permutation on a checkpoint without act-order"
+fi
+# 4-bit GPTQ with one group per channel (group_size -1): each weight's scales are one group
+# of all its inputs ([1, out]), the section says -1; tensor parallelism would split that
+# group and is refused by name, pipeline stages keep it whole
+if [ -f "$T/gptq-channel.llm" ]; then
+    "$B/cmd/llm-info" "$T/gptq-channel.llm" >"$T/info" 2>&1
+    grep -q '"group_size":-1' "$T/info" || fail "gptq-channel: $(grep quantization "$T/info")"
+    grep -q 'f32 *\[1, 192\].*attention.qkv.weights_scaling_factor' "$T/info" ||
+        fail "gptq-channel: qkv scales are not one group [1, 192]"
+    if [ -x "$B/cmd/llm-shard" ]; then
+        if "$B/cmd/llm-shard" --tp 2 "$T/gptq-channel.llm" -o "$T/tp2c" 2>"$T/err"; then
+            fail "gptq-channel: llm-shard --tp 2 split a one-group weight"
+        elif [ "$(wc -l <"$T/err")" != 1 ] || ! grep -q "one group per channel" "$T/err"; then
+            fail "gptq-channel: llm-shard --tp 2: $(cat "$T/err")"
+        fi
+        "$B/cmd/llm-shard" -q --pp 3 "$T/gptq-channel.llm" -o "$T/pp3c" 2>"$T/err" &&
+            "$B/cmd/llm-shard" -q --merge "$T/pp3c" -o "$T/mergedc.llm" 2>>"$T/err" &&
+            cmp -s "$T/mergedc.llm" "$T/gptq-channel.llm" ||
+            fail "gptq-channel: llm-shard --pp 3 and --merge: $(cat "$T/err")"
+    fi
 fi
 # ModelOpt and compressed-tensors, same values: the same tensors, byte for byte
 if [ -f "$T/fp8-static.llm" ] && [ -f "$T/fp8-modelopt.llm" ]; then

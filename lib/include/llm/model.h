@@ -424,7 +424,7 @@ enum llm_kv_quant { LLM_KV_QUANT_NONE = 0, LLM_KV_QUANT_FP8, LLM_KV_QUANT_INT8, 
 struct llm_quant {
     int algo;               /* enum llm_quant_algo */
     int kv_algo;            /* enum llm_kv_quant */
-    int group_size;         /* int4 group-wise formats (0 otherwise) */
+    int group_size;         /* int4 group-wise formats (0 otherwise; -1 one group per channel) */
     int has_zero_point;
     int pre_quant_scale;    /* AWQ: a prequant_scaling_factor per input channel */
     int act_order;          /* some weights read permuted inputs (<stem>.perm; GPTQ act-order) */
