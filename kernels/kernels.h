@@ -398,6 +398,10 @@ int llm_k_dequant(int dt, void *dst, const struct llm_k_qw *w, int N, int K, llm
 /* dst[m][k] = x[m][k] * pre[k] (AWQ before a dense product), rounded once to dt. */
 int llm_k_prescale(int dt, void *dst, int ldd, const void *x, int ldx, const float *pre, int M,
                    int K, llm_stream_t stream);
+/* dst[m][j] = x[m][perm[j]] for j < K (a weight stored on permuted inputs,
+ * GPTQ act-order: y = W . x[perm]); perm device int32 [K], every index < ldx. */
+int llm_k_gather_cols(int dt, void *dst, int ldd, const void *x, int ldx, const int32_t *perm,
+                      int M, int K, llm_stream_t stream);
 /* Whether llm_k_q4_gemm takes this weight and x: int4 in the tile layout
  * without zero points, f16 / bf16, groups 32, 64, 128, x 16-byte aligned with
  * ldx % 8 == 0. */

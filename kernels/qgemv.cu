@@ -1360,3 +1360,32 @@ extern "C" int llm_k_prescale(int dt, void *dst, int ldd, const void *x, int ldx
     });
     return 0;
 }
+
+/* dst[m][j] = x[m][perm[j]]: the inputs of a weight stored on permuted inputs. */
+template <typename T>
+__global__ void gather_cols_kernel(T *dst, int ldd, const T *x, int ldx, const int32_t *perm, int M,
+                                   int K)
+{
+    pdl_wait();
+    pdl_trigger();
+    const int64_t total = (int64_t)M * K;
+    for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
+         t += (int64_t)gridDim.x * blockDim.x) {
+        const int m = (int)(t / K), j = (int)(t - (int64_t)m * K);
+        dst[(int64_t)m * ldd + j] = x[(int64_t)m * ldx + __ldg(perm + j)];
+    }
+}
+
+extern "C" int llm_k_gather_cols(int dt, void *dst, int ldd, const void *x, int ldx,
+                                 const int32_t *perm, int M, int K, llm_stream_t stream)
+{
+    if (M <= 0 || K <= 0) return 0;
+    if (dst == x || ldd < K) return (int)cudaErrorInvalidValue;
+    const int64_t total = (int64_t)M * K;
+    const int grid = (int)(total / 256 + 1 < 132 * 16 ? total / 256 + 1 : 132 * 16);
+    DISPATCH_DT(dt, T, {
+        return launch_pdl(gather_cols_kernel<T>, dim3(grid), dim3(256), 0, stream, (T *)dst, ldd,
+                          (const T *)x, ldx, perm, M, K);
+    });
+    return 0;
+}

@@ -6,7 +6,7 @@
 # quantization section is the one llm-quantize writes for the scheme; ModelOpt's
 # FP8 export gives the same tensors as compressed-tensors' of the same values;
 # GPTQ act-order is stored with an input permutation: its section says
-# act_order, only the cpu backend runs it, and every weight equals the
+# act_order, both backends list it, and every weight equals the
 # checkpoint's dequantized one (actorder-layout, recomputed independently);
 # every broken checkpoint (quant/bad/*) is refused in one line holding
 # expect.txt, with no output file left behind.
@@ -40,7 +40,7 @@ if [ -f "$T/gptq-act-order.llm" ]; then
     grep -q '"act_order":true' "$T/info" || fail "gptq-act-order: the section has no act_order"
     [ "$(grep -c 'i32 .*\.perm$' "$T/info")" = 15 ] ||
         fail "gptq-act-order: expected 15 perm tensors (5 linears x 3 layers)"
-    grep -q 'runs on: cpu$' "$T/info" || fail "gptq-act-order: $(grep 'runs on' "$T/info")"
+    grep -q 'runs on: cpu, cuda$' "$T/info" || fail "gptq-act-order: $(grep 'runs on' "$T/info")"
     "$B/tests/cpu/actorder-layout" "$Q/gptq-act-order/model.safetensors" \
         "$T/gptq-act-order.llm" 3 || fail "gptq-act-order: stored weights"
     # llm-shard: inputs split over ranks cannot follow a permutation (refused

@@ -706,15 +706,20 @@ static void test_errors(void)
     CHECK(llm_model_supported(&mm->m, &llm_cpu_caps) == 0, "the cpu table refused --ep: %s",
           llm_errmsg());
     mm->m.desc.part.ep = 0;
-    /* weights on permuted inputs (GPTQ act-order, <stem>.perm) likewise: the
-     * section's act_order is the feature the CUDA table lacks */
+    /* weights on permuted inputs (GPTQ act-order, <stem>.perm): the section's
+     * act_order is a feature both tables list (the CUDA backend gathers the
+     * inputs in stored order before the product), and one a table without it
+     * refuses by name */
     mm->m.quant.act_order = 1;
-    CHECK(llm_model_supported(&mm->m, &llm_cuda_caps) == LLM_EUNSUPPORTED &&
-              strstr(llm_errmsg(), "it needs weights on permuted inputs (GPTQ act-order) (the "
-                                   "cpu backend runs it: --device cpu)"),
-          "act-order weights accepted by the cuda table: %s", llm_errmsg());
+    CHECK(llm_model_supported(&mm->m, &llm_cuda_caps) == 0, "the cuda table refused act_order: %s",
+          llm_errmsg());
     CHECK(llm_model_supported(&mm->m, &llm_cpu_caps) == 0, "the cpu table refused act_order: %s",
           llm_errmsg());
+    lacking.features = llm_cuda_caps.features & ~LLM_FEAT_BIT(LLM_FEAT_W_PERM);
+    CHECK(llm_model_supported(&mm->m, &lacking) == LLM_EUNSUPPORTED &&
+              strstr(llm_errmsg(), "it needs weights on permuted inputs (GPTQ act-order) (the "
+                                   "cpu backend runs it: --device cpu)"),
+          "act-order weights accepted by a table without them: %s", llm_errmsg());
     mm->m.quant.act_order = 0;
     o.kv_bytes = 10;
     CHECK(llm_backend_cpu_create(&x, &mm->m, &o) == LLM_ECAPACITY, "10-byte kv pool accepted");

@@ -166,7 +166,8 @@ PY"
         # norms, and kept), per tensor and unsmoothed;
         # an fp8 and an int8 KV cache, alone and with fp8 / w4a16 weights),
         # f32 engines of three of them (llm-build keeps the codes and scales),
-        # and the imported pre-quantized fixtures (AWQ and GPTQ with zero points; fp8 in f32
+        # and the imported pre-quantized fixtures (AWQ and GPTQ with zero points, GPTQ act-order
+        # (inputs gathered by its permutation) and one group per channel; fp8 in f32
         # compute only: random tiny weights with 8-bit activations leave too few rows decided in
         # 16-bit, measured nmse 5-7.6e-3 with every decided row agreeing), CUDA against CPU
         qd=$(mktemp -d "${TMPDIR:-/tmp}/qmodels-XXXXXX")
@@ -187,7 +188,7 @@ PY"
             '$q' -q --no-eval --kv int8 --calib '$c' '$m' -o '$qd/kv-int8.llm'
             '$q' -q --no-eval -m fp8 --kv fp8 --calib '$c' '$m' -o '$qd/fp8-kvfp8.llm'
             '$q' -q --no-eval -m w4a16 --group-size 32 --kv int8 --calib '$c' '$m' -o '$qd/w4a16-kvint8.llm'
-            for f in awq gptq gptq-8bit fp8-static fp8-dynamic; do
+            for f in awq gptq gptq-8bit gptq-act-order gptq-channel fp8-static fp8-dynamic; do
                 '$(find_bin llm-convert)' -q '$ROOT/tests/fixtures/quant/'\$f -o '$qd/imp-'\$f.llm
             done
             for f in w4a16-kvint8 sq fp8; do  # quantized engines: codes and scales as stored
@@ -197,7 +198,7 @@ PY"
                 '$qd/awq-g64.llm' '$qd/awq-g32.llm' '$qd/sq.llm' '$qd/sq-static.llm' '$qd/sq-nofold.llm' \
                 '$qd/sq-plain.llm' '$qd/fp8pc.llm' '$qd/fp8.llm' '$qd/kv-fp8.llm' '$qd/kv-int8.llm' \
                 '$qd/fp8-kvfp8.llm' '$qd/w4a16-kvint8.llm' '$qd/imp-awq.llm' '$qd/imp-gptq.llm' \
-                '$qd/imp-gptq-8bit.llm' --f32 '$qd/imp-fp8-static.llm' --f32 '$qd/imp-fp8-dynamic.llm' \
+                '$qd/imp-gptq-8bit.llm' '$qd/imp-gptq-act-order.llm' '$qd/imp-gptq-channel.llm' --f32 '$qd/imp-fp8-static.llm' --f32 '$qd/imp-fp8-dynamic.llm' \
                 --f32 '$qd/w4a16-kvint8.engine' --f32 '$qd/sq.engine' --f32 '$qd/fp8.engine'
             # int4 past the GEMV on the tensor cores from the codes (llm_k_q4_gemm) at any row count
             LLM_CUDA_Q4GEMM=1000000 '$(find_bin test_gpu_forward)' '$qd/w4a16-g32.llm' \

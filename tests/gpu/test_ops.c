@@ -1326,6 +1326,46 @@ static void test_q4_tile_dev(void)
     }
 }
 
+/* llm_k_gather_cols (GPTQ act-order inputs): x's columns in a random order,
+ * from rows wider than K (a strided buffer), byte for byte. */
+static void test_gather_cols(void)
+{
+    const int mk[][3] = {{1, 64, 64}, {7, 160, 192}, {33, 4096, 4096}, {5, 11008, 22016}};
+    for (int di = 0; di < 3; di++)
+        for (int s = 0; s < 4; s++) {
+            const int dt = DTS[di], M = mk[s][0], K = mk[s][1], ldx = mk[s][2];
+            char name[96];
+            snprintf(name, sizeof name, "GATHER_COLS(dt=%s,m=%d,k=%d,ldx=%d)", llm_dtype_name(dt),
+                     M, K, ldx);
+            if (!want(name)) continue;
+            void *x_h;
+            float *x = rand_vals((size_t)M * ldx, 1.f, dt, &x_h);
+            int32_t *perm = xmalloc(sizeof(int32_t) * (size_t)K);
+            for (int j = 0; j < K; j++)
+                perm[j] = j;
+            for (int j = K - 1; j > 0; j--) { /* Fisher-Yates */
+                const int r = irand(j + 1), t = perm[j];
+                perm[j] = perm[r], perm[r] = t;
+            }
+            const size_t es = esize(dt);
+            uint8_t *ref = xmalloc((size_t)M * K * es), *got = xmalloc((size_t)M * K * es);
+            for (int m = 0; m < M; m++)
+                for (int j = 0; j < K; j++)
+                    memcpy(ref + ((size_t)m * K + j) * es,
+                           (const uint8_t *)x_h + ((size_t)m * ldx + perm[j]) * es, es);
+            void *dx = dev_copy(x_h, (size_t)M * ldx * es), *dp = dev_copy(perm, 4 * (size_t)K);
+            void *dy = dev_poison((size_t)M * K * es);
+            int e = llm_k_gather_cols(dt, dy, K, dx, ldx, dp, M, K, NULL);
+            if (!e) e = (int)cudaMemcpy(got, dy, (size_t)M * K * es, cudaMemcpyDeviceToHost);
+            const int ok = !e && !memcmp(got, ref, (size_t)M * K * es);
+            n_cases++;
+            n_failed += !ok;
+            printf("%-72s rc %d  %s\n", name, e, ok ? "ok" : "FAIL");
+            cudaFree(dx), cudaFree(dp), cudaFree(dy);
+            free(x), free(x_h), free(perm), free(ref), free(got);
+        }
+}
+
 static void test_qlinear(void)
 {
     /* (N, K): square, odd N (tails of the 4-warp blocks), wide K, Llama-2-7B down */
@@ -2531,6 +2571,7 @@ int main(int argc, char **argv)
     test_exact();
     test_linear();
     test_q4_tile_dev();
+    test_gather_cols();
     test_qlinear();
     test_w8a8();
     test_attn();

@@ -231,6 +231,15 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
         any_zero |= w[i]->zero.data != NULL;
         any_pre |= w[i]->prequant.data != NULL;
     }
+    /* GPTQ act-order: one order of the inputs for the stacked parts (fc and gate read the
+     * same input, and GPTQ orders both by the same statistics) */
+    for (int i = 1; i < k; i++)
+        if (!w0->perm.data != !w[i]->perm.data ||
+            (w0->perm.data && memcmp(w0->perm.data, w[i]->perm.data, sizeof(int32_t) * (size_t)K)))
+            return llm_err_set(LLM_EUNSUPPORTED,
+                               "cuda backend: '%s' and '%s' read their inputs "
+                               "in different orders (GPTQ act-order; --device cpu runs them)",
+                               w0->name, w[i]->name);
     const int gs = i4 ? w0->group_size : 0;
     if (i4 && (gs <= 0 || K % gs || K % 2))
         return llm_err_set(LLM_ESHAPE, "'%s': group size %d does not divide %lld input channels",
@@ -340,6 +349,12 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
     uint64_t dense = (uint64_t)k * (uint64_t)N * (uint64_t)K * c->es;
     if (dense > c->q_dense_bytes) c->q_dense_bytes = dense;
     if (pre && (uint64_t)K > c->q_xs_elems) c->q_xs_elems = (uint64_t)K;
+    if (w0->perm.data) { /* validated by the loader: int32 [K], a permutation */
+        if ((rc = upload_bytes(c, (void **)&out->perm, w0->perm.data, sizeof(int32_t) * (size_t)K,
+                               "input order")))
+            goto out;
+        if ((uint64_t)K > c->perm_elems) c->perm_elems = (uint64_t)K;
+    }
 out:
     free(sc);
     free(zm);
@@ -783,6 +798,9 @@ static int make_workspace(struct cu_be *c)
         return rc;
     if (c->q_xs_elems &&
         (rc = dalloc(c, &c->q_xs, T * c->q_xs_elems * es, "pre-quant scaled activations")))
+        return rc;
+    if (c->perm_elems &&
+        (rc = dalloc(c, &c->perm_x, T * c->perm_elems * es, "inputs in stored order")))
         return rc;
     if (c->q8_k) { /* 8-bit activations: rows, their scales, and the product before its
                     * scales (Q8_ACC_BYTES, at least 16 rows) */

@@ -92,6 +92,7 @@ int cu_gemm_tune(struct cu_gemm *g, cudaStream_t st, struct llm_gemm_choice *c, 
 struct cu_w {
     void *w, *b;
     struct llm_k_qw q;
+    const int32_t *perm; /* int32 [in] or NULL: y = W . x[perm] (GPTQ act-order) */
 };
 
 /* Where each array of a step's metadata sits in the one int32 buffer sent
@@ -156,6 +157,9 @@ struct cu_be {
      * times AWQ's pre-quant scale ([max_batch_tokens][widest input]) */
     void *q_dense, *q_xs;
     uint64_t q_dense_bytes, q_xs_elems;
+    /* the inputs of weights on permuted inputs, gathered ([max_batch_tokens][widest input]) */
+    void *perm_x;
+    uint64_t perm_elems;
     /* 8-bit activations (fp8, int8): the quantized rows [max_batch_tokens][q8_k],
      * their scales, and the scratch of products scaled after cuBLASLt (q8_n: the
      * widest output) */

@@ -549,7 +549,7 @@ static int step_norm(struct cu_be *c, const struct llm_step *s, int layer, int r
         nx->rows == s->rows && nx->out != LLM_BUF_LOGITS && nx->slot != LLM_W_PROJ_OUT &&
         buf_width(c, s->out) == d->hidden) {
         nw = dw(c, nx->slot, layer);
-        if (!nw->q.act || nw->q.smoother || nw->q.pre_split != 1 << 30) nw = NULL;
+        if (!nw->q.act || nw->q.smoother || nw->q.pre_split != 1 << 30 || nw->perm) nw = NULL;
     }
     /* an RMS norm whose rows an int4 tile product takes next: that product
      * normalises them itself (and stores them for any later reader) */
@@ -560,7 +560,7 @@ static int step_norm(struct cu_be *c, const struct llm_step *s, int layer, int r
         const struct cu_w *fw = dw(c, nx->slot, layer);
         const int gated = nx->gated, n_out = linear_rows(c, nx);
         const int kind = d->norm == LLM_NORM_RMS ? LLM_K_NORM_RMS : LLM_K_NORM_LAYER;
-        if (n_out > 0 && !w->b &&
+        if (n_out > 0 && !w->b && !fw->perm &&
             llm_k_qgemv_norm_ok(&fw->q, kind, gated, rows, n_out, (int)d->hidden)) {
             c->norm_pend = (struct llm_k_norm_in){kind, c->buf[s->in], w->w, NULL,
                                                   (float)d->norm_offset, (float)d->norm_eps,
@@ -593,7 +593,7 @@ static int step_act(struct cu_be *c, const struct llm_step *s, int layer, int ro
     if (!c->q8_no_fuse && nx && nx->op == LLM_OP_LINEAR && s->out == LLM_BUF_H &&
         nx->in == LLM_BUF_H && nx->rows == s->rows) { /* the down product */
         nw = dw(c, nx->slot, layer);
-        if (!nw->q.act || !nw->q.act_static || nw->q.pre_split != 1 << 30) nw = NULL;
+        if (!nw->q.act || !nw->q.act_static || nw->q.pre_split != 1 << 30 || nw->perm) nw = NULL;
     }
     CK(llm_k_act_q(c->dt, s->act, gated, c->buf[s->out], rows, I,
                    nw ? nw->q.act : LLM_K_A_NONE, !nw || c->stats || c->act_keep,
@@ -632,14 +632,27 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
         if (ed != d->hidden) ldx = ed;
         int nv = (int)cu_lm_rows(c); /* a tensor-parallel rank's slice: packed rows */
         if (nv != d->vocab_size) ldy = nv;
+        const void *hin = c->buf[s->in];
+        if (w->perm) { /* a quantized lm_head on permuted inputs (GPTQ act-order) */
+            CK(llm_k_gather_cols(c->dt, c->perm_x, ldx, hin, ldx, w->perm, rows, ldx, c->st));
+            hin = c->perm_x;
+        }
         if (w->q.act) /* an lm_head with 8-bit activations (bias f32) */
-            return qlinear_w8a8(c, rows, nv, ldx, c->buf[s->in], ldx, w, w->b, c->buf[s->out],
-                                ldy, LLM_DTYPE_F32, 0);
+            return qlinear_w8a8(c, rows, nv, ldx, hin, ldx, w, w->b, c->buf[s->out], ldy,
+                                LLM_DTYPE_F32, 0);
         if (w->q.fmt) /* a quantized lm_head (bias f32) */
-            return qlinear_dense(c, rows, 0, nv, ldx, c->buf[s->in], ldx, w, w->b,
-                                 c->buf[s->out], ldy, LLM_DTYPE_F32, 0);
+            return qlinear_dense(c, rows, 0, nv, ldx, hin, ldx, w, w->b, c->buf[s->out], ldy,
+                                 LLM_DTYPE_F32, 0);
         return cu_gemm_run(c->gemm, c->st, rows, nv, ldx, c->buf[s->in], ldx,
                            w->w, w->b, c->buf[s->out], ldy, LLM_DTYPE_F32, 0);
+    }
+    /* a weight on permuted inputs (GPTQ act-order): its input gathered in stored order */
+    const void *xin = c->buf[s->in];
+    if (w->perm) {
+        const int kin = s->slot == LLM_W_PROJ_OUT || s->in != LLM_BUF_H ? ldx : (int)I;
+        CK(llm_k_gather_cols(c->dt, c->perm_x, kin, xin, ldx, w->perm, rows, kin, c->st));
+        xin = c->perm_x;
+        ldx = kin;
     }
     if (c->norm_pend.res) { /* the norm before it, folded in (step_norm) */
         const struct llm_k_norm_in nrm = c->norm_pend;
@@ -650,27 +663,25 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
         return !s->gated && s->act >= 0 ? step_act(c, s, layer, rows, 0) : 0;
     }
     if (s->slot == LLM_W_PROJ_OUT) /* hidden -> embed_dim rows, stored embed_dim apart */
-        return wlinear(c, rows, ed, ldx, c->buf[s->in], ldx, w, c->buf[s->out], ed, 0);
+        return wlinear(c, rows, ed, ldx, xin, ldx, w, c->buf[s->out], ed, 0);
     if (s->gated && w->q.fmt && !w->q.act && rows <= c->qgemv_max_m && llm_k_qgemv_ok(&w->q, rows, ldx, ldx)) {
         /* quantized fc and gate with the activation, up to 8 rows */
-        CK(llm_k_qgemv_gated(c->dt, s->act, c->buf[s->out], ldy, c->buf[s->in], ldx, &w->q, w->b,
-                             rows, (int)I, ldx, c->st));
+        CK(llm_k_qgemv_gated(c->dt, s->act, c->buf[s->out], ldy, xin, ldx, &w->q, w->b, rows,
+                             (int)I, ldx, c->st));
         return 0;
     }
     if (s->gated) { /* fc and gate rows are one matrix: one product, then the activation */
         if (rows == 1 && c->gemv_max_m >= 1 && c->fused_gate && !w->q.fmt) {
-            CK(llm_k_gemv_gated(c->dt, s->act, c->buf[s->out], c->buf[s->in], w->w, w->b, (int)I,
-                                ldx, c->st));
+            CK(llm_k_gemv_gated(c->dt, s->act, c->buf[s->out], xin, w->w, w->b, (int)I, ldx,
+                                c->st));
             return 0;
         }
-        int rc = wlinear(c, rows, (int)(2 * I), ldx, c->buf[s->in], ldx, w, c->buf[s->out], ldy,
-                         0);
+        int rc = wlinear(c, rows, (int)(2 * I), ldx, xin, ldx, w, c->buf[s->out], ldy, 0);
         return rc ? rc : step_act(c, s, layer, rows, 1);
     }
     int n_out = linear_rows(c, s);
     int k = s->in == LLM_BUF_H ? (int)I : ldx;
-    int rc = wlinear(c, rows, n_out, k, c->buf[s->in], ldx, w, c->buf[s->out], ldy,
-                     s->accumulate);
+    int rc = wlinear(c, rows, n_out, k, xin, ldx, w, c->buf[s->out], ldy, s->accumulate);
     if (!rc && s->act >= 0) rc = step_act(c, s, layer, rows, 0);
     return rc;
 }
@@ -778,7 +789,7 @@ static int step_attn(struct cu_be *c, const struct cu_step *s, const struct llm_
         nx->in == LLM_BUF_ATT && st->out == LLM_BUF_ATT && nx->rows == st->rows) {
         /* the o product */
         nw = dw(c, nx->slot, layer);
-        if (!nw->q.act || !nw->q.act_static || nw->q.pre_split != 1 << 30) nw = NULL;
+        if (!nw->q.act || !nw->q.act_static || nw->q.pre_split != 1 << 30 || nw->perm) nw = NULL;
     }
     struct llm_k_attn a = {
         .dt = c->dt,
@@ -848,8 +859,14 @@ static int cu_step_run(void *ctx, const struct llm_step *st, int layer)
                                      c->buf[LLM_BUF_AO], ed, rows);
             if (rc) return rc;
         }
-        int rc = wlinear(c, rows, (int)d->hidden, ed, c->buf[LLM_BUF_AO], ed,
-                         &c->gw[LLM_W_PROJ_IN], c->buf[LLM_BUF_X], (int)d->hidden, 0);
+        const struct cu_w *pw = &c->gw[LLM_W_PROJ_IN];
+        const void *pin = c->buf[LLM_BUF_AO];
+        if (pw->perm) { /* on permuted inputs (GPTQ act-order) */
+            CK(llm_k_gather_cols(c->dt, c->perm_x, ed, pin, ed, pw->perm, rows, ed, c->st));
+            pin = c->perm_x;
+        }
+        int rc =
+            wlinear(c, rows, (int)d->hidden, ed, pin, ed, pw, c->buf[LLM_BUF_X], (int)d->hidden, 0);
         if (rc || !pt) return rc;
         CK(llm_k_embed(c->dt, c->buf[LLM_BUF_AO], pt, s->pos, NULL, NULL, rows, (int)d->hidden,
                        1.0f, c->st));
