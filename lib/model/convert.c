@@ -408,7 +408,7 @@ static int write_item(const struct opts *o, struct llm_aw *w, const struct llm_s
     uint8_t *buf = NULL;
     if (it->xform == LLM_XF_COPY && dt == s0->dtype) {
         data = s0->data; /* straight from the mapping */
-    } else if (it->xform == LLM_XF_ROWS && dt == s0->dtype) {
+    } else if (it->xform == LLM_XF_ROWS && it->ndim == 2 && dt == s0->dtype) {
         data = (const uint8_t *)s0->data + (nbytes / (uint64_t)it->shape[0]) * (uint64_t)it->row0;
     } else {
         if (!(buf = malloc(nbytes ? nbytes : 1)))

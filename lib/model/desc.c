@@ -398,9 +398,8 @@ int llm_desc_validate(const struct llm_model_desc *d)
     if (!finite_ge0(d->residual_scale))
         return BAD("residual_scale", "must be a non-negative number, found %g",
                    d->residual_scale);
-    if (d->residual_scale > 0 && d->residual_scale != 1 &&
-        (d->parallel_residual || d->norm_after || d->n_experts > 0))
-        return BAD("residual_scale", "only sequential pre-norm dense blocks scale their branches");
+    if (d->residual_scale > 0 && d->residual_scale != 1 && (d->parallel_residual || d->norm_after))
+        return BAD("residual_scale", "only sequential pre-norm blocks scale their branches");
     if (d->n_experts < 0 || d->n_experts > 4096)
         return BAD("n_experts", "must be within 0..4096, found %d", d->n_experts);
     if (d->n_experts ? (d->n_experts_per_tok < 1 || d->n_experts_per_tok > d->n_experts)

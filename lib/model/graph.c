@@ -108,13 +108,15 @@ static void mlp_block(struct list *l, const struct llm_graph *g, const struct ll
 {
     int post = d->sandwich_norm ? LLM_W_MLP_POST_NORM : -1;
     if (d->n_experts > 0) {
-        if (!g->reduce && post < 0) {
+        const int scaled = d->residual_scale > 0.0 && d->residual_scale != 1.0; /* GraniteMoe */
+        if (!g->reduce && post < 0 && !scaled) {
             add(l, LLM_OP_MOE, LLM_BUF_X, in, LLM_W_ROUTER)->accumulate = 1;
             return;
         }
         add(l, LLM_OP_MOE, LLM_BUF_AO, in, LLM_W_ROUTER);
         if (g->reduce) add(l, LLM_OP_ALLREDUCE, LLM_BUF_AO, LLM_BUF_AO, 0);
         if (post >= 0) norm(l, LLM_BUF_AO, LLM_BUF_AO, post);
+        if (scaled) add(l, LLM_OP_RSCALE, LLM_BUF_AO, LLM_BUF_AO, 0);
         add(l, LLM_OP_ADD, LLM_BUF_X, LLM_BUF_AO, 0);
         return;
     }

@@ -180,7 +180,9 @@ static void source_shape(const struct llm_model_desc *d, const struct llm_plan_i
         s[0] = it->shape[1];
         s[1] = it->shape[0];
         break;
-    case LLM_XF_ROWS: s[0] = 2 * it->shape[0]; break;
+    case LLM_XF_ROWS:
+        s[it->ndim == 3] = 2 * it->shape[it->ndim == 3];
+        break;
     case LLM_XF_STACK:
         *nd = it->ndim - 1;
         memmove(s, s + 1, sizeof(int64_t) * (LLM_MAX_DIMS - 1));
@@ -212,7 +214,7 @@ static int plan_item(const struct llm_model_desc *d, const struct llm_arch_def *
     if (it->n_src < 1 || it->n_src > LLM_PLAN_MAX_SRC)
         return llm_err_set(LLM_EUNSUPPORTED, "'%s': %d sources (at most %d)", name, it->n_src,
                            LLM_PLAN_MAX_SRC);
-    it->row0 = r->xform == LLM_XF_ROWS ? (int64_t)r->half * it->shape[0] : 0;
+    it->row0 = r->xform == LLM_XF_ROWS ? (int64_t)r->half * it->shape[it->ndim == 3] : 0;
     it->qkv_groups = d->n_kv_heads;
     it->qkv_q_per_group = d->n_heads / d->n_kv_heads;
     it->head_dim = d->head_dim;
@@ -433,10 +435,18 @@ int llm_hfmap_build(const struct llm_plan_item *it, const struct llm_st *st, int
         return rc;
     }
     case LLM_XF_ROWS: {
-        uint64_t row = total / (uint64_t)it->shape[0];
-        size_t sbytes = (size_t)llm_dtype_bits(t0->dtype) / 8;
-        return conv(out, dt, (const uint8_t *)t0->data + (uint64_t)it->row0 * row * sbytes,
-                    t0->dtype, total, it->name);
+        /* 2-D: rows [row0, row0 + shape[0]) of a source of twice the rows; 3-D (experts
+         * [E][2 n][k]): the same range of rows of each expert's matrix */
+        const int three = it->ndim == 3;
+        const uint64_t mats = three ? (uint64_t)it->shape[0] : 1, rows = (uint64_t)it->shape[three];
+        const uint64_t row = total / mats / rows;
+        const size_t sbytes = (size_t)llm_dtype_bits(t0->dtype) / 8;
+        for (uint64_t e = 0; e < mats && !rc; e++)
+            rc = conv(out + e * rows * row * es, dt,
+                      (const uint8_t *)t0->data +
+                          ((e * 2 * rows) + (uint64_t)it->row0) * row * sbytes,
+                      t0->dtype, rows * row, it->name);
+        return rc;
     }
     case LLM_XF_TRANSPOSE:
     case LLM_XF_QKV_HEADS: {

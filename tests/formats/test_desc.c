@@ -388,7 +388,7 @@ static void test_from_json_fields(void)
         {"rope_local_theta", "-1", "model field 'rope_local_theta': must be a non-negative"},
         {"logit_scale", "-2", "model field 'logit_scale': must be a non-negative number"},
         {"residual_scale", "-2", "model field 'residual_scale': must be a non-negative number"},
-        {"residual_scale", "0.5", "model field 'residual_scale': only sequential pre-norm dense"},
+        {"residual_scale", "0.5", "model field 'residual_scale': only sequential pre-norm blocks"},
         {"nope_layers", "[9]", "model field 'nope_layers' entry 0 is not a distinct layer"},
         {"nope_layers", "[0]", "model field 'nope_layers': layer 0 is also in local_rope_layers"},
         {"rope_local_theta", "0",

@@ -57,6 +57,16 @@ static void add(struct ckpt *c, const char *name, int64_t d0, int64_t d1)
     c->data[c->n++] = p;
 }
 
+/* A 3-D tensor [d0][d1][d2] (experts stacked in one tensor), values as add's. */
+static void add3(struct ckpt *c, const char *name, int64_t d0, int64_t d1, int64_t d2)
+{
+    add(c, name, d0, d1 * d2);
+    struct llm_tensor *t = &c->t[c->n - 1];
+    t->ndim = 3;
+    t->shape[1] = d1;
+    t->shape[2] = d2;
+}
+
 /* Per layer: the name with "%d" replaced by the layer. */
 static void addl(struct ckpt *c, int layers, const char *tmpl, int64_t d0, int64_t d1)
 {
@@ -433,6 +443,64 @@ static void test_mixtral(const char *dir)
     ckpt_free(&c);
     llm_desc_free(&d);
     printf("ok mixtral: router and stacked experts\n");
+}
+
+/* GraniteMoe: every expert in one tensor; input_linear [E][2 I][H] holds each
+ * expert's activated rows, then its multiplied rows. */
+static void test_granitemoe(const char *dir)
+{
+    struct llm_model_desc d;
+    CHECK_OK(parse_cfg("{\"architectures\": [\"GraniteMoeForCausalLM\"], \"vocab_size\": 20, "
+                       "\"hidden_size\": 8, \"intermediate_size\": 12, \"num_hidden_layers\": 1, "
+                       "\"num_attention_heads\": 2, \"num_key_value_heads\": 1, "
+                       "\"num_local_experts\": 3, \"num_experts_per_tok\": 2, "
+                       "\"residual_multiplier\": 0.5}",
+                       &d));
+    struct ckpt c = {0};
+    add(&c, "model.embed_tokens.weight", 20, 8);
+    add(&c, "model.layers.0.input_layernorm.weight", 8, 0);
+    add(&c, "model.layers.0.self_attn.q_proj.weight", 8, 8);
+    add(&c, "model.layers.0.self_attn.k_proj.weight", 4, 8);
+    add(&c, "model.layers.0.self_attn.v_proj.weight", 4, 8);
+    add(&c, "model.layers.0.self_attn.o_proj.weight", 8, 8);
+    add(&c, "model.layers.0.post_attention_layernorm.weight", 8, 0);
+    add(&c, "model.layers.0.block_sparse_moe.router.layer.weight", 3, 8);
+    add3(&c, "model.layers.0.block_sparse_moe.input_linear.weight", 3, 24, 8);
+    add3(&c, "model.layers.0.block_sparse_moe.output_linear.weight", 3, 8, 12);
+    add(&c, "model.norm.weight", 8, 0);
+    add(&c, "lm_head.weight", 20, 8);
+    struct llm_st *st;
+    struct llm_plan_item *it = NULL;
+    size_t n = plan_all("granitemoe", dir, &c, &d, &st, &it, 11);
+    const struct llm_plan_item *fc = item(it, n, "transformer.layers.0.mlp.fc.weight");
+    const struct llm_plan_item *gt = item(it, n, "transformer.layers.0.mlp.gate.weight");
+    const struct llm_plan_item *pr = item(it, n, "transformer.layers.0.mlp.proj.weight");
+    CHECK(fc && fc->ndim == 3 && fc->shape[0] == 3 && fc->shape[1] == 12 && fc->shape[2] == 8,
+          "granitemoe: mlp.fc [3, 12, 8]");
+    CHECK(pr && pr->ndim == 3 && pr->shape[0] == 3 && pr->shape[1] == 8 && pr->shape[2] == 12,
+          "granitemoe: mlp.proj [3, 8, 12]");
+    if (fc && gt && pr) {
+        float *a = build(fc, st), *b = build(gt, st), *p = build(pr, st);
+        const float *in = src_of(&c, "model.layers.0.block_sparse_moe.input_linear.weight");
+        const float *out = src_of(&c, "model.layers.0.block_sparse_moe.output_linear.weight");
+        int bad = 0;
+        for (int e = 0; e < 3; e++) /* expert e's 24 rows of 8: the first 12, then the rest */
+            bad += memcmp(a + e * 96, in + e * 192, 96 * 4) != 0 ||
+                   memcmp(b + e * 96, in + e * 192 + 96, 96 * 4) != 0;
+        CHECK(bad == 0,
+              "granitemoe: input_linear[e] rows 0..11 -> mlp.fc[e], 12..23 -> mlp.gate[e]");
+        CHECK(!memcmp(p, out, 3 * 96 * 4), "granitemoe: output_linear is mlp.proj");
+        free(a);
+        free(b);
+        free(p);
+    }
+    CHECK(d.residual_scale == 0.5 && d.n_experts == 3 && d.moe_norm_topk,
+          "granitemoe: residual scale 0.5, 3 experts, top-k renormalised");
+    free(it);
+    llm_st_close(st);
+    ckpt_free(&c);
+    llm_desc_free(&d);
+    printf("ok granitemoe: experts' gate and up halves from one 3-D tensor each\n");
 }
 
 static void test_stablelm(const char *dir)
@@ -972,6 +1040,7 @@ int main(void)
     test_falcon(dir);
     test_phi3(dir);
     test_mixtral(dir);
+    test_granitemoe(dir);
     test_stablelm(dir);
     test_bigcode(dir);
     test_phi(dir);

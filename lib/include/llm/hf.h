@@ -110,16 +110,18 @@ const char *llm_hf_arch_class(int arch);
  * missing or misshapen input.  Items come in the order their first source
  * appears in the checkpoint, so a converter reads the files front to back. */
 enum llm_xform {
-    LLM_XF_COPY = 0,    /* one source, as it is */
-    LLM_XF_CONCAT,      /* sources' rows one after the other (q; k; v) */
-    LLM_XF_TRANSPOSE,   /* one 2-D source [in][out] (GPT-2's Conv1D) -> [out][in] */
-    LLM_XF_QKV_HEADS,   /* one fused source whose rows are per KV-head groups of
-                           [q heads of the group][k][v], each head_dim rows (GPT-NeoX,
-                           BLOOM, Falcon): regrouped into q; k; v */
-    LLM_XF_ROWS,        /* a row range [row0, row0 + shape[0]) of one source (Phi-3's
-                           fused gate_up: fc is the first half, gate the second) */
-    LLM_XF_STACK,       /* n_src sources of equal shape stacked on a new leading dim
-                           (MoE experts) */
+    LLM_XF_COPY = 0,  /* one source, as it is */
+    LLM_XF_CONCAT,    /* sources' rows one after the other (q; k; v) */
+    LLM_XF_TRANSPOSE, /* one 2-D source [in][out] (GPT-2's Conv1D) -> [out][in] */
+    LLM_XF_QKV_HEADS, /* one fused source whose rows are per KV-head groups of
+                         [q heads of the group][k][v], each head_dim rows (GPT-NeoX,
+                         BLOOM, Falcon): regrouped into q; k; v */
+    LLM_XF_ROWS,      /* a row range [row0, row0 + shape[0]) of one source (Phi-3's
+                         fused gate_up: fc is the first half, gate the second); of a
+                         3-D item, the range of rows of each leading index (GraniteMoe's
+                         experts [E][2 I][hidden]) */
+    LLM_XF_STACK,     /* n_src sources of equal shape stacked on a new leading dim
+                         (MoE experts) */
     LLM_XF_COUNT
 };
 const char *llm_xform_name(int x);
