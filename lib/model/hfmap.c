@@ -25,8 +25,8 @@
 #include "arch/arch.h"
 #include "hfquant.h"
 
-static const char *const xform_names[] = {"copy",     "concat", "transpose",
-                                          "qkv-heads", "rows",  "stack"};
+static const char *const xform_names[] = {"copy", "concat", "transpose", "qkv-heads",
+                                          "rows", "stack",  "ones"};
 _Static_assert(sizeof(xform_names) / sizeof(xform_names[0]) == LLM_XF_COUNT, "xform_names");
 
 const char *llm_xform_name(int x)
@@ -250,8 +250,8 @@ static int plan_item(const struct llm_model_desc *d, const struct llm_arch_def *
         int nd;
         int64_t es[LLM_MAX_DIMS];
         source_shape(d, it, k, &nd, es);
-        int same = t->ndim == nd;
-        for (int j = 0; same && j < nd; j++)
+        int same = t->ndim == nd || it->xform == LLM_XF_ONES; /* ONES: its dtype alone */
+        for (int j = 0; same && j < nd && it->xform != LLM_XF_ONES; j++)
             same = t->shape[j] == es[j];
         if (!same) {
             char a[160], b[160];
@@ -299,6 +299,30 @@ static void warn_unused(const struct llm_model_desc *d, const struct llm_arch_de
     if (other)
         llm_info("'%s': %zu tensors of the vision tower and projector are left out (the "
                  "language model only)", ck, other);
+}
+
+uint64_t llm_hfmap_made_params(const struct llm_model_desc *d)
+{
+    const struct llm_arch_def *def = llm_arch_def_of(d->arch);
+    if (!def || !def->rules) return 0;
+    size_t n_rules = 0, nn = 0;
+    const struct llm_hf_rule *rules = def->rules(d, &n_rules);
+    char(*names)[LLM_NAME_MAX] = NULL;
+    if (llm_desc_tensor_names(d, &names, &nn)) return 0;
+    uint64_t total = 0;
+    for (size_t i = 0; i < nn; i++) {
+        int slot, layer, bias, nd;
+        int64_t s[LLM_MAX_DIMS];
+        if (llm_name_to_slot(names[i], &slot, &layer, &bias)) continue;
+        const struct llm_hf_rule *r = find_rule(rules, n_rules, slot, bias);
+        if (!r || r->xform != LLM_XF_ONES || llm_desc_tensor_shape(d, names[i], &nd, s)) continue;
+        uint64_t c = 1;
+        for (int k = 0; k < nd; k++)
+            c *= s[k] > 0 ? (uint64_t)s[k] : 0;
+        total += c;
+    }
+    free(names);
+    return total;
 }
 
 int llm_hfmap_plan(const struct llm_model_desc *d, const struct llm_st *st,
@@ -418,6 +442,17 @@ int llm_hfmap_build(const struct llm_plan_item *it, const struct llm_st *st, int
     int rc = 0;
     switch (it->xform) {
     case LLM_XF_COPY: return conv(out, dt, t0->data, t0->dtype, total, it->name);
+    case LLM_XF_ONES: {
+        float *one = malloc(sizeof(float) * (size_t)(total ? total : 1));
+        if (!one)
+            return llm_err_set(LLM_ENOMEM, "tensor '%s': out of memory (%llu elements)", it->name,
+                               (unsigned long long)total);
+        for (uint64_t i = 0; i < total; i++)
+            one[i] = 1.0f;
+        rc = conv(out, dt, one, LLM_DTYPE_F32, total, it->name);
+        free(one);
+        return rc;
+    }
     case LLM_XF_CONCAT:
     case LLM_XF_STACK: {
         uint64_t off = 0;

@@ -772,7 +772,10 @@ static int dump(int argc, char **argv)
             continue;
         }
         json_t *j = llm_desc_to_json(&d);
-        json_object_set_new(j, "n_params", json_integer((json_int_t)llm_desc_n_params(&d)));
+        /* what the checkpoint holds: not the norms a conversion writes as ones (OLMo) */
+        json_object_set_new(
+            j, "n_params",
+            json_integer((json_int_t)(llm_desc_n_params(&d) - llm_hfmap_made_params(&d))));
         json_object_set_new(j, "generation", llm_gen_defaults_to_json(&g));
         json_object_set_new(j, "dir", json_string(argv[i]));
         char *s = json_dumps(j, JSON_COMPACT);

@@ -122,6 +122,9 @@ enum llm_xform {
                          experts [E][2 I][hidden]) */
     LLM_XF_STACK,     /* n_src sources of equal shape stacked on a new leading dim
                          (MoE experts) */
+    LLM_XF_ONES,      /* ones, for a norm the checkpoint has no weight for (OLMo's
+                         LayerNorm without parameters); the one source names a tensor
+                         whose dtype the ones take */
     LLM_XF_COUNT
 };
 const char *llm_xform_name(int x);
@@ -163,6 +166,11 @@ int llm_hfq_write(const struct llm_plan_item *it, const struct llm_st *st,
  * refuses one naming an out-of-range group or groups of uneven size. */
 int llm_hfq_act_order(const struct llm_hfq *q, const struct llm_st *st,
                       const struct llm_plan_item *items, size_t n, int *any);
+
+/* Elements of the canonical tensors a conversion makes without a checkpoint
+ * tensor behind them (LLM_XF_ONES: OLMo's parameterless norms), so that
+ * llm_desc_n_params(d) less this is what the checkpoint itself holds. */
+uint64_t llm_hfmap_made_params(const struct llm_model_desc *d);
 
 /* Build one canonical tensor of a plan item into dst (nbytes of dtype dt,
  * row-major in the canonical shape), converting the sources' dtype to dt. */
