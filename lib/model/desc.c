@@ -30,7 +30,7 @@ _Static_assert(sizeof(arch_names) / sizeof(arch_names[0]) == LLM_ARCH_COUNT, "ar
 static const char *const norm_names[] = {"rmsnorm", "layernorm"};
 _Static_assert(sizeof(norm_names) / sizeof(norm_names[0]) == LLM_NORM_COUNT, "norm_names");
 
-static const char *const act_names[] = {"silu", "gelu", "gelu_tanh", "relu"};
+static const char *const act_names[] = {"silu", "gelu", "gelu_tanh", "relu", "relu2"};
 _Static_assert(sizeof(act_names) / sizeof(act_names[0]) == LLM_ACT_COUNT, "act_names");
 
 static const char *const pos_names[] = {"rope", "alibi", "learned", "none"};

@@ -319,7 +319,7 @@ int llm_hfc_act(const struct llm_hfc *c, const char *const *keys, const char *de
         {"gelu", LLM_ACT_GELU},           {"gelu_python", LLM_ACT_GELU},
         {"gelu_new", LLM_ACT_GELU_TANH},  {"gelu_pytorch_tanh", LLM_ACT_GELU_TANH},
         {"gelu_fast", LLM_ACT_GELU_TANH}, {"gelu_accurate", LLM_ACT_GELU_TANH},
-        {"relu", LLM_ACT_RELU},
+        {"relu", LLM_ACT_RELU},           {"relu2", LLM_ACT_RELU2},
     };
     const char *s;
     const char *k;

@@ -401,8 +401,8 @@ static int step_norm(struct cpu_be *c, const struct llm_step *s, int layer, int 
         llm_cpu_rmsnorm_off(out, x, res, w->data, w->dtype, n, d->hidden, (float)d->norm_eps,
                             (float)d->norm_offset);
     else
-        llm_cpu_layernorm(out, x, res, w->data, w->dtype, w->bias, w->bias_dtype, n, d->hidden,
-                          (float)d->norm_eps);
+        llm_cpu_layernorm_off(out, x, res, w->data, w->dtype, w->bias, w->bias_dtype, n, d->hidden,
+                              (float)d->norm_eps, (float)d->norm_offset);
     return 0;
 }
 

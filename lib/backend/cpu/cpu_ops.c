@@ -147,6 +147,12 @@ void llm_cpu_rmsnorm_off(float *out, const float *x, float *residual, const void
 void llm_cpu_layernorm(float *out, const float *x, float *residual, const void *w, int wdt,
                        const void *b, int bdt, int n, int64_t dim, float eps)
 {
+    llm_cpu_layernorm_off(out, x, residual, w, wdt, b, bdt, n, dim, eps, 0.0f);
+}
+
+void llm_cpu_layernorm_off(float *out, const float *x, float *residual, const void *w, int wdt,
+                           const void *b, int bdt, int n, int64_t dim, float eps, float off)
+{
 #pragma omp parallel for schedule(static) if (BIG((int64_t)n * dim))
     for (int i = 0; i < n; i++) {
         const float *r =
@@ -162,7 +168,7 @@ void llm_cpu_layernorm(float *out, const float *x, float *residual, const void *
         float rstd = (float)(1.0 / sqrt(ss / (double)dim + (double)eps));
         for (int64_t k = 0; k < dim; k++) {
             float v = (r[k] - meanf) * rstd;
-            if (w) v = v * wget(w, wdt, k);
+            if (w) v = v * (wget(w, wdt, k) + off);
             if (b) v = v + wget(b, bdt, k);
             o[k] = v;
         }
@@ -183,6 +189,8 @@ float llm_cpu_act1(float x, int act)
         return (float)(0.5 * v * (1.0 + tanh(0.79788456080286535588 * (v + 0.044715 * v * v * v))));
     case LLM_ACT_RELU:
         return x > 0.0f ? x : 0.0f;
+    case LLM_ACT_RELU2:
+        return x > 0.0f ? (float)(v * v) : 0.0f;
     default:
         return NAN;
     }

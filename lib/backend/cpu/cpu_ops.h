@@ -87,6 +87,9 @@ void llm_cpu_rmsnorm_off(float *out, const float *x, float *residual, const void
  * may be NULL (no scale / no shift). */
 void llm_cpu_layernorm(float *out, const float *x, float *residual, const void *w, int wdt,
                        const void *b, int bdt, int n, int64_t dim, float eps);
+/* The same with the scale w + off (Nemotron's LayerNorm1P: off 1). */
+void llm_cpu_layernorm_off(float *out, const float *x, float *residual, const void *w, int wdt,
+                           const void *b, int bdt, int n, int64_t dim, float eps, float off);
 
 /* ---- linear -------------------------------------------------------------- */
 

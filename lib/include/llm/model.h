@@ -69,6 +69,7 @@ enum llm_act {
     LLM_ACT_GELU,      /* exact erf form */
     LLM_ACT_GELU_TANH, /* tanh approximation (gelu_new, gelu_pytorch_tanh) */
     LLM_ACT_RELU,
+    LLM_ACT_RELU2, /* relu(x)^2 (Nemotron's relu2) */
     LLM_ACT_COUNT
 };
 
@@ -303,6 +304,7 @@ enum llm_feature {
     LLM_FEAT_RESIDUAL_SCALE,    /* sub-block outputs scaled before the residual add (Granite) */
     LLM_FEAT_QK_NORM_ALL,       /* q/k RMS norms over all heads at once (OLMo 2) */
     LLM_FEAT_NO_INPUT_NORM,     /* sub-blocks without an input norm, normed outputs (OLMo 2) */
+    LLM_FEAT_ACT_RELU2,         /* the squared ReLU activation (Nemotron) */
     LLM_FEAT_COUNT
 };
 typedef uint64_t llm_features;
