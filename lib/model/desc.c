@@ -338,6 +338,7 @@ int llm_desc_validate(const struct llm_model_desc *d)
         {"alibi_scaled", d->alibi_scaled},
         {"final_norm", d->final_norm},
         {"moe_norm_topk", d->moe_norm_topk},
+        {"shared_expert_gate", d->shared_expert_gate},
     };
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
         if (!is_bool(flags[i].v))
@@ -408,6 +409,10 @@ int llm_desc_validate(const struct llm_model_desc *d)
                    d->n_experts_per_tok);
     if (d->moe_norm_topk && !d->n_experts)
         return BAD("moe_norm_topk", "set for a model without experts");
+    if (d->shared_expert_inter < 0 || d->shared_expert_inter > (1 << 22) ||
+        (d->shared_expert_inter && !d->n_experts))
+        return BAD("shared_expert_inter", "must be within 0..%d and 0 without experts, found %lld",
+                   1 << 22, (long long)d->shared_expert_inter);
     if (d->bos_id < -1) return BAD("bos_id", "must be -1 or a token id, found %d", d->bos_id);
     if (d->pad_id < -1) return BAD("pad_id", "must be -1 or a token id, found %d", d->pad_id);
     if (d->n_eos < 0 || d->n_eos > LLM_MAX_EOS)
@@ -545,6 +550,10 @@ json_t *llm_desc_to_json(const struct llm_model_desc *d)
     bad |= set(o, "n_experts", json_integer(d->n_experts));
     bad |= set(o, "n_experts_per_tok", json_integer(d->n_experts_per_tok));
     bad |= set(o, "moe_norm_topk", json_boolean(d->moe_norm_topk));
+    if (d->shared_expert_inter > 0) { /* written only when used */
+        bad |= set(o, "shared_expert_inter", json_integer(d->shared_expert_inter));
+        bad |= set(o, "shared_expert_gate", json_boolean(d->shared_expert_gate));
+    }
     bad |= set(o, "bos_id", json_integer(d->bos_id));
     bad |= set(o, "eos_ids", eos);
     bad |= set(o, "pad_id", json_integer(d->pad_id));
@@ -804,6 +813,10 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
     if (!rc) rc = rd_int(j, n, "n_experts", 0, 4096, &d->n_experts);
     if (!rc) rc = rd_int(j, n, "n_experts_per_tok", 0, 4096, &d->n_experts_per_tok);
     if (!rc && HAS("moe_norm_topk")) rc = rd_bool(j, n, "moe_norm_topk", &d->moe_norm_topk);
+    if (!rc && HAS("shared_expert_inter"))
+        rc = rd_i64(j, n, "shared_expert_inter", 0, 1 << 22, &d->shared_expert_inter);
+    if (!rc && HAS("shared_expert_gate"))
+        rc = rd_bool(j, n, "shared_expert_gate", &d->shared_expert_gate);
     if (!rc) rc = rd_int(j, n, "bos_id", -1, INT32_MAX, &d->bos_id);
     if (!rc) rc = rd_array(j, n, "eos_ids", LLM_MAX_EOS, &eos);
     for (size_t i = 0; !rc && i < json_array_size(eos); i++) {

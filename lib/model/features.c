@@ -55,6 +55,7 @@ static const char *const feature_names[] = {
     "q/k norms over all heads at once",
     "sub-blocks without an input norm",
     "a squared-ReLU activation (relu2)",
+    "a shared expert beside the routed ones",
 };
 _Static_assert(sizeof(feature_names) / sizeof(feature_names[0]) == LLM_FEAT_COUNT,
                "feature_names");
@@ -89,6 +90,7 @@ llm_features llm_desc_features(const struct llm_model_desc *d)
     ON(d->qk_norm == LLM_QK_NORM_RMS_ALL, LLM_FEAT_QK_NORM_ALL);
     ON(d->no_input_norm, LLM_FEAT_NO_INPUT_NORM);
     ON(d->act == LLM_ACT_RELU2, LLM_FEAT_ACT_RELU2);
+    ON(d->shared_expert_inter > 0, LLM_FEAT_SHARED_EXPERT);
     ON(d->clip_qkv > 0.0, LLM_FEAT_CLIP_QKV);
     ON(d->embed_norm, LLM_FEAT_EMBED_NORM);
     ON(d->embed_dim > 0 && d->embed_dim != d->hidden, LLM_FEAT_EMBED_PROJ);

@@ -38,6 +38,10 @@ static const struct {
     [LLM_W_MLP_GATE] = {"mlp.gate", LLM_WK_LINEAR},
     [LLM_W_MLP_OUT] = {"mlp.proj", LLM_WK_LINEAR},
     [LLM_W_MLP_POST_NORM] = {"post_feedforward_layernorm", LLM_WK_NORM},
+    [LLM_W_SHARED_ROUTER] = {"mlp.shared_router", LLM_WK_LINEAR},
+    [LLM_W_SHARED_FC] = {"mlp.shared_fc", LLM_WK_LINEAR},
+    [LLM_W_SHARED_GATE] = {"mlp.shared_gate", LLM_WK_LINEAR},
+    [LLM_W_SHARED_OUT] = {"mlp.shared_proj", LLM_WK_LINEAR},
 };
 _Static_assert(sizeof(slots) / sizeof(slots[0]) == LLM_W_COUNT, "slot table");
 
@@ -152,6 +156,16 @@ static int slot_shape(const struct llm_model_desc *d, int slot, struct shp *o)
     case LLM_W_MLP_GATE: return d->gated_mlp ? setx(o, XE, I, H, d->mlp_bias) : LLM_ENOTFOUND;
     case LLM_W_MLP_OUT: return setx(o, XE, H, I, d->mlp_bias && mrowb);
     case LLM_W_MLP_POST_NORM: return d->sandwich_norm ? set1(o, H, nb) : LLM_ENOTFOUND;
+    case LLM_W_SHARED_ROUTER:
+        return d->shared_expert_inter > 0 && d->shared_expert_gate ? set2(o, 1, H, 0)
+                                                                   : LLM_ENOTFOUND;
+    case LLM_W_SHARED_FC:
+        return d->shared_expert_inter > 0 ? set2(o, d->shared_expert_inter, H, 0) : LLM_ENOTFOUND;
+    case LLM_W_SHARED_GATE:
+        return d->shared_expert_inter > 0 && d->gated_mlp ? set2(o, d->shared_expert_inter, H, 0)
+                                                          : LLM_ENOTFOUND;
+    case LLM_W_SHARED_OUT:
+        return d->shared_expert_inter > 0 ? set2(o, H, d->shared_expert_inter, 0) : LLM_ENOTFOUND;
     default: return LLM_ENOTFOUND;
     }
 }

@@ -81,6 +81,9 @@ int llm_partition_check(const struct llm_model_desc *d, const struct llm_quant *
                                "multiples of the group size", tp, (long long)g, (long long)att,
                                (long long)(d->intermediate / mtp));
     }
+    if (d->shared_expert_inter > 0 && (tp > 1 || ep > 1))
+        return llm_err_set(LLM_EUNSUPPORTED, "a shared expert (Qwen2-MoE) is not split across "
+                                             "ranks (pp splits the model)");
     if (q && q->algo && d->n_experts > 0 && tp > 1)
         return llm_err_set(LLM_EUNSUPPORTED, "quantized experts are not split across ranks");
     /* the norm's statistic is over every head of the row: a rank holds only some */

@@ -105,11 +105,12 @@ static void round_trip(const struct llm_model_desc *d, const char *what)
 /* Description fields added after artifact format 1.0 (optional on reading). */
 static int since_1_0(const char *key)
 {
-    static const char *const k[] = {"embed_dim",     "norm_offset",   "pos_offset", "alibi_max_bias",
-                                    "alibi_scaled",  "norm_after",    "sandwich_norm", "qk_norm",
-                                    "clip_qkv",      "embed_norm",    "final_norm", "final_softcap",
-                                    "moe_norm_topk", "rope_local_theta", "nope_layers",
-                                    "logit_scale", "residual_scale"};
+    static const char *const k[] = {
+        "embed_dim",      "norm_offset",         "pos_offset",        "alibi_max_bias",
+        "alibi_scaled",   "norm_after",          "sandwich_norm",     "qk_norm",
+        "clip_qkv",       "embed_norm",          "final_norm",        "final_softcap",
+        "moe_norm_topk",  "rope_local_theta",    "nope_layers",       "logit_scale",
+        "residual_scale", "shared_expert_inter", "shared_expert_gate"};
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (!strcmp(key, k[i])) return 1;
     return 0;
@@ -170,6 +171,8 @@ static void make_full(struct llm_model_desc *d)
     d->attn_softcap = 30.0;
     d->n_experts = 4;
     d->n_experts_per_tok = 2;
+    d->shared_expert_inter = 48;
+    d->shared_expert_gate = 1;
     d->bos_id = 7;
     d->n_eos = 3;
     d->eos_ids[0] = 1;
@@ -235,6 +238,7 @@ static void test_round_trips(void)
     /* the residual scale, which needs sequential dense blocks */
     d.parallel_residual = d.shared_input_norm = 0;
     d.n_experts = d.n_experts_per_tok = 0;
+    d.shared_expert_inter = d.shared_expert_gate = 0;
     d.residual_scale = 0.22;
     CHECK_OK(llm_desc_validate(&d));
     round_trip(&d, "residual_scale");
@@ -242,6 +246,8 @@ static void test_round_trips(void)
     d.parallel_residual = d.shared_input_norm = 1;
     d.n_experts = 4;
     d.n_experts_per_tok = 2;
+    d.shared_expert_inter = 48;
+    d.shared_expert_gate = 1;
     /* every name of every enum survives too */
     for (int a = 0; a < LLM_ARCH_COUNT; a++) {
         d.arch = a;
@@ -398,6 +404,7 @@ static void test_from_json_fields(void)
         {"eos_ids", "[-3]", "model field 'eos_ids' entry 0 is not a token id"},
         {"bos_id", "-2", "model field 'bos_id' is -2, outside -1.."},
         {"n_experts_per_tok", "5", "model field 'n_experts_per_tok': must be within 1..n_experts"},
+        {"shared_expert_inter", "-1", "model field 'shared_expert_inter'"},
         {"n_experts", "0", "model field 'n_experts_per_tok': must be within 1..n_experts (0)"},
         {"attn_scale", "-0.5", "model field 'attn_scale': must be a non-negative number"},
         {"parallel_residual", "false",

@@ -324,7 +324,8 @@ static int64_t buf_width(const struct cpu_be *c, int b)
     case LLM_BUF_QKV: return (int64_t)(d->n_heads + 2 * d->n_kv_heads) * d->head_dim;
     case LLM_BUF_ATT: return (int64_t)d->n_heads * d->head_dim;
     case LLM_BUF_H:
-    case BUF_H2: return d->intermediate;
+    case BUF_H2: /* the MLP's inner rows, or a shared expert's (Qwen2-MoE: wider) */
+        return d->shared_expert_inter > d->intermediate ? d->shared_expert_inter : d->intermediate;
     case LLM_BUF_LOGITS: return d->vocab_size;
     case LLM_BUF_FIN:
     case LLM_BUF_FIN2: /* project_out's output too */
@@ -610,6 +611,28 @@ static int step_moe(struct cpu_be *c, const struct llm_step *s, int layer, int n
             float *o = out + (int64_t)rows[i] * H, *yi = y + (int64_t)i * H;
             for (int64_t j = 0; j < H; j++)
                 o[j] += yi[j] * rw[i];
+        }
+    }
+    if (d->shared_expert_inter > 0) {
+        /* the shared expert over every row, times sigmoid(x . w) per row when gated
+         * (Qwen2-MoE), added after the routed experts' sum */
+        if ((rc = linear(c, h, x, n, W(c, LLM_W_SHARED_FC, layer)))) goto out;
+        const int64_t hm = (int64_t)n * d->shared_expert_inter;
+        if (d->gated_mlp) {
+            if ((rc = linear(c, g, x, n, W(c, LLM_W_SHARED_GATE, layer)))) goto out;
+            llm_cpu_gated(h, h, g, hm, d->act);
+        } else {
+            llm_cpu_act(h, hm, d->act);
+        }
+        if ((rc = linear(c, y, h, n, W(c, LLM_W_SHARED_OUT, layer)))) goto out;
+        if (d->shared_expert_gate && (rc = linear(c, rw, x, n, W(c, LLM_W_SHARED_ROUTER, layer))))
+            goto out;
+        for (int t = 0; t < n; t++) {
+            const float sg =
+                d->shared_expert_gate ? (float)(1.0 / (1.0 + exp(-(double)rw[t]))) : 1.0f;
+            float *o = out + (int64_t)t * H, *yt = y + (int64_t)t * H;
+            for (int64_t j = 0; j < H; j++)
+                o[j] += yt[j] * sg;
         }
     }
 out:

@@ -192,6 +192,11 @@ struct llm_model_desc {
     int n_experts;          /* 0 = dense */
     int n_experts_per_tok;
     int moe_norm_topk;      /* the chosen experts' softmax weights renormalised to sum 1 */
+    /* a shared expert beside the routed ones (Qwen2-MoE): an MLP of this inner
+     * size over every token, its output added to theirs; shared_expert_gate:
+     * that output first times sigmoid(x . w) per token (mlp.shared_router) */
+    int64_t shared_expert_inter;
+    int shared_expert_gate;
 
     /* Which part of the model this process runs (tensor / pipeline
      * parallelism): set by llm_desc_partition from a rank file's mapping,
@@ -305,6 +310,7 @@ enum llm_feature {
     LLM_FEAT_QK_NORM_ALL,       /* q/k RMS norms over all heads at once (OLMo 2) */
     LLM_FEAT_NO_INPUT_NORM,     /* sub-blocks without an input norm, normed outputs (OLMo 2) */
     LLM_FEAT_ACT_RELU2,         /* the squared ReLU activation (Nemotron) */
+    LLM_FEAT_SHARED_EXPERT,     /* a shared expert beside the routed ones (Qwen2-MoE) */
     LLM_FEAT_COUNT
 };
 typedef uint64_t llm_features;
@@ -336,26 +342,30 @@ llm_features llm_desc_features(const struct llm_model_desc *d);
  * follow from its switches alone. */
 enum llm_wslot {
     /* global (layer -1) */
-    LLM_W_EMBED = 0,          /* transformer.vocab_embedding */
-    LLM_W_POS_EMBED,          /* transformer.position_embedding */
-    LLM_W_EMBED_NORM,         /* transformer.ln_embed */
-    LLM_W_PROJ_IN,            /* transformer.project_in */
-    LLM_W_FINAL_NORM,         /* transformer.ln_f */
-    LLM_W_PROJ_OUT,           /* transformer.project_out */
-    LLM_W_LM_HEAD,            /* lm_head */
+    LLM_W_EMBED = 0,  /* transformer.vocab_embedding */
+    LLM_W_POS_EMBED,  /* transformer.position_embedding */
+    LLM_W_EMBED_NORM, /* transformer.ln_embed */
+    LLM_W_PROJ_IN,    /* transformer.project_in */
+    LLM_W_FINAL_NORM, /* transformer.ln_f */
+    LLM_W_PROJ_OUT,   /* transformer.project_out */
+    LLM_W_LM_HEAD,    /* lm_head */
     /* per layer */
-    LLM_W_ATTN_NORM,          /* input_layernorm */
-    LLM_W_QKV,                /* attention.qkv */
-    LLM_W_Q_NORM,             /* attention.q_layernorm */
-    LLM_W_K_NORM,             /* attention.k_layernorm */
-    LLM_W_ATTN_OUT,           /* attention.dense */
-    LLM_W_ATTN_POST_NORM,     /* post_attention_layernorm (sandwich) */
-    LLM_W_MLP_NORM,           /* post_layernorm */
-    LLM_W_ROUTER,             /* mlp.router */
-    LLM_W_MLP_FC,             /* mlp.fc */
-    LLM_W_MLP_GATE,           /* mlp.gate */
-    LLM_W_MLP_OUT,            /* mlp.proj */
-    LLM_W_MLP_POST_NORM,      /* post_feedforward_layernorm (sandwich) */
+    LLM_W_ATTN_NORM,      /* input_layernorm */
+    LLM_W_QKV,            /* attention.qkv */
+    LLM_W_Q_NORM,         /* attention.q_layernorm */
+    LLM_W_K_NORM,         /* attention.k_layernorm */
+    LLM_W_ATTN_OUT,       /* attention.dense */
+    LLM_W_ATTN_POST_NORM, /* post_attention_layernorm (sandwich) */
+    LLM_W_MLP_NORM,       /* post_layernorm */
+    LLM_W_ROUTER,         /* mlp.router */
+    LLM_W_MLP_FC,         /* mlp.fc */
+    LLM_W_MLP_GATE,       /* mlp.gate */
+    LLM_W_MLP_OUT,        /* mlp.proj */
+    LLM_W_MLP_POST_NORM,  /* post_feedforward_layernorm (sandwich) */
+    LLM_W_SHARED_ROUTER,  /* mlp.shared_router: the shared expert's sigmoid gate [1][H] */
+    LLM_W_SHARED_FC,      /* mlp.shared_fc */
+    LLM_W_SHARED_GATE,    /* mlp.shared_gate */
+    LLM_W_SHARED_OUT,     /* mlp.shared_proj */
     LLM_W_COUNT
 };
 #define LLM_W_FIRST_LAYER LLM_W_ATTN_NORM
