@@ -56,20 +56,11 @@ template <> struct tc<bf16> {
 
 template <typename T> struct t2dq;
 template <> struct t2dq<bf16> {
-    /* word of a lane's A fragment (tile layout, nibbles q + 8) -> its four bf16x2 registers */
+    /* word of a lane's A fragment (tile layout, nibbles q + 8) -> its four bf16x2 registers:
+     * a4z with no zero point, 128 + u - 136 = q */
     static __device__ __forceinline__ void a4(uint32_t w, uint32_t *a)
     {
-        const uint32_t magic = 0x43004300u;
-        uint32_t r[4];
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-            asm("lop3.b32 %0, %1, 0x000f000f, %2, 0xea;\n"
-                : "=r"(r[j])
-                : "r"(w >> (4 * j)), "r"(magic));
-            /* 128 + u - 136 = q */
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-            asm("sub.rn.bf16x2 %0, %1, %2;\n" : "=r"(a[j]) : "r"(r[j]), "r"(0x43084308u));
+        a4z(w, a, make_uint2(0x43084308u, 0x43084308u));
     }
     /* the constants of a4z for zero points zlo (row g: a[0], a[2]) and zhi (row g + 8) */
     static __device__ __forceinline__ uint2 zc(int zlo, int zhi)
@@ -94,22 +85,10 @@ template <> struct t2dq<bf16> {
     }
 };
 template <> struct t2dq<__half> {
+    /* a4z with no zero point: 1024 + u - 1032 = q; (1024 + 16 u) / 16 - 72 = q (exact) */
     static __device__ __forceinline__ void a4(uint32_t w, uint32_t *a)
     {
-        const uint32_t magic = 0x64006400u, w8 = w >> 8;
-        uint32_t r[4];
-        asm("lop3.b32 %0, %1, 0x000f000f, %2, 0xea;\n" : "=r"(r[0]) : "r"(w), "r"(magic));
-        asm("lop3.b32 %0, %1, 0x00f000f0, %2, 0xea;\n" : "=r"(r[1]) : "r"(w), "r"(magic));
-        asm("lop3.b32 %0, %1, 0x000f000f, %2, 0xea;\n" : "=r"(r[2]) : "r"(w8), "r"(magic));
-        asm("lop3.b32 %0, %1, 0x00f000f0, %2, 0xea;\n" : "=r"(r[3]) : "r"(w8), "r"(magic));
-        /* 1024 + u - 1032 = q; (1024 + 16 u) / 16 - 72 = q (exact) */
-#pragma unroll
-        for (int j = 0; j < 4; j += 2) {
-            asm("sub.rn.f16x2 %0, %1, %2;\n" : "=r"(a[j]) : "r"(r[j]), "r"(0x64086408u));
-            asm("fma.rn.f16x2 %0, %1, %2, %3;\n"
-                : "=r"(a[j + 1])
-                : "r"(r[j + 1]), "r"(0x2c002c00u), "r"(0xd480d480u));
-        }
+        a4z(w, a, make_uint2(0x64086408u, 0xd480d480u));
     }
     /* the constants of a4z: 1032 + zlo (subtracted, row g) and -(72 + zhi) (added, row g + 8) */
     static __device__ __forceinline__ uint2 zc(int zlo, int zhi)

@@ -301,6 +301,12 @@ static void warn_unused(const struct llm_model_desc *d, const struct llm_arch_de
                  "language model only)", ck, other);
 }
 
+static uint64_t numel_of(int nd, const int64_t *s)
+{
+    uint64_t n;
+    return llm_shape_numel(nd, s, &n) ? 0 : n;
+}
+
 uint64_t llm_hfmap_made_params(const struct llm_model_desc *d)
 {
     const struct llm_arch_def *def = llm_arch_def_of(d->arch);
@@ -316,10 +322,7 @@ uint64_t llm_hfmap_made_params(const struct llm_model_desc *d)
         if (llm_name_to_slot(names[i], &slot, &layer, &bias)) continue;
         const struct llm_hf_rule *r = find_rule(rules, n_rules, slot, bias);
         if (!r || r->xform != LLM_XF_ONES || llm_desc_tensor_shape(d, names[i], &nd, s)) continue;
-        uint64_t c = 1;
-        for (int k = 0; k < nd; k++)
-            c *= s[k] > 0 ? (uint64_t)s[k] : 0;
-        total += c;
+        total += numel_of(nd, s);
     }
     free(names);
     return total;
@@ -387,12 +390,6 @@ done:
 }
 
 /* ---- executing one item ---------------------------------------------------------- */
-
-static uint64_t numel_of(int nd, const int64_t *s)
-{
-    uint64_t n;
-    return llm_shape_numel(nd, s, &n) ? 0 : n;
-}
 
 /* Convert n elements of src (dtype sdt) into dst (dt). */
 static int conv(void *dst, int dt, const void *src, int sdt, uint64_t n, const char *name)

@@ -5,32 +5,6 @@
  * untied. */
 #include "arch.h"
 
-#define L "model.layers.{i}."
-static const struct llm_hf_rule rules[] = {
-    {LLM_W_EMBED, 0, LLM_XF_COPY, {"model.embed_tokens.weight"}, 0},
-    {LLM_W_FINAL_NORM, 0, LLM_XF_COPY, {"model.norm.weight"}, 0},
-    {LLM_W_LM_HEAD, 0, LLM_XF_COPY, {"lm_head.weight"}, 0},
-    {LLM_W_ATTN_NORM, 0, LLM_XF_COPY, {L "input_layernorm.weight"}, 0},
-    {LLM_W_QKV,
-     0,
-     LLM_XF_CONCAT,
-     {L "self_attn.q_proj.weight", L "self_attn.k_proj.weight", L "self_attn.v_proj.weight"},
-     0},
-    {LLM_W_QKV,
-     1,
-     LLM_XF_CONCAT,
-     {L "self_attn.q_proj.bias", L "self_attn.k_proj.bias", L "self_attn.v_proj.bias"},
-     0},
-    {LLM_W_ATTN_OUT, 0, LLM_XF_COPY, {L "self_attn.o_proj.weight"}, 0},
-    {LLM_W_ATTN_OUT, 1, LLM_XF_COPY, {L "self_attn.o_proj.bias"}, 0},
-    {LLM_W_MLP_NORM, 0, LLM_XF_COPY, {L "post_attention_layernorm.weight"}, 0},
-    {LLM_W_MLP_FC, 0, LLM_XF_COPY, {L "mlp.up_proj.weight"}, 0},
-    {LLM_W_MLP_FC, 1, LLM_XF_COPY, {L "mlp.up_proj.bias"}, 0},
-    {LLM_W_MLP_OUT, 0, LLM_XF_COPY, {L "mlp.down_proj.weight"}, 0},
-    {LLM_W_MLP_OUT, 1, LLM_XF_COPY, {L "mlp.down_proj.bias"}, 0},
-};
-LLM_RULES(arcee_rules, rules)
-
 static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
 {
     const struct llm_hfc_llama k = {.kv_def = 0,
@@ -51,7 +25,7 @@ const struct llm_arch_def llm_arch_arcee = {
     .classes = KEYS("ArceeForCausalLM"),
     .model_types = KEYS("arcee"),
     .read_config = read_config,
-    .rules = arcee_rules,
+    .rules = llm_rules_llama_fn, /* up_proj -> mlp.fc: no gate */
     .base_prefix = "model.",
     .ignore = llm_ignore_rotary,
     .bos = 128000,

@@ -164,6 +164,10 @@ struct llm_arch_def {
 extern const struct llm_hf_rule llm_rules_llama[];
 extern const size_t llm_n_rules_llama;
 const struct llm_hf_rule *llm_rules_llama_fn(const struct llm_model_desc *d, size_t *n);
+/* The Llama names with experts mlp.experts.{e}.gate/up/down_proj, router
+ * mlp.gate, q/k norms and Qwen2-MoE's shared expert (qwen3moe.c: Qwen3-MoE,
+ * OLMoE, Qwen2-MoE). */
+const struct llm_hf_rule *llm_rules_moe_fn(const struct llm_model_desc *d, size_t *n);
 extern const char *const llm_ignore_rotary[];
 /* Where a multimodal checkpoint (Gemma 3, Mistral 3) keeps its language
  * model (alt_prefixes: language_model.model., model.language_model.,

@@ -6,7 +6,9 @@
  * mlp_bias).  Tensors: q/k/v projections concatenated into the fused qkv,
  * gate_proj -> mlp.fc, up_proj -> mlp.gate, down_proj -> mlp.proj.  The
  * rule table is exported (llm_rules_llama) for Mistral, Qwen2/3, Gemma and
- * StableLM, whose checkpoints use the same names.
+ * StableLM, whose checkpoints use the same names; llm_rules_llama_fn gives a
+ * model without a gated MLP the same names with up_proj -> mlp.fc
+ * (Nemotron, Arcee).
  */
 #include "arch.h"
 
@@ -37,9 +39,40 @@ const struct llm_hf_rule llm_rules_llama[] = {
 };
 const size_t llm_n_rules_llama = sizeof(llm_rules_llama) / sizeof(llm_rules_llama[0]);
 
+/* The same names with a plain MLP (Nemotron, Arcee): up_proj -> mlp.fc. */
+static const struct llm_hf_rule rules_plain[] = {
+    {LLM_W_EMBED, 0, LLM_XF_COPY, {"model.embed_tokens.weight"}, 0},
+    {LLM_W_FINAL_NORM, 0, LLM_XF_COPY, {"model.norm.weight"}, 0},
+    {LLM_W_FINAL_NORM, 1, LLM_XF_COPY, {"model.norm.bias"}, 0},
+    {LLM_W_LM_HEAD, 0, LLM_XF_COPY, {"lm_head.weight"}, 0},
+    {LLM_W_ATTN_NORM, 0, LLM_XF_COPY, {L "input_layernorm.weight"}, 0},
+    {LLM_W_ATTN_NORM, 1, LLM_XF_COPY, {L "input_layernorm.bias"}, 0},
+    {LLM_W_QKV,
+     0,
+     LLM_XF_CONCAT,
+     {L "self_attn.q_proj.weight", L "self_attn.k_proj.weight", L "self_attn.v_proj.weight"},
+     0},
+    {LLM_W_QKV,
+     1,
+     LLM_XF_CONCAT,
+     {L "self_attn.q_proj.bias", L "self_attn.k_proj.bias", L "self_attn.v_proj.bias"},
+     0},
+    {LLM_W_ATTN_OUT, 0, LLM_XF_COPY, {L "self_attn.o_proj.weight"}, 0},
+    {LLM_W_ATTN_OUT, 1, LLM_XF_COPY, {L "self_attn.o_proj.bias"}, 0},
+    {LLM_W_MLP_NORM, 0, LLM_XF_COPY, {L "post_attention_layernorm.weight"}, 0},
+    {LLM_W_MLP_NORM, 1, LLM_XF_COPY, {L "post_attention_layernorm.bias"}, 0},
+    {LLM_W_MLP_FC, 0, LLM_XF_COPY, {L "mlp.up_proj.weight"}, 0},
+    {LLM_W_MLP_FC, 1, LLM_XF_COPY, {L "mlp.up_proj.bias"}, 0},
+    {LLM_W_MLP_OUT, 0, LLM_XF_COPY, {L "mlp.down_proj.weight"}, 0},
+    {LLM_W_MLP_OUT, 1, LLM_XF_COPY, {L "mlp.down_proj.bias"}, 0},
+};
+
 const struct llm_hf_rule *llm_rules_llama_fn(const struct llm_model_desc *d, size_t *n)
 {
-    (void)d;
+    if (!d->gated_mlp) {
+        *n = sizeof(rules_plain) / sizeof(rules_plain[0]);
+        return rules_plain;
+    }
     *n = llm_n_rules_llama;
     return llm_rules_llama;
 }

@@ -13,10 +13,16 @@ static const struct llm_hf_rule rules[] = {
     {LLM_W_FINAL_NORM, 0, LLM_XF_COPY, {"model.norm.weight"}, 0},
     {LLM_W_LM_HEAD, 0, LLM_XF_COPY, {"lm_head.weight"}, 0},
     {LLM_W_ATTN_NORM, 0, LLM_XF_COPY, {L "input_layernorm.weight"}, 0},
-    {LLM_W_QKV, 0, LLM_XF_CONCAT,
-     {L "self_attn.q_proj.weight", L "self_attn.k_proj.weight", L "self_attn.v_proj.weight"}, 0},
-    {LLM_W_QKV, 1, LLM_XF_CONCAT,
-     {L "self_attn.q_proj.bias", L "self_attn.k_proj.bias", L "self_attn.v_proj.bias"}, 0},
+    {LLM_W_QKV,
+     0,
+     LLM_XF_CONCAT,
+     {L "self_attn.q_proj.weight", L "self_attn.k_proj.weight", L "self_attn.v_proj.weight"},
+     0},
+    {LLM_W_QKV,
+     1,
+     LLM_XF_CONCAT,
+     {L "self_attn.q_proj.bias", L "self_attn.k_proj.bias", L "self_attn.v_proj.bias"},
+     0},
     {LLM_W_Q_NORM, 0, LLM_XF_COPY, {L "self_attn.q_norm.weight"}, 0},
     {LLM_W_K_NORM, 0, LLM_XF_COPY, {L "self_attn.k_norm.weight"}, 0},
     {LLM_W_ATTN_OUT, 0, LLM_XF_COPY, {L "self_attn.o_proj.weight"}, 0},
@@ -26,8 +32,20 @@ static const struct llm_hf_rule rules[] = {
     {LLM_W_MLP_FC, 0, LLM_XF_STACK, {L "mlp.experts.{e}.gate_proj.weight"}, 0},
     {LLM_W_MLP_GATE, 0, LLM_XF_STACK, {L "mlp.experts.{e}.up_proj.weight"}, 0},
     {LLM_W_MLP_OUT, 0, LLM_XF_STACK, {L "mlp.experts.{e}.down_proj.weight"}, 0},
+    /* Qwen2-MoE's shared expert and its gate */
+    {LLM_W_SHARED_ROUTER, 0, LLM_XF_COPY, {L "mlp.shared_expert_gate.weight"}, 0},
+    {LLM_W_SHARED_FC, 0, LLM_XF_COPY, {L "mlp.shared_expert.gate_proj.weight"}, 0},
+    {LLM_W_SHARED_GATE, 0, LLM_XF_COPY, {L "mlp.shared_expert.up_proj.weight"}, 0},
+    {LLM_W_SHARED_OUT, 0, LLM_XF_COPY, {L "mlp.shared_expert.down_proj.weight"}, 0},
 };
-LLM_RULES(qwen3moe_rules, rules)
+/* Shared with OLMoE and Qwen2-MoE, whose checkpoints use the same names (a
+ * slot the description lacks is never looked up). */
+const struct llm_hf_rule *llm_rules_moe_fn(const struct llm_model_desc *d, size_t *n)
+{
+    (void)d;
+    *n = sizeof(rules) / sizeof(rules[0]);
+    return rules;
+}
 
 static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
 {
@@ -65,7 +83,7 @@ const struct llm_arch_def llm_arch_qwen3moe = {
     .classes = KEYS("Qwen3MoeForCausalLM"),
     .model_types = KEYS("qwen3_moe"),
     .read_config = read_config,
-    .rules = qwen3moe_rules,
+    .rules = llm_rules_moe_fn,
     .base_prefix = "model.",
     .ignore = llm_ignore_rotary,
     .bos = -1,
