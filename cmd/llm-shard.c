@@ -464,7 +464,11 @@ static int merge(const struct opts *o)
             if ((rc = llm_ar_find(ar[k], name, &tk))) break;
             struct llm_split_ranges r;
             if ((rc = llm_split_ranges(&d, &s, shape[s.axis], tp, ep, k % tp, &r))) break;
-            if (tk.dtype != t.dtype || tk.ndim != t.ndim || tk.shape[s.axis] != r.local ||
+            /* an expert stack's bias held whole per group (GPT-OSS's down bias) is
+             * split by experts alone */
+            const int by_axis = s.kind != LLM_SPLIT_WHOLE && s.kind != LLM_SPLIT_FIRST;
+            if (tk.dtype != t.dtype || tk.ndim != t.ndim ||
+                (by_axis && tk.shape[s.axis] != r.local) ||
                 (r.experts && tk.shape[0] != r.experts)) {
                 rc = llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' has a slice of another shape",
                                  llm_ar_path(ar[k]), name);

@@ -24,7 +24,8 @@ const struct llm_backend_caps llm_cpu_caps = {
                 F(NO_FINAL_NORM) | F(FINAL_SOFTCAP) | F(MOE) | F(W_FP8) | F(W_INT8) | F(W_INT4) |
                 F(KV_QUANT) | F(ACT_INT8) | F(EXPERT_PARALLEL) | F(W_PERM) | F(MOE_QUANT) |
                 F(LOCAL_ROPE) | F(NOPE_LAYERS) | F(LOGIT_SCALE) | F(RESIDUAL_SCALE) |
-                F(QK_NORM_ALL) | F(NO_INPUT_NORM) | F(ACT_RELU2) | F(SHARED_EXPERT),
+                F(QK_NORM_ALL) | F(NO_INPUT_NORM) | F(ACT_RELU2) | F(SHARED_EXPERT) |
+                F(ATTN_SINKS) | F(ACT_SWIGLU_OAI) | F(MOE_BIAS),
     .dim_multiple = 1,
     .max_head_dim = 1024,
     .max_hidden = 1 << 20,

@@ -377,7 +377,7 @@ static int frontier_init(const struct llm_st *st, const struct llm_plan_item *it
     }
     for (size_t k = 0; k < n_items; k++) {
         for (int s = 0; s < items[k].n_src; s++) done[items[k].src[s]] = 0;
-        for (int s = 0; items[k].quant && s < items[k].n_src; s++)
+        for (int s = 0; (items[k].quant || items[k].mx) && s < items[k].n_src; s++)
             for (int j = 0; j < 3; j++)
                 if (items[k].qside[s][j] != SIZE_MAX) done[items[k].qside[s][j]] = 0;
     }
@@ -391,7 +391,8 @@ static int write_item(const struct opts *o, struct llm_aw *w, const struct llm_s
                       uint64_t *nbp)
 {
     const struct llm_tensor *s0 = llm_st_get(st, it->src[0]);
-    int dt = out_dtype(o, s0->dtype);
+    /* MXFP4 expands to bf16 (or the --dtype asked for) */
+    int dt = out_dtype(o, it->mx ? LLM_DTYPE_BF16 : s0->dtype);
     uint64_t numel, nbytes;
     if (llm_shape_numel(it->ndim, it->shape, &numel) || llm_dtype_nbytes(dt, numel, &nbytes))
         return llm_err_set(LLM_ERANGE, "tensor '%s': shape overflows", it->name);
@@ -406,9 +407,9 @@ static int write_item(const struct opts *o, struct llm_aw *w, const struct llm_s
     }
     const void *data;
     uint8_t *buf = NULL;
-    if (it->xform == LLM_XF_COPY && dt == s0->dtype) {
+    if (it->xform == LLM_XF_COPY && dt == s0->dtype && !it->mx) {
         data = s0->data; /* straight from the mapping */
-    } else if (it->xform == LLM_XF_ROWS && it->ndim == 2 && dt == s0->dtype) {
+    } else if (it->xform == LLM_XF_ROWS && it->ndim == 2 && dt == s0->dtype && !it->mx) {
         data = (const uint8_t *)s0->data + (nbytes / (uint64_t)it->shape[0]) * (uint64_t)it->row0;
     } else {
         if (!(buf = malloc(nbytes ? nbytes : 1)))

@@ -30,7 +30,7 @@ _Static_assert(sizeof(arch_names) / sizeof(arch_names[0]) == LLM_ARCH_COUNT, "ar
 static const char *const norm_names[] = {"rmsnorm", "layernorm"};
 _Static_assert(sizeof(norm_names) / sizeof(norm_names[0]) == LLM_NORM_COUNT, "norm_names");
 
-static const char *const act_names[] = {"silu", "gelu", "gelu_tanh", "relu", "relu2"};
+static const char *const act_names[] = {"silu", "gelu", "gelu_tanh", "relu", "relu2", "swiglu_oai"};
 _Static_assert(sizeof(act_names) / sizeof(act_names[0]) == LLM_ACT_COUNT, "act_names");
 
 static const char *const pos_names[] = {"rope", "alibi", "learned", "none"};
@@ -104,6 +104,8 @@ void llm_desc_init(struct llm_model_desc *d)
     d->norm_eps = 1e-5;
     d->act = LLM_ACT_SILU;
     d->gated_mlp = 1;
+    d->swiglu_alpha = 1.702;
+    d->swiglu_limit = 7.0;
     d->pos = LLM_POS_ROPE;
     d->alibi_max_bias = 8.0;
     d->final_norm = 1;
@@ -231,6 +233,9 @@ static int validate_rope(const struct llm_model_desc *d)
         return BAD("rope.attn_factor", "must be a non-negative number, found %g", r->attn_factor);
     if (!finite_ge0(r->mscale) || !finite_ge0(r->mscale_all_dim))
         return BAD("rope.mscale", "mscale/mscale_all_dim must be non-negative numbers");
+    if (!is_bool(r->yarn_no_truncate) ||
+        (r->yarn_no_truncate && r->scaling != LLM_ROPE_SCALING_YARN))
+        return BAD("rope.yarn_truncate", "false only with yarn scaling");
     if (d->pos != LLM_POS_ROPE) {
         if (r->rot_dims != 0 || r->scaling != LLM_ROPE_SCALING_NONE || r->n_factors)
             return BAD("rope", "set although the position encoding is %s", llm_pos_name(d->pos));
@@ -306,6 +311,13 @@ int llm_desc_validate(const struct llm_model_desc *d)
     if (!isfinite(d->norm_offset) || (d->norm_offset != 0 && d->norm_offset != 1))
         return BAD("norm_offset", "must be 0 or 1, found %g", d->norm_offset);
     if (d->act < 0 || d->act >= LLM_ACT_COUNT) return BAD("act", "unknown value %d", d->act);
+    if (d->act == LLM_ACT_SWIGLU_OAI &&
+        (!d->gated_mlp || !isfinite(d->swiglu_alpha) || !(d->swiglu_alpha > 0) ||
+         !isfinite(d->swiglu_limit) || !(d->swiglu_limit > 0)))
+        return BAD("act",
+                   "swiglu_oai needs a gated MLP and positive swiglu_alpha and "
+                   "swiglu_limit, found %g and %g",
+                   d->swiglu_alpha, d->swiglu_limit);
     if (d->pos < 0 || d->pos >= LLM_POS_COUNT) return BAD("pos", "unknown value %d", d->pos);
     if (d->pos_offset < 0 || d->pos_offset > 1024 || (d->pos_offset && d->pos != LLM_POS_LEARNED))
         return BAD("pos_offset", "must be 0..1024 and only with learned positions, found %d",
@@ -339,6 +351,8 @@ int llm_desc_validate(const struct llm_model_desc *d)
         {"final_norm", d->final_norm},
         {"moe_norm_topk", d->moe_norm_topk},
         {"shared_expert_gate", d->shared_expert_gate},
+        {"attn_sinks", d->attn_sinks},
+        {"router_bias", d->router_bias},
     };
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
         if (!is_bool(flags[i].v))
@@ -409,6 +423,8 @@ int llm_desc_validate(const struct llm_model_desc *d)
                    d->n_experts_per_tok);
     if (d->moe_norm_topk && !d->n_experts)
         return BAD("moe_norm_topk", "set for a model without experts");
+    if (d->router_bias && !d->n_experts)
+        return BAD("router_bias", "set for a model without experts");
     if (d->shared_expert_inter < 0 || d->shared_expert_inter > (1 << 22) ||
         (d->shared_expert_inter && !d->n_experts))
         return BAD("shared_expert_inter", "must be within 0..%d and 0 without experts, found %lld",
@@ -483,6 +499,7 @@ json_t *llm_desc_to_json(const struct llm_model_desc *d)
     bad |= set(r, "attn_factor", json_real(p->attn_factor));
     bad |= set(r, "mscale", json_real(p->mscale));
     bad |= set(r, "mscale_all_dim", json_real(p->mscale_all_dim));
+    if (p->yarn_no_truncate) bad |= set(r, "yarn_truncate", json_false()); /* only when used */
     bad |= set(r, "long_factor", lf);
     bad |= set(r, "short_factor", sf);
 
@@ -507,6 +524,10 @@ json_t *llm_desc_to_json(const struct llm_model_desc *d)
     bad |= set(o, "norm_offset", json_real(d->norm_offset));
     bad |= set(o, "act", json_string(llm_act_name(d->act)));
     bad |= set(o, "gated_mlp", json_boolean(d->gated_mlp));
+    if (d->act == LLM_ACT_SWIGLU_OAI) { /* written only when used */
+        bad |= set(o, "swiglu_alpha", json_real(d->swiglu_alpha));
+        bad |= set(o, "swiglu_limit", json_real(d->swiglu_limit));
+    }
     bad |= set(o, "pos", json_string(llm_pos_name(d->pos)));
     bad |= set(o, "pos_offset", json_integer(d->pos_offset));
     bad |= set(o, "rope", r);
@@ -531,6 +552,7 @@ json_t *llm_desc_to_json(const struct llm_model_desc *d)
     bad |= set(o, "sliding_window", json_integer(d->sliding_window));
     bad |= set(o, "window_layers", wl);
     bad |= set(o, "attn_scale", json_real(d->attn_scale));
+    if (d->attn_sinks) bad |= set(o, "attn_sinks", json_true()); /* only when used */
     bad |= set(o, "embed_scale", json_real(d->embed_scale));
     bad |= set(o, "attn_softcap", json_real(d->attn_softcap));
     /* the same value under its 1.0 name, which 1.0 readers require */
@@ -550,6 +572,7 @@ json_t *llm_desc_to_json(const struct llm_model_desc *d)
     bad |= set(o, "n_experts", json_integer(d->n_experts));
     bad |= set(o, "n_experts_per_tok", json_integer(d->n_experts_per_tok));
     bad |= set(o, "moe_norm_topk", json_boolean(d->moe_norm_topk));
+    if (d->router_bias) bad |= set(o, "router_bias", json_true()); /* only when used */
     if (d->shared_expert_inter > 0) { /* written only when used */
         bad |= set(o, "shared_expert_inter", json_integer(d->shared_expert_inter));
         bad |= set(o, "shared_expert_gate", json_boolean(d->shared_expert_gate));
@@ -708,6 +731,11 @@ static int rope_from_json(struct llm_rope *p, const json_t *r)
     if (!rc) rc = rd_num(r, pre, "attn_factor", &p->attn_factor);
     if (!rc) rc = rd_num(r, pre, "mscale", &p->mscale);
     if (!rc) rc = rd_num(r, pre, "mscale_all_dim", &p->mscale_all_dim);
+    if (!rc && json_object_get(r, "yarn_truncate")) {
+        int tr = 1;
+        rc = rd_bool(r, pre, "yarn_truncate", &tr);
+        p->yarn_no_truncate = !tr;
+    }
     if (!rc) rc = rd_array(r, pre, "long_factor", 1 << 15, &lf);
     if (!rc) rc = rd_array(r, pre, "short_factor", 1 << 15, &sf);
     if (rc) return rc;
@@ -767,6 +795,8 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
     if (!rc && HAS("norm_offset")) rc = rd_num(j, n, "norm_offset", &d->norm_offset);
     if (!rc) rc = rd_enum(j, n, "act", act_names, LLM_ACT_COUNT, &d->act);
     if (!rc) rc = rd_bool(j, n, "gated_mlp", &d->gated_mlp);
+    if (!rc && HAS("swiglu_alpha")) rc = rd_num(j, n, "swiglu_alpha", &d->swiglu_alpha);
+    if (!rc && HAS("swiglu_limit")) rc = rd_num(j, n, "swiglu_limit", &d->swiglu_limit);
     if (!rc) rc = rd_enum(j, n, "pos", pos_names, LLM_POS_COUNT, &d->pos);
     if (!rc && HAS("pos_offset")) rc = rd_int(j, n, "pos_offset", 0, 1024, &d->pos_offset);
     if (!rc && HAS("alibi_max_bias")) rc = rd_num(j, n, "alibi_max_bias", &d->alibi_max_bias);
@@ -797,6 +827,7 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
     if (!rc) rc = rd_int(j, n, "sliding_window", 0, INT32_MAX, &d->sliding_window);
     if (!rc) rc = rd_layers(j, "window_layers", d->n_layers, d->layer_window);
     if (!rc) rc = rd_num(j, n, "attn_scale", &d->attn_scale);
+    if (!rc && HAS("attn_sinks")) rc = rd_bool(j, n, "attn_sinks", &d->attn_sinks);
     if (!rc) rc = rd_num(j, n, "embed_scale", &d->embed_scale);
     /* format 1.0 called the attention cap logit_softcap */
     if (!rc) rc = rd_num(j, n, HAS("logit_softcap") && !HAS("attn_softcap") ? "logit_softcap"
@@ -813,6 +844,7 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
     if (!rc) rc = rd_int(j, n, "n_experts", 0, 4096, &d->n_experts);
     if (!rc) rc = rd_int(j, n, "n_experts_per_tok", 0, 4096, &d->n_experts_per_tok);
     if (!rc && HAS("moe_norm_topk")) rc = rd_bool(j, n, "moe_norm_topk", &d->moe_norm_topk);
+    if (!rc && HAS("router_bias")) rc = rd_bool(j, n, "router_bias", &d->router_bias);
     if (!rc && HAS("shared_expert_inter"))
         rc = rd_i64(j, n, "shared_expert_inter", 0, 1 << 22, &d->shared_expert_inter);
     if (!rc && HAS("shared_expert_gate"))

@@ -56,6 +56,9 @@ static const char *const feature_names[] = {
     "sub-blocks without an input norm",
     "a squared-ReLU activation (relu2)",
     "a shared expert beside the routed ones",
+    "attention sinks (a learned logit per head)",
+    "the clamped SwiGLU of GPT-OSS (swiglu_oai)",
+    "biases on the router or the experts",
 };
 _Static_assert(sizeof(feature_names) / sizeof(feature_names[0]) == LLM_FEAT_COUNT,
                "feature_names");
@@ -91,6 +94,9 @@ llm_features llm_desc_features(const struct llm_model_desc *d)
     ON(d->no_input_norm, LLM_FEAT_NO_INPUT_NORM);
     ON(d->act == LLM_ACT_RELU2, LLM_FEAT_ACT_RELU2);
     ON(d->shared_expert_inter > 0, LLM_FEAT_SHARED_EXPERT);
+    ON(d->attn_sinks, LLM_FEAT_ATTN_SINKS);
+    ON(d->act == LLM_ACT_SWIGLU_OAI, LLM_FEAT_ACT_SWIGLU_OAI);
+    ON(d->n_experts > 0 && (d->router_bias || d->mlp_bias), LLM_FEAT_MOE_BIAS);
     ON(d->clip_qkv > 0.0, LLM_FEAT_CLIP_QKV);
     ON(d->embed_norm, LLM_FEAT_EMBED_NORM);
     ON(d->embed_dim > 0 && d->embed_dim != d->hidden, LLM_FEAT_EMBED_PROJ);

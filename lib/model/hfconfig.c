@@ -543,13 +543,10 @@ int llm_hfc_rope(const struct llm_hfc *c, struct llm_model_desc *d, const struct
         if (!rc && p->beta_slow == 0) p->beta_slow = 1;
         if (!rc) rc = llm_hfc_num(&rr, KEYS("mscale"), 0, 0, 0, 0, 1e6, &p->mscale);
         if (!rc) rc = llm_hfc_num(&rr, KEYS("mscale_all_dim"), 0, 0, 0, 0, 1e6, &p->mscale_all_dim);
+        /* truncate false (GPT-OSS): the ramp's ends stay fractional */
         int truncate = 1;
         if (!rc) rc = llm_hfc_bool(&rr, KEYS("truncate"), 1, &truncate);
-        if (!rc && !truncate)
-            rc = llm_err_set(LLM_EUNSUPPORTED,
-                             "'%s': yarn rope scaling with truncate false is "
-                             "not supported",
-                             c->src);
+        p->yarn_no_truncate = !truncate;
         return rc;
     }
     return llm_err_set(LLM_EUNSUPPORTED, "'%s': unsupported %stype '%s'", c->src, rr.pre,

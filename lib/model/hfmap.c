@@ -12,6 +12,7 @@
  * earliest source in the checkpoint (shard by shard, by offset), so
  * executing the plan reads the files front to back.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,7 @@
 #include "hfquant.h"
 
 static const char *const xform_names[] = {"copy", "concat", "transpose", "qkv-heads",
-                                          "rows", "stack",  "ones"};
+                                          "rows", "stack",  "ones",      "deinterleave"};
 _Static_assert(sizeof(xform_names) / sizeof(xform_names[0]) == LLM_XF_COUNT, "xform_names");
 
 const char *llm_xform_name(int x)
@@ -176,9 +177,19 @@ static void source_shape(const struct llm_model_desc *d, const struct llm_plan_i
         else
             s[0] = it->shape[0] / it->n_src;
         break;
-    case LLM_XF_TRANSPOSE:
-        s[0] = it->shape[1];
-        s[1] = it->shape[0];
+    case LLM_XF_TRANSPOSE: {
+        const int a = it->ndim == 3; /* an expert stack: each matrix */
+        s[a] = it->shape[a + 1];
+        s[a + 1] = it->shape[a];
+        break;
+    }
+    case LLM_XF_DEINTERLEAVE: /* [E][out][in] from [E][in][2 out]; a bias [E][2 out] */
+        if (it->ndim == 3) {
+            s[1] = it->shape[2];
+            s[2] = 2 * it->shape[1];
+        } else {
+            s[1] = 2 * it->shape[1];
+        }
         break;
     case LLM_XF_ROWS:
         s[it->ndim == 3] = 2 * it->shape[it->ndim == 3];
@@ -190,6 +201,71 @@ static void source_shape(const struct llm_model_desc *d, const struct llm_plan_i
         break;
     default: break;
     }
+}
+
+/* An MXFP4 expert stack (GPT-OSS) in place of the dense source hf: 1 when
+ * hf_blocks is absent (not this case), 0 when planned (it->mx, src[0],
+ * qside[0][0]), -1 on error. */
+static int plan_mx(const struct llm_st *st, const struct by_name *ix, size_t nst,
+                   const struct llm_arch_def *def, const char *hf, struct llm_plan_item *it,
+                   unsigned char *used)
+{
+    char bn[LLM_NAME_MAX + 48], sn[LLM_NAME_MAX + 48];
+    snprintf(bn, sizeof bn, "%s_blocks", hf);
+    snprintf(sn, sizeof sn, "%s_scales", hf);
+    const struct by_name *hb = llm_hfmap_find(ix, nst, bn, def->base_prefix, def->alt_prefixes);
+    if (!hb) return 1;
+    const struct llm_tensor *b = llm_st_get(st, hb->idx);
+    const char *file = llm_st_file_path(st, (size_t)llm_st_shard_of(st, hb->idx));
+    const struct by_name *hs = llm_hfmap_find(ix, nst, sn, def->base_prefix, def->alt_prefixes);
+    if (!hs) {
+        llm_err_set(LLM_ENOTFOUND, "'%s': tensor '%s' not found (the scales of '%s')", file, sn,
+                    b->name);
+        return -1;
+    }
+    if (it->xform != LLM_XF_COPY && it->xform != LLM_XF_TRANSPOSE &&
+        it->xform != LLM_XF_DEINTERLEAVE) {
+        llm_err_set(LLM_EUNSUPPORTED, "'%s': tensor '%s': MXFP4 does not take transform %s", file,
+                    b->name, llm_xform_name(it->xform));
+        return -1;
+    }
+    const struct llm_tensor *sc = llm_st_get(st, hs->idx);
+    /* rows x cols of each expert's [out][in] matrix as stored */
+    const int64_t E = it->shape[0];
+    const int64_t rows = it->xform == LLM_XF_DEINTERLEAVE ? 2 * it->shape[1] : it->shape[1];
+    const int64_t cols = it->shape[2];
+    const int64_t eb[4] = {E, rows, cols / 32, 16}, es[3] = {E, rows, cols / 32};
+    if (cols % 32) {
+        llm_err_set(LLM_ESHAPE, "'%s': MXFP4 tensor '%s': %lld inputs are not whole blocks of 32",
+                    file, b->name, (long long)cols);
+        return -1;
+    }
+    int ok = b->ndim == 4 && sc->ndim == 3;
+    for (int k = 0; ok && k < 4; k++)
+        ok = b->shape[k] == eb[k] && (k == 3 || sc->shape[k] == es[k]);
+    if (!ok) {
+        char x[160], y[160], z[160], w[160];
+        llm_shape_str(x, sizeof x, 4, eb);
+        llm_shape_str(w, sizeof w, 3, es);
+        llm_shape_str(y, sizeof y, b->ndim, b->shape);
+        llm_shape_str(z, sizeof z, sc->ndim, sc->shape);
+        llm_err_set(LLM_ESHAPE,
+                    "'%s': MXFP4 tensors '%s' and '%s' expected %s and %s, found %s "
+                    "and %s",
+                    file, b->name, sc->name, x, w, y, z);
+        return -1;
+    }
+    if (b->dtype != LLM_DTYPE_U8 || sc->dtype != LLM_DTYPE_U8) {
+        llm_err_set(LLM_EFORMAT, "'%s': MXFP4 tensors '%s' and '%s' must be U8, found %s and %s",
+                    file, b->name, sc->name, llm_dtype_name(b->dtype), llm_dtype_name(sc->dtype));
+        return -1;
+    }
+    it->mx = 1;
+    it->src[0] = hb->idx;
+    memset(it->qside, 0xff, sizeof it->qside);
+    it->qside[0][0] = hs->idx;
+    used[hb->idx] = used[hs->idx] = 1;
+    return 0;
 }
 
 /* The plan item for canonical tensor `name`; sources checked and recorded. */
@@ -214,7 +290,13 @@ static int plan_item(const struct llm_model_desc *d, const struct llm_arch_def *
     if (it->n_src < 1 || it->n_src > LLM_PLAN_MAX_SRC)
         return llm_err_set(LLM_EUNSUPPORTED, "'%s': %d sources (at most %d)", name, it->n_src,
                            LLM_PLAN_MAX_SRC);
-    it->row0 = r->xform == LLM_XF_ROWS ? (int64_t)r->half * it->shape[it->ndim == 3] : 0;
+    it->row0 = r->xform == LLM_XF_ROWS           ? (int64_t)r->half * it->shape[it->ndim == 3]
+               : r->xform == LLM_XF_DEINTERLEAVE ? r->half
+                                                 : 0;
+    if ((r->xform == LLM_XF_DEINTERLEAVE && it->ndim != 3 && it->ndim != 2) ||
+        (r->xform == LLM_XF_TRANSPOSE && it->ndim != 2 && it->ndim != 3))
+        return llm_err_set(LLM_EINVAL, "'%s': transform %s does not apply to a %d-D tensor", name,
+                           llm_xform_name(r->xform), it->ndim);
     it->qkv_groups = d->n_kv_heads;
     it->qkv_q_per_group = d->n_heads / d->n_kv_heads;
     it->head_dim = d->head_dim;
@@ -241,9 +323,25 @@ static int plan_item(const struct llm_model_desc *d, const struct llm_arch_def *
             }
             rc = 0;
         }
-        if (!hit)
+        if (!hit && q && q->mxfp4 && it->ndim == 3 && it->n_src == 1 && !bias) {
+            rc = plan_mx(st, ix, nst, def, hf, it, used);
+            if (rc <= 0) {
+                if (!rc && it->src[0] < *first) *first = it->src[0];
+                return rc < 0 ? llm_errcode() : 0;
+            }
+            rc = 0;
+        }
+        if (!hit) {
+            char bn[LLM_NAME_MAX + 48];
+            snprintf(bn, sizeof bn, "%s_blocks", hf);
+            if (llm_hfmap_find(ix, nst, bn, def->base_prefix, def->alt_prefixes))
+                return llm_err_set(LLM_EFORMAT,
+                                   "'%s': tensor '%s' not found (needed for '%s'); '%s' is there "
+                                   "but config.json does not say quant_method mxfp4",
+                                   ck, hf, it->name, bn);
             return llm_err_set(LLM_ENOTFOUND, "'%s': tensor '%s' not found (needed for '%s')", ck,
                                hf, it->name);
+        }
         size_t idx = hit->idx;
         const struct llm_tensor *t = llm_st_get(st, idx);
         const char *file = llm_st_file_path(st, (size_t)llm_st_shard_of(st, idx));
@@ -398,16 +496,67 @@ static int conv(void *dst, int dt, const void *src, int sdt, uint64_t n, const c
     return rc ? llm_err_wrap(rc, "tensor '%s'", name) : 0;
 }
 
-/* dst[c][r] = src[r][c] for an rows x cols matrix of es-byte elements, in tiles. */
-static void transpose(uint8_t *dst, const uint8_t *src, int64_t rows, int64_t cols, size_t es)
+/* dst[c][r] = src[r * ld + c * step + c0] for r < rows, c < cols (es-byte
+ * elements): a transpose of every step-th column from c0 on. */
+static void transpose_cols(uint8_t *dst, const uint8_t *src, int64_t rows, int64_t cols, int64_t ld,
+                           int64_t step, int64_t c0, size_t es)
 {
     const int64_t T = 32;
     for (int64_t r0 = 0; r0 < rows; r0 += T)
-        for (int64_t c0 = 0; c0 < cols; c0 += T)
+        for (int64_t b0 = 0; b0 < cols; b0 += T)
             for (int64_t r = r0; r < r0 + T && r < rows; r++)
-                for (int64_t c = c0; c < c0 + T && c < cols; c++)
+                for (int64_t c = b0; c < b0 + T && c < cols; c++)
                     memcpy(dst + ((size_t)c * (size_t)rows + (size_t)r) * es,
-                           src + ((size_t)r * (size_t)cols + (size_t)c) * es, es);
+                           src + ((size_t)r * (size_t)ld + (size_t)(c * step + c0)) * es, es);
+}
+
+/* MXFP4's element values (E2M1): sign, 2 exponent bits, 1 mantissa bit. */
+static const float fp4_value[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
+                                    -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+
+/* An MXFP4 stack's rows [E][rows][cols] (it->mx) into dst (dt): all of them,
+ * or with DEINTERLEAVE the rows half, half + 2, ...  Each byte holds two
+ * consecutive values, the low nibble first; a block of 32 shares the scale
+ * 2^(s - 127), exact in bf16 and f32. */
+static int build_mx(const struct llm_plan_item *it, const struct llm_st *st, int dt, uint8_t *out,
+                    size_t es)
+{
+    const struct llm_tensor *b = llm_st_get(st, it->src[0]), *sc = llm_st_get(st, it->qside[0][0]);
+    const int64_t E = b->shape[0], rows = b->shape[1], nb = b->shape[2], cols = 32 * nb;
+    const int de = it->xform == LLM_XF_DEINTERLEAVE;
+    float *row = malloc(sizeof(float) * (size_t)cols);
+    if (!row)
+        return llm_err_set(LLM_ENOMEM, "tensor '%s': out of memory (%lld values)", it->name,
+                           (long long)cols);
+    const uint8_t *bp = b->data, *sp = sc->data;
+    int rc = 0;
+    uint64_t o = 0;
+    for (int64_t e = 0; e < E && !rc; e++)
+        for (int64_t r = de ? it->row0 : 0; r < rows && !rc; r += de ? 2 : 1) {
+            const int64_t er = e * rows + r;
+            for (int64_t k = 0; k < nb && !rc; k++) {
+                const uint8_t s = sp[er * nb + k];
+                if (s == 0xff) {
+                    rc = llm_err_set(
+                        LLM_EFORMAT,
+                        "'%s': tensor '%s': MXFP4 scale of expert %lld "
+                        "row %lld block %lld is NaN (0xff)",
+                        llm_st_file_path(st, (size_t)llm_st_shard_of(st, it->qside[0][0])),
+                        sc->name, (long long)e, (long long)r, (long long)k);
+                    break;
+                }
+                const float m = ldexpf(1.0f, (int)s - 127);
+                const uint8_t *q = bp + (er * nb + k) * 16;
+                for (int i = 0; i < 16; i++) {
+                    row[k * 32 + 2 * i] = fp4_value[q[i] & 15] * m;
+                    row[k * 32 + 2 * i + 1] = fp4_value[q[i] >> 4] * m;
+                }
+            }
+            if (!rc) rc = conv(out + o * es, dt, row, LLM_DTYPE_F32, (uint64_t)cols, it->name);
+            o += (uint64_t)cols;
+        }
+    free(row);
+    return rc;
 }
 
 /* Per-group [q heads, k, v] rows -> q; k; v. */
@@ -437,6 +586,7 @@ int llm_hfmap_build(const struct llm_plan_item *it, const struct llm_st *st, int
     uint8_t *out = dst;
     const struct llm_tensor *t0 = llm_st_get(st, it->src[0]);
     int rc = 0;
+    if (it->mx) return build_mx(it, st, dt, out, es);
     switch (it->xform) {
     case LLM_XF_COPY: return conv(out, dt, t0->data, t0->dtype, total, it->name);
     case LLM_XF_ONES: {
@@ -480,16 +630,38 @@ int llm_hfmap_build(const struct llm_plan_item *it, const struct llm_st *st, int
                       t0->dtype, rows * row, it->name);
         return rc;
     }
-    case LLM_XF_TRANSPOSE:
+    case LLM_XF_DEINTERLEAVE:
+    case LLM_XF_TRANSPOSE: {
+        /* each expert's matrix (a 2-D TRANSPOSE is one), converted then
+         * transposed: DEINTERLEAVE takes every other column from row0 */
+        const int de = it->xform == LLM_XF_DEINTERLEAVE, three = it->ndim == 3;
+        const int64_t mats = it->ndim == 2 && !de ? 1 : it->shape[0];
+        const int64_t orow = three ? it->shape[1] : (de ? it->shape[1] : it->shape[0]);
+        const int64_t ocol = three ? it->shape[2] : (de ? 1 : it->shape[1]);
+        const int64_t src_cols = de ? 2 * orow : orow; /* source: [ocol][src_cols] */
+        const uint64_t mat = (uint64_t)ocol * (uint64_t)src_cols;
+        const size_t sbytes = (size_t)llm_dtype_bits(t0->dtype) / 8;
+        uint8_t *tmp = malloc((size_t)mat * es);
+        if (!tmp)
+            return llm_err_set(LLM_ENOMEM, "tensor '%s': out of memory (%llu bytes)", it->name,
+                               (unsigned long long)(mat * es));
+        for (int64_t e = 0; e < mats && !rc; e++) {
+            rc = conv(tmp, dt, (const uint8_t *)t0->data + (size_t)e * mat * sbytes, t0->dtype, mat,
+                      it->name);
+            if (!rc)
+                transpose_cols(out + (size_t)e * (size_t)(orow * ocol) * es, tmp, ocol, orow,
+                               src_cols, de ? 2 : 1, de ? it->row0 : 0, es);
+        }
+        free(tmp);
+        return rc;
+    }
     case LLM_XF_QKV_HEADS: {
         uint8_t *tmp = malloc(nbytes ? nbytes : 1);
         if (!tmp)
             return llm_err_set(LLM_ENOMEM, "tensor '%s': out of memory (%llu bytes)", it->name,
                                (unsigned long long)nbytes);
         rc = conv(tmp, dt, t0->data, t0->dtype, total, it->name);
-        if (!rc && it->xform == LLM_XF_TRANSPOSE) {
-            transpose(out, tmp, it->shape[1], it->shape[0], es);
-        } else if (!rc) {
+        if (!rc) {
             size_t rows = (size_t)it->shape[0];
             size_t need = (size_t)it->qkv_groups * ((size_t)it->qkv_q_per_group + 2) *
                           (size_t)it->head_dim;

@@ -242,7 +242,13 @@ int llm_hfq_scheme(const struct llm_hf_quant *q, const char *src, struct llm_hfq
         rc = scheme_awq(q, src, s);
     else if (!strcmp(q->method, "gptq"))
         rc = scheme_gptq(q, src, s);
-    else if (!strcmp(q->method, "fp8"))
+    else if (!strcmp(q->method, "mxfp4")) {
+        /* GPT-OSS: the expert stacks in MXFP4, expanded to bf16 exactly when
+         * converted; the artifact is not a quantized one */
+        s->mxfp4 = 1;
+        snprintf(s->scheme, sizeof s->scheme, "MXFP4 experts (expanded to bf16)");
+        return 0;
+    } else if (!strcmp(q->method, "fp8"))
         rc = refuse(src, "transformers fp8, block-wise (weight_block_size)",
                     "block-wise FP8 scales (one per 128 x 128 block) have no exact form here; "
                     "fp8 weights take one scale per tensor or per channel");

@@ -42,6 +42,7 @@ static const struct {
     [LLM_W_SHARED_FC] = {"mlp.shared_fc", LLM_WK_LINEAR},
     [LLM_W_SHARED_GATE] = {"mlp.shared_gate", LLM_WK_LINEAR},
     [LLM_W_SHARED_OUT] = {"mlp.shared_proj", LLM_WK_LINEAR},
+    [LLM_W_ATTN_SINKS] = {"attention.sinks", LLM_WK_NORM},
 };
 _Static_assert(sizeof(slots) / sizeof(slots[0]) == LLM_W_COUNT, "slot table");
 
@@ -151,7 +152,7 @@ static int slot_shape(const struct llm_model_desc *d, int slot, struct shp *o)
     case LLM_W_MLP_NORM:
         return (d->parallel_residual && d->shared_input_norm) || d->no_input_norm ? LLM_ENOTFOUND
                                                                                   : set1(o, H, nb);
-    case LLM_W_ROUTER: return E ? set2(o, E, H, 0) : LLM_ENOTFOUND;
+    case LLM_W_ROUTER: return E ? set2(o, E, H, d->router_bias) : LLM_ENOTFOUND;
     case LLM_W_MLP_FC: return setx(o, XE, I, H, d->mlp_bias);
     case LLM_W_MLP_GATE: return d->gated_mlp ? setx(o, XE, I, H, d->mlp_bias) : LLM_ENOTFOUND;
     case LLM_W_MLP_OUT: return setx(o, XE, H, I, d->mlp_bias && mrowb);
@@ -166,6 +167,7 @@ static int slot_shape(const struct llm_model_desc *d, int slot, struct shp *o)
                                                           : LLM_ENOTFOUND;
     case LLM_W_SHARED_OUT:
         return d->shared_expert_inter > 0 ? set2(o, H, d->shared_expert_inter, 0) : LLM_ENOTFOUND;
+    case LLM_W_ATTN_SINKS: return d->attn_sinks ? set1(o, nh, 0) : LLM_ENOTFOUND;
     default: return LLM_ENOTFOUND;
     }
 }

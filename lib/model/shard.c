@@ -23,6 +23,7 @@ static int slot_split(int slot, int *kind)
     case LLM_W_MLP_OUT: *kind = LLM_SPLIT_EVEN; return ON_IN;
     case LLM_W_Q_NORM: *kind = LLM_SPLIT_EVEN; return ON_HEADS;
     case LLM_W_K_NORM: *kind = LLM_SPLIT_KV_HEADS; return ON_HEADS;
+    case LLM_W_ATTN_SINKS: *kind = LLM_SPLIT_EVEN; return ON_OUT; /* one value per query head */
     default: *kind = LLM_SPLIT_WHOLE; return ON_NONE;
     }
 }

@@ -50,6 +50,8 @@ def case(name, cfg, module, seq_len, positions, p):
     out.append(f"        .high_freq_factor = {p.get('high', 0.0)!r}, .beta_fast = {p.get('beta_fast', 0.0)!r},")
     out.append(f"        .beta_slow = {p.get('beta_slow', 0.0)!r}, .mscale = {p.get('mscale', 0.0)!r},")
     out.append(f"        .mscale_all_dim = {p.get('mscale_all_dim', 0.0)!r},")
+    if p.get("no_truncate"):
+        out.append("        .no_truncate = 1,")
     if "long" in p:
         out.append(f"        .long_factor = {arr(p['long'])},")
         out.append(f"        .short_factor = {arr(p['short'])},")
@@ -93,6 +95,15 @@ def main():
                       LlamaRotaryEmbedding, 2048, [3, 1500],
                       {"type": "yarn", "theta": 10000.0, "factor": 8.0, "orig": 256, "beta_fast": 16.0,
                        "beta_slow": 2.0, "mscale": 1.0, "mscale_all_dim": 0.5}))
+    # GPT-OSS's: the ramp's ends left fractional (truncate false)
+    cases.append(case("yarn-notrunc", llama(theta=150000.0, max_pos=131072,
+                                            scaling={"rope_type": "yarn", "factor": 32.0,
+                                                     "beta_fast": 32.0, "beta_slow": 1.0,
+                                                     "truncate": False,
+                                                     "original_max_position_embeddings": 4096}),
+                      LlamaRotaryEmbedding, 4096, [0, 77, 4095],
+                      {"type": "yarn", "theta": 150000.0, "factor": 32.0, "orig": 4096,
+                       "beta_fast": 32.0, "beta_slow": 1.0, "no_truncate": True}))
     cases.append(case("llama3", llama(theta=500000.0, max_pos=131072,
                                       scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                                "high_freq_factor": 4.0,

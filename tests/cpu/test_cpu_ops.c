@@ -282,6 +282,7 @@ static void test_act(void)
     rng_fill(fc, 50, 4.0f);
     rng_fill(gate, 50, 2.0f);
     for (int act = 0; act < LLM_ACT_COUNT; act++) {
+        if (act == LLM_ACT_SWIGLU_OAI) continue; /* gated only, below */
         llm_cpu_gated(out, fc, gate, 50, act);
         memcpy(x, fc, sizeof x);
         llm_cpu_act(x, 50, act);
@@ -290,7 +291,23 @@ static void test_act(void)
             CHECK(x[i] == llm_cpu_act1(fc[i], act), "act %d in place", act);
         }
     }
-    printf("ok activations: silu, gelu, gelu_tanh, relu, gated\n");
+    /* GPT-OSS's clamped SwiGLU, alpha 1.702, limit 7 (closed form in double) */
+    const struct {
+        float fc, gate;
+        double y;
+    } oai[] = {
+        {1.0f, 0.5f, 1.268693648899232},   /* neither clamped */
+        {9.0f, -8.0f, -41.99971876981991}, /* both clamped */
+        {-3.0f, 10.0f, -0.14457047766228776},
+        {0.25f, -1.0f, 0.0}, /* u + 1 = 0 */
+    };
+    for (size_t i = 0; i < sizeof oai / sizeof oai[0]; i++) {
+        float y;
+        llm_cpu_gated_oai(&y, &oai[i].fc, &oai[i].gate, 1, 1.702, 7.0);
+        CHECK(fabs(y - oai[i].y) <= 1e-7 * (fabs(oai[i].y) + 1e-6),
+              "swiglu_oai(%g, %g) = %.9g, expected %.9g", oai[i].fc, oai[i].gate, y, oai[i].y);
+    }
+    printf("ok activations: silu, gelu, gelu_tanh, relu, relu2, gated, swiglu_oai\n");
 }
 
 /* ---- rotary --------------------------------------------------------------- */
@@ -303,6 +320,7 @@ struct rope_ref {
     double theta, factor;
     int orig_max_pos;
     double low_freq_factor, high_freq_factor, beta_fast, beta_slow, mscale, mscale_all_dim;
+    int no_truncate; /* yarn's truncate false */
     float long_factor[64], short_factor[64];
     float attn_scaling;
     float inv_freq[64];
@@ -327,6 +345,7 @@ static struct llm_rope rope_of(const struct rope_ref *c)
     r.high_freq_factor = c->high_freq_factor;
     r.beta_fast = c->beta_fast;
     r.beta_slow = c->beta_slow;
+    r.yarn_no_truncate = c->no_truncate;
     r.mscale = c->mscale;
     r.mscale_all_dim = c->mscale_all_dim;
     if (c->long_factor[0] != 0.0f) {
@@ -357,8 +376,9 @@ static double closed_inv_freq(const struct rope_ref *c, int i, double *mscale)
     case LLM_ROPE_SCALING_YARN: {
         double bf = c->beta_fast ? c->beta_fast : 32, bs = c->beta_slow ? c->beta_slow : 1;
         /* dimension index where a frequency makes r rotations over L */
-        double lo = floor(d * log(L / (bf * 2 * M_PI)) / (2 * log(base)));
-        double hi = ceil(d * log(L / (bs * 2 * M_PI)) / (2 * log(base)));
+        double lo = d * log(L / (bf * 2 * M_PI)) / (2 * log(base));
+        double hi = d * log(L / (bs * 2 * M_PI)) / (2 * log(base));
+        if (!c->no_truncate) lo = floor(lo), hi = ceil(hi);
         lo = fmax(lo, 0), hi = fmin(hi, d - 1);
         double ramp = fmin(fmax((i - lo) / (hi - lo), 0.0), 1.0);
         double m = 0.1 * log(c->factor) + 1.0;
@@ -488,7 +508,7 @@ static void test_rope_apply(void)
 /* ---- attention ------------------------------------------------------------ */
 
 static void test_attention_case(int kv_dt, int nh, int nkv, int hd, int window, float softcap,
-                                int alibi)
+                                int alibi, int sinks)
 {
     enum { NS = 3, BS = 4, NB = 24 };
     int ctx[NS] = {9, 1, 14}, n_new[NS] = {3, 1, 14};
@@ -553,11 +573,12 @@ static void test_attention_case(int kv_dt, int nh, int nkv, int hd, int window, 
                 CHECK(!memcmp(row, Kr[s] + p * kvw, sizeof(float) * (size_t)hd),
                       "kv_append: seq %d pos %d head 0 misplaced", s, p);
             }
-        float q[64 * 8 * 64], out[64 * 8 * 64], slopes[8];
+        float q[64 * 8 * 64], out[64 * 8 * 64], slopes[8], sink[8];
         rng_fill(q, (size_t)(n * nh * hd), 1.5f);
         llm_alibi_slopes(slopes, nh, 8.0);
-        struct llm_cpu_attn a = {nh, 1.0f / sqrtf((float)hd), window, softcap,
-                                 alibi ? slopes : NULL};
+        rng_fill(sink, 8, 3.0f); /* some above the scores, some below */
+        struct llm_cpu_attn a = {nh,      1.0f / sqrtf((float)hd), window,
+                                 softcap, alibi ? slopes : NULL,   sinks ? sink : NULL};
         CHECK(llm_cpu_attention(out, nh * hd, q, nh * hd, &kv, &b, &a) == 0, "attention failed");
         double worst = 0.0;
         for (int si = 0, s = 0; s < NS; s++) {
@@ -581,6 +602,10 @@ static void test_attention_case(int kv_dt, int nh, int nkv, int hd, int window, 
                         sc[j] = d;
                         mx = fmax(mx, d);
                     }
+                    if (sinks) { /* one more logit in the denominator alone */
+                        mx = fmax(mx, sink[h]);
+                        sum += exp(sink[h] - mx);
+                    }
                     for (int j = 0; j <= p; j++)
                         sum += sc[j] == -INFINITY ? 0.0 : exp(sc[j] - mx);
                     for (int j = 0; j <= p; j++) {
@@ -593,9 +618,9 @@ static void test_attention_case(int kv_dt, int nh, int nkv, int hd, int window, 
                         double e = fabs(out[(t * nh + h) * hd + k] - o[k]);
                         if (e > worst) worst = e;
                         CHECK(e < 2e-6,
-                              "attention kv %d nh %d nkv %d win %d cap %g alibi %d: "
+                              "attention kv %d nh %d nkv %d win %d cap %g alibi %d sinks %d: "
                               "token %d head %d dim %d: %.9g vs %.9g",
-                              kv_dt, nh, nkv, window, softcap, alibi, t, h, k,
+                              kv_dt, nh, nkv, window, softcap, alibi, sinks, t, h, k,
                               out[(t * nh + h) * hd + k], o[k]);
                     }
                 }
@@ -613,13 +638,15 @@ static void test_attention(void)
 {
     int n = 0;
     for (int di = 0; di < 3; di++) {
-        test_attention_case(dts[di], 4, 4, 16, 0, 0.0f, 0), n++;
-        test_attention_case(dts[di], 8, 2, 8, 0, 0.0f, 0), n++;  /* GQA */
-        test_attention_case(dts[di], 4, 1, 32, 0, 0.0f, 0), n++; /* MQA */
-        test_attention_case(dts[di], 4, 2, 16, 5, 0.0f, 0), n++; /* sliding window */
-        test_attention_case(dts[di], 2, 2, 16, 1, 0.0f, 0), n++; /* window of one */
-        test_attention_case(dts[di], 4, 2, 16, 0, 3.0f, 0), n++; /* soft-cap */
-        test_attention_case(dts[di], 6, 6, 8, 0, 0.0f, 1), n++;  /* ALiBi */
+        test_attention_case(dts[di], 4, 4, 16, 0, 0.0f, 0, 0), n++;
+        test_attention_case(dts[di], 8, 2, 8, 0, 0.0f, 0, 0), n++;  /* GQA */
+        test_attention_case(dts[di], 4, 1, 32, 0, 0.0f, 0, 0), n++; /* MQA */
+        test_attention_case(dts[di], 4, 2, 16, 5, 0.0f, 0, 0), n++; /* sliding window */
+        test_attention_case(dts[di], 2, 2, 16, 1, 0.0f, 0, 0), n++; /* window of one */
+        test_attention_case(dts[di], 4, 2, 16, 0, 3.0f, 0, 0), n++; /* soft-cap */
+        test_attention_case(dts[di], 6, 6, 8, 0, 0.0f, 1, 0), n++;  /* ALiBi */
+        test_attention_case(dts[di], 8, 2, 8, 3, 0.0f, 0, 1), n++;  /* sinks, window (GPT-OSS) */
+        test_attention_case(dts[di], 4, 4, 16, 0, 0.0f, 0, 1), n++; /* sinks */
     }
     float s8[8], s12[12];
     llm_alibi_slopes(s8, 8, 8.0);
@@ -629,9 +656,10 @@ static void test_attention(void)
     /* 8 heads: 2^-1..2^-8; 4 more: 2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5 */
     for (int i = 0; i < 4; i++)
         CHECK(fabsf(s12[8 + i] - powf(2.0f, -0.5f - i)) < 1e-7f, "alibi extra slope %d", i);
-    printf("ok attention: %d cases (MHA, GQA, MQA, window, soft-cap, ALiBi) x f32/f16/bf16 KV, "
-           "paged with shuffled blocks, vs double softmax\n",
-           n);
+    printf(
+        "ok attention: %d cases (MHA, GQA, MQA, window, soft-cap, ALiBi, sinks) x f32/f16/bf16 KV, "
+        "paged with shuffled blocks, vs double softmax\n",
+        n);
 }
 
 /* Default threads: the cores no other process is running on, at least one. */

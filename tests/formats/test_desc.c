@@ -110,7 +110,8 @@ static int since_1_0(const char *key)
         "alibi_scaled",   "norm_after",          "sandwich_norm",     "qk_norm",
         "clip_qkv",       "embed_norm",          "final_norm",        "final_softcap",
         "moe_norm_topk",  "rope_local_theta",    "nope_layers",       "logit_scale",
-        "residual_scale", "shared_expert_inter", "shared_expert_gate"};
+        "residual_scale", "shared_expert_inter", "shared_expert_gate", "attn_sinks",
+        "router_bias"};
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (!strcmp(key, k[i])) return 1;
     return 0;
@@ -173,6 +174,8 @@ static void make_full(struct llm_model_desc *d)
     d->n_experts_per_tok = 2;
     d->shared_expert_inter = 48;
     d->shared_expert_gate = 1;
+    d->attn_sinks = 1;
+    d->router_bias = 1;
     d->bos_id = 7;
     d->n_eos = 3;
     d->eos_ids[0] = 1;
@@ -238,7 +241,7 @@ static void test_round_trips(void)
     /* the residual scale, which needs sequential dense blocks */
     d.parallel_residual = d.shared_input_norm = 0;
     d.n_experts = d.n_experts_per_tok = 0;
-    d.shared_expert_inter = d.shared_expert_gate = 0;
+    d.shared_expert_inter = d.shared_expert_gate = d.router_bias = 0;
     d.residual_scale = 0.22;
     CHECK_OK(llm_desc_validate(&d));
     round_trip(&d, "residual_scale");
@@ -253,9 +256,31 @@ static void test_round_trips(void)
         d.arch = a;
         for (int act = 0; act < LLM_ACT_COUNT; act++) {
             d.act = act;
+            d.gated_mlp = act == LLM_ACT_SWIGLU_OAI; /* gated only */
             round_trip(&d, llm_arch_name(a));
         }
     }
+    d.act = LLM_ACT_SWIGLU_OAI; /* with its two constants */
+    d.gated_mlp = 1;
+    d.swiglu_alpha = 1.5;
+    d.swiglu_limit = 0.25;
+    round_trip(&d, "swiglu_oai");
+    d.gated_mlp = 0;
+    d.swiglu_limit = 0;
+    CHECK_ERR(llm_desc_validate(&d), LLM_EFORMAT, "swiglu_oai needs a gated MLP");
+    d.act = LLM_ACT_SILU;
+    /* yarn without truncation */
+    llm_desc_free(&d);
+    make_full(&d);
+    d.rope.scaling = LLM_ROPE_SCALING_YARN;
+    d.rope.yarn_no_truncate = 1;
+    free(d.rope.long_factor), free(d.rope.short_factor);
+    d.rope.long_factor = d.rope.short_factor = NULL;
+    d.rope.n_factors = 0;
+    CHECK_OK(llm_desc_validate(&d));
+    round_trip(&d, "yarn truncate false");
+    d.rope.scaling = LLM_ROPE_SCALING_LINEAR;
+    CHECK_ERR(llm_desc_validate(&d), LLM_EFORMAT, "rope.yarn_truncate");
     llm_desc_free(&d);
 
     struct llm_gen_defaults g, h;

@@ -628,8 +628,8 @@ static void check_errors(void)
          "\"low_freq_factor\": 4, \"high_freq_factor\": 1}}",
          LLM_ERANGE, "field 'rope_scaling.high_freq_factor' (1) must exceed low_freq_factor (4)"},
         {"{" LLAMA_CORE ", \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4, "
-         "\"truncate\": false}}",
-         LLM_EUNSUPPORTED, "truncate false is not supported"},
+         "\"truncate\": \"no\"}}",
+         LLM_EFORMAT, "rope_scaling.truncate"},
         {"{" LLAMA_CORE ", \"rope_scaling\": {\"rope_type\": \"longrope\", \"short_factor\": [1], "
          "\"long_factor\": [1]}}",
          LLM_EFORMAT,

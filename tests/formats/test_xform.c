@@ -503,6 +503,80 @@ static void test_granitemoe(const char *dir)
     printf("ok granitemoe: experts' gate and up halves from one 3-D tensor each\n");
 }
 
+/* ---- GPT-OSS: experts in the x @ W orientation, gate and up interleaved ----------- */
+
+static void test_gptoss(const char *dir)
+{
+    struct llm_model_desc d;
+    CHECK_OK(parse_cfg("{\"architectures\": [\"GptOssForCausalLM\"], \"vocab_size\": 20, "
+                       "\"hidden_size\": 8, \"intermediate_size\": 4, \"num_hidden_layers\": 1, "
+                       "\"num_attention_heads\": 2, \"num_key_value_heads\": 1, "
+                       "\"head_dim\": 4, \"num_local_experts\": 3, \"num_experts_per_tok\": 2}",
+                       &d));
+    struct ckpt c = {0};
+    add(&c, "model.embed_tokens.weight", 20, 8);
+    add(&c, "model.layers.0.input_layernorm.weight", 8, 0);
+    add(&c, "model.layers.0.self_attn.q_proj.weight", 8, 8);
+    add(&c, "model.layers.0.self_attn.q_proj.bias", 8, 0);
+    add(&c, "model.layers.0.self_attn.k_proj.weight", 4, 8);
+    add(&c, "model.layers.0.self_attn.k_proj.bias", 4, 0);
+    add(&c, "model.layers.0.self_attn.v_proj.weight", 4, 8);
+    add(&c, "model.layers.0.self_attn.v_proj.bias", 4, 0);
+    add(&c, "model.layers.0.self_attn.o_proj.weight", 8, 8);
+    add(&c, "model.layers.0.self_attn.o_proj.bias", 8, 0);
+    add(&c, "model.layers.0.self_attn.sinks", 2, 0);
+    add(&c, "model.layers.0.post_attention_layernorm.weight", 8, 0);
+    add(&c, "model.layers.0.mlp.router.weight", 3, 8);
+    add(&c, "model.layers.0.mlp.router.bias", 3, 0);
+    add3(&c, "model.layers.0.mlp.experts.gate_up_proj", 3, 8, 8); /* [E][hidden][2 I] */
+    add(&c, "model.layers.0.mlp.experts.gate_up_proj_bias", 3, 8);
+    add3(&c, "model.layers.0.mlp.experts.down_proj", 3, 4, 8); /* [E][I][hidden] */
+    add(&c, "model.layers.0.mlp.experts.down_proj_bias", 3, 8);
+    add(&c, "model.norm.weight", 8, 0);
+    add(&c, "lm_head.weight", 20, 8);
+    struct llm_st *st;
+    struct llm_plan_item *it = NULL;
+    size_t n = plan_all("gpt-oss", dir, &c, &d, &st, &it, 17);
+    const char *nm[5] = {"transformer.layers.0.mlp.fc.weight", "transformer.layers.0.mlp.gate.weight",
+                         "transformer.layers.0.mlp.fc.bias", "transformer.layers.0.mlp.gate.bias",
+                         "transformer.layers.0.mlp.proj.weight"};
+    const struct llm_plan_item *x[5];
+    for (int i = 0; i < 5; i++)
+        x[i] = item(it, n, nm[i]);
+    if (x[0] && x[1] && x[2] && x[3] && x[4]) {
+        float *fc = build(x[0], st), *gt = build(x[1], st), *fb = build(x[2], st),
+              *gb = build(x[3], st), *pr = build(x[4], st);
+        const float *gu = src_of(&c, "model.layers.0.mlp.experts.gate_up_proj");
+        const float *gub = src_of(&c, "model.layers.0.mlp.experts.gate_up_proj_bias");
+        const float *dn = src_of(&c, "model.layers.0.mlp.experts.down_proj");
+        int bad = 0;
+        for (int e = 0; e < 3; e++)
+            for (int j = 0; j < 4; j++) {
+                for (int k = 0; k < 8; k++) { /* gate_up[e][k][2j] is gate, [2j + 1] up */
+                    bad += fc[(e * 4 + j) * 8 + k] != gu[(e * 8 + k) * 8 + 2 * j];
+                    bad += gt[(e * 4 + j) * 8 + k] != gu[(e * 8 + k) * 8 + 2 * j + 1];
+                    bad += pr[(e * 8 + k) * 4 + j] != dn[(e * 4 + j) * 8 + k];
+                }
+                bad += fb[e * 4 + j] != gub[e * 8 + 2 * j] || gb[e * 4 + j] != gub[e * 8 + 2 * j + 1];
+            }
+        CHECK(bad == 0, "gpt-oss: gate_up's even columns -> mlp.fc, odd -> mlp.gate (biases "
+                        "too), down_proj transposed per expert: %d wrong",
+              bad);
+        free(fc), free(gt), free(fb), free(gb), free(pr);
+    }
+    CHECK(d.attn_sinks && d.router_bias && d.mlp_bias && d.moe_norm_topk &&
+              d.act == LLM_ACT_SWIGLU_OAI && d.rope.scaling == LLM_ROPE_SCALING_YARN &&
+              d.rope.yarn_no_truncate && d.sliding_window == 128 && d.layer_window[0],
+          "gpt-oss: sinks, router bias, expert biases, swiglu_oai, yarn without truncation, "
+          "window 128 on layer 0");
+    free(it);
+    llm_st_close(st);
+    ckpt_free(&c);
+    llm_desc_free(&d);
+    printf("ok gpt-oss: sinks, router bias, interleaved gate/up stacks and transposed down "
+           "stacks\n");
+}
+
 static void test_stablelm(const char *dir)
 {
     struct llm_model_desc d;
@@ -1041,6 +1115,7 @@ int main(void)
     test_phi3(dir);
     test_mixtral(dir);
     test_granitemoe(dir);
+    test_gptoss(dir);
     test_stablelm(dir);
     test_bigcode(dir);
     test_phi(dir);

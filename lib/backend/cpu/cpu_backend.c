@@ -66,6 +66,7 @@ struct cpu_be {
     struct llm_rope rope_local; /* the local layers' (Gemma 3): base rope_local_theta, unscaled */
     int n_threads;
     float *alibi;         /* [n_heads] or NULL */
+    float *sinks;                      /* [n_heads]: a layer's attention sinks as fp32, or NULL */
     const struct llm_stat_sink *stats; /* calibration statistics, or NULL */
     int32_t *stat_slot;                /* [cap_slot]: the sink's kept-row choice */
     int cap_slot;
@@ -273,6 +274,10 @@ int llm_backend_cpu_create(struct llm_backend **out, const struct llm_model *m,
         }
         llm_desc_alibi_slopes(d, c->alibi);
     }
+    if (d->attn_sinks && !(c->sinks = malloc(sizeof(float) * (size_t)d->n_heads))) {
+        rc = llm_err_set(LLM_ENOMEM, "cpu backend: out of memory");
+        goto fail;
+    }
     if (m->quant.kv_algo && (rc = load_kv_scales(c, (struct llm_model *)m))) goto fail;
     set_limits(c, o);
     c->n_micro = o->pp_micro > 0 ? o->pp_micro : llm_part_pp(d);
@@ -293,6 +298,7 @@ static void cpu_destroy(struct llm_backend *be)
     if (c->own_comm) llm_comm_destroy(c->comm);
     free(c->gather);
     free(c->alibi);
+    free(c->sinks);
     free(c->kv_scale);
     free(c->kv_mem);
     free(c->kv);
@@ -431,6 +437,16 @@ static int linear(struct cpu_be *c, float *y, const float *x, int n, const struc
     return rc ? rc : llm_cpu_linear_w(y, x, n, w);
 }
 
+/* The gated product act(fc) * gate, or GPT-OSS's clamped form of it. */
+static void gated(const struct llm_model_desc *d, float *out, const float *fc, const float *g,
+                  int64_t n, int act)
+{
+    if (act == LLM_ACT_SWIGLU_OAI)
+        llm_cpu_gated_oai(out, fc, g, n, d->swiglu_alpha, d->swiglu_limit);
+    else
+        llm_cpu_gated(out, fc, g, n, act);
+}
+
 static int step_linear(struct cpu_be *c, const struct llm_step *s, int layer, int n)
 {
     const struct llm_weight *w = W(c, s->slot, layer);
@@ -441,7 +457,7 @@ static int step_linear(struct cpu_be *c, const struct llm_step *s, int layer, in
     if (s->gated) {
         float *g = c->buf[BUF_H2];
         if ((rc = linear(c, g, x, n, W(c, LLM_W_MLP_GATE, layer)))) return rc;
-        llm_cpu_gated(y, y, g, m, s->act);
+        gated(c->d, y, y, g, m, s->act);
     } else if (s->act >= 0) {
         llm_cpu_act(y, m, s->act);
     }
@@ -602,7 +618,7 @@ static int step_moe(struct cpu_be *c, const struct llm_step *s, int layer, int n
         if (d->gated_mlp) {
             struct llm_weight wg = expert_view(gate, e - e0);
             if ((rc = linear(c, g, xe, m, &wg))) goto out;
-            llm_cpu_gated(h, h, g, hm, d->act);
+            gated(d, h, h, g, hm, d->act);
         } else {
             llm_cpu_act(h, hm, d->act);
         }
@@ -620,7 +636,7 @@ static int step_moe(struct cpu_be *c, const struct llm_step *s, int layer, int n
         const int64_t hm = (int64_t)n * d->shared_expert_inter;
         if (d->gated_mlp) {
             if ((rc = linear(c, g, x, n, W(c, LLM_W_SHARED_GATE, layer)))) goto out;
-            llm_cpu_gated(h, h, g, hm, d->act);
+            gated(d, h, h, g, hm, d->act);
         } else {
             llm_cpu_act(h, hm, d->act);
         }
@@ -680,6 +696,11 @@ static int step_attn(struct cpu_be *c, int layer)
         .softcap = (float)d->attn_softcap,
         .alibi = c->alibi,
     };
+    if (d->attn_sinks) { /* the rank's heads' sink logits, widened */
+        const struct llm_weight *w = W(c, LLM_W_ATTN_SINKS, layer);
+        llm_cpu_to_f32(c->sinks, w->data, w->dtype, 0, nh);
+        a.sinks = c->sinks;
+    }
     return llm_cpu_attention(c->buf[LLM_BUF_ATT], (int64_t)nh * hd, c->buf[LLM_BUF_QKV], qkv_w,
                              &c->kv[layer], c->b, &a);
 }

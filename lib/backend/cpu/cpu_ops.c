@@ -210,6 +210,17 @@ void llm_cpu_gated(float *out, const float *fc, const float *gate, int64_t n, in
         out[i] = llm_cpu_act1(fc[i], act) * gate[i];
 }
 
+void llm_cpu_gated_oai(float *out, const float *fc, const float *gate, int64_t n, double alpha,
+                       double limit)
+{
+#pragma omp parallel for schedule(static) if (BIG(n))
+    for (int64_t i = 0; i < n; i++) {
+        double g = fc[i] < limit ? fc[i] : limit;
+        double u = gate[i] < -limit ? -limit : gate[i] > limit ? limit : gate[i];
+        out[i] = (float)(g / (1.0 + exp(-alpha * g)) * (u + 1.0));
+    }
+}
+
 void llm_cpu_clamp(float *x, int64_t n, float lim)
 {
 #pragma omp parallel for schedule(static) if (BIG(n))
@@ -342,8 +353,9 @@ int llm_cpu_rope_freqs(const struct llm_rope *r, int64_t max_pos, int64_t seq_le
         }
         double beta_fast = r->beta_fast != 0.0 ? r->beta_fast : 32.0;
         double beta_slow = r->beta_slow != 0.0 ? r->beta_slow : 1.0;
-        double low = floor(yarn_corr_dim(beta_fast, d, r->theta, L));
-        double high = ceil(yarn_corr_dim(beta_slow, d, r->theta, L));
+        double low = yarn_corr_dim(beta_fast, d, r->theta, L);
+        double high = yarn_corr_dim(beta_slow, d, r->theta, L);
+        if (!r->yarn_no_truncate) low = floor(low), high = ceil(high);
         if (low < 0.0) low = 0.0;
         if (high > d - 1) high = d - 1;
         if (low == high) high += 0.001;
@@ -569,7 +581,7 @@ int llm_cpu_attention(float *out, int64_t out_stride, const float *q, int64_t q_
             const int32_t *bt = b->block_table + (int64_t)s * b->bt_stride;
             int j0 = a->window > 0 && p - a->window + 1 > 0 ? p - a->window + 1 : 0;
             const float *qv = q + (int64_t)t * q_stride + (int64_t)h * hd;
-            float mx = -INFINITY;
+            float mx = a->sinks ? a->sinks[h] : -INFINITY;
             for (int j = j0; j <= p; j++) {
                 const float *kr = kv_row(kv, kv->k, kv_off(kv, bt[j / bs], g, j % bs), ktmp);
                 float x = dot16(qv, kr, hd) * a->scale;
@@ -578,7 +590,7 @@ int llm_cpu_attention(float *out, int64_t out_stride, const float *q, int64_t q_
                 sc[j - j0] = x;
                 if (x > mx) mx = x;
             }
-            double sum = 0.0;
+            double sum = a->sinks ? (double)expf(a->sinks[h] - mx) : 0.0;
             for (int j = j0; j <= p; j++) {
                 float e = expf(sc[j - j0] - mx);
                 sc[j - j0] = e;

@@ -135,6 +135,10 @@ void llm_cpu_act(float *x, int64_t n, int act);
 /* out[i] = act(fc[i]) * gate[i]  (SwiGLU / GeGLU; the product in fp32, HF
  * order act_fn(gate_proj(x)) * up_proj(x)); out may alias fc or gate. */
 void llm_cpu_gated(float *out, const float *fc, const float *gate, int64_t n, int act);
+/* GPT-OSS's gated activation (LLM_ACT_SWIGLU_OAI): with g = min(fc, limit)
+ * and u = clamp(gate, -limit, limit), out = g * sigmoid(alpha * g) * (u + 1). */
+void llm_cpu_gated_oai(float *out, const float *fc, const float *gate, int64_t n, double alpha,
+                       double limit);
 /* y[i] += x[i] (fp32). */
 void llm_cpu_add(float *y, const float *x, int64_t n);
 /* Calibration statistics of rows x [rows][ldx] (in values a row), added
@@ -237,6 +241,7 @@ struct llm_cpu_attn {
     int window;         /* 0 = full causal; else a query at position p sees keys j > p - window */
     float softcap;      /* 0 = none; else s = softcap * tanh(s / softcap) after scaling */
     const float *alibi; /* [n_heads] slopes or NULL: s += slope * (j - p) after softcap */
+    const float *sinks; /* [n_heads] logits or NULL: e^sink joins each softmax's denominator */
 };
 
 /* Causal attention of every token of b over its sequence's paged KV (the

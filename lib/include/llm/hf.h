@@ -80,6 +80,8 @@ struct llm_hfq {
     int group_size;         /* AWQ, GPTQ: inputs per group; -1 one group per channel */
     int act_static;         /* FP8: a static per-tensor input scale (else dynamic per token) */
     int zero_offset;        /* GPTQ: stored zeros are zero - 1 (checkpoint_format "gptq") */
+    int mxfp4;              /* quant_method mxfp4 (GPT-OSS's experts): kind stays NONE, the
+                               stacks are expanded to bf16 when converted */
     char scheme[128];       /* in words, for messages ("compressed-tensors FP8 ...") */
     struct llm_quant quant; /* the artifact's quantization section */
 };
@@ -112,7 +114,9 @@ const char *llm_hf_arch_class(int arch);
 enum llm_xform {
     LLM_XF_COPY = 0,  /* one source, as it is */
     LLM_XF_CONCAT,    /* sources' rows one after the other (q; k; v) */
-    LLM_XF_TRANSPOSE, /* one 2-D source [in][out] (GPT-2's Conv1D) -> [out][in] */
+    LLM_XF_TRANSPOSE, /* one 2-D source [in][out] (GPT-2's Conv1D) -> [out][in]; of a
+                         3-D item, each leading index's matrix (GPT-OSS's down_proj
+                         [E][in][out]) */
     LLM_XF_QKV_HEADS, /* one fused source whose rows are per KV-head groups of
                          [q heads of the group][k][v], each head_dim rows (GPT-NeoX,
                          BLOOM, Falcon): regrouped into q; k; v */
@@ -125,6 +129,10 @@ enum llm_xform {
     LLM_XF_ONES,      /* ones, for a norm the checkpoint has no weight for (OLMo's
                          LayerNorm without parameters); the one source names a tensor
                          whose dtype the ones take */
+    LLM_XF_DEINTERLEAVE, /* every other column of an x @ W expert stack (GPT-OSS's
+                         gate_up_proj [E][in][2 out], gate in the even columns): the
+                         columns half, half + 2, ... as [E][out][in]; of a bias
+                         [E][2 out], its entries half, half + 2, ... */
     LLM_XF_COUNT
 };
 const char *llm_xform_name(int x);
@@ -136,7 +144,8 @@ struct llm_plan_item {
     int ndim;
     int64_t shape[LLM_MAX_DIMS];          /* canonical shape */
     int xform;                            /* enum llm_xform */
-    int64_t row0;                         /* LLM_XF_ROWS: first source row */
+    int64_t row0;                         /* LLM_XF_ROWS: first source row;
+                                             LLM_XF_DEINTERLEAVE: first column (0, 1) */
     int qkv_groups, qkv_q_per_group;      /* LLM_XF_QKV_HEADS layout, head_dim rows each */
     int head_dim;
     int n_src;
@@ -147,6 +156,12 @@ struct llm_plan_item {
      * input_scale or AWQ / GPTQ's qzeros, then GPTQ's g_idx (SIZE_MAX: none) */
     int quant;
     size_t qside[3][3];
+    /* an MXFP4 expert stack (GPT-OSS; transform COPY, TRANSPOSE or
+     * DEINTERLEAVE): src[0] is <name>_blocks [E][rows][cols / 32][16] and
+     * qside[0][0] <name>_scales [E][rows][cols / 32], both in the [E][out][in]
+     * orientation whatever the dense tensor's (DEINTERLEAVE: rows 2 out,
+     * gate in the even rows); expanded to bf16 exactly (value * 2^(scale - 127)) */
+    int mx;
 };
 int llm_hfmap_plan(const struct llm_model_desc *d, const struct llm_st *st,
                    struct llm_plan_item **items, size_t *n);

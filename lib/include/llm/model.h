@@ -70,6 +70,9 @@ enum llm_act {
     LLM_ACT_GELU_TANH, /* tanh approximation (gelu_new, gelu_pytorch_tanh) */
     LLM_ACT_RELU,
     LLM_ACT_RELU2, /* relu(x)^2 (Nemotron's relu2) */
+    /* gated only (GPT-OSS): with g = min(fc, limit), u = clamp(gate, -limit,
+     * limit): g * sigmoid(alpha * g) * (u + 1); alpha, limit in the desc */
+    LLM_ACT_SWIGLU_OAI,
     LLM_ACT_COUNT
 };
 
@@ -114,6 +117,7 @@ struct llm_rope {
     double beta_fast, beta_slow;              /* yarn (defaults 32, 1) */
     double attn_factor;    /* yarn/longrope magnitude scale (0 = derive from factor) */
     double mscale, mscale_all_dim;            /* yarn (DeepSeek style), 0 = unset */
+    int yarn_no_truncate;  /* yarn: the ramp's ends not rounded to whole dims (truncate false) */
     int n_factors;         /* longrope: rot_dims/2 entries each, else 0 */
     float *long_factor;    /* [n_factors] owned by the desc */
     float *short_factor;   /* [n_factors] owned by the desc */
@@ -144,6 +148,7 @@ struct llm_model_desc {
     double norm_offset;     /* norms scale by (offset + w): 1 for Gemma, else 0 */
     int act;                /* enum llm_act */
     int gated_mlp;          /* 1: act(fc(x)) * gate(x) (SwiGLU/GeGLU); 0: act(fc(x)) */
+    double swiglu_alpha, swiglu_limit; /* LLM_ACT_SWIGLU_OAI's sigmoid gain and clamp */
 
     int pos;                /* enum llm_pos */
     int pos_offset;         /* learned positions: row of position p is p + offset (OPT: 2) */
@@ -175,6 +180,8 @@ struct llm_model_desc {
     unsigned char layer_window[LLM_MAX_LAYERS]; /* 1: layer i uses sliding_window
                                (Mistral: all; Qwen2: i >= max_window_layers; Gemma 2: even) */
     double attn_scale;      /* softmax scale; 0 = 1/sqrt(head_dim) */
+    int attn_sinks;         /* a learned logit per head (attention.sinks [n_heads]) joins each
+                               softmax's denominator: w_j = e^s_j / (e^sink + sum e^s) (GPT-OSS) */
     double embed_scale;     /* multiply embeddings by this (Gemma: sqrt(hidden)); 0 = 1 */
     double attn_softcap;    /* scores s -> c*tanh(s/c) before the softmax; 0 = none */
     double final_softcap;   /* logits z -> c*tanh(z/c) (Gemma 2); 0 = none */
@@ -192,6 +199,7 @@ struct llm_model_desc {
     int n_experts;          /* 0 = dense */
     int n_experts_per_tok;
     int moe_norm_topk;      /* the chosen experts' softmax weights renormalised to sum 1 */
+    int router_bias;        /* the router has a bias (GPT-OSS) */
     /* a shared expert beside the routed ones (Qwen2-MoE): an MLP of this inner
      * size over every token, its output added to theirs; shared_expert_gate:
      * that output first times sigmoid(x . w) per token (mlp.shared_router) */
@@ -311,6 +319,9 @@ enum llm_feature {
     LLM_FEAT_NO_INPUT_NORM,     /* sub-blocks without an input norm, normed outputs (OLMo 2) */
     LLM_FEAT_ACT_RELU2,         /* the squared ReLU activation (Nemotron) */
     LLM_FEAT_SHARED_EXPERT,     /* a shared expert beside the routed ones (Qwen2-MoE) */
+    LLM_FEAT_ATTN_SINKS,        /* a learned sink logit per head in the softmax (GPT-OSS) */
+    LLM_FEAT_ACT_SWIGLU_OAI,    /* the clamped SwiGLU with (up + 1) (GPT-OSS) */
+    LLM_FEAT_MOE_BIAS,          /* biases on the router or the experts (GPT-OSS) */
     LLM_FEAT_COUNT
 };
 typedef uint64_t llm_features;
@@ -366,6 +377,7 @@ enum llm_wslot {
     LLM_W_SHARED_FC,      /* mlp.shared_fc */
     LLM_W_SHARED_GATE,    /* mlp.shared_gate */
     LLM_W_SHARED_OUT,     /* mlp.shared_proj */
+    LLM_W_ATTN_SINKS,     /* attention.sinks [n_heads] (GPT-OSS) */
     LLM_W_COUNT
 };
 #define LLM_W_FIRST_LAYER LLM_W_ATTN_NORM

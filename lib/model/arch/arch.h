@@ -168,6 +168,10 @@ const struct llm_hf_rule *llm_rules_llama_fn(const struct llm_model_desc *d, siz
  * mlp.gate, q/k norms and Qwen2-MoE's shared expert (qwen3moe.c: Qwen3-MoE,
  * OLMoE, Qwen2-MoE). */
 const struct llm_hf_rule *llm_rules_moe_fn(const struct llm_model_desc *d, size_t *n);
+/* OLMo 2's names: no input norms, post_attention_layernorm and
+ * post_feedforward_layernorm on the outputs, q/k norms (olmo2.c: OLMo 2 and 3,
+ * EXAONE 4). */
+const struct llm_hf_rule *llm_rules_olmo2_fn(const struct llm_model_desc *d, size_t *n);
 extern const char *const llm_ignore_rotary[];
 /* Where a multimodal checkpoint (Gemma 3, Mistral 3) keeps its language
  * model (alt_prefixes: language_model.model., model.language_model.,

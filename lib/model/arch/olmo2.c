@@ -30,6 +30,11 @@ static const struct llm_hf_rule rules[] = {
 };
 LLM_RULES(olmo2_rules, rules)
 
+const struct llm_hf_rule *llm_rules_olmo2_fn(const struct llm_model_desc *d, size_t *n)
+{
+    return olmo2_rules(d, n);
+}
+
 /* What both versions share; theta: the class's default rotary base. */
 static int read_common(const struct llm_hfc *c, struct llm_model_desc *d, double theta)
 {

@@ -157,6 +157,9 @@ def nope_layers(attns):
         return [i for i, a in enumerate(attns) if not a.use_rope]
     if attns and type(attns[0]).__name__ == "Cohere2Attention":
         return [i for i, a in enumerate(attns) if a.sliding_window is None]
+    if attns and type(attns[0]).__name__ == "Exaone4Attention":
+        # rotary where the layer slides, or everywhere when there is no window
+        return [i for i, a in enumerate(attns) if a.sliding_window is not None and not a.is_sliding]
     return None
 
 
@@ -191,6 +194,9 @@ def model_section(m):
     win = None
     if any(hasattr(a, "sliding_window") for a in attns):
         win = [i for i, a in enumerate(attns) if getattr(a, "sliding_window", None)]
+    if attns and type(attns[0]).__name__ == "Exaone4Attention":
+        # every module keeps the config's window; only the sliding ones use it
+        win = [i for i, a in enumerate(attns) if a.is_sliding and a.sliding_window]
     moe = None
     n_exp = first_attr(c, ("num_local_experts", "num_experts", "n_routed_experts"))
     if n_exp:
