@@ -25,7 +25,8 @@ const struct llm_backend_caps llm_cpu_caps = {
                 F(KV_QUANT) | F(ACT_INT8) | F(EXPERT_PARALLEL) | F(W_PERM) | F(MOE_QUANT) |
                 F(LOCAL_ROPE) | F(NOPE_LAYERS) | F(LOGIT_SCALE) | F(RESIDUAL_SCALE) |
                 F(QK_NORM_ALL) | F(NO_INPUT_NORM) | F(ACT_RELU2) | F(SHARED_EXPERT) |
-                F(ATTN_SINKS) | F(ACT_SWIGLU_OAI) | F(MOE_BIAS),
+                F(ATTN_SINKS) | F(ACT_SWIGLU_OAI) | F(MOE_BIAS) | F(MLA) |
+                F(MOE_GROUPS) | F(DENSE_FIRST),
     .dim_multiple = 1,
     .max_head_dim = 1024,
     .max_hidden = 1 << 20,

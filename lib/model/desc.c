@@ -40,6 +40,10 @@ static const char *const qk_norm_names[] = {"none", "rmsnorm", "layernorm", "rms
 _Static_assert(sizeof(qk_norm_names) / sizeof(qk_norm_names[0]) == LLM_QK_NORM_COUNT,
                "qk_norm_names");
 
+static const char *const router_names[] = {"softmax", "sigmoid_groups"};
+_Static_assert(sizeof(router_names) / sizeof(router_names[0]) == LLM_ROUTER_COUNT,
+               "router_names");
+
 static const char *const scaling_names[] = {"none", "linear", "dynamic",
                                             "yarn", "llama3", "longrope"};
 _Static_assert(sizeof(scaling_names) / sizeof(scaling_names[0]) == LLM_ROPE_SCALING_COUNT,
@@ -425,6 +429,36 @@ int llm_desc_validate(const struct llm_model_desc *d)
         return BAD("moe_norm_topk", "set for a model without experts");
     if (d->router_bias && !d->n_experts)
         return BAD("router_bias", "set for a model without experts");
+    if (d->moe_router < 0 || d->moe_router >= LLM_ROUTER_COUNT)
+        return BAD("moe_router", "unknown value %d", d->moe_router);
+    if (d->moe_router == LLM_ROUTER_SIGMOID_GROUPS &&
+        (!d->n_experts || d->moe_groups < 1 || d->n_experts % d->moe_groups ||
+         d->n_experts / d->moe_groups < 2 || d->moe_topk_groups < 1 ||
+         d->moe_topk_groups > d->moe_groups ||
+         d->moe_topk_groups * (d->n_experts / d->moe_groups) < d->n_experts_per_tok))
+        return BAD("moe_groups", "%d groups, %d chosen, do not fit %d experts with %d per token "
+                                 "(at least 2 a group)",
+                   d->moe_groups, d->moe_topk_groups, d->n_experts, d->n_experts_per_tok);
+    if (d->moe_router != LLM_ROUTER_SIGMOID_GROUPS && (d->moe_groups || d->moe_topk_groups))
+        return BAD("moe_groups", "set without the sigmoid_groups router");
+    if (!finite_ge0(d->moe_scale)) return BAD("moe_scale", "must be a non-negative number");
+    if (d->moe_first_layer < 0 || d->moe_first_layer > d->n_layers ||
+        (d->moe_first_layer && (!d->n_experts || d->dense_inter < 1 || d->dense_inter > (1 << 22))))
+        return BAD("moe_first_layer", "%d: must be within 0..n_layers, with experts and a dense "
+                                      "MLP size (dense_inter %lld)",
+                   d->moe_first_layer, (long long)d->dense_inter);
+    if (d->kv_lora_rank < 0 || d->kv_lora_rank > (1 << 20) || d->q_lora_rank < 0 ||
+        d->q_lora_rank > (1 << 20) || d->v_head_dim < 0 || d->v_head_dim > d->head_dim)
+        return BAD("kv_lora_rank", "MLA ranks must be within 0..%d and v_head_dim within "
+                                   "0..head_dim",
+                   1 << 20);
+    if (d->kv_lora_rank == 0 && (d->q_lora_rank || d->v_head_dim))
+        return BAD("kv_lora_rank", "0 (no latent attention) with q_lora_rank or v_head_dim set");
+    if (d->kv_lora_rank > 0 &&
+        (d->n_kv_heads != d->n_heads || d->pos != LLM_POS_ROPE ||
+         d->rope.rot_dims >= d->head_dim || d->qkv_bias))
+        return BAD("kv_lora_rank", "latent attention needs kv heads = heads, rotary on part of "
+                                   "each head and no q/k/v bias");
     if (d->shared_expert_inter < 0 || d->shared_expert_inter > (1 << 22) ||
         (d->shared_expert_inter && !d->n_experts))
         return BAD("shared_expert_inter", "must be within 0..%d and 0 without experts, found %lld",
@@ -573,6 +607,21 @@ json_t *llm_desc_to_json(const struct llm_model_desc *d)
     bad |= set(o, "n_experts_per_tok", json_integer(d->n_experts_per_tok));
     bad |= set(o, "moe_norm_topk", json_boolean(d->moe_norm_topk));
     if (d->router_bias) bad |= set(o, "router_bias", json_true()); /* only when used */
+    if (d->moe_router) {
+        bad |= set(o, "moe_router", json_string(router_names[d->moe_router]));
+        bad |= set(o, "moe_groups", json_integer(d->moe_groups));
+        bad |= set(o, "moe_topk_groups", json_integer(d->moe_topk_groups));
+    }
+    if (d->moe_scale > 0 && d->moe_scale != 1) bad |= set(o, "moe_scale", json_real(d->moe_scale));
+    if (d->moe_first_layer) {
+        bad |= set(o, "moe_first_layer", json_integer(d->moe_first_layer));
+        bad |= set(o, "dense_inter", json_integer(d->dense_inter));
+    }
+    if (d->kv_lora_rank) {
+        bad |= set(o, "kv_lora_rank", json_integer(d->kv_lora_rank));
+        bad |= set(o, "q_lora_rank", json_integer(d->q_lora_rank));
+        bad |= set(o, "v_head_dim", json_integer(d->v_head_dim));
+    }
     if (d->shared_expert_inter > 0) { /* written only when used */
         bad |= set(o, "shared_expert_inter", json_integer(d->shared_expert_inter));
         bad |= set(o, "shared_expert_gate", json_boolean(d->shared_expert_gate));
@@ -845,6 +894,21 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
     if (!rc) rc = rd_int(j, n, "n_experts_per_tok", 0, 4096, &d->n_experts_per_tok);
     if (!rc && HAS("moe_norm_topk")) rc = rd_bool(j, n, "moe_norm_topk", &d->moe_norm_topk);
     if (!rc && HAS("router_bias")) rc = rd_bool(j, n, "router_bias", &d->router_bias);
+    if (!rc && HAS("moe_router")) {
+        rc = rd_enum(j, n, "moe_router", router_names, LLM_ROUTER_COUNT, &d->moe_router);
+        if (!rc) rc = rd_int(j, n, "moe_groups", 0, 4096, &d->moe_groups);
+        if (!rc) rc = rd_int(j, n, "moe_topk_groups", 0, 4096, &d->moe_topk_groups);
+    }
+    if (!rc && HAS("moe_scale")) rc = rd_num(j, n, "moe_scale", &d->moe_scale);
+    if (!rc && HAS("moe_first_layer")) {
+        rc = rd_int(j, n, "moe_first_layer", 0, LLM_MAX_LAYERS, &d->moe_first_layer);
+        if (!rc) rc = rd_i64(j, n, "dense_inter", 0, 1 << 22, &d->dense_inter);
+    }
+    if (!rc && HAS("kv_lora_rank")) {
+        rc = rd_i64(j, n, "kv_lora_rank", 0, 1 << 20, &d->kv_lora_rank);
+        if (!rc) rc = rd_i64(j, n, "q_lora_rank", 0, 1 << 20, &d->q_lora_rank);
+        if (!rc) rc = rd_int(j, n, "v_head_dim", 0, 1 << 16, &d->v_head_dim);
+    }
     if (!rc && HAS("shared_expert_inter"))
         rc = rd_i64(j, n, "shared_expert_inter", 0, 1 << 22, &d->shared_expert_inter);
     if (!rc && HAS("shared_expert_gate"))

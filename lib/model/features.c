@@ -59,6 +59,9 @@ static const char *const feature_names[] = {
     "attention sinks (a learned logit per head)",
     "the clamped SwiGLU of GPT-OSS (swiglu_oai)",
     "biases on the router or the experts",
+    "multi-head latent attention (MLA)",
+    "grouped sigmoid expert routing",
+    "dense MLPs before the expert layers",
 };
 _Static_assert(sizeof(feature_names) / sizeof(feature_names[0]) == LLM_FEAT_COUNT,
                "feature_names");
@@ -97,6 +100,10 @@ llm_features llm_desc_features(const struct llm_model_desc *d)
     ON(d->attn_sinks, LLM_FEAT_ATTN_SINKS);
     ON(d->act == LLM_ACT_SWIGLU_OAI, LLM_FEAT_ACT_SWIGLU_OAI);
     ON(d->n_experts > 0 && (d->router_bias || d->mlp_bias), LLM_FEAT_MOE_BIAS);
+    ON(d->kv_lora_rank > 0, LLM_FEAT_MLA);
+    ON(d->moe_router == LLM_ROUTER_SIGMOID_GROUPS || (d->moe_scale > 0 && d->moe_scale != 1),
+       LLM_FEAT_MOE_GROUPS);
+    ON(d->moe_first_layer > 0, LLM_FEAT_DENSE_FIRST);
     ON(d->clip_qkv > 0.0, LLM_FEAT_CLIP_QKV);
     ON(d->embed_norm, LLM_FEAT_EMBED_NORM);
     ON(d->embed_dim > 0 && d->embed_dim != d->hidden, LLM_FEAT_EMBED_PROJ);

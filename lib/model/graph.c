@@ -17,7 +17,7 @@
 static const char *const op_names[] = {"EMBED", "NORM",   "LINEAR",   "QK_NORM",  "CLIP",
                                        "ROPE_KV", "ATTN", "MOE",      "ADD",      "GATHER",
                                        "SOFTCAP", "ALLREDUCE", "ALLGATHER", "SEND", "RECV",
-                                       "SCALE", "RSCALE"};
+                                       "SCALE", "RSCALE", "MLA"};
 _Static_assert(sizeof(op_names) / sizeof(op_names[0]) == LLM_OP_COUNT, "op_names");
 
 static const char *const buf_names[] = {"X",  "XN", "XN2", "QKV",  "ATT",
@@ -87,6 +87,12 @@ static void to_residual(struct list *l, const struct llm_graph *g,
 /* q, k, v from `in`, positions, cache, attention: leaves ATT. */
 static void attention(struct list *l, const struct llm_model_desc *d, int in)
 {
+    if (d->kv_lora_rank > 0) {
+        add(l, LLM_OP_MLA, LLM_BUF_QKV, in, LLM_W_Q_B);
+        add(l, LLM_OP_ROPE_KV, LLM_BUF_QKV, LLM_BUF_QKV, 0);
+        add(l, LLM_OP_ATTN, LLM_BUF_ATT, LLM_BUF_QKV, 0);
+        return;
+    }
     add(l, LLM_OP_LINEAR, LLM_BUF_QKV, in, LLM_W_QKV);
     if (d->clip_qkv > 0.0) add(l, LLM_OP_CLIP, LLM_BUF_QKV, LLM_BUF_QKV, 0);
     if (d->qk_norm != LLM_QK_NORM_NONE) add(l, LLM_OP_QK_NORM, LLM_BUF_QKV, LLM_BUF_QKV, LLM_W_Q_NORM);

@@ -285,6 +285,12 @@ static int plan_item(const struct llm_model_desc *d, const struct llm_arch_def *
     snprintf(it->name, sizeof(it->name), "%s", name);
     int rc = llm_desc_tensor_shape(d, name, &it->ndim, it->shape);
     if (rc) return rc;
+    struct llm_hf_rule dense;
+    if (r->xform == LLM_XF_STACK && it->ndim == 2 && r->hf[1]) {
+        /* a dense layer among expert layers (DeepSeek): the rule's second name */
+        dense = (struct llm_hf_rule){r->slot, r->bias, LLM_XF_COPY, {r->hf[1]}, 0};
+        r = &dense;
+    }
     it->xform = r->xform;
     it->n_src = n_sources(r, it->ndim, it->shape);
     if (it->n_src < 1 || it->n_src > LLM_PLAN_MAX_SRC)

@@ -43,6 +43,13 @@ static const struct {
     [LLM_W_SHARED_GATE] = {"mlp.shared_gate", LLM_WK_LINEAR},
     [LLM_W_SHARED_OUT] = {"mlp.shared_proj", LLM_WK_LINEAR},
     [LLM_W_ATTN_SINKS] = {"attention.sinks", LLM_WK_NORM},
+    [LLM_W_Q_A] = {"attention.q_a", LLM_WK_LINEAR},
+    [LLM_W_Q_A_NORM] = {"attention.q_a_norm", LLM_WK_NORM},
+    [LLM_W_Q_B] = {"attention.q_b", LLM_WK_LINEAR},
+    [LLM_W_KV_A] = {"attention.kv_a", LLM_WK_LINEAR},
+    [LLM_W_KV_A_NORM] = {"attention.kv_a_norm", LLM_WK_NORM},
+    [LLM_W_KV_B] = {"attention.kv_b", LLM_WK_LINEAR},
+    [LLM_W_ROUTER_CORR] = {"mlp.router_correction", LLM_WK_NORM},
 };
 _Static_assert(sizeof(slots) / sizeof(slots[0]) == LLM_W_COUNT, "slot table");
 
@@ -103,11 +110,17 @@ static int setx(struct shp *o, int64_t E, int64_t out, int64_t in, int bias)
     return 0;
 }
 
-/* The slot's shapes for d, or LLM_ENOTFOUND (no message) when d has no such slot. */
-static int slot_shape(const struct llm_model_desc *d, int slot, struct shp *o)
+/* The slot's shapes for d in layer `layer` (-1: global slots, or any MoE
+ * layer), or LLM_ENOTFOUND (no message) when d has no such slot there.
+ * Layers before moe_first_layer have a dense MLP of dense_inter rows. */
+static int slot_shape(const struct llm_model_desc *d, int slot, int layer, struct shp *o)
 {
+    const int dense = layer >= 0 && layer < d->moe_first_layer;
     const int64_t H = d->hidden, V = d->vocab_size, hd = d->head_dim;
-    const int64_t nh = d->n_heads, nkv = d->n_kv_heads, I = d->intermediate, E = d->n_experts;
+    const int64_t nh = d->n_heads, nkv = d->n_kv_heads, E = dense ? 0 : d->n_experts;
+    const int64_t I = dense ? d->dense_inter : d->intermediate;
+    const int mla = d->kv_lora_rank > 0;
+    const int64_t vd = d->v_head_dim > 0 ? d->v_head_dim : hd, rot = d->rope.rot_dims;
     const int64_t ED = d->embed_dim > 0 ? d->embed_dim : H;
     const int proj = ED != H, nb = d->norm_bias;
     /* a rank of a partitioned model: the embeddings on the first stage, the
@@ -119,6 +132,7 @@ static int slot_shape(const struct llm_model_desc *d, int slot, struct shp *o)
      * first rank of the expert group (of the stage, without --ep) */
     int e0;
     const int64_t XE = E ? llm_part_experts(d, &e0) : 0;
+    const int64_t SI = dense ? 0 : d->shared_expert_inter;
     const int mrowb = d->part.moe_tp_rank == 0;
     memset(o, 0, sizeof *o);
     if (!llm_wslot_per_layer(slot) && (slot < LLM_W_FINAL_NORM ? !first : !last))
@@ -138,7 +152,7 @@ static int slot_shape(const struct llm_model_desc *d, int slot, struct shp *o)
         return 0;
     case LLM_W_ATTN_NORM:
         return d->no_input_norm ? LLM_ENOTFOUND : set1(o, H, nb);
-    case LLM_W_QKV: return set2(o, (nh + 2 * nkv) * hd, H, d->qkv_bias);
+    case LLM_W_QKV: return mla ? LLM_ENOTFOUND : set2(o, (nh + 2 * nkv) * hd, H, d->qkv_bias);
     case LLM_W_Q_NORM:
     case LLM_W_K_NORM:
         if (d->qk_norm == LLM_QK_NORM_NONE) return LLM_ENOTFOUND;
@@ -147,7 +161,7 @@ static int slot_shape(const struct llm_model_desc *d, int slot, struct shp *o)
         if (d->qk_norm == LLM_QK_NORM_RMS_ALL) /* one RMSNorm over all the heads (OLMo 2) */
             return set1(o, (int64_t)(slot == LLM_W_Q_NORM ? nh : nkv) * hd, 0);
         return set1(o, hd, 0);
-    case LLM_W_ATTN_OUT: return set2(o, H, nh * hd, d->o_bias && rowb);
+    case LLM_W_ATTN_OUT: return set2(o, H, nh * vd, d->o_bias && rowb);
     case LLM_W_ATTN_POST_NORM: return d->sandwich_norm ? set1(o, H, nb) : LLM_ENOTFOUND;
     case LLM_W_MLP_NORM:
         return (d->parallel_residual && d->shared_input_norm) || d->no_input_norm ? LLM_ENOTFOUND
@@ -158,25 +172,30 @@ static int slot_shape(const struct llm_model_desc *d, int slot, struct shp *o)
     case LLM_W_MLP_OUT: return setx(o, XE, H, I, d->mlp_bias && mrowb);
     case LLM_W_MLP_POST_NORM: return d->sandwich_norm ? set1(o, H, nb) : LLM_ENOTFOUND;
     case LLM_W_SHARED_ROUTER:
-        return d->shared_expert_inter > 0 && d->shared_expert_gate ? set2(o, 1, H, 0)
-                                                                   : LLM_ENOTFOUND;
-    case LLM_W_SHARED_FC:
-        return d->shared_expert_inter > 0 ? set2(o, d->shared_expert_inter, H, 0) : LLM_ENOTFOUND;
-    case LLM_W_SHARED_GATE:
-        return d->shared_expert_inter > 0 && d->gated_mlp ? set2(o, d->shared_expert_inter, H, 0)
-                                                          : LLM_ENOTFOUND;
-    case LLM_W_SHARED_OUT:
-        return d->shared_expert_inter > 0 ? set2(o, H, d->shared_expert_inter, 0) : LLM_ENOTFOUND;
+        return SI > 0 && d->shared_expert_gate ? set2(o, 1, H, 0) : LLM_ENOTFOUND;
+    case LLM_W_SHARED_FC: return SI > 0 ? set2(o, SI, H, 0) : LLM_ENOTFOUND;
+    case LLM_W_SHARED_GATE: return SI > 0 && d->gated_mlp ? set2(o, SI, H, 0) : LLM_ENOTFOUND;
+    case LLM_W_SHARED_OUT: return SI > 0 ? set2(o, H, SI, 0) : LLM_ENOTFOUND;
+    case LLM_W_Q_A: return mla && d->q_lora_rank > 0 ? set2(o, d->q_lora_rank, H, 0) : LLM_ENOTFOUND;
+    case LLM_W_Q_A_NORM:
+        return mla && d->q_lora_rank > 0 ? set1(o, d->q_lora_rank, 0) : LLM_ENOTFOUND;
+    case LLM_W_Q_B:
+        return mla ? set2(o, nh * hd, d->q_lora_rank > 0 ? d->q_lora_rank : H, 0) : LLM_ENOTFOUND;
+    case LLM_W_KV_A: return mla ? set2(o, d->kv_lora_rank + rot, H, 0) : LLM_ENOTFOUND;
+    case LLM_W_KV_A_NORM: return mla ? set1(o, d->kv_lora_rank, 0) : LLM_ENOTFOUND;
+    case LLM_W_KV_B: return mla ? set2(o, nh * (hd - rot + vd), d->kv_lora_rank, 0) : LLM_ENOTFOUND;
+    case LLM_W_ROUTER_CORR:
+        return E && d->moe_router == LLM_ROUTER_SIGMOID_GROUPS ? set1(o, E, 0) : LLM_ENOTFOUND;
     case LLM_W_ATTN_SINKS: return d->attn_sinks ? set1(o, nh, 0) : LLM_ENOTFOUND;
     default: return LLM_ENOTFOUND;
     }
 }
 
-int llm_desc_slot_shape(const struct llm_model_desc *d, int slot, int *ndim,
+int llm_desc_slot_shape(const struct llm_model_desc *d, int slot, int layer, int *ndim,
                         int64_t shape[LLM_MAX_DIMS], int *bias_ndim, int64_t bias_shape[LLM_MAX_DIMS])
 {
     struct shp o;
-    int rc = slot_shape(d, slot, &o);
+    int rc = slot_shape(d, slot, layer, &o);
     if (rc) return rc;
     if (ndim) *ndim = o.nd;
     if (shape) {
@@ -264,7 +283,7 @@ int llm_desc_tensor_shape(const struct llm_model_desc *d, const char *name, int 
     struct shp o;
     int rc = llm_name_to_slot(name, &slot, &layer, &bias);
     if (!rc && layer >= 0 && !llm_part_has_layer(d, layer)) rc = LLM_ENOTFOUND;
-    if (!rc) rc = slot_shape(d, slot, &o);
+    if (!rc) rc = slot_shape(d, slot, layer, &o);
     if (!rc && (bias ? o.bnd : o.nd) == 0) rc = LLM_ENOTFOUND;
     if (rc) {
         char b[LLM_NAME_MAX];
@@ -304,7 +323,7 @@ int llm_desc_tensor_names(const struct llm_model_desc *d, char (**names)[LLM_NAM
         for (int l = 0; l < nl; l++)
             for (int s = lo; s < hi; s++) {
                 if (pass == 1 && !llm_part_has_layer(d, l)) break;
-                if (slot_shape(d, s, &o)) continue;
+                if (slot_shape(d, s, pass == 1 ? l : -1, &o)) continue;
                 if (o.nd) llm_name_of_slot(out[k++], LLM_NAME_MAX, s, l, 0);
                 if (o.bnd) llm_name_of_slot(out[k++], LLM_NAME_MAX, s, l, 1);
             }
@@ -327,9 +346,12 @@ uint64_t llm_desc_n_params(const struct llm_model_desc *d)
     if (llm_desc_tensor_names(d, &names, &n)) return 0;
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
-        int nd;
+        int nd, slot, layer, bias;
         int64_t s[LLM_MAX_DIMS];
         if (llm_desc_tensor_shape(d, names[i], &nd, s)) continue;
+        /* DeepSeek's routing correction is a buffer, not a trained parameter */
+        if (!llm_name_to_slot(names[i], &slot, &layer, &bias) && slot == LLM_W_ROUTER_CORR)
+            continue;
         uint64_t c = 1;
         for (int k = 0; k < nd; k++)
             c = sat_mul(c, s[k] > 0 ? (uint64_t)s[k] : 0);

@@ -81,6 +81,12 @@ int llm_partition_check(const struct llm_model_desc *d, const struct llm_quant *
                                "multiples of the group size", tp, (long long)g, (long long)att,
                                (long long)(d->intermediate / mtp));
     }
+    if (d->kv_lora_rank > 0 && tp > 1)
+        return llm_err_set(LLM_EUNSUPPORTED, "latent attention (MLA) is not split across ranks "
+                                             "(pp splits the model)");
+    if (d->moe_first_layer > 0 && (tp > 1 || ep > 1))
+        return llm_err_set(LLM_EUNSUPPORTED, "dense layers before the experts are not split "
+                                             "across ranks (pp splits the model)");
     if (d->shared_expert_inter > 0 && (tp > 1 || ep > 1))
         return llm_err_set(LLM_EUNSUPPORTED, "a shared expert (Qwen2-MoE) is not split across "
                                              "ranks (pp splits the model)");

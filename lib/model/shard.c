@@ -66,7 +66,9 @@ int llm_split_of(const struct llm_model_desc *d, const char *name, int ndim, con
                            d->n_layers);
     int kind, on = slot_split(slot, &kind);
     if (on == ON_NONE || ndim < 1) return whole(s);
-    const int expert = d->n_experts > 0 && llm_wslot_kind(slot) == LLM_WK_LINEAR &&
+    /* (a dense layer before the expert layers has plain matrices: DeepSeek) */
+    const int expert = d->n_experts > 0 && s->layer >= d->moe_first_layer &&
+                       llm_wslot_kind(slot) == LLM_WK_LINEAR &&
                        slot != LLM_W_ROUTER && slot != LLM_W_QKV && slot != LLM_W_ATTN_OUT &&
                        slot != LLM_W_LM_HEAD;
     if (!side) {

@@ -238,7 +238,7 @@ static int bind_slot(struct llm_model *m, int slot, int l, struct llm_weight *w)
     int nd, bnd;
     int64_t s[LLM_MAX_DIMS], bs[LLM_MAX_DIMS];
     memset(w, 0, sizeof *w);
-    if (llm_desc_slot_shape(d, slot, &nd, s, &bnd, bs)) return 0; /* the model has none */
+    if (llm_desc_slot_shape(d, slot, l, &nd, s, &bnd, bs)) return 0; /* the model has none */
     w->present = 1;
     llm_name_of_slot(w->name, sizeof w->name, slot, l < 0 ? 0 : l, 0);
     int rc;
@@ -304,7 +304,7 @@ static int bind_fused(struct llm_model *m, int l, struct llm_weight *fc, struct 
     int64_t s[LLM_MAX_DIMS], bs[LLM_MAX_DIMS];
     memset(fc, 0, sizeof *fc);
     memset(gate, 0, sizeof *gate);
-    if (llm_desc_slot_shape(d, LLM_W_MLP_FC, &nd, s, &bnd, bs) || nd != 2)
+    if (llm_desc_slot_shape(d, LLM_W_MLP_FC, l, &nd, s, &bnd, bs) || nd != 2)
         return llm_err_set(LLM_EUNSUPPORTED, "'%s': a fused gate/up tensor needs a dense gated MLP",
                            src_of(m));
     char name[LLM_NAME_MAX];

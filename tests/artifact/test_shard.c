@@ -78,7 +78,7 @@ static void round_trip(const struct llm_model_desc *d, int ep, const char *name,
               r);
         int wn, bn;
         int64_t ws[LLM_MAX_DIMS], bs[LLM_MAX_DIMS];
-        CHECK(llm_desc_slot_shape(&rd, slot, &wn, ws, &bn, bs) == 0, "%s: slot shape", name);
+        CHECK(llm_desc_slot_shape(&rd, slot, -1, &wn, ws, &bn, bs) == 0, "%s: slot shape", name);
         const int en = is_bias ? bn : wn;
         const int64_t *es = is_bias ? bs : ws;
         CHECK(en == ndim && !memcmp(es, ps, sizeof(int64_t) * (size_t)ndim),

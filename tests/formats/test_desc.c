@@ -111,7 +111,7 @@ static int since_1_0(const char *key)
         "clip_qkv",       "embed_norm",          "final_norm",        "final_softcap",
         "moe_norm_topk",  "rope_local_theta",    "nope_layers",       "logit_scale",
         "residual_scale", "shared_expert_inter", "shared_expert_gate", "attn_sinks",
-        "router_bias"};
+        "router_bias", "moe_scale"};
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (!strcmp(key, k[i])) return 1;
     return 0;
@@ -176,6 +176,7 @@ static void make_full(struct llm_model_desc *d)
     d->shared_expert_gate = 1;
     d->attn_sinks = 1;
     d->router_bias = 1;
+    d->moe_scale = 2.5;
     d->bos_id = 7;
     d->n_eos = 3;
     d->eos_ids[0] = 1;
@@ -281,6 +282,29 @@ static void test_round_trips(void)
     round_trip(&d, "yarn truncate false");
     d.rope.scaling = LLM_ROPE_SCALING_LINEAR;
     CHECK_ERR(llm_desc_validate(&d), LLM_EFORMAT, "rope.yarn_truncate");
+    d.rope.yarn_no_truncate = 0;
+    /* DeepSeek V3: latent attention, grouped sigmoid routing, dense first layers */
+    d.qkv_bias = 0;
+    d.parallel_residual = d.shared_input_norm = 0;
+    d.n_kv_heads = d.n_heads;
+    d.kv_lora_rank = 24;
+    d.q_lora_rank = 32;
+    d.v_head_dim = 12;
+    d.moe_router = LLM_ROUTER_SIGMOID_GROUPS;
+    d.moe_groups = 2;
+    d.moe_topk_groups = 1;
+    d.moe_first_layer = 2;
+    d.dense_inter = 300;
+    CHECK_OK(llm_desc_validate(&d));
+    round_trip(&d, "latent attention, grouped routing, dense first layers");
+    d.moe_topk_groups = 3;
+    CHECK_ERR(llm_desc_validate(&d), LLM_EFORMAT, "moe_groups");
+    d.moe_topk_groups = 1;
+    d.n_kv_heads = 2;
+    CHECK_ERR(llm_desc_validate(&d), LLM_EFORMAT, "kv_lora_rank");
+    d.n_kv_heads = d.n_heads;
+    d.dense_inter = 0;
+    CHECK_ERR(llm_desc_validate(&d), LLM_EFORMAT, "moe_first_layer");
     llm_desc_free(&d);
 
     struct llm_gen_defaults g, h;

@@ -330,8 +330,12 @@ static int64_t buf_width(const struct cpu_be *c, int b)
     case LLM_BUF_QKV: return (int64_t)(d->n_heads + 2 * d->n_kv_heads) * d->head_dim;
     case LLM_BUF_ATT: return (int64_t)d->n_heads * d->head_dim;
     case LLM_BUF_H:
-    case BUF_H2: /* the MLP's inner rows, or a shared expert's (Qwen2-MoE: wider) */
-        return d->shared_expert_inter > d->intermediate ? d->shared_expert_inter : d->intermediate;
+    case BUF_H2: { /* the MLP's inner rows, a shared expert's (Qwen2-MoE: wider) or a dense
+                    * layer's among expert layers (DeepSeek) */
+        int64_t w = d->shared_expert_inter > d->intermediate ? d->shared_expert_inter
+                                                             : d->intermediate;
+        return d->moe_first_layer > 0 && d->dense_inter > w ? d->dense_inter : w;
+    }
     case LLM_BUF_LOGITS: return d->vocab_size;
     case LLM_BUF_FIN:
     case LLM_BUF_FIN2: /* project_out's output too */
@@ -552,9 +556,73 @@ static struct llm_weight expert_view(const struct llm_weight *w, int e)
  * every expert the same way but runs only those it holds (desc.part): the
  * rows routed elsewhere get nothing here, and the sum over the ranks after
  * the block adds the other groups' experts. */
+/* A dense layer among expert layers (DeepSeek's first_k_dense_replace):
+ * its MLP where the experts would be, into out (added when accumulating). */
+static int step_dense_mlp(struct cpu_be *c, const struct llm_step *s, int layer, int n)
+{
+    const struct llm_model_desc *d = c->d;
+    const struct llm_weight *fc = W(c, LLM_W_MLP_FC, layer);
+    float *x = c->buf[s->in], *h = c->buf[LLM_BUF_H], *g = c->buf[BUF_H2];
+    float *y = s->accumulate ? c->buf[BUF_TMP] : c->buf[s->out];
+    int rc = linear(c, h, x, n, fc);
+    const int64_t m = (int64_t)n * fc->shape[0];
+    if (!rc && d->gated_mlp) {
+        if (!(rc = linear(c, g, x, n, W(c, LLM_W_MLP_GATE, layer))))
+            gated(d, h, h, g, m, d->act);
+    } else if (!rc) {
+        llm_cpu_act(h, m, d->act);
+    }
+    if (!rc) rc = linear(c, y, h, n, W(c, LLM_W_MLP_OUT, layer));
+    if (!rc && s->accumulate) llm_cpu_add(c->buf[s->out], y, (int64_t)n * d->hidden);
+    return rc;
+}
+
+/* DeepSeek V3's choice for one row: p = sigmoid(logits) in place; the
+ * groups scored by the sum of their two best p + bias, the best topk_groups
+ * kept; among their experts the top k by p + bias (the lower index first on
+ * a tie), weighted by p. */
+static void route_groups(const struct llm_model_desc *d, float *p, const float *bias, int *chosen,
+                         float *cw, float *choice)
+{
+    const int E = d->n_experts, K = d->n_experts_per_tok, G = d->moe_groups;
+    const int per = E / G, TG = d->moe_topk_groups;
+    float gs[4096];
+    unsigned char keep[4096];
+    for (int e = 0; e < E; e++) {
+        p[e] = 1.0f / (1.0f + expf(-p[e]));
+        choice[e] = p[e] + (bias ? bias[e] : 0.0f);
+    }
+    for (int gi = 0; gi < G; gi++) { /* the two best of each group */
+        float a = -INFINITY, b = -INFINITY;
+        for (int e = gi * per; e < (gi + 1) * per; e++) {
+            if (choice[e] > a) b = a, a = choice[e];
+            else if (choice[e] > b) b = choice[e];
+        }
+        gs[gi] = a + b;
+        keep[gi] = 0;
+    }
+    for (int k = 0; k < TG; k++) {
+        int best = -1;
+        for (int gi = 0; gi < G; gi++)
+            if (!keep[gi] && (best < 0 || gs[gi] > gs[best])) best = gi;
+        keep[best] = 1;
+    }
+    for (int k = 0; k < K; k++) {
+        int best = -1;
+        for (int e = 0; e < E; e++) {
+            if (!keep[e / per] || choice[e] == -INFINITY) continue;
+            if (best < 0 || choice[e] > choice[best]) best = e;
+        }
+        chosen[k] = best;
+        cw[k] = p[best];
+        choice[best] = -INFINITY; /* taken */
+    }
+}
+
 static int step_moe(struct cpu_be *c, const struct llm_step *s, int layer, int n)
 {
     const struct llm_model_desc *d = c->d;
+    if (layer < d->moe_first_layer) return step_dense_mlp(c, s, layer, n);
     const int E = d->n_experts, K = d->n_experts_per_tok;
     const int64_t H = d->hidden;
     float *x = c->buf[s->in], *out = c->buf[s->out];
@@ -569,7 +637,20 @@ static int step_moe(struct cpu_be *c, const struct llm_step *s, int layer, int n
         goto out;
     }
     if ((rc = linear(c, probs, x, n, W(c, LLM_W_ROUTER, layer)))) goto out;
-    for (int t = 0; t < n; t++) {
+    if (d->moe_router == LLM_ROUTER_SIGMOID_GROUPS) {
+        const struct llm_weight *cb = W(c, LLM_W_ROUTER_CORR, layer);
+        float bias[4096], choice[4096];
+        llm_cpu_to_f32(bias, cb->data, cb->dtype, 0, E);
+        for (int t = 0; t < n; t++) {
+            float *cwt = cw + t * K, tot = 0.0f;
+            route_groups(d, probs + (int64_t)t * E, bias, chosen + t * K, cwt, choice);
+            for (int k = 0; k < K; k++)
+                tot += cwt[k];
+            for (int k = 0; d->moe_norm_topk && k < K; k++)
+                cwt[k] /= tot + 1e-20f;
+        }
+    }
+    for (int t = 0; t < n && d->moe_router == LLM_ROUTER_SOFTMAX; t++) {
         float *p = probs + (int64_t)t * E, mx = p[0];
         for (int e = 1; e < E; e++)
             mx = p[e] > mx ? p[e] : mx;
@@ -595,6 +676,9 @@ static int step_moe(struct cpu_be *c, const struct llm_step *s, int layer, int n
             for (int k = 0; k < K; k++)
                 cw[t * K + k] /= tot;
     }
+    if (d->moe_scale > 0.0 && d->moe_scale != 1.0) /* DeepSeek's routed_scaling_factor */
+        for (int64_t i = 0; i < (int64_t)n * K; i++)
+            cw[i] *= (float)d->moe_scale;
     if (!s->accumulate) memset(out, 0, sizeof(float) * (size_t)n * (size_t)H);
     const struct llm_weight *fc = W(c, LLM_W_MLP_FC, layer), *gate = W(c, LLM_W_MLP_GATE, layer),
                             *down = W(c, LLM_W_MLP_OUT, layer);
@@ -684,6 +768,61 @@ static int step_rope_kv(struct cpu_be *c, int layer)
     return 0;
 }
 
+/* Latent attention's q, k and v (DeepSeek V2 / V3) into QKV in the layout
+ * the other models use, so that rotary, the cache and attention are the
+ * same steps: per head, q as [q_rope | q_nope], k as [k_rope | k_nope]
+ * (the order of a head's dims does not change q . k, and the rotary dims
+ * come first as with partial rotary), v zero-padded to head_dim.  The
+ * q_a and kv_a norms are RMS norms of transformers' default epsilon, 1e-6. */
+static int step_mla(struct cpu_be *c, const struct llm_step *s, int layer, int n)
+{
+    const struct llm_model_desc *d = c->d;
+    const int64_t nh = d->n_heads, hd = d->head_dim, rot = d->rope.rot_dims, nope = hd - rot;
+    const int64_t vd = d->v_head_dim > 0 ? d->v_head_dim : hd, R = d->kv_lora_rank;
+    const int64_t QL = d->q_lora_rank, kvb_w = nh * (nope + vd), qkv_w = 3 * nh * hd;
+    const float eps = 1e-6f;
+    const float *x = c->buf[s->in];
+    float *qkv = c->buf[LLM_BUF_QKV];
+    size_t need = (size_t)n * (size_t)((QL > 0 ? QL : 0) + nh * hd + (R + rot) + R + kvb_w);
+    float *mem = malloc(sizeof(float) * (need ? need : 1));
+    if (!mem) return llm_err_set(LLM_ENOMEM, "cpu backend: out of memory for latent attention");
+    float *qa = mem, *q = qa + (QL > 0 ? n * QL : 0), *kva = q + n * nh * hd;
+    float *cn = kva + n * (R + rot), *kvb = cn + n * R;
+    int rc = 0;
+    if (QL > 0) {
+        const struct llm_weight *qn = W(c, LLM_W_Q_A_NORM, layer);
+        if (!(rc = linear(c, qa, x, n, W(c, LLM_W_Q_A, layer))))
+            llm_cpu_rmsnorm_off(qa, qa, NULL, qn->data, qn->dtype, n, QL, eps, 0.0f);
+        if (!rc) rc = linear(c, q, qa, n, W(c, LLM_W_Q_B, layer));
+    } else {
+        rc = linear(c, q, x, n, W(c, LLM_W_Q_B, layer));
+    }
+    if (!rc) rc = linear(c, kva, x, n, W(c, LLM_W_KV_A, layer));
+    if (!rc) {
+        const struct llm_weight *kn = W(c, LLM_W_KV_A_NORM, layer);
+        for (int t = 0; t < n; t++)
+            llm_cpu_rmsnorm_off(cn + t * R, kva + t * (R + rot), NULL, kn->data, kn->dtype, 1, R,
+                                eps, 0.0f);
+        rc = linear(c, kvb, cn, n, W(c, LLM_W_KV_B, layer));
+    }
+    for (int t = 0; !rc && t < n; t++) {
+        float *row = qkv + t * qkv_w;
+        const float *kr = kva + t * (R + rot) + R; /* the rotary key every head shares */
+        for (int64_t h = 0; h < nh; h++) {
+            const float *qh = q + (t * nh + h) * hd, *kv = kvb + t * kvb_w + h * (nope + vd);
+            float *qo = row + h * hd, *ko = row + (nh + h) * hd, *vo = row + (2 * nh + h) * hd;
+            memcpy(qo, qh + nope, sizeof(float) * (size_t)rot);
+            memcpy(qo + rot, qh, sizeof(float) * (size_t)nope);
+            memcpy(ko, kr, sizeof(float) * (size_t)rot);
+            memcpy(ko + rot, kv, sizeof(float) * (size_t)nope);
+            memcpy(vo, kv + nope, sizeof(float) * (size_t)vd);
+            memset(vo + vd, 0, sizeof(float) * (size_t)(hd - vd));
+        }
+    }
+    free(mem);
+    return rc;
+}
+
 static int step_attn(struct cpu_be *c, int layer)
 {
     const struct llm_model_desc *d = c->d;
@@ -701,8 +840,14 @@ static int step_attn(struct cpu_be *c, int layer)
         llm_cpu_to_f32(c->sinks, w->data, w->dtype, 0, nh);
         a.sinks = c->sinks;
     }
-    return llm_cpu_attention(c->buf[LLM_BUF_ATT], (int64_t)nh * hd, c->buf[LLM_BUF_QKV], qkv_w,
-                             &c->kv[layer], c->b, &a);
+    float *att = c->buf[LLM_BUF_ATT];
+    int rc = llm_cpu_attention(att, (int64_t)nh * hd, c->buf[LLM_BUF_QKV], qkv_w, &c->kv[layer],
+                               c->b, &a);
+    const int64_t vd = d->v_head_dim;
+    if (!rc && vd > 0 && vd < hd) /* MLA: each head's values lead its zero-padded row */
+        for (int64_t r = 0; r < (int64_t)c->b->n_tokens * nh; r++)
+            memmove(att + r * vd, att + r * hd, sizeof(float) * (size_t)vd);
+    return rc;
 }
 
 static int step_embed(struct cpu_be *c, int n)
@@ -826,6 +971,7 @@ static int cpu_step(void *ctx, const struct llm_step *s, int layer)
     }
     case LLM_OP_ROPE_KV: return step_rope_kv(c, layer);
     case LLM_OP_ATTN: return step_attn(c, layer);
+    case LLM_OP_MLA: return step_mla(c, s, layer, n);
     case LLM_OP_ADD:
         llm_cpu_add(c->buf[s->out], c->buf[s->in], (int64_t)n * buf_width(c, s->out));
         return 0;

@@ -74,6 +74,10 @@ enum llm_op {
     LLM_OP_RECV,       /* pipeline: out (its rows) from global rank `peer` */
     LLM_OP_SCALE,      /* out *= logit_scale */
     LLM_OP_RSCALE,     /* out *= residual_scale (a branch before its residual add) */
+    LLM_OP_MLA,        /* latent attention's q, k, v from in (slots attention.q_a ...
+                          kv_b), laid out in QKV as the other models' (kv heads =
+                          heads; each head's rotary dims first, v zero-padded to
+                          head_dim); ATTN then leaves the heads' v_head_dim values */
     LLM_OP_COUNT
 };
 

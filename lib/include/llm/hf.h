@@ -125,7 +125,8 @@ enum llm_xform {
                          3-D item, the range of rows of each leading index (GraniteMoe's
                          experts [E][2 I][hidden]) */
     LLM_XF_STACK,     /* n_src sources of equal shape stacked on a new leading dim
-                         (MoE experts) */
+                         (MoE experts); the rule's second name, when it has one, is
+                         copied in a layer without experts (DeepSeek's dense layers) */
     LLM_XF_ONES,      /* ones, for a norm the checkpoint has no weight for (OLMo's
                          LayerNorm without parameters); the one source names a tensor
                          whose dtype the ones take */

@@ -98,6 +98,18 @@ enum llm_rope_scaling {
  * qk_layernorm: LayerNorm), over head_dim, one weight shared by the heads. */
 /* q/k norms: RMS or LayerNorm per head (Qwen3, StableLM), or RMS over all
  * the heads of q and of k at once (OLMo 2: weights [heads x head_dim]) */
+/* How a mixture of experts picks and weighs its experts. */
+enum llm_moe_router {
+    LLM_ROUTER_SOFTMAX = 0, /* softmax over the logits, the top k (Mixtral, Qwen3-MoE) */
+    /* DeepSeek V3: s = sigmoid(logits); the experts are in moe_groups groups,
+     * each scored by the sum of its two best s + correction bias; the best
+     * moe_topk_groups groups' experts compete, the top k by s + bias are
+     * chosen and weighted by s (renormalised with moe_norm_topk), times
+     * moe_scale */
+    LLM_ROUTER_SIGMOID_GROUPS,
+    LLM_ROUTER_COUNT
+};
+
 enum llm_qk_norm {
     LLM_QK_NORM_NONE = 0,
     LLM_QK_NORM_RMS,
@@ -200,6 +212,20 @@ struct llm_model_desc {
     int n_experts_per_tok;
     int moe_norm_topk;      /* the chosen experts' softmax weights renormalised to sum 1 */
     int router_bias;        /* the router has a bias (GPT-OSS) */
+    int moe_router;         /* enum llm_moe_router */
+    int moe_groups, moe_topk_groups; /* LLM_ROUTER_SIGMOID_GROUPS's groups */
+    double moe_scale;       /* the chosen experts' weights times this; 0 = 1 */
+    /* layers [0, moe_first_layer) have a dense MLP of dense_inter rows
+     * instead of the experts (DeepSeek's first_k_dense_replace) */
+    int moe_first_layer;
+    int64_t dense_inter;
+    /* Multi-head latent attention (DeepSeek V2 / V3) when kv_lora_rank > 0:
+     * q = q_b(norm(q_a(x))) (q_b(x) when q_lora_rank is 0), per head [nope |
+     * rope]; kv_a(x) = [c (kv_lora_rank) | k_rope (rope.rot_dims, one for
+     * every head)]; kv_b(norm(c)) per head [k_nope | v (v_head_dim)].
+     * head_dim = nope + rope dims; n_kv_heads = n_heads. */
+    int64_t q_lora_rank, kv_lora_rank;
+    int v_head_dim;         /* MLA's value width per head (0: head_dim) */
     /* a shared expert beside the routed ones (Qwen2-MoE): an MLP of this inner
      * size over every token, its output added to theirs; shared_expert_gate:
      * that output first times sigmoid(x . w) per token (mlp.shared_router) */
@@ -322,6 +348,9 @@ enum llm_feature {
     LLM_FEAT_ATTN_SINKS,        /* a learned sink logit per head in the softmax (GPT-OSS) */
     LLM_FEAT_ACT_SWIGLU_OAI,    /* the clamped SwiGLU with (up + 1) (GPT-OSS) */
     LLM_FEAT_MOE_BIAS,          /* biases on the router or the experts (GPT-OSS) */
+    LLM_FEAT_MLA,               /* multi-head latent attention (DeepSeek V2 / V3) */
+    LLM_FEAT_MOE_GROUPS,        /* grouped sigmoid routing, scaled weights (DeepSeek V3) */
+    LLM_FEAT_DENSE_FIRST,       /* dense MLPs before the MoE layers (DeepSeek) */
     LLM_FEAT_COUNT
 };
 typedef uint64_t llm_features;
@@ -378,6 +407,13 @@ enum llm_wslot {
     LLM_W_SHARED_GATE,    /* mlp.shared_gate */
     LLM_W_SHARED_OUT,     /* mlp.shared_proj */
     LLM_W_ATTN_SINKS,     /* attention.sinks [n_heads] (GPT-OSS) */
+    LLM_W_Q_A,            /* attention.q_a: MLA's query down-projection [q_lora][H] */
+    LLM_W_Q_A_NORM,       /* attention.q_a_norm [q_lora] */
+    LLM_W_Q_B,            /* attention.q_b [heads x head_dim][q_lora or H] */
+    LLM_W_KV_A,           /* attention.kv_a [kv_lora + rope dims][H] */
+    LLM_W_KV_A_NORM,      /* attention.kv_a_norm [kv_lora] */
+    LLM_W_KV_B,           /* attention.kv_b [heads x (nope + v_head_dim)][kv_lora] */
+    LLM_W_ROUTER_CORR,    /* mlp.router_correction [E]: added for the choice only */
     LLM_W_COUNT
 };
 #define LLM_W_FIRST_LAYER LLM_W_ATTN_NORM
@@ -392,8 +428,10 @@ int llm_wslot_kind(int slot);
 int llm_wslot_per_layer(int slot);
 /* Shape of the slot's weight ([n] for norms, [out, in] for linears,
  * [n_experts, out, in] for expert stacks) and of its bias (*bias_ndim 0:
- * no bias).  Returns LLM_ENOTFOUND (no message) when d has no such slot. */
-int llm_desc_slot_shape(const struct llm_model_desc *d, int slot, int *ndim,
+ * no bias) in layer `layer` (-1: a global slot, or any MoE layer; the
+ * layers before moe_first_layer have a dense MLP).  Returns LLM_ENOTFOUND
+ * (no message) when d has no such slot there. */
+int llm_desc_slot_shape(const struct llm_model_desc *d, int slot, int layer, int *ndim,
                         int64_t shape[LLM_MAX_DIMS], int *bias_ndim, int64_t bias_shape[LLM_MAX_DIMS]);
 
 /* Canonical per-layer name: "transformer.layers.{layer}.{suffix}". */
@@ -419,7 +457,8 @@ int llm_desc_tensor_shape(const struct llm_model_desc *d, const char *name, int 
 #define LLM_NAME_MAX 128
 int llm_desc_tensor_names(const struct llm_model_desc *d, char (**names)[LLM_NAME_MAX], size_t *n);
 
-/* Number of parameters (for reports). */
+/* Number of parameters (for reports; DeepSeek's routing correction buffers
+ * are not counted, as transformers does not). */
 uint64_t llm_desc_n_params(const struct llm_model_desc *d);
 
 /* ---- a loaded model (lib/model/loader.c) ----------------------------------

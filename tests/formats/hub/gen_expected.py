@@ -185,7 +185,7 @@ def model_section(m):
     kv = heads // groups if groups else first_attr(
         att, ("num_key_value_heads", "num_kv_heads"), first_attr(
             c, ("num_key_value_heads", "num_kv_heads"), heads))
-    hd = first_attr(att, ("head_dim", "head_size"))
+    hd = first_attr(att, ("qk_head_dim", "head_dim", "head_size"))  # MLA: nope + rope
     if hd is None:
         hd = c.hidden_size // heads
     # per-layer windows where the attention modules carry them (None where

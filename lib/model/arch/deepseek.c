@@ -1,0 +1,169 @@
+/* deepseek.c - DeepSeek V3 (DeepseekV3ForCausalLM: DeepSeek-V3, -R1, V3.1,
+ * Kimi K2, Moonlight): multi-head latent attention and a mixture of experts
+ * behind first_k_dense_replace dense layers.
+ *
+ * Attention: q from q_b_proj(RMSNorm(q_a_proj(x))) (q_proj(x) when
+ * q_lora_rank is null), per head [nope | rope]; kv_a_proj_with_mqa(x) gives
+ * the latent c (kv_lora_rank) and one rotary key of qk_rope_head_dim for
+ * every head; kv_b_proj(RMSNorm(c)) gives each head's [k_nope | v].  Rotary
+ * on the rope dims alone, on interleaved pairs when rope_interleave (the
+ * default) and on halves otherwise; the softmax scale is qk_head_dim^-1/2,
+ * times mscale^2 with yarn's mscale_all_dim.
+ *
+ * Experts: mlp.gate scores every expert by sigmoid; with the per-expert
+ * correction bias (mlp.gate.e_score_correction_bias) added for the choice
+ * only, n_group groups are scored by the sum of their two best, topk_group
+ * groups kept and the top num_experts_per_tok experts of those chosen,
+ * weighted by their sigmoid (renormalised with norm_topk_prob) times
+ * routed_scaling_factor; n_shared_experts shared experts (one MLP of
+ * n_shared_experts x moe_intermediate_size) are added for every token.
+ * Layers before first_k_dense_replace have a dense MLP of intermediate_size.
+ *
+ * DeepseekV3Config: 256 routed experts, top 8, 8 groups, 4 kept, scale 2.5,
+ * one shared expert of moe_intermediate_size 2048, 3 dense layers, q_lora 1536,
+ * kv_lora 512, rope 64, nope 128, v 128, rms_norm_eps 1e-6, rope_theta 10000,
+ * 4096 positions, untied; attention_bias (true) is refused.  The published
+ * checkpoints' multi-token-prediction layer (model.layers.<num_hidden_layers>)
+ * is not part of the model and is left out with a warning. */
+#include <math.h>
+
+#include "arch.h"
+
+#define L "model.layers.{i}."
+#define RULES_COMMON                                                                               \
+    {LLM_W_EMBED, 0, LLM_XF_COPY, {"model.embed_tokens.weight"}, 0},                               \
+        {LLM_W_FINAL_NORM, 0, LLM_XF_COPY, {"model.norm.weight"}, 0},                              \
+        {LLM_W_LM_HEAD, 0, LLM_XF_COPY, {"lm_head.weight"}, 0},                                    \
+        {LLM_W_ATTN_NORM, 0, LLM_XF_COPY, {L "input_layernorm.weight"}, 0},                        \
+        {LLM_W_KV_A, 0, LLM_XF_COPY, {L "self_attn.kv_a_proj_with_mqa.weight"}, 0},                \
+        {LLM_W_KV_A_NORM, 0, LLM_XF_COPY, {L "self_attn.kv_a_layernorm.weight"}, 0},               \
+        {LLM_W_KV_B, 0, LLM_XF_COPY, {L "self_attn.kv_b_proj.weight"}, 0},                         \
+        {LLM_W_ATTN_OUT, 0, LLM_XF_COPY, {L "self_attn.o_proj.weight"}, 0},                        \
+        {LLM_W_MLP_NORM, 0, LLM_XF_COPY, {L "post_attention_layernorm.weight"}, 0},                \
+        {LLM_W_ROUTER, 0, LLM_XF_COPY, {L "mlp.gate.weight"}, 0},                                  \
+        {LLM_W_ROUTER_CORR, 0, LLM_XF_COPY, {L "mlp.gate.e_score_correction_bias"}, 0},            \
+        {LLM_W_MLP_FC,                                                                             \
+         0,                                                                                        \
+         LLM_XF_STACK,                                                                             \
+         {L "mlp.experts.{e}.gate_proj.weight", L "mlp.gate_proj.weight"},                         \
+         0},                                                                                       \
+        {LLM_W_MLP_GATE,                                                                           \
+         0,                                                                                        \
+         LLM_XF_STACK,                                                                             \
+         {L "mlp.experts.{e}.up_proj.weight", L "mlp.up_proj.weight"},                             \
+         0},                                                                                       \
+        {LLM_W_MLP_OUT,                                                                            \
+         0,                                                                                        \
+         LLM_XF_STACK,                                                                             \
+         {L "mlp.experts.{e}.down_proj.weight", L "mlp.down_proj.weight"},                         \
+         0},                                                                                       \
+        {LLM_W_SHARED_FC, 0, LLM_XF_COPY, {L "mlp.shared_experts.gate_proj.weight"}, 0},           \
+        {LLM_W_SHARED_GATE, 0, LLM_XF_COPY, {L "mlp.shared_experts.up_proj.weight"}, 0},           \
+        {LLM_W_SHARED_OUT, 0, LLM_XF_COPY, {L "mlp.shared_experts.down_proj.weight"}, 0}
+
+static const struct llm_hf_rule rules_q_lora[] = {
+    RULES_COMMON,
+    {LLM_W_Q_A, 0, LLM_XF_COPY, {L "self_attn.q_a_proj.weight"}, 0},
+    {LLM_W_Q_A_NORM, 0, LLM_XF_COPY, {L "self_attn.q_a_layernorm.weight"}, 0},
+    {LLM_W_Q_B, 0, LLM_XF_COPY, {L "self_attn.q_b_proj.weight"}, 0},
+};
+static const struct llm_hf_rule rules_q_proj[] = {
+    RULES_COMMON,
+    {LLM_W_Q_B, 0, LLM_XF_COPY, {L "self_attn.q_proj.weight"}, 0},
+};
+
+static const struct llm_hf_rule *deepseek_rules(const struct llm_model_desc *d, size_t *n)
+{
+    if (d->q_lora_rank > 0) {
+        *n = sizeof(rules_q_lora) / sizeof(rules_q_lora[0]);
+        return rules_q_lora;
+    }
+    *n = sizeof(rules_q_proj) / sizeof(rules_q_proj[0]);
+    return rules_q_proj;
+}
+
+static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
+{
+    const struct llm_hfc_sizes sz = {KEYS("hidden_size"), KEYS("num_hidden_layers"),
+                                     KEYS("num_attention_heads")};
+    int rc = llm_hfc_core(c, d, &sz);
+    int64_t nope = 128, rope = 64, vd = 128;
+    if (!rc) rc = llm_hfc_int(c, KEYS("intermediate_size"), 1, 0, 1, 1 << 22, &d->dense_inter);
+    if (!rc)
+        rc = llm_hfc_int(c, KEYS("moe_intermediate_size"), 0, 2048, 1, 1 << 22, &d->intermediate);
+    if (!rc) rc = llm_hfc_int(c, KEYS("q_lora_rank"), 0, 0, 0, 1 << 20, &d->q_lora_rank);
+    /* DeepseekV3Config: q_lora_rank 1536 when absent, none when null */
+    if (!rc && !json_object_get(c->o, "q_lora_rank")) d->q_lora_rank = 1536;
+    if (!rc) rc = llm_hfc_int(c, KEYS("kv_lora_rank"), 0, 512, 1, 1 << 20, &d->kv_lora_rank);
+    if (!rc) rc = llm_hfc_int(c, KEYS("qk_nope_head_dim"), 0, 128, 1, 4096, &nope);
+    if (!rc) rc = llm_hfc_int(c, KEYS("qk_rope_head_dim"), 0, 64, 2, 4096, &rope);
+    if (!rc) rc = llm_hfc_int(c, KEYS("v_head_dim"), 0, 128, 1, 4096, &vd);
+    if (rc) return rc;
+    if (rope % 2)
+        return llm_err_set(LLM_EUNSUPPORTED, "'%s': qk_rope_head_dim %lld is odd", c->src,
+                           (long long)rope);
+    if (vd > nope + rope)
+        return llm_err_set(LLM_EUNSUPPORTED,
+                           "'%s': v_head_dim %lld exceeds qk_nope_head_dim + qk_rope_head_dim "
+                           "(%lld)",
+                           c->src, (long long)vd, (long long)(nope + rope));
+    d->head_dim = (int)(nope + rope);
+    d->v_head_dim = (int)vd;
+    d->n_kv_heads = d->n_heads; /* every head gets its own keys from the latent */
+    rc = llm_hfc_int(c, KEYS("max_position_embeddings"), 0, 4096, 1, INT32_MAX, &d->max_pos);
+    if (!rc) rc = llm_hfc_num(c, KEYS("rms_norm_eps"), 0, 1e-6, 0, 1, 1, &d->norm_eps);
+    d->norm = LLM_NORM_RMS;
+    d->gated_mlp = 1;
+    d->pos = LLM_POS_ROPE;
+    if (!rc) rc = llm_hfc_act(c, KEYS("hidden_act"), "silu", d);
+    if (!rc) rc = llm_hfc_bool(c, KEYS("tie_word_embeddings"), 0, &d->tied_embeddings);
+    const struct llm_hfc_rope rd = {10000.0, NULL, 1.0, NULL, 0};
+    if (!rc) rc = llm_hfc_rope(c, d, &rd);
+    if (rc) return rc;
+    d->rope.rot_dims = (int)rope; /* the rope dims alone rotate (the first of each head here) */
+    int interleave = 1;
+    if ((rc = llm_hfc_bool(c, KEYS("rope_interleave"), 1, &interleave))) return rc;
+    d->rope.neox = !interleave;
+    int bias = 0;
+    if ((rc = llm_hfc_bool(c, KEYS("attention_bias"), 0, &bias))) return rc;
+    if (bias)
+        return llm_err_set(LLM_EUNSUPPORTED, "'%s': attention_bias true is not supported",
+                           c->src);
+    /* the softmax scale: qk_head_dim^-1/2, times yarn's mscale(mscale_all_dim)^2 */
+    d->attn_scale = 1.0 / sqrt((double)d->head_dim);
+    if (d->rope.scaling == LLM_ROPE_SCALING_YARN && d->rope.mscale_all_dim > 0 &&
+        d->rope.factor > 1) {
+        double m = 0.1 * d->rope.mscale_all_dim * log(d->rope.factor) + 1.0;
+        d->attn_scale *= m * m;
+    }
+    rc = llm_hfc_i32(c, KEYS("n_routed_experts", "num_local_experts"), 0, 256, 1, 4096,
+                     &d->n_experts);
+    if (!rc)
+        rc = llm_hfc_i32(c, KEYS("num_experts_per_tok"), 0, 8, 1, d->n_experts,
+                         &d->n_experts_per_tok);
+    if (!rc) rc = llm_hfc_bool(c, KEYS("norm_topk_prob"), 1, &d->moe_norm_topk);
+    if (!rc)
+        rc = llm_hfc_num(c, KEYS("routed_scaling_factor"), 0, 2.5, 0, 1, 1e6, &d->moe_scale);
+    if (!rc) rc = llm_hfc_i32(c, KEYS("n_group"), 0, 8, 1, 4096, &d->moe_groups);
+    if (!rc) rc = llm_hfc_i32(c, KEYS("topk_group"), 0, 4, 1, 4096, &d->moe_topk_groups);
+    d->moe_router = LLM_ROUTER_SIGMOID_GROUPS;
+    int64_t shared = 1, first = 3;
+    if (!rc) rc = llm_hfc_int(c, KEYS("n_shared_experts"), 0, 1, 0, 4096, &shared);
+    d->shared_expert_inter = shared * d->intermediate;
+    if (!rc) rc = llm_hfc_int(c, KEYS("first_k_dense_replace"), 0, 3, 0, LLM_MAX_LAYERS, &first);
+    d->moe_first_layer = (int)(first < d->n_layers ? first : d->n_layers);
+    if (!d->moe_first_layer) d->dense_inter = 0;
+    return rc;
+}
+
+const struct llm_arch_def llm_arch_deepseek3 = {
+    .classes = KEYS("DeepseekV3ForCausalLM"),
+    .model_types = KEYS("deepseek_v3", "kimi_k2"),
+    .read_config = read_config,
+    .rules = deepseek_rules,
+    .base_prefix = "model.",
+    .ignore = llm_ignore_rotary,
+    .bos = 0,
+    .eos = 1,
+    .pad = -1,
+};
