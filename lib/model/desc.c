@@ -40,7 +40,7 @@ static const char *const qk_norm_names[] = {"none", "rmsnorm", "layernorm", "rms
 _Static_assert(sizeof(qk_norm_names) / sizeof(qk_norm_names[0]) == LLM_QK_NORM_COUNT,
                "qk_norm_names");
 
-static const char *const router_names[] = {"softmax", "sigmoid_groups"};
+static const char *const router_names[] = {"softmax", "sigmoid_groups", "softmax_groups"};
 _Static_assert(sizeof(router_names) / sizeof(router_names[0]) == LLM_ROUTER_COUNT,
                "router_names");
 
@@ -431,7 +431,7 @@ int llm_desc_validate(const struct llm_model_desc *d)
         return BAD("router_bias", "set for a model without experts");
     if (d->moe_router < 0 || d->moe_router >= LLM_ROUTER_COUNT)
         return BAD("moe_router", "unknown value %d", d->moe_router);
-    if (d->moe_router == LLM_ROUTER_SIGMOID_GROUPS &&
+    if (d->moe_router != LLM_ROUTER_SOFTMAX &&
         (!d->n_experts || d->moe_groups < 1 || d->n_experts % d->moe_groups ||
          d->n_experts / d->moe_groups < 2 || d->moe_topk_groups < 1 ||
          d->moe_topk_groups > d->moe_groups ||
@@ -439,8 +439,8 @@ int llm_desc_validate(const struct llm_model_desc *d)
         return BAD("moe_groups", "%d groups, %d chosen, do not fit %d experts with %d per token "
                                  "(at least 2 a group)",
                    d->moe_groups, d->moe_topk_groups, d->n_experts, d->n_experts_per_tok);
-    if (d->moe_router != LLM_ROUTER_SIGMOID_GROUPS && (d->moe_groups || d->moe_topk_groups))
-        return BAD("moe_groups", "set without the sigmoid_groups router");
+    if (d->moe_router == LLM_ROUTER_SOFTMAX && (d->moe_groups || d->moe_topk_groups))
+        return BAD("moe_groups", "set without a grouped router");
     if (!finite_ge0(d->moe_scale)) return BAD("moe_scale", "must be a non-negative number");
     if (d->moe_first_layer < 0 || d->moe_first_layer > d->n_layers ||
         (d->moe_first_layer && (!d->n_experts || d->dense_inter < 1 || d->dense_inter > (1 << 22))))

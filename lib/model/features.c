@@ -101,7 +101,7 @@ llm_features llm_desc_features(const struct llm_model_desc *d)
     ON(d->act == LLM_ACT_SWIGLU_OAI, LLM_FEAT_ACT_SWIGLU_OAI);
     ON(d->n_experts > 0 && (d->router_bias || d->mlp_bias), LLM_FEAT_MOE_BIAS);
     ON(d->kv_lora_rank > 0, LLM_FEAT_MLA);
-    ON(d->moe_router == LLM_ROUTER_SIGMOID_GROUPS || (d->moe_scale > 0 && d->moe_scale != 1),
+    ON(d->moe_router != LLM_ROUTER_SOFTMAX || (d->moe_scale > 0 && d->moe_scale != 1),
        LLM_FEAT_MOE_GROUPS);
     ON(d->moe_first_layer > 0, LLM_FEAT_DENSE_FIRST);
     ON(d->clip_qkv > 0.0, LLM_FEAT_CLIP_QKV);

@@ -536,7 +536,7 @@ static void test_gptoss(const char *dir)
     add(&c, "lm_head.weight", 20, 8);
     struct llm_st *st;
     struct llm_plan_item *it = NULL;
-    size_t n = plan_all("gpt-oss", dir, &c, &d, &st, &it, 17);
+    size_t n = plan_all("gpt-oss", dir, &c, &d, &st, &it, 18);
     const char *nm[5] = {"transformer.layers.0.mlp.fc.weight", "transformer.layers.0.mlp.gate.weight",
                          "transformer.layers.0.mlp.fc.bias", "transformer.layers.0.mlp.gate.bias",
                          "transformer.layers.0.mlp.proj.weight"};

@@ -577,28 +577,42 @@ static int step_dense_mlp(struct cpu_be *c, const struct llm_step *s, int layer,
     return rc;
 }
 
-/* DeepSeek V3's choice for one row: p = sigmoid(logits) in place; the
- * groups scored by the sum of their two best p + bias, the best topk_groups
- * kept; among their experts the top k by p + bias (the lower index first on
- * a tie), weighted by p. */
+/* A grouped choice for one row (p: the router's logits, replaced by the
+ * scores).  DeepSeek V3: p = sigmoid(logits), the groups scored by the sum
+ * of their two best p + bias; V2 (LLM_ROUTER_SOFTMAX_GROUPS): p =
+ * softmax(logits), the groups scored by their best p.  The best topk_groups
+ * groups kept; among their experts the top k by p (+ bias), the lower index
+ * first on a tie, weighted by p. */
 static void route_groups(const struct llm_model_desc *d, float *p, const float *bias, int *chosen,
                          float *cw, float *choice)
 {
     const int E = d->n_experts, K = d->n_experts_per_tok, G = d->moe_groups;
     const int per = E / G, TG = d->moe_topk_groups;
+    const int sig = d->moe_router == LLM_ROUTER_SIGMOID_GROUPS;
     float gs[4096];
     unsigned char keep[4096];
-    for (int e = 0; e < E; e++) {
-        p[e] = 1.0f / (1.0f + expf(-p[e]));
-        choice[e] = p[e] + (bias ? bias[e] : 0.0f);
+    if (sig) {
+        for (int e = 0; e < E; e++)
+            p[e] = 1.0f / (1.0f + expf(-p[e]));
+    } else {
+        float mx = p[0];
+        for (int e = 1; e < E; e++)
+            mx = p[e] > mx ? p[e] : mx;
+        double sum = 0.0;
+        for (int e = 0; e < E; e++)
+            sum += (p[e] = expf(p[e] - mx));
+        for (int e = 0; e < E; e++)
+            p[e] = (float)(p[e] / sum);
     }
+    for (int e = 0; e < E; e++)
+        choice[e] = p[e] + (bias ? bias[e] : 0.0f);
     for (int gi = 0; gi < G; gi++) { /* the two best of each group */
         float a = -INFINITY, b = -INFINITY;
         for (int e = gi * per; e < (gi + 1) * per; e++) {
             if (choice[e] > a) b = a, a = choice[e];
             else if (choice[e] > b) b = choice[e];
         }
-        gs[gi] = a + b;
+        gs[gi] = sig ? a + b : a;
         keep[gi] = 0;
     }
     for (int k = 0; k < TG; k++) {
@@ -637,13 +651,14 @@ static int step_moe(struct cpu_be *c, const struct llm_step *s, int layer, int n
         goto out;
     }
     if ((rc = linear(c, probs, x, n, W(c, LLM_W_ROUTER, layer)))) goto out;
-    if (d->moe_router == LLM_ROUTER_SIGMOID_GROUPS) {
+    if (d->moe_router != LLM_ROUTER_SOFTMAX) {
         const struct llm_weight *cb = W(c, LLM_W_ROUTER_CORR, layer);
         float bias[4096], choice[4096];
-        llm_cpu_to_f32(bias, cb->data, cb->dtype, 0, E);
+        if (cb->present) llm_cpu_to_f32(bias, cb->data, cb->dtype, 0, E);
         for (int t = 0; t < n; t++) {
             float *cwt = cw + t * K, tot = 0.0f;
-            route_groups(d, probs + (int64_t)t * E, bias, chosen + t * K, cwt, choice);
+            route_groups(d, probs + (int64_t)t * E, cb->present ? bias : NULL, chosen + t * K,
+                         cwt, choice);
             for (int k = 0; k < K; k++)
                 tot += cwt[k];
             for (int k = 0; d->moe_norm_topk && k < K; k++)

@@ -107,6 +107,10 @@ enum llm_moe_router {
      * chosen and weighted by s (renormalised with moe_norm_topk), times
      * moe_scale */
     LLM_ROUTER_SIGMOID_GROUPS,
+    /* DeepSeek V2's group_limited_greedy: softmax scores, the groups ranked
+     * by their best score, the top k of the best moe_topk_groups groups'
+     * experts weighted by their score */
+    LLM_ROUTER_SOFTMAX_GROUPS,
     LLM_ROUTER_COUNT
 };
 

@@ -1,6 +1,7 @@
 /* deepseek.c - DeepSeek V3 (DeepseekV3ForCausalLM: DeepSeek-V3, -R1, V3.1,
- * Kimi K2, Moonlight): multi-head latent attention and a mixture of experts
- * behind first_k_dense_replace dense layers.
+ * Kimi K2, Moonlight) and V2 (DeepseekV2ForCausalLM: DeepSeek-V2, -V2-Lite,
+ * V2.5, DeepSeek-Coder-V2): multi-head latent attention and a mixture of
+ * experts behind first_k_dense_replace dense layers.
  *
  * Attention: q from q_b_proj(RMSNorm(q_a_proj(x))) (q_proj(x) when
  * q_lora_rank is null), per head [nope | rope]; kv_a_proj_with_mqa(x) gives
@@ -19,13 +20,23 @@
  * n_shared_experts x moe_intermediate_size) are added for every token.
  * Layers before first_k_dense_replace have a dense MLP of intermediate_size.
  *
+ * V2 routes by softmax instead: topk_method "greedy" takes the top k of all
+ * the experts, "group_limited_greedy" first keeps the topk_group groups of
+ * the best single score; the weights are the softmax scores times
+ * routed_scaling_factor, never renormalised (V2 has no correction bias);
+ * its rotary is always on interleaved pairs.
+ *
  * DeepseekV3Config: 256 routed experts, top 8, 8 groups, 4 kept, scale 2.5,
  * one shared expert of moe_intermediate_size 2048, 3 dense layers, q_lora 1536,
  * kv_lora 512, rope 64, nope 128, v 128, rms_norm_eps 1e-6, rope_theta 10000,
- * 4096 positions, untied; attention_bias (true) is refused.  The published
+ * 4096 positions, untied; attention_bias (true) is refused.
+ * DeepseekV2Config: 64 routed experts (num_experts_per_tok required), two
+ * shared experts of moe_intermediate_size 1407, scale 1, greedy, no dense
+ * layers, q_lora 1536, kv_lora 512, 2048 positions; mlp_bias is refused.  The published
  * checkpoints' multi-token-prediction layer (model.layers.<num_hidden_layers>)
  * is not part of the model and is left out with a warning. */
 #include <math.h>
+#include <string.h>
 
 #include "arch.h"
 
@@ -82,7 +93,15 @@ static const struct llm_hf_rule *deepseek_rules(const struct llm_model_desc *d, 
     return rules_q_proj;
 }
 
-static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
+/* The defaults of the two config classes. */
+struct ds_defaults {
+    int v2;
+    int64_t experts, topk, shared, first_dense, moe_inter, max_pos;
+    double scale;
+};
+
+static int read_common(const struct llm_hfc *c, struct llm_model_desc *d,
+                       const struct ds_defaults *k)
 {
     const struct llm_hfc_sizes sz = {KEYS("hidden_size"), KEYS("num_hidden_layers"),
                                      KEYS("num_attention_heads")};
@@ -90,7 +109,8 @@ static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
     int64_t nope = 128, rope = 64, vd = 128;
     if (!rc) rc = llm_hfc_int(c, KEYS("intermediate_size"), 1, 0, 1, 1 << 22, &d->dense_inter);
     if (!rc)
-        rc = llm_hfc_int(c, KEYS("moe_intermediate_size"), 0, 2048, 1, 1 << 22, &d->intermediate);
+        rc = llm_hfc_int(c, KEYS("moe_intermediate_size"), 0, k->moe_inter, 1, 1 << 22,
+                         &d->intermediate);
     if (!rc) rc = llm_hfc_int(c, KEYS("q_lora_rank"), 0, 0, 0, 1 << 20, &d->q_lora_rank);
     /* DeepseekV3Config: q_lora_rank 1536 when absent, none when null */
     if (!rc && !json_object_get(c->o, "q_lora_rank")) d->q_lora_rank = 1536;
@@ -110,7 +130,7 @@ static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
     d->head_dim = (int)(nope + rope);
     d->v_head_dim = (int)vd;
     d->n_kv_heads = d->n_heads; /* every head gets its own keys from the latent */
-    rc = llm_hfc_int(c, KEYS("max_position_embeddings"), 0, 4096, 1, INT32_MAX, &d->max_pos);
+    rc = llm_hfc_int(c, KEYS("max_position_embeddings"), 0, k->max_pos, 1, INT32_MAX, &d->max_pos);
     if (!rc) rc = llm_hfc_num(c, KEYS("rms_norm_eps"), 0, 1e-6, 0, 1, 1, &d->norm_eps);
     d->norm = LLM_NORM_RMS;
     d->gated_mlp = 1;
@@ -122,13 +142,10 @@ static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
     if (rc) return rc;
     d->rope.rot_dims = (int)rope; /* the rope dims alone rotate (the first of each head here) */
     int interleave = 1;
-    if ((rc = llm_hfc_bool(c, KEYS("rope_interleave"), 1, &interleave))) return rc;
+    if (!k->v2 && (rc = llm_hfc_bool(c, KEYS("rope_interleave"), 1, &interleave))) return rc;
     d->rope.neox = !interleave;
-    int bias = 0;
-    if ((rc = llm_hfc_bool(c, KEYS("attention_bias"), 0, &bias))) return rc;
-    if (bias)
-        return llm_err_set(LLM_EUNSUPPORTED, "'%s': attention_bias true is not supported",
-                           c->src);
+    if ((rc = llm_hfc_refuse(c, "attention_bias")) || (k->v2 && (rc = llm_hfc_refuse(c, "mlp_bias"))))
+        return rc;
     /* the softmax scale: qk_head_dim^-1/2, times yarn's mscale(mscale_all_dim)^2 */
     d->attn_scale = 1.0 / sqrt((double)d->head_dim);
     if (d->rope.scaling == LLM_ROPE_SCALING_YARN && d->rope.mscale_all_dim > 0 &&
@@ -136,34 +153,70 @@ static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
         double m = 0.1 * d->rope.mscale_all_dim * log(d->rope.factor) + 1.0;
         d->attn_scale *= m * m;
     }
-    rc = llm_hfc_i32(c, KEYS("n_routed_experts", "num_local_experts"), 0, 256, 1, 4096,
+    rc = llm_hfc_i32(c, KEYS("n_routed_experts", "num_local_experts"), 0, k->experts, 1, 4096,
                      &d->n_experts);
     if (!rc)
-        rc = llm_hfc_i32(c, KEYS("num_experts_per_tok"), 0, 8, 1, d->n_experts,
+        rc = llm_hfc_i32(c, KEYS("num_experts_per_tok"), k->topk == 0, k->topk, 1, d->n_experts,
                          &d->n_experts_per_tok);
-    if (!rc) rc = llm_hfc_bool(c, KEYS("norm_topk_prob"), 1, &d->moe_norm_topk);
+    if (!rc && !k->v2) rc = llm_hfc_bool(c, KEYS("norm_topk_prob"), 1, &d->moe_norm_topk);
     if (!rc)
-        rc = llm_hfc_num(c, KEYS("routed_scaling_factor"), 0, 2.5, 0, 1, 1e6, &d->moe_scale);
-    if (!rc) rc = llm_hfc_i32(c, KEYS("n_group"), 0, 8, 1, 4096, &d->moe_groups);
-    if (!rc) rc = llm_hfc_i32(c, KEYS("topk_group"), 0, 4, 1, 4096, &d->moe_topk_groups);
-    d->moe_router = LLM_ROUTER_SIGMOID_GROUPS;
-    int64_t shared = 1, first = 3;
-    if (!rc) rc = llm_hfc_int(c, KEYS("n_shared_experts"), 0, 1, 0, 4096, &shared);
+        rc = llm_hfc_num(c, KEYS("routed_scaling_factor"), 0, k->scale, 0, 1, 1e6, &d->moe_scale);
+    const char *method = NULL;
+    if (!rc && k->v2) rc = llm_hfc_str(c, KEYS("topk_method"), &method);
+    if (!rc && k->v2 && method && strcmp(method, "greedy") && strcmp(method, "group_limited_greedy"))
+        rc = llm_err_set(LLM_EUNSUPPORTED,
+                         "'%s': topk_method '%s' is not supported (greedy, group_limited_greedy)",
+                         c->src, method);
+    d->moe_router = !k->v2 ? LLM_ROUTER_SIGMOID_GROUPS
+                    : method && !strcmp(method, "group_limited_greedy") ? LLM_ROUTER_SOFTMAX_GROUPS
+                                                                        : LLM_ROUTER_SOFTMAX;
+    if (!rc && d->moe_router != LLM_ROUTER_SOFTMAX) {
+        rc = llm_hfc_i32(c, KEYS("n_group"), k->v2, 8, 1, 4096, &d->moe_groups);
+        if (!rc) rc = llm_hfc_i32(c, KEYS("topk_group"), k->v2, 4, 1, 4096, &d->moe_topk_groups);
+    }
+    int64_t shared = k->shared, first = k->first_dense;
+    if (!rc) rc = llm_hfc_int(c, KEYS("n_shared_experts"), 0, k->shared, 0, 4096, &shared);
     d->shared_expert_inter = shared * d->intermediate;
-    if (!rc) rc = llm_hfc_int(c, KEYS("first_k_dense_replace"), 0, 3, 0, LLM_MAX_LAYERS, &first);
+    if (!rc)
+        rc = llm_hfc_int(c, KEYS("first_k_dense_replace"), 0, k->first_dense, 0, LLM_MAX_LAYERS,
+                         &first);
     d->moe_first_layer = (int)(first < d->n_layers ? first : d->n_layers);
     if (!d->moe_first_layer) d->dense_inter = 0;
     return rc;
 }
 
+static int read_config3(const struct llm_hfc *c, struct llm_model_desc *d)
+{
+    const struct ds_defaults k = {0, 256, 8, 1, 3, 2048, 4096, 2.5};
+    return read_common(c, d, &k);
+}
+
+static int read_config2(const struct llm_hfc *c, struct llm_model_desc *d)
+{
+    const struct ds_defaults k = {1, 64, 0, 2, 0, 1407, 2048, 1.0};
+    return read_common(c, d, &k);
+}
+
 const struct llm_arch_def llm_arch_deepseek3 = {
     .classes = KEYS("DeepseekV3ForCausalLM"),
     .model_types = KEYS("deepseek_v3", "kimi_k2"),
-    .read_config = read_config,
+    .read_config = read_config3,
     .rules = deepseek_rules,
     .base_prefix = "model.",
     .ignore = llm_ignore_rotary,
     .bos = 0,
     .eos = 1,
+    .pad = -1,
+};
+
+const struct llm_arch_def llm_arch_deepseek2 = {
+    .classes = KEYS("DeepseekV2ForCausalLM"),
+    .model_types = KEYS("deepseek_v2"),
+    .read_config = read_config2,
+    .rules = deepseek_rules,
+    .base_prefix = "model.",
+    .ignore = llm_ignore_rotary,
+    .bos = 1,
+    .eos = 2,
     .pad = -1,
 };
