@@ -377,7 +377,8 @@ static int frontier_init(const struct llm_st *st, const struct llm_plan_item *it
     }
     for (size_t k = 0; k < n_items; k++) {
         for (int s = 0; s < items[k].n_src; s++) done[items[k].src[s]] = 0;
-        for (int s = 0; (items[k].quant || items[k].mx) && s < items[k].n_src; s++)
+        for (int s = 0; (items[k].quant || items[k].mx || items[k].fp8b) && s < items[k].n_src;
+             s++)
             for (int j = 0; j < 3; j++)
                 if (items[k].qside[s][j] != SIZE_MAX) done[items[k].qside[s][j]] = 0;
     }
@@ -392,7 +393,8 @@ static int write_item(const struct opts *o, struct llm_aw *w, const struct llm_s
 {
     const struct llm_tensor *s0 = llm_st_get(st, it->src[0]);
     /* MXFP4 expands to bf16 (or the --dtype asked for) */
-    int dt = out_dtype(o, it->mx ? LLM_DTYPE_BF16 : s0->dtype);
+    int dt = out_dtype(o, it->mx || (it->fp8b && s0->dtype == LLM_DTYPE_F8E4M3) ? LLM_DTYPE_BF16
+                                                                               : s0->dtype);
     uint64_t numel, nbytes;
     if (llm_shape_numel(it->ndim, it->shape, &numel) || llm_dtype_nbytes(dt, numel, &nbytes))
         return llm_err_set(LLM_ERANGE, "tensor '%s': shape overflows", it->name);

@@ -268,6 +268,48 @@ static int plan_mx(const struct llm_st *st, const struct by_name *ix, size_t nst
     return 0;
 }
 
+/* Source k of it, an F8_E4M3 weight t of a block-FP8 checkpoint: its
+ * weight_scale_inv checked (float, one per block) and recorded. */
+static int plan_fp8_block(const struct llm_st *st, const struct by_name *ix, size_t nst,
+                          const struct llm_arch_def *def, const struct llm_hfq *q, const char *hf,
+                          const char *file, const struct llm_tensor *t, struct llm_plan_item *it,
+                          int k, unsigned char *used)
+{
+    if (it->xform != LLM_XF_COPY && it->xform != LLM_XF_CONCAT && it->xform != LLM_XF_STACK)
+        return llm_err_set(LLM_EUNSUPPORTED, "'%s': FP8 tensor '%s' takes transform %s, which "
+                           "block-wise FP8 is not expanded through",
+                           file, t->name, llm_xform_name(it->xform));
+    if (t->ndim != 2)
+        return llm_err_set(LLM_ESHAPE, "'%s': FP8 tensor '%s' is %d-D, not a matrix", file,
+                           t->name, t->ndim);
+    char sn[LLM_NAME_MAX + 48];
+    snprintf(sn, sizeof sn, "%s_scale_inv", hf);
+    const struct by_name *hs = llm_hfmap_find(ix, nst, sn, def->base_prefix, def->alt_prefixes);
+    if (!hs)
+        return llm_err_set(LLM_ENOTFOUND, "'%s': tensor '%s' not found (the block scales of FP8 "
+                           "'%s')",
+                           file, sn, t->name);
+    const struct llm_tensor *s = llm_st_get(st, hs->idx);
+    const int64_t bo = q->fp8_block[0], bi = q->fp8_block[1];
+    const int64_t want[2] = {(t->shape[0] + bo - 1) / bo, (t->shape[1] + bi - 1) / bi};
+    if (!llm_dtype_is_float(s->dtype) || s->ndim != 2 || s->shape[0] != want[0] ||
+        s->shape[1] != want[1]) {
+        char a[160], b[160];
+        llm_shape_str(a, sizeof a, 2, want);
+        llm_shape_str(b, sizeof b, s->ndim, s->shape);
+        return llm_err_set(LLM_ESHAPE, "'%s': block scales '%s' expected %s of a float type (one "
+                           "per %lld x %lld block), found %s %s",
+                           file, s->name, a, (long long)bo, (long long)bi,
+                           llm_dtype_name(s->dtype), b);
+    }
+    it->fp8b = 1;
+    it->fp8_block[0] = (int)bo;
+    it->fp8_block[1] = (int)bi;
+    it->qside[k][0] = hs->idx;
+    used[hs->idx] = 1;
+    return 0;
+}
+
 /* The plan item for canonical tensor `name`; sources checked and recorded. */
 static int plan_item(const struct llm_model_desc *d, const struct llm_arch_def *def,
                      const struct llm_hf_rule *rules, size_t n_rules, const struct llm_st *st,
@@ -310,7 +352,8 @@ static int plan_item(const struct llm_model_desc *d, const struct llm_arch_def *
     int dtype = -1;
     const char *dtype_of = NULL;
     int quant = q && q->kind && !bias && llm_wslot_kind(slot) == LLM_WK_LINEAR;
-    if (quant) memset(it->qside, 0xff, sizeof it->qside); /* SIZE_MAX: none */
+    const int fp8_blocks = q && q->fp8_block[0] > 0 && !bias;
+    if (quant || fp8_blocks) memset(it->qside, 0xff, sizeof it->qside); /* SIZE_MAX: none */
     for (int k = 0; k < it->n_src; k++) {
         char hf[LLM_NAME_MAX + 32];
         expand(hf, sizeof(hf), r->hf[r->xform == LLM_XF_CONCAT ? k : 0], layer, k);
@@ -364,9 +407,12 @@ static int plan_item(const struct llm_model_desc *d, const struct llm_arch_def *
             return llm_err_set(LLM_ESHAPE, "'%s': tensor '%s' expected %s, found %s", file, t->name,
                                a, b);
         }
-        if (!llm_dtype_is_float(t->dtype))
+        if (fp8_blocks && t->dtype == LLM_DTYPE_F8E4M3) {
+            if ((rc = plan_fp8_block(st, ix, nst, def, q, hf, file, t, it, k, used))) return rc;
+        } else if (!llm_dtype_is_float(t->dtype)) {
             return llm_err_set(LLM_EUNSUPPORTED, "'%s': tensor '%s' has dtype %s, not a float type",
                                file, t->name, llm_dtype_name(t->dtype));
+        }
         if (dtype >= 0 && t->dtype != dtype)
             return llm_err_set(LLM_EFORMAT,
                                "'%s': tensor '%s' is %s but '%s' is %s; the parts of '%s' must "
@@ -516,6 +562,39 @@ static void transpose_cols(uint8_t *dst, const uint8_t *src, int64_t rows, int64
                            src + ((size_t)r * (size_t)ld + (size_t)(c * step + c0)) * es, es);
 }
 
+/* Source k of it into dst (n elements of dt): converted, or a block-FP8
+ * weight expanded row by row, w * its block's scale in fp32, rounded once. */
+static int src_conv(const struct llm_plan_item *it, const struct llm_st *st, int k, uint8_t *dst,
+                    int dt, uint64_t n)
+{
+    const struct llm_tensor *t = llm_st_get(st, it->src[k]);
+    if (!it->fp8b || it->qside[k][0] == SIZE_MAX)
+        return conv(dst, dt, t->data, t->dtype, n, it->name);
+    const struct llm_tensor *s = llm_st_get(st, it->qside[k][0]);
+    const int64_t R = t->shape[0], C = t->shape[1], SC = s->shape[1];
+    const int64_t bo = it->fp8_block[0], bi = it->fp8_block[1];
+    const size_t es = (size_t)llm_dtype_bits(dt) / 8, ss = (size_t)llm_dtype_bits(s->dtype) / 8;
+    if ((uint64_t)(R * C) != n)
+        return llm_err_set(LLM_ESHAPE, "tensor '%s': FP8 source of %lld x %lld for %llu values",
+                           it->name, (long long)R, (long long)C, (unsigned long long)n);
+    float *row = malloc(sizeof(float) * (size_t)(C + SC));
+    if (!row) return llm_err_set(LLM_ENOMEM, "tensor '%s': out of memory", it->name);
+    float *sc = row + C;
+    int rc = 0;
+    for (int64_t r = 0; r < R && !rc; r++) {
+        rc = conv(row, LLM_DTYPE_F32, (const uint8_t *)t->data + (size_t)(r * C), t->dtype,
+                  (uint64_t)C, it->name);
+        if (!rc && r % bo == 0)
+            rc = conv(sc, LLM_DTYPE_F32, (const uint8_t *)s->data + (size_t)(r / bo * SC) * ss,
+                      s->dtype, (uint64_t)SC, it->name);
+        for (int64_t c = 0; !rc && c < C; c++)
+            row[c] *= sc[c / bi];
+        if (!rc) rc = conv(dst + (size_t)(r * C) * es, dt, row, LLM_DTYPE_F32, (uint64_t)C, it->name);
+    }
+    free(row);
+    return rc;
+}
+
 /* MXFP4's element values (E2M1): sign, 2 exponent bits, 1 mantissa bit. */
 static const float fp4_value[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
                                     -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
@@ -594,7 +673,7 @@ int llm_hfmap_build(const struct llm_plan_item *it, const struct llm_st *st, int
     int rc = 0;
     if (it->mx) return build_mx(it, st, dt, out, es);
     switch (it->xform) {
-    case LLM_XF_COPY: return conv(out, dt, t0->data, t0->dtype, total, it->name);
+    case LLM_XF_COPY: return src_conv(it, st, 0, out, dt, total);
     case LLM_XF_ONES: {
         float *one = malloc(sizeof(float) * (size_t)(total ? total : 1));
         if (!one)
@@ -614,7 +693,7 @@ int llm_hfmap_build(const struct llm_plan_item *it, const struct llm_st *st, int
             uint64_t n = numel_of(t->ndim, t->shape);
             if (off + n > total)
                 return llm_err_set(LLM_ESHAPE, "tensor '%s': sources exceed its shape", it->name);
-            rc = conv(out + off * es, dt, t->data, t->dtype, n, it->name);
+            rc = src_conv(it, st, k, out + off * es, dt, n);
             off += n;
         }
         if (!rc && off != total)

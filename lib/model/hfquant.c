@@ -82,9 +82,9 @@ static int ct_group(const json_t *g, const char *src, const char *gname, int *st
     if (!ws || (strcmp(ws, "tensor") && strcmp(ws, "channel")))
         return refuse(src, what, !ws || strcmp(ws, "block")
                                      ? "fp8 weights take one scale per tensor or per channel"
-                                     : "block-wise FP8 scales (one per 128 x 128 block) have no "
-                                       "exact form here; fp8 weights take one scale per tensor "
-                                       "or per channel");
+                                     : "compressed-tensors' block-wise FP8 is not imported "
+                                       "(transformers' fp8 with weight_block_size is, expanded "
+                                       "to bf16)");
     if (!jint(w, "symmetric", 1) || jint(w, "dynamic", 0) > 0)
         return refuse(src, what, "asymmetric or dynamic weight scales");
     if (!json_is_object(a))
@@ -248,10 +248,30 @@ int llm_hfq_scheme(const struct llm_hf_quant *q, const char *src, struct llm_hfq
         s->mxfp4 = 1;
         snprintf(s->scheme, sizeof s->scheme, "MXFP4 experts (expanded to bf16)");
         return 0;
-    } else if (!strcmp(q->method, "fp8"))
-        rc = refuse(src, "transformers fp8, block-wise (weight_block_size)",
-                    "block-wise FP8 scales (one per 128 x 128 block) have no exact form here; "
-                    "fp8 weights take one scale per tensor or per channel");
+    } else if (!strcmp(q->method, "fp8")) {
+        /* transformers' FineGrainedFP8 (DeepSeek V3 / R1, Kimi K2, Qwen3-FP8): block
+         * scales have no exact form in the artifact's fp8 formats (one scale per
+         * tensor or channel), so the weights are expanded to bf16 when converted,
+         * as transformers' dequantize does; activations are not quantized */
+        const json_t *bs = json_object_get(q->raw, "weight_block_size");
+        const char *fmt = jstr(q->raw, "fmt");
+        s->fp8_block[0] = s->fp8_block[1] = 128;
+        if (bs && !json_is_null(bs)) {
+            const json_t *a = json_array_get(bs, 0), *b = json_array_get(bs, 1);
+            if (!json_is_array(bs) || json_array_size(bs) != 2 || !json_is_integer(a) ||
+                !json_is_integer(b) || json_integer_value(a) < 1 || json_integer_value(b) < 1 ||
+                json_integer_value(a) > 65536 || json_integer_value(b) > 65536)
+                return llm_err_set(LLM_EFORMAT, "'%s': quantization_config.weight_block_size "
+                                   "must be two positive integers", src);
+            s->fp8_block[0] = (int)json_integer_value(a);
+            s->fp8_block[1] = (int)json_integer_value(b);
+        }
+        if (fmt && strcmp(fmt, "e4m3") && strcmp(fmt, "float8_e4m3fn"))
+            return refuse(src, "transformers fp8", "only e4m3 weights are imported");
+        snprintf(s->scheme, sizeof s->scheme, "block-wise FP8 %d x %d (expanded to bf16)",
+                 s->fp8_block[0], s->fp8_block[1]);
+        return 0;
+    }
     else {
         char b[96];
         return llm_err_set(LLM_EUNSUPPORTED,

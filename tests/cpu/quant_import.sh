@@ -8,8 +8,8 @@
 # GPTQ act-order is stored with an input permutation: its section says
 # act_order, both backends list it, and every weight equals the
 # checkpoint's dequantized one (actorder-layout, recomputed independently);
-# every broken checkpoint (quant/bad/*) is refused in one line holding
-# expect.txt, with no output file left behind.
+# block-wise FP8 is expanded to bf16; every broken checkpoint (quant/bad/*) is
+# refused in one line holding expect.txt, with no output file left behind.
 set -u
 B=${LLM_BUILDDIR:?LLM_BUILDDIR not set}
 S=${LLM_SRCDIR:?LLM_SRCDIR not set}
@@ -87,6 +87,20 @@ if [ -f "$T/fp8-static.llm" ] && [ -f "$T/fp8-modelopt.llm" ]; then
     grep -q "attention.qkv.weights_scaling_factor *$" "$T/a" ||
         grep -q "f32 *\[192\].*attention.qkv.weights_scaling_factor" "$T/a" ||
         fail "fp8-static: q, k and v scales differ, the fused qkv needs one per row"
+fi
+# Block-wise FP8 (transformers' FineGrainedFP8: DeepSeek V3, Qwen3-FP8): no exact
+# form in the artifact's fp8 formats, so the weights are expanded to bf16 (fp8 x
+# block scale in fp32, rounded once); the logits are those of that bf16 model
+n=$((n + 1))
+if "$CONV" -q "$Q/fp8-block" -o "$T/fp8-block.llm" 2>"$T/err"; then
+    "$B/tests/cpu/golden-cpu" "$Q/fp8-block" "$T/fp8-block.llm" || fail "fp8-block: logits"
+    "$B/cmd/llm-info" "$T/fp8-block.llm" >"$T/info" 2>&1
+    grep -q '"quant_algo"' "$T/info" && fail "fp8-block: a quantization section on bf16 weights"
+    [ "$(grep -c 'bf16 .*\(attention.qkv\|attention.dense\|mlp\.[a-z]*\)\.weight$' "$T/info")" = 15 ] ||
+        fail "fp8-block: expected 15 bf16 linear weights (5 x 3 layers)"
+    grep -q 'weight_scale_inv' "$T/info" && fail "fp8-block: a block scale was copied"
+else
+    fail "fp8-block: llm-convert: $(cat "$T/err")"
 fi
 for d in "$Q"/bad/*/; do
     d=${d%/}

@@ -82,6 +82,10 @@ struct llm_hfq {
     int zero_offset;        /* GPTQ: stored zeros are zero - 1 (checkpoint_format "gptq") */
     int mxfp4;              /* quant_method mxfp4 (GPT-OSS's experts): kind stays NONE, the
                                stacks are expanded to bf16 when converted */
+    int fp8_block[2];       /* quant_method fp8 with weight_block_size (DeepSeek V3, Qwen3-FP8):
+                               rows and columns of a block of one scale; kind stays NONE, the
+                               F8_E4M3 weights are expanded to bf16 (w * weight_scale_inv in
+                               fp32, rounded once) when converted */
     char scheme[128];       /* in words, for messages ("compressed-tensors FP8 ...") */
     struct llm_quant quant; /* the artifact's quantization section */
 };
@@ -163,6 +167,12 @@ struct llm_plan_item {
      * orientation whatever the dense tensor's (DEINTERLEAVE: rows 2 out,
      * gate in the even rows); expanded to bf16 exactly (value * 2^(scale - 127)) */
     int mx;
+    /* sources that are block-FP8 weights (quant_method fp8 with
+     * weight_block_size; COPY, CONCAT or STACK): qside[k][0] is source k's
+     * weight_scale_inv [ceil(rows / block)][ceil(cols / block)], SIZE_MAX
+     * for a source stored dense */
+    int fp8b;
+    int fp8_block[2];
 };
 int llm_hfmap_plan(const struct llm_model_desc *d, const struct llm_st *st,
                    struct llm_plan_item **items, size_t *n);
