@@ -548,14 +548,6 @@ static struct llm_weight expert_view(const struct llm_weight *w, int e)
     return v;
 }
 
-/* Mixture of experts, HF semantics (Mixtral, Qwen3-MoE): router logits,
- * softmax over every expert in fp32, the top k (the lower index first on
- * a tie), renormalised to sum 1 when moe_norm_topk; then expert by expert
- * in index order, the rows routed to it through its MLP, scaled by their
- * weight and added to the output.  A rank of an expert-parallel job scores
- * every expert the same way but runs only those it holds (desc.part): the
- * rows routed elsewhere get nothing here, and the sum over the ranks after
- * the block adds the other groups' experts. */
 /* A dense layer among expert layers (DeepSeek's first_k_dense_replace):
  * its MLP where the experts would be, into out (added when accumulating). */
 static int step_dense_mlp(struct cpu_be *c, const struct llm_step *s, int layer, int n)
@@ -633,6 +625,15 @@ static void route_groups(const struct llm_model_desc *d, float *p, const float *
     }
 }
 
+/* Mixture of experts, HF semantics (Mixtral, Qwen3-MoE): router logits,
+ * softmax over every expert in fp32, the top k (the lower index first on
+ * a tie), renormalised to sum 1 when moe_norm_topk (or a grouped choice:
+ * route_groups), times moe_scale; then expert by expert
+ * in index order, the rows routed to it through its MLP, scaled by their
+ * weight and added to the output.  A rank of an expert-parallel job scores
+ * every expert the same way but runs only those it holds (desc.part): the
+ * rows routed elsewhere get nothing here, and the sum over the ranks after
+ * the block adds the other groups' experts. */
 static int step_moe(struct cpu_be *c, const struct llm_step *s, int layer, int n)
 {
     const struct llm_model_desc *d = c->d;

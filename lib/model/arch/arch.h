@@ -172,6 +172,11 @@ const struct llm_hf_rule *llm_rules_moe_fn(const struct llm_model_desc *d, size_
  * post_feedforward_layernorm on the outputs, q/k norms (olmo2.c: OLMo 2 and 3,
  * EXAONE 4). */
 const struct llm_hf_rule *llm_rules_olmo2_fn(const struct llm_model_desc *d, size_t *n);
+/* The Llama attention names (q/k/v biases, q/k norms) with DeepSeek V3's MoE
+ * names: mlp.gate (+ e_score_correction_bias), mlp.experts.{e}.*,
+ * mlp.shared_experts.*, and the dense layers' mlp.*_proj (glm4moe.c: GLM-4.5,
+ * dots.llm1). */
+const struct llm_hf_rule *llm_rules_glm4moe_fn(const struct llm_model_desc *d, size_t *n);
 extern const char *const llm_ignore_rotary[];
 /* Where a multimodal checkpoint (Gemma 3, Mistral 3) keeps its language
  * model (alt_prefixes: language_model.model., model.language_model.,

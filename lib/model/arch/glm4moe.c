@@ -54,6 +54,11 @@ static const struct llm_hf_rule rules[] = {
 };
 LLM_RULES(glm4moe_rules, rules)
 
+const struct llm_hf_rule *llm_rules_glm4moe_fn(const struct llm_model_desc *d, size_t *n)
+{
+    return glm4moe_rules(d, n);
+}
+
 static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
 {
     const struct llm_hfc_llama k = {.kv_def = 8,
