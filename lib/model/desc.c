@@ -404,6 +404,10 @@ int llm_desc_validate(const struct llm_model_desc *d)
         if (d->layer_no_rope[i] && d->layer_local_rope[i])
             return BAD("nope_layers", "layer %d is also in local_rope_layers", i);
     }
+    if (!finite_ge0(d->attn_qscale_beta) ||
+        (d->attn_qscale_beta > 0 && (d->pos != LLM_POS_ROPE || d->rope.orig_max_pos <= 0)))
+        return BAD("attn_qscale_beta", "must be a non-negative number, above 0 only with rotary "
+                                       "of an original_max_pos");
     if (!finite_ge0(d->attn_scale))
         return BAD("attn_scale", "must be a non-negative number, found %g", d->attn_scale);
     if (!finite_ge0(d->embed_scale))
@@ -587,6 +591,7 @@ json_t *llm_desc_to_json(const struct llm_model_desc *d)
     bad |= set(o, "window_layers", wl);
     bad |= set(o, "attn_scale", json_real(d->attn_scale));
     if (d->attn_sinks) bad |= set(o, "attn_sinks", json_true()); /* only when used */
+    if (d->attn_qscale_beta > 0) bad |= set(o, "attn_qscale_beta", json_real(d->attn_qscale_beta));
     bad |= set(o, "embed_scale", json_real(d->embed_scale));
     bad |= set(o, "attn_softcap", json_real(d->attn_softcap));
     /* the same value under its 1.0 name, which 1.0 readers require */
@@ -877,6 +882,8 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
     if (!rc) rc = rd_layers(j, "window_layers", d->n_layers, d->layer_window);
     if (!rc) rc = rd_num(j, n, "attn_scale", &d->attn_scale);
     if (!rc && HAS("attn_sinks")) rc = rd_bool(j, n, "attn_sinks", &d->attn_sinks);
+    if (!rc && HAS("attn_qscale_beta"))
+        rc = rd_num(j, n, "attn_qscale_beta", &d->attn_qscale_beta);
     if (!rc) rc = rd_num(j, n, "embed_scale", &d->embed_scale);
     /* format 1.0 called the attention cap logit_softcap */
     if (!rc) rc = rd_num(j, n, HAS("logit_softcap") && !HAS("attn_softcap") ? "logit_softcap"

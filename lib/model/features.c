@@ -62,6 +62,7 @@ static const char *const feature_names[] = {
     "multi-head latent attention (MLA)",
     "grouped sigmoid expert routing",
     "dense MLPs before the expert layers",
+    "position-dependent query scaling (llama_4_scaling_beta)",
 };
 _Static_assert(sizeof(feature_names) / sizeof(feature_names[0]) == LLM_FEAT_COUNT,
                "feature_names");
@@ -104,6 +105,7 @@ llm_features llm_desc_features(const struct llm_model_desc *d)
     ON(d->moe_router != LLM_ROUTER_SOFTMAX || (d->moe_scale > 0 && d->moe_scale != 1),
        LLM_FEAT_MOE_GROUPS);
     ON(d->moe_first_layer > 0, LLM_FEAT_DENSE_FIRST);
+    ON(d->attn_qscale_beta > 0, LLM_FEAT_ATTN_QSCALE);
     ON(d->clip_qkv > 0.0, LLM_FEAT_CLIP_QKV);
     ON(d->embed_norm, LLM_FEAT_EMBED_NORM);
     ON(d->embed_dim > 0 && d->embed_dim != d->hidden, LLM_FEAT_EMBED_PROJ);

@@ -508,7 +508,7 @@ static void test_rope_apply(void)
 /* ---- attention ------------------------------------------------------------ */
 
 static void test_attention_case(int kv_dt, int nh, int nkv, int hd, int window, float softcap,
-                                int alibi, int sinks)
+                                int alibi, int sinks, int qscale)
 {
     enum { NS = 3, BS = 4, NB = 24 };
     int ctx[NS] = {9, 1, 14}, n_new[NS] = {3, 1, 14};
@@ -578,7 +578,8 @@ static void test_attention_case(int kv_dt, int nh, int nkv, int hd, int window, 
         llm_alibi_slopes(slopes, nh, 8.0);
         rng_fill(sink, 8, 3.0f); /* some above the scores, some below */
         struct llm_cpu_attn a = {nh,      1.0f / sqrtf((float)hd), window,
-                                 softcap, alibi ? slopes : NULL,   sinks ? sink : NULL};
+                                 softcap, alibi ? slopes : NULL,   sinks ? sink : NULL,
+                                 qscale ? 0.5f : 0.0f, 4};
         CHECK(llm_cpu_attention(out, nh * hd, q, nh * hd, &kv, &b, &a) == 0, "attention failed");
         double worst = 0.0;
         for (int si = 0, s = 0; s < NS; s++) {
@@ -597,6 +598,7 @@ static void test_attention_case(int kv_dt, int nh, int nkv, int hd, int window, 
                         for (int k = 0; k < hd; k++)
                             d += (double)q[(t * nh + h) * hd + k] * Kr[s][j * kvw + g * hd + k];
                         d *= 1.0 / sqrt((double)hd);
+                        if (qscale) d *= 1.0 + 0.5 * log(1.0 + floor(p / 4.0));
                         if (softcap > 0) d = softcap * tanh(d / softcap);
                         if (alibi) d += slopes[h] * (double)(j - p);
                         sc[j] = d;
@@ -618,9 +620,9 @@ static void test_attention_case(int kv_dt, int nh, int nkv, int hd, int window, 
                         double e = fabs(out[(t * nh + h) * hd + k] - o[k]);
                         if (e > worst) worst = e;
                         CHECK(e < 2e-6,
-                              "attention kv %d nh %d nkv %d win %d cap %g alibi %d sinks %d: "
+                              "attention kv %d nh %d nkv %d win %d cap %g alibi %d sinks %d qscale %d: "
                               "token %d head %d dim %d: %.9g vs %.9g",
-                              kv_dt, nh, nkv, window, softcap, alibi, sinks, t, h, k,
+                              kv_dt, nh, nkv, window, softcap, alibi, sinks, qscale, t, h, k,
                               out[(t * nh + h) * hd + k], o[k]);
                     }
                 }
@@ -638,15 +640,16 @@ static void test_attention(void)
 {
     int n = 0;
     for (int di = 0; di < 3; di++) {
-        test_attention_case(dts[di], 4, 4, 16, 0, 0.0f, 0, 0), n++;
-        test_attention_case(dts[di], 8, 2, 8, 0, 0.0f, 0, 0), n++;  /* GQA */
-        test_attention_case(dts[di], 4, 1, 32, 0, 0.0f, 0, 0), n++; /* MQA */
-        test_attention_case(dts[di], 4, 2, 16, 5, 0.0f, 0, 0), n++; /* sliding window */
-        test_attention_case(dts[di], 2, 2, 16, 1, 0.0f, 0, 0), n++; /* window of one */
-        test_attention_case(dts[di], 4, 2, 16, 0, 3.0f, 0, 0), n++; /* soft-cap */
-        test_attention_case(dts[di], 6, 6, 8, 0, 0.0f, 1, 0), n++;  /* ALiBi */
-        test_attention_case(dts[di], 8, 2, 8, 3, 0.0f, 0, 1), n++;  /* sinks, window (GPT-OSS) */
-        test_attention_case(dts[di], 4, 4, 16, 0, 0.0f, 0, 1), n++; /* sinks */
+        test_attention_case(dts[di], 4, 4, 16, 0, 0.0f, 0, 0, 0), n++;
+        test_attention_case(dts[di], 8, 2, 8, 0, 0.0f, 0, 0, 0), n++;  /* GQA */
+        test_attention_case(dts[di], 4, 1, 32, 0, 0.0f, 0, 0, 0), n++; /* MQA */
+        test_attention_case(dts[di], 4, 2, 16, 5, 0.0f, 0, 0, 0), n++; /* sliding window */
+        test_attention_case(dts[di], 2, 2, 16, 1, 0.0f, 0, 0, 0), n++; /* window of one */
+        test_attention_case(dts[di], 4, 2, 16, 0, 3.0f, 0, 0, 0), n++; /* soft-cap */
+        test_attention_case(dts[di], 6, 6, 8, 0, 0.0f, 1, 0, 0), n++;  /* ALiBi */
+        test_attention_case(dts[di], 8, 2, 8, 3, 0.0f, 0, 1, 0), n++;  /* sinks, window (GPT-OSS) */
+        test_attention_case(dts[di], 4, 4, 16, 0, 0.0f, 0, 1, 0), n++; /* sinks */
+        test_attention_case(dts[di], 4, 2, 16, 0, 0.0f, 0, 0, 1), n++; /* query scaling */
     }
     float s8[8], s12[12];
     llm_alibi_slopes(s8, 8, 8.0);
@@ -657,7 +660,7 @@ static void test_attention(void)
     for (int i = 0; i < 4; i++)
         CHECK(fabsf(s12[8 + i] - powf(2.0f, -0.5f - i)) < 1e-7f, "alibi extra slope %d", i);
     printf(
-        "ok attention: %d cases (MHA, GQA, MQA, window, soft-cap, ALiBi, sinks) x f32/f16/bf16 KV, "
+        "ok attention: %d cases (MHA, GQA, MQA, window, soft-cap, ALiBi, sinks, query scaling) x f32/f16/bf16 KV, "
         "paged with shuffled blocks, vs double softmax\n",
         n);
 }

@@ -111,7 +111,7 @@ static int since_1_0(const char *key)
         "clip_qkv",       "embed_norm",          "final_norm",        "final_softcap",
         "moe_norm_topk",  "rope_local_theta",    "nope_layers",       "logit_scale",
         "residual_scale", "shared_expert_inter", "shared_expert_gate", "attn_sinks",
-        "router_bias", "moe_scale"};
+        "router_bias", "moe_scale", "attn_qscale_beta"};
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
         if (!strcmp(key, k[i])) return 1;
     return 0;
@@ -295,8 +295,13 @@ static void test_round_trips(void)
     d.moe_topk_groups = 1;
     d.moe_first_layer = 2;
     d.dense_inter = 300;
+    d.attn_qscale_beta = 0.1; /* Ministral 3's query scaling, over rope.orig_max_pos */
+    d.rope.orig_max_pos = 16;
     CHECK_OK(llm_desc_validate(&d));
-    round_trip(&d, "latent attention, grouped routing, dense first layers");
+    round_trip(&d, "latent attention, grouped routing, dense first layers, query scaling");
+    d.rope.orig_max_pos = 0;
+    CHECK_ERR(llm_desc_validate(&d), LLM_EFORMAT, "attn_qscale_beta");
+    d.rope.orig_max_pos = 16;
     d.moe_topk_groups = 3;
     CHECK_ERR(llm_desc_validate(&d), LLM_EFORMAT, "moe_groups");
     d.moe_topk_groups = 1;

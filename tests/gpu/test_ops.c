@@ -1938,7 +1938,7 @@ static void attn_run(const struct attn_case *ac, int mode)
         .seq_start = seq_start, .seq_len = seq_len, .block_table = bt, .bt_stride = bt_stride,
     };
     struct llm_cpu_attn ca = {
-        nh, scale, ac->window, ac->softcap ? 5.f : 0.f, ac->alibi ? slopes : NULL, NULL};
+        nh, scale, ac->window, ac->softcap ? 5.f : 0.f, ac->alibi ? slopes : NULL, NULL, 0.0f, 0};
     float *ref = xmalloc(sizeof(float) * (size_t)n_tok * nh * hd);
     if (llm_cpu_attention(ref, (int64_t)nh * hd, q, qs, &ckv, &b, &ca)) {
         printf("%s: reference failed: %s\n", name, llm_errmsg());

@@ -850,6 +850,8 @@ static int step_attn(struct cpu_be *c, int layer)
         .window = d->sliding_window > 0 && d->layer_window[layer] ? d->sliding_window : 0,
         .softcap = (float)d->attn_softcap,
         .alibi = c->alibi,
+        .qscale_beta = (float)d->attn_qscale_beta,
+        .qscale_len = d->rope.orig_max_pos,
     };
     if (d->attn_sinks) { /* the rank's heads' sink logits, widened */
         const struct llm_weight *w = W(c, LLM_W_ATTN_SINKS, layer);

@@ -581,10 +581,13 @@ int llm_cpu_attention(float *out, int64_t out_stride, const float *q, int64_t q_
             const int32_t *bt = b->block_table + (int64_t)s * b->bt_stride;
             int j0 = a->window > 0 && p - a->window + 1 > 0 ? p - a->window + 1 : 0;
             const float *qv = q + (int64_t)t * q_stride + (int64_t)h * hd;
-            float mx = a->sinks ? a->sinks[h] : -INFINITY;
+            float mx = a->sinks ? a->sinks[h] : -INFINITY, scale = a->scale;
+            if (a->qscale_beta > 0.0f) /* as torch: log(1 + floor(p / len)) in fp32 */
+                scale *= 1.0f + a->qscale_beta *
+                                    logf(1.0f + floorf((float)p / (float)a->qscale_len));
             for (int j = j0; j <= p; j++) {
                 const float *kr = kv_row(kv, kv->k, kv_off(kv, bt[j / bs], g, j % bs), ktmp);
-                float x = dot16(qv, kr, hd) * a->scale;
+                float x = dot16(qv, kr, hd) * scale;
                 if (a->softcap > 0.0f) x = a->softcap * tanhf(x / a->softcap);
                 if (a->alibi) x += a->alibi[h] * (float)(j - p);
                 sc[j - j0] = x;

@@ -242,6 +242,9 @@ struct llm_cpu_attn {
     float softcap;      /* 0 = none; else s = softcap * tanh(s / softcap) after scaling */
     const float *alibi; /* [n_heads] slopes or NULL: s += slope * (j - p) after softcap */
     const float *sinks; /* [n_heads] logits or NULL: e^sink joins each softmax's denominator */
+    float qscale_beta;  /* 0 = none; else a query at p has its scores times
+                           1 + beta ln(1 + floor(p / qscale_len)) (Ministral 3) */
+    int qscale_len;
 };
 
 /* Causal attention of every token of b over its sequence's paged KV (the

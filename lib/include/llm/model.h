@@ -196,6 +196,9 @@ struct llm_model_desc {
     unsigned char layer_window[LLM_MAX_LAYERS]; /* 1: layer i uses sliding_window
                                (Mistral: all; Qwen2: i >= max_window_layers; Gemma 2: even) */
     double attn_scale;      /* softmax scale; 0 = 1/sqrt(head_dim) */
+    /* queries at position p scaled by 1 + beta ln(1 + floor(p / rope.orig_max_pos))
+     * (Ministral 3's llama_4_scaling_beta); 0 = none */
+    double attn_qscale_beta;
     int attn_sinks;         /* a learned logit per head (attention.sinks [n_heads]) joins each
                                softmax's denominator: w_j = e^s_j / (e^sink + sum e^s) (GPT-OSS) */
     double embed_scale;     /* multiply embeddings by this (Gemma: sqrt(hidden)); 0 = 1 */
@@ -355,6 +358,7 @@ enum llm_feature {
     LLM_FEAT_MLA,               /* multi-head latent attention (DeepSeek V2 / V3) */
     LLM_FEAT_MOE_GROUPS,        /* grouped sigmoid routing, scaled weights (DeepSeek V3) */
     LLM_FEAT_DENSE_FIRST,       /* dense MLPs before the MoE layers (DeepSeek) */
+    LLM_FEAT_ATTN_QSCALE,       /* position-dependent query scaling (Ministral 3) */
     LLM_FEAT_COUNT
 };
 typedef uint64_t llm_features;
