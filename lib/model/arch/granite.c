@@ -9,9 +9,9 @@
  * softmax over the chosen logits (the renormalised top-k of the softmax);
  * each expert's input_linear [2 I][hidden] holds the activated half (->
  * mlp.fc) then the multiplied half (-> mlp.gate), output_linear [hidden][I]
- * (-> mlp.proj), all experts in one tensor each.  GraniteMoeShared (shared
- * experts) and GraniteMoeHybrid (Mamba layers) are other classes, not
- * read here. */
+ * (-> mlp.proj), all experts in one tensor each.  GraniteMoeShared adds a
+ * shared expert (below); GraniteMoeHybrid (Mamba layers) is another class,
+ * not read here. */
 #include "arch.h"
 
 #define L "model.layers.{i}."
@@ -37,6 +37,10 @@ static const struct llm_hf_rule moe_rules[] = {
     {LLM_W_MLP_FC, 0, LLM_XF_ROWS, {L "block_sparse_moe.input_linear.weight"}, 0},
     {LLM_W_MLP_GATE, 0, LLM_XF_ROWS, {L "block_sparse_moe.input_linear.weight"}, 1},
     {LLM_W_MLP_OUT, 0, LLM_XF_COPY, {L "block_sparse_moe.output_linear.weight"}, 0},
+    /* GraniteMoeShared's shared expert: the gate and up halves of one input_linear */
+    {LLM_W_SHARED_FC, 0, LLM_XF_ROWS, {L "shared_mlp.input_linear.weight"}, 0},
+    {LLM_W_SHARED_GATE, 0, LLM_XF_ROWS, {L "shared_mlp.input_linear.weight"}, 1},
+    {LLM_W_SHARED_OUT, 0, LLM_XF_COPY, {L "shared_mlp.output_linear.weight"}, 0},
 };
 LLM_RULES(granitemoe_rules, moe_rules)
 
@@ -88,6 +92,30 @@ static int read_config_moe(const struct llm_hfc *c, struct llm_model_desc *d)
     d->moe_norm_topk = 1;
     return rc;
 }
+
+/* GraniteMoeShared (GraniteMoeSharedForCausalLM): GraniteMoe plus a shared expert of shared_intermediate_size (0, the
+ * default: none) over every token, added to the experts' sum before the
+ * residual multiplier. */
+static int read_config_shared(const struct llm_hfc *c, struct llm_model_desc *d)
+{
+    int rc = read_config_moe(c, d);
+    if (!rc)
+        rc = llm_hfc_int(c, KEYS("shared_intermediate_size"), 0, 0, 0, 1 << 22,
+                         &d->shared_expert_inter);
+    return rc;
+}
+
+const struct llm_arch_def llm_arch_granitemoeshared = {
+    .classes = KEYS("GraniteMoeSharedForCausalLM"),
+    .model_types = KEYS("granitemoeshared"),
+    .read_config = read_config_shared,
+    .rules = granitemoe_rules,
+    .base_prefix = "model.",
+    .ignore = llm_ignore_rotary,
+    .bos = 1,
+    .eos = 2,
+    .pad = -1,
+};
 
 const struct llm_arch_def llm_arch_granitemoe = {
     .classes = KEYS("GraniteMoeForCausalLM"),
