@@ -357,6 +357,7 @@ int llm_desc_validate(const struct llm_model_desc *d)
         {"shared_expert_gate", d->shared_expert_gate},
         {"attn_sinks", d->attn_sinks},
         {"router_bias", d->router_bias},
+        {"moe_corr_bias", d->moe_corr_bias},
     };
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
         if (!is_bool(flags[i].v))
@@ -445,6 +446,8 @@ int llm_desc_validate(const struct llm_model_desc *d)
                    d->moe_groups, d->moe_topk_groups, d->n_experts, d->n_experts_per_tok);
     if (d->moe_router == LLM_ROUTER_SOFTMAX && (d->moe_groups || d->moe_topk_groups))
         return BAD("moe_groups", "set without a grouped router");
+    if (d->moe_corr_bias && d->moe_router == LLM_ROUTER_SOFTMAX)
+        return BAD("moe_corr_bias", "set without a grouped router");
     if (!finite_ge0(d->moe_scale)) return BAD("moe_scale", "must be a non-negative number");
     if (d->moe_first_layer < 0 || d->moe_first_layer > d->n_layers ||
         (d->moe_first_layer && (!d->n_experts || d->dense_inter < 1 || d->dense_inter > (1 << 22))))
@@ -616,6 +619,7 @@ json_t *llm_desc_to_json(const struct llm_model_desc *d)
         bad |= set(o, "moe_router", json_string(router_names[d->moe_router]));
         bad |= set(o, "moe_groups", json_integer(d->moe_groups));
         bad |= set(o, "moe_topk_groups", json_integer(d->moe_topk_groups));
+        bad |= set(o, "moe_corr_bias", json_boolean(d->moe_corr_bias));
     }
     if (d->moe_scale > 0 && d->moe_scale != 1) bad |= set(o, "moe_scale", json_real(d->moe_scale));
     if (d->moe_first_layer) {
@@ -905,6 +909,7 @@ int llm_desc_from_json(struct llm_model_desc *d, const json_t *j)
         rc = rd_enum(j, n, "moe_router", router_names, LLM_ROUTER_COUNT, &d->moe_router);
         if (!rc) rc = rd_int(j, n, "moe_groups", 0, 4096, &d->moe_groups);
         if (!rc) rc = rd_int(j, n, "moe_topk_groups", 0, 4096, &d->moe_topk_groups);
+        if (!rc && HAS("moe_corr_bias")) rc = rd_bool(j, n, "moe_corr_bias", &d->moe_corr_bias);
     }
     if (!rc && HAS("moe_scale")) rc = rd_num(j, n, "moe_scale", &d->moe_scale);
     if (!rc && HAS("moe_first_layer")) {

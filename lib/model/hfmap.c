@@ -397,9 +397,14 @@ static int plan_item(const struct llm_model_desc *d, const struct llm_arch_def *
         int nd;
         int64_t es[LLM_MAX_DIMS];
         source_shape(d, it, k, &nd, es);
-        int same = t->ndim == nd || it->xform == LLM_XF_ONES; /* ONES: its dtype alone */
+        /* a copied source may carry leading dimensions of one (ERNIE 4.5's correction
+         * bias [1][experts]): the same bytes */
+        int lead = 0;
+        while (it->xform == LLM_XF_COPY && t->ndim - lead > nd && t->shape[lead] == 1)
+            lead++;
+        int same = t->ndim - lead == nd || it->xform == LLM_XF_ONES; /* ONES: its dtype alone */
         for (int j = 0; same && j < nd && it->xform != LLM_XF_ONES; j++)
-            same = t->shape[j] == es[j];
+            same = t->shape[lead + j] == es[j];
         if (!same) {
             char a[160], b[160];
             llm_shape_str(a, sizeof(a), nd, es);

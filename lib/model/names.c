@@ -185,7 +185,7 @@ static int slot_shape(const struct llm_model_desc *d, int slot, int layer, struc
     case LLM_W_KV_A_NORM: return mla ? set1(o, d->kv_lora_rank, 0) : LLM_ENOTFOUND;
     case LLM_W_KV_B: return mla ? set2(o, nh * (hd - rot + vd), d->kv_lora_rank, 0) : LLM_ENOTFOUND;
     case LLM_W_ROUTER_CORR:
-        return E && d->moe_router == LLM_ROUTER_SIGMOID_GROUPS ? set1(o, E, 0) : LLM_ENOTFOUND;
+        return E && d->moe_corr_bias ? set1(o, E, 0) : LLM_ENOTFOUND;
     case LLM_W_ATTN_SINKS: return d->attn_sinks ? set1(o, nh, 0) : LLM_ENOTFOUND;
     default: return LLM_ENOTFOUND;
     }
@@ -349,8 +349,10 @@ uint64_t llm_desc_n_params(const struct llm_model_desc *d)
         int nd, slot, layer, bias;
         int64_t s[LLM_MAX_DIMS];
         if (llm_desc_tensor_shape(d, names[i], &nd, s)) continue;
-        /* DeepSeek's routing correction is a buffer, not a trained parameter */
-        if (!llm_name_to_slot(names[i], &slot, &layer, &bias) && slot == LLM_W_ROUTER_CORR)
+        /* the sigmoid routers' correction (DeepSeek V3, GLM-4.5, MiniMax-M2) is a buffer
+         * to transformers, ERNIE 4.5's (softmax scores) a parameter: counted as it does */
+        if (!llm_name_to_slot(names[i], &slot, &layer, &bias) && slot == LLM_W_ROUTER_CORR &&
+            d->moe_router == LLM_ROUTER_SIGMOID_GROUPS)
             continue;
         uint64_t c = 1;
         for (int k = 0; k < nd; k++)

@@ -293,6 +293,7 @@ static void test_round_trips(void)
     d.moe_router = LLM_ROUTER_SIGMOID_GROUPS;
     d.moe_groups = 2;
     d.moe_topk_groups = 1;
+    d.moe_corr_bias = 1;
     d.moe_first_layer = 2;
     d.dense_inter = 300;
     d.attn_qscale_beta = 0.1; /* Ministral 3's query scaling, over rope.orig_max_pos */

@@ -220,7 +220,9 @@ struct llm_model_desc {
     int moe_norm_topk;      /* the chosen experts' softmax weights renormalised to sum 1 */
     int router_bias;        /* the router has a bias (GPT-OSS) */
     int moe_router;         /* enum llm_moe_router */
-    int moe_groups, moe_topk_groups; /* LLM_ROUTER_SIGMOID_GROUPS's groups */
+    int moe_groups, moe_topk_groups; /* the grouped routers' groups */
+    int moe_corr_bias;      /* a per-expert correction bias (mlp.router_correction) added to
+                               the scores for the choice only (DeepSeek V3, ERNIE 4.5 MoE) */
     double moe_scale;       /* the chosen experts' weights times this; 0 = 1 */
     /* layers [0, moe_first_layer) have a dense MLP of dense_inter rows
      * instead of the experts (DeepSeek's first_k_dense_replace) */
@@ -465,8 +467,8 @@ int llm_desc_tensor_shape(const struct llm_model_desc *d, const char *name, int 
 #define LLM_NAME_MAX 128
 int llm_desc_tensor_names(const struct llm_model_desc *d, char (**names)[LLM_NAME_MAX], size_t *n);
 
-/* Number of parameters (for reports; DeepSeek's routing correction buffers
- * are not counted, as transformers does not). */
+/* Number of parameters (for reports; the sigmoid routers' correction
+ * buffers are not counted, as transformers does not). */
 uint64_t llm_desc_n_params(const struct llm_model_desc *d);
 
 /* ---- a loaded model (lib/model/loader.c) ----------------------------------

@@ -170,6 +170,7 @@ static int read_common(const struct llm_hfc *c, struct llm_model_desc *d,
     d->moe_router = !k->v2 ? LLM_ROUTER_SIGMOID_GROUPS
                     : method && !strcmp(method, "group_limited_greedy") ? LLM_ROUTER_SOFTMAX_GROUPS
                                                                         : LLM_ROUTER_SOFTMAX;
+    d->moe_corr_bias = !k->v2; /* V3's e_score_correction_bias; V2 has none */
     if (!rc && d->moe_router != LLM_ROUTER_SOFTMAX) {
         rc = llm_hfc_i32(c, KEYS("n_group"), k->v2, 8, 1, 4096, &d->moe_groups);
         if (!rc) rc = llm_hfc_i32(c, KEYS("topk_group"), k->v2, 4, 1, 4096, &d->moe_topk_groups);

@@ -39,6 +39,7 @@ static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
     if (!rc) rc = llm_hfc_i32(c, KEYS("n_group"), 0, 1, 1, 4096, &d->moe_groups);
     if (!rc) rc = llm_hfc_i32(c, KEYS("topk_group"), 0, 1, 1, 4096, &d->moe_topk_groups);
     d->moe_router = LLM_ROUTER_SIGMOID_GROUPS;
+    d->moe_corr_bias = 1;
     int64_t shared = 0, first = 0, window = 4096, from = 62;
     if (!rc) rc = llm_hfc_int(c, KEYS("n_shared_experts"), 1, 0, 0, 4096, &shared);
     d->shared_expert_inter = shared * d->intermediate;

@@ -60,6 +60,7 @@ static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
                          &d->n_experts_per_tok);
     d->moe_norm_topk = 1;
     d->moe_router = LLM_ROUTER_SIGMOID_GROUPS;
+    d->moe_corr_bias = 1;
     d->moe_groups = d->moe_topk_groups = 1; /* one group: the top k of every expert */
     return rc;
 }
