@@ -53,6 +53,12 @@ SHARED_NAMES = ["gpt-2", "llama-spm", "deepseek-llm", "deepseek-coder", "starcod
 
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
                 r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+# o200k's pre-tokenizer (GPT-OSS, GPT-4o): case-aware words with the
+# contractions folded in case-insensitively, numbers of up to three digits
+O200K_SPLIT = (r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+"
+               r"(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+"
+               r"[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}|"
+               r" ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|"
                r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 
@@ -444,6 +450,14 @@ def build_variants(spm, l3, classic):
             ("<|end_of_text|>", t.token_to_id("<|end_of_text|>")),
             ("<|begin_of_text|>", t.token_to_id("<|begin_of_text|>"))),
         model_edit=lambda m: m.update(ignore_merges=False))
+    out["tiny-o200k"] = variant(
+        l3,
+        pre=pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(O200K_SPLIT), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False)]),
+        decoder=decoders.ByteLevel(),
+        special=[AddedToken("<|return|>", special=True, normalized=False),
+                 AddedToken("<|channel|>", special=True, normalized=False)])
     out["tiny-bl-misc"] = variant(
         l3,
         normalizer=normalizers.Sequence([normalizers.NFKD(), normalizers.Lowercase()]),
