@@ -359,6 +359,17 @@ static int plan_item(const struct llm_model_desc *d, const struct llm_arch_def *
         expand(hf, sizeof(hf), r->hf[r->xform == LLM_XF_CONCAT ? k : 0], layer, k);
         const struct by_name *hit = llm_hfmap_find(ix, nst, hf, def->base_prefix,
                                                    def->alt_prefixes);
+        if (!hit && r->xform == LLM_XF_COPY && r->hf[1]) {
+            /* the rule's second name, where the checkpoint has it instead */
+            char alt[LLM_NAME_MAX + 32];
+            expand(alt, sizeof(alt), r->hf[1], layer, k);
+            const struct by_name *h2 = llm_hfmap_find(ix, nst, alt, def->base_prefix,
+                                                      def->alt_prefixes);
+            if (h2) {
+                hit = h2;
+                snprintf(hf, sizeof hf, "%s", alt);
+            }
+        }
         if (quant) {
             struct llm_hfq_lookup lk = {st, ix, nst, def->base_prefix, def->alt_prefixes, used};
             int nd;

@@ -569,6 +569,19 @@ static int step_dense_mlp(struct cpu_be *c, const struct llm_step *s, int layer,
     return rc;
 }
 
+/* p[0..E) = softmax(p) in fp32, the sum in double. */
+static void softmax_row(float *p, int E)
+{
+    float mx = p[0];
+    for (int e = 1; e < E; e++)
+        mx = p[e] > mx ? p[e] : mx;
+    double sum = 0.0;
+    for (int e = 0; e < E; e++)
+        sum += (p[e] = expf(p[e] - mx));
+    for (int e = 0; e < E; e++)
+        p[e] = (float)(p[e] / sum);
+}
+
 /* A grouped choice for one row (p: the router's logits, replaced by the
  * scores).  DeepSeek V3: p = sigmoid(logits), the groups scored by the sum
  * of their two best p + bias; V2 (LLM_ROUTER_SOFTMAX_GROUPS): p =
@@ -587,14 +600,7 @@ static void route_groups(const struct llm_model_desc *d, float *p, const float *
         for (int e = 0; e < E; e++)
             p[e] = 1.0f / (1.0f + expf(-p[e]));
     } else {
-        float mx = p[0];
-        for (int e = 1; e < E; e++)
-            mx = p[e] > mx ? p[e] : mx;
-        double sum = 0.0;
-        for (int e = 0; e < E; e++)
-            sum += (p[e] = expf(p[e] - mx));
-        for (int e = 0; e < E; e++)
-            p[e] = (float)(p[e] / sum);
+        softmax_row(p, E);
     }
     for (int e = 0; e < E; e++)
         choice[e] = p[e] + (bias ? bias[e] : 0.0f);
@@ -667,14 +673,8 @@ static int step_moe(struct cpu_be *c, const struct llm_step *s, int layer, int n
         }
     }
     for (int t = 0; t < n && d->moe_router == LLM_ROUTER_SOFTMAX; t++) {
-        float *p = probs + (int64_t)t * E, mx = p[0];
-        for (int e = 1; e < E; e++)
-            mx = p[e] > mx ? p[e] : mx;
-        double sum = 0.0;
-        for (int e = 0; e < E; e++)
-            sum += (p[e] = expf(p[e] - mx));
-        for (int e = 0; e < E; e++)
-            p[e] = (float)(p[e] / sum);
+        float *p = probs + (int64_t)t * E;
+        softmax_row(p, E);
         float tot = 0.0f;
         for (int k = 0; k < K; k++) {
             int best = -1;

@@ -134,7 +134,9 @@ struct llm_hf_rule {
     int slot;            /* enum llm_wslot */
     int bias;            /* 0 the weight, 1 the bias */
     int xform;           /* enum llm_xform */
-    const char *hf[3];   /* sources (CONCAT: all; others: hf[0]) */
+    const char *hf[3];   /* sources (CONCAT: all; others: hf[0]; COPY: hf[1], when given, is
+                            taken where the checkpoint has no hf[0]; STACK: hf[1] is copied
+                            in a layer without experts) */
     int half;            /* LLM_XF_ROWS: 0 the first half of the source rows, 1 the second */
 };
 
@@ -172,11 +174,12 @@ const struct llm_hf_rule *llm_rules_moe_fn(const struct llm_model_desc *d, size_
  * post_feedforward_layernorm on the outputs, q/k norms (olmo2.c: OLMo 2 and 3,
  * EXAONE 4). */
 const struct llm_hf_rule *llm_rules_olmo2_fn(const struct llm_model_desc *d, size_t *n);
-/* The Llama attention names (q/k/v biases, q/k norms) with DeepSeek V3's MoE
- * names: mlp.gate (+ e_score_correction_bias), mlp.experts.{e}.*,
- * mlp.shared_experts.*, and the dense layers' mlp.*_proj (glm4moe.c: GLM-4.5,
- * dots.llm1). */
-const struct llm_hf_rule *llm_rules_glm4moe_fn(const struct llm_model_desc *d, size_t *n);
+/* DeepSeek's names (deepseek.c: DeepSeek V2 / V3, GLM-4.5, dots.llm1, ERNIE 4.5
+ * MoE): the Llama attention (q/k/v biases, q/k norms) or latent attention's
+ * q_a / q_b (or q_proj) / kv_a / kv_b, mlp.gate with its correction bias
+ * (e_score_correction_bias under mlp.gate or ERNIE's mlp.moe_statics),
+ * mlp.experts.{e}.*, mlp.shared_experts.*, and the dense layers' mlp.*_proj. */
+const struct llm_hf_rule *llm_rules_deepseek_fn(const struct llm_model_desc *d, size_t *n);
 extern const char *const llm_ignore_rotary[];
 /* Where a multimodal checkpoint (Gemma 3, Mistral 3) keeps its language
  * model (alt_prefixes: language_model.model., model.language_model.,

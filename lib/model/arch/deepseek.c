@@ -41,56 +41,61 @@
 #include "arch.h"
 
 #define L "model.layers.{i}."
-#define RULES_COMMON                                                                               \
-    {LLM_W_EMBED, 0, LLM_XF_COPY, {"model.embed_tokens.weight"}, 0},                               \
-        {LLM_W_FINAL_NORM, 0, LLM_XF_COPY, {"model.norm.weight"}, 0},                              \
-        {LLM_W_LM_HEAD, 0, LLM_XF_COPY, {"lm_head.weight"}, 0},                                    \
-        {LLM_W_ATTN_NORM, 0, LLM_XF_COPY, {L "input_layernorm.weight"}, 0},                        \
-        {LLM_W_KV_A, 0, LLM_XF_COPY, {L "self_attn.kv_a_proj_with_mqa.weight"}, 0},                \
-        {LLM_W_KV_A_NORM, 0, LLM_XF_COPY, {L "self_attn.kv_a_layernorm.weight"}, 0},               \
-        {LLM_W_KV_B, 0, LLM_XF_COPY, {L "self_attn.kv_b_proj.weight"}, 0},                         \
-        {LLM_W_ATTN_OUT, 0, LLM_XF_COPY, {L "self_attn.o_proj.weight"}, 0},                        \
-        {LLM_W_MLP_NORM, 0, LLM_XF_COPY, {L "post_attention_layernorm.weight"}, 0},                \
-        {LLM_W_ROUTER, 0, LLM_XF_COPY, {L "mlp.gate.weight"}, 0},                                  \
-        {LLM_W_ROUTER_CORR, 0, LLM_XF_COPY, {L "mlp.gate.e_score_correction_bias"}, 0},            \
-        {LLM_W_MLP_FC,                                                                             \
-         0,                                                                                        \
-         LLM_XF_STACK,                                                                             \
-         {L "mlp.experts.{e}.gate_proj.weight", L "mlp.gate_proj.weight"},                         \
-         0},                                                                                       \
-        {LLM_W_MLP_GATE,                                                                           \
-         0,                                                                                        \
-         LLM_XF_STACK,                                                                             \
-         {L "mlp.experts.{e}.up_proj.weight", L "mlp.up_proj.weight"},                             \
-         0},                                                                                       \
-        {LLM_W_MLP_OUT,                                                                            \
-         0,                                                                                        \
-         LLM_XF_STACK,                                                                             \
-         {L "mlp.experts.{e}.down_proj.weight", L "mlp.down_proj.weight"},                         \
-         0},                                                                                       \
-        {LLM_W_SHARED_FC, 0, LLM_XF_COPY, {L "mlp.shared_experts.gate_proj.weight"}, 0},           \
-        {LLM_W_SHARED_GATE, 0, LLM_XF_COPY, {L "mlp.shared_experts.up_proj.weight"}, 0},           \
-        {LLM_W_SHARED_OUT, 0, LLM_XF_COPY, {L "mlp.shared_experts.down_proj.weight"}, 0}
-
-static const struct llm_hf_rule rules_q_lora[] = {
-    RULES_COMMON,
+static const struct llm_hf_rule rules[] = {
+    {LLM_W_EMBED, 0, LLM_XF_COPY, {"model.embed_tokens.weight"}, 0},
+    {LLM_W_FINAL_NORM, 0, LLM_XF_COPY, {"model.norm.weight"}, 0},
+    {LLM_W_LM_HEAD, 0, LLM_XF_COPY, {"lm_head.weight"}, 0},
+    {LLM_W_ATTN_NORM, 0, LLM_XF_COPY, {L "input_layernorm.weight"}, 0},
+    /* the Llama attention (GLM-4.5, dots.llm1, ERNIE 4.5) */
+    {LLM_W_QKV,
+     0,
+     LLM_XF_CONCAT,
+     {L "self_attn.q_proj.weight", L "self_attn.k_proj.weight", L "self_attn.v_proj.weight"},
+     0},
+    {LLM_W_QKV,
+     1,
+     LLM_XF_CONCAT,
+     {L "self_attn.q_proj.bias", L "self_attn.k_proj.bias", L "self_attn.v_proj.bias"},
+     0},
+    {LLM_W_Q_NORM, 0, LLM_XF_COPY, {L "self_attn.q_norm.weight"}, 0},
+    {LLM_W_K_NORM, 0, LLM_XF_COPY, {L "self_attn.k_norm.weight"}, 0},
+    /* latent attention (DeepSeek): q_b_proj after the q latent, or q_proj alone */
     {LLM_W_Q_A, 0, LLM_XF_COPY, {L "self_attn.q_a_proj.weight"}, 0},
     {LLM_W_Q_A_NORM, 0, LLM_XF_COPY, {L "self_attn.q_a_layernorm.weight"}, 0},
-    {LLM_W_Q_B, 0, LLM_XF_COPY, {L "self_attn.q_b_proj.weight"}, 0},
-};
-static const struct llm_hf_rule rules_q_proj[] = {
-    RULES_COMMON,
-    {LLM_W_Q_B, 0, LLM_XF_COPY, {L "self_attn.q_proj.weight"}, 0},
+    {LLM_W_Q_B, 0, LLM_XF_COPY, {L "self_attn.q_b_proj.weight", L "self_attn.q_proj.weight"}, 0},
+    {LLM_W_KV_A, 0, LLM_XF_COPY, {L "self_attn.kv_a_proj_with_mqa.weight"}, 0},
+    {LLM_W_KV_A_NORM, 0, LLM_XF_COPY, {L "self_attn.kv_a_layernorm.weight"}, 0},
+    {LLM_W_KV_B, 0, LLM_XF_COPY, {L "self_attn.kv_b_proj.weight"}, 0},
+    {LLM_W_ATTN_OUT, 0, LLM_XF_COPY, {L "self_attn.o_proj.weight"}, 0},
+    {LLM_W_MLP_NORM, 0, LLM_XF_COPY, {L "post_attention_layernorm.weight"}, 0},
+    {LLM_W_ROUTER, 0, LLM_XF_COPY, {L "mlp.gate.weight"}, 0},
+    {LLM_W_ROUTER_CORR,
+     0,
+     LLM_XF_COPY,
+     {L "mlp.gate.e_score_correction_bias", L "mlp.moe_statics.e_score_correction_bias"},
+     0},
+    {LLM_W_MLP_FC,
+     0,
+     LLM_XF_STACK,
+     {L "mlp.experts.{e}.gate_proj.weight", L "mlp.gate_proj.weight"},
+     0},
+    {LLM_W_MLP_GATE, 0, LLM_XF_STACK, {L "mlp.experts.{e}.up_proj.weight", L "mlp.up_proj.weight"},
+     0},
+    {LLM_W_MLP_OUT,
+     0,
+     LLM_XF_STACK,
+     {L "mlp.experts.{e}.down_proj.weight", L "mlp.down_proj.weight"},
+     0},
+    {LLM_W_SHARED_FC, 0, LLM_XF_COPY, {L "mlp.shared_experts.gate_proj.weight"}, 0},
+    {LLM_W_SHARED_GATE, 0, LLM_XF_COPY, {L "mlp.shared_experts.up_proj.weight"}, 0},
+    {LLM_W_SHARED_OUT, 0, LLM_XF_COPY, {L "mlp.shared_experts.down_proj.weight"}, 0},
 };
 
-static const struct llm_hf_rule *deepseek_rules(const struct llm_model_desc *d, size_t *n)
+const struct llm_hf_rule *llm_rules_deepseek_fn(const struct llm_model_desc *d, size_t *n)
 {
-    if (d->q_lora_rank > 0) {
-        *n = sizeof(rules_q_lora) / sizeof(rules_q_lora[0]);
-        return rules_q_lora;
-    }
-    *n = sizeof(rules_q_proj) / sizeof(rules_q_proj[0]);
-    return rules_q_proj;
+    (void)d; /* a slot the description lacks is never looked up */
+    *n = sizeof(rules) / sizeof(rules[0]);
+    return rules;
 }
 
 /* The defaults of the two config classes. */
@@ -202,7 +207,7 @@ const struct llm_arch_def llm_arch_deepseek3 = {
     .classes = KEYS("DeepseekV3ForCausalLM"),
     .model_types = KEYS("deepseek_v3", "kimi_k2"),
     .read_config = read_config3,
-    .rules = deepseek_rules,
+    .rules = llm_rules_deepseek_fn,
     .base_prefix = "model.",
     .ignore = llm_ignore_rotary,
     .bos = 0,
@@ -214,7 +219,7 @@ const struct llm_arch_def llm_arch_deepseek2 = {
     .classes = KEYS("DeepseekV2ForCausalLM"),
     .model_types = KEYS("deepseek_v2"),
     .read_config = read_config2,
-    .rules = deepseek_rules,
+    .rules = llm_rules_deepseek_fn,
     .base_prefix = "model.",
     .ignore = llm_ignore_rotary,
     .bos = 1,

@@ -40,39 +40,6 @@ static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
     return 0;
 }
 
-#define L "model.layers.{i}."
-static const struct llm_hf_rule moe_rules[] = {
-    {LLM_W_EMBED, 0, LLM_XF_COPY, {"model.embed_tokens.weight"}, 0},
-    {LLM_W_FINAL_NORM, 0, LLM_XF_COPY, {"model.norm.weight"}, 0},
-    {LLM_W_LM_HEAD, 0, LLM_XF_COPY, {"lm_head.weight"}, 0},
-    {LLM_W_ATTN_NORM, 0, LLM_XF_COPY, {L "input_layernorm.weight"}, 0},
-    {LLM_W_QKV,
-     0,
-     LLM_XF_CONCAT,
-     {L "self_attn.q_proj.weight", L "self_attn.k_proj.weight", L "self_attn.v_proj.weight"},
-     0},
-    {LLM_W_ATTN_OUT, 0, LLM_XF_COPY, {L "self_attn.o_proj.weight"}, 0},
-    {LLM_W_MLP_NORM, 0, LLM_XF_COPY, {L "post_attention_layernorm.weight"}, 0},
-    {LLM_W_ROUTER, 0, LLM_XF_COPY, {L "mlp.gate.weight"}, 0},
-    {LLM_W_ROUTER_CORR, 0, LLM_XF_COPY, {L "mlp.moe_statics.e_score_correction_bias"}, 0},
-    {LLM_W_MLP_FC,
-     0,
-     LLM_XF_STACK,
-     {L "mlp.experts.{e}.gate_proj.weight", L "mlp.gate_proj.weight"},
-     0},
-    {LLM_W_MLP_GATE, 0, LLM_XF_STACK, {L "mlp.experts.{e}.up_proj.weight", L "mlp.up_proj.weight"},
-     0},
-    {LLM_W_MLP_OUT,
-     0,
-     LLM_XF_STACK,
-     {L "mlp.experts.{e}.down_proj.weight", L "mlp.down_proj.weight"},
-     0},
-    {LLM_W_SHARED_FC, 0, LLM_XF_COPY, {L "mlp.shared_experts.gate_proj.weight"}, 0},
-    {LLM_W_SHARED_GATE, 0, LLM_XF_COPY, {L "mlp.shared_experts.up_proj.weight"}, 0},
-    {LLM_W_SHARED_OUT, 0, LLM_XF_COPY, {L "mlp.shared_experts.down_proj.weight"}, 0},
-};
-LLM_RULES(ernie45moe_rules, moe_rules)
-
 static int read_config_moe(const struct llm_hfc *c, struct llm_model_desc *d)
 {
     int rc = read_config(c, d);
@@ -116,7 +83,7 @@ const struct llm_arch_def llm_arch_ernie45moe = {
     .classes = KEYS("Ernie4_5_MoeForCausalLM"),
     .model_types = KEYS("ernie4_5_moe"),
     .read_config = read_config_moe,
-    .rules = ernie45moe_rules,
+    .rules = llm_rules_deepseek_fn,
     .base_prefix = "model.",
     .ignore = llm_ignore_rotary,
     .bos = 1,

@@ -14,51 +14,6 @@
  * part of the model and are left out with a warning. */
 #include "arch.h"
 
-#define L "model.layers.{i}."
-static const struct llm_hf_rule rules[] = {
-    {LLM_W_EMBED, 0, LLM_XF_COPY, {"model.embed_tokens.weight"}, 0},
-    {LLM_W_FINAL_NORM, 0, LLM_XF_COPY, {"model.norm.weight"}, 0},
-    {LLM_W_LM_HEAD, 0, LLM_XF_COPY, {"lm_head.weight"}, 0},
-    {LLM_W_ATTN_NORM, 0, LLM_XF_COPY, {L "input_layernorm.weight"}, 0},
-    {LLM_W_QKV,
-     0,
-     LLM_XF_CONCAT,
-     {L "self_attn.q_proj.weight", L "self_attn.k_proj.weight", L "self_attn.v_proj.weight"},
-     0},
-    {LLM_W_QKV,
-     1,
-     LLM_XF_CONCAT,
-     {L "self_attn.q_proj.bias", L "self_attn.k_proj.bias", L "self_attn.v_proj.bias"},
-     0},
-    {LLM_W_Q_NORM, 0, LLM_XF_COPY, {L "self_attn.q_norm.weight"}, 0},
-    {LLM_W_K_NORM, 0, LLM_XF_COPY, {L "self_attn.k_norm.weight"}, 0},
-    {LLM_W_ATTN_OUT, 0, LLM_XF_COPY, {L "self_attn.o_proj.weight"}, 0},
-    {LLM_W_MLP_NORM, 0, LLM_XF_COPY, {L "post_attention_layernorm.weight"}, 0},
-    {LLM_W_ROUTER, 0, LLM_XF_COPY, {L "mlp.gate.weight"}, 0},
-    {LLM_W_ROUTER_CORR, 0, LLM_XF_COPY, {L "mlp.gate.e_score_correction_bias"}, 0},
-    {LLM_W_MLP_FC,
-     0,
-     LLM_XF_STACK,
-     {L "mlp.experts.{e}.gate_proj.weight", L "mlp.gate_proj.weight"},
-     0},
-    {LLM_W_MLP_GATE, 0, LLM_XF_STACK, {L "mlp.experts.{e}.up_proj.weight", L "mlp.up_proj.weight"},
-     0},
-    {LLM_W_MLP_OUT,
-     0,
-     LLM_XF_STACK,
-     {L "mlp.experts.{e}.down_proj.weight", L "mlp.down_proj.weight"},
-     0},
-    {LLM_W_SHARED_FC, 0, LLM_XF_COPY, {L "mlp.shared_experts.gate_proj.weight"}, 0},
-    {LLM_W_SHARED_GATE, 0, LLM_XF_COPY, {L "mlp.shared_experts.up_proj.weight"}, 0},
-    {LLM_W_SHARED_OUT, 0, LLM_XF_COPY, {L "mlp.shared_experts.down_proj.weight"}, 0},
-};
-LLM_RULES(glm4moe_rules, rules)
-
-const struct llm_hf_rule *llm_rules_glm4moe_fn(const struct llm_model_desc *d, size_t *n)
-{
-    return glm4moe_rules(d, n);
-}
-
 static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
 {
     const struct llm_hfc_llama k = {.kv_def = 8,
@@ -101,7 +56,7 @@ const struct llm_arch_def llm_arch_glm4moe = {
     .classes = KEYS("Glm4MoeForCausalLM"),
     .model_types = KEYS("glm4_moe"),
     .read_config = read_config,
-    .rules = glm4moe_rules,
+    .rules = llm_rules_deepseek_fn,
     .base_prefix = "model.",
     .ignore = llm_ignore_rotary,
     .bos = -1,
