@@ -374,6 +374,16 @@ int llm_k_qgemv_norm_ok(const struct llm_k_qw *w, int kind, int gated, int M, in
 int llm_k_qgemv_norm(int dt, int gated, int act, void *y, int ldy,
                      const struct llm_k_norm_in *nrm, const struct llm_k_qw *w, const void *bias,
                      int M, int N, int K, int accumulate, llm_stream_t stream);
+/* The same fold for one row of a 16-bit dense product (the shapes of
+ * llm_k_gemv at M = 1 and llm_k_gemv_gated): y = norm(res) W^T (+ bias) (+ y),
+ * or (gated, N = I) act(fc) * gate; x * (w + w_offset) is summed in fp32 and
+ * scaled by the row's 1 / rms at the store, and block 0 stores the
+ * normalised row to nrm->out (which must not be nrm->res).  RMS, f16 / bf16,
+ * K a multiple of 8: llm_k_gemv_norm_ok. */
+int llm_k_gemv_norm_ok(int dt, int kind, int K);
+int llm_k_gemv_norm(int dt, int gated, int act, void *y, const struct llm_k_norm_in *nrm,
+                    const void *w, const void *bias, int N, int K, int accumulate,
+                    llm_stream_t stream);
 /* A gated MLP's stacked [2 I][K] quantized matrix: y[m][j] = act(fc_j) * gate_j
  * for j < I, m < M <= 8 (bias [2 I] or NULL). */
 int llm_k_qgemv_gated(int dt, int act, void *y, int ldy, const void *x, int ldx,

@@ -886,8 +886,75 @@ static void gated_case(int dt, int act, int I, int K, int bias)
     cudaFree(dx), cudaFree(dw), cudaFree(db), cudaFree(dy);
 }
 
+/* An RMS norm folded into a one-row 16-bit dense product (llm_k_gemv_norm)
+ * against the CPU: the norm (rounded to dt), then the product - or the fc /
+ * gate pair and the activation - and the normalised row the kernel stores. */
+static void dnorm_case(int dt, int gated, int act, int N, int K, int bias, int acc, float off)
+{
+    char name[200];
+    snprintf(name, sizeof name, "GEMV_NORM(dt=%s,gated=%d,act=%d,n=%d,k=%d,bias=%d,acc=%d,off=%g)",
+             llm_dtype_name(dt), gated, act, N, K, bias, acc, off);
+    if (!want(name)) return;
+    const int nw_rows = gated ? 2 * N : N;
+    const float eps = 1e-5f;
+    void *res_h, *g_h, *w_h, *b_h, *y_h;
+    float *res = rand_vals((size_t)K, 2.f, dt, &res_h), *g = rand_vals((size_t)K, 1.f, dt, &g_h);
+    float *w = rand_vals((size_t)nw_rows * K, 2.f / sqrtf((float)K), dt, &w_h);
+    float *b = rand_vals((size_t)nw_rows, 0.5f, dt, &b_h),
+          *y0 = rand_vals((size_t)N, 1.f, dt, &y_h);
+    float *xn = xmalloc(sizeof(float) * K), *h = xmalloc(sizeof(float) * nw_rows);
+    float *ref = xmalloc(sizeof(float) * N);
+    llm_cpu_rmsnorm_off(xn, res, NULL, g_h, dt, 1, K, eps, off);
+    round_to(xn, (size_t)K, dt);
+    if (llm_cpu_linear(h, xn, 1, K, w_h, dt, nw_rows, bias ? b_h : NULL, dt)) {
+        printf("%s: reference failed: %s\n", name, llm_errmsg());
+        n_cases++, n_failed++;
+        return;
+    }
+    if (gated)
+        llm_cpu_gated(ref, h, h + N, N, act);
+    else
+        for (int i = 0; i < N; i++)
+            ref[i] = h[i] + (acc ? y0[i] : 0.f);
+    round_to(ref, (size_t)N, dt);
+    void *dres = dev_copy(res_h, (size_t)K * esize(dt)), *dg = dev_copy(g_h, (size_t)K * esize(dt));
+    void *dw = dev_copy(w_h, (size_t)nw_rows * K * esize(dt));
+    void *db = dev_copy(b_h, (size_t)nw_rows * esize(dt)),
+         *dout = dev_poison((size_t)K * esize(dt));
+    void *dy = acc ? dev_copy(y_h, (size_t)N * esize(dt)) : dev_poison((size_t)N * esize(dt));
+    const struct llm_k_norm_in nrm = {LLM_K_NORM_RMS, dres, dg, NULL, off, eps, dout};
+    if (!llm_k_gemv_norm_ok(dt, LLM_K_NORM_RMS, K)) {
+        printf("%s: not taken\n", name);
+        n_cases++, n_failed++;
+    } else {
+        CUDA(llm_k_gemv_norm(dt, gated, act, dy, &nrm, dw, bias ? db : NULL, N, K, acc, 0));
+        float *got = dev_f32(dy, (size_t)N, dt), *gx = dev_f32(dout, (size_t)K, dt);
+        /* the normalised row is not rounded before the product: a dense product's
+         * bounds, 2.5x them for the gated pair */
+        const double db16 = dt == LLM_DTYPE_F16 ? 4e-7 : 2e-5;
+        check(name, got, ref, (size_t)N, gated ? 2.5 * db16 : db16);
+        char n2[220];
+        snprintf(n2, sizeof n2, "%s.rows", name);
+        check(n2, gx, xn, (size_t)K, 4 * bound_ew(dt) + 1e-11);
+        free(got), free(gx);
+    }
+    free(res), free(g), free(w), free(b), free(y0), free(xn), free(h), free(ref);
+    free(res_h), free(g_h), free(w_h), free(b_h), free(y_h);
+    cudaFree(dres), cudaFree(dg), cudaFree(dw), cudaFree(db), cudaFree(dout), cudaFree(dy);
+}
+
 static void test_linear(void)
 {
+    for (int di = 1; di < 3; di++) { /* f16, bf16 */
+        dnorm_case(DTS[di], 0, 0, 12288, 4096, 0, 0, 0.f);
+        dnorm_case(DTS[di], 0, 0, 1000, 264, 1, 1, 0.f);
+        dnorm_case(DTS[di], 0, 0, 4096, 4096, 0, 1, 1.f);
+        dnorm_case(DTS[di], 0, 0, 3, 1024, 1, 0, 0.f);
+        for (int act = 0; act < 4; act++)
+            dnorm_case(DTS[di], 1, act, 1000, 264, act & 1, 0, 0.f);
+        dnorm_case(DTS[di], 1, 0, 11008, 4096, 0, 0, 1.f);
+        dnorm_case(DTS[di], 1, 2, 3, 512, 1, 0, 0.f);
+    }
     for (int di = 0; di < 3; di++)
         for (int act = 0; act < 4; act++) {
             gated_case(DTS[di], act, 1000, 264, act & 1);

@@ -52,6 +52,9 @@
  * this many rows, dequantized for cuBLASLt beyond.  0 (off) until its op tests and the
  * q4gemm benchmark have run on a GPU (docs/CUDA.md); LLM_CUDA_Q4GEMM=<m> turns it on. */
 #define DEFAULT_Q4GEMM_MAX_M 0
+/* RMS norms folded into one-row 16-bit dense products (llm_k_gemv_norm): off until its op
+ * tests and the batch-1 benchmark have run on a GPU; LLM_CUDA_NORM_FUSE=2 turns it on. */
+#define DEFAULT_NORM_FUSE_DENSE 0
 #define Q8_ACC_BYTES (128ull << 20) /* 8-bit products scaled after cuBLASLt, a block at a time */
 
 /* ---- device memory ------------------------------------------------------------ */
@@ -648,7 +651,8 @@ static int make_alibi(struct cu_be *c)
  * its single-row tile shape, LLM_CUDA_QTILE=0|1 int4 weights never / always in the
  * tensor-core tile layout (default: all without zero points); LLM_CUDA_QTILE_ZP=1 int4 with
  * integral zero points in the tile layout too (default off); LLM_CUDA_NORM_FUSE=0 norms
- * before int4 tile products as their own launch; LLM_CUDA_GRAPHS=1 decode graphs; LLM_CUDA_GATED=0
+ * before int4 tile products as their own launch, =2 also folded into one-row 16-bit dense
+ * products (llm_k_gemv_norm), =1 not those; LLM_CUDA_GRAPHS=1 decode graphs; LLM_CUDA_GATED=0
  * no fused gate/up GEMV; LLM_CUDA_PDL=0 no programmatic dependent launch;
  * LLM_CUDA_GEMV_SPLIT=0..5 single-row product shapes (0: chosen per shape);
  * LLM_CUDA_MOE_SMALL=0 experts of small steps through the sorted GEMM path too. */
@@ -679,6 +683,7 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     const char *nq = getenv("LLM_CUDA_NORM_Q8"), *nf = getenv("LLM_CUDA_NORM_FUSE");
     c->q8_no_fuse = nq && !strcmp(nq, "0");
     c->norm_no_fuse = nf && !strcmp(nf, "0");
+    c->norm_dense = nf ? !strcmp(nf, "2") : DEFAULT_NORM_FUSE_DENSE;
     const char *aq = getenv("LLM_CUDA_ATTN_Q8");
     c->attn_no_q8 = aq && !strcmp(aq, "0");
     const char *ae = getenv("LLM_CUDA_ATTN_EARLY"); /* 0: rows listed, block ids read late */

@@ -205,7 +205,9 @@ struct cu_be {
     /* a norm left to the int4 product right after it (llm_k_qgemv_norm): set by
      * the norm's step, taken by the product's; LLM_CUDA_NORM_FUSE=0: never */
     struct llm_k_norm_in norm_pend;
+    int norm_pend_dense; /* norm_pend goes into a dense one-row product (llm_k_gemv_norm) */
     int norm_no_fuse;
+    int norm_dense;              /* RMS norms folded into one-row 16-bit dense products too */
     long prof_first, prof_count; /* LLM_CUDA_PROFILE_STEPS: the profiler's window (steps) */
     int kv_q;              /* enum llm_k_kvq */
     float *kv_scale;       /* host, [n_layers][2]: K and V scales of 8-bit codes */

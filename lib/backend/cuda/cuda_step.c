@@ -560,11 +560,16 @@ static int step_norm(struct cu_be *c, const struct llm_step *s, int layer, int r
         const struct cu_w *fw = dw(c, nx->slot, layer);
         const int gated = nx->gated, n_out = linear_rows(c, nx);
         const int kind = d->norm == LLM_NORM_RMS ? LLM_K_NORM_RMS : LLM_K_NORM_LAYER;
+        /* or a 16-bit dense one-row product (the GEMV or the gated pair) */
+        const int dense = c->norm_dense && !fw->q.fmt && rows == 1 && c->gemv_max_m >= 1 &&
+                          (!gated || c->fused_gate) && s->in != s->out &&
+                          llm_k_gemv_norm_ok(c->dt, kind, (int)d->hidden);
         if (n_out > 0 && !w->b && !fw->perm &&
-            llm_k_qgemv_norm_ok(&fw->q, kind, gated, rows, n_out, (int)d->hidden)) {
+            (dense || llm_k_qgemv_norm_ok(&fw->q, kind, gated, rows, n_out, (int)d->hidden))) {
             c->norm_pend = (struct llm_k_norm_in){kind, c->buf[s->in], w->w, NULL,
                                                   (float)d->norm_offset, (float)d->norm_eps,
                                                   c->buf[s->out]};
+            c->norm_pend_dense = dense;
             return 0;
         }
     }
@@ -657,9 +662,13 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
     if (c->norm_pend.res) { /* the norm before it, folded in (step_norm) */
         const struct llm_k_norm_in nrm = c->norm_pend;
         c->norm_pend.res = NULL;
-        CK(llm_k_qgemv_norm(c->dt, s->gated, s->gated ? s->act : 0, c->buf[s->out], ldy, &nrm,
-                            &w->q, w->b, rows, linear_rows(c, s), ldx,
-                            s->gated ? 0 : s->accumulate, c->st));
+        if (c->norm_pend_dense)
+            CK(llm_k_gemv_norm(c->dt, s->gated, s->gated ? s->act : 0, c->buf[s->out], &nrm, w->w,
+                               w->b, linear_rows(c, s), ldx, s->gated ? 0 : s->accumulate, c->st));
+        else
+            CK(llm_k_qgemv_norm(c->dt, s->gated, s->gated ? s->act : 0, c->buf[s->out], ldy, &nrm,
+                                &w->q, w->b, rows, linear_rows(c, s), ldx,
+                                s->gated ? 0 : s->accumulate, c->st));
         return !s->gated && s->act >= 0 ? step_act(c, s, layer, rows, 0) : 0;
     }
     if (s->slot == LLM_W_PROJ_OUT) /* hidden -> embed_dim rows, stored embed_dim apart */
