@@ -84,7 +84,15 @@ def build(d):
     cls = transformers.CONFIG_MAPPING[cfg["model_type"]]
     c = cls(**{k: v for k, v in cfg.items() if k != "model_type"})
     with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(c), note
+        try:
+            return AutoModelForCausalLM.from_config(c), note
+        except ValueError:
+            # a multimodal class the causal-LM mapping leaves out (Qwen2.5-VL):
+            # the class the config names
+            arch = (cfg.get("architectures") or [None])[0]
+            if not arch or not hasattr(transformers, arch):
+                raise
+            return getattr(transformers, arch)._from_config(c), note
 
 
 def mlp_width(layer, hidden):
@@ -206,7 +214,13 @@ def model_section(m):
             "expert_intermediate_size": first_attr(
                 c, ("moe_intermediate_size", "intermediate_size")),
         }
-    tied = bool(getattr(c, "tie_word_embeddings", False))
+    # tied as the model built from the config is (a multimodal config's flag
+    # may sit at the top while the text config's says nothing)
+    emb_in, emb_out = m.get_input_embeddings(), m.get_output_embeddings()
+    if emb_in is not None and emb_out is not None:
+        tied = emb_out.weight is emb_in.weight
+    else:
+        tied = bool(getattr(c, "tie_word_embeddings", False))
     out = {
         "architecture": type(m).__name__,
         "model_type": c.model_type,
