@@ -783,9 +783,18 @@ static int read_ids(const struct llm_hfc *c, struct llm_model_desc *d)
     d->pad_id = def->pad;
     d->n_eos = 0;
     if (def->eos >= 0) d->eos_ids[d->n_eos++] = def->eos;
-    int rc = read_id(c, "bos_token_id", &d->bos_id);
-    if (rc >= 0) rc = read_id(c, "pad_token_id", &d->pad_id);
-    if (rc >= 0) rc = read_eos(c, d);
+    /* an id the top level leaves unset (absent or null) comes from the text
+     * config where a multimodal config has one (as generate() takes it) */
+    const json_t *tc = json_object_get(c->o, "text_config");
+    const struct llm_hfc t = {c->src, json_is_object(tc) ? tc : NULL, "text_config."};
+    const char *const keys[] = {"bos_token_id", "pad_token_id", "eos_token_id"};
+    int rc = 0;
+    for (int i = 0; i < 3 && rc >= 0; i++) {
+        const json_t *v = json_object_get(c->o, keys[i]);
+        const struct llm_hfc *r =
+            (!v || json_is_null(v)) && t.o && json_object_get(t.o, keys[i]) ? &t : c;
+        rc = i == 2 ? read_eos(r, d) : read_id(r, keys[i], i ? &d->pad_id : &d->bos_id);
+    }
     return rc < 0 ? rc : 0;
 }
 

@@ -129,7 +129,8 @@ for f in llama2-f32 llama3-f32 qwen2-f32 mistral-f32 gpt2 gptj neox-parallel neo
     olmo2 olmo3 olmoe olmo nemotron arcee qwen2-moe seed-oss ernie4_5 helium gpt-oss \
     gpt-oss-mxfp4 exaone4 exaone4-full deepseek-v3 deepseek-v3-qproj \
     deepseek-v2 deepseek-v2-lite glm4-moe minimax-m2 dots1 \
-    ministral ministral3 granitemoeshared ernie4_5-moe qwen2_5-vl qwen2_5-vl-hub; do
+    ministral ministral3 granitemoeshared ernie4_5-moe qwen2_5-vl qwen2_5-vl-hub \
+    qwen3-vl; do
     [ -f "$FIX/$f/reference.json" ] || { fail "$f: no fixture"; continue; }
     "$CONV" -q "$FIX/$f" -o "$T/$f.llm" || { fail "$f: llm-convert"; continue; }
     "$GOLD" input "$FIX/$f/reference.json" >"$T/gold.jsonl"
