@@ -26,8 +26,8 @@
 #include "arch/arch.h"
 #include "hfquant.h"
 
-static const char *const xform_names[] = {"copy", "concat", "transpose", "qkv-heads",
-                                          "rows", "stack",  "ones",      "deinterleave"};
+static const char *const xform_names[] = {"copy",  "concat", "transpose",    "qkv-heads", "rows",
+                                          "stack", "ones",   "deinterleave", "cols"};
 _Static_assert(sizeof(xform_names) / sizeof(xform_names[0]) == LLM_XF_COUNT, "xform_names");
 
 const char *llm_xform_name(int x)
@@ -184,6 +184,7 @@ static void source_shape(const struct llm_model_desc *d, const struct llm_plan_i
         break;
     }
     case LLM_XF_DEINTERLEAVE: /* [E][out][in] from [E][in][2 out]; a bias [E][2 out] */
+    case LLM_XF_COLS:
         if (it->ndim == 3) {
             s[1] = it->shape[2];
             s[2] = 2 * it->shape[1];
@@ -338,8 +339,8 @@ static int plan_item(const struct llm_model_desc *d, const struct llm_arch_def *
     if (it->n_src < 1 || it->n_src > LLM_PLAN_MAX_SRC)
         return llm_err_set(LLM_EUNSUPPORTED, "'%s': %d sources (at most %d)", name, it->n_src,
                            LLM_PLAN_MAX_SRC);
-    it->row0 = r->xform == LLM_XF_ROWS           ? (int64_t)r->half * it->shape[it->ndim == 3]
-               : r->xform == LLM_XF_DEINTERLEAVE ? r->half
+    it->row0 = r->xform == LLM_XF_ROWS           ? (int64_t)(r->half & 1) * it->shape[it->ndim == 3]
+               : r->xform == LLM_XF_DEINTERLEAVE ? r->half & 1
                                                  : 0;
     if ((r->xform == LLM_XF_DEINTERLEAVE && it->ndim != 3 && it->ndim != 2) ||
         (r->xform == LLM_XF_TRANSPOSE && it->ndim != 2 && it->ndim != 3))
@@ -416,6 +417,13 @@ static int plan_item(const struct llm_model_desc *d, const struct llm_arch_def *
         int same = t->ndim - lead == nd || it->xform == LLM_XF_ONES; /* ONES: its dtype alone */
         for (int j = 0; same && j < nd && it->xform != LLM_XF_ONES; j++)
             same = t->shape[lead + j] == es[j];
+        if (!same && (r->half & LLM_HF_XW) && it->ndim == 3 && it->n_src == 1 && t->ndim == 3 &&
+            (it->xform == LLM_XF_COPY || it->xform == LLM_XF_ROWS) && t->shape[0] == es[0] &&
+            t->shape[1] == es[2] && t->shape[2] == es[1]) {
+            /* the stack stored x @ W: each expert's matrix read transposed */
+            it->xform = it->xform == LLM_XF_COPY ? LLM_XF_TRANSPOSE : LLM_XF_COLS;
+            same = 1;
+        }
         if (!same) {
             char a[160], b[160];
             llm_shape_str(a, sizeof(a), nd, es);
@@ -732,10 +740,13 @@ int llm_hfmap_build(const struct llm_plan_item *it, const struct llm_st *st, int
         return rc;
     }
     case LLM_XF_DEINTERLEAVE:
+    case LLM_XF_COLS:
     case LLM_XF_TRANSPOSE: {
         /* each expert's matrix (a 2-D TRANSPOSE is one), converted then
-         * transposed: DEINTERLEAVE takes every other column from row0 */
-        const int de = it->xform == LLM_XF_DEINTERLEAVE, three = it->ndim == 3;
+         * transposed: DEINTERLEAVE takes every other column from row0, COLS
+         * the columns row0 on */
+        const int cols = it->xform == LLM_XF_COLS;
+        const int de = it->xform == LLM_XF_DEINTERLEAVE || cols, three = it->ndim == 3;
         const int64_t mats = it->ndim == 2 && !de ? 1 : it->shape[0];
         const int64_t orow = three ? it->shape[1] : (de ? it->shape[1] : it->shape[0]);
         const int64_t ocol = three ? it->shape[2] : (de ? 1 : it->shape[1]);
@@ -751,7 +762,7 @@ int llm_hfmap_build(const struct llm_plan_item *it, const struct llm_st *st, int
                       it->name);
             if (!rc)
                 transpose_cols(out + (size_t)e * (size_t)(orow * ocol) * es, tmp, ocol, orow,
-                               src_cols, de ? 2 : 1, de ? it->row0 : 0, es);
+                               src_cols, de && !cols ? 2 : 1, de ? it->row0 : 0, es);
         }
         free(tmp);
         return rc;

@@ -167,7 +167,7 @@ int main(void)
         "helium",          "gpt-oss",    "exaone4",       "deepseek-v3",   "deepseek-v3-qproj",
         "deepseek-v2",     "glm4-moe",   "minimax-m2",    "dots1",
         "ministral",       "ministral3", "granitemoeshared", "ernie4_5-moe",
-        "qwen2_5-vl",      "qwen3-vl",
+        "qwen2_5-vl",      "qwen3-vl",   "qwen3-vl-moe",
     };
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
         check_family(families[i], i % 3 == 0 ? LLM_DTYPE_F32 : i % 3 == 1 ? LLM_DTYPE_BF16

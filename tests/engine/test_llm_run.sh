@@ -130,7 +130,7 @@ for f in llama2-f32 llama3-f32 qwen2-f32 mistral-f32 gpt2 gptj neox-parallel neo
     gpt-oss-mxfp4 exaone4 exaone4-full deepseek-v3 deepseek-v3-qproj \
     deepseek-v2 deepseek-v2-lite glm4-moe minimax-m2 dots1 \
     ministral ministral3 granitemoeshared ernie4_5-moe qwen2_5-vl qwen2_5-vl-hub \
-    qwen3-vl; do
+    qwen3-vl qwen3-vl-moe qwen3-vl-moe-hub; do
     [ -f "$FIX/$f/reference.json" ] || { fail "$f: no fixture"; continue; }
     "$CONV" -q "$FIX/$f" -o "$T/$f.llm" || { fail "$f: llm-convert"; continue; }
     "$GOLD" input "$FIX/$f/reference.json" >"$T/gold.jsonl"

@@ -138,6 +138,9 @@ enum llm_xform {
                          gate_up_proj [E][in][2 out], gate in the even columns): the
                          columns half, half + 2, ... as [E][out][in]; of a bias
                          [E][2 out], its entries half, half + 2, ... */
+    LLM_XF_COLS,      /* a column half of an x @ W expert stack [E][in][2 out]
+                         (Qwen3-VL-MoE's gate_up_proj as published): the columns
+                         row0 .. row0 + out - 1 as [E][out][in] */
     LLM_XF_COUNT
 };
 const char *llm_xform_name(int x);

@@ -137,8 +137,13 @@ struct llm_hf_rule {
     const char *hf[3];   /* sources (CONCAT: all; others: hf[0]; COPY: hf[1], when given, is
                             taken where the checkpoint has no hf[0]; STACK: hf[1] is copied
                             in a layer without experts) */
-    int half;            /* LLM_XF_ROWS: 0 the first half of the source rows, 1 the second */
+    int half;            /* LLM_XF_ROWS: 0 the first half of the source rows, 1 the second;
+                            | LLM_HF_XW */
 };
+/* In a rule's half: an expert stack (ROWS or COPY, 3-D) that may also be
+ * stored x @ W, its last two dims swapped; then it is read transposed (COLS,
+ * TRANSPOSE), as transformers does where the shapes differ (Qwen3-VL-MoE). */
+#define LLM_HF_XW 2
 
 struct llm_arch_def {
     const char *const *classes;      /* HF architectures[0] values, NULL-terminated */

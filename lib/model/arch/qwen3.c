@@ -53,10 +53,8 @@ static int read_config_vl(const struct llm_hfc *top, struct llm_model_desc *d)
     if (!rc) rc = llm_hfc_bool(c, KEYS("attention_bias"), 0, &d->qkv_bias);
     d->o_bias = d->qkv_bias;
     d->qk_norm = LLM_QK_NORM_RMS;
-    /* tied where either config says so (transformers 5 moves a nested true up) */
-    int tied_top = 0;
-    if (!rc && c != top) rc = llm_hfc_bool(top, KEYS("tie_word_embeddings"), 0, &tied_top);
-    if (tied_top) d->tied_embeddings = 1;
+    /* tied as the top level says (default untied), whatever text_config says */
+    if (!rc) rc = llm_hfc_bool(top, KEYS("tie_word_embeddings"), 0, &d->tied_embeddings);
     return rc;
 }
 

@@ -4,7 +4,13 @@
  * moe_intermediate_size, their weights renormalised when norm_topk_prob.
  * (transformers 5 writes num_experts as num_local_experts.)  Layouts mixing
  * dense and expert layers (decoder_sparse_step > 1,
- * mlp_only_layers) are refused. */
+ * mlp_only_layers) are refused.  Also the language model of Qwen3-VL-MoE
+ * (Qwen3VLMoeForConditionalGeneration), text in, text out: its config under
+ * text_config, its experts as 3-D stacks (gate_up_proj [E][2 I][hidden] with
+ * gate then up, down_proj [E][hidden][I], or each x @ W as published), the
+ * router always renormalised, the vision tower left out. */
+#include <string.h>
+
 #include "arch.h"
 
 #define L "model.layers.{i}."
@@ -47,25 +53,25 @@ const struct llm_hf_rule *llm_rules_moe_fn(const struct llm_model_desc *d, size_
     return rules;
 }
 
-static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
+/* Qwen3-MoE's fields on the defaults of k */
+static int read_moe(const struct llm_hfc *c, struct llm_model_desc *d,
+                    const struct llm_hfc_llama *k, int n_experts_def, int top_k_def,
+                    int64_t inter_def)
 {
-    const struct llm_hfc_llama k = {.kv_def = 4,
-                                    .max_pos_def = 32768,
-                                    .eps_def = 1e-6,
-                                    .head_dim_def = 128,
-                                    .rope = {10000.0, NULL, 1.0, NULL, 0}};
-    int rc = llm_hfc_llama_like(c, d, &k);
+    int rc = llm_hfc_llama_like(c, d, k);
     if (!rc) rc = llm_hfc_bool(c, KEYS("attention_bias"), 0, &d->qkv_bias);
     d->o_bias = d->qkv_bias;
     d->qk_norm = LLM_QK_NORM_RMS;
     if (!rc) rc = llm_hfc_qwen_window(c, d);
-    if (!rc) rc = llm_hfc_i32(c, KEYS("num_experts", "num_local_experts"), 0, 128, 1, 4096,
+    if (!rc)
+        rc = llm_hfc_i32(c, KEYS("num_experts", "num_local_experts"), 0, n_experts_def, 1, 4096,
                          &d->n_experts);
     if (!rc)
-        rc = llm_hfc_i32(c, KEYS("num_experts_per_tok"), 0, 8, 1, d->n_experts,
+        rc = llm_hfc_i32(c, KEYS("num_experts_per_tok"), 0, top_k_def, 1, d->n_experts,
                          &d->n_experts_per_tok);
     if (!rc)
-        rc = llm_hfc_int(c, KEYS("moe_intermediate_size"), 0, 768, 1, 1 << 22, &d->intermediate);
+        rc = llm_hfc_int(c, KEYS("moe_intermediate_size"), 0, inter_def, 1, 1 << 22,
+                         &d->intermediate);
     if (!rc) rc = llm_hfc_bool(c, KEYS("norm_topk_prob"), 0, &d->moe_norm_topk);
     int64_t step = 1;
     if (!rc) rc = llm_hfc_int(c, KEYS("decoder_sparse_step"), 0, 1, 1, 1 << 20, &step);
@@ -79,12 +85,84 @@ static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
     return rc;
 }
 
+static int read_config(const struct llm_hfc *c, struct llm_model_desc *d)
+{
+    const struct llm_hfc_llama k = {.kv_def = 4,
+                                    .max_pos_def = 32768,
+                                    .eps_def = 1e-6,
+                                    .head_dim_def = 128,
+                                    .rope = {10000.0, NULL, 1.0, NULL, 0}};
+    return read_moe(c, d, &k, 128, 8, 768);
+}
+
 const struct llm_arch_def llm_arch_qwen3moe = {
     .classes = KEYS("Qwen3MoeForCausalLM"),
     .model_types = KEYS("qwen3_moe"),
     .read_config = read_config,
     .rules = llm_rules_moe_fn,
     .base_prefix = "model.",
+    .ignore = llm_ignore_rotary,
+    .bos = -1,
+    .eos = -1,
+    .pad = -1,
+};
+
+#define V "model.layers.{i}."
+static const struct llm_hf_rule vl_rules[] = {
+    {LLM_W_EMBED, 0, LLM_XF_COPY, {"model.embed_tokens.weight"}, 0},
+    {LLM_W_FINAL_NORM, 0, LLM_XF_COPY, {"model.norm.weight"}, 0},
+    {LLM_W_LM_HEAD, 0, LLM_XF_COPY, {"lm_head.weight"}, 0},
+    {LLM_W_ATTN_NORM, 0, LLM_XF_COPY, {V "input_layernorm.weight"}, 0},
+    {LLM_W_QKV,
+     0,
+     LLM_XF_CONCAT,
+     {V "self_attn.q_proj.weight", V "self_attn.k_proj.weight", V "self_attn.v_proj.weight"},
+     0},
+    {LLM_W_QKV,
+     1,
+     LLM_XF_CONCAT,
+     {V "self_attn.q_proj.bias", V "self_attn.k_proj.bias", V "self_attn.v_proj.bias"},
+     0},
+    {LLM_W_Q_NORM, 0, LLM_XF_COPY, {V "self_attn.q_norm.weight"}, 0},
+    {LLM_W_K_NORM, 0, LLM_XF_COPY, {V "self_attn.k_norm.weight"}, 0},
+    {LLM_W_ATTN_OUT, 0, LLM_XF_COPY, {V "self_attn.o_proj.weight"}, 0},
+    {LLM_W_ATTN_OUT, 1, LLM_XF_COPY, {V "self_attn.o_proj.bias"}, 0},
+    {LLM_W_MLP_NORM, 0, LLM_XF_COPY, {V "post_attention_layernorm.weight"}, 0},
+    {LLM_W_ROUTER, 0, LLM_XF_COPY, {V "mlp.gate.weight"}, 0},
+    {LLM_W_MLP_FC, 0, LLM_XF_ROWS, {V "mlp.experts.gate_up_proj"}, LLM_HF_XW},
+    {LLM_W_MLP_GATE, 0, LLM_XF_ROWS, {V "mlp.experts.gate_up_proj"}, 1 | LLM_HF_XW},
+    {LLM_W_MLP_OUT, 0, LLM_XF_COPY, {V "mlp.experts.down_proj"}, LLM_HF_XW},
+};
+LLM_RULES(vl_rules_fn, vl_rules)
+
+static int read_config_vl(const struct llm_hfc *top, struct llm_model_desc *d)
+{
+    struct llm_hfc nested;
+    const struct llm_hfc *c;
+    int rc = llm_hfc_text_config(top, &nested, &c);
+    if (rc) return rc;
+    if (c == top) return llm_hfc_missing(top, "text_config");
+    const struct llm_hfc_llama k = {.kv_def = 16,
+                                    .max_pos_def = 128000,
+                                    .eps_def = 1e-6,
+                                    .rope = {500000.0, NULL, 1.0, NULL, 0}};
+    rc = read_moe(c, d, &k, 60, 4, 1408);
+    d->moe_norm_topk = 1; /* the router renormalises whatever norm_topk_prob says */
+    /* tied as the top level says (default untied), whatever text_config says */
+    if (!rc) rc = llm_hfc_bool(top, KEYS("tie_word_embeddings"), 0, &d->tied_embeddings);
+    return rc;
+}
+
+static const char *const vl_skip_prefixes[] = {"model.visual.", "visual.", NULL};
+
+const struct llm_arch_def llm_arch_qwen3vlmoe = {
+    .classes = KEYS("Qwen3VLMoeForConditionalGeneration"),
+    .model_types = KEYS("qwen3_vl_moe"),
+    .read_config = read_config_vl,
+    .rules = vl_rules_fn,
+    .base_prefix = "model.",
+    .alt_prefixes = llm_mm_alt_prefixes,
+    .skip_prefixes = vl_skip_prefixes,
     .ignore = llm_ignore_rotary,
     .bos = -1,
     .eos = -1,
