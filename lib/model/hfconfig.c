@@ -488,10 +488,7 @@ int llm_hfc_rope(const struct llm_hfc *c, struct llm_model_desc *d, const struct
     const char *type;
     rc = llm_hfc_str(&rr, KEYS("rope_type", "type"), &type);
     if (rc) return rc;
-    /* mrope (Qwen2-VL, Qwen2.5-VL): text, vision height and width positions each
-     * rotate their own section of the frequencies; for text alone the three
-     * positions are equal, which is the plain rotary */
-    if (!type || !strcmp(type, "default") || !strcmp(type, "mrope")) {
+    if (!type || !strcmp(type, "default")) {
         p->scaling = LLM_ROPE_SCALING_NONE;
         return 0;
     }

@@ -6,6 +6,8 @@
  * under text_config as transformers 5 saves it, its weights under model. or
  * model.language_model.; the vision tower (visual.) is left out, and the
  * multimodal rotary (mrope) is the plain one for text. */
+#include <string.h>
+
 #include "arch.h"
 
 int llm_hfc_qwen_window(const struct llm_hfc *c, struct llm_model_desc *d)
@@ -58,6 +60,23 @@ static int read_config_vl(const struct llm_hfc *top, struct llm_model_desc *d)
                                     .max_pos_def = 32768,
                                     .eps_def = 1e-5,
                                     .rope = {1000000.0, NULL, 1.0, NULL, 0}};
+    /* rope_scaling {type: mrope} as published (transformers 5 saves rope_type
+     * default): text, vision height and width positions each rotate their own
+     * section of the frequencies, and for text alone the three are equal - the
+     * plain rotary, so the config is read without it */
+    const json_t *rs = json_object_get(c->o, "rope_scaling");
+    const json_t *ty = json_is_object(rs) ? json_object_get(rs, "type") : NULL;
+    if (!ty && json_is_object(rs)) ty = json_object_get(rs, "rope_type");
+    json_t *cp = NULL;
+    struct llm_hfc plain = *c;
+    if (json_is_string(ty) && !strcmp(json_string_value(ty), "mrope")) {
+        if (!(cp = json_copy((json_t *)c->o)) || json_object_del(cp, "rope_scaling")) {
+            json_decref(cp);
+            return llm_err_set(LLM_ENOMEM, "out of memory");
+        }
+        plain.o = cp;
+        c = &plain;
+    }
     rc = llm_hfc_llama_like(c, d, &k);
     d->qkv_bias = 1;
     /* tied where either config says so (transformers 5 moves a nested true up) */
@@ -74,6 +93,7 @@ static int read_config_vl(const struct llm_hfc *top, struct llm_model_desc *d)
             rc = llm_hfc_window(c, d, use ? (int)window : 0,
                                 (int)(first < d->n_layers ? first : d->n_layers), 0);
     }
+    json_decref(cp);
     return rc;
 }
 
