@@ -14,27 +14,24 @@
 #include "arch.h"
 
 #define L "model.layers.{i}."
+/* embedding, attention (q/k norms), norms, router: both tables */
+#define BASE_RULES \
+    {LLM_W_EMBED, 0, LLM_XF_COPY, {"model.embed_tokens.weight"}, 0}, \
+    {LLM_W_FINAL_NORM, 0, LLM_XF_COPY, {"model.norm.weight"}, 0}, \
+    {LLM_W_LM_HEAD, 0, LLM_XF_COPY, {"lm_head.weight"}, 0}, \
+    {LLM_W_ATTN_NORM, 0, LLM_XF_COPY, {L "input_layernorm.weight"}, 0}, \
+    {LLM_W_QKV, 0, LLM_XF_CONCAT, \
+     {L "self_attn.q_proj.weight", L "self_attn.k_proj.weight", L "self_attn.v_proj.weight"}, 0}, \
+    {LLM_W_QKV, 1, LLM_XF_CONCAT, \
+     {L "self_attn.q_proj.bias", L "self_attn.k_proj.bias", L "self_attn.v_proj.bias"}, 0}, \
+    {LLM_W_Q_NORM, 0, LLM_XF_COPY, {L "self_attn.q_norm.weight"}, 0}, \
+    {LLM_W_K_NORM, 0, LLM_XF_COPY, {L "self_attn.k_norm.weight"}, 0}, \
+    {LLM_W_ATTN_OUT, 0, LLM_XF_COPY, {L "self_attn.o_proj.weight"}, 0}, \
+    {LLM_W_ATTN_OUT, 1, LLM_XF_COPY, {L "self_attn.o_proj.bias"}, 0}, \
+    {LLM_W_MLP_NORM, 0, LLM_XF_COPY, {L "post_attention_layernorm.weight"}, 0}, \
+    {LLM_W_ROUTER, 0, LLM_XF_COPY, {L "mlp.gate.weight"}, 0}
 static const struct llm_hf_rule rules[] = {
-    {LLM_W_EMBED, 0, LLM_XF_COPY, {"model.embed_tokens.weight"}, 0},
-    {LLM_W_FINAL_NORM, 0, LLM_XF_COPY, {"model.norm.weight"}, 0},
-    {LLM_W_LM_HEAD, 0, LLM_XF_COPY, {"lm_head.weight"}, 0},
-    {LLM_W_ATTN_NORM, 0, LLM_XF_COPY, {L "input_layernorm.weight"}, 0},
-    {LLM_W_QKV,
-     0,
-     LLM_XF_CONCAT,
-     {L "self_attn.q_proj.weight", L "self_attn.k_proj.weight", L "self_attn.v_proj.weight"},
-     0},
-    {LLM_W_QKV,
-     1,
-     LLM_XF_CONCAT,
-     {L "self_attn.q_proj.bias", L "self_attn.k_proj.bias", L "self_attn.v_proj.bias"},
-     0},
-    {LLM_W_Q_NORM, 0, LLM_XF_COPY, {L "self_attn.q_norm.weight"}, 0},
-    {LLM_W_K_NORM, 0, LLM_XF_COPY, {L "self_attn.k_norm.weight"}, 0},
-    {LLM_W_ATTN_OUT, 0, LLM_XF_COPY, {L "self_attn.o_proj.weight"}, 0},
-    {LLM_W_ATTN_OUT, 1, LLM_XF_COPY, {L "self_attn.o_proj.bias"}, 0},
-    {LLM_W_MLP_NORM, 0, LLM_XF_COPY, {L "post_attention_layernorm.weight"}, 0},
-    {LLM_W_ROUTER, 0, LLM_XF_COPY, {L "mlp.gate.weight"}, 0},
+    BASE_RULES,
     {LLM_W_MLP_FC, 0, LLM_XF_STACK, {L "mlp.experts.{e}.gate_proj.weight"}, 0},
     {LLM_W_MLP_GATE, 0, LLM_XF_STACK, {L "mlp.experts.{e}.up_proj.weight"}, 0},
     {LLM_W_MLP_OUT, 0, LLM_XF_STACK, {L "mlp.experts.{e}.down_proj.weight"}, 0},
@@ -109,26 +106,7 @@ const struct llm_arch_def llm_arch_qwen3moe = {
 
 /* the same names, the experts as 3-D stacks */
 static const struct llm_hf_rule vl_rules[] = {
-    {LLM_W_EMBED, 0, LLM_XF_COPY, {"model.embed_tokens.weight"}, 0},
-    {LLM_W_FINAL_NORM, 0, LLM_XF_COPY, {"model.norm.weight"}, 0},
-    {LLM_W_LM_HEAD, 0, LLM_XF_COPY, {"lm_head.weight"}, 0},
-    {LLM_W_ATTN_NORM, 0, LLM_XF_COPY, {L "input_layernorm.weight"}, 0},
-    {LLM_W_QKV,
-     0,
-     LLM_XF_CONCAT,
-     {L "self_attn.q_proj.weight", L "self_attn.k_proj.weight", L "self_attn.v_proj.weight"},
-     0},
-    {LLM_W_QKV,
-     1,
-     LLM_XF_CONCAT,
-     {L "self_attn.q_proj.bias", L "self_attn.k_proj.bias", L "self_attn.v_proj.bias"},
-     0},
-    {LLM_W_Q_NORM, 0, LLM_XF_COPY, {L "self_attn.q_norm.weight"}, 0},
-    {LLM_W_K_NORM, 0, LLM_XF_COPY, {L "self_attn.k_norm.weight"}, 0},
-    {LLM_W_ATTN_OUT, 0, LLM_XF_COPY, {L "self_attn.o_proj.weight"}, 0},
-    {LLM_W_ATTN_OUT, 1, LLM_XF_COPY, {L "self_attn.o_proj.bias"}, 0},
-    {LLM_W_MLP_NORM, 0, LLM_XF_COPY, {L "post_attention_layernorm.weight"}, 0},
-    {LLM_W_ROUTER, 0, LLM_XF_COPY, {L "mlp.gate.weight"}, 0},
+    BASE_RULES,
     {LLM_W_MLP_FC, 0, LLM_XF_ROWS, {L "mlp.experts.gate_up_proj"}, LLM_HF_XW},
     {LLM_W_MLP_GATE, 0, LLM_XF_ROWS, {L "mlp.experts.gate_up_proj"}, 1 | LLM_HF_XW},
     {LLM_W_MLP_OUT, 0, LLM_XF_COPY, {L "mlp.experts.down_proj"}, LLM_HF_XW},
