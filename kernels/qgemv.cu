@@ -1264,35 +1264,58 @@ extern "C" int llm_k_qgemv_gated(int dt, int act, void *y, int ldy, const void *
 
 /* ---- the dense path for many rows --------------------------------------------- */
 
-/* dst[n][k] = scale * (q - zero) for rows [0, N), 8 elements per thread. */
+/* Eight values of T stored at d (16-byte aligned for 16-bit T). */
+template <typename T> static __device__ __forceinline__ void store8(T *d, const float *v)
+{
+    union {
+        T t[8];
+        uint4 u[sizeof(T) / 2];
+    } o;
+#pragma unroll
+    for (int k = 0; k < 8; k++)
+        o.t[k] = from_f32<T>(v[k]);
+#pragma unroll
+    for (int i = 0; i < (int)sizeof(T) / 2; i++)
+        reinterpret_cast<uint4 *>(d)[i] = o.u[i];
+}
+
+/* Two values of T at p (4-byte aligned for 16-bit T: one store). */
+template <typename T> static __device__ __forceinline__ void store2(T *p, float a, float b)
+{
+    union {
+        T t[2];
+        uint32_t u;
+    } o;
+    o.t[0] = from_f32<T>(a);
+    o.t[1] = from_f32<T>(b);
+    if constexpr (sizeof(T) == 2)
+        *reinterpret_cast<uint32_t *>(p) = o.u;
+    else
+        p[0] = o.t[0], p[1] = o.t[1];
+}
+
+/* dst[n][k] = scale * q + zm for the plain layouts, 8 elements (one int4
+ * word, two int8 words) per thread.  The group index is taken once per 8
+ * when the group is a multiple of 8, else per element. */
 template <typename T, int FMT>
 __global__ void dequant_kernel(T *dst, struct llm_k_qw w, int N, int K)
 {
     pdl_wait();
     pdl_trigger();
     const int64_t total = (int64_t)N * K / 8;
-    const int ng = FMT == LLM_K_Q_INT4 ? K / w.group : 1;
+    const int ng = FMT == LLM_K_Q_INT4 ? K / w.group : 1,
+              g8 = FMT == LLM_K_Q_INT4 && w.group % 8 == 0;
     for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
          t += (int64_t)gridDim.x * blockDim.x) {
         const int64_t e0 = t * 8, n = e0 / K;
         const int k0 = (int)(e0 - n * K);
         float v[8];
-        if (FMT == LLM_K_Q_INT4 && w.tile) {
-#pragma unroll
-            for (int k = 0; k < 8; k++) {
-                int64_t wi;
-                int j;
-                tile_pos(n, k0 + k, K, &wi, &j);
-                const uint32_t wd = reinterpret_cast<const uint32_t *>(w.q)[wi];
-                const float q = (float)((int)((wd >> (4 * j)) & 0xfu) - 8);
-                const int64_t gi = n * ng + (k0 + k) / w.group;
-                v[k] = w.zm ? fmaf(w.scale[gi], q, w.zm[gi]) : w.scale[gi] * q;
-            }
-        } else if (FMT == LLM_K_Q_INT4) {
+        if (FMT == LLM_K_Q_INT4) {
             const uint32_t wd = reinterpret_cast<const uint32_t *>(w.q)[t];
+            const int64_t g0 = n * ng + k0 / w.group;
 #pragma unroll
             for (int k = 0; k < 8; k++) {
-                const int64_t gi = n * ng + (k0 + k) / w.group;
+                const int64_t gi = g8 ? g0 : n * ng + (k0 + k) / w.group;
                 const float s = w.scale[gi];
                 v[k] = w.zm ? fmaf(s, dq4(wd, k), w.zm[gi]) : s * dq4(wd, k);
             }
@@ -1305,12 +1328,69 @@ __global__ void dequant_kernel(T *dst, struct llm_k_qw w, int N, int K)
                 v[4 + k] = s * dq8(wd.y, k);
             }
         }
-        T o[8];
+        store8(dst + e0, v);
+    }
+}
+
+/* The tile layout (llm_k_q4_tile): one warp a 16 x 64 tile at a time.  Each
+ * lane reads its 16 bytes (the warp's 512 contiguous bytes), turns its 32
+ * nibbles - rows g and g + 8, inputs 16 s + {2t, 2t + 1, 2t + 8, 2t + 9} of
+ * each 16-wide step s - into values (scale * q + zm, q = nibble - 8; one
+ * group index per row and step where the group is a multiple of 16), puts them in
+ * the warp's part of shared memory, and the warp then writes the 16 rows'
+ * 64 values as whole 16-byte pieces (eight lanes a row for 16-bit T).  The
+ * warps of a block take consecutive tiles along K, so a block writes
+ * 8 x 64 contiguous values of each of its 16 rows. */
+#define DQT_WARPS 8
+template <typename T>
+__global__ void __launch_bounds__(32 * DQT_WARPS)
+    dequant_tile_kernel(T *dst, struct llm_k_qw w, int N, int K)
+{
+    constexpr int LD = 64 + 16 / (int)sizeof(T); /* a row in shared memory, padded by 16 bytes */
+    __shared__ __align__(16) T sh[DQT_WARPS][16 * LD];
+    pdl_wait();
+    pdl_trigger();
+    const int lane = threadIdx.x & 31, wi = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    const int64_t kt = K / 64, ntiles = (int64_t)(N / 16) * kt;
+    const int ng = K / w.group, g16 = w.group % 16 == 0;
+    T *s = sh[wi];
+    for (int64_t tile = blockIdx.x * (int64_t)DQT_WARPS + wi; tile < ntiles;
+         tile += (int64_t)gridDim.x * DQT_WARPS) {
+        const int64_t n0 = (tile / kt) * 16;
+        const int k0 = (int)(tile % kt) * 64;
+        const uint4 q = reinterpret_cast<const uint4 *>(w.q)[tile * 32 + lane];
+        const uint32_t qw[4] = {q.x, q.y, q.z, q.w};
 #pragma unroll
-        for (int k = 0; k < 8; k++) o[k] = from_f32<T>(v[k]);
-        T *d = dst + e0;
+        for (int h = 0; h < 2; h++) {
+            const int r = g + 8 * h;
+            const int64_t gb = (n0 + r) * ng;
 #pragma unroll
-        for (int k = 0; k < 8; k++) d[k] = o[k];
+            for (int st = 0; st < 4; st++) {
+                const int64_t g0 = gb + (k0 + 16 * st) / w.group;
+                float v[4];
+#pragma unroll
+                for (int c = 0; c < 4; c++) { /* nibble j = h + 2 (c >> 1) + 4 (c & 1) */
+                    const int j = h + 2 * (c >> 1) + 4 * (c & 1);
+                    const int64_t gi =
+                        g16 ? g0 : gb + (k0 + 16 * st + 2 * t + (c & 1) + 8 * (c >> 1)) / w.group;
+                    const float qf =
+                        __uint_as_float(((qw[st] >> (4 * j)) & 0xfu) | 0x4b000000u) - 8388616.0f;
+                    v[c] = w.zm ? fmaf(w.scale[gi], qf, w.zm[gi]) : w.scale[gi] * qf;
+                }
+                /* columns 2t, 2t + 1 and 2t + 8, 2t + 9 of step st */
+                T *p = s + r * LD + 16 * st + 2 * t;
+                store2(p, v[0], v[1]);
+                store2(p + 8, v[2], v[3]);
+            }
+        }
+        __syncwarp();
+        constexpr int CPR = 64 * (int)sizeof(T) / 16, RPP = 32 / CPR; /* 16-byte pieces a row */
+        const int pr = lane / CPR, pc = lane % CPR;
+#pragma unroll
+        for (int r = pr; r < 16; r += RPP)
+            *reinterpret_cast<uint4 *>(dst + (n0 + r) * K + k0 + pc * (16 / (int)sizeof(T))) =
+                *reinterpret_cast<const uint4 *>(s + r * LD + pc * (16 / (int)sizeof(T)));
+        __syncwarp();
     }
 }
 
@@ -1322,6 +1402,16 @@ extern "C" int llm_k_dequant(int dt, void *dst, const struct llm_k_qw *w, int N,
         (w->tile && (N % 16 || K % 64)) ||
         (w->fmt != LLM_K_Q_INT4 && w->fmt != LLM_K_Q_INT8))
         return (int)cudaErrorInvalidValue;
+    if (w->tile) {
+        const int64_t tiles = (int64_t)(N / 16) * (K / 64),
+                      blocks = (tiles + DQT_WARPS - 1) / DQT_WARPS;
+        const int grid = (int)(blocks < 132 * 8 ? blocks : 132 * 8);
+        DISPATCH_DT(dt, T, {
+            return launch_pdl(dequant_tile_kernel<T>, dim3(grid), dim3(32 * DQT_WARPS), 0, stream,
+                              (T *)dst, *w, N, K);
+        });
+        return 0;
+    }
     const int64_t total = (int64_t)N * K / 8;
     const int grid = (int)(total / 256 + 1 < 132 * 16 ? total / 256 + 1 : 132 * 16);
     DISPATCH_DT(dt, T, {

@@ -194,6 +194,10 @@ static void qgemv_fn(void *c, int i)
             CUDA(llm_k_prescale(LLM_DTYPE_BF16, x->xs, x->k, x->x, x->k, w->pre, x->m, x->k, 0));
             in = x->xs;
         }
+        if (x->dense == 3) { /* the dequantization alone */
+            CUDA(llm_k_dequant(LLM_DTYPE_BF16, x->wd, w, x->n, x->k, 0));
+            return;
+        }
         if (x->dense == 2) {
             CUDA(llm_k_q4_gemm(LLM_DTYPE_BF16, x->y, x->n, in, x->k, w, NULL, x->m, x->n, x->k, 0,
                                x->wd, (size_t)x->n * x->k * 2, 0));
@@ -262,8 +266,10 @@ static double bench_qlinear(const char *label, int m, int n, int k, int group, i
     if (i4) snprintf(shape + strlen(shape), sizeof shape - strlen(shape), " g%d", group);
     double bytes = (double)qb + 4.0 * ns + (pre ? 4.0 * k * (gated ? 2 : 1) : 0) +
                    (double)m * (k + (gated ? n / 2.0 : (double)n)) * 2;
+    if (dense == 3) bytes = (double)qb + 4.0 * ns + 2.0 * n * k; /* codes, scales, bf16 out */
     snprintf(nm, sizeof nm, "%s",
              qname        ? qname
+             : dense == 3 ? "dequant_bf16"
              : dense == 2 ? "q4gemm_bf16"
              : dense      ? "qdense_bf16"
              : gated      ? "qgemv_gated"
@@ -367,6 +373,18 @@ static void bench_q4gemm(void)
             mlist[nm++] = def[i];
     }
     qtile = 1;
+    /* the dequantization alone (its rate against the copy ceiling), per model */
+    for (int model = 0; model < 2; model++) {
+        double t = 0, w = 0;
+        for (int i = 4 * model; i < 4 * model + 4; i++) {
+            t += lin[i].layers * bench_qlinear(lin[i].l, 1, lin[i].n, lin[i].k, 128, 0, 0, 3, 0);
+            w += lin[i].layers * (double)lin[i].n * lin[i].k;
+        }
+        char shape[96];
+        snprintf(shape, sizeof shape, "%s %d layers tc g128", lin[4 * model].model,
+                 lin[4 * model].layers);
+        report("dequant_layers", shape, t, 0.5 * w + 4.0 * w / 128 + 2.0 * w, 0);
+    }
     for (int mi = 0; mi < nm; mi++)
         for (int pre = 0; pre < 2; pre++)
             for (int model = 0; model < 2; model++)

@@ -1512,6 +1512,10 @@ static void test_qlinear(void)
                     qgated_case(dt, 1, act, m, 1008, 512, 32 << (act & 1 ? 2 : 0), 0, p, p);
         }
         qgated_case(dt, 1, 0, 1, 11008, 4096, 128, 0, 1, 0);
+        /* the dequantization of the tiles: more tiles than one pass of the grid, and a
+         * group that is not a multiple of 16 (a group index per element) */
+        qlinear_case(dt, 1, 1, 17, 4096, 11008, 128, 0, 1, 1, 0);
+        qlinear_case(dt, 1, 1, 40, 1008, 960, 48, 0, 0, 0, 1);
         /* the tensor-core GEMM on the codes: rows around its 32 / 64-row blocks, N off
          * its 128-row blocks, every group, pre, bias, accumulate; K split or not */
         {
