@@ -1354,12 +1354,17 @@ __global__ void __launch_bounds__(32 * DQT_WARPS)
     const int64_t kt = K / 64, ntiles = (int64_t)(N / 16) * kt;
     const int ng = K / w.group, g16 = w.group % 16 == 0;
     T *s = sh[wi];
-    for (int64_t tile = blockIdx.x * (int64_t)DQT_WARPS + wi; tile < ntiles;
-         tile += (int64_t)gridDim.x * DQT_WARPS) {
+    const int64_t step = (int64_t)gridDim.x * DQT_WARPS;
+    const uint4 *wq = reinterpret_cast<const uint4 *>(w.q);
+    int64_t tile = blockIdx.x * (int64_t)DQT_WARPS + wi;
+    uint4 q = tile < ntiles ? wq[tile * 32 + lane] : make_uint4(0, 0, 0, 0);
+    for (; tile < ntiles; tile += step) {
+        /* the next tile's codes in flight while this one is written */
+        const uint4 qn = tile + step < ntiles ? wq[(tile + step) * 32 + lane] : q;
         const int64_t n0 = (tile / kt) * 16;
         const int k0 = (int)(tile % kt) * 64;
-        const uint4 q = reinterpret_cast<const uint4 *>(w.q)[tile * 32 + lane];
         const uint32_t qw[4] = {q.x, q.y, q.z, q.w};
+        q = qn;
 #pragma unroll
         for (int h = 0; h < 2; h++) {
             const int r = g + 8 * h;
@@ -1367,15 +1372,20 @@ __global__ void __launch_bounds__(32 * DQT_WARPS)
 #pragma unroll
             for (int st = 0; st < 4; st++) {
                 const int64_t g0 = gb + (k0 + 16 * st) / w.group;
+                const float s0 = w.scale[g0], z0 = w.zm ? w.zm[g0] : 0.0f;
                 float v[4];
 #pragma unroll
                 for (int c = 0; c < 4; c++) { /* nibble j = h + 2 (c >> 1) + 4 (c & 1) */
                     const int j = h + 2 * (c >> 1) + 4 * (c & 1);
-                    const int64_t gi =
-                        g16 ? g0 : gb + (k0 + 16 * st + 2 * t + (c & 1) + 8 * (c >> 1)) / w.group;
                     const float qf =
                         __uint_as_float(((qw[st] >> (4 * j)) & 0xfu) | 0x4b000000u) - 8388616.0f;
-                    v[c] = w.zm ? fmaf(w.scale[gi], qf, w.zm[gi]) : w.scale[gi] * qf;
+                    if (g16) {
+                        v[c] = w.zm ? fmaf(s0, qf, z0) : s0 * qf;
+                    } else {
+                        const int64_t gi =
+                            gb + (k0 + 16 * st + 2 * t + (c & 1) + 8 * (c >> 1)) / w.group;
+                        v[c] = w.zm ? fmaf(w.scale[gi], qf, w.zm[gi]) : w.scale[gi] * qf;
+                    }
                 }
                 /* columns 2t, 2t + 1 and 2t + 8, 2t + 9 of step st */
                 T *p = s + r * LD + 16 * st + 2 * t;
