@@ -424,6 +424,9 @@ int llm_k_q4_gemm_ok(int dt, const struct llm_k_qw *w, int N, int K, const void 
 int llm_k_q4_gemm(int dt, void *y, int ldy, const void *x, int ldx, const struct llm_k_qw *w,
                   const void *bias, int M, int N, int K, int accumulate, void *ws, size_t ws_bytes,
                   llm_stream_t stream);
+/* The GEMM's block shape: 0 the default (4 warps of 2 row tiles), 1 the same, 2 eight warps of
+ * one row tile (about half the registers a thread, twice the warps an SM). */
+void llm_k_set_q4gemm_shape(int shape);
 
 /* ---- W8A8 products: fp8 and int8 activations (w8a8.cu) -------------------
  * Rows of x quantized as the CPU reference does (cpu_quant.c): x[m][k] /

@@ -27,9 +27,9 @@
 #include "common.cuh"
 #include "q4tile.cuh"
 
-#define QG_WARPS 4
-#define QG_WR 2                       /* row tiles a warp */
-#define QG_BM (QG_WARPS * QG_WR * 16) /* output rows a block */
+/* a block: W warps of 8 / W row tiles each (llm_k_set_q4gemm_shape: 4 warps x 2 tiles,
+ * or 8 x 1 - twice the warps an SM at about half the registers a thread) */
+#define QG_BM 128 /* output rows a block */
 #define QG_STAGES 4
 #define QG_A_BYTES (QG_BM / 16 * 512) /* one chunk's tiles */
 #define QG_LDO (QG_BM + 4)            /* fp32 staging stride of the block's results */
@@ -52,12 +52,13 @@ static __device__ __forceinline__ uint32_t word_of(const uint4 &v, int s)
 /* Block (blockIdx.x, blockIdx.y, blockIdx.z): x rows [BN bx, + BN), output
  * rows [128 by, + 128), chunks [kcs bz, + kcs) of K / 64.  part NULL: y =
  * sums (+ bias) (+ y); else the sums go to part[bz][M][N] in fp32. */
-template <typename T, int GS, int BN, bool ZP>
-__global__ void __launch_bounds__(QG_WARPS * 32)
+template <typename T, int GS, int BN, bool ZP, int QG_WARPS>
+__global__ void __launch_bounds__(QG_WARPS * 32, QG_WARPS == 8 ? 2 : 1)
     q4gemm_kernel(T *y, int ldy, const T *x, int ldx, const uint8_t *wq, const float *wscale,
                   const int8_t *wzq, const T *bias, float *part, int M, int N, int K, int kcs,
                   int accumulate)
 {
+    constexpr int QG_WR = 8 / QG_WARPS; /* row tiles a warp */
     extern __shared__ __align__(16) unsigned char qg_sm[];
     constexpr int STAGE = (int)qg_stage(BN), NJ = BN / 8;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
@@ -246,7 +247,14 @@ extern "C" int llm_k_q4_gemm_ok(int dt, const struct llm_k_qw *w, int N, int K, 
            ((uintptr_t)x & 15) == 0;
 }
 
-template <typename T, int GS, int BN, bool ZP>
+/* 0: the default (4 warps x 2 row tiles), 1: 4 x 2, 2: 8 warps x 1 */
+static int q4g_shape = 0;
+extern "C" void llm_k_set_q4gemm_shape(int shape)
+{
+    q4g_shape = shape;
+}
+
+template <typename T, int GS, int BN, bool ZP, int W>
 static int q4gemm_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w, const T *bias,
                      int M, int N, int K, int accumulate, float *ws, size_t ws_bytes,
                      cudaStream_t st)
@@ -254,8 +262,9 @@ static int q4gemm_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *
     const size_t smem = qg_smem(BN);
     static bool attr;
     if (!attr) {
-        cudaError_t e = cudaFuncSetAttribute(
-            q4gemm_kernel<T, GS, BN, ZP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        cudaError_t e =
+            cudaFuncSetAttribute(q4gemm_kernel<T, GS, BN, ZP, W>,
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (e != cudaSuccess) return (int)e;
         attr = true;
     }
@@ -270,9 +279,9 @@ static int q4gemm_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *
     const int kcs = (nu + S - 1) / S * unit;
     S = (KT + kcs - 1) / kcs;
     dim3 grid(mb, nb, S);
-    q4gemm_kernel<T, GS, BN, ZP><<<grid, QG_WARPS * 32, smem, st>>>(
-        y, ldy, x, ldx, static_cast<const uint8_t *>(w->q), w->scale, w->zq, bias,
-        S > 1 ? ws : NULL, M, N, K, kcs, accumulate);
+    q4gemm_kernel<T, GS, BN, ZP, W>
+        <<<grid, W * 32, smem, st>>>(y, ldy, x, ldx, static_cast<const uint8_t *>(w->q), w->scale,
+                                     w->zq, bias, S > 1 ? ws : NULL, M, N, K, kcs, accumulate);
     if (S > 1) {
         const int64_t total = (int64_t)M * N;
         const int blocks = (int)((total + 255) / 256 < 4096 ? (total + 255) / 256 : 4096);
@@ -286,10 +295,12 @@ static int q4gemm_bn(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *
                      int M, int N, int K, int accumulate, float *ws, size_t ws_bytes,
                      cudaStream_t st)
 {
-#define QG_GO(BN, ZP)                                                                              \
-    q4gemm_go<T, GS, BN, ZP>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, ws, ws_bytes, st)
-    if (w->zq) return M <= 32 ? QG_GO(32, true) : QG_GO(64, true);
-    return M <= 32 ? QG_GO(32, false) : QG_GO(64, false);
+#define QG_GO(BN, ZP, W)                                                                           \
+    q4gemm_go<T, GS, BN, ZP, W>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, ws, ws_bytes, st)
+#define QG_W(BN, ZP) (q4g_shape == 2 ? QG_GO(BN, ZP, 8) : QG_GO(BN, ZP, 4))
+    if (w->zq) return M <= 32 ? QG_W(32, true) : QG_W(64, true);
+    return M <= 32 ? QG_W(32, false) : QG_W(64, false);
+#undef QG_W
 #undef QG_GO
 }
 

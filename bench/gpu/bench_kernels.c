@@ -401,6 +401,18 @@ static void bench_q4gemm(void)
                              lin[4 * model].model, lin[4 * model].layers, mlist[mi],
                              pre ? "awq" : "w4a16");
                     report(path == 2 ? "q4gemm_layers" : "qdense_layers", shape, t, 0.5 * w, fl);
+                    /* LLM_BENCH_Q4GEMM_SHAPE=s: the GEMM's other block shape beside it */
+                    const char *sh = getenv("LLM_BENCH_Q4GEMM_SHAPE");
+                    if (path != 2 || !sh) continue;
+                    llm_k_set_q4gemm_shape(atoi(sh));
+                    t = 0;
+                    for (int i = 4 * model; i < 4 * model + 4; i++)
+                        t += lin[i].layers * bench_qlinear(lin[i].l, mlist[mi], lin[i].n, lin[i].k,
+                                                           128, pre, 0, path, 0);
+                    llm_k_set_q4gemm_shape(0);
+                    char tag[32];
+                    snprintf(tag, sizeof tag, "q4gemm_s%d_layers", atoi(sh));
+                    report(tag, shape, t, 0.5 * w, fl);
                 }
     qtile = 0;
 }

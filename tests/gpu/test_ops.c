@@ -999,6 +999,7 @@ static int q_tile; /* int4 weights go to the device in the tensor-core tile layo
 static int q_zint; /* zero points are integers in [-8, 8] (AWQ / GPTQ imports); in the tile
                     * layout they go to the device as such too (llm_k_qw.zq) */
 static int q_shape; /* the launch shape set (llm_k_set_qgemv_shape), named in tile cases */
+static int q4g_w8;  /* the int4 GEMM in its 8-warp block shape (llm_k_set_q4gemm_shape 2) */
 
 /* "T" for the tile layout, then the shape when it is not the default. */
 static const char *q_tag(int i4)
@@ -1110,8 +1111,8 @@ static void qlinear_case(int dt, int path, int i4, int M, int N, int K, int grou
     snprintf(name, sizeof name, "%s%s(%s,dt=%s,m=%d,n=%d,k=%d,g=%d,zp=%d,pre=%d,bias=%d,acc=%d)",
              q_tag(i4),
              path == 1   ? "QDENSE"
-             : path == 2 ? "QGEMM"
-             : path      ? "QGEMM_SPLIT"
+             : path == 2 ? (q4g_w8 ? "QGEMM_W8" : "QGEMM")
+             : path      ? (q4g_w8 ? "QGEMM_SPLIT_W8" : "QGEMM_SPLIT")
                          : "QGEMV",
              i4 ? "int4" : "int8", llm_dtype_name(dt), M, N, K, i4 ? group : 0, zp, pre, bias, acc);
     if (!want(name)) return;
@@ -1518,7 +1519,8 @@ static void test_qlinear(void)
         qlinear_case(dt, 1, 1, 40, 1008, 960, 48, 0, 0, 0, 1);
         /* the tensor-core GEMM on the codes: rows around its 32 / 64-row blocks, N off
          * its 128-row blocks, every group, pre, bias, accumulate; K split or not */
-        {
+        for (q4g_w8 = 0; q4g_w8 < 2; q4g_w8++) { /* both block shapes */
+            llm_k_set_q4gemm_shape(q4g_w8 ? 2 : 1);
             const int gm[] = {9, 31, 32, 33, 64, 100, 257};
             const int gk[][2] = {{4096, 4096}, {1008, 256}, {176, 2048}, {4096, 11008}};
             for (int mi = 0; mi < 7; mi++)
@@ -1528,6 +1530,8 @@ static void test_qlinear(void)
             qlinear_case(dt, 2, 1, 320, 3072, 4096, 128, 0, 1, 1, 1);
             qlinear_case(dt, 2, 1, 600, 1024, 4096, 32, 0, 0, 0, 1);
         }
+        q4g_w8 = 0;
+        llm_k_set_q4gemm_shape(0);
         /* integral zero points in the tile layout (imported AWQ / GPTQ): the staged GEMV,
          * the gated pair, the norm folded in, the dequantized path and the GEMM */
         q_zint = 1;
@@ -1541,9 +1545,14 @@ static void test_qlinear(void)
         qnorm_case(dt, 0, 0, 3, 4096, 4096, 128, 0, 1, 0);
         qnorm_case(dt, 0, 1, 1, 1008, 2048, 64, 0, 0, 0);
         qlinear_case(dt, 1, 1, 17, 1008, 256, 64, 1, 0, 1, 1);
-        for (int mi = 0; mi < 4; mi++)
-            qlinear_case(dt, 2 + (mi & 1), 1, 9 + 40 * mi, 1008 + 1024 * mi, 2048, gs[mi % 3], 1, 0,
-                         mi & 1, mi >> 1);
+        for (q4g_w8 = 0; q4g_w8 < 2; q4g_w8++) {
+            llm_k_set_q4gemm_shape(q4g_w8 ? 2 : 1);
+            for (int mi = 0; mi < 4; mi++)
+                qlinear_case(dt, 2 + (mi & 1), 1, 9 + 40 * mi, 1008 + 1024 * mi, 2048, gs[mi % 3],
+                             1, 0, mi & 1, mi >> 1);
+        }
+        q4g_w8 = 0;
+        llm_k_set_q4gemm_shape(0);
         q_zint = 0;
         /* a norm folded in: RMS and LayerNorm, plain and gated, with and without pre */
         for (int kind = 0; kind < 2; kind++)

@@ -649,7 +649,8 @@ static int make_alibi(struct cu_be *c)
  * (default 8; above it they are dequantized for cuBLASLt; the same bound for 8-bit activations,
  * whose larger products go to cuBLASLt's 8-bit GEMMs), LLM_CUDA_Q4GEMM=<m> rows up to which
  * int4 weights in the tile layout take the tensor-core GEMM on their codes instead of the
- * dequantization (0 = never), LLM_CUDA_QGEMV_SHAPE=<s>
+ * dequantization (0 = never), LLM_CUDA_Q4GEMM_SHAPE=1|2 that GEMM's block shape (kernels.h),
+ * LLM_CUDA_QGEMV_SHAPE=<s>
  * its single-row tile shape, LLM_CUDA_QTILE=0|1 int4 weights never / always in the
  * tensor-core tile layout (default: all without zero points, and those with integral ones);
  * LLM_CUDA_QTILE_ZP=0 int4 with zero points kept in the plain layout; LLM_CUDA_NORM_FUSE=0 norms
@@ -675,6 +676,8 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     if (c->w8_max_m > 8) c->w8_max_m = 8;
     if (c->w8_max_m < 0) c->w8_max_m = 0;
     llm_k_set_qgemv_shape(qs ? atoi(qs) : 0);
+    const char *q4s = getenv("LLM_CUDA_Q4GEMM_SHAPE");
+    llm_k_set_q4gemm_shape(q4s ? atoi(q4s) : 0);
     c->use_graphs = gg && strcmp(gg, "0"); /* measured slower than eager + PDL (docs/CUDA.md) */
     c->fused_gate = !(ga && !strcmp(ga, "0"));
     c->moe_no_small = gm && !strcmp(gm, "0");
