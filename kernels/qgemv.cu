@@ -1415,7 +1415,8 @@ extern "C" int llm_k_dequant(int dt, void *dst, const struct llm_k_qw *w, int N,
     if (w->tile) {
         const int64_t tiles = (int64_t)(N / 16) * (K / 64),
                       blocks = (tiles + DQT_WARPS - 1) / DQT_WARPS;
-        const int grid = (int)(blocks < 132 * 8 ? blocks : 132 * 8);
+        const int64_t most = (int64_t)k_sms() * 8; /* 8 blocks of 8 warps an SM */
+        const int grid = (int)(blocks < most ? blocks : most);
         DISPATCH_DT(dt, T, {
             return launch_pdl(dequant_tile_kernel<T>, dim3(grid), dim3(32 * DQT_WARPS), 0, stream,
                               (T *)dst, *w, N, K);

@@ -50,8 +50,10 @@
 #define DEFAULT_QGEMV_MAX_M 8 /* quantized weights: the dense path dequantizes the whole weight */
 /* int4 tile-layout weights past the GEMV: the tensor-core GEMM on the packed codes up to
  * this many rows, dequantized for cuBLASLt beyond (LLM_CUDA_Q4GEMM=<m>; 0: never).  On an
- * H100, with the dequantization at 77% of copy, the GEMM won at 16..128 rows and lost at
- * 256..1024 on the sums over Llama-2-7B's and Falcon-180B's layers (docs/CUDA.md). */
+ * H100, with the dequantization at 77-83% of copy, the GEMM won at 16..128 rows and lost at
+ * 256..1024 on the sums over Llama-2-7B's and Falcon-180B's layers, and end to end
+ * Llama-2-7B int4-awq at 256 sequences ran 23% faster than with a bound of 256
+ * (docs/CUDA.md). */
 #define DEFAULT_Q4GEMM_MAX_M 128
 /* RMS norms folded into one-row 16-bit dense products (llm_k_gemv_norm): off, measured
  * slower end to end on an H100 (docs/CUDA.md); LLM_CUDA_NORM_FUSE=2 turns it on. */
