@@ -346,19 +346,34 @@ static void bench_qtile_ab(void)
     llm_k_set_qgemv_shape(0);
 }
 
+/* Llama-2-7B's and Falcon-180B's four int4 products (model 0 and 1: entries 4 model ..) */
+static const struct {
+    const char *model, *l;
+    int n, k, layers;
+} q4lin[] = {{"llama2-7b", "qkv", 12288, 4096, 32},     {"llama2-7b", "o", 4096, 4096, 32},
+             {"llama2-7b", "gate_up", 22016, 4096, 32}, {"llama2-7b", "down", 4096, 11008, 32},
+             {"falcon-180b", "qkv", 15872, 14848, 80},  {"falcon-180b", "o", 14848, 14848, 80},
+             {"falcon-180b", "fc", 59392, 14848, 80},   {"falcon-180b", "down", 14848, 59392, 80}};
+
+/* Time of a model's four products over all its layers at m rows (bench_qlinear's path), g128;
+ * *w: the weights' element count over the layers. */
+static double q4_layers(int model, int m, int pre, int path, double *w)
+{
+    double t = 0;
+    *w = 0;
+    for (int i = 4 * model; i < 4 * model + 4; i++) {
+        t += q4lin[i].layers *
+             bench_qlinear(q4lin[i].l, m, q4lin[i].n, q4lin[i].k, 128, pre, 0, path, 0);
+        *w += q4lin[i].layers * (double)q4lin[i].n * q4lin[i].k;
+    }
+    return t;
+}
+
 /* int4 w4a16 / awq g128 in the tile layout past the GEMV: the tensor-core GEMM on the codes
  * (q4gemm) against the dequantization + cuBLASLt (qdense), bf16, Llama-2-7B's linears and
  * Falcon-180B's at 16 .. 4096 rows, then each one's sum over the model's layers. */
 static void bench_q4gemm(void)
 {
-    const struct {
-        const char *model, *l;
-        int n, k, layers;
-    } lin[] = {
-        {"llama2-7b", "qkv", 12288, 4096, 32},     {"llama2-7b", "o", 4096, 4096, 32},
-        {"llama2-7b", "gate_up", 22016, 4096, 32}, {"llama2-7b", "down", 4096, 11008, 32},
-        {"falcon-180b", "qkv", 15872, 14848, 80},  {"falcon-180b", "o", 14848, 14848, 80},
-        {"falcon-180b", "fc", 59392, 14848, 80},   {"falcon-180b", "down", 14848, 59392, 80}};
     const char *ms = getenv("LLM_BENCH_Q4GEMM_ONLY");
     int mlist[16], nm = 0;
     for (const char *e = ms; nm < 16 && e && *e;) {
@@ -375,40 +390,27 @@ static void bench_q4gemm(void)
     qtile = 1;
     /* the dequantization alone (its rate against the copy ceiling), per model */
     for (int model = 0; model < 2; model++) {
-        double t = 0, w = 0;
-        for (int i = 4 * model; i < 4 * model + 4; i++) {
-            t += lin[i].layers * bench_qlinear(lin[i].l, 1, lin[i].n, lin[i].k, 128, 0, 0, 3, 0);
-            w += lin[i].layers * (double)lin[i].n * lin[i].k;
-        }
+        double w, t = q4_layers(model, 1, 0, 3, &w);
         char shape[96];
-        snprintf(shape, sizeof shape, "%s %d layers tc g128", lin[4 * model].model,
-                 lin[4 * model].layers);
+        snprintf(shape, sizeof shape, "%s %d layers tc g128", q4lin[4 * model].model,
+                 q4lin[4 * model].layers);
         report("dequant_layers", shape, t, 0.5 * w + 4.0 * w / 128 + 2.0 * w, 0);
     }
+    const char *sh = getenv("LLM_BENCH_Q4GEMM_SHAPE"); /* the GEMM's other block shape beside */
     for (int mi = 0; mi < nm; mi++)
         for (int pre = 0; pre < 2; pre++)
             for (int model = 0; model < 2; model++)
                 for (int path = 1; path <= 2; path++) {
-                    double t = 0, w = 0, fl = 0;
-                    for (int i = 4 * model; i < 4 * model + 4; i++) {
-                        t += lin[i].layers * bench_qlinear(lin[i].l, mlist[mi], lin[i].n, lin[i].k,
-                                                           128, pre, 0, path, 0);
-                        w += lin[i].layers * (double)lin[i].n * lin[i].k;
-                    }
-                    fl = 2.0 * mlist[mi] * w;
+                    double w, t = q4_layers(model, mlist[mi], pre, path, &w);
+                    const double fl = 2.0 * mlist[mi] * w;
                     char shape[96];
                     snprintf(shape, sizeof shape, "%s %d layers m%d %s tc g128",
-                             lin[4 * model].model, lin[4 * model].layers, mlist[mi],
+                             q4lin[4 * model].model, q4lin[4 * model].layers, mlist[mi],
                              pre ? "awq" : "w4a16");
                     report(path == 2 ? "q4gemm_layers" : "qdense_layers", shape, t, 0.5 * w, fl);
-                    /* LLM_BENCH_Q4GEMM_SHAPE=s: the GEMM's other block shape beside it */
-                    const char *sh = getenv("LLM_BENCH_Q4GEMM_SHAPE");
                     if (path != 2 || !sh) continue;
                     llm_k_set_q4gemm_shape(atoi(sh));
-                    t = 0;
-                    for (int i = 4 * model; i < 4 * model + 4; i++)
-                        t += lin[i].layers * bench_qlinear(lin[i].l, mlist[mi], lin[i].n, lin[i].k,
-                                                           128, pre, 0, path, 0);
+                    t = q4_layers(model, mlist[mi], pre, path, &w);
                     llm_k_set_q4gemm_shape(0);
                     char tag[32];
                     snprintf(tag, sizeof tag, "q4gemm_s%d_layers", atoi(sh));
