@@ -424,8 +424,10 @@ int llm_k_q4_gemm_ok(int dt, const struct llm_k_qw *w, int N, int K, const void 
 int llm_k_q4_gemm(int dt, void *y, int ldy, const void *x, int ldx, const struct llm_k_qw *w,
                   const void *bias, int M, int N, int K, int accumulate, void *ws, size_t ws_bytes,
                   llm_stream_t stream);
-/* The GEMM's block shape: 0 the default (4 warps of 2 row tiles), 1 the same, 2 eight warps of
- * one row tile (about half the registers a thread, twice the warps an SM). */
+/* The GEMM's block shape: 0 (the kernel's own default) and 1: 4 warps of 2 row tiles; 2 eight
+ * warps of one row tile (about half the registers a thread, twice the warps an SM); 3 past 64
+ * rows two warpgroups of wgmma (A, s * q rounded to 16 bits, from registers; x from shared
+ * memory), shape 1 up to 64; 4 the same with four warpgroups. */
 void llm_k_set_q4gemm_shape(int shape);
 
 /* ---- W8A8 products: fp8 and int8 activations (w8a8.cu) -------------------

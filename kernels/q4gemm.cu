@@ -238,6 +238,241 @@ __global__ void q4gemm_reduce(T *y, int ldy, const float *part, int S, const T *
     }
 }
 
+/* ---- the same product on Hopper's warpgroup MMA (llm_k_set_q4gemm_shape 3) ----------------
+ *
+ * Two warpgroups a block, each 64 of the block's 128 output rows; a warp's row tile is its
+ * 16 rows of the warpgroup's m64 A operand, and the A fragment of wgmma.m64nNk16 from
+ * registers is, warp by warp, the m16n8k16 fragment the tile layout is made for - so the
+ * codes are dequantized in registers as above, then each value is multiplied by its group's
+ * scale in fp32 and rounded to 16 bits - the weights the dequantizing path gives cuBLASLt -
+ * so the products accumulate straight into the fp32 sums.  x is the B operand, read by the
+ * tensor cores from shared memory: BN rows of 128 bytes a chunk, their 16-byte pieces
+ * XOR-swizzled by the row (the hardware's 128-byte swizzle, stage bases 1024-aligned), one
+ * matrix descriptor a k-step. */
+#define WG_STAGES 4
+#define WG_PD 2 /* chunks loaded ahead: a stage is rewritten two chunks after its products */
+
+static constexpr size_t wg_stage(int bn, int wgs)
+{
+    return (size_t)bn * 128 + (size_t)wgs * 4 * 512;
+}
+static constexpr size_t wg_smem(int bn, int wgs)
+{
+    return 1024 + (wg_stage(bn, wgs) * WG_STAGES > (size_t)bn * (64 * wgs + 4) * 4
+                       ? wg_stage(bn, wgs) * WG_STAGES
+                       : (size_t)bn * (64 * wgs + 4) * 4);
+}
+
+/* shared-memory matrix descriptor: 128-byte swizzle, 1024 bytes between 8-row groups */
+static __device__ __forceinline__ uint64_t wg_desc(const void *p)
+{
+    const uint64_t a = (uint32_t)__cvta_generic_to_shared(p);
+    return ((a & 0x3ffff) >> 4) | (uint64_t)1 << 16 | (uint64_t)(1024 >> 4) << 32 |
+           (uint64_t)1 << 62;
+}
+static __device__ __forceinline__ void wg_fence(void)
+{
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+static __device__ __forceinline__ void wg_commit(void)
+{
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+template <int N> static __device__ __forceinline__ void wg_wait(void)
+{
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+
+#define WG_F4(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3])
+#define WG_F32(i)                                                                                  \
+    WG_F4(i), WG_F4(i + 4), WG_F4(i + 8), WG_F4(i + 12), WG_F4(i + 16), WG_F4(i + 20),             \
+        WG_F4(i + 24), WG_F4(i + 28)
+#define WG_R32                                                                                     \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "       \
+    "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+#define WG_R64                                                                                     \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "       \
+    "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "        \
+    "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, "        \
+    "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+#define WG_MMA64(TY)                                                                               \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                      \
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " " WG_R32                \
+                 "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"                                     \
+                 : WG_F32(0)                                                                       \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(sd))
+#define WG_MMA128(TY)                                                                              \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"                                      \
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32." TY "." TY " " WG_R64               \
+                 "{%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"                                     \
+                 : WG_F32(0), WG_F32(32)                                                           \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(sd))
+
+/* d (BN / 2 fp32 a thread) = (sd ? d : 0) + A (registers) B (descriptor), one k-step */
+template <typename T, int BN> struct wgmma;
+template <> struct wgmma<bf16, 64> {
+    static __device__ __forceinline__ void run(float *d, const uint32_t *a, uint64_t desc, int sd)
+    {
+        WG_MMA64("bf16");
+    }
+};
+template <> struct wgmma<__half, 64> {
+    static __device__ __forceinline__ void run(float *d, const uint32_t *a, uint64_t desc, int sd)
+    {
+        WG_MMA64("f16");
+    }
+};
+template <> struct wgmma<bf16, 128> {
+    static __device__ __forceinline__ void run(float *d, const uint32_t *a, uint64_t desc, int sd)
+    {
+        WG_MMA128("bf16");
+    }
+};
+template <> struct wgmma<__half, 128> {
+    static __device__ __forceinline__ void run(float *d, const uint32_t *a, uint64_t desc, int sd)
+    {
+        WG_MMA128("f16");
+    }
+};
+
+/* the arguments and results of q4gemm_kernel, but 64 WGS output rows a block (WGS warpgroups) */
+template <typename T, int GS, int BN, bool ZP, int WGS>
+__global__ void __launch_bounds__(WGS * 128, 4 / WGS)
+    q4wg_kernel(T *y, int ldy, const T *x, int ldx, const uint8_t *wq, const float *wscale,
+                const int8_t *wzq, const T *bias, float *part, int M, int N, int K, int kcs,
+                int accumulate)
+{
+    extern __shared__ __align__(16) unsigned char wg_raw[];
+    unsigned char *sm =
+        wg_raw + ((1024 - ((uint32_t)__cvta_generic_to_shared(wg_raw) & 1023)) & 1023);
+    constexpr int STAGE = (int)wg_stage(BN, WGS), NA = BN / 2, NT = WGS * 128, BM = WGS * 64,
+                  LDO = BM + 4;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int m0 = blockIdx.x * BN, rt0 = blockIdx.y * (BM / 16);
+    const int KT = K / 64, NG = K / GS, ntile = N / 16;
+    const int kc0 = blockIdx.z * kcs, kc1 = min(KT, kc0 + kcs);
+
+    /* one chunk into stage st: BN x rows first (rows past M zero), then the block's tiles */
+    auto load = [&](int st, int kc) {
+        unsigned char *sb = sm + (size_t)st * STAGE, *sa = sb + BN * 128;
+#pragma unroll
+        for (int u = tid; u < BM * 2; u += NT) {
+            const int rt = rt0 + (u >> 5);
+            if (rt < ntile)
+                cp_async16(sa + u * 16, wq + ((int64_t)rt * KT + kc) * 512 + (u & 31) * 16);
+        }
+#pragma unroll
+        for (int u = tid; u < BN * 8; u += NT) {
+            const int r = u >> 3, c = u & 7;
+            const bool ok = m0 + r < M;
+            const T *src = ok ? x + (int64_t)(m0 + r) * ldx + kc * 64 + c * 8 : x;
+            cp_async16_zfill(sb + r * 128 + ((c ^ (r & 7)) << 4), src, ok);
+        }
+    };
+
+    float acc[NA];
+#pragma unroll
+    for (int e = 0; e < NA; e++)
+        acc[e] = 0.f;
+    const int rt = rt0 + warp;
+    const bool live = rt < ntile;
+    const int64_t so0 = (int64_t)((live ? rt : 0) * 16 + g) * NG;
+    const float *srow = wscale + so0;
+    const int8_t *zrow = ZP ? wzq + so0 : nullptr;
+
+#pragma unroll
+    for (int s = 0; s < WG_PD; s++) {
+        if (kc0 + s < kc1) load(s, kc0 + s);
+        cp_commit();
+    }
+    /* a chunk's scales (rows g, g + 8; its two halves' groups) and zero points, read a chunk
+     * ahead of their use */
+    struct side {
+        float s[2][2];
+        int z[2][2];
+    };
+    auto fetch = [&](int kc, side &d) {
+        if (kc >= kc1) return;
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int gi = (kc * 64 + 32 * h) / GS;
+            d.s[h][0] = live ? __ldg(srow + gi) : 0.f;
+            d.s[h][1] = live ? __ldg(srow + 8 * NG + gi) : 0.f;
+            if (ZP) {
+                d.z[h][0] = live ? __ldg(zrow + gi) : 0;
+                d.z[h][1] = live ? __ldg(zrow + 8 * NG + gi) : 0;
+            }
+        }
+    };
+    /* one chunk: its tile words become s * q in a (two arrays used in turn, so a chunk's A
+     * registers are not rewritten while its products may run), four k-steps into the sums;
+     * then the chunk before is waited for (its stage and A registers are free) */
+    auto chunk = [&](int kc, uint32_t(&a)[4][4], const side &cur, side &next) {
+        const int it = kc - kc0;
+        fetch(kc + 1, next);
+        cp_wait<WG_PD - 1>();
+        __syncthreads();
+        if (kc + WG_PD < kc1) load((it + WG_PD) % WG_STAGES, kc + WG_PD);
+        cp_commit();
+        const unsigned char *sb = sm + (size_t)(it % WG_STAGES) * STAGE;
+        const uint4 aw = *reinterpret_cast<const uint4 *>(sb + BN * 128 + warp * 512 + lane * 16);
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) {
+            const int h = ks >> 1;
+            uint32_t q[4];
+            if (ZP)
+                t2dq<T>::a4z(word_of(aw, ks), q, t2dq<T>::zc(cur.z[h][0], cur.z[h][1]));
+            else
+                t2dq<T>::a4(word_of(aw, ks), q);
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+                a[ks][j] = t2dq<T>::scale2(q[j], cur.s[h][j & 1]);
+        }
+        wg_fence();
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++)
+            wgmma<T, BN>::run(acc, a[ks], wg_desc(sb + 32 * ks), 1);
+        wg_commit();
+        wg_wait<1>();
+    };
+    uint32_t a0[4][4], a1[4][4];
+    side sd0, sd1;
+    fetch(kc0, sd0);
+    for (int kc = kc0; kc < kc1; kc += 2) {
+        chunk(kc, a0, sd0, sd1);
+        if (kc + 1 < kc1) chunk(kc + 1, a1, sd1, sd0);
+    }
+    wg_wait<0>();
+    cp_wait<0>();
+    __syncthreads();
+
+    /* the block's sums through shared memory: [BN][BM + 4] fp32, then whole rows of y */
+    float *so = reinterpret_cast<float *>(sm);
+#pragma unroll
+    for (int j = 0; j < BN / 8; j++) {
+        const int r = warp * 16 + g, c = 8 * j + 2 * t;
+        so[c * LDO + r] = acc[4 * j];
+        so[(c + 1) * LDO + r] = acc[4 * j + 1];
+        so[c * LDO + r + 8] = acc[4 * j + 2];
+        so[(c + 1) * LDO + r + 8] = acc[4 * j + 3];
+    }
+    __syncthreads();
+    const int mn = min(BN, M - m0);
+    for (int e = tid; e < mn * BM; e += NT) {
+        const int c = e / BM, r = e % BM, n = rt0 * 16 + r;
+        if (n >= N) continue;
+        const float v = so[c * LDO + r];
+        const int64_t m = m0 + c;
+        if (part) {
+            part[((int64_t)blockIdx.z * M + m) * N + n] = v;
+        } else {
+            float o = v + (bias ? to_f32(bias[n]) : 0.f);
+            if (accumulate) o += to_f32(y[m * ldy + n]);
+            y[m * ldy + n] = from_f32<T>(o);
+        }
+    }
+}
+
 extern "C" int llm_k_q4_gemm_ok(int dt, const struct llm_k_qw *w, int N, int K, const void *x,
                                 int ldx)
 {
@@ -247,41 +482,57 @@ extern "C" int llm_k_q4_gemm_ok(int dt, const struct llm_k_qw *w, int N, int K, 
            ((uintptr_t)x & 15) == 0;
 }
 
-/* 0: the default (4 warps x 2 row tiles), 1: 4 x 2, 2: 8 warps x 1 */
+/* 0: 4 warps x 2 row tiles, 1: the same, 2: 8 warps x 1, 3: warpgroup MMA past 64 rows (shape
+ * 1 up to 64), 4: the same with 256 output rows a block */
 static int q4g_shape = 0;
 extern "C" void llm_k_set_q4gemm_shape(int shape)
 {
     q4g_shape = shape;
 }
 
-template <typename T, int GS, int BN, bool ZP, int W>
+/* K split (whole groups a part) while the blocks fill fewer than two waves of the SMs, as far
+ * as the workspace holds the parts: the parts S, kcs the chunks of 64 inputs a part */
+static int q4_split(int blocks, int KT, int GS, int M, int N, size_t ws_bytes, int *kcs)
+{
+    const int unit = GS > 64 ? GS / 64 : 1, nu = KT / unit, want = 2 * k_sms();
+    int S = 1;
+    while (S < 16 && S * 2 <= nu && (int64_t)blocks * S < want &&
+           (size_t)(S * 2) * M * N * sizeof(float) <= ws_bytes)
+        S *= 2;
+    *kcs = (nu + S - 1) / S * unit;
+    return (KT + *kcs - 1) / *kcs;
+}
+
+/* W 4 or 8: q4gemm_kernel with W warps; W 0: q4wg_kernel with WGS warpgroups (2; 4 reads x
+ * from L2 half as often, measured no faster) */
+template <typename T, int GS, int BN, bool ZP, int W, int WGS = 2>
 static int q4gemm_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w, const T *bias,
                      int M, int N, int K, int accumulate, float *ws, size_t ws_bytes,
                      cudaStream_t st)
 {
-    const size_t smem = qg_smem(BN);
+    void (*kern)(T *, int, const T *, int, const uint8_t *, const float *, const int8_t *,
+                 const T *, float *, int, int, int, int, int);
+    constexpr int QW = W ? W : 4;
+    if constexpr (W == 0 && BN >= 64)
+        kern = q4wg_kernel<T, GS, BN, ZP, WGS>;
+    else
+        kern = q4gemm_kernel<T, GS, BN, ZP, QW>;
+    const size_t smem = W ? qg_smem(BN) : wg_smem(BN, WGS);
+    const int bm = W ? QG_BM : 64 * WGS;
     static bool attr;
     if (!attr) {
         cudaError_t e =
-            cudaFuncSetAttribute(q4gemm_kernel<T, GS, BN, ZP, W>,
-                                 cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+            cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (e != cudaSuccess) return (int)e;
         attr = true;
     }
-    const int mb = (M + BN - 1) / BN, nb = (N + QG_BM - 1) / QG_BM, KT = K / 64;
-    /* split K (whole groups a part) while the blocks fill fewer than two waves of
-     * the SMs, as far as the workspace holds the parts */
-    const int unit = GS > 64 ? GS / 64 : 1, nu = KT / unit, want = 2 * k_sms();
-    int S = 1;
-    while (S < 16 && S * 2 <= nu && (int64_t)mb * nb * S < want &&
-           (size_t)(S * 2) * M * N * sizeof(float) <= ws_bytes)
-        S *= 2;
-    const int kcs = (nu + S - 1) / S * unit;
-    S = (KT + kcs - 1) / kcs;
+    const int mb = (M + BN - 1) / BN, nb = (N + bm - 1) / bm, KT = K / 64;
+    int kcs;
+    const int S = q4_split(mb * nb, KT, GS, M, N, ws_bytes, &kcs);
     dim3 grid(mb, nb, S);
-    q4gemm_kernel<T, GS, BN, ZP, W>
-        <<<grid, W * 32, smem, st>>>(y, ldy, x, ldx, static_cast<const uint8_t *>(w->q), w->scale,
-                                     w->zq, bias, S > 1 ? ws : NULL, M, N, K, kcs, accumulate);
+    kern<<<grid, W ? W * 32 : WGS * 128, smem, st>>>(
+        y, ldy, x, ldx, static_cast<const uint8_t *>(w->q), w->scale, w->zq, bias,
+        S > 1 ? ws : NULL, M, N, K, kcs, accumulate);
     if (S > 1) {
         const int64_t total = (int64_t)M * N;
         const int blocks = (int)((total + 255) / 256 < 4096 ? (total + 255) / 256 : 4096);
@@ -295,11 +546,15 @@ static int q4gemm_bn(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *
                      int M, int N, int K, int accumulate, float *ws, size_t ws_bytes,
                      cudaStream_t st)
 {
-#define QG_GO(BN, ZP, W)                                                                           \
-    q4gemm_go<T, GS, BN, ZP, W>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, ws, ws_bytes, st)
+#define QG_GO(BN, ZP, W, ...)                                                                      \
+    q4gemm_go<T, GS, BN, ZP, W, ##__VA_ARGS__>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, ws,   \
+                                               ws_bytes, st)
 #define QG_W(BN, ZP) (q4g_shape == 2 ? QG_GO(BN, ZP, 8) : QG_GO(BN, ZP, 4))
+#define QG_WG(ZP) (q4g_shape == 4 ? QG_GO(128, ZP, 0, 4) : QG_GO(128, ZP, 0, 2))
+    if (q4g_shape >= 3 && M > 64) return w->zq ? QG_WG(true) : QG_WG(false);
     if (w->zq) return M <= 32 ? QG_W(32, true) : QG_W(64, true);
     return M <= 32 ? QG_W(32, false) : QG_W(64, false);
+#undef QG_WG
 #undef QG_W
 #undef QG_GO
 }

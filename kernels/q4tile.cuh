@@ -69,6 +69,11 @@ template <> struct t2dq<bf16> {
         const uint32_t h = __bfloat16_as_ushort(__float2bfloat16_rn(136.f + (float)zhi));
         return make_uint2(l | l << 16, h | h << 16);
     }
+    /* two exact values (a4's registers) times s in fp32, rounded to bf16 once */
+    static __device__ __forceinline__ uint32_t scale2(uint32_t q, float s)
+    {
+        return tc<bf16>::pack(__uint_as_float(q << 16) * s, __uint_as_float(q & 0xffff0000u) * s);
+    }
     /* a4 with zero points: 128 + u - (136 + z) = q - z, exact for |z| <= 16 */
     static __device__ __forceinline__ void a4z(uint32_t w, uint32_t *a, uint2 c)
     {
@@ -96,6 +101,12 @@ template <> struct t2dq<__half> {
         const uint32_t l = __half_as_ushort(__float2half_rn(1032.f + (float)zlo));
         const uint32_t h = __half_as_ushort(__float2half_rn(-72.f - (float)zhi));
         return make_uint2(l | l << 16, h | h << 16);
+    }
+    /* two exact values (a4's registers) times s in fp32, rounded to f16 once */
+    static __device__ __forceinline__ uint32_t scale2(uint32_t q, float s)
+    {
+        const float2 f = __half22float2(*reinterpret_cast<const __half2 *>(&q));
+        return tc<__half>::pack(f.x * s, f.y * s);
     }
     /* a4 with zero points: q - z exactly for |z| <= 16 */
     static __device__ __forceinline__ void a4z(uint32_t w, uint32_t *a, uint2 c)

@@ -999,7 +999,8 @@ static int q_tile; /* int4 weights go to the device in the tensor-core tile layo
 static int q_zint; /* zero points are integers in [-8, 8] (AWQ / GPTQ imports); in the tile
                     * layout they go to the device as such too (llm_k_qw.zq) */
 static int q_shape; /* the launch shape set (llm_k_set_qgemv_shape), named in tile cases */
-static int q4g_w8;  /* the int4 GEMM in its 8-warp block shape (llm_k_set_q4gemm_shape 2) */
+static int q4g_sh;  /* the int4 GEMM's block shape (llm_k_set_q4gemm_shape): 2 the 8-warp
+                     * block, 3 warpgroup MMA, 4 the same with 256 outputs a block; 0 shape 1 */
 
 /* "T" for the tile layout, then the shape when it is not the default. */
 static const char *q_tag(int i4)
@@ -1111,8 +1112,14 @@ static void qlinear_case(int dt, int path, int i4, int M, int N, int K, int grou
     snprintf(name, sizeof name, "%s%s(%s,dt=%s,m=%d,n=%d,k=%d,g=%d,zp=%d,pre=%d,bias=%d,acc=%d)",
              q_tag(i4),
              path == 1   ? "QDENSE"
-             : path == 2 ? (q4g_w8 ? "QGEMM_W8" : "QGEMM")
-             : path      ? (q4g_w8 ? "QGEMM_SPLIT_W8" : "QGEMM_SPLIT")
+             : path == 2 ? (q4g_sh == 2   ? "QGEMM_W8"
+                            : q4g_sh == 3 ? "QGEMM_WG"
+                            : q4g_sh == 4 ? "QGEMM_WG4"
+                                          : "QGEMM")
+             : path      ? (q4g_sh == 2   ? "QGEMM_SPLIT_W8"
+                            : q4g_sh == 3 ? "QGEMM_SPLIT_WG"
+                            : q4g_sh == 4 ? "QGEMM_SPLIT_WG4"
+                                          : "QGEMM_SPLIT")
                          : "QGEMV",
              i4 ? "int4" : "int8", llm_dtype_name(dt), M, N, K, i4 ? group : 0, zp, pre, bias, acc);
     if (!want(name)) return;
@@ -1171,8 +1178,12 @@ static void qlinear_case(int dt, int path, int i4, int M, int N, int K, int grou
         cudaFree(dxs);
         cudaFree(ws);
         /* exact codes, fp32 sums scaled per group: only the output is rounded, and
-         * x * pre once as the dense path rounds it */
-        bound = pre ? (dt == LLM_DTYPE_F16 ? 4e-7 : 2e-5) : 4 * bound_ew(dt);
+         * x * pre once as the dense path rounds it; warpgroup MMA (past 64 rows) rounds
+         * s * q to dt as the dense path does */
+        if (q4g_sh >= 3 && M > 64)
+            bound = dt == LLM_DTYPE_F16 ? 4e-7 : 2e-5;
+        else
+            bound = pre ? (dt == LLM_DTYPE_F16 ? 4e-7 : 2e-5) : 4 * bound_ew(dt);
     } else {
         static struct cu_gemm *g[3];
         int gi = dt == LLM_DTYPE_F32 ? 0 : dt == LLM_DTYPE_F16 ? 1 : 2;
@@ -1519,8 +1530,10 @@ static void test_qlinear(void)
         qlinear_case(dt, 1, 1, 40, 1008, 960, 48, 0, 0, 0, 1);
         /* the tensor-core GEMM on the codes: rows around its 32 / 64-row blocks, N off
          * its 128-row blocks, every group, pre, bias, accumulate; K split or not */
-        for (q4g_w8 = 0; q4g_w8 < 2; q4g_w8++) { /* both block shapes */
-            llm_k_set_q4gemm_shape(q4g_w8 ? 2 : 1);
+        const int shapes[] = {1, 2, 3, 4};
+        for (int si = 0; si < 4; si++) { /* every block shape */
+            llm_k_set_q4gemm_shape(shapes[si]);
+            q4g_sh = shapes[si] == 1 ? 0 : shapes[si];
             const int gm[] = {9, 31, 32, 33, 64, 100, 257};
             const int gk[][2] = {{4096, 4096}, {1008, 256}, {176, 2048}, {4096, 11008}};
             for (int mi = 0; mi < 7; mi++)
@@ -1529,8 +1542,13 @@ static void test_qlinear(void)
                                  (v >> 1) & 1, v % 3 == 1, v % 4 == 2);
             qlinear_case(dt, 2, 1, 320, 3072, 4096, 128, 0, 1, 1, 1);
             qlinear_case(dt, 2, 1, 600, 1024, 4096, 32, 0, 0, 0, 1);
+            /* warpgroup MMA's 128-row blocks: rows past one and two blocks, K split; N off
+             * a multiple of 256 outputs */
+            qlinear_case(dt, 2, 1, 129, 4096, 4096, 64, 0, 0, 1, 0);
+            qlinear_case(dt, 3, 1, 256, 1008, 11008, 128, 0, 1, 0, 1);
+            qlinear_case(dt, 2, 1, 600, 7184, 1024, 64, 0, 1, 1, 1);
         }
-        q4g_w8 = 0;
+        q4g_sh = 0;
         llm_k_set_q4gemm_shape(0);
         /* integral zero points in the tile layout (imported AWQ / GPTQ): the staged GEMV,
          * the gated pair, the norm folded in, the dequantized path and the GEMM */
@@ -1545,13 +1563,15 @@ static void test_qlinear(void)
         qnorm_case(dt, 0, 0, 3, 4096, 4096, 128, 0, 1, 0);
         qnorm_case(dt, 0, 1, 1, 1008, 2048, 64, 0, 0, 0);
         qlinear_case(dt, 1, 1, 17, 1008, 256, 64, 1, 0, 1, 1);
-        for (q4g_w8 = 0; q4g_w8 < 2; q4g_w8++) {
-            llm_k_set_q4gemm_shape(q4g_w8 ? 2 : 1);
+        for (int si = 0; si < 4; si++) {
+            llm_k_set_q4gemm_shape(shapes[si]);
+            q4g_sh = shapes[si] == 1 ? 0 : shapes[si];
             for (int mi = 0; mi < 4; mi++)
                 qlinear_case(dt, 2 + (mi & 1), 1, 9 + 40 * mi, 1008 + 1024 * mi, 2048, gs[mi % 3],
                              1, 0, mi & 1, mi >> 1);
+            qlinear_case(dt, 2, 1, 600, 7184, 512, 32, 1, 0, 1, 0);
         }
-        q4g_w8 = 0;
+        q4g_sh = 0;
         llm_k_set_q4gemm_shape(0);
         q_zint = 0;
         /* a norm folded in: RMS and LayerNorm, plain and gated, with and without pre */

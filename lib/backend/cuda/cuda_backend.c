@@ -49,12 +49,16 @@
 #define DEFAULT_GEMV_MAX_M 1
 #define DEFAULT_QGEMV_MAX_M 8 /* quantized weights: the dense path dequantizes the whole weight */
 /* int4 tile-layout weights past the GEMV: the tensor-core GEMM on the packed codes up to
- * this many rows, dequantized for cuBLASLt beyond (LLM_CUDA_Q4GEMM=<m>; 0: never).  On an
- * H100, with the dequantization at 77-83% of copy, the GEMM won at 16..128 rows and lost at
- * 256..1024 on the sums over Llama-2-7B's and Falcon-180B's layers, and end to end
- * Llama-2-7B int4-awq at 256 sequences ran 23% faster than with a bound of 256
- * (docs/CUDA.md). */
+ * this many rows, and up to DEFAULT_Q4GEMM_BIG_M for products of at least Q4GEMM_BIG weights;
+ * dequantized for cuBLASLt beyond (LLM_CUDA_Q4GEMM=<m> sets both; 0: never).  On an H100,
+ * with the GEMM on warpgroup MMA past 64 rows (LLM_CUDA_Q4GEMM_SHAPE, default 3) and the
+ * dequantization at 81-83% of copy, over the sums of Llama-2-7B's and Falcon-180B's layers:
+ * the GEMM won at 16..128 rows; at 256 it lost by 3.5% on Llama-2-7B (products of 17-90 M
+ * weights; end to end at 256 sequences 3% slower) and won by 14% on Falcon-180B (220-880
+ * M); at 512 it lost on both (docs/CUDA.md). */
 #define DEFAULT_Q4GEMM_MAX_M 128
+#define DEFAULT_Q4GEMM_BIG_M 256
+#define DEFAULT_Q4GEMM_SHAPE 3
 /* RMS norms folded into one-row 16-bit dense products (llm_k_gemv_norm): off, measured
  * slower end to end on an H100 (docs/CUDA.md); LLM_CUDA_NORM_FUSE=2 turns it on. */
 #define DEFAULT_NORM_FUSE_DENSE 0
@@ -651,7 +655,7 @@ static int make_alibi(struct cu_be *c)
  * (default 8; above it they are dequantized for cuBLASLt; the same bound for 8-bit activations,
  * whose larger products go to cuBLASLt's 8-bit GEMMs), LLM_CUDA_Q4GEMM=<m> rows up to which
  * int4 weights in the tile layout take the tensor-core GEMM on their codes instead of the
- * dequantization (0 = never), LLM_CUDA_Q4GEMM_SHAPE=1|2 that GEMM's block shape (kernels.h),
+ * dequantization (0 = never), LLM_CUDA_Q4GEMM_SHAPE=0..4 that GEMM's block shape (kernels.h),
  * LLM_CUDA_QGEMV_SHAPE=<s>
  * its single-row tile shape, LLM_CUDA_QTILE=0|1 int4 weights never / always in the
  * tensor-core tile layout (default: all without zero points, and those with integral ones);
@@ -673,13 +677,14 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     if (c->qgemv_max_m > 8) c->qgemv_max_m = 8;
     const char *q4 = getenv("LLM_CUDA_Q4GEMM");
     c->q4gemm_max_m = q4 ? atoi(q4) : DEFAULT_Q4GEMM_MAX_M;
+    c->q4gemm_big_m = q4 ? atoi(q4) : DEFAULT_Q4GEMM_BIG_M;
     /* 8-bit activations: the GEMV in every compute dtype (fp32 sums of exact products) */
     c->w8_max_m = qv ? atoi(qv) : DEFAULT_QGEMV_MAX_M;
     if (c->w8_max_m > 8) c->w8_max_m = 8;
     if (c->w8_max_m < 0) c->w8_max_m = 0;
     llm_k_set_qgemv_shape(qs ? atoi(qs) : 0);
     const char *q4s = getenv("LLM_CUDA_Q4GEMM_SHAPE");
-    llm_k_set_q4gemm_shape(q4s ? atoi(q4s) : 0);
+    llm_k_set_q4gemm_shape(q4s ? atoi(q4s) : DEFAULT_Q4GEMM_SHAPE);
     c->use_graphs = gg && strcmp(gg, "0"); /* measured slower than eager + PDL (docs/CUDA.md) */
     c->fused_gate = !(ga && !strcmp(ga, "0"));
     c->moe_no_small = gm && !strcmp(gm, "0");

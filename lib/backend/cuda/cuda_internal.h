@@ -152,6 +152,8 @@ struct cu_be {
     int qgemv_max_m;       /* quantized products of up to this many rows use the quantized GEMV */
     int w8_max_m;          /* the same for 8-bit activations (fp8, int8), in every compute dtype */
     int q4gemm_max_m;      /* int4 tile-layout products of up to this many rows: llm_k_q4_gemm */
+    int q4gemm_big_m;      /* the same for products of at least Q4GEMM_BIG weights */
+#define Q4GEMM_BIG ((int64_t)1 << 27)
     /* quantized weights: the dense scratch one weight is dequantized into for
      * larger row counts (the largest weight's size), and the activations
      * times AWQ's pre-quant scale ([max_batch_tokens][widest input]) */

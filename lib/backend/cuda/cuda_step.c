@@ -456,8 +456,8 @@ static int qlinear_w8a8(struct cu_be *c, int m, int n, int k, const void *x, int
 /* Rows [r0, r0 + n) of a quantized weight through the dense path: x times
  * the pre-quant scale into a scratch (AWQ), then int4 in the tile layout on
  * the tensor cores from its codes (llm_k_q4_gemm, the dense scratch its
- * workspace) up to q4gemm_max_m rows, else the rows dequantized into the
- * scratch and one cuBLASLt product (yt: y's type; bias in y's type). */
+ * workspace) up to q4gemm_max_m rows (q4gemm_big_m for large products), else the rows
+ * dequantized into the scratch and one cuBLASLt product (yt: y's type; bias in y's type). */
 static int qlinear_dense(struct cu_be *c, int m, int r0, int n, int k, const void *x, int ldx,
                          const struct cu_w *w, const void *bias, void *y, int ldy, int yt,
                          int accumulate)
@@ -471,8 +471,8 @@ static int qlinear_dense(struct cu_be *c, int m, int r0, int n, int k, const voi
         x = c->q_xs;
         ldx = k;
     }
-    if (m <= c->q4gemm_max_m && yt == c->dt && r0 % 16 == 0 &&
-        llm_k_q4_gemm_ok(c->dt, &q, n, k, x, ldx)) {
+    const int q4m = (int64_t)n * k >= Q4GEMM_BIG ? c->q4gemm_big_m : c->q4gemm_max_m;
+    if (m <= q4m && yt == c->dt && r0 % 16 == 0 && llm_k_q4_gemm_ok(c->dt, &q, n, k, x, ldx)) {
         CK(llm_k_q4_gemm(c->dt, y, ldy, x, ldx, &q, bias, m, n, k, accumulate, c->q_dense,
                          c->q_dense_bytes, c->st));
         return 0;
