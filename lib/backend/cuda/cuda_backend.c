@@ -53,8 +53,8 @@
  * dequantized for cuBLASLt beyond (LLM_CUDA_Q4GEMM=<m> sets both; 0: never).  On an H100,
  * with the GEMM on warpgroup MMA past 64 rows (LLM_CUDA_Q4GEMM_SHAPE, default 3) and the
  * dequantization at 81-83% of copy, over the sums of Llama-2-7B's and Falcon-180B's layers:
- * the GEMM won at 16..128 rows; at 256 it lost by 3.5% on Llama-2-7B (products of 17-90 M
- * weights; end to end at 256 sequences 3% slower) and won by 14% on Falcon-180B (220-880
+ * the GEMM won at 16..128 rows; at 256 it lost by 2% on Llama-2-7B (products of 17-90 M
+ * weights; end to end at 256 sequences 3-4% slower) and won by 15% on Falcon-180B (220-880
  * M); at 512 it lost on both (docs/CUDA.md). */
 #define DEFAULT_Q4GEMM_MAX_M 128
 #define DEFAULT_Q4GEMM_BIG_M 256
