@@ -287,20 +287,11 @@ template <int N> static __device__ __forceinline__ void wg_wait(void)
 #define WG_F32(i)                                                                                  \
     WG_F4(i), WG_F4(i + 4), WG_F4(i + 8), WG_F4(i + 12), WG_F4(i + 16), WG_F4(i + 20),             \
         WG_F4(i + 24), WG_F4(i + 28)
-#define WG_R32                                                                                     \
-    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "       \
-    "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
 #define WG_R64                                                                                     \
     "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "       \
     "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "        \
     "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, "        \
     "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-#define WG_MMA64(TY)                                                                               \
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                      \
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " " WG_R32                \
-                 "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"                                     \
-                 : WG_F32(0)                                                                       \
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(sd))
 #define WG_MMA128(TY)                                                                              \
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"                                      \
                  "wgmma.mma_async.sync.aligned.m64n128k16.f32." TY "." TY " " WG_R64               \
@@ -308,20 +299,8 @@ template <int N> static __device__ __forceinline__ void wg_wait(void)
                  : WG_F32(0), WG_F32(32)                                                           \
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(sd))
 
-/* d (BN / 2 fp32 a thread) = (sd ? d : 0) + A (registers) B (descriptor), one k-step */
+/* d (BN / 2 fp32 a thread) = (sd ? d : 0) + A (registers) B (descriptor), one k-step; BN 128 */
 template <typename T, int BN> struct wgmma;
-template <> struct wgmma<bf16, 64> {
-    static __device__ __forceinline__ void run(float *d, const uint32_t *a, uint64_t desc, int sd)
-    {
-        WG_MMA64("bf16");
-    }
-};
-template <> struct wgmma<__half, 64> {
-    static __device__ __forceinline__ void run(float *d, const uint32_t *a, uint64_t desc, int sd)
-    {
-        WG_MMA64("f16");
-    }
-};
 template <> struct wgmma<bf16, 128> {
     static __device__ __forceinline__ void run(float *d, const uint32_t *a, uint64_t desc, int sd)
     {
@@ -513,7 +492,7 @@ static int q4gemm_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *
     void (*kern)(T *, int, const T *, int, const uint8_t *, const float *, const int8_t *,
                  const T *, float *, int, int, int, int, int);
     constexpr int QW = W ? W : 4;
-    if constexpr (W == 0 && BN >= 64)
+    if constexpr (W == 0 && BN == 128)
         kern = q4wg_kernel<T, GS, BN, ZP, WGS>;
     else
         kern = q4gemm_kernel<T, GS, BN, ZP, QW>;
