@@ -49,6 +49,38 @@ static __device__ __forceinline__ uint32_t word_of(const uint4 &v, int s)
     return s == 0 ? v.x : s == 1 ? v.y : s == 2 ? v.z : v.w;
 }
 
+/* One m16n8 fp32 accumulator fragment (rows r and r + 8, columns c and c + 1) into the
+ * block's sums so[column][row]. */
+static __device__ __forceinline__ void q4_frag_out(float *so, int ldo, int r, int c, const float *d)
+{
+    so[c * ldo + r] = d[0];
+    so[(c + 1) * ldo + r] = d[1];
+    so[c * ldo + r + 8] = d[2];
+    so[(c + 1) * ldo + r + 8] = d[3];
+}
+
+/* The block's sums so[c][r] (mn x rows m0.., bm outputs n0..; nt threads) out as whole rows:
+ * part NULL: y = sums (+ bias) (+ y); else into part[blockIdx.z][M][N] in fp32. */
+template <typename T>
+static __device__ __forceinline__ void q4_rows_out(const float *so, int ldo, int bm, int nt, int mn,
+                                                   int m0, int n0, T *y, int ldy, const T *bias,
+                                                   float *part, int M, int N, int accumulate)
+{
+    for (int e = threadIdx.x; e < mn * bm; e += nt) {
+        const int c = e / bm, r = e % bm, n = n0 + r;
+        if (n >= N) continue;
+        const float v = so[c * ldo + r];
+        const int64_t m = m0 + c;
+        if (part) {
+            part[((int64_t)blockIdx.z * M + m) * N + n] = v;
+        } else {
+            float o = v + (bias ? to_f32(bias[n]) : 0.f);
+            if (accumulate) o += to_f32(y[m * ldy + n]);
+            y[m * ldy + n] = from_f32<T>(o);
+        }
+    }
+}
+
 /* Block (blockIdx.x, blockIdx.y, blockIdx.z): x rows [BN bx, + BN), output
  * rows [128 by, + 128), chunks [kcs bz, + kcs) of K / 64.  part NULL: y =
  * sums (+ bias) (+ y); else the sums go to part[bz][M][N] in fp32. */
@@ -195,28 +227,11 @@ __global__ void __launch_bounds__(QG_WARPS * 32, QG_WARPS == 8 ? 2 : 1)
 #pragma unroll
     for (int i = 0; i < QG_WR; i++)
 #pragma unroll
-        for (int j = 0; j < NJ; j++) {
-            const int r = (warp * QG_WR + i) * 16 + g, c = 8 * j + 2 * t;
-            so[c * QG_LDO + r] = acc[i][j][0];
-            so[(c + 1) * QG_LDO + r] = acc[i][j][1];
-            so[c * QG_LDO + r + 8] = acc[i][j][2];
-            so[(c + 1) * QG_LDO + r + 8] = acc[i][j][3];
-        }
+        for (int j = 0; j < NJ; j++)
+            q4_frag_out(so, QG_LDO, (warp * QG_WR + i) * 16 + g, 8 * j + 2 * t, acc[i][j]);
     __syncthreads();
-    const int mn = min(BN, M - m0);
-    for (int e = tid; e < mn * QG_BM; e += QG_WARPS * 32) {
-        const int c = e / QG_BM, r = e % QG_BM, n = rt0 * 16 + r;
-        if (n >= N) continue;
-        const float v = so[c * QG_LDO + r];
-        const int64_t m = m0 + c;
-        if (part) {
-            part[((int64_t)blockIdx.z * M + m) * N + n] = v;
-        } else {
-            float o = v + (bias ? to_f32(bias[n]) : 0.f);
-            if (accumulate) o += to_f32(y[m * ldy + n]);
-            y[m * ldy + n] = from_f32<T>(o);
-        }
-    }
+    q4_rows_out(so, QG_LDO, QG_BM, QG_WARPS * 32, min(BN, M - m0), m0, rt0 * 16, y, ldy, bias, part,
+                M, N, accumulate);
 }
 
 /* y = sum of the S parts in order (+ bias) (+ y). */
@@ -428,28 +443,11 @@ __global__ void __launch_bounds__(WGS * 128, 4 / WGS)
     /* the block's sums through shared memory: [BN][BM + 4] fp32, then whole rows of y */
     float *so = reinterpret_cast<float *>(sm);
 #pragma unroll
-    for (int j = 0; j < BN / 8; j++) {
-        const int r = warp * 16 + g, c = 8 * j + 2 * t;
-        so[c * LDO + r] = acc[4 * j];
-        so[(c + 1) * LDO + r] = acc[4 * j + 1];
-        so[c * LDO + r + 8] = acc[4 * j + 2];
-        so[(c + 1) * LDO + r + 8] = acc[4 * j + 3];
-    }
+    for (int j = 0; j < BN / 8; j++)
+        q4_frag_out(so, LDO, warp * 16 + g, 8 * j + 2 * t, acc + 4 * j);
     __syncthreads();
-    const int mn = min(BN, M - m0);
-    for (int e = tid; e < mn * BM; e += NT) {
-        const int c = e / BM, r = e % BM, n = rt0 * 16 + r;
-        if (n >= N) continue;
-        const float v = so[c * LDO + r];
-        const int64_t m = m0 + c;
-        if (part) {
-            part[((int64_t)blockIdx.z * M + m) * N + n] = v;
-        } else {
-            float o = v + (bias ? to_f32(bias[n]) : 0.f);
-            if (accumulate) o += to_f32(y[m * ldy + n]);
-            y[m * ldy + n] = from_f32<T>(o);
-        }
-    }
+    q4_rows_out(so, LDO, BM, NT, min(BN, M - m0), m0, rt0 * 16, y, ldy, bias, part, M, N,
+                accumulate);
 }
 
 extern "C" int llm_k_q4_gemm_ok(int dt, const struct llm_k_qw *w, int N, int K, const void *x,
