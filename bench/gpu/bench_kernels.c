@@ -606,7 +606,11 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
     if (!prefill) {
         /* the backend's policy: enough blocks for the device, whole 32-key chunks */
         int blocks = B * llm_k_attn_rows_blocks(nh, nkv), target = 4 * n_sm, sl = 0;
-        if (blocks < target && ctx > 64) {
+        const char *fs = getenv("LLM_BENCH_ATTN_SPLIT"); /* keys a split, forced */
+        if (fs && atoi(fs) >= 32 && atoi(fs) < ctx) {
+            sl = (atoi(fs) + 31) / 32 * 32;
+            c.splits = (ctx + sl - 1) / sl;
+        } else if (blocks < target && ctx > 64) {
             int sp = (target + blocks - 1) / blocks;
             sl = ((ctx + sp - 1) / sp + 31) / 32 * 32;
             c.splits = (ctx + sl - 1) / sl;
@@ -621,10 +625,20 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
     char shape[96];
     snprintf(shape, sizeof shape, "B%d ctx%d h%d/%d d%d%s%s%s%s%s", B, ctx, nh, nkv, hd,
              scatter > 1 ? " scattered" : "",
-             prefill ? "" : c.splits > 1 ? " split" : "",
-             pf_variant == 1 ? " mt1" : pf_variant == 2 ? " mt2" : "",
-             attn_kvq == LLM_K_KV_FP8 ? " kv-fp8" : attn_kvq == LLM_K_KV_INT8 ? " kv-int8" : "",
-             attn_kvq && !prefill ? attn_ch == 64 ? " rows64" : attn_ch == 32 ? " rows32" : attn_ns == 2 ? " tc2" : " tc3" : "");
+             prefill        ? ""
+             : c.splits > 1 ? " split"
+                            : "",
+             pf_variant == 1   ? " mt1"
+             : pf_variant == 2 ? " mt2"
+                               : "",
+             attn_kvq == LLM_K_KV_FP8    ? " kv-fp8"
+             : attn_kvq == LLM_K_KV_INT8 ? " kv-int8"
+                                         : "",
+             attn_kvq && !prefill ? attn_ch == 64   ? " rows64"
+                                    : attn_ch == 32 ? " rows32"
+                                    : attn_ns == 3  ? " tc3"
+                                                    : " tc2"
+                                  : "");
     double kvbytes = (double)B * ctx * 2.0 * nkv * hd * (attn_kvq ? 1 : 2);
     double flops = prefill ? 4.0 * B * (double)ctx * ctx / 2 * hd * nh
                            : 4.0 * B * (double)ctx * hd * nh;
@@ -731,6 +745,8 @@ static void bench_attn_all(int n_sm)
         int pf = *only == 'p';
         const char *pv = getenv("LLM_BENCH_PF_VARIANT"); /* 1, 2: m-tiles a warp (16-bit) */
         pf_variant = pv ? atoi(pv) : 0;
+        const char *ns = getenv("LLM_BENCH_ATTN_NS"); /* tensor-core decode stages: 2, 3 */
+        if (ns) llm_k_attn_rows_set_stages(attn_ns = atoi(ns));
         while (sscanf(only + pf, "%d:%d:%d:%d:%d:%d%n", &b, &ctx, &nh, &nkv, &hd, &kq, &used) ==
                6) {
             attn_kvq = kq;
