@@ -759,6 +759,7 @@ static void bench_attn_all(int n_sm)
         }
         attn_kvq = LLM_K_KV_NONE;
         pf_variant = 0;
+        llm_k_attn_rows_set_stages(attn_ns = 2);
         return;
     }
     /* attention: decode at several batch sizes and contexts, prefill of 2048 */
