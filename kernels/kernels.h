@@ -401,6 +401,8 @@ int llm_k_qgemv_gated(int dt, int act, void *y, int ldy, const void *x, int ldx,
  * 7: (8, 8), 8: (4, 8); 1..4 the per-lane tile kernel (B fragments from global memory per
  * lane) at (4, 4), (8, 2), (4, 8), (8, 4) - 4 its former default. */
 void llm_k_set_qgemv_shape(int shape);
+/* qgemv_t2_kernel: x staged per warp (1, the default) or per block behind a barrier (0). */
+int llm_k_set_t2_wstage(int on);
 int llm_k_qgemv_variant(int shape, void *y, const void *x, const struct llm_k_qw *w,
                         const void *bias, int N, int K, int accumulate, llm_stream_t stream);
 /* dst [N][K] in dt = W dequantized (K % 8 == 0), for cuBLASLt. */

@@ -786,6 +786,16 @@ static __device__ __forceinline__ float t2_rinv(const float *sq, int ks, int K, 
     return rsqrtf(q / K + eps);
 }
 
+/* Whether each warp stages its own chunks of x (1) or the block all of x behind one
+ * barrier (0, LLM_CUDA_T2_WSTAGE=0: for measurement). */
+static __constant__ int t2_wstage = 1;
+
+extern "C" int llm_k_set_t2_wstage(int on)
+{
+    on = on != 0;
+    return (int)cudaMemcpyToSymbol(t2_wstage, &on, sizeof on);
+}
+
 /* Shared memory of qgemv_t2_kernel: the staged B columns, then the partial sums. */
 static size_t t2_smem(int es, int np, int ncol, int K, int ks, int nt)
 {
@@ -832,43 +842,67 @@ __global__ void __launch_bounds__(KS * 32)
     const T *xs = nrm.res ? static_cast<const T *>(nrm.res) : x;
     const int lds = nrm.res ? K : ldx;
     /* stage x (* pre as hi + lo): column c of part p holds, per 64-input chunk,
-     * 32 words: word 8 t + 2 s + h = inputs 16 s + 2 t + 8 h, + 1 */
+     * 32 words: word 8 t + 2 s + h = inputs 16 s + 2 t + 8 h, + 1.  A warp reads
+     * the B fragments of its own chunks only (kb0 .. kb0 + nv, the same in every
+     * tile), so each warp stages those itself and goes on without waiting for the
+     * block (LLM_CUDA_T2_WSTAGE=0, for measurement: the block stages all of x
+     * behind a barrier); a lane issues its loads for VB vectors together */
     {
-        const int nvec = K / 8, cw = K / 2;
+        constexpr int VB = PRE ? (NP == 2 ? 1 : 2) : 4; /* registers: the ring is live */
+        const int cw = K / 2, step = t2_wstage ? 32 : KS * 32;
+        const int v0 = t2_wstage ? kb0 * 8 + lane : (int)threadIdx.x;
+        const int v1 = t2_wstage ? (kb0 + nv) * 8 : K / 8;
         for (int m = 0; m < M; m++) {
             float ss = 0.f;
-            for (int v = threadIdx.x; v < nvec; v += KS * 32) {
-                const int k0 = v * 8;
-                vec<T> xv = vload(xs + (int64_t)m * lds + k0);
-                if (nrm.res) {
-                    const vec<T> gv = vload(static_cast<const T *>(nrm.w) + k0);
+            for (int vb = v0; vb < v1; vb += VB * step) {
+                vec<T> xv[VB], gv[VB];
+                float4 pv[VB][NP][2];
 #pragma unroll
-                    for (int k = 0; k < 8; k++) {
-                        const float f = to_f32(xv.v[k]);
-                        ss += f * f;
-                        xv.v[k] = from_f32<T>(f * (to_f32(gv.v[k]) + nrm.w_offset));
+                for (int u = 0; u < VB; u++) {
+                    const int k0 = (vb + step * u) * 8;
+                    if (vb + step * u >= v1) break;
+                    xv[u] = vload(xs + (int64_t)m * lds + k0);
+                    if (nrm.res) gv[u] = vload(static_cast<const T *>(nrm.w) + k0);
+#pragma unroll
+                    for (int p = 0; PRE && p < NP; p++) {
+                        const float *pp = w.pre + (int64_t)p * K + k0;
+                        pv[u][p][0] = __ldg(reinterpret_cast<const float4 *>(pp));
+                        pv[u][p][1] = __ldg(reinterpret_cast<const float4 *>(pp + 4));
                     }
                 }
-                const int wo = (k0 >> 6) * 32 + ((k0 >> 4) & 3) * 2 + ((k0 >> 3) & 1);
-                if (!PRE) {
-                    const uint32_t *xw = reinterpret_cast<const uint32_t *>(&xv.u);
 #pragma unroll
-                    for (int q = 0; q < 4; q++) t2sm[m * cw + wo + 8 * q] = xw[q];
-                } else {
+                for (int u = 0; u < VB; u++) {
+                    const int k0 = (vb + step * u) * 8;
+                    if (vb + step * u >= v1) break;
+                    if (nrm.res) {
 #pragma unroll
-                    for (int p = 0; p < NP; p++) {
-                        const float *pp = w.pre + (int64_t)p * K + k0;
-                        const float4 p0 = __ldg(reinterpret_cast<const float4 *>(pp));
-                        const float4 p1 = __ldg(reinterpret_cast<const float4 *>(pp + 4));
-                        const float pv[8] = {p0.x, p0.y, p0.z, p0.w, p1.x, p1.y, p1.z, p1.w};
-                        uint32_t *hw = t2sm + (size_t)(p * ncol + 2 * m) * cw + wo, *lw = hw + cw;
+                        for (int k = 0; k < 8; k++) {
+                            const float f = to_f32(xv[u].v[k]);
+                            ss += f * f;
+                            xv[u].v[k] = from_f32<T>(f * (to_f32(gv[u].v[k]) + nrm.w_offset));
+                        }
+                    }
+                    const int wo = (k0 >> 6) * 32 + ((k0 >> 4) & 3) * 2 + ((k0 >> 3) & 1);
+                    if (!PRE) {
+                        const uint32_t *xw = reinterpret_cast<const uint32_t *>(&xv[u].u);
 #pragma unroll
-                        for (int q = 0; q < 4; q++) {
-                            const float a = to_f32(xv.v[2 * q]) * pv[2 * q],
-                                        b = to_f32(xv.v[2 * q + 1]) * pv[2 * q + 1];
-                            const T ha = from_f32<T>(a), hb = from_f32<T>(b);
-                            hw[8 * q] = tc<T>::pack(to_f32(ha), to_f32(hb));
-                            lw[8 * q] = tc<T>::pack(a - to_f32(ha), b - to_f32(hb));
+                        for (int q = 0; q < 4; q++)
+                            t2sm[m * cw + wo + 8 * q] = xw[q];
+                    } else {
+#pragma unroll
+                        for (int p = 0; p < NP; p++) {
+                            const float4 p0 = pv[u][p][0], p1 = pv[u][p][1];
+                            const float pf[8] = {p0.x, p0.y, p0.z, p0.w, p1.x, p1.y, p1.z, p1.w};
+                            uint32_t *hw = t2sm + (size_t)(p * ncol + 2 * m) * cw + wo,
+                                     *lw = hw + cw;
+#pragma unroll
+                            for (int q = 0; q < 4; q++) {
+                                const float a = to_f32(xv[u].v[2 * q]) * pf[2 * q],
+                                            b = to_f32(xv[u].v[2 * q + 1]) * pf[2 * q + 1];
+                                const T ha = from_f32<T>(a), hb = from_f32<T>(b);
+                                hw[8 * q] = tc<T>::pack(to_f32(ha), to_f32(hb));
+                                lw[8 * q] = tc<T>::pack(a - to_f32(ha), b - to_f32(hb));
+                            }
                         }
                     }
                 }
@@ -879,7 +913,10 @@ __global__ void __launch_bounds__(KS * 32)
             }
         }
     }
-    __syncthreads();
+    if (t2_wstage)
+        __syncwarp();
+    else
+        __syncthreads();
 
     const uint32_t *bb[NP];
 #pragma unroll

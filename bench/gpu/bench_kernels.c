@@ -306,22 +306,31 @@ static void bench_qtile_ab(void)
         int n, k;
     } lin[] = {{"qkv", 12288, 4096}, {"o", 4096, 4096}, {"gate_up", 22016, 4096},
                {"down", 4096, 11008}};
-    const int shapes[] = {4, 0, 5, 6, 7, 8};
-    char nm[32], shape[96];
+    /* the tile kernel's shapes; the staged kernel's default (0) also with x staged by the
+     * whole block behind a barrier (wstage 0) */
+    static const struct {
+        int shape, wstage;
+        const char *name;
+    } sh[] = {{4, 1, "qtile_s4"}, {0, 1, "qtile_s0"}, {0, 0, "qtile_s0_bstage"}, {5, 1, "qtile_s5"},
+              {6, 1, "qtile_s6"}, {7, 1, "qtile_s7"}, {8, 1, "qtile_s8"}};
+    const int nsh = (int)(sizeof sh / sizeof sh[0]);
+    char shape[96];
     for (int m = 1; m <= 4; m += 3)
         for (int pre = 0; pre < 2; pre++) {
-            for (int s = 0; s < 6; s++) {
+            for (int s = 0; s < nsh; s++) {
                 double tok = 0;
-                snprintf(nm, sizeof nm, "qtile_s%d", shapes[s]);
-                qname = nm;
+                qname = sh[s].name;
                 qtile = 1;
+                llm_k_set_t2_wstage(sh[s].wstage);
                 for (int i = 0; i < 4; i++) { /* (bench_qlinear sets shape 0 when done) */
-                    llm_k_set_qgemv_shape(shapes[s]);
+                    llm_k_set_qgemv_shape(sh[s].shape);
                     tok += bench_qlinear(lin[i].l, m, lin[i].n, lin[i].k, 128, pre, i == 2, 0, 0);
                 }
+                llm_k_set_t2_wstage(1);
                 snprintf(shape, sizeof shape, "llama2-7b 32 layers m%d %s tc g128", m,
                          pre ? "awq" : "w4a16");
-                report(nm, shape, 32 * tok, 32.0 * (12288.0 + 4096 + 22016 + 4096) * 4096 * 0.5, 0);
+                report(sh[s].name, shape, 32 * tok,
+                       32.0 * (12288.0 + 4096 + 22016 + 4096) * 4096 * 0.5, 0);
             }
             llm_k_set_qgemv_shape(0);
             qtile = 0;
@@ -334,12 +343,13 @@ static void bench_qtile_ab(void)
             qname = NULL;
         }
     /* a weight four times qkv's: the streaming rate with less of the fixed cost per launch */
-    for (int s = 0; s < 6; s++) {
-        snprintf(nm, sizeof nm, "qtile_s%d", shapes[s]);
-        qname = nm;
+    for (int s = 0; s < nsh; s++) {
+        qname = sh[s].name;
         qtile = 1;
-        llm_k_set_qgemv_shape(shapes[s]);
+        llm_k_set_t2_wstage(sh[s].wstage);
+        llm_k_set_qgemv_shape(sh[s].shape);
         bench_qlinear("4x qkv", 1, 4 * 12288, 4096, 128, 0, 0, 0, 0);
+        llm_k_set_t2_wstage(1);
     }
     qname = NULL;
     qtile = 0;
