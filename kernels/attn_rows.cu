@@ -73,7 +73,7 @@ static __device__ void combine_if_last(const struct llm_k_attn &a, int r, int ci
     __threadfence();
     /* per head: max and total of the pieces' log-sum-exps (one warp per head) */
     float *mx = scratch, *inv = scratch + 8;
-    for (int g = threadIdx.x >> 5; g < gn; g += NT / 32) {
+    for (int g = threadIdx.x >> 5; g < gn; g += (int)blockDim.x / 32) {
         const float *w = wsrow + (int64_t)g * max_splits * (D + 1) + D;
         float m = -INFINITY;
         for (int s = threadIdx.x & 31; s < max_splits; s += 32) m = fmaxf(m, __ldcg(w + s * (D + 1)));
@@ -87,7 +87,7 @@ static __device__ void combine_if_last(const struct llm_k_attn &a, int r, int ci
         if ((threadIdx.x & 31) == 0) mx[g] = m, inv[g] = 1.f / tot;
     }
     __syncthreads();
-    for (int e = threadIdx.x; e < gn * D; e += NT) {
+    for (int e = threadIdx.x; e < gn * D; e += (int)blockDim.x) {
         int g = e / D, d = e - g * D;
         const float *w = wsrow + (int64_t)g * max_splits * (D + 1);
         const float m = mx[g];
@@ -364,7 +364,6 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
     }
 }
 
-
 /* ---- decode rows over an 8-bit cache on tensor cores ---------------------------------
  *
  * The row kernel above spends one conversion and one multiply-add per
@@ -385,26 +384,25 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
  * and no accumulator is spent on padding rows: S's accumulators are
  * already P^T's fragment, and the transposed load of V gives a lane two
  * tokens x two dims, which one permute splits into the even-dim and odd-dim
- * rows (g and g + 8) of V^T's fragment.  Chunks of 64 tokens are staged
- * with cp.async, NS (two) deep.
+ * rows (g and g + 8) of V^T's fragment.  Chunks of 16 tokens a warp are
+ * staged with cp.async, NS deep.
  * The query is rounded to f16 (bf16 models: after a power-of-two scaling of
  * each head so its largest element is below 2^15, exact for bf16 values in
- * range) and P to f16, as the prefill kernel rounds P.  Each of the 4
- * warps takes 16 of every 64 staged tokens with its own online softmax;
- * their partial outputs are weighted together at the end, and splits are
- * combined as in the row kernel. */
-#define TCW 4   /* warps per block */
-#define TCCH 64 /* tokens staged per chunk: 16 per warp */
+ * range) and P to f16, as the prefill kernel rounds P.  Each of the W
+ * warps (4, or 2 on request) takes 16 of every 16 W staged tokens with its
+ * own online softmax; their partial outputs are weighted together at the
+ * end, and splits are combined as in the row kernel. */
 #define TCBT 32 /* block ids a block keeps in shared memory (1024 keys in blocks of 32) */
 /* Whether the block ids are read early (LLM_CUDA_ATTN_EARLY=0: not, for measurement). */
 static __constant__ int tc_early = 1;
 
-template <int D, int NS> struct tc_cfg {
+template <int D, int NS, int W> struct tc_cfg {
+    static constexpr int CHK = 16 * W; /* tokens staged per chunk */
     /* bytes per staged row: an odd number of 16-byte units, so the 8 rows of
      * an ldmatrix fall in distinct banks */
     static constexpr int CP = (D / 16) % 2 ? D : D + 16;
-    static constexpr size_t stage = (size_t)2 * NS * TCCH * CP; /* K and V, NS stages */
-    static constexpr size_t comb = sizeof(float) * (TCW * 8 * (D + 2) + 8);
+    static constexpr size_t stage = (size_t)2 * NS * CHK * CP; /* K and V, NS stages */
+    static constexpr size_t comb = sizeof(float) * (W * 8 * (D + 2) + 8);
     static constexpr size_t smem = stage > comb ? stage : comb;
 };
 
@@ -432,15 +430,17 @@ static __device__ __forceinline__ void codes_h2(uint32_t r, uint32_t &lo, uint32
     }
 }
 
-/* Five blocks an SM (the registers of 96 a thread): without the bound the
- * compiler takes 101-109 since struct llm_k_attn grew, which leaves four. */
-template <typename T, int KQ, int D, int NS>
-__global__ void __launch_bounds__(TCW * 32, 5)
+/* Five blocks of 4 warps an SM (the registers of 96 a thread): without the
+ * bound the compiler takes 101-109 since struct llm_k_attn grew, which
+ * leaves four; ten of 2 warps. */
+template <typename T, int KQ, int D, int NS, int W>
+__global__ void __launch_bounds__(W * 32, 20 / W)
     attn_rows_tc_kernel(const struct llm_k_attn a, const int32_t *rows, const int32_t *seqs,
                         const int32_t *split_len_p, int max_splits, float *ws, int *counters)
 {
-    typedef tc_cfg<D, NS> C;
-    constexpr int CP = C::CP, NC = D / 16; /* NC: 16-byte columns of a row of codes */
+    typedef tc_cfg<D, NS, W> C;
+    /* NC: 16-byte columns of a row of codes; CHK: tokens a chunk; NTB: threads */
+    constexpr int CP = C::CP, NC = D / 16, CHK = C::CHK, NTB = 32 * W;
     typedef mma_op<__half> MMA;
     pdl_enter();
     const int G = a.n_heads / a.n_kv_heads, GR = heads_per_block(G);
@@ -455,8 +455,8 @@ __global__ void __launch_bounds__(TCW * 32, 5)
     const int bsz = a.block_size, bsh = (bsz & (bsz - 1)) == 0 ? __ffs(bsz) - 1 : -1;
 
     extern __shared__ __align__(16) unsigned char smem[];
-    uint8_t *kc = smem;                  /* [NS][TCCH][CP] */
-    uint8_t *vc = smem + NS * TCCH * CP; /* [NS][TCCH][CP] */
+    uint8_t *kc = smem;                         /* [NS][CHK][CP] */
+    uint8_t *vc = smem + NS * CHK * CP;         /* [NS][CHK][CP] */
     int32_t *btc = (int32_t *)(smem + C::smem); /* [TCBT]: block ids from block bt0 */
 
     /* Without a window the keys start at the split, so its first TCBT block ids
@@ -467,7 +467,7 @@ __global__ void __launch_bounds__(TCW * 32, 5)
         (a.window > 0 ? max(0, p0 - a.window + 1) : 0) + (int64_t)split * split_len;
     const int64_t bt0_64 = tc_early ? first / bsz : (int64_t)a.bt_stride;
     const int bt0 = (int)min(bt0_64, (int64_t)a.bt_stride);
-    for (int k = threadIdx.x; k < TCBT; k += NT)
+    for (int k = threadIdx.x; k < TCBT; k += NTB)
         btc[k] = bt0 + k < a.bt_stride ? bt[bt0 + k] : 0;
     const int p = a.window > 0 ? p0 : a.pos[r];
     const int lo = a.window > 0 ? max(0, p - a.window + 1) : 0;
@@ -479,7 +479,7 @@ __global__ void __launch_bounds__(TCW * 32, 5)
     const int cidx = i * a.n_kv_heads * nhb + blockIdx.y;
     float *wsrow = ws ? ws + ((int64_t)i * a.n_heads + h0) * max_splits * (D + 1) : nullptr;
     if (begin >= p + 1) {
-        for (int g = threadIdx.x; g < gn; g += NT)
+        for (int g = threadIdx.x; g < gn; g += NTB)
             wsrow[((int64_t)g * max_splits + split) * (D + 1) + D] = -INFINITY;
         combine_if_last<T>(a, r, cidx, h0, gn, D, max_splits, wsrow, counters, (float *)smem);
         return;
@@ -489,7 +489,7 @@ __global__ void __launch_bounds__(TCW * 32, 5)
     const int64_t head_off = (int64_t)kvh * a.block_size * D;
     const int64_t v_off = (int64_t)a.n_kv_heads * a.block_size * D;
     auto load_chunk = [&](int buf, int c0) {
-        for (int e = threadIdx.x; e < TCCH * NC; e += NT) {
+        for (int e = threadIdx.x; e < CHK * NC; e += NTB) {
             int t = e / NC, c = e - t * NC;
             int tok = c0 + t;
             bool ok = tok < end;
@@ -499,18 +499,19 @@ __global__ void __launch_bounds__(TCW * 32, 5)
             if (ok)
                 src = kvbase + (int64_t)(kb < TCBT ? btc[kb] : bt[bi]) * a.blk_stride + head_off +
                       (int64_t)bo * D + c * 16;
-            cp_async16_zfill(kc + (buf * TCCH + t) * CP + c * 16, src, ok);
-            cp_async16_zfill(vc + (buf * TCCH + t) * CP + c * 16, ok ? src + v_off : src, ok);
+            cp_async16_zfill(kc + (buf * CHK + t) * CP + c * 16, src, ok);
+            cp_async16_zfill(vc + (buf * CHK + t) * CP + c * 16, ok ? src + v_off : src, ok);
         }
         cp_commit();
     };
-    const int nchunks = (end - begin + TCCH - 1) / TCCH;
+    const int nchunks = (end - begin + CHK - 1) / CHK;
     /* the first NS - 1 chunks in flight while q is read; one group committed
      * per chunk (empty past the last), so chunk c is in once all but NS - 2
      * groups are */
 #pragma unroll
     for (int c = 0; c < NS - 1; c++) {
-        if (c < nchunks) load_chunk(c, begin + c * TCCH);
+        if (c < nchunks)
+            load_chunk(c, begin + c * CHK);
         else cp_commit();
     }
 
@@ -560,15 +561,16 @@ __global__ void __launch_bounds__(TCW * 32, 5)
     const int lrow = ((lane >> 3) & 1) * 8 + (lane & 7), lcol = (lane >> 4) * 16;
 
     for (int c = 0; c < nchunks; c++) {
-        const int c0 = begin + c * TCCH, buf = c % NS;
-        if (c + NS - 1 < nchunks) load_chunk((c + NS - 1) % NS, c0 + (NS - 1) * TCCH);
+        const int c0 = begin + c * CHK, buf = c % NS;
+        if (c + NS - 1 < nchunks)
+            load_chunk((c + NS - 1) % NS, c0 + (NS - 1) * CHK);
         else cp_commit();
         cp_wait<NS - 1>();
         __syncthreads();
         const int w0 = c0 + warp * 16; /* this warp's 16 tokens */
         if (w0 < end) {
-            const uint8_t *kb = kc + (buf * TCCH + warp * 16 + lrow) * CP + lcol;
-            const uint8_t *vb = vc + (buf * TCCH + warp * 16 + lrow) * CP + lcol;
+            const uint8_t *kb = kc + (buf * CHK + warp * 16 + lrow) * CP + lcol;
+            const uint8_t *vb = vc + (buf * CHK + warp * 16 + lrow) * CP + lcol;
             /* S = Q K^T: heads as rows (g < gn), tokens 0-7 and 8-15 as two n-tiles */
             float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
 #pragma unroll
@@ -651,10 +653,10 @@ __global__ void __launch_bounds__(TCW * 32, 5)
      * then each output element is the sum of four, four elements a thread */
     l += __shfl_xor_sync(0xffffffffu, l, 1);
     l += __shfl_xor_sync(0xffffffffu, l, 2);
-    float *cw = (float *)smem;    /* [TCW][8][D] */
-    float *cm = cw + TCW * 8 * D; /* [TCW][8] */
-    float *cl = cm + TCW * 8;     /* [TCW][8] */
-    float *lse = cl + TCW * 8;    /* [8] */
+    float *cw = (float *)smem;  /* [W][8][D] */
+    float *cm = cw + W * 8 * D; /* [W][8] */
+    float *cl = cm + W * 8;     /* [W][8] */
+    float *lse = cl + W * 8;    /* [8] */
     if (g < gn && t4 == 0) cm[warp * 8 + g] = m, cl[warp * 8 + g] = l;
     __syncthreads();
 #pragma unroll
@@ -663,9 +665,10 @@ __global__ void __launch_bounds__(TCW * 32, 5)
         if (h < gn) {
             float M = -INFINITY, den = 0.f;
 #pragma unroll
-            for (int w = 0; w < TCW; w++) M = fmaxf(M, cm[w * 8 + h]);
+            for (int w = 0; w < W; w++)
+                M = fmaxf(M, cm[w * 8 + h]);
 #pragma unroll
-            for (int w = 0; w < TCW; w++) {
+            for (int w = 0; w < W; w++) {
                 const float mw = cm[w * 8 + h];
                 if (mw != -INFINITY) den += exp2f(mw - M) * cl[w * 8 + h];
             }
@@ -681,11 +684,11 @@ __global__ void __launch_bounds__(TCW * 32, 5)
     }
     __syncthreads();
 #pragma unroll 1
-    for (int e = 4 * threadIdx.x; e < gn * D; e += 4 * NT) {
+    for (int e = 4 * threadIdx.x; e < gn * D; e += 4 * NTB) {
         const int gg = e / D, d = e - gg * D;
         float4 v = *reinterpret_cast<const float4 *>(cw + gg * D + d);
 #pragma unroll
-        for (int w = 1; w < TCW; w++) {
+        for (int w = 1; w < W; w++) {
             const float4 u = *reinterpret_cast<const float4 *>(cw + (w * 8 + gg) * D + d);
             v.x += u.x, v.y += u.y, v.z += u.z, v.w += u.w;
         }
@@ -710,30 +713,40 @@ extern "C" int llm_k_attn_rows_set_early(int on)
 
 /* Stages of the tensor-core kernel's pipeline (llm_k_attn_rows_set_stages): two;
  * three keep every chunk of a short row in flight at once but take 50% more
- * shared memory, and measured 10-17% slower (docs/CUDA.md "8-bit KV cache"). */
-static int tc_stages = 2;
+ * shared memory, and measured 10-17% slower (docs/CUDA.md "8-bit KV cache").
+ * Warps per block (llm_k_attn_rows_set_warps): two take chunks of 32
+ * tokens, half the shared memory a stage, so twice the blocks fit an SM
+ * (stages 2, 3 or 4): more rows in flight, each with less to wait for at
+ * its start and end, which pays where rows are short; four read long rows
+ * faster (docs/CUDA.md "8-bit KV cache").  0: chosen by the call's row_keys. */
+#define TC_W2_KEYS 768
+static int tc_stages = 2, tc_warps = 0;
 extern "C" void llm_k_attn_rows_set_stages(int ns)
 {
-    tc_stages = ns == 3 ? 3 : 2;
+    tc_stages = ns == 3 || ns == 4 ? ns : 2;
+}
+extern "C" void llm_k_attn_rows_set_warps(int w)
+{
+    tc_warps = w == 2 || w == 4 ? w : 0;
 }
 
-template <typename T, int KQ, int D, int NS>
+template <typename T, int KQ, int D, int NS, int W>
 static int launch_tc_ns(const struct llm_k_attn *a, const int32_t *rows, const int32_t *seqs, int n,
                         const int32_t *split_len, int max_splits, float *ws, int *counters,
                         cudaStream_t st)
 {
-    const size_t smem = tc_cfg<D, NS>::smem + TCBT * sizeof(int32_t);
+    const size_t smem = tc_cfg<D, NS, W>::smem + TCBT * sizeof(int32_t);
     static int set = 0;
     if (!set && smem > 48 * 1024) {
-        cudaError_t e = cudaFuncSetAttribute(attn_rows_tc_kernel<T, KQ, D, NS>,
-                                             cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             (int)smem);
+        cudaError_t e =
+            cudaFuncSetAttribute(attn_rows_tc_kernel<T, KQ, D, NS, W>,
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (e != cudaSuccess) return (int)e;
     }
     set = 1;
     const int G = a->n_heads / a->n_kv_heads, GR = heads_per_block(G);
     dim3 grid(n, a->n_kv_heads * ((G + GR - 1) / GR), max_splits);
-    return launch_pdl(attn_rows_tc_kernel<T, KQ, D, NS>, grid, dim3(TCW * 32), smem, st, *a, rows,
+    return launch_pdl(attn_rows_tc_kernel<T, KQ, D, NS, W>, grid, dim3(W * 32), smem, st, *a, rows,
                       seqs, split_len, max_splits, max_splits > 1 ? ws : nullptr, counters);
 }
 
@@ -742,9 +755,17 @@ static int launch_tc(const struct llm_k_attn *a, const int32_t *rows, const int3
                      const int32_t *split_len, int max_splits, float *ws, int *counters,
                      cudaStream_t st)
 {
-    if (tc_stages == 3)
-        return launch_tc_ns<T, KQ, D, 3>(a, rows, seqs, n, split_len, max_splits, ws, counters, st);
-    return launch_tc_ns<T, KQ, D, 2>(a, rows, seqs, n, split_len, max_splits, ws, counters, st);
+#define TC_NS(NS, W)                                                                               \
+    return launch_tc_ns<T, KQ, D, NS, W>(a, rows, seqs, n, split_len, max_splits, ws, counters, st)
+    const int w = tc_warps ? tc_warps : a->row_keys > 0 && a->row_keys <= TC_W2_KEYS ? 2 : 4;
+    if (w == 2) {
+        if (tc_stages == 4) TC_NS(4, 2);
+        if (tc_stages == 3) TC_NS(3, 2);
+        TC_NS(2, 2);
+    }
+    if (tc_stages >= 3) TC_NS(3, 4);
+    TC_NS(2, 4);
+#undef TC_NS
 }
 
 /* Whether the tensor-core kernel serves this call: an 8-bit cache, f16 or

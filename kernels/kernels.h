@@ -225,6 +225,11 @@ struct llm_k_attn {
     uint8_t *oq_codes;
     float *oq_xs;
     const float *oq_scale, *oq_sm;
+    /* decode rows: the most keys one block of the row kernel reads (the longest
+     * row's visible keys, or the split length when shorter); 0 when not known.
+     * Over an 8-bit cache, rows of at most 768 keys take blocks of two warps
+     * (llm_k_attn_rows_set_warps). */
+    int row_keys;
 };
 
 /* Row kernel (decode): each listed query row (rows[i], of sequence seqs[i];
@@ -248,9 +253,14 @@ int llm_k_attn_rows(const struct llm_k_attn *a, const int32_t *rows, const int32
  * call, staging that many tokens of an 8-bit cache.  For tests and the
  * benchmark. */
 void llm_k_attn_rows_set_chunk(int ch);
-/* Pipeline stages (2, the default, or 3) of the tensor-core kernel that
- * serves an 8-bit cache; for the benchmark. */
+/* Pipeline stages (2, the default, 3, or 4 with two warps) of the
+ * tensor-core kernel that serves an 8-bit cache; for the benchmark. */
 void llm_k_attn_rows_set_stages(int ns);
+/* Warps per block of that kernel: 0 (the default: 2 where the call's
+ * row_keys is known and at most 768, else 4), or 4 or 2 for every call
+ * (two warps take chunks of 32 tokens, 2, 3 or 4 stages); for the benchmark
+ * and measurement. */
+void llm_k_attn_rows_set_warps(int w);
 /* Whether the tensor-core row kernel reads a row's first block ids beside its
  * position rather than after it (default on; off for measurement). */
 int llm_k_attn_rows_set_early(int on);

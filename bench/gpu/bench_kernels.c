@@ -532,7 +532,7 @@ static void *dcopy_i32(const int32_t *h, size_t n)
 }
 
 /* The KV cache's element for bench_attn (enum llm_k_kvq), and the row kernel's chunk. */
-static int attn_kvq, attn_ch, attn_ns = 2;
+static int attn_kvq, attn_ch, attn_ns = 2, attn_w; /* attn_w 0: by row_keys */
 
 /* B sequences of ctx tokens (decode: one query row each; prefill: all rows). */
 static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int n_sm)
@@ -629,6 +629,7 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
         CUDA(cudaMalloc((void **)&c.cnt, sizeof(int) * ncnt));
         CUDA(cudaMemset(c.cnt, 0, sizeof(int) * ncnt));
         c.split_len = dcopy_i32(&sl, 1);
+        c.a.row_keys = sl && sl < ctx ? sl : ctx; /* as the backend tells it */
         CUDA(cudaMalloc((void **)&c.ws, sizeof(float) * (size_t)B * nh * c.splits * (hd + 1)));
     }
     double t = timeit(prefill ? attn_pf_fn : attn_rows_fn, &c, prefill ? 5 : 20);
@@ -646,6 +647,10 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
                                          : "",
              attn_kvq && !prefill ? attn_ch == 64   ? " rows64"
                                     : attn_ch == 32 ? " rows32"
+                                    : attn_w == 2   ? attn_ns == 4   ? " tcw2s4"
+                                                      : attn_ns == 3 ? " tcw2s3"
+                                                                     : " tcw2"
+                                    : attn_w == 4   ? attn_ns == 3 ? " tcw4s3" : " tcw4"
                                     : attn_ns == 3  ? " tc3"
                                                     : " tc2"
                                   : "");
@@ -757,6 +762,8 @@ static void bench_attn_all(int n_sm)
         pf_variant = pv ? atoi(pv) : 0;
         const char *ns = getenv("LLM_BENCH_ATTN_NS"); /* tensor-core decode stages: 2, 3 */
         if (ns) llm_k_attn_rows_set_stages(attn_ns = atoi(ns));
+        const char *nw = getenv("LLM_BENCH_ATTN_W"); /* its warps a block: 4, 2 */
+        if (nw) llm_k_attn_rows_set_warps(attn_w = atoi(nw));
         while (sscanf(only + pf, "%d:%d:%d:%d:%d:%d%n", &b, &ctx, &nh, &nkv, &hd, &kq, &used) ==
                6) {
             attn_kvq = kq;
@@ -770,6 +777,7 @@ static void bench_attn_all(int n_sm)
         attn_kvq = LLM_K_KV_NONE;
         pf_variant = 0;
         llm_k_attn_rows_set_stages(attn_ns = 2);
+        llm_k_attn_rows_set_warps(attn_w = 0);
         return;
     }
     /* attention: decode at several batch sizes and contexts, prefill of 2048 */
@@ -802,6 +810,15 @@ static void bench_attn_all(int n_sm)
                 bench_attn(512, 192, 32, 8, 128, 0, n_sm);
                 bench_attn(1024, 192, 32, 8, 128, 0, n_sm);
                 llm_k_attn_rows_set_stages(attn_ns = 2);
+                /* blocks of four warps against two, short rows to long */
+                const int wsh[][2] = {
+                    {2048, 128}, {2048, 192}, {2048, 256}, {1024, 512}, {448, 3072}};
+                for (attn_w = 4; attn_w >= 2; attn_w -= 2) {
+                    llm_k_attn_rows_set_warps(attn_w);
+                    for (int i = 0; i < 5; i++)
+                        bench_attn(wsh[i][0], wsh[i][1], 32, 8, 128, 0, n_sm);
+                }
+                llm_k_attn_rows_set_warps(attn_w = 0);
             }
         }
     llm_k_attn_rows_set_chunk(0);

@@ -1834,8 +1834,14 @@ struct attn_case {
  * bf16 goes to the tensor-core kernel); 32 or 64 the row kernel staging that
  * many tokens. */
 static int rows_chunk;
-/* llm_k_attn_rows_set_stages's value (2: the default) */
-static int tc_stages = 2;
+/* llm_k_attn_rows_set_stages's and llm_k_attn_rows_set_warps's values (2 and 0: the
+ * defaults; the cases leave row_keys unknown, so 0 means four warps) */
+static int tc_stages = 2, tc_warps;
+static void set_tc(int warps, int stages)
+{
+    llm_k_attn_rows_set_warps(tc_warps = warps);
+    llm_k_attn_rows_set_stages(tc_stages = stages);
+}
 /* llm_k_attn_rows_set_early(0): block ids read after the row's position */
 static int tc_late;
 
@@ -1979,6 +1985,9 @@ static void attn_run(const struct attn_case *ac, int mode)
                                         : "",
              rows_chunk == 64   ? ",rowk64"
              : rows_chunk == 32 ? ",rowk32"
+             : tc_warps == 2    ? (tc_stages == 4   ? ",tcw2s4"
+                                   : tc_stages == 3 ? ",tcw2s3"
+                                                    : ",tcw2")
              : tc_stages == 3   ? ",tc3"
              : tc_late          ? ",late"
                                 : "",
@@ -2111,6 +2120,17 @@ static void test_attn(void)
                 for (int mode = 0; mode < 3; mode++) attn_run(&c, mode);
                 c.bs = 24, c.window = 0; /* not a power of two: the loader divides */
                 for (int mode = 0; mode < 2; mode++) attn_run(&c, mode);
+                /* two warps a block, two and four stages */
+                for (int ns = 2; ns <= 4; ns += 2) {
+                    set_tc(2, ns);
+                    c.bs = 32, c.window = 0;
+                    for (int mode = 0; mode < 2; mode++)
+                        attn_run(&c, mode);
+                    c.bs = 16, c.window = 40;
+                    for (int mode = 0; mode < 2; mode++)
+                        attn_run(&c, mode);
+                }
+                set_tc(0, 2);
             }
             struct attn_case c = {DTS[di], 128, 32, 8, 32, 0, 0, 1, 3, {1, 1, 70},
                                   {700, 1500, 70}, kvq};
@@ -2128,9 +2148,13 @@ static void test_attn(void)
             }
             llm_k_attn_rows_set_chunk(rows_chunk = 0);
             /* the tensor-core kernel three stages deep */
-            llm_k_attn_rows_set_stages(tc_stages = 3);
+            set_tc(4, 3);
+            for (int mode = 0; mode < 2; mode++)
+                attn_run(&c, mode), attn_run(&c2, mode);
+            /* two warps a block, three stages */
+            set_tc(2, 3);
             for (int mode = 0; mode < 2; mode++) attn_run(&c, mode), attn_run(&c2, mode);
-            llm_k_attn_rows_set_stages(tc_stages = 2);
+            set_tc(0, 2);
             /* a decode step: one new token a sequence, rows implied; the block ids
              * read early (default) and late, windows that start past a block's keys */
             struct attn_case c3 = {
@@ -2147,6 +2171,14 @@ static void test_attn(void)
             }
             CUDA(llm_k_attn_rows_set_early(1));
             tc_late = 0;
+            set_tc(2, 2); /* two warps a block */
+            c3.bs = 32, c3.window = 0;
+            for (int mode = 0; mode < 2; mode++)
+                attn_run(&c3, mode);
+            c3.bs = 16, c3.window = 40;
+            for (int mode = 0; mode < 2; mode++)
+                attn_run(&c3, mode);
+            set_tc(0, 2);
         }
     for (int di = 0; di < 3; di++) {
         /* long decode (splits), alibi, softcap */

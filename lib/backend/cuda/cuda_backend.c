@@ -701,6 +701,10 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     const char *ae = getenv("LLM_CUDA_ATTN_EARLY"); /* 0: rows listed, block ids read late */
     c->attn_late = ae && !strcmp(ae, "0");
     llm_k_attn_rows_set_early(!c->attn_late);
+    /* the tensor-core decode attention's warps a block (4, 2) and stages (2, 3, 4) */
+    const char *aw = getenv("LLM_CUDA_ATTN_WARPS"), *as = getenv("LLM_CUDA_ATTN_STAGES");
+    if (aw) llm_k_attn_rows_set_warps(atoi(aw));
+    if (as) llm_k_attn_rows_set_stages(atoi(as));
     const char *tw = getenv("LLM_CUDA_T2_WSTAGE"); /* 0: x staged by the whole block */
     llm_k_set_t2_wstage(!(tw && !strcmp(tw, "0")));
     const char *ak = getenv("LLM_CUDA_ACT_KEEP");

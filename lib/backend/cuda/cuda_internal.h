@@ -106,6 +106,7 @@ struct cu_step {
     const int32_t *tokens, *pos, *rope_row, *slot, *out_rows, *bt, *rows, *seqs, *tiles;
     const int32_t *split_len;
     int n, n_out, bt_stride, n_rows, n_tiles, max_splits;
+    int row_keys;   /* llm_k_attn.row_keys: the most keys a decode block reads (0: unknown) */
     int rows_ident; /* decode row i is token i of sequence i (rows, seqs unread) */
     size_t meta_ints;
     int n_dyn; /* rows whose rotary rows were computed for this step (dynamic NTK) */

@@ -231,6 +231,7 @@ static int pack_meta(struct cu_be *c, const struct llm_batch *b, struct cu_step 
     h[L.split_len] = sl;
     step_pointers(s, c->d_meta, &L);
     s->max_splits = sl ? (maxlen + sl - 1) / sl : 1;
+    s->row_keys = sl && sl < maxlen ? sl : maxlen;
     s->n = n;
     s->n_out = b->n_out;
     s->bt_stride = b->bt_stride;
@@ -361,6 +362,7 @@ static int pack_meta_fixed(struct cu_be *c, const struct llm_batch *b, int B, st
     s->rows_ident = 1;
     s->n_tiles = 0;
     s->max_splits = ms;
+    s->row_keys = 0; /* a graph is replayed at other lengths: the launch shape stays fixed */
     s->n_dyn = 0;
     return 0;
 }
@@ -827,6 +829,7 @@ static int step_attn(struct cu_be *c, const struct cu_step *s, const struct llm_
         .oq_xs = nw ? c->q8_xs : NULL,
         .oq_scale = nw ? nw->q.act_scale : NULL,
         .oq_sm = nw ? nw->q.smoother : NULL,
+        .row_keys = s->row_keys,
     };
     if (s->n_tiles) CK(llm_k_attn_prefill(&a, s->tiles, s->n_tiles, c->st));
     const int listed = !s->rows_ident || c->attn_late;
