@@ -389,9 +389,10 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
  * The query is rounded to f16 (bf16 models: after a power-of-two scaling of
  * each head so its largest element is below 2^15, exact for bf16 values in
  * range) and P to f16, as the prefill kernel rounds P.  Each of the W
- * warps (4, or 2 on request) takes 16 of every 16 W staged tokens with its
- * own online softmax; their partial outputs are weighted together at the
- * end, and splits are combined as in the row kernel. */
+ * warps (4; 2 where rows are short, see llm_k_attn_rows_set_warps) takes 16
+ * of every 16 W staged tokens with its own online softmax; their partial
+ * outputs are weighted together at the end, and splits are combined as in
+ * the row kernel. */
 #define TCBT 32 /* block ids a block keeps in shared memory (1024 keys in blocks of 32) */
 /* Whether the block ids are read early (LLM_CUDA_ATTN_EARLY=0: not, for measurement). */
 static __constant__ int tc_early = 1;
