@@ -200,6 +200,10 @@ PY"
                 '$qd/fp8-kvfp8.llm' '$qd/w4a16-kvint8.llm' '$qd/imp-awq.llm' '$qd/imp-gptq.llm' \
                 '$qd/imp-gptq-8bit.llm' '$qd/imp-gptq-act-order.llm' '$qd/imp-gptq-channel.llm' --f32 '$qd/imp-fp8-static.llm' --f32 '$qd/imp-fp8-dynamic.llm' \
                 --f32 '$qd/w4a16-kvint8.engine' --f32 '$qd/sq.engine' --f32 '$qd/fp8.engine'
+            # the 8-bit caches' decode attention in blocks of four warps (these rows are short,
+            # so the default takes two)
+            LLM_CUDA_ATTN_WARPS=4 '$(find_bin test_gpu_forward)' '$qd/kv-fp8.llm' '$qd/kv-int8.llm' \
+                '$qd/fp8-kvfp8.llm' '$qd/w4a16-kvint8.llm'
             # int4 past the GEMV on the tensor cores from the codes (llm_k_q4_gemm) at any row count
             LLM_CUDA_Q4GEMM=1000000 '$(find_bin test_gpu_forward)' '$qd/w4a16-g32.llm' \
                 '$qd/w4a16-g64.llm' '$qd/awq-g64.llm' '$qd/awq-g32.llm' '$qd/w4a16-kvint8.llm'
