@@ -1845,6 +1845,19 @@ static void set_tc(int warps, int stages)
 /* llm_k_attn_rows_set_early(0): block ids read after the row's position */
 static int tc_late;
 
+static void attn_run(const struct attn_case *ac, int mode);
+/* Decode rows (modes 0 and 1) in blocks of 32 keys without a window, then in
+ * blocks of 16 under a window of 40 (one that starts past a block's keys). */
+static void attn_rows_two_layouts(struct attn_case *c)
+{
+    c->bs = 32, c->window = 0;
+    for (int mode = 0; mode < 2; mode++)
+        attn_run(c, mode);
+    c->bs = 16, c->window = 40;
+    for (int mode = 0; mode < 2; mode++)
+        attn_run(c, mode);
+}
+
 /* One attention call over attn_run's rows (mode 2: prefill tiles; 1: rows with
  * forced splits; 0: rows). */
 static void attn_launch(const struct llm_k_attn *a, int mode, int dt, int hd, int n_seqs,
@@ -2123,12 +2136,7 @@ static void test_attn(void)
                 /* two warps a block, two and four stages */
                 for (int ns = 2; ns <= 4; ns += 2) {
                     set_tc(2, ns);
-                    c.bs = 32, c.window = 0;
-                    for (int mode = 0; mode < 2; mode++)
-                        attn_run(&c, mode);
-                    c.bs = 16, c.window = 40;
-                    for (int mode = 0; mode < 2; mode++)
-                        attn_run(&c, mode);
+                    attn_rows_two_layouts(&c);
                 }
                 set_tc(0, 2);
             }
@@ -2162,22 +2170,12 @@ static void test_attn(void)
                 kvq};
             for (int late = 0; late < 2; late++) {
                 CUDA(llm_k_attn_rows_set_early(!(tc_late = late)));
-                c3.bs = 32, c3.window = 0;
-                for (int mode = 0; mode < 2; mode++)
-                    attn_run(&c3, mode);
-                c3.bs = 16, c3.window = 40;
-                for (int mode = 0; mode < 2; mode++)
-                    attn_run(&c3, mode);
+                attn_rows_two_layouts(&c3);
             }
             CUDA(llm_k_attn_rows_set_early(1));
             tc_late = 0;
             set_tc(2, 2); /* two warps a block */
-            c3.bs = 32, c3.window = 0;
-            for (int mode = 0; mode < 2; mode++)
-                attn_run(&c3, mode);
-            c3.bs = 16, c3.window = 40;
-            for (int mode = 0; mode < 2; mode++)
-                attn_run(&c3, mode);
+            attn_rows_two_layouts(&c3);
             set_tc(0, 2);
         }
     for (int di = 0; di < 3; di++) {
