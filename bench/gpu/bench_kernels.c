@@ -356,6 +356,94 @@ static void bench_qtile_ab(void)
     llm_k_set_qgemv_shape(0);
 }
 
+/* One decode token's products back to back, as the engine runs them: Llama-2-7B's 32
+ * layers of qkv, o (added to y), the gated fc / gate pair and down, each layer its own
+ * weights (nothing is in L2 from the token before), one row, bf16: what a token's products
+ * cost with each launch's start and end, against the sum of products timed alone. */
+struct qchain {
+    int fmt; /* 0 bf16, 1 int4 w4a16 tiles, 2 int4 awq tiles */
+    void *w[32][4];
+    struct llm_k_qw q[32][4];
+    void *x, *y;
+};
+static const int qc_n[4] = {12288, 4096, 11008, 4096}, qc_k[4] = {4096, 4096, 4096, 11008};
+
+static void qchain_fn(void *ctx, int it)
+{
+    struct qchain *c = ctx;
+    (void)it;
+    for (int l = 0; l < 32; l++)
+        for (int i = 0; i < 4; i++) {
+            const int n = qc_n[i], k = qc_k[i];
+            if (c->fmt && i == 2)
+                CUDA(llm_k_qgemv_gated(LLM_DTYPE_BF16, LLM_K_ACT_SILU, c->y, n, c->x, k,
+                                       &c->q[l][i], NULL, 1, n, k, 0));
+            else if (c->fmt)
+                CUDA(llm_k_qgemv(LLM_DTYPE_BF16, c->y, n, c->x, k, &c->q[l][i], NULL, 1, n, k,
+                                 i == 1 || i == 3, 0));
+            else if (i == 2)
+                CUDA(llm_k_gemv_gated(LLM_DTYPE_BF16, LLM_K_ACT_SILU, c->y, c->x, c->w[l][i], NULL,
+                                      n, k, 0));
+            else
+                CUDA(llm_k_gemv(LLM_DTYPE_BF16, c->y, n, c->x, k, c->w[l][i], NULL, 1, n, k,
+                                i == 1 || i == 3, 0));
+        }
+}
+
+static void bench_qchain(void)
+{
+    static const char *fname[3] = {"bf16", "w4a16 tc g128", "awq tc g128"};
+    for (int fmt = 0; fmt < 3; fmt++) {
+        struct qchain *c = calloc(1, sizeof *c);
+        c->fmt = fmt;
+        double bytes = 0;
+        for (int i = 0; i < 4; i++) {
+            const int64_t el = (int64_t)(i == 2 ? 2 : 1) * qc_n[i] * qc_k[i];
+            const size_t wb = fmt ? (size_t)el / 2 : (size_t)el * 2, ns = (size_t)el / 128;
+            void *w0 = drand(fmt ? wb / 2 : (size_t)el, LLM_DTYPE_BF16, fmt ? 1.f : 0.02f);
+            void *s0 = fmt ? drand(ns, LLM_DTYPE_F32, 0.01f) : NULL;
+            void *p0 =
+                fmt == 2 ? drand((size_t)qc_k[i] * (i == 2 ? 2 : 1), LLM_DTYPE_F32, 1.f) : NULL;
+            bytes += 32.0 * (wb + (fmt ? 4.0 * ns : 0));
+            for (int l = 0; l < 32; l++) {
+                if (l == 0) {
+                    c->w[l][i] = w0;
+                } else {
+                    CUDA(cudaMalloc(&c->w[l][i], wb));
+                    CUDA(cudaMemcpy(c->w[l][i], w0, wb, cudaMemcpyDeviceToDevice));
+                }
+                struct llm_k_qw *q = &c->q[l][i];
+                q->fmt = LLM_K_Q_INT4;
+                q->q = c->w[l][i];
+                q->group = 128;
+                q->tile = 1;
+                q->pre_split = i == 2 ? qc_n[i] : 1 << 30;
+                if (fmt) {
+                    void *sc;
+                    CUDA(cudaMalloc(&sc, ns * 4));
+                    CUDA(cudaMemcpy(sc, s0, ns * 4, cudaMemcpyDeviceToDevice));
+                    q->scale = sc;
+                    q->pre = p0;
+                }
+            }
+            cudaFree(s0);
+        }
+        c->x = drand(11008, LLM_DTYPE_BF16, 1.f);
+        c->y = drand(22016, LLM_DTYPE_BF16, 1.f);
+        char shape[96];
+        snprintf(shape, sizeof shape, "llama2-7b 32 layers m1 %s", fname[fmt]);
+        report("qchain", shape, timeit(qchain_fn, c, 3), bytes, 0);
+        for (int l = 0; l < 32; l++)
+            for (int i = 0; i < 4; i++) {
+                cudaFree(c->w[l][i]);
+                cudaFree((void *)c->q[l][i].scale);
+                if (l == 0) cudaFree((void *)c->q[l][i].pre);
+            }
+        cudaFree(c->x), cudaFree(c->y);
+        free(c);
+    }
+}
+
 /* Llama-2-7B's and Falcon-180B's four int4 products (model 0 and 1: entries 4 model ..) */
 static const struct {
     const char *model, *l;
@@ -864,6 +952,10 @@ int main(int argc, char **argv)
             if (!(e = strchr(e, ','))) break;
             e++;
         }
+        return 0;
+    }
+    if (getenv("LLM_BENCH_QCHAIN")) { /* a decode token's products back to back */
+        bench_qchain();
         return 0;
     }
     if (getenv("LLM_BENCH_QTILE_ONLY")) { /* the int4 tile kernels alone, old against new */
