@@ -370,22 +370,27 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
  * cached code and thread, which caps it well below the speed of memory over
  * codes half as wide as a 16-bit cache.  Here the scores and P.V of a block
  * (one query row, one head block of a KV head, one split) are mma.sync
- * m16n8k16 products in f16 with fp32 accumulators: the block's query heads
- * are rows of the 16-row tile (a GQA group of up to 8; the other rows are
- * zero), the codes go from shared memory into fragments with ldmatrix,
- * treating a pair of codes as one 16-bit element, and become f16 pairs in
- * registers (two e4m3 codes: one conversion; int8: a byte permute into
- * 1024 + code + 128 and one subtraction) - every code is exact in f16.
- * S = Q K^T: a lane's 32-bit K fragment word holds four consecutive dims
- * of one token; its two pairs are taken as the k indices 2t, 2t+1 and
- * 2t+8, 2t+9 of the product, and the query fragment is built with the same
- * dims, so the sum over dims is unchanged by the order.  P.V is computed
- * transposed, O^T = V^T P^T, so the heads are the 8 columns of the product
- * and no accumulator is spent on padding rows: S's accumulators are
- * already P^T's fragment, and the transposed load of V gives a lane two
- * tokens x two dims, which one permute splits into the even-dim and odd-dim
- * rows (g and g + 8) of V^T's fragment.  Chunks of 16 tokens a warp are
- * staged with cp.async, NS deep.
+ * m16n8k16 products in f16 with fp32 accumulators.  The codes go from
+ * shared memory into fragments with ldmatrix, treating a pair of codes as
+ * one 16-bit element, and become f16 pairs in registers (two e4m3 codes:
+ * one conversion; int8: a byte permute into 1024 + code + 128 and one
+ * subtraction) - every code is exact in f16.  The scores are computed
+ * transposed, S^T = K Q^T: 16 tokens are the rows, so the K codes are the
+ * A operand as they come and one product covers 16 tokens x 16 dims, and
+ * the block's query heads (a GQA group of up to 8) are the 8 columns.  A
+ * lane's 32-bit K fragment word holds four consecutive dims of one token;
+ * its two pairs are taken as the k indices 2t, 2t+1 and 2t+8, 2t+9, and the
+ * query fragment is built with the same dims, so the sum over dims is
+ * unchanged by the order.  P.V is computed transposed too, O^T = V^T P^T,
+ * so the heads are again the 8 columns and no accumulator is spent on
+ * padding rows: P^T's fragment is S^T's accumulators rounded to f16 pairs
+ * and transposed 8 x 8 at a time (movmatrix), and the transposed load of V
+ * gives a lane two tokens x two dims, which one permute splits into the
+ * even-dim and odd-dim rows (g and g + 8) of V^T's fragment.  A lane thus
+ * holds scores, running maxima and outputs of the same two heads, so the
+ * online softmax needs no exchange but the maxima's, and the outputs are
+ * rescaled only when some maximum of the warp rose.  Chunks of 16 tokens
+ * a warp are staged with cp.async, NS deep.
  * The query is rounded to f16 (bf16 models: after a power-of-two scaling of
  * each head so its largest element is below 2^15, exact for bf16 values in
  * range) and P to f16, as the prefill kernel rounds P.  Each of the W
@@ -489,19 +494,37 @@ __global__ void __launch_bounds__(W * 32, 20 / W)
     const uint8_t *kvbase = (const uint8_t *)a.kv;
     const int64_t head_off = (int64_t)kvh * a.block_size * D;
     const int64_t v_off = (int64_t)a.n_kv_heads * a.block_size * D;
-    auto load_chunk = [&](int buf, int c0) {
-        for (int e = threadIdx.x; e < CHK * NC; e += NTB) {
-            int t = e / NC, c = e - t * NC;
-            int tok = c0 + t;
-            bool ok = tok < end;
-            const uint8_t *src = kvbase;
+    /* Warp w stages tokens 16 w .. 16 w + 15 of a chunk (CHK = 16 W).  Lanes
+     * 2 i and 2 i + 1 find token i's place (its block id read a chunk ahead:
+     * past the first TCBT blocks it comes from device memory), and the copies
+     * take it from them by shuffles, each copy instruction of the warp on
+     * whole 128-byte rows (16 NC units of 16 bytes over the 32 lanes). */
+    const int lt = threadIdx.x >> 1, lw = threadIdx.x >> 5, ll = threadIdx.x & 31;
+    auto blk_of = [&](int c0) -> int {
+        const int tok = c0 + lt;
+        if (tok >= end) return 0;
+        const int bi = bsh >= 0 ? tok >> bsh : tok / bsz;
+        const unsigned kb = (unsigned)(bi - bt0);
+        return kb < TCBT ? btc[kb] : bt[bi];
+    };
+    auto load_chunk = [&](int buf, int c0, int blk) {
+        const int tok = c0 + lt;
+        const uint8_t *src = nullptr;
+        if (tok < end) {
             const int bi = bsh >= 0 ? tok >> bsh : tok / bsz, bo = tok - bi * bsz;
-            const unsigned kb = (unsigned)(bi - bt0);
-            if (ok)
-                src = kvbase + (int64_t)(kb < TCBT ? btc[kb] : bt[bi]) * a.blk_stride + head_off +
-                      (int64_t)bo * D + c * 16;
-            cp_async16_zfill(kc + (buf * CHK + t) * CP + c * 16, src, ok);
-            cp_async16_zfill(vc + (buf * CHK + t) * CP + c * 16, ok ? src + v_off : src, ok);
+            src = kvbase + (int64_t)blk * a.blk_stride + head_off + (int64_t)bo * D;
+        }
+        uint8_t *kd = kc + (buf * CHK + 16 * lw) * CP, *vd = vc + (buf * CHK + 16 * lw) * CP;
+#pragma unroll
+        for (int j = 0; j < (16 * NC + 31) / 32; j++) {
+            const int u = 32 * j + ll, i = u / NC, cu = u - i * NC;
+            const uint8_t *ps = (const uint8_t *)__shfl_sync(0xffffffffu, (unsigned long long)src,
+                                                             2 * (i < 16 ? i : 0));
+            if ((16 * NC) % 32 == 0 || u < 16 * NC) {
+                const bool ok = ps != nullptr;
+                cp_async16_zfill(kd + i * CP + cu * 16, ok ? ps + cu * 16 : kvbase, ok);
+                cp_async16_zfill(vd + i * CP + cu * 16, ok ? ps + v_off + cu * 16 : kvbase, ok);
+            }
         }
         cp_commit();
     };
@@ -512,9 +535,11 @@ __global__ void __launch_bounds__(W * 32, 20 / W)
 #pragma unroll
     for (int c = 0; c < NS - 1; c++) {
         if (c < nchunks)
-            load_chunk(c, begin + c * CHK);
+            load_chunk(c, begin + c * CHK, blk_of(begin + c * CHK));
         else cp_commit();
     }
+    /* the block id of the next chunk to stage */
+    int nblk = NS - 1 < nchunks ? blk_of(begin + (NS - 1) * CHK) : 0;
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
     /* this lane's query row (head h0 + g) at dims 16 c + 4 t4 .. + 3 */
@@ -540,93 +565,108 @@ __global__ void __launch_bounds__(W * 32, 20 / W)
         frexpf(amax, &ex);
         if (amax > 0.f) qmul = ldexpf(1.f, 15 - ex);
     }
-    uint32_t qa[NC][2]; /* a0, a2 of the A fragment; a1, a3 (rows 8..15) are zero */
+    uint32_t qa[NC][2]; /* b0, b1 of the B fragment: head g, dims 16 c + 4 t4 .. + 3 */
 #pragma unroll
     for (int c = 0; c < NC; c++) {
         qa[c][0] = MMA::pack(qv[c][0] * qmul, qv[c][1] * qmul);
         qa[c][1] = MMA::pack(qv[c][2] * qmul, qv[c][3] * qmul);
     }
     const float LOG2E = 1.4426950408889634f;
-    const float ascale = a.scale * a.k_scale / qmul;
-    const float qscale = a.softcap > 0.f ? ascale : ascale * LOG2E;
-    const float sl = a.alibi && g < gn ? a.alibi[h0 + g] * LOG2E : 0.f;
+    /* this lane's heads in the scores and outputs: 2 t4 and 2 t4 + 1 (their
+     * q multipliers from the lanes holding their q) */
+    float qscale[2], sl[2];
+#pragma unroll
+    for (int hh = 0; hh < 2; hh++) {
+        const float ascale = a.scale * a.k_scale / __shfl_sync(0xffffffffu, qmul, 8 * t4 + 4 * hh);
+        qscale[hh] = a.softcap > 0.f ? ascale : ascale * LOG2E;
+        sl[hh] = a.alibi && 2 * t4 + hh < gn ? a.alibi[h0 + 2 * t4 + hh] * LOG2E : 0.f;
+    }
 
     /* O^T: n-tile c holds dims 16 c + 2 g (c0: head 2 t4, c1: head 2 t4 + 1) and
      * 16 c + 2 g + 1 (c2, c3) */
     float o[NC][4];
 #pragma unroll
     for (int n = 0; n < NC; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
-    float m = -INFINITY, l = 0.f; /* head g, log2 units; l: this lane's part */
+    /* heads 2 t4 + hh, log2 units; l: this lane's tokens' part */
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
     /* ldmatrix row addresses: matrix lane >> 3 is tokens 0-7 / 8-15 (bit 0) of
      * column pair member (bit 1) */
     const int lrow = ((lane >> 3) & 1) * 8 + (lane & 7), lcol = (lane >> 4) * 16;
 
     for (int c = 0; c < nchunks; c++) {
         const int c0 = begin + c * CHK, buf = c % NS;
-        if (c + NS - 1 < nchunks)
-            load_chunk((c + NS - 1) % NS, c0 + (NS - 1) * CHK);
-        else cp_commit();
+        if (c + NS - 1 < nchunks) {
+            load_chunk((c + NS - 1) % NS, c0 + (NS - 1) * CHK, nblk);
+            if (c + NS < nchunks) nblk = blk_of(c0 + NS * CHK);
+        } else
+            cp_commit();
         cp_wait<NS - 1>();
         __syncthreads();
         const int w0 = c0 + warp * 16; /* this warp's 16 tokens */
         if (w0 < end) {
             const uint8_t *kb = kc + (buf * CHK + warp * 16 + lrow) * CP + lcol;
             const uint8_t *vb = vc + (buf * CHK + warp * 16 + lrow) * CP + lcol;
-            /* S = Q K^T: heads as rows (g < gn), tokens 0-7 and 8-15 as two n-tiles */
-            float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+            /* S^T = K Q^T: the 16 tokens as rows (g, g + 8), the heads as columns
+             * (2 t4, 2 t4 + 1) - the codes straight from ldmatrix are the A
+             * fragment, q the B fragment; even and odd 16-dim columns summed apart */
+            float s[4] = {0.f, 0.f, 0.f, 0.f}, s2[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
             for (int cc = 0; cc < NC; cc += 2) {
-                uint32_t rk[4], b0, b1;
+                uint32_t rk[4], ka[4];
                 if (cc + 1 < NC) {
                     ldsm_x4(rk, kb + cc * 16);
                 } else {
                     ldsm_x2(rk, kb - lcol + cc * 16);
                 }
-                uint32_t qf[4] = {qa[cc][0], 0u, qa[cc][1], 0u};
-                codes_h2<KQ, false>(rk[0], b0, b1);
-                MMA::run(s[0], qf, b0, b1);
-                codes_h2<KQ, false>(rk[1], b0, b1);
-                MMA::run(s[1], qf, b0, b1);
+                codes_h2<KQ, false>(rk[0], ka[0], ka[2]);
+                codes_h2<KQ, false>(rk[1], ka[1], ka[3]);
+                MMA::run(s, ka, qa[cc][0], qa[cc][1]);
                 if (cc + 1 < NC) {
-                    uint32_t qg[4] = {qa[cc + 1][0], 0u, qa[cc + 1][1], 0u};
-                    codes_h2<KQ, false>(rk[2], b0, b1);
-                    MMA::run(s[0], qg, b0, b1);
-                    codes_h2<KQ, false>(rk[3], b0, b1);
-                    MMA::run(s[1], qg, b0, b1);
+                    codes_h2<KQ, false>(rk[2], ka[0], ka[2]);
+                    codes_h2<KQ, false>(rk[3], ka[1], ka[3]);
+                    MMA::run(s2, ka, qa[cc + 1][0], qa[cc + 1][1]);
                 }
             }
-            /* scores of head g, tokens w0 + 8 j + 2 t4 + e (log2 units) */
-            float mx = -INFINITY;
+            /* s[j]: token w0 + g + 8 (j / 2), head 2 t4 + j % 2 (log2 units) */
+            float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-            for (int j = 0; j < 2; j++)
+            for (int j = 0; j < 4; j++) {
+                const int tok = w0 + g + 8 * (j >> 1), hh = j & 1;
+                float v = (s[j] + s2[j]) * qscale[hh];
+                if (a.softcap > 0.f) v = a.softcap * tanhf(v / a.softcap) * LOG2E;
+                if (a.alibi) v += sl[hh] * (float)(tok - p);
+                if (tok >= end) v = -INFINITY;
+                s[j] = v;
+                mx[hh] = fmaxf(mx[hh], v);
+            }
+            float al[2], use[2];
+            bool up = false;
 #pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const int tok = w0 + 8 * j + 2 * t4 + e;
-                    float v = s[j][e] * qscale;
-                    if (a.softcap > 0.f) v = a.softcap * tanhf(v / a.softcap) * LOG2E;
-                    if (a.alibi) v += sl * (float)(tok - p);
-                    if (tok >= end) v = -INFINITY;
-                    s[j][e] = v;
-                    mx = fmaxf(mx, v);
-                }
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float mn = fmaxf(m, mx), use = mn == -INFINITY ? 0.f : mn;
-            const float al = exp2f(m - use);
-            m = mn;
-            float sum = 0.f;
+            for (int hh = 0; hh < 2; hh++) {
 #pragma unroll
-            for (int j = 0; j < 2; j++)
+                for (int off = 4; off < 32; off <<= 1)
+                    mx[hh] = fmaxf(mx[hh], __shfl_xor_sync(0xffffffffu, mx[hh], off));
+                const float mn = fmaxf(m[hh], mx[hh]);
+                use[hh] = mn == -INFINITY ? 0.f : mn;
+                al[hh] = exp2f(m[hh] - use[hh]);
+                up |= mn > m[hh];
+                m[hh] = mn;
+            }
 #pragma unroll
-                for (int e = 0; e < 2; e++) sum += (s[j][e] = exp2f(s[j][e] - use));
-            l = l * al + sum;
-            /* O^T = V^T P^T: this lane's output columns are heads 2 t4 and 2 t4 + 1 */
-            const float al0 = __shfl_sync(0xffffffffu, al, 8 * t4);
-            const float al1 = __shfl_sync(0xffffffffu, al, 8 * t4 + 4);
+            for (int j = 0; j < 4; j++)
+                s[j] = exp2f(s[j] - use[j & 1]);
 #pragma unroll
-            for (int n = 0; n < NC; n++) o[n][0] *= al0, o[n][1] *= al1, o[n][2] *= al0, o[n][3] *= al1;
-            /* P^T as the B fragment: head g, tokens 2 t4, 2 t4 + 1 and 8 more */
-            const uint32_t pb0 = MMA::pack(s[0][0], s[0][1]), pb1 = MMA::pack(s[1][0], s[1][1]);
+            for (int hh = 0; hh < 2; hh++)
+                l[hh] = l[hh] * al[hh] + s[hh] + s[2 + hh];
+            /* a maximum that did not rise leaves the outputs' weights at 1 */
+            if (__any_sync(0xffffffffu, up)) {
+#pragma unroll
+                for (int n = 0; n < NC; n++)
+                    o[n][0] *= al[0], o[n][1] *= al[1], o[n][2] *= al[0], o[n][3] *= al[1];
+            }
+            /* P^T as the B fragment of O^T = V^T P^T (head g, tokens 2 t4, 2 t4 + 1 and
+             * 8 more): the score fragments' 8 x 8 halves transposed */
+            const uint32_t pb0 = movm_t(MMA::pack(s[0], s[1])), pb1 = movm_t(MMA::pack(s[2], s[3]));
             /* V^T as the A fragment: rows g / g + 8 are column cc's dims 2 g / 2 g + 1 */
 #pragma unroll
             for (int cc = 0; cc < NC; cc += 2) {
@@ -652,13 +692,19 @@ __global__ void __launch_bounds__(W * 32, 20 / W)
     /* the warps' partial rows, weighted together (their staging is done): every lane
      * scales its own sums by its warp's weight for the head, exp2(m_w - M) v_scale / den,
      * then each output element is the sum of four, four elements a thread */
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
+#pragma unroll
+    for (int hh = 0; hh < 2; hh++)
+#pragma unroll
+        for (int off = 4; off < 32; off <<= 1)
+            l[hh] += __shfl_xor_sync(0xffffffffu, l[hh], off);
     float *cw = (float *)smem;  /* [W][8][D] */
     float *cm = cw + W * 8 * D; /* [W][8] */
     float *cl = cm + W * 8;     /* [W][8] */
     float *lse = cl + W * 8;    /* [8] */
-    if (g < gn && t4 == 0) cm[warp * 8 + g] = m, cl[warp * 8 + g] = l;
+#pragma unroll
+    for (int hh = 0; hh < 2; hh++)
+        if (g == 0 && 2 * t4 + hh < gn)
+            cm[warp * 8 + 2 * t4 + hh] = m[hh], cl[warp * 8 + 2 * t4 + hh] = l[hh];
     __syncthreads();
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {

@@ -401,6 +401,14 @@ static __device__ __forceinline__ void ldsm_x2_t(uint32_t *r, const void *p)
                  : "=r"(r[0]), "=r"(r[1])
                  : "r"(s));
 }
+/* movmatrix: the 8x8 matrix of 16-bit elements a warp holds a fragment
+ * row at a time (lane l: row l / 4, columns 2 (l % 4) and + 1), transposed. */
+static __device__ __forceinline__ uint32_t movm_t(uint32_t x)
+{
+    uint32_t y;
+    asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(y) : "r"(x));
+    return y;
+}
 
 /* mma.sync m16n8k16 with fp32 accumulators, c += a b, for T = __half or bf16
  * inputs; pack: two fp32 values as the input type's pair (the first in the
