@@ -402,11 +402,12 @@ __global__ void __launch_bounds__(NT) attn_rows_kernel(const struct llm_k_attn a
 /* Whether the block ids are read early (LLM_CUDA_ATTN_EARLY=0: not, for measurement). */
 static __constant__ int tc_early = 1;
 
-template <int D, int NS, int W> struct tc_cfg {
+template <int D, int NS, int W, int ES> struct tc_cfg {
     static constexpr int CHK = 16 * W; /* tokens staged per chunk */
-    /* bytes per staged row: an odd number of 16-byte units, so the 8 rows of
-     * an ldmatrix fall in distinct banks */
-    static constexpr int CP = (D / 16) % 2 ? D : D + 16;
+    /* bytes per staged row (ES: bytes an element, 1 for codes, 2 for a 16-bit
+     * cache): an odd number of 16-byte units, so the 8 rows of an ldmatrix
+     * fall in distinct banks */
+    static constexpr int CP = (D * ES / 16) % 2 ? D * ES : D * ES + 16;
     static constexpr size_t stage = (size_t)2 * NS * CHK * CP; /* K and V, NS stages */
     static constexpr size_t comb = sizeof(float) * (W * 8 * (D + 2) + 8);
     static constexpr size_t smem = stage > comb ? stage : comb;
@@ -444,10 +445,14 @@ __global__ void __launch_bounds__(W * 32, 20 / W)
     attn_rows_tc_kernel(const struct llm_k_attn a, const int32_t *rows, const int32_t *seqs,
                         const int32_t *split_len_p, int max_splits, float *ws, int *counters)
 {
-    typedef tc_cfg<D, NS, W> C;
-    /* NC: 16-byte columns of a row of codes; CHK: tokens a chunk; NTB: threads */
-    constexpr int CP = C::CP, NC = D / 16, CHK = C::CHK, NTB = 32 * W;
-    typedef mma_op<__half> MMA;
+    /* ES: bytes a cached element; NC: 16-byte columns of a cached row; KS: k-steps
+     * of 16 dims; CHK: tokens a chunk; NTB: threads */
+    constexpr int ES = KQ ? 1 : 2;
+    typedef tc_cfg<D, NS, W, ES> C;
+    constexpr int CP = C::CP, NC = D * ES / 16, KS = D / 16, CHK = C::CHK, NTB = 32 * W;
+    /* codes become f16; a 16-bit cache is multiplied in its own type */
+    typedef typename std::conditional<KQ != 0, __half, T>::type MT;
+    typedef mma_op<MT> MMA;
     pdl_enter();
     const int G = a.n_heads / a.n_kv_heads, GR = heads_per_block(G);
     const int nhb = (G + GR - 1) / GR;
@@ -491,9 +496,11 @@ __global__ void __launch_bounds__(W * 32, 20 / W)
         return;
     }
 
+    /* in bytes */
     const uint8_t *kvbase = (const uint8_t *)a.kv;
-    const int64_t head_off = (int64_t)kvh * a.block_size * D;
-    const int64_t v_off = (int64_t)a.n_kv_heads * a.block_size * D;
+    const int64_t head_off = (int64_t)kvh * a.block_size * D * ES;
+    const int64_t v_off = (int64_t)a.n_kv_heads * a.block_size * D * ES;
+    const int64_t blk_bytes = a.blk_stride * ES;
     /* Warp w stages tokens 16 w .. 16 w + 15 of a chunk (CHK = 16 W).  Lanes
      * 2 i and 2 i + 1 find token i's place (its block id read a chunk ahead:
      * past the first TCBT blocks it comes from device memory), and the copies
@@ -512,7 +519,7 @@ __global__ void __launch_bounds__(W * 32, 20 / W)
         const uint8_t *src = nullptr;
         if (tok < end) {
             const int bi = bsh >= 0 ? tok >> bsh : tok / bsz, bo = tok - bi * bsz;
-            src = kvbase + (int64_t)blk * a.blk_stride + head_off + (int64_t)bo * D;
+            src = kvbase + (int64_t)blk * blk_bytes + head_off + (int64_t)bo * D * ES;
         }
         uint8_t *kd = kc + (buf * CHK + 16 * lw) * CP, *vd = vc + (buf * CHK + 16 * lw) * CP;
 #pragma unroll
@@ -542,32 +549,36 @@ __global__ void __launch_bounds__(W * 32, 20 / W)
     int nblk = NS - 1 < nchunks ? blk_of(begin + (NS - 1) * CHK) : 0;
 
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-    /* this lane's query row (head h0 + g) at dims 16 c + 4 t4 .. + 3 */
-    float qv[NC][4];
+    /* this lane's query row (head h0 + g) at the dims of k-step c that K's
+     * fragment words hold: codes 16 c + 4 t4 .. + 3 (a word is four codes), a
+     * 16-bit cache 16 c + 2 t4, + 1, + 8, + 9 (the usual fragment) */
+    float qv[KS][4];
     float amax = 0.f;
     {
         const T *qrow = (const T *)a.q + (int64_t)r * a.q_stride + (int64_t)(h0 + g) * D;
 #pragma unroll
-        for (int c = 0; c < NC; c++) {
+        for (int c = 0; c < KS; c++) {
 #pragma unroll
             for (int k = 0; k < 4; k++) {
-                qv[c][k] = g < gn ? to_f32(qrow[16 * c + 4 * t4 + k]) : 0.f;
+                const int d = KQ ? 16 * c + 4 * t4 + k : 16 * c + 2 * t4 + (k & 1) + 8 * (k >> 1);
+                qv[c][k] = g < gn ? to_f32(qrow[d]) : 0.f;
                 amax = fmaxf(amax, fabsf(qv[c][k]));
             }
         }
     }
-    /* bf16: scale the head by 2^(15 - e) (max |q| = m 2^e, m in [0.5, 1)) into f16's range */
+    /* bf16 into f16 products: scale the head by 2^(15 - e) (max |q| = m 2^e,
+     * m in [0.5, 1)) into f16's range */
     float qmul = 1.f;
-    if constexpr (sizeof(T) == 2 && !std::is_same<T, __half>::value) {
+    if constexpr (KQ != 0 && std::is_same<T, bf16>::value) {
         amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
         amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
         int ex = 0;
         frexpf(amax, &ex);
         if (amax > 0.f) qmul = ldexpf(1.f, 15 - ex);
     }
-    uint32_t qa[NC][2]; /* b0, b1 of the B fragment: head g, dims 16 c + 4 t4 .. + 3 */
+    uint32_t qa[KS][2]; /* b0, b1 of the B fragment: head g */
 #pragma unroll
-    for (int c = 0; c < NC; c++) {
+    for (int c = 0; c < KS; c++) {
         qa[c][0] = MMA::pack(qv[c][0] * qmul, qv[c][1] * qmul);
         qa[c][1] = MMA::pack(qv[c][2] * qmul, qv[c][3] * qmul);
     }
@@ -577,16 +588,18 @@ __global__ void __launch_bounds__(W * 32, 20 / W)
     float qscale[2], sl[2];
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {
-        const float ascale = a.scale * a.k_scale / __shfl_sync(0xffffffffu, qmul, 8 * t4 + 4 * hh);
+        const float ascale =
+            a.scale * (KQ ? a.k_scale : 1.f) / __shfl_sync(0xffffffffu, qmul, 8 * t4 + 4 * hh);
         qscale[hh] = a.softcap > 0.f ? ascale : ascale * LOG2E;
         sl[hh] = a.alibi && 2 * t4 + hh < gn ? a.alibi[h0 + 2 * t4 + hh] * LOG2E : 0.f;
     }
 
     /* O^T: n-tile c holds dims 16 c + 2 g (c0: head 2 t4, c1: head 2 t4 + 1) and
-     * 16 c + 2 g + 1 (c2, c3) */
-    float o[NC][4];
+     * 16 c + 2 g + 1 (c2, c3) - for a 16-bit cache 16 c + g and 16 c + g + 8 */
+    float o[KS][4];
 #pragma unroll
-    for (int n = 0; n < NC; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+    for (int n = 0; n < KS; n++)
+        o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
     /* heads 2 t4 + hh, log2 units; l: this lane's tokens' part */
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
     /* ldmatrix row addresses: matrix lane >> 3 is tokens 0-7 / 8-15 (bit 0) of
@@ -610,21 +623,31 @@ __global__ void __launch_bounds__(W * 32, 20 / W)
              * (2 t4, 2 t4 + 1) - the codes straight from ldmatrix are the A
              * fragment, q the B fragment; even and odd 16-dim columns summed apart */
             float s[4] = {0.f, 0.f, 0.f, 0.f}, s2[4] = {0.f, 0.f, 0.f, 0.f};
+            if constexpr (KQ == 0) {
+                /* a k-step is two 16-byte columns: the four matrices are a0..a3 */
 #pragma unroll
-            for (int cc = 0; cc < NC; cc += 2) {
-                uint32_t rk[4], ka[4];
-                if (cc + 1 < NC) {
-                    ldsm_x4(rk, kb + cc * 16);
-                } else {
-                    ldsm_x2(rk, kb - lcol + cc * 16);
+                for (int cc = 0; cc < KS; cc++) {
+                    uint32_t rk[4];
+                    ldsm_x4(rk, kb + cc * 32);
+                    MMA::run(cc & 1 ? s2 : s, rk, qa[cc][0], qa[cc][1]);
                 }
-                codes_h2<KQ, false>(rk[0], ka[0], ka[2]);
-                codes_h2<KQ, false>(rk[1], ka[1], ka[3]);
-                MMA::run(s, ka, qa[cc][0], qa[cc][1]);
-                if (cc + 1 < NC) {
-                    codes_h2<KQ, false>(rk[2], ka[0], ka[2]);
-                    codes_h2<KQ, false>(rk[3], ka[1], ka[3]);
-                    MMA::run(s2, ka, qa[cc + 1][0], qa[cc + 1][1]);
+            } else {
+#pragma unroll
+                for (int cc = 0; cc < NC; cc += 2) {
+                    uint32_t rk[4], ka[4];
+                    if (cc + 1 < NC) {
+                        ldsm_x4(rk, kb + cc * 16);
+                    } else {
+                        ldsm_x2(rk, kb - lcol + cc * 16);
+                    }
+                    codes_h2<KQ, false>(rk[0], ka[0], ka[2]);
+                    codes_h2<KQ, false>(rk[1], ka[1], ka[3]);
+                    MMA::run(s, ka, qa[cc][0], qa[cc][1]);
+                    if (cc + 1 < NC) {
+                        codes_h2<KQ, false>(rk[2], ka[0], ka[2]);
+                        codes_h2<KQ, false>(rk[3], ka[1], ka[3]);
+                        MMA::run(s2, ka, qa[cc + 1][0], qa[cc + 1][1]);
+                    }
                 }
             }
             /* s[j]: token w0 + g + 8 (j / 2), head 2 t4 + j % 2 (log2 units) */
@@ -661,28 +684,40 @@ __global__ void __launch_bounds__(W * 32, 20 / W)
             /* a maximum that did not rise leaves the outputs' weights at 1 */
             if (__any_sync(0xffffffffu, up)) {
 #pragma unroll
-                for (int n = 0; n < NC; n++)
+                for (int n = 0; n < KS; n++)
                     o[n][0] *= al[0], o[n][1] *= al[1], o[n][2] *= al[0], o[n][3] *= al[1];
             }
             /* P^T as the B fragment of O^T = V^T P^T (head g, tokens 2 t4, 2 t4 + 1 and
              * 8 more): the score fragments' 8 x 8 halves transposed */
             const uint32_t pb0 = movm_t(MMA::pack(s[0], s[1])), pb1 = movm_t(MMA::pack(s[2], s[3]));
-            /* V^T as the A fragment: rows g / g + 8 are column cc's dims 2 g / 2 g + 1 */
+            if constexpr (KQ == 0) {
+                /* V^T as the A fragment: the transposed matrices (tokens 0-7 / 8-15
+                 * by dims 0-7 / 8-15 of the k-step) are a0, a2, a1, a3 */
 #pragma unroll
-            for (int cc = 0; cc < NC; cc += 2) {
-                uint32_t rv[4], va[4];
-                if (cc + 1 < NC) {
-                    ldsm_x4_t(rv, vb + cc * 16);
-                } else {
-                    ldsm_x2_t(rv, vb - lcol + cc * 16);
+                for (int cc = 0; cc < KS; cc++) {
+                    uint32_t rv[4];
+                    ldsm_x4_t(rv, vb + cc * 32);
+                    const uint32_t va[4] = {rv[0], rv[2], rv[1], rv[3]};
+                    MMA::run(o[cc], va, pb0, pb1);
                 }
-                codes_h2<KQ, true>(rv[0], va[0], va[1]);
-                codes_h2<KQ, true>(rv[1], va[2], va[3]);
-                MMA::run(o[cc], va, pb0, pb1);
-                if (cc + 1 < NC) {
-                    codes_h2<KQ, true>(rv[2], va[0], va[1]);
-                    codes_h2<KQ, true>(rv[3], va[2], va[3]);
-                    MMA::run(o[cc + 1], va, pb0, pb1);
+            } else {
+                /* V^T as the A fragment: rows g / g + 8 are column cc's dims 2 g / 2 g + 1 */
+#pragma unroll
+                for (int cc = 0; cc < NC; cc += 2) {
+                    uint32_t rv[4], va[4];
+                    if (cc + 1 < NC) {
+                        ldsm_x4_t(rv, vb + cc * 16);
+                    } else {
+                        ldsm_x2_t(rv, vb - lcol + cc * 16);
+                    }
+                    codes_h2<KQ, true>(rv[0], va[0], va[1]);
+                    codes_h2<KQ, true>(rv[1], va[2], va[3]);
+                    MMA::run(o[cc], va, pb0, pb1);
+                    if (cc + 1 < NC) {
+                        codes_h2<KQ, true>(rv[2], va[0], va[1]);
+                        codes_h2<KQ, true>(rv[3], va[2], va[3]);
+                        MMA::run(o[cc + 1], va, pb0, pb1);
+                    }
                 }
             }
         }
@@ -720,13 +755,19 @@ __global__ void __launch_bounds__(W * 32, 20 / W)
                 if (mw != -INFINITY) den += exp2f(mw - M) * cl[w * 8 + h];
             }
             const float mo = cm[warp * 8 + h];
-            const float f = mo == -INFINITY ? 0.f : exp2f(mo - M) * (a.v_scale / den);
+            const float f = mo == -INFINITY ? 0.f : exp2f(mo - M) * ((KQ ? a.v_scale : 1.f) / den);
             if (warp == 0 && g == 0) lse[h] = (M + log2f(den)) * 0.6931471805599453f;
-            float *dst = cw + (warp * 8 + h) * D + 2 * g;
+            float *dst = cw + (warp * 8 + h) * D;
 #pragma unroll
-            for (int cc = 0; cc < NC; cc++)
-                *reinterpret_cast<float2 *>(dst + 16 * cc) =
-                    make_float2(o[cc][hh] * f, o[cc][2 + hh] * f);
+            for (int cc = 0; cc < KS; cc++) {
+                if (KQ) {
+                    *reinterpret_cast<float2 *>(dst + 16 * cc + 2 * g) =
+                        make_float2(o[cc][hh] * f, o[cc][2 + hh] * f);
+                } else {
+                    dst[16 * cc + g] = o[cc][hh] * f;
+                    dst[16 * cc + g + 8] = o[cc][2 + hh] * f;
+                }
+            }
         }
     }
     __syncthreads();
@@ -782,7 +823,7 @@ static int launch_tc_ns(const struct llm_k_attn *a, const int32_t *rows, const i
                         const int32_t *split_len, int max_splits, float *ws, int *counters,
                         cudaStream_t st)
 {
-    const size_t smem = tc_cfg<D, NS, W>::smem + TCBT * sizeof(int32_t);
+    const size_t smem = tc_cfg < D, NS, W, KQ ? 1 : 2 > ::smem + TCBT * sizeof(int32_t);
     static int set = 0;
     if (!set && smem > 48 * 1024) {
         cudaError_t e =
@@ -805,22 +846,33 @@ static int launch_tc(const struct llm_k_attn *a, const int32_t *rows, const int3
 #define TC_NS(NS, W)                                                                               \
     return launch_tc_ns<T, KQ, D, NS, W>(a, rows, seqs, n, split_len, max_splits, ws, counters, st)
     const int w = tc_warps ? tc_warps : a->row_keys > 0 && a->row_keys <= TC_W2_KEYS ? 2 : 4;
-    if (w == 2) {
-        if (tc_stages == 4) TC_NS(4, 2);
-        if (tc_stages == 3) TC_NS(3, 2);
-        TC_NS(2, 2);
+    if constexpr (KQ == 0) { /* a 16-bit cache: two stages (a stage is twice as large) */
+        if (w == 2) TC_NS(2, 2);
+        TC_NS(2, 4);
+    } else {
+        if (w == 2) {
+            if (tc_stages == 4) TC_NS(4, 2);
+            if (tc_stages == 3) TC_NS(3, 2);
+            TC_NS(2, 2);
+        }
+        if (tc_stages >= 3) TC_NS(3, 4);
+        TC_NS(2, 4);
     }
-    if (tc_stages >= 3) TC_NS(3, 4);
-    TC_NS(2, 4);
 #undef TC_NS
 }
 
-/* Whether the tensor-core kernel serves this call: an 8-bit cache, f16 or
- * bf16, a head dim it is built for, and no chunk forced for the row kernel. */
+/* Whether the tensor-core kernel serves this call: f16 or bf16, an 8-bit
+ * cache or (unless turned off) a 16-bit one, a head dim it is built for, and
+ * no chunk forced for the row kernel. */
+static int tc16 = 1;
+extern "C" void llm_k_attn_rows_set_tc16(int on)
+{
+    tc16 = on != 0;
+}
 static bool use_tc(const struct llm_k_attn *a)
 {
     const int d = a->head_dim;
-    return a->kv_q && rows_chunk == 0 && (a->dt == K_DT_F16 || a->dt == K_DT_BF16) &&
+    return (a->kv_q || tc16) && rows_chunk == 0 && (a->dt == K_DT_F16 || a->dt == K_DT_BF16) &&
            (d == 64 || d == 80 || d == 96 || d == 128 || d == 256);
 }
 
@@ -901,6 +953,9 @@ extern "C" int llm_k_attn_rows(const struct llm_k_attn *a, const int32_t *rows,
     if (use_tc(a)) {
         const bool f16 = a->dt == K_DT_F16, fp8 = a->kv_q == LLM_K_KV_FP8;
 #define TC_ARGS a, rows, seqs, n, split_len, max_splits, ws, counters, stream
+        if (!a->kv_q)
+            return f16 ? launch_tc_d<__half, LLM_K_KV_NONE>(TC_ARGS)
+                       : launch_tc_d<bf16, LLM_K_KV_NONE>(TC_ARGS);
         if (f16) return fp8 ? launch_tc_d<__half, LLM_K_KV_FP8>(TC_ARGS)
                             : launch_tc_d<__half, LLM_K_KV_INT8>(TC_ARGS);
         return fp8 ? launch_tc_d<bf16, LLM_K_KV_FP8>(TC_ARGS) : launch_tc_d<bf16, LLM_K_KV_INT8>(TC_ARGS);

@@ -253,6 +253,10 @@ int llm_k_attn_rows(const struct llm_k_attn *a, const int32_t *rows, const int32
  * call, staging that many tokens of an 8-bit cache.  For tests and the
  * benchmark. */
 void llm_k_attn_rows_set_chunk(int ch);
+/* 1 (the default): a 16-bit cache in f16 or bf16 with those head dims goes to
+ * the tensor-core kernel too (two stages); 0: to the row kernel.  For tests
+ * and measurement. */
+void llm_k_attn_rows_set_tc16(int on);
 /* Pipeline stages (2, the default, 3, or 4 with two warps) of the
  * tensor-core kernel that serves an 8-bit cache; for the benchmark. */
 void llm_k_attn_rows_set_stages(int ns);

@@ -620,7 +620,7 @@ static void *dcopy_i32(const int32_t *h, size_t n)
 }
 
 /* The KV cache's element for bench_attn (enum llm_k_kvq), and the row kernel's chunk. */
-static int attn_kvq, attn_ch, attn_ns = 2, attn_w; /* attn_w 0: by row_keys */
+static int attn_kvq, attn_ch, attn_ns = 2, attn_w, attn_tc16 = 1; /* attn_w 0: by row_keys */
 
 /* B sequences of ctx tokens (decode: one query row each; prefill: all rows). */
 static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int n_sm)
@@ -733,15 +733,20 @@ static void bench_attn(int B, int ctx, int nh, int nkv, int hd, int prefill, int
              attn_kvq == LLM_K_KV_FP8    ? " kv-fp8"
              : attn_kvq == LLM_K_KV_INT8 ? " kv-int8"
                                          : "",
-             attn_kvq && !prefill ? attn_ch == 64   ? " rows64"
-                                    : attn_ch == 32 ? " rows32"
-                                    : attn_w == 2   ? attn_ns == 4   ? " tcw2s4"
-                                                      : attn_ns == 3 ? " tcw2s3"
-                                                                     : " tcw2"
-                                    : attn_w == 4   ? attn_ns == 3 ? " tcw4s3" : " tcw4"
-                                    : attn_ns == 3  ? " tc3"
-                                                    : " tc2"
-                                  : "");
+             !attn_kvq && !prefill && (hd == 64 || hd == 80 || hd == 96 || hd == 128 || hd == 256)
+                 ? !attn_tc16    ? " rows16"
+                   : attn_w == 2 ? " tc16w2"
+                   : attn_w == 4 ? " tc16w4"
+                                 : " tc16"
+             : attn_kvq && !prefill ? attn_ch == 64   ? " rows64"
+                                      : attn_ch == 32 ? " rows32"
+                                      : attn_w == 2   ? attn_ns == 4   ? " tcw2s4"
+                                                        : attn_ns == 3 ? " tcw2s3"
+                                                                       : " tcw2"
+                                      : attn_w == 4   ? attn_ns == 3 ? " tcw4s3" : " tcw4"
+                                      : attn_ns == 3  ? " tc3"
+                                                      : " tc2"
+                                    : "");
     double kvbytes = (double)B * ctx * 2.0 * nkv * hd * (attn_kvq ? 1 : 2);
     double flops = prefill ? 4.0 * B * (double)ctx * ctx / 2 * hd * nh
                            : 4.0 * B * (double)ctx * hd * nh;
@@ -852,6 +857,8 @@ static void bench_attn_all(int n_sm)
         if (ns) llm_k_attn_rows_set_stages(attn_ns = atoi(ns));
         const char *nw = getenv("LLM_BENCH_ATTN_W"); /* its warps a block: 4, 2 */
         if (nw) llm_k_attn_rows_set_warps(attn_w = atoi(nw));
+        const char *t16 = getenv("LLM_BENCH_ATTN_TC16"); /* 0: a 16-bit cache on the row kernel */
+        llm_k_attn_rows_set_tc16(attn_tc16 = !(t16 && !strcmp(t16, "0")));
         while (sscanf(only + pf, "%d:%d:%d:%d:%d:%d%n", &b, &ctx, &nh, &nkv, &hd, &kq, &used) ==
                6) {
             attn_kvq = kq;
@@ -866,6 +873,7 @@ static void bench_attn_all(int n_sm)
         pf_variant = 0;
         llm_k_attn_rows_set_stages(attn_ns = 2);
         llm_k_attn_rows_set_warps(attn_w = 0);
+        llm_k_attn_rows_set_tc16(attn_tc16 = 1);
         return;
     }
     /* attention: decode at several batch sizes and contexts, prefill of 2048 */

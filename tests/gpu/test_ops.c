@@ -1844,6 +1844,8 @@ static void set_tc(int warps, int stages)
 }
 /* llm_k_attn_rows_set_early(0): block ids read after the row's position */
 static int tc_late;
+/* llm_k_attn_rows_set_tc16(0): a 16-bit cache on the row kernel */
+static int rows16;
 
 static void attn_run(const struct attn_case *ac, int mode);
 /* Decode rows (modes 0 and 1) in blocks of 32 keys without a window, then in
@@ -1998,6 +2000,7 @@ static void attn_run(const struct attn_case *ac, int mode)
                                         : "",
              rows_chunk == 64   ? ",rowk64"
              : rows_chunk == 32 ? ",rowk32"
+             : rows16           ? ",rowk16"
              : tc_warps == 2    ? (tc_stages == 4   ? ",tcw2s4"
                                    : tc_stages == 3 ? ",tcw2s3"
                                                     : ",tcw2")
@@ -2119,9 +2122,23 @@ static void test_attn(void)
             c.window = 40;
             for (int mode = 0; mode < 3; mode++) attn_run(&c, mode);
         }
-    /* an 8-bit KV cache: GQA groups, head dims 64..256, windows, splits, softcap */
+    /* the same decode rows on the row kernel where the tensor-core one serves a
+     * 16-bit cache (f16, bf16) */
+    llm_k_attn_rows_set_tc16(!(rows16 = 1));
+    for (int di = 1; di < 3; di++)
+        for (int si = 0; si < 7; si++) {
+            struct attn_case c = {
+                DTS[di], shapes[si][2],       shapes[si][0],         shapes[si][1], 32, 0, 0, 0,
+                5,       {1, 1, 20, 50, 130}, {1, 37, 20, 130, 200}, LLM_K_KV_NONE};
+            for (int mode = 0; mode < 2; mode++)
+                attn_run(&c, mode);
+        }
+    llm_k_attn_rows_set_tc16(!(rows16 = 0));
+    /* an 8-bit KV cache (and the 16-bit one through the same tensor-core kernel):
+     * GQA groups, head dims 64..256, windows, splits, softcap */
     for (int di = 0; di < 3; di++)
-        for (int kvq = LLM_K_KV_FP8; kvq <= LLM_K_KV_INT8; kvq++) {
+        for (int kk = 0; kk < 3; kk++) {
+            const int kvq = kk == 2 ? LLM_K_KV_NONE : LLM_K_KV_FP8 + kk;
             /* groups of 4, 1, 8, 2, 3 (a padded head block) and 12 (two head blocks) */
             const int qs_[][3] = {{8, 2, 128}, {4, 4, 64}, {8, 1, 80},
                                   {2, 1, 256}, {12, 4, 96}, {12, 1, 64}};

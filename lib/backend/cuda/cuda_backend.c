@@ -705,6 +705,9 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     const char *aw = getenv("LLM_CUDA_ATTN_WARPS"), *as = getenv("LLM_CUDA_ATTN_STAGES");
     if (aw) llm_k_attn_rows_set_warps(atoi(aw));
     if (as) llm_k_attn_rows_set_stages(atoi(as));
+    /* 0: decode rows over a 16-bit cache on the row kernel, not the tensor-core one */
+    const char *a16 = getenv("LLM_CUDA_ATTN_TC16");
+    llm_k_attn_rows_set_tc16(!(a16 && !strcmp(a16, "0")));
     const char *tw = getenv("LLM_CUDA_T2_WSTAGE"); /* 0: x staged by the whole block */
     llm_k_set_t2_wstage(!(tw && !strcmp(tw, "0")));
     const char *ak = getenv("LLM_CUDA_ACT_KEEP");
