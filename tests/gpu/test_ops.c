@@ -2001,12 +2001,13 @@ static void attn_run(const struct attn_case *ac, int mode)
              rows_chunk == 64   ? ",rowk64"
              : rows_chunk == 32 ? ",rowk32"
              : rows16           ? ",rowk16"
-             : tc_warps == 2    ? (tc_stages == 4   ? ",tcw2s4"
-                                   : tc_stages == 3 ? ",tcw2s3"
-                                                    : ",tcw2")
-             : tc_stages == 3   ? ",tc3"
-             : tc_late          ? ",late"
-                                : "",
+             /* a 16-bit cache always runs two stages */
+             : tc_warps == 2             ? (ac->kvq && tc_stages == 4   ? ",tcw2s4"
+                                            : ac->kvq && tc_stages == 3 ? ",tcw2s3"
+                                                                        : ",tcw2")
+             : ac->kvq && tc_stages == 3 ? ",tc3"
+             : tc_late                   ? ",late"
+                                         : "",
              seqs);
     if (!want(name)) return;
     if (mode == 2 && !llm_k_attn_prefill_supported(dt, hd)) return;
