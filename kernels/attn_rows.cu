@@ -506,7 +506,7 @@ __global__ void __launch_bounds__(W * 32, 20 / W)
      * past the first TCBT blocks it comes from device memory), and the copies
      * take it from them by shuffles, each copy instruction of the warp on
      * whole 128-byte rows (16 NC units of 16 bytes over the 32 lanes). */
-    const int lt = threadIdx.x >> 1, lw = threadIdx.x >> 5, ll = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, lt = threadIdx.x >> 1;
     auto blk_of = [&](int c0) -> int {
         const int tok = c0 + lt;
         if (tok >= end) return 0;
@@ -521,10 +521,10 @@ __global__ void __launch_bounds__(W * 32, 20 / W)
             const int bi = bsh >= 0 ? tok >> bsh : tok / bsz, bo = tok - bi * bsz;
             src = kvbase + (int64_t)blk * blk_bytes + head_off + (int64_t)bo * D * ES;
         }
-        uint8_t *kd = kc + (buf * CHK + 16 * lw) * CP, *vd = vc + (buf * CHK + 16 * lw) * CP;
+        uint8_t *kd = kc + (buf * CHK + 16 * warp) * CP, *vd = vc + (buf * CHK + 16 * warp) * CP;
 #pragma unroll
         for (int j = 0; j < (16 * NC + 31) / 32; j++) {
-            const int u = 32 * j + ll, i = u / NC, cu = u - i * NC;
+            const int u = 32 * j + lane, i = u / NC, cu = u - i * NC;
             const uint8_t *ps = (const uint8_t *)__shfl_sync(0xffffffffu, (unsigned long long)src,
                                                              2 * (i < 16 ? i : 0));
             if ((16 * NC) % 32 == 0 || u < 16 * NC) {
@@ -548,7 +548,7 @@ __global__ void __launch_bounds__(W * 32, 20 / W)
     /* the block id of the next chunk to stage */
     int nblk = NS - 1 < nchunks ? blk_of(begin + (NS - 1) * CHK) : 0;
 
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    const int g = lane >> 2, t4 = lane & 3;
     /* this lane's query row (head h0 + g) at the dims of k-step c that K's
      * fragment words hold: codes 16 c + 4 t4 .. + 3 (a word is four codes), a
      * 16-bit cache 16 c + 2 t4, + 1, + 8, + 9 (the usual fragment) */
