@@ -739,11 +739,11 @@ extern "C" int llm_k_convert(void *dst, int dst_dt, const void *src, int src_dt,
  * would be stored in, written as D: the values llm-convert --random writes
  * and the host upload would produce. */
 template <typename D, typename S>
-__global__ void fill_random_kernel(D *dst, int64_t n, uint64_t state, int fill)
+__global__ void fill_random_kernel(D *dst, int64_t n, int64_t first, uint64_t state, int fill)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x) {
-        float v = fill == LLM_RAND_NORMAL ? llm_rand_value(state, (uint64_t)i)
+        float v = fill == LLM_RAND_NORMAL ? llm_rand_value(state, (uint64_t)(first + i))
                   : fill == LLM_RAND_ONE  ? 1.0f
                                           : 0.0f;
         dst[i] = from_f32<D>(to_f32(from_f32<S>(v)));
@@ -753,35 +753,38 @@ __global__ void fill_random_kernel(D *dst, int64_t n, uint64_t state, int fill)
 /* A quantized weight's codes (llm/random.h): byte k is element k's code
  * (e4m3, int8), or elements 2k and 2k + 1 (int4, low nibble first) - the
  * bytes llm_rand_tensor makes on the host. */
-__global__ void fill_random_q_kernel(uint8_t *dst, int64_t nbytes, int64_t n, uint64_t state,
-                                     int fill, int dt)
+__global__ void fill_random_q_kernel(uint8_t *dst, int64_t nbytes, int64_t n, int64_t first,
+                                     uint64_t state, int fill, int dt)
 {
     for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < nbytes;
          k += (int64_t)gridDim.x * blockDim.x) {
         if (dt == LLM_DTYPE_I4) {
-            dst[k] = llm_rand_i4_byte(state, (uint64_t)k, (uint64_t)n, fill);
+            dst[k] =
+                llm_rand_i4_byte(state, (uint64_t)(first / 2 + k), (uint64_t)(first + n), fill);
         } else {
-            float v = llm_rand_fill_value(state, (uint64_t)k, fill);
+            float v = llm_rand_fill_value(state, (uint64_t)(first + k), fill);
             dst[k] = dt == LLM_DTYPE_F8E4M3 ? llm_rand_to_e4m3(v) : (uint8_t)llm_rand_to_i8(v);
         }
     }
 }
 
-extern "C" int llm_k_fill_random(void *dst, int dst_dt, int stored_dt, int64_t n, uint64_t state,
-                                 int fill, llm_stream_t stream)
+extern "C" int llm_k_fill_random(void *dst, int dst_dt, int stored_dt, int64_t n, int64_t first,
+                                 uint64_t state, int fill, llm_stream_t stream)
 {
     if (n <= 0) return 0;
+    if (first < 0) return (int)cudaErrorInvalidValue;
     if (stored_dt == LLM_DTYPE_F8E4M3 || stored_dt == LLM_DTYPE_I8 || stored_dt == LLM_DTYPE_I4) {
-        if (dst_dt != stored_dt) return (int)cudaErrorInvalidValue;
+        if (dst_dt != stored_dt || (stored_dt == LLM_DTYPE_I4 && first % 2))
+            return (int)cudaErrorInvalidValue;
         int64_t nbytes = stored_dt == LLM_DTYPE_I4 ? n / 2 + (n & 1) : n;
-        fill_random_q_kernel<<<grid_for(nbytes, 256), 256, 0, stream>>>((uint8_t *)dst, nbytes, n,
-                                                                        state, fill, stored_dt);
+        fill_random_q_kernel<<<grid_for(nbytes, 256), 256, 0, stream>>>(
+            (uint8_t *)dst, nbytes, n, first, state, fill, stored_dt);
         return k_status();
     }
     int g = grid_for(n, 256);
     DISPATCH_DT(dst_dt, D, {
         DISPATCH_DT(stored_dt, S, {
-            fill_random_kernel<D, S><<<g, 256, 0, stream>>>((D *)dst, n, state, fill);
+            fill_random_kernel<D, S><<<g, 256, 0, stream>>>((D *)dst, n, first, state, fill);
         });
     });
     return k_status();

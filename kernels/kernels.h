@@ -173,16 +173,18 @@ int llm_k_gather(int dt, void *out, const void *in, const int32_t *rows, int n, 
 int llm_k_convert(void *dst, int dst_dt, const void *src, int src_dt, int64_t n,
                   llm_stream_t stream);
 
-/* Random weights (llm/random.h) made on the device: element i of the tensor
- * whose counter state is `state`, rounded to stored_dt, written as dst_dt
+/* Random weights (llm/random.h) made on the device: dst[j] is element
+ * first + j of the tensor whose counter state is `state` (a part of a
+ * larger tensor: an expert of a stack), rounded to stored_dt, written as dst_dt
  * (F32, F16, BF16); fill is enum llm_rand_fill.  A quantized weight of a
  * synthetic model (stored_dt F8E4M3, I8 or I4, dst_dt the same) gets its
  * codes under llm/random.h's constant scale, byte for byte what the host
  * makes (llm_rand_tensor): n elements in n bytes, or for I4 in
- * (n + 1) / 2 bytes, element 2k in the low nibble of byte k.  state is
- * llm_rand_state(model->rand_seed, name), fill llm_rand_fill_of(name). */
-int llm_k_fill_random(void *dst, int dst_dt, int stored_dt, int64_t n, uint64_t state, int fill,
-                      llm_stream_t stream);
+ * (n + 1) / 2 bytes, element 2k in the low nibble of byte k (first even).
+ * state is llm_rand_state(model->rand_seed, name), fill
+ * llm_rand_fill_of(name). */
+int llm_k_fill_random(void *dst, int dst_dt, int stored_dt, int64_t n, int64_t first,
+                      uint64_t state, int fill, llm_stream_t stream);
 
 /* Copy whole KV blocks: pool[dst[i]] = pool[src[i]], blk_bytes each (a multiple of 16). */
 int llm_k_copy_blocks(void *pool, const int32_t *src, const int32_t *dst, int n,

@@ -270,14 +270,17 @@ static int plan_add(struct rand_src *s, const char *name, int dtype, int ndim,
     return 0;
 }
 
-/* "<stem>.<suffix>" [n] (or [a][b]), f32, every element v. */
-static int plan_side(struct rand_src *s, const char *stem, const char *suffix, int64_t a,
+/* "<stem>.<suffix>" [a] (or [a][b]), f32, every element v; for an expert
+ * stack of E experts (E > 0) one per expert, [E][a] (or [E][a][b]), as
+ * llm-quantize stacks them. */
+static int plan_side(struct rand_src *s, const char *stem, const char *suffix, int64_t E, int64_t a,
                      int64_t b, float v)
 {
     char name[LLM_NAME_MAX + 40];
-    int64_t shape[2] = {a, b};
+    int64_t shape[3] = {E, a, b};
+    const int nd = b ? 2 : 1, e = E > 0;
     snprintf(name, sizeof name, "%s.%s", stem, suffix);
-    return plan_add(s, name, LLM_DTYPE_F32, b ? 2 : 1, shape, 1, v);
+    return plan_add(s, name, LLM_DTYPE_F32, nd + e, shape + !e, 1, v);
 }
 
 /* The weight dtype of a quantization algorithm. */
@@ -297,7 +300,7 @@ static int quant_dtype(int algo)
 static int quantized(const struct llm_quant *q, const char *name, int ndim)
 {
     int slot, layer, is_bias;
-    if (q->algo == LLM_QUANT_NONE || ndim != 2) return 0;
+    if (q->algo == LLM_QUANT_NONE || (ndim != 2 && ndim != 3)) return 0;
     if (llm_name_to_slot(name, &slot, &layer, &is_bias)) {
         llm_err_clear();
         return 0;
@@ -342,37 +345,40 @@ static int sq_folded(const struct llm_model_desc *d, const struct llm_quant *q,
     return 0;
 }
 
-/* The side tensors llm-quantize writes after a weight [out][in], in its
- * order (folded: int8-sq without its smoother). */
-static int plan_sides(struct rand_src *s, const struct llm_quant *q, const char *name, int64_t out,
-                      int64_t in, int folded)
+/* The side tensors llm-quantize writes after a weight [out][in] (an expert
+ * stack: [E][out][in], E > 0), in its order (folded: int8-sq without its
+ * smoother). */
+static int plan_sides(struct rand_src *s, const struct llm_quant *q, const char *name, int64_t E,
+                      int64_t out, int64_t in, int folded)
 {
     char stem[LLM_NAME_MAX];
     snprintf(stem, sizeof stem, "%.*s", (int)(strlen(name) - strlen(".weight")), name);
     int rc;
     switch (q->algo) {
     case LLM_QUANT_FP8:
-        if ((rc = plan_side(s, stem, LLM_WQ_SCALE, 1, 0, LLM_RAND_FP8_SCALE))) return rc;
-        return plan_side(s, stem, LLM_WQ_ACT_SCALE, 1, 0, LLM_RAND_FP8_ACT_SCALE);
-    case LLM_QUANT_FP8_PC_PT: return plan_side(s, stem, LLM_WQ_SCALE, out, 0, LLM_RAND_FP8_SCALE);
+        if ((rc = plan_side(s, stem, LLM_WQ_SCALE, E, 1, 0, LLM_RAND_FP8_SCALE))) return rc;
+        return plan_side(s, stem, LLM_WQ_ACT_SCALE, E, 1, 0, LLM_RAND_FP8_ACT_SCALE);
+    case LLM_QUANT_FP8_PC_PT:
+        return plan_side(s, stem, LLM_WQ_SCALE, E, out, 0, LLM_RAND_FP8_SCALE);
     case LLM_QUANT_W8A16:
-        return plan_side(s, stem, LLM_WQ_CHANNEL_SCALE, out, 0, LLM_RAND_INT8_SCALE);
+        return plan_side(s, stem, LLM_WQ_CHANNEL_SCALE, E, out, 0, LLM_RAND_INT8_SCALE);
     case LLM_QUANT_W8A8_SQ_PC:
     case LLM_QUANT_W8A8_SQ_PC_PT:
-        if ((rc = plan_side(s, stem, LLM_WQ_CHANNEL_SCALE, out, 0, LLM_RAND_INT8_SCALE)) ||
-            (!folded && (rc = plan_side(s, stem, LLM_WQ_SMOOTHER, in, 0, 1.0f))))
+        if ((rc = plan_side(s, stem, LLM_WQ_CHANNEL_SCALE, E, out, 0, LLM_RAND_INT8_SCALE)) ||
+            (!folded && (rc = plan_side(s, stem, LLM_WQ_SMOOTHER, E, in, 0, 1.0f))))
             return rc;
         if (q->algo == LLM_QUANT_W8A8_SQ_PC)
-            return plan_side(s, stem, LLM_WQ_SQ_ACT_SCALE, 1, 0, LLM_RAND_INT8_ACT_SCALE);
+            return plan_side(s, stem, LLM_WQ_SQ_ACT_SCALE, E, 1, 0, LLM_RAND_INT8_ACT_SCALE);
         return 0;
     default: /* int4 groups */
         if (in % q->group_size)
             return llm_err_set(LLM_EINVAL, "'%s': group size %d does not divide the %lld input "
                                "channels of '%s'", s->m->path, q->group_size, (long long)in, name);
-        if ((rc = plan_side(s, stem, LLM_WQ_SCALE, in / q->group_size, out, LLM_RAND_INT4_SCALE)))
+        if ((rc =
+                 plan_side(s, stem, LLM_WQ_SCALE, E, in / q->group_size, out, LLM_RAND_INT4_SCALE)))
             return rc;
         if (q->algo == LLM_QUANT_W4A16_AWQ)
-            return plan_side(s, stem, LLM_WQ_PREQUANT, in, 0, 1.0f);
+            return plan_side(s, stem, LLM_WQ_PREQUANT, E, in, 0, 1.0f);
         return 0;
     }
 }
@@ -385,9 +391,6 @@ static int plan(struct rand_src *s, const struct llm_model *m)
     const struct llm_quant *q = &m->quant;
     char(*names)[LLM_NAME_MAX] = NULL;
     size_t n = 0;
-    if ((q->algo || q->kv_algo) && d->n_experts > 0)
-        return llm_err_set(LLM_EUNSUPPORTED, "'%s': a mixture-of-experts model cannot be "
-                           "quantized yet (llm-quantize does not quantize experts)", m->path);
     struct llm_graph g;
     struct llm_norm_use u[8];
     int nu = 0;
@@ -404,12 +407,14 @@ static int plan(struct rand_src *s, const struct llm_model *m)
                  : fold && llm_dtype_bits(d->dtype) <= 32 ? LLM_DTYPE_F32
                                                           : d->dtype;
         rc = plan_add(s, names[k], dt, ndim, shape, 0, 0.f);
-        if (!rc && qz) rc = plan_sides(s, q, names[k], shape[0], shape[1], fold);
+        if (!rc && qz)
+            rc = ndim == 3 ? plan_sides(s, q, names[k], shape[0], shape[1], shape[2], fold)
+                           : plan_sides(s, q, names[k], 0, shape[0], shape[1], fold);
     }
     for (int l = 0; q->kv_algo && l < d->n_layers && !rc; l++) {
         char stem[LLM_NAME_MAX];
         llm_name_layer(stem, sizeof stem, l, "attention");
-        rc = plan_side(s, stem, LLM_WQ_KV_SCALE, 2, 0,
+        rc = plan_side(s, stem, LLM_WQ_KV_SCALE, 0, 2, 0,
                        q->kv_algo == LLM_KV_QUANT_FP8 ? LLM_RAND_KV_FP8_SCALE
                                                       : LLM_RAND_KV_INT8_SCALE);
     }

@@ -405,3 +405,43 @@ const struct llm_weight *llm_weights_get(const struct llm_weights *w, int slot, 
     if (layer < 0 || layer >= w->n_layers || !w->layer) return &none;
     return &w->layer[layer][slot];
 }
+
+/* Expert e's part of a side tensor whose first dimension is the E experts
+ * ([E] alone becomes [1]). */
+static void expert_side(struct llm_tensor *t, int64_t E, int e)
+{
+    if (!t->data) return;
+    uint64_t numel, bytes;
+    llm_shape_numel(t->ndim, t->shape, &numel);
+    llm_dtype_nbytes(t->dtype, numel / (uint64_t)E, &bytes);
+    t->data = (const char *)t->data + (uint64_t)e * bytes;
+    t->nbytes = bytes;
+    if (t->ndim > 1) {
+        memmove(t->shape, t->shape + 1, sizeof(int64_t) * (size_t)(t->ndim - 1));
+        t->ndim--;
+    } else {
+        t->shape[0] = 1;
+    }
+}
+
+struct llm_weight llm_weight_expert(const struct llm_weight *w, int e)
+{
+    struct llm_weight v = *w;
+    uint64_t mat, bias;
+    llm_dtype_nbytes(w->dtype, (uint64_t)(w->shape[1] * w->shape[2]), &mat);
+    llm_dtype_nbytes(w->bias_dtype, (uint64_t)w->shape[1], &bias);
+    v.ndim = 2;
+    v.shape[0] = w->shape[1];
+    v.shape[1] = w->shape[2];
+    v.shape[2] = 0;
+    if (w->data) v.data = (const char *)w->data + (uint64_t)e * mat;
+    v.nbytes = mat;
+    if (w->bias) v.bias = (const char *)w->bias + (uint64_t)e * bias;
+    snprintf(v.name, sizeof v.name, "%.*s#%d", (int)sizeof v.name - 12, w->name, e);
+    if (w->fmt != LLM_WFMT_DENSE) {
+        struct llm_tensor *side[] = {&v.scale, &v.zero, &v.prequant, &v.act_scale, &v.smoother};
+        for (size_t i = 0; i < sizeof side / sizeof side[0]; i++)
+            expert_side(side[i], w->shape[0], e);
+    }
+    return v;
+}

@@ -1,6 +1,7 @@
 #!/bin/bash
 # random_quant.sh - a synthetic quantized model, "random:CONFIG.json:MODE",
-# is what llm-quantize -m MODE writes: for every mode the same tensor names,
+# is what llm-quantize -m MODE writes: for every mode (and a mixture of
+# experts, the tiny Mixtral, in most) the same tensor names,
 # dtypes and shapes and the same quantization section as llm-quantize's
 # output for a checkpoint of that config (and, where no calibration is
 # needed, the same tensor order as llm-quantize of the --random artifact);
@@ -41,65 +42,74 @@ print(json.dumps(j["metadata"].get("quantization"), sort_keys=True))
 for x in t: print(*x)' "$2"
 }
 
-if ! "$B/llm-convert" -q "$FIX" -o "$T/parent.llm" 2>"$T/err" ||
-    ! "$B/llm-convert" -q --random "$CFG" -o "$T/dense.llm" 2>>"$T/err"; then
-    echo "FAIL: converting the parent: $(cat "$T/err")"
-    exit 1
-fi
-
-for spec in fp8 fp8-pc int8-sq int8-sq,act=static w8a16 w4a16,group-size=32 \
-    int4-awq,group-size=32 w8a16,kv=int8 kv=fp8; do
-    # the same as llm-quantize flags
-    args=()
-    IFS=, read -ra items <<<"$spec"
-    for it in "${items[@]}"; do
-        case $it in
-        group-size=*) args+=(--group-size "${it#*=}") ;;
-        act=*) args+=(--act "${it#*=}") ;;
-        kv=*) args+=(--kv "${it#*=}") ;;
-        *) args+=(-m "$it") ;;
-        esac
-    done
-    if ! "$B/llm-quantize" -q --no-eval "${args[@]}" "$T/parent.llm" -o "$T/q.llm" 2>"$T/err" ||
-        ! "$B/llm-convert" -q --random "$CFG:$spec" -o "$T/r.llm" 2>>"$T/err"; then
-        bad "$spec: $(head -c 300 "$T/err")"
-        continue
+# check FIXTURE SPEC...: each spec against llm-quantize of that fixture
+check() {
+    local fix=$1 cfg=$1/config.json tag=$(basename "$1") spec
+    shift
+    if ! "$B/llm-convert" -q "$fix" -o "$T/parent.llm" 2>"$T/err" ||
+        ! "$B/llm-convert" -q --random "$cfg" -o "$T/dense.llm" 2>>"$T/err"; then
+        bad "$tag: converting the parent: $(cat "$T/err")"
+        return
     fi
-    layout "$T/q.llm" 1 >"$T/q.lay"
-    layout "$T/r.llm" 1 >"$T/r.lay"
-    if cmp -s "$T/q.lay" "$T/r.lay"; then
-        ok "$spec: $(($(wc -l <"$T/r.lay") - 1)) tensors and the quantization section as llm-quantize's"
-    else
-        bad "$spec: layout differs from llm-quantize's"
-        diff "$T/q.lay" "$T/r.lay" | head -6
-    fi
-    case $spec in
-    fp8-pc | w8a16 | w4a16*)
-        "$B/llm-quantize" -q --no-eval "${args[@]}" "$T/dense.llm" -o "$T/qd.llm" 2>"$T/err"
-        if layout "$T/qd.llm" 0 | cmp -s - <(layout "$T/r.llm" 0); then
-            ok "$spec: tensor order as llm-quantize of the --random artifact"
-        else
-            bad "$spec: tensor order differs: $(head -c 200 "$T/err")"
+    for spec in "$@"; do
+        # the same as llm-quantize flags
+        args=()
+        IFS=, read -ra items <<<"$spec"
+        for it in "${items[@]}"; do
+            case $it in
+            group-size=*) args+=(--group-size "${it#*=}") ;;
+            act=*) args+=(--act "${it#*=}") ;;
+            kv=*) args+=(--kv "${it#*=}") ;;
+            *) args+=(-m "$it") ;;
+            esac
+        done
+        if ! "$B/llm-quantize" -q --no-eval "${args[@]}" "$T/parent.llm" -o "$T/q.llm" 2>"$T/err" ||
+            ! "$B/llm-convert" -q --random "$cfg:$spec" -o "$T/r.llm" 2>>"$T/err"; then
+            bad "$tag $spec: $(head -c 300 "$T/err")"
+            continue
         fi
-        ;;
-    esac
-    if ! "$B/llm-info" "$T/r.llm" | grep -q "runs on:.*\b$DEV\b"; then
-        echo "skip: $spec: $DEV does not run it"
-        continue
-    fi
-    if ! "$B/llm-run" -q --device "$DEV" "random:$CFG:$spec" "$T/p.jsonl" >"$T/a.out" 2>"$T/err" ||
-        ! "$B/llm-run" -q --device "$DEV" "$T/r.llm" "$T/p.jsonl" >"$T/b.out" 2>>"$T/err"; then
-        bad "$spec: llm-run: $(head -c 300 "$T/err")"
-    elif [ "$(grep -c '"output_ids":\[[0-9]' "$T/a.out")" -ne 3 ] ||
-        grep -qiE '[:,[]-?(nan|inf)' "$T/a.out"; then
-        bad "$spec: answers: $(head -c 300 "$T/a.out")"
-    elif ! cmp -s "$T/a.out" "$T/b.out"; then
-        bad "$spec: random:...:$spec answers unlike its converted file"
-        diff "$T/a.out" "$T/b.out" | head -4
-    else
-        ok "$spec: llm-run on $DEV answers 3 of 3 alike, finite"
-    fi
-done
+        layout "$T/q.llm" 1 >"$T/q.lay"
+        layout "$T/r.llm" 1 >"$T/r.lay"
+        if cmp -s "$T/q.lay" "$T/r.lay"; then
+            ok "$tag $spec: $(($(wc -l <"$T/r.lay") - 1)) tensors and the quantization section as llm-quantize's"
+        else
+            bad "$tag $spec: layout differs from llm-quantize's"
+            diff "$T/q.lay" "$T/r.lay" | head -6
+        fi
+        case $spec in
+        fp8-pc | w8a16 | w4a16*)
+            "$B/llm-quantize" -q --no-eval "${args[@]}" "$T/dense.llm" -o "$T/qd.llm" 2>"$T/err"
+            if layout "$T/qd.llm" 0 | cmp -s - <(layout "$T/r.llm" 0); then
+                ok "$tag $spec: tensor order as llm-quantize of the --random artifact"
+            else
+                bad "$tag $spec: tensor order differs: $(head -c 200 "$T/err")"
+            fi
+            ;;
+        esac
+        if ! "$B/llm-info" "$T/r.llm" | grep -q "runs on:.*\b$DEV\b"; then
+            echo "skip: $tag $spec: $DEV does not run it"
+            continue
+        fi
+        if ! "$B/llm-run" -q --device "$DEV" "random:$cfg:$spec" "$T/p.jsonl" >"$T/a.out" 2>"$T/err" ||
+            ! "$B/llm-run" -q --device "$DEV" "$T/r.llm" "$T/p.jsonl" >"$T/b.out" 2>>"$T/err"; then
+            bad "$tag $spec: llm-run: $(head -c 300 "$T/err")"
+        elif [ "$(grep -c '"output_ids":\[[0-9]' "$T/a.out")" -ne 3 ] ||
+            grep -qiE '[:,[]-?(nan|inf)' "$T/a.out"; then
+            bad "$tag $spec: answers: $(head -c 300 "$T/a.out")"
+        elif ! cmp -s "$T/a.out" "$T/b.out"; then
+            bad "$tag $spec: random:...:$spec answers unlike its converted file"
+            diff "$T/a.out" "$T/b.out" | head -4
+        else
+            ok "$tag $spec: llm-run on $DEV answers 3 of 3 alike, finite"
+        fi
+    done
+}
+
+check "$FIX" fp8 fp8-pc int8-sq int8-sq,act=static w8a16 w4a16,group-size=32 \
+    int4-awq,group-size=32 w8a16,kv=int8 kv=fp8
+# expert stacks: each side tensor [experts][...], as llm-quantize stacks them
+check "$ROOT/tests/fixtures/mixtral" fp8 fp8-pc int8-sq w8a16,kv=int8 w4a16,group-size=32 \
+    int4-awq,group-size=32
 
 # refused in one line naming what is wrong, by llm-run and llm-bench alike
 for spec in "fp9:unknown quantization mode 'fp9'" "w4a16:group size 128 does not divide" \
@@ -125,12 +135,5 @@ for spec in "fp9:unknown quantization mode 'fp9'" "w4a16:group size 128 does not
         fi
     done
 done
-if "$B/llm-run" -q --device "$DEV" "random:$ROOT/tests/fixtures/mixtral/config.json:w8a16" \
-    "$T/p.jsonl" >"$T/out" 2>"$T/err" || [ "$(grep -c '' "$T/err")" != 1 ] ||
-    ! grep -q "mixture-of-experts" "$T/err"; then
-    bad "a quantized MoE: $(head -c 300 "$T/err")"
-else
-    ok "a quantized MoE is refused as llm-quantize refuses it: $(cat "$T/err")"
-fi
 echo "random quantized models on $DEV: $n checks, $fails failed"
 [ "$fails" -eq 0 ]

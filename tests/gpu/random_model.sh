@@ -4,7 +4,8 @@
 # the artifact `llm-convert --random CONFIG.json` writes: llm-run's greedy
 # and sampled answers to the same token-id prompts, with their log-probabilities,
 # are byte-identical, for fixtures
-# with biases, tied and untied heads, norms of every kind and experts.
+# with biases, tied and untied heads, norms of every kind and experts
+# (quantized ones too).
 #
 #   tests/gpu/random_model.sh BIN_DIR    (llm-convert and llm-run there;
 #                                        LLM_DEVICE=cpu runs it on the CPU)
@@ -49,6 +50,10 @@ for mode in fp8 fp8-pc int8-sq int8-sq,act=static w8a16 w4a16,group-size=32 int4
     fp8,kv=fp8 kv=int8; do
     same "llama2 $mode" "$ROOT/tests/fixtures/llama2-f32/config.json:$mode"
 done
+# quantized experts: each expert's codes made on the GPU from its place in the stack
+for mode in fp8 int8-sq w4a16,group-size=32; do
+    same "mixtral $mode" "$ROOT/tests/fixtures/mixtral/config.json:$mode"
+done
 # bad configs: one line naming the file, exit 1, for llm-run and llm-bench alike
 printf '{"architectures": ["NoSuchForCausalLM"], "model_type": "nosuch"}' > "$T/bad.json"
 for spec in "random:$T/missing.json" "random:$T/bad.json"; do
@@ -73,5 +78,5 @@ for spec in "random:$T/missing.json" "random:$T/bad.json"; do
         fi
     done
 done
-echo "random models on $DEV: $n checks (8 fixtures and 9 quantization modes answer as their converted artifact; 4 bad configs refused in one line), $fails failed"
+echo "random models on $DEV: $n checks (8 fixtures, 9 quantization modes and 3 with quantized experts answer as their converted artifact; 4 bad configs refused in one line), $fails failed"
 [ "$fails" -eq 0 ]

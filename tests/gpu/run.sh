@@ -210,7 +210,26 @@ PY"
             # imported AWQ / GPTQ (integral zero points) in the tile layout, GEMV and GEMM
             LLM_CUDA_QTILE_ZP=1 '$(find_bin test_gpu_forward)' '$qd/imp-awq.llm' '$qd/imp-gptq.llm'
             LLM_CUDA_QTILE_ZP=1 LLM_CUDA_Q4GEMM=1000000 '$(find_bin test_gpu_forward)' \
-                '$qd/imp-awq.llm' '$qd/imp-gptq.llm'"
+                '$qd/imp-awq.llm' '$qd/imp-gptq.llm'
+            # quantized experts (the tiny Mixtral and Qwen3-MoE fixtures) in every mode: each
+            # expert's products through the device's path for its format (moe_loop); the
+            # 8-bit activation modes in f32 (near-ties, as above)
+            moe=()
+            for f in mixtral qwen3-moe; do
+                b='$qd/moe-'\$f
+                '$(find_bin llm-convert)' -q '$ROOT/tests/fixtures/'\$f -o \$b.llm
+                '$q' -q --no-eval -m w8a16 \$b.llm -o \$b-w8a16.llm
+                '$q' -q --no-eval -m w4a16 --group-size 32 \$b.llm -o \$b-w4a16.llm
+                '$q' -q --no-eval -m int4-awq --group-size 32 --calib '$c' \$b.llm -o \$b-awq.llm
+                '$q' -q --no-eval -m int8-sq --calib '$c' \$b.llm -o \$b-sq.llm
+                '$q' -q --no-eval -m fp8 --kv fp8 --calib '$c' \$b.llm -o \$b-fp8.llm
+                '$q' -q --no-eval -m fp8-pc \$b.llm -o \$b-fp8pc.llm
+                moe+=(\$b-w8a16.llm \$b-w4a16.llm \$b-awq.llm --f32 \$b-sq.llm --f32 \$b-fp8.llm
+                      --f32 \$b-fp8pc.llm)
+            done
+            '$(find_bin test_gpu_forward)' \"\${moe[@]}\"
+            LLM_CUDA_Q4GEMM=1000000 '$(find_bin test_gpu_forward)' '$qd/moe-mixtral-w4a16.llm' \
+                '$qd/moe-qwen3-moe-awq.llm'"
         rm -rf "$qd"
         ;;
     calib)

@@ -2,8 +2,10 @@
  * (llm_k_fill_random with stored_dt F8E4M3, I8 or I4) is byte for byte the
  * host's (llm_rand_tensor, what the CPU backend and llm-convert --random
  * use): for each format, odd and even sizes (an int4 tensor's last lone
- * nibble), a size past one grid's stride, two names and two seeds; a
- * dst_dt that is not the stored one is refused.  Exits 77 (skip) without a
+ * nibble), a size past one grid's stride, two names and two seeds, and
+ * the tensor's second half made alone (first > 0: an expert of a stack,
+ * which the CUDA backend uploads on its own); a dst_dt that is not the
+ * stored one, and an int4 part from an odd element, are refused.  Exits 77 (skip) without a
  * GPU.
  *
  * Wiring (tests/gpu/meson.build, beside gpu_ops):
@@ -32,20 +34,24 @@
 
 static int n_cases, n_failed;
 
-static void one(int dt, uint64_t n, const char *name, uint64_t seed)
+/* Elements [part, n) of the tensor made on the device against the host's. */
+static void one(int dt, uint64_t n, uint64_t part, const char *name, uint64_t seed)
 {
-    uint64_t nbytes;
-    llm_dtype_nbytes(dt, n, &nbytes);
-    uint8_t *host = malloc(nbytes), *got = malloc(nbytes);
+    uint64_t all, skip;
+    llm_dtype_nbytes(dt, n, &all);
+    llm_dtype_nbytes(dt, part, &skip);
+    const uint64_t nbytes = all - skip;
+    uint8_t *full = malloc(all), *got = malloc(nbytes);
     void *dev = NULL;
-    if (!host || !got || llm_rand_tensor(host, dt, n, name, seed)) {
+    if (!full || !got || llm_rand_tensor(full, dt, n, name, seed)) {
         fprintf(stderr, "host values: %s\n", llm_errmsg());
         exit(1);
     }
+    const uint8_t *host = full + skip;
     CUDA(cudaMalloc(&dev, nbytes));
     CUDA(cudaMemset(dev, 0xa5, nbytes));
-    CUDA(llm_k_fill_random(dev, dt, dt, (int64_t)n, llm_rand_state(seed, name),
-                           llm_rand_fill_of(name), 0));
+    CUDA(llm_k_fill_random(dev, dt, dt, (int64_t)(n - part), (int64_t)part,
+                           llm_rand_state(seed, name), llm_rand_fill_of(name), 0));
     CUDA(cudaDeviceSynchronize());
     CUDA(cudaMemcpy(got, dev, nbytes, cudaMemcpyDeviceToHost));
     uint64_t diff = 0, first = nbytes;
@@ -57,17 +63,18 @@ static void one(int dt, uint64_t n, const char *name, uint64_t seed)
     n_cases++;
     if (diff) {
         n_failed++;
-        printf("FAIL FILL_RANDOM(%s, %s, n=%llu, seed %llu): %llu of %llu bytes differ, first at "
-               "%llu (host %02x, device %02x)\n", llm_dtype_name(dt), name, (unsigned long long)n,
+        printf("FAIL FILL_RANDOM(%s, %s, n=%llu from %llu, seed %llu): %llu of %llu bytes differ, "
+               "first at %llu (host %02x, device %02x)\n",
+               llm_dtype_name(dt), name, (unsigned long long)n, (unsigned long long)part,
                (unsigned long long)seed, (unsigned long long)diff, (unsigned long long)nbytes,
                (unsigned long long)first, host[first], got[first]);
     } else {
-        printf("ok FILL_RANDOM(%s, %s, n=%llu, seed %llu): %llu bytes identical\n",
-               llm_dtype_name(dt), name, (unsigned long long)n, (unsigned long long)seed,
-               (unsigned long long)nbytes);
+        printf("ok FILL_RANDOM(%s, %s, n=%llu from %llu, seed %llu): %llu bytes identical\n",
+               llm_dtype_name(dt), name, (unsigned long long)n, (unsigned long long)part,
+               (unsigned long long)seed, (unsigned long long)nbytes);
     }
     cudaFree(dev);
-    free(host);
+    free(full);
     free(got);
 }
 
@@ -84,11 +91,15 @@ int main(void)
     static const uint64_t sizes[] = {1, 7, 4096, 300007, (uint64_t)4096 * 11008 + 1};
     for (int d = 0; d < 3; d++)
         for (int s = 0; s < 5; s++)
-            for (int k = 0; k < 2; k++) one(dts[d], sizes[s], names[k], k ? 1234567 : 0);
+            for (int k = 0; k < 2; k++) {
+                one(dts[d], sizes[s], 0, names[k], k ? 1234567 : 0);
+                if (sizes[s] > 2)
+                    one(dts[d], sizes[s], sizes[s] / 4 * 2, names[k], k ? 1234567 : 0);
+            }
     /* quantized codes are written only as themselves */
     void *dev = NULL;
     CUDA(cudaMalloc(&dev, 64));
-    int rc = llm_k_fill_random(dev, LLM_DTYPE_BF16, LLM_DTYPE_I8, 16, 1, LLM_RAND_NORMAL, 0);
+    int rc = llm_k_fill_random(dev, LLM_DTYPE_BF16, LLM_DTYPE_I8, 16, 0, 1, LLM_RAND_NORMAL, 0);
     cudaGetLastError();
     n_cases++;
     if (rc == 0) {
@@ -96,6 +107,15 @@ int main(void)
         printf("FAIL FILL_RANDOM(i8 as bf16) accepted\n");
     } else {
         printf("ok FILL_RANDOM(i8 as bf16) refused\n");
+    }
+    rc = llm_k_fill_random(dev, LLM_DTYPE_I4, LLM_DTYPE_I4, 16, 3, 1, LLM_RAND_NORMAL, 0);
+    cudaGetLastError();
+    n_cases++;
+    if (rc == 0) {
+        n_failed++;
+        printf("FAIL FILL_RANDOM(i4 from element 3) accepted\n");
+    } else {
+        printf("ok FILL_RANDOM(i4 from element 3) refused\n");
     }
     cudaFree(dev);
     printf("%d cases, %d failed\n", n_cases, n_failed);

@@ -769,7 +769,7 @@ static void test_exact(void)
                 llm_cpu_to_f32(ref, h, sdt, 0, (int64_t)N);
                 round_to(ref, N, dt);
                 void *dout = dev_poison(N * esize(dt));
-                CUDA(llm_k_fill_random(dout, dt, sdt, (int64_t)N, llm_rand_state(42, tn[t]),
+                CUDA(llm_k_fill_random(dout, dt, sdt, (int64_t)N, 0, llm_rand_state(42, tn[t]),
                                        llm_rand_fill_of(tn[t]), 0));
                 float *got = dev_f32(dout, N, dt);
                 check(fn, got, ref, N, 0);

@@ -224,13 +224,13 @@ fi
 expect 2 "unknown mode" -m int3 "$M" -o "$T/o.llm"
 expect 1 "every one is excluded" -m w8a16 --exclude layers "$M" -o "$T/o.llm"
 "$B/cmd/llm-convert" -q --random "$S/tests/fixtures/mixtral/config.json" -o "$T/moe.llm"
-# a mixture of experts: expert stacks quantized [experts][out][in], run on the CPU only
+# a mixture of experts: expert stacks quantized [experts][out][in], run on both backends
 if $Q -q -m w8a16 --no-eval "$T/moe.llm" -o "$T/moe-q.llm" 2>"$T/err" &&
     "$B/cmd/llm-info" --tensors "$T/moe-q.llm" >"$T/info" 2>&1 &&
     grep -Eq 'i8 +\[4, 96, 64\].*layers\.0\.mlp\.fc\.weight' "$T/info" &&
     grep -Eq 'f32 +\[4, 96\].*layers\.0\.mlp\.fc\.per_channel_scale' "$T/info" &&
-    grep -q 'runs on: cpu$' "$T/info"; then
-    ok "MoE: expert stacks quantized, runs on the cpu"
+    grep -q 'runs on: cpu, cuda$' "$T/info"; then
+    ok "MoE: expert stacks quantized, runs on the cpu and cuda"
 else
     bad "MoE w8a16: $(head -c 300 "$T/err") $(grep -E 'mlp.fc|runs on' "$T/info" | head -3)"
 fi

@@ -506,48 +506,6 @@ static int step_qk_norm(struct cpu_be *c, int layer, int n)
     return 0;
 }
 
-/* Expert e's part of a side tensor whose first dimension is the E experts
- * ([E] alone becomes [1]). */
-static void expert_side(struct llm_tensor *t, int64_t E, int e)
-{
-    if (!t->data) return;
-    uint64_t numel, bytes;
-    llm_shape_numel(t->ndim, t->shape, &numel);
-    llm_dtype_nbytes(t->dtype, numel / (uint64_t)E, &bytes);
-    t->data = (const char *)t->data + (uint64_t)e * bytes;
-    t->nbytes = bytes;
-    if (t->ndim > 1) {
-        memmove(t->shape, t->shape + 1, sizeof(int64_t) * (size_t)(t->ndim - 1));
-        t->ndim--;
-    } else {
-        t->shape[0] = 1;
-    }
-}
-
-/* Expert e of a [experts][out][in] weight, as a 2-D weight (its scales
- * too); named "<name>#<e>", so calibration keeps each expert's statistics. */
-static struct llm_weight expert_view(const struct llm_weight *w, int e)
-{
-    struct llm_weight v = *w;
-    uint64_t mat, bias;
-    llm_dtype_nbytes(w->dtype, (uint64_t)(w->shape[1] * w->shape[2]), &mat);
-    llm_dtype_nbytes(w->bias_dtype, (uint64_t)w->shape[1], &bias);
-    v.ndim = 2;
-    v.shape[0] = w->shape[1];
-    v.shape[1] = w->shape[2];
-    v.shape[2] = 0;
-    v.data = (const char *)w->data + (uint64_t)e * mat;
-    v.nbytes = mat;
-    if (w->bias) v.bias = (const char *)w->bias + (uint64_t)e * bias;
-    snprintf(v.name, sizeof v.name, "%.*s#%d", (int)sizeof v.name - 12, w->name, e);
-    if (w->fmt != LLM_WFMT_DENSE) {
-        struct llm_tensor *side[] = {&v.scale, &v.zero, &v.prequant, &v.act_scale, &v.smoother};
-        for (size_t i = 0; i < sizeof side / sizeof side[0]; i++)
-            expert_side(side[i], w->shape[0], e);
-    }
-    return v;
-}
-
 /* A dense layer among expert layers (DeepSeek's first_k_dense_replace):
  * its MLP where the experts would be, into out (added when accumulating). */
 static int step_dense_mlp(struct cpu_be *c, const struct llm_step *s, int layer, int n)
@@ -712,11 +670,11 @@ static int step_moe(struct cpu_be *c, const struct llm_step *s, int layer, int n
         if (!m) continue;
         for (int i = 0; i < m; i++)
             memcpy(xe + (int64_t)i * H, x + (int64_t)rows[i] * H, sizeof(float) * (size_t)H);
-        struct llm_weight wf = expert_view(fc, e - e0), wd = expert_view(down, e - e0);
+        struct llm_weight wf = llm_weight_expert(fc, e - e0), wd = llm_weight_expert(down, e - e0);
         if ((rc = linear(c, h, xe, m, &wf))) goto out;
         int64_t hm = (int64_t)m * wf.shape[0];
         if (d->gated_mlp) {
-            struct llm_weight wg = expert_view(gate, e - e0);
+            struct llm_weight wg = llm_weight_expert(gate, e - e0);
             if ((rc = linear(c, g, xe, m, &wg))) goto out;
             gated(d, h, h, g, hm, d->act);
         } else {

@@ -106,7 +106,7 @@ static int upload_data(struct cu_be *c, struct uploader *u, const char *name, co
     if (!src0) { /* a synthetic model: its values are made here (llm/random.h) */
         if (!c->pub.model->synthetic || !dtype_rank(sdt))
             return llm_err_set(LLM_EINVAL, "'%s': no data to upload", name);
-        CK(llm_k_fill_random(dst, dst_dt, sdt, (int64_t)numel,
+        CK(llm_k_fill_random(dst, dst_dt, sdt, (int64_t)numel, 0,
                              llm_rand_state(c->pub.model->rand_seed, name), llm_rand_fill_of(name),
                              c->st));
         CK(cudaStreamSynchronize(c->st));
@@ -189,16 +189,23 @@ static int upload_bytes(struct cu_be *c, void **dst, const void *src, uint64_t b
 
 /* Quantized weight w (numel elements of dt) into dst: its bytes, or for a
  * synthetic model's weight (no data on the host) its random codes made on
- * the device (llm/random.h). */
+ * the device (llm/random.h) - for expert e of a stack (llm_weight_expert's
+ * "<stack>#<e>") the stack's elements from e * numel on, so the values are
+ * the host's for the whole stack. */
 static int upload_qbytes(struct cu_be *c, void *dst, const struct llm_weight *w, int dt,
                          uint64_t numel, uint64_t bytes)
 {
     if (!w->data) {
         if (!c->pub.model->synthetic)
             return llm_err_set(LLM_EINVAL, "'%s': no data to upload", w->name);
-        CK(llm_k_fill_random(dst, dt, dt, (int64_t)numel,
-                             llm_rand_state(c->pub.model->rand_seed, w->name),
-                             llm_rand_fill_of(w->name), c->st));
+        char stack[LLM_NAME_MAX];
+        const char *hash = strrchr(w->name, '#');
+        int64_t first = 0;
+        snprintf(stack, sizeof stack, "%.*s", hash ? (int)(hash - w->name) : LLM_NAME_MAX, w->name);
+        if (hash) first = strtoll(hash + 1, NULL, 10) * (int64_t)numel;
+        CK(llm_k_fill_random(dst, dt, dt, (int64_t)numel, first,
+                             llm_rand_state(c->pub.model->rand_seed, stack),
+                             llm_rand_fill_of(stack), c->st));
         CK(cudaStreamSynchronize(c->st));
         return 0;
     }
@@ -504,6 +511,54 @@ static int upload_slot(struct cu_be *c, struct uploader *u, const struct llm_wei
     return rc;
 }
 
+/* A layer's quantized expert stacks: every expert's fc and gate stacked as
+ * one quantized weight, and its down, each uploaded as a 2-D weight of its
+ * own (upload_slot) from the stack's views; a stack left dense goes up
+ * whole as for dense experts. */
+static int upload_experts(struct cu_be *c, struct uploader *u, const struct llm_weights *ws, int l)
+{
+    const struct llm_model_desc *d = c->d;
+    const struct llm_weight *fc = llm_weights_get(ws, LLM_W_MLP_FC, l),
+                            *gate = llm_weights_get(ws, LLM_W_MLP_GATE, l),
+                            *down = llm_weights_get(ws, LLM_W_MLP_OUT, l);
+    const int E = d->n_experts;
+    if (fc->fmt != gate->fmt)
+        return llm_err_set(LLM_EUNSUPPORTED,
+                           "cuda backend: '%s' and '%s' differ in format "
+                           "(--device cpu runs them)",
+                           fc->name, gate->name);
+    if (fc->perm.data || down->perm.data)
+        return llm_err_set(LLM_EUNSUPPORTED,
+                           "cuda backend: '%s' has experts on permuted "
+                           "inputs (--device cpu runs them)",
+                           fc->perm.data ? fc->name : down->name);
+    if (!(c->xw[l] = calloc((size_t)(2 * E), sizeof(struct cu_w))))
+        return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
+    c->moe_quant = 1;
+    int rc = 0;
+    if (fc->fmt == LLM_WFMT_DENSE) {
+        const struct llm_weight *two[2] = {fc, gate};
+        rc = upload_slot(c, u, two, 2, 0, &c->lw[l][LLM_W_MLP_FC]);
+    }
+    if (!rc && down->fmt == LLM_WFMT_DENSE) {
+        const struct llm_weight *one[1] = {down};
+        rc = upload_slot(c, u, one, 1, 0, &c->lw[l][LLM_W_MLP_OUT]);
+    }
+    for (int e = 0; e < E && !rc; e++) {
+        if (fc->fmt != LLM_WFMT_DENSE) {
+            const struct llm_weight f = llm_weight_expert(fc, e), g = llm_weight_expert(gate, e);
+            const struct llm_weight *two[2] = {&f, &g};
+            rc = upload_slot(c, u, two, 2, 0, &c->xw[l][2 * e]);
+        }
+        if (!rc && down->fmt != LLM_WFMT_DENSE) {
+            const struct llm_weight o = llm_weight_expert(down, e);
+            const struct llm_weight *one[1] = {&o};
+            rc = upload_slot(c, u, one, 1, 0, &c->xw[l][2 * e + 1]);
+        }
+    }
+    return rc;
+}
+
 static int upload_weights(struct cu_be *c, struct llm_model *m)
 {
     const struct llm_model_desc *d = c->d;
@@ -511,7 +566,8 @@ static int upload_weights(struct cu_be *c, struct llm_model *m)
     int rc = llm_weights_bind(&ws, m);
     if (rc) return rc;
     struct uploader u = {0};
-    if (!(c->lw = calloc((size_t)d->n_layers, sizeof *c->lw)))
+    if (!(c->lw = calloc((size_t)d->n_layers, sizeof *c->lw)) ||
+        !(c->xw = calloc((size_t)d->n_layers, sizeof *c->xw)))
         rc = llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
     if (!rc) rc = dalloc(c, &u.stage, STAGE_BYTES, "upload staging");
     for (int s = 0; s < LLM_W_FIRST_LAYER && !rc; s++) {
@@ -534,6 +590,19 @@ static int upload_weights(struct cu_be *c, struct llm_model *m)
         for (int s = LLM_W_FIRST_LAYER; s < LLM_W_COUNT && !rc; s++) {
             const struct llm_weight *w = llm_weights_get(&ws, s, l);
             if (!w->present || s == LLM_W_MLP_GATE) continue;
+            if (s == LLM_W_ROUTER && w->fmt != LLM_WFMT_DENSE) {
+                rc = llm_err_set(LLM_EUNSUPPORTED,
+                                 "cuda backend: the router '%s' is quantized "
+                                 "(--device cpu runs it)",
+                                 w->name);
+                break;
+            }
+            if ((s == LLM_W_MLP_FC || s == LLM_W_MLP_OUT) && w->ndim == 3 &&
+                (llm_weights_get(&ws, LLM_W_MLP_FC, l)->fmt != LLM_WFMT_DENSE ||
+                 llm_weights_get(&ws, LLM_W_MLP_OUT, l)->fmt != LLM_WFMT_DENSE)) {
+                if (s == LLM_W_MLP_FC) rc = upload_experts(c, &u, &ws, l);
+                continue;
+            }
             if (s == LLM_W_MLP_FC && d->gated_mlp) { /* fc rows, then gate rows */
                 const struct llm_weight *two[2] = {w, llm_weights_get(&ws, LLM_W_MLP_GATE, l)};
                 rc = upload_slot(c, &u, two, 2, 0, &c->lw[l][s]);
@@ -809,8 +878,8 @@ static int make_workspace(struct cu_be *c)
             (rc = dalloc(c, &c->moe_y, S * H * es, "expert outputs")))
             return rc;
         CK(cudaMemsetAsync(c->moe_done, 0, LLM_K_MOE_SMALL * 4, c->st));
-        int loops = !c->moe_grouped || (c->moe_grouped == 2 && E <= CU_MOE_LOOP_EXPERTS &&
-                                        S >= CU_MOE_LOOP_ROWS * E);
+        int loops = !c->moe_grouped || c->moe_quant ||
+                    (c->moe_grouped == 2 && E <= CU_MOE_LOOP_EXPERTS && S >= CU_MOE_LOOP_ROWS * E);
         if (loops) {
             if ((rc = dalloc(c, &c->moe_x, S * H * es, "expert inputs"))) return rc;
             if (!(c->h_moe_off = malloc((E + 1) * sizeof(int32_t))))
@@ -1064,6 +1133,9 @@ static void cu_destroy(struct llm_backend *be)
     if (c->t_start) cudaEventDestroy(c->t_start);
     if (c->t_end) cudaEventDestroy(c->t_end);
     if (c->st) cudaStreamDestroy(c->st);
+    for (int l = 0; c->xw && l < c->d->n_layers; l++)
+        free(c->xw[l]);
+    free(c->xw);
     free(c->lw);
     free(c->h_moe_off);
     free(c->kv_scale);

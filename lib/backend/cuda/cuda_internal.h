@@ -181,6 +181,11 @@ struct cu_be {
 
     struct cu_w gw[LLM_W_FIRST_LAYER];  /* global slots */
     struct cu_w (*lw)[LLM_W_COUNT];     /* per layer; a gated MLP's fc slot holds fc then gate rows */
+    /* quantized experts: per layer NULL, or 2 E weights, expert e's fc then gate rows
+     * stacked at [2 e] and its down at [2 e + 1] (a part left dense: q.fmt 0, w NULL, its
+     * stack in lw as for dense experts); moe_quant says some layer has them */
+    struct cu_w **xw;
+    int moe_quant;
     float *rope_tab;       /* [rope_sets * npos + dyn rows][rot/2] (cos, sin) */
     float *rope_local_tab; /* [npos][rot/2] (cos, sin): the local layers' base (Gemma 3), or NULL */
     int rope_npos, rope_sets;

@@ -294,7 +294,9 @@ static int graph_eligible(const struct cu_be *c, const struct llm_batch *b)
     for (int i = 0; i < b->n_out; i++)
         if (b->out_rows[i] != i || needs_dyn(c, b->seq_len[i])) return 0;
     int bi = bucket_for(c, b->n_tokens);
-    /* experts: only the paths that read nothing back on the host (step_moe) */
+    /* experts: only the paths that read nothing back on the host (step_moe; quantized
+     * experts always do) */
+    if (c->moe_quant) return 0;
     if (bi >= 0 && c->d->n_experts > 0) {
         int S = c->buckets[bi] * c->d->n_experts_per_tok;
         if ((c->moe_no_small || S > LLM_K_MOE_SMALL) && !moe_grouped(c, S)) return 0;
@@ -697,10 +699,14 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
     return rc;
 }
 
-/* The experts' products as one cuBLAS product each over their sorted rows
- * (gathered first), the row counts read back on the host. */
-static int moe_loop(struct cu_be *c, const struct llm_step *st, const char *fc, const char *gate,
-                    const char *down, int S)
+/* The experts' products as one product each over their sorted rows
+ * (gathered first), the row counts read back on the host: cuBLAS for
+ * dense experts; a quantized expert (xq, upload_experts) through wlinear,
+ * so every format the device runs for a 2-D weight runs for an expert too
+ * (its GEMV for a few rows, the int4 GEMM on the codes or cuBLASLt past
+ * that, 8-bit activations rounded with the expert's own scales). */
+static int moe_loop(struct cu_be *c, const struct llm_step *st, const struct cu_w *xq,
+                    const char *fc, const char *gate, const char *down, int S)
 {
     const struct llm_model_desc *d = c->d;
     const int E = d->n_experts, H = (int)d->hidden, I = (int)d->intermediate;
@@ -715,6 +721,10 @@ static int moe_loop(struct cu_be *c, const struct llm_step *st, const char *fc, 
         if (m <= 0) continue;
         const char *x = (const char *)c->moe_x + (size_t)o * H * es;
         char *h = (char *)c->moe_h + (size_t)o * 2 * I * es;
+        if (xq && xq[2 * e].q.fmt) { /* fc and gate rows in one product */
+            rc = wlinear(c, m, 2 * I, H, x, H, &xq[2 * e], h, 2 * I, 0);
+            continue;
+        }
         rc = linear(c, m, I, H, x, H, fc + (size_t)e * I * H * es, NULL, h, 2 * I, 0);
         if (!rc)
             rc = linear(c, m, I, H, x, H, gate + (size_t)e * I * H * es, NULL, h + (size_t)I * es,
@@ -725,9 +735,12 @@ static int moe_loop(struct cu_be *c, const struct llm_step *st, const char *fc, 
     for (int e = 0; e < E && !rc; e++) {
         int o = c->h_moe_off[e], m = c->h_moe_off[e + 1] - o;
         if (m <= 0) continue;
-        rc = linear(c, m, H, I, (const char *)c->moe_h + (size_t)o * 2 * I * es, 2 * I,
-                    down + (size_t)e * H * I * es, NULL, (char *)c->moe_y + (size_t)o * H * es, H,
-                    0);
+        const char *h = (const char *)c->moe_h + (size_t)o * 2 * I * es;
+        char *y = (char *)c->moe_y + (size_t)o * H * es;
+        if (xq && xq[2 * e + 1].q.fmt)
+            rc = wlinear(c, m, H, I, h, 2 * I, &xq[2 * e + 1], y, H, 0);
+        else
+            rc = linear(c, m, H, I, h, 2 * I, down + (size_t)e * H * I * es, NULL, y, H, 0);
     }
     return rc;
 }
@@ -751,7 +764,8 @@ static int step_moe(struct cu_be *c, const struct llm_step *st, int layer, int r
     const int E = d->n_experts, K = d->n_experts_per_tok, H = (int)d->hidden;
     const int I = (int)d->intermediate, S = rows * K;
     const char *fc = c->lw[layer][LLM_W_MLP_FC].w, *down = c->lw[layer][LLM_W_MLP_OUT].w;
-    const char *gate = fc + (size_t)E * I * H * c->es; /* uploaded after every fc */
+    const char *gate = fc ? fc + (size_t)E * I * H * c->es : NULL; /* uploaded after every fc */
+    const struct cu_w *xq = c->xw[layer]; /* quantized experts: the per-expert loop only */
     int rc = 0;
     if (rows <= LLM_K_MOE_SMALL) { /* the router's product and the routing in one launch */
         CK(llm_k_moe_route_small(c->dt, c->buf[st->in], c->lw[layer][LLM_W_ROUTER].w, rows, H, E,
@@ -764,16 +778,16 @@ static int step_moe(struct cu_be *c, const struct llm_step *st, int layer, int r
         CK(llm_k_moe_route(c->moe_logits, rows, E, K, d->moe_norm_topk, c->moe_chosen, c->moe_w,
                            c->st));
     }
-    if (S <= LLM_K_MOE_SMALL && !c->moe_no_small) {
+    if (S <= LLM_K_MOE_SMALL && !c->moe_no_small && !xq) {
         CK(llm_k_moe_small(c->dt, d->act, c->buf[st->out], c->buf[st->in], c->moe_h, fc, gate,
                            down, c->moe_chosen, c->moe_w, rows, K, H, I, st->accumulate, c->st));
         return 0;
     }
-    const int tm = llm_k_moe_gemm_tile_m(S, E), grouped = moe_grouped(c, S);
+    const int tm = llm_k_moe_gemm_tile_m(S, E), grouped = !xq && moe_grouped(c, S);
     CK(llm_k_moe_sort(c->moe_chosen, rows, E, K, tm, c->moe_off, c->moe_rows, c->moe_where,
                       grouped ? c->moe_tiles : NULL, c->st));
     if (!grouped) {
-        if ((rc = moe_loop(c, st, fc, gate, down, S))) return rc;
+        if ((rc = moe_loop(c, st, xq, fc, gate, down, S))) return rc;
     } else {
         CK(llm_k_moe_gemm(c->dt, c->moe_h, 2 * I, c->buf[st->in], H, c->moe_rows, fc, gate, I,
                           c->moe_off, c->moe_tiles, tm, S, E, 2 * I, H, c->st));

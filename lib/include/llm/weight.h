@@ -116,6 +116,12 @@ void llm_weights_free(struct llm_weights *w);
 /* The handle of (slot, layer); layer ignored for global slots.  Never NULL:
  * a slot the model lacks has present == 0. */
 const struct llm_weight *llm_weights_get(const struct llm_weights *w, int slot, int layer);
+/* Expert e of an expert stack [experts][out][in] as a 2-D weight [out][in]:
+ * its codes, bias and side tensors (scales, zero points, pre-quant scales,
+ * activation scales, smoothers: each [experts][...]) narrowed to expert e.
+ * Named "<name>#<e>" (calibration keeps each expert's statistics apart).
+ * A synthetic model's handle (data NULL) stays without data. */
+struct llm_weight llm_weight_expert(const struct llm_weight *w, int e);
 
 #ifdef __cplusplus
 }
