@@ -491,11 +491,25 @@ static int wlinear(struct cu_be *c, int m, int n, int k, const void *x, int ldx,
 {
     if (!w->q.fmt) return linear(c, m, n, k, x, ldx, w->w, w->b, y, ldy, accumulate);
     if (w->q.act) return qlinear_w8a8(c, m, n, k, x, ldx, w, w->b, y, ldy, c->dt, accumulate);
-    if (m <= c->qgemv_max_m && llm_k_qgemv_ok(&w->q, m, k, ldx)) {
-        CK(llm_k_qgemv(c->dt, y, ldy, x, ldx, &w->q, w->b, m, n, k, accumulate, c->st));
+    /* stacked fc/gate with their own pre-quant scales (an expert's, moe_loop): the tile
+     * GEMV takes one scale, so the halves run apart (a tile row boundary between them) */
+    const int two_pre = w->q.pre && w->q.pre_split < n;
+    if (m <= c->qgemv_max_m && llm_k_qgemv_ok(&w->q, m, k, ldx) &&
+        (!two_pre || !w->q.tile || w->q.pre_split % 16 == 0)) {
+        if (!two_pre || !w->q.tile) {
+            CK(llm_k_qgemv(c->dt, y, ldy, x, ldx, &w->q, w->b, m, n, k, accumulate, c->st));
+            return 0;
+        }
+        const int h = w->q.pre_split;
+        const size_t es = c->es;
+        const struct llm_k_qw lo = q_rows(w, 0, k), hi = q_rows(w, h, k);
+        CK(llm_k_qgemv(c->dt, y, ldy, x, ldx, &lo, w->b, m, h, k, accumulate, c->st));
+        CK(llm_k_qgemv(c->dt, (char *)y + (size_t)h * es, ldy, x, ldx, &hi,
+                       w->b ? (const char *)w->b + (size_t)h * es : NULL, m, n - h, k, accumulate,
+                       c->st));
         return 0;
     }
-    if (w->q.pre && w->q.pre_split < n) { /* stacked fc/gate with their own pre-quant scales */
+    if (two_pre) {
         int h = w->q.pre_split, es = (int)c->es;
         int rc = qlinear_dense(c, m, 0, h, k, x, ldx, w, w->b, y, ldy, c->dt, accumulate);
         if (rc) return rc;
