@@ -423,6 +423,13 @@ int llm_k_qgemv_variant(int shape, void *y, const void *x, const struct llm_k_qw
                         const void *bias, int N, int K, int accumulate, llm_stream_t stream);
 /* dst [N][K] in dt = W dequantized (K % 8 == 0), for cuBLASLt. */
 int llm_k_dequant(int dt, void *dst, const struct llm_k_qw *w, int N, int K, llm_stream_t stream);
+/* dst [E][N][K] in dt (f16 / bf16): expert e's weight tab[e] (device memory;
+ * E weight-only int8 / int4 weights of one format, group, layout and side
+ * tensors, proto a host copy of one of them) dequantized, with its
+ * pre-quant scale folded in (W[n][k] pre[k]; rows from pre_split on take
+ * pre + K) - the experts' weights for the grouped 16-bit product. */
+int llm_k_dequant_experts(int dt, void *dst, const struct llm_k_qw *tab,
+                          const struct llm_k_qw *proto, int E, int N, int K, llm_stream_t stream);
 /* dst[m][k] = x[m][k] * pre[k] (AWQ before a dense product), rounded once to dt. */
 int llm_k_prescale(int dt, void *dst, int ldd, const void *x, int ldx, const float *pre, int M,
                    int K, llm_stream_t stream);

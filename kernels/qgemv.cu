@@ -1334,9 +1334,12 @@ template <typename T> static __device__ __forceinline__ void store2(T *p, float 
 /* dst[n][k] = scale * q + zm for the plain layouts, 8 elements (one int4
  * word, two int8 words) per thread.  The group index is taken once per 8
  * when the group is a multiple of 8, else per element. */
-template <typename T, int FMT>
-__global__ void dequant_kernel(T *dst, struct llm_k_qw w, int N, int K)
+template <typename T, int FMT, bool TAB = false>
+__global__ void dequant_kernel(T *dst, struct llm_k_qw w0, const struct llm_k_qw *tab, int N, int K)
 {
+    /* TAB: expert blockIdx.y of a table, its pre-quant scale folded in */
+    const struct llm_k_qw w = TAB ? tab[blockIdx.y] : w0;
+    if (TAB) dst += (int64_t)blockIdx.y * N * K;
     pdl_wait();
     pdl_trigger();
     const int64_t total = (int64_t)N * K / 8;
@@ -1365,6 +1368,12 @@ __global__ void dequant_kernel(T *dst, struct llm_k_qw w, int N, int K)
                 v[4 + k] = s * dq8(wd.y, k);
             }
         }
+        if (TAB && w.pre) {
+            const float *pr = w.pre + (n >= w.pre_split ? K : 0) + k0;
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                v[k] *= pr[k];
+        }
         store8(dst + e0, v);
     }
 }
@@ -1379,12 +1388,15 @@ __global__ void dequant_kernel(T *dst, struct llm_k_qw w, int N, int K)
  * warps of a block take consecutive tiles along K, so a block writes
  * 8 x 64 contiguous values of each of its 16 rows. */
 #define DQT_WARPS 8
-template <typename T>
+template <typename T, bool TAB = false>
 __global__ void __launch_bounds__(32 * DQT_WARPS)
-    dequant_tile_kernel(T *dst, struct llm_k_qw w, int N, int K)
+    dequant_tile_kernel(T *dst, struct llm_k_qw w0, const struct llm_k_qw *tab, int N, int K)
 {
     constexpr int LD = 64 + 16 / (int)sizeof(T); /* a row in shared memory, padded by 16 bytes */
     __shared__ __align__(16) T sh[DQT_WARPS][16 * LD];
+    /* TAB: expert blockIdx.y of a table, its pre-quant scale folded in */
+    const struct llm_k_qw w = TAB ? tab[blockIdx.y] : w0;
+    if (TAB) dst += (int64_t)blockIdx.y * N * K;
     pdl_wait();
     pdl_trigger();
     const int lane = threadIdx.x & 31, wi = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
@@ -1416,13 +1428,14 @@ __global__ void __launch_bounds__(32 * DQT_WARPS)
                     const int j = h + 2 * (c >> 1) + 4 * (c & 1);
                     const float qf =
                         __uint_as_float(((qw[st] >> (4 * j)) & 0xfu) | 0x4b000000u) - 8388616.0f;
+                    const int col = k0 + 16 * st + 2 * t + (c & 1) + 8 * (c >> 1);
                     if (g16) {
                         v[c] = w.zm ? fmaf(s0, qf, z0) : s0 * qf;
                     } else {
-                        const int64_t gi =
-                            gb + (k0 + 16 * st + 2 * t + (c & 1) + 8 * (c >> 1)) / w.group;
+                        const int64_t gi = gb + col / w.group;
                         v[c] = w.zm ? fmaf(w.scale[gi], qf, w.zm[gi]) : w.scale[gi] * qf;
                     }
+                    if (TAB && w.pre) v[c] *= w.pre[(n0 + r >= w.pre_split ? K : 0) + col];
                 }
                 /* columns 2t, 2t + 1 and 2t + 8, 2t + 9 of step st */
                 T *p = s + r * LD + 16 * st + 2 * t;
@@ -1456,7 +1469,7 @@ extern "C" int llm_k_dequant(int dt, void *dst, const struct llm_k_qw *w, int N,
         const int grid = (int)(blocks < most ? blocks : most);
         DISPATCH_DT(dt, T, {
             return launch_pdl(dequant_tile_kernel<T>, dim3(grid), dim3(32 * DQT_WARPS), 0, stream,
-                              (T *)dst, *w, N, K);
+                              (T *)dst, *w, (const struct llm_k_qw *)nullptr, N, K);
         });
         return 0;
     }
@@ -1465,9 +1478,42 @@ extern "C" int llm_k_dequant(int dt, void *dst, const struct llm_k_qw *w, int N,
     DISPATCH_DT(dt, T, {
         if (w->fmt == LLM_K_Q_INT4)
             return launch_pdl(dequant_kernel<T, LLM_K_Q_INT4>, dim3(grid), dim3(256), 0, stream,
-                              (T *)dst, *w, N, K);
+                              (T *)dst, *w, (const struct llm_k_qw *)nullptr, N, K);
         return launch_pdl(dequant_kernel<T, LLM_K_Q_INT8>, dim3(grid), dim3(256), 0, stream,
-                          (T *)dst, *w, N, K);
+                          (T *)dst, *w, (const struct llm_k_qw *)nullptr, N, K);
+    });
+    return 0;
+}
+
+extern "C" int llm_k_dequant_experts(int dt, void *dst, const struct llm_k_qw *tab,
+                                     const struct llm_k_qw *proto, int E, int N, int K,
+                                     llm_stream_t stream)
+{
+    if (N <= 0 || E <= 0) return 0;
+    const struct llm_k_qw *w = proto;
+    if (E > 65535 || K % 8 || (w->fmt == LLM_K_Q_INT4 && (w->group <= 0 || K % w->group)) ||
+        (w->tile && (N % 16 || K % 64)) || w->act ||
+        (w->fmt != LLM_K_Q_INT4 && w->fmt != LLM_K_Q_INT8) || (dt != K_DT_F16 && dt != K_DT_BF16))
+        return (int)cudaErrorInvalidValue;
+    const int64_t most = (int64_t)k_sms() * 8; /* blocks in flight over every expert */
+    int64_t per = (most + E - 1) / E;
+    if (w->tile) {
+        const int64_t blocks = ((int64_t)(N / 16) * (K / 64) + DQT_WARPS - 1) / DQT_WARPS;
+        const int grid = (int)(blocks < per ? blocks : per);
+        DISPATCH_DT(dt, T, {
+            return launch_pdl(dequant_tile_kernel<T, true>, dim3(grid, E), dim3(32 * DQT_WARPS), 0,
+                              stream, (T *)dst, *w, tab, N, K);
+        });
+        return 0;
+    }
+    const int64_t blocks = (int64_t)N * K / 8 / 256 + 1;
+    const int grid = (int)(blocks < 2 * per ? blocks : 2 * per);
+    DISPATCH_DT(dt, T, {
+        if (w->fmt == LLM_K_Q_INT4)
+            return launch_pdl(dequant_kernel<T, LLM_K_Q_INT4, true>, dim3(grid, E), dim3(256), 0,
+                              stream, (T *)dst, *w, tab, N, K);
+        return launch_pdl(dequant_kernel<T, LLM_K_Q_INT8, true>, dim3(grid, E), dim3(256), 0,
+                          stream, (T *)dst, *w, tab, N, K);
     });
     return 0;
 }

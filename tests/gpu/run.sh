@@ -229,7 +229,11 @@ PY"
             done
             '$(find_bin test_gpu_forward)' \"\${moe[@]}\"
             LLM_CUDA_Q4GEMM=1000000 '$(find_bin test_gpu_forward)' '$qd/moe-mixtral-w4a16.llm' \
-                '$qd/moe-qwen3-moe-awq.llm'"
+                '$qd/moe-qwen3-moe-awq.llm'
+            # weight-only experts dequantized for the grouped kernel at every step size
+            LLM_CUDA_MOEQ_DENSE=1 '$(find_bin test_gpu_forward)' '$qd/moe-mixtral-w8a16.llm' \
+                '$qd/moe-mixtral-w4a16.llm' '$qd/moe-mixtral-awq.llm' '$qd/moe-qwen3-moe-w8a16.llm' \
+                '$qd/moe-qwen3-moe-w4a16.llm' '$qd/moe-qwen3-moe-awq.llm'"
         rm -rf "$qd"
         ;;
     calib)

@@ -511,6 +511,43 @@ static int upload_slot(struct cu_be *c, struct uploader *u, const struct llm_wei
     return rc;
 }
 
+/* Whether two weight-only quantized weights take one dequantization launch
+ * (llm_k_dequant_experts): the same format, group, layout and side tensors. */
+static int same_qkind(const struct llm_k_qw *a, const struct llm_k_qw *b)
+{
+    return a->fmt == b->fmt && !a->act && !b->act && a->group == b->group && a->tile == b->tile &&
+           !a->zm == !b->zm && !a->zq == !b->zq && !a->pre == !b->pre &&
+           a->pre_split == b->pre_split;
+}
+
+/* Layer l's experts as a device table for llm_k_dequant_experts (fc + gate,
+ * then down), where all of them are weight-only quantized alike in 16-bit
+ * compute; the scratch their 16-bit weights need, at the most. */
+static int expert_table(struct cu_be *c, int l)
+{
+    const struct llm_model_desc *d = c->d;
+    const int E = d->n_experts;
+    const struct cu_w *x = c->xw[l];
+    if (c->dt == LLM_DTYPE_F32 || !x[0].q.fmt || !x[1].q.fmt) return 0;
+    for (int e = 0; e < E; e++)
+        if (!same_qkind(&x[2 * e].q, &x[0].q) || !same_qkind(&x[2 * e + 1].q, &x[1].q)) return 0;
+    struct llm_k_qw *t = malloc(sizeof *t * (size_t)(2 * E));
+    if (!t) return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
+    for (int e = 0; e < E; e++)
+        t[e] = x[2 * e].q, t[E + e] = x[2 * e + 1].q;
+    int rc = dalloc(c, (void **)&c->xq_tab[l], sizeof *t * (size_t)(2 * E), "expert table");
+    if (!rc) {
+        cudaError_t er =
+            cudaMemcpy(c->xq_tab[l], t, sizeof *t * (size_t)(2 * E), cudaMemcpyHostToDevice);
+        if (er != cudaSuccess) rc = cu_fail(CU_LIB_RT, er, "cudaMemcpy", __FILE__, __LINE__);
+    }
+    free(t);
+    const uint64_t I = (uint64_t)d->intermediate, H = (uint64_t)d->hidden;
+    const uint64_t need = (uint64_t)E * 2 * I * H * c->es;
+    if (!rc && need > c->moe_deq_bytes) c->moe_deq_bytes = need;
+    return rc;
+}
+
 /* A layer's quantized expert stacks: every expert's fc and gate stacked as
  * one quantized weight, and its down, each uploaded as a 2-D weight of its
  * own (upload_slot) from the stack's views; a stack left dense goes up
@@ -556,7 +593,7 @@ static int upload_experts(struct cu_be *c, struct uploader *u, const struct llm_
             rc = upload_slot(c, u, one, 1, 0, &c->xw[l][2 * e + 1]);
         }
     }
-    return rc;
+    return rc ? rc : expert_table(c, l);
 }
 
 static int upload_weights(struct cu_be *c, struct llm_model *m)
@@ -567,7 +604,8 @@ static int upload_weights(struct cu_be *c, struct llm_model *m)
     if (rc) return rc;
     struct uploader u = {0};
     if (!(c->lw = calloc((size_t)d->n_layers, sizeof *c->lw)) ||
-        !(c->xw = calloc((size_t)d->n_layers, sizeof *c->xw)))
+        !(c->xw = calloc((size_t)d->n_layers, sizeof *c->xw)) ||
+        !(c->xq_tab = calloc((size_t)d->n_layers, sizeof *c->xq_tab)))
         rc = llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
     if (!rc) rc = dalloc(c, &u.stage, STAGE_BYTES, "upload staging");
     for (int s = 0; s < LLM_W_FIRST_LAYER && !rc; s++) {
@@ -761,6 +799,8 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     c->moe_grouped = c->dt == LLM_DTYPE_F32 || (mg && !strcmp(mg, "0")) ? 0
                      : mg && !strcmp(mg, "1")                           ? 1
                                                                         : 2;
+    const char *md = getenv("LLM_CUDA_MOEQ_DENSE"); /* quantized experts: moeq_dense_step */
+    c->moeq_dense = md && !strcmp(md, "0") ? 0 : md && !strcmp(md, "1") ? 1 : 2;
     const char *nq = getenv("LLM_CUDA_NORM_Q8"), *nf = getenv("LLM_CUDA_NORM_FUSE");
     c->q8_no_fuse = nq && !strcmp(nq, "0");
     c->norm_no_fuse = nf && !strcmp(nf, "0");
@@ -885,8 +925,14 @@ static int make_workspace(struct cu_be *c)
             if (!(c->h_moe_off = malloc((E + 1) * sizeof(int32_t))))
                 return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
         }
-        if (c->moe_grouped &&
+        /* quantized experts dequantized for the grouped kernel: with many experts (or
+         * LLM_CUDA_MOEQ_DENSE=1), where the per-expert loop is launch-bound */
+        const int deq = c->moe_deq_bytes &&
+                        (c->moeq_dense == 1 || (c->moeq_dense == 2 && E > CU_MOE_LOOP_EXPERTS));
+        if ((c->moe_grouped || deq) &&
             (rc = dalloc(c, (void **)&c->moe_tiles, (1 + 2 * (S + E)) * 4, "expert row tiles")))
+            return rc;
+        if (deq && (rc = dalloc(c, &c->moe_deq, c->moe_deq_bytes, "dequantized experts")))
             return rc;
     }
     if (c->q_dense_bytes && (rc = dalloc(c, &c->q_dense, c->q_dense_bytes, "dequantized weight")))
@@ -1136,6 +1182,7 @@ static void cu_destroy(struct llm_backend *be)
     for (int l = 0; c->xw && l < c->d->n_layers; l++)
         free(c->xw[l]);
     free(c->xw);
+    free(c->xq_tab);
     free(c->lw);
     free(c->h_moe_off);
     free(c->kv_scale);

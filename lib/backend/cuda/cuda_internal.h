@@ -186,6 +186,13 @@ struct cu_be {
      * stack in lw as for dense experts); moe_quant says some layer has them */
     struct cu_w **xw;
     int moe_quant;
+    /* per layer NULL, or (weight-only experts alike in format and layout) a device copy
+     * of the experts' llm_k_qw: E of fc + gate, then E of down, for llm_k_dequant_experts;
+     * moe_deq the scratch their 16-bit weights go into (moe_deq_bytes) */
+    struct llm_k_qw **xq_tab;
+    void *moe_deq;
+    uint64_t moe_deq_bytes;
+    int moeq_dense; /* LLM_CUDA_MOEQ_DENSE: 0 never, 1 always, 2 the rule (moeq_dense_step) */
     float *rope_tab;       /* [rope_sets * npos + dyn rows][rot/2] (cos, sin) */
     float *rope_local_tab; /* [npos][rot/2] (cos, sin): the local layers' base (Gemma 3), or NULL */
     int rope_npos, rope_sets;

@@ -779,7 +779,11 @@ static int step_moe(struct cu_be *c, const struct llm_step *st, int layer, int r
     const int I = (int)d->intermediate, S = rows * K;
     const char *fc = c->lw[layer][LLM_W_MLP_FC].w, *down = c->lw[layer][LLM_W_MLP_OUT].w;
     const char *gate = fc ? fc + (size_t)E * I * H * c->es : NULL; /* uploaded after every fc */
-    const struct cu_w *xq = c->xw[layer]; /* quantized experts: the per-expert loop only */
+    const struct cu_w *xq = c->xw[layer]; /* quantized experts (upload_experts) */
+    /* quantized experts of a large step, many of them: dequantized (one launch a
+     * projection) into 16-bit weights for the grouped kernel */
+    const int deq = xq && c->moe_deq && c->xq_tab[layer] &&
+                    (c->moeq_dense == 1 || (E > CU_MOE_LOOP_EXPERTS && S >= E));
     int rc = 0;
     if (rows <= LLM_K_MOE_SMALL) { /* the router's product and the routing in one launch */
         CK(llm_k_moe_route_small(c->dt, c->buf[st->in], c->lw[layer][LLM_W_ROUTER].w, rows, H, E,
@@ -797,10 +801,19 @@ static int step_moe(struct cu_be *c, const struct llm_step *st, int layer, int r
                            down, c->moe_chosen, c->moe_w, rows, K, H, I, st->accumulate, c->st));
         return 0;
     }
-    const int tm = llm_k_moe_gemm_tile_m(S, E), grouped = !xq && moe_grouped(c, S);
+    const int tm = llm_k_moe_gemm_tile_m(S, E), grouped = deq || (!xq && moe_grouped(c, S));
     CK(llm_k_moe_sort(c->moe_chosen, rows, E, K, tm, c->moe_off, c->moe_rows, c->moe_where,
                       grouped ? c->moe_tiles : NULL, c->st));
-    if (!grouped) {
+    if (deq) { /* fc + gate rows of every expert, then down, through one scratch */
+        const struct llm_k_qw *tab = c->xq_tab[layer];
+        CK(llm_k_dequant_experts(c->dt, c->moe_deq, tab, &xq[0].q, E, 2 * I, H, c->st));
+        CK(llm_k_moe_gemm(c->dt, c->moe_h, 2 * I, c->buf[st->in], H, c->moe_rows, c->moe_deq, NULL,
+                          2 * I, c->moe_off, c->moe_tiles, tm, S, E, 2 * I, H, c->st));
+        CK(llm_k_act(c->dt, d->act, 1, c->moe_h, S, I, c->st));
+        CK(llm_k_dequant_experts(c->dt, c->moe_deq, tab + E, &xq[1].q, E, H, I, c->st));
+        CK(llm_k_moe_gemm(c->dt, c->moe_y, H, c->moe_h, 2 * I, NULL, c->moe_deq, NULL, H,
+                          c->moe_off, c->moe_tiles, tm, S, E, H, I, c->st));
+    } else if (!grouped) {
         if ((rc = moe_loop(c, st, xq, fc, gate, down, S))) return rc;
     } else {
         CK(llm_k_moe_gemm(c->dt, c->moe_h, 2 * I, c->buf[st->in], H, c->moe_rows, fc, gate, I,
