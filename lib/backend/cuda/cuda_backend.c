@@ -799,7 +799,7 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     c->moe_grouped = c->dt == LLM_DTYPE_F32 || (mg && !strcmp(mg, "0")) ? 0
                      : mg && !strcmp(mg, "1")                           ? 1
                                                                         : 2;
-    const char *md = getenv("LLM_CUDA_MOEQ_DENSE"); /* quantized experts: moeq_dense_step */
+    const char *md = getenv("LLM_CUDA_MOEQ_DENSE"); /* quantized experts: step_moe */
     c->moeq_dense = md && !strcmp(md, "0") ? 0 : md && !strcmp(md, "1") ? 1 : 2;
     const char *nq = getenv("LLM_CUDA_NORM_Q8"), *nf = getenv("LLM_CUDA_NORM_FUSE");
     c->q8_no_fuse = nq && !strcmp(nq, "0");

@@ -192,7 +192,7 @@ struct cu_be {
     struct llm_k_qw **xq_tab;
     void *moe_deq;
     uint64_t moe_deq_bytes;
-    int moeq_dense; /* LLM_CUDA_MOEQ_DENSE: 0 never, 1 always, 2 the rule (moeq_dense_step) */
+    int moeq_dense; /* LLM_CUDA_MOEQ_DENSE: 0 never, 1 always, 2 the rule in step_moe */
     float *rope_tab;       /* [rope_sets * npos + dyn rows][rot/2] (cos, sin) */
     float *rope_local_tab; /* [npos][rot/2] (cos, sin): the local layers' base (Gemma 3), or NULL */
     int rope_npos, rope_sets;
