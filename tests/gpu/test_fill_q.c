@@ -78,6 +78,19 @@ static void one(int dt, uint64_t n, uint64_t part, const char *name, uint64_t se
     free(got);
 }
 
+/* A call that must be refused (rc != 0). */
+static void refused(const char *what, int rc)
+{
+    cudaGetLastError();
+    n_cases++;
+    if (rc == 0) {
+        n_failed++;
+        printf("FAIL FILL_RANDOM(%s) accepted\n", what);
+    } else {
+        printf("ok FILL_RANDOM(%s) refused\n", what);
+    }
+}
+
 int main(void)
 {
     int count = 0;
@@ -96,27 +109,13 @@ int main(void)
                 if (sizes[s] > 2)
                     one(dts[d], sizes[s], sizes[s] / 4 * 2, names[k], k ? 1234567 : 0);
             }
-    /* quantized codes are written only as themselves */
+    /* quantized codes are written only as themselves, and int4 parts start at a byte */
     void *dev = NULL;
     CUDA(cudaMalloc(&dev, 64));
-    int rc = llm_k_fill_random(dev, LLM_DTYPE_BF16, LLM_DTYPE_I8, 16, 0, 1, LLM_RAND_NORMAL, 0);
-    cudaGetLastError();
-    n_cases++;
-    if (rc == 0) {
-        n_failed++;
-        printf("FAIL FILL_RANDOM(i8 as bf16) accepted\n");
-    } else {
-        printf("ok FILL_RANDOM(i8 as bf16) refused\n");
-    }
-    rc = llm_k_fill_random(dev, LLM_DTYPE_I4, LLM_DTYPE_I4, 16, 3, 1, LLM_RAND_NORMAL, 0);
-    cudaGetLastError();
-    n_cases++;
-    if (rc == 0) {
-        n_failed++;
-        printf("FAIL FILL_RANDOM(i4 from element 3) accepted\n");
-    } else {
-        printf("ok FILL_RANDOM(i4 from element 3) refused\n");
-    }
+    refused("i8 as bf16",
+            llm_k_fill_random(dev, LLM_DTYPE_BF16, LLM_DTYPE_I8, 16, 0, 1, LLM_RAND_NORMAL, 0));
+    refused("i4 from element 3",
+            llm_k_fill_random(dev, LLM_DTYPE_I4, LLM_DTYPE_I4, 16, 3, 1, LLM_RAND_NORMAL, 0));
     cudaFree(dev);
     printf("%d cases, %d failed\n", n_cases, n_failed);
     return n_failed ? 1 : 0;
