@@ -64,6 +64,9 @@ static const char usage_text[] =
     "                              by its mean |x|^a, a searched per layer for the least\n"
     "                              output error on calibration rows (a = 0: w4a16); --clip\n"
     "                              adds the search for each group's clipped maximum\n"
+    "  w4a8-awq                    int4-awq's weights, activations rounded to fp8 e4m3\n"
+    "                              after the pre-quant scale, under a static scale per\n"
+    "                              weight from calibration (max |x pre| / 448)\n"
     "  --kv fp8|int8               the KV cache too (with any mode, or alone): K and V\n"
     "                              stored in 8 bits under a scale each per layer, from\n"
     "                              calibration (max |K| or |V| / 448 or / 127)\n"
@@ -71,7 +74,8 @@ static const char usage_text[] =
     "Options:\n"
     "  -m, --mode MODE             one of the modes above (required)\n"
     "  -o, --output FILE           write FILE (temporary name, renamed when complete)\n"
-    "      --group-size N          w4a16, int4-awq: input channels per scale (default 128)\n"
+    "      --group-size N          w4a16, int4-awq, w4a8-awq: input channels per scale\n"
+    "                              (default 128)\n"
     "      --exclude PATTERN       keep matching weights dense (shell pattern on the\n"
     "                              tensor name, or a part of it; repeatable; default:\n"
     "                              lm_head and MoE routers)\n"
@@ -85,12 +89,13 @@ static const char usage_text[] =
     "                              tensor; by default (--fold) the products that alone\n"
     "                              read a norm's output share one s, divided into the\n"
     "                              norm's weight and bias instead\n"
-    "      --clip                  int4-awq: after the scale search, shrink each group's max\n"
-    "                              |w| (1, 0.95, ..., 0.5) for the least error of the group's\n"
-    "                              output on calibration rows, kept per layer when it lowers\n"
-    "                              the layer's output error (default: off)\n"
-    "      --calib FILE            calibration text (fp8, int8-sq, int4-awq): plain text, or\n"
-    "                              llm-run JSONL\n"
+    "      --clip                  int4-awq, w4a8-awq: after the scale search, shrink each\n"
+    "                              group's max |w| (1, 0.95, ..., 0.5) for the least error\n"
+    "                              of the group's output on calibration rows, kept per\n"
+    "                              layer when it lowers the layer's output error (default:\n"
+    "                              off)\n"
+    "      --calib FILE            calibration text (fp8, int8-sq, int4-awq, w4a8-awq):\n"
+    "                              plain text, or llm-run JSONL\n"
     "                              (its prompts) when FILE ends in .jsonl (default: the\n"
     "                              bundled text); 'random': uniformly random token ids,\n"
     "                              all the windows (benchmarks, models without a tokenizer)\n"
@@ -150,7 +155,7 @@ struct opts {
     long calib_samples, calib_len;
     double alpha;   /* < 0: no smoothing */
     int alpha_auto; /* int8-sq: alpha searched per layer (llm_q_smooth_search) */
-    int clip;       /* int4-awq: AWQ's clipping search too */
+    int clip;       /* int4-awq, w4a8-awq: AWQ's clipping search too */
     int act_static; /* int8-sq: static per-tensor activations */
     int no_fold;    /* int8-sq: every smoother kept as a tensor, none folded into a norm */
     int kv;         /* enum llm_kv_quant */
@@ -161,6 +166,18 @@ struct opts {
     int n_exclude;
     const char *exclude[LLM_QUANT_MAX_EXCLUDE];
 };
+
+/* AWQ's modes: int4-awq, and w4a8-awq (the same weights, fp8 activations). */
+static int is_awq(int algo)
+{
+    return algo == LLM_QUANT_W4A16_AWQ || algo == LLM_QUANT_W4A8_AWQ;
+}
+
+/* The modes with int4 groups (--group-size). */
+static int is_int4(int algo)
+{
+    return algo == LLM_QUANT_W4A16 || is_awq(algo);
+}
 
 /* ---- the quantized tensors, held in memory ---------------------------------- */
 
@@ -330,7 +347,7 @@ static int quantize_one(const struct opts *o, struct qset *s, const struct llm_t
         if ((rc = qset_add(s, t->name, LLM_DTYPE_I4, 2, ws, q, n / 2))) goto out;
         q = NULL;
         rc = qset_add(s, sn, LLM_DTYPE_F32, 2, ss, sc, sizeof(float) * (size_t)(g * out));
-    } else if (o->algo == LLM_QUANT_W4A16_AWQ) {
+    } else if (is_awq(o->algo)) {
         const struct llm_q_stat *x = llm_q_stats_find(st, key);
         if (!x || !x->rows || x->in != in || !x->n_sample) {
             rc = llm_err_set(LLM_EINVAL, "calibration never reached '%s'", key);
@@ -362,10 +379,25 @@ static int quantize_one(const struct opts *o, struct qset *s, const struct llm_t
         snprintf(sn, sizeof sn, "%s.weights_scaling_factor", stem);
         if (!rc) rc = qset_add(s, sn, LLM_DTYPE_F32, 2, ss, sc, sizeof(float) * (size_t)(g * out));
         if (!rc) sc = NULL;
+        /* w4a8-awq: the static fp8 scale of the input as the weight sees it (x pre) */
+        float *as = NULL;
+        if (!rc && o->algo == LLM_QUANT_W4A8_AWQ) {
+            float am = 0.f;
+            for (int64_t j = 0; j < in; j++) am = fmaxf(am, x->chan[j] * pre[j]);
+            if (!(as = malloc(sizeof(float))))
+                rc = llm_err_set(LLM_ENOMEM, "out of memory quantizing '%s'", t->name);
+            else *as = am > 0.f ? am / 448.0f : 1.0f;
+        }
         snprintf(sn, sizeof sn, "%s.prequant_scaling_factor", stem);
         if (!rc) rc = qset_add(s, sn, LLM_DTYPE_F32, 1, si, pre, sizeof(float) * (size_t)in);
         if (!rc) pre = NULL;
         free(pre);
+        if (!rc && as) {
+            int64_t one[1] = {1};
+            snprintf(sn, sizeof sn, "%s.activation_scaling_factor", stem);
+            if (!(rc = qset_add(s, sn, LLM_DTYPE_F32, 1, one, as, sizeof(float)))) as = NULL;
+        }
+        free(as);
     } else if (o->algo == LLM_QUANT_FP8) { /* per tensor, static activations */
         const struct llm_q_stat *x = llm_q_stats_find(st, key);
         if (!x || !x->rows) {
@@ -739,8 +771,7 @@ static int plan_and_quantize(const struct opts *o, struct llm_model *m, struct q
         if (!llm_dtype_is_float(t.dtype) || llm_dtype_bits(t.dtype) < 16)
             return llm_err_set(LLM_EFORMAT, "'%s': tensor '%s' is %s, not a float weight",
                                m->path, t.name, llm_dtype_name(t.dtype));
-        if ((o->algo == LLM_QUANT_W4A16 || o->algo == LLM_QUANT_W4A16_AWQ) &&
-            (in % o->group || o->group % 2))
+        if (is_int4(o->algo) && (in % o->group || o->group % 2))
             return llm_err_set(LLM_EINVAL, "'%s': --group-size %ld does not divide the %lld "
                                "input channels of '%s'", m->path, o->group, (long long)in,
                                t.name);
@@ -936,7 +967,7 @@ static json_t *prov_entry(const struct opts *o, const char *parent_hash)
 {
     json_t *argv = json_pack("[s, s, s]", "llm-quantize", "-m", o->mode);
     char b[32];
-    if (o->algo == LLM_QUANT_W4A16 || o->algo == LLM_QUANT_W4A16_AWQ) {
+    if (is_int4(o->algo)) {
         snprintf(b, sizeof b, "%ld", o->group);
         json_array_append_new(argv, json_string("--group-size"));
         json_array_append_new(argv, json_string(b));
@@ -1056,6 +1087,7 @@ static int mode_algo(const char *m)
     if (!strcmp(m, "fp8")) return LLM_QUANT_FP8;
     if (!strcmp(m, "int8-sq")) return LLM_QUANT_W8A8_SQ_PC_PT;
     if (!strcmp(m, "int4-awq")) return LLM_QUANT_W4A16_AWQ;
+    if (!strcmp(m, "w4a8-awq")) return LLM_QUANT_W4A8_AWQ;
     return -1;
 }
 
@@ -1122,14 +1154,14 @@ static int run(struct opts *o)
     /* every check on the weights before the (long) calibration */
     if (o->algo && (rc = plan_and_quantize(o, m, &s, NULL, &n_q, 1, NULL))) goto out;
     if (o->kv || o->algo == LLM_QUANT_FP8 || o->algo == LLM_QUANT_W8A8_SQ_PC ||
-        o->algo == LLM_QUANT_W8A8_SQ_PC_PT || o->algo == LLM_QUANT_W4A16_AWQ) {
+        o->algo == LLM_QUANT_W8A8_SQ_PC_PT || is_awq(o->algo)) {
         long cw = o->calib_len < m->desc.max_pos ? o->calib_len : m->desc.max_pos, cn = 0;
         int32_t *cids = NULL;
         if ((rc = calib_tokens(o, m, cw, &cids, &cn))) goto out;
         struct llm_backend_opts bo;
         llm_backend_opts_init(&bo);
         bo.compute_dtype = LLM_DTYPE_F32; /* the reference's arithmetic (docs/CUDA.md) */
-        int keep = o->algo == LLM_QUANT_W4A16_AWQ || o->alpha_auto ? SEARCH_ROWS : 0;
+        int keep = is_awq(o->algo) || o->alpha_auto ? SEARCH_ROWS : 0;
         struct calib_progress cp = {o, &stats, now_s(), 0};
         rc = llm_q_calibrate(m, cids, cn, (int)cw, keep, o->device, &bo, on_calib_progress, &cp,
                              &stats);
@@ -1165,9 +1197,8 @@ static int run(struct opts *o)
     llm_model_init_mem(&qm);
     qm.quant.algo = o->algo;
     qm.quant.kv_algo = o->kv;
-    qm.quant.group_size =
-        o->algo == LLM_QUANT_W4A16 || o->algo == LLM_QUANT_W4A16_AWQ ? (int)o->group : 0;
-    qm.quant.pre_quant_scale = o->algo == LLM_QUANT_W4A16_AWQ;
+    qm.quant.group_size = is_int4(o->algo) ? (int)o->group : 0;
+    qm.quant.pre_quant_scale = is_awq(o->algo);
     qm.quant.n_exclude = o->n_exclude;
     for (int i = 0; i < o->n_exclude; i++)
         snprintf(qm.quant.exclude[i], sizeof qm.quant.exclude[i], "%s", o->exclude[i]);
@@ -1362,22 +1393,22 @@ int main(int argc, char **argv)
                                                                      : LLM_LOG_WARN);
     if (!o.mode && !o.kv)
         return tool_usage_error("-m MODE or --kv is required (w8a16, w4a16, fp8-pc, fp8, "
-                                "int8-sq, int4-awq)");
+                                "int8-sq, int4-awq, w4a8-awq)");
     if (!o.mode) o.mode = "none";
     o.algo = !strcmp(o.mode, "none") && o.kv ? LLM_QUANT_NONE : mode_algo(o.mode);
     if (o.algo < 0) {
         return tool_usage_error("-m: unknown mode '%s' (w8a16, w4a16, fp8-pc, fp8, int8-sq, "
-                                "int4-awq)", o.mode);
+                                "int4-awq, w4a8-awq)", o.mode);
     }
     if (o.no_eval && o.max_kld >= 0) return tool_usage_error("--max-kld needs the report");
     int sq = o.algo == LLM_QUANT_W8A8_SQ_PC_PT;
-    if (o.calib && o.algo != LLM_QUANT_FP8 && o.algo != LLM_QUANT_W4A16_AWQ && !sq && !o.kv)
+    if (o.calib && o.algo != LLM_QUANT_FP8 && !is_awq(o.algo) && !sq && !o.kv)
         return tool_usage_error("--calib: mode %s takes no calibration", o.mode);
     if ((alpha_given || act_given) && !sq)
         return tool_usage_error("--alpha and --act are for -m int8-sq");
     if (fold_given && !sq) return tool_usage_error("--fold and --no-fold are for -m int8-sq");
-    if (o.clip && o.algo != LLM_QUANT_W4A16_AWQ)
-        return tool_usage_error("--clip is for -m int4-awq");
+    if (o.clip && !is_awq(o.algo))
+        return tool_usage_error("--clip is for -m int4-awq and w4a8-awq");
     if (sq && o.act_static) o.algo = LLM_QUANT_W8A8_SQ_PC;
     if (optind + 1 != argc) return tool_usage_error("expected one ARTIFACT");
     o.in = argv[optind];

@@ -430,6 +430,12 @@ int llm_k_dequant(int dt, void *dst, const struct llm_k_qw *w, int N, int K, llm
  * pre + K) - the experts' weights for the grouped 16-bit product. */
 int llm_k_dequant_experts(int dt, void *dst, const struct llm_k_qw *tab,
                           const struct llm_k_qw *proto, int E, int N, int K, llm_stream_t stream);
+/* W4A8: an int4 weight's codes as e4m3 numbers, dst [N][K] bytes (q exactly;
+ * no zero points, K % 64 == 0, either layout), and its group scales
+ * transposed, scale_t [K / group][N] fp32 - the operands of cuBLASLt's
+ * fp8 product with 128-element block scales. */
+int llm_k_dequant_codes8(void *dst, float *scale_t, const struct llm_k_qw *w, int N, int K,
+                         llm_stream_t stream);
 /* dst[m][k] = x[m][k] * pre[k] (AWQ before a dense product), rounded once to dt. */
 int llm_k_prescale(int dt, void *dst, int ldd, const void *x, int ldx, const float *pre, int M,
                    int K, llm_stream_t stream);
@@ -464,6 +470,13 @@ void llm_k_set_q4gemm_shape(int shape);
 int llm_k_quant_act(int dt, int act, void *xq, float *xs, const void *x, int ldx,
                     const float *smoother, const float *act_scale, int M, int K,
                     llm_stream_t stream);
+/* W4A8's activations: c = e4m3(x[m][k] * pre[k] / *act_scale) (pre may be
+ * NULL), the CPU reference's rounding, written as the codes (vals 0: dst
+ * [M][K] bytes, for cuBLASLt) or as the numbers they stand for, unscaled
+ * (vals 1: dst [M][K] in dt, exact, for the int4 kernels, whose group
+ * scales carry the activation scale). */
+int llm_k_quant_x8(int dt, int vals, void *dst, const void *x, int ldx, const float *pre,
+                   const float *act_scale, int M, int K, llm_stream_t stream);
 /* Whether the W8A8 kernels take an input width (K % 16 == 0). */
 int llm_k_w8a8_ok(int K);
 /* y[m][n] (type yt) = xs[m] ws[n] sum_k xq[m][k] wq[n][k] (+ bias[n], yt)

@@ -1302,18 +1302,39 @@ extern "C" int llm_k_qgemv_gated(int dt, int act, void *y, int ldy, const void *
 /* ---- the dense path for many rows --------------------------------------------- */
 
 /* Eight values of T stored at d (16-byte aligned for 16-bit T). */
+/* An e4m3 code as a storage type of the dequantization kernels (W4A8: the
+ * int4 codes as fp8 numbers, exact for |q| <= 16). */
+struct k_e4m3 {
+    uint8_t b;
+};
+template <> __device__ __forceinline__ k_e4m3 from_f32<k_e4m3>(float x)
+{
+    return k_e4m3{(uint8_t)__nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3)};
+}
+
 template <typename T> static __device__ __forceinline__ void store8(T *d, const float *v)
 {
-    union {
-        T t[8];
-        uint4 u[sizeof(T) / 2];
-    } o;
+    if constexpr (sizeof(T) == 1) {
+        union {
+            T t[8];
+            uint2 u;
+        } o;
 #pragma unroll
-    for (int k = 0; k < 8; k++)
-        o.t[k] = from_f32<T>(v[k]);
+        for (int k = 0; k < 8; k++)
+            o.t[k] = from_f32<T>(v[k]);
+        *reinterpret_cast<uint2 *>(d) = o.u;
+    } else {
+        union {
+            T t[8];
+            uint4 u[sizeof(T) / 2];
+        } o;
 #pragma unroll
-    for (int i = 0; i < (int)sizeof(T) / 2; i++)
-        reinterpret_cast<uint4 *>(d)[i] = o.u[i];
+        for (int k = 0; k < 8; k++)
+            o.t[k] = from_f32<T>(v[k]);
+#pragma unroll
+        for (int i = 0; i < (int)sizeof(T) / 2; i++)
+            reinterpret_cast<uint4 *>(d)[i] = o.u[i];
+    }
 }
 
 /* Two values of T at p (4-byte aligned for 16-bit T: one store). */
@@ -1334,9 +1355,10 @@ template <typename T> static __device__ __forceinline__ void store2(T *p, float 
 /* dst[n][k] = scale * q + zm for the plain layouts, 8 elements (one int4
  * word, two int8 words) per thread.  The group index is taken once per 8
  * when the group is a multiple of 8, else per element. */
-template <typename T, int FMT, bool TAB = false>
+template <typename T, int FMT, bool TAB = false, bool RAW = false>
 __global__ void dequant_kernel(T *dst, struct llm_k_qw w0, const struct llm_k_qw *tab, int N, int K)
 {
+    /* RAW: the codes q alone (no scale, no zero point: llm_k_dequant_codes8) */
     /* TAB: expert blockIdx.y of a table, its pre-quant scale folded in */
     const struct llm_k_qw w = TAB ? tab[blockIdx.y] : w0;
     if (TAB) dst += (int64_t)blockIdx.y * N * K;
@@ -1356,6 +1378,10 @@ __global__ void dequant_kernel(T *dst, struct llm_k_qw w0, const struct llm_k_qw
 #pragma unroll
             for (int k = 0; k < 8; k++) {
                 const int64_t gi = g8 ? g0 : n * ng + (k0 + k) / w.group;
+                if (RAW) {
+                    v[k] = dq4(wd, k);
+                    continue;
+                }
                 const float s = w.scale[gi];
                 v[k] = w.zm ? fmaf(s, dq4(wd, k), w.zm[gi]) : s * dq4(wd, k);
             }
@@ -1388,10 +1414,11 @@ __global__ void dequant_kernel(T *dst, struct llm_k_qw w0, const struct llm_k_qw
  * warps of a block take consecutive tiles along K, so a block writes
  * 8 x 64 contiguous values of each of its 16 rows. */
 #define DQT_WARPS 8
-template <typename T, bool TAB = false>
+template <typename T, bool TAB = false, bool RAW = false>
 __global__ void __launch_bounds__(32 * DQT_WARPS)
     dequant_tile_kernel(T *dst, struct llm_k_qw w0, const struct llm_k_qw *tab, int N, int K)
 {
+    /* RAW: the codes q alone (no scale, no zero point: llm_k_dequant_codes8) */
     constexpr int LD = 64 + 16 / (int)sizeof(T); /* a row in shared memory, padded by 16 bytes */
     __shared__ __align__(16) T sh[DQT_WARPS][16 * LD];
     /* TAB: expert blockIdx.y of a table, its pre-quant scale folded in */
@@ -1421,7 +1448,7 @@ __global__ void __launch_bounds__(32 * DQT_WARPS)
 #pragma unroll
             for (int st = 0; st < 4; st++) {
                 const int64_t g0 = gb + (k0 + 16 * st) / w.group;
-                const float s0 = w.scale[g0], z0 = w.zm ? w.zm[g0] : 0.0f;
+                const float s0 = RAW ? 1.0f : w.scale[g0], z0 = !RAW && w.zm ? w.zm[g0] : 0.0f;
                 float v[4];
 #pragma unroll
                 for (int c = 0; c < 4; c++) { /* nibble j = h + 2 (c >> 1) + 4 (c & 1) */
@@ -1429,7 +1456,9 @@ __global__ void __launch_bounds__(32 * DQT_WARPS)
                     const float qf =
                         __uint_as_float(((qw[st] >> (4 * j)) & 0xfu) | 0x4b000000u) - 8388616.0f;
                     const int col = k0 + 16 * st + 2 * t + (c & 1) + 8 * (c >> 1);
-                    if (g16) {
+                    if (RAW) {
+                        v[c] = qf;
+                    } else if (g16) {
                         v[c] = w.zm ? fmaf(s0, qf, z0) : s0 * qf;
                     } else {
                         const int64_t gi = gb + col / w.group;
@@ -1483,6 +1512,47 @@ extern "C" int llm_k_dequant(int dt, void *dst, const struct llm_k_qw *w, int N,
                           (T *)dst, *w, (const struct llm_k_qw *)nullptr, N, K);
     });
     return 0;
+}
+
+/* st[g][n] = scale[n][g]: a weight's group scales, output rows innermost
+ * (cuBLASLt's 128-element block scales of the weight operand). */
+__global__ void scale_t_kernel(float *st, const float *scale, int N, int ng)
+{
+    pdl_wait();
+    pdl_trigger();
+    const int64_t total = (int64_t)N * ng;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t g = i / N, n = i - g * N;
+        st[i] = scale[n * ng + g];
+    }
+}
+
+extern "C" int llm_k_dequant_codes8(void *dst, float *scale_t, const struct llm_k_qw *w, int N,
+                                    int K, llm_stream_t stream)
+{
+    if (N <= 0) return 0;
+    if (w->fmt != LLM_K_Q_INT4 || w->zm || w->zq || K % 64 || w->group <= 0 || K % w->group ||
+        (w->tile && N % 16))
+        return (int)cudaErrorInvalidValue;
+    const int64_t most = (int64_t)k_sms() * 8;
+    if (w->tile) {
+        const int64_t blocks = ((int64_t)(N / 16) * (K / 64) + DQT_WARPS - 1) / DQT_WARPS;
+        const int grid = (int)(blocks < most ? blocks : most);
+        int e =
+            launch_pdl(dequant_tile_kernel<k_e4m3, false, true>, dim3(grid), dim3(32 * DQT_WARPS),
+                       0, stream, (k_e4m3 *)dst, *w, (const struct llm_k_qw *)nullptr, N, K);
+        if (e) return e;
+    } else {
+        const int64_t blocks = (int64_t)N * K / 8 / 256 + 1;
+        const int grid = (int)(blocks < 2 * most ? blocks : 2 * most);
+        int e = launch_pdl(dequant_kernel<k_e4m3, LLM_K_Q_INT4, false, true>, dim3(grid), dim3(256),
+                           0, stream, (k_e4m3 *)dst, *w, (const struct llm_k_qw *)nullptr, N, K);
+        if (e) return e;
+    }
+    const int64_t ns = (int64_t)N * (K / w->group), sb = ns / 256 + 1;
+    return launch_pdl(scale_t_kernel, dim3((int)(sb < most ? sb : most)), dim3(256), 0, stream,
+                      scale_t, w->scale, N, K / w->group);
 }
 
 extern "C" int llm_k_dequant_experts(int dt, void *dst, const struct llm_k_qw *tab,

@@ -72,6 +72,60 @@ int llm_k_quant_act(int dt, int act, void *xq, float *xs, const void *x, int ldx
     return k_status();
 }
 
+/* W4A8: x times the pre-quant scale, over the static scale, to e4m3; 8
+ * elements a thread (K % 8 == 0). */
+template <typename T, bool VALS>
+__global__ void __launch_bounds__(256)
+    quant_x8_kernel(void *dst, const T *x, int ldx, const float *pre, const float *as, int M, int K)
+{
+    const float s = *as;
+    const int k8 = K / 8;
+    const int64_t total = (int64_t)M * k8;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t m = i / k8;
+        const int k0 = (int)(i - m * k8) * 8;
+        const T *r = x + m * ldx + k0;
+        uint8_t c[8];
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const float v = pre ? to_f32(r[j]) * pre[k0 + j] : to_f32(r[j]);
+            c[j] = code8<LLM_K_A_FP8>(v / s);
+        }
+        if constexpr (VALS) {
+            T *o = (T *)dst + m * K + k0;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const __half h =
+                    __half(__nv_cvt_fp8_to_halfraw((__nv_fp8_storage_t)c[j], __NV_E4M3));
+                o[j] = from_f32<T>(__half2float(h));
+            }
+        } else {
+            uint8_t *o = (uint8_t *)dst + m * K + k0;
+            *reinterpret_cast<uint2 *>(o) = *reinterpret_cast<const uint2 *>(c);
+        }
+    }
+}
+
+int llm_k_quant_x8(int dt, int vals, void *dst, const void *x, int ldx, const float *pre,
+                   const float *act_scale, int M, int K, llm_stream_t stream)
+{
+    if (M <= 0) return 0;
+    if (K % 8 || !act_scale) return (int)cudaErrorInvalidValue;
+    cudaStream_t st = (cudaStream_t)stream;
+    const int64_t blocks = (int64_t)M * (K / 8) / 256 + 1;
+    const int grid = (int)(blocks < 132 * 8 ? blocks : 132 * 8);
+    DISPATCH_DT(dt, T, {
+        if (vals)
+            quant_x8_kernel<T, true>
+                <<<grid, 256, 0, st>>>(dst, (const T *)x, ldx, pre, act_scale, M, K);
+        else
+            quant_x8_kernel<T, false>
+                <<<grid, 256, 0, st>>>(dst, (const T *)x, ldx, pre, act_scale, M, K);
+    });
+    return k_status();
+}
+
 /* ---- the product for a few rows -------------------------------------------------
  * Tensor cores take the 8-bit numbers as they are (mma.sync m16n8k32, e4m3 or
  * s8, fp32 or int32 accumulators): a warp holds 16 weight rows against the 8

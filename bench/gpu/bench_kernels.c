@@ -180,6 +180,7 @@ struct qctx {
     struct llm_k_qw w[16];
     int nw, m, n, k, gated, dense;
     void *x, *y, *xs, *wd;
+    float *ones, *as; /* W4A8 (dense 4): the rows' block scales, the activation scale */
 };
 static int qshape = -1;
 static const char *qname; /* the report's name instead of qgemv_bf16 / qgemv_gated */
@@ -193,6 +194,21 @@ static void qgemv_fn(void *c, int i)
         if (w->pre) {
             CUDA(llm_k_prescale(LLM_DTYPE_BF16, x->xs, x->k, x->x, x->k, w->pre, x->m, x->k, 0));
             in = x->xs;
+        }
+        if (x->dense == 4) { /* W4A8: x * pre / s to e4m3 codes, the weight's codes made
+                              * e4m3, cuBLASLt's fp8 product with 128-element block scales */
+            CUDA(
+                llm_k_quant_x8(LLM_DTYPE_BF16, 0, x->xs, x->x, x->k, w->pre, x->as, x->m, x->k, 0));
+            float *st = (float *)((char *)x->wd + (((size_t)x->n * x->k + 255) & ~(size_t)255));
+            struct llm_k_qw q = *w;
+            q.pre = NULL;
+            CUDA(llm_k_dequant_codes8(x->wd, st, &q, x->n, x->k, 0));
+            if (cu_gemm_run_blk(G, 0, x->m, x->n, x->k, x->xs, x->ones, x->wd, st, NULL, x->y, x->n,
+                                LLM_DTYPE_BF16, 0)) {
+                fprintf(stderr, "gemm: %s\n", llm_errmsg());
+                exit(1);
+            }
+            return;
         }
         if (x->dense == 3) { /* the dequantization alone */
             CUDA(llm_k_dequant(LLM_DTYPE_BF16, x->wd, w, x->n, x->k, 0));
@@ -259,6 +275,18 @@ static double bench_qlinear(const char *label, int m, int n, int k, int group, i
         CUDA(cudaMalloc(&c.wd, (size_t)n * k * 2));
         CUDA(cudaMalloc(&c.xs, (size_t)m * k * 2));
     }
+    if (dense == 4) {
+        float as = 2.0f / 448.f;
+        const size_t nb = (size_t)m * (k / 128);
+        float *h = malloc(sizeof(float) * nb);
+        for (size_t i = 0; i < nb; i++)
+            h[i] = 1.0f;
+        CUDA(cudaMalloc((void **)&c.ones, sizeof(float) * nb));
+        CUDA(cudaMemcpy(c.ones, h, sizeof(float) * nb, cudaMemcpyHostToDevice));
+        free(h);
+        CUDA(cudaMalloc((void **)&c.as, sizeof as));
+        CUDA(cudaMemcpy(c.as, &as, sizeof as, cudaMemcpyHostToDevice));
+    }
     double t = timeit(qgemv_fn, &c, 20);
     char shape[96], nm[40];
     snprintf(shape, sizeof shape, "%s m%d n%d k%d %s%s", label, m, n, k,
@@ -269,6 +297,7 @@ static double bench_qlinear(const char *label, int m, int n, int k, int group, i
     if (dense == 3) bytes = (double)qb + 4.0 * ns + 2.0 * n * k; /* codes, scales, bf16 out */
     snprintf(nm, sizeof nm, "%s",
              qname        ? qname
+             : dense == 4 ? "w4a8_lt_bf16"
              : dense == 3 ? "dequant_bf16"
              : dense == 2 ? "q4gemm_bf16"
              : dense      ? "qdense_bf16"
@@ -291,7 +320,7 @@ static double bench_qlinear(const char *label, int m, int n, int k, int group, i
         cudaFree((void *)c.w[i].scale);
         cudaFree((void *)c.w[i].pre);
     }
-    cudaFree(c.x), cudaFree(c.y), cudaFree(c.xs), cudaFree(c.wd);
+    cudaFree(c.x), cudaFree(c.y), cudaFree(c.xs), cudaFree(c.wd), cudaFree(c.ones), cudaFree(c.as);
     return t;
 }
 
@@ -498,14 +527,18 @@ static void bench_q4gemm(void)
     for (int mi = 0; mi < nm; mi++)
         for (int pre = 0; pre < 2; pre++)
             for (int model = 0; model < 2; model++)
-                for (int path = 1; path <= 2; path++) {
+                for (int path = 1; path <= 4; path++) {
+                    if (path == 3) continue; /* 4: W4A8 on the fp8 tensor cores */
                     double w, t = q4_layers(model, mlist[mi], pre, path, &w);
                     const double fl = 2.0 * mlist[mi] * w;
                     char shape[96];
                     snprintf(shape, sizeof shape, "%s %d layers m%d %s tc g128",
                              q4lin[4 * model].model, q4lin[4 * model].layers, mlist[mi],
                              pre ? "awq" : "w4a16");
-                    report(path == 2 ? "q4gemm_layers" : "qdense_layers", shape, t, 0.5 * w, fl);
+                    report(path == 4   ? "w4a8_lt_layers"
+                           : path == 2 ? "q4gemm_layers"
+                                       : "qdense_layers",
+                           shape, t, 0.5 * w, fl);
                     if (path != 2 || !sh) continue;
                     llm_k_set_q4gemm_shape(atoi(sh));
                     t = q4_layers(model, mlist[mi], pre, path, &w);

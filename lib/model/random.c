@@ -112,11 +112,12 @@ int llm_rand_dtype(int dt)
 
 /* ---- naming a quantization ------------------------------------------------
  * "CONFIG.json:MODE[,OPTION=VALUE...]": MODE is an llm-quantize mode, the
- * options its flags (group-size=N for w4a16 and int4-awq, act=static or
- * dynamic for int8-sq, kv=fp8 or int8 with any mode or alone).  The
- * defaults are llm-quantize's: group size 128, dynamic int8 activations,
- * SmoothQuant's factors (alpha 0.5) folded into the norms where it folds
- * them and smoothers elsewhere, lm_head and MoE routers kept dense. */
+ * options its flags (group-size=N for w4a16, int4-awq and w4a8-awq,
+ * act=static or dynamic for int8-sq, kv=fp8 or int8 with any mode or
+ * alone).  The defaults are llm-quantize's: group size 128, dynamic int8
+ * activations, SmoothQuant's factors (alpha 0.5) folded into the norms
+ * where it folds them and smoothers elsewhere, lm_head and MoE routers
+ * kept dense. */
 
 size_t llm_rand_spec_split(const char *spec, const char **quant)
 {
@@ -133,13 +134,19 @@ static const struct {
 } rand_modes[] = {
     {"fp8", LLM_QUANT_FP8},     {"fp8-pc", LLM_QUANT_FP8_PC_PT}, {"int8-sq", LLM_QUANT_W8A8_SQ_PC_PT},
     {"w8a16", LLM_QUANT_W8A16}, {"w4a16", LLM_QUANT_W4A16},      {"int4-awq", LLM_QUANT_W4A16_AWQ},
+    {"w4a8-awq", LLM_QUANT_W4A8_AWQ},
 };
-#define RAND_MODES "fp8, fp8-pc, int8-sq, w8a16, w4a16, int4-awq"
+#define RAND_MODES "fp8, fp8-pc, int8-sq, w8a16, w4a16, int4-awq, w4a8-awq"
 #define RAND_GROUP_DEFAULT 128
+
+static int is_awq(int algo)
+{
+    return algo == LLM_QUANT_W4A16_AWQ || algo == LLM_QUANT_W4A8_AWQ;
+}
 
 static int is_int4(int algo)
 {
-    return algo == LLM_QUANT_W4A16 || algo == LLM_QUANT_W4A16_AWQ;
+    return algo == LLM_QUANT_W4A16 || is_awq(algo);
 }
 
 /* One OPTION=VALUE item of the quantization text. */
@@ -204,13 +211,14 @@ static int parse_quant(const char *src, const char *text, struct llm_quant *q)
     if (algo == LLM_QUANT_NONE && !kv)
         return llm_err_set(LLM_EINVAL, "'%s': no quantization mode (" RAND_MODES ") or kv=", src);
     if (group && !is_int4(algo))
-        return llm_err_set(LLM_EINVAL, "'%s': group-size is for w4a16 and int4-awq", src);
+        return llm_err_set(LLM_EINVAL, "'%s': group-size is for w4a16, int4-awq and w4a8-awq",
+                           src);
     if (act && algo != LLM_QUANT_W8A8_SQ_PC_PT)
         return llm_err_set(LLM_EINVAL, "'%s': act is for int8-sq", src);
     q->algo = act == 1 ? LLM_QUANT_W8A8_SQ_PC : algo;
     q->kv_algo = kv;
     q->group_size = is_int4(algo) ? (int)(group ? group : RAND_GROUP_DEFAULT) : 0;
-    q->pre_quant_scale = algo == LLM_QUANT_W4A16_AWQ;
+    q->pre_quant_scale = is_awq(algo);
     /* llm-quantize's default --exclude, recorded with any mode (--kv alone too) */
     snprintf(q->exclude[q->n_exclude++], sizeof q->exclude[0], "lm_head");
     snprintf(q->exclude[q->n_exclude++], sizeof q->exclude[0], "*router*");
@@ -290,7 +298,8 @@ static int quant_dtype(int algo)
     case LLM_QUANT_FP8:
     case LLM_QUANT_FP8_PC_PT: return LLM_DTYPE_F8E4M3;
     case LLM_QUANT_W4A16:
-    case LLM_QUANT_W4A16_AWQ: return LLM_DTYPE_I4;
+    case LLM_QUANT_W4A16_AWQ:
+    case LLM_QUANT_W4A8_AWQ: return LLM_DTYPE_I4;
     default: return LLM_DTYPE_I8;
     }
 }
@@ -377,8 +386,10 @@ static int plan_sides(struct rand_src *s, const struct llm_quant *q, const char 
         if ((rc =
                  plan_side(s, stem, LLM_WQ_SCALE, E, in / q->group_size, out, LLM_RAND_INT4_SCALE)))
             return rc;
-        if (q->algo == LLM_QUANT_W4A16_AWQ)
-            return plan_side(s, stem, LLM_WQ_PREQUANT, E, in, 0, 1.0f);
+        if (is_awq(q->algo) && (rc = plan_side(s, stem, LLM_WQ_PREQUANT, E, in, 0, 1.0f)))
+            return rc;
+        if (q->algo == LLM_QUANT_W4A8_AWQ) /* pre-quant scales of 1: fp8's inputs */
+            return plan_side(s, stem, LLM_WQ_ACT_SCALE, E, 1, 0, LLM_RAND_FP8_ACT_SCALE);
         return 0;
     }
 }

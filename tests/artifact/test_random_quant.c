@@ -99,6 +99,9 @@ static const struct mode modes[] = {
      LLM_RAND_INT4_SCALE, "weights_scaling_factor", 0.9},
     {"int4-awq,group-size=16,kv=fp8", LLM_QUANT_W4A16_AWQ, LLM_KV_QUANT_FP8, 16, LLM_DTYPE_I4,
      LLM_WSCALE_GROUP, LLM_RAND_INT4_SCALE, "weights_scaling_factor prequant_scaling_factor", 0.9},
+    {"w4a8-awq,group-size=16", LLM_QUANT_W4A8_AWQ, 0, 16, LLM_DTYPE_I4, LLM_WSCALE_GROUP,
+     LLM_RAND_INT4_SCALE,
+     "weights_scaling_factor prequant_scaling_factor activation_scaling_factor", 0.9},
     {"kv=int8", LLM_QUANT_NONE, LLM_KV_QUANT_INT8, 0, -1, 0, 0, "", 0.95},
 };
 
@@ -247,7 +250,9 @@ static void check_mode(const char *cfg, const struct mode *md, const float *dens
     if (rc) return;
     const struct llm_quant *q = &m->quant;
     CHECK(q->algo == md->algo && q->kv_algo == md->kv && q->group_size == md->group &&
-              q->pre_quant_scale == (md->algo == LLM_QUANT_W4A16_AWQ) && !q->has_zero_point &&
+              q->pre_quant_scale ==
+                  (md->algo == LLM_QUANT_W4A16_AWQ || md->algo == LLM_QUANT_W4A8_AWQ) &&
+              !q->has_zero_point &&
               q->n_exclude == 2 && !strcmp(q->exclude[0], "lm_head") &&
               !strcmp(q->exclude[1], "*router*"),
           "%s: quantization section (algo %d kv %d group %d)", md->spec, q->algo, q->kv_algo,
@@ -303,15 +308,20 @@ static void check_mode(const char *cfg, const struct mode *md, const float *dens
         int fmt = md->wdt == LLM_DTYPE_F8E4M3 ? LLM_WFMT_FP8 : md->wdt == LLM_DTYPE_I8 ? LLM_WFMT_INT8
                   : md->wdt == LLM_DTYPE_I4                                          ? LLM_WFMT_INT4
                                                                                      : LLM_WFMT_DENSE;
+        /* the activations: fp8 for fp8, fp8-pc and w4a8-awq, int8 for int8-sq */
+        int act = md->wdt == LLM_DTYPE_F8E4M3 || md->algo == LLM_QUANT_W4A8_AWQ ? LLM_WACT_FP8
+                  : md->algo == LLM_QUANT_W8A8_SQ_PC || md->algo == LLM_QUANT_W8A8_SQ_PC_PT
+                      ? LLM_WACT_INT8
+                      : LLM_WACT_NONE;
         CHECK(qkv->fmt == fmt && qkv->data && lm->fmt == LLM_WFMT_DENSE &&
                   (!md->algo || (qkv->scale_kind == md->scale_kind &&
                                  qkv->group_size == (md->group ? md->group : 0))) &&
                   !qkv->act_scale.data ==
                       !(strstr(md->sides, "activation_") || strstr(md->sides, "act_scale")) &&
                   !qkv->smoother.data && !dense->smoother.data == !strstr(md->sides, "smoother") &&
-                  !qkv->prequant.data == !strstr(md->sides, "prequant"),
-              "%s: bound as %s, scale kind %d, group %d", md->spec, llm_wfmt_name(qkv->fmt),
-              qkv->scale_kind, qkv->group_size);
+                  !qkv->prequant.data == !strstr(md->sides, "prequant") && qkv->act == act,
+              "%s: bound as %s, scale kind %d, group %d, activations %d", md->spec,
+              llm_wfmt_name(qkv->fmt), qkv->scale_kind, qkv->group_size, qkv->act);
         llm_weights_free(&w);
     }
     llm_err_clear();
@@ -349,7 +359,8 @@ static void check_deep(void)
              (int)getpid());
     write_deep(p);
     static const char *const specs[] = {"fp8", "fp8-pc", "int8-sq", "int8-sq,act=static",
-                                        "w8a16", "w4a16", "int4-awq,kv=int8", "kv=fp8"};
+                                        "w8a16", "w4a16", "int4-awq,kv=int8", "w4a8-awq",
+                                        "kv=fp8"};
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         struct llm_model *m = NULL;
         snprintf(spec, sizeof spec, "random:%s:%s", p, specs[i]);
@@ -378,6 +389,8 @@ static void check_bad(const char *cfg)
     } bad[] = {
         {"fp9", "unknown quantization mode 'fp9'"},
         {"w4a16", "group size 128 does not divide the 64 input channels"},
+        {"w4a8-awq", "group size 128 does not divide the 64 input channels"},
+        {"w4a8-awq,act=static", "act is for int8-sq"},
         {"w4a16,group-size=0", "group-size=0 is not an even number"},
         {"fp8-pc,act=dynamic", "act is for int8-sq"},
         {"w8a16,kv=int4", "kv=int4 is not fp8 or int8"},

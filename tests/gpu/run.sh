@@ -211,6 +211,15 @@ PY"
             LLM_CUDA_QTILE_ZP=1 '$(find_bin test_gpu_forward)' '$qd/imp-awq.llm' '$qd/imp-gptq.llm'
             LLM_CUDA_QTILE_ZP=1 LLM_CUDA_Q4GEMM=1000000 '$(find_bin test_gpu_forward)' \
                 '$qd/imp-awq.llm' '$qd/imp-gptq.llm'
+            # W4A8 (int4 weights, static fp8 activations) at groups of 128 (the MLP's down
+            # product, 704 inputs, kept dense) and 32: as the backend chooses, then every
+            # product of group 128 on the fp8 tensor cores (cuBLASLt, block scales), then none
+            '$q' -q --no-eval -m w4a8-awq --exclude mlp.proj --calib '$c' '$m' -o '$qd/w4a8-g128.llm'
+            '$q' -q --no-eval -m w4a8-awq --group-size 32 --calib '$c' '$m' -o '$qd/w4a8-g32.llm'
+            '$(find_bin test_gpu_forward)' '$qd/w4a8-g128.llm' '$qd/w4a8-g32.llm'
+            LLM_CUDA_W4A8_LT=0 '$(find_bin test_gpu_forward)' '$qd/w4a8-g128.llm'
+            LLM_CUDA_W4A8_LT=1000000 LLM_CUDA_Q4GEMM=1000000 '$(find_bin test_gpu_forward)' \
+                '$qd/w4a8-g128.llm' '$qd/w4a8-g32.llm'
             # quantized experts (the tiny Mixtral and Qwen3-MoE fixtures) in every mode: each
             # expert's products through the device's path for its format (moe_loop); the
             # 8-bit activation modes in f32 (near-ties, as above)

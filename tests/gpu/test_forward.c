@@ -208,7 +208,7 @@ static void run_loaded(const char *label, struct llm_model *m, int cdt)
      * model in fp8); an 8-bit KV cache likewise (each cached K and V) */
     int act8 = (llm_quant_features(&m->quant) &
                 (LLM_FEAT_BIT(LLM_FEAT_W_FP8) | LLM_FEAT_BIT(LLM_FEAT_ACT_INT8) |
-                 LLM_FEAT_BIT(LLM_FEAT_KV_QUANT))) != 0;
+                 LLM_FEAT_BIT(LLM_FEAT_ACT_FP8_W4) | LLM_FEAT_BIT(LLM_FEAT_KV_QUANT))) != 0;
     double nmse_max = d->n_experts > 0 || act8 ? 1e-2 : 1e-3;
     int ok = !rc && (cdt == LLM_DTYPE_F32 && !act8 ? rel <= 1e-4
                                           : nmse <= nmse_max && dagree >= 0.99 &&
@@ -319,11 +319,12 @@ static int run_files(int argc, char **argv)
                 /* 0 GEMV <= 8 rows, 1 the dense path only (cuBLASLt), 2 and 3 the same
                  * with int4 in the tensor-core tile layout; f32 takes neither the
                  * weight-only GEMVs nor tiles (the 8-bit activation GEMV it does) */
-                int act8 = (llm_quant_features(&m->quant) &
-                            (LLM_FEAT_BIT(LLM_FEAT_W_FP8) | LLM_FEAT_BIT(LLM_FEAT_ACT_INT8))) != 0;
+                const llm_features qf = llm_quant_features(&m->quant);
+                int act8 =
+                    (qf & (LLM_FEAT_BIT(LLM_FEAT_W_FP8) | LLM_FEAT_BIT(LLM_FEAT_ACT_INT8))) != 0;
                 if (cdts[ci] == LLM_DTYPE_F32 && mode != 1 && !(act8 && mode == 0)) continue;
                 if (mode >= 2 && m->quant.algo != LLM_QUANT_W4A16 &&
-                    m->quant.algo != LLM_QUANT_W4A16_AWQ)
+                    m->quant.algo != LLM_QUANT_W4A16_AWQ && m->quant.algo != LLM_QUANT_W4A8_AWQ)
                     continue;
                 char label[160];
                 const char *base = strrchr(path, '/'), *kv = llm_kv_quant_name(m->quant.kv_algo);

@@ -1789,6 +1789,164 @@ static void w8_linear_case(int dt, int path, int act, int M, int N, int K, int p
     w8case_free(&wc);
 }
 
+/* ---- W4A8: int4 weights with static fp8 activations (cuda_step.c qlinear_w4a8) ------
+ * path 0: x * pre / s rounded to e4m3 as numbers (llm_k_quant_x8), the int4 GEMV on them
+ * with s folded into the group scales; 1: the same into the int4 GEMM on the codes (tile
+ * layout); 2: x's e4m3 codes and the weight's codes made e4m3 (llm_k_dequant_codes8) into
+ * cuBLASLt's fp8 product with 128-element block scales (cu_gemm_run_blk); 3: the rounded
+ * activations alone, against the reference's rounding: exact. */
+static void w4a8_case(int dt, int path, int M, int N, int K, int pre, int bias, int acc)
+{
+    static const char *const tag[] = {"W4A8_GEMV", "W4A8_GEMM", "W4A8_LT", "W4A8_QX"};
+    char name[200];
+    snprintf(name, sizeof name, "%s%s(dt=%s,m=%d,n=%d,k=%d,pre=%d,bias=%d,acc=%d)",
+             q_tile ? "T" : "", tag[path], llm_dtype_name(dt), M, N, K, pre, bias, acc);
+    if (!want(name)) return;
+    struct qcase qc;
+    qcase_make(&qc, 1, N, K, 128, 0, pre);
+    float as = 1.5f / 448.f; /* |x pre| reaches 1.6: some values saturate */
+    qc.w.act = LLM_WACT_FP8;
+    qc.w.act_scale.dtype = LLM_DTYPE_F32;
+    qc.w.act_scale.ndim = 1;
+    qc.w.act_scale.shape[0] = 1;
+    qc.w.act_scale.data = &as;
+    void *x_h, *b_h, *y_h;
+    float *x = rand_vals((size_t)M * K, 1.f, dt, &x_h);
+    float *b = rand_vals((size_t)N, 0.5f, dt, &b_h);
+    float *y0 = rand_vals((size_t)M * N, 1.f, dt, &y_h);
+    if (bias) {
+        qc.w.has_bias = 1;
+        qc.w.bias = b_h;
+        qc.w.bias_dtype = dt;
+    }
+    const size_t ng = (size_t)K / 128, ns = ng * (size_t)N;
+    float *ref = xmalloc(sizeof(float) * (size_t)M * (path == 3 ? K : N));
+    if (path == 3) { /* the reference's own rounding of x * pre */
+        for (size_t i = 0; i < (size_t)M * K; i++)
+            ref[i] = x[i] * (pre ? qc.pre[i % K] : 1.f);
+        llm_cpu_quant_act_fp8(ref, M, K, as);
+    } else if (llm_cpu_linear_w(ref, x, M, &qc.w)) {
+        printf("%s: reference failed: %s\n", name, llm_errmsg());
+        n_cases++, n_failed++;
+        qcase_free(&qc);
+        return;
+    }
+    if (acc)
+        for (size_t i = 0; i < (size_t)M * N; i++)
+            ref[i] += y0[i];
+    if (path != 3) round_to(ref, (size_t)M * N, dt);
+    /* the weight as the backend holds it: no pre, the activation scale in the group scales */
+    float *hs = xmalloc(sizeof(float) * ns);
+    CUDA(cudaMemcpy(hs, qc.d.scale, sizeof(float) * ns, cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < ns; i++)
+        hs[i] *= as;
+    struct llm_k_qw d = qc.d;
+    d.pre = NULL;
+    d.scale = dev_copy(hs, sizeof(float) * ns);
+    float *das = dev_copy(&as, sizeof(float));
+    void *dx = dev_copy(x_h, (size_t)M * K * esize(dt)), *db = dev_copy(b_h, (size_t)N * esize(dt));
+    void *dy =
+        acc ? dev_copy(y_h, (size_t)M * N * esize(dt)) : dev_poison((size_t)M * N * esize(dt));
+    void *dxv = dev_poison((size_t)M * K * esize(dt)), *dxc = dev_poison((size_t)M * K);
+    double bound = 0.0;
+    float *got = NULL;
+    if (path == 3) {
+        CUDA(llm_k_quant_x8(dt, 1, dxv, dx, K, qc.d.pre, das, M, K, 0));
+        CUDA(llm_k_quant_x8(dt, 0, dxc, dx, K, qc.d.pre, das, M, K, 0));
+        CUDA(cudaDeviceSynchronize());
+        got = dev_f32(dxv, (size_t)M * K, dt);
+        uint8_t *c8 = xmalloc((size_t)M * K);
+        CUDA(cudaMemcpy(c8, dxc, (size_t)M * K, cudaMemcpyDeviceToHost));
+        int bad = 0; /* the codes and the numbers agree, and times s are the reference's */
+        for (size_t i = 0; i < (size_t)M * K; i++) {
+            bad += llm_e4m3_to_f32(c8[i]) != got[i];
+            got[i] *= as;
+        }
+        free(c8);
+        if (bad) {
+            printf("%s: %d codes differ from the numbers\n", name, bad);
+            n_cases++, n_failed++;
+        }
+        check(name, got, ref, (size_t)M * K, 0.0);
+    } else {
+        if (path < 2) {
+            CUDA(llm_k_quant_x8(dt, 1, dxv, dx, K, qc.d.pre, das, M, K, 0));
+            if (path == 0) {
+                CUDA(llm_k_qgemv(dt, dy, N, dxv, K, &d, bias ? db : NULL, M, N, K, acc, 0));
+                bound = dt == LLM_DTYPE_F32 ? 1e-10 : 4 * bound_ew(dt);
+            } else {
+                CUDA(llm_k_q4_gemm(dt, dy, N, dxv, K, &d, bias ? db : NULL, M, N, K, acc, NULL, 0,
+                                   0));
+                bound = M > 64 ? (dt == LLM_DTYPE_F16 ? 4e-7 : 2e-5) : 4 * bound_ew(dt);
+            }
+        } else {
+            static struct cu_gemm *g[3];
+            int gi = dt == LLM_DTYPE_F32 ? 0 : dt == LLM_DTYPE_F16 ? 1 : 2;
+            if (!g[gi] && cu_gemm_create(&g[gi], dt, 32u << 20)) {
+                printf("%s: %s\n", name, llm_errmsg());
+                exit(1);
+            }
+            float *ones = xmalloc(sizeof(float) * ng * (size_t)M);
+            for (size_t i = 0; i < ng * (size_t)M; i++)
+                ones[i] = 1.f;
+            float *dones = dev_copy(ones, sizeof(float) * ng * (size_t)M);
+            void *dw = dev_poison((size_t)N * K);
+            float *dst = dev_poison(sizeof(float) * ns);
+            CUDA(llm_k_quant_x8(dt, 0, dxc, dx, K, qc.d.pre, das, M, K, 0));
+            CUDA(llm_k_dequant_codes8(dw, dst, &d, N, K, 0));
+            if (cu_gemm_run_blk(g[gi], 0, M, N, K, dxc, dones, dw, dst, bias ? db : NULL, dy, N, dt,
+                                acc)) {
+                printf("%s: %s\n", name, llm_errmsg());
+                n_cases++, n_failed++;
+            }
+            CUDA(cudaDeviceSynchronize());
+            free(ones);
+            cudaFree(dones), cudaFree(dw), cudaFree(dst);
+            /* exact products, summed in the tensor cores' fp8 accumulation a block at a time */
+            bound = 4 * bound_ew(dt) > 1e-5 ? 4 * bound_ew(dt) : 1e-5;
+        }
+        CUDA(cudaDeviceSynchronize());
+        got = dev_f32(dy, (size_t)M * N, dt);
+        check(name, got, ref, (size_t)M * N, bound);
+    }
+    free(got), free(ref), free(x), free(b), free(y0), free(x_h), free(b_h), free(y_h), free(hs);
+    cudaFree(dx), cudaFree(db), cudaFree(dy), cudaFree(dxv), cudaFree(dxc), cudaFree(das);
+    cudaFree((void *)d.scale);
+    qcase_free(&qc);
+}
+
+static void test_w4a8(void)
+{
+    for (int di = 0; di < 3; di++) {
+        const int dt = DTS[di];
+        for (int p = 0; p < 2; p++) {
+            w4a8_case(dt, 3, 5, 16, 4096, p, 0, 0);
+            w4a8_case(dt, 3, 2, 16, 11008, p, 0, 0);
+        }
+        for (int t = 0; t < 1 + (dt != LLM_DTYPE_F32); t++) { /* plain layout, then tiles */
+            q_tile = t;
+            for (int v = 0; v < 4; v++) {
+                w4a8_case(dt, 0, v == 3 ? 8 : 1 + v, 4096, 4096, v & 1, v == 2, v == 1);
+                w4a8_case(dt, 0, 1, 1008, 11008, v & 1, 0, v >> 1);
+            }
+            if (t && dt != LLM_DTYPE_F32)
+                for (int v = 0; v < 3; v++)
+                    w4a8_case(dt, 1,
+                              v == 0   ? 17
+                              : v == 1 ? 64
+                                       : 128,
+                              1024, 4096, 1, v == 1, v == 2);
+            if (dt != LLM_DTYPE_F32) { /* the backend takes it in f16 / bf16 only */
+                const int mm[] = {9, 65, 256, 600};
+                for (int v = 0; v < 4; v++)
+                    w4a8_case(dt, 2, mm[v], v & 1 ? 1024 : 4096, v == 3 ? 11008 : 4096, 1, v == 1,
+                              v == 2);
+            }
+        }
+        q_tile = 0;
+    }
+}
+
 static void test_w8a8(void)
 {
     for (int a = 1; a <= 2; a++) {
@@ -2724,6 +2882,7 @@ int main(int argc, char **argv)
     test_gather_cols();
     test_qlinear();
     test_w8a8();
+    test_w4a8();
     test_attn();
     test_moe();
     test_sample();

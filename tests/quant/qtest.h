@@ -1,14 +1,17 @@
 /* qtest.h - helpers the quantization tests share: a tensor of a model as
- * f32, and a model's logits on the CPU backend. */
+ * f32, a text's tokens as llm-quantize reads them, and a model's logits on
+ * the CPU backend. */
 #ifndef QTEST_H
 #define QTEST_H
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "llm/backend.h"
 #include "llm/dtype.h"
 #include "llm/err.h"
 #include "llm/model.h"
+#include "llm/tokenizer.h"
 
 #define QT_MAX_TOKENS 256
 
@@ -29,6 +32,25 @@ static inline float *tensor_f32(struct llm_model *m, const char *name, uint64_t 
     }
     *n = k;
     return v;
+}
+
+/* Tokens of a text file as llm-quantize reads --calib / --eval text: one
+ * encoding with the special tokens, at most max of them. */
+static inline int32_t *text_tokens(const struct llm_model *m, const char *path, long max, long *n)
+{
+    struct llm_tokenizer *tok = NULL;
+    FILE *f = fopen(path, "rb");
+    char *text = malloc(1 << 20);
+    size_t len = f && text ? fread(text, 1, (1 << 20) - 1, f) : 0, cnt = 0;
+    int32_t *ids = NULL;
+    if (f) fclose(f);
+    if (!len || llm_tok_load(&tok, m->tokenizer_json, m->tokenizer_config, m->path) ||
+        llm_tok_encode(tok, text, len, 1, &ids, &cnt))
+        cnt = 0;
+    llm_tok_free(tok);
+    free(text);
+    *n = (long)cnt < max ? (long)cnt : max;
+    return ids;
 }
 
 /* Logits of every row of tokens[n <= QT_MAX_TOKENS] as one sequence, on the CPU

@@ -6,7 +6,11 @@
  * differ); and, for the weight-only modes, the CPU forward of the quantized
  * model equals the forward of a dense f32 model made here from its codes and
  * scales with the formulas written below (expert by expert, AWQ's pre-quant
- * scale folded into the columns), to f32 summation order. */
+ * scale folded into the columns), to f32 summation order.  w4a8-awq's
+ * stacks are int4-awq's with, per expert, the static fp8 activation scale
+ * max_j (max|X_j| pre_j) / 448 of that expert's calibration rows (run here
+ * again), [experts][1]; its forward moves off int4-awq's (the activations
+ * are rounded) but stays close. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,11 +19,14 @@
 #include "llm/backend.h"
 #include "llm/dtype.h"
 #include "llm/model.h"
+#include "llm/quantize.h"
 #include "../formats/tcheck.h"
 #include "qtest.h"
 
 #define GROUP 16
 #define N_TOK 24
+#define CALIB_SAMPLES 4
+#define CALIB_LEN 64
 
 /* ---- the dense model made from a quantized one ---------------------------------- */
 
@@ -132,6 +139,104 @@ static int differs(struct llm_model *m, const char *stem, const char *suffix, in
     return d;
 }
 
+/* w4a8-awq's model q against int4-awq's (awq_path) of the same parent and
+ * calibration. */
+static void w4a8_case(const char *fixture, struct llm_model *q, const char *parent,
+                      const char *awq_path)
+{
+    struct llm_model *a = NULL, *p = NULL;
+    struct llm_q_stats st = {0};
+    float *la = NULL, *lq = NULL, *lp = NULL;
+    char calib[4200];
+    snprintf(calib, sizeof calib, "%s/lib/data/calib.txt", t_srcdir());
+    if (llm_model_open(&a, awq_path) || llm_model_open(&p, parent)) {
+        CHECK(0, "%s w4a8-awq: open: %s", fixture, llm_errmsg());
+        goto done;
+    }
+    long cw = CALIB_LEN < p->desc.max_pos ? CALIB_LEN : p->desc.max_pos, cn = 0;
+    int32_t *cids = text_tokens(p, calib, CALIB_SAMPLES * cw, &cn);
+    struct llm_backend_opts bo;
+    llm_backend_opts_init(&bo);
+    int rc = cids && cn ? llm_q_calibrate(p, cids, cn, (int)cw, 0, "cpu", &bo, NULL, NULL, &st)
+                        : -1;
+    free(cids);
+    CHECK(rc == 0, "%s w4a8-awq: calibration: %s", fixture, llm_errmsg());
+    if (rc) goto done;
+    const int E = q->desc.n_experts;
+    static const char *const lin[] = {"mlp.fc", "mlp.gate", "mlp.proj"};
+    static const char *const same[] = {"weight", "weights_scaling_factor",
+                                       "prequant_scaling_factor"};
+    int same_ok = 1, scale_ok = 1;
+    for (int l = 0; l < q->desc.n_layers; l++)
+        for (int k = 0; k < 3; k++) {
+            char stem[LLM_NAME_MAX], name[LLM_NAME_MAX + 40], key[LLM_NAME_MAX + 48];
+            snprintf(stem, sizeof stem, "transformer.layers.%d.%s", l, lin[k]);
+            for (int i = 0; i < 3; i++) {
+                struct llm_tensor x, y;
+                snprintf(name, sizeof name, "%s.%s", stem, same[i]);
+                int ok = !llm_model_tensor(q, name, &x) && !llm_model_tensor(a, name, &y) &&
+                         x.nbytes == y.nbytes && !memcmp(x.data, y.data, x.nbytes);
+                if (!ok && same_ok) CHECK(0, "%s w4a8-awq: '%s' is not int4-awq's", fixture, name);
+                same_ok &= ok;
+            }
+            llm_err_clear();
+            struct llm_tensor at;
+            uint64_t np = 0, na = 0;
+            float *pre = side_f32(q, stem, "prequant_scaling_factor", &np);
+            float *as = side_f32(q, stem, "activation_scaling_factor", &na);
+            snprintf(name, sizeof name, "%s.activation_scaling_factor", stem);
+            int ok = pre && as && na == (uint64_t)E && !llm_model_tensor(q, name, &at) &&
+                     at.ndim == 2 && at.shape[0] == E && at.shape[1] == 1;
+            const int64_t in = ok ? (int64_t)(np / (uint64_t)E) : 0;
+            for (int e = 0; ok && e < E; e++) {
+                snprintf(key, sizeof key, "%s.weight#%d", stem, e);
+                const struct llm_q_stat *x = llm_q_stats_find(&st, key);
+                float am = 0.f;
+                for (int64_t j = 0; x && x->in == in && j < in; j++)
+                    am = fmaxf(am, x->chan[j] * pre[e * in + j]);
+                ok = x && x->rows && x->in == in && as[e] == (am > 0.f ? am / 448.0f : 1.0f);
+                if (!ok && scale_ok)
+                    CHECK(0, "%s w4a8-awq: '%s' of expert %d is %g, not max|x pre| / 448 = %g",
+                          fixture, name, e, as[e], am / 448.0f);
+            }
+            scale_ok &= ok;
+            free(pre);
+            free(as);
+            llm_err_clear();
+        }
+    CHECK(same_ok, "%s w4a8-awq: the expert stacks, scales and pre-quant scales are int4-awq's",
+          fixture);
+    CHECK(scale_ok, "%s w4a8-awq: each expert's activation scale is its max|x pre| / 448, "
+          "[experts][1]", fixture);
+    int32_t tok[N_TOK];
+    for (int i = 0; i < N_TOK; i++) tok[i] = (int32_t)((i * 131 + 7) % q->desc.vocab_size);
+    lq = logits_of(q, tok, N_TOK);
+    la = logits_of(a, tok, N_TOK);
+    lp = logits_of(p, tok, N_TOK);
+    CHECK(lq && la && lp, "%s w4a8-awq: forward: %s", fixture, llm_errmsg());
+    if (lq && la && lp) { /* fp8 activations move the logits less than int4 weights do */
+        double dq = 0, dw = 0;
+        int finite = 1;
+        for (int64_t i = 0; i < (int64_t)N_TOK * q->desc.vocab_size; i++) {
+            finite &= isfinite(lq[i]);
+            dq += ((double)lq[i] - la[i]) * ((double)lq[i] - la[i]);
+            dw += ((double)la[i] - lp[i]) * ((double)la[i] - lp[i]);
+        }
+        CHECK(finite && dq > 0 && dq < 0.5 * dw, "%s w4a8-awq: L2 distance of the logits "
+              "from int4-awq's %.3g, int4-awq's from the parent's %.3g", fixture, sqrt(dq),
+              sqrt(dw));
+        printf("%s w4a8-awq: L2 distance of the logits from int4-awq's %.3g, int4-awq's from "
+               "the parent's %.3g, over %d rows\n", fixture, sqrt(dq), sqrt(dw), N_TOK);
+    }
+done:
+    free(la);
+    free(lq);
+    free(lp);
+    llm_q_stats_free(&st);
+    llm_model_close(a);
+    llm_model_close(p);
+}
+
 static void one_case(const char *fixture, const struct mode *md, const char *tmp)
 {
     const char *B = getenv("LLM_BUILDDIR"), *S = t_srcdir();
@@ -140,8 +245,8 @@ static void one_case(const char *fixture, const struct mode *md, const char *tmp
     snprintf(out, sizeof out, "%s/%s-%s.llm", tmp, fixture, md->label);
     char calib[4200] = "";
     if (md->calibrated)
-        snprintf(calib, sizeof calib, "--calib '%s/lib/data/calib.txt' --calib-samples 4 "
-                 "--calib-len 64", S);
+        snprintf(calib, sizeof calib, "--calib '%s/lib/data/calib.txt' --calib-samples %d "
+                 "--calib-len %d", S, CALIB_SAMPLES, CALIB_LEN);
     snprintf(cmd, sizeof cmd, "'%s/cmd/llm-quantize' -q -m %s %s --no-eval --device cpu %s '%s' "
              "-o '%s'", B, md->name, md->args, calib, parent, out);
     if (system(cmd)) {
@@ -193,6 +298,11 @@ static void one_case(const char *fixture, const struct mode *md, const char *tmp
         }
     CHECK(stacks_ok, "%s %s: expert stacks", fixture, md->label);
     CHECK(own_ok, "%s %s: per-expert calibration", fixture, md->label);
+    if (!strcmp(md->name, "w4a8-awq")) { /* after int4-awq, with the same calibration */
+        char awq[4200];
+        snprintf(awq, sizeof awq, "%s/%s-int4-awq.llm", tmp, fixture);
+        w4a8_case(fixture, q, parent, awq);
+    }
 
     /* every quantized weight dense, then both forwards */
     struct dq d = {q, {{0}}, {0}, {0}, {{0}}, 0};
@@ -258,6 +368,8 @@ int main(void)
          0},
         {"int4-awq", "int4-awq", "--group-size 16", LLM_DTYPE_I4, "weights_scaling_factor", -1,
          "prequant_scaling_factor", 1, 1},
+        {"w4a8-awq", "w4a8-awq", "--group-size 16", LLM_DTYPE_I4, "weights_scaling_factor", -1,
+         "activation_scaling_factor", 0, 1},
         {"fp8-pc", "fp8-pc", "", LLM_DTYPE_F8E4M3, "weights_scaling_factor", 0, NULL, 0, 0},
         {"fp8", "fp8", "", LLM_DTYPE_F8E4M3, "weights_scaling_factor", 1,
          "activation_scaling_factor", 0, 1},

@@ -7,12 +7,19 @@
  * folded int8-sq artifacts (the bundled model; Gemma's 1 + w norms;
  * Falcon's parallel block, one LayerNorm with a bias feeding attention and
  * MLP) against s and w / s computed here from the parent and its
- * calibration, and against the same model with its smoothers kept. */
+ * calibration, and against the same model with its smoothers kept.  And
+ * W4A8_AWQ: the CPU linear rounds x pre to e4m3 under the static scale;
+ * llm-quantize -m w4a8-awq writes int4-awq's weights with activation scales
+ * computed here from the calibration, and an artifact missing one is
+ * refused in one line. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/wait.h>
+
+#include "llm/artifact.h"
 #include "llm/backend.h"
 #include "llm/dtype.h"
 #include "llm/graph.h"
@@ -151,6 +158,60 @@ static void test_linear(void)
     lw.fmt = LLM_WFMT_INT4;
     lw.group_size = 3;
     CHECK(llm_cpu_linear_w(y, &x[0][0], 2, &lw) != 0, "group 3 of 4 inputs refused");
+}
+
+/* W4A8_AWQ: the int4 linear with AWQ's pre-quant scale and a static fp8
+ * activation scale rounds x pre / scale to e4m3 (nearest even, 448 at
+ * most) and back before the int4 product - the same product as the int4
+ * weight without either on the rounded input worked out here. */
+static void test_w4a8_linear(void)
+{
+    const float w[2][4] = {{0.875f, -0.4375f, -1.75f, 0.5f}, {7.f, 0.f, 0.f, 0.f}};
+    uint8_t p[4];
+    float s[4];
+    llm_q_int4_group(&w[0][0], 2, 4, 2, p, s);
+    /* x pre / 0.25: 10.125 -> 10 (e4m3 steps by 1 in [8, 16)); 4, 12, 4 exact;
+     * row 1: -10.125 -> -10, 0, 2 exact, 2000 -> 448 (saturated) */
+    const float pre[4] = {2.53125f, 0.5f, 1.f, 0.25f}, as = 0.25f;
+    const float x[2][4] = {{1.f, 2.f, 3.f, 4.f}, {-1.f, 0.f, 0.5f, 2000.f}};
+    const float xr[2][4] = {{2.5f, 1.f, 3.f, 1.f}, {-2.5f, 0.f, 0.5f, 112.f}};
+    const float bias[2] = {0.5f, -1.f};
+    struct llm_weight lw;
+    memset(&lw, 0, sizeof lw);
+    lw.present = 1;
+    snprintf(lw.name, sizeof lw.name, "test.weight");
+    lw.fmt = LLM_WFMT_INT4;
+    lw.dtype = LLM_DTYPE_I4;
+    lw.ndim = 2;
+    lw.shape[0] = 2;
+    lw.shape[1] = 4;
+    lw.data = p;
+    lw.nbytes = 4;
+    lw.scale_kind = LLM_WSCALE_GROUP;
+    lw.group_size = 2;
+    lw.scale = (struct llm_tensor){.dtype = LLM_DTYPE_F32, .ndim = 2, .shape = {2, 2},
+                                   .nbytes = 16, .data = s};
+    lw.bias = bias;
+    lw.bias_dtype = LLM_DTYPE_F32;
+    lw.has_bias = 1;
+    float y[4], yr[4], ya[4];
+    int rc = llm_cpu_linear_w(yr, &xr[0][0], 2, &lw); /* int4 on the rounded input */
+    lw.prequant = (struct llm_tensor){.dtype = LLM_DTYPE_F32, .ndim = 1, .shape = {4},
+                                      .nbytes = 16, .data = pre};
+    rc |= llm_cpu_linear_w(ya, &x[0][0], 2, &lw); /* int4-awq: nothing rounded */
+    lw.act = LLM_WACT_FP8;
+    lw.act_scale = (struct llm_tensor){.dtype = LLM_DTYPE_F32, .ndim = 1, .shape = {1},
+                                       .nbytes = 4, .data = &as};
+    rc |= llm_cpu_linear_w(y, &x[0][0], 2, &lw);
+    /* dequantized row 0: 0.875, -0.5, -1.75, 0.5; row 1: 7, 0, 0, 0 */
+    const float want[4] = {2.1875f - 0.5f - 5.25f + 0.5f + 0.5f, 17.5f - 1.f,
+                           -2.1875f - 0.875f + 56.f + 0.5f, -17.5f - 1.f};
+    CHECK(!rc && !memcmp(y, yr, sizeof y) && y[0] == want[0] && y[1] == want[1] &&
+              y[2] == want[2] && y[3] == want[3],
+          "w4a8 linear: %g %g %g %g; int4 on the rounded input %g %g %g %g; by hand %g %g %g %g",
+          y[0], y[1], y[2], y[3], yr[0], yr[1], yr[2], yr[3], want[0], want[1], want[2], want[3]);
+    CHECK(!rc && ya[1] == 7.f * 2.53125f - 1.f && ya[1] != y[1],
+          "w4a8 linear: the unrounded int4-awq product differs (%g vs %g)", ya[1], y[1]);
 }
 
 /* AWQ: with one input channel 50 times larger than the rest, scaling it
@@ -576,25 +637,6 @@ static int64_t argmax(const float *a, int64_t v)
     return k;
 }
 
-/* Tokens of a text file as llm-quantize reads --calib / --eval text: one
- * encoding with the special tokens, at most max of them. */
-static int32_t *text_tokens(const struct llm_model *m, const char *path, long max, long *n)
-{
-    struct llm_tokenizer *tok = NULL;
-    FILE *f = fopen(path, "rb");
-    char *text = malloc(1 << 20);
-    size_t len = f && text ? fread(text, 1, (1 << 20) - 1, f) : 0, cnt = 0;
-    int32_t *ids = NULL;
-    if (f) fclose(f);
-    if (!len || llm_tok_load(&tok, m->tokenizer_json, m->tokenizer_config, m->path) ||
-        llm_tok_encode(tok, text, len, 1, &ids, &cnt))
-        cnt = 0;
-    llm_tok_free(tok);
-    free(text);
-    *n = (long)cnt < max ? (long)cnt : max;
-    return ids;
-}
-
 #define FOLD_SAMPLES 8
 #define FOLD_LEN 64
 #define EVAL_TOKENS 128
@@ -876,10 +918,200 @@ static void test_fold(void)
     t_rmtree(tmp);
 }
 
+/* ---- W4A8_AWQ artifacts ----------------------------------------------------- */
+
+#define W4A8_DROP "transformer.layers.2.mlp.proj.activation_scaling_factor"
+
+/* The tensor `name` of a and of b: the same dtype, shape and bytes. */
+static int same_tensor(struct llm_model *a, struct llm_model *b, const char *name)
+{
+    struct llm_tensor x, y;
+    int ok = !llm_model_tensor(a, name, &x) && !llm_model_tensor(b, name, &y) &&
+             x.dtype == y.dtype && x.ndim == y.ndim && x.nbytes == y.nbytes &&
+             !memcmp(x.shape, y.shape, sizeof(int64_t) * (size_t)x.ndim) &&
+             !memcmp(x.data, y.data, x.nbytes);
+    llm_err_clear();
+    return ok;
+}
+
+/* A copy of artifact m at path without the tensor `drop`. */
+static int write_without(struct llm_model *m, const char *path, const char *drop)
+{
+    struct llm_aw *w = NULL;
+    struct llm_aw_opts ao = {0};
+    int rc = llm_aw_create(&w, path, m->meta, &ao);
+    for (size_t i = 0, n = llm_ar_count(m->ar); !rc && i < n; i++) {
+        struct llm_tensor t;
+        if ((rc = llm_ar_get(m->ar, i, &t)) || !strcmp(t.name, drop)) continue;
+        rc = llm_aw_add(w, t.name, t.dtype, t.ndim, t.shape, t.data, t.nbytes);
+    }
+    if (!rc) return llm_aw_finish(w);
+    llm_aw_abort(w);
+    return rc;
+}
+
+/* llm-quantize -m w4a8-awq on the bundled model against -m int4-awq with
+ * the same calibration: the same codes, weight scales and pre-quant scales;
+ * each weight's activation_scaling_factor max_j (max|X_j| pre_j) / 448 from
+ * the calibration run here again; a CPU forward close to int4-awq's but not
+ * equal to it (the activations are rounded).  Without one activation scale
+ * the artifact is refused at binding, and by llm-run, in one line naming
+ * the tensor. */
+static void test_w4a8(void)
+{
+    const char *B = getenv("LLM_BUILDDIR"), *S = t_srcdir();
+    char tool[4096];
+    snprintf(tool, sizeof tool, "%s/cmd/llm-quantize", B ? B : ".");
+    if (!B || access(tool, X_OK)) {
+        printf("w4a8-awq artifacts: skipped (no llm-quantize in LLM_BUILDDIR)\n");
+        return;
+    }
+    char *tmp = t_mkdtemp();
+    char parent[4096], calib[4096], eval[4096], pa[4200], pb[4200], pc[4200], cmd[24576];
+    snprintf(parent, sizeof parent, "%s/lib/data/default.llm", S);
+    snprintf(calib, sizeof calib, "%s/lib/data/calib.txt", S);
+    snprintf(eval, sizeof eval, "%s/lib/data/eval.txt", S);
+    snprintf(pa, sizeof pa, "%s/int4-awq.llm", tmp);
+    snprintf(pb, sizeof pb, "%s/w4a8-awq.llm", tmp);
+    snprintf(pc, sizeof pc, "%s/w4a8-noscale.llm", tmp);
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd,
+                 "'%s' -q -m %s --group-size 64 --no-eval --device cpu --calib '%s' "
+                 "--calib-samples %d --calib-len %d '%s' -o '%s'",
+                 tool, k ? "w4a8-awq" : "int4-awq", calib, FOLD_SAMPLES, FOLD_LEN, parent,
+                 k ? pb : pa);
+        CHECK(system(cmd) == 0, "%s failed", cmd);
+    }
+    struct llm_model *p = NULL, *a = NULL, *b = NULL, *c = NULL;
+    struct llm_q_stats st = {0};
+    int32_t *eids = NULL;
+    float *la = NULL, *lb = NULL, *lp = NULL;
+    if (llm_model_open(&p, parent) || llm_model_open(&a, pa) || llm_model_open(&b, pb)) {
+        CHECK(0, "w4a8: open: %s", llm_errmsg());
+        goto done;
+    }
+    CHECK(b->quant.algo == LLM_QUANT_W4A8_AWQ && b->quant.group_size == 64 &&
+              b->quant.pre_quant_scale && !b->quant.has_zero_point &&
+              !strcmp(llm_quant_algo_name(b->quant.algo), "W4A8_AWQ"),
+          "w4a8: quantization section (algo %d, group %d)", b->quant.algo, b->quant.group_size);
+    /* the calibration llm-quantize ran, run here again */
+    long cw = FOLD_LEN < p->desc.max_pos ? FOLD_LEN : p->desc.max_pos, cn = 0;
+    int32_t *cids = text_tokens(p, calib, FOLD_SAMPLES * cw, &cn);
+    struct llm_backend_opts bo;
+    llm_backend_opts_init(&bo);
+    int rc = cids && cn ? llm_q_calibrate(p, cids, cn, (int)cw, 0, "cpu", &bo, NULL, NULL, &st) : -1;
+    free(cids);
+    CHECK(rc == 0, "w4a8: calibration: %s", llm_errmsg());
+    if (rc) goto done;
+    int n_q = 0, same_ok = 1, scale_ok = 1;
+    for (size_t i = 0, n = llm_ar_count(b->ar); i < n; i++) {
+        struct llm_tensor t;
+        if (llm_ar_info(b->ar, i, &t) || t.dtype != LLM_DTYPE_I4) continue;
+        char stem[LLM_NAME_MAX], sn[3][LLM_NAME_MAX + 40];
+        snprintf(stem, sizeof stem, "%.*s", (int)(strlen(t.name) - strlen(".weight")), t.name);
+        snprintf(sn[0], sizeof sn[0], "%s.weights_scaling_factor", stem);
+        snprintf(sn[1], sizeof sn[1], "%s.prequant_scaling_factor", stem);
+        snprintf(sn[2], sizeof sn[2], "%s.activation_scaling_factor", stem);
+        int same = same_tensor(a, b, t.name) && same_tensor(a, b, sn[0]) &&
+                   same_tensor(a, b, sn[1]);
+        if (!same && same_ok) CHECK(0, "w4a8: '%s' or its scales are not int4-awq's", t.name);
+        same_ok &= same;
+        const struct llm_q_stat *x = llm_q_stats_find(&st, t.name);
+        uint64_t np = 0, na = 0;
+        float *pre = tensor_f32(b, sn[1], &np), *as = tensor_f32(b, sn[2], &na);
+        struct llm_tensor at;
+        int ok = x && pre && as && (int64_t)np == x->in && na == 1 &&
+                 !llm_model_tensor(b, sn[2], &at) && at.dtype == LLM_DTYPE_F32 && at.ndim == 1;
+        float am = 0.f;
+        for (int64_t j = 0; ok && j < x->in; j++) am = fmaxf(am, x->chan[j] * pre[j]);
+        ok = ok && as[0] == (am > 0.f ? am / 448.0f : 1.0f);
+        if (!ok && scale_ok)
+            CHECK(0, "w4a8: '%s' is %g, not max|x pre| / 448 = %g", sn[2], as ? as[0] : -1.f,
+                  am / 448.0f);
+        scale_ok &= ok;
+        free(pre);
+        free(as);
+        n_q++;
+    }
+    llm_err_clear();
+    CHECK(n_q == 5 * p->desc.n_layers, "w4a8: %d weights quantized", n_q);
+    CHECK(same_ok, "w4a8: codes, weight scales and pre-quant scales are int4-awq's");
+    CHECK(scale_ok, "w4a8: every activation_scaling_factor is max_j(max|X_j| pre_j) / 448");
+    /* the forwards: rounding the activations to fp8 moves the logits, by less than the
+     * int4 weights do */
+    long en = 0;
+    eids = text_tokens(p, eval, EVAL_TOKENS, &en);
+    la = eids ? logits_of(a, eids, (int)en) : NULL;
+    lb = eids ? logits_of(b, eids, (int)en) : NULL;
+    lp = eids ? logits_of(p, eids, (int)en) : NULL;
+    CHECK(la && lb && lp && en > 16, "w4a8: logits: %s", llm_errmsg());
+    if (la && lb && lp) {
+        const int64_t V = p->desc.vocab_size;
+        double kl_ab, kl_pa, kl_pb, dmax = 0;
+        int ag_ab, ag_pa, ag_pb;
+        compare_logits(la, lb, en, V, &kl_ab, &ag_ab);
+        compare_logits(lp, la, en, V, &kl_pa, &ag_pa);
+        compare_logits(lp, lb, en, V, &kl_pb, &ag_pb);
+        for (int64_t i = 0; i < en * V; i++) dmax = fmax(dmax, fabs(la[i] - lb[i]));
+        printf("w4a8-awq vs int4-awq over %ld tokens: KL %.3g, max |dlogit| %.3g, top-1 %d; "
+               "parent vs int4-awq KL %.3g, vs w4a8-awq KL %.3g\n",
+               en, kl_ab, dmax, ag_ab, kl_pa, kl_pb);
+        CHECK(dmax > 0 && kl_ab < 0.5 * kl_pa && kl_pb < 2 * kl_pa,
+              "w4a8: KL from int4-awq %.3g (max |dlogit| %.3g), parent's KL to int4-awq %.3g, "
+              "to w4a8-awq %.3g", kl_ab, dmax, kl_pa, kl_pb);
+    }
+    /* one activation scale missing */
+    rc = write_without(b, pc, W4A8_DROP);
+    CHECK(rc == 0, "w4a8: writing '%s': %s", pc, llm_errmsg());
+    if (!rc && !(rc = llm_model_open(&c, pc))) {
+        struct llm_weights w;
+        rc = llm_weights_bind(&w, c);
+        if (!rc) llm_weights_free(&w);
+        CHECK(rc == LLM_ENOTFOUND && strstr(llm_errmsg(), "'" W4A8_DROP "'") &&
+                  strstr(llm_errmsg(), "W4A8_AWQ") && !strchr(llm_errmsg(), '\n'),
+              "w4a8: binding without '%s': %d '%s'", W4A8_DROP, rc, llm_errmsg());
+        llm_err_clear();
+    } else {
+        CHECK(0, "w4a8: open '%s': %s", pc, llm_errmsg());
+    }
+    char run[4096];
+    snprintf(run, sizeof run, "%s/cmd/llm-run", B);
+    if (!access(run, X_OK)) {
+        snprintf(cmd, sizeof cmd, "'%s' -q --device cpu '%s' '%s/lib/data/prompts.jsonl' "
+                 ">/dev/null 2>'%s/err'", run, pc, S, tmp);
+        int st_run = system(cmd);
+        char errp[4200];
+        snprintf(errp, sizeof errp, "%s/err", tmp);
+        char e[2048] = "";
+        FILE *f = fopen(errp, "rb");
+        size_t len = f ? fread(e, 1, sizeof e - 1, f) : 0;
+        if (f) fclose(f);
+        e[len] = 0;
+        int lines = 0;
+        for (size_t i = 0; i < len; i++) lines += e[i] == '\n';
+        CHECK(WIFEXITED(st_run) && WEXITSTATUS(st_run) == 1 && lines == 1 && strstr(e, W4A8_DROP),
+              "w4a8: llm-run without '%s': status %d, %d lines: %.300s", W4A8_DROP, st_run,
+              lines, e);
+        printf("w4a8-awq without an activation scale: %s", e);
+    }
+done:
+    free(la);
+    free(lb);
+    free(lp);
+    free(eids);
+    llm_q_stats_free(&st);
+    llm_model_close(p);
+    llm_model_close(a);
+    llm_model_close(b);
+    llm_model_close(c);
+    t_rmtree(tmp);
+}
+
 int main(void)
 {
     test_norm_uses();
     test_fold();
+    test_w4a8();
     test_awq();
     test_clip();
     test_alpha();
@@ -887,6 +1119,7 @@ int main(void)
     test_int4();
     test_fp8();
     test_linear();
+    test_w4a8_linear();
     printf("%d checks, %d failed\n", t_checks, t_failures);
     return t_failures ? 1 : 0;
 }

@@ -59,6 +59,10 @@
 #define DEFAULT_Q4GEMM_MAX_M 128
 #define DEFAULT_Q4GEMM_BIG_M 256
 #define DEFAULT_Q4GEMM_SHAPE 3
+/* W4A8 products of more rows than this go to the fp8 tensor cores (codes made e4m3 in the
+ * dense scratch, cuBLASLt with 128-element block scales); an estimate until measured
+ * (docs/CUDA.md "W4A8") */
+#define DEFAULT_W4A8_LT_M 64
 /* RMS norms folded into one-row 16-bit dense products (llm_k_gemv_norm): off, measured
  * slower end to end on an H100 (docs/CUDA.md); LLM_CUDA_NORM_FUSE=2 turns it on. */
 #define DEFAULT_NORM_FUSE_DENSE 0
@@ -229,6 +233,8 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
     const struct llm_weight *w0 = w[0];
     const int64_t N = w0->shape[0], K = w0->shape[1];
     const int fmt = w0->fmt, i4 = fmt == LLM_WFMT_INT4;
+    /* W4A8: int4 with a static fp8 activation scale on every part */
+    const int a8 = i4 && w0->act == LLM_WACT_FP8;
     if (w0->ndim != 2 || (fmt != LLM_WFMT_INT8 && fmt != LLM_WFMT_INT4))
         return llm_err_set(LLM_EUNSUPPORTED, "cuda backend: '%s' is %s (int8 and int4 "
                            "weight-only formats run here; --device cpu runs the others)",
@@ -239,10 +245,13 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
             (i4 && w[i]->group_size != w0->group_size))
             return llm_err_set(LLM_EUNSUPPORTED, "cuda backend: '%s' and '%s' differ in format, "
                                "shape or group size", w0->name, w[i]->name);
-        if (w[i]->act != LLM_WACT_NONE || w[i]->smoother.data || w[i]->act_scale.data)
-            return llm_err_set(LLM_EUNSUPPORTED, "cuda backend: '%s' has quantized activations "
-                               "(weight-only formats run here; --device cpu runs it)",
-                               w[i]->name);
+        if (a8 ? w[i]->act != LLM_WACT_FP8 || w[i]->smoother.data || !w[i]->act_scale.data
+               : w[i]->act != LLM_WACT_NONE || w[i]->smoother.data || w[i]->act_scale.data)
+            return llm_err_set(LLM_EUNSUPPORTED,
+                               "cuda backend: '%s' has quantized activations "
+                               "%s(int4 with static fp8 activations, and weight-only formats, "
+                               "run here; --device cpu runs it)",
+                               w[i]->name, a8 ? "other than static fp8 " : "");
         if (!w[i]->data && !c->pub.model->synthetic)
             return llm_err_set(LLM_EINVAL, "'%s': no data to upload", w[i]->name);
         any_zero |= w[i]->zero.data != NULL;
@@ -270,13 +279,14 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
      * LLM_CUDA_QTILE=0.  The bytes go up as stored (or a synthetic model's
      * codes are made on the device) and are re-laid there. */
     const char *qt = getenv("LLM_CUDA_QTILE");
-    const int want_tile = qt ? strcmp(qt, "0") != 0 : !any_pre || gs == 32 || gs == 64 || gs == 128;
+    const int want_tile =
+        qt ? strcmp(qt, "0") != 0 : !any_pre || a8 || gs == 32 || gs == 64 || gs == 128;
     /* zero points in the tile layout (LLM_CUDA_QTILE_ZP=0: never): integers within
      * +-16 (what AWQ and GPTQ imports hold), no pre-quant scale, the staged kernel's
      * groups; the codes are then taken as q - z (op tests and the imported AWQ / GPTQ
      * forwards agree with the CPU on an H100, docs/CUDA.md) */
     const char *qz = getenv("LLM_CUDA_QTILE_ZP");
-    int zp_tile = i4 && any_zero && !any_pre && !(qz && !strcmp(qz, "0")) &&
+    int zp_tile = i4 && any_zero && (!any_pre || a8) && !(qz && !strcmp(qz, "0")) &&
                   (gs == 32 || gs == 64 || gs == 128);
     for (int i = 0; i < k && zp_tile; i++) {
         if (!w[i]->zero.data) continue;
@@ -314,7 +324,7 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
     const size_t nsc = (size_t)k * (size_t)N * (size_t)ng;
     float *sc = malloc(sizeof(float) * nsc), *zm = any_zero ? calloc(nsc, sizeof(float)) : NULL;
     int8_t *zq = any_zero && tile ? calloc(nsc, 1) : NULL;
-    float *pre = any_pre ? malloc(sizeof(float) * (size_t)k * (size_t)K) : NULL;
+    float *pre = any_pre ? malloc(sizeof(float) * (size_t)k * (size_t)K) : NULL, as[2] = {1.f, 1.f};
     if (!sc || (any_zero && !zm) || (any_zero && tile && !zq) || (any_pre && !pre)) {
         rc = llm_err_set(LLM_ENOMEM, "cuda backend: out of memory for '%s'", w0->name);
         goto out;
@@ -334,10 +344,27 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
             free(z);
             break;
         }
+        if (a8) { /* folded into the group scales: the kernels see x / as rounded */
+            float *a = side_f32(&wi->act_scale, 1, "activation scale", wi->name, &rc);
+            if (!a || !(a[0] > 0.f) || !isfinite(a[0])) {
+                if (a)
+                    rc = llm_err_set(LLM_EFORMAT,
+                                     "'%s': activation scale %g is not a "
+                                     "positive number",
+                                     wi->name, (double)a[0]);
+                free(a);
+                free(s);
+                free(z);
+                free(p);
+                break;
+            }
+            as[i] = a[0];
+            free(a);
+        }
         float *ds = sc + (size_t)i * (size_t)N * (size_t)ng;
         for (int64_t n = 0; n < N; n++)
             for (int64_t g = 0; g < ng; g++) {
-                float v = i4 ? s[g * N + n] : ns == 1 ? s[0] : s[n];
+                float v = (i4 ? s[g * N + n] : ns == 1 ? s[0] : s[n]) * as[i];
                 ds[n * ng + g] = v;
                 const size_t zi = (size_t)i * (size_t)N * (size_t)ng + (size_t)(n * ng + g);
                 if (z) zm[zi] = -v * z[g * N + n];
@@ -360,13 +387,24 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
         (zm &&
          (rc = upload_bytes(c, (void **)&out->q.zm, zm, sizeof(float) * nsc, "zero points"))) ||
         (zq && (rc = upload_bytes(c, (void **)&out->q.zq, zq, nsc, "zero points"))) ||
-        (pre && (rc = upload_bytes(c, (void **)&out->q.pre, pre,
-                                   sizeof(float) * (size_t)k * (size_t)K, "pre-quant scales"))))
+        (pre && (rc = upload_bytes(c, (void **)(a8 ? &out->a8_pre : &out->q.pre), pre,
+                                   sizeof(float) * (size_t)k * (size_t)K, "pre-quant scales"))) ||
+        (a8 && (rc = upload_bytes(c, (void **)&out->a8_scale, as, sizeof(float) * (size_t)k,
+                                  "activation scales"))))
         goto out;
+    if (a8) { /* the parts are rounded apart where their scales differ */
+        out->a8 = 1;
+        out->a8_split =
+            k == 2 && (as[0] != as[1] || (pre && memcmp(pre, pre + K, sizeof(float) * (size_t)K)))
+                ? (int)N
+                : 1 << 30;
+        if ((uint64_t)K > c->a8_k) c->a8_k = (uint64_t)K;
+        if ((uint64_t)K > c->q_xs_elems) c->q_xs_elems = (uint64_t)K;
+    }
     /* the scratch of the dense path for many rows */
     uint64_t dense = (uint64_t)k * (uint64_t)N * (uint64_t)K * c->es;
     if (dense > c->q_dense_bytes) c->q_dense_bytes = dense;
-    if (pre && (uint64_t)K > c->q_xs_elems) c->q_xs_elems = (uint64_t)K;
+    if (pre && !a8 && (uint64_t)K > c->q_xs_elems) c->q_xs_elems = (uint64_t)K;
     if (w0->perm.data) { /* validated by the loader: int32 [K], a permutation */
         if ((rc = upload_bytes(c, (void **)&out->perm, w0->perm.data, sizeof(int32_t) * (size_t)K,
                                "input order")))
@@ -488,7 +526,8 @@ static int upload_slot(struct cu_be *c, struct uploader *u, const struct llm_wei
                        int k, int bias_f32, struct cu_w *out)
 {
     int rc = 0;
-    if (w[0]->fmt != LLM_WFMT_DENSE && w[0]->act != LLM_WACT_NONE) {
+    if (w[0]->fmt != LLM_WFMT_DENSE && w[0]->act != LLM_WACT_NONE &&
+        w[0]->fmt != LLM_WFMT_INT4) { /* int4 with fp8 activations (W4A8): upload_qslot */
         if ((rc = upload_w8a8(c, w, k, out))) return rc;
     } else if (w[0]->fmt != LLM_WFMT_DENSE) {
         if ((rc = upload_qslot(c, w, k, out))) return rc;
@@ -528,7 +567,7 @@ static int expert_table(struct cu_be *c, int l)
     const struct llm_model_desc *d = c->d;
     const int E = d->n_experts;
     const struct cu_w *x = c->xw[l];
-    if (c->dt == LLM_DTYPE_F32 || !x[0].q.fmt || !x[1].q.fmt) return 0;
+    if (c->dt == LLM_DTYPE_F32 || !x[0].q.fmt || !x[1].q.fmt || x[0].a8 || x[1].a8) return 0;
     for (int e = 0; e < E; e++)
         if (!same_qkind(&x[2 * e].q, &x[0].q) || !same_qkind(&x[2 * e + 1].q, &x[1].q)) return 0;
     struct llm_k_qw *t = malloc(sizeof *t * (size_t)(2 * E));
@@ -789,6 +828,10 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     c->w8_max_m = qv ? atoi(qv) : DEFAULT_QGEMV_MAX_M;
     if (c->w8_max_m > 8) c->w8_max_m = 8;
     if (c->w8_max_m < 0) c->w8_max_m = 0;
+    /* W4A8: products of more rows than this on the fp8 tensor cores (cuBLASLt, block
+     * scales); fewer on the int4 kernels (docs/CUDA.md "W4A8") */
+    const char *a8 = getenv("LLM_CUDA_W4A8_LT");
+    c->a8_lt_m = a8 ? atoi(a8) : DEFAULT_W4A8_LT_M;
     llm_k_set_qgemv_shape(qs ? atoi(qs) : 0);
     const char *q4s = getenv("LLM_CUDA_Q4GEMM_SHAPE");
     llm_k_set_q4gemm_shape(q4s ? atoi(q4s) : DEFAULT_Q4GEMM_SHAPE);
@@ -953,6 +996,21 @@ static int make_workspace(struct cu_be *c)
             (rc = dalloc(c, (void **)&c->q8_xs, T * 4, "activation scales")) ||
             (rc = dalloc(c, &c->q8_acc, acc, "8-bit products")))
             return rc;
+    }
+    if (c->a8_k) { /* W4A8: the rows' e4m3 codes, and ones as their block scales */
+        const uint64_t nb = T * ((c->a8_k + 127) / 128);
+        float *ones = malloc(sizeof(float) * (size_t)nb);
+        if (!ones) return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
+        for (uint64_t i = 0; i < nb; i++)
+            ones[i] = 1.0f;
+        rc = dalloc(c, &c->a8_xq, T * c->a8_k, "fp8 activations");
+        if (!rc) rc = dalloc(c, (void **)&c->a8_ones, sizeof(float) * nb, "block scales");
+        cudaError_t er =
+            rc ? cudaSuccess
+               : cudaMemcpy(c->a8_ones, ones, sizeof(float) * (size_t)nb, cudaMemcpyHostToDevice);
+        free(ones);
+        if (rc) return rc;
+        if (er != cudaSuccess) return cu_fail(CU_LIB_RT, er, "cudaMemcpy", __FILE__, __LINE__);
     }
     if ((rc = cu_grow_out(c, c->pub.max_seqs))) return rc;
     return cu_grow_meta(c, 8 * T + 4096);

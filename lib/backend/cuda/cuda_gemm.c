@@ -31,6 +31,7 @@
  * differ in the last bits between runs; within a run every repetition of a
  * product is the same.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,7 +58,7 @@ int cu_fail(int lib, int code, const char *call, const char *file, int line)
 #define GEMM_CACHE 256
 
 /* operand kinds of a cached product */
-enum { AB_DENSE = 0, AB_FP8_VEC, AB_FP8_F32, AB_INT8_I32, AB_FP8_SCALAR };
+enum { AB_DENSE = 0, AB_FP8_VEC, AB_FP8_F32, AB_INT8_I32, AB_FP8_SCALAR, AB_FP8_BLK };
 
 struct gemm_key {
     int m, n, k, ldx, ldy, yt, bias, acc, ab;
@@ -175,7 +176,8 @@ static int entry_layouts(struct cu_gemm *g, struct gemm_entry *e, const struct g
     cudaDataType_t in = cuda_type(g->dt), ot = cuda_type(k->yt);
     cublasComputeType_t ct = CUBLAS_COMPUTE_32F;
     cudaDataType_t st = CUDA_R_32F;
-    if (k->ab == AB_FP8_VEC || k->ab == AB_FP8_F32 || k->ab == AB_FP8_SCALAR) in = CUDA_R_8F_E4M3;
+    if (k->ab == AB_FP8_VEC || k->ab == AB_FP8_F32 || k->ab == AB_FP8_SCALAR || k->ab == AB_FP8_BLK)
+        in = CUDA_R_8F_E4M3;
     if (k->ab == AB_FP8_F32) ot = CUDA_R_32F;
     if (k->ab == AB_INT8_I32) in = CUDA_R_8I, ot = CUDA_R_32I, ct = CUBLAS_COMPUTE_32I, st = CUDA_R_32I;
     cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
@@ -187,12 +189,14 @@ static int entry_layouts(struct cu_gemm *g, struct gemm_entry *e, const struct g
     if ((k->ab == AB_FP8_VEC || k->ab == AB_FP8_F32 || k->ab == AB_FP8_SCALAR) && g->fp8_fast)
         CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &g->fp8_fast,
                                            sizeof g->fp8_fast));
-    if (k->ab == AB_FP8_VEC || k->ab == AB_FP8_SCALAR) {
-        /* A = the weight rows' scales, B = the activation rows' (vectors, or one
-         * each); pointers are set per call, a placeholder now (the library checks
-         * that there is one) */
-        int32_t mode = k->ab == AB_FP8_VEC ? CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F
-                                           : CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F;
+    if (k->ab == AB_FP8_VEC || k->ab == AB_FP8_SCALAR || k->ab == AB_FP8_BLK) {
+        /* A = the weight rows' scales, B = the activation rows' (vectors, one
+         * each, or one per 128 inputs of a row: [k / 128][rows], rows
+         * innermost); pointers are set per call, a placeholder now (the
+         * library checks that there is one) */
+        int32_t mode = k->ab == AB_FP8_VEC      ? CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F
+                       : k->ab == AB_FP8_SCALAR ? CUBLASLT_MATMUL_MATRIX_SCALE_SCALAR_32F
+                                                : CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
         const void *ph = g->ws;
         CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode,
                                            sizeof mode));
@@ -206,7 +210,8 @@ static int entry_layouts(struct cu_gemm *g, struct gemm_entry *e, const struct g
     if (k->bias) {
         cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
         CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep));
-        if (k->ab == AB_FP8_VEC || k->ab == AB_FP8_SCALAR) { /* the bias in y's type */
+        if (k->ab == AB_FP8_VEC || k->ab == AB_FP8_SCALAR || k->ab == AB_FP8_BLK) {
+            /* the bias in y's type */
             int32_t bt = (int32_t)ot;
             CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt,
                                                sizeof bt));
@@ -301,7 +306,8 @@ static int entry_build(struct cu_gemm *g, struct gemm_entry *e, const struct gem
     cublasLtMatmulHeuristicResult_t res[8];
     int found = 0;
     CKB(heuristic(g, e, g->pick + 1, res, &found));
-    static const char *const ab_name[] = {"", " fp8 (scaled)", " fp8", " int8", " fp8 (scalar)"};
+    static const char *const ab_name[] = {"",      " fp8 (scaled)", " fp8",
+                                          " int8", " fp8 (scalar)", " fp8 (block-scaled)"};
     if (found < 1)
         return llm_err_set(LLM_EDEVICE, "cublasLt: no algorithm for %s%s product m %d n %d k %d",
                            llm_dtype_name(g->dt), ab_name[k->ab], k->m, k->n, k->k);
@@ -481,6 +487,42 @@ int cu_gemm_run8(struct cu_gemm *g, cudaStream_t st, int act, int scalar, int m,
         CK(llm_k_w8a8_scale(yt, (char *)y + (size_t)r0 * ldy * (yt == LLM_DTYPE_F32 ? 4 : 2),
                             ldy, acc, i8, xs + r0, ws, bias, mc, n, accumulate, st));
     }
+    return 0;
+}
+
+int cu_gemm_run_blk(struct cu_gemm *g, cudaStream_t st, int m, int n, int k, const void *xq,
+                    const float *xs, const void *wq, const float *ws, const void *bias, void *y,
+                    int ldy, int yt, int accumulate)
+{
+    if (m <= 0) return 0;
+    struct gemm_key key = {m, n, k, k, ldy, yt, bias != NULL, accumulate != 0, AB_FP8_BLK};
+    for (int i = 0; i < g->n_no_vec; i++)
+        if (!memcmp(&g->no_vec[i], &key, sizeof key))
+            return llm_err_set(LLM_EUNSUPPORTED,
+                               "cublasLt: no block-scaled fp8 product m %d n %d "
+                               "k %d",
+                               m, n, k);
+    struct gemm_entry *e;
+    int rc = entry_get(g, &key, &e);
+    if (rc) { /* remembered, so the caller's other path is taken without asking again */
+        g->no_vec[g->next_no_vec] = key;
+        g->next_no_vec = (g->next_no_vec + 1) % GEMM_CACHE;
+        if (g->n_no_vec < GEMM_CACHE) g->n_no_vec++;
+        char why[256];
+        snprintf(why, sizeof why, "%s", llm_errmsg());
+        return llm_err_set(LLM_EUNSUPPORTED, "%s", why);
+    }
+    CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &ws,
+                                       sizeof ws));
+    CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &xs,
+                                       sizeof xs));
+    if (bias)
+        CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                           sizeof bias));
+    float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
+    entry_settle(g, st, e, wq, xq, y, &alpha, &beta);
+    CKB(cublasLtMatmul(g->lt, e->op, &alpha, wq, e->la, xq, e->lb, &beta, y, e->lc, y, e->lc,
+                       &e->algo, g->ws, g->ws_bytes, st));
     return 0;
 }
 

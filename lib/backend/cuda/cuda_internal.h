@@ -68,6 +68,14 @@ int cu_gemm_run8(struct cu_gemm *g, cudaStream_t st, int act, int scalar, int m,
                  const void *xq, const float *xs, const void *wq, const float *ws,
                  const void *bias, void *y, int ldy, int yt, int accumulate, void *acc,
                  size_t acc_bytes);
+/* y (yt) = (xq [m][k] e4m3 under xs) (wq [n][k] e4m3 under ws)^T (+ bias) (+ y):
+ * cuBLASLt's fp8 product with one fp32 scale per 128 inputs of every row
+ * of each operand (xs [k / 128][m], ws [k / 128][n], rows innermost).
+ * LLM_EUNSUPPORTED (remembered per shape) where the library has no
+ * algorithm for it: the caller takes another path. */
+int cu_gemm_run_blk(struct cu_gemm *g, cudaStream_t st, int m, int n, int k, const void *xq,
+                    const float *xs, const void *wq, const float *ws, const void *bias, void *y,
+                    int ldy, int yt, int accumulate);
 
 /* Engines (llm/engine_artifact.h): measured algorithm choices, tried before
  * the heuristic for every product they fit (copied); and measuring one
@@ -93,6 +101,13 @@ struct cu_w {
     void *w, *b;
     struct llm_k_qw q;
     const int32_t *perm; /* int32 [in] or NULL: y = W . x[perm] (GPTQ act-order) */
+    /* W4A8 (a8 = 1: int4 weights, static fp8 activations): q is the int4 weight
+     * as weight-only, each part's activation scale folded into its group
+     * scales (q.pre NULL); a8_pre [parts][in] its pre-quant scales (NULL: none),
+     * a8_scale [parts] the activation scales (device); a8_split the row where a
+     * second part with scales of its own begins (1 << 30: one part) */
+    int a8, a8_split;
+    const float *a8_pre, *a8_scale;
 };
 
 /* Where each array of a step's metadata sits in the one int32 buffer sent
@@ -169,6 +184,13 @@ struct cu_be {
     void *q8_xq, *q8_acc;
     float *q8_xs;
     uint64_t q8_k, q8_n, q8_acc_bytes;
+    /* W4A8: the e4m3 codes of the rows [max_batch_tokens][a8_k] and ones as their
+     * 128-element block scales (the scale is the weight's); products of more than
+     * a8_lt_m rows go to cuBLASLt's block-scaled fp8 product (LLM_CUDA_W4A8_LT) */
+    void *a8_xq;
+    float *a8_ones;
+    uint64_t a8_k;
+    int a8_lt_m, a8_told;
     int fused_gate;        /* single-row gated MLP through llm_k_gemv_gated */
     cudaGraphExec_t graph[CU_MAX_GRAPHS];
     unsigned char graph_seen[CU_MAX_GRAPHS];

@@ -28,6 +28,7 @@
 
 #include "llm/backend.h"
 #include "llm/err.h"
+#include "llm/log.h"
 #include "llm/weight.h"
 #include "../cpu/cpu_ops.h"
 #include "kernels/kernels.h"
@@ -485,11 +486,62 @@ static int qlinear_dense(struct cu_be *c, int m, int r0, int n, int k, const voi
     return cu_gemm_run(c->gemm, c->st, m, n, k, x, ldx, c->q_dense, bias, y, ldy, yt, accumulate);
 }
 
+/* W4A8 (int4 weights, static fp8 activations; cu_w.a8), bias and y in yt:
+ * each part (fc and gate with scales of their own run apart) rounds x * pre
+ * / s to e4m3 as the CPU reference does, then by rows: up to a8_lt_m rows
+ * (and always in f32, or where cuBLASLt has no algorithm) the int4 kernels
+ * on those numbers - exact in 16 bits, the group scales carrying s - as a
+ * weight-only product; more rows (group 128, no zero points) the codes into
+ * cuBLASLt's fp8 product with the weight's group scales as its 128-element
+ * block scales, the weight's codes made e4m3 in the dense scratch. */
+static int qlinear_w4a8(struct cu_be *c, int m, int n, int k, const void *x, int ldx,
+                        const struct cu_w *w, const void *bias, void *y, int ldy, int yt,
+                        int accumulate)
+{
+    const int h = w->a8_split < n ? w->a8_split : n;
+    const size_t ys = yt == LLM_DTYPE_F32 ? 4 : 2;
+    for (int part = 0; part < 2; part++) {
+        const int r0 = part ? h : 0, nr = part ? n - h : h;
+        if (nr <= 0) break;
+        const struct llm_k_qw q = q_rows(w, r0, k);
+        const int second = r0 >= w->a8_split;
+        const float *pre = w->a8_pre ? w->a8_pre + (second ? k : 0) : NULL;
+        const float *as = w->a8_scale + second;
+        const void *b = bias ? (const char *)bias + (size_t)r0 * ys : NULL;
+        void *yp = (char *)y + (size_t)r0 * ys;
+        if (c->dt != LLM_DTYPE_F32 && m > c->a8_lt_m && q.group == 128 && !q.zm && k % 128 == 0 &&
+            (!q.tile || nr % 16 == 0)) {
+            float *st =
+                (float *)((char *)c->q_dense + (((size_t)nr * (size_t)k + 255) & ~(size_t)255));
+            CK(llm_k_quant_x8(c->dt, 0, c->a8_xq, x, ldx, pre, as, m, k, c->st));
+            CK(llm_k_dequant_codes8(c->q_dense, st, &q, nr, k, c->st));
+            int rc = cu_gemm_run_blk(c->gemm, c->st, m, nr, k, c->a8_xq, c->a8_ones, c->q_dense, st,
+                                     b, yp, ldy, yt, accumulate);
+            if (rc != LLM_EUNSUPPORTED) {
+                if (rc) return rc;
+                continue;
+            }
+            if (!c->a8_told)
+                llm_info("W4A8: %s; the int4 kernels take such products", llm_errmsg());
+            c->a8_told = 1;
+        }
+        CK(llm_k_quant_x8(c->dt, 1, c->q_xs, x, ldx, pre, as, m, k, c->st));
+        if (yt == c->dt && m <= c->qgemv_max_m && llm_k_qgemv_ok(&q, m, k, k)) {
+            CK(llm_k_qgemv(c->dt, yp, ldy, c->q_xs, k, &q, b, m, nr, k, accumulate, c->st));
+            continue;
+        }
+        int rc = qlinear_dense(c, m, r0, nr, k, c->q_xs, k, w, b, yp, ldy, yt, accumulate);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 /* y = x W^T (+ bias) (+ y) for a weight in any format of the device. */
 static int wlinear(struct cu_be *c, int m, int n, int k, const void *x, int ldx,
                    const struct cu_w *w, void *y, int ldy, int accumulate)
 {
     if (!w->q.fmt) return linear(c, m, n, k, x, ldx, w->w, w->b, y, ldy, accumulate);
+    if (w->a8) return qlinear_w4a8(c, m, n, k, x, ldx, w, w->b, y, ldy, c->dt, accumulate);
     if (w->q.act) return qlinear_w8a8(c, m, n, k, x, ldx, w, w->b, y, ldy, c->dt, accumulate);
     /* stacked fc/gate with their own pre-quant scales (an expert's, moe_loop): the tile
      * GEMV takes one scale, so the halves run apart (a tile row boundary between them) */
@@ -582,7 +634,7 @@ static int step_norm(struct cu_be *c, const struct llm_step *s, int layer, int r
         const int dense = c->norm_dense && !fw->q.fmt && rows == 1 && c->gemv_max_m >= 1 &&
                           (!gated || c->fused_gate) && s->in != s->out &&
                           llm_k_gemv_norm_ok(c->dt, kind, (int)d->hidden);
-        if (n_out > 0 && !w->b && !fw->perm &&
+        if (n_out > 0 && !w->b && !fw->perm && !fw->a8 &&
             (dense || llm_k_qgemv_norm_ok(&fw->q, kind, gated, rows, n_out, (int)d->hidden))) {
             c->norm_pend = (struct llm_k_norm_in){kind, c->buf[s->in], w->w, NULL,
                                                   (float)d->norm_offset, (float)d->norm_eps,
@@ -663,6 +715,9 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
         if (w->q.act) /* an lm_head with 8-bit activations (bias f32) */
             return qlinear_w8a8(c, rows, nv, ldx, hin, ldx, w, w->b, c->buf[s->out], ldy,
                                 LLM_DTYPE_F32, 0);
+        if (w->a8) /* an int4 lm_head with fp8 activations (bias f32) */
+            return qlinear_w4a8(c, rows, nv, ldx, hin, ldx, w, w->b, c->buf[s->out], ldy,
+                                LLM_DTYPE_F32, 0);
         if (w->q.fmt) /* a quantized lm_head (bias f32) */
             return qlinear_dense(c, rows, 0, nv, ldx, hin, ldx, w, w->b, c->buf[s->out], ldy,
                                  LLM_DTYPE_F32, 0);
@@ -691,7 +746,8 @@ static int step_linear(struct cu_be *c, const struct llm_step *s, int layer, int
     }
     if (s->slot == LLM_W_PROJ_OUT) /* hidden -> embed_dim rows, stored embed_dim apart */
         return wlinear(c, rows, ed, ldx, xin, ldx, w, c->buf[s->out], ed, 0);
-    if (s->gated && w->q.fmt && !w->q.act && rows <= c->qgemv_max_m && llm_k_qgemv_ok(&w->q, rows, ldx, ldx)) {
+    if (s->gated && w->q.fmt && !w->q.act && !w->a8 && rows <= c->qgemv_max_m &&
+        llm_k_qgemv_ok(&w->q, rows, ldx, ldx)) {
         /* quantized fc and gate with the activation, up to 8 rows */
         CK(llm_k_qgemv_gated(c->dt, s->act, c->buf[s->out], ldy, xin, ldx, &w->q, w->b, rows,
                              (int)I, ldx, c->st));

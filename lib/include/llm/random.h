@@ -54,8 +54,8 @@ enum llm_rand_fill { LLM_RAND_ONE = 0, LLM_RAND_ZERO, LLM_RAND_NORMAL };
  * row's largest entries; the int8 KV cache up to 8. */
 #define LLM_RAND_FP8_SCALE (1.0f / 4096.0f)   /* weights_scaling_factor, fp8 and fp8-pc */
 #define LLM_RAND_INT8_SCALE (1.0f / 2048.0f)  /* per_channel_scale, w8a16 and int8-sq */
-#define LLM_RAND_INT4_SCALE (1.0f / 128.0f)   /* weights_scaling_factor, w4a16 and int4-awq */
-#define LLM_RAND_FP8_ACT_SCALE (1.0f / 32.0f) /* activation_scaling_factor (fp8) */
+#define LLM_RAND_INT4_SCALE (1.0f / 128.0f)   /* weights_scaling_factor, the int4 modes */
+#define LLM_RAND_FP8_ACT_SCALE (1.0f / 32.0f) /* activation_scaling_factor (fp8, w4a8-awq) */
 #define LLM_RAND_INT8_ACT_SCALE (1.0f / 32.0f)  /* act_scale (int8-sq, act=static) */
 #define LLM_RAND_KV_FP8_SCALE (1.0f / 32.0f)    /* kv_cache_scaling_factor, kv=fp8 */
 #define LLM_RAND_KV_INT8_SCALE (1.0f / 16.0f)   /* kv_cache_scaling_factor, kv=int8 */
