@@ -383,10 +383,12 @@ static int quantize_one(const struct opts *o, struct qset *s, const struct llm_t
         float *as = NULL;
         if (!rc && o->algo == LLM_QUANT_W4A8_AWQ) {
             float am = 0.f;
-            for (int64_t j = 0; j < in; j++) am = fmaxf(am, x->chan[j] * pre[j]);
+            for (int64_t j = 0; j < in; j++)
+                am = fmaxf(am, x->chan[j] * pre[j]);
             if (!(as = malloc(sizeof(float))))
                 rc = llm_err_set(LLM_ENOMEM, "out of memory quantizing '%s'", t->name);
-            else *as = am > 0.f ? am / 448.0f : 1.0f;
+            else
+                *as = am > 0.f ? am / 448.0f : 1.0f;
         }
         snprintf(sn, sizeof sn, "%s.prequant_scaling_factor", stem);
         if (!rc) rc = qset_add(s, sn, LLM_DTYPE_F32, 1, si, pre, sizeof(float) * (size_t)in);
@@ -1398,7 +1400,8 @@ int main(int argc, char **argv)
     o.algo = !strcmp(o.mode, "none") && o.kv ? LLM_QUANT_NONE : mode_algo(o.mode);
     if (o.algo < 0) {
         return tool_usage_error("-m: unknown mode '%s' (w8a16, w4a16, fp8-pc, fp8, int8-sq, "
-                                "int4-awq, w4a8-awq)", o.mode);
+                                "int4-awq, w4a8-awq)",
+                                o.mode);
     }
     if (o.no_eval && o.max_kld >= 0) return tool_usage_error("--max-kld needs the report");
     int sq = o.algo == LLM_QUANT_W8A8_SQ_PC_PT;

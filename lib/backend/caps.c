@@ -26,7 +26,7 @@ const struct llm_backend_caps llm_cpu_caps = {
                 F(LOCAL_ROPE) | F(NOPE_LAYERS) | F(LOGIT_SCALE) | F(RESIDUAL_SCALE) |
                 F(QK_NORM_ALL) | F(NO_INPUT_NORM) | F(ACT_RELU2) | F(SHARED_EXPERT) |
                 F(ATTN_SINKS) | F(ACT_SWIGLU_OAI) | F(MOE_BIAS) | F(MLA) |
-                F(MOE_GROUPS) | F(DENSE_FIRST) | F(ATTN_QSCALE),
+                F(MOE_GROUPS) | F(DENSE_FIRST) | F(ATTN_QSCALE) | F(ACT_FP8_W4),
     .dim_multiple = 1,
     .max_head_dim = 1024,
     .max_hidden = 1 << 20,

@@ -63,6 +63,7 @@ static const char *const feature_names[] = {
     "grouped sigmoid expert routing",
     "dense MLPs before the expert layers",
     "position-dependent query scaling (llama_4_scaling_beta)",
+    "fp8 activations into int4 weights (W4A8)",
 };
 _Static_assert(sizeof(feature_names) / sizeof(feature_names[0]) == LLM_FEAT_COUNT,
                "feature_names");

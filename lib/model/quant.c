@@ -26,6 +26,7 @@ static const char *const algo_names[] = {
     "W4A16_AWQ",
     "W4A16_GPTQ",
     "W8A16_GPTQ",
+    "W4A8_AWQ",
 };
 _Static_assert(sizeof(algo_names) / sizeof(algo_names[0]) == LLM_QUANT_COUNT, "algo_names");
 
@@ -52,7 +53,8 @@ int llm_quant_weight_bits(int algo)
     switch (algo) {
     case LLM_QUANT_W4A16:
     case LLM_QUANT_W4A16_AWQ:
-    case LLM_QUANT_W4A16_GPTQ: return 4;
+    case LLM_QUANT_W4A16_GPTQ:
+    case LLM_QUANT_W4A8_AWQ: return 4;
     case LLM_QUANT_NONE: return 0;
     default: return algo > 0 && algo < LLM_QUANT_COUNT ? 8 : 0;
     }
@@ -125,8 +127,7 @@ int llm_quant_from_json(struct llm_quant *q, const json_t *j, const char *src)
             snprintf(q->exclude[q->n_exclude++], sizeof q->exclude[0], "%s", json_string_value(e));
         }
     }
-    int group = q->algo == LLM_QUANT_W4A16 || q->algo == LLM_QUANT_W4A16_AWQ ||
-                q->algo == LLM_QUANT_W4A16_GPTQ;
+    int group = llm_quant_weight_bits(q->algo) == 4;
     if (group && q->group_size == 0)
         return llm_err_set(LLM_EFORMAT, "'%s': quantization %s needs a group_size", src,
                            algo_names[q->algo]);
@@ -170,6 +171,9 @@ llm_features llm_quant_features(const struct llm_quant *q)
     case LLM_QUANT_W4A16:
     case LLM_QUANT_W4A16_AWQ:
     case LLM_QUANT_W4A16_GPTQ: f |= LLM_FEAT_BIT(LLM_FEAT_W_INT4); break;
+    case LLM_QUANT_W4A8_AWQ:
+        f |= LLM_FEAT_BIT(LLM_FEAT_W_INT4) | LLM_FEAT_BIT(LLM_FEAT_ACT_FP8_W4);
+        break;
     default: break;
     }
     if (q->kv_algo != LLM_KV_QUANT_NONE) f |= LLM_FEAT_BIT(LLM_FEAT_KV_QUANT);

@@ -132,8 +132,12 @@ static const struct {
     const char *name;
     int algo;
 } rand_modes[] = {
-    {"fp8", LLM_QUANT_FP8},     {"fp8-pc", LLM_QUANT_FP8_PC_PT}, {"int8-sq", LLM_QUANT_W8A8_SQ_PC_PT},
-    {"w8a16", LLM_QUANT_W8A16}, {"w4a16", LLM_QUANT_W4A16},      {"int4-awq", LLM_QUANT_W4A16_AWQ},
+    {"fp8", LLM_QUANT_FP8},
+    {"fp8-pc", LLM_QUANT_FP8_PC_PT},
+    {"int8-sq", LLM_QUANT_W8A8_SQ_PC_PT},
+    {"w8a16", LLM_QUANT_W8A16},
+    {"w4a16", LLM_QUANT_W4A16},
+    {"int4-awq", LLM_QUANT_W4A16_AWQ},
     {"w4a8-awq", LLM_QUANT_W4A8_AWQ},
 };
 #define RAND_MODES "fp8, fp8-pc, int8-sq, w8a16, w4a16, int4-awq, w4a8-awq"
@@ -211,8 +215,7 @@ static int parse_quant(const char *src, const char *text, struct llm_quant *q)
     if (algo == LLM_QUANT_NONE && !kv)
         return llm_err_set(LLM_EINVAL, "'%s': no quantization mode (" RAND_MODES ") or kv=", src);
     if (group && !is_int4(algo))
-        return llm_err_set(LLM_EINVAL, "'%s': group-size is for w4a16, int4-awq and w4a8-awq",
-                           src);
+        return llm_err_set(LLM_EINVAL, "'%s': group-size is for w4a16, int4-awq and w4a8-awq", src);
     if (act && algo != LLM_QUANT_W8A8_SQ_PC_PT)
         return llm_err_set(LLM_EINVAL, "'%s': act is for int8-sq", src);
     q->algo = act == 1 ? LLM_QUANT_W8A8_SQ_PC : algo;
@@ -299,7 +302,8 @@ static int quant_dtype(int algo)
     case LLM_QUANT_FP8_PC_PT: return LLM_DTYPE_F8E4M3;
     case LLM_QUANT_W4A16:
     case LLM_QUANT_W4A16_AWQ:
-    case LLM_QUANT_W4A8_AWQ: return LLM_DTYPE_I4;
+    case LLM_QUANT_W4A8_AWQ:
+        return LLM_DTYPE_I4;
     default: return LLM_DTYPE_I8;
     }
 }

@@ -178,8 +178,11 @@ static int bind_quant(struct llm_model *m, const char *stem, struct llm_weight *
             (rc = side(m, stem, LLM_WQ_SQ_ACT_SCALE, &w->act_scale)))
             return rc;
         break;
-    case LLM_WFMT_INT4:
-        if ((rc = side(m, stem, LLM_WQ_SCALE, &w->scale)) || (rc = side(m, stem, LLM_WQ_ZERO, &w->zero)))
+    case LLM_WFMT_INT4: /* W4A8_AWQ: a static fp8 activation scale too */
+        if ((rc = side(m, stem, LLM_WQ_SCALE, &w->scale)) ||
+            (rc = side(m, stem, LLM_WQ_ZERO, &w->zero)) ||
+            (m->quant.algo == LLM_QUANT_W4A8_AWQ &&
+             (rc = side(m, stem, LLM_WQ_ACT_SCALE, &w->act_scale))))
             return rc;
         break;
     }
@@ -269,13 +272,15 @@ static int bind_slot(struct llm_model *m, int slot, int l, struct llm_weight *w)
             snprintf(stem, sizeof stem, "%.*s", (int)(strlen(w->name) - strlen(".weight")), w->name);
             if ((rc = bind_quant(m, stem, w))) return rc;
             int a = m->quant.algo;
-            w->act = a == LLM_QUANT_FP8 || a == LLM_QUANT_FP8_PC_PT ? LLM_WACT_FP8
+            w->act = a == LLM_QUANT_FP8 || a == LLM_QUANT_FP8_PC_PT || a == LLM_QUANT_W4A8_AWQ
+                         ? LLM_WACT_FP8
                      : a == LLM_QUANT_W8A8_SQ_PC || a == LLM_QUANT_W8A8_SQ_PC_PT ? LLM_WACT_INT8
                                                                                  : LLM_WACT_NONE;
-            if (a == LLM_QUANT_W8A8_SQ_PC && !w->act_scale.data)
+            if ((a == LLM_QUANT_W8A8_SQ_PC || a == LLM_QUANT_W4A8_AWQ) && !w->act_scale.data)
                 return llm_err_set(LLM_ENOTFOUND, "'%s': %s weight '%s' has no static "
                                    "activation scale ('%s.%s')", src_of(m),
-                                   llm_quant_algo_name(a), w->name, stem, LLM_WQ_SQ_ACT_SCALE);
+                                   llm_quant_algo_name(a), w->name, stem,
+                                   a == LLM_QUANT_W4A8_AWQ ? LLM_WQ_ACT_SCALE : LLM_WQ_SQ_ACT_SCALE);
         }
     }
     if (bnd > 0) {

@@ -252,8 +252,7 @@ static void check_mode(const char *cfg, const struct mode *md, const float *dens
     CHECK(q->algo == md->algo && q->kv_algo == md->kv && q->group_size == md->group &&
               q->pre_quant_scale ==
                   (md->algo == LLM_QUANT_W4A16_AWQ || md->algo == LLM_QUANT_W4A8_AWQ) &&
-              !q->has_zero_point &&
-              q->n_exclude == 2 && !strcmp(q->exclude[0], "lm_head") &&
+              !q->has_zero_point && q->n_exclude == 2 && !strcmp(q->exclude[0], "lm_head") &&
               !strcmp(q->exclude[1], "*router*"),
           "%s: quantization section (algo %d kv %d group %d)", md->spec, q->algo, q->kv_algo,
           q->group_size);
@@ -358,8 +357,8 @@ static void check_deep(void)
     snprintf(p, sizeof p, "%s/llm-random-deep-%d.json", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
              (int)getpid());
     write_deep(p);
-    static const char *const specs[] = {"fp8", "fp8-pc", "int8-sq", "int8-sq,act=static",
-                                        "w8a16", "w4a16", "int4-awq,kv=int8", "w4a8-awq",
+    static const char *const specs[] = {"fp8",   "fp8-pc", "int8-sq",          "int8-sq,act=static",
+                                        "w8a16", "w4a16",  "int4-awq,kv=int8", "w4a8-awq",
                                         "kv=fp8"};
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         struct llm_model *m = NULL;

@@ -106,10 +106,10 @@ check() {
 }
 
 check "$FIX" fp8 fp8-pc int8-sq int8-sq,act=static w8a16 w4a16,group-size=32 \
-    int4-awq,group-size=32 w8a16,kv=int8 kv=fp8
+    int4-awq,group-size=32 w4a8-awq,group-size=32 w8a16,kv=int8 kv=fp8
 # expert stacks: each side tensor [experts][...], as llm-quantize stacks them
 check "$ROOT/tests/fixtures/mixtral" fp8 fp8-pc int8-sq w8a16,kv=int8 w4a16,group-size=32 \
-    int4-awq,group-size=32
+    int4-awq,group-size=32 w4a8-awq,group-size=32
 
 # refused in one line naming what is wrong, by llm-run and llm-bench alike
 for spec in "fp9:unknown quantization mode 'fp9'" "w4a16:group size 128 does not divide" \

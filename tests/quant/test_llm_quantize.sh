@@ -116,6 +116,16 @@ fi
 "$B/cmd/llm-info" "$T/awq.llm" | grep -q 'prequant_scaling_factor' &&
     "$B/cmd/llm-info" "$T/awq.llm" | grep -q '"quant_algo":"W4A16_AWQ".*"pre_quant_scale":true' &&
     ok "int4-awq: W4A16_AWQ with pre-quant scales" || bad "int4-awq: section or pre-quant scales"
+# w4a8-awq: AWQ's weights with fp8 activations - near int4-awq there (a little above it),
+# far below plain int4 rounding
+$Q -q -m w4a8-awq --group-size 64 "$T/outl.llm" -o "$T/w4a8o.llm" 2>"$T/err" || bad "w4a8-awq: $(cat "$T/err")"
+kw48=$(kld_of "$T/w4a8o.llm")
+if python3 -c "import sys; a, b, c = map(float, sys.argv[1:]); sys.exit(not (b < a < 1.5 * b and a * 2 < c))" \
+    "${kw48:-1}" "${kawq:-1}" "${krtn:-0}"; then
+    ok "outliers, groups of 64: w4a8-awq KLD $kw48 (int4-awq $kawq, w4a16 $krtn)"
+else
+    bad "outliers: w4a8-awq ${kw48:-?} not just above int4-awq ${kawq:-?} and below half of w4a16 ${krtn:-?}"
+fi
 
 # --alpha auto (int8-sq) and --clip (int4-awq): on the bundled model they run, say what
 # they chose per weight (-v), leave it in the provenance and give a working artifact;
@@ -140,6 +150,26 @@ if $Q -v -m int4-awq --group-size 64 --clip "$M" -o "$T/awqc.llm" 2>"$T/err" &&
     ok "int4-awq --clip: W4A16_AWQ, provenance, llm-run answers 8 prompts"
 else
     bad "int4-awq --clip: $(grep -v 'quantized transformer' "$T/err" | head -c 400)"
+fi
+# w4a8-awq on the bundled model with its calibration named: the AWQ search (--clip too) for
+# each of the 20 weights, W4A8_AWQ, a static activation scale f32 [1] per weight,
+# provenance, and llm-run answers on the CPU
+if $Q -v -m w4a8-awq --group-size 64 --clip --calib "$S/lib/data/calib.txt" "$M" -o "$T/w4a8.llm" 2>"$T/err" &&
+    [ "$(grep -c 'AWQ exponent [01]\.[0-9]*, \(clipped\|not clipped (no gain)\), output error' "$T/err")" = 20 ] &&
+    "$B/cmd/llm-info" "$T/w4a8.llm" >"$T/info" &&
+    grep -q '"quant_algo":"W4A8_AWQ","kv_cache_quant_algo":null,"group_size":64,.*"pre_quant_scale":true' "$T/info" &&
+    [ "$(grep -c 'f32 *\[1\] .*\.activation_scaling_factor$' "$T/info")" = 20 ] &&
+    [ "$(grep -c 'prequant_scaling_factor$' "$T/info")" = 20 ] &&
+    grep -q 'llm-quantize .*-m w4a8-awq --group-size 64 --clip --calib .*calib.txt ' "$T/info" &&
+    grep -Eq 'runs on: cpu(, cuda)?$' "$T/info" &&
+    "$B/cmd/llm-run" -q --device cpu "$T/w4a8.llm" "$S/lib/data/prompts.jsonl" >"$T/out" &&
+    [ "$(grep -c '"text"' "$T/out")" = 8 ]; then
+    k=$(kld_of "$T/w4a8.llm")
+    python3 -c "import sys; sys.exit(not (0 < float(sys.argv[1]) < 0.05))" "${k:-1}" &&
+        ok "w4a8-awq --clip: W4A8_AWQ, 20 activation scales, provenance, llm-run answers 8 prompts, KLD $k" ||
+        bad "w4a8-awq --clip: mean KLD ${k:-?}"
+else
+    bad "w4a8-awq --clip: $(grep -v 'quantized transformer' "$T/err" | tail -c 400) $(grep 'runs on' "$T/info")"
 fi
 $Q -q -m int8-sq --alpha auto "$T/outl.llm" -o "$T/sqauto.llm" 2>"$T/err" || bad "int8-sq --alpha auto: $(cat "$T/err")"
 $Q -q -m int4-awq --group-size 64 --clip "$T/outl.llm" -o "$T/awqclip.llm" 2>"$T/err" || bad "int4-awq --clip: $(cat "$T/err")"
@@ -202,13 +232,15 @@ expect 1 "does not divide the 704 input channels" -m w4a16 "$M" -o "$T/o.llm"
 expect 1 "empty evaluation text" -m w8a16 --eval "$T/empty.txt" "$M" -o "$T/o.llm"
 expect 1 "nosuch.txt" -m w8a16 --eval "$T/nosuch.txt" "$M" -o "$T/o.llm"
 expect 1 "does not divide the 704 input channels" -m int4-awq "$M" -o "$T/o.llm"
+expect 1 "does not divide the 704 input channels" -m w4a8-awq "$M" -o "$T/o.llm"
 expect 2 "are for -m int8-sq" -m w8a16 --alpha 0.3 "$M" -o "$T/o.llm"
 expect 2 "--alpha: bad value" -m int8-sq --alpha 1.5 "$M" -o "$T/o.llm"
 expect 2 "--alpha: bad value '2' (0 to 1, auto or none)" -m int8-sq --alpha 2 "$M" -o "$T/o.llm"
 expect 2 "--alpha: bad value 'Auto'" -m int8-sq --alpha Auto "$M" -o "$T/o.llm"
 expect 2 "are for -m int8-sq" -m int4-awq --alpha auto --group-size 64 "$M" -o "$T/o.llm"
-expect 2 "--clip is for -m int4-awq" -m w4a16 --clip --group-size 64 "$M" -o "$T/o.llm"
-expect 2 "--clip is for -m int4-awq" -m int8-sq --clip "$M" -o "$T/o.llm"
+expect 2 "are for -m int8-sq" -m w4a8-awq --act static --group-size 64 "$M" -o "$T/o.llm"
+expect 2 "--clip is for -m int4-awq and w4a8-awq" -m w4a16 --clip --group-size 64 "$M" -o "$T/o.llm"
+expect 2 "--clip is for -m int4-awq and w4a8-awq" -m int8-sq --clip "$M" -o "$T/o.llm"
 expect 2 "--fold and --no-fold are for -m int8-sq" -m fp8 --no-fold "$M" -o "$T/o.llm"
 expect 1 "empty calibration text" -m fp8 --calib "$T/empty.txt" "$M" -o "$T/o.llm"
 printf '{"prompt": "def f(x):"}\nnot json\n' >"$T/bad.jsonl"
@@ -221,7 +253,7 @@ if $Q -q -m fp8 --calib "$S/lib/data/prompts.jsonl" --no-eval "$M" -o "$T/fp8j.l
 else
     bad "fp8 with JSONL calibration: $(head -c 300 "$T/err")"
 fi
-expect 2 "unknown mode" -m int3 "$M" -o "$T/o.llm"
+expect 2 "unknown mode 'int3' (w8a16, w4a16, fp8-pc, fp8, int8-sq, int4-awq, w4a8-awq)" -m int3 "$M" -o "$T/o.llm"
 expect 1 "every one is excluded" -m w8a16 --exclude layers "$M" -o "$T/o.llm"
 "$B/cmd/llm-convert" -q --random "$S/tests/fixtures/mixtral/config.json" -o "$T/moe.llm"
 # a mixture of experts: expert stacks quantized [experts][out][in], run on both backends

@@ -157,8 +157,8 @@ static void w4a8_case(const char *fixture, struct llm_model *q, const char *pare
     int32_t *cids = text_tokens(p, calib, CALIB_SAMPLES * cw, &cn);
     struct llm_backend_opts bo;
     llm_backend_opts_init(&bo);
-    int rc = cids && cn ? llm_q_calibrate(p, cids, cn, (int)cw, 0, "cpu", &bo, NULL, NULL, &st)
-                        : -1;
+    int rc =
+        cids && cn ? llm_q_calibrate(p, cids, cn, (int)cw, 0, "cpu", &bo, NULL, NULL, &st) : -1;
     free(cids);
     CHECK(rc == 0, "%s w4a8-awq: calibration: %s", fixture, llm_errmsg());
     if (rc) goto done;
@@ -206,10 +206,13 @@ static void w4a8_case(const char *fixture, struct llm_model *q, const char *pare
         }
     CHECK(same_ok, "%s w4a8-awq: the expert stacks, scales and pre-quant scales are int4-awq's",
           fixture);
-    CHECK(scale_ok, "%s w4a8-awq: each expert's activation scale is its max|x pre| / 448, "
-          "[experts][1]", fixture);
+    CHECK(scale_ok,
+          "%s w4a8-awq: each expert's activation scale is its max|x pre| / 448, "
+          "[experts][1]",
+          fixture);
     int32_t tok[N_TOK];
-    for (int i = 0; i < N_TOK; i++) tok[i] = (int32_t)((i * 131 + 7) % q->desc.vocab_size);
+    for (int i = 0; i < N_TOK; i++)
+        tok[i] = (int32_t)((i * 131 + 7) % q->desc.vocab_size);
     lq = logits_of(q, tok, N_TOK);
     la = logits_of(a, tok, N_TOK);
     lp = logits_of(p, tok, N_TOK);
@@ -222,11 +225,13 @@ static void w4a8_case(const char *fixture, struct llm_model *q, const char *pare
             dq += ((double)lq[i] - la[i]) * ((double)lq[i] - la[i]);
             dw += ((double)la[i] - lp[i]) * ((double)la[i] - lp[i]);
         }
-        CHECK(finite && dq > 0 && dq < 0.5 * dw, "%s w4a8-awq: L2 distance of the logits "
-              "from int4-awq's %.3g, int4-awq's from the parent's %.3g", fixture, sqrt(dq),
-              sqrt(dw));
+        CHECK(finite && dq > 0 && dq < 0.5 * dw,
+              "%s w4a8-awq: L2 distance of the logits "
+              "from int4-awq's %.3g, int4-awq's from the parent's %.3g",
+              fixture, sqrt(dq), sqrt(dw));
         printf("%s w4a8-awq: L2 distance of the logits from int4-awq's %.3g, int4-awq's from "
-               "the parent's %.3g, over %d rows\n", fixture, sqrt(dq), sqrt(dw), N_TOK);
+               "the parent's %.3g, over %d rows\n",
+               fixture, sqrt(dq), sqrt(dw), N_TOK);
     }
 done:
     free(la);
@@ -245,8 +250,10 @@ static void one_case(const char *fixture, const struct mode *md, const char *tmp
     snprintf(out, sizeof out, "%s/%s-%s.llm", tmp, fixture, md->label);
     char calib[4200] = "";
     if (md->calibrated)
-        snprintf(calib, sizeof calib, "--calib '%s/lib/data/calib.txt' --calib-samples %d "
-                 "--calib-len %d", S, CALIB_SAMPLES, CALIB_LEN);
+        snprintf(calib, sizeof calib,
+                 "--calib '%s/lib/data/calib.txt' --calib-samples %d "
+                 "--calib-len %d",
+                 S, CALIB_SAMPLES, CALIB_LEN);
     snprintf(cmd, sizeof cmd, "'%s/cmd/llm-quantize' -q -m %s %s --no-eval --device cpu %s '%s' "
              "-o '%s'", B, md->name, md->args, calib, parent, out);
     if (system(cmd)) {

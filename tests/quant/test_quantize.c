@@ -189,19 +189,19 @@ static void test_w4a8_linear(void)
     lw.nbytes = 4;
     lw.scale_kind = LLM_WSCALE_GROUP;
     lw.group_size = 2;
-    lw.scale = (struct llm_tensor){.dtype = LLM_DTYPE_F32, .ndim = 2, .shape = {2, 2},
-                                   .nbytes = 16, .data = s};
+    lw.scale = (struct llm_tensor){
+        .dtype = LLM_DTYPE_F32, .ndim = 2, .shape = {2, 2}, .nbytes = 16, .data = s};
     lw.bias = bias;
     lw.bias_dtype = LLM_DTYPE_F32;
     lw.has_bias = 1;
     float y[4], yr[4], ya[4];
     int rc = llm_cpu_linear_w(yr, &xr[0][0], 2, &lw); /* int4 on the rounded input */
-    lw.prequant = (struct llm_tensor){.dtype = LLM_DTYPE_F32, .ndim = 1, .shape = {4},
-                                      .nbytes = 16, .data = pre};
+    lw.prequant = (struct llm_tensor){
+        .dtype = LLM_DTYPE_F32, .ndim = 1, .shape = {4}, .nbytes = 16, .data = pre};
     rc |= llm_cpu_linear_w(ya, &x[0][0], 2, &lw); /* int4-awq: nothing rounded */
     lw.act = LLM_WACT_FP8;
-    lw.act_scale = (struct llm_tensor){.dtype = LLM_DTYPE_F32, .ndim = 1, .shape = {1},
-                                       .nbytes = 4, .data = &as};
+    lw.act_scale = (struct llm_tensor){
+        .dtype = LLM_DTYPE_F32, .ndim = 1, .shape = {1}, .nbytes = 4, .data = &as};
     rc |= llm_cpu_linear_w(y, &x[0][0], 2, &lw);
     /* dequantized row 0: 0.875, -0.5, -1.75, 0.5; row 1: 7, 0, 0, 0 */
     const float want[4] = {2.1875f - 0.5f - 5.25f + 0.5f + 0.5f, 17.5f - 1.f,
@@ -999,7 +999,8 @@ static void test_w4a8(void)
     int32_t *cids = text_tokens(p, calib, FOLD_SAMPLES * cw, &cn);
     struct llm_backend_opts bo;
     llm_backend_opts_init(&bo);
-    int rc = cids && cn ? llm_q_calibrate(p, cids, cn, (int)cw, 0, "cpu", &bo, NULL, NULL, &st) : -1;
+    int rc =
+        cids && cn ? llm_q_calibrate(p, cids, cn, (int)cw, 0, "cpu", &bo, NULL, NULL, &st) : -1;
     free(cids);
     CHECK(rc == 0, "w4a8: calibration: %s", llm_errmsg());
     if (rc) goto done;
@@ -1012,8 +1013,8 @@ static void test_w4a8(void)
         snprintf(sn[0], sizeof sn[0], "%s.weights_scaling_factor", stem);
         snprintf(sn[1], sizeof sn[1], "%s.prequant_scaling_factor", stem);
         snprintf(sn[2], sizeof sn[2], "%s.activation_scaling_factor", stem);
-        int same = same_tensor(a, b, t.name) && same_tensor(a, b, sn[0]) &&
-                   same_tensor(a, b, sn[1]);
+        int same =
+            same_tensor(a, b, t.name) && same_tensor(a, b, sn[0]) && same_tensor(a, b, sn[1]);
         if (!same && same_ok) CHECK(0, "w4a8: '%s' or its scales are not int4-awq's", t.name);
         same_ok &= same;
         const struct llm_q_stat *x = llm_q_stats_find(&st, t.name);
@@ -1023,7 +1024,8 @@ static void test_w4a8(void)
         int ok = x && pre && as && (int64_t)np == x->in && na == 1 &&
                  !llm_model_tensor(b, sn[2], &at) && at.dtype == LLM_DTYPE_F32 && at.ndim == 1;
         float am = 0.f;
-        for (int64_t j = 0; ok && j < x->in; j++) am = fmaxf(am, x->chan[j] * pre[j]);
+        for (int64_t j = 0; ok && j < x->in; j++)
+            am = fmaxf(am, x->chan[j] * pre[j]);
         ok = ok && as[0] == (am > 0.f ? am / 448.0f : 1.0f);
         if (!ok && scale_ok)
             CHECK(0, "w4a8: '%s' is %g, not max|x pre| / 448 = %g", sn[2], as ? as[0] : -1.f,
@@ -1052,13 +1054,15 @@ static void test_w4a8(void)
         compare_logits(la, lb, en, V, &kl_ab, &ag_ab);
         compare_logits(lp, la, en, V, &kl_pa, &ag_pa);
         compare_logits(lp, lb, en, V, &kl_pb, &ag_pb);
-        for (int64_t i = 0; i < en * V; i++) dmax = fmax(dmax, fabs(la[i] - lb[i]));
+        for (int64_t i = 0; i < en * V; i++)
+            dmax = fmax(dmax, fabs(la[i] - lb[i]));
         printf("w4a8-awq vs int4-awq over %ld tokens: KL %.3g, max |dlogit| %.3g, top-1 %d; "
                "parent vs int4-awq KL %.3g, vs w4a8-awq KL %.3g\n",
                en, kl_ab, dmax, ag_ab, kl_pa, kl_pb);
         CHECK(dmax > 0 && kl_ab < 0.5 * kl_pa && kl_pb < 2 * kl_pa,
               "w4a8: KL from int4-awq %.3g (max |dlogit| %.3g), parent's KL to int4-awq %.3g, "
-              "to w4a8-awq %.3g", kl_ab, dmax, kl_pa, kl_pb);
+              "to w4a8-awq %.3g",
+              kl_ab, dmax, kl_pa, kl_pb);
     }
     /* one activation scale missing */
     rc = write_without(b, pc, W4A8_DROP);
@@ -1077,8 +1081,10 @@ static void test_w4a8(void)
     char run[4096];
     snprintf(run, sizeof run, "%s/cmd/llm-run", B);
     if (!access(run, X_OK)) {
-        snprintf(cmd, sizeof cmd, "'%s' -q --device cpu '%s' '%s/lib/data/prompts.jsonl' "
-                 ">/dev/null 2>'%s/err'", run, pc, S, tmp);
+        snprintf(cmd, sizeof cmd,
+                 "'%s' -q --device cpu '%s' '%s/lib/data/prompts.jsonl' "
+                 ">/dev/null 2>'%s/err'",
+                 run, pc, S, tmp);
         int st_run = system(cmd);
         char errp[4200];
         snprintf(errp, sizeof errp, "%s/err", tmp);
@@ -1088,10 +1094,11 @@ static void test_w4a8(void)
         if (f) fclose(f);
         e[len] = 0;
         int lines = 0;
-        for (size_t i = 0; i < len; i++) lines += e[i] == '\n';
+        for (size_t i = 0; i < len; i++)
+            lines += e[i] == '\n';
         CHECK(WIFEXITED(st_run) && WEXITSTATUS(st_run) == 1 && lines == 1 && strstr(e, W4A8_DROP),
-              "w4a8: llm-run without '%s': status %d, %d lines: %.300s", W4A8_DROP, st_run,
-              lines, e);
+              "w4a8: llm-run without '%s': status %d, %d lines: %.300s", W4A8_DROP, st_run, lines,
+              e);
         printf("w4a8-awq without an activation scale: %s", e);
     }
 done:

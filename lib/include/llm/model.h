@@ -361,6 +361,7 @@ enum llm_feature {
     LLM_FEAT_MOE_GROUPS,        /* grouped sigmoid routing, scaled weights (DeepSeek V3) */
     LLM_FEAT_DENSE_FIRST,       /* dense MLPs before the MoE layers (DeepSeek) */
     LLM_FEAT_ATTN_QSCALE,       /* position-dependent query scaling (Ministral 3) */
+    LLM_FEAT_ACT_FP8_W4,        /* fp8 activations into int4 weights (W4A8_AWQ) */
     LLM_FEAT_COUNT
 };
 typedef uint64_t llm_features;
@@ -490,6 +491,7 @@ enum llm_quant_algo {
     LLM_QUANT_W4A16_AWQ,            /* "W4A16_AWQ" */
     LLM_QUANT_W4A16_GPTQ,           /* "W4A16_GPTQ" */
     LLM_QUANT_W8A16_GPTQ,           /* "W8A16_GPTQ" */
+    LLM_QUANT_W4A8_AWQ,             /* "W4A8_AWQ": int4 AWQ weights, static fp8 activations */
     LLM_QUANT_COUNT
 };
 enum llm_kv_quant { LLM_KV_QUANT_NONE = 0, LLM_KV_QUANT_FP8, LLM_KV_QUANT_INT8, LLM_KV_QUANT_COUNT };
