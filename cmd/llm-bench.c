@@ -746,9 +746,10 @@ static int run_setting(struct ctx *c, const struct test *tests, int n_tests, lon
         }
         if (rc) goto out;
         c->have_ceil = 1;
-        /* models with 8-bit activations: their products' own rate is the ceiling */
+        /* models with 8-bit activations: their products' own rate is the ceiling (W4A8:
+         * the fp8 tensor cores take its products of many rows) */
         int qa = c->m->quant.algo;
-        int fp8 = qa == LLM_QUANT_FP8 || qa == LLM_QUANT_FP8_PC_PT;
+        int fp8 = qa == LLM_QUANT_FP8 || qa == LLM_QUANT_FP8_PC_PT || qa == LLM_QUANT_W4A8_AWQ;
         int i8 = qa == LLM_QUANT_W8A8_SQ_PC || qa == LLM_QUANT_W8A8_SQ_PC_PT;
         if ((fp8 && c->ceil.flops_fp8 > 0) || (i8 && c->ceil.flops_int8 > 0)) {
             c->ceil.flops = fp8 ? c->ceil.flops_fp8 : c->ceil.flops_int8;

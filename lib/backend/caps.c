@@ -38,7 +38,8 @@ const struct llm_backend_caps llm_cuda_caps = {
                 F(EMBED_NORM) | F(EMBED_PROJ) | F(NORM_AFTER) | F(SANDWICH_NORM) |
                 F(NO_FINAL_NORM) | F(FINAL_SOFTCAP) | F(MOE) | F(W_FP8) | F(W_INT8) | F(W_INT4) |
                 F(ACT_INT8) | F(KV_QUANT) | F(LOCAL_ROPE) | F(NOPE_LAYERS) | F(LOGIT_SCALE) |
-                F(RESIDUAL_SCALE) | F(QK_NORM_ALL) | F(NO_INPUT_NORM) | F(W_PERM) | F(MOE_QUANT),
+                F(RESIDUAL_SCALE) | F(QK_NORM_ALL) | F(NO_INPUT_NORM) | F(W_PERM) | F(MOE_QUANT) |
+                F(ACT_FP8_W4),
     .dim_multiple = 8,
     .max_head_dim = 1024,
     .max_hidden = 32768,
