@@ -399,6 +399,7 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
                 ? (int)N
                 : 1 << 30;
         if ((uint64_t)K > c->a8_k) c->a8_k = (uint64_t)K;
+        if ((uint64_t)(k * N) > c->a8_n) c->a8_n = (uint64_t)(k * N);
         if ((uint64_t)K > c->q_xs_elems) c->q_xs_elems = (uint64_t)K;
     }
     /* the scratch of the dense path for many rows */
@@ -997,13 +998,19 @@ static int make_workspace(struct cu_be *c)
             (rc = dalloc(c, &c->q8_acc, acc, "8-bit products")))
             return rc;
     }
-    if (c->a8_k) { /* W4A8: the rows' e4m3 codes, and ones as their block scales */
-        const uint64_t nb = T * ((c->a8_k + 127) / 128);
+    if (c->a8_k) { /* W4A8: the rows' e4m3 codes (8 rows more: cuBLASLt takes multiples
+                    * of 8), ones as their block scales, and a product's padded rows for
+                    * up to 1024 rows (qlinear_w4a8) */
+        const uint64_t nb = (T + 8) * ((c->a8_k + 127) / 128);
         float *ones = malloc(sizeof(float) * (size_t)nb);
         if (!ones) return llm_err_set(LLM_ENOMEM, "cuda backend: out of memory");
         for (uint64_t i = 0; i < nb; i++)
             ones[i] = 1.0f;
-        rc = dalloc(c, &c->a8_xq, T * c->a8_k, "fp8 activations");
+        /* LLM_CUDA_W4A8_PAD=0: none (the rows past a multiple of 8 on the int4 kernels) */
+        const char *pe = getenv("LLM_CUDA_W4A8_PAD");
+        c->a8_y_bytes = pe && !strcmp(pe, "0") ? 0 : ((T < 1024 ? T : 1024) + 8) * c->a8_n * c->es;
+        rc = dalloc(c, &c->a8_xq, (T + 8) * c->a8_k, "fp8 activations");
+        if (!rc && c->a8_y_bytes) rc = dalloc(c, &c->a8_y, c->a8_y_bytes, "padded products");
         if (!rc) rc = dalloc(c, (void **)&c->a8_ones, sizeof(float) * nb, "block scales");
         cudaError_t er =
             rc ? cudaSuccess

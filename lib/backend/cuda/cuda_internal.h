@@ -184,12 +184,12 @@ struct cu_be {
     void *q8_xq, *q8_acc;
     float *q8_xs;
     uint64_t q8_k, q8_n, q8_acc_bytes;
-    /* W4A8: the e4m3 codes of the rows [max_batch_tokens][a8_k] and ones as their
+    /* W4A8: the e4m3 codes of the rows [max_batch_tokens + 8][a8_k] and ones as their
      * 128-element block scales (the scale is the weight's); products of more than
      * a8_lt_m rows go to cuBLASLt's block-scaled fp8 product (LLM_CUDA_W4A8_LT) */
-    void *a8_xq;
+    void *a8_xq, *a8_y;
     float *a8_ones;
-    uint64_t a8_k;
+    uint64_t a8_k, a8_n, a8_y_bytes; /* a8_y: products of row counts rounded up to 8 */
     int a8_lt_m, a8_told;
     int fused_gate;        /* single-row gated MLP through llm_k_gemv_gated */
     cudaGraphExec_t graph[CU_MAX_GRAPHS];

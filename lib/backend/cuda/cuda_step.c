@@ -509,29 +509,55 @@ static int qlinear_w4a8(struct cu_be *c, int m, int n, int k, const void *x, int
         const float *as = w->a8_scale + second;
         const void *b = bias ? (const char *)bias + (size_t)r0 * ys : NULL;
         void *yp = (char *)y + (size_t)r0 * ys;
+        int m0 = 0; /* rows before m0 done on the fp8 path */
         if (c->dt != LLM_DTYPE_F32 && m > c->a8_lt_m && q.group == 128 && !q.zm && k % 128 == 0 &&
             (!q.tile || nr % 16 == 0)) {
+            /* cuBLASLt refuses these products for row counts off a multiple of 8 (measured on
+             * an H100), so m is rounded up: the codes' extra rows are stale scratch rows, and
+             * the padded product goes into a scratch (a8_y) its m rows are copied from;
+             * where that is too small, the multiple of 8 below m runs directly and the last
+             * rows on the int4 kernels */
+            const int mp = (m + 7) & ~7;
+            const int pad = mp != m && (uint64_t)mp * (uint64_t)nr * ys <= c->a8_y_bytes;
+            const int mm = mp == m || pad ? mp : m & ~7;
+            void *yd = pad ? c->a8_y : yp;
+            const int ldd = pad ? nr : ldy;
             float *st =
                 (float *)((char *)c->q_dense + (((size_t)nr * (size_t)k + 255) & ~(size_t)255));
-            CK(llm_k_quant_x8(c->dt, 0, c->a8_xq, x, ldx, pre, as, m, k, c->st));
-            CK(llm_k_dequant_codes8(c->q_dense, st, &q, nr, k, c->st));
-            int rc = cu_gemm_run_blk(c->gemm, c->st, m, nr, k, c->a8_xq, c->a8_ones, c->q_dense, st,
-                                     b, yp, ldy, yt, accumulate);
-            if (rc != LLM_EUNSUPPORTED) {
-                if (rc) return rc;
-                continue;
+            int rc = LLM_EUNSUPPORTED;
+            if (mm > 0) {
+                CK(llm_k_quant_x8(c->dt, 0, c->a8_xq, x, ldx, pre, as, m, k, c->st));
+                CK(llm_k_dequant_codes8(c->q_dense, st, &q, nr, k, c->st));
+                if (pad && accumulate)
+                    CK(cudaMemcpy2DAsync(yd, (size_t)nr * ys, yp, (size_t)ldy * ys, (size_t)nr * ys,
+                                         (size_t)m, cudaMemcpyDeviceToDevice, c->st));
+                rc = cu_gemm_run_blk(c->gemm, c->st, mm, nr, k, c->a8_xq, c->a8_ones, c->q_dense,
+                                     st, b, yd, ldd, yt, accumulate);
             }
-            if (!c->a8_told)
-                llm_info("W4A8: %s; the int4 kernels take such products", llm_errmsg());
-            c->a8_told = 1;
+            if (!rc) {
+                if (pad)
+                    CK(cudaMemcpy2DAsync(yp, (size_t)ldy * ys, yd, (size_t)nr * ys, (size_t)nr * ys,
+                                         (size_t)m, cudaMemcpyDeviceToDevice, c->st));
+                if (mm >= m) continue;
+                m0 = mm;
+            } else if (rc != LLM_EUNSUPPORTED) {
+                return rc;
+            } else if (mm > 0 && !c->a8_told) {
+                llm_warn("W4A8: %s; the int4 kernels take such products", llm_errmsg());
+                c->a8_told = 1;
+            }
         }
-        CK(llm_k_quant_x8(c->dt, 1, c->q_xs, x, ldx, pre, as, m, k, c->st));
-        if (yt == c->dt && m <= c->qgemv_max_m && llm_k_qgemv_ok(&q, m, k, k)) {
-            CK(llm_k_qgemv(c->dt, yp, ldy, c->q_xs, k, &q, b, m, nr, k, accumulate, c->st));
-            continue;
+        /* the last rows of a product the fp8 path took in part, or all of them */
+        const void *xr = (const char *)x + (size_t)m0 * (size_t)ldx * c->es;
+        yp = (char *)yp + (size_t)m0 * (size_t)ldy * ys;
+        const int mr = m - m0;
+        CK(llm_k_quant_x8(c->dt, 1, c->q_xs, xr, ldx, pre, as, mr, k, c->st));
+        if (yt == c->dt && mr <= c->qgemv_max_m && llm_k_qgemv_ok(&q, mr, k, k)) {
+            CK(llm_k_qgemv(c->dt, yp, ldy, c->q_xs, k, &q, b, mr, nr, k, accumulate, c->st));
+        } else {
+            int rc = qlinear_dense(c, mr, r0, nr, k, c->q_xs, k, w, b, yp, ldy, yt, accumulate);
+            if (rc) return rc;
         }
-        int rc = qlinear_dense(c, m, r0, nr, k, c->q_xs, k, w, b, yp, ldy, yt, accumulate);
-        if (rc) return rc;
     }
     return 0;
 }
