@@ -102,6 +102,23 @@ static void test_fp8(void)
     CHECK(y[0] == 896.f && y[1] == 16.f, "fp8 static act %g %g", y[0], y[1]);
 }
 
+/* A 2 x 4 int4 weight of groups of 2 on the packed codes p (scales to be set). */
+static void int4_2x4(struct llm_weight *lw, uint8_t *p)
+{
+    memset(lw, 0, sizeof *lw);
+    lw->present = 1;
+    snprintf(lw->name, sizeof lw->name, "test.weight");
+    lw->fmt = LLM_WFMT_INT4;
+    lw->dtype = LLM_DTYPE_I4;
+    lw->ndim = 2;
+    lw->shape[0] = 2;
+    lw->shape[1] = 4;
+    lw->data = p;
+    lw->nbytes = 4;
+    lw->scale_kind = LLM_WSCALE_GROUP;
+    lw->group_size = 2;
+}
+
 /* The quantized linear equals x . dequant(W)^T (and + bias). */
 static void test_linear(void)
 {
@@ -110,18 +127,7 @@ static void test_linear(void)
     float s[4];
     llm_q_int4_group(&w[0][0], 2, 4, 2, p, s);
     struct llm_weight lw;
-    memset(&lw, 0, sizeof lw);
-    lw.present = 1;
-    snprintf(lw.name, sizeof lw.name, "test.weight");
-    lw.fmt = LLM_WFMT_INT4;
-    lw.dtype = LLM_DTYPE_I4;
-    lw.ndim = 2;
-    lw.shape[0] = 2;
-    lw.shape[1] = 4;
-    lw.data = p;
-    lw.nbytes = 4;
-    lw.scale_kind = LLM_WSCALE_GROUP;
-    lw.group_size = 2;
+    int4_2x4(&lw, p);
     lw.scale = (struct llm_tensor){.dtype = LLM_DTYPE_F32, .ndim = 2, .shape = {2, 2},
                                    .nbytes = 16, .data = s};
     const float bias[2] = {0.5f, -1.f};
@@ -177,18 +183,7 @@ static void test_w4a8_linear(void)
     const float xr[2][4] = {{2.5f, 1.f, 3.f, 1.f}, {-2.5f, 0.f, 0.5f, 112.f}};
     const float bias[2] = {0.5f, -1.f};
     struct llm_weight lw;
-    memset(&lw, 0, sizeof lw);
-    lw.present = 1;
-    snprintf(lw.name, sizeof lw.name, "test.weight");
-    lw.fmt = LLM_WFMT_INT4;
-    lw.dtype = LLM_DTYPE_I4;
-    lw.ndim = 2;
-    lw.shape[0] = 2;
-    lw.shape[1] = 4;
-    lw.data = p;
-    lw.nbytes = 4;
-    lw.scale_kind = LLM_WSCALE_GROUP;
-    lw.group_size = 2;
+    int4_2x4(&lw, p);
     lw.scale = (struct llm_tensor){
         .dtype = LLM_DTYPE_F32, .ndim = 2, .shape = {2, 2}, .nbytes = 16, .data = s};
     lw.bias = bias;

@@ -427,6 +427,42 @@ int cu_gemm_run(struct cu_gemm *g, cudaStream_t st, int m, int n, int k, const v
     return 0;
 }
 
+/* A scaled 8-bit product of a cached entry: the weight's and the rows' scale
+ * pointers (as the entry's scale modes read them) and the bias set, the
+ * algorithm settled at first use, y (+)= the product. */
+static int run_scaled(struct cu_gemm *g, cudaStream_t st, struct gemm_entry *e, const void *wq,
+                      const float *ws, const void *xq, const float *xs, const void *bias, void *y,
+                      int accumulate)
+{
+    CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &ws,
+                                       sizeof ws));
+    CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &xs,
+                                       sizeof xs));
+    if (bias)
+        CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                           sizeof bias));
+    float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
+    entry_settle(g, st, e, wq, xq, y, &alpha, &beta);
+    CKB(cublasLtMatmul(g->lt, e->op, &alpha, wq, e->la, xq, e->lb, &beta, y, e->lc, y, e->lc,
+                       &e->algo, g->ws, g->ws_bytes, st));
+    return 0;
+}
+
+/* Products cuBLASLt refused (round robin): whether key is one, and adding it. */
+static int refused(const struct cu_gemm *g, const struct gemm_key *key)
+{
+    for (int i = 0; i < g->n_no_vec; i++)
+        if (!memcmp(&g->no_vec[i], key, sizeof *key)) return 1;
+    return 0;
+}
+
+static void refuse(struct cu_gemm *g, const struct gemm_key *key)
+{
+    g->no_vec[g->next_no_vec] = *key;
+    g->next_no_vec = (g->next_no_vec + 1) % GEMM_CACHE;
+    if (g->n_no_vec < GEMM_CACHE) g->n_no_vec++;
+}
+
 int cu_gemm_run8(struct cu_gemm *g, cudaStream_t st, int act, int scalar, int m, int n, int k,
                  const void *xq, const float *xs, const void *wq, const float *ws,
                  const void *bias, void *y, int ldy, int yt, int accumulate, void *acc,
@@ -437,24 +473,9 @@ int cu_gemm_run8(struct cu_gemm *g, cudaStream_t st, int act, int scalar, int m,
     int rc;
     struct gemm_key key = {m,    n,           k, k, ldy, yt, bias != NULL, accumulate != 0,
                            act == LLM_K_A_FP8 && scalar ? AB_FP8_SCALAR : AB_FP8_VEC};
-    int refused = 0;
-    for (int i = 0; i < g->n_no_vec && !refused; i++)
-        refused = !memcmp(&g->no_vec[i], &key, sizeof key);
-    if (act == LLM_K_A_FP8 && !refused) {
-        if (!(rc = entry_get(g, &key, &e))) {
-            CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &ws,
-                                               sizeof ws));
-            CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &xs,
-                                               sizeof xs));
-            if (bias)
-                CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
-                                                   sizeof bias));
-            float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
-            entry_settle(g, st, e, wq, xq, y, &alpha, &beta);
-            CKB(cublasLtMatmul(g->lt, e->op, &alpha, wq, e->la, xq, e->lb, &beta, y, e->lc, y,
-                               e->lc, &e->algo, g->ws, g->ws_bytes, st));
-            return 0;
-        }
+    if (act == LLM_K_A_FP8 && !refused(g, &key)) {
+        if (!(rc = entry_get(g, &key, &e)))
+            return run_scaled(g, st, e, wq, ws, xq, xs, bias, y, accumulate);
         unsigned bit = 1u << ((yt == LLM_DTYPE_F32 ? 0 : yt == LLM_DTYPE_F16 ? 2 : 4) + !!bias);
         if (!(g->told_no_vec & bit))
             llm_info("cublasLt: no fp8 product with %s scales into %s%s (m %d n %d k %d: "
@@ -462,9 +483,7 @@ int cu_gemm_run8(struct cu_gemm *g, cudaStream_t st, int act, int scalar, int m,
                      key.ab == AB_FP8_SCALAR ? "per-tensor" : "per-row", llm_dtype_name(yt),
                      bias ? " with a bias" : "", m, n, k, llm_errmsg());
         g->told_no_vec |= bit;
-        g->no_vec[g->next_no_vec] = key;
-        g->next_no_vec = (g->next_no_vec + 1) % GEMM_CACHE;
-        if (g->n_no_vec < GEMM_CACHE) g->n_no_vec++;
+        refuse(g, &key);
     }
     /* the product into the scratch, a block of rows at a time, then the scales */
     const int i8 = act == LLM_K_A_INT8;
@@ -496,34 +515,19 @@ int cu_gemm_run_blk(struct cu_gemm *g, cudaStream_t st, int m, int n, int k, con
 {
     if (m <= 0) return 0;
     struct gemm_key key = {m, n, k, k, ldy, yt, bias != NULL, accumulate != 0, AB_FP8_BLK};
-    for (int i = 0; i < g->n_no_vec; i++)
-        if (!memcmp(&g->no_vec[i], &key, sizeof key))
-            return llm_err_set(LLM_EUNSUPPORTED,
-                               "cublasLt: no block-scaled fp8 product m %d n %d "
-                               "k %d",
-                               m, n, k);
+    if (refused(g, &key))
+        return llm_err_set(LLM_EUNSUPPORTED,
+                           "cublasLt: no block-scaled fp8 product m %d n %d "
+                           "k %d",
+                           m, n, k);
     struct gemm_entry *e;
-    int rc = entry_get(g, &key, &e);
-    if (rc) { /* remembered, so the caller's other path is taken without asking again */
-        g->no_vec[g->next_no_vec] = key;
-        g->next_no_vec = (g->next_no_vec + 1) % GEMM_CACHE;
-        if (g->n_no_vec < GEMM_CACHE) g->n_no_vec++;
+    if (entry_get(g, &key, &e)) { /* remembered: the caller's other path, without asking again */
+        refuse(g, &key);
         char why[256];
         snprintf(why, sizeof why, "%s", llm_errmsg());
         return llm_err_set(LLM_EUNSUPPORTED, "%s", why);
     }
-    CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &ws,
-                                       sizeof ws));
-    CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &xs,
-                                       sizeof xs));
-    if (bias)
-        CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
-                                           sizeof bias));
-    float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
-    entry_settle(g, st, e, wq, xq, y, &alpha, &beta);
-    CKB(cublasLtMatmul(g->lt, e->op, &alpha, wq, e->la, xq, e->lb, &beta, y, e->lc, y, e->lc,
-                       &e->algo, g->ws, g->ws_bytes, st));
-    return 0;
+    return run_scaled(g, st, e, wq, ws, xq, xs, bias, y, accumulate);
 }
 
 /* ---- measuring algorithms (llm-build) --------------------------------------------
