@@ -1301,7 +1301,6 @@ extern "C" int llm_k_qgemv_gated(int dt, int act, void *y, int ldy, const void *
 
 /* ---- the dense path for many rows --------------------------------------------- */
 
-/* Eight values of T stored at d (16-byte aligned for 16-bit T). */
 /* An e4m3 code as a storage type of the dequantization kernels (W4A8: the
  * int4 codes as fp8 numbers, exact for |q| <= 16). */
 struct k_e4m3 {
@@ -1312,6 +1311,7 @@ template <> __device__ __forceinline__ k_e4m3 from_f32<k_e4m3>(float x)
     return k_e4m3{(uint8_t)__nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3)};
 }
 
+/* Eight values of T stored at d (16-byte aligned for 16-bit T, 8 for e4m3). */
 template <typename T> static __device__ __forceinline__ void store8(T *d, const float *v)
 {
     if constexpr (sizeof(T) == 1) {

@@ -86,23 +86,26 @@ __global__ void __launch_bounds__(256)
         const int64_t m = i / k8;
         const int k0 = (int)(i - m * k8) * 8;
         const T *r = x + m * ldx + k0;
-        uint8_t c[8];
+        union {
+            uint8_t b[8];
+            uint2 u;
+        } c;
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             const float v = pre ? to_f32(r[j]) * pre[k0 + j] : to_f32(r[j]);
-            c[j] = code8<LLM_K_A_FP8>(v / s);
+            c.b[j] = code8<LLM_K_A_FP8>(v / s);
         }
         if constexpr (VALS) {
             T *o = (T *)dst + m * K + k0;
 #pragma unroll
             for (int j = 0; j < 8; j++) {
                 const __half h =
-                    __half(__nv_cvt_fp8_to_halfraw((__nv_fp8_storage_t)c[j], __NV_E4M3));
+                    __half(__nv_cvt_fp8_to_halfraw((__nv_fp8_storage_t)c.b[j], __NV_E4M3));
                 o[j] = from_f32<T>(__half2float(h));
             }
         } else {
             uint8_t *o = (uint8_t *)dst + m * K + k0;
-            *reinterpret_cast<uint2 *>(o) = *reinterpret_cast<const uint2 *>(c);
+            *reinterpret_cast<uint2 *>(o) = c.u;
         }
     }
 }
