@@ -409,14 +409,11 @@ static void entry_settle(struct cu_gemm *g, cudaStream_t st, struct gemm_entry *
               e->key.m, e->key.n, e->key.k, e->key.ab, best, found, best_us, first_us);
 }
 
-int cu_gemm_run(struct cu_gemm *g, cudaStream_t st, int m, int n, int k, const void *x, int ldx,
-                const void *w, const void *bias, void *y, int ldy, int yt, int accumulate)
+/* A cached entry's product: the bias set, the algorithm settled at first use,
+ * y (+)= w x. */
+static int run_entry(struct cu_gemm *g, cudaStream_t st, struct gemm_entry *e, const void *w,
+                     const void *x, const void *bias, void *y, int accumulate)
 {
-    if (m <= 0) return 0;
-    struct gemm_key key = {m, n, k, ldx, ldy, yt, bias != NULL, accumulate != 0, AB_DENSE};
-    struct gemm_entry *e;
-    int rc = entry_get(g, &key, &e);
-    if (rc) return rc;
     if (bias)
         CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                            sizeof bias));
@@ -427,9 +424,19 @@ int cu_gemm_run(struct cu_gemm *g, cudaStream_t st, int m, int n, int k, const v
     return 0;
 }
 
+int cu_gemm_run(struct cu_gemm *g, cudaStream_t st, int m, int n, int k, const void *x, int ldx,
+                const void *w, const void *bias, void *y, int ldy, int yt, int accumulate)
+{
+    if (m <= 0) return 0;
+    struct gemm_key key = {m, n, k, ldx, ldy, yt, bias != NULL, accumulate != 0, AB_DENSE};
+    struct gemm_entry *e;
+    int rc = entry_get(g, &key, &e);
+    if (rc) return rc;
+    return run_entry(g, st, e, w, x, bias, y, accumulate);
+}
+
 /* A scaled 8-bit product of a cached entry: the weight's and the rows' scale
- * pointers (as the entry's scale modes read them) and the bias set, the
- * algorithm settled at first use, y (+)= the product. */
+ * pointers set (as the entry's scale modes read them), then run_entry. */
 static int run_scaled(struct cu_gemm *g, cudaStream_t st, struct gemm_entry *e, const void *wq,
                       const float *ws, const void *xq, const float *xs, const void *bias, void *y,
                       int accumulate)
@@ -438,14 +445,7 @@ static int run_scaled(struct cu_gemm *g, cudaStream_t st, struct gemm_entry *e, 
                                        sizeof ws));
     CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &xs,
                                        sizeof xs));
-    if (bias)
-        CKB(cublasLtMatmulDescSetAttribute(e->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
-                                           sizeof bias));
-    float alpha = 1.f, beta = accumulate ? 1.f : 0.f;
-    entry_settle(g, st, e, wq, xq, y, &alpha, &beta);
-    CKB(cublasLtMatmul(g->lt, e->op, &alpha, wq, e->la, xq, e->lb, &beta, y, e->lc, y, e->lc,
-                       &e->algo, g->ws, g->ws_bytes, st));
-    return 0;
+    return run_entry(g, st, e, wq, xq, bias, y, accumulate);
 }
 
 /* Products cuBLASLt refused (round robin): whether key is one, and adding it. */
