@@ -455,6 +455,19 @@ int llm_k_q4_gemm_ok(int dt, const struct llm_k_qw *w, int N, int K, const void 
 int llm_k_q4_gemm(int dt, void *y, int ldy, const void *x, int ldx, const struct llm_k_qw *w,
                   const void *bias, int M, int N, int K, int accumulate, void *ws, size_t ws_bytes,
                   llm_stream_t stream);
+/* W4A8's fused product: whether it takes the weight (int4 in the tile layout, group 128,
+ * no zero points, N % 16 == 0, K % 128 == 0, f16 / bf16). */
+int llm_k_q4_gemm8_ok(int dt, const struct llm_k_qw *w, int N, int K);
+/* y[m][n] = sum_g s[n][g] sum_{k in g} q[n][k] c[m][k] (+ bias[n]) (+ y[m][n] when
+ * accumulate), any M, on fp8 warpgroup MMA: c the e4m3 numbers of x's codes xq and xs their
+ * group sums as llm_k_quant_x8t writes them for M rows, s the weight's group scales (the
+ * activation scale folded in), the codes q never widened past 8 bits.  ws / ws_bytes as for
+ * llm_k_q4_gemm. */
+int llm_k_q4_gemm8(int dt, void *y, int ldy, const void *xq, const float *xs,
+                   const struct llm_k_qw *w, const void *bias, int M, int N, int K, int accumulate,
+                   void *ws, size_t ws_bytes, llm_stream_t stream);
+/* Its x rows a block: 0 by M (64 up to 64 rows, else 128), or 64 / 128 always. */
+void llm_k_set_q4gemm8_bn(int bn);
 /* The GEMM's block shape: 0 (the kernel's own default) and 1: 4 warps of 2 row tiles; 2 eight
  * warps of one row tile (about half the registers a thread, twice the warps an SM); 3 past 64
  * rows two warpgroups of wgmma (A, s * q rounded to 16 bits, from registers; x from shared
@@ -477,6 +490,12 @@ int llm_k_quant_act(int dt, int act, void *xq, float *xs, const void *x, int ldx
  * scales carry the activation scale). */
 int llm_k_quant_x8(int dt, int vals, void *dst, const void *x, int ldx, const float *pre,
                    const float *act_scale, int M, int K, llm_stream_t stream);
+/* The same rounding for llm_k_q4_gemm8 (K % 128 == 0, f16 / bf16 x): the codes dst [M][K]
+ * bytes, each 16 inputs in the int4 tile layout's order (byte 4 t + i holds input 2 t + 8
+ * (i & 1) + (i >> 1)), and xs[K / 128][Mp] (Mp = (M + 3) & ~3, rows past M zero) each
+ * group's sum of the numbers its codes stand for, divided by 64. */
+int llm_k_quant_x8t(int dt, void *dst, float *xs, const void *x, int ldx, const float *pre,
+                    const float *act_scale, int M, int K, llm_stream_t stream);
 /* Whether the W8A8 kernels take an input width (K % 16 == 0). */
 int llm_k_w8a8_ok(int K);
 /* y[m][n] (type yt) = xs[m] ws[n] sum_k xq[m][k] wq[n][k] (+ bias[n], yt)

@@ -450,6 +450,180 @@ __global__ void __launch_bounds__(WGS * 128, 4 / WGS)
                 accumulate);
 }
 
+/* ---- W4A8: the same tiles times e4m3 rows on fp8 warpgroup MMA (llm_k_q4_gemm8) ----------
+ *
+ * A tile byte's low nibble and high nibble are rows g and g + 8 at one input, stored as
+ * u = q + 8; the byte 0000uuuu read as e4m3 is u * 2^-9 exactly (subnormal below 8, the first
+ * binade from 8), so one mask (w & 0x0f0f0f0f, (w >> 4) & 0x0f0f0f0f) makes four A values of
+ * the m64nNk32 e4m3 fragment from a word: two words (32 inputs) give a warp's four A
+ * registers of one k-step, rows g and g + 8 at inputs 4 t .. 4 t + 3 and 16 + 4 t .. - the
+ * inputs in the tile's order, which llm_k_quant_x8t writes x's codes in, so both operands
+ * agree.  A chunk is one group (128 inputs, four k-steps: two tiles a warp, 128 bytes a row
+ * of x, the 128-byte swizzle): its products go to partial sums P = 2^-9 sum u c, then
+ * acc += 512 s (P - X), X = 2^-9 8 sum c the group's sum of x's codes (llm_k_quant_x8t, over
+ * 64), so acc = sum_g s_g sum q c - the reference's int4 product of the rounded x, s carrying
+ * the activation scale (the backend folds it into the group scales).  Two warpgroups, 128
+ * output rows a block, as q4wg_kernel. */
+#define W8_STAGES 4
+#define W8_PD 2
+
+static constexpr size_t w8_stage(int bn)
+{
+    return (size_t)bn * 128 + 8 * 1024 + 1024; /* x's codes, the tiles, x's group sums */
+}
+static constexpr size_t w8_smem(int bn)
+{
+    return 1024 + (w8_stage(bn) * W8_STAGES > (size_t)bn * 132 * 4 ? w8_stage(bn) * W8_STAGES
+                                                                   : (size_t)bn * 132 * 4);
+}
+
+#define W8_MMA128                                                                                  \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"                                      \
+                 "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 " WG_R64                   \
+                 "{%64, %65, %66, %67}, %68, p, 1, 1;\n}\n"                                        \
+                 : WG_F32(0), WG_F32(32)                                                           \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(sd))
+#define WG_R32                                                                                     \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "       \
+    "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+#define W8_MMA64                                                                                   \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"                                      \
+                 "wgmma.mma_async.sync.aligned.m64n64k32.f32.e4m3.e4m3 " WG_R32                    \
+                 "{%32, %33, %34, %35}, %36, p, 1, 1;\n}\n"                                        \
+                 : WG_F32(0)                                                                       \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(sd))
+/* d (BN / 2 fp32 a thread) = (sd ? d : 0) + A (registers) B (descriptor), one k-step of 32 */
+template <int BN> struct wgmma8;
+template <> struct wgmma8<128> {
+    static __device__ __forceinline__ void run(float *d, const uint32_t *a, uint64_t desc, int sd)
+    {
+        W8_MMA128;
+    }
+};
+template <> struct wgmma8<64> {
+    static __device__ __forceinline__ void run(float *d, const uint32_t *a, uint64_t desc, int sd)
+    {
+        W8_MMA64;
+    }
+};
+
+/* one k-step's A registers from the words of its two 16-input steps */
+static __device__ __forceinline__ void w8_a(uint32_t *a, uint32_t lo, uint32_t hi)
+{
+    a[0] = lo & 0x0f0f0f0fu;
+    a[1] = (lo >> 4) & 0x0f0f0f0fu;
+    a[2] = hi & 0x0f0f0f0fu;
+    a[3] = (hi >> 4) & 0x0f0f0f0fu;
+}
+
+/* Block (blockIdx.x, .y, .z): x rows [BN bx, + BN), output rows [128 by, + 128), groups
+ * [kcs bz, + kcs); xq the codes [M][K] in tile order, xs the group sums [K / 128][ldxs];
+ * part NULL: y = sums (+ bias) (+ y), else the sums into part[bz][M][N] in fp32.  BN 64
+ * halves the registers (two blocks an SM) and the x rows a block reads. */
+template <typename T, int BN>
+__global__ void __launch_bounds__(256, BN == 64 ? 2 : 1)
+    q4wg8_kernel(T *y, int ldy, const uint8_t *xq, const float *xs, int ldxs, const uint8_t *wq,
+                 const float *wscale, const T *bias, float *part, int M, int N, int K, int kcs,
+                 int accumulate)
+{
+    constexpr int BM = 128, NA = BN / 2, LDO = BM + 4;
+    constexpr int STAGE = (int)w8_stage(BN);
+    extern __shared__ __align__(16) unsigned char w8_raw[];
+    unsigned char *sm =
+        w8_raw + ((1024 - ((uint32_t)__cvta_generic_to_shared(w8_raw) & 1023)) & 1023);
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int m0 = blockIdx.x * BN, rt0 = blockIdx.y * (BM / 16);
+    const int KT = K / 64, NG = K / 128, ntile = N / 16;
+    const int kc0 = blockIdx.z * kcs, kc1 = min(NG, kc0 + kcs);
+
+    /* one group into stage st: BN rows of codes (rows past M zero), the block's 16 tiles,
+     * the rows' group sums */
+    auto load = [&](int st, int kc) {
+        unsigned char *sb = sm + (size_t)st * STAGE, *sa = sb + BN * 128, *sx = sa + 8 * 1024;
+#pragma unroll
+        for (int u = tid; u < 8 * 64; u += 256) {
+            const int rt = rt0 + (u >> 6);
+            if (rt < ntile)
+                cp_async16(sa + u * 16, wq + ((int64_t)rt * KT + 2 * kc) * 512 + (u & 63) * 16);
+        }
+#pragma unroll
+        for (int u = tid; u < BN * 8; u += 256) {
+            const int r = u >> 3, c = u & 7;
+            const bool ok = m0 + r < M;
+            const uint8_t *src = ok ? xq + (int64_t)(m0 + r) * K + kc * 128 + c * 16 : xq;
+            cp_async16_zfill(sb + r * 128 + ((c ^ (r & 7)) << 4), src, ok);
+        }
+        if (tid < BN / 4) {
+            const bool ok = m0 + 4 * tid < ldxs;
+            cp_async16_zfill(sx + tid * 16, ok ? xs + (int64_t)kc * ldxs + m0 + 4 * tid : xs, ok);
+        }
+    };
+
+    float acc[NA], p[NA];
+#pragma unroll
+    for (int e = 0; e < NA; e++)
+        acc[e] = p[e] = 0.f;
+    const int rt = rt0 + warp;
+    const bool live = rt < ntile;
+    const float *srow = wscale + (int64_t)((live ? rt : 0) * 16 + g) * NG;
+
+#pragma unroll
+    for (int s = 0; s < W8_PD; s++) {
+        if (kc0 + s < kc1) load(s, kc0 + s);
+        cp_commit();
+    }
+    for (int kc = kc0; kc < kc1; kc++) {
+        const int it = kc - kc0;
+        /* this group's scales (rows g, g + 8), times 2^9; waited for at the group's end */
+        const float s0 = live ? 512.f * __ldg(srow + kc) : 0.f;
+        const float s1 = live ? 512.f * __ldg(srow + 8 * NG + kc) : 0.f;
+        cp_wait<W8_PD - 1>();
+        __syncthreads();
+        if (kc + W8_PD < kc1) load((it + W8_PD) % W8_STAGES, kc + W8_PD);
+        cp_commit();
+        const unsigned char *sb = sm + (size_t)(it % W8_STAGES) * STAGE;
+        const unsigned char *sa = sb + BN * 128 + warp * 1024 + lane * 16;
+        const uint4 w0 = *reinterpret_cast<const uint4 *>(sa);
+        const uint4 w1 = *reinterpret_cast<const uint4 *>(sa + 512);
+        uint32_t a[4][4];
+        w8_a(a[0], w0.x, w0.y);
+        w8_a(a[1], w0.z, w0.w);
+        w8_a(a[2], w1.x, w1.y);
+        w8_a(a[3], w1.z, w1.w);
+        wg_fence();
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++)
+            wgmma8<BN>::run(p, a[ks], wg_desc(sb + 32 * ks), ks);
+        wg_commit();
+        wg_wait<0>();
+        const float *sx = reinterpret_cast<const float *>(sb + BN * 128 + 8 * 1024);
+#pragma unroll
+        for (int j = 0; j < BN / 8; j++) {
+            const float2 xv = *reinterpret_cast<const float2 *>(sx + 8 * j + 2 * t);
+            acc[4 * j] = fmaf(s0, p[4 * j] - xv.x, acc[4 * j]);
+            acc[4 * j + 1] = fmaf(s0, p[4 * j + 1] - xv.y, acc[4 * j + 1]);
+            acc[4 * j + 2] = fmaf(s1, p[4 * j + 2] - xv.x, acc[4 * j + 2]);
+            acc[4 * j + 3] = fmaf(s1, p[4 * j + 3] - xv.y, acc[4 * j + 3]);
+        }
+    }
+    cp_wait<0>();
+    __syncthreads();
+
+    float *so = reinterpret_cast<float *>(sm);
+#pragma unroll
+    for (int j = 0; j < BN / 8; j++)
+        q4_frag_out(so, LDO, warp * 16 + g, 8 * j + 2 * t, acc + 4 * j);
+    __syncthreads();
+    q4_rows_out(so, LDO, BM, 256, min(BN, M - m0), m0, rt0 * 16, y, ldy, bias, part, M, N,
+                accumulate);
+}
+
+extern "C" int llm_k_q4_gemm8_ok(int dt, const struct llm_k_qw *w, int N, int K)
+{
+    return (dt == K_DT_F16 || dt == K_DT_BF16) && w->fmt == LLM_K_Q_INT4 && w->tile && !w->zm &&
+           !w->zq && w->group == 128 && K > 0 && K % 128 == 0 && N > 0 && N % 16 == 0;
+}
+
 extern "C" int llm_k_q4_gemm_ok(int dt, const struct llm_k_qw *w, int N, int K, const void *x,
                                 int ldx)
 {
@@ -549,6 +723,67 @@ static int q4gemm_gs(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *
     default:
         return q4gemm_bn<T, 128>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, ws, ws_bytes, st);
     }
+}
+
+/* the fused W4A8 product's x rows a block: 0 by M (64 up to 64 rows, else 128), or 64 / 128 */
+static int q4g8_bn = 0;
+extern "C" void llm_k_set_q4gemm8_bn(int bn)
+{
+    q4g8_bn = bn;
+}
+
+template <typename T, int BN>
+static int q4gemm8_go(T *y, int ldy, const uint8_t *xq, const float *xs, const struct llm_k_qw *w,
+                      const T *bias, int M, int N, int K, int accumulate, float *ws,
+                      size_t ws_bytes, cudaStream_t st)
+{
+    static bool attr;
+    const size_t smem = w8_smem(BN);
+    if (!attr) {
+        cudaError_t e = cudaFuncSetAttribute(
+            q4wg8_kernel<T, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) return (int)e;
+        attr = true;
+    }
+    const int mb = (M + BN - 1) / BN, nb = (N + 127) / 128, KT = K / 64;
+    int kcs;
+    const int S = q4_split(mb * nb, KT, 128, M, N, ws_bytes, &kcs);
+    q4wg8_kernel<T, BN><<<dim3(mb, nb, S), 256, smem, st>>>(
+        y, ldy, xq, xs, (M + 3) & ~3, static_cast<const uint8_t *>(w->q), w->scale, bias,
+        S > 1 ? ws : NULL, M, N, K, kcs / 2, accumulate);
+    if (S > 1) {
+        const int64_t total = (int64_t)M * N;
+        const int blocks = (int)((total + 255) / 256 < 4096 ? (total + 255) / 256 : 4096);
+        q4gemm_reduce<T><<<blocks, 256, 0, st>>>(y, ldy, ws, S, bias, M, N, accumulate);
+    }
+    return (int)cudaGetLastError();
+}
+
+template <typename T>
+static int q4gemm8_bn(T *y, int ldy, const uint8_t *xq, const float *xs, const struct llm_k_qw *w,
+                      const T *bias, int M, int N, int K, int accumulate, float *ws,
+                      size_t ws_bytes, cudaStream_t st)
+{
+    if (q4g8_bn == 64 || (q4g8_bn != 128 && M <= 64))
+        return q4gemm8_go<T, 64>(y, ldy, xq, xs, w, bias, M, N, K, accumulate, ws, ws_bytes, st);
+    return q4gemm8_go<T, 128>(y, ldy, xq, xs, w, bias, M, N, K, accumulate, ws, ws_bytes, st);
+}
+
+extern "C" int llm_k_q4_gemm8(int dt, void *y, int ldy, const void *xq, const float *xs,
+                              const struct llm_k_qw *w, const void *bias, int M, int N, int K,
+                              int accumulate, void *ws, size_t ws_bytes, llm_stream_t stream)
+{
+    if (M <= 0) return 0;
+    if (!llm_k_q4_gemm8_ok(dt, w, N, K) || ldy < N) return (int)cudaErrorInvalidValue;
+    cudaStream_t st = (cudaStream_t)stream;
+    const uint8_t *q = static_cast<const uint8_t *>(xq);
+    float *wsf = static_cast<float *>(ws);
+    if (dt == K_DT_F16)
+        return q4gemm8_bn<__half>(static_cast<__half *>(y), ldy, q, xs, w,
+                                  static_cast<const __half *>(bias), M, N, K, accumulate, wsf,
+                                  ws ? ws_bytes : 0, st);
+    return q4gemm8_bn<bf16>(static_cast<bf16 *>(y), ldy, q, xs, w, static_cast<const bf16 *>(bias),
+                            M, N, K, accumulate, wsf, ws ? ws_bytes : 0, st);
 }
 
 extern "C" int llm_k_q4_gemm(int dt, void *y, int ldy, const void *x, int ldx,

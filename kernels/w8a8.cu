@@ -129,6 +129,68 @@ int llm_k_quant_x8(int dt, int vals, void *dst, const void *x, int ldx, const fl
     return k_status();
 }
 
+/* W4A8 for the fused product (q4gemm.cu, llm_k_q4_gemm8): 16 inputs a thread, their codes
+ * as quant_x8_kernel makes them stored in the order the tile layout's bytes take them -
+ * within each 16 inputs, byte 4 t + i holds input 2 t + 8 (i & 1) + (i >> 1) - and each
+ * 128-input group's sum of the numbers its codes stand for, over 64, by the 8 threads of the
+ * group (k16 % 8 == 0, so they are 8 aligned lanes of one warp; every lane of a block runs
+ * the same number of rounds, so the shuffles see whole warps) into xs[group][m], rows M..Mp
+ * zero. */
+template <typename T>
+__global__ void __launch_bounds__(256)
+    quant_x8t_kernel(uint8_t *dst, float *xs, const T *x, int ldx, const float *pre,
+                     const float *as, int M, int Mp, int K)
+{
+    const float s = *as;
+    const int k16 = K / 16;
+    const int64_t total = (int64_t)Mp * k16, stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t base = blockIdx.x * (int64_t)blockDim.x; base < total; base += stride) {
+        const int64_t i = base + threadIdx.x;
+        const int64_t m = i < total ? i / k16 : 0;
+        const int k0 = (int)(i - m * k16) * 16;
+        float sum = 0.f;
+        if (i < total && m < M) {
+            const T *r = x + m * ldx + k0;
+            uint8_t c[16];
+#pragma unroll
+            for (int j = 0; j < 16; j++) {
+                const float v = pre ? to_f32(r[j]) * pre[k0 + j] : to_f32(r[j]);
+                c[j] = code8<LLM_K_A_FP8>(v / s);
+                sum += __half2float(
+                    __half(__nv_cvt_fp8_to_halfraw((__nv_fp8_storage_t)c[j], __NV_E4M3)));
+            }
+            union {
+                uint8_t b[16];
+                uint4 u;
+            } o;
+#pragma unroll
+            for (int p = 0; p < 16; p++)
+                o.b[p] = c[2 * (p >> 2) + 8 * (p & 1) + ((p >> 1) & 1)];
+            *reinterpret_cast<uint4 *>(dst + m * K + k0) = o.u;
+        }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 4);
+        if (i < total && (i & 7) == 0) xs[(int64_t)(k0 / 128) * Mp + m] = sum * (1.f / 64.f);
+    }
+}
+
+int llm_k_quant_x8t(int dt, void *dst, float *xs, const void *x, int ldx, const float *pre,
+                    const float *act_scale, int M, int K, llm_stream_t stream)
+{
+    if (M <= 0) return 0;
+    if (K % 128 || !act_scale || dt == K_DT_F32) return (int)cudaErrorInvalidValue;
+    cudaStream_t st = (cudaStream_t)stream;
+    const int Mp = (M + 3) & ~3;
+    const int64_t blocks = (int64_t)Mp * (K / 16) / 256 + 1;
+    const int grid = (int)(blocks < 132 * 8 ? blocks : 132 * 8);
+    DISPATCH_DT(dt, T, {
+        quant_x8t_kernel<T>
+            <<<grid, 256, 0, st>>>((uint8_t *)dst, xs, (const T *)x, ldx, pre, act_scale, M, Mp, K);
+    });
+    return k_status();
+}
+
 /* ---- the product for a few rows -------------------------------------------------
  * Tensor cores take the 8-bit numbers as they are (mma.sync m16n8k32, e4m3 or
  * s8, fp32 or int32 accumulators): a warp holds 16 weight rows against the 8

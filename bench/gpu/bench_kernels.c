@@ -181,6 +181,7 @@ struct qctx {
     int nw, m, n, k, gated, dense;
     void *x, *y, *xs, *wd;
     float *ones, *as; /* W4A8 (dense 4): the rows' block scales, the activation scale */
+    float *gs;        /* W4A8 fused (dense 5): the rows' group sums */
 };
 static int qshape = -1;
 static const char *qname; /* the report's name instead of qgemv_bf16 / qgemv_gated */
@@ -194,6 +195,15 @@ static void qgemv_fn(void *c, int i)
         if (w->pre) {
             CUDA(llm_k_prescale(LLM_DTYPE_BF16, x->xs, x->k, x->x, x->k, w->pre, x->m, x->k, 0));
             in = x->xs;
+        }
+        if (x->dense == 5) { /* W4A8 fused: the codes in tile order, then the fp8 GEMM */
+            CUDA(llm_k_quant_x8t(LLM_DTYPE_BF16, x->xs, x->gs, x->x, x->k, w->pre, x->as, x->m,
+                                 x->k, 0));
+            struct llm_k_qw q = *w;
+            q.pre = NULL;
+            CUDA(llm_k_q4_gemm8(LLM_DTYPE_BF16, x->y, x->n, x->xs, x->gs, &q, NULL, x->m, x->n,
+                                x->k, 0, x->wd, (size_t)x->n * x->k * 2, 0));
+            return;
         }
         if (x->dense == 4) { /* W4A8: x * pre / s to e4m3 codes, the weight's codes made
                               * e4m3, cuBLASLt's fp8 product with 128-element block scales */
@@ -275,7 +285,7 @@ static double bench_qlinear(const char *label, int m, int n, int k, int group, i
         CUDA(cudaMalloc(&c.wd, (size_t)n * k * 2));
         CUDA(cudaMalloc(&c.xs, (size_t)m * k * 2));
     }
-    if (dense == 4) {
+    if (dense >= 4) {
         float as = 2.0f / 448.f;
         const size_t nb = (size_t)m * (k / 128);
         float *h = malloc(sizeof(float) * nb);
@@ -286,6 +296,7 @@ static double bench_qlinear(const char *label, int m, int n, int k, int group, i
         free(h);
         CUDA(cudaMalloc((void **)&c.as, sizeof as));
         CUDA(cudaMemcpy(c.as, &as, sizeof as, cudaMemcpyHostToDevice));
+        CUDA(cudaMalloc((void **)&c.gs, sizeof(float) * (size_t)((m + 3) & ~3) * (k / 128)));
     }
     double t = timeit(qgemv_fn, &c, 20);
     char shape[96], nm[40];
@@ -297,6 +308,7 @@ static double bench_qlinear(const char *label, int m, int n, int k, int group, i
     if (dense == 3) bytes = (double)qb + 4.0 * ns + 2.0 * n * k; /* codes, scales, bf16 out */
     snprintf(nm, sizeof nm, "%s",
              qname        ? qname
+             : dense == 5 ? "w4a8_wg_bf16"
              : dense == 4 ? "w4a8_lt_bf16"
              : dense == 3 ? "dequant_bf16"
              : dense == 2 ? "q4gemm_bf16"
@@ -321,6 +333,7 @@ static double bench_qlinear(const char *label, int m, int n, int k, int group, i
         cudaFree((void *)c.w[i].pre);
     }
     cudaFree(c.x), cudaFree(c.y), cudaFree(c.xs), cudaFree(c.wd), cudaFree(c.ones), cudaFree(c.as);
+    cudaFree(c.gs);
     return t;
 }
 
@@ -524,18 +537,26 @@ static void bench_q4gemm(void)
         report("dequant_layers", shape, t, 0.5 * w + 4.0 * w / 128 + 2.0 * w, 0);
     }
     const char *sh = getenv("LLM_BENCH_Q4GEMM_SHAPE"); /* the GEMM's other block shape beside */
+    /* LLM_BENCH_Q4GEMM_PATHS: which of the paths (digits 1 dequantized + cuBLASLt, 2 the GEMM
+     * on the codes, 4 W4A8 on cuBLASLt, 5 W4A8 fused; default all), LLM_BENCH_Q4GEMM_PRE: 0
+     * w4a16 only, 1 awq only */
+    const char *pp = getenv("LLM_BENCH_Q4GEMM_PATHS"), *pe = getenv("LLM_BENCH_Q4GEMM_PRE");
     for (int mi = 0; mi < nm; mi++)
-        for (int pre = 0; pre < 2; pre++)
+        for (int pre = pe ? atoi(pe) : 0; pre < (pe ? atoi(pe) + 1 : 2); pre++)
             for (int model = 0; model < 2; model++)
-                for (int path = 1; path <= 4; path++) {
-                    if (path == 3) continue; /* 4: W4A8 on the fp8 tensor cores */
+                for (int path = 1; path <= 5; path++) {
+                    if (path == 3) continue; /* 4: W4A8 on cuBLASLt, 5: the fused kernel */
+                    if (pp && !strchr(pp, '0' + path)) continue;
+                    if (path == 5 && getenv("LLM_BENCH_W4A8_BN")) /* the fused kernel's tile */
+                        llm_k_set_q4gemm8_bn(atoi(getenv("LLM_BENCH_W4A8_BN")));
                     double w, t = q4_layers(model, mlist[mi], pre, path, &w);
                     const double fl = 2.0 * mlist[mi] * w;
                     char shape[96];
                     snprintf(shape, sizeof shape, "%s %d layers m%d %s tc g128",
                              q4lin[4 * model].model, q4lin[4 * model].layers, mlist[mi],
                              pre ? "awq" : "w4a16");
-                    report(path == 4   ? "w4a8_lt_layers"
+                    report(path == 5   ? "w4a8_wg_layers"
+                           : path == 4 ? "w4a8_lt_layers"
                            : path == 2 ? "q4gemm_layers"
                                        : "qdense_layers",
                            shape, t, 0.5 * w, fl);

@@ -1794,13 +1794,20 @@ static void w8_linear_case(int dt, int path, int act, int M, int N, int K, int p
  * with s folded into the group scales; 1: the same into the int4 GEMM on the codes (tile
  * layout); 2: x's e4m3 codes and the weight's codes made e4m3 (llm_k_dequant_codes8) into
  * cuBLASLt's fp8 product with 128-element block scales (cu_gemm_run_blk); 3: the rounded
- * activations alone, against the reference's rounding: exact. */
+ * activations alone, against the reference's rounding: exact; 4: the fused product
+ * (llm_k_quant_x8t, llm_k_q4_gemm8; tile layout), its codes and group sums checked against
+ * path 0's rounding first; w4a8_ws: with a workspace for splitting K. */
+static int w4a8_ws = 1, w4a8_bn = 0; /* w4a8_bn: the fused kernel's tile forced */
 static void w4a8_case(int dt, int path, int M, int N, int K, int pre, int bias, int acc)
 {
-    static const char *const tag[] = {"W4A8_GEMV", "W4A8_GEMM", "W4A8_LT", "W4A8_QX"};
+    static const char *const tag[] = {"W4A8_GEMV", "W4A8_GEMM", "W4A8_LT", "W4A8_QX", "W4A8_WG"};
     char name[200];
-    snprintf(name, sizeof name, "%s%s(dt=%s,m=%d,n=%d,k=%d,pre=%d,bias=%d,acc=%d)",
-             q_tile ? "T" : "", tag[path], llm_dtype_name(dt), M, N, K, pre, bias, acc);
+    snprintf(name, sizeof name, "%s%s(dt=%s,m=%d,n=%d,k=%d,pre=%d,bias=%d,acc=%d%s%s)",
+             q_tile ? "T" : "", tag[path], llm_dtype_name(dt), M, N, K, pre, bias, acc,
+             path == 4 && !w4a8_ws ? ",ws=0" : "",
+             path != 4 || !w4a8_bn ? ""
+             : w4a8_bn == 64       ? ",bn=64"
+                                   : ",bn=128");
     if (!want(name)) return;
     struct qcase qc;
     qcase_make(&qc, 1, N, K, 128, 0, pre);
@@ -1879,6 +1886,45 @@ static void w4a8_case(int dt, int path, int M, int N, int K, int pre, int bias, 
                                    0));
                 bound = M > 64 ? (dt == LLM_DTYPE_F16 ? 4e-7 : 2e-5) : 4 * bound_ew(dt);
             }
+        } else if (path == 4) {
+            const int MP = (M + 3) & ~3, ng4 = K / 128;
+            void *dxq = dev_poison((size_t)M * K);
+            float *dxs = dev_poison(sizeof(float) * (size_t)ng4 * MP);
+            const size_t wsb = sizeof(float) * 16 * (size_t)M * N;
+            void *dws = w4a8_ws ? dev_poison(wsb) : NULL;
+            CUDA(llm_k_quant_x8(dt, 0, dxc, dx, K, qc.d.pre, das, M, K, 0));
+            CUDA(llm_k_quant_x8t(dt, dxq, dxs, dx, K, qc.d.pre, das, M, K, 0));
+            CUDA(llm_k_q4_gemm8(dt, dy, N, dxq, dxs, &d, bias ? db : NULL, M, N, K, acc, dws,
+                                w4a8_ws ? wsb : 0, 0));
+            CUDA(cudaDeviceSynchronize());
+            /* the codes are path 0's in tile order; the sums within fp32 rounding */
+            uint8_t *c8 = xmalloc((size_t)M * K), *ct = xmalloc((size_t)M * K);
+            float *hxs = xmalloc(sizeof(float) * (size_t)ng4 * MP);
+            CUDA(cudaMemcpy(c8, dxc, (size_t)M * K, cudaMemcpyDeviceToHost));
+            CUDA(cudaMemcpy(ct, dxq, (size_t)M * K, cudaMemcpyDeviceToHost));
+            CUDA(cudaMemcpy(hxs, dxs, sizeof(float) * (size_t)ng4 * MP, cudaMemcpyDeviceToHost));
+            int bad = 0;
+            for (int m = 0; m < MP; m++)
+                for (int gi = 0; gi < ng4; gi++) {
+                    double sum = 0, mag = 0;
+                    for (int j = 0; m < M && j < 128; j++) {
+                        const size_t i = (size_t)m * K + (size_t)gi * 128 + (size_t)j;
+                        const int p = j & 15,
+                                  src = (j & ~15) + 2 * (p >> 2) + 8 * (p & 1) + ((p >> 1) & 1);
+                        bad += ct[i] != c8[(size_t)m * K + (size_t)gi * 128 + (size_t)src];
+                        sum += llm_e4m3_to_f32(c8[i]);
+                        mag += fabs(llm_e4m3_to_f32(c8[i]));
+                    }
+                    bad += fabs(hxs[(size_t)gi * MP + m] - sum / 64) > 1e-6 * mag / 64;
+                }
+            free(c8), free(ct), free(hxs);
+            cudaFree(dxq), cudaFree(dxs), cudaFree(dws);
+            if (bad) {
+                printf("%s: %d codes or group sums differ from path 0's\n", name, bad);
+                n_cases++, n_failed++;
+            }
+            /* exact products, summed in the tensor cores' fp8 accumulation a group at a time */
+            bound = 4 * bound_ew(dt) > 1e-5 ? 4 * bound_ew(dt) : 1e-5;
         } else {
             static struct cu_gemm *g[3];
             int gi = dt == LLM_DTYPE_F32 ? 0 : dt == LLM_DTYPE_F16 ? 1 : 2;
@@ -1943,6 +1989,25 @@ static void test_w4a8(void)
                               : v == 1 ? 64
                                        : 128,
                               1024, 4096, 1, v == 1, v == 2);
+            if (t && dt != LLM_DTYPE_F32) { /* the fused product: tiles, f16 / bf16 */
+                static const int c4[][7] = {
+                    {9, 1024, 4096, 1, 0, 0, 1},    {17, 1008, 4096, 1, 1, 1, 1},
+                    {64, 4096, 4096, 0, 0, 1, 1},   {128, 1024, 11008, 1, 1, 0, 0},
+                    {129, 144, 128, 1, 0, 0, 1},    {256, 4096, 4096, 1, 1, 1, 1},
+                    {602, 1008, 11008, 1, 0, 1, 0}, {5, 512, 256, 0, 0, 0, 1},
+                    {300, 2048, 1024, 1, 1, 0, 1},
+                };
+                for (int bn = 0; bn <= 128; bn += 64) /* by rows, then each tile forced */
+                    for (size_t v = 0; v < sizeof c4 / sizeof c4[0]; v++) {
+                        if (bn && (c4[v][0] <= 64) == (bn == 64)) continue; /* as by rows */
+                        llm_k_set_q4gemm8_bn(w4a8_bn = bn);
+                        w4a8_ws = c4[v][6];
+                        w4a8_case(dt, 4, c4[v][0], c4[v][1], c4[v][2], c4[v][3], c4[v][4],
+                                  c4[v][5]);
+                    }
+                llm_k_set_q4gemm8_bn(w4a8_bn = 0);
+                w4a8_ws = 1;
+            }
             if (dt != LLM_DTYPE_F32) { /* the backend takes it in f16 / bf16 only */
                 const int mm[] = {9, 65, 256, 602};
                 for (int v = 0; v < 4; v++)

@@ -25,6 +25,7 @@
  * limits are the defaults, their graph sizes the decode buckets, and their
  * measured cuBLASLt choices are tried before the heuristic.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +67,10 @@
  * layers; at 128 it beat the int4 GEMM's warpgroup form by ~5% on Llama-2-7B and lost by
  * ~25% on Falcon-180B (figures of two runs) */
 #define DEFAULT_W4A8_LT_M 128
+/* W4A8 products of more rows than this take the fused kernel (int4 tiles times e4m3 rows on
+ * fp8 warpgroup MMA, llm_k_q4_gemm8) where it takes the weight (INT_MAX: never, until it has
+ * run on a GPU; LLM_CUDA_W4A8_WG=8 turns it on past the GEMV's rows) */
+#define DEFAULT_W4A8_WG_M INT_MAX
 /* RMS norms folded into one-row 16-bit dense products (llm_k_gemv_norm): off, measured
  * slower end to end on an H100 (docs/CUDA.md); LLM_CUDA_NORM_FUSE=2 turns it on. */
 #define DEFAULT_NORM_FUSE_DENSE 0
@@ -836,6 +841,11 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
      * scales); fewer on the int4 kernels (docs/CUDA.md "W4A8") */
     const char *a8 = getenv("LLM_CUDA_W4A8_LT");
     c->a8_lt_m = a8 ? atoi(a8) : DEFAULT_W4A8_LT_M;
+    /* LLM_CUDA_W4A8_WG=<rows>: the fused kernel past that many rows; "off" or < 0: never */
+    const char *a8w = getenv("LLM_CUDA_W4A8_WG");
+    c->a8_wg_m = !a8w                                   ? DEFAULT_W4A8_WG_M
+                 : !strcmp(a8w, "off") || atoi(a8w) < 0 ? INT_MAX
+                                                        : atoi(a8w);
     llm_k_set_qgemv_shape(qs ? atoi(qs) : 0);
     const char *q4s = getenv("LLM_CUDA_Q4GEMM_SHAPE");
     llm_k_set_q4gemm_shape(q4s ? atoi(q4s) : DEFAULT_Q4GEMM_SHAPE);
@@ -1015,6 +1025,7 @@ static int make_workspace(struct cu_be *c)
         rc = dalloc(c, &c->a8_xq, (T + 8) * c->a8_k, "fp8 activations");
         if (!rc && c->a8_y_bytes) rc = dalloc(c, &c->a8_y, c->a8_y_bytes, "padded products");
         if (!rc) rc = dalloc(c, (void **)&c->a8_ones, sizeof(float) * nb, "block scales");
+        if (!rc) rc = dalloc(c, (void **)&c->a8_xs, sizeof(float) * nb, "fp8 group sums");
         cudaError_t er =
             rc ? cudaSuccess
                : cudaMemcpy(c->a8_ones, ones, sizeof(float) * (size_t)nb, cudaMemcpyHostToDevice);

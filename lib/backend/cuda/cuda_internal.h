@@ -191,6 +191,11 @@ struct cu_be {
     float *a8_ones;
     uint64_t a8_k, a8_n, a8_y_bytes; /* a8_y: products of row counts rounded up to 8 */
     int a8_lt_m, a8_told;
+    /* products of more than a8_wg_m rows take the fused kernel (llm_k_q4_gemm8) where it
+     * takes the weight: the codes in tile order in a8_xq, their group sums in a8_xs
+     * [a8_k / 128][max_batch_tokens + 8] (LLM_CUDA_W4A8_WG) */
+    float *a8_xs;
+    int a8_wg_m;
     int fused_gate;        /* single-row gated MLP through llm_k_gemv_gated */
     cudaGraphExec_t graph[CU_MAX_GRAPHS];
     unsigned char graph_seen[CU_MAX_GRAPHS];
