@@ -466,7 +466,7 @@ int llm_k_q4_gemm8_ok(int dt, const struct llm_k_qw *w, int N, int K);
 int llm_k_q4_gemm8(int dt, void *y, int ldy, const void *xq, const float *xs,
                    const struct llm_k_qw *w, const void *bias, int M, int N, int K, int accumulate,
                    void *ws, size_t ws_bytes, llm_stream_t stream);
-/* Its x rows a block: 0 by M (64 up to 64 rows, else 128), or 64 / 128 always. */
+/* Its x rows a block: 64 (0: the default) or 128. */
 void llm_k_set_q4gemm8_bn(int bn);
 /* The GEMM's block shape: 0 (the kernel's own default) and 1: 4 warps of 2 row tiles; 2 eight
  * warps of one row tile (about half the registers a thread, twice the warps an SM); 3 past 64

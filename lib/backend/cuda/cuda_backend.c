@@ -67,10 +67,12 @@
  * layers; at 128 it beat the int4 GEMM's warpgroup form by ~5% on Llama-2-7B and lost by
  * ~25% on Falcon-180B (figures of two runs) */
 #define DEFAULT_W4A8_LT_M 128
-/* W4A8 products of more rows than this take the fused kernel (int4 tiles times e4m3 rows on
- * fp8 warpgroup MMA, llm_k_q4_gemm8) where it takes the weight (INT_MAX: never, until it has
- * run on a GPU; LLM_CUDA_W4A8_WG=8 turns it on past the GEMV's rows) */
-#define DEFAULT_W4A8_WG_M INT_MAX
+/* W4A8 products of more rows than this, up to the cuBLASLt path's rows (DEFAULT_W4A8_LT_M),
+ * take the fused kernel (int4 tiles times e4m3 rows on fp8 warpgroup MMA, llm_k_q4_gemm8)
+ * where it takes the weight: on an H100 (docs/CUDA.md "The fused product") it beat the int4
+ * GEMM at 64 and 128 rows on Llama-2-7B's and Falcon-180B's layers, lost at 16 rows on
+ * Llama-2-7B's (won on Falcon-180B's), and lost to the cuBLASLt path from 256 rows */
+#define DEFAULT_W4A8_WG_M 16
 /* RMS norms folded into one-row 16-bit dense products (llm_k_gemv_norm): off, measured
  * slower end to end on an H100 (docs/CUDA.md); LLM_CUDA_NORM_FUSE=2 turns it on. */
 #define DEFAULT_NORM_FUSE_DENSE 0
@@ -841,7 +843,8 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
      * scales); fewer on the int4 kernels (docs/CUDA.md "W4A8") */
     const char *a8 = getenv("LLM_CUDA_W4A8_LT");
     c->a8_lt_m = a8 ? atoi(a8) : DEFAULT_W4A8_LT_M;
-    /* LLM_CUDA_W4A8_WG=<rows>: the fused kernel past that many rows; "off" or < 0: never */
+    /* LLM_CUDA_W4A8_WG=<rows>: the fused kernel past that many rows (and up to a8_lt_m);
+     * "off" or < 0: never */
     const char *a8w = getenv("LLM_CUDA_W4A8_WG");
     c->a8_wg_m = !a8w                                   ? DEFAULT_W4A8_WG_M
                  : !strcmp(a8w, "off") || atoi(a8w) < 0 ? INT_MAX

@@ -488,10 +488,10 @@ static int qlinear_dense(struct cu_be *c, int m, int r0, int n, int k, const voi
 
 /* W4A8 (int4 weights, static fp8 activations; cu_w.a8), bias and y in yt:
  * each part (fc and gate with scales of their own run apart) rounds x * pre
- * / s to e4m3 as the CPU reference does, then by rows: past a8_wg_m rows,
- * where the weight is in the tile layout at group 128, the fused kernel (the
- * codes in tile order times the int4 tiles on fp8 warpgroup MMA); else up to
- * a8_lt_m rows (and always in f32, or where cuBLASLt has no algorithm) the
+ * / s to e4m3 as the CPU reference does, then by rows: past a8_wg_m rows and
+ * up to a8_lt_m, where the weight is in the tile layout at group 128, the
+ * fused kernel (the codes in tile order times the int4 tiles on fp8 warpgroup
+ * MMA); else up to a8_lt_m rows (and always in f32, or where cuBLASLt has no algorithm) the
  * int4 kernels on those numbers - exact in 16 bits, the group scales carrying
  * s - as a weight-only product; more rows (group 128, no zero points) the
  * codes into cuBLASLt's fp8 product with the weight's group scales as its
@@ -512,8 +512,8 @@ static int qlinear_w4a8(struct cu_be *c, int m, int n, int k, const void *x, int
         const float *as = w->a8_scale + second;
         const void *b = bias ? (const char *)bias + (size_t)r0 * ys : NULL;
         void *yp = (char *)y + (size_t)r0 * ys;
-        if (c->dt != LLM_DTYPE_F32 && yt == c->dt && m > c->a8_wg_m && r0 % 16 == 0 &&
-            llm_k_q4_gemm8_ok(c->dt, &q, nr, k)) {
+        if (c->dt != LLM_DTYPE_F32 && yt == c->dt && m > c->a8_wg_m && m <= c->a8_lt_m &&
+            r0 % 16 == 0 && llm_k_q4_gemm8_ok(c->dt, &q, nr, k)) {
             CK(llm_k_quant_x8t(c->dt, c->a8_xq, c->a8_xs, x, ldx, pre, as, m, k, c->st));
             CK(llm_k_q4_gemm8(c->dt, yp, ldy, c->a8_xq, c->a8_xs, &q, b, m, nr, k, accumulate,
                               c->q_dense, c->q_dense_bytes, c->st));
