@@ -329,6 +329,24 @@ template <> struct wgmma<__half, 128> {
     }
 };
 
+/* The end of a warpgroup-MMA block (NT threads, BM output rows, BN x rows, warp w's rows
+ * 16 w ..): its fp32 sums acc (the m64nBN fragment) through shared memory sm ([BN][BM + 4]),
+ * then whole rows of y or the K split's part, as q4_rows_out. */
+template <typename T, int BN, int BM, int NT>
+static __device__ __forceinline__ void wg_block_out(unsigned char *sm, const float *acc, int m0,
+                                                    int rt0, T *y, int ldy, const T *bias,
+                                                    float *part, int M, int N, int accumulate)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    float *so = reinterpret_cast<float *>(sm);
+#pragma unroll
+    for (int j = 0; j < BN / 8; j++)
+        q4_frag_out(so, BM + 4, warp * 16 + g, 8 * j + 2 * t, acc + 4 * j);
+    __syncthreads();
+    q4_rows_out(so, BM + 4, BM, NT, min(BN, M - m0), m0, rt0 * 16, y, ldy, bias, part, M, N,
+                accumulate);
+}
+
 /* the arguments and results of q4gemm_kernel, but 64 WGS output rows a block (WGS warpgroups) */
 template <typename T, int GS, int BN, bool ZP, int WGS>
 __global__ void __launch_bounds__(WGS * 128, 4 / WGS)
@@ -339,9 +357,8 @@ __global__ void __launch_bounds__(WGS * 128, 4 / WGS)
     extern __shared__ __align__(16) unsigned char wg_raw[];
     unsigned char *sm =
         wg_raw + ((1024 - ((uint32_t)__cvta_generic_to_shared(wg_raw) & 1023)) & 1023);
-    constexpr int STAGE = (int)wg_stage(BN, WGS), NA = BN / 2, NT = WGS * 128, BM = WGS * 64,
-                  LDO = BM + 4;
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    constexpr int STAGE = (int)wg_stage(BN, WGS), NA = BN / 2, NT = WGS * 128, BM = WGS * 64;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2;
     const int m0 = blockIdx.x * BN, rt0 = blockIdx.y * (BM / 16);
     const int KT = K / 64, NG = K / GS, ntile = N / 16;
     const int kc0 = blockIdx.z * kcs, kc1 = min(KT, kc0 + kcs);
@@ -439,15 +456,7 @@ __global__ void __launch_bounds__(WGS * 128, 4 / WGS)
     wg_wait<0>();
     cp_wait<0>();
     __syncthreads();
-
-    /* the block's sums through shared memory: [BN][BM + 4] fp32, then whole rows of y */
-    float *so = reinterpret_cast<float *>(sm);
-#pragma unroll
-    for (int j = 0; j < BN / 8; j++)
-        q4_frag_out(so, LDO, warp * 16 + g, 8 * j + 2 * t, acc + 4 * j);
-    __syncthreads();
-    q4_rows_out(so, LDO, BM, NT, min(BN, M - m0), m0, rt0 * 16, y, ldy, bias, part, M, N,
-                accumulate);
+    wg_block_out<T, BN, BM, NT>(sm, acc, m0, rt0, y, ldy, bias, part, M, N, accumulate);
 }
 
 /* ---- W4A8: the same tiles times e4m3 rows on fp8 warpgroup MMA (llm_k_q4_gemm8) ----------
@@ -526,7 +535,7 @@ __global__ void __launch_bounds__(256, BN == 64 ? 2 : 1)
                  const float *wscale, const T *bias, float *part, int M, int N, int K, int kcs,
                  int accumulate)
 {
-    constexpr int BM = 128, NA = BN / 2, LDO = BM + 4;
+    constexpr int BM = 128, NA = BN / 2;
     constexpr int STAGE = (int)w8_stage(BN);
     extern __shared__ __align__(16) unsigned char w8_raw[];
     unsigned char *sm =
@@ -608,14 +617,7 @@ __global__ void __launch_bounds__(256, BN == 64 ? 2 : 1)
     }
     cp_wait<0>();
     __syncthreads();
-
-    float *so = reinterpret_cast<float *>(sm);
-#pragma unroll
-    for (int j = 0; j < BN / 8; j++)
-        q4_frag_out(so, LDO, warp * 16 + g, 8 * j + 2 * t, acc + 4 * j);
-    __syncthreads();
-    q4_rows_out(so, LDO, BM, 256, min(BN, M - m0), m0, rt0 * 16, y, ldy, bias, part, M, N,
-                accumulate);
+    wg_block_out<T, BN, BM, 256>(sm, acc, m0, rt0, y, ldy, bias, part, M, N, accumulate);
 }
 
 extern "C" int llm_k_q4_gemm8_ok(int dt, const struct llm_k_qw *w, int N, int K)
@@ -654,6 +656,16 @@ static int q4_split(int blocks, int KT, int GS, int M, int N, size_t ws_bytes, i
     return (KT + *kcs - 1) / *kcs;
 }
 
+/* the K split's S parts in ws summed into y (q4gemm_reduce) */
+template <typename T>
+static void q4_reduce_go(T *y, int ldy, const float *ws, int S, const T *bias, int M, int N,
+                         int accumulate, cudaStream_t st)
+{
+    const int64_t total = (int64_t)M * N;
+    const int blocks = (int)((total + 255) / 256 < 4096 ? (total + 255) / 256 : 4096);
+    q4gemm_reduce<T><<<blocks, 256, 0, st>>>(y, ldy, ws, S, bias, M, N, accumulate);
+}
+
 /* W 4 or 8: q4gemm_kernel with W warps; W 0: q4wg_kernel with WGS warpgroups (2; 4 reads x
  * from L2 half as often, measured no faster) */
 template <typename T, int GS, int BN, bool ZP, int W, int WGS = 2>
@@ -684,11 +696,7 @@ static int q4gemm_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *
     kern<<<grid, W ? W * 32 : WGS * 128, smem, st>>>(
         y, ldy, x, ldx, static_cast<const uint8_t *>(w->q), w->scale, w->zq, bias,
         S > 1 ? ws : NULL, M, N, K, kcs, accumulate);
-    if (S > 1) {
-        const int64_t total = (int64_t)M * N;
-        const int blocks = (int)((total + 255) / 256 < 4096 ? (total + 255) / 256 : 4096);
-        q4gemm_reduce<T><<<blocks, 256, 0, st>>>(y, ldy, ws, S, bias, M, N, accumulate);
-    }
+    if (S > 1) q4_reduce_go(y, ldy, ws, S, bias, M, N, accumulate, st);
     return (int)cudaGetLastError();
 }
 
@@ -752,11 +760,7 @@ static int q4gemm8_go(T *y, int ldy, const uint8_t *xq, const float *xs, const s
     q4wg8_kernel<T, BN><<<dim3(mb, nb, S), 256, smem, st>>>(
         y, ldy, xq, xs, (M + 3) & ~3, static_cast<const uint8_t *>(w->q), w->scale, bias,
         S > 1 ? ws : NULL, M, N, K, kcs / 2, accumulate);
-    if (S > 1) {
-        const int64_t total = (int64_t)M * N;
-        const int blocks = (int)((total + 255) / 256 < 4096 ? (total + 255) / 256 : 4096);
-        q4gemm_reduce<T><<<blocks, 256, 0, st>>>(y, ldy, ws, S, bias, M, N, accumulate);
-    }
+    if (S > 1) q4_reduce_go(y, ldy, ws, S, bias, M, N, accumulate, st);
     return (int)cudaGetLastError();
 }
 

@@ -490,13 +490,13 @@ static int qlinear_dense(struct cu_be *c, int m, int r0, int n, int k, const voi
  * each part (fc and gate with scales of their own run apart) rounds x * pre
  * / s to e4m3 as the CPU reference does, then by rows: past a8_wg_m rows and
  * up to a8_lt_m, where the weight is in the tile layout at group 128, the
- * fused kernel (the codes in tile order times the int4 tiles on fp8 warpgroup
- * MMA); else up to a8_lt_m rows (and always in f32, or where cuBLASLt has no algorithm) the
- * int4 kernels on those numbers - exact in 16 bits, the group scales carrying
- * s - as a weight-only product; more rows (group 128, no zero points) the
- * codes into cuBLASLt's fp8 product with the weight's group scales as its
- * 128-element block scales, the weight's codes made e4m3 in the dense
- * scratch. */
+ * fused kernel (the codes in tile order times the int4 tiles on fp8
+ * warpgroup MMA); else up to a8_lt_m rows (and always in f32, or where
+ * cuBLASLt has no algorithm) the int4 kernels on those numbers - exact in 16
+ * bits, the group scales carrying s - as a weight-only product; more rows
+ * (group 128, no zero points) the codes into cuBLASLt's fp8 product with the
+ * weight's group scales as its 128-element block scales, the weight's codes
+ * made e4m3 in the dense scratch. */
 static int qlinear_w4a8(struct cu_be *c, int m, int n, int k, const void *x, int ldx,
                         const struct cu_w *w, const void *bias, void *y, int ldy, int yt,
                         int accumulate)
