@@ -61,7 +61,8 @@
 #define DEFAULT_Q4GEMM_BIG_M 256
 #define DEFAULT_Q4GEMM_SHAPE 3
 /* W4A8 products of more rows than this go to the fp8 tensor cores (codes made e4m3 in the
- * dense scratch, cuBLASLt with 128-element block scales), fewer to the int4 kernels.  On an
+ * dense scratch, cuBLASLt with 128-element block scales), fewer to the fused kernel
+ * (DEFAULT_W4A8_WG_M) or, where it does not take the weight, the int4 kernels.  On an
  * H100 (docs/CUDA.md "W4A8"): the fp8 path lost at 64 rows (its conversion of the whole
  * weight is most of its time there) and won from 256 on Llama-2-7B's and Falcon-180B's
  * layers; at 128 it beat the int4 GEMM's warpgroup form by ~5% on Llama-2-7B and lost by
