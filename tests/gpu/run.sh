@@ -213,14 +213,15 @@ PY"
                 '$qd/imp-awq.llm' '$qd/imp-gptq.llm'
             # W4A8 (int4 weights, static fp8 activations) at groups of 128 (the MLP's down
             # product, 704 inputs, kept dense) and 32: as the backend chooses; every product
-            # of group 128 on the fused kernel (one row up); every one on cuBLASLt's fp8
+            # of group 128 on the fused kernel (one row up, no upper bound: the cuBLASLt
+            # path's rows raised past any step); every one on cuBLASLt's fp8
             # product (block scales; a refusal is a failure here), row counts padded to 8
             # and, without the padding scratch, the rows past a multiple of 8 on the int4
             # kernels; then none on an fp8 path
             '$q' -q --no-eval -m w4a8-awq --exclude mlp.proj --calib '$c' '$m' -o '$qd/w4a8-g128.llm'
             '$q' -q --no-eval -m w4a8-awq --group-size 32 --calib '$c' '$m' -o '$qd/w4a8-g32.llm'
             '$(find_bin test_gpu_forward)' '$qd/w4a8-g128.llm' '$qd/w4a8-g32.llm'
-            LLM_CUDA_W4A8_WG=0 '$(find_bin test_gpu_forward)' '$qd/w4a8-g128.llm'
+            LLM_CUDA_W4A8_WG=0 LLM_CUDA_W4A8_LT=1000000 '$(find_bin test_gpu_forward)' '$qd/w4a8-g128.llm'
             for pad in 1 0; do
                 LLM_CUDA_W4A8_WG=off LLM_CUDA_W4A8_LT=0 LLM_CUDA_W4A8_PAD=\$pad '$(find_bin test_gpu_forward)' \
                     '$qd/w4a8-g128.llm' > '$qd/w4a8-lt.log' 2>&1 || { cat '$qd/w4a8-lt.log'; false; }
