@@ -449,10 +449,14 @@ __global__ void __launch_bounds__(WGS * 128, 4 / WGS)
     uint32_t a0[4][4], a1[4][4];
     side sd0, sd1;
     fetch(kc0, sd0);
-    for (int kc = kc0; kc < kc1; kc += 2) {
+    /* pairs of chunks with no branch between them, so ptxas sees the same products in
+     * flight at every wait (a branch there made it serialize every wgmma, C7513) */
+    int kc = kc0;
+    for (; kc + 1 < kc1; kc += 2) {
         chunk(kc, a0, sd0, sd1);
-        if (kc + 1 < kc1) chunk(kc + 1, a1, sd1, sd0);
+        chunk(kc + 1, a1, sd1, sd0);
     }
+    if (kc < kc1) chunk(kc, a0, sd0, sd1);
     wg_wait<0>();
     cp_wait<0>();
     __syncthreads();
@@ -525,12 +529,23 @@ static __device__ __forceinline__ void w8_a(uint32_t *a, uint32_t lo, uint32_t h
     a[3] = (hi >> 4) & 0x0f0f0f0fu;
 }
 
+/* pin a fragment's registers: reads and writes of r are not moved across this point (the
+ * partial sums of an asynchronous MMA are read only after the wait for it) */
+template <int N> static __device__ __forceinline__ void wg_pin(float (&r)[N])
+{
+#pragma unroll
+    for (int e = 0; e < N; e++)
+        asm volatile("" : "+f"(r[e])::"memory");
+}
+
 /* Block (blockIdx.x, .y, .z): x rows [BN bx, + BN), output rows [128 by, + 128), groups
  * [kcs bz, + kcs); xq the codes [M][K] in tile order, xs the group sums [K / 128][ldxs];
  * part NULL: y = sums (+ bias) (+ y), else the sums into part[bz][M][N] in fp32.  BN 64
- * halves the registers (two blocks an SM) and the x rows a block reads. */
-template <typename T, int BN>
-__global__ void __launch_bounds__(256, BN == 64 ? 2 : 1)
+ * halves the registers (two blocks an SM) and the x rows a block reads.  PIPE: two sets of
+ * partial sums (and of A registers) used in turn, so a group's fold runs while the next
+ * group's products are on the tensor cores (wgmma.wait_group 1, not 0); one block an SM. */
+template <typename T, int BN, bool PIPE>
+__global__ void __launch_bounds__(256, BN == 64 && !PIPE ? 2 : 1)
     q4wg8_kernel(T *y, int ldy, const uint8_t *xq, const float *xs, int ldxs, const uint8_t *wq,
                  const float *wscale, const T *bias, float *part, int M, int N, int K, int kcs,
                  int accumulate)
@@ -568,10 +583,10 @@ __global__ void __launch_bounds__(256, BN == 64 ? 2 : 1)
         }
     };
 
-    float acc[NA], p[NA];
+    float acc[NA];
 #pragma unroll
     for (int e = 0; e < NA; e++)
-        acc[e] = p[e] = 0.f;
+        acc[e] = 0.f;
     const int rt = rt0 + warp;
     const bool live = rt < ntile;
     const float *srow = wscale + (int64_t)((live ? rt : 0) * 16 + g) * NG;
@@ -581,38 +596,84 @@ __global__ void __launch_bounds__(256, BN == 64 ? 2 : 1)
         if (kc0 + s < kc1) load(s, kc0 + s);
         cp_commit();
     }
-    for (int kc = kc0; kc < kc1; kc++) {
+    /* a group's scales (rows g, g + 8), times 2^9; waited for at the group's fold */
+    struct gs {
+        float s0, s1;
+        const unsigned char *sb;
+    };
+    /* group kc: its stage waited for, the stage two groups on loaded, its A registers made
+     * from the tiles and its four k-steps issued into the partial sums pc */
+    auto issue = [&](int kc, float(&pc)[NA], uint32_t(&a)[4][4]) -> gs {
         const int it = kc - kc0;
-        /* this group's scales (rows g, g + 8), times 2^9; waited for at the group's end */
-        const float s0 = live ? 512.f * __ldg(srow + kc) : 0.f;
-        const float s1 = live ? 512.f * __ldg(srow + 8 * NG + kc) : 0.f;
+        gs r;
+        r.s0 = live ? 512.f * __ldg(srow + kc) : 0.f;
+        r.s1 = live ? 512.f * __ldg(srow + 8 * NG + kc) : 0.f;
         cp_wait<W8_PD - 1>();
         __syncthreads();
         if (kc + W8_PD < kc1) load((it + W8_PD) % W8_STAGES, kc + W8_PD);
         cp_commit();
-        const unsigned char *sb = sm + (size_t)(it % W8_STAGES) * STAGE;
-        const unsigned char *sa = sb + BN * 128 + warp * 1024 + lane * 16;
+        r.sb = sm + (size_t)(it % W8_STAGES) * STAGE;
+        const unsigned char *sa = r.sb + BN * 128 + warp * 1024 + lane * 16;
         const uint4 w0 = *reinterpret_cast<const uint4 *>(sa);
         const uint4 w1 = *reinterpret_cast<const uint4 *>(sa + 512);
-        uint32_t a[4][4];
         w8_a(a[0], w0.x, w0.y);
         w8_a(a[1], w0.z, w0.w);
         w8_a(a[2], w1.x, w1.y);
         w8_a(a[3], w1.z, w1.w);
+        wg_pin(pc);
         wg_fence();
 #pragma unroll
         for (int ks = 0; ks < 4; ks++)
-            wgmma8<BN>::run(p, a[ks], wg_desc(sb + 32 * ks), ks);
+            wgmma8<BN>::run(pc, a[ks], wg_desc(r.sb + 32 * ks), ks);
         wg_commit();
-        wg_wait<0>();
-        const float *sx = reinterpret_cast<const float *>(sb + BN * 128 + 8 * 1024);
+        return r;
+    };
+    /* a finished group's partial sums folded into acc: acc += 512 s (P - X) */
+    auto fold = [&](float(&pp)[NA], const gs &r) {
+        wg_pin(pp);
+        const float *sx = reinterpret_cast<const float *>(r.sb + BN * 128 + 8 * 1024);
 #pragma unroll
         for (int j = 0; j < BN / 8; j++) {
             const float2 xv = *reinterpret_cast<const float2 *>(sx + 8 * j + 2 * t);
-            acc[4 * j] = fmaf(s0, p[4 * j] - xv.x, acc[4 * j]);
-            acc[4 * j + 1] = fmaf(s0, p[4 * j + 1] - xv.y, acc[4 * j + 1]);
-            acc[4 * j + 2] = fmaf(s1, p[4 * j + 2] - xv.x, acc[4 * j + 2]);
-            acc[4 * j + 3] = fmaf(s1, p[4 * j + 3] - xv.y, acc[4 * j + 3]);
+            acc[4 * j] = fmaf(r.s0, pp[4 * j] - xv.x, acc[4 * j]);
+            acc[4 * j + 1] = fmaf(r.s0, pp[4 * j + 1] - xv.y, acc[4 * j + 1]);
+            acc[4 * j + 2] = fmaf(r.s1, pp[4 * j + 2] - xv.x, acc[4 * j + 2]);
+            acc[4 * j + 3] = fmaf(r.s1, pp[4 * j + 3] - xv.y, acc[4 * j + 3]);
+        }
+    };
+    float p0[NA] = {};
+    uint32_t a0[4][4];
+    if constexpr (!PIPE) {
+        for (int kc = kc0; kc < kc1; kc++) {
+            const gs r = issue(kc, p0, a0);
+            wg_wait<0>();
+            fold(p0, r);
+        }
+    } else {
+        /* groups kc0, kc0 + 2, .. into p0, the others into p1; a stage is rewritten two
+         * groups after its products, which the wait for the group before has covered.  No
+         * branch inside a pair, so ptxas sees one group in flight at every fold */
+        float p1[NA] = {};
+        uint32_t a1[4][4];
+        gs r0 = issue(kc0, p0, a0), r1;
+        int kc = kc0 + 1;
+        for (; kc + 1 < kc1; kc += 2) {
+            r1 = issue(kc, p1, a1);
+            wg_wait<1>();
+            fold(p0, r0);
+            r0 = issue(kc + 1, p0, a0);
+            wg_wait<1>();
+            fold(p1, r1);
+        }
+        if (kc < kc1) {
+            r1 = issue(kc, p1, a1);
+            wg_wait<1>();
+            fold(p0, r0);
+            wg_wait<0>();
+            fold(p1, r1);
+        } else {
+            wg_wait<0>();
+            fold(p0, r0);
         }
     }
     cp_wait<0>();
@@ -734,14 +795,19 @@ static int q4gemm_gs(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *
 }
 
 /* the fused W4A8 product's x rows a block: 64 (the default: two blocks an SM, measured faster
- * at 16..256 rows on an H100) or 128 */
-static int q4g8_bn = 0;
+ * at 16..256 rows on an H100) or 128; and whether its groups are pipelined (two sets of
+ * partial sums, one block an SM) */
+static int q4g8_bn = 0, q4g8_pipe = 0;
 extern "C" void llm_k_set_q4gemm8_bn(int bn)
 {
     q4g8_bn = bn;
 }
+extern "C" void llm_k_set_q4gemm8_pipe(int on)
+{
+    q4g8_pipe = on;
+}
 
-template <typename T, int BN>
+template <typename T, int BN, bool PIPE>
 static int q4gemm8_go(T *y, int ldy, const uint8_t *xq, const float *xs, const struct llm_k_qw *w,
                       const T *bias, int M, int N, int K, int accumulate, float *ws,
                       size_t ws_bytes, cudaStream_t st)
@@ -750,14 +816,14 @@ static int q4gemm8_go(T *y, int ldy, const uint8_t *xq, const float *xs, const s
     const size_t smem = w8_smem(BN);
     if (!attr) {
         cudaError_t e = cudaFuncSetAttribute(
-            q4wg8_kernel<T, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+            q4wg8_kernel<T, BN, PIPE>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (e != cudaSuccess) return (int)e;
         attr = true;
     }
     const int mb = (M + BN - 1) / BN, nb = (N + 127) / 128, KT = K / 64;
     int kcs;
     const int S = q4_split(mb * nb, KT, 128, M, N, ws_bytes, &kcs);
-    q4wg8_kernel<T, BN><<<dim3(mb, nb, S), 256, smem, st>>>(
+    q4wg8_kernel<T, BN, PIPE><<<dim3(mb, nb, S), 256, smem, st>>>(
         y, ldy, xq, xs, (M + 3) & ~3, static_cast<const uint8_t *>(w->q), w->scale, bias,
         S > 1 ? ws : NULL, M, N, K, kcs / 2, accumulate);
     if (S > 1) q4_reduce_go(y, ldy, ws, S, bias, M, N, accumulate, st);
@@ -769,9 +835,11 @@ static int q4gemm8_bn(T *y, int ldy, const uint8_t *xq, const float *xs, const s
                       const T *bias, int M, int N, int K, int accumulate, float *ws,
                       size_t ws_bytes, cudaStream_t st)
 {
-    if (q4g8_bn != 128)
-        return q4gemm8_go<T, 64>(y, ldy, xq, xs, w, bias, M, N, K, accumulate, ws, ws_bytes, st);
-    return q4gemm8_go<T, 128>(y, ldy, xq, xs, w, bias, M, N, K, accumulate, ws, ws_bytes, st);
+#define Q8_GO(BN, P)                                                                               \
+    q4gemm8_go<T, BN, P>(y, ldy, xq, xs, w, bias, M, N, K, accumulate, ws, ws_bytes, st)
+    if (q4g8_bn != 128) return q4g8_pipe ? Q8_GO(64, true) : Q8_GO(64, false);
+    return q4g8_pipe ? Q8_GO(128, true) : Q8_GO(128, false);
+#undef Q8_GO
 }
 
 extern "C" int llm_k_q4_gemm8(int dt, void *y, int ldy, const void *xq, const float *xs,

@@ -1547,6 +1547,9 @@ static void test_qlinear(void)
             qlinear_case(dt, 2, 1, 129, 4096, 4096, 64, 0, 0, 1, 0);
             qlinear_case(dt, 3, 1, 256, 1008, 11008, 128, 0, 1, 0, 1);
             qlinear_case(dt, 2, 1, 600, 7184, 1024, 64, 0, 1, 1, 1);
+            /* an odd number of 64-input chunks (the warpgroup loop's last, unpaired one) */
+            qlinear_case(dt, 2, 1, 100, 512, 192, 64, 0, 1, 0, 0);
+            qlinear_case(dt, 3, 1, 130, 256, 320, 32, 0, 0, 1, 1);
         }
         q4g_sh = 0;
         llm_k_set_q4gemm_shape(0);
@@ -1797,17 +1800,19 @@ static void w8_linear_case(int dt, int path, int act, int M, int N, int K, int p
  * activations alone, against the reference's rounding: exact; 4: the fused product
  * (llm_k_quant_x8t, llm_k_q4_gemm8; tile layout), its codes and group sums checked against
  * path 0's rounding first; w4a8_ws: with a workspace for splitting K. */
-static int w4a8_ws = 1, w4a8_bn = 0; /* w4a8_bn: the fused kernel's tile forced */
+/* w4a8_bn: the fused kernel's tile forced; w4a8_pipe: its groups pipelined */
+static int w4a8_ws = 1, w4a8_bn = 0, w4a8_pipe = 0;
 static void w4a8_case(int dt, int path, int M, int N, int K, int pre, int bias, int acc)
 {
     static const char *const tag[] = {"W4A8_GEMV", "W4A8_GEMM", "W4A8_LT", "W4A8_QX", "W4A8_WG"};
     char name[200];
-    snprintf(name, sizeof name, "%s%s(dt=%s,m=%d,n=%d,k=%d,pre=%d,bias=%d,acc=%d%s%s)",
+    snprintf(name, sizeof name, "%s%s(dt=%s,m=%d,n=%d,k=%d,pre=%d,bias=%d,acc=%d%s%s%s)",
              q_tile ? "T" : "", tag[path], llm_dtype_name(dt), M, N, K, pre, bias, acc,
              path == 4 && !w4a8_ws ? ",ws=0" : "",
              path != 4 || !w4a8_bn ? ""
              : w4a8_bn == 64       ? ",bn=64"
-                                   : ",bn=128");
+                                   : ",bn=128",
+             path == 4 && w4a8_pipe ? ",pipe" : "");
     if (!want(name)) return;
     struct qcase qc;
     qcase_make(&qc, 1, N, K, 128, 0, pre);
@@ -1995,16 +2000,19 @@ static void test_w4a8(void)
                     {64, 4096, 4096, 0, 0, 1, 1},   {128, 1024, 11008, 1, 1, 0, 0},
                     {129, 144, 128, 1, 0, 0, 1},    {256, 4096, 4096, 1, 1, 1, 1},
                     {602, 1008, 11008, 1, 0, 1, 0}, {5, 512, 256, 0, 0, 0, 1},
-                    {300, 2048, 1024, 1, 1, 0, 1},
+                    {300, 2048, 1024, 1, 1, 0, 1},  {33, 256, 384, 1, 0, 0, 0},
                 };
-                for (int bn = 0; bn <= 128; bn += 128) /* the default (64), then 128 */
+                /* the default (64 rows, one set of sums), then 128, each pipelined too */
+                for (int bp = 0; bp < 4; bp++)
                     for (size_t v = 0; v < sizeof c4 / sizeof c4[0]; v++) {
-                        llm_k_set_q4gemm8_bn(w4a8_bn = bn);
+                        llm_k_set_q4gemm8_bn(w4a8_bn = bp & 1 ? 128 : 0);
+                        llm_k_set_q4gemm8_pipe(w4a8_pipe = bp >> 1);
                         w4a8_ws = c4[v][6];
                         w4a8_case(dt, 4, c4[v][0], c4[v][1], c4[v][2], c4[v][3], c4[v][4],
                                   c4[v][5]);
                     }
                 llm_k_set_q4gemm8_bn(w4a8_bn = 0);
+                llm_k_set_q4gemm8_pipe(w4a8_pipe = 0);
                 w4a8_ws = 1;
             }
             if (dt != LLM_DTYPE_F32) { /* the backend takes it in f16 / bf16 only */

@@ -74,6 +74,9 @@
  * GEMM at 64 and 128 rows on Llama-2-7B's and Falcon-180B's layers, lost at 16 rows on
  * Llama-2-7B's (won on Falcon-180B's), and lost to the cuBLASLt path from 256 rows */
 #define DEFAULT_W4A8_WG_M 16
+/* The fused kernel's groups pipelined (two sets of partial sums, one block an SM;
+ * LLM_CUDA_W4A8_PIPE): off until measured against two blocks an SM of one set */
+#define DEFAULT_W4A8_PIPE 0
 /* RMS norms folded into one-row 16-bit dense products (llm_k_gemv_norm): off, measured
  * slower end to end on an H100 (docs/CUDA.md); LLM_CUDA_NORM_FUSE=2 turns it on. */
 #define DEFAULT_NORM_FUSE_DENSE 0
@@ -853,6 +856,10 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     llm_k_set_qgemv_shape(qs ? atoi(qs) : 0);
     const char *q4s = getenv("LLM_CUDA_Q4GEMM_SHAPE");
     llm_k_set_q4gemm_shape(q4s ? atoi(q4s) : DEFAULT_Q4GEMM_SHAPE);
+    /* the fused W4A8 kernel's x rows a block (64 or 128) and its group pipeline (0 / 1) */
+    const char *a8b = getenv("LLM_CUDA_W4A8_BN"), *a8p = getenv("LLM_CUDA_W4A8_PIPE");
+    llm_k_set_q4gemm8_bn(a8b ? atoi(a8b) : 0);
+    llm_k_set_q4gemm8_pipe(a8p ? atoi(a8p) : DEFAULT_W4A8_PIPE);
     c->use_graphs = gg && strcmp(gg, "0"); /* measured slower than eager + PDL (docs/CUDA.md) */
     c->fused_gate = !(ga && !strcmp(ga, "0"));
     c->moe_no_small = gm && !strcmp(gm, "0");
