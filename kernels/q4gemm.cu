@@ -81,6 +81,52 @@ static __device__ __forceinline__ void q4_rows_out(const float *so, int ldo, int
     }
 }
 
+/* A thread's part of the cp.async copies that bring one chunk into a stage, with its
+ * addresses made once, before the chunk loop: NT threads, WN 16-byte pieces of the block's
+ * tiles (CB bytes of a 16-row tile a chunk, tiles tb bytes apart in wq; tiles past
+ * N are skipped: their rows are never stored) and XN pieces of the rows of x (128 bytes of a
+ * row a chunk, rows ldb bytes apart, a row's 16-byte pieces XOR-swizzled by the row in the
+ * stage; rows past M are zero-filled).  A chunk's copies are then one add a piece: the
+ * loops' trip counts are constants and a piece's row and swizzle do not change with the
+ * chunk (the pieces of a thread are NT / 8 rows apart, a multiple of 8). */
+template <int NT, int WN, int XN, int CB> struct chunk_copy {
+    static_assert(NT % 64 == 0 && CB % 16 == 0 && NT % (CB / 16) == 0 && WN % NT == 0 &&
+                      XN % NT == 0 && WN > 0 && XN > 0,
+                  "chunk_copy: the pieces must be whole rounds of the threads");
+    static constexpr int WP = WN / NT, XP = XN / NT, PT = CB / 16, TS = NT / PT, RS = NT / 8;
+    const unsigned char *w, *x, *x0;
+    int64_t wstep, xstep;
+    int nw, nx;
+    uint32_t wo, xo;
+
+    __device__ __forceinline__ chunk_copy(const void *wq, int64_t tb, int rt0, int ntile,
+                                          const void *xp, int64_t ldb, int m0, int M)
+    {
+        const int tid = threadIdx.x, rt = rt0 + tid / PT, r = tid >> 3, c = tid & 7;
+        x0 = static_cast<const unsigned char *>(xp);
+        w = static_cast<const unsigned char *>(wq) + (rt < ntile ? rt : 0) * tb + (tid % PT) * 16;
+        wstep = TS * tb;
+        nw = rt < ntile ? min(WP, (ntile - rt + TS - 1) / TS) : 0;
+        wo = tid * 16;
+        x = x0 + (m0 + r < M ? (int64_t)(m0 + r) * ldb + c * 16 : 0);
+        xstep = RS * ldb;
+        nx = m0 + r < M ? min(XP, (M - m0 - r + RS - 1) / RS) : 0;
+        xo = r * 128 + ((c ^ (r & 7)) << 4);
+    }
+    /* chunk kc's pieces into the stage's tile area sa and x area sb */
+    __device__ __forceinline__ void issue(unsigned char *sa, unsigned char *sb, int kc) const
+    {
+#pragma unroll
+        for (int j = 0; j < WP; j++)
+            if (j < nw) cp_async16(sa + wo + j * NT * 16, w + j * wstep + kc * CB);
+#pragma unroll
+        for (int i = 0; i < XP; i++) {
+            const bool ok = i < nx;
+            cp_async16_zfill(sb + xo + i * NT * 16, ok ? x + i * xstep + kc * 128 : x0, ok);
+        }
+    }
+};
+
 /* Block (blockIdx.x, blockIdx.y, blockIdx.z): x rows [BN bx, + BN), output
  * rows [128 by, + 128), chunks [kcs bz, + kcs) of K / 64.  part NULL: y =
  * sums (+ bias) (+ y); else the sums go to part[bz][M][N] in fp32. */
@@ -98,23 +144,13 @@ __global__ void __launch_bounds__(QG_WARPS * 32, QG_WARPS == 8 ? 2 : 1)
     const int KT = K / 64, NG = K / GS, ntile = N / 16;
     const int kc0 = blockIdx.z * kcs, kc1 = min(KT, kc0 + kcs);
 
-    /* one chunk into stage st: the block's tiles (rows past N skipped: never
-     * stored), BN x rows (rows past M zero) */
+    /* one chunk into stage st: the block's tiles, BN x rows */
+    constexpr int NT = QG_WARPS * 32;
+    const chunk_copy<NT, QG_A_BYTES / 16, BN * 8, 512> cc(wq, (int64_t)KT * 512, rt0, ntile, x,
+                                                          (int64_t)ldx * sizeof(T), m0, M);
     auto load = [&](int st, int kc) {
-        unsigned char *sa = qg_sm + (size_t)st * STAGE, *sb = sa + QG_A_BYTES;
-#pragma unroll
-        for (int u = tid; u < QG_A_BYTES / 16; u += QG_WARPS * 32) {
-            const int rt = rt0 + (u >> 5);
-            if (rt < ntile)
-                cp_async16(sa + u * 16, wq + ((int64_t)rt * KT + kc) * 512 + (u & 31) * 16);
-        }
-#pragma unroll
-        for (int u = tid; u < BN * 8; u += QG_WARPS * 32) {
-            const int r = u >> 3, c = u & 7;
-            const bool ok = m0 + r < M;
-            const T *src = ok ? x + (int64_t)(m0 + r) * ldx + kc * 64 + c * 8 : x;
-            cp_async16_zfill(sb + r * 128 + ((c ^ (r & 7)) << 4), src, ok);
-        }
+        unsigned char *sa = qg_sm + (size_t)st * STAGE;
+        cc.issue(sa, sa + QG_A_BYTES, kc);
     };
 
     float acc[QG_WR][NJ][4], prt[QG_WR][NJ][4];
@@ -363,22 +399,12 @@ __global__ void __launch_bounds__(WGS * 128, 4 / WGS)
     const int KT = K / 64, NG = K / GS, ntile = N / 16;
     const int kc0 = blockIdx.z * kcs, kc1 = min(KT, kc0 + kcs);
 
-    /* one chunk into stage st: BN x rows first (rows past M zero), then the block's tiles */
+    /* one chunk into stage st: BN x rows first, then the block's tiles */
+    const chunk_copy<NT, BM * 2, BN * 8, 512> cc(wq, (int64_t)KT * 512, rt0, ntile, x,
+                                                 (int64_t)ldx * sizeof(T), m0, M);
     auto load = [&](int st, int kc) {
-        unsigned char *sb = sm + (size_t)st * STAGE, *sa = sb + BN * 128;
-#pragma unroll
-        for (int u = tid; u < BM * 2; u += NT) {
-            const int rt = rt0 + (u >> 5);
-            if (rt < ntile)
-                cp_async16(sa + u * 16, wq + ((int64_t)rt * KT + kc) * 512 + (u & 31) * 16);
-        }
-#pragma unroll
-        for (int u = tid; u < BN * 8; u += NT) {
-            const int r = u >> 3, c = u & 7;
-            const bool ok = m0 + r < M;
-            const T *src = ok ? x + (int64_t)(m0 + r) * ldx + kc * 64 + c * 8 : x;
-            cp_async16_zfill(sb + r * 128 + ((c ^ (r & 7)) << 4), src, ok);
-        }
+        unsigned char *sb = sm + (size_t)st * STAGE;
+        cc.issue(sb + BN * 128, sb, kc);
     };
 
     float acc[NA];
@@ -562,21 +588,10 @@ __global__ void __launch_bounds__(256, BN == 64 && !PIPE ? 2 : 1)
 
     /* one group into stage st: BN rows of codes (rows past M zero), the block's 16 tiles,
      * the rows' group sums */
+    const chunk_copy<256, 8 * 64, BN * 8, 1024> cc(wq, (int64_t)KT * 512, rt0, ntile, xq, K, m0, M);
     auto load = [&](int st, int kc) {
         unsigned char *sb = sm + (size_t)st * STAGE, *sa = sb + BN * 128, *sx = sa + 8 * 1024;
-#pragma unroll
-        for (int u = tid; u < 8 * 64; u += 256) {
-            const int rt = rt0 + (u >> 6);
-            if (rt < ntile)
-                cp_async16(sa + u * 16, wq + ((int64_t)rt * KT + 2 * kc) * 512 + (u & 63) * 16);
-        }
-#pragma unroll
-        for (int u = tid; u < BN * 8; u += 256) {
-            const int r = u >> 3, c = u & 7;
-            const bool ok = m0 + r < M;
-            const uint8_t *src = ok ? xq + (int64_t)(m0 + r) * K + kc * 128 + c * 16 : xq;
-            cp_async16_zfill(sb + r * 128 + ((c ^ (r & 7)) << 4), src, ok);
-        }
+        cc.issue(sa, sb, kc);
         if (tid < BN / 4) {
             const bool ok = m0 + 4 * tid < ldxs;
             cp_async16_zfill(sx + tid * 16, ok ? xs + (int64_t)kc * ldxs + m0 + 4 * tid : xs, ok);
