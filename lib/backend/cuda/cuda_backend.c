@@ -53,26 +53,27 @@
  * this many rows, and up to DEFAULT_Q4GEMM_BIG_M for products of at least Q4GEMM_BIG weights;
  * dequantized for cuBLASLt beyond (LLM_CUDA_Q4GEMM=<m> sets both; 0: never).  On an H100,
  * with the GEMM on warpgroup MMA past 64 rows (LLM_CUDA_Q4GEMM_SHAPE, default 3) and the
- * dequantization at 81-83% of copy, over the sums of Llama-2-7B's and Falcon-180B's layers:
- * the GEMM won at 16..128 rows; at 256 it lost by 2% on Llama-2-7B (products of 17-90 M
- * weights; end to end at 256 sequences 3-4% slower) and won by 15% on Falcon-180B (220-880
- * M); at 512 it lost on both (docs/CUDA.md). */
-#define DEFAULT_Q4GEMM_MAX_M 128
-#define DEFAULT_Q4GEMM_BIG_M 256
+ * dequantization at 81-83% of copy, over the sums of Llama-2-7B's and Falcon-180B's awq
+ * layers (commit d83ba0f, docs/CUDA.md): the GEMM won at 64..256 rows on both (256: 11.3
+ * against 13.5 ms, 224 against 328 ms; Llama-2-7B int4-awq end to end at 256 sequences
+ * 8,743 -> 8,996 tok/s) and at 512 on Falcon-180B's products (220-880 M weights: 430
+ * against 451 ms), lost at 512 on Llama-2-7B's (17-90 M: 18.7 against 17.0). */
+#define DEFAULT_Q4GEMM_MAX_M 256
+#define DEFAULT_Q4GEMM_BIG_M 512
 #define DEFAULT_Q4GEMM_SHAPE 3
 /* W4A8 products of more rows than this go to the fp8 tensor cores (codes made e4m3 in the
  * dense scratch, cuBLASLt with 128-element block scales), fewer to the fused kernel
  * (DEFAULT_W4A8_WG_M) or, where it does not take the weight, the int4 kernels.  On an
- * H100 (docs/CUDA.md "W4A8"): the fp8 path lost at 64 rows (its conversion of the whole
- * weight is most of its time there) and won from 256 on Llama-2-7B's and Falcon-180B's
- * layers; at 128 it beat the int4 GEMM's warpgroup form by ~5% on Llama-2-7B and lost by
- * ~25% on Falcon-180B (figures of two runs) */
-#define DEFAULT_W4A8_LT_M 128
+ * H100 (docs/CUDA.md "W4A8", commit d83ba0f): the fused kernel beat the fp8 path at 64,
+ * 128 and 256 rows on Llama-2-7B's and Falcon-180B's layers (256: 9.5 against 9.8 ms, 182
+ * against 225 ms; Llama-2-7B w4a8-awq end to end at 256 sequences 10,854 -> 11,025
+ * tok/s); past 256 rows not measured since */
+#define DEFAULT_W4A8_LT_M 256
 /* W4A8 products of more rows than this, up to the cuBLASLt path's rows (DEFAULT_W4A8_LT_M),
  * take the fused kernel (int4 tiles times e4m3 rows on fp8 warpgroup MMA, llm_k_q4_gemm8)
  * where it takes the weight: on an H100 (docs/CUDA.md "The fused product") it beat the int4
  * GEMM at 64 and 128 rows on Llama-2-7B's and Falcon-180B's layers, lost at 16 rows on
- * Llama-2-7B's (won on Falcon-180B's), and lost to the cuBLASLt path from 256 rows */
+ * Llama-2-7B's (won on Falcon-180B's); see DEFAULT_W4A8_LT_M for its upper end */
 #define DEFAULT_W4A8_WG_M 16
 /* The fused kernel's groups pipelined (two sets of partial sums, one block an SM;
  * LLM_CUDA_W4A8_PIPE): off until measured against two blocks an SM of one set */
