@@ -73,7 +73,9 @@
  * take the fused kernel (int4 tiles times e4m3 rows on fp8 warpgroup MMA, llm_k_q4_gemm8)
  * where it takes the weight: on an H100 (docs/CUDA.md "The fused product") it beat the int4
  * GEMM at 64 and 128 rows on Llama-2-7B's and Falcon-180B's layers, lost at 16 rows on
- * Llama-2-7B's (won on Falcon-180B's); see DEFAULT_W4A8_LT_M for its upper end */
+ * Llama-2-7B's (won on Falcon-180B's); against the faster int4 GEMM of d83ba0f, same run as
+ * DEFAULT_W4A8_LT_M's figures, it still won at 64 / 128 / 256 rows (Llama-2-7B 4.7 / 6.2 /
+ * 9.5 against 5.9 / 7.7 / 11.3 ms, Falcon-180B 55 / 98 / 182 against 91 / 114 / 224) */
 #define DEFAULT_W4A8_WG_M 16
 /* The fused kernel's groups pipelined (two sets of partial sums, one block an SM;
  * LLM_CUDA_W4A8_PIPE): off until measured against two blocks an SM of one set */
