@@ -332,6 +332,11 @@ struct llm_k_qw {
     int group;
     int pre_split;
     int tile; /* int4 only: q in the tensor-core tile layout of llm_k_q4_tile */
+    /* int4 in the tile layout: every scale is a value of the compute dtype (f16 /
+     * bf16), so the warpgroup GEMM scales its codes with one 16-bit multiply - the
+     * same bits as the fp32 product rounded, in one instruction for five (power-of-two
+     * scales; AWQ's f16 scales in an f16 model) */
+    int scale_exact;
     /* int4 in the tile layout with zero points (imported AWQ / GPTQ): the zero
      * points as integers [N][K / group] (zm beside them for the dequantization);
      * the tensor-core kernels take codes as q - z (exact in 16 bits), the staged

@@ -383,8 +383,10 @@ static __device__ __forceinline__ void wg_block_out(unsigned char *sm, const flo
                 accumulate);
 }
 
-/* the arguments and results of q4gemm_kernel, but 64 WGS output rows a block (WGS warpgroups) */
-template <typename T, int GS, int BN, bool ZP, int WGS>
+/* the arguments and results of q4gemm_kernel, but 64 WGS output rows a block (WGS warpgroups);
+ * SX: every scale is a value of T (llm_k_qw.scale_exact), so s * q is one 16-bit multiply of
+ * the same bits */
+template <typename T, int GS, int BN, bool ZP, int WGS, bool SX>
 __global__ void __launch_bounds__(WGS * 128, 4 / WGS)
     q4wg_kernel(T *y, int ldy, const T *x, int ldx, const uint8_t *wq, const float *wscale,
                 const int8_t *wzq, const T *bias, float *part, int M, int N, int K, int kcs,
@@ -453,6 +455,12 @@ __global__ void __launch_bounds__(WGS * 128, 4 / WGS)
         cp_commit();
         const unsigned char *sb = sm + (size_t)(it % WG_STAGES) * STAGE;
         const uint4 aw = *reinterpret_cast<const uint4 *>(sb + BN * 128 + warp * 512 + lane * 16);
+        uint32_t sp[2][2]; /* (SX) the scales in T, twice */
+#pragma unroll
+        for (int h = 0; SX && h < 2; h++)
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+                sp[h][r] = tc<T>::pack(cur.s[h][r], cur.s[h][r]);
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
             const int h = ks >> 1;
@@ -463,7 +471,8 @@ __global__ void __launch_bounds__(WGS * 128, 4 / WGS)
                 t2dq<T>::a4(word_of(aw, ks), q);
 #pragma unroll
             for (int j = 0; j < 4; j++)
-                a[ks][j] = t2dq<T>::scale2(q[j], cur.s[h][j & 1]);
+                a[ks][j] =
+                    SX ? t2dq<T>::mul2(q[j], sp[h][j & 1]) : t2dq<T>::scale2(q[j], cur.s[h][j & 1]);
         }
         wg_fence();
 #pragma unroll
@@ -744,7 +753,7 @@ static void q4_reduce_go(T *y, int ldy, const float *ws, int S, const T *bias, i
 
 /* W 4 or 8: q4gemm_kernel with W warps; W 0: q4wg_kernel with WGS warpgroups (2; 4 reads x
  * from L2 half as often, measured no faster) */
-template <typename T, int GS, int BN, bool ZP, int W, int WGS = 2>
+template <typename T, int GS, int BN, bool ZP, int W, int WGS = 2, bool SX = false>
 static int q4gemm_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w, const T *bias,
                      int M, int N, int K, int accumulate, float *ws, size_t ws_bytes,
                      cudaStream_t st)
@@ -753,7 +762,7 @@ static int q4gemm_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *
                  const T *, float *, int, int, int, int, int);
     constexpr int QW = W ? W : 4;
     if constexpr (W == 0 && BN == 128)
-        kern = q4wg_kernel<T, GS, BN, ZP, WGS>;
+        kern = q4wg_kernel<T, GS, BN, ZP, WGS, SX>;
     else
         kern = q4gemm_kernel<T, GS, BN, ZP, QW>;
     const size_t smem = W ? qg_smem(BN) : wg_smem(BN, WGS);
@@ -785,7 +794,10 @@ static int q4gemm_bn(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *
     q4gemm_go<T, GS, BN, ZP, W, ##__VA_ARGS__>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, ws,   \
                                                ws_bytes, st)
 #define QG_W(BN, ZP) (q4g_shape == 2 ? QG_GO(BN, ZP, 8) : QG_GO(BN, ZP, 4))
-#define QG_WG(ZP) (q4g_shape == 4 ? QG_GO(128, ZP, 0, 4) : QG_GO(128, ZP, 0, 2))
+#define QG_WG(ZP)                                                                                  \
+    (q4g_shape == 4        ? QG_GO(128, ZP, 0, 4)                                                  \
+     : w->scale_exact != 0 ? QG_GO(128, ZP, 0, 2, true)                                            \
+                           : QG_GO(128, ZP, 0, 2))
     if (q4g_shape >= 3 && M > 64) return w->zq ? QG_WG(true) : QG_WG(false);
     if (w->zq) return M <= 32 ? QG_W(32, true) : QG_W(64, true);
     return M <= 32 ? QG_W(32, false) : QG_W(64, false);

@@ -74,6 +74,15 @@ template <> struct t2dq<bf16> {
     {
         return tc<bf16>::pack(__uint_as_float(q << 16) * s, __uint_as_float(q & 0xffff0000u) * s);
     }
+    /* two exact values (a4's registers) times sp, a bf16 scale twice: the exact product
+     * (at most 5 x 8 significant bits) rounded once, so the bits of scale2 whenever its
+     * scale is a bf16 value - one instruction for scale2's five */
+    static __device__ __forceinline__ uint32_t mul2(uint32_t q, uint32_t sp)
+    {
+        uint32_t r;
+        asm("fma.rn.bf16x2 %0, %1, %2, %3;\n" : "=r"(r) : "r"(q), "r"(sp), "r"(0x80008000u));
+        return r;
+    }
     /* a4 with zero points: 128 + u - (136 + z) = q - z, exact for |z| <= 16 */
     static __device__ __forceinline__ void a4z(uint32_t w, uint32_t *a, uint2 c)
     {
@@ -107,6 +116,13 @@ template <> struct t2dq<__half> {
     {
         const float2 f = __half22float2(*reinterpret_cast<const __half2 *>(&q));
         return tc<__half>::pack(f.x * s, f.y * s);
+    }
+    /* the same as t2dq<bf16>::mul2 for an f16 scale (5 x 11 bits, rounded once) */
+    static __device__ __forceinline__ uint32_t mul2(uint32_t q, uint32_t sp)
+    {
+        uint32_t r;
+        asm("fma.rn.f16x2 %0, %1, %2, %3;\n" : "=r"(r) : "r"(q), "r"(sp), "r"(0x80008000u));
+        return r;
     }
     /* a4 with zero points: q - z exactly for |z| <= 16 */
     static __device__ __forceinline__ void a4z(uint32_t w, uint32_t *a, uint2 c)

@@ -250,6 +250,8 @@ static void qgemv_fn(void *c, int i)
  * through the fused kernel.  Bytes: packed weights, scales, pre, x and y once.
  * Returns the time. */
 static int qtile; /* int4 in the tensor-core tile layout (the bits are random either way) */
+static int q4sx;  /* and marked as having scales that are bf16 values (llm_k_qw.scale_exact:
+                   * the warpgroup GEMM's 16-bit scaling; the values do not change the time) */
 static double bench_qlinear(const char *label, int m, int n, int k, int group, int pre, int gated,
                             int dense, int variants)
 {
@@ -268,6 +270,7 @@ static double bench_qlinear(const char *label, int m, int n, int k, int group, i
         w->group = group;
         w->pre_split = gated ? n / 2 : n;
         w->tile = i4 && qtile;
+        w->scale_exact = w->tile && q4sx;
         if (i == 0) {
             w->q = q0;
         } else {
@@ -562,6 +565,16 @@ static void bench_q4gemm(void)
                            : path == 2 ? "q4gemm_layers"
                                        : "qdense_layers",
                            shape, t, 0.5 * w, fl);
+                    if (path == 2 && getenv("LLM_BENCH_Q4GEMM_SX")) {
+                        /* LLM_BENCH_Q4GEMM_SX: the warpgroup GEMM (shape 3) with its 16-bit
+                         * scaling too */
+                        llm_k_set_q4gemm_shape(3);
+                        q4sx = 1;
+                        report("q4gemm_s3sx_layers", shape,
+                               q4_layers(model, mlist[mi], pre, path, &w), 0.5 * w, fl);
+                        q4sx = 0;
+                        llm_k_set_q4gemm_shape(0);
+                    }
                     if (path != 2 || !sh) continue;
                     llm_k_set_q4gemm_shape(atoi(sh));
                     t = q4_layers(model, mlist[mi], pre, path, &w);

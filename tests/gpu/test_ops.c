@@ -999,20 +999,34 @@ static int q_tile; /* int4 weights go to the device in the tensor-core tile layo
 static int q_zint; /* zero points are integers in [-8, 8] (AWQ / GPTQ imports); in the tile
                     * layout they go to the device as such too (llm_k_qw.zq) */
 static int q_shape; /* the launch shape set (llm_k_set_qgemv_shape), named in tile cases */
+static int q_sx;    /* int4 tile: the scales made values of the case's dtype, so the device
+                     * weight says so (llm_k_qw.scale_exact) */
 static int q4g_sh;  /* the int4 GEMM's block shape (llm_k_set_q4gemm_shape): 2 the 8-warp
                      * block, 3 warpgroup MMA, 4 the same with 256 outputs a block; 0 shape 1 */
 
-/* "T" for the tile layout, then the shape when it is not the default. */
+/* "T" for the tile layout, then the shape when it is not the default ("TX": scales that
+ * are values of dt). */
 static const char *q_tag(int i4)
 {
     static char tag[16];
     if (!q_tile || !i4) return "";
+    if (q_sx) return "TX";
     if (!q_shape) return "T";
     snprintf(tag, sizeof tag, "T%d", q_shape);
     return tag;
 }
 
+/* A random quantized weight; sx_dt (f16 / bf16, int4 in the tile layout with q_sx) its
+ * scales rounded to that dtype and marked so. */
+static void qcase_make_dt(struct qcase *c, int i4, int N, int K, int group, int zp, int pre,
+                          int sx_dt);
 static void qcase_make(struct qcase *c, int i4, int N, int K, int group, int zp, int pre)
+{
+    qcase_make_dt(c, i4, N, K, group, zp, pre, 0);
+}
+
+static void qcase_make_dt(struct qcase *c, int i4, int N, int K, int group, int zp, int pre,
+                          int sx_dt)
 {
     memset(c, 0, sizeof *c);
     int64_t ng = i4 ? K / group : 1;
@@ -1027,6 +1041,10 @@ static void qcase_make(struct qcase *c, int i4, int N, int K, int group, int zp,
     float *pr = pre ? xmalloc(sizeof(float) * (size_t)K) : NULL;
     float unit = (i4 ? 0.25f : 0.02f) / sqrtf((float)K);
     for (size_t i = 0; i < ns; i++) sc[i] = unit * (1.0f + 0.5f * frand());
+    const int sx = sx_dt && i4 && q_tile && q_sx;
+    for (size_t i = 0; sx && i < ns; i++)
+        sc[i] = sx_dt == LLM_DTYPE_BF16 ? llm_bf16_to_f32(llm_f32_to_bf16(sc[i]))
+                                        : llm_f16_to_f32(llm_f32_to_f16(sc[i]));
     for (size_t i = 0; zp && i < ns; i++)
         z[i] = q_zint ? (float)(irand(17) - 8) : 2.0f * frand();
     for (int i = 0; pre && i < K; i++) pr[i] = 1.0f + 0.6f * frand();
@@ -1072,6 +1090,7 @@ static void qcase_make(struct qcase *c, int i4, int N, int K, int group, int zp,
         llm_k_q4_tile(t, q, N, K);
         c->d.q = dev_copy(t, qb);
         c->d.tile = 1;
+        c->d.scale_exact = sx;
         free(t);
     } else {
         c->d.q = dev_copy(q, qb);
@@ -1124,7 +1143,7 @@ static void qlinear_case(int dt, int path, int i4, int M, int N, int K, int grou
              i4 ? "int4" : "int8", llm_dtype_name(dt), M, N, K, i4 ? group : 0, zp, pre, bias, acc);
     if (!want(name)) return;
     struct qcase qc;
-    qcase_make(&qc, i4, N, K, group, zp, pre);
+    qcase_make_dt(&qc, i4, N, K, group, zp, pre, dt);
     if (!path && !llm_k_qgemv_ok(&qc.d, M, K, K)) {
         printf("%s: the GEMV does not take this shape\n", name);
         n_cases++, n_failed++;
@@ -1175,6 +1194,26 @@ static void qlinear_case(int dt, int path, int i4, int M, int N, int K, int grou
         }
         CUDA(llm_k_q4_gemm(dt, dy, N, xin, K, &qc.d, bias ? db : NULL, M, N, K, acc, ws, wsb, 0));
         CUDA(cudaDeviceSynchronize());
+        if (qc.d.scale_exact) { /* the 16-bit scaling gives the fp32 scaling's bits */
+            const size_t yb = (size_t)M * N * esize(dt);
+            void *dy2 = acc ? dev_copy(y_h, yb) : dev_poison(yb);
+            struct llm_k_qw w32 = qc.d;
+            w32.scale_exact = 0;
+            CUDA(llm_k_q4_gemm(dt, dy2, N, xin, K, &w32, bias ? db : NULL, M, N, K, acc, ws, wsb,
+                               0));
+            unsigned char *h1 = xmalloc(yb), *h2 = xmalloc(yb);
+            CUDA(cudaMemcpy(h1, dy, yb, cudaMemcpyDeviceToHost));
+            CUDA(cudaMemcpy(h2, dy2, yb, cudaMemcpyDeviceToHost));
+            if (memcmp(h1, h2, yb)) {
+                size_t i = 0;
+                while (h1[i] == h2[i])
+                    i++;
+                printf("%s: byte %zu differs from the fp32 scaling's result\n", name, i);
+                n_failed++;
+            }
+            free(h1), free(h2);
+            cudaFree(dy2);
+        }
         cudaFree(dxs);
         cudaFree(ws);
         /* exact codes, fp32 sums scaled per group: only the output is rounded, and
@@ -1551,6 +1590,24 @@ static void test_qlinear(void)
             qlinear_case(dt, 2, 1, 100, 512, 192, 64, 0, 1, 0, 0);
             qlinear_case(dt, 3, 1, 130, 256, 320, 32, 0, 0, 1, 1);
         }
+        /* scales that are values of dt (llm_k_qw.scale_exact): the warpgroup GEMM scales
+         * the codes in 16 bits - against the reference, and byte for byte against its fp32
+         * scaling (qlinear_case); rows past 64 take it, fewer the mma.sync kernel */
+        llm_k_set_q4gemm_shape(3);
+        q4g_sh = 3;
+        q_sx = 1;
+        const int xm[] = {40, 65, 129, 257, 600};
+        const int xk[][2] = {{4096, 4096}, {1008, 256}, {176, 2048}, {4096, 11008}};
+        for (int mi = 0; mi < 5; mi++)
+            for (int s = 0; s < 4; s++, v++)
+                qlinear_case(dt, 2 + (v & 1), 1, xm[mi], xk[s][0], xk[s][1], gs[v % 3], 0,
+                             (v >> 1) & 1, v % 3 == 1, v % 4 == 2);
+        q_zint = 1;
+        for (int mi = 0; mi < 3; mi++)
+            qlinear_case(dt, 2 + (mi & 1), 1, 65 + 100 * mi, 1008 + 1024 * mi, 2048, gs[mi % 3], 1,
+                         0, mi & 1, mi >> 1);
+        q_zint = 0;
+        q_sx = 0;
         q4g_sh = 0;
         llm_k_set_q4gemm_shape(0);
         /* integral zero points in the tile layout (imported AWQ / GPTQ): the staged GEMV,

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "llm/backend.h"
+#include "llm/dtype.h"
 #include "llm/engine_artifact.h"
 #include "llm/err.h"
 #include "llm/log.h"
@@ -238,6 +239,21 @@ static int upload_qbytes(struct cu_be *c, void *dst, const struct llm_weight *w,
     return 0;
 }
 
+/* Whether every scale is a value of dt (f16 / bf16; LLM_CUDA_Q4_SX=0: say no): the
+ * warpgroup int4 GEMM then multiplies its codes by them in 16 bits, one rounding of the
+ * same exact product (kernels.h, llm_k_qw.scale_exact). */
+static int scales_exact(const float *s, size_t n, int dt)
+{
+    const char *e = getenv("LLM_CUDA_Q4_SX");
+    if ((e && !strcmp(e, "0")) || (dt != LLM_DTYPE_F16 && dt != LLM_DTYPE_BF16)) return 0;
+    for (size_t i = 0; i < n; i++) {
+        const float r = dt == LLM_DTYPE_BF16 ? llm_bf16_to_f32(llm_f32_to_bf16(s[i]))
+                                             : llm_f16_to_f32(llm_f32_to_f16(s[i]));
+        if (!(r == s[i])) return 0;
+    }
+    return 1;
+}
+
 /* k weight-only quantized weights (k = 2: fc then gate rows, stacked): the
  * packed weights as stored (rows concatenated); fp32 scales by output row
  * (int4: the artifact's [in / group][out] transposed to [out][in / group];
@@ -400,6 +416,7 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
     out->q.group = gs;
     out->q.pre_split = (int)N;
     out->q.tile = tile;
+    out->q.scale_exact = tile && scales_exact(sc, nsc, c->dt);
     if ((rc = upload_bytes(c, (void **)&out->q.scale, sc, sizeof(float) * nsc, "scales")) ||
         (zm &&
          (rc = upload_bytes(c, (void **)&out->q.zm, zm, sizeof(float) * nsc, "zero points"))) ||
