@@ -481,6 +481,9 @@ void llm_k_set_q4gemm8_pipe(int on);
  * rows two warpgroups of wgmma (A, s * q rounded to 16 bits, from registers; x from shared
  * memory), shape 1 up to 64; 4 the same with four warpgroups. */
 void llm_k_set_q4gemm_shape(int shape);
+/* The warpgroup int4 GEMM's x rows a block past 128 rows: 256 (the default: one block an
+ * SM, m64n256 products) or 128 (two blocks an SM). */
+void llm_k_set_q4wg_bn(int bn);
 
 /* ---- W8A8 products: fp8 and int8 activations (w8a8.cu) -------------------
  * Rows of x quantized as the CPU reference does (cpu_quant.c): x[m][k] /

@@ -299,7 +299,8 @@ __global__ void q4gemm_reduce(T *y, int ldy, const float *part, int S, const T *
  * so the products accumulate straight into the fp32 sums.  x is the B operand, read by the
  * tensor cores from shared memory: BN rows of 128 bytes a chunk, their 16-byte pieces
  * XOR-swizzled by the row (the hardware's 128-byte swizzle, stage bases 1024-aligned), one
- * matrix descriptor a k-step. */
+ * matrix descriptor a k-step.  BN 128 (two blocks an SM) or 256 (m64n256 products, one block
+ * an SM: a chunk's dequantization feeds twice the products). */
 #define WG_STAGES 4
 #define WG_PD 2 /* chunks loaded ahead: a stage is rewritten two chunks after its products */
 
@@ -350,7 +351,24 @@ template <int N> static __device__ __forceinline__ void wg_wait(void)
                  : WG_F32(0), WG_F32(32)                                                           \
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(sd))
 
-/* d (BN / 2 fp32 a thread) = (sd ? d : 0) + A (registers) B (descriptor), one k-step; BN 128 */
+#define WG_R128                                                                                    \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, "       \
+    "%19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, "        \
+    "%36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, "        \
+    "%53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, "        \
+    "%70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, "        \
+    "%87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, "    \
+    "%104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, "         \
+    "%118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, "
+#define WG_MMA256(TY)                                                                              \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"                                     \
+                 "wgmma.mma_async.sync.aligned.m64n256k16.f32." TY "." TY " " WG_R128              \
+                 "{%128, %129, %130, %131}, %132, p, 1, 1, 0;\n}\n"                                \
+                 : WG_F32(0), WG_F32(32), WG_F32(64), WG_F32(96)                                   \
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "r"(sd))
+
+/* d (BN / 2 fp32 a thread) = (sd ? d : 0) + A (registers) B (descriptor), one k-step; BN 128
+ * or 256 */
 template <typename T, int BN> struct wgmma;
 template <> struct wgmma<bf16, 128> {
     static __device__ __forceinline__ void run(float *d, const uint32_t *a, uint64_t desc, int sd)
@@ -362,6 +380,18 @@ template <> struct wgmma<__half, 128> {
     static __device__ __forceinline__ void run(float *d, const uint32_t *a, uint64_t desc, int sd)
     {
         WG_MMA128("f16");
+    }
+};
+template <> struct wgmma<bf16, 256> {
+    static __device__ __forceinline__ void run(float *d, const uint32_t *a, uint64_t desc, int sd)
+    {
+        WG_MMA256("bf16");
+    }
+};
+template <> struct wgmma<__half, 256> {
+    static __device__ __forceinline__ void run(float *d, const uint32_t *a, uint64_t desc, int sd)
+    {
+        WG_MMA256("f16");
     }
 };
 
@@ -387,7 +417,7 @@ static __device__ __forceinline__ void wg_block_out(unsigned char *sm, const flo
  * SX: every scale is a value of T (llm_k_qw.scale_exact), so s * q is one 16-bit multiply of
  * the same bits */
 template <typename T, int GS, int BN, bool ZP, int WGS, bool SX>
-__global__ void __launch_bounds__(WGS * 128, 4 / WGS)
+__global__ void __launch_bounds__(WGS * 128, BN == 256 ? 1 : 4 / WGS)
     q4wg_kernel(T *y, int ldy, const T *x, int ldx, const uint8_t *wq, const float *wscale,
                 const int8_t *wzq, const T *bias, float *part, int M, int N, int K, int kcs,
                 int accumulate)
@@ -728,13 +758,24 @@ extern "C" void llm_k_set_q4gemm_shape(int shape)
     q4g_shape = shape;
 }
 
+/* the warpgroup kernel's x rows a block past 128 rows: 256 (one block an SM, twice the
+ * products a chunk's dequantization feeds; measured faster, docs/CUDA.md), or 128 */
+static int q4wg_bn = 256;
+extern "C" void llm_k_set_q4wg_bn(int bn)
+{
+    q4wg_bn = bn == 256 ? 256 : 128;
+}
+
 /* K split (whole groups a part) while the blocks fill fewer than two waves of the SMs, as far
  * as the workspace holds the parts: the parts S, kcs the chunks of 64 inputs a part */
-static int q4_split(int blocks, int KT, int GS, int M, int N, size_t ws_bytes, int *kcs)
+static int q4_split(int blocks, int KT, int GS, int M, int N, size_t ws_bytes, int *kcs,
+                    int one = 0)
 {
     const int unit = GS > 64 ? GS / 64 : 1, nu = KT / unit, want = 2 * k_sms();
     int S = 1;
-    while (S < 16 && S * 2 <= nu && (int64_t)blocks * S < want &&
+    /* one block an SM (one): split only while the parts still fit one wave */
+    while (S < 16 && S * 2 <= nu &&
+           (one ? (int64_t)blocks * S * 2 <= k_sms() : (int64_t)blocks * S < want) &&
            (size_t)(S * 2) * M * N * sizeof(float) <= ws_bytes)
         S *= 2;
     *kcs = (nu + S - 1) / S * unit;
@@ -752,7 +793,7 @@ static void q4_reduce_go(T *y, int ldy, const float *ws, int S, const T *bias, i
 }
 
 /* W 4 or 8: q4gemm_kernel with W warps; W 0: q4wg_kernel with WGS warpgroups (2; 4 reads x
- * from L2 half as often, measured no faster) */
+ * from L2 half as often, measured no faster), BN 128 or 256 x rows a block */
 template <typename T, int GS, int BN, bool ZP, int W, int WGS = 2, bool SX = false>
 static int q4gemm_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w, const T *bias,
                      int M, int N, int K, int accumulate, float *ws, size_t ws_bytes,
@@ -761,7 +802,7 @@ static int q4gemm_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *
     void (*kern)(T *, int, const T *, int, const uint8_t *, const float *, const int8_t *,
                  const T *, float *, int, int, int, int, int);
     constexpr int QW = W ? W : 4;
-    if constexpr (W == 0 && BN == 128)
+    if constexpr (W == 0 && (BN == 128 || BN == 256))
         kern = q4wg_kernel<T, GS, BN, ZP, WGS, SX>;
     else
         kern = q4gemm_kernel<T, GS, BN, ZP, QW>;
@@ -776,7 +817,7 @@ static int q4gemm_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *
     }
     const int mb = (M + BN - 1) / BN, nb = (N + bm - 1) / bm, KT = K / 64;
     int kcs;
-    const int S = q4_split(mb * nb, KT, GS, M, N, ws_bytes, &kcs);
+    const int S = q4_split(mb * nb, KT, GS, M, N, ws_bytes, &kcs, !W && BN == 256);
     dim3 grid(mb, nb, S);
     kern<<<grid, W ? W * 32 : WGS * 128, smem, st>>>(
         y, ldy, x, ldx, static_cast<const uint8_t *>(w->q), w->scale, w->zq, bias,
@@ -794,14 +835,16 @@ static int q4gemm_bn(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *
     q4gemm_go<T, GS, BN, ZP, W, ##__VA_ARGS__>(y, ldy, x, ldx, w, bias, M, N, K, accumulate, ws,   \
                                                ws_bytes, st)
 #define QG_W(BN, ZP) (q4g_shape == 2 ? QG_GO(BN, ZP, 8) : QG_GO(BN, ZP, 4))
+#define QG_WG2(BN, ZP) (w->scale_exact ? QG_GO(BN, ZP, 0, 2, true) : QG_GO(BN, ZP, 0, 2))
 #define QG_WG(ZP)                                                                                  \
-    (q4g_shape == 4        ? QG_GO(128, ZP, 0, 4)                                                  \
-     : w->scale_exact != 0 ? QG_GO(128, ZP, 0, 2, true)                                            \
-                           : QG_GO(128, ZP, 0, 2))
+    (q4g_shape == 4              ? QG_GO(128, ZP, 0, 4)                                            \
+     : q4wg_bn == 256 && M > 128 ? QG_WG2(256, ZP)                                                 \
+                                 : QG_WG2(128, ZP))
     if (q4g_shape >= 3 && M > 64) return w->zq ? QG_WG(true) : QG_WG(false);
     if (w->zq) return M <= 32 ? QG_W(32, true) : QG_W(64, true);
     return M <= 32 ? QG_W(32, false) : QG_W(64, false);
 #undef QG_WG
+#undef QG_WG2
 #undef QG_W
 #undef QG_GO
 }

@@ -572,6 +572,13 @@ static void bench_q4gemm(void)
                         q4sx = 1;
                         report("q4gemm_s3sx_layers", shape,
                                q4_layers(model, mlist[mi], pre, path, &w), 0.5 * w, fl);
+                        if (getenv("LLM_BENCH_Q4GEMM_BN128") && mlist[mi] > 128) {
+                            /* and with 128 x rows a block (two blocks an SM) */
+                            llm_k_set_q4wg_bn(128);
+                            report("q4gemm_s3sxbn128_layers", shape,
+                                   q4_layers(model, mlist[mi], pre, path, &w), 0.5 * w, fl);
+                            llm_k_set_q4wg_bn(256);
+                        }
                         q4sx = 0;
                         llm_k_set_q4gemm_shape(0);
                     }

@@ -1001,16 +1001,21 @@ static int q_zint; /* zero points are integers in [-8, 8] (AWQ / GPTQ imports); 
 static int q_shape; /* the launch shape set (llm_k_set_qgemv_shape), named in tile cases */
 static int q_sx;    /* int4 tile: the scales made values of the case's dtype, so the device
                      * weight says so (llm_k_qw.scale_exact) */
+static int q_bn;    /* the warpgroup GEMM's x rows a block set (llm_k_set_q4wg_bn), named in
+                     * tile cases; 0: its default */
 static int q4g_sh;  /* the int4 GEMM's block shape (llm_k_set_q4gemm_shape): 2 the 8-warp
                      * block, 3 warpgroup MMA, 4 the same with 256 outputs a block; 0 shape 1 */
 
-/* "T" for the tile layout, then the shape when it is not the default ("TX": scales that
- * are values of dt). */
+/* "T" for the tile layout, then the shape when it is not the default; "TX<bn>" / "TB<bn>"
+ * the warpgroup GEMM at bn x rows a block with scales that are values of dt / others. */
 static const char *q_tag(int i4)
 {
     static char tag[16];
     if (!q_tile || !i4) return "";
-    if (q_sx) return "TX";
+    if (q_bn) {
+        snprintf(tag, sizeof tag, "T%s%d", q_sx ? "X" : "B", q_bn);
+        return tag;
+    }
     if (!q_shape) return "T";
     snprintf(tag, sizeof tag, "T%d", q_shape);
     return tag;
@@ -1595,19 +1600,31 @@ static void test_qlinear(void)
          * scaling (qlinear_case); rows past 64 take it, fewer the mma.sync kernel */
         llm_k_set_q4gemm_shape(3);
         q4g_sh = 3;
-        q_sx = 1;
-        const int xm[] = {40, 65, 129, 257, 600};
-        const int xk[][2] = {{4096, 4096}, {1008, 256}, {176, 2048}, {4096, 11008}};
-        for (int mi = 0; mi < 5; mi++)
-            for (int s = 0; s < 4; s++, v++)
-                qlinear_case(dt, 2 + (v & 1), 1, xm[mi], xk[s][0], xk[s][1], gs[v % 3], 0,
-                             (v >> 1) & 1, v % 3 == 1, v % 4 == 2);
-        q_zint = 1;
-        for (int mi = 0; mi < 3; mi++)
-            qlinear_case(dt, 2 + (mi & 1), 1, 65 + 100 * mi, 1008 + 1024 * mi, 2048, gs[mi % 3], 1,
-                         0, mi & 1, mi >> 1);
-        q_zint = 0;
-        q_sx = 0;
+        for (int bn = 128; bn <= 256; bn += 128) { /* x rows a block past 128 rows */
+            llm_k_set_q4wg_bn(bn);
+            q_bn = bn;
+            /* the fp32 scaling at this block width */
+            qlinear_case(dt, 2, 1, 257, 1008, 2048, 64, 0, 1, 1, 1);
+            qlinear_case(dt, 3, 1, 600, 4096, 11008, 128, 0, 0, 0, 0);
+            q_zint = 1;
+            qlinear_case(dt, 3, 1, 200, 2032, 2048, 32, 1, 0, 1, 0);
+            q_zint = 0;
+            q_sx = 1;
+            const int xm[] = {40, 65, 129, 257, 600};
+            const int xk[][2] = {{4096, 4096}, {1008, 256}, {176, 2048}, {4096, 11008}};
+            for (int mi = bn == 256 ? 2 : 0; mi < 5; mi++)
+                for (int s = 0; s < 4; s++, v++)
+                    qlinear_case(dt, 2 + (v & 1), 1, xm[mi], xk[s][0], xk[s][1], gs[v % 3], 0,
+                                 (v >> 1) & 1, v % 3 == 1, v % 4 == 2);
+            q_zint = 1;
+            for (int mi = 0; mi < 3; mi++)
+                qlinear_case(dt, 2 + (mi & 1), 1, 65 + 100 * mi + (bn == 256 ? 100 : 0),
+                             1008 + 1024 * mi, 2048, gs[mi % 3], 1, 0, mi & 1, mi >> 1);
+            q_zint = 0;
+            q_sx = 0;
+        }
+        llm_k_set_q4wg_bn(256);
+        q_bn = 0;
         q4g_sh = 0;
         llm_k_set_q4gemm_shape(0);
         /* integral zero points in the tile layout (imported AWQ / GPTQ): the staged GEMV,

@@ -837,8 +837,9 @@ static int make_alibi(struct cu_be *c)
  * whose larger products go to cuBLASLt's 8-bit GEMMs), LLM_CUDA_Q4GEMM=<m> rows up to which
  * int4 weights in the tile layout take the tensor-core GEMM on their codes instead of the
  * dequantization (0 = never), LLM_CUDA_Q4GEMM_SHAPE=0..4 that GEMM's block shape (kernels.h),
- * LLM_CUDA_QGEMV_SHAPE=<s>
- * its single-row tile shape, LLM_CUDA_QTILE=0|1 int4 weights never / always in the
+ * LLM_CUDA_Q4WG_BN=128|256 its warpgroup form's x rows a block past 128 rows,
+ * LLM_CUDA_Q4_SX=0 its 16-bit scaling off (scales_exact), LLM_CUDA_QGEMV_SHAPE=<s> its
+ * single-row tile shape, LLM_CUDA_QTILE=0|1 int4 weights never / always in the
  * tensor-core tile layout (default: all without zero points, and those with integral ones);
  * LLM_CUDA_QTILE_ZP=0 int4 with zero points kept in the plain layout; LLM_CUDA_NORM_FUSE=0 norms
  * before int4 tile products as their own launch, =2 also folded into one-row 16-bit dense
@@ -876,6 +877,8 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     llm_k_set_qgemv_shape(qs ? atoi(qs) : 0);
     const char *q4s = getenv("LLM_CUDA_Q4GEMM_SHAPE");
     llm_k_set_q4gemm_shape(q4s ? atoi(q4s) : DEFAULT_Q4GEMM_SHAPE);
+    const char *q4b = getenv("LLM_CUDA_Q4WG_BN"); /* its x rows a block past 128 rows */
+    llm_k_set_q4wg_bn(q4b ? atoi(q4b) : 256);
     /* the fused W4A8 kernel's x rows a block (64 or 128) and its group pipeline (0 / 1) */
     const char *a8b = getenv("LLM_CUDA_W4A8_BN"), *a8p = getenv("LLM_CUDA_W4A8_PIPE");
     llm_k_set_q4gemm8_bn(a8b ? atoi(a8b) : 0);
