@@ -766,14 +766,14 @@ extern "C" void llm_k_set_q4wg_bn(int bn)
     q4wg_bn = bn == 256 ? 256 : 128;
 }
 
-/* K split (whole groups a part) while the blocks fill fewer than two waves of the SMs, as far
- * as the workspace holds the parts: the parts S, kcs the chunks of 64 inputs a part */
+/* K split (whole groups a part) while the blocks fill fewer than two waves of the SMs (two
+ * blocks an SM; one: while the parts still fit one wave), as far as the workspace holds the
+ * parts: the parts S, kcs the chunks of 64 inputs a part */
 static int q4_split(int blocks, int KT, int GS, int M, int N, size_t ws_bytes, int *kcs,
                     int one = 0)
 {
     const int unit = GS > 64 ? GS / 64 : 1, nu = KT / unit, want = 2 * k_sms();
     int S = 1;
-    /* one block an SM (one): split only while the parts still fit one wave */
     while (S < 16 && S * 2 <= nu &&
            (one ? (int64_t)blocks * S * 2 <= k_sms() : (int64_t)blocks * S < want) &&
            (size_t)(S * 2) * M * N * sizeof(float) <= ws_bytes)
