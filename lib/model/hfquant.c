@@ -71,10 +71,12 @@ static int refuse(const char *src, const char *what, const char *why)
 static int ct_group(const json_t *g, const char *src, const char *gname, int *stat)
 {
     const json_t *w = json_object_get(g, "weights"), *a = json_object_get(g, "input_activations");
-    char what[160];
+    char what[160], b1[40], b2[24], b3[24];
     const char *wt = jstr(w, "type"), *ws = jstr(w, "strategy");
-    snprintf(what, sizeof what, "compressed-tensors group '%s': weights %s%d %s", gname,
-             wt ? wt : "?", jint(w, "num_bits", 0), ws ? ws : "?");
+    /* the config's strings quoted: a message stays one line whatever they hold */
+    snprintf(what, sizeof what, "compressed-tensors group '%s': weights %s%d %s",
+             llm_quote(gname, b1, sizeof b1), wt ? llm_quote(wt, b2, sizeof b2) : "?",
+             jint(w, "num_bits", 0), ws ? llm_quote(ws, b3, sizeof b3) : "?");
     if (!json_is_object(w)) return refuse(src, what, "no weights scheme");
     if (!wt || strcmp(wt, "float") || jint(w, "num_bits", 0) != 8)
         return refuse(src, what, "only FP8 (float, 8 bits) weights are imported from "
@@ -93,8 +95,10 @@ static int ct_group(const json_t *g, const char *src, const char *gname, int *st
     const char *as = jstr(a, "strategy"), *at = jstr(a, "type");
     int dyn = jint(a, "dynamic", 0) != 0; /* true or "local" */
     if (json_is_string(json_object_get(a, "dynamic"))) dyn = 2;
-    snprintf(what, sizeof what, "compressed-tensors group '%s': inputs %s%d %s %s", gname,
-             at ? at : "?", jint(a, "num_bits", 0), as ? as : "?", dyn ? "dynamic" : "static");
+    snprintf(what, sizeof what, "compressed-tensors group '%s': inputs %s%d %s %s",
+             llm_quote(gname, b1, sizeof b1), at ? llm_quote(at, b2, sizeof b2) : "?",
+             jint(a, "num_bits", 0), as ? llm_quote(as, b3, sizeof b3) : "?",
+             dyn ? "dynamic" : "static");
     if (!at || strcmp(at, "float") || jint(a, "num_bits", 0) != 8 || !jint(a, "symmetric", 1))
         return refuse(src, what, "inputs must be symmetric fp8 e4m3");
     if (dyn == 1 && as && !strcmp(as, "token"))
@@ -161,8 +165,9 @@ static int scheme_modelopt(const json_t *raw, const char *src, struct llm_hfq *s
     const json_t *q = json_object_get(raw, "quantization");
     if (!json_is_object(q)) q = raw; /* hf_quant_config.json's form, or flat */
     const char *algo = jstr(q, "quant_algo");
-    char what[96];
-    snprintf(what, sizeof what, "ModelOpt quant_algo '%s'", algo ? algo : "none");
+    char what[96], b[48];
+    snprintf(what, sizeof what, "ModelOpt quant_algo '%s'", algo ? llm_quote(algo, b, sizeof b)
+                                                                 : "none");
     if (!algo || strcmp(algo, "FP8"))
         return refuse(src, what, "only ModelOpt's FP8 (per-tensor weights and static inputs) "
                       "is imported");
@@ -186,9 +191,9 @@ static int scheme_awq(const struct llm_hf_quant *hq0, const char *src, struct ll
 {
     struct llm_hf_quant h = *hq0, *hq = &h;
     hq->group_size = group_of(hq0);
-    char what[96];
-    snprintf(what, sizeof what, "AutoAWQ %s, %d bits, group %d", hq->fmt[0] ? hq->fmt : "gemm",
-             hq->bits, hq->group_size);
+    char what[96], b[40];
+    snprintf(what, sizeof what, "AutoAWQ %s, %d bits, group %d",
+             hq->fmt[0] ? llm_quote(hq->fmt, b, sizeof b) : "gemm", hq->bits, hq->group_size);
     if (hq->fmt[0] && strcasecmp(hq->fmt, "gemm"))
         return refuse(src, what, "only the GEMM layout is imported");
     if (hq->bits != 4) return refuse(src, what, "only 4-bit AWQ is imported");

@@ -541,6 +541,27 @@ static void check_inline(void)
         json_decref(cj);
     }
 
+    /* a quantization_config's own strings reach its messages quoted: one line whatever they
+     * hold (a fuzzer's find: a strategy of "tok\n") */
+    {
+        json_t *cj = json_loads(
+            "{" LLAMA_CORE ", \"quantization_config\": {\"quant_method\": "
+            "\"compressed-tensors\", \"config_groups\": {\"g\\n0\": {\"weights\": {\"type\": "
+            "\"float\", \"num_bits\": 8, \"strategy\": \"channel\"}, \"input_activations\": "
+            "{\"type\": \"float\", \"num_bits\": 8, \"dynamic\": true, \"strategy\": "
+            "\"tok\\n\"}}}}}",
+            0, NULL);
+        struct llm_hf_quant q;
+        CHECK(cj != NULL, "the compressed-tensors config parses as JSON");
+        CHECK_OK(llm_hfconfig_parse_ex(cj, NULL, "c.json", &d, NULL, &q));
+        CHECK_ERR(llm_hf_quant_importable(&q, "c.json"), LLM_EUNSUPPORTED,
+                  "(compressed-tensors group 'g?0': inputs float8 tok? dynamic) not imported");
+        CHECK(!strchr(llm_errmsg(), '\n'), "one line: %s", llm_errmsg());
+        llm_hf_quant_free(&q);
+        llm_desc_free(&d);
+        json_decref(cj);
+    }
+
     /* GPT-2 without attention scaling */
     CHECK_OK(parse("{\"architectures\": [\"GPT2LMHeadModel\"], \"vocab_size\": 100, "
                    "\"n_embd\": 64, \"n_layer\": 2, \"n_head\": 4, \"scale_attn_weights\": false, "
