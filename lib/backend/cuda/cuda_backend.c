@@ -76,7 +76,10 @@
  * GEMM at 64 and 128 rows on Llama-2-7B's and Falcon-180B's layers, lost at 16 rows on
  * Llama-2-7B's (won on Falcon-180B's); against the faster int4 GEMM of d83ba0f, same run as
  * DEFAULT_W4A8_LT_M's figures, it still won at 64 / 128 / 256 rows (Llama-2-7B 4.7 / 6.2 /
- * 9.5 against 5.9 / 7.7 / 11.3 ms, Falcon-180B 55 / 98 / 182 against 91 / 114 / 224) */
+ * 9.5 against 5.9 / 7.7 / 11.3 ms, Falcon-180B 55 / 98 / 182 against 91 / 114 / 224).  The
+ * int4 GEMM of 25b706e (16-bit scaling, 256 x rows a block) was not timed beside it; in
+ * another run its Falcon-180B products at 256 rows took 160 ms, so the fused kernel's 256-row
+ * form is the next to measure (docs/CUDA.md). */
 #define DEFAULT_W4A8_WG_M 16
 /* The fused kernel's groups pipelined (two sets of partial sums, one block an SM;
  * LLM_CUDA_W4A8_PIPE): off until measured against two blocks an SM of one set */
@@ -239,13 +242,12 @@ static int upload_qbytes(struct cu_be *c, void *dst, const struct llm_weight *w,
     return 0;
 }
 
-/* Whether every scale is a value of dt (f16 / bf16; LLM_CUDA_Q4_SX=0: say no): the
- * warpgroup int4 GEMM then multiplies its codes by them in 16 bits, one rounding of the
- * same exact product (kernels.h, llm_k_qw.scale_exact). */
+/* Whether every scale is a value of dt (f16 / bf16): the warpgroup int4 GEMM then multiplies
+ * its codes by them in 16 bits, one rounding of the same exact product (kernels.h,
+ * llm_k_qw.scale_exact). */
 static int scales_exact(const float *s, size_t n, int dt)
 {
-    const char *e = getenv("LLM_CUDA_Q4_SX");
-    if ((e && !strcmp(e, "0")) || (dt != LLM_DTYPE_F16 && dt != LLM_DTYPE_BF16)) return 0;
+    if (dt != LLM_DTYPE_F16 && dt != LLM_DTYPE_BF16) return 0;
     for (size_t i = 0; i < n; i++) {
         const float r = dt == LLM_DTYPE_BF16 ? llm_bf16_to_f32(llm_f32_to_bf16(s[i]))
                                              : llm_f16_to_f32(llm_f32_to_f16(s[i]));
@@ -416,7 +418,7 @@ static int upload_qslot(struct cu_be *c, const struct llm_weight *const *w, int 
     out->q.group = gs;
     out->q.pre_split = (int)N;
     out->q.tile = tile;
-    out->q.scale_exact = tile && scales_exact(sc, nsc, c->dt);
+    out->q.scale_exact = tile && !c->q4_no_sx && scales_exact(sc, nsc, c->dt);
     if ((rc = upload_bytes(c, (void **)&out->q.scale, sc, sizeof(float) * nsc, "scales")) ||
         (zm &&
          (rc = upload_bytes(c, (void **)&out->q.zm, zm, sizeof(float) * nsc, "zero points"))) ||
@@ -879,6 +881,8 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     llm_k_set_q4gemm_shape(q4s ? atoi(q4s) : DEFAULT_Q4GEMM_SHAPE);
     const char *q4b = getenv("LLM_CUDA_Q4WG_BN"); /* its x rows a block past 128 rows */
     llm_k_set_q4wg_bn(q4b ? atoi(q4b) : 256);
+    const char *q4x = getenv("LLM_CUDA_Q4_SX"); /* 0: its 16-bit scaling off */
+    c->q4_no_sx = q4x && !strcmp(q4x, "0");
     /* the fused W4A8 kernel's x rows a block (64 or 128) and its group pipeline (0 / 1) */
     const char *a8b = getenv("LLM_CUDA_W4A8_BN"), *a8p = getenv("LLM_CUDA_W4A8_PIPE");
     llm_k_set_q4gemm8_bn(a8b ? atoi(a8b) : 0);

@@ -249,6 +249,7 @@ struct cu_be {
     struct llm_k_norm_in norm_pend;
     int norm_pend_dense; /* norm_pend goes into a dense one-row product (llm_k_gemv_norm) */
     int norm_no_fuse;
+    int q4_no_sx; /* LLM_CUDA_Q4_SX=0: int4 scales never marked exact (llm_k_qw.scale_exact) */
     int norm_dense;              /* RMS norms folded into one-row 16-bit dense products too */
     long prof_first, prof_count; /* LLM_CUDA_PROFILE_STEPS: the profiler's window (steps) */
     int kv_q;              /* enum llm_k_kvq */
