@@ -544,9 +544,12 @@ static void bench_q4gemm(void)
      * on the codes, 4 W4A8 on cuBLASLt, 5 W4A8 fused; default all), LLM_BENCH_Q4GEMM_PRE: 0
      * w4a16 only, 1 awq only */
     const char *pp = getenv("LLM_BENCH_Q4GEMM_PATHS"), *pe = getenv("LLM_BENCH_Q4GEMM_PRE");
+    /* LLM_BENCH_Q4GEMM_MODEL: 0 Llama-2-7B only, 1 Falcon-180B only (default both) */
+    const char *pm = getenv("LLM_BENCH_Q4GEMM_MODEL");
+    const int md0 = pm ? atoi(pm) : 0, md1 = pm ? atoi(pm) + 1 : 2;
     for (int mi = 0; mi < nm; mi++)
         for (int pre = pe ? atoi(pe) : 0; pre < (pe ? atoi(pe) + 1 : 2); pre++)
-            for (int model = 0; model < 2; model++)
+            for (int model = md0; model < md1; model++)
                 for (int path = 1; path <= 5; path++) {
                     if (path == 3) continue; /* 4: W4A8 on cuBLASLt, 5: the fused kernel */
                     if (pp && !strchr(pp, '0' + path)) continue;
@@ -578,6 +581,13 @@ static void bench_q4gemm(void)
                             report("q4gemm_s3sxbn128_layers", shape,
                                    q4_layers(model, mlist[mi], pre, path, &w), 0.5 * w, fl);
                             llm_k_set_q4wg_bn(256);
+                        }
+                        if (getenv("LLM_BENCH_Q4GEMM_MC") && mlist[mi] > 128) {
+                            /* and with its 256-row blocks in clusters of two sharing x */
+                            llm_k_set_q4wg_mc(1);
+                            report("q4gemm_s3sxmc_layers", shape,
+                                   q4_layers(model, mlist[mi], pre, path, &w), 0.5 * w, fl);
+                            llm_k_set_q4wg_mc(0);
                         }
                         q4sx = 0;
                         llm_k_set_q4gemm_shape(0);
