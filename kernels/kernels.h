@@ -484,9 +484,6 @@ void llm_k_set_q4gemm_shape(int shape);
 /* The warpgroup int4 GEMM's x rows a block past 128 rows: 256 (the default: one block an
  * SM, m64n256 products) or 128 (two blocks an SM). */
 void llm_k_set_q4wg_bn(int bn);
-/* 1: its 256-row blocks run in clusters of two blocks of adjacent output rows that share x
- * (each has the copy engine bring half of a chunk's rows into both); 0 (the default): apart. */
-void llm_k_set_q4wg_mc(int on);
 
 /* ---- W8A8 products: fp8 and int8 activations (w8a8.cu) -------------------
  * Rows of x quantized as the CPU reference does (cpu_quant.c): x[m][k] /

@@ -27,10 +27,6 @@
 #include "common.cuh"
 #include "q4tile.cuh"
 
-#include <cudaTypedefs.h> /* the driver's tensor-map encoder, taken through the runtime */
-#include <string.h>
-#include <type_traits>
-
 /* a block: W warps of 8 / W row tiles each (llm_k_set_q4gemm_shape: 4 warps x 2 tiles,
  * or 8 x 1 - twice the warps an SM at about half the registers a thread) */
 #define QG_BM 128 /* output rows a block */
@@ -117,17 +113,12 @@ template <int NT, int WN, int XN, int CB> struct chunk_copy {
         nx = m0 + r < M ? min(XP, (M - m0 - r + RS - 1) / RS) : 0;
         xo = r * 128 + ((c ^ (r & 7)) << 4);
     }
-    /* chunk kc's tile pieces into the stage's tile area sa */
-    __device__ __forceinline__ void issue_w(unsigned char *sa, int kc) const
+    /* chunk kc's pieces into the stage's tile area sa and x area sb */
+    __device__ __forceinline__ void issue(unsigned char *sa, unsigned char *sb, int kc) const
     {
 #pragma unroll
         for (int j = 0; j < WP; j++)
             if (j < nw) cp_async16(sa + wo + j * NT * 16, w + j * wstep + kc * CB);
-    }
-    /* chunk kc's pieces into the stage's tile area sa and x area sb */
-    __device__ __forceinline__ void issue(unsigned char *sa, unsigned char *sb, int kc) const
-    {
-        issue_w(sa, kc);
 #pragma unroll
         for (int i = 0; i < XP; i++) {
             const bool ok = i < nx;
@@ -317,16 +308,11 @@ static constexpr size_t wg_stage(int bn, int wgs)
 {
     return (size_t)bn * 128 + (size_t)wgs * 4 * 512;
 }
-/* the stages or the block's fp32 results, whichever is larger; then (MC) the barriers */
-static constexpr size_t wg_body(int bn, int wgs)
-{
-    return wg_stage(bn, wgs) * WG_STAGES > (size_t)bn * (64 * wgs + 4) * 4
-               ? wg_stage(bn, wgs) * WG_STAGES
-               : (size_t)bn * (64 * wgs + 4) * 4;
-}
 static constexpr size_t wg_smem(int bn, int wgs)
 {
-    return 1024 + wg_body(bn, wgs) + 16 * WG_STAGES;
+    return 1024 + (wg_stage(bn, wgs) * WG_STAGES > (size_t)bn * (64 * wgs + 4) * 4
+                       ? wg_stage(bn, wgs) * WG_STAGES
+                       : (size_t)bn * (64 * wgs + 4) * 4);
 }
 
 /* shared-memory matrix descriptor: 128-byte swizzle, 1024 bytes between 8-row groups */
@@ -347,70 +333,6 @@ static __device__ __forceinline__ void wg_commit(void)
 template <int N> static __device__ __forceinline__ void wg_wait(void)
 {
     asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-}
-
-/* ---- a cluster of two blocks sharing x (q4wg_kernel's MC form) ----------------------------
- * Blocks (bx, 2c) and (bx, 2c + 1) read the same rows of x: each has the copy engine bring
- * half of them a chunk and write it into both blocks' shared memory (TMA multicast), so x
- * crosses from L2 once for the two.  A stage's x is ready when its "full" barrier completes
- * (both halves' bytes landed); a block's copy into a stage waits on its "empty" barrier,
- * which both blocks arrive on once their products that read the stage have ended. */
-static __device__ __forceinline__ uint32_t s_addr(const void *p)
-{
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
-static __device__ __forceinline__ void mb_init(uint32_t a, int n)
-{
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(a), "r"(n) : "memory");
-}
-/* one arrival on this block's barrier a that also expects tx more bytes */
-static __device__ __forceinline__ void mb_expect(uint32_t a, uint32_t tx)
-{
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(a), "r"(tx)
-                 : "memory");
-}
-static __device__ __forceinline__ void mb_wait(uint32_t a, uint32_t parity)
-{
-    uint32_t ok;
-    do {
-        asm volatile("{\n.reg .pred p;\n"
-                     "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-                     "selp.u32 %0, 1, 0, p;\n}\n"
-                     : "=r"(ok)
-                     : "r"(a), "r"(parity)
-                     : "memory");
-    } while (!ok);
-}
-/* one arrival on the barrier at a in the cluster's block rank */
-static __device__ __forceinline__ void mb_arrive_at(uint32_t a, uint32_t rank)
-{
-    asm volatile("{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\n"
-                 "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [ra];\n}\n" ::"r"(a),
-                 "r"(rank)
-                 : "memory");
-}
-static __device__ __forceinline__ uint32_t cluster_rank(void)
-{
-    uint32_t r;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-    return r;
-}
-/* every thread of the cluster's blocks */
-static __device__ __forceinline__ void cluster_sync(void)
-{
-    asm volatile("barrier.cluster.arrive.release.aligned;\n"
-                 "barrier.cluster.wait.acquire.aligned;\n" ::
-                     : "memory");
-}
-/* the box at (c0, c1) of tensor map tm into shared address dst of the blocks in mask, each
- * block's barrier at mbar (the same offset in each) told of its bytes */
-static __device__ __forceinline__ void tma2d_mc(uint32_t dst, const CUtensorMap *tm, int c0, int c1,
-                                                uint32_t mbar, uint16_t mask)
-{
-    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
-                 ".multicast::cluster [%0], [%1, {%2, %3}], [%4], %5;\n" ::"r"(dst),
-                 "l"(reinterpret_cast<uint64_t>(tm)), "r"(c0), "r"(c1), "r"(mbar), "h"(mask)
-                 : "memory");
 }
 
 #define WG_F4(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3])
@@ -493,14 +415,12 @@ static __device__ __forceinline__ void wg_block_out(unsigned char *sm, const flo
 
 /* the arguments and results of q4gemm_kernel, but 64 WGS output rows a block (WGS warpgroups);
  * SX: every scale is a value of T (llm_k_qw.scale_exact), so s * q is one 16-bit multiply of
- * the same bits; MC: launched in clusters of two blocks along y, x brought by the copy engine
- * through tmx (x as [M][K], boxes of 64 inputs x BN / 2 rows, 128-byte swizzle), each block
- * one half of a chunk's rows into both blocks (wg_smem's MC barriers after the stages) */
-template <typename T, int GS, int BN, bool ZP, int WGS, bool SX, bool MC>
+ * the same bits */
+template <typename T, int GS, int BN, bool ZP, int WGS, bool SX>
 __global__ void __launch_bounds__(WGS * 128, BN == 256 ? 1 : 4 / WGS)
     q4wg_kernel(T *y, int ldy, const T *x, int ldx, const uint8_t *wq, const float *wscale,
                 const int8_t *wzq, const T *bias, float *part, int M, int N, int K, int kcs,
-                int accumulate, const __grid_constant__ CUtensorMap tmx)
+                int accumulate)
 {
     extern __shared__ __align__(16) unsigned char wg_raw[];
     unsigned char *sm =
@@ -514,34 +434,9 @@ __global__ void __launch_bounds__(WGS * 128, BN == 256 ? 1 : 4 / WGS)
     /* one chunk into stage st: BN x rows first, then the block's tiles */
     const chunk_copy<NT, BM * 2, BN * 8, 512> cc(wq, (int64_t)KT * 512, rt0, ntile, x,
                                                  (int64_t)ldx * sizeof(T), m0, M);
-    /* MC: the stages' full and empty barriers, this block's rank in its cluster */
-    const uint32_t bar = s_addr(sm + wg_body(BN, WGS));
-    const uint32_t rank = MC ? cluster_rank() : 0;
-    if constexpr (MC) {
-        if (tid == 0) {
-            for (int st = 0; st < WG_STAGES; st++) {
-                mb_init(bar + 8 * st, 1);
-                mb_init(bar + 8 * (WG_STAGES + st), 2);
-            }
-            asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-        }
-        cluster_sync();
-    }
     auto load = [&](int st, int kc) {
         unsigned char *sb = sm + (size_t)st * STAGE;
-        if constexpr (MC) {
-            cc.issue_w(sb + BN * 128, kc);
-            if (tid == 0) {
-                /* both blocks done with the chunk this stage held (its fourth before) */
-                const int j = kc - kc0;
-                if (j >= WG_STAGES) mb_wait(bar + 8 * (WG_STAGES + st), (j / WG_STAGES - 1) & 1);
-                mb_expect(bar + 8 * st, BN * 128);
-                tma2d_mc(s_addr(sb) + rank * (BN / 2) * 128, &tmx, kc * 64,
-                         m0 + (int)rank * (BN / 2), bar + 8 * st, 3);
-            }
-        } else {
-            cc.issue(sb + BN * 128, sb, kc);
-        }
+        cc.issue(sb + BN * 128, sb, kc);
     };
 
     float acc[NA];
@@ -585,15 +480,7 @@ __global__ void __launch_bounds__(WGS * 128, BN == 256 ? 1 : 4 / WGS)
         const int it = kc - kc0;
         fetch(kc + 1, next);
         cp_wait<WG_PD - 1>();
-        if (MC) mb_wait(bar + 8 * (it % WG_STAGES), (it / WG_STAGES) & 1);
         __syncthreads();
-        /* MC: the products of chunk it - 2 have ended in every warp (each waited for them
-         * before this barrier): both blocks are told its stage is free */
-        if (MC && tid == 0 && it >= WG_PD) {
-            const uint32_t e = bar + 8 * (WG_STAGES + (it + WG_PD) % WG_STAGES);
-            mb_arrive_at(e, 0);
-            mb_arrive_at(e, 1);
-        }
         if (kc + WG_PD < kc1) load((it + WG_PD) % WG_STAGES, kc + WG_PD);
         cp_commit();
         const unsigned char *sb = sm + (size_t)(it % WG_STAGES) * STAGE;
@@ -639,8 +526,6 @@ __global__ void __launch_bounds__(WGS * 128, BN == 256 ? 1 : 4 / WGS)
     cp_wait<0>();
     __syncthreads();
     wg_block_out<T, BN, BM, NT>(sm, acc, m0, rt0, y, ldy, bias, part, M, N, accumulate);
-    /* MC: no block leaves while the other may still arrive on its barriers */
-    if (MC) cluster_sync();
 }
 
 /* ---- W4A8: the same tiles times e4m3 rows on fp8 warpgroup MMA (llm_k_q4_gemm8) ----------
@@ -880,12 +765,6 @@ extern "C" void llm_k_set_q4wg_bn(int bn)
 {
     q4wg_bn = bn == 256 ? 256 : 128;
 }
-/* its 256-row blocks in clusters of two that share x (the MC form), or apart */
-static int q4wg_mc = 0;
-extern "C" void llm_k_set_q4wg_mc(int on)
-{
-    q4wg_mc = on != 0;
-}
 
 /* K split (whole groups a part) while the blocks fill fewer than two waves of the SMs (two
  * blocks an SM; one: while the parts still fit one wave), as far as the workspace holds the
@@ -913,97 +792,36 @@ static void q4_reduce_go(T *y, int ldy, const float *ws, int S, const T *bias, i
     q4gemm_reduce<T><<<blocks, 256, 0, st>>>(y, ldy, ws, S, bias, M, N, accumulate);
 }
 
-/* x as a tensor map for q4wg_kernel's MC form: [M][K] elements of T, rows ldx apart, boxes of
- * 64 inputs x rows, 128-byte swizzle (the stage layout); rows past M read as zeros.  The
- * encoder is the driver's, found once through the runtime. */
-template <typename T>
-static int x_tensor_map(CUtensorMap *tm, const T *x, int ldx, int M, int K, int rows)
-{
-    static PFN_cuTensorMapEncodeTiled_v12000 enc;
-    static int tried;
-    if (!tried) {
-        tried = 1;
-        cudaDriverEntryPointQueryResult q;
-        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", (void **)&enc, 12000,
-                                             cudaEnableDefault, &q) != cudaSuccess ||
-            q != cudaDriverEntryPointSuccess)
-            enc = NULL;
-    }
-    if (!enc) return (int)cudaErrorNotSupported;
-    const cuuint64_t dim[2] = {(cuuint64_t)K, (cuuint64_t)M};
-    const cuuint64_t stride[1] = {(cuuint64_t)ldx * sizeof(T)};
-    const cuuint32_t box[2] = {64, (cuuint32_t)rows}, es[2] = {1, 1};
-    const CUresult r = enc(tm,
-                           std::is_same<T, __half>::value ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
-                                                          : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16,
-                           2, const_cast<T *>(x), dim, stride, box, es,
-                           CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                           CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    return r == CUDA_SUCCESS ? 0 : (int)cudaErrorInvalidValue;
-}
-
 /* W 4 or 8: q4gemm_kernel with W warps; W 0: q4wg_kernel with WGS warpgroups (2; 4 reads x
- * from L2 half as often, measured no faster), BN 128 or 256 x rows a block, MC its cluster
- * form (x multicast to two blocks of adjacent output rows) */
-template <typename T, int GS, int BN, bool ZP, int W, int WGS = 2, bool SX = false, bool MC = false>
+ * from L2 half as often, measured no faster), BN 128 or 256 x rows a block */
+template <typename T, int GS, int BN, bool ZP, int W, int WGS = 2, bool SX = false>
 static int q4gemm_go(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *w, const T *bias,
                      int M, int N, int K, int accumulate, float *ws, size_t ws_bytes,
                      cudaStream_t st)
 {
+    void (*kern)(T *, int, const T *, int, const uint8_t *, const float *, const int8_t *,
+                 const T *, float *, int, int, int, int, int);
+    constexpr int QW = W ? W : 4;
+    if constexpr (W == 0 && (BN == 128 || BN == 256))
+        kern = q4wg_kernel<T, GS, BN, ZP, WGS, SX>;
+    else
+        kern = q4gemm_kernel<T, GS, BN, ZP, QW>;
     const size_t smem = W ? qg_smem(BN) : wg_smem(BN, WGS);
     const int bm = W ? QG_BM : 64 * WGS;
-    const int mb = (M + BN - 1) / BN, KT = K / 64, nb0 = (N + bm - 1) / bm;
-    /* MC: whole clusters of two along y (a block past N has no tiles and stores nothing); the
-     * K split as for the blocks apart, so both forms add the same parts */
-    const int nb = MC ? (nb0 + 1) & ~1 : nb0;
-    int kcs;
-    const int S = q4_split(mb * nb0, KT, GS, M, N, ws_bytes, &kcs, !W && BN == 256);
     static bool attr;
-    if constexpr (W == 0 && (BN == 128 || BN == 256)) {
-        auto kern = q4wg_kernel<T, GS, BN, ZP, WGS, SX, MC>;
-        if (!attr) {
-            cudaError_t e =
-                cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-            if (e != cudaSuccess) return (int)e;
-            attr = true;
-        }
-        CUtensorMap tm;
-        memset(&tm, 0, sizeof tm);
-        if (MC) {
-            const int rc = x_tensor_map(&tm, x, ldx, M, K, BN / 2);
-            if (rc) return rc;
-        }
-        cudaLaunchConfig_t cfg = {};
-        cudaLaunchAttribute at[1];
-        cfg.gridDim = dim3(mb, nb, S);
-        cfg.blockDim = dim3(WGS * 128);
-        cfg.dynamicSmemBytes = smem;
-        cfg.stream = st;
-        if (MC) {
-            at[0].id = cudaLaunchAttributeClusterDimension;
-            at[0].val.clusterDim.x = 1;
-            at[0].val.clusterDim.y = 2;
-            at[0].val.clusterDim.z = 1;
-            cfg.attrs = at;
-            cfg.numAttrs = 1;
-        }
-        const cudaError_t e = cudaLaunchKernelEx(
-            &cfg, kern, y, ldy, x, ldx, static_cast<const uint8_t *>(w->q), (const float *)w->scale,
-            (const int8_t *)w->zq, bias, S > 1 ? ws : (float *)NULL, M, N, K, kcs, accumulate, tm);
+    if (!attr) {
+        cudaError_t e =
+            cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (e != cudaSuccess) return (int)e;
-    } else {
-        constexpr int QW = W ? W : 4;
-        auto kern = q4gemm_kernel<T, GS, BN, ZP, QW>;
-        if (!attr) {
-            cudaError_t e =
-                cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-            if (e != cudaSuccess) return (int)e;
-            attr = true;
-        }
-        kern<<<dim3(mb, nb, S), W ? W * 32 : WGS * 128, smem, st>>>(
-            y, ldy, x, ldx, static_cast<const uint8_t *>(w->q), w->scale, w->zq, bias,
-            S > 1 ? ws : NULL, M, N, K, kcs, accumulate);
+        attr = true;
     }
+    const int mb = (M + BN - 1) / BN, nb = (N + bm - 1) / bm, KT = K / 64;
+    int kcs;
+    const int S = q4_split(mb * nb, KT, GS, M, N, ws_bytes, &kcs, !W && BN == 256);
+    dim3 grid(mb, nb, S);
+    kern<<<grid, W ? W * 32 : WGS * 128, smem, st>>>(
+        y, ldy, x, ldx, static_cast<const uint8_t *>(w->q), w->scale, w->zq, bias,
+        S > 1 ? ws : NULL, M, N, K, kcs, accumulate);
     if (S > 1) q4_reduce_go(y, ldy, ws, S, bias, M, N, accumulate, st);
     return (int)cudaGetLastError();
 }
@@ -1018,17 +836,14 @@ static int q4gemm_bn(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *
                                                ws_bytes, st)
 #define QG_W(BN, ZP) (q4g_shape == 2 ? QG_GO(BN, ZP, 8) : QG_GO(BN, ZP, 4))
 #define QG_WG2(BN, ZP) (w->scale_exact ? QG_GO(BN, ZP, 0, 2, true) : QG_GO(BN, ZP, 0, 2))
-#define QG_MC(ZP)                                                                                  \
-    (w->scale_exact ? QG_GO(256, ZP, 0, 2, true, true) : QG_GO(256, ZP, 0, 2, false, true))
 #define QG_WG(ZP)                                                                                  \
     (q4g_shape == 4              ? QG_GO(128, ZP, 0, 4)                                            \
-     : q4wg_bn == 256 && M > 128 ? (q4wg_mc ? QG_MC(ZP) : QG_WG2(256, ZP))                         \
+     : q4wg_bn == 256 && M > 128 ? QG_WG2(256, ZP)                                                 \
                                  : QG_WG2(128, ZP))
     if (q4g_shape >= 3 && M > 64) return w->zq ? QG_WG(true) : QG_WG(false);
     if (w->zq) return M <= 32 ? QG_W(32, true) : QG_W(64, true);
     return M <= 32 ? QG_W(32, false) : QG_W(64, false);
 #undef QG_WG
-#undef QG_MC
 #undef QG_WG2
 #undef QG_W
 #undef QG_GO

@@ -582,13 +582,6 @@ static void bench_q4gemm(void)
                                    q4_layers(model, mlist[mi], pre, path, &w), 0.5 * w, fl);
                             llm_k_set_q4wg_bn(256);
                         }
-                        if (getenv("LLM_BENCH_Q4GEMM_MC") && mlist[mi] > 128) {
-                            /* and with its 256-row blocks in clusters of two sharing x */
-                            llm_k_set_q4wg_mc(1);
-                            report("q4gemm_s3sxmc_layers", shape,
-                                   q4_layers(model, mlist[mi], pre, path, &w), 0.5 * w, fl);
-                            llm_k_set_q4wg_mc(0);
-                        }
                         q4sx = 0;
                         llm_k_set_q4gemm_shape(0);
                     }

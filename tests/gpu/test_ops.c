@@ -1003,8 +1003,6 @@ static int q_sx;    /* int4 tile: the scales made values of the case's dtype, so
                      * weight says so (llm_k_qw.scale_exact) */
 static int q_bn;    /* the warpgroup GEMM's x rows a block set (llm_k_set_q4wg_bn), named in
                      * tile cases; 0: its default */
-static int q_mc;    /* the warpgroup GEMM's 256-row blocks in clusters sharing x
-                     * (llm_k_set_q4wg_mc), named in tile cases ("M") */
 static int q4g_sh;  /* the int4 GEMM's block shape (llm_k_set_q4gemm_shape): 2 the 8-warp
                      * block, 3 warpgroup MMA, 4 the same with 256 outputs a block; 0 shape 1 */
 
@@ -1015,7 +1013,7 @@ static const char *q_tag(int i4)
     static char tag[16];
     if (!q_tile || !i4) return "";
     if (q_bn) {
-        snprintf(tag, sizeof tag, "T%s%d%s", q_sx ? "X" : "B", q_bn, q_mc ? "M" : "");
+        snprintf(tag, sizeof tag, "T%s%d", q_sx ? "X" : "B", q_bn);
         return tag;
     }
     if (!q_shape) return "T";
@@ -1201,19 +1199,13 @@ static void qlinear_case(int dt, int path, int i4, int M, int N, int K, int grou
         }
         CUDA(llm_k_q4_gemm(dt, dy, N, xin, K, &qc.d, bias ? db : NULL, M, N, K, acc, ws, wsb, 0));
         CUDA(cudaDeviceSynchronize());
-        /* the same product again in another form that must give the same bits: with the
-         * fp32 scaling (16-bit scaling: s * q rounded once either way), and with the blocks
-         * apart (clusters sharing x: only where x comes from differs) */
-        for (int form = 0; form < 2; form++) {
-            if (form == 0 ? !qc.d.scale_exact : !q_mc) continue;
+        if (qc.d.scale_exact) { /* the 16-bit scaling gives the fp32 scaling's bits */
             const size_t yb = (size_t)M * N * esize(dt);
             void *dy2 = acc ? dev_copy(y_h, yb) : dev_poison(yb);
-            struct llm_k_qw w2 = qc.d;
-            if (form == 0) w2.scale_exact = 0;
-            if (form == 1) llm_k_set_q4wg_mc(0);
-            CUDA(
-                llm_k_q4_gemm(dt, dy2, N, xin, K, &w2, bias ? db : NULL, M, N, K, acc, ws, wsb, 0));
-            if (form == 1) llm_k_set_q4wg_mc(1);
+            struct llm_k_qw w32 = qc.d;
+            w32.scale_exact = 0;
+            CUDA(llm_k_q4_gemm(dt, dy2, N, xin, K, &w32, bias ? db : NULL, M, N, K, acc, ws, wsb,
+                               0));
             unsigned char *h1 = xmalloc(yb), *h2 = xmalloc(yb);
             CUDA(cudaMemcpy(h1, dy, yb, cudaMemcpyDeviceToHost));
             CUDA(cudaMemcpy(h2, dy2, yb, cudaMemcpyDeviceToHost));
@@ -1221,8 +1213,7 @@ static void qlinear_case(int dt, int path, int i4, int M, int N, int K, int grou
                 size_t i = 0;
                 while (h1[i] == h2[i])
                     i++;
-                printf("%s: byte %zu differs from the result %s\n", name, i,
-                       form == 0 ? "of the fp32 scaling" : "with the blocks apart");
+                printf("%s: byte %zu differs from the fp32 scaling's result\n", name, i);
                 n_failed++;
             }
             free(h1), free(h2);
@@ -1609,14 +1600,8 @@ static void test_qlinear(void)
          * scaling (qlinear_case); rows past 64 take it, fewer the mma.sync kernel */
         llm_k_set_q4gemm_shape(3);
         q4g_sh = 3;
-        /* 384: 256 x rows in clusters sharing x - only with LLM_TEST_Q4WG_MC=1 until these
-         * cases have run on a device (docs/CUDA.md) */
-        const int bw_max = getenv("LLM_TEST_Q4WG_MC") ? 384 : 256;
-        for (int bw = 128; bw <= bw_max; bw += 128) { /* x rows a block past 128 rows */
-            const int bn = bw > 256 ? 256 : bw;
+        for (int bn = 128; bn <= 256; bn += 128) { /* x rows a block past 128 rows */
             llm_k_set_q4wg_bn(bn);
-            llm_k_set_q4wg_mc(bw > 256);
-            q_mc = bw > 256;
             q_bn = bn;
             /* the fp32 scaling at this block width */
             qlinear_case(dt, 2, 1, 257, 1008, 2048, 64, 0, 1, 1, 1);
@@ -1631,14 +1616,6 @@ static void test_qlinear(void)
                 for (int s = 0; s < 4; s++, v++)
                     qlinear_case(dt, 2 + (v & 1), 1, xm[mi], xk[s][0], xk[s][1], gs[v % 3], 0,
                                  (v >> 1) & 1, v % 3 == 1, v % 4 == 2);
-            if (q_mc) { /* an odd number of 128-output blocks (a cluster's second block past
-                         * N), partial last blocks, a 256-row block whose second half of x is
-                         * past M; with and without the K split */
-                const int cm[] = {257, 300, 600}, cn[] = {640, 336, 1936};
-                for (int i = 0; i < 3; i++, v++)
-                    qlinear_case(dt, 2 + (i & 1), 1, cm[i], cn[i], 2048, gs[v % 3], 0, i & 1,
-                                 i == 1, i == 2);
-            }
             q_zint = 1;
             for (int mi = 0; mi < 3; mi++)
                 qlinear_case(dt, 2 + (mi & 1), 1, 65 + 100 * mi + (bn == 256 ? 100 : 0),
@@ -1647,8 +1624,6 @@ static void test_qlinear(void)
             q_sx = 0;
         }
         llm_k_set_q4wg_bn(256);
-        llm_k_set_q4wg_mc(0);
-        q_mc = 0;
         q_bn = 0;
         q4g_sh = 0;
         llm_k_set_q4gemm_shape(0);

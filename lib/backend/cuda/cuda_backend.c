@@ -62,9 +62,6 @@
 #define DEFAULT_Q4GEMM_MAX_M 256
 #define DEFAULT_Q4GEMM_BIG_M 512
 #define DEFAULT_Q4GEMM_SHAPE 3
-/* The warpgroup GEMM's 256-row blocks in clusters of two that share x (llm_k_set_q4wg_mc):
- * off until measured */
-#define DEFAULT_Q4WG_MC 0
 /* W4A8 products of more rows than this go to the fp8 tensor cores (codes made e4m3 in the
  * dense scratch, cuBLASLt with 128-element block scales), fewer to the fused kernel
  * (DEFAULT_W4A8_WG_M) or, where it does not take the weight, the int4 kernels.  On an
@@ -843,7 +840,6 @@ static int make_alibi(struct cu_be *c)
  * int4 weights in the tile layout take the tensor-core GEMM on their codes instead of the
  * dequantization (0 = never), LLM_CUDA_Q4GEMM_SHAPE=0..4 that GEMM's block shape (kernels.h),
  * LLM_CUDA_Q4WG_BN=128|256 its warpgroup form's x rows a block past 128 rows,
- * LLM_CUDA_Q4WG_MC=0|1 its 256-row blocks apart / in clusters of two sharing x,
  * LLM_CUDA_Q4_SX=0 its 16-bit scaling off (scales_exact), LLM_CUDA_QGEMV_SHAPE=<s> its
  * single-row tile shape, LLM_CUDA_QTILE=0|1 int4 weights never / always in the
  * tensor-core tile layout (default: all without zero points, and those with integral ones);
@@ -885,8 +881,6 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     llm_k_set_q4gemm_shape(q4s ? atoi(q4s) : DEFAULT_Q4GEMM_SHAPE);
     const char *q4b = getenv("LLM_CUDA_Q4WG_BN"); /* its x rows a block past 128 rows */
     llm_k_set_q4wg_bn(q4b ? atoi(q4b) : 256);
-    const char *q4m = getenv("LLM_CUDA_Q4WG_MC"); /* its 256-row blocks in clusters sharing x */
-    llm_k_set_q4wg_mc(q4m ? atoi(q4m) : DEFAULT_Q4WG_MC);
     const char *q4x = getenv("LLM_CUDA_Q4_SX"); /* 0: its 16-bit scaling off */
     c->q4_no_sx = q4x && !strcmp(q4x, "0");
     /* the fused W4A8 kernel's x rows a block (64 or 128) and its group pipeline (0 / 1) */
