@@ -544,9 +544,10 @@ static void bench_q4gemm(void)
      * on the codes, 4 W4A8 on cuBLASLt, 5 W4A8 fused; default all), LLM_BENCH_Q4GEMM_PRE: 0
      * w4a16 only, 1 awq only */
     const char *pp = getenv("LLM_BENCH_Q4GEMM_PATHS"), *pe = getenv("LLM_BENCH_Q4GEMM_PRE");
-    /* LLM_BENCH_Q4GEMM_MODEL: 0 Llama-2-7B only, 1 Falcon-180B only (default both) */
+    /* LLM_BENCH_Q4GEMM_MODEL: 0 Llama-2-7B only, 1 Falcon-180B only (else both) */
     const char *pm = getenv("LLM_BENCH_Q4GEMM_MODEL");
-    const int md0 = pm ? atoi(pm) : 0, md1 = pm ? atoi(pm) + 1 : 2;
+    const int md = pm ? atoi(pm) : -1, one = md == 0 || md == 1;
+    const int md0 = one ? md : 0, md1 = one ? md + 1 : 2;
     for (int mi = 0; mi < nm; mi++)
         for (int pre = pe ? atoi(pe) : 0; pre < (pe ? atoi(pe) + 1 : 2); pre++)
             for (int model = md0; model < md1; model++)
