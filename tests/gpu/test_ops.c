@@ -996,6 +996,8 @@ struct qcase {
 };
 
 static int q_tile; /* int4 weights go to the device in the tensor-core tile layout */
+static float q_xmean; /* added to every x of a quantized linear: rows far from zero mean, where
+                       * a kernel that takes an offset times sum(x) off its sums cancels most */
 static int q_zint; /* zero points are integers in [-8, 8] (AWQ / GPTQ imports); in the tile
                     * layout they go to the device as such too (llm_k_qw.zq) */
 static int q_shape; /* the launch shape set (llm_k_set_qgemv_shape), named in tile cases */
@@ -1146,6 +1148,10 @@ static void qlinear_case(int dt, int path, int i4, int M, int N, int K, int grou
                                           : "QGEMM_SPLIT")
                          : "QGEMV",
              i4 ? "int4" : "int8", llm_dtype_name(dt), M, N, K, i4 ? group : 0, zp, pre, bias, acc);
+    if (q_xmean != 0.f) {
+        const size_t l = strlen(name);
+        snprintf(name + l - 1, sizeof name - l + 1, ",xmean=%g)", q_xmean);
+    }
     if (!want(name)) return;
     struct qcase qc;
     qcase_make_dt(&qc, i4, N, K, group, zp, pre, dt);
@@ -1157,6 +1163,12 @@ static void qlinear_case(int dt, int path, int i4, int M, int N, int K, int grou
     }
     void *x_h, *b_h, *y_h;
     float *x = rand_vals((size_t)M * K, 1.f, dt, &x_h);
+    if (q_xmean != 0.f) {
+        for (size_t i = 0; i < (size_t)M * K; i++)
+            x[i] += q_xmean;
+        llm_cpu_from_f32(x_h, dt, 0, x, (int64_t)M * K);
+        llm_cpu_to_f32(x, x_h, dt, 0, (int64_t)M * K);
+    }
     float *b = rand_vals((size_t)N, 0.5f, dt, &b_h);
     float *y0 = rand_vals((size_t)M * N, 1.f, dt, &y_h);
     if (bias) {
@@ -1627,6 +1639,17 @@ static void test_qlinear(void)
         q_bn = 0;
         q4g_sh = 0;
         llm_k_set_q4gemm_shape(0);
+        /* x far from zero mean (every value in [q_xmean - 1, q_xmean + 1]): the staged
+         * GEMV's sums carry an offset times sum(x) that its start takes off again */
+        for (int xi = 0; xi < 2; xi++) {
+            q_xmean = xi ? -24.f : 3.f;
+            for (int g3 = 0; g3 < 3; g3++)
+                qlinear_case(dt, 0, 1, 1 + 3 * xi, 4096, 4096, gs[g3], 0, g3 & 1, xi, 0);
+            q_zint = 1;
+            qlinear_case(dt, 0, 1, 1, 4096, 11008, 128, 1, 0, 0, 1);
+            q_zint = 0;
+        }
+        q_xmean = 0.f;
         /* integral zero points in the tile layout (imported AWQ / GPTQ): the staged GEMV,
          * the gated pair, the norm folded in, the dequantized path and the GEMM */
         q_zint = 1;
