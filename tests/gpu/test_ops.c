@@ -1639,8 +1639,9 @@ static void test_qlinear(void)
         q_bn = 0;
         q4g_sh = 0;
         llm_k_set_q4gemm_shape(0);
-        /* x far from zero mean (every value in [q_xmean - 1, q_xmean + 1]): the staged
-         * GEMV's sums carry an offset times sum(x) that its start takes off again */
+        /* x far from zero mean (every value in [q_xmean - 1, q_xmean + 1]), for the staged
+         * GEMV: a form that left the codes biased and took the bias times sum(x) off its
+         * sums lost its low bits here in f16 (docs/CUDA.md, note 27) */
         for (int xi = 0; xi < 2; xi++) {
             q_xmean = xi ? -24.f : 3.f;
             for (int g3 = 0; g3 < 3; g3++)
