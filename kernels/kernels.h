@@ -473,9 +473,6 @@ int llm_k_q4_gemm8(int dt, void *y, int ldy, const void *xq, const float *xs,
                    void *ws, size_t ws_bytes, llm_stream_t stream);
 /* Its x rows a block: 64 (0: the default) or 128. */
 void llm_k_set_q4gemm8_bn(int bn);
-/* 1: its groups pipelined (two sets of partial sums, a group's fold under the next group's
- * products; one block an SM); 0 (the default): one set, each group waited for. */
-void llm_k_set_q4gemm8_pipe(int on);
 /* The GEMM's block shape: 0 (the kernel's own default) and 1: 4 warps of 2 row tiles; 2 eight
  * warps of one row tile (about half the registers a thread, twice the warps an SM); 3 past 64
  * rows two warpgroups of wgmma (A, s * q rounded to 16 bits, from registers; x from shared

@@ -606,11 +606,11 @@ template <int N> static __device__ __forceinline__ void wg_pin(float (&r)[N])
 /* Block (blockIdx.x, .y, .z): x rows [BN bx, + BN), output rows [128 by, + 128), groups
  * [kcs bz, + kcs); xq the codes [M][K] in tile order, xs the group sums [K / 128][ldxs];
  * part NULL: y = sums (+ bias) (+ y), else the sums into part[bz][M][N] in fp32.  BN 64
- * halves the registers (two blocks an SM) and the x rows a block reads.  PIPE: two sets of
- * partial sums (and of A registers) used in turn, so a group's fold runs while the next
- * group's products are on the tensor cores (wgmma.wait_group 1, not 0); one block an SM. */
-template <typename T, int BN, bool PIPE>
-__global__ void __launch_bounds__(256, BN == 64 && !PIPE ? 2 : 1)
+ * halves the registers (two blocks an SM) and the x rows a block reads.  Each group is
+ * waited for before its fold (two sets of partial sums, a group's fold under the next one's
+ * products, ran 24-27% slower on an H100: one block an SM; docs/CUDA.md). */
+template <typename T, int BN>
+__global__ void __launch_bounds__(256, BN == 64 ? 2 : 1)
     q4wg8_kernel(T *y, int ldy, const uint8_t *xq, const float *xs, int ldxs, const uint8_t *wq,
                  const float *wscale, const T *bias, float *part, int M, int N, int K, int kcs,
                  int accumulate)
@@ -697,38 +697,10 @@ __global__ void __launch_bounds__(256, BN == 64 && !PIPE ? 2 : 1)
     };
     float p0[NA] = {};
     uint32_t a0[4][4];
-    if constexpr (!PIPE) {
-        for (int kc = kc0; kc < kc1; kc++) {
-            const gs r = issue(kc, p0, a0);
-            wg_wait<0>();
-            fold(p0, r);
-        }
-    } else {
-        /* groups kc0, kc0 + 2, .. into p0, the others into p1; a stage is rewritten two
-         * groups after its products, which the wait for the group before has covered.  No
-         * branch inside a pair, so ptxas sees one group in flight at every fold */
-        float p1[NA] = {};
-        uint32_t a1[4][4];
-        gs r0 = issue(kc0, p0, a0), r1;
-        int kc = kc0 + 1;
-        for (; kc + 1 < kc1; kc += 2) {
-            r1 = issue(kc, p1, a1);
-            wg_wait<1>();
-            fold(p0, r0);
-            r0 = issue(kc + 1, p0, a0);
-            wg_wait<1>();
-            fold(p1, r1);
-        }
-        if (kc < kc1) {
-            r1 = issue(kc, p1, a1);
-            wg_wait<1>();
-            fold(p0, r0);
-            wg_wait<0>();
-            fold(p1, r1);
-        } else {
-            wg_wait<0>();
-            fold(p0, r0);
-        }
+    for (int kc = kc0; kc < kc1; kc++) {
+        const gs r = issue(kc, p0, a0);
+        wg_wait<0>();
+        fold(p0, r);
     }
     cp_wait<0>();
     __syncthreads();
@@ -865,19 +837,14 @@ static int q4gemm_gs(T *y, int ldy, const T *x, int ldx, const struct llm_k_qw *
 }
 
 /* the fused W4A8 product's x rows a block: 64 (the default: two blocks an SM, measured faster
- * at 16..256 rows on an H100) or 128; and whether its groups are pipelined (two sets of
- * partial sums, one block an SM) */
-static int q4g8_bn = 0, q4g8_pipe = 0;
+ * at 16..256 rows on an H100) or 128 */
+static int q4g8_bn = 0;
 extern "C" void llm_k_set_q4gemm8_bn(int bn)
 {
     q4g8_bn = bn;
 }
-extern "C" void llm_k_set_q4gemm8_pipe(int on)
-{
-    q4g8_pipe = on;
-}
 
-template <typename T, int BN, bool PIPE>
+template <typename T, int BN>
 static int q4gemm8_go(T *y, int ldy, const uint8_t *xq, const float *xs, const struct llm_k_qw *w,
                       const T *bias, int M, int N, int K, int accumulate, float *ws,
                       size_t ws_bytes, cudaStream_t st)
@@ -886,14 +853,14 @@ static int q4gemm8_go(T *y, int ldy, const uint8_t *xq, const float *xs, const s
     const size_t smem = w8_smem(BN);
     if (!attr) {
         cudaError_t e = cudaFuncSetAttribute(
-            q4wg8_kernel<T, BN, PIPE>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+            q4wg8_kernel<T, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (e != cudaSuccess) return (int)e;
         attr = true;
     }
     const int mb = (M + BN - 1) / BN, nb = (N + 127) / 128, KT = K / 64;
     int kcs;
     const int S = q4_split(mb * nb, KT, 128, M, N, ws_bytes, &kcs);
-    q4wg8_kernel<T, BN, PIPE><<<dim3(mb, nb, S), 256, smem, st>>>(
+    q4wg8_kernel<T, BN><<<dim3(mb, nb, S), 256, smem, st>>>(
         y, ldy, xq, xs, (M + 3) & ~3, static_cast<const uint8_t *>(w->q), w->scale, bias,
         S > 1 ? ws : NULL, M, N, K, kcs / 2, accumulate);
     if (S > 1) q4_reduce_go(y, ldy, ws, S, bias, M, N, accumulate, st);
@@ -905,11 +872,9 @@ static int q4gemm8_bn(T *y, int ldy, const uint8_t *xq, const float *xs, const s
                       const T *bias, int M, int N, int K, int accumulate, float *ws,
                       size_t ws_bytes, cudaStream_t st)
 {
-#define Q8_GO(BN, P)                                                                               \
-    q4gemm8_go<T, BN, P>(y, ldy, xq, xs, w, bias, M, N, K, accumulate, ws, ws_bytes, st)
-    if (q4g8_bn != 128) return q4g8_pipe ? Q8_GO(64, true) : Q8_GO(64, false);
-    return q4g8_pipe ? Q8_GO(128, true) : Q8_GO(128, false);
-#undef Q8_GO
+    if (q4g8_bn != 128)
+        return q4gemm8_go<T, 64>(y, ldy, xq, xs, w, bias, M, N, K, accumulate, ws, ws_bytes, st);
+    return q4gemm8_go<T, 128>(y, ldy, xq, xs, w, bias, M, N, K, accumulate, ws, ws_bytes, st);
 }
 
 extern "C" int llm_k_q4_gemm8(int dt, void *y, int ldy, const void *xq, const float *xs,

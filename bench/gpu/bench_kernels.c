@@ -556,8 +556,6 @@ static void bench_q4gemm(void)
                     if (pp && !strchr(pp, '0' + path)) continue;
                     if (path == 5 && getenv("LLM_BENCH_W4A8_BN")) /* the fused kernel's tile */
                         llm_k_set_q4gemm8_bn(atoi(getenv("LLM_BENCH_W4A8_BN")));
-                    if (path == 5 && getenv("LLM_BENCH_W4A8_PIPE")) /* and its group pipeline */
-                        llm_k_set_q4gemm8_pipe(atoi(getenv("LLM_BENCH_W4A8_PIPE")));
                     double w, t = q4_layers(model, mlist[mi], pre, path, &w);
                     const double fl = 2.0 * mlist[mi] * w;
                     char shape[96];

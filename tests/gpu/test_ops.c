@@ -1898,19 +1898,18 @@ static void w8_linear_case(int dt, int path, int act, int M, int N, int K, int p
  * activations alone, against the reference's rounding: exact; 4: the fused product
  * (llm_k_quant_x8t, llm_k_q4_gemm8; tile layout), its codes and group sums checked against
  * path 0's rounding first; w4a8_ws: with a workspace for splitting K. */
-/* w4a8_bn: the fused kernel's tile forced; w4a8_pipe: its groups pipelined */
-static int w4a8_ws = 1, w4a8_bn = 0, w4a8_pipe = 0;
+/* w4a8_bn: the fused kernel's tile forced */
+static int w4a8_ws = 1, w4a8_bn = 0;
 static void w4a8_case(int dt, int path, int M, int N, int K, int pre, int bias, int acc)
 {
     static const char *const tag[] = {"W4A8_GEMV", "W4A8_GEMM", "W4A8_LT", "W4A8_QX", "W4A8_WG"};
     char name[200];
-    snprintf(name, sizeof name, "%s%s(dt=%s,m=%d,n=%d,k=%d,pre=%d,bias=%d,acc=%d%s%s%s)",
+    snprintf(name, sizeof name, "%s%s(dt=%s,m=%d,n=%d,k=%d,pre=%d,bias=%d,acc=%d%s%s)",
              q_tile ? "T" : "", tag[path], llm_dtype_name(dt), M, N, K, pre, bias, acc,
              path == 4 && !w4a8_ws ? ",ws=0" : "",
              path != 4 || !w4a8_bn ? ""
              : w4a8_bn == 64       ? ",bn=64"
-                                   : ",bn=128",
-             path == 4 && w4a8_pipe ? ",pipe" : "");
+                                   : ",bn=128");
     if (!want(name)) return;
     struct qcase qc;
     qcase_make(&qc, 1, N, K, 128, 0, pre);
@@ -2100,17 +2099,15 @@ static void test_w4a8(void)
                     {602, 1008, 11008, 1, 0, 1, 0}, {5, 512, 256, 0, 0, 0, 1},
                     {300, 2048, 1024, 1, 1, 0, 1},  {33, 256, 384, 1, 0, 0, 0},
                 };
-                /* the default (64 rows, one set of sums), then 128, each pipelined too */
-                for (int bp = 0; bp < 4; bp++)
+                /* the default (64 rows), then 128 */
+                for (int bp = 0; bp < 2; bp++)
                     for (size_t v = 0; v < sizeof c4 / sizeof c4[0]; v++) {
-                        llm_k_set_q4gemm8_bn(w4a8_bn = bp & 1 ? 128 : 0);
-                        llm_k_set_q4gemm8_pipe(w4a8_pipe = bp >> 1);
+                        llm_k_set_q4gemm8_bn(w4a8_bn = bp ? 128 : 0);
                         w4a8_ws = c4[v][6];
                         w4a8_case(dt, 4, c4[v][0], c4[v][1], c4[v][2], c4[v][3], c4[v][4],
                                   c4[v][5]);
                     }
                 llm_k_set_q4gemm8_bn(w4a8_bn = 0);
-                llm_k_set_q4gemm8_pipe(w4a8_pipe = 0);
                 w4a8_ws = 1;
             }
             if (dt != LLM_DTYPE_F32) { /* the backend takes it in f16 / bf16 only */

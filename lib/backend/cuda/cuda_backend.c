@@ -81,9 +81,6 @@
  * another run its Falcon-180B products at 256 rows took 160 ms, so the fused kernel's 256-row
  * form is the next to measure (docs/CUDA.md). */
 #define DEFAULT_W4A8_WG_M 16
-/* The fused kernel's groups pipelined (two sets of partial sums, one block an SM;
- * LLM_CUDA_W4A8_PIPE): off until measured against two blocks an SM of one set */
-#define DEFAULT_W4A8_PIPE 0
 /* RMS norms folded into one-row 16-bit dense products (llm_k_gemv_norm): off, measured
  * slower end to end on an H100 (docs/CUDA.md); LLM_CUDA_NORM_FUSE=2 turns it on. */
 #define DEFAULT_NORM_FUSE_DENSE 0
@@ -883,10 +880,9 @@ static void read_switches(struct cu_be *c, const struct llm_ea_info *eng)
     llm_k_set_q4wg_bn(q4b ? atoi(q4b) : 256);
     const char *q4x = getenv("LLM_CUDA_Q4_SX"); /* 0: its 16-bit scaling off */
     c->q4_no_sx = q4x && !strcmp(q4x, "0");
-    /* the fused W4A8 kernel's x rows a block (64 or 128) and its group pipeline (0 / 1) */
-    const char *a8b = getenv("LLM_CUDA_W4A8_BN"), *a8p = getenv("LLM_CUDA_W4A8_PIPE");
+    /* the fused W4A8 kernel's x rows a block (64 or 128) */
+    const char *a8b = getenv("LLM_CUDA_W4A8_BN");
     llm_k_set_q4gemm8_bn(a8b ? atoi(a8b) : 0);
-    llm_k_set_q4gemm8_pipe(a8p ? atoi(a8p) : DEFAULT_W4A8_PIPE);
     c->use_graphs = gg && strcmp(gg, "0"); /* measured slower than eager + PDL (docs/CUDA.md) */
     c->fused_gate = !(ga && !strcmp(ga, "0"));
     c->moe_no_small = gm && !strcmp(gm, "0");
