@@ -12,7 +12,9 @@
 #                                     (llm-bench on Llama-2-7B quantized: QBENCH_MODES), qprofile
 #                                     (one decode step of it per kernel under ncu), q4gemm
 #                                     (the int4 GEMM on the codes against the dequantized path,
-#                                     Llama-2-7B and Falcon-180B shapes, Q4GEMM_ROWS)
+#                                     Llama-2-7B and Falcon-180B shapes, Q4GEMM_ROWS),
+#                                     targets (the quantized-execution figures against the
+#                                     peers' published ones: TARGETS, T_TARGET)
 #                                     (default: all, in that order; T_<STAGE>
 #                                     overrides a stage's time limit in seconds)
 #
@@ -382,6 +384,30 @@ PY"
                     ${LLM_TP8B_ARGS:---num-requests 2048 --max-seqs 1024} -r 1 -w 1 -f md '$m'"
         fi
         ;;
+    targets)
+        # the quantized-execution targets on one GPU, each as its figure was measured
+        # (docs/CUDA.md): JSON under $OUT/targets, a table against the peers' published
+        # figures in the summary.  TARGETS picks and orders them (default: all, about 25
+        # minutes on an H200; falcon180 needs ~100 GB of device memory), T_TARGET caps each.
+        mkdir -p "$OUT/targets"
+        cfg=$ROOT/bench/configs
+        for tg in ${TARGETS:-l2-7b-fp8 l3-8b-fp8 l3-8b-2k b1-int4 b1-bf16 l3-70b-fp8 falcon180 falcon180-int4}; do
+            tp="throughput --input-len 128 --output-len 128"
+            case $tg in
+            l2-7b-fp8) a="$tp --num-requests 1024 --max-seqs 1024 --warmup-requests 1024 -r 3 -w 1 random:$cfg/llama-2-7b.json:fp8,kv=fp8" ;;
+            l3-8b-fp8) a="$tp --num-requests 2048 --max-seqs 2048 --warmup-requests 2048 -r 3 -w 1 random:$cfg/llama-3.1-8b.json:fp8,kv=fp8" ;;
+            l3-8b-2k) a="throughput --input-len 2048 --output-len 2048 --num-requests 448 --max-seqs 448 --warmup-requests 4 -r 3 -w 1 random:$cfg/llama-3.1-8b.json:fp8,kv=fp8" ;;
+            b1-int4) a="latency --input-len 128 --output-len 128 --num-requests 1 -r 3 -w 1 random:$cfg/llama-2-7b.json:int4-awq" ;;
+            b1-bf16) a="latency --input-len 128 --output-len 128 --num-requests 1 -r 3 -w 1 random:$cfg/llama-2-7b.json" ;;
+            l3-70b-fp8) a="$tp --num-requests 1536 --max-seqs 1536 --warmup-requests 1536 -r 3 -w 1 random:$cfg/llama-3.1-70b.json:fp8,kv=fp8" ;;
+            falcon180) a="$tp --num-requests 256 --max-seqs 256 --warmup-requests 32 -r 3 -w 0 random:$cfg/falcon-180b.json:w4a8-awq" ;;
+            falcon180-int4) a="$tp --num-requests 256 --max-seqs 256 --warmup-requests 32 -r 3 -w 0 random:$cfg/falcon-180b.json:int4-awq" ;;
+            *) echo "unknown target $tg"; RESULT[target-$tg]="unknown"; fail=1; continue ;;
+            esac
+            run_stage "target-$tg" ${T_TARGET:-900} "$(find_bin llm-bench)" --device cuda -f json \
+                -o "$OUT/targets/$tg.json" $a
+        done
+        ;;
     *) echo "unknown stage $st"; exit 2 ;;
     esac
 done
@@ -408,4 +434,5 @@ for f in "$OUT/tp8b.log" "$OUT/lat8b.log"; do
         "output_tokens_per_s|tpot_mean|device_idle_share|sm_clock_p50|power_capped|tokens_per_j" "$f"
 done
 [ -f "$OUT/llmbench.log" ] && grep -E "^llm-bench: |^\| (pp|tg)[0-9]" "$OUT/llmbench.log" | head -24
+[ -d "$OUT/targets" ] && python3 "$ROOT/tests/gpu/targets.py" "$OUT/targets"
 exit $fail
