@@ -15,6 +15,8 @@ TARGETS = {
     "b1-int4": ("Llama-2-7B int4-awq batch 1", 900, "tok", "the bound; llama.cpp Q4_0 248"),
     "b1-bf16": ("Llama-2-7B bf16 batch 1", 0.90, "copy", "the bound"),
     "l3-70b-fp8": ("Llama-3.1-70B fp8 + fp8 KV 128/128", 4021, "tok", "TensorRT-LLM v0.17"),
+    "l3-70b-fp8-2x": ("the same, 3,072 requests, 1,536 at once", 4021, "tok",
+                      "TensorRT-LLM v0.17"),
     "falcon180": ("Falcon-180B w4a8-awq 128/128", 800, "tok", "TensorRT-LLM v0.7a"),
     "falcon180-int4": ("Falcon-180B int4-awq 128/128", 800, "tok", "TensorRT-LLM v0.7a (W4A8)"),
 }
