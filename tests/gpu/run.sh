@@ -402,9 +402,9 @@ PY"
             l3-70b-fp8) a="$tp --num-requests 1536 --max-seqs 1536 --warmup-requests 1536 -r 3 -w 1 random:$cfg/llama-3.1-70b.json:fp8,kv=fp8" ;;
             # twice the requests the KV pool holds at once: the steady state between the
             # first prefill and the last requests' drain weighs twice as much
-            l3-70b-fp8-2x) a="$tp --num-requests 3072 --max-seqs 1536 --warmup-requests 1536 -r 3 -w 0 random:$cfg/llama-3.1-70b.json:fp8,kv=fp8" ;;
-            falcon180) a="$tp --num-requests 256 --max-seqs 256 --warmup-requests 32 -r 3 -w 0 random:$cfg/falcon-180b.json:w4a8-awq" ;;
-            falcon180-int4) a="$tp --num-requests 256 --max-seqs 256 --warmup-requests 32 -r 3 -w 0 random:$cfg/falcon-180b.json:int4-awq" ;;
+            l3-70b-fp8-2x) a="$tp --num-requests 3072 --max-seqs 1536 --warmup-requests 1536 -r 3 -w 1 random:$cfg/llama-3.1-70b.json:fp8,kv=fp8" ;;
+            falcon180) a="$tp --num-requests 256 --max-seqs 256 --warmup-requests 32 -r 3 -w 1 random:$cfg/falcon-180b.json:w4a8-awq" ;;
+            falcon180-int4) a="$tp --num-requests 256 --max-seqs 256 --warmup-requests 32 -r 3 -w 1 random:$cfg/falcon-180b.json:int4-awq" ;;
             *) echo "unknown target $tg"; RESULT[target-$tg]="unknown"; fail=1; continue ;;
             esac
             run_stage "target-$tg" ${T_TARGET:-900} "$(find_bin llm-bench)" --device cuda -f json \
